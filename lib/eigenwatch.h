@@ -1,0 +1,253 @@
+/* eigenwatch.h — the one public header of libeigenwatch.
+ *
+ * libeigenwatch keeps incremental covariance state for a stream of vectors and turns it into
+ * entropy, effective-rank, diversity and spectral metrics. It is the numerics of the eigenwatch
+ * daemon and is usable in-process on its own. It knows nothing of sockets, msgpack or libuv.
+ *
+ * Conventions (the same in every function below):
+ *  - Functions that can fail return int: 0 on success or a negative EW_E* code. ew_strerror()
+ *    gives a sentence, ew_err_name() the wire name ("NON_FINITE"). Nothing here aborts or prints.
+ *  - A stream is not thread-safe: one caller at a time per stream (the daemon serialises each
+ *    stream on its math thread). Different streams may be used from different threads.
+ *  - Pointer parameters are borrowed for the duration of the call unless the comment says who
+ *    owns them afterwards.
+ *  - Row data are row-major n×d, little-endian, and need not be aligned.
+ */
+#ifndef EIGENWATCH_H
+#define EIGENWATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EW_VERSION_STRING "0.1.0"
+
+/* ---- errors ---------------------------------------------------------------------------------
+ * One list generates the enum, ew_err_name() (the wire code) and ew_strerror() (the sentence).
+ * XX(ENUM_SUFFIX, "WIRE_NAME", "sentence") */
+#define EW_ERRNO_MAP(XX)                                                                          \
+  XX(BADREQ, "BAD_REQUEST", "the request is malformed")                                           \
+  XX(UNKMETHOD, "UNKNOWN_METHOD", "no such method")                                               \
+  XX(NOSTREAM, "NO_SUCH_STREAM", "no such stream")                                                \
+  XX(DIM, "DIM_MISMATCH", "the rows do not have the stream's dimension")                          \
+  XX(DTYPE, "BAD_DTYPE", "unsupported dtype (use f32, f64, f16 or bf16)")                         \
+  XX(NONFINITE, "NON_FINITE", "the batch contains a NaN or infinite value; nothing was ingested") \
+  XX(TOOLARGE, "TOO_LARGE", "the input exceeds a size limit")                                     \
+  XX(EXISTS, "STREAM_EXISTS", "the stream exists with a different configuration")                 \
+  XX(UNKMETRIC, "UNKNOWN_METRIC", "no such metric")                                               \
+  XX(BADPARAM, "BAD_PARAM", "a metric parameter or query option is unknown or out of range")      \
+  XX(DEGENERATE, "DEGENERATE", "the state cannot define this metric (too few rows or zero trace)") \
+  XX(NOWINDOW, "NO_WINDOW", "the stream keeps no window of recent rows")                          \
+  XX(LIMIT, "LIMIT", "a configured limit was reached")                                            \
+  XX(NOMEM, "NO_MEMORY", "out of memory")                                                         \
+  XX(AUTH, "AUTH", "not authorised")                                                              \
+  XX(LAPACK, "INTERNAL", "an eigensolver failed to converge")                                     \
+  XX(INTERNAL, "INTERNAL", "internal error")
+
+typedef enum {
+  EW_OK = 0,
+  EW__ERR_BASE = -1000,
+#define EW__XX(name, wire, msg) EW_E##name,
+  EW_ERRNO_MAP(EW__XX)
+#undef EW__XX
+  EW__ERR_END
+} ew_errno_t;
+
+/* Returns a static sentence for an EW_E* code (or "success" for 0, "unknown error" otherwise). */
+const char *ew_strerror(int err);
+/* Returns the static UPPER_SNAKE wire name for an EW_E* code ("OK" for 0, "INTERNAL" otherwise). */
+const char *ew_err_name(int err);
+
+/* ---- input types ------------------------------------------------------------------------- */
+typedef enum { EW_F32 = 0, EW_F64 = 1, EW_F16 = 2, EW_BF16 = 3 } ew_dtype_t;
+
+/* Parses "f32" | "f64" | "f16" | "bf16" (also "float32", "float64", "float16", "bfloat16").
+ * Returns 0 and sets *out, or EW_EDTYPE. `len` is the byte length of `name` (not NUL-terminated). */
+int ew_dtype_parse(const char *name, size_t len, ew_dtype_t *out);
+/* Returns the size in bytes of one element of `dtype` (4, 8, 2, 2), or 0 for an invalid value. */
+size_t ew_dtype_size(ew_dtype_t dtype);
+/* Returns the canonical short name ("f32", ...) or NULL for an invalid value. */
+const char *ew_dtype_name(ew_dtype_t dtype);
+
+/* Converts `count` elements of `dtype` at `src` (little-endian, any alignment) to float/double.
+ * Conversions are exact (f16 and bf16 widen exactly to f32). Returns EW_ENONFINITE if any element
+ * is NaN or ±Inf; `dst` may then be partly written but the caller's state is untouched.
+ * ew_convert_f64 accepts every dtype; ew_convert_f32 rejects EW_F64 with EW_EDTYPE (narrowing
+ * would not be exact). */
+int ew_convert_f32(const void *src, ew_dtype_t dtype, size_t count, float *dst);
+int ew_convert_f64(const void *src, ew_dtype_t dtype, size_t count, double *dst);
+
+/* ---- stream configuration ------------------------------------------------------------------ */
+typedef enum { EW_NORMALIZE_NONE = 0, EW_NORMALIZE_L2 = 1 } ew_normalize_t;
+
+#define EW_MAX_DIM 65536          /* hard ceiling on d for the exact accumulator */
+#define EW_DEFAULT_WINDOW 4096    /* rows kept when d <= EW_WINDOW_AUTO_MAX_DIM */
+#define EW_WINDOW_AUTO_MAX_DIM 1024
+#define EW_DEFAULT_SHUFFLE 256    /* shuffle-buffer rows in front of the live Oja estimate */
+
+typedef struct {
+  size_t dim;               /* d, 1..EW_MAX_DIM */
+  ew_normalize_t normalize; /* row preprocessing before accumulation */
+  size_t window;            /* rows in the FIFO window; 0 = no window */
+  double decay_half_life;   /* rows; 0 = no decay (all rows weigh 1 forever) */
+  size_t live_k;            /* live Oja vectors, 0..64 (0 = no live estimate) */
+  size_t shuffle;           /* shuffle-buffer rows for the live estimate, >= 1 when live_k > 0 */
+  uint64_t seed;            /* seeds the shuffle buffer and the Oja start vectors */
+} ew_config_t;
+
+/* Fills `cfg` with the defaults for dimension `dim`: no normalisation, a window of
+ * EW_DEFAULT_WINDOW rows when dim <= EW_WINDOW_AUTO_MAX_DIM (else none), no decay, one live
+ * vector behind a shuffle buffer of EW_DEFAULT_SHUFFLE rows, seed 0x5eed. */
+void ew_config_default(ew_config_t *cfg, size_t dim);
+/* Returns 0 if `cfg` is usable, else EW_EBADPARAM (and, when msg != NULL, a sentence in
+ * msg[0..msgcap) naming the offending field). */
+int ew_config_check(const ew_config_t *cfg, char *msg, size_t msgcap);
+/* Returns 1 if the two configurations describe the same stream (all fields equal), else 0. */
+int ew_config_equal(const ew_config_t *a, const ew_config_t *b);
+
+/* ---- streams ------------------------------------------------------------------------------- */
+typedef struct ew_stream ew_stream_t;
+
+/* Creates an empty stream. On success *out owns a stream the caller frees with ew_stream_free.
+ * Returns EW_EBADPARAM for a bad configuration, EW_ENOMEM if the state cannot be allocated. */
+int ew_stream_create(const ew_config_t *cfg, ew_stream_t **out);
+/* Frees a stream and everything it owns. NULL is allowed. */
+void ew_stream_free(ew_stream_t *s);
+/* Returns the stream's configuration (borrowed; valid until ew_stream_free). */
+const ew_config_t *ew_stream_config(const ew_stream_t *s);
+
+/* Ingests n rows of dimension d from `data` (n*d elements of `dtype`).
+ * The batch is accepted whole or not at all: EW_EDIM if d differs from the stream's, EW_EDTYPE
+ * for a bad dtype, EW_ENONFINITE if any value is NaN/Inf, EW_ENOMEM if scratch cannot grow —
+ * in every error case the stream is exactly as before. n == 0 is a no-op. f32/f16/bf16 batches
+ * go through the f32 batch path (ssyrk); f64 batches through the f64 path (dsyrk); both merge
+ * into the f64 state. */
+int ew_stream_ingest(ew_stream_t *s, const void *data, ew_dtype_t dtype, size_t n, size_t d);
+
+/* Forgets every row (moments, window, live estimate, cached spectra); keeps the configuration. */
+void ew_stream_reset(ew_stream_t *s);
+
+/* Merges the all-rows accumulator of `src` into `dst` (Chan et al.; exact up to rounding and
+ * associative): afterwards dst describes the union of both row sets. Windows and live estimates
+ * are not merged (they describe arrival order, which a union does not have). Returns EW_EDIM if
+ * dimensions differ and EW_EBADPARAM if normalisation or decay differ. `src` is unchanged. */
+int ew_stream_merge(ew_stream_t *dst, const ew_stream_t *src);
+
+/* Rows ingested since creation or the last reset (not decayed). */
+uint64_t ew_stream_count(const ew_stream_t *s);
+/* Rows currently held in the window (0 when the stream has no window). */
+uint64_t ew_stream_window_count(const ew_stream_t *s);
+/* Bytes of heap memory the stream holds now (state, window, scratch, caches). */
+size_t ew_stream_memory(const ew_stream_t *s);
+
+/* Sources a metric may be computed from. */
+typedef enum {
+  EW_SOURCE_DEFAULT = -1, /* the metric's own default (EW_SOURCE_ALL for sketch metrics) */
+  EW_SOURCE_ALL = 0,      /* every row ingested (or the decayed state when decay is on) */
+  EW_SOURCE_WINDOW = 1,   /* the last W rows */
+  EW_SOURCE_WINDOW_CN = 2 /* the window, centred over the window then each row L2-normalised
+                             (Diff-eRank / MNN / UNComp preprocessing); matrix ZᵀZ/N */
+} ew_source_t;
+
+/* Parses "all" | "window" | "window_cn" (len bytes). Returns 0 or EW_EBADPARAM. */
+int ew_source_parse(const char *name, size_t len, ew_source_t *out);
+const char *ew_source_name(ew_source_t src);
+
+/* Copies out the state of a source: *weight = number of rows (or decayed weight), mean[d], and
+ * the full symmetric d×d matrix A (row-major = column-major since symmetric) where A is the
+ * covariance C = M2/weight when center != 0, else the second moment S = C + μμᵀ. Any output
+ * pointer may be NULL. For EW_SOURCE_WINDOW_CN, A = ZᵀZ/N and mean is the window mean before
+ * normalisation. Returns EW_ENOWINDOW when the source needs a window the stream does not keep,
+ * EW_EDEGENERATE when the source holds no rows, EW_ENOMEM on allocation failure. */
+int ew_stream_matrix(ew_stream_t *s, ew_source_t src, int center, double *weight, double *mean,
+                     double *A);
+
+/* Copies the live top eigenvector estimate(s) (fixed-rate Oja fed through the shuffle buffer)
+ * into out[k*d] (row i = vector i, unit norm, sign chosen so the largest-magnitude entry is
+ * positive). Returns the number of vectors written (<= cap_k), 0 if the stream keeps none or has
+ * seen no rows yet. */
+size_t ew_stream_live_vectors(const ew_stream_t *s, double *out, size_t cap_k);
+
+/* Scratch: batches and queries borrow growable buffers that belong to the calling thread and are
+ * shared by every stream used on it (so a stream's own memory stays near 8d²). They are freed at
+ * thread exit; ew_thread_scratch_release() frees them now (they regrow on demand), and
+ * ew_thread_scratch_bytes() says how much the calling thread holds. */
+void ew_thread_scratch_release(void);
+size_t ew_thread_scratch_bytes(void);
+
+/* ---- queries --------------------------------------------------------------------------------- */
+typedef struct {
+  const char *key; /* NUL-terminated parameter name, e.g. "alpha" */
+  double value;    /* number; INFINITY stands for "inf"; booleans are 0/1 */
+} ew_param_t;
+
+typedef struct {
+  const char *metric;       /* NUL-terminated metric name */
+  const ew_param_t *params; /* nparams parameters, may be NULL when nparams == 0 */
+  size_t nparams;
+  int center;               /* -1 = the metric's default, 0 = uncentred S, 1 = centred C */
+  ew_source_t source;       /* EW_SOURCE_DEFAULT or a source */
+  uint64_t max_lag;         /* rows a cached spectrum may lag behind the state; 0 = exact now */
+} ew_query_t;
+
+typedef enum { EW_VALUE_SCALAR = 0, EW_VALUE_LIST = 1 } ew_value_kind_t;
+
+typedef struct {
+  ew_value_kind_t kind;
+  double scalar;       /* EW_VALUE_SCALAR */
+  double *list;        /* EW_VALUE_LIST: len values, owned by the result */
+  size_t len;
+  double *vectors;     /* topk with vectors=1: len×dim row-major unit vectors, owned */
+  size_t dim;
+  int has_error;       /* 1 when `error` bounds the value (estimates, top-k residuals) */
+  double error;
+  uint64_t as_of;      /* the row count the answer describes */
+  size_t clamped;      /* negative eigenvalues clamped to 0 */
+  int code;            /* 0 or the EW_E* code the query returned */
+  char message[200];   /* on error: a sentence a person can act on */
+} ew_result_t;
+
+/* Computes one metric. Always fills `out` (which the caller later passes to ew_result_clear):
+ * on success returns 0; on failure returns the negative code, also stored in out->code, with a
+ * sentence in out->message — EW_EUNKMETRIC, EW_EBADPARAM (unknown/out-of-range parameter, or a
+ * source/centring the metric does not accept), EW_ENOWINDOW, EW_EDEGENERATE (no rows, n <= 1
+ * when centred, zero trace for trace-normalised metrics), EW_ELAPACK, EW_ENOMEM.
+ * The stream's rows are never changed by a query; its spectrum cache may be. */
+int ew_stream_query(ew_stream_t *s, const ew_query_t *q, ew_result_t *out);
+/* Frees what a result owns and zeroes it. Safe on a zeroed or already-cleared result. */
+void ew_result_clear(ew_result_t *r);
+
+/* ---- the metric table ------------------------------------------------------------------------ */
+typedef struct {
+  const char *name;
+  double default_value; /* INFINITY for "inf" */
+  double min, max;      /* accepted closed range */
+  int integer;          /* 1 if the value must be an integer */
+  const char *doc;
+} ew_param_info_t;
+
+#define EW_METRIC_MAX_PARAMS 2
+
+typedef struct {
+  const char *name;
+  ew_value_kind_t kind;
+  const char *sources;  /* human list of accepted sources, e.g. "all|window|window_cn" */
+  const char *cost;     /* "eigenvalues", "O(d^2)", "O(d)", "window rows" */
+  const ew_param_info_t *params;
+  size_t nparams;
+  const char *doc;      /* one line */
+} ew_metric_info_t;
+
+/* Number of rows in the metric table, and row i (0 <= i < count; borrowed, static). */
+size_t ew_metric_count(void);
+const ew_metric_info_t *ew_metric_info(size_t i);
+/* Row for `name`, or NULL. */
+const ew_metric_info_t *ew_metric_find(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EIGENWATCH_H */

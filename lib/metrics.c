@@ -1,0 +1,668 @@
+/* metrics.c — the metric table and the query dispatcher.
+ *
+ * Every metric is one row of `metric_table` below: its name, value kind, accepted sources and
+ * defaults, parameters (with defaults and ranges), cost class, one-line doc, and the function that
+ * computes it. The dispatcher (ew_stream_query), the `metrics` listing and docs/METRICS.md are all
+ * driven by this one table; adding a metric is adding a row and its function.
+ *
+ * Conventions shared by every row (DESIGN §3): eigenvalues λ are those of the chosen matrix A
+ * (C = M2/W when centred, S = C + μμᵀ when not, ZᵀZ/N for window_cn), clamped at 0 with the
+ * number clamped reported; p = λ / Σλ; natural log; 0·ln 0 = 0. States that cannot define a
+ * metric (no rows; fewer than 2 rows for a centred matrix; zero trace for metrics normalised by
+ * the trace) answer EW_EDEGENERATE with a sentence, never 0 or NaN. */
+#include "ew_internal.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* source masks */
+#define SRC_ALL (1u << EW_SOURCE_ALL)
+#define SRC_WIN (1u << EW_SOURCE_WINDOW)
+#define SRC_CN (1u << EW_SOURCE_WINDOW_CN)
+#define SRC_SKETCH (SRC_ALL | SRC_WIN | SRC_CN)
+
+typedef struct {
+  ew_stream_t *s;
+  ew_source_t src;
+  int center;
+  uint64_t max_lag;
+  uint64_t rows;
+  double weight;
+  size_t d;
+  const double *eig; /* descending, clamped; NULL until needed */
+  double p[EW_METRIC_MAX_PARAMS];
+  ew_result_t *out;
+} mctx_t;
+
+typedef int (*metric_fn)(mctx_t *cx);
+
+typedef struct {
+  ew_metric_info_t info;
+  unsigned sources;       /* accepted sources (mask) */
+  ew_source_t def_source; /* used when the query says EW_SOURCE_DEFAULT */
+  int def_center;         /* used when the query says -1 */
+  bool needs_trace;       /* normalised by the trace: zero trace is degenerate */
+  metric_fn fn;
+} metric_row_t;
+
+static int fail(mctx_t *cx, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(cx->out->message, sizeof cx->out->message, fmt, ap);
+  va_end(ap);
+  cx->out->code = code;
+  return code;
+}
+
+/* ---- shared pieces ---- */
+
+static int need_eig(mctx_t *cx) {
+  if (cx->eig)
+    return 0;
+  size_t clamped;
+  uint64_t as_of;
+  int rc = ew__stream_spectrum(cx->s, cx->src, cx->center, cx->max_lag, &cx->eig, &clamped, &as_of);
+  if (rc == EW_ELAPACK)
+    return fail(cx, rc, "the eigensolver did not converge on this state (LAPACK dsyevd)");
+  if (rc != 0)
+    return fail(cx, rc, "%s", ew_strerror(rc));
+  cx->out->clamped = clamped;
+  cx->out->as_of = as_of;
+  return 0;
+}
+
+static double eig_sum(const double *w, size_t d) {
+  double t = 0;
+  for (size_t i = 0; i < d; i++)
+    t += w[i];
+  return t;
+}
+
+/* tr A and ‖A‖_F² in O(d²) from the moments (no eigensolve); window_cn uses the spectrum. */
+static int trace_fro(mctx_t *cx, double *tr, double *fro2) {
+  size_t d = cx->d;
+  if (cx->src == EW_SOURCE_WINDOW_CN || cx->eig) {
+    int rc = need_eig(cx);
+    if (rc)
+      return rc;
+    double t = 0, f = 0;
+    for (size_t i = 0; i < d; i++) {
+      t += cx->eig[i];
+      f += cx->eig[i] * cx->eig[i];
+    }
+    *tr = t;
+    *fro2 = f;
+    return 0;
+  }
+  const ew__moments_t *m = cx->src == EW_SOURCE_ALL ? &cx->s->all : &cx->s->win.mom;
+  double inv = 1.0 / m->w, t = 0, off = 0, diag = 0;
+  for (size_t j = 0; j < d; j++) {
+    const double *col = m->m2 + j * d;
+    double mj = cx->center ? 0.0 : m->mean[j];
+    for (size_t i = 0; i < j; i++) {
+      double a = col[i] * inv + (cx->center ? 0.0 : m->mean[i] * mj);
+      off += a * a;
+    }
+    double a = col[j] * inv + mj * mj;
+    diag += a * a;
+    t += a;
+  }
+  *tr = t;
+  *fro2 = diag + 2.0 * off;
+  cx->out->as_of = cx->s->count;
+  return 0;
+}
+
+static int check_trace(mctx_t *cx, double tr) {
+  if (!(tr > 0))
+    return fail(cx, EW_EDEGENERATE,
+                "the %s matrix has zero trace (all rows identical%s), so this metric is undefined",
+                cx->center ? "covariance" : "second-moment", cx->center ? "" : " and zero");
+  return 0;
+}
+
+/* von Neumann entropy of p = λ/Σλ, over the first `upto` eigenvalues (all when upto >= d). */
+static double entropy_of(const double *w, size_t d, double tr, size_t upto) {
+  double h = 0;
+  size_t m = upto < d ? upto : d;
+  for (size_t i = 0; i < m; i++) {
+    double p = w[i] / tr;
+    if (p > 0)
+      h -= p * log(p);
+  }
+  return h;
+}
+
+static int scalar(mctx_t *cx, double v) {
+  if (!isfinite(v))
+    return fail(cx, EW_EDEGENERATE, "the metric is not finite on this state");
+  cx->out->kind = EW_VALUE_SCALAR;
+  cx->out->scalar = v;
+  return 0;
+}
+
+static int spectral_entropy(mctx_t *cx, double *h, double *tr) {
+  int rc = need_eig(cx);
+  if (rc)
+    return rc;
+  *tr = eig_sum(cx->eig, cx->d);
+  if ((rc = check_trace(cx, *tr)))
+    return rc;
+  *h = entropy_of(cx->eig, cx->d, *tr, cx->d);
+  return 0;
+}
+
+/* Rényi entropy of order a (a = 1: von Neumann; a = inf: min-entropy; a = 2 from ‖A‖_F²). */
+static int renyi_of(mctx_t *cx, double a, double *out) {
+  double tr, h;
+  int rc;
+  if (a == 1.0) {
+    rc = spectral_entropy(cx, &h, &tr);
+    *out = h;
+    return rc;
+  }
+  if (a == 2.0) {
+    double fro2;
+    if ((rc = trace_fro(cx, &tr, &fro2)) || (rc = check_trace(cx, tr)))
+      return rc;
+    *out = -log(fro2 / (tr * tr));
+    return 0;
+  }
+  if ((rc = need_eig(cx)))
+    return rc;
+  tr = eig_sum(cx->eig, cx->d);
+  if ((rc = check_trace(cx, tr)))
+    return rc;
+  if (isinf(a)) {
+    *out = -log(cx->eig[0] / tr);
+    return 0;
+  }
+  double sum = 0;
+  for (size_t i = 0; i < cx->d; i++) {
+    double p = cx->eig[i] / tr;
+    if (p > 0)
+      sum += pow(p, a);
+  }
+  *out = log(sum) / (1.0 - a);
+  return 0;
+}
+
+/* ---- the metrics ---- */
+
+static int m_entropy(mctx_t *cx) {
+  double h, tr;
+  int rc = spectral_entropy(cx, &h, &tr);
+  return rc ? rc : scalar(cx, h);
+}
+
+static int m_entropy_normalized(mctx_t *cx) {
+  if (cx->d < 2)
+    return fail(cx, EW_EDEGENERATE, "entropy_normalized divides by ln d, which is 0 for d = 1");
+  double h, tr;
+  int rc = spectral_entropy(cx, &h, &tr);
+  return rc ? rc : scalar(cx, h / log((double)cx->d));
+}
+
+static int m_renyi(mctx_t *cx) {
+  double h;
+  int rc = renyi_of(cx, cx->p[0], &h);
+  return rc ? rc : scalar(cx, h);
+}
+
+static int m_vendi(mctx_t *cx) {
+  double h;
+  int rc = renyi_of(cx, cx->p[0], &h);
+  return rc ? rc : scalar(cx, exp(h));
+}
+
+static int m_erank(mctx_t *cx) {
+  double h, tr;
+  int rc = spectral_entropy(cx, &h, &tr);
+  return rc ? rc : scalar(cx, exp(h));
+}
+
+static int m_rankme(mctx_t *cx) {
+  int rc = need_eig(cx);
+  if (rc)
+    return rc;
+  size_t m = cx->rows < cx->d ? (size_t)cx->rows : cx->d;
+  double tot = 0;
+  for (size_t i = 0; i < m; i++)
+    tot += sqrt(cx->eig[i]);
+  if (!(tot > 0))
+    return check_trace(cx, 0);
+  double eps = cx->p[0], h = 0;
+  for (size_t i = 0; i < m; i++) {
+    double r = sqrt(cx->eig[i]) / tot + eps;
+    if (r > 0)
+      h -= r * log(r);
+  }
+  return scalar(cx, exp(h));
+}
+
+static int m_participation_ratio(mctx_t *cx) {
+  double tr, fro2;
+  int rc = trace_fro(cx, &tr, &fro2);
+  if (rc || (rc = check_trace(cx, tr)))
+    return rc;
+  return scalar(cx, tr * tr / fro2);
+}
+
+static int m_stable_rank(mctx_t *cx) {
+  int rc = need_eig(cx);
+  if (rc)
+    return rc;
+  double tr = eig_sum(cx->eig, cx->d);
+  if ((rc = check_trace(cx, tr)))
+    return rc;
+  return scalar(cx, tr / cx->eig[0]);
+}
+
+static int m_condition_number(mctx_t *cx) {
+  int rc = need_eig(cx);
+  if (rc)
+    return rc;
+  double lmax = cx->eig[0];
+  if (!(lmax > 0))
+    return check_trace(cx, 0);
+  double cut = cx->p[0] * lmax, lmin = lmax;
+  for (size_t i = 0; i < cx->d; i++)
+    if (cx->eig[i] > cut && cx->eig[i] < lmin)
+      lmin = cx->eig[i];
+  return scalar(cx, lmax / lmin);
+}
+
+static int m_anisotropy(mctx_t *cx) {
+  int rc = need_eig(cx);
+  if (rc)
+    return rc;
+  double tr = eig_sum(cx->eig, cx->d);
+  if ((rc = check_trace(cx, tr)))
+    return rc;
+  return scalar(cx, cx->eig[0] / tr);
+}
+
+static int m_spectral_gap(mctx_t *cx) {
+  if (cx->d < 2)
+    return fail(cx, EW_EDEGENERATE, "spectral_gap needs two eigenvalues; d = 1 has one");
+  int rc = need_eig(cx);
+  if (rc)
+    return rc;
+  if (!(cx->eig[1] > 0))
+    return fail(cx, EW_EDEGENERATE,
+                "the second eigenvalue is zero (rank <= 1), so lambda_1/lambda_2 is undefined");
+  return scalar(cx, cx->eig[0] / cx->eig[1]);
+}
+
+static int list_of(mctx_t *cx, const double *v, size_t n) {
+  double *l = malloc((n ? n : 1) * sizeof(double));
+  if (!l)
+    return fail(cx, EW_ENOMEM, "out of memory for a list of %zu values", n);
+  memcpy(l, v, n * sizeof(double));
+  cx->out->kind = EW_VALUE_LIST;
+  cx->out->list = l;
+  cx->out->len = n;
+  return 0;
+}
+
+static int m_topk(mctx_t *cx) {
+  size_t k = (size_t)cx->p[0];
+  if (k > cx->d)
+    k = cx->d;
+  bool vectors = cx->p[1] != 0;
+  if (!vectors) {
+    int rc = need_eig(cx);
+    return rc ? rc : list_of(cx, cx->eig, k);
+  }
+  /* eigenpairs: subspace iteration on a fresh snapshot, warm-started from the last answer */
+  ew_stream_t *s = cx->s;
+  size_t d = cx->d;
+  double *A = ew__scratch(EW__SCR_MAT, d * d * sizeof(double));
+  double *theta = malloc(k * sizeof(double)), *U = malloc(k * d * sizeof(double));
+  double resid = 0;
+  int rc = (A && theta && U) ? 0 : EW_ENOMEM;
+  if (rc == 0)
+    rc = ew_stream_matrix(s, cx->src, cx->center, NULL, NULL, A);
+  if (rc == 0)
+    rc = ew__topk(A, d, k, s->topk_warm, s->topk_warm_k, s->cfg.seed ^ s->count, theta, U, &resid);
+  if (rc != 0) {
+    free(theta);
+    free(U);
+    return fail(cx, rc, "%s", rc == EW_ELAPACK ? "the top-k eigensolver failed on this state"
+                                               : ew_strerror(rc));
+  }
+  for (size_t i = 0; i < k; i++)
+    if (theta[i] < 0) {
+      theta[i] = 0;
+      cx->out->clamped++;
+    }
+  double *warm = realloc(s->topk_warm, k * d * sizeof(double));
+  if (warm) {
+    memcpy(warm, U, k * d * sizeof(double));
+    s->topk_warm = warm;
+    s->topk_warm_k = k;
+  }
+  cx->out->kind = EW_VALUE_LIST;
+  cx->out->list = theta;
+  cx->out->len = k;
+  cx->out->vectors = U;
+  cx->out->dim = d;
+  cx->out->has_error = 1;
+  cx->out->error = resid;
+  cx->out->as_of = s->count;
+  return 0;
+}
+
+static int m_spectrum(mctx_t *cx) {
+  int rc = need_eig(cx);
+  return rc ? rc : list_of(cx, cx->eig, cx->d);
+}
+
+static int m_trace(mctx_t *cx) {
+  double tr, fro2;
+  if (cx->src == EW_SOURCE_WINDOW_CN) {
+    int rc = trace_fro(cx, &tr, &fro2);
+    return rc ? rc : scalar(cx, tr);
+  }
+  const ew__moments_t *m = cx->src == EW_SOURCE_ALL ? &cx->s->all : &cx->s->win.mom;
+  tr = 0;
+  for (size_t j = 0; j < cx->d; j++)
+    tr += m->m2[j + j * cx->d] / m->w + (cx->center ? 0.0 : m->mean[j] * m->mean[j]);
+  cx->out->as_of = cx->s->count;
+  return scalar(cx, tr);
+}
+
+static int m_nuclear_norm(mctx_t *cx) {
+  int rc = need_eig(cx);
+  if (rc)
+    return rc;
+  double t = 0;
+  for (size_t i = 0; i < cx->d; i++)
+    t += sqrt(cx->eig[i]);
+  /* σ_k(X) = sqrt(W λ_k(A)), so Σσ/W = Σ sqrt(λ_k) / sqrt(W) */
+  return scalar(cx, t / sqrt(cx->weight));
+}
+
+static int cmp_desc(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x < y) - (x > y);
+}
+
+/* Σ of the top min(rows, d) column norms of the rows, over W; column norm_j = sqrt(W A_jj). */
+static int mnn_from_diag(mctx_t *cx, double *diag) {
+  size_t d = cx->d, m = cx->rows < d ? (size_t)cx->rows : d;
+  for (size_t j = 0; j < d; j++)
+    diag[j] = sqrt(cx->weight * (diag[j] > 0 ? diag[j] : 0.0));
+  qsort(diag, d, sizeof(double), cmp_desc);
+  double t = 0;
+  for (size_t j = 0; j < m; j++)
+    t += diag[j];
+  return scalar(cx, t / cx->weight);
+}
+
+static int m_mnn(mctx_t *cx) {
+  size_t d = cx->d;
+  double *diag = ew__scratch(EW__SCR_WORK, d * sizeof(double));
+  if (!diag)
+    return fail(cx, EW_ENOMEM, "out of memory");
+  if (cx->src == EW_SOURCE_WINDOW_CN) {
+    double *Z;
+    size_t N, zeros;
+    int rc = ew__stream_window_cn(cx->s, &Z, &N, &zeros);
+    if (rc)
+      return fail(cx, rc, "%s", ew_strerror(rc));
+    diag = ew__scratch(EW__SCR_WORK, d * sizeof(double));
+    memset(diag, 0, d * sizeof(double));
+    for (size_t r = 0; r < N; r++)
+      for (size_t j = 0; j < d; j++)
+        diag[j] += Z[r * d + j] * Z[r * d + j];
+    for (size_t j = 0; j < d; j++)
+      diag[j] /= (double)N;
+  } else {
+    const ew__moments_t *m = cx->src == EW_SOURCE_ALL ? &cx->s->all : &cx->s->win.mom;
+    for (size_t j = 0; j < d; j++)
+      diag[j] = m->m2[j + j * d] / m->w + (cx->center ? 0.0 : m->mean[j] * m->mean[j]);
+  }
+  cx->out->as_of = cx->s->count;
+  return mnn_from_diag(cx, diag);
+}
+
+static int m_entropy_truncated(mctx_t *cx) {
+  if (cx->d < 2)
+    return fail(cx, EW_EDEGENERATE, "entropy_truncated divides by ln d, which is 0 for d = 1");
+  int rc = need_eig(cx);
+  if (rc)
+    return rc;
+  double tr = eig_sum(cx->eig, cx->d);
+  if ((rc = check_trace(cx, tr)))
+    return rc;
+  return scalar(cx, entropy_of(cx->eig, cx->d, tr, (size_t)cx->p[0]) / log((double)cx->d));
+}
+
+static int m_l2_std(mctx_t *cx) {
+  ew_stream_t *s = cx->s;
+  size_t d = cx->d, N = s->win.count;
+  if (N < 2)
+    return fail(cx, EW_EDEGENERATE, "l2_std needs at least 2 rows in the window (it has %zu)", N);
+  double *buf = ew__scratch(EW__SCR_AUX, 2 * d * sizeof(double) + N * d * sizeof(float));
+  if (!buf)
+    return fail(cx, EW_ENOMEM, "out of memory");
+  double *mu = buf, *m2 = buf + d;
+  float *raw = (float *)(buf + 2 * d);
+  ew__window_copy(&s->win, raw);
+  memset(buf, 0, 2 * d * sizeof(double));
+  /* two passes over unit rows: per-dimension mean, then squared deviations (ddof = 1) */
+  for (int pass = 0; pass < 2; pass++) {
+    for (size_t r = 0; r < N; r++) {
+      const float *x = raw + r * d;
+      double nrm = 0;
+      for (size_t j = 0; j < d; j++)
+        nrm += (double)x[j] * x[j];
+      double inv = nrm > 0 ? 1.0 / sqrt(nrm) : 0.0;
+      for (size_t j = 0; j < d; j++) {
+        double z = x[j] * inv;
+        if (pass == 0)
+          mu[j] += z;
+        else
+          m2[j] += (z - mu[j]) * (z - mu[j]);
+      }
+    }
+    if (pass == 0)
+      for (size_t j = 0; j < d; j++)
+        mu[j] /= (double)N;
+  }
+  double t = 0;
+  for (size_t j = 0; j < d; j++)
+    t += sqrt(m2[j] / (double)(N - 1));
+  cx->out->as_of = s->count;
+  return scalar(cx, t / (double)d);
+}
+
+/* ---- the table ---- */
+
+static const ew_param_info_t P_ALPHA[] = {
+    {"alpha", 2.0, 0.0, INFINITY, 0, "Renyi order; 1 = von Neumann, inf = min-entropy"}};
+static const ew_param_info_t P_Q[] = {
+    {"q", 1.0, 0.0, INFINITY, 0, "order of the Vendi score; inf = 1/p_max"}};
+static const ew_param_info_t P_EPS[] = {
+    {"eps", 1e-7, 0.0, 1.0, 0, "added to each normalised singular value (RankMe's epsilon)"}};
+static const ew_param_info_t P_RCOND[] = {
+    {"rcond", 1e-12, 0.0, 1.0, 0, "eigenvalues at or below rcond*lambda_max are ignored"}};
+static const ew_param_info_t P_TOPK[] = {
+    {"k", 8.0, 1.0, 65536.0, 1, "how many eigenvalues"},
+    {"vectors", 0.0, 0.0, 1.0, 1, "1 = also return unit eigenvectors (subspace iteration)"}};
+static const ew_param_info_t P_TRUNC[] = {
+    {"k", 32.0, 1.0, 65536.0, 1, "number of leading eigenvalues summed"}};
+
+#define NP(arr) (sizeof(arr) / sizeof(arr[0]))
+#define ROW(nm, kind, srcs, srcdoc, dsrc, dctr, ntr, cost, params, np, fnp, docs)                 \
+  {{nm, kind, srcdoc, cost, params, np, docs}, srcs, dsrc, dctr, ntr, fnp}
+
+static const metric_row_t metric_table[] = {
+    ROW("entropy", EW_VALUE_SCALAR, SRC_SKETCH, "all|window|window_cn", EW_SOURCE_ALL, 1, true,
+        "eigenvalues", NULL, 0, m_entropy, "von Neumann entropy -sum p ln p of p = lambda/sum lambda"),
+    ROW("entropy_normalized", EW_VALUE_SCALAR, SRC_SKETCH, "all|window|window_cn", EW_SOURCE_ALL, 1,
+        true, "eigenvalues", NULL, 0, m_entropy_normalized, "entropy / ln d, in [0, 1]"),
+    ROW("renyi", EW_VALUE_SCALAR, SRC_SKETCH, "all|window|window_cn", EW_SOURCE_ALL, 1, true,
+        "eigenvalues (alpha=2: O(d^2))", P_ALPHA, NP(P_ALPHA), m_renyi,
+        "Renyi entropy ln(sum p^alpha)/(1-alpha); alpha=1 entropy, alpha=inf -ln p_max"),
+    ROW("vendi", EW_VALUE_SCALAR, SRC_SKETCH, "all|window|window_cn", EW_SOURCE_ALL, 1, true,
+        "eigenvalues (q=2: O(d^2))", P_Q, NP(P_Q), m_vendi,
+        "Vendi score exp(renyi_q); with normalize=l2 and center=false equals score_dual(X, q)"),
+    ROW("erank", EW_VALUE_SCALAR, SRC_SKETCH, "all|window|window_cn", EW_SOURCE_ALL, 1, true,
+        "eigenvalues", NULL, 0, m_erank, "Roy-Vetterli effective rank exp(entropy)"),
+    ROW("rankme", EW_VALUE_SCALAR, SRC_ALL | SRC_WIN, "all|window", EW_SOURCE_ALL, 0, true,
+        "eigenvalues", P_EPS, NP(P_EPS), m_rankme,
+        "RankMe exp(-sum r ln r), r = sigma/sum sigma + eps over min(n,d) singular values of the "
+        "uncentred rows"),
+    ROW("participation_ratio", EW_VALUE_SCALAR, SRC_SKETCH, "all|window|window_cn", EW_SOURCE_ALL,
+        1, true, "O(d^2)", NULL, 0, m_participation_ratio,
+        "(tr A)^2 / tr(A^2), no eigensolve"),
+    ROW("stable_rank", EW_VALUE_SCALAR, SRC_SKETCH, "all|window|window_cn", EW_SOURCE_ALL, 1, true,
+        "eigenvalues", NULL, 0, m_stable_rank, "tr A / lambda_max"),
+    ROW("condition_number", EW_VALUE_SCALAR, SRC_SKETCH, "all|window|window_cn", EW_SOURCE_ALL, 1,
+        true, "eigenvalues", P_RCOND, NP(P_RCOND), m_condition_number,
+        "lambda_max / lambda_min over eigenvalues above rcond*lambda_max"),
+    ROW("anisotropy", EW_VALUE_SCALAR, SRC_SKETCH, "all|window|window_cn", EW_SOURCE_ALL, 1, true,
+        "eigenvalues", NULL, 0, m_anisotropy, "lambda_max / tr A"),
+    ROW("spectral_gap", EW_VALUE_SCALAR, SRC_SKETCH, "all|window|window_cn", EW_SOURCE_ALL, 1,
+        false, "eigenvalues", NULL, 0, m_spectral_gap, "lambda_1 / lambda_2"),
+    ROW("topk", EW_VALUE_LIST, SRC_SKETCH, "all|window|window_cn", EW_SOURCE_ALL, 1, false,
+        "eigenvalues (vectors=1: subspace iteration)", P_TOPK, NP(P_TOPK), m_topk,
+        "the k largest eigenvalues, descending (optionally with unit eigenvectors)"),
+    ROW("spectrum", EW_VALUE_LIST, SRC_SKETCH, "all|window|window_cn", EW_SOURCE_ALL, 1, false,
+        "eigenvalues", NULL, 0, m_spectrum, "all d eigenvalues, descending"),
+    ROW("trace", EW_VALUE_SCALAR, SRC_SKETCH, "all|window|window_cn", EW_SOURCE_ALL, 1, false,
+        "O(d)", NULL, 0, m_trace, "tr A (total variance when centred)"),
+    ROW("nuclear_norm", EW_VALUE_SCALAR, SRC_SKETCH, "all|window|window_cn", EW_SOURCE_ALL, 1,
+        false, "eigenvalues", NULL, 0, m_nuclear_norm,
+        "sum of singular values of the (preprocessed, centred if center) rows divided by n"),
+    ROW("mnn", EW_VALUE_SCALAR, SRC_SKETCH, "all|window|window_cn", EW_SOURCE_ALL, 1, false, "O(d)",
+        NULL, 0, m_mnn,
+        "Matrix Nuclear-Norm L1,2 approximation: top min(n,d) column norms summed, over n"),
+    ROW("entropy_truncated", EW_VALUE_SCALAR, SRC_SKETCH, "all|window|window_cn", EW_SOURCE_ALL, 1,
+        true, "eigenvalues", P_TRUNC, NP(P_TRUNC), m_entropy_truncated,
+        "UNComp truncated entropy -sum_{i<=k} p_i ln p_i / ln d"),
+    ROW("diff_erank", EW_VALUE_SCALAR, SRC_CN, "window_cn", EW_SOURCE_WINDOW_CN, 0, true,
+        "window rows + eigenvalues", NULL, 0, m_erank,
+        "Diff-eRank's erank: window rows centred, L2-normalised, exp(entropy of Z'Z/N)"),
+    ROW("mnn_exact", EW_VALUE_SCALAR, SRC_CN, "window_cn", EW_SOURCE_WINDOW_CN, 0, false,
+        "window rows", NULL, 0, m_mnn,
+        "Matrix Nuclear-Norm / N with Diff-eRank preprocessing, exact on the window"),
+    ROW("l2_std", EW_VALUE_SCALAR, SRC_WIN, "window", EW_SOURCE_WINDOW, 0, false, "window rows",
+        NULL, 0, m_l2_std,
+        "mean over dimensions of the std (ddof=1) of L2-normalised window rows; 0 = collapsed"),
+};
+
+#define N_METRICS (sizeof metric_table / sizeof metric_table[0])
+
+EW_EXPORT size_t ew_metric_count(void) { return N_METRICS; }
+
+EW_EXPORT const ew_metric_info_t *ew_metric_info(size_t i) {
+  return i < N_METRICS ? &metric_table[i].info : NULL;
+}
+
+static const metric_row_t *find_row(const char *name) {
+  if (!name)
+    return NULL;
+  for (size_t i = 0; i < N_METRICS; i++)
+    if (strcmp(metric_table[i].info.name, name) == 0)
+      return &metric_table[i];
+  return NULL;
+}
+
+EW_EXPORT const ew_metric_info_t *ew_metric_find(const char *name) {
+  const metric_row_t *r = find_row(name);
+  return r ? &r->info : NULL;
+}
+
+EW_EXPORT void ew_result_clear(ew_result_t *r) {
+  if (!r)
+    return;
+  free(r->list);
+  free(r->vectors);
+  memset(r, 0, sizeof *r);
+}
+
+/* Validates and resolves the query's parameters, source and centring into cx. */
+static int resolve(mctx_t *cx, const metric_row_t *row, const ew_query_t *q) {
+  const ew_metric_info_t *info = &row->info;
+  for (size_t i = 0; i < info->nparams; i++)
+    cx->p[i] = info->params[i].default_value;
+  for (size_t k = 0; k < q->nparams; k++) {
+    const ew_param_t *p = &q->params[k];
+    size_t i = 0;
+    while (i < info->nparams && (!p->key || strcmp(p->key, info->params[i].name) != 0))
+      i++;
+    if (i == info->nparams) {
+      if (info->nparams == 0)
+        return fail(cx, EW_EBADPARAM, "metric '%s' takes no parameters (got '%s')", info->name,
+                    p->key ? p->key : "(null)");
+      return fail(cx, EW_EBADPARAM, "metric '%s' has no parameter '%s' (it takes: %s%s%s)",
+                  info->name, p->key ? p->key : "(null)", info->params[0].name,
+                  info->nparams > 1 ? ", " : "", info->nparams > 1 ? info->params[1].name : "");
+    }
+    const ew_param_info_t *pi = &info->params[i];
+    double v = p->value;
+    if (isnan(v) || v < pi->min || v > pi->max || (pi->integer && v != floor(v)))
+      return fail(cx, EW_EBADPARAM, "parameter '%s' of '%s' must be %s in [%g, %g]; got %g",
+                  pi->name, info->name, pi->integer ? "an integer" : "a number", pi->min, pi->max,
+                  v);
+    cx->p[i] = v;
+  }
+  ew_source_t src = q->source == EW_SOURCE_DEFAULT ? row->def_source : q->source;
+  if (src < 0 || src >= EW__NSRC || !(row->sources & (1u << src)))
+    return fail(cx, EW_EBADPARAM, "metric '%s' is computed from source %s, not '%s'", info->name,
+                info->sources, ew_source_name(src));
+  int center = q->center < 0 ? row->def_center : (q->center ? 1 : 0);
+  if (src == EW_SOURCE_WINDOW_CN) {
+    if (q->center > 0)
+      return fail(cx, EW_EBADPARAM,
+                  "source window_cn is already centred before normalisation; center does not "
+                  "apply (omit it or pass false)");
+    center = 0;
+  }
+  cx->src = src;
+  cx->center = center;
+  return 0;
+}
+
+EW_EXPORT int ew_stream_query(ew_stream_t *s, const ew_query_t *q, ew_result_t *out) {
+  memset(out, 0, sizeof *out);
+  mctx_t cx = {.s = s, .d = s->d, .max_lag = q->max_lag, .out = out};
+  const metric_row_t *row = find_row(q->metric);
+  if (!row) {
+    int rc = fail(&cx, EW_EUNKMETRIC, "no metric named '%s' (the 'metrics' method lists them)",
+                  q->metric ? q->metric : "(null)");
+    return rc;
+  }
+  int rc = resolve(&cx, row, q);
+  if (rc)
+    return rc;
+  if (cx.src != EW_SOURCE_ALL && !s->has_window)
+    return fail(&cx, EW_ENOWINDOW,
+                "source '%s' needs a window, and this stream keeps none (create it with window > 0)",
+                ew_source_name(cx.src));
+  ew__stream_source_size(s, cx.src, &cx.rows, &cx.weight);
+  if (cx.rows == 0)
+    return fail(&cx, EW_EDEGENERATE, "%s has no rows yet",
+                cx.src == EW_SOURCE_ALL ? "the stream" : "the window");
+  if (cx.center && cx.rows < 2)
+    return fail(&cx, EW_EDEGENERATE,
+                "a centred covariance needs at least 2 rows (the %s has %llu); pass center=false "
+                "for the second moment",
+                cx.src == EW_SOURCE_ALL ? "stream" : "window", (unsigned long long)cx.rows);
+  out->as_of = s->count;
+  rc = row->fn(&cx);
+  if (rc) {
+    free(out->list);
+    free(out->vectors);
+    out->list = out->vectors = NULL;
+    out->len = 0;
+    out->code = rc;
+  }
+  return rc;
+}

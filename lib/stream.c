@@ -1,0 +1,496 @@
+/* stream.c — one stream: its configuration, the ingest path, merge/reset, state snapshots and
+ * the spectrum cache. The metric definitions live in metrics.c; this file only provides the
+ * matrices and eigenvalues they are computed from.
+ *
+ * Ingest is all-or-nothing. Everything that can fail (dimension, dtype, non-finite values,
+ * scratch allocation) is checked or reserved before the first byte of state changes; after that
+ * point nothing can fail. */
+#include "ew_internal.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- configuration ---- */
+
+EW_EXPORT void ew_config_default(ew_config_t *cfg, size_t dim) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->dim = dim;
+  cfg->normalize = EW_NORMALIZE_NONE;
+  cfg->window = dim <= EW_WINDOW_AUTO_MAX_DIM ? EW_DEFAULT_WINDOW : 0;
+  cfg->decay_half_life = 0;
+  cfg->live_k = 1;
+  cfg->shuffle = EW_DEFAULT_SHUFFLE;
+  cfg->seed = 0x5eed;
+}
+
+static int cfg_fail(char *msg, size_t cap, const char *text) {
+  if (msg && cap)
+    snprintf(msg, cap, "%s", text);
+  return EW_EBADPARAM;
+}
+
+EW_EXPORT int ew_config_check(const ew_config_t *cfg, char *msg, size_t cap) {
+  if (cfg->dim < 1 || cfg->dim > EW_MAX_DIM)
+    return cfg_fail(msg, cap, "dim must be between 1 and 65536");
+  if (cfg->normalize != EW_NORMALIZE_NONE && cfg->normalize != EW_NORMALIZE_L2)
+    return cfg_fail(msg, cap, "normalize must be \"none\" or \"l2\"");
+  if (cfg->window > ((size_t)1 << 26) || cfg->window * cfg->dim > ((size_t)1 << 32))
+    return cfg_fail(msg, cap, "window too large: window*dim must stay below 2^32 values");
+  if (!(cfg->decay_half_life >= 0) || !isfinite(cfg->decay_half_life))
+    return cfg_fail(msg, cap, "decay half-life must be a finite number of rows >= 0");
+  if (cfg->decay_half_life > 0 && cfg->decay_half_life < 1)
+    return cfg_fail(msg, cap, "decay half-life must be at least 1 row (or 0 for no decay)");
+  if (cfg->live_k > 64 || cfg->live_k > cfg->dim)
+    return cfg_fail(msg, cap, "topk (live vectors) must be between 0 and min(64, dim)");
+  if (cfg->live_k > 0 && (cfg->shuffle < 1 || cfg->shuffle > 65536))
+    return cfg_fail(msg, cap, "shuffle buffer must hold between 1 and 65536 rows");
+  return 0;
+}
+
+EW_EXPORT int ew_config_equal(const ew_config_t *a, const ew_config_t *b) {
+  return a->dim == b->dim && a->normalize == b->normalize && a->window == b->window &&
+         a->decay_half_life == b->decay_half_life && a->live_k == b->live_k &&
+         (a->live_k == 0 || a->shuffle == b->shuffle) && a->seed == b->seed;
+}
+
+EW_EXPORT int ew_source_parse(const char *name, size_t len, ew_source_t *out) {
+  static const char *names[EW__NSRC] = {"all", "window", "window_cn"};
+  for (int i = 0; i < EW__NSRC; i++)
+    if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0) {
+      *out = (ew_source_t)i;
+      return 0;
+    }
+  return EW_EBADPARAM;
+}
+
+EW_EXPORT const char *ew_source_name(ew_source_t src) {
+  switch (src) {
+  case EW_SOURCE_ALL:
+    return "all";
+  case EW_SOURCE_WINDOW:
+    return "window";
+  case EW_SOURCE_WINDOW_CN:
+    return "window_cn";
+  default:
+    return "default";
+  }
+}
+
+/* ---- lifecycle ---- */
+
+EW_EXPORT int ew_stream_create(const ew_config_t *cfg, ew_stream_t **out) {
+  if (ew_config_check(cfg, NULL, 0) != 0)
+    return EW_EBADPARAM;
+  ew_stream_t *s = calloc(1, sizeof *s);
+  if (!s)
+    return EW_ENOMEM;
+  s->cfg = *cfg;
+  s->d = cfg->dim;
+  s->gamma = cfg->decay_half_life > 0 ? exp2(-1.0 / cfg->decay_half_life) : 1.0;
+  s->shift = malloc(s->d * sizeof(double));
+  s->s = malloc(s->d * sizeof(double));
+  int rc = (s->shift && s->s) ? 0 : EW_ENOMEM;
+  if (rc == 0)
+    rc = ew__moments_init(&s->all, s->d);
+  if (rc == 0 && cfg->window > 0) {
+    rc = ew__window_init(&s->win, s->d, cfg->window);
+    s->has_window = rc == 0;
+  }
+  if (rc == 0 && cfg->live_k > 0) {
+    rc = ew__oja_init(&s->oja, s->d, cfg->live_k, cfg->shuffle, cfg->seed);
+    s->has_oja = rc == 0;
+  }
+  if (rc != 0) {
+    ew_stream_free(s);
+    return rc;
+  }
+  *out = s;
+  return 0;
+}
+
+EW_EXPORT void ew_stream_free(ew_stream_t *s) {
+  if (!s)
+    return;
+  ew__moments_free(&s->all);
+  if (s->has_window)
+    ew__window_free(&s->win);
+  if (s->has_oja)
+    ew__oja_free(&s->oja);
+  for (int i = 0; i < EW__NSRC; i++)
+    for (int c = 0; c < 2; c++)
+      free(s->cache[i][c].eig);
+  free(s->topk_warm);
+  free(s->shift);
+  free(s->s);
+  free(s);
+}
+
+EW_EXPORT const ew_config_t *ew_stream_config(const ew_stream_t *s) { return &s->cfg; }
+
+static void invalidate(ew_stream_t *s) {
+  s->epoch++;
+  for (int i = 0; i < EW__NSRC; i++)
+    for (int c = 0; c < 2; c++)
+      s->cache[i][c].valid = false;
+}
+
+EW_EXPORT void ew_stream_reset(ew_stream_t *s) {
+  ew__moments_clear(&s->all);
+  if (s->has_window)
+    ew__window_clear(&s->win);
+  if (s->has_oja)
+    ew__oja_clear(&s->oja);
+  s->count = 0;
+  s->topk_warm_k = 0;
+  s->window_rounded = false;
+  invalidate(s);
+}
+
+EW_EXPORT int ew_stream_merge(ew_stream_t *dst, const ew_stream_t *src) {
+  if (dst->d != src->d)
+    return EW_EDIM;
+  if (dst->cfg.normalize != src->cfg.normalize ||
+      dst->cfg.decay_half_life != src->cfg.decay_half_life)
+    return EW_EBADPARAM;
+  ew__moments_merge(&dst->all, &src->all);
+  dst->count += src->count;
+  invalidate(dst);
+  return 0;
+}
+
+EW_EXPORT uint64_t ew_stream_count(const ew_stream_t *s) { return s->count; }
+
+EW_EXPORT uint64_t ew_stream_window_count(const ew_stream_t *s) {
+  return s->has_window ? s->win.count : 0;
+}
+
+EW_EXPORT size_t ew_stream_memory(const ew_stream_t *s) {
+  size_t t = sizeof *s + 2 * s->d * sizeof(double) + ew__moments_bytes(&s->all);
+  if (s->has_window)
+    t += ew__window_bytes(&s->win);
+  if (s->has_oja)
+    t += ew__oja_bytes(&s->oja);
+  for (int i = 0; i < EW__NSRC; i++)
+    for (int c = 0; c < 2; c++)
+      if (s->cache[i][c].eig)
+        t += s->d * sizeof(double);
+  t += s->topk_warm_k * s->d * sizeof(double);
+  return t;
+}
+
+/* ---- ingest ---- */
+
+EW_EXPORT int ew_stream_ingest(ew_stream_t *s, const void *data, ew_dtype_t dtype, size_t n,
+                               size_t d) {
+  if (d != s->d)
+    return EW_EDIM;
+  size_t esz_in = ew_dtype_size(dtype);
+  if (esz_in == 0)
+    return EW_EDTYPE;
+  if (n == 0)
+    return 0;
+  if (n > ((size_t)1 << 40) / d)
+    return EW_ETOOLARGE;
+  bool f64 = dtype == EW_F64;
+  size_t esz = f64 ? 8 : 4;
+  bool decay = s->gamma < 1.0;
+  size_t wcap = s->has_window ? s->win.cap : 0;
+
+  /* Reserve every scratch buffer this ingest can touch, at its largest size, so nothing below
+   * can fail once state starts to change (scratch buffers only grow). */
+  size_t rows_need = n * d * esz;
+  if (wcap * d * 4 > rows_need)
+    rows_need = wcap * d * 4;
+  void *in = ew__scratch(EW__SCR_IN, n * d * esz + 2 * n * sizeof(double));
+  if (!in || !ew__scratch(EW__SCR_ROWS, rows_need) || !ew__scratch(EW__SCR_GRAM, d * d * esz) ||
+      !ew__scratch(EW__SCR_WORK, 2 * d * sizeof(double)) ||
+      ((f64 && (s->has_window || s->has_oja)) && !ew__scratch(EW__SCR_AUX, n * d * 4)))
+    return EW_ENOMEM;
+  in = ew__scratch(EW__SCR_IN, 0); /* same buffer; reserve may not move it again */
+
+  int rc = f64 ? ew_convert_f64(data, dtype, n * d, in) : ew_convert_f32(data, dtype, n * d, in);
+  if (rc != 0)
+    return rc;
+
+  /* preprocessing: unit rows (zero rows stay zero and still count). For f64 rows the scaling
+   * is done in place; for f32 rows the inverse norms are kept in f64 and applied inside the batch
+   * statistics before centring, so that only the small centred value is rounded to f32 (rounding
+   * the normalised row first loses ‖μ‖/spread of precision when rows share a large mean). */
+  bool l2 = s->cfg.normalize == EW_NORMALIZE_L2;
+  double *scale = NULL;
+  if (l2) {
+    scale = (double *)((char *)in + n * d * esz + n * sizeof(double));
+    for (size_t r = 0; r < n; r++) {
+      double nrm = 0;
+      if (f64) {
+        const double *x = (const double *)in + r * d;
+        for (size_t j = 0; j < d; j++)
+          nrm += x[j] * x[j];
+      } else {
+        const float *x = (const float *)in + r * d;
+        for (size_t j = 0; j < d; j++)
+          nrm += (double)x[j] * x[j];
+      }
+      scale[r] = nrm > 0 ? 1.0 / sqrt(nrm) : 0.0;
+    }
+    if (f64) {
+      double *x = in;
+      for (size_t r = 0; r < n; r++)
+        for (size_t j = 0; j < d; j++)
+          x[r * d + j] *= scale[r];
+    }
+  }
+
+  /* decay: row r of the batch weighs γ^(n−1−r); the old state weighs γ^n less */
+  double *weights = NULL;
+  if (decay) {
+    weights = (double *)((char *)in + n * d * esz);
+    double g = 1.0;
+    for (size_t r = n; r-- > 0;) {
+      weights[r] = g;
+      g *= s->gamma;
+    }
+  }
+
+  ew__bstats_t bs;
+  rc = f64 ? ew__bstats_f64(in, n, d, weights, s->shift, s->s, &bs)
+           : ew__bstats_f32(in, n, d, weights, l2 ? scale : NULL, s->shift, s->s, &bs);
+  if (rc != 0)
+    return rc; /* cannot happen after the reservation; state untouched either way */
+  if (decay)
+    ew__moments_scale(&s->all, pow(s->gamma, (double)n));
+  ew__moments_add(&s->all, &bs);
+
+  const float *rows32 = in;
+  if (!f64 && l2) { /* the window and Oja keep the normalised rows, rounded to f32 */
+    float *x = in;
+    for (size_t r = 0; r < n; r++)
+      for (size_t j = 0; j < d; j++)
+        x[r * d + j] = (float)(x[r * d + j] * scale[r]);
+  }
+  if (f64 && (s->has_window || s->has_oja)) {
+    float *aux = ew__scratch(EW__SCR_AUX, n * d * 4);
+    const double *x = in;
+    for (size_t i = 0; i < n * d; i++)
+      aux[i] = (float)x[i];
+    rows32 = aux;
+  }
+  if (s->has_window && f64)
+    s->window_rounded = true;
+  if (s->has_window)
+    (void)ew__window_push(&s->win, rows32, n, (!f64 && !decay && !l2) ? &bs : NULL);
+  if (s->has_oja)
+    ew__oja_push(&s->oja, rows32, n, s->all.mean);
+  s->count += n;
+  return 0;
+}
+
+/* ---- sources and snapshots ---- */
+
+void ew__stream_source_size(const ew_stream_t *s, ew_source_t src, uint64_t *rows,
+                            double *weight) {
+  if (src == EW_SOURCE_ALL) {
+    *rows = s->all.n;
+    *weight = s->all.w;
+  } else {
+    *rows = s->has_window ? s->win.count : 0;
+    *weight = (double)*rows;
+  }
+}
+
+int ew__stream_window_cn(ew_stream_t *s, double **Zp, size_t *Np, size_t *zero_rows) {
+  size_t N = s->win.count, d = s->d;
+  double *Z = ew__scratch(EW__SCR_AUX, (N * d + d) * sizeof(double) + N * d * sizeof(float));
+  if (!Z)
+    return EW_ENOMEM;
+  double *mu = Z + N * d;
+  float *raw = (float *)(mu + d);
+  ew__window_copy(&s->win, raw);
+  memset(mu, 0, d * sizeof(double));
+  for (size_t r = 0; r < N; r++)
+    for (size_t j = 0; j < d; j++)
+      mu[j] += raw[r * d + j];
+  for (size_t j = 0; j < d; j++)
+    mu[j] /= (double)N;
+  size_t zeros = 0;
+  for (size_t r = 0; r < N; r++) {
+    double *z = Z + r * d, nrm = 0;
+    for (size_t j = 0; j < d; j++) {
+      z[j] = (double)raw[r * d + j] - mu[j];
+      nrm += z[j] * z[j];
+    }
+    if (nrm > 0) {
+      double inv = 1.0 / sqrt(nrm);
+      for (size_t j = 0; j < d; j++)
+        z[j] *= inv;
+    } else {
+      zeros++;
+    }
+  }
+  *Zp = Z;
+  *Np = N;
+  *zero_rows = zeros;
+  return 0;
+}
+
+/* Window rows as f64 into AUX, centred on the window mean when center. */
+static int window_rows_f64(ew_stream_t *s, int center, double **Xp, size_t *Np) {
+  size_t N = s->win.count, d = s->d;
+  double *X = ew__scratch(EW__SCR_AUX, N * d * sizeof(double) + N * d * sizeof(float));
+  if (!X)
+    return EW_ENOMEM;
+  float *raw = (float *)(X + N * d);
+  ew__window_copy(&s->win, raw);
+  for (size_t i = 0; i < N * d; i++)
+    X[i] = raw[i];
+  if (center) {
+    double *mu = ew__scratch(EW__SCR_WORK, d * sizeof(double));
+    if (!mu)
+      return EW_ENOMEM;
+    memset(mu, 0, d * sizeof(double));
+    for (size_t r = 0; r < N; r++)
+      for (size_t j = 0; j < d; j++)
+        mu[j] += X[r * d + j];
+    for (size_t j = 0; j < d; j++)
+      mu[j] /= (double)N;
+    for (size_t r = 0; r < N; r++)
+      for (size_t j = 0; j < d; j++)
+        X[r * d + j] -= mu[j];
+  }
+  *Xp = X;
+  *Np = N;
+  return 0;
+}
+
+EW_EXPORT int ew_stream_matrix(ew_stream_t *s, ew_source_t src, int center, double *weight,
+                               double *mean, double *A) {
+  size_t d = s->d;
+  if (src != EW_SOURCE_ALL && !s->has_window)
+    return EW_ENOWINDOW;
+  if (src == EW_SOURCE_ALL || src == EW_SOURCE_WINDOW) {
+    const ew__moments_t *m = src == EW_SOURCE_ALL ? &s->all : &s->win.mom;
+    if (m->n == 0)
+      return EW_EDEGENERATE;
+    if (weight)
+      *weight = m->w;
+    if (mean)
+      memcpy(mean, m->mean, d * sizeof(double));
+    if (A)
+      ew__moments_matrix(m, center, A);
+    return 0;
+  }
+  if (src != EW_SOURCE_WINDOW_CN)
+    return EW_EBADPARAM;
+  if (s->win.count == 0)
+    return EW_EDEGENERATE;
+  double *Z;
+  size_t N, zeros;
+  int rc = ew__stream_window_cn(s, &Z, &N, &zeros);
+  if (rc != 0)
+    return rc;
+  if (weight)
+    *weight = (double)N;
+  if (mean)
+    memcpy(mean, Z + N * d, d * sizeof(double));
+  if (A) {
+    cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, (int)d, (int)N, 1.0 / (double)N, Z,
+                (int)d, 0.0, A, (int)d);
+    for (size_t j = 0; j < d; j++)
+      for (size_t i = 0; i < j; i++)
+        A[j + i * d] = A[i + j * d];
+  }
+  return 0;
+}
+
+EW_EXPORT size_t ew_stream_live_vectors(const ew_stream_t *s, double *out, size_t cap_k) {
+  return s->has_oja ? ew__oja_vectors(&s->oja, out, cap_k) : 0;
+}
+
+/* ---- spectra ---- */
+
+/* Eigenvalues of the N×N Gram X Xᵀ / N of rows X (N×d), zero-padded to d, descending. */
+static int gram_eigs(const double *X, size_t N, size_t d, double *eig) {
+  double *G = ew__scratch(EW__SCR_MAT, N * N * sizeof(double));
+  if (!G)
+    return EW_ENOMEM;
+  cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, (int)N, (int)d, 1.0 / (double)N, X, (int)d,
+              0.0, G, (int)N);
+  int rc = ew__eigvals(G, N, eig);
+  for (size_t i = N; i < d; i++)
+    eig[i] = 0.0;
+  return rc;
+}
+
+int ew__stream_spectrum(ew_stream_t *s, ew_source_t src, int center, uint64_t max_lag,
+                        const double **eig, size_t *clamped, uint64_t *as_of) {
+  size_t d = s->d;
+  center = (src == EW_SOURCE_WINDOW_CN) ? 0 : (center ? 1 : 0);
+  if (src != EW_SOURCE_ALL && !s->has_window)
+    return EW_ENOWINDOW;
+  ew__spec_cache_t *c = &s->cache[src][center];
+  if (c->valid && c->epoch == s->epoch && s->count - c->as_of <= max_lag) {
+    *eig = c->eig;
+    *clamped = c->clamped;
+    *as_of = c->as_of;
+    return 0;
+  }
+  uint64_t rows;
+  double w;
+  ew__stream_source_size(s, src, &rows, &w);
+  if (rows == 0)
+    return EW_EDEGENERATE;
+  if (!c->eig && !(c->eig = malloc(d * sizeof(double))))
+    return EW_ENOMEM;
+  c->valid = false;
+  int rc;
+  bool all_in_window =
+      s->has_window && s->gamma == 1.0 && s->win.count == s->count && !s->window_rounded;
+  if (src == EW_SOURCE_WINDOW_CN) {
+    double *Z;
+    size_t N, zeros;
+    if ((rc = ew__stream_window_cn(s, &Z, &N, &zeros)) != 0)
+      return rc;
+    if (N < d) {
+      rc = gram_eigs(Z, N, d, c->eig);
+    } else {
+      double *A = ew__scratch(EW__SCR_MAT, d * d * sizeof(double));
+      if (!A)
+        return EW_ENOMEM;
+      cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, (int)d, (int)N, 1.0 / (double)N, Z,
+                  (int)d, 0.0, A, (int)d);
+      rc = ew__eigvals(A, d, c->eig);
+    }
+  } else if ((src == EW_SOURCE_WINDOW || all_in_window) && s->win.count < d) {
+    /* dual route: the N×N Gram has the same nonzero spectrum and costs O(N²d + N³) */
+    double *X;
+    size_t N;
+    if ((rc = window_rows_f64(s, center, &X, &N)) != 0)
+      return rc;
+    rc = gram_eigs(X, N, d, c->eig);
+  } else {
+    double *A = ew__scratch(EW__SCR_MAT, d * d * sizeof(double));
+    if (!A)
+      return EW_ENOMEM;
+    ew__moments_matrix(src == EW_SOURCE_ALL ? &s->all : &s->win.mom, center, A);
+    rc = ew__eigvals(A, d, c->eig);
+  }
+  if (rc != 0)
+    return rc;
+  size_t neg = 0;
+  for (size_t i = 0; i < d; i++)
+    if (c->eig[i] < 0) {
+      c->eig[i] = 0;
+      neg++;
+    }
+  c->clamped = neg;
+  c->as_of = s->count;
+  c->epoch = s->epoch;
+  c->valid = true;
+  *eig = c->eig;
+  *clamped = neg;
+  *as_of = c->as_of;
+  return 0;
+}

@@ -1,0 +1,186 @@
+"""ctypes binding to libeigenwatch for the numeric tests.
+
+The tests compute every reference value independently with numpy float64 at test time and compare
+with what the C library returns through its public ABI (eigenwatch.h). Nothing here re-implements
+a metric; it only marshals arguments.
+"""
+import ctypes as C
+import math
+import os
+
+import numpy as np
+
+DTYPES = {"f32": 0, "f64": 1, "f16": 2, "bf16": 3}
+SOURCES = {None: -1, "all": 0, "window": 1, "window_cn": 2}
+
+
+class Config(C.Structure):
+    _fields_ = [("dim", C.c_size_t), ("normalize", C.c_int), ("window", C.c_size_t),
+                ("decay_half_life", C.c_double), ("live_k", C.c_size_t), ("shuffle", C.c_size_t),
+                ("seed", C.c_uint64)]
+
+
+class Param(C.Structure):
+    _fields_ = [("key", C.c_char_p), ("value", C.c_double)]
+
+
+class Query(C.Structure):
+    _fields_ = [("metric", C.c_char_p), ("params", C.POINTER(Param)), ("nparams", C.c_size_t),
+                ("center", C.c_int), ("source", C.c_int), ("max_lag", C.c_uint64)]
+
+
+class Result(C.Structure):
+    _fields_ = [("kind", C.c_int), ("scalar", C.c_double), ("list", C.POINTER(C.c_double)),
+                ("len", C.c_size_t), ("vectors", C.POINTER(C.c_double)), ("dim", C.c_size_t),
+                ("has_error", C.c_int), ("error", C.c_double), ("as_of", C.c_uint64),
+                ("clamped", C.c_size_t), ("code", C.c_int), ("message", C.c_char * 200)]
+
+
+def _load():
+    path = os.environ.get("EW_LIB")
+    if not path:
+        here = os.path.dirname(os.path.abspath(__file__))
+        path = os.path.join(here, "..", "..", "build", "lib", "libeigenwatch.so")
+    lib = C.CDLL(path)
+    lib.ew_config_default.argtypes = [C.POINTER(Config), C.c_size_t]
+    lib.ew_stream_create.argtypes = [C.POINTER(Config), C.POINTER(C.c_void_p)]
+    lib.ew_stream_free.argtypes = [C.c_void_p]
+    lib.ew_stream_ingest.argtypes = [C.c_void_p, C.c_void_p, C.c_int, C.c_size_t, C.c_size_t]
+    lib.ew_stream_query.argtypes = [C.c_void_p, C.POINTER(Query), C.POINTER(Result)]
+    lib.ew_result_clear.argtypes = [C.POINTER(Result)]
+    lib.ew_stream_count.argtypes = [C.c_void_p]
+    lib.ew_stream_count.restype = C.c_uint64
+    lib.ew_stream_window_count.argtypes = [C.c_void_p]
+    lib.ew_stream_window_count.restype = C.c_uint64
+    lib.ew_stream_matrix.argtypes = [C.c_void_p, C.c_int, C.c_int, C.POINTER(C.c_double),
+                                     C.c_void_p, C.c_void_p]
+    lib.ew_stream_merge.argtypes = [C.c_void_p, C.c_void_p]
+    lib.ew_stream_reset.argtypes = [C.c_void_p]
+    lib.ew_stream_live_vectors.argtypes = [C.c_void_p, C.c_void_p, C.c_size_t]
+    lib.ew_stream_live_vectors.restype = C.c_size_t
+    lib.ew_stream_memory.argtypes = [C.c_void_p]
+    lib.ew_stream_memory.restype = C.c_size_t
+    lib.ew_err_name.restype = C.c_char_p
+    lib.ew_metric_count.restype = C.c_size_t
+    return lib
+
+
+LIB = _load()
+
+
+class EwError(Exception):
+    def __init__(self, code, name, message):
+        super().__init__(f"{name}: {message}")
+        self.code, self.name, self.message = code, name, message
+
+
+class Stream:
+    def __init__(self, dim, normalize="none", window=None, decay=0.0, live_k=1, shuffle=256,
+                 seed=0x5eed):
+        cfg = Config()
+        LIB.ew_config_default(C.byref(cfg), dim)
+        cfg.normalize = {"none": 0, "l2": 1}[normalize]
+        if window is not None:
+            cfg.window = window
+        cfg.decay_half_life = decay
+        cfg.live_k = live_k
+        cfg.shuffle = shuffle
+        cfg.seed = seed
+        self.dim = dim
+        self.h = C.c_void_p()
+        rc = LIB.ew_stream_create(C.byref(cfg), C.byref(self.h))
+        if rc != 0:
+            raise EwError(rc, LIB.ew_err_name(rc).decode(), "create failed")
+
+    def __del__(self):
+        if getattr(self, "h", None):
+            LIB.ew_stream_free(self.h)
+            self.h = None
+
+    def ingest(self, rows, dtype=None):
+        """rows: numpy array (n, d). dtype 'bf16' expects a uint16 array of raw bf16 words."""
+        if dtype is None:
+            dtype = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64",
+                     np.dtype(np.float16): "f16"}[rows.dtype]
+        a = np.ascontiguousarray(rows)
+        n, d = a.shape
+        rc = LIB.ew_stream_ingest(self.h, a.ctypes.data, DTYPES[dtype], n, d)
+        if rc != 0:
+            raise EwError(rc, LIB.ew_err_name(rc).decode(), "ingest failed")
+
+    def ingest_raw(self, buf, dtype, n, d):
+        b = C.create_string_buffer(bytes(buf), len(buf))
+        return LIB.ew_stream_ingest(self.h, b, DTYPES[dtype], n, d)
+
+    def count(self):
+        return LIB.ew_stream_count(self.h)
+
+    def window_count(self):
+        return LIB.ew_stream_window_count(self.h)
+
+    def memory(self):
+        return LIB.ew_stream_memory(self.h)
+
+    def query(self, metric, center=None, source=None, max_lag=0, **params):
+        items = list(params.items())
+        arr = (Param * max(1, len(items)))()
+        keep = []
+        for i, (k, v) in enumerate(items):
+            kb = k.encode()
+            keep.append(kb)
+            arr[i].key = kb
+            arr[i].value = math.inf if v == "inf" else float(v)
+        q = Query(metric.encode(), arr, len(items), -1 if center is None else int(bool(center)),
+                  SOURCES[source], max_lag)
+        r = Result()
+        rc = LIB.ew_stream_query(self.h, C.byref(q), C.byref(r))
+        try:
+            if rc != 0:
+                raise EwError(rc, LIB.ew_err_name(rc).decode(), r.message.decode())
+            if r.kind == 0:
+                val = r.scalar
+            else:
+                val = np.array([r.list[i] for i in range(r.len)])
+            extra = {"as_of": r.as_of, "clamped": r.clamped,
+                     "error": r.error if r.has_error else None}
+            if r.vectors:
+                extra["vectors"] = np.ctypeslib.as_array(r.vectors, shape=(r.len * r.dim,)).copy() \
+                    .reshape(r.len, r.dim)
+            return val, extra
+        finally:
+            LIB.ew_result_clear(C.byref(r))
+
+    def q(self, metric, **kw):
+        return self.query(metric, **kw)[0]
+
+    def matrix(self, source="all", center=True):
+        w = C.c_double()
+        mean = np.zeros(self.dim)
+        A = np.zeros((self.dim, self.dim))
+        rc = LIB.ew_stream_matrix(self.h, SOURCES[source], int(center), C.byref(w),
+                                  mean.ctypes.data, A.ctypes.data)
+        if rc != 0:
+            raise EwError(rc, LIB.ew_err_name(rc).decode(), "matrix failed")
+        return w.value, mean, A
+
+    def merge(self, other):
+        rc = LIB.ew_stream_merge(self.h, other.h)
+        if rc != 0:
+            raise EwError(rc, LIB.ew_err_name(rc).decode(), "merge failed")
+
+    def reset(self):
+        LIB.ew_stream_reset(self.h)
+
+    def live_vectors(self, k=1):
+        out = np.zeros((k, self.dim))
+        got = LIB.ew_stream_live_vectors(self.h, out.ctypes.data, k)
+        return out[:got]
+
+
+def bf16_words(x):
+    """Round float64/float32 values to bf16 (round-to-nearest-even) and return (words, values)."""
+    f = np.ascontiguousarray(x, dtype=np.float32)
+    u = f.view(np.uint32).astype(np.uint64)
+    rounded = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+    vals = (rounded.astype(np.uint32) << 16).view(np.float32)
+    return rounded, vals

@@ -133,6 +133,9 @@ typedef struct {
   size_t fill;
   double *V;      /* k×d, orthonormal rows */
   double *a;      /* d, the centred row being applied */
+  double *avg;    /* k×d, Σ of iterates over the averaged part of the current epoch */
+  uint64_t avg_n; /* iterates in avg */
+  uint64_t epoch_start; /* rows applied when the current epoch began */
   uint64_t seen;  /* rows applied */
   uint64_t epoch_end;   /* rows applied when the current epoch ends */
   double eta;           /* fixed step of the current epoch */

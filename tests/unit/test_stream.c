@@ -1,0 +1,207 @@
+/* test_stream.c — a stream through its public API: configuration checks, ingest refusals that
+ * leave the state untouched, every query error (code and message), degenerate states, reset,
+ * the spectrum cache and max_lag, and the memory figure against DESIGN §6. */
+#include "eigenwatch.h"
+#include "tap.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static ew_stream_t *make(size_t d, size_t window) {
+  ew_config_t c;
+  ew_config_default(&c, d);
+  c.window = window;
+  ew_stream_t *s = NULL;
+  int rc = ew_stream_create(&c, &s);
+  CHECK(rc == 0 && s, "create d=%zu", d);
+  return s;
+}
+
+static void fill(ew_stream_t *s, size_t d, size_t n, unsigned seed) {
+  float *x = malloc(n * d * sizeof(float));
+  srand(seed);
+  for (size_t i = 0; i < n * d; i++)
+    x[i] = (float)rand() / (float)RAND_MAX - 0.5f + (float)(i % d);
+  CHECK(ew_stream_ingest(s, x, EW_F32, n, d) == 0, "fill");
+  free(x);
+}
+
+/* runs one query; returns its code and leaves the result in *r (caller clears) */
+static int q(ew_stream_t *s, const char *metric, int center, ew_source_t src, const char *key,
+             double val, ew_result_t *r) {
+  ew_param_t p = {key, val};
+  ew_query_t qq = {.metric = metric, .params = key ? &p : NULL, .nparams = key ? 1 : 0,
+                   .center = center, .source = src, .max_lag = 0};
+  return ew_stream_query(s, &qq, r);
+}
+
+#define EXPECT_ERR(s, metric, center, src, key, val, want_, needle)                                \
+  do {                                                                                            \
+    ew_result_t r_;                                                                               \
+    int rc_ = q(s, metric, center, src, key, val, &r_);                                           \
+    CHECK(rc_ == (want_) && r_.code == (want_), "%s: got %s want %s", metric, ew_err_name(rc_),   \
+          ew_err_name(want_));                                                                    \
+    CHECK(strstr(r_.message, needle) != NULL, "%s: message '%s' lacks '%s'", metric, r_.message,  \
+          needle);                                                                                \
+    ew_result_clear(&r_);                                                                         \
+  } while (0)
+
+static void config_is_checked_with_a_reason(void) {
+  ew_config_t c;
+  char msg[128];
+  ew_config_default(&c, 0);
+  CHECK(ew_config_check(&c, msg, sizeof msg) == EW_EBADPARAM && strstr(msg, "dim"), "dim 0: %s", msg);
+  ew_config_default(&c, 10);
+  CHECK(c.window == EW_DEFAULT_WINDOW && c.live_k == 1 && c.decay_half_life == 0, "defaults");
+  c.decay_half_life = 0.5;
+  CHECK(ew_config_check(&c, msg, sizeof msg) == EW_EBADPARAM && strstr(msg, "half-life"), "%s", msg);
+  c.decay_half_life = NAN;
+  CHECK(ew_config_check(&c, msg, sizeof msg) == EW_EBADPARAM, "NaN half-life");
+  ew_config_default(&c, 10);
+  c.normalize = (ew_normalize_t)5;
+  CHECK(ew_config_check(&c, msg, sizeof msg) == EW_EBADPARAM && strstr(msg, "normalize"), "%s", msg);
+  ew_config_default(&c, 4);
+  c.live_k = 5;
+  CHECK(ew_config_check(&c, msg, sizeof msg) == EW_EBADPARAM && strstr(msg, "topk"), "%s", msg);
+  ew_stream_t *s = NULL;
+  CHECK(ew_stream_create(&c, &s) == EW_EBADPARAM && s == NULL, "create refuses");
+  ew_config_default(&c, 2000);
+  CHECK(c.window == 0, "no default window above d=1024");
+  ew_config_t a, b;
+  ew_config_default(&a, 8);
+  ew_config_default(&b, 8);
+  CHECK(ew_config_equal(&a, &b), "equal");
+  b.window = 5;
+  CHECK(!ew_config_equal(&a, &b), "different window");
+}
+
+static void ingest_refusals_leave_state_unchanged(void) {
+  size_t d = 6;
+  ew_stream_t *s = make(d, 32);
+  fill(s, d, 40, 1);
+  ew_result_t before, after;
+  CHECK(q(s, "spectrum", -1, EW_SOURCE_DEFAULT, NULL, 0, &before) == 0, "spectrum");
+  float x[12] = {0};
+  CHECK(ew_stream_ingest(s, x, EW_F32, 2, d + 1) == EW_EDIM, "dim");
+  CHECK(ew_stream_ingest(s, x, (ew_dtype_t)9, 2, d) == EW_EDTYPE, "dtype");
+  x[11] = NAN;
+  CHECK(ew_stream_ingest(s, x, EW_F32, 2, d) == EW_ENONFINITE, "nan");
+  CHECK(ew_stream_ingest(s, x, EW_F32, 0, d) == 0, "n=0 is a no-op");
+  CHECK(ew_stream_count(s) == 40 && ew_stream_window_count(s) == 32, "counts");
+  CHECK(q(s, "spectrum", -1, EW_SOURCE_DEFAULT, NULL, 0, &after) == 0, "spectrum after");
+  CHECK(after.len == before.len && memcmp(after.list, before.list, d * sizeof(double)) == 0,
+        "spectrum changed");
+  ew_result_clear(&before);
+  ew_result_clear(&after);
+  ew_stream_free(s);
+}
+
+static void query_errors_name_the_problem(void) {
+  size_t d = 5;
+  ew_stream_t *s = make(d, 16), *nowin = make(d, 0);
+  fill(s, d, 30, 2);
+  fill(nowin, d, 30, 2);
+  EXPECT_ERR(s, "entropyy", -1, EW_SOURCE_DEFAULT, NULL, 0, EW_EUNKMETRIC, "entropyy");
+  EXPECT_ERR(s, "renyi", -1, EW_SOURCE_DEFAULT, "beta", 2, EW_EBADPARAM, "alpha");
+  EXPECT_ERR(s, "renyi", -1, EW_SOURCE_DEFAULT, "alpha", -1, EW_EBADPARAM, "alpha");
+  EXPECT_ERR(s, "renyi", -1, EW_SOURCE_DEFAULT, "alpha", NAN, EW_EBADPARAM, "alpha");
+  EXPECT_ERR(s, "topk", -1, EW_SOURCE_DEFAULT, "k", 2.5, EW_EBADPARAM, "integer");
+  EXPECT_ERR(s, "topk", -1, EW_SOURCE_DEFAULT, "k", 0, EW_EBADPARAM, "k");
+  EXPECT_ERR(s, "entropy", -1, EW_SOURCE_DEFAULT, "k", 3, EW_EBADPARAM, "takes no parameters");
+  EXPECT_ERR(s, "rankme", -1, EW_SOURCE_WINDOW_CN, NULL, 0, EW_EBADPARAM, "source");
+  EXPECT_ERR(s, "l2_std", -1, EW_SOURCE_ALL, NULL, 0, EW_EBADPARAM, "window");
+  EXPECT_ERR(s, "diff_erank", 1, EW_SOURCE_DEFAULT, NULL, 0, EW_EBADPARAM, "center");
+  EXPECT_ERR(s, "entropy", -1, (ew_source_t)7, NULL, 0, EW_EBADPARAM, "source");
+  EXPECT_ERR(nowin, "entropy", -1, EW_SOURCE_WINDOW, NULL, 0, EW_ENOWINDOW, "window");
+  EXPECT_ERR(nowin, "diff_erank", -1, EW_SOURCE_DEFAULT, NULL, 0, EW_ENOWINDOW, "window");
+  ew_stream_free(s);
+  ew_stream_free(nowin);
+}
+
+static void degenerate_states_answer_errors_not_numbers(void) {
+  size_t d = 3;
+  ew_stream_t *s = make(d, 8);
+  ew_result_t r;
+  EXPECT_ERR(s, "entropy", -1, EW_SOURCE_DEFAULT, NULL, 0, EW_EDEGENERATE, "no rows");
+  float one[3] = {1, 2, 3};
+  CHECK(ew_stream_ingest(s, one, EW_F32, 1, d) == 0, "one row");
+  EXPECT_ERR(s, "entropy", -1, EW_SOURCE_DEFAULT, NULL, 0, EW_EDEGENERATE, "at least 2 rows");
+  CHECK(q(s, "entropy", 0, EW_SOURCE_DEFAULT, NULL, 0, &r) == 0 && r.scalar == 0.0,
+        "one row uncentred: rank 1, entropy 0 (%g)", r.scalar);
+  ew_result_clear(&r);
+  CHECK(ew_stream_ingest(s, one, EW_F32, 1, d) == 0, "same row again");
+  EXPECT_ERR(s, "entropy", -1, EW_SOURCE_DEFAULT, NULL, 0, EW_EDEGENERATE, "zero trace");
+  EXPECT_ERR(s, "participation_ratio", -1, EW_SOURCE_DEFAULT, NULL, 0, EW_EDEGENERATE, "zero trace");
+  EXPECT_ERR(s, "spectral_gap", -1, EW_SOURCE_DEFAULT, NULL, 0, EW_EDEGENERATE, "second eigenvalue");
+  CHECK(q(s, "trace", -1, EW_SOURCE_DEFAULT, NULL, 0, &r) == 0 && r.scalar == 0.0, "trace 0 is a fact");
+  ew_result_clear(&r);
+  ew_stream_reset(s);
+  CHECK(ew_stream_count(s) == 0 && ew_stream_window_count(s) == 0, "reset");
+  EXPECT_ERR(s, "trace", -1, EW_SOURCE_DEFAULT, NULL, 0, EW_EDEGENERATE, "no rows");
+  ew_stream_free(s);
+
+  ew_stream_t *one_d = make(1, 8);
+  fill(one_d, 1, 10, 3);
+  CHECK(q(one_d, "entropy", -1, EW_SOURCE_DEFAULT, NULL, 0, &r) == 0 && r.scalar == 0.0, "d=1 H=0");
+  ew_result_clear(&r);
+  EXPECT_ERR(one_d, "entropy_normalized", -1, EW_SOURCE_DEFAULT, NULL, 0, EW_EDEGENERATE, "ln d");
+  EXPECT_ERR(one_d, "spectral_gap", -1, EW_SOURCE_DEFAULT, NULL, 0, EW_EDEGENERATE, "d = 1");
+  ew_stream_free(one_d);
+}
+
+static void cache_answers_within_max_lag_and_says_as_of(void) {
+  size_t d = 8;
+  ew_stream_t *s = make(d, 0);
+  fill(s, d, 100, 4);
+  ew_result_t r;
+  ew_query_t qq = {.metric = "entropy", .center = -1, .source = EW_SOURCE_DEFAULT, .max_lag = 0};
+  CHECK(ew_stream_query(s, &qq, &r) == 0 && r.as_of == 100, "as_of %llu", (unsigned long long)r.as_of);
+  double h100 = r.scalar;
+  ew_result_clear(&r);
+  fill(s, d, 10, 5);
+  qq.max_lag = 50;
+  CHECK(ew_stream_query(s, &qq, &r) == 0 && r.as_of == 100 && r.scalar == h100, "cached answer");
+  ew_result_clear(&r);
+  qq.max_lag = 5;
+  CHECK(ew_stream_query(s, &qq, &r) == 0 && r.as_of == 110, "lag exceeded: fresh");
+  ew_result_clear(&r);
+  ew_stream_free(s);
+}
+
+static void memory_is_close_to_design_budget(void) {
+  size_t d = 1024, W = 4096;
+  ew_stream_t *s = make(d, W), *bare = make(d, 0);
+  double exact = 8.0 * d * d, with_window = exact + 8.0 * d * d + 4.0 * W * d;
+  size_t m = ew_stream_memory(bare), mw = ew_stream_memory(s);
+  /* fixed overhead: the live-estimate shuffle buffer (256 rows f32) and a few d-vectors */
+  double fixed = 256.0 * 4 * d + 64.0 * d;
+  CHECK(m <= 1.10 * exact + fixed && m >= exact, "exact stream %zu B vs 8d^2 = %.0f", m, exact);
+  CHECK(mw <= 1.10 * with_window + fixed && mw >= with_window, "window stream %zu B vs %.0f", mw,
+        with_window);
+  ew_stream_free(s);
+  ew_stream_free(bare);
+}
+
+static void live_vectors_are_unit_and_appear_after_the_shuffle_buffer(void) {
+  size_t d = 4;
+  ew_stream_t *s = make(d, 0);
+  double v[4];
+  CHECK(ew_stream_live_vectors(s, v, 1) == 0, "none before rows");
+  fill(s, d, 1000, 6);
+  CHECK(ew_stream_live_vectors(s, v, 1) == 1, "one vector");
+  double n2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2] + v[3] * v[3];
+  CHECK(fabs(n2 - 1) <= 1e-12, "unit norm %.17g", n2);
+  ew_stream_free(s);
+}
+
+int main(void) {
+  TAP_RUN(config_is_checked_with_a_reason);
+  TAP_RUN(ingest_refusals_leave_state_unchanged);
+  TAP_RUN(query_errors_name_the_problem);
+  TAP_RUN(degenerate_states_answer_errors_not_numbers);
+  TAP_RUN(cache_answers_within_max_lag_and_says_as_of);
+  TAP_RUN(memory_is_close_to_design_budget);
+  TAP_RUN(live_vectors_are_unit_and_appear_after_the_shuffle_buffer);
+  TAP_DONE();
+}

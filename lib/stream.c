@@ -202,9 +202,10 @@ EW_EXPORT int ew_stream_ingest(ew_stream_t *s, const void *data, ew_dtype_t dtyp
   /* Reserve every scratch buffer this ingest can touch, at its largest size, so nothing below
    * can fail once state starts to change (scratch buffers only grow). */
   size_t rows_need = n * d * esz;
+  size_t in_rows = (n * d * esz + 63) & ~(size_t)63; /* doubles after the rows stay aligned */
   if (wcap * d * 4 > rows_need)
     rows_need = wcap * d * 4;
-  void *in = ew__scratch(EW__SCR_IN, n * d * esz + 2 * n * sizeof(double));
+  void *in = ew__scratch(EW__SCR_IN, in_rows + 2 * n * sizeof(double));
   if (!in || !ew__scratch(EW__SCR_ROWS, rows_need) || !ew__scratch(EW__SCR_GRAM, d * d * esz) ||
       !ew__scratch(EW__SCR_WORK, 2 * d * sizeof(double)) ||
       ((f64 && (s->has_window || s->has_oja)) && !ew__scratch(EW__SCR_AUX, n * d * 4)))
@@ -222,7 +223,7 @@ EW_EXPORT int ew_stream_ingest(ew_stream_t *s, const void *data, ew_dtype_t dtyp
   bool l2 = s->cfg.normalize == EW_NORMALIZE_L2;
   double *scale = NULL;
   if (l2) {
-    scale = (double *)((char *)in + n * d * esz + n * sizeof(double));
+    scale = (double *)((char *)in + in_rows + n * sizeof(double));
     for (size_t r = 0; r < n; r++) {
       double nrm = 0;
       if (f64) {
@@ -247,7 +248,7 @@ EW_EXPORT int ew_stream_ingest(ew_stream_t *s, const void *data, ew_dtype_t dtyp
   /* decay: row r of the batch weighs γ^(n−1−r); the old state weighs γ^n less */
   double *weights = NULL;
   if (decay) {
-    weights = (double *)((char *)in + n * d * esz);
+    weights = (double *)((char *)in + in_rows);
     double g = 1.0;
     for (size_t r = n; r-- > 0;) {
       weights[r] = g;

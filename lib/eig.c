@@ -33,7 +33,16 @@ int ew__eigvals(double *A, size_t d, double *w) {
     w[0] = A[0];
     return 0;
   }
-  lapack_int n = (lapack_int)d, lwork = 2 * n + 1, liwork = 1;
+  /* The f64 workspace query is exact (the rounding bug is single-precision only) and asks for
+   * room for the blocked tridiagonal reduction; the bare minimum 2n+1 forces unblocked dsytd2,
+   * measured ~25% slower at d = 1024. */
+  lapack_int n = (lapack_int)d, lwork = 2 * n + 1, liwork = 1, iq = 0;
+  double q = 0;
+  if (LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, 'N', 'U', n, A, n, w, &q, -1, &iq, -1) == 0 &&
+      q > (double)lwork)
+    lwork = (lapack_int)q;
+  if (iq > liwork)
+    liwork = iq;
   double *work = malloc((size_t)lwork * sizeof(double));
   lapack_int *iwork = malloc((size_t)liwork * sizeof(lapack_int));
   if (!work || !iwork) {

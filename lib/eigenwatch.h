@@ -88,10 +88,18 @@ typedef enum { EW_NORMALIZE_NONE = 0, EW_NORMALIZE_L2 = 1 } ew_normalize_t;
 #define EW_WINDOW_AUTO_MAX_DIM 1024
 #define EW_DEFAULT_SHUFFLE 256    /* shuffle-buffer rows in front of the live Oja estimate */
 
+/* How the window keeps its moments. Incremental maintenance (merge each batch, un-merge the rows
+ * it pushes out) costs about two extra syrks per batch; rebuilding from the ring costs one syrk
+ * of W rows per query. AUTO maintains incrementally while window metrics are being asked for
+ * (a window query within the last W rows) and otherwise only writes the ring, rebuilding once at
+ * the next window query. Answers are identical either way (to rounding). */
+typedef enum { EW_WINDOW_AUTO = 0, EW_WINDOW_EAGER = 1, EW_WINDOW_LAZY = 2 } ew_window_mode_t;
+
 typedef struct {
   size_t dim;               /* d, 1..EW_MAX_DIM */
   ew_normalize_t normalize; /* row preprocessing before accumulation */
   size_t window;            /* rows in the FIFO window; 0 = no window */
+  ew_window_mode_t window_mode; /* how the window's moments are kept (default AUTO) */
   double decay_half_life;   /* rows; 0 = no decay (all rows weigh 1 forever) */
   size_t live_k;            /* live Oja vectors, 0..64 (0 = no live estimate) */
   size_t shuffle;           /* shuffle-buffer rows for the live estimate, >= 1 when live_k > 0 */
@@ -100,7 +108,7 @@ typedef struct {
 
 /* Fills `cfg` with the defaults for dimension `dim`: no normalisation, a window of
  * EW_DEFAULT_WINDOW rows when dim <= EW_WINDOW_AUTO_MAX_DIM (else none), no decay, one live
- * vector behind a shuffle buffer of EW_DEFAULT_SHUFFLE rows, seed 0x5eed. */
+ * vector behind a shuffle buffer of EW_DEFAULT_SHUFFLE rows, seed 0x5eed, window_mode AUTO. */
 void ew_config_default(ew_config_t *cfg, size_t dim);
 /* Returns 0 if `cfg` is usable, else EW_EBADPARAM (and, when msg != NULL, a sentence in
  * msg[0..msgcap) naming the offending field). */

@@ -84,8 +84,10 @@ void ew__moments_sub(ew__moments_t *m, const ew__bstats_t *b);
 void ew__moments_merge(ew__moments_t *m, const ew__moments_t *o);
 /* Decay: weight and M2 scale by g in (0, 1]; mean unchanged. */
 void ew__moments_scale(ew__moments_t *m, double g);
-/* Copies mean and fills a full symmetric A (d×d) = M2/w (+ μμᵀ when !center). */
+/* Fills a full symmetric A (d×d) = M2/w (+ μμᵀ when !center); the _upper variant writes only
+ * the upper triangle (all LAPACK 'U' routines read). */
 void ew__moments_matrix(const ew__moments_t *m, int center, double *A);
+void ew__moments_matrix_upper(const ew__moments_t *m, int center, double *A);
 
 /* Computes the shifted batch statistics of n rows (row-major n×d) with optional per-row weights
  * (NULL = all 1) and, for f32, optional per-row scale factors applied in f64 before centring
@@ -108,6 +110,7 @@ typedef struct {
   size_t head;       /* index of the oldest row */
   size_t count;      /* rows held, <= cap */
   ew__moments_t mom; /* exact moments of the held rows */
+  bool synced;              /* mom describes exactly the held rows */
   uint64_t since_rebuild;   /* rows pushed since the moments were last rebuilt from the ring */
   uint64_t rebuild_every;   /* rebuild after this many rows (a multiple of cap) */
   double *tmp_shift, *tmp_s; /* d each */
@@ -119,8 +122,12 @@ void ew__window_clear(ew__window_t *w);
 size_t ew__window_bytes(const ew__window_t *w);
 /* Pushes n preprocessed f32 rows: expires the oldest, un-merges them, merges the new ones.
  * `same` (optional) are the batch statistics of exactly these f32 rows, unweighted, to reuse.
- * Returns 0 or EW_ENOMEM (then the window was cleared and rebuilt is pending — never wrong). */
-int ew__window_push(ew__window_t *w, const float *rows, size_t n, const ew__bstats_t *same);
+ * With maintain == false (or when the moments are already stale) only the ring is written and
+ * the moments are marked stale. Returns 0 or EW_ENOMEM (moments then marked stale, never wrong). */
+int ew__window_push(ew__window_t *w, const float *rows, size_t n, const ew__bstats_t *same,
+                    bool maintain);
+/* Makes mom describe the held rows (rebuilds from the ring when pushes were not maintained). */
+int ew__window_sync(ew__window_t *w);
 /* Rebuilds the moments from the ring with one pass. Returns 0 or EW_ENOMEM. */
 int ew__window_rebuild(ew__window_t *w);
 /* Copies the held rows in arrival order into out[count×d]. */
@@ -191,6 +198,8 @@ struct ew_stream {
   ew__moments_t all;
   bool has_window;
   ew__window_t win;
+  uint64_t win_query_at; /* stream count at the last query that used the window's moments */
+  bool win_queried;
   bool has_oja;
   ew__oja_t oja;
   double *shift, *s;  /* d each: batch statistics storage */
@@ -204,6 +213,9 @@ struct ew_stream {
  * Uses the dual n×n Gram when the source's rows are held in the window and n < d. */
 int ew__stream_spectrum(ew_stream_t *s, ew_source_t src, int center, uint64_t max_lag,
                         const double **eig, size_t *clamped, uint64_t *as_of);
+/* The window's moments, synced from the ring if needed; records that window moments were asked
+ * for (the AUTO window mode maintains them eagerly while they are). NULL on EW_ENOMEM. */
+const ew__moments_t *ew__stream_win_moments(ew_stream_t *s);
 /* Rows (and weight) a source describes: count for all (weight may be decayed), window count. */
 void ew__stream_source_size(const ew_stream_t *s, ew_source_t src, uint64_t *rows, double *weight);
 /* The window's rows centred over the window then L2-normalised, as f64 rows (N×d) into the AUX

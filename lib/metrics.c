@@ -97,7 +97,9 @@ static int trace_fro(mctx_t *cx, double *tr, double *fro2) {
     *fro2 = f;
     return 0;
   }
-  const ew__moments_t *m = cx->src == EW_SOURCE_ALL ? &cx->s->all : &cx->s->win.mom;
+  const ew__moments_t *m = cx->src == EW_SOURCE_ALL ? &cx->s->all : ew__stream_win_moments(cx->s);
+  if (!m)
+    return fail(cx, EW_ENOMEM, "out of memory rebuilding the window's moments");
   double inv = 1.0 / m->w, t = 0, off = 0, diag = 0;
   for (size_t j = 0; j < d; j++) {
     const double *col = m->m2 + j * d;
@@ -367,7 +369,9 @@ static int m_trace(mctx_t *cx) {
     int rc = trace_fro(cx, &tr, &fro2);
     return rc ? rc : scalar(cx, tr);
   }
-  const ew__moments_t *m = cx->src == EW_SOURCE_ALL ? &cx->s->all : &cx->s->win.mom;
+  const ew__moments_t *m = cx->src == EW_SOURCE_ALL ? &cx->s->all : ew__stream_win_moments(cx->s);
+  if (!m)
+    return fail(cx, EW_ENOMEM, "out of memory rebuilding the window's moments");
   tr = 0;
   for (size_t j = 0; j < cx->d; j++)
     tr += m->m2[j + j * cx->d] / m->w + (cx->center ? 0.0 : m->mean[j] * m->mean[j]);
@@ -422,7 +426,11 @@ static int m_mnn(mctx_t *cx) {
     for (size_t j = 0; j < d; j++)
       diag[j] /= (double)N;
   } else {
-    const ew__moments_t *m = cx->src == EW_SOURCE_ALL ? &cx->s->all : &cx->s->win.mom;
+    const ew__moments_t *m =
+        cx->src == EW_SOURCE_ALL ? &cx->s->all : ew__stream_win_moments(cx->s);
+    if (!m)
+      return fail(cx, EW_ENOMEM, "out of memory rebuilding the window's moments");
+    diag = ew__scratch(EW__SCR_WORK, d * sizeof(double)); /* a rebuild may have moved it */
     for (size_t j = 0; j < d; j++)
       diag[j] = m->m2[j + j * d] / m->w + (cx->center ? 0.0 : m->mean[j] * m->mean[j]);
   }

@@ -145,18 +145,23 @@ void ew__moments_scale(ew__moments_t *m, double g) {
   }
 }
 
-void ew__moments_matrix(const ew__moments_t *m, int center, double *A) {
+void ew__moments_matrix_upper(const ew__moments_t *m, int center, double *A) {
   size_t d = m->d;
   double inv = m->w > 0 ? 1.0 / m->w : 0.0;
   for (size_t j = 0; j < d; j++) {
-    for (size_t i = 0; i <= j; i++) {
-      double v = m->m2[i + j * d] * inv;
-      if (!center)
-        v += m->mean[i] * m->mean[j];
-      A[i + j * d] = v;
-      A[j + i * d] = v;
-    }
+    const double *src = m->m2 + j * d;
+    double *dst = A + j * d, mj = center ? 0.0 : m->mean[j];
+    for (size_t i = 0; i <= j; i++)
+      dst[i] = src[i] * inv + m->mean[i] * mj;
   }
+}
+
+void ew__moments_matrix(const ew__moments_t *m, int center, double *A) {
+  size_t d = m->d;
+  ew__moments_matrix_upper(m, center, A);
+  for (size_t j = 0; j < d; j++) /* mirror, a block of columns at a time for locality */
+    for (size_t i = 0; i < j; i++)
+      A[j + i * d] = A[i + j * d];
 }
 
 /* ---- batch statistics ---- */
@@ -179,10 +184,11 @@ static int bstats_f32_blocks(const float *const *blk, const size_t *nb, int nblk
   size_t row0 = 0;
   for (int k = 0; k < nblk; k++)
     for (size_t r = 0; r < nb[k]; r++, row0++) {
-      const float *x = blk[k] + r * d;
+      const float *restrict x = blk[k] + r * d;
+      double *restrict sh = shift;
       double f = scale ? scale[row0] : 1.0;
       for (size_t j = 0; j < d; j++)
-        shift[j] += f * x[j];
+        sh[j] += f * x[j];
     }
   for (size_t j = 0; j < d; j++) {
     sf[j] = (float)(shift[j] / (double)n);
@@ -193,22 +199,31 @@ static int bstats_f32_blocks(const float *const *blk, const size_t *nb, int nblk
   size_t row = 0;
   for (int k = 0; k < nblk; k++)
     for (size_t r = 0; r < nb[k]; r++, row++) {
-      const float *x = blk[k] + r * d;
-      float *cr = c + row * d;
+      const float *restrict x = blk[k] + r * d;
+      float *restrict cr = c + row * d;
+      double *restrict sv = s;
+      const double *restrict sh = shift;
+      const float *restrict sfv = sf;
       double wr = weights ? weights[row] : 1.0;
       float sq = (float)sqrt(wr);
       if (scale) { /* scaled rows: centre in f64, round only the small centred value */
         double f = scale[row];
         for (size_t j = 0; j < d; j++) {
-          float v = (float)(f * x[j] - shift[j]);
-          s[j] += wr * (double)v;
-          cr[j] = weights ? v * sq : v;
+          float v = (float)(f * x[j] - sh[j]);
+          sv[j] += wr * (double)v;
+          cr[j] = v * sq;
+        }
+      } else if (weights) {
+        for (size_t j = 0; j < d; j++) {
+          float v = x[j] - sfv[j];
+          sv[j] += wr * (double)v;
+          cr[j] = v * sq;
         }
       } else {
         for (size_t j = 0; j < d; j++) {
-          float v = x[j] - sf[j];
-          s[j] += wr * (double)v;
-          cr[j] = weights ? v * sq : v;
+          float v = x[j] - sfv[j];
+          sv[j] += (double)v;
+          cr[j] = v;
         }
       }
       wsum += wr;

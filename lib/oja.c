@@ -26,6 +26,7 @@
  * exact state (eig.c). */
 #include "ew_internal.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,21 +107,19 @@ size_t ew__oja_bytes(const ew__oja_t *o) {
 
 static void apply_row(ew__oja_t *o, const float *x, const double *mean) {
   size_t d = o->d, k = o->k;
-  double *a = o->a, nrm2 = 0;
-  for (size_t t = 0; t < d; t++) {
+  int di = (int)d;
+  double *a = o->a;
+  for (size_t t = 0; t < d; t++) /* no reduction here, so this loop vectorises */
     a[t] = (double)x[t] - mean[t];
-    nrm2 += a[t] * a[t];
-  }
+  double nrm2 = cblas_ddot(di, a, 1, a, 1); /* BLAS-1: vectorised reductions */
   if (nrm2 == 0) {
     o->seen++;
     return;
   }
+  o->tr_sum += nrm2;
   if (!o->started) { /* first epoch: conservative step from the running mean of ‖a‖² */
-    o->tr_sum += nrm2;
     double tr = o->tr_sum / (double)(o->epoch_rows + 1);
     o->eta = 2.0 * log((double)(d > 2 ? d : 2)) / (tr * (double)EW__OJA_FIRST_EPOCH);
-  } else {
-    o->tr_sum += nrm2;
   }
   double eta = o->eta;
   if (eta * nrm2 > 0.1) {
@@ -128,27 +127,19 @@ static void apply_row(ew__oja_t *o, const float *x, const double *mean) {
     o->heavy++;
   }
   for (size_t i = 0; i < k; i++) {
-    double *v = o->V + i * d, c = 0;
-    for (size_t t = 0; t < d; t++)
-      c += a[t] * v[t];
+    double *v = o->V + i * d;
+    double c = cblas_ddot(di, a, 1, v, 1);
     if (i == 0)
       o->lam_sum += c * c;
-    double f = eta * c, n2 = 0;
-    for (size_t t = 0; t < d; t++) {
-      v[t] += f * a[t];
-      n2 += v[t] * v[t];
-    }
-    double inv = 1.0 / sqrt(n2);
-    for (size_t t = 0; t < d; t++)
-      v[t] *= inv;
+    cblas_daxpy(di, eta * c, a, 1, v, 1);
+    cblas_dscal(di, 1.0 / sqrt(cblas_ddot(di, v, 1, v, 1)), v, 1);
   }
   o->seen++;
   o->epoch_rows++;
   if (k > 1 && o->seen % k == 0)
     orthonormalise(o->V, k, d);
   if (4 * (o->seen - o->epoch_start) >= o->epoch_end - o->epoch_start) { /* past burn-in */
-    for (size_t i = 0; i < k * d; i++)
-      o->avg[i] += o->V[i];
+    cblas_daxpy((int)(k * d), 1.0, o->V, 1, o->avg, 1);
     o->avg_n++;
   }
   if (o->seen >= o->epoch_end) { /* next epoch: as long as everything so far, fixed step */

@@ -43,6 +43,9 @@ EW_EXPORT int ew_config_check(const ew_config_t *cfg, char *msg, size_t cap) {
     return cfg_fail(msg, cap, "decay half-life must be a finite number of rows >= 0");
   if (cfg->decay_half_life > 0 && cfg->decay_half_life < 1)
     return cfg_fail(msg, cap, "decay half-life must be at least 1 row (or 0 for no decay)");
+  if (cfg->window_mode != EW_WINDOW_AUTO && cfg->window_mode != EW_WINDOW_EAGER &&
+      cfg->window_mode != EW_WINDOW_LAZY)
+    return cfg_fail(msg, cap, "window_mode must be \"auto\", \"eager\" or \"lazy\"");
   if (cfg->live_k > 64 || cfg->live_k > cfg->dim)
     return cfg_fail(msg, cap, "topk (live vectors) must be between 0 and min(64, dim)");
   if (cfg->live_k > 0 && (cfg->shuffle < 1 || cfg->shuffle > 65536))
@@ -52,6 +55,7 @@ EW_EXPORT int ew_config_check(const ew_config_t *cfg, char *msg, size_t cap) {
 
 EW_EXPORT int ew_config_equal(const ew_config_t *a, const ew_config_t *b) {
   return a->dim == b->dim && a->normalize == b->normalize && a->window == b->window &&
+         a->window_mode == b->window_mode &&
          a->decay_half_life == b->decay_half_life && a->live_k == b->live_k &&
          (a->live_k == 0 || a->shuffle == b->shuffle) && a->seed == b->seed;
 }
@@ -144,6 +148,8 @@ EW_EXPORT void ew_stream_reset(ew_stream_t *s) {
   if (s->has_oja)
     ew__oja_clear(&s->oja);
   s->count = 0;
+  s->win_queried = false;
+  s->win_query_at = 0;
   s->topk_warm_k = 0;
   s->window_rounded = false;
   invalidate(s);
@@ -281,8 +287,12 @@ EW_EXPORT int ew_stream_ingest(ew_stream_t *s, const void *data, ew_dtype_t dtyp
   }
   if (s->has_window && f64)
     s->window_rounded = true;
-  if (s->has_window)
-    (void)ew__window_push(&s->win, rows32, n, (!f64 && !decay && !l2) ? &bs : NULL);
+  if (s->has_window) {
+    bool maintain = s->cfg.window_mode == EW_WINDOW_EAGER ||
+                    (s->cfg.window_mode == EW_WINDOW_AUTO && s->win_queried &&
+                     s->count - s->win_query_at < (uint64_t)s->win.cap);
+    (void)ew__window_push(&s->win, rows32, n, (!f64 && !decay && !l2) ? &bs : NULL, maintain);
+  }
   if (s->has_oja)
     ew__oja_push(&s->oja, rows32, n, s->all.mean);
   s->count += n;
@@ -290,6 +300,12 @@ EW_EXPORT int ew_stream_ingest(ew_stream_t *s, const void *data, ew_dtype_t dtyp
 }
 
 /* ---- sources and snapshots ---- */
+
+const ew__moments_t *ew__stream_win_moments(ew_stream_t *s) {
+  s->win_queried = true;
+  s->win_query_at = s->count;
+  return ew__window_sync(&s->win) == 0 ? &s->win.mom : NULL;
+}
 
 void ew__stream_source_size(const ew_stream_t *s, ew_source_t src, uint64_t *rows,
                             double *weight) {
@@ -372,7 +388,9 @@ EW_EXPORT int ew_stream_matrix(ew_stream_t *s, ew_source_t src, int center, doub
   if (src != EW_SOURCE_ALL && !s->has_window)
     return EW_ENOWINDOW;
   if (src == EW_SOURCE_ALL || src == EW_SOURCE_WINDOW) {
-    const ew__moments_t *m = src == EW_SOURCE_ALL ? &s->all : &s->win.mom;
+    const ew__moments_t *m = src == EW_SOURCE_ALL ? &s->all : ew__stream_win_moments(s);
+    if (!m)
+      return EW_ENOMEM;
     if (m->n == 0)
       return EW_EDEGENERATE;
     if (weight)
@@ -473,9 +491,10 @@ int ew__stream_spectrum(ew_stream_t *s, ew_source_t src, int center, uint64_t ma
     rc = gram_eigs(X, N, d, c->eig);
   } else {
     double *A = ew__scratch(EW__SCR_MAT, d * d * sizeof(double));
-    if (!A)
+    const ew__moments_t *m = src == EW_SOURCE_ALL ? &s->all : ew__stream_win_moments(s);
+    if (!A || !m)
       return EW_ENOMEM;
-    ew__moments_matrix(src == EW_SOURCE_ALL ? &s->all : &s->win.mom, center, A);
+    ew__moments_matrix_upper(m, center, A);
     rc = ew__eigvals(A, d, c->eig);
   }
   if (rc != 0)

@@ -5,7 +5,11 @@
  * overwritten straight from the ring (one more syrk of the same size) and un-merges them, then
  * writes the new rows. Un-merging is subtractive, so rounding could in principle drift; measured
  * drift is ~1e-14 after dozens of turnovers, and the moments are rebuilt from the ring every
- * `rebuild_every` rows (64 turnovers) as cheap insurance. The window is never decayed. */
+ * `rebuild_every` rows (64 turnovers) as cheap insurance. The window is never decayed.
+ *
+ * Maintenance is optional per push (the stream decides, see ew_window_mode_t): an unmaintained
+ * push only writes the ring and marks the moments stale; ew__window_sync rebuilds them with one
+ * pass over the ring when a query needs them. */
 #include "ew_internal.h"
 
 #include <stdlib.h>
@@ -18,6 +22,7 @@ int ew__window_init(ew__window_t *w, size_t d, size_t cap) {
   w->d = d;
   w->cap = cap;
   w->rebuild_every = (uint64_t)cap * EW__WINDOW_REBUILD_TURNOVERS;
+  w->synced = true;
   w->rows = malloc(cap * d * sizeof(float));
   w->tmp_shift = malloc(d * sizeof(double));
   w->tmp_s = malloc(d * sizeof(double));
@@ -41,6 +46,7 @@ void ew__window_clear(ew__window_t *w) {
   w->head = 0;
   w->count = 0;
   w->since_rebuild = 0;
+  w->synced = true;
   ew__moments_clear(&w->mom);
 }
 
@@ -62,6 +68,7 @@ static void segments(const ew__window_t *w, size_t first, size_t len, const floa
 int ew__window_rebuild(ew__window_t *w) {
   ew__moments_clear(&w->mom);
   w->since_rebuild = 0;
+  w->synced = true;
   if (w->count == 0)
     return 0;
   const float *a, *b;
@@ -70,14 +77,31 @@ int ew__window_rebuild(ew__window_t *w) {
   ew__bstats_t bs;
   int rc = ew__bstats_f32_2(a, na, b, nb, w->d, w->tmp_shift, w->tmp_s, &bs);
   if (rc != 0) {
-    w->count = 0; /* never leave moments that disagree with the ring */
+    w->synced = false; /* never leave moments that claim to match the ring */
     return rc;
   }
   ew__moments_add(&w->mom, &bs);
   return 0;
 }
 
-int ew__window_push(ew__window_t *w, const float *rows, size_t n, const ew__bstats_t *same) {
+/* Writes n < cap rows at the tail, dropping the oldest as needed (no moments). */
+static void ring_write(ew__window_t *w, const float *rows, size_t n) {
+  size_t d = w->d;
+  size_t excess = w->count + n > w->cap ? w->count + n - w->cap : 0;
+  w->head = (w->head + excess) % w->cap;
+  w->count -= excess;
+  size_t tail = (w->head + w->count) % w->cap;
+  size_t l1 = n < w->cap - tail ? n : w->cap - tail;
+  memcpy(w->rows + tail * d, rows, l1 * d * sizeof(float));
+  if (n > l1)
+    memcpy(w->rows, rows + l1 * d, (n - l1) * d * sizeof(float));
+  w->count += n;
+}
+
+int ew__window_sync(ew__window_t *w) { return w->synced ? 0 : ew__window_rebuild(w); }
+
+int ew__window_push(ew__window_t *w, const float *rows, size_t n, const ew__bstats_t *same,
+                    bool maintain) {
   size_t d = w->d;
   if (n == 0)
     return 0;
@@ -85,7 +109,16 @@ int ew__window_push(ew__window_t *w, const float *rows, size_t n, const ew__bsta
     memcpy(w->rows, rows + (n - w->cap) * d, w->cap * d * sizeof(float));
     w->head = 0;
     w->count = w->cap;
+    if (!maintain) {
+      w->synced = false;
+      return 0;
+    }
     return ew__window_rebuild(w);
+  }
+  if (!maintain || !w->synced) {
+    ring_write(w, rows, n);
+    w->synced = false;
+    return 0;
   }
   ew__bstats_t bs;
   int rc;
@@ -107,12 +140,7 @@ int ew__window_push(ew__window_t *w, const float *rows, size_t n, const ew__bsta
     w->head = (w->head + excess) % w->cap;
     w->count -= excess;
   }
-  size_t tail = (w->head + w->count) % w->cap;
-  size_t l1 = n < w->cap - tail ? n : w->cap - tail;
-  memcpy(w->rows + tail * d, rows, l1 * d * sizeof(float));
-  if (n > l1)
-    memcpy(w->rows, rows + l1 * d, (n - l1) * d * sizeof(float));
-  w->count += n;
+  ring_write(w, rows, n);
   w->since_rebuild += n;
   if (w->since_rebuild >= w->rebuild_every)
     return ew__window_rebuild(w);

@@ -16,7 +16,7 @@ SOURCES = {None: -1, "all": 0, "window": 1, "window_cn": 2}
 
 class Config(C.Structure):
     _fields_ = [("dim", C.c_size_t), ("normalize", C.c_int), ("window", C.c_size_t),
-                ("decay_half_life", C.c_double), ("live_k", C.c_size_t), ("shuffle", C.c_size_t),
+                ("window_mode", C.c_int), ("decay_half_life", C.c_double), ("live_k", C.c_size_t), ("shuffle", C.c_size_t),
                 ("seed", C.c_uint64)]
 
 
@@ -76,12 +76,13 @@ class EwError(Exception):
 
 class Stream:
     def __init__(self, dim, normalize="none", window=None, decay=0.0, live_k=1, shuffle=256,
-                 seed=0x5eed):
+                 seed=0x5eed, window_mode="auto"):
         cfg = Config()
         LIB.ew_config_default(C.byref(cfg), dim)
         cfg.normalize = {"none": 0, "l2": 1}[normalize]
         if window is not None:
             cfg.window = window
+        cfg.window_mode = {"auto": 0, "eager": 1, "lazy": 2}[window_mode]
         cfg.decay_half_life = decay
         cfg.live_k = live_k
         cfg.shuffle = shuffle

@@ -105,7 +105,7 @@ def window_drift_exact_arithmetic():
     # f64 covariance of the window to 1e-12 (no rebuild happens before 64 turnovers).
     d, W, b = 24, 256, 16
     rng = np.random.default_rng(5)
-    s = Stream(d, window=W)
+    s = Stream(d, window=W, window_mode="eager")  # every push merges and un-merges
     X = rng.integers(-4, 5, size=(W * 40 + 48, d)).astype(np.float32)
     X += np.float32(100)  # a mean offset the window must carry exactly
     for i in range(0, len(X), b):
@@ -125,7 +125,7 @@ def window_random_data_after_turnovers():
     d, W = 32, 300
     rng = np.random.default_rng(6)
     X = rand_rows(6, W * 35, d, offset=30).astype(np.float32)
-    s = Stream(d, window=W)
+    s = Stream(d, window=W, window_mode="eager")
     i = 0
     while i < len(X):
         b = int(rng.integers(1, 200))
@@ -137,6 +137,29 @@ def window_random_data_after_turnovers():
     err = np.linalg.norm(A - Aref, 2) / np.linalg.norm(Aref, 2)
     assert err <= 5e-7, f"window vs two-pass: {err:.2e}"
     close(s.q("entropy", source="window"), ref.entropy_p(ref.eig(Aref)), 1e-6, "window entropy")
+
+
+def window_modes_agree():
+    # eager (merge/un-merge every push), lazy (rebuild at query) and auto (eager only while
+    # window metrics are asked for) describe the same rows; auto switches between the two.
+    d, W = 20, 200
+    X = rand_rows(12, 3000, d, offset=10).astype(np.float32)
+    streams = {m: Stream(d, window=W, window_mode=m) for m in ("eager", "lazy", "auto")}
+    rng = np.random.default_rng(13)
+    i = 0
+    while i < len(X):
+        b = int(rng.integers(1, 120))
+        for s in streams.values():
+            s.ingest(X[i:i + b])
+        i += b
+        if rng.random() < 0.3:  # sometimes poll a window metric (drives auto into eager)
+            vals = [s.q("entropy", source="window") for s in streams.values()]
+            assert max(vals) - min(vals) <= 1e-6 * abs(vals[0]), vals
+    Aref = ref.matrix(X[-W:].astype(np.float64), True)
+    for m, s in streams.items():
+        _, _, A = s.matrix("window")
+        err = np.linalg.norm(A - Aref, 2) / np.linalg.norm(Aref, 2)
+        assert err <= 5e-7, f"{m}: {err:.2e}"
 
 
 def snapshot(s):
@@ -209,6 +232,7 @@ def main():
     t.case("merge_associative_and_equal_to_one_pass_1e-12", merge_is_associative_and_equals_one_pass)
     t.case("window_equals_two_pass_after_40_turnovers_1e-12", window_drift_exact_arithmetic)
     t.case("window_equals_two_pass_random_rows_35_turnovers", window_random_data_after_turnovers)
+    t.case("window_modes_eager_lazy_auto_agree", window_modes_agree)
     t.case("nan_inf_or_bad_dim_batch_changes_nothing", bad_batches_change_nothing)
     t.case("oja_spiked_model_random_order", oja, "random")
     t.case("oja_spiked_model_sorted_order", oja, "sorted")

@@ -242,7 +242,7 @@ typedef struct {
 typedef struct {
   const char *name;
   ew_value_kind_t kind;
-  const char *sources;  /* human list of accepted sources, e.g. "all|window|window_cn" */
+  const char *sources;  /* human list of accepted sources, e.g. "all, window, window_cn" */
   const char *cost;     /* "eigenvalues", "O(d^2)", "O(d)", "window rows" */
   const ew_param_info_t *params;
   size_t nparams;

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# scripts/setup.sh — installs what eigenwatch needs from Debian's archive, only what is missing.
+# Needs root (uses sudo when not root). Safe to run again: it does nothing when all is there.
+set -euo pipefail
+PKGS=(meson ninja-build pkg-config gcc libc6-dev gzip
+      libuv1-dev libmsgpack-dev libopenblas-dev liblapacke-dev
+      python3 python3-numpy python3-msgpack dataset-fashion-mnist)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
+  echo "setup: installing ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -44,7 +44,6 @@ typedef struct {
   unsigned sources;       /* accepted sources (mask) */
   ew_source_t def_source; /* used when the query says EW_SOURCE_DEFAULT */
   int def_center;         /* used when the query says -1 */
-  bool needs_trace;       /* normalised by the trace: zero trace is degenerate */
   metric_fn fn;
 } metric_row_t;
 
@@ -506,61 +505,56 @@ static const ew_param_info_t P_TRUNC[] = {
     {"k", 32.0, 1.0, 65536.0, 1, "number of leading eigenvalues summed"}};
 
 #define NP(arr) (sizeof(arr) / sizeof(arr[0]))
-#define ROW(nm, kind, srcs, srcdoc, dsrc, dctr, ntr, cost, params, np, fnp, docs)                 \
-  {{nm, kind, srcdoc, cost, params, np, docs}, srcs, dsrc, dctr, ntr, fnp}
+#define ROW(nm, kind, srcs, srcdoc, dsrc, dctr, cost, params, np, fnp, docs)                      \
+  {{nm, kind, srcdoc, cost, params, np, docs}, srcs, dsrc, dctr, fnp}
 
 static const metric_row_t metric_table[] = {
-    ROW("entropy", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, true,
+    ROW("entropy", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
         "eigenvalues", NULL, 0, m_entropy, "von Neumann entropy -sum p ln p of p = lambda/sum lambda"),
-    ROW("entropy_normalized", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
-        true, "eigenvalues", NULL, 0, m_entropy_normalized, "entropy / ln d, in [0, 1]"),
-    ROW("renyi", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, true,
+    ROW("entropy_normalized", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, "eigenvalues", NULL, 0, m_entropy_normalized, "entropy / ln d, in [0, 1]"),
+    ROW("renyi", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
         "eigenvalues (alpha=2: O(d^2))", P_ALPHA, NP(P_ALPHA), m_renyi,
         "Renyi entropy ln(sum p^alpha)/(1-alpha); alpha=1 entropy, alpha=inf -ln p_max"),
-    ROW("vendi", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, true,
+    ROW("vendi", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
         "eigenvalues (q=2: O(d^2))", P_Q, NP(P_Q), m_vendi,
         "Vendi score exp(renyi_q); with normalize=l2 and center=false equals score_dual(X, q)"),
-    ROW("erank", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, true,
+    ROW("erank", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
         "eigenvalues", NULL, 0, m_erank, "Roy-Vetterli effective rank exp(entropy)"),
-    ROW("rankme", EW_VALUE_SCALAR, SRC_ALL | SRC_WIN, "all, window", EW_SOURCE_ALL, 0, true,
+    ROW("rankme", EW_VALUE_SCALAR, SRC_ALL | SRC_WIN, "all, window", EW_SOURCE_ALL, 0,
         "eigenvalues", P_EPS, NP(P_EPS), m_rankme,
         "RankMe exp(-sum r ln r), r = sigma/sum sigma + eps over min(n,d) singular values of the "
         "uncentred rows"),
     ROW("participation_ratio", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL,
-        1, true, "O(d^2)", NULL, 0, m_participation_ratio,
+        1, "O(d^2)", NULL, 0, m_participation_ratio,
         "(tr A)^2 / tr(A^2), no eigensolve"),
-    ROW("stable_rank", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, true,
+    ROW("stable_rank", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
         "eigenvalues", NULL, 0, m_stable_rank, "tr A / lambda_max"),
-    ROW("condition_number", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
-        true, "eigenvalues", P_RCOND, NP(P_RCOND), m_condition_number,
+    ROW("condition_number", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, "eigenvalues", P_RCOND, NP(P_RCOND), m_condition_number,
         "lambda_max / lambda_min over eigenvalues above rcond*lambda_max"),
-    ROW("anisotropy", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, true,
+    ROW("anisotropy", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
         "eigenvalues", NULL, 0, m_anisotropy, "lambda_max / tr A"),
-    ROW("spectral_gap", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
-        false, "eigenvalues", NULL, 0, m_spectral_gap, "lambda_1 / lambda_2"),
-    ROW("topk", EW_VALUE_LIST, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, false,
+    ROW("spectral_gap", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, "eigenvalues", NULL, 0, m_spectral_gap, "lambda_1 / lambda_2"),
+    ROW("topk", EW_VALUE_LIST, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
         "eigenvalues (vectors=1: subspace iteration)", P_TOPK, NP(P_TOPK), m_topk,
         "the k largest eigenvalues, descending (optionally with unit eigenvectors)"),
-    ROW("spectrum", EW_VALUE_LIST, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, false,
+    ROW("spectrum", EW_VALUE_LIST, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
         "eigenvalues", NULL, 0, m_spectrum, "all d eigenvalues, descending"),
-    ROW("trace", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, false,
+    ROW("trace", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
         "O(d)", NULL, 0, m_trace, "tr A (total variance when centred)"),
-    ROW("nuclear_norm", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
-        false, "eigenvalues", NULL, 0, m_nuclear_norm,
+    ROW("nuclear_norm", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, "eigenvalues", NULL, 0, m_nuclear_norm,
         "sum of singular values of the (preprocessed, centred if center) rows divided by n"),
-    ROW("mnn", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, false, "O(d)",
+    ROW("mnn", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, "O(d)",
         NULL, 0, m_mnn,
         "Matrix Nuclear-Norm L1,2 approximation: top min(n,d) column norms summed, over n"),
-    ROW("entropy_truncated", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
-        true, "eigenvalues", P_TRUNC, NP(P_TRUNC), m_entropy_truncated,
+    ROW("entropy_truncated", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, "eigenvalues", P_TRUNC, NP(P_TRUNC), m_entropy_truncated,
         "UNComp truncated entropy -sum_{i<=k} p_i ln p_i / ln d"),
-    ROW("diff_erank", EW_VALUE_SCALAR, SRC_CN, "window_cn", EW_SOURCE_WINDOW_CN, 0, true,
+    ROW("diff_erank", EW_VALUE_SCALAR, SRC_CN, "window_cn", EW_SOURCE_WINDOW_CN, 0,
         "window rows + eigenvalues", NULL, 0, m_erank,
         "Diff-eRank's erank: window rows centred, L2-normalised, exp(entropy of Z'Z/N)"),
-    ROW("mnn_exact", EW_VALUE_SCALAR, SRC_CN, "window_cn", EW_SOURCE_WINDOW_CN, 0, false,
+    ROW("mnn_exact", EW_VALUE_SCALAR, SRC_CN, "window_cn", EW_SOURCE_WINDOW_CN, 0,
         "window rows", NULL, 0, m_mnn,
         "Matrix Nuclear-Norm / N with Diff-eRank preprocessing, exact on the window"),
-    ROW("l2_std", EW_VALUE_SCALAR, SRC_WIN, "window", EW_SOURCE_WINDOW, 0, false, "window rows",
+    ROW("l2_std", EW_VALUE_SCALAR, SRC_WIN, "window", EW_SOURCE_WINDOW, 0, "window rows",
         NULL, 0, m_l2_std,
         "mean over dimensions of the std (ddof=1) of L2-normalised window rows; 0 = collapsed"),
 };

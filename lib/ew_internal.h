@@ -219,7 +219,8 @@ const ew__moments_t *ew__stream_win_moments(ew_stream_t *s);
 /* Rows (and weight) a source describes: count for all (weight may be decayed), window count. */
 void ew__stream_source_size(const ew_stream_t *s, ew_source_t src, uint64_t *rows, double *weight);
 /* The window's rows centred over the window then L2-normalised, as f64 rows (N×d) into the AUX
- * scratch; *zero_rows counts rows that were equal to the mean (left at zero). */
+ * scratch, followed by the window mean (d doubles); *zero_rows counts rows that were equal to the
+ * mean (left at zero). */
 int ew__stream_window_cn(ew_stream_t *s, double **Z, size_t *N, size_t *zero_rows);
 
 #endif /* EW_INTERNAL_H */

@@ -145,12 +145,18 @@ static int scalar(mctx_t *cx, double v) {
   return 0;
 }
 
-static int spectral_entropy(mctx_t *cx, double *h, double *tr) {
+/* The spectrum and its trace, for metrics normalised by the trace (zero trace: DEGENERATE). */
+static int eig_trace(mctx_t *cx, double *tr) {
   int rc = need_eig(cx);
   if (rc)
     return rc;
   *tr = eig_sum(cx->eig, cx->d);
-  if ((rc = check_trace(cx, *tr)))
+  return check_trace(cx, *tr);
+}
+
+static int spectral_entropy(mctx_t *cx, double *h, double *tr) {
+  int rc = eig_trace(cx, tr);
+  if (rc)
     return rc;
   *h = entropy_of(cx->eig, cx->d, *tr, cx->d);
   return 0;
@@ -172,10 +178,7 @@ static int renyi_of(mctx_t *cx, double a, double *out) {
     *out = -log(fro2 / (tr * tr));
     return 0;
   }
-  if ((rc = need_eig(cx)))
-    return rc;
-  tr = eig_sum(cx->eig, cx->d);
-  if ((rc = check_trace(cx, tr)))
+  if ((rc = eig_trace(cx, &tr)))
     return rc;
   if (isinf(a)) {
     *out = -log(cx->eig[0] / tr);
@@ -253,13 +256,9 @@ static int m_participation_ratio(mctx_t *cx) {
 }
 
 static int m_stable_rank(mctx_t *cx) {
-  int rc = need_eig(cx);
-  if (rc)
-    return rc;
-  double tr = eig_sum(cx->eig, cx->d);
-  if ((rc = check_trace(cx, tr)))
-    return rc;
-  return scalar(cx, tr / cx->eig[0]);
+  double tr;
+  int rc = eig_trace(cx, &tr);
+  return rc ? rc : scalar(cx, tr / cx->eig[0]);
 }
 
 static int m_condition_number(mctx_t *cx) {
@@ -277,13 +276,9 @@ static int m_condition_number(mctx_t *cx) {
 }
 
 static int m_anisotropy(mctx_t *cx) {
-  int rc = need_eig(cx);
-  if (rc)
-    return rc;
-  double tr = eig_sum(cx->eig, cx->d);
-  if ((rc = check_trace(cx, tr)))
-    return rc;
-  return scalar(cx, cx->eig[0] / tr);
+  double tr;
+  int rc = eig_trace(cx, &tr);
+  return rc ? rc : scalar(cx, cx->eig[0] / tr);
 }
 
 static int m_spectral_gap(mctx_t *cx) {
@@ -440,13 +435,9 @@ static int m_mnn(mctx_t *cx) {
 static int m_entropy_truncated(mctx_t *cx) {
   if (cx->d < 2)
     return fail(cx, EW_EDEGENERATE, "entropy_truncated divides by ln d, which is 0 for d = 1");
-  int rc = need_eig(cx);
-  if (rc)
-    return rc;
-  double tr = eig_sum(cx->eig, cx->d);
-  if ((rc = check_trace(cx, tr)))
-    return rc;
-  return scalar(cx, entropy_of(cx->eig, cx->d, tr, (size_t)cx->p[0]) / log((double)cx->d));
+  double tr;
+  int rc = eig_trace(cx, &tr);
+  return rc ? rc : scalar(cx, entropy_of(cx->eig, cx->d, tr, (size_t)cx->p[0]) / log((double)cx->d));
 }
 
 static int m_l2_std(mctx_t *cx) {

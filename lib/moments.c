@@ -166,6 +166,11 @@ void ew__moments_matrix(const ew__moments_t *m, int center, double *A) {
 
 /* ---- batch statistics ---- */
 
+static void bstats_out(ew__bstats_t *out, size_t d, size_t n, double w, const double *shift,
+                       const double *s, const float *g32, const double *g64) {
+  *out = (ew__bstats_t){.d = d, .n = n, .w = w, .shift = shift, .s = s, .g32 = g32, .g64 = g64};
+}
+
 /* Shared body for f32 blocks: blocks[] of rows (row-major), optional weights over the
  * concatenation. The centred, weight-scaled copy goes to ROWS, the Gram to GRAM. */
 static int bstats_f32_blocks(const float *const *blk, const size_t *nb, int nblk, size_t d,
@@ -230,13 +235,7 @@ static int bstats_f32_blocks(const float *const *blk, const size_t *nb, int nblk
     }
   cblas_ssyrk(CblasColMajor, CblasUpper, CblasNoTrans, (int)d, (int)n, 1.0f, c, (int)d, 0.0f, g,
               (int)d);
-  out->d = d;
-  out->n = n;
-  out->w = wsum;
-  out->shift = shift;
-  out->s = s;
-  out->g32 = g;
-  out->g64 = NULL;
+  bstats_out(out, d, n, wsum, shift, s, g, NULL);
   return 0;
 }
 
@@ -279,12 +278,6 @@ int ew__bstats_f64(const double *rows, size_t n, size_t d, const double *weights
   }
   cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, (int)d, (int)n, 1.0, c, (int)d, 0.0, g,
               (int)d);
-  out->d = d;
-  out->n = n;
-  out->w = wsum;
-  out->shift = shift;
-  out->s = s;
-  out->g32 = NULL;
-  out->g64 = g;
+  bstats_out(out, d, n, wsum, shift, s, NULL, g);
   return 0;
 }

@@ -318,67 +318,54 @@ void ew__stream_source_size(const ew_stream_t *s, ew_source_t src, uint64_t *row
   }
 }
 
-int ew__stream_window_cn(ew_stream_t *s, double **Zp, size_t *Np, size_t *zero_rows) {
+/* Window rows as f64 into AUX (N×d), followed by their mean (d doubles, always computed); the
+ * rows are centred on it when center. */
+static int window_rows_f64(ew_stream_t *s, int center, double **Xp, size_t *Np) {
   size_t N = s->win.count, d = s->d;
-  double *Z = ew__scratch(EW__SCR_AUX, (N * d + d) * sizeof(double) + N * d * sizeof(float));
-  if (!Z)
+  double *X = ew__scratch(EW__SCR_AUX, (N * d + d) * sizeof(double) + N * d * sizeof(float));
+  if (!X)
     return EW_ENOMEM;
-  double *mu = Z + N * d;
+  double *mu = X + N * d;
   float *raw = (float *)(mu + d);
   ew__window_copy(&s->win, raw);
   memset(mu, 0, d * sizeof(double));
   for (size_t r = 0; r < N; r++)
-    for (size_t j = 0; j < d; j++)
-      mu[j] += raw[r * d + j];
+    for (size_t j = 0; j < d; j++) {
+      X[r * d + j] = raw[r * d + j];
+      mu[j] += X[r * d + j];
+    }
   for (size_t j = 0; j < d; j++)
     mu[j] /= (double)N;
-  size_t zeros = 0;
+  if (center)
+    for (size_t r = 0; r < N; r++)
+      for (size_t j = 0; j < d; j++)
+        X[r * d + j] -= mu[j];
+  *Xp = X;
+  *Np = N;
+  return 0;
+}
+
+int ew__stream_window_cn(ew_stream_t *s, double **Zp, size_t *Np, size_t *zero_rows) {
+  size_t N, d = s->d, zeros = 0;
+  double *Z;
+  int rc = window_rows_f64(s, 1, &Z, &N);
+  if (rc != 0)
+    return rc;
   for (size_t r = 0; r < N; r++) {
     double *z = Z + r * d, nrm = 0;
-    for (size_t j = 0; j < d; j++) {
-      z[j] = (double)raw[r * d + j] - mu[j];
+    for (size_t j = 0; j < d; j++)
       nrm += z[j] * z[j];
-    }
     if (nrm > 0) {
       double inv = 1.0 / sqrt(nrm);
       for (size_t j = 0; j < d; j++)
         z[j] *= inv;
     } else {
-      zeros++;
+      zeros++; /* a row equal to the window mean stays zero (and still counts in N) */
     }
   }
   *Zp = Z;
   *Np = N;
   *zero_rows = zeros;
-  return 0;
-}
-
-/* Window rows as f64 into AUX, centred on the window mean when center. */
-static int window_rows_f64(ew_stream_t *s, int center, double **Xp, size_t *Np) {
-  size_t N = s->win.count, d = s->d;
-  double *X = ew__scratch(EW__SCR_AUX, N * d * sizeof(double) + N * d * sizeof(float));
-  if (!X)
-    return EW_ENOMEM;
-  float *raw = (float *)(X + N * d);
-  ew__window_copy(&s->win, raw);
-  for (size_t i = 0; i < N * d; i++)
-    X[i] = raw[i];
-  if (center) {
-    double *mu = ew__scratch(EW__SCR_WORK, d * sizeof(double));
-    if (!mu)
-      return EW_ENOMEM;
-    memset(mu, 0, d * sizeof(double));
-    for (size_t r = 0; r < N; r++)
-      for (size_t j = 0; j < d; j++)
-        mu[j] += X[r * d + j];
-    for (size_t j = 0; j < d; j++)
-      mu[j] /= (double)N;
-    for (size_t r = 0; r < N; r++)
-      for (size_t j = 0; j < d; j++)
-        X[r * d + j] -= mu[j];
-  }
-  *Xp = X;
-  *Np = N;
   return 0;
 }
 

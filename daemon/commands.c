@@ -351,7 +351,7 @@ static void ingest_done(ewd_job_t *j) {
   ewd_stream_t *st = j->st;
   update_mirrors(srv, j);
   if (j->rc) {
-    ewd_reply_error(srv, j->conn, j->msgid, j->notify, j->rc, "%s; nothing was ingested",
+    ewd_reply_error(srv, j->conn, j->msgid, j->notify, j->rc, "%s",
                     j->message);
   } else {
     st->last_ingest = wall_now();

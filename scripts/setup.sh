@@ -2,7 +2,7 @@
 # scripts/setup.sh — installs what eigenwatch needs from Debian's archive, only what is missing.
 # Needs root (uses sudo when not root). Safe to run again: it does nothing when all is there.
 set -euo pipefail
-PKGS=(meson ninja-build pkg-config gcc libc6-dev gzip
+PKGS=(meson ninja-build pkg-config gcc libc6-dev gzip xxd clang libclang-rt-14-dev
       libuv1-dev libmsgpack-dev libopenblas-dev liblapacke-dev
       python3 python3-numpy python3-msgpack dataset-fashion-mnist)
 missing=()

@@ -188,6 +188,7 @@ static ewd_job_t *job_new(ewd_req_t *r, ewd_stream_t *st, ewd_job_kind_t kind,
 static void job_finish(ewd_job_t *j) {
   ewd_stream_t *st = j->st;
   ewd_conn_t *c = j->conn;
+  bool was_request = c && c->job == j;
   st->queued_jobs--;
   st->queued_bytes -= j->bytes;
   if (c) {
@@ -196,7 +197,7 @@ static void job_finish(ewd_job_t *j) {
   ewd_job_free(j);
   ewd_stream_unref(st);
   if (c)
-    ewd_conn_job_done(c);
+    ewd_conn_job_done(c, was_request);
 }
 
 static void update_mirrors(ewd_server_t *srv, ewd_job_t *j) {
@@ -212,9 +213,16 @@ static void update_mirrors(ewd_server_t *srv, ewd_job_t *j) {
 
 static ewd_server_t *g_srv; /* the one server, for job callbacks */
 
-static void submit(ewd_req_t *r, ewd_job_t *j) {
-  if (r && r->conn)
-    r->conn->job = j;
+/* Hands a job to the stream's queue. A request's job holds the connection (later messages wait);
+ * a pipelined ingest notification only counts as in flight. */
+static void submit(ewd_req_t *r, ewd_job_t *j, bool pipelined) {
+  if (r && r->conn) {
+    ewd_conn_ref(r->conn);
+    if (pipelined)
+      r->conn->inflight++;
+    else
+      r->conn->job = j;
+  }
   ewd_pool_submit(r ? r->srv->pool : g_srv->pool, j);
 }
 
@@ -485,8 +493,8 @@ static ewd_disp_t h_ingest(ewd_req_t *r) {
   j->bytes = n * d * esz;
   st->queued_bytes += j->bytes;
   r->conn->queued_bytes += j->bytes;
-  submit(r, j);
-  return EWD_PENDING;
+  submit(r, j, r->notify);
+  return r->notify ? EWD_DONE : EWD_PENDING;
 }
 
 /* ---- query ---- */
@@ -708,7 +716,7 @@ static ewd_disp_t h_query(ewd_req_t *r) {
   j->nmetrics = nm;
   j->center = center;
   j->source = source;
-  submit(r, j);
+  submit(r, j, false);
   return EWD_PENDING;
 }
 
@@ -782,7 +790,7 @@ static ewd_disp_t h_reset(ewd_req_t *r) {
   ewd_job_t *j = job_new(r, st, EWD_JOB_RESET, reset_done);
   if (!j)
     FAIL(r, EW_ENOMEM, "out of memory");
-  submit(r, j);
+  submit(r, j, false);
   return EWD_PENDING;
 }
 

@@ -106,8 +106,13 @@ typedef struct {
 
 struct ewd_conn;
 
+typedef enum { EWD_JOB_READY = 0, EWD_JOB_NEEDS_PREPARE, EWD_JOB_PREPARING } ewd_job_state_t;
+
 struct ewd_job {
-  ewd_job_t *next;
+  ewd_job_t *next;       /* the stream's FIFO, then the done list */
+  ewd_job_t *prep_next;  /* the pool's prepare list */
+  ewd_job_state_t state;
+  ew_batch_t *batch;     /* ingest: prepared on any math thread, applied in stream order */
   ewd_job_kind_t kind;
   ewd_stream_t *st;
   struct ewd_conn *conn;   /* NULL when nobody waits for the answer */
@@ -178,9 +183,11 @@ typedef struct ewd_conn {
   struct ewd_conn *prev, *next;
   uint64_t id;
   uint8_t *buf;
-  size_t len, cap;
+  size_t off, len, cap;  /* unconsumed bytes are buf[off, len) */
   ew_skim_t skim;
-  ewd_job_t *job;        /* the one job in flight (messages are handled in order) */
+  ewd_job_t *job;        /* the request whose reply the connection waits for */
+  size_t inflight;       /* pipelined ingest notifications not yet applied */
+  int refs;              /* 1 for the open handle + 1 per job that names this connection */
   size_t queued_bytes;
   bool reading, closing, close_after_write;
   size_t writes_pending;
@@ -201,8 +208,10 @@ void ewd_reply_error(ewd_server_t *srv, ewd_conn_t *c, uint64_t msgid, bool noti
                      const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* Sends a packed response (takes the sbuffer's data). */
 void ewd_reply_send(ewd_conn_t *c, msgpack_sbuffer *sb);
-/* Called by commands when a job for this connection completed (handles the next message). */
-void ewd_conn_job_done(ewd_conn_t *c);
+/* Called when a job naming this connection completed: clears the waiting request or one
+ * pipelined notification, handles further messages, and drops the job's reference. */
+void ewd_conn_job_done(ewd_conn_t *c, bool was_request);
+void ewd_conn_ref(ewd_conn_t *c);
 void ewd_server_stop(ewd_server_t *srv);
 void ewd_count_error(ewd_server_t *srv, int code);
 

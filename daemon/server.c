@@ -1,9 +1,11 @@
 /* server.c — sockets: listeners (TCP, Unix), connections, framing, replies, backpressure.
  *
- * Each connection's messages are handled strictly in order: while a message's job is with a
- * math thread, later messages wait in the connection's buffer (so a `ping` after a run of ingest
- * notifications is answered only once those rows are counted, and replies leave in request
- * order). Bytes are skimmed (ew_skim) before msgpack-c decodes anything; a framing error answers
+ * Each connection's messages take effect in order. Ingest notifications are pipelined: they are
+ * handed to their stream's queue (which applies them in order) while the connection reads on, so
+ * one producer keeps both math threads busy. Any other message is a barrier: it waits until the
+ * connection's earlier jobs are done (so a `ping` after a run of ingest notifications is answered
+ * only once those rows are counted), and while a request's job runs, later messages wait in the
+ * buffer (so replies leave in request order). Bytes are skimmed (ew_skim) before msgpack-c decodes anything; a framing error answers
  * what it can (msgid 0) and closes that connection only. Reading pauses while a connection's
  * buffer or unsent replies pass a high-water mark, and resumes when they drain: TCP/Unix flow
  * control then slows the producer instead of the daemon buffering without bound.
@@ -50,7 +52,7 @@ static void on_write(uv_write_t *req, int status) {
   c->writes_pending -= w->len;
   free(w->data);
   free(w);
-  if (c->close_after_write && c->writes_pending == 0)
+  if (c->close_after_write && c->writes_pending == 0 && !c->job && !c->inflight)
     conn_close(c);
   else if (!c->closing)
     conn_process(c); /* may resume reading now that output drained */
@@ -103,20 +105,27 @@ void ewd_reply_error(ewd_server_t *srv, ewd_conn_t *c, uint64_t msgid, bool noti
 
 /* ---- connections ---- */
 
+static void conn_unref(ewd_conn_t *c) {
+  if (--c->refs > 0)
+    return;
+  free(c->buf);
+  free(c);
+}
+
+void ewd_conn_ref(ewd_conn_t *c) { c->refs++; }
+
 static void on_closed(uv_handle_t *h) {
   ewd_conn_t *c = h->data;
   ewd_server_t *srv = c->srv;
-  if (c->job)
-    c->job->conn = NULL; /* the job finishes without anyone to answer */
   if (c->prev)
     c->prev->next = c->next;
   else
     srv->conns = c->next;
   if (c->next)
     c->next->prev = c->prev;
+  c->prev = c->next = NULL;
   srv->nconns--;
-  free(c->buf);
-  free(c);
+  conn_unref(c); /* jobs still running keep it until they finish (unanswered) */
 }
 
 static void conn_close(ewd_conn_t *c) {
@@ -129,6 +138,11 @@ static void conn_close(ewd_conn_t *c) {
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   ewd_conn_t *c = h->data;
   (void)suggested;
+  if (c->off > 0 && c->cap - c->len < READ_CHUNK) { /* compact once, not per message */
+    memmove(c->buf, c->buf + c->off, c->len - c->off);
+    c->len -= c->off;
+    c->off = 0;
+  }
   size_t limit = c->srv->lim.skim.max_bytes + READ_CHUNK;
   if (c->cap - c->len < READ_CHUNK && c->cap < limit) {
     size_t nc = c->cap ? 2 * c->cap : READ_CHUNK;
@@ -170,17 +184,28 @@ static void framing_error(ewd_conn_t *c, ew_skim_status_t st, const char *detail
   ewd_reply_error(c->srv, c, 0, false, code, "%s; the connection will be closed", detail);
   uv_read_stop(&c->h.stream);
   c->reading = false;
-  c->len = 0;
+  c->off = c->len = 0;
   c->close_after_write = true;
   if (c->writes_pending == 0)
     conn_close(c);
 }
 
+/* An ingest notification ([2, "ingest", ...] with a str method) may be pipelined. */
+static bool is_ingest_notification(const ewd_conn_t *c) {
+  const uint8_t *b = c->buf + c->off;
+  return c->len - c->off >= 9 && b[0] == 0x93 && b[1] == 0x02 && b[2] == 0xa6 &&
+         memcmp(b + 3, "ingest", 6) == 0;
+}
+
 static void conn_process(ewd_conn_t *c) {
   ewd_server_t *srv = c->srv;
-  while (!c->job && !c->closing && c->len > 0) {
+  while (!c->job && !c->closing && c->len > c->off) {
+    if (c->inflight > 0 &&
+        (!is_ingest_notification(c) || c->queued_bytes >= srv->lim.conn_high_water))
+      break; /* a barrier, or too much already queued: wait for the jobs in flight */
     size_t mlen = 0;
-    ew_skim_status_t st = ew_skim(&c->skim, c->buf, c->len, &srv->lim.skim, &mlen);
+    ew_skim_status_t st =
+        ew_skim(&c->skim, c->buf + c->off, c->len - c->off, &srv->lim.skim, &mlen);
     if (st == EW_SKIM_NEED_MORE)
       break;
     if (st != EW_SKIM_DONE) {
@@ -190,7 +215,8 @@ static void conn_process(ewd_conn_t *c) {
     msgpack_unpacked upk;
     msgpack_unpacked_init(&upk);
     size_t off = 0;
-    msgpack_unpack_return ret = msgpack_unpack_next(&upk, (const char *)c->buf, mlen, &off);
+    msgpack_unpack_return ret =
+        msgpack_unpack_next(&upk, (const char *)c->buf + c->off, mlen, &off);
     if (ret != MSGPACK_UNPACK_SUCCESS || off != mlen) {
       msgpack_unpacked_destroy(&upk);
       framing_error(c, EW_SKIM_BAD_BYTE, "message is not valid msgpack");
@@ -198,10 +224,11 @@ static void conn_process(ewd_conn_t *c) {
     }
     ewd_dispatch(srv, c, &upk.data);
     msgpack_unpacked_destroy(&upk);
-    memmove(c->buf, c->buf + mlen, c->len - mlen);
-    c->len -= mlen;
+    c->off += mlen;
     ew_skim_reset(&c->skim);
-    if (c->cap > 4 * READ_CHUNK && c->len < READ_CHUNK) { /* give big buffers back */
+    if (c->off == c->len)
+      c->off = c->len = 0;
+    if (c->cap > 4 * READ_CHUNK && c->len == 0) { /* give big buffers back */
       uint8_t *nb = realloc(c->buf, READ_CHUNK);
       if (nb) {
         c->buf = nb;
@@ -212,14 +239,15 @@ static void conn_process(ewd_conn_t *c) {
   if (c->closing)
     return;
   if (c->close_after_write) { /* peer finished sending */
-    if (!c->job && c->writes_pending == 0)
+    if (!c->job && !c->inflight && c->writes_pending == 0)
       conn_close(c);
     return;
   }
-  /* backpressure: pause while a job holds the connection with a full buffer, or replies pile */
-  bool full = (c->job && c->len >= srv->lim.conn_high_water) ||
+  /* backpressure: pause while jobs hold the connection with a full buffer, or replies pile */
+  bool full = ((c->job || c->inflight) && c->len - c->off >= srv->lim.conn_high_water) ||
+              c->queued_bytes >= srv->lim.conn_high_water ||
               c->writes_pending > OUT_HIGH_WATER || srv->stopping ||
-              c->len >= srv->lim.skim.max_bytes + READ_CHUNK;
+              c->len - c->off >= srv->lim.skim.max_bytes;
   if (full && c->reading) {
     uv_read_stop(&c->h.stream);
     c->reading = false;
@@ -229,9 +257,14 @@ static void conn_process(ewd_conn_t *c) {
   }
 }
 
-void ewd_conn_job_done(ewd_conn_t *c) {
-  c->job = NULL;
-  conn_process(c);
+void ewd_conn_job_done(ewd_conn_t *c, bool was_request) {
+  if (was_request)
+    c->job = NULL;
+  else
+    c->inflight--;
+  if (!c->closing)
+    conn_process(c);
+  conn_unref(c);
 }
 
 static void on_connection(uv_stream_t *server, int status) {
@@ -242,6 +275,7 @@ static void on_connection(uv_stream_t *server, int status) {
   if (!c)
     return;
   c->srv = srv;
+  c->refs = 1;
   c->id = next_conn_id++;
   int rc = server->type == UV_TCP ? uv_tcp_init(srv->loop, &c->h.tcp)
                                   : uv_pipe_init(srv->loop, &c->h.pipe, 0);

@@ -2,7 +2,11 @@
  *
  * Jobs queue per stream (FIFO: a stream's ingests and queries apply in the order they were
  * submitted, and a stream never runs on two threads at once, so it needs no lock against
- * itself). Streams with work wait in a ready list; each thread takes the stream at its head, runs
+ * itself). An ingest has a first half that does not touch the stream — conversion, checks and the
+ * batch Gram (ew_batch_prepare, the syrk that dominates) — which any free thread may run, in
+ * submission order, while the stream's earlier jobs run elsewhere: one stream's ingest then uses
+ * both cores. At most `nthreads` prepared batches exist at once (each holds d² floats); the
+ * second half (ew_stream_apply) runs in the stream's FIFO order. Streams with work wait in a ready list; each thread takes the stream at its head, runs
  * one job, and puts the stream back at the tail if it has more (round-robin fairness between
  * streams). With two threads, a multi-second eigensolve on one stream leaves the other thread to
  * everyone else. OpenBLAS's thread count is process-wide; each math thread is one BLAS thread by
@@ -20,6 +24,8 @@ struct ewd_pool {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   ewd_stream_t *ready_head, *ready_tail;
+  ewd_job_t *prep_head, *prep_tail;
+  size_t prepared; /* batches preparing or prepared and not yet applied */
   ewd_job_t *done_head, *done_tail;
   size_t pending;
   bool stop;
@@ -34,11 +40,12 @@ static void run_job(ewd_job_t *job) {
   double t0 = ewd_now();
   switch (job->kind) {
   case EWD_JOB_INGEST:
-    job->rc = ew_stream_ingest(st->s, job->data, job->dtype, job->n, job->d);
+    if (job->rc == 0 && job->batch)
+      job->rc = ew_stream_apply(st->s, job->batch);
     if (job->rc)
       snprintf(job->message, sizeof job->message, "%s", ew_strerror(job->rc));
-    free(job->data);
-    job->data = NULL;
+    ew_batch_free(job->batch);
+    job->batch = NULL;
     break;
   case EWD_JOB_QUERY:
     job->results = calloc(job->nmetrics, sizeof(ew_result_t));
@@ -74,46 +81,79 @@ static void run_job(ewd_job_t *job) {
   job->elapsed_ms = 1e3 * (ewd_now() - t0);
 }
 
+/* Puts a stream on the ready list if its head job can run and it is not already scheduled.
+ * Caller holds the mutex. */
+static void maybe_schedule(ewd_pool_t *p, ewd_stream_t *st) {
+  if (st->scheduled || !st->qhead || st->qhead->state != EWD_JOB_READY)
+    return;
+  st->scheduled = true;
+  st->ready_next = NULL;
+  if (p->ready_tail)
+    p->ready_tail->ready_next = st;
+  else
+    p->ready_head = st;
+  p->ready_tail = st;
+  pthread_cond_signal(&p->cv);
+}
+
+static void prepare_job(ewd_job_t *job) {
+  job->rc = ew_batch_prepare(job->st->s, job->data, job->dtype, job->n, job->d, &job->batch);
+  free(job->data);
+  job->data = NULL;
+}
+
 static void *thread_main(void *arg) {
   ewd_pool_t *p = arg;
   openblas_set_num_threads(p->blas);
   pthread_mutex_lock(&p->mu);
   for (;;) {
-    while (!p->ready_head && !p->stop)
-      pthread_cond_wait(&p->cv, &p->mu);
-    if (!p->ready_head && p->stop)
-      break;
-    ewd_stream_t *st = p->ready_head;
-    p->ready_head = st->ready_next;
-    if (!p->ready_head)
-      p->ready_tail = NULL;
-    st->ready_next = NULL;
-    ewd_job_t *job = st->qhead;
-    st->qhead = job->next;
-    if (!st->qhead)
-      st->qtail = NULL;
-    job->next = NULL;
-    pthread_mutex_unlock(&p->mu);
+    if (p->ready_head) { /* a stream whose next job can run: run it, in FIFO order */
+      ewd_stream_t *st = p->ready_head;
+      p->ready_head = st->ready_next;
+      if (!p->ready_head)
+        p->ready_tail = NULL;
+      st->ready_next = NULL;
+      ewd_job_t *job = st->qhead;
+      st->qhead = job->next;
+      if (!st->qhead)
+        st->qtail = NULL;
+      job->next = NULL;
+      pthread_mutex_unlock(&p->mu);
 
-    run_job(job);
+      run_job(job);
 
-    pthread_mutex_lock(&p->mu);
-    if (st->qhead) { /* more work for this stream: back of the line */
-      if (p->ready_tail)
-        p->ready_tail->ready_next = st;
-      else
-        p->ready_head = st;
-      p->ready_tail = st;
-      pthread_cond_signal(&p->cv);
-    } else {
+      pthread_mutex_lock(&p->mu);
+      if (job->kind == EWD_JOB_INGEST)
+        p->prepared--;
       st->scheduled = false;
+      maybe_schedule(p, st);
+      if (p->done_tail)
+        p->done_tail->next = job;
+      else
+        p->done_head = job;
+      p->done_tail = job;
+      uv_async_send(&p->async);
+      pthread_cond_broadcast(&p->cv); /* a prepare slot may have freed */
+    } else if (p->prep_head && p->prepared < (size_t)p->nthreads) {
+      ewd_job_t *job = p->prep_head; /* the oldest unprepared batch, whatever its stream */
+      p->prep_head = job->prep_next;
+      if (!p->prep_head)
+        p->prep_tail = NULL;
+      job->prep_next = NULL;
+      job->state = EWD_JOB_PREPARING;
+      p->prepared++;
+      pthread_mutex_unlock(&p->mu);
+
+      prepare_job(job);
+
+      pthread_mutex_lock(&p->mu);
+      job->state = EWD_JOB_READY;
+      maybe_schedule(p, job->st);
+    } else if (p->stop && !p->prep_head) {
+      break;
+    } else {
+      pthread_cond_wait(&p->cv, &p->mu);
     }
-    if (p->done_tail)
-      p->done_tail->next = job;
-    else
-      p->done_head = job;
-    p->done_tail = job;
-    uv_async_send(&p->async);
   }
   pthread_mutex_unlock(&p->mu);
   ew_thread_scratch_release();
@@ -171,15 +211,19 @@ void ewd_pool_submit(ewd_pool_t *p, ewd_job_t *job) {
   else
     st->qhead = job;
   st->qtail = job;
-  if (!st->scheduled) {
-    st->scheduled = true;
-    if (p->ready_tail)
-      p->ready_tail->ready_next = st;
+  if (job->kind == EWD_JOB_INGEST) {
+    job->state = EWD_JOB_NEEDS_PREPARE;
+    job->prep_next = NULL;
+    if (p->prep_tail)
+      p->prep_tail->prep_next = job;
     else
-      p->ready_head = st;
-    p->ready_tail = st;
-    pthread_cond_signal(&p->cv);
+      p->prep_head = job;
+    p->prep_tail = job;
+    pthread_cond_broadcast(&p->cv);
+  } else {
+    job->state = EWD_JOB_READY;
   }
+  maybe_schedule(p, st);
   pthread_mutex_unlock(&p->mu);
 }
 
@@ -223,6 +267,7 @@ void ewd_job_free(ewd_job_t *job) {
   if (!job)
     return;
   free(job->data);
+  ew_batch_free(job->batch);
   ewd_qmetrics_free(job->metrics, job->nmetrics);
   if (job->results)
     for (size_t i = 0; i < job->nmetrics; i++)

@@ -135,6 +135,23 @@ const ew_config_t *ew_stream_config(const ew_stream_t *s);
  * into the f64 state. */
 int ew_stream_ingest(ew_stream_t *s, const void *data, ew_dtype_t dtype, size_t n, size_t d);
 
+/* The same ingest in two halves, so that the expensive half can run in parallel. A prepared batch
+ * holds the converted rows and their batch statistics (the syrk) — ew_batch_prepare reads only
+ * the stream's immutable configuration, so any number of threads may prepare batches for one
+ * stream while another thread applies or queries it. ew_stream_apply merges a prepared batch into
+ * the state (cheap: O(d²) plus the window and live estimate); batches must be applied one at a
+ * time, and are applied in the order the caller chooses. ew_stream_ingest == prepare + apply.
+ * ew_batch_prepare: 0 and *out (owned by the caller, freed with ew_batch_free), or EW_EDIM,
+ * EW_EDTYPE, EW_ENONFINITE, EW_ETOOLARGE, EW_EBADPARAM (n == 0), EW_ENOMEM; nothing changes.
+ * ew_stream_apply: 0, EW_EBADPARAM (batch prepared for a differently configured stream) or
+ * EW_ENOMEM (state unchanged); the batch is not consumed. A prepared batch holds d² floats. */
+typedef struct ew_batch ew_batch_t;
+int ew_batch_prepare(const ew_stream_t *s, const void *data, ew_dtype_t dtype, size_t n, size_t d,
+                     ew_batch_t **out);
+int ew_stream_apply(ew_stream_t *s, ew_batch_t *b);
+void ew_batch_free(ew_batch_t *b);
+size_t ew_batch_rows(const ew_batch_t *b);
+
 /* Forgets every row (moments, window, live estimate, cached spectra); keeps the configuration. */
 void ew_stream_reset(ew_stream_t *s);
 

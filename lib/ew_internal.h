@@ -92,13 +92,15 @@ void ew__moments_matrix_upper(const ew__moments_t *m, int center, double *A);
 /* Computes the shifted batch statistics of n rows (row-major n×d) with optional per-row weights
  * (NULL = all 1) and, for f32, optional per-row scale factors applied in f64 before centring
  * (NULL = 1; used for L2 normalisation so that only the small centred value is rounded to f32).
+ * The Gram goes to g_out (d×d, owned by the caller) or, when g_out is NULL, to the GRAM scratch.
  * The row buffers are not modified. Work buffers come from the thread's scratch
  * (EW__SCR_ROWS, EW__SCR_GRAM, EW__SCR_WORK); *out points into them and stays valid until the next
  * scratch use. The caller provides shift[d] and s[d] storage. Returns 0 or EW_ENOMEM. */
 int ew__bstats_f32(const float *rows, size_t n, size_t d, const double *weights,
-                   const double *scale, double *shift, double *s, ew__bstats_t *out);
+                   const double *scale, double *shift, double *s, float *g_out,
+                   ew__bstats_t *out);
 int ew__bstats_f64(const double *rows, size_t n, size_t d, const double *weights, double *shift,
-                   double *s, ew__bstats_t *out);
+                   double *s, double *g_out, ew__bstats_t *out);
 /* Same, unweighted, for two row blocks seen as one (a wrapped ring segment): a then b. */
 int ew__bstats_f32_2(const float *a, size_t na, const float *b, size_t nb, size_t d, double *shift,
                      double *s, ew__bstats_t *out);

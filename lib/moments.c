@@ -175,12 +175,12 @@ static void bstats_out(ew__bstats_t *out, size_t d, size_t n, double w, const do
  * concatenation. The centred, weight-scaled copy goes to ROWS, the Gram to GRAM. */
 static int bstats_f32_blocks(const float *const *blk, const size_t *nb, int nblk, size_t d,
                              const double *weights, const double *scale, double *shift, double *s,
-                             ew__bstats_t *out) {
+                             float *g_out, ew__bstats_t *out) {
   size_t n = 0;
   for (int k = 0; k < nblk; k++)
     n += nb[k];
   float *c = ew__scratch(EW__SCR_ROWS, n * d * sizeof(float));
-  float *g = ew__scratch(EW__SCR_GRAM, d * d * sizeof(float));
+  float *g = g_out ? g_out : ew__scratch(EW__SCR_GRAM, d * d * sizeof(float));
   float *sf = ew__scratch(EW__SCR_WORK, d * sizeof(float));
   if (!c || !g || !sf)
     return EW_ENOMEM;
@@ -240,23 +240,24 @@ static int bstats_f32_blocks(const float *const *blk, const size_t *nb, int nblk
 }
 
 int ew__bstats_f32(const float *rows, size_t n, size_t d, const double *weights,
-                   const double *scale, double *shift, double *s, ew__bstats_t *out) {
+                   const double *scale, double *shift, double *s, float *g_out,
+                   ew__bstats_t *out) {
   const float *blk[1] = {rows};
   size_t nb[1] = {n};
-  return bstats_f32_blocks(blk, nb, 1, d, weights, scale, shift, s, out);
+  return bstats_f32_blocks(blk, nb, 1, d, weights, scale, shift, s, g_out, out);
 }
 
 int ew__bstats_f32_2(const float *a, size_t na, const float *b, size_t nb_, size_t d, double *shift,
                      double *s, ew__bstats_t *out) {
   const float *blk[2] = {a, b};
   size_t nb[2] = {na, nb_};
-  return bstats_f32_blocks(blk, nb, nb_ ? 2 : 1, d, NULL, NULL, shift, s, out);
+  return bstats_f32_blocks(blk, nb, nb_ ? 2 : 1, d, NULL, NULL, shift, s, NULL, out);
 }
 
 int ew__bstats_f64(const double *rows, size_t n, size_t d, const double *weights, double *shift,
-                   double *s, ew__bstats_t *out) {
+                   double *s, double *g_out, ew__bstats_t *out) {
   double *c = ew__scratch(EW__SCR_ROWS, n * d * sizeof(double));
-  double *g = ew__scratch(EW__SCR_GRAM, d * d * sizeof(double));
+  double *g = g_out ? g_out : ew__scratch(EW__SCR_GRAM, d * d * sizeof(double));
   if (!c || !g)
     return EW_ENOMEM;
   memset(shift, 0, d * sizeof(double));

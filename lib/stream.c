@@ -187,116 +187,178 @@ EW_EXPORT size_t ew_stream_memory(const ew_stream_t *s) {
   return t;
 }
 
-/* ---- ingest ---- */
+/* ---- ingest: prepare (no state touched) + apply (the state changes) ---- */
+
+struct ew_batch {
+  size_t n, d;
+  bool f64, l2, decay;
+  void *rows;         /* converted rows (f64 rows already normalised; f32 rows raw, see scale) */
+  double *scale;      /* n inverse row norms (L2, f32 rows) or NULL */
+  double *weights;    /* n decay weights or NULL */
+  double *shift, *s;  /* d each */
+  void *gram;         /* d×d f32 or f64 */
+  ew__bstats_t bs;
+};
+
+EW_EXPORT void ew_batch_free(ew_batch_t *b) {
+  if (!b)
+    return;
+  free(b->rows);
+  free(b->scale);
+  free(b->weights);
+  free(b->shift);
+  free(b->s);
+  free(b->gram);
+  free(b);
+}
+
+EW_EXPORT size_t ew_batch_rows(const ew_batch_t *b) { return b ? b->n : 0; }
+
+EW_EXPORT int ew_batch_prepare(const ew_stream_t *s, const void *data, ew_dtype_t dtype, size_t n,
+                               size_t d, ew_batch_t **out) {
+  *out = NULL;
+  if (d != s->d)
+    return EW_EDIM;
+  if (ew_dtype_size(dtype) == 0)
+    return EW_EDTYPE;
+  if (n == 0 || n > ((size_t)1 << 40) / d)
+    return n == 0 ? EW_EBADPARAM : EW_ETOOLARGE;
+  ew_batch_t *b = calloc(1, sizeof *b);
+  if (!b)
+    return EW_ENOMEM;
+  b->n = n;
+  b->d = d;
+  b->f64 = dtype == EW_F64;
+  b->l2 = s->cfg.normalize == EW_NORMALIZE_L2;
+  b->decay = s->gamma < 1.0;
+  size_t esz = b->f64 ? 8 : 4;
+  b->rows = malloc(n * d * esz);
+  b->shift = malloc(d * sizeof(double));
+  b->s = malloc(d * sizeof(double));
+  b->gram = malloc(d * d * esz);
+  if (b->l2)
+    b->scale = malloc(n * sizeof(double));
+  if (b->decay)
+    b->weights = malloc(n * sizeof(double));
+  /* the scratch the batch statistics use, reserved now so nothing below can fail */
+  if (!b->rows || !b->shift || !b->s || !b->gram || (b->l2 && !b->scale) ||
+      (b->decay && !b->weights) || !ew__scratch(EW__SCR_ROWS, n * d * esz) ||
+      !ew__scratch(EW__SCR_WORK, 2 * d * sizeof(double))) {
+    ew_batch_free(b);
+    return EW_ENOMEM;
+  }
+  int rc = b->f64 ? ew_convert_f64(data, dtype, n * d, b->rows)
+                  : ew_convert_f32(data, dtype, n * d, b->rows);
+  if (rc != 0) {
+    ew_batch_free(b);
+    return rc;
+  }
+  /* L2 rows (zero rows stay zero and still count). f64 rows are scaled in place; for f32 rows
+   * the inverse norms stay in f64 and are applied before centring, so that only the small
+   * centred value is rounded to f32 (rounding the normalised row first loses ‖μ‖/spread of
+   * precision when rows share a large mean). */
+  if (b->l2) {
+    for (size_t r = 0; r < n; r++) {
+      double nrm = 0;
+      if (b->f64) {
+        const double *x = (const double *)b->rows + r * d;
+        for (size_t j = 0; j < d; j++)
+          nrm += x[j] * x[j];
+      } else {
+        const float *x = (const float *)b->rows + r * d;
+        for (size_t j = 0; j < d; j++)
+          nrm += (double)x[j] * x[j];
+      }
+      b->scale[r] = nrm > 0 ? 1.0 / sqrt(nrm) : 0.0;
+    }
+    if (b->f64) {
+      double *x = b->rows;
+      for (size_t r = 0; r < n; r++)
+        for (size_t j = 0; j < d; j++)
+          x[r * d + j] *= b->scale[r];
+    }
+  }
+  /* decay: row r of the batch weighs γ^(n−1−r); the state's weight is scaled at apply time */
+  if (b->decay) {
+    double g = 1.0;
+    for (size_t r = n; r-- > 0;) {
+      b->weights[r] = g;
+      g *= s->gamma;
+    }
+  }
+  rc = b->f64 ? ew__bstats_f64(b->rows, n, d, b->weights, b->shift, b->s, b->gram, &b->bs)
+              : ew__bstats_f32(b->rows, n, d, b->weights, (b->l2 && !b->f64) ? b->scale : NULL,
+                               b->shift, b->s, b->gram, &b->bs);
+  if (rc != 0) {
+    ew_batch_free(b);
+    return rc;
+  }
+  *out = b;
+  return 0;
+}
+
+EW_EXPORT int ew_stream_apply(ew_stream_t *s, ew_batch_t *b) {
+  size_t n = b->n, d = b->d;
+  if (d != s->d || b->l2 != (s->cfg.normalize == EW_NORMALIZE_L2) || b->decay != (s->gamma < 1.0))
+    return EW_EBADPARAM;
+  size_t wcap = s->has_window ? s->win.cap : 0;
+  size_t rows_need = (n > wcap ? n : wcap) * d * 4;
+  /* reserve what the window and live estimate may need; after this nothing can fail */
+  if ((s->has_window || s->has_oja) &&
+      (!ew__scratch(EW__SCR_ROWS, rows_need) || !ew__scratch(EW__SCR_GRAM, d * d * 4) ||
+       !ew__scratch(EW__SCR_WORK, 2 * d * sizeof(double)) ||
+       (b->f64 && !ew__scratch(EW__SCR_AUX, n * d * 4))))
+    return EW_ENOMEM;
+  if (b->decay)
+    ew__moments_scale(&s->all, pow(s->gamma, (double)n));
+  ew__moments_add(&s->all, &b->bs);
+
+  if (s->has_window || s->has_oja) {
+    const float *rows32 = b->rows;
+    if (!b->f64 && b->l2) { /* the window and Oja keep the normalised rows, rounded to f32 */
+      float *x = b->rows;
+      for (size_t r = 0; r < n; r++)
+        for (size_t j = 0; j < d; j++)
+          x[r * d + j] = (float)(x[r * d + j] * b->scale[r]);
+    }
+    if (b->f64) {
+      float *aux = ew__scratch(EW__SCR_AUX, n * d * 4);
+      const double *x = b->rows;
+      for (size_t i = 0; i < n * d; i++)
+        aux[i] = (float)x[i];
+      rows32 = aux;
+    }
+    if (s->has_window) {
+      if (b->f64)
+        s->window_rounded = true;
+      bool maintain = s->cfg.window_mode == EW_WINDOW_EAGER ||
+                      (s->cfg.window_mode == EW_WINDOW_AUTO && s->win_queried &&
+                       s->count - s->win_query_at < (uint64_t)s->win.cap);
+      (void)ew__window_push(&s->win, rows32, n, (!b->f64 && !b->decay && !b->l2) ? &b->bs : NULL,
+                            maintain);
+    }
+    if (s->has_oja)
+      ew__oja_push(&s->oja, rows32, n, s->all.mean);
+  }
+  s->count += n;
+  return 0;
+}
 
 EW_EXPORT int ew_stream_ingest(ew_stream_t *s, const void *data, ew_dtype_t dtype, size_t n,
                                size_t d) {
   if (d != s->d)
     return EW_EDIM;
-  size_t esz_in = ew_dtype_size(dtype);
-  if (esz_in == 0)
+  if (ew_dtype_size(dtype) == 0)
     return EW_EDTYPE;
   if (n == 0)
     return 0;
-  if (n > ((size_t)1 << 40) / d)
-    return EW_ETOOLARGE;
-  bool f64 = dtype == EW_F64;
-  size_t esz = f64 ? 8 : 4;
-  bool decay = s->gamma < 1.0;
-  size_t wcap = s->has_window ? s->win.cap : 0;
-
-  /* Reserve every scratch buffer this ingest can touch, at its largest size, so nothing below
-   * can fail once state starts to change (scratch buffers only grow). */
-  size_t rows_need = n * d * esz;
-  size_t in_rows = (n * d * esz + 63) & ~(size_t)63; /* doubles after the rows stay aligned */
-  if (wcap * d * 4 > rows_need)
-    rows_need = wcap * d * 4;
-  void *in = ew__scratch(EW__SCR_IN, in_rows + 2 * n * sizeof(double));
-  if (!in || !ew__scratch(EW__SCR_ROWS, rows_need) || !ew__scratch(EW__SCR_GRAM, d * d * esz) ||
-      !ew__scratch(EW__SCR_WORK, 2 * d * sizeof(double)) ||
-      ((f64 && (s->has_window || s->has_oja)) && !ew__scratch(EW__SCR_AUX, n * d * 4)))
-    return EW_ENOMEM;
-  in = ew__scratch(EW__SCR_IN, 0); /* same buffer; reserve may not move it again */
-
-  int rc = f64 ? ew_convert_f64(data, dtype, n * d, in) : ew_convert_f32(data, dtype, n * d, in);
-  if (rc != 0)
-    return rc;
-
-  /* preprocessing: unit rows (zero rows stay zero and still count). For f64 rows the scaling
-   * is done in place; for f32 rows the inverse norms are kept in f64 and applied inside the batch
-   * statistics before centring, so that only the small centred value is rounded to f32 (rounding
-   * the normalised row first loses ‖μ‖/spread of precision when rows share a large mean). */
-  bool l2 = s->cfg.normalize == EW_NORMALIZE_L2;
-  double *scale = NULL;
-  if (l2) {
-    scale = (double *)((char *)in + in_rows + n * sizeof(double));
-    for (size_t r = 0; r < n; r++) {
-      double nrm = 0;
-      if (f64) {
-        const double *x = (const double *)in + r * d;
-        for (size_t j = 0; j < d; j++)
-          nrm += x[j] * x[j];
-      } else {
-        const float *x = (const float *)in + r * d;
-        for (size_t j = 0; j < d; j++)
-          nrm += (double)x[j] * x[j];
-      }
-      scale[r] = nrm > 0 ? 1.0 / sqrt(nrm) : 0.0;
-    }
-    if (f64) {
-      double *x = in;
-      for (size_t r = 0; r < n; r++)
-        for (size_t j = 0; j < d; j++)
-          x[r * d + j] *= scale[r];
-    }
+  ew_batch_t *b;
+  int rc = ew_batch_prepare(s, data, dtype, n, d, &b);
+  if (rc == 0) {
+    rc = ew_stream_apply(s, b);
+    ew_batch_free(b);
   }
-
-  /* decay: row r of the batch weighs γ^(n−1−r); the old state weighs γ^n less */
-  double *weights = NULL;
-  if (decay) {
-    weights = (double *)((char *)in + in_rows);
-    double g = 1.0;
-    for (size_t r = n; r-- > 0;) {
-      weights[r] = g;
-      g *= s->gamma;
-    }
-  }
-
-  ew__bstats_t bs;
-  rc = f64 ? ew__bstats_f64(in, n, d, weights, s->shift, s->s, &bs)
-           : ew__bstats_f32(in, n, d, weights, l2 ? scale : NULL, s->shift, s->s, &bs);
-  if (rc != 0)
-    return rc; /* cannot happen after the reservation; state untouched either way */
-  if (decay)
-    ew__moments_scale(&s->all, pow(s->gamma, (double)n));
-  ew__moments_add(&s->all, &bs);
-
-  const float *rows32 = in;
-  if (!f64 && l2) { /* the window and Oja keep the normalised rows, rounded to f32 */
-    float *x = in;
-    for (size_t r = 0; r < n; r++)
-      for (size_t j = 0; j < d; j++)
-        x[r * d + j] = (float)(x[r * d + j] * scale[r]);
-  }
-  if (f64 && (s->has_window || s->has_oja)) {
-    float *aux = ew__scratch(EW__SCR_AUX, n * d * 4);
-    const double *x = in;
-    for (size_t i = 0; i < n * d; i++)
-      aux[i] = (float)x[i];
-    rows32 = aux;
-  }
-  if (s->has_window && f64)
-    s->window_rounded = true;
-  if (s->has_window) {
-    bool maintain = s->cfg.window_mode == EW_WINDOW_EAGER ||
-                    (s->cfg.window_mode == EW_WINDOW_AUTO && s->win_queried &&
-                     s->count - s->win_query_at < (uint64_t)s->win.cap);
-    (void)ew__window_push(&s->win, rows32, n, (!f64 && !decay && !l2) ? &bs : NULL, maintain);
-  }
-  if (s->has_oja)
-    ew__oja_push(&s->oja, rows32, n, s->all.mean);
-  s->count += n;
-  return 0;
+  return rc;
 }
 
 /* ---- sources and snapshots ---- */

@@ -124,7 +124,7 @@ int ew__window_push(ew__window_t *w, const float *rows, size_t n, const ew__bsta
   int rc;
   if (same) {
     bs = *same;
-  } else if ((rc = ew__bstats_f32(rows, n, d, NULL, NULL, w->tmp_shift, w->tmp_s, &bs)) != 0) {
+  } else if ((rc = ew__bstats_f32(rows, n, d, NULL, NULL, w->tmp_shift, w->tmp_s, NULL, &bs)) != 0) {
     return rc;
   }
   ew__moments_add(&w->mom, &bs);

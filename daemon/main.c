@@ -295,6 +295,9 @@ int main(int argc, char **argv) {
    * ingest time); kept in the heap they are reused. */
   mallopt(M_MMAP_THRESHOLD, 512 << 20);
   mallopt(M_TRIM_THRESHOLD, 1024 << 20);
+  /* one arena: buffers allocated on one thread and freed on another (a batch prepared on one
+   * math thread is applied on the other) would otherwise pin a peak's worth in every arena. */
+  mallopt(M_ARENA_MAX, 1);
   struct rlimit rl; /* room for many connections */
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max;

@@ -192,6 +192,7 @@ EW_EXPORT size_t ew_stream_memory(const ew_stream_t *s) {
 struct ew_batch {
   size_t n, d;
   bool f64, l2, decay;
+  bool owned;         /* buffers malloc'ed (ew_batch_prepare) or borrowed from scratch */
   void *rows;         /* converted rows (f64 rows already normalised; f32 rows raw, see scale) */
   double *scale;      /* n inverse row norms (L2, f32 rows) or NULL */
   double *weights;    /* n decay weights or NULL */
@@ -203,6 +204,10 @@ struct ew_batch {
 EW_EXPORT void ew_batch_free(ew_batch_t *b) {
   if (!b)
     return;
+  if (!b->owned) {
+    free(b);
+    return;
+  }
   free(b->rows);
   free(b->scale);
   free(b->weights);
@@ -214,45 +219,50 @@ EW_EXPORT void ew_batch_free(ew_batch_t *b) {
 
 EW_EXPORT size_t ew_batch_rows(const ew_batch_t *b) { return b ? b->n : 0; }
 
-EW_EXPORT int ew_batch_prepare(const ew_stream_t *s, const void *data, ew_dtype_t dtype, size_t n,
-                               size_t d, ew_batch_t **out) {
-  *out = NULL;
-  if (d != s->d)
-    return EW_EDIM;
-  if (ew_dtype_size(dtype) == 0)
-    return EW_EDTYPE;
-  if (n == 0 || n > ((size_t)1 << 40) / d)
-    return n == 0 ? EW_EBADPARAM : EW_ETOOLARGE;
-  ew_batch_t *b = calloc(1, sizeof *b);
-  if (!b)
-    return EW_ENOMEM;
+/* Fills *b for n rows. With scratch, the rows, row factors and Gram live in the calling thread's
+ * scratch and shift/s in the given arrays (the one-call ingest path: no allocation per batch);
+ * otherwise everything is malloc'ed and owned by the batch (prepared here, applied anywhere). */
+static int prepare_impl(const ew_stream_t *s, const void *data, ew_dtype_t dtype, size_t n,
+                        size_t d, ew_batch_t *b, bool scratch, double *shift, double *sv) {
+  memset(b, 0, sizeof *b);
   b->n = n;
   b->d = d;
   b->f64 = dtype == EW_F64;
   b->l2 = s->cfg.normalize == EW_NORMALIZE_L2;
   b->decay = s->gamma < 1.0;
+  b->owned = !scratch;
   size_t esz = b->f64 ? 8 : 4;
-  b->rows = malloc(n * d * esz);
-  b->shift = malloc(d * sizeof(double));
-  b->s = malloc(d * sizeof(double));
-  b->gram = malloc(d * d * esz);
-  if (b->l2)
-    b->scale = malloc(n * sizeof(double));
-  if (b->decay)
-    b->weights = malloc(n * sizeof(double));
-  /* the scratch the batch statistics use, reserved now so nothing below can fail */
-  if (!b->rows || !b->shift || !b->s || !b->gram || (b->l2 && !b->scale) ||
-      (b->decay && !b->weights) || !ew__scratch(EW__SCR_ROWS, n * d * esz) ||
-      !ew__scratch(EW__SCR_WORK, 2 * d * sizeof(double))) {
-    ew_batch_free(b);
-    return EW_ENOMEM;
+  if (scratch) {
+    size_t in_rows = (n * d * esz + 63) & ~(size_t)63; /* keeps the doubles after it aligned */
+    char *in = ew__scratch(EW__SCR_IN, in_rows + 2 * n * sizeof(double));
+    b->gram = ew__scratch(EW__SCR_GRAM, d * d * esz);
+    if (!in || !b->gram)
+      return EW_ENOMEM;
+    b->rows = in;
+    b->scale = b->l2 ? (double *)(in + in_rows) : NULL;
+    b->weights = b->decay ? (double *)(in + in_rows + n * sizeof(double)) : NULL;
+    b->shift = shift;
+    b->s = sv;
+  } else {
+    b->rows = malloc(n * d * esz);
+    b->shift = malloc(d * sizeof(double));
+    b->s = malloc(d * sizeof(double));
+    b->gram = malloc(d * d * esz);
+    if (b->l2)
+      b->scale = malloc(n * sizeof(double));
+    if (b->decay)
+      b->weights = malloc(n * sizeof(double));
+    if (!b->rows || !b->shift || !b->s || !b->gram || (b->l2 && !b->scale) ||
+        (b->decay && !b->weights))
+      return EW_ENOMEM;
   }
+  /* the scratch the batch statistics use, reserved now so nothing below can fail */
+  if (!ew__scratch(EW__SCR_ROWS, n * d * esz) || !ew__scratch(EW__SCR_WORK, 2 * d * sizeof(double)))
+    return EW_ENOMEM;
   int rc = b->f64 ? ew_convert_f64(data, dtype, n * d, b->rows)
                   : ew_convert_f32(data, dtype, n * d, b->rows);
-  if (rc != 0) {
-    ew_batch_free(b);
+  if (rc != 0)
     return rc;
-  }
   /* L2 rows (zero rows stay zero and still count). f64 rows are scaled in place; for f32 rows
    * the inverse norms stay in f64 and are applied before centring, so that only the small
    * centred value is rounded to f32 (rounding the normalised row first loses ‖μ‖/spread of
@@ -286,10 +296,34 @@ EW_EXPORT int ew_batch_prepare(const ew_stream_t *s, const void *data, ew_dtype_
       g *= s->gamma;
     }
   }
-  rc = b->f64 ? ew__bstats_f64(b->rows, n, d, b->weights, b->shift, b->s, b->gram, &b->bs)
-              : ew__bstats_f32(b->rows, n, d, b->weights, (b->l2 && !b->f64) ? b->scale : NULL,
-                               b->shift, b->s, b->gram, &b->bs);
-  if (rc != 0) {
+  return b->f64 ? ew__bstats_f64(b->rows, n, d, b->weights, b->shift, b->s, b->gram, &b->bs)
+                : ew__bstats_f32(b->rows, n, d, b->weights, (b->l2 && !b->f64) ? b->scale : NULL,
+                                 b->shift, b->s, b->gram, &b->bs);
+}
+
+static int check_batch_args(const ew_stream_t *s, ew_dtype_t dtype, size_t n, size_t d) {
+  if (d != s->d)
+    return EW_EDIM;
+  if (ew_dtype_size(dtype) == 0)
+    return EW_EDTYPE;
+  if (n == 0)
+    return EW_EBADPARAM;
+  if (n > ((size_t)1 << 40) / d)
+    return EW_ETOOLARGE;
+  return 0;
+}
+
+EW_EXPORT int ew_batch_prepare(const ew_stream_t *s, const void *data, ew_dtype_t dtype, size_t n,
+                               size_t d, ew_batch_t **out) {
+  *out = NULL;
+  int rc = check_batch_args(s, dtype, n, d);
+  if (rc)
+    return rc;
+  ew_batch_t *b = calloc(1, sizeof *b);
+  if (!b)
+    return EW_ENOMEM;
+  rc = prepare_impl(s, data, dtype, n, d, b, false, NULL, NULL);
+  if (rc) {
     ew_batch_free(b);
     return rc;
   }
@@ -346,19 +380,14 @@ EW_EXPORT int ew_stream_apply(ew_stream_t *s, ew_batch_t *b) {
 
 EW_EXPORT int ew_stream_ingest(ew_stream_t *s, const void *data, ew_dtype_t dtype, size_t n,
                                size_t d) {
-  if (d != s->d)
-    return EW_EDIM;
-  if (ew_dtype_size(dtype) == 0)
-    return EW_EDTYPE;
-  if (n == 0)
+  if (n == 0 && d == s->d && ew_dtype_size(dtype))
     return 0;
-  ew_batch_t *b;
-  int rc = ew_batch_prepare(s, data, dtype, n, d, &b);
-  if (rc == 0) {
-    rc = ew_stream_apply(s, b);
-    ew_batch_free(b);
-  }
-  return rc;
+  int rc = check_batch_args(s, dtype, n, d);
+  if (rc)
+    return rc;
+  ew_batch_t b; /* in this thread's scratch: no allocation per batch */
+  rc = prepare_impl(s, data, dtype, n, d, &b, true, s->shift, s->s);
+  return rc ? rc : ew_stream_apply(s, &b);
 }
 
 /* ---- sources and snapshots ---- */

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# scripts/run.sh — installs what is missing, builds, and runs eigenwatch with its defaults.
-# Until the daemon (eigenwatchd) lands, this runs the library's demo instead: Fashion-MNIST
-# streamed through libeigenwatch in-process, printing entropy, effective rank and the spectrum.
+# scripts/run.sh [eigenwatchd options] — installs what is missing, builds, and runs the daemon in
+# the foreground with its defaults: a Unix socket in $XDG_RUNTIME_DIR (or the state dir) and TCP
+# on 127.0.0.1:7700. Ctrl-C stops it cleanly. (scripts/demo.sh runs the library demo instead.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh build
-echo "eigenwatch: the daemon is not built yet; running the library demo (build/tools/ew_demo)" >&2
-exec build/tools/ew_demo "$@"
+echo "eigenwatchd: talk to it with msgpack-RPC on the addresses below (see README)" >&2
+exec build/daemon/eigenwatchd --foreground "$@"

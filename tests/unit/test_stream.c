@@ -5,6 +5,7 @@
 #include "tap.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -195,6 +196,76 @@ static void live_vectors_are_unit_and_appear_after_the_shuffle_buffer(void) {
   ew_stream_free(s);
 }
 
+typedef struct {
+  const ew_stream_t *s;
+  const float *x;
+  size_t n, d;
+  ew_batch_t *b;
+  int rc;
+} prep_arg_t;
+
+static void *prep_thread(void *arg) {
+  prep_arg_t *a = arg;
+  a->rc = ew_batch_prepare(a->s, a->x, EW_F32, a->n, a->d, &a->b);
+  return NULL;
+}
+
+static void batches_prepared_on_other_threads_apply_like_ingest(void) {
+  size_t d = 12, n = 100;
+  ew_config_t c;
+  ew_config_default(&c, d);
+  c.window = 64;
+  c.normalize = EW_NORMALIZE_L2;
+  ew_stream_t *a, *b;
+  CHECK(ew_stream_create(&c, &a) == 0 && ew_stream_create(&c, &b) == 0, "create");
+  float *x = malloc(4 * n * d * sizeof(float));
+  for (size_t i = 0; i < 4 * n * d; i++)
+    x[i] = (float)((i * 2654435761u) % 1000) / 100.0f + 5.0f;
+  prep_arg_t args[4];
+  pthread_t th[4];
+  for (int k = 0; k < 4; k++) { /* four batches prepared concurrently for one stream */
+    args[k] = (prep_arg_t){.s = b, .x = x + (size_t)k * n * d, .n = n, .d = d};
+    pthread_create(&th[k], NULL, prep_thread, &args[k]);
+  }
+  for (int k = 0; k < 4; k++)
+    pthread_join(th[k], NULL);
+  for (int k = 0; k < 4; k++) {
+    CHECK(args[k].rc == 0 && ew_batch_rows(args[k].b) == n, "prepare %d", k);
+    CHECK(ew_stream_apply(b, args[k].b) == 0, "apply %d", k);
+    ew_batch_free(args[k].b);
+    CHECK(ew_stream_ingest(a, x + (size_t)k * n * d, EW_F32, n, d) == 0, "ingest %d", k);
+  }
+  double *A1 = malloc(d * d * sizeof(double)), *A2 = malloc(d * d * sizeof(double));
+  CHECK(ew_stream_matrix(a, EW_SOURCE_ALL, 1, NULL, NULL, A1) == 0 &&
+            ew_stream_matrix(b, EW_SOURCE_ALL, 1, NULL, NULL, A2) == 0, "matrices");
+  CHECK(memcmp(A1, A2, d * d * sizeof(double)) == 0, "prepare+apply differs from ingest");
+  CHECK(ew_stream_matrix(a, EW_SOURCE_WINDOW, 1, NULL, NULL, A1) == 0 &&
+            ew_stream_matrix(b, EW_SOURCE_WINDOW, 1, NULL, NULL, A2) == 0 &&
+            memcmp(A1, A2, d * d * sizeof(double)) == 0, "windows differ");
+  CHECK(ew_stream_count(b) == 4 * n, "count");
+  /* refusals: nothing prepared, nothing changed */
+  ew_batch_t *bad = (ew_batch_t *)1;
+  CHECK(ew_batch_prepare(b, x, EW_F32, 0, d, &bad) == EW_EBADPARAM && bad == NULL, "n = 0");
+  CHECK(ew_batch_prepare(b, x, EW_F32, n, d + 1, &bad) == EW_EDIM, "dim");
+  x[5] = NAN;
+  CHECK(ew_batch_prepare(b, x, EW_F32, n, d, &bad) == EW_ENONFINITE && bad == NULL, "nan");
+  x[5] = 1;
+  ew_config_t other = c;
+  other.normalize = EW_NORMALIZE_NONE;
+  ew_stream_t *o;
+  CHECK(ew_stream_create(&other, &o) == 0, "other");
+  CHECK(ew_batch_prepare(o, x, EW_F32, n, d, &bad) == 0, "prepare for other");
+  CHECK(ew_stream_apply(b, bad) == EW_EBADPARAM && ew_stream_count(b) == 4 * n,
+        "a batch for a differently configured stream is refused");
+  ew_batch_free(bad);
+  ew_stream_free(o);
+  ew_stream_free(a);
+  ew_stream_free(b);
+  free(A1);
+  free(A2);
+  free(x);
+}
+
 int main(void) {
   TAP_RUN(config_is_checked_with_a_reason);
   TAP_RUN(ingest_refusals_leave_state_unchanged);
@@ -203,5 +274,6 @@ int main(void) {
   TAP_RUN(cache_answers_within_max_lag_and_says_as_of);
   TAP_RUN(memory_is_close_to_design_budget);
   TAP_RUN(live_vectors_are_unit_and_appear_after_the_shuffle_buffer);
+  TAP_RUN(batches_prepared_on_other_threads_apply_like_ingest);
   TAP_DONE();
 }

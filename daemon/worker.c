@@ -6,7 +6,13 @@
  * batch Gram (ew_batch_prepare, the syrk that dominates) — which any free thread may run, in
  * submission order, while the stream's earlier jobs run elsewhere: one stream's ingest then uses
  * both cores. At most `nthreads` prepared batches exist at once (each holds d² floats); the
- * second half (ew_stream_apply) runs in the stream's FIFO order. Streams with work wait in a ready list; each thread takes the stream at its head, runs
+ * second half (ew_stream_apply) runs in the stream's FIFO order.
+ *
+ * OpenBLAS's thread count is process-wide, so a query normally solves on one core. When a query
+ * on a stream with d <= EWD_EXCLUSIVE_MAX_DIM starts while nothing else runs or waits, it runs
+ * exclusively with every core (the other threads hold off until it ends): a fresh answer then
+ * costs what a bare multi-threaded dsyevd costs. Bigger solves take seconds and keep one core,
+ * so ingest into other streams never waits for them. Streams with work wait in a ready list; each thread takes the stream at its head, runs
  * one job, and puts the stream back at the tail if it has more (round-robin fairness between
  * streams). With two threads, a multi-second eigensolve on one stream leaves the other thread to
  * everyone else. OpenBLAS's thread count is process-wide; each math thread is one BLAS thread by
@@ -20,7 +26,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define EWD_EXCLUSIVE_MAX_DIM 2048
+
 struct ewd_pool {
+  bool exclusive;  /* a job is running alone with all BLAS threads */
+  int running;     /* jobs or prepares in progress */
+  int cores;
   pthread_mutex_t mu;
   pthread_cond_t cv;
   ewd_stream_t *ready_head, *ready_tail;
@@ -107,7 +118,9 @@ static void *thread_main(void *arg) {
   openblas_set_num_threads(p->blas);
   pthread_mutex_lock(&p->mu);
   for (;;) {
-    if (p->ready_head) { /* a stream whose next job can run: run it, in FIFO order */
+    if (p->exclusive) { /* someone is solving with every core */
+      pthread_cond_wait(&p->cv, &p->mu);
+    } else if (p->ready_head) { /* a stream whose next job can run: run it, in FIFO order */
       ewd_stream_t *st = p->ready_head;
       p->ready_head = st->ready_next;
       if (!p->ready_head)
@@ -118,11 +131,22 @@ static void *thread_main(void *arg) {
       if (!st->qhead)
         st->qtail = NULL;
       job->next = NULL;
+      bool alone = job->kind == EWD_JOB_QUERY && st->cfg.dim <= EWD_EXCLUSIVE_MAX_DIM &&
+                   p->cores > p->blas && p->running == 0 && !p->ready_head && !p->prep_head;
+      if (alone)
+        p->exclusive = true;
+      p->running++;
       pthread_mutex_unlock(&p->mu);
 
+      if (alone)
+        openblas_set_num_threads(p->cores);
       run_job(job);
+      if (alone)
+        openblas_set_num_threads(p->blas);
 
       pthread_mutex_lock(&p->mu);
+      p->running--;
+      p->exclusive = false;
       if (job->kind == EWD_JOB_INGEST)
         p->prepared--;
       st->scheduled = false;
@@ -142,11 +166,13 @@ static void *thread_main(void *arg) {
       job->prep_next = NULL;
       job->state = EWD_JOB_PREPARING;
       p->prepared++;
+      p->running++;
       pthread_mutex_unlock(&p->mu);
 
       prepare_job(job);
 
       pthread_mutex_lock(&p->mu);
+      p->running--;
       job->state = EWD_JOB_READY;
       maybe_schedule(p, job->st);
     } else if (p->stop && !p->prep_head) {
@@ -185,6 +211,9 @@ int ewd_pool_start(ewd_pool_t **out, uv_loop_t *loop, int n, int blas) {
   pthread_cond_init(&p->cv, NULL);
   p->blas = blas;
   p->nthreads = n;
+  p->cores = openblas_get_num_procs();
+  if (p->cores < 1)
+    p->cores = 1;
   p->threads = calloc((size_t)n, sizeof(pthread_t));
   if (!p->threads || uv_async_init(loop, &p->async, on_async) != 0) {
     free(p->threads);

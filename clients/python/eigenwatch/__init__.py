@@ -1,0 +1,20 @@
+"""eigenwatch — client for eigenwatchd.
+
+    from eigenwatch import Client, Sender
+    c = Client()                                   # $EIGENWATCH_ADDRESS or the daemon's defaults
+    c.ingest("layer.3", hidden)                    # numpy (f32/f64/f16) or torch (incl. bf16)
+    print(c.query("layer.3", ["entropy", "erank"]).metrics)
+
+    s = Sender()                                   # for training loops: never raises, never blocks
+    s.send("layer.3", hidden)
+
+PyTorch: ``eigenwatch.torch.watch(model, layers=[...])``.
+"""
+from ._wire import DEFAULT_TCP, default_address, encode_rows
+from .client import (Client, EigenwatchError, IngestResult, PingResult, QueryResult,
+                     StreamInfo)
+from .sender import Sender, SenderStats
+
+__all__ = ["Client", "Sender", "SenderStats", "EigenwatchError", "QueryResult", "StreamInfo",
+           "IngestResult", "PingResult", "encode_rows", "default_address", "DEFAULT_TCP"]
+__version__ = "0.1.0"

@@ -1,0 +1,91 @@
+"""Addresses, sockets and the encoding of rows (proto/PROTOCOL.md, "Vectors")."""
+import os
+import socket
+
+import numpy as np
+
+DEFAULT_TCP = "tcp:127.0.0.1:7700"
+
+_NP_DTYPES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64",
+              np.dtype(np.float16): "f16"}
+
+
+def default_address():
+    """$EIGENWATCH_ADDRESS, else the daemon's default Unix socket if it exists, else TCP 7700."""
+    env = os.environ.get("EIGENWATCH_ADDRESS")
+    if env:
+        return env
+    candidates = []
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        candidates.append(os.path.join(os.environ["XDG_RUNTIME_DIR"], "eigenwatch.sock"))
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local",
+                                                               "state")
+    candidates.append(os.path.join(state, "eigenwatch", "eigenwatch.sock"))
+    for path in candidates:
+        if os.path.exists(path):
+            return "unix:" + path
+    return DEFAULT_TCP
+
+
+def connect(address, timeout):
+    """Opens a stream socket to 'unix:PATH' or 'tcp:HOST:PORT' (raises OSError/ValueError)."""
+    if address.startswith("unix:"):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        try:
+            s.connect(address[5:])
+        except BaseException:
+            s.close()
+            raise
+        return s
+    if address.startswith("tcp:"):
+        host, _, port = address[4:].rpartition(":")
+        host = host.strip("[]")
+        if not host or not port.isdigit():
+            raise ValueError(f"bad address {address!r}: want tcp:HOST:PORT")
+        s = socket.create_connection((host, int(port)), timeout=timeout)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return s
+    raise ValueError(f"bad address {address!r}: want unix:PATH or tcp:HOST:PORT")
+
+
+def _torch_payload(t):
+    """A torch tensor's rows as (bytes, dtype name, shape) with no float32 round trip for bf16."""
+    import torch  # only reached when a tensor was passed
+    t = t.detach()
+    if t.device.type != "cpu":
+        t = t.to("cpu")
+    t = t.contiguous()
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().tobytes(), "bf16", list(t.shape)
+    names = {torch.float32: "f32", torch.float64: "f64", torch.float16: "f16"}
+    if t.dtype not in names:
+        t = t.to(torch.float64)
+    return t.numpy().tobytes(), names.get(t.dtype, "f64"), list(t.shape)
+
+
+def encode_rows(rows):
+    """The ingest fields {data, dtype, shape} for an (n, d), (d,) or (..., d) array or tensor.
+
+    numpy float32/float64/float16 are sent as they are (little-endian, C order); torch tensors of
+    those or bfloat16 too (bf16 as its raw 16-bit words); other numeric arrays as float64."""
+    if type(rows).__module__.startswith("torch"):
+        data, dtype, shape = _torch_payload(rows)
+    else:
+        a = np.asarray(rows)
+        if a.dtype not in _NP_DTYPES:
+            if a.dtype.kind not in "biuf":
+                raise TypeError(f"rows must be numeric, not {a.dtype}")
+            a = a.astype(np.float64)
+        if a.dtype.byteorder == ">":
+            a = a.astype(a.dtype.newbyteorder("<"))
+        a = np.ascontiguousarray(a)
+        data, dtype, shape = a.tobytes(), _NP_DTYPES[np.dtype(a.dtype.name)], list(a.shape)
+    if len(shape) == 0:
+        raise ValueError("rows must have at least one dimension")
+    if len(shape) != 2:  # (d,) is one row; (..., d) — e.g. (batch, tokens, d) — is rows of d
+        n = 1
+        for k in shape[:-1]:
+            n *= k
+        shape = [n, shape[-1]]
+    return {"data": data, "dtype": dtype, "shape": shape}

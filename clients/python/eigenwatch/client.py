@@ -1,0 +1,172 @@
+"""Client: one method per RPC method of proto/PROTOCOL.md, blocking, with typed results and one
+exception class carrying the wire error code."""
+import dataclasses
+import threading
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import msgpack
+
+from ._wire import connect, default_address, encode_rows
+
+
+class EigenwatchError(Exception):
+    """An error answered by the daemon: .code is the wire code ("NO_SUCH_STREAM", ...), .message
+    the daemon's sentence. Connection problems raise ConnectionError/OSError instead."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclasses.dataclass
+class PingResult:
+    version: str
+    protocol: int
+
+
+@dataclasses.dataclass
+class IngestResult:
+    stream: str
+    accepted: int
+    count: int
+
+
+@dataclasses.dataclass
+class StreamInfo:
+    stream: str
+    dim: int
+    count: int
+    memory_bytes: int
+    last_ingest: Optional[float]
+    config: Optional[Dict[str, Any]] = None
+    queued_jobs: Optional[int] = None
+
+
+@dataclasses.dataclass
+class QueryResult:
+    """metrics maps each requested name to a float or a list of floats; estimates add
+    '{name}_error' and topk with vectors adds 'topk_vectors' (see PROTOCOL.md)."""
+    stream: str
+    count: int
+    dim: int
+    as_of: int
+    elapsed_ms: float
+    cached: bool
+    metrics: Dict[str, Any]
+
+    def __getitem__(self, name):
+        return self.metrics[name]
+
+
+def _fields(cls, d):
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in names})
+
+
+class Client:
+    """A connection to eigenwatchd. address: 'unix:PATH' or 'tcp:HOST:PORT' (default:
+    $EIGENWATCH_ADDRESS, else the daemon's default socket, else tcp:127.0.0.1:7700).
+    Thread-safe (calls are serialised); use one Client per thread for parallel calls."""
+
+    def __init__(self, address: Optional[str] = None, timeout: float = 60.0):
+        self.address = address or default_address()
+        self.timeout = timeout
+        self._sock = connect(self.address, timeout)
+        self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=1 << 30)
+        self._msgid = 0
+        self._lock = threading.Lock()
+
+    # -- plumbing --
+    def close(self):
+        self._sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def call(self, method: str, **params) -> Any:
+        """Sends a request and returns its result; raises EigenwatchError for an error reply."""
+        with self._lock:
+            self._msgid = (self._msgid + 1) & 0xFFFFFFFF
+            msgid = self._msgid
+            self._sock.sendall(msgpack.packb([0, msgid, method, [params] if params else []],
+                                             use_bin_type=True))
+            while True:
+                for msg in self._unpacker:
+                    if not (isinstance(msg, list) and len(msg) == 4 and msg[0] == 1):
+                        raise ConnectionError(f"unexpected message from daemon: {msg!r:.200}")
+                    if msg[1] != msgid and msg[1] != 0:
+                        continue  # not ours (cannot happen on a connection used only here)
+                    if msg[2] is not None:
+                        err = msg[2]
+                        raise EigenwatchError(err.get("code", "INTERNAL"), err.get("message", ""))
+                    return msg[3]
+                data = self._sock.recv(1 << 20)
+                if not data:
+                    raise ConnectionError("the daemon closed the connection")
+                self._unpacker.feed(data)
+
+    def notify(self, method: str, **params) -> None:
+        """Sends a notification (no reply; errors are only counted by the daemon)."""
+        with self._lock:
+            self._sock.sendall(msgpack.packb([2, method, [params]], use_bin_type=True))
+
+    # -- the methods --
+    def ping(self) -> PingResult:
+        return _fields(PingResult, self.call("ping"))
+
+    def create(self, stream: str, dim: int, **config) -> Dict[str, Any]:
+        """config: normalize ("none"|"l2"), window, window_mode, decay, topk, shuffle, seed."""
+        return self.call("create", stream=stream, dim=dim, **config)
+
+    def ingest(self, stream: str, rows, notify: bool = False) -> Optional[IngestResult]:
+        """rows: numpy array or torch tensor, (n, d) / (d,) / (..., d); f32, f64, f16 (numpy or
+        torch) or bf16 (torch), sent raw. With notify=True returns None at once."""
+        fields = encode_rows(rows)
+        if notify:
+            self.notify("ingest", stream=stream, **fields)
+            return None
+        return _fields(IngestResult, self.call("ingest", stream=stream, **fields))
+
+    def ingest_rows(self, stream: str, rows: Sequence[Sequence[float]]) -> IngestResult:
+        """The 'rows' form: a list of lists of numbers (ints allowed)."""
+        return _fields(IngestResult, self.call("ingest", stream=stream, rows=[list(r) for r in rows]))
+
+    def query(self, stream: str, metrics: Union[str, List[str]],
+              params: Optional[Dict[str, Any]] = None, center: Optional[bool] = None,
+              source: Optional[str] = None, fresh: bool = False,
+              max_lag: Optional[int] = None) -> QueryResult:
+        p: Dict[str, Any] = {"stream": stream,
+                             "metrics": [metrics] if isinstance(metrics, str) else list(metrics)}
+        if params:
+            p["params"] = params
+        if center is not None:
+            p["center"] = bool(center)
+        if source is not None:
+            p["source"] = source
+        if fresh:
+            p["fresh"] = True
+        if max_lag is not None:
+            p["max_lag"] = int(max_lag)
+        return _fields(QueryResult, self.call("query", **p))
+
+    def list(self) -> List[StreamInfo]:
+        return [_fields(StreamInfo, s) for s in self.call("list")["streams"]]
+
+    def info(self, stream: str) -> StreamInfo:
+        return _fields(StreamInfo, self.call("info", stream=stream))
+
+    def reset(self, stream: str) -> Dict[str, Any]:
+        return self.call("reset", stream=stream)
+
+    def drop(self, stream: str) -> Dict[str, Any]:
+        return self.call("drop", stream=stream)
+
+    def stats(self) -> Dict[str, Any]:
+        return self.call("stats")
+
+    def metrics(self) -> List[Dict[str, Any]]:
+        return self.call("metrics")["metrics"]

@@ -1,0 +1,256 @@
+"""Sender: the fail-open path for training loops.
+
+send() only appends to a bounded in-memory queue and returns (microseconds); it never raises and
+never blocks because of the daemon. A background thread encodes the rows, sends them as
+acknowledged ingest requests (pipelined, up to `max_inflight` unanswered), and counts what
+happened. If the daemon is away it retries with exponential backoff; requests that were sent but
+not acknowledged when a connection broke are put back at the head of the queue and sent again, so
+a daemon restart loses only what the drop policy discards while the queue is full ("oldest":
+the oldest queued batch makes room; "newest": the new batch is refused).
+"""
+import atexit
+import collections
+import dataclasses
+import errno
+import select
+import threading
+import time
+from typing import Optional
+
+import msgpack
+
+from ._wire import connect, default_address, encode_rows
+
+
+@dataclasses.dataclass
+class SenderStats:
+    sent_batches: int = 0      # acknowledged by the daemon
+    sent_rows: int = 0
+    dropped_batches: int = 0   # discarded by the drop policy (queue full) or after close()
+    dropped_rows: int = 0
+    rejected_batches: int = 0  # answered with an error (e.g. NON_FINITE, DIM_MISMATCH)
+    rejected_rows: int = 0
+    reconnects: int = 0        # connections re-established after one was lost
+    connect_failures: int = 0
+    queued: int = 0            # waiting in the queue or in flight
+    last_error: Optional[str] = None
+
+
+def _nrows(rows):
+    shape = getattr(rows, "shape", None)
+    if shape is None or len(shape) == 0:
+        return 1
+    n = 1
+    for k in shape[:-1]:
+        n *= int(k)
+    return n
+
+
+class Sender:
+    """Fail-open, batching sender. Thread-safe: any thread may call send()."""
+
+    def __init__(self, address: Optional[str] = None, max_queue: int = 1024, drop: str = "oldest",
+                 max_inflight: int = 32, connect_timeout: float = 1.0, backoff_min: float = 0.05,
+                 backoff_max: float = 2.0, flush_on_exit: float = 2.0):
+        if drop not in ("oldest", "newest"):
+            raise ValueError('drop must be "oldest" or "newest"')
+        self.address = address or default_address()
+        self.max_queue = max(1, int(max_queue))
+        self.drop = drop
+        self.max_inflight = max(1, int(max_inflight))
+        self.connect_timeout = connect_timeout
+        self.backoff_min, self.backoff_max = backoff_min, backoff_max
+        self._q = collections.deque()
+        self._lock = threading.Lock()
+        self._cv = threading.Condition(self._lock)  # signalled when work drains
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._closed = False
+        self._inflight = collections.OrderedDict()  # msgid -> (item, nrows)
+        self._stats = SenderStats()
+        self._sock = None
+        self._msgid = 0
+        self._had_connection = False
+        self._thread = threading.Thread(target=self._run, name="eigenwatch-sender", daemon=True)
+        self._thread.start()
+        if flush_on_exit:
+            atexit.register(self.close, flush_on_exit)
+
+    # -- the hot path --
+    def send(self, stream: str, rows, _ready=None) -> bool:
+        """Queues rows for `stream`; returns True if queued, False if dropped. Never raises.
+        The array/tensor is read later by the background thread: do not modify it afterwards."""
+        try:
+            item = (stream, rows, _ready)
+            with self._lock:
+                if self._closed:
+                    self._stats.dropped_batches += 1
+                    self._stats.dropped_rows += _nrows(rows)
+                    return False
+                if len(self._q) >= self.max_queue:
+                    if self.drop == "newest":
+                        self._stats.dropped_batches += 1
+                        self._stats.dropped_rows += _nrows(rows)
+                        return False
+                    old = self._q.popleft()
+                    self._stats.dropped_batches += 1
+                    self._stats.dropped_rows += _nrows(old[1])
+                self._q.append(item)
+            if not self._wake.is_set():
+                self._wake.set()
+            return True
+        except Exception as e:  # noqa: BLE001 - fail open, whatever happened
+            self._stats.last_error = f"send: {e!r}"
+            return False
+
+    # -- control --
+    def stats(self) -> SenderStats:
+        with self._lock:
+            s = dataclasses.replace(self._stats)
+            s.queued = len(self._q) + len(self._inflight)
+        return s
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Waits until everything queued has been acknowledged (or rejected/dropped); returns
+        False if `timeout` seconds passed first."""
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while self._q or self._inflight:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._wake.set()
+                self._cv.wait(min(left, 0.05))
+        return True
+
+    def close(self, timeout: float = 2.0) -> bool:
+        """Flushes for up to `timeout` seconds, then stops; what is still queued is dropped."""
+        if self._closed:
+            return True
+        ok = self.flush(timeout)
+        with self._lock:
+            self._closed = True
+            for _, rows, _r in self._q:
+                self._stats.dropped_batches += 1
+                self._stats.dropped_rows += _nrows(rows)
+            self._q.clear()
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(5)
+        return ok
+
+    # -- the background thread --
+    def _disconnect(self, why):
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+        self._sock = None
+        self._stats.last_error = why
+        with self._lock:  # unacknowledged requests go back to the head, in order
+            back = [v[0] for v in self._inflight.values()]
+            self._inflight.clear()
+            self._q.extendleft(reversed(back))
+            while len(self._q) > self.max_queue:  # the drop policy still holds
+                old = self._q.popleft() if self.drop == "oldest" else self._q.pop()
+                self._stats.dropped_batches += 1
+                self._stats.dropped_rows += _nrows(old[1])
+
+    def _connect(self):
+        try:
+            self._sock = connect(self.address, self.connect_timeout)
+            self._sock.settimeout(None)
+            self._sock.setblocking(True)
+            self._unpacker = msgpack.Unpacker(raw=False)
+            if self._had_connection:
+                self._stats.reconnects += 1
+            self._had_connection = True
+            return True
+        except (OSError, ValueError) as e:
+            self._stats.connect_failures += 1
+            self._stats.last_error = f"connect: {e}"
+            self._sock = None
+            return False
+
+    def _read_replies(self, block: float):
+        """Reads what the daemon has answered; waits up to `block` seconds for the first bytes."""
+        r, _, _ = select.select([self._sock], [], [], block)
+        if not r:
+            return
+        data = self._sock.recv(1 << 16)
+        if not data:
+            raise ConnectionError("the daemon closed the connection")
+        self._unpacker.feed(data)
+        for msg in self._unpacker:
+            if not (isinstance(msg, list) and len(msg) == 4):
+                continue
+            with self._lock:
+                entry = self._inflight.pop(msg[1], None)
+                if entry is None:
+                    if msg[1] == 0 and msg[2]:  # a framing error: the daemon closes on us
+                        self._stats.last_error = f"{msg[2].get('code')}: {msg[2].get('message')}"
+                    continue
+                _, n = entry
+                if msg[2] is not None:
+                    self._stats.rejected_batches += 1
+                    self._stats.rejected_rows += n
+                    self._stats.last_error = f"{msg[2].get('code')}: {msg[2].get('message')}"
+                else:
+                    self._stats.sent_batches += 1
+                    self._stats.sent_rows += n
+                if not self._q and not self._inflight:
+                    self._cv.notify_all()
+
+    def _run(self):
+        backoff = self.backoff_min
+        while True:
+            with self._lock:
+                idle = not self._q and not self._inflight
+            if self._stop.is_set() and (idle or self._sock is None):
+                break
+            if idle:
+                self._wake.wait(0.1)
+                self._wake.clear()
+                continue
+            if self._sock is None:
+                if not self._connect():
+                    self._stop.wait(backoff)
+                    backoff = min(self.backoff_max, backoff * 2)
+                    continue
+                backoff = self.backoff_min
+            try:
+                # send while the window allows
+                while len(self._inflight) < self.max_inflight:
+                    with self._lock:
+                        if not self._q:
+                            break
+                        item = self._q.popleft()
+                    stream, rows, ready = item
+                    try:
+                        if ready is not None:
+                            ready.synchronize()  # a non-blocking device copy must land first
+                        fields = encode_rows(rows)
+                    except Exception as e:  # noqa: BLE001 - a bad array is rejected, not fatal
+                        with self._lock:
+                            self._stats.rejected_batches += 1
+                            self._stats.rejected_rows += _nrows(rows)
+                            self._stats.last_error = f"encode: {e!r}"
+                            if not self._q and not self._inflight:
+                                self._cv.notify_all()
+                        continue
+                    self._msgid = self._msgid % 0xFFFFFFFF + 1
+                    data = msgpack.packb([0, self._msgid, "ingest", [dict(stream=stream, **fields)]],
+                                         use_bin_type=True)
+                    with self._lock:
+                        self._inflight[self._msgid] = (item, fields["shape"][0])
+                    self._sock.sendall(data)
+                with self._lock:
+                    more = bool(self._q) and len(self._inflight) < self.max_inflight
+                self._read_replies(0.0 if more else 0.05)
+            except (OSError, ConnectionError) as e:
+                if getattr(e, "errno", None) not in (None, errno.EPIPE, errno.ECONNRESET):
+                    pass
+                self._disconnect(f"connection lost: {e}")
+        if self._sock is not None:
+            self._sock.close()

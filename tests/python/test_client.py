@@ -1,0 +1,171 @@
+"""The Python Client against a real daemon: every method, typed results, errors with their wire
+code, bf16 tensors bit-exact (metrics equal numpy float64 on the same bf16 values), and the
+recorded protocol vectors (the client's request bytes equal them; their responses decode)."""
+import os
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "..", "..")
+sys.path[:0] = [os.path.join(ROOT, "clients", "python"), os.path.join(ROOT, "tests", "integration"),
+                os.path.join(ROOT, "tests", "numeric")]
+import reference as ref  # noqa: E402
+from eigenwatch import (Client, EigenwatchError, IngestResult, PingResult, QueryResult,  # noqa: E402
+                        StreamInfo, encode_rows)
+from harness import Daemon  # noqa: E402
+from taplib import Tap, close  # noqa: E402
+
+D = None
+
+
+def expect(code, fn, *a, **kw):
+    try:
+        fn(*a, **kw)
+    except EigenwatchError as e:
+        assert e.code == code and e.message, (e.code, e.message)
+        return
+    raise AssertionError(f"expected {code}")
+
+
+def every_method_with_typed_results():
+    for tcp in (False, True):
+        c = Client(D.tcp if tcp else D.unix)
+        p = c.ping()
+        assert isinstance(p, PingResult) and p.protocol == 1
+        name = f"py.{int(tcp)}"
+        r = c.create(name, 6, window=32)
+        assert r["created"] is True and r["config"]["window"] == 32
+        X = np.random.default_rng(0).standard_normal((300, 6)).astype(np.float32)
+        ir = c.ingest(name, X)
+        assert isinstance(ir, IngestResult) and ir.accepted == 300 and ir.count == 300
+        assert c.ingest(name, X[:10], notify=True) is None
+        assert c.ingest_rows(name, [[1, 2, 3, 4, 5, 6]]).count == 311
+        q = c.query(name, ["entropy", "topk"], params={"k": 2})
+        assert isinstance(q, QueryResult) and q.as_of == 311 and len(q["topk"]) == 2
+        V = np.vstack([X, X[:10], [[1, 2, 3, 4, 5, 6]]]).astype(np.float64)
+        close(q["entropy"], ref.entropy_p(ref.eig(ref.matrix(V, True))), 1e-6, "entropy")
+        q2 = c.query(name, "entropy", max_lag=100)
+        assert q2.cached is True
+        q3 = c.query(name, "l2_std", source="window")
+        assert q3["l2_std"] > 0
+        q4 = c.query(name, "vendi", center=False, fresh=True)
+        assert q4.cached is False
+        info = c.info(name)
+        assert isinstance(info, StreamInfo) and info.count == 311 and info.config["dim"] == 6
+        assert any(s.stream == name for s in c.list())
+        assert c.stats()["rows"] >= 311
+        assert len(c.metrics()) == 20
+        assert c.reset(name)["count"] == 0
+        assert c.drop(name)["dropped"] is True
+        expect("NO_SUCH_STREAM", c.info, name)
+        c.close()
+
+
+def errors_carry_the_wire_code():
+    with Client(D.unix) as c:
+        c.create("py.err", 3)
+        expect("STREAM_EXISTS", c.create, "py.err", 4)
+        expect("DIM_MISMATCH", c.ingest, "py.err", np.zeros((2, 5), np.float32))
+        bad = np.ones((2, 3), np.float32)
+        bad[0, 1] = np.inf
+        expect("NON_FINITE", c.ingest, "py.err", bad)
+        expect("UNKNOWN_METRIC", c.query, "py.err", "nope")
+        expect("BAD_PARAM", c.query, "py.err", "renyi", params={"alpha": -2})
+        expect("UNKNOWN_METHOD", c.call, "frobnicate")
+        assert c.info("py.err").count == 0
+
+
+def bf16_tensors_arrive_bit_exact():
+    import torch
+    with Client(D.unix) as c:
+        g = torch.Generator().manual_seed(3)
+        t = (torch.randn(2000, 16, generator=g) * 3 + 7).to(torch.bfloat16)
+        fields = encode_rows(t)
+        assert fields["dtype"] == "bf16" and len(fields["data"]) == 2000 * 16 * 2
+        raw = np.frombuffer(fields["data"], dtype=np.uint16)
+        assert np.array_equal(raw, t.view(torch.int16).numpy().view(np.uint16).ravel()), \
+            "bf16 words changed on the way"
+        c.ingest("py.bf16", t)
+        V = t.to(torch.float64).numpy()  # exact: every bf16 value is a float64
+        want = ref.metrics(V, True)
+        got = c.query("py.bf16", ["entropy", "trace", "participation_ratio"]).metrics
+        for k in ("entropy", "trace", "participation_ratio"):
+            close(got[k], want[k], 1e-6, f"bf16 {k}")
+        # f16 and f64 tensors, and (batch, tokens, d) shapes, go the same way
+        t3 = torch.randn(4, 50, 16, generator=g, dtype=torch.float16)
+        assert c.ingest("py.bf16.f16", t3).accepted == 200
+        assert c.ingest("py.bf16.f64", t3.to(torch.float64)).accepted == 200
+
+
+class FakeSocket:
+    def __init__(self, reply=b""):
+        self.sent, self.reply = b"", reply
+
+    def sendall(self, b):
+        self.sent += b
+
+    def recv(self, n):
+        r, self.reply = self.reply, b""
+        return r
+
+    def close(self):
+        pass
+
+
+def client_matches_protocol_vectors():
+    vecs = {}
+    for line in open(os.path.join(ROOT, "proto", "vectors", "v1.tsv")):
+        if not line.startswith("#"):
+            name, req, resp, _ = line.rstrip("\n").split("\t")
+            vecs[name] = (bytes.fromhex(req), bytes.fromhex(resp))
+    f32 = np.array([[1, 2], [3, 5]], dtype=np.float32)
+    calls = {
+        "ping": (1, lambda c: c.ping()),
+        "create": (2, lambda c: c.create("v", 2, window=8)),
+        "ingest_rows": (5, lambda c: c.ingest_rows("v", [[1, 0], [0, 1], [1, 1], [2, 0]])),
+        "ingest_bin_f32": (6, lambda c: c.ingest("v", f32)),
+        "query": (7, lambda c: c.query("v", ["entropy", "trace", "topk"], params={"k": 2})),
+        "info": (9, lambda c: c.info("v")),
+        "list": (10, lambda c: c.list()),
+        "reset": (19, lambda c: c.reset("v")),
+        "drop": (21, lambda c: c.drop("v")),
+        "metrics": (22, lambda c: c.metrics()),
+        "no_such_stream": (12, lambda c: c.info("ghost")),
+    }
+    for name, (msgid, fn) in calls.items():
+        req, resp = vecs[name]
+        c = Client.__new__(Client)
+        import msgpack
+        import threading
+        c._sock, c._unpacker, c._msgid, c._lock = FakeSocket(resp), msgpack.Unpacker(raw=False), \
+            msgid - 1, threading.Lock()
+        try:
+            out = fn(c)
+        except EigenwatchError as e:
+            out = e
+        assert c._sock.sent == req, f"{name}: request bytes differ\n{c._sock.sent.hex()}\n{req.hex()}"
+        if name == "no_such_stream":
+            assert isinstance(out, EigenwatchError) and out.code == "NO_SUCH_STREAM"
+        elif name == "query":
+            assert isinstance(out, QueryResult) and out.as_of == 7 and len(out["topk"]) == 2
+        elif name == "info":
+            assert isinstance(out, StreamInfo) and out.count == 7
+
+
+def main():
+    global D
+    D = Daemon()
+    t = Tap()
+    try:
+        t.case("every_client_method_with_typed_results_unix_and_tcp", every_method_with_typed_results)
+        t.case("errors_raise_one_exception_class_with_the_wire_code", errors_carry_the_wire_code)
+        t.case("bf16_tensors_arrive_bit_exact_metrics_equal_numpy", bf16_tensors_arrive_bit_exact)
+        t.case("client_request_bytes_equal_protocol_vectors", client_matches_protocol_vectors)
+    finally:
+        D.stop()
+    t.done()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""The fail-open Sender: pointed at a daemon that is not running it never raises or blocks and
+counts its drops, then delivers once the daemon starts; across a daemon restart it loses only
+what its drop policy discards."""
+import os
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "..", "..")
+sys.path[:0] = [os.path.join(ROOT, "clients", "python"), os.path.join(ROOT, "tests", "integration"),
+                os.path.join(ROOT, "tests", "numeric")]
+from eigenwatch import Client, Sender  # noqa: E402
+from harness import DAEMON, Daemon  # noqa: E402
+from taplib import Tap  # noqa: E402
+import subprocess  # noqa: E402
+
+
+def start_at(sock_path, state):
+    log = open(os.path.join(state, "log"), "a")
+    p = subprocess.Popen([DAEMON, "--foreground", "--listen", f"unix:{sock_path}",
+                          "--state-dir", state], stderr=log)
+    for _ in range(200):
+        if os.path.exists(sock_path):
+            break
+        time.sleep(0.02)
+    return p
+
+
+def never_raises_or_blocks_without_daemon_then_delivers():
+    tmp = tempfile.mkdtemp(prefix="ew-snd-")
+    sock = os.path.join(tmp, "s.sock")
+    s = Sender(f"unix:{sock}", max_queue=50, drop="oldest", backoff_max=0.2)
+    X = np.random.default_rng(0).standard_normal((64, 8)).astype(np.float32)
+    worst = 0.0
+    for _ in range(200):  # no daemon: 200 sends into a queue of 50
+        t0 = time.perf_counter()
+        ok = s.send("snd", X)
+        worst = max(worst, time.perf_counter() - t0)
+        assert ok is True  # "oldest" policy always queues the new batch
+    for _ in range(100):  # the background thread has tried (and failed) to connect
+        if s.stats().connect_failures >= 1:
+            break
+        time.sleep(0.01)
+    st = s.stats()
+    assert st.dropped_batches == 150 and st.dropped_rows == 150 * 64, st
+    assert st.sent_batches == 0 and st.connect_failures >= 1 and st.last_error, st
+    assert worst < 0.01, f"a send took {worst * 1e3:.1f} ms with the daemon down"
+    p = start_at(sock, tmp)
+    try:
+        assert s.flush(20), f"not delivered after the daemon started: {s.stats()}"
+        st = s.stats()
+        assert st.sent_batches == 50 and st.sent_rows == 50 * 64 and st.queued == 0, st
+        with Client(f"unix:{sock}") as c:
+            assert c.info("snd").count == 50 * 64
+        s.close()
+        assert s.send("snd", X) is False and s.stats().dropped_batches == 151, "after close"
+    finally:
+        p.terminate()
+        p.wait(10)
+
+
+def newest_policy_refuses_the_new_batch():
+    tmp = tempfile.mkdtemp(prefix="ew-snd-")
+    s = Sender(f"unix:{tmp}/none.sock", max_queue=3, drop="newest", flush_on_exit=0)
+    X = np.ones((2, 4), np.float32)
+    results = [s.send("x", X) for _ in range(5)]
+    assert results == [True, True, True, False, False], results
+    assert s.stats().dropped_batches == 2
+    s.close(0.1)
+
+
+def restart_mid_stream_loses_only_what_the_policy_drops():
+    tmp = tempfile.mkdtemp(prefix="ew-snd-")
+    sock = os.path.join(tmp, "s.sock")
+    p = start_at(sock, tmp)
+    s = Sender(f"unix:{sock}", max_queue=100000, drop="oldest", backoff_max=0.1)
+    X = np.random.default_rng(1).standard_normal((100, 16)).astype(np.float32)
+    sent = 0
+    try:
+        for i in range(300):
+            s.send("rs", X)
+            sent += 1
+            if i == 100:
+                assert s.flush(20)
+                before = s.stats().sent_rows
+                p.kill()  # the daemon dies (its state with it: nothing is persisted yet)
+                p.wait(10)
+                p = None
+            if i == 180:
+                p = start_at(sock, tmp)
+            time.sleep(0.001)
+        assert s.flush(30), s.stats()
+        st = s.stats()
+        assert st.dropped_batches == 0 and st.rejected_batches == 0, st
+        assert st.sent_rows == sent * 100, f"acknowledged {st.sent_rows} of {sent * 100}"
+        assert st.reconnects >= 1, st
+        with Client(f"unix:{sock}") as c:
+            counted = c.info("rs").count
+        # the new daemon holds exactly what was acknowledged after the old one was killed
+        assert counted == st.sent_rows - before, (counted, st.sent_rows, before)
+        s.close()
+    finally:
+        if p:
+            p.terminate()
+            p.wait(10)
+
+
+def concurrent_senders_thread_safe():
+    d = Daemon()
+    try:
+        s = Sender(d.unix, max_queue=10000)
+        X = np.ones((10, 4), np.float32) * np.arange(4)
+
+        def w():
+            for _ in range(200):
+                s.send("thr", X)
+        ts = [threading.Thread(target=w) for _ in range(8)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        assert s.flush(30)
+        assert s.stats().sent_rows == 8 * 200 * 10
+        with Client(d.unix) as c:
+            assert c.info("thr").count == 16000
+        s.close()
+    finally:
+        d.stop()
+
+
+def main():
+    t = Tap()
+    t.case("sender_never_raises_or_blocks_without_daemon_then_delivers",
+           never_raises_or_blocks_without_daemon_then_delivers)
+    t.case("sender_newest_policy_refuses_new_batches", newest_policy_refuses_the_new_batch)
+    t.case("sender_daemon_restart_loses_only_what_policy_drops",
+           restart_mid_stream_loses_only_what_the_policy_drops)
+    t.case("sender_thread_safe_with_8_producers", concurrent_senders_thread_safe)
+    t.done()
+
+
+if __name__ == "__main__":
+    main()

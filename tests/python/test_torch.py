@@ -1,0 +1,110 @@
+"""eigenwatch.torch.watch on small real torch.nn models trained a few steps on CPU: the daemon's
+stream counts equal the rows the hooks sampled, (batch, tokens, d) outputs are flattened to rows,
+`every` skips steps, and remove() detaches the hooks."""
+import os
+import sys
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "..", "..")
+sys.path[:0] = [os.path.join(ROOT, "clients", "python"), os.path.join(ROOT, "tests", "integration"),
+                os.path.join(ROOT, "tests", "numeric")]
+from eigenwatch import Client, Sender  # noqa: E402
+from eigenwatch.torch import watch  # noqa: E402
+from harness import Daemon  # noqa: E402
+from taplib import Tap  # noqa: E402
+
+D = None
+
+
+def train(model, steps, make_batch):
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    for i in range(steps):
+        x, y = make_batch(i)
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def mlp_counts_equal_rows_sampled():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 48),
+                                torch.nn.ReLU(), torch.nn.Linear(48, 10))
+    h = watch(model, layers=["0", "2"], rows_per_step=16, sender=Sender(D.unix), prefix="mlp.")
+    g = torch.Generator().manual_seed(1)
+    train(model, 20, lambda i: (torch.randn(32, 32, generator=g), torch.randint(0, 10, (32,),
+                                                                                 generator=g)))
+    assert h.sender.flush(30), h.sender.stats()
+    assert h.rows_sampled == {"mlp.0": 320, "mlp.2": 320}, h.rows_sampled
+    with Client(D.unix) as c:
+        assert c.info("mlp.0").count == 320 and c.info("mlp.0").dim == 64
+        assert c.info("mlp.2").count == 320 and c.info("mlp.2").dim == 48
+        assert c.query("mlp.0", ["entropy", "erank"]).metrics["erank"] > 1
+    h.remove()
+    model(torch.randn(4, 32))  # no hooks any more
+    assert h.rows_sampled["mlp.0"] == 320
+
+
+class Tiny(torch.nn.Module):
+    """Embedding → per-token linear → mean-pool classifier: outputs of shape (batch, tokens, d)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = torch.nn.Embedding(100, 24)
+        self.mix = torch.nn.Linear(24, 24)
+        self.head = torch.nn.Linear(24, 5)
+
+    def forward(self, x):
+        h = torch.tanh(self.mix(self.emb(x)))
+        return self.head(h.mean(1))
+
+
+def token_outputs_every_other_step_bf16():
+    torch.manual_seed(0)
+    model = Tiny()
+    h = watch(model, layers=["emb", "mix"], rows_per_step=50, every=2, address=D.unix,
+              prefix="tiny.")
+    g = torch.Generator().manual_seed(2)
+    train(model, 9, lambda i: (torch.randint(0, 100, (8, 12), generator=g),
+                               torch.randint(0, 5, (8,), generator=g)))
+    # 9 steps, every=2 -> 5 sampled steps of min(50, 8*12=96) = 50 rows
+    assert h.rows_sampled == {"tiny.emb": 250, "tiny.mix": 250}, h.rows_sampled
+    h.remove()  # closes the sender it made, after flushing
+    with Client(D.unix) as c:
+        assert c.info("tiny.mix").count == 250
+    # bf16 activations go as raw words
+    bmodel = Tiny().to(torch.bfloat16)
+    h2 = watch(bmodel, layers=["mix"], rows_per_step=10, address=D.unix, prefix="bf.")
+    with torch.no_grad():
+        bmodel(torch.randint(0, 100, (2, 7)))
+    h2.remove()
+    with Client(D.unix) as c:
+        assert c.info("bf.mix").count == 10
+
+
+def unknown_layer_is_refused():
+    try:
+        watch(torch.nn.Linear(2, 2), layers=["nope"], address=D.unix)
+    except KeyError as e:
+        assert "nope" in str(e)
+        return
+    raise AssertionError("accepted an unknown layer")
+
+
+def main():
+    global D
+    D = Daemon()
+    t = Tap()
+    try:
+        t.case("watch_mlp_daemon_counts_equal_rows_sampled", mlp_counts_equal_rows_sampled)
+        t.case("watch_token_outputs_every_other_step_and_bf16", token_outputs_every_other_step_bf16)
+        t.case("watch_unknown_layer_is_refused", unknown_layer_is_refused)
+    finally:
+        D.stop()
+    t.done()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,9 +1,12 @@
 """Sender: the fail-open path for training loops.
 
 send() only appends to a bounded in-memory queue and returns (microseconds); it never raises and
-never blocks because of the daemon. A background thread encodes the rows, sends them as
-acknowledged ingest requests (pipelined, up to `max_inflight` unanswered), and counts what
-happened. If the daemon is away it retries with exponential backoff; requests that were sent but
+never blocks because of the daemon. A background thread wakes every `linger` seconds (or early,
+when the queue is a quarter full or on flush), joins consecutive batches of the same stream into
+one message, sends them as acknowledged ingest requests (pipelined, up to `max_inflight`
+unanswered), and counts what happened. Waking per send() would take the GIL from the training
+loop for every batch (measured: +60% on a 1.2 ms CPU step); lingering makes it a burst every
+50 ms. If the daemon is away it retries with exponential backoff; requests that were sent but
 not acknowledged when a connection broke are put back at the head of the queue and sent again, so
 a daemon restart loses only what the drop policy discards while the queue is full ("oldest":
 the oldest queued batch makes room; "newest": the new batch is refused).
@@ -24,7 +27,8 @@ from ._wire import connect, default_address, encode_rows
 
 @dataclasses.dataclass
 class SenderStats:
-    sent_batches: int = 0      # acknowledged by the daemon
+    sent_batches: int = 0      # send() batches acknowledged by the daemon (several may share
+                               # one message)
     sent_rows: int = 0
     dropped_batches: int = 0   # discarded by the drop policy (queue full) or after close()
     dropped_rows: int = 0
@@ -51,7 +55,8 @@ class Sender:
 
     def __init__(self, address: Optional[str] = None, max_queue: int = 1024, drop: str = "oldest",
                  max_inflight: int = 32, connect_timeout: float = 1.0, backoff_min: float = 0.05,
-                 backoff_max: float = 2.0, flush_on_exit: float = 2.0):
+                 backoff_max: float = 2.0, flush_on_exit: float = 2.0, linger: float = 0.05,
+                 max_message_rows: int = 8192):
         if drop not in ("oldest", "newest"):
             raise ValueError('drop must be "oldest" or "newest"')
         self.address = address or default_address()
@@ -60,6 +65,9 @@ class Sender:
         self.max_inflight = max(1, int(max_inflight))
         self.connect_timeout = connect_timeout
         self.backoff_min, self.backoff_max = backoff_min, backoff_max
+        self.linger = linger
+        self.max_message_rows = max_message_rows
+        self._wake_at = max(1, self.max_queue // 4)
         self._q = collections.deque()
         self._lock = threading.Lock()
         self._cv = threading.Condition(self._lock)  # signalled when work drains
@@ -96,8 +104,8 @@ class Sender:
                     self._stats.dropped_batches += 1
                     self._stats.dropped_rows += _nrows(old[1])
                 self._q.append(item)
-            if not self._wake.is_set():
-                self._wake.set()
+                if len(self._q) >= self._wake_at and not self._wake.is_set():
+                    self._wake.set()
             return True
         except Exception as e:  # noqa: BLE001 - fail open, whatever happened
             self._stats.last_error = f"send: {e!r}"
@@ -149,7 +157,7 @@ class Sender:
         self._sock = None
         self._stats.last_error = why
         with self._lock:  # unacknowledged requests go back to the head, in order
-            back = [v[0] for v in self._inflight.values()]
+            back = [it for v in self._inflight.values() for it in v[0]]
             self._inflight.clear()
             self._q.extendleft(reversed(back))
             while len(self._q) > self.max_queue:  # the drop policy still holds
@@ -191,13 +199,13 @@ class Sender:
                     if msg[1] == 0 and msg[2]:  # a framing error: the daemon closes on us
                         self._stats.last_error = f"{msg[2].get('code')}: {msg[2].get('message')}"
                     continue
-                _, n = entry
+                group, n = entry
                 if msg[2] is not None:
-                    self._stats.rejected_batches += 1
+                    self._stats.rejected_batches += len(group)
                     self._stats.rejected_rows += n
                     self._stats.last_error = f"{msg[2].get('code')}: {msg[2].get('message')}"
                 else:
-                    self._stats.sent_batches += 1
+                    self._stats.sent_batches += len(group)
                     self._stats.sent_rows += n
                 if not self._q and not self._inflight:
                     self._cv.notify_all()
@@ -209,10 +217,12 @@ class Sender:
                 idle = not self._q and not self._inflight
             if self._stop.is_set() and (idle or self._sock is None):
                 break
-            if idle:
-                self._wake.wait(0.1)
+            if idle or (not self._wake.is_set() and not self._inflight and not self._stop.is_set()):
+                self._wake.wait(self.linger if not idle else 0.1)  # linger: work comes in bursts
                 self._wake.clear()
-                continue
+                with self._lock:
+                    if not self._q and not self._inflight:
+                        continue
             if self._sock is None:
                 if not self._connect():
                     self._stop.wait(backoff)
@@ -220,30 +230,49 @@ class Sender:
                     continue
                 backoff = self.backoff_min
             try:
-                # send while the window allows
+                # send while the window allows, joining consecutive batches of one stream
                 while len(self._inflight) < self.max_inflight:
-                    with self._lock:
-                        if not self._q:
-                            break
-                        item = self._q.popleft()
-                    stream, rows, ready = item
-                    try:
-                        if ready is not None:
-                            ready.synchronize()  # a non-blocking device copy must land first
-                        fields = encode_rows(rows)
-                    except Exception as e:  # noqa: BLE001 - a bad array is rejected, not fatal
+                    group, parts, rows_total, key = [], [], 0, None
+                    while True:
                         with self._lock:
-                            self._stats.rejected_batches += 1
-                            self._stats.rejected_rows += _nrows(rows)
-                            self._stats.last_error = f"encode: {e!r}"
+                            if not self._q:
+                                break
+                            item = self._q[0]
+                            if key is not None and (item[0] != key[0] or
+                                                    rows_total >= self.max_message_rows):
+                                break
+                            self._q.popleft()
+                        stream, rows, ready = item
+                        try:
+                            if ready is not None:
+                                ready.synchronize()  # a non-blocking device copy must land first
+                            f = encode_rows(rows)
+                        except Exception as e:  # noqa: BLE001 - a bad array is rejected
+                            with self._lock:
+                                self._stats.rejected_batches += 1
+                                self._stats.rejected_rows += _nrows(rows)
+                                self._stats.last_error = f"encode: {e!r}"
+                            continue
+                        k = (stream, f["dtype"], f["shape"][1])
+                        if key is not None and k != key:  # same stream, other dtype/dim: alone
+                            with self._lock:
+                                self._q.appendleft(item)
+                            break
+                        key = k
+                        group.append(item)
+                        parts.append(f["data"])
+                        rows_total += f["shape"][0]
+                    if not group:
+                        with self._lock:
                             if not self._q and not self._inflight:
                                 self._cv.notify_all()
-                        continue
+                        break
                     self._msgid = self._msgid % 0xFFFFFFFF + 1
-                    data = msgpack.packb([0, self._msgid, "ingest", [dict(stream=stream, **fields)]],
-                                         use_bin_type=True)
+                    fields = {"stream": key[0], "data": b"".join(parts), "dtype": key[1],
+                              "shape": [rows_total, key[2]]}
+                    data = msgpack.packb([0, self._msgid, "ingest", [fields]], use_bin_type=True)
                     with self._lock:
-                        self._inflight[self._msgid] = (item, fields["shape"][0])
+                        self._inflight[self._msgid] = (group, rows_total)
                     self._sock.sendall(data)
                 with self._lock:
                     more = bool(self._q) and len(self._inflight) < self.max_inflight

@@ -59,35 +59,38 @@ def watch(model: torch.nn.Module, layers: Optional[Iterable[str]] = None, rows_p
     owns = sender is None
     sender = sender or Sender(address)
     counts: Dict[str, int] = {prefix + n: 0 for n in names}
-    calls: Dict[str, int] = {prefix + n: 0 for n in names}
     gens: Dict[tuple, torch.Generator] = {}
 
     def make_hook(stream):
+        state = {"calls": 0, "gen": None, "dev": None}
+
         def hook(_module, _inputs, output):
-            calls[stream] += 1
-            if (calls[stream] - 1) % every:
+            state["calls"] += 1
+            if (state["calls"] - 1) % every:
                 return
             t = _first_tensor(output)
             if t is None or t.dim() == 0:
                 return
-            x = t.detach().reshape(-1, t.shape[-1])
-            n = x.shape[0]
-            k = min(rows_per_step, n)
-            dev = x.device
-            g = gens.get((stream, str(dev)))
-            if g is None:
-                g = torch.Generator(device=dev)
-                g.manual_seed(seed + len(gens))
-                gens[(stream, str(dev))] = g
-            idx = torch.randperm(n, generator=g, device=dev)[:k] if k < n else None
-            rows = x.index_select(0, idx) if idx is not None else x.clone()
-            ready = None
-            if dev.type != "cpu":
-                host = torch.empty(rows.shape, dtype=rows.dtype, pin_memory=True)
-                host.copy_(rows, non_blocking=True)
-                ready = torch.cuda.Event()
-                ready.record()
-                rows = host
+            with torch.no_grad():  # sampling is not part of the model: no autograd bookkeeping
+                x = t if t.dim() == 2 else t.reshape(-1, t.shape[-1])
+                n = x.shape[0]
+                k = min(rows_per_step, n)
+                dev = x.device
+                g = state["gen"]
+                if g is None or state["dev"] != dev:
+                    g = torch.Generator(device=dev)
+                    g.manual_seed(seed + len(gens))
+                    gens[(stream, str(dev))] = g
+                    state["gen"], state["dev"] = g, dev
+                rows = (x.index_select(0, torch.randperm(n, generator=g, device=dev)[:k])
+                        if k < n else x.clone())
+                ready = None
+                if dev.type != "cpu":
+                    host = torch.empty(rows.shape, dtype=rows.dtype, pin_memory=True)
+                    host.copy_(rows, non_blocking=True)
+                    ready = torch.cuda.Event()
+                    ready.record()
+                    rows = host
             counts[stream] += k
             sender.send(stream, rows, _ready=ready)
         return hook

@@ -4,7 +4,8 @@
 set -euo pipefail
 PKGS=(meson ninja-build pkg-config gcc libc6-dev gzip xxd clang libclang-rt-14-dev
       libuv1-dev libmsgpack-dev libopenblas-dev liblapacke-dev
-      python3 python3-numpy python3-msgpack python3-torch dataset-fashion-mnist)
+      python3 python3-venv python3-setuptools python3-numpy python3-msgpack python3-torch
+      dataset-fashion-mnist)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

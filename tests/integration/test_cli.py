@@ -1,0 +1,169 @@
+"""The `eigenwatch` CLI against a real daemon: every command's --help, --json output parsed back,
+.npy ingest of all four dtypes (and .csv) equal to numpy's reading of the same file, watch, and
+the documented exit codes for a missing daemon, an unknown stream, bad usage and a bad file."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.join(HERE, "..", "numeric")]
+import reference as ref  # noqa: E402
+from ewlib import bf16_words  # noqa: E402  (bf16 rounding helper only)
+from harness import Daemon  # noqa: E402
+from taplib import Tap, close  # noqa: E402
+
+CLI = None
+D = None
+TMP = tempfile.mkdtemp(prefix="ew-cli-")
+
+
+def run(*args, address=None, check=None):
+    env = dict(os.environ, EIGENWATCH_ADDRESS=address or D.unix)
+    p = subprocess.run([CLI, *args], capture_output=True, text=True, env=env, timeout=60)
+    if check is not None:
+        assert p.returncode == check, f"{args}: exit {p.returncode}\n{p.stdout}\n{p.stderr}"
+    return p
+
+
+def every_command_has_help():
+    p = run("help", check=0)
+    cmds = ["ping", "list", "info", "create", "drop", "reset", "stats", "query", "watch", "ingest"]
+    for c in cmds:
+        assert c in p.stdout
+        h = run(c, "--help", check=0)
+        assert h.stdout.startswith("usage: eigenwatch") and c in h.stdout, h.stdout
+    assert "exit codes" in p.stdout
+
+
+def json_output_parses_back():
+    ping = json.loads(run("--json", "ping", check=0).stdout)
+    assert ping["pong"] is True and ping["protocol"] == 1
+    cr = json.loads(run("create", "cli.a", "--dim", "4", "--window", "16", "--json", check=0).stdout)
+    assert cr["created"] is True and cr["config"]["window"] == 16
+    info = json.loads(run("--json", "info", "cli.a", check=0).stdout)
+    assert info["dim"] == 4 and info["count"] == 0
+    assert any(s["stream"] == "cli.a" for s in json.loads(run("--json", "list", check=0).stdout)["streams"])
+    st = json.loads(run("--json", "stats", check=0).stdout)
+    assert "connections" in st and "errors" in st
+    assert json.loads(run("--json", "reset", "cli.a", check=0).stdout)["count"] == 0
+    assert json.loads(run("--json", "drop", "cli.a", check=0).stdout)["dropped"] is True
+
+
+def save_npy(name, arr):
+    path = os.path.join(TMP, name)
+    np.save(path, arr)
+    return path
+
+
+def npy_ingest_all_four_dtypes_equals_numpy():
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((1500, 12)) * np.linspace(1, 3, 12) + 4
+    cases = [("f32", save_npy("a32.npy", X.astype(np.float32)), X.astype(np.float32), []),
+             ("f64", save_npy("a64.npy", X), X, []),
+             ("f16", save_npy("a16.npy", X.astype(np.float16)), X.astype(np.float16), [])]
+    words, vals = bf16_words(X)
+    cases.append(("bf16", save_npy("abf.npy", words), vals, ["--dtype", "bf16"]))  # raw words
+    cases.append(("bf16-V2", save_npy("av2.npy", words.view("V2")), vals, []))  # '|V2' descr
+    for name, path, seen, extra in cases:
+        stream = f"cli.npy.{name}"
+        out = json.loads(run("--json", "ingest", stream, path, "--batch", "400", *extra,
+                             check=0).stdout)
+        assert out["count"] == 1500, out
+        back = np.load(path)  # numpy's reading of the same file
+        V = (seen if name.startswith("bf16") else back).astype(np.float64)
+        q = json.loads(run("--json", "query", stream, "entropy", "trace", "topk",
+                           "--param", "k=3", check=0).stdout)
+        want = ref.metrics(V, True)
+        close(q["metrics"]["entropy"], want["entropy"], 1e-6, f"{name} entropy")
+        close(q["metrics"]["trace"], want["trace"], 1e-6, f"{name} trace")
+        assert np.abs(np.array(q["metrics"]["topk"]) - want["spectrum"][:3]).max() <= \
+            1e-6 * want["spectrum"][0]
+
+
+def csv_ingest_and_table_output():
+    path = os.path.join(TMP, "r.csv")
+    with open(path, "w") as f:
+        f.write("a,b,c\n1,2,3\n4, 5, 7\n0,-1,2.5\n")
+    p = run("ingest", "cli.csv", path, check=0)
+    assert "ingested 3 rows" in p.stdout and p.stderr == "", (p.stdout, p.stderr)  # no bar: piped
+    q = run("query", "cli.csv", "trace", check=0).stdout
+    V = np.array([[1, 2, 3], [4, 5, 7], [0, -1, 2.5]])
+    assert "METRIC" in q and "trace" in q
+    val = float(q.split("trace")[1].split()[0])
+    close(val, np.trace(ref.matrix(V, True)), 1e-9, "csv trace")
+
+
+def progress_bar_on_a_terminal():
+    import pty
+    master, slave = pty.openpty()
+    path = save_npy("pb.npy", np.random.default_rng(2).standard_normal((3000, 8)).astype(np.float32))
+    env = dict(os.environ, EIGENWATCH_ADDRESS=D.unix)
+    p = subprocess.run([CLI, "ingest", "cli.pb", path, "--batch", "500"], stdout=subprocess.PIPE,
+                       stderr=slave, env=env, timeout=60)
+    os.close(slave)
+    out = b""
+    try:
+        while True:
+            chunk = os.read(master, 65536)
+            if not chunk:
+                break
+            out += chunk
+    except OSError:
+        pass
+    os.close(master)
+    text = out.decode()
+    assert p.returncode == 0, text
+    assert "3000/3000 rows" in text and "[####" in text and "100%" in text, repr(text[-300:])
+
+
+def watch_draws_sparklines():
+    run("ingest", "cli.w", save_npy("w.npy", np.random.default_rng(1).standard_normal((200, 6))),
+        check=0)
+    p = run("watch", "cli.w", "entropy", "erank", "--count", "3", "--interval", "0.05", check=0)
+    assert p.stdout.count("entropy") == 3 and any(b in p.stdout for b in "▁▂▃▄▅▆▇█"), p.stdout
+
+
+def exit_codes():
+    p = run("ping", address=f"unix:{TMP}/no-daemon.sock", check=3)
+    assert "cannot connect" in p.stderr
+    p = run("info", "cli.nope", check=1)
+    assert "NO_SUCH_STREAM" in p.stderr
+    run("query", check=2)
+    run("frobnicate", check=2)
+    run("create", "x", check=2)
+    bad = os.path.join(TMP, "bad.npy")
+    open(bad, "wb").write(b"not numpy")
+    p = run("ingest", "cli.bad", bad, check=4)
+    assert "not a .npy" in p.stderr
+    p = run("ingest", "cli.bad3", save_npy("i8.npy", np.zeros((3, 2), np.int8)), check=4)
+    assert "not one of" in p.stderr
+    run("ingest", "cli.dim", save_npy("d3.npy", np.zeros((2, 3), np.float32)), check=0)
+    p = run("ingest", "cli.dim", save_npy("d4.npy", np.zeros((2, 4), np.float32)), check=1)
+    assert "DIM_MISMATCH" in p.stderr
+
+
+def main():
+    global CLI, D
+    CLI = sys.argv[1]
+    D = Daemon()
+    t = Tap()
+    try:
+        t.case("every_command_has_help", every_command_has_help)
+        t.case("json_output_parses_back", json_output_parses_back)
+        t.case("npy_ingest_f32_f64_f16_bf16_equals_numpy", npy_ingest_all_four_dtypes_equals_numpy)
+        t.case("csv_ingest_and_table_output_no_progress_bar_when_piped",
+               csv_ingest_and_table_output)
+        t.case("progress_bar_on_a_terminal", progress_bar_on_a_terminal)
+        t.case("watch_draws_sparklines", watch_draws_sparklines)
+        t.case("exit_codes_missing_daemon_unknown_stream_usage_bad_file", exit_codes)
+    finally:
+        D.stop()
+    t.done()
+
+
+if __name__ == "__main__":
+    main()

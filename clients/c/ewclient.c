@@ -18,6 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The project builds with hidden visibility; everything defined below is the public API. */
+#pragma GCC visibility push(default)
+
 struct ewc {
   int fd;
   int timeout_ms;
@@ -396,3 +399,5 @@ int ewc_query(ewc_t *c, const char *stream, const char *const *metrics, size_t n
   msgpack_sbuffer_destroy(&sb);
   return rc;
 }
+
+#pragma GCC visibility pop

@@ -6,6 +6,7 @@ set -u
 build=$1 root=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+unset LD_LIBRARY_PATH  # the programs below must find the installed libraries, not the build's
 n=0 bad=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 no() { n=$((n + 1)); bad=$((bad + 1)); echo "not ok $n - $1"; sed 's/^/# /' "$tmp/log"; }
@@ -35,8 +36,12 @@ sed -n '/^```c$/,/^```$/p' "$root/README.md" | sed '1d;$d' >"$tmp/example.c.in"
   echo '}'
 } >"$tmp/example.c"
 libdir=$(pkg-config --variable=libdir eigenwatch)
+case "$libdir" in  # some pkgconf versions already apply the sysroot to variables
+  "$tmp/dest"*) rpath=$libdir ;;
+  *) rpath="$tmp/dest$libdir" ;;
+esac
 if cc -o "$tmp/example" "$tmp/example.c" $(pkg-config --cflags --libs eigenwatch) \
-  -Wl,-rpath,"$tmp/dest$libdir" >"$tmp/log" 2>&1; then
+  -Wl,-rpath,"$rpath" >"$tmp/log" 2>&1; then
   ok "readme_example_compiles_against_pkg_config"
 else
   no "readme_example_compiles_against_pkg_config"
@@ -46,5 +51,26 @@ if "$tmp/example" >"$tmp/log" 2>&1 && grep -q '^H = [0-9.]* nats as of 3 rows$' 
 else
   no "readme_example_runs_and_answers"
 fi
+# the C client library through its own pkg-config file
+cat >"$tmp/client.c" <<'C'
+#include <eigenwatch/ewclient.h>
+#include <stdio.h>
+int main(void) {
+  ewc_t *c;
+  char err[256];
+  int rc = ewc_connect("unix:/nonexistent/x.sock", 500, &c, err, sizeof err);
+  printf("%d %s\n", rc, ewc_strerror(rc));
+  return rc == EWC_ECONNECT ? 0 : 1;
+}
+C
+if cc -o "$tmp/client" "$tmp/client.c" -I"$tmp/dest$prefix/include" \
+  $(pkg-config --cflags --libs eigenwatch-client) -Wl,-rpath,"$rpath" >"$tmp/log" 2>&1 \
+  && "$tmp/client" >>"$tmp/log" 2>&1; then
+  ok "c_client_links_against_its_pkg_config_file"
+else
+  no "c_client_links_against_its_pkg_config_file"
+fi
+[ -x "$tmp/dest$prefix/bin/eigenwatch" ] && [ -x "$tmp/dest$prefix/sbin/eigenwatchd" ] \
+  && ok "cli_and_daemon_installed" || { ls -R "$tmp/dest" >"$tmp/log"; no "cli_and_daemon_installed"; }
 echo "1..$n"
 [ "$bad" -eq 0 ]

@@ -12,7 +12,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(HERE, "..", "numeric")]
 import reference as ref  # noqa: E402
-from ewlib import bf16_words  # noqa: E402  (bf16 rounding helper only)
+from bf16 import bf16_words  # noqa: E402
 from harness import Daemon  # noqa: E402
 from taplib import Tap, close  # noqa: E402
 

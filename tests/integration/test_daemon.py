@@ -12,7 +12,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "numeric"))
 import reference as ref  # noqa: E402
-from ewlib import bf16_words  # noqa: E402  (bf16 rounding helper only; no library calls)
+from bf16 import bf16_words  # noqa: E402
 from harness import Client, Daemon, RpcError  # noqa: E402
 from taplib import Tap, close  # noqa: E402
 

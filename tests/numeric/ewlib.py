@@ -178,10 +178,4 @@ class Stream:
         return out[:got]
 
 
-def bf16_words(x):
-    """Round float64/float32 values to bf16 (round-to-nearest-even) and return (words, values)."""
-    f = np.ascontiguousarray(x, dtype=np.float32)
-    u = f.view(np.uint32).astype(np.uint64)
-    rounded = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
-    vals = (rounded.astype(np.uint32) << 16).view(np.float32)
-    return rounded, vals
+from bf16 import bf16_words  # noqa: E402,F401  (re-exported for the numeric tests)

@@ -1,5 +1,6 @@
 /* log.c — logfmt lines on stderr: one event per line, "ts=… level=… msg=…" then key=value
- * pairs. Levels are the ones journald understands by name. */
+ * pairs. Levels are the ones journald understands by name. Peer bytes reach a log line only
+ * escaped (ewp_escape), so a line stays one line. Also the daemon's two clocks. */
 #include "ewd.h"
 
 #include <stdarg.h>
@@ -20,6 +21,10 @@ int ewd_log_parse_level(const char *s, ewd_log_level_t *out) {
   return -1;
 }
 
+const char *ewd_log_level_name(ewd_log_level_t l) {
+  return (unsigned)l < 4 ? names[l] : "?";
+}
+
 void ewd_log(ewd_log_level_t lvl, const char *msg, const char *fmt, ...) {
   if (lvl > ewd_log_level)
     return;
@@ -38,5 +43,20 @@ void ewd_log(ewd_log_level_t lvl, const char *msg, const char *fmt, ...) {
     vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
     va_end(ap);
   }
+  for (char *p = line; *p; p++) /* one event, one line */
+    if (*p == '\n' || *p == '\r')
+      *p = ' ';
   fprintf(stderr, "%s\n", line);
+}
+
+double ewd_now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+double ewd_wall_now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }

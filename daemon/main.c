@@ -1,10 +1,14 @@
-/* main.c — eigenwatchd: flags and config file, default listeners and state directory, resource
- * limits, signals, and the graceful stop.
+/* main.c — eigenwatchd: flags, the configuration (defaults, file, flags; limits_table.h), the auth
+ * token, default listeners and state directory, signals, and the graceful stop.
  *
- * SIGTERM/SIGINT: stop accepting and reading, let every queued job finish and its reply go out,
- * then close connections and exit 0. SIGHUP: re-read the config file's limits. SIGPIPE: ignored
- * (a client that disconnects mid-reply is not a reason to die). */
+ * SIGTERM/SIGINT: stop accepting and reading; queued jobs finish and their replies go out — for
+ * at most drain_timeout seconds, after which connections still waiting (a client that does not
+ * read its replies, say) are closed, their queued answers skipped; then exit 0.
+ * SIGHUP: the config file is parsed into a copy and applied only if every line is good (all or
+ * nothing); keys that are not reloadable keep their running value, with a warning if the file
+ * changed them. SIGPIPE: ignored (a client that disconnects mid-reply is not a reason to die). */
 #include "ewd.h"
+#include "net/net.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -19,149 +23,19 @@
 #include <unistd.h>
 
 #define DEFAULT_TCP "tcp:127.0.0.1:7700"
+#define TOKEN_MIN 16
 
+/* Everything main owns: the server, the flags that override the config file, signal handles. */
 typedef struct {
-  char *listens[32];
-  int nlisten;
-  char state_dir[PATH_MAX];
-  char *config;
+  ewd_server_t srv;
+  const char *config_path;
+  ewd_config_t cli;          /* settings given as flags (unset members are zero/NULL) */
+  const char *cli_level;
   bool foreground;
-  ewd_limits_t lim;
-} opts_t;
-
-static ewd_server_t srv;
-static opts_t opts;
-static uv_signal_t sig_term, sig_int, sig_hup;
-static uv_timer_t stop_timer;
-
-static void usage(FILE *f) {
-  fprintf(f,
-          "usage: eigenwatchd [options]\n"
-          "  --listen unix:PATH | tcp:HOST:PORT   (repeatable; default: a Unix socket in\n"
-          "                                        $XDG_RUNTIME_DIR or the state dir, and\n"
-          "                                        " DEFAULT_TCP ")\n"
-          "  --state-dir DIR      (default $XDG_STATE_HOME/eigenwatch or ~/.local/state/eigenwatch)\n"
-          "  --config FILE        key = value lines: listen, state_dir, log_level,\n"
-          "                       max_message_bytes, max_depth, max_elements, max_streams,\n"
-          "                       max_memory, max_connections, conn_high_water, math_threads,\n"
-          "                       blas_threads\n"
-          "  --foreground         stay attached (otherwise detach once listening)\n"
-          "  --log-level LEVEL    error | warn | info | debug (default info)\n"
-          "  --version, --help\n");
-}
-
-static int parse_size(const char *v, size_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long x = strtoull(v, &end, 10);
-  if (errno || end == v)
-    return -1;
-  if (*end == 'K' || *end == 'k')
-    x <<= 10, end++;
-  else if (*end == 'M' || *end == 'm')
-    x <<= 20, end++;
-  else if (*end == 'G' || *end == 'g')
-    x <<= 30, end++;
-  if (*end)
-    return -1;
-  *out = (size_t)x;
-  return 0;
-}
-
-/* Applies one key = value; returns 0, or -1 with a message already logged. */
-static int apply_kv(const char *k, const char *v, bool limits_only) {
-  size_t s;
-  if (!limits_only && strcmp(k, "listen") == 0) {
-    if (opts.nlisten < 32)
-      opts.listens[opts.nlisten++] = strdup(v);
-    return 0;
-  }
-  if (!limits_only && strcmp(k, "state_dir") == 0) {
-    snprintf(opts.state_dir, sizeof opts.state_dir, "%s", v);
-    return 0;
-  }
-  if (strcmp(k, "log_level") == 0)
-    return ewd_log_parse_level(v, &ewd_log_level) == 0 ? 0 : -1;
-  struct {
-    const char *key;
-    size_t *dst;
-  } sizes[] = {{"max_message_bytes", &opts.lim.skim.max_bytes},
-               {"max_streams", &opts.lim.max_streams},
-               {"max_memory", &opts.lim.max_memory},
-               {"max_connections", &opts.lim.max_connections},
-               {"conn_high_water", &opts.lim.conn_high_water}};
-  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
-    if (strcmp(k, sizes[i].key) == 0) {
-      if (parse_size(v, &s) || s == 0)
-        return -1;
-      *sizes[i].dst = s;
-      return 0;
-    }
-  if (strcmp(k, "max_depth") == 0 && parse_size(v, &s) == 0 && s >= 2 &&
-      s <= EW_SKIM_MAX_DEPTH_CAP) {
-    opts.lim.skim.max_depth = (uint32_t)s;
-    return 0;
-  }
-  if (strcmp(k, "max_elements") == 0 && parse_size(v, &s) == 0 && s > 0) {
-    opts.lim.skim.max_elements = s;
-    return 0;
-  }
-  if (!limits_only && strcmp(k, "math_threads") == 0 && parse_size(v, &s) == 0 && s >= 1 &&
-      s <= 64) {
-    opts.lim.math_threads = (int)s;
-    return 0;
-  }
-  if (!limits_only && strcmp(k, "blas_threads") == 0 && parse_size(v, &s) == 0 && s >= 1 &&
-      s <= 64) {
-    opts.lim.blas_threads = (int)s;
-    return 0;
-  }
-  if (limits_only && (!strcmp(k, "listen") || !strcmp(k, "state_dir") ||
-                      !strcmp(k, "math_threads") || !strcmp(k, "blas_threads")))
-    return 0; /* not reloadable; kept as started */
-  return -1;
-}
-
-static int read_config(const char *path, bool limits_only) {
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    ewd_log(EWD_LOG_ERROR, "cannot read config", "path=\"%s\" error=\"%s\"", path,
-            strerror(errno));
-    return -1;
-  }
-  char line[1024];
-  int lineno = 0, bad = 0;
-  while (fgets(line, sizeof line, f)) {
-    lineno++;
-    char *p = line;
-    while (*p == ' ' || *p == '\t')
-      p++;
-    if (*p == '#' || *p == '\n' || !*p)
-      continue;
-    char *eq = strchr(p, '=');
-    if (!eq) {
-      ewd_log(EWD_LOG_ERROR, "config line is not key = value", "path=\"%s\" line=%d", path, lineno);
-      bad = 1;
-      continue;
-    }
-    char *k = p, *v = eq + 1;
-    char *e = eq;
-    while (e > k && (e[-1] == ' ' || e[-1] == '\t'))
-      e--;
-    *e = 0;
-    while (*v == ' ' || *v == '\t')
-      v++;
-    size_t vl = strlen(v);
-    while (vl && (v[vl - 1] == '\n' || v[vl - 1] == ' ' || v[vl - 1] == '\r'))
-      v[--vl] = 0;
-    if (apply_kv(k, v, limits_only)) {
-      ewd_log(EWD_LOG_ERROR, "bad config entry", "path=\"%s\" line=%d key=\"%s\"", path, lineno, k);
-      bad = 1;
-    }
-  }
-  fclose(f);
-  return bad ? -1 : 0;
-}
+  uv_signal_t sig_term, sig_int, sig_hup;
+  uv_timer_t stop_timer;
+  double stop_deadline;
+} ewd_main_t;
 
 static int mkdir_p(const char *path) {
   char tmp[PATH_MAX];
@@ -175,126 +49,260 @@ static int mkdir_p(const char *path) {
   return mkdir(tmp, 0700) == 0 || errno == EEXIST ? 0 : -1;
 }
 
+/* defaults, then the file, then the flags. Returns 0, or -1 when the file has a bad line. */
+static int build_config(ewd_main_t *m, ewd_config_t *out) {
+  ewd_config_defaults(out);
+  if (m->config_path && ewd_config_read_file(out, m->config_path) != 0) {
+    ewd_config_free(out);
+    return -1;
+  }
+  if (m->cli.listen.n) { /* flags replace the file's listeners */
+    for (int i = 0; i < out->listen.n; i++)
+      free(out->listen.v[i]);
+    out->listen.n = 0;
+    for (int i = 0; i < m->cli.listen.n; i++)
+      out->listen.v[out->listen.n++] = strdup(m->cli.listen.v[i]);
+  }
+  if (m->cli.state_dir) {
+    free(out->state_dir);
+    out->state_dir = strdup(m->cli.state_dir);
+  }
+  if (m->cli.auth_token_file) {
+    free(out->auth_token_file);
+    out->auth_token_file = strdup(m->cli.auth_token_file);
+  }
+  if (m->cli_level) {
+    ewd_log_level_t l;
+    ewd_log_parse_level(m->cli_level, &l);
+    out->log_level = (int)l;
+  }
+  return 0;
+}
+
+/* Reads the token file: its contents with surrounding whitespace removed, at least 16 bytes. */
+static int read_token(ewd_server_t *srv, const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    ewd_log(EWD_LOG_ERROR, "cannot read the auth token file", "path=\"%s\" error=\"%s\"", path,
+            strerror(errno));
+    return -1;
+  }
+  struct stat sb;
+  if (fstat(fileno(f), &sb) == 0 && (sb.st_mode & 077))
+    ewd_log(EWD_LOG_WARN, "the auth token file is readable by others (chmod 600 it)",
+            "path=\"%s\" mode=%o", path, (unsigned)(sb.st_mode & 0777));
+  char buf[EWP_STR_MAX + 2];
+  size_t n = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  if (n > EWP_STR_MAX) {
+    ewd_log(EWD_LOG_ERROR, "the auth token file is too long", "path=\"%s\" max=%d", path,
+            EWP_STR_MAX);
+    return -1;
+  }
+  size_t a = 0, b = n;
+  while (a < b && (buf[a] == ' ' || buf[a] == '\t' || buf[a] == '\n' || buf[a] == '\r'))
+    a++;
+  while (b > a && (buf[b - 1] == ' ' || buf[b - 1] == '\t' || buf[b - 1] == '\n' ||
+                   buf[b - 1] == '\r'))
+    b--;
+  if (b - a < TOKEN_MIN) {
+    ewd_log(EWD_LOG_ERROR, "the auth token is too short (at least 16 bytes; e.g. from `head -c 32 "
+            "/dev/urandom | base64`)", "path=\"%s\" length=%zu", path, b - a);
+    return -1;
+  }
+  srv->token = malloc(b - a);
+  if (!srv->token)
+    return -1;
+  memcpy(srv->token, buf + a, b - a);
+  srv->token_len = b - a;
+  return 0;
+}
+
 /* ---- stopping ---- */
 
 static void on_stop_tick(uv_timer_t *t) {
-  (void)t;
-  bool busy = ewd_pool_pending(srv.pool) > 0;
-  for (ewd_conn_t *c = srv.conns; c && !busy; c = c->next)
-    busy = c->job != NULL || c->inflight > 0 || c->writes_pending > 0;
-  if (busy)
+  ewd_main_t *m = t->data;
+  ewd_server_t *srv = &m->srv;
+  bool busy = ewd_pool_pending(srv->pool) > 0;
+  size_t waiting = 0;
+  for (ewd_conn_t *c = srv->net->conns; c; c = c->next)
+    waiting += !c->closing && ewd_conn_busy(c);
+  if ((busy || waiting) && ewd_now() < m->stop_deadline)
     return;
-  for (ewd_conn_t *c = srv.conns; c; c = c->next)
-    if (!c->closing) {
-      c->closing = true;
-      uv_close(&c->h.handle, NULL); /* freed below after the loop ends */
+  if (waiting) {
+    ewd_log(EWD_LOG_WARN, "drain deadline passed: closing connections still waiting",
+            "connections=%zu queued_jobs=%zu drain_timeout=%g", waiting,
+            ewd_pool_pending(srv->pool), srv->cfg.drain_timeout);
+    for (ewd_conn_t *c = srv->net->conns; c; c = c->next)
+      if (!c->closing && ewd_conn_busy(c))
+        srv->stat[EWD_STAT_drain_closed]++;
+  }
+  for (ewd_conn_t *c = srv->net->conns, *next; c; c = next) {
+    next = c->next;
+    ewd_conn_close(c, "stop");
+  }
+  uv_timer_stop(&m->stop_timer);
+  uv_close((uv_handle_t *)&m->stop_timer, NULL);
+  uv_close((uv_handle_t *)&m->sig_term, NULL);
+  uv_close((uv_handle_t *)&m->sig_int, NULL);
+  uv_close((uv_handle_t *)&m->sig_hup, NULL);
+  ewd_net_close(srv);
+  uv_timer_stop(&srv->trim_timer);
+  uv_close((uv_handle_t *)&srv->trim_timer, NULL);
+  ewd_pool_stop(srv->pool); /* queued ingests are applied; answers nobody waits for are skipped */
+}
+
+static void reload(ewd_main_t *m) {
+  ewd_server_t *srv = &m->srv;
+  if (!m->config_path) {
+    ewd_log(EWD_LOG_WARN, "SIGHUP: no config file to reload", "%s", "");
+    return;
+  }
+  ewd_config_t next;
+  if (build_config(m, &next) != 0) {
+    ewd_log(EWD_LOG_WARN, "SIGHUP: config not reloaded (bad lines above); nothing changed",
+            "path=\"%s\"", m->config_path);
+    return;
+  }
+  /* keys that need a restart keep their running value */
+  size_t nt;
+  const ewd_config_info_t *tab = ewd_config_table(&nt);
+  for (size_t i = 0; i < nt; i++) {
+    if (tab[i].reloadable)
+      continue;
+    char *run = (char *)&srv->cfg + tab[i].offset, *nx = (char *)&next + tab[i].offset;
+    bool differs = false;
+    if (tab[i].type == EWD_CT_PATH) {
+      const char *a = *(char **)run, *b = *(char **)nx;
+      differs = (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+      free(*(char **)nx);
+      *(char **)nx = a ? strdup(a) : NULL;
+    } else if (tab[i].type == EWD_CT_LISTEN) {
+      ewd_c_LISTEN *a = (ewd_c_LISTEN *)run, *b = (ewd_c_LISTEN *)nx;
+      differs = a->n != b->n;
+      for (int k = 0; k < b->n; k++) {
+        differs = differs || k >= a->n || strcmp(a->v[k], b->v[k]) != 0;
+        free(b->v[k]);
+      }
+      b->n = 0;
+      for (int k = 0; k < a->n; k++)
+        b->v[b->n++] = strdup(a->v[k]);
+    } else {
+      differs = memcmp(run, nx, sizeof(uint64_t)) != 0;
+      memcpy(nx, run, sizeof(uint64_t));
     }
-  uv_timer_stop(&stop_timer);
-  uv_close((uv_handle_t *)&stop_timer, NULL);
-  uv_close((uv_handle_t *)&sig_term, NULL);
-  uv_close((uv_handle_t *)&sig_int, NULL);
-  uv_close((uv_handle_t *)&sig_hup, NULL);
-  ewd_pool_stop(srv.pool);
+    if (differs)
+      ewd_log(EWD_LOG_WARN, "SIGHUP: this key takes effect at the next start", "key=%s",
+              tab[i].key);
+  }
+  ewd_config_free(&srv->cfg);
+  srv->cfg = next;
+  ewd_server_apply_config(srv);
+  ewd_log(EWD_LOG_INFO, "config reloaded", "path=\"%s\"", m->config_path);
 }
 
 static void on_signal(uv_signal_t *s, int signum) {
+  ewd_main_t *m = s->data;
+  ewd_server_t *srv = &m->srv;
   if (signum == SIGHUP) {
-    if (opts.config && read_config(opts.config, true) == 0) {
-      srv.lim = opts.lim;
-      ewd_log(EWD_LOG_INFO, "config reloaded", "path=\"%s\"", opts.config);
-    } else {
-      ewd_log(EWD_LOG_WARN, "SIGHUP: nothing reloaded", "config=\"%s\"",
-              opts.config ? opts.config : "(none)");
-    }
+    reload(m);
     return;
   }
-  (void)s;
-  if (srv.stopping)
+  if (srv->stopping)
     return;
-  ewd_log(EWD_LOG_INFO, "stopping", "signal=%s queued_jobs=%zu connections=%zu",
-          signum == SIGTERM ? "TERM" : "INT", ewd_pool_pending(srv.pool), srv.nconns);
-  ewd_server_stop(&srv);
-  uv_timer_init(srv.loop, &stop_timer);
-  uv_timer_start(&stop_timer, on_stop_tick, 0, 10);
+  ewd_log(EWD_LOG_INFO, "stopping", "signal=%s queued_jobs=%zu connections=%zu drain_timeout=%g",
+          signum == SIGTERM ? "TERM" : "INT", ewd_pool_pending(srv->pool), srv->net->nconns,
+          srv->cfg.drain_timeout);
+  srv->stopping = true;
+  ewd_net_stop(srv);
+  m->stop_deadline = ewd_now() + srv->cfg.drain_timeout;
+  uv_timer_init(srv->loop, &m->stop_timer);
+  m->stop_timer.data = m;
+  uv_timer_start(&m->stop_timer, on_stop_tick, 0, 10);
 }
 
-int main(int argc, char **argv) {
-  ew_skim_limits_default(&opts.lim.skim);
-  opts.lim.skim.max_elements = (uint64_t)4 << 20;
-  opts.lim.max_streams = 1024;
-  opts.lim.max_memory = (size_t)8 << 30;
-  opts.lim.max_connections = 4096;
-  opts.lim.conn_high_water = (size_t)32 << 20;
-  opts.lim.math_threads = 2;
-  opts.lim.blas_threads = 1;
-  char *cli_listens[32];
-  int ncli = 0;
-  const char *cli_state = NULL, *cli_level = NULL;
+static int parse_args(ewd_main_t *m, int argc, char **argv) {
+  char err[256];
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      usage(stdout);
-      return 0;
+      ewd_config_usage(stdout);
+      exit(0);
     } else if (!strcmp(a, "--version")) {
       printf("eigenwatchd %s (protocol %d)\n", EW_VERSION_STRING, EW_PROTOCOL_VERSION);
-      return 0;
+      exit(0);
     } else if (!strcmp(a, "--foreground")) {
-      opts.foreground = true;
-    } else if (v && !strcmp(a, "--listen")) {
-      if (ncli < 32)
-        cli_listens[ncli++] = argv[++i];
-    } else if (v && !strcmp(a, "--state-dir")) {
-      cli_state = argv[++i];
+      m->foreground = true;
+    } else if (v && (!strcmp(a, "--listen") || !strcmp(a, "--state-dir") ||
+                     !strcmp(a, "--auth-token-file"))) {
+      const char *key = !strcmp(a, "--listen") ? "listen"
+                        : !strcmp(a, "--state-dir") ? "state_dir" : "auth_token_file";
+      if (ewd_config_set(&m->cli, key, v, err, sizeof err)) {
+        fprintf(stderr, "eigenwatchd: %s: %s\n", a, err);
+        return 2;
+      }
+      i++;
     } else if (v && !strcmp(a, "--config")) {
-      opts.config = argv[++i];
+      m->config_path = argv[++i];
     } else if (v && !strcmp(a, "--log-level")) {
-      cli_level = argv[++i];
+      ewd_log_level_t l;
+      if (ewd_log_parse_level(v, &l) != 0) {
+        fprintf(stderr, "eigenwatchd: --log-level must be error, warn, info or debug\n");
+        return 2;
+      }
+      m->cli_level = argv[++i];
     } else {
       fprintf(stderr, "eigenwatchd: unknown or incomplete option '%s'\n", a);
-      usage(stderr);
+      ewd_config_usage(stderr);
       return 2;
     }
   }
-  if (opts.config && read_config(opts.config, false) != 0)
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  ewd_main_t main_ctx = {0}; /* outlives the loop: every handle points into it */
+  ewd_main_t *m = &main_ctx;
+  ewd_server_t *srv = &m->srv;
+  int rc = parse_args(m, argc, argv);
+  if (rc)
+    return rc;
+  if (build_config(m, &srv->cfg) != 0)
     return 2;
-  if (cli_level && ewd_log_parse_level(cli_level, &ewd_log_level) != 0) {
-    fprintf(stderr, "eigenwatchd: --log-level must be error, warn, info or debug\n");
-    return 2;
-  }
-  if (cli_state)
-    snprintf(opts.state_dir, sizeof opts.state_dir, "%s", cli_state);
-  if (!opts.state_dir[0]) {
+  ewd_server_apply_config(srv);
+  ewd_config_t *cfg = &srv->cfg;
+  if (!cfg->state_dir) {
+    char dir[PATH_MAX];
     const char *x = getenv("XDG_STATE_HOME"), *h = getenv("HOME");
     if (x && *x)
-      snprintf(opts.state_dir, sizeof opts.state_dir, "%s/eigenwatch", x);
+      snprintf(dir, sizeof dir, "%s/eigenwatch", x);
     else
-      snprintf(opts.state_dir, sizeof opts.state_dir, "%s/.local/state/eigenwatch", h ? h : "/tmp");
+      snprintf(dir, sizeof dir, "%s/.local/state/eigenwatch", h ? h : "/tmp");
+    cfg->state_dir = strdup(dir);
   }
-  if (mkdir_p(opts.state_dir) != 0) {
-    ewd_log(EWD_LOG_ERROR, "cannot create state dir", "path=\"%s\" error=\"%s\"", opts.state_dir,
+  if (mkdir_p(cfg->state_dir) != 0) {
+    ewd_log(EWD_LOG_ERROR, "cannot create state dir", "path=\"%s\" error=\"%s\"", cfg->state_dir,
             strerror(errno));
     return 1;
   }
-  if (ncli) { /* flags replace the config file's listeners */
-    opts.nlisten = 0;
-    for (int i = 0; i < ncli; i++)
-      opts.listens[opts.nlisten++] = strdup(cli_listens[i]);
-  }
-  if (!opts.nlisten) {
+  if (!cfg->listen.n) {
     char path[2 * PATH_MAX];
     const char *rt = getenv("XDG_RUNTIME_DIR");
-    snprintf(path, sizeof path, "unix:%s/eigenwatch.sock", rt && *rt ? rt : opts.state_dir);
-    opts.listens[opts.nlisten++] = strdup(path);
-    opts.listens[opts.nlisten++] = strdup(DEFAULT_TCP);
+    snprintf(path, sizeof path, "unix:%s/eigenwatch.sock", rt && *rt ? rt : cfg->state_dir);
+    cfg->listen.v[cfg->listen.n++] = strdup(path);
+    cfg->listen.v[cfg->listen.n++] = strdup(DEFAULT_TCP);
   }
+  if (cfg->auth_token_file && read_token(srv, cfg->auth_token_file) != 0)
+    return 1;
 
   signal(SIGPIPE, SIG_IGN);
   /* Batches allocate and free multi-MiB buffers (payload copies, d×d batch Grams) many times a
    * second. Served by mmap, each would be page-faulted and zeroed afresh (measured ~12% of
-   * ingest time); kept in the heap they are reused. */
+   * ingest time); kept in the heap they are reused, and after large frees (a solve's workspace,
+   * a dropped stream) malloc_trim gives them back (stats.c). */
   mallopt(M_MMAP_THRESHOLD, 512 << 20);
-  mallopt(M_TRIM_THRESHOLD, 1024 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   /* one arena: buffers allocated on one thread and freed on another (a batch prepared on one
    * math thread is applied on the other) would otherwise pin a peak's worth in every arena. */
   mallopt(M_ARENA_MAX, 1);
@@ -305,7 +313,7 @@ int main(int argc, char **argv) {
   }
 
   int ready[2] = {-1, -1};
-  if (!opts.foreground) { /* detach: the parent exits once the child is listening */
+  if (!m->foreground) { /* detach: the parent exits once the child is listening */
     if (pipe(ready) != 0)
       return 1;
     pid_t pid = fork();
@@ -315,31 +323,40 @@ int main(int argc, char **argv) {
       close(ready[1]);
       char ok = 0;
       ssize_t n = read(ready[0], &ok, 1);
+      ewd_config_free(&srv->cfg);
+      ewd_config_free(&m->cli);
+      free(srv->token);
       return n == 1 && ok == 1 ? 0 : 1;
     }
     close(ready[0]);
     setsid();
   }
 
-  srv.loop = uv_default_loop();
-  srv.lim = opts.lim;
-  srv.stats.started = ewd_now();
-  for (int i = 0; i < opts.nlisten; i++)
-    if (ewd_server_listen(&srv, opts.listens[i]) != 0)
+  srv->loop = uv_default_loop();
+  srv->started = ewd_now();
+  uv_timer_init(srv->loop, &srv->trim_timer);
+  srv->trim_timer.data = srv;
+  if (ewd_net_init(srv) != 0)
+    return 1;
+  for (int i = 0; i < cfg->listen.n; i++)
+    if (ewd_net_listen(srv, cfg->listen.v[i]) != 0)
       return 1;
-  if (ewd_pool_start(&srv.pool, srv.loop, opts.lim.math_threads, opts.lim.blas_threads) != 0) {
+  if (ewd_pool_start(&srv->pool, srv->loop, (int)cfg->math_threads, (int)cfg->blas_threads) != 0) {
     ewd_log(EWD_LOG_ERROR, "cannot start math threads", "%s", "");
     return 1;
   }
-  uv_signal_init(srv.loop, &sig_term);
-  uv_signal_start(&sig_term, on_signal, SIGTERM);
-  uv_signal_init(srv.loop, &sig_int);
-  uv_signal_start(&sig_int, on_signal, SIGINT);
-  uv_signal_init(srv.loop, &sig_hup);
-  uv_signal_start(&sig_hup, on_signal, SIGHUP);
-  ewd_log(EWD_LOG_INFO, "ready", "version=%s pid=%d state_dir=\"%s\" math_threads=%d "
-          "blas_threads=%d max_message_bytes=%zu", EW_VERSION_STRING, (int)getpid(),
-          opts.state_dir, opts.lim.math_threads, opts.lim.blas_threads, opts.lim.skim.max_bytes);
+  uv_signal_t *sigs[] = {&m->sig_term, &m->sig_int, &m->sig_hup};
+  int signums[] = {SIGTERM, SIGINT, SIGHUP};
+  for (int i = 0; i < 3; i++) {
+    uv_signal_init(srv->loop, sigs[i]);
+    sigs[i]->data = m;
+    uv_signal_start(sigs[i], on_signal, signums[i]);
+  }
+  ewd_log(EWD_LOG_INFO, "ready", "version=%s pid=%d state_dir=\"%s\" math_threads=%llu "
+          "blas_threads=%llu max_message_bytes=%llu auth=%s", EW_VERSION_STRING, (int)getpid(),
+          cfg->state_dir, (unsigned long long)cfg->math_threads,
+          (unsigned long long)cfg->blas_threads, (unsigned long long)cfg->max_message_bytes,
+          srv->token ? "token" : "none");
   if (ready[1] >= 0) {
     char ok = 1;
     (void)!write(ready[1], &ok, 1);
@@ -350,20 +367,13 @@ int main(int argc, char **argv) {
       close(fd);
     }
   }
-  uv_run(srv.loop, UV_RUN_DEFAULT);
-  /* everything closed: free what remains */
-  while (srv.conns) {
-    ewd_conn_t *c = srv.conns;
-    srv.conns = c->next;
-    free(c->buf);
-    free(c);
-  }
-  ewd_registry_free(&srv.reg);
-  free(srv.listeners);
-  free(srv.unix_paths);
-  for (int i = 0; i < opts.nlisten; i++)
-    free(opts.listens[i]);
-  int rc = uv_loop_close(srv.loop);
-  ewd_log(EWD_LOG_INFO, "stopped", "clean=%s", rc == 0 ? "true" : "false");
+  uv_run(srv->loop, UV_RUN_DEFAULT);
+  ewd_registry_free(&srv->reg);
+  ewd_net_free(srv);
+  int clean = uv_loop_close(srv->loop);
+  ewd_log(EWD_LOG_INFO, "stopped", "clean=%s", clean == 0 ? "true" : "false");
+  ewd_config_free(&srv->cfg);
+  ewd_config_free(&m->cli);
+  free(srv->token);
   return 0;
 }

@@ -1,24 +1,20 @@
 /* registry.c — the named streams, as the loop thread sees them: lookup, creation under the
- * stream-count and memory limits, removal, reference counts (an entry outlives its removal while
- * jobs still hold it), and the loop-side result cache that lets a query be answered without
- * waiting for a stream that is busy in a worker. */
+ * stream-count limit and the library's admission model, removal, reference counts (an entry
+ * outlives its removal while jobs still hold it), and the loop-side result cache that lets a
+ * query be answered without waiting for a stream that is busy on a math thread.
+ *
+ * Admission: a stream is admitted when Σ state (every stream's ew_config_memory().state) plus
+ * math_threads × the largest workspace any stream may need fits in max_memory. The daemon keeps
+ * no formula of its own: the numbers are the library's. The result cache holds values only
+ * (never eigenvectors), is bounded per stream by entries and bytes, and is counted in
+ * memory_bytes. */
 #include "ewd.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-bool ewd_name_valid(const char *p, size_t n) {
-  if (n < 1 || n > EWD_NAME_MAX)
-    return false;
-  for (size_t i = 0; i < n; i++) {
-    char c = p[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-          c == '.' || c == ':' || c == '/' || c == '-'))
-      return false;
-  }
-  return true;
-}
+#define CACHE_MAX_ENTRIES 64
 
 ewd_stream_t *ewd_registry_find(ewd_registry_t *r, const char *name, size_t n) {
   for (size_t i = 0; i < r->n; i++)
@@ -27,30 +23,55 @@ ewd_stream_t *ewd_registry_find(ewd_registry_t *r, const char *name, size_t n) {
   return NULL;
 }
 
-size_t ewd_config_memory(const ew_config_t *c) {
-  size_t d = c->dim;
-  size_t m = 8 * d * d + 16 * d + 4096;
-  if (c->window)
-    m += 8 * d * d + 4 * c->window * d;
-  if (c->live_k)
-    m += 4 * c->shuffle * d + 16 * c->live_k * d;
+ewd_stream_t *ewd_registry_visible(ewd_registry_t *r, const char *name, size_t n) {
+  ewd_stream_t *st = ewd_registry_find(r, name, n);
+  return st && !st->provisional ? st : NULL;
+}
+
+static size_t admitted(size_t state, size_t peak_ws, const ewd_config_t *lim) {
+  return state + (size_t)lim->math_threads * peak_ws;
+}
+
+size_t ewd_registry_admitted(const ewd_registry_t *r, const ewd_config_t *lim) {
+  return admitted(r->state_bytes, r->peak_ws, lim);
+}
+
+size_t ewd_registry_memory(const ewd_registry_t *r) {
+  size_t m = 0;
+  for (size_t i = 0; i < r->n; i++)
+    m += r->items[i]->memory + r->items[i]->cache_bytes;
   return m;
 }
 
-int ewd_registry_create(ewd_registry_t *r, const ewd_limits_t *lim, const char *name, size_t n,
+static void recompute_peak(ewd_registry_t *r) {
+  r->peak_ws = 0;
+  for (size_t i = 0; i < r->n; i++)
+    if (r->items[i]->model.workspace > r->peak_ws)
+      r->peak_ws = r->items[i]->model.workspace;
+}
+
+int ewd_registry_create(ewd_registry_t *r, const ewd_config_t *lim, const char *name, size_t n,
                         const ew_config_t *cfg, ewd_stream_t **out, char *msg, size_t msgcap) {
   if (r->n >= lim->max_streams) {
-    snprintf(msg, msgcap, "the daemon already holds %zu streams (limit max_streams = %zu); drop "
-             "one or raise the limit", r->n, lim->max_streams);
+    snprintf(msg, msgcap, "the daemon already holds %zu streams (limit max_streams = %llu); drop "
+             "one or raise the limit", r->n, (unsigned long long)lim->max_streams);
     return EW_ELIMIT;
   }
   int rc = ew_config_check(cfg, msg, msgcap);
   if (rc)
     return rc;
-  size_t need = ewd_config_memory(cfg);
-  if (r->memory + need > lim->max_memory) {
-    snprintf(msg, msgcap, "creating this stream needs %zu bytes; %zu of max_memory = %zu are in "
-             "use", need, r->memory, lim->max_memory);
+  ew_memory_model_t model;
+  /* The rows of a batch (≤ 3× its message: converted, centred, windowed copies) are bounded by
+   * the receive side (conn_high_water, recv_budget); the model charges what depends on d. */
+  if ((rc = ew_config_memory(cfg, 0, &model)) != 0)
+    return rc;
+  size_t peak = model.workspace > r->peak_ws ? model.workspace : r->peak_ws;
+  size_t before = ewd_registry_admitted(r, lim);
+  size_t after = admitted(r->state_bytes + model.state, peak, lim);
+  if (after > lim->max_memory) {
+    snprintf(msg, msgcap, "creating this stream needs %zu bytes (state %zu, workspace %zu per "
+             "math thread); %zu of max_memory = %llu are in use", after - before, model.state,
+             model.workspace, before, (unsigned long long)lim->max_memory);
     return EW_ELIMIT;
   }
   if (r->n == r->cap) {
@@ -72,10 +93,12 @@ int ewd_registry_create(ewd_registry_t *r, const ewd_limits_t *lim, const char *
   memcpy(st->name, name, n);
   st->name[n] = 0;
   st->cfg = *cfg;
+  st->model = model;
   st->memory = ew_stream_memory(st->s);
   st->refs = 1;
   r->items[r->n++] = st;
-  r->memory += st->memory;
+  r->state_bytes += model.state;
+  r->peak_ws = peak;
   *out = st;
   return 0;
 }
@@ -84,7 +107,8 @@ void ewd_registry_remove(ewd_registry_t *r, ewd_stream_t *st) {
   for (size_t i = 0; i < r->n; i++)
     if (r->items[i] == st) {
       r->items[i] = r->items[--r->n];
-      r->memory -= st->memory;
+      r->state_bytes -= st->model.state;
+      recompute_peak(r);
       break;
     }
 }
@@ -95,6 +119,7 @@ void ewd_cache_clear(ewd_stream_t *st) {
     ew_result_clear(&st->cache[i].res);
   }
   st->ncache = 0;
+  st->cache_bytes = 0;
 }
 
 void ewd_stream_unref(ewd_stream_t *st) {
@@ -113,51 +138,74 @@ const ew_result_t *ewd_cache_get(ewd_stream_t *st, const char *key) {
   return NULL;
 }
 
-static int copy_result(ew_result_t *dst, const ew_result_t *src) {
+/* A copy of `src` without vectors; *bytes is what it holds. */
+static int copy_result(ew_result_t *dst, const ew_result_t *src, size_t *bytes) {
   *dst = *src;
   dst->list = NULL;
   dst->vectors = NULL;
-  if (src->list && !(dst->list = malloc(src->len * sizeof(double))))
-    return -1;
-  if (src->list)
+  dst->dim = 0;
+  *bytes = sizeof *dst;
+  if (src->list) {
+    if (!(dst->list = malloc(src->len * sizeof(double))))
+      return -1;
     memcpy(dst->list, src->list, src->len * sizeof(double));
-  if (src->vectors && !(dst->vectors = malloc(src->len * src->dim * sizeof(double)))) {
-    free(dst->list);
-    dst->list = NULL;
-    return -1;
+    *bytes += src->len * sizeof(double);
   }
-  if (src->vectors)
-    memcpy(dst->vectors, src->vectors, src->len * src->dim * sizeof(double));
   return 0;
 }
 
+/* Entries are bounded in number and, together, to four spectra of the stream's d. */
+static size_t cache_cap_bytes(const ewd_stream_t *st) {
+  return 4 * (st->cfg.dim * sizeof(double) + sizeof(ew_result_t)) + 64 * 1024;
+}
+
+static void cache_drop_oldest(ewd_stream_t *st) {
+  free(st->cache[0].key);
+  ew_result_clear(&st->cache[0].res);
+  st->cache_bytes -= st->cache[0].bytes;
+  memmove(st->cache, st->cache + 1, (st->ncache - 1) * sizeof *st->cache);
+  st->ncache--;
+}
+
 void ewd_cache_put(ewd_stream_t *st, const char *key, const ew_result_t *res) {
+  ew_result_t tmp;
+  size_t bytes;
+  if (copy_result(&tmp, res, &bytes) != 0)
+    return;
+  bytes += strlen(key) + 1;
   for (size_t i = 0; i < st->ncache; i++)
     if (strcmp(st->cache[i].key, key) == 0) {
-      ew_result_t tmp;
-      if (copy_result(&tmp, res) == 0) {
-        ew_result_clear(&st->cache[i].res);
-        st->cache[i].res = tmp;
-      }
+      ew_result_clear(&st->cache[i].res);
+      st->cache_bytes += bytes - st->cache[i].bytes;
+      st->cache[i].res = tmp;
+      st->cache[i].bytes = bytes;
       return;
     }
-  if (st->ncache >= 64) /* a small cache: dashboards ask the same few questions */
+  while (st->ncache && (st->ncache >= CACHE_MAX_ENTRIES ||
+                        st->cache_bytes + bytes > cache_cap_bytes(st)))
+    cache_drop_oldest(st);
+  if (bytes > cache_cap_bytes(st)) {
+    ew_result_clear(&tmp);
     return;
+  }
   if (st->ncache == st->capcache) {
     size_t nc = st->capcache ? 2 * st->capcache : 8;
     ewd_cached_t *ni = realloc(st->cache, nc * sizeof *ni);
-    if (!ni)
+    if (!ni) {
+      ew_result_clear(&tmp);
       return;
+    }
     st->cache = ni;
     st->capcache = nc;
   }
   ewd_cached_t *c = &st->cache[st->ncache];
-  if (!(c->key = strdup(key)))
-    return;
-  if (copy_result(&c->res, res) != 0) {
-    free(c->key);
+  if (!(c->key = strdup(key))) {
+    ew_result_clear(&tmp);
     return;
   }
+  c->res = tmp;
+  c->bytes = bytes;
+  st->cache_bytes += bytes;
   st->ncache++;
 }
 
@@ -167,4 +215,5 @@ void ewd_registry_free(ewd_registry_t *r) {
   free(r->items);
   r->items = NULL;
   r->n = r->cap = 0;
+  r->state_bytes = r->peak_ws = 0;
 }

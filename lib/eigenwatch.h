@@ -168,6 +168,23 @@ uint64_t ew_stream_window_count(const ew_stream_t *s);
 /* Bytes of heap memory the stream holds now (state, window, scratch, caches). */
 size_t ew_stream_memory(const ew_stream_t *s);
 
+/* The admission model: what a stream of a given configuration may hold, and the most one job on
+ * it may allocate on top, so that a caller can refuse a stream before it exists instead of
+ * discovering its cost afterwards.
+ *  - state: the bound of ew_stream_memory() over the stream's life (accumulators, window ring
+ *    and its moments, live estimate, spectrum caches, warm top-k vectors);
+ *  - workspace: the peak a single job on the calling thread may allocate and free again — the
+ *    larger of the heaviest query (top-k with vectors: a d×d snapshot, d×d eigenvectors and
+ *    dsyevd's 2d² workspace; window metrics: the window's rows in f64 and their Gram) and one
+ *    batch of at most max_batch_bytes bytes of input (converted rows, a centred copy, the d×d
+ *    batch Gram in f64).
+ * Fills *out and returns 0, or EW_EBADPARAM for a configuration ew_config_check refuses. */
+typedef struct {
+  size_t state;
+  size_t workspace;
+} ew_memory_model_t;
+int ew_config_memory(const ew_config_t *cfg, size_t max_batch_bytes, ew_memory_model_t *out);
+
 /* Sources a metric may be computed from. */
 typedef enum {
   EW_SOURCE_DEFAULT = -1, /* the metric's own default (EW_SOURCE_ALL for sketch metrics) */

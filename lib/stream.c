@@ -592,3 +592,36 @@ int ew__stream_spectrum(ew_stream_t *s, ew_source_t src, int center, uint64_t ma
   *as_of = c->as_of;
   return 0;
 }
+
+/* ---- the admission model ---- */
+
+EW_EXPORT int ew_config_memory(const ew_config_t *cfg, size_t max_batch_bytes,
+                               ew_memory_model_t *out) {
+  if (ew_config_check(cfg, NULL, 0))
+    return EW_EBADPARAM;
+  size_t d = cfg->dim, W = cfg->window, k = cfg->live_k;
+  size_t dd = d * d * sizeof(double);
+  /* the same terms ew_stream_memory adds up, at their largest */
+  size_t state = sizeof(ew_stream_t) + 2 * d * sizeof(double) + (d * sizeof(double) + dd);
+  if (W)
+    state += W * d * sizeof(float) + 2 * d * sizeof(double) + (d * sizeof(double) + dd);
+  if (k)
+    state += (cfg->shuffle ? cfg->shuffle : 1) * d * sizeof(float) + (2 * k + 1) * d * sizeof(double);
+  state += EW__NSRC * 2 * d * sizeof(double); /* spectrum caches */
+  state += 64 * d * sizeof(double);           /* warm top-k vectors (k <= 64) */
+  /* the heaviest query: dsyevd with vectors on a d×d snapshot (A, Z, work 1+6d+2d², w, AZ) */
+  size_t q = dd + dd + (1 + 6 * d + 2 * d * d) * sizeof(double) + (3 + 5 * d) * sizeof(int) +
+             d * sizeof(double) + 64 * d * sizeof(double);
+  if (W) { /* window rows in f64 and f32, their Gram when W < d, plus a snapshot's eigensolve */
+    size_t wq = (W * d + d) * sizeof(double) + W * d * sizeof(float) +
+                (W < d ? W * W * sizeof(double) : dd) + (2 * d + 1) * sizeof(double);
+    if (wq > q)
+      q = wq;
+  }
+  /* one batch: converted rows (up to 2x the input for f16/bf16 -> f32), a centred copy and an
+   * f32 copy for the window, and the d×d Gram in f64 (the f64 path) */
+  size_t b = 3 * 2 * max_batch_bytes + dd + 4 * d * sizeof(double);
+  out->state = state;
+  out->workspace = q > b ? q : b;
+  return 0;
+}

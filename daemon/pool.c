@@ -1,4 +1,4 @@
-/* worker.c — the math threads. Every BLAS/LAPACK call in the daemon runs here, never on the loop.
+/* pool.c — the math threads. Every BLAS/LAPACK call in the daemon runs here, never on the loop.
  *
  * Jobs queue per stream (FIFO: a stream's ingests and queries apply in the order they were
  * submitted, and a stream never runs on two threads at once, so it needs no lock against
@@ -18,7 +18,12 @@
  * everyone else. OpenBLAS's thread count is process-wide; each math thread is one BLAS thread by
  * default, so two concurrent calls never fight over OpenBLAS's pool (measured 3× slower).
  * Finished jobs go to a done list and the loop is woken with uv_async_send; the loop runs each
- * job's done() (replies, mirrors, cache) and frees it. */
+ * job's done() (replies, mirrors, cache) and frees it.
+ *
+ * A query only produces an answer: when its connection is gone by the time a thread takes it
+ * (job->gone, an atomic flag the loop sets), it is skipped, so abandoned requests cost nothing.
+ * After a query the thread gives back its scratch (a d×d snapshot and LAPACK workspace can be
+ * hundreds of MiB at large d); ingest keeps its scratch, which is reused batch after batch. */
 #include "ewd.h"
 
 #include <cblas.h>
@@ -49,6 +54,10 @@ struct ewd_pool {
 static void run_job(ewd_job_t *job) {
   ewd_stream_t *st = job->st;
   double t0 = ewd_now();
+  if (job->kind == EWD_JOB_QUERY && job->gone && atomic_load(job->gone)) {
+    job->skipped = true;
+    return;
+  }
   switch (job->kind) {
   case EWD_JOB_INGEST:
     if (job->rc == 0 && job->batch)
@@ -85,6 +94,8 @@ static void run_job(ewd_job_t *job) {
     st->s = NULL;
     break;
   }
+  if (job->kind != EWD_JOB_INGEST)
+    ew_thread_scratch_release();
   if (st->s) {
     job->count_after = ew_stream_count(st->s);
     job->memory_after = ew_stream_memory(st->s);

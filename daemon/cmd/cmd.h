@@ -1,0 +1,57 @@
+/* cmd.h — the handlers, by job (streams.c, ingest.c, query.c, daemon.c), and what they share
+ * (dispatch.c): the method table's handlers, replies, stream lookup, and jobs. A handler gets a
+ * decoded, checked request (proto/), answers at once from loop-side state or hands its stream a
+ * job and answers when the job completes. A rejected request changes nothing. */
+#ifndef EWD_CMD_H
+#define EWD_CMD_H
+
+#include "../net/net.h"
+
+/* One call: the server, the connection it came on, and its decoded request (borrowed: valid
+ * only during the handler; copy what a job keeps). */
+typedef struct {
+  ewd_server_t *srv;
+  ewd_conn_t *conn;
+  const ewp_request_t *req;
+} ewd_call_t;
+
+/* Runs the handler of call->req->method. */
+void ewd_cmd_dispatch(ewd_call_t *call);
+
+/* ---- handlers ---- */
+void ewd_cmd_ping(ewd_call_t *call);
+void ewd_cmd_create(ewd_call_t *call);
+void ewd_cmd_ingest(ewd_call_t *call);
+void ewd_cmd_query(ewd_call_t *call);
+void ewd_cmd_list(ewd_call_t *call);
+void ewd_cmd_info(ewd_call_t *call);
+void ewd_cmd_reset(ewd_call_t *call);
+void ewd_cmd_drop(ewd_call_t *call);
+void ewd_cmd_stats(ewd_call_t *call);
+void ewd_cmd_metrics(ewd_call_t *call);
+void ewd_cmd_auth(ewd_call_t *call);
+
+/* ---- shared (dispatch.c) ---- */
+void ewd_reply(ewd_call_t *call, const ewp_value_t *result);
+void ewd_fail(ewd_call_t *call, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The visible stream named `name`, or NULL after answering NO_SUCH_STREAM. */
+ewd_stream_t *ewd_cmd_stream(ewd_call_t *call, ewp_str_t name);
+/* A job for `st` answering `call` (or nobody when call is NULL). */
+ewd_job_t *ewd_job_new(ewd_server_t *srv, ewd_call_t *call, ewd_stream_t *st, ewd_job_kind_t kind,
+                       void (*done)(ewd_job_t *));
+/* Queues the job; a request's job holds the connection, a pipelined ingest counts in flight. */
+void ewd_job_submit(ewd_server_t *srv, ewd_job_t *job, bool pipelined);
+/* On the loop, at the end of a done(): mirrors already taken; releases the holds and frees. */
+void ewd_job_finish(ewd_job_t *job);
+/* Copies the stream's count and memory from a completed job. */
+void ewd_job_mirrors(ewd_job_t *job);
+/* Replies for a job (no-op when nobody waits). */
+void ewd_job_reply(ewd_job_t *job, const ewp_value_t *result);
+void ewd_job_fail(ewd_job_t *job, int code, const char *message);
+/* Removes a stream from the registry and frees its state after its queued jobs (streams.c). */
+void ewd_stream_drop(ewd_server_t *srv, ewd_stream_t *st);
+/* The CONFIG map of a stream (kv must hold 8 entries). */
+ewp_value_t ewd_config_value(const ew_config_t *c, ewp_kv_t *kv);
+
+#endif

@@ -1,0 +1,109 @@
+/* daemon.c — methods about the daemon itself: ping, stats (from the self-stat table), metrics
+ * (the library's metric table) and auth. */
+#include "cmd.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void ewd_cmd_ping(ewd_call_t *call) {
+  ewp_kv_t kv[] = {{"version", ewp_vstr(EW_VERSION_STRING)},
+                   {"protocol", ewp_vu64(EW_PROTOCOL_VERSION)},
+                   {"pong", ewp_vbool(true)}};
+  ewp_value_t v = ewp_vmap(kv, 3);
+  ewd_reply(call, &v);
+}
+
+void ewd_cmd_stats(ewd_call_t *call) {
+  ewd_server_t *srv = call->srv;
+  ewd_stats_refresh(srv);
+  ewp_kv_t kv[EWD_STAT_COUNT + 3];
+  size_t n = 0;
+  kv[n++] = (ewp_kv_t){"version", ewp_vstr(EW_VERSION_STRING)};
+  kv[n++] = (ewp_kv_t){"uptime_s", ewp_vf64(ewd_now() - srv->started)};
+  for (int i = 0; i < EWD_STAT_COUNT; i++)
+    kv[n++] = (ewp_kv_t){ewd_stat_table[i].name, ewp_vu64(srv->stat[i])};
+  ewp_kv_t ekv[64];
+  size_t ne = 0;
+  for (int i = 1; i < 64; i++)
+    if (srv->errors[i])
+      ekv[ne++] = (ewp_kv_t){ew_err_name(EW__ERR_BASE + i), ewp_vu64(srv->errors[i])};
+  kv[n++] = (ewp_kv_t){"errors", ewp_vmap(ekv, ne)};
+  ewp_value_t v = ewp_vmap(kv, n);
+  ewd_reply(call, &v);
+}
+
+void ewd_cmd_metrics(ewd_call_t *call) {
+  size_t nm = ew_metric_count();
+  ewp_value_t *items = malloc(nm * sizeof *items);
+  ewp_kv_t *mkv = malloc(nm * 6 * sizeof *mkv);
+  ewp_value_t *plists = malloc(nm * EW_METRIC_MAX_PARAMS * sizeof *plists);
+  ewp_kv_t *pkv = malloc(nm * EW_METRIC_MAX_PARAMS * 6 * sizeof *pkv);
+  if (!items || !mkv || !plists || !pkv) {
+    ewd_fail(call, EW_ENOMEM, "out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < nm; i++) {
+    const ew_metric_info_t *m = ew_metric_info(i);
+    ewp_value_t *pl = plists + i * EW_METRIC_MAX_PARAMS;
+    for (size_t p = 0; p < m->nparams; p++) {
+      const ew_param_info_t *pi = &m->params[p];
+      ewp_kv_t *k = pkv + (i * EW_METRIC_MAX_PARAMS + p) * 6;
+      k[0] = (ewp_kv_t){"name", ewp_vstr(pi->name)};
+      k[1] = (ewp_kv_t){"default", ewp_vf64(pi->default_value)};
+      k[2] = (ewp_kv_t){"min", ewp_vf64(pi->min)};
+      k[3] = (ewp_kv_t){"max", ewp_vf64(pi->max)};
+      k[4] = (ewp_kv_t){"integer", ewp_vbool(pi->integer)};
+      k[5] = (ewp_kv_t){"doc", ewp_vstr(pi->doc)};
+      pl[p] = ewp_vmap(k, 6);
+    }
+    ewp_kv_t *k = mkv + i * 6;
+    k[0] = (ewp_kv_t){"name", ewp_vstr(m->name)};
+    k[1] = (ewp_kv_t){"kind", ewp_vstr(m->kind == EW_VALUE_LIST ? "list" : "scalar")};
+    k[2] = (ewp_kv_t){"sources", ewp_vstr(m->sources)};
+    k[3] = (ewp_kv_t){"cost", ewp_vstr(m->cost)};
+    k[4] = (ewp_kv_t){"doc", ewp_vstr(m->doc)};
+    k[5] = (ewp_kv_t){"params", ewp_varray(pl, m->nparams)};
+    items[i] = ewp_vmap(k, 6);
+  }
+  ewp_kv_t top[] = {{"metrics", ewp_varray(items, nm)}};
+  ewp_value_t v = ewp_vmap(top, 1);
+  ewd_reply(call, &v);
+out:
+  free(items);
+  free(mkv);
+  free(plists);
+  free(pkv);
+}
+
+/* Compares in time that depends only on the lengths, never on where the bytes differ. */
+static bool token_equal(const char *a, size_t an, const char *b, size_t bn) {
+  volatile unsigned char diff = (unsigned char)(an != bn);
+  for (size_t i = 0; i < bn; i++)
+    diff |= (unsigned char)((an ? (unsigned char)a[i % an] : 0u) ^ (unsigned char)b[i]);
+  return an > 0 && diff == 0;
+}
+
+void ewd_cmd_auth(ewd_call_t *call) {
+  ewd_server_t *srv = call->srv;
+  ewd_conn_t *c = call->conn;
+  const ewp_str_t *tok = &call->req->u.auth.token;
+  if (!srv->token) {
+    ewp_kv_t kv[] = {{"authenticated", ewp_vbool(true)}, {"required", ewp_vbool(false)}};
+    ewp_value_t v = ewp_vmap(kv, 2);
+    ewd_reply(call, &v);
+    return;
+  }
+  if (!token_equal(tok->p, tok->n, srv->token, srv->token_len)) {
+    srv->stat[EWD_STAT_auth_failures]++;
+    ewd_log(EWD_LOG_WARN, "auth failed, closing connection", "conn=%llu",
+            (unsigned long long)c->id);
+    ewd_fail(call, EW_EAUTH, "wrong token; the connection will be closed");
+    c->eof = true; /* close once the reply is out */
+    atomic_store(&c->gone, true);
+    return;
+  }
+  c->authed = true;
+  ewp_kv_t kv[] = {{"authenticated", ewp_vbool(true)}, {"required", ewp_vbool(c->tcp)}};
+  ewp_value_t v = ewp_vmap(kv, 2);
+  ewd_reply(call, &v);
+}

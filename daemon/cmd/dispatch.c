@@ -1,0 +1,125 @@
+/* dispatch.c — the method table's handlers, and what handlers share: replies, stream lookup,
+ * and the life of a job (new → submit → done on the loop → finish). */
+#include "cmd.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef void (*handler_fn)(ewd_call_t *call);
+
+static const handler_fn handlers[EWP_METHOD_COUNT] = {
+    [EWP_METHOD_PING] = ewd_cmd_ping,       [EWP_METHOD_CREATE] = ewd_cmd_create,
+    [EWP_METHOD_INGEST] = ewd_cmd_ingest,   [EWP_METHOD_QUERY] = ewd_cmd_query,
+    [EWP_METHOD_LIST] = ewd_cmd_list,       [EWP_METHOD_INFO] = ewd_cmd_info,
+    [EWP_METHOD_RESET] = ewd_cmd_reset,     [EWP_METHOD_DROP] = ewd_cmd_drop,
+    [EWP_METHOD_STATS] = ewd_cmd_stats,     [EWP_METHOD_METRICS] = ewd_cmd_metrics,
+    [EWP_METHOD_AUTH] = ewd_cmd_auth,
+};
+
+void ewd_cmd_dispatch(ewd_call_t *call) {
+  handler_fn h = handlers[call->req->method];
+  if (!h) {
+    ewd_fail(call, EW_EINTERNAL, "method '%s' has no handler",
+             ewp_method_info(call->req->method)->name);
+    return;
+  }
+  h(call);
+}
+
+void ewd_reply(ewd_call_t *call, const ewp_value_t *result) {
+  ewd_rpc_result(call->conn, call->req->msgid, call->req->kind == EWP_KIND_NOTIFY, result);
+}
+
+void ewd_fail(ewd_call_t *call, int code, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  ewd_rpc_error(call->srv, call->conn, call->req->msgid, call->req->kind == EWP_KIND_NOTIFY, code,
+                "%s", msg);
+}
+
+ewd_stream_t *ewd_cmd_stream(ewd_call_t *call, ewp_str_t name) {
+  ewd_stream_t *st = ewd_registry_visible(&call->srv->reg, name.p, name.n);
+  if (!st)
+    ewd_fail(call, EW_ENOSTREAM, "no stream named '%.*s' (ingest creates streams; 'list' shows "
+             "them)", (int)name.n, name.p); /* names are checked ASCII: safe to echo */
+  return st;
+}
+
+ewd_job_t *ewd_job_new(ewd_server_t *srv, ewd_call_t *call, ewd_stream_t *st, ewd_job_kind_t kind,
+                       void (*done)(ewd_job_t *)) {
+  ewd_job_t *j = calloc(1, sizeof *j);
+  if (!j)
+    return NULL;
+  j->srv = srv;
+  j->kind = kind;
+  j->st = st;
+  j->conn = call ? call->conn : NULL;
+  j->gone = call && call->conn ? &call->conn->gone : NULL;
+  j->msgid = call ? call->req->msgid : 0;
+  j->notify = call ? call->req->kind == EWP_KIND_NOTIFY : true;
+  j->done = done;
+  return j;
+}
+
+void ewd_job_submit(ewd_server_t *srv, ewd_job_t *job, bool pipelined) {
+  if (job->conn)
+    ewd_rpc_hold(job->conn, job, pipelined);
+  ewd_pool_submit(srv->pool, job);
+}
+
+void ewd_job_mirrors(ewd_job_t *j) {
+  ewd_stream_t *st = j->st;
+  if (!st->s || j->skipped)
+    return;
+  st->count = j->count_after;
+  st->memory = j->memory_after;
+}
+
+void ewd_job_finish(ewd_job_t *j) {
+  ewd_stream_t *st = j->st;
+  ewd_conn_t *c = j->conn;
+  bool pipelined = c && c->job != j;
+  st->queued_jobs--;
+  st->queued_bytes -= j->bytes;
+  if (c)
+    c->queued_bytes -= j->bytes;
+  if (j->skipped)
+    j->srv->stat[EWD_STAT_jobs_skipped]++;
+  if (j->kind == EWD_JOB_QUERY && !j->skipped)
+    ewd_server_freed(j->srv, st->model.workspace); /* a solve's workspace went back to the heap */
+  ewd_job_free(j);
+  ewd_stream_unref(st);
+  if (c)
+    ewd_rpc_job_done(c, pipelined);
+}
+
+void ewd_job_reply(ewd_job_t *job, const ewp_value_t *result) {
+  if (job->conn && !job->skipped)
+    ewd_rpc_result(job->conn, job->msgid, job->notify, result);
+}
+
+void ewd_job_fail(ewd_job_t *job, int code, const char *message) {
+  ewd_rpc_error(job->srv, job->conn, job->msgid, job->notify, code, "%s", message);
+}
+
+static const char *normalize_name(ew_normalize_t n) { return n == EW_NORMALIZE_L2 ? "l2" : "none"; }
+static const char *window_mode_name(ew_window_mode_t m) {
+  return m == EW_WINDOW_EAGER ? "eager" : m == EW_WINDOW_LAZY ? "lazy" : "auto";
+}
+
+ewp_value_t ewd_config_value(const ew_config_t *c, ewp_kv_t *kv) {
+  kv[0] = (ewp_kv_t){"dim", ewp_vu64(c->dim)};
+  kv[1] = (ewp_kv_t){"normalize", ewp_vstr(normalize_name(c->normalize))};
+  kv[2] = (ewp_kv_t){"window", ewp_vu64(c->window)};
+  kv[3] = (ewp_kv_t){"window_mode", ewp_vstr(window_mode_name(c->window_mode))};
+  kv[4] = (ewp_kv_t){"decay", ewp_vf64(c->decay_half_life)};
+  kv[5] = (ewp_kv_t){"topk", ewp_vu64(c->live_k)};
+  kv[6] = (ewp_kv_t){"shuffle", ewp_vu64(c->shuffle)};
+  kv[7] = (ewp_kv_t){"seed", ewp_vu64(c->seed)};
+  return ewp_vmap(kv, 8);
+}

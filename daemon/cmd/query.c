@@ -1,0 +1,180 @@
+/* query.c — metrics of a stream. Names and parameters are resolved against the library's metric
+ * table here (a parameter no requested metric takes is refused); the solve runs on a math thread.
+ * A query with max_lag is answered from the loop-side cache when every metric is there and recent
+ * enough, so dashboards never wait behind a busy stream. */
+#include "cmd.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const ew_source_t sources[] = {EW_SOURCE_ALL, EW_SOURCE_WINDOW, EW_SOURCE_WINDOW_CN};
+
+static char *cache_key(const char *metric, int center, ew_source_t src, const ew_param_t *ps,
+                       size_t np) {
+  char buf[256];
+  int n = snprintf(buf, sizeof buf, "%s|c=%d|s=%d", metric, center, (int)src);
+  for (size_t i = 0; i < np && n > 0 && (size_t)n < sizeof buf; i++)
+    n += snprintf(buf + n, sizeof buf - (size_t)n, "|%s=%.17g", ps[i].key, ps[i].value);
+  return strdup(buf);
+}
+
+static ewp_value_t value_of(const ew_result_t *res) {
+  return res->kind == EW_VALUE_SCALAR ? ewp_vf64(res->scalar) : ewp_vf64s(res->list, res->len);
+}
+
+/* Packs the reply; kv names like "topk_error" are built in `names` (3 per metric). */
+static void reply_query(ewd_server_t *srv, ewd_conn_t *conn, uint32_t msgid, bool notify,
+                        ewd_stream_t *st, const ewd_qmetric_t *ms, size_t nm,
+                        const ew_result_t *const *res, double elapsed_ms, bool cached) {
+  ewp_kv_t *mkv = malloc(3 * nm * sizeof *mkv);
+  char(*names)[2][80] = malloc(nm * sizeof *names);
+  if (!mkv || !names) {
+    free(mkv);
+    free(names);
+    ewd_rpc_error(srv, conn, msgid, notify, EW_ENOMEM, "out of memory packing the answer");
+    return;
+  }
+  uint64_t as_of = UINT64_MAX;
+  for (size_t i = 0; i < nm; i++) {
+    if (res[i]->as_of < as_of)
+      as_of = res[i]->as_of;
+    snprintf(names[i][0], sizeof names[i][0], "%s_error", ms[i].name);
+    snprintf(names[i][1], sizeof names[i][1], "%s_vectors", ms[i].name);
+    mkv[3 * i] = (ewp_kv_t){ms[i].name, value_of(res[i])};
+    mkv[3 * i + 1] = (ewp_kv_t){names[i][0], res[i]->has_error ? ewp_vf64(res[i]->error)
+                                                               : (ewp_value_t){0}};
+    mkv[3 * i + 2] = (ewp_kv_t){names[i][1], res[i]->vectors
+                                                 ? ewp_vf64rows(res[i]->vectors, res[i]->len,
+                                                                res[i]->dim)
+                                                 : (ewp_value_t){0}};
+  }
+  ewp_kv_t kv[] = {{"stream", ewp_vstr(st->name)},     {"count", ewp_vu64(st->count)},
+                   {"dim", ewp_vu64(st->cfg.dim)},     {"as_of", ewp_vu64(as_of)},
+                   {"elapsed_ms", ewp_vf64(elapsed_ms)}, {"cached", ewp_vbool(cached)},
+                   {"metrics", ewp_vmap(mkv, 3 * nm)}};
+  ewp_value_t v = ewp_vmap(kv, 7);
+  ewd_rpc_result(conn, msgid, notify, &v);
+  free(mkv);
+  free(names);
+}
+
+static void query_done(ewd_job_t *j) {
+  ewd_stream_t *st = j->st;
+  ewd_job_mirrors(j);
+  if (j->skipped) {
+    /* nobody is there to answer */
+  } else if (j->rc) {
+    ewd_job_fail(j, j->rc, j->message);
+  } else {
+    const ew_result_t **res = malloc(j->nmetrics * sizeof *res);
+    for (size_t i = 0; res && i < j->nmetrics; i++) {
+      res[i] = &j->results[i];
+      if (!j->results[i].vectors) /* the cache holds values only */
+        ewd_cache_put(st, j->metrics[i].key, &j->results[i]);
+    }
+    if (!res)
+      ewd_job_fail(j, EW_ENOMEM, "out of memory packing the answer");
+    else if (j->conn)
+      reply_query(j->srv, j->conn, j->msgid, j->notify, st, j->metrics, j->nmetrics, res,
+                  j->elapsed_ms, false);
+    free(res);
+  }
+  ewd_job_finish(j);
+}
+
+/* Resolves names and parameters into ms[0, nm). Returns 0, or answers the error and returns -1. */
+static int resolve(ewd_call_t *call, const ewp_query_req_t *r, ewd_qmetric_t *ms, int center,
+                   ew_source_t source) {
+  bool used[EWP_PARAMS_MAX] = {false};
+  char esc[96];
+  for (size_t i = 0; i < r->metrics.n; i++) {
+    const ewp_str_t *nm = &r->metrics.v[i];
+    const ew_metric_info_t *info = NULL;
+    char name[64];
+    if (nm->n < sizeof name) {
+      memcpy(name, nm->p, nm->n);
+      name[nm->n] = 0;
+      if (strlen(name) == nm->n)
+        info = ew_metric_find(name);
+    }
+    if (!info) {
+      ewd_fail(call, EW_EUNKMETRIC, "no metric named '%s' (the 'metrics' method lists them)",
+               ewp_escape(esc, 64, nm->p, nm->n));
+      return -1;
+    }
+    if (!(ms[i].name = strdup(info->name))) {
+      ewd_fail(call, EW_ENOMEM, "out of memory");
+      return -1;
+    }
+    for (size_t k = 0; k < r->params.n; k++) {
+      const ewp_param_t *p = &r->params.v[k];
+      for (size_t q = 0; q < info->nparams && ms[i].nparams < EW_METRIC_MAX_PARAMS; q++) {
+        const char *pn = info->params[q].name;
+        if (strlen(pn) != p->key.n || memcmp(pn, p->key.p, p->key.n) != 0)
+          continue;
+        ms[i].pkeys[ms[i].nparams] = strdup(pn);
+        ms[i].params[ms[i].nparams].key = ms[i].pkeys[ms[i].nparams];
+        ms[i].params[ms[i].nparams].value = p->value;
+        ms[i].nparams++;
+        used[k] = true;
+      }
+    }
+    ms[i].key = cache_key(ms[i].name, center, source, ms[i].params, ms[i].nparams);
+  }
+  for (size_t k = 0; k < r->params.n; k++)
+    if (!used[k]) {
+      ewd_fail(call, EW_EBADPARAM, "no requested metric takes parameter '%s'",
+               ewp_escape(esc, 64, r->params.v[k].key.p, r->params.v[k].key.n));
+      return -1;
+    }
+  return 0;
+}
+
+void ewd_cmd_query(ewd_call_t *call) {
+  const ewp_query_req_t *r = &call->req->u.query;
+  ewd_stream_t *st = ewd_cmd_stream(call, r->stream);
+  if (!st)
+    return;
+  int center = EWP_HAS(r, EWP_QUERY_center) ? (r->center ? 1 : 0) : -1;
+  ew_source_t source = EWP_HAS(r, EWP_QUERY_source) ? sources[r->source] : EW_SOURCE_DEFAULT;
+  bool fresh = EWP_HAS(r, EWP_QUERY_fresh) && r->fresh;
+  bool have_lag = EWP_HAS(r, EWP_QUERY_max_lag);
+  size_t nm = r->metrics.n;
+  ewd_qmetric_t *ms = calloc(nm, sizeof *ms);
+  if (!ms) {
+    ewd_fail(call, EW_ENOMEM, "out of memory");
+    return;
+  }
+  if (resolve(call, r, ms, center, source)) {
+    ewd_qmetrics_free(ms, nm);
+    return;
+  }
+  if (!fresh && have_lag) { /* every metric cached and recent enough: answer now */
+    const ew_result_t *res[EWP_NAMES_MAX];
+    bool all = true;
+    for (size_t i = 0; i < nm && all; i++) {
+      res[i] = ewd_cache_get(st, ms[i].key);
+      all = res[i] && st->count - res[i]->as_of <= r->max_lag;
+    }
+    if (all) {
+      double t0 = ewd_now();
+      reply_query(call->srv, call->conn, call->req->msgid, call->req->kind == EWP_KIND_NOTIFY, st,
+                  ms, nm, res, 1e3 * (ewd_now() - t0), true);
+      ewd_qmetrics_free(ms, nm);
+      return;
+    }
+  }
+  ewd_job_t *j = ewd_job_new(call->srv, call, st, EWD_JOB_QUERY, query_done);
+  if (!j) {
+    ewd_qmetrics_free(ms, nm);
+    ewd_fail(call, EW_ENOMEM, "out of memory");
+    return;
+  }
+  j->metrics = ms;
+  j->nmetrics = nm;
+  j->center = center;
+  j->source = source;
+  ewd_job_submit(call->srv, j, false);
+}

@@ -1,0 +1,162 @@
+/* streams.c — create, list, info, reset, drop: the registry as clients see it. A stream created
+ * by an ingest that has not yet succeeded is provisional and invisible here. */
+#include "cmd.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const ew_normalize_t normalizes[] = {EW_NORMALIZE_NONE, EW_NORMALIZE_L2};
+static const ew_window_mode_t window_modes[] = {EW_WINDOW_AUTO, EW_WINDOW_EAGER, EW_WINDOW_LAZY};
+
+static void config_from(const ewp_create_req_t *r, ew_config_t *cfg) {
+  ew_config_default(cfg, (size_t)r->dim);
+  if (EWP_HAS(r, EWP_CREATE_normalize))
+    cfg->normalize = normalizes[r->normalize];
+  if (EWP_HAS(r, EWP_CREATE_window))
+    cfg->window = (size_t)r->window;
+  if (EWP_HAS(r, EWP_CREATE_window_mode))
+    cfg->window_mode = window_modes[r->window_mode];
+  if (EWP_HAS(r, EWP_CREATE_decay))
+    cfg->decay_half_life = r->decay;
+  if (EWP_HAS(r, EWP_CREATE_topk))
+    cfg->live_k = (size_t)r->topk;
+  if (EWP_HAS(r, EWP_CREATE_shuffle))
+    cfg->shuffle = (size_t)r->shuffle;
+  if (EWP_HAS(r, EWP_CREATE_seed))
+    cfg->seed = r->seed;
+}
+
+void ewd_cmd_create(ewd_call_t *call) {
+  const ewp_create_req_t *r = &call->req->u.create;
+  ew_config_t cfg;
+  char msg[256];
+  config_from(r, &cfg);
+  if (ew_config_check(&cfg, msg, sizeof msg)) {
+    ewd_fail(call, EW_EBADPARAM, "%s", msg);
+    return;
+  }
+  ewd_stream_t *st = ewd_registry_find(&call->srv->reg, r->stream.p, r->stream.n);
+  bool created = false;
+  if (st) {
+    if (!ew_config_equal(&st->cfg, &cfg)) {
+      ewd_fail(call, EW_EEXISTS,
+               "stream '%.*s' exists with a different configuration (dim %zu, window %zu, "
+               "normalize %s); drop it first or use the same configuration",
+               (int)r->stream.n, r->stream.p, st->cfg.dim, st->cfg.window,
+               st->cfg.normalize == EW_NORMALIZE_L2 ? "l2" : "none");
+      return;
+    }
+    created = st->provisional; /* the client could not see it until now */
+    st->provisional = false;
+  } else {
+    int rc = ewd_registry_create(&call->srv->reg, &call->srv->cfg, r->stream.p, r->stream.n, &cfg,
+                                 &st, msg, sizeof msg);
+    if (rc) {
+      ewd_fail(call, rc, "%s", msg);
+      return;
+    }
+    created = true;
+    ewd_log(EWD_LOG_INFO, "stream created", "stream=\"%s\" dim=%zu window=%zu", st->name,
+            cfg.dim, cfg.window);
+  }
+  ewp_kv_t ckv[8];
+  ewp_kv_t kv[] = {{"stream", ewp_vstr(st->name)},
+                   {"created", ewp_vbool(created)},
+                   {"config", ewd_config_value(&st->cfg, ckv)}};
+  ewp_value_t v = ewp_vmap(kv, 3);
+  ewd_reply(call, &v);
+}
+
+/* The summary of a stream as list and info show it; kv holds 7 entries, ckv 8. */
+static ewp_value_t summary(ewd_stream_t *st, bool with_config, ewp_kv_t *kv, ewp_kv_t *ckv) {
+  kv[0] = (ewp_kv_t){"stream", ewp_vstr(st->name)};
+  kv[1] = (ewp_kv_t){"dim", ewp_vu64(st->cfg.dim)};
+  kv[2] = (ewp_kv_t){"count", ewp_vu64(st->count)};
+  kv[3] = (ewp_kv_t){"memory_bytes", ewp_vu64(st->memory)}; /* the library's state */
+  kv[4] = (ewp_kv_t){"last_ingest", ewp_vtime(st->last_ingest)};
+  kv[5] = (ewp_kv_t){"config", with_config ? ewd_config_value(&st->cfg, ckv) : (ewp_value_t){0}};
+  kv[6] = (ewp_kv_t){"queued_jobs", with_config ? ewp_vu64(st->queued_jobs) : (ewp_value_t){0}};
+  return ewp_vmap(kv, 7);
+}
+
+void ewd_cmd_list(ewd_call_t *call) {
+  ewd_registry_t *reg = &call->srv->reg;
+  ewp_kv_t *kv = malloc((reg->n + 1) * 7 * sizeof *kv);
+  ewp_value_t *items = malloc((reg->n + 1) * sizeof *items);
+  if (!kv || !items) {
+    free(kv);
+    free(items);
+    ewd_fail(call, EW_ENOMEM, "out of memory listing %zu streams", reg->n);
+    return;
+  }
+  size_t n = 0;
+  for (size_t i = 0; i < reg->n; i++)
+    if (!reg->items[i]->provisional) {
+      items[n] = summary(reg->items[i], false, kv + 7 * n, NULL);
+      n++;
+    }
+  ewp_kv_t top[] = {{"streams", ewp_varray(items, n)}};
+  ewp_value_t v = ewp_vmap(top, 1);
+  ewd_reply(call, &v);
+  free(kv);
+  free(items);
+}
+
+void ewd_cmd_info(ewd_call_t *call) {
+  ewd_stream_t *st = ewd_cmd_stream(call, call->req->u.info.stream);
+  if (!st)
+    return;
+  ewp_kv_t kv[7], ckv[8];
+  ewp_value_t v = summary(st, true, kv, ckv);
+  ewd_reply(call, &v);
+}
+
+static void reset_done(ewd_job_t *j) {
+  ewd_stream_t *st = j->st;
+  ewd_job_mirrors(j);
+  st->last_ingest = 0;
+  ewd_cache_clear(st);
+  ewp_kv_t kv[] = {{"stream", ewp_vstr(st->name)}, {"count", ewp_vu64(st->count)}};
+  ewp_value_t v = ewp_vmap(kv, 2);
+  ewd_job_reply(j, &v);
+  ewd_job_finish(j);
+}
+
+void ewd_cmd_reset(ewd_call_t *call) {
+  ewd_stream_t *st = ewd_cmd_stream(call, call->req->u.reset.stream);
+  if (!st)
+    return;
+  ewd_job_t *j = ewd_job_new(call->srv, call, st, EWD_JOB_RESET, reset_done);
+  if (!j) {
+    ewd_fail(call, EW_ENOMEM, "out of memory");
+    return;
+  }
+  ewd_job_submit(call->srv, j, false);
+}
+
+static void free_done(ewd_job_t *j) {
+  ewd_server_freed(j->srv, j->st->model.state);
+  ewd_job_finish(j);
+}
+
+/* Drops a registered stream: frees its state after its queued jobs, on a math thread. */
+void ewd_stream_drop(ewd_server_t *srv, ewd_stream_t *st) {
+  ewd_registry_remove(&srv->reg, st);
+  ewd_cache_clear(st);
+  ewd_job_t *j = ewd_job_new(srv, NULL, st, EWD_JOB_FREE, free_done);
+  if (j)
+    ewd_pool_submit(srv->pool, j);
+  ewd_stream_unref(st); /* the registry's reference */
+}
+
+void ewd_cmd_drop(ewd_call_t *call) {
+  ewd_stream_t *st = ewd_cmd_stream(call, call->req->u.drop.stream);
+  if (!st)
+    return;
+  ewd_log(EWD_LOG_INFO, "stream dropped", "stream=\"%s\" count=%llu", st->name,
+          (unsigned long long)st->count);
+  ewp_kv_t kv[] = {{"stream", ewp_vstr(st->name)}, {"dropped", ewp_vbool(true)}};
+  ewp_value_t v = ewp_vmap(kv, 2);
+  ewd_reply(call, &v);
+  ewd_stream_drop(call->srv, st);
+}

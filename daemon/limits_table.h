@@ -1,0 +1,109 @@
+/* limits_table.h — (not limits.h: that name would shadow the system header) the daemon's configuration keys and limits: one row each (DESIGN §1 rule 1). The
+ * config file parser, SIGHUP's reload, `eigenwatchd --help` and PROTOCOL.md's table of limits
+ * (tools/ew_protocol_doc) are generated from this table.
+ *
+ * XX(member, TYPE, default, min, max, reloadable, "doc")
+ *   TYPE: SIZE (bytes; K, M, G suffixes), COUNT (an integer), SECONDS (a number; 0 = off),
+ *         PATH, LEVEL (error|warn|info|debug), LISTEN (repeatable: unix:PATH or tcp:HOST:PORT)
+ *   min/max bound numeric values; text types ignore them. */
+#ifndef EWD_LIMITS_H
+#define EWD_LIMITS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define EWD_KIB ((uint64_t)1 << 10)
+#define EWD_MIB ((uint64_t)1 << 20)
+#define EWD_GIB ((uint64_t)1 << 30)
+
+#define EWD_CONFIG_MAP(XX)                                                                        \
+  XX(listen, LISTEN, 0, 0, 0, false,                                                              \
+     "listener, repeatable: unix:PATH or tcp:HOST:PORT (default: a Unix socket in "               \
+     "$XDG_RUNTIME_DIR or the state dir, and tcp:127.0.0.1:7700)")                                \
+  XX(state_dir, PATH, 0, 0, 0, false,                                                             \
+     "state directory (default $XDG_STATE_HOME/eigenwatch or ~/.local/state/eigenwatch)")         \
+  XX(auth_token_file, PATH, 0, 0, 0, false,                                                       \
+     "file holding the shared token every TCP connection must present with `auth` first; "        \
+     "required for a non-loopback TCP address")                                                   \
+  XX(log_level, LEVEL, 2, 0, 3, true, "error | warn | info | debug")                              \
+  XX(max_message_bytes, SIZE, 64 * EWD_MIB, 1 * EWD_KIB, 1 * EWD_GIB, true,                       \
+     "one message, declared lengths included")                                                    \
+  XX(max_depth, COUNT, 32, 2, 64, true, "container nesting in one message")                       \
+  XX(max_elements, COUNT, 4 * EWD_MIB, 16, 1 * EWD_GIB, true,                                     \
+     "array items plus map keys and values in one message")                                       \
+  XX(max_streams, COUNT, 1024, 1, 1 * EWD_MIB, true, "streams held at once")                      \
+  XX(max_memory, SIZE, 8 * EWD_GIB, 1 * EWD_MIB, (uint64_t)1 << 50, true,                         \
+     "admission budget: every stream's state plus the peak workspace of what it may run, per "    \
+     "math thread (the library's model)")                                                         \
+  XX(max_connections, COUNT, 4096, 1, 1 * EWD_MIB, true, "further connections are closed at once") \
+  XX(conn_high_water, SIZE, 32 * EWD_MIB, 64 * EWD_KIB, 16 * EWD_GIB, true,                       \
+     "ingest bytes queued or buffered per connection before its reads pause")                     \
+  XX(conn_out_cap, SIZE, 16 * EWD_MIB, 64 * EWD_KIB, 16 * EWD_GIB, true,                          \
+     "unsent reply bytes per connection; past it, no further request of that connection is "      \
+     "answered (nor read) until the client reads")                                                \
+  XX(recv_budget, SIZE, 256 * EWD_MIB, 1 * EWD_MIB, (uint64_t)1 << 50, true,                      \
+     "bytes held across all connections for unfinished messages; a connection that needs more "   \
+     "waits (its reads pause) until others finish")                                               \
+  XX(partial_timeout, SECONDS, 30, 0, 86400, true,                                                \
+     "seconds a started message may stay unfinished before its connection is closed (0 = off)")   \
+  XX(idle_timeout, SECONDS, 0, 0, 31 * 86400, true,                                               \
+     "seconds without a byte or a pending answer before a connection is closed (0 = off)")       \
+  XX(drain_timeout, SECONDS, 10, 0, 86400, true,                                                  \
+     "at SIGTERM, seconds to wait for queued work and unread replies before closing the "         \
+     "remaining connections")                                                                     \
+  XX(math_threads, COUNT, 2, 1, 64, false, "threads that run BLAS/LAPACK")                        \
+  XX(blas_threads, COUNT, 1, 1, 64, false, "OpenBLAS threads per math thread")
+
+typedef enum {
+  EWD_CT_SIZE, EWD_CT_COUNT, EWD_CT_SECONDS, EWD_CT_PATH, EWD_CT_LEVEL, EWD_CT_LISTEN
+} ewd_ctype_t;
+
+#define EWD_LISTEN_MAX 32
+
+typedef uint64_t ewd_c_SIZE;
+typedef uint64_t ewd_c_COUNT;
+typedef double ewd_c_SECONDS;
+typedef char *ewd_c_PATH; /* owned (strdup), NULL when unset */
+typedef int ewd_c_LEVEL;
+typedef struct {
+  char *v[EWD_LISTEN_MAX]; /* owned */
+  int n;
+} ewd_c_LISTEN;
+
+/* The running configuration: one member per row. Owned by main (the loop thread); handlers
+ * read it through the server. */
+typedef struct {
+#define EWD__CMEMBER(member, type, def, min, max, reload, doc) ewd_c_##type member;
+  EWD_CONFIG_MAP(EWD__CMEMBER)
+#undef EWD__CMEMBER
+} ewd_config_t;
+
+typedef struct {
+  const char *key;
+  ewd_ctype_t type;
+  uint64_t def;
+  uint64_t min, max;
+  bool reloadable;
+  const char *doc;
+  size_t offset;
+} ewd_config_info_t;
+
+/* The table (static) and its length. */
+const ewd_config_info_t *ewd_config_table(size_t *n);
+/* Fills *c with every default (text members NULL). */
+void ewd_config_defaults(ewd_config_t *c);
+/* Frees what *c owns (paths, listeners); leaves defaults' numbers. */
+void ewd_config_free(ewd_config_t *c);
+/* Deep copy of *src into *dst (dst is overwritten, not freed). Returns 0 or -1 (no memory). */
+int ewd_config_copy(ewd_config_t *dst, const ewd_config_t *src);
+/* Sets key = value in *c. Returns 0, or -1 with a sentence in err[0, cap) (unknown key, bad
+ * value, out of range). A LISTEN value is appended. */
+int ewd_config_set(ewd_config_t *c, const char *key, const char *value, char *err, size_t cap);
+/* Reads a config file (key = value lines, # comments) into *c. Every bad line is logged (path,
+ * line, sentence); returns 0 only when every line was good — the caller then decides to apply. */
+int ewd_config_read_file(ewd_config_t *c, const char *path);
+/* Prints the keys, defaults, ranges and docs (for --help). */
+void ewd_config_usage(FILE *f);
+
+#endif

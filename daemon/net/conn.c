@@ -1,0 +1,296 @@
+/* conn.c — one connection's buffers, budgets and timeouts, whatever its protocol.
+ *
+ * Memory a peer can make the daemon hold is bounded three ways:
+ *  - the receive buffer of every connection is charged to one global budget (recv_budget); a
+ *    connection that needs a bigger buffer than the budget has left stops reading and waits on a
+ *    list until another connection's buffer shrinks or closes;
+ *  - a started message must finish within partial_timeout, or the connection is closed (which
+ *    returns its buffer to the budget): holding a message one byte short costs the peer its
+ *    connection, not the daemon its memory;
+ *  - unsent replies are capped per connection (conn_out_cap): past it the protocol answers
+ *    nothing more, and reads stop, until the peer reads.
+ * An idle connection (idle_timeout, off by default) is closed, and a buffer left empty for a
+ * second is freed. A connection's end (EOF or a read error) means the peer is gone: `gone` is set
+ * for the math threads, which then skip its queued answers. Connections are freed after the
+ * close callback and after the last job naming them finished (refs), never inside a callback
+ * that found them broken. */
+#include "net.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define READ_CHUNK ((size_t)64 * 1024)
+#define SWEEP_MS 100
+
+ewd_conn_t *ewd_conn_new(ewd_server_t *srv, const ewd_io_vt_t *io, const ewd_proto_vt_t *proto) {
+  ewd_conn_t *c = calloc(1, sizeof *c);
+  if (!c)
+    return NULL;
+  ewd_net_t *net = srv->net;
+  c->srv = srv;
+  c->io = io;
+  c->proto = proto;
+  c->refs = 1;
+  c->id = ++net->next_id;
+  c->authed = srv->token == NULL;
+  c->last_activity = ewd_now();
+  atomic_init(&c->gone, false);
+  c->next = net->conns;
+  if (net->conns)
+    net->conns->prev = c;
+  net->conns = c;
+  net->nconns++;
+  return c;
+}
+
+void ewd_conn_ref(ewd_conn_t *c) { c->refs++; }
+
+void ewd_conn_unref(ewd_conn_t *c) {
+  if (--c->refs > 0)
+    return;
+  free(c->buf);
+  free(c);
+}
+
+/* ---- the receive budget ---- */
+
+static void budget_release(ewd_conn_t *c, size_t bytes) {
+  ewd_net_t *net = c->srv->net;
+  net->recv_held -= bytes;
+  ewd_server_freed(c->srv, bytes);
+  /* wake every waiter: each retries its growth and waits again if it still does not fit */
+  ewd_conn_t *w = net->waiters;
+  net->waiters = NULL;
+  while (w) {
+    ewd_conn_t *next = w->wait_next;
+    w->wait_next = NULL;
+    w->budget_wait = false;
+    if (!w->closing)
+      ewd_conn_update_reading(w);
+    ewd_conn_unref(w);
+    w = next;
+  }
+}
+
+static void budget_wait(ewd_conn_t *c) {
+  if (c->budget_wait)
+    return;
+  c->budget_wait = true;
+  c->srv->stat[EWD_STAT_recv_budget_waits]++;
+  ewd_conn_ref(c);
+  c->wait_next = c->srv->net->waiters;
+  c->srv->net->waiters = c;
+}
+
+static void set_cap(ewd_conn_t *c, uint8_t *nb, size_t ncap) {
+  ewd_net_t *net = c->srv->net;
+  size_t old = c->cap;
+  c->buf = nb;
+  c->cap = ncap;
+  if (ncap > old)
+    net->recv_held += ncap - old;
+  else if (old > ncap)
+    budget_release(c, old - ncap);
+}
+
+static void buffer_free(ewd_conn_t *c) {
+  uint8_t *b = c->buf;
+  set_cap(c, NULL, 0);
+  free(b);
+  c->off = c->len = 0;
+}
+
+void ewd_conn_alloc(ewd_conn_t *c, uint8_t **p, size_t *avail) {
+  ewd_server_t *srv = c->srv;
+  *p = NULL;
+  *avail = 0;
+  if (c->off > 0 && c->cap - c->len < READ_CHUNK && c->parked_len == 0) { /* compact */
+    memmove(c->buf, c->buf + c->off, c->len - c->off);
+    c->len -= c->off;
+    c->off = 0;
+  }
+  size_t limit = srv->cfg.max_message_bytes + READ_CHUNK;
+  if (c->cap - c->len < READ_CHUNK && c->cap < limit) {
+    size_t nc = c->cap ? 2 * c->cap : READ_CHUNK;
+    while (nc < c->len + READ_CHUNK)
+      nc *= 2;
+    if (nc > limit)
+      nc = limit;
+    if (srv->net->recv_held + (nc - c->cap) > srv->cfg.recv_budget) {
+      if (c->cap == c->len) {
+        budget_wait(c);
+        return;
+      }
+    } else {
+      uint8_t *nb = realloc(c->buf, nc);
+      if (nb)
+        set_cap(c, nb, nc);
+    }
+  }
+  *p = c->buf + c->len;
+  *avail = c->cap - c->len;
+}
+
+void ewd_conn_received(ewd_conn_t *c, size_t n) {
+  c->len += n;
+  c->last_activity = ewd_now();
+  c->srv->stat[EWD_STAT_bytes_in] += n;
+  c->proto->process(c);
+}
+
+size_t ewd_conn_input(ewd_conn_t *c, const void *data, size_t n) {
+  size_t taken = 0;
+  while (taken < n && !c->closing) {
+    uint8_t *p;
+    size_t avail;
+    ewd_conn_alloc(c, &p, &avail);
+    if (!avail)
+      break;
+    size_t k = n - taken < avail ? n - taken : avail;
+    memcpy(p, (const uint8_t *)data + taken, k);
+    taken += k;
+    ewd_conn_received(c, k);
+  }
+  return taken;
+}
+
+void ewd_conn_consume(ewd_conn_t *c, size_t n) {
+  c->off += n;
+  if (c->off == c->len) {
+    c->off = c->len = 0;
+    if (c->cap > 4 * READ_CHUNK) { /* give big buffers back */
+      uint8_t *nb = realloc(c->buf, READ_CHUNK);
+      if (nb)
+        set_cap(c, nb, READ_CHUNK);
+    }
+  }
+}
+
+void ewd_conn_eof(ewd_conn_t *c) {
+  c->eof = true;
+  atomic_store(&c->gone, true);
+  ewd_conn_update_reading(c);
+  c->proto->process(c);
+}
+
+/* ---- output ---- */
+
+void ewd_conn_send(ewd_conn_t *c, char *data, size_t len) {
+  if (!c || c->closing) {
+    free(data);
+    return;
+  }
+  c->srv->stat[EWD_STAT_bytes_out] += len;
+  c->out_pending += len;
+  c->io->write(c, data, len);
+}
+
+void ewd_conn_wrote(ewd_conn_t *c, size_t len, int status) {
+  c->out_pending -= len;
+  if (status == 0)
+    c->last_activity = ewd_now();
+  else
+    atomic_store(&c->gone, true);
+  if (!c->closing)
+    c->proto->process(c); /* may serve again now that output drained */
+}
+
+/* ---- reading ---- */
+
+void ewd_conn_update_reading(ewd_conn_t *c) {
+  ewd_server_t *srv = c->srv;
+  if (c->closing)
+    return;
+  size_t buffered = c->len - c->off;
+  bool want = !c->eof && !srv->stopping && !c->budget_wait && !c->out_blocked &&
+              c->parked_len == 0 && c->queued_bytes < srv->cfg.conn_high_water &&
+              !((c->job || c->inflight) && buffered >= srv->cfg.conn_high_water) &&
+              buffered < srv->cfg.max_message_bytes;
+  if (!want && !c->budget_wait)
+    c->partial_since = 0; /* the clock runs only while the daemon is willing to read */
+  if (want != c->reading) {
+    c->reading = want;
+    c->io->set_reading(c, want);
+  }
+}
+
+/* ---- closing ---- */
+
+bool ewd_conn_busy(const ewd_conn_t *c) {
+  return c->job || c->inflight || c->parked_len || c->out_pending;
+}
+
+void ewd_conn_close(ewd_conn_t *c, const char *reason) {
+  if (c->closing)
+    return;
+  c->closing = true;
+  atomic_store(&c->gone, true);
+  ewd_log(EWD_LOG_DEBUG, "connection closed", "conn=%llu reason=%s", (unsigned long long)c->id,
+          reason);
+  c->proto->release(c);
+  buffer_free(c);
+  if (c->reading) {
+    c->reading = false;
+    c->io->set_reading(c, false);
+  }
+  c->io->close(c);
+}
+
+void ewd_conn_closed(ewd_conn_t *c) {
+  ewd_net_t *net = c->srv->net;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    net->conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  c->prev = c->next = NULL;
+  net->nconns--;
+  ewd_conn_unref(c); /* jobs still running keep it until they finish (unanswered) */
+}
+
+/* ---- timeouts and idle buffers ---- */
+
+static void on_sweep(uv_timer_t *t) {
+  ewd_server_t *srv = t->data;
+  double now = ewd_now();
+  double pt = srv->cfg.partial_timeout, it = srv->cfg.idle_timeout;
+  for (ewd_conn_t *c = srv->net->conns, *next; c; c = next) {
+    next = c->next;
+    if (c->closing)
+      continue;
+    if (pt > 0 && c->partial_since > 0 && now - c->partial_since > pt) {
+      srv->stat[EWD_STAT_partial_timeouts]++;
+      ewd_log(EWD_LOG_WARN, "unfinished message timed out, closing connection",
+              "conn=%llu buffered=%zu partial_timeout=%g", (unsigned long long)c->id,
+              c->len - c->off, pt);
+      ewd_conn_close(c, "partial_timeout");
+      continue;
+    }
+    if (it > 0 && !ewd_conn_busy(c) && c->len == c->off && now - c->last_activity > it) {
+      srv->stat[EWD_STAT_idle_timeouts]++;
+      ewd_log(EWD_LOG_INFO, "idle connection closed", "conn=%llu idle_timeout=%g",
+              (unsigned long long)c->id, it);
+      ewd_conn_close(c, "idle_timeout");
+      continue;
+    }
+    if (c->cap && c->len == 0 && now - c->last_activity > 1.0) /* an idle empty buffer */
+      buffer_free(c);
+  }
+}
+
+int ewd_net_init(ewd_server_t *srv) {
+  srv->net = calloc(1, sizeof *srv->net);
+  if (!srv->net)
+    return -1;
+  uv_timer_init(srv->loop, &srv->net->sweep);
+  srv->net->sweep.data = srv;
+  uv_timer_start(&srv->net->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+  uv_unref((uv_handle_t *)&srv->net->sweep);
+  return 0;
+}
+
+void ewd_net_close(ewd_server_t *srv) {
+  uv_timer_stop(&srv->net->sweep);
+  uv_close((uv_handle_t *)&srv->net->sweep, NULL);
+}

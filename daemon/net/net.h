@@ -1,0 +1,135 @@
+/* net.h — connections and listeners (owner: the loop thread).
+ *
+ * A connection has two vtables: `io` says where its bytes come from and go to (a socket through
+ * libuv, or memory for the in-process server the fuzz target drives), `proto` says how its bytes
+ * are understood (msgpack-RPC, rpc.c; HTTP arrives with the operations issue). conn.c owns what
+ * every protocol needs: the receive buffer under the global receive budget, the output cap,
+ * the partial-message and idle timeouts, and the close path. */
+#ifndef EWD_NET_H
+#define EWD_NET_H
+
+#include "../ewd.h"
+
+typedef struct ewd_conn ewd_conn_t;
+
+typedef struct {
+  const char *name;
+  /* Handles what the buffer holds, as far as ordering and budgets allow. */
+  void (*process)(ewd_conn_t *c);
+  /* The connection is closing: free protocol state (a parked request). */
+  void (*release)(ewd_conn_t *c);
+} ewd_proto_vt_t;
+
+typedef struct {
+  /* Sends data[0, len); takes ownership of data (malloc'ed). */
+  void (*write)(ewd_conn_t *c, char *data, size_t len);
+  /* Starts or stops reading. */
+  void (*set_reading)(ewd_conn_t *c, bool on);
+  /* Closes; must end in ewd_conn_closed(c) (now or from a callback). */
+  void (*close)(ewd_conn_t *c);
+} ewd_io_vt_t;
+
+struct ewd_conn {
+  ewd_server_t *srv;
+  const ewd_io_vt_t *io;
+  const ewd_proto_vt_t *proto;
+  union {
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+    uv_stream_t stream;
+    uv_handle_t handle;
+  } h;                     /* socket io only */
+  ewd_conn_t *prev, *next; /* the server's list */
+  ewd_conn_t *wait_next;   /* the receive-budget wait list */
+  uint64_t id;
+  bool tcp;                /* accepted on a TCP listener */
+  bool authed;             /* may run more than `auth` (always true when no token is set) */
+  /* input */
+  uint8_t *buf;
+  size_t off, len, cap;    /* unconsumed bytes are buf[off, len); cap is charged to the budget */
+  ew_skim_t skim;
+  double last_activity;    /* monotonic s: a byte in or a reply out */
+  double partial_since;    /* monotonic s when the unfinished message started; 0 = none */
+  bool reading, budget_wait, closing, eof, seen_message;
+  atomic_bool gone;        /* the peer is gone: answer-only jobs skip (read by math threads) */
+  /* msgpack-RPC ordering (rpc.c) */
+  ewd_job_t *job;          /* the request whose reply the connection waits for */
+  size_t inflight;         /* pipelined ingest notifications not yet applied */
+  size_t queued_bytes;     /* their payload bytes */
+  ewp_request_t parked;    /* a decoded message waiting for the jobs in flight */
+  size_t parked_len;       /* its bytes at buf[off, off + parked_len); 0 = none parked */
+  bool out_blocked;        /* stopped at conn_out_cap until the client reads */
+  /* output */
+  size_t out_pending;      /* bytes handed to io->write and not yet written */
+  int refs;                /* 1 while open + 1 per job that names this connection */
+};
+
+struct ewd_net {
+  ewd_conn_t *conns;
+  size_t nconns;
+  uint64_t next_id;
+  size_t recv_held;        /* Σ cap of connection buffers */
+  ewd_conn_t *waiters;     /* connections waiting for receive budget */
+  uv_handle_t **listeners;
+  size_t nlisteners;
+  char **unix_paths;       /* to unlink at exit */
+  size_t nunix;
+  uv_timer_t sweep;        /* timeouts and idle buffers */
+  double last_accept_log;
+};
+
+/* ---- conn.c ---- */
+/* Creates a connection on the server's list (refs = 1). NULL when out of memory. */
+ewd_conn_t *ewd_conn_new(ewd_server_t *srv, const ewd_io_vt_t *io, const ewd_proto_vt_t *proto);
+void ewd_conn_ref(ewd_conn_t *c);
+void ewd_conn_unref(ewd_conn_t *c);
+/* Gives room to read into: *p and *avail (0 when the receive budget is exhausted: the
+ * connection then waits and is resumed when budget frees). */
+void ewd_conn_alloc(ewd_conn_t *c, uint8_t **p, size_t *avail);
+/* n bytes were read into the room ewd_conn_alloc gave; processes them. */
+void ewd_conn_received(ewd_conn_t *c, size_t n);
+/* Copies bytes in (as if read) and processes them; for in-process connections. Returns the
+ * bytes taken (fewer when the budget or a pause stops it). */
+size_t ewd_conn_input(ewd_conn_t *c, const void *data, size_t n);
+/* The peer finished sending (EOF or a read error): it is gone. */
+void ewd_conn_eof(ewd_conn_t *c);
+/* n bytes at buf[off] were handled; shrinks the buffer when it empties. */
+void ewd_conn_consume(ewd_conn_t *c, size_t n);
+/* Hands bytes to io->write (takes data) and counts them. Dropped when closing. */
+void ewd_conn_send(ewd_conn_t *c, char *data, size_t len);
+/* io->write finished len bytes (status < 0: failed; the peer is gone). */
+void ewd_conn_wrote(ewd_conn_t *c, size_t len, int status);
+/* Starts or stops reading as the connection's state asks (budget, caps, stop). */
+void ewd_conn_update_reading(ewd_conn_t *c);
+/* Closes (idempotent): frees the buffer and protocol state, marks it gone, calls io->close. */
+void ewd_conn_close(ewd_conn_t *c, const char *reason);
+/* io->close finished: unlinks and drops the open reference. */
+void ewd_conn_closed(ewd_conn_t *c);
+/* True while the connection has work or unsent output (a stop waits for it). */
+bool ewd_conn_busy(const ewd_conn_t *c);
+
+/* ---- listen.c ---- */
+int ewd_net_init(ewd_server_t *srv);
+/* Listens on unix:PATH or tcp:HOST:PORT. Returns 0 or -1 (logged). A non-loopback TCP address
+ * without an auth token is refused (logged with the reason). */
+int ewd_net_listen(ewd_server_t *srv, const char *spec);
+/* Stops accepting and reading; buffered messages and queued jobs still complete. */
+void ewd_net_stop(ewd_server_t *srv);
+/* Closes the sweep timer (after every connection closed). */
+void ewd_net_close(ewd_server_t *srv);
+void ewd_net_free(ewd_server_t *srv);
+/* True when host (numeric IPv4 or IPv6, brackets stripped) is a loopback address. */
+bool ewd_host_is_loopback(const char *host);
+
+/* ---- rpc.c ---- */
+extern const ewd_proto_vt_t ewd_rpc_proto;
+/* Sends a result or an error for a request (no-op for notifications, which only count). */
+void ewd_rpc_result(ewd_conn_t *c, uint32_t msgid, bool notify, const ewp_value_t *result);
+void ewd_rpc_error(ewd_server_t *srv, ewd_conn_t *c, uint32_t msgid, bool notify, int code,
+                   const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* A job now holds the connection: a request's job (replies wait), or one pipelined ingest. */
+void ewd_rpc_hold(ewd_conn_t *c, ewd_job_t *job, bool pipelined);
+/* That job finished: releases its hold, handles further messages, drops its reference. */
+void ewd_rpc_job_done(ewd_conn_t *c, bool pipelined);
+
+#endif

@@ -1,0 +1,51 @@
+/* selfstats.h — the daemon's own counters and gauges: one row each (DESIGN §1 rule 1). The
+ * `stats` reply and PROTOCOL.md's table (tools/ew_protocol_doc) are generated from this table,
+ * and /metrics will be.
+ *
+ * XX(member, KIND, "help"); KIND is COUNTER (only grows) or GAUGE (read when asked). */
+#ifndef EWD_SELFSTATS_H
+#define EWD_SELFSTATS_H
+
+#define EWD_STAT_MAP(XX)                                                                          \
+  XX(connections, GAUGE, "open connections")                                                      \
+  XX(connections_total, COUNTER, "connections accepted")                                          \
+  XX(connections_refused, COUNTER, "connections closed at accept (max_connections, stopping)")   \
+  XX(accept_errors, COUNTER, "accepts that failed (out of file descriptors or memory)")           \
+  XX(bytes_in, COUNTER, "bytes read from clients")                                                \
+  XX(bytes_out, COUNTER, "bytes of replies queued to clients")                                    \
+  XX(requests, COUNTER, "requests received (envelope valid)")                                     \
+  XX(notifications, COUNTER, "notifications received (envelope valid)")                           \
+  XX(rows, COUNTER, "rows accepted into streams")                                                 \
+  XX(streams, GAUGE, "streams held")                                                              \
+  XX(memory_bytes, GAUGE, "bytes the streams hold now: state, windows, caches")                   \
+  XX(admitted_bytes, GAUGE,                                                                       \
+     "the admission model: every stream's state plus the peak workspace of what it may run")      \
+  XX(queue_jobs, GAUGE, "jobs queued or running on the math threads")                             \
+  XX(queue_bytes, GAUGE, "ingest payload bytes queued")                                           \
+  XX(recv_held_bytes, GAUGE, "receive-buffer bytes held across connections (recv_budget)")        \
+  XX(recv_budget_waits, COUNTER, "times a connection waited for recv_budget")                     \
+  XX(partial_timeouts, COUNTER, "connections closed by partial_timeout")                          \
+  XX(idle_timeouts, COUNTER, "connections closed by idle_timeout")                                \
+  XX(out_cap_pauses, COUNTER, "times a connection stopped being served at conn_out_cap")          \
+  XX(jobs_skipped, COUNTER, "queued answers skipped because their connection was gone")           \
+  XX(framing_errors, COUNTER, "connections closed because their bytes could not be framed")       \
+  XX(http_on_rpc_port, COUNTER, "HTTP requests answered with 400 on the msgpack-RPC port")        \
+  XX(auth_failures, COUNTER, "connections refused by auth")                                       \
+  XX(drain_closed, COUNTER, "connections closed at the drain deadline of a stop")
+
+typedef enum {
+#define EWD__SENUM(member, kind, help) EWD_STAT_##member,
+  EWD_STAT_MAP(EWD__SENUM)
+#undef EWD__SENUM
+  EWD_STAT_COUNT
+} ewd_stat_t;
+
+typedef struct {
+  const char *name;
+  bool counter;
+  const char *help;
+} ewd_stat_info_t;
+
+extern const ewd_stat_info_t ewd_stat_table[EWD_STAT_COUNT];
+
+#endif

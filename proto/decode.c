@@ -1,0 +1,540 @@
+/* decode.c — framed bytes to a typed request (see ewp.h for the order of checks).
+ *
+ * msgpack-c builds the object tree (its zone is bounded by the skim's element limit, which ran
+ * first); this file walks it once against the method's field table and fills the method's struct.
+ * Nothing the peer declared sizes an allocation here except `rows`, whose n·d doubles the skim
+ * already bounded by max_elements. Every refusal names the field (escaped) and says what it
+ * takes. */
+#include "ewp.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- tables ---- */
+
+static const ewp_method_info_t methods[EWP_METHOD_COUNT] = {
+#define EWP__XX(id, name, flags, doc) {name, flags, doc},
+    EWP_METHOD_MAP(EWP__XX)
+#undef EWP__XX
+};
+
+const ewp_method_info_t *ewp_method_info(ewp_method_t m) {
+  return (unsigned)m < EWP_METHOD_COUNT ? &methods[m] : NULL;
+}
+
+static const char *const enum_normalize[] = {EWP_ENUM_normalize, NULL};
+static const char *const enum_window_mode[] = {EWP_ENUM_window_mode, NULL};
+static const char *const enum_source[] = {EWP_ENUM_source, NULL};
+static const char *const enum_dtype[] = {EWP_ENUM_dtype, NULL};
+/* ENUM fields find their strings by member name; other fields get NULL. */
+#define EWP__VALUES_normalize enum_normalize
+#define EWP__VALUES_window_mode enum_window_mode
+#define EWP__VALUES_source enum_source
+#define EWP__VALUES_dtype enum_dtype
+#define EWP__VALUES(member, type) EWP__VALUES_##type(member)
+#define EWP__VALUES_ENUM(member) EWP__VALUES_##member
+#define EWP__VALUES_NAME(member) NULL
+#define EWP__VALUES_STR(member) NULL
+#define EWP__VALUES_UINT(member) NULL
+#define EWP__VALUES_NUM(member) NULL
+#define EWP__VALUES_BOOL(member) NULL
+#define EWP__VALUES_BIN(member) NULL
+#define EWP__VALUES_SHAPE(member) NULL
+#define EWP__VALUES_ROWS(member) NULL
+#define EWP__VALUES_NAMES(member) NULL
+#define EWP__VALUES_PARAMS(member) NULL
+
+#define EWP__ROW_CREATE(member, type, flags, wt, def, code, err, doc)                             \
+  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_create_req_t, member),       \
+   EWP__VALUES(member, type)},
+#define EWP__ROW_INGEST(member, type, flags, wt, def, code, err, doc)                             \
+  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_ingest_req_t, member),      \
+   EWP__VALUES(member, type)},
+#define EWP__ROW_QUERY(member, type, flags, wt, def, code, err, doc)                              \
+  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_query_req_t, member),       \
+   EWP__VALUES(member, type)},
+#define EWP__ROW_INFO(member, type, flags, wt, def, code, err, doc)                               \
+  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_info_req_t, member),        \
+   EWP__VALUES(member, type)},
+#define EWP__ROW_AUTH(member, type, flags, wt, def, code, err, doc)                               \
+  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_auth_req_t, member),        \
+   EWP__VALUES(member, type)},
+
+static const ewp_field_info_t f_create[] = {EWP_FIELDS_CREATE(EWP__ROW_CREATE)};
+static const ewp_field_info_t f_ingest[] = {EWP_FIELDS_INGEST(EWP__ROW_INGEST)};
+static const ewp_field_info_t f_query[] = {EWP_FIELDS_QUERY(EWP__ROW_QUERY)};
+static const ewp_field_info_t f_stream[] = {EWP_FIELDS_INFO(EWP__ROW_INFO)};
+static const ewp_field_info_t f_auth[] = {EWP_FIELDS_AUTH(EWP__ROW_AUTH)};
+
+/* info, reset and drop share one layout (a stream name) */
+_Static_assert(offsetof(ewp_info_req_t, stream) == offsetof(ewp_reset_req_t, stream) &&
+                   offsetof(ewp_info_req_t, stream) == offsetof(ewp_drop_req_t, stream),
+               "stream-only requests share a layout");
+_Static_assert(sizeof(f_create) / sizeof f_create[0] <= 32, "has is 32 bits");
+
+const ewp_field_info_t *ewp_method_fields(ewp_method_t m, size_t *n) {
+#define EWP__N(a) (sizeof(a) / sizeof(a)[0])
+  switch (m) {
+  case EWP_METHOD_CREATE: *n = EWP__N(f_create); return f_create;
+  case EWP_METHOD_INGEST: *n = EWP__N(f_ingest); return f_ingest;
+  case EWP_METHOD_QUERY: *n = EWP__N(f_query); return f_query;
+  case EWP_METHOD_INFO:
+  case EWP_METHOD_RESET:
+  case EWP_METHOD_DROP: *n = EWP__N(f_stream); return f_stream;
+  case EWP_METHOD_AUTH: *n = EWP__N(f_auth); return f_auth;
+  default: *n = 0; return NULL;
+  }
+#undef EWP__N
+}
+
+const char *ewp_code_name(ewp_code_t code) {
+  switch (code) {
+  case EWP_OK: return "OK";
+  case EWP_EBADREQ: return "BAD_REQUEST";
+  case EWP_EUNKMETHOD: return "UNKNOWN_METHOD";
+  case EWP_EDTYPE: return "BAD_DTYPE";
+  case EWP_EBADPARAM: return "BAD_PARAM";
+  case EWP_ETOOLARGE: return "TOO_LARGE";
+  case EWP_ENOMEM: return "NO_MEMORY";
+  }
+  return "INTERNAL";
+}
+
+static const size_t dtype_sizes[] = {4, 8, 2, 2};
+static const char *const dtype_names[] = {"f32", "f64", "f16", "bf16"};
+
+size_t ewp_dtype_size(int dtype) { return dtype >= 0 && dtype < 4 ? dtype_sizes[dtype] : 0; }
+const char *ewp_dtype_name(int dtype) { return dtype >= 0 && dtype < 4 ? dtype_names[dtype] : "?"; }
+
+/* ---- helpers ---- */
+
+static int fail(ewp_error_t *err, ewp_code_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(ewp_error_t *err, ewp_code_t code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err->message, sizeof err->message, fmt, ap);
+  va_end(ap);
+  err->code = code;
+  return -1;
+}
+
+static bool obj_bytes(const msgpack_object *o, const char **p, size_t *n) {
+  return ew_obj_bytes(o, p, n);
+}
+
+/* A str must be UTF-8; a bin key or value is taken as bytes (Python bytes keys send bin). */
+static bool obj_text(const msgpack_object *o, const char **p, size_t *n) {
+  if (!obj_bytes(o, p, n))
+    return false;
+  return o->type == MSGPACK_OBJECT_BIN || ewp_utf8_valid(*p, *n);
+}
+
+static bool name_charset(const char *p, size_t n) {
+  if (n < 1 || n > EWP_NAME_MAX)
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = p[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+          c == '.' || c == ':' || c == '/' || c == '-'))
+      return false;
+  }
+  return true;
+}
+
+/* Names become file names (snapshots): no part between slashes may be empty, "." or "..". */
+static bool name_parts_ok(const char *p, size_t n) {
+  size_t start = 0;
+  for (size_t i = 0; i <= n; i++) {
+    if (i < n && p[i] != '/')
+      continue;
+    size_t len = i - start;
+    if (len == 0 || (len == 1 && p[start] == '.') ||
+        (len == 2 && p[start] == '.' && p[start + 1] == '.'))
+      return false;
+    start = i + 1;
+  }
+  return true;
+}
+
+static int enum_index(const char *const *values, const char *p, size_t n) {
+  for (int i = 0; values[i]; i++) {
+    const char *v = values[i];
+    while (*v) { /* aliases separated by '|' */
+      const char *e = strchr(v, '|');
+      size_t l = e ? (size_t)(e - v) : strlen(v);
+      if (l == n && memcmp(v, p, n) == 0)
+        return i;
+      v += l + (e ? 1 : 0);
+    }
+  }
+  return -1;
+}
+
+static bool obj_number(const msgpack_object *o, double *out) { return ew_obj_number(o, out); }
+
+/* ---- one field ---- */
+
+static int field_error(ewp_error_t *err, const ewp_field_info_t *f) {
+  return fail(err, f->code, "%s", f->error);
+}
+
+static int decode_rows(const msgpack_object *o, const ewp_field_info_t *f, ewp_rows_t *out,
+                       ewp_request_t *req, ewp_error_t *err) {
+  if (o->type != MSGPACK_OBJECT_ARRAY)
+    return field_error(err, f);
+  size_t n = o->via.array.size, d = 0;
+  for (size_t i = 0; i < n; i++) {
+    const msgpack_object *row = &o->via.array.ptr[i];
+    if (row->type != MSGPACK_OBJECT_ARRAY)
+      return fail(err, EWP_EBADREQ, "row %zu is not an array of numbers", i);
+    if (i == 0)
+      d = row->via.array.size;
+    if (row->via.array.size != d)
+      return fail(err, EWP_EBADREQ, "row %zu has %u values; row 0 has %zu (rows must share one "
+                  "length)", i, row->via.array.size, d);
+  }
+  if (n > 0 && (d == 0 || d > EWP_MAX_DIM))
+    return fail(err, EWP_EBADREQ, "rows need 1 to %d values each", EWP_MAX_DIM);
+  out->n = n;
+  out->d = d;
+  out->x = NULL;
+  if (n == 0)
+    return 0;
+  /* n·d elements passed the skim's element limit, so this is bounded by max_elements × 8 */
+  double *x = malloc(n * d * sizeof *x);
+  if (!x)
+    return fail(err, EWP_ENOMEM, "out of memory for %zu rows of %zu values", n, d);
+  for (size_t i = 0; i < n; i++) {
+    const msgpack_object *row = &o->via.array.ptr[i];
+    for (size_t j = 0; j < d; j++)
+      if (!obj_number(&row->via.array.ptr[j], &x[i * d + j])) {
+        free(x);
+        return fail(err, EWP_EBADREQ, "rows[%zu][%zu] is not a number", i, j);
+      }
+  }
+  out->x = x;
+  req->rows_ = x;
+  return 0;
+}
+
+static int decode_names(const msgpack_object *o, const ewp_field_info_t *f, ewp_names_t *out,
+                        ewp_error_t *err) {
+  const msgpack_object *list = o;
+  size_t n;
+  if (o->type == MSGPACK_OBJECT_STR || o->type == MSGPACK_OBJECT_BIN) {
+    n = 1;
+  } else if (o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size >= 1 &&
+             o->via.array.size <= EWP_NAMES_MAX) {
+    n = o->via.array.size;
+    list = o->via.array.ptr;
+  } else {
+    return field_error(err, f);
+  }
+  out->n = n;
+  for (size_t i = 0; i < n; i++) {
+    if (!obj_bytes(&list[i], &out->v[i].p, &out->v[i].n))
+      return fail(err, EWP_EBADREQ, "%s[%zu] is not a string", f->name, i);
+    for (size_t k = 0; k < i; k++)
+      if (out->v[k].n == out->v[i].n && memcmp(out->v[k].p, out->v[i].p, out->v[i].n) == 0) {
+        char esc[96];
+        return fail(err, EWP_EBADREQ, "'%s' names '%s' twice (ask for each once)", f->name,
+                    ewp_escape(esc, sizeof esc, out->v[i].p, out->v[i].n));
+      }
+  }
+  return 0;
+}
+
+static int decode_params(const msgpack_object *o, const ewp_field_info_t *f, ewp_params_t *out,
+                         ewp_error_t *err) {
+  if (o->type != MSGPACK_OBJECT_MAP)
+    return field_error(err, f);
+  if (o->via.map.size > EWP_PARAMS_MAX)
+    return fail(err, EWP_EBADPARAM, "too many parameters");
+  out->n = o->via.map.size;
+  char esc[96];
+  for (size_t i = 0; i < out->n; i++) {
+    const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
+    ewp_param_t *p = &out->v[i];
+    if (!obj_bytes(k, &p->key.p, &p->key.n))
+      return fail(err, EWP_EBADREQ, "'%s' keys must be strings", f->name);
+    for (size_t j = 0; j < i; j++)
+      if (out->v[j].key.n == p->key.n && memcmp(out->v[j].key.p, p->key.p, p->key.n) == 0)
+        return fail(err, EWP_EBADREQ, "duplicate key '%s' in '%s'",
+                    ewp_escape(esc, sizeof esc, p->key.p, p->key.n), f->name);
+    if (ew_obj_streq(v, "inf"))
+      p->value = INFINITY;
+    else if (v->type == MSGPACK_OBJECT_BOOLEAN)
+      p->value = v->via.boolean ? 1 : 0;
+    else if (!obj_number(v, &p->value))
+      return fail(err, EWP_EBADPARAM, "parameter '%s' must be a number (or \"inf\")",
+                  ewp_escape(esc, sizeof esc, p->key.p, p->key.n));
+  }
+  return 0;
+}
+
+static int decode_field(const msgpack_object *o, const ewp_field_info_t *f, void *dst,
+                        ewp_request_t *req, ewp_error_t *err) {
+  const char *p;
+  size_t n;
+  char esc[96];
+  switch (f->type) {
+  case EWP_T_NAME: {
+    ewp_str_t *s = dst;
+    if (!obj_bytes(o, &p, &n))
+      return field_error(err, f);
+    if (!name_charset(p, n))
+      return fail(err, EWP_EBADREQ,
+                  "stream names are 1-200 bytes of A-Z a-z 0-9 _ . : / - (got %zu bytes)", n);
+    if (!name_parts_ok(p, n))
+      return fail(err, EWP_EBADREQ, "stream name '%s' has an empty, '.' or '..' part between "
+                  "slashes, or starts or ends with '/' (names become file names)",
+                  ewp_escape(esc, sizeof esc, p, n));
+    s->p = p, s->n = n;
+    return 0;
+  }
+  case EWP_T_STR: {
+    ewp_str_t *s = dst;
+    if (!obj_text(o, &p, &n) || n > EWP_STR_MAX)
+      return field_error(err, f);
+    s->p = p, s->n = n;
+    return 0;
+  }
+  case EWP_T_UINT:
+    return ew_obj_uint(o, dst) ? 0 : field_error(err, f);
+  case EWP_T_NUM:
+    return obj_number(o, dst) ? 0 : field_error(err, f);
+  case EWP_T_BOOL:
+    if (o->type != MSGPACK_OBJECT_BOOLEAN)
+      return field_error(err, f);
+    *(bool *)dst = o->via.boolean;
+    return 0;
+  case EWP_T_BIN: {
+    ewp_bytes_t *b = dst;
+    if (o->type != MSGPACK_OBJECT_BIN)
+      return field_error(err, f);
+    b->p = (const uint8_t *)o->via.bin.ptr, b->n = o->via.bin.size;
+    return 0;
+  }
+  case EWP_T_ENUM: {
+    int idx = obj_bytes(o, &p, &n) ? enum_index(f->values, p, n) : -1;
+    if (idx < 0) {
+      if (f->code == EWP_EDTYPE && obj_bytes(o, &p, &n)) /* name the dtype it did not know */
+        return fail(err, EWP_EDTYPE, "dtype '%s' is not supported (use f32, f64, f16 or bf16)",
+                    ewp_escape(esc, 64, p, n));
+      return field_error(err, f);
+    }
+    *(int *)dst = idx;
+    return 0;
+  }
+  case EWP_T_SHAPE: {
+    ewp_shape_t *s = dst;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 2 ||
+        !ew_obj_uint(&o->via.array.ptr[0], &s->n) || !ew_obj_uint(&o->via.array.ptr[1], &s->d))
+      return field_error(err, f);
+    return 0;
+  }
+  case EWP_T_ROWS:
+    return decode_rows(o, f, dst, req, err);
+  case EWP_T_NAMES:
+    return decode_names(o, f, dst, err);
+  case EWP_T_PARAMS:
+    return decode_params(o, f, dst, err);
+  }
+  return fail(err, EWP_EBADREQ, "field '%s' has an unknown type", f->name);
+}
+
+/* ---- cross-field rules ---- */
+
+static int check_create(ewp_create_req_t *r, ewp_error_t *err) {
+  if (r->dim < 1 || r->dim > EWP_MAX_DIM)
+    return fail(err, EWP_EBADPARAM, "'dim' must be an integer between 1 and %d", EWP_MAX_DIM);
+  return 0;
+}
+
+static int check_ingest(ewp_ingest_req_t *r, ewp_error_t *err) {
+  bool data = EWP_HAS(r, EWP_INGEST_data), rows = EWP_HAS(r, EWP_INGEST_rows);
+  if (data && rows)
+    return fail(err, EWP_EBADREQ, "send either 'data' (with dtype and shape) or 'rows', not both");
+  if (!data && !rows)
+    return fail(err, EWP_EBADREQ, "ingest needs 'data' (bin) with 'dtype' and 'shape', or 'rows'");
+  if (!data)
+    return 0;
+  if (!EWP_HAS(r, EWP_INGEST_dtype))
+    return fail(err, EWP_EDTYPE, "'dtype' (f32, f64, f16 or bf16) is required with 'data'");
+  if (!EWP_HAS(r, EWP_INGEST_shape))
+    return fail(err, EWP_EBADREQ, "'shape' must be [n, d] (two integers)");
+  uint64_t a = r->shape.n, b = r->shape.d, esz = ewp_dtype_size(r->dtype);
+  if (b == 0 || b > EWP_MAX_DIM)
+    return fail(err, EWP_EBADREQ, "shape [n, d] needs 1 <= d <= %d (got d = %llu)",
+                EWP_MAX_DIM, (unsigned long long)b);
+  if (a > UINT64_MAX / b / esz)
+    return fail(err, EWP_EBADREQ, "'data' has %zu bytes but shape [%llu, %llu] of %s needs more "
+                "than 2^64", r->data.n, (unsigned long long)a, (unsigned long long)b,
+                ewp_dtype_name(r->dtype));
+  if (a * b * esz != r->data.n)
+    return fail(err, EWP_EBADREQ, "'data' has %zu bytes but shape [%llu, %llu] of %s needs %llu",
+                r->data.n, (unsigned long long)a, (unsigned long long)b, ewp_dtype_name(r->dtype),
+                (unsigned long long)(a * b * esz));
+  return 0;
+}
+
+/* ---- the message ---- */
+
+static const char envelope_shape[] = "a message is [0, msgid, method, params] or [2, method, params]";
+
+static void method_list(char *dst, size_t cap) {
+  size_t o = 0;
+  dst[0] = 0;
+  for (int i = 0; i < EWP_METHOD_COUNT && o < cap; i++)
+    o += (size_t)snprintf(dst + o, cap - o, "%s%s", i ? " " : "", methods[i].name);
+}
+
+static void takes_list(ewp_method_t m, char *dst, size_t cap) {
+  size_t n, o = 0;
+  const ewp_field_info_t *fs = ewp_method_fields(m, &n);
+  snprintf(dst, cap, "nothing");
+  for (size_t i = 0; i < n && o < cap; i++)
+    o += (size_t)snprintf(dst + o, cap - o, "%s%s", i ? " " : "", fs[i].name);
+}
+
+static void *method_struct(ewp_request_t *req) { return &req->u; }
+
+static int decode_params_map(const msgpack_object *params, ewp_request_t *req, ewp_error_t *err) {
+  size_t nf;
+  const ewp_field_info_t *fs = ewp_method_fields(req->method, &nf);
+  const char *mname = methods[req->method].name;
+  const msgpack_object *slot[32] = {0};
+  char esc[96], takes[256];
+  if (params) {
+    for (uint32_t i = 0; i < params->via.map.size; i++) {
+      const char *p;
+      size_t n;
+      if (!obj_bytes(&params->via.map.ptr[i].key, &p, &n))
+        return fail(err, EWP_EBADREQ, "params keys must be strings");
+    }
+    for (uint32_t i = 0; i < params->via.map.size; i++) {
+      const msgpack_object *k = &params->via.map.ptr[i].key;
+      const char *p;
+      size_t n;
+      obj_bytes(k, &p, &n);
+      size_t f = 0;
+      while (f < nf && !(strlen(fs[f].name) == n && memcmp(fs[f].name, p, n) == 0))
+        f++;
+      if (f == nf) {
+        takes_list(req->method, takes, sizeof takes);
+        return fail(err, EWP_EBADREQ, "%s does not take '%s' (it takes: %s)", mname,
+                    ewp_escape(esc, sizeof esc, p, n), takes);
+      }
+      if (slot[f])
+        return fail(err, EWP_EBADREQ, "duplicate key '%s' in params", fs[f].name);
+      slot[f] = &params->via.map.ptr[i].val;
+    }
+  }
+  uint32_t *has = method_struct(req); /* every method struct starts with `has` */
+  for (size_t f = 0; f < nf; f++) {
+    const msgpack_object *v = slot[f];
+    if (v && v->type == MSGPACK_OBJECT_NIL && (fs[f].flags & EWP_F_NIL))
+      v = NULL;
+    if (!v) {
+      if (fs[f].flags & EWP_F_REQ)
+        return field_error(err, &fs[f]);
+      continue;
+    }
+    if (decode_field(v, &fs[f], (char *)method_struct(req) + fs[f].offset, req, err))
+      return -1;
+    *has |= 1u << f;
+  }
+  switch (req->method) {
+  case EWP_METHOD_CREATE: return check_create(&req->u.create, err);
+  case EWP_METHOD_INGEST: return check_ingest(&req->u.ingest, err);
+  default: return 0;
+  }
+}
+
+int ewp_decode(const uint8_t *buf, size_t len, ewp_request_t *req, ewp_error_t *err) {
+  memset(req, 0, sizeof *req);
+  memset(err, 0, sizeof *err);
+  err->method = EWP_METHOD_COUNT;
+  msgpack_unpacked_init(&req->upk_);
+  size_t off = 0;
+  if (msgpack_unpack_next(&req->upk_, (const char *)buf, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+      off != len) {
+    ewp_request_free(req);
+    return fail(err, EWP_EBADREQ, "message is not valid msgpack"), -2;
+  }
+  const msgpack_object *msg = &req->upk_.data;
+  int rc = -1;
+  if (msg->type != MSGPACK_OBJECT_ARRAY || msg->via.array.size < 3) {
+    fail(err, EWP_EBADREQ, envelope_shape);
+    goto out;
+  }
+  const msgpack_object *a = msg->via.array.ptr;
+  uint64_t type;
+  if (!ew_obj_uint(&a[0], &type) || (type != 0 && type != 2) ||
+      (type == 0 && msg->via.array.size != 4) || (type == 2 && msg->via.array.size != 3)) {
+    uint64_t id = 0;
+    if (msg->via.array.size == 4 && ew_obj_uint(&a[1], &id) && id <= UINT32_MAX)
+      err->msgid = (uint32_t)id;
+    fail(err, EWP_EBADREQ, envelope_shape);
+    goto out;
+  }
+  bool notify = type == 2;
+  err->notify = notify;
+  req->kind = notify ? EWP_KIND_NOTIFY : EWP_KIND_REQUEST;
+  const msgpack_object *mobj = notify ? &a[1] : &a[2];
+  const msgpack_object *pobj = notify ? &a[2] : &a[3];
+  uint64_t id = 0;
+  if (!notify && (!ew_obj_uint(&a[1], &id) || id > UINT32_MAX)) {
+    fail(err, EWP_EBADREQ, "msgid must be an unsigned 32-bit integer");
+    goto out;
+  }
+  req->msgid = err->msgid = (uint32_t)id;
+  err->counted = true;
+  const char *mp;
+  size_t mn;
+  if (!obj_bytes(mobj, &mp, &mn) || mn > EWP_METHOD_NAME_MAX) {
+    fail(err, EWP_EBADREQ, "method must be a string");
+    goto out;
+  }
+  int m = 0;
+  while (m < EWP_METHOD_COUNT && !(strlen(methods[m].name) == mn && !memcmp(methods[m].name, mp, mn)))
+    m++;
+  if (m == EWP_METHOD_COUNT) {
+    char esc[96], list[256];
+    method_list(list, sizeof list);
+    fail(err, EWP_EUNKMETHOD, "no method '%s' (methods: %s)", ewp_escape(esc, sizeof esc, mp, mn),
+         list);
+    goto out;
+  }
+  req->method = err->method = (ewp_method_t)m;
+  const msgpack_object *params;
+  if (pobj->type == MSGPACK_OBJECT_ARRAY && pobj->via.array.size == 0) {
+    params = NULL;
+  } else if (pobj->type == MSGPACK_OBJECT_ARRAY && pobj->via.array.size == 1 &&
+             pobj->via.array.ptr[0].type == MSGPACK_OBJECT_MAP) {
+    params = &pobj->via.array.ptr[0];
+  } else if (pobj->type == MSGPACK_OBJECT_MAP) {
+    params = pobj;
+  } else {
+    fail(err, EWP_EBADREQ, "params must be [] or [{...}] (an array holding one map)");
+    goto out;
+  }
+  if (decode_params_map(params, req, err))
+    goto out;
+  return 0;
+out:
+  ewp_request_free(req);
+  return rc;
+}
+
+void ewp_request_free(ewp_request_t *req) {
+  free(req->rows_);
+  req->rows_ = NULL;
+  msgpack_unpacked_destroy(&req->upk_);
+  msgpack_unpacked_init(&req->upk_);
+}

@@ -1,0 +1,401 @@
+/* ewp.h — the typed wire boundary (prefix ewp_). Bytes that the skim (ew_proto.h) has framed are
+ * decoded here into a typed request struct, every field checked — type, range, duplicate keys,
+ * UTF-8, unknown fields — and replies are encoded here from typed structs, map sizes computed from
+ * what is present. The daemon never sees a msgpack_object: it gets an ewp_request_t or an
+ * ewp_error_t, and hands back an ewp_value_t tree or a typed reply.
+ *
+ * One table per axis (DESIGN §1 rule 1): EWP_METHOD_MAP lists the methods; EWP_FIELDS_<METHOD>
+ * lists each method's parameters. Decoding, the "takes:" hints, the method list in
+ * UNKNOWN_METHOD and the tables of PROTOCOL.md (tools/ew_protocol_doc) all come from them.
+ * Nothing here touches sockets, streams of vectors or the library's numerics. */
+#ifndef EWP_H
+#define EWP_H
+
+#include "ew_proto.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- wire error codes ----
+ * The daemon's error names are the library's (EW_ERRNO_MAP); proto reports its own failures with
+ * these, which carry the same wire names. */
+typedef enum {
+  EWP_OK = 0,
+  EWP_EBADREQ,     /* BAD_REQUEST */
+  EWP_EUNKMETHOD,  /* UNKNOWN_METHOD */
+  EWP_EDTYPE,      /* BAD_DTYPE */
+  EWP_EBADPARAM,   /* BAD_PARAM */
+  EWP_ETOOLARGE,   /* TOO_LARGE */
+  EWP_ENOMEM       /* NO_MEMORY */
+} ewp_code_t;
+
+const char *ewp_code_name(ewp_code_t code);
+
+/* ---- methods ----
+ * XX(ID, "name", flags, "doc"). Flags:
+ *   EWP_M_PIPELINE  as a notification it may run while earlier jobs of the connection are in
+ *                   flight (ingest); any other message waits for them (a barrier)
+ *   EWP_M_ANSWER    the method only produces an answer (no state changes): when its connection
+ *                   is gone, a queued one is skipped
+ *   EWP_M_PREAUTH   allowed before `auth` on a connection that must authenticate */
+#define EWP_M_PIPELINE 1u
+#define EWP_M_ANSWER 2u
+#define EWP_M_PREAUTH 4u
+
+#define EWP_METHOD_MAP(XX)                                                                        \
+  XX(PING, "ping", EWP_M_ANSWER | EWP_M_PREAUTH, "liveness and version")                          \
+  XX(CREATE, "create", 0, "create a stream (idempotent for the same config)")                     \
+  XX(INGEST, "ingest", EWP_M_PIPELINE, "add rows (request or notification)")                      \
+  XX(QUERY, "query", EWP_M_ANSWER, "compute metrics")                                             \
+  XX(LIST, "list", EWP_M_ANSWER, "all streams")                                                   \
+  XX(INFO, "info", EWP_M_ANSWER, "one stream with its configuration")                             \
+  XX(RESET, "reset", 0, "forget a stream's rows, keep its configuration")                         \
+  XX(DROP, "drop", 0, "delete a stream")                                                          \
+  XX(STATS, "stats", EWP_M_ANSWER, "daemon counters")                                             \
+  XX(METRICS, "metrics", EWP_M_ANSWER, "the metric table with docs")                              \
+  XX(AUTH, "auth", EWP_M_PREAUTH, "present the shared token (TCP with --auth-token-file)")
+
+typedef enum {
+#define EWP__XX(id, name, flags, doc) EWP_METHOD_##id,
+  EWP_METHOD_MAP(EWP__XX)
+#undef EWP__XX
+  EWP_METHOD_COUNT
+} ewp_method_t;
+
+typedef struct {
+  const char *name;
+  unsigned flags;
+  const char *doc;
+} ewp_method_info_t;
+
+/* Row `m` of the method table (static), or NULL when out of range. */
+const ewp_method_info_t *ewp_method_info(ewp_method_t m);
+
+/* ---- field types ----
+ * Each maps to one C member type:
+ *   NAME   ewp_str_t     a stream name: 1–200 bytes of [A-Za-z0-9_.:/-], no leading or trailing
+ *                        '/', no empty, '.' or '..' part between slashes
+ *   STR    ewp_str_t     UTF-8 text (str or bin), at most EWP_STR_MAX bytes
+ *   UINT   uint64_t      a non-negative integer (an integral float is accepted)
+ *   NUM    double        any finite or infinite number (ints accepted)
+ *   BOOL   bool
+ *   BIN    ewp_bytes_t   raw bytes (bin only)
+ *   ENUM   int           the index of one of the field's strings (aliases: "a|b")
+ *   SHAPE  ewp_shape_t   [n, d], two UINTs
+ *   ROWS   ewp_rows_t    an array of n arrays of d numbers, converted to f64 (owned by the
+ *                        request, freed by ewp_request_free)
+ *   NAMES  ewp_names_t   a str, or an array of 1..EWP_NAMES_MAX distinct strs
+ *   PARAMS ewp_params_t  a map of up to EWP_PARAMS_MAX distinct names to a number, "inf" or bool
+ * A field's string members point into the message bytes: valid while those bytes are. */
+typedef enum {
+  EWP_T_NAME, EWP_T_STR, EWP_T_UINT, EWP_T_NUM, EWP_T_BOOL, EWP_T_BIN, EWP_T_ENUM,
+  EWP_T_SHAPE, EWP_T_ROWS, EWP_T_NAMES, EWP_T_PARAMS
+} ewp_type_t;
+
+#define EWP_NAME_MAX 200
+#define EWP_STR_MAX 4096
+#define EWP_NAMES_MAX 64
+#define EWP_PARAMS_MAX 64
+#define EWP_METHOD_NAME_MAX 64
+#define EWP_MAX_DIM 65536 /* the library's EW_MAX_DIM (the daemon checks they agree) */
+
+typedef struct {
+  const char *p;
+  size_t n;
+} ewp_str_t;
+
+typedef struct {
+  const uint8_t *p;
+  size_t n;
+} ewp_bytes_t;
+
+typedef struct {
+  uint64_t n, d;
+} ewp_shape_t;
+
+typedef struct {
+  double *x; /* n*d values, row-major; owned by the request */
+  size_t n, d;
+} ewp_rows_t;
+
+typedef struct {
+  ewp_str_t v[EWP_NAMES_MAX];
+  size_t n;
+} ewp_names_t;
+
+typedef struct {
+  ewp_str_t key;
+  double value; /* INFINITY for "inf"; booleans are 0/1 */
+} ewp_param_t;
+
+typedef struct {
+  ewp_param_t v[EWP_PARAMS_MAX];
+  size_t n;
+} ewp_params_t;
+
+typedef ewp_str_t ewp_c_NAME;
+typedef ewp_str_t ewp_c_STR;
+typedef uint64_t ewp_c_UINT;
+typedef double ewp_c_NUM;
+typedef bool ewp_c_BOOL;
+typedef ewp_bytes_t ewp_c_BIN;
+typedef int ewp_c_ENUM;
+typedef ewp_shape_t ewp_c_SHAPE;
+typedef ewp_rows_t ewp_c_ROWS;
+typedef ewp_names_t ewp_c_NAMES;
+typedef ewp_params_t ewp_c_PARAMS;
+
+/* ---- fields of each method ----
+ * F(member, TYPE, flags, "wire type", "default", code, "sentence when wrong", "doc")
+ *   flags: EWP_F_REQ (required), EWP_F_NIL (nil means absent)
+ *   code/sentence: the error a missing (if required) or mistyped value answers
+ * ENUM fields take their strings from EWP_ENUM_<member>. Order is the order fields are checked
+ * and documented. */
+#define EWP_F_REQ 1u
+#define EWP_F_NIL 2u
+
+#define EWP_FIELDS_PING(F)
+#define EWP_FIELDS_LIST(F)
+#define EWP_FIELDS_STATS(F)
+#define EWP_FIELDS_METRICS(F)
+
+#define EWP__STREAM_FIELD(F)                                                                      \
+  F(stream, NAME, EWP_F_REQ, "str", "required", EWP_EBADREQ, "'stream' (a string) is required",  \
+    "1–200 bytes of `A-Z a-z 0-9 _ . : / -`; no leading or trailing `/`, no empty, `.` or `..` " \
+    "part between slashes")
+
+#define EWP_FIELDS_INFO(F) EWP__STREAM_FIELD(F)
+#define EWP_FIELDS_RESET(F) EWP__STREAM_FIELD(F)
+#define EWP_FIELDS_DROP(F) EWP__STREAM_FIELD(F)
+
+#define EWP_ENUM_normalize "none", "l2"
+#define EWP_ENUM_window_mode "auto", "eager", "lazy"
+#define EWP_ENUM_source "all", "window", "window_cn"
+#define EWP_ENUM_dtype "f32|float32", "f64|float64", "f16|float16", "bf16|bfloat16"
+
+#define EWP_FIELDS_CREATE(F)                                                                      \
+  EWP__STREAM_FIELD(F)                                                                            \
+  F(dim, UINT, EWP_F_REQ, "int", "required", EWP_EBADPARAM,                                       \
+    "'dim' must be an integer between 1 and 65536", "d, 1–65536")                                 \
+  F(normalize, ENUM, 0, "`\"none\"` \\| `\"l2\"`", "`\"none\"`", EWP_EBADPARAM,                   \
+    "'normalize' must be \"none\" or \"l2\"",                                                     \
+    "scale rows to unit length before accumulating (zero rows stay zero and count)")              \
+  F(window, UINT, 0, "int", "4096 if d ≤ 1024, else 0", EWP_EBADPARAM,                            \
+    "'window' must be a number of rows >= 0", "rows in the FIFO window (0 = none)")               \
+  F(window_mode, ENUM, 0, "`\"auto\"` \\| `\"eager\"` \\| `\"lazy\"`", "`\"auto\"`",              \
+    EWP_EBADPARAM, "'window_mode' must be \"auto\", \"eager\" or \"lazy\"",                       \
+    "how the window's moments are kept (see docs/METRICS.md)")                                    \
+  F(decay, NUM, EWP_F_NIL, "number", "0", EWP_EBADPARAM,                                          \
+    "'decay' is a half-life in rows (a number; 0 = off)",                                         \
+    "half-life in rows of an exponentially forgetting state (0 = off, else ≥ 1)")                 \
+  F(topk, UINT, 0, "int", "1", EWP_EBADPARAM,                                                     \
+    "'topk' (live eigenvector estimates) must be an integer >= 0",                                \
+    "live eigenvector estimates (streaming Oja), 0–min(64, d)")                                   \
+  F(shuffle, UINT, 0, "int", "256", EWP_EBADPARAM, "'shuffle' must be a number of rows >= 1",     \
+    "shuffle-buffer rows in front of the live estimate")                                          \
+  F(seed, UINT, 0, "int", "24301", EWP_EBADPARAM, "'seed' must be an integer >= 0",               \
+    "seed of the shuffle buffer and start vectors")
+
+#define EWP_FIELDS_INGEST(F)                                                                      \
+  EWP__STREAM_FIELD(F)                                                                            \
+  F(data, BIN, 0, "bin", "—", EWP_EBADREQ,                                                        \
+    "'data' must be bin (raw little-endian values, row-major)",                                   \
+    "`n·d` values of `dtype`, little-endian, row-major")                                          \
+  F(dtype, ENUM, 0, "str", "— (required with `data`)", EWP_EDTYPE,                                \
+    "'dtype' (f32, f64, f16 or bf16) is required with 'data'",                                    \
+    "`\"f32\"`, `\"f64\"`, `\"f16\"`, `\"bf16\"` (or `float32`, `float64`, `float16`, "           \
+    "`bfloat16`)")                                                                                \
+  F(shape, SHAPE, 0, "[int, int]", "— (required with `data`)", EWP_EBADREQ,                       \
+    "'shape' must be [n, d] (two integers)", "`[n, d]`, 1 ≤ d ≤ 65536")                           \
+  F(rows, ROWS, 0, "[[number]]", "—", EWP_EBADREQ,                                                \
+    "'rows' must be an array of rows (arrays of numbers)",                                        \
+    "`n` arrays of `d` numbers (instead of `data`); converted to f64")
+
+#define EWP_FIELDS_QUERY(F)                                                                       \
+  EWP__STREAM_FIELD(F)                                                                            \
+  F(metrics, NAMES, EWP_F_REQ, "str or [str]", "required", EWP_EBADREQ,                           \
+    "'metrics' must be a metric name or a list of 1 to 64 names",                                 \
+    "1–64 distinct names from the metric table (`metrics` method)")                               \
+  F(params, PARAMS, EWP_F_NIL, "map", "`{}`", EWP_EBADREQ,                                        \
+    "'params' must be a map of parameter name to value",                                          \
+    "metric parameters by name (`alpha`, `q`, `eps`, `rcond`, `k`, `vectors`); each applies to "  \
+    "every requested metric that takes it; a parameter no requested metric takes is "             \
+    "`BAD_PARAM`. Values are numbers, `\"inf\"`, or booleans; a name may appear once")            \
+  F(center, BOOL, EWP_F_NIL, "bool", "per metric (true; rankme false)", EWP_EBADREQ,              \
+    "'center' must be true or false", "covariance C (true) or second moment S (false)")           \
+  F(source, ENUM, EWP_F_NIL, "`\"all\"` \\| `\"window\"` \\| `\"window_cn\"`",                    \
+    "per metric (`all`)", EWP_EBADPARAM, "'source' must be \"all\", \"window\" or \"window_cn\"", \
+    "which rows (docs/METRICS.md)")                                                               \
+  F(fresh, BOOL, EWP_F_NIL, "bool", "false", EWP_EBADREQ, "'fresh' must be true or false",        \
+    "never answer from the cache")                                                                \
+  F(max_lag, UINT, EWP_F_NIL, "int", "absent", EWP_EBADREQ,                                       \
+    "'max_lag' must be a number of rows >= 0",                                                    \
+    "answer from the cache if every metric's cached value is at most this many rows old")
+
+#define EWP_FIELDS_AUTH(F)                                                                        \
+  F(token, STR, EWP_F_REQ, "str", "required", EWP_EBADREQ, "'token' (a string) is required",      \
+    "the contents of the daemon's token file (surrounding whitespace removed)")
+
+/* One struct per method: `has` is a bitmask of the fields present (bit i = field i in table
+ * order), then one member per field. */
+#define EWP__MEMBER(member, type, flags, wt, def, code, err, doc) ewp_c_##type member;
+#define EWP__REQ_STRUCT(ID, lower)                                                                \
+  typedef struct {                                                                                \
+    uint32_t has;                                                                                 \
+    EWP_FIELDS_##ID(EWP__MEMBER)                                                                  \
+  } ewp_##lower##_req_t;
+EWP__REQ_STRUCT(PING, ping)
+EWP__REQ_STRUCT(CREATE, create)
+EWP__REQ_STRUCT(INGEST, ingest)
+EWP__REQ_STRUCT(QUERY, query)
+EWP__REQ_STRUCT(LIST, list)
+EWP__REQ_STRUCT(INFO, info)
+EWP__REQ_STRUCT(RESET, reset)
+EWP__REQ_STRUCT(DROP, drop)
+EWP__REQ_STRUCT(STATS, stats)
+EWP__REQ_STRUCT(METRICS, metrics)
+EWP__REQ_STRUCT(AUTH, auth)
+#undef EWP__REQ_STRUCT
+
+/* Field bits: EWP_<METHOD>_<member> is the bit index of that field in its struct's `has`
+ * (table order). EWP_HAS(&req->u.create, EWP_CREATE_window). */
+#define EWP__BIT_CREATE(member, ...) EWP_CREATE_##member,
+#define EWP__BIT_INGEST(member, ...) EWP_INGEST_##member,
+#define EWP__BIT_QUERY(member, ...) EWP_QUERY_##member,
+#define EWP__BIT_AUTH(member, ...) EWP_AUTH_##member,
+#define EWP__BIT_STREAM(member, ...) EWP_STREAM_##member,
+enum { EWP_FIELDS_CREATE(EWP__BIT_CREATE) };
+enum { EWP_FIELDS_INGEST(EWP__BIT_INGEST) };
+enum { EWP_FIELDS_QUERY(EWP__BIT_QUERY) };
+enum { EWP_FIELDS_AUTH(EWP__BIT_AUTH) };
+enum { EWP_FIELDS_INFO(EWP__BIT_STREAM) }; /* info, reset, drop: stream only */
+#define EWP_HAS(req, bit) ((((req)->has) >> (bit)) & 1u)
+
+typedef struct {
+  const char *name;
+  ewp_type_t type;
+  unsigned flags;
+  const char *wire_type; /* for the docs */
+  const char *default_doc;
+  ewp_code_t code;
+  const char *error;
+  const char *doc;
+  size_t offset;               /* of the member in the method's struct */
+  const char *const *values;   /* ENUM strings (NULL-terminated), else NULL */
+} ewp_field_info_t;
+
+/* The fields of method `m`, in table order; *n receives the count. Static. */
+const ewp_field_info_t *ewp_method_fields(ewp_method_t m, size_t *n);
+
+/* ---- requests ---- */
+typedef enum { EWP_KIND_REQUEST = 0, EWP_KIND_NOTIFY = 2 } ewp_kind_t;
+
+typedef struct {
+  ewp_kind_t kind;
+  uint32_t msgid;     /* 0 for notifications */
+  ewp_method_t method;
+  union {
+    ewp_ping_req_t ping;
+    ewp_create_req_t create;
+    ewp_ingest_req_t ingest;
+    ewp_query_req_t query;
+    ewp_list_req_t list;
+    ewp_info_req_t info;
+    ewp_reset_req_t reset;
+    ewp_drop_req_t drop;
+    ewp_stats_req_t stats;
+    ewp_metrics_req_t metrics;
+    ewp_auth_req_t auth;
+  } u;
+  /* private: what the request owns */
+  msgpack_unpacked upk_;
+  double *rows_;
+} ewp_request_t;
+
+/* Why a message was refused, and what the envelope said before it failed. `counted` is false
+ * when the envelope itself was not a request or notification (nothing to count it as). */
+typedef struct {
+  ewp_code_t code;
+  char message[512];
+  uint32_t msgid;     /* the reply's msgid: 0 when the envelope's cannot be trusted */
+  bool notify;        /* a notification: no reply is sent */
+  bool counted;       /* the envelope was valid: kind and msgid known */
+  ewp_method_t method; /* EWP_METHOD_COUNT when unknown */
+} ewp_error_t;
+
+/* Decodes one framed message (bytes the skim accepted: buf[0, len)) into *req. Returns 0, or
+ * -1 with *err filled (and *req needing no free). On success *req references buf — keep the bytes
+ * until ewp_request_free(req) — and owns a decoded `rows` buffer. Checks, in order: the envelope
+ * ([0, msgid, method, params] or [2, method, params]; msgid < 2^32; method a UTF-8 string of at
+ * most 64 bytes that is in the table; params [] or [{...}] or a bare map), then the params map:
+ * every key a UTF-8 string, known to the method, present once; then each field in table order:
+ * type, range, and the method's cross-field rules (ingest: data xor rows, dtype and shape with
+ * data, len(data) = n·d·size; query: distinct metric names, distinct parameter names). */
+int ewp_decode(const uint8_t *buf, size_t len, ewp_request_t *req, ewp_error_t *err);
+/* Frees what a decoded request owns. Safe on a zeroed request and twice. */
+void ewp_request_free(ewp_request_t *req);
+
+/* Size in bytes of one element of ENUM dtype index i (f32, f64, f16, bf16), 0 if out of range. */
+size_t ewp_dtype_size(int dtype);
+const char *ewp_dtype_name(int dtype);
+
+/* Writes `s[0, n)` into dst[0, cap) as printable text: valid UTF-8 characters other than
+ * controls are kept, every other byte becomes \xNN, and `"` and `\` are escaped; when it does not
+ * fit, it is cut at a character boundary and ends in "...". Always NUL-terminates (cap >= 4).
+ * Returns dst. For echoing peer bytes in error messages and logs. */
+char *ewp_escape(char *dst, size_t cap, const char *s, size_t n);
+/* True when s[0, n) is valid UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
+bool ewp_utf8_valid(const char *s, size_t n);
+
+/* ---- replies ----
+ * A reply is a tree of values; maps count their present entries when packed. */
+typedef enum {
+  EWP_V_ABSENT = 0, /* map entries with this value are left out */
+  EWP_V_NIL, EWP_V_BOOL, EWP_V_U64, EWP_V_F64, EWP_V_STR, EWP_V_F64S, EWP_V_F64ROWS,
+  EWP_V_MAP, EWP_V_ARRAY
+} ewp_vtype_t;
+
+typedef struct ewp_kv ewp_kv_t;
+typedef struct ewp_value ewp_value_t;
+
+struct ewp_value {
+  ewp_vtype_t t;
+  union {
+    bool b;
+    uint64_t u;
+    double f;
+    struct { const char *p; size_t n; } s;
+    struct { const double *p; size_t n, cols; } fs; /* F64S: n values; F64ROWS: n rows of cols */
+    struct { const ewp_kv_t *kv; size_t n; } map;
+    struct { const ewp_value_t *v; size_t n; } arr;
+  } v;
+};
+
+struct ewp_kv {
+  const char *key;
+  ewp_value_t val;
+};
+
+/* Value constructors. Strings are borrowed (NUL-terminated for ewp_vstr). */
+ewp_value_t ewp_vnil(void);
+ewp_value_t ewp_vbool(bool b);
+ewp_value_t ewp_vu64(uint64_t u);
+ewp_value_t ewp_vf64(double f);
+ewp_value_t ewp_vstr(const char *s);
+ewp_value_t ewp_vstrn(const char *s, size_t n);
+ewp_value_t ewp_vf64s(const double *p, size_t n);
+ewp_value_t ewp_vf64rows(const double *p, size_t rows, size_t cols);
+ewp_value_t ewp_vmap(const ewp_kv_t *kv, size_t n);
+ewp_value_t ewp_varray(const ewp_value_t *v, size_t n);
+/* A float, or nil when t <= 0 (an unset time). */
+ewp_value_t ewp_vtime(double t);
+
+/* Packs `v` (map sizes counted from the entries present). */
+void ewp_pack_value(msgpack_packer *pk, const ewp_value_t *v);
+/* Encodes [1, msgid, nil, result] into sb (initialised by the caller). */
+void ewp_encode_result(msgpack_sbuffer *sb, uint32_t msgid, const ewp_value_t *result);
+/* Encodes [1, msgid, {"code", "message"}, nil] into sb (initialised by the caller). */
+void ewp_encode_error(msgpack_sbuffer *sb, uint32_t msgid, const char *code, const char *message);
+
+#endif

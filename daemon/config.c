@@ -214,23 +214,25 @@ int ewd_config_read_file(ewd_config_t *c, const char *path) {
   return bad ? -1 : 0;
 }
 
-static void print_default(FILE *f, const ewd_config_info_t *r) {
+const char *ewd_config_format(char *buf, size_t cap, const ewd_config_info_t *r, uint64_t v) {
+  unsigned long long u = (unsigned long long)v;
   switch (r->type) {
   case EWD_CT_SIZE:
-    if (r->def % EWD_GIB == 0)
-      fprintf(f, "%lluG", (unsigned long long)(r->def / EWD_GIB));
-    else if (r->def % EWD_MIB == 0)
-      fprintf(f, "%lluM", (unsigned long long)(r->def / EWD_MIB));
-    else if (r->def % EWD_KIB == 0)
-      fprintf(f, "%lluK", (unsigned long long)(r->def / EWD_KIB));
+    if (v != 0 && v % EWD_GIB == 0)
+      snprintf(buf, cap, "%lluG", u / EWD_GIB);
+    else if (v != 0 && v % EWD_MIB == 0)
+      snprintf(buf, cap, "%lluM", u / EWD_MIB);
+    else if (v != 0 && v % EWD_KIB == 0)
+      snprintf(buf, cap, "%lluK", u / EWD_KIB);
     else
-      fprintf(f, "%llu", (unsigned long long)r->def);
+      snprintf(buf, cap, "%llu", u);
     break;
   case EWD_CT_COUNT:
-  case EWD_CT_SECONDS: fprintf(f, "%llu", (unsigned long long)r->def); break;
-  case EWD_CT_LEVEL: fprintf(f, "%s", ewd_log_level_name((ewd_log_level_t)r->def)); break;
-  default: fprintf(f, "-"); break;
+  case EWD_CT_SECONDS: snprintf(buf, cap, "%llu", u); break;
+  case EWD_CT_LEVEL: snprintf(buf, cap, "%s", ewd_log_level_name((ewd_log_level_t)v)); break;
+  default: snprintf(buf, cap, "-"); break;
   }
+  return buf;
 }
 
 void ewd_config_usage(FILE *f) {
@@ -244,8 +246,8 @@ void ewd_config_usage(FILE *f) {
              "  --log-level LEVEL    error | warn | info | debug\n"
              "  --version, --help\n\nconfig keys (default; * = reloaded by SIGHUP):\n");
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
-    fprintf(f, "  %-18s %s", table[i].key, table[i].reloadable ? "*" : " ");
-    print_default(f, &table[i]);
-    fprintf(f, "  %s\n", table[i].doc);
+    char def[32];
+    fprintf(f, "  %-18s %s %-8s %s\n", table[i].key, table[i].reloadable ? "*" : " ",
+            ewd_config_format(def, sizeof def, &table[i], table[i].def), table[i].doc);
   }
 }

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define EWD_KIB ((uint64_t)1 << 10)
 #define EWD_MIB ((uint64_t)1 << 20)
@@ -103,6 +104,9 @@ int ewd_config_set(ewd_config_t *c, const char *key, const char *value, char *er
 /* Reads a config file (key = value lines, # comments) into *c. Every bad line is logged (path,
  * line, sentence); returns 0 only when every line was good — the caller then decides to apply. */
 int ewd_config_read_file(ewd_config_t *c, const char *path);
+/* Writes v as a value of row r's type into buf[0, cap), spelled as the config file takes it
+ * (64M, 30, info; "-" for text types, which have no numeric value). Returns buf. */
+const char *ewd_config_format(char *buf, size_t cap, const ewd_config_info_t *r, uint64_t v);
 /* Prints the keys, defaults, ranges and docs (for --help). */
 void ewd_config_usage(FILE *f);
 

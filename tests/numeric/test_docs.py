@@ -1,5 +1,9 @@
-"""docs/METRICS.md against the code: the embedded table must be exactly what the metric table
-generates, and every metric must have its own section with a definition and a reference."""
+"""The documents against the code: docs/METRICS.md's table must be exactly what the metric table
+generates, and every metric must have its own section with a definition and a reference;
+proto/PROTOCOL.md must carry exactly the method, field, limit and self-stat tables that
+build/tools/ew_protocol_doc generates from the daemon's tables.
+
+usage: test_docs.py EW_METRICS_DOC EW_PROTOCOL_DOC"""
 import os
 import re
 import subprocess
@@ -10,10 +14,34 @@ from taplib import Tap  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOC = os.path.join(ROOT, "docs", "METRICS.md")
+PROTOCOL = os.path.join(ROOT, "proto", "PROTOCOL.md")
+BLOCK = re.compile(r"<!-- ([a-z:_-]+): generated .*? -->\n.*?<!-- /\1 -->\n", re.S)
 
 
-def generated():
-    return subprocess.run([sys.argv[1]], check=True, capture_output=True, text=True).stdout
+def generated(tool=1):
+    return subprocess.run([sys.argv[tool]], check=True, capture_output=True, text=True).stdout
+
+
+def protocol_tables_are_generated_from_code():
+    gen = {m.group(1): m.group(0) for m in BLOCK.finditer(generated(2))}
+    have = {m.group(1): m.group(0) for m in BLOCK.finditer(open(PROTOCOL).read())}
+    # one block per method with fields, plus the method, limit and stat tables
+    assert {"gen:methods", "gen:limits", "gen:stats", "gen:fields-query"} <= set(gen), sorted(gen)
+    missing = sorted(set(gen) - set(have))
+    assert not missing, f"proto/PROTOCOL.md lacks the blocks {missing}"
+    stale = sorted(n for n in gen if gen[n] != have[n])
+    assert not stale, (f"proto/PROTOCOL.md blocks {stale} differ from the code; regenerate them "
+                       "with tools/regen_docs.py")
+    extra = sorted(n for n in have if n.startswith("gen:") and n not in gen)
+    assert not extra, f"proto/PROTOCOL.md carries blocks no table generates: {extra}"
+
+
+def every_method_has_a_section():
+    text = open(PROTOCOL).read()
+    names = re.findall(r"^\| `([a-z_]+)` \|", BLOCK.search(generated(2)).group(0), re.M)
+    assert len(names) >= 11, names
+    for n in names:
+        assert re.search(r"^### `%s` → " % n, text, re.M), f"no section for method {n}"
 
 
 def table_is_generated_from_code():
@@ -39,6 +67,8 @@ def main():
     t = Tap()
     t.case("metrics_doc_table_matches_code", table_is_generated_from_code)
     t.case("metrics_doc_has_a_section_per_metric", every_metric_has_a_section)
+    t.case("protocol_doc_tables_match_code", protocol_tables_are_generated_from_code)
+    t.case("protocol_doc_has_a_section_per_method", every_method_has_a_section)
     t.done()
 
 

@@ -1,33 +1,44 @@
 #!/usr/bin/env bash
-# run_fuzz.sh SOURCE_ROOT SECONDS — builds the decoder fuzz target with clang's libFuzzer under
-# AddressSanitizer + UBSan, seeds a corpus from proto/vectors/v1.tsv, runs it for SECONDS and
-# reports TAP. A crash, leak or sanitizer report fails the test (the reproducer is kept in the log).
+# run_fuzz.sh SOURCE_ROOT SECONDS [TARGET...] — builds the fuzz targets with clang's libFuzzer
+# under AddressSanitizer + UBSan, seeds their corpora from proto/vectors/v1.tsv (seeds.py), runs
+# each for SECONDS and reports TAP. Targets: decoder (the skim and msgpack-c on raw bytes) and
+# dispatch (bytes → connection → decode → the real handlers on a real stream → encoded replies;
+# fuzz_dispatch.c). A crash, leak, hang, sanitizer report or broken invariant fails the test (the
+# reproducer is kept in the log). Set FUZZ_KEEP=DIR to keep the corpora and logs.
 set -u
-root=$1 secs=${2:-20}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+root=$(cd "$1" && pwd) secs=${2:-20}
+shift 2 2>/dev/null || shift $#
+targets=${*:-decoder dispatch}
+tmp=${FUZZ_KEEP:-$(mktemp -d)}
+mkdir -p "$tmp"
+[ -n "${FUZZ_KEEP:-}" ] || trap 'rm -rf "$tmp"' EXIT
 n=0 bad=0
-if clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -I"$root/proto" "$root/proto/skim.c" "$root/proto/codec.c" "$root/tests/fuzz/fuzz_decoder.c" \
-  $(pkg-config --cflags --libs msgpack) -o "$tmp/fuzz" >"$tmp/build.log" 2>&1; then
-  echo "ok $((n += 1)) - fuzz_target_builds_with_libfuzzer_asan_ubsan"
-else
-  echo "not ok $((n += 1)) - fuzz_target_builds_with_libfuzzer_asan_ubsan"; bad=1
-  sed 's/^/# /' "$tmp/build.log"
-  echo "1..$n"; exit 1
-fi
-mkdir -p "$tmp/corpus"
-i=0
-grep -v '^#' "$root/proto/vectors/v1.tsv" | while IFS=$'\t' read -r name req resp vol; do
-  echo "$req" | xxd -r -p >"$tmp/corpus/req_$name"
-  [ -n "$resp" ] && echo "$resp" | xxd -r -p >"$tmp/corpus/resp_$name"
+flags="-g -O1 -std=gnu11 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
+deps="$(pkg-config --cflags --libs msgpack libuv openblas lapacke) -lm -lpthread"
+src_decoder="$root/proto/skim.c $root/proto/codec.c $root/tests/fuzz/fuzz_decoder.c"
+src_dispatch="$root/lib/*.c $root/proto/*.c $root/daemon/config.c $root/daemon/log.c
+  $root/daemon/stats.c $root/daemon/registry.c $root/daemon/pool.c $root/daemon/net/*.c
+  $root/daemon/cmd/*.c $root/tests/fuzz/fuzz_dispatch.c"
+/usr/bin/python3 "$root/tests/fuzz/seeds.py" "$root/proto/vectors/v1.tsv" "$tmp/corpus_decoder" \
+  "$tmp/corpus_dispatch"
+for t in $targets; do
+  eval "src=\$src_$t"
+  # shellcheck disable=SC2086
+  if clang $flags -I"$root/lib" -I"$root/proto" -I"$root/daemon" $src $deps \
+    -o "$tmp/fuzz_$t" >"$tmp/build_$t.log" 2>&1; then
+    echo "ok $((n += 1)) - fuzz_${t}_builds_with_libfuzzer_asan_ubsan"
+  else
+    echo "not ok $((n += 1)) - fuzz_${t}_builds_with_libfuzzer_asan_ubsan"; bad=1
+    sed 's/^/# /' "$tmp/build_$t.log"
+    continue
+  fi
+  if (cd "$tmp" && "./fuzz_$t" -max_total_time="$secs" -timeout=30 -rss_limit_mb=2048 \
+    -print_final_stats=1 "corpus_$t" >"$tmp/run_$t.log" 2>&1); then
+    echo "ok $((n += 1)) - fuzz_${t}_${secs}s_without_a_finding # $(grep -o 'stat::number_of_executed_units: [0-9]*' "$tmp/run_$t.log") corpus=$(ls "$tmp/corpus_$t" | wc -l)"
+  else
+    echo "not ok $((n += 1)) - fuzz_${t}_${secs}s_without_a_finding"; bad=1
+    tail -40 "$tmp/run_$t.log" | sed 's/^/# /'
+  fi
 done
-if (cd "$tmp" && ./fuzz -max_total_time="$secs" -rss_limit_mb=1024 -print_final_stats=1 \
-  corpus >"$tmp/run.log" 2>&1); then
-  echo "ok $((n += 1)) - fuzz_decoder_${secs}s_without_a_finding # $(grep -o 'stat::number_of_executed_units: [0-9]*' "$tmp/run.log")"
-else
-  echo "not ok $((n += 1)) - fuzz_decoder_${secs}s_without_a_finding"; bad=1
-  tail -40 "$tmp/run.log" | sed 's/^/# /'
-fi
 echo "1..$n"
 exit $bad

@@ -1,0 +1,69 @@
+#!/usr/bin/python3
+"""Seeds for the fuzz targets, from proto/vectors/v1.tsv.
+
+usage: seeds.py VECTORS.tsv DECODER_DIR DISPATCH_DIR
+
+decoder: each vector's request and response bytes. dispatch (input = one flag byte, then what
+the client sends; see fuzz_dispatch.c): each request alone, the whole recorded session in one
+input, and requests on the stream "s" the target creates for every input (queries of every kind
+of metric, the window, top-k with vectors, a pipelined ingest, reset and drop), on a trusted
+connection and on one that must authenticate."""
+import os
+import struct
+import sys
+
+import msgpack
+
+
+def req(msgid, method, params):
+    return msgpack.packb([0, msgid, method, params], use_bin_type=True)
+
+
+def note(method, params):
+    return msgpack.packb([2, method, params], use_bin_type=True)
+
+
+def main():
+    vectors, dec, dis = sys.argv[1:4]
+    os.makedirs(dec, exist_ok=True)
+    os.makedirs(dis, exist_ok=True)
+    session = b""
+    for line in open(vectors):
+        if line.startswith("#") or not line.strip():
+            continue
+        name, rq, rs = line.rstrip("\n").split("\t")[:3]
+        rq, rs = bytes.fromhex(rq), bytes.fromhex(rs)
+        open(os.path.join(dec, "req_" + name), "wb").write(rq)
+        if rs:
+            open(os.path.join(dec, "resp_" + name), "wb").write(rs)
+        open(os.path.join(dis, "vec_" + name), "wb").write(b"\x00" + rq)
+        if not name.startswith("framing"):
+            session += rq
+    open(os.path.join(dis, "session"), "wb").write(b"\x00" + session)
+    rows = struct.pack("<8f", *[1.5, -2, 0.25, 3, 0, 1, -1, 2])
+    on_s = {
+        "entropy_erank": req(1, "query", {"stream": "s", "metrics": ["entropy", "erank"]}),
+        "renyi_params": req(2, "query", {"stream": "s", "metrics": ["renyi", "vendi"],
+                                         "params": {"alpha": 2.0}}),
+        "topk_vectors": req(3, "query", {"stream": "s", "metrics": "topk",
+                                         "params": {"k": 2, "vectors": True}, "fresh": True}),
+        "window": req(4, "query", {"stream": "s", "metrics": ["trace", "rankme"],
+                                   "source": "window", "center": False}),
+        "pipelined": note("ingest", {"stream": "s", "data": rows, "dtype": "f32",
+                                     "shape": [2, 4]})
+                     + req(5, "query", {"stream": "s", "metrics": "spectrum", "max_lag": 4}),
+        "rows_reset_drop": req(6, "ingest", {"stream": "s", "rows": [[1, 2, 3, 4]]})
+                           + req(7, "reset", {"stream": "s"}) + req(8, "info", {"stream": "s"})
+                           + req(9, "drop", {"stream": "s"}) + req(10, "list", {}),
+        "stats_metrics": req(11, "stats", {}) + req(12, "metrics", {}),
+    }
+    for name, body in on_s.items():
+        open(os.path.join(dis, "s_" + name), "wb").write(b"\x40" + body)
+    auth = req(1, "auth", {"token": "fuzz-token-0123456789"})
+    open(os.path.join(dis, "auth_then_query"), "wb").write(b"\x01" + auth + on_s["entropy_erank"])
+    open(os.path.join(dis, "auth_wrong"), "wb").write(
+        b"\x01" + req(1, "auth", {"token": "wrong"}) + on_s["stats_metrics"])
+
+
+if __name__ == "__main__":
+    main()

@@ -83,7 +83,7 @@ def idle_pinger(socks, deadline, result):
     pings = fails = 0
     step = 10.0 / max(1, len(socks))
     i = 0
-    while time.time() < deadline:
+    while socks and time.time() < deadline:
         s = socks[i % len(socks)]
         i += 1
         try:

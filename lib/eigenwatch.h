@@ -45,7 +45,11 @@ extern "C" {
   XX(NOMEM, "NO_MEMORY", "out of memory")                                                         \
   XX(AUTH, "AUTH", "not authorised")                                                              \
   XX(LAPACK, "INTERNAL", "an eigensolver failed to converge")                                     \
-  XX(INTERNAL, "INTERNAL", "internal error")
+  XX(INTERNAL, "INTERNAL", "internal error")                                                      \
+  XX(RANGE, "OUT_OF_RANGE",                                                                       \
+     "the largest magnitude in an f64 batch must lie in [2^-100, 3.4e38] (the range f32 rows "     \
+     "span, which the window and live estimate keep), or the batch be all zeros; nothing was "    \
+     "ingested")
 
 typedef enum {
   EW_OK = 0,

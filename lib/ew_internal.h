@@ -61,7 +61,8 @@ typedef struct {
 
 /* Statistics of one batch in the shifted form (see moments.c for why):
  * shift m, s = Σ w_r (x_r − m), W = Σ w_r, G = Σ w_r (x_r − m)(x_r − m)ᵀ (upper, col-major,
- * leading dimension d) held either as float (g32) or double (g64). Borrowed pointers. */
+ * leading dimension d) held either as float (g32) or double (g64), times gscale. Borrowed
+ * pointers. */
 typedef struct {
   size_t d;
   uint64_t n;
@@ -70,6 +71,7 @@ typedef struct {
   const double *s;
   const float *g32;
   const double *g64;
+  double gscale; /* the Gram is G = gscale · g (a power of two; f32 batches outside f32's range) */
 } ew__bstats_t;
 
 int ew__moments_init(ew__moments_t *m, size_t d);

@@ -184,13 +184,13 @@ static int renyi_of(mctx_t *cx, double a, double *out) {
     *out = -log(cx->eig[0] / tr);
     return 0;
   }
-  double sum = 0;
-  for (size_t i = 0; i < cx->d; i++) {
-    double p = cx->eig[i] / tr;
-    if (p > 0)
-      sum += pow(p, a);
-  }
-  *out = log(sum) / (1.0 - a);
+  /* Σ p^a = p_max^a Σ (p/p_max)^a: the second sum lies in [1, d], so neither underflows for a
+   * large order (p^a alone does from a ≈ 300 on) nor overflows for a small one. */
+  double pmax = cx->eig[0] / tr, sum = 0;
+  for (size_t i = 0; i < cx->d; i++)
+    if (cx->eig[i] > 0)
+      sum += pow(cx->eig[i] / cx->eig[0], a);
+  *out = (a * log(pmax) + log(sum)) / (1.0 - a);
   return 0;
 }
 

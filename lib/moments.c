@@ -56,7 +56,12 @@ static void update_upper(ew__moments_t *m, const ew__bstats_t *b, const double *
     double aj = -b->s[j] * inv_wb;
     double cj = coef * delta[j];
     const double *s = b->s;
-    if (b->g32) {
+    if (b->g32 && b->gscale != 1.0) {
+      const float *g = b->g32 + j * d;
+      double gs = b->gscale;
+      for (size_t i = 0; i <= j; i++)
+        col[i] += sign * ((double)g[i] * gs + aj * s[i] + cj * delta[i]);
+    } else if (b->g32) {
       const float *g = b->g32 + j * d;
       for (size_t i = 0; i <= j; i++)
         col[i] += sign * ((double)g[i] + aj * s[i] + cj * delta[i]);
@@ -167,8 +172,30 @@ void ew__moments_matrix(const ew__moments_t *m, int center, double *A) {
 /* ---- batch statistics ---- */
 
 static void bstats_out(ew__bstats_t *out, size_t d, size_t n, double w, const double *shift,
-                       const double *s, const float *g32, const double *g64) {
-  *out = (ew__bstats_t){.d = d, .n = n, .w = w, .shift = shift, .s = s, .g32 = g32, .g64 = g64};
+                       const double *s, const float *g32, const double *g64, double gscale) {
+  *out = (ew__bstats_t){.d = d, .n = n, .w = w, .shift = shift, .s = s, .g32 = g32, .g64 = g64,
+                        .gscale = gscale};
+}
+
+/* f32 range for the Gram: centred values whose largest magnitude lies outside [2^-32, 2^32] are
+ * scaled by a power of two (exact) before ssyrk, so that their squares summed over a batch
+ * neither overflow (f32 rows with a spread of 1e19: ssyrk gave inf) nor underflow (rows of size
+ * 1e-30: squares of 1e-60 are below f32's range); the Gram is scaled back in f64 at the merge.
+ * Returns the factor the Gram must be multiplied by (1 when nothing was scaled), or 0 when a
+ * centred value is not finite (it overflowed f32: the caller centres again in f64). */
+static double scale_for_syrk(float *c, size_t count) {
+  float mx = 0;
+  for (size_t i = 0; i < count; i++)
+    mx = fmaxf(mx, fabsf(c[i]));
+  if (!isfinite(mx))
+    return 0.0;
+  if (mx == 0 || (mx <= 0x1p32f && mx >= 0x1p-32f))
+    return 1.0;
+  int e = ilogbf(mx);
+  float f = ldexpf(1.0f, -e);
+  for (size_t i = 0; i < count; i++)
+    c[i] *= f;
+  return ldexp(1.0, 2 * e);
 }
 
 /* Shared body for f32 blocks: blocks[] of rows (row-major), optional weights over the
@@ -233,9 +260,28 @@ static int bstats_f32_blocks(const float *const *blk, const size_t *nb, int nblk
       }
       wsum += wr;
     }
+  double gscale = scale_for_syrk(c, n * d);
+  if (gscale == 0.0) {
+    /* x − shift overflowed f32 (values near ±FLT_MAX of both signs): centre in f64 and keep a
+     * quarter of each centred value, which fits; s and the Gram describe the same quarters. */
+    memset(s, 0, d * sizeof(double));
+    row = 0;
+    for (int k = 0; k < nblk; k++)
+      for (size_t r = 0; r < nb[k]; r++, row++) {
+        const float *x = blk[k] + r * d;
+        double f = scale ? scale[row] : 1.0, wr = weights ? weights[row] : 1.0;
+        float sq = (float)sqrt(wr);
+        for (size_t j = 0; j < d; j++) {
+          float v = (float)((f * x[j] - shift[j]) * 0.25);
+          s[j] += wr * 4.0 * (double)v;
+          c[row * d + j] = v * sq;
+        }
+      }
+    gscale = 16.0 * scale_for_syrk(c, n * d);
+  }
   cblas_ssyrk(CblasColMajor, CblasUpper, CblasNoTrans, (int)d, (int)n, 1.0f, c, (int)d, 0.0f, g,
               (int)d);
-  bstats_out(out, d, n, wsum, shift, s, g, NULL);
+  bstats_out(out, d, n, wsum, shift, s, g, NULL, gscale);
   return 0;
 }
 
@@ -279,6 +325,6 @@ int ew__bstats_f64(const double *rows, size_t n, size_t d, const double *weights
   }
   cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, (int)d, (int)n, 1.0, c, (int)d, 0.0, g,
               (int)d);
-  bstats_out(out, d, n, wsum, shift, s, NULL, g);
+  bstats_out(out, d, n, wsum, shift, s, NULL, g, 1.0);
   return 0;
 }

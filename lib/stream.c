@@ -8,6 +8,7 @@
 #include "ew_internal.h"
 
 #include <cblas.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,6 +220,18 @@ EW_EXPORT void ew_batch_free(ew_batch_t *b) {
 
 EW_EXPORT size_t ew_batch_rows(const ew_batch_t *b) { return b ? b->n : 0; }
 
+/* Every f32 value is taken exactly (moments.c scales its batch Gram by a power of two when it
+ * must). f64 rows must lie in the range f32 rows span, because the window and the live estimate
+ * keep f32 copies: a batch whose largest magnitude is above FLT_MAX, or nonzero and below 2^-100,
+ * is refused whole (EW_ERANGE) — accepted, it would leave inf or all zeros in the window, and
+ * beyond 1e154 the f64 co-moments themselves overflow (a diverging run once sent 1e160). */
+static int check_f64_range(const double *x, size_t count) {
+  double mx = 0;
+  for (size_t i = 0; i < count; i++)
+    mx = fmax(mx, fabs(x[i]));
+  return mx == 0 || (mx <= FLT_MAX && mx >= 0x1p-100) ? 0 : EW_ERANGE;
+}
+
 /* Fills *b for n rows. With scratch, the rows, row factors and Gram live in the calling thread's
  * scratch and shift/s in the given arrays (the one-call ingest path: no allocation per batch);
  * otherwise everything is malloc'ed and owned by the batch (prepared here, applied anywhere). */
@@ -262,6 +275,8 @@ static int prepare_impl(const ew_stream_t *s, const void *data, ew_dtype_t dtype
   int rc = b->f64 ? ew_convert_f64(data, dtype, n * d, b->rows)
                   : ew_convert_f32(data, dtype, n * d, b->rows);
   if (rc != 0)
+    return rc;
+  if (b->f64 && (rc = check_f64_range(b->rows, n * d)) != 0)
     return rc;
   /* L2 rows (zero rows stay zero and still count). f64 rows are scaled in place; for f32 rows
    * the inverse norms stay in f64 and are applied before centring, so that only the small

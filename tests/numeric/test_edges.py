@@ -1,0 +1,161 @@
+"""libeigenwatch at the edges real training runs reach: values far from 1 (a diverging run, a
+layer whose activations shrink), and Rényi/Vendi of a large finite order. Every case compares
+with reference.py's numpy float64 computation on exactly the values the library received, or
+checks the refusal (code, nothing changed).
+
+- Any finite f32 (f16, bf16) value is taken exactly: a batch Gram whose centred values would
+  overflow or underflow f32 is formed from power-of-two-scaled values and scaled back in f64.
+- f64 batches are taken when their largest magnitude lies in [2^-100, FLT_MAX] (the range the
+  f32 window and live estimate can hold) or they are all zeros; otherwise OUT_OF_RANGE, and the
+  stream is exactly as before.
+- renyi/vendi of order alpha use sum p^a = p_max^a sum (p/p_max)^a, finite for every order; the
+  reference is computed with Python's decimal module at 50 digits from numpy's eigenvalues.
+Tolerance: 1e-6 relative (the documented bound for f32 batches), 1e-10 for f64 batches.
+"""
+import decimal
+import math
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import reference as ref  # noqa: E402
+from ewlib import EwError, Stream, bf16_words  # noqa: E402
+from taplib import Tap, close  # noqa: E402
+
+D = 16
+SCALE_FREE = ["entropy", "erank", "participation_ratio", "stable_rank", "anisotropy"]
+
+
+def rows(seed, n=512, d=D, offset=3.0):
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    X = (rng.standard_normal((n, d)) * np.linspace(1.0, 3.0, d)) @ Q.T
+    return X + offset * rng.standard_normal(d)
+
+
+def compare(s, X, rel, window=False):
+    """Every scale-free metric, the trace, the condition number and the top of the spectrum."""
+    want = ref.metrics(X)
+    for m in SCALE_FREE:
+        close(s.q(m), want[m], rel, m)
+    close(s.q("trace"), want["trace"], rel, "trace")
+    e = want["spectrum"]
+    close(s.q("condition_number"), e[0] / e[-1], 10 * rel, "condition_number")
+    top = s.q("topk", k=3)
+    for i in range(3):
+        close(top[i], e[i], rel, f"topk[{i}]")
+    if window:
+        W = X[-s.window_count():]
+        close(s.q("erank", source="window"), ref.metrics(W)["erank"], rel, "window erank")
+
+
+def f32_huge_spread_is_exact():
+    """Spread 1e19 (its squares overflow f32's syrk) and values near ±FLT_MAX."""
+    for spread in (1e19, 1e30):
+        X = (rows(1) * spread).astype(np.float32)
+        s = Stream(D, window=256)
+        for i in range(0, len(X), 128):
+            s.ingest(X[i:i + 128])
+        compare(s, X.astype(np.float64), 1e-6, window=True)
+    X = rows(2, offset=0.0)
+    X = (X / np.abs(X).max() * 3.3e38).astype(np.float32)  # x − mean overflows f32
+    s = Stream(D, window=0)
+    s.ingest(X)
+    compare(s, X.astype(np.float64), 1e-6)
+
+
+def f32_tiny_values_are_exact():
+    """Rows of size 1e-30 and 1e-36 (their squares are far below f32's range)."""
+    for size in (1e-30, 1e-36):
+        X = (rows(3) * size).astype(np.float32)
+        s = Stream(D, window=256)
+        for i in range(0, len(X), 100):
+            s.ingest(X[i:i + 100])
+        X64 = X.astype(np.float64)
+        compare(s, X64, 1e-6, window=True)
+        assert s.q("trace") > 0
+
+
+def f16_and_bf16_at_their_edges():
+    X = rows(4, offset=0.0)
+    Xh = (X / np.abs(X).max() * 60000).astype(np.float16)  # near f16's largest
+    s = Stream(D, window=0)
+    s.ingest(Xh)
+    compare(s, Xh.astype(np.float64), 1e-6)
+    Xb = X * 1e30
+    words, vals = bf16_words(Xb)
+    s = Stream(D, window=0)
+    s.ingest(words, dtype="bf16")
+    compare(s, vals.astype(np.float64), 1e-6)
+
+
+def f64_out_of_range_is_refused_and_changes_nothing():
+    s = Stream(D, window=64)
+    base = rows(5)
+    s.ingest(base)
+    before = {m: s.q(m) for m in SCALE_FREE + ["trace"]}
+    count = s.count()
+    for scale in (1e39, 1e160, 1e300, 1e-33, 1e-300):
+        bad = rows(6) * scale
+        try:
+            s.ingest(bad)
+        except EwError as e:
+            assert e.name == "OUT_OF_RANGE", (scale, e.name)
+        else:
+            raise AssertionError(f"f64 rows at {scale:g} were accepted")
+        assert s.count() == count, "a refused batch changed the count"
+        for m, v in before.items():
+            assert s.q(m) == v, f"{m} changed after a refused batch at {scale:g}"
+    # a batch of zeros is in range, and so are the edges of the range
+    s.ingest(np.zeros((4, D)))
+    for scale in (3.0e38 / 8, 2.0 ** -100 * 4):
+        X = rows(7, offset=0.0)
+        X = X / np.abs(X).max() * scale
+        t = Stream(D, window=0)
+        t.ingest(X)
+        compare(t, X, 1e-10)
+
+
+def decimal_renyi(e, a):
+    decimal.getcontext().prec = 50
+    p = [decimal.Decimal(float(x)) for x in e if x > 0]
+    tot = sum(p)
+    p = [x / tot for x in p]
+    if math.isinf(a):
+        return float(-max(p).ln())
+    a = decimal.Decimal(a)
+    return float(sum(x ** a for x in p).ln() / (1 - a))
+
+
+def renyi_and_vendi_of_large_orders():
+    X = rows(8)
+    s = Stream(D, window=0)
+    s.ingest(X)
+    e = ref.eig(ref.matrix(X, True))
+    prev = None
+    for a in (0.5, 2, 3, 100, 300, 1000, 5000, 1e6, math.inf):
+        want = decimal_renyi(e, a)
+        got = s.q("renyi", alpha="inf" if math.isinf(a) else a)
+        close(got, want, 1e-9, f"renyi alpha={a}")
+        close(s.q("vendi", q="inf" if math.isinf(a) else a), math.exp(want), 1e-9,
+              f"vendi q={a}")
+        if prev is not None:
+            assert got <= prev + 1e-12, f"renyi must not increase with the order (alpha={a})"
+        prev = got
+
+
+def main():
+    t = Tap()
+    t.case("f32_huge_spread_is_exact", f32_huge_spread_is_exact)
+    t.case("f32_tiny_values_are_exact", f32_tiny_values_are_exact)
+    t.case("f16_and_bf16_at_their_edges", f16_and_bf16_at_their_edges)
+    t.case("f64_out_of_range_is_refused_and_changes_nothing",
+           f64_out_of_range_is_refused_and_changes_nothing)
+    t.case("renyi_and_vendi_of_large_orders", renyi_and_vendi_of_large_orders)
+    t.done()
+
+
+if __name__ == "__main__":
+    main()

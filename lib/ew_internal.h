@@ -57,6 +57,8 @@ typedef struct {
   double w;     /* total weight (== n without decay) */
   double *mean; /* d */
   double *m2;   /* d×d column-major; upper triangle authoritative, lower unspecified */
+  double noise; /* bound on ‖error‖₂ of m2 from rounding (batch Grams, un-merges): eigenvalues
+                   of m2 at or below it cannot be told from zero (moments.c) */
 } ew__moments_t;
 
 /* Statistics of one batch in the shifted form (see moments.c for why):
@@ -72,6 +74,7 @@ typedef struct {
   const float *g32;
   const double *g64;
   double gscale; /* the Gram is G = gscale · g (a power of two; f32 batches outside f32's range) */
+  double noise;  /* bound on ‖rounding error‖₂ of G (moments.c, noise_of) */
 } ew__bstats_t;
 
 int ew__moments_init(ew__moments_t *m, size_t d);

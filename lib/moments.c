@@ -10,6 +10,14 @@
  * 100 spreads away from the origin; s sᵀ/W_b then repairs the tiny leftover offset in f64. The
  * naive Σxxᵀ/n − μμᵀ in f32 loses ‖μ‖²/λ_min of precision (8% error measured) and is not used.
  *
+ * The noise floor: a batch Gram formed in f32 carries rounding error of order u·tr(G) (u = 2^-24),
+ * growing slowly with the rows summed; it lifts every empty direction of a collapsed layer to
+ * ~1e-8 of the trace (condition numbers of 1e10 where the truth is 1). Each batch reports a bound,
+ * noise = 2 (1 + sqrt(n/1024)) u tr(G) — about 16 times the largest error measured on collapsed
+ * data (rank 1 to 32, d 64 to 1024, batches of 1024 to 8192 rows) — the state adds them up
+ * (un-merges too: their rounding does not cancel), and queries treat eigenvalues at or below
+ * noise/W as zero (stream.c). f64 batches use u = 2^-53.
+ *
  * Only the upper triangle of M2 (column-major) is maintained; the merge loop runs down columns so
  * the compiler vectorises it. This file knows nothing of streams, windows or queries. */
 #include "ew_internal.h"
@@ -40,6 +48,7 @@ void ew__moments_free(ew__moments_t *m) {
 void ew__moments_clear(ew__moments_t *m) {
   m->n = 0;
   m->w = 0;
+  m->noise = 0;
   memset(m->mean, 0, m->d * sizeof(double));
   memset(m->m2, 0, m->d * m->d * sizeof(double));
 }
@@ -88,6 +97,7 @@ void ew__moments_add(ew__moments_t *m, const ew__bstats_t *b) {
     m->mean[j] = wa > 0 ? m->mean[j] + delta[j] * (wb / w) : b->shift[j] + b->s[j] / wb;
   m->n += b->n;
   m->w = w;
+  m->noise += b->noise;
 }
 
 void ew__moments_sub(ew__moments_t *m, const ew__bstats_t *b) {
@@ -110,6 +120,7 @@ void ew__moments_sub(ew__moments_t *m, const ew__bstats_t *b) {
   memcpy(m->mean, mua, d * sizeof(double));
   m->n -= b->n;
   m->w = wa;
+  m->noise += b->noise;
 }
 
 void ew__moments_merge(ew__moments_t *m, const ew__moments_t *o) {
@@ -119,6 +130,7 @@ void ew__moments_merge(ew__moments_t *m, const ew__moments_t *o) {
   if (m->n == 0) {
     m->n = o->n;
     m->w = o->w;
+    m->noise = o->noise;
     memcpy(m->mean, o->mean, d * sizeof(double));
     for (size_t j = 0; j < d; j++)
       memcpy(m->m2 + j * d, o->m2 + j * d, (j + 1) * sizeof(double));
@@ -136,6 +148,7 @@ void ew__moments_merge(ew__moments_t *m, const ew__moments_t *o) {
     m->mean[j] += (o->mean[j] - m->mean[j]) * (wb / w);
   m->n += o->n;
   m->w = w;
+  m->noise += o->noise;
 }
 
 void ew__moments_scale(ew__moments_t *m, double g) {
@@ -143,6 +156,7 @@ void ew__moments_scale(ew__moments_t *m, double g) {
   if (g == 1.0 || m->n == 0)
     return;
   m->w *= g;
+  m->noise *= g;
   for (size_t j = 0; j < d; j++) {
     double *col = m->m2 + j * d;
     for (size_t i = 0; i <= j; i++)
@@ -171,10 +185,19 @@ void ew__moments_matrix(const ew__moments_t *m, int center, double *A) {
 
 /* ---- batch statistics ---- */
 
+/* The rounding-error bound of a batch Gram (see the top of this file). */
+static double noise_of(size_t n, double unit, double trace) {
+  return 2.0 * (1.0 + sqrt((double)n / 1024.0)) * unit * trace;
+}
+
 static void bstats_out(ew__bstats_t *out, size_t d, size_t n, double w, const double *shift,
                        const double *s, const float *g32, const double *g64, double gscale) {
+  double tr = 0;
+  for (size_t j = 0; j < d; j++)
+    tr += g32 ? (double)g32[j * d + j] : g64[j * d + j];
   *out = (ew__bstats_t){.d = d, .n = n, .w = w, .shift = shift, .s = s, .g32 = g32, .g64 = g64,
-                        .gscale = gscale};
+                        .gscale = gscale,
+                        .noise = noise_of(n, g32 ? 0x1p-24 : 0x1p-53, tr * gscale)};
 }
 
 /* f32 range for the Gram: centred values whose largest magnitude lies outside [2^-32, 2^32] are
@@ -184,9 +207,16 @@ static void bstats_out(ew__bstats_t *out, size_t d, size_t n, double w, const do
  * Returns the factor the Gram must be multiplied by (1 when nothing was scaled), or 0 when a
  * centred value is not finite (it overflowed f32: the caller centres again in f64). */
 static double scale_for_syrk(float *c, size_t count) {
-  float mx = 0;
-  for (size_t i = 0; i < count; i++)
-    mx = fmaxf(mx, fabsf(c[i]));
+  /* the largest |c| through its bit pattern: for non-negative floats (sign bit cleared) the
+   * unsigned order is the numeric order, and an integer max vectorises where fmaxf does not */
+  const uint32_t *u = (const uint32_t *)c;
+  uint32_t mu = 0;
+  for (size_t i = 0; i < count; i++) {
+    uint32_t a = u[i] & 0x7fffffffu;
+    mu = a > mu ? a : mu;
+  }
+  float mx;
+  memcpy(&mx, &mu, sizeof mx);
   if (!isfinite(mx))
     return 0.0;
   if (mx == 0 || (mx <= 0x1p32f && mx >= 0x1p-32f))

@@ -558,6 +558,7 @@ int ew__stream_spectrum(ew_stream_t *s, ew_source_t src, int center, uint64_t ma
     return EW_ENOMEM;
   c->valid = false;
   int rc;
+  double floor = 0; /* rows read from the ring are exact in f64: no accumulated noise */
   bool all_in_window =
       s->has_window && s->gamma == 1.0 && s->win.count == s->count && !s->window_rounded;
   if (src == EW_SOURCE_WINDOW_CN) {
@@ -589,12 +590,14 @@ int ew__stream_spectrum(ew_stream_t *s, ew_source_t src, int center, uint64_t ma
       return EW_ENOMEM;
     ew__moments_matrix_upper(m, center, A);
     rc = ew__eigvals(A, d, c->eig);
+    floor = m->w > 0 ? m->noise / m->w : 0.0;
   }
   if (rc != 0)
     return rc;
+  /* negative eigenvalues, and those at the accumulated rounding noise (moments.c), are zero */
   size_t neg = 0;
   for (size_t i = 0; i < d; i++)
-    if (c->eig[i] < 0) {
+    if (c->eig[i] < 0 || (c->eig[i] > 0 && c->eig[i] <= floor)) {
       c->eig[i] = 0;
       neg++;
     }

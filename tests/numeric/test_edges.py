@@ -146,6 +146,64 @@ def renyi_and_vendi_of_large_orders():
         prev = got
 
 
+def floored(e, rel=1e-9):
+    """numpy's eigenvalues with those at round-off level (below rel * trace) set to zero."""
+    e = e.copy()
+    e[e <= rel * e.sum()] = 0.0
+    return e
+
+
+def collapsed_layers_have_empty_directions():
+    """Rank-r rows (r = 1, 4, 32) in d = 64..768, f32/f16/bf16/f64, batches of 1024 and 4096: the
+    f32 Gram's rounding must not lift the empty directions (it gave condition numbers of 1e10 and
+    a finite spectral gap at rank 1). Reference: numpy on the same values, eigenvalues below 1e-9
+    of the trace counted as zero (the data's own rounding is below 1e-12 of it)."""
+    for d, r, dtype, batch in [(64, 1, "f32", 1024), (64, 1, "f32", 4096), (256, 4, "f16", 1024),
+                               (256, 4, "bf16", 4096), (768, 32, "f32", 1024),
+                               (768, 32, "f64", 4096)]:
+        rng = np.random.default_rng(d + r)
+        if dtype in ("f16", "bf16"):  # small integers: exactly rank r in 8 or 11 bits
+            B = rng.integers(-3, 4, (r, d)).astype(np.float64)
+            X = rng.integers(-3, 4, (8192, r)) @ B + rng.integers(-8, 9, d)
+        else:
+            B = np.linalg.qr(rng.standard_normal((d, r)))[0].T
+            X = (rng.standard_normal((8192, r)) * np.linspace(1, 3, r)) @ B + rng.standard_normal(d)
+        if dtype == "bf16":
+            feed, vals = bf16_words(X)
+            X = vals.astype(np.float64)
+        else:
+            feed = X.astype({"f32": np.float32, "f16": np.float16, "f64": np.float64}[dtype])
+            X = feed.astype(np.float64)
+        s = Stream(d, window=0)
+        for i in range(0, len(X), batch):
+            s.ingest(feed[i:i + batch], dtype=dtype)
+        what = f"d={d} rank {r} {dtype} batches of {batch}"
+        e = floored(ref.eig(ref.matrix(X, True)))
+        nz = e[e > 0]
+        assert len(nz) == r, (what, len(nz))
+        p = nz / nz.sum()
+        h = -(p * np.log(p)).sum()
+        close(s.q("condition_number"), nz[0] / nz[-1], 1e-6, "condition_number " + what)
+        close(s.q("entropy"), h, 1e-6, "entropy " + what, abs_floor=1e-9)
+        close(s.q("erank"), np.exp(h), 1e-6, "erank " + what)
+        close(s.q("stable_rank"), nz.sum() / nz[0], 1e-6, "stable_rank " + what)
+        if r == 1:
+            try:
+                s.q("spectral_gap")
+            except EwError as err:
+                assert err.name == "DEGENERATE", err.name
+            else:
+                raise AssertionError("spectral_gap of rank-1 rows must be DEGENERATE")
+        else:
+            close(s.q("spectral_gap"), nz[0] / nz[1], 1e-6, "spectral_gap " + what)
+        spec, extra = s.query("spectrum")
+        assert np.all(spec[r:] == 0) and extra["clamped"] >= d - r, (what, spec[r:r + 3])
+        S = floored(ref.eig(ref.matrix(X, False)))
+        sv = np.sqrt(S[:min(len(X), d)])
+        q = sv / sv.sum() + 1e-7
+        close(s.q("rankme"), np.exp(-(q * np.log(q)).sum()), 1e-6, "rankme " + what)
+
+
 def main():
     t = Tap()
     t.case("f32_huge_spread_is_exact", f32_huge_spread_is_exact)
@@ -154,6 +212,7 @@ def main():
     t.case("f64_out_of_range_is_refused_and_changes_nothing",
            f64_out_of_range_is_refused_and_changes_nothing)
     t.case("renyi_and_vendi_of_large_orders", renyi_and_vendi_of_large_orders)
+    t.case("collapsed_layers_have_empty_directions", collapsed_layers_have_empty_directions)
     t.done()
 
 

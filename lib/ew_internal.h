@@ -87,6 +87,11 @@ void ew__moments_add(ew__moments_t *m, const ew__bstats_t *b);
 void ew__moments_sub(ew__moments_t *m, const ew__bstats_t *b);
 /* m ← m ⊕ o for two full states (associative merge) */
 void ew__moments_merge(ew__moments_t *m, const ew__moments_t *o);
+/* The rounding-error bound of a Gram of n rows with trace `trace` formed in precision `unit`
+ * (2^-24 for f32, 2^-53 for f64): 2 (1 + sqrt(n/1024)) unit trace (see moments.c). */
+double ew__noise_bound(uint64_t n, double unit, double trace);
+/* tr M2 */
+double ew__moments_trace(const ew__moments_t *m);
 /* Decay: weight and M2 scale by g in (0, 1]; mean unchanged. */
 void ew__moments_scale(ew__moments_t *m, double g);
 /* Fills a full symmetric A (d×d) = M2/w (+ μμᵀ when !center); the _upper variant writes only
@@ -120,6 +125,9 @@ typedef struct {
   bool synced;              /* mom describes exactly the held rows */
   uint64_t since_rebuild;   /* rows pushed since the moments were last rebuilt from the ring */
   uint64_t rebuild_every;   /* rebuild after this many rows (a multiple of cap) */
+  double noise2;            /* Σ of squared noise bounds of the merges and un-merges since the
+                               last rebuild (they are independent roundings: mom.noise is the
+                               root of this sum) */
   double *tmp_shift, *tmp_s; /* d each */
 } ew__window_t;
 

@@ -185,9 +185,15 @@ void ew__moments_matrix(const ew__moments_t *m, int center, double *A) {
 
 /* ---- batch statistics ---- */
 
-/* The rounding-error bound of a batch Gram (see the top of this file). */
-static double noise_of(size_t n, double unit, double trace) {
+double ew__noise_bound(uint64_t n, double unit, double trace) {
   return 2.0 * (1.0 + sqrt((double)n / 1024.0)) * unit * trace;
+}
+
+double ew__moments_trace(const ew__moments_t *m) {
+  double t = 0;
+  for (size_t j = 0; j < m->d; j++)
+    t += m->m2[j * m->d + j];
+  return t;
 }
 
 static void bstats_out(ew__bstats_t *out, size_t d, size_t n, double w, const double *shift,
@@ -197,7 +203,7 @@ static void bstats_out(ew__bstats_t *out, size_t d, size_t n, double w, const do
     tr += g32 ? (double)g32[j * d + j] : g64[j * d + j];
   *out = (ew__bstats_t){.d = d, .n = n, .w = w, .shift = shift, .s = s, .g32 = g32, .g64 = g64,
                         .gscale = gscale,
-                        .noise = noise_of(n, g32 ? 0x1p-24 : 0x1p-53, tr * gscale)};
+                        .noise = ew__noise_bound(n, g32 ? 0x1p-24 : 0x1p-53, tr * gscale)};
 }
 
 /* f32 range for the Gram: centred values whose largest magnitude lies outside [2^-32, 2^32] are

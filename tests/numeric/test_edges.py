@@ -204,6 +204,36 @@ def collapsed_layers_have_empty_directions():
         close(s.q("rankme"), np.exp(-(q * np.log(q)).sum()), 1e-6, "rankme " + what)
 
 
+def eager_window_after_a_drop_in_variance():
+    """Rows 1000x larger pass through the window in uneven batches; once they have left, eager
+    (merge/un-merge) and lazy (rebuilt) windows must both equal numpy on the last W rows (eager
+    gave a condition number of 298 for 103, with 6 eigenvalues clamped)."""
+    rng = np.random.default_rng(5)
+    d, W = 32, 1024
+    big = rng.standard_normal((1500, d)) * np.linspace(1, 3, d) * 1000
+    small = rng.standard_normal((3000, d)) * np.linspace(1, 10, d) + 5
+    for dtype in (np.float32, np.float64):
+        X = np.vstack([big, small]).astype(dtype)
+        sizes = [7, 300, 33, 128, 1, 500, 64, 250]
+        want = ref.metrics(X[-W:].astype(np.float64))
+        e = want["spectrum"]
+        for mode in ("eager", "lazy", "auto"):
+            s = Stream(d, window=W, window_mode=mode)
+            i = k = 0
+            while i < len(X):
+                n = sizes[k % len(sizes)]
+                s.ingest(X[i:i + n])
+                i, k = i + n, k + 1
+                if k % 5 == 0:  # queries keep an auto window maintained too
+                    s.q("trace", source="window")
+            what = f"{mode} window, {np.dtype(dtype).name}"
+            cn, extra = s.query("condition_number", source="window")
+            close(cn, e[0] / e[-1], 1e-6, "condition_number " + what)
+            assert extra["clamped"] == 0, (what, extra["clamped"])
+            for m in ("erank", "trace", "participation_ratio"):
+                close(s.q(m, source="window"), want[m], 1e-6, f"{m} {what}")
+
+
 def main():
     t = Tap()
     t.case("f32_huge_spread_is_exact", f32_huge_spread_is_exact)
@@ -213,6 +243,7 @@ def main():
            f64_out_of_range_is_refused_and_changes_nothing)
     t.case("renyi_and_vendi_of_large_orders", renyi_and_vendi_of_large_orders)
     t.case("collapsed_layers_have_empty_directions", collapsed_layers_have_empty_directions)
+    t.case("eager_window_after_a_drop_in_variance", eager_window_after_a_drop_in_variance)
     t.done()
 
 

@@ -1,6 +1,7 @@
 """proto/vectors/v1.tsv against a fresh daemon: each request's bytes are sent as they are and
 the reply must be byte-identical to the recorded one — except replies with volatile keys (times,
-durations), which must be identical after those keys are removed. Also checks that each
+durations, and memory_bytes, which is the size of this build's structs), which must be identical
+after those keys are removed. Also checks that each
 recorded request is what msgpack (the reference encoder a client would use) produces for the
 decoded value, so the file stays usable as client encoding vectors."""
 import os

@@ -65,15 +65,11 @@ static void update_upper(ew__moments_t *m, const ew__bstats_t *b, const double *
     double aj = -b->s[j] * inv_wb;
     double cj = coef * delta[j];
     const double *s = b->s;
-    if (b->g32 && b->gscale != 1.0) {
+    if (b->g32) { /* gscale is a power of two (1 unless the batch was scaled): exact */
       const float *g = b->g32 + j * d;
       double gs = b->gscale;
       for (size_t i = 0; i <= j; i++)
         col[i] += sign * ((double)g[i] * gs + aj * s[i] + cj * delta[i]);
-    } else if (b->g32) {
-      const float *g = b->g32 + j * d;
-      for (size_t i = 0; i <= j; i++)
-        col[i] += sign * ((double)g[i] + aj * s[i] + cj * delta[i]);
     } else {
       const double *g = b->g64 + j * d;
       for (size_t i = 0; i <= j; i++)

@@ -234,6 +234,34 @@ def eager_window_after_a_drop_in_variance():
                 close(s.q(m, source="window"), want[m], 1e-6, f"{m} {what}")
 
 
+def f32_far_from_the_origin():
+    """Mean offsets up to 1e4 x the spread (per coordinate and over the whole row), f32 batches
+    of 1024 to 16384 rows (ssyrk's blocking changes with the batch): every metric to 1e-6 and no
+    diagonal bias beyond the f32 state tolerance, 5e-7 (wave 1 reported -1.8e-6 at offset 1e4
+    with batches >= 4096)."""
+    rng = np.random.default_rng(9)
+    d = 128
+    Q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    Z = (rng.standard_normal((32768, d)) * np.linspace(1, 2, d)) @ Q.T
+    for offset in (1e3, 1e4):
+        for X in (Z + offset, Z + offset * 20 * rng.standard_normal(d) / np.sqrt(d)):
+            X = X.astype(np.float32)
+            X64 = X.astype(np.float64)
+            A = ref.matrix(X64, True)
+            for batch in (1024, 4096, 16384):
+                s = Stream(d, window=0)
+                for i in range(0, len(X), batch):
+                    s.ingest(X[i:i + batch])
+                _, _, M = s.matrix()
+                bias = float(np.mean(np.diag(M) / np.diag(A) - 1))
+                what = f"offset {offset:g}, batches of {batch}"
+                print(f"# {what}: diagonal bias {bias:.2e}")
+                assert abs(bias) < 5e-7, f"diagonal bias {bias:.2e} ({what})"
+                want = ref.metrics(X64)
+                for m in SCALE_FREE + ["trace"]:
+                    close(s.q(m), want[m], 1e-6, f"{m} {what}")
+
+
 def main():
     t = Tap()
     t.case("f32_huge_spread_is_exact", f32_huge_spread_is_exact)
@@ -244,6 +272,7 @@ def main():
     t.case("renyi_and_vendi_of_large_orders", renyi_and_vendi_of_large_orders)
     t.case("collapsed_layers_have_empty_directions", collapsed_layers_have_empty_directions)
     t.case("eager_window_after_a_drop_in_variance", eager_window_after_a_drop_in_variance)
+    t.case("f32_far_from_the_origin", f32_far_from_the_origin)
     t.done()
 
 

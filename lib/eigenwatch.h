@@ -49,7 +49,10 @@ extern "C" {
   XX(RANGE, "OUT_OF_RANGE",                                                                       \
      "the largest magnitude in an f64 batch must lie in [2^-100, 3.4e38] (the range f32 rows "     \
      "span, which the window and live estimate keep), or the batch be all zeros; nothing was "    \
-     "ingested")
+     "ingested")                                                                                 \
+  XX(STATE, "BAD_STATE",                                                                          \
+     "the saved state is truncated, corrupt, or of a format version this library does not read")  \
+  XX(IO, "IO_ERROR", "the caller's writer or reader failed")
 
 typedef enum {
   EW_OK = 0,
@@ -164,6 +167,28 @@ void ew_stream_reset(ew_stream_t *s);
  * are not merged (they describe arrival order, which a union does not have). Returns EW_EDIM if
  * dimensions differ and EW_EBADPARAM if normalisation or decay differ. `src` is unchanged. */
 int ew_stream_merge(ew_stream_t *dst, const ew_stream_t *src);
+
+/* ---- saved state (format: docs/STATE.md) ----
+ * A stream as bytes and back: configuration, counters, every accumulator, the window's rows, the
+ * live estimate. The bytes go to a writer / come from a reader the caller supplies (a file, a
+ * socket, a buffer); the library opens no file. A loaded stream is the saved one bit for bit: it
+ * answers every metric exactly as the saved stream did, and saving it again gives the same bytes.
+ * ew_write_fn: write n bytes, return 0 on success. ew_read_fn: read exactly n bytes into p, return
+ * 0 on success and nonzero when fewer are available. */
+typedef int (*ew_write_fn)(void *ctx, const void *p, size_t n);
+typedef int (*ew_read_fn)(void *ctx, void *p, size_t n);
+/* Writes the stream's state. Returns 0, or EW_EIO when the writer failed (what it wrote is then
+ * incomplete). The stream is not changed (it may be read by other threads meanwhile only if no
+ * thread changes it). */
+int ew_stream_save(const ew_stream_t *s, ew_write_fn fn, void *ctx);
+/* The number of bytes ew_stream_save would write now. */
+size_t ew_stream_saved_bytes(const ew_stream_t *s);
+/* Reads a saved state into a new stream (*out, freed with ew_stream_free). Returns 0, or
+ * EW_ESTATE with a sentence in msg[0, cap) — truncated, checksum mismatch, bad magic, unknown
+ * format version, a section that does not match the saved configuration — or EW_ENOMEM; on error
+ * *out is NULL and nothing is left allocated. The checksum is verified before the stream is
+ * handed over. Sections of later minor additions that this version does not know are skipped. */
+int ew_stream_load(ew_stream_t **out, ew_read_fn fn, void *ctx, char *msg, size_t cap);
 
 /* Rows ingested since creation or the last reset (not decayed). */
 uint64_t ew_stream_count(const ew_stream_t *s);

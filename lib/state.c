@@ -1,0 +1,383 @@
+/* state.c — a whole stream as bytes, and back (format v1; docs/STATE.md).
+ *
+ *   header   "EWSTATE\0"  u32 version (1)  u32 flags (0)
+ *   section  u32 tag  u64 length  payload        (repeated; a reader skips tags it does not know)
+ *   end      u32 "END\0"  u64 0
+ *   trailer  u32 CRC-32C of every byte before it
+ *
+ * All integers and floats little-endian, floats as their IEEE bits: a load reproduces the state
+ * bit for bit, so a loaded stream answers every metric exactly as the saved one and saving it
+ * again gives the same bytes. Sections: CONF (the configuration), STRM (counters), MALL (the
+ * all-rows moments), WIND (window rows in arrival order and their moments), LIVE (the live
+ * estimate), WARM (warm start of top-k vectors). Spectrum caches are not saved: they are
+ * recomputed, deterministically, from the same state.
+ *
+ * The bytes go through a caller-supplied writer and come from a caller-supplied reader (a file,
+ * a socket, a buffer): the library touches no file. A load builds a new stream and hands it over
+ * only when every section parsed and the checksum matched; anything else is EW_ESTATE with a
+ * sentence, and nothing is created. */
+#include "ew_internal.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAGIC "EWSTATE"
+#define VERSION 1u
+#define TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
+#define T_CONF TAG('C', 'O', 'N', 'F')
+#define T_STRM TAG('S', 'T', 'R', 'M')
+#define T_MALL TAG('M', 'A', 'L', 'L')
+#define T_WIND TAG('W', 'I', 'N', 'D')
+#define T_LIVE TAG('L', 'I', 'V', 'E')
+#define T_WARM TAG('W', 'A', 'R', 'M')
+#define T_END TAG('E', 'N', 'D', 0)
+
+/* ---- CRC-32C (Castagnoli), bitwise table built once ---- */
+
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_build(void) {
+  for (uint32_t i = 0; i < 256; i++) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; k++)
+      c = (c & 1) ? 0x82f63b78u ^ (c >> 1) : c >> 1;
+    crc_table[i] = c;
+  }
+}
+
+static void crc_init(void) { pthread_once(&crc_once, crc_build); }
+
+static uint32_t crc_update(uint32_t crc, const void *p, size_t n) {
+  const unsigned char *b = p;
+  crc = ~crc;
+  for (size_t i = 0; i < n; i++)
+    crc = crc_table[(crc ^ b[i]) & 0xff] ^ (crc >> 8);
+  return ~crc;
+}
+
+/* ---- writing: every byte is counted and checksummed on its way out ---- */
+
+typedef struct {
+  ew_write_fn fn;
+  void *ctx;
+  uint32_t crc;
+  size_t bytes;
+  int err;
+} wr_t;
+
+static void put(wr_t *w, const void *p, size_t n) {
+  if (w->err || n == 0)
+    return;
+  w->crc = crc_update(w->crc, p, n);
+  w->bytes += n;
+  if (w->fn && w->fn(w->ctx, p, n) != 0)
+    w->err = EW_EIO;
+}
+
+static void put_u32(wr_t *w, uint32_t v) { put(w, &v, 4); }
+static void put_u64(wr_t *w, uint64_t v) { put(w, &v, 8); }
+static void put_f64(wr_t *w, double v) { put(w, &v, 8); }
+
+static void section(wr_t *w, uint32_t tag, uint64_t len) {
+  put_u32(w, tag);
+  put_u64(w, len);
+}
+
+static uint64_t moments_len(const ew__moments_t *m) {
+  return 8 + 8 + 8 + m->d * 8 + m->d * (m->d + 1) / 2 * 8;
+}
+
+static void put_moments(wr_t *w, const ew__moments_t *m) {
+  put_u64(w, m->n);
+  put_f64(w, m->w);
+  put_f64(w, m->noise);
+  put(w, m->mean, m->d * sizeof(double));
+  for (size_t j = 0; j < m->d; j++) /* the upper triangle, column by column */
+    put(w, m->m2 + j * m->d, (j + 1) * sizeof(double));
+}
+
+static int save_all(const ew_stream_t *s, wr_t *w) {
+  size_t d = s->d;
+  const ew_config_t *c = &s->cfg;
+  put(w, MAGIC, 8);
+  put_u32(w, VERSION);
+  put_u32(w, 0);
+  section(w, T_CONF, 8 * 8);
+  put_u64(w, c->dim);
+  put_u64(w, (uint64_t)c->normalize);
+  put_u64(w, c->window);
+  put_u64(w, (uint64_t)c->window_mode);
+  put_f64(w, c->decay_half_life);
+  put_u64(w, c->live_k);
+  put_u64(w, c->shuffle);
+  put_u64(w, c->seed);
+  section(w, T_STRM, 5 * 8);
+  put_u64(w, s->count);
+  put_u64(w, s->epoch);
+  put_u64(w, s->window_rounded);
+  put_u64(w, s->win_query_at);
+  put_u64(w, s->win_queried);
+  section(w, T_MALL, moments_len(&s->all));
+  put_moments(w, &s->all);
+  if (s->has_window) {
+    const ew__window_t *win = &s->win;
+    section(w, T_WIND, 8 * 5 + win->count * d * 4 + moments_len(&win->mom));
+    put_u64(w, win->count);
+    put_u64(w, win->synced);
+    put_u64(w, win->since_rebuild);
+    put_f64(w, win->noise2);
+    put_u64(w, 0); /* reserved */
+    size_t first = win->cap - win->head; /* rows in arrival order: two ring segments */
+    size_t l1 = win->count < first ? win->count : first;
+    put(w, win->rows + win->head * d, l1 * d * sizeof(float));
+    put(w, win->rows, (win->count - l1) * d * sizeof(float));
+    put_moments(w, &win->mom);
+  }
+  if (s->has_oja) {
+    const ew__oja_t *o = &s->oja;
+    section(w, T_LIVE, 8 * 14 + o->fill * d * 4 + 2 * o->k * d * 8);
+    put_u64(w, o->fill);
+    put(w, o->buf, o->fill * d * sizeof(float));
+    put(w, o->V, o->k * d * sizeof(double));
+    put(w, o->avg, o->k * d * sizeof(double));
+    put_u64(w, o->avg_n);
+    put_u64(w, o->epoch_start);
+    put_u64(w, o->seen);
+    put_u64(w, o->epoch_end);
+    put_f64(w, o->eta);
+    put_f64(w, o->lam_sum);
+    put_f64(w, o->tr_sum);
+    put_u64(w, o->epoch_rows);
+    put_u64(w, o->heavy);
+    put(w, o->rng.s, sizeof o->rng.s);
+    put_u64(w, o->started);
+  }
+  if (s->topk_warm_k) {
+    section(w, T_WARM, 8 + s->topk_warm_k * d * 8);
+    put_u64(w, s->topk_warm_k);
+    put(w, s->topk_warm, s->topk_warm_k * d * sizeof(double));
+  }
+  section(w, T_END, 0);
+  uint32_t crc = w->crc;
+  put_u32(w, crc);
+  return w->err;
+}
+
+EW_EXPORT int ew_stream_save(const ew_stream_t *s, ew_write_fn fn, void *ctx) {
+  crc_init();
+  wr_t w = {.fn = fn, .ctx = ctx};
+  return save_all(s, &w);
+}
+
+EW_EXPORT size_t ew_stream_saved_bytes(const ew_stream_t *s) {
+  crc_init();
+  wr_t w = {0};
+  save_all(s, &w);
+  return w.bytes;
+}
+
+/* ---- reading ---- */
+
+typedef struct {
+  ew_read_fn fn;
+  void *ctx;
+  uint32_t crc;
+  int err;
+  char *msg;
+  size_t cap;
+} rd_t;
+
+static int bad(rd_t *r, const char *fmt, const char *what) {
+  if (!r->err) {
+    r->err = EW_ESTATE;
+    if (r->msg && r->cap)
+      snprintf(r->msg, r->cap, fmt, what);
+  }
+  return r->err;
+}
+
+static int get(rd_t *r, void *p, size_t n) {
+  if (r->err)
+    return r->err;
+  if (n && r->fn(r->ctx, p, n) != 0)
+    return bad(r, "the state ends early (in %s): truncated", "a section");
+  r->crc = crc_update(r->crc, p, n);
+  return 0;
+}
+
+static uint64_t get_u64(rd_t *r) {
+  uint64_t v = 0;
+  get(r, &v, 8);
+  return v;
+}
+
+static double get_f64(rd_t *r) {
+  double v = 0;
+  get(r, &v, 8);
+  return v;
+}
+
+static void get_moments(rd_t *r, ew__moments_t *m) {
+  m->n = get_u64(r);
+  m->w = get_f64(r);
+  m->noise = get_f64(r);
+  get(r, m->mean, m->d * sizeof(double));
+  for (size_t j = 0; j < m->d; j++)
+    get(r, m->m2 + j * m->d, (j + 1) * sizeof(double));
+}
+
+/* Reads a section whose length must be `want`; an unknown section is skipped. */
+static int expect_len(rd_t *r, uint64_t len, uint64_t want, const char *name) {
+  return len == want ? 0 : bad(r, "section %s has the wrong length for this configuration", name);
+}
+
+static int load_sections(rd_t *r, ew_stream_t **out) {
+  char magic[8];
+  if (get(r, magic, 8))
+    return r->err;
+  if (memcmp(magic, MAGIC, 8) != 0)
+    return bad(r, "%s", "not an eigenwatch state (bad magic)");
+  uint32_t version = 0, flags = 0;
+  get(r, &version, 4);
+  get(r, &flags, 4);
+  if (r->err)
+    return r->err;
+  if (version != VERSION) {
+    char v[32];
+    snprintf(v, sizeof v, "%u", version);
+    return bad(r, "state format version %s is not one this library reads (it reads 1)", v);
+  }
+  ew_stream_t *s = NULL;
+  bool have_strm = false, have_mall = false, have_wind = false, have_live = false;
+  for (;;) {
+    uint32_t tag = 0;
+    get(r, &tag, 4);
+    uint64_t len = get_u64(r);
+    if (r->err)
+      break;
+    if (tag == T_END)
+      break;
+    if (tag == T_CONF) {
+      if (s || expect_len(r, len, 64, "CONF"))
+        return s ? bad(r, "%s", "two CONF sections") : r->err;
+      ew_config_t c;
+      memset(&c, 0, sizeof c);
+      c.dim = get_u64(r);
+      c.normalize = (ew_normalize_t)get_u64(r);
+      c.window = get_u64(r);
+      c.window_mode = (ew_window_mode_t)get_u64(r);
+      c.decay_half_life = get_f64(r);
+      c.live_k = get_u64(r);
+      c.shuffle = get_u64(r);
+      c.seed = get_u64(r);
+      if (r->err)
+        break;
+      if (ew_config_check(&c, NULL, 0) != 0)
+        return bad(r, "%s", "the saved configuration is not valid");
+      int rc = ew_stream_create(&c, &s);
+      if (rc)
+        return r->err = rc;
+      continue;
+    }
+    if (!s)
+      return bad(r, "%s", "a section comes before the configuration");
+    size_t d = s->d;
+    if (tag == T_STRM && !expect_len(r, len, 40, "STRM")) {
+      s->count = get_u64(r);
+      s->epoch = get_u64(r);
+      s->window_rounded = get_u64(r) != 0;
+      s->win_query_at = get_u64(r);
+      s->win_queried = get_u64(r) != 0;
+      have_strm = true;
+    } else if (tag == T_MALL && !expect_len(r, len, moments_len(&s->all), "MALL")) {
+      get_moments(r, &s->all);
+      have_mall = true;
+    } else if (tag == T_WIND && s->has_window) {
+      ew__window_t *win = &s->win;
+      uint64_t count = get_u64(r);
+      if (r->err || count > win->cap ||
+          expect_len(r, len, 40 + count * d * 4 + moments_len(&win->mom), "WIND"))
+        break;
+      win->synced = get_u64(r) != 0;
+      win->since_rebuild = get_u64(r);
+      win->noise2 = get_f64(r);
+      (void)get_u64(r);
+      win->head = 0;
+      win->count = count;
+      get(r, win->rows, count * d * sizeof(float));
+      get_moments(r, &win->mom);
+      have_wind = true;
+    } else if (tag == T_LIVE && s->has_oja) {
+      ew__oja_t *o = &s->oja;
+      uint64_t fill = get_u64(r);
+      if (r->err || fill > o->cap ||
+          expect_len(r, len, 8 * 14 + fill * d * 4 + 2 * o->k * d * 8, "LIVE"))
+        break;
+      o->fill = fill;
+      get(r, o->buf, fill * d * sizeof(float));
+      get(r, o->V, o->k * d * sizeof(double));
+      get(r, o->avg, o->k * d * sizeof(double));
+      o->avg_n = get_u64(r);
+      o->epoch_start = get_u64(r);
+      o->seen = get_u64(r);
+      o->epoch_end = get_u64(r);
+      o->eta = get_f64(r);
+      o->lam_sum = get_f64(r);
+      o->tr_sum = get_f64(r);
+      o->epoch_rows = get_u64(r);
+      o->heavy = get_u64(r);
+      get(r, o->rng.s, sizeof o->rng.s);
+      o->started = get_u64(r) != 0;
+      have_live = true;
+    } else if (tag == T_WARM) {
+      uint64_t k = get_u64(r);
+      if (r->err || k == 0 || k > 64 || k > d || expect_len(r, len, 8 + k * d * 8, "WARM"))
+        break;
+      if (!(s->topk_warm = malloc(k * d * sizeof(double)))) {
+        r->err = EW_ENOMEM;
+        break;
+      }
+      s->topk_warm_k = k;
+      get(r, s->topk_warm, k * d * sizeof(double));
+    } else if (!r->err) { /* a section this version does not know (or this stream does not use) */
+      if (tag == T_WIND || tag == T_LIVE || tag == T_STRM || tag == T_MALL)
+        bad(r, "%s", "a section does not match the saved configuration");
+      for (uint64_t left = len; left > 0 && !r->err;) {
+        char skip[256];
+        size_t k = left < sizeof skip ? (size_t)left : sizeof skip;
+        get(r, skip, k);
+        left -= k;
+      }
+    }
+    if (r->err)
+      break;
+  }
+  if (!r->err && (!s || !have_strm || !have_mall || have_wind != s->has_window ||
+                  have_live != s->has_oja))
+    bad(r, "%s", "a required section is missing");
+  if (!r->err) {
+    uint32_t want = r->crc, got = 0;
+    if (r->fn(r->ctx, &got, 4) != 0)
+      bad(r, "%s", "the state ends before its checksum: truncated");
+    else if (got != want)
+      bad(r, "%s", "the checksum does not match: the state is corrupt");
+  }
+  if (r->err) {
+    ew_stream_free(s);
+    return r->err;
+  }
+  *out = s;
+  return 0;
+}
+
+EW_EXPORT int ew_stream_load(ew_stream_t **out, ew_read_fn fn, void *ctx, char *msg, size_t cap) {
+  crc_init();
+  *out = NULL;
+  if (msg && cap)
+    msg[0] = 0;
+  rd_t r = {.fn = fn, .ctx = ctx, .msg = msg, .cap = cap};
+  return load_sections(&r, out);
+}

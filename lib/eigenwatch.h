@@ -189,6 +189,14 @@ size_t ew_stream_saved_bytes(const ew_stream_t *s);
  * *out is NULL and nothing is left allocated. The checksum is verified before the stream is
  * handed over. Sections of later minor additions that this version does not know are skipped. */
 int ew_stream_load(ew_stream_t **out, ew_read_fn fn, void *ctx, char *msg, size_t cap);
+/* The configuration a saved state begins with, read from its first bytes without building a
+ * stream or verifying the checksum (ew_stream_load does both): lets a caller check limits and
+ * compatibility before committing memory. Returns 0, or EW_ESTATE with a sentence in msg. */
+int ew_state_config(const void *buf, size_t len, ew_config_t *cfg, char *msg, size_t cap);
+/* CRC-32C (Castagnoli) of p[0, n) continuing from crc (0 to start): the state format's checksum,
+ * for callers that frame states in files of their own. ew_crc32c(0, "123456789", 9) ==
+ * 0xe3069283. */
+uint32_t ew_crc32c(uint32_t crc, const void *p, size_t n);
 
 /* Rows ingested since creation or the last reset (not decayed). */
 uint64_t ew_stream_count(const ew_stream_t *s);

@@ -34,9 +34,9 @@
 #define T_WARM TAG('W', 'A', 'R', 'M')
 #define T_END TAG('E', 'N', 'D', 0)
 
-/* ---- CRC-32C (Castagnoli), bitwise table built once ---- */
+/* ---- CRC-32C (Castagnoli), slicing by 8: tables built once ---- */
 
-static uint32_t crc_table[256];
+static uint32_t crc_table[8][256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
 static void crc_build(void) {
@@ -44,8 +44,11 @@ static void crc_build(void) {
     uint32_t c = i;
     for (int k = 0; k < 8; k++)
       c = (c & 1) ? 0x82f63b78u ^ (c >> 1) : c >> 1;
-    crc_table[i] = c;
+    crc_table[0][i] = c;
   }
+  for (uint32_t i = 0; i < 256; i++)
+    for (int t = 1; t < 8; t++)
+      crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
 }
 
 static void crc_init(void) { pthread_once(&crc_once, crc_build); }
@@ -53,9 +56,23 @@ static void crc_init(void) { pthread_once(&crc_once, crc_build); }
 static uint32_t crc_update(uint32_t crc, const void *p, size_t n) {
   const unsigned char *b = p;
   crc = ~crc;
-  for (size_t i = 0; i < n; i++)
-    crc = crc_table[(crc ^ b[i]) & 0xff] ^ (crc >> 8);
+  for (; n >= 8; n -= 8, b += 8) { /* little-endian: the first four bytes fold into crc */
+    uint32_t lo, hi;
+    memcpy(&lo, b, 4);
+    memcpy(&hi, b + 4, 4);
+    lo ^= crc;
+    crc = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^
+          crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^ crc_table[3][hi & 0xff] ^
+          crc_table[2][(hi >> 8) & 0xff] ^ crc_table[1][(hi >> 16) & 0xff] ^ crc_table[0][hi >> 24];
+  }
+  for (; n; n--, b++)
+    crc = crc_table[0][(crc ^ *b) & 0xff] ^ (crc >> 8);
   return ~crc;
+}
+
+EW_EXPORT uint32_t ew_crc32c(uint32_t crc, const void *p, size_t n) {
+  crc_init();
+  return crc_update(crc, p, n);
 }
 
 /* ---- writing: every byte is counted and checksummed on its way out ---- */
@@ -71,9 +88,11 @@ typedef struct {
 static void put(wr_t *w, const void *p, size_t n) {
   if (w->err || n == 0)
     return;
-  w->crc = crc_update(w->crc, p, n);
   w->bytes += n;
-  if (w->fn && w->fn(w->ctx, p, n) != 0)
+  if (!w->fn) /* only counting (ew_stream_saved_bytes) */
+    return;
+  w->crc = crc_update(w->crc, p, n);
+  if (w->fn(w->ctx, p, n) != 0)
     w->err = EW_EIO;
 }
 
@@ -380,4 +399,48 @@ EW_EXPORT int ew_stream_load(ew_stream_t **out, ew_read_fn fn, void *ctx, char *
     msg[0] = 0;
   rd_t r = {.fn = fn, .ctx = ctx, .msg = msg, .cap = cap};
   return load_sections(&r, out);
+}
+
+/* Reads a little-endian u32/u64 at p (the state format's byte order on any host we build for). */
+static uint64_t rd64(const unsigned char *p) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return v;
+}
+
+EW_EXPORT int ew_state_config(const void *buf, size_t len, ew_config_t *cfg, char *msg,
+                              size_t cap) {
+  const unsigned char *b = buf;
+  if (msg && cap)
+    msg[0] = 0;
+  const char *why = NULL;
+  uint32_t version = 0, tag = 0;
+  if (len < 8 || memcmp(b, MAGIC, 8) != 0)
+    why = "not an eigenwatch state (bad magic)";
+  else if (len < 16 + 12 + 64)
+    why = "the state ends early (in its configuration): truncated";
+  else if (memcpy(&version, b + 8, 4), version != VERSION)
+    why = "state format version is not one this library reads (it reads 1)";
+  else if (memcpy(&tag, b + 16, 4), tag != T_CONF || rd64(b + 20) != 64)
+    why = "the state does not begin with its configuration";
+  if (!why) {
+    const unsigned char *c = b + 28;
+    ew_config_t t;
+    memset(&t, 0, sizeof t);
+    t.dim = rd64(c);
+    t.normalize = (ew_normalize_t)rd64(c + 8);
+    t.window = rd64(c + 16);
+    t.window_mode = (ew_window_mode_t)rd64(c + 24);
+    memcpy(&t.decay_half_life, c + 32, 8);
+    t.live_k = rd64(c + 40);
+    t.shuffle = rd64(c + 48);
+    t.seed = rd64(c + 56);
+    if (ew_config_check(&t, NULL, 0) != 0)
+      why = "the saved configuration is not valid";
+    else
+      *cfg = t;
+  }
+  if (why && msg && cap)
+    snprintf(msg, cap, "%s", why);
+  return why ? EW_ESTATE : 0;
 }

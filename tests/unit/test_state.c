@@ -270,7 +270,44 @@ static void a_failing_writer_is_reported(void) {
   ew_stream_free(a);
 }
 
+/* The checksum is the standard CRC-32C (its published check value), the same split at any point;
+ * the configuration is read from a state's first bytes and refused on the same defects. */
+static void checksum_and_config_peek(void) {
+  CHECK(ew_crc32c(0, "123456789", 9) == 0xe3069283u, "crc32c check value: %08x",
+        ew_crc32c(0, "123456789", 9));
+  unsigned char big[1000];
+  for (size_t i = 0; i < sizeof big; i++)
+    big[i] = (unsigned char)(i * 131 + 7);
+  uint32_t whole = ew_crc32c(0, big, sizeof big);
+  for (size_t cut = 0; cut <= sizeof big; cut += 37)
+    CHECK(ew_crc32c(ew_crc32c(0, big, cut), big + cut, sizeof big - cut) == whole,
+          "crc32c split at %zu", cut);
+  ew_config_t cfg, got;
+  ew_config_default(&cfg, 24);
+  cfg.normalize = EW_NORMALIZE_L2;
+  cfg.decay_half_life = 500;
+  ew_stream_t *a = NULL;
+  CHECK(ew_stream_create(&cfg, &a) == 0, "create");
+  ingest(a, 24, 100, 5, 0);
+  buf_t b = save(a);
+  char msg[200];
+  CHECK(ew_state_config(b.p, b.len, &got, msg, sizeof msg) == 0 && ew_config_equal(&got, &cfg),
+        "peeked configuration differs: %s", msg);
+  CHECK(ew_state_config(b.p, 60, &got, msg, sizeof msg) == EW_ESTATE && strstr(msg, "truncated"),
+        "a cut state's configuration: %s", msg);
+  b.p[0] ^= 1;
+  CHECK(ew_state_config(b.p, b.len, &got, msg, sizeof msg) == EW_ESTATE && strstr(msg, "magic"),
+        "bad magic: %s", msg);
+  b.p[0] ^= 1;
+  b.p[8] = 9;
+  CHECK(ew_state_config(b.p, b.len, &got, msg, sizeof msg) == EW_ESTATE && strstr(msg, "version"),
+        "version 9: %s", msg);
+  free(b.p);
+  ew_stream_free(a);
+}
+
 int main(void) {
+  TAP_RUN(checksum_and_config_peek);
   TAP_RUN(round_trip_is_bit_identical);
   TAP_RUN(every_corruption_is_refused);
   TAP_RUN(a_failing_writer_is_reported);

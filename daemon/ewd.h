@@ -9,6 +9,8 @@
  *   cmd/          the handlers by job: streams, ingest, query, daemon (ping, stats, auth)
  *   registry.c    named streams, admission against the library's memory model, result cache
  *   pool.c        the math threads and the per-stream job queues
+ *   persist.c     snapshots (copied on the stream's math turn, written on libuv's worker threads),
+ *                 restore at start, quarantine
  * Each struct has one owner, named at its definition; nothing is global but the log level. */
 #ifndef EWD_H
 #define EWD_H
@@ -72,6 +74,10 @@ typedef struct ewd_stream {
   /* result cache (loop only), bounded by entries and bytes, counted in memory_bytes */
   ewd_cached_t *cache;
   size_t ncache, capcache, cache_bytes;
+  /* persistence (persist.c; loop only) */
+  uint64_t changes;       /* jobs that may change the state, counted when submitted */
+  uint64_t saved_changes; /* `changes` as of the snapshot on disk */
+  char file[40];          /* snapshot file name in <state_dir>/streams ("" = none yet) */
 } ewd_stream_t;
 
 typedef struct {
@@ -89,6 +95,10 @@ ewd_stream_t *ewd_registry_visible(ewd_registry_t *r, const char *name, size_t n
  * says which limit), EW_EBADPARAM for a bad config (msg), EW_ENOMEM. */
 int ewd_registry_create(ewd_registry_t *r, const ewd_config_t *lim, const char *name, size_t n,
                         const ew_config_t *cfg, ewd_stream_t **out, char *msg, size_t msgcap);
+/* Registers a stream the caller already built (a restored snapshot): the same limits and
+ * admission as create. On success the registry owns `s`; on error the caller still does. */
+int ewd_registry_adopt(ewd_registry_t *r, const ewd_config_t *lim, const char *name, size_t n,
+                       ew_stream_t *s, ewd_stream_t **out, char *msg, size_t msgcap);
 /* Removes from the registry (the entry lives on while jobs reference it). */
 void ewd_registry_remove(ewd_registry_t *r, ewd_stream_t *st);
 /* Bytes the admission model charges now: Σ state + math_threads × peak workspace. */
@@ -103,7 +113,11 @@ void ewd_cache_clear(ewd_stream_t *st);
 void ewd_registry_free(ewd_registry_t *r);
 
 /* ---- pool.c (the pool struct: its mutex; jobs: see ewd_job) ---- */
-typedef enum { EWD_JOB_INGEST, EWD_JOB_QUERY, EWD_JOB_RESET, EWD_JOB_FREE } ewd_job_kind_t;
+typedef enum {
+  EWD_JOB_INGEST, EWD_JOB_QUERY, EWD_JOB_RESET, EWD_JOB_FREE,
+  EWD_JOB_SAVE,  /* the stream's state (after `prefix`) into `out`: snapshot, export */
+  EWD_JOB_MERGE  /* `data` (a saved state, `bytes` long) folded into the stream */
+} ewd_job_kind_t;
 
 typedef struct {
   char *name;           /* metric */
@@ -146,6 +160,13 @@ struct ewd_job {
   ew_source_t source;
   ew_result_t *results;
   double elapsed_ms;
+  /* save: out = prefix bytes then the saved state (owned; handed on by done()) */
+  char *prefix;
+  size_t prefix_len;
+  char *out;
+  size_t out_len;
+  uint64_t changes_at;   /* the stream's `changes` when the job was submitted */
+  uint64_t merged_rows;  /* merge: rows the state carried */
   /* after the job: mirrors */
   uint64_t count_after;
   size_t memory_after;
@@ -167,6 +188,30 @@ void ewd_pool_stop(ewd_pool_t *p);
 void ewd_job_free(ewd_job_t *job);
 void ewd_qmetrics_free(ewd_qmetric_t *ms, size_t n);
 
+/* ---- persist.c (owner: the loop; file I/O on libuv's worker threads, one operation at a time) */
+typedef struct ewd_persist ewd_persist_t;
+typedef struct {
+  size_t written, failed; /* streams */
+  uint64_t bytes;
+  double seconds;
+  char first_error[240];  /* the first failure's sentence ("" = none) */
+} ewd_round_t;
+typedef void (*ewd_round_cb)(void *arg, const ewd_round_t *r);
+/* Prepares <state_dir>/streams and /quarantine, removes leftover temp files and restores every
+ * snapshot into the registry (a bad file is logged and moved to quarantine/, the rest load).
+ * Runs at start, before anything listens. Returns 0, or -1 when the directories cannot be made. */
+int ewd_persist_open(struct ewd_server *srv);
+/* Starts the snapshot_interval timer. */
+void ewd_persist_start(struct ewd_server *srv);
+/* Snapshots every stream changed since its last snapshot (each copied on its own math turn,
+ * written atomically); cb (may be NULL) runs on the loop once all are durable. A round asked for
+ * while one runs follows it (and sees every change submitted before it was asked for). */
+void ewd_persist_round(struct ewd_server *srv, ewd_round_cb cb, void *arg);
+/* The stream is being dropped: its snapshot file is deleted (after any write in flight). */
+void ewd_persist_forget(struct ewd_server *srv, ewd_stream_t *st);
+/* Stops the timer and frees what persist holds (after the last round and write). */
+void ewd_persist_close(struct ewd_server *srv);
+
 /* ---- the server (owner: the loop) ---- */
 typedef struct ewd_net ewd_net_t;
 
@@ -177,6 +222,7 @@ typedef struct ewd_server {
   ewd_registry_t reg;
   ewd_pool_t *pool;
   ewd_net_t *net;        /* listeners and connections (net/) */
+  ewd_persist_t *persist; /* snapshots (persist.c) */
   uint64_t stat[EWD_STAT_COUNT];
   uint64_t errors[64];   /* by -(code - EW__ERR_BASE) */
   double started;

@@ -53,6 +53,9 @@
   XX(drain_timeout, SECONDS, 10, 0, 86400, true,                                                  \
      "at SIGTERM, seconds to wait for queued work and unread replies before closing the "         \
      "remaining connections")                                                                     \
+  XX(snapshot_interval, SECONDS, 60, 0, 86400, true,                                              \
+     "seconds between snapshots of changed streams to the state dir (0 = only on `snapshot` and " \
+     "at a stop)")                                                                                \
   XX(math_threads, COUNT, 2, 1, 64, false, "threads that run BLAS/LAPACK")                        \
   XX(blas_threads, COUNT, 1, 1, 64, false, "OpenBLAS threads per math thread")
 

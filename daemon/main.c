@@ -120,6 +120,8 @@ static int read_token(ewd_server_t *srv, const char *path) {
 
 /* ---- stopping ---- */
 
+static void on_last_snapshots(void *arg, const ewd_round_t *r);
+
 static void on_stop_tick(uv_timer_t *t) {
   ewd_main_t *m = t->data;
   ewd_server_t *srv = &m->srv;
@@ -142,6 +144,18 @@ static void on_stop_tick(uv_timer_t *t) {
     ewd_conn_close(c, "stop");
   }
   uv_timer_stop(&m->stop_timer);
+  /* the last snapshots: every stream as of its last queued batch (a clean stop loses nothing) */
+  ewd_log(EWD_LOG_INFO, "writing the last snapshots", "streams=%zu", srv->reg.n);
+  ewd_persist_round(srv, on_last_snapshots, m);
+}
+
+static void on_last_snapshots(void *arg, const ewd_round_t *r) {
+  ewd_main_t *m = arg;
+  ewd_server_t *srv = &m->srv;
+  if (r->failed)
+    ewd_log(EWD_LOG_ERROR, "stopping with snapshots not written", "failed=%zu first=\"%s\"",
+            r->failed, r->first_error);
+  ewd_persist_close(srv);
   uv_close((uv_handle_t *)&m->stop_timer, NULL);
   uv_close((uv_handle_t *)&m->sig_term, NULL);
   uv_close((uv_handle_t *)&m->sig_int, NULL);
@@ -336,6 +350,9 @@ int main(int argc, char **argv) {
   srv->started = ewd_now();
   uv_timer_init(srv->loop, &srv->trim_timer);
   srv->trim_timer.data = srv;
+  if (ewd_persist_open(srv) != 0)
+    return 1;
+  ewd_persist_start(srv);
   if (ewd_net_init(srv) != 0)
     return 1;
   for (int i = 0; i < cfg->listen.n; i++)

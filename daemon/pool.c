@@ -51,10 +51,77 @@ struct ewd_pool {
   int blas;
 };
 
+/* A saved state goes to / comes from memory: the job's buffers. */
+typedef struct {
+  char *p;
+  size_t len, off;
+} membuf_t;
+
+static int mem_write(void *ctx, const void *p, size_t n) {
+  membuf_t *m = ctx;
+  if (n > m->len - m->off)
+    return -1;
+  memcpy(m->p + m->off, p, n);
+  m->off += n;
+  return 0;
+}
+
+static int mem_read(void *ctx, void *p, size_t n) {
+  membuf_t *m = ctx;
+  if (n > m->len - m->off)
+    return -1;
+  memcpy(p, m->p + m->off, n);
+  m->off += n;
+  return 0;
+}
+
+/* The stream's state after job->prefix, into job->out (the copy a snapshot or export takes on
+ * the stream's math turn; the caller writes or sends it later without touching the stream). */
+static void run_save(ewd_job_t *job, ew_stream_t *s) {
+  size_t n = ew_stream_saved_bytes(s);
+  if (!(job->out = malloc(job->prefix_len + n))) {
+    job->rc = EW_ENOMEM;
+    snprintf(job->message, sizeof job->message, "out of memory for a %zu-byte state", n);
+    return;
+  }
+  memcpy(job->out, job->prefix, job->prefix_len);
+  membuf_t m = {job->out + job->prefix_len, n, 0};
+  if ((job->rc = ew_stream_save(s, mem_write, &m)) != 0 || m.off != n) {
+    job->rc = job->rc ? job->rc : EW_EINTERNAL;
+    snprintf(job->message, sizeof job->message, "saving the state failed: %s",
+             ew_strerror(job->rc));
+    free(job->out);
+    job->out = NULL;
+    return;
+  }
+  job->out_len = job->prefix_len + n;
+}
+
+/* Loads job->data as a stream (checksum verified) and merges it into s. */
+static void run_merge(ewd_job_t *job, ew_stream_t *s) {
+  membuf_t m = {job->data, job->bytes, 0};
+  ew_stream_t *src = NULL;
+  job->rc = ew_stream_load(&src, mem_read, &m, job->message, sizeof job->message);
+  if (job->rc == 0 && m.off != m.len) {
+    job->rc = EW_ESTATE;
+    snprintf(job->message, sizeof job->message, "%zu bytes follow the state's checksum: not one "
+             "exported state", m.len - m.off);
+  }
+  if (job->rc == 0) {
+    job->merged_rows = ew_stream_count(src);
+    if ((job->rc = ew_stream_merge(s, src)) != 0)
+      snprintf(job->message, sizeof job->message, "%s", ew_strerror(job->rc));
+  }
+  ew_stream_free(src);
+  free(job->data);
+  job->data = NULL;
+}
+
 static void run_job(ewd_job_t *job) {
   ewd_stream_t *st = job->st;
   double t0 = ewd_now();
-  if (job->kind == EWD_JOB_QUERY && job->gone && atomic_load(job->gone)) {
+  if ((job->kind == EWD_JOB_QUERY || (job->kind == EWD_JOB_SAVE && job->conn)) && job->gone &&
+      atomic_load(job->gone)) {
     job->skipped = true;
     return;
   }
@@ -92,6 +159,12 @@ static void run_job(ewd_job_t *job) {
   case EWD_JOB_FREE:
     ew_stream_free(st->s);
     st->s = NULL;
+    break;
+  case EWD_JOB_SAVE:
+    run_save(job, st->s);
+    break;
+  case EWD_JOB_MERGE:
+    run_merge(job, st->s);
     break;
   }
   if (job->kind != EWD_JOB_INGEST)
@@ -309,6 +382,8 @@ void ewd_job_free(ewd_job_t *job) {
   free(job->data);
   ew_batch_free(job->batch);
   ewd_qmetrics_free(job->metrics, job->nmetrics);
+  free(job->prefix);
+  free(job->out);
   if (job->results)
     for (size_t i = 0; i < job->nmetrics; i++)
       ew_result_clear(&job->results[i]);

@@ -50,8 +50,10 @@ static void recompute_peak(ewd_registry_t *r) {
       r->peak_ws = r->items[i]->model.workspace;
 }
 
-int ewd_registry_create(ewd_registry_t *r, const ewd_config_t *lim, const char *name, size_t n,
-                        const ew_config_t *cfg, ewd_stream_t **out, char *msg, size_t msgcap) {
+/* Checks max_streams and the admission model for a stream of configuration cfg, and makes room in
+ * the item array. Returns 0 with *model, or an error with msg. */
+static int admit(ewd_registry_t *r, const ewd_config_t *lim, const ew_config_t *cfg,
+                 ew_memory_model_t *model, char *msg, size_t msgcap) {
   if (r->n >= lim->max_streams) {
     snprintf(msg, msgcap, "the daemon already holds %zu streams (limit max_streams = %llu); drop "
              "one or raise the limit", r->n, (unsigned long long)lim->max_streams);
@@ -60,18 +62,17 @@ int ewd_registry_create(ewd_registry_t *r, const ewd_config_t *lim, const char *
   int rc = ew_config_check(cfg, msg, msgcap);
   if (rc)
     return rc;
-  ew_memory_model_t model;
   /* The rows of a batch (≤ 3× its message: converted, centred, windowed copies) are bounded by
    * the receive side (conn_high_water, recv_budget); the model charges what depends on d. */
-  if ((rc = ew_config_memory(cfg, 0, &model)) != 0)
+  if ((rc = ew_config_memory(cfg, 0, model)) != 0)
     return rc;
-  size_t peak = model.workspace > r->peak_ws ? model.workspace : r->peak_ws;
+  size_t peak = model->workspace > r->peak_ws ? model->workspace : r->peak_ws;
   size_t before = ewd_registry_admitted(r, lim);
-  size_t after = admitted(r->state_bytes + model.state, peak, lim);
+  size_t after = admitted(r->state_bytes + model->state, peak, lim);
   if (after > lim->max_memory) {
     snprintf(msg, msgcap, "creating this stream needs %zu bytes (state %zu, workspace %zu per "
-             "math thread); %zu of max_memory = %llu are in use", after - before, model.state,
-             model.workspace, before, (unsigned long long)lim->max_memory);
+             "math thread); %zu of max_memory = %llu are in use", after - before, model->state,
+             model->workspace, before, (unsigned long long)lim->max_memory);
     return EW_ELIMIT;
   }
   if (r->n == r->cap) {
@@ -82,25 +83,52 @@ int ewd_registry_create(ewd_registry_t *r, const ewd_config_t *lim, const char *
     r->items = ni;
     r->cap = nc;
   }
+  return 0;
+}
+
+/* Wraps s (admitted with model) in a registry entry. */
+static int insert(ewd_registry_t *r, const char *name, size_t n, ew_stream_t *s,
+                  const ew_memory_model_t *model, ewd_stream_t **out) {
   ewd_stream_t *st = calloc(1, sizeof *st);
   if (!st)
     return EW_ENOMEM;
-  if ((rc = ew_stream_create(cfg, &st->s)) != 0) {
-    free(st);
+  st->s = s;
+  memcpy(st->name, name, n);
+  st->name[n] = 0;
+  st->cfg = *ew_stream_config(s);
+  st->model = *model;
+  st->memory = ew_stream_memory(s);
+  st->count = ew_stream_count(s);
+  st->refs = 1;
+  r->items[r->n++] = st;
+  r->state_bytes += model->state;
+  if (model->workspace > r->peak_ws)
+    r->peak_ws = model->workspace;
+  *out = st;
+  return 0;
+}
+
+int ewd_registry_create(ewd_registry_t *r, const ewd_config_t *lim, const char *name, size_t n,
+                        const ew_config_t *cfg, ewd_stream_t **out, char *msg, size_t msgcap) {
+  ew_memory_model_t model;
+  int rc = admit(r, lim, cfg, &model, msg, msgcap);
+  if (rc)
+    return rc;
+  ew_stream_t *s = NULL;
+  if ((rc = ew_stream_create(cfg, &s)) != 0) {
     snprintf(msg, msgcap, "%s", ew_strerror(rc));
     return rc;
   }
-  memcpy(st->name, name, n);
-  st->name[n] = 0;
-  st->cfg = *cfg;
-  st->model = model;
-  st->memory = ew_stream_memory(st->s);
-  st->refs = 1;
-  r->items[r->n++] = st;
-  r->state_bytes += model.state;
-  r->peak_ws = peak;
-  *out = st;
-  return 0;
+  if ((rc = insert(r, name, n, s, &model, out)) != 0)
+    ew_stream_free(s);
+  return rc;
+}
+
+int ewd_registry_adopt(ewd_registry_t *r, const ewd_config_t *lim, const char *name, size_t n,
+                       ew_stream_t *s, ewd_stream_t **out, char *msg, size_t msgcap) {
+  ew_memory_model_t model;
+  int rc = admit(r, lim, ew_stream_config(s), &model, msg, msgcap);
+  return rc ? rc : insert(r, name, n, s, &model, out);
 }
 
 void ewd_registry_remove(ewd_registry_t *r, ewd_stream_t *st) {

@@ -31,7 +31,13 @@
   XX(framing_errors, COUNTER, "connections closed because their bytes could not be framed")       \
   XX(http_on_rpc_port, COUNTER, "HTTP requests answered with 400 on the msgpack-RPC port")        \
   XX(auth_failures, COUNTER, "connections refused by auth")                                       \
-  XX(drain_closed, COUNTER, "connections closed at the drain deadline of a stop")
+  XX(drain_closed, COUNTER, "connections closed at the drain deadline of a stop")                 \
+  XX(snapshots_written, COUNTER, "stream snapshots written to the state dir")                     \
+  XX(snapshot_bytes, COUNTER, "bytes of stream snapshots written")                                \
+  XX(snapshot_failures, COUNTER, "stream snapshots that could not be written (logged)")           \
+  XX(snapshot_last_ms, GAUGE, "milliseconds the last snapshot round took")                        \
+  XX(streams_restored, COUNTER, "streams restored from snapshots at start")                       \
+  XX(states_quarantined, COUNTER, "snapshot files moved to quarantine/ at start (logged)")
 
 typedef enum {
 #define EWD__SENUM(member, kind, help) EWD_STAT_##member,

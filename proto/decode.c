@@ -69,10 +69,15 @@ static const ewp_field_info_t f_ingest[] = {EWP_FIELDS_INGEST(EWP__ROW_INGEST)};
 static const ewp_field_info_t f_query[] = {EWP_FIELDS_QUERY(EWP__ROW_QUERY)};
 static const ewp_field_info_t f_stream[] = {EWP_FIELDS_INFO(EWP__ROW_INFO)};
 static const ewp_field_info_t f_auth[] = {EWP_FIELDS_AUTH(EWP__ROW_AUTH)};
+#define EWP__ROW_MERGE(member, type, flags, wt, def, code, err, doc)                              \
+  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_merge_req_t, member),       \
+   EWP__VALUES(member, type)},
+static const ewp_field_info_t f_merge[] = {EWP_FIELDS_MERGE(EWP__ROW_MERGE)};
 
 /* info, reset and drop share one layout (a stream name) */
 _Static_assert(offsetof(ewp_info_req_t, stream) == offsetof(ewp_reset_req_t, stream) &&
-                   offsetof(ewp_info_req_t, stream) == offsetof(ewp_drop_req_t, stream),
+                       offsetof(ewp_info_req_t, stream) == offsetof(ewp_drop_req_t, stream) &&
+                   offsetof(ewp_info_req_t, stream) == offsetof(ewp_export_req_t, stream),
                "stream-only requests share a layout");
 _Static_assert(sizeof(f_create) / sizeof f_create[0] <= 32, "has is 32 bits");
 
@@ -84,7 +89,9 @@ const ewp_field_info_t *ewp_method_fields(ewp_method_t m, size_t *n) {
   case EWP_METHOD_QUERY: *n = EWP__N(f_query); return f_query;
   case EWP_METHOD_INFO:
   case EWP_METHOD_RESET:
-  case EWP_METHOD_DROP: *n = EWP__N(f_stream); return f_stream;
+  case EWP_METHOD_DROP:
+  case EWP_METHOD_EXPORT: *n = EWP__N(f_stream); return f_stream;
+  case EWP_METHOD_MERGE: *n = EWP__N(f_merge); return f_merge;
   case EWP_METHOD_AUTH: *n = EWP__N(f_auth); return f_auth;
   default: *n = 0; return NULL;
   }
@@ -160,6 +167,8 @@ static bool name_parts_ok(const char *p, size_t n) {
   }
   return true;
 }
+
+bool ewp_name_valid(const char *p, size_t n) { return name_charset(p, n) && name_parts_ok(p, n); }
 
 static int enum_index(const char *const *values, const char *p, size_t n) {
   for (int i = 0; values[i]; i++) {

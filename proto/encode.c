@@ -13,6 +13,9 @@ ewp_value_t ewp_vstr(const char *s) { return ewp_vstrn(s, strlen(s)); }
 ewp_value_t ewp_vstrn(const char *s, size_t n) {
   return (ewp_value_t){.t = EWP_V_STR, .v.s = {s, n}};
 }
+ewp_value_t ewp_vbin(const void *p, size_t n) {
+  return (ewp_value_t){.t = EWP_V_BIN, .v.s = {p, n}};
+}
 ewp_value_t ewp_vf64s(const double *p, size_t n) {
   return (ewp_value_t){.t = EWP_V_F64S, .v.fs = {p, n, 1}};
 }
@@ -52,6 +55,10 @@ void ewp_pack_value(msgpack_packer *pk, const ewp_value_t *v) {
     return;
   case EWP_V_STR:
     pack_str(pk, v->v.s.p, v->v.s.n);
+    return;
+  case EWP_V_BIN:
+    msgpack_pack_bin(pk, v->v.s.n);
+    msgpack_pack_bin_body(pk, v->v.s.p, v->v.s.n);
     return;
   case EWP_V_F64S:
     msgpack_pack_array(pk, v->v.fs.n);

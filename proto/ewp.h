@@ -54,7 +54,10 @@ const char *ewp_code_name(ewp_code_t code);
   XX(DROP, "drop", 0, "delete a stream")                                                          \
   XX(STATS, "stats", EWP_M_ANSWER, "daemon counters")                                             \
   XX(METRICS, "metrics", EWP_M_ANSWER, "the metric table with docs")                              \
-  XX(AUTH, "auth", EWP_M_PREAUTH, "present the shared token (TCP with --auth-token-file)")
+  XX(AUTH, "auth", EWP_M_PREAUTH, "present the shared token (TCP with --auth-token-file)")      \
+  XX(SNAPSHOT, "snapshot", 0, "write every changed stream's snapshot now; answers when durable")  \
+  XX(EXPORT, "export", 0, "a stream's whole state as bytes (docs/STATE.md)")                      \
+  XX(MERGE, "merge", 0, "fold an exported state into a stream (created if absent)")
 
 typedef enum {
 #define EWP__XX(id, name, flags, doc) EWP_METHOD_##id,
@@ -159,6 +162,7 @@ typedef ewp_params_t ewp_c_PARAMS;
 #define EWP_FIELDS_LIST(F)
 #define EWP_FIELDS_STATS(F)
 #define EWP_FIELDS_METRICS(F)
+#define EWP_FIELDS_SNAPSHOT(F)
 
 #define EWP__STREAM_FIELD(F)                                                                      \
   F(stream, NAME, EWP_F_REQ, "str", "required", EWP_EBADREQ, "'stream' (a string) is required",  \
@@ -168,6 +172,7 @@ typedef ewp_params_t ewp_c_PARAMS;
 #define EWP_FIELDS_INFO(F) EWP__STREAM_FIELD(F)
 #define EWP_FIELDS_RESET(F) EWP__STREAM_FIELD(F)
 #define EWP_FIELDS_DROP(F) EWP__STREAM_FIELD(F)
+#define EWP_FIELDS_EXPORT(F) EWP__STREAM_FIELD(F)
 
 #define EWP_ENUM_normalize "none", "l2"
 #define EWP_ENUM_window_mode "auto", "eager", "lazy"
@@ -237,6 +242,12 @@ typedef ewp_params_t ewp_c_PARAMS;
   F(token, STR, EWP_F_REQ, "str", "required", EWP_EBADREQ, "'token' (a string) is required",      \
     "the contents of the daemon's token file (surrounding whitespace removed)")
 
+#define EWP_FIELDS_MERGE(F)                                                                       \
+  EWP__STREAM_FIELD(F)                                                                            \
+  F(state, BIN, EWP_F_REQ, "bin", "required", EWP_EBADREQ,                                        \
+    "'state' (bin: the bytes `export` answered) is required",                                     \
+    "a saved state (docs/STATE.md) of the same d, normalize and decay")
+
 /* One struct per method: `has` is a bitmask of the fields present (bit i = field i in table
  * order), then one member per field. */
 #define EWP__MEMBER(member, type, flags, wt, def, code, err, doc) ewp_c_##type member;
@@ -256,6 +267,9 @@ EWP__REQ_STRUCT(DROP, drop)
 EWP__REQ_STRUCT(STATS, stats)
 EWP__REQ_STRUCT(METRICS, metrics)
 EWP__REQ_STRUCT(AUTH, auth)
+EWP__REQ_STRUCT(SNAPSHOT, snapshot)
+EWP__REQ_STRUCT(EXPORT, export)
+EWP__REQ_STRUCT(MERGE, merge)
 #undef EWP__REQ_STRUCT
 
 /* Field bits: EWP_<METHOD>_<member> is the bit index of that field in its struct's `has`
@@ -265,11 +279,13 @@ EWP__REQ_STRUCT(AUTH, auth)
 #define EWP__BIT_QUERY(member, ...) EWP_QUERY_##member,
 #define EWP__BIT_AUTH(member, ...) EWP_AUTH_##member,
 #define EWP__BIT_STREAM(member, ...) EWP_STREAM_##member,
+#define EWP__BIT_MERGE(member, ...) EWP_MERGE_##member,
 enum { EWP_FIELDS_CREATE(EWP__BIT_CREATE) };
 enum { EWP_FIELDS_INGEST(EWP__BIT_INGEST) };
 enum { EWP_FIELDS_QUERY(EWP__BIT_QUERY) };
 enum { EWP_FIELDS_AUTH(EWP__BIT_AUTH) };
-enum { EWP_FIELDS_INFO(EWP__BIT_STREAM) }; /* info, reset, drop: stream only */
+enum { EWP_FIELDS_INFO(EWP__BIT_STREAM) }; /* info, reset, drop, export: stream only */
+enum { EWP_FIELDS_MERGE(EWP__BIT_MERGE) };
 #define EWP_HAS(req, bit) ((((req)->has) >> (bit)) & 1u)
 
 typedef struct {
@@ -307,6 +323,9 @@ typedef struct {
     ewp_stats_req_t stats;
     ewp_metrics_req_t metrics;
     ewp_auth_req_t auth;
+    ewp_snapshot_req_t snapshot;
+    ewp_export_req_t export;
+    ewp_merge_req_t merge;
   } u;
   /* private: what the request owns */
   msgpack_unpacked upk_;
@@ -345,6 +364,8 @@ const char *ewp_dtype_name(int dtype);
  * fit, it is cut at a character boundary and ends in "...". Always NUL-terminates (cap >= 4).
  * Returns dst. For echoing peer bytes in error messages and logs. */
 char *ewp_escape(char *dst, size_t cap, const char *s, size_t n);
+/* True when p[0, n) is a valid stream name (the NAME field type's rule). */
+bool ewp_name_valid(const char *p, size_t n);
 /* True when s[0, n) is valid UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
 bool ewp_utf8_valid(const char *s, size_t n);
 
@@ -353,7 +374,7 @@ bool ewp_utf8_valid(const char *s, size_t n);
 typedef enum {
   EWP_V_ABSENT = 0, /* map entries with this value are left out */
   EWP_V_NIL, EWP_V_BOOL, EWP_V_U64, EWP_V_F64, EWP_V_STR, EWP_V_F64S, EWP_V_F64ROWS,
-  EWP_V_MAP, EWP_V_ARRAY
+  EWP_V_MAP, EWP_V_ARRAY, EWP_V_BIN
 } ewp_vtype_t;
 
 typedef struct ewp_kv ewp_kv_t;
@@ -365,7 +386,7 @@ struct ewp_value {
     bool b;
     uint64_t u;
     double f;
-    struct { const char *p; size_t n; } s;
+    struct { const char *p; size_t n; } s; /* STR, BIN */
     struct { const double *p; size_t n, cols; } fs; /* F64S: n values; F64ROWS: n rows of cols */
     struct { const ewp_kv_t *kv; size_t n; } map;
     struct { const ewp_value_t *v; size_t n; } arr;
@@ -384,6 +405,8 @@ ewp_value_t ewp_vu64(uint64_t u);
 ewp_value_t ewp_vf64(double f);
 ewp_value_t ewp_vstr(const char *s);
 ewp_value_t ewp_vstrn(const char *s, size_t n);
+/* Raw bytes (msgpack bin), borrowed. */
+ewp_value_t ewp_vbin(const void *p, size_t n);
 ewp_value_t ewp_vf64s(const double *p, size_t n);
 ewp_value_t ewp_vf64rows(const double *p, size_t rows, size_t cols);
 ewp_value_t ewp_vmap(const ewp_kv_t *kv, size_t n);

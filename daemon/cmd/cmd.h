@@ -1,7 +1,7 @@
-/* cmd.h — the handlers, by job (streams.c, ingest.c, query.c, daemon.c), and what they share
- * (dispatch.c): the method table's handlers, replies, stream lookup, and jobs. A handler gets a
- * decoded, checked request (proto/), answers at once from loop-side state or hands its stream a
- * job and answers when the job completes. A rejected request changes nothing. */
+/* cmd.h — the handlers, by job (streams.c, ingest.c, query.c, state.c, daemon.c), and what they
+ * share (dispatch.c): the method table's handlers, replies, stream lookup, and jobs. A handler
+ * gets a decoded, checked request (proto/), answers at once from loop-side state or hands its
+ * stream a job and answers when the job completes. A rejected request changes nothing. */
 #ifndef EWD_CMD_H
 #define EWD_CMD_H
 
@@ -30,6 +30,9 @@ void ewd_cmd_drop(ewd_call_t *call);
 void ewd_cmd_stats(ewd_call_t *call);
 void ewd_cmd_metrics(ewd_call_t *call);
 void ewd_cmd_auth(ewd_call_t *call);
+void ewd_cmd_snapshot(ewd_call_t *call);
+void ewd_cmd_export(ewd_call_t *call);
+void ewd_cmd_merge(ewd_call_t *call);
 
 /* ---- shared (dispatch.c) ---- */
 void ewd_reply(ewd_call_t *call, const ewp_value_t *result);

@@ -15,7 +15,8 @@ static const handler_fn handlers[EWP_METHOD_COUNT] = {
     [EWP_METHOD_LIST] = ewd_cmd_list,       [EWP_METHOD_INFO] = ewd_cmd_info,
     [EWP_METHOD_RESET] = ewd_cmd_reset,     [EWP_METHOD_DROP] = ewd_cmd_drop,
     [EWP_METHOD_STATS] = ewd_cmd_stats,     [EWP_METHOD_METRICS] = ewd_cmd_metrics,
-    [EWP_METHOD_AUTH] = ewd_cmd_auth,
+    [EWP_METHOD_AUTH] = ewd_cmd_auth,       [EWP_METHOD_SNAPSHOT] = ewd_cmd_snapshot,
+    [EWP_METHOD_EXPORT] = ewd_cmd_export,   [EWP_METHOD_MERGE] = ewd_cmd_merge,
 };
 
 void ewd_cmd_dispatch(ewd_call_t *call) {
@@ -67,6 +68,9 @@ ewd_job_t *ewd_job_new(ewd_server_t *srv, ewd_call_t *call, ewd_stream_t *st, ew
 }
 
 void ewd_job_submit(ewd_server_t *srv, ewd_job_t *job, bool pipelined) {
+  if (job->kind == EWD_JOB_INGEST || job->kind == EWD_JOB_RESET || job->kind == EWD_JOB_MERGE)
+    job->st->changes++; /* the next snapshot round writes this stream */
+  job->changes_at = job->st->changes;
   if (job->conn)
     ewd_rpc_hold(job->conn, job, pipelined);
   ewd_pool_submit(srv->pool, job);

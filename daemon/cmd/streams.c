@@ -142,6 +142,7 @@ static void free_done(ewd_job_t *j) {
 /* Drops a registered stream: frees its state after its queued jobs, on a math thread. */
 void ewd_stream_drop(ewd_server_t *srv, ewd_stream_t *st) {
   ewd_registry_remove(&srv->reg, st);
+  ewd_persist_forget(srv, st);
   ewd_cache_clear(st);
   ewd_job_t *j = ewd_job_new(srv, NULL, st, EWD_JOB_FREE, free_done);
   if (j)

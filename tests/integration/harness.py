@@ -63,10 +63,11 @@ class Client:
 
 
 class Daemon:
-    """A daemon with its own temp dir; .unix and .tcp are its addresses."""
+    """A daemon with its own temp dir (or `state_dir`: a restart on an earlier daemon's state);
+    .unix and .tcp are its addresses."""
 
-    def __init__(self, config=None, extra=(), default_listeners=False, env=None):
-        self.dir = tempfile.mkdtemp(prefix="ewd-")
+    def __init__(self, config=None, extra=(), default_listeners=False, env=None, state_dir=None):
+        self.dir = state_dir or tempfile.mkdtemp(prefix="ewd-")
         args = [DAEMON, "--foreground", "--state-dir", self.dir, "--log-level", "info"]
         known = os.environ.get("EWD_CONFIG_KEYS")  # scripts/regressions-vs-old.sh: an older daemon
         if config and known:
@@ -81,6 +82,10 @@ class Daemon:
             args += ["--listen", f"unix:{self.dir}/s.sock", "--listen", "tcp:127.0.0.1:0"]
         args += list(extra)
         self.log_path = os.path.join(self.dir, "log")
+        for i in range(1, 1000):  # a restart keeps the earlier logs
+            if not os.path.exists(self.log_path):
+                break
+            self.log_path = os.path.join(self.dir, f"log.{i}")
         self.logf = open(self.log_path, "w")
         self.proc = subprocess.Popen(args, stderr=self.logf, stdout=subprocess.DEVNULL,
                                      env=env or os.environ.copy())

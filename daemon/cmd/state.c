@@ -1,0 +1,170 @@
+/* state.c — a stream's state as a value on the wire and on disk: `snapshot` (every changed
+ * stream written to the state dir now; answered once durable), `export` (one stream's saved state
+ * as bin, copied on the stream's math turn) and `merge` (an exported state folded into a stream,
+ * which is created with the state's configuration if absent). The format is the library's
+ * (docs/STATE.md); its checksum is verified on a math thread before anything changes. */
+#include "cmd.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- snapshot ---- */
+
+typedef struct {
+  ewd_server_t *srv;
+  ewd_conn_t *conn;
+  ewd_job_t *hold; /* stands for the request in the connection's ordering until answered */
+  uint32_t msgid;
+  bool notify;
+} snap_wait_t;
+
+static void snapshot_done(void *arg, const ewd_round_t *r) {
+  snap_wait_t *w = arg;
+  if (r->failed) {
+    ewd_rpc_error(w->srv, w->conn, w->msgid, w->notify, EW_EIO,
+                  "%zu of %zu snapshots were not written (logged); the first: %s", r->failed,
+                  r->failed + r->written, r->first_error);
+  } else {
+    ewp_kv_t kv[] = {{"streams", ewp_vu64(r->written)},
+                     {"bytes", ewp_vu64(r->bytes)},
+                     {"seconds", ewp_vf64(r->seconds)}};
+    ewp_value_t v = ewp_vmap(kv, 3);
+    ewd_rpc_result(w->conn, w->msgid, w->notify, &v);
+  }
+  ewd_rpc_job_done(w->conn, false);
+  free(w->hold);
+  free(w);
+}
+
+void ewd_cmd_snapshot(ewd_call_t *call) {
+  if (!call->srv->persist) {
+    ewd_fail(call, EW_EIO, "this server keeps no snapshots");
+    return;
+  }
+  snap_wait_t *w = calloc(1, sizeof *w);
+  ewd_job_t *hold = calloc(1, sizeof *hold);
+  if (!w || !hold) {
+    free(w);
+    free(hold);
+    ewd_fail(call, EW_ENOMEM, "out of memory");
+    return;
+  }
+  *w = (snap_wait_t){call->srv, call->conn, hold, call->req->msgid,
+                     call->req->kind == EWP_KIND_NOTIFY};
+  ewd_rpc_hold(call->conn, hold, false);
+  ewd_persist_round(call->srv, snapshot_done, w);
+}
+
+/* ---- export ---- */
+
+static void export_done(ewd_job_t *j) {
+  ewd_job_mirrors(j);
+  if (j->rc) {
+    ewd_job_fail(j, j->rc, j->message);
+  } else if (!j->skipped) {
+    ewp_kv_t kv[] = {{"stream", ewp_vstr(j->st->name)},
+                     {"count", ewp_vu64(j->count_after)},
+                     {"state", ewp_vbin(j->out, j->out_len)}};
+    ewp_value_t v = ewp_vmap(kv, 3);
+    ewd_job_reply(j, &v);
+  }
+  ewd_server_freed(j->srv, j->out_len);
+  ewd_job_finish(j);
+}
+
+void ewd_cmd_export(ewd_call_t *call) {
+  ewd_stream_t *st = ewd_cmd_stream(call, call->req->u.export.stream);
+  if (!st)
+    return;
+  ewd_job_t *j = ewd_job_new(call->srv, call, st, EWD_JOB_SAVE, export_done);
+  if (!j) {
+    ewd_fail(call, EW_ENOMEM, "out of memory");
+    return;
+  }
+  ewd_job_submit(call->srv, j, false);
+}
+
+/* ---- merge ---- */
+
+static const char *normalize_name(ew_normalize_t n) { return n == EW_NORMALIZE_L2 ? "l2" : "none"; }
+
+static void merge_done(ewd_job_t *j) {
+  ewd_server_t *srv = j->srv;
+  ewd_stream_t *st = j->st;
+  ewd_job_mirrors(j);
+  if (j->rc) {
+    ewd_job_fail(j, j->rc, j->message);
+    if (st->provisional && st->queued_jobs == 1 && st->count == 0 &&
+        ewd_registry_find(&srv->reg, st->name, strlen(st->name)) == st) {
+      ewd_log(EWD_LOG_INFO, "stream not created: the state merged into it was refused",
+              "stream=\"%s\" code=%s", st->name, ew_err_name(j->rc));
+      ewd_stream_drop(srv, st);
+    }
+  } else {
+    bool created = st->provisional;
+    st->provisional = false;
+    ewd_cache_clear(st);
+    ewd_log(EWD_LOG_INFO, "state merged", "stream=\"%s\" rows=%llu count=%llu created=%s",
+            st->name, (unsigned long long)j->merged_rows, (unsigned long long)st->count,
+            created ? "true" : "false");
+    ewp_kv_t kv[] = {{"stream", ewp_vstr(st->name)},
+                     {"merged", ewp_vu64(j->merged_rows)},
+                     {"count", ewp_vu64(st->count)},
+                     {"created", ewp_vbool(created)}};
+    ewp_value_t v = ewp_vmap(kv, 4);
+    ewd_job_reply(j, &v);
+  }
+  ewd_job_finish(j);
+}
+
+void ewd_cmd_merge(ewd_call_t *call) {
+  ewd_server_t *srv = call->srv;
+  const ewp_merge_req_t *r = &call->req->u.merge;
+  ew_config_t cfg;
+  char msg[256];
+  if (ew_state_config(r->state.p, r->state.n, &cfg, msg, sizeof msg) != 0) {
+    ewd_fail(call, EW_ESTATE, "'state' is not an exported eigenwatch state: %s", msg);
+    return;
+  }
+  ewd_stream_t *st = ewd_registry_find(&srv->reg, r->stream.p, r->stream.n);
+  if (st && st->cfg.dim != cfg.dim) {
+    ewd_fail(call, EW_EDIM, "stream '%s' has dim %zu; the state has %zu", st->name, st->cfg.dim,
+             cfg.dim);
+    return;
+  }
+  if (st && (st->cfg.normalize != cfg.normalize ||
+             st->cfg.decay_half_life != cfg.decay_half_life)) {
+    ewd_fail(call, EW_EBADPARAM, "stream '%s' (normalize %s, decay %g) cannot take a state of "
+             "normalize %s, decay %g: their rows do not describe the same quantity", st->name,
+             normalize_name(st->cfg.normalize), st->cfg.decay_half_life,
+             normalize_name(cfg.normalize), cfg.decay_half_life);
+    return;
+  }
+  char *buf = malloc(r->state.n);
+  if (!buf) {
+    ewd_fail(call, EW_ENOMEM, "out of memory for a %zu-byte state", r->state.n);
+    return;
+  }
+  memcpy(buf, r->state.p, r->state.n);
+  if (!st) {
+    int rc = ewd_registry_create(&srv->reg, &srv->cfg, r->stream.p, r->stream.n, &cfg, &st, msg,
+                                 sizeof msg);
+    if (rc) {
+      free(buf);
+      ewd_fail(call, rc, "%s", msg);
+      return;
+    }
+    st->provisional = true;
+  }
+  ewd_job_t *j = ewd_job_new(srv, call, st, EWD_JOB_MERGE, merge_done);
+  if (!j) {
+    free(buf);
+    ewd_fail(call, EW_ENOMEM, "out of memory");
+    return;
+  }
+  j->data = buf;
+  j->bytes = r->state.n;
+  st->queued_bytes += j->bytes;
+  call->conn->queued_bytes += j->bytes;
+  ewd_job_submit(srv, j, false);
+}

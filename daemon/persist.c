@@ -70,6 +70,7 @@ struct ewd_persist {
   ewd_op_t *io_head, *io_tail;
   bool io_busy;
   bool active;          /* a round runs */
+  bool draining;        /* its snapshots are taken; earlier deletes are still being done */
   ewd_stream_t **todo;  /* its streams, referenced */
   size_t ntodo, itodo;
   ewd_round_t res;
@@ -241,6 +242,10 @@ static void op_after(uv_work_t *w, int status) {
   io_next(p);
   if (was_write)
     round_step(p);
+  if (p->draining && !p->io_busy) {
+    p->draining = false;
+    finish_round(p);
+  }
   if (p->closing && !p->io_busy)
     persist_free(p);
 }
@@ -347,7 +352,11 @@ static void round_step(ewd_persist_t *p) {
     ewd_stream_unref(st); /* the job holds its own reference now */
     return;
   }
-  if (p->active)
+  if (!p->active)
+    return;
+  if (p->io_busy) /* a round ends durable: deletes queued before it are done too (op_after) */
+    p->draining = true;
+  else
     finish_round(p);
 }
 
@@ -552,6 +561,7 @@ static void restore_one(ewd_persist_t *p, const char *file) {
     return;
   }
   snprintf(st->file, sizeof st->file, "%s", file);
+  st->saved_changes = st->changes;
   st->last_ingest = last;
   srv->stat[EWD_STAT_streams_restored]++;
   ewd_log(EWD_LOG_INFO, "stream restored", "stream=\"%s\" file=%s count=%llu dim=%zu "

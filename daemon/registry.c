@@ -100,6 +100,7 @@ static int insert(ewd_registry_t *r, const char *name, size_t n, ew_stream_t *s,
   st->memory = ew_stream_memory(s);
   st->count = ew_stream_count(s);
   st->refs = 1;
+  st->changes = 1; /* a new entry is not on disk yet (a restore marks it saved) */
   r->items[r->n++] = st;
   r->state_bytes += model->state;
   if (model->workspace > r->peak_ws)

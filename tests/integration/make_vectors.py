@@ -18,7 +18,10 @@ from harness import Daemon  # noqa: E402
 OUT = os.path.join(HERE, "..", "..", "proto", "vectors", "v1.tsv")
 
 
-def conversation():
+W_ROWS = [[1, 0], [0, 2], [3, 1]]
+
+
+def conversation(w_state=b""):
     p = lambda *a: msgpack.packb(list(a), use_bin_type=True)  # noqa: E731
     f32 = np.array([[1, 2], [3, 5]], dtype=np.float32).tobytes()
     nan = np.array([[1, np.nan]], dtype=np.float32).tobytes()
@@ -46,6 +49,11 @@ def conversation():
         ("degenerate", p(0, 20, "query", [{"stream": "v", "metrics": ["entropy"]}]), ""),
         ("drop", p(0, 21, "drop", [{"stream": "v"}]), ""),
         ("metrics", p(0, 22, "metrics", []), ""),
+        ("ingest_w", p(0, 23, "ingest", [{"stream": "w", "rows": W_ROWS}]), ""),
+        ("export", p(0, 24, "export", [{"stream": "w"}]), ""),
+        ("merge", p(0, 25, "merge", [{"stream": "w2", "state": w_state}]), ""),
+        ("merge_bad_state", p(0, 26, "merge", [{"stream": "w2", "state": b"nope"}]), ""),
+        ("snapshot", p(0, 27, "snapshot", []), "seconds"),
         ("framing_0xc1_closes", bytes.fromhex("940001c1"), ""),
     ]
 
@@ -65,13 +73,25 @@ def read_one(sock, buf):
             buf += data
 
 
+def exported_w():
+    """The state `export` answers for stream w (deterministic: the merge vector carries it)."""
+    d = Daemon()
+    try:
+        c = d.client()
+        c.call("ingest", {"stream": "w", "rows": W_ROWS})
+        return c.call("export", {"stream": "w"})["state"]
+    finally:
+        d.stop()
+
+
 def run(daemon_bin):
     os.environ["EWD_BIN"] = daemon_bin
+    w_state = exported_w()
     d = Daemon()
     c = d.client()
     lines, buf = [], b""
     try:
-        for name, req, volatile in conversation():
+        for name, req, volatile in conversation(w_state):
             c.send_raw(req)
             if req[0] == 0x92 + 1 and req[1] == 2:  # [2, ...] notification: no reply
                 resp = b""

@@ -1,0 +1,343 @@
+"""Stream state across restarts and daemons (issue 8): snapshots and restore, export and merge.
+
+Each case drives real daemons over the socket. "Answers identically" means every metric of the
+metric table, with every source it takes, returns the same values bit for bit (or the same error)
+— not to a tolerance: a restored stream is the saved one. Merges of exported states are compared
+with one daemon that ingested the union (1e-12 relative) and with numpy float64 on the union rows
+(the f32 state tolerance, 1e-6)."""
+import glob
+import os
+import signal
+import struct
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "numeric"))
+from harness import Daemon, RpcError  # noqa: E402
+from taplib import Tap  # noqa: E402
+
+
+def expect(code, fn, *a, **kw):
+    try:
+        fn(*a, **kw)
+    except RpcError as e:
+        assert e.code == code, f"expected {code}, got {e.code}: {e.message}"
+        return e
+    raise AssertionError(f"expected {code}, call succeeded")
+
+
+def ingest(c, name, X, notify=False):
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    p = {"stream": name, "data": X.tobytes(), "dtype": "f32", "shape": list(X.shape)}
+    return c.notify("ingest", p) if notify else c.call("ingest", p)
+
+
+def answers(c, name):
+    """Every metric with every source it takes (vectors where it has them): value or error."""
+    out = {}
+    for m in c.call("metrics")["metrics"]:
+        pnames = [p["name"] for p in m["params"]]
+        params = {"vectors": True} if "vectors" in pnames else {}
+        for src in m["sources"].split(", "):
+            try:
+                r = c.call("query", {"stream": name, "metrics": m["name"], "source": src,
+                                     "params": params, "fresh": True})
+                out[(m["name"], src)] = ("ok", r["count"], r["as_of"], r["metrics"])
+            except RpcError as e:
+                out[(m["name"], src)] = ("error", e.code, e.message)
+    return out
+
+
+def same_answers(a, b, what):
+    assert a.keys() == b.keys()
+    diff = [k for k in a if a[k] != b[k]]
+    assert not diff, f"{what}: {len(diff)} answers differ, first {diff[0]}: {a[diff[0]]} vs " \
+                     f"{b[diff[0]]}"
+
+
+def files(d):
+    return sorted(os.path.basename(p) for p in glob.glob(os.path.join(d.dir, "streams", "*.ews")))
+
+
+def rows(seed, n, d, rank=None, offset=0.0):
+    g = np.random.default_rng(seed)
+    if rank:
+        return (g.standard_normal((n, rank)) @ g.standard_normal((rank, d)) + offset)
+    return g.standard_normal((n, d)) * np.linspace(3, 0.1, d) + offset
+
+
+def restore_after_sigterm_answers_every_metric_identically():
+    d = Daemon()
+    c = d.client()
+    c.call("create", {"stream": "run/layer.0", "dim": 48, "window": 300})
+    c.call("create", {"stream": "l2", "dim": 32, "normalize": "l2", "topk": 3})
+    c.call("create", {"stream": "decayed", "dim": 16, "decay": 250, "window": 0})
+    c.call("create", {"stream": "empty", "dim": 8})
+    for i, n in enumerate([100, 7, 250, 33]):  # the window wraps; uneven batches
+        ingest(c, "run/layer.0", rows(i, n, 48, offset=5.0))
+        ingest(c, "l2", rows(10 + i, n, 32))
+        ingest(c, "decayed", rows(20 + i, n, 16))
+    ingest(c, "collapsed", rows(30, 500, 64, rank=3))
+    names = ["run/layer.0", "l2", "decayed", "empty", "collapsed"]
+    before = {n: answers(c, n) for n in names}
+    info = {n: c.call("info", {"stream": n}) for n in names}
+    assert d.stop() == 0
+    assert len(files(d)) == 5, files(d)
+    d2 = Daemon(state_dir=d.dir)
+    try:
+        c2 = d2.client()
+        for n in names:
+            same_answers(before[n], answers(c2, n), n)
+            i2 = c2.call("info", {"stream": n})
+            for k in ("count", "dim", "config", "last_ingest"):
+                assert i2[k] == info[n][k], f"{n}: {k} {i2[k]} vs {info[n][k]}"
+        assert c2.call("stats")["streams_restored"] == 5
+        # it goes on from where it was: one more batch answers as on a daemon that never stopped
+        ingest(c2, "run/layer.0", rows(99, 40, 48, offset=5.0))
+        d3 = Daemon()
+        c3 = d3.client()
+        c3.call("create", {"stream": "run/layer.0", "dim": 48, "window": 300})
+        for i, n in enumerate([100, 7, 250, 33]):
+            ingest(c3, "run/layer.0", rows(i, n, 48, offset=5.0))
+        answers(c3, "run/layer.0")  # the same queries as the first daemon's (they steer how
+        answers(c3, "run/layer.0")  # the window's moments are kept: docs/METRICS.md)
+        ingest(c3, "run/layer.0", rows(99, 40, 48, offset=5.0))
+        same_answers(answers(c3, "run/layer.0"), answers(c2, "run/layer.0"), "continued")
+        d3.stop()
+    finally:
+        d2.stop()
+
+
+def kill9_after_snapshot_gives_the_snapshotted_state():
+    d = Daemon()
+    c = d.client()
+    ingest(c, "s", rows(1, 600, 40))
+    ingest(c, "t", rows(2, 100, 24))
+    snap = c.call("snapshot")
+    assert snap["streams"] == 2 and snap["bytes"] > 0, snap
+    at_snapshot = answers(c, "s")
+    ingest(c, "s", rows(3, 500, 40))  # after the snapshot: lost by a crash, as promised
+    c.call("reset", {"stream": "t"})
+    ingest(c, "u", rows(4, 10, 8))
+    assert c.call("info", {"stream": "s"})["count"] == 1100
+    d.stop(signal.SIGKILL)
+    d2 = Daemon(state_dir=d.dir)
+    try:
+        c2 = d2.client()
+        counts = {s["stream"]: s["count"] for s in c2.call("list")["streams"]}
+        assert counts == {"s": 600, "t": 100}, counts
+        same_answers(at_snapshot, answers(c2, "s"), "s after kill -9")
+    finally:
+        d2.stop()
+
+
+def write_corrupt(path, kind, good):
+    if kind == "truncated":
+        data = good[: len(good) // 2]
+    elif kind == "flipped_state_byte":
+        data = bytearray(good)
+        data[len(good) // 2] ^= 0x10
+    elif kind == "flipped_header_byte":
+        data = bytearray(good)
+        data[17] ^= 0x01  # inside the key
+    elif kind == "wrong_version":
+        data = bytearray(good)
+        data[8:12] = struct.pack("<I", 7)
+    elif kind == "wrong_state_version":
+        data = bytearray(good)
+        klen = struct.unpack("<I", good[12:16])[0]
+        off = 16 + klen + 20  # the state's own header follows the snapshot header
+        data[off + 8: off + 12] = struct.pack("<I", 9)
+    elif kind == "wrong_magic":
+        data = b"NOTASNAP" + good[8:]
+    elif kind == "empty":
+        data = b""
+    elif kind == "trailing_bytes":
+        data = good + b"\0"
+    with open(path, "wb") as f:
+        f.write(bytes(data))
+
+
+CORRUPTIONS = {
+    "truncated": "truncated", "flipped_state_byte": "corrupt", "flipped_header_byte": "corrupt",
+    "wrong_version": "version 7", "wrong_state_version": "version 9", "wrong_magic": "bad magic",
+    "empty": "truncated", "trailing_bytes": "follow the state",
+}
+
+
+def each_corrupt_file_is_quarantined_and_the_rest_load():
+    d = Daemon()
+    c = d.client()
+    names = [f"bad{i}" for i in range(len(CORRUPTIONS))] + ["good"]
+    for i, n in enumerate(names):
+        ingest(c, n, rows(i, 50, 12))
+    good_answers = answers(c, "good")
+    assert d.stop() == 0
+    by_name = {}
+    for f in files(d):
+        with open(os.path.join(d.dir, "streams", f), "rb") as fh:
+            data = fh.read()
+        klen = struct.unpack("<I", data[12:16])[0]
+        by_name[data[16:16 + klen].decode()] = (f, data)
+    for i, kind in enumerate(CORRUPTIONS):
+        f, data = by_name[f"bad{i}"]
+        write_corrupt(os.path.join(d.dir, "streams", f), kind, data)
+    open(os.path.join(d.dir, "streams", "0000000000000000.ews.tmp"), "wb").write(b"half")
+    d2 = Daemon(state_dir=d.dir)
+    try:
+        c2 = d2.client()
+        assert [s["stream"] for s in c2.call("list")["streams"]] == ["good"]
+        same_answers(good_answers, answers(c2, "good"), "the good stream")
+        st = c2.call("stats")
+        assert st["states_quarantined"] == len(CORRUPTIONS) and st["streams_restored"] == 1, st
+        q = os.listdir(os.path.join(d.dir, "quarantine"))
+        assert len(q) == len(CORRUPTIONS), q
+        log = d2.log()
+        for i, (kind, needle) in enumerate(CORRUPTIONS.items()):
+            f = by_name[f"bad{i}"][0]
+            line = [ln for ln in log.splitlines() if f"file={f}" in ln and "quarantine" in ln]
+            assert line and needle in line[0], f"{kind}: {needle!r} not in {line}"
+        assert files(d2) == [by_name["good"][0]], files(d2)
+        assert not glob.glob(os.path.join(d.dir, "streams", "*.tmp"))
+        # the quarantined names are free again: a new stream of that name starts empty
+        ingest(c2, "bad0", rows(0, 5, 12))
+        assert c2.call("info", {"stream": "bad0"})["count"] == 5
+    finally:
+        d2.stop()
+
+
+def merge_of_three_exported_states_equals_the_union():
+    parts = [rows(40 + i, n, 56, offset=3.0) for i, n in enumerate([700, 333, 1200])]
+    ds = [Daemon() for _ in range(4)]
+    try:
+        cs = [x.client() for x in ds]
+        exported = []
+        for i in range(3):
+            for k in range(0, len(parts[i]), 256):
+                ingest(cs[i], "h", parts[i][k:k + 256])
+            e = cs[i].call("export", {"stream": "h"})
+            assert e["count"] == len(parts[i]) and isinstance(e["state"], bytes)
+            exported.append(e["state"])
+        union = cs[3]
+        for i in range(3):
+            for k in range(0, len(parts[i]), 256):
+                ingest(union, "one", parts[i][k:k + 256])
+        r = [union.call("merge", {"stream": "merged", "state": s}) for s in exported]
+        assert [x["created"] for x in r] == [True, False, False], r
+        assert r[-1]["count"] == 2233 and [x["merged"] for x in r] == [700, 333, 1200], r
+        ms = ["entropy", "erank", "trace", "participation_ratio", "spectrum", "topk", "renyi"]
+        a = union.call("query", {"stream": "one", "metrics": ms, "fresh": True})["metrics"]
+        b = union.call("query", {"stream": "merged", "metrics": ms, "fresh": True})["metrics"]
+        for m in ms:
+            va, vb = np.atleast_1d(a[m]), np.atleast_1d(b[m])
+            assert va.shape == vb.shape
+            scale = np.max(np.abs(va))
+            err = np.max(np.abs(va - vb)) / scale
+            assert err <= 1e-12, f"{m}: merged vs union rel err {err:.2e}"
+        X = np.vstack([p.astype(np.float32).astype(np.float64) for p in parts])
+        ev = np.linalg.eigvalsh(np.cov(X.T, bias=True))[::-1]
+        assert np.max(np.abs(np.array(b["spectrum"]) - ev)) <= 1e-6 * ev[0]
+        p = ev / ev.sum()
+        assert abs(b["entropy"] - -(p * np.log(p)).sum()) <= 1e-6
+        # merging into an existing stream of another d, normalisation or a garbled state: refused,
+        # nothing changes
+        union.call("create", {"stream": "other_d", "dim": 8})
+        e = expect("DIM_MISMATCH", union.call, "merge", {"stream": "other_d", "state": exported[0]})
+        assert "dim 8" in e.message and "56" in e.message, e.message
+        union.call("create", {"stream": "l2", "dim": 56, "normalize": "l2"})
+        e = expect("BAD_PARAM", union.call, "merge", {"stream": "l2", "state": exported[0]})
+        assert "normalize" in e.message, e.message
+        bad = bytearray(exported[1])
+        bad[len(bad) // 3] ^= 4
+        e = expect("BAD_STATE", union.call, "merge", {"stream": "merged", "state": bytes(bad)})
+        assert "checksum" in e.message, e.message
+        e = expect("BAD_STATE", union.call, "merge", {"stream": "fresh", "state": bytes(bad)})
+        e = expect("BAD_STATE", union.call, "merge", {"stream": "fresh", "state": b"EWSTATE\0\1\0\0\0"})
+        assert "truncated" in e.message, e.message
+        e = expect("BAD_REQUEST", union.call, "merge", {"stream": "fresh"})
+        assert "'state'" in e.message, e.message
+        e = expect("NO_SUCH_STREAM", union.call, "export", {"stream": "nope"})
+        counts = {s["stream"]: s["count"] for s in union.call("list")["streams"]}
+        assert counts == {"one": 2233, "merged": 2233, "other_d": 0, "l2": 0}, counts
+    finally:
+        for x in ds:
+            x.stop()
+
+
+def export_is_the_snapshot_body_and_drop_deletes_the_file():
+    d = Daemon()
+    c = d.client()
+    ingest(c, "x", rows(5, 300, 20))
+    c.call("snapshot")
+    e = c.call("export", {"stream": "x"})
+    (f,) = files(d)
+    with open(os.path.join(d.dir, "streams", f), "rb") as fh:
+        data = fh.read()
+    klen = struct.unpack("<I", data[12:16])[0]
+    assert data[16:16 + klen] == b"x"
+    assert data[16 + klen + 20:] == e["state"], "the snapshot holds the exported bytes"
+    c.call("drop", {"stream": "x"})
+    c.call("snapshot")  # orders behind the delete on the I/O queue
+    assert files(d) == [], files(d)
+    assert d.stop() == 0
+    d2 = Daemon(state_dir=d.dir)
+    try:
+        assert d2.client().call("list")["streams"] == []
+    finally:
+        d2.stop()
+
+
+def snapshots_on_the_interval_and_a_stop_loses_no_queued_batch():
+    d = Daemon(config="snapshot_interval = 1\n")
+    c = d.client()
+    ingest(c, "i", rows(6, 100, 16))
+    deadline = time.time() + 20
+    while time.time() < deadline and c.call("stats")["snapshots_written"] < 1:
+        time.sleep(0.1)
+    assert c.call("stats")["snapshots_written"] == 1 and files(d)
+    time.sleep(2.5)  # unchanged streams are not written again
+    assert c.call("stats")["snapshots_written"] == 1
+    for k in range(40):  # pipelined notifications still queued when the stop begins
+        ingest(c, "i", rows(100 + k, 500, 16), notify=True)
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(60) == 0
+    d2 = Daemon(state_dir=d.dir)
+    try:
+        assert d2.client().call("info", {"stream": "i"})["count"] == 100 + 40 * 500
+        assert "another daemon uses this state dir" in _second_daemon_refused(d.dir)
+    finally:
+        d2.stop()
+
+
+def _second_daemon_refused(state_dir):
+    try:
+        x = Daemon(state_dir=state_dir)
+    except RuntimeError as e:
+        return str(e)
+    x.stop()
+    return "it started"
+
+
+def main():
+    t = Tap()
+    t.case("restore_after_sigterm_answers_every_metric_identically",
+           restore_after_sigterm_answers_every_metric_identically)
+    t.case("kill9_after_snapshot_gives_the_snapshotted_state",
+           kill9_after_snapshot_gives_the_snapshotted_state)
+    t.case("each_corrupt_file_is_quarantined_and_the_rest_load",
+           each_corrupt_file_is_quarantined_and_the_rest_load)
+    t.case("merge_of_three_exported_states_equals_the_union_1e-12",
+           merge_of_three_exported_states_equals_the_union)
+    t.case("export_is_the_snapshot_body_and_drop_deletes_the_file",
+           export_is_the_snapshot_body_and_drop_deletes_the_file)
+    t.case("snapshots_on_the_interval_and_a_stop_loses_no_queued_batch",
+           snapshots_on_the_interval_and_a_stop_loses_no_queued_batch)
+    t.done()
+
+
+if __name__ == "__main__":
+    main()

@@ -146,6 +146,7 @@ static char *snap_header(const ewd_stream_t *st, size_t *len) {
 static void round_step(ewd_persist_t *p);
 static void io_next(ewd_persist_t *p);
 static void persist_free(ewd_persist_t *p);
+static void finish_round(ewd_persist_t *p);
 
 static int write_all(int fd, const char *b, size_t n) {
   while (n) {

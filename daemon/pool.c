@@ -84,7 +84,8 @@ static void run_save(ewd_job_t *job, ew_stream_t *s) {
     snprintf(job->message, sizeof job->message, "out of memory for a %zu-byte state", n);
     return;
   }
-  memcpy(job->out, job->prefix, job->prefix_len);
+  if (job->prefix_len)
+    memcpy(job->out, job->prefix, job->prefix_len);
   membuf_t m = {job->out + job->prefix_len, n, 0};
   if ((job->rc = ew_stream_save(s, mem_write, &m)) != 0 || m.off != n) {
     job->rc = job->rc ? job->rc : EW_EINTERNAL;

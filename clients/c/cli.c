@@ -7,6 +7,7 @@
 #include "ewclient.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -765,6 +766,122 @@ static int c_ingest(int argc, char **argv) {
   return ex;
 }
 
+/* ---- state: snapshot, export, merge ---- */
+
+static int c_snapshot(int argc, char **argv) {
+  (void)argv;
+  return argc ? usage_error("snapshot takes no arguments") : simple_call("snapshot", NULL);
+}
+
+/* Writes data to path through a temp file and a rename: a reader never sees half a state. */
+static int write_file(const char *path, const void *data, size_t len) {
+  char tmp[4200];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid()) >= (int)sizeof tmp) {
+    fprintf(stderr, "eigenwatch: path too long: %s\n", path);
+    return EX_INPUT;
+  }
+  FILE *f = fopen(tmp, "wb");
+  int ok = f && fwrite(data, 1, len, f) == len;
+  if (f && fclose(f) != 0)
+    ok = 0;
+  if (!ok || rename(tmp, path) != 0) {
+    fprintf(stderr, "eigenwatch: cannot write %s: %s\n", path, strerror(errno));
+    remove(tmp);
+    return EX_INPUT;
+  }
+  return EX_OK;
+}
+
+static int c_export(int argc, char **argv) {
+  if (argc != 2)
+    return usage_error("export needs STREAM FILE");
+  int ex = 0;
+  ewc_t *c = open_conn(&ex);
+  if (!c)
+    return ex;
+  ewc_reply_t r;
+  const void *state = NULL;
+  size_t len = 0;
+  uint64_t count = 0;
+  int rc = ewc_export(c, argv[0], &state, &len, &count, &r);
+  if (rc)
+    ex = rpc_exit(rc, &r);
+  else if ((ex = write_file(argv[1], state, len)) == EX_OK) {
+    if (g_json)
+      printf("{\"stream\": \"%s\", \"count\": %llu, \"bytes\": %zu, \"file\": \"%s\"}\n",
+             argv[0], (unsigned long long)count, len, argv[1]);
+    else
+      printf("exported %s (%llu rows, %zu bytes) to %s\n", argv[0], (unsigned long long)count,
+             len, argv[1]);
+  }
+  ewc_reply_free(&r);
+  ewc_close(c);
+  return ex;
+}
+
+static int c_merge(int argc, char **argv) {
+  if (argc != 2)
+    return usage_error("merge needs STREAM FILE");
+  FILE *f = fopen(argv[1], "rb");
+  if (!f) {
+    fprintf(stderr, "eigenwatch: cannot read %s: %s\n", argv[1], strerror(errno));
+    return EX_INPUT;
+  }
+  char *data = NULL;
+  size_t len = 0, cap = 0;
+  for (;;) {
+    if (len == cap) {
+      size_t nc = cap ? 2 * cap : 1 << 20;
+      char *nd = realloc(data, nc);
+      if (!nd) {
+        fclose(f);
+        free(data);
+        fprintf(stderr, "eigenwatch: out of memory reading %s\n", argv[1]);
+        return EX_INPUT;
+      }
+      data = nd;
+      cap = nc;
+    }
+    size_t got = fread(data + len, 1, cap - len, f);
+    len += got;
+    if (got == 0)
+      break;
+  }
+  int bad = ferror(f);
+  fclose(f);
+  if (bad) {
+    free(data);
+    fprintf(stderr, "eigenwatch: cannot read %s\n", argv[1]);
+    return EX_INPUT;
+  }
+  int ex = 0;
+  ewc_t *c = open_conn(&ex);
+  if (!c) {
+    free(data);
+    return ex;
+  }
+  ewc_reply_t r;
+  int rc = ewc_merge(c, argv[0], data, len, &r);
+  free(data);
+  if (rc) {
+    ex = rpc_exit(rc, &r);
+  } else if (g_json) {
+    ex = print_result(&r);
+  } else {
+    uint64_t merged = 0, count = 0;
+    const msgpack_object *cr = ewc_get(r.result, "created");
+    bool created = cr && cr->type == MSGPACK_OBJECT_BOOLEAN && cr->via.boolean;
+    ewc_get_u64(r.result, "merged", &merged);
+    ewc_get_u64(r.result, "count", &count);
+    printf("merged %llu rows from %s into %s%s; it now holds %llu rows\n",
+           (unsigned long long)merged, argv[1], argv[0], created ? " (created)" : "",
+           (unsigned long long)count);
+  }
+  ewc_reply_free(&r);
+  ewc_close(c);
+  return ex;
+}
+
 /* ---- the table of commands ---- */
 
 static int c_help(int argc, char **argv);
@@ -786,6 +903,12 @@ static const cmd_t cmds[] = {
      "live view refreshing in place, with a sparkline of each metric", c_watch},
     {"ingest", "STREAM FILE [--batch ROWS] [--dtype f32|f64|f16|bf16]",
      "send rows from a C-order .npy (f32, f64, f16, bf16) or a .csv", c_ingest},
+    {"snapshot", "", "write every changed stream's snapshot to the daemon's state dir now",
+     c_snapshot},
+    {"export", "STREAM FILE", "save a stream's whole state to FILE (for merge elsewhere)",
+     c_export},
+    {"merge", "STREAM FILE", "fold a state saved by export into STREAM (created if absent)",
+     c_merge},
     {"help", "[COMMAND]", "this text, or one command's", c_help},
 };
 #define NCMDS (sizeof cmds / sizeof cmds[0])

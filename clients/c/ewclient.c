@@ -359,6 +359,45 @@ int ewc_ingest(ewc_t *c, const char *stream, const void *data, const char *dtype
   return rc;
 }
 
+int ewc_export(ewc_t *c, const char *stream, const void **state, size_t *len, uint64_t *count,
+               ewc_reply_t *out) {
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 1);
+  ew_pack_str(&pk, "stream");
+  ew_pack_str(&pk, stream);
+  int rc = ewc_call(c, "export", &sb, out);
+  msgpack_sbuffer_destroy(&sb);
+  if (rc)
+    return rc;
+  const msgpack_object *st = ewc_get(out->result, "state");
+  if (!st || st->type != MSGPACK_OBJECT_BIN)
+    return EWC_EPROTO;
+  *state = st->via.bin.ptr;
+  *len = st->via.bin.size;
+  if (count)
+    ewc_get_u64(out->result, "count", count);
+  return 0;
+}
+
+int ewc_merge(ewc_t *c, const char *stream, const void *state, size_t len, ewc_reply_t *out) {
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 2);
+  ew_pack_str(&pk, "stream");
+  ew_pack_str(&pk, stream);
+  ew_pack_str(&pk, "state");
+  msgpack_pack_bin(&pk, len);
+  msgpack_pack_bin_body(&pk, state, len);
+  int rc = ewc_call(c, "merge", &sb, out);
+  msgpack_sbuffer_destroy(&sb);
+  return rc;
+}
+
 int ewc_query(ewc_t *c, const char *stream, const char *const *metrics, size_t nmetrics,
               const msgpack_sbuffer *params, int center, const char *source, bool fresh,
               int64_t max_lag, ewc_reply_t *out) {

@@ -82,6 +82,14 @@ int ewc_query(ewc_t *c, const char *stream, const char *const *metrics, size_t n
               const msgpack_sbuffer *params, int center, const char *source, bool fresh,
               int64_t max_lag, ewc_reply_t *out);
 
+/* A stream's saved state (`export`): on success *state and *len point into out (valid until
+ * ewc_reply_free(out)) and *count (may be NULL) gets the rows it describes. */
+int ewc_export(ewc_t *c, const char *stream, const void **state, size_t *len, uint64_t *count,
+               ewc_reply_t *out);
+/* Folds an exported state into `stream` (`merge`; created if absent). The result map (stream,
+ * merged, count, created) is in out->result. */
+int ewc_merge(ewc_t *c, const char *stream, const void *state, size_t len, ewc_reply_t *out);
+
 /* Helpers over decoded results. */
 const msgpack_object *ewc_get(const msgpack_object *map, const char *key);
 bool ewc_get_double(const msgpack_object *map, const char *key, double *out);

@@ -31,7 +31,8 @@ def run(*args, address=None, check=None):
 
 def every_command_has_help():
     p = run("help", check=0)
-    cmds = ["ping", "list", "info", "create", "drop", "reset", "stats", "query", "watch", "ingest"]
+    cmds = ["ping", "list", "info", "create", "drop", "reset", "stats", "query", "watch", "ingest",
+            "snapshot", "export", "merge"]
     for c in cmds:
         assert c in p.stdout
         h = run(c, "--help", check=0)
@@ -146,6 +147,43 @@ def exit_codes():
     assert "DIM_MISMATCH" in p.stderr
 
 
+def export_and_merge_between_two_daemons():
+    """One daemon per node, combined: export from two daemons, merge both into a third; the
+    merged stream answers as numpy on the union (and export refuses an unknown stream)."""
+    others = [Daemon(), Daemon()]
+    try:
+        parts = [np.random.default_rng(7 + i).standard_normal((n, 12)).astype(np.float32)
+                 for i, n in enumerate([400, 250])]
+        files = []
+        for i, (d, X) in enumerate(zip(others, parts)):
+            run("ingest", "node.h", save_npy(f"part{i}.npy", X), address=d.unix, check=0)
+            path = os.path.join(TMP, f"node{i}.ewstate")
+            p = run("export", "node.h", path, address=d.unix, check=0)
+            assert f"({len(X)} rows" in p.stdout and path in p.stdout, p.stdout
+            files.append(path)
+        p = run("merge", "all.h", files[0], check=0)
+        assert "merged 400 rows" in p.stdout and "(created)" in p.stdout, p.stdout
+        m = json.loads(run("--json", "merge", "all.h", files[1], check=0).stdout)
+        assert m == {"stream": "all.h", "merged": 250, "count": 650, "created": False}, m
+        q = json.loads(run("--json", "query", "all.h", "entropy", "--fresh", check=0).stdout)
+        V = np.vstack(parts).astype(np.float64)
+        close(q["metrics"]["entropy"], ref.entropy_p(ref.eig(ref.matrix(V, True))), 1e-6,
+              "entropy of the merged stream")
+        assert "bytes" in json.loads(run("--json", "snapshot", check=0).stdout)
+        p = run("export", "no.such", os.path.join(TMP, "x"), check=1)
+        assert "NO_SUCH_STREAM" in p.stderr and not os.path.exists(os.path.join(TMP, "x"))
+        p = run("merge", "all.h", os.path.join(TMP, "missing.ewstate"), check=4)
+        assert "cannot read" in p.stderr
+        bad = os.path.join(TMP, "bad.ewstate")
+        open(bad, "wb").write(open(files[0], "rb").read()[:-3])
+        p = run("merge", "all.h", bad, check=1)
+        assert "BAD_STATE" in p.stderr
+        run("export", "all.h", check=2)
+    finally:
+        for d in others:
+            d.stop()
+
+
 def main():
     global CLI, D
     CLI = sys.argv[1]
@@ -160,6 +198,7 @@ def main():
         t.case("progress_bar_on_a_terminal", progress_bar_on_a_terminal)
         t.case("watch_draws_sparklines", watch_draws_sparklines)
         t.case("exit_codes_missing_daemon_unknown_stream_usage_bad_file", exit_codes)
+        t.case("export_and_merge_between_two_daemons", export_and_merge_between_two_daemons)
     finally:
         D.stop()
     t.done()

@@ -56,6 +56,16 @@ def every_method_with_typed_results():
         assert any(s.stream == name for s in c.list())
         assert c.stats()["rows"] >= 311
         assert len(c.metrics()) == 20
+        state = c.export(name)
+        assert isinstance(state, bytes) and state[:8] == b"EWSTATE\0"
+        m = c.merge(name + ".copy", state)
+        assert m == {"stream": name + ".copy", "merged": 311, "count": 311, "created": True}, m
+        qc = c.query(name + ".copy", "entropy", fresh=True)
+        assert qc["entropy"] == c.query(name, "entropy", fresh=True)["entropy"]
+        snap = c.snapshot()
+        assert snap["streams"] >= 2 and snap["bytes"] > len(state), snap
+        expect("BAD_STATE", c.merge, name, state[:-1])
+        c.drop(name + ".copy")
         assert c.reset(name)["count"] == 0
         assert c.drop(name)["dropped"] is True
         expect("NO_SUCH_STREAM", c.info, name)

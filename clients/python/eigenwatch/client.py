@@ -170,3 +170,17 @@ class Client:
 
     def metrics(self) -> List[Dict[str, Any]]:
         return self.call("metrics")["metrics"]
+
+    def snapshot(self) -> Dict[str, Any]:
+        """Writes every changed stream's snapshot now; returns once they are on disk:
+        {"streams": written, "bytes": total, "seconds": s}."""
+        return self.call("snapshot")
+
+    def export(self, stream: str) -> bytes:
+        """The stream's whole saved state (docs/STATE.md), for `merge` into another daemon."""
+        return self.call("export", stream=stream)["state"]
+
+    def merge(self, stream: str, state: bytes) -> Dict[str, Any]:
+        """Folds an exported state into `stream` (created with the state's configuration if
+        absent): {"stream", "merged": rows in the state, "count": rows now, "created": bool}."""
+        return self.call("merge", stream=stream, state=bytes(state))

@@ -50,6 +50,8 @@ typedef struct ewd_op {
   char *buf;
   size_t len;
   uint64_t changes_at;
+  double copy_ms;      /* the SAVE job's time on its math thread */
+  double write_ms;     /* open to directory fsync, on the worker thread */
   int err;             /* errno of the step that failed */
   const char *step;
 } ewd_op_t;
@@ -170,9 +172,17 @@ static int fsync_dir(const char *dir) {
   return rc;
 }
 
+static void op_do(ewd_op_t *op);
+
 /* Worker thread: no loop state is touched here, only the op. */
 static void op_work(uv_work_t *w) {
   ewd_op_t *op = w->data;
+  double t0 = ewd_now();
+  op_do(op);
+  op->write_ms = 1e3 * (ewd_now() - t0);
+}
+
+static void op_do(ewd_op_t *op) {
   errno = 0;
   if (!op->is_write) {
     if (unlink(op->path) != 0 && errno != ENOENT)
@@ -225,8 +235,8 @@ static void op_after(uv_work_t *w, int status) {
       p->res.bytes += op->len;
       if (op->changes_at > st->saved_changes)
         st->saved_changes = op->changes_at;
-      ewd_log(EWD_LOG_DEBUG, "snapshot written", "stream=\"%s\" file=%s bytes=%zu", st->name,
-              st->file, op->len);
+      ewd_log(EWD_LOG_DEBUG, "snapshot written", "stream=\"%s\" file=%s bytes=%zu copy_ms=%.1f "
+              "write_ms=%.1f", st->name, st->file, op->len, op->copy_ms, op->write_ms);
       if (!registered(srv, st)) /* dropped while it was written */
         delete_file(p, st->file);
     }
@@ -399,6 +409,7 @@ static void save_done(ewd_job_t *j) {
   op->buf = j->out;
   op->len = j->out_len;
   op->changes_at = j->changes_at;
+  op->copy_ms = j->elapsed_ms;
   j->out = NULL;
   ewd_job_finish(j);
   io_push(p, op); /* the round continues when it is written (op_after) */

@@ -39,7 +39,14 @@
 static uint32_t crc_table[8][256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
+#if defined(__x86_64__) && defined(__GNUC__)
+static int crc_have_hw; /* SSE4.2 present: set once, in crc_build (pthread_once) */
+#endif
+
 static void crc_build(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  crc_have_hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+#endif
   for (uint32_t i = 0; i < 256; i++) {
     uint32_t c = i;
     for (int k = 0; k < 8; k++)
@@ -53,9 +60,7 @@ static void crc_build(void) {
 
 static void crc_init(void) { pthread_once(&crc_once, crc_build); }
 
-static uint32_t crc_update(uint32_t crc, const void *p, size_t n) {
-  const unsigned char *b = p;
-  crc = ~crc;
+static uint32_t crc_sliced(uint32_t crc, const unsigned char *b, size_t n) {
   for (; n >= 8; n -= 8, b += 8) { /* little-endian: the first four bytes fold into crc */
     uint32_t lo, hi;
     memcpy(&lo, b, 4);
@@ -67,7 +72,34 @@ static uint32_t crc_update(uint32_t crc, const void *p, size_t n) {
   }
   for (; n; n--, b++)
     crc = crc_table[0][(crc ^ *b) & 0xff] ^ (crc >> 8);
-  return ~crc;
+  return crc;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* SSE4.2's crc32 instruction computes the same reflected CRC-32C, 8 bytes at a time (~5× the
+ * tables: a d = 4096 state is 71 MB). Chosen at run time; the tables serve other CPUs. */
+__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const unsigned char *b,
+                                                          size_t n) {
+  uint64_t c = crc;
+  for (; n >= 8; n -= 8, b += 8) {
+    uint64_t v;
+    memcpy(&v, b, 8);
+    c = __builtin_ia32_crc32di(c, v);
+  }
+  crc = (uint32_t)c;
+  for (; n; n--, b++)
+    crc = __builtin_ia32_crc32qi(crc, *b);
+  return crc;
+}
+#endif
+
+static uint32_t crc_update(uint32_t crc, const void *p, size_t n) {
+  const unsigned char *b = p;
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (crc_have_hw > 0)
+    return ~crc_hw(~crc, b, n);
+#endif
+  return ~crc_sliced(~crc, b, n);
 }
 
 EW_EXPORT uint32_t ew_crc32c(uint32_t crc, const void *p, size_t n) {

@@ -279,6 +279,16 @@ static void checksum_and_config_peek(void) {
   for (size_t i = 0; i < sizeof big; i++)
     big[i] = (unsigned char)(i * 131 + 7);
   uint32_t whole = ew_crc32c(0, big, sizeof big);
+  for (size_t off = 0; off < 9; off++) /* against a bitwise reference, at every alignment */
+    for (size_t len = 0; len < sizeof big - off; len += 1 + len / 3) {
+      uint32_t c = 0xffffffffu;
+      for (size_t i = 0; i < len; i++) {
+        c ^= big[off + i];
+        for (int k = 0; k < 8; k++)
+          c = (c & 1) ? 0x82f63b78u ^ (c >> 1) : c >> 1;
+      }
+      CHECK(ew_crc32c(0, big + off, len) == ~c, "crc32c of %zu bytes at offset %zu", len, off);
+    }
   for (size_t cut = 0; cut <= sizeof big; cut += 37)
     CHECK(ew_crc32c(ew_crc32c(0, big, cut), big + cut, sizeof big - cut) == whole,
           "crc32c split at %zu", cut);

@@ -7,8 +7,12 @@
  *   window.c                       FIFO ring of the last W rows with its own exact moments
  *   oja.c                          the live top-eigenvector estimate (fixed-rate Oja + shuffle)
  *   eig.c                          LAPACK wrappers: all eigenvalues, top-k by subspace iteration
- *   stream.c                       one stream: config, ingest, merge, snapshots, spectrum cache
- *   metrics.c                      the metric table and the query dispatcher
+ *   stream.c                       one stream: config, ingest, merge, reset, admission model
+ *   state.c                        a whole stream as versioned, checksummed bytes and back
+ *   view.c                         what metrics read: a source as a matrix (trace, ‖·‖_F²,
+ *                                  diagonal, spectrum + error, top-k + residual, A·x, rows);
+ *                                  the spectrum cache
+ *   metrics.c                      the metric table and the query dispatcher (reads views only)
  * Nothing here is exported from the shared library (visibility is hidden by default).
  */
 #ifndef EW_INTERNAL_H
@@ -237,5 +241,45 @@ void ew__stream_source_size(const ew_stream_t *s, ew_source_t src, uint64_t *row
  * scratch, followed by the window mean (d doubles); *zero_rows counts rows that were equal to the
  * mean (left at zero). */
 int ew__stream_window_cn(ew_stream_t *s, double **Z, size_t *N, size_t *zero_rows);
+
+/* ---- view.c: what metrics read ----
+ * One source of one stream as a symmetric d×d matrix A. Metrics reach the state only through
+ * these functions (never through a struct field of the stream or an accumulator). Each returns
+ * 0 or an EW_E* code and sets v->as_of to the stream count the value describes. */
+typedef struct {
+  ew_stream_t *s;    /* private to view.c */
+  ew_source_t src;
+  int center;        /* 1: C = M2/W; 0: S = C + μμᵀ (window_cn: always 0, its own centring) */
+  uint64_t max_lag;  /* a cached spectrum at most this many rows old may answer */
+  size_t d;
+  uint64_t rows;     /* rows the source describes */
+  double weight;     /* their total weight (== rows without decay) */
+  uint64_t as_of;    /* stream count of the last value read */
+  const double *eig; /* the spectrum once read (view.c's cache; valid until the stream changes) */
+  size_t clamped;
+} ew__view_t;
+
+/* Opens a view of src. EW_ENOWINDOW when src needs a window the stream lacks, EW_EBADPARAM for
+ * an unknown source. Fills rows and weight; reads nothing else. */
+int ew__view_open(ew__view_t *v, ew_stream_t *s, ew_source_t src, int center, uint64_t max_lag);
+/* tr A in O(d) (window_cn: from its spectrum). */
+int ew__view_trace(ew__view_t *v, double *tr);
+/* tr A and ‖A‖_F² (fro2 may be NULL) in O(d²) from the moments, or from the spectrum once it has
+ * been read (so that both agree with it) and for window_cn. */
+int ew__view_trace_fro2(ew__view_t *v, double *tr, double *fro2);
+/* diag(A) into diag[d]. */
+int ew__view_diag(ew__view_t *v, double *diag);
+/* Every eigenvalue of A, descending, negative ones and those at or below the rounding bound set to
+ * 0 (*clamped counts them); *err (may be NULL) is that bound: each eigenvalue is within it of
+ * the exact one's. *eig stays valid until the stream next changes. */
+int ew__view_spectrum(ew__view_t *v, const double **eig, size_t *clamped, double *err);
+/* The top k eigenpairs: theta[k] descending, U[k×d] unit rows, *resid = max ‖A u − θ u‖ (an
+ * absolute bound on each θ's distance to an eigenvalue). Warm-started from the last answer. */
+int ew__view_topk(ew__view_t *v, size_t k, double *theta, double *U, double *resid);
+/* y = A x (x, y: d values, distinct). */
+int ew__view_matvec(ew__view_t *v, const double *x, double *y);
+/* The source's raw rows in arrival order (window sources: N×d f32, in the thread's scratch, valid
+ * until its next use); EW_ENOWINDOW for a source that keeps no rows. */
+int ew__view_rows(ew__view_t *v, const float **rows, size_t *n);
 
 #endif /* EW_INTERNAL_H */

@@ -24,12 +24,13 @@
 #define SRC_CN (1u << EW_SOURCE_WINDOW_CN)
 #define SRC_SKETCH (SRC_ALL | SRC_WIN | SRC_CN)
 
+/* A metric sees its source only through the view (view.c): never a stream's or an accumulator's
+ * fields. */
 typedef struct {
-  ew_stream_t *s;
-  ew_source_t src;
+  ew__view_t v;
+  ew_source_t src;   /* resolved source and centring (the view is opened with them) */
   int center;
-  uint64_t max_lag;
-  uint64_t rows;
+  uint64_t rows;     /* == v.rows, v.weight, v.d: copied for brevity */
   double weight;
   size_t d;
   const double *eig; /* descending, clamped; NULL until needed */
@@ -58,18 +59,23 @@ static int fail(mctx_t *cx, int code, const char *fmt, ...) {
 
 /* ---- shared pieces ---- */
 
+/* A view's failure as the metric's answer. */
+static int view_fail(mctx_t *cx, int rc) {
+  if (rc == EW_ELAPACK)
+    return fail(cx, rc, "the eigensolver did not converge on this state (LAPACK dsyevd)");
+  if (rc == EW_ENOMEM)
+    return fail(cx, rc, "out of memory reading the %s", ew_source_name(cx->src));
+  return fail(cx, rc, "%s", ew_strerror(rc));
+}
+
 static int need_eig(mctx_t *cx) {
   if (cx->eig)
     return 0;
   size_t clamped;
-  uint64_t as_of;
-  int rc = ew__stream_spectrum(cx->s, cx->src, cx->center, cx->max_lag, &cx->eig, &clamped, &as_of);
-  if (rc == EW_ELAPACK)
-    return fail(cx, rc, "the eigensolver did not converge on this state (LAPACK dsyevd)");
+  int rc = ew__view_spectrum(&cx->v, &cx->eig, &clamped, NULL);
   if (rc != 0)
-    return fail(cx, rc, "%s", ew_strerror(rc));
+    return view_fail(cx, rc);
   cx->out->clamped = clamped;
-  cx->out->as_of = as_of;
   return 0;
 }
 
@@ -80,41 +86,10 @@ static double eig_sum(const double *w, size_t d) {
   return t;
 }
 
-/* tr A and ‖A‖_F² in O(d²) from the moments (no eigensolve); window_cn uses the spectrum. */
+/* tr A and ‖A‖_F² in O(d²) (no eigensolve; from the spectrum where the view has it). */
 static int trace_fro(mctx_t *cx, double *tr, double *fro2) {
-  size_t d = cx->d;
-  if (cx->src == EW_SOURCE_WINDOW_CN || cx->eig) {
-    int rc = need_eig(cx);
-    if (rc)
-      return rc;
-    double t = 0, f = 0;
-    for (size_t i = 0; i < d; i++) {
-      t += cx->eig[i];
-      f += cx->eig[i] * cx->eig[i];
-    }
-    *tr = t;
-    *fro2 = f;
-    return 0;
-  }
-  const ew__moments_t *m = cx->src == EW_SOURCE_ALL ? &cx->s->all : ew__stream_win_moments(cx->s);
-  if (!m)
-    return fail(cx, EW_ENOMEM, "out of memory rebuilding the window's moments");
-  double inv = 1.0 / m->w, t = 0, off = 0, diag = 0;
-  for (size_t j = 0; j < d; j++) {
-    const double *col = m->m2 + j * d;
-    double mj = cx->center ? 0.0 : m->mean[j];
-    for (size_t i = 0; i < j; i++) {
-      double a = col[i] * inv + (cx->center ? 0.0 : m->mean[i] * mj);
-      off += a * a;
-    }
-    double a = col[j] * inv + mj * mj;
-    diag += a * a;
-    t += a;
-  }
-  *tr = t;
-  *fro2 = diag + 2.0 * off;
-  cx->out->as_of = cx->s->count;
-  return 0;
+  int rc = ew__view_trace_fro2(&cx->v, tr, fro2);
+  return rc ? view_fail(cx, rc) : 0;
 }
 
 static int check_trace(mctx_t *cx, double tr) {
@@ -313,17 +288,11 @@ static int m_topk(mctx_t *cx) {
     int rc = need_eig(cx);
     return rc ? rc : list_of(cx, cx->eig, k);
   }
-  /* eigenpairs: subspace iteration on a fresh snapshot, warm-started from the last answer */
-  ew_stream_t *s = cx->s;
+  /* eigenpairs: subspace iteration, warm-started from the last answer (view.c) */
   size_t d = cx->d;
-  double *A = ew__scratch(EW__SCR_MAT, d * d * sizeof(double));
   double *theta = malloc(k * sizeof(double)), *U = malloc(k * d * sizeof(double));
   double resid = 0;
-  int rc = (A && theta && U) ? 0 : EW_ENOMEM;
-  if (rc == 0)
-    rc = ew_stream_matrix(s, cx->src, cx->center, NULL, NULL, A);
-  if (rc == 0)
-    rc = ew__topk(A, d, k, s->topk_warm, s->topk_warm_k, s->cfg.seed ^ s->count, theta, U, &resid);
+  int rc = (theta && U) ? ew__view_topk(&cx->v, k, theta, U, &resid) : EW_ENOMEM;
   if (rc != 0) {
     free(theta);
     free(U);
@@ -335,12 +304,6 @@ static int m_topk(mctx_t *cx) {
       theta[i] = 0;
       cx->out->clamped++;
     }
-  double *warm = realloc(s->topk_warm, k * d * sizeof(double));
-  if (warm) {
-    memcpy(warm, U, k * d * sizeof(double));
-    s->topk_warm = warm;
-    s->topk_warm_k = k;
-  }
   cx->out->kind = EW_VALUE_LIST;
   cx->out->list = theta;
   cx->out->len = k;
@@ -348,7 +311,6 @@ static int m_topk(mctx_t *cx) {
   cx->out->dim = d;
   cx->out->has_error = 1;
   cx->out->error = resid;
-  cx->out->as_of = s->count;
   return 0;
 }
 
@@ -358,19 +320,9 @@ static int m_spectrum(mctx_t *cx) {
 }
 
 static int m_trace(mctx_t *cx) {
-  double tr, fro2;
-  if (cx->src == EW_SOURCE_WINDOW_CN) {
-    int rc = trace_fro(cx, &tr, &fro2);
-    return rc ? rc : scalar(cx, tr);
-  }
-  const ew__moments_t *m = cx->src == EW_SOURCE_ALL ? &cx->s->all : ew__stream_win_moments(cx->s);
-  if (!m)
-    return fail(cx, EW_ENOMEM, "out of memory rebuilding the window's moments");
-  tr = 0;
-  for (size_t j = 0; j < cx->d; j++)
-    tr += m->m2[j + j * cx->d] / m->w + (cx->center ? 0.0 : m->mean[j] * m->mean[j]);
-  cx->out->as_of = cx->s->count;
-  return scalar(cx, tr);
+  double tr;
+  int rc = ew__view_trace(&cx->v, &tr);
+  return rc ? view_fail(cx, rc) : scalar(cx, tr);
 }
 
 static int m_nuclear_norm(mctx_t *cx) {
@@ -402,34 +354,13 @@ static int mnn_from_diag(mctx_t *cx, double *diag) {
 }
 
 static int m_mnn(mctx_t *cx) {
-  size_t d = cx->d;
-  double *diag = ew__scratch(EW__SCR_WORK, d * sizeof(double));
+  double *diag = malloc(cx->d * sizeof(double));
   if (!diag)
     return fail(cx, EW_ENOMEM, "out of memory");
-  if (cx->src == EW_SOURCE_WINDOW_CN) {
-    double *Z;
-    size_t N, zeros;
-    int rc = ew__stream_window_cn(cx->s, &Z, &N, &zeros);
-    if (rc)
-      return fail(cx, rc, "%s", ew_strerror(rc));
-    diag = ew__scratch(EW__SCR_WORK, d * sizeof(double));
-    memset(diag, 0, d * sizeof(double));
-    for (size_t r = 0; r < N; r++)
-      for (size_t j = 0; j < d; j++)
-        diag[j] += Z[r * d + j] * Z[r * d + j];
-    for (size_t j = 0; j < d; j++)
-      diag[j] /= (double)N;
-  } else {
-    const ew__moments_t *m =
-        cx->src == EW_SOURCE_ALL ? &cx->s->all : ew__stream_win_moments(cx->s);
-    if (!m)
-      return fail(cx, EW_ENOMEM, "out of memory rebuilding the window's moments");
-    diag = ew__scratch(EW__SCR_WORK, d * sizeof(double)); /* a rebuild may have moved it */
-    for (size_t j = 0; j < d; j++)
-      diag[j] = m->m2[j + j * d] / m->w + (cx->center ? 0.0 : m->mean[j] * m->mean[j]);
-  }
-  cx->out->as_of = cx->s->count;
-  return mnn_from_diag(cx, diag);
+  int rc = ew__view_diag(&cx->v, diag);
+  rc = rc ? view_fail(cx, rc) : mnn_from_diag(cx, diag);
+  free(diag);
+  return rc;
 }
 
 static int m_entropy_truncated(mctx_t *cx) {
@@ -441,17 +372,16 @@ static int m_entropy_truncated(mctx_t *cx) {
 }
 
 static int m_l2_std(mctx_t *cx) {
-  ew_stream_t *s = cx->s;
-  size_t d = cx->d, N = s->win.count;
+  size_t d = cx->d, N = (size_t)cx->rows;
   if (N < 2)
     return fail(cx, EW_EDEGENERATE, "l2_std needs at least 2 rows in the window (it has %zu)", N);
-  double *buf = ew__scratch(EW__SCR_AUX, 2 * d * sizeof(double) + N * d * sizeof(float));
-  if (!buf)
+  const float *raw;
+  int rc = ew__view_rows(&cx->v, &raw, &N);
+  if (rc)
+    return view_fail(cx, rc);
+  double *mu = calloc(2 * d, sizeof(double)), *m2 = mu + d;
+  if (!mu)
     return fail(cx, EW_ENOMEM, "out of memory");
-  double *mu = buf, *m2 = buf + d;
-  float *raw = (float *)(buf + 2 * d);
-  ew__window_copy(&s->win, raw);
-  memset(buf, 0, 2 * d * sizeof(double));
   /* two passes over unit rows: per-dimension mean, then squared deviations (ddof = 1) */
   for (int pass = 0; pass < 2; pass++) {
     for (size_t r = 0; r < N; r++) {
@@ -475,7 +405,7 @@ static int m_l2_std(mctx_t *cx) {
   double t = 0;
   for (size_t j = 0; j < d; j++)
     t += sqrt(m2[j] / (double)(N - 1));
-  cx->out->as_of = s->count;
+  free(mu);
   return scalar(cx, t / (double)d);
 }
 
@@ -625,7 +555,7 @@ static int resolve(mctx_t *cx, const metric_row_t *row, const ew_query_t *q) {
 
 EW_EXPORT int ew_stream_query(ew_stream_t *s, const ew_query_t *q, ew_result_t *out) {
   memset(out, 0, sizeof *out);
-  mctx_t cx = {.s = s, .d = s->d, .max_lag = q->max_lag, .out = out};
+  mctx_t cx = {.d = ew_stream_config(s)->dim, .out = out};
   const metric_row_t *row = find_row(q->metric);
   if (!row) {
     int rc = fail(&cx, EW_EUNKMETRIC, "no metric named '%s' (the 'metrics' method lists them)",
@@ -635,11 +565,14 @@ EW_EXPORT int ew_stream_query(ew_stream_t *s, const ew_query_t *q, ew_result_t *
   int rc = resolve(&cx, row, q);
   if (rc)
     return rc;
-  if (cx.src != EW_SOURCE_ALL && !s->has_window)
+  if ((rc = ew__view_open(&cx.v, s, cx.src, cx.center, q->max_lag)) == EW_ENOWINDOW)
     return fail(&cx, EW_ENOWINDOW,
                 "source '%s' needs a window, and this stream keeps none (create it with window > 0)",
                 ew_source_name(cx.src));
-  ew__stream_source_size(s, cx.src, &cx.rows, &cx.weight);
+  if (rc)
+    return fail(&cx, rc, "%s", ew_strerror(rc));
+  cx.rows = cx.v.rows;
+  cx.weight = cx.v.weight;
   if (cx.rows == 0)
     return fail(&cx, EW_EDEGENERATE, "%s has no rows yet",
                 cx.src == EW_SOURCE_ALL ? "the stream" : "the window");
@@ -648,8 +581,8 @@ EW_EXPORT int ew_stream_query(ew_stream_t *s, const ew_query_t *q, ew_result_t *
                 "a centred covariance needs at least 2 rows (the %s has %llu); pass center=false "
                 "for the second moment",
                 cx.src == EW_SOURCE_ALL ? "stream" : "window", (unsigned long long)cx.rows);
-  out->as_of = s->count;
   rc = row->fn(&cx);
+  out->as_of = cx.v.as_of;
   if (rc) {
     free(out->list);
     free(out->vectors);

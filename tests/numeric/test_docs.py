@@ -63,12 +63,24 @@ def every_metric_has_a_section():
         assert len(sec.group(1).split()) >= 12, f"section for {n} is too thin"
 
 
+def metrics_read_views_only():
+    """DESIGN §1 rule 3: a metric reads a view (lib/view.c), never a stream's or an accumulator's
+    fields, so a new kind of state adds no branch inside any metric."""
+    with open(os.path.join(ROOT, "lib", "metrics.c")) as f:
+        src = f.read()
+    forbidden = ["->all", "->win", "->m2", "->mean", "->mom", "->oja", "->cache", "ew__stream_",
+                 "ew__moments", "ew__window", "ew__scratch", "ew_stream_matrix", "s->"]
+    found = [w for w in forbidden if w in src]
+    assert not found, f"lib/metrics.c reaches past the view: {found}"
+
+
 def main():
     t = Tap()
     t.case("metrics_doc_table_matches_code", table_is_generated_from_code)
     t.case("metrics_doc_has_a_section_per_metric", every_metric_has_a_section)
     t.case("protocol_doc_tables_match_code", protocol_tables_are_generated_from_code)
     t.case("protocol_doc_has_a_section_per_method", every_method_has_a_section)
+    t.case("metrics_read_views_only", metrics_read_views_only)
     t.done()
 
 

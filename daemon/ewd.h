@@ -9,8 +9,8 @@
  *   cmd/          the handlers by job: streams, ingest, query, daemon (ping, stats, auth)
  *   registry.c    named streams, admission against the library's memory model, result cache
  *   pool.c        the math threads and the per-stream job queues
- *   persist.c     snapshots (copied on the stream's math turn, written on libuv's worker threads),
- *                 restore at start, quarantine
+ *   persist.c     snapshots (copied on the stream's math turn, written on libuv's worker threads)
+ *   restore.c     restore at start, quarantine, the state-dir lock (persist.h: what they share)
  * Each struct has one owner, named at its definition; nothing is global but the log level. */
 #ifndef EWD_H
 #define EWD_H
@@ -188,7 +188,8 @@ void ewd_pool_stop(ewd_pool_t *p);
 void ewd_job_free(ewd_job_t *job);
 void ewd_qmetrics_free(ewd_qmetric_t *ms, size_t n);
 
-/* ---- persist.c (owner: the loop; file I/O on libuv's worker threads, one operation at a time) */
+/* ---- persist.c, restore.c (owner: the loop; file I/O on libuv's worker threads, one operation
+ * at a time; restore runs on the main thread before anything listens) */
 typedef struct ewd_persist ewd_persist_t;
 typedef struct {
   size_t written, failed; /* streams */

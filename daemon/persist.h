@@ -1,0 +1,61 @@
+/* persist.h — what persist.c (snapshot rounds, the I/O queue) and restore.c (restore at start,
+ * quarantine, the state-dir lock) share: the snapshot file's constants and the persist struct
+ * (owner: the loop thread; an operation is handed to one worker thread while it runs). */
+#ifndef EWD_PERSIST_H
+#define EWD_PERSIST_H
+
+#include "ewd.h"
+
+#include <limits.h>
+
+#define SNAP_MAGIC "EWSNAP\0"
+#define SNAP_VERSION 1u
+#define SNAP_KEY_MAX 1024
+#define SNAP_EXT ".ews"
+
+typedef struct ewd_op {
+  struct ewd_op *next;
+  uv_work_t work;
+  ewd_persist_t *p;
+  bool is_write;       /* else a delete */
+  ewd_stream_t *st;    /* write: referenced until the write is done */
+  char path[PATH_MAX + 48], tmp[PATH_MAX + 56];
+  char *buf;
+  size_t len;
+  uint64_t changes_at;
+  double copy_ms;      /* the SAVE job's time on its math thread */
+  double write_ms;     /* open to directory fsync, on the worker thread */
+  int err;             /* errno of the step that failed */
+  const char *step;
+} ewd_op_t;
+
+typedef struct ewd_waiter {
+  struct ewd_waiter *next;
+  ewd_round_cb cb;
+  void *arg;
+} ewd_waiter_t;
+
+struct ewd_persist {
+  ewd_server_t *srv;
+  char dir[PATH_MAX];   /* <state_dir>/streams */
+  char qdir[PATH_MAX];  /* <state_dir>/quarantine */
+  uv_timer_t tick;      /* once a second: is a round due? */
+  uv_timer_t kick;      /* starts an asked-for round from the loop, never inside the asker */
+  double last_round;    /* monotonic start of the last round */
+  ewd_op_t *io_head, *io_tail;
+  bool io_busy;
+  bool active;          /* a round runs */
+  bool draining;        /* its snapshots are taken; earlier deletes are still being done */
+  ewd_stream_t **todo;  /* its streams, referenced */
+  size_t ntodo, itodo;
+  ewd_round_t res;
+  double t0;
+  ewd_waiter_t *cur, *next; /* callbacks of this round, and of the one asked for meanwhile */
+  bool again;
+  char **reserved;      /* names of files left in place at start (not loaded) */
+  size_t nreserved;
+  bool closing;
+  int open_handles;
+};
+
+#endif

@@ -1,0 +1,226 @@
+/* restore.c — at start, every snapshot in <state_dir>/streams is read back into the registry
+ * (persist.c writes them; the file format is in docs/STATE.md). A file that is truncated,
+ * corrupt, of an unknown version or a second copy of a key is logged and moved to
+ * <state_dir>/quarantine/, and the rest load. A file that does not fit the limits (max_streams,
+ * max_memory) is logged and left where it is, for a start with larger limits, and its name is
+ * reserved so no new stream overwrites it. Leftover *.tmp files (a stop mid-write) are removed:
+ * the snapshot they would have replaced is intact. A flock'd `lock` file keeps a second daemon
+ * off the directory. This runs before anything listens, on the main thread. */
+#include "persist.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int file_read(void *ctx, void *b, size_t n) { return fread(b, 1, n, ctx) == n ? 0 : -1; }
+
+static void quarantine(ewd_persist_t *p, const char *file, const char *why) {
+  char from[PATH_MAX + 256], to[PATH_MAX + 320];
+  snprintf(from, sizeof from, "%s/%s", p->dir, file);
+  snprintf(to, sizeof to, "%s/%s.%lld", p->qdir, file, (long long)ewd_wall_now());
+  p->srv->stat[EWD_STAT_states_quarantined]++;
+  if (rename(from, to) != 0) {
+    ewd_log(EWD_LOG_ERROR, "snapshot not restored and not moved to quarantine", "file=%s "
+            "reason=\"%s\" error=\"%s\"", file, why, strerror(errno));
+    return;
+  }
+  ewd_log(EWD_LOG_ERROR, "snapshot not restored: moved to quarantine", "file=%s to=\"%s\" "
+          "reason=\"%s\"", file, to, why);
+}
+
+static void reserve(ewd_persist_t *p, const char *file) {
+  char **n = realloc(p->reserved, (p->nreserved + 1) * sizeof *n);
+  if (!n)
+    return;
+  p->reserved = n;
+  if ((n[p->nreserved] = strdup(file)))
+    p->nreserved++;
+}
+
+/* Reads one snapshot file into the registry. */
+static void restore_one(ewd_persist_t *p, const char *file) {
+  ewd_server_t *srv = p->srv;
+  char path[PATH_MAX + 256], why[300] = "", key[SNAP_KEY_MAX + 1];
+  snprintf(path, sizeof path, "%s/%s", p->dir, file);
+  double t0 = ewd_now();
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    ewd_log(EWD_LOG_ERROR, "snapshot not readable: left in place", "file=%s error=\"%s\"", file,
+            strerror(errno));
+    reserve(p, file);
+    return;
+  }
+  char head[16];
+  uint32_t version = 0, klen = 0, crc = 0;
+  double last = 0, saved_at = 0;
+  ew_stream_t *s = NULL;
+  if (fread(head, 1, 16, f) != 16)
+    snprintf(why, sizeof why, "%s", "the file ends inside its header: truncated");
+  else if (memcmp(head, SNAP_MAGIC, 8) != 0)
+    snprintf(why, sizeof why, "%s", "not an eigenwatch snapshot (bad magic)");
+  else if (memcpy(&version, head + 8, 4), version != SNAP_VERSION)
+    snprintf(why, sizeof why, "snapshot format version %u is not one this daemon reads (1)",
+             version);
+  else if (memcpy(&klen, head + 12, 4), klen == 0 || klen > SNAP_KEY_MAX)
+    snprintf(why, sizeof why, "%s", "the header's key length is out of range: corrupt");
+  else if (fread(key, 1, klen, f) != klen || fread(&last, 8, 1, f) != 1 ||
+           fread(&saved_at, 8, 1, f) != 1 || fread(&crc, 4, 1, f) != 1)
+    snprintf(why, sizeof why, "%s", "the file ends inside its header: truncated");
+  else {
+    uint32_t c = ew_crc32c(0, head, 16);
+    c = ew_crc32c(c, key, klen);
+    c = ew_crc32c(c, &last, 8);
+    c = ew_crc32c(c, &saved_at, 8);
+    key[klen] = 0;
+    if (c != crc)
+      snprintf(why, sizeof why, "%s", "the header's checksum does not match: corrupt");
+    else if (!ewp_name_valid(key, klen))
+      snprintf(why, sizeof why, "%s", "the key is not a valid stream name");
+  }
+  if (!why[0]) {
+    char msg[256];
+    int rc = ew_stream_load(&s, file_read, f, msg, sizeof msg);
+    if (rc == EW_ENOMEM) {
+      fclose(f);
+      ewd_log(EWD_LOG_ERROR, "out of memory restoring a snapshot: left in place",
+              "file=%s stream=\"%s\"", file, key);
+      reserve(p, file);
+      return;
+    }
+    if (rc)
+      snprintf(why, sizeof why, "%s", msg);
+    else if (fgetc(f) != EOF)
+      snprintf(why, sizeof why, "%s", "bytes follow the state's checksum: corrupt");
+  }
+  fclose(f);
+  if (!why[0] && ewd_registry_find(&srv->reg, key, klen))
+    snprintf(why, sizeof why, "a second snapshot of stream '%.200s'", key);
+  if (why[0]) {
+    ew_stream_free(s);
+    quarantine(p, file, why);
+    return;
+  }
+  ewd_stream_t *st = NULL;
+  char msg[256];
+  int rc = ewd_registry_adopt(&srv->reg, &srv->cfg, key, klen, s, &st, msg, sizeof msg);
+  if (rc) {
+    ew_stream_free(s);
+    ewd_log(EWD_LOG_ERROR, "snapshot not restored (the limits do not admit it): left in place",
+            "file=%s stream=\"%s\" reason=\"%s\"", file, key, msg);
+    reserve(p, file);
+    return;
+  }
+  snprintf(st->file, sizeof st->file, "%s", file);
+  st->saved_changes = st->changes;
+  st->last_ingest = last;
+  srv->stat[EWD_STAT_streams_restored]++;
+  ewd_log(EWD_LOG_INFO, "stream restored", "stream=\"%s\" file=%s count=%llu dim=%zu "
+          "seconds=%.3f", st->name, file, (unsigned long long)st->count, st->cfg.dim,
+          ewd_now() - t0);
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+  size_t a = strlen(s), b = strlen(suffix);
+  return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static int make_dir(const char *path) {
+  if (mkdir(path, 0700) == 0 || errno == EEXIST)
+    return 0;
+  ewd_log(EWD_LOG_ERROR, "cannot create a state directory", "path=\"%s\" error=\"%s\"", path,
+          strerror(errno));
+  return -1;
+}
+
+/* One daemon per state dir: a second would overwrite the first one's snapshots. The lock is held
+ * (its descriptor open) for the life of the process. */
+static int lock_state_dir(const char *dir) {
+  char path[PATH_MAX + 16];
+  snprintf(path, sizeof path, "%s/lock", dir);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    ewd_log(EWD_LOG_ERROR, "cannot open the state dir's lock file", "path=\"%s\" error=\"%s\"",
+            path, strerror(errno));
+    return -1;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char pid[32] = "";
+    ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+    pid[n > 0 ? n : 0] = 0;
+    pid[strcspn(pid, "\n")] = 0;
+    ewd_log(EWD_LOG_ERROR, "another daemon uses this state dir", "path=\"%s\" pid=%s", dir,
+            pid[0] ? pid : "?");
+    close(fd);
+    return -1;
+  }
+  char pid[32];
+  int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+    ewd_log(EWD_LOG_WARN, "cannot write the pid into the lock file", "path=\"%s\"", path);
+  return 0; /* fd stays open: the lock lasts until the process ends */
+}
+
+int ewd_persist_open(ewd_server_t *srv) {
+  if (lock_state_dir(srv->cfg.state_dir) != 0)
+    return -1;
+  ewd_persist_t *p = calloc(1, sizeof *p);
+  if (!p)
+    return -1;
+  p->srv = srv;
+  srv->persist = p;
+  snprintf(p->dir, sizeof p->dir, "%s/streams", srv->cfg.state_dir);
+  snprintf(p->qdir, sizeof p->qdir, "%s/quarantine", srv->cfg.state_dir);
+  if (make_dir(p->dir) || make_dir(p->qdir))
+    return -1;
+  DIR *d = opendir(p->dir);
+  if (!d) {
+    ewd_log(EWD_LOG_ERROR, "cannot read the snapshot directory", "path=\"%s\" error=\"%s\"",
+            p->dir, strerror(errno));
+    return -1;
+  }
+  char **names = NULL;
+  size_t n = 0, cap = 0;
+  for (struct dirent *e; (e = readdir(d));) {
+    if (e->d_name[0] == '.')
+      continue;
+    if (ends_with(e->d_name, ".tmp")) {
+      char path[PATH_MAX + 256];
+      snprintf(path, sizeof path, "%s/%s", p->dir, e->d_name);
+      ewd_log(EWD_LOG_WARN, "removing an unfinished snapshot (a stop mid-write); the previous "
+              "one stands", "file=%s", e->d_name);
+      unlink(path);
+      continue;
+    }
+    if (!ends_with(e->d_name, SNAP_EXT))
+      continue;
+    if (n == cap) {
+      cap = cap ? 2 * cap : 16;
+      char **nn = realloc(names, cap * sizeof *nn);
+      if (!nn)
+        break;
+      names = nn;
+    }
+    if ((names[n] = strdup(e->d_name)))
+      n++;
+  }
+  closedir(d);
+  /* in name order: the same files restore the same way every time */
+  for (size_t i = 1; i < n; i++)
+    for (size_t k = i; k > 0 && strcmp(names[k - 1], names[k]) > 0; k--) {
+      char *t = names[k];
+      names[k] = names[k - 1];
+      names[k - 1] = t;
+    }
+  for (size_t i = 0; i < n; i++) {
+    restore_one(p, names[i]);
+    free(names[i]);
+  }
+  free(names);
+  return 0;
+}

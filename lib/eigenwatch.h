@@ -202,8 +202,14 @@ uint32_t ew_crc32c(uint32_t crc, const void *p, size_t n);
 uint64_t ew_stream_count(const ew_stream_t *s);
 /* Rows currently held in the window (0 when the stream has no window). */
 uint64_t ew_stream_window_count(const ew_stream_t *s);
-/* Bytes of heap memory the stream holds now (state, window, scratch, caches). */
+/* Bytes of memory the stream costs: the heap it holds now (accumulators, window, live estimate,
+ * caches) plus ew_stream_workspace_peak(s). */
 size_t ew_stream_memory(const ew_stream_t *s);
+/* The most workspace one operation on this stream (an ingest, a query, a matrix copy) has held
+ * at once. Workspace is borrowed from the calling thread for the length of the operation and given
+ * back (see ew_thread_scratch_release); this is what running the stream's operations needs on top
+ * of its state. */
+size_t ew_stream_workspace_peak(const ew_stream_t *s);
 
 /* The admission model: what a stream of a given configuration may hold, and the most one job on
  * it may allocate on top, so that a caller can refuse a stream before it exists instead of
@@ -250,10 +256,11 @@ int ew_stream_matrix(ew_stream_t *s, ew_source_t src, int center, double *weight
  * seen no rows yet. */
 size_t ew_stream_live_vectors(const ew_stream_t *s, double *out, size_t cap_k);
 
-/* Scratch: batches and queries borrow growable buffers that belong to the calling thread and are
- * shared by every stream used on it (so a stream's own memory stays near 8d²). They are freed at
- * thread exit; ew_thread_scratch_release() frees them now (they regrow on demand), and
- * ew_thread_scratch_bytes() says how much the calling thread holds. */
+/* Workspace: batches and queries borrow memory from a workspace that belongs to the calling thread
+ * and is shared by every stream used on it (so a stream's own memory stays near 8d²); inside the
+ * library it is handed down explicitly, every allocation distinct. It is freed at thread exit;
+ * ew_thread_scratch_release() frees it now (it regrows on demand), and ew_thread_scratch_bytes()
+ * says how much the calling thread holds. */
 void ew_thread_scratch_release(void);
 size_t ew_thread_scratch_bytes(void);
 

@@ -1,13 +1,18 @@
 /* ew_internal.h — what the library's files share with each other and with no one else.
  *
  * The layering inside lib/ is:
- *   error.c, convert.c, rng.c      leaf utilities
- *   scratch.c                      per-thread scratch buffers shared by every stream on a thread
- *   moments.c                      (weight, mean, M2) with the batched Chan merge and un-merge
- *   window.c                       FIFO ring of the last W rows with its own exact moments
- *   oja.c                          the live top-eigenvector estimate (fixed-rate Oja + shuffle)
- *   eig.c                          LAPACK wrappers: all eigenvalues, top-k by subspace iteration
- *   stream.c                       one stream: config, ingest, merge, reset, admission model
+ *   core/ error.c convert.c rng.c  leaf utilities
+ *   core/ws.c                      workspaces: stacked, never-aliased memory an operation borrows
+ *   acc/acc.h                      the accumulator interface (prepare, apply, merge, scale, view,
+ *                                  bytes, save, load)
+ *   acc/moments.c                  (weight, mean, M2) with the batched Chan merge and un-merge; the
+ *                                  dense and decay kinds
+ *   acc/window.c                   the window kind: a FIFO ring of the last W rows with its own
+ *                                  exact moments
+ *   live/oja.c                     the live top-eigenvector estimate (fixed-rate Oja + shuffle)
+ *   linalg/eig.c                   LAPACK wrappers: all eigenvalues, top-k by subspace iteration
+ *   stream.c                       one stream: config → accumulators, ingest, merge, reset, the
+ *                                  admission model
  *   state.c                        a whole stream as versioned, checksummed bytes and back
  *   view.c                         what metrics read: a source as a matrix (trace, ‖·‖_F²,
  *                                  diagonal, spectrum + error, top-k + residual, A·x, rows);
@@ -38,23 +43,65 @@ uint64_t ew__rng_below(ew__rng_t *r, uint64_t n);
 /* standard normal (Box–Muller) */
 double ew__rng_normal(ew__rng_t *r);
 
-/* ---- scratch.c: growable per-thread buffers ----
- * Slot i is a buffer owned by the calling thread; ew__scratch returns at least `bytes` bytes,
- * 64-byte aligned, contents unspecified, or NULL on allocation failure. A later call with the same
- * slot may move it. Freed at thread exit or by ew_thread_scratch_release(). */
-enum {
-  EW__SCR_IN = 0,    /* an ingest's converted, preprocessed rows (live for the whole ingest) */
-  EW__SCR_ROWS = 1,  /* centred copy of a block of rows for syrk */
-  EW__SCR_GRAM = 2,  /* f32 or f64 d×d batch Gram */
-  EW__SCR_MAT = 3,   /* f64 d×d snapshot handed to LAPACK */
-  EW__SCR_WORK = 4,  /* LAPACK workspace and small vectors */
-  EW__SCR_AUX = 5,   /* f32 copy of f64 rows for the window; window_cn rows at query time */
-  EW__SCR_N = 6
-};
-void *ew__scratch(int slot, size_t bytes);
-size_t ew__scratch_bytes(void);
+/* ---- core/ws.c: workspaces ----
+ * A stack of 64-byte-aligned allocations in chunks that never move. Every allocation is distinct
+ * from every other live one; ew__ws_release(mark) gives back everything allocated after the mark.
+ * Functions that need temporary memory take an ew__ws_t * and give back what they took before
+ * returning, unless their contract says the result lives in the workspace. */
+typedef struct ew__ws ew__ws_t;
+typedef struct {
+  size_t cur, off, used, peak;
+} ew__ws_mark_t;
+ew__ws_t *ew__ws_new(void);
+void ew__ws_free(ew__ws_t *ws);
+/* The bytes one allocation of `bytes` takes (what reservations add up). */
+size_t ew__ws_size(size_t bytes);
+/* At least `bytes` bytes, 64-byte aligned, contents unspecified; NULL when out of memory. */
+void *ew__ws_alloc(ew__ws_t *ws, size_t bytes);
+/* Makes the next allocations totalling at most `bytes` (each counted with ew__ws_size) succeed
+ * without allocating. Returns 0 or EW_ENOMEM. */
+int ew__ws_reserve(ew__ws_t *ws, size_t bytes);
+ew__ws_mark_t ew__ws_mark(const ew__ws_t *ws);
+void ew__ws_release(ew__ws_t *ws, ew__ws_mark_t m);
+/* An operation's bracket: begin marks and starts measuring; end gives everything back and returns
+ * the most bytes the operation held at once. Brackets nest. */
+ew__ws_mark_t ew__ws_begin(ew__ws_t *ws);
+size_t ew__ws_end(ew__ws_t *ws, ew__ws_mark_t m);
+/* Bytes of chunks held; frees them all when nothing is live. */
+size_t ew__ws_held(const ew__ws_t *ws);
+void ew__ws_trim(ew__ws_t *ws);
+/* The calling thread's workspace, which the public entry points hand down (NULL: out of memory).
+ * Freed at thread exit; ew_thread_scratch_release() trims it. */
+ew__ws_t *ew__ws_thread(void);
 
-/* ---- moments.c ---- */
+/* ---- state.c: the byte stream a saved state is read from / written to ----
+ * Writers count and checksum every byte; readers checksum and record the first error (the
+ * functions are no-ops after it), so a kind's save/load is a straight sequence of puts/gets. */
+typedef struct ew__wr {
+  ew_write_fn fn; /* NULL: only counting */
+  void *ctx;
+  uint32_t crc;
+  size_t bytes;
+  int err;
+} ew__wr_t;
+typedef struct ew__rd {
+  ew_read_fn fn;
+  void *ctx;
+  uint32_t crc;
+  int err;
+  char *msg;
+  size_t cap;
+} ew__rd_t;
+void ew__put(ew__wr_t *w, const void *p, size_t n);
+void ew__put_u64(ew__wr_t *w, uint64_t v);
+void ew__put_f64(ew__wr_t *w, double v);
+int ew__get(ew__rd_t *r, void *p, size_t n);
+uint64_t ew__get_u64(ew__rd_t *r);
+double ew__get_f64(ew__rd_t *r);
+/* Records EW_ESTATE with the sentence fmt (one %s: what) unless an error is already recorded. */
+int ew__rd_fail(ew__rd_t *r, const char *fmt, const char *what);
+
+/* ---- acc/moments.c: the exact moments ---- */
 typedef struct {
   size_t d;
   uint64_t n;   /* rows that contributed (never decayed) */
@@ -85,10 +132,12 @@ int ew__moments_init(ew__moments_t *m, size_t d);
 void ew__moments_free(ew__moments_t *m);
 void ew__moments_clear(ew__moments_t *m);
 size_t ew__moments_bytes(const ew__moments_t *m);
-/* m ← m ⊕ b (weighted Chan merge) */
-void ew__moments_add(ew__moments_t *m, const ew__bstats_t *b);
-/* m ← m ⊖ b (exact inverse of add up to rounding); b must be a subset of m's rows */
-void ew__moments_sub(ew__moments_t *m, const ew__bstats_t *b);
+/* m ← m ⊕ b (weighted Chan merge); workspace: EW__MOMENTS_WS(d) */
+void ew__moments_add(ew__moments_t *m, const ew__bstats_t *b, ew__ws_t *ws);
+/* m ← m ⊖ b (exact inverse of add up to rounding); b must be a subset of m's rows.
+ * Workspace: EW__MOMENTS_WS(d). */
+void ew__moments_sub(ew__moments_t *m, const ew__bstats_t *b, ew__ws_t *ws);
+#define EW__MOMENTS_WS(d) ew__ws_size(2 * (d) * sizeof(double))
 /* m ← m ⊕ o for two full states (associative merge) */
 void ew__moments_merge(ew__moments_t *m, const ew__moments_t *o);
 /* The rounding-error bound of a Gram of n rows with trace `trace` formed in precision `unit`
@@ -102,57 +151,36 @@ void ew__moments_scale(ew__moments_t *m, double g);
  * the upper triangle (all LAPACK 'U' routines read). */
 void ew__moments_matrix(const ew__moments_t *m, int center, double *A);
 void ew__moments_matrix_upper(const ew__moments_t *m, int center, double *A);
+/* The saved form of moments (n, w, noise, mean, upper triangle by columns) and its length. */
+uint64_t ew__moments_saved_len(size_t d);
+void ew__moments_save(const ew__moments_t *m, ew__wr_t *w);
+void ew__moments_load(ew__moments_t *m, ew__rd_t *r);
 
 /* Computes the shifted batch statistics of n rows (row-major n×d) with optional per-row weights
  * (NULL = all 1) and, for f32, optional per-row scale factors applied in f64 before centring
  * (NULL = 1; used for L2 normalisation so that only the small centred value is rounded to f32).
- * The Gram goes to g_out (d×d, owned by the caller) or, when g_out is NULL, to the GRAM scratch.
- * The row buffers are not modified. Work buffers come from the thread's scratch
- * (EW__SCR_ROWS, EW__SCR_GRAM, EW__SCR_WORK); *out points into them and stays valid until the next
- * scratch use. The caller provides shift[d] and s[d] storage. Returns 0 or EW_ENOMEM. */
+ * The caller provides shift[d], s[d] and the Gram g[d×d] (f32 or f64 as the rows); *out borrows
+ * them. Temporaries come from ws and are given back: EW__BSTATS32_WS(n, d) / EW__BSTATS64_WS.
+ * The row buffers are not modified. Returns 0 or EW_ENOMEM (nothing written). */
 int ew__bstats_f32(const float *rows, size_t n, size_t d, const double *weights,
-                   const double *scale, double *shift, double *s, float *g_out,
+                   const double *scale, double *shift, double *s, float *g, ew__ws_t *ws,
                    ew__bstats_t *out);
 int ew__bstats_f64(const double *rows, size_t n, size_t d, const double *weights, double *shift,
-                   double *s, double *g_out, ew__bstats_t *out);
+                   double *s, double *g, ew__ws_t *ws, ew__bstats_t *out);
 /* Same, unweighted, for two row blocks seen as one (a wrapped ring segment): a then b. */
 int ew__bstats_f32_2(const float *a, size_t na, const float *b, size_t nb, size_t d, double *shift,
-                     double *s, ew__bstats_t *out);
+                     double *s, float *g, ew__ws_t *ws, ew__bstats_t *out);
+#define EW__BSTATS32_WS(n, d) (ew__ws_size((n) * (d) * sizeof(float)) + ew__ws_size((d) * sizeof(float)))
+#define EW__BSTATS64_WS(n, d) ew__ws_size((n) * (d) * sizeof(double))
 
-/* ---- window.c ---- */
-typedef struct {
-  size_t d, cap;     /* capacity W rows */
-  float *rows;       /* cap×d ring */
-  size_t head;       /* index of the oldest row */
-  size_t count;      /* rows held, <= cap */
-  ew__moments_t mom; /* exact moments of the held rows */
-  bool synced;              /* mom describes exactly the held rows */
-  uint64_t since_rebuild;   /* rows pushed since the moments were last rebuilt from the ring */
-  uint64_t rebuild_every;   /* rebuild after this many rows (a multiple of cap) */
-  double noise2;            /* Σ of squared noise bounds of the merges and un-merges since the
-                               last rebuild (they are independent roundings: mom.noise is the
-                               root of this sum) */
-  double *tmp_shift, *tmp_s; /* d each */
-} ew__window_t;
+#include "acc/acc.h"
 
-int ew__window_init(ew__window_t *w, size_t d, size_t cap);
-void ew__window_free(ew__window_t *w);
-void ew__window_clear(ew__window_t *w);
-size_t ew__window_bytes(const ew__window_t *w);
-/* Pushes n preprocessed f32 rows: expires the oldest, un-merges them, merges the new ones.
- * `same` (optional) are the batch statistics of exactly these f32 rows, unweighted, to reuse.
- * With maintain == false (or when the moments are already stale) only the ring is written and
- * the moments are marked stale. Returns 0 or EW_ENOMEM (moments then marked stale, never wrong). */
-int ew__window_push(ew__window_t *w, const float *rows, size_t n, const ew__bstats_t *same,
-                    bool maintain);
-/* Makes mom describe the held rows (rebuilds from the ring when pushes were not maintained). */
-int ew__window_sync(ew__window_t *w);
-/* Rebuilds the moments from the ring with one pass. Returns 0 or EW_ENOMEM. */
-int ew__window_rebuild(ew__window_t *w);
-/* Copies the held rows in arrival order into out[count×d]. */
-void ew__window_copy(const ew__window_t *w, float *out);
+/* ---- acc/window.c: what the stream asks of a window beyond the interface ---- */
+/* The window's capacity and rows held. */
+size_t ew__window_cap(const ew__acc_t *a);
+size_t ew__window_count(const ew__acc_t *a);
 
-/* ---- oja.c ---- */
+/* ---- live/oja.c ---- */
 typedef struct {
   size_t d, k, cap;
   float *buf;     /* shuffle buffer cap×d */
@@ -182,22 +210,23 @@ size_t ew__oja_bytes(const ew__oja_t *o);
 void ew__oja_push(ew__oja_t *o, const float *rows, size_t n, const double *mean);
 size_t ew__oja_vectors(const ew__oja_t *o, double *out, size_t cap_k);
 
-/* ---- eig.c ---- */
+/* ---- linalg/eig.c ---- */
 /* All eigenvalues of the symmetric d×d A (upper triangle read, A destroyed), in descending order,
- * into w[d]. Returns 0, EW_ENOMEM or EW_ELAPACK. */
-int ew__eigvals(double *A, size_t d, double *w);
-/* All eigenpairs: w descending, Z d×d whose column i (col-major) is the eigenvector of w[i].
- * A is overwritten by the vectors when Z == A. Returns 0, EW_ENOMEM or EW_ELAPACK. */
-int ew__eigpairs(double *A, size_t d, double *w);
+ * into w[d]. LAPACK's workspace comes from ws. Returns 0, EW_ENOMEM or EW_ELAPACK. */
+int ew__eigvals(double *A, size_t d, double *w, ew__ws_t *ws);
+/* All eigenpairs: w descending, A overwritten by the eigenvectors (column i belongs to w[i]).
+ * Returns 0, EW_ENOMEM or EW_ELAPACK. */
+int ew__eigpairs(double *A, size_t d, double *w, ew__ws_t *ws);
 /* Top-k eigenpairs of the symmetric d×d A (full matrix, not modified) by block subspace iteration
  * with Rayleigh–Ritz, warm-started from `warm` (wk×d rows, may be NULL). Writes theta[k] descending,
  * U[k×d] (row i = unit vector i), and *resid = max_i ‖A u_i − θ_i u_i‖ (an absolute bound on each
  * θ_i's distance to an eigenvalue). Returns 0, EW_ENOMEM or EW_ELAPACK. */
 int ew__topk(const double *A, size_t d, size_t k, const double *warm, size_t wk, uint64_t seed,
-             double *theta, double *U, double *resid);
+             double *theta, double *U, double *resid, ew__ws_t *ws);
 
 /* ---- stream.c ---- */
 #define EW__NSRC 3
+enum { EW__ROLE_ALL = 0, EW__ROLE_WINDOW = 1, EW__NROLES = 2 };
 
 typedef struct {
   double *eig;       /* d values, descending, clamped at 0 */
@@ -213,41 +242,39 @@ struct ew_stream {
   uint64_t count;     /* rows ingested since creation/reset */
   uint64_t epoch;     /* bumped by reset and merge: invalidates caches */
   bool window_rounded; /* an f64 batch was rounded to f32 on its way into the window */
-  double gamma;       /* per-row decay factor, 1 without decay */
-  ew__moments_t all;
-  bool has_window;
-  ew__window_t win;
+  ew__acc_t *acc[EW__NROLES]; /* ALL: dense or decay; WINDOW: the window kind, or NULL */
   uint64_t win_query_at; /* stream count at the last query that used the window's moments */
   bool win_queried;
   bool has_oja;
   ew__oja_t oja;
-  double *shift, *s;  /* d each: batch statistics storage */
   ew__spec_cache_t cache[EW__NSRC][2];
   double *topk_warm;  /* warm start for top-k vectors: topk_warm_k × d */
   size_t topk_warm_k;
+  size_t ws_peak;     /* the most workspace one operation on this stream has held */
 };
 
-/* Eigenvalues of a source (descending, clamped), from the cache when its lag is within max_lag.
- * On success *eig points into the stream's cache (valid until the next call on this stream).
- * Uses the dual n×n Gram when the source's rows are held in the window and n < d. */
-int ew__stream_spectrum(ew_stream_t *s, ew_source_t src, int center, uint64_t max_lag,
-                        const double **eig, size_t *clamped, uint64_t *as_of);
-/* The window's moments, synced from the ring if needed; records that window moments were asked
- * for (the AUTO window mode maintains them eagerly while they are). NULL on EW_ENOMEM. */
-const ew__moments_t *ew__stream_win_moments(ew_stream_t *s);
-/* Rows (and weight) a source describes: count for all (weight may be decayed), window count. */
-void ew__stream_source_size(const ew_stream_t *s, ew_source_t src, uint64_t *rows, double *weight);
-/* The window's rows centred over the window then L2-normalised, as f64 rows (N×d) into the AUX
- * scratch, followed by the window mean (d doubles); *zero_rows counts rows that were equal to the
- * mean (left at zero). */
-int ew__stream_window_cn(ew_stream_t *s, double **Z, size_t *N, size_t *zero_rows);
+/* The accumulator behind a source (all → ALL; window, window_cn → WINDOW), or NULL. */
+ew__acc_t *ew__stream_acc(const ew_stream_t *s, ew_source_t src);
+/* True when the window holds every row the ALL accumulator describes, exactly (no decay, no f64
+ * rounding, nothing expired): the window's rows may then answer for all. */
+bool ew__stream_all_in_window(const ew_stream_t *s);
+/* Records that the window's moments were asked for (the AUTO window mode maintains them eagerly
+ * while they are). */
+void ew__stream_window_asked(ew_stream_t *s);
+/* Records the workspace an operation on s held at its peak. */
+void ew__stream_ws_used(ew_stream_t *s, size_t peak);
 
 /* ---- view.c: what metrics read ----
  * One source of one stream as a symmetric d×d matrix A. Metrics reach the state only through
  * these functions (never through a struct field of the stream or an accumulator). Each returns
- * 0 or an EW_E* code and sets v->as_of to the stream count the value describes. */
+ * 0 or an EW_E* code and sets v->as_of to the stream count the value describes. Memory a view
+ * hands out (spectrum aside, which is the stream's cache) lives in v->ws until the caller
+ * releases it. */
 typedef struct {
   ew_stream_t *s;    /* private to view.c */
+  ew__ws_t *ws;      /* the workspace of the operation reading the view */
+  ew__ws_mark_t mark; /* where the view's use of ws began */
+  bool open;
   ew_source_t src;
   int center;        /* 1: C = M2/W; 0: S = C + μμᵀ (window_cn: always 0, its own centring) */
   uint64_t max_lag;  /* a cached spectrum at most this many rows old may answer */
@@ -259,9 +286,14 @@ typedef struct {
   size_t clamped;
 } ew__view_t;
 
-/* Opens a view of src. EW_ENOWINDOW when src needs a window the stream lacks, EW_EBADPARAM for
- * an unknown source. Fills rows and weight; reads nothing else. */
-int ew__view_open(ew__view_t *v, ew_stream_t *s, ew_source_t src, int center, uint64_t max_lag);
+/* Opens a view of src read with workspace ws. EW_ENOWINDOW when src needs a window the stream
+ * lacks, EW_EBADPARAM for an unknown source. Fills rows and weight; reads nothing else. Whatever
+ * it returns, ew__view_close ends it. */
+int ew__view_open(ew__view_t *v, ew_stream_t *s, ew_source_t src, int center, uint64_t max_lag,
+                  ew__ws_t *ws);
+/* Gives back everything the view took from ws (rows it handed out included) and records the most
+ * it held as the stream's workspace peak. Safe to call twice. */
+void ew__view_close(ew__view_t *v);
 /* tr A in O(d) (window_cn: from its spectrum). */
 int ew__view_trace(ew__view_t *v, double *tr);
 /* tr A and ‖A‖_F² (fro2 may be NULL) in O(d²) from the moments, or from the spectrum once it has
@@ -278,8 +310,8 @@ int ew__view_spectrum(ew__view_t *v, const double **eig, size_t *clamped, double
 int ew__view_topk(ew__view_t *v, size_t k, double *theta, double *U, double *resid);
 /* y = A x (x, y: d values, distinct). */
 int ew__view_matvec(ew__view_t *v, const double *x, double *y);
-/* The source's raw rows in arrival order (window sources: N×d f32, in the thread's scratch, valid
- * until its next use); EW_ENOWINDOW for a source that keeps no rows. */
+/* The source's raw rows in arrival order (window sources: N×d f32 in v->ws); EW_ENOWINDOW for a
+ * source that keeps no rows. */
 int ew__view_rows(ew__view_t *v, const float **rows, size_t *n);
 
 #endif /* EW_INTERNAL_H */

@@ -553,6 +553,9 @@ static int resolve(mctx_t *cx, const metric_row_t *row, const ew_query_t *q) {
   return 0;
 }
 
+static int query_view(ew_stream_t *s, const ew_query_t *q, mctx_t *cx, const metric_row_t *row,
+                      ew__ws_t *ws);
+
 EW_EXPORT int ew_stream_query(ew_stream_t *s, const ew_query_t *q, ew_result_t *out) {
   memset(out, 0, sizeof *out);
   mctx_t cx = {.d = ew_stream_config(s)->dim, .out = out};
@@ -565,24 +568,37 @@ EW_EXPORT int ew_stream_query(ew_stream_t *s, const ew_query_t *q, ew_result_t *
   int rc = resolve(&cx, row, q);
   if (rc)
     return rc;
-  if ((rc = ew__view_open(&cx.v, s, cx.src, cx.center, q->max_lag)) == EW_ENOWINDOW)
-    return fail(&cx, EW_ENOWINDOW,
+  ew__ws_t *ws = ew__ws_thread();
+  if (!ws)
+    return fail(&cx, EW_ENOMEM, "%s", ew_strerror(EW_ENOMEM));
+  rc = query_view(s, q, &cx, row, ws);
+  ew__view_close(&cx.v);
+  return rc;
+}
+
+/* The part of a query that reads the stream, through a view on workspace ws. */
+static int query_view(ew_stream_t *s, const ew_query_t *q, mctx_t *cxp, const metric_row_t *row,
+                      ew__ws_t *ws) {
+  ew_result_t *out = cxp->out;
+  int rc;
+  if ((rc = ew__view_open(&cxp->v, s, cxp->src, cxp->center, q->max_lag, ws)) == EW_ENOWINDOW)
+    return fail(cxp, EW_ENOWINDOW,
                 "source '%s' needs a window, and this stream keeps none (create it with window > 0)",
-                ew_source_name(cx.src));
+                ew_source_name(cxp->src));
   if (rc)
-    return fail(&cx, rc, "%s", ew_strerror(rc));
-  cx.rows = cx.v.rows;
-  cx.weight = cx.v.weight;
-  if (cx.rows == 0)
-    return fail(&cx, EW_EDEGENERATE, "%s has no rows yet",
-                cx.src == EW_SOURCE_ALL ? "the stream" : "the window");
-  if (cx.center && cx.rows < 2)
-    return fail(&cx, EW_EDEGENERATE,
+    return fail(cxp, rc, "%s", ew_strerror(rc));
+  cxp->rows = cxp->v.rows;
+  cxp->weight = cxp->v.weight;
+  if (cxp->rows == 0)
+    return fail(cxp, EW_EDEGENERATE, "%s has no rows yet",
+                cxp->src == EW_SOURCE_ALL ? "the stream" : "the window");
+  if (cxp->center && cxp->rows < 2)
+    return fail(cxp, EW_EDEGENERATE,
                 "a centred covariance needs at least 2 rows (the %s has %llu); pass center=false "
                 "for the second moment",
-                cx.src == EW_SOURCE_ALL ? "stream" : "window", (unsigned long long)cx.rows);
-  rc = row->fn(&cx);
-  out->as_of = cx.v.as_of;
+                cxp->src == EW_SOURCE_ALL ? "stream" : "window", (unsigned long long)cxp->rows);
+  rc = row->fn(cxp);
+  out->as_of = cxp->v.as_of;
   if (rc) {
     free(out->list);
     free(out->vectors);

@@ -109,15 +109,10 @@ EW_EXPORT uint32_t ew_crc32c(uint32_t crc, const void *p, size_t n) {
 
 /* ---- writing: every byte is counted and checksummed on its way out ---- */
 
-typedef struct {
-  ew_write_fn fn;
-  void *ctx;
-  uint32_t crc;
-  size_t bytes;
-  int err;
-} wr_t;
+typedef ew__wr_t wr_t;
+typedef ew__rd_t rd_t;
 
-static void put(wr_t *w, const void *p, size_t n) {
+void ew__put(wr_t *w, const void *p, size_t n) {
   if (w->err || n == 0)
     return;
   w->bytes += n;
@@ -128,26 +123,16 @@ static void put(wr_t *w, const void *p, size_t n) {
     w->err = EW_EIO;
 }
 
-static void put_u32(wr_t *w, uint32_t v) { put(w, &v, 4); }
-static void put_u64(wr_t *w, uint64_t v) { put(w, &v, 8); }
-static void put_f64(wr_t *w, double v) { put(w, &v, 8); }
+void ew__put_u64(wr_t *w, uint64_t v) { ew__put(w, &v, 8); }
+void ew__put_f64(wr_t *w, double v) { ew__put(w, &v, 8); }
+static void put_u32(wr_t *w, uint32_t v) { ew__put(w, &v, 4); }
+#define put ew__put
+#define put_u64 ew__put_u64
+#define put_f64 ew__put_f64
 
 static void section(wr_t *w, uint32_t tag, uint64_t len) {
   put_u32(w, tag);
   put_u64(w, len);
-}
-
-static uint64_t moments_len(const ew__moments_t *m) {
-  return 8 + 8 + 8 + m->d * 8 + m->d * (m->d + 1) / 2 * 8;
-}
-
-static void put_moments(wr_t *w, const ew__moments_t *m) {
-  put_u64(w, m->n);
-  put_f64(w, m->w);
-  put_f64(w, m->noise);
-  put(w, m->mean, m->d * sizeof(double));
-  for (size_t j = 0; j < m->d; j++) /* the upper triangle, column by column */
-    put(w, m->m2 + j * m->d, (j + 1) * sizeof(double));
 }
 
 static int save_all(const ew_stream_t *s, wr_t *w) {
@@ -171,21 +156,12 @@ static int save_all(const ew_stream_t *s, wr_t *w) {
   put_u64(w, s->window_rounded);
   put_u64(w, s->win_query_at);
   put_u64(w, s->win_queried);
-  section(w, T_MALL, moments_len(&s->all));
-  put_moments(w, &s->all);
-  if (s->has_window) {
-    const ew__window_t *win = &s->win;
-    section(w, T_WIND, 8 * 5 + win->count * d * 4 + moments_len(&win->mom));
-    put_u64(w, win->count);
-    put_u64(w, win->synced);
-    put_u64(w, win->since_rebuild);
-    put_f64(w, win->noise2);
-    put_u64(w, 0); /* reserved */
-    size_t first = win->cap - win->head; /* rows in arrival order: two ring segments */
-    size_t l1 = win->count < first ? win->count : first;
-    put(w, win->rows + win->head * d, l1 * d * sizeof(float));
-    put(w, win->rows, (win->count - l1) * d * sizeof(float));
-    put_moments(w, &win->mom);
+  for (int r = 0; r < EW__NROLES; r++) { /* MALL, then WIND: each kind writes its own section */
+    const ew__acc_t *a = s->acc[r];
+    if (a) {
+      section(w, a->ops->tag, a->ops->saved_len(a));
+      a->ops->save(a, w);
+    }
   }
   if (s->has_oja) {
     const ew__oja_t *o = &s->oja;
@@ -232,16 +208,7 @@ EW_EXPORT size_t ew_stream_saved_bytes(const ew_stream_t *s) {
 
 /* ---- reading ---- */
 
-typedef struct {
-  ew_read_fn fn;
-  void *ctx;
-  uint32_t crc;
-  int err;
-  char *msg;
-  size_t cap;
-} rd_t;
-
-static int bad(rd_t *r, const char *fmt, const char *what) {
+int ew__rd_fail(rd_t *r, const char *fmt, const char *what) {
   if (!r->err) {
     r->err = EW_ESTATE;
     if (r->msg && r->cap)
@@ -249,8 +216,9 @@ static int bad(rd_t *r, const char *fmt, const char *what) {
   }
   return r->err;
 }
+#define bad ew__rd_fail
 
-static int get(rd_t *r, void *p, size_t n) {
+int ew__get(rd_t *r, void *p, size_t n) {
   if (r->err)
     return r->err;
   if (n && r->fn(r->ctx, p, n) != 0)
@@ -258,31 +226,33 @@ static int get(rd_t *r, void *p, size_t n) {
   r->crc = crc_update(r->crc, p, n);
   return 0;
 }
+#define get ew__get
 
-static uint64_t get_u64(rd_t *r) {
+uint64_t ew__get_u64(rd_t *r) {
   uint64_t v = 0;
   get(r, &v, 8);
   return v;
 }
 
-static double get_f64(rd_t *r) {
+double ew__get_f64(rd_t *r) {
   double v = 0;
   get(r, &v, 8);
   return v;
 }
-
-static void get_moments(rd_t *r, ew__moments_t *m) {
-  m->n = get_u64(r);
-  m->w = get_f64(r);
-  m->noise = get_f64(r);
-  get(r, m->mean, m->d * sizeof(double));
-  for (size_t j = 0; j < m->d; j++)
-    get(r, m->m2 + j * m->d, (j + 1) * sizeof(double));
-}
+#define get_u64 ew__get_u64
+#define get_f64 ew__get_f64
 
 /* Reads a section whose length must be `want`; an unknown section is skipped. */
 static int expect_len(rd_t *r, uint64_t len, uint64_t want, const char *name) {
   return len == want ? 0 : bad(r, "section %s has the wrong length for this configuration", name);
+}
+
+/* The accumulator of s saved under tag, or NULL. */
+static ew__acc_t *acc_for(ew_stream_t *s, uint32_t tag) {
+  for (int i = 0; i < EW__NROLES; i++)
+    if (s->acc[i] && s->acc[i]->ops->tag == tag)
+      return s->acc[i];
+  return NULL;
 }
 
 static int load_sections(rd_t *r, ew_stream_t **out) {
@@ -302,7 +272,8 @@ static int load_sections(rd_t *r, ew_stream_t **out) {
     return bad(r, "state format version %s is not one this library reads (it reads 1)", v);
   }
   ew_stream_t *s = NULL;
-  bool have_strm = false, have_mall = false, have_wind = false, have_live = false;
+  bool have_strm = false, have_live = false;
+  bool have_acc[EW__NROLES] = {false};
   for (;;) {
     uint32_t tag = 0;
     get(r, &tag, 4);
@@ -312,8 +283,12 @@ static int load_sections(rd_t *r, ew_stream_t **out) {
     if (tag == T_END)
       break;
     if (tag == T_CONF) {
-      if (s || expect_len(r, len, 64, "CONF"))
-        return s ? bad(r, "%s", "two CONF sections") : r->err;
+      if (s) {
+        bad(r, "%s", "two CONF sections");
+        break;
+      }
+      if (expect_len(r, len, 64, "CONF"))
+        return r->err;
       ew_config_t c;
       memset(&c, 0, sizeof c);
       c.dim = get_u64(r);
@@ -343,24 +318,15 @@ static int load_sections(rd_t *r, ew_stream_t **out) {
       s->win_query_at = get_u64(r);
       s->win_queried = get_u64(r) != 0;
       have_strm = true;
-    } else if (tag == T_MALL && !expect_len(r, len, moments_len(&s->all), "MALL")) {
-      get_moments(r, &s->all);
-      have_mall = true;
-    } else if (tag == T_WIND && s->has_window) {
-      ew__window_t *win = &s->win;
-      uint64_t count = get_u64(r);
-      if (r->err || count > win->cap ||
-          expect_len(r, len, 40 + count * d * 4 + moments_len(&win->mom), "WIND"))
+    } else if (acc_for(s, tag)) { /* an accumulator reads its own section */
+      ew__acc_t *a = acc_for(s, tag);
+      int role = a == s->acc[EW__ROLE_ALL] ? EW__ROLE_ALL : EW__ROLE_WINDOW;
+      if (have_acc[role]) {
+        bad(r, "%s", "a section appears twice");
         break;
-      win->synced = get_u64(r) != 0;
-      win->since_rebuild = get_u64(r);
-      win->noise2 = get_f64(r);
-      (void)get_u64(r);
-      win->head = 0;
-      win->count = count;
-      get(r, win->rows, count * d * sizeof(float));
-      get_moments(r, &win->mom);
-      have_wind = true;
+      }
+      a->ops->load(a, r, len);
+      have_acc[role] = true;
     } else if (tag == T_LIVE && s->has_oja) {
       ew__oja_t *o = &s->oja;
       uint64_t fill = get_u64(r);
@@ -406,8 +372,10 @@ static int load_sections(rd_t *r, ew_stream_t **out) {
     if (r->err)
       break;
   }
-  if (!r->err && (!s || !have_strm || !have_mall || have_wind != s->has_window ||
-                  have_live != s->has_oja))
+  bool accs_ok = s != NULL;
+  for (int i = 0; s && i < EW__NROLES; i++)
+    accs_ok = accs_ok && have_acc[i] == (s->acc[i] != NULL);
+  if (!r->err && (!s || !have_strm || !accs_ok || have_live != s->has_oja))
     bad(r, "%s", "a required section is missing");
   if (!r->err) {
     uint32_t want = r->crc, got = 0;

@@ -94,16 +94,13 @@ EW_EXPORT int ew_stream_create(const ew_config_t *cfg, ew_stream_t **out) {
     return EW_ENOMEM;
   s->cfg = *cfg;
   s->d = cfg->dim;
-  s->gamma = cfg->decay_half_life > 0 ? exp2(-1.0 / cfg->decay_half_life) : 1.0;
-  s->shift = malloc(s->d * sizeof(double));
-  s->s = malloc(s->d * sizeof(double));
-  int rc = (s->shift && s->s) ? 0 : EW_ENOMEM;
-  if (rc == 0)
-    rc = ew__moments_init(&s->all, s->d);
-  if (rc == 0 && cfg->window > 0) {
-    rc = ew__window_init(&s->win, s->d, cfg->window);
-    s->has_window = rc == 0;
-  }
+  /* configuration → kinds: every row goes to dense moments, or decayed ones; the last W rows to
+   * a window */
+  s->acc[EW__ROLE_ALL] = cfg->decay_half_life > 0 ? ew__acc_decay_new(s->d, cfg->decay_half_life)
+                                                  : ew__acc_dense_new(s->d);
+  int rc = s->acc[EW__ROLE_ALL] ? 0 : EW_ENOMEM;
+  if (rc == 0 && cfg->window > 0 && !(s->acc[EW__ROLE_WINDOW] = ew__acc_window_new(s->d, cfg->window)))
+    rc = EW_ENOMEM;
   if (rc == 0 && cfg->live_k > 0) {
     rc = ew__oja_init(&s->oja, s->d, cfg->live_k, cfg->shuffle, cfg->seed);
     s->has_oja = rc == 0;
@@ -119,21 +116,38 @@ EW_EXPORT int ew_stream_create(const ew_config_t *cfg, ew_stream_t **out) {
 EW_EXPORT void ew_stream_free(ew_stream_t *s) {
   if (!s)
     return;
-  ew__moments_free(&s->all);
-  if (s->has_window)
-    ew__window_free(&s->win);
+  for (int r = 0; r < EW__NROLES; r++)
+    if (s->acc[r])
+      s->acc[r]->ops->free(s->acc[r]);
   if (s->has_oja)
     ew__oja_free(&s->oja);
   for (int i = 0; i < EW__NSRC; i++)
     for (int c = 0; c < 2; c++)
       free(s->cache[i][c].eig);
   free(s->topk_warm);
-  free(s->shift);
-  free(s->s);
   free(s);
 }
 
 EW_EXPORT const ew_config_t *ew_stream_config(const ew_stream_t *s) { return &s->cfg; }
+
+ew__acc_t *ew__stream_acc(const ew_stream_t *s, ew_source_t src) {
+  return s->acc[src == EW_SOURCE_ALL ? EW__ROLE_ALL : EW__ROLE_WINDOW];
+}
+
+bool ew__stream_all_in_window(const ew_stream_t *s) {
+  const ew__acc_t *w = s->acc[EW__ROLE_WINDOW];
+  return w && s->cfg.decay_half_life == 0 && ew__window_count(w) == s->count && !s->window_rounded;
+}
+
+void ew__stream_window_asked(ew_stream_t *s) {
+  s->win_queried = true;
+  s->win_query_at = s->count;
+}
+
+void ew__stream_ws_used(ew_stream_t *s, size_t peak) {
+  if (peak > s->ws_peak)
+    s->ws_peak = peak;
+}
 
 static void invalidate(ew_stream_t *s) {
   s->epoch++;
@@ -143,9 +157,9 @@ static void invalidate(ew_stream_t *s) {
 }
 
 EW_EXPORT void ew_stream_reset(ew_stream_t *s) {
-  ew__moments_clear(&s->all);
-  if (s->has_window)
-    ew__window_clear(&s->win);
+  for (int r = 0; r < EW__NROLES; r++)
+    if (s->acc[r])
+      s->acc[r]->ops->clear(s->acc[r]);
   if (s->has_oja)
     ew__oja_clear(&s->oja);
   s->count = 0;
@@ -162,7 +176,13 @@ EW_EXPORT int ew_stream_merge(ew_stream_t *dst, const ew_stream_t *src) {
   if (dst->cfg.normalize != src->cfg.normalize ||
       dst->cfg.decay_half_life != src->cfg.decay_half_life)
     return EW_EBADPARAM;
-  ew__moments_merge(&dst->all, &src->all);
+  /* every accumulator whose kind has a union (windows describe an arrival order and have none) */
+  for (int r = 0; r < EW__NROLES; r++) {
+    ew__acc_t *a = dst->acc[r];
+    const ew__acc_t *o = src->acc[r];
+    if (a && o && a->ops == o->ops && a->ops->merge)
+      a->ops->merge(a, o);
+  }
   dst->count += src->count;
   invalidate(dst);
   return 0;
@@ -171,13 +191,16 @@ EW_EXPORT int ew_stream_merge(ew_stream_t *dst, const ew_stream_t *src) {
 EW_EXPORT uint64_t ew_stream_count(const ew_stream_t *s) { return s->count; }
 
 EW_EXPORT uint64_t ew_stream_window_count(const ew_stream_t *s) {
-  return s->has_window ? s->win.count : 0;
+  return s->acc[EW__ROLE_WINDOW] ? ew__window_count(s->acc[EW__ROLE_WINDOW]) : 0;
 }
 
+EW_EXPORT size_t ew_stream_workspace_peak(const ew_stream_t *s) { return s->ws_peak; }
+
 EW_EXPORT size_t ew_stream_memory(const ew_stream_t *s) {
-  size_t t = sizeof *s + 2 * s->d * sizeof(double) + ew__moments_bytes(&s->all);
-  if (s->has_window)
-    t += ew__window_bytes(&s->win);
+  size_t t = sizeof *s;
+  for (int r = 0; r < EW__NROLES; r++)
+    if (s->acc[r])
+      t += s->acc[r]->ops->bytes(s->acc[r]);
   if (s->has_oja)
     t += ew__oja_bytes(&s->oja);
   for (int i = 0; i < EW__NSRC; i++)
@@ -185,7 +208,7 @@ EW_EXPORT size_t ew_stream_memory(const ew_stream_t *s) {
       if (s->cache[i][c].eig)
         t += s->d * sizeof(double);
   t += s->topk_warm_k * s->d * sizeof(double);
-  return t;
+  return t + s->ws_peak;
 }
 
 /* ---- ingest: prepare (no state touched) + apply (the state changes) ---- */
@@ -193,28 +216,19 @@ EW_EXPORT size_t ew_stream_memory(const ew_stream_t *s) {
 struct ew_batch {
   size_t n, d;
   bool f64, l2, decay;
-  bool owned;         /* buffers malloc'ed (ew_batch_prepare) or borrowed from scratch */
+  ew__ws_t *own;      /* a prepared batch's own memory (rows, statistics); NULL for one-call
+                         ingest, whose batch lives in the thread's workspace */
   void *rows;         /* converted rows (f64 rows already normalised; f32 rows raw, see scale) */
   double *scale;      /* n inverse row norms (L2, f32 rows) or NULL */
-  double *weights;    /* n decay weights or NULL */
-  double *shift, *s;  /* d each */
-  void *gram;         /* d×d f32 or f64 */
-  ew__bstats_t bs;
+  ew__in_t in;        /* the batch as the accumulators read it */
+  ew__prep_t prep[EW__NROLES];
+  size_t ws_peak;     /* the workspace prepare held at its peak */
 };
 
 EW_EXPORT void ew_batch_free(ew_batch_t *b) {
   if (!b)
     return;
-  if (!b->owned) {
-    free(b);
-    return;
-  }
-  free(b->rows);
-  free(b->scale);
-  free(b->weights);
-  free(b->shift);
-  free(b->s);
-  free(b->gram);
+  ew__ws_free(b->own);
   free(b);
 }
 
@@ -232,45 +246,20 @@ static int check_f64_range(const double *x, size_t count) {
   return mx == 0 || (mx <= FLT_MAX && mx >= 0x1p-100) ? 0 : EW_ERANGE;
 }
 
-/* Fills *b for n rows. With scratch, the rows, row factors and Gram live in the calling thread's
- * scratch and shift/s in the given arrays (the one-call ingest path: no allocation per batch);
- * otherwise everything is malloc'ed and owned by the batch (prepared here, applied anywhere). */
+/* Converts and preprocesses n rows into *b and runs every accumulator's prepare. What the batch
+ * keeps (rows, statistics) comes from `keep`, temporaries from `tmp` (the same workspace for
+ * one-call ingest). No state changes. */
 static int prepare_impl(const ew_stream_t *s, const void *data, ew_dtype_t dtype, size_t n,
-                        size_t d, ew_batch_t *b, bool scratch, double *shift, double *sv) {
-  memset(b, 0, sizeof *b);
+                        size_t d, ew_batch_t *b, ew__ws_t *keep, ew__ws_t *tmp) {
   b->n = n;
   b->d = d;
   b->f64 = dtype == EW_F64;
   b->l2 = s->cfg.normalize == EW_NORMALIZE_L2;
-  b->decay = s->gamma < 1.0;
-  b->owned = !scratch;
+  b->decay = s->cfg.decay_half_life > 0;
   size_t esz = b->f64 ? 8 : 4;
-  if (scratch) {
-    size_t in_rows = (n * d * esz + 63) & ~(size_t)63; /* keeps the doubles after it aligned */
-    char *in = ew__scratch(EW__SCR_IN, in_rows + 2 * n * sizeof(double));
-    b->gram = ew__scratch(EW__SCR_GRAM, d * d * esz);
-    if (!in || !b->gram)
-      return EW_ENOMEM;
-    b->rows = in;
-    b->scale = b->l2 ? (double *)(in + in_rows) : NULL;
-    b->weights = b->decay ? (double *)(in + in_rows + n * sizeof(double)) : NULL;
-    b->shift = shift;
-    b->s = sv;
-  } else {
-    b->rows = malloc(n * d * esz);
-    b->shift = malloc(d * sizeof(double));
-    b->s = malloc(d * sizeof(double));
-    b->gram = malloc(d * d * esz);
-    if (b->l2)
-      b->scale = malloc(n * sizeof(double));
-    if (b->decay)
-      b->weights = malloc(n * sizeof(double));
-    if (!b->rows || !b->shift || !b->s || !b->gram || (b->l2 && !b->scale) ||
-        (b->decay && !b->weights))
-      return EW_ENOMEM;
-  }
-  /* the scratch the batch statistics use, reserved now so nothing below can fail */
-  if (!ew__scratch(EW__SCR_ROWS, n * d * esz) || !ew__scratch(EW__SCR_WORK, 2 * d * sizeof(double)))
+  b->rows = ew__ws_alloc(keep, n * d * esz);
+  b->scale = b->l2 && b->rows ? ew__ws_alloc(keep, n * sizeof(double)) : NULL;
+  if (!b->rows || (b->l2 && !b->scale))
     return EW_ENOMEM;
   int rc = b->f64 ? ew_convert_f64(data, dtype, n * d, b->rows)
                   : ew_convert_f32(data, dtype, n * d, b->rows);
@@ -303,17 +292,15 @@ static int prepare_impl(const ew_stream_t *s, const void *data, ew_dtype_t dtype
           x[r * d + j] *= b->scale[r];
     }
   }
-  /* decay: row r of the batch weighs γ^(n−1−r); the state's weight is scaled at apply time */
-  if (b->decay) {
-    double g = 1.0;
-    for (size_t r = n; r-- > 0;) {
-      b->weights[r] = g;
-      g *= s->gamma;
-    }
+  b->in = (ew__in_t){.n = n, .d = d, .f64 = b->f64,
+                     .x64 = b->f64 ? b->rows : NULL, .x32 = b->f64 ? NULL : b->rows,
+                     .scale = (b->l2 && !b->f64) ? b->scale : NULL};
+  for (int r = 0; r < EW__NROLES; r++) {
+    const ew__acc_t *a = s->acc[r];
+    if (a && (rc = a->ops->prepare(a, &b->in, &b->prep[r], keep, tmp)) != 0)
+      return rc;
   }
-  return b->f64 ? ew__bstats_f64(b->rows, n, d, b->weights, b->shift, b->s, b->gram, &b->bs)
-                : ew__bstats_f32(b->rows, n, d, b->weights, (b->l2 && !b->f64) ? b->scale : NULL,
-                                 b->shift, b->s, b->gram, &b->bs);
+  return 0;
 }
 
 static int check_batch_args(const ew_stream_t *s, ew_dtype_t dtype, size_t n, size_t d) {
@@ -334,10 +321,15 @@ EW_EXPORT int ew_batch_prepare(const ew_stream_t *s, const void *data, ew_dtype_
   int rc = check_batch_args(s, dtype, n, d);
   if (rc)
     return rc;
+  ew__ws_t *tmp = ew__ws_thread();
   ew_batch_t *b = calloc(1, sizeof *b);
-  if (!b)
+  if (!b || !tmp || !(b->own = ew__ws_new())) {
+    ew_batch_free(b);
     return EW_ENOMEM;
-  rc = prepare_impl(s, data, dtype, n, d, b, false, NULL, NULL);
+  }
+  ew__ws_mark_t mk = ew__ws_begin(tmp);
+  rc = prepare_impl(s, data, dtype, n, d, b, b->own, tmp);
+  b->ws_peak = ew__ws_end(tmp, mk);
   if (rc) {
     ew_batch_free(b);
     return rc;
@@ -346,51 +338,72 @@ EW_EXPORT int ew_batch_prepare(const ew_stream_t *s, const void *data, ew_dtype_
   return 0;
 }
 
-EW_EXPORT int ew_stream_apply(ew_stream_t *s, ew_batch_t *b) {
+/* Folds a prepared batch into s: reserves the workspace every accumulator's apply needs (the
+ * only step that can fail), then applies them — every row to ALL, the f32 rows to the window —
+ * and feeds the live estimate. */
+static int apply_impl(ew_stream_t *s, ew_batch_t *b, ew__ws_t *ws) {
   size_t n = b->n, d = b->d;
-  if (d != s->d || b->l2 != (s->cfg.normalize == EW_NORMALIZE_L2) || b->decay != (s->gamma < 1.0))
-    return EW_EBADPARAM;
-  size_t wcap = s->has_window ? s->win.cap : 0;
-  size_t rows_need = (n > wcap ? n : wcap) * d * 4;
-  /* reserve what the window and live estimate may need; after this nothing can fail */
-  if ((s->has_window || s->has_oja) &&
-      (!ew__scratch(EW__SCR_ROWS, rows_need) || !ew__scratch(EW__SCR_GRAM, d * d * 4) ||
-       !ew__scratch(EW__SCR_WORK, 2 * d * sizeof(double)) ||
-       (b->f64 && !ew__scratch(EW__SCR_AUX, n * d * 4))))
-    return EW_ENOMEM;
-  if (b->decay)
-    ew__moments_scale(&s->all, pow(s->gamma, (double)n));
-  ew__moments_add(&s->all, &b->bs);
-
-  if (s->has_window || s->has_oja) {
-    const float *rows32 = b->rows;
-    if (!b->f64 && b->l2) { /* the window and Oja keep the normalised rows, rounded to f32 */
-      float *x = b->rows;
-      for (size_t r = 0; r < n; r++)
-        for (size_t j = 0; j < d; j++)
-          x[r * d + j] = (float)(x[r * d + j] * b->scale[r]);
+  ew__in_t *in = &b->in;
+  bool want32 = s->acc[EW__ROLE_WINDOW] || s->has_oja;
+  bool copy32 = want32 && (b->f64 || b->l2); /* else the f32 rows themselves are what is kept */
+  size_t need = copy32 ? ew__ws_size(n * d * sizeof(float)) : 0, most = 0;
+  for (int r = 0; r < EW__NROLES; r++) /* applies run one after another: the largest counts */
+    if (s->acc[r]) {
+      size_t k = s->acc[r]->ops->apply_ws(s->acc[r], in);
+      most = k > most ? k : most;
     }
+  if (ew__ws_reserve(ws, need + most) != 0)
+    return EW_ENOMEM;
+  float *rows32 = copy32 ? ew__ws_alloc(ws, n * d * sizeof(float)) : NULL;
+  ew__acc_t *all = s->acc[EW__ROLE_ALL], *win = s->acc[EW__ROLE_WINDOW];
+  all->ops->apply(all, in, &b->prep[EW__ROLE_ALL], ws);
+  if (want32) {
     if (b->f64) {
-      float *aux = ew__scratch(EW__SCR_AUX, n * d * 4);
       const double *x = b->rows;
       for (size_t i = 0; i < n * d; i++)
-        aux[i] = (float)x[i];
-      rows32 = aux;
+        rows32[i] = (float)x[i];
+    } else if (b->l2) { /* the window and Oja keep the normalised rows, rounded to f32 */
+      const float *x = b->rows;
+      for (size_t r = 0; r < n; r++)
+        for (size_t j = 0; j < d; j++)
+          rows32[r * d + j] = (float)(x[r * d + j] * b->scale[r]);
     }
-    if (s->has_window) {
-      if (b->f64)
-        s->window_rounded = true;
-      bool maintain = s->cfg.window_mode == EW_WINDOW_EAGER ||
-                      (s->cfg.window_mode == EW_WINDOW_AUTO && s->win_queried &&
-                       s->count - s->win_query_at < (uint64_t)s->win.cap);
-      (void)ew__window_push(&s->win, rows32, n, (!b->f64 && !b->decay && !b->l2) ? &b->bs : NULL,
-                            maintain);
-    }
-    if (s->has_oja)
-      ew__oja_push(&s->oja, rows32, n, s->all.mean);
+    in->rows32 = copy32 ? rows32 : b->rows;
+    /* the ALL statistics describe exactly these f32 rows when nothing weighted or scaled them */
+    in->plain32 = (!b->f64 && !b->decay && !b->l2) ? &b->prep[EW__ROLE_ALL].bs : NULL;
   }
+  if (win) {
+    if (b->f64)
+      s->window_rounded = true;
+    in->maintain = s->cfg.window_mode == EW_WINDOW_EAGER ||
+                   (s->cfg.window_mode == EW_WINDOW_AUTO && s->win_queried &&
+                    s->count - s->win_query_at < (uint64_t)ew__window_cap(win));
+    win->ops->apply(win, in, &b->prep[EW__ROLE_WINDOW], ws);
+  }
+  if (s->has_oja) {
+    ew__src_t src;
+    (void)all->ops->view(all, EW__WANT_MOMENTS, &src, ws); /* moments kinds: cannot fail */
+    ew__oja_push(&s->oja, in->rows32, n, src.mom->mean);
+  }
+  in->rows32 = NULL;
+  in->plain32 = NULL;
   s->count += n;
   return 0;
+}
+
+EW_EXPORT int ew_stream_apply(ew_stream_t *s, ew_batch_t *b) {
+  if (b->d != s->d || b->l2 != (s->cfg.normalize == EW_NORMALIZE_L2) ||
+      b->decay != (s->cfg.decay_half_life > 0))
+    return EW_EBADPARAM;
+  ew__ws_t *ws = ew__ws_thread();
+  if (!ws)
+    return EW_ENOMEM;
+  ew__ws_mark_t mk = ew__ws_begin(ws);
+  int rc = apply_impl(s, b, ws);
+  size_t peak = ew__ws_end(ws, mk);
+  if (rc == 0)
+    ew__stream_ws_used(s, peak > b->ws_peak ? peak : b->ws_peak);
+  return rc;
 }
 
 EW_EXPORT int ew_stream_ingest(ew_stream_t *s, const void *data, ew_dtype_t dtype, size_t n,
@@ -400,9 +413,19 @@ EW_EXPORT int ew_stream_ingest(ew_stream_t *s, const void *data, ew_dtype_t dtyp
   int rc = check_batch_args(s, dtype, n, d);
   if (rc)
     return rc;
-  ew_batch_t b; /* in this thread's scratch: no allocation per batch */
-  rc = prepare_impl(s, data, dtype, n, d, &b, true, s->shift, s->s);
-  return rc ? rc : ew_stream_apply(s, &b);
+  ew__ws_t *ws = ew__ws_thread();
+  if (!ws)
+    return EW_ENOMEM;
+  ew_batch_t b; /* in this thread's workspace: no allocation per batch once it has grown */
+  memset(&b, 0, sizeof b);
+  ew__ws_mark_t mk = ew__ws_begin(ws);
+  rc = prepare_impl(s, data, dtype, n, d, &b, ws, ws);
+  if (rc == 0)
+    rc = apply_impl(s, &b, ws);
+  size_t peak = ew__ws_end(ws, mk);
+  if (rc == 0)
+    ew__stream_ws_used(s, peak);
+  return rc;
 }
 
 /* ---- the admission model ---- */
@@ -414,9 +437,9 @@ EW_EXPORT int ew_config_memory(const ew_config_t *cfg, size_t max_batch_bytes,
   size_t d = cfg->dim, W = cfg->window, k = cfg->live_k;
   size_t dd = d * d * sizeof(double);
   /* the same terms ew_stream_memory adds up, at their largest */
-  size_t state = sizeof(ew_stream_t) + 2 * d * sizeof(double) + (d * sizeof(double) + dd);
+  size_t state = sizeof(ew_stream_t) + ew__acc_dense_bound(d);
   if (W)
-    state += W * d * sizeof(float) + 2 * d * sizeof(double) + (d * sizeof(double) + dd);
+    state += ew__acc_window_bound(d, W);
   if (k)
     state += (cfg->shuffle ? cfg->shuffle : 1) * d * sizeof(float) + (2 * k + 1) * d * sizeof(double);
   state += EW__NSRC * 2 * d * sizeof(double); /* spectrum caches */
@@ -431,8 +454,11 @@ EW_EXPORT int ew_config_memory(const ew_config_t *cfg, size_t max_batch_bytes,
       q = wq;
   }
   /* one batch: converted rows (up to 2x the input for f16/bf16 -> f32), a centred copy and an
-   * f32 copy for the window, and the d×d Gram in f64 (the f64 path) */
+   * f32 copy for the window, and the d×d Gram in f64 (the f64 path); with a window, its rebuild
+   * over W rows (a centred f32 copy and an f32 Gram) */
   size_t b = 3 * 2 * max_batch_bytes + dd + 4 * d * sizeof(double);
+  if (W)
+    b += W * d * sizeof(float) + d * d * sizeof(float);
   out->state = state;
   out->workspace = q > b ? q : b;
   return 0;

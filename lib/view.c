@@ -14,41 +14,42 @@
 
 /* ---- sources ---- */
 
-const ew__moments_t *ew__stream_win_moments(ew_stream_t *s) {
-  s->win_queried = true;
-  s->win_query_at = s->count;
-  return ew__window_sync(&s->win) == 0 ? &s->win.mom : NULL;
+/* What the accumulator behind src offers (moments and/or rows, per want). Asking a window for its
+ * moments records the ask (the AUTO window mode then maintains them eagerly). */
+static int source(ew_stream_t *s, ew_source_t src, int want, ew__src_t *out, ew__ws_t *ws) {
+  ew__acc_t *a = ew__stream_acc(s, src);
+  if (!a)
+    return EW_ENOWINDOW;
+  if (src != EW_SOURCE_ALL && (want & EW__WANT_MOMENTS))
+    ew__stream_window_asked(s);
+  return a->ops->view(a, want, out, ws);
 }
 
-void ew__stream_source_size(const ew_stream_t *s, ew_source_t src, uint64_t *rows,
-                            double *weight) {
-  if (src == EW_SOURCE_ALL) {
-    *rows = s->all.n;
-    *weight = s->all.w;
-  } else {
-    *rows = s->has_window ? s->win.count : 0;
-    *weight = (double)*rows;
-  }
-}
-
-/* Window rows as f64 into AUX (N×d), followed by their mean (d doubles, always computed); the
- * rows are centred on it when center. */
-static int window_rows_f64(ew_stream_t *s, int center, double **Xp, size_t *Np) {
-  size_t N = s->win.count, d = s->d;
-  double *X = ew__scratch(EW__SCR_AUX, (N * d + d) * sizeof(double) + N * d * sizeof(float));
+/* The rows of a source that keeps them, as f64 (N×d) followed by their mean (d doubles, always
+ * computed), in ws; the rows are centred on it when center. */
+static int rows_f64(ew_stream_t *s, ew_source_t src, int center, ew__ws_t *ws, double **Xp,
+                    size_t *Np) {
+  ew__src_t sv;
+  int rc = source(s, src, EW__WANT_ROWS, &sv, ws);
+  if (rc)
+    return rc;
+  if (!sv.keeps_rows)
+    return EW_ENOWINDOW;
+  size_t N = sv.nseg[0] + sv.nseg[1], d = s->d;
+  double *X = ew__ws_alloc(ws, (N * d + d) * sizeof(double));
   if (!X)
     return EW_ENOMEM;
   double *mu = X + N * d;
-  float *raw = (float *)(mu + d);
-  ew__window_copy(&s->win, raw);
   memset(mu, 0, d * sizeof(double));
-  for (size_t r = 0; r < N; r++)
-    for (size_t j = 0; j < d; j++) {
-      X[r * d + j] = raw[r * d + j];
-      mu[j] += X[r * d + j];
-    }
+  for (int k = 0, r0 = 0; k < 2; r0 += (int)sv.nseg[k], k++)
+    for (size_t r = 0; r < sv.nseg[k]; r++)
+      for (size_t j = 0; j < d; j++) {
+        double x = sv.seg[k][r * d + j];
+        X[((size_t)r0 + r) * d + j] = x;
+        mu[j] += x;
+      }
   for (size_t j = 0; j < d; j++)
-    mu[j] /= (double)N;
+    mu[j] /= (double)(N ? N : 1);
   if (center)
     for (size_t r = 0; r < N; r++)
       for (size_t j = 0; j < d; j++)
@@ -58,10 +59,12 @@ static int window_rows_f64(ew_stream_t *s, int center, double **Xp, size_t *Np) 
   return 0;
 }
 
-int ew__stream_window_cn(ew_stream_t *s, double **Zp, size_t *Np, size_t *zero_rows) {
-  size_t N, d = s->d, zeros = 0;
+/* The window's rows centred over the window then L2-normalised (f64, N×d, in ws), followed by the
+ * window mean; a row equal to the mean stays zero (and still counts in N). */
+static int window_cn(ew_stream_t *s, ew__ws_t *ws, double **Zp, size_t *Np) {
+  size_t N, d = s->d;
   double *Z;
-  int rc = window_rows_f64(s, 1, &Z, &N);
+  int rc = rows_f64(s, EW_SOURCE_WINDOW, 1, ws, &Z, &N);
   if (rc != 0)
     return rc;
   for (size_t r = 0; r < N; r++) {
@@ -72,25 +75,22 @@ int ew__stream_window_cn(ew_stream_t *s, double **Zp, size_t *Np, size_t *zero_r
       double inv = 1.0 / sqrt(nrm);
       for (size_t j = 0; j < d; j++)
         z[j] *= inv;
-    } else {
-      zeros++; /* a row equal to the window mean stays zero (and still counts in N) */
     }
   }
   *Zp = Z;
   *Np = N;
-  *zero_rows = zeros;
   return 0;
 }
 
-EW_EXPORT int ew_stream_matrix(ew_stream_t *s, ew_source_t src, int center, double *weight,
-                               double *mean, double *A) {
+static int matrix_impl(ew_stream_t *s, ew_source_t src, int center, double *weight, double *mean,
+                       double *A, ew__ws_t *ws) {
   size_t d = s->d;
-  if (src != EW_SOURCE_ALL && !s->has_window)
-    return EW_ENOWINDOW;
   if (src == EW_SOURCE_ALL || src == EW_SOURCE_WINDOW) {
-    const ew__moments_t *m = src == EW_SOURCE_ALL ? &s->all : ew__stream_win_moments(s);
-    if (!m)
-      return EW_ENOMEM;
+    ew__src_t sv;
+    int rc = source(s, src, EW__WANT_MOMENTS, &sv, ws);
+    if (rc)
+      return rc;
+    const ew__moments_t *m = sv.mom;
     if (m->n == 0)
       return EW_EDEGENERATE;
     if (weight)
@@ -103,11 +103,13 @@ EW_EXPORT int ew_stream_matrix(ew_stream_t *s, ew_source_t src, int center, doub
   }
   if (src != EW_SOURCE_WINDOW_CN)
     return EW_EBADPARAM;
-  if (s->win.count == 0)
+  if (!ew__stream_acc(s, src))
+    return EW_ENOWINDOW;
+  if (ew_stream_window_count(s) == 0)
     return EW_EDEGENERATE;
   double *Z;
-  size_t N, zeros;
-  int rc = ew__stream_window_cn(s, &Z, &N, &zeros);
+  size_t N;
+  int rc = window_cn(s, ws, &Z, &N);
   if (rc != 0)
     return rc;
   if (weight)
@@ -124,6 +126,19 @@ EW_EXPORT int ew_stream_matrix(ew_stream_t *s, ew_source_t src, int center, doub
   return 0;
 }
 
+EW_EXPORT int ew_stream_matrix(ew_stream_t *s, ew_source_t src, int center, double *weight,
+                               double *mean, double *A) {
+  if (src != EW_SOURCE_ALL && src != EW_SOURCE_WINDOW && src != EW_SOURCE_WINDOW_CN)
+    return EW_EBADPARAM;
+  ew__ws_t *ws = ew__ws_thread();
+  if (!ws)
+    return EW_ENOMEM;
+  ew__ws_mark_t mk = ew__ws_begin(ws);
+  int rc = matrix_impl(s, src, center, weight, mean, A, ws);
+  ew__stream_ws_used(s, ew__ws_end(ws, mk));
+  return rc;
+}
+
 EW_EXPORT size_t ew_stream_live_vectors(const ew_stream_t *s, double *out, size_t cap_k) {
   return s->has_oja ? ew__oja_vectors(&s->oja, out, cap_k) : 0;
 }
@@ -131,23 +146,29 @@ EW_EXPORT size_t ew_stream_live_vectors(const ew_stream_t *s, double *out, size_
 /* ---- spectra ---- */
 
 /* Eigenvalues of the N×N Gram X Xᵀ / N of rows X (N×d), zero-padded to d, descending. */
-static int gram_eigs(const double *X, size_t N, size_t d, double *eig) {
-  double *G = ew__scratch(EW__SCR_MAT, N * N * sizeof(double));
+static int gram_eigs(const double *X, size_t N, size_t d, double *eig, ew__ws_t *ws) {
+  ew__ws_mark_t mk = ew__ws_mark(ws);
+  double *G = ew__ws_alloc(ws, N * N * sizeof(double));
   if (!G)
     return EW_ENOMEM;
   cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, (int)N, (int)d, 1.0 / (double)N, X, (int)d,
               0.0, G, (int)N);
-  int rc = ew__eigvals(G, N, eig);
+  int rc = ew__eigvals(G, N, eig, ws);
   for (size_t i = N; i < d; i++)
     eig[i] = 0.0;
+  ew__ws_release(ws, mk);
   return rc;
 }
 
-int ew__stream_spectrum(ew_stream_t *s, ew_source_t src, int center, uint64_t max_lag,
-                        const double **eig, size_t *clamped, uint64_t *as_of) {
+/* Eigenvalues of a source (descending, clamped), from the cache when its lag is within max_lag.
+ * On success *eig points into the stream's cache (valid until the next call on this stream).
+ * Uses the dual n×n Gram when the source's rows are held in the window and n < d. Temporaries
+ * come from ws and are given back. */
+static int spectrum(ew_stream_t *s, ew_source_t src, int center, uint64_t max_lag, ew__ws_t *ws,
+                    const double **eig, size_t *clamped, uint64_t *as_of, double *floor_out) {
   size_t d = s->d;
   center = (src == EW_SOURCE_WINDOW_CN) ? 0 : (center ? 1 : 0);
-  if (src != EW_SOURCE_ALL && !s->has_window)
+  if (!ew__stream_acc(s, src))
     return EW_ENOWINDOW;
   ew__spec_cache_t *c = &s->cache[src][center];
   if (c->valid && c->epoch == s->epoch && s->count - c->as_of <= max_lag) {
@@ -156,49 +177,50 @@ int ew__stream_spectrum(ew_stream_t *s, ew_source_t src, int center, uint64_t ma
     *as_of = c->as_of;
     return 0;
   }
-  uint64_t rows;
-  double w;
-  ew__stream_source_size(s, src, &rows, &w);
-  if (rows == 0)
+  ew__src_t sv;
+  int rc = source(s, src, 0, &sv, ws);
+  if (rc)
+    return rc;
+  if (sv.rows == 0)
     return EW_EDEGENERATE;
   if (!c->eig && !(c->eig = malloc(d * sizeof(double))))
     return EW_ENOMEM;
   c->valid = false;
-  int rc;
+  ew__ws_mark_t mk = ew__ws_mark(ws);
   double floor = 0; /* rows read from the ring are exact in f64: no accumulated noise */
-  bool all_in_window =
-      s->has_window && s->gamma == 1.0 && s->win.count == s->count && !s->window_rounded;
   if (src == EW_SOURCE_WINDOW_CN) {
     double *Z;
-    size_t N, zeros;
-    if ((rc = ew__stream_window_cn(s, &Z, &N, &zeros)) != 0)
-      return rc;
-    if (N < d) {
-      rc = gram_eigs(Z, N, d, c->eig);
-    } else {
-      double *A = ew__scratch(EW__SCR_MAT, d * d * sizeof(double));
-      if (!A)
-        return EW_ENOMEM;
-      cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, (int)d, (int)N, 1.0 / (double)N, Z,
-                  (int)d, 0.0, A, (int)d);
-      rc = ew__eigvals(A, d, c->eig);
+    size_t N;
+    if ((rc = window_cn(s, ws, &Z, &N)) == 0) {
+      if (N < d) {
+        rc = gram_eigs(Z, N, d, c->eig, ws);
+      } else {
+        double *A = ew__ws_alloc(ws, d * d * sizeof(double));
+        rc = A ? 0 : EW_ENOMEM;
+        if (A) {
+          cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, (int)d, (int)N, 1.0 / (double)N,
+                      Z, (int)d, 0.0, A, (int)d);
+          rc = ew__eigvals(A, d, c->eig, ws);
+        }
+      }
     }
-  } else if ((src == EW_SOURCE_WINDOW || all_in_window) && s->win.count < d) {
+  } else if ((src == EW_SOURCE_WINDOW || ew__stream_all_in_window(s)) &&
+             ew_stream_window_count(s) < d) {
     /* dual route: the N×N Gram has the same nonzero spectrum and costs O(N²d + N³) */
     double *X;
     size_t N;
-    if ((rc = window_rows_f64(s, center, &X, &N)) != 0)
-      return rc;
-    rc = gram_eigs(X, N, d, c->eig);
+    if ((rc = rows_f64(s, EW_SOURCE_WINDOW, center, ws, &X, &N)) == 0)
+      rc = gram_eigs(X, N, d, c->eig, ws);
   } else {
-    double *A = ew__scratch(EW__SCR_MAT, d * d * sizeof(double));
-    const ew__moments_t *m = src == EW_SOURCE_ALL ? &s->all : ew__stream_win_moments(s);
-    if (!A || !m)
-      return EW_ENOMEM;
-    ew__moments_matrix_upper(m, center, A);
-    rc = ew__eigvals(A, d, c->eig);
-    floor = m->w > 0 ? m->noise / m->w : 0.0;
+    double *A = ew__ws_alloc(ws, d * d * sizeof(double));
+    rc = A ? source(s, src, EW__WANT_MOMENTS, &sv, ws) : EW_ENOMEM;
+    if (rc == 0) {
+      ew__moments_matrix_upper(sv.mom, center, A);
+      rc = ew__eigvals(A, d, c->eig, ws);
+      floor = sv.mom->w > 0 ? sv.mom->noise / sv.mom->w : 0.0;
+    }
   }
+  ew__ws_release(ws, mk);
   if (rc != 0)
     return rc;
   /* negative eigenvalues, and those at the accumulated rounding noise (moments.c), are zero */
@@ -215,20 +237,28 @@ int ew__stream_spectrum(ew_stream_t *s, ew_source_t src, int center, uint64_t ma
   *eig = c->eig;
   *clamped = neg;
   *as_of = c->as_of;
+  if (floor_out)
+    *floor_out = floor;
   return 0;
 }
 
-
 /* ---- the view ---- */
 
-/* The moments behind a moment-based source (all, window); NULL when out of memory. */
-static const ew__moments_t *moments_of(ew__view_t *v) {
-  return v->src == EW_SOURCE_ALL ? &v->s->all : ew__stream_win_moments(v->s);
+/* The moments behind a moment-based source (all, window). */
+static int moments_of(ew__view_t *v, const ew__moments_t **m) {
+  ew__src_t sv;
+  int rc = source(v->s, v->src, EW__WANT_MOMENTS, &sv, v->ws);
+  *m = rc == 0 ? sv.mom : NULL;
+  return rc;
 }
 
-int ew__view_open(ew__view_t *v, ew_stream_t *s, ew_source_t src, int center, uint64_t max_lag) {
+int ew__view_open(ew__view_t *v, ew_stream_t *s, ew_source_t src, int center, uint64_t max_lag,
+                  ew__ws_t *ws) {
   memset(v, 0, sizeof *v);
   v->s = s;
+  v->ws = ws;
+  v->mark = ew__ws_begin(ws);
+  v->open = true;
   v->src = src;
   v->center = src == EW_SOURCE_WINDOW_CN ? 0 : (center ? 1 : 0);
   v->max_lag = max_lag;
@@ -236,16 +266,26 @@ int ew__view_open(ew__view_t *v, ew_stream_t *s, ew_source_t src, int center, ui
   v->as_of = s->count;
   if (src < 0 || src >= EW__NSRC)
     return EW_EBADPARAM;
-  if (src != EW_SOURCE_ALL && !s->has_window)
-    return EW_ENOWINDOW;
-  ew__stream_source_size(s, src, &v->rows, &v->weight);
+  ew__src_t sv;
+  int rc = source(s, src, 0, &sv, ws);
+  if (rc)
+    return rc;
+  v->rows = sv.rows;
+  v->weight = sv.weight;
   return 0;
+}
+
+void ew__view_close(ew__view_t *v) {
+  if (!v->open)
+    return;
+  v->open = false;
+  ew__stream_ws_used(v->s, ew__ws_end(v->ws, v->mark));
 }
 
 int ew__view_spectrum(ew__view_t *v, const double **eig, size_t *clamped, double *err) {
   if (!v->eig) {
-    int rc = ew__stream_spectrum(v->s, v->src, v->center, v->max_lag, &v->eig, &v->clamped,
-                                 &v->as_of);
+    int rc = spectrum(v->s, v->src, v->center, v->max_lag, v->ws, &v->eig, &v->clamped,
+                      &v->as_of, NULL);
     if (rc)
       return rc;
   }
@@ -253,7 +293,9 @@ int ew__view_spectrum(ew__view_t *v, const double **eig, size_t *clamped, double
   if (clamped)
     *clamped = v->clamped;
   if (err) { /* eigenvalues of a moment source carry the accumulated rounding bound */
-    const ew__moments_t *m = v->src == EW_SOURCE_WINDOW_CN ? NULL : moments_of(v);
+    const ew__moments_t *m = NULL;
+    if (v->src != EW_SOURCE_WINDOW_CN && moments_of(v, &m) != 0)
+      m = NULL;
     *err = m && m->w > 0 ? m->noise / m->w : 0.0;
   }
   return 0;
@@ -276,9 +318,10 @@ int ew__view_trace_fro2(ew__view_t *v, double *tr, double *fro2) {
       *fro2 = f;
     return 0;
   }
-  const ew__moments_t *m = moments_of(v);
-  if (!m)
-    return EW_ENOMEM;
+  const ew__moments_t *m;
+  int rc = moments_of(v, &m);
+  if (rc)
+    return rc;
   double inv = 1.0 / m->w, t = 0, off = 0, diag = 0;
   for (size_t j = 0; j < d; j++) {
     const double *col = m->m2 + j * d;
@@ -302,9 +345,10 @@ int ew__view_trace_fro2(ew__view_t *v, double *tr, double *fro2) {
 int ew__view_trace(ew__view_t *v, double *tr) {
   if (v->src == EW_SOURCE_WINDOW_CN)
     return ew__view_trace_fro2(v, tr, NULL);
-  const ew__moments_t *m = moments_of(v);
-  if (!m)
-    return EW_ENOMEM;
+  const ew__moments_t *m;
+  int rc = moments_of(v, &m);
+  if (rc)
+    return rc;
   double t = 0;
   for (size_t j = 0; j < v->d; j++)
     t += m->m2[j + j * v->d] / m->w + (v->center ? 0.0 : m->mean[j] * m->mean[j]);
@@ -316,21 +360,26 @@ int ew__view_trace(ew__view_t *v, double *tr) {
 int ew__view_diag(ew__view_t *v, double *diag) {
   size_t d = v->d;
   if (v->src == EW_SOURCE_WINDOW_CN) {
+    ew__ws_mark_t mk = ew__ws_mark(v->ws);
     double *Z;
-    size_t N, zeros;
-    int rc = ew__stream_window_cn(v->s, &Z, &N, &zeros);
+    size_t N;
+    int rc = window_cn(v->s, v->ws, &Z, &N);
+    if (rc == 0) {
+      memset(diag, 0, d * sizeof(double));
+      for (size_t r = 0; r < N; r++)
+        for (size_t j = 0; j < d; j++)
+          diag[j] += Z[r * d + j] * Z[r * d + j];
+      for (size_t j = 0; j < d; j++)
+        diag[j] /= (double)N;
+    }
+    ew__ws_release(v->ws, mk);
     if (rc)
       return rc;
-    memset(diag, 0, d * sizeof(double));
-    for (size_t r = 0; r < N; r++)
-      for (size_t j = 0; j < d; j++)
-        diag[j] += Z[r * d + j] * Z[r * d + j];
-    for (size_t j = 0; j < d; j++)
-      diag[j] /= (double)N;
   } else {
-    const ew__moments_t *m = moments_of(v);
-    if (!m)
-      return EW_ENOMEM;
+    const ew__moments_t *m;
+    int rc = moments_of(v, &m);
+    if (rc)
+      return rc;
     for (size_t j = 0; j < d; j++)
       diag[j] = m->m2[j + j * d] / m->w + (v->center ? 0.0 : m->mean[j] * m->mean[j]);
   }
@@ -341,22 +390,25 @@ int ew__view_diag(ew__view_t *v, double *diag) {
 int ew__view_matvec(ew__view_t *v, const double *x, double *y) {
   size_t d = v->d;
   if (v->src == EW_SOURCE_WINDOW_CN) {
-    double *Z;
-    size_t N, zeros;
-    int rc = ew__stream_window_cn(v->s, &Z, &N, &zeros);
+    ew__ws_mark_t mk = ew__ws_mark(v->ws);
+    double *Z, *t = NULL;
+    size_t N;
+    int rc = window_cn(v->s, v->ws, &Z, &N);
+    if (rc == 0 && !(t = ew__ws_alloc(v->ws, (N ? N : 1) * sizeof(double))))
+      rc = EW_ENOMEM;
+    if (rc == 0) {
+      cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)d, 1.0, Z, (int)d, x, 1, 0.0, t, 1);
+      cblas_dgemv(CblasRowMajor, CblasTrans, (int)N, (int)d, 1.0 / (double)N, Z, (int)d, t, 1,
+                  0.0, y, 1);
+    }
+    ew__ws_release(v->ws, mk);
     if (rc)
       return rc;
-    double *t = malloc((N ? N : 1) * sizeof(double));
-    if (!t)
-      return EW_ENOMEM;
-    cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)d, 1.0, Z, (int)d, x, 1, 0.0, t, 1);
-    cblas_dgemv(CblasRowMajor, CblasTrans, (int)N, (int)d, 1.0 / (double)N, Z, (int)d, t, 1, 0.0,
-                y, 1);
-    free(t);
   } else {
-    const ew__moments_t *m = moments_of(v);
-    if (!m)
-      return EW_ENOMEM;
+    const ew__moments_t *m;
+    int rc = moments_of(v, &m);
+    if (rc)
+      return rc;
     /* M2's upper triangle, column-major, is the lower of its row-major reading */
     cblas_dsymv(CblasColMajor, CblasUpper, (int)d, 1.0 / m->w, m->m2, (int)d, x, 1, 0.0, y, 1);
     if (!v->center) {
@@ -371,12 +423,13 @@ int ew__view_matvec(ew__view_t *v, const double *x, double *y) {
 int ew__view_topk(ew__view_t *v, size_t k, double *theta, double *U, double *resid) {
   ew_stream_t *s = v->s;
   size_t d = v->d;
-  double *A = ew__scratch(EW__SCR_MAT, d * d * sizeof(double));
-  if (!A)
-    return EW_ENOMEM;
-  int rc = ew_stream_matrix(s, v->src, v->center, NULL, NULL, A);
+  ew__ws_mark_t mk = ew__ws_mark(v->ws);
+  double *A = ew__ws_alloc(v->ws, d * d * sizeof(double));
+  int rc = A ? matrix_impl(s, v->src, v->center, NULL, NULL, A, v->ws) : EW_ENOMEM;
   if (rc == 0)
-    rc = ew__topk(A, d, k, s->topk_warm, s->topk_warm_k, s->cfg.seed ^ s->count, theta, U, resid);
+    rc = ew__topk(A, d, k, s->topk_warm, s->topk_warm_k, s->cfg.seed ^ s->count, theta, U, resid,
+                  v->ws);
+  ew__ws_release(v->ws, mk);
   if (rc)
     return rc;
   double *warm = realloc(s->topk_warm, k * d * sizeof(double)); /* the next solve starts here */
@@ -390,16 +443,23 @@ int ew__view_topk(ew__view_t *v, size_t k, double *theta, double *U, double *res
 }
 
 int ew__view_rows(ew__view_t *v, const float **rows, size_t *n) {
-  ew_stream_t *s = v->s;
-  if (v->src == EW_SOURCE_ALL || !s->has_window)
+  ew__src_t sv;
+  if (v->src == EW_SOURCE_ALL)
     return EW_ENOWINDOW;
-  size_t N = s->win.count;
-  float *raw = ew__scratch(EW__SCR_AUX, (N ? N : 1) * v->d * sizeof(float));
+  int rc = source(v->s, v->src, EW__WANT_ROWS, &sv, v->ws);
+  if (rc)
+    return rc;
+  if (!sv.keeps_rows)
+    return EW_ENOWINDOW;
+  size_t N = sv.nseg[0] + sv.nseg[1], d = v->d;
+  float *raw = ew__ws_alloc(v->ws, (N ? N : 1) * d * sizeof(float));
   if (!raw)
     return EW_ENOMEM;
-  ew__window_copy(&s->win, raw);
+  memcpy(raw, sv.seg[0], sv.nseg[0] * d * sizeof(float));
+  if (sv.nseg[1])
+    memcpy(raw + sv.nseg[0] * d, sv.seg[1], sv.nseg[1] * d * sizeof(float));
   *rows = raw;
   *n = N;
-  v->as_of = s->count;
+  v->as_of = v->s->count;
   return 0;
 }

@@ -9,6 +9,14 @@
 #include <string.h>
 
 /* A = Q diag(lam) Qᵀ (col-major d×d), Q = H_1 H_2 H_3 (Householder); Q's columns into Qout. */
+/* one workspace for the whole test (functions under test give back what they take) */
+static ew__ws_t *ws(void) {
+  static ew__ws_t *w;
+  if (!w)
+    w = ew__ws_new();
+  return w;
+}
+
 static void build(size_t d, const double *lam, uint64_t seed, double *A, double *Qout) {
   ew__rng_t r;
   ew__rng_seed(&r, seed);
@@ -53,7 +61,7 @@ static void all_eigenvalues_descending_to_1e12(void) {
     for (size_t i = 0; i < d; i++)
       lam[i] = 1.0 / (double)(i + 1);
     build(d, lam, 7 + d, A, NULL);
-    CHECK(ew__eigvals(A, d, w) == 0, "d=%zu", d);
+    CHECK(ew__eigvals(A, d, w, ws()) == 0, "d=%zu", d);
     double worst = 0;
     for (size_t i = 0; i < d; i++)
       worst = fmax(worst, fabs(w[i] - lam[i]));
@@ -72,7 +80,7 @@ static void topk_by_subspace_iteration_matches_known_pairs(void) {
     lam[i] = 1.0 / (double)(i + 1);
   build(d, lam, 99, A, Q);
   double theta[10], *U = malloc(k * d * sizeof(double)), resid = -1;
-  CHECK(ew__topk(A, d, k, NULL, 0, 1, theta, U, &resid) == 0, "cold");
+  CHECK(ew__topk(A, d, k, NULL, 0, 1, theta, U, &resid, ws()) == 0, "cold");
   for (size_t i = 0; i < k; i++) {
     CHECK(tap_relerr(theta[i], lam[i]) <= 1e-10, "θ%zu = %.15g want %.15g", i, theta[i], lam[i]);
     double dot = 0;
@@ -83,7 +91,7 @@ static void topk_by_subspace_iteration_matches_known_pairs(void) {
   CHECK(resid >= 0 && resid <= 1e-9, "reported residual %.2e", resid);
   /* warm start from the answer converges at once to the same pairs */
   double theta2[10], *U2 = malloc(k * d * sizeof(double)), resid2;
-  CHECK(ew__topk(A, d, k, U, k, 2, theta2, U2, &resid2) == 0, "warm");
+  CHECK(ew__topk(A, d, k, U, k, 2, theta2, U2, &resid2, ws()) == 0, "warm");
   for (size_t i = 0; i < k; i++)
     CHECK(tap_relerr(theta2[i], lam[i]) <= 1e-10, "warm θ%zu", i);
   free(lam);
@@ -99,7 +107,7 @@ static void topk_full_solve_path_for_small_d(void) {
   for (size_t i = 0; i < d; i++)
     lam[i] = (double)(d - i);
   build(d, lam, 3, A, Q);
-  CHECK(ew__topk(A, d, k, NULL, 0, 1, theta, U, &resid) == 0, "rc");
+  CHECK(ew__topk(A, d, k, NULL, 0, 1, theta, U, &resid, ws()) == 0, "rc");
   for (size_t i = 0; i < k; i++)
     CHECK(tap_relerr(theta[i], lam[i]) <= 1e-13, "θ%zu", i);
   CHECK(resid <= 1e-11, "resid %.2e", resid);
@@ -119,7 +127,7 @@ static void eigenpairs_reconstruct_the_matrix(void) {
     lam[i] = exp(-(double)i / 8.0);
   build(d, lam, 5, A, NULL);
   memcpy(Z, A, sizeof A);
-  CHECK(ew__eigpairs(Z, d, w) == 0, "rc");
+  CHECK(ew__eigpairs(Z, d, w, ws()) == 0, "rc");
   double worst = 0;
   for (size_t i = 0; i < d; i++)
     for (size_t j = 0; j < d; j++) {

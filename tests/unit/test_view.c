@@ -31,6 +31,7 @@ static ew_stream_t *filled(void) {
 
 static void every_source_agrees_with_its_matrix(void) {
   ew_stream_t *s = filled();
+  ew__ws_t *ws = ew__ws_new();
   double *A = malloc(D * D * sizeof(double));
   for (int src = EW_SOURCE_ALL; src <= EW_SOURCE_WINDOW_CN; src++)
     for (int center = 0; center <= 1; center++) {
@@ -46,7 +47,7 @@ static void every_source_agrees_with_its_matrix(void) {
       for (size_t j = 0; j < D; j++)
         tr += A[j + j * D];
       ew__view_t v;
-      CHECK(ew__view_open(&v, s, (ew_source_t)src, center, 0) == 0, "open %s", what);
+      CHECK(ew__view_open(&v, s, (ew_source_t)src, center, 0, ws) == 0, "open %s", what);
       CHECK(v.rows == (src == EW_SOURCE_ALL ? 70u : 40u), "%s: %llu rows", what,
             (unsigned long long)v.rows);
       double x[D], y[D], diag[D], vt, vtr, vfro;
@@ -94,6 +95,7 @@ static void every_source_agrees_with_its_matrix(void) {
         CHECK(rc == 0 && n == 40, "%s: %zu window rows", what, n);
     }
   free(A);
+  ew__ws_free(ws);
   ew_stream_free(s);
 }
 
@@ -104,9 +106,11 @@ static void no_window_no_window_view(void) {
   ew_stream_t *s = NULL;
   CHECK(ew_stream_create(&c, &s) == 0, "create");
   ew__view_t v;
-  CHECK(ew__view_open(&v, s, EW_SOURCE_WINDOW, 1, 0) == EW_ENOWINDOW, "window of none");
-  CHECK(ew__view_open(&v, s, EW_SOURCE_WINDOW_CN, 0, 0) == EW_ENOWINDOW, "window_cn of none");
-  CHECK(ew__view_open(&v, s, EW_SOURCE_ALL, 1, 0) == 0 && v.rows == 0, "all of nothing");
+  ew__ws_t *ws = ew__ws_new();
+  CHECK(ew__view_open(&v, s, EW_SOURCE_WINDOW, 1, 0, ws) == EW_ENOWINDOW, "window of none");
+  CHECK(ew__view_open(&v, s, EW_SOURCE_WINDOW_CN, 0, 0, ws) == EW_ENOWINDOW, "window_cn of none");
+  CHECK(ew__view_open(&v, s, EW_SOURCE_ALL, 1, 0, ws) == 0 && v.rows == 0, "all of nothing");
+  ew__ws_free(ws);
   ew_stream_free(s);
 }
 

@@ -19,8 +19,12 @@
  * noise/W as zero (stream.c). f64 batches use u = 2^-53.
  *
  * Only the upper triangle of M2 (column-major) is maintained; the merge loop runs down columns so
- * the compiler vectorises it. This file knows nothing of streams, windows or queries. */
-#include "ew_internal.h"
+ * the compiler vectorises it.
+ *
+ * The end of this file is the accumulator interface for the two kinds built on moments alone:
+ * dense (every row, exact) and decay (every weight times γ = 2^(-1/half-life) per row). This file
+ * knows nothing of streams, windows or queries. */
+#include "../ew_internal.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -78,13 +82,13 @@ static void update_upper(ew__moments_t *m, const ew__bstats_t *b, const double *
   }
 }
 
-void ew__moments_add(ew__moments_t *m, const ew__bstats_t *b) {
+void ew__moments_add(ew__moments_t *m, const ew__bstats_t *b, ew__ws_t *ws) {
   size_t d = m->d;
   if (b->n == 0 || b->w <= 0)
     return;
   double wa = m->w, wb = b->w, w = wa + wb;
-  double *delta = ew__scratch(EW__SCR_WORK, d * sizeof(double));
-  /* WORK is also used by bstats for its f64 accumulators, but those are finished by now. */
+  ew__ws_mark_t mk = ew__ws_mark(ws);
+  double *delta = ew__ws_alloc(ws, 2 * d * sizeof(double)); /* reserved: EW__MOMENTS_WS */
   double coef = wa > 0 ? wa * wb / w : 0.0;
   for (size_t j = 0; j < d; j++)
     delta[j] = (b->shift[j] + b->s[j] / wb) - (wa > 0 ? m->mean[j] : 0.0);
@@ -94,9 +98,10 @@ void ew__moments_add(ew__moments_t *m, const ew__bstats_t *b) {
   m->n += b->n;
   m->w = w;
   m->noise += b->noise;
+  ew__ws_release(ws, mk);
 }
 
-void ew__moments_sub(ew__moments_t *m, const ew__bstats_t *b) {
+void ew__moments_sub(ew__moments_t *m, const ew__bstats_t *b, ew__ws_t *ws) {
   size_t d = m->d;
   if (b->n == 0)
     return;
@@ -105,7 +110,8 @@ void ew__moments_sub(ew__moments_t *m, const ew__bstats_t *b) {
     return;
   }
   double w = m->w, wb = b->w, wa = w - wb;
-  double *delta = ew__scratch(EW__SCR_WORK, 2 * d * sizeof(double));
+  ew__ws_mark_t mk = ew__ws_mark(ws);
+  double *delta = ew__ws_alloc(ws, 2 * d * sizeof(double)); /* reserved: EW__MOMENTS_WS */
   double *mua = delta + d;
   for (size_t j = 0; j < d; j++) {
     double mub = b->shift[j] + b->s[j] / wb;
@@ -117,6 +123,7 @@ void ew__moments_sub(ew__moments_t *m, const ew__bstats_t *b) {
   m->n -= b->n;
   m->w = wa;
   m->noise += b->noise;
+  ew__ws_release(ws, mk);
 }
 
 void ew__moments_merge(ew__moments_t *m, const ew__moments_t *o) {
@@ -231,18 +238,20 @@ static double scale_for_syrk(float *c, size_t count) {
 }
 
 /* Shared body for f32 blocks: blocks[] of rows (row-major), optional weights over the
- * concatenation. The centred, weight-scaled copy goes to ROWS, the Gram to GRAM. */
+ * concatenation. The centred, weight-scaled copy and the f32 shift are temporaries in ws. */
 static int bstats_f32_blocks(const float *const *blk, const size_t *nb, int nblk, size_t d,
                              const double *weights, const double *scale, double *shift, double *s,
-                             float *g_out, ew__bstats_t *out) {
+                             float *g, ew__ws_t *ws, ew__bstats_t *out) {
   size_t n = 0;
   for (int k = 0; k < nblk; k++)
     n += nb[k];
-  float *c = ew__scratch(EW__SCR_ROWS, n * d * sizeof(float));
-  float *g = g_out ? g_out : ew__scratch(EW__SCR_GRAM, d * d * sizeof(float));
-  float *sf = ew__scratch(EW__SCR_WORK, d * sizeof(float));
-  if (!c || !g || !sf)
+  ew__ws_mark_t mk = ew__ws_mark(ws);
+  float *c = ew__ws_alloc(ws, n * d * sizeof(float));
+  float *sf = c ? ew__ws_alloc(ws, d * sizeof(float)) : NULL;
+  if (!c || !sf) {
+    ew__ws_release(ws, mk);
     return EW_ENOMEM;
+  }
   /* shift = batch mean in f64, rounded to f32 so that x − shift is exact near the mean */
   memset(shift, 0, d * sizeof(double));
   size_t row0 = 0;
@@ -314,29 +323,30 @@ static int bstats_f32_blocks(const float *const *blk, const size_t *nb, int nblk
   cblas_ssyrk(CblasColMajor, CblasUpper, CblasNoTrans, (int)d, (int)n, 1.0f, c, (int)d, 0.0f, g,
               (int)d);
   bstats_out(out, d, n, wsum, shift, s, g, NULL, gscale);
+  ew__ws_release(ws, mk);
   return 0;
 }
 
 int ew__bstats_f32(const float *rows, size_t n, size_t d, const double *weights,
-                   const double *scale, double *shift, double *s, float *g_out,
+                   const double *scale, double *shift, double *s, float *g, ew__ws_t *ws,
                    ew__bstats_t *out) {
   const float *blk[1] = {rows};
   size_t nb[1] = {n};
-  return bstats_f32_blocks(blk, nb, 1, d, weights, scale, shift, s, g_out, out);
+  return bstats_f32_blocks(blk, nb, 1, d, weights, scale, shift, s, g, ws, out);
 }
 
 int ew__bstats_f32_2(const float *a, size_t na, const float *b, size_t nb_, size_t d, double *shift,
-                     double *s, ew__bstats_t *out) {
+                     double *s, float *g, ew__ws_t *ws, ew__bstats_t *out) {
   const float *blk[2] = {a, b};
   size_t nb[2] = {na, nb_};
-  return bstats_f32_blocks(blk, nb, nb_ ? 2 : 1, d, NULL, NULL, shift, s, NULL, out);
+  return bstats_f32_blocks(blk, nb, nb_ ? 2 : 1, d, NULL, NULL, shift, s, g, ws, out);
 }
 
 int ew__bstats_f64(const double *rows, size_t n, size_t d, const double *weights, double *shift,
-                   double *s, double *g_out, ew__bstats_t *out) {
-  double *c = ew__scratch(EW__SCR_ROWS, n * d * sizeof(double));
-  double *g = g_out ? g_out : ew__scratch(EW__SCR_GRAM, d * d * sizeof(double));
-  if (!c || !g)
+                   double *s, double *g, ew__ws_t *ws, ew__bstats_t *out) {
+  ew__ws_mark_t mk = ew__ws_mark(ws);
+  double *c = ew__ws_alloc(ws, n * d * sizeof(double));
+  if (!c)
     return EW_ENOMEM;
   memset(shift, 0, d * sizeof(double));
   for (size_t r = 0; r < n; r++)
@@ -358,5 +368,155 @@ int ew__bstats_f64(const double *rows, size_t n, size_t d, const double *weights
   cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, (int)d, (int)n, 1.0, c, (int)d, 0.0, g,
               (int)d);
   bstats_out(out, d, n, wsum, shift, s, NULL, g, 1.0);
+  ew__ws_release(ws, mk);
   return 0;
 }
+
+/* ---- the saved form ---- */
+
+uint64_t ew__moments_saved_len(size_t d) { return 8 + 8 + 8 + d * 8 + d * (d + 1) / 2 * 8; }
+
+void ew__moments_save(const ew__moments_t *m, ew__wr_t *w) {
+  ew__put_u64(w, m->n);
+  ew__put_f64(w, m->w);
+  ew__put_f64(w, m->noise);
+  ew__put(w, m->mean, m->d * sizeof(double));
+  for (size_t j = 0; j < m->d; j++) /* the upper triangle, column by column */
+    ew__put(w, m->m2 + j * m->d, (j + 1) * sizeof(double));
+}
+
+void ew__moments_load(ew__moments_t *m, ew__rd_t *r) {
+  m->n = ew__get_u64(r);
+  m->w = ew__get_f64(r);
+  m->noise = ew__get_f64(r);
+  ew__get(r, m->mean, m->d * sizeof(double));
+  for (size_t j = 0; j < m->d; j++)
+    ew__get(r, m->m2 + j * m->d, (j + 1) * sizeof(double));
+}
+
+/* ---- the dense and decay kinds ---- */
+
+#define TAG_MALL ((uint32_t)'M' | (uint32_t)'A' << 8 | (uint32_t)'L' << 16 | (uint32_t)'L' << 24)
+
+typedef struct {
+  ew__acc_t base;
+  ew__moments_t m;
+  double gamma; /* per-row forgetting factor; 1 for the dense kind */
+} mom_acc_t;
+
+#define MOM(a) ((mom_acc_t *)(a))
+#define CMOM(a) ((const mom_acc_t *)(a))
+
+static void mom_free(ew__acc_t *a) {
+  if (!a)
+    return;
+  ew__moments_free(&MOM(a)->m);
+  free(a);
+}
+
+static void mom_clear(ew__acc_t *a) { ew__moments_clear(&MOM(a)->m); }
+
+static size_t mom_bytes(const ew__acc_t *a) { return sizeof(mom_acc_t) + ew__moments_bytes(&CMOM(a)->m); }
+
+/* The batch's statistics: shift, s and the Gram in keep; decay weights γ^(n−1−r) (the newest row
+ * weighs 1) as a temporary. */
+static int mom_prepare(const ew__acc_t *a, const ew__in_t *in, ew__prep_t *p, ew__ws_t *keep,
+                       ew__ws_t *tmp) {
+  const mom_acc_t *k = CMOM(a);
+  size_t n = in->n, d = in->d;
+  double *shift = ew__ws_alloc(keep, d * sizeof(double));
+  double *sv = shift ? ew__ws_alloc(keep, d * sizeof(double)) : NULL;
+  void *g = sv ? ew__ws_alloc(keep, d * d * (in->f64 ? sizeof(double) : sizeof(float))) : NULL;
+  if (!g)
+    return EW_ENOMEM; /* what keep gave stays with the caller, who releases its mark */
+  ew__ws_mark_t mk = ew__ws_mark(tmp);
+  double *weights = NULL;
+  if (k->gamma < 1.0) {
+    if (!(weights = ew__ws_alloc(tmp, n * sizeof(double))))
+      return EW_ENOMEM;
+    double w = 1.0;
+    for (size_t r = n; r-- > 0;) {
+      weights[r] = w;
+      w *= k->gamma;
+    }
+  }
+  int rc = in->f64 ? ew__bstats_f64(in->x64, n, d, weights, shift, sv, g, tmp, &p->bs)
+                   : ew__bstats_f32(in->x32, n, d, weights, in->scale, shift, sv, g, tmp, &p->bs);
+  ew__ws_release(tmp, mk);
+  p->has_bs = rc == 0;
+  return rc;
+}
+
+static size_t mom_apply_ws(const ew__acc_t *a, const ew__in_t *in) {
+  EW_UNUSED(in);
+  return EW__MOMENTS_WS(CMOM(a)->m.d);
+}
+
+static void mom_apply(ew__acc_t *a, const ew__in_t *in, const ew__prep_t *p, ew__ws_t *ws) {
+  mom_acc_t *k = MOM(a);
+  if (k->gamma < 1.0) /* the state ages by the batch's rows, then the batch joins */
+    ew__moments_scale(&k->m, pow(k->gamma, (double)in->n));
+  ew__moments_add(&k->m, &p->bs, ws);
+}
+
+static void mom_merge(ew__acc_t *a, const ew__acc_t *o) { ew__moments_merge(&MOM(a)->m, &CMOM(o)->m); }
+
+static void mom_scale(ew__acc_t *a, double g) { ew__moments_scale(&MOM(a)->m, g); }
+
+static int mom_view(ew__acc_t *a, int want, ew__src_t *out, ew__ws_t *ws) {
+  EW_UNUSED(ws);
+  const ew__moments_t *m = &MOM(a)->m;
+  memset(out, 0, sizeof *out);
+  out->rows = m->n;
+  out->weight = m->w;
+  if (want & EW__WANT_MOMENTS)
+    out->mom = m;
+  return 0;
+}
+
+static uint64_t mom_saved_len(const ew__acc_t *a) { return ew__moments_saved_len(CMOM(a)->m.d); }
+
+static void mom_save(const ew__acc_t *a, ew__wr_t *w) { ew__moments_save(&CMOM(a)->m, w); }
+
+static void mom_load(ew__acc_t *a, ew__rd_t *r, uint64_t len) {
+  if (len != mom_saved_len(a)) {
+    ew__rd_fail(r, "section %s has the wrong length for this configuration", "MALL");
+    return;
+  }
+  ew__moments_load(&MOM(a)->m, r);
+}
+
+static const ew__acc_ops_t dense_ops = {
+    .name = "dense", .tag = TAG_MALL, .free = mom_free, .clear = mom_clear, .bytes = mom_bytes,
+    .prepare = mom_prepare, .apply_ws = mom_apply_ws, .apply = mom_apply, .merge = mom_merge,
+    .scale = mom_scale, .view = mom_view, .saved_len = mom_saved_len, .save = mom_save,
+    .load = mom_load};
+
+/* decay saves in the same section: its half-life is in the configuration, and a decayed state
+ * is moments with a smaller weight */
+static const ew__acc_ops_t decay_ops = {
+    .name = "decay", .tag = TAG_MALL, .free = mom_free, .clear = mom_clear, .bytes = mom_bytes,
+    .prepare = mom_prepare, .apply_ws = mom_apply_ws, .apply = mom_apply, .merge = mom_merge,
+    .scale = mom_scale, .view = mom_view, .saved_len = mom_saved_len, .save = mom_save,
+    .load = mom_load};
+
+static ew__acc_t *mom_new(const ew__acc_ops_t *ops, size_t d, double gamma) {
+  mom_acc_t *k = calloc(1, sizeof *k);
+  if (!k)
+    return NULL;
+  k->base.ops = ops;
+  k->gamma = gamma;
+  if (ew__moments_init(&k->m, d) != 0) {
+    free(k);
+    return NULL;
+  }
+  return &k->base;
+}
+
+ew__acc_t *ew__acc_dense_new(size_t d) { return mom_new(&dense_ops, d, 1.0); }
+
+ew__acc_t *ew__acc_decay_new(size_t d, double half_life) {
+  return mom_new(&decay_ops, d, exp2(-1.0 / half_life));
+}
+
+size_t ew__acc_dense_bound(size_t d) { return sizeof(mom_acc_t) + (d + d * d) * sizeof(double); }

@@ -9,7 +9,7 @@
  * costs a fraction of a full solve and converges in a few iterations from a warm start; when the
  * block would be a large part of d, or when the gap is too small for it to converge in
  * EW__TOPK_MAXIT iterations, a full solve is cheaper and exact, and is used instead. */
-#include "ew_internal.h"
+#include "../ew_internal.h"
 
 #include <cblas.h>
 #include <lapacke.h>
@@ -28,7 +28,7 @@ static void reverse(double *w, size_t n) {
   }
 }
 
-int ew__eigvals(double *A, size_t d, double *w) {
+int ew__eigvals(double *A, size_t d, double *w, ew__ws_t *ws) {
   if (d == 1) {
     w[0] = A[0];
     return 0;
@@ -43,37 +43,35 @@ int ew__eigvals(double *A, size_t d, double *w) {
     lwork = (lapack_int)q;
   if (iq > liwork)
     liwork = iq;
-  double *work = malloc((size_t)lwork * sizeof(double));
-  lapack_int *iwork = malloc((size_t)liwork * sizeof(lapack_int));
-  if (!work || !iwork) {
-    free(work);
-    free(iwork);
+  ew__ws_mark_t mk = ew__ws_mark(ws);
+  double *work = ew__ws_alloc(ws, (size_t)lwork * sizeof(double));
+  lapack_int *iwork = work ? ew__ws_alloc(ws, (size_t)liwork * sizeof(lapack_int)) : NULL;
+  if (!iwork) {
+    ew__ws_release(ws, mk);
     return EW_ENOMEM;
   }
   lapack_int info =
       LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, 'N', 'U', n, A, n, w, work, lwork, iwork, liwork);
-  free(work);
-  free(iwork);
+  ew__ws_release(ws, mk);
   if (info != 0)
     return info < 0 ? EW_EINTERNAL : EW_ELAPACK;
   reverse(w, d);
   return 0;
 }
 
-int ew__eigpairs(double *A, size_t d, double *w) {
+int ew__eigpairs(double *A, size_t d, double *w, ew__ws_t *ws) {
   lapack_int n = (lapack_int)d;
   size_t lwork = 1 + 6 * d + 2 * d * d, liwork = 3 + 5 * d;
-  double *work = malloc(lwork * sizeof(double));
-  lapack_int *iwork = malloc(liwork * sizeof(lapack_int));
-  if (!work || !iwork) {
-    free(work);
-    free(iwork);
+  ew__ws_mark_t mk = ew__ws_mark(ws);
+  double *work = ew__ws_alloc(ws, lwork * sizeof(double));
+  lapack_int *iwork = work ? ew__ws_alloc(ws, liwork * sizeof(lapack_int)) : NULL;
+  if (!iwork) {
+    ew__ws_release(ws, mk);
     return EW_ENOMEM;
   }
   lapack_int info = LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, 'V', 'U', n, A, n, w, work,
                                         (lapack_int)lwork, iwork, (lapack_int)liwork);
-  free(work);
-  free(iwork);
+  ew__ws_release(ws, mk);
   if (info != 0)
     return info < 0 ? EW_EINTERNAL : EW_ELAPACK;
   /* ascending → descending: reverse values and the column order of A */
@@ -133,14 +131,15 @@ static void emit_rows(const double *U_colmajor, size_t d, size_t k, double *U_ro
 }
 
 static int topk_full(const double *A, size_t d, size_t k, double *theta, double *U,
-                     double *resid) {
-  double *Z = malloc(d * d * sizeof(double));
-  double *w = malloc(d * sizeof(double));
-  double *AZ = malloc(k * d * sizeof(double));
+                     double *resid, ew__ws_t *ws) {
+  ew__ws_mark_t mk = ew__ws_mark(ws);
+  double *Z = ew__ws_alloc(ws, d * d * sizeof(double));
+  double *w = Z ? ew__ws_alloc(ws, d * sizeof(double)) : NULL;
+  double *AZ = w ? ew__ws_alloc(ws, k * d * sizeof(double)) : NULL;
   int rc = EW_ENOMEM;
-  if (Z && w && AZ) {
+  if (AZ) {
     memcpy(Z, A, d * d * sizeof(double));
-    rc = ew__eigpairs(Z, d, w);
+    rc = ew__eigpairs(Z, d, w, ws);
     if (rc == 0) {
       cblas_dsymm(CblasColMajor, CblasLeft, CblasUpper, (int)d, (int)k, 1.0, A, (int)d, Z,
                   (int)d, 0.0, AZ, (int)d);
@@ -149,25 +148,27 @@ static int topk_full(const double *A, size_t d, size_t k, double *theta, double 
       emit_rows(Z, d, k, U);
     }
   }
-  free(Z);
-  free(w);
-  free(AZ);
+  ew__ws_release(ws, mk);
   return rc;
 }
 
 int ew__topk(const double *A, size_t d, size_t k, const double *warm, size_t wk, uint64_t seed,
-             double *theta, double *U, double *resid) {
+             double *theta, double *U, double *resid, ew__ws_t *ws) {
   if (k == 0)
     return 0;
   size_t p = k > 10 ? k : 10, b = k + p;
   if (d <= EW__TOPK_FULL_DIM || 2 * b >= d)
-    return topk_full(A, d, k, theta, U, resid);
+    return topk_full(A, d, k, theta, U, resid, ws);
 
-  double *X = malloc(d * b * sizeof(double)), *Y = malloc(d * b * sizeof(double));
-  double *R = malloc(d * b * sizeof(double)), *T = malloc(b * b * sizeof(double));
-  double *th = malloc(b * sizeof(double)), *tau = malloc(b * sizeof(double));
+  ew__ws_mark_t mk = ew__ws_mark(ws);
+  double *X = ew__ws_alloc(ws, d * b * sizeof(double));
+  double *Y = X ? ew__ws_alloc(ws, d * b * sizeof(double)) : NULL;
+  double *R = Y ? ew__ws_alloc(ws, d * b * sizeof(double)) : NULL;
+  double *T = R ? ew__ws_alloc(ws, b * b * sizeof(double)) : NULL;
+  double *th = T ? ew__ws_alloc(ws, b * sizeof(double)) : NULL;
+  double *tau = th ? ew__ws_alloc(ws, b * sizeof(double)) : NULL;
   int rc = EW_ENOMEM;
-  if (!X || !Y || !R || !T || !th || !tau)
+  if (!tau)
     goto out;
   ew__rng_t rng;
   ew__rng_seed(&rng, seed);
@@ -185,7 +186,7 @@ int ew__topk(const double *A, size_t d, size_t k, const double *warm, size_t wk,
                 0.0, Y, (int)d);
     cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)b, (int)b, (int)d, 1.0, X, (int)d,
                 Y, (int)d, 0.0, T, (int)b);
-    if ((rc = ew__eigpairs(T, b, th)) != 0)
+    if ((rc = ew__eigpairs(T, b, th, ws)) != 0)
       goto out;
     cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)d, (int)b, (int)b, 1.0, X, (int)d,
                 T, (int)b, 0.0, R, (int)d);
@@ -205,13 +206,8 @@ int ew__topk(const double *A, size_t d, size_t k, const double *warm, size_t wk,
       goto out;
   }
   /* the gap is too small for subspace iteration to settle: a full solve is exact */
-  rc = topk_full(A, d, k, theta, U, resid);
+  rc = topk_full(A, d, k, theta, U, resid, ws);
 out:
-  free(X);
-  free(Y);
-  free(R);
-  free(T);
-  free(th);
-  free(tau);
+  ew__ws_release(ws, mk);
   return rc;
 }

@@ -1,0 +1,98 @@
+/* acc.h — the accumulator interface: what a stream keeps of its rows, behind one set of
+ * operations, so that the stream (stream.c), the saved state (state.c) and what metrics read
+ * (view.c) never branch on a kind's fields.
+ *
+ * Kinds: dense moments (every row, exact), decay (dense moments that forget with a half-life in
+ * rows), window (the last W rows in a ring with their own exact moments). A stream holds one
+ * accumulator per role: EW__ROLE_ALL (dense or decay) and, when configured, EW__ROLE_WINDOW.
+ *
+ * The life of a batch: the stream converts and preprocesses the rows into an ew__in_t; each
+ * accumulator's prepare reads it and leaves what its apply will fold in (a batch's statistics,
+ * the expensive part) in an ew__prep_t without touching any state; the stream then reserves the
+ * workspace every apply will need (apply_ws), after which no apply can fail. */
+#ifndef EW_ACC_H
+#define EW_ACC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ew__acc ew__acc_t;
+
+/* One batch as the accumulators see it (stream.c fills it). */
+typedef struct {
+  size_t n, d;
+  bool f64;
+  const double *x64;   /* f64 batches: the rows, already L2-normalised when configured */
+  const float *x32;    /* f32 batches: the rows as converted (not normalised) */
+  const double *scale; /* f32 batches with L2: inverse row norms applied in f64 before centring */
+  const float *rows32; /* the preprocessed rows in f32 (what a window keeps); set before apply */
+  const ew__bstats_t *plain32; /* statistics of exactly rows32, unweighted, when an accumulator
+                                  computed them in its prepare (a window may reuse them), or NULL */
+  bool maintain;       /* window: keep its moments current with this batch (ew_window_mode_t) */
+} ew__in_t;
+
+/* What prepare leaves for apply. */
+typedef struct {
+  bool has_bs;
+  ew__bstats_t bs;
+} ew__prep_t;
+
+/* What a source offers to view.c: its size, and its moments and/or its rows. */
+enum { EW__WANT_MOMENTS = 1, EW__WANT_ROWS = 2 };
+typedef struct {
+  uint64_t rows;              /* rows described (never decayed) */
+  double weight;              /* their total weight (== rows without decay) */
+  const ew__moments_t *mom;   /* with EW__WANT_MOMENTS: the exact moments (NULL if the kind has none) */
+  const float *seg[2];        /* with EW__WANT_ROWS, kinds that keep rows: the rows in arrival order */
+  size_t nseg[2];             /* as two contiguous row-major segments (nseg[1] may be 0) */
+  bool keeps_rows;
+} ew__src_t;
+
+typedef struct {
+  const char *name;
+  uint32_t tag; /* the section the kind is saved in (state.c) */
+  void (*free)(ew__acc_t *a);
+  /* Forgets every row; keeps the configuration. */
+  void (*clear)(ew__acc_t *a);
+  /* Heap bytes held (the state, not workspace). */
+  size_t (*bytes)(const ew__acc_t *a);
+  /* Reads the batch and changes nothing: leaves in *p what apply folds in. Results that must
+   * outlive the call come from `keep`, temporaries from `tmp` (given back before returning).
+   * Returns 0 or EW_ENOMEM. */
+  int (*prepare)(const ew__acc_t *a, const ew__in_t *in, ew__prep_t *p, ew__ws_t *keep,
+                 ew__ws_t *tmp);
+  /* Workspace bytes (counted with ew__ws_size per allocation) apply needs for this batch. */
+  size_t (*apply_ws)(const ew__acc_t *a, const ew__in_t *in);
+  /* Folds the batch in. Cannot fail once apply_ws bytes were reserved in ws. */
+  void (*apply)(ew__acc_t *a, const ew__in_t *in, const ew__prep_t *p, ew__ws_t *ws);
+  /* a ← a ⊕ o for an accumulator of the same kind and dimension (associative, exact up to
+   * rounding); NULL for kinds whose state has no union (a window describes an arrival order). */
+  void (*merge)(ew__acc_t *a, const ew__acc_t *o);
+  /* Every weight times g in (0, 1] (forgetting); NULL for kinds that do not forget. */
+  void (*scale)(ew__acc_t *a, double g);
+  /* Fills *out with what `want` (EW__WANT_*) asks for; may bring lazily kept moments up to date
+   * (workspace from ws). Returns 0 or EW_ENOMEM. */
+  int (*view)(ew__acc_t *a, int want, ew__src_t *out, ew__ws_t *ws);
+  /* The saved form: its length, writing it, and reading it back into a cleared accumulator of
+   * the same configuration (len is the section's length; errors are reported through r). */
+  uint64_t (*saved_len)(const ew__acc_t *a);
+  void (*save)(const ew__acc_t *a, ew__wr_t *w);
+  void (*load)(ew__acc_t *a, ew__rd_t *r, uint64_t len);
+} ew__acc_ops_t;
+
+/* Every kind's struct begins with this. */
+struct ew__acc {
+  const ew__acc_ops_t *ops;
+};
+
+/* Constructors: NULL when out of memory. half_life in rows (> 0). */
+ew__acc_t *ew__acc_dense_new(size_t d);
+ew__acc_t *ew__acc_decay_new(size_t d, double half_life);
+ew__acc_t *ew__acc_window_new(size_t d, size_t cap);
+
+/* Bounds for the admission model (the largest bytes() over the kind's life). */
+size_t ew__acc_dense_bound(size_t d);
+size_t ew__acc_window_bound(size_t d, size_t cap);
+
+#endif /* EW_ACC_H */

@@ -1,0 +1,304 @@
+/* window.c — the window kind: the last W preprocessed rows (f32, in a ring) and their own exact
+ * moments, behind the accumulator interface (acc.h).
+ *
+ * Each push merges the new rows' statistics, computes the statistics of the rows about to be
+ * overwritten straight from the ring (one more syrk of the same size) and un-merges them, then
+ * writes the new rows. Un-merging is subtractive, so rounding could in principle drift; measured
+ * drift is ~1e-14 after dozens of turnovers, and the moments are rebuilt from the ring every
+ * `rebuild_every` rows (64 turnovers) as cheap insurance. The window is never decayed.
+ *
+ * Maintenance is optional per push (the stream decides, see ew_window_mode_t): an unmaintained
+ * push only writes the ring and marks the moments stale; the view rebuilds them with one
+ * pass over the ring when a query needs them. */
+#include "../ew_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EW__WINDOW_REBUILD_TURNOVERS 64
+/* rebuild when the maintained moments' noise exceeds this many times a fresh pass's */
+#define EW__WINDOW_NOISE_REBUILD 8.0
+
+#define TAG_WIND ((uint32_t)'W' | (uint32_t)'I' << 8 | (uint32_t)'N' << 16 | (uint32_t)'D' << 24)
+
+typedef struct {
+  ew__acc_t base;
+  size_t d, cap;     /* capacity W rows */
+  float *rows;       /* cap×d ring */
+  size_t head;       /* index of the oldest row */
+  size_t count;      /* rows held, <= cap */
+  ew__moments_t mom; /* exact moments of the held rows */
+  bool synced;              /* mom describes exactly the held rows */
+  uint64_t since_rebuild;   /* rows pushed since the moments were last rebuilt from the ring */
+  uint64_t rebuild_every;   /* rebuild after this many rows (a multiple of cap) */
+  double noise2;            /* Σ of squared noise bounds of the merges and un-merges since the
+                               last rebuild (they are independent roundings: mom.noise is the
+                               root of this sum) */
+  double *tmp_shift, *tmp_s; /* d each: statistics of the rows being merged or expired */
+} ew__window_t;
+
+static void window_free(ew__acc_t *a);
+
+static int window_init(ew__window_t *w, size_t d, size_t cap) {
+  w->d = d;
+  w->cap = cap;
+  w->rebuild_every = (uint64_t)cap * EW__WINDOW_REBUILD_TURNOVERS;
+  w->synced = true;
+  w->rows = malloc(cap * d * sizeof(float));
+  w->tmp_shift = malloc(d * sizeof(double));
+  w->tmp_s = malloc(d * sizeof(double));
+  if (!w->rows || !w->tmp_shift || !w->tmp_s || ew__moments_init(&w->mom, d) != 0)
+    return EW_ENOMEM;
+  return 0;
+}
+
+static void window_free(ew__acc_t *a) {
+  ew__window_t *w = (ew__window_t *)a;
+  if (!w)
+    return;
+  free(w->rows);
+  free(w->tmp_shift);
+  free(w->tmp_s);
+  ew__moments_free(&w->mom);
+  free(w);
+}
+
+static void window_clear(ew__acc_t *a) {
+  ew__window_t *w = (ew__window_t *)a;
+  w->head = 0;
+  w->count = 0;
+  w->since_rebuild = 0;
+  w->synced = true;
+  ew__moments_clear(&w->mom);
+}
+
+static size_t window_bytes(const ew__acc_t *a) {
+  const ew__window_t *w = (const ew__window_t *)a;
+  return sizeof *w + w->cap * w->d * sizeof(float) + 2 * w->d * sizeof(double) +
+         ew__moments_bytes(&w->mom);
+}
+
+size_t ew__acc_window_bound(size_t d, size_t cap) {
+  return sizeof(ew__window_t) + cap * d * sizeof(float) + 2 * d * sizeof(double) +
+         (d + d * d) * sizeof(double);
+}
+
+/* The held rows as up to two contiguous ring segments, oldest first. */
+static void segments(const ew__window_t *w, size_t first, size_t len, const float **a, size_t *na,
+                     const float **b, size_t *nb) {
+  size_t start = (w->head + first) % w->cap;
+  size_t l1 = len < w->cap - start ? len : w->cap - start;
+  *a = w->rows + start * w->d;
+  *na = l1;
+  *b = w->rows;
+  *nb = len - l1;
+}
+
+/* Workspace of a rebuild or a push: a d×d f32 Gram, the statistics' temporaries over up to cap
+ * rows, and a merge. */
+static size_t window_ws(size_t d, size_t rows) {
+  return ew__ws_size(d * d * sizeof(float)) + EW__BSTATS32_WS(rows, d) + EW__MOMENTS_WS(d);
+}
+
+static int window_rebuild(ew__window_t *w, ew__ws_t *ws) {
+  ew__moments_clear(&w->mom);
+  w->since_rebuild = 0;
+  w->noise2 = 0;
+  w->synced = true;
+  if (w->count == 0)
+    return 0;
+  const float *a, *b;
+  size_t na, nb;
+  segments(w, 0, w->count, &a, &na, &b, &nb);
+  ew__bstats_t bs;
+  ew__ws_mark_t mk = ew__ws_mark(ws);
+  float *g = ew__ws_alloc(ws, w->d * w->d * sizeof(float));
+  int rc = g ? ew__bstats_f32_2(a, na, b, nb, w->d, w->tmp_shift, w->tmp_s, g, ws, &bs)
+             : EW_ENOMEM;
+  if (rc != 0) {
+    ew__ws_release(ws, mk);
+    w->synced = false; /* never leave moments that claim to match the ring */
+    return rc;
+  }
+  ew__moments_add(&w->mom, &bs, ws);
+  w->noise2 = bs.noise * bs.noise;
+  ew__ws_release(ws, mk);
+  return 0;
+}
+
+/* Writes n < cap rows at the tail, dropping the oldest as needed (no moments). */
+static void ring_write(ew__window_t *w, const float *rows, size_t n) {
+  size_t d = w->d;
+  size_t excess = w->count + n > w->cap ? w->count + n - w->cap : 0;
+  w->head = (w->head + excess) % w->cap;
+  w->count -= excess;
+  size_t tail = (w->head + w->count) % w->cap;
+  size_t l1 = n < w->cap - tail ? n : w->cap - tail;
+  memcpy(w->rows + tail * d, rows, l1 * d * sizeof(float));
+  if (n > l1)
+    memcpy(w->rows, rows + l1 * d, (n - l1) * d * sizeof(float));
+  w->count += n;
+}
+
+/* Pushes n preprocessed f32 rows: expires the oldest, un-merges them, merges the new ones.
+ * `same` (optional) are the batch statistics of exactly these f32 rows, unweighted, to reuse.
+ * With maintain == false (or when the moments are already stale) only the ring is written and
+ * the moments are marked stale. Cannot fail once window_ws(d, max(n, cap)) bytes are reserved. */
+static void window_push(ew__window_t *w, const float *rows, size_t n, const ew__bstats_t *same,
+                        bool maintain, ew__ws_t *ws) {
+  size_t d = w->d;
+  if (n == 0)
+    return;
+  if (n >= w->cap) { /* the batch alone fills the window: keep its last cap rows */
+    memcpy(w->rows, rows + (n - w->cap) * d, w->cap * d * sizeof(float));
+    w->head = 0;
+    w->count = w->cap;
+    if (!maintain)
+      w->synced = false;
+    else
+      (void)window_rebuild(w, ws); /* reserved: cannot fail */
+    return;
+  }
+  if (!maintain || !w->synced) {
+    ring_write(w, rows, n);
+    w->synced = false;
+    return;
+  }
+  ew__ws_mark_t mk = ew__ws_mark(ws);
+  float *g = ew__ws_alloc(ws, d * d * sizeof(float)); /* reserved */
+  ew__bstats_t bs;
+  if (same)
+    bs = *same;
+  else
+    (void)ew__bstats_f32(rows, n, d, NULL, NULL, w->tmp_shift, w->tmp_s, g, ws, &bs);
+  ew__moments_add(&w->mom, &bs, ws);
+  w->noise2 += bs.noise * bs.noise;
+  size_t excess = w->count + n > w->cap ? w->count + n - w->cap : 0;
+  if (excess) {
+    const float *a, *b;
+    size_t na, nb;
+    segments(w, 0, excess, &a, &na, &b, &nb);
+    ew__bstats_t ex;
+    (void)ew__bstats_f32_2(a, na, b, nb, d, w->tmp_shift, w->tmp_s, g, ws, &ex);
+    ew__moments_sub(&w->mom, &ex, ws);
+    w->noise2 += ex.noise * ex.noise;
+    w->head = (w->head + excess) % w->cap;
+    w->count -= excess;
+  }
+  ew__ws_release(ws, mk);
+  w->mom.noise = sqrt(w->noise2);
+  ring_write(w, rows, n);
+  w->since_rebuild += n;
+  /* Rebuild on schedule, or at once when un-merged rows dwarfed what remains (after rows 1000x
+   * larger leave, their rounding is most of the state: the condition number came out 298 for a
+   * true 103): the noise is then far above what a fresh pass over the ring would carry. */
+  double fresh = ew__noise_bound(w->count, 0x1p-24, ew__moments_trace(&w->mom));
+  if (w->since_rebuild >= w->rebuild_every || w->mom.noise > EW__WINDOW_NOISE_REBUILD * fresh)
+    (void)window_rebuild(w, ws);
+}
+
+/* ---- the interface ---- */
+
+/* Nothing to prepare: which rows expire depends on the state at apply time. */
+static int window_prepare(const ew__acc_t *a, const ew__in_t *in, ew__prep_t *p, ew__ws_t *keep,
+                          ew__ws_t *tmp) {
+  EW_UNUSED(a), EW_UNUSED(in), EW_UNUSED(keep), EW_UNUSED(tmp);
+  p->has_bs = false;
+  return 0;
+}
+
+static size_t window_apply_ws(const ew__acc_t *a, const ew__in_t *in) {
+  const ew__window_t *w = (const ew__window_t *)a;
+  return window_ws(w->d, in->n > w->cap ? in->n : w->cap);
+}
+
+static void window_apply(ew__acc_t *a, const ew__in_t *in, const ew__prep_t *p, ew__ws_t *ws) {
+  EW_UNUSED(p);
+  window_push((ew__window_t *)a, in->rows32, in->n, in->plain32, in->maintain, ws);
+}
+
+static int window_view(ew__acc_t *a, int want, ew__src_t *out, ew__ws_t *ws) {
+  ew__window_t *w = (ew__window_t *)a;
+  memset(out, 0, sizeof *out);
+  out->rows = w->count;
+  out->weight = (double)w->count;
+  out->keeps_rows = true;
+  if (want & EW__WANT_MOMENTS) {
+    if (!w->synced) {
+      ew__ws_mark_t mk = ew__ws_mark(ws);
+      int rc = ew__ws_reserve(ws, window_ws(w->d, w->count));
+      if (rc == 0)
+        rc = window_rebuild(w, ws);
+      ew__ws_release(ws, mk);
+      if (rc)
+        return rc;
+    }
+    out->mom = &w->mom;
+  }
+  if (want & EW__WANT_ROWS)
+    segments(w, 0, w->count, &out->seg[0], &out->nseg[0], &out->seg[1], &out->nseg[1]);
+  return 0;
+}
+
+/* The saved form: count, synced, since_rebuild, noise2, a reserved word, the rows in arrival
+ * order (count×d f32), the moments. */
+static uint64_t window_saved_len(const ew__acc_t *a) {
+  const ew__window_t *w = (const ew__window_t *)a;
+  return 8 * 5 + (uint64_t)w->count * w->d * 4 + ew__moments_saved_len(w->d);
+}
+
+static void window_save(const ew__acc_t *a, ew__wr_t *wr) {
+  const ew__window_t *w = (const ew__window_t *)a;
+  ew__put_u64(wr, w->count);
+  ew__put_u64(wr, w->synced);
+  ew__put_u64(wr, w->since_rebuild);
+  ew__put_f64(wr, w->noise2);
+  ew__put_u64(wr, 0); /* reserved */
+  const float *s0, *s1;
+  size_t n0, n1;
+  segments(w, 0, w->count, &s0, &n0, &s1, &n1);
+  ew__put(wr, s0, n0 * w->d * sizeof(float));
+  ew__put(wr, s1, n1 * w->d * sizeof(float));
+  ew__moments_save(&w->mom, wr);
+}
+
+static void window_load(ew__acc_t *a, ew__rd_t *r, uint64_t len) {
+  ew__window_t *w = (ew__window_t *)a;
+  uint64_t count = ew__get_u64(r);
+  if (r->err)
+    return;
+  if (count > w->cap || len != 40 + count * w->d * 4 + ew__moments_saved_len(w->d)) {
+    ew__rd_fail(r, "section %s has the wrong length for this configuration", "WIND");
+    return;
+  }
+  w->synced = ew__get_u64(r) != 0;
+  w->since_rebuild = ew__get_u64(r);
+  w->noise2 = ew__get_f64(r);
+  (void)ew__get_u64(r);
+  w->head = 0;
+  w->count = count;
+  ew__get(r, w->rows, count * w->d * sizeof(float));
+  ew__moments_load(&w->mom, r);
+}
+
+static const ew__acc_ops_t window_ops = {
+    .name = "window", .tag = TAG_WIND, .free = window_free, .clear = window_clear,
+    .bytes = window_bytes, .prepare = window_prepare, .apply_ws = window_apply_ws,
+    .apply = window_apply, .merge = NULL, .scale = NULL, .view = window_view,
+    .saved_len = window_saved_len, .save = window_save, .load = window_load};
+
+ew__acc_t *ew__acc_window_new(size_t d, size_t cap) {
+  ew__window_t *w = calloc(1, sizeof *w);
+  if (!w)
+    return NULL;
+  w->base.ops = &window_ops;
+  if (window_init(w, d, cap) != 0) {
+    window_free(&w->base);
+    return NULL;
+  }
+  return &w->base;
+}
+
+size_t ew__window_cap(const ew__acc_t *a) { return ((const ew__window_t *)a)->cap; }
+size_t ew__window_count(const ew__acc_t *a) { return ((const ew__window_t *)a)->count; }

@@ -105,6 +105,9 @@ void ewd_registry_remove(ewd_registry_t *r, ewd_stream_t *st);
 size_t ewd_registry_admitted(const ewd_registry_t *r, const ewd_config_t *lim);
 /* Σ memory mirrors plus result caches of registered streams. */
 size_t ewd_registry_memory(const ewd_registry_t *r);
+/* A stream's state alone: ew_stream_memory without its peak workspace, which belongs to a math
+ * thread and is shared by every stream (the admission model charges it per thread). */
+size_t ewd_stream_state_bytes(const ew_stream_t *s);
 void ewd_stream_unref(ewd_stream_t *st);
 const ew_result_t *ewd_cache_get(ewd_stream_t *st, const char *key);
 /* Stores a copy of `res` without its vectors (the cache holds values only). */

@@ -172,7 +172,7 @@ static void run_job(ewd_job_t *job) {
     ew_thread_scratch_release();
   if (st->s) {
     job->count_after = ew_stream_count(st->s);
-    job->memory_after = ew_stream_memory(st->s);
+    job->memory_after = ewd_stream_state_bytes(st->s);
   }
   job->elapsed_ms = 1e3 * (ewd_now() - t0);
 }

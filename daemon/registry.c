@@ -28,6 +28,10 @@ ewd_stream_t *ewd_registry_visible(ewd_registry_t *r, const char *name, size_t n
   return st && !st->provisional ? st : NULL;
 }
 
+size_t ewd_stream_state_bytes(const ew_stream_t *s) {
+  return ew_stream_memory(s) - ew_stream_workspace_peak(s);
+}
+
 static size_t admitted(size_t state, size_t peak_ws, const ewd_config_t *lim) {
   return state + (size_t)lim->math_threads * peak_ws;
 }
@@ -97,7 +101,7 @@ static int insert(ewd_registry_t *r, const char *name, size_t n, ew_stream_t *s,
   st->name[n] = 0;
   st->cfg = *ew_stream_config(s);
   st->model = *model;
-  st->memory = ew_stream_memory(s);
+  st->memory = ewd_stream_state_bytes(s);
   st->count = ew_stream_count(s);
   st->refs = 1;
   st->changes = 1; /* a new entry is not on disk yet (a restore marks it saved) */

@@ -54,8 +54,24 @@ typedef struct {
   size_t bytes;
 } ewd_cached_t;
 
+/* A stream's key: (run, stream name). Borrowed bytes, not NUL-terminated. */
+typedef struct {
+  const char *run;
+  size_t rn;
+  const char *name;
+  size_t n;
+} ewd_key_t;
+/* The key a request names: its `stream` and its `run` ("default" when the field is absent). */
+ewd_key_t ewd_key_of(ewp_str_t stream, ewp_str_t run, bool has_run);
+#define EWD_KEY(req) ewd_key_of((req)->stream, (req)->run, EWP_HAS(req, EWP_RUN_BIT))
+/* The key of a registered stream. */
+#define EWD_KEY_ST(st) ((ewd_key_t){(st)->run, strlen((st)->run), (st)->name, strlen((st)->name)})
+
 typedef struct ewd_stream {
   char name[EWD_NAME_MAX + 1];
+  char run[EWD_NAME_MAX + 1];
+  uint64_t hash;            /* of the key (registry index) */
+  struct ewd_stream *hnext; /* next in the registry's hash bucket */
   ew_stream_t *s;        /* touched only by a math thread while one of its jobs runs */
   ew_config_t cfg;       /* immutable copy, read on the loop */
   ew_memory_model_t model; /* the library's admission model for cfg */
@@ -81,23 +97,28 @@ typedef struct ewd_stream {
 } ewd_stream_t;
 
 typedef struct {
-  ewd_stream_t **items;
+  ewd_stream_t **items;   /* registration order (swap-removed) */
   size_t n, cap;
+  ewd_stream_t **buckets; /* hash index over (run, stream) */
+  size_t nbuckets;        /* a power of two, >= n */
   size_t state_bytes;   /* Σ model.state of registered streams */
   size_t peak_ws;       /* max model.workspace of registered streams */
 } ewd_registry_t;
 
-ewd_stream_t *ewd_registry_find(ewd_registry_t *r, const char *name, size_t n);
+/* The stream with key k, or NULL: O(1) through the hash index. */
+ewd_stream_t *ewd_registry_find(ewd_registry_t *r, const ewd_key_t *k);
 /* Like find, but a provisional stream (see ewd_stream_t) counts as absent. */
-ewd_stream_t *ewd_registry_visible(ewd_registry_t *r, const char *name, size_t n);
+ewd_stream_t *ewd_registry_visible(ewd_registry_t *r, const ewd_key_t *k);
+/* The hash of a key (FNV-1a over run, a zero byte, stream). */
+uint64_t ewd_key_hash(const ewd_key_t *k);
 /* Creates and registers a stream after checking max_streams and the admission model
  * (Σ state + math_threads × peak workspace ≤ max_memory). Returns 0 with *out, EW_ELIMIT (msg
  * says which limit), EW_EBADPARAM for a bad config (msg), EW_ENOMEM. */
-int ewd_registry_create(ewd_registry_t *r, const ewd_config_t *lim, const char *name, size_t n,
+int ewd_registry_create(ewd_registry_t *r, const ewd_config_t *lim, const ewd_key_t *k,
                         const ew_config_t *cfg, ewd_stream_t **out, char *msg, size_t msgcap);
 /* Registers a stream the caller already built (a restored snapshot): the same limits and
  * admission as create. On success the registry owns `s`; on error the caller still does. */
-int ewd_registry_adopt(ewd_registry_t *r, const ewd_config_t *lim, const char *name, size_t n,
+int ewd_registry_adopt(ewd_registry_t *r, const ewd_config_t *lim, const ewd_key_t *k,
                        ew_stream_t *s, ewd_stream_t **out, char *msg, size_t msgcap);
 /* Removes from the registry (the entry lives on while jobs reference it). */
 void ewd_registry_remove(ewd_registry_t *r, ewd_stream_t *st);

@@ -53,7 +53,8 @@ static bool file_taken(ewd_persist_t *p, const ewd_stream_t *self, const char *n
 static void assign_file(ewd_persist_t *p, ewd_stream_t *st) {
   if (st->file[0])
     return;
-  unsigned long long h = (unsigned long long)fnv1a(st->name, strlen(st->name));
+  char key[2 * (EWD_NAME_MAX + 1)];
+  unsigned long long h = (unsigned long long)fnv1a(key, ewd_snap_key(st, key));
   for (int k = 1;; k++) {
     if (k == 1)
       snprintf(st->file, sizeof st->file, "%016llx" SNAP_EXT, h);
@@ -65,12 +66,35 @@ static void assign_file(ewd_persist_t *p, ewd_stream_t *st) {
 }
 
 static bool registered(ewd_server_t *srv, const ewd_stream_t *st) {
-  return ewd_registry_find(&srv->reg, st->name, strlen(st->name)) == st;
+  return ewd_registry_find(&srv->reg, &EWD_KEY_ST(st)) == st;
+}
+
+size_t ewd_snap_key(const ewd_stream_t *st, char *out) {
+  size_t rn = strlen(st->run), n = strlen(st->name);
+  if (strcmp(st->run, EWP_DEFAULT_RUN) == 0) {
+    memcpy(out, st->name, n);
+    return n;
+  }
+  memcpy(out, st->run, rn);
+  out[rn] = 0;
+  memcpy(out + rn + 1, st->name, n);
+  return rn + 1 + n;
+}
+
+bool ewd_snap_key_parse(const char *key, size_t klen, ewd_key_t *out) {
+  const char *z = memchr(key, 0, klen);
+  if (!z) {
+    *out = (ewd_key_t){EWP_DEFAULT_RUN, strlen(EWP_DEFAULT_RUN), key, klen};
+  } else {
+    *out = (ewd_key_t){key, (size_t)(z - key), z + 1, klen - (size_t)(z - key) - 1};
+  }
+  return ewp_name_valid(out->run, out->rn) && ewp_name_valid(out->name, out->n);
 }
 
 /* The header of st's snapshot file (malloc'ed, *len bytes). */
 static char *snap_header(const ewd_stream_t *st, size_t *len) {
-  uint32_t klen = (uint32_t)strlen(st->name), version = SNAP_VERSION;
+  char key[2 * (EWD_NAME_MAX + 1)];
+  uint32_t klen = (uint32_t)ewd_snap_key(st, key), version = SNAP_VERSION;
   double last = st->last_ingest, now = ewd_wall_now();
   size_t n = 8 + 4 + 4 + klen + 8 + 8 + 4;
   char *h = malloc(n), *q = h;
@@ -79,7 +103,7 @@ static char *snap_header(const ewd_stream_t *st, size_t *len) {
   memcpy(q, SNAP_MAGIC, 8), q += 8;
   memcpy(q, &version, 4), q += 4;
   memcpy(q, &klen, 4), q += 4;
-  memcpy(q, st->name, klen), q += klen;
+  memcpy(q, key, klen), q += klen;
   memcpy(q, &last, 8), q += 8;
   memcpy(q, &now, 8), q += 8;
   uint32_t crc = ew_crc32c(0, h, (size_t)(q - h));

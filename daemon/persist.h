@@ -13,6 +13,14 @@
 #define SNAP_KEY_MAX 1024
 #define SNAP_EXT ".ews"
 
+/* The key a snapshot header holds and its file name hashes: the stream name for the default run
+ * (the form before runs existed, so those files keep their names), else run, a zero byte,
+ * stream. Writes it to out (room for 2 * (EWD_NAME_MAX + 1) bytes) and returns its length. */
+size_t ewd_snap_key(const ewd_stream_t *st, char *out);
+/* Splits a header key back into a registry key (borrowing key's bytes). Returns false when
+ * either part is not a valid name. */
+bool ewd_snap_key_parse(const char *key, size_t klen, ewd_key_t *out);
+
 typedef struct ewd_op {
   struct ewd_op *next;
   uv_work_t work;

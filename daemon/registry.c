@@ -16,16 +16,67 @@
 
 #define CACHE_MAX_ENTRIES 64
 
-ewd_stream_t *ewd_registry_find(ewd_registry_t *r, const char *name, size_t n) {
-  for (size_t i = 0; i < r->n; i++)
-    if (strlen(r->items[i]->name) == n && memcmp(r->items[i]->name, name, n) == 0)
-      return r->items[i];
+ewd_key_t ewd_key_of(ewp_str_t stream, ewp_str_t run, bool has_run) {
+  ewd_key_t k = {EWP_DEFAULT_RUN, strlen(EWP_DEFAULT_RUN), stream.p, stream.n};
+  if (has_run) {
+    k.run = run.p;
+    k.rn = run.n;
+  }
+  return k;
+}
+
+static uint64_t fnv1a(uint64_t h, const char *p, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    h ^= (unsigned char)p[i];
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+uint64_t ewd_key_hash(const ewd_key_t *k) {
+  uint64_t h = fnv1a(0xcbf29ce484222325ULL, k->run, k->rn);
+  h = fnv1a(h, "", 1); /* names hold no zero byte: (run, stream) splits one way only */
+  return fnv1a(h, k->name, k->n);
+}
+
+static bool key_is(const ewd_stream_t *st, const ewd_key_t *k) {
+  return strlen(st->name) == k->n && memcmp(st->name, k->name, k->n) == 0 &&
+         strlen(st->run) == k->rn && memcmp(st->run, k->run, k->rn) == 0;
+}
+
+ewd_stream_t *ewd_registry_find(ewd_registry_t *r, const ewd_key_t *k) {
+  if (!r->nbuckets)
+    return NULL;
+  uint64_t h = ewd_key_hash(k);
+  for (ewd_stream_t *st = r->buckets[h & (r->nbuckets - 1)]; st; st = st->hnext)
+    if (st->hash == h && key_is(st, k))
+      return st;
   return NULL;
 }
 
-ewd_stream_t *ewd_registry_visible(ewd_registry_t *r, const char *name, size_t n) {
-  ewd_stream_t *st = ewd_registry_find(r, name, n);
+ewd_stream_t *ewd_registry_visible(ewd_registry_t *r, const ewd_key_t *k) {
+  ewd_stream_t *st = ewd_registry_find(r, k);
   return st && !st->provisional ? st : NULL;
+}
+
+/* Doubles the bucket array when it holds as many streams as buckets. Returns 0 or EW_ENOMEM
+ * (the index stays as it was). */
+static int index_grow(ewd_registry_t *r) {
+  if (r->n < r->nbuckets)
+    return 0;
+  size_t nb = r->nbuckets ? 2 * r->nbuckets : 64;
+  ewd_stream_t **b = calloc(nb, sizeof *b);
+  if (!b)
+    return EW_ENOMEM;
+  for (size_t i = 0; i < r->n; i++) {
+    ewd_stream_t *st = r->items[i];
+    st->hnext = b[st->hash & (nb - 1)];
+    b[st->hash & (nb - 1)] = st;
+  }
+  free(r->buckets);
+  r->buckets = b;
+  r->nbuckets = nb;
+  return 0;
 }
 
 size_t ewd_stream_state_bytes(const ew_stream_t *s) {
@@ -87,18 +138,24 @@ static int admit(ewd_registry_t *r, const ewd_config_t *lim, const ew_config_t *
     r->items = ni;
     r->cap = nc;
   }
-  return 0;
+  return index_grow(r);
 }
 
 /* Wraps s (admitted with model) in a registry entry. */
-static int insert(ewd_registry_t *r, const char *name, size_t n, ew_stream_t *s,
+static int insert(ewd_registry_t *r, const ewd_key_t *k, ew_stream_t *s,
                   const ew_memory_model_t *model, ewd_stream_t **out) {
   ewd_stream_t *st = calloc(1, sizeof *st);
   if (!st)
     return EW_ENOMEM;
   st->s = s;
-  memcpy(st->name, name, n);
-  st->name[n] = 0;
+  memcpy(st->name, k->name, k->n);
+  st->name[k->n] = 0;
+  memcpy(st->run, k->run, k->rn);
+  st->run[k->rn] = 0;
+  st->hash = ewd_key_hash(k);
+  size_t b = st->hash & (r->nbuckets - 1); /* admit grew the index */
+  st->hnext = r->buckets[b];
+  r->buckets[b] = st;
   st->cfg = *ew_stream_config(s);
   st->model = *model;
   st->memory = ewd_stream_state_bytes(s);
@@ -113,7 +170,7 @@ static int insert(ewd_registry_t *r, const char *name, size_t n, ew_stream_t *s,
   return 0;
 }
 
-int ewd_registry_create(ewd_registry_t *r, const ewd_config_t *lim, const char *name, size_t n,
+int ewd_registry_create(ewd_registry_t *r, const ewd_config_t *lim, const ewd_key_t *k,
                         const ew_config_t *cfg, ewd_stream_t **out, char *msg, size_t msgcap) {
   ew_memory_model_t model;
   int rc = admit(r, lim, cfg, &model, msg, msgcap);
@@ -124,19 +181,25 @@ int ewd_registry_create(ewd_registry_t *r, const ewd_config_t *lim, const char *
     snprintf(msg, msgcap, "%s", ew_strerror(rc));
     return rc;
   }
-  if ((rc = insert(r, name, n, s, &model, out)) != 0)
+  if ((rc = insert(r, k, s, &model, out)) != 0)
     ew_stream_free(s);
   return rc;
 }
 
-int ewd_registry_adopt(ewd_registry_t *r, const ewd_config_t *lim, const char *name, size_t n,
+int ewd_registry_adopt(ewd_registry_t *r, const ewd_config_t *lim, const ewd_key_t *k,
                        ew_stream_t *s, ewd_stream_t **out, char *msg, size_t msgcap) {
   ew_memory_model_t model;
   int rc = admit(r, lim, ew_stream_config(s), &model, msg, msgcap);
-  return rc ? rc : insert(r, name, n, s, &model, out);
+  return rc ? rc : insert(r, k, s, &model, out);
 }
 
 void ewd_registry_remove(ewd_registry_t *r, ewd_stream_t *st) {
+  if (r->nbuckets)
+    for (ewd_stream_t **pp = &r->buckets[st->hash & (r->nbuckets - 1)]; *pp; pp = &(*pp)->hnext)
+      if (*pp == st) {
+        *pp = st->hnext;
+        break;
+      }
   for (size_t i = 0; i < r->n; i++)
     if (r->items[i] == st) {
       r->items[i] = r->items[--r->n];
@@ -246,7 +309,9 @@ void ewd_registry_free(ewd_registry_t *r) {
   for (size_t i = 0; i < r->n; i++)
     ewd_stream_unref(r->items[i]);
   free(r->items);
+  free(r->buckets);
   r->items = NULL;
-  r->n = r->cap = 0;
+  r->buckets = NULL;
+  r->n = r->cap = r->nbuckets = 0;
   r->state_bytes = r->peak_ws = 0;
 }

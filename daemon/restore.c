@@ -60,6 +60,7 @@ static void restore_one(ewd_persist_t *p, const char *file) {
   uint32_t version = 0, klen = 0, crc = 0;
   double last = 0, saved_at = 0;
   ew_stream_t *s = NULL;
+  ewd_key_t rkey = {0};
   if (fread(head, 1, 16, f) != 16)
     snprintf(why, sizeof why, "%s", "the file ends inside its header: truncated");
   else if (memcmp(head, SNAP_MAGIC, 8) != 0)
@@ -80,8 +81,8 @@ static void restore_one(ewd_persist_t *p, const char *file) {
     key[klen] = 0;
     if (c != crc)
       snprintf(why, sizeof why, "%s", "the header's checksum does not match: corrupt");
-    else if (!ewp_name_valid(key, klen))
-      snprintf(why, sizeof why, "%s", "the key is not a valid stream name");
+    else if (!ewd_snap_key_parse(key, klen, &rkey))
+      snprintf(why, sizeof why, "%s", "the key is not a valid (run, stream) name");
   }
   if (!why[0]) {
     char msg[256];
@@ -89,7 +90,7 @@ static void restore_one(ewd_persist_t *p, const char *file) {
     if (rc == EW_ENOMEM) {
       fclose(f);
       ewd_log(EWD_LOG_ERROR, "out of memory restoring a snapshot: left in place",
-              "file=%s stream=\"%s\"", file, key);
+              "file=%s stream=\"%s\"", file, rkey.name);
       reserve(p, file);
       return;
     }
@@ -99,8 +100,9 @@ static void restore_one(ewd_persist_t *p, const char *file) {
       snprintf(why, sizeof why, "%s", "bytes follow the state's checksum: corrupt");
   }
   fclose(f);
-  if (!why[0] && ewd_registry_find(&srv->reg, key, klen))
-    snprintf(why, sizeof why, "a second snapshot of stream '%.200s'", key);
+  if (!why[0] && ewd_registry_find(&srv->reg, &rkey))
+    snprintf(why, sizeof why, "a second snapshot of stream '%.100s' (run '%.100s')", rkey.name,
+             rkey.run);
   if (why[0]) {
     ew_stream_free(s);
     quarantine(p, file, why);
@@ -108,11 +110,11 @@ static void restore_one(ewd_persist_t *p, const char *file) {
   }
   ewd_stream_t *st = NULL;
   char msg[256];
-  int rc = ewd_registry_adopt(&srv->reg, &srv->cfg, key, klen, s, &st, msg, sizeof msg);
+  int rc = ewd_registry_adopt(&srv->reg, &srv->cfg, &rkey, s, &st, msg, sizeof msg);
   if (rc) {
     ew_stream_free(s);
     ewd_log(EWD_LOG_ERROR, "snapshot not restored (the limits do not admit it): left in place",
-            "file=%s stream=\"%s\" reason=\"%s\"", file, key, msg);
+            "file=%s stream=\"%s\" reason=\"%s\"", file, rkey.name, msg);
     reserve(p, file);
     return;
   }

@@ -73,6 +73,10 @@ static const ewp_field_info_t f_auth[] = {EWP_FIELDS_AUTH(EWP__ROW_AUTH)};
   {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_merge_req_t, member),       \
    EWP__VALUES(member, type)},
 static const ewp_field_info_t f_merge[] = {EWP_FIELDS_MERGE(EWP__ROW_MERGE)};
+#define EWP__ROW_LIST(member, type, flags, wt, def, code, err, doc)                               \
+  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_list_req_t, member),        \
+   EWP__VALUES(member, type)},
+static const ewp_field_info_t f_list[] = {EWP_FIELDS_LIST(EWP__ROW_LIST)};
 
 /* info, reset and drop share one layout (a stream name) */
 _Static_assert(offsetof(ewp_info_req_t, stream) == offsetof(ewp_reset_req_t, stream) &&
@@ -92,6 +96,7 @@ const ewp_field_info_t *ewp_method_fields(ewp_method_t m, size_t *n) {
   case EWP_METHOD_DROP:
   case EWP_METHOD_EXPORT: *n = EWP__N(f_stream); return f_stream;
   case EWP_METHOD_MERGE: *n = EWP__N(f_merge); return f_merge;
+  case EWP_METHOD_LIST: *n = EWP__N(f_list); return f_list;
   case EWP_METHOD_AUTH: *n = EWP__N(f_auth); return f_auth;
   default: *n = 0; return NULL;
   }
@@ -298,10 +303,10 @@ static int decode_field(const msgpack_object *o, const ewp_field_info_t *f, void
       return field_error(err, f);
     if (!name_charset(p, n))
       return fail(err, EWP_EBADREQ,
-                  "stream names are 1-200 bytes of A-Z a-z 0-9 _ . : / - (got %zu bytes)", n);
+                  "%s names are 1-200 bytes of A-Z a-z 0-9 _ . : / - (got %zu bytes)", f->name, n);
     if (!name_parts_ok(p, n))
-      return fail(err, EWP_EBADREQ, "stream name '%s' has an empty, '.' or '..' part between "
-                  "slashes, or starts or ends with '/' (names become file names)",
+      return fail(err, EWP_EBADREQ, "%s name '%s' has an empty, '.' or '..' part between "
+                  "slashes, or starts or ends with '/' (names become file names)", f->name,
                   ewp_escape(esc, sizeof esc, p, n));
     s->p = p, s->n = n;
     return 0;

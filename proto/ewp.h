@@ -48,7 +48,7 @@ const char *ewp_code_name(ewp_code_t code);
   XX(CREATE, "create", 0, "create a stream (idempotent for the same config)")                     \
   XX(INGEST, "ingest", EWP_M_PIPELINE, "add rows (request or notification)")                      \
   XX(QUERY, "query", EWP_M_ANSWER, "compute metrics")                                             \
-  XX(LIST, "list", EWP_M_ANSWER, "all streams")                                                   \
+  XX(LIST, "list", EWP_M_ANSWER, "all streams, or one run's")                                     \
   XX(INFO, "info", EWP_M_ANSWER, "one stream with its configuration")                             \
   XX(RESET, "reset", 0, "forget a stream's rows, keep its configuration")                         \
   XX(DROP, "drop", 0, "delete a stream")                                                          \
@@ -57,7 +57,8 @@ const char *ewp_code_name(ewp_code_t code);
   XX(AUTH, "auth", EWP_M_PREAUTH, "present the shared token (TCP with --auth-token-file)")      \
   XX(SNAPSHOT, "snapshot", 0, "write every changed stream's snapshot now; answers when durable")  \
   XX(EXPORT, "export", 0, "a stream's whole state as bytes (docs/STATE.md)")                      \
-  XX(MERGE, "merge", 0, "fold an exported state into a stream (created if absent)")
+  XX(MERGE, "merge", 0, "fold an exported state into a stream (created if absent)")               \
+  XX(RUNS, "runs", EWP_M_ANSWER, "the runs, each with its streams and last activity")
 
 typedef enum {
 #define EWP__XX(id, name, flags, doc) EWP_METHOD_##id,
@@ -159,16 +160,25 @@ typedef ewp_params_t ewp_c_PARAMS;
 #define EWP_F_NIL 2u
 
 #define EWP_FIELDS_PING(F)
-#define EWP_FIELDS_LIST(F)
 #define EWP_FIELDS_STATS(F)
+#define EWP_FIELDS_RUNS(F)
 #define EWP_FIELDS_METRICS(F)
 #define EWP_FIELDS_SNAPSHOT(F)
 
 #define EWP__STREAM_FIELD(F)                                                                      \
   F(stream, NAME, EWP_F_REQ, "str", "required", EWP_EBADREQ, "'stream' (a string) is required",  \
     "1–200 bytes of `A-Z a-z 0-9 _ . : / -`; no leading or trailing `/`, no empty, `.` or `..` " \
-    "part between slashes")
+    "part between slashes")                                                                       \
+  EWP__RUN_FIELD(F)
 
+/* A run: the same rule as a stream name. Absent means "default". */
+#define EWP_DEFAULT_RUN "default"
+#define EWP__RUN_FIELD(F)                                                                         \
+  F(run, NAME, 0, "str", "`\"default\"`", EWP_EBADREQ,                                           \
+    "'run' must be a name (1–200 bytes of A-Z a-z 0-9 _ . : / -)",                                \
+    "the training run the stream belongs to; the key of a stream is (run, stream)")
+
+#define EWP_FIELDS_LIST(F) EWP__RUN_FIELD(F)
 #define EWP_FIELDS_INFO(F) EWP__STREAM_FIELD(F)
 #define EWP_FIELDS_RESET(F) EWP__STREAM_FIELD(F)
 #define EWP_FIELDS_DROP(F) EWP__STREAM_FIELD(F)
@@ -270,6 +280,7 @@ EWP__REQ_STRUCT(AUTH, auth)
 EWP__REQ_STRUCT(SNAPSHOT, snapshot)
 EWP__REQ_STRUCT(EXPORT, export)
 EWP__REQ_STRUCT(MERGE, merge)
+EWP__REQ_STRUCT(RUNS, runs)
 #undef EWP__REQ_STRUCT
 
 /* Field bits: EWP_<METHOD>_<member> is the bit index of that field in its struct's `has`
@@ -286,6 +297,13 @@ enum { EWP_FIELDS_QUERY(EWP__BIT_QUERY) };
 enum { EWP_FIELDS_AUTH(EWP__BIT_AUTH) };
 enum { EWP_FIELDS_INFO(EWP__BIT_STREAM) }; /* info, reset, drop, export: stream only */
 enum { EWP_FIELDS_MERGE(EWP__BIT_MERGE) };
+#define EWP__BIT_LIST(member, ...) EWP_LIST_##member,
+enum { EWP_FIELDS_LIST(EWP__BIT_LIST) };
+/* Every method that takes `stream` takes `run` right after it: one bit for all of them. */
+_Static_assert(EWP_CREATE_run == 1 && EWP_INGEST_run == 1 && EWP_QUERY_run == 1 &&
+                   EWP_STREAM_run == 1 && EWP_MERGE_run == 1,
+               "run is the field after stream");
+#define EWP_RUN_BIT 1
 #define EWP_HAS(req, bit) ((((req)->has) >> (bit)) & 1u)
 
 typedef struct {
@@ -326,6 +344,7 @@ typedef struct {
     ewp_snapshot_req_t snapshot;
     ewp_export_req_t export;
     ewp_merge_req_t merge;
+    ewp_runs_req_t runs;
   } u;
   /* private: what the request owns */
   msgpack_unpacked upk_;

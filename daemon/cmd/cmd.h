@@ -33,13 +33,14 @@ void ewd_cmd_auth(ewd_call_t *call);
 void ewd_cmd_snapshot(ewd_call_t *call);
 void ewd_cmd_export(ewd_call_t *call);
 void ewd_cmd_merge(ewd_call_t *call);
+void ewd_cmd_runs(ewd_call_t *call);
 
 /* ---- shared (dispatch.c) ---- */
 void ewd_reply(ewd_call_t *call, const ewp_value_t *result);
 void ewd_fail(ewd_call_t *call, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* The visible stream named `name`, or NULL after answering NO_SUCH_STREAM. */
-ewd_stream_t *ewd_cmd_stream(ewd_call_t *call, ewp_str_t name);
+ewd_stream_t *ewd_cmd_stream(ewd_call_t *call, ewd_key_t key);
 /* A job for `st` answering `call` (or nobody when call is NULL). */
 ewd_job_t *ewd_job_new(ewd_server_t *srv, ewd_call_t *call, ewd_stream_t *st, ewd_job_kind_t kind,
                        void (*done)(ewd_job_t *));

@@ -17,6 +17,7 @@ static const handler_fn handlers[EWP_METHOD_COUNT] = {
     [EWP_METHOD_STATS] = ewd_cmd_stats,     [EWP_METHOD_METRICS] = ewd_cmd_metrics,
     [EWP_METHOD_AUTH] = ewd_cmd_auth,       [EWP_METHOD_SNAPSHOT] = ewd_cmd_snapshot,
     [EWP_METHOD_EXPORT] = ewd_cmd_export,   [EWP_METHOD_MERGE] = ewd_cmd_merge,
+    [EWP_METHOD_RUNS] = ewd_cmd_runs,
 };
 
 void ewd_cmd_dispatch(ewd_call_t *call) {
@@ -43,11 +44,15 @@ void ewd_fail(ewd_call_t *call, int code, const char *fmt, ...) {
                 "%s", msg);
 }
 
-ewd_stream_t *ewd_cmd_stream(ewd_call_t *call, ewp_str_t name) {
-  ewd_stream_t *st = ewd_registry_visible(&call->srv->reg, name.p, name.n);
-  if (!st)
+ewd_stream_t *ewd_cmd_stream(ewd_call_t *call, ewd_key_t key) {
+  ewd_stream_t *st = ewd_registry_visible(&call->srv->reg, &key);
+  bool other_run = key.rn != strlen(EWP_DEFAULT_RUN) || memcmp(key.run, EWP_DEFAULT_RUN, key.rn);
+  if (!st && !other_run)
     ewd_fail(call, EW_ENOSTREAM, "no stream named '%.*s' (ingest creates streams; 'list' shows "
-             "them)", (int)name.n, name.p); /* names are checked ASCII: safe to echo */
+             "them)", (int)key.n, key.name); /* names are checked ASCII: safe to echo */
+  else if (!st)
+    ewd_fail(call, EW_ENOSTREAM, "no stream named '%.*s' in run '%.*s' (ingest creates streams; "
+             "'list' shows them)", (int)key.n, key.name, (int)key.rn, key.run);
   return st;
 }
 

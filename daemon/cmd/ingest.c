@@ -18,7 +18,7 @@ static void ingest_done(ewd_job_t *j) {
   if (j->rc) {
     ewd_job_fail(j, j->rc, j->message);
     if (st->provisional && st->queued_jobs == 1 && st->count == 0 &&
-        ewd_registry_find(&srv->reg, st->name, strlen(st->name)) == st) {
+        ewd_registry_find(&srv->reg, &EWD_KEY_ST(st)) == st) {
       ewd_log(EWD_LOG_INFO, "stream not created: its first batch was refused",
               "stream=\"%s\" code=%s", st->name, ew_err_name(j->rc));
       ewd_stream_drop(srv, st);
@@ -48,7 +48,8 @@ void ewd_cmd_ingest(ewd_call_t *call) {
   size_t d = bin ? (size_t)r->shape.d : r->rows.d;
   ew_dtype_t dtype = bin ? dtypes[r->dtype] : EW_F64;
   size_t bytes = bin ? r->data.n : n * d * sizeof(double);
-  ewd_stream_t *st = ewd_registry_find(&srv->reg, r->stream.p, r->stream.n);
+  ewd_key_t key = EWD_KEY(r);
+  ewd_stream_t *st = ewd_registry_find(&srv->reg, &key);
   if (st && n > 0 && d != st->cfg.dim) {
     ewd_fail(call, EW_EDIM, "stream '%s' has dim %zu; these rows have %zu values", st->name,
              st->cfg.dim, d);
@@ -73,7 +74,7 @@ void ewd_cmd_ingest(ewd_call_t *call) {
     ew_config_t cfg;
     char msg[256];
     ew_config_default(&cfg, d);
-    int rc = ewd_registry_create(&srv->reg, &srv->cfg, r->stream.p, r->stream.n, &cfg, &st, msg,
+    int rc = ewd_registry_create(&srv->reg, &srv->cfg, &key, &cfg, &st, msg,
                                  sizeof msg);
     if (rc) {
       free(buf);

@@ -134,7 +134,7 @@ static int resolve(ewd_call_t *call, const ewp_query_req_t *r, ewd_qmetric_t *ms
 
 void ewd_cmd_query(ewd_call_t *call) {
   const ewp_query_req_t *r = &call->req->u.query;
-  ewd_stream_t *st = ewd_cmd_stream(call, r->stream);
+  ewd_stream_t *st = ewd_cmd_stream(call, EWD_KEY(r));
   if (!st)
     return;
   int center = EWP_HAS(r, EWP_QUERY_center) ? (r->center ? 1 : 0) : -1;

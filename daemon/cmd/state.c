@@ -73,7 +73,7 @@ static void export_done(ewd_job_t *j) {
 }
 
 void ewd_cmd_export(ewd_call_t *call) {
-  ewd_stream_t *st = ewd_cmd_stream(call, call->req->u.export.stream);
+  ewd_stream_t *st = ewd_cmd_stream(call, EWD_KEY(&call->req->u.export));
   if (!st)
     return;
   ewd_job_t *j = ewd_job_new(call->srv, call, st, EWD_JOB_SAVE, export_done);
@@ -95,7 +95,7 @@ static void merge_done(ewd_job_t *j) {
   if (j->rc) {
     ewd_job_fail(j, j->rc, j->message);
     if (st->provisional && st->queued_jobs == 1 && st->count == 0 &&
-        ewd_registry_find(&srv->reg, st->name, strlen(st->name)) == st) {
+        ewd_registry_find(&srv->reg, &EWD_KEY_ST(st)) == st) {
       ewd_log(EWD_LOG_INFO, "stream not created: the state merged into it was refused",
               "stream=\"%s\" code=%s", st->name, ew_err_name(j->rc));
       ewd_stream_drop(srv, st);
@@ -126,7 +126,8 @@ void ewd_cmd_merge(ewd_call_t *call) {
     ewd_fail(call, EW_ESTATE, "'state' is not an exported eigenwatch state: %s", msg);
     return;
   }
-  ewd_stream_t *st = ewd_registry_find(&srv->reg, r->stream.p, r->stream.n);
+  ewd_key_t key = EWD_KEY(r);
+  ewd_stream_t *st = ewd_registry_find(&srv->reg, &key);
   if (st && st->cfg.dim != cfg.dim) {
     ewd_fail(call, EW_EDIM, "stream '%s' has dim %zu; the state has %zu", st->name, st->cfg.dim,
              cfg.dim);
@@ -147,7 +148,7 @@ void ewd_cmd_merge(ewd_call_t *call) {
   }
   memcpy(buf, r->state.p, r->state.n);
   if (!st) {
-    int rc = ewd_registry_create(&srv->reg, &srv->cfg, r->stream.p, r->stream.n, &cfg, &st, msg,
+    int rc = ewd_registry_create(&srv->reg, &srv->cfg, &key, &cfg, &st, msg,
                                  sizeof msg);
     if (rc) {
       free(buf);

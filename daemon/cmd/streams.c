@@ -35,7 +35,8 @@ void ewd_cmd_create(ewd_call_t *call) {
     ewd_fail(call, EW_EBADPARAM, "%s", msg);
     return;
   }
-  ewd_stream_t *st = ewd_registry_find(&call->srv->reg, r->stream.p, r->stream.n);
+  ewd_key_t key = EWD_KEY(r);
+  ewd_stream_t *st = ewd_registry_find(&call->srv->reg, &key);
   bool created = false;
   if (st) {
     if (!ew_config_equal(&st->cfg, &cfg)) {
@@ -49,7 +50,7 @@ void ewd_cmd_create(ewd_call_t *call) {
     created = st->provisional; /* the client could not see it until now */
     st->provisional = false;
   } else {
-    int rc = ewd_registry_create(&call->srv->reg, &call->srv->cfg, r->stream.p, r->stream.n, &cfg,
+    int rc = ewd_registry_create(&call->srv->reg, &call->srv->cfg, &key, &cfg,
                                  &st, msg, sizeof msg);
     if (rc) {
       ewd_fail(call, rc, "%s", msg);
@@ -67,21 +68,25 @@ void ewd_cmd_create(ewd_call_t *call) {
   ewd_reply(call, &v);
 }
 
-/* The summary of a stream as list and info show it; kv holds 7 entries, ckv 8. */
+/* The summary of a stream as list and info show it; kv holds SUMMARY_KV entries, ckv 8. */
+#define SUMMARY_KV 8
 static ewp_value_t summary(ewd_stream_t *st, bool with_config, ewp_kv_t *kv, ewp_kv_t *ckv) {
   kv[0] = (ewp_kv_t){"stream", ewp_vstr(st->name)};
-  kv[1] = (ewp_kv_t){"dim", ewp_vu64(st->cfg.dim)};
-  kv[2] = (ewp_kv_t){"count", ewp_vu64(st->count)};
-  kv[3] = (ewp_kv_t){"memory_bytes", ewp_vu64(st->memory)}; /* the library's state */
-  kv[4] = (ewp_kv_t){"last_ingest", ewp_vtime(st->last_ingest)};
-  kv[5] = (ewp_kv_t){"config", with_config ? ewd_config_value(&st->cfg, ckv) : (ewp_value_t){0}};
-  kv[6] = (ewp_kv_t){"queued_jobs", with_config ? ewp_vu64(st->queued_jobs) : (ewp_value_t){0}};
-  return ewp_vmap(kv, 7);
+  kv[1] = (ewp_kv_t){"run", ewp_vstr(st->run)};
+  kv[2] = (ewp_kv_t){"dim", ewp_vu64(st->cfg.dim)};
+  kv[3] = (ewp_kv_t){"count", ewp_vu64(st->count)};
+  kv[4] = (ewp_kv_t){"memory_bytes", ewp_vu64(st->memory)}; /* the library's state */
+  kv[5] = (ewp_kv_t){"last_ingest", ewp_vtime(st->last_ingest)};
+  kv[6] = (ewp_kv_t){"config", with_config ? ewd_config_value(&st->cfg, ckv) : (ewp_value_t){0}};
+  kv[7] = (ewp_kv_t){"queued_jobs", with_config ? ewp_vu64(st->queued_jobs) : (ewp_value_t){0}};
+  return ewp_vmap(kv, SUMMARY_KV);
 }
 
 void ewd_cmd_list(ewd_call_t *call) {
   ewd_registry_t *reg = &call->srv->reg;
-  ewp_kv_t *kv = malloc((reg->n + 1) * 7 * sizeof *kv);
+  const ewp_list_req_t *r = &call->req->u.list;
+  bool filter = EWP_HAS(r, EWP_LIST_run);
+  ewp_kv_t *kv = malloc((reg->n + 1) * SUMMARY_KV * sizeof *kv);
   ewp_value_t *items = malloc((reg->n + 1) * sizeof *items);
   if (!kv || !items) {
     free(kv);
@@ -90,11 +95,14 @@ void ewd_cmd_list(ewd_call_t *call) {
     return;
   }
   size_t n = 0;
-  for (size_t i = 0; i < reg->n; i++)
-    if (!reg->items[i]->provisional) {
-      items[n] = summary(reg->items[i], false, kv + 7 * n, NULL);
-      n++;
-    }
+  for (size_t i = 0; i < reg->n; i++) {
+    ewd_stream_t *st = reg->items[i];
+    if (st->provisional || (filter && (strlen(st->run) != r->run.n ||
+                                       memcmp(st->run, r->run.p, r->run.n) != 0)))
+      continue;
+    items[n] = summary(st, false, kv + SUMMARY_KV * n, NULL);
+    n++;
+  }
   ewp_kv_t top[] = {{"streams", ewp_varray(items, n)}};
   ewp_value_t v = ewp_vmap(top, 1);
   ewd_reply(call, &v);
@@ -103,10 +111,10 @@ void ewd_cmd_list(ewd_call_t *call) {
 }
 
 void ewd_cmd_info(ewd_call_t *call) {
-  ewd_stream_t *st = ewd_cmd_stream(call, call->req->u.info.stream);
+  ewd_stream_t *st = ewd_cmd_stream(call, EWD_KEY(&call->req->u.info));
   if (!st)
     return;
-  ewp_kv_t kv[7], ckv[8];
+  ewp_kv_t kv[SUMMARY_KV], ckv[8];
   ewp_value_t v = summary(st, true, kv, ckv);
   ewd_reply(call, &v);
 }
@@ -123,7 +131,7 @@ static void reset_done(ewd_job_t *j) {
 }
 
 void ewd_cmd_reset(ewd_call_t *call) {
-  ewd_stream_t *st = ewd_cmd_stream(call, call->req->u.reset.stream);
+  ewd_stream_t *st = ewd_cmd_stream(call, EWD_KEY(&call->req->u.reset));
   if (!st)
     return;
   ewd_job_t *j = ewd_job_new(call->srv, call, st, EWD_JOB_RESET, reset_done);
@@ -151,7 +159,7 @@ void ewd_stream_drop(ewd_server_t *srv, ewd_stream_t *st) {
 }
 
 void ewd_cmd_drop(ewd_call_t *call) {
-  ewd_stream_t *st = ewd_cmd_stream(call, call->req->u.drop.stream);
+  ewd_stream_t *st = ewd_cmd_stream(call, EWD_KEY(&call->req->u.drop));
   if (!st)
     return;
   ewd_log(EWD_LOG_INFO, "stream dropped", "stream=\"%s\" count=%llu", st->name,
@@ -160,4 +168,49 @@ void ewd_cmd_drop(ewd_call_t *call) {
   ewp_value_t v = ewp_vmap(kv, 2);
   ewd_reply(call, &v);
   ewd_stream_drop(call->srv, st);
+}
+
+/* ---- runs ---- */
+
+static int by_run_then_name(const void *a, const void *b) {
+  const ewd_stream_t *x = *(ewd_stream_t *const *)a, *y = *(ewd_stream_t *const *)b;
+  int c = strcmp(x->run, y->run);
+  return c ? c : strcmp(x->name, y->name);
+}
+
+/* `runs` → {"runs": [{"run", "streams": [names, sorted], "last_activity"}, ...]}, runs sorted. */
+void ewd_cmd_runs(ewd_call_t *call) {
+  ewd_registry_t *reg = &call->srv->reg;
+  size_t n = 0, m = reg->n + 1;
+  ewd_stream_t **v = malloc(m * sizeof *v);
+  ewp_value_t *names = malloc(m * sizeof *names), *runs = malloc(m * sizeof *runs);
+  ewp_kv_t *kv = malloc(3 * m * sizeof *kv);
+  if (!v || !names || !runs || !kv) {
+    free(v), free(names), free(runs), free(kv);
+    ewd_fail(call, EW_ENOMEM, "out of memory listing the runs of %zu streams", reg->n);
+    return;
+  }
+  for (size_t i = 0; i < reg->n; i++)
+    if (!reg->items[i]->provisional)
+      v[n++] = reg->items[i];
+  qsort(v, n, sizeof *v, by_run_then_name);
+  size_t nr = 0;
+  for (size_t i = 0; i < n;) {
+    size_t j = i;
+    double last = 0;
+    for (; j < n && strcmp(v[j]->run, v[i]->run) == 0; j++) {
+      names[j] = ewp_vstr(v[j]->name);
+      last = v[j]->last_ingest > last ? v[j]->last_ingest : last;
+    }
+    ewp_kv_t *k = kv + 3 * nr;
+    k[0] = (ewp_kv_t){"run", ewp_vstr(v[i]->run)};
+    k[1] = (ewp_kv_t){"streams", ewp_varray(names + i, j - i)};
+    k[2] = (ewp_kv_t){"last_activity", ewp_vtime(last)};
+    runs[nr++] = ewp_vmap(k, 3);
+    i = j;
+  }
+  ewp_kv_t top[] = {{"runs", ewp_varray(runs, nr)}};
+  ewp_value_t out = ewp_vmap(top, 1);
+  ewd_reply(call, &out);
+  free(v), free(names), free(runs), free(kv);
 }

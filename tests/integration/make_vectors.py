@@ -54,6 +54,11 @@ def conversation(w_state=b""):
         ("merge", p(0, 25, "merge", [{"stream": "w2", "state": w_state}]), ""),
         ("merge_bad_state", p(0, 26, "merge", [{"stream": "w2", "state": b"nope"}]), ""),
         ("snapshot", p(0, 27, "snapshot", []), "seconds"),
+        ("create_in_run", p(0, 28, "create", [{"stream": "w", "run": "r2", "dim": 3, "window": 0}]), ""),
+        ("list_run", p(0, 29, "list", [{"run": "r2"}]), "last_ingest,memory_bytes"),
+        ("runs", p(0, 30, "runs", []), "last_activity"),
+        ("no_such_stream_in_run", p(0, 31, "info", [{"stream": "w2", "run": "r2"}]), ""),
+        ("bad_run", p(0, 32, "info", [{"stream": "w", "run": "../x"}]), ""),
         ("framing_0xc1_closes", bytes.fromhex("940001c1"), ""),
     ]
 

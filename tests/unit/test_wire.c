@@ -99,6 +99,9 @@ static void every_recorded_request_decodes_to_its_method(void) {
       CHECK(rc == -1 && err.code == EWP_EUNKMETHOD && err.counted, "%s: rc %d", name, rc);
     } else if (!strcmp(name, "bad_request_params")) {
       CHECK(rc == -1 && err.code == EWP_EBADREQ, "%s: rc %d", name, rc);
+    } else if (!strcmp(name, "bad_run")) {
+      CHECK(rc == -1 && err.code == EWP_EBADREQ && strstr(err.message, "run name '../x'"),
+            "%s: rc %d %s", name, rc, err.message);
     } else if (!strcmp(name, "bad_dtype")) {
       CHECK(rc == -1 && err.code == EWP_EDTYPE, "%s: rc %d %s", name, rc, err.message);
     } else if (rc == 0) {
@@ -167,7 +170,7 @@ static void unknown_fields_and_wrong_types_answer_the_tables_sentence(void) {
   m_str(&m, "stream"), m_str(&m, "s");
   m_str(&m, "dim"), msgpack_pack_uint32(&m.pk, 4);
   m_str(&m, "windw"), msgpack_pack_uint32(&m.pk, 8);
-  REFUSED(&m, EWP_EBADREQ, "create does not take 'windw' (it takes: stream dim normalize");
+  REFUSED(&m, EWP_EBADREQ, "create does not take 'windw' (it takes: stream run dim normalize");
   m_request(&m, "create", 2);
   m_str(&m, "stream"), m_str(&m, "s");
   m_str(&m, "dim"), m_str(&m, "four");

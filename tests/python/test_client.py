@@ -69,6 +69,14 @@ def every_method_with_typed_results():
         assert c.reset(name)["count"] == 0
         assert c.drop(name)["dropped"] is True
         expect("NO_SUCH_STREAM", c.info, name)
+        # the same name in another run is another stream
+        c.ingest(name, X[:5], run="other")
+        assert c.info(name, run="other").run == "other"
+        expect("NO_SUCH_STREAM", c.info, name)
+        assert [i.stream for i in c.list(run="other")] == [name]
+        assert any(r["run"] == "other" and name in r["streams"] for r in c.runs())
+        assert c.query(name, "trace", run="other").count == 5
+        assert c.drop(name, run="other")["dropped"] is True
         c.close()
 
 
@@ -142,6 +150,10 @@ def client_matches_protocol_vectors():
         "drop": (21, lambda c: c.drop("v")),
         "metrics": (22, lambda c: c.metrics()),
         "no_such_stream": (12, lambda c: c.info("ghost")),
+        "create_in_run": (28, lambda c: c.create("w", 3, run="r2", window=0)),
+        "list_run": (29, lambda c: c.list(run="r2")),
+        "runs": (30, lambda c: c.runs()),
+        "no_such_stream_in_run": (31, lambda c: c.info("w2", run="r2")),
     }
     for name, (msgid, fn) in calls.items():
         req, resp = vecs[name]
@@ -160,7 +172,11 @@ def client_matches_protocol_vectors():
         elif name == "query":
             assert isinstance(out, QueryResult) and out.as_of == 7 and len(out["topk"]) == 2
         elif name == "info":
-            assert isinstance(out, StreamInfo) and out.count == 7
+            assert isinstance(out, StreamInfo) and out.count == 7 and out.run == "default"
+        elif name == "list_run":
+            assert [(i.run, i.stream, i.dim) for i in out] == [("r2", "w", 3)], out
+        elif name == "runs":
+            assert [r["run"] for r in out] == ["default", "r2"], out
 
 
 def main():

@@ -39,6 +39,7 @@ class StreamInfo:
     count: int
     memory_bytes: int
     last_ingest: Optional[float]
+    run: str = "default"
     config: Optional[Dict[str, Any]] = None
     queued_jobs: Optional[int] = None
 
@@ -57,6 +58,11 @@ class QueryResult:
 
     def __getitem__(self, name):
         return self.metrics[name]
+
+
+def _run(run: Optional[str]) -> Dict[str, str]:
+    """The run field of a request: absent for the daemon's default run."""
+    return {} if run is None else {"run": str(run)}
 
 
 def _fields(cls, d):
@@ -118,28 +124,32 @@ class Client:
     def ping(self) -> PingResult:
         return _fields(PingResult, self.call("ping"))
 
-    def create(self, stream: str, dim: int, **config) -> Dict[str, Any]:
-        """config: normalize ("none"|"l2"), window, window_mode, decay, topk, shuffle, seed."""
-        return self.call("create", stream=stream, dim=dim, **config)
+    def create(self, stream: str, dim: int, run: Optional[str] = None, **config) -> Dict[str, Any]:
+        """config: normalize ("none"|"l2"), window, window_mode, decay, topk, shuffle, seed.
+        Every method that names a stream takes run= (the daemon's default run when None)."""
+        return self.call("create", stream=stream, **_run(run), dim=dim, **config)
 
-    def ingest(self, stream: str, rows, notify: bool = False) -> Optional[IngestResult]:
+    def ingest(self, stream: str, rows, notify: bool = False,
+               run: Optional[str] = None) -> Optional[IngestResult]:
         """rows: numpy array or torch tensor, (n, d) / (d,) / (..., d); f32, f64, f16 (numpy or
         torch) or bf16 (torch), sent raw. With notify=True returns None at once."""
         fields = encode_rows(rows)
         if notify:
-            self.notify("ingest", stream=stream, **fields)
+            self.notify("ingest", stream=stream, **_run(run), **fields)
             return None
-        return _fields(IngestResult, self.call("ingest", stream=stream, **fields))
+        return _fields(IngestResult, self.call("ingest", stream=stream, **_run(run), **fields))
 
-    def ingest_rows(self, stream: str, rows: Sequence[Sequence[float]]) -> IngestResult:
+    def ingest_rows(self, stream: str, rows: Sequence[Sequence[float]],
+                    run: Optional[str] = None) -> IngestResult:
         """The 'rows' form: a list of lists of numbers (ints allowed)."""
-        return _fields(IngestResult, self.call("ingest", stream=stream, rows=[list(r) for r in rows]))
+        return _fields(IngestResult, self.call("ingest", stream=stream, **_run(run),
+                                               rows=[list(r) for r in rows]))
 
     def query(self, stream: str, metrics: Union[str, List[str]],
               params: Optional[Dict[str, Any]] = None, center: Optional[bool] = None,
               source: Optional[str] = None, fresh: bool = False,
-              max_lag: Optional[int] = None) -> QueryResult:
-        p: Dict[str, Any] = {"stream": stream,
+              max_lag: Optional[int] = None, run: Optional[str] = None) -> QueryResult:
+        p: Dict[str, Any] = {"stream": stream, **_run(run),
                              "metrics": [metrics] if isinstance(metrics, str) else list(metrics)}
         if params:
             p["params"] = params
@@ -153,17 +163,22 @@ class Client:
             p["max_lag"] = int(max_lag)
         return _fields(QueryResult, self.call("query", **p))
 
-    def list(self) -> List[StreamInfo]:
-        return [_fields(StreamInfo, s) for s in self.call("list")["streams"]]
+    def list(self, run: Optional[str] = None) -> List[StreamInfo]:
+        """Every stream, or one run's."""
+        return [_fields(StreamInfo, s) for s in self.call("list", **_run(run))["streams"]]
 
-    def info(self, stream: str) -> StreamInfo:
-        return _fields(StreamInfo, self.call("info", stream=stream))
+    def runs(self) -> List[Dict[str, Any]]:
+        """[{"run", "streams": [names], "last_activity": Unix seconds or None}], sorted."""
+        return self.call("runs")["runs"]
 
-    def reset(self, stream: str) -> Dict[str, Any]:
-        return self.call("reset", stream=stream)
+    def info(self, stream: str, run: Optional[str] = None) -> StreamInfo:
+        return _fields(StreamInfo, self.call("info", stream=stream, **_run(run)))
 
-    def drop(self, stream: str) -> Dict[str, Any]:
-        return self.call("drop", stream=stream)
+    def reset(self, stream: str, run: Optional[str] = None) -> Dict[str, Any]:
+        return self.call("reset", stream=stream, **_run(run))
+
+    def drop(self, stream: str, run: Optional[str] = None) -> Dict[str, Any]:
+        return self.call("drop", stream=stream, **_run(run))
 
     def stats(self) -> Dict[str, Any]:
         return self.call("stats")
@@ -176,11 +191,11 @@ class Client:
         {"streams": written, "bytes": total, "seconds": s}."""
         return self.call("snapshot")
 
-    def export(self, stream: str) -> bytes:
+    def export(self, stream: str, run: Optional[str] = None) -> bytes:
         """The stream's whole saved state (docs/STATE.md), for `merge` into another daemon."""
-        return self.call("export", stream=stream)["state"]
+        return self.call("export", stream=stream, **_run(run))["state"]
 
-    def merge(self, stream: str, state: bytes) -> Dict[str, Any]:
+    def merge(self, stream: str, state: bytes, run: Optional[str] = None) -> Dict[str, Any]:
         """Folds an exported state into `stream` (created with the state's configuration if
         absent): {"stream", "merged": rows in the state, "count": rows now, "created": bool}."""
-        return self.call("merge", stream=stream, state=bytes(state))
+        return self.call("merge", stream=stream, state=bytes(state), **_run(run))

@@ -109,6 +109,10 @@ typedef struct {
 ewd_stream_t *ewd_registry_find(ewd_registry_t *r, const ewd_key_t *k);
 /* Like find, but a provisional stream (see ewd_stream_t) counts as absent. */
 ewd_stream_t *ewd_registry_visible(ewd_registry_t *r, const ewd_key_t *k);
+/* 64-bit FNV-1a of p[0, n) continuing from h (EWD_FNV_BASIS to start): the registry index and
+ * snapshot file names. */
+#define EWD_FNV_BASIS 0xcbf29ce484222325ULL
+uint64_t ewd_fnv1a(uint64_t h, const void *p, size_t n);
 /* The hash of a key (FNV-1a over run, a zero byte, stream). */
 uint64_t ewd_key_hash(const ewd_key_t *k);
 /* Creates and registers a stream after checking max_streams and the admission model

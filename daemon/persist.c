@@ -32,13 +32,6 @@
 
 /* ---- file names ---- */
 
-static uint64_t fnv1a(const char *s, size_t n) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (size_t i = 0; i < n; i++)
-    h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
-  return h;
-}
-
 static bool file_taken(ewd_persist_t *p, const ewd_stream_t *self, const char *name) {
   ewd_registry_t *r = &p->srv->reg;
   for (size_t i = 0; i < r->n; i++)
@@ -54,7 +47,7 @@ static void assign_file(ewd_persist_t *p, ewd_stream_t *st) {
   if (st->file[0])
     return;
   char key[2 * (EWD_NAME_MAX + 1)];
-  unsigned long long h = (unsigned long long)fnv1a(key, ewd_snap_key(st, key));
+  unsigned long long h = (unsigned long long)ewd_fnv1a(EWD_FNV_BASIS, key, ewd_snap_key(st, key));
   for (int k = 1;; k++) {
     if (k == 1)
       snprintf(st->file, sizeof st->file, "%016llx" SNAP_EXT, h);

@@ -25,18 +25,19 @@ ewd_key_t ewd_key_of(ewp_str_t stream, ewp_str_t run, bool has_run) {
   return k;
 }
 
-static uint64_t fnv1a(uint64_t h, const char *p, size_t n) {
+uint64_t ewd_fnv1a(uint64_t h, const void *p, size_t n) {
+  const unsigned char *b = p;
   for (size_t i = 0; i < n; i++) {
-    h ^= (unsigned char)p[i];
+    h ^= b[i];
     h *= 0x100000001b3ULL;
   }
   return h;
 }
 
 uint64_t ewd_key_hash(const ewd_key_t *k) {
-  uint64_t h = fnv1a(0xcbf29ce484222325ULL, k->run, k->rn);
-  h = fnv1a(h, "", 1); /* names hold no zero byte: (run, stream) splits one way only */
-  return fnv1a(h, k->name, k->n);
+  uint64_t h = ewd_fnv1a(EWD_FNV_BASIS, k->run, k->rn);
+  h = ewd_fnv1a(h, "", 1); /* names hold no zero byte: (run, stream) splits one way only */
+  return ewd_fnv1a(h, k->name, k->n);
 }
 
 static bool key_is(const ewd_stream_t *st, const ewd_key_t *k) {

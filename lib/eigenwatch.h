@@ -158,6 +158,12 @@ int ew_batch_prepare(const ew_stream_t *s, const void *data, ew_dtype_t dtype, s
 int ew_stream_apply(ew_stream_t *s, ew_batch_t *b);
 void ew_batch_free(ew_batch_t *b);
 size_t ew_batch_rows(const ew_batch_t *b);
+/* What ew_batch_prepare would answer for these rows, short of EW_ENOMEM — EW_EDIM, EW_EDTYPE,
+ * EW_ENONFINITE, EW_ERANGE (f64), EW_ETOOLARGE, EW_EBADPARAM (n == 0) or 0 — without converting
+ * or allocating anything: one read-only pass over the values. For a caller that holds rows before
+ * preparing them (the daemon's step staging) and must refuse a bad batch when it arrives. Reads
+ * only the stream's immutable configuration (any thread). */
+int ew_batch_check(const ew_stream_t *s, const void *data, ew_dtype_t dtype, size_t n, size_t d);
 
 /* Forgets every row (moments, window, live estimate, cached spectra); keeps the configuration. */
 void ew_stream_reset(ew_stream_t *s);

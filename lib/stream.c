@@ -315,6 +315,44 @@ static int check_batch_args(const ew_stream_t *s, ew_dtype_t dtype, size_t n, si
   return 0;
 }
 
+EW_EXPORT int ew_batch_check(const ew_stream_t *s, const void *data, ew_dtype_t dtype, size_t n,
+                             size_t d) {
+  int rc = check_batch_args(s, dtype, n, d);
+  if (rc)
+    return rc;
+  const unsigned char *p = data;
+  size_t count = n * d;
+  if (dtype == EW_F64) {
+    double mx = 0;
+    for (size_t i = 0; i < count; i++) {
+      double x;
+      memcpy(&x, p + 8 * i, 8);
+      if (!isfinite(x))
+        return EW_ENONFINITE;
+      mx = fmax(mx, fabs(x));
+    }
+    return mx == 0 || (mx <= FLT_MAX && mx >= 0x1p-100) ? 0 : EW_ERANGE;
+  }
+  if (dtype == EW_F32) {
+    for (size_t i = 0; i < count; i++) {
+      float x;
+      memcpy(&x, p + 4 * i, 4);
+      if (!isfinite(x))
+        return EW_ENONFINITE;
+    }
+    return 0;
+  }
+  /* f16: exponent 0x1f; bf16: exponent 0xff — NaN or Inf */
+  uint16_t mask = dtype == EW_F16 ? 0x7c00u : 0x7f80u;
+  for (size_t i = 0; i < count; i++) {
+    uint16_t h;
+    memcpy(&h, p + 2 * i, 2);
+    if ((h & mask) == mask)
+      return EW_ENONFINITE;
+  }
+  return 0;
+}
+
 EW_EXPORT int ew_batch_prepare(const ew_stream_t *s, const void *data, ew_dtype_t dtype, size_t n,
                                size_t d, ew_batch_t **out) {
   *out = NULL;

@@ -266,6 +266,57 @@ static void batches_prepared_on_other_threads_apply_like_ingest(void) {
   free(x);
 }
 
+/* ew_batch_check answers what ew_batch_prepare answers, for every dtype and every refusal. */
+static void check_agrees_with_prepare(void) {
+  size_t d = 8, n = 4;
+  ew_stream_t *s = make(d, 16);
+  unsigned char buf[4 * 8 * 8];
+  int cases = 0;
+  for (int t = 0; t < 4; t++) {
+    ew_dtype_t dt = (ew_dtype_t[]){EW_F32, EW_F64, EW_F16, EW_BF16}[t];
+    size_t esz = ew_dtype_size(dt);
+    for (int k = 0; k < 9; k++) {
+      memset(buf, 0, sizeof buf);
+      for (size_t i = 0; i < n * d; i++) { /* small ordinary values */
+        if (dt == EW_F32) { float v = 0.25f * (float)(i % 7) - 0.5f; memcpy(buf + 4 * i, &v, 4); }
+        if (dt == EW_F64) { double v = 0.25 * (double)(i % 7) - 0.5; memcpy(buf + 8 * i, &v, 8); }
+        if (dt == EW_F16) { uint16_t v = (uint16_t)(0x3000 + i); memcpy(buf + 2 * i, &v, 2); }
+        if (dt == EW_BF16) { uint16_t v = (uint16_t)(0x3e00 + i); memcpy(buf + 2 * i, &v, 2); }
+      }
+      size_t at = 3 + (size_t)k;
+      if (k == 1 || k == 2) { /* NaN, -Inf */
+        if (dt == EW_F32) { float v = k == 1 ? NAN : -INFINITY; memcpy(buf + 4 * at, &v, 4); }
+        if (dt == EW_F64) { double v = k == 1 ? NAN : -INFINITY; memcpy(buf + 8 * at, &v, 8); }
+        if (dt == EW_F16) { uint16_t v = k == 1 ? 0x7e01 : 0xfc00; memcpy(buf + 2 * at, &v, 2); }
+        if (dt == EW_BF16) { uint16_t v = k == 1 ? 0x7fc1 : 0xff80; memcpy(buf + 2 * at, &v, 2); }
+      } else if (k == 3 && dt == EW_F64) { /* past FLT_MAX */
+        double v = 1e39;
+        memcpy(buf + 8 * at, &v, 8);
+      } else if (k == 4) { /* all zeros: accepted */
+        memset(buf, 0, sizeof buf);
+      } else if (k == 5 && dt == EW_F64) { /* everything below 2^-100 */
+        for (size_t i = 0; i < n * d; i++) { double v = (i % 3) * 1e-31; memcpy(buf + 8 * i, &v, 8); }
+      } else if (k == 5 && dt == EW_F16) { /* the largest finite half and a subnormal */
+        uint16_t v = 0x7bff, w = 0x0001;
+        memcpy(buf + 2 * at, &v, 2), memcpy(buf + 2 * (at + 1), &w, 2);
+      }
+      size_t nn = k == 6 ? 0 : n, dd = k == 7 ? d + 1 : d;
+      ew_dtype_t dtt = k == 8 ? (ew_dtype_t)99 : dt;
+      ew_batch_t *b = NULL;
+      int want = ew_batch_prepare(s, buf, dtt, nn, dd, &b);
+      int got = ew_batch_check(s, buf, dtt, nn, dd);
+      ew_batch_free(b);
+      CHECK(got == want, "dtype %s case %d: check %s, prepare %s", ew_dtype_name(dt), k,
+            ew_err_name(got), ew_err_name(want));
+      cases += want != 0;
+      (void)esz;
+    }
+  }
+  CHECK(cases >= 4 * 5, "the battery holds refusals of every kind (%d)", cases);
+  CHECK(ew_stream_count(s) == 0, "check and prepare change nothing");
+  ew_stream_free(s);
+}
+
 int main(void) {
   TAP_RUN(config_is_checked_with_a_reason);
   TAP_RUN(ingest_refusals_leave_state_unchanged);
@@ -275,5 +326,6 @@ int main(void) {
   TAP_RUN(memory_is_close_to_design_budget);
   TAP_RUN(live_vectors_are_unit_and_appear_after_the_shuffle_buffer);
   TAP_RUN(batches_prepared_on_other_threads_apply_like_ingest);
+  TAP_RUN(check_agrees_with_prepare);
   TAP_DONE();
 }

@@ -8,6 +8,7 @@
  *   net/          listeners, connections (budgets, timeouts, ordering), msgpack-RPC framing
  *   cmd/          the handlers by job: streams, ingest, query, daemon (ping, stats, auth)
  *   registry.c    named streams, admission against the library's memory model, result cache
+ *   steps.c       training steps: staging by (step, rank), completion, late batches, producer seqs
  *   pool.c        the math threads and the per-stream job queues
  *   persist.c     snapshots (copied on the stream's math turn, written on libuv's worker threads)
  *   restore.c     restore at start, quarantine, the state-dir lock (persist.h: what they share)
@@ -67,6 +68,18 @@ ewd_key_t ewd_key_of(ewp_str_t stream, ewp_str_t run, bool has_run);
 /* The key of a registered stream. */
 #define EWD_KEY_ST(st) ((ewd_key_t){(st)->run, strlen((st)->run), (st)->name, strlen((st)->name)})
 
+typedef struct ewd_steps ewd_steps_t; /* steps.c */
+
+/* The last seq seen from one producer of a stream (exactly-once ingest). */
+typedef struct {
+  char name[EWP_PRODUCER_MAX + 1];
+  uint64_t seq;         /* the highest accepted: a batch at or below it is a duplicate */
+  uint64_t applied_seq; /* the highest whose rows are in the state or queued for it (saved) */
+  bool has_seq, has_applied;
+} ewd_producer_t;
+
+#define EWD_PRODUCERS_MAX 256 /* producers remembered per stream */
+
 typedef struct ewd_stream {
   char name[EWD_NAME_MAX + 1];
   char run[EWD_NAME_MAX + 1];
@@ -94,6 +107,14 @@ typedef struct ewd_stream {
   uint64_t changes;       /* jobs that may change the state, counted when submitted */
   uint64_t saved_changes; /* `changes` as of the snapshot on disk */
   char file[40];          /* snapshot file name in <state_dir>/streams ("" = none yet) */
+  /* training steps (steps.c; loop only; saved in the snapshot header) */
+  uint32_t world;         /* ranks per step: create, or the ingest that created the stream */
+  double step_timeout;    /* seconds from a step's first batch to its forced completion */
+  ewd_steps_t *steps;     /* staging; NULL until the first step-carrying ingest */
+  bool has_first_step, has_last_step;
+  uint64_t first_step, last_step; /* the first and latest completed steps */
+  ewd_producer_t *producers;
+  size_t nproducers;
 } ewd_stream_t;
 
 typedef struct {
@@ -102,6 +123,8 @@ typedef struct {
   ewd_stream_t **buckets; /* hash index over (run, stream) */
   size_t nbuckets;        /* a power of two, >= n */
   size_t state_bytes;   /* Σ model.state of registered streams */
+  size_t staged_bytes;  /* rows held for steps, from staging until applied (steps.c) */
+  size_t pending_bytes; /* the part whose step has not completed (max_staged_bytes bounds it) */
   size_t peak_ws;       /* max model.workspace of registered streams */
 } ewd_registry_t;
 
@@ -144,7 +167,8 @@ void ewd_registry_free(ewd_registry_t *r);
 typedef enum {
   EWD_JOB_INGEST, EWD_JOB_QUERY, EWD_JOB_RESET, EWD_JOB_FREE,
   EWD_JOB_SAVE,  /* the stream's state (after `prefix`) into `out`: snapshot, export */
-  EWD_JOB_MERGE  /* `data` (a saved state, `bytes` long) folded into the stream */
+  EWD_JOB_MERGE, /* `data` (a saved state, `bytes` long) folded into the stream */
+  EWD_JOB_CHECK  /* step-carrying ingest: `data` (may be NULL) checked, in stream order */
 } ewd_job_kind_t;
 
 typedef struct {
@@ -195,6 +219,14 @@ struct ewd_job {
   size_t out_len;
   uint64_t changes_at;   /* the stream's `changes` when the job was submitted */
   uint64_t merged_rows;  /* merge: rows the state carried */
+  /* step-carrying ingest (steps.c) */
+  bool has_step, end_step, staged_apply;
+  uint64_t step;
+  uint32_t rank;
+  int producer;          /* index in st->producers, -1 = none */
+  uint64_t seq, seq_before, applied_before;
+  bool had_seq_before, had_applied_before;
+  struct ewd_point *point; /* the last apply job of a completed step carries its record */
   /* after the job: mirrors */
   uint64_t count_after;
   size_t memory_after;
@@ -215,6 +247,55 @@ size_t ewd_pool_pending(ewd_pool_t *p);
 void ewd_pool_stop(ewd_pool_t *p);
 void ewd_job_free(ewd_job_t *job);
 void ewd_qmetrics_free(ewd_qmetric_t *ms, size_t n);
+
+/* ---- steps.c (owner: the loop) ----
+ * A step-carrying ingest is checked on a math thread (EWD_JOB_CHECK, in the stream's order), then
+ * staged here: its rows wait, counted in reg.staged_bytes, until their step completes — every
+ * rank of `world` has sent a later step or end_step, or step_timeout has passed since the step's
+ * first batch (partial), or on flush, or when staging is over max_staged_bytes (the oldest
+ * pending step first, partial). Completed steps are applied in step order, ranks in order, each
+ * rank's batches in the order sent, then the late batches; the state at a step is therefore the
+ * same whatever the arrival order. */
+typedef struct ewd_point {
+  uint64_t step;
+  double completed;     /* monotonic time the step completed */
+  uint64_t rows;
+  uint32_t ranks;       /* ranks whose rows it holds */
+  uint32_t nmissing;    /* ranks that had not finished it (partial when > 0) */
+  uint32_t missing[8];  /* the first of them */
+  uint32_t late;        /* late batches applied with it */
+} ewd_point_t;
+
+/* What a step-carrying batch became: "staged" (waits for its step), "late" (its rank had moved
+ * past its step, or the step is complete: applied with the next step to complete). */
+typedef enum { EWD_STAGED = 0, EWD_LATE, EWD_STAGE_NOMEM } ewd_staging_t;
+/* Makes st's staging area (before a step-carrying batch is accepted). Returns 0 or -1 (memory). */
+int ewd_steps_ensure(ewd_stream_t *st);
+/* Takes a checked batch (job->data moves into staging; NULL data is an end-of-step marker), notes
+ * the rank's progress and completes what is complete. Returns how the batch was held;
+ * EWD_STAGE_NOMEM changes nothing (the caller refuses the batch). */
+ewd_staging_t ewd_steps_add(struct ewd_server *srv, ewd_stream_t *st, ewd_job_t *job);
+/* Completes every pending step of st (and applies its late batches). Returns steps completed. */
+size_t ewd_steps_flush(struct ewd_server *srv, ewd_stream_t *st, const char *why);
+/* Flushes every stream (at a stop). Returns steps completed. */
+size_t ewd_steps_flush_all(struct ewd_server *srv);
+#define EWD_STEP_TIMEOUT_DEFAULT 60.0
+/* Frees a staging area (the stream's last reference is gone). NULL is allowed. */
+void ewd_steps_free(ewd_steps_t *sp);
+/* Forgets st's staging (drop, reset): its rows are released, uncounted. */
+void ewd_steps_discard(struct ewd_server *srv, ewd_stream_t *st);
+/* Called after reg.staged_bytes grew: completes the oldest pending steps (partial) while staging
+ * is over max_staged_bytes and a pending step remains. */
+void ewd_steps_relieve(struct ewd_server *srv);
+/* Pending steps and staged bytes of st (0 when it has none). */
+size_t ewd_steps_pending(const ewd_stream_t *st, size_t *bytes, uint64_t *late_batches,
+                         uint64_t *partial_steps);
+/* Starts / stops the timer that completes timed-out steps. */
+void ewd_steps_start(struct ewd_server *srv);
+void ewd_steps_stop(struct ewd_server *srv);
+/* The producer slot of name[0, n) in st, created when absent; -1 when st already remembers
+ * EWD_PRODUCERS_MAX producers. */
+int ewd_producer_slot(ewd_stream_t *st, const char *name, size_t n);
 
 /* ---- persist.c, restore.c (owner: the loop; file I/O on libuv's worker threads, one operation
  * at a time; restore runs on the main thread before anything listens) */
@@ -259,6 +340,9 @@ typedef struct ewd_server {
   size_t token_len;
   bool stopping;
   uv_timer_t trim_timer; /* gives freed heap back to the system after large frees */
+  uv_timer_t step_timer; /* completes timed-out steps (steps.c) */
+  ewd_stream_t **staging; /* streams with staged rows (steps.c) */
+  size_t nstaging, capstaging;
   size_t freed_since_trim;
 } ewd_server_t;
 

@@ -126,6 +126,12 @@ static void on_stop_tick(uv_timer_t *t) {
   ewd_main_t *m = t->data;
   ewd_server_t *srv = &m->srv;
   bool busy = ewd_pool_pending(srv->pool) > 0;
+  /* staged steps complete (partial where ranks are missing) once the queue has drained, so a
+   * clean stop keeps every acknowledged row; their jobs then drain like the rest */
+  if (!busy && srv->nstaging && ewd_now() < m->stop_deadline) {
+    ewd_steps_flush_all(srv);
+    busy = ewd_pool_pending(srv->pool) > 0;
+  }
   size_t waiting = 0;
   for (ewd_conn_t *c = srv->net->conns; c; c = c->next)
     waiting += !c->closing && ewd_conn_busy(c);
@@ -163,6 +169,7 @@ static void on_last_snapshots(void *arg, const ewd_round_t *r) {
   ewd_net_close(srv);
   uv_timer_stop(&srv->trim_timer);
   uv_close((uv_handle_t *)&srv->trim_timer, NULL);
+  ewd_steps_stop(srv);
   ewd_pool_stop(srv->pool); /* queued ingests are applied; answers nobody waits for are skipped */
 }
 
@@ -350,6 +357,7 @@ int main(int argc, char **argv) {
   srv->started = ewd_now();
   uv_timer_init(srv->loop, &srv->trim_timer);
   srv->trim_timer.data = srv;
+  ewd_steps_start(srv);
   if (ewd_persist_open(srv) != 0)
     return 1;
   ewd_persist_start(srv);

@@ -4,8 +4,13 @@
  * (never the raw name: names have slashes), "-2", "-3"... appended in the unlikely case two live
  * keys share a hash; the key itself is inside the file. A file is:
  *
- *   "EWSNAP\0\0"  u32 version (1)  u32 key length  key  f64 last_ingest  f64 saved_at
+ *   "EWSNAP\0\0"  u32 version (2)  u32 key length  key  f64 last_ingest  f64 saved_at
+ *   u32 training block length  training block (ewd_snap_train; version 2 only)
  *   u32 CRC-32C of the header bytes before it      then one saved stream (docs/STATE.md)
+ * All numbers little-endian (the host's: the daemon runs on little-endian machines only). A
+ * training block: u32 world, f64 step_timeout, u8 flags (1 = first step, 2 = last step),
+ * u64 first_step, u64 last_step, u32 producers, then per producer: u8 name length, name, u64 the
+ * last seq whose rows the state holds. Version 1 files (no block) are still read.
  *
  * A round snapshots every stream changed since its last snapshot, one at a time: a SAVE job on
  * the stream's own queue copies its state into memory on its math turn (so the copy sees every
@@ -84,13 +89,91 @@ bool ewd_snap_key_parse(const char *key, size_t klen, ewd_key_t *out) {
   return ewp_name_valid(out->run, out->rn) && ewp_name_valid(out->name, out->n);
 }
 
+#define PUT(q, v) (memcpy((q), &(v), sizeof(v)), (q) += sizeof(v))
+
+size_t ewd_snap_train(const ewd_stream_t *st, char *out) {
+  char *q = out;
+  uint32_t world = st->world, np = 0;
+  uint8_t flags = (uint8_t)((st->has_first_step ? 1 : 0) | (st->has_last_step ? 2 : 0));
+  PUT(q, world);
+  PUT(q, st->step_timeout);
+  PUT(q, flags);
+  PUT(q, st->first_step);
+  PUT(q, st->last_step);
+  for (size_t i = 0; i < st->nproducers; i++)
+    np += st->producers[i].has_applied;
+  PUT(q, np);
+  for (size_t i = 0; i < st->nproducers; i++) {
+    const ewd_producer_t *p = &st->producers[i];
+    if (!p->has_applied)
+      continue;
+    uint8_t n = (uint8_t)strlen(p->name);
+    PUT(q, n);
+    memcpy(q, p->name, n), q += n;
+    PUT(q, p->applied_seq);
+  }
+  return (size_t)(q - out);
+}
+
+#define GET(v)                                                                                    \
+  do {                                                                                            \
+    if (n - o < sizeof(v))                                                                        \
+      goto bad;                                                                                   \
+    memcpy(&(v), b + o, sizeof(v)), o += sizeof(v);                                               \
+  } while (0)
+
+bool ewd_snap_train_parse(const char *b, size_t n, ewd_stream_t *st) {
+  size_t o = 0;
+  uint32_t world, np;
+  double timeout;
+  uint8_t flags;
+  uint64_t first, last;
+  ewd_producer_t *ps = NULL;
+  GET(world);
+  GET(timeout);
+  GET(flags);
+  GET(first);
+  GET(last);
+  GET(np);
+  if (world < 1 || world > EWP_WORLD_MAX || !(timeout > 0 && timeout <= 1e9) || flags > 3 ||
+      np > EWD_PRODUCERS_MAX)
+    goto bad;
+  if (np && !(ps = calloc(np, sizeof *ps)))
+    goto bad;
+  for (uint32_t i = 0; i < np; i++) {
+    uint8_t len;
+    GET(len);
+    if (len == 0 || len > EWP_PRODUCER_MAX || n - o < len)
+      goto bad;
+    memcpy(ps[i].name, b + o, len), o += len;
+    for (uint32_t k = 0; k < i; k++)
+      if (strcmp(ps[k].name, ps[i].name) == 0)
+        goto bad;
+    GET(ps[i].applied_seq);
+    ps[i].seq = ps[i].applied_seq;
+    ps[i].has_seq = ps[i].has_applied = true;
+  }
+  if (o != n)
+    goto bad;
+  st->world = world;
+  st->step_timeout = timeout;
+  st->has_first_step = flags & 1, st->first_step = first;
+  st->has_last_step = (flags & 2) != 0, st->last_step = last;
+  free(st->producers);
+  st->producers = ps;
+  st->nproducers = np;
+  return true;
+bad:
+  free(ps);
+  return false;
+}
+
 /* The header of st's snapshot file (malloc'ed, *len bytes). */
 static char *snap_header(const ewd_stream_t *st, size_t *len) {
   char key[2 * (EWD_NAME_MAX + 1)];
   uint32_t klen = (uint32_t)ewd_snap_key(st, key), version = SNAP_VERSION;
   double last = st->last_ingest, now = ewd_wall_now();
-  size_t n = 8 + 4 + 4 + klen + 8 + 8 + 4;
-  char *h = malloc(n), *q = h;
+  char *h = malloc(8 + 4 + 4 + klen + 8 + 8 + 4 + SNAP_TRAIN_MAX + 4), *q = h;
   if (!h)
     return NULL;
   memcpy(q, SNAP_MAGIC, 8), q += 8;
@@ -99,6 +182,9 @@ static char *snap_header(const ewd_stream_t *st, size_t *len) {
   memcpy(q, key, klen), q += klen;
   memcpy(q, &last, 8), q += 8;
   memcpy(q, &now, 8), q += 8;
+  uint32_t tlen = (uint32_t)ewd_snap_train(st, q + 4);
+  memcpy(q, &tlen, 4), q += 4 + tlen;
+  size_t n = (size_t)(q - h) + 4;
   uint32_t crc = ew_crc32c(0, h, (size_t)(q - h));
   memcpy(q, &crc, 4);
   *len = n;

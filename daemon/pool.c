@@ -167,8 +167,12 @@ static void run_job(ewd_job_t *job) {
   case EWD_JOB_MERGE:
     run_merge(job, st->s);
     break;
+  case EWD_JOB_CHECK: /* a step's rows: refused now if bad, prepared when the step completes */
+    if (job->data && (job->rc = ew_batch_check(st->s, job->data, job->dtype, job->n, job->d)))
+      snprintf(job->message, sizeof job->message, "%s", ew_strerror(job->rc));
+    break;
   }
-  if (job->kind != EWD_JOB_INGEST)
+  if (job->kind != EWD_JOB_INGEST && job->kind != EWD_JOB_CHECK)
     ew_thread_scratch_release();
   if (st->s) {
     job->count_after = ew_stream_count(st->s);
@@ -389,5 +393,6 @@ void ewd_job_free(ewd_job_t *job) {
     for (size_t i = 0; i < job->nmetrics; i++)
       ew_result_clear(&job->results[i]);
   free(job->results);
+  free(job->point);
   free(job);
 }

@@ -89,7 +89,7 @@ static size_t admitted(size_t state, size_t peak_ws, const ewd_config_t *lim) {
 }
 
 size_t ewd_registry_admitted(const ewd_registry_t *r, const ewd_config_t *lim) {
-  return admitted(r->state_bytes, r->peak_ws, lim);
+  return admitted(r->state_bytes, r->peak_ws, lim) + r->staged_bytes;
 }
 
 size_t ewd_registry_memory(const ewd_registry_t *r) {
@@ -124,7 +124,7 @@ static int admit(ewd_registry_t *r, const ewd_config_t *lim, const ew_config_t *
     return rc;
   size_t peak = model->workspace > r->peak_ws ? model->workspace : r->peak_ws;
   size_t before = ewd_registry_admitted(r, lim);
-  size_t after = admitted(r->state_bytes + model->state, peak, lim);
+  size_t after = admitted(r->state_bytes + model->state, peak, lim) + r->staged_bytes;
   if (after > lim->max_memory) {
     snprintf(msg, msgcap, "creating this stream needs %zu bytes (state %zu, workspace %zu per "
              "math thread); %zu of max_memory = %llu are in use", after - before, model->state,
@@ -163,6 +163,8 @@ static int insert(ewd_registry_t *r, const ewd_key_t *k, ew_stream_t *s,
   st->count = ew_stream_count(s);
   st->refs = 1;
   st->changes = 1; /* a new entry is not on disk yet (a restore marks it saved) */
+  st->world = 1;
+  st->step_timeout = EWD_STEP_TIMEOUT_DEFAULT;
   r->items[r->n++] = st;
   r->state_bytes += model->state;
   if (model->workspace > r->peak_ws)
@@ -224,6 +226,8 @@ void ewd_stream_unref(ewd_stream_t *st) {
     return;
   ewd_cache_clear(st);
   free(st->cache);
+  ewd_steps_free(st->steps); /* dropped streams were discarded first: only a stop gets here */
+  free(st->producers);
   ew_stream_free(st->s); /* NULL after a FREE job */
   free(st);
 }

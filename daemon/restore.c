@@ -57,33 +57,47 @@ static void restore_one(ewd_persist_t *p, const char *file) {
     return;
   }
   char head[16];
-  uint32_t version = 0, klen = 0, crc = 0;
+  uint32_t version = 0, klen = 0, crc = 0, tlen = 0;
   double last = 0, saved_at = 0;
+  ewd_stream_t train = {.world = 1, .step_timeout = EWD_STEP_TIMEOUT_DEFAULT};
+  char *tb = NULL;
   ew_stream_t *s = NULL;
   ewd_key_t rkey = {0};
   if (fread(head, 1, 16, f) != 16)
     snprintf(why, sizeof why, "%s", "the file ends inside its header: truncated");
   else if (memcmp(head, SNAP_MAGIC, 8) != 0)
     snprintf(why, sizeof why, "%s", "not an eigenwatch snapshot (bad magic)");
-  else if (memcpy(&version, head + 8, 4), version != SNAP_VERSION)
-    snprintf(why, sizeof why, "snapshot format version %u is not one this daemon reads (1)",
-             version);
+  else if (memcpy(&version, head + 8, 4), version != 1 && version != SNAP_VERSION)
+    snprintf(why, sizeof why, "snapshot format version %u is not one this daemon reads (1, %u)",
+             version, SNAP_VERSION);
   else if (memcpy(&klen, head + 12, 4), klen == 0 || klen > SNAP_KEY_MAX)
     snprintf(why, sizeof why, "%s", "the header's key length is out of range: corrupt");
   else if (fread(key, 1, klen, f) != klen || fread(&last, 8, 1, f) != 1 ||
-           fread(&saved_at, 8, 1, f) != 1 || fread(&crc, 4, 1, f) != 1)
+           fread(&saved_at, 8, 1, f) != 1 || (version >= 2 && fread(&tlen, 4, 1, f) != 1))
+    snprintf(why, sizeof why, "%s", "the file ends inside its header: truncated");
+  else if (tlen > SNAP_TRAIN_MAX)
+    snprintf(why, sizeof why, "%s", "the header's training block length is out of range: corrupt");
+  else if (!(tb = malloc(tlen + 1)) || fread(tb, 1, tlen, f) != tlen || fread(&crc, 4, 1, f) != 1)
     snprintf(why, sizeof why, "%s", "the file ends inside its header: truncated");
   else {
     uint32_t c = ew_crc32c(0, head, 16);
     c = ew_crc32c(c, key, klen);
     c = ew_crc32c(c, &last, 8);
     c = ew_crc32c(c, &saved_at, 8);
+    if (version >= 2) {
+      c = ew_crc32c(c, &tlen, 4);
+      c = ew_crc32c(c, tb, tlen);
+    }
     key[klen] = 0;
     if (c != crc)
       snprintf(why, sizeof why, "%s", "the header's checksum does not match: corrupt");
     else if (!ewd_snap_key_parse(key, klen, &rkey))
       snprintf(why, sizeof why, "%s", "the key is not a valid (run, stream) name");
+    else if (version >= 2 && !ewd_snap_train_parse(tb, tlen, &train))
+      snprintf(why, sizeof why, "%s", "the training block (world, steps, producers) is not "
+               "valid: corrupt");
   }
+  free(tb);
   if (!why[0]) {
     char msg[256];
     int rc = ew_stream_load(&s, file_read, f, msg, sizeof msg);
@@ -105,6 +119,7 @@ static void restore_one(ewd_persist_t *p, const char *file) {
              rkey.run);
   if (why[0]) {
     ew_stream_free(s);
+    free(train.producers);
     quarantine(p, file, why);
     return;
   }
@@ -113,6 +128,7 @@ static void restore_one(ewd_persist_t *p, const char *file) {
   int rc = ewd_registry_adopt(&srv->reg, &srv->cfg, &rkey, s, &st, msg, sizeof msg);
   if (rc) {
     ew_stream_free(s);
+    free(train.producers);
     ewd_log(EWD_LOG_ERROR, "snapshot not restored (the limits do not admit it): left in place",
             "file=%s stream=\"%s\" reason=\"%s\"", file, rkey.name, msg);
     reserve(p, file);
@@ -121,6 +137,11 @@ static void restore_one(ewd_persist_t *p, const char *file) {
   snprintf(st->file, sizeof st->file, "%s", file);
   st->saved_changes = st->changes;
   st->last_ingest = last;
+  st->world = train.world;
+  st->step_timeout = train.step_timeout;
+  st->has_first_step = train.has_first_step, st->first_step = train.first_step;
+  st->has_last_step = train.has_last_step, st->last_step = train.last_step;
+  st->producers = train.producers, st->nproducers = train.nproducers;
   srv->stat[EWD_STAT_streams_restored]++;
   ewd_log(EWD_LOG_INFO, "stream restored", "stream=\"%s\" file=%s count=%llu dim=%zu "
           "seconds=%.3f", st->name, file, (unsigned long long)st->count, st->cfg.dim,

@@ -37,7 +37,14 @@
   XX(snapshot_failures, COUNTER, "stream snapshots that could not be written (logged)")           \
   XX(snapshot_last_ms, GAUGE, "milliseconds the last snapshot round took")                        \
   XX(streams_restored, COUNTER, "streams restored from snapshots at start")                       \
-  XX(states_quarantined, COUNTER, "snapshot files moved to quarantine/ at start (logged)")
+  XX(states_quarantined, COUNTER, "snapshot files moved to quarantine/ at start (logged)")       \
+  XX(staged_bytes, GAUGE, "rows held for training steps, from arrival until applied")            \
+  XX(steps_completed, COUNTER, "training steps completed (all ranks, timeout, flush or staging)")  \
+  XX(steps_partial, COUNTER, "steps completed with ranks missing (timeout, flush, staging full)") \
+  XX(steps_forced, COUNTER, "steps completed early because staging passed max_staged_bytes")     \
+  XX(late_batches, COUNTER, "step batches that came after their rank or step had moved on")      \
+  XX(duplicate_batches, COUNTER, "batches acknowledged as duplicates (producer, seq) and skipped") \
+  XX(step_apply_failures, COUNTER, "staged batches a completed step could not apply (logged)")
 
 typedef enum {
 #define EWD__SENUM(member, kind, help) EWD_STAT_##member,

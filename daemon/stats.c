@@ -24,6 +24,7 @@ void ewd_stats_refresh(ewd_server_t *srv) {
     qb += srv->reg.items[i]->queued_bytes;
   srv->stat[EWD_STAT_queue_bytes] = qb;
   srv->stat[EWD_STAT_recv_held_bytes] = srv->net ? srv->net->recv_held : 0;
+  srv->stat[EWD_STAT_staged_bytes] = srv->reg.staged_bytes;
 }
 
 void ewd_count_error(ewd_server_t *srv, int code) {

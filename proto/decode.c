@@ -81,9 +81,12 @@ static const ewp_field_info_t f_list[] = {EWP_FIELDS_LIST(EWP__ROW_LIST)};
 /* info, reset and drop share one layout (a stream name) */
 _Static_assert(offsetof(ewp_info_req_t, stream) == offsetof(ewp_reset_req_t, stream) &&
                        offsetof(ewp_info_req_t, stream) == offsetof(ewp_drop_req_t, stream) &&
-                   offsetof(ewp_info_req_t, stream) == offsetof(ewp_export_req_t, stream),
+                   offsetof(ewp_info_req_t, stream) == offsetof(ewp_export_req_t, stream) &&
+                   offsetof(ewp_info_req_t, stream) == offsetof(ewp_flush_req_t, stream) &&
+                   sizeof(ewp_info_req_t) == sizeof(ewp_flush_req_t),
                "stream-only requests share a layout");
 _Static_assert(sizeof(f_create) / sizeof f_create[0] <= 32, "has is 32 bits");
+_Static_assert(sizeof(f_ingest) / sizeof f_ingest[0] <= 32, "has is 32 bits");
 
 const ewp_field_info_t *ewp_method_fields(ewp_method_t m, size_t *n) {
 #define EWP__N(a) (sizeof(a) / sizeof(a)[0])
@@ -94,7 +97,8 @@ const ewp_field_info_t *ewp_method_fields(ewp_method_t m, size_t *n) {
   case EWP_METHOD_INFO:
   case EWP_METHOD_RESET:
   case EWP_METHOD_DROP:
-  case EWP_METHOD_EXPORT: *n = EWP__N(f_stream); return f_stream;
+  case EWP_METHOD_EXPORT:
+  case EWP_METHOD_FLUSH: *n = EWP__N(f_stream); return f_stream;
   case EWP_METHOD_MERGE: *n = EWP__N(f_merge); return f_merge;
   case EWP_METHOD_LIST: *n = EWP__N(f_list); return f_list;
   case EWP_METHOD_AUTH: *n = EWP__N(f_auth); return f_auth;
@@ -367,15 +371,40 @@ static int decode_field(const msgpack_object *o, const ewp_field_info_t *f, void
 static int check_create(ewp_create_req_t *r, ewp_error_t *err) {
   if (r->dim < 1 || r->dim > EWP_MAX_DIM)
     return fail(err, EWP_EBADPARAM, "'dim' must be an integer between 1 and %d", EWP_MAX_DIM);
+  if (EWP_HAS(r, EWP_CREATE_world) && (r->world < 1 || r->world > EWP_WORLD_MAX))
+    return fail(err, EWP_EBADPARAM, "'world' must be an integer between 1 and %d", EWP_WORLD_MAX);
+  if (EWP_HAS(r, EWP_CREATE_step_timeout) && !(r->step_timeout > 0 && r->step_timeout <= 1e9))
+    return fail(err, EWP_EBADPARAM, "'step_timeout' must be a number of seconds > 0 (and at most "
+                "1e9)");
   return 0;
 }
 
 static int check_ingest(ewp_ingest_req_t *r, ewp_error_t *err) {
   bool data = EWP_HAS(r, EWP_INGEST_data), rows = EWP_HAS(r, EWP_INGEST_rows);
+  bool step = EWP_HAS(r, EWP_INGEST_step), marker = step && EWP_HAS(r, EWP_INGEST_end_step) &&
+                                                    r->end_step;
+  static const struct { int bit; const char *name; } needs_step[] = {
+      {EWP_INGEST_rank, "rank"}, {EWP_INGEST_world, "world"}, {EWP_INGEST_end_step, "end_step"}};
+  for (size_t i = 0; i < sizeof needs_step / sizeof needs_step[0]; i++)
+    if (EWP_HAS(r, needs_step[i].bit) && !step)
+      return fail(err, EWP_EBADREQ, "'%s' needs 'step' (the training step the rows belong to)",
+                  needs_step[i].name);
+  if (EWP_HAS(r, EWP_INGEST_world) && (r->world < 1 || r->world > EWP_WORLD_MAX))
+    return fail(err, EWP_EBADREQ, "'world' must be an integer between 1 and %d", EWP_WORLD_MAX);
+  if (EWP_HAS(r, EWP_INGEST_world) && EWP_HAS(r, EWP_INGEST_rank) && r->rank >= r->world)
+    return fail(err, EWP_EBADREQ, "'rank' %llu is not below 'world' %llu",
+                (unsigned long long)r->rank, (unsigned long long)r->world);
+  if (EWP_HAS(r, EWP_INGEST_producer) && r->producer.n > EWP_PRODUCER_MAX)
+    return fail(err, EWP_EBADREQ, "'producer' must be a string of at most %d bytes (it has %zu)",
+                EWP_PRODUCER_MAX, r->producer.n);
+  if (EWP_HAS(r, EWP_INGEST_producer) != EWP_HAS(r, EWP_INGEST_seq))
+    return fail(err, EWP_EBADREQ, "'producer' and 'seq' go together (one names the sender, the "
+                "other numbers its batches)");
   if (data && rows)
     return fail(err, EWP_EBADREQ, "send either 'data' (with dtype and shape) or 'rows', not both");
-  if (!data && !rows)
-    return fail(err, EWP_EBADREQ, "ingest needs 'data' (bin) with 'dtype' and 'shape', or 'rows'");
+  if (!data && !rows && !marker)
+    return fail(err, EWP_EBADREQ, "ingest needs 'data' (bin) with 'dtype' and 'shape', or 'rows' "
+                "(or 'step' with 'end_step': true to end a step without rows)");
   if (!data)
     return 0;
   if (!EWP_HAS(r, EWP_INGEST_dtype))

@@ -58,7 +58,8 @@ const char *ewp_code_name(ewp_code_t code);
   XX(SNAPSHOT, "snapshot", 0, "write every changed stream's snapshot now; answers when durable")  \
   XX(EXPORT, "export", 0, "a stream's whole state as bytes (docs/STATE.md)")                      \
   XX(MERGE, "merge", 0, "fold an exported state into a stream (created if absent)")               \
-  XX(RUNS, "runs", EWP_M_ANSWER, "the runs, each with its streams and last activity")
+  XX(RUNS, "runs", EWP_M_ANSWER, "the runs, each with its streams, steps and last activity")   \
+  XX(FLUSH, "flush", 0, "complete every pending step of a stream now (partial if ranks are missing)")
 
 typedef enum {
 #define EWP__XX(id, name, flags, doc) EWP_METHOD_##id,
@@ -183,6 +184,11 @@ typedef ewp_params_t ewp_c_PARAMS;
 #define EWP_FIELDS_RESET(F) EWP__STREAM_FIELD(F)
 #define EWP_FIELDS_DROP(F) EWP__STREAM_FIELD(F)
 #define EWP_FIELDS_EXPORT(F) EWP__STREAM_FIELD(F)
+#define EWP_FIELDS_FLUSH(F) EWP__STREAM_FIELD(F)
+
+/* The widest a training run's rank count may be (world), and a producer name's length. */
+#define EWP_WORLD_MAX 65536
+#define EWP_PRODUCER_MAX 64
 
 #define EWP_ENUM_normalize "none", "l2"
 #define EWP_ENUM_window_mode "auto", "eager", "lazy"
@@ -210,7 +216,13 @@ typedef ewp_params_t ewp_c_PARAMS;
   F(shuffle, UINT, 0, "int", "256", EWP_EBADPARAM, "'shuffle' must be a number of rows >= 1",     \
     "shuffle-buffer rows in front of the live estimate")                                          \
   F(seed, UINT, 0, "int", "24301", EWP_EBADPARAM, "'seed' must be an integer >= 0",               \
-    "seed of the shuffle buffer and start vectors")
+    "seed of the shuffle buffer and start vectors")                                               \
+  F(world, UINT, 0, "int", "1", EWP_EBADPARAM, "'world' must be an integer between 1 and 65536",  \
+    "ranks that send each step (1–65536); a step is complete when every rank has moved past it "  \
+    "or ended it")                                                                                \
+  F(step_timeout, NUM, EWP_F_NIL, "number", "60", EWP_EBADPARAM,                                  \
+    "'step_timeout' must be a number of seconds > 0",                                             \
+    "seconds after a step's first batch when it completes anyway, as partial")
 
 #define EWP_FIELDS_INGEST(F)                                                                      \
   EWP__STREAM_FIELD(F)                                                                            \
@@ -225,7 +237,23 @@ typedef ewp_params_t ewp_c_PARAMS;
     "'shape' must be [n, d] (two integers)", "`[n, d]`, 1 ≤ d ≤ 65536")                           \
   F(rows, ROWS, 0, "[[number]]", "—", EWP_EBADREQ,                                                \
     "'rows' must be an array of rows (arrays of numbers)",                                        \
-    "`n` arrays of `d` numbers (instead of `data`); converted to f64")
+    "`n` arrays of `d` numbers (instead of `data`); converted to f64")                            \
+  F(step, UINT, 0, "int", "absent (applied on arrival)", EWP_EBADREQ,                             \
+    "'step' must be an integer >= 0",                                                             \
+    "the training step of these rows: they are staged and applied when the step completes")       \
+  F(rank, UINT, 0, "int", "0", EWP_EBADREQ, "'rank' must be an integer >= 0",                     \
+    "the sending rank, below the stream's `world` (needs `step`)")                                \
+  F(world, UINT, 0, "int", "the stream's", EWP_EBADREQ,                                           \
+    "'world' must be an integer between 1 and 65536",                                             \
+    "ranks per step; must equal the stream's (sets it when this ingest creates the stream)")      \
+  F(end_step, BOOL, 0, "bool", "false", EWP_EBADREQ, "'end_step' must be true or false",          \
+    "this rank has sent all of `step`; without `data`/`rows` it only marks the end")              \
+  F(producer, STR, 0, "str", "absent", EWP_EBADREQ,                                               \
+    "'producer' must be a string of at most 64 bytes",                                            \
+    "who sends (≤ 64 bytes); with `seq`, a batch is applied at most once")                         \
+  F(seq, UINT, 0, "int", "absent", EWP_EBADREQ, "'seq' must be an integer >= 0",                  \
+    "increasing per (producer, stream); a batch whose seq is not above the last one seen from "   \
+    "its producer is acknowledged `duplicate: true` and not applied")
 
 #define EWP_FIELDS_QUERY(F)                                                                       \
   EWP__STREAM_FIELD(F)                                                                            \
@@ -281,6 +309,7 @@ EWP__REQ_STRUCT(SNAPSHOT, snapshot)
 EWP__REQ_STRUCT(EXPORT, export)
 EWP__REQ_STRUCT(MERGE, merge)
 EWP__REQ_STRUCT(RUNS, runs)
+EWP__REQ_STRUCT(FLUSH, flush)
 #undef EWP__REQ_STRUCT
 
 /* Field bits: EWP_<METHOD>_<member> is the bit index of that field in its struct's `has`
@@ -295,7 +324,7 @@ enum { EWP_FIELDS_CREATE(EWP__BIT_CREATE) };
 enum { EWP_FIELDS_INGEST(EWP__BIT_INGEST) };
 enum { EWP_FIELDS_QUERY(EWP__BIT_QUERY) };
 enum { EWP_FIELDS_AUTH(EWP__BIT_AUTH) };
-enum { EWP_FIELDS_INFO(EWP__BIT_STREAM) }; /* info, reset, drop, export: stream only */
+enum { EWP_FIELDS_INFO(EWP__BIT_STREAM) }; /* info, reset, drop, export, flush: stream only */
 enum { EWP_FIELDS_MERGE(EWP__BIT_MERGE) };
 #define EWP__BIT_LIST(member, ...) EWP_LIST_##member,
 enum { EWP_FIELDS_LIST(EWP__BIT_LIST) };
@@ -345,6 +374,7 @@ typedef struct {
     ewp_export_req_t export;
     ewp_merge_req_t merge;
     ewp_runs_req_t runs;
+    ewp_flush_req_t flush;
   } u;
   /* private: what the request owns */
   msgpack_unpacked upk_;

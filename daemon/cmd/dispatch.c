@@ -17,7 +17,7 @@ static const handler_fn handlers[EWP_METHOD_COUNT] = {
     [EWP_METHOD_STATS] = ewd_cmd_stats,     [EWP_METHOD_METRICS] = ewd_cmd_metrics,
     [EWP_METHOD_AUTH] = ewd_cmd_auth,       [EWP_METHOD_SNAPSHOT] = ewd_cmd_snapshot,
     [EWP_METHOD_EXPORT] = ewd_cmd_export,   [EWP_METHOD_MERGE] = ewd_cmd_merge,
-    [EWP_METHOD_RUNS] = ewd_cmd_runs,
+    [EWP_METHOD_RUNS] = ewd_cmd_runs,       [EWP_METHOD_FLUSH] = ewd_cmd_flush,
 };
 
 void ewd_cmd_dispatch(ewd_call_t *call) {
@@ -121,7 +121,8 @@ static const char *window_mode_name(ew_window_mode_t m) {
   return m == EW_WINDOW_EAGER ? "eager" : m == EW_WINDOW_LAZY ? "lazy" : "auto";
 }
 
-ewp_value_t ewd_config_value(const ew_config_t *c, ewp_kv_t *kv) {
+ewp_value_t ewd_config_value(const ewd_stream_t *st, ewp_kv_t *kv) {
+  const ew_config_t *c = &st->cfg;
   kv[0] = (ewp_kv_t){"dim", ewp_vu64(c->dim)};
   kv[1] = (ewp_kv_t){"normalize", ewp_vstr(normalize_name(c->normalize))};
   kv[2] = (ewp_kv_t){"window", ewp_vu64(c->window)};
@@ -130,5 +131,7 @@ ewp_value_t ewd_config_value(const ew_config_t *c, ewp_kv_t *kv) {
   kv[5] = (ewp_kv_t){"topk", ewp_vu64(c->live_k)};
   kv[6] = (ewp_kv_t){"shuffle", ewp_vu64(c->shuffle)};
   kv[7] = (ewp_kv_t){"seed", ewp_vu64(c->seed)};
-  return ewp_vmap(kv, 8);
+  kv[8] = (ewp_kv_t){"world", ewp_vu64(st->world)};
+  kv[9] = (ewp_kv_t){"step_timeout", ewp_vf64(st->step_timeout)};
+  return ewp_vmap(kv, EWD_CONFIG_KV);
 }

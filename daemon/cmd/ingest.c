@@ -3,7 +3,12 @@
  * (prepare), the merge in the stream's order (apply). An ingest into an unknown stream creates
  * it with defaults and d from the payload, but provisionally: invisible to every other method
  * until a batch has been accepted, and removed again if the batch that created it is refused —
- * a rejected batch changes nothing, not even the list of streams. */
+ * a rejected batch changes nothing, not even the list of streams.
+ *
+ * A batch with `step` is checked on a math thread in the stream's order (EWD_JOB_CHECK) and then
+ * staged until its step completes (steps.c); its acknowledgement says `step` and `late`. A batch
+ * with `producer` and `seq` whose seq is not above the producer's last is acknowledged
+ * `duplicate: true` and changes nothing; a refused batch gives its seq back. */
 #include "cmd.h"
 
 #include <stdlib.h>
@@ -11,24 +16,48 @@
 
 static const ew_dtype_t dtypes[] = {EW_F32, EW_F64, EW_F16, EW_BF16};
 
+/* Gives a refused batch's seq back to its producer (unless a later one came meanwhile). */
+static void seq_rollback(ewd_job_t *j) {
+  if (j->producer < 0)
+    return;
+  ewd_producer_t *p = &j->st->producers[j->producer];
+  if (p->has_seq && p->seq == j->seq) {
+    p->seq = j->seq_before, p->has_seq = j->had_seq_before;
+    if (!j->has_step)
+      p->applied_seq = j->applied_before, p->has_applied = j->had_applied_before;
+  }
+}
+
+static void refuse(ewd_job_t *j, int rc, const char *message) {
+  ewd_server_t *srv = j->srv;
+  ewd_stream_t *st = j->st;
+  ewd_job_fail(j, rc, message);
+  seq_rollback(j);
+  if (st->provisional && st->queued_jobs == 1 && st->count == 0 &&
+      ewd_registry_find(&srv->reg, &EWD_KEY_ST(st)) == st) {
+    ewd_log(EWD_LOG_INFO, "stream not created: its first batch was refused",
+            "stream=\"%s\" code=%s", st->name, ew_err_name(rc));
+    ewd_stream_drop(srv, st);
+  }
+}
+
+static void accepted(ewd_job_t *j) {
+  ewd_stream_t *st = j->st;
+  if (st->provisional) {
+    st->provisional = false;
+    ewd_log(EWD_LOG_INFO, "stream created by ingest", "run=\"%s\" stream=\"%s\" dim=%zu",
+            st->run, st->name, st->cfg.dim);
+  }
+}
+
 static void ingest_done(ewd_job_t *j) {
   ewd_server_t *srv = j->srv;
   ewd_stream_t *st = j->st;
   ewd_job_mirrors(j);
   if (j->rc) {
-    ewd_job_fail(j, j->rc, j->message);
-    if (st->provisional && st->queued_jobs == 1 && st->count == 0 &&
-        ewd_registry_find(&srv->reg, &EWD_KEY_ST(st)) == st) {
-      ewd_log(EWD_LOG_INFO, "stream not created: its first batch was refused",
-              "stream=\"%s\" code=%s", st->name, ew_err_name(j->rc));
-      ewd_stream_drop(srv, st);
-    }
+    refuse(j, j->rc, j->message);
   } else {
-    if (st->provisional) {
-      st->provisional = false;
-      ewd_log(EWD_LOG_INFO, "stream created by ingest", "stream=\"%s\" dim=%zu", st->name,
-              st->cfg.dim);
-    }
+    accepted(j);
     st->last_ingest = ewd_wall_now();
     srv->stat[EWD_STAT_rows] += j->n;
     ewp_kv_t kv[] = {{"stream", ewp_vstr(st->name)},
@@ -40,12 +69,67 @@ static void ingest_done(ewd_job_t *j) {
   ewd_job_finish(j);
 }
 
+/* A step-carrying batch, checked: staged (or late) in steps.c. */
+static void check_done(ewd_job_t *j) {
+  ewd_stream_t *st = j->st;
+  ewd_job_mirrors(j);
+  ewd_staging_t how = EWD_STAGE_NOMEM;
+  if (!j->rc && (how = ewd_steps_add(j->srv, st, j)) == EWD_STAGE_NOMEM)
+    snprintf(j->message, sizeof j->message, "out of memory staging a batch of %zu rows", j->n),
+        j->rc = EW_ENOMEM;
+  if (j->rc) {
+    refuse(j, j->rc, j->message);
+  } else {
+    accepted(j);
+    if (j->n)
+      st->last_ingest = ewd_wall_now();
+    ewp_kv_t kv[] = {{"stream", ewp_vstr(st->name)},
+                     {"accepted", ewp_vu64(j->n)},
+                     {"count", ewp_vu64(st->count)},
+                     {"step", ewp_vu64(j->step)},
+                     {"late", ewp_vbool(how == EWD_LATE)}};
+    ewp_value_t v = ewp_vmap(kv, 5);
+    ewd_job_reply(j, &v);
+  }
+  ewd_job_finish(j);
+}
+
+/* Answers without a job: nothing to apply (n == 0), or a duplicate. */
+static void answer_now(ewd_call_t *call, ewd_stream_t *st, bool duplicate) {
+  const ewp_ingest_req_t *r = &call->req->u.ingest;
+  bool visible = st && !st->provisional;
+  ewp_kv_t kv[] = {{"stream", ewp_vstrn(r->stream.p, r->stream.n)},
+                   {"accepted", ewp_vu64(0)},
+                   {"count", ewp_vu64(visible ? st->count : 0)},
+                   {"duplicate", duplicate ? ewp_vbool(true) : (ewp_value_t){0}}};
+  ewp_value_t v = ewp_vmap(kv, 4);
+  ewd_reply(call, &v);
+}
+
+/* The step fields against the stream (when it exists): world and rank. */
+static bool steps_ok(ewd_call_t *call, const ewp_ingest_req_t *r, const ewd_stream_t *st) {
+  uint64_t world = st ? st->world : EWP_HAS(r, EWP_INGEST_world) ? r->world : 1;
+  if (st && EWP_HAS(r, EWP_INGEST_world) && r->world != st->world) {
+    ewd_fail(call, EW_EBADPARAM, "stream '%s' has world %u; this batch says %llu (world is set "
+             "when the stream is created)", st->name, st->world, (unsigned long long)r->world);
+    return false;
+  }
+  if (EWP_HAS(r, EWP_INGEST_rank) && r->rank >= world) {
+    ewd_fail(call, EW_EBADPARAM, "rank %llu is not below the stream's world %llu",
+             (unsigned long long)r->rank, (unsigned long long)world);
+    return false;
+  }
+  return true;
+}
+
 void ewd_cmd_ingest(ewd_call_t *call) {
   ewd_server_t *srv = call->srv;
   const ewp_ingest_req_t *r = &call->req->u.ingest;
-  bool bin = EWP_HAS(r, EWP_INGEST_data);
-  size_t n = bin ? (size_t)r->shape.n : r->rows.n;
-  size_t d = bin ? (size_t)r->shape.d : r->rows.d;
+  bool bin = EWP_HAS(r, EWP_INGEST_data), rows = EWP_HAS(r, EWP_INGEST_rows);
+  bool stepped = EWP_HAS(r, EWP_INGEST_step);
+  bool end = stepped && EWP_HAS(r, EWP_INGEST_end_step) && r->end_step;
+  size_t n = bin ? (size_t)r->shape.n : rows ? r->rows.n : 0;
+  size_t d = bin ? (size_t)r->shape.d : rows ? r->rows.d : 0;
   ew_dtype_t dtype = bin ? dtypes[r->dtype] : EW_F64;
   size_t bytes = bin ? r->data.n : n * d * sizeof(double);
   ewd_key_t key = EWD_KEY(r);
@@ -55,21 +139,37 @@ void ewd_cmd_ingest(ewd_call_t *call) {
              st->cfg.dim, d);
     return;
   }
-  if (n == 0) { /* nothing to do, but an answer all the same; no stream is created */
-    bool visible = st && !st->provisional;
-    ewp_kv_t kv[] = {{"stream", ewp_vstrn(r->stream.p, r->stream.n)},
-                     {"accepted", ewp_vu64(0)},
-                     {"count", ewp_vu64(visible ? st->count : 0)}};
-    ewp_value_t v = ewp_vmap(kv, 3);
-    ewd_reply(call, &v);
+  if (stepped && !steps_ok(call, r, st))
+    return;
+  if (n == 0 && !end) { /* nothing to do, but an answer all the same; no stream is created */
+    answer_now(call, st, false);
     return;
   }
+  if (n == 0 && (!st || st->provisional)) { /* an end-of-step marker creates nothing */
+    ewd_cmd_stream(call, key);
+    return;
+  }
+  int slot = -1;
+  if (EWP_HAS(r, EWP_INGEST_producer) && st) {
+    if ((slot = ewd_producer_slot(st, r->producer.p, r->producer.n)) < 0) {
+      ewd_fail(call, EW_ELIMIT, "stream '%s' already remembers %d producers (the most it keeps "
+               "seqs for)", st->name, EWD_PRODUCERS_MAX);
+      return;
+    }
+    const ewd_producer_t *p = &st->producers[slot];
+    if (p->has_seq && r->seq <= p->seq) {
+      srv->stat[EWD_STAT_duplicate_batches]++;
+      answer_now(call, st, true);
+      return;
+    }
+  }
   void *buf = NULL;
-  if (posix_memalign(&buf, 64, bytes) != 0) {
+  if (n && posix_memalign(&buf, 64, bytes) != 0) {
     ewd_fail(call, EW_ENOMEM, "out of memory for a batch of %zu x %zu", n, d);
     return;
   }
-  memcpy(buf, bin ? (const void *)r->data.p : (const void *)r->rows.x, bytes);
+  if (n)
+    memcpy(buf, bin ? (const void *)r->data.p : (const void *)r->rows.x, bytes);
   if (!st) {
     ew_config_t cfg;
     char msg[256];
@@ -82,11 +182,20 @@ void ewd_cmd_ingest(ewd_call_t *call) {
       return;
     }
     st->provisional = true;
+    if (stepped && EWP_HAS(r, EWP_INGEST_world))
+      st->world = (uint32_t)r->world;
+    if (EWP_HAS(r, EWP_INGEST_producer))
+      slot = ewd_producer_slot(st, r->producer.p, r->producer.n); /* -1 only without memory */
   }
-  ewd_job_t *j = ewd_job_new(srv, call, st, EWD_JOB_INGEST, ingest_done);
-  if (!j) {
+  ewd_job_t *j = ewd_job_new(srv, call, st, stepped ? EWD_JOB_CHECK : EWD_JOB_INGEST,
+                             stepped ? check_done : ingest_done);
+  if (!j || (stepped && ewd_steps_ensure(st) != 0) ||
+      (EWP_HAS(r, EWP_INGEST_producer) && slot < 0)) {
     free(buf);
+    free(j);
     ewd_fail(call, EW_ENOMEM, "out of memory");
+    if (st->provisional && st->queued_jobs == 0)
+      ewd_stream_drop(srv, st);
     return;
   }
   j->data = buf;
@@ -94,6 +203,20 @@ void ewd_cmd_ingest(ewd_call_t *call) {
   j->n = n;
   j->d = d;
   j->bytes = bytes;
+  j->has_step = stepped;
+  j->step = stepped ? r->step : 0;
+  j->rank = EWP_HAS(r, EWP_INGEST_rank) ? (uint32_t)r->rank : 0;
+  j->end_step = end;
+  j->producer = slot;
+  if (slot >= 0) {
+    ewd_producer_t *p = &st->producers[slot];
+    j->seq = r->seq;
+    j->seq_before = p->seq, j->had_seq_before = p->has_seq;
+    j->applied_before = p->applied_seq, j->had_applied_before = p->has_applied;
+    p->seq = r->seq, p->has_seq = true;
+    if (!stepped) /* the rows reach the state in queue order: a snapshot after this has them */
+      p->applied_seq = r->seq, p->has_applied = true;
+  }
   st->queued_bytes += bytes;
   call->conn->queued_bytes += bytes;
   bool pipelined = call->req->kind == EWP_KIND_NOTIFY;

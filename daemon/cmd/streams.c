@@ -38,13 +38,17 @@ void ewd_cmd_create(ewd_call_t *call) {
   ewd_key_t key = EWD_KEY(r);
   ewd_stream_t *st = ewd_registry_find(&call->srv->reg, &key);
   bool created = false;
+  uint32_t world = EWP_HAS(r, EWP_CREATE_world) ? (uint32_t)r->world : 1;
+  double timeout = EWP_HAS(r, EWP_CREATE_step_timeout) ? r->step_timeout
+                                                        : EWD_STEP_TIMEOUT_DEFAULT;
   if (st) {
-    if (!ew_config_equal(&st->cfg, &cfg)) {
+    if (!ew_config_equal(&st->cfg, &cfg) || st->world != world || st->step_timeout != timeout) {
       ewd_fail(call, EW_EEXISTS,
                "stream '%.*s' exists with a different configuration (dim %zu, window %zu, "
-               "normalize %s); drop it first or use the same configuration",
-               (int)r->stream.n, r->stream.p, st->cfg.dim, st->cfg.window,
-               st->cfg.normalize == EW_NORMALIZE_L2 ? "l2" : "none");
+               "normalize %s, world %u, step_timeout %g); drop it first or use the same "
+               "configuration", (int)r->stream.n, r->stream.p, st->cfg.dim, st->cfg.window,
+               st->cfg.normalize == EW_NORMALIZE_L2 ? "l2" : "none", st->world,
+               st->step_timeout);
       return;
     }
     created = st->provisional; /* the client could not see it until now */
@@ -57,28 +61,52 @@ void ewd_cmd_create(ewd_call_t *call) {
       return;
     }
     created = true;
+    st->world = world;
+    st->step_timeout = timeout;
     ewd_log(EWD_LOG_INFO, "stream created", "stream=\"%s\" dim=%zu window=%zu", st->name,
             cfg.dim, cfg.window);
   }
-  ewp_kv_t ckv[8];
+  ewp_kv_t ckv[EWD_CONFIG_KV];
   ewp_kv_t kv[] = {{"stream", ewp_vstr(st->name)},
                    {"created", ewp_vbool(created)},
-                   {"config", ewd_config_value(&st->cfg, ckv)}};
+                   {"config", ewd_config_value(st, ckv)}};
   ewp_value_t v = ewp_vmap(kv, 3);
   ewd_reply(call, &v);
 }
 
-/* The summary of a stream as list and info show it; kv holds SUMMARY_KV entries, ckv 8. */
-#define SUMMARY_KV 8
-static ewp_value_t summary(ewd_stream_t *st, bool with_config, ewp_kv_t *kv, ewp_kv_t *ckv) {
+/* A step number, or absent. */
+static ewp_value_t opt_step(bool has, uint64_t s) { return has ? ewp_vu64(s) : (ewp_value_t){0}; }
+
+/* The steps map of info (kv holds STEPS_KV entries). */
+#define STEPS_KV 7
+static ewp_value_t steps_value(const ewd_stream_t *st, ewp_kv_t *kv) {
+  size_t bytes;
+  uint64_t late, partial;
+  size_t pending = ewd_steps_pending(st, &bytes, &late, &partial);
+  kv[0] = (ewp_kv_t){"first_step", opt_step(st->has_first_step, st->first_step)};
+  kv[1] = (ewp_kv_t){"last_step", opt_step(st->has_last_step, st->last_step)};
+  kv[2] = (ewp_kv_t){"pending_steps", ewp_vu64(pending)};
+  kv[3] = (ewp_kv_t){"staged_bytes", ewp_vu64(bytes)};
+  kv[4] = (ewp_kv_t){"late_batches", ewp_vu64(late)};
+  kv[5] = (ewp_kv_t){"partial_steps", ewp_vu64(partial)};
+  kv[6] = (ewp_kv_t){"producers", ewp_vu64(st->nproducers)};
+  return ewp_vmap(kv, STEPS_KV);
+}
+
+/* The summary of a stream as list and info show it; kv holds SUMMARY_KV entries, ckv
+ * EWD_CONFIG_KV, skv STEPS_KV (info only). */
+#define SUMMARY_KV 9
+static ewp_value_t summary(ewd_stream_t *st, bool with_config, ewp_kv_t *kv, ewp_kv_t *ckv,
+                           ewp_kv_t *skv) {
   kv[0] = (ewp_kv_t){"stream", ewp_vstr(st->name)};
   kv[1] = (ewp_kv_t){"run", ewp_vstr(st->run)};
   kv[2] = (ewp_kv_t){"dim", ewp_vu64(st->cfg.dim)};
   kv[3] = (ewp_kv_t){"count", ewp_vu64(st->count)};
   kv[4] = (ewp_kv_t){"memory_bytes", ewp_vu64(st->memory)}; /* the library's state */
   kv[5] = (ewp_kv_t){"last_ingest", ewp_vtime(st->last_ingest)};
-  kv[6] = (ewp_kv_t){"config", with_config ? ewd_config_value(&st->cfg, ckv) : (ewp_value_t){0}};
+  kv[6] = (ewp_kv_t){"config", with_config ? ewd_config_value(st, ckv) : (ewp_value_t){0}};
   kv[7] = (ewp_kv_t){"queued_jobs", with_config ? ewp_vu64(st->queued_jobs) : (ewp_value_t){0}};
+  kv[8] = (ewp_kv_t){"steps", with_config ? steps_value(st, skv) : (ewp_value_t){0}};
   return ewp_vmap(kv, SUMMARY_KV);
 }
 
@@ -100,7 +128,7 @@ void ewd_cmd_list(ewd_call_t *call) {
     if (st->provisional || (filter && (strlen(st->run) != r->run.n ||
                                        memcmp(st->run, r->run.p, r->run.n) != 0)))
       continue;
-    items[n] = summary(st, false, kv + SUMMARY_KV * n, NULL);
+    items[n] = summary(st, false, kv + SUMMARY_KV * n, NULL, NULL);
     n++;
   }
   ewp_kv_t top[] = {{"streams", ewp_varray(items, n)}};
@@ -114,8 +142,8 @@ void ewd_cmd_info(ewd_call_t *call) {
   ewd_stream_t *st = ewd_cmd_stream(call, EWD_KEY(&call->req->u.info));
   if (!st)
     return;
-  ewp_kv_t kv[SUMMARY_KV], ckv[8];
-  ewp_value_t v = summary(st, true, kv, ckv);
+  ewp_kv_t kv[SUMMARY_KV], ckv[EWD_CONFIG_KV], skv[STEPS_KV];
+  ewp_value_t v = summary(st, true, kv, ckv, skv);
   ewd_reply(call, &v);
 }
 
@@ -139,6 +167,8 @@ void ewd_cmd_reset(ewd_call_t *call) {
     ewd_fail(call, EW_ENOMEM, "out of memory");
     return;
   }
+  ewd_steps_discard(call->srv, st); /* staged rows are rows too; the ranks start over */
+  st->has_first_step = st->has_last_step = false;
   ewd_job_submit(call->srv, j, false);
 }
 
@@ -149,6 +179,7 @@ static void free_done(ewd_job_t *j) {
 
 /* Drops a registered stream: frees its state after its queued jobs, on a math thread. */
 void ewd_stream_drop(ewd_server_t *srv, ewd_stream_t *st) {
+  ewd_steps_discard(srv, st);
   ewd_registry_remove(&srv->reg, st);
   ewd_persist_forget(srv, st);
   ewd_cache_clear(st);
@@ -178,13 +209,15 @@ static int by_run_then_name(const void *a, const void *b) {
   return c ? c : strcmp(x->name, y->name);
 }
 
-/* `runs` → {"runs": [{"run", "streams": [names, sorted], "last_activity"}, ...]}, runs sorted. */
+/* `runs` → {"runs": [{"run", "streams": [names, sorted], "first_step", "last_step",
+ * "last_activity"}, ...]}, runs sorted; the steps are the first and latest completed over the
+ * run's streams (absent when none has completed a step). */
 void ewd_cmd_runs(ewd_call_t *call) {
   ewd_registry_t *reg = &call->srv->reg;
   size_t n = 0, m = reg->n + 1;
   ewd_stream_t **v = malloc(m * sizeof *v);
   ewp_value_t *names = malloc(m * sizeof *names), *runs = malloc(m * sizeof *runs);
-  ewp_kv_t *kv = malloc(3 * m * sizeof *kv);
+  ewp_kv_t *kv = malloc(5 * m * sizeof *kv);
   if (!v || !names || !runs || !kv) {
     free(v), free(names), free(runs), free(kv);
     ewd_fail(call, EW_ENOMEM, "out of memory listing the runs of %zu streams", reg->n);
@@ -198,19 +231,43 @@ void ewd_cmd_runs(ewd_call_t *call) {
   for (size_t i = 0; i < n;) {
     size_t j = i;
     double last = 0;
+    bool has_first = false, has_last = false;
+    uint64_t first_step = 0, last_step = 0;
     for (; j < n && strcmp(v[j]->run, v[i]->run) == 0; j++) {
-      names[j] = ewp_vstr(v[j]->name);
-      last = v[j]->last_ingest > last ? v[j]->last_ingest : last;
+      const ewd_stream_t *s = v[j];
+      names[j] = ewp_vstr(s->name);
+      last = s->last_ingest > last ? s->last_ingest : last;
+      if (s->has_first_step && (!has_first || s->first_step < first_step))
+        first_step = s->first_step, has_first = true;
+      if (s->has_last_step && (!has_last || s->last_step > last_step))
+        last_step = s->last_step, has_last = true;
     }
-    ewp_kv_t *k = kv + 3 * nr;
+    ewp_kv_t *k = kv + 5 * nr;
     k[0] = (ewp_kv_t){"run", ewp_vstr(v[i]->run)};
     k[1] = (ewp_kv_t){"streams", ewp_varray(names + i, j - i)};
-    k[2] = (ewp_kv_t){"last_activity", ewp_vtime(last)};
-    runs[nr++] = ewp_vmap(k, 3);
+    k[2] = (ewp_kv_t){"first_step", opt_step(has_first, first_step)};
+    k[3] = (ewp_kv_t){"last_step", opt_step(has_last, last_step)};
+    k[4] = (ewp_kv_t){"last_activity", ewp_vtime(last)};
+    runs[nr++] = ewp_vmap(k, 5);
     i = j;
   }
   ewp_kv_t top[] = {{"runs", ewp_varray(runs, nr)}};
   ewp_value_t out = ewp_vmap(top, 1);
   ewd_reply(call, &out);
   free(v), free(names), free(runs), free(kv);
+}
+
+/* ---- flush ---- */
+
+/* `flush {stream, run}` → {"stream", "completed": steps}: every pending step completes now
+ * (partial where ranks are missing) and goes to the stream's queue, so a query sent after the
+ * answer sees it. */
+void ewd_cmd_flush(ewd_call_t *call) {
+  ewd_stream_t *st = ewd_cmd_stream(call, EWD_KEY(&call->req->u.flush));
+  if (!st)
+    return;
+  size_t n = ewd_steps_flush(call->srv, st, "flush");
+  ewp_kv_t kv[] = {{"stream", ewp_vstr(st->name)}, {"completed", ewp_vu64(n)}};
+  ewp_value_t v = ewp_vmap(kv, 2);
+  ewd_reply(call, &v);
 }

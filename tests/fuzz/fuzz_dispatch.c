@@ -202,6 +202,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   srv.started = ewd_now();
   uv_timer_init(&loop, &srv.trim_timer);
   srv.trim_timer.data = &srv;
+  ewd_steps_start(&srv);
   if (ewd_net_init(&srv) != 0 || ewd_pool_start(&srv.pool, &loop, 1, 1) != 0)
     die("cannot start the server");
   build_prelude();
@@ -244,6 +245,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     die("a connection or its receive budget outlived the input");
   if (ewd_registry_admitted(&srv.reg, &srv.cfg) != 0 || srv.reg.state_bytes != 0)
     die("the admission model still charges a dropped stream");
+  if (srv.reg.staged_bytes != 0 || srv.reg.pending_bytes != 0 || srv.nstaging != 0)
+    die("staged rows outlived their stream");
   srv.token = NULL;
   return 0;
 }

@@ -56,6 +56,23 @@ def main():
                            + req(7, "reset", {"stream": "s"}) + req(8, "info", {"stream": "s"})
                            + req(9, "drop", {"stream": "s"}) + req(10, "list", {}),
         "stats_metrics": req(11, "stats", {}) + req(12, "metrics", {}),
+        "steps": note("ingest", {"stream": "s", "data": rows, "dtype": "f32", "shape": [2, 4],
+                                 "step": 3, "producer": "p", "seq": 1})
+                 + note("ingest", {"stream": "s", "rows": [[1, 2, 3, 4]], "step": 2})
+                 + req(13, "ingest", {"stream": "s", "rows": [], "step": 4, "end_step": True})
+                 + req(14, "ingest", {"stream": "s", "rows": [[1, 2, 3, 4]], "step": 5,
+                                      "producer": "p", "seq": 1})
+                 + req(15, "flush", {"stream": "s"}) + req(16, "info", {"stream": "s"})
+                 + req(17, "runs", {}),
+        "ranks": req(18, "create", {"stream": "w", "run": "r", "dim": 4, "world": 2,
+                                    "step_timeout": 0.05})
+                 + req(19, "ingest", {"stream": "w", "run": "r", "rows": [[1, 2, 3, 5]],
+                                      "step": 7, "rank": 1, "world": 2})
+                 + req(20, "ingest", {"stream": "w", "run": "r", "rows": [[1, 0, 3, 5]],
+                                      "step": 8, "rank": 0})
+                 + req(21, "reset", {"stream": "w", "run": "r"})
+                 + req(22, "ingest", {"stream": "w", "run": "r", "rows": [[1, 0, 3, 5]],
+                                      "step": 9, "rank": 1}),
     }
     for name, body in on_s.items():
         open(os.path.join(dis, "s_" + name), "wb").write(b"\x40" + body)

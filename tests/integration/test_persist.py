@@ -150,7 +150,8 @@ def write_corrupt(path, kind, good):
     elif kind == "wrong_state_version":
         data = bytearray(good)
         klen = struct.unpack("<I", good[12:16])[0]
-        off = 16 + klen + 20  # the state's own header follows the snapshot header
+        tlen = struct.unpack("<I", good[16 + klen + 16: 16 + klen + 20])[0]
+        off = 16 + klen + 20 + tlen + 4  # the state's own header follows the snapshot header
         data[off + 8: off + 12] = struct.pack("<I", 9)
     elif kind == "wrong_magic":
         data = b"NOTASNAP" + good[8:]
@@ -279,7 +280,8 @@ def export_is_the_snapshot_body_and_drop_deletes_the_file():
         data = fh.read()
     klen = struct.unpack("<I", data[12:16])[0]
     assert data[16:16 + klen] == b"x"
-    assert data[16 + klen + 20:] == e["state"], "the snapshot holds the exported bytes"
+    tlen = struct.unpack("<I", data[16 + klen + 16: 16 + klen + 20])[0]
+    assert data[16 + klen + 20 + tlen + 4:] == e["state"], "the snapshot holds the exported bytes"
     c.call("drop", {"stream": "x"})
     c.call("snapshot")  # orders behind the delete on the I/O queue
     assert files(d) == [], files(d)

@@ -1,0 +1,491 @@
+/* steps.c — training steps (DESIGN §7): rows that carry a `step` wait here until their step is
+ * complete, then go to the math threads in an order that does not depend on arrival.
+ *
+ * Per stream: each rank's progress (the latest step it sent, and the step it is known to be done
+ * through: the step before its latest, or a step it ended with end_step), the pending steps in
+ * ascending order, each holding its batches in arrival order, and the late batches. A step is
+ * complete when every rank of `world` is done through it; the lowest pending step completes
+ * first, so steps are applied in order. step_timeout after a pending step's first batch, it and
+ * every pending step below it complete anyway: partial, the ranks not done through it recorded.
+ * `flush`, a stop, and staging past its bound (max_staged_bytes, or what max_memory leaves) also
+ * complete steps early, oldest first.
+ *
+ * A completed step's batches become ordinary ingest jobs on the stream's queue — ranks in order,
+ * each rank's batches in the order sent, then the late batches in arrival order — so the state
+ * at a step is the same whatever order the batches came in. The last job carries the step's
+ * record (ewd_point_t). Rows are counted in reg.staged_bytes from staging until their job has
+ * applied them; reg.pending_bytes counts the part not yet completed (what the bound forces).
+ * Batches were checked on a math thread before they got here (EWD_JOB_CHECK): a completed step
+ * does not fail on bad values. */
+#include "ewd.h"
+#include "cmd/cmd.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define TICK_MS 100
+
+static void on_tick(uv_timer_t *t);
+
+typedef struct staged {
+  struct staged *next;
+  uint64_t ord;   /* arrival number within the stream */
+  uint32_t rank;
+  int producer;   /* -1 = none */
+  uint64_t seq;
+  void *data;
+  ew_dtype_t dtype;
+  size_t n, d, bytes;
+} staged_t;
+
+typedef struct pstep {
+  struct pstep *next; /* ascending steps */
+  uint64_t step;
+  double first;       /* monotonic time of its first batch */
+  staged_t *head, *tail;
+} pstep_t;
+
+typedef struct {
+  uint64_t latest, done;
+  bool has_latest, has_done;
+} rank_t;
+
+struct ewd_steps {
+  uint32_t world;
+  rank_t *ranks;
+  pstep_t *pending;
+  staged_t *late_head, *late_tail;
+  double late_first;
+  size_t bytes;          /* staged here (pending steps and late batches) */
+  uint64_t ord;
+  uint64_t late_batches, partial_steps;
+  bool listed;           /* in srv->staging */
+};
+
+static void staged_free(staged_t *b) {
+  while (b) {
+    staged_t *n = b->next;
+    free(b->data);
+    free(b);
+    b = n;
+  }
+}
+
+void ewd_steps_free(ewd_steps_t *sp) {
+  if (!sp)
+    return;
+  for (pstep_t *p = sp->pending, *n; p; p = n) {
+    n = p->next;
+    staged_free(p->head);
+    free(p);
+  }
+  staged_free(sp->late_head);
+  free(sp->ranks);
+  free(sp);
+}
+
+/* ---- the list of streams with staged rows, and the timer that scans it ---- */
+
+static void list_add(ewd_server_t *srv, ewd_stream_t *st) {
+  if (st->steps->listed)
+    return;
+  if (srv->nstaging == srv->capstaging) {
+    size_t nc = srv->capstaging ? 2 * srv->capstaging : 16;
+    ewd_stream_t **v = realloc(srv->staging, nc * sizeof *v);
+    if (!v)
+      return; /* not listed: its steps still complete by ranks, flush and stop; not by time */
+    srv->staging = v;
+    srv->capstaging = nc;
+  }
+  srv->staging[srv->nstaging++] = st;
+  st->steps->listed = true;
+  if (!uv_is_active((uv_handle_t *)&srv->step_timer))
+    uv_timer_start(&srv->step_timer, on_tick, TICK_MS, TICK_MS);
+}
+
+static void list_remove(ewd_server_t *srv, ewd_stream_t *st) {
+  if (!st->steps || !st->steps->listed)
+    return;
+  for (size_t i = 0; i < srv->nstaging; i++)
+    if (srv->staging[i] == st) {
+      srv->staging[i] = srv->staging[--srv->nstaging];
+      break;
+    }
+  st->steps->listed = false;
+}
+
+/* ---- applying a completed step ---- */
+
+static void apply_done(ewd_job_t *j) {
+  ewd_server_t *srv = j->srv;
+  ewd_stream_t *st = j->st;
+  ewd_job_mirrors(j);
+  srv->reg.staged_bytes -= j->bytes;
+  if (j->rc) { /* the rows were checked when they came: only memory fails here */
+    srv->stat[EWD_STAT_step_apply_failures]++;
+    ewd_count_error(srv, j->rc);
+    ewd_log(EWD_LOG_WARN, "a staged batch could not be applied", "run=\"%s\" stream=\"%s\" "
+            "step=%llu rows=%zu code=%s", st->run, st->name, (unsigned long long)j->step, j->n,
+            ew_err_name(j->rc));
+  } else {
+    srv->stat[EWD_STAT_rows] += j->n;
+    st->last_ingest = ewd_wall_now();
+  }
+  free(j->point);
+  j->point = NULL;
+  ewd_job_finish(j);
+}
+
+static int by_rank_then_arrival(const void *a, const void *b) {
+  const staged_t *x = *(staged_t *const *)a, *y = *(staged_t *const *)b;
+  if (x->rank != y->rank)
+    return x->rank < y->rank ? -1 : 1;
+  return x->ord < y->ord ? -1 : x->ord > y->ord;
+}
+
+/* Queues the batches of `list` (already in apply order, n of them) as ingest jobs; the last one
+ * carries `point` (may be NULL). Takes ownership of the batches and the point. */
+static void submit(ewd_server_t *srv, ewd_stream_t *st, staged_t **list, size_t n,
+                   ewd_point_t *point, uint64_t step) {
+  for (size_t i = 0; i < n; i++) {
+    staged_t *b = list[i];
+    ewd_steps_t *sp = st->steps;
+    sp->bytes -= b->bytes;
+    srv->reg.pending_bytes -= b->bytes;
+    if (b->producer >= 0) {
+      ewd_producer_t *p = &st->producers[b->producer];
+      if (!p->has_applied || b->seq > p->applied_seq)
+        p->applied_seq = b->seq, p->has_applied = true;
+    }
+    ewd_job_t *j = ewd_job_new(srv, NULL, st, EWD_JOB_INGEST, apply_done);
+    if (!j) { /* out of memory for a 300-byte job: the rows cannot be kept either */
+      srv->reg.staged_bytes -= b->bytes;
+      srv->stat[EWD_STAT_step_apply_failures]++;
+      ewd_log(EWD_LOG_ERROR, "out of memory queueing a staged batch: its rows are lost",
+              "run=\"%s\" stream=\"%s\" step=%llu rows=%zu", st->run, st->name,
+              (unsigned long long)step, b->n);
+      free(b->data);
+      free(b);
+      continue;
+    }
+    j->data = b->data;
+    j->dtype = b->dtype;
+    j->n = b->n;
+    j->d = b->d;
+    j->bytes = b->bytes;
+    j->staged_apply = true;
+    j->has_step = true;
+    j->step = step;
+    if (i + 1 == n)
+      j->point = point, point = NULL;
+    st->queued_bytes += b->bytes;
+    free(b);
+    ewd_job_submit(srv, j, false);
+  }
+  free(point);
+}
+
+/* Completes the lowest pending step of st: its batches by rank, then every late batch. */
+static void complete_head(ewd_server_t *srv, ewd_stream_t *st, bool forced) {
+  ewd_steps_t *sp = st->steps;
+  pstep_t *p = sp->pending;
+  sp->pending = p->next;
+  size_t n = 0;
+  for (staged_t *b = p->head; b; b = b->next)
+    n++;
+  for (staged_t *b = sp->late_head; b; b = b->next)
+    n++;
+  staged_t **v = malloc((n ? n : 1) * sizeof *v);
+  ewd_point_t *pt = calloc(1, sizeof *pt);
+  if (!v || !pt) { /* keep the order we have: arrival within the step, then the late batches */
+    free(v);
+    free(pt);
+    pt = NULL;
+    v = NULL;
+  }
+  size_t k = 0, own = 0;
+  uint64_t rows = 0;
+  uint32_t ranks = 0;
+  staged_t *chain = p->head;
+  if (v) {
+    for (staged_t *b = p->head; b; b = b->next)
+      v[k++] = b;
+    own = k;
+    qsort(v, own, sizeof *v, by_rank_then_arrival);
+    for (staged_t *b = sp->late_head; b; b = b->next)
+      v[k++] = b;
+    for (size_t i = 0; i < own; i++) {
+      rows += v[i]->n;
+      ranks += i == 0 || v[i]->rank != v[i - 1]->rank;
+    }
+  }
+  uint32_t missing = 0;
+  for (uint32_t r = 0; r < sp->world; r++)
+    if (!sp->ranks[r].has_done || sp->ranks[r].done < p->step) {
+      if (pt && missing < sizeof pt->missing / sizeof pt->missing[0])
+        pt->missing[missing] = r;
+      missing++;
+    }
+  if (pt) {
+    pt->step = p->step;
+    pt->completed = ewd_now();
+    pt->rows = rows;
+    pt->ranks = ranks;
+    pt->nmissing = missing;
+    pt->late = (uint32_t)(k - own);
+  }
+  if (missing) {
+    sp->partial_steps++;
+    srv->stat[EWD_STAT_steps_partial]++;
+    ewd_log(EWD_LOG_INFO, "step completed partial", "run=\"%s\" stream=\"%s\" step=%llu "
+            "missing_ranks=%u why=%s", st->run, st->name, (unsigned long long)p->step, missing,
+            forced ? "forced" : "timeout");
+  }
+  srv->stat[EWD_STAT_steps_completed]++;
+  if (!st->has_first_step)
+    st->first_step = p->step, st->has_first_step = true;
+  st->last_step = p->step, st->has_last_step = true;
+  if (v) {
+    submit(srv, st, v, k, pt, p->step);
+  } else { /* no memory for the sort: apply one by one in the order held */
+    for (staged_t *b = chain, *nx; b; b = nx) {
+      nx = b->next;
+      submit(srv, st, &b, 1, NULL, p->step);
+    }
+    for (staged_t *b = sp->late_head, *nx; b; b = nx) {
+      nx = b->next;
+      submit(srv, st, &b, 1, NULL, p->step);
+    }
+  }
+  sp->late_head = sp->late_tail = NULL;
+  free(v);
+  free(p);
+}
+
+/* Late batches with no pending step to join, applied on their own (flush, stop, timeout). */
+static void complete_late(ewd_server_t *srv, ewd_stream_t *st) {
+  ewd_steps_t *sp = st->steps;
+  for (staged_t *b = sp->late_head, *nx; b; b = nx) {
+    nx = b->next;
+    submit(srv, st, &b, 1, NULL, st->last_step);
+  }
+  sp->late_head = sp->late_tail = NULL;
+}
+
+static void settle(ewd_server_t *srv, ewd_stream_t *st) {
+  if (st->steps && !st->steps->pending && !st->steps->late_head)
+    list_remove(srv, st);
+}
+
+/* True when every rank is done through `step`. */
+static bool all_done(const ewd_steps_t *sp, uint64_t step) {
+  for (uint32_t r = 0; r < sp->world; r++)
+    if (!sp->ranks[r].has_done || sp->ranks[r].done < step)
+      return false;
+  return true;
+}
+
+/* ---- arrivals ---- */
+
+static ewd_steps_t *steps_of(ewd_stream_t *st) {
+  if (st->steps)
+    return st->steps;
+  ewd_steps_t *sp = calloc(1, sizeof *sp);
+  if (!sp || !(sp->ranks = calloc(st->world, sizeof *sp->ranks))) {
+    free(sp);
+    return NULL;
+  }
+  sp->world = st->world;
+  return st->steps = sp;
+}
+
+int ewd_steps_ensure(ewd_stream_t *st) { return steps_of(st) ? 0 : -1; }
+
+ewd_staging_t ewd_steps_add(ewd_server_t *srv, ewd_stream_t *st, ewd_job_t *job) {
+  ewd_steps_t *sp = st->steps; /* made by the handler (ewd_steps_ensure) */
+  rank_t *rk = &sp->ranks[job->rank];
+  uint64_t s = job->step;
+  bool late = (rk->has_latest && s < rk->latest) || (st->has_last_step && s <= st->last_step);
+  staged_t *b = NULL;
+  pstep_t *p = NULL, **pp = &sp->pending;
+  if (job->data) { /* allocate first: on failure nothing has changed */
+    if (!late) {
+      while (*pp && (*pp)->step < s)
+        pp = &(*pp)->next;
+      p = *pp && (*pp)->step == s ? *pp : calloc(1, sizeof *p);
+    }
+    b = calloc(1, sizeof *b);
+    if (!b || (!late && !p)) {
+      free(b);
+      if (p && p != *pp)
+        free(p);
+      return EWD_STAGE_NOMEM;
+    }
+  }
+  if (!rk->has_latest || s >= rk->latest) {
+    rk->latest = s, rk->has_latest = true;
+    uint64_t through = job->end_step ? s : s - 1;
+    if ((job->end_step || s > 0) && (!rk->has_done || through > rk->done))
+      rk->done = through, rk->has_done = true;
+  }
+  if (b) {
+    *b = (staged_t){.ord = sp->ord++, .rank = job->rank, .producer = job->producer,
+                    .seq = job->seq, .data = job->data, .dtype = job->dtype, .n = job->n,
+                    .d = job->d, .bytes = job->bytes};
+    job->data = NULL;
+    sp->bytes += b->bytes;
+    srv->reg.staged_bytes += b->bytes;
+    srv->reg.pending_bytes += b->bytes;
+    if (late) {
+      if (!sp->late_head)
+        sp->late_first = ewd_now();
+      *(sp->late_head ? &sp->late_tail->next : &sp->late_head) = b;
+      sp->late_tail = b;
+    } else {
+      if (p != *pp) { /* a new pending step */
+        p->step = s;
+        p->first = ewd_now();
+        p->next = *pp;
+        *pp = p;
+      }
+      *(p->head ? &p->tail->next : &p->head) = b;
+      p->tail = b;
+    }
+    list_add(srv, st);
+  }
+  if (late) {
+    sp->late_batches++;
+    srv->stat[EWD_STAT_late_batches]++;
+  }
+  while (sp->pending && all_done(sp, sp->pending->step))
+    complete_head(srv, st, false);
+  settle(srv, st);
+  ewd_steps_relieve(srv);
+  return late ? EWD_LATE : EWD_STAGED;
+}
+
+/* ---- completing early ---- */
+
+size_t ewd_steps_flush(ewd_server_t *srv, ewd_stream_t *st, const char *why) {
+  ewd_steps_t *sp = st->steps;
+  size_t n = 0;
+  if (!sp)
+    return 0;
+  for (; sp->pending; n++)
+    complete_head(srv, st, true);
+  if (sp->late_head)
+    complete_late(srv, st);
+  if (n)
+    ewd_log(EWD_LOG_DEBUG, "steps flushed", "run=\"%s\" stream=\"%s\" steps=%zu why=%s", st->run,
+            st->name, n, why);
+  settle(srv, st);
+  return n;
+}
+
+size_t ewd_steps_flush_all(ewd_server_t *srv) {
+  size_t n = 0;
+  while (srv->nstaging)
+    n += ewd_steps_flush(srv, srv->staging[srv->nstaging - 1], "stop");
+  return n;
+}
+
+void ewd_steps_discard(ewd_server_t *srv, ewd_stream_t *st) {
+  ewd_steps_t *sp = st->steps;
+  if (!sp)
+    return;
+  list_remove(srv, st);
+  srv->reg.staged_bytes -= sp->bytes;
+  srv->reg.pending_bytes -= sp->bytes;
+  ewd_steps_free(sp);
+  st->steps = NULL;
+}
+
+void ewd_steps_relieve(ewd_server_t *srv) {
+  size_t base = ewd_registry_admitted(&srv->reg, &srv->cfg) - srv->reg.staged_bytes;
+  size_t room = srv->cfg.max_memory > base ? srv->cfg.max_memory - base : 0;
+  size_t limit = srv->cfg.max_staged_bytes < room ? srv->cfg.max_staged_bytes : room;
+  while (srv->reg.pending_bytes > limit) {
+    ewd_stream_t *oldest = NULL;
+    for (size_t i = 0; i < srv->nstaging; i++) {
+      ewd_steps_t *sp = srv->staging[i]->steps;
+      if (sp->pending && (!oldest || sp->pending->first < oldest->steps->pending->first))
+        oldest = srv->staging[i];
+    }
+    if (!oldest)
+      return; /* only late batches wait: they go with the next step, or at its timeout */
+    srv->stat[EWD_STAT_steps_forced]++;
+    ewd_log(EWD_LOG_WARN, "staging full: completing the oldest pending step", "run=\"%s\" "
+            "stream=\"%s\" step=%llu pending_bytes=%zu limit=%zu", oldest->run, oldest->name,
+            (unsigned long long)oldest->steps->pending->step, srv->reg.pending_bytes, limit);
+    complete_head(srv, oldest, true);
+    settle(srv, oldest);
+  }
+}
+
+static void on_tick(uv_timer_t *t) {
+  ewd_server_t *srv = t->data;
+  double now = ewd_now();
+  for (size_t i = 0; i < srv->nstaging;) {
+    ewd_stream_t *st = srv->staging[i];
+    ewd_steps_t *sp = st->steps;
+    pstep_t *due = NULL; /* the highest timed-out pending step */
+    for (pstep_t *p = sp->pending; p; p = p->next)
+      if (now - p->first >= st->step_timeout)
+        due = p;
+    if (due) {
+      uint64_t upto = due->step;
+      while (sp->pending && sp->pending->step <= upto)
+        complete_head(srv, st, false);
+    }
+    if (!sp->pending && sp->late_head && now - sp->late_first >= st->step_timeout)
+      complete_late(srv, st);
+    settle(srv, st);
+    if (i < srv->nstaging && srv->staging[i] == st)
+      i++;
+  }
+  if (!srv->nstaging)
+    uv_timer_stop(t);
+}
+
+void ewd_steps_start(ewd_server_t *srv) {
+  uv_timer_init(srv->loop, &srv->step_timer);
+  srv->step_timer.data = srv;
+}
+
+void ewd_steps_stop(ewd_server_t *srv) {
+  uv_timer_stop(&srv->step_timer);
+  uv_close((uv_handle_t *)&srv->step_timer, NULL);
+  free(srv->staging);
+  srv->staging = NULL;
+  srv->nstaging = srv->capstaging = 0;
+}
+
+size_t ewd_steps_pending(const ewd_stream_t *st, size_t *bytes, uint64_t *late_batches,
+                         uint64_t *partial_steps) {
+  const ewd_steps_t *sp = st->steps;
+  size_t n = 0;
+  *bytes = sp ? sp->bytes : 0;
+  *late_batches = sp ? sp->late_batches : 0;
+  *partial_steps = sp ? sp->partial_steps : 0;
+  for (const pstep_t *p = sp ? sp->pending : NULL; p; p = p->next)
+    n++;
+  return n;
+}
+
+/* ---- producers ---- */
+
+int ewd_producer_slot(ewd_stream_t *st, const char *name, size_t n) {
+  for (size_t i = 0; i < st->nproducers; i++)
+    if (strlen(st->producers[i].name) == n && memcmp(st->producers[i].name, name, n) == 0)
+      return (int)i;
+  if (st->nproducers >= EWD_PRODUCERS_MAX)
+    return -1;
+  ewd_producer_t *v = realloc(st->producers, (st->nproducers + 1) * sizeof *v);
+  if (!v)
+    return -1;
+  st->producers = v;
+  ewd_producer_t *p = &v[st->nproducers];
+  memset(p, 0, sizeof *p);
+  memcpy(p->name, name, n);
+  return (int)st->nproducers++;
+}

@@ -185,8 +185,9 @@ static void submit(ewd_server_t *srv, ewd_stream_t *st, staged_t **list, size_t 
   free(point);
 }
 
-/* Completes the lowest pending step of st: its batches by rank, then every late batch. */
-static void complete_head(ewd_server_t *srv, ewd_stream_t *st, bool forced) {
+/* Completes the lowest pending step of st: its batches by rank, then every late batch. `why`:
+ * ranks, timeout, flush, stop or staging (the log says it). */
+static void complete_head(ewd_server_t *srv, ewd_stream_t *st, const char *why) {
   ewd_steps_t *sp = st->steps;
   pstep_t *p = sp->pending;
   sp->pending = p->next;
@@ -219,13 +220,22 @@ static void complete_head(ewd_server_t *srv, ewd_stream_t *st, bool forced) {
       ranks += i == 0 || v[i]->rank != v[i - 1]->rank;
     }
   }
+  /* missing: ranks that sent no rows for the step and had not moved past it */
   uint32_t missing = 0;
-  for (uint32_t r = 0; r < sp->world; r++)
-    if (!sp->ranks[r].has_done || sp->ranks[r].done < p->step) {
-      if (pt && missing < sizeof pt->missing / sizeof pt->missing[0])
-        pt->missing[missing] = r;
-      missing++;
-    }
+  char list[96] = "";
+  size_t lo = 0, at = 0;
+  for (uint32_t r = 0; r < sp->world; r++) {
+    while (v && at < own && v[at]->rank < r)
+      at++;
+    bool sent = v ? at < own && v[at]->rank == r : true;
+    if (sent || (sp->ranks[r].has_done && sp->ranks[r].done >= p->step))
+      continue;
+    if (pt && missing < sizeof pt->missing / sizeof pt->missing[0])
+      pt->missing[missing] = r;
+    if (missing < 8 && lo < sizeof list)
+      lo += (size_t)snprintf(list + lo, sizeof list - lo, "%s%u", missing ? "," : "", r);
+    missing++;
+  }
   if (pt) {
     pt->step = p->step;
     pt->completed = ewd_now();
@@ -238,8 +248,9 @@ static void complete_head(ewd_server_t *srv, ewd_stream_t *st, bool forced) {
     sp->partial_steps++;
     srv->stat[EWD_STAT_steps_partial]++;
     ewd_log(EWD_LOG_INFO, "step completed partial", "run=\"%s\" stream=\"%s\" step=%llu "
-            "missing_ranks=%u why=%s", st->run, st->name, (unsigned long long)p->step, missing,
-            forced ? "forced" : "timeout");
+            "missing_ranks=%u missing=\"%s%s\" why=%s", st->run, st->name,
+            (unsigned long long)p->step, missing, list, missing > 8 ? ",..." : "",
+            why);
   }
   srv->stat[EWD_STAT_steps_completed]++;
   if (!st->has_first_step)
@@ -358,7 +369,7 @@ ewd_staging_t ewd_steps_add(ewd_server_t *srv, ewd_stream_t *st, ewd_job_t *job)
     srv->stat[EWD_STAT_late_batches]++;
   }
   while (sp->pending && all_done(sp, sp->pending->step))
-    complete_head(srv, st, false);
+    complete_head(srv, st, "ranks");
   settle(srv, st);
   ewd_steps_relieve(srv);
   return late ? EWD_LATE : EWD_STAGED;
@@ -372,7 +383,7 @@ size_t ewd_steps_flush(ewd_server_t *srv, ewd_stream_t *st, const char *why) {
   if (!sp)
     return 0;
   for (; sp->pending; n++)
-    complete_head(srv, st, true);
+    complete_head(srv, st, why);
   if (sp->late_head)
     complete_late(srv, st);
   if (n)
@@ -417,7 +428,7 @@ void ewd_steps_relieve(ewd_server_t *srv) {
     ewd_log(EWD_LOG_WARN, "staging full: completing the oldest pending step", "run=\"%s\" "
             "stream=\"%s\" step=%llu pending_bytes=%zu limit=%zu", oldest->run, oldest->name,
             (unsigned long long)oldest->steps->pending->step, srv->reg.pending_bytes, limit);
-    complete_head(srv, oldest, true);
+    complete_head(srv, oldest, "staging");
     settle(srv, oldest);
   }
 }
@@ -435,7 +446,7 @@ static void on_tick(uv_timer_t *t) {
     if (due) {
       uint64_t upto = due->step;
       while (sp->pending && sp->pending->step <= upto)
-        complete_head(srv, st, false);
+        complete_head(srv, st, "timeout");
     }
     if (!sp->pending && sp->late_head && now - sp->late_first >= st->step_timeout)
       complete_late(srv, st);

@@ -1,6 +1,10 @@
 """The fail-open Sender: pointed at a daemon that is not running it never raises or blocks and
 counts its drops, then delivers once the daemon starts; across a daemon restart it loses only
-what its drop policy discards."""
+what its drop policy discards; when a connection breaks after the daemon applied messages but
+before their acknowledgements arrived, the resends are duplicates and nothing counts twice;
+a refusal is logged once per stream; stepped batches carry step and rank."""
+import logging
+import socket
 import os
 import sys
 import tempfile
@@ -132,6 +136,111 @@ def concurrent_senders_thread_safe():
         d.stop()
 
 
+class ReplyDroppingProxy:
+    """A Unix-socket proxy to the daemon. Its first connection forwards requests but swallows
+    every reply, and is cut after `cut_after` seconds; later connections forward both ways."""
+
+    def __init__(self, target, path, cut_after=0.5):
+        self.target, self.path, self.cut_after = target, path, cut_after
+        self.lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.lsock.bind(path)
+        self.lsock.listen(8)
+        self.n = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @staticmethod
+    def _pump(a, b, forward=True):
+        try:
+            while True:
+                data = a.recv(1 << 16)
+                if not data:
+                    break
+                if forward:
+                    b.sendall(data)
+        except OSError:
+            pass
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            d = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            d.connect(self.target)
+            first = self.n == 0
+            self.n += 1
+            threading.Thread(target=self._pump, args=(c, d), daemon=True).start()
+            threading.Thread(target=self._pump, args=(d, c, not first), daemon=True).start()
+            if first:
+                def cut(c=c, d=d):
+                    time.sleep(self.cut_after)
+                    for s_ in (c, d):
+                        try:
+                            s_.shutdown(socket.SHUT_RDWR)
+                        except OSError:
+                            pass
+                        s_.close()
+                threading.Thread(target=cut, daemon=True).start()
+
+    def close(self):
+        self.lsock.close()
+
+
+def resends_after_a_lost_acknowledgement_count_once():
+    d = Daemon()
+    proxy = None
+    try:
+        path = os.path.join(d.dir, "proxy.sock")
+        proxy = ReplyDroppingProxy(d.unix[5:], path)
+        s = Sender(f"unix:{path}", max_queue=10000, max_inflight=32, max_message_rows=10,
+                   backoff_max=0.1)
+        X = np.random.default_rng(2).standard_normal((10, 8)).astype(np.float32)
+        for i in range(100):
+            s.send("once", X, run="r1", step=i // 10)
+        assert s.flush(30), s.stats()
+        st = s.stats()
+        assert st.reconnects >= 1 and proxy.n >= 2, st
+        assert st.duplicate_batches >= 1, st  # the daemon had applied what it never acknowledged
+        assert st.sent_rows == 1000 and st.dropped_batches == 0 and st.rejected_batches == 0, st
+        with Client(d.unix) as c:
+            c.call("flush", stream="once", run="r1")
+            q = c.query("once", "trace", run="r1")
+            assert q.count == 1000, f"the daemon holds {q.count} rows of 1000 sent"
+            assert c.info("once", run="r1").steps["last_step"] == 9
+        s.close()
+    finally:
+        if proxy:
+            proxy.close()
+        d.stop()
+
+
+def a_refusal_is_logged_once_per_stream():
+    d = Daemon()
+    try:
+        records = []
+
+        class H(logging.Handler):
+            def emit(self, r):
+                records.append(r.getMessage())
+        h = H()
+        logging.getLogger("eigenwatch").addHandler(h)
+        s = Sender(d.unix, max_message_rows=4)
+        s.send("dimmed", np.ones((4, 8), np.float32))
+        assert s.flush(10)
+        for _ in range(5):
+            s.send("dimmed", np.ones((4, 9), np.float32))  # DIM_MISMATCH, five times
+        assert s.flush(10)
+        logging.getLogger("eigenwatch").removeHandler(h)
+        st = s.stats()
+        assert st.rejected_batches == 5, st
+        mine = [r for r in records if "dimmed" in r]
+        assert len(mine) == 1 and "DIM_MISMATCH" in mine[0], records
+        s.close()
+    finally:
+        d.stop()
+
+
 def main():
     t = Tap()
     t.case("sender_never_raises_or_blocks_without_daemon_then_delivers",
@@ -140,6 +249,9 @@ def main():
     t.case("sender_daemon_restart_loses_only_what_policy_drops",
            restart_mid_stream_loses_only_what_the_policy_drops)
     t.case("sender_thread_safe_with_8_producers", concurrent_senders_thread_safe)
+    t.case("sender_resends_after_a_lost_acknowledgement_count_once",
+           resends_after_a_lost_acknowledgement_count_once)
+    t.case("sender_logs_a_refusal_once_per_stream", a_refusal_is_logged_once_per_stream)
     t.done()
 
 

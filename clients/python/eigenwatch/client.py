@@ -27,9 +27,14 @@ class PingResult:
 
 @dataclasses.dataclass
 class IngestResult:
+    """count: rows in the state now (rows of a `step` are counted once their step completes);
+    step and late: for stepped rows; duplicate: a repeated (producer, seq), not applied."""
     stream: str
     accepted: int
     count: int
+    step: Optional[int] = None
+    late: bool = False
+    duplicate: bool = False
 
 
 @dataclasses.dataclass
@@ -42,6 +47,7 @@ class StreamInfo:
     run: str = "default"
     config: Optional[Dict[str, Any]] = None
     queued_jobs: Optional[int] = None
+    steps: Optional[Dict[str, Any]] = None
 
 
 @dataclasses.dataclass
@@ -125,15 +131,27 @@ class Client:
         return _fields(PingResult, self.call("ping"))
 
     def create(self, stream: str, dim: int, run: Optional[str] = None, **config) -> Dict[str, Any]:
-        """config: normalize ("none"|"l2"), window, window_mode, decay, topk, shuffle, seed.
+        """config: normalize ("none"|"l2"), window, window_mode, decay, topk, shuffle, seed,
+        world, step_timeout.
         Every method that names a stream takes run= (the daemon's default run when None)."""
         return self.call("create", stream=stream, **_run(run), dim=dim, **config)
 
-    def ingest(self, stream: str, rows, notify: bool = False,
-               run: Optional[str] = None) -> Optional[IngestResult]:
+    def ingest(self, stream: str, rows, notify: bool = False, run: Optional[str] = None,
+               step: Optional[int] = None, rank: Optional[int] = None,
+               world: Optional[int] = None, end_step: bool = False,
+               producer: Optional[str] = None, seq: Optional[int] = None
+               ) -> Optional[IngestResult]:
         """rows: numpy array or torch tensor, (n, d) / (d,) / (..., d); f32, f64, f16 (numpy or
-        torch) or bf16 (torch), sent raw. With notify=True returns None at once."""
+        torch) or bf16 (torch), sent raw. With notify=True returns None at once. step, rank,
+        world, end_step: the training step these rows belong to (staged until it completes);
+        producer and seq: exactly-once (see PROTOCOL.md)."""
         fields = encode_rows(rows)
+        for k, v in (("step", step), ("rank", rank), ("world", world), ("producer", producer),
+                     ("seq", seq)):
+            if v is not None:
+                fields[k] = v
+        if end_step:
+            fields["end_step"] = True
         if notify:
             self.notify("ingest", stream=stream, **_run(run), **fields)
             return None
@@ -168,8 +186,13 @@ class Client:
         return [_fields(StreamInfo, s) for s in self.call("list", **_run(run))["streams"]]
 
     def runs(self) -> List[Dict[str, Any]]:
-        """[{"run", "streams": [names], "last_activity": Unix seconds or None}], sorted."""
+        """[{"run", "streams": [names], "first_step", "last_step", "last_activity": Unix seconds
+        or None}], sorted (the steps absent until one completes)."""
         return self.call("runs")["runs"]
+
+    def flush(self, stream: str, run: Optional[str] = None) -> int:
+        """Completes every pending step of the stream now; returns how many."""
+        return self.call("flush", stream=stream, **_run(run))["completed"]
 
     def info(self, stream: str, run: Optional[str] = None) -> StreamInfo:
         return _fields(StreamInfo, self.call("info", stream=stream, **_run(run)))

@@ -10,12 +10,22 @@ loop for every batch (measured: +60% on a 1.2 ms CPU step); lingering makes it a
 not acknowledged when a connection broke are put back at the head of the queue and sent again, so
 a daemon restart loses only what the drop policy discards while the queue is full ("oldest":
 the oldest queued batch makes room; "newest": the new batch is refused).
+
+Exactly once: every message carries this Sender's `producer` id and a `seq` increasing per
+(run, stream). A message that was sent but not acknowledged when the connection broke is sent
+again after the reconnect as it was — same rows, same seq — so if the daemon had applied it, it
+answers `duplicate: true` and nothing counts twice. Batches with a training `step` (and `rank`)
+are joined only with batches of the same step and rank. A refusal (DIM_MISMATCH, NON_FINITE, ...)
+is logged once per stream (logger "eigenwatch") and counted.
 """
 import atexit
 import collections
 import dataclasses
 import errno
+import logging
+import os
 import select
+import socket
 import threading
 import time
 from typing import Optional
@@ -34,10 +44,20 @@ class SenderStats:
     dropped_rows: int = 0
     rejected_batches: int = 0  # answered with an error (e.g. NON_FINITE, DIM_MISMATCH)
     rejected_rows: int = 0
+    duplicate_batches: int = 0  # resent after a reconnect and already applied: not counted again
     reconnects: int = 0        # connections re-established after one was lost
     connect_failures: int = 0
     queued: int = 0            # waiting in the queue or in flight
     last_error: Optional[str] = None
+
+
+log = logging.getLogger("eigenwatch")
+
+
+def producer_id() -> str:
+    """A name for one Sender (≤ 64 bytes): host, process and a random part."""
+    host = socket.gethostname()[:32]
+    return f"{host}:{os.getpid()}:{os.urandom(6).hex()}"
 
 
 def _nrows(rows):
@@ -74,7 +94,11 @@ class Sender:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._closed = False
-        self._inflight = collections.OrderedDict()  # msgid -> (item, nrows)
+        self._inflight = collections.OrderedDict()  # msgid -> (group, nrows, fields)
+        self._resend = collections.deque()  # (group, nrows, fields) unacknowledged at a break
+        self.producer = producer_id()
+        self._seq = {}  # (run, stream) -> last seq used
+        self._warned = set()  # (run, stream) whose refusal was logged
         self._stats = SenderStats()
         self._sock = None
         self._msgid = 0
@@ -85,11 +109,14 @@ class Sender:
             atexit.register(self.close, flush_on_exit)
 
     # -- the hot path --
-    def send(self, stream: str, rows, _ready=None) -> bool:
-        """Queues rows for `stream`; returns True if queued, False if dropped. Never raises.
-        The array/tensor is read later by the background thread: do not modify it afterwards."""
+    def send(self, stream: str, rows, _ready=None, run: Optional[str] = None,
+             step: Optional[int] = None, rank: Optional[int] = None,
+             world: Optional[int] = None) -> bool:
+        """Queues rows for `stream` (in `run`; at training `step` from `rank` of `world`, when
+        given); returns True if queued, False if dropped. Never raises. The array/tensor is read
+        later by the background thread: do not modify it afterwards."""
         try:
-            item = (stream, rows, _ready)
+            item = (stream, rows, _ready, run, step, rank, world)
             with self._lock:
                 if self._closed:
                     self._stats.dropped_batches += 1
@@ -115,7 +142,7 @@ class Sender:
     def stats(self) -> SenderStats:
         with self._lock:
             s = dataclasses.replace(self._stats)
-            s.queued = len(self._q) + len(self._inflight)
+            s.queued = len(self._q) + len(self._inflight) + len(self._resend)
         return s
 
     def flush(self, timeout: float = 10.0) -> bool:
@@ -123,7 +150,7 @@ class Sender:
         False if `timeout` seconds passed first."""
         deadline = time.monotonic() + timeout
         with self._cv:
-            while self._q or self._inflight:
+            while self._q or self._inflight or self._resend:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -138,10 +165,14 @@ class Sender:
         ok = self.flush(timeout)
         with self._lock:
             self._closed = True
-            for _, rows, _r in self._q:
+            for it in self._q:
                 self._stats.dropped_batches += 1
-                self._stats.dropped_rows += _nrows(rows)
+                self._stats.dropped_rows += _nrows(it[1])
+            for group, n, _f in self._resend:
+                self._stats.dropped_batches += len(group)
+                self._stats.dropped_rows += n
             self._q.clear()
+            self._resend.clear()
         self._stop.set()
         self._wake.set()
         self._thread.join(5)
@@ -156,14 +187,10 @@ class Sender:
                 pass
         self._sock = None
         self._stats.last_error = why
-        with self._lock:  # unacknowledged requests go back to the head, in order
-            back = [it for v in self._inflight.values() for it in v[0]]
+        with self._lock:  # unacknowledged messages are sent again as they were, first
+            back = list(self._inflight.values())
             self._inflight.clear()
-            self._q.extendleft(reversed(back))
-            while len(self._q) > self.max_queue:  # the drop policy still holds
-                old = self._q.popleft() if self.drop == "oldest" else self._q.pop()
-                self._stats.dropped_batches += 1
-                self._stats.dropped_rows += _nrows(old[1])
+            self._resend.extendleft(reversed(back))
 
     def _connect(self):
         try:
@@ -199,29 +226,40 @@ class Sender:
                     if msg[1] == 0 and msg[2]:  # a framing error: the daemon closes on us
                         self._stats.last_error = f"{msg[2].get('code')}: {msg[2].get('message')}"
                     continue
-                group, n = entry
+                group, n, fields = entry
                 if msg[2] is not None:
                     self._stats.rejected_batches += len(group)
                     self._stats.rejected_rows += n
-                    self._stats.last_error = f"{msg[2].get('code')}: {msg[2].get('message')}"
+                    err = f"{msg[2].get('code')}: {msg[2].get('message')}"
+                    self._stats.last_error = err
+                    key = (fields.get("run"), fields["stream"])
+                    if key not in self._warned:  # once per stream: a training loop repeats
+                        self._warned.add(key)
+                        log.warning("eigenwatch refused rows for stream %r%s: %s (further "
+                                    "refusals for it are only counted)", fields["stream"],
+                                    f" in run {key[0]!r}" if key[0] else "", err)
+                elif isinstance(msg[3], dict) and msg[3].get("duplicate"):
+                    self._stats.duplicate_batches += len(group)
+                    self._stats.sent_batches += len(group)
+                    self._stats.sent_rows += n
                 else:
                     self._stats.sent_batches += len(group)
                     self._stats.sent_rows += n
-                if not self._q and not self._inflight:
+                if not self._q and not self._inflight and not self._resend:
                     self._cv.notify_all()
 
     def _run(self):
         backoff = self.backoff_min
         while True:
             with self._lock:
-                idle = not self._q and not self._inflight
+                idle = not self._q and not self._inflight and not self._resend
             if self._stop.is_set() and (idle or self._sock is None):
                 break
             if idle or (not self._wake.is_set() and not self._inflight and not self._stop.is_set()):
                 self._wake.wait(self.linger if not idle else 0.1)  # linger: work comes in bursts
                 self._wake.clear()
                 with self._lock:
-                    if not self._q and not self._inflight:
+                    if not self._q and not self._inflight and not self._resend:
                         continue
             if self._sock is None:
                 if not self._connect():
@@ -230,8 +268,17 @@ class Sender:
                     continue
                 backoff = self.backoff_min
             try:
-                # send while the window allows, joining consecutive batches of one stream
-                while len(self._inflight) < self.max_inflight:
+                # first what a broken connection left unacknowledged, as it was
+                while self._resend and len(self._inflight) < self.max_inflight:
+                    with self._lock:
+                        group, n, fields = self._resend.popleft()
+                        self._msgid = self._msgid % 0xFFFFFFFF + 1
+                        self._inflight[self._msgid] = (group, n, fields)
+                    self._sock.sendall(msgpack.packb([0, self._msgid, "ingest", [fields]],
+                                                     use_bin_type=True))
+                # send while the window allows, joining consecutive batches of one stream (and
+                # step and rank)
+                while not self._resend and len(self._inflight) < self.max_inflight:
                     group, parts, rows_total, key = [], [], 0, None
                     while True:
                         with self._lock:
@@ -239,10 +286,11 @@ class Sender:
                                 break
                             item = self._q[0]
                             if key is not None and (item[0] != key[0] or
+                                                    item[3:] != key[3:] or
                                                     rows_total >= self.max_message_rows):
                                 break
                             self._q.popleft()
-                        stream, rows, ready = item
+                        stream, rows, ready = item[:3]
                         try:
                             if ready is not None:
                                 ready.synchronize()  # a non-blocking device copy must land first
@@ -253,7 +301,7 @@ class Sender:
                                 self._stats.rejected_rows += _nrows(rows)
                                 self._stats.last_error = f"encode: {e!r}"
                             continue
-                        k = (stream, f["dtype"], f["shape"][1])
+                        k = (stream, f["dtype"], f["shape"][1]) + tuple(item[3:])
                         if key is not None and k != key:  # same stream, other dtype/dim: alone
                             with self._lock:
                                 self._q.appendleft(item)
@@ -268,11 +316,23 @@ class Sender:
                                 self._cv.notify_all()
                         break
                     self._msgid = self._msgid % 0xFFFFFFFF + 1
+                    run, step, rank, world = key[3:]
                     fields = {"stream": key[0], "data": b"".join(parts), "dtype": key[1],
                               "shape": [rows_total, key[2]]}
+                    if run is not None:
+                        fields["run"] = run
+                    if step is not None:
+                        fields["step"] = int(step)
+                        if rank is not None:
+                            fields["rank"] = int(rank)
+                        if world is not None:
+                            fields["world"] = int(world)
+                    seq = self._seq.get((run, key[0]), 0) + 1
+                    self._seq[(run, key[0])] = seq
+                    fields["producer"], fields["seq"] = self.producer, seq
                     data = msgpack.packb([0, self._msgid, "ingest", [fields]], use_bin_type=True)
                     with self._lock:
-                        self._inflight[self._msgid] = (group, rows_total)
+                        self._inflight[self._msgid] = (group, rows_total, fields)
                     self._sock.sendall(data)
                 with self._lock:
                     more = bool(self._q) and len(self._inflight) < self.max_inflight

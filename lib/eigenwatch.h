@@ -283,6 +283,8 @@ typedef struct {
   int center;               /* -1 = the metric's default, 0 = uncentred S, 1 = centred C */
   ew_source_t source;       /* EW_SOURCE_DEFAULT or a source */
   uint64_t max_lag;         /* rows a cached spectrum may lag behind the state; 0 = exact now */
+  uint64_t window_rows;     /* window sources: read only the last this many rows (0 = all the
+                               window holds; more than it holds is all of it) */
 } ew_query_t;
 
 typedef enum { EW_VALUE_SCALAR = 0, EW_VALUE_LIST = 1 } ew_value_kind_t;

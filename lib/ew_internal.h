@@ -233,6 +233,7 @@ typedef struct {
   size_t clamped;
   uint64_t as_of;    /* stream count when computed */
   uint64_t epoch;    /* stream reset epoch when computed */
+  uint64_t tail;     /* window rows it describes (0 = the whole window) */
   bool valid;
 } ew__spec_cache_t;
 
@@ -251,6 +252,7 @@ struct ew_stream {
   double *topk_warm;  /* warm start for top-k vectors: topk_warm_k × d */
   size_t topk_warm_k;
   size_t ws_peak;     /* the most workspace one operation on this stream has held */
+  uint64_t tail;      /* the open view's window tail (view.c; 0 = the whole window) */
 };
 
 /* The accumulator behind a source (all → ALL; window, window_cn → WINDOW), or NULL. */
@@ -286,11 +288,12 @@ typedef struct {
   size_t clamped;
 } ew__view_t;
 
-/* Opens a view of src read with workspace ws. EW_ENOWINDOW when src needs a window the stream
+/* Opens a view of src read with workspace ws; for a window source, tail > 0 reads only its last
+ * `tail` rows (the stream's `tail` holds it while the view is open). EW_ENOWINDOW when src needs a window the stream
  * lacks, EW_EBADPARAM for an unknown source. Fills rows and weight; reads nothing else. Whatever
  * it returns, ew__view_close ends it. */
 int ew__view_open(ew__view_t *v, ew_stream_t *s, ew_source_t src, int center, uint64_t max_lag,
-                  ew__ws_t *ws);
+                  uint64_t tail, ew__ws_t *ws);
 /* Gives back everything the view took from ws (rows it handed out included) and records the most
  * it held as the stream's workspace peak. Safe to call twice. */
 void ew__view_close(ew__view_t *v);

@@ -581,7 +581,8 @@ static int query_view(ew_stream_t *s, const ew_query_t *q, mctx_t *cxp, const me
                       ew__ws_t *ws) {
   ew_result_t *out = cxp->out;
   int rc;
-  if ((rc = ew__view_open(&cxp->v, s, cxp->src, cxp->center, q->max_lag, ws)) == EW_ENOWINDOW)
+  if ((rc = ew__view_open(&cxp->v, s, cxp->src, cxp->center, q->max_lag, q->window_rows, ws)) ==
+      EW_ENOWINDOW)
     return fail(cxp, EW_ENOWINDOW,
                 "source '%s' needs a window, and this stream keeps none (create it with window > 0)",
                 ew_source_name(cxp->src));

@@ -420,7 +420,7 @@ static int apply_impl(ew_stream_t *s, ew_batch_t *b, ew__ws_t *ws) {
   }
   if (s->has_oja) {
     ew__src_t src;
-    (void)all->ops->view(all, EW__WANT_MOMENTS, &src, ws); /* moments kinds: cannot fail */
+    (void)all->ops->view(all, EW__WANT_MOMENTS, 0, &src, ws); /* moments kinds: cannot fail */
     ew__oja_push(&s->oja, in->rows32, n, src.mom->mean);
   }
   in->rows32 = NULL;

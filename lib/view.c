@@ -22,7 +22,7 @@ static int source(ew_stream_t *s, ew_source_t src, int want, ew__src_t *out, ew_
     return EW_ENOWINDOW;
   if (src != EW_SOURCE_ALL && (want & EW__WANT_MOMENTS))
     ew__stream_window_asked(s);
-  return a->ops->view(a, want, out, ws);
+  return a->ops->view(a, want, src == EW_SOURCE_ALL ? 0 : s->tail, out, ws);
 }
 
 /* The rows of a source that keeps them, as f64 (N×d) followed by their mean (d doubles, always
@@ -171,7 +171,8 @@ static int spectrum(ew_stream_t *s, ew_source_t src, int center, uint64_t max_la
   if (!ew__stream_acc(s, src))
     return EW_ENOWINDOW;
   ew__spec_cache_t *c = &s->cache[src][center];
-  if (c->valid && c->epoch == s->epoch && s->count - c->as_of <= max_lag) {
+  uint64_t tail = src == EW_SOURCE_ALL ? 0 : s->tail;
+  if (c->valid && c->epoch == s->epoch && c->tail == tail && s->count - c->as_of <= max_lag) {
     *eig = c->eig;
     *clamped = c->clamped;
     *as_of = c->as_of;
@@ -205,7 +206,7 @@ static int spectrum(ew_stream_t *s, ew_source_t src, int center, uint64_t max_la
       }
     }
   } else if ((src == EW_SOURCE_WINDOW || ew__stream_all_in_window(s)) &&
-             ew_stream_window_count(s) < d) {
+             (src == EW_SOURCE_WINDOW ? sv.rows : ew_stream_window_count(s)) < d) {
     /* dual route: the N×N Gram has the same nonzero spectrum and costs O(N²d + N³) */
     double *X;
     size_t N;
@@ -231,6 +232,7 @@ static int spectrum(ew_stream_t *s, ew_source_t src, int center, uint64_t max_la
       neg++;
     }
   c->clamped = neg;
+  c->tail = tail;
   c->as_of = s->count;
   c->epoch = s->epoch;
   c->valid = true;
@@ -253,8 +255,9 @@ static int moments_of(ew__view_t *v, const ew__moments_t **m) {
 }
 
 int ew__view_open(ew__view_t *v, ew_stream_t *s, ew_source_t src, int center, uint64_t max_lag,
-                  ew__ws_t *ws) {
+                  uint64_t tail, ew__ws_t *ws) {
   memset(v, 0, sizeof *v);
+  s->tail = src == EW_SOURCE_ALL ? 0 : tail;
   v->s = s;
   v->ws = ws;
   v->mark = ew__ws_begin(ws);
@@ -279,6 +282,7 @@ void ew__view_close(ew__view_t *v) {
   if (!v->open)
     return;
   v->open = false;
+  v->s->tail = 0;
   ew__stream_ws_used(v->s, ew__ws_end(v->ws, v->mark));
 }
 

@@ -72,8 +72,10 @@ typedef struct {
   /* Every weight times g in (0, 1] (forgetting); NULL for kinds that do not forget. */
   void (*scale)(ew__acc_t *a, double g);
   /* Fills *out with what `want` (EW__WANT_*) asks for; may bring lazily kept moments up to date
-   * (workspace from ws). Returns 0 or EW_ENOMEM. */
-  int (*view)(ew__acc_t *a, int want, ew__src_t *out, ew__ws_t *ws);
+   * (workspace from ws). tail > 0 asks for only the last `tail` rows (kinds that keep rows; the
+   * moments of that part are built in ws and live as long as the caller's use of ws). Returns 0
+   * or EW_ENOMEM. */
+  int (*view)(ew__acc_t *a, int want, uint64_t tail, ew__src_t *out, ew__ws_t *ws);
   /* The saved form: its length, writing it, and reading it back into a cleared accumulator of
    * the same configuration (len is the section's length; errors are reported through r). */
   uint64_t (*saved_len)(const ew__acc_t *a);

@@ -463,8 +463,8 @@ static void mom_merge(ew__acc_t *a, const ew__acc_t *o) { ew__moments_merge(&MOM
 
 static void mom_scale(ew__acc_t *a, double g) { ew__moments_scale(&MOM(a)->m, g); }
 
-static int mom_view(ew__acc_t *a, int want, ew__src_t *out, ew__ws_t *ws) {
-  EW_UNUSED(ws);
+static int mom_view(ew__acc_t *a, int want, uint64_t tail, ew__src_t *out, ew__ws_t *ws) {
+  EW_UNUSED(ws), EW_UNUSED(tail); /* no rows kept: a tail is the whole */
   const ew__moments_t *m = &MOM(a)->m;
   memset(out, 0, sizeof *out);
   out->rows = m->n;

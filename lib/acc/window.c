@@ -218,13 +218,45 @@ static void window_apply(ew__acc_t *a, const ew__in_t *in, const ew__prep_t *p, 
   window_push((ew__window_t *)a, in->rows32, in->n, in->plain32, in->maintain, ws);
 }
 
-static int window_view(ew__acc_t *a, int want, ew__src_t *out, ew__ws_t *ws) {
+/* The moments of the last n rows (n < count), built in ws: the struct and its arrays stay in ws
+ * for the caller, the temporaries are given back. */
+static int tail_moments(ew__window_t *w, size_t n, const ew__moments_t **out, ew__ws_t *ws) {
+  size_t d = w->d;
+  ew__moments_t *m = ew__ws_alloc(ws, sizeof *m);
+  double *mean = ew__ws_alloc(ws, d * sizeof(double));
+  double *m2 = ew__ws_alloc(ws, d * d * sizeof(double));
+  if (!m || !mean || !m2)
+    return EW_ENOMEM;
+  *m = (ew__moments_t){.d = d, .mean = mean, .m2 = m2};
+  ew__moments_clear(m);
+  const float *a, *b;
+  size_t na, nb;
+  segments(w, w->count - n, n, &a, &na, &b, &nb);
+  ew__ws_mark_t mk = ew__ws_mark(ws);
+  int rc = ew__ws_reserve(ws, window_ws(d, n));
+  float *g = rc == 0 ? ew__ws_alloc(ws, d * d * sizeof(float)) : NULL;
+  ew__bstats_t bs;
+  if (g && (rc = ew__bstats_f32_2(a, na, b, nb, d, w->tmp_shift, w->tmp_s, g, ws, &bs)) == 0)
+    ew__moments_add(m, &bs, ws);
+  ew__ws_release(ws, mk);
+  if (!g && rc == 0)
+    rc = EW_ENOMEM;
+  *out = m;
+  return rc;
+}
+
+static int window_view(ew__acc_t *a, int want, uint64_t tail, ew__src_t *out, ew__ws_t *ws) {
   ew__window_t *w = (ew__window_t *)a;
   memset(out, 0, sizeof *out);
-  out->rows = w->count;
-  out->weight = (double)w->count;
+  size_t n = tail && tail < w->count ? (size_t)tail : w->count;
+  out->rows = n;
+  out->weight = (double)n;
   out->keeps_rows = true;
-  if (want & EW__WANT_MOMENTS) {
+  if ((want & EW__WANT_MOMENTS) && n < w->count) {
+    int rc = tail_moments(w, n, &out->mom, ws);
+    if (rc)
+      return rc;
+  } else if (want & EW__WANT_MOMENTS) {
     if (!w->synced) {
       ew__ws_mark_t mk = ew__ws_mark(ws);
       int rc = ew__ws_reserve(ws, window_ws(w->d, w->count));
@@ -237,7 +269,7 @@ static int window_view(ew__acc_t *a, int want, ew__src_t *out, ew__ws_t *ws) {
     out->mom = &w->mom;
   }
   if (want & EW__WANT_ROWS)
-    segments(w, 0, w->count, &out->seg[0], &out->nseg[0], &out->seg[1], &out->nseg[1]);
+    segments(w, w->count - n, n, &out->seg[0], &out->nseg[0], &out->seg[1], &out->nseg[1]);
   return 0;
 }
 

@@ -175,7 +175,7 @@ static double max_relerr_moments(const ew__moments_t *m, double w, const double 
 
 static const ew__moments_t *moments(ew__acc_t *a, ew__ws_t *ws) {
   ew__src_t sv;
-  CHECK(a->ops->view(a, EW__WANT_MOMENTS | EW__WANT_ROWS, &sv, ws) == 0, "view");
+  CHECK(a->ops->view(a, EW__WANT_MOMENTS | EW__WANT_ROWS, 0, &sv, ws) == 0, "view");
   return sv.mom;
 }
 
@@ -293,8 +293,8 @@ static void save_load_is_bit_identical_for_every_kind(void) {
     CHECK(two.len == one.len && memcmp(one.p, two.p, one.len) == 0, "%s: saved again, same bytes",
           a[k]->ops->name);
     ew__src_t sa, sb;
-    a[k]->ops->view(a[k], EW__WANT_MOMENTS | EW__WANT_ROWS, &sa, ws);
-    b[k]->ops->view(b[k], EW__WANT_MOMENTS | EW__WANT_ROWS, &sb, ws);
+    a[k]->ops->view(a[k], EW__WANT_MOMENTS | EW__WANT_ROWS, 0, &sa, ws);
+    b[k]->ops->view(b[k], EW__WANT_MOMENTS | EW__WANT_ROWS, 0, &sb, ws);
     int same = sa.mom->n == sb.mom->n && sa.mom->w == sb.mom->w && sa.mom->noise == sb.mom->noise &&
                memcmp(sa.mom->mean, sb.mom->mean, D * sizeof(double)) == 0;
     for (size_t j = 0; j < D; j++) /* the upper triangle (the lower is unspecified) */

@@ -317,6 +317,66 @@ static void check_agrees_with_prepare(void) {
   ew_stream_free(s);
 }
 
+/* A query's window_rows reads the last rows of the window: the same answers as a stream whose whole
+ * window is those rows, for moment metrics, spectra (primal and dual routes) and window_cn; the
+ * spectrum cache tells tails apart; the all-rows source ignores it. */
+static void window_rows_reads_the_tail(void) {
+  size_t d = 12;
+  ew_stream_t *a = make(d, 64), *b = make(d, 20), *c = make(d, 9);
+  float *x = malloc(100 * d * sizeof(float));
+  srand(5);
+  for (size_t i = 0; i < 100 * d; i++)
+    x[i] = (float)rand() / (float)RAND_MAX - 0.5f + 0.1f * (float)(i % d);
+  for (size_t r = 0; r < 100; r += 25)
+    CHECK(ew_stream_ingest(a, x + r * d, EW_F32, 25, d) == 0 &&
+              ew_stream_ingest(b, x + r * d, EW_F32, 25, d) == 0 &&
+              ew_stream_ingest(c, x + r * d, EW_F32, 25, d) == 0, "ingest");
+  const char *metrics[] = {"spectrum", "entropy", "trace", "participation_ratio", "anisotropy"};
+  for (int k = 0; k < 3; k++) {
+    ew_stream_t *ref = k == 1 ? c : b;
+    uint64_t tail = k == 1 ? 9 : 20;
+    ew_source_t src = k == 2 ? EW_SOURCE_WINDOW_CN : EW_SOURCE_WINDOW;
+    for (size_t m = 0; m < sizeof metrics / sizeof *metrics; m++) {
+      if (src == EW_SOURCE_WINDOW_CN && m >= 2)
+        continue;
+      ew_query_t q = {.metric = metrics[m], .center = -1, .source = src, .window_rows = tail};
+      ew_query_t r = q;
+      r.window_rows = 0;
+      ew_result_t ra, rb;
+      CHECK(ew_stream_query(a, &q, &ra) == 0 && ew_stream_query(ref, &r, &rb) == 0, "%s",
+            metrics[m]);
+      double worst = 0, scale = 1e-300;
+      size_t n = ra.kind == EW_VALUE_LIST ? ra.len : 1;
+      for (size_t i = 0; i < n; i++) {
+        double va = ra.kind == EW_VALUE_LIST ? ra.list[i] : ra.scalar;
+        double vb = rb.kind == EW_VALUE_LIST ? rb.list[i] : rb.scalar;
+        worst = fmax(worst, fabs(va - vb));
+        scale = fmax(scale, fabs(vb));
+      }
+      CHECK(worst <= 1e-9 * scale, "%s tail %llu (%s): differs by %.3g of %.3g", metrics[m],
+            (unsigned long long)tail, ew_source_name(src), worst, scale);
+      ew_result_clear(&ra);
+      ew_result_clear(&rb);
+    }
+  }
+  /* the cache keeps tails apart; more than the window holds is all of it; all ignores it */
+  ew_query_t q = {.metric = "trace", .center = 1, .source = EW_SOURCE_WINDOW, .window_rows = 20};
+  ew_result_t r1, r2, r3, r4, r5;
+  CHECK(ew_stream_query(a, &q, &r1) == 0, "tail");
+  q.window_rows = 0;
+  CHECK(ew_stream_query(a, &q, &r2) == 0 && r1.scalar != r2.scalar, "whole window differs");
+  q.window_rows = 1000;
+  CHECK(ew_stream_query(a, &q, &r3) == 0 && r3.scalar == r2.scalar, "past the window = all");
+  q.source = EW_SOURCE_ALL;
+  CHECK(ew_stream_query(a, &q, &r4) == 0, "all");
+  q.window_rows = 0;
+  CHECK(ew_stream_query(a, &q, &r5) == 0 && r4.scalar == r5.scalar, "all ignores window_rows");
+  free(x);
+  ew_stream_free(a);
+  ew_stream_free(b);
+  ew_stream_free(c);
+}
+
 int main(void) {
   TAP_RUN(config_is_checked_with_a_reason);
   TAP_RUN(ingest_refusals_leave_state_unchanged);
@@ -327,5 +387,6 @@ int main(void) {
   TAP_RUN(live_vectors_are_unit_and_appear_after_the_shuffle_buffer);
   TAP_RUN(batches_prepared_on_other_threads_apply_like_ingest);
   TAP_RUN(check_agrees_with_prepare);
+  TAP_RUN(window_rows_reads_the_tail);
   TAP_DONE();
 }

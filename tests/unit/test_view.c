@@ -47,7 +47,7 @@ static void every_source_agrees_with_its_matrix(void) {
       for (size_t j = 0; j < D; j++)
         tr += A[j + j * D];
       ew__view_t v;
-      CHECK(ew__view_open(&v, s, (ew_source_t)src, center, 0, ws) == 0, "open %s", what);
+      CHECK(ew__view_open(&v, s, (ew_source_t)src, center, 0, 0, ws) == 0, "open %s", what);
       CHECK(v.rows == (src == EW_SOURCE_ALL ? 70u : 40u), "%s: %llu rows", what,
             (unsigned long long)v.rows);
       double x[D], y[D], diag[D], vt, vtr, vfro;
@@ -107,9 +107,9 @@ static void no_window_no_window_view(void) {
   CHECK(ew_stream_create(&c, &s) == 0, "create");
   ew__view_t v;
   ew__ws_t *ws = ew__ws_new();
-  CHECK(ew__view_open(&v, s, EW_SOURCE_WINDOW, 1, 0, ws) == EW_ENOWINDOW, "window of none");
-  CHECK(ew__view_open(&v, s, EW_SOURCE_WINDOW_CN, 0, 0, ws) == EW_ENOWINDOW, "window_cn of none");
-  CHECK(ew__view_open(&v, s, EW_SOURCE_ALL, 1, 0, ws) == 0 && v.rows == 0, "all of nothing");
+  CHECK(ew__view_open(&v, s, EW_SOURCE_WINDOW, 1, 0, 0, ws) == EW_ENOWINDOW, "window of none");
+  CHECK(ew__view_open(&v, s, EW_SOURCE_WINDOW_CN, 0, 0, 0, ws) == EW_ENOWINDOW, "window_cn of none");
+  CHECK(ew__view_open(&v, s, EW_SOURCE_ALL, 1, 0, 0, ws) == 0 && v.rows == 0, "all of nothing");
   ew__ws_free(ws);
   ew_stream_free(s);
 }

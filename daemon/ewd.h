@@ -115,7 +115,23 @@ typedef struct ewd_stream {
   uint64_t first_step, last_step; /* the first and latest completed steps */
   ewd_producer_t *producers;
   size_t nproducers;
+  /* the recent view (a training stream): the window is every metric's default source, and with
+   * window_steps S only the rows of the last S completed steps are read */
+  bool recent;
+  uint32_t window_steps;
+  uint64_t *step_rows;    /* ring of the last window_steps completed steps' row counts */
+  uint32_t nstep_rows, step_rows_at;
 } ewd_stream_t;
+
+/* Rows of the last window_steps completed steps (0: no window_steps, or none completed yet —
+ * the whole window is read then). */
+uint64_t ewd_recent_rows(const ewd_stream_t *st);
+/* Records a completed step's rows in the ring (no-op without window_steps). */
+void ewd_recent_note(ewd_stream_t *st, uint64_t rows);
+/* Sets window_steps (allocating its ring). Returns 0 or -1 (memory). */
+int ewd_recent_steps(ewd_stream_t *st, uint32_t window_steps);
+/* Recent streams without an explicit window get this many rows (any d). */
+#define EWD_RECENT_WINDOW 4096
 
 typedef struct {
   ewd_stream_t **items;   /* registration order (swap-removed) */
@@ -174,6 +190,8 @@ typedef enum {
 typedef struct {
   char *name;           /* metric */
   char *key;            /* cache key */
+  ew_source_t source;   /* resolved (EW_SOURCE_DEFAULT: the metric's own) */
+  uint64_t window_rows; /* window sources: the recent view's rows (0 = the whole window) */
   ew_param_t params[EW_METRIC_MAX_PARAMS];
   char *pkeys[EW_METRIC_MAX_PARAMS];
   size_t nparams;
@@ -209,7 +227,6 @@ struct ewd_job {
   ewd_qmetric_t *metrics;
   size_t nmetrics;
   int center;
-  ew_source_t source;
   ew_result_t *results;
   double elapsed_ms;
   /* save: out = prefix bytes then the saved state (owned; handed on by done()) */

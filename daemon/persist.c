@@ -8,9 +8,10 @@
  *   u32 training block length  training block (ewd_snap_train; version 2 only)
  *   u32 CRC-32C of the header bytes before it      then one saved stream (docs/STATE.md)
  * All numbers little-endian (the host's: the daemon runs on little-endian machines only). A
- * training block: u32 world, f64 step_timeout, u8 flags (1 = first step, 2 = last step),
- * u64 first_step, u64 last_step, u32 producers, then per producer: u8 name length, name, u64 the
- * last seq whose rows the state holds. Version 1 files (no block) are still read.
+ * training block: u32 world, f64 step_timeout, u8 flags (1 = first step, 2 = last step,
+ * 4 = recent), u64 first_step, u64 last_step, u32 producers, then per producer: u8 name length,
+ * name, u64 the last seq whose rows the state holds; then u32 window_steps, u32 n, and the row
+ * counts of the last n completed steps, oldest first. Version 1 files (no block) are still read.
  *
  * A round snapshots every stream changed since its last snapshot, one at a time: a SAVE job on
  * the stream's own queue copies its state into memory on its math turn (so the copy sees every
@@ -94,7 +95,8 @@ bool ewd_snap_key_parse(const char *key, size_t klen, ewd_key_t *out) {
 size_t ewd_snap_train(const ewd_stream_t *st, char *out) {
   char *q = out;
   uint32_t world = st->world, np = 0;
-  uint8_t flags = (uint8_t)((st->has_first_step ? 1 : 0) | (st->has_last_step ? 2 : 0));
+  uint8_t flags = (uint8_t)((st->has_first_step ? 1 : 0) | (st->has_last_step ? 2 : 0) |
+                            (st->recent ? 4 : 0));
   PUT(q, world);
   PUT(q, st->step_timeout);
   PUT(q, flags);
@@ -111,6 +113,13 @@ size_t ewd_snap_train(const ewd_stream_t *st, char *out) {
     PUT(q, n);
     memcpy(q, p->name, n), q += n;
     PUT(q, p->applied_seq);
+  }
+  uint32_t ws = st->window_steps, nr = st->nstep_rows;
+  PUT(q, ws);
+  PUT(q, nr);
+  for (uint32_t i = 0; i < nr; i++) { /* oldest first */
+    uint64_t v = st->step_rows[(st->step_rows_at + ws - nr + i) % ws];
+    PUT(q, v);
   }
   return (size_t)(q - out);
 }
@@ -135,7 +144,7 @@ bool ewd_snap_train_parse(const char *b, size_t n, ewd_stream_t *st) {
   GET(first);
   GET(last);
   GET(np);
-  if (world < 1 || world > EWP_WORLD_MAX || !(timeout > 0 && timeout <= 1e9) || flags > 3 ||
+  if (world < 1 || world > EWP_WORLD_MAX || !(timeout > 0 && timeout <= 1e9) || flags > 7 ||
       np > EWD_PRODUCERS_MAX)
     goto bad;
   if (np && !(ps = calloc(np, sizeof *ps)))
@@ -153,8 +162,27 @@ bool ewd_snap_train_parse(const char *b, size_t n, ewd_stream_t *st) {
     ps[i].seq = ps[i].applied_seq;
     ps[i].has_seq = ps[i].has_applied = true;
   }
-  if (o != n)
+  uint32_t ws, nr;
+  GET(ws);
+  GET(nr);
+  if (ws > EWP_WORLD_MAX || nr > ws || (uint64_t)(n - o) != (uint64_t)nr * 8)
     goto bad;
+  uint64_t *ring = ws ? calloc(ws, sizeof *ring) : NULL;
+  if (ws && !ring)
+    goto bad;
+  if (nr) /* oldest first: the next write goes at nr % ws */
+    memcpy(ring, b + o, (size_t)nr * 8);
+  o += (size_t)nr * 8;
+  if (o != n) {
+    free(ring);
+    goto bad;
+  }
+  free(st->step_rows);
+  st->step_rows = ring;
+  st->window_steps = ws;
+  st->nstep_rows = nr;
+  st->step_rows_at = ws ? nr % ws : 0;
+  st->recent = (flags & 4) != 0;
   st->world = world;
   st->step_timeout = timeout;
   st->has_first_step = flags & 1, st->first_step = first;

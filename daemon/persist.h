@@ -10,7 +10,7 @@
 
 #define SNAP_MAGIC "EWSNAP\0"
 #define SNAP_VERSION 2u      /* 1: no training block (still read) */
-#define SNAP_TRAIN_MAX 32768 /* the training block's largest length */
+#define SNAP_TRAIN_MAX (1u << 20) /* the training block's largest length */
 #define SNAP_KEY_MAX 1024
 #define SNAP_EXT ".ews"
 
@@ -23,7 +23,7 @@ size_t ewd_snap_key(const ewd_stream_t *st, char *out);
 bool ewd_snap_key_parse(const char *key, size_t klen, ewd_key_t *out);
 
 /* The training block of a version-2 header: world, step_timeout, first and last completed
- * steps, and each producer's last applied seq. Writes it to out (room for SNAP_TRAIN_MAX) and
+ * steps, each producer's last applied seq, recent, window_steps and its ring of step rows. Writes it to out (room for SNAP_TRAIN_MAX) and
  * returns its length. */
 size_t ewd_snap_train(const ewd_stream_t *st, char *out);
 /* Reads a training block into st (restore). Returns false, with st unchanged, when it is not

@@ -144,7 +144,8 @@ static void run_job(ewd_job_t *job) {
     for (size_t i = 0; i < job->nmetrics; i++) {
       ewd_qmetric_t *m = &job->metrics[i];
       ew_query_t q = {.metric = m->name, .params = m->params, .nparams = m->nparams,
-                      .center = job->center, .source = job->source, .max_lag = 0};
+                      .center = job->center, .source = m->source, .max_lag = 0,
+                      .window_rows = m->window_rows};
       int rc = ew_stream_query(st->s, &q, &job->results[i]);
       if (rc) {
         job->rc = rc;

@@ -120,6 +120,7 @@ static void restore_one(ewd_persist_t *p, const char *file) {
   if (why[0]) {
     ew_stream_free(s);
     free(train.producers);
+    free(train.step_rows);
     quarantine(p, file, why);
     return;
   }
@@ -129,6 +130,7 @@ static void restore_one(ewd_persist_t *p, const char *file) {
   if (rc) {
     ew_stream_free(s);
     free(train.producers);
+    free(train.step_rows);
     ewd_log(EWD_LOG_ERROR, "snapshot not restored (the limits do not admit it): left in place",
             "file=%s stream=\"%s\" reason=\"%s\"", file, rkey.name, msg);
     reserve(p, file);
@@ -142,6 +144,10 @@ static void restore_one(ewd_persist_t *p, const char *file) {
   st->has_first_step = train.has_first_step, st->first_step = train.first_step;
   st->has_last_step = train.has_last_step, st->last_step = train.last_step;
   st->producers = train.producers, st->nproducers = train.nproducers;
+  st->recent = train.recent;
+  st->window_steps = train.window_steps;
+  st->step_rows = train.step_rows;
+  st->nstep_rows = train.nstep_rows, st->step_rows_at = train.step_rows_at;
   srv->stat[EWD_STAT_streams_restored]++;
   ewd_log(EWD_LOG_INFO, "stream restored", "stream=\"%s\" file=%s count=%llu dim=%zu "
           "seconds=%.3f", st->name, file, (unsigned long long)st->count, st->cfg.dim,

@@ -253,6 +253,10 @@ static void complete_head(ewd_server_t *srv, ewd_stream_t *st, const char *why) 
             why);
   }
   srv->stat[EWD_STAT_steps_completed]++;
+  uint64_t all_rows = 0;
+  for (size_t i = 0; v && i < k; i++)
+    all_rows += v[i]->n;
+  ewd_recent_note(st, all_rows);
   if (!st->has_first_step)
     st->first_step = p->step, st->has_first_step = true;
   st->last_step = p->step, st->has_last_step = true;
@@ -276,6 +280,9 @@ static void complete_head(ewd_server_t *srv, ewd_stream_t *st, const char *why) 
 /* Late batches with no pending step to join, applied on their own (flush, stop, timeout). */
 static void complete_late(ewd_server_t *srv, ewd_stream_t *st) {
   ewd_steps_t *sp = st->steps;
+  if (st->nstep_rows) /* they join the latest completed step's rows in the recent view */
+    for (staged_t *b = sp->late_head; b; b = b->next)
+      st->step_rows[(st->step_rows_at + st->window_steps - 1) % st->window_steps] += b->n;
   for (staged_t *b = sp->late_head, *nx; b; b = nx) {
     nx = b->next;
     submit(srv, st, &b, 1, NULL, st->last_step);
@@ -499,4 +506,35 @@ int ewd_producer_slot(ewd_stream_t *st, const char *name, size_t n) {
   memset(p, 0, sizeof *p);
   memcpy(p->name, name, n);
   return (int)st->nproducers++;
+}
+
+/* ---- the recent view's steps ---- */
+
+int ewd_recent_steps(ewd_stream_t *st, uint32_t window_steps) {
+  uint64_t *ring = window_steps ? calloc(window_steps, sizeof *ring) : NULL;
+  if (window_steps && !ring)
+    return -1;
+  free(st->step_rows);
+  st->step_rows = ring;
+  st->window_steps = window_steps;
+  st->nstep_rows = st->step_rows_at = 0;
+  if (window_steps)
+    st->recent = true;
+  return 0;
+}
+
+void ewd_recent_note(ewd_stream_t *st, uint64_t rows) {
+  if (!st->window_steps)
+    return;
+  st->step_rows[st->step_rows_at] = rows;
+  st->step_rows_at = (st->step_rows_at + 1) % st->window_steps;
+  if (st->nstep_rows < st->window_steps)
+    st->nstep_rows++;
+}
+
+uint64_t ewd_recent_rows(const ewd_stream_t *st) {
+  uint64_t n = 0;
+  for (uint32_t i = 0; i < st->nstep_rows; i++)
+    n += st->step_rows[i];
+  return n;
 }

@@ -373,6 +373,9 @@ static int check_create(ewp_create_req_t *r, ewp_error_t *err) {
     return fail(err, EWP_EBADPARAM, "'dim' must be an integer between 1 and %d", EWP_MAX_DIM);
   if (EWP_HAS(r, EWP_CREATE_world) && (r->world < 1 || r->world > EWP_WORLD_MAX))
     return fail(err, EWP_EBADPARAM, "'world' must be an integer between 1 and %d", EWP_WORLD_MAX);
+  if (EWP_HAS(r, EWP_CREATE_window_steps) && r->window_steps > EWP_WORLD_MAX)
+    return fail(err, EWP_EBADPARAM, "'window_steps' must be a number of steps between 0 and %d",
+                EWP_WORLD_MAX);
   if (EWP_HAS(r, EWP_CREATE_step_timeout) && !(r->step_timeout > 0 && r->step_timeout <= 1e9))
     return fail(err, EWP_EBADPARAM, "'step_timeout' must be a number of seconds > 0 (and at most "
                 "1e9)");

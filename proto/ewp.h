@@ -222,7 +222,15 @@ typedef ewp_params_t ewp_c_PARAMS;
     "or ended it")                                                                                \
   F(step_timeout, NUM, EWP_F_NIL, "number", "60", EWP_EBADPARAM,                                  \
     "'step_timeout' must be a number of seconds > 0",                                             \
-    "seconds after a step's first batch when it completes anyway, as partial")
+    "seconds after a step's first batch when it completes anyway, as partial")                    \
+  F(recent, BOOL, 0, "bool", "false (true for a stream a stepped ingest creates)", EWP_EBADPARAM, \
+    "'recent' must be true or false",                                                             \
+    "a training stream: a window at any d (4096 rows unless `window` says), and every metric's "  \
+    "default source is the window")                                                               \
+  F(window_steps, UINT, 0, "int", "0 (off)", EWP_EBADPARAM,                                       \
+    "'window_steps' must be a number of steps between 0 and 65536",                               \
+    "the recent view is the rows of the last S completed steps (as many as the window holds); "  \
+    "implies `recent`")
 
 #define EWP_FIELDS_INGEST(F)                                                                      \
   EWP__STREAM_FIELD(F)                                                                            \
@@ -268,8 +276,10 @@ typedef ewp_params_t ewp_c_PARAMS;
   F(center, BOOL, EWP_F_NIL, "bool", "per metric (true; rankme false)", EWP_EBADREQ,              \
     "'center' must be true or false", "covariance C (true) or second moment S (false)")           \
   F(source, ENUM, EWP_F_NIL, "`\"all\"` \\| `\"window\"` \\| `\"window_cn\"`",                    \
-    "per metric (`all`)", EWP_EBADPARAM, "'source' must be \"all\", \"window\" or \"window_cn\"", \
-    "which rows (docs/METRICS.md)")                                                               \
+    "per metric (`all`); the window on a recent stream", EWP_EBADPARAM,                           \
+    "'source' must be \"all\", \"window\" or \"window_cn\"",                                          \
+    "which rows (docs/METRICS.md); on a stream with `window_steps`, a window source reads the "    \
+    "rows of its last steps")                                                               \
   F(fresh, BOOL, EWP_F_NIL, "bool", "false", EWP_EBADREQ, "'fresh' must be true or false",        \
     "never answer from the cache")                                                                \
   F(max_lag, UINT, EWP_F_NIL, "int", "absent", EWP_EBADREQ,                                       \

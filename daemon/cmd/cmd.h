@@ -56,9 +56,9 @@ void ewd_job_reply(ewd_job_t *job, const ewp_value_t *result);
 void ewd_job_fail(ewd_job_t *job, int code, const char *message);
 /* Removes a stream from the registry and frees its state after its queued jobs (streams.c). */
 void ewd_stream_drop(ewd_server_t *srv, ewd_stream_t *st);
-/* The CONFIG map of a stream: the library's configuration, world and step_timeout (kv must hold
- * EWD_CONFIG_KV entries). */
-#define EWD_CONFIG_KV 10
+/* The CONFIG map of a stream: the library's configuration, world, step_timeout, recent and
+ * window_steps (kv must hold EWD_CONFIG_KV entries). */
+#define EWD_CONFIG_KV 12
 ewp_value_t ewd_config_value(const ewd_stream_t *st, ewp_kv_t *kv);
 
 #endif

@@ -133,5 +133,7 @@ ewp_value_t ewd_config_value(const ewd_stream_t *st, ewp_kv_t *kv) {
   kv[7] = (ewp_kv_t){"seed", ewp_vu64(c->seed)};
   kv[8] = (ewp_kv_t){"world", ewp_vu64(st->world)};
   kv[9] = (ewp_kv_t){"step_timeout", ewp_vf64(st->step_timeout)};
+  kv[10] = (ewp_kv_t){"recent", ewp_vbool(st->recent)};
+  kv[11] = (ewp_kv_t){"window_steps", ewp_vu64(st->window_steps)};
   return ewp_vmap(kv, EWD_CONFIG_KV);
 }

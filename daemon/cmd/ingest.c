@@ -174,6 +174,8 @@ void ewd_cmd_ingest(ewd_call_t *call) {
     ew_config_t cfg;
     char msg[256];
     ew_config_default(&cfg, d);
+    if (stepped) /* a training stream: the recent view, at any d */
+      cfg.window = EWD_RECENT_WINDOW;
     int rc = ewd_registry_create(&srv->reg, &srv->cfg, &key, &cfg, &st, msg,
                                  sizeof msg);
     if (rc) {
@@ -182,6 +184,7 @@ void ewd_cmd_ingest(ewd_call_t *call) {
       return;
     }
     st->provisional = true;
+    st->recent = stepped;
     if (stepped && EWP_HAS(r, EWP_INGEST_world))
       st->world = (uint32_t)r->world;
     if (EWP_HAS(r, EWP_INGEST_producer))

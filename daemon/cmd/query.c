@@ -11,10 +11,11 @@
 
 static const ew_source_t sources[] = {EW_SOURCE_ALL, EW_SOURCE_WINDOW, EW_SOURCE_WINDOW_CN};
 
-static char *cache_key(const char *metric, int center, ew_source_t src, const ew_param_t *ps,
-                       size_t np) {
+static char *cache_key(const char *metric, int center, ew_source_t src, uint64_t tail,
+                       const ew_param_t *ps, size_t np) {
   char buf[256];
-  int n = snprintf(buf, sizeof buf, "%s|c=%d|s=%d", metric, center, (int)src);
+  int n = snprintf(buf, sizeof buf, "%s|c=%d|s=%d|t=%llu", metric, center, (int)src,
+                   (unsigned long long)tail);
   for (size_t i = 0; i < np && n > 0 && (size_t)n < sizeof buf; i++)
     n += snprintf(buf + n, sizeof buf - (size_t)n, "|%s=%.17g", ps[i].key, ps[i].value);
   return strdup(buf);
@@ -84,9 +85,20 @@ static void query_done(ewd_job_t *j) {
   ewd_job_finish(j);
 }
 
-/* Resolves names and parameters into ms[0, nm). Returns 0, or answers the error and returns -1. */
-static int resolve(ewd_call_t *call, const ewp_query_req_t *r, ewd_qmetric_t *ms, int center,
-                   ew_source_t source) {
+/* True when the metric can be computed from the window (its source list names "window"). */
+static bool takes_window(const ew_metric_info_t *info) {
+  for (const char *p = info->sources; (p = strstr(p, "window")) != NULL; p += 6)
+    if ((p == info->sources || p[-1] == ' ') && (p[6] == 0 || p[6] == ','))
+      return true;
+  return false;
+}
+
+/* Resolves names and parameters into ms[0, nm): each metric's source (asked for; else the window
+ * on a recent stream when the metric takes it; else the metric's own default) and, on a stream
+ * with window_steps, the window rows of its last steps. Returns 0, or answers the error and
+ * returns -1. */
+static int resolve(ewd_call_t *call, const ewp_query_req_t *r, const ewd_stream_t *st,
+                   ewd_qmetric_t *ms, int center, ew_source_t source) {
   bool used[EWP_PARAMS_MAX] = {false};
   char esc[96];
   for (size_t i = 0; i < r->metrics.n; i++) {
@@ -121,7 +133,11 @@ static int resolve(ewd_call_t *call, const ewp_query_req_t *r, ewd_qmetric_t *ms
         used[k] = true;
       }
     }
-    ms[i].key = cache_key(ms[i].name, center, source, ms[i].params, ms[i].nparams);
+    ms[i].source = source != EW_SOURCE_DEFAULT ? source
+                   : st->recent && takes_window(info) ? EW_SOURCE_WINDOW : EW_SOURCE_DEFAULT;
+    ms[i].window_rows = ms[i].source != EW_SOURCE_ALL ? ewd_recent_rows(st) : 0;
+    ms[i].key = cache_key(ms[i].name, center, ms[i].source, ms[i].window_rows, ms[i].params,
+                          ms[i].nparams);
   }
   for (size_t k = 0; k < r->params.n; k++)
     if (!used[k]) {
@@ -147,7 +163,7 @@ void ewd_cmd_query(ewd_call_t *call) {
     ewd_fail(call, EW_ENOMEM, "out of memory");
     return;
   }
-  if (resolve(call, r, ms, center, source)) {
+  if (resolve(call, r, st, ms, center, source)) {
     ewd_qmetrics_free(ms, nm);
     return;
   }
@@ -175,6 +191,5 @@ void ewd_cmd_query(ewd_call_t *call) {
   j->metrics = ms;
   j->nmetrics = nm;
   j->center = center;
-  j->source = source;
   ewd_job_submit(call->srv, j, false);
 }

@@ -10,6 +10,10 @@ static const ew_window_mode_t window_modes[] = {EW_WINDOW_AUTO, EW_WINDOW_EAGER,
 
 static void config_from(const ewp_create_req_t *r, ew_config_t *cfg) {
   ew_config_default(cfg, (size_t)r->dim);
+  bool recent = (EWP_HAS(r, EWP_CREATE_recent) && r->recent) ||
+                (EWP_HAS(r, EWP_CREATE_window_steps) && r->window_steps > 0);
+  if (recent)
+    cfg->window = EWD_RECENT_WINDOW; /* at any d: the recent view needs its rows */
   if (EWP_HAS(r, EWP_CREATE_normalize))
     cfg->normalize = normalizes[r->normalize];
   if (EWP_HAS(r, EWP_CREATE_window))
@@ -41,8 +45,16 @@ void ewd_cmd_create(ewd_call_t *call) {
   uint32_t world = EWP_HAS(r, EWP_CREATE_world) ? (uint32_t)r->world : 1;
   double timeout = EWP_HAS(r, EWP_CREATE_step_timeout) ? r->step_timeout
                                                         : EWD_STEP_TIMEOUT_DEFAULT;
+  uint32_t wsteps = EWP_HAS(r, EWP_CREATE_window_steps) ? (uint32_t)r->window_steps : 0;
+  bool recent = (EWP_HAS(r, EWP_CREATE_recent) && r->recent) || wsteps > 0;
+  if (recent && cfg.window == 0) {
+    ewd_fail(call, EW_EBADPARAM, "a recent stream (recent, window_steps) reads its window: it "
+             "needs window > 0");
+    return;
+  }
   if (st) {
-    if (!ew_config_equal(&st->cfg, &cfg) || st->world != world || st->step_timeout != timeout) {
+    if (!ew_config_equal(&st->cfg, &cfg) || st->world != world || st->step_timeout != timeout ||
+        st->recent != recent || st->window_steps != wsteps) {
       ewd_fail(call, EW_EEXISTS,
                "stream '%.*s' exists with a different configuration (dim %zu, window %zu, "
                "normalize %s, world %u, step_timeout %g); drop it first or use the same "
@@ -60,9 +72,15 @@ void ewd_cmd_create(ewd_call_t *call) {
       ewd_fail(call, rc, "%s", msg);
       return;
     }
+    if (ewd_recent_steps(st, wsteps) != 0) {
+      ewd_stream_drop(call->srv, st);
+      ewd_fail(call, EW_ENOMEM, "out of memory");
+      return;
+    }
     created = true;
     st->world = world;
     st->step_timeout = timeout;
+    st->recent = recent;
     ewd_log(EWD_LOG_INFO, "stream created", "stream=\"%s\" dim=%zu window=%zu", st->name,
             cfg.dim, cfg.window);
   }

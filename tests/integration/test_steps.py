@@ -13,7 +13,11 @@
   bounded, RSS stays within a stated bound, and no row is lost.
 - A clean stop completes pending steps; world, step_timeout, the steps and producer seqs survive
   the restart (a resend of an old seq is a duplicate).
-- Bad step fields: the error code and message, and nothing changed."""
+- Bad step fields: the error code and message, and nothing changed.
+- The recent view: a stepped ingest creates a recent stream (a window at any d); the default
+  source of a recent stream is the window, of any other stream every row (version 1);
+  window_steps reads the rows of the last S completed steps, and keeps them across a restart
+  (numpy float64, 1e-6)."""
 import os
 import random
 import signal
@@ -349,6 +353,71 @@ def bad_step_fields_change_nothing():
         assert d.stop() == 0
 
 
+def entropy_np(X):
+    lam = np.clip(np.linalg.eigvalsh(np.cov(X.astype(np.float64).T, bias=True)), 0, None)
+    p = lam[lam > 0] / lam.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def the_recent_view_is_the_default_for_training_streams():
+    d = Daemon()
+    rng = np.random.default_rng(21)
+    try:
+        c = d.client()
+        # a stream a stepped ingest creates is recent, with a window at any d
+        X = rng.standard_normal((8, 1100)).astype(np.float32)
+        send(c, "wide", X, step=0)
+        cfg = c.call("info", {"stream": "wide"})["config"]
+        assert cfg["recent"] is True and cfg["window"] == 4096, cfg
+        # recent: the default source is the window; "all" asks for every row
+        c.call("create", {"stream": "rv", "dim": D, "recent": True, "window": 50})
+        c.call("create", {"stream": "plain", "dim": D, "window": 50})
+        rows = []
+        for s_ in range(10):
+            Y = (rng.standard_normal((10, D)) * (1 + (s_ > 6) * np.arange(D))).astype(np.float32)
+            rows.append(Y)
+            send(c, "rv", Y, step=s_)
+            send(c, "plain", Y)
+        c.call("flush", {"stream": "rv"})
+        R = np.concatenate(rows)
+        e = c.call("query", {"stream": "rv", "metrics": "entropy"})["metrics"]["entropy"]
+        close(e, entropy_np(R[-50:]), "recent default = the window")
+        e = c.call("query", {"stream": "rv", "metrics": "entropy", "source": "all"})
+        close(e["metrics"]["entropy"], entropy_np(R), "source all = every row")
+        e = c.call("query", {"stream": "plain", "metrics": "entropy"})["metrics"]["entropy"]
+        close(e, entropy_np(R), "a stream that is not recent answers as in version 1")
+        # window_steps: the rows of the last 3 completed steps
+        c.call("create", {"stream": "ws", "run": "t", "dim": D, "window_steps": 3,
+                          "window": 1000})
+        blocks = [rng.standard_normal((n, D)).astype(np.float32) * (1 + i)
+                  for i, n in enumerate((5, 7, 11, 13, 17))]
+        for i, B in enumerate(blocks):
+            send(c, "ws", B, run="t", step=i)
+        # steps 0-3 completed (step 4 waits for a later step): the view is steps 1-3
+        want = entropy_np(np.concatenate(blocks[1:4]))
+        q = c.call("query", {"stream": "ws", "run": "t", "metrics": ["entropy", "trace"]})
+        close(q["metrics"]["entropy"], want, "window_steps = 3 before the last step")
+        c.call("flush", {"stream": "ws", "run": "t"})
+        want = entropy_np(np.concatenate(blocks[2:5]))
+        q = c.call("query", {"stream": "ws", "run": "t", "metrics": "entropy"})
+        close(q["metrics"]["entropy"], want, "window_steps = 3 after the flush")
+        expect("BAD_PARAM", c.call, "create", {"stream": "z", "dim": D, "recent": True,
+                                               "window": 0})
+        c.close()
+    finally:
+        assert d.stop() == 0
+    d2 = Daemon(state_dir=d.dir)
+    try:
+        c = d2.client()
+        q = c.call("query", {"stream": "ws", "run": "t", "metrics": "entropy"})
+        close(q["metrics"]["entropy"], want, "window_steps after a restart")
+        cfg = c.call("info", {"stream": "ws", "run": "t"})["config"]
+        assert cfg["window_steps"] == 3 and cfg["recent"] is True, cfg
+        c.close()
+    finally:
+        assert d2.stop() == 0
+
+
 def main():
     t = Tap()
     t.case("four_ranks_shuffled_with_late_and_duplicates",
@@ -359,6 +428,8 @@ def main():
     t.case("a_clean_stop_completes_steps_and_a_restart_remembers",
            a_clean_stop_completes_steps_and_a_restart_remembers)
     t.case("bad_step_fields_change_nothing", bad_step_fields_change_nothing)
+    t.case("the_recent_view_is_the_default_for_training_streams",
+           the_recent_view_is_the_default_for_training_streams)
     return t.done()
 
 

@@ -26,7 +26,8 @@ class Param(C.Structure):
 
 class Query(C.Structure):
     _fields_ = [("metric", C.c_char_p), ("params", C.POINTER(Param)), ("nparams", C.c_size_t),
-                ("center", C.c_int), ("source", C.c_int), ("max_lag", C.c_uint64)]
+                ("center", C.c_int), ("source", C.c_int), ("max_lag", C.c_uint64),
+                ("window_rows", C.c_uint64)]
 
 
 class Result(C.Structure):

@@ -346,8 +346,9 @@ def bad_step_fields_change_nothing():
             ack = c.call("ingest", {"stream": "s", "rows": [], "step": 1, "rank": r,
                                     "end_step": True})
             assert ack["accepted"] == 0 and ack["late"] is False, ack
+        q = c.call("query", {"stream": "s", "metrics": "trace"})  # queued behind the rows
         info = c.call("info", {"stream": "s"})
-        assert info["steps"]["last_step"] == 1 and info["count"] == 4, info
+        assert info["steps"]["last_step"] == 1 and q["count"] == 4, (q, info)
         c.close()
     finally:
         assert d.stop() == 0

@@ -179,6 +179,41 @@ def client_matches_protocol_vectors():
             assert [r["run"] for r in out] == ["default", "r2"], out
 
 
+def reconnects_after_a_daemon_restart():
+    """Every call after a restart used to raise Broken pipe. Now the next call reconnects and is
+    sent on the new connection (a read, a plain ingest, an ingest with producer/seq, whose repeat
+    the daemon then recognises); the answers match numpy."""
+    d = Daemon()
+    c = Client(d.unix)
+    X = np.random.default_rng(4).standard_normal((20, 5)).astype(np.float32)
+    c.ingest("rc", X)
+    c.snapshot()
+    assert d.stop() == 0
+    d2 = Daemon(state_dir=d.dir)
+    try:
+        assert c.info("rc").count == 20  # the old connection is gone: one reconnect
+        assert c.reconnects == 1
+        r = c.ingest("rc", X)  # a request on a live connection again
+        assert r.count == 40, r
+        q = c.query("rc", "trace")
+        close(q["trace"], float(np.trace(np.cov(np.concatenate([X, X]).T.astype(np.float64),
+                                                   bias=True))), 1e-6, "trace after reconnect")
+        assert d2.stop() == 0
+        d3 = Daemon(state_dir=d.dir)
+        try:
+            # an ingest with producer and seq is harmless to repeat: it goes through
+            r = c.ingest("rc", X, producer="me", seq=1)
+            assert r.count == 60 and c.reconnects == 2, (r, c.reconnects)
+            r = c.ingest("rc", X, producer="me", seq=1)
+            assert r.duplicate and r.count == 60, r
+        finally:
+            d3.stop()
+    finally:
+        c.close()
+        if d2.alive():
+            d2.stop()
+
+
 def main():
     global D
     D = Daemon()
@@ -188,6 +223,7 @@ def main():
         t.case("errors_raise_one_exception_class_with_the_wire_code", errors_carry_the_wire_code)
         t.case("bf16_tensors_arrive_bit_exact_metrics_equal_numpy", bf16_tensors_arrive_bit_exact)
         t.case("client_request_bytes_equal_protocol_vectors", client_matches_protocol_vectors)
+        t.case("client_reconnects_after_a_daemon_restart", reconnects_after_a_daemon_restart)
     finally:
         D.stop()
     t.done()

@@ -76,22 +76,45 @@ def _fields(cls, d):
     return cls(**{k: v for k, v in d.items() if k in names})
 
 
+# Methods that only produce an answer: asking again after a lost connection is harmless.
+_ANSWER_ONLY = frozenset({"ping", "query", "list", "info", "stats", "metrics", "runs"})
+
+
 class Client:
     """A connection to eigenwatchd. address: 'unix:PATH' or 'tcp:HOST:PORT' (default:
     $EIGENWATCH_ADDRESS, else the daemon's default socket, else tcp:127.0.0.1:7700).
-    Thread-safe (calls are serialised); use one Client per thread for parallel calls."""
+    Thread-safe (calls are serialised); use one Client per thread for parallel calls.
+
+    A lost connection (a daemon restart) is re-established by the next call. A call whose
+    request never left is sent again on the new connection; one that was sent but not answered
+    is asked again only when that is harmless — methods that only answer, and ingests that carry
+    producer and seq (the daemon drops a repeat) — otherwise it raises ConnectionError, because
+    the daemon may have applied it."""
 
     def __init__(self, address: Optional[str] = None, timeout: float = 60.0):
         self.address = address or default_address()
         self.timeout = timeout
-        self._sock = connect(self.address, timeout)
-        self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=1 << 30)
+        self._sock = None
         self._msgid = 0
         self._lock = threading.Lock()
+        self.reconnects = 0
+        self._connect()
 
     # -- plumbing --
+    def _connect(self):
+        self._sock = connect(self.address, self.timeout)
+        self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=1 << 30)
+
+    def _drop(self):
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+        self._sock = None
+
     def close(self):
-        self._sock.close()
+        self._drop()
 
     def __enter__(self):
         return self
@@ -100,31 +123,59 @@ class Client:
         self.close()
 
     def call(self, method: str, **params) -> Any:
-        """Sends a request and returns its result; raises EigenwatchError for an error reply."""
+        """Sends a request and returns its result; raises EigenwatchError for an error reply and
+        ConnectionError/OSError when the daemon cannot be reached (see the class doc)."""
+        harmless = method in _ANSWER_ONLY or ("producer" in params and "seq" in params)
         with self._lock:
-            self._msgid = (self._msgid + 1) & 0xFFFFFFFF
-            msgid = self._msgid
-            self._sock.sendall(msgpack.packb([0, msgid, method, [params] if params else []],
-                                             use_bin_type=True))
-            while True:
-                for msg in self._unpacker:
-                    if not (isinstance(msg, list) and len(msg) == 4 and msg[0] == 1):
-                        raise ConnectionError(f"unexpected message from daemon: {msg!r:.200}")
-                    if msg[1] != msgid and msg[1] != 0:
-                        continue  # not ours (cannot happen on a connection used only here)
-                    if msg[2] is not None:
-                        err = msg[2]
-                        raise EigenwatchError(err.get("code", "INTERNAL"), err.get("message", ""))
-                    return msg[3]
-                data = self._sock.recv(1 << 20)
-                if not data:
-                    raise ConnectionError("the daemon closed the connection")
-                self._unpacker.feed(data)
+            for attempt in (0, 1):
+                sent = False
+                try:
+                    if self._sock is None:
+                        self._connect()
+                        if attempt or self._msgid:
+                            self.reconnects += 1
+                    self._msgid = (self._msgid + 1) & 0xFFFFFFFF or 1
+                    msgid = self._msgid
+                    self._sock.sendall(msgpack.packb([0, msgid, method, [params] if params else []],
+                                                     use_bin_type=True))
+                    sent = True
+                    return self._answer(msgid)
+                except EigenwatchError:
+                    raise
+                except (OSError, ConnectionError):
+                    self._drop()
+                    if attempt == 0 and (not sent or harmless):
+                        continue
+                    raise
+
+    def _answer(self, msgid):
+        while True:
+            for msg in self._unpacker:
+                if not (isinstance(msg, list) and len(msg) == 4 and msg[0] == 1):
+                    raise ConnectionError(f"unexpected message from daemon: {msg!r:.200}")
+                if msg[1] != msgid and msg[1] != 0:
+                    continue  # not ours (cannot happen on a connection used only here)
+                if msg[2] is not None:
+                    err = msg[2]
+                    raise EigenwatchError(err.get("code", "INTERNAL"), err.get("message", ""))
+                return msg[3]
+            data = self._sock.recv(1 << 20)
+            if not data:
+                raise ConnectionError("the daemon closed the connection")
+            self._unpacker.feed(data)
 
     def notify(self, method: str, **params) -> None:
-        """Sends a notification (no reply; errors are only counted by the daemon)."""
+        """Sends a notification (no reply; errors are only counted by the daemon). A lost
+        connection is re-established first."""
         with self._lock:
-            self._sock.sendall(msgpack.packb([2, method, [params]], use_bin_type=True))
+            if self._sock is None:
+                self._connect()
+                self.reconnects += 1
+            try:
+                self._sock.sendall(msgpack.packb([2, method, [params]], use_bin_type=True))
+            except OSError:
+                self._drop()
+                raise
 
     # -- the methods --
     def ping(self) -> PingResult:

@@ -76,12 +76,41 @@ def token_outputs_every_other_step_bf16():
         assert c.info("tiny.mix").count == 250
     # bf16 activations go as raw words
     bmodel = Tiny().to(torch.bfloat16)
-    h2 = watch(bmodel, layers=["mix"], rows_per_step=10, address=D.unix, prefix="bf.")
+    h2 = watch(bmodel, layers=["mix"], rows_per_step=10, address=D.unix, prefix="bf.",
+               include_eval=True)
     with torch.no_grad():
         bmodel(torch.randint(0, 100, (2, 7)))
     h2.remove()
     with Client(D.unix) as c:
         assert c.info("bf.mix").count == 10
+
+
+def steps_and_runs_and_eval_passes_skipped():
+    """watch(step=..., run=...): each batch carries the trainer's step, the streams are recent
+    and their steps complete; no_grad and eval-mode passes are not sampled by default."""
+    torch.manual_seed(1)
+    model = Tiny()
+    trainer = {"step": 0}
+    h = watch(model, layers=["mix"], rows_per_step=20, address=D.unix, prefix="st.",
+              run="exp1", step=lambda: trainer["step"])
+    g = torch.Generator().manual_seed(3)
+    for i in range(6):
+        trainer["step"] = 100 + i
+        train(model, 1, lambda _i: (torch.randint(0, 100, (4, 9), generator=g),
+                                    torch.randint(0, 5, (4,), generator=g)))
+        with torch.no_grad():  # a validation pass: skipped
+            model(torch.randint(0, 100, (4, 9), generator=g))
+    model.eval()
+    model(torch.randint(0, 100, (4, 9), generator=g))  # eval mode: skipped
+    model.train()
+    assert h.rows_sampled == {"st.mix": 6 * 20}, h.rows_sampled
+    h.remove()
+    with Client(D.unix) as c:
+        info = c.info("st.mix", run="exp1")
+        assert info.config["recent"] is True, info
+        assert info.steps["last_step"] == 104, info.steps  # 105 waits for a later step
+        assert c.flush("st.mix", run="exp1") == 1
+        assert c.query("st.mix", "trace", run="exp1").count == 6 * 20
 
 
 def unknown_layer_is_refused():
@@ -100,6 +129,7 @@ def main():
     try:
         t.case("watch_mlp_daemon_counts_equal_rows_sampled", mlp_counts_equal_rows_sampled)
         t.case("watch_token_outputs_every_other_step_and_bf16", token_outputs_every_other_step_bf16)
+        t.case("watch_steps_runs_and_eval_passes_skipped", steps_and_runs_and_eval_passes_skipped)
         t.case("watch_unknown_layer_is_refused", unknown_layer_is_refused)
     finally:
         D.stop()

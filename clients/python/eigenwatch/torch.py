@@ -7,7 +7,7 @@ off the device without a synchronising call (a non-blocking copy into host memor
 thread waits for it, not the training loop), and queues them. Nothing here calls .item() or
 .cpu() on the hot path for device tensors.
 """
-from typing import Dict, Iterable, Optional
+from typing import Callable, Dict, Iterable, Optional
 
 import torch
 
@@ -46,11 +46,32 @@ def _first_tensor(out):
     return None
 
 
+def _distributed():
+    """(rank, world) of an initialised torch.distributed group, else (None, None)."""
+    try:
+        import torch.distributed as dist
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+    except Exception:  # noqa: BLE001 - no distributed support is not an error here
+        pass
+    return None, None
+
+
 def watch(model: torch.nn.Module, layers: Optional[Iterable[str]] = None, rows_per_step: int = 256,
           every: int = 1, sender: Optional[Sender] = None, address: Optional[str] = None,
-          prefix: str = "", seed: int = 0) -> WatchHandle:
+          prefix: str = "", seed: int = 0, run: Optional[str] = None,
+          step: Optional[Callable[[], int]] = None, rank: Optional[int] = None,
+          world: Optional[int] = None, include_eval: bool = False) -> WatchHandle:
     """Hooks the named submodules of `model` (default: its direct children). Every `every`-th
-    forward call of each, `rows_per_step` rows of its output go to stream `prefix + name`."""
+    forward call of each, `rows_per_step` rows of its output go to stream `prefix + name` in
+    `run` (the daemon's default run when None).
+
+    step: a callable returning the trainer's step (e.g. `lambda: trainer.global_step`); each batch
+    then carries it, with `rank` and `world` (default: torch.distributed's when it is
+    initialised, else 0 and 1), so the daemon stages every rank's rows of a step and applies them
+    together, and the streams answer from their recent rows. Forward passes under
+    torch.no_grad()/inference_mode or with the model in eval mode are skipped unless
+    include_eval=True (validation passes would otherwise mix into the training streams)."""
     modules = dict(model.named_modules())
     names = list(layers) if layers is not None else [n for n, _ in model.named_children()]
     missing = [n for n in names if n not in modules]
@@ -60,11 +81,17 @@ def watch(model: torch.nn.Module, layers: Optional[Iterable[str]] = None, rows_p
     sender = sender or Sender(address)
     counts: Dict[str, int] = {prefix + n: 0 for n in names}
     gens: Dict[tuple, torch.Generator] = {}
+    if step is not None:
+        drank, dworld = _distributed()
+        rank = rank if rank is not None else (drank if drank is not None else 0)
+        world = world if world is not None else (dworld if dworld is not None else 1)
 
     def make_hook(stream):
         state = {"calls": 0, "gen": None, "dev": None}
 
         def hook(_module, _inputs, output):
+            if not include_eval and (not torch.is_grad_enabled() or not model.training):
+                return
             state["calls"] += 1
             if (state["calls"] - 1) % every:
                 return
@@ -92,7 +119,11 @@ def watch(model: torch.nn.Module, layers: Optional[Iterable[str]] = None, rows_p
                     ready.record()
                     rows = host
             counts[stream] += k
-            sender.send(stream, rows, _ready=ready)
+            if step is None:
+                sender.send(stream, rows, _ready=ready, run=run)
+            else:
+                sender.send(stream, rows, _ready=ready, run=run, step=int(step()), rank=rank,
+                            world=world)
         return hook
 
     hooks = [modules[n].register_forward_hook(make_hook(prefix + n)) for n in names]

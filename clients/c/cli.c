@@ -21,6 +21,7 @@ enum { EX_OK = 0, EX_DAEMON = 1, EX_USAGE = 2, EX_UNREACHABLE = 3, EX_INPUT = 4 
 static const char *g_address;
 static int g_timeout = 30000;
 static int g_json;
+static const char *g_run; /* --run: the run every stream named here belongs to */
 
 typedef struct {
   const char *name, *args, *help;
@@ -53,6 +54,12 @@ static ewc_t *open_conn(int *ex) {
   if (rc) {
     fprintf(stderr, "eigenwatch: %s\n", err);
     *ex = rc == EWC_EADDR ? EX_USAGE : EX_UNREACHABLE;
+    return NULL;
+  }
+  if (g_run && ewc_set_run(c, g_run) != 0) {
+    fprintf(stderr, "eigenwatch: out of memory\n");
+    ewc_close(c);
+    *ex = EX_UNREACHABLE;
     return NULL;
   }
   return c;
@@ -187,6 +194,14 @@ static void p_str(params_t *p, const char *s) {
   msgpack_pack_str_body(&p->pk, s, n);
 }
 
+/* "run": --run's value, when given (the caller counted it in the map). */
+static void p_run(params_t *p) {
+  if (g_run) {
+    p_str(p, "run");
+    p_str(p, g_run);
+  }
+}
+
 /* A value from the command line: true/false, an integer, a number, or a string. */
 static void p_value(params_t *p, const char *v) {
   char *end;
@@ -207,6 +222,7 @@ static void p_value(params_t *p, const char *v) {
   p_str(p, v);
 }
 
+/* A call naming `stream` (or nothing), in --run's run. */
 static int simple_call(const char *method, const char *stream) {
   int ex = 0;
   ewc_t *c = open_conn(&ex);
@@ -215,9 +231,10 @@ static int simple_call(const char *method, const char *stream) {
   params_t p;
   p_init(&p);
   if (stream) {
-    msgpack_pack_map(&p.pk, 1);
+    msgpack_pack_map(&p.pk, 1 + (g_run != NULL));
     p_str(&p, "stream");
     p_str(&p, stream);
+    p_run(&p);
   }
   ewc_reply_t r;
   int rc = ewc_call(c, method, stream ? &p.sb : NULL, &r);
@@ -237,28 +254,72 @@ static int c_ping(int argc, char **argv) {
 static int c_list(int argc, char **argv) {
   (void)argv;
   if (argc)
-    return usage_error("list takes no arguments");
+    return usage_error("list takes no arguments (--run RUN lists one run's streams)");
+  int ex = 0;
+  ewc_t *c = open_conn(&ex);
+  if (!c)
+    return ex;
+  params_t p;
+  p_init(&p);
+  if (g_run) {
+    msgpack_pack_map(&p.pk, 1);
+    p_run(&p);
+  }
+  ewc_reply_t r;
+  int rc = ewc_call(c, "list", g_run ? &p.sb : NULL, &r);
+  if (rc) {
+    ex = rpc_exit(rc, &r);
+  } else if (g_json) {
+    ex = print_result(&r);
+  } else {
+    const msgpack_object *s = ewc_get(r.result, "streams");
+    printf("%-16s %-32s %8s %12s %14s\n", "RUN", "STREAM", "DIM", "COUNT", "MEMORY_BYTES");
+    for (uint32_t i = 0; s && i < s->via.array.size; i++) {
+      const msgpack_object *e = &s->via.array.ptr[i], *n = ewc_get(e, "stream"),
+                           *ru = ewc_get(e, "run");
+      uint64_t dim = 0, count = 0, mem = 0;
+      ewc_get_u64(e, "dim", &dim);
+      ewc_get_u64(e, "count", &count);
+      ewc_get_u64(e, "memory_bytes", &mem);
+      printf("%-16.*s %-32.*s %8llu %12llu %14llu\n", ru ? (int)ru->via.str.size : 1,
+             ru ? ru->via.str.ptr : "-", (int)n->via.str.size, n->via.str.ptr,
+             (unsigned long long)dim, (unsigned long long)count, (unsigned long long)mem);
+    }
+  }
+  ewc_reply_free(&r);
+  msgpack_sbuffer_destroy(&p.sb);
+  ewc_close(c);
+  return ex;
+}
+
+static int c_runs(int argc, char **argv) {
+  (void)argv;
+  if (argc)
+    return usage_error("runs takes no arguments");
   if (g_json)
-    return simple_call("list", NULL);
+    return simple_call("runs", NULL);
   int ex = 0;
   ewc_t *c = open_conn(&ex);
   if (!c)
     return ex;
   ewc_reply_t r;
-  int rc = ewc_call(c, "list", NULL, &r);
+  int rc = ewc_call(c, "runs", NULL, &r);
   if (rc) {
     ex = rpc_exit(rc, &r);
   } else {
-    const msgpack_object *s = ewc_get(r.result, "streams");
-    printf("%-32s %8s %12s %14s\n", "STREAM", "DIM", "COUNT", "MEMORY_BYTES");
-    for (uint32_t i = 0; s && i < s->via.array.size; i++) {
-      const msgpack_object *e = &s->via.array.ptr[i], *n = ewc_get(e, "stream");
-      uint64_t dim = 0, count = 0, mem = 0;
-      ewc_get_u64(e, "dim", &dim);
-      ewc_get_u64(e, "count", &count);
-      ewc_get_u64(e, "memory_bytes", &mem);
-      printf("%-32.*s %8llu %12llu %14llu\n", (int)n->via.str.size, n->via.str.ptr,
-             (unsigned long long)dim, (unsigned long long)count, (unsigned long long)mem);
+    const msgpack_object *v = ewc_get(r.result, "runs");
+    printf("%-24s %8s %12s %12s\n", "RUN", "STREAMS", "FIRST_STEP", "LAST_STEP");
+    for (uint32_t i = 0; v && i < v->via.array.size; i++) {
+      const msgpack_object *e = &v->via.array.ptr[i], *n = ewc_get(e, "run"),
+                           *ss = ewc_get(e, "streams");
+      uint64_t first = 0, last = 0;
+      char a[24] = "-", b[24] = "-";
+      if (ewc_get_u64(e, "first_step", &first))
+        snprintf(a, sizeof a, "%llu", (unsigned long long)first);
+      if (ewc_get_u64(e, "last_step", &last))
+        snprintf(b, sizeof b, "%llu", (unsigned long long)last);
+      printf("%-24.*s %8u %12s %12s\n", (int)n->via.str.size, n->via.str.ptr,
+             ss ? ss->via.array.size : 0, a, b);
     }
   }
   ewc_reply_free(&r);
@@ -305,9 +366,10 @@ static int c_create(int argc, char **argv) {
   int n = 1;
   for (int j = 0; j < 8; j++)
     n += vals[j] != NULL;
-  msgpack_pack_map(&p.pk, (size_t)n);
+  msgpack_pack_map(&p.pk, (size_t)n + (g_run != NULL));
   p_str(&p, "stream");
   p_str(&p, argv[0]);
+  p_run(&p);
   for (int j = 0; j < 8; j++)
     if (vals[j]) {
       p_str(&p, j == 3 ? "window_mode" : opts[j]);
@@ -888,7 +950,8 @@ static int c_help(int argc, char **argv);
 
 static const cmd_t cmds[] = {
     {"ping", "", "check the daemon answers; prints its version", c_ping},
-    {"list", "", "all streams with dim, rows and memory", c_list},
+    {"list", "", "all streams (or --run's) with run, dim, rows and memory", c_list},
+    {"runs", "", "the runs with their stream count and first and last completed steps", c_runs},
     {"info", "STREAM", "one stream, with its configuration", c_info},
     {"create", "STREAM --dim N [--window N] [--normalize none|l2] [--decay ROWS] [--topk K] "
                "[--window-mode auto|eager|lazy] [--shuffle N] [--seed N]",
@@ -926,9 +989,12 @@ static int c_help(int argc, char **argv) {
       }
     return usage_error("no command '%s'", argv[0]);
   }
-  printf("usage: eigenwatch [--address unix:PATH|tcp:HOST:PORT] [--timeout MS] [--json] COMMAND ...\n"
+  printf("usage: eigenwatch [--address unix:PATH|tcp:HOST:PORT] [--timeout MS] [--json] "
+         "[--run RUN] COMMAND ...\n"
          "The address defaults to $EIGENWATCH_ADDRESS, else the daemon's default socket, else\n"
-         "tcp:127.0.0.1:7700. --json prints the daemon's answer as JSON.\n\ncommands:\n");
+         "tcp:127.0.0.1:7700. --json prints the daemon's answer as JSON. --run names the training\n"
+         "run of every stream a command names (default: the daemon's run \"default\").\n\n"
+         "commands:\n");
   for (size_t i = 0; i < NCMDS; i++)
     printf("  %-8s %s\n", cmds[i].name, cmds[i].help);
   printf("\n'eigenwatch COMMAND --help' shows a command's arguments.\n"
@@ -942,6 +1008,8 @@ int main(int argc, char **argv) {
   for (; i < argc && !strncmp(argv[i], "--", 2); i++) {
     if (!strcmp(argv[i], "--address") && i + 1 < argc)
       g_address = argv[++i];
+    else if (!strcmp(argv[i], "--run") && i + 1 < argc)
+      g_run = argv[++i];
     else if (!strcmp(argv[i], "--timeout") && i + 1 < argc)
       g_timeout = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--json"))

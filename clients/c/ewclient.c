@@ -24,11 +24,29 @@
 struct ewc {
   int fd;
   int timeout_ms;
+  char *run; /* sent with every stream this library names (NULL: the daemon's default run) */
   uint32_t msgid;
   uint8_t *buf;
   size_t len, cap;
   ew_skim_limits_t lim;
 };
+
+/* The run field after "stream", when the connection names a run. */
+static void pack_run(const ewc_t *c, msgpack_packer *pk) {
+  if (c->run) {
+    ew_pack_str(pk, "run");
+    ew_pack_str(pk, c->run);
+  }
+}
+
+int ewc_set_run(ewc_t *c, const char *run) {
+  char *r = run ? strdup(run) : NULL;
+  if (run && !r)
+    return EWC_ENOMEM;
+  free(c->run);
+  c->run = r;
+  return EWC_OK;
+}
 
 const char *ewc_strerror(int err) {
   switch (err) {
@@ -158,6 +176,7 @@ void ewc_close(ewc_t *c) {
     return;
   close(c->fd);
   free(c->buf);
+  free(c->run);
   free(c);
 }
 
@@ -332,9 +351,10 @@ int ewc_ingest(ewc_t *c, const char *stream, const void *data, const char *dtype
   msgpack_sbuffer_init(&sb);
   msgpack_packer pk;
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 4);
+  msgpack_pack_map(&pk, 4 + (c->run != NULL));
   ew_pack_str(&pk, "stream");
   ew_pack_str(&pk, stream);
+  pack_run(c, &pk);
   ew_pack_str(&pk, "data");
   msgpack_pack_bin(&pk, n * d * esz);
   msgpack_pack_bin_body(&pk, data, n * d * esz);
@@ -365,9 +385,10 @@ int ewc_export(ewc_t *c, const char *stream, const void **state, size_t *len, ui
   msgpack_sbuffer_init(&sb);
   msgpack_packer pk;
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 1);
+  msgpack_pack_map(&pk, 1 + (c->run != NULL));
   ew_pack_str(&pk, "stream");
   ew_pack_str(&pk, stream);
+  pack_run(c, &pk);
   int rc = ewc_call(c, "export", &sb, out);
   msgpack_sbuffer_destroy(&sb);
   if (rc)
@@ -387,9 +408,10 @@ int ewc_merge(ewc_t *c, const char *stream, const void *state, size_t len, ewc_r
   msgpack_sbuffer_init(&sb);
   msgpack_packer pk;
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 2);
+  msgpack_pack_map(&pk, 2 + (c->run != NULL));
   ew_pack_str(&pk, "stream");
   ew_pack_str(&pk, stream);
+  pack_run(c, &pk);
   ew_pack_str(&pk, "state");
   msgpack_pack_bin(&pk, len);
   msgpack_pack_bin_body(&pk, state, len);
@@ -407,9 +429,10 @@ int ewc_query(ewc_t *c, const char *stream, const char *const *metrics, size_t n
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
   size_t nk = 2 + (params && params->size) + (center >= 0) + (source != NULL) + fresh +
               (max_lag >= 0);
-  msgpack_pack_map(&pk, nk);
+  msgpack_pack_map(&pk, nk + (c->run != NULL));
   ew_pack_str(&pk, "stream");
   ew_pack_str(&pk, stream);
+  pack_run(c, &pk);
   ew_pack_str(&pk, "metrics");
   msgpack_pack_array(&pk, nmetrics);
   for (size_t i = 0; i < nmetrics; i++)

@@ -51,6 +51,9 @@ int ewc_from_fd(int fd, int timeout_ms, ewc_t **out);
 void ewc_close(ewc_t *c);
 /* The next request uses msgid last + 1 (for replaying recorded conversations; ids wrap). */
 void ewc_set_msgid(ewc_t *c, uint32_t last);
+/* Every later call that names a stream (ingest, query, export, merge) names it in `run` (copied;
+ * NULL: the daemon's default run). Returns 0 or EWC_ENOMEM. */
+int ewc_set_run(ewc_t *c, const char *run);
 
 /* A reply: on success `result` points into `upk` (valid until ewc_reply_free); on EWC_ERPC `code`
  * and `message` hold the daemon's error. Always pass a reply to ewc_reply_free afterwards. */

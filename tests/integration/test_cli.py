@@ -31,8 +31,8 @@ def run(*args, address=None, check=None):
 
 def every_command_has_help():
     p = run("help", check=0)
-    cmds = ["ping", "list", "info", "create", "drop", "reset", "stats", "query", "watch", "ingest",
-            "snapshot", "export", "merge"]
+    cmds = ["ping", "list", "runs", "info", "create", "drop", "reset", "stats", "query", "watch",
+            "ingest", "snapshot", "export", "merge"]
     for c in cmds:
         assert c in p.stdout
         h = run(c, "--help", check=0)
@@ -184,6 +184,44 @@ def export_and_merge_between_two_daemons():
             d.stop()
 
 
+def run_option_names_the_run_everywhere():
+    """--run RUN: create, ingest, query, info, list, export/merge, drop all address (RUN, STREAM);
+    the same name in the default run is another stream; `runs` lists both runs."""
+    X = np.random.default_rng(8).standard_normal((30, 5)).astype(np.float32)
+    Y = np.random.default_rng(9).standard_normal((12, 5)).astype(np.float32)
+    run("--run", "exp.1", "create", "emb", "--dim", "5", check=0)
+    run("--run", "exp.1", "ingest", "emb", save_npy("x.npy", X), check=0)
+    run("ingest", "emb", save_npy("y.npy", Y), check=0)  # the default run's "emb"
+    q = json.loads(run("--run", "exp.1", "--json", "query", "emb", "trace", check=0).stdout)
+    close(q["metrics"]["trace"], float(np.trace(np.cov(X.astype(np.float64).T, bias=True))), 1e-6,
+          "trace in exp.1")
+    assert q["count"] == 30
+    q = json.loads(run("--json", "query", "emb", "trace", check=0).stdout)
+    assert q["count"] == 12
+    info = json.loads(run("--run", "exp.1", "--json", "info", "emb", check=0).stdout)
+    assert info["run"] == "exp.1" and info["count"] == 30, info
+    ls = json.loads(run("--run", "exp.1", "--json", "list", check=0).stdout)["streams"]
+    assert [(s["run"], s["stream"]) for s in ls] == [("exp.1", "emb")], ls
+    table = run("list", check=0).stdout
+    assert "exp.1" in table and "default" in table, table
+    runs = run("runs", check=0).stdout.splitlines()
+    assert runs[0].split()[:2] == ["RUN", "STREAMS"] and any(
+        ln.split()[:2] == ["exp.1", "1"] for ln in runs), runs
+    assert [r["run"] for r in json.loads(run("--json", "runs", check=0).stdout)["runs"]] == \
+        ["default", "exp.1"]
+    path = os.path.join(TMP, "emb.state")
+    run("--run", "exp.1", "export", "emb", path, check=0)
+    m = json.loads(run("--run", "exp.2", "--json", "merge", "emb", path, check=0).stdout)
+    assert m["created"] is True and m["count"] == 30, m
+    e = run("--run", "nope", "info", "emb", check=1)
+    assert "in run 'nope'" in e.stderr, e.stderr
+    e = run("--run", "bad name", "info", "emb", check=1)
+    assert "run name" in e.stderr, e.stderr
+    for r_ in ("exp.1", "exp.2"):
+        run("--run", r_, "drop", "emb", check=0)
+    run("drop", "emb", check=0)
+
+
 def main():
     global CLI, D
     CLI = sys.argv[1]
@@ -199,6 +237,7 @@ def main():
         t.case("watch_draws_sparklines", watch_draws_sparklines)
         t.case("exit_codes_missing_daemon_unknown_stream_usage_bad_file", exit_codes)
         t.case("export_and_merge_between_two_daemons", export_and_merge_between_two_daemons)
+        t.case("run_option_names_the_run_everywhere", run_option_names_the_run_everywhere)
     finally:
         D.stop()
     t.done()

@@ -429,8 +429,16 @@ void ewd_steps_relieve(ewd_server_t *srv) {
       if (sp->pending && (!oldest || sp->pending->first < oldest->steps->pending->first))
         oldest = srv->staging[i];
     }
-    if (!oldest)
-      return; /* only late batches wait: they go with the next step, or at its timeout */
+    if (!oldest) { /* only late batches wait: over the bound they go now, on their own */
+      for (size_t i = srv->nstaging; i-- > 0;) {
+        ewd_stream_t *st = srv->staging[i];
+        if (st->steps->late_head) {
+          complete_late(srv, st);
+          settle(srv, st);
+        }
+      }
+      return;
+    }
     srv->stat[EWD_STAT_steps_forced]++;
     ewd_log(EWD_LOG_WARN, "staging full: completing the oldest pending step", "run=\"%s\" "
             "stream=\"%s\" step=%llu pending_bytes=%zu limit=%zu", oldest->run, oldest->name,

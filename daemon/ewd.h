@@ -9,6 +9,8 @@
  *   cmd/          the handlers by job: streams, ingest, query, daemon (ping, stats, auth)
  *   registry.c    named streams, admission against the library's memory model, result cache
  *   steps.c       training steps: staging by (step, rank), completion, late batches, producer seqs
+ *   eval.c        scheduled evaluation: due metrics after completed steps, on a copy of the state
+ *   history.c     the points in SQLite (<state_dir>/history.db) on an I/O thread
  *   pool.c        the math threads and the per-stream job queues
  *   persist.c     snapshots (copied on the stream's math turn, written on libuv's worker threads)
  *   restore.c     restore at start, quarantine, the state-dir lock (persist.h: what they share)
@@ -69,6 +71,7 @@ ewd_key_t ewd_key_of(ewp_str_t stream, ewp_str_t run, bool has_run);
 #define EWD_KEY_ST(st) ((ewd_key_t){(st)->run, strlen((st)->run), (st)->name, strlen((st)->name)})
 
 typedef struct ewd_steps ewd_steps_t; /* steps.c */
+typedef struct ewd_eval ewd_eval_t;   /* eval.c */
 
 /* The last seq seen from one producer of a stream (exactly-once ingest). */
 typedef struct {
@@ -121,6 +124,8 @@ typedef struct ewd_stream {
   uint32_t window_steps;
   uint64_t *step_rows;    /* ring of the last window_steps completed steps' row counts */
   uint32_t nstep_rows, step_rows_at;
+  ewd_eval_t *eval;       /* scheduled evaluation (eval.c); NULL: the defaults, not yet used */
+  bool dropped;           /* removed from the registry; jobs may still hold it */
 } ewd_stream_t;
 
 /* Rows of the last window_steps completed steps (0: no window_steps, or none completed yet —
@@ -142,6 +147,7 @@ typedef struct {
   size_t staged_bytes;  /* rows held for steps, from staging until applied (steps.c) */
   size_t pending_bytes; /* the part whose step has not completed (max_staged_bytes bounds it) */
   size_t peak_ws;       /* max model.workspace of registered streams */
+  size_t eval_bytes;    /* copies of states held for evaluation (eval.c) */
 } ewd_registry_t;
 
 /* The stream with key k, or NULL: O(1) through the hash index. */
@@ -184,13 +190,17 @@ typedef enum {
   EWD_JOB_INGEST, EWD_JOB_QUERY, EWD_JOB_RESET, EWD_JOB_FREE,
   EWD_JOB_SAVE,  /* the stream's state (after `prefix`) into `out`: snapshot, export */
   EWD_JOB_MERGE, /* `data` (a saved state, `bytes` long) folded into the stream */
-  EWD_JOB_CHECK  /* step-carrying ingest: `data` (may be NULL) checked, in stream order */
+  EWD_JOB_CHECK, /* step-carrying ingest: `data` (may be NULL) checked, in stream order */
+  EWD_JOB_FORK,  /* evaluation, in stream order: copies the state into `clone` (or, with
+                    `inline_eval`, evaluates `metrics` on the state itself) */
+  EWD_JOB_EVAL   /* evaluation of `metrics` on `clone`, outside the stream's order */
 } ewd_job_kind_t;
 
 typedef struct {
   char *name;           /* metric */
   char *key;            /* cache key */
   ew_source_t source;   /* resolved (EW_SOURCE_DEFAULT: the metric's own) */
+  int center;           /* -1: the metric's own */
   uint64_t window_rows; /* window sources: the recent view's rows (0 = the whole window) */
   ew_param_t params[EW_METRIC_MAX_PARAMS];
   char *pkeys[EW_METRIC_MAX_PARAMS];
@@ -243,7 +253,12 @@ struct ewd_job {
   int producer;          /* index in st->producers, -1 = none */
   uint64_t seq, seq_before, applied_before;
   bool had_seq_before, had_applied_before;
-  struct ewd_point *point; /* the last apply job of a completed step carries its record */
+  struct ewd_point *point; /* evaluation: the step it describes */
+  /* evaluation (eval.c) */
+  ew_stream_t *clone;    /* the copy EWD_JOB_FORK made (owned until EWD_JOB_EVAL frees it) */
+  size_t clone_bytes;
+  bool inline_eval;      /* FORK evaluates on the stream itself (no room for a copy) */
+  uint64_t evmask;       /* which of the stream's eval specs `metrics` are */
   /* after the job: mirrors */
   uint64_t count_after;
   size_t memory_after;
@@ -257,6 +272,10 @@ int ewd_pool_start(ewd_pool_t **out, uv_loop_t *loop, int n, int blas);
 /* Queues a job behind the stream's earlier jobs (per-stream FIFO; streams run in parallel).
  * Takes a stream reference. */
 void ewd_pool_submit(ewd_pool_t *p, ewd_job_t *job);
+/* Queues an EWD_JOB_EVAL (it reads only job->clone, never the stream): it runs when no stream
+ * job or prepare is waiting, on at most nthreads − 1 threads at once (1 with one thread), so
+ * evaluation never holds every thread away from ingest. Takes a stream reference. */
+void ewd_pool_submit_eval(ewd_pool_t *p, ewd_job_t *job);
 /* Jobs queued or running. */
 size_t ewd_pool_pending(ewd_pool_t *p);
 /* Stops the threads after the queue drains and delivers the last completions. `then` (may be
@@ -274,13 +293,17 @@ void ewd_qmetrics_free(ewd_qmetric_t *ms, size_t n);
  * rank's batches in the order sent, then the late batches; the state at a step is therefore the
  * same whatever the arrival order. */
 typedef struct ewd_point {
-  uint64_t step;
+  uint64_t step;        /* the step (a stream without steps: its row count) */
   double completed;     /* monotonic time the step completed */
+  double time;          /* the same as Unix seconds */
+  uint32_t skipped;     /* due evaluations coalesced into this one (eval.c) */
   uint64_t rows;
   uint32_t ranks;       /* ranks whose rows it holds */
   uint32_t nmissing;    /* ranks that had not finished it (partial when > 0) */
   uint32_t missing[8];  /* the first of them */
   uint32_t late;        /* late batches applied with it */
+  double lag_s;         /* completion to evaluated value (eval.c) */
+  bool by_rows;         /* a stream without steps: `step` is the row count evaluated */
 } ewd_point_t;
 
 /* What a step-carrying batch became: "staged" (waits for its step), "late" (its rank had moved
@@ -313,6 +336,57 @@ void ewd_steps_stop(struct ewd_server *srv);
 /* The producer slot of name[0, n) in st, created when absent; -1 when st already remembers
  * EWD_PRODUCERS_MAX producers. */
 int ewd_producer_slot(ewd_stream_t *st, const char *name, size_t n);
+
+/* ---- eval.c (owner: the loop) ----
+ * Each stream has a list of scheduled metrics (create's `eval`; default EWD_EVAL_DEFAULTS every
+ * step). When a step completes (or, for `every_rows`/`every_s`, when rows arrive), the due ones
+ * are evaluated on the state at that step: a FORK job in the stream's order copies the state,
+ * and an EVAL job computes on the copy outside it, so the stream's later batches never wait for
+ * the solve. One evaluation per stream is in flight; steps that come due meanwhile are
+ * coalesced: the latest is evaluated next, the others counted as skipped. Each evaluated point
+ * goes to the history, the result cache (so `query` with max_lag answers from it) and the
+ * stream's latest values. Without room in max_memory for a copy, FORK evaluates in place. */
+#define EWD_EVAL_DEFAULTS "entropy", "erank", "rankme", "participation_ratio", "anisotropy", "l2_std"
+/* Sets st's scheduled metrics from create's `eval` (NULL: the defaults). Returns 0, or an EW_E*
+ * code with a sentence in msg (unknown metric or parameter, a metric twice, a source the
+ * metric does not take) and st unchanged. */
+int ewd_eval_set(ewd_stream_t *st, const ewp_evals_t *evals, char *msg, size_t cap);
+/* True when `evals` (NULL: the defaults) is what st evaluates now (create's idempotence). */
+bool ewd_eval_same(const ewd_stream_t *st, const ewp_evals_t *evals);
+/* A step of st completed (its apply jobs are queued): evaluates what is due at it. */
+void ewd_eval_step(struct ewd_server *srv, ewd_stream_t *st, const ewd_point_t *pt);
+/* Rows of a stream without steps were applied: evaluates what every_rows makes due. */
+void ewd_eval_rows(struct ewd_server *srv, ewd_stream_t *st);
+/* The scheduled metrics as a list of maps {metric, every | every_rows | every_s, params, source,
+ * center} and the evaluation counters (info). `arena` keeps the values' storage: free it with
+ * free() after packing. */
+ewp_value_t ewd_eval_value(const ewd_stream_t *st, void **arena);
+/* The eval specs in the snapshot's training block: writes at most cap bytes to out and returns
+ * the length (0: the defaults), or reads them back (false: not a valid list). */
+size_t ewd_eval_save(const ewd_stream_t *st, char *out, size_t cap);
+bool ewd_eval_load(ewd_stream_t *st, const char *b, size_t n);
+void ewd_eval_free(ewd_eval_t *ev);
+/* Starts / stops the every_s timer. */
+void ewd_eval_start(struct ewd_server *srv);
+void ewd_eval_stop(struct ewd_server *srv);
+
+/* ---- history.c (owner: the loop; SQLite on its own I/O thread) ---- */
+typedef struct ewd_history ewd_history_t;
+/* One evaluated value of a point. */
+typedef struct {
+  const char *metric;
+  const ew_result_t *res; /* scalar or list (vectors are not kept) */
+} ewd_hvalue_t;
+/* Opens <state_dir>/history.db (WAL) and starts its I/O thread. Returns 0, or -1 after logging
+ * why (the daemon does not start without its history). */
+int ewd_history_open(struct ewd_server *srv);
+/* Queues a point's values for the next write batch (copied; written on the I/O thread). */
+void ewd_history_put(struct ewd_server *srv, const ewd_stream_t *st, const ewd_point_t *pt,
+                     const ewd_hvalue_t *v, size_t n);
+/* The stream was dropped: its series are deleted (after the writes queued before). */
+void ewd_history_forget(struct ewd_server *srv, const ewd_stream_t *st);
+/* Writes what is queued and stops the thread (at a stop, after the pool). */
+void ewd_history_close(struct ewd_server *srv);
 
 /* ---- persist.c, restore.c (owner: the loop; file I/O on libuv's worker threads, one operation
  * at a time; restore runs on the main thread before anything listens) */
@@ -350,6 +424,8 @@ typedef struct ewd_server {
   ewd_pool_t *pool;
   ewd_net_t *net;        /* listeners and connections (net/) */
   ewd_persist_t *persist; /* snapshots (persist.c) */
+  ewd_history_t *history; /* history.db (history.c) */
+  uv_timer_t eval_timer;  /* every_s evaluations (eval.c) */
   uint64_t stat[EWD_STAT_COUNT];
   uint64_t errors[64];   /* by -(code - EW__ERR_BASE) */
   double started;

@@ -40,6 +40,9 @@
   XX(max_staged_bytes, SIZE, 1 * EWD_GIB, 1 * EWD_MIB, (uint64_t)1 << 50, true,                  \
      "rows held for training steps that have not completed, across streams (counted in the "      \
      "admission budget); past it, the oldest pending step completes as partial")                  \
+  XX(history_max_points, COUNT, 1000000, 100, (uint64_t)1 << 40, false,                          \
+     "points kept per history series (run, stream, metric); past it, every second point of the "  \
+     "oldest half is deleted")                                                                    \
   XX(max_connections, COUNT, 4096, 1, 1 * EWD_MIB, true, "further connections are closed at once") \
   XX(conn_high_water, SIZE, 32 * EWD_MIB, 64 * EWD_KIB, 16 * EWD_GIB, true,                       \
      "ingest bytes queued or buffered per connection before its reads pause")                     \

@@ -170,7 +170,9 @@ static void on_last_snapshots(void *arg, const ewd_round_t *r) {
   uv_timer_stop(&srv->trim_timer);
   uv_close((uv_handle_t *)&srv->trim_timer, NULL);
   ewd_steps_stop(srv);
+  ewd_eval_stop(srv);
   ewd_pool_stop(srv->pool); /* queued ingests are applied; answers nobody waits for are skipped */
+  ewd_history_close(srv);   /* after the last evaluations' points */
 }
 
 static void reload(ewd_main_t *m) {
@@ -358,9 +360,10 @@ int main(int argc, char **argv) {
   uv_timer_init(srv->loop, &srv->trim_timer);
   srv->trim_timer.data = srv;
   ewd_steps_start(srv);
-  if (ewd_persist_open(srv) != 0)
+  if (ewd_persist_open(srv) != 0 || ewd_history_open(srv) != 0)
     return 1;
   ewd_persist_start(srv);
+  ewd_eval_start(srv);
   if (ewd_net_init(srv) != 0)
     return 1;
   for (int i = 0; i < cfg->listen.n; i++)

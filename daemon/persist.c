@@ -4,14 +4,16 @@
  * (never the raw name: names have slashes), "-2", "-3"... appended in the unlikely case two live
  * keys share a hash; the key itself is inside the file. A file is:
  *
- *   "EWSNAP\0\0"  u32 version (2)  u32 key length  key  f64 last_ingest  f64 saved_at
- *   u32 training block length  training block (ewd_snap_train; version 2 only)
+ *   "EWSNAP\0\0"  u32 version (3)  u32 key length  key  f64 last_ingest  f64 saved_at
+ *   u32 training block length  training block (ewd_snap_train; versions 2, 3)
  *   u32 CRC-32C of the header bytes before it      then one saved stream (docs/STATE.md)
  * All numbers little-endian (the host's: the daemon runs on little-endian machines only). A
  * training block: u32 world, f64 step_timeout, u8 flags (1 = first step, 2 = last step,
  * 4 = recent), u64 first_step, u64 last_step, u32 producers, then per producer: u8 name length,
  * name, u64 the last seq whose rows the state holds; then u32 window_steps, u32 n, and the row
- * counts of the last n completed steps, oldest first. Version 1 files (no block) are still read.
+ * counts of the last n completed steps, oldest first; then (version 3) u32 length and the eval
+ * list create gave (ewd_eval_save; length 0: the defaults). Versions 1 (no block) and 2 (no eval
+ * list) are still read.
  *
  * A round snapshots every stream changed since its last snapshot, one at a time: a SAVE job on
  * the stream's own queue copies its state into memory on its math turn (so the copy sees every
@@ -121,6 +123,10 @@ size_t ewd_snap_train(const ewd_stream_t *st, char *out) {
     uint64_t v = st->step_rows[(st->step_rows_at + ws - nr + i) % ws];
     PUT(q, v);
   }
+  /* version 3: the eval list create gave (0 bytes: the defaults) */
+  uint32_t elen = (uint32_t)ewd_eval_save(st, q + 4, SNAP_TRAIN_MAX - (size_t)(q + 4 - out));
+  PUT(q, elen);
+  q += elen;
   return (size_t)(q - out);
 }
 
@@ -165,7 +171,7 @@ bool ewd_snap_train_parse(const char *b, size_t n, ewd_stream_t *st) {
   uint32_t ws, nr;
   GET(ws);
   GET(nr);
-  if (ws > EWP_WORLD_MAX || nr > ws || (uint64_t)(n - o) != (uint64_t)nr * 8)
+  if (ws > EWP_WORLD_MAX || nr > ws || (uint64_t)(n - o) < (uint64_t)nr * 8)
     goto bad;
   uint64_t *ring = ws ? calloc(ws, sizeof *ring) : NULL;
   if (ws && !ring)
@@ -173,6 +179,15 @@ bool ewd_snap_train_parse(const char *b, size_t n, ewd_stream_t *st) {
   if (nr) /* oldest first: the next write goes at nr % ws */
     memcpy(ring, b + o, (size_t)nr * 8);
   o += (size_t)nr * 8;
+  uint32_t elen = 0;
+  if (o < n) { /* version 3: the eval list */
+    if (n - o < 4 || (memcpy(&elen, b + o, 4), n - o - 4 != elen) ||
+        (elen && !ewd_eval_load(st, b + o + 4, elen))) {
+      free(ring);
+      goto bad;
+    }
+    o = n;
+  }
   if (o != n) {
     free(ring);
     goto bad;

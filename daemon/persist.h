@@ -9,7 +9,7 @@
 #include <limits.h>
 
 #define SNAP_MAGIC "EWSNAP\0"
-#define SNAP_VERSION 2u      /* 1: no training block (still read) */
+#define SNAP_VERSION 3u      /* 1: no training block, 2: no eval list (both still read) */
 #define SNAP_TRAIN_MAX (1u << 20) /* the training block's largest length */
 #define SNAP_KEY_MAX 1024
 #define SNAP_EXT ".ews"

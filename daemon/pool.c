@@ -43,6 +43,8 @@ struct ewd_pool {
   ewd_job_t *prep_head, *prep_tail;
   size_t prepared; /* batches preparing or prepared and not yet applied */
   ewd_job_t *done_head, *done_tail;
+  ewd_job_t *eval_head, *eval_tail; /* EWD_JOB_EVAL: no stream order */
+  int evaluating;  /* EVAL jobs running */
   size_t pending;
   bool stop;
   int nthreads;
@@ -118,6 +120,43 @@ static void run_merge(ewd_job_t *job, ew_stream_t *s) {
   job->data = NULL;
 }
 
+/* Computes job->metrics on s into job->results. A query stops at the first failure (job->rc and
+ * message say which); an evaluation keeps each metric's own code in its result. */
+static void run_metrics(ewd_job_t *job, ew_stream_t *s, bool stop_on_error) {
+  job->results = calloc(job->nmetrics, sizeof(ew_result_t));
+  if (!job->results) {
+    job->rc = EW_ENOMEM;
+    snprintf(job->message, sizeof job->message, "out of memory");
+    return;
+  }
+  for (size_t i = 0; i < job->nmetrics; i++) {
+    ewd_qmetric_t *m = &job->metrics[i];
+    ew_query_t q = {.metric = m->name, .params = m->params, .nparams = m->nparams,
+                    .center = m->center, .source = m->source, .max_lag = 0,
+                    .window_rows = m->window_rows};
+    int rc = ew_stream_query(s, &q, &job->results[i]);
+    if (rc && stop_on_error) {
+      job->rc = rc;
+      snprintf(job->message, sizeof job->message, "%.40s: %.150s", m->name,
+               job->results[i].message);
+      return;
+    }
+  }
+}
+
+/* An evaluation's first half, in the stream's order: a copy of the state to evaluate later, or
+ * (inline_eval, or no memory for the copy) the evaluation itself. */
+static void run_fork(ewd_job_t *job, ew_stream_t *s) {
+  if (!job->inline_eval) {
+    if (ew_stream_clone(s, &job->clone) == 0) {
+      job->clone_bytes = ewd_stream_state_bytes(job->clone);
+      return;
+    }
+    job->inline_eval = true; /* the loop logs it */
+  }
+  run_metrics(job, s, false);
+}
+
 static void run_job(ewd_job_t *job) {
   ewd_stream_t *st = job->st;
   double t0 = ewd_now();
@@ -136,24 +175,7 @@ static void run_job(ewd_job_t *job) {
     job->batch = NULL;
     break;
   case EWD_JOB_QUERY:
-    job->results = calloc(job->nmetrics, sizeof(ew_result_t));
-    if (!job->results) {
-      job->rc = EW_ENOMEM;
-      break;
-    }
-    for (size_t i = 0; i < job->nmetrics; i++) {
-      ewd_qmetric_t *m = &job->metrics[i];
-      ew_query_t q = {.metric = m->name, .params = m->params, .nparams = m->nparams,
-                      .center = job->center, .source = m->source, .max_lag = 0,
-                      .window_rows = m->window_rows};
-      int rc = ew_stream_query(st->s, &q, &job->results[i]);
-      if (rc) {
-        job->rc = rc;
-        snprintf(job->message, sizeof job->message, "%.40s: %.150s", m->name,
-                 job->results[i].message);
-        break;
-      }
-    }
+    run_metrics(job, st->s, true);
     break;
   case EWD_JOB_RESET:
     ew_stream_reset(st->s);
@@ -168,6 +190,16 @@ static void run_job(ewd_job_t *job) {
   case EWD_JOB_MERGE:
     run_merge(job, st->s);
     break;
+  case EWD_JOB_FORK:
+    run_fork(job, st->s);
+    break;
+  case EWD_JOB_EVAL: /* the copy only: the stream itself may be running elsewhere */
+    run_metrics(job, job->clone, false);
+    ew_stream_free(job->clone);
+    job->clone = NULL;
+    ew_thread_scratch_release();
+    job->elapsed_ms = 1e3 * (ewd_now() - t0);
+    return;
   case EWD_JOB_CHECK: /* a step's rows: refused now if bad, prepared when the step completes */
     if (job->data && (job->rc = ew_batch_check(st->s, job->data, job->dtype, job->n, job->d)))
       snprintf(job->message, sizeof job->message, "%s", ew_strerror(job->rc));
@@ -265,7 +297,29 @@ static void *thread_main(void *arg) {
       p->running--;
       job->state = EWD_JOB_READY;
       maybe_schedule(p, job->st);
-    } else if (p->stop && !p->prep_head) {
+    } else if (p->eval_head && p->evaluating < (p->nthreads > 1 ? p->nthreads - 1 : 1)) {
+      ewd_job_t *job = p->eval_head; /* nothing else waits: evaluate a copy */
+      p->eval_head = job->next;
+      if (!p->eval_head)
+        p->eval_tail = NULL;
+      job->next = NULL;
+      p->evaluating++;
+      p->running++;
+      pthread_mutex_unlock(&p->mu);
+
+      run_job(job);
+
+      pthread_mutex_lock(&p->mu);
+      p->running--;
+      p->evaluating--;
+      if (p->done_tail)
+        p->done_tail->next = job;
+      else
+        p->done_head = job;
+      p->done_tail = job;
+      uv_async_send(&p->async);
+      pthread_cond_broadcast(&p->cv);
+    } else if (p->stop && !p->prep_head && !p->eval_head) {
       break;
     } else {
       pthread_cond_wait(&p->cv, &p->mu);
@@ -346,6 +400,22 @@ void ewd_pool_submit(ewd_pool_t *p, ewd_job_t *job) {
   pthread_mutex_unlock(&p->mu);
 }
 
+void ewd_pool_submit_eval(ewd_pool_t *p, ewd_job_t *job) {
+  job->st->refs++;
+  job->st->queued_jobs++;
+  pthread_mutex_lock(&p->mu);
+  p->pending++;
+  job->next = NULL;
+  job->state = EWD_JOB_READY;
+  if (p->eval_tail)
+    p->eval_tail->next = job;
+  else
+    p->eval_head = job;
+  p->eval_tail = job;
+  pthread_cond_signal(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+}
+
 size_t ewd_pool_pending(ewd_pool_t *p) {
   pthread_mutex_lock(&p->mu);
   size_t n = p->pending;
@@ -395,5 +465,6 @@ void ewd_job_free(ewd_job_t *job) {
       ew_result_clear(&job->results[i]);
   free(job->results);
   free(job->point);
+  ew_stream_free(job->clone);
   free(job);
 }

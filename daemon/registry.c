@@ -229,6 +229,7 @@ void ewd_stream_unref(ewd_stream_t *st) {
   ewd_steps_free(st->steps); /* dropped streams were discarded first: only a stop gets here */
   free(st->producers);
   free(st->step_rows);
+  ewd_eval_free(st->eval);
   ew_stream_free(st->s); /* NULL after a FREE job */
   free(st);
 }

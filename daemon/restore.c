@@ -67,8 +67,8 @@ static void restore_one(ewd_persist_t *p, const char *file) {
     snprintf(why, sizeof why, "%s", "the file ends inside its header: truncated");
   else if (memcmp(head, SNAP_MAGIC, 8) != 0)
     snprintf(why, sizeof why, "%s", "not an eigenwatch snapshot (bad magic)");
-  else if (memcpy(&version, head + 8, 4), version != 1 && version != SNAP_VERSION)
-    snprintf(why, sizeof why, "snapshot format version %u is not one this daemon reads (1, %u)",
+  else if (memcpy(&version, head + 8, 4), (version < 1 || version > SNAP_VERSION))
+    snprintf(why, sizeof why, "snapshot format version %u is not one this daemon reads (1 to %u)",
              version, SNAP_VERSION);
   else if (memcpy(&klen, head + 12, 4), klen == 0 || klen > SNAP_KEY_MAX)
     snprintf(why, sizeof why, "%s", "the header's key length is out of range: corrupt");
@@ -121,6 +121,7 @@ static void restore_one(ewd_persist_t *p, const char *file) {
     ew_stream_free(s);
     free(train.producers);
     free(train.step_rows);
+    ewd_eval_free(train.eval);
     quarantine(p, file, why);
     return;
   }
@@ -131,6 +132,7 @@ static void restore_one(ewd_persist_t *p, const char *file) {
     ew_stream_free(s);
     free(train.producers);
     free(train.step_rows);
+    ewd_eval_free(train.eval);
     ewd_log(EWD_LOG_ERROR, "snapshot not restored (the limits do not admit it): left in place",
             "file=%s stream=\"%s\" reason=\"%s\"", file, rkey.name, msg);
     reserve(p, file);
@@ -148,6 +150,7 @@ static void restore_one(ewd_persist_t *p, const char *file) {
   st->window_steps = train.window_steps;
   st->step_rows = train.step_rows;
   st->nstep_rows = train.nstep_rows, st->step_rows_at = train.step_rows_at;
+  st->eval = train.eval;
   srv->stat[EWD_STAT_streams_restored]++;
   ewd_log(EWD_LOG_INFO, "stream restored", "stream=\"%s\" file=%s count=%llu dim=%zu "
           "seconds=%.3f", st->name, file, (unsigned long long)st->count, st->cfg.dim,

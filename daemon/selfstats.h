@@ -44,7 +44,16 @@
   XX(steps_forced, COUNTER, "steps completed early because staging passed max_staged_bytes")     \
   XX(late_batches, COUNTER, "step batches that came after their rank or step had moved on")      \
   XX(duplicate_batches, COUNTER, "batches acknowledged as duplicates (producer, seq) and skipped") \
-  XX(step_apply_failures, COUNTER, "staged batches a completed step could not apply (logged)")
+  XX(step_apply_failures, COUNTER, "staged batches a completed step could not apply (logged)")   \
+  XX(evaluations, COUNTER, "scheduled evaluations completed (one per stream and evaluated step)") \
+  XX(eval_coalesced, COUNTER, "due evaluations skipped because a later step replaced them")      \
+  XX(eval_failures, COUNTER, "scheduled metrics that failed (logged once per stream and metric)") \
+  XX(eval_inline, COUNTER, "evaluations run in the stream's queue (no room for a copy)")         \
+  XX(eval_bytes, GAUGE, "copies of stream states held for evaluation")                           \
+  XX(eval_lag_ms, GAUGE, "milliseconds from step completion to value, of the last evaluation")   \
+  XX(history_points, COUNTER, "values written to the history database")                          \
+  XX(history_failures, COUNTER, "history writes or reads that failed (logged)")                   \
+  XX(history_queue, GAUGE, "values waiting for the history's I/O thread")
 
 typedef enum {
 #define EWD__SENUM(member, kind, help) EWD_STAT_##member,

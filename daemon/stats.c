@@ -1,6 +1,7 @@
 /* stats.c — the self-stat table's rows and its gauges, read from the live state when asked.
  * Also the server's small shared duties: error counts and giving freed heap back. */
 #include "ewd.h"
+#include "history.h"
 #include "net/net.h"
 
 #include <malloc.h>
@@ -25,6 +26,8 @@ void ewd_stats_refresh(ewd_server_t *srv) {
   srv->stat[EWD_STAT_queue_bytes] = qb;
   srv->stat[EWD_STAT_recv_held_bytes] = srv->net ? srv->net->recv_held : 0;
   srv->stat[EWD_STAT_staged_bytes] = srv->reg.staged_bytes;
+  srv->stat[EWD_STAT_eval_bytes] = srv->reg.eval_bytes;
+  ewd_history_stats(srv);
 }
 
 void ewd_count_error(ewd_server_t *srv, int code) {

@@ -12,8 +12,8 @@
  *
  * A completed step's batches become ordinary ingest jobs on the stream's queue — ranks in order,
  * each rank's batches in the order sent, then the late batches in arrival order — so the state
- * at a step is the same whatever order the batches came in. The last job carries the step's
- * record (ewd_point_t). Rows are counted in reg.staged_bytes from staging until their job has
+ * at a step is the same whatever order the batches came in. The step's record (ewd_point_t) then
+ * goes to eval.c, which evaluates what is due on the state the queue now leads to. Rows are counted in reg.staged_bytes from staging until their job has
  * applied them; reg.pending_bytes counts the part not yet completed (what the bound forces).
  * Batches were checked on a math thread before they got here (EWD_JOB_CHECK): a completed step
  * does not fail on bad values. */
@@ -131,8 +131,6 @@ static void apply_done(ewd_job_t *j) {
     srv->stat[EWD_STAT_rows] += j->n;
     st->last_ingest = ewd_wall_now();
   }
-  free(j->point);
-  j->point = NULL;
   ewd_job_finish(j);
 }
 
@@ -143,10 +141,10 @@ static int by_rank_then_arrival(const void *a, const void *b) {
   return x->ord < y->ord ? -1 : x->ord > y->ord;
 }
 
-/* Queues the batches of `list` (already in apply order, n of them) as ingest jobs; the last one
- * carries `point` (may be NULL). Takes ownership of the batches and the point. */
+/* Queues the batches of `list` (already in apply order, n of them) as ingest jobs. Takes
+ * ownership of the batches. */
 static void submit(ewd_server_t *srv, ewd_stream_t *st, staged_t **list, size_t n,
-                   ewd_point_t *point, uint64_t step) {
+                   uint64_t step) {
   for (size_t i = 0; i < n; i++) {
     staged_t *b = list[i];
     ewd_steps_t *sp = st->steps;
@@ -176,13 +174,10 @@ static void submit(ewd_server_t *srv, ewd_stream_t *st, staged_t **list, size_t 
     j->staged_apply = true;
     j->has_step = true;
     j->step = step;
-    if (i + 1 == n)
-      j->point = point, point = NULL;
     st->queued_bytes += b->bytes;
     free(b);
     ewd_job_submit(srv, j, false);
   }
-  free(point);
 }
 
 /* Completes the lowest pending step of st: its batches by rank, then every late batch. `why`:
@@ -239,6 +234,7 @@ static void complete_head(ewd_server_t *srv, ewd_stream_t *st, const char *why) 
   if (pt) {
     pt->step = p->step;
     pt->completed = ewd_now();
+    pt->time = ewd_wall_now();
     pt->rows = rows;
     pt->ranks = ranks;
     pt->nmissing = missing;
@@ -261,18 +257,21 @@ static void complete_head(ewd_server_t *srv, ewd_stream_t *st, const char *why) 
     st->first_step = p->step, st->has_first_step = true;
   st->last_step = p->step, st->has_last_step = true;
   if (v) {
-    submit(srv, st, v, k, pt, p->step);
+    submit(srv, st, v, k, p->step);
   } else { /* no memory for the sort: apply one by one in the order held */
     for (staged_t *b = chain, *nx; b; b = nx) {
       nx = b->next;
-      submit(srv, st, &b, 1, NULL, p->step);
+      submit(srv, st, &b, 1, p->step);
     }
     for (staged_t *b = sp->late_head, *nx; b; b = nx) {
       nx = b->next;
-      submit(srv, st, &b, 1, NULL, p->step);
+      submit(srv, st, &b, 1, p->step);
     }
   }
   sp->late_head = sp->late_tail = NULL;
+  if (pt) /* the state at this step is what the queue holds now: evaluate what is due */
+    ewd_eval_step(srv, st, pt);
+  free(pt);
   free(v);
   free(p);
 }
@@ -285,7 +284,7 @@ static void complete_late(ewd_server_t *srv, ewd_stream_t *st) {
       st->step_rows[(st->step_rows_at + st->window_steps - 1) % st->window_steps] += b->n;
   for (staged_t *b = sp->late_head, *nx; b; b = nx) {
     nx = b->next;
-    submit(srv, st, &b, 1, NULL, st->last_step);
+    submit(srv, st, &b, 1, st->last_step);
   }
   sp->late_head = sp->late_tail = NULL;
 }

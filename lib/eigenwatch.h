@@ -195,6 +195,12 @@ size_t ew_stream_saved_bytes(const ew_stream_t *s);
  * *out is NULL and nothing is left allocated. The checksum is verified before the stream is
  * handed over. Sections of later minor additions that this version does not know are skipped. */
 int ew_stream_load(ew_stream_t **out, ew_read_fn fn, void *ctx, char *msg, size_t cap);
+/* A new stream (*out, freed with ew_stream_free) holding s's state: it answers every metric as s
+ * does now, and later changes to either do not reach the other. The copy goes through the saved
+ * form (ew_stream_save, then ew_stream_load), so it costs about one pass over the state and holds
+ * the saved bytes while it runs. s is only read (see ew_stream_save). Returns 0, EW_ENOMEM, or
+ * EW_EINTERNAL if the saved form did not read back (*out is then NULL). */
+int ew_stream_clone(const ew_stream_t *s, ew_stream_t **out);
 /* The configuration a saved state begins with, read from its first bytes without building a
  * stream or verifying the checksum (ew_stream_load does both): lets a caller check limits and
  * compatibility before committing memory. Returns 0, or EW_ESTATE with a sentence in msg. */

@@ -206,6 +206,46 @@ EW_EXPORT size_t ew_stream_saved_bytes(const ew_stream_t *s) {
   return w.bytes;
 }
 
+/* A saved state in memory (ew_stream_clone). */
+typedef struct {
+  unsigned char *p;
+  size_t len, off;
+} clonebuf_t;
+
+static int clone_write(void *ctx, const void *p, size_t n) {
+  clonebuf_t *b = ctx;
+  if (n > b->len - b->off)
+    return -1;
+  memcpy(b->p + b->off, p, n);
+  b->off += n;
+  return 0;
+}
+
+static int clone_read(void *ctx, void *p, size_t n) {
+  clonebuf_t *b = ctx;
+  if (n > b->len - b->off)
+    return -1;
+  memcpy(p, b->p + b->off, n);
+  b->off += n;
+  return 0;
+}
+
+EW_EXPORT int ew_stream_clone(const ew_stream_t *s, ew_stream_t **out) {
+  *out = NULL;
+  clonebuf_t b = {.len = ew_stream_saved_bytes(s)};
+  if (!(b.p = malloc(b.len)))
+    return EW_ENOMEM;
+  int rc = ew_stream_save(s, clone_write, &b);
+  if (rc == 0 && b.off == b.len) {
+    b.off = 0;
+    rc = ew_stream_load(out, clone_read, &b, NULL, 0);
+  }
+  free(b.p);
+  if (rc == 0 && !*out)
+    rc = EW_EINTERNAL;
+  return rc == 0 ? 0 : rc == EW_ENOMEM ? EW_ENOMEM : EW_EINTERNAL;
+}
+
 /* ---- reading ---- */
 
 int ew__rd_fail(rd_t *r, const char *fmt, const char *what) {

@@ -30,11 +30,13 @@ static const char *const enum_normalize[] = {EWP_ENUM_normalize, NULL};
 static const char *const enum_window_mode[] = {EWP_ENUM_window_mode, NULL};
 static const char *const enum_source[] = {EWP_ENUM_source, NULL};
 static const char *const enum_dtype[] = {EWP_ENUM_dtype, NULL};
+static const char *const enum_agg[] = {EWP_ENUM_agg, NULL};
 /* ENUM fields find their strings by member name; other fields get NULL. */
 #define EWP__VALUES_normalize enum_normalize
 #define EWP__VALUES_window_mode enum_window_mode
 #define EWP__VALUES_source enum_source
 #define EWP__VALUES_dtype enum_dtype
+#define EWP__VALUES_agg enum_agg
 #define EWP__VALUES(member, type) EWP__VALUES_##type(member)
 #define EWP__VALUES_ENUM(member) EWP__VALUES_##member
 #define EWP__VALUES_NAME(member) NULL
@@ -47,6 +49,7 @@ static const char *const enum_dtype[] = {EWP_ENUM_dtype, NULL};
 #define EWP__VALUES_ROWS(member) NULL
 #define EWP__VALUES_NAMES(member) NULL
 #define EWP__VALUES_PARAMS(member) NULL
+#define EWP__VALUES_EVALS(member) NULL
 
 #define EWP__ROW_CREATE(member, type, flags, wt, def, code, err, doc)                             \
   {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_create_req_t, member),       \
@@ -77,6 +80,19 @@ static const ewp_field_info_t f_merge[] = {EWP_FIELDS_MERGE(EWP__ROW_MERGE)};
   {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_list_req_t, member),        \
    EWP__VALUES(member, type)},
 static const ewp_field_info_t f_list[] = {EWP_FIELDS_LIST(EWP__ROW_LIST)};
+#define EWP__ROW_HISTORY(member, type, flags, wt, def, code, err, doc)                            \
+  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_history_req_t, member),     \
+   EWP__VALUES(member, type)},
+static const ewp_field_info_t f_history[] = {EWP_FIELDS_HISTORY(EWP__ROW_HISTORY)};
+#define EWP__ROW_EVAL(member, type, flags, wt, def, code, err, doc)                               \
+  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_eval_t, member),            \
+   EWP__VALUES(member, type)},
+static const ewp_field_info_t f_eval[] = {EWP_FIELDS_EVAL(EWP__ROW_EVAL)};
+
+const ewp_field_info_t *ewp_eval_fields(size_t *n) {
+  *n = sizeof f_eval / sizeof f_eval[0];
+  return f_eval;
+}
 
 /* info, reset and drop share one layout (a stream name) */
 _Static_assert(offsetof(ewp_info_req_t, stream) == offsetof(ewp_reset_req_t, stream) &&
@@ -101,6 +117,7 @@ const ewp_field_info_t *ewp_method_fields(ewp_method_t m, size_t *n) {
   case EWP_METHOD_FLUSH: *n = EWP__N(f_stream); return f_stream;
   case EWP_METHOD_MERGE: *n = EWP__N(f_merge); return f_merge;
   case EWP_METHOD_LIST: *n = EWP__N(f_list); return f_list;
+  case EWP_METHOD_HISTORY: *n = EWP__N(f_history); return f_history;
   case EWP_METHOD_AUTH: *n = EWP__N(f_auth); return f_auth;
   default: *n = 0; return NULL;
   }
@@ -295,6 +312,48 @@ static int decode_params(const msgpack_object *o, const ewp_field_info_t *f, ewp
   return 0;
 }
 
+static int decode_map(const msgpack_object *map, const ewp_field_info_t *fs, size_t nf,
+                      void *dst, const char *what, ewp_request_t *req, ewp_error_t *err);
+
+static int check_eval(ewp_eval_t *e, ewp_error_t *err) {
+  int ways = EWP_HAS(e, EWP_EVAL_every) + EWP_HAS(e, EWP_EVAL_every_rows) +
+             EWP_HAS(e, EWP_EVAL_every_s);
+  if (ways > 1)
+    return fail(err, EWP_EBADPARAM, "give one of 'every' (steps), 'every_rows' or 'every_s'");
+  if (EWP_HAS(e, EWP_EVAL_every) && e->every < 1)
+    return fail(err, EWP_EBADPARAM, "'every' must be a number of steps >= 1");
+  if (EWP_HAS(e, EWP_EVAL_every_rows) && e->every_rows < 1)
+    return fail(err, EWP_EBADPARAM, "'every_rows' must be a number of rows >= 1");
+  if (EWP_HAS(e, EWP_EVAL_every_s) && !(e->every_s >= 0.1 && e->every_s <= 1e9))
+    return fail(err, EWP_EBADPARAM, "'every_s' must be a number of seconds >= 0.1 (at most 1e9)");
+  return 0;
+}
+
+static int decode_evals(const msgpack_object *o, const ewp_field_info_t *f, ewp_evals_t *out,
+                        ewp_request_t *req, ewp_error_t *err) {
+  if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > EWP_EVAL_MAX)
+    return field_error(err, f);
+  out->n = o->via.array.size;
+  for (size_t i = 0; i < out->n; i++) {
+    const msgpack_object *e = &o->via.array.ptr[i];
+    char what[32];
+    snprintf(what, sizeof what, "%s[%zu]", f->name, i);
+    memset(&out->v[i], 0, sizeof out->v[i]);
+    if (e->type != MSGPACK_OBJECT_MAP)
+      return fail(err, EWP_EBADPARAM, "%s must be a map {metric, every, params, source, center}",
+                  what);
+    if (decode_map(e, f_eval, sizeof f_eval / sizeof f_eval[0], &out->v[i], what, req, err) ||
+        check_eval(&out->v[i], err)) {
+      char inner[sizeof err->message];
+      snprintf(inner, sizeof inner, "%s", err->message);
+      if (strncmp(inner, what, strlen(what)) != 0)
+        snprintf(err->message, sizeof err->message, "%s: %.400s", what, inner);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 static int decode_field(const msgpack_object *o, const ewp_field_info_t *f, void *dst,
                         ewp_request_t *req, ewp_error_t *err) {
   const char *p;
@@ -362,6 +421,8 @@ static int decode_field(const msgpack_object *o, const ewp_field_info_t *f, void
     return decode_names(o, f, dst, err);
   case EWP_T_PARAMS:
     return decode_params(o, f, dst, err);
+  case EWP_T_EVALS:
+    return decode_evals(o, f, dst, req, err);
   }
   return fail(err, EWP_EBADREQ, "field '%s' has an unknown type", f->name);
 }
@@ -382,6 +443,26 @@ static int check_create(ewp_create_req_t *r, ewp_error_t *err) {
   return 0;
 }
 
+static int check_history(ewp_history_req_t *r, ewp_error_t *err) {
+  if (EWP_HAS(r, EWP_HISTORY_stream) && EWP_HAS(r, EWP_HISTORY_streams))
+    return fail(err, EWP_EBADREQ, "give 'stream' or 'streams', not both");
+  for (size_t i = 0; EWP_HAS(r, EWP_HISTORY_streams) && i < r->streams.n; i++)
+    if (!ewp_name_valid(r->streams.v[i].p, r->streams.v[i].n)) {
+      char esc[96];
+      return fail(err, EWP_EBADREQ, "streams[%zu] '%s' is not a stream name", i,
+                  ewp_escape(esc, sizeof esc, r->streams.v[i].p, r->streams.v[i].n));
+    }
+  if (EWP_HAS(r, EWP_HISTORY_max_points) &&
+      (r->max_points < 1 || r->max_points > EWP_HISTORY_POINTS_MAX))
+    return fail(err, EWP_EBADREQ, "'max_points' must be an integer between 1 and %d",
+                EWP_HISTORY_POINTS_MAX);
+  if (EWP_HAS(r, EWP_HISTORY_from_step) && EWP_HAS(r, EWP_HISTORY_to_step) &&
+      r->from_step > r->to_step)
+    return fail(err, EWP_EBADREQ, "'from_step' %llu is after 'to_step' %llu",
+                (unsigned long long)r->from_step, (unsigned long long)r->to_step);
+  return 0;
+}
+
 static int check_ingest(ewp_ingest_req_t *r, ewp_error_t *err) {
   bool data = EWP_HAS(r, EWP_INGEST_data), rows = EWP_HAS(r, EWP_INGEST_rows);
   bool step = EWP_HAS(r, EWP_INGEST_step), marker = step && EWP_HAS(r, EWP_INGEST_end_step) &&
@@ -392,6 +473,9 @@ static int check_ingest(ewp_ingest_req_t *r, ewp_error_t *err) {
     if (EWP_HAS(r, needs_step[i].bit) && !step)
       return fail(err, EWP_EBADREQ, "'%s' needs 'step' (the training step the rows belong to)",
                   needs_step[i].name);
+  if (step && r->step > (uint64_t)INT64_MAX)
+    return fail(err, EWP_EBADREQ, "'step' must be an integer below 2^63 (got %llu)",
+                (unsigned long long)r->step);
   if (EWP_HAS(r, EWP_INGEST_world) && (r->world < 1 || r->world > EWP_WORLD_MAX))
     return fail(err, EWP_EBADREQ, "'world' must be an integer between 1 and %d", EWP_WORLD_MAX);
   if (EWP_HAS(r, EWP_INGEST_world) && EWP_HAS(r, EWP_INGEST_rank) && r->rank >= r->world)
@@ -440,9 +524,8 @@ static void method_list(char *dst, size_t cap) {
     o += (size_t)snprintf(dst + o, cap - o, "%s%s", i ? " " : "", methods[i].name);
 }
 
-static void takes_list(ewp_method_t m, char *dst, size_t cap) {
-  size_t n, o = 0;
-  const ewp_field_info_t *fs = ewp_method_fields(m, &n);
+static void takes_list(const ewp_field_info_t *fs, size_t n, char *dst, size_t cap) {
+  size_t o = 0;
   snprintf(dst, cap, "nothing");
   for (size_t i = 0; i < n && o < cap; i++)
     o += (size_t)snprintf(dst + o, cap - o, "%s%s", i ? " " : "", fs[i].name);
@@ -450,21 +533,21 @@ static void takes_list(ewp_method_t m, char *dst, size_t cap) {
 
 static void *method_struct(ewp_request_t *req) { return &req->u; }
 
-static int decode_params_map(const msgpack_object *params, ewp_request_t *req, ewp_error_t *err) {
-  size_t nf;
-  const ewp_field_info_t *fs = ewp_method_fields(req->method, &nf);
-  const char *mname = methods[req->method].name;
+/* Decodes `map` (NULL: empty) against fields fs[0, nf) into dst, a struct that starts with
+ * `has`; `what` names it in refusals (a method, or "eval[2]"). */
+static int decode_map(const msgpack_object *map, const ewp_field_info_t *fs, size_t nf,
+                      void *dst, const char *what, ewp_request_t *req, ewp_error_t *err) {
   const msgpack_object *slot[32] = {0};
   char esc[96], takes[256];
-  if (params) {
-    for (uint32_t i = 0; i < params->via.map.size; i++) {
+  if (map) {
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
       const char *p;
       size_t n;
-      if (!obj_bytes(&params->via.map.ptr[i].key, &p, &n))
-        return fail(err, EWP_EBADREQ, "params keys must be strings");
+      if (!obj_bytes(&map->via.map.ptr[i].key, &p, &n))
+        return fail(err, EWP_EBADREQ, "%s keys must be strings", fs == f_eval ? what : "params");
     }
-    for (uint32_t i = 0; i < params->via.map.size; i++) {
-      const msgpack_object *k = &params->via.map.ptr[i].key;
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+      const msgpack_object *k = &map->via.map.ptr[i].key;
       const char *p;
       size_t n;
       obj_bytes(k, &p, &n);
@@ -472,16 +555,17 @@ static int decode_params_map(const msgpack_object *params, ewp_request_t *req, e
       while (f < nf && !(strlen(fs[f].name) == n && memcmp(fs[f].name, p, n) == 0))
         f++;
       if (f == nf) {
-        takes_list(req->method, takes, sizeof takes);
-        return fail(err, EWP_EBADREQ, "%s does not take '%s' (it takes: %s)", mname,
+        takes_list(fs, nf, takes, sizeof takes);
+        return fail(err, EWP_EBADREQ, "%s does not take '%s' (it takes: %s)", what,
                     ewp_escape(esc, sizeof esc, p, n), takes);
       }
       if (slot[f])
-        return fail(err, EWP_EBADREQ, "duplicate key '%s' in params", fs[f].name);
-      slot[f] = &params->via.map.ptr[i].val;
+        return fail(err, EWP_EBADREQ, "duplicate key '%s' in %s", fs[f].name,
+                    fs == f_eval ? what : "params");
+      slot[f] = &map->via.map.ptr[i].val;
     }
   }
-  uint32_t *has = method_struct(req); /* every method struct starts with `has` */
+  uint32_t *has = dst; /* every struct decoded here starts with `has` */
   for (size_t f = 0; f < nf; f++) {
     const msgpack_object *v = slot[f];
     if (v && v->type == MSGPACK_OBJECT_NIL && (fs[f].flags & EWP_F_NIL))
@@ -491,13 +575,22 @@ static int decode_params_map(const msgpack_object *params, ewp_request_t *req, e
         return field_error(err, &fs[f]);
       continue;
     }
-    if (decode_field(v, &fs[f], (char *)method_struct(req) + fs[f].offset, req, err))
+    if (decode_field(v, &fs[f], (char *)dst + fs[f].offset, req, err))
       return -1;
     *has |= 1u << f;
   }
+  return 0;
+}
+
+static int decode_params_map(const msgpack_object *params, ewp_request_t *req, ewp_error_t *err) {
+  size_t nf;
+  const ewp_field_info_t *fs = ewp_method_fields(req->method, &nf);
+  if (decode_map(params, fs, nf, method_struct(req), methods[req->method].name, req, err))
+    return -1;
   switch (req->method) {
   case EWP_METHOD_CREATE: return check_create(&req->u.create, err);
   case EWP_METHOD_INGEST: return check_ingest(&req->u.ingest, err);
+  case EWP_METHOD_HISTORY: return check_history(&req->u.history, err);
   default: return 0;
   }
 }

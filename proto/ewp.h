@@ -59,7 +59,8 @@ const char *ewp_code_name(ewp_code_t code);
   XX(EXPORT, "export", 0, "a stream's whole state as bytes (docs/STATE.md)")                      \
   XX(MERGE, "merge", 0, "fold an exported state into a stream (created if absent)")               \
   XX(RUNS, "runs", EWP_M_ANSWER, "the runs, each with its streams, steps and last activity")   \
-  XX(FLUSH, "flush", 0, "complete every pending step of a stream now (partial if ranks are missing)")
+  XX(FLUSH, "flush", 0, "complete every pending step of a stream now (partial if ranks are missing)") \
+  XX(HISTORY, "history", EWP_M_ANSWER, "evaluated points by step, downsampled to max_points")
 
 typedef enum {
 #define EWP__XX(id, name, flags, doc) EWP_METHOD_##id,
@@ -92,10 +93,12 @@ const ewp_method_info_t *ewp_method_info(ewp_method_t m);
  *                        request, freed by ewp_request_free)
  *   NAMES  ewp_names_t   a str, or an array of 1..EWP_NAMES_MAX distinct strs
  *   PARAMS ewp_params_t  a map of up to EWP_PARAMS_MAX distinct names to a number, "inf" or bool
+ *   EVALS  ewp_evals_t   an array of up to EWP_EVAL_MAX maps, each decoded against
+ *                        EWP_FIELDS_EVAL (the scheduled evaluations of a stream)
  * A field's string members point into the message bytes: valid while those bytes are. */
 typedef enum {
   EWP_T_NAME, EWP_T_STR, EWP_T_UINT, EWP_T_NUM, EWP_T_BOOL, EWP_T_BIN, EWP_T_ENUM,
-  EWP_T_SHAPE, EWP_T_ROWS, EWP_T_NAMES, EWP_T_PARAMS
+  EWP_T_SHAPE, EWP_T_ROWS, EWP_T_NAMES, EWP_T_PARAMS, EWP_T_EVALS
 } ewp_type_t;
 
 #define EWP_NAME_MAX 200
@@ -139,6 +142,29 @@ typedef struct {
   size_t n;
 } ewp_params_t;
 
+/* One scheduled evaluation (an entry of create's `eval`): `has` as for a method's struct. */
+#define EWP_EVAL_MAX 32
+#define EWP_FIELDS_EVAL(F)                                                                        \
+  F(metric, STR, EWP_F_REQ, "str", "required", EWP_EBADPARAM,                                     \
+    "each 'eval' entry needs 'metric' (a name from the metric table)",                            \
+    "a metric from the table (`metrics` method); each metric at most once")                       \
+  F(every, UINT, 0, "int", "1", EWP_EBADPARAM, "'every' must be a number of steps >= 1",          \
+    "evaluate at the first completed step of every `every` steps (step ÷ every changes)")        \
+  F(every_rows, UINT, 0, "int", "—", EWP_EBADPARAM, "'every_rows' must be a number of rows >= 1", \
+    "instead of `every`, for a stream without steps: after each this many rows")                 \
+  F(every_s, NUM, 0, "number", "—", EWP_EBADPARAM,                                                \
+    "'every_s' must be a number of seconds >= 0.1",                                               \
+    "instead of `every`, for a stream without steps: this often while rows arrive")              \
+  F(params, PARAMS, EWP_F_NIL, "map", "`{}`", EWP_EBADPARAM,                                      \
+    "'params' must be a map of parameter name to value", "the metric's parameters, as in `query`") \
+  F(source, ENUM, EWP_F_NIL, "`\"all\"` \\| `\"window\"` \\| `\"window_cn\"`",                    \
+    "the recent view (as `query`)", EWP_EBADPARAM,                                                \
+    "'source' must be \"all\", \"window\" or \"window_cn\"", "which rows, as in `query`")              \
+  F(center, BOOL, EWP_F_NIL, "bool", "the metric's", EWP_EBADPARAM,                               \
+    "'center' must be true or false", "as in `query`")
+
+typedef struct ewp_evals ewp_evals_t;
+
 typedef ewp_str_t ewp_c_NAME;
 typedef ewp_str_t ewp_c_STR;
 typedef uint64_t ewp_c_UINT;
@@ -150,6 +176,19 @@ typedef ewp_shape_t ewp_c_SHAPE;
 typedef ewp_rows_t ewp_c_ROWS;
 typedef ewp_names_t ewp_c_NAMES;
 typedef ewp_params_t ewp_c_PARAMS;
+
+#define EWP__MEMBER(member, type, flags, wt, def, code, err, doc) ewp_c_##type member;
+typedef struct {
+  uint32_t has;
+  EWP_FIELDS_EVAL(EWP__MEMBER)
+} ewp_eval_t;
+#define EWP__BIT_EVAL(member, ...) EWP_EVAL_##member,
+enum { EWP_FIELDS_EVAL(EWP__BIT_EVAL) };
+struct ewp_evals {
+  ewp_eval_t v[EWP_EVAL_MAX];
+  size_t n;
+};
+typedef ewp_evals_t ewp_c_EVALS;
 
 /* ---- fields of each method ----
  * F(member, TYPE, flags, "wire type", "default", code, "sentence when wrong", "doc")
@@ -230,7 +269,11 @@ typedef ewp_params_t ewp_c_PARAMS;
   F(window_steps, UINT, 0, "int", "0 (off)", EWP_EBADPARAM,                                       \
     "'window_steps' must be a number of steps between 0 and 65536",                               \
     "the recent view is the rows of the last S completed steps (as many as the window holds); "  \
-    "implies `recent`")
+    "implies `recent`")                                                                           \
+  F(eval, EVALS, EWP_F_NIL, "[{…}] (table below)",                                                \
+    "`entropy`, `erank`, `rankme`, `participation_ratio`, `anisotropy`, `l2_std` every step",     \
+    EWP_EBADPARAM, "'eval' must be a list of at most 32 maps {metric, every, params, source, "   \
+    "center}", "metrics computed after completed steps and kept in the history (`[]`: none)")
 
 #define EWP_FIELDS_INGEST(F)                                                                      \
   EWP__STREAM_FIELD(F)                                                                            \
@@ -286,6 +329,29 @@ typedef ewp_params_t ewp_c_PARAMS;
     "'max_lag' must be a number of rows >= 0",                                                    \
     "answer from the cache if every metric's cached value is at most this many rows old")
 
+#define EWP_ENUM_agg "last", "mean", "min", "max"
+#define EWP_HISTORY_POINTS_MAX 100000
+#define EWP_FIELDS_HISTORY(F)                                                                     \
+  F(stream, NAME, 0, "str", "— (or `streams`; neither: every stream of the run)", EWP_EBADREQ,    \
+    "'stream' must be a stream name", "one stream")                                               \
+  EWP__RUN_FIELD(F)                                                                               \
+  F(streams, NAMES, EWP_F_NIL, "[str]", "—", EWP_EBADREQ,                                         \
+    "'streams' must be a list of 1 to 64 stream names (or one name)",                             \
+    "several streams of the run (instead of `stream`)")                                           \
+  F(metrics, NAMES, EWP_F_NIL, "str or [str]", "every evaluated metric", EWP_EBADREQ,             \
+    "'metrics' must be a metric name or a list of 1 to 64 names", "which series")                 \
+  F(from_step, UINT, EWP_F_NIL, "int", "0", EWP_EBADREQ, "'from_step' must be an integer >= 0",   \
+    "the first step (inclusive)")                                                                 \
+  F(to_step, UINT, EWP_F_NIL, "int", "the last", EWP_EBADREQ, "'to_step' must be an integer >= 0", \
+    "the last step (inclusive)")                                                                  \
+  F(max_points, UINT, EWP_F_NIL, "int", "2000", EWP_EBADREQ,                                      \
+    "'max_points' must be an integer between 1 and 100000",                                       \
+    "more points than this in the range are merged into this many equal step buckets")            \
+  F(agg, ENUM, EWP_F_NIL, "`\"last\"` \\| `\"mean\"` \\| `\"min\"` \\| `\"max\"`", "`\"last\"`",     \
+    EWP_EBADREQ, "'agg' must be \"last\", \"mean\", \"min\" or \"max\"",                           \
+    "a bucket's value: its last point's, or the mean, min or max of its values (vector metrics: " \
+    "always the last)")
+
 #define EWP_FIELDS_AUTH(F)                                                                        \
   F(token, STR, EWP_F_REQ, "str", "required", EWP_EBADREQ, "'token' (a string) is required",      \
     "the contents of the daemon's token file (surrounding whitespace removed)")
@@ -297,8 +363,7 @@ typedef ewp_params_t ewp_c_PARAMS;
     "a saved state (docs/STATE.md) of the same d, normalize and decay")
 
 /* One struct per method: `has` is a bitmask of the fields present (bit i = field i in table
- * order), then one member per field. */
-#define EWP__MEMBER(member, type, flags, wt, def, code, err, doc) ewp_c_##type member;
+ * order), then one member per field (EWP__MEMBER, above). */
 #define EWP__REQ_STRUCT(ID, lower)                                                                \
   typedef struct {                                                                                \
     uint32_t has;                                                                                 \
@@ -320,6 +385,7 @@ EWP__REQ_STRUCT(EXPORT, export)
 EWP__REQ_STRUCT(MERGE, merge)
 EWP__REQ_STRUCT(RUNS, runs)
 EWP__REQ_STRUCT(FLUSH, flush)
+EWP__REQ_STRUCT(HISTORY, history)
 #undef EWP__REQ_STRUCT
 
 /* Field bits: EWP_<METHOD>_<member> is the bit index of that field in its struct's `has`
@@ -336,11 +402,13 @@ enum { EWP_FIELDS_QUERY(EWP__BIT_QUERY) };
 enum { EWP_FIELDS_AUTH(EWP__BIT_AUTH) };
 enum { EWP_FIELDS_INFO(EWP__BIT_STREAM) }; /* info, reset, drop, export, flush: stream only */
 enum { EWP_FIELDS_MERGE(EWP__BIT_MERGE) };
+#define EWP__BIT_HISTORY(member, ...) EWP_HISTORY_##member,
+enum { EWP_FIELDS_HISTORY(EWP__BIT_HISTORY) };
 #define EWP__BIT_LIST(member, ...) EWP_LIST_##member,
 enum { EWP_FIELDS_LIST(EWP__BIT_LIST) };
 /* Every method that takes `stream` takes `run` right after it: one bit for all of them. */
 _Static_assert(EWP_CREATE_run == 1 && EWP_INGEST_run == 1 && EWP_QUERY_run == 1 &&
-                   EWP_STREAM_run == 1 && EWP_MERGE_run == 1,
+                   EWP_STREAM_run == 1 && EWP_MERGE_run == 1 && EWP_HISTORY_run == 1,
                "run is the field after stream");
 #define EWP_RUN_BIT 1
 #define EWP_HAS(req, bit) ((((req)->has) >> (bit)) & 1u)
@@ -360,6 +428,8 @@ typedef struct {
 
 /* The fields of method `m`, in table order; *n receives the count. Static. */
 const ewp_field_info_t *ewp_method_fields(ewp_method_t m, size_t *n);
+/* The fields of one entry of create's `eval` (EWP_FIELDS_EVAL). Static. */
+const ewp_field_info_t *ewp_eval_fields(size_t *n);
 
 /* ---- requests ---- */
 typedef enum { EWP_KIND_REQUEST = 0, EWP_KIND_NOTIFY = 2 } ewp_kind_t;
@@ -385,6 +455,7 @@ typedef struct {
     ewp_merge_req_t merge;
     ewp_runs_req_t runs;
     ewp_flush_req_t flush;
+    ewp_history_req_t history;
   } u;
   /* private: what the request owns */
   msgpack_unpacked upk_;

@@ -3,7 +3,7 @@
 # Needs root (uses sudo when not root). Safe to run again: it does nothing when all is there.
 set -euo pipefail
 PKGS=(meson ninja-build pkg-config gcc libc6-dev gzip xxd clang libclang-rt-14-dev
-      libuv1-dev libmsgpack-dev libopenblas-dev liblapacke-dev
+      libuv1-dev libmsgpack-dev libopenblas-dev liblapacke-dev libsqlite3-dev
       python3 python3-venv python3-setuptools python3-numpy python3-msgpack python3-torch
       dataset-fashion-mnist)
 missing=()

@@ -45,6 +45,8 @@ static void methods(void) {
   close_block("methods");
 }
 
+static void table(const char *name, const ewp_field_info_t *f, size_t n);
+
 static void fields(ewp_method_t m) {
   size_t n;
   const ewp_field_info_t *f = ewp_method_fields(m, &n);
@@ -52,6 +54,14 @@ static void fields(ewp_method_t m) {
     return;
   char name[96];
   snprintf(name, sizeof name, "fields-%s", ewp_method_info(m)->name);
+  table(name, f, n);
+  if (m == EWP_METHOD_CREATE) { /* the entries of its `eval` list */
+    f = ewp_eval_fields(&n);
+    table("fields-create-eval", f, n);
+  }
+}
+
+static void table(const char *name, const ewp_field_info_t *f, size_t n) {
   printf("\n");
   open_block(name);
   printf("| field | type | default | when wrong | meaning |\n");

@@ -36,6 +36,16 @@ void ewd_cmd_merge(ewd_call_t *call);
 void ewd_cmd_runs(ewd_call_t *call);
 void ewd_cmd_flush(ewd_call_t *call);
 
+void ewd_cmd_history(ewd_call_t *call);
+
+/* ---- shared (query.c) ---- */
+/* The result cache's key of a metric: "metric|c=center|s=source|t=tail|param=value..." (a
+ * query and a scheduled evaluation of the same thing share it). Malloc'ed; NULL: no memory. */
+char *ewd_cache_key(const char *metric, int center, ew_source_t src, uint64_t tail,
+                    const ew_param_t *ps, size_t np);
+/* True when the metric can be computed from the window (its sources name "window"). */
+bool ewd_takes_window(const ew_metric_info_t *info);
+
 /* ---- shared (dispatch.c) ---- */
 void ewd_reply(ewd_call_t *call, const ewp_value_t *result);
 void ewd_fail(ewd_call_t *call, int code, const char *fmt, ...)

@@ -65,6 +65,7 @@ static void ingest_done(ewd_job_t *j) {
                      {"count", ewp_vu64(st->count)}};
     ewp_value_t v = ewp_vmap(kv, 3);
     ewd_job_reply(j, &v);
+    ewd_eval_rows(srv, st);
   }
   ewd_job_finish(j);
 }

@@ -11,8 +11,8 @@
 
 static const ew_source_t sources[] = {EW_SOURCE_ALL, EW_SOURCE_WINDOW, EW_SOURCE_WINDOW_CN};
 
-static char *cache_key(const char *metric, int center, ew_source_t src, uint64_t tail,
-                       const ew_param_t *ps, size_t np) {
+char *ewd_cache_key(const char *metric, int center, ew_source_t src, uint64_t tail,
+                    const ew_param_t *ps, size_t np) {
   char buf[256];
   int n = snprintf(buf, sizeof buf, "%s|c=%d|s=%d|t=%llu", metric, center, (int)src,
                    (unsigned long long)tail);
@@ -86,7 +86,7 @@ static void query_done(ewd_job_t *j) {
 }
 
 /* True when the metric can be computed from the window (its source list names "window"). */
-static bool takes_window(const ew_metric_info_t *info) {
+bool ewd_takes_window(const ew_metric_info_t *info) {
   for (const char *p = info->sources; (p = strstr(p, "window")) != NULL; p += 6)
     if ((p == info->sources || p[-1] == ' ') && (p[6] == 0 || p[6] == ','))
       return true;
@@ -134,9 +134,10 @@ static int resolve(ewd_call_t *call, const ewp_query_req_t *r, const ewd_stream_
       }
     }
     ms[i].source = source != EW_SOURCE_DEFAULT ? source
-                   : st->recent && takes_window(info) ? EW_SOURCE_WINDOW : EW_SOURCE_DEFAULT;
+                   : st->recent && ewd_takes_window(info) ? EW_SOURCE_WINDOW : EW_SOURCE_DEFAULT;
     ms[i].window_rows = ms[i].source != EW_SOURCE_ALL ? ewd_recent_rows(st) : 0;
-    ms[i].key = cache_key(ms[i].name, center, ms[i].source, ms[i].window_rows, ms[i].params,
+    ms[i].center = center;
+    ms[i].key = ewd_cache_key(ms[i].name, center, ms[i].source, ms[i].window_rows, ms[i].params,
                           ms[i].nparams);
   }
   for (size_t k = 0; k < r->params.n; k++)

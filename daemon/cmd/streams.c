@@ -3,6 +3,7 @@
 #include "cmd.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const ew_normalize_t normalizes[] = {EW_NORMALIZE_NONE, EW_NORMALIZE_L2};
@@ -52,9 +53,17 @@ void ewd_cmd_create(ewd_call_t *call) {
              "needs window > 0");
     return;
   }
+  const ewp_evals_t *evals = EWP_HAS(r, EWP_CREATE_eval) ? &r->eval : NULL;
+  ewd_stream_t asked = {0}; /* the eval list, checked before anything changes */
+  int erc = evals ? ewd_eval_set(&asked, evals, msg, sizeof msg) : 0;
+  if (erc) {
+    ewd_fail(call, erc, "%s", msg);
+    return;
+  }
   if (st) {
+    ewd_eval_free(asked.eval);
     if (!ew_config_equal(&st->cfg, &cfg) || st->world != world || st->step_timeout != timeout ||
-        st->recent != recent || st->window_steps != wsteps) {
+        st->recent != recent || st->window_steps != wsteps || !ewd_eval_same(st, evals)) {
       ewd_fail(call, EW_EEXISTS,
                "stream '%.*s' exists with a different configuration (dim %zu, window %zu, "
                "normalize %s, world %u, step_timeout %g); drop it first or use the same "
@@ -68,15 +77,19 @@ void ewd_cmd_create(ewd_call_t *call) {
   } else {
     int rc = ewd_registry_create(&call->srv->reg, &call->srv->cfg, &key, &cfg,
                                  &st, msg, sizeof msg);
+    if (rc)
+      ewd_eval_free(asked.eval);
     if (rc) {
       ewd_fail(call, rc, "%s", msg);
       return;
     }
     if (ewd_recent_steps(st, wsteps) != 0) {
+      ewd_eval_free(asked.eval);
       ewd_stream_drop(call->srv, st);
       ewd_fail(call, EW_ENOMEM, "out of memory");
       return;
     }
+    st->eval = asked.eval;
     created = true;
     st->world = world;
     st->step_timeout = timeout;
@@ -113,9 +126,9 @@ static ewp_value_t steps_value(const ewd_stream_t *st, ewp_kv_t *kv) {
 
 /* The summary of a stream as list and info show it; kv holds SUMMARY_KV entries, ckv
  * EWD_CONFIG_KV, skv STEPS_KV (info only). */
-#define SUMMARY_KV 9
+#define SUMMARY_KV 10
 static ewp_value_t summary(ewd_stream_t *st, bool with_config, ewp_kv_t *kv, ewp_kv_t *ckv,
-                           ewp_kv_t *skv) {
+                           ewp_kv_t *skv, void **arena) {
   kv[0] = (ewp_kv_t){"stream", ewp_vstr(st->name)};
   kv[1] = (ewp_kv_t){"run", ewp_vstr(st->run)};
   kv[2] = (ewp_kv_t){"dim", ewp_vu64(st->cfg.dim)};
@@ -125,6 +138,7 @@ static ewp_value_t summary(ewd_stream_t *st, bool with_config, ewp_kv_t *kv, ewp
   kv[6] = (ewp_kv_t){"config", with_config ? ewd_config_value(st, ckv) : (ewp_value_t){0}};
   kv[7] = (ewp_kv_t){"queued_jobs", with_config ? ewp_vu64(st->queued_jobs) : (ewp_value_t){0}};
   kv[8] = (ewp_kv_t){"steps", with_config ? steps_value(st, skv) : (ewp_value_t){0}};
+  kv[9] = (ewp_kv_t){"eval", with_config ? ewd_eval_value(st, arena) : (ewp_value_t){0}};
   return ewp_vmap(kv, SUMMARY_KV);
 }
 
@@ -146,7 +160,7 @@ void ewd_cmd_list(ewd_call_t *call) {
     if (st->provisional || (filter && (strlen(st->run) != r->run.n ||
                                        memcmp(st->run, r->run.p, r->run.n) != 0)))
       continue;
-    items[n] = summary(st, false, kv + SUMMARY_KV * n, NULL, NULL);
+    items[n] = summary(st, false, kv + SUMMARY_KV * n, NULL, NULL, NULL);
     n++;
   }
   ewp_kv_t top[] = {{"streams", ewp_varray(items, n)}};
@@ -161,8 +175,10 @@ void ewd_cmd_info(ewd_call_t *call) {
   if (!st)
     return;
   ewp_kv_t kv[SUMMARY_KV], ckv[EWD_CONFIG_KV], skv[STEPS_KV];
-  ewp_value_t v = summary(st, true, kv, ckv, skv);
+  void *arena = NULL;
+  ewp_value_t v = summary(st, true, kv, ckv, skv, &arena);
   ewd_reply(call, &v);
+  free(arena);
 }
 
 static void reset_done(ewd_job_t *j) {
@@ -198,6 +214,9 @@ static void free_done(ewd_job_t *j) {
 /* Drops a registered stream: frees its state after its queued jobs, on a math thread. */
 void ewd_stream_drop(ewd_server_t *srv, ewd_stream_t *st) {
   ewd_steps_discard(srv, st);
+  if (!st->provisional)
+    ewd_history_forget(srv, st);
+  st->dropped = true;
   ewd_registry_remove(&srv->reg, st);
   ewd_persist_forget(srv, st);
   ewd_cache_clear(st);

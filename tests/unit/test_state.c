@@ -197,6 +197,25 @@ static void round_trip_is_bit_identical(void) {
       ew_result_clear(&r);
     }
     collapsed = 0;
+    /* a clone is the same stream, and independent of its original */
+    ew_stream_t *cl = NULL;
+    CHECK(ew_stream_clone(a, &cl) == 0 && cl, "%s: clone", cases[c].what);
+    if (cl) {
+      buf_t b5 = save(a), b6 = save(cl);
+      CHECK(b5.len == b6.len && memcmp(b5.p, b6.p, b5.len) == 0, "%s: the clone saves other "
+            "bytes", cases[c].what);
+      if (ew_stream_count(a) > 2)
+        same_answers(a, cl, cases[c].window > 0, cases[c].what);
+      ingest(cl, d, 30, 4242, 0);
+      buf_t b7 = save(a);
+      CHECK(b7.len == b5.len && memcmp(b7.p, b5.p, b5.len) == 0 &&
+                ew_stream_count(cl) == ew_stream_count(a) + 30,
+            "%s: ingest into the clone reached the original", cases[c].what);
+      free(b5.p);
+      free(b6.p);
+      free(b7.p);
+      ew_stream_free(cl);
+    }
     free(b1.p);
     free(b2.p);
     free(b3.p);

@@ -1,0 +1,664 @@
+/* eval.c — scheduled evaluation (DESIGN §7): after a step completes, the metrics due at it are
+ * computed on the state at that step, and the point goes to the history and the result cache.
+ *
+ * The state at step s is what the stream's queue holds once s's batches are applied, so the
+ * evaluation starts with a FORK job queued right behind them: it copies the state
+ * (ew_stream_clone, about one pass over it) and the loop hands the copy to an EVAL job that any
+ * math thread runs outside the stream's order, when no stream job waits, on at most all threads
+ * but one (pool.c). The stream's later batches therefore never wait for an eigensolve, only for
+ * the copy. Without room in max_memory for the copy, FORK evaluates in place (counted:
+ * eval_inline).
+ *
+ * One evaluation per stream is in flight. Steps that come due meanwhile are coalesced: only the
+ * latest is kept, and it is evaluated next (on the state at that step: its FORK is queued when
+ * the running evaluation ends, behind the batches of every step completed so far, which is that
+ * step's state). The point records how many due evaluations it replaced (`skipped`). */
+#include "ewd.h"
+#include "cmd/cmd.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TICK_MS 250
+
+typedef struct {
+  const ew_metric_info_t *info;
+  ew_param_t params[EW_METRIC_MAX_PARAMS];
+  char pkeys[EW_METRIC_MAX_PARAMS][32];
+  size_t nparams;
+  ew_source_t source;   /* EW_SOURCE_DEFAULT: the recent view, as `query` resolves it */
+  int center;           /* -1: the metric's own */
+  uint64_t every;       /* steps; 0 when every_rows or every_s drive it */
+  uint64_t every_rows;
+  double every_s;
+  bool has_due;         /* due_at: the step (or row count) it was last due at */
+  uint64_t due_at;
+  double due_time;      /* every_s: monotonic time it was last due */
+  bool warned;          /* a failure was logged */
+} spec_t;
+
+struct ewd_eval {
+  spec_t *specs;
+  size_t n;
+  bool given;           /* from create's `eval` (saved in the snapshot); else the defaults */
+  bool busy;            /* a FORK or EVAL job is in flight */
+  bool has_pending;     /* a due evaluation waits for it */
+  ewd_point_t pending;
+  uint64_t pending_mask;
+  uint64_t evaluations, coalesced, failures, inline_evals;
+  double last_lag;
+  uint64_t rows_at;     /* stream count at the last row- or time-driven evaluation */
+};
+
+static const char *const default_names[] = {EWD_EVAL_DEFAULTS};
+#define NDEFAULTS (sizeof default_names / sizeof default_names[0])
+
+/* True when the metric's source list names `name` as a word. */
+static bool takes_source(const ew_metric_info_t *info, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = info->sources; (p = strstr(p, name)) != NULL; p += n)
+    if ((p == info->sources || p[-1] == ' ') && (p[n] == 0 || p[n] == ','))
+      return true;
+  return false;
+}
+
+static void spec_default(spec_t *sp, const ew_metric_info_t *info) {
+  memset(sp, 0, sizeof *sp);
+  sp->info = info;
+  sp->source = EW_SOURCE_DEFAULT;
+  sp->center = -1;
+  sp->every = 1;
+}
+
+/* Builds a spec from one `eval` entry. Returns 0 or an EW_E* code with a sentence. */
+static int spec_from(spec_t *sp, const ewp_eval_t *e, size_t idx, char *msg, size_t cap) {
+  static const ew_source_t sources[] = {EW_SOURCE_ALL, EW_SOURCE_WINDOW, EW_SOURCE_WINDOW_CN};
+  char name[64], esc[96];
+  const ew_metric_info_t *info = NULL;
+  if (e->metric.n < sizeof name) {
+    memcpy(name, e->metric.p, e->metric.n);
+    name[e->metric.n] = 0;
+    if (strlen(name) == e->metric.n)
+      info = ew_metric_find(name);
+  }
+  if (!info) {
+    snprintf(msg, cap, "eval[%zu]: no metric named '%s' (the 'metrics' method lists them)", idx,
+             ewp_escape(esc, 64, e->metric.p, e->metric.n));
+    return EW_EUNKMETRIC;
+  }
+  spec_default(sp, info);
+  if (EWP_HAS(e, EWP_EVAL_every_rows))
+    sp->every = 0, sp->every_rows = e->every_rows;
+  else if (EWP_HAS(e, EWP_EVAL_every_s))
+    sp->every = 0, sp->every_s = e->every_s;
+  else if (EWP_HAS(e, EWP_EVAL_every))
+    sp->every = e->every;
+  if (EWP_HAS(e, EWP_EVAL_center))
+    sp->center = e->center ? 1 : 0;
+  if (EWP_HAS(e, EWP_EVAL_source)) {
+    sp->source = sources[e->source];
+    if (!takes_source(info, ew_source_name(sp->source))) {
+      snprintf(msg, cap, "eval[%zu]: %s is not computed from source '%s' (it takes: %s)", idx,
+               info->name, ew_source_name(sp->source), info->sources);
+      return EW_EBADPARAM;
+    }
+  }
+  for (size_t k = 0; EWP_HAS(e, EWP_EVAL_params) && k < e->params.n; k++) {
+    const ewp_param_t *p = &e->params.v[k];
+    const ew_param_info_t *pi = NULL;
+    for (size_t q = 0; q < info->nparams; q++)
+      if (strlen(info->params[q].name) == p->key.n &&
+          memcmp(info->params[q].name, p->key.p, p->key.n) == 0)
+        pi = &info->params[q];
+    if (!pi) {
+      snprintf(msg, cap, "eval[%zu]: %s takes no parameter '%s'", idx, info->name,
+               ewp_escape(esc, 64, p->key.p, p->key.n));
+      return EW_EBADPARAM;
+    }
+    if (!(p->value >= pi->min && p->value <= pi->max) ||
+        (pi->integer && isfinite(p->value) && p->value != floor(p->value))) {
+      snprintf(msg, cap, "eval[%zu]: %s's '%s' must be %s in [%g, %g]", idx, info->name,
+               pi->name, pi->integer ? "an integer" : "a number", pi->min, pi->max);
+      return EW_EBADPARAM;
+    }
+    snprintf(sp->pkeys[sp->nparams], sizeof sp->pkeys[0], "%s", pi->name);
+    sp->params[sp->nparams].key = sp->pkeys[sp->nparams];
+    sp->params[sp->nparams].value = p->value;
+    sp->nparams++;
+  }
+  return 0;
+}
+
+/* The specs `evals` asks for (NULL: the defaults) into a new array. Returns 0 or a code. */
+static int build(const ewp_evals_t *evals, spec_t **out, size_t *n, char *msg, size_t cap) {
+  size_t cnt = evals ? evals->n : NDEFAULTS;
+  spec_t *v = calloc(cnt ? cnt : 1, sizeof *v);
+  if (!v) {
+    snprintf(msg, cap, "out of memory");
+    return EW_ENOMEM;
+  }
+  for (size_t i = 0; i < cnt; i++) {
+    if (!evals) {
+      spec_default(&v[i], ew_metric_find(default_names[i]));
+      continue;
+    }
+    int rc = spec_from(&v[i], &evals->v[i], i, msg, cap);
+    for (size_t k = 0; rc == 0 && k < i; k++)
+      if (v[k].info == v[i].info) {
+        snprintf(msg, cap, "eval names %s twice (each metric at most once: its history is one "
+                 "series)", v[i].info->name);
+        rc = EW_EBADPARAM;
+      }
+    if (rc) {
+      free(v);
+      return rc;
+    }
+  }
+  *out = v;
+  *n = cnt;
+  return 0;
+}
+
+static bool spec_equal(const spec_t *a, const spec_t *b) {
+  if (a->info != b->info || a->source != b->source || a->center != b->center ||
+      a->every != b->every || a->every_rows != b->every_rows || a->every_s != b->every_s ||
+      a->nparams != b->nparams)
+    return false;
+  for (size_t i = 0; i < a->nparams; i++)
+    if (strcmp(a->pkeys[i], b->pkeys[i]) != 0 || a->params[i].value != b->params[i].value)
+      return false;
+  return true;
+}
+
+static ewd_eval_t *eval_new(spec_t *specs, size_t n, bool given) {
+  ewd_eval_t *ev = calloc(1, sizeof *ev);
+  if (!ev)
+    return NULL;
+  ev->specs = specs;
+  ev->n = n;
+  ev->given = given;
+  for (size_t i = 0; i < n; i++) /* the keys point into the specs: fix them after a move */
+    for (size_t k = 0; k < specs[i].nparams; k++)
+      specs[i].params[k].key = specs[i].pkeys[k];
+  return ev;
+}
+
+/* st's evaluation state, the defaults made when first needed (NULL: out of memory). */
+static ewd_eval_t *eval_of(ewd_stream_t *st) {
+  if (!st->eval) {
+    spec_t *v;
+    size_t n;
+    char msg[64];
+    if (build(NULL, &v, &n, msg, sizeof msg))
+      return NULL;
+    if (!(st->eval = eval_new(v, n, false)))
+      free(v);
+  }
+  return st->eval;
+}
+
+int ewd_eval_set(ewd_stream_t *st, const ewp_evals_t *evals, char *msg, size_t cap) {
+  spec_t *v;
+  size_t n;
+  int rc = build(evals, &v, &n, msg, cap);
+  if (rc)
+    return rc;
+  ewd_eval_t *ev = eval_new(v, n, evals != NULL);
+  if (!ev) {
+    free(v);
+    snprintf(msg, cap, "out of memory");
+    return EW_ENOMEM;
+  }
+  if (st->eval) { /* an evaluation in flight keeps its own copy of what it computes */
+    ev->busy = st->eval->busy;
+    ewd_eval_free(st->eval);
+  }
+  st->eval = ev;
+  return 0;
+}
+
+bool ewd_eval_same(const ewd_stream_t *st, const ewp_evals_t *evals) {
+  spec_t *v;
+  size_t n;
+  char msg[256];
+  if (build(evals, &v, &n, msg, sizeof msg))
+    return false;
+  bool same;
+  if (!st->eval) {
+    same = evals == NULL;
+  } else {
+    same = st->eval->n == n;
+    for (size_t i = 0; same && i < n; i++)
+      same = spec_equal(&st->eval->specs[i], &v[i]);
+  }
+  free(v);
+  return same;
+}
+
+void ewd_eval_free(ewd_eval_t *ev) {
+  if (!ev)
+    return;
+  free(ev->specs);
+  free(ev);
+}
+
+/* ---- running an evaluation ---- */
+
+static void start(ewd_server_t *srv, ewd_stream_t *st, ewd_eval_t *ev, const ewd_point_t *pt,
+                  uint64_t mask);
+
+/* The metrics of `mask` as a job's metric list (the same keys `query` caches under). */
+static ewd_qmetric_t *metrics_of(const ewd_stream_t *st, const ewd_eval_t *ev, uint64_t mask,
+                                 size_t *nm) {
+  size_t n = 0;
+  for (size_t i = 0; i < ev->n; i++)
+    n += (mask >> i) & 1;
+  ewd_qmetric_t *ms = calloc(n ? n : 1, sizeof *ms);
+  if (!ms)
+    return NULL;
+  size_t k = 0;
+  for (size_t i = 0; i < ev->n; i++) {
+    if (!((mask >> i) & 1))
+      continue;
+    const spec_t *sp = &ev->specs[i];
+    ewd_qmetric_t *m = &ms[k++];
+    m->name = strdup(sp->info->name);
+    m->source = sp->source != EW_SOURCE_DEFAULT ? sp->source
+                : st->recent && ewd_takes_window(sp->info) ? EW_SOURCE_WINDOW
+                                                            : EW_SOURCE_DEFAULT;
+    m->window_rows = m->source != EW_SOURCE_ALL ? ewd_recent_rows(st) : 0;
+    m->center = sp->center;
+    for (size_t p = 0; p < sp->nparams; p++) {
+      m->pkeys[p] = strdup(sp->pkeys[p]);
+      m->params[p] = (ew_param_t){m->pkeys[p], sp->params[p].value};
+      m->nparams++;
+      if (!m->pkeys[p])
+        m->name = (free(m->name), NULL);
+    }
+    m->key = ewd_cache_key(sp->info->name, m->center, m->source, m->window_rows, m->params,
+                           m->nparams);
+    if (!m->name || !m->key) {
+      ewd_qmetrics_free(ms, n);
+      return NULL;
+    }
+  }
+  *nm = n;
+  return ms;
+}
+
+/* What an evaluation produced: the values into the cache, the history and the latest; then the
+ * next evaluation if one came due meanwhile. */
+static void finish(ewd_job_t *j) {
+  ewd_server_t *srv = j->srv;
+  ewd_stream_t *st = j->st;
+  ewd_eval_t *ev = st->eval;
+  if (st->dropped || !ev)
+    return;
+  ev->busy = false;
+  if (j->results) {
+    ewd_point_t *pt = j->point;
+    ewd_hvalue_t hv[EWP_EVAL_MAX];
+    size_t nh = 0, k = 0;
+    double lag = ewd_now() - pt->completed;
+    for (size_t i = 0; i < ev->n && k < j->nmetrics; i++) {
+      if (!((j->evmask >> i) & 1))
+        continue;
+      spec_t *sp = &ev->specs[i];
+      const ew_result_t *res = &j->results[k];
+      const ewd_qmetric_t *m = &j->metrics[k++];
+      if (res->code) {
+        ev->failures++;
+        srv->stat[EWD_STAT_eval_failures]++;
+        if (!sp->warned)
+          ewd_log(EWD_LOG_WARN, "a scheduled metric could not be evaluated (logged once per "
+                  "stream and metric)", "run=\"%s\" stream=\"%s\" metric=%s step=%llu code=%s "
+                  "reason=\"%s\"", st->run, st->name, m->name, (unsigned long long)pt->step,
+                  ew_err_name(res->code), res->message);
+        sp->warned = true;
+        continue;
+      }
+      ewd_cache_put(st, m->key, res);
+      hv[nh++] = (ewd_hvalue_t){m->name, res};
+    }
+    ev->evaluations++;
+    ev->last_lag = lag;
+    srv->stat[EWD_STAT_evaluations]++;
+    srv->stat[EWD_STAT_eval_lag_ms] = (uint64_t)(1e3 * lag);
+    if (nh) {
+      pt->lag_s = lag;
+      ewd_history_put(srv, st, pt, hv, nh);
+    }
+  }
+  if (ev->has_pending) {
+    ev->has_pending = false;
+    uint64_t mask = ev->pending_mask;
+    ev->pending_mask = 0;
+    start(srv, st, ev, &ev->pending, mask);
+  }
+}
+
+static void eval_done(ewd_job_t *j) {
+  j->srv->reg.eval_bytes -= j->clone_bytes;
+  finish(j);
+  ewd_job_finish(j);
+}
+
+static void fork_done(ewd_job_t *j) {
+  ewd_server_t *srv = j->srv;
+  ewd_stream_t *st = j->st;
+  ewd_job_mirrors(j);
+  if (j->point->by_rows) /* the rows queued before the copy, whatever was due */
+    j->point->step = j->count_after;
+  if (j->clone && !st->dropped) {
+    ewd_job_t *e = ewd_job_new(srv, NULL, st, EWD_JOB_EVAL, eval_done);
+    if (e) {
+      e->clone = j->clone, j->clone = NULL;
+      e->clone_bytes = j->clone_bytes;
+      e->point = j->point, j->point = NULL;
+      e->metrics = j->metrics, j->metrics = NULL;
+      e->nmetrics = j->nmetrics, j->nmetrics = 0;
+      e->evmask = j->evmask;
+      srv->reg.eval_bytes += e->clone_bytes;
+      ewd_pool_submit_eval(srv->pool, e);
+      ewd_job_finish(j);
+      return;
+    }
+  }
+  if (j->inline_eval && st->eval && !st->eval->inline_evals++)
+    ewd_log(EWD_LOG_INFO, "evaluating in the stream's queue: no room in max_memory for a copy "
+            "(logged once per stream)", "run=\"%s\" stream=\"%s\"", st->run, st->name);
+  if (j->inline_eval)
+    srv->stat[EWD_STAT_eval_inline]++;
+  finish(j);
+  ewd_job_finish(j);
+}
+
+static void start(ewd_server_t *srv, ewd_stream_t *st, ewd_eval_t *ev, const ewd_point_t *pt,
+                  uint64_t mask) {
+  ewd_job_t *j = ewd_job_new(srv, NULL, st, EWD_JOB_FORK, fork_done);
+  ewd_point_t *copy = malloc(sizeof *copy);
+  ewd_qmetric_t *ms = NULL;
+  size_t nm = 0;
+  if (!j || !copy || !(ms = metrics_of(st, ev, mask, &nm))) {
+    free(j);
+    free(copy);
+    ev->failures++;
+    srv->stat[EWD_STAT_eval_failures]++;
+    ewd_log(EWD_LOG_WARN, "out of memory starting an evaluation: the step is not evaluated",
+            "run=\"%s\" stream=\"%s\" step=%llu", st->run, st->name, (unsigned long long)pt->step);
+    return;
+  }
+  *copy = *pt;
+  j->point = copy;
+  j->metrics = ms;
+  j->nmetrics = nm;
+  j->evmask = mask;
+  size_t need = st->memory + srv->reg.eval_bytes + ewd_registry_admitted(&srv->reg, &srv->cfg);
+  j->inline_eval = need > srv->cfg.max_memory;
+  ev->busy = true;
+  ewd_job_submit(srv, j, false);
+}
+
+/* Evaluates `mask` at pt now, or coalesces it into the waiting evaluation. */
+static void due(ewd_server_t *srv, ewd_stream_t *st, ewd_eval_t *ev, const ewd_point_t *pt,
+                uint64_t mask) {
+  if (!ev->busy) {
+    start(srv, st, ev, pt, mask);
+    return;
+  }
+  uint32_t skipped = 0;
+  if (ev->has_pending) { /* the waiting one is replaced by this later one */
+    skipped = ev->pending.skipped + 1;
+    ev->coalesced++;
+    srv->stat[EWD_STAT_eval_coalesced]++;
+  }
+  ev->pending = *pt;
+  ev->pending.skipped = skipped;
+  ev->pending_mask |= mask;
+  ev->has_pending = true;
+}
+
+void ewd_eval_step(ewd_server_t *srv, ewd_stream_t *st, const ewd_point_t *pt) {
+  ewd_eval_t *ev = eval_of(st);
+  if (!ev || st->dropped)
+    return;
+  uint64_t mask = 0;
+  for (size_t i = 0; i < ev->n; i++) {
+    spec_t *sp = &ev->specs[i];
+    if (!sp->every)
+      continue;
+    if (!sp->has_due || pt->step / sp->every != sp->due_at / sp->every || pt->step < sp->due_at)
+      mask |= 1ull << i;
+    sp->has_due = true;
+    sp->due_at = pt->step;
+  }
+  if (mask)
+    due(srv, st, ev, pt, mask);
+}
+
+/* A point for a stream without steps: its row count stands for the step. */
+static ewd_point_t rows_point(const ewd_stream_t *st, const ewd_eval_t *ev) {
+  ewd_point_t pt = {.step = st->count, .completed = ewd_now(), .time = ewd_wall_now(),
+                    .rows = st->count - ev->rows_at, .by_rows = true};
+  return pt;
+}
+
+void ewd_eval_rows(ewd_server_t *srv, ewd_stream_t *st) {
+  ewd_eval_t *ev = st->eval;
+  if (!ev || st->dropped)
+    return;
+  uint64_t mask = 0;
+  for (size_t i = 0; i < ev->n; i++) {
+    spec_t *sp = &ev->specs[i];
+    if (!sp->every_rows || st->count - (sp->has_due ? sp->due_at : 0) < sp->every_rows)
+      continue;
+    mask |= 1ull << i;
+    sp->has_due = true;
+    sp->due_at = st->count;
+  }
+  if (mask) {
+    ewd_point_t pt = rows_point(st, ev);
+    ev->rows_at = st->count;
+    due(srv, st, ev, &pt, mask);
+  }
+}
+
+static void on_tick(uv_timer_t *t) {
+  ewd_server_t *srv = t->data;
+  double now = ewd_now();
+  for (size_t s = 0; s < srv->reg.n; s++) {
+    ewd_stream_t *st = srv->reg.items[s];
+    ewd_eval_t *ev = st->eval;
+    if (!ev || st->provisional)
+      continue;
+    uint64_t mask = 0;
+    for (size_t i = 0; i < ev->n; i++) {
+      spec_t *sp = &ev->specs[i];
+      if (sp->every_s <= 0 || (sp->has_due && (st->count == sp->due_at ||
+                                               now - sp->due_time < sp->every_s)))
+        continue;
+      if (!sp->has_due && st->count == 0)
+        continue;
+      mask |= 1ull << i;
+      sp->has_due = true;
+      sp->due_at = st->count;
+      sp->due_time = now;
+    }
+    if (mask) {
+      ewd_point_t pt = rows_point(st, ev);
+      ev->rows_at = st->count;
+      due(srv, st, ev, &pt, mask);
+    }
+  }
+}
+
+void ewd_eval_start(ewd_server_t *srv) {
+  uv_timer_init(srv->loop, &srv->eval_timer);
+  srv->eval_timer.data = srv;
+  uv_timer_start(&srv->eval_timer, on_tick, TICK_MS, TICK_MS);
+}
+
+void ewd_eval_stop(ewd_server_t *srv) {
+  uv_timer_stop(&srv->eval_timer);
+  uv_close((uv_handle_t *)&srv->eval_timer, NULL);
+}
+
+/* ---- what info shows, and the snapshot ---- */
+
+typedef struct {
+  ewp_value_t items[EWP_EVAL_MAX];
+  ewp_kv_t kv[EWP_EVAL_MAX][7];
+  ewp_kv_t pkv[EWP_EVAL_MAX][EW_METRIC_MAX_PARAMS];
+  ewp_kv_t top[7];
+} value_arena_t;
+
+ewp_value_t ewd_eval_value(const ewd_stream_t *st, void **arena) {
+  value_arena_t *a = calloc(1, sizeof *a);
+  *arena = a;
+  if (!a)
+    return ewp_vnil();
+  spec_t *defaults = NULL;
+  const spec_t *specs;
+  size_t n;
+  if (st->eval) {
+    specs = st->eval->specs, n = st->eval->n;
+  } else {
+    char msg[64];
+    if (build(NULL, &defaults, &n, msg, sizeof msg))
+      return ewp_vnil();
+    specs = defaults;
+    /* the defaults' names are static: the value may borrow them after `defaults` is freed */
+  }
+  for (size_t i = 0; i < n && i < EWP_EVAL_MAX; i++) {
+    const spec_t *sp = &specs[i];
+    ewp_kv_t *kv = a->kv[i];
+    for (size_t p = 0; p < sp->nparams; p++)
+      a->pkv[i][p] = (ewp_kv_t){st->eval ? sp->pkeys[p] : "", ewp_vf64(sp->params[p].value)};
+    kv[0] = (ewp_kv_t){"metric", ewp_vstr(sp->info->name)};
+    kv[1] = (ewp_kv_t){"every", sp->every ? ewp_vu64(sp->every) : (ewp_value_t){0}};
+    kv[2] = (ewp_kv_t){"every_rows", sp->every_rows ? ewp_vu64(sp->every_rows) : (ewp_value_t){0}};
+    kv[3] = (ewp_kv_t){"every_s", sp->every_s > 0 ? ewp_vf64(sp->every_s) : (ewp_value_t){0}};
+    kv[4] = (ewp_kv_t){"params", sp->nparams ? ewp_vmap(a->pkv[i], sp->nparams) : (ewp_value_t){0}};
+    kv[5] = (ewp_kv_t){"source", sp->source != EW_SOURCE_DEFAULT
+                                     ? ewp_vstr(ew_source_name(sp->source))
+                                     : (ewp_value_t){0}};
+    kv[6] = (ewp_kv_t){"center", sp->center >= 0 ? ewp_vbool(sp->center) : (ewp_value_t){0}};
+    a->items[i] = ewp_vmap(kv, 7);
+  }
+  free(defaults);
+  const ewd_eval_t *ev = st->eval;
+  a->top[0] = (ewp_kv_t){"metrics", ewp_varray(a->items, n)};
+  a->top[1] = (ewp_kv_t){"given", ewp_vbool(ev && ev->given)};
+  a->top[2] = (ewp_kv_t){"evaluations", ewp_vu64(ev ? ev->evaluations : 0)};
+  a->top[3] = (ewp_kv_t){"coalesced", ewp_vu64(ev ? ev->coalesced : 0)};
+  a->top[4] = (ewp_kv_t){"failures", ewp_vu64(ev ? ev->failures : 0)};
+  a->top[5] = (ewp_kv_t){"last_lag_s", ev && ev->evaluations ? ewp_vf64(ev->last_lag)
+                                                             : (ewp_value_t){0}};
+  a->top[6] = (ewp_kv_t){"busy", ewp_vbool(ev && ev->busy)};
+  return ewp_vmap(a->top, 7);
+}
+
+#define PUT(q, v) (memcpy((q), &(v), sizeof(v)), (q) += sizeof(v))
+
+/* Per spec: u8 name length, name, i8 source (-1 = the view's), i8 center, u64 every,
+ * u64 every_rows, f64 every_s, u8 nparams, then per parameter u8 key length, key, f64 value. */
+size_t ewd_eval_save(const ewd_stream_t *st, char *out, size_t cap) {
+  const ewd_eval_t *ev = st->eval;
+  if (!ev || !ev->given)
+    return 0;
+  char *q = out;
+  size_t need = 1;
+  for (size_t i = 0; i < ev->n; i++) {
+    need += 1 + strlen(ev->specs[i].info->name) + 2 + 24 + 1;
+    for (size_t p = 0; p < ev->specs[i].nparams; p++)
+      need += 1 + strlen(ev->specs[i].pkeys[p]) + 8;
+  }
+  if (need > cap)
+    return 0;
+  uint8_t n = (uint8_t)ev->n;
+  PUT(q, n);
+  for (size_t i = 0; i < ev->n; i++) {
+    const spec_t *sp = &ev->specs[i];
+    uint8_t len = (uint8_t)strlen(sp->info->name);
+    int8_t src = (int8_t)sp->source, center = (int8_t)sp->center;
+    PUT(q, len);
+    memcpy(q, sp->info->name, len), q += len;
+    PUT(q, src);
+    PUT(q, center);
+    PUT(q, sp->every);
+    PUT(q, sp->every_rows);
+    PUT(q, sp->every_s);
+    uint8_t np = (uint8_t)sp->nparams;
+    PUT(q, np);
+    for (size_t p = 0; p < sp->nparams; p++) {
+      uint8_t kl = (uint8_t)strlen(sp->pkeys[p]);
+      PUT(q, kl);
+      memcpy(q, sp->pkeys[p], kl), q += kl;
+      PUT(q, sp->params[p].value);
+    }
+  }
+  return (size_t)(q - out);
+}
+
+#define GET(v)                                                                                    \
+  do {                                                                                            \
+    if (n - o < sizeof(v))                                                                        \
+      goto bad;                                                                                   \
+    memcpy(&(v), b + o, sizeof(v)), o += sizeof(v);                                               \
+  } while (0)
+
+bool ewd_eval_load(ewd_stream_t *st, const char *b, size_t n) {
+  size_t o = 0;
+  uint8_t cnt;
+  spec_t *v = NULL;
+  GET(cnt);
+  if (cnt > EWP_EVAL_MAX || !(v = calloc(cnt ? cnt : 1, sizeof *v)))
+    goto bad;
+  for (size_t i = 0; i < cnt; i++) {
+    char name[64];
+    uint8_t len, np;
+    int8_t src, center;
+    GET(len);
+    if (len == 0 || len >= sizeof name || n - o < len)
+      goto bad;
+    memcpy(name, b + o, len), o += len;
+    name[len] = 0;
+    const ew_metric_info_t *info = ew_metric_find(name);
+    if (!info)
+      goto bad;
+    spec_default(&v[i], info);
+    GET(src);
+    GET(center);
+    GET(v[i].every);
+    GET(v[i].every_rows);
+    GET(v[i].every_s);
+    GET(np);
+    if (src < -1 || src > 2 || center < -1 || center > 1 || np > EW_METRIC_MAX_PARAMS ||
+        (v[i].every == 0) == (v[i].every_rows == 0 && !(v[i].every_s > 0)))
+      goto bad;
+    v[i].source = (ew_source_t)src, v[i].center = center;
+    for (size_t p = 0; p < np; p++) {
+      uint8_t kl;
+      GET(kl);
+      if (kl == 0 || kl >= sizeof v[i].pkeys[p] || n - o < kl)
+        goto bad;
+      memcpy(v[i].pkeys[p], b + o, kl), o += kl;
+      v[i].pkeys[p][kl] = 0;
+      GET(v[i].params[p].value);
+      v[i].nparams++;
+    }
+  }
+  if (o != n)
+    goto bad;
+  ewd_eval_t *ev = eval_new(v, cnt, true);
+  if (!ev)
+    goto bad;
+  ewd_eval_free(st->eval);
+  st->eval = ev;
+  return true;
+bad:
+  free(v);
+  return false;
+}

@@ -1,0 +1,417 @@
+/* history.c — evaluated points in SQLite, <state_dir>/history.db (DESIGN §7).
+ *
+ * One I/O thread owns the database connection. The loop only queues operations — a point's
+ * values (put), a stream's deletion (forget), a read (`history`) — and the thread takes
+ * everything queued at once and runs it in one transaction, in queue order: writes are batched,
+ * and a read sees every point queued before it. Reads come back to the loop through an async
+ * handle and are answered there. The database is in WAL mode with synchronous=NORMAL: a commit
+ * survives a daemon crash, and a power loss may lose the last commits (never corrupts).
+ *
+ * Schema: series(id, run, stream, metric, n) — one per (run, stream, metric), n an upper bound
+ * of its points; points(series, step, time, value, vec, rows, ranks, partial, lag, skipped),
+ * keyed by (series, step) — a step evaluated again replaces its point. `value` holds scalars,
+ * `vec` list values (little-endian f64s). Retention: past history_max_points points in a series,
+ * every second point of its oldest half is deleted. */
+#include "ewd.h"
+#include "cmd/cmd.h"
+#include "history.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char schema[] =
+    "PRAGMA journal_mode=WAL;"
+    "PRAGMA synchronous=NORMAL;"
+    "CREATE TABLE IF NOT EXISTS series(id INTEGER PRIMARY KEY, run TEXT NOT NULL, stream TEXT "
+    "NOT NULL, metric TEXT NOT NULL, n INTEGER NOT NULL DEFAULT 0, UNIQUE(run, stream, metric));"
+    "CREATE TABLE IF NOT EXISTS points(series INTEGER NOT NULL, step INTEGER NOT NULL, time REAL "
+    "NOT NULL, value REAL, vec BLOB, rows INTEGER NOT NULL, ranks INTEGER NOT NULL, partial "
+    "INTEGER NOT NULL, lag REAL NOT NULL, skipped INTEGER NOT NULL, PRIMARY KEY(series, step)) "
+    "WITHOUT ROWID;";
+
+enum { Q_FIND, Q_NEW, Q_PUT, Q_GROW, Q_COUNT, Q_THIN, Q_SETN, Q_FORGET_P, Q_FORGET_S, Q_SERIES,
+       Q_READ, Q_NQ };
+static const char *const sql[Q_NQ] = {
+    [Q_FIND] = "SELECT id, n FROM series WHERE run=?1 AND stream=?2 AND metric=?3",
+    [Q_NEW] = "INSERT INTO series(run, stream, metric, n) VALUES(?1, ?2, ?3, 0)",
+    [Q_PUT] = "INSERT OR REPLACE INTO points(series, step, time, value, vec, rows, ranks, partial, "
+              "lag, skipped) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [Q_GROW] = "UPDATE series SET n = n + 1 WHERE id=?1",
+    [Q_COUNT] = "SELECT COUNT(*) FROM points WHERE series=?1",
+    [Q_THIN] = "DELETE FROM points WHERE series=?1 AND step IN (SELECT step FROM (SELECT step, "
+               "row_number() OVER (ORDER BY step) AS r FROM points WHERE series=?1) WHERE r <= ?2 "
+               "AND r % 2 = 0)",
+    [Q_SETN] = "UPDATE series SET n=?2 WHERE id=?1",
+    [Q_FORGET_P] = "DELETE FROM points WHERE series IN (SELECT id FROM series WHERE run=?1 AND "
+                   "stream=?2)",
+    [Q_FORGET_S] = "DELETE FROM series WHERE run=?1 AND stream=?2",
+    [Q_SERIES] = "SELECT id, metric FROM series WHERE run=?1 AND stream=?2 ORDER BY id",
+    [Q_READ] = "SELECT step, time, value, vec, partial, rows, ranks, lag, skipped FROM points "
+               "WHERE series=?1 AND step "
+               "BETWEEN ?2 AND ?3 ORDER BY step",
+};
+
+typedef struct {
+  char metric[64];
+  bool vec;
+  double value;
+  double *list; /* owned */
+  size_t len;
+} hval_t;
+
+typedef enum { OP_PUT, OP_FORGET, OP_READ } opkind_t;
+
+typedef struct hop {
+  struct hop *next;
+  opkind_t kind;
+  char run[EWD_NAME_MAX + 1], stream[EWD_NAME_MAX + 1];
+  ewd_point_t pt;      /* put */
+  hval_t *vals;
+  size_t nvals;
+  ewd_hread_t *rd;     /* read */
+} hop_t;
+
+struct ewd_history {
+  ewd_server_t *srv;
+  sqlite3 *db;
+  sqlite3_stmt *q[Q_NQ];
+  uint64_t max_points;
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  hop_t *head, *tail;  /* queued for the thread */
+  hop_t *done;         /* reads answered by the thread, for the loop */
+  size_t queued;       /* values queued */
+  uint64_t written, failed; /* by the thread, read by the loop under mu */
+  bool stop;
+  uv_async_t async;
+};
+
+static void hop_free(hop_t *op) {
+  for (size_t i = 0; i < op->nvals; i++)
+    free(op->vals[i].list);
+  free(op->vals);
+  free(op);
+}
+
+/* ---- the I/O thread ---- */
+
+static int step_done(sqlite3_stmt *s) {
+  int rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : rc;
+}
+
+/* The series id of (run, stream, metric), made when absent; *n its point bound. 0: failure. */
+static sqlite3_int64 series_id(ewd_history_t *h, const char *run, const char *stream,
+                               const char *metric, sqlite3_int64 *n) {
+  sqlite3_stmt *f = h->q[Q_FIND];
+  sqlite3_bind_text(f, 1, run, -1, SQLITE_STATIC);
+  sqlite3_bind_text(f, 2, stream, -1, SQLITE_STATIC);
+  sqlite3_bind_text(f, 3, metric, -1, SQLITE_STATIC);
+  sqlite3_int64 id = 0;
+  *n = 0;
+  if (sqlite3_step(f) == SQLITE_ROW) {
+    id = sqlite3_column_int64(f, 0);
+    *n = sqlite3_column_int64(f, 1);
+  }
+  sqlite3_reset(f);
+  sqlite3_clear_bindings(f);
+  if (id)
+    return id;
+  sqlite3_stmt *c = h->q[Q_NEW];
+  sqlite3_bind_text(c, 1, run, -1, SQLITE_STATIC);
+  sqlite3_bind_text(c, 2, stream, -1, SQLITE_STATIC);
+  sqlite3_bind_text(c, 3, metric, -1, SQLITE_STATIC);
+  return step_done(c) ? 0 : sqlite3_last_insert_rowid(h->db);
+}
+
+/* Past max_points: every second point of the oldest half goes. */
+static int thin(ewd_history_t *h, sqlite3_int64 id) {
+  sqlite3_stmt *c = h->q[Q_COUNT];
+  sqlite3_bind_int64(c, 1, id);
+  sqlite3_int64 n = sqlite3_step(c) == SQLITE_ROW ? sqlite3_column_int64(c, 0) : -1;
+  sqlite3_reset(c);
+  sqlite3_clear_bindings(c);
+  if (n < 0)
+    return -1;
+  if ((uint64_t)n > h->max_points) {
+    sqlite3_bind_int64(h->q[Q_THIN], 1, id);
+    sqlite3_bind_int64(h->q[Q_THIN], 2, n / 2);
+    if (step_done(h->q[Q_THIN]))
+      return -1;
+    n -= sqlite3_changes(h->db);
+  }
+  sqlite3_bind_int64(h->q[Q_SETN], 1, id);
+  sqlite3_bind_int64(h->q[Q_SETN], 2, n);
+  return step_done(h->q[Q_SETN]) ? -1 : 0;
+}
+
+static int run_put(ewd_history_t *h, hop_t *op) {
+  for (size_t i = 0; i < op->nvals; i++) {
+    hval_t *v = &op->vals[i];
+    sqlite3_int64 n;
+    sqlite3_int64 id = series_id(h, op->run, op->stream, v->metric, &n);
+    if (!id)
+      return -1;
+    sqlite3_stmt *p = h->q[Q_PUT];
+    sqlite3_bind_int64(p, 1, id);
+    sqlite3_bind_int64(p, 2, (sqlite3_int64)op->pt.step);
+    sqlite3_bind_double(p, 3, op->pt.time);
+    if (v->vec)
+      sqlite3_bind_blob(p, 5, v->list, (int)(v->len * sizeof(double)), SQLITE_STATIC);
+    else
+      sqlite3_bind_double(p, 4, v->value);
+    sqlite3_bind_int64(p, 6, (sqlite3_int64)op->pt.rows);
+    sqlite3_bind_int64(p, 7, op->pt.ranks);
+    sqlite3_bind_int(p, 8, op->pt.nmissing > 0);
+    sqlite3_bind_double(p, 9, op->pt.lag_s);
+    sqlite3_bind_int64(p, 10, op->pt.skipped);
+    sqlite3_bind_int64(h->q[Q_GROW], 1, id);
+    if (step_done(p) || step_done(h->q[Q_GROW]))
+      return -1;
+    if ((uint64_t)n + 1 > h->max_points && thin(h, id))
+      return -1;
+    h->written++;
+  }
+  return 0;
+}
+
+static int run_forget(ewd_history_t *h, hop_t *op) {
+  for (int q = Q_FORGET_P; q <= Q_FORGET_S; q++) {
+    sqlite3_bind_text(h->q[q], 1, op->run, -1, SQLITE_STATIC);
+    sqlite3_bind_text(h->q[q], 2, op->stream, -1, SQLITE_STATIC);
+    if (step_done(h->q[q]))
+      return -1;
+  }
+  return 0;
+}
+
+static void *thread_main(void *arg) {
+  ewd_history_t *h = arg;
+  pthread_mutex_lock(&h->mu);
+  for (;;) {
+    while (!h->head && !h->stop)
+      pthread_cond_wait(&h->cv, &h->mu);
+    if (!h->head && h->stop)
+      break;
+    hop_t *ops = h->head;
+    h->head = h->tail = NULL;
+    pthread_mutex_unlock(&h->mu);
+
+    bool tx = sqlite3_exec(h->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+    size_t failed = 0, vals = 0;
+    hop_t *reads = NULL, **rtail = &reads;
+    for (hop_t *op = ops, *next; op; op = next) {
+      next = op->next;
+      op->next = NULL;
+      if (op->kind == OP_READ) {
+        ewd_hread_run(h->db, h->q[Q_SERIES], h->q[Q_READ], op->rd);
+        *rtail = op, rtail = &op->next;
+        continue;
+      }
+      vals += op->nvals;
+      int rc = op->kind == OP_PUT ? run_put(h, op) : run_forget(h, op);
+      if (rc) {
+        failed++;
+        ewd_log(EWD_LOG_ERROR, "history write failed", "run=\"%s\" stream=\"%s\" step=%llu "
+                "error=\"%s\"", op->run, op->stream, (unsigned long long)op->pt.step,
+                sqlite3_errmsg(h->db));
+      }
+      hop_free(op);
+    }
+    if (tx && sqlite3_exec(h->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+      ewd_log(EWD_LOG_ERROR, "history commit failed: the batch is lost", "error=\"%s\"",
+              sqlite3_errmsg(h->db));
+      sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
+      failed++;
+    }
+
+    pthread_mutex_lock(&h->mu);
+    h->queued -= vals;
+    h->failed += failed;
+    if (reads) {
+      *rtail = h->done;
+      h->done = reads;
+      uv_async_send(&h->async);
+    }
+  }
+  pthread_mutex_unlock(&h->mu);
+  return NULL;
+}
+
+/* ---- the loop ---- */
+
+static void queue(ewd_history_t *h, hop_t *op) {
+  pthread_mutex_lock(&h->mu);
+  op->next = NULL;
+  if (h->tail)
+    h->tail->next = op;
+  else
+    h->head = op;
+  h->tail = op;
+  h->queued += op->nvals;
+  pthread_cond_signal(&h->cv);
+  pthread_mutex_unlock(&h->mu);
+}
+
+static void on_async(uv_async_t *a) {
+  ewd_history_t *h = a->data;
+  pthread_mutex_lock(&h->mu);
+  hop_t *ops = h->done;
+  h->done = NULL;
+  pthread_mutex_unlock(&h->mu);
+  for (hop_t *op = ops, *next; op; op = next) {
+    next = op->next;
+    ewd_hread_answer(op->rd);
+    free(op);
+  }
+}
+
+static bool key_of(hop_t *op, const ewd_stream_t *st) {
+  snprintf(op->run, sizeof op->run, "%s", st->run);
+  snprintf(op->stream, sizeof op->stream, "%s", st->name);
+  return true;
+}
+
+void ewd_history_put(ewd_server_t *srv, const ewd_stream_t *st, const ewd_point_t *pt,
+                     const ewd_hvalue_t *v, size_t n) {
+  ewd_history_t *h = srv->history;
+  if (!h || !n)
+    return;
+  hop_t *op = calloc(1, sizeof *op);
+  hval_t *vals = calloc(n, sizeof *vals);
+  if (!op || !vals) {
+    free(op);
+    free(vals);
+    srv->stat[EWD_STAT_history_failures]++;
+    ewd_log(EWD_LOG_WARN, "out of memory queueing a history point: it is not kept",
+            "run=\"%s\" stream=\"%s\" step=%llu", st->run, st->name, (unsigned long long)pt->step);
+    return;
+  }
+  op->kind = OP_PUT;
+  key_of(op, st);
+  op->pt = *pt;
+  op->vals = vals;
+  for (size_t i = 0; i < n; i++) {
+    const ew_result_t *r = v[i].res;
+    snprintf(vals[i].metric, sizeof vals[i].metric, "%s", v[i].metric);
+    if (r->kind == EW_VALUE_LIST) {
+      vals[i].vec = true;
+      vals[i].len = r->len;
+      if (r->len && (vals[i].list = malloc(r->len * sizeof(double))))
+        memcpy(vals[i].list, r->list, r->len * sizeof(double));
+      else
+        vals[i].len = 0;
+    } else {
+      vals[i].value = r->scalar;
+    }
+    op->nvals++;
+  }
+  queue(h, op);
+}
+
+void ewd_history_forget(ewd_server_t *srv, const ewd_stream_t *st) {
+  ewd_history_t *h = srv->history;
+  hop_t *op = h ? calloc(1, sizeof *op) : NULL;
+  if (!op) {
+    if (h)
+      ewd_log(EWD_LOG_WARN, "out of memory deleting a dropped stream's history: it stays",
+              "run=\"%s\" stream=\"%s\"", st->run, st->name);
+    return;
+  }
+  op->kind = OP_FORGET;
+  key_of(op, st);
+  queue(h, op);
+}
+
+int ewd_history_read(ewd_server_t *srv, ewd_hread_t *rd) {
+  ewd_history_t *h = srv->history;
+  hop_t *op = h ? calloc(1, sizeof *op) : NULL;
+  if (!op)
+    return -1;
+  op->kind = OP_READ;
+  op->rd = rd;
+  queue(h, op);
+  return 0;
+}
+
+void ewd_history_stats(ewd_server_t *srv) {
+  ewd_history_t *h = srv->history;
+  if (!h)
+    return;
+  pthread_mutex_lock(&h->mu);
+  srv->stat[EWD_STAT_history_queue] = h->queued;
+  srv->stat[EWD_STAT_history_points] = h->written;
+  srv->stat[EWD_STAT_history_failures] += h->failed;
+  h->failed = 0;
+  pthread_mutex_unlock(&h->mu);
+}
+
+int ewd_history_open(ewd_server_t *srv) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/history.db", srv->cfg.state_dir);
+  ewd_history_t *h = calloc(1, sizeof *h);
+  if (!h)
+    return -1;
+  h->srv = srv;
+  h->max_points = srv->cfg.history_max_points;
+  int rc = sqlite3_open_v2(path, &h->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                             SQLITE_OPEN_NOMUTEX, NULL);
+  char *err = NULL;
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(h->db, schema, NULL, NULL, &err);
+  for (int i = 0; rc == SQLITE_OK && i < Q_NQ; i++)
+    rc = sqlite3_prepare_v3(h->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &h->q[i], NULL);
+  if (rc != SQLITE_OK) {
+    ewd_log(EWD_LOG_ERROR, "cannot open the history database", "path=\"%s\" error=\"%s\"", path,
+            err ? err : h->db ? sqlite3_errmsg(h->db) : sqlite3_errstr(rc));
+    sqlite3_free(err);
+    for (int i = 0; i < Q_NQ; i++)
+      sqlite3_finalize(h->q[i]);
+    sqlite3_close(h->db);
+    free(h);
+    return -1;
+  }
+  pthread_mutex_init(&h->mu, NULL);
+  pthread_cond_init(&h->cv, NULL);
+  uv_async_init(srv->loop, &h->async, on_async);
+  h->async.data = h;
+  if (pthread_create(&h->thread, NULL, thread_main, h) != 0) {
+    ewd_log(EWD_LOG_ERROR, "cannot start the history thread", "%s", "");
+    return -1;
+  }
+  srv->history = h;
+  return 0;
+}
+
+static void on_closed(uv_handle_t *hd) {
+  ewd_history_t *h = hd->data;
+  pthread_mutex_destroy(&h->mu);
+  pthread_cond_destroy(&h->cv);
+  free(h);
+}
+
+void ewd_history_close(ewd_server_t *srv) {
+  ewd_history_t *h = srv->history;
+  if (!h)
+    return;
+  pthread_mutex_lock(&h->mu);
+  h->stop = true;
+  pthread_cond_signal(&h->cv);
+  pthread_mutex_unlock(&h->mu);
+  pthread_join(h->thread, NULL);
+  on_async(&h->async); /* the last reads' answers */
+  for (int i = 0; i < Q_NQ; i++)
+    sqlite3_finalize(h->q[i]);
+  if (sqlite3_close(h->db) != SQLITE_OK)
+    ewd_log(EWD_LOG_WARN, "the history database did not close cleanly", "error=\"%s\"",
+            sqlite3_errmsg(h->db));
+  srv->history = NULL;
+  uv_close((uv_handle_t *)&h->async, on_closed);
+}

@@ -1,0 +1,70 @@
+/* history.h — what history.c (the I/O thread), history_read.c (reads, run on that thread) and
+ * cmd/history.c (the `history` method on the loop) share: a read request and its answer. */
+#ifndef EWD_HISTORY_H
+#define EWD_HISTORY_H
+
+#include "ewd.h"
+#include "net/net.h"
+
+#include <sqlite3.h>
+
+/* Points one `history` answer may carry, over all its series. */
+#define EWD_HISTORY_REPLY_MAX 500000
+
+typedef enum { EWD_AGG_LAST = 0, EWD_AGG_MEAN, EWD_AGG_MIN, EWD_AGG_MAX } ewd_agg_t;
+
+/* One series of an answer: n points (bucketed when the range held more than max_points). */
+typedef struct {
+  const char *stream;  /* the request's (borrowed) */
+  char metric[64];
+  size_t n;
+  bool vec;            /* list values: lists[i] of lens[i] */
+  uint64_t *step;      /* the last step of each bucket */
+  double *time;        /* its Unix time */
+  double *value;       /* scalar series: the bucket's aggregate */
+  double **lists;
+  size_t *lens;
+  bool *partial;       /* any point of the bucket partial */
+  uint64_t *rows;      /* the bucket's last point's rows, ranks, lag_s and skipped */
+  uint64_t *ranks;
+  double *lag;
+  uint64_t *skipped;
+} ewd_hseries_t;
+
+/* A read: filled on the loop (the request), answered on the I/O thread, replied on the loop. */
+typedef struct ewd_hread {
+  ewd_server_t *srv;
+  ewd_conn_t *conn;
+  ewd_job_t *hold;     /* stands for the request in the connection's ordering */
+  uint32_t msgid;
+  bool notify;
+  char run[EWD_NAME_MAX + 1];
+  char (*streams)[EWD_NAME_MAX + 1];
+  size_t nstreams;
+  char (*metrics)[64]; /* nmetrics == 0: every series of each stream */
+  size_t nmetrics;
+  uint64_t from, to;
+  size_t max_points;
+  ewd_agg_t agg;
+  /* the answer */
+  int rc;              /* 0 or an EW_E* code with message */
+  char message[256];
+  ewd_hseries_t *series;
+  size_t nseries;
+} ewd_hread_t;
+
+/* Queues a read behind every write queued before it. Returns 0, or -1 (no history, or no
+ * memory: the caller answers). */
+int ewd_history_read(ewd_server_t *srv, ewd_hread_t *rd);
+/* Runs a read on the I/O thread with its prepared statements: `series` (?1 run, ?2 stream →
+ * id, metric) and `points` (?1 series, ?2 from, ?3 to → step, time, value, vec, partial, rows,
+ * ranks, lag, skipped). */
+void ewd_hread_run(sqlite3 *db, sqlite3_stmt *series, sqlite3_stmt *points, ewd_hread_t *rd);
+/* On the loop: replies and frees rd (cmd/history.c). */
+void ewd_hread_answer(ewd_hread_t *rd);
+/* Frees what a read holds (its hold job too), and rd. */
+void ewd_hread_free(ewd_hread_t *rd);
+/* Copies the I/O thread's counters into srv->stat (stats refresh). */
+void ewd_history_stats(ewd_server_t *srv);
+
+#endif

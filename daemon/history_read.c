@@ -1,0 +1,221 @@
+/* history_read.c — a `history` read, run on the history's I/O thread: each requested series'
+ * points in [from, to], in step order, merged into equal step buckets when there are more than
+ * max_points of them. A bucket covers w = floor((last − first) / max_points) + 1 consecutive
+ * steps from the first point's step (so at most max_points buckets); it reports its last point's
+ * step, time, rows, ranks, lag_s and skipped, whether any of its points was partial, and its
+ * values' last, mean, min or max (list values: always the last).
+ * The answer stops at EWD_HISTORY_REPLY_MAX points in all (TOO_LARGE). */
+#include "history.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void fail(ewd_hread_t *rd, int code, const char *fmt, const char *arg) {
+  if (rd->rc)
+    return;
+  rd->rc = code;
+  snprintf(rd->message, sizeof rd->message, fmt, arg);
+}
+
+static void series_free(ewd_hseries_t *s) {
+  for (size_t i = 0; s->lists && i < s->n; i++)
+    free(s->lists[i]);
+  free(s->lists);
+  free(s->lens);
+  free(s->step);
+  free(s->time);
+  free(s->value);
+  free(s->partial);
+  free(s->rows);
+  free(s->ranks);
+  free(s->lag);
+  free(s->skipped);
+}
+
+void ewd_hread_free(ewd_hread_t *rd) {
+  if (!rd)
+    return;
+  for (size_t i = 0; i < rd->nseries; i++)
+    series_free(&rd->series[i]);
+  free(rd->series);
+  free(rd->streams);
+  free(rd->metrics);
+  free(rd->hold);
+  free(rd);
+}
+
+/* The points of series `id` in range into s. Returns 0, or -1 after fail(). `budget` is what the
+ * answer may still hold. */
+static int read_series(sqlite3 *db, sqlite3_stmt *q, ewd_hread_t *rd, sqlite3_int64 id,
+                       ewd_hseries_t *s, size_t *budget) {
+  /* first pass: how many, and the step range */
+  size_t cnt = 0;
+  uint64_t first = 0, last = 0;
+  bool vec = false;
+  sqlite3_bind_int64(q, 1, id);
+  sqlite3_bind_int64(q, 2, (sqlite3_int64)rd->from);
+  sqlite3_bind_int64(q, 3, (sqlite3_int64)rd->to);
+  int rc;
+  while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+    uint64_t step = (uint64_t)sqlite3_column_int64(q, 0);
+    if (cnt++ == 0)
+      first = step;
+    last = step;
+    vec = vec || sqlite3_column_type(q, 3) == SQLITE_BLOB;
+  }
+  sqlite3_reset(q);
+  if (rc != SQLITE_DONE) {
+    sqlite3_clear_bindings(q);
+    fail(rd, EW_EIO, "reading the history failed: %s", sqlite3_errmsg(db));
+    return -1;
+  }
+  uint64_t w = 0; /* 0: one point per entry (the range holds at most max_points) */
+  size_t nb = cnt;
+  if (cnt > rd->max_points) {
+    uint64_t span = last - first; /* + 1, without overflowing */
+    w = span / rd->max_points + 1;
+    nb = (size_t)(span / w) + 1;
+  }
+  if (nb > *budget) {
+    sqlite3_clear_bindings(q);
+    fail(rd, EW_ETOOLARGE, "%s", "the answer would hold more than 500000 points: ask for fewer "
+         "series, a shorter step range or a smaller max_points");
+    return -1;
+  }
+  *budget -= nb;
+  s->vec = vec;
+  s->step = calloc(nb ? nb : 1, sizeof *s->step);
+  s->time = calloc(nb ? nb : 1, sizeof *s->time);
+  s->partial = calloc(nb ? nb : 1, sizeof *s->partial);
+  s->value = calloc(nb ? nb : 1, sizeof *s->value);
+  s->rows = calloc(nb ? nb : 1, sizeof *s->rows);
+  s->ranks = calloc(nb ? nb : 1, sizeof *s->ranks);
+  s->lag = calloc(nb ? nb : 1, sizeof *s->lag);
+  s->skipped = calloc(nb ? nb : 1, sizeof *s->skipped);
+  if (vec) {
+    s->lists = calloc(nb ? nb : 1, sizeof *s->lists);
+    s->lens = calloc(nb ? nb : 1, sizeof *s->lens);
+  }
+  if (!s->step || !s->time || !s->partial || !s->value || !s->rows || !s->ranks || !s->lag ||
+      !s->skipped || (vec && (!s->lists || !s->lens))) {
+    sqlite3_clear_bindings(q);
+    fail(rd, EW_ENOMEM, "%s", "out of memory reading the history");
+    return -1;
+  }
+  /* second pass: fill the buckets */
+  size_t b = SIZE_MAX, inb = 0, row = 0;
+  while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+    uint64_t step = (uint64_t)sqlite3_column_int64(q, 0);
+    size_t k = w ? (size_t)((step - first) / w) : row;
+    row++;
+    if (k >= nb) /* a point written between the passes */
+      break;
+    if (k != b) {
+      if (b != SIZE_MAX && rd->agg == EWD_AGG_MEAN && !vec)
+        s->value[b] /= (double)inb;
+      b = k, inb = 0;
+      s->n = k + 1;
+    }
+    double v = sqlite3_column_type(q, 2) == SQLITE_NULL ? NAN : sqlite3_column_double(q, 2);
+    s->step[b] = step;
+    s->time[b] = sqlite3_column_double(q, 1);
+    s->partial[b] = s->partial[b] || sqlite3_column_int(q, 4) != 0;
+    s->rows[b] = (uint64_t)sqlite3_column_int64(q, 5);
+    s->ranks[b] = (uint64_t)sqlite3_column_int64(q, 6);
+    s->lag[b] = sqlite3_column_double(q, 7);
+    s->skipped[b] = (uint64_t)sqlite3_column_int64(q, 8);
+    if (vec) {
+      free(s->lists[b]);
+      int bytes = sqlite3_column_bytes(q, 3);
+      size_t len = bytes > 0 ? (size_t)bytes / sizeof(double) : 0;
+      s->lists[b] = malloc(len ? len * sizeof(double) : 1);
+      s->lens[b] = s->lists[b] ? len : 0;
+      if (s->lists[b] && len)
+        memcpy(s->lists[b], sqlite3_column_blob(q, 3), len * sizeof(double));
+    } else if (inb == 0 || rd->agg == EWD_AGG_LAST) {
+      s->value[b] = v;
+    } else if (rd->agg == EWD_AGG_MEAN) {
+      s->value[b] += v;
+    } else if (rd->agg == EWD_AGG_MIN) {
+      s->value[b] = fmin(s->value[b], v);
+    } else {
+      s->value[b] = fmax(s->value[b], v);
+    }
+    inb++;
+  }
+  if (b != SIZE_MAX && rd->agg == EWD_AGG_MEAN && !vec)
+    s->value[b] /= (double)inb;
+  sqlite3_reset(q);
+  sqlite3_clear_bindings(q);
+  /* buckets without points (gaps in the steps) are left out */
+  size_t o = 0;
+  for (size_t i = 0; i < s->n; i++) {
+    if (s->step[i] == 0 && s->time[i] == 0)
+      continue;
+    s->step[o] = s->step[i], s->time[o] = s->time[i], s->partial[o] = s->partial[i];
+    s->value[o] = s->value[i];
+    s->rows[o] = s->rows[i], s->ranks[o] = s->ranks[i], s->lag[o] = s->lag[i];
+    s->skipped[o] = s->skipped[i];
+    if (vec)
+      s->lists[o] = s->lists[i], s->lens[o] = s->lens[i];
+    o++;
+  }
+  for (size_t i = o; vec && i < s->n; i++)
+    s->lists[i] = NULL;
+  s->n = o;
+  return 0;
+}
+
+void ewd_hread_run(sqlite3 *db, sqlite3_stmt *series, sqlite3_stmt *points, ewd_hread_t *rd) {
+  size_t cap = 0, budget = EWD_HISTORY_REPLY_MAX;
+  for (size_t si = 0; si < rd->nstreams && !rd->rc; si++) {
+    sqlite3_bind_text(series, 1, rd->run, -1, SQLITE_STATIC);
+    sqlite3_bind_text(series, 2, rd->streams[si], -1, SQLITE_STATIC);
+    int rc;
+    while (!rd->rc && (rc = sqlite3_step(series)) == SQLITE_ROW) {
+      sqlite3_int64 id = sqlite3_column_int64(series, 0);
+      const char *metric = (const char *)sqlite3_column_text(series, 1);
+      bool wanted = rd->nmetrics == 0;
+      for (size_t m = 0; !wanted && m < rd->nmetrics; m++)
+        wanted = metric && strcmp(metric, rd->metrics[m]) == 0;
+      if (!wanted || !metric)
+        continue;
+      if (rd->nseries == cap) {
+        size_t nc = cap ? 2 * cap : 8;
+        ewd_hseries_t *v = realloc(rd->series, nc * sizeof *v);
+        if (!v) {
+          fail(rd, EW_ENOMEM, "%s", "out of memory reading the history");
+          break;
+        }
+        rd->series = v, cap = nc;
+      }
+      ewd_hseries_t *s = &rd->series[rd->nseries++];
+      memset(s, 0, sizeof *s);
+      s->stream = rd->streams[si];
+      snprintf(s->metric, sizeof s->metric, "%s", metric);
+      read_series(db, points, rd, id, s, &budget);
+    }
+    if (!rd->rc && rc != SQLITE_DONE)
+      fail(rd, EW_EIO, "reading the history failed: %s", sqlite3_errmsg(db));
+    sqlite3_reset(series);
+    sqlite3_clear_bindings(series);
+  }
+  /* series in the order metrics were asked for, within each stream (SQLite gave id order) */
+  for (size_t i = 1; rd->nmetrics > 1 && i < rd->nseries; i++)
+    for (size_t j = i; j > 0; j--) {
+      ewd_hseries_t *a = &rd->series[j - 1], *c = &rd->series[j];
+      size_t ra = 0, rc2 = 0;
+      for (size_t m = 0; m < rd->nmetrics; m++) {
+        if (strcmp(rd->metrics[m], a->metric) == 0)
+          ra = m;
+        if (strcmp(rd->metrics[m], c->metric) == 0)
+          rc2 = m;
+      }
+      if (a->stream != c->stream || ra <= rc2)
+        break;
+      ewd_hseries_t t = *a;
+      *a = *c, *c = t;
+    }
+}

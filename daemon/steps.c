@@ -253,6 +253,8 @@ static void complete_head(ewd_server_t *srv, ewd_stream_t *st, const char *why) 
   for (size_t i = 0; v && i < k; i++)
     all_rows += v[i]->n;
   ewd_recent_note(st, all_rows);
+  if (pt) /* the point's rows: the step's own and the late ones applied with it */
+    pt->rows = all_rows;
   if (!st->has_first_step)
     st->first_step = p->step, st->has_first_step = true;
   st->last_step = p->step, st->has_last_step = true;

@@ -1,0 +1,391 @@
+"""Scheduled evaluation and history (issue 9, items 5 and 6), against a real daemon.
+
+- 4 ranks × 40 steps sent in shuffled order with late and resent duplicate batches, into a stream
+  that evaluates entropy and erank on the recent view (window_steps 2) and the trace of every row:
+  every history point equals numpy float64 on the rows of the same steps in the documented order
+  (the reference Model of test_steps.py, written from PROTOCOL.md) to 1e-6; each point's rows and
+  ranks are the step's (late rows count with the step they were applied after); points + skipped
+  account for every step.
+- A rank that never sends: the points of its steps are partial and name 3 of 4 ranks.
+- Coalescing: steps completing faster than a d=384 evaluation are coalesced; the last step is
+  always evaluated, and points + Σ skipped = the steps; info and stats count the same.
+- History survives a restart (the same points, byte for byte), and so does a given eval list;
+  points written after the restart follow the old ones.
+- Downsampling: max_points buckets with last/mean/min/max equal numpy over the same buckets.
+- A step-less stream with every_rows; query max_lag answers from the evaluation's value.
+- Retention: history_max_points thins the oldest half and keeps the newest points.
+- Bad eval lists and bad history requests: the error code and message, and nothing changed."""
+import os
+import random
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "numeric"))
+from harness import Daemon, RpcError  # noqa: E402
+from taplib import Tap  # noqa: E402
+from test_steps import Model, close, expect, schedule, send  # noqa: E402
+
+D = 6
+
+
+def entropy_np(X):
+    lam = np.clip(np.linalg.eigvalsh(np.cov(X.astype(np.float64).T, bias=True)), 0, None)
+    p = lam[lam > 0] / lam.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def erank_np(X):
+    return float(np.exp(entropy_np(X)))
+
+
+def trace_np(X):
+    return float(np.trace(np.cov(X.astype(np.float64).T, bias=True)))
+
+
+def settle(c, stream, run=None, timeout=30):
+    """Waits until the stream has no evaluation running or waiting."""
+    p = {"stream": stream}
+    if run:
+        p["run"] = run
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:  # queued behind the stream's jobs
+            c.call("query", dict(p, metrics="trace", center=False, fresh=True, source="all"))
+        except RpcError as e:  # no rows yet
+            assert e.code == "DEGENERATE", e
+        ev = c.call("info", p)["eval"]
+        if not ev["busy"]:
+            return ev
+        time.sleep(0.02)
+    raise AssertionError(f"{stream}: evaluation still busy after {timeout}s")
+
+
+def series(c, **p):
+    return {(s["stream"], s["metric"]): s for s in c.call("history", p)["series"]}
+
+
+class StepModel(Model):
+    """Model, remembering the rows each completed step brought (late ones with it) and every row
+    applied up to it."""
+
+    def __init__(self, world):
+        super().__init__(world)
+        self.by_step, self.upto, self.ranks_of = {}, {}, {}
+
+    def complete(self, s):
+        before = len(self.applied)
+        ranks = {r for r, _, _ in self.pending[s]}
+        super().complete(s)
+        self.by_step[s] = np.concatenate(self.applied[before:])
+        self.upto[s] = np.concatenate(self.applied)
+        self.ranks_of[s] = len(ranks)
+
+
+def history_points_equal_numpy_on_the_rows_of_each_step():
+    world, nsteps = 4, 40
+    rng = random.Random(5)
+    data_rng = np.random.default_rng(17)
+    d = Daemon()
+    try:
+        c = d.client()
+        c.call("create", {"stream": "h", "dim": D, "world": world, "window_steps": 2,
+                          "window": 1000,
+                          "eval": [{"metric": "entropy"}, {"metric": "erank"},
+                                   {"metric": "trace", "source": "all"}]})
+        m = StepModel(world)
+        seq = {}
+        sent = []
+        for r, s, b in schedule(rng, world, range(nsteps)):
+            X = (data_rng.standard_normal((3, D)) * (1 + np.arange(D) * (s % 5))
+                 ).astype(np.float32)
+            seq[r] = seq.get(r, 0) + 1
+            send(c, "h", X, step=s, rank=r, producer=f"p{r}", seq=seq[r])
+            m.add(r, s, X)
+            sent.append((r, s, X, seq[r]))
+            if s == 10 and r == 0 and b == 0:  # a late batch: rank 1 moved past step 3
+                Y = data_rng.standard_normal((2, D)).astype(np.float32)
+                if m.add(1, 3, Y):
+                    send(c, "h", Y, step=3, rank=1)
+                else:
+                    raise AssertionError("the late batch was not late")
+        for r, s, X, q in sent[:6]:  # duplicates: acknowledged, not applied
+            assert send(c, "h", X, step=s, rank=r, producer=f"p{r}", seq=q)["duplicate"]
+        c.call("flush", {"stream": "h"})
+        m.flush()
+        ev = settle(c, "h")
+        h = series(c, stream="h")
+        assert set(h) == {("h", "entropy"), ("h", "erank"), ("h", "trace")}, list(h)
+        for metric in ("entropy", "erank", "trace"):
+            s_ = h[("h", metric)]
+            steps = s_["step"]
+            assert steps == sorted(steps) and steps[-1] == nsteps - 1, steps
+            assert len(steps) + sum(s_["skipped"]) == nsteps, (steps, s_["skipped"])
+            for i, step in enumerate(steps):
+                if metric == "trace":
+                    want = trace_np(m.upto[step])
+                else:
+                    prev = [t for t in m.by_step if t < step]
+                    rows = np.concatenate(([m.by_step[max(prev)]] if prev else [])
+                                          + [m.by_step[step]])
+                    want = (entropy_np if metric == "entropy" else erank_np)(rows)
+                close(s_["value"][i], want, f"{metric} at step {step}")
+                assert s_["rows"][i] == len(m.by_step[step]), (step, s_["rows"][i])
+                assert s_["ranks"][i] == m.ranks_of[step] and not s_["partial"][i]
+                assert 0 <= s_["lag_s"][i] < 30
+        assert ev["evaluations"] == len(h[("h", "erank")]["step"]) and ev["failures"] == 0, ev
+        c.close()
+    finally:
+        assert d.stop() == 0
+
+
+def a_rank_that_never_sends_gives_partial_points():
+    d = Daemon()
+    try:
+        c = d.client()
+        c.call("create", {"stream": "p", "dim": D, "world": 4, "step_timeout": 0.3,
+                          "eval": [{"metric": "trace", "source": "all"}]})
+        rng = np.random.default_rng(3)
+        for s in range(3):
+            for r in range(3):  # rank 3 never sends
+                send(c, "p", rng.standard_normal((2, D)).astype(np.float32), step=s, rank=r)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            pts = series(c, stream="p").get(("p", "trace"))
+            if pts and pts["step"][-1] == 2:
+                break
+            time.sleep(0.05)
+        # the three time out together: the last is evaluated, the others may be coalesced
+        assert pts["step"][-1] == 2 and len(pts["step"]) + sum(pts["skipped"]) == 3, pts
+        n = len(pts["step"])
+        assert pts["partial"] == [True] * n and pts["ranks"] == [3] * n, pts
+        c.close()
+    finally:
+        assert d.stop() == 0
+
+
+def coalescing_evaluates_the_latest_step_and_counts_the_rest():
+    d = Daemon()
+    dim, nsteps = 384, 30
+    try:
+        c = d.client()
+        c.call("create", {"stream": "big", "dim": dim, "recent": True})
+        rng = np.random.default_rng(9)
+        X = rng.standard_normal((64, dim)).astype(np.float32)
+        for s in range(nsteps):  # each step completes when the next one starts
+            send(c, "big", X, step=s)
+        c.call("flush", {"stream": "big"})
+        ev = settle(c, "big")
+        h = series(c, stream="big", metrics="entropy")[("big", "entropy")]
+        assert h["step"][-1] == nsteps - 1, h["step"]
+        assert len(h["step"]) + sum(h["skipped"]) == nsteps, (h["step"], h["skipped"])
+        assert ev["coalesced"] == sum(h["skipped"]) > 0, (ev, h["skipped"])
+        assert ev["evaluations"] == len(h["step"]), ev
+        stats = c.call("stats")
+        assert stats["eval_coalesced"] == ev["coalesced"] and stats["eval_bytes"] == 0, stats
+        # every evaluated value is the window's entropy at that step (the same rows each step)
+        for v in h["value"]:
+            close(v, entropy_np(X), "coalesced entropy", rtol=1e-5)
+        c.close()
+    finally:
+        assert d.stop() == 0
+
+
+def history_survives_a_restart():
+    d = Daemon()
+    evals = [{"metric": "erank", "every": 2}, {"metric": "renyi", "params": {"alpha": 2}},
+             {"metric": "spectrum", "source": "all", "every": 5}]
+    rng = np.random.default_rng(4)
+    try:
+        c = d.client()
+        c.call("create", {"stream": "s", "run": "r1", "dim": D, "recent": True, "eval": evals})
+        for s in range(12):  # one step at a time: nothing is coalesced
+            send(c, "s", rng.standard_normal((5, D)).astype(np.float32), step=s, run="r1")
+            settle(c, "s", "r1")
+        c.call("flush", {"stream": "s", "run": "r1"})
+        settle(c, "s", "r1")
+        before = c.call("history", {"stream": "s", "run": "r1"})
+        info = c.call("info", {"stream": "s", "run": "r1"})["eval"]
+        h = {s_["metric"]: s_ for s_ in before["series"]}
+        assert h["erank"]["step"] == [0, 2, 4, 6, 8, 10], h["erank"]["step"]  # every: 2
+        assert h["spectrum"]["step"] == [0, 5, 10], h["spectrum"]["step"]
+        assert h["renyi"]["step"] == list(range(12)), h["renyi"]["step"]
+        assert all(len(v) == D for v in h["spectrum"]["value"]), h["spectrum"]["value"]
+        assert info["given"] is True and [m["metric"] for m in info["metrics"]] == \
+            ["erank", "renyi", "spectrum"], info
+        c.close()
+    finally:
+        assert d.stop() == 0
+    d2 = Daemon(state_dir=d.dir)
+    try:
+        c = d2.client()
+        after = c.call("history", {"stream": "s", "run": "r1"})
+        for a, b in zip(before["series"], after["series"]):
+            assert a == b, f"{a['metric']} changed across the restart"
+        assert len(before["series"]) == len(after["series"]) == 3
+        info2 = c.call("info", {"stream": "s", "run": "r1"})["eval"]
+        assert info2["metrics"] == info["metrics"] and info2["given"], info2
+        # the same create again is idempotent; another eval list is STREAM_EXISTS
+        assert c.call("create", {"stream": "s", "run": "r1", "dim": D, "recent": True,
+                                 "eval": evals})["created"] is False
+        expect("STREAM_EXISTS", c.call, "create", {"stream": "s", "run": "r1", "dim": D,
+                                                   "recent": True})
+        for s in range(12, 16):
+            send(c, "s", rng.standard_normal((5, D)).astype(np.float32), step=s, run="r1")
+        c.call("flush", {"stream": "s", "run": "r1"})
+        settle(c, "s", "r1")
+        r2 = series(c, stream="s", run="r1", metrics=["renyi"])[("s", "renyi")]
+        old = {s_["metric"]: s_ for s_ in before["series"]}["renyi"]
+        assert r2["step"][:len(old["step"])] == old["step"] and r2["step"][-1] == 15, r2["step"]
+        # drop deletes the history
+        c.call("drop", {"stream": "s", "run": "r1"})
+        c.call("create", {"stream": "s", "run": "r1", "dim": D})
+        assert c.call("history", {"stream": "s", "run": "r1"})["series"] == []
+        c.close()
+    finally:
+        assert d2.stop() == 0
+
+
+def downsampling_buckets_equal_numpy():
+    d = Daemon()
+    try:
+        c = d.client()
+        c.call("create", {"stream": "b", "dim": D, "recent": True, "window_steps": 1,
+                          "eval": [{"metric": "trace"}]})
+        rng = np.random.default_rng(8)
+        for s in range(0, 50):
+            send(c, "b", (rng.standard_normal((4, D)) * (1 + s % 7)).astype(np.float32), step=s)
+            if s % 10 == 9:
+                settle(c, "b")  # no coalescing: all 50 points
+        c.call("flush", {"stream": "b"})
+        settle(c, "b")
+        full = series(c, stream="b")[("b", "trace")]
+        assert full["step"] == list(range(50)), full["step"]
+        steps, vals = np.array(full["step"]), np.array(full["value"])
+        for agg, fn in (("last", lambda v: v[-1]), ("mean", np.mean), ("min", np.min),
+                        ("max", np.max)):
+            got = series(c, stream="b", max_points=7, agg=agg, from_step=3, to_step=45)
+            got = got[("b", "trace")]
+            sel = (steps >= 3) & (steps <= 45)
+            st, vs = steps[sel], vals[sel]
+            w = (st[-1] - st[0]) // 7 + 1
+            keys = (st - st[0]) // w
+            want = [fn(vs[keys == k]) for k in np.unique(keys)]
+            assert got["step"] == [int(st[keys == k][-1]) for k in np.unique(keys)], got["step"]
+            close(got["value"], want, f"agg {agg}", rtol=1e-12)
+            assert len(got["step"]) <= 7
+        c.close()
+    finally:
+        assert d.stop() == 0
+
+
+def stepless_streams_evaluate_every_rows_and_the_cache_answers_max_lag():
+    d = Daemon()
+    try:
+        c = d.client()
+        c.call("create", {"stream": "e", "dim": D, "eval": [{"metric": "erank",
+                                                             "every_rows": 10}]})
+        rng = np.random.default_rng(2)
+        rows = []
+        for i in range(5):
+            X = rng.standard_normal((10, D)).astype(np.float32)
+            rows.append(X)
+            send(c, "e", X)
+            settle(c, "e")
+        h = series(c, stream="e")[("e", "erank")]
+        assert h["step"] == [10, 20, 30, 40, 50], h["step"]  # a row count stands for the step
+        for step, v in zip(h["step"], h["value"]):
+            close(v, erank_np(np.concatenate(rows)[:step]), f"erank at {step} rows")
+        q = c.call("query", {"stream": "e", "metrics": "erank", "max_lag": 0})
+        assert q["cached"] is True and q["metrics"]["erank"] == h["value"][-1], q
+        c.close()
+    finally:
+        assert d.stop() == 0
+
+
+def retention_thins_the_oldest_half():
+    d = Daemon(config="history_max_points = 100\n")
+    try:
+        c = d.client()
+        c.call("create", {"stream": "k", "dim": 2, "eval": [{"metric": "trace", "center": False,
+                                                             "every_rows": 1}]})
+        for i in range(150):
+            send(c, "k", np.array([[i, 1.0]], dtype=np.float32))
+            settle(c, "k")
+        h = series(c, stream="k", max_points=1000)[("k", "trace")]
+        steps = h["step"]
+        assert len(steps) <= 100 and steps[-1] == 150, (len(steps), steps[-5:])
+        assert steps[-40:] == list(range(111, 151)), steps[-40:]  # the newest are all there
+        gaps = np.diff(steps)
+        assert steps[0] == 1 and gaps[0] >= 2 and gaps.min() >= 1, steps[:8]  # oldest thinned
+        c.close()
+    finally:
+        assert d.stop() == 0
+
+
+def bad_eval_lists_and_history_requests_change_nothing():
+    d = Daemon()
+    try:
+        c = d.client()
+        bad = [
+            ([{"metric": "nope"}], "UNKNOWN_METRIC", "no metric named 'nope'"),
+            ([{"metric": "erank"}, {"metric": "erank"}], "BAD_PARAM", "erank twice"),
+            ([{"metric": "erank", "every": 0}], "BAD_PARAM", "'every' must be"),
+            ([{"metric": "erank", "every": 2, "every_rows": 5}], "BAD_PARAM", "give one of"),
+            ([{"metric": "erank", "every_s": 0.01}], "BAD_PARAM", "'every_s' must be"),
+            ([{"metric": "erank", "params": {"alpha": 2}}], "BAD_PARAM", "no parameter 'alpha'"),
+            ([{"metric": "renyi", "params": {"alpha": -1}}], "BAD_PARAM", "'alpha' must be"),
+            ([{"metric": "diff_erank", "source": "all"}], "BAD_PARAM", "not computed from"),
+            ([{"every": 2}], "BAD_PARAM", "needs 'metric'"),
+            ([{"metric": "erank", "color": 1}], "BAD_REQUEST", "eval[0] does not take 'color'"),
+            ([5], "BAD_PARAM", "eval[0] must be a map"),
+            ("erank", "BAD_PARAM", "'eval' must be a list"),
+        ]
+        for ev, code, needle in bad:
+            e = expect(code, c.call, "create", {"stream": "x", "dim": D, "eval": ev})
+            assert needle in e.message, (ev, e.message)
+        assert c.call("list")["streams"] == []
+        c.call("create", {"stream": "y", "dim": D})
+        for p, code, needle in [
+            ({"stream": "y", "streams": ["y"]}, "BAD_REQUEST", "not both"),
+            ({"stream": "y", "max_points": 0}, "BAD_REQUEST", "'max_points' must be"),
+            ({"stream": "y", "from_step": 5, "to_step": 2}, "BAD_REQUEST", "is after"),
+            ({"stream": "zz"}, "NO_SUCH_STREAM", "no stream named 'zz'"),
+            ({"streams": ["y", "zz"]}, "NO_SUCH_STREAM", "no stream named 'zz'"),
+            ({"stream": "y", "metrics": ["nope"]}, "UNKNOWN_METRIC", "no metric named 'nope'"),
+            ({"stream": "y", "agg": "median"}, "BAD_REQUEST", "'agg' must be"),
+        ]:
+            e = expect(code, c.call, "history", p)
+            assert needle in e.message, (p, e.message)
+        e = expect("BAD_REQUEST", c.call, "ingest", {"stream": "y", "rows": [[0] * D],
+                                                     "step": 1 << 63})
+        assert "below 2^63" in e.message, e.message
+        assert c.call("info", {"stream": "y"})["count"] == 0
+        c.close()
+    finally:
+        assert d.stop() == 0
+
+
+def main():
+    t = Tap()
+    t.case("history_points_equal_numpy_on_the_rows_of_each_step",
+           history_points_equal_numpy_on_the_rows_of_each_step)
+    t.case("a_rank_that_never_sends_gives_partial_points",
+           a_rank_that_never_sends_gives_partial_points)
+    t.case("coalescing_evaluates_the_latest_step_and_counts_the_rest",
+           coalescing_evaluates_the_latest_step_and_counts_the_rest)
+    t.case("history_survives_a_restart", history_survives_a_restart)
+    t.case("downsampling_buckets_equal_numpy", downsampling_buckets_equal_numpy)
+    t.case("stepless_streams_evaluate_every_rows_and_the_cache_answers_max_lag",
+           stepless_streams_evaluate_every_rows_and_the_cache_answers_max_lag)
+    t.case("retention_thins_the_oldest_half", retention_thins_the_oldest_half)
+    t.case("bad_eval_lists_and_history_requests_change_nothing",
+           bad_eval_lists_and_history_requests_change_nothing)
+    return t.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -219,6 +219,19 @@ int ewd_eval_set(ewd_stream_t *st, const ewp_evals_t *evals, char *msg, size_t c
   return 0;
 }
 
+bool ewd_eval_has(const ewd_stream_t *st, const char *metric) {
+  if (!st->eval) {
+    for (size_t i = 0; i < NDEFAULTS; i++)
+      if (strcmp(default_names[i], metric) == 0)
+        return true;
+    return false;
+  }
+  for (size_t i = 0; i < st->eval->n; i++)
+    if (strcmp(st->eval->specs[i].info->name, metric) == 0)
+      return true;
+  return false;
+}
+
 bool ewd_eval_same(const ewd_stream_t *st, const ewp_evals_t *evals) {
   spec_t *v;
   size_t n;
@@ -329,6 +342,7 @@ static void finish(ewd_job_t *j) {
     if (nh) {
       pt->lag_s = lag;
       ewd_history_put(srv, st, pt, hv, nh);
+      ewd_alerts_point(srv, st, pt, hv, nh);
     }
   }
   if (ev->has_pending) {
@@ -468,6 +482,7 @@ void ewd_eval_rows(ewd_server_t *srv, ewd_stream_t *st) {
 static void on_tick(uv_timer_t *t) {
   ewd_server_t *srv = t->data;
   double now = ewd_now();
+  ewd_alerts_tick(srv);
   for (size_t s = 0; s < srv->reg.n; s++) {
     ewd_stream_t *st = srv->reg.items[s];
     ewd_eval_t *ev = st->eval;

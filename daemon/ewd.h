@@ -11,6 +11,7 @@
  *   steps.c       training steps: staging by (step, rank), completion, late batches, producer seqs
  *   eval.c        scheduled evaluation: due metrics after completed steps, on a copy of the state
  *   history.c     the points in SQLite (<state_dir>/history.db) on an I/O thread
+ *   alerts.c      alert rules, their states, subscriptions and notifications
  *   pool.c        the math threads and the per-stream job queues
  *   persist.c     snapshots (copied on the stream's math turn, written on libuv's worker threads)
  *   restore.c     restore at start, quarantine, the state-dir lock (persist.h: what they share)
@@ -72,6 +73,7 @@ ewd_key_t ewd_key_of(ewp_str_t stream, ewp_str_t run, bool has_run);
 
 typedef struct ewd_steps ewd_steps_t; /* steps.c */
 typedef struct ewd_eval ewd_eval_t;   /* eval.c */
+typedef struct ewd_alerts ewd_alerts_t; /* alerts.c */
 
 /* The last seq seen from one producer of a stream (exactly-once ingest). */
 typedef struct {
@@ -125,6 +127,7 @@ typedef struct ewd_stream {
   uint64_t *step_rows;    /* ring of the last window_steps completed steps' row counts */
   uint32_t nstep_rows, step_rows_at;
   ewd_eval_t *eval;       /* scheduled evaluation (eval.c); NULL: the defaults, not yet used */
+  ewd_alerts_t *alerts;   /* alert rules and their states (alerts.c); NULL: none */
   bool dropped;           /* removed from the registry; jobs may still hold it */
 } ewd_stream_t;
 
@@ -388,6 +391,37 @@ void ewd_history_forget(struct ewd_server *srv, const ewd_stream_t *st);
 /* Writes what is queued and stops the thread (at a stop, after the pool). */
 void ewd_history_close(struct ewd_server *srv);
 
+/* ---- alerts.c (owner: the loop) ---- */
+struct ewd_conn;
+typedef struct ewd_subs ewd_subs_t;
+/* True when st evaluates `metric` (its eval list, or the defaults). */
+bool ewd_eval_has(const ewd_stream_t *st, const char *metric);
+/* Replaces st's rules (their states start over). Returns 0, or an EW_E* code with a sentence
+ * (a metric the stream does not evaluate) and st unchanged. */
+int ewd_alerts_set(ewd_stream_t *st, const ewp_rules_t *rules, char *msg, size_t cap);
+void ewd_alerts_free(ewd_alerts_t *a);
+/* An evaluated point of st: checks its metric rules and notifies the subscribers. */
+void ewd_alerts_point(struct ewd_server *srv, ewd_stream_t *st, const ewd_point_t *pt,
+                      const ewd_hvalue_t *hv, size_t n);
+/* A batch into st was accepted (rc 0) or refused (rc): the non_finite rules. */
+void ewd_alerts_batch(struct ewd_server *srv, ewd_stream_t *st, int rc);
+/* The stale rules (called four times a second). */
+void ewd_alerts_tick(struct ewd_server *srv);
+/* st's rule count, and rule i as the `alerts` method shows it (kv: EWD_ALERT_KV entries). */
+#define EWD_ALERT_KV 10
+size_t ewd_alerts_count(const ewd_stream_t *st);
+ewp_value_t ewd_alert_value(const ewd_stream_t *st, size_t i, ewp_kv_t *kv);
+/* The rules in the snapshot's training block (states are not kept): as ewd_eval_save/_load. */
+size_t ewd_alerts_save(const ewd_stream_t *st, char *out, size_t cap);
+bool ewd_alerts_load(ewd_stream_t *st, const char *b, size_t n);
+/* A subscription of connection c. Returns 0 with *id, or EW_ELIMIT / EW_ENOMEM with a sentence. */
+int ewd_subs_add(struct ewd_server *srv, struct ewd_conn *c, const ewp_subscribe_req_t *r,
+                 uint64_t *id, char *msg, size_t cap);
+/* Removes c's subscription id. Returns false when c has none by that id. */
+bool ewd_subs_remove(struct ewd_server *srv, struct ewd_conn *c, uint64_t id);
+size_t ewd_subs_count(struct ewd_server *srv);
+void ewd_subs_free(struct ewd_server *srv);
+
 /* ---- persist.c, restore.c (owner: the loop; file I/O on libuv's worker threads, one operation
  * at a time; restore runs on the main thread before anything listens) */
 typedef struct ewd_persist ewd_persist_t;
@@ -425,7 +459,8 @@ typedef struct ewd_server {
   ewd_net_t *net;        /* listeners and connections (net/) */
   ewd_persist_t *persist; /* snapshots (persist.c) */
   ewd_history_t *history; /* history.db (history.c) */
-  uv_timer_t eval_timer;  /* every_s evaluations (eval.c) */
+  uv_timer_t eval_timer;  /* every_s evaluations (eval.c) and stale alerts (alerts.c) */
+  ewd_subs_t *subs;       /* subscriptions (alerts.c) */
   uint64_t stat[EWD_STAT_COUNT];
   uint64_t errors[64];   /* by -(code - EW__ERR_BASE) */
   double started;

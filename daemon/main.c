@@ -162,6 +162,7 @@ static void on_last_snapshots(void *arg, const ewd_round_t *r) {
     ewd_log(EWD_LOG_ERROR, "stopping with snapshots not written", "failed=%zu first=\"%s\"",
             r->failed, r->first_error);
   ewd_persist_close(srv);
+  ewd_subs_free(srv);
   uv_close((uv_handle_t *)&m->stop_timer, NULL);
   uv_close((uv_handle_t *)&m->sig_term, NULL);
   uv_close((uv_handle_t *)&m->sig_int, NULL);

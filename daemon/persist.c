@@ -12,7 +12,8 @@
  * 4 = recent), u64 first_step, u64 last_step, u32 producers, then per producer: u8 name length,
  * name, u64 the last seq whose rows the state holds; then u32 window_steps, u32 n, and the row
  * counts of the last n completed steps, oldest first; then (version 3) u32 length and the eval
- * list create gave (ewd_eval_save; length 0: the defaults). Versions 1 (no block) and 2 (no eval
+ * list create gave (ewd_eval_save; length 0: the defaults), u32 length and the alert rules
+ * (ewd_alerts_save; 0: none). Versions 1 (no block) and 2 (no eval
  * list) are still read.
  *
  * A round snapshots every stream changed since its last snapshot, one at a time: a SAVE job on
@@ -127,6 +128,9 @@ size_t ewd_snap_train(const ewd_stream_t *st, char *out) {
   uint32_t elen = (uint32_t)ewd_eval_save(st, q + 4, SNAP_TRAIN_MAX - (size_t)(q + 4 - out));
   PUT(q, elen);
   q += elen;
+  uint32_t alen = (uint32_t)ewd_alerts_save(st, q + 4, SNAP_TRAIN_MAX - (size_t)(q + 4 - out));
+  PUT(q, alen);
+  q += alen;
   return (size_t)(q - out);
 }
 
@@ -179,10 +183,16 @@ bool ewd_snap_train_parse(const char *b, size_t n, ewd_stream_t *st) {
   if (nr) /* oldest first: the next write goes at nr % ws */
     memcpy(ring, b + o, (size_t)nr * 8);
   o += (size_t)nr * 8;
-  uint32_t elen = 0;
-  if (o < n) { /* version 3: the eval list */
-    if (n - o < 4 || (memcpy(&elen, b + o, 4), n - o - 4 != elen) ||
+  uint32_t elen = 0, alen = 0;
+  if (o < n) { /* version 3: the eval list, then the alert rules */
+    if (n - o < 4 || (memcpy(&elen, b + o, 4), n - o - 4 < elen) ||
         (elen && !ewd_eval_load(st, b + o + 4, elen))) {
+      free(ring);
+      goto bad;
+    }
+    o += 4 + elen;
+    if (n - o < 4 || (memcpy(&alen, b + o, 4), n - o - 4 != alen) ||
+        (alen && !ewd_alerts_load(st, b + o + 4, alen))) {
       free(ring);
       goto bad;
     }

@@ -230,6 +230,7 @@ void ewd_stream_unref(ewd_stream_t *st) {
   free(st->producers);
   free(st->step_rows);
   ewd_eval_free(st->eval);
+  ewd_alerts_free(st->alerts);
   ew_stream_free(st->s); /* NULL after a FREE job */
   free(st);
 }

@@ -122,6 +122,7 @@ static void restore_one(ewd_persist_t *p, const char *file) {
     free(train.producers);
     free(train.step_rows);
     ewd_eval_free(train.eval);
+    ewd_alerts_free(train.alerts);
     quarantine(p, file, why);
     return;
   }
@@ -133,6 +134,7 @@ static void restore_one(ewd_persist_t *p, const char *file) {
     free(train.producers);
     free(train.step_rows);
     ewd_eval_free(train.eval);
+    ewd_alerts_free(train.alerts);
     ewd_log(EWD_LOG_ERROR, "snapshot not restored (the limits do not admit it): left in place",
             "file=%s stream=\"%s\" reason=\"%s\"", file, rkey.name, msg);
     reserve(p, file);
@@ -151,6 +153,7 @@ static void restore_one(ewd_persist_t *p, const char *file) {
   st->step_rows = train.step_rows;
   st->nstep_rows = train.nstep_rows, st->step_rows_at = train.step_rows_at;
   st->eval = train.eval;
+  st->alerts = train.alerts;
   srv->stat[EWD_STAT_streams_restored]++;
   ewd_log(EWD_LOG_INFO, "stream restored", "stream=\"%s\" file=%s count=%llu dim=%zu "
           "seconds=%.3f", st->name, file, (unsigned long long)st->count, st->cfg.dim,

@@ -53,7 +53,12 @@
   XX(eval_lag_ms, GAUGE, "milliseconds from step completion to value, of the last evaluation")   \
   XX(history_points, COUNTER, "values written to the history database")                          \
   XX(history_failures, COUNTER, "history writes or reads that failed (logged)")                   \
-  XX(history_queue, GAUGE, "values waiting for the history's I/O thread")
+  XX(history_queue, GAUGE, "values waiting for the history's I/O thread")                        \
+  XX(alerts_fired, COUNTER, "alert rules that started firing (logged)")                           \
+  XX(alerts_resolved, COUNTER, "alert rules that stopped firing (logged)")                        \
+  XX(subscriptions, GAUGE, "subscriptions held (subscribe)")                                      \
+  XX(notifications_sent, COUNTER, "metrics and alert notifications sent to subscribers")          \
+  XX(subscribers_dropped, COUNTER, "subscribers disconnected at conn_out_cap (logged)")
 
 typedef enum {
 #define EWD__SENUM(member, kind, help) EWD_STAT_##member,

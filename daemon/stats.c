@@ -27,6 +27,7 @@ void ewd_stats_refresh(ewd_server_t *srv) {
   srv->stat[EWD_STAT_recv_held_bytes] = srv->net ? srv->net->recv_held : 0;
   srv->stat[EWD_STAT_staged_bytes] = srv->reg.staged_bytes;
   srv->stat[EWD_STAT_eval_bytes] = srv->reg.eval_bytes;
+  srv->stat[EWD_STAT_subscriptions] = ewd_subs_count(srv);
   ewd_history_stats(srv);
 }
 

@@ -31,12 +31,14 @@ static const char *const enum_window_mode[] = {EWP_ENUM_window_mode, NULL};
 static const char *const enum_source[] = {EWP_ENUM_source, NULL};
 static const char *const enum_dtype[] = {EWP_ENUM_dtype, NULL};
 static const char *const enum_agg[] = {EWP_ENUM_agg, NULL};
+static const char *const enum_when[] = {EWP_ENUM_when, NULL};
 /* ENUM fields find their strings by member name; other fields get NULL. */
 #define EWP__VALUES_normalize enum_normalize
 #define EWP__VALUES_window_mode enum_window_mode
 #define EWP__VALUES_source enum_source
 #define EWP__VALUES_dtype enum_dtype
 #define EWP__VALUES_agg enum_agg
+#define EWP__VALUES_when enum_when
 #define EWP__VALUES(member, type) EWP__VALUES_##type(member)
 #define EWP__VALUES_ENUM(member) EWP__VALUES_##member
 #define EWP__VALUES_NAME(member) NULL
@@ -50,6 +52,7 @@ static const char *const enum_agg[] = {EWP_ENUM_agg, NULL};
 #define EWP__VALUES_NAMES(member) NULL
 #define EWP__VALUES_PARAMS(member) NULL
 #define EWP__VALUES_EVALS(member) NULL
+#define EWP__VALUES_RULES(member) NULL
 
 #define EWP__ROW_CREATE(member, type, flags, wt, def, code, err, doc)                             \
   {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_create_req_t, member),       \
@@ -94,6 +97,33 @@ const ewp_field_info_t *ewp_eval_fields(size_t *n) {
   return f_eval;
 }
 
+#define EWP__ROW_RULE(member, type, flags, wt, def, code, err, doc)                               \
+  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_rule_t, member),            \
+   EWP__VALUES(member, type)},
+static const ewp_field_info_t f_rule[] = {EWP_FIELDS_RULE(EWP__ROW_RULE)};
+
+const ewp_field_info_t *ewp_rule_fields(size_t *n) {
+  *n = sizeof f_rule / sizeof f_rule[0];
+  return f_rule;
+}
+
+#define EWP__ROW_SUBSCRIBE(member, type, flags, wt, def, code, err, doc)                          \
+  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_subscribe_req_t, member),   \
+   EWP__VALUES(member, type)},
+static const ewp_field_info_t f_subscribe[] = {EWP_FIELDS_SUBSCRIBE(EWP__ROW_SUBSCRIBE)};
+#define EWP__ROW_UNSUBSCRIBE(member, type, flags, wt, def, code, err, doc)                        \
+  {#member, EWP_T_##type, flags, wt, def, code, err, doc,                                         \
+   offsetof(ewp_unsubscribe_req_t, member), EWP__VALUES(member, type)},
+static const ewp_field_info_t f_unsubscribe[] = {EWP_FIELDS_UNSUBSCRIBE(EWP__ROW_UNSUBSCRIBE)};
+#define EWP__ROW_ALERT_SET(member, type, flags, wt, def, code, err, doc)                          \
+  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_alert_set_req_t, member),   \
+   EWP__VALUES(member, type)},
+static const ewp_field_info_t f_alert_set[] = {EWP_FIELDS_ALERT_SET(EWP__ROW_ALERT_SET)};
+#define EWP__ROW_ALERTS(member, type, flags, wt, def, code, err, doc)                             \
+  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_alerts_req_t, member),      \
+   EWP__VALUES(member, type)},
+static const ewp_field_info_t f_alerts[] = {EWP_FIELDS_ALERTS(EWP__ROW_ALERTS)};
+
 /* info, reset and drop share one layout (a stream name) */
 _Static_assert(offsetof(ewp_info_req_t, stream) == offsetof(ewp_reset_req_t, stream) &&
                        offsetof(ewp_info_req_t, stream) == offsetof(ewp_drop_req_t, stream) &&
@@ -118,6 +148,10 @@ const ewp_field_info_t *ewp_method_fields(ewp_method_t m, size_t *n) {
   case EWP_METHOD_MERGE: *n = EWP__N(f_merge); return f_merge;
   case EWP_METHOD_LIST: *n = EWP__N(f_list); return f_list;
   case EWP_METHOD_HISTORY: *n = EWP__N(f_history); return f_history;
+  case EWP_METHOD_SUBSCRIBE: *n = EWP__N(f_subscribe); return f_subscribe;
+  case EWP_METHOD_UNSUBSCRIBE: *n = EWP__N(f_unsubscribe); return f_unsubscribe;
+  case EWP_METHOD_ALERT_SET: *n = EWP__N(f_alert_set); return f_alert_set;
+  case EWP_METHOD_ALERTS: *n = EWP__N(f_alerts); return f_alerts;
   case EWP_METHOD_AUTH: *n = EWP__N(f_auth); return f_auth;
   default: *n = 0; return NULL;
   }
@@ -329,21 +363,48 @@ static int check_eval(ewp_eval_t *e, ewp_error_t *err) {
   return 0;
 }
 
-static int decode_evals(const msgpack_object *o, const ewp_field_info_t *f, ewp_evals_t *out,
-                        ewp_request_t *req, ewp_error_t *err) {
-  if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > EWP_EVAL_MAX)
+static int check_rule(ewp_rule_t *r, ewp_error_t *err) {
+  enum { BELOW, ABOVE, DROP, BASELINE, STALE, NONFINITE };
+  if (r->name.n < 1 || r->name.n > EWP_RULE_NAME_MAX)
+    return fail(err, EWP_EBADPARAM, "'name' must be a string of 1 to %d bytes", EWP_RULE_NAME_MAX);
+  bool needs_metric = r->when != STALE && r->when != NONFINITE;
+  if (needs_metric != EWP_HAS(r, EWP_RULE_metric))
+    return fail(err, EWP_EBADPARAM, needs_metric ? "a '%s' rule needs 'metric'"
+                : "a '%s' rule takes no 'metric' (it watches the stream)", enum_when[r->when]);
+  if (r->when != NONFINITE && !EWP_HAS(r, EWP_RULE_value))
+    return fail(err, EWP_EBADPARAM, "a '%s' rule needs 'value'", enum_when[r->when]);
+  if (r->when != NONFINITE && !isfinite(r->value))
+    return fail(err, EWP_EBADPARAM, "'value' must be a finite number");
+  if (r->when == DROP && !(r->value > 0 && r->value < 1))
+    return fail(err, EWP_EBADPARAM, "a 'drop' rule's 'value' is a fraction between 0 and 1 "
+                "(0.3: fell by more than 30%% below its recent maximum)");
+  if ((r->when == BASELINE || r->when == STALE) && !(r->value > 0))
+    return fail(err, EWP_EBADPARAM, "a '%s' rule's 'value' must be > 0", enum_when[r->when]);
+  if (EWP_HAS(r, EWP_RULE_steps) && (r->steps < 1 || r->steps > 65536))
+    return fail(err, EWP_EBADPARAM, "'steps' must be a number of points between 1 and 65536");
+  if (EWP_HAS(r, EWP_RULE_baseline_steps) && (r->baseline_steps < 1 || r->baseline_steps > 65536))
+    return fail(err, EWP_EBADPARAM, "'baseline_steps' must be a number of points between 1 and "
+                "65536");
+  return 0;
+}
+
+/* An array of maps decoded against a sub-table (EVALS, RULES) into items of `size` bytes. */
+static int decode_objs(const msgpack_object *o, const ewp_field_info_t *f, void *items,
+                       size_t *count, size_t max, size_t size, const ewp_field_info_t *fs,
+                       size_t nf, int (*check)(void *item, ewp_error_t *err), const char *shape,
+                       ewp_request_t *req, ewp_error_t *err) {
+  if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > max)
     return field_error(err, f);
-  out->n = o->via.array.size;
-  for (size_t i = 0; i < out->n; i++) {
+  *count = o->via.array.size;
+  for (size_t i = 0; i < *count; i++) {
     const msgpack_object *e = &o->via.array.ptr[i];
+    void *item = (char *)items + i * size;
     char what[32];
     snprintf(what, sizeof what, "%s[%zu]", f->name, i);
-    memset(&out->v[i], 0, sizeof out->v[i]);
+    memset(item, 0, size);
     if (e->type != MSGPACK_OBJECT_MAP)
-      return fail(err, EWP_EBADPARAM, "%s must be a map {metric, every, params, source, center}",
-                  what);
-    if (decode_map(e, f_eval, sizeof f_eval / sizeof f_eval[0], &out->v[i], what, req, err) ||
-        check_eval(&out->v[i], err)) {
+      return fail(err, EWP_EBADPARAM, "%s must be a map %s", what, shape);
+    if (decode_map(e, fs, nf, item, what, req, err) || check(item, err)) {
       char inner[sizeof err->message];
       snprintf(inner, sizeof inner, "%s", err->message);
       if (strncmp(inner, what, strlen(what)) != 0)
@@ -353,6 +414,9 @@ static int decode_evals(const msgpack_object *o, const ewp_field_info_t *f, ewp_
   }
   return 0;
 }
+
+static int check_eval_v(void *e, ewp_error_t *err) { return check_eval(e, err); }
+static int check_rule_v(void *r, ewp_error_t *err) { return check_rule(r, err); }
 
 static int decode_field(const msgpack_object *o, const ewp_field_info_t *f, void *dst,
                         ewp_request_t *req, ewp_error_t *err) {
@@ -421,8 +485,27 @@ static int decode_field(const msgpack_object *o, const ewp_field_info_t *f, void
     return decode_names(o, f, dst, err);
   case EWP_T_PARAMS:
     return decode_params(o, f, dst, err);
-  case EWP_T_EVALS:
-    return decode_evals(o, f, dst, req, err);
+  case EWP_T_EVALS: {
+    ewp_evals_t *v = dst;
+    return decode_objs(o, f, v->v, &v->n, EWP_EVAL_MAX, sizeof v->v[0], f_eval,
+                       sizeof f_eval / sizeof f_eval[0], check_eval_v,
+                       "{metric, every, params, source, center}", req, err);
+  }
+  case EWP_T_RULES: {
+    ewp_rules_t *v = dst;
+    if (decode_objs(o, f, v->v, &v->n, EWP_RULES_MAX, sizeof v->v[0], f_rule,
+                    sizeof f_rule / sizeof f_rule[0], check_rule_v,
+                    "{name, metric, when, value, steps, baseline_steps}", req, err))
+      return -1;
+    for (size_t i = 0; i < v->n; i++)
+      for (size_t k = 0; k < i; k++)
+        if (v->v[k].name.n == v->v[i].name.n &&
+            memcmp(v->v[k].name.p, v->v[i].name.p, v->v[i].name.n) == 0) {
+          return fail(err, EWP_EBADPARAM, "two rules are named '%s' (names are unique in a "
+                      "stream)", ewp_escape(esc, 64, v->v[i].name.p, v->v[i].name.n));
+        }
+    return 0;
+  }
   }
   return fail(err, EWP_EBADREQ, "field '%s' has an unknown type", f->name);
 }
@@ -461,6 +544,19 @@ static int check_history(ewp_history_req_t *r, ewp_error_t *err) {
     return fail(err, EWP_EBADREQ, "'from_step' %llu is after 'to_step' %llu",
                 (unsigned long long)r->from_step, (unsigned long long)r->to_step);
   return 0;
+}
+
+static int check_subscribe(ewp_subscribe_req_t *r, ewp_error_t *err) {
+  if (!EWP_HAS(r, EWP_SUBSCRIBE_stream))
+    return 0;
+  bool ok = r->stream.n >= 1 && r->stream.n <= EWP_NAME_MAX;
+  for (size_t i = 0; ok && i < r->stream.n; i++) {
+    char c = r->stream.p[i];
+    ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         c == '_' || c == '.' || c == ':' || c == '/' || c == '-' || c == '*';
+  }
+  return ok ? 0 : fail(err, EWP_EBADREQ, "'stream' must be a stream name or a glob with '*' (1-200 "
+                       "bytes of A-Z a-z 0-9 _ . : / - *)");
 }
 
 static int check_ingest(ewp_ingest_req_t *r, ewp_error_t *err) {
@@ -544,7 +640,8 @@ static int decode_map(const msgpack_object *map, const ewp_field_info_t *fs, siz
       const char *p;
       size_t n;
       if (!obj_bytes(&map->via.map.ptr[i].key, &p, &n))
-        return fail(err, EWP_EBADREQ, "%s keys must be strings", fs == f_eval ? what : "params");
+        return fail(err, EWP_EBADREQ, "%s keys must be strings",
+                  fs == f_eval || fs == f_rule ? what : "params");
     }
     for (uint32_t i = 0; i < map->via.map.size; i++) {
       const msgpack_object *k = &map->via.map.ptr[i].key;
@@ -561,7 +658,7 @@ static int decode_map(const msgpack_object *map, const ewp_field_info_t *fs, siz
       }
       if (slot[f])
         return fail(err, EWP_EBADREQ, "duplicate key '%s' in %s", fs[f].name,
-                    fs == f_eval ? what : "params");
+                    fs == f_eval || fs == f_rule ? what : "params");
       slot[f] = &map->via.map.ptr[i].val;
     }
   }
@@ -591,6 +688,7 @@ static int decode_params_map(const msgpack_object *params, ewp_request_t *req, e
   case EWP_METHOD_CREATE: return check_create(&req->u.create, err);
   case EWP_METHOD_INGEST: return check_ingest(&req->u.ingest, err);
   case EWP_METHOD_HISTORY: return check_history(&req->u.history, err);
+  case EWP_METHOD_SUBSCRIBE: return check_subscribe(&req->u.subscribe, err);
   default: return 0;
   }
 }

@@ -60,7 +60,11 @@ const char *ewp_code_name(ewp_code_t code);
   XX(MERGE, "merge", 0, "fold an exported state into a stream (created if absent)")               \
   XX(RUNS, "runs", EWP_M_ANSWER, "the runs, each with its streams, steps and last activity")   \
   XX(FLUSH, "flush", 0, "complete every pending step of a stream now (partial if ranks are missing)") \
-  XX(HISTORY, "history", EWP_M_ANSWER, "evaluated points by step, downsampled to max_points")
+  XX(HISTORY, "history", EWP_M_ANSWER, "evaluated points by step, downsampled to max_points")     \
+  XX(SUBSCRIBE, "subscribe", 0, "receive metrics and alert notifications on this connection")   \
+  XX(UNSUBSCRIBE, "unsubscribe", 0, "stop a subscription")                                        \
+  XX(ALERT_SET, "alert_set", 0, "replace a stream's alert rules")                                 \
+  XX(ALERTS, "alerts", EWP_M_ANSWER, "alert rules and their states")
 
 typedef enum {
 #define EWP__XX(id, name, flags, doc) EWP_METHOD_##id,
@@ -95,10 +99,12 @@ const ewp_method_info_t *ewp_method_info(ewp_method_t m);
  *   PARAMS ewp_params_t  a map of up to EWP_PARAMS_MAX distinct names to a number, "inf" or bool
  *   EVALS  ewp_evals_t   an array of up to EWP_EVAL_MAX maps, each decoded against
  *                        EWP_FIELDS_EVAL (the scheduled evaluations of a stream)
+ *   RULES  ewp_rules_t   an array of up to EWP_RULES_MAX maps, each decoded against
+ *                        EWP_FIELDS_RULE (alert rules)
  * A field's string members point into the message bytes: valid while those bytes are. */
 typedef enum {
   EWP_T_NAME, EWP_T_STR, EWP_T_UINT, EWP_T_NUM, EWP_T_BOOL, EWP_T_BIN, EWP_T_ENUM,
-  EWP_T_SHAPE, EWP_T_ROWS, EWP_T_NAMES, EWP_T_PARAMS, EWP_T_EVALS
+  EWP_T_SHAPE, EWP_T_ROWS, EWP_T_NAMES, EWP_T_PARAMS, EWP_T_EVALS, EWP_T_RULES
 } ewp_type_t;
 
 #define EWP_NAME_MAX 200
@@ -165,6 +171,29 @@ typedef struct {
 
 typedef struct ewp_evals ewp_evals_t;
 
+/* One alert rule (an entry of create's or alert_set's `rules`). */
+#define EWP_RULES_MAX 32
+#define EWP_RULE_NAME_MAX 64
+#define EWP_ENUM_when "below", "above", "drop", "below_baseline", "stale", "non_finite"
+#define EWP_FIELDS_RULE(F)                                                                        \
+  F(name, STR, EWP_F_REQ, "str", "required", EWP_EBADPARAM,                                       \
+    "each rule needs 'name' (a string of 1 to 64 bytes)", "1–64 bytes, unique in the stream")     \
+  F(metric, STR, 0, "str", "— (required but for stale, non_finite)", EWP_EBADPARAM,               \
+    "'metric' must be a metric name", "an evaluated metric of the stream (its `eval` list)")      \
+  F(when, ENUM, EWP_F_REQ, "`\"below\"` \\| `\"above\"` \\| `\"drop\"` \\| `\"below_baseline\"` \\| "   \
+    "`\"stale\"` \\| `\"non_finite\"`", "required", EWP_EBADPARAM,                                \
+    "'when' must be below, above, drop, below_baseline, stale or non_finite", "the condition")    \
+  F(value, NUM, 0, "number", "— (required but for non_finite)", EWP_EBADPARAM,                    \
+    "'value' must be a number", "below/above: the threshold; drop: the fraction (0–1); "          \
+    "below_baseline: the factor (> 0); stale: seconds (> 0)")                                     \
+  F(steps, UINT, 0, "int", "10", EWP_EBADPARAM, "'steps' must be a number of points >= 1",       \
+    "drop: the points the maximum is taken over (this one included)")                             \
+  F(baseline_steps, UINT, 0, "int", "10", EWP_EBADPARAM,                                          \
+    "'baseline_steps' must be a number of points >= 1",                                           \
+    "below_baseline: the first points whose mean is the baseline")
+
+typedef struct ewp_rules ewp_rules_t;
+
 typedef ewp_str_t ewp_c_NAME;
 typedef ewp_str_t ewp_c_STR;
 typedef uint64_t ewp_c_UINT;
@@ -189,6 +218,18 @@ struct ewp_evals {
   size_t n;
 };
 typedef ewp_evals_t ewp_c_EVALS;
+
+typedef struct {
+  uint32_t has;
+  EWP_FIELDS_RULE(EWP__MEMBER)
+} ewp_rule_t;
+#define EWP__BIT_RULE(member, ...) EWP_RULE_##member,
+enum { EWP_FIELDS_RULE(EWP__BIT_RULE) };
+struct ewp_rules {
+  ewp_rule_t v[EWP_RULES_MAX];
+  size_t n;
+};
+typedef ewp_rules_t ewp_c_RULES;
 
 /* ---- fields of each method ----
  * F(member, TYPE, flags, "wire type", "default", code, "sentence when wrong", "doc")
@@ -273,7 +314,10 @@ typedef ewp_evals_t ewp_c_EVALS;
   F(eval, EVALS, EWP_F_NIL, "[{…}] (table below)",                                                \
     "`entropy`, `erank`, `rankme`, `participation_ratio`, `anisotropy`, `l2_std` every step",     \
     EWP_EBADPARAM, "'eval' must be a list of at most 32 maps {metric, every, params, source, "   \
-    "center}", "metrics computed after completed steps and kept in the history (`[]`: none)")
+    "center}", "metrics computed after completed steps and kept in the history (`[]`: none)")                    \
+  F(rules, RULES, EWP_F_NIL, "[{…}] (table below)", "none", EWP_EBADPARAM,                        \
+    "'rules' must be a list of at most 32 maps {name, metric, when, value, steps, "               \
+    "baseline_steps}", "alert rules (as `alert_set`)")
 
 #define EWP_FIELDS_INGEST(F)                                                                      \
   EWP__STREAM_FIELD(F)                                                                            \
@@ -352,6 +396,30 @@ typedef ewp_evals_t ewp_c_EVALS;
     "a bucket's value: its last point's, or the mean, min or max of its values (vector metrics: " \
     "always the last)")
 
+#define EWP_FIELDS_SUBSCRIBE(F)                                                                   \
+  F(stream, STR, 0, "str", "every stream", EWP_EBADREQ,                                          \
+    "'stream' must be a stream name or a glob with '*' (at most 200 bytes)",                      \
+    "a stream name, or a glob where `*` matches any run of characters")                           \
+  EWP__RUN_FIELD(F)                                                                               \
+  F(metrics, NAMES, EWP_F_NIL, "str or [str]", "every evaluated metric", EWP_EBADREQ,             \
+    "'metrics' must be a metric name or a list of 1 to 64 names",                                 \
+    "the metrics a `metrics` notification carries (one without any of them is not sent)")
+
+#define EWP_FIELDS_UNSUBSCRIBE(F)                                                                 \
+  F(subscription, UINT, EWP_F_REQ, "int", "required", EWP_EBADREQ,                                \
+    "'subscription' (the id subscribe answered) is required", "the id `subscribe` answered")
+
+#define EWP_FIELDS_ALERT_SET(F)                                                                   \
+  EWP__STREAM_FIELD(F)                                                                            \
+  F(rules, RULES, EWP_F_REQ, "[{…}]", "required", EWP_EBADPARAM,                                  \
+    "'rules' must be a list of at most 32 maps {name, metric, when, value, steps, "               \
+    "baseline_steps}", "the stream's rules, replacing the ones it had (`[]`: none)")
+
+#define EWP_FIELDS_ALERTS(F)                                                                      \
+  F(stream, NAME, 0, "str", "every stream", EWP_EBADREQ, "'stream' must be a stream name",       \
+    "one stream")                                                                                 \
+  EWP__RUN_FIELD(F)
+
 #define EWP_FIELDS_AUTH(F)                                                                        \
   F(token, STR, EWP_F_REQ, "str", "required", EWP_EBADREQ, "'token' (a string) is required",      \
     "the contents of the daemon's token file (surrounding whitespace removed)")
@@ -386,6 +454,10 @@ EWP__REQ_STRUCT(MERGE, merge)
 EWP__REQ_STRUCT(RUNS, runs)
 EWP__REQ_STRUCT(FLUSH, flush)
 EWP__REQ_STRUCT(HISTORY, history)
+EWP__REQ_STRUCT(SUBSCRIBE, subscribe)
+EWP__REQ_STRUCT(UNSUBSCRIBE, unsubscribe)
+EWP__REQ_STRUCT(ALERT_SET, alert_set)
+EWP__REQ_STRUCT(ALERTS, alerts)
 #undef EWP__REQ_STRUCT
 
 /* Field bits: EWP_<METHOD>_<member> is the bit index of that field in its struct's `has`
@@ -404,11 +476,16 @@ enum { EWP_FIELDS_INFO(EWP__BIT_STREAM) }; /* info, reset, drop, export, flush: 
 enum { EWP_FIELDS_MERGE(EWP__BIT_MERGE) };
 #define EWP__BIT_HISTORY(member, ...) EWP_HISTORY_##member,
 enum { EWP_FIELDS_HISTORY(EWP__BIT_HISTORY) };
+#define EWP__BIT_SUBSCRIBE(member, ...) EWP_SUBSCRIBE_##member,
+enum { EWP_FIELDS_SUBSCRIBE(EWP__BIT_SUBSCRIBE) };
+#define EWP__BIT_ALERTS(member, ...) EWP_ALERTS_##member,
+enum { EWP_FIELDS_ALERTS(EWP__BIT_ALERTS) };
 #define EWP__BIT_LIST(member, ...) EWP_LIST_##member,
 enum { EWP_FIELDS_LIST(EWP__BIT_LIST) };
 /* Every method that takes `stream` takes `run` right after it: one bit for all of them. */
 _Static_assert(EWP_CREATE_run == 1 && EWP_INGEST_run == 1 && EWP_QUERY_run == 1 &&
-                   EWP_STREAM_run == 1 && EWP_MERGE_run == 1 && EWP_HISTORY_run == 1,
+                   EWP_STREAM_run == 1 && EWP_MERGE_run == 1 && EWP_HISTORY_run == 1 &&
+                   EWP_SUBSCRIBE_run == 1 && EWP_ALERTS_run == 1,
                "run is the field after stream");
 #define EWP_RUN_BIT 1
 #define EWP_HAS(req, bit) ((((req)->has) >> (bit)) & 1u)
@@ -430,6 +507,8 @@ typedef struct {
 const ewp_field_info_t *ewp_method_fields(ewp_method_t m, size_t *n);
 /* The fields of one entry of create's `eval` (EWP_FIELDS_EVAL). Static. */
 const ewp_field_info_t *ewp_eval_fields(size_t *n);
+/* The fields of one alert rule (EWP_FIELDS_RULE). Static. */
+const ewp_field_info_t *ewp_rule_fields(size_t *n);
 
 /* ---- requests ---- */
 typedef enum { EWP_KIND_REQUEST = 0, EWP_KIND_NOTIFY = 2 } ewp_kind_t;
@@ -456,6 +535,10 @@ typedef struct {
     ewp_runs_req_t runs;
     ewp_flush_req_t flush;
     ewp_history_req_t history;
+    ewp_subscribe_req_t subscribe;
+    ewp_unsubscribe_req_t unsubscribe;
+    ewp_alert_set_req_t alert_set;
+    ewp_alerts_req_t alerts;
   } u;
   /* private: what the request owns */
   msgpack_unpacked upk_;

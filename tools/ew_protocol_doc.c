@@ -58,6 +58,8 @@ static void fields(ewp_method_t m) {
   if (m == EWP_METHOD_CREATE) { /* the entries of its `eval` list */
     f = ewp_eval_fields(&n);
     table("fields-create-eval", f, n);
+    f = ewp_rule_fields(&n);
+    table("fields-rule", f, n);
   }
 }
 

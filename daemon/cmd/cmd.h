@@ -37,6 +37,10 @@ void ewd_cmd_runs(ewd_call_t *call);
 void ewd_cmd_flush(ewd_call_t *call);
 
 void ewd_cmd_history(ewd_call_t *call);
+void ewd_cmd_subscribe(ewd_call_t *call);
+void ewd_cmd_unsubscribe(ewd_call_t *call);
+void ewd_cmd_alert_set(ewd_call_t *call);
+void ewd_cmd_alerts(ewd_call_t *call);
 
 /* ---- shared (query.c) ---- */
 /* The result cache's key of a metric: "metric|c=center|s=source|t=tail|param=value..." (a

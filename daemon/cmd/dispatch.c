@@ -18,7 +18,9 @@ static const handler_fn handlers[EWP_METHOD_COUNT] = {
     [EWP_METHOD_AUTH] = ewd_cmd_auth,       [EWP_METHOD_SNAPSHOT] = ewd_cmd_snapshot,
     [EWP_METHOD_EXPORT] = ewd_cmd_export,   [EWP_METHOD_MERGE] = ewd_cmd_merge,
     [EWP_METHOD_RUNS] = ewd_cmd_runs,       [EWP_METHOD_FLUSH] = ewd_cmd_flush,
-    [EWP_METHOD_HISTORY] = ewd_cmd_history,
+    [EWP_METHOD_HISTORY] = ewd_cmd_history, [EWP_METHOD_SUBSCRIBE] = ewd_cmd_subscribe,
+    [EWP_METHOD_UNSUBSCRIBE] = ewd_cmd_unsubscribe, [EWP_METHOD_ALERT_SET] = ewd_cmd_alert_set,
+    [EWP_METHOD_ALERTS] = ewd_cmd_alerts,
 };
 
 void ewd_cmd_dispatch(ewd_call_t *call) {

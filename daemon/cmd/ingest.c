@@ -33,6 +33,7 @@ static void refuse(ewd_job_t *j, int rc, const char *message) {
   ewd_stream_t *st = j->st;
   ewd_job_fail(j, rc, message);
   seq_rollback(j);
+  ewd_alerts_batch(srv, st, rc);
   if (st->provisional && st->queued_jobs == 1 && st->count == 0 &&
       ewd_registry_find(&srv->reg, &EWD_KEY_ST(st)) == st) {
     ewd_log(EWD_LOG_INFO, "stream not created: its first batch was refused",
@@ -43,6 +44,7 @@ static void refuse(ewd_job_t *j, int rc, const char *message) {
 
 static void accepted(ewd_job_t *j) {
   ewd_stream_t *st = j->st;
+  ewd_alerts_batch(j->srv, st, 0);
   if (st->provisional) {
     st->provisional = false;
     ewd_log(EWD_LOG_INFO, "stream created by ingest", "run=\"%s\" stream=\"%s\" dim=%zu",

@@ -56,7 +56,11 @@ void ewd_cmd_create(ewd_call_t *call) {
   const ewp_evals_t *evals = EWP_HAS(r, EWP_CREATE_eval) ? &r->eval : NULL;
   ewd_stream_t asked = {0}; /* the eval list, checked before anything changes */
   int erc = evals ? ewd_eval_set(&asked, evals, msg, sizeof msg) : 0;
+  if (!erc && EWP_HAS(r, EWP_CREATE_rules)) /* rules name metrics of the eval list asked for */
+    erc = ewd_alerts_set(&asked, &r->rules, msg, sizeof msg);
   if (erc) {
+    ewd_eval_free(asked.eval);
+    ewd_alerts_free(asked.alerts);
     ewd_fail(call, erc, "%s", msg);
     return;
   }
@@ -70,26 +74,35 @@ void ewd_cmd_create(ewd_call_t *call) {
                "configuration", (int)r->stream.n, r->stream.p, st->cfg.dim, st->cfg.window,
                st->cfg.normalize == EW_NORMALIZE_L2 ? "l2" : "none", st->world,
                st->step_timeout);
+      ewd_alerts_free(asked.alerts);
       return;
+    }
+    if (asked.alerts) { /* rules given again replace the stream's (their states start over) */
+      ewd_alerts_free(st->alerts);
+      st->alerts = asked.alerts;
     }
     created = st->provisional; /* the client could not see it until now */
     st->provisional = false;
   } else {
     int rc = ewd_registry_create(&call->srv->reg, &call->srv->cfg, &key, &cfg,
                                  &st, msg, sizeof msg);
-    if (rc)
+    if (rc) {
       ewd_eval_free(asked.eval);
+      ewd_alerts_free(asked.alerts);
+    }
     if (rc) {
       ewd_fail(call, rc, "%s", msg);
       return;
     }
     if (ewd_recent_steps(st, wsteps) != 0) {
       ewd_eval_free(asked.eval);
+      ewd_alerts_free(asked.alerts);
       ewd_stream_drop(call->srv, st);
       ewd_fail(call, EW_ENOMEM, "out of memory");
       return;
     }
     st->eval = asked.eval;
+    st->alerts = asked.alerts;
     created = true;
     st->world = world;
     st->step_timeout = timeout;

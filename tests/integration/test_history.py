@@ -258,8 +258,7 @@ def downsampling_buckets_equal_numpy():
         rng = np.random.default_rng(8)
         for s in range(0, 50):
             send(c, "b", (rng.standard_normal((4, D)) * (1 + s % 7)).astype(np.float32), step=s)
-            if s % 10 == 9:
-                settle(c, "b")  # no coalescing: all 50 points
+            settle(c, "b")  # one step at a time, nothing coalesced: all 50 points
         c.call("flush", {"stream": "b"})
         settle(c, "b")
         full = series(c, stream="b")[("b", "trace")]

@@ -214,6 +214,46 @@ def reconnects_after_a_daemon_restart():
             d2.stop()
 
 
+def history_as_numpy_and_subscribe_as_an_iterator():
+    """Client.history returns numpy arrays equal to numpy's own computation on the same rows;
+    Client.subscribe yields one metrics notification per evaluated step, and an alert."""
+    rng = np.random.default_rng(6)
+    with Client(D.unix) as c:
+        c.create("hs", 5, run="py", recent=True, window_steps=1,
+                 eval=[{"metric": "trace"}, {"metric": "spectrum"}],
+                 rules=[{"name": "big", "metric": "trace", "when": "above", "value": 50}])
+        sub = c.subscribe(stream="h*", run="py")
+        blocks = []
+        for s in range(6):
+            X = (rng.standard_normal((7, 5)) * (1 + 3 * (s == 4))).astype(np.float64)
+            blocks.append(X)
+            c.ingest("hs", X, run="py", step=s)
+        c.flush("hs", run="py")
+        seen, alerts = [], []
+        while not seen or seen[-1] != 5:
+            item = sub.next(timeout=20)
+            assert item is not None, f"no notification after {seen}"
+            kind, p = item
+            if kind == "metrics":
+                seen.append(p["step"])
+            else:
+                alerts.append((p["rule"], p["state"], p["step"]))
+        sub.close()
+        h = c.history(run="py", stream="hs")
+        tr, sp = h[("hs", "trace")], h[("hs", "spectrum")]
+        assert tr.step.dtype == np.int64 and sp.value.shape == (len(sp.step), 5), sp.value.shape
+        assert list(tr.step) == seen and len(seen) + sum(tr.skipped) == 6, (tr.step, seen)
+        for i, step in enumerate(tr.step):
+            C = np.cov(blocks[step].astype(np.float32).astype(np.float64).T, bias=True)  # the
+            # window keeps f32 rows: numpy reads the same values in f64
+            close(tr.value[i], np.trace(C), 1e-6, f"trace at step {step}")
+            np.testing.assert_allclose(sp.value[i], np.sort(np.linalg.eigvalsh(C))[::-1],
+                                       rtol=1e-6, atol=1e-6 * np.trace(C),
+                                       err_msg=f"spectrum {step}")
+        assert ("big", "firing", 4) in alerts or 4 not in seen, alerts
+        assert c.alerts(run="py")[0]["rule"] == "big"
+
+
 def main():
     global D
     D = Daemon()
@@ -224,6 +264,8 @@ def main():
         t.case("bf16_tensors_arrive_bit_exact_metrics_equal_numpy", bf16_tensors_arrive_bit_exact)
         t.case("client_request_bytes_equal_protocol_vectors", client_matches_protocol_vectors)
         t.case("client_reconnects_after_a_daemon_restart", reconnects_after_a_daemon_restart)
+        t.case("client_history_as_numpy_and_subscribe_as_an_iterator",
+               history_as_numpy_and_subscribe_as_an_iterator)
     finally:
         D.stop()
     t.done()

@@ -113,6 +113,49 @@ def steps_and_runs_and_eval_passes_skipped():
         assert c.query("st.mix", "trace", run="exp1").count == 6 * 20
 
 
+def on_metrics_gets_each_layers_values_with_the_trainers_step():
+    """watch(step=..., on_metrics=...): the callback gets, on the training thread, each watched
+    layer's evaluated values under the trainer's step, equal to the daemon's history."""
+    torch.manual_seed(2)
+    model = Tiny()
+    trainer = {"step": 0}
+    got = {}
+    main_thread = __import__("threading").current_thread()
+
+    def on_metrics(step, values):
+        assert __import__("threading").current_thread() is main_thread
+        for layer, ms in values.items():
+            got.setdefault(layer, {})[step] = ms
+
+    h = watch(model, layers=["emb", "mix"], rows_per_step=16, address=D.unix, prefix="om.",
+              run="exp2", step=lambda: trainer["step"], on_metrics=on_metrics)
+    g = torch.Generator().manual_seed(4)
+    for i in range(8):
+        trainer["step"] = 10 + i
+        train(model, 1, lambda _i: (torch.randint(0, 100, (4, 9), generator=g),
+                                    torch.randint(0, 5, (4,), generator=g)))
+    h.sender.flush(5)
+    with Client(D.unix) as c:
+        for layer in ("emb", "mix"):
+            c.flush("om." + layer, run="exp2")
+        import time
+        deadline = time.time() + 20
+        while time.time() < deadline and not all(17 in got.get(l, {}) for l in ("emb", "mix")):
+            h.poll()
+            time.sleep(0.05)
+        hist = c.history(run="exp2", metrics="erank")
+    h.remove()
+    for layer in ("emb", "mix"):
+        steps = sorted(got[layer])
+        assert steps[-1] == 17 and set(steps) <= set(range(10, 18)), steps
+        assert set(got[layer][17]) == {"entropy", "erank", "rankme", "participation_ratio",
+                                        "anisotropy", "l2_std"}, got[layer][17]
+        s = hist[("om." + layer, "erank")]
+        for step in steps:
+            i = list(s.step).index(step)
+            assert got[layer][step]["erank"] == s.value[i], (layer, step)
+
+
 def unknown_layer_is_refused():
     try:
         watch(torch.nn.Linear(2, 2), layers=["nope"], address=D.unix)
@@ -130,6 +173,8 @@ def main():
         t.case("watch_mlp_daemon_counts_equal_rows_sampled", mlp_counts_equal_rows_sampled)
         t.case("watch_token_outputs_every_other_step_and_bf16", token_outputs_every_other_step_bf16)
         t.case("watch_steps_runs_and_eval_passes_skipped", steps_and_runs_and_eval_passes_skipped)
+        t.case("watch_on_metrics_gets_each_layers_values_with_the_trainers_step",
+               on_metrics_gets_each_layers_values_with_the_trainers_step)
         t.case("watch_unknown_layer_is_refused", unknown_layer_is_refused)
     finally:
         D.stop()

@@ -8,13 +8,17 @@
     s = Sender()                                   # for training loops: never raises, never blocks
     s.send("layer.3", hidden)
 
-PyTorch: ``eigenwatch.torch.watch(model, layers=[...])``.
+    for (stream, metric), s in c.history(run="job").items():   # numpy arrays by step
+        print(stream, metric, s.step[-1], s.value[-1])
+
+PyTorch: ``eigenwatch.torch.watch(model, layers=[...], step=..., on_metrics=...)``.
 """
 from ._wire import DEFAULT_TCP, default_address, encode_rows
-from .client import (Client, EigenwatchError, IngestResult, PingResult, QueryResult,
-                     StreamInfo)
+from .client import (Client, EigenwatchError, IngestResult, PingResult, QueryResult, Series,
+                     StreamInfo, Subscription)
 from .sender import Sender, SenderStats
 
 __all__ = ["Client", "Sender", "SenderStats", "EigenwatchError", "QueryResult", "StreamInfo",
-           "IngestResult", "PingResult", "encode_rows", "default_address", "DEFAULT_TCP"]
+           "IngestResult", "PingResult", "Series", "Subscription", "encode_rows",
+           "default_address", "DEFAULT_TCP"]
 __version__ = "0.1.0"

@@ -1,8 +1,10 @@
 """Client: one method per RPC method of proto/PROTOCOL.md, blocking, with typed results and one
 exception class carrying the wire error code."""
 import dataclasses
+import socket
 import threading
-from typing import Any, Dict, List, Optional, Sequence, Union
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import msgpack
 
@@ -48,6 +50,7 @@ class StreamInfo:
     config: Optional[Dict[str, Any]] = None
     queued_jobs: Optional[int] = None
     steps: Optional[Dict[str, Any]] = None
+    eval: Optional[Dict[str, Any]] = None
 
 
 @dataclasses.dataclass
@@ -77,7 +80,136 @@ def _fields(cls, d):
 
 
 # Methods that only produce an answer: asking again after a lost connection is harmless.
-_ANSWER_ONLY = frozenset({"ping", "query", "list", "info", "stats", "metrics", "runs"})
+_ANSWER_ONLY = frozenset({"ping", "query", "list", "info", "stats", "metrics", "runs",
+                          "history", "alerts"})
+
+
+@dataclasses.dataclass
+class Series:
+    """One (run, stream, metric) series of `history`, as numpy arrays (one entry per point):
+    step (int64), time (Unix seconds), value (float64; a 2-D array for list metrics such as
+    spectrum, or a list of arrays when their lengths differ), partial (bool), rows, ranks,
+    lag_s, skipped."""
+    run: str
+    stream: str
+    metric: str
+    step: Any
+    time: Any
+    value: Any
+    partial: Any
+    rows: Any
+    ranks: Any
+    lag_s: Any
+    skipped: Any
+
+
+def _series(d) -> "Series":
+    import numpy as np
+    vals = d["value"]
+    if vals and isinstance(vals[0], list):
+        value = (np.array(vals, dtype=np.float64) if len({len(v) for v in vals}) == 1
+                 else [np.array(v, dtype=np.float64) for v in vals])
+    else:
+        value = np.array(vals, dtype=np.float64)
+    return Series(d["run"], d["stream"], d["metric"], np.array(d["step"], dtype=np.int64),
+                  np.array(d["time"], dtype=np.float64), value,
+                  np.array(d["partial"], dtype=bool), np.array(d["rows"], dtype=np.int64),
+                  np.array(d["ranks"], dtype=np.int64), np.array(d["lag_s"], dtype=np.float64),
+                  np.array(d["skipped"], dtype=np.int64))
+
+
+class Subscription:
+    """Notifications from `Client.subscribe`: iterate to get (kind, payload) pairs, kind "metrics"
+    ({"run", "stream", "step", "time", "rows", "ranks", "partial", "metrics": {name: value}}) or
+    "alert" ({"run", "stream", "rule", "state", "step", "value", "message"}). It has its own
+    connection; after a lost connection it reconnects and subscribes again (what was evaluated
+    meanwhile is in `history`). next(timeout) returns None when nothing came in time."""
+
+    def __init__(self, address: str, params: Dict[str, Any], timeout: float = 60.0):
+        self.address, self.params, self.timeout = address, params, timeout
+        self.id = None
+        self._sock = None
+        self.reconnects = 0
+        self._open()
+
+    def _open(self):
+        self._sock = connect(self.address, self.timeout)
+        self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=1 << 30)
+        self._sock.sendall(msgpack.packb([0, 1, "subscribe", [self.params]], use_bin_type=True))
+        self._pending = []
+        while self.id is None or not isinstance(self.id, int) or self._sock is None:
+            m = self._read(self.timeout)
+            if m is None:
+                raise ConnectionError("no answer to subscribe")
+            if m[0] == 1:
+                if m[2] is not None:
+                    raise EigenwatchError(m[2].get("code", "INTERNAL"), m[2].get("message", ""))
+                self.id = m[3]["subscription"]
+                break
+            self._pending.append(m)
+
+    def _read(self, timeout):
+        self._sock.settimeout(timeout)
+        while True:
+            for m in self._unpacker:
+                return m
+            try:
+                data = self._sock.recv(1 << 20)
+            except socket.timeout:
+                return None
+            if not data:
+                raise ConnectionError("the daemon closed the connection")
+            self._unpacker.feed(data)
+
+    def next(self, timeout: Optional[float] = None):
+        """The next (kind, payload), or None after `timeout` seconds (None: wait)."""
+        while True:
+            if self._pending:
+                m = self._pending.pop(0)
+            else:
+                try:
+                    if self._sock is None:
+                        self.id = None
+                        self._open()
+                        self.reconnects += 1
+                        continue
+                    m = self._read(timeout)
+                except (OSError, ConnectionError):
+                    self.close()
+                    time.sleep(0.2)
+                    try:
+                        self.id = None
+                        self._open()
+                        self.reconnects += 1
+                    except (OSError, ConnectionError):
+                        self._sock = None
+                        if timeout is not None:
+                            return None
+                    continue
+                if m is None:
+                    return None
+            if m[0] == 2 and m[1] in ("metrics", "alert") and m[2]:
+                return m[1], m[2][0]
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self.next()
+
+    def close(self):
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+        self._sock = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 class Client:
@@ -264,6 +396,50 @@ class Client:
         """Writes every changed stream's snapshot now; returns once they are on disk:
         {"streams": written, "bytes": total, "seconds": s}."""
         return self.call("snapshot")
+
+    def history(self, stream: Optional[str] = None, metrics=None, run: Optional[str] = None,
+                streams: Optional[List[str]] = None, from_step: Optional[int] = None,
+                to_step: Optional[int] = None, max_points: Optional[int] = None,
+                agg: Optional[str] = None) -> Dict[Tuple[str, str], "Series"]:
+        """Evaluated points by step, as numpy arrays: {(stream, metric): Series}. Without stream
+        and streams, every stream of the run; more points than max_points (default 2000) in the
+        range are merged into equal step buckets (agg: last, mean, min or max)."""
+        p: Dict[str, Any] = dict(_run(run))
+        for k, v in (("stream", stream), ("streams", streams), ("from_step", from_step),
+                     ("to_step", to_step), ("max_points", max_points), ("agg", agg)):
+            if v is not None:
+                p[k] = v
+        if metrics is not None:
+            p["metrics"] = [metrics] if isinstance(metrics, str) else list(metrics)
+        out = {}
+        for d in self.call("history", **p)["series"]:
+            s = _series(d)
+            out[(s.stream, s.metric)] = s
+        return out
+
+    def alert_set(self, stream: str, rules: List[Dict[str, Any]],
+                  run: Optional[str] = None) -> Dict[str, Any]:
+        """Replaces the stream's alert rules: [{name, metric, when, value, steps,
+        baseline_steps}], when one of below, above, drop, below_baseline, stale, non_finite."""
+        return self.call("alert_set", stream=stream, rules=list(rules), **_run(run))
+
+    def alerts(self, stream: Optional[str] = None, run: Optional[str] = None) -> List[Dict]:
+        """Every rule with its state ("firing" with the step it fired at, or "ok")."""
+        p: Dict[str, Any] = dict(_run(run))
+        if stream is not None:
+            p["stream"] = stream
+        return self.call("alerts", **p)["alerts"]
+
+    def subscribe(self, stream: Optional[str] = None, run: Optional[str] = None,
+                  metrics=None) -> Subscription:
+        """A Subscription (its own connection) to the metrics and alert notifications of the
+        streams matching `stream` (a name or a `*` glob; default all) in `run`."""
+        p: Dict[str, Any] = dict(_run(run))
+        if stream is not None:
+            p["stream"] = stream
+        if metrics is not None:
+            p["metrics"] = [metrics] if isinstance(metrics, str) else list(metrics)
+        return Subscription(self.address, p, self.timeout)
 
     def export(self, stream: str, run: Optional[str] = None) -> bytes:
         """The stream's whole saved state (docs/STATE.md), for `merge` into another daemon."""

@@ -7,6 +7,8 @@ off the device without a synchronising call (a non-blocking copy into host memor
 thread waits for it, not the training loop), and queues them. Nothing here calls .item() or
 .cpu() on the hot path for device tensors.
 """
+import queue
+import threading
 from typing import Callable, Dict, Iterable, Optional
 
 import torch
@@ -14,15 +16,78 @@ import torch
 from .sender import Sender
 
 
+class _Metrics:
+    """on_metrics: a thread reads the daemon's `metrics` notifications for the watched streams
+    into a queue; the training thread drains it (at each hooked forward pass and at poll()) and
+    calls on_metrics(step, {layer: {metric: value}}) once per step, in the order they came — so
+    the callback runs where the trainer logs (W&B, TensorBoard), never on a foreign thread. A
+    daemon that cannot be reached only delays the values; it never raises into training."""
+
+    def __init__(self, address, run, streams, callback):
+        self.streams = streams  # stream name -> layer name
+        self.callback = callback
+        self.q: "queue.Queue" = queue.Queue(maxsize=100000)
+        self.stop = threading.Event()
+        self.sub = None
+        self.errors = 0
+        self.t = threading.Thread(target=self._run, args=(address, run), daemon=True,
+                                  name="eigenwatch-metrics")
+        self.t.start()
+
+    def _run(self, address, run):
+        from .client import Subscription
+        from ._wire import default_address
+        params = {"run": run} if run else {}
+        while not self.stop.is_set():
+            try:
+                if self.sub is None:
+                    self.sub = Subscription(address or default_address(), dict(params), 10.0)
+                item = self.sub.next(timeout=0.2)
+            except Exception:  # the daemon is away: try again, never raise into training
+                self.errors += 1
+                self.sub = None
+                self.stop.wait(0.5)
+                continue
+            if item and item[0] == "metrics" and item[1]["stream"] in self.streams:
+                try:
+                    self.q.put_nowait(item[1])
+                except queue.Full:
+                    self.errors += 1
+
+    def poll(self):
+        by_step: Dict[int, Dict[str, Dict[str, float]]] = {}
+        while True:
+            try:
+                p = self.q.get_nowait()
+            except queue.Empty:
+                break
+            by_step.setdefault(p["step"], {})[self.streams[p["stream"]]] = p["metrics"]
+        for step in sorted(by_step):
+            self.callback(step, by_step[step])
+        return len(by_step)
+
+    def close(self):
+        self.stop.set()
+        self.t.join(2)
+        if self.sub is not None:
+            self.sub.close()
+
+
 class WatchHandle:
     """Returned by watch(): .remove() detaches the hooks; .rows_sampled counts rows per stream;
-    .sender is the Sender in use."""
+    .sender is the Sender in use; .poll() delivers the on_metrics values received so far."""
 
-    def __init__(self, hooks, sender, owns_sender, counts):
+    def __init__(self, hooks, sender, owns_sender, counts, metrics=None):
         self._hooks = hooks
         self.sender = sender
         self._owns = owns_sender
         self.rows_sampled: Dict[str, int] = counts
+        self._metrics = metrics
+
+    def poll(self) -> int:
+        """Calls on_metrics for every step whose values arrived since the last call; returns how
+        many steps it delivered (0 without on_metrics)."""
+        return self._metrics.poll() if self._metrics else 0
 
     def remove(self, close_sender: bool = True, timeout: float = 2.0):
         for h in self._hooks:
@@ -30,6 +95,9 @@ class WatchHandle:
         self._hooks = []
         if self._owns and close_sender:
             self.sender.close(timeout)
+        if self._metrics:
+            self._metrics.poll()
+            self._metrics.close()
 
 
 def _first_tensor(out):
@@ -61,7 +129,9 @@ def watch(model: torch.nn.Module, layers: Optional[Iterable[str]] = None, rows_p
           every: int = 1, sender: Optional[Sender] = None, address: Optional[str] = None,
           prefix: str = "", seed: int = 0, run: Optional[str] = None,
           step: Optional[Callable[[], int]] = None, rank: Optional[int] = None,
-          world: Optional[int] = None, include_eval: bool = False) -> WatchHandle:
+          world: Optional[int] = None, include_eval: bool = False,
+          on_metrics: Optional[Callable[[int, Dict[str, Dict[str, float]]], None]] = None
+          ) -> WatchHandle:
     """Hooks the named submodules of `model` (default: its direct children). Every `every`-th
     forward call of each, `rows_per_step` rows of its output go to stream `prefix + name` in
     `run` (the daemon's default run when None).
@@ -71,7 +141,13 @@ def watch(model: torch.nn.Module, layers: Optional[Iterable[str]] = None, rows_p
     initialised, else 0 and 1), so the daemon stages every rank's rows of a step and applies them
     together, and the streams answer from their recent rows. Forward passes under
     torch.no_grad()/inference_mode or with the model in eval mode are skipped unless
-    include_eval=True (validation passes would otherwise mix into the training streams)."""
+    include_eval=True (validation passes would otherwise mix into the training streams).
+
+    on_metrics: called as on_metrics(step, {layer: {metric: value}}) with the values the daemon
+    evaluated for the watched layers at the trainer's step (its scheduled `eval`, by default
+    entropy, erank, rankme, participation_ratio, anisotropy, l2_std) — on the training thread, at
+    the next hooked forward pass after they arrive (or handle.poll()); log them into W&B or
+    TensorBoard under that step. Values come a step or more behind the trainer."""
     modules = dict(model.named_modules())
     names = list(layers) if layers is not None else [n for n, _ in model.named_children()]
     missing = [n for n in names if n not in modules]
@@ -86,10 +162,15 @@ def watch(model: torch.nn.Module, layers: Optional[Iterable[str]] = None, rows_p
         rank = rank if rank is not None else (drank if drank is not None else 0)
         world = world if world is not None else (dworld if dworld is not None else 1)
 
+    metrics = (_Metrics(address or getattr(sender, "address", None), run,
+                        {prefix + n: n for n in names}, on_metrics) if on_metrics else None)
+
     def make_hook(stream):
         state = {"calls": 0, "gen": None, "dev": None}
 
         def hook(_module, _inputs, output):
+            if metrics is not None:
+                metrics.poll()
             if not include_eval and (not torch.is_grad_enabled() or not model.training):
                 return
             state["calls"] += 1
@@ -127,4 +208,4 @@ def watch(model: torch.nn.Module, layers: Optional[Iterable[str]] = None, rows_p
         return hook
 
     hooks = [modules[n].register_forward_hook(make_hook(prefix + n)) for n in names]
-    return WatchHandle(hooks, sender, owns, counts)
+    return WatchHandle(hooks, sender, owns, counts, metrics)

@@ -107,11 +107,12 @@ int ewd_alerts_set(ewd_stream_t *st, const ewp_rules_t *rules, char *msg, size_t
         d->metric = strlen(name) == r->metric.n ? ew_metric_find(name) : NULL;
       }
       if (!d->metric || !ewd_eval_has(st, d->metric->name)) {
+        int code = d->metric ? EW_EBADPARAM : EW_EUNKMETRIC;
         snprintf(msg, cap, "rules[%zu]: '%s' is not a metric the stream evaluates (its eval list "
                  "names them; info shows it)", i, ewp_escape(esc, 64, r->metric.p, r->metric.n));
         rules_free(v, rules->n);
         free(a);
-        return d->metric ? EW_EBADPARAM : EW_EUNKMETRIC;
+        return code;
       }
     }
     if (d->when == W_DROP && !(d->ring = calloc(d->steps, sizeof *d->ring))) {

@@ -1,0 +1,78 @@
+/* cli.h — the `eigenwatch` command-line client's shared pieces (over libeigenwatch-client).
+ *
+ * Every command is `int c_NAME(int argc, char **argv)`: argv holds the words after the command
+ * name (global options removed) and the return value is the process's exit code (EX_*). */
+#ifndef EW_CLI_H
+#define EW_CLI_H
+
+#include "ewclient.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+enum { EX_OK = 0, EX_DAEMON = 1, EX_USAGE = 2, EX_UNREACHABLE = 3, EX_INPUT = 4 };
+
+/* Global options (main.c): --address (NULL: the default), --timeout in ms, --json, --run. */
+extern const char *g_address;
+extern int g_timeout;
+extern int g_json;
+extern const char *g_run;
+
+/* Prints "eigenwatch: <message> (see eigenwatch help)" on stderr; returns EX_USAGE. */
+int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints the failure of a call (the daemon's code and message, or the transport error) and
+ * returns its exit code: EX_DAEMON for EWC_ERPC, else EX_UNREACHABLE. */
+int rpc_exit(int rc, ewc_reply_t *r);
+/* Connects to g_address with g_timeout and --run's run; on failure prints why, sets *ex and
+ * returns NULL. */
+ewc_t *open_conn(int *ex);
+
+/* Strict numbers for options: the whole word must be the number, within [lo, hi] (and finite).
+ * On a bad word prints a usage error naming opt and returns EX_USAGE; else 0. */
+int parse_u64(const char *opt, const char *word, uint64_t lo, uint64_t hi, uint64_t *out);
+int parse_double(const char *opt, const char *word, double lo, double hi, double *out);
+
+/* msgpack → JSON on f (non-finite floats become null). */
+void json(FILE *f, const msgpack_object *o);
+void json_str(FILE *f, const char *p, size_t n);
+/* A value for a table cell: floats with 10 significant digits, strings bare, long lists cut. */
+void scalar(FILE *f, const msgpack_object *o);
+/* A map as aligned "key  value" lines (nested maps indented). */
+void table(const msgpack_object *m, int indent);
+/* The reply's result as JSON (--json) or as a table; returns EX_OK. */
+int print_result(ewc_reply_t *r);
+
+/* A request's params map being packed. */
+typedef struct {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+} params_t;
+void p_init(params_t *p);
+void p_str(params_t *p, const char *s);
+/* "run": --run's value, when given (the caller counted it in the map). */
+void p_run(params_t *p);
+/* A value from the command line: true/false, an integer, a number, or a string. */
+void p_value(params_t *p, const char *v);
+/* A call naming `stream` (or nothing), in --run's run, its answer printed; returns the exit code. */
+int simple_call(const char *method, const char *stream);
+
+/* Commands. */
+int c_ping(int argc, char **argv);
+int c_list(int argc, char **argv);
+int c_runs(int argc, char **argv);
+int c_stats(int argc, char **argv);
+int c_info(int argc, char **argv);
+int c_drop(int argc, char **argv);
+int c_reset(int argc, char **argv);
+int c_create(int argc, char **argv);
+int c_query(int argc, char **argv);
+int c_watch(int argc, char **argv);
+int c_history(int argc, char **argv);
+int c_metrics(int argc, char **argv);
+int c_alerts(int argc, char **argv);
+int c_ingest(int argc, char **argv);
+int c_snapshot(int argc, char **argv);
+int c_export(int argc, char **argv);
+int c_merge(int argc, char **argv);
+
+#endif

@@ -32,7 +32,7 @@ def run(*args, address=None, check=None):
 def every_command_has_help():
     p = run("help", check=0)
     cmds = ["ping", "list", "runs", "info", "create", "drop", "reset", "stats", "query", "watch",
-            "ingest", "snapshot", "export", "merge"]
+            "ingest", "snapshot", "export", "merge", "history", "metrics", "alerts"]
     for c in cmds:
         assert c in p.stdout
         h = run(c, "--help", check=0)

@@ -377,6 +377,15 @@ void ewd_alerts_tick(ewd_server_t *srv) {
 
 size_t ewd_alerts_count(const ewd_stream_t *st) { return st->alerts ? st->alerts->n : 0; }
 
+void ewd_alert_state(const ewd_stream_t *st, size_t i, const char **rule, const char **metric,
+                     const char **when, bool *firing) {
+  const rule_t *r = &st->alerts->rules[i];
+  *rule = r->name;
+  *metric = r->metric ? r->metric->name : "";
+  *when = when_names[r->when];
+  *firing = r->firing;
+}
+
 ewp_value_t ewd_alert_value(const ewd_stream_t *st, size_t i, ewp_kv_t *kv) {
   const rule_t *r = &st->alerts->rules[i];
   kv[0] = (ewp_kv_t){"run", ewp_vstr(st->run)};

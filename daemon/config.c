@@ -240,6 +240,8 @@ void ewd_config_usage(FILE *f) {
              "  --listen unix:PATH | tcp:HOST:PORT   listener (repeatable; replaces the config's)\n"
              "  --state-dir DIR      state directory\n"
              "  --auth-token-file F  TCP connections must send auth {token} first\n"
+             "  --http HOST:PORT     HTTP listener for /metrics and /healthz (default "
+             "127.0.0.1:7701; off: none)\n"
              "  --config FILE        key = value lines (keys below); SIGHUP reloads it, all or "
              "nothing\n"
              "  --foreground         stay attached (otherwise detach once listening)\n"

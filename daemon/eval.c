@@ -37,6 +37,10 @@ typedef struct {
   uint64_t due_at;
   double due_time;      /* every_s: monotonic time it was last due */
   bool warned;          /* a failure was logged */
+  bool has_last;        /* the latest evaluated value (scalar metrics) */
+  bool last_partial;
+  double last_value;
+  uint64_t last_step;
 } spec_t;
 
 struct ewd_eval {
@@ -49,6 +53,7 @@ struct ewd_eval {
   uint64_t pending_mask;
   uint64_t evaluations, coalesced, failures, inline_evals;
   double last_lag;
+  double last_time;     /* Unix seconds of the latest point (0: none yet) */
   uint64_t rows_at;     /* stream count at the last row- or time-driven evaluation */
 };
 
@@ -334,9 +339,16 @@ static void finish(ewd_job_t *j) {
       }
       ewd_cache_put(st, m->key, res);
       hv[nh++] = (ewd_hvalue_t){m->name, res};
+      if (res->kind == EW_VALUE_SCALAR) {
+        sp->has_last = true;
+        sp->last_value = res->scalar;
+        sp->last_step = pt->step;
+        sp->last_partial = pt->nmissing > 0;
+      }
     }
     ev->evaluations++;
     ev->last_lag = lag;
+    ev->last_time = ewd_wall_now();
     srv->stat[EWD_STAT_evaluations]++;
     srv->stat[EWD_STAT_eval_lag_ms] = (uint64_t)(1e3 * lag);
     if (nh) {
@@ -521,6 +533,23 @@ void ewd_eval_stop(ewd_server_t *srv) {
 }
 
 /* ---- what info shows, and the snapshot ---- */
+
+size_t ewd_eval_latest(const ewd_stream_t *st, ewd_latest_t *out, size_t cap, double *time,
+                       double *lag, uint64_t *coalesced) {
+  const ewd_eval_t *ev = st->eval;
+  size_t k = 0;
+  for (size_t i = 0; ev && i < ev->n && k < cap; i++)
+    if (ev->specs[i].has_last)
+      out[k++] = (ewd_latest_t){ev->specs[i].info->name, ev->specs[i].last_value,
+                                ev->specs[i].last_step, ev->specs[i].last_partial};
+  if (time)
+    *time = ev ? ev->last_time : 0;
+  if (lag)
+    *lag = ev ? ev->last_lag : 0;
+  if (coalesced)
+    *coalesced = ev ? ev->coalesced : 0;
+  return k;
+}
 
 typedef struct {
   ewp_value_t items[EWP_EVAL_MAX];

@@ -340,6 +340,12 @@ void ewd_steps_stop(struct ewd_server *srv);
  * EWD_PRODUCERS_MAX producers. */
 int ewd_producer_slot(ewd_stream_t *st, const char *name, size_t n);
 
+/* ---- expo.c (owner: the loop) ---- */
+/* GET /metrics: the Prometheus text exposition (0.0.4) of the self-stats, errors by code, and
+ * each stream's latest values, steps, update times, lag, coalescing, rows and alert states.
+ * Returns a malloc'ed body (*len bytes), or NULL when out of memory. */
+char *ewd_expo_metrics(struct ewd_server *srv, size_t *len);
+
 /* ---- eval.c (owner: the loop) ----
  * Each stream has a list of scheduled metrics (create's `eval`; default EWD_EVAL_DEFAULTS every
  * step). When a step completes (or, for `every_rows`/`every_s`, when rows arrive), the due ones
@@ -364,6 +370,18 @@ void ewd_eval_rows(struct ewd_server *srv, ewd_stream_t *st);
  * center} and the evaluation counters (info). `arena` keeps the values' storage: free it with
  * free() after packing. */
 ewp_value_t ewd_eval_value(const ewd_stream_t *st, void **arena);
+/* The latest evaluated value of one scheduled scalar metric (list metrics are not kept). */
+typedef struct {
+  const char *metric;
+  double value;
+  uint64_t step;
+  bool partial;
+} ewd_latest_t;
+/* What st evaluated last: up to cap scalar values into out (returns how many), and, when not
+ * NULL, *time the Unix seconds of the newest point (0: none yet), *lag its lag (s), *coalesced
+ * the due evaluations coalesced away so far. Owner: the loop. */
+size_t ewd_eval_latest(const ewd_stream_t *st, ewd_latest_t *out, size_t cap, double *time,
+                       double *lag, uint64_t *coalesced);
 /* The eval specs in the snapshot's training block: writes at most cap bytes to out and returns
  * the length (0: the defaults), or reads them back (false: not a valid list). */
 size_t ewd_eval_save(const ewd_stream_t *st, char *out, size_t cap);
@@ -411,6 +429,10 @@ void ewd_alerts_tick(struct ewd_server *srv);
 #define EWD_ALERT_KV 10
 size_t ewd_alerts_count(const ewd_stream_t *st);
 ewp_value_t ewd_alert_value(const ewd_stream_t *st, size_t i, ewp_kv_t *kv);
+/* Rule i of st: its name, what it watches (a metric's name, or "" for stream rules), its `when`,
+ * and whether it fires now. */
+void ewd_alert_state(const ewd_stream_t *st, size_t i, const char **rule, const char **metric,
+                     const char **when, bool *firing);
 /* The rules in the snapshot's training block (states are not kept): as ewd_eval_save/_load. */
 size_t ewd_alerts_save(const ewd_stream_t *st, char *out, size_t cap);
 bool ewd_alerts_load(ewd_stream_t *st, const char *b, size_t n);

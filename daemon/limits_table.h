@@ -27,6 +27,9 @@
   XX(auth_token_file, PATH, 0, 0, 0, false,                                                       \
      "file holding the shared token every TCP connection must present with `auth` first; "        \
      "required for a non-loopback TCP address")                                                   \
+  XX(http, PATH, 0, 0, 0, false,                                                                  \
+     "HOST:PORT of the HTTP listener (/metrics, /healthz; default 127.0.0.1:7701), or off; a "    \
+     "non-loopback address needs auth_token_file")                                                \
   XX(log_level, LEVEL, 2, 0, 3, true, "error | warn | info | debug")                              \
   XX(max_message_bytes, SIZE, 64 * EWD_MIB, 1 * EWD_KIB, 1 * EWD_GIB, true,                       \
      "one message, declared lengths included")                                                    \
@@ -44,6 +47,8 @@
      "points kept per history series (run, stream, metric); past it, every second point of the "  \
      "oldest half is deleted")                                                                    \
   XX(max_connections, COUNT, 4096, 1, 1 * EWD_MIB, true, "further connections are closed at once") \
+  XX(http_max_connections, COUNT, 256, 1, 65536, true,                                            \
+     "HTTP connections held at once (apart from max_connections); further ones are closed")      \
   XX(conn_high_water, SIZE, 32 * EWD_MIB, 64 * EWD_KIB, 16 * EWD_GIB, true,                       \
      "ingest bytes queued or buffered per connection before its reads pause")                     \
   XX(conn_out_cap, SIZE, 16 * EWD_MIB, 64 * EWD_KIB, 16 * EWD_GIB, true,                          \

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #define DEFAULT_TCP "tcp:127.0.0.1:7700"
+#define DEFAULT_HTTP "127.0.0.1:7701"
 #define TOKEN_MIN 16
 
 /* Everything main owns: the server, the flags that override the config file, signal handles. */
@@ -70,6 +71,10 @@ static int build_config(ewd_main_t *m, ewd_config_t *out) {
   if (m->cli.auth_token_file) {
     free(out->auth_token_file);
     out->auth_token_file = strdup(m->cli.auth_token_file);
+  }
+  if (m->cli.http) {
+    free(out->http);
+    out->http = strdup(m->cli.http);
   }
   if (m->cli_level) {
     ewd_log_level_t l;
@@ -259,9 +264,11 @@ static int parse_args(ewd_main_t *m, int argc, char **argv) {
     } else if (!strcmp(a, "--foreground")) {
       m->foreground = true;
     } else if (v && (!strcmp(a, "--listen") || !strcmp(a, "--state-dir") ||
-                     !strcmp(a, "--auth-token-file"))) {
-      const char *key = !strcmp(a, "--listen") ? "listen"
-                        : !strcmp(a, "--state-dir") ? "state_dir" : "auth_token_file";
+                     !strcmp(a, "--auth-token-file") || !strcmp(a, "--http"))) {
+      const char *key = !strcmp(a, "--listen")      ? "listen"
+                        : !strcmp(a, "--state-dir") ? "state_dir"
+                        : !strcmp(a, "--http")      ? "http"
+                                                    : "auth_token_file";
       if (ewd_config_set(&m->cli, key, v, err, sizeof err)) {
         fprintf(stderr, "eigenwatchd: %s: %s\n", a, err);
         return 2;
@@ -370,6 +377,9 @@ int main(int argc, char **argv) {
   for (int i = 0; i < cfg->listen.n; i++)
     if (ewd_net_listen(srv, cfg->listen.v[i]) != 0)
       return 1;
+  const char *http = cfg->http ? cfg->http : DEFAULT_HTTP;
+  if (strcmp(http, "off") != 0 && ewd_net_listen_http(srv, http) != 0)
+    return 1;
   if (ewd_pool_start(&srv->pool, srv->loop, (int)cfg->math_threads, (int)cfg->blas_threads) != 0) {
     ewd_log(EWD_LOG_ERROR, "cannot start math threads", "%s", "");
     return 1;

@@ -29,6 +29,8 @@
   XX(out_cap_pauses, COUNTER, "times a connection stopped being served at conn_out_cap")          \
   XX(jobs_skipped, COUNTER, "queued answers skipped because their connection was gone")           \
   XX(framing_errors, COUNTER, "connections closed because their bytes could not be framed")       \
+  XX(http_requests, COUNTER, "HTTP requests answered on the HTTP listener")                     \
+  XX(http_errors, COUNTER, "HTTP requests refused as malformed or too large (connection closed)") \
   XX(http_on_rpc_port, COUNTER, "HTTP requests answered with 400 on the msgpack-RPC port")        \
   XX(auth_failures, COUNTER, "connections refused by auth")                                       \
   XX(drain_closed, COUNTER, "connections closed at the drain deadline of a stop")                 \

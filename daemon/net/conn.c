@@ -205,7 +205,7 @@ void ewd_conn_update_reading(ewd_conn_t *c) {
   bool want = !c->eof && !srv->stopping && !c->budget_wait && !c->out_blocked &&
               c->parked_len == 0 && c->queued_bytes < srv->cfg.conn_high_water &&
               !((c->job || c->inflight) && buffered >= srv->cfg.conn_high_water) &&
-              buffered < srv->cfg.max_message_bytes;
+              buffered < (c->max_buffer ? c->max_buffer : srv->cfg.max_message_bytes);
   if (!want && !c->budget_wait)
     c->partial_since = 0; /* the clock runs only while the daemon is willing to read */
   if (want != c->reading) {
@@ -246,6 +246,8 @@ void ewd_conn_closed(ewd_conn_t *c) {
     c->next->prev = c->prev;
   c->prev = c->next = NULL;
   net->nconns--;
+  if (c->http)
+    net->nhttp--;
   ewd_conn_unref(c); /* jobs still running keep it until they finish (unanswered) */
 }
 
@@ -267,10 +269,11 @@ static void on_sweep(uv_timer_t *t) {
       ewd_conn_close(c, "partial_timeout");
       continue;
     }
-    if (it > 0 && !ewd_conn_busy(c) && c->len == c->off && now - c->last_activity > it) {
+    double lim = c->idle_limit > 0 ? c->idle_limit : it;
+    if (lim > 0 && !ewd_conn_busy(c) && c->len == c->off && now - c->last_activity > lim) {
       srv->stat[EWD_STAT_idle_timeouts]++;
       ewd_log(EWD_LOG_INFO, "idle connection closed", "conn=%llu idle_timeout=%g",
-              (unsigned long long)c->id, it);
+              (unsigned long long)c->id, lim);
       ewd_conn_close(c, "idle_timeout");
       continue;
     }

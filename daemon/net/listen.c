@@ -105,13 +105,16 @@ static void accept_failed(ewd_server_t *srv, int err) {
   }
 }
 
-static void on_connection(uv_stream_t *server, int status) {
+#define HTTP_IDLE_S 30.0
+#define HTTP_MAX_BUFFER ((size_t)64 * 1024)
+
+static void accept_on(uv_stream_t *server, int status, const ewd_proto_vt_t *proto) {
   ewd_server_t *srv = server->data;
   if (status < 0) {
     accept_failed(srv, status);
     return;
   }
-  ewd_conn_t *c = ewd_conn_new(srv, &sock_io, &ewd_rpc_proto);
+  ewd_conn_t *c = ewd_conn_new(srv, &sock_io, proto);
   if (!c) { /* accept and close it so the backlog does not spin */
     uv_tcp_t tmp;
     accept_failed(srv, UV_ENOMEM);
@@ -123,6 +126,12 @@ static void on_connection(uv_stream_t *server, int status) {
   }
   c->tcp = server->type == UV_TCP;
   c->authed = srv->token == NULL || !c->tcp;
+  if (proto == &ewd_http_proto) {
+    c->http = true;
+    srv->net->nhttp++;
+    c->idle_limit = HTTP_IDLE_S;
+    c->max_buffer = HTTP_MAX_BUFFER;
+  }
   int rc = c->tcp ? uv_tcp_init(srv->loop, &c->h.tcp) : uv_pipe_init(srv->loop, &c->h.pipe, 0);
   if (rc != 0) {
     accept_failed(srv, rc);
@@ -136,9 +145,12 @@ static void on_connection(uv_stream_t *server, int status) {
     ewd_conn_close(c, "accept_failed");
     return;
   }
-  if (srv->net->nconns > srv->cfg.max_connections || srv->stopping) {
+  bool over = c->http ? srv->net->nhttp > srv->cfg.http_max_connections
+                      : srv->net->nconns - srv->net->nhttp > srv->cfg.max_connections;
+  if (over || srv->stopping) {
     ewd_log(EWD_LOG_WARN, "connection refused", "reason=%s connections=%zu",
-            srv->stopping ? "stopping" : "max_connections", srv->net->nconns - 1);
+            srv->stopping ? "stopping" : c->http ? "http_max_connections" : "max_connections",
+            (c->http ? srv->net->nhttp : srv->net->nconns - srv->net->nhttp) - 1);
     srv->stat[EWD_STAT_connections_refused]++;
     ewd_count_error(srv, EW_ELIMIT);
     ewd_conn_close(c, "refused");
@@ -148,6 +160,14 @@ static void on_connection(uv_stream_t *server, int status) {
     uv_tcp_nodelay(&c->h.tcp, 1);
   srv->stat[EWD_STAT_connections_total]++;
   ewd_conn_update_reading(c);
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+  accept_on(server, status, &ewd_rpc_proto);
+}
+
+static void on_http_connection(uv_stream_t *server, int status) {
+  accept_on(server, status, &ewd_http_proto);
 }
 
 /* ---- listeners ---- */
@@ -226,7 +246,7 @@ bool ewd_host_is_loopback(const char *host) {
   return false;
 }
 
-static int listen_tcp(ewd_server_t *srv, const char *hostport) {
+static int listen_tcp(ewd_server_t *srv, const char *hostport, bool http) {
   char host[256];
   const char *colon = strrchr(hostport, ':');
   if (!colon || colon == hostport || (size_t)(colon - hostport) >= sizeof host) {
@@ -256,9 +276,11 @@ static int listen_tcp(ewd_server_t *srv, const char *hostport) {
   }
   if (!ewd_host_is_loopback(h) && !srv->token) {
     ewd_log(EWD_LOG_ERROR,
-            "refusing to listen on a non-loopback TCP address without --auth-token-file: anyone "
-            "who can reach it could create, read and drop streams",
-            "address=tcp:%s", hostport);
+            http ? "refusing to serve HTTP on a non-loopback address without --auth-token-file: "
+                   "anyone who can reach it could read every stream's values"
+                 : "refusing to listen on a non-loopback TCP address without --auth-token-file: "
+                   "anyone who can reach it could create, read and drop streams",
+            "address=%s%s", http ? "http://" : "tcp:", hostport);
     return -1;
   }
   uv_tcp_t *t = malloc(sizeof *t);
@@ -269,9 +291,10 @@ static int listen_tcp(ewd_server_t *srv, const char *hostport) {
   t->data = srv;
   int rc = uv_tcp_bind(t, (struct sockaddr *)&ss, 0);
   if (rc == 0)
-    rc = uv_listen((uv_stream_t *)t, 1024, on_connection);
+    rc = uv_listen((uv_stream_t *)t, 1024, http ? on_http_connection : on_connection);
   if (rc != 0 || add_listener(srv, (uv_handle_t *)t) != 0) {
-    ewd_log(EWD_LOG_ERROR, "cannot listen", "address=tcp:%s error=\"%s\"", hostport,
+    ewd_log(EWD_LOG_ERROR, "cannot listen", "address=%s%s error=\"%s\"",
+            http ? "http://" : "tcp:", hostport,
             uv_strerror(rc ? rc : UV_ENOMEM));
     uv_close((uv_handle_t *)t, (uv_close_cb)free);
     return -1;
@@ -289,8 +312,13 @@ static int listen_tcp(ewd_server_t *srv, const char *hostport) {
       bport = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
     }
   }
-  ewd_log(EWD_LOG_INFO, "listening", "address=tcp:%s:%d auth=%s", name, bport,
-          srv->token ? "token" : "none");
+  bool v6 = bound.ss_family == AF_INET6;
+  if (http)
+    ewd_log(EWD_LOG_INFO, "listening", "address=http://%s%s%s:%d/ auth=%s", v6 ? "[" : "", name,
+            v6 ? "]" : "", bport, srv->token ? "token" : "none");
+  else
+    ewd_log(EWD_LOG_INFO, "listening", "address=tcp:%s:%d auth=%s", name, bport,
+            srv->token ? "token" : "none");
   return 0;
 }
 
@@ -298,10 +326,14 @@ int ewd_net_listen(ewd_server_t *srv, const char *spec) {
   if (strncmp(spec, "unix:", 5) == 0)
     return listen_unix(srv, spec + 5);
   if (strncmp(spec, "tcp:", 4) == 0)
-    return listen_tcp(srv, spec + 4);
+    return listen_tcp(srv, spec + 4, false);
   ewd_log(EWD_LOG_ERROR, "bad listen address (want unix:PATH or tcp:HOST:PORT)", "address=\"%s\"",
           spec);
   return -1;
+}
+
+int ewd_net_listen_http(ewd_server_t *srv, const char *hostport) {
+  return listen_tcp(srv, hostport, true);
 }
 
 void ewd_net_stop(ewd_server_t *srv) {

@@ -2,7 +2,7 @@
  *
  * A connection has two vtables: `io` says where its bytes come from and go to (a socket through
  * libuv, or memory for the in-process server the fuzz target drives), `proto` says how its bytes
- * are understood (msgpack-RPC, rpc.c; HTTP arrives with the operations issue). conn.c owns what
+ * are understood (msgpack-RPC, rpc.c; HTTP, http.c). conn.c owns what
  * every protocol needs: the receive buffer under the global receive budget, the output cap,
  * the partial-message and idle timeouts, and the close path. */
 #ifndef EWD_NET_H
@@ -43,6 +43,10 @@ struct ewd_conn {
   ewd_conn_t *wait_next;   /* the receive-budget wait list */
   uint64_t id;
   bool tcp;                /* accepted on a TCP listener */
+  bool http;               /* accepted on the HTTP listener (counts in nhttp) */
+  void *pstate;            /* the protocol's own state (freed by its release) */
+  double idle_limit;       /* seconds idle before closing; 0 = the server's idle_timeout */
+  size_t max_buffer;       /* buffered input that stops reading; 0 = max_message_bytes */
   bool authed;             /* may run more than `auth` (always true when no token is set) */
   /* input */
   uint8_t *buf;
@@ -67,6 +71,7 @@ struct ewd_conn {
 struct ewd_net {
   ewd_conn_t *conns;
   size_t nconns;
+  size_t nhttp;            /* of them, HTTP connections */
   uint64_t next_id;
   size_t recv_held;        /* Σ cap of connection buffers */
   ewd_conn_t *waiters;     /* connections waiting for receive budget */
@@ -120,6 +125,12 @@ void ewd_net_close(ewd_server_t *srv);
 void ewd_net_free(ewd_server_t *srv);
 /* True when host (numeric IPv4 or IPv6, brackets stripped) is a loopback address. */
 bool ewd_host_is_loopback(const char *host);
+
+/* Listens for HTTP on HOST:PORT (numeric; [IPv6]). Same access rule as TCP. Returns 0 or -1. */
+int ewd_net_listen_http(ewd_server_t *srv, const char *hostport);
+
+/* ---- http.c ---- */
+extern const ewd_proto_vt_t ewd_http_proto;
 
 /* ---- rpc.c ---- */
 extern const ewd_proto_vt_t ewd_rpc_proto;

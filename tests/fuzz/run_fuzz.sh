@@ -14,11 +14,12 @@ mkdir -p "$tmp"
 [ -n "${FUZZ_KEEP:-}" ] || trap 'rm -rf "$tmp"' EXIT
 n=0 bad=0
 flags="-g -O1 -std=gnu11 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
-deps="$(pkg-config --cflags --libs msgpack libuv openblas lapacke sqlite3) -lm -lpthread"
+deps="$(pkg-config --cflags --libs msgpack libuv openblas lapacke sqlite3) -lhttp_parser -lm -lpthread"
 src_decoder="$root/proto/skim.c $root/proto/codec.c $root/tests/fuzz/fuzz_decoder.c"
 src_dispatch="$root/lib/*.c $root/lib/*/*.c $root/proto/*.c $root/daemon/config.c $root/daemon/log.c
   $root/daemon/stats.c $root/daemon/registry.c $root/daemon/pool.c $root/daemon/persist.c $root/daemon/restore.c $root/daemon/steps.c
   $root/daemon/eval.c $root/daemon/history.c $root/daemon/history_read.c $root/daemon/alerts.c
+  $root/daemon/expo.c
   $root/daemon/net/*.c
   $root/daemon/cmd/*.c $root/tests/fuzz/fuzz_dispatch.c"
 /usr/bin/python3 "$root/tests/fuzz/seeds.py" "$root/proto/vectors/v1.tsv" "$tmp/corpus_decoder" \

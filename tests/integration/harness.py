@@ -80,6 +80,8 @@ class Daemon:
             args += ["--config", path]
         if not default_listeners:
             args += ["--listen", f"unix:{self.dir}/s.sock", "--listen", "tcp:127.0.0.1:0"]
+            if os.environ.get("EWD_NO_HTTP") is None:  # an older daemon without --http
+                args += ["--http", "127.0.0.1:0"]
         args += list(extra)
         self.log_path = os.path.join(self.dir, "log")
         for i in range(1, 1000):  # a restart keeps the earlier logs
@@ -102,6 +104,8 @@ class Daemon:
         self.tcp = f"tcp:{m.group(1)}:{m.group(2)}" if m else None
         m = re.search(r"address=unix:(\S+)", log)
         self.unix = f"unix:{m.group(1)}" if m else None
+        m = re.search(r"address=(http://\S+/)", log)
+        self.http = m.group(1) if m else None  # e.g. http://127.0.0.1:PORT/
 
     def log(self):
         with open(self.log_path) as f:

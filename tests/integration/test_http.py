@@ -1,0 +1,275 @@
+"""The HTTP listener (issue 10, items 1–2), against a real daemon:
+
+- GET /metrics: every self-stat is a family; a stream's latest evaluated values and steps equal
+  what `history` holds (bit for bit: %.17g round-trips), its alert rule's state is 1 while it
+  fires; errors by wire code count a provoked NO_SUCH_STREAM; `promtool check metrics` passes.
+- A real Prometheus (Debian's) scrapes it: its HTTP API returns eigenwatch_value for the stream
+  with the same value and labels.
+- GET /healthz; 404, 405 (POST), 413 (a body), 431 (headers over 16 KiB), 400 (garbage): each
+  with its status, the connection closed where the request was bad; a request left unfinished
+  is closed after partial_timeout; 1,000 connections: at most http_max_connections are served,
+  RPC keeps answering, RSS stays under a stated bound.
+- With an auth token: /metrics needs `Authorization: Bearer TOKEN` (401 otherwise), /healthz not.
+- `--http off`: no HTTP listener."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.join(HERE, "..", "numeric")]
+from harness import Daemon  # noqa: E402
+from taplib import Tap  # noqa: E402
+from test_history import settle  # noqa: E402
+
+DIM = 8
+
+
+def get(url, headers=None):
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read().decode(), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(), dict(e.headers)
+
+
+def parse(text):
+    """{(name, frozenset(labels)): value} from the exposition (labels without escapes here)."""
+    out = {}
+    for ln in text.splitlines():
+        if not ln or ln.startswith("#"):
+            continue
+        head, val = ln.rsplit(" ", 1)
+        if "{" in head:
+            name, rest = head.split("{", 1)
+            labels = frozenset(tuple(kv.split("=", 1)) for kv in
+                               rest.rstrip("}").replace('"', "").split(","))
+        else:
+            name, labels = head, frozenset()
+        out[name, labels] = float(val)
+    return out
+
+
+def feed(d, run, stream, steps, collapse_at=None):
+    c = d.client()
+    c.call("create", {"run": run, "stream": stream, "dim": DIM, "window_steps": 1,
+                      "eval": [{"metric": "erank"}, {"metric": "entropy"}],
+                      "rules": [{"name": "collapse", "metric": "erank", "when": "below",
+                                 "value": 3.0}]})
+    rng = np.random.default_rng(4)
+    for s in range(steps):
+        k = 2 if collapse_at is not None and s >= collapse_at else DIM
+        X = (rng.standard_normal((32, k)) @ rng.standard_normal((k, DIM))).astype(np.float32)
+        c.call("ingest", {"run": run, "stream": stream, "step": s, "end_step": True,
+                          "dtype": "f32", "shape": [32, DIM], "data": X.tobytes()})
+        settle(c, stream, run)
+    return c
+
+
+def metrics_match_the_daemon(d):
+    c = feed(d, "hr", "L1", 6, collapse_at=4)
+    try:
+        c.call("info", {"stream": "nope"})
+    except Exception:
+        pass
+    st, text, hdr = get(d.http + "metrics")
+    assert st == 200 and hdr["Content-Type"].startswith("text/plain; version=0.0.4"), (st, hdr)
+    m = parse(text)
+    hist = c.call("history", {"run": "hr", "stream": "L1"})["series"]
+    for s in hist:
+        key = frozenset({("run", "hr"), ("stream", "L1"), ("metric", s["metric"])})
+        assert m["eigenwatch_value", key] == s["value"][-1], (s["metric"], m["eigenwatch_value", key])
+        assert m["eigenwatch_step", key] == 5
+    fire = frozenset({("run", "hr"), ("stream", "L1"), ("rule", "collapse"), ("metric", "erank"),
+                      ("when", "below")})
+    assert m["eigenwatch_alert_firing", fire] == 1, text
+    assert m["eigenwatch_stream_rows", frozenset({("run", "hr"), ("stream", "L1")})] == 6 * 32
+    assert m["eigenwatch_errors_total", frozenset({("code", "NO_SUCH_STREAM")})] >= 1
+    stats = c.call("stats")
+    for k, v in stats.items():
+        if isinstance(v, int) and k not in ("uptime_s",):
+            names = (f"eigenwatch_{k}", f"eigenwatch_{k}_total",
+                     f"eigenwatch_{k[:-3]}_seconds" if k.endswith("_ms") else None)
+            fams = [n for (n, _) in m if n in names]
+            assert fams, f"self-stat {k} has no family"
+    assert m["eigenwatch_http_requests_total", frozenset()] >= 1
+    p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    c.close()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def prometheus_scrapes_it(d):
+    target = urllib.parse.urlparse(d.http).netloc
+    tmp = tempfile.mkdtemp(prefix="ew-prom-")
+    cfg = os.path.join(tmp, "prometheus.yml")
+    with open(cfg, "w") as f:
+        f.write("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: eigenwatch\n"
+                f"    static_configs:\n      - targets: ['{target}']\n")
+    port = free_port()
+    log = open(os.path.join(tmp, "log"), "w")
+    prom = subprocess.Popen(["prometheus", f"--config.file={cfg}",
+                             f"--storage.tsdb.path={tmp}/data",
+                             f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=log)
+    try:
+        c = d.client()
+        want = c.call("history", {"run": "hr", "stream": "L1", "metrics": "erank"})
+        want = want["series"][0]["value"][-1]
+        q = urllib.parse.quote('eigenwatch_value{run="hr",stream="L1",metric="erank"}')
+        deadline, got = time.time() + 60, None
+        while time.time() < deadline:
+            try:
+                st, body, _ = get(f"http://127.0.0.1:{port}/api/v1/query?query={q}")
+                res = json.loads(body)["data"]["result"] if st == 200 else []
+                if res:
+                    got = res[0]
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        assert got, "Prometheus never returned the series: " + open(log.name).read()[-2000:]
+        assert float(got["value"][1]) == want, (got, want)
+        lab = got["metric"]
+        assert (lab["run"], lab["stream"], lab["metric"], lab["job"]) == \
+            ("hr", "L1", "erank", "eigenwatch"), lab
+        c.close()
+    finally:
+        prom.terminate()
+        prom.wait(30)
+        log.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def raw(d, data, wait=2.0):
+    """Sends bytes on a fresh connection; returns (what came back, closed by the daemon)."""
+    u = urllib.parse.urlparse(d.http)
+    s = socket.create_connection((u.hostname, u.port), timeout=wait)
+    s.sendall(data)
+    got, closed = b"", False
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                closed = True
+                break
+            got += chunk
+    except socket.timeout:
+        pass
+    s.close()
+    return got, closed
+
+
+def bad_requests(d):
+    st, body, _ = get(d.http + "healthz")
+    assert (st, body) == (200, "ok\n")
+    st, body, _ = get(d.http + "nothing-here")
+    assert st == 404 and "/metrics" in body
+    cases = [(b"POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n", b"405", False),
+             (b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", b"413", True),
+             (b"GET /metrics HTTP/1.1\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n", b"431", True),
+             (b"\x00\x01garbage\r\n\r\n", b"400", True),
+             (b"GET /" + b"a" * 3000 + b" HTTP/1.1\r\n\r\n", b"414", True)]
+    for req, status, closes in cases:
+        got, closed = raw(d, req)
+        assert got.startswith(b"HTTP/1.1 " + status), (req[:40], got[:200])
+        if closes:
+            assert closed and b"Connection: close" in got, (req[:40], got[:200])
+    # two requests on one keep-alive connection, answered in order
+    got, _ = raw(d, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n"
+                    b"Connection: close\r\n\r\n")
+    assert got.count(b"HTTP/1.1 ") == 2 and got.index(b"200 OK") < got.index(b"404"), got
+
+
+def slow_and_many():
+    d = Daemon(config="partial_timeout = 1\nhttp_max_connections = 64\n")
+    try:
+        c = d.client()
+        before = c.call("stats")["partial_timeouts"]
+        got, closed = raw(d, b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ", wait=4.0)
+        assert closed and got == b"", got
+        assert c.call("stats")["partial_timeouts"] == before + 1
+        rss0 = d.rss_kib()
+        u = urllib.parse.urlparse(d.http)
+        socks = []
+        for _ in range(1000):
+            s = socket.create_connection((u.hostname, u.port), timeout=5)
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Part: ")  # never finished
+            socks.append(s)
+        time.sleep(0.3)
+        assert c.call("ping")["pong"] is True  # RPC unaffected
+        st = c.call("stats")
+        assert st["connections_refused"] >= 1000 - 64, st["connections_refused"]
+        rss = d.rss_kib()
+        assert rss < rss0 + 64 * 1024, (rss0, rss)  # 64 connections × 64 KiB buffers at most
+        for s in socks:
+            s.close()
+        assert d.alive()
+        st, body, _ = get(d.http + "healthz")
+        assert st == 200
+        c.close()
+    finally:
+        d.stop()
+
+
+def auth_token():
+    tmp = tempfile.mkdtemp(prefix="ew-tok-")
+    tok = os.path.join(tmp, "token")
+    with open(tok, "w") as f:
+        f.write("s3cret-token-0123456789\n")
+    os.chmod(tok, 0o600)
+    d = Daemon(extra=["--auth-token-file", tok])
+    try:
+        assert get(d.http + "healthz")[0] == 200
+        st, body, hdr = get(d.http + "metrics")
+        assert st == 401 and "Bearer" in hdr.get("WWW-Authenticate", ""), (st, hdr)
+        assert get(d.http + "metrics", {"Authorization": "Bearer wrong-token-0123456789"})[0] == 401
+        st, body, _ = get(d.http + "metrics", {"Authorization": "Bearer s3cret-token-0123456789"})
+        assert st == 200 and "eigenwatch_auth_failures_total 2" in body, body[:200]
+    finally:
+        d.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def http_off():
+    d = Daemon(extra=["--http", "off"])
+    try:
+        assert d.http is None and "http://" not in d.log()
+    finally:
+        d.stop()
+
+
+def main():
+    d = Daemon()
+    t = Tap()
+    try:
+        t.case("metrics_equal_history_alerts_errors_promtool", metrics_match_the_daemon, d)
+        t.case("a_real_prometheus_scrapes_the_values", prometheus_scrapes_it, d)
+        t.case("healthz_404_405_413_431_400_414_keepalive", bad_requests, d)
+        t.case("slowloris_closed_1000_connections_bounded_rpc_unaffected", slow_and_many)
+        t.case("auth_token_guards_metrics_not_healthz", auth_token)
+        t.case("http_off", http_off)
+    finally:
+        d.stop()
+    t.done()
+
+
+if __name__ == "__main__":
+    main()

@@ -155,8 +155,7 @@ static const char *reason(int status) {
   }
 }
 
-/* Sends status, headers and body (takes body; NULL for none). HEAD sends the headers only. */
-static void respond(ewd_conn_t *c, int status, const char *type, char *body, size_t len,
+void ewd_http_respond(ewd_conn_t *c, int status, const char *type, char *body, size_t len,
                     const char *extra) {
   http_t *h = c->pstate;
   bool head_only = h->p.method == HTTP_HEAD && !h->fail;
@@ -178,6 +177,11 @@ static void respond(ewd_conn_t *c, int status, const char *type, char *body, siz
     memcpy(out + n, body, len);
   free(body);
   ewd_conn_send(c, out, total);
+}
+
+static void respond(ewd_conn_t *c, int status, const char *type, char *body, size_t len,
+                    const char *extra) {
+  ewd_http_respond(c, status, type, body, len, extra);
 }
 
 static void respond_text(ewd_conn_t *c, int status, const char *text, const char *extra) {
@@ -208,13 +212,24 @@ static void serve(ewd_conn_t *c, http_t *h) {
   snprintf(path, sizeof path, "%s", h->url);
   char *q = strchr(path, '?');
   if (q)
-    *q = 0;
+    *q++ = 0;
   if (h->p.method != HTTP_GET && h->p.method != HTTP_HEAD) {
     respond_text(c, 405, "only GET and HEAD\n", "Allow: GET, HEAD\r\n");
     return;
   }
   if (!strcmp(path, "/healthz")) {
     respond_text(c, 200, "ok\n", NULL);
+    return;
+  }
+  const ewd_web_asset_t *a = ewd_web_asset(!strcmp(path, "/") ? "/index.html" : path);
+  if (a) { /* the page's files (no data: open like /healthz), embedded at build time */
+    char *body = malloc(a->len ? a->len : 1);
+    if (!body) {
+      respond_text(c, 500, "out of memory\n", NULL);
+      return;
+    }
+    memcpy(body, a->data, a->len);
+    respond(c, 200, a->type, body, a->len, NULL);
     return;
   }
   if (!authorised(c, h)) {
@@ -234,7 +249,11 @@ static void serve(ewd_conn_t *c, http_t *h) {
     respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", body, len, NULL);
     return;
   }
-  respond_text(c, 404, "not found (GET /metrics, /healthz)\n", NULL);
+  if (ewd_api_is_path(path)) {
+    ewd_api_serve(c, path, q);
+    return;
+  }
+  respond_text(c, 404, "not found (GET /, /api/v1/METHOD, /metrics, /healthz)\n", NULL);
 }
 
 static void http_process(ewd_conn_t *c) {
@@ -251,7 +270,7 @@ static void http_process(ewd_conn_t *c) {
     h->p.data = c;
   }
   /* one answer in flight at a time: the next request is read once it is written */
-  while (!c->closing && !h->close_after && c->out_pending == 0 && c->off < c->len) {
+  while (!c->closing && !h->close_after && !c->job && c->out_pending == 0 && c->off < c->len) {
     size_t n = http_parser_execute(&h->p, &settings, (const char *)c->buf + c->off,
                                    c->len - c->off);
     enum http_errno e = HTTP_PARSER_ERRNO(&h->p);
@@ -273,7 +292,7 @@ static void http_process(ewd_conn_t *c) {
       break; /* a partial request: wait for more */
     }
   }
-  if (!c->closing && c->out_pending == 0 && (h->close_after || c->eof))
+  if (!c->closing && !c->job && c->out_pending == 0 && (h->close_after || c->eof))
     ewd_conn_close(c, h->close_after ? "http_close" : "eof");
   else
     ewd_conn_update_reading(c);

@@ -131,9 +131,38 @@ int ewd_net_listen_http(ewd_server_t *srv, const char *hostport);
 
 /* ---- http.c ---- */
 extern const ewd_proto_vt_t ewd_http_proto;
+/* Answers the connection's current request: status, Content-Type, body (taken and freed; NULL
+ * for none) and extra header lines ("Name: value\r\n"…, or NULL). HEAD sends headers only. */
+void ewd_http_respond(ewd_conn_t *c, int status, const char *type, char *body, size_t len,
+                      const char *extra);
+
+/* ---- web_assets.c (generated at build time from daemon/web/ by tools/embed_web.py) ---- */
+typedef struct {
+  const char *path;  /* as requested: "/index.html", "/app.js", … */
+  const char *type;  /* Content-Type */
+  const unsigned char *data;
+  size_t len;
+} ewd_web_asset_t;
+/* The embedded file served at `path`, or NULL. */
+const ewd_web_asset_t *ewd_web_asset(const char *path);
+
+/* ---- api.c ---- */
+/* True for a path under /api/v1/. */
+bool ewd_api_is_path(const char *path);
+/* Serves GET /api/v1/METHOD?QUERY (query: the text after '?', or NULL): runs the answer-only
+ * RPC method through the decoder and handlers; the answer comes back through ewd_rpc_result
+ * or ewd_rpc_error, now or when the method's job completes (the connection is held till then). */
+void ewd_api_serve(ewd_conn_t *c, const char *path, const char *query);
+/* The JSON answers of an API request: a result, or {"error": {code, message}} with a status
+ * by code (404 NO_SUCH_STREAM/UNKNOWN_METHOD, 401, 422 DEGENERATE/NO_WINDOW, 503 LIMIT/NO_MEMORY,
+ * 500 INTERNAL/IO_ERROR, else 400). */
+void ewd_api_result(ewd_conn_t *c, const ewp_value_t *result);
+void ewd_api_error(ewd_conn_t *c, int code, const char *message);
 
 /* ---- rpc.c ---- */
 extern const ewd_proto_vt_t ewd_rpc_proto;
+/* The EW_E* code of a decoder's refusal. */
+int ewd_rpc_code(ewp_code_t c);
 /* Sends a result or an error for a request (no-op for notifications, which only count). */
 void ewd_rpc_result(ewd_conn_t *c, uint32_t msgid, bool notify, const ewp_value_t *result);
 void ewd_rpc_error(ewd_server_t *srv, ewd_conn_t *c, uint32_t msgid, bool notify, int code,

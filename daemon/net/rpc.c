@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int ewp_to_ew(ewp_code_t c) {
+int ewd_rpc_code(ewp_code_t c) {
   switch (c) {
   case EWP_EBADREQ: return EW_EBADREQ;
   case EWP_EUNKMETHOD: return EW_EUNKMETHOD;
@@ -49,6 +49,10 @@ static void send_sbuffer(ewd_conn_t *c, msgpack_sbuffer *sb) {
 void ewd_rpc_result(ewd_conn_t *c, uint32_t msgid, bool notify, const ewp_value_t *result) {
   if (notify || !c || c->closing)
     return;
+  if (c->proto == &ewd_http_proto) {
+    ewd_api_result(c, result);
+    return;
+  }
   msgpack_sbuffer sb;
   msgpack_sbuffer_init(&sb);
   ewp_encode_result(&sb, msgid, result);
@@ -71,6 +75,10 @@ void ewd_rpc_error(ewd_server_t *srv, ewd_conn_t *c, uint32_t msgid, bool notify
   }
   if (notify || !c || c->closing)
     return;
+  if (c->proto == &ewd_http_proto) {
+    ewd_api_error(c, code, msg);
+    return;
+  }
   msgpack_sbuffer sb;
   msgpack_sbuffer_init(&sb);
   ewp_encode_error(&sb, msgid, ew_err_name(code), msg);
@@ -242,7 +250,7 @@ static void rpc_process(ewd_conn_t *c) {
     if (rc != 0) {
       if (err.counted)
         srv->stat[err.notify ? EWD_STAT_notifications : EWD_STAT_requests]++;
-      ewd_rpc_error(srv, c, err.msgid, err.notify, ewp_to_ew(err.code), "%s", err.message);
+      ewd_rpc_error(srv, c, err.msgid, err.notify, ewd_rpc_code(err.code), "%s", err.message);
       ewd_conn_consume(c, mlen);
       continue;
     }

@@ -243,6 +243,13 @@ def auth_token():
         assert get(d.http + "metrics", {"Authorization": "Bearer wrong-token-0123456789"})[0] == 401
         st, body, _ = get(d.http + "metrics", {"Authorization": "Bearer s3cret-token-0123456789"})
         assert st == 200 and "eigenwatch_auth_failures_total 2" in body, body[:200]
+        # the page's files hold no data and load without the token; the data behind them not
+        for path in ("", "app.js", "uPlot.iife.min.js"):
+            assert get(d.http + path)[0] == 200, path
+        st, body, _ = get(d.http + "api/v1/runs")
+        assert st == 401, (st, body)
+        st, body, _ = get(d.http + "api/v1/runs", {"Authorization": "Bearer s3cret-token-0123456789"})
+        assert st == 200 and json.loads(body) == {"runs": []}, body
     finally:
         d.stop()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -264,7 +271,7 @@ def main():
         t.case("a_real_prometheus_scrapes_the_values", prometheus_scrapes_it, d)
         t.case("healthz_404_405_413_431_400_414_keepalive", bad_requests, d)
         t.case("slowloris_closed_1000_connections_bounded_rpc_unaffected", slow_and_many)
-        t.case("auth_token_guards_metrics_not_healthz", auth_token)
+        t.case("auth_token_guards_metrics_and_api_not_healthz_or_page", auth_token)
         t.case("http_off", http_off)
     finally:
         d.stop()

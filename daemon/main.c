@@ -9,6 +9,7 @@
  * changed them. SIGPIPE: ignored (a client that disconnects mid-reply is not a reason to die). */
 #include "ewd.h"
 #include "net/net.h"
+#include "sd.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -173,6 +174,7 @@ static void on_last_snapshots(void *arg, const ewd_round_t *r) {
   uv_close((uv_handle_t *)&m->sig_int, NULL);
   uv_close((uv_handle_t *)&m->sig_hup, NULL);
   ewd_net_close(srv);
+  ewd_sd_close();
   uv_timer_stop(&srv->trim_timer);
   uv_close((uv_handle_t *)&srv->trim_timer, NULL);
   ewd_steps_stop(srv);
@@ -234,11 +236,14 @@ static void on_signal(uv_signal_t *s, int signum) {
   ewd_main_t *m = s->data;
   ewd_server_t *srv = &m->srv;
   if (signum == SIGHUP) {
+    ewd_sd_reloading();
     reload(m);
+    ewd_sd_reloaded();
     return;
   }
   if (srv->stopping)
     return;
+  ewd_sd_stopping();
   ewd_log(EWD_LOG_INFO, "stopping", "signal=%s queued_jobs=%zu connections=%zu drain_timeout=%g",
           signum == SIGTERM ? "TERM" : "INT", ewd_pool_pending(srv->pool), srv->net->nconns,
           srv->cfg.drain_timeout);
@@ -374,11 +379,14 @@ int main(int argc, char **argv) {
   ewd_eval_start(srv);
   if (ewd_net_init(srv) != 0)
     return 1;
-  for (int i = 0; i < cfg->listen.n; i++)
+  bool sd_rpc, sd_http; /* sockets passed by systemd replace the configured addresses */
+  if (ewd_sd_listeners(srv, &sd_rpc, &sd_http) != 0)
+    return 1;
+  for (int i = 0; !sd_rpc && i < cfg->listen.n; i++)
     if (ewd_net_listen(srv, cfg->listen.v[i]) != 0)
       return 1;
   const char *http = cfg->http ? cfg->http : DEFAULT_HTTP;
-  if (strcmp(http, "off") != 0 && ewd_net_listen_http(srv, http) != 0)
+  if (!sd_http && strcmp(http, "off") != 0 && ewd_net_listen_http(srv, http) != 0)
     return 1;
   if (ewd_pool_start(&srv->pool, srv->loop, (int)cfg->math_threads, (int)cfg->blas_threads) != 0) {
     ewd_log(EWD_LOG_ERROR, "cannot start math threads", "%s", "");
@@ -396,6 +404,7 @@ int main(int argc, char **argv) {
           cfg->state_dir, (unsigned long long)cfg->math_threads,
           (unsigned long long)cfg->blas_threads, (unsigned long long)cfg->max_message_bytes,
           srv->token ? "token" : "none");
+  ewd_sd_ready(srv);
   if (ready[1] >= 0) {
     char ok = 1;
     (void)!write(ready[1], &ok, 1);

@@ -246,6 +246,35 @@ bool ewd_host_is_loopback(const char *host) {
   return false;
 }
 
+/* The bound address of a TCP listener in *name and its port (-1 when unknown). */
+static int tcp_name(uv_tcp_t *t, char *name, size_t cap, bool *v6) {
+  struct sockaddr_storage bound;
+  int blen = sizeof bound;
+  snprintf(name, cap, "?");
+  *v6 = false;
+  if (uv_tcp_getsockname(t, (struct sockaddr *)&bound, &blen) != 0)
+    return -1;
+  *v6 = bound.ss_family == AF_INET6;
+  if (bound.ss_family == AF_INET) {
+    uv_ip4_name((struct sockaddr_in *)&bound, name, cap);
+    return ntohs(((struct sockaddr_in *)&bound)->sin_port);
+  }
+  uv_ip6_name((struct sockaddr_in6 *)&bound, name, cap);
+  return ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+}
+
+static void log_tcp(ewd_server_t *srv, uv_tcp_t *t, bool http, const char *extra) {
+  char name[64];
+  bool v6;
+  int bport = tcp_name(t, name, sizeof name, &v6);
+  if (http)
+    ewd_log(EWD_LOG_INFO, "listening", "address=http://%s%s%s:%d/ auth=%s%s", v6 ? "[" : "", name,
+            v6 ? "]" : "", bport, srv->token ? "token" : "none", extra);
+  else
+    ewd_log(EWD_LOG_INFO, "listening", "address=tcp:%s:%d auth=%s%s", name, bport,
+            srv->token ? "token" : "none", extra);
+}
+
 static int listen_tcp(ewd_server_t *srv, const char *hostport, bool http) {
   char host[256];
   const char *colon = strrchr(hostport, ':');
@@ -299,26 +328,7 @@ static int listen_tcp(ewd_server_t *srv, const char *hostport, bool http) {
     uv_close((uv_handle_t *)t, (uv_close_cb)free);
     return -1;
   }
-  struct sockaddr_storage bound;
-  int blen = sizeof bound;
-  char name[64] = "?";
-  int bport = (int)port;
-  if (uv_tcp_getsockname(t, (struct sockaddr *)&bound, &blen) == 0) {
-    if (bound.ss_family == AF_INET) {
-      uv_ip4_name((struct sockaddr_in *)&bound, name, sizeof name);
-      bport = ntohs(((struct sockaddr_in *)&bound)->sin_port);
-    } else {
-      uv_ip6_name((struct sockaddr_in6 *)&bound, name, sizeof name);
-      bport = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
-    }
-  }
-  bool v6 = bound.ss_family == AF_INET6;
-  if (http)
-    ewd_log(EWD_LOG_INFO, "listening", "address=http://%s%s%s:%d/ auth=%s", v6 ? "[" : "", name,
-            v6 ? "]" : "", bport, srv->token ? "token" : "none");
-  else
-    ewd_log(EWD_LOG_INFO, "listening", "address=tcp:%s:%d auth=%s", name, bport,
-            srv->token ? "token" : "none");
+  log_tcp(srv, t, http, "");
   return 0;
 }
 
@@ -334,6 +344,70 @@ int ewd_net_listen(ewd_server_t *srv, const char *spec) {
 
 int ewd_net_listen_http(ewd_server_t *srv, const char *hostport) {
   return listen_tcp(srv, hostport, true);
+}
+
+int ewd_net_adopt(ewd_server_t *srv, int fd, bool http) {
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  int type = 0, listening = 0;
+  socklen_t tl = sizeof type, ll = sizeof listening;
+  if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0 ||
+      getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 ||
+      getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ll) != 0 || type != SOCK_STREAM ||
+      !listening || (http && ss.ss_family == AF_UNIX) ||
+      (ss.ss_family != AF_UNIX && ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+    ewd_log(EWD_LOG_ERROR, "an inherited socket is not a listening stream socket this daemon "
+            "serves (Unix or TCP; HTTP on TCP only)", "fd=%d http=%s", fd, http ? "yes" : "no");
+    return -1;
+  }
+  uv_stream_t *st;
+  int rc;
+  if (ss.ss_family == AF_UNIX) {
+    uv_pipe_t *p = malloc(sizeof *p);
+    if (!p || uv_pipe_init(srv->loop, p, 0) != 0) {
+      free(p);
+      return -1;
+    }
+    st = (uv_stream_t *)p;
+    rc = uv_pipe_open(p, fd);
+  } else {
+    char host[INET6_ADDRSTRLEN] = "";
+    if (ss.ss_family == AF_INET)
+      inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
+    else
+      inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof host);
+    if (!ewd_host_is_loopback(host) && !srv->token) {
+      ewd_log(EWD_LOG_ERROR, "refusing an inherited non-loopback TCP socket without "
+              "--auth-token-file: anyone who can reach it could use every stream", "host=%s fd=%d",
+              host, fd);
+      return -1;
+    }
+    uv_tcp_t *t = malloc(sizeof *t);
+    if (!t || uv_tcp_init(srv->loop, t) != 0) {
+      free(t);
+      return -1;
+    }
+    st = (uv_stream_t *)t;
+    rc = uv_tcp_open(t, fd);
+  }
+  st->data = srv;
+  if (rc == 0)
+    rc = uv_listen(st, 1024, http ? on_http_connection : on_connection);
+  if (rc != 0 || add_listener(srv, (uv_handle_t *)st) != 0) {
+    ewd_log(EWD_LOG_ERROR, "cannot serve an inherited socket", "fd=%d error=\"%s\"", fd,
+            uv_strerror(rc ? rc : UV_ENOMEM));
+    uv_close((uv_handle_t *)st, (uv_close_cb)free);
+    return -1;
+  }
+  if (ss.ss_family == AF_UNIX) /* systemd owns the path: it is not unlinked at stop */
+    ewd_log(EWD_LOG_INFO, "listening", "address=unix:%s inherited=fd%d",
+            ((struct sockaddr_un *)&ss)->sun_path, fd);
+  else {
+    char extra[32];
+    snprintf(extra, sizeof extra, " inherited=fd%d", fd);
+    log_tcp(srv, (uv_tcp_t *)st, http, extra);
+  }
+  return 0;
 }
 
 void ewd_net_stop(ewd_server_t *srv) {

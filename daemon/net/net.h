@@ -128,6 +128,11 @@ bool ewd_host_is_loopback(const char *host);
 
 /* Listens for HTTP on HOST:PORT (numeric; [IPv6]). Same access rule as TCP. Returns 0 or -1. */
 int ewd_net_listen_http(ewd_server_t *srv, const char *hostport);
+/* Serves an inherited listening socket (socket activation: sd.c): msgpack-RPC on a Unix or TCP
+ * socket, or HTTP (TCP only). The TCP access rule applies (non-loopback needs a token). The
+ * socket is closed at stop, but a Unix socket's path is left to its owner. Returns 0 or -1
+ * (logged). */
+int ewd_net_adopt(ewd_server_t *srv, int fd, bool http);
 
 /* ---- http.c ---- */
 extern const ewd_proto_vt_t ewd_http_proto;

@@ -81,6 +81,9 @@ typedef struct {
   uint64_t seq;         /* the highest accepted: a batch at or below it is a duplicate */
   uint64_t applied_seq; /* the highest whose rows are in the state or queued for it (saved) */
   bool has_seq, has_applied;
+  /* what the producer reported discarding before sending (ingest's dropped_rows and
+   * dropped_batches: cumulative, kept at their highest; not saved) */
+  uint64_t dropped_rows, dropped_batches;
 } ewd_producer_t;
 
 #define EWD_PRODUCERS_MAX 256 /* producers remembered per stream */

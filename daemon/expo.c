@@ -134,6 +134,10 @@ char *ewd_expo_metrics(ewd_server_t *srv, size_t *len) {
       {"stream_eval_lag_seconds", "gauge", "step completion to value, of the latest evaluation"},
       {"stream_eval_coalesced_total", "counter", "due evaluations coalesced away (evaluation behind)"},
       {"alert_firing", "gauge", "1 while an alert rule fires, else 0"},
+      {"sender_dropped_rows_total", "counter",
+       "rows the stream's producers discarded before sending (as they report; by producer sum)"},
+      {"sender_dropped_batches_total", "counter",
+       "batches the stream's producers discarded before sending (as they report)"},
   };
   ewd_latest_t lv[EWP_EVAL_MAX];
   for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
@@ -161,6 +165,14 @@ char *ewd_expo_metrics(ewd_server_t *srv, size_t *len) {
           label(&b, rule);
           put(&b, "\",metric=\"%s\",when=\"%s\"} %d\n", metric, when, firing ? 1 : 0);
         }
+      } else if (f >= 8) {
+        if (st->nproducers == 0)
+          continue; /* nobody sends with a producer id: nothing is reported */
+        uint64_t sum = 0;
+        for (size_t k = 0; k < st->nproducers; k++)
+          sum += f == 8 ? st->producers[k].dropped_rows : st->producers[k].dropped_batches;
+        stream_labels(&b, fam[f].name, st);
+        put(&b, "} %llu\n", (unsigned long long)sum);
       } else {
         double v = f == 2 ? t : f == 3 ? st->last_ingest : f == 4 ? (double)st->count
                  : f == 5 ? lag : (double)coalesced;

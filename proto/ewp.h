@@ -348,7 +348,14 @@ typedef ewp_rules_t ewp_c_RULES;
     "who sends (≤ 64 bytes); with `seq`, a batch is applied at most once")                         \
   F(seq, UINT, 0, "int", "absent", EWP_EBADREQ, "'seq' must be an integer >= 0",                  \
     "increasing per (producer, stream); a batch whose seq is not above the last one seen from "   \
-    "its producer is acknowledged `duplicate: true` and not applied")
+    "its producer is acknowledged `duplicate: true` and not applied")                             \
+  F(dropped_rows, UINT, 0, "int", "absent", EWP_EBADREQ,                                          \
+    "'dropped_rows' must be an integer >= 0",                                                     \
+    "rows of this stream the producer discarded so far (queue full, closed), cumulative; needs "  \
+    "`producer`; exported by /metrics as `sender_dropped_rows_total`")                            \
+  F(dropped_batches, UINT, 0, "int", "absent", EWP_EBADREQ,                                       \
+    "'dropped_batches' must be an integer >= 0",                                                  \
+    "batches of this stream the producer discarded so far, cumulative; needs `producer`")
 
 #define EWP_FIELDS_QUERY(F)                                                                       \
   EWP__STREAM_FIELD(F)                                                                            \

@@ -125,6 +125,15 @@ static bool steps_ok(ewd_call_t *call, const ewp_ingest_req_t *r, const ewd_stre
   return true;
 }
 
+/* Keeps a producer's reported drop totals (running totals: a resent older message never lowers
+ * them). */
+static void note_drops(ewd_producer_t *p, const ewp_ingest_req_t *r) {
+  if (EWP_HAS(r, EWP_INGEST_dropped_rows) && r->dropped_rows > p->dropped_rows)
+    p->dropped_rows = r->dropped_rows;
+  if (EWP_HAS(r, EWP_INGEST_dropped_batches) && r->dropped_batches > p->dropped_batches)
+    p->dropped_batches = r->dropped_batches;
+}
+
 void ewd_cmd_ingest(ewd_call_t *call) {
   ewd_server_t *srv = call->srv;
   const ewp_ingest_req_t *r = &call->req->u.ingest;
@@ -152,6 +161,12 @@ void ewd_cmd_ingest(ewd_call_t *call) {
     ewd_cmd_stream(call, key);
     return;
   }
+  if ((EWP_HAS(r, EWP_INGEST_dropped_rows) || EWP_HAS(r, EWP_INGEST_dropped_batches)) &&
+      !EWP_HAS(r, EWP_INGEST_producer)) {
+    ewd_fail(call, EW_EBADREQ, "'dropped_rows' and 'dropped_batches' need 'producer' (they are "
+             "a producer's running totals)");
+    return;
+  }
   int slot = -1;
   if (EWP_HAS(r, EWP_INGEST_producer) && st) {
     if ((slot = ewd_producer_slot(st, r->producer.p, r->producer.n)) < 0) {
@@ -159,6 +174,7 @@ void ewd_cmd_ingest(ewd_call_t *call) {
                "seqs for)", st->name, EWD_PRODUCERS_MAX);
       return;
     }
+    note_drops(&st->producers[slot], r);
     const ewd_producer_t *p = &st->producers[slot];
     if (p->has_seq && r->seq <= p->seq) {
       srv->stat[EWD_STAT_duplicate_batches]++;
@@ -216,6 +232,7 @@ void ewd_cmd_ingest(ewd_call_t *call) {
   j->producer = slot;
   if (slot >= 0) {
     ewd_producer_t *p = &st->producers[slot];
+    note_drops(p, r);
     j->seq = r->seq;
     j->seq_before = p->seq, j->had_seq_before = p->has_seq;
     j->applied_before = p->applied_seq, j->had_applied_before = p->has_applied;

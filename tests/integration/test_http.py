@@ -27,7 +27,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(HERE, "..", "numeric")]
-from harness import Daemon  # noqa: E402
+from harness import Daemon, RpcError  # noqa: E402
 from taplib import Tap  # noqa: E402
 from test_history import settle  # noqa: E402
 
@@ -106,6 +106,34 @@ def metrics_match_the_daemon(d):
     p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
                        text=True, timeout=60)
     assert p.returncode == 0, p.stdout + p.stderr
+    c.close()
+
+
+def sender_drops(d):
+    c = d.client()
+    X = np.ones((4, DIM), np.float32)
+    base = {"run": "sd", "stream": "S", "dtype": "f32", "shape": [4, DIM], "data": X.tobytes()}
+    c.call("ingest", dict(base, producer="a", seq=1, dropped_rows=10, dropped_batches=2))
+    c.call("ingest", dict(base, producer="b", seq=1, dropped_rows=5, dropped_batches=1))
+    # a resent older message (a duplicate) never lowers a running total
+    c.call("ingest", dict(base, producer="a", seq=1, dropped_rows=3, dropped_batches=1))
+    for bad, msg in ((dict(base, dropped_rows=7), "'dropped_rows' and 'dropped_batches' need "
+                      "'producer'"),
+                     (dict(base, producer="a", seq=2, dropped_rows=-1),
+                      "'dropped_rows' must be an integer >= 0")):
+        try:
+            c.call("ingest", bad)
+            raise AssertionError("accepted: %r" % {k: v for k, v in bad.items() if k != "data"})
+        except RpcError as e:
+            assert e.code == "BAD_REQUEST" and msg in e.message, e
+    assert c.call("info", {"run": "sd", "stream": "S"})["count"] == 8  # the refusals changed nothing
+    m = parse(get(d.http + "metrics")[1])
+    key = frozenset({("run", "sd"), ("stream", "S")})
+    assert m["eigenwatch_sender_dropped_rows_total", key] == 15, m.get(
+        ("eigenwatch_sender_dropped_rows_total", key))
+    assert m["eigenwatch_sender_dropped_batches_total", key] == 3
+    assert not any(n == "eigenwatch_sender_dropped_rows_total" and ("stream", "L1") in lab
+                   for n, lab in m), "a stream without producers has no drop series"
     c.close()
 
 
@@ -269,6 +297,7 @@ def main():
     try:
         t.case("metrics_equal_history_alerts_errors_promtool", metrics_match_the_daemon, d)
         t.case("a_real_prometheus_scrapes_the_values", prometheus_scrapes_it, d)
+        t.case("sender_drops_summed_per_stream_never_lowered_bad_fields_refused", sender_drops, d)
         t.case("healthz_404_405_413_431_400_414_keepalive", bad_requests, d)
         t.case("slowloris_closed_1000_connections_bounded_rpc_unaffected", slow_and_many)
         t.case("auth_token_guards_metrics_and_api_not_healthz_or_page", auth_token)

@@ -6,10 +6,12 @@ a refusal is logged once per stream; stepped batches carry step and rank."""
 import logging
 import socket
 import os
+import re
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 import numpy as np
 
@@ -26,12 +28,20 @@ import subprocess  # noqa: E402
 def start_at(sock_path, state):
     log = open(os.path.join(state, "log"), "a")
     p = subprocess.Popen([DAEMON, "--foreground", "--listen", f"unix:{sock_path}",
-                          "--state-dir", state], stderr=log)
+                          "--http", "127.0.0.1:0", "--state-dir", state], stderr=log)
     for _ in range(200):
         if os.path.exists(sock_path):
             break
         time.sleep(0.02)
     return p
+
+
+def metrics_of(state):
+    """The daemon's /metrics (its HTTP address from the log start_at wrote)."""
+    with open(os.path.join(state, "log")) as f:
+        url = re.findall(r"address=(http://\S+/)", f.read())[-1]
+    with urllib.request.urlopen(url + "metrics", timeout=10) as r:
+        return r.read().decode()
 
 
 def never_raises_or_blocks_without_daemon_then_delivers():
@@ -60,6 +70,11 @@ def never_raises_or_blocks_without_daemon_then_delivers():
         assert st.sent_batches == 50 and st.sent_rows == 50 * 64 and st.queued == 0, st
         with Client(f"unix:{sock}") as c:
             assert c.info("snd").count == 50 * 64
+        # the drops reach the daemon with the next batches, and /metrics
+        text = metrics_of(tmp)
+        assert 'eigenwatch_sender_dropped_rows_total{run="default",stream="snd"} 9600\n' in text, \
+            [ln for ln in text.splitlines() if "sender_dropped" in ln]
+        assert 'eigenwatch_sender_dropped_batches_total{run="default",stream="snd"} 150\n' in text
         s.close()
         assert s.send("snd", X) is False and s.stats().dropped_batches == 151, "after close"
     finally:

@@ -100,6 +100,7 @@ class Sender:
         self._seq = {}  # (run, stream) -> last seq used
         self._warned = set()  # (run, stream) whose refusal was logged
         self._stats = SenderStats()
+        self._drops = {}  # (run, stream) -> [rows, batches] discarded: reported to the daemon
         self._sock = None
         self._msgid = 0
         self._had_connection = False
@@ -119,17 +120,13 @@ class Sender:
             item = (stream, rows, _ready, run, step, rank, world)
             with self._lock:
                 if self._closed:
-                    self._stats.dropped_batches += 1
-                    self._stats.dropped_rows += _nrows(rows)
+                    self._dropped(item)
                     return False
                 if len(self._q) >= self.max_queue:
                     if self.drop == "newest":
-                        self._stats.dropped_batches += 1
-                        self._stats.dropped_rows += _nrows(rows)
+                        self._dropped(item)
                         return False
-                    old = self._q.popleft()
-                    self._stats.dropped_batches += 1
-                    self._stats.dropped_rows += _nrows(old[1])
+                    self._dropped(self._q.popleft())
                 self._q.append(item)
                 if len(self._q) >= self._wake_at and not self._wake.is_set():
                     self._wake.set()
@@ -158,6 +155,16 @@ class Sender:
                 self._cv.wait(min(left, 0.05))
         return True
 
+    def _dropped(self, item):
+        """Counts a discarded batch (under the lock): in the stats, and per (run, stream) for
+        the daemon, which the next ingest to that stream reports (dropped_rows/_batches)."""
+        n = _nrows(item[1])
+        self._stats.dropped_batches += 1
+        self._stats.dropped_rows += n
+        d = self._drops.setdefault((item[3], item[0]), [0, 0])
+        d[0] += n
+        d[1] += 1
+
     def close(self, timeout: float = 2.0) -> bool:
         """Flushes for up to `timeout` seconds, then stops; what is still queued is dropped."""
         if self._closed:
@@ -166,11 +173,10 @@ class Sender:
         with self._lock:
             self._closed = True
             for it in self._q:
-                self._stats.dropped_batches += 1
-                self._stats.dropped_rows += _nrows(it[1])
-            for group, n, _f in self._resend:
-                self._stats.dropped_batches += len(group)
-                self._stats.dropped_rows += n
+                self._dropped(it)
+            for group, _n, _f in self._resend:
+                for it in group:
+                    self._dropped(it)
             self._q.clear()
             self._resend.clear()
         self._stop.set()
@@ -330,6 +336,10 @@ class Sender:
                     seq = self._seq.get((run, key[0]), 0) + 1
                     self._seq[(run, key[0])] = seq
                     fields["producer"], fields["seq"] = self.producer, seq
+                    with self._lock:
+                        drops = self._drops.get((run, key[0]))
+                        if drops:
+                            fields["dropped_rows"], fields["dropped_batches"] = drops
                     data = msgpack.packb([0, self._msgid, "ingest", [fields]], use_bin_type=True)
                     with self._lock:
                         self._inflight[self._msgid] = (group, rows_total, fields)

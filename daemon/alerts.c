@@ -1,4 +1,4 @@
-/* alerts.c — alert rules and subscriptions (DESIGN §7).
+/* alerts.c — alert rules and subscriptions (proto/PROTOCOL.md, "Alerts and subscriptions").
  *
  * Rules belong to a stream (create's or alert_set's `rules`). Metric rules are checked against
  * each evaluated point, in step order, on the loop: `below`/`above` a threshold, `drop` (the value

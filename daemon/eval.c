@@ -1,4 +1,4 @@
-/* eval.c — scheduled evaluation (DESIGN §7): after a step completes, the metrics due at it are
+/* eval.c — scheduled evaluation (proto/PROTOCOL.md, "Scheduled evaluation and history"): after a step completes, the metrics due at it are
  * computed on the state at that step, and the point goes to the history and the result cache.
  *
  * The state at step s is what the stream's queue holds once s's batches are applied, so the

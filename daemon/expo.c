@@ -1,4 +1,4 @@
-/* expo.c — GET /metrics: the Prometheus text exposition format 0.0.4 (DESIGN §10).
+/* expo.c — GET /metrics: the Prometheus text exposition format 0.0.4 (proto/PROTOCOL.md, HTTP).
  *
  * Generated, never hand-listed: one family per row of the self-stat table (counters end in
  * `_total`; a stat kept in milliseconds is exposed in seconds, `_ms` → `_seconds`), errors by wire code, and per stream its latest evaluated values, steps, update time,

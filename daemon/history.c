@@ -1,4 +1,4 @@
-/* history.c — evaluated points in SQLite, <state_dir>/history.db (DESIGN §7).
+/* history.c — evaluated points in SQLite, <state_dir>/history.db (proto/PROTOCOL.md, "Scheduled evaluation and history").
  *
  * One I/O thread owns the database connection. The loop only queues operations — a point's
  * values (put), a stream's deletion (forget), a read (`history`) — and the thread takes

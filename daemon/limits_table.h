@@ -1,4 +1,4 @@
-/* limits_table.h — (not limits.h: that name would shadow the system header) the daemon's configuration keys and limits: one row each (DESIGN §1 rule 1). The
+/* limits_table.h — (not limits.h: that name would shadow the system header) the daemon's configuration keys and limits: one row each (one table: the config parser, --help, PROTOCOL.md and the tests read it). The
  * config file parser, SIGHUP's reload, `eigenwatchd --help` and PROTOCOL.md's table of limits
  * (tools/ew_protocol_doc) are generated from this table.
  *

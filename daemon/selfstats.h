@@ -1,4 +1,4 @@
-/* selfstats.h — the daemon's own counters and gauges: one row each (DESIGN §1 rule 1). The
+/* selfstats.h — the daemon's own counters and gauges: one row each (one table: stats, /metrics and the docs read it). The
  * `stats` reply and PROTOCOL.md's table (tools/ew_protocol_doc) are generated from this table,
  * and /metrics will be.
  *

@@ -1,4 +1,4 @@
-/* steps.c — training steps (DESIGN §7): rows that carry a `step` wait here until their step is
+/* steps.c — training steps (proto/PROTOCOL.md, "Steps and ranks"): rows that carry a `step` wait here until their step is
  * complete, then go to the math threads in an order that does not depend on arrival.
  *
  * Per stream: each rank's progress (the latest step it sent, and the step it is known to be done

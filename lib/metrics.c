@@ -5,7 +5,7 @@
  * computes it. The dispatcher (ew_stream_query), the `metrics` listing and docs/METRICS.md are all
  * driven by this one table; adding a metric is adding a row and its function.
  *
- * Conventions shared by every row (DESIGN §3): eigenvalues λ are those of the chosen matrix A
+ * Conventions shared by every row (docs/METRICS.md, "Conventions"): eigenvalues λ are those of the chosen matrix A
  * (C = M2/W when centred, S = C + μμᵀ when not, ZᵀZ/N for window_cn), clamped at 0 with the
  * number clamped reported; p = λ / Σλ; natural log; 0·ln 0 = 0. States that cannot define a
  * metric (no rows; fewer than 2 rows for a centred matrix; zero trace for metrics normalised by

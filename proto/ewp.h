@@ -4,7 +4,7 @@
  * what is present. The daemon never sees a msgpack_object: it gets an ewp_request_t or an
  * ewp_error_t, and hands back an ewp_value_t tree or a typed reply.
  *
- * One table per axis (DESIGN §1 rule 1): EWP_METHOD_MAP lists the methods; EWP_FIELDS_<METHOD>
+ * One table per axis (every list of methods, fields, codes or keys is one table that the code, docs and tests are generated from): EWP_METHOD_MAP lists the methods; EWP_FIELDS_<METHOD>
  * lists each method's parameters. Decoding, the "takes:" hints, the method list in
  * UNKNOWN_METHOD and the tables of PROTOCOL.md (tools/ew_protocol_doc) all come from them.
  * Nothing here touches sockets, streams of vectors or the library's numerics. */

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # scripts/setup.sh — installs what eigenwatch needs from Debian's archive, only what is missing.
+# Extra Debian packages may be named as arguments (scripts/demo-collapse.sh: python3-matplotlib).
 # Needs root (uses sudo when not root). Safe to run again: it does nothing when all is there.
 # Then fetches the page's chart library from npm into daemon/web/node_modules, at the versions
 # daemon/web/package-lock.json pins (npm ci), unless it is there already.
@@ -8,7 +9,7 @@ PKGS=(meson ninja-build pkg-config gcc libc6-dev gzip xxd clang libclang-rt-14-d
       libuv1-dev libmsgpack-dev libopenblas-dev liblapacke-dev libsqlite3-dev
       libhttp-parser-dev libjansson-dev libsystemd-dev systemd prometheus chromium
       python3 python3-venv python3-setuptools python3-numpy python3-msgpack python3-torch
-      dataset-fashion-mnist)
+      dataset-fashion-mnist "$@")
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,4 +1,4 @@
-/* api.c — the JSON API on the HTTP listener (DESIGN §10): `GET /api/v1/METHOD?FIELD=VALUE&…`
+/* api.c — the JSON API on the HTTP listener (proto/PROTOCOL.md, "The JSON API"): `GET /api/v1/METHOD?FIELD=VALUE&…`
  * runs the msgpack-RPC method METHOD — one of those that only answer (EWP_M_ANSWER: ping, query,
  * list, info, stats, metrics, runs, history, alerts) — through the same decoder, checks and
  * handlers as the RPC port, and answers its result as JSON.

@@ -1,4 +1,4 @@
-/* http.c — the HTTP/1.1 side of a connection (DESIGN §10): GET /metrics (Prometheus text
+/* http.c — the HTTP/1.1 side of a connection (proto/PROTOCOL.md, HTTP): GET /metrics (Prometheus text
  * exposition, expo.c), GET /healthz. Requests are parsed by http-parser (Debian
  * libhttp-parser-dev: the parser Node.js used for a decade, small, callback-driven over any byte
  * source, so it runs on the connection buffers conn.c already bounds; llhttp, its successor, is

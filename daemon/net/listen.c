@@ -1,7 +1,7 @@
 /* listen.c — listeners (Unix and TCP sockets through libuv) and the socket side of a connection:
  * accept, read into the connection's budgeted buffer, write replies, close.
  *
- * Access (DESIGN §9): the Unix socket is created 0660; TCP on loopback is trusted like it unless
+ * Access (README, "Who can talk to it"): the Unix socket is created 0660; TCP on loopback is trusted like it unless
  * an auth token is set, and then every TCP connection must `auth` first. A TCP address that is
  * not loopback is refused at start without a token. An accept that fails (out of file
  * descriptors, out of memory) is counted and logged (at most once a second), never silent. */

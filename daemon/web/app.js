@@ -194,6 +194,7 @@ function drawOverlays(metric, u) {
   ctx.fillStyle = "#c62828";
   ctx.setLineDash([6, 4]);
   ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
+  let row = 0; // labels stack downwards, so markers at nearby steps stay readable
   for (const m of Object.values(ew.markers)) {
     if (m.metric !== metric) continue;
     const x = u.valToPos(m.step, "x", true);
@@ -202,7 +203,7 @@ function drawOverlays(metric, u) {
     ctx.moveTo(x, top);
     ctx.lineTo(x, bottom);
     ctx.stroke();
-    ctx.fillText(`${m.rule} (${m.stream})`, x + 4, top + 12 * devicePixelRatio);
+    ctx.fillText(`${m.rule} (${m.stream}) @ ${m.step}`, x + 4, top + (12 + 13 * row++) * devicePixelRatio);
   }
   ctx.restore();
 }

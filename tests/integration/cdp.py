@@ -27,19 +27,23 @@ class Browser:
         self.profile = tempfile.mkdtemp(prefix="ew-chromium-")
         to_browser_r, self._w = os.pipe()
         self._r, from_browser_w = os.pipe()
-        # the browser reads commands on fd 3 and writes answers on fd 4 (kept open: pass_fds
-        # are what survives the close after preexec_fn). Copies first: a pipe end may be 3 or 4.
+        # the browser reads commands on fd 3 and writes answers on fd 4: set up in the child
+        # (copies first: a pipe end may itself be 3 or 4), and every descriptor above them
+        # closed there (pass_fds cannot name 3 and 4 when they are not open in this process).
         def fds():
             r, w = os.dup(to_browser_r), os.dup(from_browser_w)
             os.dup2(r, 3)
             os.dup2(w, 4)
+            for fd in (3, 4):  # dup2 onto itself (a copy that landed on 3 or 4) keeps CLOEXEC
+                os.set_inheritable(fd, True)
+            os.closerange(5, os.sysconf("SC_OPEN_MAX"))
         self.proc = subprocess.Popen(
             [exe, "--headless=new", "--remote-debugging-pipe", "--no-sandbox", "--disable-gpu",
              "--no-first-run", "--no-default-browser-check", "--disable-extensions",
              f"--user-data-dir={self.profile}", f"--window-size={width},{height}",
              "--hide-scrollbars", "about:blank"],
-            preexec_fn=fds, pass_fds=(3, 4),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            preexec_fn=fds, close_fds=False,
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.profile, "stderr"), "w"))
         os.close(to_browser_r)
         os.close(from_browser_w)
         self._buf = b""
@@ -71,7 +75,9 @@ class Browser:
                 raise TimeoutError("chromium did not answer")
             chunk = os.read(self._r, 1 << 20)
             if not chunk:
-                raise EOFError("chromium went away")
+                with open(os.path.join(self.profile, "stderr")) as f:
+                    tail = [ln for ln in f.read().splitlines() if "dbus" not in ln][-15:]
+                raise EOFError("chromium went away; its stderr ends:\n" + "\n".join(tail))
             self._buf += chunk
         msg, self._buf = self._buf.split(b"\0", 1)
         return json.loads(msg)

@@ -1,5 +1,5 @@
-"""Published anchor values from the reference implementations (../shared/research/metrics-anchors.md
-§11, re-stated with provenance in docs/METRICS.md), reproduced by libeigenwatch to 1e-9 relative."""
+"""Published anchor values from the reference implementations (with their provenance
+in docs/METRICS.md, "Definitions, references and anchors"), reproduced by libeigenwatch to 1e-9 relative."""
 import os
 import sys
 

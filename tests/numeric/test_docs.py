@@ -64,7 +64,7 @@ def every_metric_has_a_section():
 
 
 def metrics_read_views_only():
-    """DESIGN §1 rule 3: a metric reads a view (lib/view.c), never a stream's or an accumulator's
+    """The layering rule: a metric reads a view (lib/view.c), never a stream's or an accumulator's
     fields, so a new kind of state adds no branch inside any metric."""
     with open(os.path.join(ROOT, "lib", "metrics.c")) as f:
         src = f.read()

@@ -1,6 +1,6 @@
 /* test_stream.c — a stream through its public API: configuration checks, ingest refusals that
  * leave the state untouched, every query error (code and message), degenerate states, reset,
- * the spectrum cache and max_lag, and the memory figure against DESIGN §6. */
+ * the spectrum cache and max_lag, and the memory figure against the model in lib/eigenwatch.h (ew_stream_memory). */
 #include "eigenwatch.h"
 #include "tap.h"
 

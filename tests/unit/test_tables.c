@@ -37,7 +37,7 @@ static void design_error_codes_are_all_present(void) {
     int found = 0;
     for (int c = EW__ERR_BASE + 1; c < EW__ERR_END; c++)
       found |= strcmp(ew_err_name(c), want[i]) == 0;
-    CHECK(found, "DESIGN §4 code %s missing", want[i]);
+    CHECK(found, "wire error code %s missing", want[i]);
   }
 }
 

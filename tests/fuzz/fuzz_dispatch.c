@@ -12,10 +12,17 @@
  * Besides the sanitizers, it checks what a client would: every reply is one msgpack array
  * [1, msgid, error, result] with an error of {code: str, message: valid UTF-8} or nil (or the
  * plain-HTTP 400 for HTTP bytes), and after each input no connection, receive budget, job or
- * stream is left over. */
+ * stream is left over.
+ *
+ * Built with -DFUZZ_HTTP (run_fuzz.sh's target "http"), the connection speaks HTTP instead
+ * (http.c, api.c: the parser, the bounds, /metrics, the page's files, /api/v1 through the same
+ * handlers), and every reply must be one whole HTTP/1.1 response whose body has the length its
+ * Content-Length says (or none, for HEAD) and, when it is application/json, parses as JSON. */
+#define _GNU_SOURCE /* memmem */
 #include "cmd/cmd.h"
 #include "net/net.h"
 
+#include <jansson.h>
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,8 +68,44 @@ static bool utf8(const msgpack_object *o) {
   return o->type == MSGPACK_OBJECT_STR && ewp_utf8_valid(o->via.str.ptr, o->via.str.size);
 }
 
+#ifdef FUZZ_HTTP
+#define FUZZ_PROTO (&ewd_http_proto)
+#else
+#define FUZZ_PROTO (&ewd_rpc_proto)
+#endif
+
+/* An HTTP reply: status line, headers, and a body of Content-Length bytes (none for HEAD);
+ * JSON bodies parse. */
+static void check_http(const char *p, size_t n) {
+  if (n < 12 || memcmp(p, "HTTP/1.1 ", 9) != 0 || p[9] < '1' || p[9] > '5')
+    die("an HTTP reply does not start with a status line");
+  const char *end = memmem(p, n, "\r\n\r\n", 4);
+  if (!end)
+    die("an HTTP reply has no end of headers");
+  size_t head = (size_t)(end - p) + 4, body = n - head;
+  const char *cl = memmem(p, head, "\r\nContent-Length: ", 18);
+  if (!cl)
+    die("an HTTP reply has no Content-Length");
+  size_t want = strtoull(cl + 18, NULL, 10);
+  if (body != want && body != 0)
+    die("an HTTP reply's body is not Content-Length bytes");
+  if (body && memmem(p, head, "\r\nContent-Type: application/json", 32)) {
+    json_error_t err;
+    json_t *j = json_loadb(p + head, body, JSON_DECODE_ANY, &err);
+    if (!j) {
+      fprintf(stderr, "bad JSON (%s): %.*s\n", err.text, (int)(body < 400 ? body : 400), p + head);
+      die("an API reply is not JSON");
+    }
+    json_decref(j);
+  }
+}
+
 /* Every reply must be what a strict client can read. */
-static void check_reply(const char *p, size_t n) {
+static void check_reply(const ewd_conn_t *c, const char *p, size_t n) {
+  if (c->proto == &ewd_http_proto) {
+    check_http(p, n);
+    return;
+  }
   if (n >= 9 && memcmp(p, "HTTP/1.1 ", 9) == 0)
     return;
   msgpack_unpacked u;
@@ -98,7 +141,7 @@ static bool read_replies(void) {
     outs = o->next;
     if (!outs)
       outs_tail = &outs;
-    check_reply(o->data, o->len);
+    check_reply(o->c, o->data, o->len);
     ewd_conn_wrote(o->c, o->len, 0);
     ewd_conn_unref(o->c);
     free(o->data);
@@ -229,7 +272,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static char token[] = "fuzz-token-0123456789";
   srv.token = tcp_token ? token : NULL;
   srv.token_len = tcp_token ? strlen(token) : 0;
-  ewd_conn_t *c = ewd_conn_new(&srv, &mem_io, &ewd_rpc_proto);
+  ewd_conn_t *c = ewd_conn_new(&srv, &mem_io, FUZZ_PROTO);
   c->tcp = tcp_token;
   ewd_conn_ref(c);
   pump(c, data, cut);

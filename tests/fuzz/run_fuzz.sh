@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # run_fuzz.sh SOURCE_ROOT SECONDS [TARGET...] — builds the fuzz targets with clang's libFuzzer
 # under AddressSanitizer + UBSan, seeds their corpora from proto/vectors/v1.tsv (seeds.py), runs
-# each for SECONDS and reports TAP. Targets: decoder (the skim and msgpack-c on raw bytes) and
+# each for SECONDS and reports TAP. Targets: decoder (the skim and msgpack-c on raw bytes),
 # dispatch (bytes → connection → decode → the real handlers on a real stream → encoded replies;
-# fuzz_dispatch.c). A crash, leak, hang, sanitizer report or broken invariant fails the test (the
+# fuzz_dispatch.c) and http (the same with an HTTP connection: http-parser, /metrics, the page,
+# /api/v1 → the handlers; fuzz_dispatch.c -DFUZZ_HTTP, seeded with requests written here). A crash, leak, hang, sanitizer report or broken invariant fails the test (the
 # reproducer is kept in the log). Set FUZZ_KEEP=DIR to keep the corpora and logs.
 set -u
 root=$(cd "$1" && pwd) secs=${2:-20}
 shift 2 2>/dev/null || shift $#
-targets=${*:-decoder dispatch}
+targets=${*:-decoder dispatch http}
 tmp=${FUZZ_KEEP:-$(mktemp -d)}
 mkdir -p "$tmp"
 [ -n "${FUZZ_KEEP:-}" ] || trap 'rm -rf "$tmp"' EXIT
@@ -22,10 +23,22 @@ src_dispatch="$root/lib/*.c $root/lib/*/*.c $root/proto/*.c $root/daemon/config.
   $root/daemon/expo.c
   $root/daemon/net/*.c
   $root/daemon/cmd/*.c $tmp/web_assets.c $root/tests/fuzz/fuzz_dispatch.c"
+src_http="$src_dispatch -DFUZZ_HTTP"
 # the page's table (the fuzz targets do not serve it; one file keeps the link whole)
 /usr/bin/python3 "$root/tools/embed_web.py" "$tmp/web_assets.c" "/index.html=$root/daemon/web/index.html"
 /usr/bin/python3 "$root/tests/fuzz/seeds.py" "$root/proto/vectors/v1.tsv" "$tmp/corpus_decoder" \
   "$tmp/corpus_dispatch"
+mkdir -p "$tmp/corpus_http" # byte 0: connection kind and cut; then the requests
+i=0
+for req in 'GET /api/v1/history?stream=s&metrics=erank,entropy&from_step=1 HTTP/1.1\r\nHost: x\r\n\r\n' \
+    'GET /api/v1/query?stream=s&metrics=entropy,topk&center=false HTTP/1.1\r\n\r\nGET /metrics HTTP/1.1\r\n\r\n' \
+    'GET /api/v1/list HTTP/1.1\r\nConnection: close\r\n\r\n' \
+    'HEAD / HTTP/1.1\r\n\r\nGET /app.js HTTP/1.1\r\n\r\n' \
+    'GET /api/v1/info?stream=s&run=%64efault HTTP/1.1\r\nAuthorization: Bearer fuzz-token-0123456789\r\n\r\n' \
+    'GET /api/v1/alerts?stream=nope HTTP/1.0\r\n\r\n' 'POST /x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc'; do
+  printf "\\x$(printf %02x $((i * 37 % 256)))$req" > "$tmp/corpus_http/seed$i"
+  i=$((i + 1))
+done
 for t in $targets; do
   eval "src=\$src_$t"
   # shellcheck disable=SC2086

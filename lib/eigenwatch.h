@@ -282,6 +282,18 @@ typedef struct {
   double value;    /* number; INFINITY stands for "inf"; booleans are 0/1 */
 } ew_param_t;
 
+/* How spectrum-wide metrics (entropy, entropy_normalized, renyi, erank, vendi, nuclear_norm) are
+ * computed. EXACT: every eigenvalue (dsyevd). SLQ: the quick estimate — the top pairs by block
+ * Lanczos deflated exactly, stochastic Lanczos quadrature on the rest — with an error bar
+ * (ew_result_t.error). AUTO: a cached exact spectrum within max_lag when there is one; else SLQ
+ * when d >= EW_QUICK_AUTO_DIM and the exact route would be a d×d solve; else EXACT. Other metrics
+ * are always computed exactly and ignore it. */
+typedef enum { EW_METHOD_AUTO = 0, EW_METHOD_SLQ = 1, EW_METHOD_EXACT = 2 } ew_method_t;
+#define EW_QUICK_AUTO_DIM 3072
+/* Parses "auto" | "slq" | "exact" (len bytes). Returns 0 or EW_EBADPARAM. */
+int ew_method_parse(const char *name, size_t len, ew_method_t *out);
+const char *ew_method_name(ew_method_t m);
+
 typedef struct {
   const char *metric;       /* NUL-terminated metric name */
   const ew_param_t *params; /* nparams parameters, may be NULL when nparams == 0 */
@@ -291,6 +303,7 @@ typedef struct {
   uint64_t max_lag;         /* rows a cached spectrum may lag behind the state; 0 = exact now */
   uint64_t window_rows;     /* window sources: read only the last this many rows (0 = all the
                                window holds; more than it holds is all of it) */
+  ew_method_t method;       /* exact or quick for spectrum-wide metrics (default AUTO) */
 } ew_query_t;
 
 typedef enum { EW_VALUE_SCALAR = 0, EW_VALUE_LIST = 1 } ew_value_kind_t;
@@ -303,7 +316,8 @@ typedef struct {
   double *vectors;     /* topk with vectors=1: len×dim row-major unit vectors, owned */
   size_t dim;
   int has_error;       /* 1 when `error` bounds the value (estimates, top-k residuals) */
-  double error;
+  double error;        /* SLQ estimates: a 99% error bar (sampling + quadrature + deflation);
+                          top-of-spectrum metrics: the bound the Lanczos residuals give */
   uint64_t as_of;      /* the row count the answer describes */
   size_t clamped;      /* negative eigenvalues clamped to 0 */
   int code;            /* 0 or the EW_E* code the query returned */

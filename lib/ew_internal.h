@@ -217,15 +217,90 @@ int ew__eigvals(double *A, size_t d, double *w, ew__ws_t *ws);
 /* All eigenpairs: w descending, A overwritten by the eigenvectors (column i belongs to w[i]).
  * Returns 0, EW_ENOMEM or EW_ELAPACK. */
 int ew__eigpairs(double *A, size_t d, double *w, ew__ws_t *ws);
-/* Top-k eigenpairs of the symmetric d×d A (full matrix, not modified) by block subspace iteration
- * with Rayleigh–Ritz, warm-started from `warm` (wk×d rows, may be NULL). Writes theta[k] descending,
+/* Top-k eigenpairs of the symmetric d×d A (upper triangle read, not modified) by block Lanczos
+ * (krylov.c) or, for small d or a gap too small to converge within 2d³ flops, a full solve;
+ * warm-started from `warm` (wk×d rows, may be NULL). Writes theta[k] descending,
  * U[k×d] (row i = unit vector i), and *resid = max_i ‖A u_i − θ_i u_i‖ (an absolute bound on each
  * θ_i's distance to an eigenvalue). Returns 0, EW_ENOMEM or EW_ELAPACK. */
 int ew__topk(const double *A, size_t d, size_t k, const double *warm, size_t wk, uint64_t seed,
              double *theta, double *U, double *resid, ew__ws_t *ws);
+/* Copies k column-major eigenvectors (d×k) to k rows, each signed so that its largest-magnitude
+ * entry is positive (the convention of every vector the library hands out). */
+void ew__emit_rows(const double *U_colmajor, size_t d, size_t k, double *U_rows);
+
+/* ---- linalg/krylov.c: the top of the spectrum and tr g(A) through an operator ---- */
+/* A symmetric d×d operator: apply(ctx, X, Y, b) sets Y = A X for b columns (col-major, leading
+ * dimension d; X and Y distinct). */
+typedef struct {
+  size_t d;
+  void (*apply)(const void *ctx, const double *X, double *Y, size_t b);
+  const void *ctx;
+} ew__op_t;
+typedef struct {
+  size_t applied; /* columns the operator was applied to */
+  size_t steps, restarts, block;
+} ew__krylov_info_t;
+/* The block size top-k uses for k pairs in dimension d. */
+size_t ew__krylov_block(size_t k, size_t d);
+/* Workspace ew__krylov_topk takes at most. */
+size_t ew__krylov_ws(size_t d, size_t k);
+/* Top-k eigenpairs of A by block Lanczos (full reorthogonalisation, thick restarts), warm-started
+ * from warm (wk×d rows, may be NULL). Stops when every pair's residual ‖A u − θ u‖ is at most
+ * tol·|θ_1|, when the basis spans R^d, or after max_apply operator columns. Writes theta[k]
+ * descending, U[k×d] (row i = unit vector i), resid[k] (each pair's residual norm: an eigenvalue
+ * lies within it of θ_i). Returns 0 (converged), 1 (the budget ran out: outputs hold the best
+ * pairs so far), EW_EBADPARAM (k = 0 or k > d), EW_ENOMEM or EW_ELAPACK. */
+int ew__krylov_topk(const ew__op_t *op, size_t k, const double *warm, size_t wk, uint64_t seed,
+                    double tol, size_t max_apply, double *theta, double *U, double *resid,
+                    ew__krylov_info_t *info, ew__ws_t *ws);
+/* SLQ: the Lanczos tridiagonals of nprobe Rademacher probes projected off span(U) (U: ku
+ * orthonormal columns, d×ku col-major = ku×d rows; may be NULL when ku = 0), m steps each. */
+typedef struct {
+  size_t nprobe, m;
+  double *alpha, *beta; /* nprobe×m: probe p's diagonal and off-diagonal at [p*m, p*m + len) */
+  double *z2;           /* ‖z_⊥‖² per probe */
+  size_t *len;          /* steps each probe ran (fewer than m when its Krylov space closed) */
+} ew__slq_t;
+typedef double (*ew__slq_fn)(double x, const void *ctx);
+/* Workspace of ew__slq_run: what it keeps (ew__slq_keep_bytes: out's arrays, which stay in ws
+ * until the caller releases them) plus scratch it gives back. */
+size_t ew__slq_ws(size_t d, size_t ku, size_t nprobe, size_t m);
+size_t ew__slq_keep_bytes(size_t nprobe, size_t m);
+/* Runs the probes: one operator call on nprobe columns per step. Returns 0, EW_EBADPARAM
+ * (nprobe or m is 0) or EW_ENOMEM. */
+int ew__slq_run(const ew__op_t *op, const double *U, size_t ku, size_t nprobe, size_t m,
+                uint64_t seed, ew__slq_t *out, ew__ws_t *ws);
+/* The estimate of tr g(A) on span(U)^⊥ (g(0) must be 0 for the deflated directions to add
+ * nothing): *est the mean over probes, *se its standard error, *quad_err |quadrature at m steps
+ * − at 3m/4| averaged over probes. g is evaluated at Ritz values clamped at 0. Returns 0,
+ * EW_ENOMEM or EW_ELAPACK. */
+int ew__slq_eval(const ew__slq_t *s, ew__slq_fn g, const void *ctx, double *est, double *se,
+                 double *quad_err);
 
 /* ---- stream.c ---- */
 #define EW__NSRC 3
+
+/* A quick spectral estimate of one source (view.c, ew__view_quick): the top pairs deflated
+ * exactly and SLQ probes on the rest. Owned by the stream; one slot. */
+#define EW__QUICK_DEFLATE 64 /* top pairs sought for deflation */
+#define EW__QUICK_PROBES 32
+#define EW__QUICK_STEPS 24
+#define EW__QUICK_DEFL_TOL 1e-8  /* residual (relative to θ₁) for a pair to be deflated */
+#define EW__QUICK_DEFL_PASSES 6  /* operator passes (blocks) the deflation may spend */
+#define EW__TOPK_TOL 1e-12       /* residual (relative to θ₁) of an exact top-k answer */
+#define EW__TOPK_FULL_DIM 512    /* at or below: top-k by a full solve */
+typedef struct {
+  bool valid;
+  int src, center;
+  uint64_t as_of, epoch, tail;
+  double tr;          /* tr A (exact, O(d)) */
+  size_t kd;          /* pairs deflated (residual ≤ EW__QUICK_DEFL_TOL·θ₁) */
+  double theta[EW__QUICK_DEFLATE], res[EW__QUICK_DEFLATE];
+  double alpha[EW__QUICK_PROBES * EW__QUICK_STEPS], beta[EW__QUICK_PROBES * EW__QUICK_STEPS];
+  double z2[EW__QUICK_PROBES];
+  size_t len[EW__QUICK_PROBES];
+  size_t applied;     /* operator columns the estimate cost */
+} ew__quick_t;
 enum { EW__ROLE_ALL = 0, EW__ROLE_WINDOW = 1, EW__NROLES = 2 };
 
 typedef struct {
@@ -249,6 +324,7 @@ struct ew_stream {
   bool has_oja;
   ew__oja_t oja;
   ew__spec_cache_t cache[EW__NSRC][2];
+  ew__quick_t quick;  /* the last quick (SLQ) estimate, view.c */
   double *topk_warm;  /* warm start for top-k vectors: topk_warm_k × d */
   size_t topk_warm_k;
   size_t ws_peak;     /* the most workspace one operation on this stream has held */
@@ -308,9 +384,21 @@ int ew__view_diag(ew__view_t *v, double *diag);
  * 0 (*clamped counts them); *err (may be NULL) is that bound: each eigenvalue is within it of
  * the exact one's. *eig stays valid until the stream next changes. */
 int ew__view_spectrum(ew__view_t *v, const double **eig, size_t *clamped, double *err);
-/* The top k eigenpairs: theta[k] descending, U[k×d] unit rows, *resid = max ‖A u − θ u‖ (an
- * absolute bound on each θ's distance to an eigenvalue). Warm-started from the last answer. */
+/* The top k eigenpairs: theta[k] descending, U[k×d] unit rows (U may be NULL: values only),
+ * *resid = max ‖A u − θ u‖ (an absolute bound on each θ's distance to an eigenvalue). Block
+ * Lanczos through the operator (no copy of the state), warm-started from the last answer and the
+ * live estimate; a full solve for small d or when Lanczos would cost more. */
 int ew__view_topk(ew__view_t *v, size_t k, double *theta, double *U, double *resid);
+/* True when the view's exact spectrum comes from the n×n Gram of rows the window holds (n < d):
+ * cheap, whatever d. */
+bool ew__view_small_route(ew__view_t *v);
+/* True when a spectrum within the view's max_lag is cached (ew__view_spectrum would not solve). */
+bool ew__view_spectrum_cached(ew__view_t *v);
+/* The operator y = A x of the view's matrix, valid while the view is open (scratch in v->ws). */
+int ew__view_op(ew__view_t *v, ew__op_t *op);
+/* The quick estimate of the view's spectrum (deflated SLQ), from the stream's slot when it
+ * describes this source within max_lag. *q stays valid until the stream next changes. */
+int ew__view_quick(ew__view_t *v, const ew__quick_t **q);
 /* y = A x (x, y: d values, distinct). */
 int ew__view_matvec(ew__view_t *v, const double *x, double *y);
 /* The source's raw rows in arrival order (window sources: N×d f32 in v->ws); EW_ENOWINDOW for a

@@ -34,6 +34,7 @@ typedef struct {
   double weight;
   size_t d;
   const double *eig; /* descending, clamped; NULL until needed */
+  ew_method_t method; /* the query's method for spectrum-wide metrics */
   double p[EW_METRIC_MAX_PARAMS];
   ew_result_t *out;
 } mctx_t;
@@ -129,12 +130,146 @@ static int eig_trace(mctx_t *cx, double *tr) {
   return check_trace(cx, *tr);
 }
 
+/* ---- the quick route: deflated SLQ (view.c, krylov.c) ---- */
+
+/* Whether a spectrum-wide metric takes the quick estimate (the query's method; AUTO: no cached
+ * spectrum, d at least EW_QUICK_AUTO_DIM, and the exact route a d×d solve). */
+static bool want_quick(mctx_t *cx) {
+  if (cx->method == EW_METHOD_SLQ)
+    return cx->d >= 8; /* below, the quick estimate has nothing to deflate or probe: exact */
+  if (cx->method == EW_METHOD_EXACT || cx->d < EW_QUICK_AUTO_DIM)
+    return false;
+  return !ew__view_spectrum_cached(&cx->v) && !ew__view_small_route(&cx->v);
+}
+
+/* g evaluated at p = λ/T. */
+typedef struct {
+  int kind; /* 0: p ln p; 1: p^a; 2: sqrt(λ) (not normalised) */
+  double T, a;
+} gfun_t;
+
+static double gfun(double x, const void *ctx) {
+  const gfun_t *g = ctx;
+  if (g->kind == 2)
+    return sqrt(x);
+  double p = x / g->T;
+  if (!(p > 0))
+    return 0.0;
+  return g->kind == 0 ? p * log(p) : pow(p, g->a);
+}
+
+/* |g'| at x (for the deflation term). */
+static double gslope(const gfun_t *g, double x) {
+  if (!(x > 0))
+    return 0.0;
+  if (g->kind == 2)
+    return 0.5 / sqrt(x);
+  double p = x / g->T;
+  return g->kind == 0 ? fabs(log(p) + 1.0) / g->T : g->a * pow(p, g->a - 1.0) / g->T;
+}
+
+#define EW__QUICK_Z 3.0 /* standard errors in the sampling part of the bar (~99% for 32 probes) */
+
+/* Σ g(λ) over the spectrum, estimated: the deflated pairs exactly, SLQ on the rest. *err is the
+ * error bar: z·(standard error) + the quadrature indicator + a Hoffman–Wielandt bound for the
+ * deflated pairs' residuals (√(2d)·‖R‖_F·max|g'|). */
+static int quick_sum(mctx_t *cx, const ew__quick_t *q, const gfun_t *g, double *sum, double *err) {
+  ew__slq_t sq = {EW__QUICK_PROBES, EW__QUICK_STEPS, (double *)q->alpha, (double *)q->beta,
+                  (double *)q->z2, (size_t *)q->len};
+  double est, se, qe;
+  int rc = ew__slq_eval(&sq, gfun, g, &est, &se, &qe);
+  if (rc)
+    return view_fail(cx, rc);
+  double defl = 0, r2 = 0, slope = gslope(g, q->tr / (double)cx->d);
+  for (size_t i = 0; i < q->kd; i++) {
+    defl += gfun(q->theta[i], g);
+    r2 += q->res[i] * q->res[i];
+    double sl = gslope(g, q->theta[i]);
+    slope = sl > slope ? sl : slope;
+  }
+  *sum = defl + est;
+  *err = EW__QUICK_Z * se + qe + sqrt(2.0 * (double)cx->d * r2) * slope;
+  return 0;
+}
+
+static int need_quick(mctx_t *cx, const ew__quick_t **q) {
+  int rc = ew__view_quick(&cx->v, q);
+  if (rc)
+    return view_fail(cx, rc);
+  return check_trace(cx, (*q)->tr);
+}
+
+static void set_error(mctx_t *cx, double e) {
+  cx->out->has_error = 1;
+  cx->out->error = e;
+}
+
+/* Quick entropy: H = −Σ p ln p with its error bar. */
+static int quick_entropy(mctx_t *cx, double *h, double *herr) {
+  const ew__quick_t *q;
+  int rc = need_quick(cx, &q);
+  if (rc)
+    return rc;
+  gfun_t g = {0, q->tr, 1.0};
+  double s, e;
+  if ((rc = quick_sum(cx, q, &g, &s, &e)))
+    return rc;
+  *h = -s;
+  *herr = e;
+  return 0;
+}
+
 static int spectral_entropy(mctx_t *cx, double *h, double *tr) {
+  if (want_quick(cx)) {
+    double e;
+    int rc = quick_entropy(cx, h, &e);
+    if (rc == 0)
+      set_error(cx, e);
+    return rc;
+  }
   int rc = eig_trace(cx, tr);
   if (rc)
     return rc;
   *h = entropy_of(cx->eig, cx->d, *tr, cx->d);
   return 0;
+}
+
+/* ---- the top route: λ₁…λ_k by block Lanczos when no spectrum is at hand ---- */
+
+/* The top k eigenvalues into theta[k]; from the spectrum when it is cached or d is small (exact,
+ * no error set), else by Lanczos (the residual bound is returned in *resid, else 0). */
+static int need_top(mctx_t *cx, size_t k, double *theta, double *resid) {
+  *resid = 0;
+  if (cx->eig || cx->d <= EW__TOPK_FULL_DIM || ew__view_spectrum_cached(&cx->v)) {
+    int rc = need_eig(cx);
+    if (rc)
+      return rc;
+    memcpy(theta, cx->eig, k * sizeof(double));
+    return 0;
+  }
+  int rc = ew__view_topk(&cx->v, k, theta, NULL, resid);
+  if (rc)
+    return fail(cx, rc, "%s", rc == EW_ELAPACK ? "the top-k eigensolver failed on this state"
+                                               : ew_strerror(rc));
+  for (size_t i = 0; i < k; i++)
+    if (theta[i] < 0) {
+      theta[i] = 0;
+      cx->out->clamped++;
+    }
+  return 0;
+}
+
+/* λ₁ and tr A (zero trace: DEGENERATE); *r the residual bound on λ₁ (0 when exact). */
+static int top1_trace(mctx_t *cx, double *l1, double *tr, double *r) {
+  int rc = need_top(cx, 1, l1, r);
+  if (rc)
+    return rc;
+  if (cx->eig) {
+    *tr = eig_sum(cx->eig, cx->d);
+  } else if ((rc = ew__view_trace(&cx->v, tr)) != 0) {
+    return view_fail(cx, rc);
+  }
+  return check_trace(cx, *tr);
 }
 
 /* Rényi entropy of order a (a = 1: von Neumann; a = inf: min-entropy; a = 2 from ‖A‖_F²). */
@@ -153,12 +288,31 @@ static int renyi_of(mctx_t *cx, double a, double *out) {
     *out = -log(fro2 / (tr * tr));
     return 0;
   }
-  if ((rc = eig_trace(cx, &tr)))
-    return rc;
-  if (isinf(a)) {
-    *out = -log(cx->eig[0] / tr);
+  if (isinf(a)) { /* only λ₁ */
+    double l1, r;
+    if ((rc = top1_trace(cx, &l1, &tr, &r)))
+      return rc;
+    if (r > 0)
+      set_error(cx, r / l1);
+    *out = -log(l1 / tr);
     return 0;
   }
+  if (want_quick(cx)) {
+    const ew__quick_t *q;
+    if ((rc = need_quick(cx, &q)))
+      return rc;
+    gfun_t g = {1, q->tr, a};
+    double sum, e;
+    if ((rc = quick_sum(cx, q, &g, &sum, &e)))
+      return rc;
+    if (!(sum > 0))
+      return fail(cx, EW_EDEGENERATE, "the quick estimate of sum p^alpha is not positive");
+    *out = log(sum) / (1.0 - a);
+    set_error(cx, (e / sum) / fabs(1.0 - a));
+    return 0;
+  }
+  if ((rc = eig_trace(cx, &tr)))
+    return rc;
   /* Σ p^a = p_max^a Σ (p/p_max)^a: the second sum lies in [1, d], so neither underflows for a
    * large order (p^a alone does from a ≈ 300 on) nor overflows for a small one. */
   double pmax = cx->eig[0] / tr, sum = 0;
@@ -182,6 +336,8 @@ static int m_entropy_normalized(mctx_t *cx) {
     return fail(cx, EW_EDEGENERATE, "entropy_normalized divides by ln d, which is 0 for d = 1");
   double h, tr;
   int rc = spectral_entropy(cx, &h, &tr);
+  if (rc == 0 && cx->out->has_error)
+    cx->out->error /= log((double)cx->d);
   return rc ? rc : scalar(cx, h / log((double)cx->d));
 }
 
@@ -191,16 +347,23 @@ static int m_renyi(mctx_t *cx) {
   return rc ? rc : scalar(cx, h);
 }
 
+/* exp of an estimate h ± e: the bar of exp(h) is exp(h)·(exp(e) − 1) (the wider side) */
+static int scalar_exp(mctx_t *cx, double h) {
+  if (cx->out->has_error)
+    cx->out->error = exp(h) * expm1(cx->out->error);
+  return scalar(cx, exp(h));
+}
+
 static int m_vendi(mctx_t *cx) {
   double h;
   int rc = renyi_of(cx, cx->p[0], &h);
-  return rc ? rc : scalar(cx, exp(h));
+  return rc ? rc : scalar_exp(cx, h);
 }
 
 static int m_erank(mctx_t *cx) {
   double h, tr;
   int rc = spectral_entropy(cx, &h, &tr);
-  return rc ? rc : scalar(cx, exp(h));
+  return rc ? rc : scalar_exp(cx, h);
 }
 
 static int m_rankme(mctx_t *cx) {
@@ -231,9 +394,13 @@ static int m_participation_ratio(mctx_t *cx) {
 }
 
 static int m_stable_rank(mctx_t *cx) {
-  double tr;
-  int rc = eig_trace(cx, &tr);
-  return rc ? rc : scalar(cx, tr / cx->eig[0]);
+  double l1, tr, r;
+  int rc = top1_trace(cx, &l1, &tr, &r);
+  if (rc)
+    return rc;
+  if (r > 0)
+    set_error(cx, l1 > r ? tr / (l1 - r) - tr / l1 : INFINITY); /* λ₁ ∈ [θ − r, θ + r] */
+  return scalar(cx, tr / l1);
 }
 
 static int m_condition_number(mctx_t *cx) {
@@ -251,21 +418,28 @@ static int m_condition_number(mctx_t *cx) {
 }
 
 static int m_anisotropy(mctx_t *cx) {
-  double tr;
-  int rc = eig_trace(cx, &tr);
-  return rc ? rc : scalar(cx, cx->eig[0] / tr);
+  double l1, tr, r;
+  int rc = top1_trace(cx, &l1, &tr, &r);
+  if (rc)
+    return rc;
+  if (r > 0)
+    set_error(cx, r / tr);
+  return scalar(cx, l1 / tr);
 }
 
 static int m_spectral_gap(mctx_t *cx) {
   if (cx->d < 2)
     return fail(cx, EW_EDEGENERATE, "spectral_gap needs two eigenvalues; d = 1 has one");
-  int rc = need_eig(cx);
+  double l[2], r;
+  int rc = need_top(cx, 2, l, &r);
   if (rc)
     return rc;
-  if (!(cx->eig[1] > 0))
+  if (!(l[1] > r))
     return fail(cx, EW_EDEGENERATE,
                 "the second eigenvalue is zero (rank <= 1), so lambda_1/lambda_2 is undefined");
-  return scalar(cx, cx->eig[0] / cx->eig[1]);
+  if (r > 0)
+    set_error(cx, (l[0] + r) / (l[1] - r) - l[0] / l[1]);
+  return scalar(cx, l[0] / l[1]);
 }
 
 static int list_of(mctx_t *cx, const double *v, size_t n) {
@@ -285,8 +459,16 @@ static int m_topk(mctx_t *cx) {
     k = cx->d;
   bool vectors = cx->p[1] != 0;
   if (!vectors) {
-    int rc = need_eig(cx);
-    return rc ? rc : list_of(cx, cx->eig, k);
+    double *theta = malloc(k * sizeof(double)), r;
+    if (!theta)
+      return fail(cx, EW_ENOMEM, "out of memory");
+    int rc = need_top(cx, k, theta, &r);
+    if (rc == 0)
+      rc = list_of(cx, theta, k);
+    free(theta);
+    if (rc == 0 && r > 0)
+      set_error(cx, r);
+    return rc;
   }
   /* eigenpairs: subspace iteration, warm-started from the last answer (view.c) */
   size_t d = cx->d;
@@ -326,6 +508,18 @@ static int m_trace(mctx_t *cx) {
 }
 
 static int m_nuclear_norm(mctx_t *cx) {
+  if (want_quick(cx)) {
+    const ew__quick_t *q;
+    int rc = ew__view_quick(&cx->v, &q);
+    if (rc)
+      return view_fail(cx, rc);
+    gfun_t g = {2, q->tr, 0};
+    double sum, e;
+    if ((rc = quick_sum(cx, q, &g, &sum, &e)))
+      return rc;
+    set_error(cx, e / sqrt(cx->weight));
+    return scalar(cx, sum / sqrt(cx->weight));
+  }
   int rc = need_eig(cx);
   if (rc)
     return rc;
@@ -548,6 +742,9 @@ static int resolve(mctx_t *cx, const metric_row_t *row, const ew_query_t *q) {
                   "apply (omit it or pass false)");
     center = 0;
   }
+  if ((unsigned)q->method > EW_METHOD_EXACT)
+    return fail(cx, EW_EBADPARAM, "method must be auto, slq or exact");
+  cx->method = q->method;
   cx->src = src;
   cx->center = center;
   return 0;

@@ -84,6 +84,21 @@ EW_EXPORT const char *ew_source_name(ew_source_t src) {
   }
 }
 
+static const char *method_names[] = {"auto", "slq", "exact"};
+
+EW_EXPORT int ew_method_parse(const char *name, size_t len, ew_method_t *out) {
+  for (int i = 0; i < 3; i++)
+    if (strlen(method_names[i]) == len && memcmp(method_names[i], name, len) == 0) {
+      *out = (ew_method_t)i;
+      return 0;
+    }
+  return EW_EBADPARAM;
+}
+
+EW_EXPORT const char *ew_method_name(ew_method_t m) {
+  return (unsigned)m < 3 ? method_names[m] : "auto";
+}
+
 /* ---- lifecycle ---- */
 
 EW_EXPORT int ew_stream_create(const ew_config_t *cfg, ew_stream_t **out) {

@@ -1,14 +1,14 @@
-/* eig.c — the LAPACK side: all eigenvalues, all eigenpairs, and top-k eigenpairs by warm-started
- * block subspace iteration.
+/* eig.c — the LAPACK side: all eigenvalues, all eigenpairs, and top-k eigenpairs of a dense
+ * matrix (block Lanczos from krylov.c, or a full solve).
  *
  * All eigenvalues come from dsyevd with JOBZ='N' (tridiagonal reduction + dsterf); dsyevr with a
  * range would save nothing because the reduction dominates. The *_work variants are called with
  * explicitly sized workspaces: bookworm's LAPACK rounds single-precision workspace queries down
  * above 2^24 (ssyevd 'V' fails for N >= 2895), and sizing workspaces ourselves avoids the whole
- * class of bug. Top-k uses subspace iteration (dsymm + QR + Rayleigh–Ritz), which at d = 4096
- * costs a fraction of a full solve and converges in a few iterations from a warm start; when the
- * block would be a large part of d, or when the gap is too small for it to converge in
- * EW__TOPK_MAXIT iterations, a full solve is cheaper and exact, and is used instead. */
+ * class of bug. Top-k of a dense matrix runs block Lanczos (krylov.c) through dsymm; when the
+ * block would be a large part of d, or when the gap is too small for it to converge within d
+ * operator columns (2d³ flops, about a full solve), the full solve is cheaper and exact, and is
+ * used instead. */
 #include "../ew_internal.h"
 
 #include <cblas.h>
@@ -17,8 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EW__TOPK_MAXIT 60
-#define EW__TOPK_FULL_DIM 512
 
 static void reverse(double *w, size_t n) {
   for (size_t i = 0; i < n / 2; i++) {
@@ -87,17 +85,6 @@ int ew__eigpairs(double *A, size_t d, double *w, ew__ws_t *ws) {
   return 0;
 }
 
-/* Orthonormalises the columns of X (d×b, col-major) in place. */
-static int qr_orth(double *X, size_t d, size_t b, double *tau) {
-  lapack_int info = LAPACKE_dgeqrf(LAPACK_COL_MAJOR, (lapack_int)d, (lapack_int)b, X,
-                                   (lapack_int)d, tau);
-  if (info != 0)
-    return EW_ELAPACK;
-  info = LAPACKE_dorgqr(LAPACK_COL_MAJOR, (lapack_int)d, (lapack_int)b, (lapack_int)b, X,
-                        (lapack_int)d, tau);
-  return info != 0 ? EW_ELAPACK : 0;
-}
-
 /* Residual norms ‖A u_i − θ_i u_i‖ for the first k columns of U given AU. */
 static double max_resid(const double *U, const double *AU, const double *theta, size_t d,
                         size_t k) {
@@ -152,62 +139,46 @@ static int topk_full(const double *A, size_t d, size_t k, double *theta, double 
   return rc;
 }
 
+/* The dense operator: Y = A X with A's upper triangle (column-major, leading dimension d). */
+typedef struct {
+  const double *A;
+  size_t d;
+} dense_t;
+
+static void dense_apply(const void *ctx, const double *X, double *Y, size_t b) {
+  const dense_t *m = ctx;
+  cblas_dsymm(CblasColMajor, CblasLeft, CblasUpper, (int)m->d, (int)b, 1.0, m->A, (int)m->d, X,
+              (int)m->d, 0.0, Y, (int)m->d);
+}
+
+void ew__emit_rows(const double *U_colmajor, size_t d, size_t k, double *U_rows) {
+  emit_rows(U_colmajor, d, k, U_rows);
+}
+
 int ew__topk(const double *A, size_t d, size_t k, const double *warm, size_t wk, uint64_t seed,
              double *theta, double *U, double *resid, ew__ws_t *ws) {
   if (k == 0)
     return 0;
-  size_t p = k > 10 ? k : 10, b = k + p;
-  if (d <= EW__TOPK_FULL_DIM || 2 * b >= d)
+  if (d <= EW__TOPK_FULL_DIM || 4 * ew__krylov_block(k, d) >= d)
     return topk_full(A, d, k, theta, U, resid, ws);
-
+  dense_t m = {A, d};
+  ew__op_t op = {d, dense_apply, &m};
   ew__ws_mark_t mk = ew__ws_mark(ws);
-  double *X = ew__ws_alloc(ws, d * b * sizeof(double));
-  double *Y = X ? ew__ws_alloc(ws, d * b * sizeof(double)) : NULL;
-  double *R = Y ? ew__ws_alloc(ws, d * b * sizeof(double)) : NULL;
-  double *T = R ? ew__ws_alloc(ws, b * b * sizeof(double)) : NULL;
-  double *th = T ? ew__ws_alloc(ws, b * sizeof(double)) : NULL;
-  double *tau = th ? ew__ws_alloc(ws, b * sizeof(double)) : NULL;
-  int rc = EW_ENOMEM;
-  if (!tau)
-    goto out;
-  ew__rng_t rng;
-  ew__rng_seed(&rng, seed);
-  size_t nw = warm ? (wk < b ? wk : b) : 0;
-  if (nw)
-    memcpy(X, warm, nw * d * sizeof(double));
-  for (size_t i = nw * d; i < b * d; i++)
-    X[i] = ew__rng_normal(&rng);
-  if ((rc = qr_orth(X, d, b, tau)) != 0)
-    goto out;
-  double scale = 0;
-  for (int it = 0; it < EW__TOPK_MAXIT; it++) {
-    /* Y = A X; T = Xᵀ Y; T = S Θ Sᵀ; Ritz U = X S (into R), AU = Y S (into X's place) */
-    cblas_dsymm(CblasColMajor, CblasLeft, CblasUpper, (int)d, (int)b, 1.0, A, (int)d, X, (int)d,
-                0.0, Y, (int)d);
-    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)b, (int)b, (int)d, 1.0, X, (int)d,
-                Y, (int)d, 0.0, T, (int)b);
-    if ((rc = ew__eigpairs(T, b, th, ws)) != 0)
-      goto out;
-    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)d, (int)b, (int)b, 1.0, X, (int)d,
-                T, (int)b, 0.0, R, (int)d);
-    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)d, (int)b, (int)b, 1.0, Y, (int)d,
-                T, (int)b, 0.0, X, (int)d);
-    scale = fabs(th[0]);
-    double r = max_resid(R, X, th, d, k);
-    if (r <= 1e-10 * scale || scale == 0) {
-      *resid = r;
-      memcpy(theta, th, k * sizeof(double));
-      emit_rows(R, d, k, U);
-      rc = 0;
-      goto out;
-    }
-    /* next block: A·(Ritz vectors), re-orthonormalised */
-    if ((rc = qr_orth(X, d, b, tau)) != 0)
-      goto out;
+  double *r = ew__ws_alloc(ws, k * sizeof(double));
+  double *V = r ? ew__ws_alloc(ws, k * d * sizeof(double)) : NULL;
+  int rc = V ? 0 : EW_ENOMEM;
+  /* a budget of d operator columns costs 2d³ flops, about what the full solve costs */
+  if (rc == 0)
+    rc = ew__krylov_topk(&op, k, warm, wk, seed, EW__TOPK_TOL, d, theta, V, r, NULL, ws);
+  if (rc == 0) {
+    double worst = 0;
+    for (size_t i = 0; i < k; i++)
+      worst = r[i] > worst ? r[i] : worst;
+    *resid = worst;
+    emit_rows(V, d, k, U);
   }
-  /* the gap is too small for subspace iteration to settle: a full solve is exact */
-  rc = topk_full(A, d, k, theta, U, resid, ws);
-out:
   ew__ws_release(ws, mk);
+  if (rc == 1) /* the gap is too small for the budget: a full solve is exact */
+    rc = topk_full(A, d, k, theta, U, resid, ws);
   return rc;
 }

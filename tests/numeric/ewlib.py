@@ -12,6 +12,7 @@ import numpy as np
 
 DTYPES = {"f32": 0, "f64": 1, "f16": 2, "bf16": 3}
 SOURCES = {None: -1, "all": 0, "window": 1, "window_cn": 2}
+METHODS = {"auto": 0, "slq": 1, "exact": 2}
 
 
 class Config(C.Structure):
@@ -27,7 +28,7 @@ class Param(C.Structure):
 class Query(C.Structure):
     _fields_ = [("metric", C.c_char_p), ("params", C.POINTER(Param)), ("nparams", C.c_size_t),
                 ("center", C.c_int), ("source", C.c_int), ("max_lag", C.c_uint64),
-                ("window_rows", C.c_uint64)]
+                ("window_rows", C.c_uint64), ("method", C.c_int)]
 
 
 class Result(C.Structure):
@@ -123,7 +124,7 @@ class Stream:
     def memory(self):
         return LIB.ew_stream_memory(self.h)
 
-    def query(self, metric, center=None, source=None, max_lag=0, **params):
+    def query(self, metric, center=None, source=None, max_lag=0, method="auto", **params):
         items = list(params.items())
         arr = (Param * max(1, len(items)))()
         keep = []
@@ -133,7 +134,7 @@ class Stream:
             arr[i].key = kb
             arr[i].value = math.inf if v == "inf" else float(v)
         q = Query(metric.encode(), arr, len(items), -1 if center is None else int(bool(center)),
-                  SOURCES[source], max_lag)
+                  SOURCES[source], max_lag, 0, METHODS[method])
         r = Result()
         rc = LIB.ew_stream_query(self.h, C.byref(q), C.byref(r))
         try:

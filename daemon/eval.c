@@ -295,8 +295,8 @@ static ewd_qmetric_t *metrics_of(const ewd_stream_t *st, const ewd_eval_t *ev, u
       if (!m->pkeys[p])
         m->name = (free(m->name), NULL);
     }
-    m->key = ewd_cache_key(sp->info->name, m->center, m->source, m->window_rows, m->params,
-                           m->nparams);
+    m->key = ewd_cache_key(sp->info->name, m->center, m->source, m->window_rows, EW_METHOD_AUTO,
+                           m->params, m->nparams);
     if (!m->name || !m->key) {
       ewd_qmetrics_free(ms, n);
       return NULL;

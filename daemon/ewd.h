@@ -208,6 +208,7 @@ typedef struct {
   ew_source_t source;   /* resolved (EW_SOURCE_DEFAULT: the metric's own) */
   int center;           /* -1: the metric's own */
   uint64_t window_rows; /* window sources: the recent view's rows (0 = the whole window) */
+  ew_method_t method;   /* exact or quick for spectrum-wide metrics (query's `method`) */
   ew_param_t params[EW_METRIC_MAX_PARAMS];
   char *pkeys[EW_METRIC_MAX_PARAMS];
   size_t nparams;

@@ -133,7 +133,7 @@ static void run_metrics(ewd_job_t *job, ew_stream_t *s, bool stop_on_error) {
     ewd_qmetric_t *m = &job->metrics[i];
     ew_query_t q = {.metric = m->name, .params = m->params, .nparams = m->nparams,
                     .center = m->center, .source = m->source, .max_lag = 0,
-                    .window_rows = m->window_rows};
+                    .window_rows = m->window_rows, .method = m->method};
     int rc = ew_stream_query(s, &q, &job->results[i]);
     if (rc && stop_on_error) {
       job->rc = rc;

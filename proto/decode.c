@@ -29,6 +29,7 @@ const ewp_method_info_t *ewp_method_info(ewp_method_t m) {
 static const char *const enum_normalize[] = {EWP_ENUM_normalize, NULL};
 static const char *const enum_window_mode[] = {EWP_ENUM_window_mode, NULL};
 static const char *const enum_source[] = {EWP_ENUM_source, NULL};
+static const char *const enum_method[] = {EWP_ENUM_method, NULL};
 static const char *const enum_dtype[] = {EWP_ENUM_dtype, NULL};
 static const char *const enum_agg[] = {EWP_ENUM_agg, NULL};
 static const char *const enum_when[] = {EWP_ENUM_when, NULL};
@@ -36,6 +37,7 @@ static const char *const enum_when[] = {EWP_ENUM_when, NULL};
 #define EWP__VALUES_normalize enum_normalize
 #define EWP__VALUES_window_mode enum_window_mode
 #define EWP__VALUES_source enum_source
+#define EWP__VALUES_method enum_method
 #define EWP__VALUES_dtype enum_dtype
 #define EWP__VALUES_agg enum_agg
 #define EWP__VALUES_when enum_when

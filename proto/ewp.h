@@ -273,6 +273,7 @@ typedef ewp_rules_t ewp_c_RULES;
 #define EWP_ENUM_normalize "none", "l2"
 #define EWP_ENUM_window_mode "auto", "eager", "lazy"
 #define EWP_ENUM_source "all", "window", "window_cn"
+#define EWP_ENUM_method "auto", "slq", "exact"
 #define EWP_ENUM_dtype "f32|float32", "f64|float64", "f16|float16", "bf16|bfloat16"
 
 #define EWP_FIELDS_CREATE(F)                                                                      \
@@ -378,7 +379,13 @@ typedef ewp_rules_t ewp_c_RULES;
     "never answer from the cache")                                                                \
   F(max_lag, UINT, EWP_F_NIL, "int", "absent", EWP_EBADREQ,                                       \
     "'max_lag' must be a number of rows >= 0",                                                    \
-    "answer from the cache if every metric's cached value is at most this many rows old")
+    "answer from the cache if every metric's cached value is at most this many rows old")         \
+  F(method, ENUM, EWP_F_NIL, "`\"auto\"` \\| `\"slq\"` \\| `\"exact\"`", "`\"auto\"`", EWP_EBADPARAM, \
+    "'method' must be \"auto\", \"slq\" or \"exact\"",                                               \
+    "spectrum-wide metrics (entropy, entropy_normalized, renyi, erank, vendi, nuclear_norm): "    \
+    "`exact` solves for every eigenvalue; `slq` is the quick estimate with `{name}_error`; "       \
+    "`auto` uses a cached exact spectrum within `max_lag`, else `slq` from d = 3072 (where it is " \
+    "the d×d solve it replaces), else `exact`")
 
 #define EWP_ENUM_agg "last", "mean", "min", "max"
 #define EWP_HISTORY_POINTS_MAX 100000

@@ -46,7 +46,7 @@ void ewd_cmd_alerts(ewd_call_t *call);
 /* The result cache's key of a metric: "metric|c=center|s=source|t=tail|param=value..." (a
  * query and a scheduled evaluation of the same thing share it). Malloc'ed; NULL: no memory. */
 char *ewd_cache_key(const char *metric, int center, ew_source_t src, uint64_t tail,
-                    const ew_param_t *ps, size_t np);
+                    ew_method_t method, const ew_param_t *ps, size_t np);
 /* True when the metric can be computed from the window (its sources name "window"). */
 bool ewd_takes_window(const ew_metric_info_t *info);
 

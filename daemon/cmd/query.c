@@ -12,10 +12,10 @@
 static const ew_source_t sources[] = {EW_SOURCE_ALL, EW_SOURCE_WINDOW, EW_SOURCE_WINDOW_CN};
 
 char *ewd_cache_key(const char *metric, int center, ew_source_t src, uint64_t tail,
-                    const ew_param_t *ps, size_t np) {
+                    ew_method_t method, const ew_param_t *ps, size_t np) {
   char buf[256];
-  int n = snprintf(buf, sizeof buf, "%s|c=%d|s=%d|t=%llu", metric, center, (int)src,
-                   (unsigned long long)tail);
+  int n = snprintf(buf, sizeof buf, "%s|c=%d|s=%d|t=%llu|m=%d", metric, center, (int)src,
+                   (unsigned long long)tail, (int)method);
   for (size_t i = 0; i < np && n > 0 && (size_t)n < sizeof buf; i++)
     n += snprintf(buf + n, sizeof buf - (size_t)n, "|%s=%.17g", ps[i].key, ps[i].value);
   return strdup(buf);
@@ -98,7 +98,7 @@ bool ewd_takes_window(const ew_metric_info_t *info) {
  * with window_steps, the window rows of its last steps. Returns 0, or answers the error and
  * returns -1. */
 static int resolve(ewd_call_t *call, const ewp_query_req_t *r, const ewd_stream_t *st,
-                   ewd_qmetric_t *ms, int center, ew_source_t source) {
+                   ewd_qmetric_t *ms, int center, ew_source_t source, ew_method_t method) {
   bool used[EWP_PARAMS_MAX] = {false};
   char esc[96];
   for (size_t i = 0; i < r->metrics.n; i++) {
@@ -137,8 +137,9 @@ static int resolve(ewd_call_t *call, const ewp_query_req_t *r, const ewd_stream_
                    : st->recent && ewd_takes_window(info) ? EW_SOURCE_WINDOW : EW_SOURCE_DEFAULT;
     ms[i].window_rows = ms[i].source != EW_SOURCE_ALL ? ewd_recent_rows(st) : 0;
     ms[i].center = center;
-    ms[i].key = ewd_cache_key(ms[i].name, center, ms[i].source, ms[i].window_rows, ms[i].params,
-                          ms[i].nparams);
+    ms[i].method = method;
+    ms[i].key = ewd_cache_key(ms[i].name, center, ms[i].source, ms[i].window_rows, method,
+                              ms[i].params, ms[i].nparams);
   }
   for (size_t k = 0; k < r->params.n; k++)
     if (!used[k]) {
@@ -164,7 +165,8 @@ void ewd_cmd_query(ewd_call_t *call) {
     ewd_fail(call, EW_ENOMEM, "out of memory");
     return;
   }
-  if (resolve(call, r, st, ms, center, source)) {
+  ew_method_t method = EWP_HAS(r, EWP_QUERY_method) ? (ew_method_t)r->method : EW_METHOD_AUTO;
+  if (resolve(call, r, st, ms, center, source, method)) {
     ewd_qmetrics_free(ms, nm);
     return;
   }

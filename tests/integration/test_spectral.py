@@ -1,0 +1,84 @@
+"""The spectral engine over the wire: `method`, `{name}_error`, top-k by Lanczos, the live
+estimate, and what a client sees of a long solve. A real daemon, a real msgpack client, numpy
+float64 references computed here."""
+import os
+import sys
+
+import msgpack
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "numeric"))
+from harness import Daemon, RpcError  # noqa: E402
+from taplib import Tap  # noqa: E402
+
+
+def expect(code, fn, *a, **kw):
+    try:
+        fn(*a, **kw)
+    except RpcError as e:
+        assert e.code == code, f"expected {code}, got {e.code}: {e.message}"
+        return e
+    raise AssertionError(f"expected {code}, call succeeded")
+
+
+def rows(n, d, seed, lam=None):
+    rng = np.random.default_rng(seed)
+    lam = 1.0 / np.arange(1, d + 1) if lam is None else lam
+    Q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    return (rng.standard_normal((n, d)) * np.sqrt(lam)) @ Q.T
+
+
+def send(c, stream, X, **extra):
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    c.call("ingest", {"stream": stream, "data": X.tobytes(), "dtype": "f64", "shape": list(X.shape),
+                      **extra})
+
+
+def method_and_error_bars(d):
+    c = d.client()
+    D = 600
+    X = rows(2 * D, D, 1)
+    c.call("create", {"stream": "q", "dim": D, "window": 0})
+    send(c, "q", X)
+    C = np.cov(X.T, bias=True)
+    w = np.clip(np.linalg.eigvalsh(C), 0, None)[::-1]
+    p = w / w.sum()
+    H = float(-(p[p > 0] * np.log(p[p > 0])).sum())
+    r = c.call("query", {"stream": "q", "metrics": ["entropy", "erank"], "method": "slq"})
+    m = r["metrics"]
+    for name, want in (("entropy", H), ("erank", np.exp(H))):
+        assert f"{name}_error" in m and m[f"{name}_error"] > 0, f"{name}: no error bar: {m}"
+        assert abs(m[name] - want) <= m[f"{name}_error"], f"{name} {m[name]} ± {m[name + '_error']} vs {want}"
+    r = c.call("query", {"stream": "q", "metrics": ["entropy"], "method": "exact"})["metrics"]
+    assert "entropy_error" not in r and abs(r["entropy"] - H) <= 1e-9 * H, r
+    # auto below the break-even dimension is exact
+    r = c.call("query", {"stream": "q", "metrics": ["entropy"]})["metrics"]
+    assert "entropy_error" not in r and abs(r["entropy"] - H) <= 1e-9 * H, r
+    # top-k at d = 600 runs Lanczos (no spectrum cached for center=false) and reports its residual
+    S = C + np.outer(X.mean(0), X.mean(0))
+    ws = np.linalg.eigvalsh(S)[::-1]
+    r = c.call("query", {"stream": "q", "metrics": ["topk"], "params": {"k": 5},
+                         "center": False})["metrics"]
+    assert np.max(np.abs(np.array(r["topk"]) - ws[:5])) <= 1e-10 * ws[0], (r["topk"], ws[:5])
+    assert 0 <= r["topk_error"] <= 1e-11 * ws[0], r
+    # a bad method: BAD_PARAM with the sentence, nothing changed, the error counted
+    before = c.call("info", {"stream": "q"})["count"]
+    errs = c.call("stats").get("errors", {})
+    e = expect("BAD_PARAM", c.call, "query", {"stream": "q", "metrics": ["entropy"],
+                                              "method": "fast"})
+    assert "'method' must be \"auto\", \"slq\" or \"exact\"" in e.message, e.message
+    assert c.call("info", {"stream": "q"})["count"] == before
+    assert c.call("stats").get("errors", {}).get("BAD_PARAM", 0) == errs.get("BAD_PARAM", 0) + 1
+
+
+if __name__ == "__main__":
+    t = Tap()
+    d = Daemon()
+    try:
+        t.case("method slq/exact/auto, {name}_error covers the exact value, Lanczos top-k, "
+               "a bad method refused", method_and_error_bars, d)
+    finally:
+        d.stop()
+    t.done()

@@ -476,8 +476,19 @@ void ewd_persist_close(struct ewd_server *srv);
 /* ---- the server (owner: the loop) ---- */
 typedef struct ewd_net ewd_net_t;
 
+/* The estimate of a fresh full eigensolve of a d×d state: seconds per d³ on one core. Measured
+ * through the daemon on the reference machine (2-core Zen 3, OpenBLAS 0.3.21): 5.9 s at
+ * d = 4096, 49 s at 8192, 6.5 min at 16384, i.e. 8.6–8.9e-11; a query that took longer per d³
+ * raises the server's rate (ewd_solve_observed). */
+#define EWD_SOLVE_RATE_PRIOR 9e-11
+/* Records a query's compute time on a stream of dimension d (loop thread). */
+void ewd_solve_observed(struct ewd_server *srv, size_t d, double seconds);
+/* What a fresh exact solve on a stream of dimension d is expected to take, in seconds. */
+double ewd_solve_estimate(const struct ewd_server *srv, size_t d);
+
 typedef struct ewd_server {
   uv_loop_t *loop;
+  double solve_rate;     /* seconds per d³ of the slowest recent query (ewd_solve_observed) */
   ewd_config_t cfg;      /* the running configuration (limits_table.h) */
   ew_skim_limits_t skim; /* derived from cfg */
   ewd_registry_t reg;

@@ -9,10 +9,12 @@
  * second half (ew_stream_apply) runs in the stream's FIFO order.
  *
  * OpenBLAS's thread count is process-wide, so a query normally solves on one core. When a query
- * on a stream with d <= EWD_EXCLUSIVE_MAX_DIM starts while nothing else runs or waits, it runs
- * exclusively with every core (the other threads hold off until it ends): a fresh answer then
- * costs what a bare multi-threaded dsyevd costs. Bigger solves take seconds and keep one core,
- * so ingest into other streams never waits for them. Streams with work wait in a ready list; each thread takes the stream at its head, runs
+ * starts while nothing else runs or waits, it runs exclusively with every core (the other threads
+ * hold off until it ends): a fresh answer then costs what a bare multi-threaded dsyevd costs.
+ * Above EWD_EXCLUSIVE_MAX_DIM a solve takes seconds, and holding everyone off for that long would
+ * stall ingest into other streams; such a query takes every core only when no other stream has
+ * submitted work for EWD_QUIET_S seconds (nobody to starve: a dashboard asking about one layer
+ * of an idle run), and otherwise keeps one core, so ingest into busy streams never waits for it. Streams with work wait in a ready list; each thread takes the stream at its head, runs
  * one job, and puts the stream back at the tail if it has more (round-robin fairness between
  * streams). With two threads, a multi-second eigensolve on one stream leaves the other thread to
  * everyone else. OpenBLAS's thread count is process-wide; each math thread is one BLAS thread by
@@ -32,9 +34,14 @@
 #include <string.h>
 
 #define EWD_EXCLUSIVE_MAX_DIM 2048
+#define EWD_QUIET_S 2.0
 
 struct ewd_pool {
   bool exclusive;  /* a job is running alone with all BLAS threads */
+  /* the two most recent distinct streams to submit work, and when (for "has any stream other
+   * than X been busy lately") */
+  const ewd_stream_t *last_st, *prev_st;
+  double last_at, prev_at;
   int running;     /* jobs or prepares in progress */
   int cores;
   pthread_mutex_t mu;
@@ -235,6 +242,24 @@ static void prepare_job(ewd_job_t *job) {
   job->data = NULL;
 }
 
+/* Called with p->mu held: records that st submitted work now. */
+static void note_activity(ewd_pool_t *p, const ewd_stream_t *st) {
+  double now = ewd_now();
+  if (st != p->last_st) {
+    p->prev_st = p->last_st;
+    p->prev_at = p->last_at;
+    p->last_st = st;
+  }
+  p->last_at = now;
+}
+
+/* Called with p->mu held: no stream but st submitted work in the last EWD_QUIET_S seconds. */
+static bool others_quiet(const ewd_pool_t *p, const ewd_stream_t *st) {
+  double other = st == p->last_st ? p->prev_at : p->last_at;
+  const ewd_stream_t *who = st == p->last_st ? p->prev_st : p->last_st;
+  return !who || ewd_now() - other >= EWD_QUIET_S;
+}
+
 static void *thread_main(void *arg) {
   ewd_pool_t *p = arg;
   openblas_set_num_threads(p->blas);
@@ -253,8 +278,9 @@ static void *thread_main(void *arg) {
       if (!st->qhead)
         st->qtail = NULL;
       job->next = NULL;
-      bool alone = job->kind == EWD_JOB_QUERY && st->cfg.dim <= EWD_EXCLUSIVE_MAX_DIM &&
-                   p->cores > p->blas && p->running == 0 && !p->ready_head && !p->prep_head;
+      bool alone = job->kind == EWD_JOB_QUERY && p->cores > p->blas && p->running == 0 &&
+                   !p->ready_head && !p->prep_head &&
+                   (st->cfg.dim <= EWD_EXCLUSIVE_MAX_DIM || others_quiet(p, st));
       if (alone)
         p->exclusive = true;
       p->running++;
@@ -378,6 +404,7 @@ void ewd_pool_submit(ewd_pool_t *p, ewd_job_t *job) {
   st->queued_jobs++;
   pthread_mutex_lock(&p->mu);
   p->pending++;
+  note_activity(p, st);
   job->next = NULL;
   if (st->qtail)
     st->qtail->next = job;
@@ -405,6 +432,7 @@ void ewd_pool_submit_eval(ewd_pool_t *p, ewd_job_t *job) {
   job->st->queued_jobs++;
   pthread_mutex_lock(&p->mu);
   p->pending++;
+  note_activity(p, job->st);
   job->next = NULL;
   job->state = EWD_JOB_READY;
   if (p->eval_tail)

@@ -289,6 +289,7 @@ int ew__slq_eval(const ew__slq_t *s, ew__slq_fn g, const void *ctx, double *est,
 #define EW__QUICK_DEFL_PASSES 6  /* operator passes (blocks) the deflation may spend */
 #define EW__TOPK_TOL 1e-12       /* residual (relative to θ₁) of an exact top-k answer */
 #define EW__TOPK_FULL_DIM 512    /* at or below: top-k by a full solve */
+#define EW__WARM_MAX 64          /* warm top-k vectors a stream keeps */
 typedef struct {
   bool valid;
   int src, center;
@@ -324,7 +325,7 @@ struct ew_stream {
   bool has_oja;
   ew__oja_t oja;
   ew__spec_cache_t cache[EW__NSRC][2];
-  ew__quick_t quick;  /* the last quick (SLQ) estimate, view.c */
+  ew__quick_t *quick; /* the last quick (SLQ) estimate, view.c; allocated on first use */
   double *topk_warm;  /* warm start for top-k vectors: topk_warm_k × d */
   size_t topk_warm_k;
   size_t ws_peak;     /* the most workspace one operation on this stream has held */

@@ -140,6 +140,7 @@ EW_EXPORT void ew_stream_free(ew_stream_t *s) {
     for (int c = 0; c < 2; c++)
       free(s->cache[i][c].eig);
   free(s->topk_warm);
+  free(s->quick);
   free(s);
 }
 
@@ -223,6 +224,8 @@ EW_EXPORT size_t ew_stream_memory(const ew_stream_t *s) {
       if (s->cache[i][c].eig)
         t += s->d * sizeof(double);
   t += s->topk_warm_k * s->d * sizeof(double);
+  if (s->quick)
+    t += sizeof *s->quick;
   return t + s->ws_peak;
 }
 
@@ -496,7 +499,8 @@ EW_EXPORT int ew_config_memory(const ew_config_t *cfg, size_t max_batch_bytes,
   if (k)
     state += (cfg->shuffle ? cfg->shuffle : 1) * d * sizeof(float) + (2 * k + 1) * d * sizeof(double);
   state += EW__NSRC * 2 * d * sizeof(double); /* spectrum caches */
-  state += 64 * d * sizeof(double);           /* warm top-k vectors (k <= 64) */
+  state += EW__WARM_MAX * d * sizeof(double); /* warm top-k vectors */
+  state += sizeof(ew__quick_t);                /* the quick estimate's slot */
   /* the heaviest query: dsyevd with vectors on a d×d snapshot (A, Z, work 1+6d+2d², w, AZ) */
   size_t q = dd + dd + (1 + 6 * d + 2 * d * d) * sizeof(double) + (3 + 5 * d) * sizeof(int) +
              d * sizeof(double) + 64 * d * sizeof(double);

@@ -424,8 +424,11 @@ int ew__view_matvec(ew__view_t *v, const double *x, double *y) {
   return 0;
 }
 
-/* Keeps k vectors (column-major d×k = k rows) as the next top-k solve's warm start. */
+/* Keeps the first k vectors (column-major d×k = k rows; at most EW__WARM_MAX) as the next top-k
+ * solve's warm start. */
 static void keep_warm(ew_stream_t *s, const double *V, size_t k) {
+  if (k > EW__WARM_MAX)
+    k = EW__WARM_MAX;
   double *warm = realloc(s->topk_warm, k * s->d * sizeof(double));
   if (warm) {
     memcpy(warm, V, k * s->d * sizeof(double));
@@ -593,7 +596,9 @@ int ew__view_topk(ew__view_t *v, size_t k, double *theta, double *U, double *res
 int ew__view_quick(ew__view_t *v, const ew__quick_t **out) {
   ew_stream_t *s = v->s;
   size_t d = v->d;
-  ew__quick_t *q = &s->quick;
+  if (!s->quick && !(s->quick = calloc(1, sizeof *s->quick)))
+    return EW_ENOMEM;
+  ew__quick_t *q = s->quick;
   uint64_t tail = v->src == EW_SOURCE_ALL ? 0 : s->tail;
   if (q->valid && q->epoch == s->epoch && q->src == (int)v->src && q->center == v->center &&
       q->tail == tail && s->count - q->as_of <= v->max_lag) {

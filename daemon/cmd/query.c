@@ -61,9 +61,23 @@ static void reply_query(ewd_server_t *srv, ewd_conn_t *conn, uint32_t msgid, boo
   free(names);
 }
 
+void ewd_solve_observed(ewd_server_t *srv, size_t d, double seconds) {
+  if (d < 1024) /* small solves are dominated by overheads, not d³ */
+    return;
+  double r = seconds / ((double)d * (double)d * (double)d);
+  srv->solve_rate = srv->solve_rate * 0.99 > r ? srv->solve_rate * 0.99 : r;
+}
+
+double ewd_solve_estimate(const ewd_server_t *srv, size_t d) {
+  double rate = srv->solve_rate > EWD_SOLVE_RATE_PRIOR ? srv->solve_rate : EWD_SOLVE_RATE_PRIOR;
+  return rate * (double)d * (double)d * (double)d;
+}
+
 static void query_done(ewd_job_t *j) {
   ewd_stream_t *st = j->st;
   ewd_job_mirrors(j);
+  if (!j->skipped && j->rc == 0)
+    ewd_solve_observed(j->srv, st->cfg.dim, j->elapsed_ms / 1e3);
   if (j->skipped) {
     /* nobody is there to answer */
   } else if (j->rc) {

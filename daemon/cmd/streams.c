@@ -139,9 +139,9 @@ static ewp_value_t steps_value(const ewd_stream_t *st, ewp_kv_t *kv) {
 
 /* The summary of a stream as list and info show it; kv holds SUMMARY_KV entries, ckv
  * EWD_CONFIG_KV, skv STEPS_KV (info only). */
-#define SUMMARY_KV 10
-static ewp_value_t summary(ewd_stream_t *st, bool with_config, ewp_kv_t *kv, ewp_kv_t *ckv,
-                           ewp_kv_t *skv, void **arena) {
+#define SUMMARY_KV 11
+static ewp_value_t summary(const ewd_server_t *srv, ewd_stream_t *st, bool with_config,
+                           ewp_kv_t *kv, ewp_kv_t *ckv, ewp_kv_t *skv, void **arena) {
   kv[0] = (ewp_kv_t){"stream", ewp_vstr(st->name)};
   kv[1] = (ewp_kv_t){"run", ewp_vstr(st->run)};
   kv[2] = (ewp_kv_t){"dim", ewp_vu64(st->cfg.dim)};
@@ -152,6 +152,8 @@ static ewp_value_t summary(ewd_stream_t *st, bool with_config, ewp_kv_t *kv, ewp
   kv[7] = (ewp_kv_t){"queued_jobs", with_config ? ewp_vu64(st->queued_jobs) : (ewp_value_t){0}};
   kv[8] = (ewp_kv_t){"steps", with_config ? steps_value(st, skv) : (ewp_value_t){0}};
   kv[9] = (ewp_kv_t){"eval", with_config ? ewd_eval_value(st, arena) : (ewp_value_t){0}};
+  kv[10] = (ewp_kv_t){"solve_estimate_s", with_config ? ewp_vf64(ewd_solve_estimate(srv, st->cfg.dim))
+                                                      : (ewp_value_t){0}};
   return ewp_vmap(kv, SUMMARY_KV);
 }
 
@@ -173,7 +175,7 @@ void ewd_cmd_list(ewd_call_t *call) {
     if (st->provisional || (filter && (strlen(st->run) != r->run.n ||
                                        memcmp(st->run, r->run.p, r->run.n) != 0)))
       continue;
-    items[n] = summary(st, false, kv + SUMMARY_KV * n, NULL, NULL, NULL);
+    items[n] = summary(call->srv, st, false, kv + SUMMARY_KV * n, NULL, NULL, NULL);
     n++;
   }
   ewp_kv_t top[] = {{"streams", ewp_varray(items, n)}};
@@ -189,7 +191,7 @@ void ewd_cmd_info(ewd_call_t *call) {
     return;
   ewp_kv_t kv[SUMMARY_KV], ckv[EWD_CONFIG_KV], skv[STEPS_KV];
   void *arena = NULL;
-  ewp_value_t v = summary(st, true, kv, ckv, skv, &arena);
+  ewp_value_t v = summary(call->srv, st, true, kv, ckv, skv, &arena);
   ewd_reply(call, &v);
   free(arena);
 }

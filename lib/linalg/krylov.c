@@ -111,10 +111,19 @@ size_t ew__krylov_block(size_t k, size_t d) {
   return b < d ? b : d;
 }
 
+/* The basis holds 8 blocks (at least 64 columns), at most d/2 columns once that leaves room for
+ * two blocks (so Q and AQ together stay within d² doubles), and never more than d. */
+static size_t krylov_mmax(size_t b, size_t d) {
+  size_t m = 8 * b < 64 ? 64 : 8 * b;
+  if (m > d / 2 && d / 2 >= 2 * b)
+    m = d / 2;
+  if (m > d)
+    m = d;
+  return m < b ? b : m;
+}
+
 size_t ew__krylov_ws(size_t d, size_t k) {
-  size_t b = ew__krylov_block(k, d), mmax = 8 * b < 64 ? 64 : 8 * b;
-  if (mmax > d)
-    mmax = d;
+  size_t b = ew__krylov_block(k, d), mmax = krylov_mmax(b, d);
   size_t m2 = mmax * mmax;
   /* Q, AQ, T, S, θ, C, tau, the next block and its residuals, the restart's two blocks,
    * dsyevd's workspace for mmax */
@@ -132,11 +141,7 @@ int ew__krylov_topk(const ew__op_t *op, size_t k, const double *warm, size_t wk,
   if (k == 0 || k > d)
     return EW_EBADPARAM;
   size_t b = ew__krylov_block(k, d);
-  size_t mmax = 8 * b < 64 ? 64 : 8 * b;
-  if (mmax > d)
-    mmax = d;
-  if (mmax < b)
-    mmax = b;
+  size_t mmax = krylov_mmax(b, d);
   size_t keep = k + b; /* Ritz pairs kept at a restart */
   if (keep + b > mmax)
     keep = mmax > 2 * b ? mmax - b : b;

@@ -130,6 +130,9 @@ class FakeSocket:
     def close(self):
         pass
 
+    def settimeout(self, t):
+        pass
+
 
 def client_matches_protocol_vectors():
     vecs = {}
@@ -143,7 +146,9 @@ def client_matches_protocol_vectors():
         "create": (2, lambda c: c.create("v", 2, window=8)),
         "ingest_rows": (5, lambda c: c.ingest_rows("v", [[1, 0], [0, 1], [1, 1], [2, 0]])),
         "ingest_bin_f32": (6, lambda c: c.ingest("v", f32)),
-        "query": (7, lambda c: c.query("v", ["entropy", "trace", "topk"], params={"k": 2})),
+        # an explicit timeout: the default one asks info for the solve estimate first
+        "query": (7, lambda c: c.query("v", ["entropy", "trace", "topk"], params={"k": 2},
+                                       timeout=60)),
         "info": (9, lambda c: c.info("v")),
         "list": (10, lambda c: c.list()),
         "reset": (19, lambda c: c.reset("v")),
@@ -160,6 +165,7 @@ def client_matches_protocol_vectors():
         c = Client.__new__(Client)
         import msgpack
         import threading
+        c.timeout = 60
         c._sock, c._unpacker, c._msgid, c._lock = FakeSocket(resp), msgpack.Unpacker(raw=False), \
             msgid - 1, threading.Lock()
         try:
@@ -254,6 +260,33 @@ def history_as_numpy_and_subscribe_as_an_iterator():
         assert c.alerts(run="py")[0]["rule"] == "big"
 
 
+def long_solves_are_waited_for():
+    """A client whose own timeout (0.1 s) is shorter than a fresh exact solve: query() sizes the
+    wait from info's solve_estimate_s and gets the answer; the same query with timeout=0.1 given
+    explicitly times out, so the default is what covered it."""
+    import socket
+    d = 2048
+    c = Client(D.unix)
+    c.create("slow", d, window=0)
+    rng = np.random.default_rng(3)
+    for _ in range(2):
+        c.ingest("slow", rng.standard_normal((1024, d)).astype(np.float32))
+    est = c.info("slow").solve_estimate_s
+    assert est >= 9e-11 * d ** 3 * (1 - 1e-9), est
+    short = Client(D.unix, timeout=0.1)
+    r = short.query("slow", ["spectrum", "condition_number"], fresh=True, method="exact")
+    assert len(r.metrics["spectrum"]) == d and r.elapsed_ms > 100, r.elapsed_ms
+    try:
+        short.query("slow", ["spectrum", "condition_number"], center=False, fresh=True,
+                    timeout=0.1)
+    except (socket.timeout, TimeoutError, OSError):
+        pass
+    else:
+        raise AssertionError("a 0.1 s wait should not cover a fresh solve at d = 2048")
+    short.close()
+    c.close()
+
+
 def main():
     global D
     D = Daemon()
@@ -266,6 +299,8 @@ def main():
         t.case("client_reconnects_after_a_daemon_restart", reconnects_after_a_daemon_restart)
         t.case("client_history_as_numpy_and_subscribe_as_an_iterator",
                history_as_numpy_and_subscribe_as_an_iterator)
+        t.case("client_waits_for_a_long_solve_by_the_daemon's_estimate",
+               long_solves_are_waited_for)
     finally:
         D.stop()
     t.done()

@@ -51,6 +51,7 @@ class StreamInfo:
     queued_jobs: Optional[int] = None
     steps: Optional[Dict[str, Any]] = None
     eval: Optional[Dict[str, Any]] = None
+    solve_estimate_s: Optional[float] = None
 
 
 @dataclasses.dataclass
@@ -230,6 +231,7 @@ class Client:
         self._msgid = 0
         self._lock = threading.Lock()
         self.reconnects = 0
+        self._estimates: Dict[Any, Any] = {}
         self._connect()
 
     # -- plumbing --
@@ -254,31 +256,45 @@ class Client:
     def __exit__(self, *exc):
         self.close()
 
-    def call(self, method: str, **params) -> Any:
+    def call(self, method: str, /, _timeout: Optional[float] = None, **params) -> Any:
         """Sends a request and returns its result; raises EigenwatchError for an error reply and
-        ConnectionError/OSError when the daemon cannot be reached (see the class doc)."""
+        ConnectionError/OSError when the daemon cannot be reached (see the class doc). _timeout
+        (seconds) replaces the client's timeout for this call's reply."""
         harmless = method in _ANSWER_ONLY or ("producer" in params and "seq" in params)
         with self._lock:
-            for attempt in (0, 1):
-                sent = False
-                try:
-                    if self._sock is None:
-                        self._connect()
-                        if attempt or self._msgid:
-                            self.reconnects += 1
-                    self._msgid = (self._msgid + 1) & 0xFFFFFFFF or 1
-                    msgid = self._msgid
-                    self._sock.sendall(msgpack.packb([0, msgid, method, [params] if params else []],
-                                                     use_bin_type=True))
-                    sent = True
-                    return self._answer(msgid)
-                except EigenwatchError:
-                    raise
-                except (OSError, ConnectionError):
-                    self._drop()
-                    if attempt == 0 and (not sent or harmless):
-                        continue
-                    raise
+            if _timeout is None:
+                return self._call_locked(method, params, harmless, None)
+            if self._sock is not None:
+                self._sock.settimeout(_timeout)
+            try:
+                return self._call_locked(method, params, harmless, _timeout)
+            finally:
+                if self._sock is not None:
+                    self._sock.settimeout(self.timeout)
+
+    def _call_locked(self, method, params, harmless, timeout):
+        for attempt in (0, 1):
+            sent = False
+            try:
+                if self._sock is None:
+                    self._connect()
+                    if timeout is not None:
+                        self._sock.settimeout(timeout)
+                    if attempt or self._msgid:
+                        self.reconnects += 1
+                self._msgid = (self._msgid + 1) & 0xFFFFFFFF or 1
+                msgid = self._msgid
+                self._sock.sendall(msgpack.packb([0, msgid, method, [params] if params else []],
+                                                 use_bin_type=True))
+                sent = True
+                return self._answer(msgid)
+            except EigenwatchError:
+                raise
+            except (OSError, ConnectionError):
+                self._drop()
+                if attempt == 0 and (not sent or harmless):
+                    continue
+                raise
 
     def _answer(self, msgid):
         while True:
@@ -349,9 +365,17 @@ class Client:
     def query(self, stream: str, metrics: Union[str, List[str]],
               params: Optional[Dict[str, Any]] = None, center: Optional[bool] = None,
               source: Optional[str] = None, fresh: bool = False,
-              max_lag: Optional[int] = None, run: Optional[str] = None) -> QueryResult:
+              max_lag: Optional[int] = None, run: Optional[str] = None,
+              method: Optional[str] = None, timeout: Optional[float] = None) -> QueryResult:
+        """Metrics of a stream. method: "auto" (default), "slq" (quick, with NAME_error) or
+        "exact". timeout: seconds to wait for the answer; by default the larger of the client's
+        timeout and twice the daemon's estimate of a fresh exact solve on this stream plus 10 s
+        (info's solve_estimate_s, asked once per stream and kept for a minute), so that a long
+        solve at large d is waited for instead of cut off."""
         p: Dict[str, Any] = {"stream": stream, **_run(run),
                              "metrics": [metrics] if isinstance(metrics, str) else list(metrics)}
+        if method is not None:
+            p["method"] = method
         if params:
             p["params"] = params
         if center is not None:
@@ -362,7 +386,23 @@ class Client:
             p["fresh"] = True
         if max_lag is not None:
             p["max_lag"] = int(max_lag)
-        return _fields(QueryResult, self.call("query", **p))
+        if timeout is None:
+            timeout = self._query_timeout(stream, run)
+        return _fields(QueryResult, self.call("query", _timeout=timeout, **p))
+
+    def _query_timeout(self, stream: str, run: Optional[str]) -> float:
+        key = (run, stream)
+        now = time.monotonic()
+        hit = self._estimates.get(key)
+        if hit is None or now - hit[0] > 60.0:
+            try:
+                est = float(self.call("info", stream=stream, **_run(run)).get("solve_estimate_s") or 0)
+            except EigenwatchError:
+                est = 0.0  # no such stream (yet): the query itself will say so
+            if len(self._estimates) > 4096:
+                self._estimates.clear()
+            hit = self._estimates[key] = (now, est)
+        return max(self.timeout, 2.0 * hit[1] + 10.0)
 
     def list(self, run: Optional[str] = None) -> List[StreamInfo]:
         """Every stream, or one run's."""

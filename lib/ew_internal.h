@@ -180,7 +180,8 @@ int ew__bstats_f32_2(const float *a, size_t na, const float *b, size_t nb, size_
 size_t ew__window_cap(const ew__acc_t *a);
 size_t ew__window_count(const ew__acc_t *a);
 
-/* ---- live/oja.c ---- */
+/* ---- live/oja.c: the fixed-rate Oja estimate the stream kept before rop.c (kept for the
+ * comparison in tests/unit/test_live.c; no stream uses it) ---- */
 typedef struct {
   size_t d, k, cap;
   float *buf;     /* shuffle buffer cap×d */
@@ -209,6 +210,43 @@ size_t ew__oja_bytes(const ew__oja_t *o);
  * (current stream mean, d) and applied. O(k·d) per row amortised. */
 void ew__oja_push(ew__oja_t *o, const float *rows, size_t n, const double *mean);
 size_t ew__oja_vectors(const ew__oja_t *o, double *out, size_t cap_k);
+
+/* ---- live/rop.c: the live estimate the stream keeps (random-order block power) ---- */
+#define EW__ROP_HEAVY_MAX 64 /* heavy rows kept exactly */
+typedef struct {
+  size_t d, k, cap, hcap;
+  float *buf;       /* randomising buffer cap×d */
+  size_t fill;
+  double *V;        /* k×d orthonormal rows: the estimate */
+  double *Y;        /* k×d: Σ a (aᵀ v_i) over the current block's light rows */
+  double *a;        /* d: the centred row being applied */
+  float *H;         /* hcap×d heavy rows (as ingested, centred at use) */
+  double *hn;       /* their squared centred norms when they arrived */
+  size_t nh;
+  uint64_t seen;    /* rows applied (left the buffer) */
+  uint64_t light;   /* of which light */
+  uint64_t cnt;     /* light rows in the current block */
+  uint64_t blk;     /* the current block's length */
+  uint64_t blocks;  /* power steps taken */
+  uint64_t heavy_seen; /* rows classified heavy (kept or displaced) */
+  double F;         /* Σ ‖a‖² of applied rows */
+  double *Ysum;     /* 2k×d: the forgetting sum of the blocks' Y; then scratch */
+  uint64_t nsum;    /* (weighted) light rows in Ysum */
+  ew__rng_t rng;
+} ew__rop_t;
+int ew__rop_init(ew__rop_t *o, size_t d, size_t k, size_t cap, uint64_t seed);
+void ew__rop_free(ew__rop_t *o);
+void ew__rop_clear(ew__rop_t *o);
+size_t ew__rop_bytes(const ew__rop_t *o);
+/* The most ew__rop_bytes can be for this shape. */
+size_t ew__rop_bound(size_t d, size_t k, size_t cap);
+/* Feeds n preprocessed rows through the randomising buffer; rows leaving it are centred on mean
+ * (the stream's current mean) and applied. O(k·d) per row, plus O(k·d·(k + heavy rows)) per
+ * completed block. */
+void ew__rop_push(ew__rop_t *o, const float *rows, size_t n, const double *mean);
+/* The k estimated top vectors as rows (unit, largest-magnitude entry positive) into out[cap_k×d];
+ * returns how many (0 before the first power step). */
+size_t ew__rop_vectors(const ew__rop_t *o, double *out, size_t cap_k);
 
 /* ---- linalg/eig.c ---- */
 /* All eigenvalues of the symmetric d×d A (upper triangle read, A destroyed), in descending order,
@@ -322,8 +360,8 @@ struct ew_stream {
   ew__acc_t *acc[EW__NROLES]; /* ALL: dense or decay; WINDOW: the window kind, or NULL */
   uint64_t win_query_at; /* stream count at the last query that used the window's moments */
   bool win_queried;
-  bool has_oja;
-  ew__oja_t oja;
+  bool has_live;
+  ew__rop_t live;     /* the live top-k estimate (live/rop.c) */
   ew__spec_cache_t cache[EW__NSRC][2];
   ew__quick_t *quick; /* the last quick (SLQ) estimate, view.c; allocated on first use */
   double *topk_warm;  /* warm start for top-k vectors: topk_warm_k × d */

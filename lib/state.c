@@ -8,8 +8,8 @@
  * All integers and floats little-endian, floats as their IEEE bits: a load reproduces the state
  * bit for bit, so a loaded stream answers every metric exactly as the saved one and saving it
  * again gives the same bytes. Sections: CONF (the configuration), STRM (counters), MALL (the
- * all-rows moments), WIND (window rows in arrival order and their moments), LIVE (the live
- * estimate), WARM (warm start of top-k vectors). Spectrum caches are not saved: they are
+ * all-rows moments), WIND (window rows in arrival order and their moments), LROP (the live
+ * estimate; LIVE, the Oja estimate of earlier states, is read and dropped), WARM (warm start of top-k vectors). Spectrum caches are not saved: they are
  * recomputed, deterministically, from the same state.
  *
  * The bytes go through a caller-supplied writer and come from a caller-supplied reader (a file,
@@ -30,7 +30,8 @@
 #define T_STRM TAG('S', 'T', 'R', 'M')
 #define T_MALL TAG('M', 'A', 'L', 'L')
 #define T_WIND TAG('W', 'I', 'N', 'D')
-#define T_LIVE TAG('L', 'I', 'V', 'E')
+#define T_LIVE TAG('L', 'I', 'V', 'E') /* the fixed-rate Oja estimate of 0.1 states: skipped */
+#define T_LROP TAG('L', 'R', 'O', 'P') /* the random-order block power estimate (live/rop.c) */
 #define T_WARM TAG('W', 'A', 'R', 'M')
 #define T_END TAG('E', 'N', 'D', 0)
 
@@ -135,6 +136,12 @@ static void section(wr_t *w, uint32_t tag, uint64_t len) {
   put_u64(w, len);
 }
 
+/* The LROP section's length for a buffer holding `fill` rows and `nh` heavy rows. */
+static uint64_t rop_len(const ew__rop_t *o, uint64_t fill, uint64_t nh) {
+  uint64_t d = o->d;
+  return 8 + fill * d * 4 + 3 * o->k * d * 8 + 8 + nh * (d * 4 + 8) + 7 * 8 + 8 + 32;
+}
+
 static int save_all(const ew_stream_t *s, wr_t *w) {
   size_t d = s->d;
   const ew_config_t *c = &s->cfg;
@@ -163,24 +170,26 @@ static int save_all(const ew_stream_t *s, wr_t *w) {
       a->ops->save(a, w);
     }
   }
-  if (s->has_oja) {
-    const ew__oja_t *o = &s->oja;
-    section(w, T_LIVE, 8 * 14 + o->fill * d * 4 + 2 * o->k * d * 8);
+  if (s->has_live) {
+    const ew__rop_t *o = &s->live;
+    section(w, T_LROP, rop_len(o, o->fill, o->nh));
     put_u64(w, o->fill);
     put(w, o->buf, o->fill * d * sizeof(float));
     put(w, o->V, o->k * d * sizeof(double));
-    put(w, o->avg, o->k * d * sizeof(double));
-    put_u64(w, o->avg_n);
-    put_u64(w, o->epoch_start);
+    put(w, o->Y, o->k * d * sizeof(double));
+    put(w, o->Ysum, o->k * d * sizeof(double));
+    put_u64(w, o->nsum);
+    put_u64(w, o->nh);
+    put(w, o->H, o->nh * d * sizeof(float));
+    put(w, o->hn, o->nh * sizeof(double));
     put_u64(w, o->seen);
-    put_u64(w, o->epoch_end);
-    put_f64(w, o->eta);
-    put_f64(w, o->lam_sum);
-    put_f64(w, o->tr_sum);
-    put_u64(w, o->epoch_rows);
-    put_u64(w, o->heavy);
+    put_u64(w, o->light);
+    put_u64(w, o->cnt);
+    put_u64(w, o->blk);
+    put_u64(w, o->blocks);
+    put_u64(w, o->heavy_seen);
+    put_f64(w, o->F);
     put(w, o->rng.s, sizeof o->rng.s);
-    put_u64(w, o->started);
   }
   if (s->topk_warm_k) {
     section(w, T_WARM, 8 + s->topk_warm_k * d * 8);
@@ -367,27 +376,43 @@ static int load_sections(rd_t *r, ew_stream_t **out) {
       }
       a->ops->load(a, r, len);
       have_acc[role] = true;
-    } else if (tag == T_LIVE && s->has_oja) {
-      ew__oja_t *o = &s->oja;
+    } else if (tag == T_LROP && s->has_live) {
+      ew__rop_t *o = &s->live;
       uint64_t fill = get_u64(r);
-      if (r->err || fill > o->cap ||
-          expect_len(r, len, 8 * 14 + fill * d * 4 + 2 * o->k * d * 8, "LIVE"))
+      if (r->err || fill > o->cap)
         break;
       o->fill = fill;
       get(r, o->buf, fill * d * sizeof(float));
       get(r, o->V, o->k * d * sizeof(double));
-      get(r, o->avg, o->k * d * sizeof(double));
-      o->avg_n = get_u64(r);
-      o->epoch_start = get_u64(r);
+      get(r, o->Y, o->k * d * sizeof(double));
+      get(r, o->Ysum, o->k * d * sizeof(double));
+      o->nsum = get_u64(r);
+      uint64_t nh = get_u64(r);
+      if (r->err || nh > o->hcap || expect_len(r, len, rop_len(o, fill, nh), "LROP"))
+        break;
+      o->nh = nh;
+      get(r, o->H, nh * d * sizeof(float));
+      get(r, o->hn, nh * sizeof(double));
       o->seen = get_u64(r);
-      o->epoch_end = get_u64(r);
-      o->eta = get_f64(r);
-      o->lam_sum = get_f64(r);
-      o->tr_sum = get_f64(r);
-      o->epoch_rows = get_u64(r);
-      o->heavy = get_u64(r);
+      o->light = get_u64(r);
+      o->cnt = get_u64(r);
+      o->blk = get_u64(r);
+      o->blocks = get_u64(r);
+      o->heavy_seen = get_u64(r);
+      o->F = get_f64(r);
       get(r, o->rng.s, sizeof o->rng.s);
-      o->started = get_u64(r) != 0;
+      if (!r->err && (o->blk == 0 || o->cnt > o->blk))
+        bad(r, "%s", "the live estimate's block counters are inconsistent");
+      have_live = true;
+    } else if (tag == T_LIVE && s->has_live) {
+      /* a state saved before the random-order estimate: its Oja vectors do not carry over; the
+       * live estimate starts again from the rows that come next (everything else loads) */
+      for (uint64_t left = len; left > 0 && !r->err;) {
+        char skip[256];
+        size_t k = left < sizeof skip ? (size_t)left : sizeof skip;
+        get(r, skip, k);
+        left -= k;
+      }
       have_live = true;
     } else if (tag == T_WARM) {
       uint64_t k = get_u64(r);
@@ -400,7 +425,7 @@ static int load_sections(rd_t *r, ew_stream_t **out) {
       s->topk_warm_k = k;
       get(r, s->topk_warm, k * d * sizeof(double));
     } else if (!r->err) { /* a section this version does not know (or this stream does not use) */
-      if (tag == T_WIND || tag == T_LIVE || tag == T_STRM || tag == T_MALL)
+      if (tag == T_WIND || tag == T_LIVE || tag == T_LROP || tag == T_STRM || tag == T_MALL)
         bad(r, "%s", "a section does not match the saved configuration");
       for (uint64_t left = len; left > 0 && !r->err;) {
         char skip[256];
@@ -415,7 +440,7 @@ static int load_sections(rd_t *r, ew_stream_t **out) {
   bool accs_ok = s != NULL;
   for (int i = 0; s && i < EW__NROLES; i++)
     accs_ok = accs_ok && have_acc[i] == (s->acc[i] != NULL);
-  if (!r->err && (!s || !have_strm || !accs_ok || have_live != s->has_oja))
+  if (!r->err && (!s || !have_strm || !accs_ok || have_live != s->has_live))
     bad(r, "%s", "a required section is missing");
   if (!r->err) {
     uint32_t want = r->crc, got = 0;

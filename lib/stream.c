@@ -117,8 +117,8 @@ EW_EXPORT int ew_stream_create(const ew_config_t *cfg, ew_stream_t **out) {
   if (rc == 0 && cfg->window > 0 && !(s->acc[EW__ROLE_WINDOW] = ew__acc_window_new(s->d, cfg->window)))
     rc = EW_ENOMEM;
   if (rc == 0 && cfg->live_k > 0) {
-    rc = ew__oja_init(&s->oja, s->d, cfg->live_k, cfg->shuffle, cfg->seed);
-    s->has_oja = rc == 0;
+    rc = ew__rop_init(&s->live, s->d, cfg->live_k, cfg->shuffle, cfg->seed);
+    s->has_live = rc == 0;
   }
   if (rc != 0) {
     ew_stream_free(s);
@@ -134,8 +134,8 @@ EW_EXPORT void ew_stream_free(ew_stream_t *s) {
   for (int r = 0; r < EW__NROLES; r++)
     if (s->acc[r])
       s->acc[r]->ops->free(s->acc[r]);
-  if (s->has_oja)
-    ew__oja_free(&s->oja);
+  if (s->has_live)
+    ew__rop_free(&s->live);
   for (int i = 0; i < EW__NSRC; i++)
     for (int c = 0; c < 2; c++)
       free(s->cache[i][c].eig);
@@ -176,8 +176,8 @@ EW_EXPORT void ew_stream_reset(ew_stream_t *s) {
   for (int r = 0; r < EW__NROLES; r++)
     if (s->acc[r])
       s->acc[r]->ops->clear(s->acc[r]);
-  if (s->has_oja)
-    ew__oja_clear(&s->oja);
+  if (s->has_live)
+    ew__rop_clear(&s->live);
   s->count = 0;
   s->win_queried = false;
   s->win_query_at = 0;
@@ -217,8 +217,8 @@ EW_EXPORT size_t ew_stream_memory(const ew_stream_t *s) {
   for (int r = 0; r < EW__NROLES; r++)
     if (s->acc[r])
       t += s->acc[r]->ops->bytes(s->acc[r]);
-  if (s->has_oja)
-    t += ew__oja_bytes(&s->oja);
+  if (s->has_live)
+    t += ew__rop_bytes(&s->live);
   for (int i = 0; i < EW__NSRC; i++)
     for (int c = 0; c < 2; c++)
       if (s->cache[i][c].eig)
@@ -400,7 +400,7 @@ EW_EXPORT int ew_batch_prepare(const ew_stream_t *s, const void *data, ew_dtype_
 static int apply_impl(ew_stream_t *s, ew_batch_t *b, ew__ws_t *ws) {
   size_t n = b->n, d = b->d;
   ew__in_t *in = &b->in;
-  bool want32 = s->acc[EW__ROLE_WINDOW] || s->has_oja;
+  bool want32 = s->acc[EW__ROLE_WINDOW] || s->has_live;
   bool copy32 = want32 && (b->f64 || b->l2); /* else the f32 rows themselves are what is kept */
   size_t need = copy32 ? ew__ws_size(n * d * sizeof(float)) : 0, most = 0;
   for (int r = 0; r < EW__NROLES; r++) /* applies run one after another: the largest counts */
@@ -436,10 +436,10 @@ static int apply_impl(ew_stream_t *s, ew_batch_t *b, ew__ws_t *ws) {
                     s->count - s->win_query_at < (uint64_t)ew__window_cap(win));
     win->ops->apply(win, in, &b->prep[EW__ROLE_WINDOW], ws);
   }
-  if (s->has_oja) {
+  if (s->has_live) {
     ew__src_t src;
     (void)all->ops->view(all, EW__WANT_MOMENTS, 0, &src, ws); /* moments kinds: cannot fail */
-    ew__oja_push(&s->oja, in->rows32, n, src.mom->mean);
+    ew__rop_push(&s->live, in->rows32, n, src.mom->mean);
   }
   in->rows32 = NULL;
   in->plain32 = NULL;
@@ -497,7 +497,7 @@ EW_EXPORT int ew_config_memory(const ew_config_t *cfg, size_t max_batch_bytes,
   if (W)
     state += ew__acc_window_bound(d, W);
   if (k)
-    state += (cfg->shuffle ? cfg->shuffle : 1) * d * sizeof(float) + (2 * k + 1) * d * sizeof(double);
+    state += ew__rop_bound(d, k, cfg->shuffle);
   state += EW__NSRC * 2 * d * sizeof(double); /* spectrum caches */
   state += EW__WARM_MAX * d * sizeof(double); /* warm top-k vectors */
   state += sizeof(ew__quick_t);                /* the quick estimate's slot */

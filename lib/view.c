@@ -140,7 +140,7 @@ EW_EXPORT int ew_stream_matrix(ew_stream_t *s, ew_source_t src, int center, doub
 }
 
 EW_EXPORT size_t ew_stream_live_vectors(const ew_stream_t *s, double *out, size_t cap_k) {
-  return s->has_oja ? ew__oja_vectors(&s->oja, out, cap_k) : 0;
+  return s->has_live ? ew__rop_vectors(&s->live, out, cap_k) : 0;
 }
 
 /* ---- spectra ---- */

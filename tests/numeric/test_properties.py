@@ -1,6 +1,7 @@
 """Properties of libeigenwatch's state and metrics that hold whatever the data:
 invariances, the dual Gram route, merge associativity, window drift, atomic rejection of bad
-batches, and the live Oja direction on a spiked model in random and adversarial order."""
+batches, and the live direction (random-order block power) on a spiked model in random and
+adversarial order."""
 import os
 import sys
 
@@ -222,7 +223,7 @@ def oja(order):
     v = s.live_vectors(1)[0]
     err = 1 - float(v @ Q[:, 0]) ** 2
     assert err <= 5e-3, f"1 - <v, v1>^2 = {err:.2e} in {order} order"
-    print(f"# oja {order}: 1 - <v,v1>^2 = {err:.2e}")
+    print(f"# live estimate, {order}: 1 - <v,v1>^2 = {err:.2e}")
 
 
 def main():
@@ -234,8 +235,8 @@ def main():
     t.case("window_equals_two_pass_random_rows_35_turnovers", window_random_data_after_turnovers)
     t.case("window_modes_eager_lazy_auto_agree", window_modes_agree)
     t.case("nan_inf_or_bad_dim_batch_changes_nothing", bad_batches_change_nothing)
-    t.case("oja_spiked_model_random_order", oja, "random")
-    t.case("oja_spiked_model_sorted_order", oja, "sorted")
+    t.case("live_estimate_spiked_model_random_order", oja, "random")
+    t.case("live_estimate_spiked_model_sorted_order", oja, "sorted")
     t.done()
 
 

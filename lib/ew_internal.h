@@ -435,6 +435,10 @@ bool ew__view_small_route(ew__view_t *v);
 bool ew__view_spectrum_cached(ew__view_t *v);
 /* The operator y = A x of the view's matrix, valid while the view is open (scratch in v->ws). */
 int ew__view_op(ew__view_t *v, ew__op_t *op);
+/* The stream's live estimate: up to cap_k unit vectors (rows) into out; *consumed = rows it has
+ * seen (not those still in its randomising buffer). Returns how many (0: none kept, or no power
+ * step yet; *kept says how many the stream keeps). */
+size_t ew__view_live(ew__view_t *v, double *out, size_t cap_k, uint64_t *consumed, size_t *kept);
 /* The quick estimate of the view's spectrum (deflated SLQ), from the stream's slot when it
  * describes this source within max_lag. *q stays valid until the stream next changes. */
 int ew__view_quick(ew__view_t *v, const ew__quick_t **q);

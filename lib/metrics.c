@@ -496,6 +496,66 @@ static int m_topk(mctx_t *cx) {
   return 0;
 }
 
+/* The live estimate's vectors with Rayleigh quotients and residuals against the view's matrix. */
+static int m_live_topk(mctx_t *cx) {
+  size_t d = cx->d, want = (size_t)cx->p[0], kept;
+  uint64_t consumed;
+  double *V = malloc((want < d ? want : d) * d * sizeof(double) + 2 * d * sizeof(double));
+  if (!V)
+    return fail(cx, EW_ENOMEM, "out of memory");
+  size_t k = ew__view_live(&cx->v, V, want, &consumed, &kept);
+  if (k == 0) {
+    free(V);
+    if (kept == 0)
+      return fail(cx, EW_EDEGENERATE,
+                  "this stream keeps no live estimate (create it with live_k > 0)");
+    return fail(cx, EW_EDEGENERATE,
+                "the live estimate has not taken its first power step yet (%llu rows have left "
+                "its randomising buffer; it steps every %zu)",
+                (unsigned long long)consumed, d / 2 > 256 ? d / 2 : 256);
+  }
+  double *y = V + k * d, *theta = malloc(k * sizeof(double)), worst = 0;
+  int rc = theta ? 0 : EW_ENOMEM;
+  for (size_t i = 0; rc == 0 && i < k; i++) {
+    const double *v = V + i * d;
+    if ((rc = ew__view_matvec(&cx->v, v, y)) != 0)
+      break;
+    double th = 0, r2 = 0;
+    for (size_t t = 0; t < d; t++)
+      th += v[t] * y[t];
+    for (size_t t = 0; t < d; t++)
+      r2 += (y[t] - th * v[t]) * (y[t] - th * v[t]);
+    theta[i] = th;
+    double rel = th > 0 ? sqrt(r2) / th : INFINITY;
+    worst = rel > worst ? rel : worst;
+  }
+  if (rc) {
+    free(V);
+    free(theta);
+    return view_fail(cx, rc);
+  }
+  double *U = malloc(k * d * sizeof(double));
+  if (!U || cx->p[1] == 0) {
+    free(U);
+    U = NULL;
+  } else {
+    memcpy(U, V, k * d * sizeof(double));
+  }
+  free(V);
+  if (cx->p[1] != 0 && !U) {
+    free(theta);
+    return fail(cx, EW_ENOMEM, "out of memory");
+  }
+  cx->out->kind = EW_VALUE_LIST;
+  cx->out->list = theta;
+  cx->out->len = k;
+  cx->out->vectors = U;
+  cx->out->dim = U ? d : 0;
+  set_error(cx, worst);
+  cx->v.as_of = consumed; /* the rows the estimate describes */
+  return 0;
+}
+
 static int m_spectrum(mctx_t *cx) {
   int rc = need_eig(cx);
   return rc ? rc : list_of(cx, cx->eig, cx->d);
@@ -615,7 +675,10 @@ static const ew_param_info_t P_RCOND[] = {
     {"rcond", 1e-12, 0.0, 1.0, 0, "eigenvalues at or below rcond*lambda_max are ignored"}};
 static const ew_param_info_t P_TOPK[] = {
     {"k", 8.0, 1.0, 65536.0, 1, "how many eigenvalues"},
-    {"vectors", 0.0, 0.0, 1.0, 1, "1 = also return unit eigenvectors (subspace iteration)"}};
+    {"vectors", 0.0, 0.0, 1.0, 1, "1 = also return unit eigenvectors"}};
+static const ew_param_info_t P_LIVE[] = {
+    {"k", 64.0, 1.0, 64.0, 1, "how many live vectors (at most the stream's live_k)"},
+    {"vectors", 0.0, 0.0, 1.0, 1, "1 = also return the unit vectors"}};
 static const ew_param_info_t P_TRUNC[] = {
     {"k", 32.0, 1.0, 65536.0, 1, "number of leading eigenvalues summed"}};
 
@@ -643,15 +706,20 @@ static const metric_row_t metric_table[] = {
         1, "O(d^2)", NULL, 0, m_participation_ratio,
         "(tr A)^2 / tr(A^2), no eigensolve"),
     ROW("stable_rank", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
-        "eigenvalues", NULL, 0, m_stable_rank, "tr A / lambda_max"),
+        "top of the spectrum", NULL, 0, m_stable_rank, "tr A / lambda_max"),
     ROW("condition_number", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, "eigenvalues", P_RCOND, NP(P_RCOND), m_condition_number,
         "lambda_max / lambda_min over eigenvalues above rcond*lambda_max"),
     ROW("anisotropy", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
-        "eigenvalues", NULL, 0, m_anisotropy, "lambda_max / tr A"),
-    ROW("spectral_gap", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, "eigenvalues", NULL, 0, m_spectral_gap, "lambda_1 / lambda_2"),
+        "top of the spectrum", NULL, 0, m_anisotropy, "lambda_max / tr A"),
+    ROW("spectral_gap", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
+        "top of the spectrum", NULL, 0, m_spectral_gap, "lambda_1 / lambda_2"),
     ROW("topk", EW_VALUE_LIST, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
-        "eigenvalues (vectors=1: subspace iteration)", P_TOPK, NP(P_TOPK), m_topk,
+        "top of the spectrum (block Lanczos above d=512)", P_TOPK, NP(P_TOPK), m_topk,
         "the k largest eigenvalues, descending (optionally with unit eigenvectors)"),
+    ROW("live_topk", EW_VALUE_LIST, SRC_ALL | SRC_WIN, "all, window", EW_SOURCE_ALL, 1,
+        "O(k d^2) (the live vectors' Rayleigh quotients)", P_LIVE, NP(P_LIVE), m_live_topk,
+        "the live estimate's top directions (random-order block power): v'Av per vector, error = "
+        "max ||Av - (v'Av) v|| / v'Av against the source"),
     ROW("spectrum", EW_VALUE_LIST, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
         "eigenvalues", NULL, 0, m_spectrum, "all d eigenvalues, descending"),
     ROW("trace", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,

@@ -48,7 +48,7 @@ EW_EXPORT int ew_config_check(const ew_config_t *cfg, char *msg, size_t cap) {
       cfg->window_mode != EW_WINDOW_LAZY)
     return cfg_fail(msg, cap, "window_mode must be \"auto\", \"eager\" or \"lazy\"");
   if (cfg->live_k > 64 || cfg->live_k > cfg->dim)
-    return cfg_fail(msg, cap, "topk (live vectors) must be between 0 and min(64, dim)");
+    return cfg_fail(msg, cap, "live_k (live vectors; old name topk) must be between 0 and min(64, dim)");
   if (cfg->live_k > 0 && (cfg->shuffle < 1 || cfg->shuffle > 65536))
     return cfg_fail(msg, cap, "shuffle buffer must hold between 1 and 65536 rows");
   return 0;

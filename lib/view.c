@@ -143,6 +143,13 @@ EW_EXPORT size_t ew_stream_live_vectors(const ew_stream_t *s, double *out, size_
   return s->has_live ? ew__rop_vectors(&s->live, out, cap_k) : 0;
 }
 
+size_t ew__view_live(ew__view_t *v, double *out, size_t cap_k, uint64_t *consumed, size_t *kept) {
+  const ew_stream_t *s = v->s;
+  *kept = s->has_live ? s->live.k : 0;
+  *consumed = s->has_live ? s->live.seen : 0;
+  return s->has_live ? ew__rop_vectors(&s->live, out, cap_k) : 0;
+}
+
 /* ---- spectra ---- */
 
 /* Eigenvalues of the N×N Gram X Xᵀ / N of rows X (N×d), zero-padded to d, descending. */

@@ -291,9 +291,13 @@ typedef ewp_rules_t ewp_c_RULES;
   F(decay, NUM, EWP_F_NIL, "number", "0", EWP_EBADPARAM,                                          \
     "'decay' is a half-life in rows (a number; 0 = off)",                                         \
     "half-life in rows of an exponentially forgetting state (0 = off, else ≥ 1)")                 \
+  F(live_k, UINT, 0, "int", "1", EWP_EBADPARAM,                                                   \
+    "'live_k' (live eigenvector estimates) must be an integer >= 0",                              \
+    "vectors of the live estimate (random-order block power; the `live_topk` metric), "          \
+    "0–min(64, d)")                                                                               \
   F(topk, UINT, 0, "int", "1", EWP_EBADPARAM,                                                     \
     "'topk' (live eigenvector estimates) must be an integer >= 0",                                \
-    "live eigenvector estimates (streaming Oja), 0–min(64, d)")                                   \
+    "the old name of `live_k`, still accepted (both given: they must agree)")                    \
   F(shuffle, UINT, 0, "int", "256", EWP_EBADPARAM, "'shuffle' must be a number of rows >= 1",     \
     "shuffle-buffer rows in front of the live estimate")                                          \
   F(seed, UINT, 0, "int", "24301", EWP_EBADPARAM, "'seed' must be an integer >= 0",               \

@@ -131,12 +131,13 @@ ewp_value_t ewd_config_value(const ewd_stream_t *st, ewp_kv_t *kv) {
   kv[2] = (ewp_kv_t){"window", ewp_vu64(c->window)};
   kv[3] = (ewp_kv_t){"window_mode", ewp_vstr(window_mode_name(c->window_mode))};
   kv[4] = (ewp_kv_t){"decay", ewp_vf64(c->decay_half_life)};
-  kv[5] = (ewp_kv_t){"topk", ewp_vu64(c->live_k)};
+  kv[5] = (ewp_kv_t){"topk", ewp_vu64(c->live_k)}; /* the old name, kept: keys are never renamed */
   kv[6] = (ewp_kv_t){"shuffle", ewp_vu64(c->shuffle)};
   kv[7] = (ewp_kv_t){"seed", ewp_vu64(c->seed)};
   kv[8] = (ewp_kv_t){"world", ewp_vu64(st->world)};
   kv[9] = (ewp_kv_t){"step_timeout", ewp_vf64(st->step_timeout)};
   kv[10] = (ewp_kv_t){"recent", ewp_vbool(st->recent)};
   kv[11] = (ewp_kv_t){"window_steps", ewp_vu64(st->window_steps)};
+  kv[12] = (ewp_kv_t){"live_k", ewp_vu64(c->live_k)};
   return ewp_vmap(kv, EWD_CONFIG_KV);
 }

@@ -23,8 +23,10 @@ static void config_from(const ewp_create_req_t *r, ew_config_t *cfg) {
     cfg->window_mode = window_modes[r->window_mode];
   if (EWP_HAS(r, EWP_CREATE_decay))
     cfg->decay_half_life = r->decay;
-  if (EWP_HAS(r, EWP_CREATE_topk))
+  if (EWP_HAS(r, EWP_CREATE_topk)) /* the old name of live_k */
     cfg->live_k = (size_t)r->topk;
+  if (EWP_HAS(r, EWP_CREATE_live_k))
+    cfg->live_k = (size_t)r->live_k;
   if (EWP_HAS(r, EWP_CREATE_shuffle))
     cfg->shuffle = (size_t)r->shuffle;
   if (EWP_HAS(r, EWP_CREATE_seed))
@@ -36,6 +38,12 @@ void ewd_cmd_create(ewd_call_t *call) {
   ew_config_t cfg;
   char msg[256];
   config_from(r, &cfg);
+  if (EWP_HAS(r, EWP_CREATE_topk) && EWP_HAS(r, EWP_CREATE_live_k) && r->topk != r->live_k) {
+    ewd_fail(call, EW_EBADPARAM,
+             "'live_k' and its old name 'topk' are both given and differ (%llu vs %llu); give one",
+             (unsigned long long)r->live_k, (unsigned long long)r->topk);
+    return;
+  }
   if (ew_config_check(&cfg, msg, sizeof msg)) {
     ewd_fail(call, EW_EBADPARAM, "%s", msg);
     return;

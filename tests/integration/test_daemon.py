@@ -159,7 +159,7 @@ def list_info_reset_drop_stats_metrics():
         assert k in s, k
     assert s["errors"].get("NO_SUCH_STREAM", 0) >= 1 and s["rows"] > 0
     ms = c.call("metrics")["metrics"]
-    assert len(ms) == 20 and all(m["doc"] for m in ms)
+    assert len(ms) == 21 and all(m["doc"] for m in ms)
     renyi = [m for m in ms if m["name"] == "renyi"][0]
     assert renyi["params"][0]["name"] == "alpha" and renyi["params"][0]["default"] == 2
     c.close()

@@ -73,12 +73,56 @@ def method_and_error_bars(d):
     assert c.call("stats").get("errors", {}).get("BAD_PARAM", 0) == errs.get("BAD_PARAM", 0) + 1
 
 
+def live_topk_and_the_create_option(d):
+    c = d.client()
+    D = 64
+    # the option's new name, its old one, both (agreeing, then not)
+    assert c.call("create", {"stream": "lv", "dim": D, "live_k": 2, "window": 0})["config"]["live_k"] == 2
+    cfg = c.call("create", {"stream": "old", "dim": D, "topk": 3})["config"]
+    assert cfg["live_k"] == 3 and cfg["topk"] == 3, cfg
+    c.call("create", {"stream": "both", "dim": D, "topk": 2, "live_k": 2})
+    n_before = len(c.call("list")["streams"])
+    e = expect("BAD_PARAM", c.call, "create", {"stream": "clash", "dim": D, "topk": 1, "live_k": 2})
+    assert "'live_k' and its old name 'topk' are both given and differ" in e.message, e.message
+    assert len(c.call("list")["streams"]) == n_before
+    # a spiked model (R = 10) in random order: the estimate, its Rayleigh quotients and certificate
+    rng = np.random.default_rng(5)
+    Q, _ = np.linalg.qr(rng.standard_normal((D, D)))
+    lam = np.ones(D)
+    lam[:2] = [10.0, 5.0]
+    X = (rng.standard_normal((20000, D)) * np.sqrt(lam)) @ Q.T
+    for i in range(0, 20000, 1000):
+        send(c, "lv", X[i:i + 1000])
+    r = c.call("query", {"stream": "lv", "metrics": ["live_topk"], "params": {"vectors": True}})
+    m = r["metrics"]
+    V = np.array(m["live_topk_vectors"])
+    assert V.shape == (2, D), V.shape
+    C = np.cov(X.T, bias=True)
+    w, U = np.linalg.eigh(C)
+    for i in range(2):
+        err = 1 - float(V[i] @ U[:, -1 - i]) ** 2
+        assert err <= 1e-2, f"live vector {i}: 1-<v,v_i>^2 = {err:.2e}"
+    th = np.einsum("ij,jk,ik->i", V, C, V)
+    assert np.allclose(m["live_topk"], th, rtol=1e-9), (m["live_topk"], th)
+    res = max(np.linalg.norm(C @ V[i] - th[i] * V[i]) / th[i] for i in range(2))
+    assert abs(m["live_topk_error"] - res) <= 1e-6 * res, (m["live_topk_error"], res)
+    assert 20000 - 256 <= r["as_of"] <= 20000, r["as_of"]  # rows still in the buffer are not in it
+    print(f"# live_topk on a spiked model: certificate {res:.2e}")
+    # no live estimate kept: DEGENERATE with the sentence
+    c.call("create", {"stream": "nolive", "dim": D, "live_k": 0})
+    send(c, "nolive", X[:100])
+    e = expect("DEGENERATE", c.call, "query", {"stream": "nolive", "metrics": ["live_topk"]})
+    assert "keeps no live estimate" in e.message, e.message
+
+
 if __name__ == "__main__":
     t = Tap()
     d = Daemon()
     try:
         t.case("method slq/exact/auto, {name}_error covers the exact value, Lanczos top-k, "
                "a bad method refused", method_and_error_bars, d)
+        t.case("live_topk: the estimate, its Rayleigh quotients and certificate; create's live_k "
+               "and its old name topk", live_topk_and_the_create_option, d)
     finally:
         d.stop()
     t.done()

@@ -45,7 +45,7 @@ static void metric_table_rows_are_complete_and_unique(void) {
   const char *design[] = {"entropy", "entropy_normalized", "renyi", "vendi", "erank", "rankme",
                           "participation_ratio", "stable_rank", "condition_number", "anisotropy",
                           "spectral_gap", "topk", "spectrum", "trace", "nuclear_norm", "mnn",
-                          "entropy_truncated", "diff_erank", "mnn_exact", "l2_std"};
+                          "entropy_truncated", "diff_erank", "mnn_exact", "l2_std", "live_topk"};
   size_t n = ew_metric_count();
   CHECK(n == sizeof design / sizeof design[0], "table has %zu rows", n);
   for (size_t i = 0; i < sizeof design / sizeof design[0]; i++) {

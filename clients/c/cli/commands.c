@@ -104,12 +104,16 @@ int c_reset(int argc, char **argv) {
 int c_create(int argc, char **argv) {
   if (argc < 1)
     return usage_error("create needs STREAM --dim N");
+  /* --topk is the old name of --live-k (the daemon accepts both) */
   static const char *opts[] = {"dim", "normalize", "window", "window-mode", "decay", "topk",
-                               "shuffle", "seed"};
-  const char *vals[8] = {0};
+                               "shuffle", "seed", "live-k"};
+  static const char *wire[] = {"dim", "normalize", "window", "window_mode", "decay", "topk",
+                               "shuffle", "seed", "live_k"};
+  enum { NOPT = sizeof opts / sizeof opts[0] };
+  const char *vals[NOPT] = {0};
   for (int i = 1; i < argc; i++) {
     int k = -1;
-    for (int j = 0; j < 8; j++)
+    for (int j = 0; j < NOPT; j++)
       if (!strncmp(argv[i], "--", 2) && !strcmp(argv[i] + 2, opts[j]))
         k = j;
     if (k < 0 || i + 1 >= argc)
@@ -125,15 +129,15 @@ int c_create(int argc, char **argv) {
   params_t p;
   p_init(&p);
   int n = 1;
-  for (int j = 0; j < 8; j++)
+  for (int j = 0; j < NOPT; j++)
     n += vals[j] != NULL;
   msgpack_pack_map(&p.pk, (size_t)n + (g_run != NULL));
   p_str(&p, "stream");
   p_str(&p, argv[0]);
   p_run(&p);
-  for (int j = 0; j < 8; j++)
+  for (int j = 0; j < NOPT; j++)
     if (vals[j]) {
-      p_str(&p, j == 3 ? "window_mode" : opts[j]);
+      p_str(&p, wire[j]);
       p_value(&p, vals[j]);
     }
   ewc_reply_t r;

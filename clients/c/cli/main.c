@@ -30,7 +30,7 @@ static const cmd_t cmds[] = {
     {"list", "", "all streams (or --run's) with run, dim, rows and memory", c_list},
     {"runs", "", "the runs with their stream count and first and last completed steps", c_runs},
     {"info", "STREAM", "one stream, with its configuration", c_info},
-    {"create", "STREAM --dim N [--window N] [--normalize none|l2] [--decay ROWS] [--topk K] "
+    {"create", "STREAM --dim N [--window N] [--normalize none|l2] [--decay ROWS] [--live-k K] "
                "[--window-mode auto|eager|lazy] [--shuffle N] [--seed N]",
      "create a stream (idempotent for the same configuration)", c_create},
     {"drop", "STREAM", "delete a stream", c_drop},

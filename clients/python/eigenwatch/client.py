@@ -330,7 +330,8 @@ class Client:
         return _fields(PingResult, self.call("ping"))
 
     def create(self, stream: str, dim: int, run: Optional[str] = None, **config) -> Dict[str, Any]:
-        """config: normalize ("none"|"l2"), window, window_mode, decay, topk, shuffle, seed,
+        """config: normalize ("none"|"l2"), window, window_mode, decay, live_k (old name topk),
+        shuffle, seed,
         world, step_timeout.
         Every method that names a stream takes run= (the daemon's default run when None)."""
         return self.call("create", stream=stream, **_run(run), dim=dim, **config)

@@ -325,7 +325,7 @@ int ew__slq_eval(const ew__slq_t *s, ew__slq_fn g, const void *ctx, double *est,
 #define EW__QUICK_STEPS 24
 #define EW__QUICK_DEFL_TOL 1e-8  /* residual (relative to θ₁) for a pair to be deflated */
 #define EW__QUICK_DEFL_PASSES 6  /* operator passes (blocks) the deflation may spend */
-#define EW__TOPK_TOL 1e-12       /* residual (relative to θ₁) of an exact top-k answer */
+#define EW__TOPK_TOL 1e-10       /* residual (relative to θ₁) of an exact top-k answer */
 #define EW__TOPK_FULL_DIM 512    /* at or below: top-k by a full solve */
 #define EW__WARM_MAX 64          /* warm top-k vectors a stream keeps */
 typedef struct {

@@ -111,16 +111,29 @@ typedef struct {
   size_t live_k;            /* live Oja vectors, 0..64 (0 = no live estimate) */
   size_t shuffle;           /* shuffle-buffer rows for the live estimate, >= 1 when live_k > 0 */
   uint64_t seed;            /* seeds the shuffle buffer and the Oja start vectors */
+  size_t exact_max_dim;     /* above this d, every row goes to a Frequent Directions sketch of
+                               sketch_rows rows (exact n, mean, trace, diagonal; top-k certified;
+                               spectrum-wide metrics as brackets) instead of the exact d×d
+                               co-moment; 1..EW_MAX_DIM (default EW_EXACT_MAX_DIM) */
+  size_t sketch_rows;       /* ℓ: rows the sketch keeps after each shrink (it holds up to 2ℓ),
+                               2..EW_SKETCH_ROWS_MAX (default EW_DEFAULT_SKETCH_ROWS) */
 } ew_config_t;
+#define EW_EXACT_MAX_DIM 4096
+#define EW_DEFAULT_SKETCH_ROWS 256
+#define EW_SKETCH_ROWS_MAX 4096
 
 /* Fills `cfg` with the defaults for dimension `dim`: no normalisation, a window of
  * EW_DEFAULT_WINDOW rows when dim <= EW_WINDOW_AUTO_MAX_DIM (else none), no decay, one live
- * vector behind a shuffle buffer of EW_DEFAULT_SHUFFLE rows, seed 0x5eed, window_mode AUTO. */
+ * vector behind a shuffle buffer of EW_DEFAULT_SHUFFLE rows, seed 0x5eed, window_mode AUTO,
+ * exact_max_dim EW_EXACT_MAX_DIM and sketch_rows EW_DEFAULT_SKETCH_ROWS. */
 void ew_config_default(ew_config_t *cfg, size_t dim);
 /* Returns 0 if `cfg` is usable, else EW_EBADPARAM (and, when msg != NULL, a sentence in
  * msg[0..msgcap) naming the offending field). */
 int ew_config_check(const ew_config_t *cfg, char *msg, size_t msgcap);
-/* Returns 1 if the two configurations describe the same stream (all fields equal), else 0. */
+/* Returns 1 if the two configurations describe the same stream, else 0: every field equal, except
+ * that exact_max_dim counts only through what it decides (the same kind: both sketch d or both
+ * keep it exactly) and sketch_rows only for a sketched stream. */
+int ew_config_sketched(const ew_config_t *cfg); /* 1 when dim > exact_max_dim */
 int ew_config_equal(const ew_config_t *a, const ew_config_t *b);
 
 /* ---- streams ------------------------------------------------------------------------------- */
@@ -325,6 +338,10 @@ typedef struct {
   size_t clamped;      /* negative eigenvalues clamped to 0 */
   int code;            /* 0 or the EW_E* code the query returned */
   char message[200];   /* on error: a sentence a person can act on */
+  int has_bracket;     /* 1 when the value is certified only within [lo, hi] (spectrum-wide
+                          metrics of a sketched stream, d > exact_max_dim): scalar is the
+                          midpoint and error the half-width */
+  double lo, hi;
 } ew_result_t;
 
 /* Computes one metric. Always fills `out` (which the caller later passes to ew_result_clear):
@@ -356,6 +373,9 @@ typedef struct {
   const ew_param_info_t *params;
   size_t nparams;
   const char *doc;      /* one line */
+  const char *sketch;   /* what it answers on a sketched stream (d > exact_max_dim): "exact",
+                           "bracket", "interval" (top of the spectrum within the certificate),
+                           "certificate" (live_topk) or "refused" */
 } ew_metric_info_t;
 
 /* Number of rows in the metric table, and row i (0 <= i < count; borrowed, static). */

@@ -9,6 +9,7 @@
  *                                  dense and decay kinds
  *   acc/window.c                   the window kind: a FIFO ring of the last W rows with its own
  *                                  exact moments
+ *   acc/fd.c                       the fd kind: a Frequent Directions sketch (d > exact_max_dim)
  *   live/oja.c                     the live top-eigenvector estimate (fixed-rate Oja + shuffle)
  *   linalg/eig.c                   LAPACK wrappers: all eigenvalues, top-k by subspace iteration
  *   stream.c                       one stream: config → accumulators, ingest, merge, reset, the
@@ -342,6 +343,17 @@ typedef struct {
 } ew__quick_t;
 enum { EW__ROLE_ALL = 0, EW__ROLE_WINDOW = 1, EW__NROLES = 2 };
 
+/* The spectrum of a sketched stream's matrix (view.c): its nonzero eigenvalues, one slot per
+ * centring. theta holds up to 2ℓ+1 values, allocated on first use. */
+typedef struct {
+  double *theta;
+  size_t m;
+  uint64_t as_of, epoch;
+  bool valid;
+} ew__skspec_t;
+/* Bytes both slots hold at most. */
+#define ew__skspec_bound(ell) (2 * (2 * (size_t)(ell) + 1) * sizeof(double))
+
 typedef struct {
   double *eig;       /* d values, descending, clamped at 0 */
   size_t clamped;
@@ -364,6 +376,7 @@ struct ew_stream {
   ew__rop_t live;     /* the live top-k estimate (live/rop.c) */
   ew__spec_cache_t cache[EW__NSRC][2];
   ew__quick_t *quick; /* the last quick (SLQ) estimate, view.c; allocated on first use */
+  ew__skspec_t skspec[2]; /* sketched streams: the sketch's spectrum by centring (view.c) */
   double *topk_warm;  /* warm start for top-k vectors: topk_warm_k × d */
   size_t topk_warm_k;
   size_t ws_peak;     /* the most workspace one operation on this stream has held */
@@ -401,6 +414,7 @@ typedef struct {
   uint64_t as_of;    /* stream count of the last value read */
   const double *eig; /* the spectrum once read (view.c's cache; valid until the stream changes) */
   size_t clamped;
+  const ew__sketch_t *sk; /* source all of a sketched stream (fd kind): its sketch, else NULL */
 } ew__view_t;
 
 /* Opens a view of src read with workspace ws; for a window source, tail > 0 reads only its last
@@ -444,6 +458,19 @@ size_t ew__view_live(ew__view_t *v, double *out, size_t cap_k, uint64_t *consume
 int ew__view_quick(ew__view_t *v, const ew__quick_t **q);
 /* y = A x (x, y: d values, distinct). */
 int ew__view_matvec(ew__view_t *v, const double *x, double *y);
+/* Sketched views (source all of a stream with d > exact_max_dim). A sketch holds A only within
+ * 0 ≼ A − A_sk ≼ δ·I (δ = ew__view_sketch_delta), with tr A and diag A exact. On a sketched view,
+ * ew__view_spectrum, ew__view_quick, ew__view_op and ‖A‖_F² answer EW_EBADPARAM (none is
+ * known); ew__view_topk gives midpoints of the certified intervals [θ_i, θ_i + δ] with
+ * *resid = δ/2 and A_sk's vectors; ew__view_matvec applies A_sk. */
+bool ew__view_is_sketch(const ew__view_t *v);
+double ew__view_sketch_delta(const ew__view_t *v);
+/* The two extreme spectra the certificate allows, each d values descending and summing to tr A
+ * (in v->ws): λ_i ∈ [θ_i, θ_i + δ] (θ_i = 0 beyond the sketch's rank) with Σλ = tr A. *most
+ * majorises every such spectrum (the top intervals filled first) and *least is majorised by every
+ * one (water-filling), so any Schur-concave function (entropy, Rényi, Σ√λ, −ln λ₁/T, T²/Σλ²) of
+ * the true spectrum lies between its values at the two. */
+int ew__view_sketch_bounds(ew__view_t *v, const double **most, const double **least);
 /* The source's raw rows in arrival order (window sources: N×d f32 in v->ws); EW_ENOWINDOW for a
  * source that keeps no rows. */
 int ew__view_rows(ew__view_t *v, const float **rows, size_t *n);

@@ -41,8 +41,19 @@ typedef struct {
 
 typedef int (*metric_fn)(mctx_t *cx);
 
+/* What a metric answers from a sketched view (d > exact_max_dim, source all): */
+enum {
+  SK_exact,       /* its inputs (trace, diagonal) are exact in the sketch too */
+  SK_interval,    /* top of the spectrum: ew__view_topk's certified intervals, as value ± error */
+  SK_certificate, /* live_topk: its certificate widened by the sketch's δ */
+  SK_bracket,     /* a Schur-monotone function of the spectrum: evaluated on the two extreme
+                     spectra the certificate allows (ew__view_sketch_bounds) — a certified bracket */
+  SK_refused,     /* needs individual small eigenvalues, which no sketch bounds usefully */
+};
+
 typedef struct {
   ew_metric_info_t info;
+  int sk;                 /* SK_*: on a sketched view */
   unsigned sources;       /* accepted sources (mask) */
   ew_source_t def_source; /* used when the query says EW_SOURCE_DEFAULT */
   int def_center;         /* used when the query says -1 */
@@ -87,8 +98,19 @@ static double eig_sum(const double *w, size_t d) {
   return t;
 }
 
-/* tr A and ‖A‖_F² in O(d²) (no eigensolve; from the spectrum where the view has it). */
+/* tr A and ‖A‖_F² in O(d²) (no eigensolve; from the spectrum where the view or the metric has
+ * it). */
 static int trace_fro(mctx_t *cx, double *tr, double *fro2) {
+  if (cx->eig) {
+    double t = 0, f = 0;
+    for (size_t i = 0; i < cx->d; i++) {
+      t += cx->eig[i];
+      f += cx->eig[i] * cx->eig[i];
+    }
+    *tr = t;
+    *fro2 = f;
+    return 0;
+  }
   int rc = ew__view_trace_fro2(&cx->v, tr, fro2);
   return rc ? view_fail(cx, rc) : 0;
 }
@@ -240,7 +262,8 @@ static int spectral_entropy(mctx_t *cx, double *h, double *tr) {
  * no error set), else by Lanczos (the residual bound is returned in *resid, else 0). */
 static int need_top(mctx_t *cx, size_t k, double *theta, double *resid) {
   *resid = 0;
-  if (cx->eig || cx->d <= EW__TOPK_FULL_DIM || ew__view_spectrum_cached(&cx->v)) {
+  if (cx->eig || (!ew__view_is_sketch(&cx->v) &&
+                  (cx->d <= EW__TOPK_FULL_DIM || ew__view_spectrum_cached(&cx->v)))) {
     int rc = need_eig(cx);
     if (rc)
       return rc;
@@ -526,7 +549,8 @@ static int m_live_topk(mctx_t *cx) {
     for (size_t t = 0; t < d; t++)
       r2 += (y[t] - th * v[t]) * (y[t] - th * v[t]);
     theta[i] = th;
-    double rel = th > 0 ? sqrt(r2) / th : INFINITY;
+    /* against a sketch, ‖Av − θv‖ ≤ ‖A_sk v − θv‖ + δ */
+    double rel = th > 0 ? (sqrt(r2) + ew__view_sketch_delta(&cx->v)) / th : INFINITY;
     worst = rel > worst ? rel : worst;
   }
   if (rc) {
@@ -683,63 +707,63 @@ static const ew_param_info_t P_TRUNC[] = {
     {"k", 32.0, 1.0, 65536.0, 1, "number of leading eigenvalues summed"}};
 
 #define NP(arr) (sizeof(arr) / sizeof(arr[0]))
-#define ROW(nm, kind, srcs, srcdoc, dsrc, dctr, cost, params, np, fnp, docs)                      \
-  {{nm, kind, srcdoc, cost, params, np, docs}, srcs, dsrc, dctr, fnp}
+#define ROW(nm, kind, srcs, srcdoc, dsrc, dctr, cost, params, np, fnp, docs, sk)                  \
+  {{nm, kind, srcdoc, cost, params, np, docs, #sk}, SK_##sk, srcs, dsrc, dctr, fnp}
 
 static const metric_row_t metric_table[] = {
     ROW("entropy", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
-        "eigenvalues", NULL, 0, m_entropy, "von Neumann entropy -sum p ln p of p = lambda/sum lambda"),
-    ROW("entropy_normalized", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, "eigenvalues", NULL, 0, m_entropy_normalized, "entropy / ln d, in [0, 1]"),
+        "eigenvalues", NULL, 0, m_entropy, "von Neumann entropy -sum p ln p of p = lambda/sum lambda", bracket),
+    ROW("entropy_normalized", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, "eigenvalues", NULL, 0, m_entropy_normalized, "entropy / ln d, in [0, 1]", bracket),
     ROW("renyi", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
         "eigenvalues (alpha=2: O(d^2))", P_ALPHA, NP(P_ALPHA), m_renyi,
-        "Renyi entropy ln(sum p^alpha)/(1-alpha); alpha=1 entropy, alpha=inf -ln p_max"),
+        "Renyi entropy ln(sum p^alpha)/(1-alpha); alpha=1 entropy, alpha=inf -ln p_max", bracket),
     ROW("vendi", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
         "eigenvalues (q=2: O(d^2))", P_Q, NP(P_Q), m_vendi,
-        "Vendi score exp(renyi_q); with normalize=l2 and center=false equals score_dual(X, q)"),
+        "Vendi score exp(renyi_q); with normalize=l2 and center=false equals score_dual(X, q)", bracket),
     ROW("erank", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
-        "eigenvalues", NULL, 0, m_erank, "Roy-Vetterli effective rank exp(entropy)"),
+        "eigenvalues", NULL, 0, m_erank, "Roy-Vetterli effective rank exp(entropy)", bracket),
     ROW("rankme", EW_VALUE_SCALAR, SRC_ALL | SRC_WIN, "all, window", EW_SOURCE_ALL, 0,
         "eigenvalues", P_EPS, NP(P_EPS), m_rankme,
         "RankMe exp(-sum r ln r), r = sigma/sum sigma + eps over min(n,d) singular values of the "
-        "uncentred rows"),
+        "uncentred rows", refused),
     ROW("participation_ratio", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL,
         1, "O(d^2)", NULL, 0, m_participation_ratio,
-        "(tr A)^2 / tr(A^2), no eigensolve"),
+        "(tr A)^2 / tr(A^2), no eigensolve", bracket),
     ROW("stable_rank", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
-        "top of the spectrum", NULL, 0, m_stable_rank, "tr A / lambda_max"),
+        "top of the spectrum", NULL, 0, m_stable_rank, "tr A / lambda_max", interval),
     ROW("condition_number", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, "eigenvalues", P_RCOND, NP(P_RCOND), m_condition_number,
-        "lambda_max / lambda_min over eigenvalues above rcond*lambda_max"),
+        "lambda_max / lambda_min over eigenvalues above rcond*lambda_max", refused),
     ROW("anisotropy", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
-        "top of the spectrum", NULL, 0, m_anisotropy, "lambda_max / tr A"),
+        "top of the spectrum", NULL, 0, m_anisotropy, "lambda_max / tr A", interval),
     ROW("spectral_gap", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
-        "top of the spectrum", NULL, 0, m_spectral_gap, "lambda_1 / lambda_2"),
+        "top of the spectrum", NULL, 0, m_spectral_gap, "lambda_1 / lambda_2", interval),
     ROW("topk", EW_VALUE_LIST, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
         "top of the spectrum (block Lanczos above d=512)", P_TOPK, NP(P_TOPK), m_topk,
-        "the k largest eigenvalues, descending (optionally with unit eigenvectors)"),
+        "the k largest eigenvalues, descending (optionally with unit eigenvectors)", interval),
     ROW("live_topk", EW_VALUE_LIST, SRC_ALL | SRC_WIN, "all, window", EW_SOURCE_ALL, 1,
         "O(k d^2) (the live vectors' Rayleigh quotients)", P_LIVE, NP(P_LIVE), m_live_topk,
         "the live estimate's top directions (random-order block power): v'Av per vector, error = "
-        "max ||Av - (v'Av) v|| / v'Av against the source"),
+        "max ||Av - (v'Av) v|| / v'Av against the source", certificate),
     ROW("spectrum", EW_VALUE_LIST, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
-        "eigenvalues", NULL, 0, m_spectrum, "all d eigenvalues, descending"),
+        "eigenvalues", NULL, 0, m_spectrum, "all d eigenvalues, descending", refused),
     ROW("trace", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
-        "O(d)", NULL, 0, m_trace, "tr A (total variance when centred)"),
+        "O(d)", NULL, 0, m_trace, "tr A (total variance when centred)", exact),
     ROW("nuclear_norm", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, "eigenvalues", NULL, 0, m_nuclear_norm,
-        "sum of singular values of the (preprocessed, centred if center) rows divided by n"),
+        "sum of singular values of the (preprocessed, centred if center) rows divided by n", bracket),
     ROW("mnn", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, "O(d)",
         NULL, 0, m_mnn,
-        "Matrix Nuclear-Norm L1,2 approximation: top min(n,d) column norms summed, over n"),
+        "Matrix Nuclear-Norm L1,2 approximation: top min(n,d) column norms summed, over n", exact),
     ROW("entropy_truncated", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, "eigenvalues", P_TRUNC, NP(P_TRUNC), m_entropy_truncated,
-        "UNComp truncated entropy -sum_{i<=k} p_i ln p_i / ln d"),
+        "UNComp truncated entropy -sum_{i<=k} p_i ln p_i / ln d", refused),
     ROW("diff_erank", EW_VALUE_SCALAR, SRC_CN, "window_cn", EW_SOURCE_WINDOW_CN, 0,
         "window rows + eigenvalues", NULL, 0, m_erank,
-        "Diff-eRank's erank: window rows centred, L2-normalised, exp(entropy of Z'Z/N)"),
+        "Diff-eRank's erank: window rows centred, L2-normalised, exp(entropy of Z'Z/N)", exact),
     ROW("mnn_exact", EW_VALUE_SCALAR, SRC_CN, "window_cn", EW_SOURCE_WINDOW_CN, 0,
         "window rows", NULL, 0, m_mnn,
-        "Matrix Nuclear-Norm / N with Diff-eRank preprocessing, exact on the window"),
+        "Matrix Nuclear-Norm / N with Diff-eRank preprocessing, exact on the window", exact),
     ROW("l2_std", EW_VALUE_SCALAR, SRC_WIN, "window", EW_SOURCE_WINDOW, 0, "window rows",
         NULL, 0, m_l2_std,
-        "mean over dimensions of the std (ddof=1) of L2-normalised window rows; 0 = collapsed"),
+        "mean over dimensions of the std (ddof=1) of L2-normalised window rows; 0 = collapsed", exact),
 };
 
 #define N_METRICS (sizeof metric_table / sizeof metric_table[0])
@@ -821,6 +845,51 @@ static int resolve(mctx_t *cx, const metric_row_t *row, const ew_query_t *q) {
 static int query_view(ew_stream_t *s, const ew_query_t *q, mctx_t *cx, const metric_row_t *row,
                       ew__ws_t *ws);
 
+/* A metric of a sketched view (source all of a stream with d > exact_max_dim): refused, run as is
+ * (exact inputs, certified intervals), or bracketed — its function evaluated on the two extreme
+ * spectra the certificate allows, the value being the bracket's midpoint and the error its
+ * half-width. */
+static int sketched(ew_stream_t *s, mctx_t *cx, const metric_row_t *row) {
+  const ew_config_t *c = ew_stream_config(s);
+  if (row->sk == SK_refused)
+    return fail(cx, EW_EBADPARAM,
+                "'%s' needs every eigenvalue exactly, and this stream keeps a sketch (d = %zu > "
+                "exact_max_dim %zu): ask a bracketed metric (entropy, erank, ...) or create it "
+                "with exact_max_dim >= %zu",
+                row->info.name, c->dim, c->exact_max_dim, c->dim);
+  if (row->sk != SK_bracket)
+    return row->fn(cx);
+  if (cx->method != EW_METHOD_AUTO)
+    return fail(cx, EW_EBADPARAM,
+                "method '%s' needs the exact matrix, and this stream keeps a sketch (d = %zu > "
+                "exact_max_dim %zu) whose spectrum-wide metrics are certified brackets: omit "
+                "method",
+                ew_method_name(cx->method), c->dim, c->exact_max_dim);
+  const double *ext[2];
+  int rc = ew__view_sketch_bounds(&cx->v, &ext[0], &ext[1]);
+  if (rc)
+    return view_fail(cx, rc);
+  double val[2];
+  for (int i = 0; i < 2; i++) {
+    cx->eig = ext[i];
+    cx->method = EW_METHOD_EXACT;
+    cx->out->has_error = 0;
+    if ((rc = row->fn(cx)) != 0)
+      return rc;
+    val[i] = cx->out->scalar;
+  }
+  cx->eig = NULL;
+  double lo = fmin(val[0], val[1]), hi = fmax(val[0], val[1]);
+  cx->out->scalar = 0.5 * (lo + hi);
+  cx->out->has_error = 1;
+  cx->out->error = 0.5 * (hi - lo);
+  cx->out->has_bracket = 1;
+  cx->out->lo = lo;
+  cx->out->hi = hi;
+  cx->out->clamped = 0;
+  return 0;
+}
+
 EW_EXPORT int ew_stream_query(ew_stream_t *s, const ew_query_t *q, ew_result_t *out) {
   memset(out, 0, sizeof *out);
   mctx_t cx = {.d = ew_stream_config(s)->dim, .out = out};
@@ -863,7 +932,7 @@ static int query_view(ew_stream_t *s, const ew_query_t *q, mctx_t *cxp, const me
                 "a centred covariance needs at least 2 rows (the %s has %llu); pass center=false "
                 "for the second moment",
                 cxp->src == EW_SOURCE_ALL ? "stream" : "window", (unsigned long long)cxp->rows);
-  rc = row->fn(cxp);
+  rc = ew__view_is_sketch(&cxp->v) ? sketched(s, cxp, row) : row->fn(cxp);
   out->as_of = cxp->v.as_of;
   if (rc) {
     free(out->list);

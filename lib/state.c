@@ -148,7 +148,7 @@ static int save_all(const ew_stream_t *s, wr_t *w) {
   put(w, MAGIC, 8);
   put_u32(w, VERSION);
   put_u32(w, 0);
-  section(w, T_CONF, 8 * 8);
+  section(w, T_CONF, 10 * 8);
   put_u64(w, c->dim);
   put_u64(w, (uint64_t)c->normalize);
   put_u64(w, c->window);
@@ -157,6 +157,8 @@ static int save_all(const ew_stream_t *s, wr_t *w) {
   put_u64(w, c->live_k);
   put_u64(w, c->shuffle);
   put_u64(w, c->seed);
+  put_u64(w, c->exact_max_dim);
+  put_u64(w, c->sketch_rows);
   section(w, T_STRM, 5 * 8);
   put_u64(w, s->count);
   put_u64(w, s->epoch);
@@ -304,6 +306,13 @@ static ew__acc_t *acc_for(ew_stream_t *s, uint32_t tag) {
   return NULL;
 }
 
+/* A configuration saved before exact_max_dim (a 64-byte CONF) kept every d exactly: it loads
+ * as it was saved (exact up to its own d, whatever the default). */
+static void old_conf(ew_config_t *c) {
+  c->exact_max_dim = c->dim > EW_EXACT_MAX_DIM ? c->dim : EW_EXACT_MAX_DIM;
+  c->sketch_rows = EW_DEFAULT_SKETCH_ROWS;
+}
+
 static int load_sections(rd_t *r, ew_stream_t **out) {
   char magic[8];
   if (get(r, magic, 8))
@@ -336,7 +345,7 @@ static int load_sections(rd_t *r, ew_stream_t **out) {
         bad(r, "%s", "two CONF sections");
         break;
       }
-      if (expect_len(r, len, 64, "CONF"))
+      if (len != 64 && expect_len(r, len, 80, "CONF"))
         return r->err;
       ew_config_t c;
       memset(&c, 0, sizeof c);
@@ -348,6 +357,11 @@ static int load_sections(rd_t *r, ew_stream_t **out) {
       c.live_k = get_u64(r);
       c.shuffle = get_u64(r);
       c.seed = get_u64(r);
+      old_conf(&c);
+      if (len == 80) {
+        c.exact_max_dim = get_u64(r);
+        c.sketch_rows = get_u64(r);
+      }
       if (r->err)
         break;
       if (ew_config_check(&c, NULL, 0) != 0)
@@ -486,8 +500,10 @@ EW_EXPORT int ew_state_config(const void *buf, size_t len, ew_config_t *cfg, cha
     why = "the state ends early (in its configuration): truncated";
   else if (memcpy(&version, b + 8, 4), version != VERSION)
     why = "state format version is not one this library reads (it reads 1)";
-  else if (memcpy(&tag, b + 16, 4), tag != T_CONF || rd64(b + 20) != 64)
+  else if (memcpy(&tag, b + 16, 4), tag != T_CONF || (rd64(b + 20) != 64 && rd64(b + 20) != 80))
     why = "the state does not begin with its configuration";
+  else if (rd64(b + 20) == 80 && len < 16 + 12 + 80)
+    why = "the state ends early (in its configuration): truncated";
   if (!why) {
     const unsigned char *c = b + 28;
     ew_config_t t;
@@ -500,6 +516,11 @@ EW_EXPORT int ew_state_config(const void *buf, size_t len, ew_config_t *cfg, cha
     t.live_k = rd64(c + 40);
     t.shuffle = rd64(c + 48);
     t.seed = rd64(c + 56);
+    old_conf(&t);
+    if (rd64(b + 20) == 80) {
+      t.exact_max_dim = rd64(c + 64);
+      t.sketch_rows = rd64(c + 72);
+    }
     if (ew_config_check(&t, NULL, 0) != 0)
       why = "the saved configuration is not valid";
     else

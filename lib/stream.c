@@ -25,7 +25,11 @@ EW_EXPORT void ew_config_default(ew_config_t *cfg, size_t dim) {
   cfg->live_k = 1;
   cfg->shuffle = EW_DEFAULT_SHUFFLE;
   cfg->seed = 0x5eed;
+  cfg->exact_max_dim = EW_EXACT_MAX_DIM;
+  cfg->sketch_rows = EW_DEFAULT_SKETCH_ROWS;
 }
+
+EW_EXPORT int ew_config_sketched(const ew_config_t *cfg) { return cfg->dim > cfg->exact_max_dim; }
 
 static int cfg_fail(char *msg, size_t cap, const char *text) {
   if (msg && cap)
@@ -51,6 +55,10 @@ EW_EXPORT int ew_config_check(const ew_config_t *cfg, char *msg, size_t cap) {
     return cfg_fail(msg, cap, "live_k (live vectors; old name topk) must be between 0 and min(64, dim)");
   if (cfg->live_k > 0 && (cfg->shuffle < 1 || cfg->shuffle > 65536))
     return cfg_fail(msg, cap, "shuffle buffer must hold between 1 and 65536 rows");
+  if (cfg->exact_max_dim < 1 || cfg->exact_max_dim > EW_MAX_DIM)
+    return cfg_fail(msg, cap, "exact_max_dim must be between 1 and 65536");
+  if (cfg->sketch_rows < 2 || cfg->sketch_rows > EW_SKETCH_ROWS_MAX)
+    return cfg_fail(msg, cap, "sketch_rows (Frequent Directions rows) must be between 2 and 4096");
   return 0;
 }
 
@@ -58,7 +66,9 @@ EW_EXPORT int ew_config_equal(const ew_config_t *a, const ew_config_t *b) {
   return a->dim == b->dim && a->normalize == b->normalize && a->window == b->window &&
          a->window_mode == b->window_mode &&
          a->decay_half_life == b->decay_half_life && a->live_k == b->live_k &&
-         (a->live_k == 0 || a->shuffle == b->shuffle) && a->seed == b->seed;
+         (a->live_k == 0 || a->shuffle == b->shuffle) && a->seed == b->seed &&
+         ew_config_sketched(a) == ew_config_sketched(b) &&
+         (!ew_config_sketched(a) || a->sketch_rows == b->sketch_rows);
 }
 
 EW_EXPORT int ew_source_parse(const char *name, size_t len, ew_source_t *out) {
@@ -109,10 +119,14 @@ EW_EXPORT int ew_stream_create(const ew_config_t *cfg, ew_stream_t **out) {
     return EW_ENOMEM;
   s->cfg = *cfg;
   s->d = cfg->dim;
-  /* configuration → kinds: every row goes to dense moments, or decayed ones; the last W rows to
-   * a window */
-  s->acc[EW__ROLE_ALL] = cfg->decay_half_life > 0 ? ew__acc_decay_new(s->d, cfg->decay_half_life)
-                                                  : ew__acc_dense_new(s->d);
+  /* configuration → kinds: every row goes to dense moments, or decayed ones, or above
+   * exact_max_dim a Frequent Directions sketch (decayed or not); the last W rows to a window */
+  if (ew_config_sketched(cfg))
+    s->acc[EW__ROLE_ALL] = ew__acc_fd_new(s->d, cfg->sketch_rows, cfg->decay_half_life);
+  else
+    s->acc[EW__ROLE_ALL] = cfg->decay_half_life > 0
+                               ? ew__acc_decay_new(s->d, cfg->decay_half_life)
+                               : ew__acc_dense_new(s->d);
   int rc = s->acc[EW__ROLE_ALL] ? 0 : EW_ENOMEM;
   if (rc == 0 && cfg->window > 0 && !(s->acc[EW__ROLE_WINDOW] = ew__acc_window_new(s->d, cfg->window)))
     rc = EW_ENOMEM;
@@ -141,6 +155,8 @@ EW_EXPORT void ew_stream_free(ew_stream_t *s) {
       free(s->cache[i][c].eig);
   free(s->topk_warm);
   free(s->quick);
+  for (int c = 0; c < 2; c++)
+    free(s->skspec[c].theta);
   free(s);
 }
 
@@ -170,6 +186,8 @@ static void invalidate(ew_stream_t *s) {
   for (int i = 0; i < EW__NSRC; i++)
     for (int c = 0; c < 2; c++)
       s->cache[i][c].valid = false;
+  for (int c = 0; c < 2; c++)
+    s->skspec[c].valid = false;
 }
 
 EW_EXPORT void ew_stream_reset(ew_stream_t *s) {
@@ -190,7 +208,8 @@ EW_EXPORT int ew_stream_merge(ew_stream_t *dst, const ew_stream_t *src) {
   if (dst->d != src->d)
     return EW_EDIM;
   if (dst->cfg.normalize != src->cfg.normalize ||
-      dst->cfg.decay_half_life != src->cfg.decay_half_life)
+      dst->cfg.decay_half_life != src->cfg.decay_half_life ||
+      ew_config_sketched(&dst->cfg) != ew_config_sketched(&src->cfg))
     return EW_EBADPARAM;
   /* every accumulator whose kind has a union (windows describe an arrival order and have none) */
   for (int r = 0; r < EW__NROLES; r++) {
@@ -226,6 +245,9 @@ EW_EXPORT size_t ew_stream_memory(const ew_stream_t *s) {
   t += s->topk_warm_k * s->d * sizeof(double);
   if (s->quick)
     t += sizeof *s->quick;
+  for (int c = 0; c < 2; c++)
+    if (s->skspec[c].theta)
+      t += ew__skspec_bound(s->cfg.sketch_rows) / 2;
   return t + s->ws_peak;
 }
 
@@ -438,8 +460,8 @@ static int apply_impl(ew_stream_t *s, ew_batch_t *b, ew__ws_t *ws) {
   }
   if (s->has_live) {
     ew__src_t src;
-    (void)all->ops->view(all, EW__WANT_MOMENTS, 0, &src, ws); /* moments kinds: cannot fail */
-    ew__rop_push(&s->live, in->rows32, n, src.mom->mean);
+    (void)all->ops->view(all, 0, 0, &src, ws); /* the ALL kinds: cannot fail */
+    ew__rop_push(&s->live, in->rows32, n, src.mean);
   }
   in->rows32 = NULL;
   in->plain32 = NULL;
@@ -491,9 +513,11 @@ EW_EXPORT int ew_config_memory(const ew_config_t *cfg, size_t max_batch_bytes,
   if (ew_config_check(cfg, NULL, 0))
     return EW_EBADPARAM;
   size_t d = cfg->dim, W = cfg->window, k = cfg->live_k;
+  bool sk = ew_config_sketched(cfg);
   size_t dd = d * d * sizeof(double);
   /* the same terms ew_stream_memory adds up, at their largest */
-  size_t state = sizeof(ew_stream_t) + ew__acc_dense_bound(d);
+  size_t state = sizeof(ew_stream_t) +
+                 (sk ? ew__acc_fd_bound(d, cfg->sketch_rows) : ew__acc_dense_bound(d));
   if (W)
     state += ew__acc_window_bound(d, W);
   if (k)
@@ -501,9 +525,17 @@ EW_EXPORT int ew_config_memory(const ew_config_t *cfg, size_t max_batch_bytes,
   state += EW__NSRC * 2 * d * sizeof(double); /* spectrum caches */
   state += EW__WARM_MAX * d * sizeof(double); /* warm top-k vectors */
   state += sizeof(ew__quick_t);                /* the quick estimate's slot */
-  /* the heaviest query: dsyevd with vectors on a d×d snapshot (A, Z, work 1+6d+2d², w, AZ) */
-  size_t q = dd + dd + (1 + 6 * d + 2 * d * d) * sizeof(double) + (3 + 5 * d) * sizeof(int) +
-             d * sizeof(double) + 64 * d * sizeof(double);
+  size_t q;
+  if (sk) { /* the sketch's spectrum: its rows scaled (m×d, m ≤ 2ℓ+1), their Gram and dsyevd's
+               work, vectors for top-k (k ≤ 65536 but at most m useful), two bracket spectra */
+    size_t m = 2 * cfg->sketch_rows + 1;
+    state += ew__skspec_bound(cfg->sketch_rows);
+    q = (m * d + m * m + 1 + 6 * m + 2 * m * m + m) * sizeof(double) + (3 + 5 * m) * sizeof(int) +
+        (m * d + 4 * d) * sizeof(double);
+  } else { /* dsyevd with vectors on a d×d snapshot (A, Z, work 1+6d+2d², w, AZ) */
+    q = dd + dd + (1 + 6 * d + 2 * d * d) * sizeof(double) + (3 + 5 * d) * sizeof(int) +
+        d * sizeof(double) + 64 * d * sizeof(double);
+  }
   if (W) { /* window rows in f64 and f32, their Gram when W < d, plus a snapshot's eigensolve */
     size_t wq = (W * d + d) * sizeof(double) + W * d * sizeof(float) +
                 (W < d ? W * W * sizeof(double) : dd) + (2 * d + 1) * sizeof(double);
@@ -513,7 +545,7 @@ EW_EXPORT int ew_config_memory(const ew_config_t *cfg, size_t max_batch_bytes,
   /* one batch: converted rows (up to 2x the input for f16/bf16 -> f32), a centred copy and an
    * f32 copy for the window, and the d×d Gram in f64 (the f64 path); with a window, its rebuild
    * over W rows (a centred f32 copy and an f32 Gram) */
-  size_t b = 3 * 2 * max_batch_bytes + dd + 4 * d * sizeof(double);
+  size_t b = 3 * 2 * max_batch_bytes + (sk ? 2 * d * sizeof(double) : dd) + 4 * d * sizeof(double);
   if (W)
     b += W * d * sizeof(float) + d * d * sizeof(float);
   out->state = state;

@@ -90,6 +90,25 @@ static int matrix_impl(ew_stream_t *s, ew_source_t src, int center, double *weig
     int rc = source(s, src, EW__WANT_MOMENTS, &sv, ws);
     if (rc)
       return rc;
+    if (sv.sketch) { /* the sketch's matrix: BᵀB/W (+ μμᵀ), within Δ/W below the exact one */
+      const ew__sketch_t *k = sv.sketch;
+      if (k->w == 0)
+        return EW_EDEGENERATE;
+      if (weight)
+        *weight = k->w;
+      if (mean)
+        memcpy(mean, k->mean, d * sizeof(double));
+      if (A) {
+        cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, (int)d, (int)k->nb, 1.0 / k->w, k->B,
+                    (int)d, 0.0, A, (int)d);
+        if (!center)
+          cblas_dsyr(CblasColMajor, CblasUpper, (int)d, 1.0, k->mean, 1, A, (int)d);
+        for (size_t j = 0; j < d; j++)
+          for (size_t i = 0; i < j; i++)
+            A[j + i * d] = A[i + j * d];
+      }
+      return 0;
+    }
     const ew__moments_t *m = sv.mom;
     if (m->n == 0)
       return EW_EDEGENERATE;
@@ -282,6 +301,11 @@ int ew__view_open(ew__view_t *v, ew_stream_t *s, ew_source_t src, int center, ui
     return rc;
   v->rows = sv.rows;
   v->weight = sv.weight;
+  if (src == EW_SOURCE_ALL && ew__acc_is_sketch(ew__stream_acc(s, src))) {
+    if ((rc = source(s, src, EW__WANT_MOMENTS, &sv, ws)) != 0)
+      return rc;
+    v->sk = sv.sketch;
+  }
   return 0;
 }
 
@@ -294,6 +318,8 @@ void ew__view_close(ew__view_t *v) {
 }
 
 int ew__view_spectrum(ew__view_t *v, const double **eig, size_t *clamped, double *err) {
+  if (v->sk) /* a sketch has no exact spectrum: ew__view_sketch_bounds */
+    return EW_EBADPARAM;
   if (!v->eig) {
     int rc = spectrum(v->s, v->src, v->center, v->max_lag, v->ws, &v->eig, &v->clamped,
                       &v->as_of, NULL);
@@ -314,6 +340,11 @@ int ew__view_spectrum(ew__view_t *v, const double **eig, size_t *clamped, double
 
 int ew__view_trace_fro2(ew__view_t *v, double *tr, double *fro2) {
   size_t d = v->d;
+  if (v->sk) { /* tr exact; ‖A‖_F² is not known from a sketch */
+    if (fro2)
+      return EW_EBADPARAM;
+    return ew__view_trace(v, tr);
+  }
   if (v->src == EW_SOURCE_WINDOW_CN || v->eig) { /* from the spectrum (consistent with it) */
     const double *w;
     int rc = ew__view_spectrum(v, &w, NULL, NULL);
@@ -356,6 +387,15 @@ int ew__view_trace_fro2(ew__view_t *v, double *tr, double *fro2) {
 int ew__view_trace(ew__view_t *v, double *tr) {
   if (v->src == EW_SOURCE_WINDOW_CN)
     return ew__view_trace_fro2(v, tr, NULL);
+  if (v->sk) {
+    const ew__sketch_t *k = v->sk;
+    double t = 0;
+    for (size_t j = 0; j < v->d; j++)
+      t += k->dm2[j] / k->w + (v->center ? 0.0 : k->mean[j] * k->mean[j]);
+    *tr = t;
+    v->as_of = v->s->count;
+    return 0;
+  }
   const ew__moments_t *m;
   int rc = moments_of(v, &m);
   if (rc)
@@ -386,6 +426,10 @@ int ew__view_diag(ew__view_t *v, double *diag) {
     ew__ws_release(v->ws, mk);
     if (rc)
       return rc;
+  } else if (v->sk) {
+    const ew__sketch_t *k = v->sk;
+    for (size_t j = 0; j < d; j++)
+      diag[j] = k->dm2[j] / k->w + (v->center ? 0.0 : k->mean[j] * k->mean[j]);
   } else {
     const ew__moments_t *m;
     int rc = moments_of(v, &m);
@@ -415,6 +459,19 @@ int ew__view_matvec(ew__view_t *v, const double *x, double *y) {
     ew__ws_release(v->ws, mk);
     if (rc)
       return rc;
+  } else if (v->sk) { /* the sketch's matrix: Bᵀ(Bx)/W (+ μ(μᵀx)) */
+    const ew__sketch_t *k = v->sk;
+    ew__ws_mark_t mk = ew__ws_mark(v->ws);
+    double *t = ew__ws_alloc(v->ws, (k->nb ? k->nb : 1) * sizeof(double));
+    if (!t)
+      return EW_ENOMEM;
+    cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)k->nb, (int)d, 1.0, k->B, (int)d, x, 1, 0.0, t,
+                1);
+    cblas_dgemv(CblasRowMajor, CblasTrans, (int)k->nb, (int)d, 1.0 / k->w, k->B, (int)d, t, 1,
+                0.0, y, 1);
+    if (!v->center)
+      cblas_daxpy((int)d, cblas_ddot((int)d, k->mean, 1, x, 1), k->mean, 1, y, 1);
+    ew__ws_release(v->ws, mk);
   } else {
     const ew__moments_t *m;
     int rc = moments_of(v, &m);
@@ -492,6 +549,8 @@ static void rows_apply(const void *ctx, const double *X, double *Y, size_t b) {
 int ew__view_op(ew__view_t *v, ew__op_t *op) {
   ew_stream_t *s = v->s;
   size_t d = v->d;
+  if (v->sk) /* Krylov on a sketch would only re-derive its small spectrum */
+    return EW_EBADPARAM;
   if (v->src == EW_SOURCE_WINDOW_CN) {
     double *Z;
     size_t N;
@@ -522,6 +581,8 @@ int ew__view_op(ew__view_t *v, ew__op_t *op) {
 
 bool ew__view_small_route(ew__view_t *v) {
   ew_stream_t *s = v->s;
+  if (v->sk)
+    return false;
   if (v->src == EW_SOURCE_WINDOW_CN)
     return ew_stream_window_count(s) < v->d;
   if (v->src == EW_SOURCE_WINDOW)
@@ -532,10 +593,197 @@ bool ew__view_small_route(ew__view_t *v) {
 bool ew__view_spectrum_cached(ew__view_t *v) {
   if (v->eig)
     return true;
+  if (v->sk)
+    return false;
   ew_stream_t *s = v->s;
   const ew__spec_cache_t *c = &s->cache[v->src][v->center];
   uint64_t tail = v->src == EW_SOURCE_ALL ? 0 : s->tail;
   return c->valid && c->epoch == s->epoch && c->tail == tail && s->count - c->as_of <= v->max_lag;
+}
+
+/* ---- sketched streams (the fd kind): the sketch's spectrum and the bounds it certifies ---- */
+
+/* The sketch's matrix as m rows M (m×d, in ws): A_sk = MᵀM = BᵀB/W (+ μμᵀ when uncentred). */
+static int sketch_matrix_rows(ew__view_t *v, double **Mp, size_t *mp) {
+  const ew__sketch_t *k = v->sk;
+  size_t d = v->d, m = k->nb + (v->center ? 0 : 1);
+  double *M = ew__ws_alloc(v->ws, (m ? m : 1) * d * sizeof(double));
+  if (!M)
+    return EW_ENOMEM;
+  double sc = 1.0 / sqrt(k->w);
+  for (size_t i = 0; i < k->nb * d; i++)
+    M[i] = k->B[i] * sc;
+  if (!v->center)
+    memcpy(M + k->nb * d, k->mean, d * sizeof(double));
+  *Mp = M;
+  *mp = m;
+  return 0;
+}
+
+/* The nonzero spectrum of A_sk (at most min(m, d) values, descending, clamped at 0), cached per
+ * centring within max_lag. With pairs != NULL, also the eigenvectors: (*pairs) is m×m column-major
+ * (column i belongs to θ_i) and *Mp the rows, both in ws. */
+static int sketch_spectrum(ew__view_t *v, const double **theta, size_t *mt, double **pairs,
+                           double **Mp) {
+  ew_stream_t *s = v->s;
+  const ew__sketch_t *k = v->sk;
+  if (k->broken)
+    return EW_ELAPACK;
+  ew__skspec_t *c = &s->skspec[v->center];
+  bool fresh = c->valid && c->epoch == s->epoch && s->count - c->as_of <= v->max_lag;
+  if (fresh && !pairs) {
+    *theta = c->theta;
+    *mt = c->m;
+    v->as_of = c->as_of;
+    return 0;
+  }
+  if (!c->theta && !(c->theta = malloc((2 * k->ell + 1) * sizeof(double))))
+    return EW_ENOMEM;
+  double *M, *G, *w;
+  size_t m;
+  int rc = sketch_matrix_rows(v, &M, &m);
+  if (rc)
+    return rc;
+  if (m == 0) {
+    c->m = 0;
+  } else {
+    G = ew__ws_alloc(v->ws, m * m * sizeof(double));
+    w = G ? ew__ws_alloc(v->ws, m * sizeof(double)) : NULL;
+    if (!w)
+      return EW_ENOMEM;
+    cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, (int)m, (int)v->d, 1.0, M, (int)v->d, 0.0,
+                G, (int)m);
+    rc = pairs ? ew__eigpairs(G, m, w, v->ws) : ew__eigvals(G, m, w, v->ws);
+    if (rc)
+      return rc;
+    size_t keep = m < v->d ? m : v->d;
+    for (size_t i = 0; i < keep; i++)
+      c->theta[i] = w[i] > 0 ? w[i] : 0.0;
+    c->m = keep;
+    if (pairs) {
+      *pairs = G;
+      *Mp = M;
+    }
+  }
+  c->as_of = s->count;
+  c->epoch = s->epoch;
+  c->valid = true;
+  *theta = c->theta;
+  *mt = c->m;
+  v->as_of = c->as_of;
+  return 0;
+}
+
+bool ew__view_is_sketch(const ew__view_t *v) { return v->sk != NULL; }
+
+double ew__view_sketch_delta(const ew__view_t *v) {
+  return v->sk && v->sk->w > 0 ? v->sk->delta / v->sk->w : 0.0;
+}
+
+/* Top-k of a sketched view: λ_i ∈ [θ_i, θ_i + Δ/W] (Weyl, from 0 ≼ A − A_sk ≼ (Δ/W)·I); theta
+ * gets the midpoints and *resid the half-width. Vectors are A_sk's: u_i = Mᵀ g_i / √θ_i. */
+static int sketch_topk(ew__view_t *v, size_t k, double *theta, double *U, double *resid) {
+  size_t d = v->d, m;
+  const double *th;
+  double *G = NULL, *M = NULL, half = 0.5 * ew__view_sketch_delta(v);
+  ew__ws_mark_t mk = ew__ws_mark(v->ws);
+  int rc = sketch_spectrum(v, &th, &m, U ? &G : NULL, U ? &M : NULL);
+  if (rc == 0) {
+    for (size_t i = 0; i < k; i++)
+      theta[i] = (i < m ? th[i] : 0.0) + half;
+    *resid = half;
+  }
+  if (rc == 0 && U) {
+    size_t rows = v->sk->nb + (v->center ? 0 : 1); /* G is rows×rows */
+    double *Uc = ew__ws_alloc(v->ws, k * d * sizeof(double));
+    if (!Uc) {
+      rc = EW_ENOMEM;
+    } else {
+      for (size_t i = 0; i < k; i++) {
+        double *u = Uc + i * d;
+        if (i < m && th[i] > 0) {
+          cblas_dgemv(CblasRowMajor, CblasTrans, (int)rows, (int)d, 1.0 / sqrt(th[i]), M, (int)d,
+                      G + i * rows, 1, 0.0, u, 1);
+        } else { /* beyond the sketch's rank: any unit vector orthogonal to the ones before */
+          memset(u, 0, d * sizeof(double));
+          u[i % d] = 1.0;
+          for (int pass = 0; pass < 2; pass++)
+            for (size_t j = 0; j < i; j++) {
+              double p = cblas_ddot((int)d, Uc + j * d, 1, u, 1);
+              cblas_daxpy((int)d, -p, Uc + j * d, 1, u, 1);
+            }
+          double nrm = cblas_dnrm2((int)d, u, 1);
+          cblas_dscal((int)d, nrm > 0 ? 1.0 / nrm : 0.0, u, 1);
+        }
+      }
+      ew__emit_rows(Uc, d, k, U);
+    }
+  }
+  ew__ws_release(v->ws, mk);
+  return rc;
+}
+
+/* Σ_i clamp(c, lo_i, hi_i) */
+static double fill_sum(const double *lo, const double *hi, size_t d, double c) {
+  double t = 0;
+  for (size_t i = 0; i < d; i++)
+    t += c < lo[i] ? lo[i] : (c > hi[i] ? hi[i] : c);
+  return t;
+}
+
+int ew__view_sketch_bounds(ew__view_t *v, const double **most, const double **least) {
+  if (!v->sk)
+    return EW_EBADPARAM;
+  size_t d = v->d, m;
+  const double *th;
+  double T, dl = ew__view_sketch_delta(v);
+  int rc = ew__view_trace(v, &T);
+  if (rc == 0)
+    rc = sketch_spectrum(v, &th, &m, NULL, NULL);
+  if (rc)
+    return rc;
+  double *lo = ew__ws_alloc(v->ws, 4 * d * sizeof(double));
+  if (!lo)
+    return EW_ENOMEM;
+  double *hi = lo + d, *g = hi + d, *f = g + d, slo = 0, shi = 0;
+  for (size_t i = 0; i < d; i++) {
+    lo[i] = i < m ? th[i] : 0.0;
+    hi[i] = lo[i] + dl;
+    slo += lo[i];
+    shi += hi[i];
+  }
+  if (slo >= T) { /* the sketch already holds the whole trace (to rounding): nothing is missing */
+    for (size_t i = 0; i < d; i++)
+      g[i] = f[i] = slo > 0 ? lo[i] * (T / slo) : 0.0;
+  } else {
+    /* rounding can leave the boxes a hair short of the trace: widen them evenly (never seen
+       beyond 1e-15 relative) so that both vectors stay feasible */
+    if (shi < T)
+      for (size_t i = 0; i < d; i++)
+        hi[i] += (T - shi) / (double)d;
+    /* most spread (majorises every feasible vector): the top boxes filled first */
+    double left = T - slo;
+    for (size_t i = 0; i < d; i++) {
+      double add = hi[i] - lo[i] < left ? hi[i] - lo[i] : left;
+      g[i] = lo[i] + add;
+      left -= add;
+    }
+    /* least spread (majorised by every feasible vector): water-filling clamp(c, lo, hi) */
+    double a = 0, b = hi[0];
+    for (int it = 0; it < 200 && b - a > 1e-17 * b; it++) {
+      double c = 0.5 * (a + b);
+      if (fill_sum(lo, hi, d, c) < T)
+        a = c;
+      else
+        b = c;
+    }
+    double c = 0.5 * (a + b);
+    for (size_t i = 0; i < d; i++)
+      f[i] = c < lo[i] ? lo[i] : (c > hi[i] ? hi[i] : c);
+  }
+  *most = g;
+  *least = f;
+  return 0;
 }
 
 /* The full solve: A materialised, all pairs, the top k kept. */
@@ -560,6 +808,8 @@ static int topk_dense(ew__view_t *v, size_t k, double *theta, double *U, double 
 int ew__view_topk(ew__view_t *v, size_t k, double *theta, double *U, double *resid) {
   ew_stream_t *s = v->s;
   size_t d = v->d;
+  if (v->sk)
+    return sketch_topk(v, k, theta, U, resid);
   if (d <= EW__TOPK_FULL_DIM || 4 * ew__krylov_block(k, d) >= d)
     return topk_dense(v, k, theta, U, resid);
   ew__ws_mark_t mk = ew__ws_mark(v->ws);
@@ -603,6 +853,8 @@ int ew__view_topk(ew__view_t *v, size_t k, double *theta, double *U, double *res
 int ew__view_quick(ew__view_t *v, const ew__quick_t **out) {
   ew_stream_t *s = v->s;
   size_t d = v->d;
+  if (v->sk) /* probes of the sketch would estimate the sketch, not the stream */
+    return EW_EBADPARAM;
   if (!s->quick && !(s->quick = calloc(1, sizeof *s->quick)))
     return EW_ENOMEM;
   ew__quick_t *q = s->quick;

@@ -302,6 +302,13 @@ typedef ewp_rules_t ewp_c_RULES;
     "shuffle-buffer rows in front of the live estimate")                                          \
   F(seed, UINT, 0, "int", "24301", EWP_EBADPARAM, "'seed' must be an integer >= 0",               \
     "seed of the shuffle buffer and start vectors")                                               \
+  F(exact_max_dim, UINT, 0, "int", "4096", EWP_EBADPARAM,                                         \
+    "'exact_max_dim' must be an integer between 1 and 65536",                                     \
+    "above this d the stream keeps a Frequent Directions sketch instead of the exact d×d "        \
+    "co-moment (docs/METRICS.md, \"Sketched streams\")")                                          \
+  F(sketch_rows, UINT, 0, "int", "256", EWP_EBADPARAM,                                            \
+    "'sketch_rows' must be an integer between 2 and 4096",                                        \
+    "ℓ, the sketch's rows after each shrink (it holds up to 2ℓ; memory 2ℓ·d doubles)")            \
   F(world, UINT, 0, "int", "1", EWP_EBADPARAM, "'world' must be an integer between 1 and 65536",  \
     "ranks that send each step (1–65536); a step is complete when every rank has moved past it "  \
     "or ended it")                                                                                \

@@ -72,7 +72,7 @@ void ewd_job_fail(ewd_job_t *job, int code, const char *message);
 void ewd_stream_drop(ewd_server_t *srv, ewd_stream_t *st);
 /* The CONFIG map of a stream: the library's configuration, world, step_timeout, recent and
  * window_steps (kv must hold EWD_CONFIG_KV entries). */
-#define EWD_CONFIG_KV 13
+#define EWD_CONFIG_KV 16
 ewp_value_t ewd_config_value(const ewd_stream_t *st, ewp_kv_t *kv);
 
 #endif

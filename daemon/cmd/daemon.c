@@ -35,7 +35,7 @@ void ewd_cmd_stats(ewd_call_t *call) {
 void ewd_cmd_metrics(ewd_call_t *call) {
   size_t nm = ew_metric_count();
   ewp_value_t *items = malloc(nm * sizeof *items);
-  ewp_kv_t *mkv = malloc(nm * 6 * sizeof *mkv);
+  ewp_kv_t *mkv = malloc(nm * 7 * sizeof *mkv);
   ewp_value_t *plists = malloc(nm * EW_METRIC_MAX_PARAMS * sizeof *plists);
   ewp_kv_t *pkv = malloc(nm * EW_METRIC_MAX_PARAMS * 6 * sizeof *pkv);
   if (!items || !mkv || !plists || !pkv) {
@@ -56,14 +56,15 @@ void ewd_cmd_metrics(ewd_call_t *call) {
       k[5] = (ewp_kv_t){"doc", ewp_vstr(pi->doc)};
       pl[p] = ewp_vmap(k, 6);
     }
-    ewp_kv_t *k = mkv + i * 6;
+    ewp_kv_t *k = mkv + i * 7;
     k[0] = (ewp_kv_t){"name", ewp_vstr(m->name)};
     k[1] = (ewp_kv_t){"kind", ewp_vstr(m->kind == EW_VALUE_LIST ? "list" : "scalar")};
     k[2] = (ewp_kv_t){"sources", ewp_vstr(m->sources)};
     k[3] = (ewp_kv_t){"cost", ewp_vstr(m->cost)};
     k[4] = (ewp_kv_t){"doc", ewp_vstr(m->doc)};
     k[5] = (ewp_kv_t){"params", ewp_varray(pl, m->nparams)};
-    items[i] = ewp_vmap(k, 6);
+    k[6] = (ewp_kv_t){"sketch", ewp_vstr(m->sketch)};
+    items[i] = ewp_vmap(k, 7);
   }
   ewp_kv_t top[] = {{"metrics", ewp_varray(items, nm)}};
   ewp_value_t v = ewp_vmap(top, 1);

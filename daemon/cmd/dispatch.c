@@ -139,5 +139,8 @@ ewp_value_t ewd_config_value(const ewd_stream_t *st, ewp_kv_t *kv) {
   kv[10] = (ewp_kv_t){"recent", ewp_vbool(st->recent)};
   kv[11] = (ewp_kv_t){"window_steps", ewp_vu64(st->window_steps)};
   kv[12] = (ewp_kv_t){"live_k", ewp_vu64(c->live_k)};
+  kv[13] = (ewp_kv_t){"exact_max_dim", ewp_vu64(c->exact_max_dim)};
+  kv[14] = (ewp_kv_t){"sketch_rows", ewp_vu64(c->sketch_rows)};
+  kv[15] = (ewp_kv_t){"sketch", ewp_vbool(ew_config_sketched(c))};
   return ewp_vmap(kv, EWD_CONFIG_KV);
 }

@@ -25,15 +25,18 @@ static ewp_value_t value_of(const ew_result_t *res) {
   return res->kind == EW_VALUE_SCALAR ? ewp_vf64(res->scalar) : ewp_vf64s(res->list, res->len);
 }
 
-/* Packs the reply; kv names like "topk_error" are built in `names` (3 per metric). */
+/* Packs the reply; kv names like "topk_error" are built in `names` (4 per metric: the value,
+ * _error, _vectors, _bracket). */
 static void reply_query(ewd_server_t *srv, ewd_conn_t *conn, uint32_t msgid, bool notify,
                         ewd_stream_t *st, const ewd_qmetric_t *ms, size_t nm,
                         const ew_result_t *const *res, double elapsed_ms, bool cached) {
-  ewp_kv_t *mkv = malloc(3 * nm * sizeof *mkv);
-  char(*names)[2][80] = malloc(nm * sizeof *names);
-  if (!mkv || !names) {
+  ewp_kv_t *mkv = malloc(4 * nm * sizeof *mkv);
+  char(*names)[3][80] = malloc(nm * sizeof *names);
+  double(*br)[2] = malloc(nm * sizeof *br);
+  if (!mkv || !names || !br) {
     free(mkv);
     free(names);
+    free(br);
     ewd_rpc_error(srv, conn, msgid, notify, EW_ENOMEM, "out of memory packing the answer");
     return;
   }
@@ -43,22 +46,28 @@ static void reply_query(ewd_server_t *srv, ewd_conn_t *conn, uint32_t msgid, boo
       as_of = res[i]->as_of;
     snprintf(names[i][0], sizeof names[i][0], "%s_error", ms[i].name);
     snprintf(names[i][1], sizeof names[i][1], "%s_vectors", ms[i].name);
-    mkv[3 * i] = (ewp_kv_t){ms[i].name, value_of(res[i])};
-    mkv[3 * i + 1] = (ewp_kv_t){names[i][0], res[i]->has_error ? ewp_vf64(res[i]->error)
+    snprintf(names[i][2], sizeof names[i][2], "%s_bracket", ms[i].name);
+    br[i][0] = res[i]->lo;
+    br[i][1] = res[i]->hi;
+    mkv[4 * i] = (ewp_kv_t){ms[i].name, value_of(res[i])};
+    mkv[4 * i + 1] = (ewp_kv_t){names[i][0], res[i]->has_error ? ewp_vf64(res[i]->error)
                                                                : (ewp_value_t){0}};
-    mkv[3 * i + 2] = (ewp_kv_t){names[i][1], res[i]->vectors
+    mkv[4 * i + 2] = (ewp_kv_t){names[i][1], res[i]->vectors
                                                  ? ewp_vf64rows(res[i]->vectors, res[i]->len,
                                                                 res[i]->dim)
                                                  : (ewp_value_t){0}};
+    mkv[4 * i + 3] = (ewp_kv_t){names[i][2], res[i]->has_bracket ? ewp_vf64s(br[i], 2)
+                                                                 : (ewp_value_t){0}};
   }
   ewp_kv_t kv[] = {{"stream", ewp_vstr(st->name)},     {"count", ewp_vu64(st->count)},
                    {"dim", ewp_vu64(st->cfg.dim)},     {"as_of", ewp_vu64(as_of)},
                    {"elapsed_ms", ewp_vf64(elapsed_ms)}, {"cached", ewp_vbool(cached)},
-                   {"metrics", ewp_vmap(mkv, 3 * nm)}};
+                   {"metrics", ewp_vmap(mkv, 4 * nm)}};
   ewp_value_t v = ewp_vmap(kv, 7);
   ewd_rpc_result(conn, msgid, notify, &v);
   free(mkv);
   free(names);
+  free(br);
 }
 
 void ewd_solve_observed(ewd_server_t *srv, size_t d, double seconds) {

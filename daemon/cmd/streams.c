@@ -31,6 +31,10 @@ static void config_from(const ewp_create_req_t *r, ew_config_t *cfg) {
     cfg->shuffle = (size_t)r->shuffle;
   if (EWP_HAS(r, EWP_CREATE_seed))
     cfg->seed = r->seed;
+  if (EWP_HAS(r, EWP_CREATE_exact_max_dim))
+    cfg->exact_max_dim = r->exact_max_dim > EW_MAX_DIM ? 0 : (size_t)r->exact_max_dim;
+  if (EWP_HAS(r, EWP_CREATE_sketch_rows))
+    cfg->sketch_rows = r->sketch_rows > EW_SKETCH_ROWS_MAX ? 0 : (size_t)r->sketch_rows;
 }
 
 void ewd_cmd_create(ewd_call_t *call) {
@@ -160,8 +164,12 @@ static ewp_value_t summary(const ewd_server_t *srv, ewd_stream_t *st, bool with_
   kv[7] = (ewp_kv_t){"queued_jobs", with_config ? ewp_vu64(st->queued_jobs) : (ewp_value_t){0}};
   kv[8] = (ewp_kv_t){"steps", with_config ? steps_value(st, skv) : (ewp_value_t){0}};
   kv[9] = (ewp_kv_t){"eval", with_config ? ewd_eval_value(st, arena) : (ewp_value_t){0}};
-  kv[10] = (ewp_kv_t){"solve_estimate_s", with_config ? ewp_vf64(ewd_solve_estimate(srv, st->cfg.dim))
-                                                      : (ewp_value_t){0}};
+  /* a sketched stream's solves are of its m = 2ℓ+1 rows' Gram: m²·d, not d³ */
+  size_t m = 2 * st->cfg.sketch_rows + 1;
+  double est = ew_config_sketched(&st->cfg)
+                   ? ewd_solve_estimate(srv, m) * (double)st->cfg.dim / (double)m
+                   : ewd_solve_estimate(srv, st->cfg.dim);
+  kv[10] = (ewp_kv_t){"solve_estimate_s", with_config ? ewp_vf64(est) : (ewp_value_t){0}};
   return ewp_vmap(kv, SUMMARY_KV);
 }
 

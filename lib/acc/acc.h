@@ -3,8 +3,10 @@
  * (view.c) never branch on a kind's fields.
  *
  * Kinds: dense moments (every row, exact), decay (dense moments that forget with a half-life in
- * rows), window (the last W rows in a ring with their own exact moments). A stream holds one
- * accumulator per role: EW__ROLE_ALL (dense or decay) and, when configured, EW__ROLE_WINDOW.
+ * rows), window (the last W rows in a ring with their own exact moments), fd (a Frequent
+ * Directions sketch of M2 with exact n, W, μ and diag M2, for d above exact_max_dim; it may
+ * decay). A stream holds one accumulator per role: EW__ROLE_ALL (dense, decay or fd) and, when
+ * configured, EW__ROLE_WINDOW.
  *
  * The life of a batch: the stream converts and preprocesses the rows into an ew__in_t; each
  * accumulator's prepare reads it and leaves what its apply will fold in (a batch's statistics,
@@ -36,7 +38,23 @@ typedef struct {
 typedef struct {
   bool has_bs;
   ew__bstats_t bs;
+  double *vec; /* fd: the batch's mean then diag of its M2 (2d doubles, in keep) */
+  double w;    /* fd: the batch's weight */
 } ew__prep_t;
+
+/* What an fd accumulator offers a view: 0 ≼ M2 − BᵀB ≼ delta·I, with M2 = W·C the co-moment of
+ * every row ingested (decayed when configured); n, W, μ and diag(M2) are exact. */
+typedef struct {
+  size_t d, ell;
+  size_t nb;          /* rows of B in use (at most 2ℓ) */
+  const double *B;    /* nb×d row-major */
+  double delta;       /* Δ, in M2's units (divide by w for C's) */
+  const double *mean; /* d */
+  const double *dm2;  /* d: diag(M2) */
+  double w;
+  uint64_t shrinks;
+  bool broken;        /* a shrink's eigensolvers failed: nothing can be certified */
+} ew__sketch_t;
 
 /* What a source offers to view.c: its size, and its moments and/or its rows. */
 enum { EW__WANT_MOMENTS = 1, EW__WANT_ROWS = 2 };
@@ -44,6 +62,8 @@ typedef struct {
   uint64_t rows;              /* rows described (never decayed) */
   double weight;              /* their total weight (== rows without decay) */
   const ew__moments_t *mom;   /* with EW__WANT_MOMENTS: the exact moments (NULL if the kind has none) */
+  const ew__sketch_t *sketch; /* with EW__WANT_MOMENTS, the fd kind: its sketch (mom is NULL) */
+  const double *mean;         /* the exact mean, for kinds that keep one without moments (fd) */
   const float *seg[2];        /* with EW__WANT_ROWS, kinds that keep rows: the rows in arrival order */
   size_t nseg[2];             /* as two contiguous row-major segments (nseg[1] may be 0) */
   bool keeps_rows;
@@ -88,13 +108,17 @@ struct ew__acc {
   const ew__acc_ops_t *ops;
 };
 
-/* Constructors: NULL when out of memory. half_life in rows (> 0). */
+/* Constructors: NULL when out of memory. half_life in rows (> 0; for fd, 0 = no decay). */
 ew__acc_t *ew__acc_dense_new(size_t d);
 ew__acc_t *ew__acc_decay_new(size_t d, double half_life);
 ew__acc_t *ew__acc_window_new(size_t d, size_t cap);
+ew__acc_t *ew__acc_fd_new(size_t d, size_t ell, double half_life);
 
 /* Bounds for the admission model (the largest bytes() over the kind's life). */
 size_t ew__acc_dense_bound(size_t d);
 size_t ew__acc_window_bound(size_t d, size_t cap);
+size_t ew__acc_fd_bound(size_t d, size_t ell);
+/* True for the fd kind (its view is a sketch, not moments). */
+bool ew__acc_is_sketch(const ew__acc_t *a);
 
 #endif /* EW_ACC_H */

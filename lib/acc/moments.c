@@ -469,6 +469,7 @@ static int mom_view(ew__acc_t *a, int want, uint64_t tail, ew__src_t *out, ew__w
   memset(out, 0, sizeof *out);
   out->rows = m->n;
   out->weight = m->w;
+  out->mean = m->mean;
   if (want & EW__WANT_MOMENTS)
     out->mom = m;
   return 0;

@@ -18,7 +18,7 @@ METHODS = {"auto": 0, "slq": 1, "exact": 2}
 class Config(C.Structure):
     _fields_ = [("dim", C.c_size_t), ("normalize", C.c_int), ("window", C.c_size_t),
                 ("window_mode", C.c_int), ("decay_half_life", C.c_double), ("live_k", C.c_size_t), ("shuffle", C.c_size_t),
-                ("seed", C.c_uint64)]
+                ("seed", C.c_uint64), ("exact_max_dim", C.c_size_t), ("sketch_rows", C.c_size_t)]
 
 
 class Param(C.Structure):
@@ -35,7 +35,8 @@ class Result(C.Structure):
     _fields_ = [("kind", C.c_int), ("scalar", C.c_double), ("list", C.POINTER(C.c_double)),
                 ("len", C.c_size_t), ("vectors", C.POINTER(C.c_double)), ("dim", C.c_size_t),
                 ("has_error", C.c_int), ("error", C.c_double), ("as_of", C.c_uint64),
-                ("clamped", C.c_size_t), ("code", C.c_int), ("message", C.c_char * 200)]
+                ("clamped", C.c_size_t), ("code", C.c_int), ("message", C.c_char * 200),
+                ("has_bracket", C.c_int), ("lo", C.c_double), ("hi", C.c_double)]
 
 
 def _load():
@@ -78,7 +79,7 @@ class EwError(Exception):
 
 class Stream:
     def __init__(self, dim, normalize="none", window=None, decay=0.0, live_k=1, shuffle=256,
-                 seed=0x5eed, window_mode="auto"):
+                 seed=0x5eed, window_mode="auto", exact_max_dim=None, sketch_rows=None):
         cfg = Config()
         LIB.ew_config_default(C.byref(cfg), dim)
         cfg.normalize = {"none": 0, "l2": 1}[normalize]
@@ -89,6 +90,10 @@ class Stream:
         cfg.live_k = live_k
         cfg.shuffle = shuffle
         cfg.seed = seed
+        if exact_max_dim is not None:
+            cfg.exact_max_dim = exact_max_dim
+        if sketch_rows is not None:
+            cfg.sketch_rows = sketch_rows
         self.dim = dim
         self.h = C.c_void_p()
         rc = LIB.ew_stream_create(C.byref(cfg), C.byref(self.h))
@@ -145,7 +150,8 @@ class Stream:
             else:
                 val = np.array([r.list[i] for i in range(r.len)])
             extra = {"as_of": r.as_of, "clamped": r.clamped,
-                     "error": r.error if r.has_error else None}
+                     "error": r.error if r.has_error else None,
+                     "bracket": (r.lo, r.hi) if r.has_bracket else None}
             if r.vectors:
                 extra["vectors"] = np.ctypeslib.as_array(r.vectors, shape=(r.len * r.dim,)).copy() \
                     .reshape(r.len, r.dim)

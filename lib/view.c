@@ -621,17 +621,14 @@ static int sketch_matrix_rows(ew__view_t *v, double **Mp, size_t *mp) {
 }
 
 /* The nonzero spectrum of A_sk (at most min(m, d) values, descending, clamped at 0), cached per
- * centring within max_lag. With pairs != NULL, also the eigenvectors: (*pairs) is m×m column-major
- * (column i belongs to θ_i) and *Mp the rows, both in ws. */
-static int sketch_spectrum(ew__view_t *v, const double **theta, size_t *mt, double **pairs,
-                           double **Mp) {
+ * centring within max_lag. */
+static int sketch_spectrum(ew__view_t *v, const double **theta, size_t *mt) {
   ew_stream_t *s = v->s;
   const ew__sketch_t *k = v->sk;
   if (k->broken)
     return EW_ELAPACK;
   ew__skspec_t *c = &s->skspec[v->center];
-  bool fresh = c->valid && c->epoch == s->epoch && s->count - c->as_of <= v->max_lag;
-  if (fresh && !pairs) {
+  if (c->valid && c->epoch == s->epoch && s->count - c->as_of <= v->max_lag) {
     *theta = c->theta;
     *mt = c->m;
     v->as_of = c->as_of;
@@ -639,38 +636,69 @@ static int sketch_spectrum(ew__view_t *v, const double **theta, size_t *mt, doub
   }
   if (!c->theta && !(c->theta = malloc((2 * k->ell + 1) * sizeof(double))))
     return EW_ENOMEM;
+  ew__ws_mark_t mk = ew__ws_mark(v->ws);
   double *M, *G, *w;
   size_t m;
   int rc = sketch_matrix_rows(v, &M, &m);
-  if (rc)
-    return rc;
-  if (m == 0) {
-    c->m = 0;
-  } else {
+  if (rc == 0 && m > 0) {
     G = ew__ws_alloc(v->ws, m * m * sizeof(double));
     w = G ? ew__ws_alloc(v->ws, m * sizeof(double)) : NULL;
-    if (!w)
-      return EW_ENOMEM;
-    cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, (int)m, (int)v->d, 1.0, M, (int)v->d, 0.0,
-                G, (int)m);
-    rc = pairs ? ew__eigpairs(G, m, w, v->ws) : ew__eigvals(G, m, w, v->ws);
-    if (rc)
-      return rc;
-    size_t keep = m < v->d ? m : v->d;
-    for (size_t i = 0; i < keep; i++)
-      c->theta[i] = w[i] > 0 ? w[i] : 0.0;
-    c->m = keep;
-    if (pairs) {
-      *pairs = G;
-      *Mp = M;
+    rc = w ? 0 : EW_ENOMEM;
+    if (rc == 0) {
+      cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, (int)m, (int)v->d, 1.0, M, (int)v->d,
+                  0.0, G, (int)m);
+      rc = ew__eigvals(G, m, w, v->ws);
     }
+    if (rc == 0)
+      for (size_t i = 0; i < m && i < v->d; i++)
+        c->theta[i] = w[i] > 0 ? w[i] : 0.0;
   }
+  ew__ws_release(v->ws, mk);
+  if (rc)
+    return rc;
+  c->m = m < v->d ? m : v->d;
   c->as_of = s->count;
   c->epoch = s->epoch;
   c->valid = true;
   *theta = c->theta;
   *mt = c->m;
   v->as_of = c->as_of;
+  return 0;
+}
+
+/* A_sk's top k eigenvectors as column-major d×k: u_i = Mᵀ g_i / √γ_i from the eigenpairs
+ * (γ_i, g_i) of the rows' Gram; beyond the sketch's rank, unit vectors orthogonal to the rest. */
+static int sketch_vectors(ew__view_t *v, size_t k, double *Uc) {
+  size_t d = v->d, m;
+  double *M, *G, *w = NULL;
+  int rc = sketch_matrix_rows(v, &M, &m);
+  if (rc)
+    return rc;
+  G = ew__ws_alloc(v->ws, (m ? m * m : 1) * sizeof(double));
+  w = G ? ew__ws_alloc(v->ws, (m ? m : 1) * sizeof(double)) : NULL;
+  if (!w)
+    return EW_ENOMEM;
+  if (m > 0) {
+    cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, (int)m, (int)d, 1.0, M, (int)d, 0.0, G,
+                (int)m);
+    if ((rc = ew__eigpairs(G, m, w, v->ws)) != 0)
+      return rc;
+  }
+  for (size_t i = 0; i < k; i++) {
+    double *u = Uc + i * d;
+    if (i < m && w[i] > 0) {
+      cblas_dgemv(CblasRowMajor, CblasTrans, (int)m, (int)d, 1.0 / sqrt(w[i]), M, (int)d,
+                  G + i * m, 1, 0.0, u, 1);
+      continue;
+    }
+    memset(u, 0, d * sizeof(double));
+    u[i % d] = 1.0;
+    for (int pass = 0; pass < 2; pass++)
+      for (size_t j = 0; j < i; j++)
+        cblas_daxpy((int)d, -cblas_ddot((int)d, Uc + j * d, 1, u, 1), Uc + j * d, 1, u, 1);
+    double nrm = cblas_dnrm2((int)d, u, 1);
+    cblas_dscal((int)d, nrm > 0 ? 1.0 / nrm : 0.0, u, 1);
+  }
   return 0;
 }
 
@@ -685,40 +713,20 @@ double ew__view_sketch_delta(const ew__view_t *v) {
 static int sketch_topk(ew__view_t *v, size_t k, double *theta, double *U, double *resid) {
   size_t d = v->d, m;
   const double *th;
-  double *G = NULL, *M = NULL, half = 0.5 * ew__view_sketch_delta(v);
+  double half = 0.5 * ew__view_sketch_delta(v);
+  int rc = sketch_spectrum(v, &th, &m);
+  if (rc)
+    return rc;
+  for (size_t i = 0; i < k; i++)
+    theta[i] = (i < m ? th[i] : 0.0) + half;
+  *resid = half;
+  if (!U)
+    return 0;
   ew__ws_mark_t mk = ew__ws_mark(v->ws);
-  int rc = sketch_spectrum(v, &th, &m, U ? &G : NULL, U ? &M : NULL);
-  if (rc == 0) {
-    for (size_t i = 0; i < k; i++)
-      theta[i] = (i < m ? th[i] : 0.0) + half;
-    *resid = half;
-  }
-  if (rc == 0 && U) {
-    size_t rows = v->sk->nb + (v->center ? 0 : 1); /* G is rows×rows */
-    double *Uc = ew__ws_alloc(v->ws, k * d * sizeof(double));
-    if (!Uc) {
-      rc = EW_ENOMEM;
-    } else {
-      for (size_t i = 0; i < k; i++) {
-        double *u = Uc + i * d;
-        if (i < m && th[i] > 0) {
-          cblas_dgemv(CblasRowMajor, CblasTrans, (int)rows, (int)d, 1.0 / sqrt(th[i]), M, (int)d,
-                      G + i * rows, 1, 0.0, u, 1);
-        } else { /* beyond the sketch's rank: any unit vector orthogonal to the ones before */
-          memset(u, 0, d * sizeof(double));
-          u[i % d] = 1.0;
-          for (int pass = 0; pass < 2; pass++)
-            for (size_t j = 0; j < i; j++) {
-              double p = cblas_ddot((int)d, Uc + j * d, 1, u, 1);
-              cblas_daxpy((int)d, -p, Uc + j * d, 1, u, 1);
-            }
-          double nrm = cblas_dnrm2((int)d, u, 1);
-          cblas_dscal((int)d, nrm > 0 ? 1.0 / nrm : 0.0, u, 1);
-        }
-      }
-      ew__emit_rows(Uc, d, k, U);
-    }
-  }
+  double *Uc = ew__ws_alloc(v->ws, k * d * sizeof(double));
+  rc = Uc ? sketch_vectors(v, k, Uc) : EW_ENOMEM;
+  if (rc == 0)
+    ew__emit_rows(Uc, d, k, U);
   ew__ws_release(v->ws, mk);
   return rc;
 }
@@ -739,7 +747,7 @@ int ew__view_sketch_bounds(ew__view_t *v, const double **most, const double **le
   double T, dl = ew__view_sketch_delta(v);
   int rc = ew__view_trace(v, &T);
   if (rc == 0)
-    rc = sketch_spectrum(v, &th, &m, NULL, NULL);
+    rc = sketch_spectrum(v, &th, &m);
   if (rc)
     return rc;
   double *lo = ew__ws_alloc(v->ws, 4 * d * sizeof(double));

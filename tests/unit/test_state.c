@@ -1,5 +1,6 @@
 /* test_state.c — saved state (lib/state.c): save → load is bit-identical for every stream shape
- * (window eager and lazy, live estimate, decay, l2, f32 and f64 batches, warm top-k vectors):
+ * (window eager and lazy, live estimate, decay, l2, f32 and f64 batches, warm top-k vectors,
+ * the Frequent Directions sketch with and without decay):
  * saving the loaded stream gives the same bytes, every metric answers exactly (==) as before,
  * and both streams stay identical under further ingest. Every corruption — empty, truncated at
  * any length, one flipped byte anywhere, wrong magic, wrong version — is EW_ESTATE with a
@@ -143,6 +144,9 @@ static void round_trip_is_bit_identical(void) {
       {"decay and l2", 20, 32, EW_WINDOW_AUTO, 300, 1, EW_NORMALIZE_L2},
       {"empty", 8, 16, EW_WINDOW_AUTO, 0, 1, EW_NORMALIZE_NONE},
       {"collapsed rows (rank 2)", 24, 0, EW_WINDOW_AUTO, 0, 1, EW_NORMALIZE_NONE},
+      {"sketch (Frequent Directions, many shrinks)", 24, 64, EW_WINDOW_EAGER, 0, 2,
+       EW_NORMALIZE_NONE},
+      {"sketch with decay and l2", 20, 0, EW_WINDOW_AUTO, 300, 1, EW_NORMALIZE_L2},
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     ew_config_t cfg;
@@ -152,6 +156,10 @@ static void round_trip_is_bit_identical(void) {
     cfg.decay_half_life = cases[c].decay;
     cfg.live_k = cases[c].live_k;
     cfg.normalize = cases[c].norm;
+    if (strncmp(cases[c].what, "sketch", 6) == 0) { /* d above exact_max_dim: the fd kind */
+      cfg.exact_max_dim = 8;
+      cfg.sketch_rows = 4;
+    }
     size_t d = cases[c].d;
     collapsed = strncmp(cases[c].what, "collapsed", 9) == 0;
     ew_stream_t *a;

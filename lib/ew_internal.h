@@ -264,7 +264,8 @@ int ew__eigpairs(double *A, size_t d, double *w, ew__ws_t *ws);
 int ew__topk(const double *A, size_t d, size_t k, const double *warm, size_t wk, uint64_t seed,
              double *theta, double *U, double *resid, ew__ws_t *ws);
 /* Copies k column-major eigenvectors (d×k) to k rows, each signed so that its largest-magnitude
- * entry is positive (the convention of every vector the library hands out). */
+ * entry is positive (the convention of every vector the library hands out). The two may be the
+ * same array (the layouts coincide): then only the signs change. */
 void ew__emit_rows(const double *U_colmajor, size_t d, size_t k, double *U_rows);
 
 /* ---- linalg/krylov.c: the top of the spectrum and tr g(A) through an operator ---- */
@@ -465,6 +466,8 @@ int ew__view_matvec(ew__view_t *v, const double *x, double *y);
  * *resid = δ/2 and A_sk's vectors; ew__view_matvec applies A_sk. */
 bool ew__view_is_sketch(const ew__view_t *v);
 double ew__view_sketch_delta(const ew__view_t *v);
+/* The most directions a sketched view can name (2ℓ + 1; 0 for an exact view). */
+size_t ew__view_sketch_dirs(const ew__view_t *v);
 /* The two extreme spectra the certificate allows, each d values descending and summing to tr A
  * (in v->ws): λ_i ∈ [θ_i, θ_i + δ] (θ_i = 0 beyond the sketch's rank) with Σλ = tr A. *most
  * majorises every such spectrum (the top intervals filled first) and *least is majorised by every

@@ -480,6 +480,12 @@ static int m_topk(mctx_t *cx) {
   size_t k = (size_t)cx->p[0];
   if (k > cx->d)
     k = cx->d;
+  size_t kmax = ew__view_sketch_dirs(&cx->v);
+  if (kmax && k > kmax)
+    return fail(cx, EW_EBADPARAM,
+                "topk k = %zu asks for more directions than this stream's sketch holds (2 x "
+                "sketch_rows + 1 = %zu); ask for at most %zu",
+                k, kmax, kmax);
   bool vectors = cx->p[1] != 0;
   if (!vectors) {
     double *theta = malloc(k * sizeof(double)), r;

@@ -704,6 +704,8 @@ static int sketch_vectors(ew__view_t *v, size_t k, double *Uc) {
 
 bool ew__view_is_sketch(const ew__view_t *v) { return v->sk != NULL; }
 
+size_t ew__view_sketch_dirs(const ew__view_t *v) { return v->sk ? 2 * v->sk->ell + 1 : 0; }
+
 double ew__view_sketch_delta(const ew__view_t *v) {
   return v->sk && v->sk->w > 0 ? v->sk->delta / v->sk->w : 0.0;
 }
@@ -723,10 +725,9 @@ static int sketch_topk(ew__view_t *v, size_t k, double *theta, double *U, double
   if (!U)
     return 0;
   ew__ws_mark_t mk = ew__ws_mark(v->ws);
-  double *Uc = ew__ws_alloc(v->ws, k * d * sizeof(double));
-  rc = Uc ? sketch_vectors(v, k, Uc) : EW_ENOMEM;
+  rc = sketch_vectors(v, k, U); /* column-major d×k is row-major k×d: written in place */
   if (rc == 0)
-    ew__emit_rows(Uc, d, k, U);
+    ew__emit_rows(U, d, k, U);
   ew__ws_release(v->ws, mk);
   return rc;
 }

@@ -104,7 +104,8 @@ static double max_resid(const double *U, const double *AU, const double *theta, 
 
 static void emit_rows(const double *U_colmajor, size_t d, size_t k, double *U_rows) {
   /* column i of a col-major d×k matrix is already contiguous: row i of a k×d row-major one */
-  memcpy(U_rows, U_colmajor, k * d * sizeof(double));
+  if (U_rows != U_colmajor)
+    memcpy(U_rows, U_colmajor, k * d * sizeof(double));
   for (size_t i = 0; i < k; i++) { /* sign: largest-magnitude entry positive */
     double *u = U_rows + i * d;
     size_t arg = 0;

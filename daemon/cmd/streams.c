@@ -80,11 +80,16 @@ void ewd_cmd_create(ewd_call_t *call) {
     ewd_eval_free(asked.eval);
     if (!ew_config_equal(&st->cfg, &cfg) || st->world != world || st->step_timeout != timeout ||
         st->recent != recent || st->window_steps != wsteps || !ewd_eval_same(st, evals)) {
+      char kind[64];
+      if (ew_config_sketched(&st->cfg))
+        snprintf(kind, sizeof kind, "a sketch of %zu rows", st->cfg.sketch_rows);
+      else
+        snprintf(kind, sizeof kind, "exact up to exact_max_dim %zu", st->cfg.exact_max_dim);
       ewd_fail(call, EW_EEXISTS,
-               "stream '%.*s' exists with a different configuration (dim %zu, window %zu, "
+               "stream '%.*s' exists with a different configuration (dim %zu, %s, window %zu, "
                "normalize %s, world %u, step_timeout %g); drop it first or use the same "
-               "configuration", (int)r->stream.n, r->stream.p, st->cfg.dim, st->cfg.window,
-               st->cfg.normalize == EW_NORMALIZE_L2 ? "l2" : "none", st->world,
+               "configuration", (int)r->stream.n, r->stream.p, st->cfg.dim, kind,
+               st->cfg.window, st->cfg.normalize == EW_NORMALIZE_L2 ? "l2" : "none", st->world,
                st->step_timeout);
       ewd_alerts_free(asked.alerts);
       return;

@@ -1,7 +1,10 @@
 """The spectral engine over the wire: `method`, `{name}_error`, top-k by Lanczos, the live
-estimate, and what a client sees of a long solve. A real daemon, a real msgpack client, numpy
-float64 references computed here."""
+estimate, what a client sees of a long solve, and sketched streams (d above exact_max_dim:
+create options, config keys, `{name}_bracket`, refusals, a restart from a snapshot and a state
+saved before the sketch existed). A real daemon, a real msgpack client, numpy float64 references
+computed here."""
 import os
+import signal
 import sys
 
 import msgpack
@@ -115,6 +118,90 @@ def live_topk_and_the_create_option(d):
     assert "keeps no live estimate" in e.message, e.message
 
 
+# A state exported by the daemon before exact_max_dim existed (64-byte CONF, d = 2, 3 rows):
+# it must load as it was saved.
+OLD_STATE = os.path.join(HERE, "fixtures", "state_conf64.bin")
+
+
+def sketched_streams(d):
+    c = d.client()
+    D = 96
+    # bad values: BAD_PARAM with the sentence, nothing created
+    for key, val, words in (("exact_max_dim", 0, "exact_max_dim must be between 1 and 65536"),
+                            ("sketch_rows", 1, "sketch_rows"), ("sketch_rows", 5000, "sketch_rows"),
+                            ("exact_max_dim", -1, "exact_max_dim")):
+        e = expect("BAD_PARAM", c.call, "create", {"stream": "bad", "dim": D, key: val})
+        assert words in e.message, e.message
+    assert all(x["stream"] != "bad" for x in c.call("list")["streams"])
+    cfg = c.call("create", {"stream": "fd", "dim": D, "exact_max_dim": 64, "sketch_rows": 8,
+                            "window": 0})["config"]
+    assert cfg["exact_max_dim"] == 64 and cfg["sketch_rows"] == 8 and cfg["sketch"] is True, cfg
+    dflt = c.call("create", {"stream": "ex", "dim": D})["config"]
+    assert dflt["exact_max_dim"] == 4096 and dflt["sketch_rows"] == 256 and dflt["sketch"] is False
+    # the same kind is the same stream: exact_max_dim counts only through what it decides
+    c.call("create", {"stream": "fd", "dim": D, "exact_max_dim": 80, "sketch_rows": 8, "window": 0})
+    e = expect("STREAM_EXISTS", c.call, "create", {"stream": "fd", "dim": D, "exact_max_dim": D,
+                                                   "sketch_rows": 8, "window": 0})
+    assert "a sketch of 8 rows" in e.message, e.message
+    X = rows(2000, D, 21, lam=np.arange(1, D + 1) ** -0.8) + 2.0
+    for i in range(0, 2000, 500):
+        send(c, "fd", X[i:i + 500])
+    C = np.cov(X.T, bias=True)
+    w = np.clip(np.linalg.eigvalsh(C)[::-1], 0, None)
+    p = w / w.sum()
+    H = float(-(p[p > 0] * np.log(p[p > 0])).sum())
+    r = c.call("query", {"stream": "fd", "metrics": ["entropy", "erank", "topk", "trace"]})
+    m = r["metrics"]
+    lo, hi = m["entropy_bracket"]
+    assert lo <= H <= hi and abs(m["entropy"] - (lo + hi) / 2) < 1e-12, (lo, H, hi)
+    assert abs(m["entropy_error"] - (hi - lo) / 2) < 1e-12
+    assert m["erank_bracket"][0] <= np.exp(H) <= m["erank_bracket"][1]
+    assert np.all(np.abs(np.array(m["topk"]) - w[:8]) <= m["topk_error"] * (1 + 1e-9))
+    assert abs(m["trace"] - w.sum()) <= 1e-12 * w.sum() and "trace_bracket" not in m
+    print(f"# d = {D}, sketch_rows 8: entropy {H:.4f} in [{lo:.4f}, {hi:.4f}]")
+    # refusals: BAD_PARAM with the sentence, nothing changed, the error counter rises by one
+    before = c.call("stats")
+    count = c.call("info", {"stream": "fd"})["count"]
+    e = expect("BAD_PARAM", c.call, "query", {"stream": "fd", "metrics": ["condition_number"]})
+    assert "exact_max_dim" in e.message, e.message
+    e = expect("BAD_PARAM", c.call, "query", {"stream": "fd", "metrics": ["entropy"],
+                                              "method": "exact"})
+    assert "sketch" in e.message, e.message
+    after = c.call("stats")
+    assert c.call("info", {"stream": "fd"})["count"] == count
+    assert after["errors"].get("BAD_PARAM", 0) == before["errors"].get("BAD_PARAM", 0) + 2
+    # the metrics listing says what each metric answers on a sketch
+    sk = {x["name"]: x["sketch"] for x in c.call("metrics")["metrics"]}
+    assert sk["entropy"] == "bracket" and sk["topk"] == "interval" and sk["trace"] == "exact" \
+        and sk["condition_number"] == "refused" and sk["live_topk"] == "certificate", sk
+    # exported, merged into another daemon, snapshotted, killed and restarted: the same sketch
+    state = c.call("export", {"stream": "fd"})["state"]
+    c2d = Daemon()
+    try:
+        c2 = c2d.client()
+        got = c2.call("merge", {"stream": "fd2", "state": state})
+        assert got["created"] and got["count"] == 2000, got
+        assert c2.call("info", {"stream": "fd2"})["config"]["sketch"] is True
+        m2 = c2.call("query", {"stream": "fd2", "metrics": ["entropy", "topk"]})["metrics"]
+        assert m2["entropy_bracket"] == m["entropy_bracket"] and m2["topk"] == m["topk"], (m2, m)
+        # a state saved before exact_max_dim: loads exact, as it was saved
+        with open(OLD_STATE, "rb") as f:
+            old = f.read()
+        got = c2.call("merge", {"stream": "old", "state": old})
+        cfg = c2.call("info", {"stream": "old"})["config"]
+        assert got["count"] == 3 and cfg["sketch"] is False and cfg["exact_max_dim"] == 4096, (got, cfg)
+        c2.call("snapshot")
+        saved = c2.call("export", {"stream": "fd2"})["state"]
+        c2d.stop(signal.SIGKILL)
+        c2d = Daemon(state_dir=c2d.dir)
+        c2 = c2d.client()
+        assert c2.call("export", {"stream": "fd2"})["state"] == saved, "the restart changed the sketch"
+        m3 = c2.call("query", {"stream": "fd2", "metrics": ["entropy", "topk"]})["metrics"]
+        assert m3["entropy_bracket"] == m["entropy_bracket"] and m3["topk"] == m["topk"]
+    finally:
+        c2d.stop()
+
+
 if __name__ == "__main__":
     t = Tap()
     d = Daemon()
@@ -123,6 +210,8 @@ if __name__ == "__main__":
                "a bad method refused", method_and_error_bars, d)
         t.case("live_topk: the estimate, its Rayleigh quotients and certificate; create's live_k "
                "and its old name topk", live_topk_and_the_create_option, d)
+        t.case("sketched streams: create options, config, {name}_bracket, refusals, restart, "
+               "an old state", sketched_streams, d)
     finally:
         d.stop()
     t.done()

@@ -105,10 +105,12 @@ int c_create(int argc, char **argv) {
   if (argc < 1)
     return usage_error("create needs STREAM --dim N");
   /* --topk is the old name of --live-k (the daemon accepts both) */
-  static const char *opts[] = {"dim", "normalize", "window", "window-mode", "decay", "topk",
-                               "shuffle", "seed", "live-k"};
-  static const char *wire[] = {"dim", "normalize", "window", "window_mode", "decay", "topk",
-                               "shuffle", "seed", "live_k"};
+  static const char *opts[] = {"dim",     "normalize", "window", "window-mode",
+                               "decay",   "topk",      "shuffle", "seed",
+                               "live-k",  "exact-max-dim", "sketch-rows"};
+  static const char *wire[] = {"dim",     "normalize", "window", "window_mode",
+                               "decay",   "topk",      "shuffle", "seed",
+                               "live_k",  "exact_max_dim", "sketch_rows"};
   enum { NOPT = sizeof opts / sizeof opts[0] };
   const char *vals[NOPT] = {0};
   for (int i = 1; i < argc; i++) {

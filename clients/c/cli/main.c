@@ -31,7 +31,8 @@ static const cmd_t cmds[] = {
     {"runs", "", "the runs with their stream count and first and last completed steps", c_runs},
     {"info", "STREAM", "one stream, with its configuration", c_info},
     {"create", "STREAM --dim N [--window N] [--normalize none|l2] [--decay ROWS] [--live-k K] "
-               "[--window-mode auto|eager|lazy] [--shuffle N] [--seed N]",
+               "[--window-mode auto|eager|lazy] [--shuffle N] [--seed N] [--exact-max-dim D] "
+               "[--sketch-rows L]",
      "create a stream (idempotent for the same configuration)", c_create},
     {"drop", "STREAM", "delete a stream", c_drop},
     {"reset", "STREAM", "forget a stream's rows, keep its configuration", c_reset},

@@ -331,7 +331,7 @@ class Client:
 
     def create(self, stream: str, dim: int, run: Optional[str] = None, **config) -> Dict[str, Any]:
         """config: normalize ("none"|"l2"), window, window_mode, decay, live_k (old name topk),
-        shuffle, seed,
+        shuffle, seed, exact_max_dim (above it: a Frequent Directions sketch), sketch_rows,
         world, step_timeout.
         Every method that names a stream takes run= (the daemon's default run when None)."""
         return self.call("create", stream=stream, **_run(run), dim=dim, **config)

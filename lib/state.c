@@ -1,6 +1,6 @@
 /* state.c — a whole stream as bytes, and back (format v1; docs/STATE.md).
  *
- *   header   "EWSTATE\0"  u32 version (1)  u32 flags (0)
+ *   header   "EWSTATE\0"  u32 version (2; 1 is read too)  u32 flags (0)
  *   section  u32 tag  u64 length  payload        (repeated; a reader skips tags it does not know)
  *   end      u32 "END\0"  u64 0
  *   trailer  u32 CRC-32C of every byte before it
@@ -24,7 +24,7 @@
 #include <string.h>
 
 #define MAGIC "EWSTATE"
-#define VERSION 1u
+#define VERSION 2u /* 2: CONF carries exact_max_dim and sketch_rows (80 bytes); 1: 64 bytes */
 #define TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
 #define T_CONF TAG('C', 'O', 'N', 'F')
 #define T_STRM TAG('S', 'T', 'R', 'M')
@@ -324,10 +324,10 @@ static int load_sections(rd_t *r, ew_stream_t **out) {
   get(r, &flags, 4);
   if (r->err)
     return r->err;
-  if (version != VERSION) {
+  if (version != VERSION && version != 1) {
     char v[32];
     snprintf(v, sizeof v, "%u", version);
-    return bad(r, "state format version %s is not one this library reads (it reads 1)", v);
+    return bad(r, "state format version %s is not one this library reads (it reads 1 and 2)", v);
   }
   ew_stream_t *s = NULL;
   bool have_strm = false, have_live = false;
@@ -345,7 +345,7 @@ static int load_sections(rd_t *r, ew_stream_t **out) {
         bad(r, "%s", "two CONF sections");
         break;
       }
-      if (len != 64 && expect_len(r, len, 80, "CONF"))
+      if (expect_len(r, len, version == 1 ? 64 : 80, "CONF"))
         return r->err;
       ew_config_t c;
       memset(&c, 0, sizeof c);
@@ -498,9 +498,9 @@ EW_EXPORT int ew_state_config(const void *buf, size_t len, ew_config_t *cfg, cha
     why = "not an eigenwatch state (bad magic)";
   else if (len < 16 + 12 + 64)
     why = "the state ends early (in its configuration): truncated";
-  else if (memcpy(&version, b + 8, 4), version != VERSION)
-    why = "state format version is not one this library reads (it reads 1)";
-  else if (memcpy(&tag, b + 16, 4), tag != T_CONF || (rd64(b + 20) != 64 && rd64(b + 20) != 80))
+  else if (memcpy(&version, b + 8, 4), version != VERSION && version != 1)
+    why = "state format version is not one this library reads (it reads 1 and 2)";
+  else if (memcpy(&tag, b + 16, 4), tag != T_CONF || rd64(b + 20) != (version == 1 ? 64u : 80u))
     why = "the state does not begin with its configuration";
   else if (rd64(b + 20) == 80 && len < 16 + 12 + 80)
     why = "the state ends early (in its configuration): truncated";

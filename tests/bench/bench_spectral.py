@@ -8,8 +8,19 @@ Then, in one process with OpenBLAS on every core:
     eigsh (ARPACK, k=10, which='LA') on a numpy copy of it (what a user would reach for);
   - entropy: quick (method slq, with its error bar) and exact (method exact), the quick error
     against the exact value, beside the same bare dsyevd and numpy.linalg.eigvalsh.
+These streams keep the exact matrix at every d (exact_max_dim = d).
+
+Then Frequent Directions (d = 1024 4096 8192 16384, or --fd-dims a,b,...): the same spectrum
+into a sketched stream (sketch_rows 256) and into an exact one: ingest rate of each (the exact
+one at 16384 on its first 2048 rows: its state alone is 2 GiB), the sketched stream's memory
+(the library's count and the process's RSS growth), top-10 on the sketch (time, its certified
+half-width and the midpoints' error against the exact top-10, which comes from numpy on the
+rows), the entropy bracket (time, width, and that it contains numpy's exact entropy), and
+beside them scipy's eigsh on the rows (ARPACK on X'X/n, k=10: what a user holding the rows would
+run) and, with --big, bare dsyevd on the exact d×d matrix.
 Prints a table and the ratios; --json writes one object per d. Never run as a test.
-Usage: OPENBLAS_NUM_THREADS=2 /usr/bin/python3 tests/bench/bench_spectral.py [--big] [d ...]
+Usage: OPENBLAS_NUM_THREADS=2 /usr/bin/python3 tests/bench/bench_spectral.py [--big] [--no-fd]
+       [--fd-only] [--fd-dims 1024,16384] [d ...]
 """
 import ctypes as C
 import json
@@ -42,7 +53,7 @@ def bare_dsyevd(A):
 
 def build(d, seed=1):
     rng = np.random.default_rng(seed)
-    s = Stream(d, window=0, live_k=1)
+    s = Stream(d, window=0, live_k=1, exact_max_dim=d)
     scale = (1.0 / np.arange(1, d + 1) ** 0.5).astype(np.float32)
     n = 2 * d
     t0 = time.perf_counter()
@@ -85,11 +96,102 @@ def bench(d):
     return out
 
 
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def bench_fd(d, big):
+    """A sketched stream beside an exact one and numpy on the same rows (see the module doc)."""
+    n = {1024: 4096, 4096: 8192}.get(d, 4096)
+    rng = np.random.default_rng(7)
+    scale = (1.0 / np.arange(1, d + 1) ** 0.5).astype(np.float32)
+    X = np.empty((n, d), np.float32)
+    for i in range(0, n, 1024):
+        X[i:i + 1024] = rng.standard_normal((min(1024, n - i), d)).astype(np.float32) * scale
+    out = {"d": d, "rows": n, "sketch_rows": 256}
+    r0 = rss()
+    fd = Stream(d, window=0, live_k=1, exact_max_dim=d - 1, sketch_rows=256)
+    t0 = time.perf_counter()
+    for i in range(0, n, 1024):
+        fd.ingest(X[i:i + 1024])
+    out["fd_rows_per_s"] = n / (time.perf_counter() - t0)
+    out["fd_memory_bytes"] = fd.memory()
+    out["fd_rss_growth_bytes"] = rss() - r0
+    # the exact stream's ingest (at 16384 only its first 2048 rows: 2 GiB of state)
+    ne = n if d <= 8192 else 2048
+    ex = Stream(d, window=0, live_k=1, exact_max_dim=d)
+    t0 = time.perf_counter()
+    for i in range(0, ne, 1024):
+        ex.ingest(X[i:i + 1024])
+    out["exact_rows_per_s"] = ne / (time.perf_counter() - t0)
+    out["exact_memory_bytes"] = ex.memory()
+    if big:
+        _, _, A = ex.matrix()
+        out["dsyevd_s"], _ = bare_dsyevd(A)
+        del A
+    del ex
+    # numpy's exact spectrum of the same rows (the n×n Gram when n < d: same nonzero spectrum)
+    Xc = X.astype(np.float64)
+    Xc -= Xc.mean(axis=0)
+    t0 = time.perf_counter()
+    G = (Xc @ Xc.T if n < d else Xc.T @ Xc) / n
+    lam = np.clip(np.linalg.eigvalsh(G)[::-1], 0, None)
+    out["numpy_exact_s"] = time.perf_counter() - t0
+    p = lam / lam.sum()
+    H = float(-(p[p > 0] * np.log(p[p > 0])).sum())
+    out["fd_topk_s"], (v, e) = timed(fd.query, "topk", k=10)
+    out["fd_topk_halfwidth_rel"] = e["error"] / lam[0]
+    out["fd_topk_max_err_rel"] = float(np.max(np.abs(v - lam[:10])) / lam[0])
+    out["fd_topk_covered"] = bool(np.all(np.abs(v - lam[:10]) <= e["error"] * (1 + 1e-9)))
+    fd.ingest(X[:max(1, n // 100)])  # +1% rows: the sketch's spectrum is recomputed
+    out["fd_topk_after_1pct_s"], _ = timed(fd.query, "topk", k=10)
+    out["fd_entropy_s"], _ = timed(fd.query, "entropy")  # timed here; checked on fd2 below
+    out["exact_entropy"] = H
+    try:
+        from scipy.sparse.linalg import LinearOperator, eigsh
+        op = LinearOperator((d, d), matvec=lambda x: Xc.T @ (Xc @ x) / n, dtype=np.float64)
+        out["scipy_eigsh_rows_s"], _ = timed(eigsh, op, k=10, which="LA")
+    except ImportError:
+        out["scipy_eigsh_rows_s"] = None
+    # the bracket on exactly the rows numpy saw
+    fd2 = Stream(d, window=0, live_k=0, exact_max_dim=d - 1, sketch_rows=256)
+    for i in range(0, n, 1024):
+        fd2.ingest(X[i:i + 1024])
+    _, e = fd2.query("entropy")
+    out["fd_entropy_covered"] = bool(e["bracket"][0] <= H <= e["bracket"][1])
+    out.update(fd_entropy_lo=e["bracket"][0], fd_entropy_hi=e["bracket"][1])
+    return out
+
+
+def print_fd(r):
+    eig = r["scipy_eigsh_rows_s"]
+    print(f"d = {r['d']}, Frequent Directions (sketch_rows {r['sketch_rows']}, {r['rows']} rows)")
+    print(f"  ingest: sketch {r['fd_rows_per_s']:9.0f} rows/s   exact {r['exact_rows_per_s']:9.0f} rows/s"
+          f"   ({r['fd_rows_per_s'] / r['exact_rows_per_s']:.2f}x)")
+    print(f"  memory: sketch stream {r['fd_memory_bytes'] / 1e6:7.1f} MB (RSS grew {r['fd_rss_growth_bytes'] / 1e6:.1f} MB)"
+          f"   exact stream {r['exact_memory_bytes'] / 1e6:7.1f} MB")
+    print(f"  top-10 on the sketch          {r['fd_topk_s']:8.3f} s (after +1% rows {r['fd_topk_after_1pct_s']:.3f} s)"
+          f"   half-width {r['fd_topk_halfwidth_rel']:.2e} lambda_1, midpoints off by {r['fd_topk_max_err_rel']:.2e},"
+          f" covered {r['fd_topk_covered']}")
+    print(f"  entropy bracket               {r['fd_entropy_s']:8.3f} s   [{r['fd_entropy_lo']:.4f}, {r['fd_entropy_hi']:.4f}]"
+          f" nats, exact {r['exact_entropy']:.4f}, covered {r['fd_entropy_covered']}")
+    print(f"  numpy exact spectrum of the rows {r['numpy_exact_s']:5.3f} s"
+          + (f"   scipy eigsh on the rows {eig:.3f} s (top-10 on the sketch: {r['fd_topk_s'] / eig:.3f}x)" if eig else "")
+          + (f"   bare dsyevd on the d x d matrix {r['dsyevd_s']:.1f} s" if "dsyevd_s" in r else ""), flush=True)
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     dims = [int(a) for a in args] or [1024, 4096, 8192] + ([16384] if "--big" in sys.argv else [])
+    fd_dims = [1024, 4096, 8192, 16384]
+    for a in sys.argv:
+        if a.startswith("--fd-dims"):
+            fd_dims = [int(x) for x in a.split("=", 1)[1].split(",")]
     rows = []
     print(f"# OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(all)')}", flush=True)
+    if "--fd-only" in sys.argv:
+        dims = []
     for d in dims:
         r = bench(d)
         rows.append(r)
@@ -106,6 +208,11 @@ def main():
               f"rel err {r['slq_rel_err']:.1e}, bar {r['slq_bar']:.1e} nats, covered {r['slq_covered']}")
         print(f"  entropy exact                 {r['exact_s']:8.3f} s   {r['exact_s'] / ds:6.3f}x   "
               f"(vs dsyevd's entropy {r['exact_vs_dsyevd_rel']:.1e})", flush=True)
+    if "--no-fd" not in sys.argv:
+        for d in fd_dims:
+            r = bench_fd(d, "--big" in sys.argv)
+            rows.append(r)
+            print_fd(r)
     if "--json" in sys.argv:
         for r in rows:
             print(json.dumps(r))

@@ -472,8 +472,11 @@ size_t ew__view_sketch_dirs(const ew__view_t *v);
  * (in v->ws): λ_i ∈ [θ_i, θ_i + δ] (θ_i = 0 beyond the sketch's rank) with Σλ = tr A. *most
  * majorises every such spectrum (the top intervals filled first) and *least is majorised by every
  * one (water-filling), so any Schur-concave function (entropy, Rényi, Σ√λ, −ln λ₁/T, T²/Σλ²) of
- * the true spectrum lies between its values at the two. */
-int ew__view_sketch_bounds(ew__view_t *v, const double **most, const double **least);
+ * the true spectrum lies between its values at the two. *diag is A's exact diagonal, sorted
+ * descending: the true spectrum majorises it too (Schur–Horn), so it bounds the same side as
+ * *least, and the tighter of the two applies. */
+int ew__view_sketch_bounds(ew__view_t *v, const double **most, const double **least,
+                           const double **diag);
 /* The source's raw rows in arrival order (window sources: N×d f32 in v->ws); EW_ENOWINDOW for a
  * source that keeps no rows. */
 int ew__view_rows(ew__view_t *v, const float **rows, size_t *n);

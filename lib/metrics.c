@@ -871,12 +871,12 @@ static int sketched(ew_stream_t *s, mctx_t *cx, const metric_row_t *row) {
                 "exact_max_dim %zu) whose spectrum-wide metrics are certified brackets: omit "
                 "method",
                 ew_method_name(cx->method), c->dim, c->exact_max_dim);
-  const double *ext[2];
-  int rc = ew__view_sketch_bounds(&cx->v, &ext[0], &ext[1]);
+  const double *ext[3];
+  int rc = ew__view_sketch_bounds(&cx->v, &ext[0], &ext[1], &ext[2]);
   if (rc)
     return view_fail(cx, rc);
-  double val[2];
-  for (int i = 0; i < 2; i++) {
+  double val[3];
+  for (int i = 0; i < 3; i++) {
     cx->eig = ext[i];
     cx->method = EW_METHOD_EXACT;
     cx->out->has_error = 0;
@@ -885,7 +885,10 @@ static int sketched(ew_stream_t *s, mctx_t *cx, const metric_row_t *row) {
     val[i] = cx->out->scalar;
   }
   cx->eig = NULL;
-  double lo = fmin(val[0], val[1]), hi = fmax(val[0], val[1]);
+  /* the most spread spectrum gives one end; the least spread one and the exact diagonal both
+   * bound the other end (each is majorised by the true spectrum): the nearer one is tighter */
+  double far = fabs(val[1] - val[0]) <= fabs(val[2] - val[0]) ? val[1] : val[2];
+  double lo = fmin(val[0], far), hi = fmax(val[0], far);
   cx->out->scalar = 0.5 * (lo + hi);
   cx->out->has_error = 1;
   cx->out->error = 0.5 * (hi - lo);

@@ -740,7 +740,13 @@ static double fill_sum(const double *lo, const double *hi, size_t d, double c) {
   return t;
 }
 
-int ew__view_sketch_bounds(ew__view_t *v, const double **most, const double **least) {
+static int cmp_desc_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x < y) - (x > y);
+}
+
+int ew__view_sketch_bounds(ew__view_t *v, const double **most, const double **least,
+                           const double **diag) {
   if (!v->sk)
     return EW_EBADPARAM;
   size_t d = v->d, m;
@@ -751,10 +757,15 @@ int ew__view_sketch_bounds(ew__view_t *v, const double **most, const double **le
     rc = sketch_spectrum(v, &th, &m);
   if (rc)
     return rc;
-  double *lo = ew__ws_alloc(v->ws, 4 * d * sizeof(double));
+  double *lo = ew__ws_alloc(v->ws, 5 * d * sizeof(double));
   if (!lo)
     return EW_ENOMEM;
-  double *hi = lo + d, *g = hi + d, *f = g + d, slo = 0, shi = 0;
+  double *hi = lo + d, *g = hi + d, *f = g + d, *dg = f + d, slo = 0, shi = 0;
+  if ((rc = ew__view_diag(v, dg)) != 0)
+    return rc;
+  for (size_t i = 0; i < d; i++)
+    dg[i] = dg[i] > 0 ? dg[i] : 0.0;
+  qsort(dg, d, sizeof(double), cmp_desc_d);
   for (size_t i = 0; i < d; i++) {
     lo[i] = i < m ? th[i] : 0.0;
     hi[i] = lo[i] + dl;
@@ -792,6 +803,7 @@ int ew__view_sketch_bounds(ew__view_t *v, const double **most, const double **le
   }
   *most = g;
   *least = f;
+  *diag = dg;
   return 0;
 }
 

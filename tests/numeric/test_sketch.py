@@ -8,7 +8,10 @@ renyi(alpha = 0.5, 2, inf), vendi(q = 0.5), participation_ratio, nuclear_norm â€
 midpoint and the error its half-width: certified, so every case, not 95%. Top of the spectrum:
 topk, stable_rank, anisotropy and spectral_gap contain the exact value within their error;
 trace and mnn equal numpy to 1e-12. The brackets narrow as sketch_rows grows (median width over
-the cases, 64 rows against 32), and a rank below sketch_rows gives a bracket of width ~0.
+the cases, 64 rows against 32), a rank below sketch_rows gives a bracket of width ~0, and where
+the coordinates carry the spectrum the exact diagonal (which the spectrum majorises) bounds the
+entropy from above: the upper end overshoots under half as much as for the same spectrum
+rotated (the lower end, where the missing mass is packed into the top directions, is unchanged).
 
 Refusals: rankme, condition_number, spectrum and entropy_truncated are BAD_PARAM with a sentence
 naming exact_max_dim; method exact or slq on a bracketed metric is BAD_PARAM; topk k above
@@ -139,6 +142,33 @@ def low_rank_is_held_exactly():
         close(got, want, 1e-5 if sqrtish else 1e-7, f"rank 6 {metric}{params}")
 
 
+def the_exact_diagonal_tightens_the_bracket():
+    """The true spectrum majorises the exact diagonal (Schur-Horn): where coordinates carry the
+    spectrum (no rotation), H(diag) bounds the entropy from above far below water-filling."""
+    lam = np.arange(1, D + 1, dtype=float) ** -0.5
+    rng = np.random.default_rng(4)
+    widths = {}
+    for rotated in (True, False):
+        X = rows(lam, 4, 3000) if rotated else rng.standard_normal((3000, D)) * np.sqrt(lam)
+        s = sketched(32)
+        s.ingest(X)
+        C = np.cov(X.T, bias=True)
+        w = np.clip(np.linalg.eigvalsh(C), 0, None)
+        p = w / w.sum()
+        H = float(-(p[p > 0] * np.log(p[p > 0])).sum())
+        dg = np.diag(C) / np.trace(C)
+        Hd = float(-(dg * np.log(dg)).sum())
+        _, ex = s.query("entropy")
+        lo, hi = ex["bracket"]
+        assert lo <= H <= hi, (rotated, lo, H, hi)
+        print(f"# rotated={rotated}: [{lo:.3f}, {hi:.3f}] exact {H:.3f} H(diag) {Hd:.3f}")
+        assert hi <= Hd + 1e-12, (rotated, hi, Hd)
+        widths[rotated] = hi - H  # how far the upper end overshoots
+    print(f"# upper end above the exact entropy: rotated {widths[True]:.3f}, coordinates carry "
+          f"the spectrum {widths[False]:.3f} nats")
+    assert widths[False] < 0.5 * widths[True], widths
+
+
 def refusals_change_nothing():
     _, lam = spectrum(1, D)
     s = sketched(32)
@@ -167,5 +197,7 @@ if __name__ == "__main__":
     t.case("sketch brackets and intervals contain numpy's exact values (12 spectra x 2 centrings x 2 sizes)",
            brackets_contain_the_exact_values)
     t.case("a rank below sketch_rows is held exactly (bracket width ~0)", low_rank_is_held_exactly)
+    t.case("the exact diagonal tightens the bracket where coordinates carry the spectrum",
+           the_exact_diagonal_tightens_the_bracket)
     t.case("refused metrics and methods are BAD_PARAM and change nothing", refusals_change_nothing)
     t.done()

@@ -136,9 +136,21 @@ static int spec_from(spec_t *sp, const ewp_eval_t *e, size_t idx, char *msg, siz
   return 0;
 }
 
-/* The specs `evals` asks for (NULL: the defaults) into a new array. Returns 0 or a code. */
-static int build(const ewp_evals_t *evals, spec_t **out, size_t *n, char *msg, size_t cap) {
-  size_t cnt = evals ? evals->n : NDEFAULTS;
+/* True when the library refuses the metric on st as the spec reads it: a sketched stream
+ * (d > exact_max_dim) whose source resolves to all (explicitly, or by default on a stream that is
+ * not recent: the refused metrics' own default source is all). */
+static bool refused_on(const ewd_stream_t *st, const spec_t *sp) {
+  if (!st || !ew_config_sketched(&st->cfg) || strcmp(sp->info->sketch, "refused") != 0)
+    return false;
+  return sp->source == EW_SOURCE_ALL || (sp->source == EW_SOURCE_DEFAULT && !st->recent);
+}
+
+/* The specs `evals` asks for (NULL: the defaults) for stream st (NULL: no stream yet) into a new
+ * array. On a sketched stream the defaults leave out what the library refuses there, and an
+ * asked-for spec it would refuse is BAD_PARAM. Returns 0 or a code. */
+static int build(const ewd_stream_t *st, const ewp_evals_t *evals, spec_t **out, size_t *n,
+                 char *msg, size_t cap) {
+  size_t cnt = evals ? evals->n : NDEFAULTS, kept = 0;
   spec_t *v = calloc(cnt ? cnt : 1, sizeof *v);
   if (!v) {
     snprintf(msg, cap, "out of memory");
@@ -146,10 +158,18 @@ static int build(const ewp_evals_t *evals, spec_t **out, size_t *n, char *msg, s
   }
   for (size_t i = 0; i < cnt; i++) {
     if (!evals) {
-      spec_default(&v[i], ew_metric_find(default_names[i]));
+      spec_default(&v[kept], ew_metric_find(default_names[i]));
+      kept += !refused_on(st, &v[kept]);
       continue;
     }
     int rc = spec_from(&v[i], &evals->v[i], i, msg, cap);
+    if (rc == 0 && refused_on(st, &v[i])) {
+      snprintf(msg, cap, "eval[%zu]: %s is refused on this stream, which keeps a sketch (d = %zu "
+               "> exact_max_dim %zu); give it source window or leave it out", i,
+               v[i].info->name, st->cfg.dim, st->cfg.exact_max_dim);
+      rc = EW_EBADPARAM;
+    }
+    kept++;
     for (size_t k = 0; rc == 0 && k < i; k++)
       if (v[k].info == v[i].info) {
         snprintf(msg, cap, "eval names %s twice (each metric at most once: its history is one "
@@ -162,7 +182,7 @@ static int build(const ewp_evals_t *evals, spec_t **out, size_t *n, char *msg, s
     }
   }
   *out = v;
-  *n = cnt;
+  *n = kept;
   return 0;
 }
 
@@ -196,7 +216,7 @@ static ewd_eval_t *eval_of(ewd_stream_t *st) {
     spec_t *v;
     size_t n;
     char msg[64];
-    if (build(NULL, &v, &n, msg, sizeof msg))
+    if (build(st, NULL, &v, &n, msg, sizeof msg))
       return NULL;
     if (!(st->eval = eval_new(v, n, false)))
       free(v);
@@ -207,7 +227,7 @@ static ewd_eval_t *eval_of(ewd_stream_t *st) {
 int ewd_eval_set(ewd_stream_t *st, const ewp_evals_t *evals, char *msg, size_t cap) {
   spec_t *v;
   size_t n;
-  int rc = build(evals, &v, &n, msg, cap);
+  int rc = build(st, evals, &v, &n, msg, cap);
   if (rc)
     return rc;
   ewd_eval_t *ev = eval_new(v, n, evals != NULL);
@@ -227,8 +247,11 @@ int ewd_eval_set(ewd_stream_t *st, const ewp_evals_t *evals, char *msg, size_t c
 bool ewd_eval_has(const ewd_stream_t *st, const char *metric) {
   if (!st->eval) {
     for (size_t i = 0; i < NDEFAULTS; i++)
-      if (strcmp(default_names[i], metric) == 0)
-        return true;
+      if (strcmp(default_names[i], metric) == 0) {
+        spec_t sp;
+        spec_default(&sp, ew_metric_find(metric));
+        return !refused_on(st, &sp);
+      }
     return false;
   }
   for (size_t i = 0; i < st->eval->n; i++)
@@ -241,7 +264,7 @@ bool ewd_eval_same(const ewd_stream_t *st, const ewp_evals_t *evals) {
   spec_t *v;
   size_t n;
   char msg[256];
-  if (build(evals, &v, &n, msg, sizeof msg))
+  if (build(st, evals, &v, &n, msg, sizeof msg))
     return false;
   bool same;
   if (!st->eval) {
@@ -570,7 +593,7 @@ ewp_value_t ewd_eval_value(const ewd_stream_t *st, void **arena) {
     specs = st->eval->specs, n = st->eval->n;
   } else {
     char msg[64];
-    if (build(NULL, &defaults, &n, msg, sizeof msg))
+    if (build(st, NULL, &defaults, &n, msg, sizeof msg))
       return ewp_vnil();
     specs = defaults;
     /* the defaults' names are static: the value may borrow them after `defaults` is freed */

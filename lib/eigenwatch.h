@@ -108,7 +108,7 @@ typedef struct {
   size_t window;            /* rows in the FIFO window; 0 = no window */
   ew_window_mode_t window_mode; /* how the window's moments are kept (default AUTO) */
   double decay_half_life;   /* rows; 0 = no decay (all rows weigh 1 forever) */
-  size_t live_k;            /* live Oja vectors, 0..64 (0 = no live estimate) */
+  size_t live_k;            /* live vectors (lib/live/rop.c), 0..64 (0 = no live estimate) */
   size_t shuffle;           /* shuffle-buffer rows for the live estimate, >= 1 when live_k > 0 */
   uint64_t seed;            /* seeds the shuffle buffer and the Oja start vectors */
   size_t exact_max_dim;     /* above this d, every row goes to a Frequent Directions sketch of
@@ -243,9 +243,10 @@ size_t ew_stream_workspace_peak(const ew_stream_t *s);
  *    and its moments, live estimate, spectrum caches, warm top-k vectors);
  *  - workspace: the peak a single job on the calling thread may allocate and free again — the
  *    larger of the heaviest query (top-k with vectors: a d×d snapshot, d×d eigenvectors and
- *    dsyevd's 2d² workspace; window metrics: the window's rows in f64 and their Gram) and one
- *    batch of at most max_batch_bytes bytes of input (converted rows, a centred copy, the d×d
- *    batch Gram in f64).
+ *    dsyevd's 2d² workspace; on a sketched stream the sketch's m = 2ℓ+1 rows, their m×m Gram and
+ *    its solve, m vectors and the bracket's spectra; window metrics: the window's rows in f64 and
+ *    their Gram) and one batch of at most max_batch_bytes bytes of input (converted rows, a
+ *    centred copy, the d×d batch Gram in f64 — a sketched stream needs none).
  * Fills *out and returns 0, or EW_EBADPARAM for a configuration ew_config_check refuses. */
 typedef struct {
   size_t state;
@@ -270,12 +271,16 @@ const char *ew_source_name(ew_source_t src);
  * the full symmetric d×d matrix A (row-major = column-major since symmetric) where A is the
  * covariance C = M2/weight when center != 0, else the second moment S = C + μμᵀ. Any output
  * pointer may be NULL. For EW_SOURCE_WINDOW_CN, A = ZᵀZ/N and mean is the window mean before
- * normalisation. Returns EW_ENOWINDOW when the source needs a window the stream does not keep,
- * EW_EDEGENERATE when the source holds no rows, EW_ENOMEM on allocation failure. */
+ * normalisation. On a sketched stream (dim > exact_max_dim) source all gives the sketch's matrix
+ * A_sk (BᵀB/W, + μμᵀ when uncentred), which lies below the exact one within its certificate
+ * (0 ≼ A − A_sk ≼ δ·I; δ = 2 × topk's error); weight and mean are exact. Returns EW_ENOWINDOW
+ * when the source needs a window the stream does not keep, EW_EDEGENERATE when the source holds
+ * no rows, EW_ENOMEM on allocation failure. */
 int ew_stream_matrix(ew_stream_t *s, ew_source_t src, int center, double *weight, double *mean,
                      double *A);
 
-/* Copies the live top eigenvector estimate(s) (fixed-rate Oja fed through the shuffle buffer)
+/* Copies the live top eigenvector estimate(s) (random-order block power behind the randomising
+ * buffer, lib/live/rop.c)
  * into out[k*d] (row i = vector i, unit norm, sign chosen so the largest-magnitude entry is
  * positive). Returns the number of vectors written (<= cap_k), 0 if the stream keeps none or has
  * seen no rows yet. */

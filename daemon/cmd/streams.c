@@ -67,6 +67,8 @@ void ewd_cmd_create(ewd_call_t *call) {
   }
   const ewp_evals_t *evals = EWP_HAS(r, EWP_CREATE_eval) ? &r->eval : NULL;
   ewd_stream_t asked = {0}; /* the eval list, checked before anything changes */
+  asked.cfg = cfg;          /* (what the library refuses on this configuration is refused here) */
+  asked.recent = recent;
   int erc = evals ? ewd_eval_set(&asked, evals, msg, sizeof msg) : 0;
   if (!erc && EWP_HAS(r, EWP_CREATE_rules)) /* rules name metrics of the eval list asked for */
     erc = ewd_alerts_set(&asked, &r->rules, msg, sizeof msg);

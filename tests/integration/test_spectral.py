@@ -170,6 +170,15 @@ def sketched_streams(d):
     after = c.call("stats")
     assert c.call("info", {"stream": "fd"})["count"] == count
     assert after["errors"].get("BAD_PARAM", 0) == before["errors"].get("BAD_PARAM", 0) + 2
+    # evaluation specs: what the library refuses on a sketch is refused at create, and the
+    # default list of a sketched stream leaves it out
+    e = expect("BAD_PARAM", c.call, "create", {"stream": "fdev", "dim": D, "exact_max_dim": 64,
+                                               "window": 0, "eval": [{"metric": "rankme"}]})
+    assert "rankme is refused on this stream" in e.message, e.message
+    c.call("create", {"stream": "fdev", "dim": D, "exact_max_dim": 64, "window": 128,
+                      "eval": [{"metric": "rankme", "source": "window"}, {"metric": "entropy"}]})
+    names = [x["metric"] for x in c.call("info", {"stream": "fd"})["eval"]["metrics"]]
+    assert "rankme" not in names and "entropy" in names, names
     # the metrics listing says what each metric answers on a sketch
     sk = {x["name"]: x["sketch"] for x in c.call("metrics")["metrics"]}
     assert sk["entropy"] == "bracket" and sk["topk"] == "interval" and sk["trace"] == "exact" \

@@ -18,6 +18,8 @@
  *   view.c                         what metrics read: a source as a matrix (trace, ‖·‖_F²,
  *                                  diagonal, spectrum + error, top-k + residual, A·x, rows);
  *                                  the spectrum cache
+ *   view_solve.c                   operators, Lanczos top-k, the quick (SLQ) estimate
+ *   view_sketch.c                  sketched views: the sketch's spectrum, intervals, brackets
  *   metrics.c                      the metric table and the query dispatcher (reads views only)
  * Nothing here is exported from the shared library (visibility is hidden by default).
  */

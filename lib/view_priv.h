@@ -1,0 +1,22 @@
+/* view_priv.h — what view.c, view_solve.c and view_sketch.c share and nothing else sees. */
+#ifndef EW_VIEW_PRIV_H
+#define EW_VIEW_PRIV_H
+
+#include "ew_internal.h"
+
+/* What the accumulator behind src offers (moments and/or rows, per want); asking a window for its
+ * moments records the ask. EW_ENOWINDOW when src needs a window the stream lacks. */
+int ew__view_source(ew_stream_t *s, ew_source_t src, int want, ew__src_t *out, ew__ws_t *ws);
+/* The window's rows centred over the window then L2-normalised (f64, N×d, in ws), followed by
+ * the window mean. */
+int ew__view_window_cn(ew_stream_t *s, ew__ws_t *ws, double **Zp, size_t *Np);
+/* The source's matrix A (full, d×d), its weight and mean (each may be NULL); the sketch's matrix
+ * on a sketched stream. */
+int ew__view_matrix(ew_stream_t *s, ew_source_t src, int center, double *weight, double *mean,
+                    double *A, ew__ws_t *ws);
+/* The moments behind a moment-based source (all, window). */
+int ew__view_moments(ew__view_t *v, const ew__moments_t **m);
+/* Top-k of a sketched view (view_sketch.c; the contract of ew__view_topk on a sketch). */
+int ew__view_sketch_topk(ew__view_t *v, size_t k, double *theta, double *U, double *resid);
+
+#endif /* EW_VIEW_PRIV_H */

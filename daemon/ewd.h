@@ -141,8 +141,13 @@ uint64_t ewd_recent_rows(const ewd_stream_t *st);
 void ewd_recent_note(ewd_stream_t *st, uint64_t rows);
 /* Sets window_steps (allocating its ring). Returns 0 or -1 (memory). */
 int ewd_recent_steps(ewd_stream_t *st, uint32_t window_steps);
-/* Recent streams without an explicit window get this many rows (any d). */
+/* Recent streams without an explicit window get EWD_RECENT_WINDOW rows up to d = 4096, and
+ * 64 MiB of f32 rows above it (2048 at d = 8192, 1024 at 16384; at least 256): the recent view at
+ * any d within a bounded budget (a window of fewer rows than d keeps rows only). */
 #define EWD_RECENT_WINDOW 4096
+#define ewd_recent_window(d)                                                                      \
+  ((d) <= 4096 ? (size_t)EWD_RECENT_WINDOW                                                        \
+               : ((size_t)1 << 24) / (d) > 256 ? ((size_t)1 << 24) / (d) : (size_t)256)
 
 typedef struct {
   ewd_stream_t **items;   /* registration order (swap-removed) */

@@ -182,6 +182,9 @@ int ew__bstats_f32_2(const float *a, size_t na, const float *b, size_t nb, size_
 /* The window's capacity and rows held. */
 size_t ew__window_cap(const ew__acc_t *a);
 size_t ew__window_count(const ew__acc_t *a);
+/* True for a window of fewer rows than dimensions (cap < d): it keeps rows only, and its view
+ * offers no moments (view.c answers from the rows). */
+bool ew__window_rows_only(const ew__acc_t *a);
 
 /* ---- live/oja.c: the fixed-rate Oja estimate the stream kept before rop.c (kept for the
  * comparison in tests/unit/test_live.c; no stream uses it) ---- */

@@ -546,7 +546,7 @@ EW_EXPORT int ew_config_memory(const ew_config_t *cfg, size_t max_batch_bytes,
    * f32 copy for the window, and the d×d Gram in f64 (the f64 path); with a window, its rebuild
    * over W rows (a centred f32 copy and an f32 Gram) */
   size_t b = 3 * 2 * max_batch_bytes + (sk ? 2 * d * sizeof(double) : dd) + 4 * d * sizeof(double);
-  if (W)
+  if (W && W >= d) /* a window of fewer rows than d keeps rows only: no rebuild */
     b += W * d * sizeof(float) + d * d * sizeof(float);
   out->state = state;
   out->workspace = q > b ? q : b;

@@ -29,7 +29,7 @@ int ew__view_source(ew_stream_t *s, ew_source_t src, int want, ew__src_t *out, e
 
 /* The rows of a source that keeps them, as f64 (N×d) followed by their mean (d doubles, always
  * computed), in ws; the rows are centred on it when center. */
-static int rows_f64(ew_stream_t *s, ew_source_t src, int center, ew__ws_t *ws, double **Xp,
+int ew__view_rows_f64(ew_stream_t *s, ew_source_t src, int center, ew__ws_t *ws, double **Xp,
                     size_t *Np) {
   ew__src_t sv;
   int rc = ew__view_source(s, src, EW__WANT_ROWS, &sv, ws);
@@ -66,7 +66,7 @@ static int rows_f64(ew_stream_t *s, ew_source_t src, int center, ew__ws_t *ws, d
 int ew__view_window_cn(ew_stream_t *s, ew__ws_t *ws, double **Zp, size_t *Np) {
   size_t N, d = s->d;
   double *Z;
-  int rc = rows_f64(s, EW_SOURCE_WINDOW, 1, ws, &Z, &N);
+  int rc = ew__view_rows_f64(s, EW_SOURCE_WINDOW, 1, ws, &Z, &N);
   if (rc != 0)
     return rc;
   for (size_t r = 0; r < N; r++) {
@@ -84,12 +84,51 @@ int ew__view_window_cn(ew_stream_t *s, ew__ws_t *ws, double **Zp, size_t *Np) {
   return 0;
 }
 
+bool ew__view_rows_only(const ew__view_t *v) {
+  return v->src == EW_SOURCE_WINDOW && v->rows < v->d;
+}
+
+/* diag(A) of a source read from its rows, in f64 (two passes: the mean, then the centred or raw
+ * squares over N). */
+static int rows_diag(ew__view_t *v, double *diag) {
+  ew__src_t sv;
+  size_t d = v->d;
+  int rc = ew__view_source(v->s, v->src, EW__WANT_ROWS, &sv, v->ws);
+  if (rc)
+    return rc;
+  size_t N = sv.nseg[0] + sv.nseg[1];
+  ew__ws_mark_t mk = ew__ws_mark(v->ws);
+  double *mu = ew__ws_alloc(v->ws, d * sizeof(double));
+  if (!mu)
+    return EW_ENOMEM;
+  memset(mu, 0, d * sizeof(double));
+  memset(diag, 0, d * sizeof(double));
+  for (int k = 0; k < 2 && v->center; k++)
+    for (size_t r = 0; r < sv.nseg[k]; r++)
+      for (size_t j = 0; j < d; j++)
+        mu[j] += sv.seg[k][r * d + j];
+  for (size_t j = 0; j < d; j++)
+    mu[j] /= (double)(N ? N : 1);
+  for (int k = 0; k < 2; k++)
+    for (size_t r = 0; r < sv.nseg[k]; r++)
+      for (size_t j = 0; j < d; j++) {
+        double x = sv.seg[k][r * d + j] - mu[j];
+        diag[j] += x * x;
+      }
+  for (size_t j = 0; j < d; j++)
+    diag[j] /= (double)(N ? N : 1);
+  ew__ws_release(v->ws, mk);
+  return 0;
+}
+
 int ew__view_matrix(ew_stream_t *s, ew_source_t src, int center, double *weight, double *mean,
                        double *A, ew__ws_t *ws) {
   size_t d = s->d;
   if (src == EW_SOURCE_ALL || src == EW_SOURCE_WINDOW) {
     ew__src_t sv;
-    int rc = ew__view_source(s, src, EW__WANT_MOMENTS, &sv, ws);
+    int rc = ew__view_source(s, src, 0, &sv, ws); /* how many rows: few are read as rows */
+    if (rc == 0 && !(src == EW_SOURCE_WINDOW && sv.rows < d))
+      rc = ew__view_source(s, src, EW__WANT_MOMENTS, &sv, ws);
     if (rc)
       return rc;
     if (sv.sketch) { /* the sketch's matrix: BᵀB/W (+ μμᵀ), within Δ/W below the exact one */
@@ -109,6 +148,29 @@ int ew__view_matrix(ew_stream_t *s, ew_source_t src, int center, double *weight,
           for (size_t i = 0; i < j; i++)
             A[j + i * d] = A[i + j * d];
       }
+      return 0;
+    }
+    if (src == EW_SOURCE_WINDOW && sv.rows < d) {
+      /* fewer rows than d (a window of rows only, or a tail): A = XᵀX/N of the (centred) rows */
+      double *X;
+      size_t N;
+      if (sv.rows == 0)
+        return EW_EDEGENERATE;
+      ew__ws_mark_t mk = ew__ws_mark(ws);
+      if ((rc = ew__view_rows_f64(s, src, center, ws, &X, &N)) != 0)
+        return rc;
+      if (weight)
+        *weight = (double)N;
+      if (mean)
+        memcpy(mean, X + N * d, d * sizeof(double));
+      if (A) {
+        cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, (int)d, (int)N, 1.0 / (double)N, X,
+                    (int)d, 0.0, A, (int)d);
+        for (size_t j = 0; j < d; j++)
+          for (size_t i = 0; i < j; i++)
+            A[j + i * d] = A[i + j * d];
+      }
+      ew__ws_release(ws, mk);
       return 0;
     }
     const ew__moments_t *m = sv.mom;
@@ -238,7 +300,7 @@ static int spectrum(ew_stream_t *s, ew_source_t src, int center, uint64_t max_la
     /* dual route: the N×N Gram has the same nonzero spectrum and costs O(N²d + N³) */
     double *X;
     size_t N;
-    if ((rc = rows_f64(s, EW_SOURCE_WINDOW, center, ws, &X, &N)) == 0)
+    if ((rc = ew__view_rows_f64(s, EW_SOURCE_WINDOW, center, ws, &X, &N)) == 0)
       rc = gram_eigs(X, N, d, c->eig, ws);
   } else {
     double *A = ew__ws_alloc(ws, d * d * sizeof(double));
@@ -279,7 +341,7 @@ int ew__view_moments(ew__view_t *v, const ew__moments_t **m) {
   ew__src_t sv;
   int rc = ew__view_source(v->s, v->src, EW__WANT_MOMENTS, &sv, v->ws);
   *m = rc == 0 ? sv.mom : NULL;
-  return rc;
+  return rc == 0 && !sv.mom ? EW_EBADPARAM : rc; /* a kind without moments (sketch, rows only) */
 }
 
 int ew__view_open(ew__view_t *v, ew_stream_t *s, ew_source_t src, int center, uint64_t max_lag,
@@ -347,7 +409,8 @@ int ew__view_trace_fro2(ew__view_t *v, double *tr, double *fro2) {
       return EW_EBADPARAM;
     return ew__view_trace(v, tr);
   }
-  if (v->src == EW_SOURCE_WINDOW_CN || v->eig) { /* from the spectrum (consistent with it) */
+  if (v->src == EW_SOURCE_WINDOW_CN || v->eig || ew__view_rows_only(v)) {
+    /* from the spectrum (consistent with it; for rows, the N×N Gram's) */
     const double *w;
     int rc = ew__view_spectrum(v, &w, NULL, NULL);
     if (rc)
@@ -398,6 +461,17 @@ int ew__view_trace(ew__view_t *v, double *tr) {
     v->as_of = v->s->count;
     return 0;
   }
+  if (ew__view_rows_only(v)) {
+    ew__ws_mark_t mk = ew__ws_mark(v->ws);
+    double *dg = ew__ws_alloc(v->ws, v->d * sizeof(double)), t = 0;
+    int rc = dg ? rows_diag(v, dg) : EW_ENOMEM;
+    for (size_t j = 0; rc == 0 && j < v->d; j++)
+      t += dg[j];
+    ew__ws_release(v->ws, mk);
+    *tr = t;
+    v->as_of = v->s->count;
+    return rc;
+  }
   const ew__moments_t *m;
   int rc = ew__view_moments(v, &m);
   if (rc)
@@ -432,6 +506,10 @@ int ew__view_diag(ew__view_t *v, double *diag) {
     const ew__sketch_t *k = v->sk;
     for (size_t j = 0; j < d; j++)
       diag[j] = k->dm2[j] / k->w + (v->center ? 0.0 : k->mean[j] * k->mean[j]);
+  } else if (ew__view_rows_only(v)) {
+    int rc = rows_diag(v, diag);
+    if (rc)
+      return rc;
   } else {
     const ew__moments_t *m;
     int rc = ew__view_moments(v, &m);
@@ -446,11 +524,12 @@ int ew__view_diag(ew__view_t *v, double *diag) {
 
 int ew__view_matvec(ew__view_t *v, const double *x, double *y) {
   size_t d = v->d;
-  if (v->src == EW_SOURCE_WINDOW_CN) {
+  if (v->src == EW_SOURCE_WINDOW_CN || ew__view_rows_only(v)) { /* Zᵀ(Z x)/N */
     ew__ws_mark_t mk = ew__ws_mark(v->ws);
     double *Z, *t = NULL;
     size_t N;
-    int rc = ew__view_window_cn(v->s, v->ws, &Z, &N);
+    int rc = v->src == EW_SOURCE_WINDOW_CN ? ew__view_window_cn(v->s, v->ws, &Z, &N)
+                                           : ew__view_rows_f64(v->s, v->src, v->center, v->ws, &Z, &N);
     if (rc == 0 && !(t = ew__ws_alloc(v->ws, (N ? N : 1) * sizeof(double))))
       rc = EW_ENOMEM;
     if (rc == 0) {

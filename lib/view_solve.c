@@ -72,10 +72,11 @@ int ew__view_op(ew__view_t *v, ew__op_t *op) {
   size_t d = v->d;
   if (v->sk) /* Krylov on a sketch would only re-derive its small spectrum */
     return EW_EBADPARAM;
-  if (v->src == EW_SOURCE_WINDOW_CN) {
+  if (v->src == EW_SOURCE_WINDOW_CN || ew__view_rows_only(v)) { /* Zᵀ(Z X)/N */
     double *Z;
     size_t N;
-    int rc = ew__view_window_cn(s, v->ws, &Z, &N);
+    int rc = v->src == EW_SOURCE_WINDOW_CN ? ew__view_window_cn(s, v->ws, &Z, &N)
+                                           : ew__view_rows_f64(s, v->src, v->center, v->ws, &Z, &N);
     if (rc)
       return rc;
     rows_op_t *o = ew__ws_alloc(v->ws, sizeof *o);

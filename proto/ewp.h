@@ -317,7 +317,8 @@ typedef ewp_rules_t ewp_c_RULES;
     "seconds after a step's first batch when it completes anyway, as partial")                    \
   F(recent, BOOL, 0, "bool", "false (true for a stream a stepped ingest creates)", EWP_EBADPARAM, \
     "'recent' must be true or false",                                                             \
-    "a training stream: a window at any d (4096 rows unless `window` says), and every metric's "  \
+    "a training stream: a window at any d (unless `window` says: 4096 rows up to d = 4096, "     \
+    "64 MiB of f32 rows above: 2048 at 8192, 1024 at 16384), and every metric's "               \
     "default source is the window")                                                               \
   F(window_steps, UINT, 0, "int", "0 (off)", EWP_EBADPARAM,                                       \
     "'window_steps' must be a number of steps between 0 and 65536",                               \

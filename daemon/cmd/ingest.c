@@ -194,7 +194,7 @@ void ewd_cmd_ingest(ewd_call_t *call) {
     char msg[256];
     ew_config_default(&cfg, d);
     if (stepped) /* a training stream: the recent view, at any d */
-      cfg.window = EWD_RECENT_WINDOW;
+      cfg.window = ewd_recent_window(cfg.dim);
     int rc = ewd_registry_create(&srv->reg, &srv->cfg, &key, &cfg, &st, msg,
                                  sizeof msg);
     if (rc) {

@@ -14,7 +14,7 @@ static void config_from(const ewp_create_req_t *r, ew_config_t *cfg) {
   bool recent = (EWP_HAS(r, EWP_CREATE_recent) && r->recent) ||
                 (EWP_HAS(r, EWP_CREATE_window_steps) && r->window_steps > 0);
   if (recent)
-    cfg->window = EWD_RECENT_WINDOW; /* at any d: the recent view needs its rows */
+    cfg->window = ewd_recent_window(cfg->dim); /* at any d: the recent view needs its rows */
   if (EWP_HAS(r, EWP_CREATE_normalize))
     cfg->normalize = normalizes[r->normalize];
   if (EWP_HAS(r, EWP_CREATE_window))

@@ -9,7 +9,12 @@
  *
  * Maintenance is optional per push (the stream decides, see ew_window_mode_t): an unmaintained
  * push only writes the ring and marks the moments stale; the view rebuilds them with one
- * pass over the ring when a query needs them. */
+ * pass over the ring when a query needs them.
+ *
+ * A window of fewer rows than dimensions (cap < d) keeps its rows only: its moments would be a
+ * d×d matrix of rank < cap (2 GiB at d = 16384, against 64 MiB of rows for 1024 of them), and
+ * every answer comes cheaper from the rows (the N×N Gram, Zᵀ(Zx)/N; view.c). Its view offers no
+ * moments. */
 #include "../ew_internal.h"
 
 #include <math.h>
@@ -28,7 +33,8 @@ typedef struct {
   float *rows;       /* cap×d ring */
   size_t head;       /* index of the oldest row */
   size_t count;      /* rows held, <= cap */
-  ew__moments_t mom; /* exact moments of the held rows */
+  ew__moments_t mom; /* exact moments of the held rows (none when rows_only) */
+  bool rows_only;    /* cap < d: no moments are kept */
   bool synced;              /* mom describes exactly the held rows */
   uint64_t since_rebuild;   /* rows pushed since the moments were last rebuilt from the ring */
   uint64_t rebuild_every;   /* rebuild after this many rows (a multiple of cap) */
@@ -45,10 +51,12 @@ static int window_init(ew__window_t *w, size_t d, size_t cap) {
   w->cap = cap;
   w->rebuild_every = (uint64_t)cap * EW__WINDOW_REBUILD_TURNOVERS;
   w->synced = true;
+  w->rows_only = cap < d;
   w->rows = malloc(cap * d * sizeof(float));
   w->tmp_shift = malloc(d * sizeof(double));
   w->tmp_s = malloc(d * sizeof(double));
-  if (!w->rows || !w->tmp_shift || !w->tmp_s || ew__moments_init(&w->mom, d) != 0)
+  if (!w->rows || !w->tmp_shift || !w->tmp_s ||
+      (!w->rows_only && ew__moments_init(&w->mom, d) != 0))
     return EW_ENOMEM;
   return 0;
 }
@@ -70,19 +78,22 @@ static void window_clear(ew__acc_t *a) {
   w->count = 0;
   w->since_rebuild = 0;
   w->synced = true;
-  ew__moments_clear(&w->mom);
+  if (!w->rows_only)
+    ew__moments_clear(&w->mom);
 }
 
 static size_t window_bytes(const ew__acc_t *a) {
   const ew__window_t *w = (const ew__window_t *)a;
   return sizeof *w + w->cap * w->d * sizeof(float) + 2 * w->d * sizeof(double) +
-         ew__moments_bytes(&w->mom);
+         (w->rows_only ? 0 : ew__moments_bytes(&w->mom));
 }
 
 size_t ew__acc_window_bound(size_t d, size_t cap) {
   return sizeof(ew__window_t) + cap * d * sizeof(float) + 2 * d * sizeof(double) +
-         (d + d * d) * sizeof(double);
+         (cap < d ? 0 : (d + d * d) * sizeof(double));
 }
+
+bool ew__window_rows_only(const ew__acc_t *a) { return ((const ew__window_t *)a)->rows_only; }
 
 /* The held rows as up to two contiguous ring segments, oldest first. */
 static void segments(const ew__window_t *w, size_t first, size_t len, const float **a, size_t *na,
@@ -150,6 +161,16 @@ static void window_push(ew__window_t *w, const float *rows, size_t n, const ew__
   size_t d = w->d;
   if (n == 0)
     return;
+  if (w->rows_only) {
+    if (n >= w->cap) {
+      memcpy(w->rows, rows + (n - w->cap) * d, w->cap * d * sizeof(float));
+      w->head = 0;
+      w->count = w->cap;
+    } else {
+      ring_write(w, rows, n);
+    }
+    return;
+  }
   if (n >= w->cap) { /* the batch alone fills the window: keep its last cap rows */
     memcpy(w->rows, rows + (n - w->cap) * d, w->cap * d * sizeof(float));
     w->head = 0;
@@ -210,6 +231,8 @@ static int window_prepare(const ew__acc_t *a, const ew__in_t *in, ew__prep_t *p,
 
 static size_t window_apply_ws(const ew__acc_t *a, const ew__in_t *in) {
   const ew__window_t *w = (const ew__window_t *)a;
+  if (w->rows_only)
+    return 0;
   return window_ws(w->d, in->n > w->cap ? in->n : w->cap);
 }
 
@@ -252,7 +275,8 @@ static int window_view(ew__acc_t *a, int want, uint64_t tail, ew__src_t *out, ew
   out->rows = n;
   out->weight = (double)n;
   out->keeps_rows = true;
-  if ((want & EW__WANT_MOMENTS) && n < w->count) {
+  if (w->rows_only) { /* no moments: the view reads the rows */
+  } else if ((want & EW__WANT_MOMENTS) && n < w->count) {
     int rc = tail_moments(w, n, &out->mom, ws);
     if (rc)
       return rc;
@@ -273,11 +297,11 @@ static int window_view(ew__acc_t *a, int want, uint64_t tail, ew__src_t *out, ew
   return 0;
 }
 
-/* The saved form: count, synced, since_rebuild, noise2, a reserved word, the rows in arrival
- * order (count×d f32), the moments. */
+/* The saved form: count, synced, since_rebuild, noise2, a word saying whether moments follow
+ * (0: they do; 1: rows only), the rows in arrival order (count×d f32), the moments. */
 static uint64_t window_saved_len(const ew__acc_t *a) {
   const ew__window_t *w = (const ew__window_t *)a;
-  return 8 * 5 + (uint64_t)w->count * w->d * 4 + ew__moments_saved_len(w->d);
+  return 8 * 5 + (uint64_t)w->count * w->d * 4 + (w->rows_only ? 0 : ew__moments_saved_len(w->d));
 }
 
 static void window_save(const ew__acc_t *a, ew__wr_t *wr) {
@@ -286,13 +310,14 @@ static void window_save(const ew__acc_t *a, ew__wr_t *wr) {
   ew__put_u64(wr, w->synced);
   ew__put_u64(wr, w->since_rebuild);
   ew__put_f64(wr, w->noise2);
-  ew__put_u64(wr, 0); /* reserved */
+  ew__put_u64(wr, w->rows_only);
   const float *s0, *s1;
   size_t n0, n1;
   segments(w, 0, w->count, &s0, &n0, &s1, &n1);
   ew__put(wr, s0, n0 * w->d * sizeof(float));
   ew__put(wr, s1, n1 * w->d * sizeof(float));
-  ew__moments_save(&w->mom, wr);
+  if (!w->rows_only)
+    ew__moments_save(&w->mom, wr);
 }
 
 static void window_load(ew__acc_t *a, ew__rd_t *r, uint64_t len) {
@@ -300,18 +325,38 @@ static void window_load(ew__acc_t *a, ew__rd_t *r, uint64_t len) {
   uint64_t count = ew__get_u64(r);
   if (r->err)
     return;
-  if (count > w->cap || len != 40 + count * w->d * 4 + ew__moments_saved_len(w->d)) {
+  uint64_t mlen = ew__moments_saved_len(w->d), base = 40 + count * w->d * 4;
+  /* moments follow unless the saver kept rows only; a state saved before rows-only windows has
+   * them at any cap, and a rows-only window reads past them */
+  if (count > w->cap || (len != base + mlen && !(w->rows_only && len == base))) {
     ew__rd_fail(r, "section %s has the wrong length for this configuration", "WIND");
     return;
   }
   w->synced = ew__get_u64(r) != 0;
   w->since_rebuild = ew__get_u64(r);
   w->noise2 = ew__get_f64(r);
-  (void)ew__get_u64(r);
+  uint64_t saved_rows_only = ew__get_u64(r);
+  if (!r->err && saved_rows_only != (len == base)) {
+    ew__rd_fail(r, "section WIND %s", saved_rows_only ? "says rows only but carries moments"
+                                                      : "says moments follow but has none");
+    return;
+  }
   w->head = 0;
   w->count = count;
   ew__get(r, w->rows, count * w->d * sizeof(float));
-  ew__moments_load(&w->mom, r);
+  if (len == base)
+    return;
+  if (!w->rows_only) {
+    ew__moments_load(&w->mom, r);
+    return;
+  }
+  for (uint64_t left = mlen; left > 0 && !r->err;) { /* not kept here: rebuilt from the rows */
+    char skip[512];
+    size_t k = left < sizeof skip ? (size_t)left : sizeof skip;
+    ew__get(r, skip, k);
+    left -= k;
+  }
+  w->synced = true;
 }
 
 static const ew__acc_ops_t window_ops = {

@@ -27,25 +27,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ewlib import Stream  # noqa: E402
 from taplib import Tap, close, raises  # noqa: E402
+from test_spectral import seeded_spectrum as spectrum  # noqa: E402  (the same 4 kinds of spectra)
 
 D = 400
-
-
-def spectrum(seed, d):
-    rng = np.random.default_rng(seed)
-    kind = ["flat", "power", "collapsed", "spike"][seed % 4]
-    i = np.arange(1, d + 1, dtype=float)
-    if kind == "flat":
-        lam = 1.0 + 0.2 * rng.random(d)
-    elif kind == "power":
-        lam = i ** -rng.uniform(0.5, 1.5)
-    elif kind == "collapsed":
-        lam = np.full(d, 1e-4 * rng.random())
-        lam[:int(rng.integers(2, 8))] = rng.uniform(1, 10, 1)
-    else:
-        lam = i ** -0.5
-        lam[:3] *= 30
-    return kind, lam
 
 
 def rows(lam, seed, n):

@@ -250,6 +250,50 @@ static int gram_eigs(const double *X, size_t N, size_t d, double *eig, ew__ws_t 
   return rc;
 }
 
+#define EW__GRAM_CB 256 /* columns per block of the dual Gram */
+
+/* Eigenvalues of the N×N Gram X Xᵀ / N of the window's rows (centred when center), zero-padded to
+ * d, descending: the Gram accumulated over blocks of EW__GRAM_CB columns converted to f64, so
+ * the rows are never copied whole (N·d·8 bytes: 128 MiB for 1024 rows at d = 16384). */
+static int rows_gram_eigs(ew_stream_t *s, int center, ew__ws_t *ws, double *eig) {
+  ew__src_t sv;
+  size_t d = s->d;
+  int rc = ew__view_source(s, EW_SOURCE_WINDOW, EW__WANT_ROWS, &sv, ws);
+  if (rc)
+    return rc;
+  size_t N = sv.nseg[0] + sv.nseg[1];
+  ew__ws_mark_t mk = ew__ws_mark(ws);
+  double *G = ew__ws_alloc(ws, (N ? N * N : 1) * sizeof(double));
+  double *mu = G ? ew__ws_alloc(ws, d * sizeof(double)) : NULL;
+  double *B = mu ? ew__ws_alloc(ws, (N ? N : 1) * EW__GRAM_CB * sizeof(double)) : NULL;
+  if (!B) {
+    ew__ws_release(ws, mk);
+    return EW_ENOMEM;
+  }
+  memset(mu, 0, d * sizeof(double));
+  for (int k = 0; k < 2 && center; k++)
+    for (size_t r = 0; r < sv.nseg[k]; r++)
+      for (size_t j = 0; j < d; j++)
+        mu[j] += sv.seg[k][r * d + j];
+  for (size_t j = 0; j < d; j++)
+    mu[j] /= (double)(N ? N : 1);
+  for (size_t j0 = 0; j0 < d; j0 += EW__GRAM_CB) {
+    size_t cb = d - j0 < EW__GRAM_CB ? d - j0 : EW__GRAM_CB;
+    for (int k = 0, r0 = 0; k < 2; r0 += (int)sv.nseg[k], k++)
+      for (size_t r = 0; r < sv.nseg[k]; r++)
+        for (size_t j = 0; j < cb; j++)
+          B[((size_t)r0 + r) * cb + j] = sv.seg[k][r * d + j0 + j] - mu[j0 + j];
+    /* B row-major N×cb is column-major cb×N: G += Bᵀ B over this block */
+    cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, (int)N, (int)cb, 1.0 / (double)N, B,
+                (int)cb, j0 ? 1.0 : 0.0, G, (int)N);
+  }
+  rc = ew__eigvals(G, N, eig, ws);
+  for (size_t i = N; i < d; i++)
+    eig[i] = 0.0;
+  ew__ws_release(ws, mk);
+  return rc;
+}
+
 /* Eigenvalues of a source (descending, clamped), from the cache when its lag is within max_lag.
  * On success *eig points into the stream's cache (valid until the next call on this stream).
  * Uses the dual n×n Gram when the source's rows are held in the window and n < d. Temporaries
@@ -298,10 +342,7 @@ static int spectrum(ew_stream_t *s, ew_source_t src, int center, uint64_t max_la
   } else if ((src == EW_SOURCE_WINDOW || ew__stream_all_in_window(s)) &&
              (src == EW_SOURCE_WINDOW ? sv.rows : ew_stream_window_count(s)) < d) {
     /* dual route: the N×N Gram has the same nonzero spectrum and costs O(N²d + N³) */
-    double *X;
-    size_t N;
-    if ((rc = ew__view_rows_f64(s, EW_SOURCE_WINDOW, center, ws, &X, &N)) == 0)
-      rc = gram_eigs(X, N, d, c->eig, ws);
+    rc = rows_gram_eigs(s, center, ws, c->eig);
   } else {
     double *A = ew__ws_alloc(ws, d * d * sizeof(double));
     rc = A ? ew__view_source(s, src, EW__WANT_MOMENTS, &sv, ws) : EW_ENOMEM;

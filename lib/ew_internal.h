@@ -21,6 +21,7 @@
  *   view_solve.c                   operators, Lanczos top-k, the quick (SLQ) estimate
  *   view_sketch.c                  sketched views: the sketch's spectrum, intervals, brackets
  *   metrics.c                      the metric table and the query dispatcher (reads views only)
+ *   metrics_route.c                how a metric reaches its eigenvalues: exact, quick, top
  * Nothing here is exported from the shared library (visibility is hidden by default).
  */
 #ifndef EW_INTERNAL_H

@@ -10,7 +10,7 @@
  * number clamped reported; p = λ / Σλ; natural log; 0·ln 0 = 0. States that cannot define a
  * metric (no rows; fewer than 2 rows for a centred matrix; zero trace for metrics normalised by
  * the trace) answer EW_EDEGENERATE with a sentence, never 0 or NaN. */
-#include "ew_internal.h"
+#include "metrics_priv.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -23,21 +23,6 @@
 #define SRC_WIN (1u << EW_SOURCE_WINDOW)
 #define SRC_CN (1u << EW_SOURCE_WINDOW_CN)
 #define SRC_SKETCH (SRC_ALL | SRC_WIN | SRC_CN)
-
-/* A metric sees its source only through the view (view.c): never a stream's or an accumulator's
- * fields. */
-typedef struct {
-  ew__view_t v;
-  ew_source_t src;   /* resolved source and centring (the view is opened with them) */
-  int center;
-  uint64_t rows;     /* == v.rows, v.weight, v.d: copied for brevity */
-  double weight;
-  size_t d;
-  const double *eig; /* descending, clamped; NULL until needed */
-  ew_method_t method; /* the query's method for spectrum-wide metrics */
-  double p[EW_METRIC_MAX_PARAMS];
-  ew_result_t *out;
-} mctx_t;
 
 typedef int (*metric_fn)(mctx_t *cx);
 
@@ -60,337 +45,51 @@ typedef struct {
   metric_fn fn;
 } metric_row_t;
 
-static int fail(mctx_t *cx, int code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cx->out->message, sizeof cx->out->message, fmt, ap);
-  va_end(ap);
-  cx->out->code = code;
-  return code;
-}
-
-/* ---- shared pieces ---- */
-
-/* A view's failure as the metric's answer. */
-static int view_fail(mctx_t *cx, int rc) {
-  if (rc == EW_ELAPACK)
-    return fail(cx, rc, "the eigensolver did not converge on this state (LAPACK dsyevd)");
-  if (rc == EW_ENOMEM)
-    return fail(cx, rc, "out of memory reading the %s", ew_source_name(cx->src));
-  return fail(cx, rc, "%s", ew_strerror(rc));
-}
-
-static int need_eig(mctx_t *cx) {
-  if (cx->eig)
-    return 0;
-  size_t clamped;
-  int rc = ew__view_spectrum(&cx->v, &cx->eig, &clamped, NULL);
-  if (rc != 0)
-    return view_fail(cx, rc);
-  cx->out->clamped = clamped;
-  return 0;
-}
-
-static double eig_sum(const double *w, size_t d) {
-  double t = 0;
-  for (size_t i = 0; i < d; i++)
-    t += w[i];
-  return t;
-}
-
-/* tr A and ‖A‖_F² in O(d²) (no eigensolve; from the spectrum where the view or the metric has
- * it). */
-static int trace_fro(mctx_t *cx, double *tr, double *fro2) {
-  if (cx->eig) {
-    double t = 0, f = 0;
-    for (size_t i = 0; i < cx->d; i++) {
-      t += cx->eig[i];
-      f += cx->eig[i] * cx->eig[i];
-    }
-    *tr = t;
-    *fro2 = f;
-    return 0;
-  }
-  int rc = ew__view_trace_fro2(&cx->v, tr, fro2);
-  return rc ? view_fail(cx, rc) : 0;
-}
-
-static int check_trace(mctx_t *cx, double tr) {
-  if (!(tr > 0))
-    return fail(cx, EW_EDEGENERATE,
-                "the %s matrix has zero trace (all rows identical%s), so this metric is undefined",
-                cx->center ? "covariance" : "second-moment", cx->center ? "" : " and zero");
-  return 0;
-}
-
-/* von Neumann entropy of p = λ/Σλ, over the first `upto` eigenvalues (all when upto >= d). */
-static double entropy_of(const double *w, size_t d, double tr, size_t upto) {
-  double h = 0;
-  size_t m = upto < d ? upto : d;
-  for (size_t i = 0; i < m; i++) {
-    double p = w[i] / tr;
-    if (p > 0)
-      h -= p * log(p);
-  }
-  return h;
-}
-
-static int scalar(mctx_t *cx, double v) {
-  if (!isfinite(v))
-    return fail(cx, EW_EDEGENERATE, "the metric is not finite on this state");
-  cx->out->kind = EW_VALUE_SCALAR;
-  cx->out->scalar = v;
-  return 0;
-}
-
-/* The spectrum and its trace, for metrics normalised by the trace (zero trace: DEGENERATE). */
-static int eig_trace(mctx_t *cx, double *tr) {
-  int rc = need_eig(cx);
-  if (rc)
-    return rc;
-  *tr = eig_sum(cx->eig, cx->d);
-  return check_trace(cx, *tr);
-}
-
-/* ---- the quick route: deflated SLQ (view.c, krylov.c) ---- */
-
-/* Whether a spectrum-wide metric takes the quick estimate (the query's method; AUTO: no cached
- * spectrum, d at least EW_QUICK_AUTO_DIM, and the exact route a d×d solve). */
-static bool want_quick(mctx_t *cx) {
-  if (cx->method == EW_METHOD_SLQ)
-    return cx->d >= 8; /* below, the quick estimate has nothing to deflate or probe: exact */
-  if (cx->method == EW_METHOD_EXACT || cx->d < EW_QUICK_AUTO_DIM)
-    return false;
-  return !ew__view_spectrum_cached(&cx->v) && !ew__view_small_route(&cx->v);
-}
-
-/* g evaluated at p = λ/T. */
-typedef struct {
-  int kind; /* 0: p ln p; 1: p^a; 2: sqrt(λ) (not normalised) */
-  double T, a;
-} gfun_t;
-
-static double gfun(double x, const void *ctx) {
-  const gfun_t *g = ctx;
-  if (g->kind == 2)
-    return sqrt(x);
-  double p = x / g->T;
-  if (!(p > 0))
-    return 0.0;
-  return g->kind == 0 ? p * log(p) : pow(p, g->a);
-}
-
-/* |g'| at x (for the deflation term). */
-static double gslope(const gfun_t *g, double x) {
-  if (!(x > 0))
-    return 0.0;
-  if (g->kind == 2)
-    return 0.5 / sqrt(x);
-  double p = x / g->T;
-  return g->kind == 0 ? fabs(log(p) + 1.0) / g->T : g->a * pow(p, g->a - 1.0) / g->T;
-}
-
-#define EW__QUICK_Z 3.0 /* standard errors in the sampling part of the bar (~99% for 32 probes) */
-
-/* Σ g(λ) over the spectrum, estimated: the deflated pairs exactly, SLQ on the rest. *err is the
- * error bar: z·(standard error) + the quadrature indicator + a Hoffman–Wielandt bound for the
- * deflated pairs' residuals (√(2d)·‖R‖_F·max|g'|). */
-static int quick_sum(mctx_t *cx, const ew__quick_t *q, const gfun_t *g, double *sum, double *err) {
-  ew__slq_t sq = {EW__QUICK_PROBES, EW__QUICK_STEPS, (double *)q->alpha, (double *)q->beta,
-                  (double *)q->z2, (size_t *)q->len};
-  double est, se, qe;
-  int rc = ew__slq_eval(&sq, gfun, g, &est, &se, &qe);
-  if (rc)
-    return view_fail(cx, rc);
-  double defl = 0, r2 = 0, slope = gslope(g, q->tr / (double)cx->d);
-  for (size_t i = 0; i < q->kd; i++) {
-    defl += gfun(q->theta[i], g);
-    r2 += q->res[i] * q->res[i];
-    double sl = gslope(g, q->theta[i]);
-    slope = sl > slope ? sl : slope;
-  }
-  *sum = defl + est;
-  *err = EW__QUICK_Z * se + qe + sqrt(2.0 * (double)cx->d * r2) * slope;
-  return 0;
-}
-
-static int need_quick(mctx_t *cx, const ew__quick_t **q) {
-  int rc = ew__view_quick(&cx->v, q);
-  if (rc)
-    return view_fail(cx, rc);
-  return check_trace(cx, (*q)->tr);
-}
-
-static void set_error(mctx_t *cx, double e) {
-  cx->out->has_error = 1;
-  cx->out->error = e;
-}
-
-/* Quick entropy: H = −Σ p ln p with its error bar. */
-static int quick_entropy(mctx_t *cx, double *h, double *herr) {
-  const ew__quick_t *q;
-  int rc = need_quick(cx, &q);
-  if (rc)
-    return rc;
-  gfun_t g = {0, q->tr, 1.0};
-  double s, e;
-  if ((rc = quick_sum(cx, q, &g, &s, &e)))
-    return rc;
-  *h = -s;
-  *herr = e;
-  return 0;
-}
-
-static int spectral_entropy(mctx_t *cx, double *h, double *tr) {
-  if (want_quick(cx)) {
-    double e;
-    int rc = quick_entropy(cx, h, &e);
-    if (rc == 0)
-      set_error(cx, e);
-    return rc;
-  }
-  int rc = eig_trace(cx, tr);
-  if (rc)
-    return rc;
-  *h = entropy_of(cx->eig, cx->d, *tr, cx->d);
-  return 0;
-}
-
-/* ---- the top route: λ₁…λ_k by block Lanczos when no spectrum is at hand ---- */
-
-/* The top k eigenvalues into theta[k]; from the spectrum when it is cached or d is small (exact,
- * no error set), else by Lanczos (the residual bound is returned in *resid, else 0). */
-static int need_top(mctx_t *cx, size_t k, double *theta, double *resid) {
-  *resid = 0;
-  if (cx->eig || (!ew__view_is_sketch(&cx->v) &&
-                  (cx->d <= EW__TOPK_FULL_DIM || ew__view_spectrum_cached(&cx->v)))) {
-    int rc = need_eig(cx);
-    if (rc)
-      return rc;
-    memcpy(theta, cx->eig, k * sizeof(double));
-    return 0;
-  }
-  int rc = ew__view_topk(&cx->v, k, theta, NULL, resid);
-  if (rc)
-    return fail(cx, rc, "%s", rc == EW_ELAPACK ? "the top-k eigensolver failed on this state"
-                                               : ew_strerror(rc));
-  for (size_t i = 0; i < k; i++)
-    if (theta[i] < 0) {
-      theta[i] = 0;
-      cx->out->clamped++;
-    }
-  return 0;
-}
-
-/* λ₁ and tr A (zero trace: DEGENERATE); *r the residual bound on λ₁ (0 when exact). */
-static int top1_trace(mctx_t *cx, double *l1, double *tr, double *r) {
-  int rc = need_top(cx, 1, l1, r);
-  if (rc)
-    return rc;
-  if (cx->eig) {
-    *tr = eig_sum(cx->eig, cx->d);
-  } else if ((rc = ew__view_trace(&cx->v, tr)) != 0) {
-    return view_fail(cx, rc);
-  }
-  return check_trace(cx, *tr);
-}
-
-/* Rényi entropy of order a (a = 1: von Neumann; a = inf: min-entropy; a = 2 from ‖A‖_F²). */
-static int renyi_of(mctx_t *cx, double a, double *out) {
-  double tr, h;
-  int rc;
-  if (a == 1.0) {
-    rc = spectral_entropy(cx, &h, &tr);
-    *out = h;
-    return rc;
-  }
-  if (a == 2.0) {
-    double fro2;
-    if ((rc = trace_fro(cx, &tr, &fro2)) || (rc = check_trace(cx, tr)))
-      return rc;
-    *out = -log(fro2 / (tr * tr));
-    return 0;
-  }
-  if (isinf(a)) { /* only λ₁ */
-    double l1, r;
-    if ((rc = top1_trace(cx, &l1, &tr, &r)))
-      return rc;
-    if (r > 0)
-      set_error(cx, r / l1);
-    *out = -log(l1 / tr);
-    return 0;
-  }
-  if (want_quick(cx)) {
-    const ew__quick_t *q;
-    if ((rc = need_quick(cx, &q)))
-      return rc;
-    gfun_t g = {1, q->tr, a};
-    double sum, e;
-    if ((rc = quick_sum(cx, q, &g, &sum, &e)))
-      return rc;
-    if (!(sum > 0))
-      return fail(cx, EW_EDEGENERATE, "the quick estimate of sum p^alpha is not positive");
-    *out = log(sum) / (1.0 - a);
-    set_error(cx, (e / sum) / fabs(1.0 - a));
-    return 0;
-  }
-  if ((rc = eig_trace(cx, &tr)))
-    return rc;
-  /* Σ p^a = p_max^a Σ (p/p_max)^a: the second sum lies in [1, d], so neither underflows for a
-   * large order (p^a alone does from a ≈ 300 on) nor overflows for a small one. */
-  double pmax = cx->eig[0] / tr, sum = 0;
-  for (size_t i = 0; i < cx->d; i++)
-    if (cx->eig[i] > 0)
-      sum += pow(cx->eig[i] / cx->eig[0], a);
-  *out = (a * log(pmax) + log(sum)) / (1.0 - a);
-  return 0;
-}
-
 /* ---- the metrics ---- */
 
 static int m_entropy(mctx_t *cx) {
   double h, tr;
-  int rc = spectral_entropy(cx, &h, &tr);
-  return rc ? rc : scalar(cx, h);
+  int rc = ew__m_spectral_entropy(cx, &h, &tr);
+  return rc ? rc : ew__m_scalar(cx, h);
 }
 
 static int m_entropy_normalized(mctx_t *cx) {
   if (cx->d < 2)
-    return fail(cx, EW_EDEGENERATE, "entropy_normalized divides by ln d, which is 0 for d = 1");
+    return ew__m_fail(cx, EW_EDEGENERATE, "entropy_normalized divides by ln d, which is 0 for d = 1");
   double h, tr;
-  int rc = spectral_entropy(cx, &h, &tr);
+  int rc = ew__m_spectral_entropy(cx, &h, &tr);
   if (rc == 0 && cx->out->has_error)
     cx->out->error /= log((double)cx->d);
-  return rc ? rc : scalar(cx, h / log((double)cx->d));
+  return rc ? rc : ew__m_scalar(cx, h / log((double)cx->d));
 }
 
 static int m_renyi(mctx_t *cx) {
   double h;
-  int rc = renyi_of(cx, cx->p[0], &h);
-  return rc ? rc : scalar(cx, h);
+  int rc = ew__m_renyi_of(cx, cx->p[0], &h);
+  return rc ? rc : ew__m_scalar(cx, h);
 }
 
 /* exp of an estimate h ± e: the bar of exp(h) is exp(h)·(exp(e) − 1) (the wider side) */
 static int scalar_exp(mctx_t *cx, double h) {
   if (cx->out->has_error)
     cx->out->error = exp(h) * expm1(cx->out->error);
-  return scalar(cx, exp(h));
+  return ew__m_scalar(cx, exp(h));
 }
 
 static int m_vendi(mctx_t *cx) {
   double h;
-  int rc = renyi_of(cx, cx->p[0], &h);
+  int rc = ew__m_renyi_of(cx, cx->p[0], &h);
   return rc ? rc : scalar_exp(cx, h);
 }
 
 static int m_erank(mctx_t *cx) {
   double h, tr;
-  int rc = spectral_entropy(cx, &h, &tr);
+  int rc = ew__m_spectral_entropy(cx, &h, &tr);
   return rc ? rc : scalar_exp(cx, h);
 }
 
 static int m_rankme(mctx_t *cx) {
-  int rc = need_eig(cx);
+  int rc = ew__m_need_eig(cx);
   if (rc)
     return rc;
   size_t m = cx->rows < cx->d ? (size_t)cx->rows : cx->d;
@@ -398,77 +97,77 @@ static int m_rankme(mctx_t *cx) {
   for (size_t i = 0; i < m; i++)
     tot += sqrt(cx->eig[i]);
   if (!(tot > 0))
-    return check_trace(cx, 0);
+    return ew__m_check_trace(cx, 0);
   double eps = cx->p[0], h = 0;
   for (size_t i = 0; i < m; i++) {
     double r = sqrt(cx->eig[i]) / tot + eps;
     if (r > 0)
       h -= r * log(r);
   }
-  return scalar(cx, exp(h));
+  return ew__m_scalar(cx, exp(h));
 }
 
 static int m_participation_ratio(mctx_t *cx) {
   double tr, fro2;
-  int rc = trace_fro(cx, &tr, &fro2);
-  if (rc || (rc = check_trace(cx, tr)))
+  int rc = ew__m_trace_fro(cx, &tr, &fro2);
+  if (rc || (rc = ew__m_check_trace(cx, tr)))
     return rc;
-  return scalar(cx, tr * tr / fro2);
+  return ew__m_scalar(cx, tr * tr / fro2);
 }
 
 static int m_stable_rank(mctx_t *cx) {
   double l1, tr, r;
-  int rc = top1_trace(cx, &l1, &tr, &r);
+  int rc = ew__m_top1_trace(cx, &l1, &tr, &r);
   if (rc)
     return rc;
   if (r > 0)
-    set_error(cx, l1 > r ? tr / (l1 - r) - tr / l1 : INFINITY); /* λ₁ ∈ [θ − r, θ + r] */
-  return scalar(cx, tr / l1);
+    ew__m_set_error(cx, l1 > r ? tr / (l1 - r) - tr / l1 : INFINITY); /* λ₁ ∈ [θ − r, θ + r] */
+  return ew__m_scalar(cx, tr / l1);
 }
 
 static int m_condition_number(mctx_t *cx) {
-  int rc = need_eig(cx);
+  int rc = ew__m_need_eig(cx);
   if (rc)
     return rc;
   double lmax = cx->eig[0];
   if (!(lmax > 0))
-    return check_trace(cx, 0);
+    return ew__m_check_trace(cx, 0);
   double cut = cx->p[0] * lmax, lmin = lmax;
   for (size_t i = 0; i < cx->d; i++)
     if (cx->eig[i] > cut && cx->eig[i] < lmin)
       lmin = cx->eig[i];
-  return scalar(cx, lmax / lmin);
+  return ew__m_scalar(cx, lmax / lmin);
 }
 
 static int m_anisotropy(mctx_t *cx) {
   double l1, tr, r;
-  int rc = top1_trace(cx, &l1, &tr, &r);
+  int rc = ew__m_top1_trace(cx, &l1, &tr, &r);
   if (rc)
     return rc;
   if (r > 0)
-    set_error(cx, r / tr);
-  return scalar(cx, l1 / tr);
+    ew__m_set_error(cx, r / tr);
+  return ew__m_scalar(cx, l1 / tr);
 }
 
 static int m_spectral_gap(mctx_t *cx) {
   if (cx->d < 2)
-    return fail(cx, EW_EDEGENERATE, "spectral_gap needs two eigenvalues; d = 1 has one");
+    return ew__m_fail(cx, EW_EDEGENERATE, "spectral_gap needs two eigenvalues; d = 1 has one");
   double l[2], r;
-  int rc = need_top(cx, 2, l, &r);
+  int rc = ew__m_need_top(cx, 2, l, &r);
   if (rc)
     return rc;
   if (!(l[1] > r))
-    return fail(cx, EW_EDEGENERATE,
+    return ew__m_fail(cx, EW_EDEGENERATE,
                 "the second eigenvalue is zero (rank <= 1), so lambda_1/lambda_2 is undefined");
   if (r > 0)
-    set_error(cx, (l[0] + r) / (l[1] - r) - l[0] / l[1]);
-  return scalar(cx, l[0] / l[1]);
+    ew__m_set_error(cx, (l[0] + r) / (l[1] - r) - l[0] / l[1]);
+  return ew__m_scalar(cx, l[0] / l[1]);
 }
 
 static int list_of(mctx_t *cx, const double *v, size_t n) {
   double *l = malloc((n ? n : 1) * sizeof(double));
   if (!l)
-    return fail(cx, EW_ENOMEM, "out of memory for a list of %zu values", n);
+    return ew__m_fail(cx, EW_ENOMEM, "out of memory for a list of %zu values", n);
   memcpy(l, v, n * sizeof(double));
   cx->out->kind = EW_VALUE_LIST;
   cx->out->list = l;
@@ -482,7 +181,7 @@ static int m_topk(mctx_t *cx) {
     k = cx->d;
   size_t kmax = ew__view_sketch_dirs(&cx->v);
   if (kmax && k > kmax)
-    return fail(cx, EW_EBADPARAM,
+    return ew__m_fail(cx, EW_EBADPARAM,
                 "topk k = %zu asks for more directions than this stream's sketch holds (2 x "
                 "sketch_rows + 1 = %zu); ask for at most %zu",
                 k, kmax, kmax);
@@ -490,13 +189,13 @@ static int m_topk(mctx_t *cx) {
   if (!vectors) {
     double *theta = malloc(k * sizeof(double)), r;
     if (!theta)
-      return fail(cx, EW_ENOMEM, "out of memory");
-    int rc = need_top(cx, k, theta, &r);
+      return ew__m_fail(cx, EW_ENOMEM, "out of memory");
+    int rc = ew__m_need_top(cx, k, theta, &r);
     if (rc == 0)
       rc = list_of(cx, theta, k);
     free(theta);
     if (rc == 0 && r > 0)
-      set_error(cx, r);
+      ew__m_set_error(cx, r);
     return rc;
   }
   /* eigenpairs: subspace iteration, warm-started from the last answer (view.c) */
@@ -507,7 +206,7 @@ static int m_topk(mctx_t *cx) {
   if (rc != 0) {
     free(theta);
     free(U);
-    return fail(cx, rc, "%s", rc == EW_ELAPACK ? "the top-k eigensolver failed on this state"
+    return ew__m_fail(cx, rc, "%s", rc == EW_ELAPACK ? "the top-k eigensolver failed on this state"
                                                : ew_strerror(rc));
   }
   for (size_t i = 0; i < k; i++)
@@ -531,14 +230,14 @@ static int m_live_topk(mctx_t *cx) {
   uint64_t consumed;
   double *V = malloc((want < d ? want : d) * d * sizeof(double) + 2 * d * sizeof(double));
   if (!V)
-    return fail(cx, EW_ENOMEM, "out of memory");
+    return ew__m_fail(cx, EW_ENOMEM, "out of memory");
   size_t k = ew__view_live(&cx->v, V, want, &consumed, &kept);
   if (k == 0) {
     free(V);
     if (kept == 0)
-      return fail(cx, EW_EDEGENERATE,
+      return ew__m_fail(cx, EW_EDEGENERATE,
                   "this stream keeps no live estimate (create it with live_k > 0)");
-    return fail(cx, EW_EDEGENERATE,
+    return ew__m_fail(cx, EW_EDEGENERATE,
                 "the live estimate has not taken its first power step yet (%llu rows have left "
                 "its randomising buffer; it steps every %zu)",
                 (unsigned long long)consumed, d / 2 > 256 ? d / 2 : 256);
@@ -562,7 +261,7 @@ static int m_live_topk(mctx_t *cx) {
   if (rc) {
     free(V);
     free(theta);
-    return view_fail(cx, rc);
+    return ew__m_view_fail(cx, rc);
   }
   double *U = malloc(k * d * sizeof(double));
   if (!U || cx->p[1] == 0) {
@@ -574,50 +273,50 @@ static int m_live_topk(mctx_t *cx) {
   free(V);
   if (cx->p[1] != 0 && !U) {
     free(theta);
-    return fail(cx, EW_ENOMEM, "out of memory");
+    return ew__m_fail(cx, EW_ENOMEM, "out of memory");
   }
   cx->out->kind = EW_VALUE_LIST;
   cx->out->list = theta;
   cx->out->len = k;
   cx->out->vectors = U;
   cx->out->dim = U ? d : 0;
-  set_error(cx, worst);
+  ew__m_set_error(cx, worst);
   cx->v.as_of = consumed; /* the rows the estimate describes */
   return 0;
 }
 
 static int m_spectrum(mctx_t *cx) {
-  int rc = need_eig(cx);
+  int rc = ew__m_need_eig(cx);
   return rc ? rc : list_of(cx, cx->eig, cx->d);
 }
 
 static int m_trace(mctx_t *cx) {
   double tr;
   int rc = ew__view_trace(&cx->v, &tr);
-  return rc ? view_fail(cx, rc) : scalar(cx, tr);
+  return rc ? ew__m_view_fail(cx, rc) : ew__m_scalar(cx, tr);
 }
 
 static int m_nuclear_norm(mctx_t *cx) {
-  if (want_quick(cx)) {
+  if (ew__m_want_quick(cx)) {
     const ew__quick_t *q;
     int rc = ew__view_quick(&cx->v, &q);
     if (rc)
-      return view_fail(cx, rc);
+      return ew__m_view_fail(cx, rc);
     gfun_t g = {2, q->tr, 0};
     double sum, e;
-    if ((rc = quick_sum(cx, q, &g, &sum, &e)))
+    if ((rc = ew__m_quick_sum(cx, q, &g, &sum, &e)))
       return rc;
-    set_error(cx, e / sqrt(cx->weight));
-    return scalar(cx, sum / sqrt(cx->weight));
+    ew__m_set_error(cx, e / sqrt(cx->weight));
+    return ew__m_scalar(cx, sum / sqrt(cx->weight));
   }
-  int rc = need_eig(cx);
+  int rc = ew__m_need_eig(cx);
   if (rc)
     return rc;
   double t = 0;
   for (size_t i = 0; i < cx->d; i++)
     t += sqrt(cx->eig[i]);
   /* σ_k(X) = sqrt(W λ_k(A)), so Σσ/W = Σ sqrt(λ_k) / sqrt(W) */
-  return scalar(cx, t / sqrt(cx->weight));
+  return ew__m_scalar(cx, t / sqrt(cx->weight));
 }
 
 static int cmp_desc(const void *a, const void *b) {
@@ -634,38 +333,38 @@ static int mnn_from_diag(mctx_t *cx, double *diag) {
   double t = 0;
   for (size_t j = 0; j < m; j++)
     t += diag[j];
-  return scalar(cx, t / cx->weight);
+  return ew__m_scalar(cx, t / cx->weight);
 }
 
 static int m_mnn(mctx_t *cx) {
   double *diag = malloc(cx->d * sizeof(double));
   if (!diag)
-    return fail(cx, EW_ENOMEM, "out of memory");
+    return ew__m_fail(cx, EW_ENOMEM, "out of memory");
   int rc = ew__view_diag(&cx->v, diag);
-  rc = rc ? view_fail(cx, rc) : mnn_from_diag(cx, diag);
+  rc = rc ? ew__m_view_fail(cx, rc) : mnn_from_diag(cx, diag);
   free(diag);
   return rc;
 }
 
 static int m_entropy_truncated(mctx_t *cx) {
   if (cx->d < 2)
-    return fail(cx, EW_EDEGENERATE, "entropy_truncated divides by ln d, which is 0 for d = 1");
+    return ew__m_fail(cx, EW_EDEGENERATE, "entropy_truncated divides by ln d, which is 0 for d = 1");
   double tr;
-  int rc = eig_trace(cx, &tr);
-  return rc ? rc : scalar(cx, entropy_of(cx->eig, cx->d, tr, (size_t)cx->p[0]) / log((double)cx->d));
+  int rc = ew__m_eig_trace(cx, &tr);
+  return rc ? rc : ew__m_scalar(cx, ew__m_entropy_of(cx->eig, cx->d, tr, (size_t)cx->p[0]) / log((double)cx->d));
 }
 
 static int m_l2_std(mctx_t *cx) {
   size_t d = cx->d, N = (size_t)cx->rows;
   if (N < 2)
-    return fail(cx, EW_EDEGENERATE, "l2_std needs at least 2 rows in the window (it has %zu)", N);
+    return ew__m_fail(cx, EW_EDEGENERATE, "l2_std needs at least 2 rows in the window (it has %zu)", N);
   const float *raw;
   int rc = ew__view_rows(&cx->v, &raw, &N);
   if (rc)
-    return view_fail(cx, rc);
+    return ew__m_view_fail(cx, rc);
   double *mu = calloc(2 * d, sizeof(double)), *m2 = mu + d;
   if (!mu)
-    return fail(cx, EW_ENOMEM, "out of memory");
+    return ew__m_fail(cx, EW_ENOMEM, "out of memory");
   /* two passes over unit rows: per-dimension mean, then squared deviations (ddof = 1) */
   for (int pass = 0; pass < 2; pass++) {
     for (size_t r = 0; r < N; r++) {
@@ -690,7 +389,7 @@ static int m_l2_std(mctx_t *cx) {
   for (size_t j = 0; j < d; j++)
     t += sqrt(m2[j] / (double)(N - 1));
   free(mu);
-  return scalar(cx, t / (double)d);
+  return ew__m_scalar(cx, t / (double)d);
 }
 
 /* ---- the table ---- */
@@ -814,34 +513,34 @@ static int resolve(mctx_t *cx, const metric_row_t *row, const ew_query_t *q) {
       i++;
     if (i == info->nparams) {
       if (info->nparams == 0)
-        return fail(cx, EW_EBADPARAM, "metric '%s' takes no parameters (got '%s')", info->name,
+        return ew__m_fail(cx, EW_EBADPARAM, "metric '%s' takes no parameters (got '%s')", info->name,
                     p->key ? p->key : "(null)");
-      return fail(cx, EW_EBADPARAM, "metric '%s' has no parameter '%s' (it takes: %s%s%s)",
+      return ew__m_fail(cx, EW_EBADPARAM, "metric '%s' has no parameter '%s' (it takes: %s%s%s)",
                   info->name, p->key ? p->key : "(null)", info->params[0].name,
                   info->nparams > 1 ? ", " : "", info->nparams > 1 ? info->params[1].name : "");
     }
     const ew_param_info_t *pi = &info->params[i];
     double v = p->value;
     if (isnan(v) || v < pi->min || v > pi->max || (pi->integer && v != floor(v)))
-      return fail(cx, EW_EBADPARAM, "parameter '%s' of '%s' must be %s in [%g, %g]; got %g",
+      return ew__m_fail(cx, EW_EBADPARAM, "parameter '%s' of '%s' must be %s in [%g, %g]; got %g",
                   pi->name, info->name, pi->integer ? "an integer" : "a number", pi->min, pi->max,
                   v);
     cx->p[i] = v;
   }
   ew_source_t src = q->source == EW_SOURCE_DEFAULT ? row->def_source : q->source;
   if (src < 0 || src >= EW__NSRC || !(row->sources & (1u << src)))
-    return fail(cx, EW_EBADPARAM, "metric '%s' is computed from source %s, not '%s'", info->name,
+    return ew__m_fail(cx, EW_EBADPARAM, "metric '%s' is computed from source %s, not '%s'", info->name,
                 info->sources, ew_source_name(src));
   int center = q->center < 0 ? row->def_center : (q->center ? 1 : 0);
   if (src == EW_SOURCE_WINDOW_CN) {
     if (q->center > 0)
-      return fail(cx, EW_EBADPARAM,
+      return ew__m_fail(cx, EW_EBADPARAM,
                   "source window_cn is already centred before normalisation; center does not "
                   "apply (omit it or pass false)");
     center = 0;
   }
   if ((unsigned)q->method > EW_METHOD_EXACT)
-    return fail(cx, EW_EBADPARAM, "method must be auto, slq or exact");
+    return ew__m_fail(cx, EW_EBADPARAM, "method must be auto, slq or exact");
   cx->method = q->method;
   cx->src = src;
   cx->center = center;
@@ -858,7 +557,7 @@ static int query_view(ew_stream_t *s, const ew_query_t *q, mctx_t *cx, const met
 static int sketched(ew_stream_t *s, mctx_t *cx, const metric_row_t *row) {
   const ew_config_t *c = ew_stream_config(s);
   if (row->sk == SK_refused)
-    return fail(cx, EW_EBADPARAM,
+    return ew__m_fail(cx, EW_EBADPARAM,
                 "'%s' needs every eigenvalue exactly, and this stream keeps a sketch (d = %zu > "
                 "exact_max_dim %zu): ask a bracketed metric (entropy, erank, ...) or create it "
                 "with exact_max_dim >= %zu",
@@ -866,7 +565,7 @@ static int sketched(ew_stream_t *s, mctx_t *cx, const metric_row_t *row) {
   if (row->sk != SK_bracket)
     return row->fn(cx);
   if (cx->method != EW_METHOD_AUTO)
-    return fail(cx, EW_EBADPARAM,
+    return ew__m_fail(cx, EW_EBADPARAM,
                 "method '%s' needs the exact matrix, and this stream keeps a sketch (d = %zu > "
                 "exact_max_dim %zu) whose spectrum-wide metrics are certified brackets: omit "
                 "method",
@@ -874,7 +573,7 @@ static int sketched(ew_stream_t *s, mctx_t *cx, const metric_row_t *row) {
   const double *ext[3];
   int rc = ew__view_sketch_bounds(&cx->v, &ext[0], &ext[1], &ext[2]);
   if (rc)
-    return view_fail(cx, rc);
+    return ew__m_view_fail(cx, rc);
   double val[3];
   for (int i = 0; i < 3; i++) {
     cx->eig = ext[i];
@@ -904,7 +603,7 @@ EW_EXPORT int ew_stream_query(ew_stream_t *s, const ew_query_t *q, ew_result_t *
   mctx_t cx = {.d = ew_stream_config(s)->dim, .out = out};
   const metric_row_t *row = find_row(q->metric);
   if (!row) {
-    int rc = fail(&cx, EW_EUNKMETRIC, "no metric named '%s' (the 'metrics' method lists them)",
+    int rc = ew__m_fail(&cx, EW_EUNKMETRIC, "no metric named '%s' (the 'metrics' method lists them)",
                   q->metric ? q->metric : "(null)");
     return rc;
   }
@@ -913,7 +612,7 @@ EW_EXPORT int ew_stream_query(ew_stream_t *s, const ew_query_t *q, ew_result_t *
     return rc;
   ew__ws_t *ws = ew__ws_thread();
   if (!ws)
-    return fail(&cx, EW_ENOMEM, "%s", ew_strerror(EW_ENOMEM));
+    return ew__m_fail(&cx, EW_ENOMEM, "%s", ew_strerror(EW_ENOMEM));
   rc = query_view(s, q, &cx, row, ws);
   ew__view_close(&cx.v);
   return rc;
@@ -926,18 +625,18 @@ static int query_view(ew_stream_t *s, const ew_query_t *q, mctx_t *cxp, const me
   int rc;
   if ((rc = ew__view_open(&cxp->v, s, cxp->src, cxp->center, q->max_lag, q->window_rows, ws)) ==
       EW_ENOWINDOW)
-    return fail(cxp, EW_ENOWINDOW,
+    return ew__m_fail(cxp, EW_ENOWINDOW,
                 "source '%s' needs a window, and this stream keeps none (create it with window > 0)",
                 ew_source_name(cxp->src));
   if (rc)
-    return fail(cxp, rc, "%s", ew_strerror(rc));
+    return ew__m_fail(cxp, rc, "%s", ew_strerror(rc));
   cxp->rows = cxp->v.rows;
   cxp->weight = cxp->v.weight;
   if (cxp->rows == 0)
-    return fail(cxp, EW_EDEGENERATE, "%s has no rows yet",
+    return ew__m_fail(cxp, EW_EDEGENERATE, "%s has no rows yet",
                 cxp->src == EW_SOURCE_ALL ? "the stream" : "the window");
   if (cxp->center && cxp->rows < 2)
-    return fail(cxp, EW_EDEGENERATE,
+    return ew__m_fail(cxp, EW_EDEGENERATE,
                 "a centred covariance needs at least 2 rows (the %s has %llu); pass center=false "
                 "for the second moment",
                 cxp->src == EW_SOURCE_ALL ? "stream" : "window", (unsigned long long)cxp->rows);

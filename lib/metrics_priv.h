@@ -1,0 +1,64 @@
+/* metrics_priv.h — what metrics.c (the table, the metric functions, the dispatcher) and
+ * metrics_route.c (how a metric reaches its eigenvalues: exactly, by the quick estimate, by the
+ * top of the spectrum) share and nothing else sees. */
+#ifndef EW_METRICS_PRIV_H
+#define EW_METRICS_PRIV_H
+
+#include "ew_internal.h"
+
+/* A metric sees its source only through the view (view.c): never a stream's or an accumulator's
+ * fields. */
+typedef struct {
+  ew__view_t v;
+  ew_source_t src;   /* resolved source and centring (the view is opened with them) */
+  int center;
+  uint64_t rows;     /* == v.rows, v.weight, v.d: copied for brevity */
+  double weight;
+  size_t d;
+  const double *eig; /* descending, clamped; NULL until needed */
+  ew_method_t method; /* the query's method for spectrum-wide metrics */
+  double p[EW_METRIC_MAX_PARAMS];
+  ew_result_t *out;
+} mctx_t;
+
+/* g evaluated at p = λ/T. */
+typedef struct {
+  int kind; /* 0: p ln p; 1: p^a; 2: sqrt(λ) (not normalised) */
+  double T, a;
+} gfun_t;
+
+/* Records a failure in cx->out (code and a sentence from fmt) and returns code. */
+int ew__m_fail(mctx_t *cx, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A view's failure as the metric's answer (a sentence per code). */
+int ew__m_view_fail(mctx_t *cx, int rc);
+/* Reads the whole spectrum into cx->eig once (a failure answered into cx->out). */
+int ew__m_need_eig(mctx_t *cx);
+double ew__m_eig_sum(const double *w, size_t d);
+/* tr A and ‖A‖_F² (from cx->eig when set, else the view: O(d²), no eigensolve). */
+int ew__m_trace_fro(mctx_t *cx, double *tr, double *fro2);
+/* DEGENERATE with a sentence unless tr > 0. */
+int ew__m_check_trace(mctx_t *cx, double tr);
+/* −Σ p ln p over the first `upto` eigenvalues, p = λ/tr. */
+double ew__m_entropy_of(const double *w, size_t d, double tr, size_t upto);
+/* A scalar answer (DEGENERATE when not finite). */
+int ew__m_scalar(mctx_t *cx, double v);
+/* The spectrum and its trace (zero trace: DEGENERATE). */
+int ew__m_eig_trace(mctx_t *cx, double *tr);
+/* Whether a spectrum-wide metric takes the quick estimate (the query's method; see ew_method_t). */
+bool ew__m_want_quick(mctx_t *cx);
+/* Σ g(λ) by the quick estimate with its error bar. */
+int ew__m_quick_sum(mctx_t *cx, const ew__quick_t *q, const gfun_t *g, double *sum, double *err);
+/* The view's quick estimate (zero trace: DEGENERATE). */
+int ew__m_need_quick(mctx_t *cx, const ew__quick_t **q);
+void ew__m_set_error(mctx_t *cx, double e);
+/* von Neumann entropy, exact or quick (the bar then in cx->out); *tr the trace when exact. */
+int ew__m_spectral_entropy(mctx_t *cx, double *h, double *tr);
+/* The top k eigenvalues (from the spectrum when at hand, else block Lanczos or the sketch's
+ * intervals: *resid their bound, else 0). */
+int ew__m_need_top(mctx_t *cx, size_t k, double *theta, double *resid);
+/* λ₁ and tr A (zero trace: DEGENERATE), *r the bound on λ₁ (0 when exact). */
+int ew__m_top1_trace(mctx_t *cx, double *l1, double *tr, double *r);
+/* Rényi entropy of order a (1: von Neumann; inf: min-entropy; 2 from ‖A‖_F²). */
+int ew__m_renyi_of(mctx_t *cx, double a, double *out);
+
+#endif /* EW_METRICS_PRIV_H */

@@ -16,6 +16,26 @@
 
 /* ---- sources ---- */
 
+/* A full symmetric matrix from its upper triangle (column-major d×d). */
+static void mirror_upper(double *A, size_t d) {
+  for (size_t j = 0; j < d; j++)
+    for (size_t i = 0; i < j; i++)
+      A[j + i * d] = A[i + j * d];
+}
+
+/* The mean of a source's rows (its two segments) in f64 when center, else zeros (what the
+ * uncentred matrix subtracts). */
+static void rows_mean(const ew__src_t *sv, size_t d, int center, double *mu) {
+  size_t N = sv->nseg[0] + sv->nseg[1];
+  memset(mu, 0, d * sizeof(double));
+  for (int k = 0; k < 2 && center; k++)
+    for (size_t r = 0; r < sv->nseg[k]; r++)
+      for (size_t j = 0; j < d; j++)
+        mu[j] += sv->seg[k][r * d + j];
+  for (size_t j = 0; j < d; j++)
+    mu[j] /= (double)(N ? N : 1);
+}
+
 /* What the accumulator behind src offers (moments and/or rows, per want). Asking a window for its
  * moments records the ask (the AUTO window mode then maintains them eagerly). */
 int ew__view_source(ew_stream_t *s, ew_source_t src, int want, ew__src_t *out, ew__ws_t *ws) {
@@ -101,14 +121,8 @@ static int rows_diag(ew__view_t *v, double *diag) {
   double *mu = ew__ws_alloc(v->ws, d * sizeof(double));
   if (!mu)
     return EW_ENOMEM;
-  memset(mu, 0, d * sizeof(double));
+  rows_mean(&sv, d, v->center, mu);
   memset(diag, 0, d * sizeof(double));
-  for (int k = 0; k < 2 && v->center; k++)
-    for (size_t r = 0; r < sv.nseg[k]; r++)
-      for (size_t j = 0; j < d; j++)
-        mu[j] += sv.seg[k][r * d + j];
-  for (size_t j = 0; j < d; j++)
-    mu[j] /= (double)(N ? N : 1);
   for (int k = 0; k < 2; k++)
     for (size_t r = 0; r < sv.nseg[k]; r++)
       for (size_t j = 0; j < d; j++) {
@@ -144,9 +158,7 @@ int ew__view_matrix(ew_stream_t *s, ew_source_t src, int center, double *weight,
                     (int)d, 0.0, A, (int)d);
         if (!center)
           cblas_dsyr(CblasColMajor, CblasUpper, (int)d, 1.0, k->mean, 1, A, (int)d);
-        for (size_t j = 0; j < d; j++)
-          for (size_t i = 0; i < j; i++)
-            A[j + i * d] = A[i + j * d];
+        mirror_upper(A, d);
       }
       return 0;
     }
@@ -166,9 +178,7 @@ int ew__view_matrix(ew_stream_t *s, ew_source_t src, int center, double *weight,
       if (A) {
         cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, (int)d, (int)N, 1.0 / (double)N, X,
                     (int)d, 0.0, A, (int)d);
-        for (size_t j = 0; j < d; j++)
-          for (size_t i = 0; i < j; i++)
-            A[j + i * d] = A[i + j * d];
+        mirror_upper(A, d);
       }
       ew__ws_release(ws, mk);
       return 0;
@@ -202,9 +212,7 @@ int ew__view_matrix(ew_stream_t *s, ew_source_t src, int center, double *weight,
   if (A) {
     cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, (int)d, (int)N, 1.0 / (double)N, Z,
                 (int)d, 0.0, A, (int)d);
-    for (size_t j = 0; j < d; j++)
-      for (size_t i = 0; i < j; i++)
-        A[j + i * d] = A[i + j * d];
+    mirror_upper(A, d);
   }
   return 0;
 }
@@ -270,13 +278,7 @@ static int rows_gram_eigs(ew_stream_t *s, int center, ew__ws_t *ws, double *eig)
     ew__ws_release(ws, mk);
     return EW_ENOMEM;
   }
-  memset(mu, 0, d * sizeof(double));
-  for (int k = 0; k < 2 && center; k++)
-    for (size_t r = 0; r < sv.nseg[k]; r++)
-      for (size_t j = 0; j < d; j++)
-        mu[j] += sv.seg[k][r * d + j];
-  for (size_t j = 0; j < d; j++)
-    mu[j] /= (double)(N ? N : 1);
+  rows_mean(&sv, d, center, mu);
   for (size_t j0 = 0; j0 < d; j0 += EW__GRAM_CB) {
     size_t cb = d - j0 < EW__GRAM_CB ? d - j0 : EW__GRAM_CB;
     for (int k = 0, r0 = 0; k < 2; r0 += (int)sv.nseg[k], k++)

@@ -57,7 +57,8 @@ typedef struct {
 } ew__sketch_t;
 
 /* What a source offers to view.c: its size, and its moments and/or its rows. */
-enum { EW__WANT_MOMENTS = 1, EW__WANT_ROWS = 2 };
+enum { EW__WANT_MOMENTS = 1, EW__WANT_ROWS = 2, EW__WANT_FULL = 4 /* with MOMENTS: their lower
+                                                                       triangle mirrored too */ };
 typedef struct {
   uint64_t rows;              /* rows described (never decayed) */
   double weight;              /* their total weight (== rows without decay) */

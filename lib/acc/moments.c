@@ -55,6 +55,7 @@ void ew__moments_clear(ew__moments_t *m) {
   m->noise = 0;
   memset(m->mean, 0, m->d * sizeof(double));
   memset(m->m2, 0, m->d * m->d * sizeof(double));
+  m->full = false;
 }
 
 size_t ew__moments_bytes(const ew__moments_t *m) { return (m->d + m->d * m->d) * sizeof(double); }
@@ -63,6 +64,7 @@ size_t ew__moments_bytes(const ew__moments_t *m) { return (m->d + m->d * m->d) *
 static void update_upper(ew__moments_t *m, const ew__bstats_t *b, const double *delta, double coef,
                          double sign) {
   size_t d = m->d;
+  m->full = false;
   double inv_wb = 1.0 / b->w;
   for (size_t j = 0; j < d; j++) {
     double *col = m->m2 + j * d;
@@ -130,6 +132,7 @@ void ew__moments_merge(ew__moments_t *m, const ew__moments_t *o) {
   size_t d = m->d;
   if (o->n == 0)
     return;
+  m->full = false;
   if (m->n == 0) {
     m->n = o->n;
     m->w = o->w;
@@ -158,6 +161,7 @@ void ew__moments_scale(ew__moments_t *m, double g) {
   size_t d = m->d;
   if (g == 1.0 || m->n == 0)
     return;
+  m->full = false;
   m->w *= g;
   m->noise *= g;
   for (size_t j = 0; j < d; j++) {
@@ -386,12 +390,31 @@ void ew__moments_save(const ew__moments_t *m, ew__wr_t *w) {
 }
 
 void ew__moments_load(ew__moments_t *m, ew__rd_t *r) {
+  m->full = false;
   m->n = ew__get_u64(r);
   m->w = ew__get_f64(r);
   m->noise = ew__get_f64(r);
   ew__get(r, m->mean, m->d * sizeof(double));
   for (size_t j = 0; j < m->d; j++)
     ew__get(r, m->m2 + j * m->d, (j + 1) * sizeof(double));
+}
+
+#define EW__MIRROR_TILE 64
+
+void ew__moments_mirror(ew__moments_t *m) {
+  if (m->full)
+    return;
+  size_t d = m->d, T = EW__MIRROR_TILE;
+  double *a = m->m2;
+  /* tile by tile, so that both the columns read and the rows written stay in cache */
+  for (size_t j0 = 0; j0 < d; j0 += T)
+    for (size_t i0 = 0; i0 <= j0; i0 += T) {
+      size_t j1 = j0 + T < d ? j0 + T : d, i1 = i0 + T < d ? i0 + T : d;
+      for (size_t j = j0; j < j1; j++)
+        for (size_t i = i0; i < i1 && i < j; i++)
+          a[j + i * d] = a[i + j * d];
+    }
+  m->full = true;
 }
 
 /* ---- the dense and decay kinds ---- */
@@ -465,11 +488,13 @@ static void mom_scale(ew__acc_t *a, double g) { ew__moments_scale(&MOM(a)->m, g)
 
 static int mom_view(ew__acc_t *a, int want, uint64_t tail, ew__src_t *out, ew__ws_t *ws) {
   EW_UNUSED(ws), EW_UNUSED(tail); /* no rows kept: a tail is the whole */
-  const ew__moments_t *m = &MOM(a)->m;
+  ew__moments_t *m = &MOM(a)->m;
   memset(out, 0, sizeof *out);
   out->rows = m->n;
   out->weight = m->w;
   out->mean = m->mean;
+  if (want & EW__WANT_FULL)
+    ew__moments_mirror(m);
   if (want & EW__WANT_MOMENTS)
     out->mom = m;
   return 0;

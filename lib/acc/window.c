@@ -243,7 +243,7 @@ static void window_apply(ew__acc_t *a, const ew__in_t *in, const ew__prep_t *p, 
 
 /* The moments of the last n rows (n < count), built in ws: the struct and its arrays stay in ws
  * for the caller, the temporaries are given back. */
-static int tail_moments(ew__window_t *w, size_t n, const ew__moments_t **out, ew__ws_t *ws) {
+static int tail_moments(ew__window_t *w, size_t n, ew__moments_t **out, ew__ws_t *ws) {
   size_t d = w->d;
   ew__moments_t *m = ew__ws_alloc(ws, sizeof *m);
   double *mean = ew__ws_alloc(ws, d * sizeof(double));
@@ -277,9 +277,13 @@ static int window_view(ew__acc_t *a, int want, uint64_t tail, ew__src_t *out, ew
   out->keeps_rows = true;
   if (w->rows_only) { /* no moments: the view reads the rows */
   } else if ((want & EW__WANT_MOMENTS) && n < w->count) {
-    int rc = tail_moments(w, n, &out->mom, ws);
+    ew__moments_t *m;
+    int rc = tail_moments(w, n, &m, ws);
     if (rc)
       return rc;
+    if (want & EW__WANT_FULL)
+      ew__moments_mirror(m);
+    out->mom = m;
   } else if (want & EW__WANT_MOMENTS) {
     if (!w->synced) {
       ew__ws_mark_t mk = ew__ws_mark(ws);
@@ -290,6 +294,8 @@ static int window_view(ew__acc_t *a, int want, uint64_t tail, ew__src_t *out, ew
       if (rc)
         return rc;
     }
+    if (want & EW__WANT_FULL)
+      ew__moments_mirror(&w->mom);
     out->mom = &w->mom;
   }
   if (want & EW__WANT_ROWS)

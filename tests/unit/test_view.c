@@ -114,8 +114,63 @@ static void no_window_no_window_view(void) {
   ew_stream_free(s);
 }
 
+/* The Lanczos operator (ew__view_op) applied to the identity is the matrix, for every source and
+ * centring and for a window of fewer rows than d (read from its rows); after more rows arrive
+ * (which clears the moments' mirrored lower triangle) it is the new matrix (1e-12 of max |A|). */
+static void the_operator_is_the_matrix(void) {
+  ew__ws_t *ws = ew__ws_new();
+  double *A = malloc(D * D * sizeof(double)), *X = calloc(D * D, sizeof(double));
+  double *Y = malloc(D * D * sizeof(double));
+  for (size_t j = 0; j < D; j++)
+    X[j + j * D] = 1;
+  for (int narrow = 0; narrow <= 1; narrow++) {
+    ew_stream_t *s = filled();
+    if (narrow) { /* the same rows through a window of 16 < D rows: rows only */
+      ew_stream_free(s);
+      ew_config_t c;
+      ew_config_default(&c, D);
+      c.window = 16;
+      CHECK(ew_stream_create(&c, &s) == 0, "create");
+    }
+    for (int round = 0; round < 2; round++) {
+      float x[20 * D];
+      for (size_t i = 0; i < 20 * D; i++)
+        x[i] = (float)((i * 7919u) % 1013u) / 500.0f * (float)(1 + (i + (size_t)round) % D);
+      CHECK(ew_stream_ingest(s, x, EW_F32, 20, D) == 0, "ingest");
+      for (int src = EW_SOURCE_ALL; src <= EW_SOURCE_WINDOW_CN; src++)
+        for (int center = 0; center <= 1; center++) {
+          if (src == EW_SOURCE_WINDOW_CN && center)
+            continue;
+          CHECK(ew_stream_matrix(s, (ew_source_t)src, center, NULL, NULL, A) == 0, "matrix");
+          double norm = 0;
+          for (size_t i = 0; i < D * D; i++)
+            norm = fmax(norm, fabs(A[i]));
+          ew__view_t v;
+          ew__op_t op;
+          CHECK(ew__view_open(&v, s, (ew_source_t)src, center, 0, 0, ws) == 0 &&
+                    ew__view_op(&v, &op) == 0,
+                "open and operator");
+          op.apply(op.ctx, X, Y, D);
+          double worst = 0;
+          for (size_t i = 0; i < D * D; i++)
+            worst = fmax(worst, fabs(Y[i] - A[i]));
+          CHECK(worst <= 1e-12 * norm, "%s%s c=%d round %d: A I off by %g of %g",
+                narrow ? "narrow window, " : "", ew_source_name((ew_source_t)src), center, round,
+                worst, norm);
+          ew__view_close(&v);
+        }
+    }
+    ew_stream_free(s);
+  }
+  free(A);
+  free(X);
+  free(Y);
+  ew__ws_free(ws);
+}
+
 int main(void) {
   TAP_RUN(every_source_agrees_with_its_matrix);
+  TAP_RUN(the_operator_is_the_matrix);
   TAP_RUN(no_window_no_window_view);
   TAP_DONE();
 }

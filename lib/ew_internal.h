@@ -120,18 +120,15 @@ typedef struct {
 
 /* Statistics of one batch in the shifted form (see moments.c for why):
  * shift m, s = Σ w_r (x_r − m), W = Σ w_r, G = Σ w_r (x_r − m)(x_r − m)ᵀ (upper, col-major,
- * leading dimension d) held either as float (g32) or double (g64), times gscale. Borrowed
- * pointers. */
+ * leading dimension d, f64 whatever the rows' type). Borrowed pointers. */
 typedef struct {
   size_t d;
   uint64_t n;
   double w;
   const double *shift;
   const double *s;
-  const float *g32;
-  const double *g64;
-  double gscale; /* the Gram is G = gscale · g (a power of two; f32 batches outside f32's range) */
-  double noise;  /* bound on ‖rounding error‖₂ of G (moments.c, noise_of) */
+  const double *g;
+  double noise;  /* bound on ‖rounding error‖₂ of G (moments.c, ew__noise_bound with 2⁻⁵³) */
 } ew__bstats_t;
 
 int ew__moments_init(ew__moments_t *m, size_t d);
@@ -147,7 +144,7 @@ void ew__moments_sub(ew__moments_t *m, const ew__bstats_t *b, ew__ws_t *ws);
 /* m ← m ⊕ o for two full states (associative merge) */
 void ew__moments_merge(ew__moments_t *m, const ew__moments_t *o);
 /* The rounding-error bound of a Gram of n rows with trace `trace` formed in precision `unit`
- * (2^-24 for f32, 2^-53 for f64): 2 (1 + sqrt(n/1024)) unit trace (see moments.c). */
+ * (2^-53: every batch Gram is f64): 2 (1 + sqrt(n/1024)) unit trace (see moments.c). */
 double ew__noise_bound(uint64_t n, double unit, double trace);
 /* tr M2 */
 double ew__moments_trace(const ew__moments_t *m);
@@ -168,20 +165,24 @@ void ew__moments_load(ew__moments_t *m, ew__rd_t *r);
 
 /* Computes the shifted batch statistics of n rows (row-major n×d) with optional per-row weights
  * (NULL = all 1) and, for f32, optional per-row scale factors applied in f64 before centring
- * (NULL = 1; used for L2 normalisation so that only the small centred value is rounded to f32).
- * The caller provides shift[d], s[d] and the Gram g[d×d] (f32 or f64 as the rows); *out borrows
- * them. Temporaries come from ws and are given back: EW__BSTATS32_WS(n, d) / EW__BSTATS64_WS.
- * The row buffers are not modified. Returns 0 or EW_ENOMEM (nothing written). */
+ * (NULL = 1; used for L2 normalisation). Every row is centred in f64 and the Gram formed by dsyrk
+ * in f64 whatever the rows' type (an f32 Gram's rounding clamped real eigenvalues and biased the
+ * diagonal: moments.c). The caller provides shift[d], s[d] and the Gram g[d×d] (f64); *out
+ * borrows them. Temporaries come from ws and are given back: EW__BSTATS_WS(n, d), at most
+ * EW__GRAM_BLOCK rows of f64 whatever n. The row buffers are not modified. Returns 0 or
+ * EW_ENOMEM (nothing written). */
 int ew__bstats_f32(const float *rows, size_t n, size_t d, const double *weights,
-                   const double *scale, double *shift, double *s, float *g, ew__ws_t *ws,
+                   const double *scale, double *shift, double *s, double *g, ew__ws_t *ws,
                    ew__bstats_t *out);
 int ew__bstats_f64(const double *rows, size_t n, size_t d, const double *weights, double *shift,
                    double *s, double *g, ew__ws_t *ws, ew__bstats_t *out);
 /* Same, unweighted, for two row blocks seen as one (a wrapped ring segment): a then b. */
 int ew__bstats_f32_2(const float *a, size_t na, const float *b, size_t nb, size_t d, double *shift,
-                     double *s, float *g, ew__ws_t *ws, ew__bstats_t *out);
-#define EW__BSTATS32_WS(n, d) (ew__ws_size((n) * (d) * sizeof(float)) + ew__ws_size((d) * sizeof(float)))
-#define EW__BSTATS64_WS(n, d) ew__ws_size((n) * (d) * sizeof(double))
+                     double *s, double *g, ew__ws_t *ws, ew__bstats_t *out);
+/* Rows centred per dsyrk call: 256 rows keep dsyrk at full speed (measured at d = 1024 and 4096,
+ * within 3% of one call over the whole batch) and the temporary at 8 MiB at d = 4096. */
+#define EW__GRAM_BLOCK ((size_t)256)
+#define EW__BSTATS_WS(n, d) ew__ws_size(((n) < EW__GRAM_BLOCK ? ((n) ? (n) : 1) : EW__GRAM_BLOCK) * (d) * sizeof(double))
 
 #include "acc/acc.h"
 
@@ -370,11 +371,17 @@ typedef struct {
 typedef struct {
   double *eig;       /* d values, descending, clamped at 0 */
   size_t clamped;
+  double floor;      /* eigenvalues at or below it were set to 0 (view.c): the accumulated
+                        rounding noise / W plus the eigensolver's round-off */
   uint64_t as_of;    /* stream count when computed */
   uint64_t epoch;    /* stream reset epoch when computed */
   uint64_t tail;     /* window rows it describes (0 = the whole window) */
   bool valid;
 } ew__spec_cache_t;
+/* Eigenvalues within EW__EIG_ROUNDOFF · n · 2⁻⁵³ · λ₁ of zero are the eigensolver's round-off on an
+ * order-n matrix (view.c). 4: ten times the largest measured, 0.38 n u λ₁ (dsyevd on x xᵀ of f32
+ * and f64 rows x, d = 8 to 1024, five draws each). */
+#define EW__EIG_ROUNDOFF 4.0
 
 struct ew_stream {
   ew_config_t cfg;
@@ -427,6 +434,7 @@ typedef struct {
   uint64_t as_of;    /* stream count of the last value read */
   const double *eig; /* the spectrum once read (view.c's cache; valid until the stream changes) */
   size_t clamped;
+  double floor;      /* what the spectrum treated as zero (its error bound: view.c) */
   const ew__sketch_t *sk; /* source all of a sketched stream (fd kind): its sketch, else NULL */
 } ew__view_t;
 

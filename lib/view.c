@@ -312,6 +312,8 @@ static int spectrum(ew_stream_t *s, ew_source_t src, int center, uint64_t max_la
     *eig = c->eig;
     *clamped = c->clamped;
     *as_of = c->as_of;
+    if (floor_out)
+      *floor_out = c->floor;
     return 0;
   }
   ew__src_t sv;
@@ -325,12 +327,14 @@ static int spectrum(ew_stream_t *s, ew_source_t src, int center, uint64_t max_la
   c->valid = false;
   ew__ws_mark_t mk = ew__ws_mark(ws);
   double floor = 0; /* rows read from the ring are exact in f64: no accumulated noise */
+  size_t solved = d; /* the order of the matrix the eigensolver saw */
   if (src == EW_SOURCE_WINDOW_CN) {
     double *Z;
     size_t N;
     if ((rc = ew__view_window_cn(s, ws, &Z, &N)) == 0) {
       if (N < d) {
         rc = gram_eigs(Z, N, d, c->eig, ws);
+        solved = N;
       } else {
         double *A = ew__ws_alloc(ws, d * d * sizeof(double));
         rc = A ? 0 : EW_ENOMEM;
@@ -345,6 +349,7 @@ static int spectrum(ew_stream_t *s, ew_source_t src, int center, uint64_t max_la
              (src == EW_SOURCE_WINDOW ? sv.rows : ew_stream_window_count(s)) < d) {
     /* dual route: the N×N Gram has the same nonzero spectrum and costs O(N²d + N³) */
     rc = rows_gram_eigs(s, center, ws, c->eig);
+    solved = src == EW_SOURCE_WINDOW ? (size_t)sv.rows : (size_t)ew_stream_window_count(s);
   } else {
     double *A = ew__ws_alloc(ws, d * d * sizeof(double));
     rc = A ? ew__view_source(s, src, EW__WANT_MOMENTS, &sv, ws) : EW_ENOMEM;
@@ -357,7 +362,14 @@ static int spectrum(ew_stream_t *s, ew_source_t src, int center, uint64_t max_la
   ew__ws_release(ws, mk);
   if (rc != 0)
     return rc;
-  /* negative eigenvalues, and those at the accumulated rounding noise (moments.c), are zero */
+  /* Negative eigenvalues, those at the accumulated rounding noise (moments.c), and those at the
+   * eigensolver's own round-off are zero. dsyevd returns the eigenvalues of A + E with
+   * ‖E‖₂ ≲ p(n)·u·‖A‖₂; an eigenvalue within n·u·λ₁ of zero is that round-off, not spectrum
+   * (uncentred constant rows: 31 "eigenvalues" near 1e-15·λ₁, a spectral gap of 4e15). */
+  double top = 0;
+  for (size_t i = 0; i < d; i++)
+    top = c->eig[i] > top ? c->eig[i] : top;
+  floor += EW__EIG_ROUNDOFF * (double)solved * 0x1p-53 * top;
   size_t neg = 0;
   for (size_t i = 0; i < d; i++)
     if (c->eig[i] < 0 || (c->eig[i] > 0 && c->eig[i] <= floor)) {
@@ -365,6 +377,7 @@ static int spectrum(ew_stream_t *s, ew_source_t src, int center, uint64_t max_la
       neg++;
     }
   c->clamped = neg;
+  c->floor = floor;
   c->tail = tail;
   c->as_of = s->count;
   c->epoch = s->epoch;
@@ -429,19 +442,15 @@ int ew__view_spectrum(ew__view_t *v, const double **eig, size_t *clamped, double
     return EW_EBADPARAM;
   if (!v->eig) {
     int rc = spectrum(v->s, v->src, v->center, v->max_lag, v->ws, &v->eig, &v->clamped,
-                      &v->as_of, NULL);
+                      &v->as_of, &v->floor);
     if (rc)
       return rc;
   }
   *eig = v->eig;
   if (clamped)
     *clamped = v->clamped;
-  if (err) { /* eigenvalues of a moment source carry the accumulated rounding bound */
-    const ew__moments_t *m = NULL;
-    if (v->src != EW_SOURCE_WINDOW_CN && ew__view_moments(v, &m) != 0)
-      m = NULL;
-    *err = m && m->w > 0 ? m->noise / m->w : 0.0;
-  }
+  if (err) /* the eigenvalues carry the accumulated rounding bound and the solver's round-off */
+    *err = v->floor;
   return 0;
 }
 

@@ -5,18 +5,23 @@
  *     μ_b = m + s/W_b,   M2_b = G − s sᵀ/W_b,
  * and the batch joins the state by the Chan et al. pairwise merge
  *     M2 ← M2 + M2_b + (W_a W_b / W) δδᵀ,  δ = μ_b − μ_a,  μ ← μ_a + δ W_b / W.
- * Why the shift: centring on a mean rounded to the working precision makes x − m exact in f32 for
- * rows near the mean (Sterbenz), so the f32 syrk sees small, exact numbers even when the data sit
- * 100 spreads away from the origin; s sᵀ/W_b then repairs the tiny leftover offset in f64. The
- * naive Σxxᵀ/n − μμᵀ in f32 loses ‖μ‖²/λ_min of precision (8% error measured) and is not used.
+ * Why the shift: the Gram is formed from x − m, small numbers near the data's spread, so that
+ * data sitting far from the origin lose nothing to ‖μ‖²; s sᵀ/W_b then repairs the leftover
+ * offset (m is the mean rounded, not the mean). The naive Σxxᵀ/n − μμᵀ loses ‖μ‖²/λ_min of
+ * precision (8% error measured) and is not used.
  *
- * The noise floor: a batch Gram formed in f32 carries rounding error of order u·tr(G) (u = 2^-24),
- * growing slowly with the rows summed; it lifts every empty direction of a collapsed layer to
- * ~1e-8 of the trace (condition numbers of 1e10 where the truth is 1). Each batch reports a bound,
- * noise = 2 (1 + sqrt(n/1024)) u tr(G) — about 16 times the largest error measured on collapsed
- * data (rank 1 to 32, d 64 to 1024, batches of 1024 to 8192 rows) — the state adds them up
- * (un-merges too: their rounding does not cancel), and queries treat eigenvalues at or below
- * noise/W as zero (stream.c). f64 batches use u = 2^-53.
+ * Why f64 for every dtype: f32/f16/bf16 rows are centred in f64 (exactly, for unscaled rows: the
+ * shift is the mean rounded to f32) and their Gram formed by dsyrk. An f32 Gram (ssyrk, until
+ * wave 3) carried rounding of 2⁻²⁴·tr G: a diagonal bias of 5e-7 at offset 1e4 on one CPU and
+ * not another, and a noise floor that zeroed real eigenvalues (6–9 of Fashion-MNIST's 784, a
+ * condition number off by 99.5%). In f64 the same cases agree with numpy to 1e-13 at about
+ * 0.6 of the f32 Gram's ingest rate.
+ *
+ * The noise floor: a batch Gram carries rounding error of order u·tr(G) (u = 2⁻⁵³), growing
+ * slowly with the rows summed. Each batch reports a bound, noise = 2 (1 + sqrt(n/1024)) u tr(G)
+ * (about 16 times the largest error measured on collapsed data in f32, where it was visible);
+ * the state adds them up (un-merges too: their rounding does not cancel), and queries treat
+ * eigenvalues at or below noise/W, or at the eigensolver's own round-off, as zero (view.c).
  *
  * Only the upper triangle of M2 (column-major) is maintained; the merge loop runs down columns so
  * the compiler vectorises it.
@@ -71,16 +76,9 @@ static void update_upper(ew__moments_t *m, const ew__bstats_t *b, const double *
     double aj = -b->s[j] * inv_wb;
     double cj = coef * delta[j];
     const double *s = b->s;
-    if (b->g32) { /* gscale is a power of two (1 unless the batch was scaled): exact */
-      const float *g = b->g32 + j * d;
-      double gs = b->gscale;
-      for (size_t i = 0; i <= j; i++)
-        col[i] += sign * ((double)g[i] * gs + aj * s[i] + cj * delta[i]);
-    } else {
-      const double *g = b->g64 + j * d;
-      for (size_t i = 0; i <= j; i++)
-        col[i] += sign * (g[i] + aj * s[i] + cj * delta[i]);
-    }
+    const double *g = b->g + j * d;
+    for (size_t i = 0; i <= j; i++)
+      col[i] += sign * (g[i] + aj * s[i] + cj * delta[i]);
   }
 }
 
@@ -204,176 +202,120 @@ double ew__moments_trace(const ew__moments_t *m) {
 }
 
 static void bstats_out(ew__bstats_t *out, size_t d, size_t n, double w, const double *shift,
-                       const double *s, const float *g32, const double *g64, double gscale) {
+                       const double *s, const double *g) {
   double tr = 0;
   for (size_t j = 0; j < d; j++)
-    tr += g32 ? (double)g32[j * d + j] : g64[j * d + j];
-  *out = (ew__bstats_t){.d = d, .n = n, .w = w, .shift = shift, .s = s, .g32 = g32, .g64 = g64,
-                        .gscale = gscale,
-                        .noise = ew__noise_bound(n, g32 ? 0x1p-24 : 0x1p-53, tr * gscale)};
+    tr += g[j * d + j];
+  *out = (ew__bstats_t){.d = d, .n = n, .w = w, .shift = shift, .s = s, .g = g,
+                        .noise = ew__noise_bound(n, 0x1p-53, tr)};
 }
 
-/* f32 range for the Gram: centred values whose largest magnitude lies outside [2^-32, 2^32] are
- * scaled by a power of two (exact) before ssyrk, so that their squares summed over a batch
- * neither overflow (f32 rows with a spread of 1e19: ssyrk gave inf) nor underflow (rows of size
- * 1e-30: squares of 1e-60 are below f32's range); the Gram is scaled back in f64 at the merge.
- * Returns the factor the Gram must be multiplied by (1 when nothing was scaled), or 0 when a
- * centred value is not finite (it overflowed f32: the caller centres again in f64). */
-static double scale_for_syrk(float *c, size_t count) {
-  /* the largest |c| through its bit pattern: for non-negative floats (sign bit cleared) the
-   * unsigned order is the numeric order, and an integer max vectorises where fmaxf does not */
-  const uint32_t *u = (const uint32_t *)c;
-  uint32_t mu = 0;
-  for (size_t i = 0; i < count; i++) {
-    uint32_t a = u[i] & 0x7fffffffu;
-    mu = a > mu ? a : mu;
-  }
-  float mx;
-  memcpy(&mx, &mu, sizeof mx);
-  if (!isfinite(mx))
-    return 0.0;
-  if (mx == 0 || (mx <= 0x1p32f && mx >= 0x1p-32f))
-    return 1.0;
-  int e = ilogbf(mx);
-  float f = ldexpf(1.0f, -e);
-  for (size_t i = 0; i < count; i++)
-    c[i] *= f;
-  return ldexp(1.0, 2 * e);
-}
-
-/* Shared body for f32 blocks: blocks[] of rows (row-major), optional weights over the
- * concatenation. The centred, weight-scaled copy and the f32 shift are temporaries in ws. */
-static int bstats_f32_blocks(const float *const *blk, const size_t *nb, int nblk, size_t d,
-                             const double *weights, const double *scale, double *shift, double *s,
-                             float *g, ew__ws_t *ws, ew__bstats_t *out) {
+/* Shared body: blocks[] of rows (row-major, f32 or f64), optional weights and scale factors over
+ * their concatenation. Rows are centred in f64 EW__GRAM_BLOCK at a time into one temporary and
+ * each block's Gram joins g by dsyrk (β = 1 after the first), so the temporary stays at
+ * EW__GRAM_BLOCK·d doubles whatever the batch.
+ *
+ * The shift is the batch mean computed in f64; for unscaled f32 rows it is then rounded to f32, so
+ * that x − shift is exact in f64 (the difference of two f32 values whose exponents differ by at
+ * most 28 fits in 53 bits): the centred values, the shifted sum and the Gram see every bit the
+ * producer sent, and the Gram's only error is dsyrk's own (unit 2⁻⁵³). Scaled (L2) and f64 rows
+ * are centred on the f64 mean, rounding each centred value once at 2⁻⁵³. */
+static int bstats_blocks(const void *const *blk, const size_t *nb, int nblk, bool f64, size_t d,
+                         const double *weights, const double *scale, double *shift, double *s,
+                         double *g, ew__ws_t *ws, ew__bstats_t *out) {
   size_t n = 0;
   for (int k = 0; k < nblk; k++)
     n += nb[k];
+  size_t cap = n < EW__GRAM_BLOCK ? n : EW__GRAM_BLOCK;
   ew__ws_mark_t mk = ew__ws_mark(ws);
-  float *c = ew__ws_alloc(ws, n * d * sizeof(float));
-  float *sf = c ? ew__ws_alloc(ws, d * sizeof(float)) : NULL;
-  if (!c || !sf) {
-    ew__ws_release(ws, mk);
+  double *c = ew__ws_alloc(ws, (cap ? cap : 1) * d * sizeof(double));
+  if (!c)
     return EW_ENOMEM;
-  }
-  /* shift = batch mean in f64, rounded to f32 so that x − shift is exact near the mean */
   memset(shift, 0, d * sizeof(double));
-  size_t row0 = 0;
-  for (int k = 0; k < nblk; k++)
-    for (size_t r = 0; r < nb[k]; r++, row0++) {
-      const float *restrict x = blk[k] + r * d;
-      double *restrict sh = shift;
-      double f = scale ? scale[row0] : 1.0;
-      for (size_t j = 0; j < d; j++)
-        sh[j] += f * x[j];
-    }
-  for (size_t j = 0; j < d; j++) {
-    sf[j] = (float)(shift[j] / (double)n);
-    shift[j] = sf[j];
-  }
-  memset(s, 0, d * sizeof(double));
-  double wsum = 0;
   size_t row = 0;
   for (int k = 0; k < nblk; k++)
     for (size_t r = 0; r < nb[k]; r++, row++) {
-      const float *restrict x = blk[k] + r * d;
-      float *restrict cr = c + row * d;
-      double *restrict sv = s;
+      double f = scale ? scale[row] : 1.0, *restrict sh = shift;
+      if (f64) {
+        const double *restrict x = (const double *)blk[k] + r * d;
+        for (size_t j = 0; j < d; j++)
+          sh[j] += x[j];
+      } else {
+        const float *restrict x = (const float *)blk[k] + r * d;
+        for (size_t j = 0; j < d; j++)
+          sh[j] += f * x[j];
+      }
+    }
+  for (size_t j = 0; j < d; j++) {
+    shift[j] /= (double)n;
+    if (!f64 && !scale)
+      shift[j] = (float)shift[j];
+  }
+  memset(s, 0, d * sizeof(double));
+  double wsum = 0, beta = 0.0;
+  size_t held = 0; /* rows centred into c, not yet in g */
+  row = 0;
+  for (int k = 0; k < nblk; k++)
+    for (size_t r = 0; r < nb[k]; r++, row++) {
+      double *restrict cr = c + held * d, *restrict sv = s;
       const double *restrict sh = shift;
-      const float *restrict sfv = sf;
-      double wr = weights ? weights[row] : 1.0;
-      float sq = (float)sqrt(wr);
-      if (scale) { /* scaled rows: centre in f64, round only the small centred value */
-        double f = scale[row];
+      double wr = weights ? weights[row] : 1.0, f = scale ? scale[row] : 1.0;
+      if (f64) {
+        const double *restrict x = (const double *)blk[k] + r * d;
+        for (size_t j = 0; j < d; j++)
+          cr[j] = x[j] - sh[j];
+      } else if (scale) {
+        const float *restrict x = (const float *)blk[k] + r * d;
+        for (size_t j = 0; j < d; j++)
+          cr[j] = f * x[j] - sh[j];
+      } else {
+        const float *restrict x = (const float *)blk[k] + r * d;
+        for (size_t j = 0; j < d; j++)
+          cr[j] = (double)x[j] - sh[j];
+      }
+      if (weights) {
+        double sq = sqrt(wr);
         for (size_t j = 0; j < d; j++) {
-          float v = (float)(f * x[j] - sh[j]);
-          sv[j] += wr * (double)v;
-          cr[j] = v * sq;
-        }
-      } else if (weights) {
-        for (size_t j = 0; j < d; j++) {
-          float v = x[j] - sfv[j];
-          sv[j] += wr * (double)v;
-          cr[j] = v * sq;
+          sv[j] += wr * cr[j];
+          cr[j] *= sq;
         }
       } else {
-        for (size_t j = 0; j < d; j++) {
-          float v = x[j] - sfv[j];
-          sv[j] += (double)v;
-          cr[j] = v;
-        }
+        for (size_t j = 0; j < d; j++)
+          sv[j] += cr[j];
       }
       wsum += wr;
-    }
-  double gscale = scale_for_syrk(c, n * d);
-  if (gscale == 0.0) {
-    /* x − shift overflowed f32 (values near ±FLT_MAX of both signs): centre in f64 and keep a
-     * quarter of each centred value, which fits; s and the Gram describe the same quarters. */
-    memset(s, 0, d * sizeof(double));
-    row = 0;
-    for (int k = 0; k < nblk; k++)
-      for (size_t r = 0; r < nb[k]; r++, row++) {
-        const float *x = blk[k] + r * d;
-        double f = scale ? scale[row] : 1.0, wr = weights ? weights[row] : 1.0;
-        float sq = (float)sqrt(wr);
-        for (size_t j = 0; j < d; j++) {
-          float v = (float)((f * x[j] - shift[j]) * 0.25);
-          s[j] += wr * 4.0 * (double)v;
-          c[row * d + j] = v * sq;
-        }
+      if (++held == cap || row + 1 == n) {
+        cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, (int)d, (int)held, 1.0, c, (int)d,
+                    beta, g, (int)d);
+        beta = 1.0;
+        held = 0;
       }
-    gscale = 16.0 * scale_for_syrk(c, n * d);
-  }
-  cblas_ssyrk(CblasColMajor, CblasUpper, CblasNoTrans, (int)d, (int)n, 1.0f, c, (int)d, 0.0f, g,
-              (int)d);
-  bstats_out(out, d, n, wsum, shift, s, g, NULL, gscale);
+    }
+  bstats_out(out, d, n, wsum, shift, s, g);
   ew__ws_release(ws, mk);
   return 0;
 }
 
 int ew__bstats_f32(const float *rows, size_t n, size_t d, const double *weights,
-                   const double *scale, double *shift, double *s, float *g, ew__ws_t *ws,
+                   const double *scale, double *shift, double *s, double *g, ew__ws_t *ws,
                    ew__bstats_t *out) {
-  const float *blk[1] = {rows};
+  const void *blk[1] = {rows};
   size_t nb[1] = {n};
-  return bstats_f32_blocks(blk, nb, 1, d, weights, scale, shift, s, g, ws, out);
+  return bstats_blocks(blk, nb, 1, false, d, weights, scale, shift, s, g, ws, out);
 }
 
 int ew__bstats_f32_2(const float *a, size_t na, const float *b, size_t nb_, size_t d, double *shift,
-                     double *s, float *g, ew__ws_t *ws, ew__bstats_t *out) {
-  const float *blk[2] = {a, b};
+                     double *s, double *g, ew__ws_t *ws, ew__bstats_t *out) {
+  const void *blk[2] = {a, b};
   size_t nb[2] = {na, nb_};
-  return bstats_f32_blocks(blk, nb, nb_ ? 2 : 1, d, NULL, NULL, shift, s, g, ws, out);
+  return bstats_blocks(blk, nb, nb_ ? 2 : 1, false, d, NULL, NULL, shift, s, g, ws, out);
 }
 
 int ew__bstats_f64(const double *rows, size_t n, size_t d, const double *weights, double *shift,
                    double *s, double *g, ew__ws_t *ws, ew__bstats_t *out) {
-  ew__ws_mark_t mk = ew__ws_mark(ws);
-  double *c = ew__ws_alloc(ws, n * d * sizeof(double));
-  if (!c)
-    return EW_ENOMEM;
-  memset(shift, 0, d * sizeof(double));
-  for (size_t r = 0; r < n; r++)
-    for (size_t j = 0; j < d; j++)
-      shift[j] += rows[r * d + j];
-  for (size_t j = 0; j < d; j++)
-    shift[j] /= (double)n;
-  memset(s, 0, d * sizeof(double));
-  double wsum = 0;
-  for (size_t r = 0; r < n; r++) {
-    double wr = weights ? weights[r] : 1.0, sq = sqrt(wr);
-    for (size_t j = 0; j < d; j++) {
-      double v = rows[r * d + j] - shift[j];
-      s[j] += wr * v;
-      c[r * d + j] = weights ? v * sq : v;
-    }
-    wsum += wr;
-  }
-  cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, (int)d, (int)n, 1.0, c, (int)d, 0.0, g,
-              (int)d);
-  bstats_out(out, d, n, wsum, shift, s, NULL, g, 1.0);
-  ew__ws_release(ws, mk);
-  return 0;
+  const void *blk[1] = {rows};
+  size_t nb[1] = {n};
+  return bstats_blocks(blk, nb, 1, true, d, weights, NULL, shift, s, g, ws, out);
 }
 
 /* ---- the saved form ---- */
@@ -450,7 +392,7 @@ static int mom_prepare(const ew__acc_t *a, const ew__in_t *in, ew__prep_t *p, ew
   size_t n = in->n, d = in->d;
   double *shift = ew__ws_alloc(keep, d * sizeof(double));
   double *sv = shift ? ew__ws_alloc(keep, d * sizeof(double)) : NULL;
-  void *g = sv ? ew__ws_alloc(keep, d * d * (in->f64 ? sizeof(double) : sizeof(float))) : NULL;
+  double *g = sv ? ew__ws_alloc(keep, d * d * sizeof(double)) : NULL;
   if (!g)
     return EW_ENOMEM; /* what keep gave stays with the caller, who releases its mark */
   ew__ws_mark_t mk = ew__ws_mark(tmp);

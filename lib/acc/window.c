@@ -106,10 +106,10 @@ static void segments(const ew__window_t *w, size_t first, size_t len, const floa
   *nb = len - l1;
 }
 
-/* Workspace of a rebuild or a push: a d×d f32 Gram, the statistics' temporaries over up to cap
- * rows, and a merge. */
+/* Workspace of a rebuild or a push: a d×d f64 Gram, the statistics' temporaries (a block of
+ * rows centred in f64), and a merge. */
 static size_t window_ws(size_t d, size_t rows) {
-  return ew__ws_size(d * d * sizeof(float)) + EW__BSTATS32_WS(rows, d) + EW__MOMENTS_WS(d);
+  return ew__ws_size(d * d * sizeof(double)) + EW__BSTATS_WS(rows, d) + EW__MOMENTS_WS(d);
 }
 
 static int window_rebuild(ew__window_t *w, ew__ws_t *ws) {
@@ -124,7 +124,7 @@ static int window_rebuild(ew__window_t *w, ew__ws_t *ws) {
   segments(w, 0, w->count, &a, &na, &b, &nb);
   ew__bstats_t bs;
   ew__ws_mark_t mk = ew__ws_mark(ws);
-  float *g = ew__ws_alloc(ws, w->d * w->d * sizeof(float));
+  double *g = ew__ws_alloc(ws, w->d * w->d * sizeof(double));
   int rc = g ? ew__bstats_f32_2(a, na, b, nb, w->d, w->tmp_shift, w->tmp_s, g, ws, &bs)
              : EW_ENOMEM;
   if (rc != 0) {
@@ -187,7 +187,7 @@ static void window_push(ew__window_t *w, const float *rows, size_t n, const ew__
     return;
   }
   ew__ws_mark_t mk = ew__ws_mark(ws);
-  float *g = ew__ws_alloc(ws, d * d * sizeof(float)); /* reserved */
+  double *g = ew__ws_alloc(ws, d * d * sizeof(double)); /* reserved */
   ew__bstats_t bs;
   if (same)
     bs = *same;
@@ -214,7 +214,7 @@ static void window_push(ew__window_t *w, const float *rows, size_t n, const ew__
   /* Rebuild on schedule, or at once when un-merged rows dwarfed what remains (after rows 1000x
    * larger leave, their rounding is most of the state: the condition number came out 298 for a
    * true 103): the noise is then far above what a fresh pass over the ring would carry. */
-  double fresh = ew__noise_bound(w->count, 0x1p-24, ew__moments_trace(&w->mom));
+  double fresh = ew__noise_bound(w->count, 0x1p-53, ew__moments_trace(&w->mom));
   if (w->since_rebuild >= w->rebuild_every || w->mom.noise > EW__WINDOW_NOISE_REBUILD * fresh)
     (void)window_rebuild(w, ws);
 }
@@ -257,7 +257,7 @@ static int tail_moments(ew__window_t *w, size_t n, ew__moments_t **out, ew__ws_t
   segments(w, w->count - n, n, &a, &na, &b, &nb);
   ew__ws_mark_t mk = ew__ws_mark(ws);
   int rc = ew__ws_reserve(ws, window_ws(d, n));
-  float *g = rc == 0 ? ew__ws_alloc(ws, d * d * sizeof(float)) : NULL;
+  double *g = rc == 0 ? ew__ws_alloc(ws, d * d * sizeof(double)) : NULL;
   ew__bstats_t bs;
   if (g && (rc = ew__bstats_f32_2(a, na, b, nb, d, w->tmp_shift, w->tmp_s, g, ws, &bs)) == 0)
     ew__moments_add(m, &bs, ws);

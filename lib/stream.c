@@ -542,12 +542,16 @@ EW_EXPORT int ew_config_memory(const ew_config_t *cfg, size_t max_batch_bytes,
     if (wq > q)
       q = wq;
   }
-  /* one batch: converted rows (up to 2x the input for f16/bf16 -> f32), a centred copy and an
-   * f32 copy for the window, and the d×d Gram in f64 (the f64 path); with a window, its rebuild
-   * over W rows (a centred f32 copy and an f32 Gram) */
-  size_t b = 3 * 2 * max_batch_bytes + (sk ? 2 * d * sizeof(double) : dd) + 4 * d * sizeof(double);
+  /* one batch: converted rows (up to 2x the input for f16/bf16 -> f32) and an f32 copy for the
+   * window, a block of rows centred in f64 (moments.c: EW__GRAM_BLOCK rows, or 2x an f32 input
+   * of fewer rows) and the d×d Gram in f64; with a window, its rebuild over W rows (another
+   * centred block and the window's own f64 Gram) */
+  size_t blk = EW__GRAM_BLOCK * d * sizeof(double);
+  size_t in2 = 2 * 2 * max_batch_bytes;
+  size_t b = in2 + (in2 < blk ? in2 : blk) +
+             (sk ? 2 * d * sizeof(double) : dd) + 4 * d * sizeof(double);
   if (W && W >= d) /* a window of fewer rows than d keeps rows only: no rebuild */
-    b += W * d * sizeof(float) + d * d * sizeof(float);
+    b += blk + dd;
   out->state = state;
   out->workspace = q > b ? q : b;
   return 0;

@@ -1,10 +1,13 @@
 #!/usr/bin/python3
 """Library benchmark: libeigenwatch vs the bare BLAS/LAPACK limit vs what a user writes in numpy.
 
-Runs build/tests/bench/bench_lib (C: library ingest and entropy beside a bare exact-path loop,
-bare cblas_ssyrk and bare LAPACKE_dsyevd), then, in the same run, the numpy float64 loops a user
-would write instead (S += X.T @ X per batch; np.linalg.eigvalsh + entropy), and prints ratios.
-Usage: /usr/bin/python3 tests/bench/bench_lib.py [--build DIR] [d ...]
+Runs build/tests/bench/bench_lib (C: library ingest and entropy beside the bare exact path with
+an f64 Gram and with the f32 Gram of earlier versions, bare cblas_dsyrk and bare LAPACKE_dsyevd),
+then, in the same run, the numpy float64 loops a user would write instead (S += X.T @ X per batch;
+np.linalg.eigvalsh + entropy), and prints ratios. With --before DIR (a build tree of another
+version, e.g. `git worktree add /tmp/old <commit> && scripts/build.sh` there), that version's
+library ingest is measured in the same run too.
+Usage: /usr/bin/python3 tests/bench/bench_lib.py [--build DIR] [--before DIR] [d ...]
 """
 import json
 import os
@@ -49,35 +52,56 @@ def numpy_entropy(d, reps=3):
     return best
 
 
+def run_c(build, dims):
+    exe = os.path.join(build, "tests", "bench", "bench_lib")
+    out = subprocess.run([exe, *dims], check=True, capture_output=True, text=True)
+    return {r["d"]: r for r in (json.loads(line) for line in out.stdout.splitlines()
+                                if line.startswith("{"))}
+
+
 def main():
     args = sys.argv[1:]
     build = os.path.join(ROOT, "build")
-    if args[:1] == ["--build"]:
-        build, args = args[1], args[2:]
+    before = None
+    while args[:1] in (["--build"], ["--before"]):
+        if args[0] == "--build":
+            build = args[1]
+        else:
+            before = args[1]
+        args = args[2:]
     dims = args or ["256", "1024", "4096"]
-    exe = os.path.join(build, "tests", "bench", "bench_lib")
-    out = subprocess.run([exe, *dims], check=True, capture_output=True, text=True)
-    rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    rows = run_c(build, dims)
+    old = run_c(before, dims) if before else {}
     print("libeigenwatch benchmark (f32 rows, batches of 256; OpenBLAS threads: %s)"
           % os.environ.get("OPENBLAS_NUM_THREADS", "default"))
-    print("ingest rows/s: lib = exact path only (window/live off); lib+def = default config")
-    hdr = ("%5s | %10s %10s %10s %10s %10s | %7s %7s %8s %8s | %8s %8s %8s %6s %7s"
-           % ("d", "lib", "lib+def", "bare", "ssyrk", "numpy64", "lib/bare", "def/bare",
-              "lib/syrk", "lib/np", "entropy", "dsyevd", "eigvalsh", "/dsyevd", "np/lib"))
+    print("ingest rows/s: lib = exact path only (window/live off); lib+def = default config;")
+    print("bare = the bare exact path (f64 centring + dsyrk + Chan merge); bare32 = the same with")
+    print("the f32 Gram (ssyrk) the library used until wave 3; dsyrk = bare dsyrk alone;")
+    print("numpy64 = S += B.T @ B on f64 batches" + ("; before = the library built in " + before
+                                                     if before else ""))
+    hdr = ("%5s | %9s %9s %9s %9s %9s %9s%s | %7s %7s %7s %7s %7s | %8s %8s %8s %6s %7s"
+           % ("d", "lib", "lib+def", "bare", "bare32", "dsyrk", "numpy64",
+              " %9s" % "before" if old else "", "lib/bare", "def/bare", "bare/b32",
+              "lib/np", "lib/bfr" if old else "", "entropy", "dsyevd", "eigvalsh", "/dsyevd",
+              "np/lib"))
     print(hdr)
     print("-" * len(hdr))
-    for r in rows:
-        d = r["d"]
+    for d in sorted(rows):
+        r = rows[d]
         np_rows = numpy_ingest(d, min(r["rows"], 20480 if d <= 1024 else 2048),
                                reps=3 if d <= 1024 else 1)
         np_eig = numpy_entropy(d, reps=3 if d <= 1024 else 1)
-        print("%5d | %10.0f %10.0f %10.0f %10.0f %10.0f | %7.2f %7.2f %8.2f %8.2f | %8.4f %8.4f "
-              "%8.4f %6.2f %7.2f"
+        b = old.get(d)
+        print("%5d | %9.0f %9.0f %9.0f %9.0f %9.0f %9.0f%s | %7.2f %7.2f %7.2f %7.2f %7s | %8.4f "
+              "%8.4f %8.4f %6.2f %7.2f"
               % (d, r["lib_rows_s"], r["lib_default_rows_s"], r["bare_exact_rows_s"],
-                 r["bare_ssyrk_rows_s"], np_rows,
+                 r["bare_exact_f32_rows_s"], r["bare_dsyrk_rows_s"], np_rows,
+                 " %9.0f" % b["lib_rows_s"] if b else "",
                  r["lib_rows_s"] / r["bare_exact_rows_s"],
                  r["lib_default_rows_s"] / r["bare_exact_rows_s"],
-                 r["lib_rows_s"] / r["bare_ssyrk_rows_s"], r["lib_rows_s"] / np_rows,
+                 r["bare_exact_rows_s"] / r["bare_exact_f32_rows_s"],
+                 r["lib_rows_s"] / np_rows,
+                 "%.2f" % (r["lib_rows_s"] / b["lib_rows_s"]) if b else "",
                  r["entropy_s"], r["dsyevd_s"], np_eig, r["entropy_s"] / r["dsyevd_s"],
                  np_eig / r["entropy_s"]))
         sys.stdout.flush()

@@ -150,9 +150,9 @@ const ew_config_t *ew_stream_config(const ew_stream_t *s);
 /* Ingests n rows of dimension d from `data` (n*d elements of `dtype`).
  * The batch is accepted whole or not at all: EW_EDIM if d differs from the stream's, EW_EDTYPE
  * for a bad dtype, EW_ENONFINITE if any value is NaN/Inf, EW_ENOMEM if scratch cannot grow —
- * in every error case the stream is exactly as before. n == 0 is a no-op. f32/f16/bf16 batches
- * go through the f32 batch path (ssyrk); f64 batches through the f64 path (dsyrk); both merge
- * into the f64 state. */
+ * in every error case the stream is exactly as before. n == 0 is a no-op. Every batch is centred
+ * in f64 and its Gram formed by dsyrk whatever its dtype (f32/f16/bf16 values exactly), then
+ * merged into the f64 state. */
 int ew_stream_ingest(ew_stream_t *s, const void *data, ew_dtype_t dtype, size_t n, size_t d);
 
 /* The same ingest in two halves, so that the expensive half can run in parallel. A prepared batch

@@ -368,6 +368,47 @@ def bad_eval_lists_and_history_requests_change_nothing():
         assert d.stop() == 0
 
 
+def history_of_f32_rows_far_from_the_origin_is_exact():
+    """f32 rows at 1e3 spreads from the origin (spectrum exp(-i/8), d = 64), one evaluation per
+    step on the recent view (window_steps 2): every history point equals numpy float64 on the same
+    f32 values to 1e-9 (entropy, erank) and the condition number to 1e-6 + Weyl's bound. The f32
+    batch Gram of earlier versions gave the entropy 1e-6 off and zeroed the smallest eigenvalues
+    (issue 23)."""
+    d, nsteps, per = 64, 6, 512
+    rng = np.random.default_rng(23)
+    Q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    scale = np.exp(-np.arange(d) / 8.0)
+    dm = Daemon()
+    try:
+        c = dm.client()
+        c.call("create", {"stream": "far", "dim": d, "window_steps": 2, "window": 4096,
+                          "eval": [{"metric": "entropy"}, {"metric": "erank"},
+                                   {"metric": "condition_number"}]})
+        blocks = []
+        for s in range(nsteps):
+            X = ((rng.standard_normal((per, d)) * scale) @ Q.T + 1e3).astype(np.float32)
+            blocks.append(X)
+            send(c, "far", X, step=s)
+        c.call("flush", {"stream": "far"})
+        settle(c, "far")
+        h = series(c, stream="far")
+        for metric in ("entropy", "erank", "condition_number"):
+            s_ = h[("far", metric)]
+            assert s_["step"], metric
+            for i, step in enumerate(s_["step"]):
+                rows = np.concatenate(blocks[max(0, step - 1):step + 1]).astype(np.float64)
+                lam = np.clip(np.linalg.eigvalsh(np.cov(rows.T, bias=True)), 0, None)[::-1]
+                if metric == "condition_number":
+                    nz = lam[lam > 1e-12 * lam[0]]
+                    want, tol = lam[0] / nz[-1], 1e-6 + 128 * d * 2.0 ** -53 * lam[0] / nz[-1]
+                else:
+                    want, tol = (entropy_np(rows) if metric == "entropy" else erank_np(rows)), 1e-9
+                close(s_["value"][i], want, f"{metric} at step {step}", rtol=tol)
+        c.close()
+    finally:
+        assert dm.stop() == 0
+
+
 def main():
     t = Tap()
     t.case("history_points_equal_numpy_on_the_rows_of_each_step",
@@ -381,6 +422,8 @@ def main():
     t.case("stepless_streams_evaluate_every_rows_and_the_cache_answers_max_lag",
            stepless_streams_evaluate_every_rows_and_the_cache_answers_max_lag)
     t.case("retention_thins_the_oldest_half", retention_thins_the_oldest_half)
+    t.case("history_of_f32_rows_far_from_the_origin_is_exact",
+           history_of_f32_rows_far_from_the_origin_is_exact)
     t.case("bad_eval_lists_and_history_requests_change_nothing",
            bad_eval_lists_and_history_requests_change_nothing)
     return t.done()

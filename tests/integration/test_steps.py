@@ -120,11 +120,11 @@ def check_state(c, stream, model, window, what):
     ref = model.rows()
     q = c.call("query", {"stream": stream, "metrics": "spectrum", "fresh": True})
     assert q["count"] == len(ref), f"{what}: count {q['count']} != {len(ref)}"
-    close(q["metrics"]["spectrum"], cov_spectrum(ref), f"{what}: all-rows spectrum")
+    close(q["metrics"]["spectrum"], cov_spectrum(ref), f"{what}: all-rows spectrum", rtol=1e-12)
     q = c.call("query", {"stream": stream, "metrics": "spectrum", "source": "window",
                          "fresh": True})
     close(q["metrics"]["spectrum"], cov_spectrum(ref[-window:]), f"{what}: window spectrum",
-          rtol=2e-5)  # the window holds f32 rows; numpy reads the same f32 values in f64
+          rtol=1e-12)  # the window holds the f32 rows sent; numpy reads the same values in f64
 
 
 def schedule(rng, world, steps):

@@ -207,7 +207,8 @@ def collapsed_layers_have_empty_directions():
 def eager_window_after_a_drop_in_variance():
     """Rows 1000x larger pass through the window in uneven batches; once they have left, eager
     (merge/un-merge) and lazy (rebuilt) windows must both equal numpy on the last W rows (eager
-    gave a condition number of 298 for 103, with 6 eigenvalues clamped)."""
+    gave a condition number of 298 for 103, with 6 eigenvalues clamped; with the f32 batch Gram,
+    f32 rows were 7e-8 off)."""
     rng = np.random.default_rng(5)
     d, W = 32, 1024
     big = rng.standard_normal((1500, d)) * np.linspace(1, 3, d) * 1000
@@ -228,10 +229,12 @@ def eager_window_after_a_drop_in_variance():
                     s.q("trace", source="window")
             what = f"{mode} window, {np.dtype(dtype).name}"
             cn, extra = s.query("condition_number", source="window")
-            close(cn, e[0] / e[-1], 1e-6, "condition_number " + what)
+            # f32 rows are held as sent (exact to 1e-9); f64 rows are rounded to f32 in the window
+            tol = 1e-9 if dtype == np.float32 else 1e-6
+            close(cn, e[0] / e[-1], tol, "condition_number " + what)
             assert extra["clamped"] == 0, (what, extra["clamped"])
             for m in ("erank", "trace", "participation_ratio"):
-                close(s.q(m, source="window"), want[m], 1e-6, f"{m} {what}")
+                close(s.q(m, source="window"), want[m], tol, f"{m} {what}")
 
 
 def f32_far_from_the_origin():

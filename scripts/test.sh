@@ -11,6 +11,8 @@ scripts/build.sh build || fail_early "build failed"
 scripts/build.sh build-asan -Db_sanitize=address,undefined -Dbuildtype=debug \
   || fail_early "sanitizer build failed"
 
+# which CPU ran the suite (OpenBLAS picks its kernels by CPU: a number must hold on every one)
+echo "test.sh: cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); openblas: $(pkg-config --modversion openblas 2>/dev/null || echo '?')"
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 rc=0
 meson test -C build --print-errorlogs || rc=1

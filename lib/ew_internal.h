@@ -11,6 +11,9 @@
  *                                  exact moments
  *   acc/fd.c                       the fd kind: a Frequent Directions sketch (d > exact_max_dim)
  *   live/oja.c                     the live top-eigenvector estimate (fixed-rate Oja + shuffle)
+ *   live/rop.c                     the live top-k estimate (random-order block power)
+ *   live/cert.c                    live_topk's certificate: the live vectors against the top
+ *                                  eigenpairs of a view (a few block Lanczos steps)
  *   linalg/eig.c                   LAPACK wrappers: all eigenvalues, top-k by subspace iteration
  *   stream.c                       one stream: config → accumulators, ingest, merge, reset, the
  *                                  admission model
@@ -500,5 +503,24 @@ int ew__view_sketch_bounds(ew__view_t *v, const double **most, const double **le
 /* The source's raw rows in arrival order (window sources: N×d f32 in v->ws); EW_ENOWINDOW for a
  * source that keeps no rows. */
 int ew__view_rows(ew__view_t *v, const float **rows, size_t *n);
+
+/* ---- live/cert.c: live_topk's certificate (reads a view, like a metric) ---- */
+typedef struct {
+  double residual; /* max_i (ρ_i + δ)/θ_i: the residual part (the whole certificate before) */
+  double top;      /* max_i max(hi_i − θ_i, θ_i − lo_i)/θ_i: the distance to the top brackets */
+  double hi1;      /* hi_1, the upper end of λ₁'s bracket */
+  size_t applied;  /* operator columns applied (0 on a sketched view) */
+} ew__live_cert_t;
+/* The certificate of k orthonormal vectors V (k rows of d, e.g. the live estimate's) against the
+ * view's matrix A: theta[i] = v_iᵀ A v_i and *err = max_i max(ρ_i + δ, hi_i − θ_i, θ_i − lo_i)/θ_i
+ * (∞ when some θ_i ≤ 0), with ρ_i = ‖A v_i − θ_i v_i‖, δ the sketch's bound (0 when exact) and
+ * [lo_i, hi_i] a bracket of the i-th largest eigenvalue λ_i: from a few block Lanczos steps
+ * started at V and random columns (lo_i = Ritz value, always ≤ λ_i; hi_i = Ritz value + its
+ * residual, ≥ λ_i unless the Krylov space missed an eigenvalue above it), or on a sketch from the
+ * sketch's spectrum (λ_i ∈ [λ_i(A_sk), λ_i(A_sk) + δ], unconditionally). So ρ_i ≤ err·θ_i and
+ * |λ_i − θ_i| ≤ err·θ_i. seed drives the random columns; info (may be NULL) gets the parts.
+ * Returns 0, EW_EBADPARAM (k = 0 or k > d), EW_ENOMEM, EW_ELAPACK or a view's error. */
+int ew__live_certify(ew__view_t *v, const double *V, size_t k, uint64_t seed, double *theta,
+                     double *err, ew__live_cert_t *info);
 
 #endif /* EW_INTERNAL_H */

@@ -28,7 +28,9 @@
  *
  * What it is not: the guarantee needs random order, and a randomising buffer of a few hundred
  * rows does not make a class-sorted file random. That is why the live estimate is reported with
- * a certificate computed against the held matrix (metrics.c, live_topk): ‖A v − θ v‖/θ.
+ * a certificate computed against the held matrix (live/cert.c, live_topk): its residual
+ * ‖A v − θ v‖/θ and the distance of θ to a bracket of the top eigenvalue from a few block
+ * Lanczos steps, so that an estimate on the wrong direction is not vouched for.
  * Measured against the fixed-rate Oja estimate it replaces (tests/unit/test_live.c). */
 #include "../ew_internal.h"
 

@@ -184,7 +184,10 @@ void ew_stream_reset(ew_stream_t *s);
 /* Merges the all-rows accumulator of `src` into `dst` (Chan et al.; exact up to rounding and
  * associative): afterwards dst describes the union of both row sets. Windows and live estimates
  * are not merged (they describe arrival order, which a union does not have). Returns EW_EDIM if
- * dimensions differ and EW_EBADPARAM if normalisation or decay differ. `src` is unchanged. */
+ * dimensions differ, EW_EBADPARAM if normalisation or decay differ or one keeps its moments
+ * exactly and the other is a Frequent Directions sketch (ew_config_sketched), EW_ERANGE if the
+ * union would describe more than 2^53 rows, and EW_ESTATE if src is a sketch whose eigensolvers
+ * once failed (it certifies nothing); dst is then unchanged. `src` is unchanged. */
 int ew_stream_merge(ew_stream_t *dst, const ew_stream_t *src);
 
 /* ---- saved state (format: docs/STATE.md) ----

@@ -315,6 +315,90 @@ def snapshots_on_the_interval_and_a_stop_loses_no_queued_batch():
         d2.stop()
 
 
+def _section(state, tag):
+    """Offset of the payload of section `tag` in a saved state (docs/STATE.md)."""
+    off = 16
+    while off + 12 <= len(state):
+        t, n = struct.unpack_from("<4sQ", state, off)
+        if t == tag:
+            return off + 12
+        if t == b"END\0":
+            break
+        off += 12 + n
+    raise AssertionError(f"no {tag} section")
+
+
+def _patched(state, off, fmt, value):
+    """The state with `value` packed at `off` and its checksum recomputed (CRC-32C, in Python)."""
+    b = bytearray(state)
+    struct.pack_into(fmt, b, off, value)
+    crc = 0xFFFFFFFF
+    for byte in b[:-4]:  # bitwise CRC-32C: slow but these states are small
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    struct.pack_into("<I", b, len(b) - 4, crc ^ 0xFFFFFFFF)
+    return bytes(b)
+
+
+def absurd_states_are_refused_by_merge_and_nothing_changes():
+    """Issue 23 item 9: a state with a valid checksum but numbers no ingest produces is BAD_STATE
+    with a sentence naming the defect; the target keeps every answer, an absent target is not
+    created; a sketch merged into an exact stream is told so."""
+    d = Daemon()
+    try:
+        c = d.client()
+        dim = 6
+        ingest(c, "src", rows(1, 40, dim))
+        state = c.call("export", {"stream": "src"})["state"]
+        ingest(c, "dst", rows(2, 30, dim))
+        before = answers(c, "dst")
+        mall = _section(state, b"MALL")
+        mean, m2 = mall + 24, mall + 24 + 8 * dim
+        cases = [
+            ("a NaN mean", mean + 8, "<d", float("nan"), "mean"),
+            ("a mean of 1e200", mean, "<d", 1e200, "mean"),
+            ("a negative weight", mall + 8, "<d", -1.0, "weight"),
+            ("a NaN weight", mall + 8, "<d", float("nan"), "weight"),
+            ("an infinite M2 diagonal", m2, "<d", float("inf"), "M2"),
+            ("a negative M2 diagonal", m2 + 16, "<d", -1.0, "M2"),
+            ("M2 = 1e300", m2 + 8, "<d", 1e300, "M2"),
+            ("a count of 2^64-1", _section(state, b"STRM"), "<Q", 2**64 - 1, "2^53"),
+        ]
+        for what, off, fmt, value, needle in cases:
+            bad = _patched(state, off, fmt, value)
+            e = expect("BAD_STATE", c.call, "merge", {"stream": "dst", "state": bad})
+            assert needle in e.message and ("MALL" in e.message or "STRM" in e.message), \
+                f"{what}: {e.message}"
+            expect("BAD_STATE", c.call, "merge", {"stream": "fresh", "state": bad})
+        same_answers(before, answers(c, "dst"), "after the refused merges")
+        names = sorted(s["stream"] for s in c.call("list")["streams"])
+        assert names == ["dst", "src"], names
+        # a sketch (dim 12 above exact_max_dim 8) into an exact stream of dim 12, and the reverse
+        c.call("create", {"stream": "sk", "dim": 12, "exact_max_dim": 8, "sketch_rows": 4})
+        ingest(c, "sk", rows(3, 50, 12))
+        ingest(c, "exact12", rows(4, 50, 12))
+        sk = c.call("export", {"stream": "sk"})["state"]
+        e = expect("BAD_PARAM", c.call, "merge", {"stream": "exact12", "state": sk})
+        assert "sketch" in e.message and "exact" in e.message and "unknown" not in e.message, \
+            e.message
+        ex = c.call("export", {"stream": "exact12"})["state"]
+        e = expect("BAD_PARAM", c.call, "merge", {"stream": "sk", "state": ex})
+        assert "sketch" in e.message and "unknown" not in e.message, e.message
+        # a sketch certificate of 1e300: BAD_STATE; a broken sketch: loads, but is no merge source
+        fd = _section(sk, b"FDSK")
+        e = expect("BAD_STATE", c.call, "merge", {"stream": "sk", "state":
+                                                  _patched(sk, fd + 24, "<d", 1e300)})
+        assert "certificate" in e.message, e.message
+        e = expect("BAD_STATE", c.call, "merge", {"stream": "sk", "state":
+                                                  _patched(sk, fd + 40, "<Q", 1)})
+        assert "broken" in e.message, e.message
+        counts = {s["stream"]: s["count"] for s in c.call("list")["streams"]}
+        assert counts == {"src": 40, "dst": 30, "sk": 50, "exact12": 50}, counts
+    finally:
+        d.stop()
+
+
 def _second_daemon_refused(state_dir):
     try:
         x = Daemon(state_dir=state_dir)
@@ -338,6 +422,8 @@ def main():
            export_is_the_snapshot_body_and_drop_deletes_the_file)
     t.case("snapshots_on_the_interval_and_a_stop_loses_no_queued_batch",
            snapshots_on_the_interval_and_a_stop_loses_no_queued_batch)
+    t.case("absurd_states_are_refused_by_merge_and_nothing_changes",
+           absurd_states_are_refused_by_merge_and_nothing_changes)
     t.done()
 
 

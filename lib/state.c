@@ -434,7 +434,7 @@ static int load_sections(rd_t *r, ew_stream_t **out) {
     return bad(r, "state format version %s is not one this library reads (it reads 1 and 2)", v);
   }
   ew_stream_t *s = NULL;
-  bool have_strm = false, have_live = false;
+  bool have_strm = false, have_live = false, have_warm = false;
   bool have_acc[EW__NROLES] = {false};
   for (;;) {
     uint32_t tag = 0;
@@ -478,6 +478,11 @@ static int load_sections(rd_t *r, ew_stream_t **out) {
     if (!s)
       return bad(r, "%s", "a section comes before the configuration");
     size_t d = s->d;
+    if ((tag == T_STRM && have_strm) || (tag == T_WARM && have_warm) ||
+        ((tag == T_LROP || tag == T_LIVE) && s->has_live && have_live)) {
+      bad(r, "%s", "a section appears twice");
+      break;
+    }
     if (tag == T_STRM && !expect_len(r, len, 40, "STRM")) {
       s->count = get_u64(r);
       s->epoch = get_u64(r);
@@ -545,6 +550,7 @@ static int load_sections(rd_t *r, ew_stream_t **out) {
         break;
       }
       s->topk_warm_k = k;
+      have_warm = true;
       get(r, s->topk_warm, k * d * sizeof(double));
       ew__check_f64s(r, s->topk_warm, k * d, 1e3, "WARM", "a warm-start vector entry");
     } else if (!r->err) { /* a section this version does not know (or this stream does not use) */

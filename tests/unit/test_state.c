@@ -500,11 +500,51 @@ static void absurd_numbers_are_refused(void) {
   ew_stream_free(a);
 }
 
+/* STATE.md: "A section that appears twice is refused" — STRM, LROP, WARM (and LIVE with LROP)
+ * too, not only the accumulators' (issue 23 item 12). The copy goes just before END and the
+ * checksum is recomputed. */
+static void repeated_sections_are_refused(void) {
+  const size_t d = 5;
+  ew_config_t cfg;
+  ew_config_default(&cfg, d);
+  cfg.window = 8;
+  ew_stream_t *a;
+  CHECK(ew_stream_create(&cfg, &a) == 0, "create");
+  ingest(a, d, 30, 77, 0);
+  ew_result_t r;
+  CHECK(query(a, "topk", EW_SOURCE_ALL, "vectors", 1, &r) == 0, "topk");
+  ew_result_clear(&r);
+  buf_t b = save(a);
+  const char *tags[] = {"STRM", "LROP", "WARM", "MALL", "WIND"};
+  for (size_t t = 0; t < sizeof tags / sizeof tags[0]; t++) {
+    size_t at = section_at(&b, tags[t]), end = section_at(&b, "END\0");
+    CHECK(at && end, "%s and END present", tags[t]);
+    if (!at || !end)
+      continue;
+    uint64_t len;
+    memcpy(&len, b.p + at - 8, 8);
+    size_t sec = 12 + (size_t)len, head = end - 12;
+    unsigned char *c = malloc(b.len + sec);
+    memcpy(c, b.p, head);
+    memcpy(c + head, b.p + at - 12, sec);
+    memcpy(c + head + sec, b.p + head, b.len - head);
+    uint32_t crc = ew_crc32c(0, c, b.len + sec - 4);
+    memcpy(c + b.len + sec - 4, &crc, 4);
+    char what[64];
+    snprintf(what, sizeof what, "section %s twice", tags[t]);
+    refused(c, b.len + sec, what, "twice");
+    free(c);
+  }
+  free(b.p);
+  ew_stream_free(a);
+}
+
 int main(void) {
   TAP_RUN(checksum_and_config_peek);
   TAP_RUN(round_trip_is_bit_identical);
   TAP_RUN(every_corruption_is_refused);
   TAP_RUN(a_failing_writer_is_reported);
   TAP_RUN(absurd_numbers_are_refused);
+  TAP_RUN(repeated_sections_are_refused);
   TAP_DONE();
 }

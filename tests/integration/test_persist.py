@@ -399,6 +399,50 @@ def absurd_states_are_refused_by_merge_and_nothing_changes():
         d.stop()
 
 
+def a_fifo_in_streams_does_not_block_start():
+    """Issue 23 item 10: a FIFO (or any file that is not a regular file) named like a snapshot is
+    moved to quarantine/ with a sentence, and the daemon starts; the real snapshots load."""
+    d = Daemon()
+    c = d.client()
+    ingest(c, "x", rows(3, 50, 8))
+    c.close()
+    assert d.stop() == 0
+    os.mkfifo(os.path.join(d.dir, "streams", "0000000000000000.ews"))
+    os.mkdir(os.path.join(d.dir, "streams", "0000000000000001.ews"))
+    d2 = Daemon(state_dir=d.dir)
+    try:
+        log = d2.log()
+        assert 'msg="ready"' in log, log[-1000:]
+        for f in ("0000000000000000.ews", "0000000000000001.ews"):
+            line = [ln for ln in log.splitlines() if f"file={f}" in ln and "quarantine" in ln]
+            assert line and "not a regular file" in line[0], (f, line)
+        assert d2.client().call("info", {"stream": "x"})["count"] == 50
+    finally:
+        d2.stop()
+
+
+def a_stop_with_snapshots_unwritten_exits_nonzero():
+    """Issue 23 item 10: the last snapshot cannot be written (its temp file's name is taken by a
+    directory, as a full disk would refuse it): the stop says so, logs clean=false and exits
+    non-zero; a stop that wrote everything logs clean=true and exits 0."""
+    d = Daemon()
+    c = d.client()
+    ingest(c, "x", rows(4, 50, 8))
+    c.call("snapshot")
+    (f,) = files(d)
+    ingest(c, "x", rows(5, 50, 8))  # changed since: the stop must write it again
+    os.mkdir(os.path.join(d.dir, "streams", f + ".tmp"))
+    c.close()
+    rc = d.stop()
+    log = d.log()
+    assert rc != 0, f"exit status {rc}"
+    assert "stopping with snapshots not written" in log and "clean=false" in log, log[-1500:]
+    os.rmdir(os.path.join(d.dir, "streams", f + ".tmp"))
+    d2 = Daemon(state_dir=d.dir)
+    assert d2.client().call("info", {"stream": "x"})["count"] == 50  # the last good snapshot
+    assert d2.stop() == 0 and "clean=true" in d2.log()
+
+
 def _second_daemon_refused(state_dir):
     try:
         x = Daemon(state_dir=state_dir)
@@ -422,6 +466,9 @@ def main():
            export_is_the_snapshot_body_and_drop_deletes_the_file)
     t.case("snapshots_on_the_interval_and_a_stop_loses_no_queued_batch",
            snapshots_on_the_interval_and_a_stop_loses_no_queued_batch)
+    t.case("a_fifo_in_streams_does_not_block_start", a_fifo_in_streams_does_not_block_start)
+    t.case("a_stop_with_snapshots_unwritten_exits_nonzero",
+           a_stop_with_snapshots_unwritten_exits_nonzero)
     t.case("absurd_states_are_refused_by_merge_and_nothing_changes",
            absurd_states_are_refused_by_merge_and_nothing_changes)
     t.done()

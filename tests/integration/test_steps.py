@@ -457,24 +457,30 @@ def _wait(fn, what, timeout=60):
 
 def many_pending_steps_cost_little_loop_cpu():
     """Issue 23 item 11: steps 0..59,999 from one rank of a world-2 stream (nothing completes by
-    ranks). The pending steps are indexed: each batch costs O(log P), so the daemon's whole CPU
-    for the 60,000 batches (decode, check, staging, the tick) stays under 3 s (measured 0.27 s);
-    walking every pending step per batch measured 11.2 s here (issue: 24-47 s at 40,000 on
-    another machine). CPU seconds from /proc, not wall time. A flush then completes all 60,000
-    in order."""
+    ranks), sent in two halves. The pending steps are indexed: each batch costs O(log P), so the
+    second 30,000 batches cost about what the first did (bound: under 2x; a walk of every pending
+    step per batch makes it ~3x), and the daemon's whole CPU for the 60,000 (decode, check,
+    staging, the tick) stays under 3 s (15 s in the ASan build) — measured 0.27 s (4.3 s ASan);
+    walking every pending step measured 11.2 s here (issue: 24-47 s at 40,000 elsewhere). CPU
+    seconds from /proc, not wall time. A flush then completes all 60,000 in order."""
     d = Daemon()
     try:
         c = d.client()
         c.call("create", {"stream": "w", "dim": 1, "window": 0, "topk": 0, "world": 2,
                           "step_timeout": 3600})
         n = 60000
-        cpu0 = _cpu_s(d)
-        _notify_all(c, "w", range(n), 0, 1.0)
-        _wait(lambda: c.call("info", {"stream": "w"})["steps"]["pending_steps"] == n,
-              f"{n} pending steps", timeout=120)
-        cpu = _cpu_s(d) - cpu0
-        print(f"# {n} pending steps: {cpu:.2f} s of daemon CPU")
-        assert cpu < 3.0, f"{n} pending steps cost {cpu:.1f} s of daemon CPU (bound 3 s)"
+        cpu = [_cpu_s(d)]
+        for lo, hi in ((0, n // 2), (n // 2, n)):
+            _notify_all(c, "w", range(lo, hi), 0, 1.0)
+            _wait(lambda: c.call("info", {"stream": "w"})["steps"]["pending_steps"] == hi,
+                  f"{hi} pending steps", timeout=120)
+            cpu.append(_cpu_s(d))
+        first, second = cpu[1] - cpu[0], cpu[2] - cpu[1]
+        print(f"# {n} pending steps: {first:.2f} + {second:.2f} s of daemon CPU")
+        bound = 15.0 if os.environ.get("EWD_ASAN") else 3.0
+        assert first + second < bound, \
+            f"{n} pending steps cost {first + second:.1f} s of daemon CPU (bound {bound} s)"
+        assert second < 2 * first + 0.1, f"the second half cost {second:.2f} s, the first {first:.2f}"
         assert c.call("flush", {"stream": "w"})["completed"] == n
         q = c.call("query", {"stream": "w", "metrics": "trace"})  # queued behind the rows
         info = c.call("info", {"stream": "w"})

@@ -159,6 +159,12 @@ def write_corrupt(path, kind, good):
         data = b""
     elif kind == "trailing_bytes":
         data = good + b"\0"
+    elif kind == "nan_mean":  # checksums right, a number no ingest produces (issue 23 item 9)
+        klen = struct.unpack("<I", good[12:16])[0]
+        tlen = struct.unpack("<I", good[16 + klen + 16: 16 + klen + 20])[0]
+        off = 16 + klen + 20 + tlen + 4
+        state = good[off:]
+        data = good[:off] + _patched(state, _section(state, b"MALL") + 24, "<d", float("nan"))
     with open(path, "wb") as f:
         f.write(bytes(data))
 
@@ -166,7 +172,7 @@ def write_corrupt(path, kind, good):
 CORRUPTIONS = {
     "truncated": "truncated", "flipped_state_byte": "corrupt", "flipped_header_byte": "corrupt",
     "wrong_version": "version 7", "wrong_state_version": "version 9", "wrong_magic": "bad magic",
-    "empty": "truncated", "trailing_bytes": "follow the state",
+    "empty": "truncated", "trailing_bytes": "follow the state", "nan_mean": "mean",
 }
 
 

@@ -363,9 +363,9 @@ static void window_load(ew__acc_t *a, ew__rd_t *r, uint64_t len) {
   if (!w->rows_only) {
     ew__moments_load(&w->mom, r);
     ew__check_moments(r, &w->mom, "WIND");
-    if (!r->err && w->mom.n > count)
-      ew__rd_failf(r, "section WIND's moments count %llu rows but it holds %llu",
-                   (unsigned long long)w->mom.n, (unsigned long long)count);
+    if (!r->err && w->mom.n > w->cap)
+      ew__rd_failf(r, "section WIND's moments count %llu rows but the window holds at most %llu",
+                   (unsigned long long)w->mom.n, (unsigned long long)w->cap);
     return;
   }
   for (uint64_t left = mlen; left > 0 && !r->err;) { /* not kept here: rebuilt from the rows */

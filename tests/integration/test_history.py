@@ -386,8 +386,8 @@ def _wait_history_idle(c, timeout=30):
 
 
 def a_corrupt_history_db_is_quarantined_and_the_daemon_starts():
-    """Issue 23 item 10: history.db as garbage, cut inside its first page, a database of another
-    schema, or a directory: the daemon starts, logs that it moved the file to quarantine/, and
+    """Issue 23 item 10: history.db as garbage, cut inside its first page, cut after its second
+    page (shorter than its header says), a database of another schema, or a directory: the daemon starts, logs that it moved the file to quarantine/, and
     keeps a new, empty history that takes points."""
     import sqlite3
     import tempfile
@@ -405,6 +405,15 @@ def a_corrupt_history_db_is_quarantined_and_the_daemon_starts():
         with open(path, "r+b") as f:
             f.truncate(1000)
 
+    def cut_at_a_page(path):  # a whole first page: SQLite itself would notice only later
+        db = sqlite3.connect(path)
+        db.execute("CREATE TABLE t(x)")
+        db.executemany("INSERT INTO t VALUES(?)", [(os.urandom(100),) for _ in range(400)])
+        db.commit()
+        db.close()
+        with open(path, "r+b") as f:
+            f.truncate(2 * 4096)
+
     def other_schema(path):
         db = sqlite3.connect(path)
         db.execute("CREATE TABLE points(x, y)")
@@ -417,7 +426,7 @@ def a_corrupt_history_db_is_quarantined_and_the_daemon_starts():
         with open(os.path.join(path, "inside"), "w") as f:
             f.write("x")
 
-    for make in (garbage, truncated, other_schema, directory):
+    for make in (garbage, truncated, cut_at_a_page, other_schema, directory):
         state = tempfile.mkdtemp(prefix="ewd-")
         make(os.path.join(state, "history.db"))
         try:

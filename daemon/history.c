@@ -14,7 +14,7 @@
  * every second point of its oldest half is deleted.
  *
  * A history.db that cannot be opened as this schema (garbage, cut short, another schema, a
- * directory) is moved to <state_dir>/quarantine/ like a bad snapshot, with its -wal and -shm,
+ * directory, a FIFO: not opened, it would block) is moved to <state_dir>/quarantine/ like a bad snapshot, with its -wal and -shm,
  * and the daemon starts with an empty history (logged). Another process holding the database's
  * lock is waited for up to EWD_HISTORY_BUSY_MS before a write fails. stats.history_points counts
  * points whose transaction committed. */
@@ -451,7 +451,12 @@ int ewd_history_open(ewd_server_t *srv) {
     return -1;
   h->srv = srv;
   h->max_points = srv->cfg.history_max_points;
-  int rc = open_db(h, path, why, sizeof why);
+  struct stat sb;
+  int rc = SQLITE_CANTOPEN;
+  if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) /* not opened: a FIFO would block the start */
+    snprintf(why, sizeof why, "%s", "not a regular file (a directory, FIFO, device or socket)");
+  else
+    rc = open_db(h, path, why, sizeof why);
   if (rc != SQLITE_OK && unusable(rc, path) && quarantine_db(srv, path, why) == 0)
     rc = open_db(h, path, why, sizeof why);
   if (rc != SQLITE_OK) {

@@ -387,7 +387,7 @@ def _wait_history_idle(c, timeout=30):
 
 def a_corrupt_history_db_is_quarantined_and_the_daemon_starts():
     """Issue 23 item 10: history.db as garbage, cut inside its first page, cut after its second
-    page (shorter than its header says), a database of another schema, or a directory: the daemon starts, logs that it moved the file to quarantine/, and
+    page (shorter than its header says), a database of another schema, a directory or a FIFO: the daemon starts, logs that it moved the file to quarantine/, and
     keeps a new, empty history that takes points."""
     import sqlite3
     import tempfile
@@ -426,7 +426,10 @@ def a_corrupt_history_db_is_quarantined_and_the_daemon_starts():
         with open(os.path.join(path, "inside"), "w") as f:
             f.write("x")
 
-    for make in (garbage, truncated, cut_at_a_page, other_schema, directory):
+    def fifo(path):  # never opened: a read would wait for a writer forever
+        os.mkfifo(path)
+
+    for make in (garbage, truncated, cut_at_a_page, other_schema, directory, fifo):
         state = tempfile.mkdtemp(prefix="ewd-")
         make(os.path.join(state, "history.db"))
         try:

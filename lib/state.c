@@ -14,8 +14,10 @@
  *
  * The bytes go through a caller-supplied writer and come from a caller-supplied reader (a file,
  * a socket, a buffer): the library touches no file. A load builds a new stream and hands it over
- * only when every section parsed and the checksum matched; anything else is EW_ESTATE with a
- * sentence, and nothing is created. */
+ * only when every section parsed, every number is one ingest can produce (finite, in range,
+ * at most 2^53 rows: ew__check_moments and the kinds' loads; a checksum only proves the bytes
+ * are the ones written, not that a sane writer wrote them) and the checksum matched; anything
+ * else is EW_ESTATE with a sentence, and nothing is created. */
 #include "ew_internal.h"
 
 #include <float.h>

@@ -207,7 +207,9 @@ int ew_stream_save(const ew_stream_t *s, ew_write_fn fn, void *ctx);
 size_t ew_stream_saved_bytes(const ew_stream_t *s);
 /* Reads a saved state into a new stream (*out, freed with ew_stream_free). Returns 0, or
  * EW_ESTATE with a sentence in msg[0, cap) — truncated, checksum mismatch, bad magic, unknown
- * format version, a section that does not match the saved configuration — or EW_ENOMEM; on error
+ * format version, a section that does not match the saved configuration or appears twice, a
+ * number no ingest produces (a NaN or out-of-range mean, weight, co-moment or certificate, more
+ * than 2^53 rows; docs/STATE.md) — or EW_ENOMEM; on error
  * *out is NULL and nothing is left allocated. The checksum is verified before the stream is
  * handed over. Sections of later minor additions that this version does not know are skipped. */
 int ew_stream_load(ew_stream_t **out, ew_read_fn fn, void *ctx, char *msg, size_t cap);

@@ -189,6 +189,9 @@ size_t ewd_registry_memory(const ewd_registry_t *r);
 /* A stream's state alone: ew_stream_memory without its peak workspace, which belongs to a math
  * thread and is shared by every stream (the admission model charges it per thread). */
 size_t ewd_stream_state_bytes(const ew_stream_t *s);
+/* The sentence for a merge of a sketched state into an exact stream or the reverse (both
+ * configurations valid, ew_config_sketched differing): static text (daemon/cmd/state.c). */
+const char *ewd_merge_kind_mismatch(const ew_config_t *dst, const ew_config_t *src);
 void ewd_stream_unref(ewd_stream_t *st);
 const ew_result_t *ewd_cache_get(ewd_stream_t *st, const char *key);
 /* Stores a copy of `res` without its vectors (the cache holds values only). */

@@ -11,17 +11,28 @@
  * of its points; points(series, step, time, value, vec, rows, ranks, partial, lag, skipped),
  * keyed by (series, step) — a step evaluated again replaces its point. `value` holds scalars,
  * `vec` list values (little-endian f64s). Retention: past history_max_points points in a series,
- * every second point of its oldest half is deleted. */
+ * every second point of its oldest half is deleted.
+ *
+ * A history.db that cannot be opened as this schema (garbage, cut short, another schema, a
+ * directory, a FIFO: not opened, it would block) is moved to <state_dir>/quarantine/ like a bad snapshot, with its -wal and -shm,
+ * and the daemon starts with an empty history (logged). Another process holding the database's
+ * lock is waited for up to EWD_HISTORY_BUSY_MS before a write fails. stats.history_points counts
+ * points whose transaction committed. */
 #include "ewd.h"
 #include "cmd/cmd.h"
 #include "history.h"
 
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+/* How long a write waits for another process's lock on history.db (sqlite3_busy_timeout). */
+#define EWD_HISTORY_BUSY_MS 10000
 
 static const char schema[] =
     "PRAGMA journal_mode=WAL;"
@@ -87,6 +98,7 @@ struct ewd_history {
   hop_t *done;         /* reads answered by the thread, for the loop */
   size_t queued;       /* values queued */
   uint64_t written, failed; /* by the thread, read by the loop under mu */
+  uint64_t pending_written; /* the thread's: points written in the open transaction */
   bool stop;
   uv_async_t async;
 };
@@ -177,7 +189,7 @@ static int run_put(ewd_history_t *h, hop_t *op) {
       return -1;
     if ((uint64_t)n + 1 > h->max_points && thin(h, id))
       return -1;
-    h->written++;
+    h->pending_written++;
   }
   return 0;
 }
@@ -204,8 +216,11 @@ static void *thread_main(void *arg) {
     h->head = h->tail = NULL;
     pthread_mutex_unlock(&h->mu);
 
-    bool tx = sqlite3_exec(h->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+    /* IMMEDIATE: the write lock is taken (waited for, busy timeout) at BEGIN; a deferred
+     * transaction that has read cannot wait for it later and fails at once with "locked" */
+    bool tx = sqlite3_exec(h->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
     size_t failed = 0, vals = 0;
+    h->pending_written = 0;
     hop_t *reads = NULL, **rtail = &reads;
     for (hop_t *op = ops, *next; op; op = next) {
       next = op->next;
@@ -225,14 +240,17 @@ static void *thread_main(void *arg) {
       }
       hop_free(op);
     }
+    uint64_t committed = h->pending_written; /* without a transaction each write committed */
     if (tx && sqlite3_exec(h->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-      ewd_log(EWD_LOG_ERROR, "history commit failed: the batch is lost", "error=\"%s\"",
-              sqlite3_errmsg(h->db));
+      ewd_log(EWD_LOG_ERROR, "history commit failed: the batch is lost", "error=\"%s\" "
+              "points=%llu", sqlite3_errmsg(h->db), (unsigned long long)h->pending_written);
       sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
       failed++;
+      committed = 0;
     }
 
     pthread_mutex_lock(&h->mu);
+    h->written += committed;
     h->queued -= vals;
     h->failed += failed;
     if (reads) {
@@ -353,28 +371,97 @@ void ewd_history_stats(ewd_server_t *srv) {
   pthread_mutex_unlock(&h->mu);
 }
 
+/* Opens path as the history database (created when absent) and prepares every statement.
+ * Returns the SQLite code; on failure h->db is closed and why holds the error. */
+static int open_db(ewd_history_t *h, const char *path, char *why, size_t cap) {
+  int rc = sqlite3_open_v2(path, &h->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                             SQLITE_OPEN_NOMUTEX, NULL);
+  char *err = NULL;
+  if (rc == SQLITE_OK)
+    rc = sqlite3_busy_timeout(h->db, EWD_HISTORY_BUSY_MS);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(h->db, schema, NULL, NULL, &err);
+  for (int i = 0; rc == SQLITE_OK && i < Q_NQ; i++)
+    rc = sqlite3_prepare_v3(h->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &h->q[i], NULL);
+  if (rc != SQLITE_OK) {
+    snprintf(why, cap, "%s", err ? err : h->db ? sqlite3_errmsg(h->db) : sqlite3_errstr(rc));
+    sqlite3_free(err);
+    for (int i = 0; i < Q_NQ; i++) {
+      sqlite3_finalize(h->q[i]);
+      h->q[i] = NULL;
+    }
+    sqlite3_close(h->db);
+    h->db = NULL;
+  }
+  return rc;
+}
+
+/* True for failures that say the file is not a usable history database (as opposed to a lock,
+ * memory or permissions), so that moving it aside and starting empty is the remedy. */
+static bool unusable(int rc, const char *path) {
+  struct stat sb;
+  if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+    return true;
+  switch (rc & 0xff) {
+  case SQLITE_NOTADB:
+  case SQLITE_CORRUPT:
+  case SQLITE_ERROR: /* another schema: a table or column the statements need is not there */
+  case SQLITE_SCHEMA:
+  case SQLITE_FORMAT:
+  case SQLITE_RANGE:
+  case SQLITE_MISMATCH:
+    return true;
+  default:
+    return false;
+  }
+}
+
+/* Moves history.db (and its -wal and -shm) to <state_dir>/quarantine/NAME.<unix time>. */
+static int quarantine_db(const ewd_server_t *srv, const char *path, const char *why) {
+  static const char *const sfx[] = {"", "-wal", "-shm"};
+  char qdir[4200], from[4300], to[4400];
+  snprintf(qdir, sizeof qdir, "%s/quarantine", srv->cfg.state_dir);
+  if (mkdir(qdir, 0700) != 0 && errno != EEXIST)
+    return -1;
+  long long now = (long long)ewd_wall_now();
+  int rc = 0;
+  for (int i = 0; i < 3; i++) {
+    snprintf(from, sizeof from, "%s%s", path, sfx[i]);
+    snprintf(to, sizeof to, "%s/history.db%s.%lld", qdir, sfx[i], now);
+    if (rename(from, to) != 0 && errno != ENOENT) {
+      ewd_log(EWD_LOG_ERROR, "the history database is unusable and could not be moved to "
+              "quarantine", "path=\"%s\" reason=\"%s\" error=\"%s\"", from, why,
+              strerror(errno));
+      rc = -1;
+    }
+  }
+  if (rc == 0) {
+    snprintf(to, sizeof to, "%s/history.db.%lld", qdir, now);
+    ewd_log(EWD_LOG_ERROR, "history database unusable: moved to quarantine, starting with an "
+            "empty history", "path=\"%s\" to=\"%s\" reason=\"%s\"", path, to, why);
+  }
+  return rc;
+}
+
 int ewd_history_open(ewd_server_t *srv) {
-  char path[4200];
+  char path[4200], why[300];
   snprintf(path, sizeof path, "%s/history.db", srv->cfg.state_dir);
   ewd_history_t *h = calloc(1, sizeof *h);
   if (!h)
     return -1;
   h->srv = srv;
   h->max_points = srv->cfg.history_max_points;
-  int rc = sqlite3_open_v2(path, &h->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                             SQLITE_OPEN_NOMUTEX, NULL);
-  char *err = NULL;
-  if (rc == SQLITE_OK)
-    rc = sqlite3_exec(h->db, schema, NULL, NULL, &err);
-  for (int i = 0; rc == SQLITE_OK && i < Q_NQ; i++)
-    rc = sqlite3_prepare_v3(h->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &h->q[i], NULL);
+  struct stat sb;
+  int rc = SQLITE_CANTOPEN;
+  if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) /* not opened: a FIFO would block the start */
+    snprintf(why, sizeof why, "%s", "not a regular file (a directory, FIFO, device or socket)");
+  else
+    rc = open_db(h, path, why, sizeof why);
+  if (rc != SQLITE_OK && unusable(rc, path) && quarantine_db(srv, path, why) == 0)
+    rc = open_db(h, path, why, sizeof why);
   if (rc != SQLITE_OK) {
     ewd_log(EWD_LOG_ERROR, "cannot open the history database", "path=\"%s\" error=\"%s\"", path,
-            err ? err : h->db ? sqlite3_errmsg(h->db) : sqlite3_errstr(rc));
-    sqlite3_free(err);
-    for (int i = 0; i < Q_NQ; i++)
-      sqlite3_finalize(h->q[i]);
-    sqlite3_close(h->db);
+            why);
     free(h);
     return -1;
   }

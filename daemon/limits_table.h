@@ -41,8 +41,9 @@
      "admission budget: every stream's state plus the peak workspace of what it may run, per "    \
      "math thread (the library's model)")                                                         \
   XX(max_staged_bytes, SIZE, 1 * EWD_GIB, 1 * EWD_MIB, (uint64_t)1 << 50, true,                  \
-     "rows held for training steps that have not completed, across streams (counted in the "      \
-     "admission budget); past it, the oldest pending step completes as partial")                  \
+     "rows held for training steps that have not completed, across streams, each batch at what "  \
+     "it costs (rows, entry, job: ~700 bytes more than its rows; counted in the admission "       \
+     "budget); past it, the oldest pending step completes as partial")                            \
   XX(history_max_points, COUNT, 1000000, 100, (uint64_t)1 << 40, false,                          \
      "points kept per history series (run, stream, metric); past it, every second point of the "  \
      "oldest half is deleted")                                                                    \

@@ -3,10 +3,14 @@
  *
  * SIGTERM/SIGINT: stop accepting and reading; queued jobs finish and their replies go out — for
  * at most drain_timeout seconds, after which connections still waiting (a client that does not
- * read its replies, say) are closed, their queued answers skipped; then exit 0.
+ * read its replies, say) are closed, their queued answers skipped; the last snapshots are
+ * written; then exit 0, or 1 when a snapshot could not be written (the log says which, and
+ * `stopped clean=false`): a supervisor must see that the state on disk is older than the rows
+ * acknowledged.
  * SIGHUP: the config file is parsed into a copy and applied only if every line is good (all or
  * nothing); keys that are not reloadable keep their running value, with a warning if the file
- * changed them. SIGPIPE: ignored (a client that disconnects mid-reply is not a reason to die). */
+ * changed them. SIGPIPE: ignored (a client that disconnects mid-reply is not a reason to die);
+ * SIGXFSZ too (a file size limit makes a write fail with EFBIG, reported like a full disk). */
 #include "ewd.h"
 #include "net/net.h"
 #include "sd.h"
@@ -37,6 +41,7 @@ typedef struct {
   uv_signal_t sig_term, sig_int, sig_hup;
   uv_timer_t stop_timer;
   double stop_deadline;
+  size_t snapshots_failed; /* at the stop: the last snapshots not written */
 } ewd_main_t;
 
 static int mkdir_p(const char *path) {
@@ -164,6 +169,7 @@ static void on_stop_tick(uv_timer_t *t) {
 static void on_last_snapshots(void *arg, const ewd_round_t *r) {
   ewd_main_t *m = arg;
   ewd_server_t *srv = &m->srv;
+  m->snapshots_failed = r->failed;
   if (r->failed)
     ewd_log(EWD_LOG_ERROR, "stopping with snapshots not written", "failed=%zu first=\"%s\"",
             r->failed, r->first_error);
@@ -333,6 +339,7 @@ int main(int argc, char **argv) {
     return 1;
 
   signal(SIGPIPE, SIG_IGN);
+  signal(SIGXFSZ, SIG_IGN);
   /* Batches allocate and free multi-MiB buffers (payload copies, d×d batch Grams) many times a
    * second. Served by mmap, each would be page-faulted and zeroed afresh (measured ~12% of
    * ingest time); kept in the heap they are reused, and after large frees (a solve's workspace,
@@ -418,10 +425,12 @@ int main(int argc, char **argv) {
   uv_run(srv->loop, UV_RUN_DEFAULT);
   ewd_registry_free(&srv->reg);
   ewd_net_free(srv);
-  int clean = uv_loop_close(srv->loop);
-  ewd_log(EWD_LOG_INFO, "stopped", "clean=%s", clean == 0 ? "true" : "false");
+  int loop_open = uv_loop_close(srv->loop);
+  bool clean = loop_open == 0 && m->snapshots_failed == 0;
+  ewd_log(clean ? EWD_LOG_INFO : EWD_LOG_ERROR, "stopped", "clean=%s snapshots_failed=%zu",
+          clean ? "true" : "false", m->snapshots_failed);
   ewd_config_free(&srv->cfg);
   ewd_config_free(&m->cli);
   free(srv->token);
-  return 0;
+  return m->snapshots_failed ? 1 : 0;
 }

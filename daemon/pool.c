@@ -108,6 +108,22 @@ static void run_save(ewd_job_t *job, ew_stream_t *s) {
 }
 
 /* Loads job->data as a stream (checksum verified) and merges it into s. */
+/* The sentence for a merge ew_stream_merge refused (its contract lists the codes). */
+static void merge_refused(ewd_job_t *job, const ew_stream_t *s, const ew_stream_t *src) {
+  const ew_config_t *a = ew_stream_config(s), *b = ew_stream_config(src);
+  if (job->rc == EW_EBADPARAM && ew_config_sketched(a) != ew_config_sketched(b))
+    snprintf(job->message, sizeof job->message, "%s", ewd_merge_kind_mismatch(a, b));
+  else if (job->rc == EW_ERANGE)
+    snprintf(job->message, sizeof job->message, "the stream holds %llu rows and the state %llu: "
+             "together more than 2^53, the most rows a stream describes",
+             (unsigned long long)ew_stream_count(s), (unsigned long long)ew_stream_count(src));
+  else if (job->rc == EW_ESTATE)
+    snprintf(job->message, sizeof job->message, "the state is a Frequent Directions sketch whose "
+             "eigensolvers once failed (broken): it certifies nothing, so it is not merged");
+  else
+    snprintf(job->message, sizeof job->message, "%s", ew_strerror(job->rc));
+}
+
 static void run_merge(ewd_job_t *job, ew_stream_t *s) {
   membuf_t m = {job->data, job->bytes, 0};
   ew_stream_t *src = NULL;
@@ -120,7 +136,7 @@ static void run_merge(ewd_job_t *job, ew_stream_t *s) {
   if (job->rc == 0) {
     job->merged_rows = ew_stream_count(src);
     if ((job->rc = ew_stream_merge(s, src)) != 0)
-      snprintf(job->message, sizeof job->message, "%s", ew_strerror(job->rc));
+      merge_refused(job, s, src);
   }
   ew_stream_free(src);
   free(job->data);

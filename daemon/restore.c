@@ -3,8 +3,9 @@
  * corrupt, of an unknown version or a second copy of a key is logged and moved to
  * <state_dir>/quarantine/, and the rest load. A file that does not fit the limits (max_streams,
  * max_memory) is logged and left where it is, for a start with larger limits, and its name is
- * reserved so no new stream overwrites it. Leftover *.tmp files (a stop mid-write) are removed:
- * the snapshot they would have replaced is intact. A flock'd `lock` file keeps a second daemon
+ * reserved so no new stream overwrites it. A name that is not a regular file (a FIFO, a
+ * directory) is moved to quarantine unopened: a FIFO would block the start. Leftover *.tmp
+ * files (a stop mid-write) are removed: the snapshot they would have replaced is intact. A flock'd `lock` file keeps a second daemon
  * off the directory. This runs before anything listens, on the main thread. */
 #include "persist.h"
 
@@ -49,7 +50,18 @@ static void restore_one(ewd_persist_t *p, const char *file) {
   char path[PATH_MAX + 256], why[300] = "", key[SNAP_KEY_MAX + 1];
   snprintf(path, sizeof path, "%s/%s", p->dir, file);
   double t0 = ewd_now();
-  FILE *f = fopen(path, "rb");
+  /* O_NONBLOCK: opening a FIFO for reading would wait for a writer forever (and a start with
+   * it); only a regular file is a snapshot */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  struct stat sb;
+  if (fd >= 0 && (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))) {
+    close(fd);
+    quarantine(p, file, "not a regular file (a FIFO, device, socket or directory)");
+    return;
+  }
+  FILE *f = NULL;
+  if (fd >= 0 && (fcntl(fd, F_SETFL, 0) != 0 || !(f = fdopen(fd, "rb"))))
+    close(fd);
   if (!f) {
     ewd_log(EWD_LOG_ERROR, "snapshot not readable: left in place", "file=%s error=\"%s\"", file,
             strerror(errno));

@@ -53,7 +53,7 @@
   XX(eval_inline, COUNTER, "evaluations run in the stream's queue (no room for a copy)")         \
   XX(eval_bytes, GAUGE, "copies of stream states held for evaluation")                           \
   XX(eval_lag_ms, GAUGE, "milliseconds from step completion to value, of the last evaluation")   \
-  XX(history_points, COUNTER, "values written to the history database")                          \
+  XX(history_points, COUNTER, "values committed to the history database")                        \
   XX(history_failures, COUNTER, "history writes or reads that failed (logged)")                   \
   XX(history_queue, GAUGE, "values waiting for the history's I/O thread")                        \
   XX(alerts_fired, COUNTER, "alert rules that started firing (logged)")                           \

@@ -16,7 +16,15 @@
  * goes to eval.c, which evaluates what is due on the state the queue now leads to. Rows are counted in reg.staged_bytes from staging until their job has
  * applied them; reg.pending_bytes counts the part not yet completed (what the bound forces).
  * Batches were checked on a math thread before they got here (EWD_JOB_CHECK): a completed step
- * does not fail on bad values. */
+ * does not fail on bad values.
+ *
+ * The pending steps are indexed, so that a batch costs O(log P) however many steps wait (one rank
+ * of a world-2 stream may send 40,000 steps the other never ends): a hash table by step finds a
+ * batch's step, a min-heap by step gives the lowest (the next to complete), and a list in
+ * creation order (first batch's time ascending) gives the timed-out ones from its old end. A
+ * staged batch counts what it costs, not only its payload: its entry and allocations, and for the
+ * first batch of a step the step's record and index slots (entry_cost), so that max_staged_bytes
+ * bounds memory for one-float batches too. */
 #include "ewd.h"
 #include "cmd/cmd.h"
 
@@ -39,10 +47,10 @@ typedef struct staged {
 } staged_t;
 
 typedef struct pstep {
-  struct pstep *next; /* ascending steps */
   uint64_t step;
-  double first;       /* monotonic time of its first batch */
+  double first;                /* monotonic time of its first batch */
   staged_t *head, *tail;
+  struct pstep *older, *newer; /* creation order (first ascending) */
 } pstep_t;
 
 typedef struct {
@@ -53,7 +61,11 @@ typedef struct {
 struct ewd_steps {
   uint32_t world;
   rank_t *ranks;
-  pstep_t *pending;
+  pstep_t **heap;        /* pending steps, a min-heap by step: heap[0] completes next */
+  size_t nheap, capheap;
+  pstep_t **slots;       /* pending steps by step: open addressing, linear probing, load <= 1/2 */
+  size_t capslots;       /* a power of two (0: none yet) */
+  pstep_t *oldest, *newest; /* creation order */
   staged_t *late_head, *late_tail;
   double late_first;
   size_t bytes;          /* staged here (pending steps and late batches) */
@@ -61,6 +73,126 @@ struct ewd_steps {
   uint64_t late_batches, partial_steps;
   bool listed;           /* in srv->staging */
 };
+
+/* ---- the index of pending steps ---- */
+
+static size_t slot_of(uint64_t step, size_t cap) {
+  uint64_t z = step + 0x9e3779b97f4a7c15ull; /* splitmix64's finaliser: steps are consecutive */
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return (size_t)(z ^ (z >> 31)) & (cap - 1);
+}
+
+static pstep_t *find_step(const ewd_steps_t *sp, uint64_t step) {
+  if (!sp->capslots)
+    return NULL;
+  for (size_t i = slot_of(step, sp->capslots);; i = (i + 1) & (sp->capslots - 1)) {
+    pstep_t *p = sp->slots[i];
+    if (!p || p->step == step)
+      return p;
+  }
+}
+
+static void slot_put(pstep_t **slots, size_t cap, pstep_t *p) {
+  size_t i = slot_of(p->step, cap);
+  while (slots[i])
+    i = (i + 1) & (cap - 1);
+  slots[i] = p;
+}
+
+/* Room for one more pending step in the heap and the table; -1 (nothing changed) when out of
+ * memory. */
+static int reserve_step(ewd_steps_t *sp) {
+  if (sp->nheap == sp->capheap) {
+    size_t nc = sp->capheap ? 2 * sp->capheap : 16;
+    pstep_t **h = realloc(sp->heap, nc * sizeof *h);
+    if (!h)
+      return -1;
+    sp->heap = h;
+    sp->capheap = nc;
+  }
+  if (2 * (sp->nheap + 1) > sp->capslots) {
+    size_t nc = sp->capslots ? 2 * sp->capslots : 32;
+    pstep_t **t = calloc(nc, sizeof *t);
+    if (!t)
+      return -1;
+    for (size_t i = 0; i < sp->nheap; i++)
+      slot_put(t, nc, sp->heap[i]);
+    free(sp->slots);
+    sp->slots = t;
+    sp->capslots = nc;
+  }
+  return 0;
+}
+
+static void slot_del(ewd_steps_t *sp, uint64_t step) {
+  size_t mask = sp->capslots - 1, i = slot_of(step, sp->capslots);
+  while (sp->slots[i]->step != step)
+    i = (i + 1) & mask;
+  for (size_t j = i;;) { /* backward shift: no tombstones */
+    j = (j + 1) & mask;
+    if (!sp->slots[j])
+      break;
+    size_t k = slot_of(sp->slots[j]->step, sp->capslots);
+    bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+    if (!stays) {
+      sp->slots[i] = sp->slots[j];
+      i = j;
+    }
+  }
+  sp->slots[i] = NULL;
+}
+
+/* Adds a new pending step (room reserved by reserve_step). */
+static void insert_step(ewd_steps_t *sp, pstep_t *p) {
+  slot_put(sp->slots, sp->capslots, p);
+  size_t i = sp->nheap++;
+  while (i > 0 && sp->heap[(i - 1) / 2]->step > p->step) {
+    sp->heap[i] = sp->heap[(i - 1) / 2];
+    i = (i - 1) / 2;
+  }
+  sp->heap[i] = p;
+  p->older = sp->newest;
+  p->newer = NULL;
+  *(sp->newest ? &sp->newest->newer : &sp->oldest) = p;
+  sp->newest = p;
+}
+
+static pstep_t *lowest(const ewd_steps_t *sp) { return sp->nheap ? sp->heap[0] : NULL; }
+
+/* Takes the lowest pending step out of the index. */
+static pstep_t *pop_lowest(ewd_steps_t *sp) {
+  pstep_t *p = sp->heap[0], *last = sp->heap[--sp->nheap];
+  size_t i = 0, n = sp->nheap;
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= n)
+      break;
+    if (c + 1 < n && sp->heap[c + 1]->step < sp->heap[c]->step)
+      c++;
+    if (sp->heap[c]->step >= last->step)
+      break;
+    sp->heap[i] = sp->heap[c];
+    i = c;
+  }
+  if (n)
+    sp->heap[i] = last;
+  slot_del(sp, p->step);
+  *(p->older ? &p->older->newer : &sp->oldest) = p->newer;
+  *(p->newer ? &p->newer->older : &sp->newest) = p->older;
+  return p;
+}
+
+/* What a staged batch of `payload` bytes costs (counted against max_staged_bytes, and in
+ * reg.staged_bytes until applied): its rows' allocation and its entry as glibc sizes chunks (8
+ * bytes of header, 16-byte multiples, 32 at least), the ingest job it becomes when its step
+ * completes, and, for the first batch of a new step, the step's record and its index slots (a
+ * heap slot and up to four table slots). A one-float batch costs ~700 bytes, not 4. */
+static size_t chunk(size_t n) { return n + 8 + 15 < 32 ? 32 : (n + 8 + 15) & ~(size_t)15; }
+static size_t entry_cost(size_t payload, bool new_step) {
+  return chunk(payload) + chunk(sizeof(staged_t)) + chunk(sizeof(ewd_job_t)) +
+         (new_step ? chunk(sizeof(pstep_t)) + 5 * sizeof(pstep_t *) : 0);
+}
 
 static void staged_free(staged_t *b) {
   while (b) {
@@ -74,11 +206,12 @@ static void staged_free(staged_t *b) {
 void ewd_steps_free(ewd_steps_t *sp) {
   if (!sp)
     return;
-  for (pstep_t *p = sp->pending, *n; p; p = n) {
-    n = p->next;
-    staged_free(p->head);
-    free(p);
+  for (size_t i = 0; i < sp->nheap; i++) {
+    staged_free(sp->heap[i]->head);
+    free(sp->heap[i]);
   }
+  free(sp->heap);
+  free(sp->slots);
   staged_free(sp->late_head);
   free(sp->ranks);
   free(sp);
@@ -184,8 +317,7 @@ static void submit(ewd_server_t *srv, ewd_stream_t *st, staged_t **list, size_t 
  * ranks, timeout, flush, stop or staging (the log says it). */
 static void complete_head(ewd_server_t *srv, ewd_stream_t *st, const char *why) {
   ewd_steps_t *sp = st->steps;
-  pstep_t *p = sp->pending;
-  sp->pending = p->next;
+  pstep_t *p = pop_lowest(sp);
   size_t n = 0;
   for (staged_t *b = p->head; b; b = b->next)
     n++;
@@ -292,7 +424,7 @@ static void complete_late(ewd_server_t *srv, ewd_stream_t *st) {
 }
 
 static void settle(ewd_server_t *srv, ewd_stream_t *st) {
-  if (st->steps && !st->steps->pending && !st->steps->late_head)
+  if (st->steps && !st->steps->nheap && !st->steps->late_head)
     list_remove(srv, st);
 }
 
@@ -326,17 +458,17 @@ ewd_staging_t ewd_steps_add(ewd_server_t *srv, ewd_stream_t *st, ewd_job_t *job)
   uint64_t s = job->step;
   bool late = (rk->has_latest && s < rk->latest) || (st->has_last_step && s <= st->last_step);
   staged_t *b = NULL;
-  pstep_t *p = NULL, **pp = &sp->pending;
+  pstep_t *p = NULL;
+  bool new_step = false;
   if (job->data) { /* allocate first: on failure nothing has changed */
-    if (!late) {
-      while (*pp && (*pp)->step < s)
-        pp = &(*pp)->next;
-      p = *pp && (*pp)->step == s ? *pp : calloc(1, sizeof *p);
+    if (!late && !(p = find_step(sp, s))) {
+      new_step = true;
+      p = reserve_step(sp) == 0 ? calloc(1, sizeof *p) : NULL;
     }
     b = calloc(1, sizeof *b);
     if (!b || (!late && !p)) {
       free(b);
-      if (p && p != *pp)
+      if (new_step)
         free(p);
       return EWD_STAGE_NOMEM;
     }
@@ -350,7 +482,7 @@ ewd_staging_t ewd_steps_add(ewd_server_t *srv, ewd_stream_t *st, ewd_job_t *job)
   if (b) {
     *b = (staged_t){.ord = sp->ord++, .rank = job->rank, .producer = job->producer,
                     .seq = job->seq, .data = job->data, .dtype = job->dtype, .n = job->n,
-                    .d = job->d, .bytes = job->bytes};
+                    .d = job->d, .bytes = entry_cost(job->bytes, new_step)};
     job->data = NULL;
     sp->bytes += b->bytes;
     srv->reg.staged_bytes += b->bytes;
@@ -361,11 +493,10 @@ ewd_staging_t ewd_steps_add(ewd_server_t *srv, ewd_stream_t *st, ewd_job_t *job)
       *(sp->late_head ? &sp->late_tail->next : &sp->late_head) = b;
       sp->late_tail = b;
     } else {
-      if (p != *pp) { /* a new pending step */
+      if (new_step) {
         p->step = s;
         p->first = ewd_now();
-        p->next = *pp;
-        *pp = p;
+        insert_step(sp, p);
       }
       *(p->head ? &p->tail->next : &p->head) = b;
       p->tail = b;
@@ -376,7 +507,7 @@ ewd_staging_t ewd_steps_add(ewd_server_t *srv, ewd_stream_t *st, ewd_job_t *job)
     sp->late_batches++;
     srv->stat[EWD_STAT_late_batches]++;
   }
-  while (sp->pending && all_done(sp, sp->pending->step))
+  while (sp->nheap && all_done(sp, lowest(sp)->step))
     complete_head(srv, st, "ranks");
   settle(srv, st);
   ewd_steps_relieve(srv);
@@ -390,7 +521,7 @@ size_t ewd_steps_flush(ewd_server_t *srv, ewd_stream_t *st, const char *why) {
   size_t n = 0;
   if (!sp)
     return 0;
-  for (; sp->pending; n++)
+  for (; sp->nheap; n++)
     complete_head(srv, st, why);
   if (sp->late_head)
     complete_late(srv, st);
@@ -427,7 +558,7 @@ void ewd_steps_relieve(ewd_server_t *srv) {
     ewd_stream_t *oldest = NULL;
     for (size_t i = 0; i < srv->nstaging; i++) {
       ewd_steps_t *sp = srv->staging[i]->steps;
-      if (sp->pending && (!oldest || sp->pending->first < oldest->steps->pending->first))
+      if (sp->nheap && (!oldest || lowest(sp)->first < lowest(oldest->steps)->first))
         oldest = srv->staging[i];
     }
     if (!oldest) { /* only late batches wait: over the bound they go now, on their own */
@@ -443,7 +574,7 @@ void ewd_steps_relieve(ewd_server_t *srv) {
     srv->stat[EWD_STAT_steps_forced]++;
     ewd_log(EWD_LOG_WARN, "staging full: completing the oldest pending step", "run=\"%s\" "
             "stream=\"%s\" step=%llu pending_bytes=%zu limit=%zu", oldest->run, oldest->name,
-            (unsigned long long)oldest->steps->pending->step, srv->reg.pending_bytes, limit);
+            (unsigned long long)lowest(oldest->steps)->step, srv->reg.pending_bytes, limit);
     complete_head(srv, oldest, "staging");
     settle(srv, oldest);
   }
@@ -455,16 +586,16 @@ static void on_tick(uv_timer_t *t) {
   for (size_t i = 0; i < srv->nstaging;) {
     ewd_stream_t *st = srv->staging[i];
     ewd_steps_t *sp = st->steps;
-    pstep_t *due = NULL; /* the highest timed-out pending step */
-    for (pstep_t *p = sp->pending; p; p = p->next)
-      if (now - p->first >= st->step_timeout)
+    pstep_t *due = NULL; /* the highest timed-out pending step: among the oldest created */
+    for (pstep_t *p = sp->oldest; p && now - p->first >= st->step_timeout; p = p->newer)
+      if (!due || p->step > due->step)
         due = p;
     if (due) {
       uint64_t upto = due->step;
-      while (sp->pending && sp->pending->step <= upto)
+      while (sp->nheap && lowest(sp)->step <= upto)
         complete_head(srv, st, "timeout");
     }
-    if (!sp->pending && sp->late_head && now - sp->late_first >= st->step_timeout)
+    if (!sp->nheap && sp->late_head && now - sp->late_first >= st->step_timeout)
       complete_late(srv, st);
     settle(srv, st);
     if (i < srv->nstaging && srv->staging[i] == st)
@@ -490,13 +621,10 @@ void ewd_steps_stop(ewd_server_t *srv) {
 size_t ewd_steps_pending(const ewd_stream_t *st, size_t *bytes, uint64_t *late_batches,
                          uint64_t *partial_steps) {
   const ewd_steps_t *sp = st->steps;
-  size_t n = 0;
   *bytes = sp ? sp->bytes : 0;
   *late_batches = sp ? sp->late_batches : 0;
   *partial_steps = sp ? sp->partial_steps : 0;
-  for (const pstep_t *p = sp ? sp->pending : NULL; p; p = p->next)
-    n++;
-  return n;
+  return sp ? sp->nheap : 0;
 }
 
 /* ---- producers ---- */

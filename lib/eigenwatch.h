@@ -184,7 +184,10 @@ void ew_stream_reset(ew_stream_t *s);
 /* Merges the all-rows accumulator of `src` into `dst` (Chan et al.; exact up to rounding and
  * associative): afterwards dst describes the union of both row sets. Windows and live estimates
  * are not merged (they describe arrival order, which a union does not have). Returns EW_EDIM if
- * dimensions differ and EW_EBADPARAM if normalisation or decay differ. `src` is unchanged. */
+ * dimensions differ, EW_EBADPARAM if normalisation or decay differ or one keeps its moments
+ * exactly and the other is a Frequent Directions sketch (ew_config_sketched), EW_ERANGE if the
+ * union would describe more than 2^53 rows, and EW_ESTATE if src is a sketch whose eigensolvers
+ * once failed (it certifies nothing); dst is then unchanged. `src` is unchanged. */
 int ew_stream_merge(ew_stream_t *dst, const ew_stream_t *src);
 
 /* ---- saved state (format: docs/STATE.md) ----
@@ -204,7 +207,9 @@ int ew_stream_save(const ew_stream_t *s, ew_write_fn fn, void *ctx);
 size_t ew_stream_saved_bytes(const ew_stream_t *s);
 /* Reads a saved state into a new stream (*out, freed with ew_stream_free). Returns 0, or
  * EW_ESTATE with a sentence in msg[0, cap) — truncated, checksum mismatch, bad magic, unknown
- * format version, a section that does not match the saved configuration — or EW_ENOMEM; on error
+ * format version, a section that does not match the saved configuration or appears twice, a
+ * number no ingest produces (a NaN or out-of-range mean, weight, co-moment or certificate, more
+ * than 2^53 rows; docs/STATE.md) — or EW_ENOMEM; on error
  * *out is NULL and nothing is left allocated. The checksum is verified before the stream is
  * handed over. Sections of later minor additions that this version does not know are skipped. */
 int ew_stream_load(ew_stream_t **out, ew_read_fn fn, void *ctx, char *msg, size_t cap);

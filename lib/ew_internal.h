@@ -107,6 +107,20 @@ uint64_t ew__get_u64(ew__rd_t *r);
 double ew__get_f64(ew__rd_t *r);
 /* Records EW_ESTATE with the sentence fmt (one %s: what) unless an error is already recorded. */
 int ew__rd_fail(ew__rd_t *r, const char *fmt, const char *what);
+/* The same with a printf format of any arguments. */
+int ew__rd_failf(ew__rd_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* What a loaded state's numbers may be (state.c): nothing ingest or merge can produce lies outside
+ * these bounds, so a state outside them was not made by eigenwatch (or was altered after its
+ * checksum was computed), and loading it would leave a stream answering nonsense. Rows are at
+ * most FLT_MAX in magnitude (f64 batches beyond it are refused, f32 cannot exceed it), so a mean
+ * is at most FLT_MAX and a centred co-moment's diagonal at most W·(2·FLT_MAX)²; weights count
+ * rows exactly only up to 2^53, the most rows a state may describe. */
+#define EW__ROWS_MAX ((uint64_t)1 << 53)
+/* Records EW_ESTATE ("section SEC holds WHAT ...") unless each of the n doubles at x is finite and
+ * at most lim in magnitude. Returns 0 or the error. */
+int ew__check_f64s(ew__rd_t *r, const double *x, size_t n, double lim, const char *sec,
+                   const char *what);
 
 /* ---- acc/moments.c: the exact moments ---- */
 typedef struct {
@@ -165,6 +179,10 @@ void ew__moments_matrix_upper(const ew__moments_t *m, int center, double *A);
 uint64_t ew__moments_saved_len(size_t d);
 void ew__moments_save(const ew__moments_t *m, ew__wr_t *w);
 void ew__moments_load(ew__moments_t *m, ew__rd_t *r);
+/* Checks loaded moments (n, W, noise bound, mean, the upper triangle of M2: finite, in range,
+ * |M2_ij| within Cauchy–Schwarz of the diagonal up to the noise bound). Records EW_ESTATE with a
+ * sentence naming section `sec` and returns it, or returns 0. */
+int ew__check_moments(ew__rd_t *r, const ew__moments_t *m, const char *sec);
 
 /* Computes the shifted batch statistics of n rows (row-major n×d) with optional per-row weights
  * (NULL = all 1) and, for f32, optional per-row scale factors applied in f64 before centring

@@ -14,11 +14,16 @@
  *
  * The bytes go through a caller-supplied writer and come from a caller-supplied reader (a file,
  * a socket, a buffer): the library touches no file. A load builds a new stream and hands it over
- * only when every section parsed and the checksum matched; anything else is EW_ESTATE with a
- * sentence, and nothing is created. */
+ * only when every section parsed, every number is one ingest can produce (finite, in range,
+ * at most 2^53 rows: ew__check_moments and the kinds' loads; a checksum only proves the bytes
+ * are the ones written, not that a sane writer wrote them) and the checksum matched; anything
+ * else is EW_ESTATE with a sentence, and nothing is created. */
 #include "ew_internal.h"
 
+#include <float.h>
+#include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,6 +274,83 @@ int ew__rd_fail(rd_t *r, const char *fmt, const char *what) {
 }
 #define bad ew__rd_fail
 
+int ew__rd_failf(rd_t *r, const char *fmt, ...) {
+  if (!r->err) {
+    r->err = EW_ESTATE;
+    if (r->msg && r->cap) {
+      va_list ap;
+      va_start(ap, fmt);
+      vsnprintf(r->msg, r->cap, fmt, ap);
+      va_end(ap);
+    }
+  }
+  return r->err;
+}
+
+/* ---- what a loaded state's numbers may be (ew_internal.h, EW__ROWS_MAX) ---- */
+
+#define ROW_MAX ((double)FLT_MAX)           /* the largest row magnitude ingest accepts */
+#define M2_PER_WEIGHT (4.0 * ROW_MAX * ROW_MAX) /* (2·FLT_MAX)²: a centred square's largest */
+
+int ew__check_f64s(rd_t *r, const double *x, size_t n, double lim, const char *sec,
+                   const char *what) {
+  for (size_t i = 0; i < n && !r->err; i++)
+    if (!(fabs(x[i]) <= lim))
+      ew__rd_failf(r, "section %s holds %s %g (at %zu), which no ingest produces: they are finite "
+                   "and at most %.3g in magnitude", sec, what, x[i], i, lim);
+  return r->err;
+}
+
+int ew__check_moments(rd_t *r, const ew__moments_t *m, const char *sec) {
+  if (r->err)
+    return r->err;
+  size_t d = m->d;
+  if (m->n > EW__ROWS_MAX)
+    return ew__rd_failf(r, "section %s counts %llu rows, more than 2^53 (the most rows a state "
+                        "describes: f64 weights count rows exactly only that far)", sec,
+                        (unsigned long long)m->n);
+  if (!(m->w >= 0) || m->w > (double)m->n * (1 + 1e-9) || (m->n == 0) != (m->w == 0))
+    return ew__rd_failf(r, "section %s holds a weight of %g for %llu rows: a weight is finite, "
+                        "positive when there are rows, 0 when there are none, and at most the "
+                        "row count", sec, m->w, (unsigned long long)m->n);
+  double dmax = m->w * M2_PER_WEIGHT * 1.01;
+  if (!(m->noise >= 0) || !(m->noise <= dmax * (double)d + 1))
+    return ew__rd_failf(r, "section %s holds a noise bound of %g: it is finite, non-negative and "
+                        "at most the largest possible trace", sec, m->noise);
+  if (ew__check_f64s(r, m->mean, d, ROW_MAX * 1.0001, sec, "a mean"))
+    return r->err;
+  /* the diagonal: finite, at most W·(2·FLT_MAX)², and not below zero by more than rounding */
+  double top = 0;
+  for (size_t j = 0; j < d; j++) {
+    double x = m->m2[j * d + j];
+    if (!(fabs(x) <= dmax + m->noise))
+      return ew__rd_failf(r, "section %s holds an M2 diagonal of %g (coordinate %zu) for a "
+                          "weight of %g: a co-moment of rows ingest accepts is finite and at "
+                          "most %.3g", sec, x, j, m->w, dmax + m->noise);
+    top = fmax(top, x);
+  }
+  double tol = 4 * m->noise + 1e-6 * top;
+  for (size_t j = 0; j < d; j++)
+    if (m->m2[j * d + j] < -tol)
+      return ew__rd_failf(r, "section %s holds a negative M2 diagonal, %g (coordinate %zu), "
+                          "beyond its rounding bound %g: a co-moment's diagonal is a sum of "
+                          "squares", sec, m->m2[j * d + j], j, tol);
+  /* off the diagonal: Cauchy–Schwarz with room for rounding twice over (a positive
+   * semidefinite matrix has |M_ij| ≤ √(M_ii M_jj)) */
+  for (size_t j = 0; j < d; j++) {
+    double sj = sqrt(fabs(m->m2[j * d + j]) + m->noise);
+    const double *col = m->m2 + j * d;
+    for (size_t i = 0; i < j; i++) {
+      double si = sqrt(fabs(m->m2[i * d + i]) + m->noise);
+      if (!(fabs(col[i]) <= 2 * si * sj + 2 * m->noise))
+        return ew__rd_failf(r, "section %s holds M2[%zu][%zu] = %g, beyond what its diagonal "
+                            "allows (|M2_ij| <= sqrt(M2_ii M2_jj)): not a co-moment", sec, i, j,
+                            col[i]);
+    }
+  }
+  return 0;
+}
+
 int ew__get(rd_t *r, void *p, size_t n) {
   if (r->err)
     return r->err;
@@ -313,6 +395,30 @@ static void old_conf(ew_config_t *c) {
   c->sketch_rows = EW_DEFAULT_SKETCH_ROWS;
 }
 
+/* The live estimate's numbers: rows as ingest keeps them (finite f32), vectors and sums finite,
+ * squared norms and Σ‖a‖² finite and non-negative. */
+static void check_live(rd_t *r, const ew__rop_t *o) {
+  size_t d = o->d;
+  for (size_t i = 0; i < o->fill * d && !r->err; i++)
+    if (!isfinite(o->buf[i]))
+      bad(r, "%s", "section LROP holds a row value that is not finite: the live estimate's rows "
+          "are rows ingest accepted");
+  for (size_t i = 0; i < o->nh * d && !r->err; i++)
+    if (!isfinite(o->H[i]))
+      bad(r, "%s", "section LROP holds a heavy row value that is not finite: the live "
+          "estimate's rows are rows ingest accepted");
+  ew__check_f64s(r, o->V, o->k * d, 1e3, "LROP", "a live vector entry");
+  ew__check_f64s(r, o->Y, o->k * d, DBL_MAX, "LROP", "a live block sum");
+  ew__check_f64s(r, o->Ysum, o->k * d, DBL_MAX, "LROP", "a live forgetting sum");
+  ew__check_f64s(r, o->hn, o->nh, DBL_MAX, "LROP", "a live heavy row's squared norm");
+  ew__check_f64s(r, &o->F, 1, DBL_MAX, "LROP", "the live estimate's sum of squared norms");
+  for (size_t i = 0; i < o->nh && !r->err; i++)
+    if (o->hn[i] < 0)
+      bad(r, "%s", "section LROP holds a negative squared norm");
+  if (!r->err && o->F < 0)
+    bad(r, "%s", "section LROP holds a negative sum of squared norms");
+}
+
 static int load_sections(rd_t *r, ew_stream_t **out) {
   char magic[8];
   if (get(r, magic, 8))
@@ -330,7 +436,7 @@ static int load_sections(rd_t *r, ew_stream_t **out) {
     return bad(r, "state format version %s is not one this library reads (it reads 1 and 2)", v);
   }
   ew_stream_t *s = NULL;
-  bool have_strm = false, have_live = false;
+  bool have_strm = false, have_live = false, have_warm = false;
   bool have_acc[EW__NROLES] = {false};
   for (;;) {
     uint32_t tag = 0;
@@ -374,6 +480,11 @@ static int load_sections(rd_t *r, ew_stream_t **out) {
     if (!s)
       return bad(r, "%s", "a section comes before the configuration");
     size_t d = s->d;
+    if ((tag == T_STRM && have_strm) || (tag == T_WARM && have_warm) ||
+        ((tag == T_LROP || tag == T_LIVE) && s->has_live && have_live)) {
+      bad(r, "%s", "a section appears twice");
+      break;
+    }
     if (tag == T_STRM && !expect_len(r, len, 40, "STRM")) {
       s->count = get_u64(r);
       s->epoch = get_u64(r);
@@ -381,6 +492,9 @@ static int load_sections(rd_t *r, ew_stream_t **out) {
       s->win_query_at = get_u64(r);
       s->win_queried = get_u64(r) != 0;
       have_strm = true;
+      if (!r->err && s->count > EW__ROWS_MAX)
+        ew__rd_failf(r, "section STRM counts %llu rows, more than 2^53 (the most rows a state "
+                     "describes)", (unsigned long long)s->count);
     } else if (acc_for(s, tag)) { /* an accumulator reads its own section */
       ew__acc_t *a = acc_for(s, tag);
       int role = a == s->acc[EW__ROLE_ALL] ? EW__ROLE_ALL : EW__ROLE_WINDOW;
@@ -417,6 +531,7 @@ static int load_sections(rd_t *r, ew_stream_t **out) {
       get(r, o->rng.s, sizeof o->rng.s);
       if (!r->err && (o->blk == 0 || o->cnt > o->blk))
         bad(r, "%s", "the live estimate's block counters are inconsistent");
+      check_live(r, o);
       have_live = true;
     } else if (tag == T_LIVE && s->has_live) {
       /* a state saved before the random-order estimate: its Oja vectors do not carry over; the
@@ -437,7 +552,9 @@ static int load_sections(rd_t *r, ew_stream_t **out) {
         break;
       }
       s->topk_warm_k = k;
+      have_warm = true;
       get(r, s->topk_warm, k * d * sizeof(double));
+      ew__check_f64s(r, s->topk_warm, k * d, 1e3, "WARM", "a warm-start vector entry");
     } else if (!r->err) { /* a section this version does not know (or this stream does not use) */
       if (tag == T_WIND || tag == T_LIVE || tag == T_LROP || tag == T_STRM || tag == T_MALL)
         bad(r, "%s", "a section does not match the saved configuration");

@@ -211,6 +211,11 @@ EW_EXPORT int ew_stream_merge(ew_stream_t *dst, const ew_stream_t *src) {
       dst->cfg.decay_half_life != src->cfg.decay_half_life ||
       ew_config_sketched(&dst->cfg) != ew_config_sketched(&src->cfg))
     return EW_EBADPARAM;
+  if (dst->count > EW__ROWS_MAX || src->count > EW__ROWS_MAX - dst->count)
+    return EW_ERANGE;
+  for (int r = 0; r < EW__NROLES; r++)
+    if (src->acc[r] && ew__acc_fd_broken(src->acc[r]))
+      return EW_ESTATE;
   /* every accumulator whose kind has a union (windows describe an arrival order and have none) */
   for (int r = 0; r < EW__NROLES; r++) {
     ew__acc_t *a = dst->acc[r];

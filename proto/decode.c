@@ -695,14 +695,47 @@ static int decode_params_map(const msgpack_object *params, ewp_request_t *req, e
   }
 }
 
+/* The envelope's kind and msgid read from the bytes themselves (for an answer when the tree
+ * could not be built): [0, msgid, …] as a fixarray of 4 with a uint msgid, [2, …] a notification.
+ * Leaves msgid 0 when the bytes say otherwise. */
+static void envelope_id(const uint8_t *b, size_t n, ewp_error_t *err) {
+  if (n >= 2 && b[0] == 0x93 && b[1] == 0x02) {
+    err->notify = true;
+    err->counted = true;
+    return;
+  }
+  if (n < 3 || b[0] != 0x94 || b[1] != 0x00)
+    return;
+  uint64_t id = 0;
+  if (b[2] <= 0x7f)
+    id = b[2];
+  else if (b[2] == 0xcc && n >= 4)
+    id = b[3];
+  else if (b[2] == 0xcd && n >= 5)
+    id = (uint64_t)b[3] << 8 | b[4];
+  else if (b[2] == 0xce && n >= 7)
+    id = (uint64_t)b[3] << 24 | (uint64_t)b[4] << 16 | (uint64_t)b[5] << 8 | b[6];
+  else
+    return;
+  err->msgid = (uint32_t)id;
+  err->counted = true;
+}
+
 int ewp_decode(const uint8_t *buf, size_t len, ewp_request_t *req, ewp_error_t *err) {
   memset(req, 0, sizeof *req);
   memset(err, 0, sizeof *err);
   err->method = EWP_METHOD_COUNT;
   msgpack_unpacked_init(&req->upk_);
   size_t off = 0;
-  if (msgpack_unpack_next(&req->upk_, (const char *)buf, len, &off) != MSGPACK_UNPACK_SUCCESS ||
-      off != len) {
+  msgpack_unpack_return ur = msgpack_unpack_next(&req->upk_, (const char *)buf, len, &off);
+  if (ur == MSGPACK_UNPACK_NOMEM_ERROR) {
+    /* the message was framed whole (the skim passed it): an answer, not a framing error */
+    ewp_request_free(req);
+    envelope_id(buf, len, err);
+    return fail(err, EWP_ENOMEM, "out of memory decoding a %zu-byte message; nothing was done",
+                len);
+  }
+  if (ur != MSGPACK_UNPACK_SUCCESS || off != len) {
     ewp_request_free(req);
     return fail(err, EWP_EBADREQ, "message is not valid msgpack"), -2;
   }

@@ -589,7 +589,10 @@ typedef struct {
  * most 64 bytes that is in the table; params [] or [{...}] or a bare map), then the params map:
  * every key a UTF-8 string, known to the method, present once; then each field in table order:
  * type, range, and the method's cross-field rules (ingest: data xor rows, dtype and shape with
- * data, len(data) = n·d·size; query: distinct metric names, distinct parameter names). */
+ * data, len(data) = n·d·size; query: distinct metric names, distinct parameter names).
+ * Bytes that are not one msgpack value return -2 (a framing error: the caller closes the
+ * connection); an allocation failure while building the tree returns -1 with EWP_ENOMEM and the
+ * msgid read from the envelope's bytes (the message was whole; the client is answered, kept). */
 int ewp_decode(const uint8_t *buf, size_t len, ewp_request_t *req, ewp_error_t *err);
 /* Frees what a decoded request owns. Safe on a zeroed request and twice. */
 void ewp_request_free(ewp_request_t *req);

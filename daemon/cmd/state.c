@@ -88,6 +88,17 @@ void ewd_cmd_export(ewd_call_t *call) {
 
 static const char *normalize_name(ew_normalize_t n) { return n == EW_NORMALIZE_L2 ? "l2" : "none"; }
 
+const char *ewd_merge_kind_mismatch(const ew_config_t *dst, const ew_config_t *src) {
+  if (ew_config_sketched(src))
+    return "the state is a Frequent Directions sketch (its dim is above its exact_max_dim) and "
+           "this stream keeps its co-moment exactly: a sketch approximates M2 and cannot be "
+           "folded into exact moments (merge it into a sketched stream)";
+  (void)dst;
+  return "the state keeps its co-moment exactly and this stream is a Frequent Directions sketch "
+         "(its dim is above its exact_max_dim): merge states of the same kind (both exact or "
+         "both sketched)";
+}
+
 static void merge_done(ewd_job_t *j) {
   ewd_server_t *srv = j->srv;
   ewd_stream_t *st = j->st;
@@ -131,6 +142,11 @@ void ewd_cmd_merge(ewd_call_t *call) {
   if (st && st->cfg.dim != cfg.dim) {
     ewd_fail(call, EW_EDIM, "stream '%s' has dim %zu; the state has %zu", st->name, st->cfg.dim,
              cfg.dim);
+    return;
+  }
+  if (st && ew_config_sketched(&st->cfg) != ew_config_sketched(&cfg)) {
+    ewd_fail(call, EW_EBADPARAM, "stream '%s' cannot take this state: %s", st->name,
+             ewd_merge_kind_mismatch(&st->cfg, &cfg));
     return;
   }
   if (st && (st->cfg.normalize != cfg.normalize ||

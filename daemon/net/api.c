@@ -13,7 +13,8 @@
  * Results are written as JSON as they are walked, with jansson encoding every string and number
  * (a history answer of 500,000 points never becomes a tree of millions of nodes): finite floats
  * with 17 significant digits (they read back bit for bit), non-finite ones as the strings
- * "inf", "-inf", "nan" (JSON has no such numbers). Errors answer
+ * "inf", "-inf", "nan" (JSON has no such numbers); strings that are not UTF-8 with U+FFFD for
+ * each invalid byte (put_str), never null. Errors answer
  * {"error": {"code": WIRE_CODE, "message": sentence}} with an HTTP status by code. */
 #include "net.h"
 #include "../cmd/cmd.h"
@@ -72,10 +73,53 @@ static void put_json(jout_t *o, const json_t *leaf) {
   free(big);
 }
 
+/* Length of the well-formed UTF-8 sequence at s[0, n) (RFC 3629: no overlongs, surrogates or
+ * code points above U+10FFFF), or 0 when s does not begin with one. */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+  unsigned c = s[0];
+  size_t len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
+             : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+  if (!len || len > n)
+    return 0;
+  for (size_t i = 1; i < len; i++)
+    if ((s[i] & 0xc0) != 0x80)
+      return 0;
+  if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) || (c == 0xf0 && s[1] < 0x90) ||
+      (c == 0xf4 && s[1] > 0x8f))
+    return 0;
+  return len;
+}
+
+/* A string that is not UTF-8 (a message quoting a client's bytes, or cut by a fixed buffer
+ * inside a character) is written with each invalid byte replaced by U+FFFD, so that an answer's
+ * strings are always JSON strings, never null. */
 static void put_str(jout_t *o, const char *s, size_t n) {
-  if (json_string_setn(o->str, s, n) != 0) { /* not UTF-8: the daemon's strings always are */
-    put(o, "null", 4);
-    return;
+  if (json_string_setn(o->str, s, n) != 0) {
+    const unsigned char *u = (const unsigned char *)s;
+    char *fixed = malloc(3 * n + 1);
+    if (!fixed) {
+      o->oom = true;
+      return;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n;) {
+      size_t k = utf8_seq(u + i, n - i);
+      if (k) {
+        memcpy(fixed + m, u + i, k);
+        m += k;
+        i += k;
+      } else {
+        memcpy(fixed + m, "\xef\xbf\xbd", 3);
+        m += 3;
+        i++;
+      }
+    }
+    int rc = json_string_setn(o->str, fixed, m);
+    free(fixed);
+    if (rc != 0) {
+      o->oom = true;
+      return;
+    }
   }
   put_json(o, o->str);
 }

@@ -121,5 +121,7 @@ size_t ew__acc_window_bound(size_t d, size_t cap);
 size_t ew__acc_fd_bound(size_t d, size_t ell);
 /* True for the fd kind (its view is a sketch, not moments). */
 bool ew__acc_is_sketch(const ew__acc_t *a);
+/* True for an fd accumulator whose shrink's eigensolvers once failed (it certifies nothing). */
+bool ew__acc_fd_broken(const ew__acc_t *a);
 
 #endif /* EW_ACC_H */

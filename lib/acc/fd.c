@@ -291,6 +291,53 @@ static void fd_save(const ew__acc_t *a, ew__wr_t *w) {
   ew__put(w, k->B, k->nb * k->d * sizeof(double));
 }
 
+/* A loaded sketch's numbers (ew_internal.h, EW__ROWS_MAX): n, W, μ and diag M2 as for moments;
+ * Δ and ‖B‖²_F at most tr M2 (every row inserted satisfies AᵀA = M2, a shrink removes at most
+ * what was inserted and Δ grows by what it removes), with room for the rounding terms each shrink
+ * adds (2ℓ·u·λ₁ ≤ 2ℓ·u·tr M2). */
+static void fd_check(const fd_t *k, ew__rd_t *r) {
+  if (r->err)
+    return;
+  size_t d = k->d;
+  if (k->n > EW__ROWS_MAX) {
+    ew__rd_failf(r, "section FDSK counts %llu rows, more than 2^53 (the most rows a state "
+                 "describes)", (unsigned long long)k->n);
+    return;
+  }
+  if (k->w > (double)k->n * (1 + 1e-9)) {
+    ew__rd_failf(r, "section FDSK holds a weight of %g for %llu rows: a weight is at most the row "
+                 "count", k->w, (unsigned long long)k->n);
+    return;
+  }
+  double lim = (double)FLT_MAX;
+  if (ew__check_f64s(r, k->mean, d, lim * 1.0001, "FDSK", "a mean"))
+    return;
+  double dmax = k->w * 4 * lim * lim * 1.01, tr = 0;
+  for (size_t j = 0; j < d; j++) {
+    if (!(k->dm2[j] >= 0 && k->dm2[j] <= dmax)) {
+      ew__rd_failf(r, "section FDSK holds an M2 diagonal of %g (coordinate %zu) for a weight of "
+                   "%g: a co-moment's diagonal of rows ingest accepts is a finite sum of squares, "
+                   "at most %.3g", k->dm2[j], j, k->w, dmax);
+      return;
+    }
+    tr += k->dm2[j];
+  }
+  double room = tr * (1 + 1e-6 + 4.0 * (double)k->cap * DBL_EPSILON * (double)(k->shrinks + 1));
+  if (k->delta > room) {
+    ew__rd_failf(r, "section FDSK holds a certificate Δ = %g above the trace of M2 (%g): a "
+                 "sketch's certificate is at most the weight it removed", k->delta, tr);
+    return;
+  }
+  double fro = 0;
+  if (ew__check_f64s(r, k->B, k->nb * d, DBL_MAX, "FDSK", "a sketch row entry"))
+    return;
+  for (size_t i = 0; i < k->nb * d; i++)
+    fro += k->B[i] * k->B[i];
+  if (!(fro <= 2 * room))
+    ew__rd_failf(r, "section FDSK holds sketch rows of squared norm %g above the trace of M2 "
+                 "(%g): BᵀB ≼ M2 bounds them by it", fro, tr);
+}
+
 static void fd_load(ew__acc_t *a, ew__rd_t *r, uint64_t len) {
   fd_t *k = FD(a);
   uint64_t ell = ew__get_u64(r);
@@ -320,6 +367,7 @@ static void fd_load(ew__acc_t *a, ew__rd_t *r, uint64_t len) {
   ew__get(r, k->mean, k->d * sizeof(double));
   ew__get(r, k->dm2, k->d * sizeof(double));
   ew__get(r, k->B, k->nb * k->d * sizeof(double));
+  fd_check(k, r);
 }
 
 static const ew__acc_ops_t fd_ops = {
@@ -359,3 +407,5 @@ ew__acc_t *ew__acc_fd_new(size_t d, size_t ell, double half_life) {
 size_t ew__acc_fd_bound(size_t d, size_t ell) { return sizeof(fd_t) + fd_heap(d, ell); }
 
 bool ew__acc_is_sketch(const ew__acc_t *a) { return a && a->ops == &fd_ops; }
+
+bool ew__acc_fd_broken(const ew__acc_t *a) { return ew__acc_is_sketch(a) && CFD(a)->broken; }

@@ -453,6 +453,7 @@ static void mom_load(ew__acc_t *a, ew__rd_t *r, uint64_t len) {
     return;
   }
   ew__moments_load(&MOM(a)->m, r);
+  ew__check_moments(r, &MOM(a)->m, "MALL");
 }
 
 static const ew__acc_ops_t dense_ops = {

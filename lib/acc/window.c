@@ -17,6 +17,7 @@
  * moments. */
 #include "../ew_internal.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -350,10 +351,21 @@ static void window_load(ew__acc_t *a, ew__rd_t *r, uint64_t len) {
   w->head = 0;
   w->count = count;
   ew__get(r, w->rows, count * w->d * sizeof(float));
+  for (size_t i = 0; i < count * w->d && !r->err; i++)
+    if (!isfinite(w->rows[i]))
+      ew__rd_fail(r, "section %s holds a row value that is not finite: the window's rows are rows "
+                  "ingest accepted", "WIND");
+  if (!r->err && !(w->noise2 >= 0 && w->noise2 <= DBL_MAX))
+    ew__rd_failf(r, "section WIND holds a noise sum of %g: it is finite and non-negative",
+                 w->noise2);
   if (len == base)
     return;
   if (!w->rows_only) {
     ew__moments_load(&w->mom, r);
+    ew__check_moments(r, &w->mom, "WIND");
+    if (!r->err && w->mom.n > w->cap)
+      ew__rd_failf(r, "section WIND's moments count %llu rows but the window holds at most %llu",
+                   (unsigned long long)w->mom.n, (unsigned long long)w->cap);
     return;
   }
   for (uint64_t left = mlen; left > 0 && !r->err;) { /* not kept here: rebuilt from the rows */

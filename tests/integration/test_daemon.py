@@ -278,6 +278,35 @@ def cached_query_within_max_lag():
     c.close()
 
 
+def out_of_memory_while_decoding_answers_no_memory_and_keeps_the_client():
+    """Issue 23 item 12: the daemon cannot allocate the object tree of a whole, well-formed
+    message (RLIMIT_AS set 48 MiB above its current size; 3,000,000 nils need 72 MB of tree): the
+    answer is NO_MEMORY with the message's msgid, not "not valid msgpack" with msgid 0, and the
+    connection stays open for the next request. (Not in the ASan build: its allocator aborts
+    rather than fail.)"""
+    import resource
+    if os.environ.get("EWD_ASAN"):
+        return
+    d = Daemon()
+    try:
+        c = d.client()
+        with open(f"/proc/{d.proc.pid}/status") as f:
+            vm = [int(ln.split()[1]) for ln in f if ln.startswith("VmSize:")][0]
+        old = resource.prlimit(d.proc.pid, resource.RLIMIT_AS)
+        resource.prlimit(d.proc.pid, resource.RLIMIT_AS, (vm * 1024 + (48 << 20), old[1]))
+        try:
+            c.send_raw(msgpack.packb([0, 77, "ping", [None] * 3000000]))
+            m = c.read_message()
+            assert m[0] == 1 and m[1] == 77 and m[2]["code"] == "NO_MEMORY", m[:3]
+            assert "msgpack" not in m[2]["message"], m[2]
+            assert c.call("ping")["pong"] is True  # the same connection
+        finally:
+            resource.prlimit(d.proc.pid, resource.RLIMIT_AS, old)
+        c.close()
+    finally:
+        assert d.stop() == 0
+
+
 def main():
     global D
     D = Daemon()
@@ -302,6 +331,8 @@ def main():
             AssertionError("daemon died")))
     finally:
         rc = D.stop()
+    t.case("out_of_memory_while_decoding_answers_no_memory_and_keeps_the_client",
+           out_of_memory_while_decoding_answers_no_memory_and_keeps_the_client)
     t.case("sigterm_exits_0", lambda: None if rc == 0 else (_ for _ in ()).throw(
         AssertionError(f"exit {rc}\n{D.log()[-2000:]}")))
     t.done()

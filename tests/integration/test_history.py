@@ -407,6 +407,154 @@ def history_of_f32_rows_far_from_the_origin_is_exact():
         c.close()
     finally:
         assert dm.stop() == 0
+def _point_count(c, stream, metric="trace"):
+    h = series(c, stream=stream, max_points=100000)
+    return len(h[(stream, metric)]["step"]) if (stream, metric) in h else 0
+
+
+def _evaluating_stream(c, name):
+    c.call("create", {"stream": name, "dim": 2, "eval": [{"metric": "trace", "center": False,
+                                                          "every_rows": 1}]})
+
+
+def _wait_history_idle(c, timeout=30):
+    deadline = time.time() + timeout
+    while c.call("stats")["history_queue"]:
+        assert time.time() < deadline, "history queue not drained"
+        time.sleep(0.02)
+
+
+def a_corrupt_history_db_is_quarantined_and_the_daemon_starts():
+    """Issue 23 item 10: history.db as garbage, cut inside its first page, cut after its second
+    page (shorter than its header says), a database of another schema, a directory or a FIFO: the daemon starts, logs that it moved the file to quarantine/, and
+    keeps a new, empty history that takes points."""
+    import sqlite3
+    import tempfile
+
+    def garbage(path):
+        with open(path, "wb") as f:
+            f.write(os.urandom(5000))
+
+    def truncated(path):
+        db = sqlite3.connect(path)
+        db.execute("CREATE TABLE t(x)")
+        db.executemany("INSERT INTO t VALUES(?)", [(os.urandom(100),) for _ in range(200)])
+        db.commit()
+        db.close()
+        with open(path, "r+b") as f:
+            f.truncate(1000)
+
+    def cut_at_a_page(path):  # a whole first page: SQLite itself would notice only later
+        db = sqlite3.connect(path)
+        db.execute("CREATE TABLE t(x)")
+        db.executemany("INSERT INTO t VALUES(?)", [(os.urandom(100),) for _ in range(400)])
+        db.commit()
+        db.close()
+        with open(path, "r+b") as f:
+            f.truncate(2 * 4096)
+
+    def other_schema(path):
+        db = sqlite3.connect(path)
+        db.execute("CREATE TABLE points(x, y)")
+        db.execute("CREATE TABLE series(id INTEGER PRIMARY KEY, name)")
+        db.commit()
+        db.close()
+
+    def directory(path):
+        os.mkdir(path)
+        with open(os.path.join(path, "inside"), "w") as f:
+            f.write("x")
+
+    def fifo(path):  # never opened: a read would wait for a writer forever
+        os.mkfifo(path)
+
+    for make in (garbage, truncated, cut_at_a_page, other_schema, directory, fifo):
+        state = tempfile.mkdtemp(prefix="ewd-")
+        make(os.path.join(state, "history.db"))
+        try:
+            d = Daemon(state_dir=state)
+        except RuntimeError as e:
+            raise AssertionError(f"{make.__name__}: the daemon did not start: {str(e)[-300:]}")
+        try:
+            log = d.log()
+            line = [ln for ln in log.splitlines() if "history" in ln and "quarantine" in ln]
+            assert line, f"{make.__name__}: no quarantine line in\n{log[-1500:]}"
+            moved = os.listdir(os.path.join(state, "quarantine"))
+            assert any(m.startswith("history.db.") for m in moved), (make.__name__, moved)
+            c = d.client()
+            _evaluating_stream(c, "h")
+            for i in range(3):
+                send(c, "h", np.array([[i, 1.0]], dtype=np.float32))
+                settle(c, "h")
+            _wait_history_idle(c)
+            assert _point_count(c, "h") == 3, make.__name__
+            assert c.call("stats")["history_failures"] == 0, make.__name__
+            c.close()
+        finally:
+            assert d.stop() == 0
+
+
+def a_two_second_lock_on_history_db_drops_no_point():
+    """Issue 23 item 10: another process holds history.db's write lock for 2 s while points are
+    evaluated: they wait (busy timeout) and are all written, none counted as failed."""
+    import sqlite3
+    d = Daemon()
+    try:
+        c = d.client()
+        _evaluating_stream(c, "b")
+        for i in range(3):
+            send(c, "b", np.array([[i, 1.0]], dtype=np.float32))
+            settle(c, "b")
+        _wait_history_idle(c)
+        other = sqlite3.connect(os.path.join(d.dir, "history.db"), isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        held = time.time()
+        for i in range(3, 8):
+            send(c, "b", np.array([[i, 1.0]], dtype=np.float32))
+            settle(c, "b")
+        time.sleep(max(0.0, 2.0 - (time.time() - held)))
+        other.execute("COMMIT")
+        other.close()
+        _wait_history_idle(c)
+        st = c.call("stats")
+        assert st["history_failures"] == 0, \
+            (st["history_failures"], [ln for ln in d.log().splitlines() if "history" in ln][:3])
+        assert _point_count(c, "b") == 8 and st["history_points"] == 8, \
+            (_point_count(c, "b"), st["history_points"])
+        c.close()
+    finally:
+        assert d.stop() == 0
+
+
+def history_points_counts_only_committed_points():
+    """Issue 23 item 10: while the daemon may write no byte to a file (RLIMIT_FSIZE 0, as on a
+    full disk), evaluated points cannot be committed: stats history_points counts only the points
+    history.db holds, and history_failures counts the failed commits."""
+    import resource
+    d = Daemon()
+    try:
+        c = d.client()
+        _evaluating_stream(c, "f")
+        send(c, "f", np.array([[1.0, 1.0]], dtype=np.float32))
+        settle(c, "f")
+        _wait_history_idle(c)
+        assert c.call("stats")["history_points"] == 1
+        old = resource.prlimit(d.proc.pid, resource.RLIMIT_FSIZE)
+        resource.prlimit(d.proc.pid, resource.RLIMIT_FSIZE, (0, old[1]))
+        try:
+            for i in range(3):
+                send(c, "f", np.array([[i, 2.0]], dtype=np.float32))
+                settle(c, "f")
+            _wait_history_idle(c)
+            st = c.call("stats")
+        finally:
+            resource.prlimit(d.proc.pid, resource.RLIMIT_FSIZE, old)
+        held = _point_count(c, "f")
+        assert st["history_failures"] >= 1, st["history_failures"]
+        assert st["history_points"] == held, (st["history_points"], held)
+        c.close()
+    finally:
+        assert d.stop() == 0
 
 
 def main():
@@ -426,6 +574,12 @@ def main():
            history_of_f32_rows_far_from_the_origin_is_exact)
     t.case("bad_eval_lists_and_history_requests_change_nothing",
            bad_eval_lists_and_history_requests_change_nothing)
+    t.case("a_corrupt_history_db_is_quarantined_and_the_daemon_starts",
+           a_corrupt_history_db_is_quarantined_and_the_daemon_starts)
+    t.case("a_two_second_lock_on_history_db_drops_no_point",
+           a_two_second_lock_on_history_db_drops_no_point)
+    t.case("history_points_counts_only_committed_points",
+           history_points_counts_only_committed_points)
     return t.done()
 
 

@@ -12,6 +12,7 @@
 - With an auth token: /metrics needs `Authorization: Bearer TOKEN` (401 otherwise), /healthz not.
 - `--http off`: no HTTP listener."""
 import json
+import re
 import os
 import shutil
 import socket
@@ -226,6 +227,29 @@ def bad_requests(d):
     assert got.count(b"HTTP/1.1 ") == 2 and got.index(b"200 OK") < got.index(b"404"), got
 
 
+def api_error_messages_are_strings_for_any_bytes(d):
+    """Issue 23 item 12: a method name that is not UTF-8, or one whose sentence is cut inside a
+    character, still answers {"error": {"code", "message": a string}} (invalid bytes become
+    U+FFFD), and the connection serves the next request."""
+    cases = [(b"/api/v1/\xff\xfeq", "\ufffd\ufffdq"),
+             # 256 bytes: the 255-byte sentence buffer cuts the last character in two
+             (b"/api/v1/" + "\u00e9".encode() * 124, "\u00e9" * 123 + "\ufffd"),
+             (b"/api/v1/%C3%A9%FF", "%C3%A9%FF"),
+             (b"/api/v1/query?stream=%FF%FE", None)]
+    for path, needle in cases:
+        got, _ = raw(d, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+                        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        head, _, rest = got.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 4"), (path[:40], got[:300])
+        n = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+        err = json.loads(rest[:n].decode("utf-8"))["error"]
+        assert isinstance(err["message"], str) and err["message"], (path[:40], err)
+        assert err["code"] in ("UNKNOWN_METHOD", "BAD_REQUEST"), err
+        if needle:
+            assert needle in err["message"], (path[:40], err["message"][:120])
+        assert rest[n:].startswith(b"HTTP/1.1 200"), (path[:40], rest[n:n + 100])
+
+
 def slow_and_many():
     d = Daemon(config="partial_timeout = 1\nhttp_max_connections = 64\n")
     try:
@@ -299,6 +323,8 @@ def main():
         t.case("a_real_prometheus_scrapes_the_values", prometheus_scrapes_it, d)
         t.case("sender_drops_summed_per_stream_never_lowered_bad_fields_refused", sender_drops, d)
         t.case("healthz_404_405_413_431_400_414_keepalive", bad_requests, d)
+        t.case("api_error_messages_are_strings_for_any_bytes",
+               api_error_messages_are_strings_for_any_bytes, d)
         t.case("slowloris_closed_1000_connections_bounded_rpc_unaffected", slow_and_many)
         t.case("auth_token_guards_metrics_and_api_not_healthz_or_page", auth_token)
         t.case("http_off", http_off)

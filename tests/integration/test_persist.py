@@ -159,6 +159,12 @@ def write_corrupt(path, kind, good):
         data = b""
     elif kind == "trailing_bytes":
         data = good + b"\0"
+    elif kind == "nan_mean":  # checksums right, a number no ingest produces (issue 23 item 9)
+        klen = struct.unpack("<I", good[12:16])[0]
+        tlen = struct.unpack("<I", good[16 + klen + 16: 16 + klen + 20])[0]
+        off = 16 + klen + 20 + tlen + 4
+        state = good[off:]
+        data = good[:off] + _patched(state, _section(state, b"MALL") + 24, "<d", float("nan"))
     with open(path, "wb") as f:
         f.write(bytes(data))
 
@@ -166,7 +172,7 @@ def write_corrupt(path, kind, good):
 CORRUPTIONS = {
     "truncated": "truncated", "flipped_state_byte": "corrupt", "flipped_header_byte": "corrupt",
     "wrong_version": "version 7", "wrong_state_version": "version 9", "wrong_magic": "bad magic",
-    "empty": "truncated", "trailing_bytes": "follow the state",
+    "empty": "truncated", "trailing_bytes": "follow the state", "nan_mean": "mean",
 }
 
 
@@ -315,6 +321,134 @@ def snapshots_on_the_interval_and_a_stop_loses_no_queued_batch():
         d2.stop()
 
 
+def _section(state, tag):
+    """Offset of the payload of section `tag` in a saved state (docs/STATE.md)."""
+    off = 16
+    while off + 12 <= len(state):
+        t, n = struct.unpack_from("<4sQ", state, off)
+        if t == tag:
+            return off + 12
+        if t == b"END\0":
+            break
+        off += 12 + n
+    raise AssertionError(f"no {tag} section")
+
+
+def _patched(state, off, fmt, value):
+    """The state with `value` packed at `off` and its checksum recomputed (CRC-32C, in Python)."""
+    b = bytearray(state)
+    struct.pack_into(fmt, b, off, value)
+    crc = 0xFFFFFFFF
+    for byte in b[:-4]:  # bitwise CRC-32C: slow but these states are small
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    struct.pack_into("<I", b, len(b) - 4, crc ^ 0xFFFFFFFF)
+    return bytes(b)
+
+
+def absurd_states_are_refused_by_merge_and_nothing_changes():
+    """Issue 23 item 9: a state with a valid checksum but numbers no ingest produces is BAD_STATE
+    with a sentence naming the defect; the target keeps every answer, an absent target is not
+    created; a sketch merged into an exact stream is told so."""
+    d = Daemon()
+    try:
+        c = d.client()
+        dim = 6
+        ingest(c, "src", rows(1, 40, dim))
+        state = c.call("export", {"stream": "src"})["state"]
+        ingest(c, "dst", rows(2, 30, dim))
+        before = answers(c, "dst")
+        mall = _section(state, b"MALL")
+        mean, m2 = mall + 24, mall + 24 + 8 * dim
+        cases = [
+            ("a NaN mean", mean + 8, "<d", float("nan"), "mean"),
+            ("a mean of 1e200", mean, "<d", 1e200, "mean"),
+            ("a negative weight", mall + 8, "<d", -1.0, "weight"),
+            ("a NaN weight", mall + 8, "<d", float("nan"), "weight"),
+            ("an infinite M2 diagonal", m2, "<d", float("inf"), "M2"),
+            ("a negative M2 diagonal", m2 + 16, "<d", -1.0, "M2"),
+            ("M2 = 1e300", m2 + 8, "<d", 1e300, "M2"),
+            ("a count of 2^64-1", _section(state, b"STRM"), "<Q", 2**64 - 1, "2^53"),
+        ]
+        for what, off, fmt, value, needle in cases:
+            bad = _patched(state, off, fmt, value)
+            e = expect("BAD_STATE", c.call, "merge", {"stream": "dst", "state": bad})
+            assert needle in e.message and ("MALL" in e.message or "STRM" in e.message), \
+                f"{what}: {e.message}"
+            expect("BAD_STATE", c.call, "merge", {"stream": "fresh", "state": bad})
+        same_answers(before, answers(c, "dst"), "after the refused merges")
+        names = sorted(s["stream"] for s in c.call("list")["streams"])
+        assert names == ["dst", "src"], names
+        # a sketch (dim 12 above exact_max_dim 8) into an exact stream of dim 12, and the reverse
+        c.call("create", {"stream": "sk", "dim": 12, "exact_max_dim": 8, "sketch_rows": 4})
+        ingest(c, "sk", rows(3, 50, 12))
+        ingest(c, "exact12", rows(4, 50, 12))
+        sk = c.call("export", {"stream": "sk"})["state"]
+        e = expect("BAD_PARAM", c.call, "merge", {"stream": "exact12", "state": sk})
+        assert "sketch" in e.message and "exact" in e.message and "unknown" not in e.message, \
+            e.message
+        ex = c.call("export", {"stream": "exact12"})["state"]
+        e = expect("BAD_PARAM", c.call, "merge", {"stream": "sk", "state": ex})
+        assert "sketch" in e.message and "unknown" not in e.message, e.message
+        # a sketch certificate of 1e300: BAD_STATE; a broken sketch: loads, but is no merge source
+        fd = _section(sk, b"FDSK")
+        e = expect("BAD_STATE", c.call, "merge", {"stream": "sk", "state":
+                                                  _patched(sk, fd + 24, "<d", 1e300)})
+        assert "certificate" in e.message, e.message
+        e = expect("BAD_STATE", c.call, "merge", {"stream": "sk", "state":
+                                                  _patched(sk, fd + 40, "<Q", 1)})
+        assert "broken" in e.message, e.message
+        counts = {s["stream"]: s["count"] for s in c.call("list")["streams"]}
+        assert counts == {"src": 40, "dst": 30, "sk": 50, "exact12": 50}, counts
+    finally:
+        d.stop()
+
+
+def a_fifo_in_streams_does_not_block_start():
+    """Issue 23 item 10: a FIFO (or any file that is not a regular file) named like a snapshot is
+    moved to quarantine/ with a sentence, and the daemon starts; the real snapshots load."""
+    d = Daemon()
+    c = d.client()
+    ingest(c, "x", rows(3, 50, 8))
+    c.close()
+    assert d.stop() == 0
+    os.mkfifo(os.path.join(d.dir, "streams", "0000000000000000.ews"))
+    os.mkdir(os.path.join(d.dir, "streams", "0000000000000001.ews"))
+    d2 = Daemon(state_dir=d.dir)
+    try:
+        log = d2.log()
+        assert 'msg="ready"' in log, log[-1000:]
+        for f in ("0000000000000000.ews", "0000000000000001.ews"):
+            line = [ln for ln in log.splitlines() if f"file={f}" in ln and "quarantine" in ln]
+            assert line and "not a regular file" in line[0], (f, line)
+        assert d2.client().call("info", {"stream": "x"})["count"] == 50
+    finally:
+        d2.stop()
+
+
+def a_stop_with_snapshots_unwritten_exits_nonzero():
+    """Issue 23 item 10: the last snapshot cannot be written (its temp file's name is taken by a
+    directory, as a full disk would refuse it): the stop says so, logs clean=false and exits
+    non-zero; a stop that wrote everything logs clean=true and exits 0."""
+    d = Daemon()
+    c = d.client()
+    ingest(c, "x", rows(4, 50, 8))
+    c.call("snapshot")
+    (f,) = files(d)
+    ingest(c, "x", rows(5, 50, 8))  # changed since: the stop must write it again
+    os.mkdir(os.path.join(d.dir, "streams", f + ".tmp"))
+    c.close()
+    rc = d.stop()
+    log = d.log()
+    assert rc != 0, f"exit status {rc}"
+    assert "stopping with snapshots not written" in log and "clean=false" in log, log[-1500:]
+    os.rmdir(os.path.join(d.dir, "streams", f + ".tmp"))
+    d2 = Daemon(state_dir=d.dir)
+    assert d2.client().call("info", {"stream": "x"})["count"] == 50  # the last good snapshot
+    assert d2.stop() == 0 and "clean=true" in d2.log()
+
+
 def _second_daemon_refused(state_dir):
     try:
         x = Daemon(state_dir=state_dir)
@@ -338,6 +472,11 @@ def main():
            export_is_the_snapshot_body_and_drop_deletes_the_file)
     t.case("snapshots_on_the_interval_and_a_stop_loses_no_queued_batch",
            snapshots_on_the_interval_and_a_stop_loses_no_queued_batch)
+    t.case("a_fifo_in_streams_does_not_block_start", a_fifo_in_streams_does_not_block_start)
+    t.case("a_stop_with_snapshots_unwritten_exits_nonzero",
+           a_stop_with_snapshots_unwritten_exits_nonzero)
+    t.case("absurd_states_are_refused_by_merge_and_nothing_changes",
+           absurd_states_are_refused_by_merge_and_nothing_changes)
     t.done()
 
 

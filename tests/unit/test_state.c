@@ -4,7 +4,8 @@
  * saving the loaded stream gives the same bytes, every metric answers exactly (==) as before,
  * and both streams stay identical under further ingest. Every corruption — empty, truncated at
  * any length, one flipped byte anywhere, wrong magic, wrong version — is EW_ESTATE with a
- * sentence and creates nothing. */
+ * sentence and creates nothing; so is a state whose checksum is right but whose numbers no ingest
+ * produces (absurd_numbers_are_refused). */
 #include "eigenwatch.h"
 #include "tap.h"
 
@@ -346,10 +347,204 @@ static void checksum_and_config_peek(void) {
   ew_stream_free(a);
 }
 
+/* ---- numbers no ingest can produce (issue 23 item 9) ----
+ * A state whose checksum is right but whose numbers are impossible — a NaN or 1e200 mean, a
+ * negative or NaN weight, an infinite or negative M2 diagonal, M2 = 1e300, a count of 2^64-1, an
+ * FD certificate of 1e300, a NaN in the window's rows or the live estimate — is EW_ESTATE with a
+ * sentence naming what is wrong, and nothing is created. The checksum is recomputed after each
+ * patch, so only the validation can refuse it. */
+
+#define TAG4(s) ((uint32_t)(s)[0] | (uint32_t)(s)[1] << 8 | (uint32_t)(s)[2] << 16 | (uint32_t)(s)[3] << 24)
+
+/* Offset of the payload of section `tag` in a saved state (0 when absent). */
+static size_t section_at(const buf_t *b, const char *tag) {
+  size_t off = 16;
+  while (off + 12 <= b->len) {
+    uint32_t t;
+    uint64_t len;
+    memcpy(&t, b->p + off, 4);
+    memcpy(&len, b->p + off + 4, 8);
+    if (t == TAG4(tag))
+      return off + 12;
+    if (t == TAG4("END\0"))
+      break;
+    off += 12 + len;
+  }
+  return 0;
+}
+
+/* A copy of b with 8 bytes at `off` replaced and the checksum recomputed. */
+static unsigned char *patched(const buf_t *b, size_t off, const void *v, size_t n) {
+  unsigned char *c = malloc(b->len);
+  memcpy(c, b->p, b->len);
+  memcpy(c + off, v, n);
+  uint32_t crc = ew_crc32c(0, c, b->len - 4);
+  memcpy(c + b->len - 4, &crc, 4);
+  return c;
+}
+
+static void refused_f64(const buf_t *b, size_t off, double v, const char *what, const char *needle) {
+  unsigned char *c = patched(b, off, &v, 8);
+  refused(c, b->len, what, needle);
+  free(c);
+}
+
+static void refused_u64(const buf_t *b, size_t off, uint64_t v, const char *what, const char *needle) {
+  unsigned char *c = patched(b, off, &v, 8);
+  refused(c, b->len, what, needle);
+  free(c);
+}
+
+static void absurd_numbers_are_refused(void) {
+  const size_t d = 6;
+  ew_config_t cfg;
+  ew_config_default(&cfg, d);
+  cfg.window = 16;
+  ew_stream_t *a;
+  CHECK(ew_stream_create(&cfg, &a) == 0, "create");
+  for (int i = 0; i < 4; i++)
+    ingest(a, d, 20, 31 + (uint64_t)i, 0);
+  ew_result_t r;
+  CHECK(query(a, "topk", EW_SOURCE_ALL, "vectors", 1, &r) == 0, "topk"); /* a WARM section */
+  ew_result_clear(&r);
+  buf_t b = save(a);
+  size_t mall = section_at(&b, "MALL"), strm = section_at(&b, "STRM"),
+         wind = section_at(&b, "WIND"), lrop = section_at(&b, "LROP"),
+         warm = section_at(&b, "WARM");
+  CHECK(mall && strm && wind && lrop && warm, "sections MALL %zu STRM %zu WIND %zu LROP %zu WARM %zu",
+        mall, strm, wind, lrop, warm);
+  int rc;
+  char msg[200];
+  ew_stream_t *ok = load(b.p, b.len, &rc, msg, sizeof msg);
+  CHECK(rc == 0 && ok, "the unpatched state loads: %s", msg);
+  ew_stream_free(ok);
+  size_t mean = mall + 24, m2 = mall + 24 + 8 * d; /* upper triangle by columns */
+  refused_f64(&b, mean + 16, NAN, "a NaN mean", "mean");
+  refused_f64(&b, mean + 16, 1e200, "a mean of 1e200", "mean");
+  refused_f64(&b, mall + 8, -1, "a negative weight", "weight");
+  refused_f64(&b, mall + 8, NAN, "a NaN weight", "weight");
+  refused_f64(&b, mall + 16, NAN, "a NaN noise bound", "noise");
+  refused_f64(&b, m2, INFINITY, "an infinite M2 diagonal", "M2");
+  refused_f64(&b, m2, -1, "a negative M2 diagonal", "M2");
+  refused_f64(&b, m2 + 8 * 2, 1e300, "M2 diagonal = 1e300", "M2");
+  refused_f64(&b, m2 + 8 * 1, 1e300, "M2 off the diagonal = 1e300", "M2");
+  refused_f64(&b, m2 + 8 * 1, NAN, "M2 off the diagonal NaN", "M2");
+  refused_u64(&b, mall, UINT64_MAX, "MALL rows = 2^64-1", "rows");
+  refused_u64(&b, strm, UINT64_MAX, "STRM count = 2^64-1", "rows");
+  /* WIND: count, synced, since_rebuild, noise2, rows_only, rows (count·d f32), MOMENTS */
+  uint64_t wcount;
+  memcpy(&wcount, b.p + wind, 8);
+  float fnan = NAN;
+  unsigned char *c = patched(&b, wind + 40 + 4 * 3, &fnan, 4);
+  refused(c, b.len, "a NaN in the window's rows", "window");
+  free(c);
+  refused_f64(&b, wind + 40 + 4 * wcount * d + 24 + 8, 1e200, "a window mean of 1e200", "mean");
+  refused_f64(&b, wind + 24, NAN, "a NaN window noise", "noise");
+  /* LROP: fill, fill·d f32, then V */
+  uint64_t fill;
+  memcpy(&fill, b.p + lrop, 8);
+  refused_f64(&b, lrop + 8 + 4 * fill * d, NAN, "a NaN live vector", "live");
+  refused_f64(&b, warm + 8, INFINITY, "an infinite warm vector", "WARM");
+  free(b.p);
+  ew_stream_free(a);
+
+  /* the sketch: Δ of 1e300; broken = 1 loads (the stream was saved so) but is no merge source */
+  ew_config_default(&cfg, 12);
+  cfg.exact_max_dim = 8;
+  cfg.sketch_rows = 4;
+  cfg.live_k = 0;
+  CHECK(ew_stream_create(&cfg, &a) == 0, "create sketched");
+  for (int i = 0; i < 4; i++)
+    ingest(a, 12, 20, 41 + (uint64_t)i, 0);
+  b = save(a);
+  size_t fd = section_at(&b, "FDSK");
+  CHECK(fd != 0, "FDSK section");
+  /* u64 ℓ, u64 n, f64 W, f64 Δ, u64 shrinks, u64 broken, u64 nb, mean, diag M2, B */
+  refused_f64(&b, fd + 24, 1e300, "an FD certificate of 1e300", "certificate");
+  refused_f64(&b, fd + 56 + 8 * 3, NAN, "a NaN sketch mean", "mean");
+  refused_f64(&b, fd + 56 + 8 * 12 + 8 * 2, -1, "a negative sketch diagonal", "M2");
+  refused_f64(&b, fd + 56 + 8 * 24, 1e300, "a sketch row of 1e300", "sketch");
+  refused_u64(&b, fd + 8, UINT64_MAX, "FDSK rows = 2^64-1", "rows");
+  unsigned char *brk = patched(&b, fd + 40, &(uint64_t){1}, 8);
+  ew_stream_t *broken = load(brk, b.len, &rc, msg, sizeof msg);
+  CHECK(rc == 0 && broken, "a broken sketch still loads (it was saved so): %d %s", rc, msg);
+  ew_stream_t *dst = NULL;
+  CHECK(ew_stream_create(&cfg, &dst) == 0, "create");
+  ingest(dst, 12, 20, 5, 0);
+  rc = broken ? ew_stream_merge(dst, broken) : -1;
+  CHECK(rc == EW_ESTATE && ew_stream_count(dst) == 20,
+        "merging a broken sketch: rc %d, count %llu (want EW_ESTATE, 20)", rc,
+        (unsigned long long)ew_stream_count(dst));
+  ew_stream_free(broken);
+  free(brk);
+
+  /* counts near 2^53: loads, but a merge that would pass 2^53 rows is refused, nothing changed */
+  ew_stream_t *big = NULL;
+  {
+    uint64_t n53 = (uint64_t)1 << 53;
+    unsigned char *p1 = patched(&b, section_at(&b, "STRM"), &n53, 8);
+    buf_t b1 = {p1, b.len, b.len, 0};
+    unsigned char *p2 = patched(&b1, fd + 8, &n53, 8);
+    big = load(p2, b.len, &rc, msg, sizeof msg);
+    CHECK(rc == 0 && big, "a state of 2^53 rows loads: %d %s", rc, msg);
+    free(p1);
+    free(p2);
+  }
+  rc = big ? ew_stream_merge(dst, big) : -1;
+  CHECK(rc == EW_ERANGE && ew_stream_count(dst) == 20,
+        "a merge past 2^53 rows: rc %d, count %llu (want EW_ERANGE, 20)", rc,
+        (unsigned long long)ew_stream_count(dst));
+  ew_stream_free(big);
+  ew_stream_free(dst);
+  free(b.p);
+  ew_stream_free(a);
+}
+
+/* STATE.md: "A section that appears twice is refused" — STRM, LROP, WARM (and LIVE with LROP)
+ * too, not only the accumulators' (issue 23 item 12). The copy goes just before END and the
+ * checksum is recomputed. */
+static void repeated_sections_are_refused(void) {
+  const size_t d = 5;
+  ew_config_t cfg;
+  ew_config_default(&cfg, d);
+  cfg.window = 8;
+  ew_stream_t *a;
+  CHECK(ew_stream_create(&cfg, &a) == 0, "create");
+  ingest(a, d, 30, 77, 0);
+  ew_result_t r;
+  CHECK(query(a, "topk", EW_SOURCE_ALL, "vectors", 1, &r) == 0, "topk");
+  ew_result_clear(&r);
+  buf_t b = save(a);
+  const char *tags[] = {"STRM", "LROP", "WARM", "MALL", "WIND"};
+  for (size_t t = 0; t < sizeof tags / sizeof tags[0]; t++) {
+    size_t at = section_at(&b, tags[t]), end = section_at(&b, "END\0");
+    CHECK(at && end, "%s and END present", tags[t]);
+    if (!at || !end)
+      continue;
+    uint64_t len;
+    memcpy(&len, b.p + at - 8, 8);
+    size_t sec = 12 + (size_t)len, head = end - 12;
+    unsigned char *c = malloc(b.len + sec);
+    memcpy(c, b.p, head);
+    memcpy(c + head, b.p + at - 12, sec);
+    memcpy(c + head + sec, b.p + head, b.len - head);
+    uint32_t crc = ew_crc32c(0, c, b.len + sec - 4);
+    memcpy(c + b.len + sec - 4, &crc, 4);
+    char what[64];
+    snprintf(what, sizeof what, "section %s twice", tags[t]);
+    refused(c, b.len + sec, what, "twice");
+    free(c);
+  }
+  free(b.p);
+  ew_stream_free(a);
+}
+
 int main(void) {
   TAP_RUN(checksum_and_config_peek);
   TAP_RUN(round_trip_is_bit_identical);
   TAP_RUN(every_corruption_is_refused);
   TAP_RUN(a_failing_writer_is_reported);
+  TAP_RUN(absurd_numbers_are_refused);
+  TAP_RUN(repeated_sections_are_refused);
   TAP_DONE();
 }

@@ -338,6 +338,54 @@ static void an_unknown_method_is_echoed_escaped(void) {
   REFUSED(&m, EWP_EUNKMETHOD, "no method '\\xff\\xfe\\\"x' (methods: ping create");
 }
 
+/* ---- an allocation failure while decoding (issue 23 item 12) ----
+ * This executable's malloc interposes on every library's (msgpack-c's zone included); armed, it
+ * fails every request, as a daemon at its memory limit would see. The message is whole and
+ * well-formed, so the answer is NO_MEMORY with its msgid (rc -1: answered, the client kept), not
+ * "not valid msgpack" (rc -2: a framing error, which closes the connection). */
+#if defined(__SANITIZE_ADDRESS__) /* ASan owns malloc: its free would refuse glibc's blocks */
+static int malloc_fails;
+#define MALLOC_INJECTED 0
+#else
+#define MALLOC_INJECTED 1
+extern void *__libc_malloc(size_t n);
+static int malloc_fails;
+__attribute__((visibility("default"))) void *malloc(size_t n) {
+  return malloc_fails ? NULL : __libc_malloc(n);
+}
+#endif
+
+static void an_allocation_failure_is_out_of_memory_not_bad_msgpack(void) {
+  if (!MALLOC_INJECTED) {
+    printf("# skipped under ASan (malloc cannot be replaced)\n");
+    return;
+  }
+  uint32_t ids[] = {7, 200, 70000};
+  for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+    msg_t m;
+    m_init(&m);
+    msgpack_pack_array(&m.pk, 4);
+    msgpack_pack_uint32(&m.pk, 0);
+    msgpack_pack_uint32(&m.pk, ids[i]);
+    m_str(&m, "ingest");
+    msgpack_pack_map(&m.pk, 1);
+    m_str(&m, "stream");
+    m_str(&m, "x");
+    ewp_error_t e;
+    ewp_request_t req;
+    malloc_fails = 1;
+    int rc = ewp_decode((const uint8_t *)m.sb.data, m.sb.size, &req, &e);
+    malloc_fails = 0;
+    CHECK(rc == -1 && e.code == EWP_ENOMEM && e.msgid == ids[i] && !e.notify &&
+              strstr(e.message, "memory") && !strstr(e.message, "msgpack"),
+          "msgid %u: rc %d code %s msgid %u message \"%s\"", ids[i], rc, ewp_code_name(e.code),
+          e.msgid, e.message);
+    if (rc == 0)
+      ewp_request_free(&req);
+    msgpack_sbuffer_destroy(&m.sb);
+  }
+}
+
 static void escape_cuts_at_character_boundaries(void) {
   char out[16];
   /* controls and invalid bytes become \xNN; quotes and backslashes are escaped */
@@ -372,5 +420,6 @@ int main(int argc, char **argv) {
   TAP_RUN(the_envelope);
   TAP_RUN(an_unknown_method_is_echoed_escaped);
   TAP_RUN(escape_cuts_at_character_boundaries);
+  TAP_RUN(an_allocation_failure_is_out_of_memory_not_bad_msgpack);
   TAP_DONE();
 }

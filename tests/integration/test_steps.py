@@ -458,11 +458,10 @@ def _wait(fn, what, timeout=60):
 def many_pending_steps_cost_little_loop_cpu():
     """Issue 23 item 11: steps 0..59,999 from one rank of a world-2 stream (nothing completes by
     ranks), sent in two halves. The pending steps are indexed: each batch costs O(log P), so the
-    second 30,000 batches cost about what the first did (bound: under 2x; a walk of every pending
-    step per batch makes it ~3x), and the daemon's whole CPU for the 60,000 (decode, check,
-    staging, the tick) stays under 3 s (15 s in the ASan build) — measured 0.27 s (4.3 s ASan);
-    walking every pending step measured 11.2 s here (issue: 24-47 s at 40,000 elsewhere). CPU
-    seconds from /proc, not wall time. A flush then completes all 60,000 in order."""
+    second 30,000 batches cost about what the first did (bound: under 2x + 1 s; a walk of every
+    pending step per batch measured 1.93 + 11.02 s here, the index 0.15 + 0.11 s, 2.49 + 0.74 s
+    under ASan). CPU seconds of the daemon from /proc, not wall time, and a ratio, not a speed.
+    A flush then completes all 60,000 in order."""
     d = Daemon()
     try:
         c = d.client()
@@ -477,10 +476,9 @@ def many_pending_steps_cost_little_loop_cpu():
             cpu.append(_cpu_s(d))
         first, second = cpu[1] - cpu[0], cpu[2] - cpu[1]
         print(f"# {n} pending steps: {first:.2f} + {second:.2f} s of daemon CPU")
-        bound = 15.0 if os.environ.get("EWD_ASAN") else 3.0
-        assert first + second < bound, \
-            f"{n} pending steps cost {first + second:.1f} s of daemon CPU (bound {bound} s)"
-        assert second < 2 * first + 0.1, f"the second half cost {second:.2f} s, the first {first:.2f}"
+        # a scaling check, not a speed bound: the second half (30,000 more pending steps behind
+        # each batch) may not cost more than twice the first, with 1 s of slack for noise
+        assert second < 2 * first + 1.0, f"the second half cost {second:.2f} s, the first {first:.2f}"
         assert c.call("flush", {"stream": "w"})["completed"] == n
         q = c.call("query", {"stream": "w", "metrics": "trace"})  # queued behind the rows
         info = c.call("info", {"stream": "w"})

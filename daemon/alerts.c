@@ -155,18 +155,33 @@ static void purge(ewd_server_t *srv) {
   }
 }
 
+/* `*` matches any run of characters (none included), every other byte itself. Iterative, with
+ * one backtrack point (the last `*` seen): when a later byte fails, that star takes one more byte
+ * and the rest is tried again. O(|g| x |s|) at worst, never exponential: the recursive version
+ * backtracked through every split of the name among the stars (40 stars and a letter the name
+ * lacks kept the loop busy for ever). Earlier stars never need to take more: the part after the
+ * last star is matched leftmost, which is as good as any later match. */
 static bool glob_match(const char *g, const char *s) {
-  if (*g == 0)
-    return *s == 0;
-  if (*g == '*') {
-    for (;; s++) {
-      if (glob_match(g + 1, s))
-        return true;
-      if (*s == 0)
-        return false;
+  const char *star = NULL, *retry = NULL;
+  while (*s) {
+    if (*g == '*') {
+      while (*g == '*')
+        g++;
+      star = g;
+      retry = s;
+    } else if (*g && *g == *s) {
+      g++;
+      s++;
+    } else if (star) {
+      g = star;
+      s = ++retry;
+    } else {
+      return false;
     }
   }
-  return *s == *g && glob_match(g + 1, s + 1);
+  while (*g == '*')
+    g++;
+  return *g == 0;
 }
 
 static bool sub_matches(const sub_t *sub, const ewd_stream_t *st) {

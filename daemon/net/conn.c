@@ -52,34 +52,71 @@ void ewd_conn_unref(ewd_conn_t *c) {
   free(c);
 }
 
-/* ---- the receive budget ---- */
+/* ---- the receive budget ----
+ * A buffer grows in one step to what its unfinished message is known to need (c->want: the
+ * lengths it declares, so a 40 MB `data` is reserved whole as soon as its header is here), else
+ * by doubling, up to max_message_bytes + READ_CHUNK. A growth that does not fit the budget makes
+ * the connection wait, in arrival order: freed budget goes to the oldest waiter first, and while
+ * one waits no other connection grows past its first chunk into the room the oldest needs. So
+ * no connection holds part of a declared message waiting for room only the others could free
+ * (8 clients sending 40 MB at a 256 MB budget were all closed by partial_timeout, each holding
+ * 32 MB): a message that fits the budget on its own is received in turn. */
 
-static void budget_release(ewd_conn_t *c, size_t bytes) {
-  ewd_net_t *net = c->srv->net;
-  net->recv_held -= bytes;
-  ewd_server_freed(c->srv, bytes);
-  /* wake every waiter: each retries its growth and waits again if it still does not fit */
-  ewd_conn_t *w = net->waiters;
-  net->waiters = NULL;
-  while (w) {
-    ewd_conn_t *next = w->wait_next;
+/* The capacity c's buffer should grow to now (c->cap when no growth is due). */
+static size_t grow_target(const ewd_conn_t *c) {
+  size_t limit = c->srv->cfg.max_message_bytes + READ_CHUNK;
+  if (c->cap - c->len >= READ_CHUNK || c->cap >= limit)
+    return c->cap;
+  size_t nc = c->cap ? 2 * c->cap : READ_CHUNK;
+  while (nc < c->len + READ_CHUNK)
+    nc *= 2;
+  if (c->want && c->want < limit && c->off + c->want + READ_CHUNK > nc)
+    nc = c->off + c->want + READ_CHUNK;
+  return nc > limit ? limit : nc;
+}
+
+/* Grows c's buffer to nc when the budget has room for it with `reserve` bytes to spare. Returns
+ * false when it does not fit (true after a failed realloc: the buffer stays as it is). */
+static bool try_grow(ewd_conn_t *c, size_t nc, size_t reserve);
+
+static void resume_waiters(ewd_net_t *net) {
+  while (net->waiters) {
+    ewd_conn_t *w = net->waiters;
+    if (!w->closing) {
+      size_t nc = grow_target(w);
+      if (nc > w->cap && !try_grow(w, nc, 0))
+        break; /* the oldest first: the others wait behind it */
+    }
+    net->waiters = w->wait_next;
+    if (!net->waiters)
+      net->waiters_tail = &net->waiters;
     w->wait_next = NULL;
     w->budget_wait = false;
     if (!w->closing)
       ewd_conn_update_reading(w);
     ewd_conn_unref(w);
-    w = next;
   }
 }
 
+static void budget_release(ewd_conn_t *c, size_t bytes) {
+  ewd_net_t *net = c->srv->net;
+  net->recv_held -= bytes;
+  ewd_server_freed(c->srv, bytes);
+  resume_waiters(net);
+}
+
 static void budget_wait(ewd_conn_t *c) {
+  ewd_net_t *net = c->srv->net;
   if (c->budget_wait)
     return;
   c->budget_wait = true;
   c->srv->stat[EWD_STAT_recv_budget_waits]++;
   ewd_conn_ref(c);
-  c->wait_next = c->srv->net->waiters;
-  c->srv->net->waiters = c;
+  c->wait_next = NULL;
+  if (!net->waiters_tail)
+    net->waiters_tail = &net->waiters;
+  *net->waiters_tail = c;
+  net->waiters_tail = &c->wait_next;
 }
 
 static void set_cap(ewd_conn_t *c, uint8_t *nb, size_t ncap) {
@@ -93,15 +130,26 @@ static void set_cap(ewd_conn_t *c, uint8_t *nb, size_t ncap) {
     budget_release(c, old - ncap);
 }
 
+static bool try_grow(ewd_conn_t *c, size_t nc, size_t reserve) {
+  ewd_server_t *srv = c->srv;
+  if (srv->net->recv_held + (nc - c->cap) + reserve > srv->cfg.recv_budget)
+    return false;
+  uint8_t *nb = realloc(c->buf, nc);
+  if (nb)
+    set_cap(c, nb, nc);
+  return true;
+}
+
 static void buffer_free(ewd_conn_t *c) {
   uint8_t *b = c->buf;
   set_cap(c, NULL, 0);
   free(b);
   c->off = c->len = 0;
+  c->want = 0;
 }
 
 void ewd_conn_alloc(ewd_conn_t *c, uint8_t **p, size_t *avail) {
-  ewd_server_t *srv = c->srv;
+  ewd_net_t *net = c->srv->net;
   *p = NULL;
   *avail = 0;
   if (c->off > 0 && c->cap - c->len < READ_CHUNK && c->parked_len == 0) { /* compact */
@@ -109,22 +157,20 @@ void ewd_conn_alloc(ewd_conn_t *c, uint8_t **p, size_t *avail) {
     c->len -= c->off;
     c->off = 0;
   }
-  size_t limit = srv->cfg.max_message_bytes + READ_CHUNK;
-  if (c->cap - c->len < READ_CHUNK && c->cap < limit) {
-    size_t nc = c->cap ? 2 * c->cap : READ_CHUNK;
-    while (nc < c->len + READ_CHUNK)
-      nc *= 2;
-    if (nc > limit)
-      nc = limit;
-    if (srv->net->recv_held + (nc - c->cap) > srv->cfg.recv_budget) {
-      if (c->cap == c->len) {
-        budget_wait(c);
-        return;
-      }
-    } else {
-      uint8_t *nb = realloc(c->buf, nc);
-      if (nb)
-        set_cap(c, nb, nc);
+  size_t nc = grow_target(c);
+  if (nc > c->cap) {
+    /* past its first chunk, a connection leaves the oldest waiter the room it needs (when that
+     * buffer fits the budget on its own: a larger one waits for partial_timeout, alone) */
+    ewd_conn_t *head = net->waiters;
+    size_t reserve = 0;
+    if (head && head != c && c->cap > 0) {
+      size_t hn = grow_target(head);
+      if (hn > head->cap && hn <= c->srv->cfg.recv_budget)
+        reserve = hn - head->cap;
+    }
+    if (!try_grow(c, nc, reserve) && c->cap == c->len) {
+      budget_wait(c);
+      return;
     }
   }
   *p = c->buf + c->len;
@@ -156,6 +202,7 @@ size_t ewd_conn_input(ewd_conn_t *c, const void *data, size_t n) {
 
 void ewd_conn_consume(ewd_conn_t *c, size_t n) {
   c->off += n;
+  c->want = 0; /* the protocol says again what the next message needs */
   if (c->off == c->len) {
     c->off = c->len = 0;
     if (c->cap > 4 * READ_CHUNK) { /* give big buffers back */

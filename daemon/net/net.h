@@ -40,7 +40,9 @@ struct ewd_conn {
     uv_handle_t handle;
   } h;                     /* socket io only */
   ewd_conn_t *prev, *next; /* the server's list */
-  ewd_conn_t *wait_next;   /* the receive-budget wait list */
+  ewd_conn_t *wait_next;   /* the receive-budget wait list (arrival order) */
+  size_t want;             /* bytes the unfinished message at buf[off] needs at least, as far as
+                              its declared lengths say (the protocol sets it; 0 = unknown) */
   uint64_t id;
   bool tcp;                /* accepted on a TCP listener */
   bool http;               /* accepted on the HTTP listener (counts in nhttp) */
@@ -74,7 +76,11 @@ struct ewd_net {
   size_t nhttp;            /* of them, HTTP connections */
   uint64_t next_id;
   size_t recv_held;        /* Σ cap of connection buffers */
-  ewd_conn_t *waiters;     /* connections waiting for receive budget */
+  atomic_size_t out_held;  /* Σ out_mem of connections (read by the history's I/O thread) */
+  atomic_size_t answers_building; /* history answers being read and encoded (history_read.c):
+                              with out_held, what answer_budget bounds */
+  ewd_conn_t *waiters;     /* connections waiting for receive budget, oldest first */
+  ewd_conn_t **waiters_tail;
   uv_handle_t **listeners;
   size_t nlisteners;
   char **unix_paths;       /* to unlink at exit */

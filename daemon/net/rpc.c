@@ -229,8 +229,10 @@ static void rpc_process(ewd_conn_t *c) {
     if (st == EW_SKIM_NEED_MORE) {
       if (c->partial_since == 0)
         c->partial_since = ewd_now();
+      c->want = ew_skim_need(&c->skim, b, avail); /* reserved at once (conn.c) */
       break;
     }
+    c->want = 0;
     ew_skim_reset(&c->skim);
     c->partial_since = 0;
     if (st != EW_SKIM_DONE) {

@@ -27,6 +27,8 @@
   XX(partial_timeouts, COUNTER, "connections closed by partial_timeout")                          \
   XX(idle_timeouts, COUNTER, "connections closed by idle_timeout")                                \
   XX(out_cap_pauses, COUNTER, "times a connection stopped being served at conn_out_cap")          \
+  XX(out_held_bytes, GAUGE,                                                                       \
+     "memory held by unsent replies and notifications across connections (conn_out_cap)")        \
   XX(jobs_skipped, COUNTER, "queued answers skipped because their connection was gone")           \
   XX(framing_errors, COUNTER, "connections closed because their bytes could not be framed")       \
   XX(http_requests, COUNTER, "HTTP requests answered on the HTTP listener")                     \

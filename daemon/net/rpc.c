@@ -189,7 +189,7 @@ static void run(ewd_conn_t *c, ewp_request_t *req) {
 static void rpc_process(ewd_conn_t *c) {
   ewd_server_t *srv = c->srv;
   while (!c->closing) {
-    if (c->out_pending >= srv->cfg.conn_out_cap) {
+    if (c->out_mem >= srv->cfg.conn_out_cap) {
       if (!c->out_blocked) {
         c->out_blocked = true;
         srv->stat[EWD_STAT_out_cap_pauses]++;

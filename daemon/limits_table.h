@@ -65,7 +65,8 @@
   XX(recv_budget, SIZE, 256 * EWD_MIB, 1 * EWD_MIB, (uint64_t)1 << 50, true,                      \
      "bytes held across all connections for unfinished messages (a message's declared size is "   \
      "reserved when its header arrives); a connection that needs more waits (its reads pause), "  \
-     "in arrival order, until others finish")                                                     \
+     "in arrival order, until others finish; when every holder of a partial message waits, the "  \
+     "oldest may go past it by one message")                                                      \
   XX(partial_timeout, SECONDS, 30, 0, 86400, true,                                                \
      "seconds a started message may stay unfinished before its connection is closed (0 = off)")   \
   XX(idle_timeout, SECONDS, 0, 0, 31 * 86400, true,                                               \

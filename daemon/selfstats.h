@@ -24,6 +24,8 @@
   XX(queue_bytes, GAUGE, "ingest payload bytes queued")                                           \
   XX(recv_held_bytes, GAUGE, "receive-buffer bytes held across connections (recv_budget)")        \
   XX(recv_budget_waits, COUNTER, "times a connection waited for recv_budget")                     \
+  XX(recv_budget_overdrafts, COUNTER,                                                             \
+     "times every holder of a partial message waited and the oldest went past recv_budget")      \
   XX(partial_timeouts, COUNTER, "connections closed by partial_timeout")                          \
   XX(idle_timeouts, COUNTER, "connections closed by idle_timeout")                                \
   XX(out_cap_pauses, COUNTER, "times a connection stopped being served at conn_out_cap")          \

@@ -3,12 +3,15 @@
  * Memory a peer can make the daemon hold is bounded three ways:
  *  - the receive buffer of every connection is charged to one global budget (recv_budget); a
  *    connection that needs a bigger buffer than the budget has left stops reading and waits on a
- *    list until another connection's buffer shrinks or closes;
+ *    list, oldest first, until another connection's buffer shrinks or closes (a declared message
+ *    is reserved whole; when every holder of a partial message waits, the oldest may go past
+ *    the budget by one message: see "the receive budget" and unblock_waiters);
  *  - a started message must finish within partial_timeout, or the connection is closed (which
  *    returns its buffer to the budget): holding a message one byte short costs the peer its
  *    connection, not the daemon its memory;
- *  - unsent replies are capped per connection (conn_out_cap): past it the protocol answers
- *    nothing more, and reads stop, until the peer reads.
+ *  - unsent replies are capped per connection (conn_out_cap), counted as the memory holding them:
+ *    past it the protocol answers nothing more, and reads stop, until the peer reads (a
+ *    subscriber is disconnected).
  * An idle connection (idle_timeout, off by default) is closed, and a buffer left empty for a
  * second is freed. A connection's end (EOF or a read error) means the peer is gone: `gone` is set
  * for the math threads, which then skip its queued answers. Connections are freed after the
@@ -70,8 +73,8 @@ static size_t grow_target(const ewd_conn_t *c) {
   size_t limit = c->srv->cfg.max_message_bytes + READ_CHUNK;
   if (c->cap - c->len >= READ_CHUNK || c->cap >= limit)
     return c->cap;
-  size_t nc = c->cap ? 2 * c->cap : READ_CHUNK;
-  while (nc < c->len + READ_CHUNK)
+  size_t nc = READ_CHUNK; /* powers of two, whatever a reservation made the capacity */
+  while (nc < 2 * c->cap || nc < c->len + READ_CHUNK)
     nc *= 2;
   if (c->want && c->want < limit && c->off + c->want + READ_CHUNK > nc)
     nc = c->off + c->want + READ_CHUNK;
@@ -442,8 +445,53 @@ void ewd_conn_closed(ewd_conn_t *c) {
 
 /* ---- timeouts and idle buffers ---- */
 
+/* A message whose size is not declared up front (rows as nested arrays) grows by doubling, and
+ * such messages can still leave every connection that holds part of one waiting for budget only
+ * the others could free. When that is so (no connection holding buffered bytes is able to go on),
+ * the oldest waiter is let past recv_budget by its growth, as long as the receive buffers stay
+ * within recv_budget + max_message_bytes + READ_CHUNK: it finishes its message, and what it then
+ * frees lets the others go on. Checked by the sweep, every SWEEP_MS. */
+static void unblock_waiters(ewd_server_t *srv) {
+  ewd_net_t *net = srv->net;
+  ewd_conn_t *head = net->waiters;
+  while (head && head->closing) { /* closed waiters leave at the next release */
+    head = head->wait_next;
+  }
+  if (!head)
+    return;
+  for (ewd_conn_t *c = net->conns; c; c = c->next)
+    if (!c->closing && !c->budget_wait && c->len > c->off)
+      return; /* someone holds bytes and can go on: its progress frees budget */
+  size_t nc = grow_target(head);
+  size_t limit = srv->cfg.max_message_bytes + READ_CHUNK;
+  if (nc <= head->cap || net->recv_held + (nc - head->cap) > srv->cfg.recv_budget + limit)
+    return;
+  srv->stat[EWD_STAT_recv_budget_overdrafts]++;
+  ewd_log(EWD_LOG_INFO, "every connection holding part of a message waits for receive budget: "
+          "the oldest goes past recv_budget to finish its message", "conn=%llu buffer=%zu "
+          "recv_held=%zu recv_budget=%llu", (unsigned long long)head->id, nc, net->recv_held,
+          (unsigned long long)srv->cfg.recv_budget);
+  uint8_t *nb = realloc(head->buf, nc);
+  if (!nb)
+    return;
+  set_cap(head, nb, nc); /* a growth: no release, the wait list is untouched */
+  /* unlink it from the wait list and let it read */
+  for (ewd_conn_t **pp = &net->waiters; *pp; pp = &(*pp)->wait_next)
+    if (*pp == head) {
+      *pp = head->wait_next;
+      if (net->waiters_tail == &head->wait_next)
+        net->waiters_tail = pp;
+      break;
+    }
+  head->wait_next = NULL;
+  head->budget_wait = false;
+  ewd_conn_update_reading(head);
+  ewd_conn_unref(head);
+}
+
 static void on_sweep(uv_timer_t *t) {
   ewd_server_t *srv = t->data;
+  unblock_waiters(srv);
   double now = ewd_now();
   double pt = srv->cfg.partial_timeout, it = srv->cfg.idle_timeout;
   for (ewd_conn_t *c = srv->net->conns, *next; c; c = next) {

@@ -10,7 +10,11 @@ before its fix.
   partial_timeout with nothing applied (each held part of its message and waited for receive
   budget only the others could release). The clients here send 31 MB each, wait for each other
   (at most 5 s), then the rest, so that every connection holds part of a message at once. Now
-  every one is applied (the row count says so) and none is closed.
+  every one is applied (the row count says so) and none is closed: a `data` message is reserved
+  whole from its declared length. `rows` (nested arrays, no length declared) still grow by
+  doubling: three clients that each hold 32 MiB of one at a 97 MiB budget and need 64 MiB
+  waited for each other until partial_timeout; now, when every holder waits, the oldest goes
+  past the budget by its message (stats.recv_budget_overdrafts) and all are applied.
 - 7: subscriber notifications were each an 8 KB buffer counted as their ~180 bytes: 64
   connections x 64 subscriptions to `*` that never read grew RSS by gigabytes with
   subscribers_dropped 0. Now unsent output is counted in real bytes (out_held_bytes) against
@@ -123,7 +127,7 @@ def big_messages_from_8_clients_are_all_applied():
         c = Client(d.unix, timeout=120)
         dim = 64
         c.call("create", {"stream": "big", "dim": dim, "window": 0})
-        rows = (40 << 20) // (4 * dim)  # 40 MiB of f32 each
+        rows = (40 << 20) // (4 * dim)  # 40 MiB of f32 in one bin
         X = np.random.default_rng(6).standard_normal((rows, dim)).astype(np.float32)
         msg = msgpack.packb([0, 1, "ingest", [{"stream": "big", "data": X.tobytes(),
                                                "dtype": "f32", "shape": [rows, dim]}]])
@@ -166,6 +170,63 @@ def big_messages_from_8_clients_are_all_applied():
         assert count == 8 * rows, (count, 8 * rows)
         assert st["partial_timeouts"] == 0, st["partial_timeouts"]
         assert st["recv_held_bytes"] <= 256 << 20, st["recv_held_bytes"]
+        c.close()
+    finally:
+        stopped_cleanly(d, timeout=30)
+
+
+def undeclared_messages_go_on_when_every_holder_waits():
+    """Three 36 MB `rows` messages (nested arrays: no length declared up front) at a 97 MiB
+    budget: each client in turn sends 31 MiB (its buffer doubles to 32 MiB: 96 MiB held), then
+    all send the rest and each needs 64 MiB. Before, all three waited for each other until
+    partial_timeout; now the oldest goes past the budget by its message and the others follow."""
+    budget = 97 << 20
+    d = Daemon(config=f"recv_budget = {budget}\n")
+    try:
+        c = Client(d.unix, timeout=120)
+        dim = 64
+        c.call("create", {"stream": "rows", "dim": dim, "window": 0})
+        rows = 62000
+        X = np.random.default_rng(61).standard_normal((rows, dim))
+        msg = msgpack.packb([0, 1, "ingest", [{"stream": "rows", "rows": X.tolist()}]])
+        part = 31 << 20
+        clients = []
+        for k in range(3):
+            s = Client(d.unix, timeout=120)
+            s.send_raw(msg[:part])
+            deadline = time.time() + 30
+            while c.call("stats")["recv_held_bytes"] < (k + 1) * part:
+                assert time.time() < deadline, c.call("stats")["recv_held_bytes"]
+                time.sleep(0.05)
+            clients.append(s)
+        results = [None] * 3
+
+        def finish(i):
+            try:
+                clients[i].send_raw(msg[part:])
+                m = clients[i].read_message()
+                results[i] = m[2] or m[3]
+            except Exception as e:  # noqa: BLE001 - recorded and asserted below
+                results[i] = f"{type(e).__name__}: {e}"
+
+        ts = [threading.Thread(target=finish, args=(i,)) for i in range(3)]
+        t0 = time.time()
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        st = c.call("stats")
+        count = c.call("info", {"stream": "rows"})["count"]
+        print(f"# 3 x {len(msg) >> 20} MiB of rows at recv_budget 97 MiB: count {count} in "
+              f"{time.time() - t0:.1f} s, partial_timeouts {st['partial_timeouts']}, "
+              f"recv_budget_overdrafts {st.get('recv_budget_overdrafts')}")
+        for r in results:
+            assert isinstance(r, dict) and r.get("accepted") == rows, r
+        assert count == 3 * rows, (count, 3 * rows)
+        assert st["partial_timeouts"] == 0 and st["recv_budget_overdrafts"] >= 1, st
+        assert st["recv_held_bytes"] <= budget + (64 << 20) + (64 << 10), st["recv_held_bytes"]
+        for s in clients:
+            s.close()
         c.close()
     finally:
         stopped_cleanly(d, timeout=30)
@@ -375,6 +436,8 @@ def main():
               a_glob_of_many_stars_does_not_hang_the_loop),
              ("big_messages_from_8_clients_are_all_applied",
               big_messages_from_8_clients_are_all_applied),
+             ("undeclared_messages_go_on_when_every_holder_waits",
+              undeclared_messages_go_on_when_every_holder_waits),
              ("slow_subscribers_are_counted_in_real_bytes_and_dropped",
               slow_subscribers_are_counted_in_real_bytes_and_dropped),
              ("history_answers_are_capped_in_bytes_and_budgeted",

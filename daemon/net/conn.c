@@ -447,21 +447,20 @@ void ewd_conn_closed(ewd_conn_t *c) {
 
 /* A message whose size is not declared up front (rows as nested arrays) grows by doubling, and
  * such messages can still leave every connection that holds part of one waiting for budget only
- * the others could free. When that is so (no connection holding buffered bytes is able to go on),
- * the oldest waiter is let past recv_budget by its growth, as long as the receive buffers stay
- * within recv_budget + max_message_bytes + READ_CHUNK: it finishes its message, and what it then
- * frees lets the others go on. Checked by the sweep, every SWEEP_MS. */
+ * the others could free. When that is so (no connection holding more than its first chunk is
+ * able to go on), the oldest waiter is let past recv_budget by its growth, as long as the
+ * receive buffers stay within recv_budget + max_message_bytes + READ_CHUNK: it finishes its
+ * message, and what it then frees lets the others go on. Checked by the sweep, every SWEEP_MS. */
 static void unblock_waiters(ewd_server_t *srv) {
   ewd_net_t *net = srv->net;
   ewd_conn_t *head = net->waiters;
-  while (head && head->closing) { /* closed waiters leave at the next release */
+  while (head && head->closing) /* closed waiters leave at the next release */
     head = head->wait_next;
-  }
   if (!head)
     return;
   for (ewd_conn_t *c = net->conns; c; c = c->next)
-    if (!c->closing && !c->budget_wait && c->len > c->off)
-      return; /* someone holds bytes and can go on: its progress frees budget */
+    if (!c->closing && !c->budget_wait && c->len > c->off && c->cap > READ_CHUNK)
+      return; /* someone holds more than a first chunk and can go on: it will free budget */
   size_t nc = grow_target(head);
   size_t limit = srv->cfg.max_message_bytes + READ_CHUNK;
   if (nc <= head->cap || net->recv_held + (nc - head->cap) > srv->cfg.recv_budget + limit)

@@ -12,8 +12,9 @@
  * Subscriptions belong to a connection (each holds a reference to it; those of closed
  * connections are removed before and after each round of notifications): after each evaluation the subscribers whose run, stream
  * glob and metrics match get [2, "metrics", [{run, stream, step, time, rows, ranks, partial,
- * metrics}]]. A subscriber whose unsent output passes conn_out_cap is disconnected (a
- * notification is never dropped silently, and memory never grows for a reader that stopped). */
+ * metrics}]]. A subscriber whose unsent output passes conn_out_cap — counted as the memory that
+ * holds it (net/conn.c) — is disconnected (a notification is never dropped silently, and memory
+ * never grows for a reader that stopped). */
 #include "ewd.h"
 #include "cmd/cmd.h"
 
@@ -155,18 +156,33 @@ static void purge(ewd_server_t *srv) {
   }
 }
 
+/* `*` matches any run of characters (none included), every other byte itself. Iterative, with
+ * one backtrack point (the last `*` seen): when a later byte fails, that star takes one more byte
+ * and the rest is tried again. O(|g| x |s|) at worst, never exponential: the recursive version
+ * backtracked through every split of the name among the stars (40 stars and a letter the name
+ * lacks kept the loop busy for ever). Earlier stars never need to take more: the part after the
+ * last star is matched leftmost, which is as good as any later match. */
 static bool glob_match(const char *g, const char *s) {
-  if (*g == 0)
-    return *s == 0;
-  if (*g == '*') {
-    for (;; s++) {
-      if (glob_match(g + 1, s))
-        return true;
-      if (*s == 0)
-        return false;
+  const char *star = NULL, *retry = NULL;
+  while (*s) {
+    if (*g == '*') {
+      while (*g == '*')
+        g++;
+      star = g;
+      retry = s;
+    } else if (*g && *g == *s) {
+      g++;
+      s++;
+    } else if (star) {
+      g = star;
+      s = ++retry;
+    } else {
+      return false;
     }
   }
-  return *s == *g && glob_match(g + 1, s + 1);
+  while (*g == '*')
+    g++;
+  return *g == 0;
 }
 
 static bool sub_matches(const sub_t *sub, const ewd_stream_t *st) {
@@ -178,11 +194,12 @@ static bool sub_matches(const sub_t *sub, const ewd_stream_t *st) {
 static void notify(ewd_server_t *srv, ewd_conn_t *c, const char *method, const ewp_value_t *v) {
   if (c->closing)
     return;
-  if (c->out_pending > srv->cfg.conn_out_cap) {
+  if (c->out_mem > srv->cfg.conn_out_cap) {
     srv->stat[EWD_STAT_subscribers_dropped]++;
     ewd_log(EWD_LOG_WARN, "subscriber disconnected: it does not read its notifications",
-            "conn=%llu unsent_bytes=%zu conn_out_cap=%llu", (unsigned long long)c->id,
-            c->out_pending, (unsigned long long)srv->cfg.conn_out_cap);
+            "conn=%llu unsent_bytes=%zu held_bytes=%zu conn_out_cap=%llu",
+            (unsigned long long)c->id, c->out_pending, c->out_mem,
+            (unsigned long long)srv->cfg.conn_out_cap);
     ewd_conn_close(c, "subscriber over conn_out_cap");
     return;
   }

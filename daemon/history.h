@@ -8,7 +8,7 @@
 
 #include <sqlite3.h>
 
-/* Points one `history` answer may carry, over all its series. */
+/* Points one `history` answer may carry, over all its series (its bytes: max_answer_bytes). */
 #define EWD_HISTORY_REPLY_MAX 500000
 
 typedef enum { EWD_AGG_LAST = 0, EWD_AGG_MEAN, EWD_AGG_MIN, EWD_AGG_MAX } ewd_agg_t;
@@ -46,6 +46,12 @@ typedef struct ewd_hread {
   uint64_t from, to;
   size_t max_points;
   ewd_agg_t agg;
+  /* the answer's bytes: max_answer_bytes and answer_budget as the request found them (the I/O
+   * thread does not read the live config), the encoding (JSON over HTTP, else msgpack) */
+  bool json;
+  size_t max_bytes, budget;
+  size_t est;          /* the encoded answer's estimated bytes so far */
+  size_t reserved;     /* held in the net's answers_building until rd is freed */
   /* the answer */
   int rc;              /* 0 or an EW_E* code with message */
   char message[256];
@@ -62,7 +68,7 @@ int ewd_history_read(ewd_server_t *srv, ewd_hread_t *rd);
 void ewd_hread_run(sqlite3 *db, sqlite3_stmt *series, sqlite3_stmt *points, ewd_hread_t *rd);
 /* On the loop: replies and frees rd (cmd/history.c). */
 void ewd_hread_answer(ewd_hread_t *rd);
-/* Frees what a read holds (its hold job too), and rd. */
+/* Frees what a read holds (its hold job too) and its reservation of answer_budget, and rd. */
 void ewd_hread_free(ewd_hread_t *rd);
 /* Copies the I/O thread's counters into srv->stat (stats refresh). */
 void ewd_history_stats(ewd_server_t *srv);

@@ -4,10 +4,20 @@
  * steps from the first point's step (so at most max_points buckets); it reports its last point's
  * step, time, rows, ranks, lag_s and skipped, whether any of its points was partial, and its
  * values' last, mean, min or max (list values: always the last).
- * The answer stops at EWD_HISTORY_REPLY_MAX points in all (TOO_LARGE). */
+ * The answer stops at EWD_HISTORY_REPLY_MAX points in all (TOO_LARGE).
+ *
+ * Bytes: before a series' values are read, its answer is estimated from above from the first
+ * pass (bucket count, the longest list): encoded as msgpack (9 bytes a float) or JSON (25), and
+ * the memory it takes while the answer is built (the values read, the ewp tree, the encoding).
+ * An answer encoded over max_answer_bytes is TOO_LARGE; one whose memory would take answers in
+ * flight (unsent output of every connection, RPC and HTTP, plus answers being built) past
+ * answer_budget is refused with LIMIT. The memory stays reserved until the read is freed, after
+ * its reply went to the connection's output, which counts it from then on. Before, a list metric
+ * at d = 16384 made one answer of 412 MB and eight unread ones gigabytes. */
 #include "history.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +47,9 @@ static void series_free(ewd_hseries_t *s) {
 void ewd_hread_free(ewd_hread_t *rd) {
   if (!rd)
     return;
+  if (rd->reserved)
+    atomic_fetch_sub_explicit(&rd->srv->net->answers_building, rd->reserved,
+                              memory_order_relaxed);
   for (size_t i = 0; i < rd->nseries; i++)
     series_free(&rd->series[i]);
   free(rd->series);
@@ -46,12 +59,54 @@ void ewd_hread_free(ewd_hread_t *rd) {
   free(rd);
 }
 
+#define MB(x) ((double)(x) / 1048576.0)
+
+/* Estimates a series of nb points (lists of at most maxlen values when vec) and reserves the
+ * memory its answer takes. Returns 0, or -1 after fail() (TOO_LARGE, LIMIT). */
+static int reserve(ewd_hread_t *rd, size_t nb, bool vec, size_t maxlen) {
+  /* encoded, from above: 8 fields a point (msgpack: at most 9 bytes each; JSON: 25 with the
+   * comma, 17 significant digits and an exponent), the keys and names of the series */
+  double per_field = rd->json ? 25 : 9;
+  double enc = 600 + (double)nb * 8 * per_field + (vec ? (double)nb * maxlen * per_field : 0);
+  /* memory while it is built: the columns read, each list's values, the ewp tree
+   * (cmd/history.c: 6 values a point), and the encoding */
+  double mem = (double)nb * (8 * sizeof(uint64_t) + 6 * sizeof(ewp_value_t)) +
+               (vec ? (double)nb * (maxlen * sizeof(double) + 48) : 0) + enc;
+  if ((double)rd->est + enc > (double)rd->max_bytes) {
+    if (!rd->rc) {
+      rd->rc = EW_ETOOLARGE;
+      snprintf(rd->message, sizeof rd->message,
+               "the answer would take about %.1f MB as %s, over max_answer_bytes (%.1f MB): ask "
+               "for fewer series, a shorter step range or a smaller max_points",
+               MB((double)rd->est + enc), rd->json ? "JSON" : "msgpack", MB(rd->max_bytes));
+    }
+    return -1;
+  }
+  ewd_net_t *net = rd->srv->net;
+  size_t held = atomic_load_explicit(&net->out_held, memory_order_relaxed) +
+                atomic_load_explicit(&net->answers_building, memory_order_relaxed);
+  if ((double)held + mem > (double)rd->budget) {
+    if (!rd->rc) {
+      rd->rc = EW_ELIMIT;
+      snprintf(rd->message, sizeof rd->message,
+               "answers in flight hold %.1f MB of answer_budget (%.1f MB) and this one needs "
+               "about %.1f MB more: retry once clients have read their answers, or ask for less",
+               MB(held), MB(rd->budget), MB(mem));
+    }
+    return -1;
+  }
+  atomic_fetch_add_explicit(&net->answers_building, (size_t)mem, memory_order_relaxed);
+  rd->reserved += (size_t)mem;
+  rd->est += (size_t)enc;
+  return 0;
+}
+
 /* The points of series `id` in range into s. Returns 0, or -1 after fail(). `budget` is what the
  * answer may still hold. */
 static int read_series(sqlite3 *db, sqlite3_stmt *q, ewd_hread_t *rd, sqlite3_int64 id,
                        ewd_hseries_t *s, size_t *budget) {
   /* first pass: how many, and the step range */
-  size_t cnt = 0;
+  size_t cnt = 0, maxlen = 0;
   uint64_t first = 0, last = 0;
   bool vec = false;
   sqlite3_bind_int64(q, 1, id);
@@ -63,7 +118,11 @@ static int read_series(sqlite3 *db, sqlite3_stmt *q, ewd_hread_t *rd, sqlite3_in
     if (cnt++ == 0)
       first = step;
     last = step;
-    vec = vec || sqlite3_column_type(q, 3) == SQLITE_BLOB;
+    if (sqlite3_column_type(q, 3) == SQLITE_BLOB) {
+      size_t len = (size_t)sqlite3_column_bytes(q, 3) / sizeof(double);
+      vec = true;
+      maxlen = len > maxlen ? len : maxlen;
+    }
   }
   sqlite3_reset(q);
   if (rc != SQLITE_DONE) {
@@ -85,6 +144,10 @@ static int read_series(sqlite3 *db, sqlite3_stmt *q, ewd_hread_t *rd, sqlite3_in
     return -1;
   }
   *budget -= nb;
+  if (reserve(rd, nb, vec, maxlen) != 0) {
+    sqlite3_clear_bindings(q);
+    return -1;
+  }
   s->vec = vec;
   s->step = calloc(nb ? nb : 1, sizeof *s->step);
   s->time = calloc(nb ? nb : 1, sizeof *s->time);

@@ -53,11 +53,21 @@
   XX(conn_high_water, SIZE, 32 * EWD_MIB, 64 * EWD_KIB, 16 * EWD_GIB, true,                       \
      "ingest bytes queued or buffered per connection before its reads pause")                     \
   XX(conn_out_cap, SIZE, 16 * EWD_MIB, 64 * EWD_KIB, 16 * EWD_GIB, true,                          \
-     "unsent reply bytes per connection; past it, no further request of that connection is "      \
-     "answered (nor read) until the client reads")                                                \
+     "unsent reply bytes per connection, counted as the memory holding them; past it, no "        \
+     "further request of that connection is answered (nor read) until the client reads, and a "   \
+     "subscriber is disconnected")                                                                \
+  XX(max_answer_bytes, SIZE, 128 * EWD_MIB, 64 * EWD_KIB, 16 * EWD_GIB, true,                    \
+     "one history answer, as its encoding is estimated before its values are read (msgpack, or "  \
+     "JSON over HTTP); a larger one is refused with TOO_LARGE")                                   \
+  XX(answer_budget, SIZE, 1 * EWD_GIB, 1 * EWD_MIB, (uint64_t)1 << 50, true,                       \
+     "memory for answers across connections, msgpack-RPC and HTTP together: replies and "        \
+     "notifications not yet written plus history answers being read; a history request that "    \
+     "would pass it is refused with LIMIT")                                                       \
   XX(recv_budget, SIZE, 256 * EWD_MIB, 1 * EWD_MIB, (uint64_t)1 << 50, true,                      \
-     "bytes held across all connections for unfinished messages; a connection that needs more "   \
-     "waits (its reads pause) until others finish")                                               \
+     "bytes held across all connections for unfinished messages (a message's declared size is "   \
+     "reserved when its header arrives); a connection that needs more waits (its reads pause), "  \
+     "in arrival order, until others finish; when every holder of a partial message waits, the "  \
+     "oldest may go past it by one message")                                                      \
   XX(partial_timeout, SECONDS, 30, 0, 86400, true,                                                \
      "seconds a started message may stay unfinished before its connection is closed (0 = off)")   \
   XX(idle_timeout, SECONDS, 0, 0, 31 * 86400, true,                                               \

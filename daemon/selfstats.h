@@ -24,9 +24,13 @@
   XX(queue_bytes, GAUGE, "ingest payload bytes queued")                                           \
   XX(recv_held_bytes, GAUGE, "receive-buffer bytes held across connections (recv_budget)")        \
   XX(recv_budget_waits, COUNTER, "times a connection waited for recv_budget")                     \
+  XX(recv_budget_overdrafts, COUNTER,                                                             \
+     "times every holder of a partial message waited and the oldest went past recv_budget")      \
   XX(partial_timeouts, COUNTER, "connections closed by partial_timeout")                          \
   XX(idle_timeouts, COUNTER, "connections closed by idle_timeout")                                \
   XX(out_cap_pauses, COUNTER, "times a connection stopped being served at conn_out_cap")          \
+  XX(out_held_bytes, GAUGE,                                                                       \
+     "memory held by unsent replies and notifications across connections (conn_out_cap)")        \
   XX(jobs_skipped, COUNTER, "queued answers skipped because their connection was gone")           \
   XX(framing_errors, COUNTER, "connections closed because their bytes could not be framed")       \
   XX(http_requests, COUNTER, "HTTP requests answered on the HTTP listener")                     \

@@ -58,6 +58,12 @@ void ew_skim_reset(ew_skim_t *sk);
 ew_skim_status_t ew_skim(ew_skim_t *sk, const uint8_t *buf, size_t len,
                          const ew_skim_limits_t *lim, size_t *msg_len);
 const char *ew_skim_strerror(ew_skim_status_t st);
+/* After EW_SKIM_NEED_MORE over buf[0, len): a lower bound on the whole message's bytes — what is
+ * scanned, the pending object's header and declared payload (a bin's length is known from its
+ * first five bytes), and one byte for each element still declared by an open container. The
+ * daemon reserves receive buffer for it at once (a 40 MB `data` is one reservation, not a series
+ * of doublings that can leave every connection holding part of a message). */
+size_t ew_skim_need(const ew_skim_t *sk, const uint8_t *buf, size_t len);
 
 /* ---- decoding helpers over a decoded msgpack_object ---- */
 /* Looks up string key `key` in map `m` (keys may be str or bin). NULL if absent or m not a map. */

@@ -156,3 +156,24 @@ ew_skim_status_t ew_skim(ew_skim_t *sk, const uint8_t *buf, size_t len,
       sk->depth--;
   }
 }
+
+size_t ew_skim_need(const ew_skim_t *sk, const uint8_t *buf, size_t len) {
+  uint64_t items = sk->started ? 0 : 1; /* the top-level object, before its first byte */
+  for (uint32_t i = 0; i < sk->depth; i++)
+    items += sk->remaining[i];
+  uint64_t need = sk->pos;
+  if (sk->pos < len) { /* the pending object: its header, and a raw object's payload */
+    head_t h = classify(buf[sk->pos]);
+    need += 1 + (uint64_t)h.lenbytes;
+    if (!h.container && !h.bad) {
+      if (!h.lenbytes)
+        need += h.payload;
+      else if (sk->pos + 1 + (size_t)h.lenbytes <= len)
+        need += be(buf + sk->pos + 1, h.lenbytes) + (uint64_t)h.fixed_extra;
+    }
+    if (items > 0)
+      items--; /* counted above */
+  }
+  need += items;
+  return need > SIZE_MAX ? SIZE_MAX : (size_t)need;
+}

@@ -3,12 +3,15 @@
  * Memory a peer can make the daemon hold is bounded three ways:
  *  - the receive buffer of every connection is charged to one global budget (recv_budget); a
  *    connection that needs a bigger buffer than the budget has left stops reading and waits on a
- *    list until another connection's buffer shrinks or closes;
+ *    list, oldest first, until another connection's buffer shrinks or closes (a declared message
+ *    is reserved whole; when every holder of a partial message waits, the oldest may go past
+ *    the budget by one message: see "the receive budget" and unblock_waiters);
  *  - a started message must finish within partial_timeout, or the connection is closed (which
  *    returns its buffer to the budget): holding a message one byte short costs the peer its
  *    connection, not the daemon its memory;
- *  - unsent replies are capped per connection (conn_out_cap): past it the protocol answers
- *    nothing more, and reads stop, until the peer reads.
+ *  - unsent replies are capped per connection (conn_out_cap), counted as the memory holding them:
+ *    past it the protocol answers nothing more, and reads stop, until the peer reads (a
+ *    subscriber is disconnected).
  * An idle connection (idle_timeout, off by default) is closed, and a buffer left empty for a
  * second is freed. A connection's end (EOF or a read error) means the peer is gone: `gone` is set
  * for the math threads, which then skip its queued answers. Connections are freed after the
@@ -16,6 +19,8 @@
  * that found them broken. */
 #include "net.h"
 
+#include <malloc.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +36,7 @@ ewd_conn_t *ewd_conn_new(ewd_server_t *srv, const ewd_io_vt_t *io, const ewd_pro
   c->io = io;
   c->proto = proto;
   c->refs = 1;
+  c->outq_tail = &c->outq;
   c->id = ++net->next_id;
   c->authed = srv->token == NULL;
   c->last_activity = ewd_now();
@@ -52,34 +58,71 @@ void ewd_conn_unref(ewd_conn_t *c) {
   free(c);
 }
 
-/* ---- the receive budget ---- */
+/* ---- the receive budget ----
+ * A buffer grows in one step to what its unfinished message is known to need (c->want: the
+ * lengths it declares, so a 40 MB `data` is reserved whole as soon as its header is here), else
+ * by doubling, up to max_message_bytes + READ_CHUNK. A growth that does not fit the budget makes
+ * the connection wait, in arrival order: freed budget goes to the oldest waiter first, and while
+ * one waits no other connection grows past its first chunk into the room the oldest needs. So
+ * no connection holds part of a declared message waiting for room only the others could free
+ * (8 clients sending 40 MB at a 256 MB budget were all closed by partial_timeout, each holding
+ * 32 MB): a message that fits the budget on its own is received in turn. */
 
-static void budget_release(ewd_conn_t *c, size_t bytes) {
-  ewd_net_t *net = c->srv->net;
-  net->recv_held -= bytes;
-  ewd_server_freed(c->srv, bytes);
-  /* wake every waiter: each retries its growth and waits again if it still does not fit */
-  ewd_conn_t *w = net->waiters;
-  net->waiters = NULL;
-  while (w) {
-    ewd_conn_t *next = w->wait_next;
+/* The capacity c's buffer should grow to now (c->cap when no growth is due). */
+static size_t grow_target(const ewd_conn_t *c) {
+  size_t limit = c->srv->cfg.max_message_bytes + READ_CHUNK;
+  if (c->cap - c->len >= READ_CHUNK || c->cap >= limit)
+    return c->cap;
+  size_t nc = READ_CHUNK; /* powers of two, whatever a reservation made the capacity */
+  while (nc < 2 * c->cap || nc < c->len + READ_CHUNK)
+    nc *= 2;
+  if (c->want && c->want < limit && c->off + c->want + READ_CHUNK > nc)
+    nc = c->off + c->want + READ_CHUNK;
+  return nc > limit ? limit : nc;
+}
+
+/* Grows c's buffer to nc when the budget has room for it with `reserve` bytes to spare. Returns
+ * false when it does not fit (true after a failed realloc: the buffer stays as it is). */
+static bool try_grow(ewd_conn_t *c, size_t nc, size_t reserve);
+
+static void resume_waiters(ewd_net_t *net) {
+  while (net->waiters) {
+    ewd_conn_t *w = net->waiters;
+    if (!w->closing) {
+      size_t nc = grow_target(w);
+      if (nc > w->cap && !try_grow(w, nc, 0))
+        break; /* the oldest first: the others wait behind it */
+    }
+    net->waiters = w->wait_next;
+    if (!net->waiters)
+      net->waiters_tail = &net->waiters;
     w->wait_next = NULL;
     w->budget_wait = false;
     if (!w->closing)
       ewd_conn_update_reading(w);
     ewd_conn_unref(w);
-    w = next;
   }
 }
 
+static void budget_release(ewd_conn_t *c, size_t bytes) {
+  ewd_net_t *net = c->srv->net;
+  net->recv_held -= bytes;
+  ewd_server_freed(c->srv, bytes);
+  resume_waiters(net);
+}
+
 static void budget_wait(ewd_conn_t *c) {
+  ewd_net_t *net = c->srv->net;
   if (c->budget_wait)
     return;
   c->budget_wait = true;
   c->srv->stat[EWD_STAT_recv_budget_waits]++;
   ewd_conn_ref(c);
-  c->wait_next = c->srv->net->waiters;
-  c->srv->net->waiters = c;
+  c->wait_next = NULL;
+  if (!net->waiters_tail)
+    net->waiters_tail = &net->waiters;
+  *net->waiters_tail = c;
+  net->waiters_tail = &c->wait_next;
 }
 
 static void set_cap(ewd_conn_t *c, uint8_t *nb, size_t ncap) {
@@ -93,15 +136,26 @@ static void set_cap(ewd_conn_t *c, uint8_t *nb, size_t ncap) {
     budget_release(c, old - ncap);
 }
 
+static bool try_grow(ewd_conn_t *c, size_t nc, size_t reserve) {
+  ewd_server_t *srv = c->srv;
+  if (srv->net->recv_held + (nc - c->cap) + reserve > srv->cfg.recv_budget)
+    return false;
+  uint8_t *nb = realloc(c->buf, nc);
+  if (nb)
+    set_cap(c, nb, nc);
+  return true;
+}
+
 static void buffer_free(ewd_conn_t *c) {
   uint8_t *b = c->buf;
   set_cap(c, NULL, 0);
   free(b);
   c->off = c->len = 0;
+  c->want = 0;
 }
 
 void ewd_conn_alloc(ewd_conn_t *c, uint8_t **p, size_t *avail) {
-  ewd_server_t *srv = c->srv;
+  ewd_net_t *net = c->srv->net;
   *p = NULL;
   *avail = 0;
   if (c->off > 0 && c->cap - c->len < READ_CHUNK && c->parked_len == 0) { /* compact */
@@ -109,22 +163,20 @@ void ewd_conn_alloc(ewd_conn_t *c, uint8_t **p, size_t *avail) {
     c->len -= c->off;
     c->off = 0;
   }
-  size_t limit = srv->cfg.max_message_bytes + READ_CHUNK;
-  if (c->cap - c->len < READ_CHUNK && c->cap < limit) {
-    size_t nc = c->cap ? 2 * c->cap : READ_CHUNK;
-    while (nc < c->len + READ_CHUNK)
-      nc *= 2;
-    if (nc > limit)
-      nc = limit;
-    if (srv->net->recv_held + (nc - c->cap) > srv->cfg.recv_budget) {
-      if (c->cap == c->len) {
-        budget_wait(c);
-        return;
-      }
-    } else {
-      uint8_t *nb = realloc(c->buf, nc);
-      if (nb)
-        set_cap(c, nb, nc);
+  size_t nc = grow_target(c);
+  if (nc > c->cap) {
+    /* past its first chunk, a connection leaves the oldest waiter the room it needs (when that
+     * buffer fits the budget on its own: a larger one waits for partial_timeout, alone) */
+    ewd_conn_t *head = net->waiters;
+    size_t reserve = 0;
+    if (head && head != c && c->cap > 0) {
+      size_t hn = grow_target(head);
+      if (hn > head->cap && hn <= c->srv->cfg.recv_budget)
+        reserve = hn - head->cap;
+    }
+    if (!try_grow(c, nc, reserve) && c->cap == c->len) {
+      budget_wait(c);
+      return;
     }
   }
   *p = c->buf + c->len;
@@ -156,6 +208,7 @@ size_t ewd_conn_input(ewd_conn_t *c, const void *data, size_t n) {
 
 void ewd_conn_consume(ewd_conn_t *c, size_t n) {
   c->off += n;
+  c->want = 0; /* the protocol says again what the next message needs */
   if (c->off == c->len) {
     c->off = c->len = 0;
     if (c->cap > 4 * READ_CHUNK) { /* give big buffers back */
@@ -173,26 +226,164 @@ void ewd_conn_eof(ewd_conn_t *c) {
   c->proto->process(c);
 }
 
-/* ---- output ---- */
+/* ---- output ----
+ * Unsent output is counted as the memory that holds it, against conn_out_cap: each chunk's
+ * allocation (malloc_usable_size) plus OUT_OVERHEAD for the chunk record and the write request.
+ * A message of at most OUT_SMALL bytes (a reply, a subscriber's notification) is copied into the
+ * connection's open chunk, which grows to OUT_CHUNK; before, each ~180-byte notification was its
+ * own 8 KB buffer and write request counted as 180 bytes, and 64 subscribers that never read
+ * held gigabytes with none of them over the cap. Freed output is reported to the trim timer so
+ * that the heap goes back to the system after a slow reader closes. */
+
+#define OUT_SMALL ((size_t)4096)
+#define OUT_CHUNK ((size_t)64 * 1024)
+#define OUT_OVERHEAD ((size_t)256) /* the chunk record, the io's write request, malloc headers */
+
+typedef struct ewd_out {
+  struct ewd_out *next;
+  char *data;
+  size_t len;  /* bytes to send */
+  size_t cap;  /* bytes the allocation holds */
+  bool shared; /* small messages are appended to it */
+} ewd_out_t;
+
+static void out_count(ewd_conn_t *c, ptrdiff_t mem) {
+  c->out_mem += (size_t)mem;
+  if (mem >= 0)
+    atomic_fetch_add_explicit(&c->srv->net->out_held, (size_t)mem, memory_order_relaxed);
+  else
+    atomic_fetch_sub_explicit(&c->srv->net->out_held, (size_t)-mem, memory_order_relaxed);
+}
+
+/* Hands queued chunks to io->write, one at a time. */
+static void out_flush(ewd_conn_t *c) {
+  if (c->out_flushing)
+    return;
+  c->out_flushing = true;
+  while (!c->closing && !c->out_inflight && c->outq) {
+    ewd_out_t *o = c->outq;
+    c->outq = o->next;
+    if (!c->outq)
+      c->outq_tail = &c->outq;
+    c->out_inflight = true;
+    c->out_inflight_mem = o->cap + OUT_OVERHEAD;
+    char *data = o->data;
+    size_t len = o->len;
+    free(o);
+    c->io->write(c, data, len); /* may end in ewd_conn_wrote before it returns */
+  }
+  c->out_flushing = false;
+}
+
+static ewd_out_t *out_chunk(ewd_conn_t *c, char *data, size_t len, size_t cap, bool shared) {
+  ewd_out_t *o = malloc(sizeof *o);
+  if (!o)
+    return NULL;
+  *o = (ewd_out_t){NULL, data, len, cap, shared};
+  if (!c->outq_tail)
+    c->outq_tail = &c->outq;
+  *c->outq_tail = o;
+  c->outq_tail = &o->next;
+  out_count(c, (ptrdiff_t)(cap + OUT_OVERHEAD));
+  return o;
+}
+
+/* Copies a small message into the open shared chunk (a new one when there is none, or it is
+ * full). Returns false when out of memory. */
+static bool out_append(ewd_conn_t *c, const char *data, size_t len) {
+  ewd_out_t *t = c->outq ? (ewd_out_t *)((char *)c->outq_tail - offsetof(ewd_out_t, next)) : NULL;
+  if (t && t->shared && t->len + len <= OUT_CHUNK) {
+    if (t->len + len > t->cap) {
+      size_t nc = 2 * t->cap;
+      if (nc < t->len + len)
+        nc = t->len + len;
+      if (nc > OUT_CHUNK)
+        nc = OUT_CHUNK;
+      char *nd = realloc(t->data, nc);
+      if (!nd)
+        return false;
+      size_t real = malloc_usable_size(nd);
+      out_count(c, (ptrdiff_t)real - (ptrdiff_t)t->cap);
+      t->data = nd;
+      t->cap = real;
+    }
+    memcpy(t->data + t->len, data, len);
+    t->len += len;
+    return true;
+  }
+  size_t cap = len < 1024 ? 1024 : len;
+  char *d = malloc(cap);
+  if (!d)
+    return false;
+  memcpy(d, data, len);
+  if (!out_chunk(c, d, len, malloc_usable_size(d), true)) {
+    free(d);
+    return false;
+  }
+  return true;
+}
 
 void ewd_conn_send(ewd_conn_t *c, char *data, size_t len) {
   if (!c || c->closing) {
     free(data);
     return;
   }
+  bool ok;
+  if (len <= OUT_SMALL) {
+    ok = out_append(c, data, len);
+    free(data);
+  } else {
+    size_t cap = malloc_usable_size(data);
+    if (cap - len > len / 8) { /* a packer's doubling left much unused: give it back */
+      char *nd = realloc(data, len);
+      if (nd) {
+        data = nd;
+        cap = malloc_usable_size(nd);
+      }
+    }
+    ok = out_chunk(c, data, len, cap, false) != NULL;
+    if (!ok)
+      free(data);
+  }
+  if (!ok) {
+    ewd_conn_close(c, "out_of_memory");
+    return;
+  }
   c->srv->stat[EWD_STAT_bytes_out] += len;
   c->out_pending += len;
-  c->io->write(c, data, len);
+  out_flush(c);
 }
 
 void ewd_conn_wrote(ewd_conn_t *c, size_t len, int status) {
   c->out_pending -= len;
+  c->out_inflight = false;
+  out_count(c, -(ptrdiff_t)c->out_inflight_mem);
+  ewd_server_freed(c->srv, c->out_inflight_mem);
+  c->out_inflight_mem = 0;
   if (status == 0)
     c->last_activity = ewd_now();
   else
     atomic_store(&c->gone, true);
-  if (!c->closing)
-    c->proto->process(c); /* may serve again now that output drained */
+  if (c->closing)
+    return;
+  out_flush(c);
+  c->proto->process(c); /* may serve again now that output drained */
+}
+
+/* Drops what was never handed to io->write (the connection is closing). */
+static void out_drop(ewd_conn_t *c) {
+  size_t freed = 0;
+  while (c->outq) {
+    ewd_out_t *o = c->outq;
+    c->outq = o->next;
+    c->out_pending -= o->len;
+    out_count(c, -(ptrdiff_t)(o->cap + OUT_OVERHEAD));
+    freed += o->cap;
+    free(o->data);
+    free(o);
+  }
+  c->outq_tail = &c->outq;
+  ewd_server_freed(c->srv, freed);
 }
 
 /* ---- reading ---- */
@@ -229,6 +420,7 @@ void ewd_conn_close(ewd_conn_t *c, const char *reason) {
           reason);
   c->proto->release(c);
   buffer_free(c);
+  out_drop(c);
   if (c->reading) {
     c->reading = false;
     c->io->set_reading(c, false);
@@ -253,8 +445,52 @@ void ewd_conn_closed(ewd_conn_t *c) {
 
 /* ---- timeouts and idle buffers ---- */
 
+/* A message whose size is not declared up front (rows as nested arrays) grows by doubling, and
+ * such messages can still leave every connection that holds part of one waiting for budget only
+ * the others could free. When that is so (no connection holding more than its first chunk is
+ * able to go on), the oldest waiter is let past recv_budget by its growth, as long as the
+ * receive buffers stay within recv_budget + max_message_bytes + READ_CHUNK: it finishes its
+ * message, and what it then frees lets the others go on. Checked by the sweep, every SWEEP_MS. */
+static void unblock_waiters(ewd_server_t *srv) {
+  ewd_net_t *net = srv->net;
+  ewd_conn_t *head = net->waiters;
+  while (head && head->closing) /* closed waiters leave at the next release */
+    head = head->wait_next;
+  if (!head)
+    return;
+  for (ewd_conn_t *c = net->conns; c; c = c->next)
+    if (!c->closing && !c->budget_wait && c->len > c->off && c->cap > READ_CHUNK)
+      return; /* someone holds more than a first chunk and can go on: it will free budget */
+  size_t nc = grow_target(head);
+  size_t limit = srv->cfg.max_message_bytes + READ_CHUNK;
+  if (nc <= head->cap || net->recv_held + (nc - head->cap) > srv->cfg.recv_budget + limit)
+    return;
+  srv->stat[EWD_STAT_recv_budget_overdrafts]++;
+  ewd_log(EWD_LOG_INFO, "every connection holding part of a message waits for receive budget: "
+          "the oldest goes past recv_budget to finish its message", "conn=%llu buffer=%zu "
+          "recv_held=%zu recv_budget=%llu", (unsigned long long)head->id, nc, net->recv_held,
+          (unsigned long long)srv->cfg.recv_budget);
+  uint8_t *nb = realloc(head->buf, nc);
+  if (!nb)
+    return;
+  set_cap(head, nb, nc); /* a growth: no release, the wait list is untouched */
+  /* unlink it from the wait list and let it read */
+  for (ewd_conn_t **pp = &net->waiters; *pp; pp = &(*pp)->wait_next)
+    if (*pp == head) {
+      *pp = head->wait_next;
+      if (net->waiters_tail == &head->wait_next)
+        net->waiters_tail = pp;
+      break;
+    }
+  head->wait_next = NULL;
+  head->budget_wait = false;
+  ewd_conn_update_reading(head);
+  ewd_conn_unref(head);
+}
+
 static void on_sweep(uv_timer_t *t) {
   ewd_server_t *srv = t->data;
+  unblock_waiters(srv);
   double now = ewd_now();
   double pt = srv->cfg.partial_timeout, it = srv->cfg.idle_timeout;
   for (ewd_conn_t *c = srv->net->conns, *next; c; c = next) {

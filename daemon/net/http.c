@@ -166,16 +166,23 @@ void ewd_http_respond(ewd_conn_t *c, int status, const char *type, char *body, s
                    status, reason(status), type, len, h->close_after ? "close" : "keep-alive",
                    extra ? extra : "");
   size_t total = (size_t)n + (head_only ? 0 : len);
-  char *out = malloc(total ? total : 1);
+  char *out;
+  if (body && len && !head_only) { /* the headers go in front of the body, in its allocation:
+                                      a large answer is never held twice */
+    out = realloc(body, total);
+    if (!out)
+      free(body);
+    else
+      memmove(out + n, out, len);
+  } else {
+    free(body); /* HEAD, or nothing to send */
+    out = malloc(total ? total : 1);
+  }
   if (!out) {
-    free(body);
     ewd_conn_close(c, "out_of_memory");
     return;
   }
   memcpy(out, hdr, (size_t)n);
-  if (!head_only && len)
-    memcpy(out + n, body, len);
-  free(body);
   ewd_conn_send(c, out, total);
 }
 

@@ -21,7 +21,8 @@ typedef struct {
 } ewd_proto_vt_t;
 
 typedef struct {
-  /* Sends data[0, len); takes ownership of data (malloc'ed). */
+  /* Sends data[0, len); takes ownership of data (malloc'ed). conn.c has at most one write
+   * outstanding per connection; it ends with ewd_conn_wrote (possibly before write returns). */
   void (*write)(ewd_conn_t *c, char *data, size_t len);
   /* Starts or stops reading. */
   void (*set_reading)(ewd_conn_t *c, bool on);
@@ -40,7 +41,9 @@ struct ewd_conn {
     uv_handle_t handle;
   } h;                     /* socket io only */
   ewd_conn_t *prev, *next; /* the server's list */
-  ewd_conn_t *wait_next;   /* the receive-budget wait list */
+  ewd_conn_t *wait_next;   /* the receive-budget wait list (arrival order) */
+  size_t want;             /* bytes the unfinished message at buf[off] needs at least, as far as
+                              its declared lengths say (the protocol sets it; 0 = unknown) */
   uint64_t id;
   bool tcp;                /* accepted on a TCP listener */
   bool http;               /* accepted on the HTTP listener (counts in nhttp) */
@@ -63,8 +66,15 @@ struct ewd_conn {
   ewp_request_t parked;    /* a decoded message waiting for the jobs in flight */
   size_t parked_len;       /* its bytes at buf[off, off + parked_len); 0 = none parked */
   bool out_blocked;        /* stopped at conn_out_cap until the client reads */
-  /* output */
-  size_t out_pending;      /* bytes handed to io->write and not yet written */
+  /* output (conn.c): one chunk at a time is handed to io->write; what is sent meanwhile waits in
+   * outq, small messages copied together into shared chunks */
+  struct ewd_out *outq, **outq_tail;
+  bool out_inflight;       /* a chunk is with io->write */
+  bool out_flushing;       /* out_flush is running (io->write may complete at once) */
+  size_t out_inflight_mem; /* what the chunk with io->write holds */
+  size_t out_pending;      /* bytes queued or with io->write, not yet written */
+  size_t out_mem;          /* the memory they hold: allocations and a fixed cost per write
+                              (conn_out_cap is checked against it) */
   int refs;                /* 1 while open + 1 per job that names this connection */
 };
 
@@ -74,7 +84,11 @@ struct ewd_net {
   size_t nhttp;            /* of them, HTTP connections */
   uint64_t next_id;
   size_t recv_held;        /* Σ cap of connection buffers */
-  ewd_conn_t *waiters;     /* connections waiting for receive budget */
+  atomic_size_t out_held;  /* Σ out_mem of connections (read by the history's I/O thread) */
+  atomic_size_t answers_building; /* history answers being read and encoded (history_read.c):
+                              with out_held, what answer_budget bounds */
+  ewd_conn_t *waiters;     /* connections waiting for receive budget, oldest first */
+  ewd_conn_t **waiters_tail;
   uv_handle_t **listeners;
   size_t nlisteners;
   char **unix_paths;       /* to unlink at exit */
@@ -100,9 +114,14 @@ size_t ewd_conn_input(ewd_conn_t *c, const void *data, size_t n);
 void ewd_conn_eof(ewd_conn_t *c);
 /* n bytes at buf[off] were handled; shrinks the buffer when it empties. */
 void ewd_conn_consume(ewd_conn_t *c, size_t n);
-/* Hands bytes to io->write (takes data) and counts them. Dropped when closing. */
+/* Queues bytes for the peer (takes data, malloc'ed) and counts them: a message of at most 4 KiB
+ * is copied into the connection's shared output chunk and data freed; a larger one is queued as
+ * it is (shrunk first when its allocation is much larger). out_mem and net->out_held count the
+ * memory held, allocation and a fixed per-write cost included. One chunk at a time goes to
+ * io->write, so a write may carry several messages. Dropped when closing. */
 void ewd_conn_send(ewd_conn_t *c, char *data, size_t len);
-/* io->write finished len bytes (status < 0: failed; the peer is gone). */
+/* io->write finished the chunk it was handed, len bytes (status < 0: failed; the peer is gone);
+ * the next chunk goes out. */
 void ewd_conn_wrote(ewd_conn_t *c, size_t len, int status);
 /* Starts or stops reading as the connection's state asks (budget, caps, stop). */
 void ewd_conn_update_reading(ewd_conn_t *c);

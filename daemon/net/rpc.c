@@ -189,7 +189,7 @@ static void run(ewd_conn_t *c, ewp_request_t *req) {
 static void rpc_process(ewd_conn_t *c) {
   ewd_server_t *srv = c->srv;
   while (!c->closing) {
-    if (c->out_pending >= srv->cfg.conn_out_cap) {
+    if (c->out_mem >= srv->cfg.conn_out_cap) {
       if (!c->out_blocked) {
         c->out_blocked = true;
         srv->stat[EWD_STAT_out_cap_pauses]++;
@@ -229,8 +229,10 @@ static void rpc_process(ewd_conn_t *c) {
     if (st == EW_SKIM_NEED_MORE) {
       if (c->partial_since == 0)
         c->partial_since = ewd_now();
+      c->want = ew_skim_need(&c->skim, b, avail); /* reserved at once (conn.c) */
       break;
     }
+    c->want = 0;
     ew_skim_reset(&c->skim);
     c->partial_since = 0;
     if (st != EW_SKIM_DONE) {

@@ -100,7 +100,8 @@ static void check_http(const char *p, size_t n) {
   }
 }
 
-/* Every reply must be what a strict client can read. */
+/* Every reply must be what a strict client can read. A write holds one or more whole messages
+ * (conn.c coalesces small ones). */
 static void check_reply(const ewd_conn_t *c, const char *p, size_t n) {
   if (c->proto == &ewd_http_proto) {
     check_http(p, n);
@@ -111,24 +112,27 @@ static void check_reply(const ewd_conn_t *c, const char *p, size_t n) {
   msgpack_unpacked u;
   msgpack_unpacked_init(&u);
   size_t off = 0;
-  if (msgpack_unpack_next(&u, p, n, &off) != MSGPACK_UNPACK_SUCCESS || off != n)
-    die("a reply is not exactly one msgpack object");
-  const msgpack_object *o = &u.data;
-  if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 4)
-    die("a reply is not a 4-array");
-  const msgpack_object *a = o->via.array.ptr;
-  if (a[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[0].via.u64 != 1 ||
-      a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-    die("a reply's type or msgid is wrong");
-  if (a[2].type == MSGPACK_OBJECT_NIL) {
-    if (a[3].type == MSGPACK_OBJECT_NIL)
-      die("a reply has neither error nor result");
-  } else {
-    if (a[2].type != MSGPACK_OBJECT_MAP || a[2].via.map.size != 2 || a[3].type != MSGPACK_OBJECT_NIL)
-      die("an error reply is not {code, message} with a nil result");
-    for (uint32_t i = 0; i < 2; i++)
-      if (!utf8(&a[2].via.map.ptr[i].key) || !utf8(&a[2].via.map.ptr[i].val))
-        die("an error's code or message is not valid UTF-8 text");
+  while (off < n) {
+    if (msgpack_unpack_next(&u, p, n, &off) != MSGPACK_UNPACK_SUCCESS)
+      die("a write does not hold whole msgpack objects");
+    const msgpack_object *o = &u.data;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 4)
+      die("a reply is not a 4-array");
+    const msgpack_object *a = o->via.array.ptr;
+    if (a[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[0].via.u64 != 1 ||
+        a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+      die("a reply's type or msgid is wrong");
+    if (a[2].type == MSGPACK_OBJECT_NIL) {
+      if (a[3].type == MSGPACK_OBJECT_NIL)
+        die("a reply has neither error nor result");
+    } else {
+      if (a[2].type != MSGPACK_OBJECT_MAP || a[2].via.map.size != 2 ||
+          a[3].type != MSGPACK_OBJECT_NIL)
+        die("an error reply is not {code, message} with a nil result");
+      for (uint32_t i = 0; i < 2; i++)
+        if (!utf8(&a[2].via.map.ptr[i].key) || !utf8(&a[2].via.map.ptr[i].val))
+          die("an error's code or message is not valid UTF-8 text");
+    }
   }
   msgpack_unpacked_destroy(&u);
 }

@@ -123,6 +123,53 @@ static void back_to_back_messages_split_at_the_boundary(void) {
   CHECK(skim_all(empty_top, 1, &lim, &m) == EW_SKIM_DONE && m == 1, "empty array");
 }
 
+/* ew_skim_need: for every prefix of a message, a lower bound of its length, at least the bytes
+ * present, and the end of a bin as soon as the bin's header is present. */
+static void skim_need_bounds_the_message(void) {
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  static char data[100000];
+  msgpack_pack_array(&pk, 4);
+  msgpack_pack_uint8(&pk, 0);
+  msgpack_pack_uint8(&pk, 1);
+  ew_pack_str(&pk, "ingest");
+  msgpack_pack_array(&pk, 1);
+  msgpack_pack_map(&pk, 3);
+  ew_pack_str(&pk, "stream");
+  ew_pack_str(&pk, "s");
+  ew_pack_str(&pk, "data");
+  size_t bin_at = sb.size;
+  msgpack_pack_bin(&pk, sizeof data);
+  msgpack_pack_bin_body(&pk, data, sizeof data);
+  size_t bin_end = sb.size;
+  ew_pack_str(&pk, "shape");
+  msgpack_pack_array(&pk, 2);
+  msgpack_pack_uint32(&pk, 25000);
+  msgpack_pack_uint8(&pk, 1);
+  ew_skim_limits_t lim;
+  ew_skim_limits_default(&lim);
+  const uint8_t *b = (const uint8_t *)sb.data;
+  size_t n = sb.size, bad = 0, early = 0;
+  for (size_t i = 0; i < n; i += i < bin_at + 8 || i > bin_end - 8 ? 1 : 997) {
+    ew_skim_t sk;
+    size_t m = 0;
+    ew_skim_reset(&sk);
+    if (ew_skim(&sk, b, i, &lim, &m) != EW_SKIM_NEED_MORE) {
+      bad++;
+      continue;
+    }
+    size_t need = ew_skim_need(&sk, b, i);
+    bad += need > n || need < i || need == 0;
+    early += i >= bin_at + 5 && need < bin_end;
+  }
+  CHECK(bad == 0, "%zu prefixes of %zu bytes with a bound over the length or under the bytes "
+        "present", bad, n);
+  CHECK(early == 0, "%zu prefixes with the bin's header but a bound before its end", early);
+  msgpack_sbuffer_destroy(&sb);
+}
+
 static void map_lookup_and_numbers(void) {
   msgpack_sbuffer sb;
   msgpack_sbuffer_init(&sb);
@@ -157,6 +204,7 @@ int main(int argc, char **argv) {
   TAP_RUN(every_vector_frames_exactly);
   TAP_RUN(hostile_headers_are_refused_up_front);
   TAP_RUN(back_to_back_messages_split_at_the_boundary);
+  TAP_RUN(skim_need_bounds_the_message);
   TAP_RUN(map_lookup_and_numbers);
   TAP_DONE();
 }

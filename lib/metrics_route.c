@@ -137,13 +137,16 @@ static double gslope(const gfun_t *g, double x) {
 #define EW__QUICK_Z 3.0 /* standard errors in the sampling part of the bar (~99% for 32 probes) */
 
 /* Σ g(λ) over the spectrum, estimated: the deflated pairs exactly, SLQ on the rest. *err is the
- * error bar: z·(standard error) + the quadrature indicator + a Hoffman–Wielandt bound for the
- * deflated pairs' residuals (√(2d)·‖R‖_F·max|g'|). */
+ * error bar: z·(standard error) + the mean half-width of the probes' Gauss–Radau brackets + a
+ * Hoffman–Wielandt bound for the deflated pairs' residuals (√(2d)·‖R‖_F·max|g'|). Returns 0, a
+ * negative code (the answer set), or 1 when the method is AUTO and the bar exceeds
+ * EW__QUICK_AUTO_REL of |Σ g|: the caller then answers exactly. */
 int ew__m_quick_sum(mctx_t *cx, const ew__quick_t *q, const gfun_t *g, double *sum, double *err) {
   ew__slq_t sq = {EW__QUICK_PROBES, EW__QUICK_STEPS, (double *)q->alpha, (double *)q->beta,
                   (double *)q->z2, (size_t *)q->len};
   double est, se, qe;
-  int rc = ew__slq_eval(&sq, gfun, g, &est, &se, &qe);
+  /* every eigenvalue of the PSD matrix lies in [0, tr A] */
+  int rc = ew__slq_eval(&sq, gfun, g, q->tr * (1.0 + 1e-9), &est, &se, &qe);
   if (rc)
     return ew__m_view_fail(cx, rc);
   double defl = 0, r2 = 0, slope = gslope(g, q->tr / (double)cx->d);
@@ -155,6 +158,8 @@ int ew__m_quick_sum(mctx_t *cx, const ew__quick_t *q, const gfun_t *g, double *s
   }
   *sum = defl + est;
   *err = EW__QUICK_Z * se + qe + sqrt(2.0 * (double)cx->d * r2) * slope;
+  if (cx->method == EW_METHOD_AUTO && !(*err <= EW__QUICK_AUTO_REL * fabs(*sum)))
+    return 1;
   return 0;
 }
 
@@ -191,7 +196,8 @@ int ew__m_spectral_entropy(mctx_t *cx, double *h, double *tr) {
     int rc = quick_entropy(cx, h, &e);
     if (rc == 0)
       ew__m_set_error(cx, e);
-    return rc;
+    if (rc != 1) /* 1: AUTO, and the bar is too wide: exact below */
+      return rc;
   }
   int rc = ew__m_eig_trace(cx, tr);
   if (rc)
@@ -270,13 +276,16 @@ int ew__m_renyi_of(mctx_t *cx, double a, double *out) {
       return rc;
     gfun_t g = {1, q->tr, a};
     double sum, e;
-    if ((rc = ew__m_quick_sum(cx, q, &g, &sum, &e)))
+    rc = ew__m_quick_sum(cx, q, &g, &sum, &e);
+    if (rc < 0)
       return rc;
-    if (!(sum > 0))
-      return ew__m_fail(cx, EW_EDEGENERATE, "the quick estimate of sum p^alpha is not positive");
-    *out = log(sum) / (1.0 - a);
-    ew__m_set_error(cx, (e / sum) / fabs(1.0 - a));
-    return 0;
+    if (rc == 0) { /* else (1) AUTO, and the bar is too wide: exact below */
+      if (!(sum > 0))
+        return ew__m_fail(cx, EW_EDEGENERATE, "the quick estimate of sum p^alpha is not positive");
+      *out = log(sum) / (1.0 - a);
+      ew__m_set_error(cx, (e / sum) / fabs(1.0 - a));
+      return 0;
+    }
   }
   if ((rc = ew__m_eig_trace(cx, &tr)))
     return rc;

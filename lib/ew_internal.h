@@ -326,12 +326,16 @@ int ew__slq_run(const ew__op_t *op, const double *U, size_t ku, size_t nprobe, s
  * nothing), for g whose derivative of order 2m+1 has one sign on (0, top] (p ln p, √x, x^a: every
  * one the metrics use). Per probe, Gauss–Radau rules with a node fixed at 0 (≤ λ_min: A is PSD)
  * and at top (≥ λ_max; tr A will do) bracket zᵀ g(A) z from both sides (a probe whose Krylov
- * space closed early is exact). *est is the mean over probes of the brackets' midpoints,
- * *quad_err the mean of their half-widths (so the mean of zᵀ g(A) z lies within *est ±
- * *quad_err), *se the standard error over probes (the largest of the lower ends', upper ends'
- * and midpoints'). g is evaluated at nodes clamped at 0. Returns 0, EW_ENOMEM or EW_ELAPACK. */
-int ew__slq_eval(const ew__slq_t *s, ew__slq_fn g, const void *ctx, double top, double *est,
-                 double *se, double *quad_err);
+ * space closed early is exact). mu (may be NULL, or mu[1] NAN) holds the exact expectations of
+ * the covariates zᵀAz and zᵀA²z over the probes, tr(PAP) and ‖PAP‖_F² with P the projector off
+ * span(U): the estimate is then the regression (control-variate) estimator Σ w_p y_p of the
+ * probes' brackets' midpoints y_p (the plain mean, w_p = 1/n, without covariates or when their
+ * spread is degenerate). *quad_err = Σ |w_p| (half-width of bracket p), so the same estimator on
+ * the exact zᵀ g(A) z lies within *est ± *quad_err; *se its standard error over probes (from the
+ * regression's residuals; the largest for the brackets' lower ends, upper ends and midpoints).
+ * g is evaluated at nodes clamped at 0. Returns 0, EW_ENOMEM or EW_ELAPACK. */
+int ew__slq_eval(const ew__slq_t *s, ew__slq_fn g, const void *ctx, double top,
+                 const double *mu, double *est, double *se, double *quad_err);
 
 /* ---- stream.c ---- */
 #define EW__NSRC 3
@@ -352,6 +356,7 @@ typedef struct {
   int src, center;
   uint64_t as_of, epoch, tail;
   double tr;          /* tr A (exact, O(d)) */
+  double fro2;        /* ‖A‖_F² (exact, O(d²)), NAN where it would need the spectrum */
   size_t kd;          /* pairs deflated (residual ≤ EW__QUICK_DEFL_TOL·θ₁) */
   double theta[EW__QUICK_DEFLATE], res[EW__QUICK_DEFLATE];
   double alpha[EW__QUICK_PROBES * EW__QUICK_STEPS], beta[EW__QUICK_PROBES * EW__QUICK_STEPS];

@@ -137,7 +137,7 @@ static double gslope(const gfun_t *g, double x) {
 #define EW__QUICK_Z 3.0 /* standard errors in the sampling part of the bar (~99% for 32 probes) */
 
 /* Σ g(λ) over the spectrum, estimated: the deflated pairs exactly, SLQ on the rest. *err is the
- * error bar: z·(standard error) + the mean half-width of the probes' Gauss–Radau brackets + a
+ * error bar: z·(standard error) + the weighted half-widths of the probes' Gauss–Radau brackets + a
  * Hoffman–Wielandt bound for the deflated pairs' residuals (√(2d)·‖R‖_F·max|g'|). Returns 0, a
  * negative code (the answer set), or 1 when the method is AUTO and the bar exceeds
  * EW__QUICK_AUTO_REL of |Σ g|: the caller then answers exactly. */
@@ -145,17 +145,22 @@ int ew__m_quick_sum(mctx_t *cx, const ew__quick_t *q, const gfun_t *g, double *s
   ew__slq_t sq = {EW__QUICK_PROBES, EW__QUICK_STEPS, (double *)q->alpha, (double *)q->beta,
                   (double *)q->z2, (size_t *)q->len};
   double est, se, qe;
-  /* every eigenvalue of the PSD matrix lies in [0, tr A] */
-  int rc = ew__slq_eval(&sq, gfun, g, q->tr * (1.0 + 1e-9), &est, &se, &qe);
-  if (rc)
-    return ew__m_view_fail(cx, rc);
-  double defl = 0, r2 = 0, slope = gslope(g, q->tr / (double)cx->d);
+  double defl = 0, r2 = 0, slope = gslope(g, q->tr / (double)cx->d), st = 0, st2 = 0;
   for (size_t i = 0; i < q->kd; i++) {
     defl += gfun(q->theta[i], g);
     r2 += q->res[i] * q->res[i];
+    st += q->theta[i];
+    st2 += q->theta[i] * q->theta[i];
     double sl = gslope(g, q->theta[i]);
     slope = sl > slope ? sl : slope;
   }
+  /* the probes' covariates' means: tr(PAP) = tr A − Σθ and ‖PAP‖_F² = ‖A‖_F² − Σθ² − 2‖R‖_F²
+   * (U's Ritz pairs: UᵀAU = diag θ, ‖AU‖_F² = Σθ² + ‖R‖_F²) */
+  double mu[2] = {q->tr - st, q->fro2 - st2 - 2.0 * r2};
+  /* every eigenvalue of the PSD matrix lies in [0, tr A] */
+  int rc = ew__slq_eval(&sq, gfun, g, q->tr * (1.0 + 1e-9), mu, &est, &se, &qe);
+  if (rc)
+    return ew__m_view_fail(cx, rc);
   *sum = defl + est;
   *err = EW__QUICK_Z * se + qe + sqrt(2.0 * (double)cx->d * r2) * slope;
   if (cx->method == EW_METHOD_AUTO && !(*err <= EW__QUICK_AUTO_REL * fabs(*sum)))

@@ -476,22 +476,111 @@ static void g_range(ew__slq_fn g, const void *ctx, double top, double *lo, doubl
   *hi = b;
 }
 
-int ew__slq_eval(const ew__slq_t *s, ew__slq_fn g, const void *ctx, double top, double *est,
-                 double *se, double *quad_err) {
+/* The regression (control-variate) estimator of the probes' mean: y_p = ȳ + cᵀ(x_p − x̄) + e_p
+ * with covariates x_p whose expectations mu are known exactly; the estimate ȳ − ĉᵀ(x̄ − mu) is
+ * Σ w_p y_p with weights that depend on the x's only: w_p = 1/n − (x_p − x̄)ᵀ S⁻¹ (x̄ − mu),
+ * S = Σ (x_p − x̄)(x_p − x̄)ᵀ. Writes w[n] and returns the factor f with se² = s_e²·f, where s_e²
+ * is the residuals' variance (n − 1 − k degrees of freedom): f = 1/n + (x̄ − mu)ᵀ S⁻¹ (x̄ − mu).
+ * k covariates (0, 1 or 2), x[p*2 + j]. */
+static double cv_weights(const double *x, const double *mu, size_t n, int k, double *w,
+                         double *Sinv) {
+  double xb[2] = {0, 0}, S[3] = {0, 0, 0}, dv[2] = {0, 0};
+  for (size_t p = 0; p < n; p++)
+    for (int j = 0; j < k; j++)
+      xb[j] += x[p * 2 + j] / (double)n;
+  for (size_t p = 0; p < n; p++) {
+    double a = x[p * 2] - xb[0], b = k > 1 ? x[p * 2 + 1] - xb[1] : 0.0;
+    S[0] += a * a;
+    S[1] += a * b;
+    S[2] += b * b;
+  }
+  Sinv[0] = Sinv[1] = Sinv[2] = 0;
+  if (k == 1)
+    Sinv[0] = 1.0 / S[0];
+  if (k == 2) {
+    double det = S[0] * S[2] - S[1] * S[1];
+    Sinv[0] = S[2] / det;
+    Sinv[1] = -S[1] / det;
+    Sinv[2] = S[0] / det;
+  }
+  for (int j = 0; j < k; j++)
+    dv[j] = xb[j] - mu[j];
+  double t0 = Sinv[0] * dv[0] + Sinv[1] * dv[1], t1 = Sinv[1] * dv[0] + Sinv[2] * dv[1];
+  for (size_t p = 0; p < n; p++) {
+    double a = k > 0 ? x[p * 2] - xb[0] : 0.0, b = k > 1 ? x[p * 2 + 1] - xb[1] : 0.0;
+    w[p] = 1.0 / (double)n - (a * t0 + b * t1);
+  }
+  return 1.0 / (double)n + dv[0] * t0 + dv[1] * t1;
+}
+
+/* The residuals' sum of squares of y regressed on the k covariates (with an intercept). */
+static double cv_rss(const double *x, const double *y, size_t n, int k, const double *Sinv) {
+  double xb[2] = {0, 0}, yb = 0, sxy[2] = {0, 0};
+  for (size_t p = 0; p < n; p++) {
+    yb += y[p] / (double)n;
+    for (int j = 0; j < k; j++)
+      xb[j] += x[p * 2 + j] / (double)n;
+  }
+  for (size_t p = 0; p < n; p++)
+    for (int j = 0; j < k; j++)
+      sxy[j] += (x[p * 2 + j] - xb[j]) * (y[p] - yb);
+  double c0 = Sinv[0] * sxy[0] + Sinv[1] * sxy[1], c1 = Sinv[1] * sxy[0] + Sinv[2] * sxy[1];
+  double rss = 0;
+  for (size_t p = 0; p < n; p++) {
+    double e = y[p] - yb - (k > 0 ? c0 * (x[p * 2] - xb[0]) : 0.0) -
+               (k > 1 ? c1 * (x[p * 2 + 1] - xb[1]) : 0.0);
+    rss += e * e;
+  }
+  return rss;
+}
+
+static bool cv_ok(const double *mu) { return mu && isfinite(mu[0]); }
+
+/* How many of the covariates (zᵀAz, zᵀA²z) the regression can use: their known means must be
+ * finite and their spread over the probes well-conditioned (a flat spectrum gives every probe
+ * the same zᵀAz: then none). */
+static int cv_count(const double *x, const double *mu, size_t n) {
+  if (!cv_ok(mu))
+    return 0;
+  double xb[2] = {0, 0}, S[3] = {0, 0, 0};
+  for (size_t p = 0; p < n; p++)
+    for (int j = 0; j < 2; j++)
+      xb[j] += x[p * 2 + j] / (double)n;
+  for (size_t p = 0; p < n; p++) {
+    double a = x[p * 2] - xb[0], b = x[p * 2 + 1] - xb[1];
+    S[0] += a * a;
+    S[1] += a * b;
+    S[2] += b * b;
+  }
+  if (n < 8 || !(S[0] > 1e-24 * xb[0] * xb[0] * (double)n))
+    return 0;
+  if (isfinite(mu[1]) && S[2] > 1e-24 * xb[1] * xb[1] * (double)n &&
+      S[0] * S[2] - S[1] * S[1] > 1e-8 * S[0] * S[2])
+    return 2;
+  return 1;
+}
+
+int ew__slq_eval(const ew__slq_t *s, ew__slq_fn g, const void *ctx, double top,
+                 const double *mu, double *est, double *se, double *quad_err) {
   size_t m = s->m, np = s->nprobe, n = m + 1;
-  /* quad's D, E, Z and dstev's work (4n + n²), then radau's extended α and β */
-  double *work = malloc((6 * n + n * n) * sizeof(double));
+  /* quad's D, E, Z and dstev's work (4n + n²), radau's extended α and β, then per probe the
+   * bracket's ends, midpoint and half-width, the covariates (2) and the weights */
+  double *work = malloc((6 * n + n * n + 7 * np) * sizeof(double));
   if (!work)
     return EW_ENOMEM;
   double *ab = work + 4 * n + n * n, *bb = ab + n;
-  /* sums over probes of the bracket's ends, their squares and of the midpoints' */
-  double slo = 0, slo2 = 0, shi = 0, shi2 = 0, smid = 0, smid2 = 0, shw = 0;
+  double *ylo = bb + n, *yhi = ylo + np, *ymid = yhi + np, *hw = ymid + np, *x = hw + np,
+         *w = x + 2 * np;
   int rc = 0;
   for (size_t p = 0; p < np && rc == 0; p++) {
     size_t L = s->len[p];
     const double *a = s->alpha + p * m, *b = s->beta + p * m;
     double lo = 0, hi = 0;
+    x[p * 2] = x[p * 2 + 1] = 0;
     if (L > 0 && s->z2[p] > 0) {
+      /* zᵀAz and zᵀA²z = ‖z‖²(α₁² + β₁²): exact from the first step */
+      x[p * 2] = s->z2[p] * a[0];
+      x[p * 2 + 1] = s->z2[p] * (a[0] * a[0] + b[0] * b[0]);
       double qg;
       if ((rc = quad(a, b, L, g, ctx, &qg, work)) != 0)
         break;
@@ -517,28 +606,29 @@ int ew__slq_eval(const ew__slq_t *s, ew__slq_fn g, const void *ctx, double top, 
         hi = qg > hi ? qg : hi;
       }
     }
-    lo *= s->z2[p];
-    hi *= s->z2[p];
-    double mid = 0.5 * (lo + hi);
-    slo += lo;
-    slo2 += lo * lo;
-    shi += hi;
-    shi2 += hi * hi;
-    smid += mid;
-    smid2 += mid * mid;
-    shw += 0.5 * (hi - lo);
+    ylo[p] = lo * s->z2[p];
+    yhi[p] = hi * s->z2[p];
+    ymid[p] = 0.5 * (ylo[p] + yhi[p]);
+    hw[p] = 0.5 * (yhi[p] - ylo[p]);
+  }
+  if (rc == 0) {
+    int k = cv_count(x, mu, np);
+    double Sinv[3];
+    double f = cv_weights(x, mu, np, k, w, Sinv);
+    double e = 0, qe = 0, var = 0;
+    for (size_t p = 0; p < np; p++) {
+      e += w[p] * ymid[p];
+      qe += fabs(w[p]) * hw[p];
+    }
+    const double *ys[3] = {ylo, yhi, ymid};
+    for (int j = 0; j < 3 && np > (size_t)k + 1; j++) { /* the largest of the three */
+      double v = cv_rss(x, ys[j], np, k, Sinv) / (double)(np - 1 - (size_t)k);
+      var = v > var ? v : var;
+    }
+    *est = e;
+    *se = var > 0 && f > 0 ? sqrt(var * f) : 0.0;
+    *quad_err = qe;
   }
   free(work);
-  if (rc)
-    return rc;
-  double fn = (double)np, v = 0;
-  const double sums[3][2] = {{slo, slo2}, {shi, shi2}, {smid, smid2}};
-  for (int k = 0; k < 3 && np > 1; k++) { /* the largest sample variance of the three */
-    double mu = sums[k][0] / fn, var = (sums[k][1] - fn * mu * mu) / (fn - 1.0);
-    v = var > v ? var : v;
-  }
-  *est = smid / fn;
-  *se = v > 0 ? sqrt(v / fn) : 0.0;
-  *quad_err = shw / fn;
-  return 0;
+  return rc;
 }

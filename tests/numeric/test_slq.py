@@ -43,14 +43,23 @@ def spectra(d, seed):
     yield "rank 10 + noise", lr
 
 
+ROTATIONS = {}
+
+
+def rotation(d):
+    """A random orthogonal d×d (seeded by d), shared by the cases of one size."""
+    if d not in ROTATIONS:
+        ROTATIONS[d] = np.linalg.qr(np.random.default_rng(d).standard_normal((d, d)))[0]
+    return ROTATIONS[d]
+
+
 def case(lam, seed, n=None):
     """A stream of n (default 2d) rows whose covariance has (about) spectrum lam, and numpy's
     references (from the n×n Gram when n < d: the same nonzero spectrum)."""
     d = len(lam)
     n = n or 2 * d
     rng = np.random.default_rng(seed)
-    Q, _ = np.linalg.qr(rng.standard_normal((d, d)))
-    X = (rng.standard_normal((n, d)) * np.sqrt(lam)) @ Q.T
+    X = (rng.standard_normal((n, d)) * np.sqrt(lam)) @ rotation(d).T
     s = Stream(d, window=0, live_k=0)
     s.ingest(X)
     Xc = X - X.mean(axis=0)

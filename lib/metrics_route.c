@@ -288,7 +288,8 @@ int ew__m_renyi_of(mctx_t *cx, double a, double *out) {
       if (!(sum > 0))
         return ew__m_fail(cx, EW_EDEGENERATE, "the quick estimate of sum p^alpha is not positive");
       *out = log(sum) / (1.0 - a);
-      ew__m_set_error(cx, (e / sum) / fabs(1.0 - a));
+      /* ln(S ± e) − ln S: the wider side is ln(1 − e/S) */
+      ew__m_set_error(cx, e < sum ? -log1p(-e / sum) / fabs(1.0 - a) : INFINITY);
       return 0;
     }
   }

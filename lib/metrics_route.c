@@ -157,6 +157,12 @@ int ew__m_quick_sum(mctx_t *cx, const ew__quick_t *q, const gfun_t *g, double *s
   /* the probes' covariates' means: tr(PAP) = tr A − Σθ and ‖PAP‖_F² = ‖A‖_F² − Σθ² − 2‖R‖_F²
    * (U's Ritz pairs: UᵀAU = diag θ, ‖AU‖_F² = Σθ² + ‖R‖_F²) */
   double mu[2] = {q->tr - st, q->fro2 - st2 - 2.0 * r2};
+  /* a remainder at round-off level (a collapsed spectrum, all but deflated) is noise, and so
+   * are the probes' covariates: none then */
+  if (!(mu[0] > 1e-6 * q->tr))
+    mu[0] = mu[1] = NAN;
+  if (!(mu[1] > 1e-6 * q->fro2))
+    mu[1] = NAN;
   /* every eigenvalue of the PSD matrix lies in [0, tr A] */
   int rc = ew__slq_eval(&sq, gfun, g, q->tr * (1.0 + 1e-9), mu, &est, &se, &qe);
   if (rc)
@@ -275,7 +281,8 @@ int ew__m_renyi_of(mctx_t *cx, double a, double *out) {
     *out = -log(l1 / tr);
     return 0;
   }
-  if (ew__m_want_quick(cx)) {
+  /* order 0 counts the nonzero eigenvalues: no quadrature resolves a step at 0, so exact */
+  if (a > 0 && ew__m_want_quick(cx)) {
     const ew__quick_t *q;
     if ((rc = ew__m_need_quick(cx, &q)))
       return rc;

@@ -559,9 +559,10 @@ static int cv_count(const double *x, const double *mu, size_t n) {
     S[1] += a * b;
     S[2] += b * b;
   }
-  if (n < 8 || !(S[0] > 1e-24 * xb[0] * xb[0] * (double)n))
+  /* a relative spread below 1e-8 is round-off (zᵀAz on a flat spectrum) */
+  if (n < 8 || !(S[0] > 1e-16 * xb[0] * xb[0] * (double)n))
     return 0;
-  if (isfinite(mu[1]) && S[2] > 1e-24 * xb[1] * xb[1] * (double)n &&
+  if (isfinite(mu[1]) && S[2] > 1e-16 * xb[1] * xb[1] * (double)n &&
       S[0] * S[2] - S[1] * S[1] > 1e-8 * S[0] * S[2])
     return 2;
   return 1;

@@ -1,7 +1,8 @@
 """The quick (deflated SLQ) estimates' error bars against numpy float64 (issue 23, item 4).
 
 A seeded set of spectra — exp(-i/k) for k = 30, 100, 300, power laws i^-0.5, i^-1, i^-1.5, a
-flat one (1 + 0.2 U(0,1)), and low rank plus noise (10 spikes over a floor 1e-3 of the top) — is
+flat one (1 + 0.2 U(0,1)), low rank plus noise (10 spikes over a floor 1e-3 of the top) and a
+collapsed rank 3 (the deflation takes it all: the probes see round-off) — is
 turned into rows (a random rotation, n = 2d Gaussian rows, so the matrix is the sample
 covariance), at d = 1024 with three seeds each and at d = 2048 for the two widest exponentials
 (where the bars were one-sided before). For each the reference is numpy's eigvalsh of the same
@@ -41,6 +42,9 @@ def spectra(d, seed):
     lr = np.full(d, 1e-3)
     lr[:10] = rng.uniform(0.2, 1.0, 10)
     yield "rank 10 + noise", lr
+    col = np.zeros(d)
+    col[:3] = [3.0, 2.0, 1.0]
+    yield "collapsed rank 3", col
 
 
 ROTATIONS = {}

@@ -309,8 +309,9 @@ typedef struct {
  * computed. EXACT: every eigenvalue (dsyevd). SLQ: the quick estimate — the top pairs by block
  * Lanczos deflated exactly, stochastic Lanczos quadrature on the rest — with an error bar
  * (ew_result_t.error). AUTO: a cached exact spectrum within max_lag when there is one; else SLQ
- * when d >= EW_QUICK_AUTO_DIM and the exact route would be a d×d solve; else EXACT. Other metrics
- * are always computed exactly and ignore it. */
+ * when d >= EW_QUICK_AUTO_DIM and the exact route would be a d×d solve, kept only when its error
+ * bar on Σ g(λ) is within 1% of it (else the exact answer, after the quick one's cost); else
+ * EXACT. Other metrics are always computed exactly and ignore it. */
 typedef enum { EW_METHOD_AUTO = 0, EW_METHOD_SLQ = 1, EW_METHOD_EXACT = 2 } ew_method_t;
 /* Measured on the reference machine (tests/bench/bench_spectral.py, 2 cores): quick and exact
  * take the same time at d = 2048 (0.30 vs 0.33 s); at 3072 quick takes 0.40× (0.59 vs 1.5 s), at

@@ -345,11 +345,19 @@ size_t ew__slq_keep_bytes(size_t nprobe, size_t m);
 int ew__slq_run(const ew__op_t *op, const double *U, size_t ku, size_t nprobe, size_t m,
                 uint64_t seed, ew__slq_t *out, ew__ws_t *ws);
 /* The estimate of tr g(A) on span(U)^⊥ (g(0) must be 0 for the deflated directions to add
- * nothing): *est the mean over probes, *se its standard error, *quad_err |quadrature at m steps
- * − at 3m/4| averaged over probes. g is evaluated at Ritz values clamped at 0. Returns 0,
- * EW_ENOMEM or EW_ELAPACK. */
-int ew__slq_eval(const ew__slq_t *s, ew__slq_fn g, const void *ctx, double *est, double *se,
-                 double *quad_err);
+ * nothing), for g whose derivative of order 2m+1 has one sign on (0, top] (p ln p, √x, x^a: every
+ * one the metrics use). Per probe, Gauss–Radau rules with a node fixed at 0 (≤ λ_min: A is PSD)
+ * and at top (≥ λ_max; tr A will do) bracket zᵀ g(A) z from both sides (a probe whose Krylov
+ * space closed early is exact). mu (may be NULL, or mu[1] NAN) holds the exact expectations of
+ * the covariates zᵀAz and zᵀA²z over the probes, tr(PAP) and ‖PAP‖_F² with P the projector off
+ * span(U): the estimate is then the regression (control-variate) estimator Σ w_p y_p of the
+ * probes' brackets' midpoints y_p (the plain mean, w_p = 1/n, without covariates or when their
+ * spread is degenerate). *quad_err = Σ |w_p| (half-width of bracket p), so the same estimator on
+ * the exact zᵀ g(A) z lies within *est ± *quad_err; *se its standard error over probes (from the
+ * regression's residuals; the largest for the brackets' lower ends, upper ends and midpoints).
+ * g is evaluated at nodes clamped at 0. Returns 0, EW_ENOMEM or EW_ELAPACK. */
+int ew__slq_eval(const ew__slq_t *s, ew__slq_fn g, const void *ctx, double top,
+                 const double *mu, double *est, double *se, double *quad_err);
 
 /* ---- stream.c ---- */
 #define EW__NSRC 3
@@ -361,6 +369,7 @@ int ew__slq_eval(const ew__slq_t *s, ew__slq_fn g, const void *ctx, double *est,
 #define EW__QUICK_STEPS 24
 #define EW__QUICK_DEFL_TOL 1e-8  /* residual (relative to θ₁) for a pair to be deflated */
 #define EW__QUICK_DEFL_PASSES 6  /* operator passes (blocks) the deflation may spend */
+#define EW__QUICK_AUTO_REL 0.01  /* AUTO keeps a quick Σ g(λ) only when its bar is within this share */
 #define EW__TOPK_TOL 1e-10       /* residual (relative to θ₁) of an exact top-k answer */
 #define EW__TOPK_FULL_DIM 512    /* at or below: top-k by a full solve */
 #define EW__WARM_MAX 64          /* warm top-k vectors a stream keeps */
@@ -369,6 +378,7 @@ typedef struct {
   int src, center;
   uint64_t as_of, epoch, tail;
   double tr;          /* tr A (exact, O(d)) */
+  double fro2;        /* ‖A‖_F² (exact, O(d²)), NAN where it would need the spectrum */
   size_t kd;          /* pairs deflated (residual ≤ EW__QUICK_DEFL_TOL·θ₁) */
   double theta[EW__QUICK_DEFLATE], res[EW__QUICK_DEFLATE];
   double alpha[EW__QUICK_PROBES * EW__QUICK_STEPS], beta[EW__QUICK_PROBES * EW__QUICK_STEPS];

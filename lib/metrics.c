@@ -294,10 +294,13 @@ static int m_nuclear_norm(mctx_t *cx) {
       return ew__m_view_fail(cx, rc);
     gfun_t g = {2, q->tr, 0};
     double sum, e;
-    if ((rc = ew__m_quick_sum(cx, q, &g, &sum, &e)))
+    rc = ew__m_quick_sum(cx, q, &g, &sum, &e);
+    if (rc < 0)
       return rc;
-    ew__m_set_error(cx, e / sqrt(cx->weight));
-    return ew__m_scalar(cx, sum / sqrt(cx->weight));
+    if (rc == 0) { /* else (1) AUTO, and the bar is too wide: exact below */
+      ew__m_set_error(cx, e / sqrt(cx->weight));
+      return ew__m_scalar(cx, sum / sqrt(cx->weight));
+    }
   }
   int rc = ew__m_need_eig(cx);
   if (rc)

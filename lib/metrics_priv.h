@@ -46,7 +46,9 @@ int ew__m_scalar(mctx_t *cx, double v);
 int ew__m_eig_trace(mctx_t *cx, double *tr);
 /* Whether a spectrum-wide metric takes the quick estimate (the query's method; see ew_method_t). */
 bool ew__m_want_quick(mctx_t *cx);
-/* Σ g(λ) by the quick estimate with its error bar. */
+/* Σ g(λ) by the quick estimate with its error bar. Returns 0, a negative code (the answer set),
+ * or 1: the method is AUTO and the bar exceeds EW__QUICK_AUTO_REL·|Σ g|, so the caller answers
+ * exactly instead. */
 int ew__m_quick_sum(mctx_t *cx, const ew__quick_t *q, const gfun_t *g, double *sum, double *err);
 /* The view's quick estimate (zero trace: DEGENERATE). */
 int ew__m_need_quick(mctx_t *cx, const ew__quick_t **q);

@@ -137,24 +137,40 @@ static double gslope(const gfun_t *g, double x) {
 #define EW__QUICK_Z 3.0 /* standard errors in the sampling part of the bar (~99% for 32 probes) */
 
 /* Σ g(λ) over the spectrum, estimated: the deflated pairs exactly, SLQ on the rest. *err is the
- * error bar: z·(standard error) + the quadrature indicator + a Hoffman–Wielandt bound for the
- * deflated pairs' residuals (√(2d)·‖R‖_F·max|g'|). */
+ * error bar: z·(standard error) + the weighted half-widths of the probes' Gauss–Radau brackets + a
+ * Hoffman–Wielandt bound for the deflated pairs' residuals (√(2d)·‖R‖_F·max|g'|). Returns 0, a
+ * negative code (the answer set), or 1 when the method is AUTO and the bar exceeds
+ * EW__QUICK_AUTO_REL of |Σ g|: the caller then answers exactly. */
 int ew__m_quick_sum(mctx_t *cx, const ew__quick_t *q, const gfun_t *g, double *sum, double *err) {
   ew__slq_t sq = {EW__QUICK_PROBES, EW__QUICK_STEPS, (double *)q->alpha, (double *)q->beta,
                   (double *)q->z2, (size_t *)q->len};
   double est, se, qe;
-  int rc = ew__slq_eval(&sq, gfun, g, &est, &se, &qe);
-  if (rc)
-    return ew__m_view_fail(cx, rc);
-  double defl = 0, r2 = 0, slope = gslope(g, q->tr / (double)cx->d);
+  double defl = 0, r2 = 0, slope = gslope(g, q->tr / (double)cx->d), st = 0, st2 = 0;
   for (size_t i = 0; i < q->kd; i++) {
     defl += gfun(q->theta[i], g);
     r2 += q->res[i] * q->res[i];
+    st += q->theta[i];
+    st2 += q->theta[i] * q->theta[i];
     double sl = gslope(g, q->theta[i]);
     slope = sl > slope ? sl : slope;
   }
+  /* the probes' covariates' means: tr(PAP) = tr A − Σθ and ‖PAP‖_F² = ‖A‖_F² − Σθ² − 2‖R‖_F²
+   * (U's Ritz pairs: UᵀAU = diag θ, ‖AU‖_F² = Σθ² + ‖R‖_F²) */
+  double mu[2] = {q->tr - st, q->fro2 - st2 - 2.0 * r2};
+  /* a remainder at round-off level (a collapsed spectrum, all but deflated) is noise, and so
+   * are the probes' covariates: none then */
+  if (!(mu[0] > 1e-6 * q->tr))
+    mu[0] = mu[1] = NAN;
+  if (!(mu[1] > 1e-6 * q->fro2))
+    mu[1] = NAN;
+  /* every eigenvalue of the PSD matrix lies in [0, tr A] */
+  int rc = ew__slq_eval(&sq, gfun, g, q->tr * (1.0 + 1e-9), mu, &est, &se, &qe);
+  if (rc)
+    return ew__m_view_fail(cx, rc);
   *sum = defl + est;
   *err = EW__QUICK_Z * se + qe + sqrt(2.0 * (double)cx->d * r2) * slope;
+  if (cx->method == EW_METHOD_AUTO && !(*err <= EW__QUICK_AUTO_REL * fabs(*sum)))
+    return 1;
   return 0;
 }
 
@@ -191,7 +207,8 @@ int ew__m_spectral_entropy(mctx_t *cx, double *h, double *tr) {
     int rc = quick_entropy(cx, h, &e);
     if (rc == 0)
       ew__m_set_error(cx, e);
-    return rc;
+    if (rc != 1) /* 1: AUTO, and the bar is too wide: exact below */
+      return rc;
   }
   int rc = ew__m_eig_trace(cx, tr);
   if (rc)
@@ -264,19 +281,24 @@ int ew__m_renyi_of(mctx_t *cx, double a, double *out) {
     *out = -log(l1 / tr);
     return 0;
   }
-  if (ew__m_want_quick(cx)) {
+  /* order 0 counts the nonzero eigenvalues: no quadrature resolves a step at 0, so exact */
+  if (a > 0 && ew__m_want_quick(cx)) {
     const ew__quick_t *q;
     if ((rc = ew__m_need_quick(cx, &q)))
       return rc;
     gfun_t g = {1, q->tr, a};
     double sum, e;
-    if ((rc = ew__m_quick_sum(cx, q, &g, &sum, &e)))
+    rc = ew__m_quick_sum(cx, q, &g, &sum, &e);
+    if (rc < 0)
       return rc;
-    if (!(sum > 0))
-      return ew__m_fail(cx, EW_EDEGENERATE, "the quick estimate of sum p^alpha is not positive");
-    *out = log(sum) / (1.0 - a);
-    ew__m_set_error(cx, (e / sum) / fabs(1.0 - a));
-    return 0;
+    if (rc == 0) { /* else (1) AUTO, and the bar is too wide: exact below */
+      if (!(sum > 0))
+        return ew__m_fail(cx, EW_EDEGENERATE, "the quick estimate of sum p^alpha is not positive");
+      *out = log(sum) / (1.0 - a);
+      /* ln(S ± e) − ln S: the wider side is ln(1 − e/S) */
+      ew__m_set_error(cx, e < sum ? -log1p(-e / sum) / fabs(1.0 - a) : INFINITY);
+      return 0;
+    }
   }
   if ((rc = ew__m_eig_trace(cx, &tr)))
     return rc;

@@ -189,8 +189,12 @@ int ew__view_quick(ew__view_t *v, const ew__quick_t **out) {
     return 0;
   }
   q->valid = false;
-  double tr;
-  int rc = ew__view_trace(v, &tr);
+  /* ‖A‖_F² (the probes' control variate) where it costs O(d²): not from rows or window_cn,
+   * whose ‖A‖_F² would take their spectrum */
+  double tr, fro2 = NAN;
+  int rc = v->eig || (v->src != EW_SOURCE_WINDOW_CN && !ew__view_rows_only(v))
+               ? ew__view_trace_fro2(v, &tr, &fro2)
+               : ew__view_trace(v, &tr);
   if (rc)
     return rc;
   ew__ws_mark_t mk = ew__ws_mark(v->ws);
@@ -241,6 +245,7 @@ int ew__view_quick(ew__view_t *v, const ew__quick_t **out) {
       applied += sq.len[p];
     q->kd = kd;
     q->tr = tr;
+    q->fro2 = fro2;
     q->applied = applied;
     q->src = (int)v->src;
     q->center = v->center;

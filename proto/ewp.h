@@ -397,7 +397,8 @@ typedef ewp_rules_t ewp_c_RULES;
     "spectrum-wide metrics (entropy, entropy_normalized, renyi, erank, vendi, nuclear_norm): "    \
     "`exact` solves for every eigenvalue; `slq` is the quick estimate with `{name}_error`; "       \
     "`auto` uses a cached exact spectrum within `max_lag`, else `slq` from d = 3072 (where it is " \
-    "the d×d solve it replaces), else `exact`")
+    "the d×d solve it replaces) when its error bar is within 1% of the estimated sum, else "      \
+    "`exact`")
 
 #define EWP_ENUM_agg "last", "mean", "min", "max"
 #define EWP_HISTORY_POINTS_MAX 100000

@@ -18,9 +18,16 @@ half-width and the midpoints' error against the exact top-10, which comes from n
 rows), the entropy bracket (time, width, and that it contains numpy's exact entropy), and
 beside them scipy's eigsh on the rows (ARPACK on X'X/n, k=10: what a user holding the rows would
 run) and, with --big, bare dsyevd on the exact d×d matrix.
+With --spectra[=4096,...] (alone: --spectra-only): the quick route across spectra at each d —
+exp(-i/k) for k = 30, 100, 300, power laws i^-0.5, i^-1, i^-1.5, flat (1 + 0.2 U(0,1)), rank 10
+plus noise — each as 2d rows (f64) under one random rotation. Per spectrum: quick entropy
+(method slq: time, error against the entropy of bare dsyevd's eigenvalues, its bar), auto (time,
+whether it kept the quick answer, its error), exact, bare dsyevd, and whether the quick bars of
+renyi(0.5) and nuclear_norm cover the exact values; then the worst ratio to dsyevd and the
+largest error of a quick entropy that auto kept.
 Prints a table and the ratios; --json writes one object per d. Never run as a test.
 Usage: OPENBLAS_NUM_THREADS=2 /usr/bin/python3 tests/bench/bench_spectral.py [--big] [--no-fd]
-       [--fd-only] [--fd-dims 1024,16384] [d ...]
+       [--fd-only] [--fd-dims 1024,16384] [--spectra[=4096]] [--spectra-only] [d ...]
 """
 import ctypes as C
 import json
@@ -93,6 +100,80 @@ def bench(d):
         out["scipy_eigsh_s"], _ = timed(eigsh, A, k=10, which="LA")
     except ImportError:
         out["scipy_eigsh_s"] = None
+    return out
+
+
+def quick_spectra(d):
+    """The quick route on several spectra at d (see the module doc); one dict per spectrum."""
+    rng = np.random.default_rng(d)
+    Q = np.linalg.qr(rng.standard_normal((d, d)))[0]
+    i = np.arange(d, dtype=float)
+    lr = np.full(d, 1e-3)
+    lr[:10] = rng.uniform(0.2, 1.0, 10)
+    spectra = [("exp(-i/30)", np.exp(-i / 30)), ("exp(-i/100)", np.exp(-i / 100)),
+               ("exp(-i/300)", np.exp(-i / 300)), ("i^-0.5", (i + 1) ** -0.5),
+               ("i^-1", (i + 1) ** -1.0), ("i^-1.5", (i + 1) ** -1.5),
+               ("flat", 1.0 + 0.2 * rng.random(d)), ("rank 10 + noise", lr)]
+    out = []
+    for k, (name, lam) in enumerate(spectra):
+        X = (np.random.default_rng(100 + k).standard_normal((2 * d, d)) * np.sqrt(lam)) @ Q.T
+        s = Stream(d, window=0, live_k=0, exact_max_dim=d)
+        for j in range(0, 2 * d, 1024):
+            s.ingest(X[j:j + 1024])
+        del X
+        _, _, A = s.matrix()
+        r = {"d": d, "spectrum": name}
+        # accuracy on this state: auto first (nothing cached), then slq (the same estimate)
+        r["auto_s"], (h2, ex) = timed(s.query, "entropy")
+        r["auto_quick"] = ex["error"] is not None
+        h, ex = s.query("entropy", method="slq")
+        r["slq_bar_rel"] = ex["error"]
+        r["dsyevd_s"], w = bare_dsyevd(A)
+        r["dsyevd_s"] = min(r["dsyevd_s"], bare_dsyevd(A)[0])  # the machine is shared: best of 2
+        del A
+        w = np.clip(w, 0, None)
+        p = w / w.sum()
+        pp = p[p > 0]
+        H = float(-(pp * np.log(pp)).sum())
+        R05 = float(np.log(np.sqrt(pp).sum()) / 0.5)
+        NN = float(np.sqrt(w).sum() / np.sqrt(2 * d))
+        r["auto_rel_err"] = abs(h2 - H) / H
+        r["slq_rel_err"], r["slq_bar_rel"] = abs(h - H) / H, r["slq_bar_rel"] / H
+        r["slq_covered"] = abs(h - H) <= r["slq_bar_rel"] * H
+        v, ex = s.query("renyi", method="slq", alpha=0.5)
+        r["renyi05_err_bar"] = ((v - R05) / R05, ex["error"] / R05)
+        r["renyi05_covered"] = abs(v - R05) <= ex["error"]
+        v, ex = s.query("nuclear_norm", method="slq")
+        r["nuclear_err_bar"] = ((v - NN) / NN, ex["error"] / NN)
+        r["nuclear_covered"] = abs(v - NN) <= ex["error"]
+        # timing: best of 3 fresh estimates (one more row each, so nothing is cached)
+        one = np.random.default_rng(k).standard_normal((3, d)) @ Q.T
+        ts, ta = [], [r["auto_s"]]
+        for j in range(3):
+            s.ingest(one[j:j + 1])
+            ts.append(timed(s.query, "entropy", method="slq")[0])
+            s.ingest(one[j:j + 1])
+            ta.append(timed(s.query, "entropy")[0])
+        r["slq_s"], r["auto_s"] = min(ts), min(ta)
+        s.ingest(one[:1])  # nothing cached for the exact solve either
+        r["exact_s"], _ = timed(s.query, "entropy", method="exact")
+        out.append(r)
+        print(f"  {name:16s} dsyevd {r['dsyevd_s']:6.2f} s | slq {r['slq_s']:6.3f} s {r['slq_s'] / r['dsyevd_s']:5.3f}x"
+              f" err {r['slq_rel_err']:.2e} bar {r['slq_bar_rel']:.2e} {'covered' if r['slq_covered'] else 'MISSED'}"
+              f" | auto {r['auto_s']:6.3f} s {r['auto_s'] / r['dsyevd_s']:5.3f}x {'quick' if r['auto_quick'] else 'exact'}"
+              f" err {r['auto_rel_err']:.1e} | exact {r['exact_s'] / r['dsyevd_s']:5.3f}x"
+              f" | renyi0.5 {r['renyi05_err_bar'][0]:+.2e}/{r['renyi05_err_bar'][1]:.1e}"
+              f" {'ok' if r['renyi05_covered'] else 'MISSED'} nuclear {r['nuclear_err_bar'][0]:+.2e}/{r['nuclear_err_bar'][1]:.1e}"
+              f" {'ok' if r['nuclear_covered'] else 'MISSED'}", flush=True)
+        del s
+    kept = [r for r in out if r["auto_quick"]]
+    print(f"  d = {d}: slq worst {max(r['slq_s'] / r['dsyevd_s'] for r in out):.3f}x dsyevd, max entropy"
+          f" error {max(r['slq_rel_err'] for r in out):.2e}; auto kept quick on {len(kept)}/{len(out)}"
+          + (f", worst {max(r['auto_s'] / r['dsyevd_s'] for r in kept):.3f}x, max error"
+             f" {max(r['auto_rel_err'] for r in kept):.2e}" if kept else "")
+          + f"; bars covered: entropy {sum(r['slq_covered'] for r in out)}/{len(out)},"
+          f" renyi0.5 {sum(r['renyi05_covered'] for r in out)}/{len(out)},"
+          f" nuclear {sum(r['nuclear_covered'] for r in out)}/{len(out)}", flush=True)
     return out
 
 
@@ -190,8 +271,19 @@ def main():
             fd_dims = [int(x) for x in a.split("=", 1)[1].split(",")]
     rows = []
     print(f"# OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(all)')}", flush=True)
-    if "--fd-only" in sys.argv:
+    if "--fd-only" in sys.argv or "--spectra-only" in sys.argv:
         dims = []
+    for a in sys.argv:
+        if a == "--spectra" or a.startswith("--spectra="):
+            sd = [int(x) for x in a.split("=", 1)[1].split(",")] if "=" in a else [4096]
+            for d in sd:
+                print(f"d = {d}, the quick route across spectra (2d rows each)", flush=True)
+                rows.extend(quick_spectra(d))
+    if "--spectra-only" in sys.argv:
+        if not any(a == "--spectra" or a.startswith("--spectra=") for a in sys.argv):
+            print("d = 4096, the quick route across spectra (2d rows each)", flush=True)
+            rows.extend(quick_spectra(4096))
+        sys.argv.append("--no-fd")
     for d in dims:
         r = bench(d)
         rows.append(r)

@@ -469,6 +469,10 @@ typedef struct {
   const ew__sketch_t *sk; /* source all of a sketched stream (fd kind): its sketch, else NULL */
 } ew__view_t;
 
+/* The accumulated rounding bound noise/W of the moments v reads (moments.c): every eigenvalue of
+ * the view's matrix lies within it of the exact one's. 0 when v reads rows in f64 (a window of
+ * rows only, window_cn) or a sketch (whose own bound is separate). */
+double ew__view_noise(ew__view_t *v);
 /* Opens a view of src read with workspace ws; for a window source, tail > 0 reads only its last
  * `tail` rows (the stream's `tail` holds it while the view is open). EW_ENOWINDOW when src needs a window the stream
  * lacks, EW_EBADPARAM for an unknown source. Fills rows and weight; reads nothing else. Whatever

@@ -136,9 +136,24 @@ static double gslope(const gfun_t *g, double x) {
 
 #define EW__QUICK_Z 3.0 /* standard errors in the sampling part of the bar (~99% for 32 probes) */
 
+/* sup |g(x + e) − g(x)| over x, x + e in [0, T] with 0 ≤ e ≤ eps: g's modulus of continuity,
+ * which bounds what an eigenvalue error of eps does to one term of Σ g. p ln p: at most
+ * δ(1 + |ln δ|) with δ = eps/T (≤ 1/e); p^a: δ^a for a < 1, a·δ for a ≥ 1; √λ: √eps. */
+static double gmod(const gfun_t *g, double eps) {
+  if (!(eps > 0))
+    return 0.0;
+  if (g->kind == 2)
+    return sqrt(eps);
+  double dl = eps / g->T;
+  if (g->kind == 0)
+    return dl < exp(-1.0) ? dl * (1.0 - log(dl)) : exp(-1.0);
+  return g->a < 1.0 ? pow(dl, g->a) : g->a * dl;
+}
+
 /* Σ g(λ) over the spectrum, estimated: the deflated pairs exactly, SLQ on the rest. *err is the
  * error bar: z·(standard error) + the weighted half-widths of the probes' Gauss–Radau brackets + a
- * Hoffman–Wielandt bound for the deflated pairs' residuals (√(2d)·‖R‖_F·max|g'|). Returns 0, a
+ * Hoffman–Wielandt bound for the deflated pairs' residuals (√(2d)·‖R‖_F·max|g'|) + the state's
+ * own rounding (d terms, each moved by at most g's modulus of continuity at noise/W). Returns 0, a
  * negative code (the answer set), or 1 when the method is AUTO and the bar exceeds
  * EW__QUICK_AUTO_REL of |Σ g|: the caller then answers exactly. */
 int ew__m_quick_sum(mctx_t *cx, const ew__quick_t *q, const gfun_t *g, double *sum, double *err) {
@@ -168,7 +183,8 @@ int ew__m_quick_sum(mctx_t *cx, const ew__quick_t *q, const gfun_t *g, double *s
   if (rc)
     return ew__m_view_fail(cx, rc);
   *sum = defl + est;
-  *err = EW__QUICK_Z * se + qe + sqrt(2.0 * (double)cx->d * r2) * slope;
+  *err = EW__QUICK_Z * se + qe + sqrt(2.0 * (double)cx->d * r2) * slope +
+         (double)cx->d * gmod(g, ew__view_noise(&cx->v));
   if (cx->method == EW_METHOD_AUTO && !(*err <= EW__QUICK_AUTO_REL * fabs(*sum)))
     return 1;
   return 0;

@@ -400,6 +400,14 @@ int ew__view_moments(ew__view_t *v, const ew__moments_t **m) {
   return rc == 0 && !sv.mom ? EW_EBADPARAM : rc; /* a kind without moments (sketch, rows only) */
 }
 
+double ew__view_noise(ew__view_t *v) {
+  const ew__moments_t *m = NULL;
+  if (v->sk || v->src == EW_SOURCE_WINDOW_CN || ew__view_rows_only(v) ||
+      ew__view_moments(v, &m) != 0 || !m || !(m->w > 0))
+    return 0.0;
+  return m->noise / m->w;
+}
+
 int ew__view_open(ew__view_t *v, ew_stream_t *s, ew_source_t src, int center, uint64_t max_lag,
                   uint64_t tail, ew__ws_t *ws) {
   memset(v, 0, sizeof *v);

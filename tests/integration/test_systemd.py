@@ -167,7 +167,16 @@ def socket_activation():
             time.sleep(0.02)
         assert os.path.exists(path), "systemd-socket-activate made no socket"
         assert "msg=\"ready\"" not in open(log.name).read()  # nothing runs until a client comes
-        c = Client(f"unix:{path}")  # this connection starts the daemon
+        # this connection starts the daemon; the socket file exists from bind(), a moment before
+        # systemd-socket-activate listens on it, so a refused connect is retried
+        while True:
+            try:
+                c = Client(f"unix:{path}")
+                break
+            except ConnectionRefusedError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.02)
         assert c.call("ping")["pong"] is True
         c.call("create", {"stream": "sa", "dim": 4})
         t = Client(f"tcp:127.0.0.1:{rpc_port}")

@@ -122,6 +122,10 @@ int ew__rd_failf(ew__rd_t *r, const char *fmt, ...) __attribute__((format(printf
 int ew__check_f64s(ew__rd_t *r, const double *x, size_t n, double lim, const char *sec,
                    const char *what);
 
+/* EW_ENONFINITE when any of count f32 values (any alignment) is NaN or ±Inf, else 0
+ * (core/convert.c). */
+int ew__check_f32(const void *src, size_t count);
+
 /* ---- acc/moments.c: the exact moments ---- */
 typedef struct {
   size_t d;

@@ -302,12 +302,16 @@ static int prepare_impl(const ew_stream_t *s, const void *data, ew_dtype_t dtype
   b->l2 = s->cfg.normalize == EW_NORMALIZE_L2;
   b->decay = s->cfg.decay_half_life > 0;
   size_t esz = b->f64 ? 8 : 4;
-  b->rows = ew__ws_alloc(keep, n * d * esz);
+  /* One-call ingest (keep == tmp: the batch lives no longer than the caller's buffer) reads
+   * aligned f32 input where it lies, once checked: nothing writes a batch's f32 rows. */
+  bool borrow = keep == tmp && dtype == EW_F32 && (uintptr_t)data % _Alignof(float) == 0;
+  b->rows = borrow ? (void *)(uintptr_t)data : ew__ws_alloc(keep, n * d * esz);
   b->scale = b->l2 && b->rows ? ew__ws_alloc(keep, n * sizeof(double)) : NULL;
   if (!b->rows || (b->l2 && !b->scale))
     return EW_ENOMEM;
-  int rc = b->f64 ? ew_convert_f64(data, dtype, n * d, b->rows)
-                  : ew_convert_f32(data, dtype, n * d, b->rows);
+  int rc = borrow   ? ew__check_f32(data, n * d)
+           : b->f64 ? ew_convert_f64(data, dtype, n * d, b->rows)
+                    : ew_convert_f32(data, dtype, n * d, b->rows);
   if (rc != 0)
     return rc;
   if (b->f64 && (rc = check_f64_range(b->rows, n * d)) != 0)

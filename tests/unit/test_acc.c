@@ -345,8 +345,9 @@ static void stream_memory_adds_the_peak_workspace(void) {
     x[i] = (float)((i * 2654435761u) % 1000) / 1000.0f;
   CHECK(ew_stream_ingest(s, x, EW_F32, n, d) == 0, "ingest");
   size_t after_ingest = ew_stream_workspace_peak(s);
-  /* an ingest holds the converted rows, their centred copy and the f32 batch Gram at once */
-  size_t need = 2 * n * d * sizeof(float) + d * d * sizeof(float);
+  /* an ingest holds a block of rows centred in f64 (EW__GRAM_BLOCK of them) and the f64 batch
+   * Gram at once; the caller's aligned f32 rows are read where they lie */
+  size_t need = EW__GRAM_BLOCK * d * sizeof(double) + d * d * sizeof(double);
   CHECK(after_ingest >= need, "ingest peak %zu >= %zu", after_ingest, need);
   CHECK(ew_stream_memory(s) == m0 + after_ingest, "memory = state + peak (%zu, %zu, %zu)",
         ew_stream_memory(s), m0, after_ingest);

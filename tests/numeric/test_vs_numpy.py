@@ -18,9 +18,10 @@ from ewlib import Stream, bf16_words  # noqa: E402
 from taplib import Tap, close, raises  # noqa: E402
 
 REL = 1e-6
-# Accuracy of the accumulated matrix itself, ‖A − A_ref‖₂ / ‖A_ref‖₂: rows that went through the
-# f32 batch path (f32/f16/bf16, or any window) vs. the f64 path.
-STATE_TOL = {"f32": 5e-7, "f64": 1e-12}
+# Accuracy of the accumulated matrix itself, ‖A − A_ref‖₂ / ‖A_ref‖₂: every batch Gram is f64
+# (f32/f16/bf16 rows centred exactly in f64), so f32 rows match numpy on the same values as f64
+# rows do (the f32 Gram of earlier versions: 5e-7).
+STATE_TOL = {"f32": 1e-12, "f64": 1e-12}
 
 
 def gen(rng, n, d, offset, kind="decay"):

@@ -36,6 +36,24 @@ def protocol_tables_are_generated_from_code():
     assert not extra, f"proto/PROTOCOL.md carries blocks no table generates: {extra}"
 
 
+def markers_pair_up(path):
+    """Every HTML comment of a document is a generated block's opener or its closer, each block
+    appears once, and every closer closes the block just opened: a hand-kept copy of a generated
+    table (PROTOCOL.md carried one behind `<!-- REMOVE -->`, ending in a second closer) fails."""
+    text = open(path).read()
+    comments = re.findall(r"<!--.*?-->", text, re.S)
+    openers = re.findall(r"<!-- ((?:gen|metric)[a-z:_-]*): generated .*? -->", text)
+    closers = re.findall(r"<!-- /([a-z:_-]+) -->", text)
+    assert len(comments) == len(openers) + len(closers), (
+        f"{os.path.basename(path)} has comments that are not block markers: "
+        f"{[c for c in comments if 'generated' not in c and not c.startswith('<!-- /')]}")
+    assert len(set(openers)) == len(openers), f"{os.path.basename(path)}: a block appears twice"
+    assert openers == closers, (
+        f"{os.path.basename(path)}: block openers {openers} and closers {closers} do not pair up")
+    whole = "".join(m.group(0) for m in BLOCK.finditer(text))
+    assert sum(len(c) for c in comments) <= len(whole), "a marker stands outside its block"
+
+
 def every_method_has_a_section():
     text = open(PROTOCOL).read()
     names = re.findall(r"^\| `([a-z_]+)` \|", BLOCK.search(generated(2)).group(0), re.M)
@@ -81,6 +99,8 @@ def main():
     t.case("metrics_doc_table_matches_code", table_is_generated_from_code)
     t.case("metrics_doc_has_a_section_per_metric", every_metric_has_a_section)
     t.case("protocol_doc_tables_match_code", protocol_tables_are_generated_from_code)
+    t.case("protocol_doc_markers_pair_up", markers_pair_up, PROTOCOL)
+    t.case("metrics_doc_markers_pair_up", markers_pair_up, DOC)
     t.case("protocol_doc_has_a_section_per_method", every_method_has_a_section)
     t.case("metrics_read_views_only", metrics_read_views_only)
     t.done()

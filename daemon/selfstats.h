@@ -1,6 +1,6 @@
-/* selfstats.h — the daemon's own counters and gauges: one row each (one table: stats, /metrics and the docs read it). The
- * `stats` reply and PROTOCOL.md's table (tools/ew_protocol_doc) are generated from this table,
- * and /metrics will be.
+/* selfstats.h — the daemon's own counters and gauges: one row each. The `stats` reply
+ * (cmd/daemon.c), /metrics' eigenwatch_* self families (expo.c) and PROTOCOL.md's table
+ * (tools/ew_protocol_doc) are all generated from this table (stats.c builds ewd_stat_table).
  *
  * XX(member, KIND, "help"); KIND is COUNTER (only grows) or GAUGE (read when asked). */
 #ifndef EWD_SELFSTATS_H

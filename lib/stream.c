@@ -317,9 +317,9 @@ static int prepare_impl(const ew_stream_t *s, const void *data, ew_dtype_t dtype
   if (b->f64 && (rc = check_f64_range(b->rows, n * d)) != 0)
     return rc;
   /* L2 rows (zero rows stay zero and still count). f64 rows are scaled in place; for f32 rows
-   * the inverse norms stay in f64 and are applied before centring, so that only the small
-   * centred value is rounded to f32 (rounding the normalised row first loses ‖μ‖/spread of
-   * precision when rows share a large mean). */
+   * the inverse norms stay in f64 and are applied in f64 while centring (moments.c), so the
+   * normalised row is never rounded to f32 on its way into the moments (the window and the live
+   * estimate keep it rounded, as they keep every row in f32). */
   if (b->l2) {
     for (size_t r = 0; r < n; r++) {
       double nrm = 0;

@@ -7,14 +7,18 @@
  *                                  bytes, save, load)
  *   acc/moments.c                  (weight, mean, M2) with the batched Chan merge and un-merge; the
  *                                  dense and decay kinds
- *   acc/window.c                   the window kind: a FIFO ring of the last W rows with its own
- *                                  exact moments
+ *   acc/window.c                   the window kind: a FIFO ring of the last W rows (f32) with
+ *                                  its own exact moments, or rows only when W < d
  *   acc/fd.c                       the fd kind: a Frequent Directions sketch (d > exact_max_dim)
- *   live/oja.c                     the live top-eigenvector estimate (fixed-rate Oja + shuffle)
  *   live/rop.c                     the live top-k estimate (random-order block power)
  *   live/cert.c                    live_topk's certificate: the live vectors against the top
  *                                  eigenpairs of a view (a few block Lanczos steps)
- *   linalg/eig.c                   LAPACK wrappers: all eigenvalues, top-k by subspace iteration
+ *   live/oja.c                     the fixed-rate Oja estimate streams kept before rop.c (no
+ *                                  stream uses it; kept for tests/unit/test_live.c's comparison)
+ *   linalg/eig.c                   LAPACK: all eigenvalues (dsyevd), all eigenpairs, top-k of a
+ *                                  dense matrix (block Lanczos, or a full solve when cheaper)
+ *   linalg/krylov.c                block Lanczos with thick restarts, and stochastic Lanczos
+ *                                  quadrature (SLQ) for tr g(A), through an operator
  *   stream.c                       one stream: config → accumulators, ingest, merge, reset, the
  *                                  admission model
  *   state.c                        a whole stream as versioned, checksummed bytes and back

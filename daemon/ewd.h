@@ -517,6 +517,11 @@ typedef struct ewd_server {
   ewd_stream_t **staging; /* streams with staged rows (steps.c) */
   size_t nstaging, capstaging;
   size_t freed_since_trim;
+  /* answer_budget's two parts, kept here (core) so that net/ adds to one and store/ reads both
+   * without reaching into each other: */
+  atomic_size_t out_held;         /* Σ out_mem of connections (net/conn.c; read by the history's
+                                     I/O thread) */
+  atomic_size_t answers_building; /* history answers being read and encoded (history_read.c) */
 } ewd_server_t;
 
 /* Applies cfg's derived settings (skim limits, log level). */

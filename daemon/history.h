@@ -51,7 +51,7 @@ typedef struct ewd_hread {
   bool json;
   size_t max_bytes, budget;
   size_t est;          /* the encoded answer's estimated bytes so far */
-  size_t reserved;     /* held in the net's answers_building until rd is freed */
+  size_t reserved;     /* held in srv->answers_building until rd is freed */
   /* the answer */
   int rc;              /* 0 or an EW_E* code with message */
   char message[256];

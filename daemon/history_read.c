@@ -48,7 +48,7 @@ void ewd_hread_free(ewd_hread_t *rd) {
   if (!rd)
     return;
   if (rd->reserved)
-    atomic_fetch_sub_explicit(&rd->srv->net->answers_building, rd->reserved,
+    atomic_fetch_sub_explicit(&rd->srv->answers_building, rd->reserved,
                               memory_order_relaxed);
   for (size_t i = 0; i < rd->nseries; i++)
     series_free(&rd->series[i]);
@@ -82,9 +82,8 @@ static int reserve(ewd_hread_t *rd, size_t nb, bool vec, size_t maxlen) {
     }
     return -1;
   }
-  ewd_net_t *net = rd->srv->net;
-  size_t held = atomic_load_explicit(&net->out_held, memory_order_relaxed) +
-                atomic_load_explicit(&net->answers_building, memory_order_relaxed);
+  size_t held = atomic_load_explicit(&rd->srv->out_held, memory_order_relaxed) +
+                atomic_load_explicit(&rd->srv->answers_building, memory_order_relaxed);
   if ((double)held + mem > (double)rd->budget) {
     if (!rd->rc) {
       rd->rc = EW_ELIMIT;
@@ -95,7 +94,7 @@ static int reserve(ewd_hread_t *rd, size_t nb, bool vec, size_t maxlen) {
     }
     return -1;
   }
-  atomic_fetch_add_explicit(&net->answers_building, (size_t)mem, memory_order_relaxed);
+  atomic_fetch_add_explicit(&rd->srv->answers_building, (size_t)mem, memory_order_relaxed);
   rd->reserved += (size_t)mem;
   rd->est += (size_t)enc;
   return 0;

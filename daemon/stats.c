@@ -26,7 +26,7 @@ void ewd_stats_refresh(ewd_server_t *srv) {
   srv->stat[EWD_STAT_queue_bytes] = qb;
   srv->stat[EWD_STAT_recv_held_bytes] = srv->net ? srv->net->recv_held : 0;
   srv->stat[EWD_STAT_out_held_bytes] =
-      srv->net ? atomic_load_explicit(&srv->net->out_held, memory_order_relaxed) : 0;
+      atomic_load_explicit(&srv->out_held, memory_order_relaxed);
   srv->stat[EWD_STAT_staged_bytes] = srv->reg.staged_bytes;
   srv->stat[EWD_STAT_eval_bytes] = srv->reg.eval_bytes;
   srv->stat[EWD_STAT_subscriptions] = ewd_subs_count(srv);

@@ -250,9 +250,9 @@ typedef struct ewd_out {
 static void out_count(ewd_conn_t *c, ptrdiff_t mem) {
   c->out_mem += (size_t)mem;
   if (mem >= 0)
-    atomic_fetch_add_explicit(&c->srv->net->out_held, (size_t)mem, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->srv->out_held, (size_t)mem, memory_order_relaxed);
   else
-    atomic_fetch_sub_explicit(&c->srv->net->out_held, (size_t)-mem, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&c->srv->out_held, (size_t)-mem, memory_order_relaxed);
 }
 
 /* Hands queued chunks to io->write, one at a time. */

@@ -84,9 +84,6 @@ struct ewd_net {
   size_t nhttp;            /* of them, HTTP connections */
   uint64_t next_id;
   size_t recv_held;        /* Σ cap of connection buffers */
-  atomic_size_t out_held;  /* Σ out_mem of connections (read by the history's I/O thread) */
-  atomic_size_t answers_building; /* history answers being read and encoded (history_read.c):
-                              with out_held, what answer_budget bounds */
   ewd_conn_t *waiters;     /* connections waiting for receive budget, oldest first */
   ewd_conn_t **waiters_tail;
   uv_handle_t **listeners;
@@ -116,7 +113,7 @@ void ewd_conn_eof(ewd_conn_t *c);
 void ewd_conn_consume(ewd_conn_t *c, size_t n);
 /* Queues bytes for the peer (takes data, malloc'ed) and counts them: a message of at most 4 KiB
  * is copied into the connection's shared output chunk and data freed; a larger one is queued as
- * it is (shrunk first when its allocation is much larger). out_mem and net->out_held count the
+ * it is (shrunk first when its allocation is much larger). out_mem and srv->out_held count the
  * memory held, allocation and a fixed per-write cost included. One chunk at a time goes to
  * io->write, so a write may carry several messages. Dropped when closing. */
 void ewd_conn_send(ewd_conn_t *c, char *data, size_t len);

@@ -21,6 +21,16 @@ class RpcError(Exception):
         self.code, self.message = code, message
 
 
+def expect(code, fn, *a, **kw):
+    """Calls fn(*a, **kw), asserts it raises RpcError with wire code `code`; returns the error."""
+    try:
+        fn(*a, **kw)
+    except RpcError as e:
+        assert e.code == code, f"expected {code}, got {e.code}: {e.message}"
+        return e
+    raise AssertionError(f"expected {code}, call succeeded")
+
+
 class Client:
     def __init__(self, address, timeout=60):
         if address.startswith("unix:"):

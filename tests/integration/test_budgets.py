@@ -42,20 +42,12 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "numeric"))
-from harness import Client, Daemon, RpcError  # noqa: E402
+from harness import Client, Daemon, expect  # noqa: E402
 from taplib import Tap  # noqa: E402
 
 ASAN = bool(os.environ.get("EWD_ASAN"))
 MIB = 1024  # KiB per MiB (RSS is read in KiB)
 
-
-def expect(code, fn, *a, **kw):
-    try:
-        fn(*a, **kw)
-    except RpcError as e:
-        assert e.code == code, f"expected {code}, got {e.code}: {e.message}"
-        return e
-    raise AssertionError(f"expected {code}, call succeeded")
 
 
 def settle(c, stream, timeout=60):

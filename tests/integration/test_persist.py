@@ -17,17 +17,9 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "numeric"))
-from harness import Daemon, RpcError  # noqa: E402
+from harness import Daemon, RpcError, expect  # noqa: E402
 from taplib import Tap  # noqa: E402
 
-
-def expect(code, fn, *a, **kw):
-    try:
-        fn(*a, **kw)
-    except RpcError as e:
-        assert e.code == code, f"expected {code}, got {e.code}: {e.message}"
-        return e
-    raise AssertionError(f"expected {code}, call succeeded")
 
 
 def ingest(c, name, X, notify=False):

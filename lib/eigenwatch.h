@@ -315,7 +315,8 @@ typedef struct {
 typedef enum { EW_METHOD_AUTO = 0, EW_METHOD_SLQ = 1, EW_METHOD_EXACT = 2 } ew_method_t;
 /* Measured on the reference machine (tests/bench/bench_spectral.py, 2 cores): quick and exact
  * take the same time at d = 2048 (0.30 vs 0.33 s); at 3072 quick takes 0.40× (0.59 vs 1.5 s), at
- * 4096 0.23–0.28×, at 8192 0.10×. AUTO stays exact where equal time buys an exact answer. */
+ * 8192 0.10× (all with 24 Lanczos steps per probe); at 4096 with today's 16 steps 0.20–0.27×
+ * (0.63–0.72 s against 2.3–3.2 s). AUTO stays exact where equal time buys an exact answer. */
 #define EW_QUICK_AUTO_DIM 3072
 /* Parses "auto" | "slq" | "exact" (len bytes). Returns 0 or EW_EBADPARAM. */
 int ew_method_parse(const char *name, size_t len, ew_method_t *out);

@@ -375,7 +375,7 @@ int ew__slq_eval(const ew__slq_t *s, ew__slq_fn g, const void *ctx, double top,
  * exactly and SLQ probes on the rest. Owned by the stream; one slot. */
 #define EW__QUICK_DEFLATE 64 /* top pairs sought for deflation */
 #define EW__QUICK_PROBES 32
-#define EW__QUICK_STEPS 24
+#define EW__QUICK_STEPS 16
 #define EW__QUICK_DEFL_TOL 1e-8  /* residual (relative to θ₁) for a pair to be deflated */
 #define EW__QUICK_DEFL_PASSES 6  /* operator passes (blocks) the deflation may spend */
 #define EW__QUICK_AUTO_REL 0.01  /* AUTO keeps a quick Σ g(λ) only when its bar is within this share */

@@ -77,12 +77,12 @@ def main():
     print("ingest rows/s: lib = exact path only (window/live off); lib+def = default config;")
     print("bare = the bare exact path (f64 centring + dsyrk + Chan merge); bare32 = the same with")
     print("the f32 Gram (ssyrk) the library used until wave 3; dsyrk = bare dsyrk alone;")
-    print("numpy64 = S += B.T @ B on f64 batches" + ("; before = the library built in " + before
-                                                     if before else ""))
-    hdr = ("%5s | %9s %9s %9s %9s %9s %9s%s | %7s %7s %7s %7s %7s | %8s %8s %8s %6s %7s"
+    print("numpy64 = S += B.T @ B on f64 batches; syrk/np = the ceiling of any exact f64 path"
+          + ("; before = the library built in " + before if before else ""))
+    hdr = ("%5s | %9s %9s %9s %9s %9s %9s%s | %7s %7s %7s %7s %7s %7s | %8s %8s %8s %6s %7s"
            % ("d", "lib", "lib+def", "bare", "bare32", "dsyrk", "numpy64",
               " %9s" % "before" if old else "", "lib/bare", "def/bare", "bare/b32",
-              "lib/np", "lib/bfr" if old else "", "entropy", "dsyevd", "eigvalsh", "/dsyevd",
+              "lib/np", "syrk/np", "lib/bfr" if old else "", "entropy", "dsyevd", "eigvalsh", "/dsyevd",
               "np/lib"))
     print(hdr)
     print("-" * len(hdr))
@@ -92,7 +92,7 @@ def main():
                                reps=3 if d <= 1024 else 1)
         np_eig = numpy_entropy(d, reps=3 if d <= 1024 else 1)
         b = old.get(d)
-        print("%5d | %9.0f %9.0f %9.0f %9.0f %9.0f %9.0f%s | %7.2f %7.2f %7.2f %7.2f %7s | %8.4f "
+        print("%5d | %9.0f %9.0f %9.0f %9.0f %9.0f %9.0f%s | %7.2f %7.2f %7.2f %7.2f %7.2f %7s | %8.4f "
               "%8.4f %8.4f %6.2f %7.2f"
               % (d, r["lib_rows_s"], r["lib_default_rows_s"], r["bare_exact_rows_s"],
                  r["bare_exact_f32_rows_s"], r["bare_dsyrk_rows_s"], np_rows,
@@ -100,7 +100,7 @@ def main():
                  r["lib_rows_s"] / r["bare_exact_rows_s"],
                  r["lib_default_rows_s"] / r["bare_exact_rows_s"],
                  r["bare_exact_rows_s"] / r["bare_exact_f32_rows_s"],
-                 r["lib_rows_s"] / np_rows,
+                 r["lib_rows_s"] / np_rows, r["bare_dsyrk_rows_s"] / np_rows,
                  "%.2f" % (r["lib_rows_s"] / b["lib_rows_s"]) if b else "",
                  r["entropy_s"], r["dsyevd_s"], np_eig, r["entropy_s"] / r["dsyevd_s"],
                  np_eig / r["entropy_s"]))

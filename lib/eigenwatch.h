@@ -213,6 +213,37 @@ size_t ew_stream_saved_bytes(const ew_stream_t *s);
  * *out is NULL and nothing is left allocated. The checksum is verified before the stream is
  * handed over. Sections of later minor additions that this version does not know are skipped. */
 int ew_stream_load(ew_stream_t **out, ew_read_fn fn, void *ctx, char *msg, size_t cap);
+/* An embedder's own section of the saved state (the daemon keeps its training block in one):
+ * carried verbatim under its tag, inside the checksum, so one file or one exported value holds
+ * the stream and what its embedder knows about it. A tag is four bytes, first byte lowest
+ * (EW_TAG('t','R','U','N')); an embedder's tag starts with a lowercase ASCII letter, the
+ * library's own tags with an uppercase one, so the two never collide. */
+typedef struct {
+  uint32_t tag;
+  const void *data;
+  size_t len;
+} ew_section_t;
+#define EW_TAG(a, b, c, d)                                                                        \
+  ((uint32_t)(unsigned char)(a) | (uint32_t)(unsigned char)(b) << 8 |                              \
+   (uint32_t)(unsigned char)(c) << 16 | (uint32_t)(unsigned char)(d) << 24)
+/* As ew_stream_save, followed (before the end marker) by the n sections of extra, in order.
+ * Returns EW_EBADPARAM, writing nothing, when a tag does not start with a lowercase letter or
+ * appears twice (n == 0: exactly ew_stream_save). */
+int ew_stream_save_ex(const ew_stream_t *s, const ew_section_t *extra, size_t n, ew_write_fn fn,
+                      void *ctx);
+/* The number of bytes ew_stream_save_ex(s, extra, n, ...) would write now. */
+size_t ew_stream_saved_bytes_ex(const ew_stream_t *s, const ew_section_t *extra, size_t n);
+/* Called by ew_stream_load_ex once per embedder section, in file order, after the checksum has
+ * been verified and the stream built (data is valid during the call only). Returns 0 to accept;
+ * nonzero refuses the whole state: the load then fails with EW_ESTATE and the sentence the
+ * callback wrote into msg[0, cap) (it may leave it empty), and nothing is created. */
+typedef int (*ew_section_fn)(void *ctx, uint32_t tag, const void *data, size_t len, char *msg,
+                             size_t cap);
+/* As ew_stream_load, handing every embedder section to on_section (NULL: skipped, as
+ * ew_stream_load does). An embedder section over EW_SECTION_MAX bytes is EW_ESTATE. */
+int ew_stream_load_ex(ew_stream_t **out, ew_read_fn fn, void *ctx, ew_section_fn on_section,
+                      void *sctx, char *msg, size_t cap);
+#define EW_SECTION_MAX ((size_t)1 << 30)
 /* A new stream (*out, freed with ew_stream_free) holding s's state: it answers every metric as s
  * does now, and later changes to either do not reach the other. The copy goes through the saved
  * form (ew_stream_save, then ew_stream_load), so it costs about one pass over the state and holds

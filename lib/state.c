@@ -10,7 +10,9 @@
  * again gives the same bytes. Sections: CONF (the configuration), STRM (counters), MALL (the
  * all-rows moments), WIND (window rows in arrival order and their moments), LROP (the live
  * estimate; LIVE, the Oja estimate of earlier states, is read and dropped), WARM (warm start of top-k vectors). Spectrum caches are not saved: they are
- * recomputed, deterministically, from the same state.
+ * recomputed, deterministically, from the same state. After the library's own sections come the
+ * embedder's (tags starting with a lowercase letter: ew_stream_save_ex), carried verbatim and
+ * handed back by ew_stream_load_ex once the checksum is verified.
  *
  * The bytes go through a caller-supplied writer and come from a caller-supplied reader (a file,
  * a socket, a buffer): the library touches no file. A load builds a new stream and hands it over
@@ -147,7 +149,21 @@ static uint64_t rop_len(const ew__rop_t *o, uint64_t fill, uint64_t nh) {
   return 8 + fill * d * 4 + 3 * o->k * d * 8 + 8 + nh * (d * 4 + 8) + 7 * 8 + 8 + 32;
 }
 
-static int save_all(const ew_stream_t *s, wr_t *w) {
+/* Whether extra[0, n) are embedder sections save_all may write: lowercase first byte, no tag
+ * twice. */
+static bool extras_ok(const ew_section_t *extra, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c0 = (unsigned char)(extra[i].tag & 0xff);
+    if (c0 < 'a' || c0 > 'z' || extra[i].len > EW_SECTION_MAX || (extra[i].len && !extra[i].data))
+      return false;
+    for (size_t k = 0; k < i; k++)
+      if (extra[k].tag == extra[i].tag)
+        return false;
+  }
+  return true;
+}
+
+static int save_all(const ew_stream_t *s, const ew_section_t *extra, size_t nextra, wr_t *w) {
   size_t d = s->d;
   const ew_config_t *c = &s->cfg;
   put(w, MAGIC, 8);
@@ -203,23 +219,39 @@ static int save_all(const ew_stream_t *s, wr_t *w) {
     put_u64(w, s->topk_warm_k);
     put(w, s->topk_warm, s->topk_warm_k * d * sizeof(double));
   }
+  for (size_t i = 0; i < nextra; i++) { /* the embedder's sections, verbatim */
+    section(w, extra[i].tag, extra[i].len);
+    put(w, extra[i].data, extra[i].len);
+  }
   section(w, T_END, 0);
   uint32_t crc = w->crc;
   put_u32(w, crc);
   return w->err;
 }
 
-EW_EXPORT int ew_stream_save(const ew_stream_t *s, ew_write_fn fn, void *ctx) {
+EW_EXPORT int ew_stream_save_ex(const ew_stream_t *s, const ew_section_t *extra, size_t n,
+                                ew_write_fn fn, void *ctx) {
+  if (!extras_ok(extra, n))
+    return EW_EBADPARAM;
   crc_init();
   wr_t w = {.fn = fn, .ctx = ctx};
-  return save_all(s, &w);
+  return save_all(s, extra, n, &w);
+}
+
+EW_EXPORT int ew_stream_save(const ew_stream_t *s, ew_write_fn fn, void *ctx) {
+  return ew_stream_save_ex(s, NULL, 0, fn, ctx);
+}
+
+EW_EXPORT size_t ew_stream_saved_bytes_ex(const ew_stream_t *s, const ew_section_t *extra,
+                                         size_t n) {
+  crc_init();
+  wr_t w = {0};
+  save_all(s, extra, n, &w);
+  return w.bytes;
 }
 
 EW_EXPORT size_t ew_stream_saved_bytes(const ew_stream_t *s) {
-  crc_init();
-  wr_t w = {0};
-  save_all(s, &w);
-  return w.bytes;
+  return ew_stream_saved_bytes_ex(s, NULL, 0);
 }
 
 /* A saved state in memory (ew_stream_clone). */
@@ -419,7 +451,60 @@ static void check_live(rd_t *r, const ew__rop_t *o) {
     bad(r, "%s", "section LROP holds a negative sum of squared norms");
 }
 
-static int load_sections(rd_t *r, ew_stream_t **out) {
+/* The embedder sections a load collects, handed over once the checksum is verified. */
+typedef struct {
+  uint32_t tag;
+  unsigned char *p;
+  size_t len;
+} extra_t;
+
+typedef struct {
+  extra_t *v;
+  size_t n;
+} extras_t;
+
+static void extras_free(extras_t *x) {
+  for (size_t i = 0; i < x->n; i++)
+    free(x->v[i].p);
+  free(x->v);
+}
+
+/* Reads an embedder section's len bytes into x. Grows its buffer as bytes arrive, so a length
+ * that lies costs at most what the reader really holds. */
+static void read_extra(rd_t *r, extras_t *x, uint32_t tag, uint64_t len) {
+  for (size_t i = 0; i < x->n; i++)
+    if (x->v[i].tag == tag) {
+      bad(r, "%s", "a section appears twice");
+      return;
+    }
+  if (len > EW_SECTION_MAX) {
+    bad(r, "%s", "an embedder section is longer than 1 GiB");
+    return;
+  }
+  extra_t *v = realloc(x->v, (x->n + 1) * sizeof *v);
+  if (!v) {
+    r->err = EW_ENOMEM;
+    return;
+  }
+  x->v = v;
+  extra_t *e = &v[x->n++];
+  *e = (extra_t){.tag = tag};
+  for (size_t off = 0; off < len && !r->err;) {
+    size_t k = len - off < ((size_t)1 << 20) ? (size_t)(len - off) : ((size_t)1 << 20);
+    unsigned char *p = realloc(e->p, off + k);
+    if (!p) {
+      r->err = EW_ENOMEM;
+      return;
+    }
+    e->p = p;
+    get(r, p + off, k);
+    off += k;
+    e->len = off;
+  }
+}
+
+static int load_sections(rd_t *r, ew_stream_t **out, ew_section_fn on_section, void *sctx) {
+  extras_t extras = {0};
   char magic[8];
   if (get(r, magic, 8))
     return r->err;
@@ -555,6 +640,8 @@ static int load_sections(rd_t *r, ew_stream_t **out) {
       have_warm = true;
       get(r, s->topk_warm, k * d * sizeof(double));
       ew__check_f64s(r, s->topk_warm, k * d, 1e3, "WARM", "a warm-start vector entry");
+    } else if (!r->err && (tag & 0xff) >= 'a' && (tag & 0xff) <= 'z' && on_section) {
+      read_extra(r, &extras, tag, len); /* an embedder's section, for on_section */
     } else if (!r->err) { /* a section this version does not know (or this stream does not use) */
       if (tag == T_WIND || tag == T_LIVE || tag == T_LROP || tag == T_STRM || tag == T_MALL)
         bad(r, "%s", "a section does not match the saved configuration");
@@ -580,6 +667,18 @@ static int load_sections(rd_t *r, ew_stream_t **out) {
     else if (got != want)
       bad(r, "%s", "the checksum does not match: the state is corrupt");
   }
+  for (size_t i = 0; !r->err && i < extras.n; i++) {
+    char dummy[1];
+    char *m = r->msg && r->cap ? r->msg : dummy;
+    size_t mc = r->msg && r->cap ? r->cap : sizeof dummy;
+    m[0] = 0;
+    if (on_section(sctx, extras.v[i].tag, extras.v[i].p, extras.v[i].len, m, mc) != 0) {
+      r->err = EW_ESTATE;
+      if (!m[0])
+        snprintf(m, mc, "%s", "the embedder refused one of its sections");
+    }
+  }
+  extras_free(&extras);
   if (r->err) {
     ew_stream_free(s);
     return r->err;
@@ -588,13 +687,18 @@ static int load_sections(rd_t *r, ew_stream_t **out) {
   return 0;
 }
 
-EW_EXPORT int ew_stream_load(ew_stream_t **out, ew_read_fn fn, void *ctx, char *msg, size_t cap) {
+EW_EXPORT int ew_stream_load_ex(ew_stream_t **out, ew_read_fn fn, void *ctx,
+                                ew_section_fn on_section, void *sctx, char *msg, size_t cap) {
   crc_init();
   *out = NULL;
   if (msg && cap)
     msg[0] = 0;
   rd_t r = {.fn = fn, .ctx = ctx, .msg = msg, .cap = cap};
-  return load_sections(&r, out);
+  return load_sections(&r, out, on_section, sctx);
+}
+
+EW_EXPORT int ew_stream_load(ew_stream_t **out, ew_read_fn fn, void *ctx, char *msg, size_t cap) {
+  return ew_stream_load_ex(out, fn, ctx, NULL, NULL, msg, cap);
 }
 
 /* Reads a little-endian u32/u64 at p (the state format's byte order on any host we build for). */

@@ -539,6 +539,90 @@ static void repeated_sections_are_refused(void) {
   ew_stream_free(a);
 }
 
+
+/* ---- embedder sections (ew_stream_save_ex / ew_stream_load_ex) ---- */
+
+typedef struct {
+  int calls;
+  uint32_t tags[4];
+  size_t lens[4];
+  unsigned char first[4];
+  int refuse_at; /* 1-based call to refuse, 0: none */
+} seen_t;
+
+static int on_section(void *ctx, uint32_t tag, const void *data, size_t len, char *msg,
+                      size_t cap) {
+  seen_t *s = ctx;
+  if (s->calls < 4) {
+    s->tags[s->calls] = tag;
+    s->lens[s->calls] = len;
+    s->first[s->calls] = len ? *(const unsigned char *)data : 0;
+  }
+  s->calls++;
+  if (s->calls == s->refuse_at) {
+    snprintf(msg, cap, "section %d refused by the test", s->calls);
+    return 1;
+  }
+  return 0;
+}
+
+static void embedder_sections_travel_with_the_state(void) {
+  ew_config_t cfg;
+  ew_config_default(&cfg, 6);
+  ew_stream_t *a;
+  CHECK(ew_stream_create(&cfg, &a) == 0, "create");
+  ingest(a, 6, 40, 7, 0);
+  unsigned char one[3] = {0x11, 0x22, 0x33}, *big = malloc(3000);
+  memset(big, 0x5a, 3000);
+  ew_section_t ex[2] = {{EW_TAG('t', 'R', 'U', 'N'), one, 3}, {EW_TAG('z', 'z', 'z', '1'), big, 3000}};
+  buf_t b = {0};
+  CHECK(ew_stream_save_ex(a, ex, 2, buf_write, &b) == 0, "save_ex");
+  CHECK(b.len == ew_stream_saved_bytes_ex(a, ex, 2) &&
+            b.len == ew_stream_saved_bytes(a) + 12 + 3 + 12 + 3000,
+        "saved %zu bytes, predicted %zu", b.len, ew_stream_saved_bytes_ex(a, ex, 2));
+  /* the embedder's sections come back, after the checksum, in file order */
+  seen_t seen = {0};
+  buf_t r = {b.p, b.len, b.len, 0};
+  ew_stream_t *s = NULL;
+  char msg[160];
+  int rc = ew_stream_load_ex(&s, buf_read, &r, on_section, &seen, msg, sizeof msg);
+  CHECK(rc == 0 && s && seen.calls == 2 && seen.tags[0] == ex[0].tag && seen.lens[0] == 3 &&
+            seen.first[0] == 0x11 && seen.tags[1] == ex[1].tag && seen.lens[1] == 3000 &&
+            seen.first[1] == 0x5a,
+        "load_ex rc %d calls %d: %s", rc, seen.calls, msg);
+  /* the stream is the saved one: saving it plainly gives the plain bytes */
+  buf_t p1 = save(a), p2 = s ? save(s) : (buf_t){0};
+  CHECK(p1.len == p2.len && memcmp(p1.p, p2.p, p1.len) == 0, "the stream under the sections");
+  ew_stream_free(s);
+  /* a plain load skips them */
+  int rc2;
+  s = load(b.p, b.len, &rc2, msg, sizeof msg);
+  CHECK(rc2 == 0 && s, "plain load of a state with embedder sections: %d %s", rc2, msg);
+  ew_stream_free(s);
+  /* a refusal refuses the whole state, with the embedder's sentence */
+  seen = (seen_t){.refuse_at = 2};
+  r.off = 0;
+  s = NULL;
+  rc = ew_stream_load_ex(&s, buf_read, &r, on_section, &seen, msg, sizeof msg);
+  CHECK(rc == EW_ESTATE && !s && strstr(msg, "section 2 refused"), "refusal: %d %s", rc, msg);
+  /* a corrupt embedder byte fails the checksum before any callback */
+  b.p[b.len - 4 - 12 - 100] ^= 1;
+  seen = (seen_t){0};
+  r.off = 0;
+  rc = ew_stream_load_ex(&s, buf_read, &r, on_section, &seen, msg, sizeof msg);
+  CHECK(rc == EW_ESTATE && !s && seen.calls == 0 && strstr(msg, "checksum"),
+        "a flipped embedder byte: %d, %d calls, %s", rc, seen.calls, msg);
+  /* tags the library owns, or twice the same, are refused and nothing is written */
+  ew_section_t upper = {EW_TAG('T', 'R', 'U', 'N'), one, 3}, twice[2] = {ex[0], ex[0]};
+  buf_t w = {0};
+  CHECK(ew_stream_save_ex(a, &upper, 1, buf_write, &w) == EW_EBADPARAM && w.len == 0,
+        "an uppercase tag");
+  CHECK(ew_stream_save_ex(a, twice, 2, buf_write, &w) == EW_EBADPARAM && w.len == 0,
+        "a tag twice");
+  free(p1.p), free(p2.p), free(b.p), free(big);
+  ew_stream_free(a);
+}
+
 int main(void) {
   TAP_RUN(checksum_and_config_peek);
   TAP_RUN(round_trip_is_bit_identical);
@@ -546,5 +630,6 @@ int main(void) {
   TAP_RUN(a_failing_writer_is_reported);
   TAP_RUN(absurd_numbers_are_refused);
   TAP_RUN(repeated_sections_are_refused);
+  TAP_RUN(embedder_sections_travel_with_the_state);
   TAP_DONE();
 }

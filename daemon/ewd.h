@@ -115,7 +115,7 @@ typedef struct ewd_stream {
   uint64_t changes;       /* jobs that may change the state, counted when submitted */
   uint64_t saved_changes; /* `changes` as of the snapshot on disk */
   char file[40];          /* snapshot file name in <state_dir>/streams ("" = none yet) */
-  /* training steps (steps.c; loop only; saved in the snapshot header) */
+  /* training steps (steps.c; loop only; saved as the state's tRUN section, persist.c) */
   uint32_t world;         /* ranks per step: create, or the ingest that created the stream */
   double step_timeout;    /* seconds from a step's first batch to its forced completion */
   ewd_steps_t *steps;     /* staging; NULL until the first step-carrying ingest */
@@ -131,6 +131,7 @@ typedef struct ewd_stream {
   uint32_t nstep_rows, step_rows_at;
   ewd_eval_t *eval;       /* scheduled evaluation (eval.c); NULL: the defaults, not yet used */
   ewd_alerts_t *alerts;   /* alert rules and their states (alerts.c); NULL: none */
+  bool has_train;         /* a holder of training fields (persist.c) got a tRUN section */
   bool dropped;           /* removed from the registry; jobs may still hold it */
 } ewd_stream_t;
 
@@ -261,6 +262,14 @@ struct ewd_job {
   size_t out_len;
   uint64_t changes_at;   /* the stream's `changes` when the job was submitted */
   uint64_t merged_rows;  /* merge: rows the state carried */
+  /* the training block (persist.c): save: carried as the state's embedder section (owned);
+   * merge: the state's own, read on the math thread (train_st, owned until merge_done adopts
+   * what it holds) */
+  char *train;
+  size_t train_len;
+  struct ewd_stream *train_st;
+  bool merge_replace;    /* merge into a stream this merge created: the state becomes it */
+  bool merge_by_steps;   /* the stream's recent view is by steps (window_steps) */
   /* step-carrying ingest (steps.c) */
   bool has_step, end_step, staged_apply;
   uint64_t step;

@@ -4,9 +4,12 @@
  * (never the raw name: names have slashes), "-2", "-3"... appended in the unlikely case two live
  * keys share a hash; the key itself is inside the file. A file is:
  *
- *   "EWSNAP\0\0"  u32 version (3)  u32 key length  key  f64 last_ingest  f64 saved_at
- *   u32 training block length  training block (ewd_snap_train; versions 2, 3)
+ *   "EWSNAP\0\0"  u32 version (4)  u32 key length  key  f64 last_ingest  f64 saved_at
+ *   u32 training block length (0 from version 4)  training block (ewd_snap_train; versions 2, 3)
  *   u32 CRC-32C of the header bytes before it      then one saved stream (docs/STATE.md)
+ * From version 4 the training block is a section of the saved stream (tag tRUN,
+ * ew_stream_save_ex), so the bytes after the header are exactly what `export` sends and `merge`
+ * takes: one serializer for the three.
  * All numbers little-endian (the host's: the daemon runs on little-endian machines only). A
  * training block: u32 world, f64 step_timeout, u8 flags (1 = first step, 2 = last step,
  * 4 = recent), u64 first_step, u64 last_step, u32 producers, then per producer: u8 name length,
@@ -95,6 +98,10 @@ bool ewd_snap_key_parse(const char *key, size_t klen, ewd_key_t *out) {
 
 #define PUT(q, v) (memcpy((q), &(v), sizeof(v)), (q) += sizeof(v))
 
+static int producer_cmp(const void *a, const void *b) {
+  return strcmp((*(const ewd_producer_t *const *)a)->name, (*(const ewd_producer_t *const *)b)->name);
+}
+
 size_t ewd_snap_train(const ewd_stream_t *st, char *out) {
   char *q = out;
   uint32_t world = st->world, np = 0;
@@ -108,10 +115,15 @@ size_t ewd_snap_train(const ewd_stream_t *st, char *out) {
   for (size_t i = 0; i < st->nproducers; i++)
     np += st->producers[i].has_applied;
   PUT(q, np);
-  for (size_t i = 0; i < st->nproducers; i++) {
-    const ewd_producer_t *p = &st->producers[i];
-    if (!p->has_applied)
-      continue;
+  /* by name, so that the same history gives the same bytes whatever order producers came in */
+  const ewd_producer_t *byname[EWD_PRODUCERS_MAX];
+  size_t nb = 0;
+  for (size_t i = 0; i < st->nproducers && nb < EWD_PRODUCERS_MAX; i++)
+    if (st->producers[i].has_applied)
+      byname[nb++] = &st->producers[i];
+  qsort(byname, nb, sizeof *byname, producer_cmp);
+  for (size_t i = 0; i < nb; i++) {
+    const ewd_producer_t *p = byname[i];
     uint8_t n = (uint8_t)strlen(p->name);
     PUT(q, n);
     memcpy(q, p->name, n), q += n;
@@ -221,12 +233,54 @@ bad:
   return false;
 }
 
-/* The header of st's snapshot file (malloc'ed, *len bytes). */
+char *ewd_train_bytes(const ewd_stream_t *st, size_t *len) {
+  char *b = malloc(SNAP_TRAIN_MAX);
+  if (!b)
+    return NULL;
+  *len = ewd_snap_train(st, b);
+  char *t = realloc(b, *len ? *len : 1);
+  return t ? t : b;
+}
+
+void ewd_train_init(ewd_stream_t *t) {
+  memset(t, 0, sizeof *t);
+  t->world = 1;
+  t->step_timeout = EWD_STEP_TIMEOUT_DEFAULT;
+}
+
+void ewd_train_release(ewd_stream_t *t) {
+  free(t->producers);
+  free(t->step_rows);
+  ewd_eval_free(t->eval);
+  ewd_alerts_free(t->alerts);
+  ewd_train_init(t);
+}
+
+int ewd_train_section(void *ctx, uint32_t tag, const void *data, size_t len, char *msg,
+                      size_t cap) {
+  if (tag != EWD_TAG_TRAIN)
+    return 0; /* another embedder's section: not ours to read */
+  ewd_stream_t *t = ctx;
+  if (t->has_train) {
+    snprintf(msg, cap, "%s", "two training blocks (tRUN sections)");
+    return 1;
+  }
+  if (!ewd_snap_train_parse(data, len, t)) {
+    snprintf(msg, cap, "%s", "the training block (world, steps, producers, eval list, rules) is "
+             "not valid: corrupt");
+    return 1;
+  }
+  t->has_train = true;
+  return 0;
+}
+
+/* The header of st's snapshot file (malloc'ed, *len bytes); the training block goes into the
+ * state itself (ewd_train_bytes, the SAVE job's train). */
 static char *snap_header(const ewd_stream_t *st, size_t *len) {
   char key[2 * (EWD_NAME_MAX + 1)];
   uint32_t klen = (uint32_t)ewd_snap_key(st, key), version = SNAP_VERSION;
   double last = st->last_ingest, now = ewd_wall_now();
-  char *h = malloc(8 + 4 + 4 + klen + 8 + 8 + 4 + SNAP_TRAIN_MAX + 4), *q = h;
+  char *h = malloc(8 + 4 + 4 + klen + 8 + 8 + 4 + 4), *q = h;
   if (!h)
     return NULL;
   memcpy(q, SNAP_MAGIC, 8), q += 8;
@@ -235,8 +289,8 @@ static char *snap_header(const ewd_stream_t *st, size_t *len) {
   memcpy(q, key, klen), q += klen;
   memcpy(q, &last, 8), q += 8;
   memcpy(q, &now, 8), q += 8;
-  uint32_t tlen = (uint32_t)ewd_snap_train(st, q + 4);
-  memcpy(q, &tlen, 4), q += 4 + tlen;
+  uint32_t tlen = 0;
+  memcpy(q, &tlen, 4), q += 4;
   size_t n = (size_t)(q - h) + 4;
   uint32_t crc = ew_crc32c(0, h, (size_t)(q - h));
   memcpy(q, &crc, 4);
@@ -448,7 +502,9 @@ static void round_step(ewd_persist_t *p) {
     }
     assign_file(p, st);
     ewd_job_t *j = ewd_job_new(srv, NULL, st, EWD_JOB_SAVE, save_done);
-    if (j && !(j->prefix = snap_header(st, &j->prefix_len))) {
+    if (j && (!(j->prefix = snap_header(st, &j->prefix_len)) ||
+              !(j->train = ewd_train_bytes(st, &j->train_len)))) {
+      free(j->prefix);
       free(j);
       j = NULL;
     }

@@ -9,7 +9,8 @@
 #include <limits.h>
 
 #define SNAP_MAGIC "EWSNAP\0"
-#define SNAP_VERSION 3u      /* 1: no training block, 2: no eval list (both still read) */
+#define SNAP_VERSION 4u /* 4: the training block is the state's tRUN section; 3: in the header
+                           (2: without the eval list; 1: none): all still read */
 #define SNAP_TRAIN_MAX (1u << 20) /* the training block's largest length */
 #define SNAP_KEY_MAX 1024
 #define SNAP_EXT ".ews"
@@ -29,6 +30,21 @@ size_t ewd_snap_train(const ewd_stream_t *st, char *out);
 /* Reads a training block into st (restore). Returns false, with st unchanged, when it is not
  * one (lengths or values out of range). */
 bool ewd_snap_train_parse(const char *b, size_t n, ewd_stream_t *st);
+
+/* The training block's tag among the saved state's sections (ew_stream_save_ex): one saved form
+ * carries the stream and its training block, for snapshots, `export` and `merge` alike. */
+#define EWD_TAG_TRAIN EW_TAG('t', 'R', 'U', 'N')
+/* st's training block, malloc'ed (*len bytes), or NULL when out of memory. */
+char *ewd_train_bytes(const ewd_stream_t *st, size_t *len);
+/* An ew_section_fn: parses a tRUN section into ctx (an ewd_stream_t holding only training
+ * fields); other embedders' sections are skipped. Refuses (with the sentence) a block that is
+ * not one. */
+int ewd_train_section(void *ctx, uint32_t tag, const void *data, size_t len, char *msg,
+                      size_t cap);
+/* A holder of training fields (ewd_train_section's ctx): its defaults, and freeing what a parse
+ * gave it. */
+void ewd_train_init(ewd_stream_t *t);
+void ewd_train_release(ewd_stream_t *t);
 
 typedef struct ewd_op {
   struct ewd_op *next;

@@ -27,6 +27,7 @@
  * After a query the thread gives back its scratch (a d×d snapshot and LAPACK workspace can be
  * hundreds of MiB at large d); ingest keeps its scratch, which is reused batch after batch. */
 #include "ewd.h"
+#include "persist.h"
 
 #include <cblas.h>
 #include <pthread.h>
@@ -87,7 +88,8 @@ static int mem_read(void *ctx, void *p, size_t n) {
 /* The stream's state after job->prefix, into job->out (the copy a snapshot or export takes on
  * the stream's math turn; the caller writes or sends it later without touching the stream). */
 static void run_save(ewd_job_t *job, ew_stream_t *s) {
-  size_t n = ew_stream_saved_bytes(s);
+  ew_section_t train = {EWD_TAG_TRAIN, job->train, job->train_len};
+  size_t nx = job->train ? 1 : 0, n = ew_stream_saved_bytes_ex(s, &train, nx);
   if (!(job->out = malloc(job->prefix_len + n))) {
     job->rc = EW_ENOMEM;
     snprintf(job->message, sizeof job->message, "out of memory for a %zu-byte state", n);
@@ -96,7 +98,7 @@ static void run_save(ewd_job_t *job, ew_stream_t *s) {
   if (job->prefix_len)
     memcpy(job->out, job->prefix, job->prefix_len);
   membuf_t m = {job->out + job->prefix_len, n, 0};
-  if ((job->rc = ew_stream_save(s, mem_write, &m)) != 0 || m.off != n) {
+  if ((job->rc = ew_stream_save_ex(s, &train, nx, mem_write, &m)) != 0 || m.off != n) {
     job->rc = job->rc ? job->rc : EW_EINTERNAL;
     snprintf(job->message, sizeof job->message, "saving the state failed: %s",
              ew_strerror(job->rc));
@@ -124,10 +126,18 @@ static void merge_refused(ewd_job_t *job, const ew_stream_t *s, const ew_stream_
     snprintf(job->message, sizeof job->message, "%s", ew_strerror(job->rc));
 }
 
-static void run_merge(ewd_job_t *job, ew_stream_t *s) {
+static void run_merge(ewd_job_t *job, ewd_stream_t *st) {
   membuf_t m = {job->data, job->bytes, 0};
-  ew_stream_t *src = NULL;
-  job->rc = ew_stream_load(&src, mem_read, &m, job->message, sizeof job->message);
+  ew_stream_t *src = NULL, *s = st->s;
+  ewd_stream_t *train = calloc(1, sizeof *train);
+  if (!train) {
+    job->rc = EW_ENOMEM;
+    snprintf(job->message, sizeof job->message, "out of memory");
+    goto out;
+  }
+  ewd_train_init(train);
+  job->rc = ew_stream_load_ex(&src, mem_read, &m, ewd_train_section, train, job->message,
+                              sizeof job->message);
   if (job->rc == 0 && m.off != m.len) {
     job->rc = EW_ESTATE;
     snprintf(job->message, sizeof job->message, "%zu bytes follow the state's checksum: not one "
@@ -135,8 +145,29 @@ static void run_merge(ewd_job_t *job, ew_stream_t *s) {
   }
   if (job->rc == 0) {
     job->merged_rows = ew_stream_count(src);
-    if ((job->rc = ew_stream_merge(s, src)) != 0)
+    if (job->merge_replace) { /* a stream this merge created: the state becomes it, exactly */
+      ew_stream_free(st->s);
+      st->s = src;
+      src = NULL;
+    } else if ((job->merge_by_steps || train->window_steps) && ew_stream_config(s)->window &&
+               ew_stream_count(s) && ew_stream_count(src)) {
+      job->rc = EW_EBADPARAM;
+      snprintf(job->message, sizeof job->message, "the %s recent view is its last window_steps "
+               "steps, which a merge does not yet lay out by step number: merge into a new "
+               "stream, or one with window 0", job->merge_by_steps ? "stream's" : "state's");
+    } else if ((job->rc = ew_stream_merge_ex(s, src, NULL, 0, job->message,
+                                             sizeof job->message)) != 0 && !job->message[0]) {
       merge_refused(job, s, src);
+    }
+  }
+  if (job->rc == 0) {
+    job->train_st = train;
+    train = NULL;
+  }
+out:
+  if (train) {
+    ewd_train_release(train);
+    free(train);
   }
   ew_stream_free(src);
   free(job->data);
@@ -211,7 +242,7 @@ static void run_job(ewd_job_t *job) {
     run_save(job, st->s);
     break;
   case EWD_JOB_MERGE:
-    run_merge(job, st->s);
+    run_merge(job, st);
     break;
   case EWD_JOB_FORK:
     run_fork(job, st->s);
@@ -503,6 +534,11 @@ void ewd_job_free(ewd_job_t *job) {
   ew_batch_free(job->batch);
   ewd_qmetrics_free(job->metrics, job->nmetrics);
   free(job->prefix);
+  free(job->train);
+  if (job->train_st) {
+    ewd_train_release(job->train_st);
+    free(job->train_st);
+  }
   free(job->out);
   if (job->results)
     for (size_t i = 0; i < job->nmetrics; i++)

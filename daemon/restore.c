@@ -87,7 +87,7 @@ static void restore_one(ewd_persist_t *p, const char *file) {
   else if (fread(key, 1, klen, f) != klen || fread(&last, 8, 1, f) != 1 ||
            fread(&saved_at, 8, 1, f) != 1 || (version >= 2 && fread(&tlen, 4, 1, f) != 1))
     snprintf(why, sizeof why, "%s", "the file ends inside its header: truncated");
-  else if (tlen > SNAP_TRAIN_MAX)
+  else if (tlen > SNAP_TRAIN_MAX || (version >= 4 && tlen != 0))
     snprintf(why, sizeof why, "%s", "the header's training block length is out of range: corrupt");
   else if (!(tb = malloc(tlen + 1)) || fread(tb, 1, tlen, f) != tlen || fread(&crc, 4, 1, f) != 1)
     snprintf(why, sizeof why, "%s", "the file ends inside its header: truncated");
@@ -105,14 +105,15 @@ static void restore_one(ewd_persist_t *p, const char *file) {
       snprintf(why, sizeof why, "%s", "the header's checksum does not match: corrupt");
     else if (!ewd_snap_key_parse(key, klen, &rkey))
       snprintf(why, sizeof why, "%s", "the key is not a valid (run, stream) name");
-    else if (version >= 2 && !ewd_snap_train_parse(tb, tlen, &train))
+    else if (version >= 2 && version < 4 && !ewd_snap_train_parse(tb, tlen, &train))
       snprintf(why, sizeof why, "%s", "the training block (world, steps, producers) is not "
                "valid: corrupt");
   }
   free(tb);
   if (!why[0]) {
     char msg[256];
-    int rc = ew_stream_load(&s, file_read, f, msg, sizeof msg);
+    /* from version 4 the training block is the state's tRUN section */
+    int rc = ew_stream_load_ex(&s, file_read, f, ewd_train_section, &train, msg, sizeof msg);
     if (rc == EW_ENOMEM) {
       fclose(f);
       ewd_log(EWD_LOG_ERROR, "out of memory restoring a snapshot: left in place",

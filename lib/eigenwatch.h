@@ -181,14 +181,36 @@ int ew_batch_check(const ew_stream_t *s, const void *data, ew_dtype_t dtype, siz
 /* Forgets every row (moments, window, live estimate, cached spectra); keeps the configuration. */
 void ew_stream_reset(ew_stream_t *s);
 
-/* Merges the all-rows accumulator of `src` into `dst` (Chan et al.; exact up to rounding and
- * associative): afterwards dst describes the union of both row sets. Windows and live estimates
- * are not merged (they describe arrival order, which a union does not have). Returns EW_EDIM if
+/* Merges `src` into `dst` (Chan et al.; exact up to rounding and associative): afterwards dst
+ * describes the union of both row sets in every view — ew_stream_merge_ex with spans NULL, whose
+ * rule says when windows combine and when the merge is refused (EW_EBADPARAM). Returns EW_EDIM if
  * dimensions differ, EW_EBADPARAM if normalisation or decay differ or one keeps its moments
  * exactly and the other is a Frequent Directions sketch (ew_config_sketched), EW_ERANGE if the
  * union would describe more than 2^53 rows, and EW_ESTATE if src is a sketch whose eigensolvers
  * once failed (it certifies nothing); dst is then unchanged. `src` is unchanged. */
 int ew_stream_merge(ew_stream_t *dst, const ew_stream_t *src);
+
+/* A run of rows of one of two windows, for ew_stream_merge_ex: `rows` rows from the `first`-th
+ * oldest row that window holds; from 0 is the destination's window, 1 the source's. */
+typedef struct {
+  int from;
+  uint64_t first, rows;
+} ew_window_span_t;
+/* Merges src into dst, every view: the all-rows accumulator as ew_stream_merge does, and the
+ * window too, so that dst answers as one stream fed both row sets would. The window afterwards
+ * holds `spans` (n of them), oldest first — the caller's plan when it knows the order the union
+ * has (the daemon lays out training steps by step number) — or, with spans NULL, the rule below:
+ *   - dst keeps no window: nothing to combine (src's window has no view here).
+ *   - either side holds no rows: the other's window (its newest rows that fit).
+ *   - both hold rows: each window must hold every row of its side and the two must fit in dst's
+ *     window together; the union's window is then dst's rows followed by src's.
+ * Otherwise (dst has a window and src none, the rows do not fit, or a span lies outside its
+ * window or the spans together overflow dst's window) nothing changes and EW_EBADPARAM is
+ * returned with a sentence in msg[0, cap) saying what cannot be combined — a merge never counts
+ * rows it drops. The other codes, and the live estimate (dst's carries on), as ew_stream_merge.
+ * msg may be NULL. */
+int ew_stream_merge_ex(ew_stream_t *dst, const ew_stream_t *src, const ew_window_span_t *spans,
+                       size_t n, char *msg, size_t cap);
 
 /* ---- saved state (format: docs/STATE.md) ----
  * A stream as bytes and back: configuration, counters, every accumulator, the window's rows, the

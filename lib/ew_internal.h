@@ -220,6 +220,11 @@ int ew__bstats_f32_2(const float *a, size_t na, const float *b, size_t nb, size_
 /* The window's capacity and rows held. */
 size_t ew__window_cap(const ew__acc_t *a);
 size_t ew__window_count(const ew__acc_t *a);
+/* Lays a's window out anew from spans of a's and o's held rows (from 0: a, 1: o), oldest first,
+ * and rebuilds its moments. Spans already checked against both windows and a's capacity.
+ * Returns 0 or EW_ENOMEM (a unchanged). */
+int ew__window_combine(ew__acc_t *a, const ew__acc_t *o, const ew_window_span_t *spans, size_t n,
+                       ew__ws_t *ws);
 /* True for a window of fewer rows than dimensions (cap < d): it keeps rows only, and its view
  * offers no moments (view.c answers from the rows). */
 bool ew__window_rows_only(const ew__acc_t *a);

@@ -10,6 +10,7 @@
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,7 +205,52 @@ EW_EXPORT void ew_stream_reset(ew_stream_t *s) {
   invalidate(s);
 }
 
-EW_EXPORT int ew_stream_merge(ew_stream_t *dst, const ew_stream_t *src) {
+static int merge_fail(char *msg, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int merge_fail(char *msg, size_t cap, const char *fmt, ...) {
+  if (msg && cap) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, cap, fmt, ap);
+    va_end(ap);
+  }
+  return EW_EBADPARAM;
+}
+
+/* The window plan of ew_stream_merge_ex's rule (spans NULL) into sp[0, 2), or EW_EBADPARAM with
+ * the sentence. */
+static int window_rule(const ew_stream_t *dst, const ew_stream_t *src, ew_window_span_t *sp,
+                       size_t *n, char *msg, size_t cap) {
+  const ew__acc_t *a = dst->acc[EW__ROLE_WINDOW], *o = src->acc[EW__ROLE_WINDOW];
+  size_t W = ew__window_cap(a);
+  uint64_t ca = ew__window_count(a), co = o ? ew__window_count(o) : 0;
+  *n = 0;
+  if (src->count == 0)
+    return 0; /* nothing joins: dst's window stays */
+  if (!o)
+    return merge_fail(msg, cap, "the state keeps no window, so its %llu rows cannot join this "
+                      "stream's window of %zu rows (merge it into a stream with window 0)",
+                      (unsigned long long)src->count, W);
+  if (dst->count == 0) { /* the union is src: its newest rows that fit */
+    uint64_t k = co < W ? co : W;
+    sp[(*n)++] = (ew_window_span_t){1, co - k, k};
+    return 0;
+  }
+  if (ca != dst->count || co != src->count || ca + co > W)
+    return merge_fail(msg, cap, "this stream's window holds %llu of its %llu rows, the state's "
+                      "%llu of %llu: the union's newest %zu rows are not known from them (merge "
+                      "states that fit, or into a stream with window 0)",
+                      (unsigned long long)ca, (unsigned long long)dst->count,
+                      (unsigned long long)co, (unsigned long long)src->count, W);
+  sp[(*n)++] = (ew_window_span_t){0, 0, ca};
+  sp[(*n)++] = (ew_window_span_t){1, 0, co};
+  return 0;
+}
+
+EW_EXPORT int ew_stream_merge_ex(ew_stream_t *dst, const ew_stream_t *src,
+                                 const ew_window_span_t *spans, size_t n, char *msg, size_t cap) {
+  if (msg && cap)
+    msg[0] = 0;
   if (dst->d != src->d)
     return EW_EDIM;
   if (dst->cfg.normalize != src->cfg.normalize ||
@@ -216,16 +262,51 @@ EW_EXPORT int ew_stream_merge(ew_stream_t *dst, const ew_stream_t *src) {
   for (int r = 0; r < EW__NROLES; r++)
     if (src->acc[r] && ew__acc_fd_broken(src->acc[r]))
       return EW_ESTATE;
-  /* every accumulator whose kind has a union (windows describe an arrival order and have none) */
+  ew__acc_t *win = dst->acc[EW__ROLE_WINDOW];
+  const ew__acc_t *owin = src->acc[EW__ROLE_WINDOW];
+  ew_window_span_t rule[2];
+  if (win && !spans) {
+    int rc = window_rule(dst, src, rule, &n, msg, cap);
+    if (rc)
+      return rc;
+    spans = rule;
+  }
+  if (win && spans) { /* every span inside its window, all of them inside dst's */
+    uint64_t total = 0, held[2] = {ew__window_count(win), owin ? ew__window_count(owin) : 0};
+    for (size_t i = 0; i < n; i++) {
+      const ew_window_span_t *p = &spans[i];
+      bool known = p->from == 0 || (p->from == 1 && owin);
+      uint64_t h = known ? held[p->from] : 0;
+      if (!known || p->first > h || p->rows > h - p->first)
+        return merge_fail(msg, cap, "window span %zu (rows %llu..%llu of the %s window) lies "
+                          "outside the rows that window holds (%llu)", i,
+                          (unsigned long long)p->first, (unsigned long long)(p->first + p->rows),
+                          p->from == 0 ? "stream's" : "state's", (unsigned long long)h);
+      total += p->rows;
+    }
+    if (total > ew__window_cap(win))
+      return merge_fail(msg, cap, "the window spans hold %llu rows together, more than this "
+                        "stream's window of %zu", (unsigned long long)total,
+                        ew__window_cap(win));
+    if (ew__window_combine(win, owin, spans, n, ew__ws_thread()) != 0)
+      return EW_ENOMEM;
+  }
+  /* every accumulator whose kind has a union (the window was laid out above) */
   for (int r = 0; r < EW__NROLES; r++) {
     ew__acc_t *a = dst->acc[r];
     const ew__acc_t *o = src->acc[r];
     if (a && o && a->ops == o->ops && a->ops->merge)
       a->ops->merge(a, o);
   }
+  if (win && src->window_rounded)
+    dst->window_rounded = true;
   dst->count += src->count;
   invalidate(dst);
   return 0;
+}
+
+EW_EXPORT int ew_stream_merge(ew_stream_t *dst, const ew_stream_t *src) {
+  return ew_stream_merge_ex(dst, src, NULL, 0, NULL, 0);
 }
 
 EW_EXPORT uint64_t ew_stream_count(const ew_stream_t *s) { return s->count; }

@@ -4,6 +4,7 @@
  * which is created with the state's configuration if absent). The format is the library's
  * (docs/STATE.md); its checksum is verified on a math thread before anything changes. */
 #include "cmd.h"
+#include "../persist.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,10 @@ void ewd_cmd_export(ewd_call_t *call) {
   if (!st)
     return;
   ewd_job_t *j = ewd_job_new(call->srv, call, st, EWD_JOB_SAVE, export_done);
+  if (j && !(j->train = ewd_train_bytes(st, &j->train_len))) {
+    free(j);
+    j = NULL;
+  }
   if (!j) {
     ewd_fail(call, EW_ENOMEM, "out of memory");
     return;
@@ -99,6 +104,59 @@ const char *ewd_merge_kind_mismatch(const ew_config_t *dst, const ew_config_t *s
          "both sketched)";
 }
 
+/* What the merged state's training block brings (loop thread). Into a stream the merge created:
+ * all of it (world, steps, producers' seqs, the recent view and its steps, the eval list, the
+ * rules). Into an existing stream: each producer's last applied seq (the higher of the two, so a
+ * batch either side applied is a duplicate now), the first and last completed steps, and the
+ * rules when the stream has none; its own world, recent view and eval list stay. */
+static void adopt_train(ewd_stream_t *st, ewd_stream_t *t, bool created) {
+  if (!t->has_train)
+    return;
+  if (created) {
+    st->world = t->world;
+    st->step_timeout = t->step_timeout;
+    st->has_first_step = t->has_first_step, st->first_step = t->first_step;
+    st->has_last_step = t->has_last_step, st->last_step = t->last_step;
+    free(st->producers);
+    st->producers = t->producers, st->nproducers = t->nproducers;
+    t->producers = NULL, t->nproducers = 0;
+    st->recent = t->recent;
+    free(st->step_rows);
+    st->window_steps = t->window_steps;
+    st->step_rows = t->step_rows, t->step_rows = NULL;
+    st->nstep_rows = t->nstep_rows, st->step_rows_at = t->step_rows_at;
+    if (t->eval) {
+      ewd_eval_free(st->eval);
+      st->eval = t->eval, t->eval = NULL;
+    }
+    if (t->alerts) {
+      ewd_alerts_free(st->alerts);
+      st->alerts = t->alerts, t->alerts = NULL;
+    }
+    return;
+  }
+  for (size_t i = 0; i < t->nproducers; i++) {
+    const ewd_producer_t *p = &t->producers[i];
+    int k = ewd_producer_slot(st, p->name, strlen(p->name));
+    if (k < 0) {
+      ewd_log(EWD_LOG_WARN, "a merged producer's seq is not kept: the stream's producer table "
+              "is full", "stream=\"%s\" producer=\"%s\"", st->name, p->name);
+      continue;
+    }
+    ewd_producer_t *q = &st->producers[k];
+    if (!q->has_applied || q->applied_seq < p->applied_seq)
+      q->applied_seq = p->applied_seq, q->has_applied = true;
+    if (!q->has_seq || q->seq < q->applied_seq)
+      q->seq = q->applied_seq, q->has_seq = true;
+  }
+  if (t->has_first_step && (!st->has_first_step || t->first_step < st->first_step))
+    st->has_first_step = true, st->first_step = t->first_step;
+  if (t->has_last_step && (!st->has_last_step || t->last_step > st->last_step))
+    st->has_last_step = true, st->last_step = t->last_step;
+  if (t->alerts && !st->alerts)
+    st->alerts = t->alerts, t->alerts = NULL;
+}
+
 static void merge_done(ewd_job_t *j) {
   ewd_server_t *srv = j->srv;
   ewd_stream_t *st = j->st;
@@ -114,6 +172,8 @@ static void merge_done(ewd_job_t *j) {
   } else {
     bool created = st->provisional;
     st->provisional = false;
+    if (j->train_st)
+      adopt_train(st, j->train_st, created);
     ewd_cache_clear(st);
     ewd_log(EWD_LOG_INFO, "state merged", "stream=\"%s\" rows=%llu count=%llu created=%s",
             st->name, (unsigned long long)j->merged_rows, (unsigned long long)st->count,
@@ -181,6 +241,8 @@ void ewd_cmd_merge(ewd_call_t *call) {
   }
   j->data = buf;
   j->bytes = r->state.n;
+  j->merge_replace = st->provisional;
+  j->merge_by_steps = st->window_steps > 0;
   st->queued_bytes += j->bytes;
   call->conn->queued_bytes += j->bytes;
   ewd_job_submit(srv, j, false);

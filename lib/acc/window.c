@@ -377,6 +377,41 @@ static void window_load(ew__acc_t *a, ew__rd_t *r, uint64_t len) {
   w->synced = true;
 }
 
+
+/* Lays the window out anew from spans of a's and o's held rows (spans[i].from 0: a, 1: o), oldest
+ * first, and rebuilds its moments from them. The caller has checked the spans against both
+ * windows and a's capacity (ew_stream_merge_ex). Returns 0 or EW_ENOMEM (a unchanged). */
+int ew__window_combine(ew__acc_t *a, const ew__acc_t *o, const ew_window_span_t *spans, size_t n,
+                       ew__ws_t *ws) {
+  ew__window_t *w = (ew__window_t *)a;
+  const ew__window_t *src[2] = {w, (const ew__window_t *)o};
+  size_t d = w->d, at = 0;
+  float *rows = malloc(w->cap * d * sizeof(float));
+  if (!rows)
+    return EW_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    const float *s0, *s1;
+    size_t n0, n1;
+    segments(src[spans[i].from], (size_t)spans[i].first, (size_t)spans[i].rows, &s0, &n0, &s1,
+             &n1);
+    memcpy(rows + at * d, s0, n0 * d * sizeof(float));
+    memcpy(rows + (at + n0) * d, s1, n1 * d * sizeof(float));
+    at += n0 + n1;
+  }
+  free(w->rows);
+  w->rows = rows;
+  w->head = 0;
+  w->count = at;
+  if (w->rows_only) {
+    w->synced = true;
+    w->since_rebuild = 0;
+    w->noise2 = 0;
+    return 0;
+  }
+  (void)window_rebuild(w, ws); /* on failure the moments are marked stale: rebuilt when read */
+  return 0;
+}
+
 static const ew__acc_ops_t window_ops = {
     .name = "window", .tag = TAG_WIND, .free = window_free, .clear = window_clear,
     .bytes = window_bytes, .prepare = window_prepare, .apply_ws = window_apply_ws,

@@ -76,6 +76,13 @@ typedef struct ewd_eval ewd_eval_t;   /* eval.c */
 typedef struct ewd_alerts ewd_alerts_t; /* alerts.c */
 
 /* The last seq seen from one producer of a stream (exactly-once ingest). */
+/* A completed step in the recent view's ring: its number, and the rows it put in the window (its
+ * batches' and the late ones applied with it). */
+typedef struct {
+  uint64_t step, rows;
+} ewd_step_rows_t;
+#define EWD_STEP_UNKNOWN UINT64_MAX /* a ring entry restored from a snapshot before version 4 */
+
 typedef struct {
   char name[EWP_PRODUCER_MAX + 1];
   uint64_t seq;         /* the highest accepted: a batch at or below it is a duplicate */
@@ -127,7 +134,7 @@ typedef struct ewd_stream {
    * window_steps S only the rows of the last S completed steps are read */
   bool recent;
   uint32_t window_steps;
-  uint64_t *step_rows;    /* ring of the last window_steps completed steps' row counts */
+  ewd_step_rows_t *step_rows; /* ring of the last window_steps completed steps and their rows */
   uint32_t nstep_rows, step_rows_at;
   ewd_eval_t *eval;       /* scheduled evaluation (eval.c); NULL: the defaults, not yet used */
   ewd_alerts_t *alerts;   /* alert rules and their states (alerts.c); NULL: none */
@@ -138,8 +145,17 @@ typedef struct ewd_stream {
 /* Rows of the last window_steps completed steps (0: no window_steps, or none completed yet —
  * the whole window is read then). */
 uint64_t ewd_recent_rows(const ewd_stream_t *st);
-/* Records a completed step's rows in the ring (no-op without window_steps). */
-void ewd_recent_note(ewd_stream_t *st, uint64_t rows);
+/* The plan of a merge of two recent views by steps (merge_plan.c): a (the stream's ring, oldest
+ * first, held_a rows in its window) and b (the state's) give the union's last S steps' rows as
+ * window spans (room for 2S; the stream's rows of a step, then the state's) and the merged ring
+ * (room for S), at most cap rows. Returns 0, or EW_EBADPARAM with a sentence when a needed step
+ * lost rows to its window, a ring entry has no step number, or the rows do not fit. */
+int ewd_merge_plan(const ewd_step_rows_t *a, uint32_t na, uint64_t held_a,
+                   const ewd_step_rows_t *b, uint32_t nb, uint64_t held_b, uint32_t S,
+                   uint64_t cap, ew_window_span_t *spans, size_t *nspans, ewd_step_rows_t *ring,
+                   uint32_t *nring, char *msg, size_t mcap);
+/* Records a completed step and its rows in the ring (no-op without window_steps). */
+void ewd_recent_note(ewd_stream_t *st, uint64_t step, uint64_t rows);
 /* Sets window_steps (allocating its ring). Returns 0 or -1 (memory). */
 int ewd_recent_steps(ewd_stream_t *st, uint32_t window_steps);
 /* Recent streams without an explicit window get EWD_RECENT_WINDOW rows up to d = 4096, and
@@ -270,6 +286,9 @@ struct ewd_job {
   struct ewd_stream *train_st;
   bool merge_replace;    /* merge into a stream this merge created: the state becomes it */
   bool merge_by_steps;   /* the stream's recent view is by steps (window_steps) */
+  ewd_step_rows_t *ring; /* merge by steps: the stream's ring at submit (oldest first) and, once
+                            merged, the merged ring (merge_plan.c) */
+  uint32_t nring, window_steps;
   /* step-carrying ingest (steps.c) */
   bool has_step, end_step, staged_apply;
   uint64_t step;

@@ -132,9 +132,10 @@ size_t ewd_snap_train(const ewd_stream_t *st, char *out) {
   uint32_t ws = st->window_steps, nr = st->nstep_rows;
   PUT(q, ws);
   PUT(q, nr);
-  for (uint32_t i = 0; i < nr; i++) { /* oldest first */
-    uint64_t v = st->step_rows[(st->step_rows_at + ws - nr + i) % ws];
-    PUT(q, v);
+  for (uint32_t i = 0; i < nr; i++) { /* oldest first: rows, then (tRUN) the step */
+    const ewd_step_rows_t *v = &st->step_rows[(st->step_rows_at + ws - nr + i) % ws];
+    PUT(q, v->rows);
+    PUT(q, v->step);
   }
   /* version 3: the eval list create gave (0 bytes: the defaults) */
   uint32_t elen = (uint32_t)ewd_eval_save(st, q + 4, SNAP_TRAIN_MAX - (size_t)(q + 4 - out));
@@ -153,7 +154,7 @@ size_t ewd_snap_train(const ewd_stream_t *st, char *out) {
     memcpy(&(v), b + o, sizeof(v)), o += sizeof(v);                                               \
   } while (0)
 
-bool ewd_snap_train_parse(const char *b, size_t n, ewd_stream_t *st) {
+bool ewd_snap_train_parse(const char *b, size_t n, ewd_stream_t *st, bool section) {
   size_t o = 0;
   uint32_t world, np;
   double timeout;
@@ -187,14 +188,18 @@ bool ewd_snap_train_parse(const char *b, size_t n, ewd_stream_t *st) {
   uint32_t ws, nr;
   GET(ws);
   GET(nr);
-  if (ws > EWP_WORLD_MAX || nr > ws || (uint64_t)(n - o) < (uint64_t)nr * 8)
+  size_t per = section ? 16 : 8; /* a header block (versions 2, 3) has no step numbers */
+  if (ws > EWP_WORLD_MAX || nr > ws || (uint64_t)(n - o) < (uint64_t)nr * per)
     goto bad;
-  uint64_t *ring = ws ? calloc(ws, sizeof *ring) : NULL;
+  ewd_step_rows_t *ring = ws ? calloc(ws, sizeof *ring) : NULL;
   if (ws && !ring)
     goto bad;
-  if (nr) /* oldest first: the next write goes at nr % ws */
-    memcpy(ring, b + o, (size_t)nr * 8);
-  o += (size_t)nr * 8;
+  for (uint32_t i = 0; i < nr; i++) { /* oldest first: the next write goes at nr % ws */
+    memcpy(&ring[i].rows, b + o, 8), o += 8;
+    ring[i].step = EWD_STEP_UNKNOWN;
+    if (section)
+      memcpy(&ring[i].step, b + o, 8), o += 8;
+  }
   uint32_t elen = 0, alen = 0;
   if (o < n) { /* version 3: the eval list, then the alert rules */
     if (n - o < 4 || (memcpy(&elen, b + o, 4), n - o - 4 < elen) ||
@@ -265,7 +270,7 @@ int ewd_train_section(void *ctx, uint32_t tag, const void *data, size_t len, cha
     snprintf(msg, cap, "%s", "two training blocks (tRUN sections)");
     return 1;
   }
-  if (!ewd_snap_train_parse(data, len, t)) {
+  if (!ewd_snap_train_parse(data, len, t, true)) {
     snprintf(msg, cap, "%s", "the training block (world, steps, producers, eval list, rules) is "
              "not valid: corrupt");
     return 1;

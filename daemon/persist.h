@@ -27,9 +27,11 @@ bool ewd_snap_key_parse(const char *key, size_t klen, ewd_key_t *out);
  * steps, each producer's last applied seq, recent, window_steps and its ring of step rows. Writes it to out (room for SNAP_TRAIN_MAX) and
  * returns its length. */
 size_t ewd_snap_train(const ewd_stream_t *st, char *out);
-/* Reads a training block into st (restore). Returns false, with st unchanged, when it is not
+/* Reads a training block into st (restore): a header's (versions 2 and 3: the ring of step rows
+ * without step numbers, which read as EWD_STEP_UNKNOWN) or, with section, a tRUN section's
+ * (each ring entry u64 rows then u64 step). Returns false, with st unchanged, when it is not
  * one (lengths or values out of range). */
-bool ewd_snap_train_parse(const char *b, size_t n, ewd_stream_t *st);
+bool ewd_snap_train_parse(const char *b, size_t n, ewd_stream_t *st, bool section);
 
 /* The training block's tag among the saved state's sections (ew_stream_save_ex): one saved form
  * carries the stream and its training block, for snapshots, `export` and `merge` alike. */

@@ -126,6 +126,42 @@ static void merge_refused(ewd_job_t *job, const ew_stream_t *s, const ew_stream_
     snprintf(job->message, sizeof job->message, "%s", ew_strerror(job->rc));
 }
 
+/* A merge into a stream whose recent view is its last window_steps steps: the union's last
+ * steps laid out by step number (merge_plan.c); the merged ring goes back in job->ring. */
+static void merge_by_steps(ewd_job_t *job, ew_stream_t *s, const ew_stream_t *src,
+                           const ewd_stream_t *train) {
+  uint32_t S = job->window_steps;
+  if (!train->window_steps || !train->nstep_rows) {
+    job->rc = EW_EBADPARAM;
+    snprintf(job->message, sizeof job->message, "this stream's recent view is its last %u steps "
+             "and the state's rows carry no steps (its recent view is not by steps)", S);
+    return;
+  }
+  ew_window_span_t *spans = calloc(2 * (size_t)S, sizeof *spans);
+  ewd_step_rows_t *ring = calloc(S, sizeof *ring);
+  size_t nspans = 0;
+  uint32_t nring = 0;
+  if (!spans || !ring) {
+    job->rc = EW_ENOMEM;
+    snprintf(job->message, sizeof job->message, "out of memory");
+  } else {
+    job->rc = ewd_merge_plan(job->ring, job->nring, ew_stream_window_count(s), train->step_rows,
+                             train->nstep_rows, ew_stream_window_count(src), S,
+                             ew_stream_config(s)->window, spans, &nspans, ring, &nring,
+                             job->message, sizeof job->message);
+    if (job->rc == 0 && (job->rc = ew_stream_merge_ex(s, src, spans, nspans, job->message,
+                                                      sizeof job->message)) != 0 &&
+        !job->message[0])
+      merge_refused(job, s, src);
+  }
+  if (job->rc == 0) {
+    free(job->ring);
+    job->ring = ring, job->nring = nring, ring = NULL;
+  }
+  free(spans);
+  free(ring);
+}
+
 static void run_merge(ewd_job_t *job, ewd_stream_t *st) {
   membuf_t m = {job->data, job->bytes, 0};
   ew_stream_t *src = NULL, *s = st->s;
@@ -149,15 +185,20 @@ static void run_merge(ewd_job_t *job, ewd_stream_t *st) {
       ew_stream_free(st->s);
       st->s = src;
       src = NULL;
-    } else if ((job->merge_by_steps || train->window_steps) && ew_stream_config(s)->window &&
-               ew_stream_count(s) && ew_stream_count(src)) {
-      job->rc = EW_EBADPARAM;
-      snprintf(job->message, sizeof job->message, "the %s recent view is its last window_steps "
-               "steps, which a merge does not yet lay out by step number: merge into a new "
-               "stream, or one with window 0", job->merge_by_steps ? "stream's" : "state's");
-    } else if ((job->rc = ew_stream_merge_ex(s, src, NULL, 0, job->message,
-                                             sizeof job->message)) != 0 && !job->message[0]) {
-      merge_refused(job, s, src);
+    } else if (job->merge_by_steps && ew_stream_config(s)->window && ew_stream_count(s) &&
+               ew_stream_count(src)) {
+      merge_by_steps(job, s, src, train);
+    } else {
+      bool was_empty = ew_stream_count(s) == 0;
+      if ((job->rc = ew_stream_merge_ex(s, src, NULL, 0, job->message, sizeof job->message)) != 0 &&
+          !job->message[0])
+        merge_refused(job, s, src);
+      if (job->rc == 0 && job->merge_by_steps && was_empty) { /* the state's steps, then */
+        uint32_t n = train->nstep_rows < job->window_steps ? train->nstep_rows : job->window_steps;
+        job->nring = 0;
+        for (uint32_t i = train->nstep_rows - n; i < train->nstep_rows; i++)
+          job->ring[job->nring++] = train->step_rows[i];
+      }
     }
   }
   if (job->rc == 0) {
@@ -535,6 +576,7 @@ void ewd_job_free(ewd_job_t *job) {
   ewd_qmetrics_free(job->metrics, job->nmetrics);
   free(job->prefix);
   free(job->train);
+  free(job->ring);
   if (job->train_st) {
     ewd_train_release(job->train_st);
     free(job->train_st);

@@ -105,7 +105,7 @@ static void restore_one(ewd_persist_t *p, const char *file) {
       snprintf(why, sizeof why, "%s", "the header's checksum does not match: corrupt");
     else if (!ewd_snap_key_parse(key, klen, &rkey))
       snprintf(why, sizeof why, "%s", "the key is not a valid (run, stream) name");
-    else if (version >= 2 && version < 4 && !ewd_snap_train_parse(tb, tlen, &train))
+    else if (version >= 2 && version < 4 && !ewd_snap_train_parse(tb, tlen, &train, false))
       snprintf(why, sizeof why, "%s", "the training block (world, steps, producers) is not "
                "valid: corrupt");
   }

@@ -384,7 +384,7 @@ static void complete_head(ewd_server_t *srv, ewd_stream_t *st, const char *why) 
   uint64_t all_rows = 0;
   for (size_t i = 0; v && i < k; i++)
     all_rows += v[i]->n;
-  ewd_recent_note(st, all_rows);
+  ewd_recent_note(st, p->step, all_rows);
   if (pt) /* the point's rows: the step's own and the late ones applied with it */
     pt->rows = all_rows;
   if (!st->has_first_step)
@@ -415,7 +415,7 @@ static void complete_late(ewd_server_t *srv, ewd_stream_t *st) {
   ewd_steps_t *sp = st->steps;
   if (st->nstep_rows) /* they join the latest completed step's rows in the recent view */
     for (staged_t *b = sp->late_head; b; b = b->next)
-      st->step_rows[(st->step_rows_at + st->window_steps - 1) % st->window_steps] += b->n;
+      st->step_rows[(st->step_rows_at + st->window_steps - 1) % st->window_steps].rows += b->n;
   for (staged_t *b = sp->late_head, *nx; b; b = nx) {
     nx = b->next;
     submit(srv, st, &b, 1, st->last_step);
@@ -648,7 +648,7 @@ int ewd_producer_slot(ewd_stream_t *st, const char *name, size_t n) {
 /* ---- the recent view's steps ---- */
 
 int ewd_recent_steps(ewd_stream_t *st, uint32_t window_steps) {
-  uint64_t *ring = window_steps ? calloc(window_steps, sizeof *ring) : NULL;
+  ewd_step_rows_t *ring = window_steps ? calloc(window_steps, sizeof *ring) : NULL;
   if (window_steps && !ring)
     return -1;
   free(st->step_rows);
@@ -660,10 +660,10 @@ int ewd_recent_steps(ewd_stream_t *st, uint32_t window_steps) {
   return 0;
 }
 
-void ewd_recent_note(ewd_stream_t *st, uint64_t rows) {
+void ewd_recent_note(ewd_stream_t *st, uint64_t step, uint64_t rows) {
   if (!st->window_steps)
     return;
-  st->step_rows[st->step_rows_at] = rows;
+  st->step_rows[st->step_rows_at] = (ewd_step_rows_t){step, rows};
   st->step_rows_at = (st->step_rows_at + 1) % st->window_steps;
   if (st->nstep_rows < st->window_steps)
     st->nstep_rows++;
@@ -672,6 +672,6 @@ void ewd_recent_note(ewd_stream_t *st, uint64_t rows) {
 uint64_t ewd_recent_rows(const ewd_stream_t *st) {
   uint64_t n = 0;
   for (uint32_t i = 0; i < st->nstep_rows; i++)
-    n += st->step_rows[i];
+    n += st->step_rows[i].rows;
   return n;
 }

@@ -157,6 +157,32 @@ static void adopt_train(ewd_stream_t *st, ewd_stream_t *t, bool created) {
     st->alerts = t->alerts, t->alerts = NULL;
 }
 
+/* A merge by steps: the merged ring replaces the stream's, followed by the steps the stream
+ * completed while the merge waited in its queue (their rows come after it). */
+static void adopt_ring(ewd_stream_t *st, ewd_job_t *j) {
+  uint32_t S = st->window_steps;
+  if (!S || S != j->window_steps)
+    return;
+  uint64_t newest = j->nring ? j->ring[j->nring - 1].step : 0;
+  ewd_step_rows_t *v = calloc(2 * (size_t)S, sizeof *v);
+  if (!v)
+    return; /* the old ring stays: the recent view reads the rows its counts name */
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < j->nring; i++)
+    v[n++] = j->ring[i];
+  for (uint32_t i = 0; i < st->nstep_rows; i++) {
+    ewd_step_rows_t e = st->step_rows[(st->step_rows_at + S - st->nstep_rows + i) % S];
+    if (!j->nring || e.step > newest)
+      v[n++] = e;
+  }
+  uint32_t keep = n < S ? n : S;
+  for (uint32_t i = 0; i < keep; i++)
+    st->step_rows[i] = v[n - keep + i];
+  st->nstep_rows = keep;
+  st->step_rows_at = keep % S;
+  free(v);
+}
+
 static void merge_done(ewd_job_t *j) {
   ewd_server_t *srv = j->srv;
   ewd_stream_t *st = j->st;
@@ -174,6 +200,8 @@ static void merge_done(ewd_job_t *j) {
     st->provisional = false;
     if (j->train_st)
       adopt_train(st, j->train_st, created);
+    if (!created && j->merge_by_steps)
+      adopt_ring(st, j);
     ewd_cache_clear(st);
     ewd_log(EWD_LOG_INFO, "state merged", "stream=\"%s\" rows=%llu count=%llu created=%s",
             st->name, (unsigned long long)j->merged_rows, (unsigned long long)st->count,
@@ -233,9 +261,14 @@ void ewd_cmd_merge(ewd_call_t *call) {
     }
     st->provisional = true;
   }
-  ewd_job_t *j = ewd_job_new(srv, call, st, EWD_JOB_MERGE, merge_done);
+  /* by steps: the stream's ring as the queue will have it when the merge runs (oldest first) */
+  ewd_step_rows_t *ring = st->window_steps ? calloc(st->window_steps, sizeof *ring) : NULL;
+  ewd_job_t *j = (!st->window_steps || ring) ? ewd_job_new(srv, call, st, EWD_JOB_MERGE,
+                                                           merge_done)
+                                             : NULL;
   if (!j) {
     free(buf);
+    free(ring);
     ewd_fail(call, EW_ENOMEM, "out of memory");
     return;
   }
@@ -243,6 +276,11 @@ void ewd_cmd_merge(ewd_call_t *call) {
   j->bytes = r->state.n;
   j->merge_replace = st->provisional;
   j->merge_by_steps = st->window_steps > 0;
+  j->ring = ring;
+  j->window_steps = st->window_steps;
+  for (uint32_t i = 0; i < st->nstep_rows; i++)
+    j->ring[j->nring++] = st->step_rows[(st->step_rows_at + st->window_steps - st->nstep_rows + i) %
+                                        st->window_steps];
   st->queued_bytes += j->bytes;
   call->conn->queued_bytes += j->bytes;
   ewd_job_submit(srv, j, false);

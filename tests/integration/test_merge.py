@@ -178,26 +178,61 @@ def export_carries_the_training_block():
         assert not r.get("duplicate"), r
 
 
-def a_recent_view_by_steps_is_not_summed_across_states():
+def recent_views_by_steps_merge_step_by_step():
+    """window_steps 2: the union's recent view is both shards' rows of the last two steps."""
     with running() as (d,):
         c = d.client()
-        for name, seed in (("ws1", 50), ("ws2", 51)):
+        shards = {"ws1": rows(50, 120), "ws2": rows(51, 120)}
+        c.call("create", {"stream": "wsu", "dim": D, "window_steps": 2})
+        for name, X in shards.items():
             c.call("create", {"stream": name, "dim": D, "window_steps": 2})
-            X = rows(seed, 90)
-            for step in range(3):
+        for step in range(4):
+            for name, X in shards.items():
                 ingest(c, name, X[30 * step:30 * step + 30], step=step)
+                ingest(c, "wsu", X[30 * step:30 * step + 30], step=step)
+        for name in ("ws1", "ws2", "wsu"):
             c.call("flush", {"stream": name})
         st = c.call("export", {"stream": "ws2"})["state"]
-        before = query(c, "ws1", "window")
-        e = expect("BAD_PARAM", c.call, "merge", {"stream": "ws1", "state": st})
-        assert "window_steps" in e.message, e.message
-        assert c.call("info", {"stream": "ws1"})["count"] == 90
-        close(before, query(c, "ws1", "window"), 0.0, "after the refusal")
+        r = c.call("merge", {"stream": "ws1", "state": st})  # before: the windows' rows dropped
+        assert r["count"] == 240, r
+        got = query(c, "ws1", "window")
+        close(query(c, "wsu", "window"), got, 1e-12, "merged by steps vs one daemon")
+        against_numpy(got, np.vstack([X[60:120] for X in shards.values()]), "merged by steps")
+        close(query(c, "wsu", "all"), query(c, "ws1", "all"), 1e-12, "all rows")
+        # the merged ring goes on: one more step on both
+        Y = rows(52, 30)
+        ingest(c, "ws1", Y, step=4)
+        ingest(c, "wsu", Y, step=4)
+        for name in ("ws1", "wsu"):
+            c.call("flush", {"stream": name})
+        close(query(c, "wsu", "window"), query(c, "ws1", "window"), 1e-12, "after one more step")
         # into a new stream: the state itself, its recent view by steps included
         r = c.call("merge", {"stream": "copy", "state": st})
         assert r["created"] is True
         close(query(c, "ws2", "window"), query(c, "copy", "window"), 0.0, "a merged copy")
         assert c.call("info", {"stream": "copy"})["config"]["window_steps"] == 2
+        # refused, nothing changed: a step whose rows the window lost; a state without steps
+        c.call("create", {"stream": "tight", "dim": D, "window_steps": 2, "window": 50})
+        for step in range(3):
+            ingest(c, "tight", rows(60 + step, 30), step=step)
+        c.call("flush", {"stream": "tight"})
+        before = query(c, "tight", "window")
+        e = expect("BAD_PARAM", c.call, "merge", {"stream": "tight", "state": st})
+        assert "more than the window's 50" in e.message, e.message  # steps 2, 3: 90 rows
+        c.call("create", {"stream": "early", "dim": D, "window_steps": 2})
+        for step in range(2):
+            ingest(c, "early", rows(65 + step, 5), step=step)
+        c.call("flush", {"stream": "early"})
+        e = expect("BAD_PARAM", c.call, "merge", {"stream": "tight", "state":
+                   c.call("export", {"stream": "early"})["state"]})
+        assert "step 1's rows are no longer all in the stream's window" in e.message, e.message
+        c.call("create", {"stream": "plain", "dim": D, "recent": True})
+        ingest(c, "plain", rows(70, 40))
+        e = expect("BAD_PARAM", c.call, "merge", {"stream": "tight", "state":
+                   c.call("export", {"stream": "plain"})["state"]})
+        assert "carry no steps" in e.message, e.message
+        assert c.call("info", {"stream": "tight"})["count"] == 90
+        close(before, query(c, "tight", "window"), 0.0, "after the refusals")
 
 
 def main():
@@ -206,8 +241,7 @@ def main():
     t.case("a_window_that_cannot_be_combined_is_refused_and_nothing_changes",
            a_window_that_cannot_be_combined_is_refused_and_nothing_changes)
     t.case("export_carries_the_training_block", export_carries_the_training_block)
-    t.case("a_recent_view_by_steps_is_not_summed_across_states",
-           a_recent_view_by_steps_is_not_summed_across_states)
+    t.case("recent_views_by_steps_merge_step_by_step", recent_views_by_steps_merge_step_by_step)
     t.done()
 
 

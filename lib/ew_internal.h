@@ -85,7 +85,7 @@ void ew__ws_trim(ew__ws_t *ws);
  * Freed at thread exit; ew_thread_scratch_release() trims it. */
 ew__ws_t *ew__ws_thread(void);
 
-/* ---- state.c: the byte stream a saved state is read from / written to ----
+/* ---- core/bytes.c: the byte stream a saved state is read from / written to (a leaf) ----
  * Writers count and checksum every byte; readers checksum and record the first error (the
  * functions are no-ops after it), so a kind's save/load is a straight sequence of puts/gets. */
 typedef struct ew__wr {
@@ -113,13 +113,15 @@ double ew__get_f64(ew__rd_t *r);
 int ew__rd_fail(ew__rd_t *r, const char *fmt, const char *what);
 /* The same with a printf format of any arguments. */
 int ew__rd_failf(ew__rd_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Builds the checksum's tables once (thread-safe); every save and load calls it first. */
+void ew__bytes_init(void);
 
-/* What a loaded state's numbers may be (state.c): nothing ingest or merge can produce lies outside
- * these bounds, so a state outside them was not made by eigenwatch (or was altered after its
- * checksum was computed), and loading it would leave a stream answering nonsense. Rows are at
- * most FLT_MAX in magnitude (f64 batches beyond it are refused, f32 cannot exceed it), so a mean
- * is at most FLT_MAX and a centred co-moment's diagonal at most W·(2·FLT_MAX)²; weights count
- * rows exactly only up to 2^53, the most rows a state may describe. */
+/* What a loaded state's numbers may be (core/bytes.c, acc/moments.c): nothing ingest or merge can
+ * produce lies outside these bounds, so a state outside them was not made by eigenwatch (or was
+ * altered after its checksum was computed), and loading it would leave a stream answering
+ * nonsense. Rows are at most FLT_MAX in magnitude (f64 batches beyond it are refused, f32 cannot
+ * exceed it), so a mean is at most FLT_MAX and a centred co-moment's diagonal at most
+ * W·(2·FLT_MAX)²; weights count rows exactly only up to 2^53, the most rows a state may describe. */
 #define EW__ROWS_MAX ((uint64_t)1 << 53)
 /* Records EW_ESTATE ("section SEC holds WHAT ...") unless each of the n doubles at x is finite and
  * at most lim in magnitude. Returns 0 or the error. */

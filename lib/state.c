@@ -24,8 +24,6 @@
 
 #include <float.h>
 #include <math.h>
-#include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,97 +40,11 @@
 #define T_WARM TAG('W', 'A', 'R', 'M')
 #define T_END TAG('E', 'N', 'D', 0)
 
-/* ---- CRC-32C (Castagnoli), slicing by 8: tables built once ---- */
-
-static uint32_t crc_table[8][256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-#if defined(__x86_64__) && defined(__GNUC__)
-static int crc_have_hw; /* SSE4.2 present: set once, in crc_build (pthread_once) */
-#endif
-
-static void crc_build(void) {
-#if defined(__x86_64__) && defined(__GNUC__)
-  crc_have_hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;
-#endif
-  for (uint32_t i = 0; i < 256; i++) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; k++)
-      c = (c & 1) ? 0x82f63b78u ^ (c >> 1) : c >> 1;
-    crc_table[0][i] = c;
-  }
-  for (uint32_t i = 0; i < 256; i++)
-    for (int t = 1; t < 8; t++)
-      crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
-}
-
-static void crc_init(void) { pthread_once(&crc_once, crc_build); }
-
-static uint32_t crc_sliced(uint32_t crc, const unsigned char *b, size_t n) {
-  for (; n >= 8; n -= 8, b += 8) { /* little-endian: the first four bytes fold into crc */
-    uint32_t lo, hi;
-    memcpy(&lo, b, 4);
-    memcpy(&hi, b + 4, 4);
-    lo ^= crc;
-    crc = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^
-          crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^ crc_table[3][hi & 0xff] ^
-          crc_table[2][(hi >> 8) & 0xff] ^ crc_table[1][(hi >> 16) & 0xff] ^ crc_table[0][hi >> 24];
-  }
-  for (; n; n--, b++)
-    crc = crc_table[0][(crc ^ *b) & 0xff] ^ (crc >> 8);
-  return crc;
-}
-
-#if defined(__x86_64__) && defined(__GNUC__)
-/* SSE4.2's crc32 instruction computes the same reflected CRC-32C, 8 bytes at a time (~5× the
- * tables: a d = 4096 state is 71 MB). Chosen at run time; the tables serve other CPUs. */
-__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const unsigned char *b,
-                                                          size_t n) {
-  uint64_t c = crc;
-  for (; n >= 8; n -= 8, b += 8) {
-    uint64_t v;
-    memcpy(&v, b, 8);
-    c = __builtin_ia32_crc32di(c, v);
-  }
-  crc = (uint32_t)c;
-  for (; n; n--, b++)
-    crc = __builtin_ia32_crc32qi(crc, *b);
-  return crc;
-}
-#endif
-
-static uint32_t crc_update(uint32_t crc, const void *p, size_t n) {
-  const unsigned char *b = p;
-#if defined(__x86_64__) && defined(__GNUC__)
-  if (crc_have_hw > 0)
-    return ~crc_hw(~crc, b, n);
-#endif
-  return ~crc_sliced(~crc, b, n);
-}
-
-EW_EXPORT uint32_t ew_crc32c(uint32_t crc, const void *p, size_t n) {
-  crc_init();
-  return crc_update(crc, p, n);
-}
-
 /* ---- writing: every byte is counted and checksummed on its way out ---- */
 
 typedef ew__wr_t wr_t;
 typedef ew__rd_t rd_t;
 
-void ew__put(wr_t *w, const void *p, size_t n) {
-  if (w->err || n == 0)
-    return;
-  w->bytes += n;
-  if (!w->fn) /* only counting (ew_stream_saved_bytes) */
-    return;
-  w->crc = crc_update(w->crc, p, n);
-  if (w->fn(w->ctx, p, n) != 0)
-    w->err = EW_EIO;
-}
-
-void ew__put_u64(wr_t *w, uint64_t v) { ew__put(w, &v, 8); }
-void ew__put_f64(wr_t *w, double v) { ew__put(w, &v, 8); }
 static void put_u32(wr_t *w, uint32_t v) { ew__put(w, &v, 4); }
 #define put ew__put
 #define put_u64 ew__put_u64
@@ -233,7 +145,7 @@ EW_EXPORT int ew_stream_save_ex(const ew_stream_t *s, const ew_section_t *extra,
                                 ew_write_fn fn, void *ctx) {
   if (!extras_ok(extra, n))
     return EW_EBADPARAM;
-  crc_init();
+  ew__bytes_init();
   wr_t w = {.fn = fn, .ctx = ctx};
   return save_all(s, extra, n, &w);
 }
@@ -244,7 +156,7 @@ EW_EXPORT int ew_stream_save(const ew_stream_t *s, ew_write_fn fn, void *ctx) {
 
 EW_EXPORT size_t ew_stream_saved_bytes_ex(const ew_stream_t *s, const ew_section_t *extra,
                                          size_t n) {
-  crc_init();
+  ew__bytes_init();
   wr_t w = {0};
   save_all(s, extra, n, &w);
   return w.bytes;
@@ -296,114 +208,11 @@ EW_EXPORT int ew_stream_clone(const ew_stream_t *s, ew_stream_t **out) {
 
 /* ---- reading ---- */
 
-int ew__rd_fail(rd_t *r, const char *fmt, const char *what) {
-  if (!r->err) {
-    r->err = EW_ESTATE;
-    if (r->msg && r->cap)
-      snprintf(r->msg, r->cap, fmt, what);
-  }
-  return r->err;
-}
 #define bad ew__rd_fail
 
-int ew__rd_failf(rd_t *r, const char *fmt, ...) {
-  if (!r->err) {
-    r->err = EW_ESTATE;
-    if (r->msg && r->cap) {
-      va_list ap;
-      va_start(ap, fmt);
-      vsnprintf(r->msg, r->cap, fmt, ap);
-      va_end(ap);
-    }
-  }
-  return r->err;
-}
 
-/* ---- what a loaded state's numbers may be (ew_internal.h, EW__ROWS_MAX) ---- */
-
-#define ROW_MAX ((double)FLT_MAX)           /* the largest row magnitude ingest accepts */
-#define M2_PER_WEIGHT (4.0 * ROW_MAX * ROW_MAX) /* (2·FLT_MAX)²: a centred square's largest */
-
-int ew__check_f64s(rd_t *r, const double *x, size_t n, double lim, const char *sec,
-                   const char *what) {
-  for (size_t i = 0; i < n && !r->err; i++)
-    if (!(fabs(x[i]) <= lim))
-      ew__rd_failf(r, "section %s holds %s %g (at %zu), which no ingest produces: they are finite "
-                   "and at most %.3g in magnitude", sec, what, x[i], i, lim);
-  return r->err;
-}
-
-int ew__check_moments(rd_t *r, const ew__moments_t *m, const char *sec) {
-  if (r->err)
-    return r->err;
-  size_t d = m->d;
-  if (m->n > EW__ROWS_MAX)
-    return ew__rd_failf(r, "section %s counts %llu rows, more than 2^53 (the most rows a state "
-                        "describes: f64 weights count rows exactly only that far)", sec,
-                        (unsigned long long)m->n);
-  if (!(m->w >= 0) || m->w > (double)m->n * (1 + 1e-9) || (m->n == 0) != (m->w == 0))
-    return ew__rd_failf(r, "section %s holds a weight of %g for %llu rows: a weight is finite, "
-                        "positive when there are rows, 0 when there are none, and at most the "
-                        "row count", sec, m->w, (unsigned long long)m->n);
-  double dmax = m->w * M2_PER_WEIGHT * 1.01;
-  if (!(m->noise >= 0) || !(m->noise <= dmax * (double)d + 1))
-    return ew__rd_failf(r, "section %s holds a noise bound of %g: it is finite, non-negative and "
-                        "at most the largest possible trace", sec, m->noise);
-  if (ew__check_f64s(r, m->mean, d, ROW_MAX * 1.0001, sec, "a mean"))
-    return r->err;
-  /* the diagonal: finite, at most W·(2·FLT_MAX)², and not below zero by more than rounding */
-  double top = 0;
-  for (size_t j = 0; j < d; j++) {
-    double x = m->m2[j * d + j];
-    if (!(fabs(x) <= dmax + m->noise))
-      return ew__rd_failf(r, "section %s holds an M2 diagonal of %g (coordinate %zu) for a "
-                          "weight of %g: a co-moment of rows ingest accepts is finite and at "
-                          "most %.3g", sec, x, j, m->w, dmax + m->noise);
-    top = fmax(top, x);
-  }
-  double tol = 4 * m->noise + 1e-6 * top;
-  for (size_t j = 0; j < d; j++)
-    if (m->m2[j * d + j] < -tol)
-      return ew__rd_failf(r, "section %s holds a negative M2 diagonal, %g (coordinate %zu), "
-                          "beyond its rounding bound %g: a co-moment's diagonal is a sum of "
-                          "squares", sec, m->m2[j * d + j], j, tol);
-  /* off the diagonal: Cauchy–Schwarz with room for rounding twice over (a positive
-   * semidefinite matrix has |M_ij| ≤ √(M_ii M_jj)) */
-  for (size_t j = 0; j < d; j++) {
-    double sj = sqrt(fabs(m->m2[j * d + j]) + m->noise);
-    const double *col = m->m2 + j * d;
-    for (size_t i = 0; i < j; i++) {
-      double si = sqrt(fabs(m->m2[i * d + i]) + m->noise);
-      if (!(fabs(col[i]) <= 2 * si * sj + 2 * m->noise))
-        return ew__rd_failf(r, "section %s holds M2[%zu][%zu] = %g, beyond what its diagonal "
-                            "allows (|M2_ij| <= sqrt(M2_ii M2_jj)): not a co-moment", sec, i, j,
-                            col[i]);
-    }
-  }
-  return 0;
-}
-
-int ew__get(rd_t *r, void *p, size_t n) {
-  if (r->err)
-    return r->err;
-  if (n && r->fn(r->ctx, p, n) != 0)
-    return bad(r, "the state ends early (in %s): truncated", "a section");
-  r->crc = crc_update(r->crc, p, n);
-  return 0;
-}
 #define get ew__get
 
-uint64_t ew__get_u64(rd_t *r) {
-  uint64_t v = 0;
-  get(r, &v, 8);
-  return v;
-}
-
-double ew__get_f64(rd_t *r) {
-  double v = 0;
-  get(r, &v, 8);
-  return v;
-}
 #define get_u64 ew__get_u64
 #define get_f64 ew__get_f64
 
@@ -689,7 +498,7 @@ static int load_sections(rd_t *r, ew_stream_t **out, ew_section_fn on_section, v
 
 EW_EXPORT int ew_stream_load_ex(ew_stream_t **out, ew_read_fn fn, void *ctx,
                                 ew_section_fn on_section, void *sctx, char *msg, size_t cap) {
-  crc_init();
+  ew__bytes_init();
   *out = NULL;
   if (msg && cap)
     msg[0] = 0;

@@ -32,6 +32,7 @@
 #include "../ew_internal.h"
 
 #include <cblas.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -316,6 +317,62 @@ int ew__bstats_f64(const double *rows, size_t n, size_t d, const double *weights
   const void *blk[1] = {rows};
   size_t nb[1] = {n};
   return bstats_blocks(blk, nb, 1, true, d, weights, NULL, shift, s, g, ws, out);
+}
+
+/* ---- what a loaded state's numbers may be (ew_internal.h, EW__ROWS_MAX): moments ---- */
+
+#define ROW_MAX ((double)FLT_MAX)           /* the largest row magnitude ingest accepts */
+#define M2_PER_WEIGHT (4.0 * ROW_MAX * ROW_MAX) /* (2·FLT_MAX)²: a centred square's largest */
+
+/* A loaded MOMENTS block is one some ingest could have produced (state.c reading rules). */
+int ew__check_moments(ew__rd_t *r, const ew__moments_t *m, const char *sec) {
+  if (r->err)
+    return r->err;
+  size_t d = m->d;
+  if (m->n > EW__ROWS_MAX)
+    return ew__rd_failf(r, "section %s counts %llu rows, more than 2^53 (the most rows a state "
+                        "describes: f64 weights count rows exactly only that far)", sec,
+                        (unsigned long long)m->n);
+  if (!(m->w >= 0) || m->w > (double)m->n * (1 + 1e-9) || (m->n == 0) != (m->w == 0))
+    return ew__rd_failf(r, "section %s holds a weight of %g for %llu rows: a weight is finite, "
+                        "positive when there are rows, 0 when there are none, and at most the "
+                        "row count", sec, m->w, (unsigned long long)m->n);
+  double dmax = m->w * M2_PER_WEIGHT * 1.01;
+  if (!(m->noise >= 0) || !(m->noise <= dmax * (double)d + 1))
+    return ew__rd_failf(r, "section %s holds a noise bound of %g: it is finite, non-negative and "
+                        "at most the largest possible trace", sec, m->noise);
+  if (ew__check_f64s(r, m->mean, d, ROW_MAX * 1.0001, sec, "a mean"))
+    return r->err;
+  /* the diagonal: finite, at most W·(2·FLT_MAX)², and not below zero by more than rounding */
+  double top = 0;
+  for (size_t j = 0; j < d; j++) {
+    double x = m->m2[j * d + j];
+    if (!(fabs(x) <= dmax + m->noise))
+      return ew__rd_failf(r, "section %s holds an M2 diagonal of %g (coordinate %zu) for a "
+                          "weight of %g: a co-moment of rows ingest accepts is finite and at "
+                          "most %.3g", sec, x, j, m->w, dmax + m->noise);
+    top = fmax(top, x);
+  }
+  double tol = 4 * m->noise + 1e-6 * top;
+  for (size_t j = 0; j < d; j++)
+    if (m->m2[j * d + j] < -tol)
+      return ew__rd_failf(r, "section %s holds a negative M2 diagonal, %g (coordinate %zu), "
+                          "beyond its rounding bound %g: a co-moment's diagonal is a sum of "
+                          "squares", sec, m->m2[j * d + j], j, tol);
+  /* off the diagonal: Cauchy–Schwarz with room for rounding twice over (a positive
+   * semidefinite matrix has |M_ij| ≤ √(M_ii M_jj)) */
+  for (size_t j = 0; j < d; j++) {
+    double sj = sqrt(fabs(m->m2[j * d + j]) + m->noise);
+    const double *col = m->m2 + j * d;
+    for (size_t i = 0; i < j; i++) {
+      double si = sqrt(fabs(m->m2[i * d + i]) + m->noise);
+      if (!(fabs(col[i]) <= 2 * si * sj + 2 * m->noise))
+        return ew__rd_failf(r, "section %s holds M2[%zu][%zu] = %g, beyond what its diagonal "
+                            "allows (|M2_ij| <= sqrt(M2_ii M2_jj)): not a co-moment", sec, i, j,
+                            col[i]);
+    }
+  }
+  return 0;
 }
 
 /* ---- the saved form ---- */

@@ -15,10 +15,13 @@
  *                                  eigenpairs of a view (a few block Lanczos steps)
  *   live/oja.c                     the fixed-rate Oja estimate streams kept before rop.c (no
  *                                  stream uses it; kept for tests/unit/test_live.c's comparison)
- *   linalg/eig.c                   LAPACK: all eigenvalues (dsyevd), all eigenpairs, top-k of a
- *                                  dense matrix (block Lanczos, or a full solve when cheaper)
+ *   core/bytes.c                   the byte writer/reader of saved states and their CRC-32C (a
+ *                                  leaf: state.c and the kinds call it, it calls neither)
+ *   linalg/eig.c                   LAPACK: all eigenvalues (dsyevd), all eigenpairs (a leaf)
  *   linalg/krylov.c                block Lanczos with thick restarts, and stochastic Lanczos
- *                                  quadrature (SLQ) for tr g(A), through an operator
+ *                                  quadrature (SLQ) for tr g(A), through an operator (uses eig.c)
+ *   linalg/topk.c                  top-k of a dense matrix: block Lanczos, or a full solve when
+ *                                  cheaper (the policy; uses eig.c and krylov.c)
  *   stream.c                       one stream: config → accumulators, ingest, merge, reset, the
  *                                  admission model
  *   state.c                        a whole stream as versioned, checksummed bytes and back
@@ -306,6 +309,7 @@ int ew__eigvals(double *A, size_t d, double *w, ew__ws_t *ws);
 /* All eigenpairs: w descending, A overwritten by the eigenvectors (column i belongs to w[i]).
  * Returns 0, EW_ENOMEM or EW_ELAPACK. */
 int ew__eigpairs(double *A, size_t d, double *w, ew__ws_t *ws);
+/* ---- linalg/topk.c ---- */
 /* Top-k eigenpairs of the symmetric d×d A (upper triangle read, not modified) by block Lanczos
  * (krylov.c) or, for small d or a gap too small to converge within 2d³ flops, a full solve;
  * warm-started from `warm` (wk×d rows, may be NULL). Writes theta[k] descending,

@@ -25,11 +25,11 @@
  *   stream.c                       one stream: config → accumulators, ingest, merge, reset, the
  *                                  admission model
  *   state.c                        a whole stream as versioned, checksummed bytes and back
- *   view.c                         what metrics read: a source as a matrix (trace, ‖·‖_F²,
+ *   view/view.c                    what metrics read: a source as a matrix (trace, ‖·‖_F²,
  *                                  diagonal, spectrum + error, top-k + residual, A·x, rows);
- *                                  the spectrum cache
- *   view_solve.c                   operators, Lanczos top-k, the quick (SLQ) estimate
- *   view_sketch.c                  sketched views: the sketch's spectrum, intervals, brackets
+ *                                  the spectrum cache (view.c below means this file)
+ *   view/solve.c                   operators, Lanczos top-k, the quick (SLQ) estimate
+ *   view/sketch.c                  sketched views: the sketch's spectrum, intervals, brackets
  *   metrics.c                      the metric table and the query dispatcher (reads views only)
  *   metrics_route.c                how a metric reaches its eigenvalues: exact, quick, top
  * Nothing here is exported from the shared library (visibility is hidden by default).

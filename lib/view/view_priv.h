@@ -1,8 +1,8 @@
-/* view_priv.h — what view.c, view_solve.c and view_sketch.c share and nothing else sees. */
+/* view/view_priv.h — what view/view.c, view/solve.c and view/sketch.c share and nothing else sees. */
 #ifndef EW_VIEW_PRIV_H
 #define EW_VIEW_PRIV_H
 
-#include "ew_internal.h"
+#include "../ew_internal.h"
 
 /* What the accumulator behind src offers (moments and/or rows, per want); asking a window for its
  * moments records the ask. EW_ENOWINDOW when src needs a window the stream lacks. */
@@ -24,7 +24,7 @@ int ew__view_matrix(ew_stream_t *s, ew_source_t src, int center, double *weight,
 /* The moments behind a moment-based source (all, window); EW_EBADPARAM for a kind that keeps
  * none (a sketch, a window of rows only: callers branch on those first). */
 int ew__view_moments(ew__view_t *v, const ew__moments_t **m);
-/* Top-k of a sketched view (view_sketch.c; the contract of ew__view_topk on a sketch). */
+/* Top-k of a sketched view (view/sketch.c; the contract of ew__view_topk on a sketch). */
 int ew__view_sketch_topk(ew__view_t *v, size_t k, double *theta, double *U, double *resid);
 
 #endif /* EW_VIEW_PRIV_H */

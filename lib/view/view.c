@@ -1,12 +1,12 @@
-/* view.c — what metrics read. A view is one source of one stream — every row (or the decayed
+/* view/view.c — what metrics read. A view is one source of one stream — every row (or the decayed
  * state), the window's rows, or the window's rows centred then L2-normalised — seen as one
  * symmetric d×d matrix A (C = M2/W when centred, S = C + μμᵀ when not, ZᵀZ/N for window_cn),
  * reached only through the functions below: trace, ‖A‖_F², the diagonal, all eigenvalues with
  * their error bound, the top-k eigenpairs with a residual bound, A·x, and the raw rows where the
  * source keeps them. Metrics (metrics.c) never read an accumulator's fields, so a new kind of
  * state adds its branch here and none in any metric. This file also owns the spectrum cache; the
- * solves (operators, Lanczos top-k, the quick estimate) are view_solve.c, and what a sketched
- * stream's view answers is view_sketch.c. */
+ * solves (operators, Lanczos top-k, the quick estimate) are view/solve.c, and what a sketched
+ * stream's view answers is view/sketch.c. */
 #include "view_priv.h"
 
 #include <cblas.h>

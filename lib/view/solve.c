@@ -1,4 +1,4 @@
-/* view_solve.c — the solves behind a view (view.c): the operators that apply A to a block without
+/* view/solve.c — the solves behind a view (view/view.c): the operators that apply A to a block without
  * a copy of the state (moments by dsymm on the stored triangle, held rows as Zᵀ(ZX)/N), top-k by
  * block Lanczos warm-started from the last answer and the live estimate (a full solve for small
  * d), and the quick estimate (deflated stochastic Lanczos quadrature) in the stream's one slot. */

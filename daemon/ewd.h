@@ -325,6 +325,11 @@ size_t ewd_pool_pending(ewd_pool_t *p);
  * NULL) runs once the pool's handle has closed and the pool is freed. */
 void ewd_pool_stop(ewd_pool_t *p);
 void ewd_job_free(ewd_job_t *job);
+/* The math-thread halves of SAVE (the state after job->prefix, with job->train as its tRUN
+ * section, into job->out) and MERGE (job->data loaded and folded into st, or job->rc and
+ * job->message say why not): state_jobs.c, run by pool.c on the stream's turn. */
+void ewd_run_save(ewd_job_t *job, ew_stream_t *s);
+void ewd_run_merge(ewd_job_t *job, ewd_stream_t *st);
 void ewd_qmetrics_free(ewd_qmetric_t *ms, size_t n);
 
 /* ---- steps.c (owner: the loop) ----

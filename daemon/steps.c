@@ -27,6 +27,7 @@
  * bounds memory for one-float batches too. */
 #include "ewd.h"
 #include "cmd/cmd.h"
+#include "steps_priv.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -34,154 +35,6 @@
 #define TICK_MS 100
 
 static void on_tick(uv_timer_t *t);
-
-typedef struct staged {
-  struct staged *next;
-  uint64_t ord;   /* arrival number within the stream */
-  uint32_t rank;
-  int producer;   /* -1 = none */
-  uint64_t seq;
-  void *data;
-  ew_dtype_t dtype;
-  size_t n, d, bytes;
-} staged_t;
-
-typedef struct pstep {
-  uint64_t step;
-  double first;                /* monotonic time of its first batch */
-  staged_t *head, *tail;
-  struct pstep *older, *newer; /* creation order (first ascending) */
-} pstep_t;
-
-typedef struct {
-  uint64_t latest, done;
-  bool has_latest, has_done;
-} rank_t;
-
-struct ewd_steps {
-  uint32_t world;
-  rank_t *ranks;
-  pstep_t **heap;        /* pending steps, a min-heap by step: heap[0] completes next */
-  size_t nheap, capheap;
-  pstep_t **slots;       /* pending steps by step: open addressing, linear probing, load <= 1/2 */
-  size_t capslots;       /* a power of two (0: none yet) */
-  pstep_t *oldest, *newest; /* creation order */
-  staged_t *late_head, *late_tail;
-  double late_first;
-  size_t bytes;          /* staged here (pending steps and late batches) */
-  uint64_t ord;
-  uint64_t late_batches, partial_steps;
-  bool listed;           /* in srv->staging */
-};
-
-/* ---- the index of pending steps ---- */
-
-static size_t slot_of(uint64_t step, size_t cap) {
-  uint64_t z = step + 0x9e3779b97f4a7c15ull; /* splitmix64's finaliser: steps are consecutive */
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return (size_t)(z ^ (z >> 31)) & (cap - 1);
-}
-
-static pstep_t *find_step(const ewd_steps_t *sp, uint64_t step) {
-  if (!sp->capslots)
-    return NULL;
-  for (size_t i = slot_of(step, sp->capslots);; i = (i + 1) & (sp->capslots - 1)) {
-    pstep_t *p = sp->slots[i];
-    if (!p || p->step == step)
-      return p;
-  }
-}
-
-static void slot_put(pstep_t **slots, size_t cap, pstep_t *p) {
-  size_t i = slot_of(p->step, cap);
-  while (slots[i])
-    i = (i + 1) & (cap - 1);
-  slots[i] = p;
-}
-
-/* Room for one more pending step in the heap and the table; -1 (nothing changed) when out of
- * memory. */
-static int reserve_step(ewd_steps_t *sp) {
-  if (sp->nheap == sp->capheap) {
-    size_t nc = sp->capheap ? 2 * sp->capheap : 16;
-    pstep_t **h = realloc(sp->heap, nc * sizeof *h);
-    if (!h)
-      return -1;
-    sp->heap = h;
-    sp->capheap = nc;
-  }
-  if (2 * (sp->nheap + 1) > sp->capslots) {
-    size_t nc = sp->capslots ? 2 * sp->capslots : 32;
-    pstep_t **t = calloc(nc, sizeof *t);
-    if (!t)
-      return -1;
-    for (size_t i = 0; i < sp->nheap; i++)
-      slot_put(t, nc, sp->heap[i]);
-    free(sp->slots);
-    sp->slots = t;
-    sp->capslots = nc;
-  }
-  return 0;
-}
-
-static void slot_del(ewd_steps_t *sp, uint64_t step) {
-  size_t mask = sp->capslots - 1, i = slot_of(step, sp->capslots);
-  while (sp->slots[i]->step != step)
-    i = (i + 1) & mask;
-  for (size_t j = i;;) { /* backward shift: no tombstones */
-    j = (j + 1) & mask;
-    if (!sp->slots[j])
-      break;
-    size_t k = slot_of(sp->slots[j]->step, sp->capslots);
-    bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
-    if (!stays) {
-      sp->slots[i] = sp->slots[j];
-      i = j;
-    }
-  }
-  sp->slots[i] = NULL;
-}
-
-/* Adds a new pending step (room reserved by reserve_step). */
-static void insert_step(ewd_steps_t *sp, pstep_t *p) {
-  slot_put(sp->slots, sp->capslots, p);
-  size_t i = sp->nheap++;
-  while (i > 0 && sp->heap[(i - 1) / 2]->step > p->step) {
-    sp->heap[i] = sp->heap[(i - 1) / 2];
-    i = (i - 1) / 2;
-  }
-  sp->heap[i] = p;
-  p->older = sp->newest;
-  p->newer = NULL;
-  *(sp->newest ? &sp->newest->newer : &sp->oldest) = p;
-  sp->newest = p;
-}
-
-static pstep_t *lowest(const ewd_steps_t *sp) { return sp->nheap ? sp->heap[0] : NULL; }
-
-/* Takes the lowest pending step out of the index. */
-static pstep_t *pop_lowest(ewd_steps_t *sp) {
-  pstep_t *p = sp->heap[0], *last = sp->heap[--sp->nheap];
-  size_t i = 0, n = sp->nheap;
-  for (;;) {
-    size_t c = 2 * i + 1;
-    if (c >= n)
-      break;
-    if (c + 1 < n && sp->heap[c + 1]->step < sp->heap[c]->step)
-      c++;
-    if (sp->heap[c]->step >= last->step)
-      break;
-    sp->heap[i] = sp->heap[c];
-    i = c;
-  }
-  if (n)
-    sp->heap[i] = last;
-  slot_del(sp, p->step);
-  *(p->older ? &p->older->newer : &sp->oldest) = p->newer;
-  *(p->newer ? &p->newer->older : &sp->newest) = p->older;
-  return p;
-}
 
 /* What a staged batch of `payload` bytes costs (counted against max_staged_bytes, and in
  * reg.staged_bytes until applied): its rows' allocation and its entry as glibc sizes chunks (8
@@ -317,7 +170,7 @@ static void submit(ewd_server_t *srv, ewd_stream_t *st, staged_t **list, size_t 
  * ranks, timeout, flush, stop or staging (the log says it). */
 static void complete_head(ewd_server_t *srv, ewd_stream_t *st, const char *why) {
   ewd_steps_t *sp = st->steps;
-  pstep_t *p = pop_lowest(sp);
+  pstep_t *p = steps_pop_lowest(sp);
   size_t n = 0;
   for (staged_t *b = p->head; b; b = b->next)
     n++;
@@ -461,9 +314,9 @@ ewd_staging_t ewd_steps_add(ewd_server_t *srv, ewd_stream_t *st, ewd_job_t *job)
   pstep_t *p = NULL;
   bool new_step = false;
   if (job->data) { /* allocate first: on failure nothing has changed */
-    if (!late && !(p = find_step(sp, s))) {
+    if (!late && !(p = steps_find_step(sp, s))) {
       new_step = true;
-      p = reserve_step(sp) == 0 ? calloc(1, sizeof *p) : NULL;
+      p = steps_reserve_step(sp) == 0 ? calloc(1, sizeof *p) : NULL;
     }
     b = calloc(1, sizeof *b);
     if (!b || (!late && !p)) {
@@ -496,7 +349,7 @@ ewd_staging_t ewd_steps_add(ewd_server_t *srv, ewd_stream_t *st, ewd_job_t *job)
       if (new_step) {
         p->step = s;
         p->first = ewd_now();
-        insert_step(sp, p);
+        steps_insert_step(sp, p);
       }
       *(p->head ? &p->tail->next : &p->head) = b;
       p->tail = b;
@@ -507,7 +360,7 @@ ewd_staging_t ewd_steps_add(ewd_server_t *srv, ewd_stream_t *st, ewd_job_t *job)
     sp->late_batches++;
     srv->stat[EWD_STAT_late_batches]++;
   }
-  while (sp->nheap && all_done(sp, lowest(sp)->step))
+  while (sp->nheap && all_done(sp, steps_lowest(sp)->step))
     complete_head(srv, st, "ranks");
   settle(srv, st);
   ewd_steps_relieve(srv);
@@ -558,7 +411,7 @@ void ewd_steps_relieve(ewd_server_t *srv) {
     ewd_stream_t *oldest = NULL;
     for (size_t i = 0; i < srv->nstaging; i++) {
       ewd_steps_t *sp = srv->staging[i]->steps;
-      if (sp->nheap && (!oldest || lowest(sp)->first < lowest(oldest->steps)->first))
+      if (sp->nheap && (!oldest || steps_lowest(sp)->first < steps_lowest(oldest->steps)->first))
         oldest = srv->staging[i];
     }
     if (!oldest) { /* only late batches wait: over the bound they go now, on their own */
@@ -574,7 +427,7 @@ void ewd_steps_relieve(ewd_server_t *srv) {
     srv->stat[EWD_STAT_steps_forced]++;
     ewd_log(EWD_LOG_WARN, "staging full: completing the oldest pending step", "run=\"%s\" "
             "stream=\"%s\" step=%llu pending_bytes=%zu limit=%zu", oldest->run, oldest->name,
-            (unsigned long long)lowest(oldest->steps)->step, srv->reg.pending_bytes, limit);
+            (unsigned long long)steps_lowest(oldest->steps)->step, srv->reg.pending_bytes, limit);
     complete_head(srv, oldest, "staging");
     settle(srv, oldest);
   }
@@ -592,7 +445,7 @@ static void on_tick(uv_timer_t *t) {
         due = p;
     if (due) {
       uint64_t upto = due->step;
-      while (sp->nheap && lowest(sp)->step <= upto)
+      while (sp->nheap && steps_lowest(sp)->step <= upto)
         complete_head(srv, st, "timeout");
     }
     if (!sp->nheap && sp->late_head && now - sp->late_first >= st->step_timeout)
@@ -625,53 +478,4 @@ size_t ewd_steps_pending(const ewd_stream_t *st, size_t *bytes, uint64_t *late_b
   *late_batches = sp ? sp->late_batches : 0;
   *partial_steps = sp ? sp->partial_steps : 0;
   return sp ? sp->nheap : 0;
-}
-
-/* ---- producers ---- */
-
-int ewd_producer_slot(ewd_stream_t *st, const char *name, size_t n) {
-  for (size_t i = 0; i < st->nproducers; i++)
-    if (strlen(st->producers[i].name) == n && memcmp(st->producers[i].name, name, n) == 0)
-      return (int)i;
-  if (st->nproducers >= EWD_PRODUCERS_MAX)
-    return -1;
-  ewd_producer_t *v = realloc(st->producers, (st->nproducers + 1) * sizeof *v);
-  if (!v)
-    return -1;
-  st->producers = v;
-  ewd_producer_t *p = &v[st->nproducers];
-  memset(p, 0, sizeof *p);
-  memcpy(p->name, name, n);
-  return (int)st->nproducers++;
-}
-
-/* ---- the recent view's steps ---- */
-
-int ewd_recent_steps(ewd_stream_t *st, uint32_t window_steps) {
-  ewd_step_rows_t *ring = window_steps ? calloc(window_steps, sizeof *ring) : NULL;
-  if (window_steps && !ring)
-    return -1;
-  free(st->step_rows);
-  st->step_rows = ring;
-  st->window_steps = window_steps;
-  st->nstep_rows = st->step_rows_at = 0;
-  if (window_steps)
-    st->recent = true;
-  return 0;
-}
-
-void ewd_recent_note(ewd_stream_t *st, uint64_t step, uint64_t rows) {
-  if (!st->window_steps)
-    return;
-  st->step_rows[st->step_rows_at] = (ewd_step_rows_t){step, rows};
-  st->step_rows_at = (st->step_rows_at + 1) % st->window_steps;
-  if (st->nstep_rows < st->window_steps)
-    st->nstep_rows++;
-}
-
-uint64_t ewd_recent_rows(const ewd_stream_t *st) {
-  uint64_t n = 0;
-  for (uint32_t i = 0; i < st->nstep_rows; i++)
-    n += st->step_rows[i].rows;
-  return n;
 }

@@ -1,0 +1,244 @@
+/* train.c — the training block: what the daemon knows of a stream beyond the library's state
+ * (world, step timeout, first and last completed steps, each producer's last applied seq, the
+ * recent view and its ring of steps, the eval list, the alert rules and their states). It is the
+ * saved stream's tRUN section (ew_stream_save_ex), so snapshots, `export` and `merge` carry the
+ * same bytes; snapshots of versions 2 and 3 kept it in their header (read by restore.c). Layout:
+ * docs/STATE.md, "Snapshot files". */
+#include "ewd.h"
+#include "persist.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PUT(q, v) (memcpy((q), &(v), sizeof(v)), (q) += sizeof(v))
+
+static int producer_cmp(const void *a, const void *b) {
+  return strcmp((*(const ewd_producer_t *const *)a)->name, (*(const ewd_producer_t *const *)b)->name);
+}
+
+size_t ewd_snap_train(const ewd_stream_t *st, char *out) {
+  char *q = out;
+  uint32_t world = st->world, np = 0;
+  uint8_t flags = (uint8_t)((st->has_first_step ? 1 : 0) | (st->has_last_step ? 2 : 0) |
+                            (st->recent ? 4 : 0));
+  PUT(q, world);
+  PUT(q, st->step_timeout);
+  PUT(q, flags);
+  PUT(q, st->first_step);
+  PUT(q, st->last_step);
+  for (size_t i = 0; i < st->nproducers; i++)
+    np += st->producers[i].has_applied;
+  PUT(q, np);
+  /* by name, so that the same history gives the same bytes whatever order producers came in */
+  const ewd_producer_t *byname[EWD_PRODUCERS_MAX];
+  size_t nb = 0;
+  for (size_t i = 0; i < st->nproducers && nb < EWD_PRODUCERS_MAX; i++)
+    if (st->producers[i].has_applied)
+      byname[nb++] = &st->producers[i];
+  qsort(byname, nb, sizeof *byname, producer_cmp);
+  for (size_t i = 0; i < nb; i++) {
+    const ewd_producer_t *p = byname[i];
+    uint8_t n = (uint8_t)strlen(p->name);
+    PUT(q, n);
+    memcpy(q, p->name, n), q += n;
+    PUT(q, p->applied_seq);
+  }
+  uint32_t ws = st->window_steps, nr = st->nstep_rows;
+  PUT(q, ws);
+  PUT(q, nr);
+  for (uint32_t i = 0; i < nr; i++) { /* oldest first: rows, then (tRUN) the step */
+    const ewd_step_rows_t *v = &st->step_rows[(st->step_rows_at + ws - nr + i) % ws];
+    PUT(q, v->rows);
+    PUT(q, v->step);
+  }
+  /* version 3: the eval list create gave (0 bytes: the defaults) */
+  uint32_t elen = (uint32_t)ewd_eval_save(st, q + 4, SNAP_TRAIN_MAX - (size_t)(q + 4 - out));
+  PUT(q, elen);
+  q += elen;
+  uint32_t alen = (uint32_t)ewd_alerts_save(st, q + 4, SNAP_TRAIN_MAX - (size_t)(q + 4 - out));
+  PUT(q, alen);
+  q += alen;
+  return (size_t)(q - out);
+}
+
+#define GET(v)                                                                                    \
+  do {                                                                                            \
+    if (n - o < sizeof(v))                                                                        \
+      goto bad;                                                                                   \
+    memcpy(&(v), b + o, sizeof(v)), o += sizeof(v);                                               \
+  } while (0)
+
+bool ewd_snap_train_parse(const char *b, size_t n, ewd_stream_t *st, bool section) {
+  size_t o = 0;
+  uint32_t world, np;
+  double timeout;
+  uint8_t flags;
+  uint64_t first, last;
+  ewd_producer_t *ps = NULL;
+  GET(world);
+  GET(timeout);
+  GET(flags);
+  GET(first);
+  GET(last);
+  GET(np);
+  if (world < 1 || world > EWP_WORLD_MAX || !(timeout > 0 && timeout <= 1e9) || flags > 7 ||
+      np > EWD_PRODUCERS_MAX)
+    goto bad;
+  if (np && !(ps = calloc(np, sizeof *ps)))
+    goto bad;
+  for (uint32_t i = 0; i < np; i++) {
+    uint8_t len;
+    GET(len);
+    if (len == 0 || len > EWP_PRODUCER_MAX || n - o < len)
+      goto bad;
+    memcpy(ps[i].name, b + o, len), o += len;
+    for (uint32_t k = 0; k < i; k++)
+      if (strcmp(ps[k].name, ps[i].name) == 0)
+        goto bad;
+    GET(ps[i].applied_seq);
+    ps[i].seq = ps[i].applied_seq;
+    ps[i].has_seq = ps[i].has_applied = true;
+  }
+  uint32_t ws, nr;
+  GET(ws);
+  GET(nr);
+  size_t per = section ? 16 : 8; /* a header block (versions 2, 3) has no step numbers */
+  if (ws > EWP_WORLD_MAX || nr > ws || (uint64_t)(n - o) < (uint64_t)nr * per)
+    goto bad;
+  ewd_step_rows_t *ring = ws ? calloc(ws, sizeof *ring) : NULL;
+  if (ws && !ring)
+    goto bad;
+  for (uint32_t i = 0; i < nr; i++) { /* oldest first: the next write goes at nr % ws */
+    memcpy(&ring[i].rows, b + o, 8), o += 8;
+    ring[i].step = EWD_STEP_UNKNOWN;
+    if (section)
+      memcpy(&ring[i].step, b + o, 8), o += 8;
+  }
+  uint32_t elen = 0, alen = 0;
+  if (o < n) { /* version 3: the eval list, then the alert rules */
+    if (n - o < 4 || (memcpy(&elen, b + o, 4), n - o - 4 < elen) ||
+        (elen && !ewd_eval_load(st, b + o + 4, elen))) {
+      free(ring);
+      goto bad;
+    }
+    o += 4 + elen;
+    if (n - o < 4 || (memcpy(&alen, b + o, 4), n - o - 4 != alen) ||
+        (alen && !ewd_alerts_load(st, b + o + 4, alen))) {
+      free(ring);
+      goto bad;
+    }
+    o = n;
+  }
+  if (o != n) {
+    free(ring);
+    goto bad;
+  }
+  free(st->step_rows);
+  st->step_rows = ring;
+  st->window_steps = ws;
+  st->nstep_rows = nr;
+  st->step_rows_at = ws ? nr % ws : 0;
+  st->recent = (flags & 4) != 0;
+  st->world = world;
+  st->step_timeout = timeout;
+  st->has_first_step = flags & 1, st->first_step = first;
+  st->has_last_step = (flags & 2) != 0, st->last_step = last;
+  free(st->producers);
+  st->producers = ps;
+  st->nproducers = np;
+  return true;
+bad:
+  free(ps);
+  return false;
+}
+
+char *ewd_train_bytes(const ewd_stream_t *st, size_t *len) {
+  char *b = malloc(SNAP_TRAIN_MAX);
+  if (!b)
+    return NULL;
+  *len = ewd_snap_train(st, b);
+  char *t = realloc(b, *len ? *len : 1);
+  return t ? t : b;
+}
+
+void ewd_train_init(ewd_stream_t *t) {
+  memset(t, 0, sizeof *t);
+  t->world = 1;
+  t->step_timeout = EWD_STEP_TIMEOUT_DEFAULT;
+}
+
+void ewd_train_release(ewd_stream_t *t) {
+  free(t->producers);
+  free(t->step_rows);
+  ewd_eval_free(t->eval);
+  ewd_alerts_free(t->alerts);
+  ewd_train_init(t);
+}
+
+int ewd_train_section(void *ctx, uint32_t tag, const void *data, size_t len, char *msg,
+                      size_t cap) {
+  if (tag != EWD_TAG_TRAIN)
+    return 0; /* another embedder's section: not ours to read */
+  ewd_stream_t *t = ctx;
+  if (t->has_train) {
+    snprintf(msg, cap, "%s", "two training blocks (tRUN sections)");
+    return 1;
+  }
+  if (!ewd_snap_train_parse(data, len, t, true)) {
+    snprintf(msg, cap, "%s", "the training block (world, steps, producers, eval list, rules) is "
+             "not valid: corrupt");
+    return 1;
+  }
+  t->has_train = true;
+  return 0;
+}
+
+/* ---- producers ---- */
+
+int ewd_producer_slot(ewd_stream_t *st, const char *name, size_t n) {
+  for (size_t i = 0; i < st->nproducers; i++)
+    if (strlen(st->producers[i].name) == n && memcmp(st->producers[i].name, name, n) == 0)
+      return (int)i;
+  if (st->nproducers >= EWD_PRODUCERS_MAX)
+    return -1;
+  ewd_producer_t *v = realloc(st->producers, (st->nproducers + 1) * sizeof *v);
+  if (!v)
+    return -1;
+  st->producers = v;
+  ewd_producer_t *p = &v[st->nproducers];
+  memset(p, 0, sizeof *p);
+  memcpy(p->name, name, n);
+  return (int)st->nproducers++;
+}
+
+/* ---- the recent view's steps ---- */
+
+int ewd_recent_steps(ewd_stream_t *st, uint32_t window_steps) {
+  ewd_step_rows_t *ring = window_steps ? calloc(window_steps, sizeof *ring) : NULL;
+  if (window_steps && !ring)
+    return -1;
+  free(st->step_rows);
+  st->step_rows = ring;
+  st->window_steps = window_steps;
+  st->nstep_rows = st->step_rows_at = 0;
+  if (window_steps)
+    st->recent = true;
+  return 0;
+}
+
+void ewd_recent_note(ewd_stream_t *st, uint64_t step, uint64_t rows) {
+  if (!st->window_steps)
+    return;
+  st->step_rows[st->step_rows_at] = (ewd_step_rows_t){step, rows};
+  st->step_rows_at = (st->step_rows_at + 1) % st->window_steps;
+  if (st->nstep_rows < st->window_steps)
+    st->nstep_rows++;
+}
+
+uint64_t ewd_recent_rows(const ewd_stream_t *st) {
+  uint64_t n = 0;
+  for (uint32_t i = 0; i < st->nstep_rows; i++)
+    n += st->step_rows[i].rows;
+  return n;
+}

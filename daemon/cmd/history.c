@@ -138,7 +138,7 @@ void ewd_cmd_history(ewd_call_t *call) {
   rd->max_points = EWP_HAS(r, EWP_HISTORY_max_points) ? (size_t)r->max_points : 2000;
   rd->agg = EWP_HAS(r, EWP_HISTORY_agg) ? (ewd_agg_t)r->agg : EWD_AGG_LAST;
   rd->srv = srv;
-  rd->json = call->conn && call->conn->proto == &ewd_http_proto;
+  rd->json = call->conn && call->conn->proto->json;
   rd->max_bytes = (size_t)srv->cfg.max_answer_bytes;
   rd->budget = (size_t)srv->cfg.answer_budget;
   rd->conn = call->conn;

@@ -310,4 +310,15 @@ static void http_release(ewd_conn_t *c) {
   c->pstate = NULL;
 }
 
-const ewd_proto_vt_t ewd_http_proto = {"http", http_process, http_release};
+static void http_reply(ewd_conn_t *c, uint32_t msgid, const ewp_value_t *result) {
+  (void)msgid; /* one request at a time: the answer is the connection's current one */
+  ewd_api_result(c, result);
+}
+
+static void http_reply_error(ewd_conn_t *c, uint32_t msgid, int code, const char *message) {
+  (void)msgid;
+  ewd_api_error(c, code, message);
+}
+
+const ewd_proto_vt_t ewd_http_proto = {"http", http_process, http_release, http_reply,
+                                       http_reply_error, true};

@@ -18,6 +18,13 @@ typedef struct {
   void (*process)(ewd_conn_t *c);
   /* The connection is closing: free protocol state (a parked request). */
   void (*release)(ewd_conn_t *c);
+  /* Answers request msgid with a result or a refusal, in this protocol's own form (msgpack-RPC's
+   * response array; HTTP's JSON body and status). The callers (ewd_rpc_result/_error) have
+   * already dropped notifications and closing connections. */
+  void (*reply)(ewd_conn_t *c, uint32_t msgid, const ewp_value_t *result);
+  void (*reply_error)(ewd_conn_t *c, uint32_t msgid, int code, const char *message);
+  /* Whether answers travel as JSON (history then builds JSON-shaped arrays). */
+  bool json;
 } ewd_proto_vt_t;
 
 typedef struct {

@@ -46,17 +46,24 @@ static void send_sbuffer(ewd_conn_t *c, msgpack_sbuffer *sb) {
   ewd_conn_send(c, data, len);
 }
 
-void ewd_rpc_result(ewd_conn_t *c, uint32_t msgid, bool notify, const ewp_value_t *result) {
-  if (notify || !c || c->closing)
-    return;
-  if (c->proto == &ewd_http_proto) {
-    ewd_api_result(c, result);
-    return;
-  }
+static void rpc_reply(ewd_conn_t *c, uint32_t msgid, const ewp_value_t *result) {
   msgpack_sbuffer sb;
   msgpack_sbuffer_init(&sb);
   ewp_encode_result(&sb, msgid, result);
   send_sbuffer(c, &sb);
+}
+
+static void rpc_reply_error(ewd_conn_t *c, uint32_t msgid, int code, const char *message) {
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  ewp_encode_error(&sb, msgid, ew_err_name(code), message);
+  send_sbuffer(c, &sb);
+}
+
+void ewd_rpc_result(ewd_conn_t *c, uint32_t msgid, bool notify, const ewp_value_t *result) {
+  if (notify || !c || c->closing)
+    return;
+  c->proto->reply(c, msgid, result);
 }
 
 void ewd_rpc_error(ewd_server_t *srv, ewd_conn_t *c, uint32_t msgid, bool notify, int code,
@@ -75,14 +82,7 @@ void ewd_rpc_error(ewd_server_t *srv, ewd_conn_t *c, uint32_t msgid, bool notify
   }
   if (notify || !c || c->closing)
     return;
-  if (c->proto == &ewd_http_proto) {
-    ewd_api_error(c, code, msg);
-    return;
-  }
-  msgpack_sbuffer sb;
-  msgpack_sbuffer_init(&sb);
-  ewp_encode_error(&sb, msgid, ew_err_name(code), msg);
-  send_sbuffer(c, &sb);
+  c->proto->reply_error(c, msgid, code, msg);
 }
 
 /* ---- holds ---- */
@@ -281,4 +281,5 @@ static void rpc_release(ewd_conn_t *c) {
   }
 }
 
-const ewd_proto_vt_t ewd_rpc_proto = {"msgpack-rpc", rpc_process, rpc_release};
+const ewd_proto_vt_t ewd_rpc_proto = {"msgpack-rpc", rpc_process, rpc_release, rpc_reply,
+                                      rpc_reply_error, false};

@@ -337,13 +337,21 @@ static int decode_params(const msgpack_object *o, const ewp_field_info_t *f, ewp
       if (out->v[j].key.n == p->key.n && memcmp(out->v[j].key.p, p->key.p, p->key.n) == 0)
         return fail(err, EWP_EBADREQ, "duplicate key '%s' in '%s'",
                     ewp_escape(esc, sizeof esc, p->key.p, p->key.n), f->name);
-    if (ew_obj_streq(v, "inf"))
-      p->value = INFINITY;
-    else if (v->type == MSGPACK_OBJECT_BOOLEAN)
+    if (v->type == MSGPACK_OBJECT_BOOLEAN) {
+      p->type = EWP_PV_BOOL;
       p->value = v->via.boolean ? 1 : 0;
-    else if (!obj_number(v, &p->value))
-      return fail(err, EWP_EBADPARAM, "parameter '%s' must be a number (or \"inf\")",
+    } else if (v->type == MSGPACK_OBJECT_STR) {
+      p->type = EWP_PV_STR;
+      if (!obj_text(v, &p->str.p, &p->str.n) || p->str.n > EWP_PARAM_STR_MAX)
+        return fail(err, EWP_EBADPARAM, "parameter '%s' must be a number, a bool or a UTF-8 "
+                    "string of at most %d bytes", ewp_escape(esc, sizeof esc, p->key.p, p->key.n),
+                    EWP_PARAM_STR_MAX);
+    } else if (obj_number(v, &p->value)) {
+      p->type = EWP_PV_NUM;
+    } else {
+      return fail(err, EWP_EBADPARAM, "parameter '%s' must be a number, a bool or a string",
                   ewp_escape(esc, sizeof esc, p->key.p, p->key.n));
+    }
   }
   return 0;
 }

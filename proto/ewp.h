@@ -96,7 +96,8 @@ const ewp_method_info_t *ewp_method_info(ewp_method_t m);
  *   ROWS   ewp_rows_t    an array of n arrays of d numbers, converted to f64 (owned by the
  *                        request, freed by ewp_request_free)
  *   NAMES  ewp_names_t   a str, or an array of 1..EWP_NAMES_MAX distinct strs
- *   PARAMS ewp_params_t  a map of up to EWP_PARAMS_MAX distinct names to a number, "inf" or bool
+ *   PARAMS ewp_params_t  a map of up to EWP_PARAMS_MAX distinct names to a number, a bool or a
+ *                        UTF-8 string (the metric table says which each name takes)
  *   EVALS  ewp_evals_t   an array of up to EWP_EVAL_MAX maps, each decoded against
  *                        EWP_FIELDS_EVAL (the scheduled evaluations of a stream)
  *   RULES  ewp_rules_t   an array of up to EWP_RULES_MAX maps, each decoded against
@@ -138,9 +139,19 @@ typedef struct {
   size_t n;
 } ewp_names_t;
 
+/* A metric parameter as sent: its type is the wire's (a number, a bool or a string); the metric
+ * table decides what each parameter takes (the daemon checks with ew_param_check: a number
+ * parameter also takes a bool as 0/1 and the string "inf"; a string or enum parameter takes a
+ * string). */
+typedef enum { EWP_PV_NUM = 0, EWP_PV_BOOL = 1, EWP_PV_STR = 2 } ewp_pv_t;
+
+#define EWP_PARAM_STR_MAX 256 /* bytes of a string parameter's value */
+
 typedef struct {
   ewp_str_t key;
-  double value; /* INFINITY for "inf"; booleans are 0/1 */
+  ewp_pv_t type;
+  double value;  /* NUM: the number; BOOL: 0 or 1 */
+  ewp_str_t str; /* STR: UTF-8 text of at most EWP_PARAM_STR_MAX bytes (into the message) */
 } ewp_param_t;
 
 typedef struct {
@@ -379,7 +390,10 @@ typedef ewp_rules_t ewp_c_RULES;
     "'params' must be a map of parameter name to value",                                          \
     "metric parameters by name (`alpha`, `q`, `eps`, `rcond`, `k`, `vectors`); each applies to "  \
     "every requested metric that takes it; a parameter no requested metric takes is "             \
-    "`BAD_PARAM`. Values are numbers, `\"inf\"`, or booleans; a name may appear once")            \
+    "`BAD_PARAM`. Each value has the type the metric table gives its parameter (`metrics` "      \
+    "method): a number (`\"inf\"` too; a bool counts as 0 or 1), a bool, or a string (≤ 256 "       \
+    "bytes) for a string or enum parameter; another type is `BAD_PARAM` naming the parameter and " \
+    "the type it takes. A name may appear once")                                                  \
   F(center, BOOL, EWP_F_NIL, "bool", "per metric (true; rankme false)", EWP_EBADREQ,              \
     "'center' must be true or false", "covariance C (true) or second moment S (false)")           \
   F(source, ENUM, EWP_F_NIL, "`\"all\"` \\| `\"window\"` \\| `\"window_cn\"`",                    \

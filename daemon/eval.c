@@ -118,10 +118,10 @@ static int spec_from(spec_t *sp, const ewp_eval_t *e, size_t idx, char *msg, siz
   }
   for (size_t k = 0; EWP_HAS(e, EWP_EVAL_params) && k < e->params.n; k++) {
     const ewp_param_t *p = &e->params.v[k];
-    const ew_param_info_t *pi = ew_metric_param(info, p->key.p, p->key.n);
+    const ew_param_info_t *pi = ew_metric_param(info, p->key, p->key_n);
     if (!pi) {
       snprintf(msg, cap, "eval[%zu]: %s takes no parameter '%s'", idx, info->name,
-               ewp_escape(esc, 64, p->key.p, p->key.n));
+               ewp_escape(esc, 64, p->key, p->key_n));
       return EW_EBADPARAM;
     }
     char why[200];

@@ -18,18 +18,24 @@
 #include <stdint.h>
 
 /* ---- wire error codes ----
- * The daemon's error names are the library's (EW_ERRNO_MAP); proto reports its own failures with
- * these, which carry the same wire names. */
+ * The daemon's error names are the library's (EW_ERRNO_MAP in eigenwatch.h: the one table of
+ * error codes). Proto reports its own failures with the subset below, named by the library's
+ * suffixes: ewp_code_name gives the library's wire name, the daemon maps each to the library's
+ * code by the same suffix (EWP_E##s -> EW_E##s), and a suffix the library lacks does not compile.
+ * Proto uses only the table (a macro), never a library function. */
+#include "eigenwatch.h"
+
+#define EWP_CODE_MAP(XX) XX(BADREQ) XX(UNKMETHOD) XX(DTYPE) XX(BADPARAM) XX(TOOLARGE) XX(NOMEM)
+
 typedef enum {
   EWP_OK = 0,
-  EWP_EBADREQ,     /* BAD_REQUEST */
-  EWP_EUNKMETHOD,  /* UNKNOWN_METHOD */
-  EWP_EDTYPE,      /* BAD_DTYPE */
-  EWP_EBADPARAM,   /* BAD_PARAM */
-  EWP_ETOOLARGE,   /* TOO_LARGE */
-  EWP_ENOMEM       /* NO_MEMORY */
+#define EWP__XX(s) EWP_E##s,
+  EWP_CODE_MAP(EWP__XX)
+#undef EWP__XX
+  EWP__CODE_END
 } ewp_code_t;
 
+/* The wire name of a code ("BAD_PARAM"), "OK" for EWP_OK, "INTERNAL" out of range (static). */
 const char *ewp_code_name(ewp_code_t code);
 
 /* ---- methods ----
@@ -146,13 +152,22 @@ typedef struct {
 typedef enum { EWP_PV_NUM = 0, EWP_PV_BOOL = 1, EWP_PV_STR = 2 } ewp_pv_t;
 
 #define EWP_PARAM_STR_MAX 256 /* bytes of a string parameter's value */
+#define EWP_PARAM_KEY_MAX 200 /* bytes of a parameter's name */
 
+/* 24 bytes, as the untyped number it replaced: a request holds EWP_PARAMS_MAX of them per map and
+ * a connection parks a whole request (create's evals: 32 maps), so its size is paid per
+ * connection. */
 typedef struct {
-  ewp_str_t key;
-  ewp_pv_t type;
-  double value;  /* NUM: the number; BOOL: 0 or 1 */
-  ewp_str_t str; /* STR: UTF-8 text of at most EWP_PARAM_STR_MAX bytes (into the message) */
+  const char *key; /* the name: key_n bytes (into the message), not NUL-terminated */
+  union {
+    double value;    /* NUM: the number; BOOL: 0 or 1 */
+    const char *str; /* STR: str_n bytes of UTF-8 (into the message) */
+  };
+  uint32_t str_n;
+  uint16_t key_n;
+  uint8_t type; /* ewp_pv_t */
 } ewp_param_t;
+_Static_assert(sizeof(ewp_param_t) <= 24, "a parameter costs what the untyped one did");
 
 typedef struct {
   ewp_param_t v[EWP_PARAMS_MAX];

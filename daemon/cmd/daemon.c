@@ -22,11 +22,20 @@ void ewd_cmd_stats(ewd_call_t *call) {
   kv[n++] = (ewp_kv_t){"uptime_s", ewp_vf64(ewd_now() - srv->started)};
   for (int i = 0; i < EWD_STAT_COUNT; i++)
     kv[n++] = (ewp_kv_t){ewd_stat_table[i].name, ewp_vu64(srv->stat[i])};
-  ewp_kv_t ekv[64];
+  /* by wire name: two codes may share one (INTERNAL), and a map key appears once */
+  ewp_kv_t ekv[EW__ERR_END - EW__ERR_BASE];
+  uint64_t counts[EW__ERR_END - EW__ERR_BASE];
   size_t ne = 0;
-  for (int i = 1; i < 64; i++)
-    if (srv->errors[i])
-      ekv[ne++] = (ewp_kv_t){ew_err_name(EW__ERR_BASE + i), ewp_vu64(srv->errors[i])};
+  for (int code = EW__ERR_BASE + 1; code < EW__ERR_END; code++) {
+    size_t k = 0;
+    while (k < ne && strcmp(ekv[k].key, ew_err_name(code)) != 0)
+      k++;
+    if (k == ne)
+      ekv[ne] = (ewp_kv_t){ew_err_name(code), {0}}, counts[ne++] = 0;
+    counts[k] += srv->errors[code - EW__ERR_BASE];
+  }
+  for (size_t k = 0; k < ne; k++)
+    ekv[k].val = counts[k] ? ewp_vu64(counts[k]) : (ewp_value_t){0};
   kv[n++] = (ewp_kv_t){"errors", ewp_vmap(ekv, ne)};
   ewp_value_t v = ewp_vmap(kv, n);
   ewd_reply(call, &v);

@@ -125,18 +125,18 @@ bool ewd_takes_window(const ew_metric_info_t *info) {
 int ewd_param_resolve(const ew_metric_info_t *info, const ew_param_info_t *pi,
                       const ewp_param_t *wp, ew_param_t *out, char txt[EWP_PARAM_STR_MAX + 1],
                       char *msg, size_t cap) {
-  ew_param_t given = {.key = pi->name, .value = wp->value,
+  ew_param_t given = {.key = pi->name, .value = wp->type == EWP_PV_STR ? 0 : wp->value,
                       .type = wp->type == EWP_PV_STR    ? EW_PARAM_STRING
                               : wp->type == EWP_PV_BOOL ? EW_PARAM_BOOL
                                                         : EW_PARAM_NUMBER};
   if (wp->type == EWP_PV_STR) {
-    if (wp->str.n > EWP_PARAM_STR_MAX || memchr(wp->str.p, 0, wp->str.n)) {
+    if (wp->str_n > EWP_PARAM_STR_MAX || memchr(wp->str, 0, wp->str_n)) {
       snprintf(msg, cap, "parameter '%s' of '%s' must be text without NUL bytes", pi->name,
                info->name);
       return EW_EBADPARAM;
     }
-    memcpy(txt, wp->str.p, wp->str.n);
-    txt[wp->str.n] = 0;
+    memcpy(txt, wp->str, wp->str_n);
+    txt[wp->str_n] = 0;
     given.str = txt;
   }
   double v;
@@ -217,7 +217,7 @@ static int resolve(ewd_call_t *call, const ewp_query_req_t *r, const ewd_stream_
     }
     for (size_t k = 0; k < r->params.n; k++) {
       const ewp_param_t *p = &r->params.v[k];
-      const ew_param_info_t *pi = ew_metric_param(info, p->key.p, p->key.n);
+      const ew_param_info_t *pi = ew_metric_param(info, p->key, p->key_n);
       if (!pi || ms[i].nparams >= EW_METRIC_MAX_PARAMS)
         continue;
       if (add_param(call, &ms[i], info, pi, p))
@@ -241,7 +241,7 @@ static int resolve(ewd_call_t *call, const ewp_query_req_t *r, const ewd_stream_
   for (size_t k = 0; k < r->params.n; k++)
     if (!used[k]) {
       ewd_fail(call, EW_EBADPARAM, "no requested metric takes parameter '%s'",
-               ewp_escape(esc, 64, r->params.v[k].key.p, r->params.v[k].key.n));
+               ewp_escape(esc, 64, r->params.v[k].key, r->params.v[k].key_n));
       return -1;
     }
   return 0;

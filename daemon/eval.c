@@ -83,7 +83,6 @@ static void spec_default(spec_t *sp, const ew_metric_info_t *info) {
 
 /* Builds a spec from one `eval` entry. Returns 0 or an EW_E* code with a sentence. */
 static int spec_from(spec_t *sp, const ewp_eval_t *e, size_t idx, char *msg, size_t cap) {
-  static const ew_source_t sources[] = {EW_SOURCE_ALL, EW_SOURCE_WINDOW, EW_SOURCE_WINDOW_CN};
   char name[64], esc[96];
   const ew_metric_info_t *info = NULL;
   if (e->metric.n < sizeof name) {
@@ -107,7 +106,7 @@ static int spec_from(spec_t *sp, const ewp_eval_t *e, size_t idx, char *msg, siz
   if (EWP_HAS(e, EWP_EVAL_center))
     sp->center = e->center ? 1 : 0;
   if (EWP_HAS(e, EWP_EVAL_source)) {
-    sp->source = sources[e->source];
+    sp->source = (ew_source_t)e->source; /* the wire's index is the library's (query.c) */
     if (!takes_source(info, sp->source)) {
       char names[64];
       snprintf(msg, cap, "eval[%zu]: %s is not computed from source '%s' (it takes: %s)", idx,
@@ -715,7 +714,7 @@ bool ewd_eval_load(ewd_stream_t *st, const char *b, size_t n) {
     GET(v[i].every_rows);
     GET(v[i].every_s);
     GET(np);
-    if (src < -1 || src > 2 || center < -1 || center > 1 || np > EW_METRIC_MAX_PARAMS ||
+    if (src < -1 || src >= EW_SOURCE_COUNT || center < -1 || center > 1 || np > EW_METRIC_MAX_PARAMS ||
         (v[i].every == 0) == (v[i].every_rows == 0 && !(v[i].every_s > 0)))
       goto bad;
     v[i].source = (ew_source_t)src, v[i].center = center;

@@ -264,8 +264,9 @@ typedef enum {
   EW_SOURCE_DEFAULT = -1, /* the metric's own default (EW_SOURCE_ALL for sketch metrics) */
   EW_SOURCE_ALL = 0,      /* every row ingested (or the decayed state when decay is on) */
   EW_SOURCE_WINDOW = 1,   /* the last W rows */
-  EW_SOURCE_WINDOW_CN = 2 /* the window, centred over the window then each row L2-normalised
-                             (Diff-eRank / MNN / UNComp preprocessing); matrix ZᵀZ/N */
+  EW_SOURCE_WINDOW_CN = 2, /* the window, centred over the window then each row L2-normalised
+                              (Diff-eRank / MNN / UNComp preprocessing); matrix ZᵀZ/N */
+  EW_SOURCE_COUNT          /* the number of sources (lists indexed by source check against it) */
 } ew_source_t;
 
 /* Parses "all" | "window" | "window_cn" (len bytes). Returns 0 or EW_EBADPARAM. */
@@ -329,7 +330,12 @@ typedef struct {
  * when d >= EW_QUICK_AUTO_DIM and the exact route would be a d×d solve, kept only when its error
  * bar on Σ g(λ) is within 1% of it (else the exact answer, after the quick one's cost); else
  * EXACT. Other metrics are always computed exactly and ignore it. */
-typedef enum { EW_METHOD_AUTO = 0, EW_METHOD_SLQ = 1, EW_METHOD_EXACT = 2 } ew_method_t;
+typedef enum {
+  EW_METHOD_AUTO = 0,
+  EW_METHOD_SLQ = 1,
+  EW_METHOD_EXACT = 2,
+  EW_METHOD_COUNT /* the number of methods */
+} ew_method_t;
 /* Measured on the reference machine (tests/bench/bench_spectral.py, 2 cores): quick and exact
  * take the same time at d = 2048 (0.30 vs 0.33 s); at 3072 quick takes 0.40× (0.59 vs 1.5 s), at
  * 8192 0.10× (all with 24 Lanczos steps per probe); at 4096 with today's 16 steps 0.20–0.27×

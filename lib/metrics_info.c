@@ -29,6 +29,9 @@ static const char *const sketch_names[] = {
 _Static_assert(sizeof sketch_names / sizeof sketch_names[0] == EW__SK_COUNT,
                "one name per sketch answer");
 
+_Static_assert(EW__NSRC == EW_SOURCE_COUNT, "the library's source count is the public one");
+_Static_assert(EW__NSRC <= 32, "sources fit an unsigned bit set");
+
 static const char *const type_names[] = {"number", "bool", "string", "enum"};
 _Static_assert(EW_PARAM_ENUM + 1 == sizeof type_names / sizeof type_names[0],
                "one name per parameter type");

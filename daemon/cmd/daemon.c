@@ -45,7 +45,8 @@ void ewd_cmd_stats(ewd_call_t *call) {
  * integer, doc); a bool, string or enum parameter says its `type` and what it takes. `vals` holds
  * an enum's names (as many as it has). */
 static ewp_value_t param_value(const ew_param_info_t *pi, ewp_kv_t k[10], ewp_value_t *vals) {
-  static const char *const charsets[] = {"name", "text"};
+  static const char *const charsets[] = {"name", "text"}; /* by ew_charset_t */
+  _Static_assert(EW_CHARSET_NAME == 0 && EW_CHARSET_TEXT == 1, "charsets[] follows ew_charset_t");
   bool num = pi->type == EW_PARAM_NUMBER, str = pi->type == EW_PARAM_STRING;
   bool en = pi->type == EW_PARAM_ENUM;
   size_t nv = 0;
@@ -63,7 +64,7 @@ static ewp_value_t param_value(const ew_param_info_t *pi, ewp_kv_t k[10], ewp_va
   k[4] = (ewp_kv_t){"max", num ? ewp_vf64(pi->max) : absent};
   k[5] = (ewp_kv_t){"integer", num ? ewp_vbool(pi->integer) : absent};
   k[6] = (ewp_kv_t){"max_len", str ? ewp_vu64(pi->max_len) : absent};
-  k[7] = (ewp_kv_t){"charset", str ? ewp_vstr(charsets[pi->charset == EW_CHARSET_TEXT]) : absent};
+  k[7] = (ewp_kv_t){"charset", str ? ewp_vstr(charsets[pi->charset]) : absent};
   k[8] = (ewp_kv_t){"values", en ? ewp_varray(vals, nv) : absent};
   k[9] = (ewp_kv_t){"doc", ewp_vstr(pi->doc)};
   return ewp_vmap(k, 10);

@@ -9,7 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const ew_source_t sources[] = {EW_SOURCE_ALL, EW_SOURCE_WINDOW, EW_SOURCE_WINDOW_CN};
+/* The wire's `source` and `method` are ENUM fields whose index is the library's value: the wire
+ * lists the library's names in its order (test_wire checks the names; these the counts). */
+_Static_assert(sizeof((const char *[]){EWP_ENUM_source}) / sizeof(const char *) == EW_SOURCE_COUNT,
+               "one wire source per ew_source_t");
+_Static_assert(sizeof((const char *[]){EWP_ENUM_method}) / sizeof(const char *) == EW_METHOD_COUNT,
+               "one wire method per ew_method_t");
 
 char *ewd_cache_key(const char *metric, int center, ew_source_t src, uint64_t tail,
                     ew_method_t method, const ew_param_t *ps, size_t np) {
@@ -253,7 +258,7 @@ void ewd_cmd_query(ewd_call_t *call) {
   if (!st)
     return;
   int center = EWP_HAS(r, EWP_QUERY_center) ? (r->center ? 1 : 0) : -1;
-  ew_source_t source = EWP_HAS(r, EWP_QUERY_source) ? sources[r->source] : EW_SOURCE_DEFAULT;
+  ew_source_t source = EWP_HAS(r, EWP_QUERY_source) ? (ew_source_t)r->source : EW_SOURCE_DEFAULT;
   bool fresh = EWP_HAS(r, EWP_QUERY_fresh) && r->fresh;
   bool have_lag = EWP_HAS(r, EWP_QUERY_max_lag);
   size_t nm = r->metrics.n;

@@ -1,7 +1,8 @@
 /* test_wire.c — the typed wire (proto/ewp.h): every recorded request decodes to its method;
  * replies encode to the recorded bytes; each refusal class answers its code with a sentence that
  * names the culprit (repeated keys, unknown fields, types, ranges, cross-field rules, stream
- * names, the envelope); peer bytes are escaped and cut at character boundaries.
+ * names, the envelope); peer bytes are escaped and cut at character boundaries; metric parameters
+ * keep their wire type; proto's codes, sources and methods are the library's.
  *
  * usage: test_wire VECTORS.tsv */
 #include "ewp.h"
@@ -441,6 +442,23 @@ static void metric_parameters_keep_their_wire_type(void) {
   }
 }
 
+/* The wire's source and method ENUMs are the library's names in the library's order (the daemon
+ * takes the decoded index as the library's value; query.c asserts the counts). */
+static void wire_sources_and_methods_are_the_librarys(void) {
+  const char *src[] = {EWP_ENUM_source}, *mth[] = {EWP_ENUM_method};
+  CHECK(sizeof src / sizeof src[0] == EW_SOURCE_COUNT, "sources");
+  for (int i = 0; i < EW_SOURCE_COUNT; i++) {
+    ew_source_t s;
+    CHECK(ew_source_parse(src[i], strlen(src[i]), &s) == 0 && (int)s == i &&
+              !strcmp(ew_source_name(s), src[i]), "source %s", src[i]);
+  }
+  CHECK(sizeof mth / sizeof mth[0] == EW_METHOD_COUNT, "methods");
+  for (int i = 0; i < EW_METHOD_COUNT; i++) {
+    ew_method_t m;
+    CHECK(ew_method_parse(mth[i], strlen(mth[i]), &m) == 0 && (int)m == i, "method %s", mth[i]);
+  }
+}
+
 /* proto's codes carry the library's wire names (one table: EW_ERRNO_MAP). */
 static void proto_codes_are_the_librarys(void) {
   CHECK(!strcmp(ewp_code_name(EWP_EBADPARAM), "BAD_PARAM") &&
@@ -486,6 +504,7 @@ int main(int argc, char **argv) {
   TAP_RUN(escape_cuts_at_character_boundaries);
   TAP_RUN(metric_parameters_keep_their_wire_type);
   TAP_RUN(proto_codes_are_the_librarys);
+  TAP_RUN(wire_sources_and_methods_are_the_librarys);
   TAP_RUN(an_allocation_failure_is_out_of_memory_not_bad_msgpack);
   TAP_DONE();
 }

@@ -25,8 +25,10 @@
 
 typedef struct {
   const ew_metric_info_t *info;
-  ew_param_t params[EW_METRIC_MAX_PARAMS];
+  ew_param_t params[EW_METRIC_MAX_PARAMS]; /* resolved (ewd_param_resolve): key and a string
+                                             value point into pkeys and pstrs */
   char pkeys[EW_METRIC_MAX_PARAMS][32];
+  char pstrs[EW_METRIC_MAX_PARAMS][EWP_PARAM_STR_MAX + 1];
   size_t nparams;
   ew_source_t source;   /* EW_SOURCE_DEFAULT: the recent view, as `query` resolves it */
   int center;           /* -1: the metric's own */
@@ -60,13 +62,15 @@ struct ewd_eval {
 static const char *const default_names[] = {EWD_EVAL_DEFAULTS};
 #define NDEFAULTS (sizeof default_names / sizeof default_names[0])
 
-/* True when the metric's source list names `name` as a word. */
-static bool takes_source(const ew_metric_info_t *info, const char *name) {
-  size_t n = strlen(name);
-  for (const char *p = info->sources; (p = strstr(p, name)) != NULL; p += n)
-    if ((p == info->sources || p[-1] == ' ') && (p[n] == 0 || p[n] == ','))
-      return true;
-  return false;
+/* True when the metric can be computed from `src` (a bit of its sources). */
+static bool takes_source(const ew_metric_info_t *info, ew_source_t src) {
+  return src >= 0 && (info->sources & EW_SOURCE_BIT(src)) != 0;
+}
+
+/* Points a spec's parameter k at the spec's own storage (after a copy or a move of the spec). */
+static void param_own(spec_t *sp, size_t k) {
+  sp->params[k].key = sp->pkeys[k];
+  sp->params[k].str = sp->params[k].type == EW_PARAM_STRING ? sp->pstrs[k] : NULL;
 }
 
 static void spec_default(spec_t *sp, const ew_metric_info_t *info) {
@@ -79,7 +83,6 @@ static void spec_default(spec_t *sp, const ew_metric_info_t *info) {
 
 /* Builds a spec from one `eval` entry. Returns 0 or an EW_E* code with a sentence. */
 static int spec_from(spec_t *sp, const ewp_eval_t *e, size_t idx, char *msg, size_t cap) {
-  static const ew_source_t sources[] = {EW_SOURCE_ALL, EW_SOURCE_WINDOW, EW_SOURCE_WINDOW_CN};
   char name[64], esc[96];
   const ew_metric_info_t *info = NULL;
   if (e->metric.n < sizeof name) {
@@ -103,34 +106,31 @@ static int spec_from(spec_t *sp, const ewp_eval_t *e, size_t idx, char *msg, siz
   if (EWP_HAS(e, EWP_EVAL_center))
     sp->center = e->center ? 1 : 0;
   if (EWP_HAS(e, EWP_EVAL_source)) {
-    sp->source = sources[e->source];
-    if (!takes_source(info, ew_source_name(sp->source))) {
+    sp->source = (ew_source_t)e->source; /* the wire's index is the library's (query.c) */
+    if (!takes_source(info, sp->source)) {
+      char names[64];
       snprintf(msg, cap, "eval[%zu]: %s is not computed from source '%s' (it takes: %s)", idx,
-               info->name, ew_source_name(sp->source), info->sources);
+               info->name, ew_source_name(sp->source),
+               ew_metric_sources_str(info, names, sizeof names));
       return EW_EBADPARAM;
     }
   }
   for (size_t k = 0; EWP_HAS(e, EWP_EVAL_params) && k < e->params.n; k++) {
     const ewp_param_t *p = &e->params.v[k];
-    const ew_param_info_t *pi = NULL;
-    for (size_t q = 0; q < info->nparams; q++)
-      if (strlen(info->params[q].name) == p->key.n &&
-          memcmp(info->params[q].name, p->key.p, p->key.n) == 0)
-        pi = &info->params[q];
+    const ew_param_info_t *pi = ew_metric_param(info, p->key, p->key_n);
     if (!pi) {
       snprintf(msg, cap, "eval[%zu]: %s takes no parameter '%s'", idx, info->name,
-               ewp_escape(esc, 64, p->key.p, p->key.n));
+               ewp_escape(esc, 64, p->key, p->key_n));
       return EW_EBADPARAM;
     }
-    if (!(p->value >= pi->min && p->value <= pi->max) ||
-        (pi->integer && isfinite(p->value) && p->value != floor(p->value))) {
-      snprintf(msg, cap, "eval[%zu]: %s's '%s' must be %s in [%g, %g]", idx, info->name,
-               pi->name, pi->integer ? "an integer" : "a number", pi->min, pi->max);
+    char why[200];
+    size_t at = sp->nparams;
+    if (ewd_param_resolve(info, pi, p, &sp->params[at], sp->pstrs[at], why, sizeof why)) {
+      snprintf(msg, cap, "eval[%zu]: %s", idx, why);
       return EW_EBADPARAM;
     }
-    snprintf(sp->pkeys[sp->nparams], sizeof sp->pkeys[0], "%s", pi->name);
-    sp->params[sp->nparams].key = sp->pkeys[sp->nparams];
-    sp->params[sp->nparams].value = p->value;
+    snprintf(sp->pkeys[at], sizeof sp->pkeys[0], "%s", pi->name);
+    param_own(sp, at);
     sp->nparams++;
   }
   return 0;
@@ -140,7 +140,7 @@ static int spec_from(spec_t *sp, const ewp_eval_t *e, size_t idx, char *msg, siz
  * (d > exact_max_dim) whose source resolves to all (explicitly, or by default on a stream that is
  * not recent: the refused metrics' own default source is all). */
 static bool refused_on(const ewd_stream_t *st, const spec_t *sp) {
-  if (!st || !ew_config_sketched(&st->cfg) || strcmp(sp->info->sketch, "refused") != 0)
+  if (!st || !ew_config_sketched(&st->cfg) || sp->info->sketch != EW_SK_REFUSED)
     return false;
   return sp->source == EW_SOURCE_ALL || (sp->source == EW_SOURCE_DEFAULT && !st->recent);
 }
@@ -192,7 +192,9 @@ static bool spec_equal(const spec_t *a, const spec_t *b) {
       a->nparams != b->nparams)
     return false;
   for (size_t i = 0; i < a->nparams; i++)
-    if (strcmp(a->pkeys[i], b->pkeys[i]) != 0 || a->params[i].value != b->params[i].value)
+    if (strcmp(a->pkeys[i], b->pkeys[i]) != 0 || a->params[i].type != b->params[i].type ||
+        a->params[i].value != b->params[i].value ||
+        (a->params[i].type == EW_PARAM_STRING && strcmp(a->pstrs[i], b->pstrs[i]) != 0))
       return false;
   return true;
 }
@@ -204,9 +206,9 @@ static ewd_eval_t *eval_new(spec_t *specs, size_t n, bool given) {
   ev->specs = specs;
   ev->n = n;
   ev->given = given;
-  for (size_t i = 0; i < n; i++) /* the keys point into the specs: fix them after a move */
+  for (size_t i = 0; i < n; i++) /* keys and strings point into the specs: fix after a move */
     for (size_t k = 0; k < specs[i].nparams; k++)
-      specs[i].params[k].key = specs[i].pkeys[k];
+      param_own(&specs[i], k);
   return ev;
 }
 
@@ -311,13 +313,9 @@ static ewd_qmetric_t *metrics_of(const ewd_stream_t *st, const ewd_eval_t *ev, u
                                                             : EW_SOURCE_DEFAULT;
     m->window_rows = m->source != EW_SOURCE_ALL ? ewd_recent_rows(st) : 0;
     m->center = sp->center;
-    for (size_t p = 0; p < sp->nparams; p++) {
-      m->pkeys[p] = strdup(sp->pkeys[p]);
-      m->params[p] = (ew_param_t){m->pkeys[p], sp->params[p].value};
-      m->nparams++;
-      if (!m->pkeys[p])
+    for (size_t p = 0; p < sp->nparams; p++)
+      if (ewd_qmetric_param(m, &sp->params[p]))
         m->name = (free(m->name), NULL);
-    }
     m->key = ewd_cache_key(sp->info->name, m->center, m->source, m->window_rows, EW_METHOD_AUTO,
                            m->params, m->nparams);
     if (!m->name || !m->key) {
@@ -601,8 +599,13 @@ ewp_value_t ewd_eval_value(const ewd_stream_t *st, void **arena) {
   for (size_t i = 0; i < n && i < EWP_EVAL_MAX; i++) {
     const spec_t *sp = &specs[i];
     ewp_kv_t *kv = a->kv[i];
-    for (size_t p = 0; p < sp->nparams; p++)
-      a->pkv[i][p] = (ewp_kv_t){st->eval ? sp->pkeys[p] : "", ewp_vf64(sp->params[p].value)};
+    for (size_t p = 0; p < sp->nparams; p++) {
+      const ew_param_t *pv = &sp->params[p];
+      a->pkv[i][p] = (ewp_kv_t){st->eval ? sp->pkeys[p] : "",
+                                pv->type == EW_PARAM_STRING ? ewp_vstr(pv->str)
+                                : pv->type == EW_PARAM_BOOL ? ewp_vbool(pv->value != 0)
+                                                            : ewp_vf64(pv->value)};
+    }
     kv[0] = (ewp_kv_t){"metric", ewp_vstr(sp->info->name)};
     kv[1] = (ewp_kv_t){"every", sp->every ? ewp_vu64(sp->every) : (ewp_value_t){0}};
     kv[2] = (ewp_kv_t){"every_rows", sp->every_rows ? ewp_vu64(sp->every_rows) : (ewp_value_t){0}};
@@ -630,7 +633,10 @@ ewp_value_t ewd_eval_value(const ewd_stream_t *st, void **arena) {
 #define PUT(q, v) (memcpy((q), &(v), sizeof(v)), (q) += sizeof(v))
 
 /* Per spec: u8 name length, name, i8 source (-1 = the view's), i8 center, u64 every,
- * u64 every_rows, f64 every_s, u8 nparams, then per parameter u8 key length, key, f64 value. */
+ * u64 every_rows, f64 every_s, u8 nparams, then per parameter u8 key length, key, and its value
+ * as the metric table types the parameter: f64 for a number or a bool (0/1), u16 length + text
+ * for a string or an enum (its name). Files written before string parameters existed hold only
+ * f64 values, which is what their parameters (all numbers) read. */
 size_t ewd_eval_save(const ewd_stream_t *st, char *out, size_t cap) {
   const ewd_eval_t *ev = st->eval;
   if (!ev || !ev->given)
@@ -640,7 +646,7 @@ size_t ewd_eval_save(const ewd_stream_t *st, char *out, size_t cap) {
   for (size_t i = 0; i < ev->n; i++) {
     need += 1 + strlen(ev->specs[i].info->name) + 2 + 24 + 1;
     for (size_t p = 0; p < ev->specs[i].nparams; p++)
-      need += 1 + strlen(ev->specs[i].pkeys[p]) + 8;
+      need += 1 + strlen(ev->specs[i].pkeys[p]) + 8 + 2 + strlen(ev->specs[i].pstrs[p]);
   }
   if (need > cap)
     return 0;
@@ -663,7 +669,13 @@ size_t ewd_eval_save(const ewd_stream_t *st, char *out, size_t cap) {
       uint8_t kl = (uint8_t)strlen(sp->pkeys[p]);
       PUT(q, kl);
       memcpy(q, sp->pkeys[p], kl), q += kl;
-      PUT(q, sp->params[p].value);
+      if (sp->params[p].type == EW_PARAM_STRING) {
+        uint16_t sl = (uint16_t)strlen(sp->pstrs[p]);
+        PUT(q, sl);
+        memcpy(q, sp->pstrs[p], sl), q += sl;
+      } else {
+        PUT(q, sp->params[p].value);
+      }
     }
   }
   return (size_t)(q - out);
@@ -702,7 +714,7 @@ bool ewd_eval_load(ewd_stream_t *st, const char *b, size_t n) {
     GET(v[i].every_rows);
     GET(v[i].every_s);
     GET(np);
-    if (src < -1 || src > 2 || center < -1 || center > 1 || np > EW_METRIC_MAX_PARAMS ||
+    if (src < -1 || src >= EW_SOURCE_COUNT || center < -1 || center > 1 || np > EW_METRIC_MAX_PARAMS ||
         (v[i].every == 0) == (v[i].every_rows == 0 && !(v[i].every_s > 0)))
       goto bad;
     v[i].source = (ew_source_t)src, v[i].center = center;
@@ -713,7 +725,28 @@ bool ewd_eval_load(ewd_stream_t *st, const char *b, size_t n) {
         goto bad;
       memcpy(v[i].pkeys[p], b + o, kl), o += kl;
       v[i].pkeys[p][kl] = 0;
-      GET(v[i].params[p].value);
+      const ew_param_info_t *pi = ew_metric_param(info, v[i].pkeys[p], kl);
+      if (!pi)
+        goto bad;
+      ew_param_t *pv = &v[i].params[p];
+      if (pi->type == EW_PARAM_STRING || pi->type == EW_PARAM_ENUM) {
+        uint16_t sl;
+        GET(sl);
+        if (sl == 0 || sl > EWP_PARAM_STR_MAX || n - o < sl || memchr(b + o, 0, sl))
+          goto bad;
+        memcpy(v[i].pstrs[p], b + o, sl), o += sl;
+        v[i].pstrs[p][sl] = 0;
+        pv->type = EW_PARAM_STRING;
+      } else {
+        GET(pv->value);
+        pv->type = pi->type == EW_PARAM_BOOL ? EW_PARAM_BOOL : EW_PARAM_NUMBER;
+      }
+      param_own(&v[i], p);
+      double val; /* what was saved was checked when it was given: check it again */
+      const char *str;
+      if (ew_param_check(info, pi, pv, &val, &str, NULL, 0))
+        goto bad;
+      pv->value = val; /* as ewd_param_resolve keeps it (an enum: its index) */
       v[i].nparams++;
     }
   }

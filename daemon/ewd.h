@@ -235,7 +235,7 @@ typedef struct {
   uint64_t window_rows; /* window sources: the recent view's rows (0 = the whole window) */
   ew_method_t method;   /* exact or quick for spectrum-wide metrics (query's `method`) */
   ew_param_t params[EW_METRIC_MAX_PARAMS];
-  char *pkeys[EW_METRIC_MAX_PARAMS];
+  char *pkeys[EW_METRIC_MAX_PARAMS]; /* owned: params[k]'s key, then (a string value) its text */
   size_t nparams;
 } ewd_qmetric_t;
 

@@ -1,11 +1,13 @@
 /* expo.c — GET /metrics: the Prometheus text exposition format 0.0.4 (proto/PROTOCOL.md, HTTP).
  *
  * Generated, never hand-listed: one family per row of the self-stat table (counters end in
- * `_total`; a stat kept in milliseconds is exposed in seconds, `_ms` → `_seconds`), errors by wire code, and per stream its latest evaluated values, steps, update time,
- * evaluation lag and coalescing, rows, and its alert rules' states. Label values are escaped as
- * the format requires (backslash, double quote, newline). Series count: 3 + |self-stats| +
- * |error codes| + per stream 5 + 2 × (scalar metrics it evaluates) + (alert rules); no series
- * per head, per vector entry or per eigenvalue. */
+ * `_total`; a stat kept in milliseconds is exposed in seconds, `_ms` → `_seconds`), errors by
+ * wire code, and per stream one family per row of EWD_STREAM_FAMILY_MAP below (name, type, help,
+ * and the reader of a stream's samples): its latest evaluated values, steps, update time,
+ * evaluation lag and coalescing, rows, its alert rules' states and its producers' drops. Label
+ * values are escaped as the format requires (backslash, double quote, newline). Series count:
+ * 3 + |self-stats| + |error codes| + per stream 5 + 2 × (scalar metrics it evaluates) + (alert
+ * rules) (+ 2 with producers); no series per head, per vector entry or per eigenvalue. */
 #include "ewd.h"
 
 #include <math.h>
@@ -85,6 +87,167 @@ static void stream_labels(buf_t *b, const char *name, const ewd_stream_t *st) {
   put(b, "\"");
 }
 
+/* ---- per-stream families ----
+ * One row per family: XX(name, type, help, reader). A reader gives a stream's samples of the family
+ * one at a time (sample i; false when there is none), each with up to two labels after run and
+ * stream and its value; the writer below prints them. A family is one row plus its reader. */
+#define EWD_STREAM_FAMILY_MAP(XX)                                                                 \
+  XX(value, gauge, "the latest evaluated value of a scheduled scalar metric", r_value)            \
+  XX(step, gauge, "the step that value was evaluated at (a step-less stream: its rows)", r_step)  \
+  XX(last_update_timestamp_seconds, gauge, "Unix time of the stream's latest evaluation",        \
+     r_last_update)                                                                               \
+  XX(last_ingest_timestamp_seconds, gauge, "Unix time of the stream's last accepted batch",      \
+     r_last_ingest)                                                                               \
+  XX(stream_rows, gauge, "rows the stream holds (all rows since it began or was reset)", r_rows) \
+  XX(stream_eval_lag_seconds, gauge, "step completion to value, of the latest evaluation",       \
+     r_eval_lag)                                                                                  \
+  XX(stream_eval_coalesced_total, counter,                                                        \
+     "due evaluations coalesced away (evaluation behind)", r_coalesced)                          \
+  XX(alert_firing, gauge, "1 while an alert rule fires, else 0", r_alert)                         \
+  XX(sender_dropped_rows_total, counter,                                                          \
+     "rows the stream's producers discarded before sending (as they report; by producer sum)",   \
+     r_dropped_rows)                                                                              \
+  XX(sender_dropped_batches_total, counter,                                                       \
+     "batches the stream's producers discarded before sending (as they report)", r_dropped_batches)
+
+/* What the readers see of one stream (its latest evaluation read once). */
+typedef struct {
+  const ewd_stream_t *st;
+  ewd_latest_t lv[EWP_EVAL_MAX];
+  size_t n;         /* latest values in lv */
+  double t, lag;    /* newest point's time (0: none yet) and lag */
+  uint64_t coalesced;
+} fctx_t;
+
+typedef struct {
+  const char *label[3], *lvalue[3]; /* extra labels (NULL-ended), escaped when written */
+  double v;                         /* the value, or */
+  bool is_u64;                      /* u, a count written as an integer */
+  uint64_t u;
+} sample_t;
+
+typedef bool (*reader_t)(const fctx_t *cx, size_t i, sample_t *s);
+
+static bool one(size_t i, bool present, double v, sample_t *s) {
+  if (i > 0 || !present)
+    return false;
+  s->v = v;
+  return true;
+}
+
+static bool r_value(const fctx_t *cx, size_t i, sample_t *s) {
+  if (i >= cx->n)
+    return false;
+  s->label[0] = "metric", s->lvalue[0] = cx->lv[i].metric;
+  s->v = cx->lv[i].value;
+  return true;
+}
+
+static bool r_step(const fctx_t *cx, size_t i, sample_t *s) {
+  if (!r_value(cx, i, s))
+    return false;
+  s->v = (double)cx->lv[i].step;
+  return true;
+}
+
+static bool r_last_update(const fctx_t *cx, size_t i, sample_t *s) {
+  return one(i, cx->t != 0, cx->t, s); /* not evaluated yet: no sample */
+}
+
+static bool r_last_ingest(const fctx_t *cx, size_t i, sample_t *s) {
+  return one(i, cx->st->last_ingest != 0, cx->st->last_ingest, s);
+}
+
+static bool r_rows(const fctx_t *cx, size_t i, sample_t *s) {
+  return one(i, true, (double)cx->st->count, s);
+}
+
+static bool r_eval_lag(const fctx_t *cx, size_t i, sample_t *s) {
+  return one(i, cx->t != 0, cx->lag, s);
+}
+
+static bool r_coalesced(const fctx_t *cx, size_t i, sample_t *s) {
+  return one(i, true, (double)cx->coalesced, s);
+}
+
+static bool r_alert(const fctx_t *cx, size_t i, sample_t *s) {
+  if (i >= ewd_alerts_count(cx->st))
+    return false;
+  const char *rule, *metric, *when;
+  bool firing;
+  ewd_alert_state(cx->st, i, &rule, &metric, &when, &firing);
+  s->label[0] = "rule", s->lvalue[0] = rule;
+  s->label[1] = "metric", s->lvalue[1] = metric;
+  s->label[2] = "when", s->lvalue[2] = when;
+  s->v = firing ? 1 : 0;
+  return true;
+}
+
+/* The producers' reported drops, summed; nothing when nobody sends with a producer id. */
+static bool dropped(const fctx_t *cx, size_t i, sample_t *s, bool rows) {
+  const ewd_stream_t *st = cx->st;
+  if (i > 0 || st->nproducers == 0)
+    return false;
+  s->is_u64 = true;
+  for (size_t k = 0; k < st->nproducers; k++)
+    s->u += rows ? st->producers[k].dropped_rows : st->producers[k].dropped_batches;
+  return true;
+}
+
+static bool r_dropped_rows(const fctx_t *cx, size_t i, sample_t *s) {
+  return dropped(cx, i, s, true);
+}
+
+static bool r_dropped_batches(const fctx_t *cx, size_t i, sample_t *s) {
+  return dropped(cx, i, s, false);
+}
+
+static const struct {
+  const char *name, *type, *help;
+  reader_t read;
+} stream_families[] = {
+#define EWD__XX(nm, ty, hp, rd) {#nm, #ty, hp, rd},
+    EWD_STREAM_FAMILY_MAP(EWD__XX)
+#undef EWD__XX
+};
+
+/* Every stream's samples of every family, family by family (the format wants a family's samples
+ * together). */
+static void stream_families_put(buf_t *b, ewd_server_t *srv) {
+  fctx_t *cx = malloc(sizeof *cx);
+  if (!cx) {
+    b->oom = true;
+    return;
+  }
+  for (size_t f = 0; f < sizeof stream_families / sizeof stream_families[0]; f++) {
+    family(b, stream_families[f].name, stream_families[f].type, stream_families[f].help);
+    for (size_t i = 0; i < srv->reg.n && !b->oom; i++) {
+      const ewd_stream_t *st = srv->reg.items[i];
+      if (st->dropped)
+        continue;
+      cx->st = st;
+      cx->n = ewd_eval_latest(st, cx->lv, EWP_EVAL_MAX, &cx->t, &cx->lag, &cx->coalesced);
+      for (size_t k = 0;; k++) {
+        sample_t sm = {{0}};
+        if (!stream_families[f].read(cx, k, &sm))
+          break;
+        stream_labels(b, stream_families[f].name, st);
+        for (int l = 0; l < 3 && sm.label[l]; l++) {
+          put(b, ",%s=\"", sm.label[l]);
+          label(b, sm.lvalue[l]);
+          put(b, "\"");
+        }
+        put(b, "}");
+        if (sm.is_u64)
+          put(b, " %llu\n", (unsigned long long)sm.u);
+        else
+          value(b, sm.v);
+      }
+    }
+  }
+  free(cx);
+}
+
 char *ewd_expo_metrics(ewd_server_t *srv, size_t *len) {
   buf_t b = {0};
   ewd_stats_refresh(srv);
@@ -122,70 +285,7 @@ char *ewd_expo_metrics(ewd_server_t *srv, size_t *len) {
         n += srv->errors[c2 - EW__ERR_BASE];
     put(&b, "eigenwatch_errors_total{code=\"%s\"} %llu\n", nm, (unsigned long long)n);
   }
-  /* per stream */
-  static const struct {
-    const char *name, *type, *help;
-  } fam[] = {
-      {"value", "gauge", "the latest evaluated value of a scheduled scalar metric"},
-      {"step", "gauge", "the step that value was evaluated at (a step-less stream: its rows)"},
-      {"last_update_timestamp_seconds", "gauge", "Unix time of the stream's latest evaluation"},
-      {"last_ingest_timestamp_seconds", "gauge", "Unix time of the stream's last accepted batch"},
-      {"stream_rows", "gauge", "rows the stream holds (all rows since it began or was reset)"},
-      {"stream_eval_lag_seconds", "gauge", "step completion to value, of the latest evaluation"},
-      {"stream_eval_coalesced_total", "counter", "due evaluations coalesced away (evaluation behind)"},
-      {"alert_firing", "gauge", "1 while an alert rule fires, else 0"},
-      {"sender_dropped_rows_total", "counter",
-       "rows the stream's producers discarded before sending (as they report; by producer sum)"},
-      {"sender_dropped_batches_total", "counter",
-       "batches the stream's producers discarded before sending (as they report)"},
-  };
-  ewd_latest_t lv[EWP_EVAL_MAX];
-  for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
-    family(&b, fam[f].name, fam[f].type, fam[f].help);
-    for (size_t i = 0; i < srv->reg.n && !b.oom; i++) {
-      const ewd_stream_t *st = srv->reg.items[i];
-      if (st->dropped)
-        continue;
-      double t, lag;
-      uint64_t coalesced;
-      size_t n = ewd_eval_latest(st, lv, EWP_EVAL_MAX, &t, &lag, &coalesced);
-      if (f <= 1) {
-        for (size_t k = 0; k < n; k++) {
-          stream_labels(&b, fam[f].name, st);
-          put(&b, ",metric=\"%s\"}", lv[k].metric);
-          value(&b, f == 0 ? lv[k].value : (double)lv[k].step);
-        }
-      } else if (f == 7) {
-        for (size_t k = 0; k < ewd_alerts_count(st); k++) {
-          const char *rule, *metric, *when;
-          bool firing;
-          ewd_alert_state(st, k, &rule, &metric, &when, &firing);
-          stream_labels(&b, fam[f].name, st);
-          put(&b, ",rule=\"");
-          label(&b, rule);
-          put(&b, "\",metric=\"%s\",when=\"%s\"} %d\n", metric, when, firing ? 1 : 0);
-        }
-      } else if (f >= 8) {
-        if (st->nproducers == 0)
-          continue; /* nobody sends with a producer id: nothing is reported */
-        uint64_t sum = 0;
-        for (size_t k = 0; k < st->nproducers; k++)
-          sum += f == 8 ? st->producers[k].dropped_rows : st->producers[k].dropped_batches;
-        stream_labels(&b, fam[f].name, st);
-        put(&b, "} %llu\n", (unsigned long long)sum);
-      } else {
-        double v = f == 2 ? t : f == 3 ? st->last_ingest : f == 4 ? (double)st->count
-                 : f == 5 ? lag : (double)coalesced;
-        if ((f == 2 || f == 5) && t == 0)
-          continue; /* not evaluated yet */
-        if (f == 3 && st->last_ingest == 0)
-          continue;
-        stream_labels(&b, fam[f].name, st);
-        put(&b, "}");
-        value(&b, v);
-      }
-    }
-  }
+  stream_families_put(&b, srv);
   if (b.oom) {
     free(b.p);
     return NULL;

@@ -33,9 +33,12 @@ void ewd_stats_refresh(ewd_server_t *srv) {
   ewd_history_stats(srv);
 }
 
+_Static_assert(EW__ERR_END - EW__ERR_BASE <= sizeof ((ewd_server_t *)0)->errors / sizeof(uint64_t),
+               "the server counts errors by code: one slot per EW_ERRNO_MAP row");
+
 void ewd_count_error(ewd_server_t *srv, int code) {
   int i = code - EW__ERR_BASE;
-  if (i > 0 && i < 64)
+  if (i > 0 && i < EW__ERR_END - EW__ERR_BASE)
     srv->errors[i]++;
 }
 

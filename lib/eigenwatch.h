@@ -317,8 +317,9 @@ typedef enum {
   EW_SOURCE_DEFAULT = -1, /* the metric's own default (EW_SOURCE_ALL for sketch metrics) */
   EW_SOURCE_ALL = 0,      /* every row ingested (or the decayed state when decay is on) */
   EW_SOURCE_WINDOW = 1,   /* the last W rows */
-  EW_SOURCE_WINDOW_CN = 2 /* the window, centred over the window then each row L2-normalised
-                             (Diff-eRank / MNN / UNComp preprocessing); matrix ZᵀZ/N */
+  EW_SOURCE_WINDOW_CN = 2, /* the window, centred over the window then each row L2-normalised
+                              (Diff-eRank / MNN / UNComp preprocessing); matrix ZᵀZ/N */
+  EW_SOURCE_COUNT          /* the number of sources (lists indexed by source check against it) */
 } ew_source_t;
 
 /* Parses "all" | "window" | "window_cn" (len bytes). Returns 0 or EW_EBADPARAM. */
@@ -353,9 +354,26 @@ void ew_thread_scratch_release(void);
 size_t ew_thread_scratch_bytes(void);
 
 /* ---- queries --------------------------------------------------------------------------------- */
+/* The type of a metric parameter (ew_param_info_t.type) and of a value given for one
+ * (ew_param_t.type; an enum's value is given as a STRING naming it). */
+typedef enum {
+  EW_PARAM_NUMBER = 0, /* a double: integer flag and closed range in the table */
+  EW_PARAM_BOOL = 1,   /* false or true */
+  EW_PARAM_STRING = 2, /* text: 1..max_len bytes of the table's charset */
+  EW_PARAM_ENUM = 3    /* one of the table's names */
+} ew_param_type_t;
+
+/* A parameter given to a query. ABI note (issue 24): `type` and `str` were added after `value`,
+ * and EW_PARAM_NUMBER is 0, so an initializer written for the old two-field struct ({key, value})
+ * still means what it meant; code that builds arrays of ew_param_t through an FFI must use the
+ * new size. How a given type meets the table's (ew_param_check): a NUMBER parameter takes a
+ * NUMBER, a BOOL (as 0 or 1) or the STRING "inf" (as INFINITY); a BOOL parameter takes a BOOL;
+ * STRING and ENUM parameters take a STRING. Anything else is EW_EBADPARAM. */
 typedef struct {
-  const char *key; /* NUL-terminated parameter name, e.g. "alpha" */
-  double value;    /* number; INFINITY stands for "inf"; booleans are 0/1 */
+  const char *key;      /* NUL-terminated parameter name, e.g. "alpha" */
+  double value;         /* NUMBER: the number (INFINITY stands for "inf"); BOOL: 0 or 1 */
+  ew_param_type_t type; /* what was given: NUMBER, BOOL or STRING */
+  const char *str;      /* STRING: the NUL-terminated text (borrowed for the call) */
 } ew_param_t;
 
 /* How spectrum-wide metrics (entropy, entropy_normalized, renyi, erank, vendi, nuclear_norm) are
@@ -365,7 +383,12 @@ typedef struct {
  * when d >= EW_QUICK_AUTO_DIM and the exact route would be a d×d solve, kept only when its error
  * bar on Σ g(λ) is within 1% of it (else the exact answer, after the quick one's cost); else
  * EXACT. Other metrics are always computed exactly and ignore it. */
-typedef enum { EW_METHOD_AUTO = 0, EW_METHOD_SLQ = 1, EW_METHOD_EXACT = 2 } ew_method_t;
+typedef enum {
+  EW_METHOD_AUTO = 0,
+  EW_METHOD_SLQ = 1,
+  EW_METHOD_EXACT = 2,
+  EW_METHOD_COUNT /* the number of methods */
+} ew_method_t;
 /* Measured on the reference machine (tests/bench/bench_spectral.py, 2 cores): quick and exact
  * take the same time at d = 2048 (0.30 vs 0.33 s); at 3072 quick takes 0.40× (0.59 vs 1.5 s), at
  * 8192 0.10× (all with 24 Lanczos steps per probe); at 4096 with today's 16 steps 0.20–0.27×
@@ -419,28 +442,97 @@ int ew_stream_query(ew_stream_t *s, const ew_query_t *q, ew_result_t *out);
 /* Frees what a result owns and zeroes it. Safe on a zeroed or already-cleared result. */
 void ew_result_clear(ew_result_t *r);
 
-/* ---- the metric table ------------------------------------------------------------------------ */
+/* ---- the metric table ------------------------------------------------------------------------
+ * One row per metric, every column typed: nothing here is prose that code parses. The human
+ * strings of the `metrics` method and docs/METRICS.md are generated from the columns
+ * (ew_metric_sources_str, ew_metric_cost_str, ew_sketch_answer_name). */
+
+/* What a string parameter may contain (ew_param_info_t.charset). */
+typedef enum {
+  EW_CHARSET_NAME = 0, /* [a-z0-9_], as metric names: a column, a kernel */
+  EW_CHARSET_TEXT = 1  /* any byte but control characters (0x00-0x1f, 0x7f) */
+} ew_charset_t;
+
 typedef struct {
   const char *name;
-  double default_value; /* INFINITY for "inf" */
-  double min, max;      /* accepted closed range */
-  int integer;          /* 1 if the value must be an integer */
+  ew_param_type_t type;
+  double default_value; /* NUMBER: INFINITY for "inf"; BOOL: 0 or 1; ENUM: index into names */
+  double min, max;      /* NUMBER: accepted closed range */
+  int integer;          /* NUMBER: 1 if the value must be an integer */
   const char *doc;
+  const char *default_str;  /* STRING: the default text (NULL: the parameter has none, and a
+                               metric reads its absence) */
+  size_t max_len;           /* STRING: most bytes (at least 1) */
+  ew_charset_t charset;     /* STRING */
+  const char *const *names; /* ENUM: the accepted names, NULL-terminated */
 } ew_param_info_t;
 
 #define EW_METRIC_MAX_PARAMS 2
 
+/* The stream kinds a metric applies to (ew_metric_info_t.kinds, bits). Every stream today is a
+ * matrix stream (dense, window, decay, sketch); a new kind adds a bit, and the metrics that read
+ * its view set it. */
+#define EW_METRIC_KIND_MATRIX (1u << 0)
+
+/* What a metric reads from its source, which is also its cost class (ew_metric_info_t.needs,
+ * bits, listed in this order). XX(SUFFIX, "human name") */
+#define EW_NEEDS_MAP(XX)                                                                          \
+  XX(ROWS, "window rows")          /* the window's raw rows */                                   \
+  XX(EIGENVALUES, "eigenvalues")   /* every eigenvalue of the d x d matrix: O(d^3) */             \
+  XX(TOP, "top of the spectrum")   /* the leading eigenpairs: Lanczos, subspace iteration */     \
+  XX(MATRIX, "O(d^2)")             /* the matrix read once (trace, Frobenius norm): no solve */   \
+  XX(DIAG, "O(d)")                 /* the trace or the diagonal */                               \
+  XX(LIVE, "live estimate")        /* the live top-vector estimate */
+enum {
+#define EW__XX(s, name) EW__NEED_BIT_##s,
+  EW_NEEDS_MAP(EW__XX)
+#undef EW__XX
+  EW__NEED_COUNT
+};
+enum {
+#define EW__XX(s, name) EW_NEED_##s = 1u << EW__NEED_BIT_##s,
+  EW_NEEDS_MAP(EW__XX)
+#undef EW__XX
+};
+
+/* What a metric answers from a sketched stream (d > exact_max_dim, source all).
+ * XX(SUFFIX, "wire name") */
+#define EW_SKETCH_ANSWER_MAP(XX)                                                                  \
+  XX(EXACT, "exact")             /* its inputs (trace, diagonal) are exact in the sketch too */ \
+  XX(BRACKET, "bracket")         /* a certified bracket [lo, hi]: value its midpoint */         \
+  XX(INTERVAL, "interval")       /* the top of the spectrum within the certificate */           \
+  XX(CERTIFICATE, "certificate") /* live_topk: its certificate, widened by the sketch's */      \
+  XX(REFUSED, "refused")         /* needs individual small eigenvalues: BAD_PARAM */
+typedef enum {
+#define EW__XX(s, name) EW_SK_##s,
+  EW_SKETCH_ANSWER_MAP(EW__XX)
+#undef EW__XX
+  EW__SK_COUNT
+} ew_sketch_answer_t;
+
+/* The bit of a source in ew_metric_info_t.sources. */
+#define EW_SOURCE_BIT(src) (1u << (unsigned)(src))
+
 typedef struct {
   const char *name;
-  ew_value_kind_t kind;
-  const char *sources;  /* human list of accepted sources, e.g. "all, window, window_cn" */
-  const char *cost;     /* "eigenvalues", "O(d^2)", "O(d)", "window rows" */
+  ew_value_kind_t kind;      /* scalar or list */
+  unsigned kinds;            /* EW_METRIC_KIND_* bits: the stream kinds it applies to */
+  unsigned sources;          /* EW_SOURCE_BIT of each accepted source */
+  ew_source_t def_source;    /* used when a query says EW_SOURCE_DEFAULT */
+  int def_center;            /* used when a query says -1 */
+  unsigned needs;            /* EW_NEED_* bits */
+  const char *cost_note;     /* NULL, or a remark on the cost ("alpha=2: O(d^2)") */
+  const char *cost_own;      /* NULL, or a cost sentence that replaces the needs' names (for a
+                                metric whose cost the needs do not say: live_topk) */
+  ew_sketch_answer_t sketch; /* on a sketched stream */
+  int merges_exact;          /* 1: on the merge of two streams (ew_stream_merge) it answers as on
+                                the union of their rows; 0: it reads what a merge does not carry
+                                (the window, the live estimate) */
+  int method;                /* 1: the query's `method` (ew_method_t) chooses how it is computed;
+                                0: it is always exact and the method is ignored */
   const ew_param_info_t *params;
   size_t nparams;
-  const char *doc;      /* one line */
-  const char *sketch;   /* what it answers on a sketched stream (d > exact_max_dim): "exact",
-                           "bracket", "interval" (top of the spectrum within the certificate),
-                           "certificate" (live_topk) or "refused" */
+  const char *doc;           /* one line */
 } ew_metric_info_t;
 
 /* Number of rows in the metric table, and row i (0 <= i < count; borrowed, static). */
@@ -448,6 +540,30 @@ size_t ew_metric_count(void);
 const ew_metric_info_t *ew_metric_info(size_t i);
 /* Row for `name`, or NULL. */
 const ew_metric_info_t *ew_metric_find(const char *name);
+
+/* The human strings of a row, generated from its columns into buf[0, cap) (always terminated;
+ * truncated if cap is too small). Each returns buf.
+ * ew_metric_sources_str: the accepted sources in ew_source_t order, ", "-separated
+ * ("all, window, window_cn"). ew_metric_cost_str: cost_own when set, else the needs' names in
+ * EW_NEEDS_MAP order joined by " + ", then " (cost_note)" when there is one. */
+char *ew_metric_sources_str(const ew_metric_info_t *m, char *buf, size_t cap);
+char *ew_metric_cost_str(const ew_metric_info_t *m, char *buf, size_t cap);
+/* The static name of a sketch answer ("bracket", ...) or of a need bit ("eigenvalues", ...);
+ * NULL when out of range (for ew_need_name: unless exactly one EW_NEED_* bit is set). */
+const char *ew_sketch_answer_name(ew_sketch_answer_t a);
+const char *ew_need_name(unsigned need_bit);
+/* The static name of a parameter type: "number", "bool", "string", "enum" (NULL out of range). */
+const char *ew_param_type_name(ew_param_type_t t);
+
+/* Checks one given value against a parameter of metric m and resolves it: 0 and *value (NUMBER:
+ * the number; BOOL: 0/1; ENUM: the index of the name) and *str (STRING: p->str; else NULL); or
+ * EW_EBADPARAM with a sentence in msg[0, cap) that names the parameter, the metric and what it
+ * expected (its type, range, length, charset or names). The one validator: ew_stream_query and
+ * the daemon (before queueing a query or storing an eval entry) both use it. */
+int ew_param_check(const ew_metric_info_t *m, const ew_param_info_t *pi, const ew_param_t *p,
+                   double *value, const char **str, char *msg, size_t cap);
+/* The parameter of m called name[0, len) (not NUL-terminated), or NULL. */
+const ew_param_info_t *ew_metric_param(const ew_metric_info_t *m, const char *name, size_t len);
 
 #ifdef __cplusplus
 }

@@ -18,30 +18,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* source masks */
-#define SRC_ALL (1u << EW_SOURCE_ALL)
-#define SRC_WIN (1u << EW_SOURCE_WINDOW)
-#define SRC_CN (1u << EW_SOURCE_WINDOW_CN)
-#define SRC_SKETCH (SRC_ALL | SRC_WIN | SRC_CN)
+#define SRC_ALL EW_SOURCE_BIT(EW_SOURCE_ALL)
+#define SRC_WIN EW_SOURCE_BIT(EW_SOURCE_WINDOW)
+#define SRC_CN EW_SOURCE_BIT(EW_SOURCE_WINDOW_CN)
+#define SRC_EVERY (SRC_ALL | SRC_WIN | SRC_CN)
 
 typedef int (*metric_fn)(mctx_t *cx);
 
-/* What a metric answers from a sketched view (d > exact_max_dim, source all): */
-enum {
-  SK_exact,       /* its inputs (trace, diagonal) are exact in the sketch too */
-  SK_interval,    /* top of the spectrum: ew__view_topk's certified intervals, as value ± error */
-  SK_certificate, /* live_topk: its certificate widened by the sketch's δ */
-  SK_bracket,     /* a Schur-monotone function of the spectrum: evaluated on the two extreme
-                     spectra the certificate allows (ew__view_sketch_bounds) — a certified bracket */
-  SK_refused,     /* needs individual small eigenvalues, which no sketch bounds usefully */
-};
-
 typedef struct {
-  ew_metric_info_t info;
-  int sk;                 /* SK_*: on a sketched view */
-  unsigned sources;       /* accepted sources (mask) */
-  ew_source_t def_source; /* used when the query says EW_SOURCE_DEFAULT */
-  int def_center;         /* used when the query says -1 */
+  ew_metric_info_t info; /* the typed columns (eigenwatch.h) */
   metric_fn fn;
 } metric_row_t;
 
@@ -387,82 +372,103 @@ static int m_l2_std(mctx_t *cx) {
 
 /* ---- the table ---- */
 
+#define PNUM(nm, def, lo, hi, intg, d)                                                            \
+  {.name = nm, .type = EW_PARAM_NUMBER, .default_value = def, .min = lo, .max = hi,                \
+   .integer = intg, .doc = d}
+
 static const ew_param_info_t P_ALPHA[] = {
-    {"alpha", 2.0, 0.0, INFINITY, 0, "Renyi order; 1 = von Neumann, inf = min-entropy"}};
+    PNUM("alpha", 2.0, 0.0, INFINITY, 0, "Renyi order; 1 = von Neumann, inf = min-entropy")};
 static const ew_param_info_t P_Q[] = {
-    {"q", 1.0, 0.0, INFINITY, 0, "order of the Vendi score; inf = 1/p_max"}};
+    PNUM("q", 1.0, 0.0, INFINITY, 0, "order of the Vendi score; inf = 1/p_max")};
 static const ew_param_info_t P_EPS[] = {
-    {"eps", 1e-7, 0.0, 1.0, 0, "added to each normalised singular value (RankMe's epsilon)"}};
+    PNUM("eps", 1e-7, 0.0, 1.0, 0, "added to each normalised singular value (RankMe's epsilon)")};
 static const ew_param_info_t P_RCOND[] = {
-    {"rcond", 1e-12, 0.0, 1.0, 0, "eigenvalues at or below rcond*lambda_max are ignored"}};
+    PNUM("rcond", 1e-12, 0.0, 1.0, 0, "eigenvalues at or below rcond*lambda_max are ignored")};
 static const ew_param_info_t P_TOPK[] = {
-    {"k", 8.0, 1.0, 65536.0, 1, "how many eigenvalues"},
-    {"vectors", 0.0, 0.0, 1.0, 1, "1 = also return unit eigenvectors"}};
+    PNUM("k", 8.0, 1.0, 65536.0, 1, "how many eigenvalues"),
+    PNUM("vectors", 0.0, 0.0, 1.0, 1, "1 = also return unit eigenvectors")};
 static const ew_param_info_t P_LIVE[] = {
-    {"k", 64.0, 1.0, 64.0, 1, "how many live vectors (at most the stream's live_k)"},
-    {"vectors", 0.0, 0.0, 1.0, 1, "1 = also return the unit vectors"}};
+    PNUM("k", 64.0, 1.0, 64.0, 1, "how many live vectors (at most the stream's live_k)"),
+    PNUM("vectors", 0.0, 0.0, 1.0, 1, "1 = also return the unit vectors")};
 static const ew_param_info_t P_TRUNC[] = {
-    {"k", 32.0, 1.0, 65536.0, 1, "number of leading eigenvalues summed"}};
+    PNUM("k", 32.0, 1.0, 65536.0, 1, "number of leading eigenvalues summed")};
 
 #define NP(arr) (sizeof(arr) / sizeof(arr[0]))
-#define ROW(nm, kind, srcs, srcdoc, dsrc, dctr, cost, params, np, fnp, docs, sk)                  \
-  {{nm, kind, srcdoc, cost, params, np, docs, #sk}, SK_##sk, srcs, dsrc, dctr, fnp}
+/* ROW(name, value kind, sources, default source, default center, needs, cost note, sketch answer,
+ *     merges exactly, method applies, params, function, doc). Every row applies to matrix
+ * streams (the only kind today). */
+#define ROW(nm, vk, srcs, dsrc, dctr, nd, note, sk, mrg, mth, pa, fnp, docs)                      \
+  {{.name = nm, .kind = EW_VALUE_##vk, .kinds = EW_METRIC_KIND_MATRIX, .sources = srcs,           \
+    .def_source = dsrc, .def_center = dctr, .needs = nd, .cost_note = note,                       \
+    .sketch = EW_SK_##sk, .merges_exact = mrg, .method = mth, .params = pa, .nparams = NP_##pa,    \
+    .doc = docs},                                                                                 \
+   fnp}
+#define NP_NULL 0
+#define NP_P_ALPHA NP(P_ALPHA)
+#define NP_P_Q NP(P_Q)
+#define NP_P_EPS NP(P_EPS)
+#define NP_P_RCOND NP(P_RCOND)
+#define NP_P_TOPK NP(P_TOPK)
+#define NP_P_LIVE NP(P_LIVE)
+#define NP_P_TRUNC NP(P_TRUNC)
+#define ALL EW_SOURCE_ALL
+#define EIG EW_NEED_EIGENVALUES
+#define TOP EW_NEED_TOP
 
 static const metric_row_t metric_table[] = {
-    ROW("entropy", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
-        "eigenvalues", NULL, 0, m_entropy, "von Neumann entropy -sum p ln p of p = lambda/sum lambda", bracket),
-    ROW("entropy_normalized", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, "eigenvalues", NULL, 0, m_entropy_normalized, "entropy / ln d, in [0, 1]", bracket),
-    ROW("renyi", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
-        "eigenvalues (alpha=2: O(d^2))", P_ALPHA, NP(P_ALPHA), m_renyi,
-        "Renyi entropy ln(sum p^alpha)/(1-alpha); alpha=1 entropy, alpha=inf -ln p_max", bracket),
-    ROW("vendi", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
-        "eigenvalues (q=2: O(d^2))", P_Q, NP(P_Q), m_vendi,
-        "Vendi score exp(renyi_q); with normalize=l2 and center=false equals score_dual(X, q)", bracket),
-    ROW("erank", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
-        "eigenvalues", NULL, 0, m_erank, "Roy-Vetterli effective rank exp(entropy)", bracket),
-    ROW("rankme", EW_VALUE_SCALAR, SRC_ALL | SRC_WIN, "all, window", EW_SOURCE_ALL, 0,
-        "eigenvalues", P_EPS, NP(P_EPS), m_rankme,
+    ROW("entropy", SCALAR, SRC_EVERY, ALL, 1, EIG, NULL, BRACKET, 1, 1, NULL, m_entropy,
+        "von Neumann entropy -sum p ln p of p = lambda/sum lambda"),
+    ROW("entropy_normalized", SCALAR, SRC_EVERY, ALL, 1, EIG, NULL, BRACKET, 1, 1, NULL,
+        m_entropy_normalized, "entropy / ln d, in [0, 1]"),
+    ROW("renyi", SCALAR, SRC_EVERY, ALL, 1, EIG, "alpha=2: O(d^2)", BRACKET, 1, 1, P_ALPHA, m_renyi,
+        "Renyi entropy ln(sum p^alpha)/(1-alpha); alpha=1 entropy, alpha=inf -ln p_max"),
+    ROW("vendi", SCALAR, SRC_EVERY, ALL, 1, EIG, "q=2: O(d^2)", BRACKET, 1, 1, P_Q, m_vendi,
+        "Vendi score exp(renyi_q); with normalize=l2 and center=false equals score_dual(X, q)"),
+    ROW("erank", SCALAR, SRC_EVERY, ALL, 1, EIG, NULL, BRACKET, 1, 1, NULL, m_erank,
+        "Roy-Vetterli effective rank exp(entropy)"),
+    ROW("rankme", SCALAR, SRC_ALL | SRC_WIN, ALL, 0, EIG, NULL, REFUSED, 1, 0, P_EPS, m_rankme,
         "RankMe exp(-sum r ln r), r = sigma/sum sigma + eps over min(n,d) singular values of the "
-        "uncentred rows", refused),
-    ROW("participation_ratio", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL,
-        1, "O(d^2)", NULL, 0, m_participation_ratio,
-        "(tr A)^2 / tr(A^2), no eigensolve", bracket),
-    ROW("stable_rank", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
-        "top of the spectrum", NULL, 0, m_stable_rank, "tr A / lambda_max", interval),
-    ROW("condition_number", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, "eigenvalues", P_RCOND, NP(P_RCOND), m_condition_number,
-        "lambda_max / lambda_min over eigenvalues above rcond*lambda_max", refused),
-    ROW("anisotropy", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
-        "top of the spectrum", NULL, 0, m_anisotropy, "lambda_max / tr A", interval),
-    ROW("spectral_gap", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
-        "top of the spectrum", NULL, 0, m_spectral_gap, "lambda_1 / lambda_2", interval),
-    ROW("topk", EW_VALUE_LIST, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
-        "top of the spectrum (block Lanczos above d=512)", P_TOPK, NP(P_TOPK), m_topk,
-        "the k largest eigenvalues, descending (optionally with unit eigenvectors)", interval),
-    ROW("live_topk", EW_VALUE_LIST, SRC_ALL | SRC_WIN, "all, window", EW_SOURCE_ALL, 1,
-        "5 block Lanczos steps of max(8, k+4) columns (the certificate)", P_LIVE, NP(P_LIVE), m_live_topk,
-        "the live estimate's top directions (random-order block power): v'Av per vector, error = "
-        "max_i max(||Av_i - th_i v_i||, |lambda_i - th_i| bracket) / th_i against the source",
-        certificate),
-    ROW("spectrum", EW_VALUE_LIST, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
-        "eigenvalues", NULL, 0, m_spectrum, "all d eigenvalues, descending", refused),
-    ROW("trace", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1,
-        "O(d)", NULL, 0, m_trace, "tr A (total variance when centred)", exact),
-    ROW("nuclear_norm", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, "eigenvalues", NULL, 0, m_nuclear_norm,
-        "sum of singular values of the (preprocessed, centred if center) rows divided by n", bracket),
-    ROW("mnn", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, "O(d)",
-        NULL, 0, m_mnn,
-        "Matrix Nuclear-Norm L1,2 approximation: top min(n,d) column norms summed, over n", exact),
-    ROW("entropy_truncated", EW_VALUE_SCALAR, SRC_SKETCH, "all, window, window_cn", EW_SOURCE_ALL, 1, "eigenvalues", P_TRUNC, NP(P_TRUNC), m_entropy_truncated,
-        "UNComp truncated entropy -sum_{i<=k} p_i ln p_i / ln d", refused),
-    ROW("diff_erank", EW_VALUE_SCALAR, SRC_CN, "window_cn", EW_SOURCE_WINDOW_CN, 0,
-        "window rows + eigenvalues", NULL, 0, m_erank,
-        "Diff-eRank's erank: window rows centred, L2-normalised, exp(entropy of Z'Z/N)", exact),
-    ROW("mnn_exact", EW_VALUE_SCALAR, SRC_CN, "window_cn", EW_SOURCE_WINDOW_CN, 0,
-        "window rows", NULL, 0, m_mnn,
-        "Matrix Nuclear-Norm / N with Diff-eRank preprocessing, exact on the window", exact),
-    ROW("l2_std", EW_VALUE_SCALAR, SRC_WIN, "window", EW_SOURCE_WINDOW, 0, "window rows",
-        NULL, 0, m_l2_std,
-        "mean over dimensions of the std (ddof=1) of L2-normalised window rows; 0 = collapsed", exact),
+        "uncentred rows"),
+    ROW("participation_ratio", SCALAR, SRC_EVERY, ALL, 1, EW_NEED_MATRIX, NULL, BRACKET, 1, 0, NULL,
+        m_participation_ratio, "(tr A)^2 / tr(A^2), no eigensolve"),
+    ROW("stable_rank", SCALAR, SRC_EVERY, ALL, 1, TOP, NULL, INTERVAL, 1, 0, NULL, m_stable_rank,
+        "tr A / lambda_max"),
+    ROW("condition_number", SCALAR, SRC_EVERY, ALL, 1, EIG, NULL, REFUSED, 1, 0, P_RCOND,
+        m_condition_number, "lambda_max / lambda_min over eigenvalues above rcond*lambda_max"),
+    ROW("anisotropy", SCALAR, SRC_EVERY, ALL, 1, TOP, NULL, INTERVAL, 1, 0, NULL, m_anisotropy,
+        "lambda_max / tr A"),
+    ROW("spectral_gap", SCALAR, SRC_EVERY, ALL, 1, TOP, NULL, INTERVAL, 1, 0, NULL, m_spectral_gap,
+        "lambda_1 / lambda_2"),
+    ROW("topk", LIST, SRC_EVERY, ALL, 1, TOP, "block Lanczos above d=512", INTERVAL, 1, 0, P_TOPK,
+        m_topk, "the k largest eigenvalues, descending (optionally with unit eigenvectors)"),
+    {{.name = "live_topk", .kind = EW_VALUE_LIST, .kinds = EW_METRIC_KIND_MATRIX,
+      .sources = SRC_ALL | SRC_WIN, .def_source = ALL, .def_center = 1,
+      .needs = EW_NEED_LIVE | TOP,
+      .cost_own = "5 block Lanczos steps of max(8, k+4) columns (the certificate)",
+      .sketch = EW_SK_CERTIFICATE, .merges_exact = 0, .method = 0, .params = P_LIVE,
+      .nparams = NP(P_LIVE),
+      .doc = "the live estimate's top directions (random-order block power): v'Av per vector, "
+             "error = max_i max(||Av_i - th_i v_i||, |lambda_i - th_i| bracket) / th_i against "
+             "the source"},
+     m_live_topk},
+    ROW("spectrum", LIST, SRC_EVERY, ALL, 1, EIG, NULL, REFUSED, 1, 0, NULL, m_spectrum,
+        "all d eigenvalues, descending"),
+    ROW("trace", SCALAR, SRC_EVERY, ALL, 1, EW_NEED_DIAG, NULL, EXACT, 1, 0, NULL, m_trace,
+        "tr A (total variance when centred)"),
+    ROW("nuclear_norm", SCALAR, SRC_EVERY, ALL, 1, EIG, NULL, BRACKET, 1, 1, NULL, m_nuclear_norm,
+        "sum of singular values of the (preprocessed, centred if center) rows divided by n"),
+    ROW("mnn", SCALAR, SRC_EVERY, ALL, 1, EW_NEED_DIAG, NULL, EXACT, 1, 0, NULL, m_mnn,
+        "Matrix Nuclear-Norm L1,2 approximation: top min(n,d) column norms summed, over n"),
+    ROW("entropy_truncated", SCALAR, SRC_EVERY, ALL, 1, EIG, NULL, REFUSED, 1, 0, P_TRUNC,
+        m_entropy_truncated, "UNComp truncated entropy -sum_{i<=k} p_i ln p_i / ln d"),
+    ROW("diff_erank", SCALAR, SRC_CN, EW_SOURCE_WINDOW_CN, 0, EW_NEED_ROWS | EIG, NULL, EXACT, 0,
+        0, NULL, m_erank,
+        "Diff-eRank's erank: window rows centred, L2-normalised, exp(entropy of Z'Z/N)"),
+    ROW("mnn_exact", SCALAR, SRC_CN, EW_SOURCE_WINDOW_CN, 0, EW_NEED_ROWS, NULL, EXACT, 0, 0, NULL,
+        m_mnn, "Matrix Nuclear-Norm / N with Diff-eRank preprocessing, exact on the window"),
+    ROW("l2_std", SCALAR, SRC_WIN, EW_SOURCE_WINDOW, 0, EW_NEED_ROWS, NULL, EXACT, 0, 0, NULL,
+        m_l2_std,
+        "mean over dimensions of the std (ddof=1) of L2-normalised window rows; 0 = collapsed"),
 };
 
 #define N_METRICS (sizeof metric_table / sizeof metric_table[0])
@@ -495,17 +501,18 @@ EW_EXPORT void ew_result_clear(ew_result_t *r) {
   memset(r, 0, sizeof *r);
 }
 
-/* Validates and resolves the query's parameters, source and centring into cx. */
+/* Validates and resolves the query's parameters (ew_param_check, one per given value), source
+ * and centring into cx. */
 static int resolve(mctx_t *cx, const metric_row_t *row, const ew_query_t *q) {
   const ew_metric_info_t *info = &row->info;
-  for (size_t i = 0; i < info->nparams; i++)
+  for (size_t i = 0; i < info->nparams; i++) {
     cx->p[i] = info->params[i].default_value;
+    cx->s[i] = info->params[i].type == EW_PARAM_STRING ? info->params[i].default_str : NULL;
+  }
   for (size_t k = 0; k < q->nparams; k++) {
     const ew_param_t *p = &q->params[k];
-    size_t i = 0;
-    while (i < info->nparams && (!p->key || strcmp(p->key, info->params[i].name) != 0))
-      i++;
-    if (i == info->nparams) {
+    const ew_param_info_t *pi = p->key ? ew_metric_param(info, p->key, strlen(p->key)) : NULL;
+    if (!pi) {
       if (info->nparams == 0)
         return ew__m_fail(cx, EW_EBADPARAM, "metric '%s' takes no parameters (got '%s')", info->name,
                     p->key ? p->key : "(null)");
@@ -513,19 +520,19 @@ static int resolve(mctx_t *cx, const metric_row_t *row, const ew_query_t *q) {
                   info->name, p->key ? p->key : "(null)", info->params[0].name,
                   info->nparams > 1 ? ", " : "", info->nparams > 1 ? info->params[1].name : "");
     }
-    const ew_param_info_t *pi = &info->params[i];
-    double v = p->value;
-    if (isnan(v) || v < pi->min || v > pi->max || (pi->integer && v != floor(v)))
-      return ew__m_fail(cx, EW_EBADPARAM, "parameter '%s' of '%s' must be %s in [%g, %g]; got %g",
-                  pi->name, info->name, pi->integer ? "an integer" : "a number", pi->min, pi->max,
-                  v);
-    cx->p[i] = v;
+    size_t i = (size_t)(pi - info->params);
+    char msg[sizeof cx->out->message];
+    if (ew_param_check(info, pi, p, &cx->p[i], &cx->s[i], msg, sizeof msg))
+      return ew__m_fail(cx, EW_EBADPARAM, "%s", msg);
   }
-  ew_source_t src = q->source == EW_SOURCE_DEFAULT ? row->def_source : q->source;
-  if (src < 0 || src >= EW__NSRC || !(row->sources & (1u << src)))
-    return ew__m_fail(cx, EW_EBADPARAM, "metric '%s' is computed from source %s, not '%s'", info->name,
-                info->sources, ew_source_name(src));
-  int center = q->center < 0 ? row->def_center : (q->center ? 1 : 0);
+  ew_source_t src = q->source == EW_SOURCE_DEFAULT ? info->def_source : q->source;
+  if (src < 0 || src >= EW__NSRC || !(info->sources & EW_SOURCE_BIT(src))) {
+    char names[64];
+    return ew__m_fail(cx, EW_EBADPARAM, "metric '%s' is computed from source %s, not '%s'",
+                      info->name, ew_metric_sources_str(info, names, sizeof names),
+                      ew_source_name(src));
+  }
+  int center = q->center < 0 ? info->def_center : (q->center ? 1 : 0);
   if (src == EW_SOURCE_WINDOW_CN) {
     if (q->center > 0)
       return ew__m_fail(cx, EW_EBADPARAM,
@@ -550,13 +557,13 @@ static int query_view(ew_stream_t *s, const ew_query_t *q, mctx_t *cx, const met
  * half-width. */
 static int sketched(ew_stream_t *s, mctx_t *cx, const metric_row_t *row) {
   const ew_config_t *c = ew_stream_config(s);
-  if (row->sk == SK_refused)
+  if (row->info.sketch == EW_SK_REFUSED)
     return ew__m_fail(cx, EW_EBADPARAM,
                 "'%s' needs every eigenvalue exactly, and this stream keeps a sketch (d = %zu > "
                 "exact_max_dim %zu): ask a bracketed metric (entropy, erank, ...) or create it "
                 "with exact_max_dim >= %zu",
                 row->info.name, c->dim, c->exact_max_dim, c->dim);
-  if (row->sk != SK_bracket)
+  if (row->info.sketch != EW_SK_BRACKET)
     return row->fn(cx);
   if (cx->method != EW_METHOD_AUTO)
     return ew__m_fail(cx, EW_EBADPARAM,

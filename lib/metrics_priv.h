@@ -17,7 +17,9 @@ typedef struct {
   size_t d;
   const double *eig; /* descending, clamped; NULL until needed */
   ew_method_t method; /* the query's method for spectrum-wide metrics */
-  double p[EW_METRIC_MAX_PARAMS];
+  double p[EW_METRIC_MAX_PARAMS];       /* resolved parameters (NUMBER, BOOL 0/1, ENUM index) */
+  const char *s[EW_METRIC_MAX_PARAMS]; /* STRING parameters (borrowed from the query or the
+                                          table), else NULL */
   ew_result_t *out;
 } mctx_t;
 

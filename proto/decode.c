@@ -160,15 +160,22 @@ const ewp_field_info_t *ewp_method_fields(ewp_method_t m, size_t *n) {
 #undef EWP__N
 }
 
+/* The library's wire names by code, from its table (EW_ERRNO_MAP); no function of it is called. */
+static const char *const lib_wire_names[EW__ERR_END - EW__ERR_BASE] = {
+#define EWP__XX(s, wire, msg) [EW_E##s - EW__ERR_BASE] = wire,
+    EW_ERRNO_MAP(EWP__XX)
+#undef EWP__XX
+};
+
 const char *ewp_code_name(ewp_code_t code) {
   switch (code) {
   case EWP_OK: return "OK";
-  case EWP_EBADREQ: return "BAD_REQUEST";
-  case EWP_EUNKMETHOD: return "UNKNOWN_METHOD";
-  case EWP_EDTYPE: return "BAD_DTYPE";
-  case EWP_EBADPARAM: return "BAD_PARAM";
-  case EWP_ETOOLARGE: return "TOO_LARGE";
-  case EWP_ENOMEM: return "NO_MEMORY";
+#define EWP__XX(s)                                                                                \
+  case EWP_E##s:                                                                                  \
+    return lib_wire_names[EW_E##s - EW__ERR_BASE];
+    EWP_CODE_MAP(EWP__XX)
+#undef EWP__XX
+  case EWP__CODE_END: break;
   }
   return "INTERNAL";
 }
@@ -331,19 +338,36 @@ static int decode_params(const msgpack_object *o, const ewp_field_info_t *f, ewp
   for (size_t i = 0; i < out->n; i++) {
     const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
     ewp_param_t *p = &out->v[i];
-    if (!obj_bytes(k, &p->key.p, &p->key.n))
+    const char *kp;
+    size_t kn;
+    if (!obj_bytes(k, &kp, &kn))
       return fail(err, EWP_EBADREQ, "'%s' keys must be strings", f->name);
+    if (kn > EWP_PARAM_KEY_MAX)
+      return fail(err, EWP_EBADPARAM, "a parameter name is at most %d bytes (got %zu)",
+                  EWP_PARAM_KEY_MAX, kn);
+    p->key = kp;
+    p->key_n = (uint16_t)kn;
     for (size_t j = 0; j < i; j++)
-      if (out->v[j].key.n == p->key.n && memcmp(out->v[j].key.p, p->key.p, p->key.n) == 0)
+      if (out->v[j].key_n == p->key_n && memcmp(out->v[j].key, p->key, p->key_n) == 0)
         return fail(err, EWP_EBADREQ, "duplicate key '%s' in '%s'",
-                    ewp_escape(esc, sizeof esc, p->key.p, p->key.n), f->name);
-    if (ew_obj_streq(v, "inf"))
-      p->value = INFINITY;
-    else if (v->type == MSGPACK_OBJECT_BOOLEAN)
+                    ewp_escape(esc, sizeof esc, p->key, p->key_n), f->name);
+    if (v->type == MSGPACK_OBJECT_BOOLEAN) {
+      p->type = EWP_PV_BOOL;
       p->value = v->via.boolean ? 1 : 0;
-    else if (!obj_number(v, &p->value))
-      return fail(err, EWP_EBADPARAM, "parameter '%s' must be a number (or \"inf\")",
-                  ewp_escape(esc, sizeof esc, p->key.p, p->key.n));
+    } else if (v->type == MSGPACK_OBJECT_STR) {
+      size_t sn;
+      p->type = EWP_PV_STR;
+      if (!obj_text(v, &p->str, &sn) || sn > EWP_PARAM_STR_MAX)
+        return fail(err, EWP_EBADPARAM, "parameter '%s' must be a number, a bool or a UTF-8 "
+                    "string of at most %d bytes", ewp_escape(esc, sizeof esc, p->key, p->key_n),
+                    EWP_PARAM_STR_MAX);
+      p->str_n = (uint32_t)sn;
+    } else if (obj_number(v, &p->value)) {
+      p->type = EWP_PV_NUM;
+    } else {
+      return fail(err, EWP_EBADPARAM, "parameter '%s' must be a number, a bool or a string",
+                  ewp_escape(esc, sizeof esc, p->key, p->key_n));
+    }
   }
   return 0;
 }

@@ -18,18 +18,24 @@
 #include <stdint.h>
 
 /* ---- wire error codes ----
- * The daemon's error names are the library's (EW_ERRNO_MAP); proto reports its own failures with
- * these, which carry the same wire names. */
+ * The daemon's error names are the library's (EW_ERRNO_MAP in eigenwatch.h: the one table of
+ * error codes). Proto reports its own failures with the subset below, named by the library's
+ * suffixes: ewp_code_name gives the library's wire name, the daemon maps each to the library's
+ * code by the same suffix (EWP_E##s -> EW_E##s), and a suffix the library lacks does not compile.
+ * Proto uses only the table (a macro), never a library function. */
+#include "eigenwatch.h"
+
+#define EWP_CODE_MAP(XX) XX(BADREQ) XX(UNKMETHOD) XX(DTYPE) XX(BADPARAM) XX(TOOLARGE) XX(NOMEM)
+
 typedef enum {
   EWP_OK = 0,
-  EWP_EBADREQ,     /* BAD_REQUEST */
-  EWP_EUNKMETHOD,  /* UNKNOWN_METHOD */
-  EWP_EDTYPE,      /* BAD_DTYPE */
-  EWP_EBADPARAM,   /* BAD_PARAM */
-  EWP_ETOOLARGE,   /* TOO_LARGE */
-  EWP_ENOMEM       /* NO_MEMORY */
+#define EWP__XX(s) EWP_E##s,
+  EWP_CODE_MAP(EWP__XX)
+#undef EWP__XX
+  EWP__CODE_END
 } ewp_code_t;
 
+/* The wire name of a code ("BAD_PARAM"), "OK" for EWP_OK, "INTERNAL" out of range (static). */
 const char *ewp_code_name(ewp_code_t code);
 
 /* ---- methods ----
@@ -96,7 +102,8 @@ const ewp_method_info_t *ewp_method_info(ewp_method_t m);
  *   ROWS   ewp_rows_t    an array of n arrays of d numbers, converted to f64 (owned by the
  *                        request, freed by ewp_request_free)
  *   NAMES  ewp_names_t   a str, or an array of 1..EWP_NAMES_MAX distinct strs
- *   PARAMS ewp_params_t  a map of up to EWP_PARAMS_MAX distinct names to a number, "inf" or bool
+ *   PARAMS ewp_params_t  a map of up to EWP_PARAMS_MAX distinct names to a number, a bool or a
+ *                        UTF-8 string (the metric table says which each name takes)
  *   EVALS  ewp_evals_t   an array of up to EWP_EVAL_MAX maps, each decoded against
  *                        EWP_FIELDS_EVAL (the scheduled evaluations of a stream)
  *   RULES  ewp_rules_t   an array of up to EWP_RULES_MAX maps, each decoded against
@@ -138,10 +145,29 @@ typedef struct {
   size_t n;
 } ewp_names_t;
 
+/* A metric parameter as sent: its type is the wire's (a number, a bool or a string); the metric
+ * table decides what each parameter takes (the daemon checks with ew_param_check: a number
+ * parameter also takes a bool as 0/1 and the string "inf"; a string or enum parameter takes a
+ * string). */
+typedef enum { EWP_PV_NUM = 0, EWP_PV_BOOL = 1, EWP_PV_STR = 2 } ewp_pv_t;
+
+#define EWP_PARAM_STR_MAX 256 /* bytes of a string parameter's value */
+#define EWP_PARAM_KEY_MAX 200 /* bytes of a parameter's name */
+
+/* 24 bytes, as the untyped number it replaced: a request holds EWP_PARAMS_MAX of them per map and
+ * a connection parks a whole request (create's evals: 32 maps), so its size is paid per
+ * connection. */
 typedef struct {
-  ewp_str_t key;
-  double value; /* INFINITY for "inf"; booleans are 0/1 */
+  const char *key; /* the name: key_n bytes (into the message), not NUL-terminated */
+  union {
+    double value;    /* NUM: the number; BOOL: 0 or 1 */
+    const char *str; /* STR: str_n bytes of UTF-8 (into the message) */
+  };
+  uint32_t str_n;
+  uint16_t key_n;
+  uint8_t type; /* ewp_pv_t */
 } ewp_param_t;
+_Static_assert(sizeof(ewp_param_t) <= 24, "a parameter costs what the untyped one did");
 
 typedef struct {
   ewp_param_t v[EWP_PARAMS_MAX];
@@ -379,7 +405,10 @@ typedef ewp_rules_t ewp_c_RULES;
     "'params' must be a map of parameter name to value",                                          \
     "metric parameters by name (`alpha`, `q`, `eps`, `rcond`, `k`, `vectors`); each applies to "  \
     "every requested metric that takes it; a parameter no requested metric takes is "             \
-    "`BAD_PARAM`. Values are numbers, `\"inf\"`, or booleans; a name may appear once")            \
+    "`BAD_PARAM`. Each value has the type the metric table gives its parameter (`metrics` "      \
+    "method): a number (`\"inf\"` too; a bool counts as 0 or 1), a bool, or a string (≤ 256 "       \
+    "bytes) for a string or enum parameter; another type is `BAD_PARAM` naming the parameter and " \
+    "the type it takes. A name may appear once")                                                  \
   F(center, BOOL, EWP_F_NIL, "bool", "per metric (true; rankme false)", EWP_EBADREQ,              \
     "'center' must be true or false", "covariance C (true) or second moment S (false)")           \
   F(source, ENUM, EWP_F_NIL, "`\"all\"` \\| `\"window\"` \\| `\"window_cn\"`",                    \

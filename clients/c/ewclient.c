@@ -3,6 +3,7 @@
 #include "ewclient.h"
 
 #include "ew_proto.h"
+#include "eigenwatch.h" /* the error table only (EW_ERRNO_MAP): the client links no library */
 
 #include <errno.h>
 #include <netdb.h>
@@ -17,6 +18,13 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Every wire error name (the library's one table) fits a reply's code. */
+#define EWC__XX(s, wire, msg)                                                                     \
+  _Static_assert(sizeof(wire) <= sizeof(((ewc_reply_t *)0)->code),                               \
+                 "wire code " wire " fits ewc_reply_t.code");
+EW_ERRNO_MAP(EWC__XX)
+#undef EWC__XX
 
 /* The project builds with hidden visibility; everything defined below is the public API. */
 #pragma GCC visibility push(default)

@@ -9,15 +9,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const ew_source_t sources[] = {EW_SOURCE_ALL, EW_SOURCE_WINDOW, EW_SOURCE_WINDOW_CN};
+/* The wire's `source` and `method` are ENUM fields whose index is the library's value: the wire
+ * lists the library's names in its order (test_wire checks the names; these the counts). */
+_Static_assert(sizeof((const char *[]){EWP_ENUM_source}) / sizeof(const char *) == EW_SOURCE_COUNT,
+               "one wire source per ew_source_t");
+_Static_assert(sizeof((const char *[]){EWP_ENUM_method}) / sizeof(const char *) == EW_METHOD_COUNT,
+               "one wire method per ew_method_t");
 
 char *ewd_cache_key(const char *metric, int center, ew_source_t src, uint64_t tail,
                     ew_method_t method, const ew_param_t *ps, size_t np) {
-  char buf[256];
+  /* at most a 63-byte name, ~60 bytes of options and EW_METRIC_MAX_PARAMS parameters of a key
+   * under 32 bytes and a value of 24 or a string of EWP_PARAM_STR_MAX bytes: it always fits */
+  char buf[128 + EW_METRIC_MAX_PARAMS * (48 + EWP_PARAM_STR_MAX)];
   int n = snprintf(buf, sizeof buf, "%s|c=%d|s=%d|t=%llu|m=%d", metric, center, (int)src,
                    (unsigned long long)tail, (int)method);
-  for (size_t i = 0; i < np && n > 0 && (size_t)n < sizeof buf; i++)
-    n += snprintf(buf + n, sizeof buf - (size_t)n, "|%s=%.17g", ps[i].key, ps[i].value);
+  for (size_t i = 0; i < np && n > 0 && (size_t)n < sizeof buf; i++) {
+    if (ps[i].type == EW_PARAM_STRING) /* length-prefixed: no text can imitate a separator */
+      n += snprintf(buf + n, sizeof buf - (size_t)n, "|%s=s%zu:%s", ps[i].key, strlen(ps[i].str),
+                    ps[i].str);
+    else
+      n += snprintf(buf + n, sizeof buf - (size_t)n, "|%s=%.17g", ps[i].key, ps[i].value);
+  }
+  if (n < 0 || (size_t)n >= sizeof buf)
+    return NULL;
   return strdup(buf);
 }
 
@@ -108,12 +122,75 @@ static void query_done(ewd_job_t *j) {
   ewd_job_finish(j);
 }
 
-/* True when the metric can be computed from the window (its source list names "window"). */
+/* True when the metric can be computed from the window (its sources include it). */
 bool ewd_takes_window(const ew_metric_info_t *info) {
-  for (const char *p = info->sources; (p = strstr(p, "window")) != NULL; p += 6)
-    if ((p == info->sources || p[-1] == ' ') && (p[6] == 0 || p[6] == ','))
-      return true;
-  return false;
+  return (info->sources & EW_SOURCE_BIT(EW_SOURCE_WINDOW)) != 0;
+}
+
+int ewd_param_resolve(const ew_metric_info_t *info, const ew_param_info_t *pi,
+                      const ewp_param_t *wp, ew_param_t *out, char txt[EWP_PARAM_STR_MAX + 1],
+                      char *msg, size_t cap) {
+  ew_param_t given = {.key = pi->name, .value = wp->type == EWP_PV_STR ? 0 : wp->value,
+                      .type = wp->type == EWP_PV_STR    ? EW_PARAM_STRING
+                              : wp->type == EWP_PV_BOOL ? EW_PARAM_BOOL
+                                                        : EW_PARAM_NUMBER};
+  if (wp->type == EWP_PV_STR) {
+    if (wp->str_n > EWP_PARAM_STR_MAX || memchr(wp->str, 0, wp->str_n)) {
+      snprintf(msg, cap, "parameter '%s' of '%s' must be text without NUL bytes", pi->name,
+               info->name);
+      return EW_EBADPARAM;
+    }
+    memcpy(txt, wp->str, wp->str_n);
+    txt[wp->str_n] = 0;
+    given.str = txt;
+  }
+  double v;
+  const char *str;
+  int rc = ew_param_check(info, pi, &given, &v, &str, msg, cap);
+  if (rc)
+    return rc;
+  /* resolved: a number ("inf" included) or a bool as its value, a string or enum as its text */
+  *out = (ew_param_t){.key = pi->name, .value = v,
+                      .type = pi->type == EW_PARAM_BOOL ? EW_PARAM_BOOL
+                              : str                     ? EW_PARAM_STRING
+                                                        : EW_PARAM_NUMBER,
+                      .str = str ? txt : NULL};
+  if (str && str != txt) /* an enum: its name from the table */
+    snprintf(txt, EWP_PARAM_STR_MAX + 1, "%s", str);
+  return 0;
+}
+
+int ewd_qmetric_param(ewd_qmetric_t *m, const ew_param_t *p) {
+  size_t kl = strlen(p->key) + 1, sl = p->type == EW_PARAM_STRING ? strlen(p->str) + 1 : 0;
+  char *own = m->nparams < EW_METRIC_MAX_PARAMS ? malloc(kl + sl) : NULL;
+  if (!own)
+    return EW_ENOMEM;
+  memcpy(own, p->key, kl);
+  if (sl)
+    memcpy(own + kl, p->str, sl);
+  m->pkeys[m->nparams] = own;
+  m->params[m->nparams] = *p;
+  m->params[m->nparams].key = own;
+  m->params[m->nparams].str = sl ? own + kl : NULL;
+  m->nparams++;
+  return 0;
+}
+
+/* Gives m parameter `pi` with the wire's value wp, checked: 0, or -1 with BAD_PARAM (or
+ * NO_MEMORY) answered. */
+static int add_param(ewd_call_t *call, ewd_qmetric_t *m, const ew_metric_info_t *info,
+                     const ew_param_info_t *pi, const ewp_param_t *wp) {
+  char txt[EWP_PARAM_STR_MAX + 1], msg[200];
+  ew_param_t p;
+  if (ewd_param_resolve(info, pi, wp, &p, txt, msg, sizeof msg)) {
+    ewd_fail(call, EW_EBADPARAM, "%.40s: %.150s", info->name, msg);
+    return -1;
+  }
+  if (ewd_qmetric_param(m, &p)) {
+    ewd_fail(call, EW_ENOMEM, "out of memory");
+    return -1;
+  }
+  return 0;
 }
 
 /* Resolves names and parameters into ms[0, nm): each metric's source (asked for; else the window
@@ -145,29 +222,31 @@ static int resolve(ewd_call_t *call, const ewp_query_req_t *r, const ewd_stream_
     }
     for (size_t k = 0; k < r->params.n; k++) {
       const ewp_param_t *p = &r->params.v[k];
-      for (size_t q = 0; q < info->nparams && ms[i].nparams < EW_METRIC_MAX_PARAMS; q++) {
-        const char *pn = info->params[q].name;
-        if (strlen(pn) != p->key.n || memcmp(pn, p->key.p, p->key.n) != 0)
-          continue;
-        ms[i].pkeys[ms[i].nparams] = strdup(pn);
-        ms[i].params[ms[i].nparams].key = ms[i].pkeys[ms[i].nparams];
-        ms[i].params[ms[i].nparams].value = p->value;
-        ms[i].nparams++;
-        used[k] = true;
-      }
+      const ew_param_info_t *pi = ew_metric_param(info, p->key, p->key_n);
+      if (!pi || ms[i].nparams >= EW_METRIC_MAX_PARAMS)
+        continue;
+      if (add_param(call, &ms[i], info, pi, p))
+        return -1;
+      used[k] = true;
     }
     ms[i].source = source != EW_SOURCE_DEFAULT ? source
                    : st->recent && ewd_takes_window(info) ? EW_SOURCE_WINDOW : EW_SOURCE_DEFAULT;
     ms[i].window_rows = ms[i].source != EW_SOURCE_ALL ? ewd_recent_rows(st) : 0;
     ms[i].center = center;
     ms[i].method = method;
-    ms[i].key = ewd_cache_key(ms[i].name, center, ms[i].source, ms[i].window_rows, method,
-                              ms[i].params, ms[i].nparams);
+    /* a metric the method does not apply to answers the same whatever it says */
+    ms[i].key = ewd_cache_key(ms[i].name, center, ms[i].source, ms[i].window_rows,
+                              info->method ? method : EW_METHOD_AUTO, ms[i].params,
+                              ms[i].nparams);
+    if (!ms[i].key) {
+      ewd_fail(call, EW_ENOMEM, "out of memory");
+      return -1;
+    }
   }
   for (size_t k = 0; k < r->params.n; k++)
     if (!used[k]) {
       ewd_fail(call, EW_EBADPARAM, "no requested metric takes parameter '%s'",
-               ewp_escape(esc, 64, r->params.v[k].key.p, r->params.v[k].key.n));
+               ewp_escape(esc, 64, r->params.v[k].key, r->params.v[k].key_n));
       return -1;
     }
   return 0;
@@ -179,7 +258,7 @@ void ewd_cmd_query(ewd_call_t *call) {
   if (!st)
     return;
   int center = EWP_HAS(r, EWP_QUERY_center) ? (r->center ? 1 : 0) : -1;
-  ew_source_t source = EWP_HAS(r, EWP_QUERY_source) ? sources[r->source] : EW_SOURCE_DEFAULT;
+  ew_source_t source = EWP_HAS(r, EWP_QUERY_source) ? (ew_source_t)r->source : EW_SOURCE_DEFAULT;
   bool fresh = EWP_HAS(r, EWP_QUERY_fresh) && r->fresh;
   bool have_lag = EWP_HAS(r, EWP_QUERY_max_lag);
   size_t nm = r->metrics.n;

@@ -18,6 +18,7 @@
  * {"error": {"code": WIRE_CODE, "message": sentence}} with an HTTP status by code. */
 #include "net.h"
 #include "../cmd/cmd.h"
+#include "../errors_table.h"
 
 #include <jansson.h>
 #include <limits.h>
@@ -238,20 +239,10 @@ void ewd_api_result(ewd_conn_t *c, const ewp_value_t *result) {
   jout_done(&o);
 }
 
+/* The HTTP status of a refusal: the error table's (errors_table.h). */
 static int status_of(int code) {
-  switch (code) {
-  case EW_EUNKMETHOD:
-  case EW_ENOSTREAM: return 404;
-  case EW_EAUTH: return 401;
-  case EW_EDEGENERATE:
-  case EW_ENOWINDOW: return 422;
-  case EW_ELIMIT:
-  case EW_ENOMEM: return 503;
-  case EW_ELAPACK:
-  case EW_EINTERNAL:
-  case EW_EIO: return 500;
-  default: return 400;
-  }
+  const ewd_error_info_t *e = ewd_error_info(code);
+  return e ? e->http : 500;
 }
 
 void ewd_api_error(ewd_conn_t *c, int code, const char *message) {

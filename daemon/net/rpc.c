@@ -24,14 +24,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* proto's codes are named by the library's suffixes (EWP_CODE_MAP): the same code by name. */
 int ewd_rpc_code(ewp_code_t c) {
   switch (c) {
-  case EWP_EBADREQ: return EW_EBADREQ;
-  case EWP_EUNKMETHOD: return EW_EUNKMETHOD;
-  case EWP_EDTYPE: return EW_EDTYPE;
-  case EWP_EBADPARAM: return EW_EBADPARAM;
-  case EWP_ETOOLARGE: return EW_ETOOLARGE;
-  case EWP_ENOMEM: return EW_ENOMEM;
+#define EWD__XX(s)                                                                                \
+  case EWP_E##s:                                                                                  \
+    return EW_E##s;
+    EWP_CODE_MAP(EWD__XX)
+#undef EWD__XX
   default: return EW_EINTERNAL;
   }
 }

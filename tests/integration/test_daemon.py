@@ -215,6 +215,33 @@ def every_error_code_has_a_message_and_changes_nothing():
     c.close()
 
 
+def a_number_given_as_a_string_is_refused_naming_its_type():
+    """Parameters are typed by the metric table: a string where a number belongs is BAD_PARAM with
+    a sentence naming the parameter, the metric and the type, in `query` and in create's `eval`,
+    and nothing changes; "inf" and a bool are the two non-numbers a number parameter takes."""
+    c = D.client()
+    c.call("ingest", {"stream": "typed", "rows": [[1, 0, 0], [0, 2, 0], [0, 0, 3], [1, 1, 1]]})
+    before = snapshot(c)
+    q = {"stream": "typed", "metrics": ["renyi"], "params": {"alpha": "2"}}
+    e = expect("BAD_PARAM", c.call, "query", q)
+    assert e.message == ("renyi: parameter 'alpha' of 'renyi' must be a number in [0, inf] "
+                         "(or \"inf\"); got a string"), e.message
+    e = expect("BAD_PARAM", c.call, "create",
+               {"stream": "typed.new", "dim": 3,
+                "eval": [{"metric": "renyi", "params": {"alpha": "2"}}]})
+    assert e.message == ("eval[0]: parameter 'alpha' of 'renyi' must be a number in [0, inf] "
+                         "(or \"inf\"); got a string"), e.message
+    e = expect("BAD_PARAM", c.call, "query", {"stream": "typed", "metrics": ["topk"],
+                                              "params": {"k": "three"}})
+    assert e.message.startswith("topk: parameter 'k' of 'topk' must be an integer in [1, 65536]"), \
+        e.message
+    assert snapshot(c) == before, "a refused parameter changed state"
+    r = c.call("query", {"stream": "typed", "metrics": ["renyi", "topk"],
+                         "params": {"alpha": "inf", "vectors": True, "k": 2}})["metrics"]
+    assert r["renyi"] > 0 and len(r["topk"]) == 2 and len(r["topk_vectors"]) == 2, r
+    c.close()
+
+
 def limit_error_when_streams_run_out():
     d = Daemon(config="max_streams = 2\n")
     try:
@@ -323,6 +350,8 @@ def main():
         t.case("list_info_reset_drop_stats_metrics", list_info_reset_drop_stats_metrics)
         t.case("every_error_code_has_message_and_changes_nothing",
                every_error_code_has_a_message_and_changes_nothing)
+        t.case("a_number_given_as_a_string_is_refused_naming_its_type",
+               a_number_given_as_a_string_is_refused_naming_its_type)
         t.case("limit_error_when_streams_run_out", limit_error_when_streams_run_out)
         t.case("sixteen_concurrent_clients_acked_equals_counted",
                sixteen_concurrent_clients_rows_acknowledged_equal_rows_counted)

@@ -10,7 +10,9 @@
   is closed after partial_timeout; 1,000 connections: at most http_max_connections are served,
   RPC keeps answering, RSS stays under a stated bound.
 - With an auth token: /metrics needs `Authorization: Bearer TOKEN` (401 otherwise), /healthz not.
-- `--http off`: no HTTP listener."""
+- `--http off`: no HTTP listener.
+- The per-stream families (daemon/expo.c's table) print exactly what they printed before they
+  were a table: a pinned text for a state that has every family (escaped rule names included)."""
 import json
 import re
 import os
@@ -307,6 +309,92 @@ def auth_token():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+PER_STREAM = r'''# HELP eigenwatch_value the latest evaluated value of a scheduled scalar metric
+# TYPE eigenwatch_value gauge
+eigenwatch_value{run="r1",stream="L1",metric="erank"} 3.4485199201174317
+eigenwatch_value{run="r1",stream="L1",metric="entropy"} 1.2379451303311106
+# HELP eigenwatch_step the step that value was evaluated at (a step-less stream: its rows)
+# TYPE eigenwatch_step gauge
+eigenwatch_step{run="r1",stream="L1",metric="erank"} 3
+eigenwatch_step{run="r1",stream="L1",metric="entropy"} 3
+# HELP eigenwatch_last_update_timestamp_seconds Unix time of the stream's latest evaluation
+# TYPE eigenwatch_last_update_timestamp_seconds gauge
+eigenwatch_last_update_timestamp_seconds{run="r1",stream="L1"} T
+# HELP eigenwatch_last_ingest_timestamp_seconds Unix time of the stream's last accepted batch
+# TYPE eigenwatch_last_ingest_timestamp_seconds gauge
+eigenwatch_last_ingest_timestamp_seconds{run="r1",stream="L1"} T
+eigenwatch_last_ingest_timestamp_seconds{run="default",stream="plain"} T
+# HELP eigenwatch_stream_rows rows the stream holds (all rows since it began or was reset)
+# TYPE eigenwatch_stream_rows gauge
+eigenwatch_stream_rows{run="r1",stream="L1"} 64
+eigenwatch_stream_rows{run="default",stream="plain"} 3
+eigenwatch_stream_rows{run="default",stream="empty"} 0
+# HELP eigenwatch_stream_eval_lag_seconds step completion to value, of the latest evaluation
+# TYPE eigenwatch_stream_eval_lag_seconds gauge
+eigenwatch_stream_eval_lag_seconds{run="r1",stream="L1"} T
+# HELP eigenwatch_stream_eval_coalesced_total due evaluations coalesced away (evaluation behind)
+# TYPE eigenwatch_stream_eval_coalesced_total counter
+eigenwatch_stream_eval_coalesced_total{run="r1",stream="L1"} 0
+eigenwatch_stream_eval_coalesced_total{run="default",stream="plain"} 0
+eigenwatch_stream_eval_coalesced_total{run="default",stream="empty"} 0
+# HELP eigenwatch_alert_firing 1 while an alert rule fires, else 0
+# TYPE eigenwatch_alert_firing gauge
+eigenwatch_alert_firing{run="r1",stream="L1",rule="col\"la\\pse\nx",metric="erank",when="below"} 0
+eigenwatch_alert_firing{run="r1",stream="L1",rule="hi",metric="entropy",when="above"} 0
+# HELP eigenwatch_sender_dropped_rows_total rows the stream's producers discarded before sending (as they report; by producer sum)
+# TYPE eigenwatch_sender_dropped_rows_total counter
+eigenwatch_sender_dropped_rows_total{run="r1",stream="L1"} 21
+# HELP eigenwatch_sender_dropped_batches_total batches the stream's producers discarded before sending (as they report)
+# TYPE eigenwatch_sender_dropped_batches_total counter
+eigenwatch_sender_dropped_batches_total{run="r1",stream="L1"} 3'''
+
+
+def per_stream_families_are_pinned():
+    """The state below has a sample of every per-stream family: a stepped stream with evaluations,
+    two rules (one name needing every escape), producer drops; a step-less stream; an empty one.
+    Times are masked (they differ by run); every other byte is the exposition of wave 3 before
+    the families became one table."""
+    d = Daemon()
+    try:
+        c = d.client()
+        c.call("create", {"run": "r1", "stream": "L1", "dim": 4, "window_steps": 1,
+                          "eval": [{"metric": "erank"}, {"metric": "entropy"}, {"metric": "topk"}],
+                          "rules": [{"name": 'col"la\\pse\nx', "metric": "erank", "when": "below",
+                                     "value": 3.0},
+                                    {"name": "hi", "metric": "entropy", "when": "above",
+                                     "value": 100.0}]})
+        rng = np.random.default_rng(1)
+        for s in range(4):
+            X = rng.standard_normal((16, 4)).astype(np.float32)
+            c.call("ingest", {"run": "r1", "stream": "L1", "step": s, "end_step": True,
+                              "dtype": "f32", "shape": [16, 4], "data": X.tobytes(),
+                              "producer": "p0", "seq": s + 1, "dropped_rows": 7 * s,
+                              "dropped_batches": s})
+        c.call("ingest", {"stream": "plain", "rows": [[1, 2], [3, 4], [5, 7]]})
+        c.call("create", {"stream": "empty", "dim": 3})
+        settle(c, "L1", "r1")
+        deadline = time.time() + 30
+        while True:  # the last step's evaluation (steps 3) is in /metrics
+            text = get(d.http + "metrics")[1]
+            if 'eigenwatch_step{run="r1",stream="L1",metric="entropy"} 3' in text or \
+                    time.time() > deadline:
+                break
+            time.sleep(0.1)
+        part = text[text.index("# HELP eigenwatch_value "):]
+        got = []
+        for ln in part.splitlines():
+            if re.match(r"eigenwatch_(last_update_timestamp_seconds|last_ingest_timestamp_seconds|"
+                        r"stream_eval_lag_seconds)\{", ln):
+                ln = ln.rsplit(" ", 1)[0] + " T"
+            got.append(ln)
+        got = "\n".join(got)
+        assert got == PER_STREAM, "\n".join(
+            f"{a!r} != {b!r}" for a, b in zip(got.splitlines(), PER_STREAM.splitlines()) if a != b)
+        c.close()
+    finally:
+        d.stop()
+
+
 def http_off():
     d = Daemon(extra=["--http", "off"])
     try:
@@ -328,6 +416,7 @@ def main():
         t.case("slowloris_closed_1000_connections_bounded_rpc_unaffected", slow_and_many)
         t.case("auth_token_guards_metrics_and_api_not_healthz_or_page", auth_token)
         t.case("http_off", http_off)
+        t.case("per_stream_families_are_pinned", per_stream_families_are_pinned)
     finally:
         d.stop()
     t.done()

@@ -5,7 +5,6 @@ with what the C library returns through its public ABI (eigenwatch.h). Nothing h
 a metric; it only marshals arguments.
 """
 import ctypes as C
-import math
 import os
 
 import numpy as np
@@ -21,8 +20,13 @@ class Config(C.Structure):
                 ("seed", C.c_uint64), ("exact_max_dim", C.c_size_t), ("sketch_rows", C.c_size_t)]
 
 
+PARAM_TYPES = {"number": 0, "bool": 1, "string": 2}
+
+
 class Param(C.Structure):
-    _fields_ = [("key", C.c_char_p), ("value", C.c_double)]
+    # ew_param_t: type and str follow value (type 0 = a number, as the two-field struct meant)
+    _fields_ = [("key", C.c_char_p), ("value", C.c_double), ("type", C.c_int),
+                ("str", C.c_char_p)]
 
 
 class Query(C.Structure):
@@ -137,7 +141,14 @@ class Stream:
             kb = k.encode()
             keep.append(kb)
             arr[i].key = kb
-            arr[i].value = math.inf if v == "inf" else float(v)
+            if isinstance(v, str):  # "inf" too: the table decides what a string means
+                vb = v.encode()
+                keep.append(vb)
+                arr[i].type, arr[i].str = PARAM_TYPES["string"], vb
+            elif isinstance(v, bool):
+                arr[i].type, arr[i].value = PARAM_TYPES["bool"], float(v)
+            else:
+                arr[i].type, arr[i].value = PARAM_TYPES["number"], float(v)
         q = Query(metric.encode(), arr, len(items), -1 if center is None else int(bool(center)),
                   SOURCES[source], max_lag, 0, METHODS[method])
         r = Result()

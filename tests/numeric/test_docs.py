@@ -1,7 +1,8 @@
 """The documents against the code: docs/METRICS.md's table must be exactly what the metric table
 generates, and every metric must have its own section with a definition and a reference;
-proto/PROTOCOL.md must carry exactly the method, field, limit and self-stat tables that
-build/tools/ew_protocol_doc generates from the daemon's tables.
+proto/PROTOCOL.md must carry exactly the method, field, limit, self-stat and error tables that
+build/tools/ew_protocol_doc generates from the daemon's tables; every error code the clients, the
+page and the tests name is one of that table's.
 
 usage: test_docs.py EW_METRICS_DOC EW_PROTOCOL_DOC"""
 import os
@@ -26,7 +27,8 @@ def protocol_tables_are_generated_from_code():
     gen = {m.group(1): m.group(0) for m in BLOCK.finditer(generated(2))}
     have = {m.group(1): m.group(0) for m in BLOCK.finditer(open(PROTOCOL).read())}
     # one block per method with fields, plus the method, limit and stat tables
-    assert {"gen:methods", "gen:limits", "gen:stats", "gen:fields-query"} <= set(gen), sorted(gen)
+    assert {"gen:methods", "gen:limits", "gen:stats", "gen:fields-query",
+            "gen:errors"} <= set(gen), sorted(gen)
     missing = sorted(set(gen) - set(have))
     assert not missing, f"proto/PROTOCOL.md lacks the blocks {missing}"
     stale = sorted(n for n in gen if gen[n] != have[n])
@@ -54,6 +56,42 @@ def markers_pair_up(path):
     assert sum(len(c) for c in comments) <= len(whole), "a marker stands outside its block"
 
 
+# Where a wire error code is named: expect("CODE", ...), code == "CODE", .get("code", "CODE"),
+# is_rpc(rc, r, "CODE"), a ("CODE", "method", {...}) case.
+CODE_USES = [re.compile(r'expect\(\s*"([A-Z][A-Z_]+)"'), re.compile(r'code\W{1,8}"([A-Z][A-Z_]+)"'),
+             re.compile(r'is_rpc\([^)]*"([A-Z][A-Z_]+)"'),
+             re.compile(r'\(\s*"([A-Z][A-Z_]+)",\s*"[a-z_]+",\s*\{')]
+CODE_PLACES = ["clients", "daemon/web/app.js", "tests/integration", "tests/python", "tests/unit"]
+
+
+def error_codes_elsewhere_are_the_tables():
+    """The error codes are one table (lib EW_ERRNO_MAP, with daemon/errors_table.h: the gen:errors
+    block). The Python and C clients, the page and the tests name codes as strings; each must be
+    one of the table's, so a renamed or misspelt code fails here rather than in a user's branch."""
+    block = {m.group(1): m.group(0) for m in BLOCK.finditer(generated(2))}["gen:errors"]
+    codes = set(re.findall(r"^\| `([A-Z_]+)` \|", block, re.M))
+    assert len(codes) >= 19, codes
+    seen, wrong = {}, []
+    for place in CODE_PLACES:
+        path = os.path.join(ROOT, place)
+        files = [path] if os.path.isfile(path) else [
+            os.path.join(d, f) for d, _, fs in os.walk(path) for f in fs
+            if f.endswith((".py", ".c", ".h", ".js")) and "node_modules" not in d]
+        for f in files:
+            text = open(f, encoding="utf-8").read()
+            for pat in CODE_USES:
+                for code in pat.findall(text):
+                    rel = os.path.relpath(f, ROOT)
+                    seen.setdefault(rel.split(os.sep)[0] + "/" + rel.split(os.sep)[1], set()).add(code)
+                    if code not in codes:
+                        wrong.append(f"{rel}: {code}")
+    assert not wrong, f"codes that are not in the error table: {wrong}"
+    # the check reaches both clients and the tests (else it would pass by finding nothing)
+    assert "INTERNAL" in seen.get("clients/python", ()), seen.keys()
+    assert "NO_SUCH_STREAM" in seen.get("clients/c", ()), seen.keys()
+    assert len(seen.get("tests/integration", ())) >= 15, seen.get("tests/integration")
+
+
 def every_method_has_a_section():
     text = open(PROTOCOL).read()
     names = re.findall(r"^\| `([a-z_]+)` \|", BLOCK.search(generated(2)).group(0), re.M)
@@ -63,17 +101,20 @@ def every_method_has_a_section():
 
 
 def table_is_generated_from_code():
-    text = open(DOC).read()
-    m = re.search(r"<!-- metric-table:.*?<!-- /metric-table -->\n", text, re.S)
-    assert m, "docs/METRICS.md lost its metric-table markers"
-    if m.group(0) != generated():
-        raise AssertionError("docs/METRICS.md table differs from the code; regenerate it with "
-                             "build/tools/ew_metrics_doc")
+    gen = {m.group(1): m.group(0) for m in BLOCK.finditer(generated())}
+    have = {m.group(1): m.group(0) for m in BLOCK.finditer(open(DOC).read())}
+    assert set(gen) == {"metric-table", "metric-columns"}, sorted(gen)
+    for name in gen:
+        assert name in have, f"docs/METRICS.md lost its {name} markers"
+        if gen[name] != have[name]:
+            raise AssertionError(f"docs/METRICS.md block {name} differs from the code; regenerate "
+                                 "it with tools/regen_docs.py")
 
 
 def every_metric_has_a_section():
     text = open(DOC).read()
-    names = re.findall(r"^\| `([a-z_0-9]+)` \|", generated(), re.M)
+    table = BLOCK.search(generated()).group(0)  # the first block: the metric table
+    names = re.findall(r"^\| `([a-z_0-9]+)` \|", table, re.M)
     assert len(names) >= 20, names
     for n in names:
         sec = re.search(r"^### `%s`\n(.*?)(?=^### |\Z)" % re.escape(n), text, re.M | re.S)
@@ -102,6 +143,7 @@ def main():
     t.case("protocol_doc_markers_pair_up", markers_pair_up, PROTOCOL)
     t.case("metrics_doc_markers_pair_up", markers_pair_up, DOC)
     t.case("protocol_doc_has_a_section_per_method", every_method_has_a_section)
+    t.case("error_codes_elsewhere_are_the_tables", error_codes_elsewhere_are_the_tables)
     t.case("metrics_read_views_only", metrics_read_views_only)
     t.done()
 

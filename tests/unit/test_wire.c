@@ -1,7 +1,8 @@
 /* test_wire.c — the typed wire (proto/ewp.h): every recorded request decodes to its method;
  * replies encode to the recorded bytes; each refusal class answers its code with a sentence that
  * names the culprit (repeated keys, unknown fields, types, ranges, cross-field rules, stream
- * names, the envelope); peer bytes are escaped and cut at character boundaries.
+ * names, the envelope); peer bytes are escaped and cut at character boundaries; metric parameters
+ * keep their wire type; proto's codes, sources and methods are the library's.
  *
  * usage: test_wire VECTORS.tsv */
 #include "ewp.h"
@@ -386,6 +387,87 @@ static void an_allocation_failure_is_out_of_memory_not_bad_msgpack(void) {
   }
 }
 
+/* A query whose params map is {alpha: 2.5, vectors: true, kernel: "cosine", k: "inf"}: each value
+ * keeps the type it was sent with (the metric table decides later what each name takes). */
+static void metric_parameters_keep_their_wire_type(void) {
+  msg_t m;
+  m_request(&m, "query", 3);
+  m_str(&m, "stream"), m_str(&m, "s");
+  m_str(&m, "metrics"), m_str(&m, "topk");
+  m_str(&m, "params");
+  msgpack_pack_map(&m.pk, 4);
+  m_str(&m, "alpha"), msgpack_pack_double(&m.pk, 2.5);
+  m_str(&m, "vectors"), msgpack_pack_true(&m.pk);
+  m_str(&m, "kernel"), m_str(&m, "cosine");
+  m_str(&m, "k"), m_str(&m, "inf");
+  ewp_request_t req;
+  ewp_error_t err;
+  int rc = ewp_decode((const uint8_t *)m.sb.data, m.sb.size, &req, &err);
+  CHECK(rc == 0, "decode: %s", err.message);
+  if (rc == 0) {
+    const ewp_params_t *ps = &req.u.query.params;
+    CHECK(ps->n == 4, "%zu params", ps->n);
+    CHECK(ps->v[0].type == EWP_PV_NUM && ps->v[0].value == 2.5 && ps->v[0].key_n == 5 &&
+              !memcmp(ps->v[0].key, "alpha", 5), "alpha");
+    CHECK(ps->v[1].type == EWP_PV_BOOL && ps->v[1].value == 1, "vectors");
+    CHECK(ps->v[2].type == EWP_PV_STR && ps->v[2].str_n == 6 && !memcmp(ps->v[2].str, "cosine", 6),
+          "kernel");
+    CHECK(ps->v[3].type == EWP_PV_STR && ps->v[3].str_n == 3, "\"inf\" stays a string");
+    ewp_request_free(&req);
+  }
+  msgpack_sbuffer_destroy(&m.sb);
+  /* nil, a map, a string over EWP_PARAM_STR_MAX, a name over EWP_PARAM_KEY_MAX: refused */
+  char big[EWP_PARAM_STR_MAX + 2];
+  memset(big, 'a', sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  for (int c = 0; c < 4; c++) {
+    m_request(&m, "query", 3);
+    m_str(&m, "stream"), m_str(&m, "s");
+    m_str(&m, "metrics"), m_str(&m, "renyi");
+    m_str(&m, "params");
+    msgpack_pack_map(&m.pk, 1);
+    m_str(&m, c == 3 ? big : "alpha");
+    if (c == 0)
+      msgpack_pack_nil(&m.pk);
+    else if (c == 1)
+      msgpack_pack_map(&m.pk, 0);
+    else
+      m_str(&m, big);
+    if (c < 2)
+      REFUSED(&m, EWP_EBADPARAM, "parameter 'alpha' must be a number, a bool or a string");
+    else if (c == 2)
+      REFUSED(&m, EWP_EBADPARAM, "a UTF-8 string of at most 256 bytes");
+    else
+      REFUSED(&m, EWP_EBADPARAM, "a parameter name is at most 200 bytes (got 257)");
+  }
+}
+
+/* The wire's source and method ENUMs are the library's names in the library's order (the daemon
+ * takes the decoded index as the library's value; query.c asserts the counts). */
+static void wire_sources_and_methods_are_the_librarys(void) {
+  const char *src[] = {EWP_ENUM_source}, *mth[] = {EWP_ENUM_method};
+  CHECK(sizeof src / sizeof src[0] == EW_SOURCE_COUNT, "sources");
+  for (int i = 0; i < EW_SOURCE_COUNT; i++) {
+    ew_source_t s;
+    CHECK(ew_source_parse(src[i], strlen(src[i]), &s) == 0 && (int)s == i &&
+              !strcmp(ew_source_name(s), src[i]), "source %s", src[i]);
+  }
+  CHECK(sizeof mth / sizeof mth[0] == EW_METHOD_COUNT, "methods");
+  for (int i = 0; i < EW_METHOD_COUNT; i++) {
+    ew_method_t m;
+    CHECK(ew_method_parse(mth[i], strlen(mth[i]), &m) == 0 && (int)m == i, "method %s", mth[i]);
+  }
+}
+
+/* proto's codes carry the library's wire names (one table: EW_ERRNO_MAP). */
+static void proto_codes_are_the_librarys(void) {
+  CHECK(!strcmp(ewp_code_name(EWP_EBADPARAM), "BAD_PARAM") &&
+            !strcmp(ewp_code_name(EWP_EUNKMETHOD), "UNKNOWN_METHOD") &&
+            !strcmp(ewp_code_name(EWP_ENOMEM), "NO_MEMORY") && !strcmp(ewp_code_name(EWP_OK), "OK") &&
+            !strcmp(ewp_code_name((ewp_code_t)99), "INTERNAL"),
+        "names");
+}
+
 static void escape_cuts_at_character_boundaries(void) {
   char out[16];
   /* controls and invalid bytes become \xNN; quotes and backslashes are escaped */
@@ -420,6 +502,9 @@ int main(int argc, char **argv) {
   TAP_RUN(the_envelope);
   TAP_RUN(an_unknown_method_is_echoed_escaped);
   TAP_RUN(escape_cuts_at_character_boundaries);
+  TAP_RUN(metric_parameters_keep_their_wire_type);
+  TAP_RUN(proto_codes_are_the_librarys);
+  TAP_RUN(wire_sources_and_methods_are_the_librarys);
   TAP_RUN(an_allocation_failure_is_out_of_memory_not_bad_msgpack);
   TAP_DONE();
 }

@@ -17,12 +17,10 @@ n=0 bad=0
 flags="-g -O1 -std=gnu11 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
 deps="$(pkg-config --cflags --libs msgpack libuv openblas lapacke sqlite3) -lhttp_parser $(pkg-config --cflags --libs jansson) -lm -lpthread"
 src_decoder="$root/proto/skim.c $root/proto/codec.c $root/tests/fuzz/fuzz_decoder.c"
-src_dispatch="$root/lib/*.c $root/lib/*/*.c $root/proto/*.c $root/daemon/config.c $root/daemon/log.c
-  $root/daemon/stats.c $root/daemon/registry.c $root/daemon/pool.c $root/daemon/persist.c $root/daemon/restore.c $root/daemon/steps.c
-  $root/daemon/eval.c $root/daemon/history.c $root/daemon/history_read.c $root/daemon/alerts.c
-  $root/daemon/expo.c
-  $root/daemon/net/*.c
-  $root/daemon/cmd/*.c $tmp/web_assets.c $root/tests/fuzz/fuzz_dispatch.c"
+# every daemon source but main.c (the fuzz target is the process) and sd.c (systemd's notify)
+daemon_src=$(find "$root/daemon" -name '*.c' ! -path '*/web/*' ! -name main.c ! -name sd.c | sort)
+src_dispatch="$root/lib/*.c $root/lib/*/*.c $root/proto/*.c $daemon_src
+  $tmp/web_assets.c $root/tests/fuzz/fuzz_dispatch.c"
 src_http="$src_dispatch -DFUZZ_HTTP"
 # the page's table (the fuzz targets do not serve it; one file keeps the link whole)
 /usr/bin/python3 "$root/tools/embed_web.py" "$tmp/web_assets.c" "/index.html=$root/daemon/web/index.html"

@@ -19,6 +19,7 @@ deps="$(pkg-config --cflags --libs msgpack libuv openblas lapacke sqlite3) -lhtt
 src_decoder="$root/proto/skim.c $root/proto/codec.c $root/tests/fuzz/fuzz_decoder.c"
 src_dispatch="$root/lib/*.c $root/lib/*/*.c $root/proto/*.c $root/daemon/config.c $root/daemon/log.c
   $root/daemon/stats.c $root/daemon/registry.c $root/daemon/pool.c $root/daemon/persist.c $root/daemon/restore.c $root/daemon/steps.c
+  $root/daemon/state_jobs.c $root/daemon/train.c $root/daemon/merge_plan.c $root/daemon/steps_index.c
   $root/daemon/eval.c $root/daemon/eval_save.c $root/daemon/history.c $root/daemon/history_read.c
   $root/daemon/alerts.c $root/daemon/alerts_save.c $root/daemon/subs.c
   $root/daemon/expo.c

@@ -36,7 +36,9 @@
      "than `max_elements` elements; a `history` answer over 500,000 points or "                   \
      "`max_answer_bytes`")                                                                        \
   XX(EXISTS, 400, "`create` with a config different from the existing stream's")                 \
-  XX(UNKMETRIC, 400, "a metric name not in the table")                                            \
+  XX(UNKMETRIC, 400,                                                                              \
+     "a metric name not in the table (where a series name is taken — `history`, `subscribe`, a "  \
+     "rule's `metric` — one that is neither a metric nor a series of the stream(s))")             \
   XX(BADPARAM, 400,                                                                               \
      "a bad `create` value (dim, normalize, window_mode, decay, topk, shuffle), an unknown or "    \
      "out-of-range metric parameter or one of another type than the table gives it (a string "   \

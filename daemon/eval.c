@@ -15,6 +15,7 @@
  * step's state). The point records how many due evaluations it replaced (`skipped`). */
 #include "ewd.h"
 #include "cmd/cmd.h"
+#include "eval_priv.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -23,41 +24,7 @@
 
 #define TICK_MS 250
 
-typedef struct {
-  const ew_metric_info_t *info;
-  ew_param_t params[EW_METRIC_MAX_PARAMS]; /* resolved (ewd_param_resolve): key and a string
-                                             value point into pkeys and pstrs */
-  char pkeys[EW_METRIC_MAX_PARAMS][32];
-  char pstrs[EW_METRIC_MAX_PARAMS][EWP_PARAM_STR_MAX + 1];
-  size_t nparams;
-  ew_source_t source;   /* EW_SOURCE_DEFAULT: the recent view, as `query` resolves it */
-  int center;           /* -1: the metric's own */
-  uint64_t every;       /* steps; 0 when every_rows or every_s drive it */
-  uint64_t every_rows;
-  double every_s;
-  bool has_due;         /* due_at: the step (or row count) it was last due at */
-  uint64_t due_at;
-  double due_time;      /* every_s: monotonic time it was last due */
-  bool warned;          /* a failure was logged */
-  bool has_last;        /* the latest evaluated value (scalar metrics) */
-  bool last_partial;
-  double last_value;
-  uint64_t last_step;
-} spec_t;
-
-struct ewd_eval {
-  spec_t *specs;
-  size_t n;
-  bool given;           /* from create's `eval` (saved in the snapshot); else the defaults */
-  bool busy;            /* a FORK or EVAL job is in flight */
-  bool has_pending;     /* a due evaluation waits for it */
-  ewd_point_t pending;
-  uint64_t pending_mask;
-  uint64_t evaluations, coalesced, failures, inline_evals;
-  double last_lag;
-  double last_time;     /* Unix seconds of the latest point (0: none yet) */
-  uint64_t rows_at;     /* stream count at the last row- or time-driven evaluation */
-};
+typedef ewd__spec_t spec_t;
 
 static const char *const default_names[] = {EWD_EVAL_DEFAULTS};
 #define NDEFAULTS (sizeof default_names / sizeof default_names[0])
@@ -68,14 +35,15 @@ static bool takes_source(const ew_metric_info_t *info, ew_source_t src) {
 }
 
 /* Points a spec's parameter k at the spec's own storage (after a copy or a move of the spec). */
-static void param_own(spec_t *sp, size_t k) {
+void ewd__param_own(spec_t *sp, size_t k) {
   sp->params[k].key = sp->pkeys[k];
   sp->params[k].str = sp->params[k].type == EW_PARAM_STRING ? sp->pstrs[k] : NULL;
 }
 
-static void spec_default(spec_t *sp, const ew_metric_info_t *info) {
+void ewd__spec_default(spec_t *sp, const ew_metric_info_t *info) {
   memset(sp, 0, sizeof *sp);
   sp->info = info;
+  snprintf(sp->series, sizeof sp->series, "%s", info->name);
   sp->source = EW_SOURCE_DEFAULT;
   sp->center = -1;
   sp->every = 1;
@@ -96,7 +64,9 @@ static int spec_from(spec_t *sp, const ewp_eval_t *e, size_t idx, char *msg, siz
              ewp_escape(esc, 64, e->metric.p, e->metric.n));
     return EW_EUNKMETRIC;
   }
-  spec_default(sp, info);
+  ewd__spec_default(sp, info);
+  if (EWP_HAS(e, EWP_EVAL_as)) /* proto checked it: 1 to EWP_SERIES_MAX bytes */
+    memcpy(sp->series, e->as.p, e->as.n), sp->series[e->as.n] = 0;
   if (EWP_HAS(e, EWP_EVAL_every_rows))
     sp->every = 0, sp->every_rows = e->every_rows;
   else if (EWP_HAS(e, EWP_EVAL_every_s))
@@ -130,7 +100,7 @@ static int spec_from(spec_t *sp, const ewp_eval_t *e, size_t idx, char *msg, siz
       return EW_EBADPARAM;
     }
     snprintf(sp->pkeys[at], sizeof sp->pkeys[0], "%s", pi->name);
-    param_own(sp, at);
+    ewd__param_own(sp, at);
     sp->nparams++;
   }
   return 0;
@@ -148,8 +118,8 @@ static bool refused_on(const ewd_stream_t *st, const spec_t *sp) {
 /* The specs `evals` asks for (NULL: the defaults) for stream st (NULL: no stream yet) into a new
  * array. On a sketched stream the defaults leave out what the library refuses there, and an
  * asked-for spec it would refuse is BAD_PARAM. Returns 0 or a code. */
-static int build(const ewd_stream_t *st, const ewp_evals_t *evals, spec_t **out, size_t *n,
-                 char *msg, size_t cap) {
+int ewd__eval_build(const ewd_stream_t *st, const ewp_evals_t *evals, spec_t **out,
+                    size_t *n, char *msg, size_t cap) {
   size_t cnt = evals ? evals->n : NDEFAULTS, kept = 0;
   spec_t *v = calloc(cnt ? cnt : 1, sizeof *v);
   if (!v) {
@@ -158,7 +128,7 @@ static int build(const ewd_stream_t *st, const ewp_evals_t *evals, spec_t **out,
   }
   for (size_t i = 0; i < cnt; i++) {
     if (!evals) {
-      spec_default(&v[kept], ew_metric_find(default_names[i]));
+      ewd__spec_default(&v[kept], ew_metric_find(default_names[i]));
       kept += !refused_on(st, &v[kept]);
       continue;
     }
@@ -170,12 +140,19 @@ static int build(const ewd_stream_t *st, const ewp_evals_t *evals, spec_t **out,
       rc = EW_EBADPARAM;
     }
     kept++;
-    for (size_t k = 0; rc == 0 && k < i; k++)
-      if (v[k].info == v[i].info) {
-        snprintf(msg, cap, "eval names %s twice (each metric at most once: its history is one "
-                 "series)", v[i].info->name);
-        rc = EW_EBADPARAM;
-      }
+    for (size_t k = 0; rc == 0 && k < i; k++) {
+      if (strcmp(v[k].series, v[i].series) != 0)
+        continue;
+      if (!EWP_HAS(&evals->v[i], EWP_EVAL_as) && !EWP_HAS(&evals->v[k], EWP_EVAL_as))
+        snprintf(msg, cap, "eval names %s twice (each entry is one series, named after its "
+                 "metric unless 'as' names it: give one of them an 'as')", v[i].series);
+      else
+        snprintf(msg, cap, "eval[%zu]: the series name '%s' is taken by eval[%zu] (%s%s): "
+                 "series names are unique in the list", i, v[i].series, k,
+                 EWP_HAS(&evals->v[k], EWP_EVAL_as) ? "its 'as', metric " : "the name of its "
+                 "metric ", v[k].info->name);
+      rc = EW_EBADPARAM;
+    }
     if (rc) {
       free(v);
       return rc;
@@ -187,7 +164,7 @@ static int build(const ewd_stream_t *st, const ewp_evals_t *evals, spec_t **out,
 }
 
 static bool spec_equal(const spec_t *a, const spec_t *b) {
-  if (a->info != b->info || a->source != b->source || a->center != b->center ||
+  if (a->info != b->info || strcmp(a->series, b->series) != 0 || a->source != b->source || a->center != b->center ||
       a->every != b->every || a->every_rows != b->every_rows || a->every_s != b->every_s ||
       a->nparams != b->nparams)
     return false;
@@ -199,7 +176,7 @@ static bool spec_equal(const spec_t *a, const spec_t *b) {
   return true;
 }
 
-static ewd_eval_t *eval_new(spec_t *specs, size_t n, bool given) {
+ewd_eval_t *ewd__eval_new(spec_t *specs, size_t n, bool given) {
   ewd_eval_t *ev = calloc(1, sizeof *ev);
   if (!ev)
     return NULL;
@@ -208,7 +185,7 @@ static ewd_eval_t *eval_new(spec_t *specs, size_t n, bool given) {
   ev->given = given;
   for (size_t i = 0; i < n; i++) /* keys and strings point into the specs: fix after a move */
     for (size_t k = 0; k < specs[i].nparams; k++)
-      param_own(&specs[i], k);
+      ewd__param_own(&specs[i], k);
   return ev;
 }
 
@@ -218,9 +195,9 @@ static ewd_eval_t *eval_of(ewd_stream_t *st) {
     spec_t *v;
     size_t n;
     char msg[64];
-    if (build(st, NULL, &v, &n, msg, sizeof msg))
+    if (ewd__eval_build(st, NULL, &v, &n, msg, sizeof msg))
       return NULL;
-    if (!(st->eval = eval_new(v, n, false)))
+    if (!(st->eval = ewd__eval_new(v, n, false)))
       free(v);
   }
   return st->eval;
@@ -229,10 +206,10 @@ static ewd_eval_t *eval_of(ewd_stream_t *st) {
 int ewd_eval_set(ewd_stream_t *st, const ewp_evals_t *evals, char *msg, size_t cap) {
   spec_t *v;
   size_t n;
-  int rc = build(st, evals, &v, &n, msg, cap);
+  int rc = ewd__eval_build(st, evals, &v, &n, msg, cap);
   if (rc)
     return rc;
-  ewd_eval_t *ev = eval_new(v, n, evals != NULL);
+  ewd_eval_t *ev = ewd__eval_new(v, n, evals != NULL);
   if (!ev) {
     free(v);
     snprintf(msg, cap, "out of memory");
@@ -246,18 +223,18 @@ int ewd_eval_set(ewd_stream_t *st, const ewp_evals_t *evals, char *msg, size_t c
   return 0;
 }
 
-bool ewd_eval_has(const ewd_stream_t *st, const char *metric) {
+bool ewd_eval_has(const ewd_stream_t *st, const char *series) {
   if (!st->eval) {
     for (size_t i = 0; i < NDEFAULTS; i++)
-      if (strcmp(default_names[i], metric) == 0) {
+      if (strcmp(default_names[i], series) == 0) {
         spec_t sp;
-        spec_default(&sp, ew_metric_find(metric));
+        ewd__spec_default(&sp, ew_metric_find(series));
         return !refused_on(st, &sp);
       }
     return false;
   }
   for (size_t i = 0; i < st->eval->n; i++)
-    if (strcmp(st->eval->specs[i].info->name, metric) == 0)
+    if (strcmp(st->eval->specs[i].series, series) == 0)
       return true;
   return false;
 }
@@ -266,7 +243,7 @@ bool ewd_eval_same(const ewd_stream_t *st, const ewp_evals_t *evals) {
   spec_t *v;
   size_t n;
   char msg[256];
-  if (build(st, evals, &v, &n, msg, sizeof msg))
+  if (ewd__eval_build(st, evals, &v, &n, msg, sizeof msg))
     return false;
   bool same;
   if (!st->eval) {
@@ -352,14 +329,14 @@ static void finish(ewd_job_t *j) {
         srv->stat[EWD_STAT_eval_failures]++;
         if (!sp->warned)
           ewd_log(EWD_LOG_WARN, "a scheduled metric could not be evaluated (logged once per "
-                  "stream and metric)", "run=\"%s\" stream=\"%s\" metric=%s step=%llu code=%s "
-                  "reason=\"%s\"", st->run, st->name, m->name, (unsigned long long)pt->step,
-                  ew_err_name(res->code), res->message);
+                  "stream and series)", "run=\"%s\" stream=\"%s\" series=%s metric=%s "
+                  "step=%llu code=%s reason=\"%s\"", st->run, st->name, sp->series, m->name,
+                  (unsigned long long)pt->step, ew_err_name(res->code), res->message);
         sp->warned = true;
         continue;
       }
       ewd_cache_put(st, m->key, res);
-      hv[nh++] = (ewd_hvalue_t){m->name, res};
+      hv[nh++] = (ewd_hvalue_t){sp->series, res}; /* downstream, the series name */
       if (res->kind == EW_VALUE_SCALAR) {
         sp->has_last = true;
         sp->last_value = res->scalar;
@@ -551,214 +528,4 @@ void ewd_eval_start(ewd_server_t *srv) {
 void ewd_eval_stop(ewd_server_t *srv) {
   uv_timer_stop(&srv->eval_timer);
   uv_close((uv_handle_t *)&srv->eval_timer, NULL);
-}
-
-/* ---- what info shows, and the snapshot ---- */
-
-size_t ewd_eval_latest(const ewd_stream_t *st, ewd_latest_t *out, size_t cap, double *time,
-                       double *lag, uint64_t *coalesced) {
-  const ewd_eval_t *ev = st->eval;
-  size_t k = 0;
-  for (size_t i = 0; ev && i < ev->n && k < cap; i++)
-    if (ev->specs[i].has_last)
-      out[k++] = (ewd_latest_t){ev->specs[i].info->name, ev->specs[i].last_value,
-                                ev->specs[i].last_step, ev->specs[i].last_partial};
-  if (time)
-    *time = ev ? ev->last_time : 0;
-  if (lag)
-    *lag = ev ? ev->last_lag : 0;
-  if (coalesced)
-    *coalesced = ev ? ev->coalesced : 0;
-  return k;
-}
-
-typedef struct {
-  ewp_value_t items[EWP_EVAL_MAX];
-  ewp_kv_t kv[EWP_EVAL_MAX][7];
-  ewp_kv_t pkv[EWP_EVAL_MAX][EW_METRIC_MAX_PARAMS];
-  ewp_kv_t top[7];
-} value_arena_t;
-
-ewp_value_t ewd_eval_value(const ewd_stream_t *st, void **arena) {
-  value_arena_t *a = calloc(1, sizeof *a);
-  *arena = a;
-  if (!a)
-    return ewp_vnil();
-  spec_t *defaults = NULL;
-  const spec_t *specs;
-  size_t n;
-  if (st->eval) {
-    specs = st->eval->specs, n = st->eval->n;
-  } else {
-    char msg[64];
-    if (build(st, NULL, &defaults, &n, msg, sizeof msg))
-      return ewp_vnil();
-    specs = defaults;
-    /* the defaults' names are static: the value may borrow them after `defaults` is freed */
-  }
-  for (size_t i = 0; i < n && i < EWP_EVAL_MAX; i++) {
-    const spec_t *sp = &specs[i];
-    ewp_kv_t *kv = a->kv[i];
-    for (size_t p = 0; p < sp->nparams; p++) {
-      const ew_param_t *pv = &sp->params[p];
-      a->pkv[i][p] = (ewp_kv_t){st->eval ? sp->pkeys[p] : "",
-                                pv->type == EW_PARAM_STRING ? ewp_vstr(pv->str)
-                                : pv->type == EW_PARAM_BOOL ? ewp_vbool(pv->value != 0)
-                                                            : ewp_vf64(pv->value)};
-    }
-    kv[0] = (ewp_kv_t){"metric", ewp_vstr(sp->info->name)};
-    kv[1] = (ewp_kv_t){"every", sp->every ? ewp_vu64(sp->every) : (ewp_value_t){0}};
-    kv[2] = (ewp_kv_t){"every_rows", sp->every_rows ? ewp_vu64(sp->every_rows) : (ewp_value_t){0}};
-    kv[3] = (ewp_kv_t){"every_s", sp->every_s > 0 ? ewp_vf64(sp->every_s) : (ewp_value_t){0}};
-    kv[4] = (ewp_kv_t){"params", sp->nparams ? ewp_vmap(a->pkv[i], sp->nparams) : (ewp_value_t){0}};
-    kv[5] = (ewp_kv_t){"source", sp->source != EW_SOURCE_DEFAULT
-                                     ? ewp_vstr(ew_source_name(sp->source))
-                                     : (ewp_value_t){0}};
-    kv[6] = (ewp_kv_t){"center", sp->center >= 0 ? ewp_vbool(sp->center) : (ewp_value_t){0}};
-    a->items[i] = ewp_vmap(kv, 7);
-  }
-  free(defaults);
-  const ewd_eval_t *ev = st->eval;
-  a->top[0] = (ewp_kv_t){"metrics", ewp_varray(a->items, n)};
-  a->top[1] = (ewp_kv_t){"given", ewp_vbool(ev && ev->given)};
-  a->top[2] = (ewp_kv_t){"evaluations", ewp_vu64(ev ? ev->evaluations : 0)};
-  a->top[3] = (ewp_kv_t){"coalesced", ewp_vu64(ev ? ev->coalesced : 0)};
-  a->top[4] = (ewp_kv_t){"failures", ewp_vu64(ev ? ev->failures : 0)};
-  a->top[5] = (ewp_kv_t){"last_lag_s", ev && ev->evaluations ? ewp_vf64(ev->last_lag)
-                                                             : (ewp_value_t){0}};
-  a->top[6] = (ewp_kv_t){"busy", ewp_vbool(ev && ev->busy)};
-  return ewp_vmap(a->top, 7);
-}
-
-#define PUT(q, v) (memcpy((q), &(v), sizeof(v)), (q) += sizeof(v))
-
-/* Per spec: u8 name length, name, i8 source (-1 = the view's), i8 center, u64 every,
- * u64 every_rows, f64 every_s, u8 nparams, then per parameter u8 key length, key, and its value
- * as the metric table types the parameter: f64 for a number or a bool (0/1), u16 length + text
- * for a string or an enum (its name). Files written before string parameters existed hold only
- * f64 values, which is what their parameters (all numbers) read. */
-size_t ewd_eval_save(const ewd_stream_t *st, char *out, size_t cap) {
-  const ewd_eval_t *ev = st->eval;
-  if (!ev || !ev->given)
-    return 0;
-  char *q = out;
-  size_t need = 1;
-  for (size_t i = 0; i < ev->n; i++) {
-    need += 1 + strlen(ev->specs[i].info->name) + 2 + 24 + 1;
-    for (size_t p = 0; p < ev->specs[i].nparams; p++)
-      need += 1 + strlen(ev->specs[i].pkeys[p]) + 8 + 2 + strlen(ev->specs[i].pstrs[p]);
-  }
-  if (need > cap)
-    return 0;
-  uint8_t n = (uint8_t)ev->n;
-  PUT(q, n);
-  for (size_t i = 0; i < ev->n; i++) {
-    const spec_t *sp = &ev->specs[i];
-    uint8_t len = (uint8_t)strlen(sp->info->name);
-    int8_t src = (int8_t)sp->source, center = (int8_t)sp->center;
-    PUT(q, len);
-    memcpy(q, sp->info->name, len), q += len;
-    PUT(q, src);
-    PUT(q, center);
-    PUT(q, sp->every);
-    PUT(q, sp->every_rows);
-    PUT(q, sp->every_s);
-    uint8_t np = (uint8_t)sp->nparams;
-    PUT(q, np);
-    for (size_t p = 0; p < sp->nparams; p++) {
-      uint8_t kl = (uint8_t)strlen(sp->pkeys[p]);
-      PUT(q, kl);
-      memcpy(q, sp->pkeys[p], kl), q += kl;
-      if (sp->params[p].type == EW_PARAM_STRING) {
-        uint16_t sl = (uint16_t)strlen(sp->pstrs[p]);
-        PUT(q, sl);
-        memcpy(q, sp->pstrs[p], sl), q += sl;
-      } else {
-        PUT(q, sp->params[p].value);
-      }
-    }
-  }
-  return (size_t)(q - out);
-}
-
-#define GET(v)                                                                                    \
-  do {                                                                                            \
-    if (n - o < sizeof(v))                                                                        \
-      goto bad;                                                                                   \
-    memcpy(&(v), b + o, sizeof(v)), o += sizeof(v);                                               \
-  } while (0)
-
-bool ewd_eval_load(ewd_stream_t *st, const char *b, size_t n) {
-  size_t o = 0;
-  uint8_t cnt;
-  spec_t *v = NULL;
-  GET(cnt);
-  if (cnt > EWP_EVAL_MAX || !(v = calloc(cnt ? cnt : 1, sizeof *v)))
-    goto bad;
-  for (size_t i = 0; i < cnt; i++) {
-    char name[64];
-    uint8_t len, np;
-    int8_t src, center;
-    GET(len);
-    if (len == 0 || len >= sizeof name || n - o < len)
-      goto bad;
-    memcpy(name, b + o, len), o += len;
-    name[len] = 0;
-    const ew_metric_info_t *info = ew_metric_find(name);
-    if (!info)
-      goto bad;
-    spec_default(&v[i], info);
-    GET(src);
-    GET(center);
-    GET(v[i].every);
-    GET(v[i].every_rows);
-    GET(v[i].every_s);
-    GET(np);
-    if (src < -1 || src >= EW_SOURCE_COUNT || center < -1 || center > 1 || np > EW_METRIC_MAX_PARAMS ||
-        (v[i].every == 0) == (v[i].every_rows == 0 && !(v[i].every_s > 0)))
-      goto bad;
-    v[i].source = (ew_source_t)src, v[i].center = center;
-    for (size_t p = 0; p < np; p++) {
-      uint8_t kl;
-      GET(kl);
-      if (kl == 0 || kl >= sizeof v[i].pkeys[p] || n - o < kl)
-        goto bad;
-      memcpy(v[i].pkeys[p], b + o, kl), o += kl;
-      v[i].pkeys[p][kl] = 0;
-      const ew_param_info_t *pi = ew_metric_param(info, v[i].pkeys[p], kl);
-      if (!pi)
-        goto bad;
-      ew_param_t *pv = &v[i].params[p];
-      if (pi->type == EW_PARAM_STRING || pi->type == EW_PARAM_ENUM) {
-        uint16_t sl;
-        GET(sl);
-        if (sl == 0 || sl > EWP_PARAM_STR_MAX || n - o < sl || memchr(b + o, 0, sl))
-          goto bad;
-        memcpy(v[i].pstrs[p], b + o, sl), o += sl;
-        v[i].pstrs[p][sl] = 0;
-        pv->type = EW_PARAM_STRING;
-      } else {
-        GET(pv->value);
-        pv->type = pi->type == EW_PARAM_BOOL ? EW_PARAM_BOOL : EW_PARAM_NUMBER;
-      }
-      param_own(&v[i], p);
-      double val; /* what was saved was checked when it was given: check it again */
-      const char *str;
-      if (ew_param_check(info, pi, pv, &val, &str, NULL, 0))
-        goto bad;
-      pv->value = val; /* as ewd_param_resolve keeps it (an enum: its index) */
-      v[i].nparams++;
-    }
-  }
-  if (o != n)
-    goto bad;
-  ewd_eval_t *ev = eval_new(v, cnt, true);
-  if (!ev)
-    goto bad;
-  ewd_eval_free(st->eval);
-  st->eval = ev;
-  return true;
-bad:
-  free(v);
-  return false;
 }

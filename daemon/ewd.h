@@ -10,8 +10,11 @@
  *   registry.c    named streams, admission against the library's memory model, result cache
  *   steps.c       training steps: staging by (step, rank), completion, late batches, producer seqs
  *   eval.c        scheduled evaluation: due metrics after completed steps, on a copy of the state
+ *   eval_save.c   the eval list as info, /metrics and the snapshot see it     (eval_priv.h)
  *   history.c     the points in SQLite (<state_dir>/history.db) on an I/O thread
- *   alerts.c      alert rules, their states, subscriptions and notifications
+ *   alerts.c      alert rules and their states
+ *   alerts_save.c the rules' saved form, states included                      (alerts_priv.h)
+ *   subs.c        subscriptions and notifications
  *   pool.c        the math threads and the per-stream job queues
  *   persist.c     snapshots (copied on the stream's math turn, written on libuv's worker threads)
  *   restore.c     restore at start, quarantine, the state-dir lock (persist.h: what they share)
@@ -401,8 +404,10 @@ char *ewd_expo_metrics(struct ewd_server *srv, size_t *len);
  * goes to the history, the result cache (so `query` with max_lag answers from it) and the
  * stream's latest values. Without room in max_memory for a copy, FORK evaluates in place. */
 #define EWD_EVAL_DEFAULTS "entropy", "erank", "rankme", "participation_ratio", "anisotropy", "l2_std"
-/* Sets st's scheduled metrics from create's `eval` (NULL: the defaults). Returns 0, or an EW_E*
- * code with a sentence in msg (unknown metric or parameter, a metric twice, a source the
+/* Each entry of the list is one *series*, named by its `as` (default: its metric's name): the
+ * history, subscriptions, alert rules, /metrics and the page know the values by that name.
+ * Sets st's scheduled metrics from create's `eval` (NULL: the defaults). Returns 0, or an EW_E*
+ * code with a sentence in msg (unknown metric or parameter, a series name twice, a source the
  * metric does not take) and st unchanged. */
 int ewd_eval_set(ewd_stream_t *st, const ewp_evals_t *evals, char *msg, size_t cap);
 /* True when `evals` (NULL: the defaults) is what st evaluates now (create's idempotence). */
@@ -417,7 +422,7 @@ void ewd_eval_rows(struct ewd_server *srv, ewd_stream_t *st);
 ewp_value_t ewd_eval_value(const ewd_stream_t *st, void **arena);
 /* The latest evaluated value of one scheduled scalar metric (list metrics are not kept). */
 typedef struct {
-  const char *metric;
+  const char *metric;   /* the series name */
   double value;
   uint64_t step;
   bool partial;
@@ -428,10 +433,15 @@ typedef struct {
 size_t ewd_eval_latest(const ewd_stream_t *st, ewd_latest_t *out, size_t cap, double *time,
                        double *lag, uint64_t *coalesced);
 /* The eval specs in the snapshot's training block: writes at most cap bytes to out and returns
- * the length (0: the defaults), or reads them back (false: not a valid list). */
+ * the length (0: the defaults, or more than cap would take), or reads them back (false: not a
+ * valid list; st unchanged). The blob is self-contained; load reads today's layout (with series
+ * names) and the one before (eval_save.c). */
 size_t ewd_eval_save(const ewd_stream_t *st, char *out, size_t cap);
 bool ewd_eval_load(ewd_stream_t *st, const char *b, size_t n);
 void ewd_eval_free(ewd_eval_t *ev);
+/* st's series names (its eval list, or the defaults) into out as "a, b, c" (cut at cap bytes,
+ * always terminated when cap > 0). Returns how many series st has. */
+size_t ewd_eval_names(const ewd_stream_t *st, char *out, size_t cap);
 /* Starts / stops the every_s timer. */
 void ewd_eval_start(struct ewd_server *srv);
 void ewd_eval_stop(struct ewd_server *srv);
@@ -440,8 +450,9 @@ void ewd_eval_stop(struct ewd_server *srv);
 typedef struct ewd_history ewd_history_t;
 /* One evaluated value of a point. */
 typedef struct {
-  const char *metric;
-  const ew_result_t *res; /* scalar or list (vectors are not kept) */
+  const char *metric;     /* the series name (an eval entry's `as`, default its metric's) */
+  const ew_result_t *res; /* scalar or list (vectors are not kept); an estimate's error and
+                             bracket go with it */
 } ewd_hvalue_t;
 /* Opens <state_dir>/history.db (WAL) and starts its I/O thread. Returns 0, or -1 after logging
  * why (the daemon does not start without its history). */
@@ -454,16 +465,20 @@ void ewd_history_forget(struct ewd_server *srv, const ewd_stream_t *st);
 /* Writes what is queued and stops the thread (at a stop, after the pool). */
 void ewd_history_close(struct ewd_server *srv);
 
-/* ---- alerts.c (owner: the loop) ---- */
+/* ---- alerts.c, subs.c (owner: the loop) ---- */
 struct ewd_conn;
 typedef struct ewd_subs ewd_subs_t;
-/* True when st evaluates `metric` (its eval list, or the defaults). */
-bool ewd_eval_has(const ewd_stream_t *st, const char *metric);
-/* Replaces st's rules (their states start over). Returns 0, or an EW_E* code with a sentence
- * (a metric the stream does not evaluate) and st unchanged. */
+/* True when st evaluates the series `series` (its eval list, or the defaults). */
+bool ewd_eval_has(const ewd_stream_t *st, const char *series);
+/* Replaces st's rules (their states start over). A metric rule's `metric` names a series of st's
+ * eval list. Returns 0, or an EW_E* code with a sentence (UNKNOWN_METRIC: neither a series of
+ * st nor a metric; BAD_PARAM: a metric st does not evaluate under that name, or drop rules
+ * keeping more than EWD_ALERTS_RING_MAX points in all) and st unchanged. */
 int ewd_alerts_set(ewd_stream_t *st, const ewp_rules_t *rules, char *msg, size_t cap);
 void ewd_alerts_free(ewd_alerts_t *a);
-/* An evaluated point of st: checks its metric rules and notifies the subscribers. */
+/* An evaluated point of st: checks its metric rules and notifies the subscribers. A rule whose
+ * state moved (firing, its last value, a drop rule's window, a baseline) counts as a change of
+ * st (st->changes), so that the next snapshot round saves it. */
 void ewd_alerts_point(struct ewd_server *srv, ewd_stream_t *st, const ewd_point_t *pt,
                       const ewd_hvalue_t *hv, size_t n);
 /* A batch into st was accepted (rc 0) or refused (rc): the non_finite rules. */
@@ -478,10 +493,21 @@ ewp_value_t ewd_alert_value(const ewd_stream_t *st, size_t i, ewp_kv_t *kv);
  * and whether it fires now. */
 void ewd_alert_state(const ewd_stream_t *st, size_t i, const char **rule, const char **metric,
                      const char **when, bool *firing);
-/* The rules in the snapshot's training block (states are not kept): as ewd_eval_save/_load. */
+/* The rules in the snapshot's training block, each with its state (firing or ok, the step and
+ * time it fired, its last value, a drop rule's recent values, a baseline's sum), so that a rule
+ * firing at a stop is still firing after the restart and does not fire again: as
+ * ewd_eval_save/_load (0: no rules, or more than cap would take; the drop rules' values are
+ * bounded so that a stream's rules save within EWD_ALERTS_SAVED_MAX bytes). Call save on the
+ * loop thread, which owns the states (persist.c takes the copy when it queues the snapshot; a
+ * state that moves later marks the stream changed, so the next round saves it again). Load
+ * reads today's layout and the one before (rules only: their states start over). */
+#define EWD_ALERTS_RING_MAX 32768
+#define EWD_ALERTS_SAVED_MAX (EWD_ALERTS_RING_MAX * 8 + EWP_RULES_MAX * 256)
 size_t ewd_alerts_save(const ewd_stream_t *st, char *out, size_t cap);
 bool ewd_alerts_load(ewd_stream_t *st, const char *b, size_t n);
-/* A subscription of connection c. Returns 0 with *id, or EW_ELIMIT / EW_ENOMEM with a sentence. */
+/* A subscription of connection c. Its `metrics` are series names: each must be a metric of the
+ * table or a series of a stream the subscription matches now. Returns 0 with *id, or
+ * EW_EUNKMETRIC / EW_ELIMIT / EW_ENOMEM with a sentence. */
 int ewd_subs_add(struct ewd_server *srv, struct ewd_conn *c, const ewp_subscribe_req_t *r,
                  uint64_t *id, char *msg, size_t cap);
 /* Removes c's subscription id. Returns false when c has none by that id. */

@@ -7,11 +7,14 @@
  * handle and are answered there. The database is in WAL mode with synchronous=NORMAL: a commit
  * survives a daemon crash, and a power loss may lose the last commits (never corrupts).
  *
- * Schema: series(id, run, stream, metric, n) — one per (run, stream, metric), n an upper bound
- * of its points; points(series, step, time, value, vec, rows, ranks, partial, lag, skipped),
- * keyed by (series, step) — a step evaluated again replaces its point. `value` holds scalars,
- * `vec` list values (little-endian f64s). Retention: past history_max_points points in a series,
- * every second point of its oldest half is deleted.
+ * Schema: series(id, run, stream, metric, n) — one per (run, stream, series name; the column
+ * keeps its first name, `metric`: an eval entry's `as`, default its metric's), n an upper bound
+ * of its points; points(series, step, time, value, vec, rows, ranks, partial, lag, skipped, err,
+ * lo, hi), keyed by (series, step) — a step evaluated again replaces its point. `value` holds
+ * scalars, `vec` list values (little-endian f64s); an estimate keeps its error bar in `err` and
+ * a certified bracket in `lo`, `hi` (NULL otherwise). A database made before err/lo/hi existed
+ * gets them at open (ALTER TABLE, NULL for the old points). Retention: past history_max_points
+ * points in a series, every second point of its oldest half is deleted.
  *
  * A history.db that cannot be opened as this schema (garbage, cut short, another schema, a
  * directory, a FIFO: not opened, it would block) is moved to <state_dir>/quarantine/ like a bad snapshot, with its -wal and -shm,
@@ -41,8 +44,16 @@ static const char schema[] =
     "NOT NULL, metric TEXT NOT NULL, n INTEGER NOT NULL DEFAULT 0, UNIQUE(run, stream, metric));"
     "CREATE TABLE IF NOT EXISTS points(series INTEGER NOT NULL, step INTEGER NOT NULL, time REAL "
     "NOT NULL, value REAL, vec BLOB, rows INTEGER NOT NULL, ranks INTEGER NOT NULL, partial "
-    "INTEGER NOT NULL, lag REAL NOT NULL, skipped INTEGER NOT NULL, PRIMARY KEY(series, step)) "
-    "WITHOUT ROWID;";
+    "INTEGER NOT NULL, lag REAL NOT NULL, skipped INTEGER NOT NULL, err REAL, lo REAL, hi REAL, "
+    "PRIMARY KEY(series, step)) WITHOUT ROWID;";
+
+/* A points table from before err/lo/hi: the columns are added, all or none. */
+static const char migrate_probe[] = "SELECT err, lo, hi FROM points LIMIT 0";
+static const char migrate[] = "BEGIN IMMEDIATE;"
+                              "ALTER TABLE points ADD COLUMN err REAL;"
+                              "ALTER TABLE points ADD COLUMN lo REAL;"
+                              "ALTER TABLE points ADD COLUMN hi REAL;"
+                              "COMMIT;";
 
 enum { Q_FIND, Q_NEW, Q_PUT, Q_GROW, Q_COUNT, Q_THIN, Q_SETN, Q_FORGET_P, Q_FORGET_S, Q_SERIES,
        Q_READ, Q_NQ };
@@ -50,7 +61,8 @@ static const char *const sql[Q_NQ] = {
     [Q_FIND] = "SELECT id, n FROM series WHERE run=?1 AND stream=?2 AND metric=?3",
     [Q_NEW] = "INSERT INTO series(run, stream, metric, n) VALUES(?1, ?2, ?3, 0)",
     [Q_PUT] = "INSERT OR REPLACE INTO points(series, step, time, value, vec, rows, ranks, partial, "
-              "lag, skipped) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+              "lag, skipped, err, lo, hi) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+              "?13)",
     [Q_GROW] = "UPDATE series SET n = n + 1 WHERE id=?1",
     [Q_COUNT] = "SELECT COUNT(*) FROM points WHERE series=?1",
     [Q_THIN] = "DELETE FROM points WHERE series=?1 AND step IN (SELECT step FROM (SELECT step, "
@@ -61,17 +73,20 @@ static const char *const sql[Q_NQ] = {
                    "stream=?2)",
     [Q_FORGET_S] = "DELETE FROM series WHERE run=?1 AND stream=?2",
     [Q_SERIES] = "SELECT id, metric FROM series WHERE run=?1 AND stream=?2 ORDER BY id",
-    [Q_READ] = "SELECT step, time, value, vec, partial, rows, ranks, lag, skipped FROM points "
+    [Q_READ] = "SELECT step, time, value, vec, partial, rows, ranks, lag, skipped, err, lo, hi FROM "
+               "points "
                "WHERE series=?1 AND step "
                "BETWEEN ?2 AND ?3 ORDER BY step",
 };
 
 typedef struct {
-  char metric[64];
+  char metric[EWP_SERIES_MAX + 1]; /* the series name */
   bool vec;
   double value;
   double *list; /* owned */
   size_t len;
+  bool has_err, has_bracket; /* an estimate: its error bar, its certified [lo, hi] */
+  double err, lo, hi;
 } hval_t;
 
 typedef enum { OP_PUT, OP_FORGET, OP_READ } opkind_t;
@@ -184,6 +199,10 @@ static int run_put(ewd_history_t *h, hop_t *op) {
     sqlite3_bind_int(p, 8, op->pt.nmissing > 0);
     sqlite3_bind_double(p, 9, op->pt.lag_s);
     sqlite3_bind_int64(p, 10, op->pt.skipped);
+    if (v->has_err)
+      sqlite3_bind_double(p, 11, v->err);
+    if (v->has_bracket)
+      sqlite3_bind_double(p, 12, v->lo), sqlite3_bind_double(p, 13, v->hi);
     sqlite3_bind_int64(h->q[Q_GROW], 1, id);
     if (step_done(p) || step_done(h->q[Q_GROW]))
       return -1;
@@ -329,6 +348,8 @@ void ewd_history_put(ewd_server_t *srv, const ewd_stream_t *st, const ewd_point_
     } else {
       vals[i].value = r->scalar;
     }
+    vals[i].has_err = r->has_error, vals[i].err = r->error;
+    vals[i].has_bracket = r->has_bracket, vals[i].lo = r->lo, vals[i].hi = r->hi;
     op->nvals++;
   }
   queue(h, op);
@@ -381,6 +402,16 @@ static int open_db(ewd_history_t *h, const char *path, char *why, size_t cap) {
     rc = sqlite3_busy_timeout(h->db, EWD_HISTORY_BUSY_MS);
   if (rc == SQLITE_OK)
     rc = sqlite3_exec(h->db, schema, NULL, NULL, &err);
+  sqlite3_stmt *probe = NULL;
+  if (rc == SQLITE_OK && sqlite3_prepare_v2(h->db, migrate_probe, -1, &probe, NULL) != SQLITE_OK) {
+    rc = sqlite3_exec(h->db, migrate, NULL, NULL, &err);
+    if (rc != SQLITE_OK)
+      sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
+    else
+      ewd_log(EWD_LOG_INFO, "history database: columns err, lo, hi added (estimates keep their "
+              "error bars)", "path=\"%s\"", path);
+  }
+  sqlite3_finalize(probe);
   for (int i = 0; rc == SQLITE_OK && i < Q_NQ; i++)
     rc = sqlite3_prepare_v3(h->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &h->q[i], NULL);
   if (rc != SQLITE_OK) {

@@ -16,7 +16,7 @@ typedef enum { EWD_AGG_LAST = 0, EWD_AGG_MEAN, EWD_AGG_MIN, EWD_AGG_MAX } ewd_ag
 /* One series of an answer: n points (bucketed when the range held more than max_points). */
 typedef struct {
   const char *stream;  /* the request's (borrowed) */
-  char metric[64];
+  char metric[EWP_SERIES_MAX + 1]; /* the series name */
   size_t n;
   bool vec;            /* list values: lists[i] of lens[i] */
   uint64_t *step;      /* the last step of each bucket */
@@ -29,6 +29,12 @@ typedef struct {
   uint64_t *ranks;
   double *lag;
   uint64_t *skipped;
+  /* estimates: the bucket's last point's error bar and certified bracket (flags: 1 = err,
+   * 2 = br); has_err / has_br: some point of the series has one (else the arrays are NULL) */
+  bool has_err, has_br;
+  uint8_t *est;
+  double *err;
+  double (*br)[2];
 } ewd_hseries_t;
 
 /* A read: filled on the loop (the request), answered on the I/O thread, replied on the loop. */
@@ -41,7 +47,7 @@ typedef struct ewd_hread {
   char run[EWD_NAME_MAX + 1];
   char (*streams)[EWD_NAME_MAX + 1];
   size_t nstreams;
-  char (*metrics)[64]; /* nmetrics == 0: every series of each stream */
+  char (*metrics)[EWP_SERIES_MAX + 1]; /* series names; nmetrics == 0: every series */
   size_t nmetrics;
   uint64_t from, to;
   size_t max_points;
@@ -64,7 +70,7 @@ typedef struct ewd_hread {
 int ewd_history_read(ewd_server_t *srv, ewd_hread_t *rd);
 /* Runs a read on the I/O thread with its prepared statements: `series` (?1 run, ?2 stream →
  * id, metric) and `points` (?1 series, ?2 from, ?3 to → step, time, value, vec, partial, rows,
- * ranks, lag, skipped). */
+ * ranks, lag, skipped, err, lo, hi). */
 void ewd_hread_run(sqlite3 *db, sqlite3_stmt *series, sqlite3_stmt *points, ewd_hread_t *rd);
 /* On the loop: replies and frees rd (cmd/history.c). */
 void ewd_hread_answer(ewd_hread_t *rd);

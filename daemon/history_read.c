@@ -2,8 +2,9 @@
  * points in [from, to], in step order, merged into equal step buckets when there are more than
  * max_points of them. A bucket covers w = floor((last − first) / max_points) + 1 consecutive
  * steps from the first point's step (so at most max_points buckets); it reports its last point's
- * step, time, rows, ranks, lag_s and skipped, whether any of its points was partial, and its
- * values' last, mean, min or max (list values: always the last).
+ * step, time, rows, ranks, lag_s and skipped (and, for an estimated metric, its error bar and
+ * bracket), whether any of its points was partial, and its values' last, mean, min or max (list
+ * values: always the last).
  * The answer stops at EWD_HISTORY_REPLY_MAX points in all (TOO_LARGE).
  *
  * Bytes: before a series' values are read, its answer is estimated from above from the first
@@ -42,6 +43,9 @@ static void series_free(ewd_hseries_t *s) {
   free(s->ranks);
   free(s->lag);
   free(s->skipped);
+  free(s->est);
+  free(s->err);
+  free(s->br);
 }
 
 void ewd_hread_free(ewd_hread_t *rd) {
@@ -63,14 +67,18 @@ void ewd_hread_free(ewd_hread_t *rd) {
 
 /* Estimates a series of nb points (lists of at most maxlen values when vec) and reserves the
  * memory its answer takes. Returns 0, or -1 after fail() (TOO_LARGE, LIMIT). */
-static int reserve(ewd_hread_t *rd, size_t nb, bool vec, size_t maxlen) {
-  /* encoded, from above: 8 fields a point (msgpack: at most 9 bytes each; JSON: 25 with the
-   * comma, 17 significant digits and an exponent), the keys and names of the series */
+static int reserve(ewd_hread_t *rd, size_t nb, bool vec, size_t maxlen, int est_fields) {
+  /* encoded, from above: 8 fields a point, plus 1 for an error bar and 2 for a bracket
+   * (msgpack: at most 9 bytes each; JSON: 25 with the comma, 17 significant digits and an
+   * exponent), the keys and names of the series */
   double per_field = rd->json ? 25 : 9;
-  double enc = 600 + (double)nb * 8 * per_field + (vec ? (double)nb * maxlen * per_field : 0);
+  double enc = 700 + (double)nb * (8 + est_fields) * per_field +
+               (vec ? (double)nb * maxlen * per_field : 0);
   /* memory while it is built: the columns read, each list's values, the ewp tree
-   * (cmd/history.c: 6 values a point), and the encoding */
+   * (cmd/history.c: 6 values a point, 8 with estimates), and the encoding */
   double mem = (double)nb * (8 * sizeof(uint64_t) + 6 * sizeof(ewp_value_t)) +
+               (est_fields ? (double)nb * (1 + 3 * sizeof(double) + 2 * sizeof(ewp_value_t))
+                           : 0) +
                (vec ? (double)nb * (maxlen * sizeof(double) + 48) : 0) + enc;
   if ((double)rd->est + enc > (double)rd->max_bytes) {
     if (!rd->rc) {
@@ -107,7 +115,7 @@ static int read_series(sqlite3 *db, sqlite3_stmt *q, ewd_hread_t *rd, sqlite3_in
   /* first pass: how many, and the step range */
   size_t cnt = 0, maxlen = 0;
   uint64_t first = 0, last = 0;
-  bool vec = false;
+  bool vec = false, has_err = false, has_br = false;
   sqlite3_bind_int64(q, 1, id);
   sqlite3_bind_int64(q, 2, (sqlite3_int64)rd->from);
   sqlite3_bind_int64(q, 3, (sqlite3_int64)rd->to);
@@ -122,6 +130,8 @@ static int read_series(sqlite3 *db, sqlite3_stmt *q, ewd_hread_t *rd, sqlite3_in
       vec = true;
       maxlen = len > maxlen ? len : maxlen;
     }
+    has_err = has_err || sqlite3_column_type(q, 9) != SQLITE_NULL;
+    has_br = has_br || sqlite3_column_type(q, 10) != SQLITE_NULL;
   }
   sqlite3_reset(q);
   if (rc != SQLITE_DONE) {
@@ -143,7 +153,7 @@ static int read_series(sqlite3 *db, sqlite3_stmt *q, ewd_hread_t *rd, sqlite3_in
     return -1;
   }
   *budget -= nb;
-  if (reserve(rd, nb, vec, maxlen) != 0) {
+  if (reserve(rd, nb, vec, maxlen, (has_err ? 1 : 0) + (has_br ? 2 : 0)) != 0) {
     sqlite3_clear_bindings(q);
     return -1;
   }
@@ -160,8 +170,15 @@ static int read_series(sqlite3 *db, sqlite3_stmt *q, ewd_hread_t *rd, sqlite3_in
     s->lists = calloc(nb ? nb : 1, sizeof *s->lists);
     s->lens = calloc(nb ? nb : 1, sizeof *s->lens);
   }
+  s->has_err = has_err, s->has_br = has_br;
+  if (has_err || has_br) {
+    s->est = calloc(nb ? nb : 1, sizeof *s->est);
+    s->err = calloc(nb ? nb : 1, sizeof *s->err);
+    s->br = calloc(nb ? nb : 1, sizeof *s->br);
+  }
   if (!s->step || !s->time || !s->partial || !s->value || !s->rows || !s->ranks || !s->lag ||
-      !s->skipped || (vec && (!s->lists || !s->lens))) {
+      !s->skipped || (vec && (!s->lists || !s->lens)) ||
+      ((has_err || has_br) && (!s->est || !s->err || !s->br))) {
     sqlite3_clear_bindings(q);
     fail(rd, EW_ENOMEM, "%s", "out of memory reading the history");
     return -1;
@@ -188,6 +205,14 @@ static int read_series(sqlite3 *db, sqlite3_stmt *q, ewd_hread_t *rd, sqlite3_in
     s->ranks[b] = (uint64_t)sqlite3_column_int64(q, 6);
     s->lag[b] = sqlite3_column_double(q, 7);
     s->skipped[b] = (uint64_t)sqlite3_column_int64(q, 8);
+    if (s->est) { /* the last point's, like rows and ranks */
+      s->est[b] = 0;
+      if (sqlite3_column_type(q, 9) != SQLITE_NULL)
+        s->est[b] |= 1, s->err[b] = sqlite3_column_double(q, 9);
+      if (sqlite3_column_type(q, 10) != SQLITE_NULL)
+        s->est[b] |= 2, s->br[b][0] = sqlite3_column_double(q, 10),
+            s->br[b][1] = sqlite3_column_double(q, 11);
+    }
     if (vec) {
       free(s->lists[b]);
       int bytes = sqlite3_column_bytes(q, 3);
@@ -220,6 +245,10 @@ static int read_series(sqlite3 *db, sqlite3_stmt *q, ewd_hread_t *rd, sqlite3_in
     s->value[o] = s->value[i];
     s->rows[o] = s->rows[i], s->ranks[o] = s->ranks[i], s->lag[o] = s->lag[i];
     s->skipped[o] = s->skipped[i];
+    if (s->est) {
+      s->est[o] = s->est[i], s->err[o] = s->err[i];
+      s->br[o][0] = s->br[i][0], s->br[o][1] = s->br[i][1];
+    }
     if (vec)
       s->lists[o] = s->lists[i], s->lens[o] = s->lens[i];
     o++;

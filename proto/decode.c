@@ -239,6 +239,15 @@ static bool name_parts_ok(const char *p, size_t n) {
 
 bool ewp_name_valid(const char *p, size_t n) { return name_charset(p, n) && name_parts_ok(p, n); }
 
+bool ewp_series_valid(const char *p, size_t n) {
+  if (n < 1 || n > EWP_SERIES_MAX || !(p[0] >= 'a' && p[0] <= 'z'))
+    return false;
+  for (size_t i = 1; i < n; i++)
+    if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9') || p[i] == '_'))
+      return false;
+  return true;
+}
+
 static int enum_index(const char *const *values, const char *p, size_t n) {
   for (int i = 0; values[i]; i++) {
     const char *v = values[i];
@@ -380,6 +389,12 @@ static int check_eval(ewp_eval_t *e, ewp_error_t *err) {
              EWP_HAS(e, EWP_EVAL_every_s);
   if (ways > 1)
     return fail(err, EWP_EBADPARAM, "give one of 'every' (steps), 'every_rows' or 'every_s'");
+  if (EWP_HAS(e, EWP_EVAL_as) && !ewp_series_valid(e->as.p, e->as.n)) {
+    char esc[96];
+    return fail(err, EWP_EBADPARAM, "'as' must be a series name: 1 to %d bytes of a-z, 0-9 and "
+                "_, starting with a letter (got '%s', %zu bytes)", EWP_SERIES_MAX,
+                ewp_escape(esc, 64, e->as.p, e->as.n), e->as.n);
+  }
   if (EWP_HAS(e, EWP_EVAL_every) && e->every < 1)
     return fail(err, EWP_EBADPARAM, "'every' must be a number of steps >= 1");
   if (EWP_HAS(e, EWP_EVAL_every_rows) && e->every_rows < 1)
@@ -515,7 +530,7 @@ static int decode_field(const msgpack_object *o, const ewp_field_info_t *f, void
     ewp_evals_t *v = dst;
     return decode_objs(o, f, v->v, &v->n, EWP_EVAL_MAX, sizeof v->v[0], f_eval,
                        sizeof f_eval / sizeof f_eval[0], check_eval_v,
-                       "{metric, every, params, source, center}", req, err);
+                       "{metric, as, every, params, source, center}", req, err);
   }
   case EWP_T_RULES: {
     ewp_rules_t *v = dst;

@@ -174,12 +174,20 @@ typedef struct {
   size_t n;
 } ewp_params_t;
 
-/* One scheduled evaluation (an entry of create's `eval`): `has` as for a method's struct. */
+/* One scheduled evaluation (an entry of create's `eval`): `has` as for a method's struct. Its
+ * series name (`as`, default the metric's name) is at most EWP_SERIES_MAX bytes of a-z, 0-9 and
+ * _, a letter first (ewp_series_valid). */
 #define EWP_EVAL_MAX 32
+#define EWP_SERIES_MAX 63
 #define EWP_FIELDS_EVAL(F)                                                                        \
   F(metric, STR, EWP_F_REQ, "str", "required", EWP_EBADPARAM,                                     \
     "each 'eval' entry needs 'metric' (a name from the metric table)",                            \
-    "a metric from the table (`metrics` method); each metric at most once")                       \
+    "a metric from the table (`metrics` method)")                                                 \
+  F(as, STR, 0, "str", "the metric's name", EWP_EBADPARAM,                                        \
+    "'as' must be a series name: 1 to 63 bytes of a-z, 0-9 and _, starting with a letter",       \
+    "the series name (1–63 bytes of `a-z 0-9 _`, a letter first, as a metric's name), unique in " \
+    "the list: history, subscriptions, alert rules, `/metrics` and the page use it, so one metric " \
+    "can be scheduled with several parameter sets")                                               \
   F(every, UINT, 0, "int", "1", EWP_EBADPARAM, "'every' must be a number of steps >= 1",          \
     "evaluate at the first completed step of every `every` steps (step ÷ every changes)")        \
   F(every_rows, UINT, 0, "int", "—", EWP_EBADPARAM, "'every_rows' must be a number of rows >= 1", \
@@ -205,7 +213,9 @@ typedef struct ewp_evals ewp_evals_t;
   F(name, STR, EWP_F_REQ, "str", "required", EWP_EBADPARAM,                                       \
     "each rule needs 'name' (a string of 1 to 64 bytes)", "1–64 bytes, unique in the stream")     \
   F(metric, STR, 0, "str", "— (required but for stale, non_finite)", EWP_EBADPARAM,               \
-    "'metric' must be a metric name", "an evaluated metric of the stream (its `eval` list)")      \
+    "'metric' must be a metric name",                                                             \
+    "a series the stream evaluates: an entry of its `eval` list, by its `as` name (default the "  \
+    "metric's)")                                                                                  \
   F(when, ENUM, EWP_F_REQ, "`\"below\"` \\| `\"above\"` \\| `\"drop\"` \\| `\"below_baseline\"` \\| "   \
     "`\"stale\"` \\| `\"non_finite\"`", "required", EWP_EBADPARAM,                                \
     "'when' must be below, above, drop, below_baseline, stale or non_finite", "the condition")    \
@@ -352,8 +362,9 @@ typedef ewp_rules_t ewp_c_RULES;
     "implies `recent`")                                                                           \
   F(eval, EVALS, EWP_F_NIL, "[{…}] (table below)",                                                \
     "`entropy`, `erank`, `rankme`, `participation_ratio`, `anisotropy`, `l2_std` every step",     \
-    EWP_EBADPARAM, "'eval' must be a list of at most 32 maps {metric, every, params, source, "   \
-    "center}", "metrics computed after completed steps and kept in the history (`[]`: none)")                    \
+    EWP_EBADPARAM, "'eval' must be a list of at most 32 maps {metric, as, every, params, "       \
+    "source, center}", "metrics computed after completed steps and kept in the history, one "    \
+    "series per entry (`[]`: none)")                                                              \
   F(rules, RULES, EWP_F_NIL, "[{…}] (table below)", "none", EWP_EBADPARAM,                        \
     "'rules' must be a list of at most 32 maps {name, metric, when, value, steps, "               \
     "baseline_steps}", "alert rules (as `alert_set`)")
@@ -636,6 +647,9 @@ const char *ewp_dtype_name(int dtype);
  * fit, it is cut at a character boundary and ends in "...". Always NUL-terminates (cap >= 4).
  * Returns dst. For echoing peer bytes in error messages and logs. */
 char *ewp_escape(char *dst, size_t cap, const char *s, size_t n);
+/* True when p[0, n) is a valid series name: 1 to EWP_SERIES_MAX bytes of a-z, 0-9 and _, a
+ * letter first (the charset of the metric table's names; an eval entry's `as`). */
+bool ewp_series_valid(const char *p, size_t n);
 /* True when p[0, n) is a valid stream name (the NAME field type's rule). */
 bool ewp_name_valid(const char *p, size_t n);
 /* True when s[0, n) is valid UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */

@@ -2,7 +2,9 @@
  * streams must exist; metric names must be in the table), read on the history's I/O thread
  * behind every point queued before it (history_read.c), and answered here:
  * {"series": [{run, stream, metric, step, time, value, partial, rows, ranks, lag_s, skipped}]}
- * (each a list, one entry per point). */
+ * (each a list, one entry per point; `metric` is the series name), and, for a series of an
+ * estimated metric, "error" and "bracket" (one entry per point: the error bar, [lo, hi], or nil
+ * where that point has none). */
 #include "cmd.h"
 #include "../history.h"
 
@@ -10,9 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Per series, NVAL arrays of ewp values: step, partial, rows, ranks, skipped, and the lists. */
-#define NVAL 6
-#define NKV 11
+/* Per series, NVAL arrays of ewp values: step, partial, rows, ranks, skipped, the lists, the
+ * error bars and the brackets. */
+#define NVAL 8
+#define NKV 13
 
 static void values_of(const ewd_hseries_t *s, ewp_value_t *at) {
   size_t n = s->n;
@@ -24,6 +27,10 @@ static void values_of(const ewd_hseries_t *s, ewp_value_t *at) {
     at[4 * n + i] = ewp_vu64(s->skipped[i]);
     if (s->vec)
       at[5 * n + i] = ewp_vf64s(s->lists[i], s->lens[i]);
+    if (s->est) {
+      at[6 * n + i] = s->est[i] & 1 ? ewp_vf64(s->err[i]) : ewp_vnil();
+      at[7 * n + i] = s->est[i] & 2 ? ewp_vf64s(s->br[i], 2) : ewp_vnil();
+    }
   }
 }
 
@@ -59,6 +66,9 @@ void ewd_hread_answer(ewd_hread_t *rd) {
         k[8] = (ewp_kv_t){"ranks", ewp_varray(at + 3 * n, n)};
         k[9] = (ewp_kv_t){"lag_s", ewp_vf64s(s->lag, n)};
         k[10] = (ewp_kv_t){"skipped", ewp_varray(at + 4 * n, n)};
+        /* only for a series with estimates: other answers are as before */
+        k[11] = (ewp_kv_t){"error", s->has_err ? ewp_varray(at + 6 * n, n) : (ewp_value_t){0}};
+        k[12] = (ewp_kv_t){"bracket", s->has_br ? ewp_varray(at + 7 * n, n) : (ewp_value_t){0}};
         items[i] = ewp_vmap(k, NKV);
         at += NVAL * n;
       }
@@ -74,13 +84,23 @@ void ewd_hread_answer(ewd_hread_t *rd) {
   ewd_hread_free(rd);
 }
 
-static bool metric_known(const ewp_str_t *nm) {
-  char name[64];
-  if (nm->n >= sizeof name)
+/* True when nm is a metric of the table or a series of a visible stream of `run` (history keeps
+ * series by name: an eval entry's `as`, default its metric's). */
+static bool series_known(ewd_server_t *srv, ewp_str_t run, const ewp_str_t *nm) {
+  char name[EWP_SERIES_MAX + 1];
+  if (!ewp_series_valid(nm->p, nm->n))
     return false;
   memcpy(name, nm->p, nm->n);
   name[nm->n] = 0;
-  return strlen(name) == nm->n && ew_metric_find(name) != NULL;
+  if (ew_metric_find(name))
+    return true;
+  for (size_t i = 0; i < srv->reg.n; i++) {
+    const ewd_stream_t *st = srv->reg.items[i];
+    if (!st->provisional && strlen(st->run) == run.n && memcmp(st->run, run.p, run.n) == 0 &&
+        ewd_eval_has(st, name))
+      return true;
+  }
+  return false;
 }
 
 void ewd_cmd_history(ewd_call_t *call) {
@@ -90,8 +110,9 @@ void ewd_cmd_history(ewd_call_t *call) {
                                           : (ewp_str_t){EWP_DEFAULT_RUN, strlen(EWP_DEFAULT_RUN)};
   char esc[96];
   for (size_t i = 0; EWP_HAS(r, EWP_HISTORY_metrics) && i < r->metrics.n; i++)
-    if (!metric_known(&r->metrics.v[i])) {
-      ewd_fail(call, EW_EUNKMETRIC, "no metric named '%s' (the 'metrics' method lists them)",
+    if (!series_known(srv, run, &r->metrics.v[i])) {
+      ewd_fail(call, EW_EUNKMETRIC, "no metric named '%s', nor a series of the run's streams "
+               "(the 'metrics' method lists the metrics; info's eval lists a stream's series)",
                ewp_escape(esc, 64, r->metrics.v[i].p, r->metrics.v[i].n));
       return;
     }

@@ -1,7 +1,9 @@
 // app.js — eigenwatchd's built-in page. Reads the JSON API (/api/v1/runs, list, history, alerts,
-// metrics), draws one uPlot chart per scalar metric with one line per stream by step, marks
-// partial steps (hollow points) and the steps at which alerts fired (red lines), and polls for
-// new points every POLL_MS without reloading. State for tests: window.eigenwatch.
+// metrics), draws one uPlot chart per scalar series (an eval entry's `as`, default its metric's
+// name) with one line per stream by step, marks partial steps (hollow points), an estimate's
+// error bar or certified bracket (a vertical bar at its point) and the steps at which alerts
+// fired (red lines), and polls for new points every POLL_MS without reloading. State for tests:
+// window.eigenwatch.
 "use strict";
 
 const POLL_MS = 2000;
@@ -10,14 +12,15 @@ const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"
 
 const ew = window.eigenwatch = {
   run: null,       // the selected run
-  series: {},      // metric → stream → {step: [], value: [], partial: []}
+  series: {},      // series → stream → {step: [], value: [], partial: [], lo: [], hi: []}
+                   // (lo/hi: the bracket, or value ± error, of an estimate; null elsewhere)
   alerts: [],      // the last alerts answer for the run
-  markers: {},     // "metric|stream|rule|step" → {metric, stream, rule, step}: fired alerts seen
-  charts: {},      // metric → {plot, el, streams: [names]}
-  docs: {},        // metric → one-line doc from /api/v1/metrics
+  markers: {},     // "series|stream|rule|step" → {metric, stream, rule, step}: fired alerts seen
+  charts: {},      // series → {plot, el, streams: [names]}
+  docs: {},        // metric → one-line doc from /api/v1/metrics (a series named by `as`: none)
   polls: 0,
   errors: [],
-  points() {       // metric → stream → number of points held
+  points() {       // series → stream → number of points held
     const out = {};
     for (const [m, byStream] of Object.entries(this.series)) {
       out[m] = {};
@@ -92,13 +95,17 @@ function merge(series) {
   for (const s of series) {
     if (s.value.length && Array.isArray(s.value[0])) continue; // list metrics are not charted
     const byStream = (ew.series[s.metric] ||= {});
-    const d = (byStream[s.stream] ||= {step: [], value: [], partial: []});
+    const d = (byStream[s.stream] ||= {step: [], value: [], partial: [], lo: [], hi: []});
     const last = d.step.length ? d.step[d.step.length - 1] : -1;
     for (let i = 0; i < s.step.length; i++) {
       if (s.step[i] <= last) continue;
+      const v = num(s.value[i]);
+      const br = s.bracket ? s.bracket[i] : null, err = s.error ? num(s.error[i]) : null;
       d.step.push(s.step[i]);
-      d.value.push(num(s.value[i]));
+      d.value.push(v);
       d.partial.push(s.partial[i]);
+      d.lo.push(br ? num(br[0]) : err !== null && v !== null ? v - err : null);
+      d.hi.push(br ? num(br[1]) : err !== null && v !== null ? v + err : null);
       added++;
     }
   }
@@ -173,6 +180,22 @@ function drawOverlays(metric, u) {
   const byStream = ew.series[metric];
   const chart = ew.charts[metric];
   ctx.save();
+  // estimates: a vertical bar over the bracket (or value ± error) at each point
+  chart.streams.forEach((s, i) => {
+    const d = byStream[s];
+    ctx.strokeStyle = COLORS[i % COLORS.length];
+    ctx.globalAlpha = 0.6;
+    ctx.lineWidth = 2 * devicePixelRatio;
+    d.step.forEach((st, j) => {
+      if (d.lo[j] === null || d.hi[j] === null) return;
+      const x = u.valToPos(st, "x", true);
+      ctx.beginPath();
+      ctx.moveTo(x, u.valToPos(d.lo[j], "y", true));
+      ctx.lineTo(x, u.valToPos(d.hi[j], "y", true));
+      ctx.stroke();
+    });
+    ctx.globalAlpha = 1;
+  });
   // partial steps: hollow circles on their line
   chart.streams.forEach((s, i) => {
     const d = byStream[s];

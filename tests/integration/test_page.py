@@ -7,7 +7,10 @@
 - The page in a real headless Chromium (over the DevTools protocol): its charts hold one line per
   stream with one point per evaluated step, values equal to `history`, a partial step marked;
   then, without reloading, new steps arrive, a layer collapses, and an alert marker appears at
-  the step the rule fired; a screenshot is written; the console has no error."""
+  the step the rule fired; a screenshot is written; the console has no error.
+- Series names: one metric scheduled twice under two `as` names is two charts named after them,
+  and an estimate (a sketched stream's entropy) carries its certified bracket into the page
+  (eigenwatch.series[name][stream].lo/hi equal `history`'s bracket)."""
 import json
 import os
 import struct
@@ -178,6 +181,48 @@ def page_in_chromium(d, shot):
     c.close()
 
 
+def page_charts_series_names_and_error_bars(d):
+    c = d.client()
+    c.call("create", {"run": "ser", "stream": "A", "dim": DIM, "window_steps": 1,
+                      "eval": [{"metric": "renyi", "params": {"alpha": 2}, "as": "renyi_2"},
+                               {"metric": "renyi", "params": {"alpha": 0.5}, "as": "renyi_half"}]})
+    c.call("create", {"run": "ser", "stream": "sk", "dim": 48, "exact_max_dim": 16,
+                      "sketch_rows": 8, "window": 0,
+                      "eval": [{"metric": "entropy", "source": "all", "every_rows": 100,
+                                "as": "h_all"}]})
+    rng = np.random.default_rng(4)
+    for step in range(3):
+        X = rng.standard_normal((32, DIM)).astype(np.float32)
+        c.call("ingest", {"run": "ser", "stream": "A", "step": step, "end_step": True,
+                          "dtype": "f32", "shape": list(X.shape), "data": X.tobytes()})
+    for _ in range(2):
+        X = (rng.standard_normal((100, 48)) * np.linspace(1, 4, 48)).astype(np.float32)
+        c.call("ingest", {"run": "ser", "stream": "sk", "dtype": "f32", "shape": list(X.shape),
+                          "data": X.tobytes()})
+        settle(c, "sk", "ser")
+    settle(c, "A", "ser")
+    b = Browser()
+    try:
+        b.open(d.http + "?run=ser")
+        expect = {"renyi_2": {"A": 3}, "renyi_half": {"A": 3}, "h_all": {"sk": 2}}
+        deadline = time.time() + 60
+        while b.eval("eigenwatch.points()") != expect and time.time() < deadline:
+            b.pump(0.25)
+        assert b.eval("eigenwatch.points()") == expect, b.eval("eigenwatch.points()")
+        charts = b.eval("[...document.querySelectorAll('#charts .chart')].map(e => e.dataset.metric)")
+        assert charts == ["h_all", "renyi_2", "renyi_half"], charts
+        want = c.call("history", {"run": "ser", "stream": "sk", "metrics": "h_all"})["series"][0]
+        got = b.eval("eigenwatch.series.h_all.sk")
+        assert [[lo, hi] for lo, hi in zip(got["lo"], got["hi"])] == want["bracket"], (got, want)
+        assert all(lo < v < hi for lo, v, hi in zip(got["lo"], got["value"], got["hi"])), got
+        assert b.eval("eigenwatch.series.renyi_2.A.lo") == [None] * 3  # exact: no bar
+        assert b.errors == [], b.errors
+        assert b.eval("eigenwatch.errors") == []
+    finally:
+        b.close()
+    c.close()
+
+
 def main():
     t = Tap()
     shot = os.environ.get("EW_PAGE_SCREENSHOT") or os.path.join(
@@ -191,6 +236,12 @@ def main():
     try:
         t.case("page_in_headless_chromium_live_points_partial_alert_marker_no_errors",
                page_in_chromium, d, shot)
+    finally:
+        d.stop()
+    d = Daemon()
+    try:
+        t.case("page_charts_series_names_and_error_bars", page_charts_series_names_and_error_bars,
+               d)
     finally:
         d.stop()
     t.done()

@@ -90,7 +90,9 @@ class Series:
     """One (run, stream, metric) series of `history`, as numpy arrays (one entry per point):
     step (int64), time (Unix seconds), value (float64; a 2-D array for list metrics such as
     spectrum, or a list of arrays when their lengths differ), partial (bool), rows, ranks,
-    lag_s, skipped."""
+    lag_s, skipped. `metric` is the series name (an eval entry's `as`, default its metric's).
+    For an estimated metric, error (float64, NaN where a point has none) and bracket (n×2:
+    [lo, hi], NaN where none); None for other series."""
     run: str
     stream: str
     metric: str
@@ -102,6 +104,8 @@ class Series:
     ranks: Any
     lag_s: Any
     skipped: Any
+    error: Any = None
+    bracket: Any = None
 
 
 def _series(d) -> "Series":
@@ -116,7 +120,12 @@ def _series(d) -> "Series":
                   np.array(d["time"], dtype=np.float64), value,
                   np.array(d["partial"], dtype=bool), np.array(d["rows"], dtype=np.int64),
                   np.array(d["ranks"], dtype=np.int64), np.array(d["lag_s"], dtype=np.float64),
-                  np.array(d["skipped"], dtype=np.int64))
+                  np.array(d["skipped"], dtype=np.int64),
+                  None if "error" not in d else
+                  np.array([np.nan if e is None else e for e in d["error"]], dtype=np.float64),
+                  None if "bracket" not in d else
+                  np.array([[np.nan, np.nan] if b is None else b for b in d["bracket"]],
+                           dtype=np.float64).reshape(-1, 2))
 
 
 class Subscription:

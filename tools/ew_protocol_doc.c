@@ -70,7 +70,11 @@ static void table(const char *name, const ewp_field_info_t *f, size_t n) {
   printf("|---|---|---|---|---|\n");
   for (size_t i = 0; i < n; i++) {
     printf("| `%s` | ", f[i].name);
-    cell(f[i].wire_type);
+    if (f[i].wire_type)
+      cell(f[i].wire_type);
+    else /* the configuration's enumerations: their names (EW_ENUM_<member>) */
+      for (const char *const *v = f[i].values; v && *v; v++)
+        printf("%s`\"%s\"`", v == f[i].values ? "" : " \\| ", *v);
     printf(" | ");
     cell(f[i].default_doc);
     printf(" | `%s` | ", ewp_code_name(f[i].code));

@@ -73,7 +73,8 @@ void ewd_stream_drop(ewd_server_t *srv, ewd_stream_t *st);
 /* The CONFIG map of a stream: every field of the library's configuration (EW_CONFIG_MAP; a
  * renamed one under both names), world, step_timeout, recent, window_steps and sketch (kv must
  * hold EWD_CONFIG_KV entries). */
-#define EWD_CONFIG_KV (EW_CONFIG_COUNT + EW_CONFIG_OLD_COUNT + 5)
+#define EWD_CONFIG_OWN_KEYS 5
+#define EWD_CONFIG_KV (EW_CONFIG_COUNT + EW_CONFIG_OLD_COUNT + EWD_CONFIG_OWN_KEYS)
 ewp_value_t ewd_config_value(const ewd_stream_t *st, ewp_kv_t *kv);
 
 #endif

@@ -144,10 +144,15 @@ ewp_value_t ewd_config_value(const ewd_stream_t *st, ewp_kv_t *kv) {
     if (f->since <= 1)
       kv[n++] = (ewp_kv_t){f->old_name ? f->old_name : f->name, field_value(c, i)};
   }
-  kv[n++] = (ewp_kv_t){"world", ewp_vu64(st->world)};
-  kv[n++] = (ewp_kv_t){"step_timeout", ewp_vf64(st->step_timeout)};
-  kv[n++] = (ewp_kv_t){"recent", ewp_vbool(st->recent)};
-  kv[n++] = (ewp_kv_t){"window_steps", ewp_vu64(st->window_steps)};
+  /* the daemon's own keys: these four here, sketch at the end (EWD_CONFIG_OWN_KEYS in all) */
+  const ewp_kv_t own[] = {{"world", ewp_vu64(st->world)},
+                          {"step_timeout", ewp_vf64(st->step_timeout)},
+                          {"recent", ewp_vbool(st->recent)},
+                          {"window_steps", ewp_vu64(st->window_steps)}};
+  _Static_assert(sizeof own / sizeof own[0] + 1 == EWD_CONFIG_OWN_KEYS,
+                 "EWD_CONFIG_KV counts every key the daemon adds");
+  for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+    kv[n++] = own[i];
   /* then the new names of renamed fields and the later fields (and their old names, if any) */
   for (size_t i = 0; i < nf; i++) {
     const ew_config_field_t *f = ew_config_field(i);
@@ -157,5 +162,5 @@ ewp_value_t ewd_config_value(const ewd_stream_t *st, ewp_kv_t *kv) {
       kv[n++] = (ewp_kv_t){f->old_name, field_value(c, i)};
   }
   kv[n++] = (ewp_kv_t){"sketch", ewp_vbool(ew_config_sketched(c))};
-  return ewp_vmap(kv, n); /* n == EWD_CONFIG_KV: every field once, every old name once, 5 more */
+  return ewp_vmap(kv, n); /* n == EWD_CONFIG_KV: every field and old name once, and own keys */
 }

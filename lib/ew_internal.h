@@ -22,8 +22,10 @@
  *                                  quadrature (SLQ) for tr g(A), through an operator (uses eig.c)
  *   linalg/topk.c                  top-k of a dense matrix: block Lanczos, or a full solve when
  *                                  cheaper (the policy; uses eig.c and krylov.c)
- *   stream.c                       one stream: config → accumulators, ingest, merge, reset, the
- *                                  admission model
+ *   config.c                       the kind and configuration tables at work: defaults, checks,
+ *                                  equality, which kinds a configuration keeps, building them
+ *   stream.c                       one stream: config → kinds (config.c), ingest, merge, reset,
+ *                                  the admission model
  *   state.c                        a whole stream as versioned, checksummed bytes and back
  *   view/view.c                    what metrics read: a source as a matrix (trace, ‖·‖_F²,
  *                                  diagonal, spectrum + error, top-k + residual, A·x, rows);
@@ -416,8 +418,8 @@ typedef struct {
   uint64_t as_of, epoch;
   bool valid;
 } ew__skspec_t;
-/* Bytes both slots hold at most. */
-#define ew__skspec_bound(ell) (2 * (2 * (size_t)(ell) + 1) * sizeof(double))
+/* Bytes both slots hold at most, for a sketch of m = 2ℓ+1 directions (ew_config_solve_dim). */
+#define ew__skspec_bound(m) (2 * (size_t)(m) * sizeof(double))
 
 typedef struct {
   double *eig;       /* d values, descending, clamped at 0 */
@@ -453,6 +455,16 @@ struct ew_stream {
   size_t ws_peak;     /* the most workspace one operation on this stream has held */
   uint64_t tail;      /* the open view's window tail (view.c; 0 = the whole window) */
 };
+
+/* ---- config.c ---- */
+/* Builds every kind s->cfg keeps into s (accumulators, the live estimate): 0 or EW_ENOMEM (what
+ * was built stays for ew_stream_free). */
+int ew__kinds_attach(ew_stream_t *s);
+/* The most bytes the states of the kinds cfg keeps hold (the admission model). */
+size_t ew__kinds_state_bound(const ew_config_t *cfg);
+/* 1 when streams of these configurations merge (their EW_CF_MERGE fields and their kind of role
+ * ALL are equal), else 0. */
+int ew__config_mergeable(const ew_config_t *a, const ew_config_t *b);
 
 /* The accumulator behind a source (all → ALL; window, window_cn → WINDOW), or NULL. */
 ew__acc_t *ew__stream_acc(const ew_stream_t *s, ew_source_t src);

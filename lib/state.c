@@ -23,13 +23,14 @@
 #include "ew_internal.h"
 
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAGIC "EWSTATE"
-#define VERSION 2u /* 2: CONF carries exact_max_dim and sketch_rows (80 bytes); 1: 64 bytes */
+#define VERSION 2u /* 2: CONF carries the fields of EW_CONFIG_MAP whose since is 2 (80 bytes) */
 #define TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
 #define T_CONF TAG('C', 'O', 'N', 'F')
 #define T_STRM TAG('S', 'T', 'R', 'M')
@@ -53,6 +54,66 @@ static void put_u32(wr_t *w, uint32_t v) { ew__put(w, &v, 4); }
 static void section(wr_t *w, uint32_t tag, uint64_t len) {
   put_u32(w, tag);
   put_u64(w, len);
+}
+
+/* ---- CONF: the configuration, one 8-byte value per saved field of EW_CONFIG_MAP in table
+ * order (integers and enumerations as u64, REAL_OFF fields as f64 bits). A state of version v
+ * carries the fields whose since is at most v; a loaded state of an earlier version gives the
+ * later ones their `was` value (exact_max_dim: the state was exact up to its own d). ---- */
+
+#define SAVED(flags) (((flags) & EW_CF_SAVED) != 0)
+#define XX(member, wire, old, type, def, lo, hi, kinds, flags, since, ...) +((since) > VERSION)
+_Static_assert(0 EW_CONFIG_MAP(XX) == 0, "no field is newer than the state format");
+#undef XX
+_Static_assert(offsetof(ew_config_t, dim) == 0, "dim is the first field (conf_parse reads it first)");
+
+/* A little-endian u64 / f64 at p (the state format's byte order on any host we build for). */
+static uint64_t rd64(const unsigned char *p) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return v;
+}
+static double rdf64(const unsigned char *p) {
+  double v;
+  memcpy(&v, p, 8);
+  return v;
+}
+
+/* The CONF section's length in a state of format `version`. */
+static uint64_t conf_len(uint32_t version) {
+  uint64_t n = 0;
+#define XX(member, wire, old, type, def, lo, hi, kinds, flags, since, ...)                          n += SAVED(flags) && (since) <= version ? 8 : 0;
+  EW_CONFIG_MAP(XX)
+#undef XX
+  return n;
+}
+#define CONF_MAX (8 * EW_CONFIG_COUNT)
+
+#define CONF_PUT_COUNT(w, v) put_u64(w, (uint64_t)(v))
+#define CONF_PUT_U64(w, v) put_u64(w, (uint64_t)(v))
+#define CONF_PUT_ENUM(w, v) put_u64(w, (uint64_t)(v))
+#define CONF_PUT_REAL_OFF(w, v) put_f64(w, (v))
+
+static void conf_save(wr_t *w, const ew_config_t *c) {
+#define XX(member, wire, old, type, def, lo, hi, kinds, flags, ...)                                 if (SAVED(flags))                                                                                   CONF_PUT_##type(w, c->member);
+  EW_CONFIG_MAP(XX)
+#undef XX
+}
+
+#define CONF_GET_COUNT(p) (size_t)rd64(p)
+#define CONF_GET_U64(p) rd64(p)
+#define CONF_GET_ENUM(p) (rd64(p) > INT_MAX ? -1 : (int)rd64(p)) /* -1: refused by the check */
+#define CONF_GET_REAL_OFF(p) rdf64(p)
+
+/* The configuration in the CONF payload p[0, conf_len(version)) of a state of format `version`
+ * (not checked: ew_config_check's to do). Fields that are not saved take their default. */
+static void conf_parse(const unsigned char *p, uint32_t version, ew_config_t *cfg) {
+  ew_config_default(cfg, (size_t)rd64(p)); /* dim is the first field */
+  const ew_config_t *c = cfg;               /* what the `was` expressions read */
+#define XX(member, wire, old, type, def, lo, hi, kinds, flags, since, was, ...)                     if (SAVED(flags) && (since) <= version) {                                                           cfg->member = CONF_GET_##type(p);                                                                 p += 8;                                                                                         } else if (SAVED(flags)) {                                                                          cfg->member = (was);                                                                            }
+  EW_CONFIG_MAP(XX)
+#undef XX
+  (void)c;
 }
 
 /* The LROP section's length for a buffer holding `fill` rows and `nh` heavy rows. */
@@ -81,17 +142,8 @@ static int save_all(const ew_stream_t *s, const ew_section_t *extra, size_t next
   put(w, MAGIC, 8);
   put_u32(w, VERSION);
   put_u32(w, 0);
-  section(w, T_CONF, 10 * 8);
-  put_u64(w, c->dim);
-  put_u64(w, (uint64_t)c->normalize);
-  put_u64(w, c->window);
-  put_u64(w, (uint64_t)c->window_mode);
-  put_f64(w, c->decay_half_life);
-  put_u64(w, c->live_k);
-  put_u64(w, c->shuffle);
-  put_u64(w, c->seed);
-  put_u64(w, c->exact_max_dim);
-  put_u64(w, c->sketch_rows);
+  section(w, T_CONF, conf_len(VERSION));
+  conf_save(w, c);
   section(w, T_STRM, 5 * 8);
   put_u64(w, s->count);
   put_u64(w, s->epoch);
@@ -229,13 +281,6 @@ static ew__acc_t *acc_for(ew_stream_t *s, uint32_t tag) {
   return NULL;
 }
 
-/* A configuration saved before exact_max_dim (a 64-byte CONF) kept every d exactly: it loads
- * as it was saved (exact up to its own d, whatever the default). */
-static void old_conf(ew_config_t *c) {
-  c->exact_max_dim = c->dim > EW_EXACT_MAX_DIM ? c->dim : EW_EXACT_MAX_DIM;
-  c->sketch_rows = EW_DEFAULT_SKETCH_ROWS;
-}
-
 /* The live estimate's numbers: rows as ingest keeps them (finite f32), vectors and sums finite,
  * squared norms and Σ‖a‖² finite and non-negative. */
 static void check_live(rd_t *r, const ew__rop_t *o) {
@@ -345,25 +390,13 @@ static int load_sections(rd_t *r, ew_stream_t **out, ew_section_fn on_section, v
         bad(r, "%s", "two CONF sections");
         break;
       }
-      if (expect_len(r, len, version == 1 ? 64 : 80, "CONF"))
+      if (expect_len(r, len, conf_len(version), "CONF"))
         return r->err;
-      ew_config_t c;
-      memset(&c, 0, sizeof c);
-      c.dim = get_u64(r);
-      c.normalize = (ew_normalize_t)get_u64(r);
-      c.window = get_u64(r);
-      c.window_mode = (ew_window_mode_t)get_u64(r);
-      c.decay_half_life = get_f64(r);
-      c.live_k = get_u64(r);
-      c.shuffle = get_u64(r);
-      c.seed = get_u64(r);
-      old_conf(&c);
-      if (len == 80) {
-        c.exact_max_dim = get_u64(r);
-        c.sketch_rows = get_u64(r);
-      }
-      if (r->err)
+      unsigned char raw[CONF_MAX];
+      if (get(r, raw, (size_t)len))
         break;
+      ew_config_t c;
+      conf_parse(raw, version, &c);
       if (ew_config_check(&c, NULL, 0) != 0)
         return bad(r, "%s", "the saved configuration is not valid");
       int rc = ew_stream_create(&c, &s);
@@ -510,13 +543,6 @@ EW_EXPORT int ew_stream_load(ew_stream_t **out, ew_read_fn fn, void *ctx, char *
   return ew_stream_load_ex(out, fn, ctx, NULL, NULL, msg, cap);
 }
 
-/* Reads a little-endian u32/u64 at p (the state format's byte order on any host we build for). */
-static uint64_t rd64(const unsigned char *p) {
-  uint64_t v;
-  memcpy(&v, p, 8);
-  return v;
-}
-
 EW_EXPORT int ew_state_config(const void *buf, size_t len, ew_config_t *cfg, char *msg,
                               size_t cap) {
   const unsigned char *b = buf;
@@ -526,31 +552,17 @@ EW_EXPORT int ew_state_config(const void *buf, size_t len, ew_config_t *cfg, cha
   uint32_t version = 0, tag = 0;
   if (len < 8 || memcmp(b, MAGIC, 8) != 0)
     why = "not an eigenwatch state (bad magic)";
-  else if (len < 16 + 12 + 64)
+  else if (len < 16 + 12 + conf_len(1))
     why = "the state ends early (in its configuration): truncated";
   else if (memcpy(&version, b + 8, 4), version != VERSION && version != 1)
     why = "state format version is not one this library reads (it reads 1 and 2)";
-  else if (memcpy(&tag, b + 16, 4), tag != T_CONF || rd64(b + 20) != (version == 1 ? 64u : 80u))
+  else if (memcpy(&tag, b + 16, 4), tag != T_CONF || rd64(b + 20) != conf_len(version))
     why = "the state does not begin with its configuration";
-  else if (rd64(b + 20) == 80 && len < 16 + 12 + 80)
+  else if (len < 16 + 12 + conf_len(version))
     why = "the state ends early (in its configuration): truncated";
   if (!why) {
-    const unsigned char *c = b + 28;
     ew_config_t t;
-    memset(&t, 0, sizeof t);
-    t.dim = rd64(c);
-    t.normalize = (ew_normalize_t)rd64(c + 8);
-    t.window = rd64(c + 16);
-    t.window_mode = (ew_window_mode_t)rd64(c + 24);
-    memcpy(&t.decay_half_life, c + 32, 8);
-    t.live_k = rd64(c + 40);
-    t.shuffle = rd64(c + 48);
-    t.seed = rd64(c + 56);
-    old_conf(&t);
-    if (rd64(b + 20) == 80) {
-      t.exact_max_dim = rd64(c + 64);
-      t.sketch_rows = rd64(c + 72);
-    }
+    conf_parse(b + 28, version, &t);
     if (ew_config_check(&t, NULL, 0) != 0)
       why = "the saved configuration is not valid";
     else

@@ -1,6 +1,6 @@
-/* stream.c — one stream: its configuration, the ingest path, merge/reset and the admission
- * model. What metrics read of it (sources, matrices, spectra and their cache) is view.c; the
- * metric definitions are metrics.c.
+/* stream.c — one stream: its creation from the kinds its configuration keeps (config.c), the
+ * ingest path, merge/reset and the admission model. What metrics read of it (sources, matrices,
+ * spectra and their cache) is view.c; the metric definitions are metrics.c.
  *
  * Ingest is all-or-nothing. Everything that can fail (dimension, dtype, non-finite values,
  * scratch allocation) is checked or reserved before the first byte of state changes; after that
@@ -15,62 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- configuration ---- */
+/* ---- sources and methods by name ---- */
 
-EW_EXPORT void ew_config_default(ew_config_t *cfg, size_t dim) {
-  memset(cfg, 0, sizeof *cfg);
-  cfg->dim = dim;
-  cfg->normalize = EW_NORMALIZE_NONE;
-  cfg->window = dim <= EW_WINDOW_AUTO_MAX_DIM ? EW_DEFAULT_WINDOW : 0;
-  cfg->decay_half_life = 0;
-  cfg->live_k = 1;
-  cfg->shuffle = EW_DEFAULT_SHUFFLE;
-  cfg->seed = 0x5eed;
-  cfg->exact_max_dim = EW_EXACT_MAX_DIM;
-  cfg->sketch_rows = EW_DEFAULT_SKETCH_ROWS;
-}
-
-EW_EXPORT int ew_config_sketched(const ew_config_t *cfg) { return cfg->dim > cfg->exact_max_dim; }
-
-static int cfg_fail(char *msg, size_t cap, const char *text) {
-  if (msg && cap)
-    snprintf(msg, cap, "%s", text);
-  return EW_EBADPARAM;
-}
-
-EW_EXPORT int ew_config_check(const ew_config_t *cfg, char *msg, size_t cap) {
-  if (cfg->dim < 1 || cfg->dim > EW_MAX_DIM)
-    return cfg_fail(msg, cap, "dim must be between 1 and 65536");
-  if (cfg->normalize != EW_NORMALIZE_NONE && cfg->normalize != EW_NORMALIZE_L2)
-    return cfg_fail(msg, cap, "normalize must be \"none\" or \"l2\"");
-  if (cfg->window > ((size_t)1 << 26) || cfg->window * cfg->dim > ((size_t)1 << 32))
-    return cfg_fail(msg, cap, "window too large: window*dim must stay below 2^32 values");
-  if (!(cfg->decay_half_life >= 0) || !isfinite(cfg->decay_half_life))
-    return cfg_fail(msg, cap, "decay half-life must be a finite number of rows >= 0");
-  if (cfg->decay_half_life > 0 && cfg->decay_half_life < 1)
-    return cfg_fail(msg, cap, "decay half-life must be at least 1 row (or 0 for no decay)");
-  if (cfg->window_mode != EW_WINDOW_AUTO && cfg->window_mode != EW_WINDOW_EAGER &&
-      cfg->window_mode != EW_WINDOW_LAZY)
-    return cfg_fail(msg, cap, "window_mode must be \"auto\", \"eager\" or \"lazy\"");
-  if (cfg->live_k > 64 || cfg->live_k > cfg->dim)
-    return cfg_fail(msg, cap, "live_k (live vectors; old name topk) must be between 0 and min(64, dim)");
-  if (cfg->live_k > 0 && (cfg->shuffle < 1 || cfg->shuffle > 65536))
-    return cfg_fail(msg, cap, "shuffle buffer must hold between 1 and 65536 rows");
-  if (cfg->exact_max_dim < 1 || cfg->exact_max_dim > EW_MAX_DIM)
-    return cfg_fail(msg, cap, "exact_max_dim must be between 1 and 65536");
-  if (cfg->sketch_rows < 2 || cfg->sketch_rows > EW_SKETCH_ROWS_MAX)
-    return cfg_fail(msg, cap, "sketch_rows (Frequent Directions rows) must be between 2 and 4096");
-  return 0;
-}
-
-EW_EXPORT int ew_config_equal(const ew_config_t *a, const ew_config_t *b) {
-  return a->dim == b->dim && a->normalize == b->normalize && a->window == b->window &&
-         a->window_mode == b->window_mode &&
-         a->decay_half_life == b->decay_half_life && a->live_k == b->live_k &&
-         (a->live_k == 0 || a->shuffle == b->shuffle) && a->seed == b->seed &&
-         ew_config_sketched(a) == ew_config_sketched(b) &&
-         (!ew_config_sketched(a) || a->sketch_rows == b->sketch_rows);
-}
+_Static_assert(EW__NSRC == EW_SOURCE_WINDOW_CN + 1, "one name per source");
 
 EW_EXPORT int ew_source_parse(const char *name, size_t len, ew_source_t *out) {
   static const char *names[EW__NSRC] = {"all", "window", "window_cn"};
@@ -96,6 +43,8 @@ EW_EXPORT const char *ew_source_name(ew_source_t src) {
 }
 
 static const char *method_names[] = {"auto", "slq", "exact"};
+_Static_assert(sizeof method_names / sizeof method_names[0] == EW_METHOD_EXACT + 1,
+               "one name per method");
 
 EW_EXPORT int ew_method_parse(const char *name, size_t len, ew_method_t *out) {
   for (int i = 0; i < 3; i++)
@@ -120,21 +69,9 @@ EW_EXPORT int ew_stream_create(const ew_config_t *cfg, ew_stream_t **out) {
     return EW_ENOMEM;
   s->cfg = *cfg;
   s->d = cfg->dim;
-  /* configuration → kinds: every row goes to dense moments, or decayed ones, or above
-   * exact_max_dim a Frequent Directions sketch (decayed or not); the last W rows to a window */
-  if (ew_config_sketched(cfg))
-    s->acc[EW__ROLE_ALL] = ew__acc_fd_new(s->d, cfg->sketch_rows, cfg->decay_half_life);
-  else
-    s->acc[EW__ROLE_ALL] = cfg->decay_half_life > 0
-                               ? ew__acc_decay_new(s->d, cfg->decay_half_life)
-                               : ew__acc_dense_new(s->d);
-  int rc = s->acc[EW__ROLE_ALL] ? 0 : EW_ENOMEM;
-  if (rc == 0 && cfg->window > 0 && !(s->acc[EW__ROLE_WINDOW] = ew__acc_window_new(s->d, cfg->window)))
-    rc = EW_ENOMEM;
-  if (rc == 0 && cfg->live_k > 0) {
-    rc = ew__rop_init(&s->live, s->d, cfg->live_k, cfg->shuffle, cfg->seed);
-    s->has_live = rc == 0;
-  }
+  /* configuration → kinds (EW_KIND_MAP): every row to dense moments, decayed ones or above
+   * exact_max_dim a Frequent Directions sketch; the last W rows to a window; a live estimate */
+  int rc = ew__kinds_attach(s);
   if (rc != 0) {
     ew_stream_free(s);
     return rc;
@@ -253,9 +190,7 @@ EW_EXPORT int ew_stream_merge_ex(ew_stream_t *dst, const ew_stream_t *src,
     msg[0] = 0;
   if (dst->d != src->d)
     return EW_EDIM;
-  if (dst->cfg.normalize != src->cfg.normalize ||
-      dst->cfg.decay_half_life != src->cfg.decay_half_life ||
-      ew_config_sketched(&dst->cfg) != ew_config_sketched(&src->cfg))
+  if (!ew__config_mergeable(&dst->cfg, &src->cfg)) /* EW_CF_MERGE fields, the same ALL kind */
     return EW_EBADPARAM;
   if (dst->count > EW__ROWS_MAX || src->count > EW__ROWS_MAX - dst->count)
     return EW_ERANGE;
@@ -333,7 +268,7 @@ EW_EXPORT size_t ew_stream_memory(const ew_stream_t *s) {
     t += sizeof *s->quick;
   for (int c = 0; c < 2; c++)
     if (s->skspec[c].theta)
-      t += ew__skspec_bound(s->cfg.sketch_rows) / 2;
+      t += ew__skspec_bound(ew_config_solve_dim(&s->cfg)) / 2;
   return t + s->ws_peak;
 }
 
@@ -602,24 +537,19 @@ EW_EXPORT int ew_config_memory(const ew_config_t *cfg, size_t max_batch_bytes,
                                ew_memory_model_t *out) {
   if (ew_config_check(cfg, NULL, 0))
     return EW_EBADPARAM;
-  size_t d = cfg->dim, W = cfg->window, k = cfg->live_k;
+  size_t d = cfg->dim, W = cfg->window;
   bool sk = ew_config_sketched(cfg);
   size_t dd = d * d * sizeof(double);
-  /* the same terms ew_stream_memory adds up, at their largest */
-  size_t state = sizeof(ew_stream_t) +
-                 (sk ? ew__acc_fd_bound(d, cfg->sketch_rows) : ew__acc_dense_bound(d));
-  if (W)
-    state += ew__acc_window_bound(d, W);
-  if (k)
-    state += ew__rop_bound(d, k, cfg->shuffle);
+  /* the same terms ew_stream_memory adds up, at their largest: every kind's state, then caches */
+  size_t state = sizeof(ew_stream_t) + ew__kinds_state_bound(cfg);
   state += EW__NSRC * 2 * d * sizeof(double); /* spectrum caches */
   state += EW__WARM_MAX * d * sizeof(double); /* warm top-k vectors */
   state += sizeof(ew__quick_t);                /* the quick estimate's slot */
   size_t q;
   if (sk) { /* the sketch's spectrum: its rows scaled (m×d, m ≤ 2ℓ+1), their Gram and dsyevd's
                work, vectors for top-k (k ≤ 65536 but at most m useful), two bracket spectra */
-    size_t m = 2 * cfg->sketch_rows + 1;
-    state += ew__skspec_bound(cfg->sketch_rows);
+    size_t m = ew_config_solve_dim(cfg);
+    state += ew__skspec_bound(m);
     q = (m * d + m * m + 1 + 6 * m + 2 * m * m + m) * sizeof(double) + (3 + 5 * m) * sizeof(int) +
         (m * d + 4 * d) * sizeof(double);
   } else { /* dsyevd with vectors on a d×d snapshot (A, Z, work 1+6d+2d², w, AZ) */

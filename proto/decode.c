@@ -26,23 +26,23 @@ const ewp_method_info_t *ewp_method_info(ewp_method_t m) {
   return (unsigned)m < EWP_METHOD_COUNT ? &methods[m] : NULL;
 }
 
-static const char *const enum_normalize[] = {EWP_ENUM_normalize, NULL};
-static const char *const enum_window_mode[] = {EWP_ENUM_window_mode, NULL};
-static const char *const enum_source[] = {EWP_ENUM_source, NULL};
-static const char *const enum_method[] = {EWP_ENUM_method, NULL};
-static const char *const enum_dtype[] = {EWP_ENUM_dtype, NULL};
-static const char *const enum_agg[] = {EWP_ENUM_agg, NULL};
-static const char *const enum_when[] = {EWP_ENUM_when, NULL};
-/* ENUM fields find their strings by member name; other fields get NULL. */
-#define EWP__VALUES_normalize enum_normalize
-#define EWP__VALUES_window_mode enum_window_mode
-#define EWP__VALUES_source enum_source
-#define EWP__VALUES_method enum_method
-#define EWP__VALUES_dtype enum_dtype
-#define EWP__VALUES_agg enum_agg
-#define EWP__VALUES_when enum_when
+/* ENUM fields find their strings by member name (ewp__enum_<member>); other fields get NULL. The
+ * configuration's ENUM fields take theirs from the library's EW_ENUM_<member> lists. */
+static const char *const ewp__enum_source[] = {EWP_ENUM_source, NULL};
+static const char *const ewp__enum_method[] = {EWP_ENUM_method, NULL};
+static const char *const ewp__enum_dtype[] = {EWP_ENUM_dtype, NULL};
+static const char *const ewp__enum_agg[] = {EWP_ENUM_agg, NULL};
+static const char *const ewp__enum_when[] = {EWP_ENUM_when, NULL};
+#define EWP__ENUM_NAME(value, name) name,
+#define EWP__CONF_ENUM_COUNT(member, wire)
+#define EWP__CONF_ENUM_U64(member, wire)
+#define EWP__CONF_ENUM_REAL_OFF(member, wire)
+#define EWP__CONF_ENUM_ENUM(member, wire)                                                         \
+  static const char *const ewp__enum_##wire[] = {EW_ENUM_##member(EWP__ENUM_NAME) NULL};
+#define EWP__CONF_ENUM(member, wire, old, type, ...) EWP__CONF_ENUM_##type(member, wire)
+EW_CONFIG_MAP(EWP__CONF_ENUM)
 #define EWP__VALUES(member, type) EWP__VALUES_##type(member)
-#define EWP__VALUES_ENUM(member) EWP__VALUES_##member
+#define EWP__VALUES_ENUM(member) ewp__enum_##member
 #define EWP__VALUES_NAME(member) NULL
 #define EWP__VALUES_STR(member) NULL
 #define EWP__VALUES_UINT(member) NULL
@@ -411,16 +411,16 @@ static int check_rule(ewp_rule_t *r, ewp_error_t *err) {
   bool needs_metric = r->when != STALE && r->when != NONFINITE;
   if (needs_metric != EWP_HAS(r, EWP_RULE_metric))
     return fail(err, EWP_EBADPARAM, needs_metric ? "a '%s' rule needs 'metric'"
-                : "a '%s' rule takes no 'metric' (it watches the stream)", enum_when[r->when]);
+                : "a '%s' rule takes no 'metric' (it watches the stream)", ewp__enum_when[r->when]);
   if (r->when != NONFINITE && !EWP_HAS(r, EWP_RULE_value))
-    return fail(err, EWP_EBADPARAM, "a '%s' rule needs 'value'", enum_when[r->when]);
+    return fail(err, EWP_EBADPARAM, "a '%s' rule needs 'value'", ewp__enum_when[r->when]);
   if (r->when != NONFINITE && !isfinite(r->value))
     return fail(err, EWP_EBADPARAM, "'value' must be a finite number");
   if (r->when == DROP && !(r->value > 0 && r->value < 1))
     return fail(err, EWP_EBADPARAM, "a 'drop' rule's 'value' is a fraction between 0 and 1 "
                 "(0.3: fell by more than 30%% below its recent maximum)");
   if ((r->when == BASELINE || r->when == STALE) && !(r->value > 0))
-    return fail(err, EWP_EBADPARAM, "a '%s' rule's 'value' must be > 0", enum_when[r->when]);
+    return fail(err, EWP_EBADPARAM, "a '%s' rule's 'value' must be > 0", ewp__enum_when[r->when]);
   if (EWP_HAS(r, EWP_RULE_steps) && (r->steps < 1 || r->steps > 65536))
     return fail(err, EWP_EBADPARAM, "'steps' must be a number of points between 1 and 65536");
   if (EWP_HAS(r, EWP_RULE_baseline_steps) && (r->baseline_steps < 1 || r->baseline_steps > 65536))

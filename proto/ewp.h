@@ -12,6 +12,7 @@
 #define EWP_H
 
 #include "ew_proto.h"
+#include "eigenwatch.h" /* the stream configuration table (EW_CONFIG_MAP) only: proto links no lib */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -306,45 +307,45 @@ typedef ewp_rules_t ewp_c_RULES;
 #define EWP_WORLD_MAX 65536
 #define EWP_PRODUCER_MAX 64
 
-#define EWP_ENUM_normalize "none", "l2"
-#define EWP_ENUM_window_mode "auto", "eager", "lazy"
 #define EWP_ENUM_source "all", "window", "window_cn"
 #define EWP_ENUM_method "auto", "slq", "exact"
 #define EWP_ENUM_dtype "f32|float32", "f64|float64", "f16|float16", "bf16|bfloat16"
 
+/* create's fields begin with the stream's configuration: one field per row of the library's
+ * EW_CONFIG_MAP, named by its wire column, typed by its TYPE column (COUNT and U64: an integer;
+ * ENUM: one of its names; REAL_OFF: a number, nil meaning absent), required when its flags say
+ * EW_CF_GIVEN, answering the row's sentence with BAD_PARAM when wrong; a renamed field is also
+ * taken under its old name (OLD column), in the row right after it. The rows of EW_CONFIG_MAP do
+ * not carry F, so each F that EWP_FIELDS_CREATE is applied to has an adapter EWP__CONF_<F>. */
+#define EWP__WT_COUNT UINT
+#define EWP__WT_U64 UINT
+#define EWP__WT_ENUM ENUM
+#define EWP__WT_REAL_OFF NUM
+#define EWP__WF_COUNT 0u
+#define EWP__WF_U64 0u
+#define EWP__WF_ENUM 0u
+#define EWP__WF_REAL_OFF EWP_F_NIL
+#define EWP__WD_COUNT "int"
+#define EWP__WD_U64 "int"
+#define EWP__WD_ENUM NULL /* the docs list its names (ewp_field_info_t.values) */
+#define EWP__WD_REAL_OFF "number"
+#define EWP__CALL(F, ...) F(__VA_ARGS__)
+#define EWP__CONF(F, member, wire, old, type, def, lo, hi, kinds, flags, since, was, defdoc, doc,  \
+                  err)                                                                            \
+  EWP__CALL(F, wire, EWP__WT_##type,                                                              \
+            EWP__WF_##type | (((flags) & EW_CF_GIVEN) ? EWP_F_REQ : 0u), EWP__WD_##type, defdoc, \
+            EWP_EBADPARAM, err, doc)                                                              \
+  EW_IF_OLD(old, EWP__CONF_OLD, F, wire, type, defdoc, err)
+#define EWP__CONF_OLD(name, F, wire, type, defdoc, err)                                           \
+  EWP__CALL(F, name, EWP__WT_##type, EWP__WF_##type, EWP__WD_##type, defdoc, EWP_EBADPARAM, err,  \
+            "the old name of `" #wire "`, still accepted (both given: they must agree)")
+#define EWP__CONF_EWP__MEMBER(...) EWP__CONF(EWP__MEMBER, __VA_ARGS__)
+#define EWP__CONF_EWP__BIT_CREATE(...) EWP__CONF(EWP__BIT_CREATE, __VA_ARGS__)
+#define EWP__CONF_EWP__ROW_CREATE(...) EWP__CONF(EWP__ROW_CREATE, __VA_ARGS__)
+
 #define EWP_FIELDS_CREATE(F)                                                                      \
   EWP__STREAM_FIELD(F)                                                                            \
-  F(dim, UINT, EWP_F_REQ, "int", "required", EWP_EBADPARAM,                                       \
-    "'dim' must be an integer between 1 and 65536", "d, 1–65536")                                 \
-  F(normalize, ENUM, 0, "`\"none\"` \\| `\"l2\"`", "`\"none\"`", EWP_EBADPARAM,                   \
-    "'normalize' must be \"none\" or \"l2\"",                                                     \
-    "scale rows to unit length before accumulating (zero rows stay zero and count)")              \
-  F(window, UINT, 0, "int", "4096 if d ≤ 1024, else 0", EWP_EBADPARAM,                            \
-    "'window' must be a number of rows >= 0", "rows in the FIFO window (0 = none)")               \
-  F(window_mode, ENUM, 0, "`\"auto\"` \\| `\"eager\"` \\| `\"lazy\"`", "`\"auto\"`",              \
-    EWP_EBADPARAM, "'window_mode' must be \"auto\", \"eager\" or \"lazy\"",                       \
-    "how the window's moments are kept (see docs/METRICS.md)")                                    \
-  F(decay, NUM, EWP_F_NIL, "number", "0", EWP_EBADPARAM,                                          \
-    "'decay' is a half-life in rows (a number; 0 = off)",                                         \
-    "half-life in rows of an exponentially forgetting state (0 = off, else ≥ 1)")                 \
-  F(live_k, UINT, 0, "int", "1", EWP_EBADPARAM,                                                   \
-    "'live_k' (live eigenvector estimates) must be an integer >= 0",                              \
-    "vectors of the live estimate (random-order block power; the `live_topk` metric), "          \
-    "0–min(64, d)")                                                                               \
-  F(topk, UINT, 0, "int", "1", EWP_EBADPARAM,                                                     \
-    "'topk' (live eigenvector estimates) must be an integer >= 0",                                \
-    "the old name of `live_k`, still accepted (both given: they must agree)")                    \
-  F(shuffle, UINT, 0, "int", "256", EWP_EBADPARAM, "'shuffle' must be a number of rows >= 1",     \
-    "shuffle-buffer rows in front of the live estimate")                                          \
-  F(seed, UINT, 0, "int", "24301", EWP_EBADPARAM, "'seed' must be an integer >= 0",               \
-    "seed of the shuffle buffer and start vectors")                                               \
-  F(exact_max_dim, UINT, 0, "int", "4096", EWP_EBADPARAM,                                         \
-    "'exact_max_dim' must be an integer between 1 and 65536",                                     \
-    "above this d the stream keeps a Frequent Directions sketch instead of the exact d×d "        \
-    "co-moment (docs/METRICS.md, \"Sketched streams\")")                                          \
-  F(sketch_rows, UINT, 0, "int", "256", EWP_EBADPARAM,                                            \
-    "'sketch_rows' must be an integer between 2 and 4096",                                        \
-    "ℓ, the sketch's rows after each shrink (it holds up to 2ℓ; memory 2ℓ·d doubles)")            \
+  EW_CONFIG_MAP(EWP__CONF_##F)                                                                   \
   F(world, UINT, 0, "int", "1", EWP_EBADPARAM, "'world' must be an integer between 1 and 65536",  \
     "ranks that send each step (1–65536); a step is complete when every rank has moved past it "  \
     "or ended it")                                                                                \

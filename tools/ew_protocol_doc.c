@@ -1,10 +1,12 @@
 /* ew_protocol_doc.c — prints the blocks of proto/PROTOCOL.md that are generated
  * from the daemon's tables: the method table and each method's fields
- * (proto/ewp.h), the configuration keys and limits (daemon/limits_table.h) and
- * the self-stats (daemon/selfstats.h), the error codes (the library's EW_ERRNO_MAP with
- * daemon/errors_table.h). Each block is wrapped in "gen:NAME"
- * markers; tests/numeric/test_docs.py checks that the document carries exactly
+ * (proto/ewp.h), the keys of info's CONFIG map (built by the daemon's own
+ * ewd_config_value from the library's configuration table), the configuration
+ * keys and limits (daemon/limits_table.h) and the self-stats (daemon/selfstats.h), the error
+ * codes (the library's EW_ERRNO_MAP with daemon/errors_table.h). Each block is wrapped in
+ * "gen:NAME" markers; tests/numeric/test_docs.py checks that the document carries exactly
  * these blocks, and tools/regen_docs.py rewrites them. */
+#include "cmd/cmd.h"
 #include "errors_table.h"
 #include "ewd.h"
 #include "ewp.h"
@@ -73,7 +75,11 @@ static void table(const char *name, const ewp_field_info_t *f, size_t n) {
   printf("|---|---|---|---|---|\n");
   for (size_t i = 0; i < n; i++) {
     printf("| `%s` | ", f[i].name);
-    cell(f[i].wire_type);
+    if (f[i].wire_type)
+      cell(f[i].wire_type);
+    else /* the configuration's enumerations: their names (EW_ENUM_<member>) */
+      for (const char *const *v = f[i].values; v && *v; v++)
+        printf("%s`\"%s\"`", v == f[i].values ? "" : " \\| ", *v);
     printf(" | ");
     cell(f[i].default_doc);
     printf(" | `%s` | ", ewp_code_name(f[i].code));
@@ -81,6 +87,20 @@ static void table(const char *name, const ewp_field_info_t *f, size_t n) {
     printf(" |\n");
   }
   close_block(name);
+}
+
+/* The keys of info's CONFIG map, in reply order: what ewd_config_value builds for a stream. */
+static void config_keys(void) {
+  ewd_stream_t st;
+  memset(&st, 0, sizeof st);
+  ew_config_default(&st.cfg, 8);
+  ewp_kv_t kv[EWD_CONFIG_KV];
+  ewp_value_t v = ewd_config_value(&st, kv);
+  open_block("config-keys");
+  printf("`CONFIG` holds %zu keys, in this order:", v.v.map.n);
+  for (size_t i = 0; i < v.v.map.n; i++)
+    printf(" `%s`%s", v.v.map.kv[i].key, i + 1 < v.v.map.n ? "," : ".\n");
+  close_block("config-keys");
 }
 
 static void limits(void) {
@@ -167,6 +187,8 @@ int main(void) {
   methods();
   for (int m = 0; m < EWP_METHOD_COUNT; m++)
     fields((ewp_method_t)m);
+  printf("\n");
+  config_keys();
   printf("\n");
   limits();
   printf("\n");

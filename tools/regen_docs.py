@@ -1,11 +1,12 @@
 #!/usr/bin/python3
-"""Rewrites the generated blocks of docs/METRICS.md and proto/PROTOCOL.md from a build tree.
+"""Rewrites the generated blocks of docs/METRICS.md, docs/STATE.md and proto/PROTOCOL.md from a
+build tree.
 
 usage: tools/regen_docs.py [BUILD_DIR]   (default: build)
 
 Each block sits between "<!-- NAME: generated ... -->" and "<!-- /NAME -->" markers; the
-generators (build/tools/ew_metrics_doc, build/tools/ew_protocol_doc) print the blocks with their
-markers. A block the document does not carry yet is an error: where it goes is a human choice.
+generators (build/tools/ew_metrics_doc, ew_state_doc, ew_protocol_doc) print the blocks with
+their markers. A block the document does not carry yet is an error: where it goes is a human choice.
 tests/numeric/test_docs.py checks that the documents carry exactly what the generators print."""
 import os
 import re
@@ -13,7 +14,8 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DOCS = [("ew_metrics_doc", "docs/METRICS.md"), ("ew_protocol_doc", "proto/PROTOCOL.md")]
+DOCS = [("ew_metrics_doc", "docs/METRICS.md"), ("ew_state_doc", "docs/STATE.md"),
+        ("ew_protocol_doc", "proto/PROTOCOL.md")]
 BLOCK = re.compile(r"<!-- ([a-z:_-]+): generated .*? -->\n.*?<!-- /\1 -->\n", re.S)
 
 

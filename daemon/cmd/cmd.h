@@ -81,9 +81,11 @@ void ewd_job_reply(ewd_job_t *job, const ewp_value_t *result);
 void ewd_job_fail(ewd_job_t *job, int code, const char *message);
 /* Removes a stream from the registry and frees its state after its queued jobs (streams.c). */
 void ewd_stream_drop(ewd_server_t *srv, ewd_stream_t *st);
-/* The CONFIG map of a stream: the library's configuration, world, step_timeout, recent and
- * window_steps (kv must hold EWD_CONFIG_KV entries). */
-#define EWD_CONFIG_KV 16
+/* The CONFIG map of a stream: every field of the library's configuration (EW_CONFIG_MAP; a
+ * renamed one under both names), world, step_timeout, recent, window_steps and sketch (kv must
+ * hold EWD_CONFIG_KV entries). */
+#define EWD_CONFIG_OWN_KEYS 5
+#define EWD_CONFIG_KV (EW_CONFIG_COUNT + EW_CONFIG_OLD_COUNT + EWD_CONFIG_OWN_KEYS)
 ewp_value_t ewd_config_value(const ewd_stream_t *st, ewp_kv_t *kv);
 
 #endif

@@ -119,28 +119,48 @@ void ewd_job_fail(ewd_job_t *job, int code, const char *message) {
   ewd_rpc_error(job->srv, job->conn, job->msgid, job->notify, code, "%s", message);
 }
 
-static const char *normalize_name(ew_normalize_t n) { return n == EW_NORMALIZE_L2 ? "l2" : "none"; }
-static const char *window_mode_name(ew_window_mode_t m) {
-  return m == EW_WINDOW_EAGER ? "eager" : m == EW_WINDOW_LAZY ? "lazy" : "auto";
+/* One configuration field's value as info shows it: by its type (EW_CONFIG_MAP's TYPE column). */
+static ewp_value_t field_value(const ew_config_t *c, size_t i) {
+  const ew_config_field_t *f = ew_config_field(i);
+  switch (f->type) {
+  case EW_CT_COUNT:
+  case EW_CT_U64:
+    return ewp_vu64(ew_config_get_u64(c, i));
+  case EW_CT_ENUM:
+    return ewp_vstr(f->values[ew_config_get_u64(c, i)]);
+  case EW_CT_REAL_OFF:
+    return ewp_vf64(ew_config_get_f64(c, i));
+  }
+  return ewp_vnil();
 }
 
 ewp_value_t ewd_config_value(const ewd_stream_t *st, ewp_kv_t *kv) {
   const ew_config_t *c = &st->cfg;
-  kv[0] = (ewp_kv_t){"dim", ewp_vu64(c->dim)};
-  kv[1] = (ewp_kv_t){"normalize", ewp_vstr(normalize_name(c->normalize))};
-  kv[2] = (ewp_kv_t){"window", ewp_vu64(c->window)};
-  kv[3] = (ewp_kv_t){"window_mode", ewp_vstr(window_mode_name(c->window_mode))};
-  kv[4] = (ewp_kv_t){"decay", ewp_vf64(c->decay_half_life)};
-  kv[5] = (ewp_kv_t){"topk", ewp_vu64(c->live_k)}; /* the old name, kept: keys are never renamed */
-  kv[6] = (ewp_kv_t){"shuffle", ewp_vu64(c->shuffle)};
-  kv[7] = (ewp_kv_t){"seed", ewp_vu64(c->seed)};
-  kv[8] = (ewp_kv_t){"world", ewp_vu64(st->world)};
-  kv[9] = (ewp_kv_t){"step_timeout", ewp_vf64(st->step_timeout)};
-  kv[10] = (ewp_kv_t){"recent", ewp_vbool(st->recent)};
-  kv[11] = (ewp_kv_t){"window_steps", ewp_vu64(st->window_steps)};
-  kv[12] = (ewp_kv_t){"live_k", ewp_vu64(c->live_k)};
-  kv[13] = (ewp_kv_t){"exact_max_dim", ewp_vu64(c->exact_max_dim)};
-  kv[14] = (ewp_kv_t){"sketch_rows", ewp_vu64(c->sketch_rows)};
-  kv[15] = (ewp_kv_t){"sketch", ewp_vbool(ew_config_sketched(c))};
-  return ewp_vmap(kv, EWD_CONFIG_KV);
+  size_t n = 0, nf = ew_config_field_count();
+  /* the library's fields of state format 1, a renamed one under its old name (keys are never
+   * renamed: the order replies have always had) */
+  for (size_t i = 0; i < nf; i++) {
+    const ew_config_field_t *f = ew_config_field(i);
+    if (f->since <= 1)
+      kv[n++] = (ewp_kv_t){f->old_name ? f->old_name : f->name, field_value(c, i)};
+  }
+  /* the daemon's own keys: these four here, sketch at the end (EWD_CONFIG_OWN_KEYS in all) */
+  const ewp_kv_t own[] = {{"world", ewp_vu64(st->world)},
+                          {"step_timeout", ewp_vf64(st->step_timeout)},
+                          {"recent", ewp_vbool(st->recent)},
+                          {"window_steps", ewp_vu64(st->window_steps)}};
+  _Static_assert(sizeof own / sizeof own[0] + 1 == EWD_CONFIG_OWN_KEYS,
+                 "EWD_CONFIG_KV counts every key the daemon adds");
+  for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+    kv[n++] = own[i];
+  /* then the new names of renamed fields and the later fields (and their old names, if any) */
+  for (size_t i = 0; i < nf; i++) {
+    const ew_config_field_t *f = ew_config_field(i);
+    if (f->since > 1 || f->old_name)
+      kv[n++] = (ewp_kv_t){f->name, field_value(c, i)};
+    if (f->since > 1 && f->old_name)
+      kv[n++] = (ewp_kv_t){f->old_name, field_value(c, i)};
+  }
+  kv[n++] = (ewp_kv_t){"sketch", ewp_vbool(ew_config_sketched(c))};
+  return ewp_vmap(kv, n); /* n == EWD_CONFIG_KV: every field and old name once, and own keys */
 }

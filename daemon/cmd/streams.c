@@ -6,8 +6,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const ew_normalize_t normalizes[] = {EW_NORMALIZE_NONE, EW_NORMALIZE_L2};
-static const ew_window_mode_t window_modes[] = {EW_WINDOW_AUTO, EW_WINDOW_EAGER, EW_WINDOW_LAZY};
+/* Request → configuration, one statement per row of the library's EW_CONFIG_MAP: a field given
+ * on the wire replaces its default, under its old name too (when the new one is absent). An
+ * integer that does not fit size_t saturates (ew_config_check then refuses it); an enumeration's
+ * index on the wire is its value (both come from EW_ENUM_<member>). */
+#if SIZE_MAX < UINT64_MAX
+#define SET_COUNT(v) ((v) > SIZE_MAX ? SIZE_MAX : (size_t)(v))
+#else
+#define SET_COUNT(v) ((size_t)(v))
+#endif
+#define SET_U64(v) (v)
+#define SET_ENUM(v) (v)
+#define SET_REAL_OFF(v) (v)
+#define SET_OLD(name, r, cfg, member, wire, type)                                                  \
+  if (EWP_HAS(r, EWP_CREATE_##name) && !EWP_HAS(r, EWP_CREATE_##wire))                            \
+    cfg->member = SET_##type(r->name);
+#define SET_FIELD(member, wire, old, type, ...)                                                    \
+  if (EWP_HAS(r, EWP_CREATE_##wire))                                                              \
+    cfg->member = SET_##type(r->wire);                                                            \
+  EW_IF_OLD(old, SET_OLD, r, cfg, member, wire, type)
 
 static void config_from(const ewp_create_req_t *r, ew_config_t *cfg) {
   ew_config_default(cfg, (size_t)r->dim);
@@ -15,26 +32,30 @@ static void config_from(const ewp_create_req_t *r, ew_config_t *cfg) {
                 (EWP_HAS(r, EWP_CREATE_window_steps) && r->window_steps > 0);
   if (recent)
     cfg->window = ewd_recent_window(cfg->dim); /* at any d: the recent view needs its rows */
-  if (EWP_HAS(r, EWP_CREATE_normalize))
-    cfg->normalize = normalizes[r->normalize];
-  if (EWP_HAS(r, EWP_CREATE_window))
-    cfg->window = (size_t)r->window;
-  if (EWP_HAS(r, EWP_CREATE_window_mode))
-    cfg->window_mode = window_modes[r->window_mode];
-  if (EWP_HAS(r, EWP_CREATE_decay))
-    cfg->decay_half_life = r->decay;
-  if (EWP_HAS(r, EWP_CREATE_topk)) /* the old name of live_k */
-    cfg->live_k = (size_t)r->topk;
-  if (EWP_HAS(r, EWP_CREATE_live_k))
-    cfg->live_k = (size_t)r->live_k;
-  if (EWP_HAS(r, EWP_CREATE_shuffle))
-    cfg->shuffle = (size_t)r->shuffle;
-  if (EWP_HAS(r, EWP_CREATE_seed))
-    cfg->seed = r->seed;
-  if (EWP_HAS(r, EWP_CREATE_exact_max_dim))
-    cfg->exact_max_dim = r->exact_max_dim > EW_MAX_DIM ? 0 : (size_t)r->exact_max_dim;
-  if (EWP_HAS(r, EWP_CREATE_sketch_rows))
-    cfg->sketch_rows = r->sketch_rows > EW_SKETCH_ROWS_MAX ? 0 : (size_t)r->sketch_rows;
+  EW_CONFIG_MAP(SET_FIELD)
+}
+
+/* A field given under both its names must say the same: 0, or -1 with the sentence in msg. */
+#define FMT_COUNT "%llu"
+#define FMT_U64 "%llu"
+#define FMT_ENUM "%llu"
+#define FMT_REAL_OFF "%g"
+#define ARG_COUNT(v) (unsigned long long)(v)
+#define ARG_U64(v) (unsigned long long)(v)
+#define ARG_ENUM(v) (unsigned long long)(v)
+#define ARG_REAL_OFF(v) (double)(v)
+#define CLASH_OLD(name, r, msg, cap, wire, type)                                                   \
+  if (EWP_HAS(r, EWP_CREATE_##name) && EWP_HAS(r, EWP_CREATE_##wire) && r->name != r->wire) {     \
+    snprintf(msg, cap, "'" #wire "' and its old name '" #name "' are both given and differ ("    \
+             FMT_##type " vs " FMT_##type "); give one", ARG_##type(r->wire), ARG_##type(r->name)); \
+    return -1;                                                                                    \
+  }
+#define CLASH(member, wire, old, type, ...) EW_IF_OLD(old, CLASH_OLD, r, msg, cap, wire, type)
+
+static int old_names_agree(const ewp_create_req_t *r, char *msg, size_t cap) {
+  EW_CONFIG_MAP(CLASH)
+  (void)r, (void)msg, (void)cap;
+  return 0;
 }
 
 void ewd_cmd_create(ewd_call_t *call) {
@@ -42,10 +63,8 @@ void ewd_cmd_create(ewd_call_t *call) {
   ew_config_t cfg;
   char msg[256];
   config_from(r, &cfg);
-  if (EWP_HAS(r, EWP_CREATE_topk) && EWP_HAS(r, EWP_CREATE_live_k) && r->topk != r->live_k) {
-    ewd_fail(call, EW_EBADPARAM,
-             "'live_k' and its old name 'topk' are both given and differ (%llu vs %llu); give one",
-             (unsigned long long)r->live_k, (unsigned long long)r->topk);
+  if (old_names_agree(r, msg, sizeof msg)) {
+    ewd_fail(call, EW_EBADPARAM, "%s", msg);
     return;
   }
   if (ew_config_check(&cfg, msg, sizeof msg)) {
@@ -82,11 +101,8 @@ void ewd_cmd_create(ewd_call_t *call) {
     ewd_eval_free(asked.eval);
     if (!ew_config_equal(&st->cfg, &cfg) || st->world != world || st->step_timeout != timeout ||
         st->recent != recent || st->window_steps != wsteps || !ewd_eval_same(st, evals)) {
-      char kind[64];
-      if (ew_config_sketched(&st->cfg))
-        snprintf(kind, sizeof kind, "a sketch of %zu rows", st->cfg.sketch_rows);
-      else
-        snprintf(kind, sizeof kind, "exact up to exact_max_dim %zu", st->cfg.exact_max_dim);
+      char kind[64]; /* how it keeps every row: its kind of role ALL (EW_KIND_MAP) */
+      ew_config_summary(&st->cfg, kind, sizeof kind);
       ewd_fail(call, EW_EEXISTS,
                "stream '%.*s' exists with a different configuration (dim %zu, %s, window %zu, "
                "normalize %s, world %u, step_timeout %g); drop it first or use the same "
@@ -172,7 +188,7 @@ static ewp_value_t summary(const ewd_server_t *srv, ewd_stream_t *st, bool with_
   kv[8] = (ewp_kv_t){"steps", with_config ? steps_value(st, skv) : (ewp_value_t){0}};
   kv[9] = (ewp_kv_t){"eval", with_config ? ewd_eval_value(st, arena) : (ewp_value_t){0}};
   /* a sketched stream's solves are of its m = 2ℓ+1 rows' Gram: m²·d, not d³ */
-  size_t m = 2 * st->cfg.sketch_rows + 1;
+  size_t m = ew_config_solve_dim(&st->cfg);
   double est = ew_config_sketched(&st->cfg)
                    ? ewd_solve_estimate(srv, m) * (double)st->cfg.dim / (double)m
                    : ewd_solve_estimate(srv, st->cfg.dim);

@@ -115,6 +115,10 @@ ew__acc_t *ew__acc_decay_new(size_t d, double half_life);
 ew__acc_t *ew__acc_window_new(size_t d, size_t cap);
 ew__acc_t *ew__acc_fd_new(size_t d, size_t ell, double half_life);
 
+/* The rows ℓ the fd kind keeps after each shrink for a configuration: the one field of
+ * EW_CONFIG_MAP that applies to the fd kind alone (config.c builds the kind with it). */
+size_t ew__acc_fd_ell(const ew_config_t *cfg);
+
 /* Bounds for the admission model (the largest bytes() over the kind's life). */
 size_t ew__acc_dense_bound(size_t d);
 size_t ew__acc_window_bound(size_t d, size_t cap);

@@ -404,6 +404,8 @@ ew__acc_t *ew__acc_fd_new(size_t d, size_t ell, double half_life) {
   return &k->base;
 }
 
+size_t ew__acc_fd_ell(const ew_config_t *cfg) { return cfg->sketch_rows; }
+
 size_t ew__acc_fd_bound(size_t d, size_t ell) { return sizeof(fd_t) + fd_heap(d, ell); }
 
 bool ew__acc_is_sketch(const ew__acc_t *a) { return a && a->ops == &fd_ops; }

@@ -123,9 +123,11 @@ def sketched_streams(d):
     c = d.client()
     D = 96
     # bad values: BAD_PARAM with the sentence, nothing created
-    for key, val, words in (("exact_max_dim", 0, "exact_max_dim must be between 1 and 65536"),
-                            ("sketch_rows", 1, "sketch_rows"), ("sketch_rows", 5000, "sketch_rows"),
-                            ("exact_max_dim", -1, "exact_max_dim")):
+    # (one sentence per field, the table's: out of range and of the wrong type alike)
+    emd = "'exact_max_dim' must be an integer between 1 and 65536"
+    skr = "'sketch_rows' must be an integer between 2 and 4096"
+    for key, val, words in (("exact_max_dim", 0, emd), ("sketch_rows", 1, skr),
+                            ("sketch_rows", 5000, skr), ("exact_max_dim", -1, emd)):
         e = expect("BAD_PARAM", c.call, "create", {"stream": "bad", "dim": D, key: val})
         assert words in e.message, e.message
     assert all(x["stream"] != "bad" for x in c.call("list")["streams"])

@@ -75,6 +75,28 @@ def _load():
 LIB = _load()
 
 
+class _ConfigField(C.Structure):  # the leading members of ew_config_field_t (lib/eigenwatch.h)
+    _fields_ = [("name", C.c_char_p), ("member", C.c_char_p), ("old_name", C.c_char_p),
+                ("type", C.c_int), ("offset", C.c_size_t)]
+
+
+def _check_config_mirror():
+    """Config above mirrors ew_config_t by hand: the library's configuration table (one row per
+    member, with its offset) says whether it still does, so a new field fails here at once
+    instead of shifting every later member."""
+    LIB.ew_config_field_count.restype = C.c_size_t
+    LIB.ew_config_field.restype = C.POINTER(_ConfigField)
+    LIB.ew_config_field.argtypes = [C.c_size_t]
+    rows = [LIB.ew_config_field(i).contents for i in range(LIB.ew_config_field_count())]
+    want = [(r.member.decode(), r.offset) for r in rows]
+    have = [(n, getattr(Config, n).offset) for n, _ in Config._fields_]
+    if want != have:
+        raise RuntimeError(f"ewlib.Config does not mirror ew_config_t: {have} != {want}")
+
+
+_check_config_mirror()
+
+
 class EwError(Exception):
     def __init__(self, code, name, message):
         super().__init__(f"{name}: {message}")

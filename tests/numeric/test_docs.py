@@ -1,10 +1,15 @@
 """The documents against the code: docs/METRICS.md's table must be exactly what the metric table
 generates, and every metric must have its own section with a definition and a reference;
-proto/PROTOCOL.md must carry exactly the method, field, limit, self-stat and error tables that
-build/tools/ew_protocol_doc generates from the daemon's tables; every error code the clients, the
-page and the tests name is one of that table's.
+proto/PROTOCOL.md must carry exactly the method, field, CONFIG key, limit, self-stat and error
+tables that build/tools/ew_protocol_doc generates from the daemon's tables, and docs/STATE.md the
+kind and CONF tables build/tools/ew_state_doc generates from the library's; every error code the
+clients, the page and the tests name is one of that table's. Every field of the library's
+configuration table, and every field of create, reaches create's table, info's CONFIG keys,
+the CONF table and the CLI's create options; and a field lives in its row (the design's measure:
+`sketch_rows` is named in at most three source files outside docs and tests).
 
-usage: test_docs.py EW_METRICS_DOC EW_PROTOCOL_DOC"""
+usage: test_docs.py EW_METRICS_DOC EW_PROTOCOL_DOC EW_STATE_DOC EIGENWATCH_CLI"""
+import ctypes as C
 import os
 import re
 import subprocess
@@ -15,6 +20,7 @@ from taplib import Tap  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOC = os.path.join(ROOT, "docs", "METRICS.md")
+STATE = os.path.join(ROOT, "docs", "STATE.md")
 PROTOCOL = os.path.join(ROOT, "proto", "PROTOCOL.md")
 BLOCK = re.compile(r"<!-- ([a-z:_-]+): generated .*? -->\n.*?<!-- /\1 -->\n", re.S)
 
@@ -36,6 +42,95 @@ def protocol_tables_are_generated_from_code():
                        "with tools/regen_docs.py")
     extra = sorted(n for n in have if n.startswith("gen:") and n not in gen)
     assert not extra, f"proto/PROTOCOL.md carries blocks no table generates: {extra}"
+
+
+def state_tables_are_generated_from_code():
+    gen = {m.group(1): m.group(0) for m in BLOCK.finditer(generated(3))}
+    have = {m.group(1): m.group(0) for m in BLOCK.finditer(open(STATE).read())}
+    assert {"gen:kinds", "gen:conf"} <= set(gen), sorted(gen)
+    missing = sorted(set(gen) - set(have))
+    assert not missing, f"docs/STATE.md lacks the blocks {missing}"
+    stale = sorted(n for n in gen if gen[n] != have[n])
+    assert not stale, (f"docs/STATE.md blocks {stale} differ from the code; regenerate them with "
+                       "tools/regen_docs.py")
+    extra = sorted(n for n in have if n.startswith("gen:") and n not in gen)
+    assert not extra, f"docs/STATE.md carries blocks no table generates: {extra}"
+
+
+class Field(C.Structure):  # ew_config_field_t (lib/eigenwatch.h)
+    _fields_ = [("name", C.c_char_p), ("member", C.c_char_p), ("old_name", C.c_char_p),
+                ("type", C.c_int), ("offset", C.c_size_t), ("values", C.c_void_p),
+                ("kinds", C.c_uint), ("flags", C.c_uint), ("since", C.c_uint),
+                ("default_doc", C.c_char_p), ("doc", C.c_char_p), ("error", C.c_char_p)]
+
+
+def config_table():
+    """(name, old name or None) of every row of the library's EW_CONFIG_MAP, from the library."""
+    lib = C.CDLL(os.environ["EW_LIB"])
+    lib.ew_config_field_count.restype = C.c_size_t
+    lib.ew_config_field.restype = C.POINTER(Field)
+    lib.ew_config_field.argtypes = [C.c_size_t]
+    rows = []
+    for i in range(lib.ew_config_field_count()):
+        f = lib.ew_config_field(i).contents
+        rows.append((f.name.decode(), f.old_name.decode() if f.old_name else None))
+    assert len(rows) >= 10, rows
+    return rows
+
+
+def block(text, name):
+    m = re.search(r"<!-- gen:%s: generated .*? -->\n(.*?)<!-- /gen:%s -->" % (name, name), text, re.S)
+    assert m, f"no block gen:{name}"
+    return m.group(1)
+
+
+def every_create_field_reaches_docs_cli_and_info():
+    """Every field of the configuration table (and its old name) is a row of create's table in
+    PROTOCOL.md, a key of info's CONFIG map (the block ew_config_value itself generates) and a row
+    of STATE.md's CONF table; every field of create is a CONFIG key (but the stream's key and the
+    eval list and rules, which info shows apart) and, when it takes one value, an option of the
+    CLI's create."""
+    protocol = open(PROTOCOL).read()
+    create = re.findall(r"^\| `([a-z_]+)` \| ([^|]*(?:\\\|[^|]*)*) \|", block(protocol, "fields-create"),
+                        re.M)
+    create_names = [n for n, _ in create]
+    keys = re.findall(r"`([a-z_]+)`", block(protocol, "config-keys"))
+    conf = re.findall(r"^\| `([a-z_]+)` \|", block(open(STATE).read(), "conf"), re.M)
+    cli = subprocess.run([sys.argv[4], "help", "create"], check=True, capture_output=True,
+                         text=True).stdout
+    table = config_table()
+    for name, old in table:
+        for n in (name, old) if old else (name,):
+            assert n in create_names, f"create's table in PROTOCOL.md lacks the field {n}"
+            assert n in keys, f"info's CONFIG keys lack the field {n}"
+        assert name in conf, f"STATE.md's CONF table lacks the field {name}"
+    assert conf == [n for n, _ in table], f"the CONF table is not in the table's order: {conf}"
+    # create's configuration rows are the table's, in its order, right after stream and run
+    want = [n for name, old in table for n in ((name, old) if old else (name,))]
+    assert create_names[2:2 + len(want)] == want, create_names
+    for name, wtype in create:
+        if name not in ("stream", "run", "eval", "rules"):
+            assert name in keys, f"create's field {name} is not a key of info's CONFIG"
+        if name not in ("stream", "run") and not wtype.startswith("["):
+            opt = "--" + name.replace("_", "-") + " "
+            assert opt in cli, f"the CLI's create lacks the option {opt.strip()}: {cli}"
+
+
+def a_config_field_lives_in_its_row():
+    """The design's measure of rule 1 (one table per axis): the files outside docs and tests that
+    name a configuration field. `sketch_rows` was named in 10; its row (lib/eigenwatch.h), the
+    kind that reads it (lib/acc/fd.c) and one message (lib/metrics.c) are all that may."""
+    found = []
+    for top in ("lib", "proto", "daemon", "clients", "tools"):
+        for d, dirs, files in os.walk(os.path.join(ROOT, top)):
+            dirs[:] = [x for x in dirs if x != "node_modules"]
+            for f in files:
+                if f.endswith((".c", ".h", ".py", ".js")):
+                    path = os.path.join(d, f)
+                    if "sketch_rows" in open(path, errors="replace").read():
+                        found.append(os.path.relpath(path, ROOT))
+    print(f"# sketch_rows is named in {len(found)} files outside docs and tests: {sorted(found)}")
+    assert len(found) <= 3, f"sketch_rows is named in {len(found)} files: {sorted(found)}"
 
 
 def markers_pair_up(path):
@@ -140,7 +235,12 @@ def main():
     t.case("metrics_doc_table_matches_code", table_is_generated_from_code)
     t.case("metrics_doc_has_a_section_per_metric", every_metric_has_a_section)
     t.case("protocol_doc_tables_match_code", protocol_tables_are_generated_from_code)
+    t.case("state_doc_tables_match_code", state_tables_are_generated_from_code)
+    t.case("every_create_field_reaches_docs_cli_and_info",
+           every_create_field_reaches_docs_cli_and_info)
+    t.case("a_config_field_lives_in_its_row", a_config_field_lives_in_its_row)
     t.case("protocol_doc_markers_pair_up", markers_pair_up, PROTOCOL)
+    t.case("state_doc_markers_pair_up", markers_pair_up, STATE)
     t.case("metrics_doc_markers_pair_up", markers_pair_up, DOC)
     t.case("protocol_doc_has_a_section_per_method", every_method_has_a_section)
     t.case("error_codes_elsewhere_are_the_tables", error_codes_elsewhere_are_the_tables)

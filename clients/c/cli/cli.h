@@ -65,6 +65,8 @@ int c_info(int argc, char **argv);
 int c_drop(int argc, char **argv);
 int c_reset(int argc, char **argv);
 int c_create(int argc, char **argv);
+/* create's arguments for help: STREAM and one option per scalar field of create's table. */
+const char *create_args(void);
 int c_query(int argc, char **argv);
 int c_watch(int argc, char **argv);
 int c_history(int argc, char **argv);

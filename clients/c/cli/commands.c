@@ -1,7 +1,9 @@
 /* commands.c — the one-call commands: ping, list, runs, stats, info, create, drop, reset, query. */
 #include "cli.h"
+#include "ewp.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,45 +103,93 @@ int c_reset(int argc, char **argv) {
   return argc != 1 ? usage_error("reset needs STREAM") : simple_call("reset", argv[0]);
 }
 
+/* ---- create: one option per field of the create table ----
+ * The options are create's fields (proto/ewp.h: the library's configuration table, EW_CONFIG_MAP,
+ * and the daemon's own fields) that take one value on the command line: --NAME with '_' written
+ * '-'. stream and run are the word and --run; the eval list and alert rules are not options. */
+
+static bool create_option(const ewp_field_info_t *f) {
+  return f->type == EWP_T_UINT || f->type == EWP_T_NUM || f->type == EWP_T_BOOL ||
+         f->type == EWP_T_ENUM || f->type == EWP_T_STR;
+}
+
+/* True when arg is "--" and name with '_' written '-'. */
+static bool is_option(const char *arg, const char *name) {
+  if (strncmp(arg, "--", 2) != 0)
+    return false;
+  for (arg += 2; *name; name++, arg++)
+    if (*arg != (*name == '_' ? '-' : *name))
+      return false;
+  return *arg == 0;
+}
+
+const char *create_args(void) {
+  static char buf[2048];
+  if (buf[0])
+    return buf;
+  size_t n, len = (size_t)snprintf(buf, sizeof buf, "STREAM");
+  const ewp_field_info_t *f = ewp_method_fields(EWP_METHOD_CREATE, &n);
+  for (size_t i = 0; i < n && len < sizeof buf; i++) {
+    if (!create_option(&f[i]))
+      continue;
+    char name[EWP_METHOD_NAME_MAX], value[256] = "";
+    size_t k = 0;
+    for (const char *c = f[i].name; *c && k + 1 < sizeof name; c++)
+      name[k++] = *c == '_' ? '-' : *c;
+    name[k] = 0;
+    if (f[i].type == EWP_T_ENUM)
+      for (const char *const *v = f[i].values; v && *v; v++)
+        snprintf(value + strlen(value), sizeof value - strlen(value), "%s%s",
+                 v == f[i].values ? "" : "|", *v);
+    else
+      snprintf(value, sizeof value, "%s",
+               f[i].type == EWP_T_UINT  ? "N"
+               : f[i].type == EWP_T_NUM ? "NUMBER"
+               : f[i].type == EWP_T_BOOL ? "true|false"
+                                         : "TEXT");
+    bool req = f[i].flags & EWP_F_REQ;
+    len += (size_t)snprintf(buf + len, sizeof buf - len, " %s--%s %s%s", req ? "" : "[", name,
+                            value, req ? "" : "]");
+  }
+  return buf;
+}
+
 int c_create(int argc, char **argv) {
   if (argc < 1)
     return usage_error("create needs STREAM --dim N");
-  /* --topk is the old name of --live-k (the daemon accepts both) */
-  static const char *opts[] = {"dim",     "normalize", "window", "window-mode",
-                               "decay",   "topk",      "shuffle", "seed",
-                               "live-k",  "exact-max-dim", "sketch-rows"};
-  static const char *wire[] = {"dim",     "normalize", "window", "window_mode",
-                               "decay",   "topk",      "shuffle", "seed",
-                               "live_k",  "exact_max_dim", "sketch_rows"};
-  enum { NOPT = sizeof opts / sizeof opts[0] };
-  const char *vals[NOPT] = {0};
+  size_t nf;
+  const ewp_field_info_t *f = ewp_method_fields(EWP_METHOD_CREATE, &nf);
+  const char *vals[64] = {0};
+  if (nf > 64)
+    return usage_error("create: the field table outgrew the CLI (%zu fields)", nf);
   for (int i = 1; i < argc; i++) {
-    int k = -1;
-    for (int j = 0; j < NOPT; j++)
-      if (!strncmp(argv[i], "--", 2) && !strcmp(argv[i] + 2, opts[j]))
+    size_t k = nf;
+    for (size_t j = 0; j < nf && k == nf; j++)
+      if (create_option(&f[j]) && is_option(argv[i], f[j].name))
         k = j;
-    if (k < 0 || i + 1 >= argc)
+    if (k == nf || i + 1 >= argc)
       return usage_error("create: unknown or incomplete option '%s'", argv[i]);
     vals[k] = argv[++i];
   }
-  if (!vals[0])
-    return usage_error("create needs --dim N");
+  for (size_t j = 0; j < nf; j++)
+    if (create_option(&f[j]) && (f[j].flags & EWP_F_REQ) && !vals[j])
+      return usage_error("create needs --%s", f[j].name);
   int ex = 0;
   ewc_t *c = open_conn(&ex);
   if (!c)
     return ex;
   params_t p;
   p_init(&p);
-  int n = 1;
-  for (int j = 0; j < NOPT; j++)
+  size_t n = 1;
+  for (size_t j = 0; j < nf; j++)
     n += vals[j] != NULL;
-  msgpack_pack_map(&p.pk, (size_t)n + (g_run != NULL));
+  msgpack_pack_map(&p.pk, n + (g_run != NULL));
   p_str(&p, "stream");
   p_str(&p, argv[0]);
   p_run(&p);
-  for (int j = 0; j < NOPT; j++)
+  for (size_t j = 0; j < nf; j++)
     if (vals[j]) {
-      p_str(&p, wire[j]);
+      p_str(&p, f[j].name);
       p_value(&p, vals[j]);
     }
   ewc_reply_t r;

@@ -19,6 +19,7 @@ const char *g_run;
 typedef struct {
   const char *name, *args, *help;
   int (*fn)(int argc, char **argv);
+  const char *(*args_fn)(void); /* when args come from a table (create), instead of args */
 } cmd_t;
 
 /* ---- the table of commands ---- */
@@ -30,10 +31,8 @@ static const cmd_t cmds[] = {
     {"list", "", "all streams (or --run's) with run, dim, rows and memory", c_list},
     {"runs", "", "the runs with their stream count and first and last completed steps", c_runs},
     {"info", "STREAM", "one stream, with its configuration", c_info},
-    {"create", "STREAM --dim N [--window N] [--normalize none|l2] [--decay ROWS] [--live-k K] "
-               "[--window-mode auto|eager|lazy] [--shuffle N] [--seed N] [--exact-max-dim D] "
-               "[--sketch-rows L]",
-     "create a stream (idempotent for the same configuration)", c_create},
+    {"create", NULL, "create a stream (idempotent for the same configuration)", c_create,
+     create_args},
     {"drop", "STREAM", "delete a stream", c_drop},
     {"reset", "STREAM", "forget a stream's rows, keep its configuration", c_reset},
     {"stats", "", "daemon counters", c_stats},
@@ -64,7 +63,8 @@ static const cmd_t cmds[] = {
 #define NCMDS (sizeof cmds / sizeof cmds[0])
 
 static void cmd_help(const cmd_t *c, FILE *f) {
-  fprintf(f, "usage: eigenwatch [global options] %s %s\n  %s\n", c->name, c->args, c->help);
+  fprintf(f, "usage: eigenwatch [global options] %s %s\n  %s\n", c->name,
+          c->args_fn ? c->args_fn() : c->args, c->help);
 }
 
 static int c_help(int argc, char **argv) {

@@ -339,9 +339,10 @@ class Client:
         return _fields(PingResult, self.call("ping"))
 
     def create(self, stream: str, dim: int, run: Optional[str] = None, **config) -> Dict[str, Any]:
-        """config: normalize ("none"|"l2"), window, window_mode, decay, live_k (old name topk),
-        shuffle, seed, exact_max_dim (above it: a Frequent Directions sketch), sketch_rows,
-        world, step_timeout.
+        """config: any other field of create, by its wire name — the stream's configuration
+        (the library's table) and the daemon's own (world, step_timeout, recent, window_steps,
+        eval, rules); proto/PROTOCOL.md lists them all with their types and defaults, and the
+        reply's "config" (as info's) says what the stream got.
         Every method that names a stream takes run= (the daemon's default run when None)."""
         return self.call("create", stream=stream, **_run(run), dim=dim, **config)
 

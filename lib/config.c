@@ -1,0 +1,288 @@
+/* config.c — the two tables of eigenwatch.h at work: EW_KIND_MAP (what a stream keeps of its
+ * rows) and EW_CONFIG_MAP (every field of its configuration). Everything here is generated from
+ * their rows: the field table as data, defaults, checks, equality, merge compatibility, which
+ * kinds a configuration keeps, and building those kinds into a stream (each kind's functions
+ * below are the only code a new kind adds here). The CONF section of the saved state is state.c's;
+ * the stream itself (ingest, merge, reset, the admission model) is stream.c's. */
+#include "ew_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the kind table ---- */
+
+#define XX(id, name, role, views, tag, when, doc) {#name, EW_ROLE_##role, views, tag, doc},
+static const ew_kind_info_t kinds[EW_KIND_COUNT] = {EW_KIND_MAP(XX)};
+#undef XX
+
+EW_EXPORT const ew_kind_info_t *ew_kind_info(ew_kind_t k) {
+  return (unsigned)k < EW_KIND_COUNT ? &kinds[k] : NULL;
+}
+
+_Static_assert(EW__ROLE_ALL == (int)EW_ROLE_ALL && EW__ROLE_WINDOW == (int)EW_ROLE_WINDOW,
+               "the accumulator slots of a stream are the kind table's roles");
+_Static_assert(EW_KIND_COUNT <= 32, "kinds are bits of an unsigned");
+
+EW_EXPORT unsigned ew_config_kinds(const ew_config_t *c) {
+  unsigned k = 0;
+#define XX(id, name, role, views, tag, when, doc)                                                 \
+  if (when)                                                                                       \
+    k |= EW_KIND_BIT(id);
+  EW_KIND_MAP(XX)
+#undef XX
+  return k;
+}
+
+/* The kinds of a role, as bits. */
+static unsigned role_kinds(ew_role_t role) {
+  unsigned k = 0;
+  for (int i = 0; i < EW_KIND_COUNT; i++)
+    if (kinds[i].role == role)
+      k |= 1u << i;
+  return k;
+}
+
+/* The kind of role ALL a configuration keeps, or -1 (none, or more than one). */
+static int all_kind(const ew_config_t *c) {
+  unsigned k = ew_config_kinds(c) & role_kinds(EW_ROLE_ALL);
+  if (k == 0 || (k & (k - 1)) != 0)
+    return -1;
+  return __builtin_ctz(k);
+}
+
+/* ---- each kind's functions: build it into a stream, bound its state, and (role ALL) the order
+ * of its eigenproblem and how messages describe it ---- */
+
+static int put_acc(ew_stream_t *s, ew_role_t role, ew__acc_t *a) {
+  s->acc[role] = a;
+  return a ? 0 : EW_ENOMEM;
+}
+
+static int attach_dense(ew_stream_t *s, const ew_config_t *c) {
+  return put_acc(s, EW_ROLE_ALL, ew__acc_dense_new(c->dim));
+}
+static int attach_decay(ew_stream_t *s, const ew_config_t *c) {
+  return put_acc(s, EW_ROLE_ALL, ew__acc_decay_new(c->dim, c->decay_half_life));
+}
+static int attach_fd(ew_stream_t *s, const ew_config_t *c) {
+  return put_acc(s, EW_ROLE_ALL, ew__acc_fd_new(c->dim, ew__acc_fd_ell(c), c->decay_half_life));
+}
+static int attach_window(ew_stream_t *s, const ew_config_t *c) {
+  return put_acc(s, EW_ROLE_WINDOW, ew__acc_window_new(c->dim, c->window));
+}
+static int attach_live(ew_stream_t *s, const ew_config_t *c) {
+  int rc = ew__rop_init(&s->live, c->dim, c->live_k, c->shuffle, c->seed);
+  s->has_live = rc == 0;
+  return rc;
+}
+
+static size_t bound_dense(const ew_config_t *c) { return ew__acc_dense_bound(c->dim); }
+#define bound_decay bound_dense
+static size_t bound_fd(const ew_config_t *c) { return ew__acc_fd_bound(c->dim, ew__acc_fd_ell(c)); }
+static size_t bound_window(const ew_config_t *c) { return ew__acc_window_bound(c->dim, c->window); }
+static size_t bound_live(const ew_config_t *c) { return ew__rop_bound(c->dim, c->live_k, c->shuffle); }
+
+static size_t order_dense(const ew_config_t *c) { return c->dim; }
+#define order_decay order_dense
+static size_t order_fd(const ew_config_t *c) { return 2 * ew__acc_fd_ell(c) + 1; }
+#define order_window NULL
+#define order_live NULL
+
+static int summary_dense(const ew_config_t *c, char *buf, size_t cap) {
+  return snprintf(buf, cap, "exact up to exact_max_dim %zu", c->exact_max_dim);
+}
+#define summary_decay summary_dense
+static int summary_fd(const ew_config_t *c, char *buf, size_t cap) {
+  return snprintf(buf, cap, "a sketch of %zu rows", ew__acc_fd_ell(c));
+}
+#define summary_window NULL
+#define summary_live NULL
+
+static const struct {
+  int (*attach)(ew_stream_t *s, const ew_config_t *c); /* 0 or EW_ENOMEM */
+  size_t (*bound)(const ew_config_t *c);                /* the most bytes its state holds */
+  size_t (*order)(const ew_config_t *c);                /* role ALL: ew_config_solve_dim */
+  int (*summary)(const ew_config_t *c, char *buf, size_t cap); /* role ALL */
+} kind_fns[EW_KIND_COUNT] = {
+#define XX(id, name, ...) [EW_KIND_##id] = {attach_##name, bound_##name, order_##name, summary_##name},
+    EW_KIND_MAP(XX)
+#undef XX
+};
+
+int ew__kinds_attach(ew_stream_t *s) {
+  unsigned k = ew_config_kinds(&s->cfg);
+  int rc = 0;
+  for (int i = 0; i < EW_KIND_COUNT && rc == 0; i++)
+    if (k & (1u << i))
+      rc = kind_fns[i].attach(s, &s->cfg);
+  return rc;
+}
+
+size_t ew__kinds_state_bound(const ew_config_t *c) {
+  unsigned k = ew_config_kinds(c);
+  size_t t = 0;
+  for (int i = 0; i < EW_KIND_COUNT; i++)
+    if (k & (1u << i))
+      t += kind_fns[i].bound(c);
+  return t;
+}
+
+EW_EXPORT size_t ew_config_solve_dim(const ew_config_t *c) {
+  int k = all_kind(c);
+  return k < 0 ? 0 : kind_fns[k].order(c);
+}
+
+EW_EXPORT int ew_config_summary(const ew_config_t *c, char *buf, size_t cap) {
+  int k = all_kind(c);
+  if (k < 0)
+    return snprintf(buf, cap, "no way to keep every row");
+  return kind_fns[k].summary(c, buf, cap);
+}
+
+/* ---- the configuration table as data ---- */
+
+/* The names of each ENUM field, in value order: its EW_ENUM_<member> list. */
+#define EW__NAME(value, name) name,
+#define NAMES_COUNT(member)
+#define NAMES_U64(member)
+#define NAMES_REAL_OFF(member)
+#define NAMES_ENUM(member)                                                                        \
+  static const char *const names_##member[] = {EW_ENUM_##member(EW__NAME) NULL};
+#define XX(member, wire, old, type, ...) NAMES_##type(member)
+EW_CONFIG_MAP(XX)
+#undef XX
+/* An ENUM field's range is its whole list: min the first value (0), max the last. */
+#define ENUM_RANGE_COUNT(member, lo, hi)
+#define ENUM_RANGE_U64(member, lo, hi)
+#define ENUM_RANGE_REAL_OFF(member, lo, hi)
+#define ENUM_RANGE_ENUM(member, lo, hi)                                                           \
+  _Static_assert((lo) == 0 && (hi) + 2 == sizeof names_##member / sizeof names_##member[0],       \
+                 "the range of " #member " is its EW_ENUM_" #member " list");
+#define XX(member, wire, old, type, def, lo, hi, ...) ENUM_RANGE_##type(member, lo, hi)
+EW_CONFIG_MAP(XX)
+#undef XX
+
+#define VALUES_COUNT(member) NULL
+#define VALUES_U64(member) NULL
+#define VALUES_REAL_OFF(member) NULL
+#define VALUES_ENUM(member) names_##member
+#define OLD_NAME_NONE NULL
+#define OLD_NAME_OLD(name) #name
+#define XX(member, wire, old, type, def, lo, hi, kinds_, flags, since, was, defdoc, doc, err)     \
+  {#wire, #member, OLD_NAME_##old, EW_CT_##type, offsetof(ew_config_t, member),                  \
+   VALUES_##type(member), kinds_, flags, since, defdoc, doc, err},
+static const ew_config_field_t fields[EW_CONFIG_COUNT] = {EW_CONFIG_MAP(XX)};
+#undef XX
+
+EW_EXPORT size_t ew_config_field_count(void) { return EW_CONFIG_COUNT; }
+
+EW_EXPORT const ew_config_field_t *ew_config_field(size_t i) {
+  return i < EW_CONFIG_COUNT ? &fields[i] : NULL;
+}
+
+EW_EXPORT uint64_t ew_config_get_u64(const ew_config_t *cfg, size_t i) {
+  if (i >= EW_CONFIG_COUNT)
+    return 0;
+  const char *p = (const char *)cfg + fields[i].offset;
+  switch (fields[i].type) {
+  case EW_CT_COUNT: return *(const size_t *)(const void *)p;
+  case EW_CT_U64: return *(const uint64_t *)(const void *)p;
+  case EW_CT_ENUM: return (uint64_t)*(const int *)(const void *)p;
+  case EW_CT_REAL_OFF: return 0;
+  }
+  return 0;
+}
+
+EW_EXPORT double ew_config_get_f64(const ew_config_t *cfg, size_t i) {
+  if (i < EW_CONFIG_COUNT && fields[i].type == EW_CT_REAL_OFF)
+    return *(const double *)(const void *)((const char *)cfg + fields[i].offset);
+  return (double)ew_config_get_u64(cfg, i);
+}
+
+/* Every ENUM member is stored as an int (ew_config_get_u64 reads it so). */
+#define ENUM_INT_COUNT(member)
+#define ENUM_INT_U64(member)
+#define ENUM_INT_REAL_OFF(member)
+#define ENUM_INT_ENUM(member)                                                                     \
+  _Static_assert(sizeof(ew_##member##_t) == sizeof(int), #member " is stored as an int");
+#define XX(member, wire, old, type, ...) ENUM_INT_##type(member)
+EW_CONFIG_MAP(XX)
+#undef XX
+
+/* ---- defaults, checks, equality ---- */
+
+EW_EXPORT void ew_config_default(ew_config_t *cfg, size_t dim) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->dim = dim;
+  const ew_config_t *c = cfg; /* what the default expressions read */
+#define XX(member, wire, old, type, def, lo, hi, kinds_, flags, ...)                              \
+  if (!((flags) & EW_CF_GIVEN))                                                                   \
+    cfg->member = (def);
+  EW_CONFIG_MAP(XX)
+#undef XX
+  (void)c;
+}
+
+EW_EXPORT int ew_config_sketched(const ew_config_t *cfg) { return cfg->dim > cfg->exact_max_dim; }
+
+/* Whether v lies in its field's range, by type (functions, so that a bound of 0 or of the type's
+ * largest value compares without a warning). */
+static bool in_u64(uint64_t v, uint64_t lo, uint64_t hi) { return v >= lo && v <= hi; }
+static bool in_enum(long v, long lo, long hi) { return v >= lo && v <= hi; }
+static bool in_real_off(double v, double lo, double hi) {
+  return v == 0 || (isfinite(v) && v >= lo && v <= hi);
+}
+#define IN_COUNT(v, lo, hi) in_u64((uint64_t)(v), (uint64_t)(lo), (uint64_t)(hi))
+#define IN_U64(v, lo, hi) in_u64((uint64_t)(v), (uint64_t)(lo), (uint64_t)(hi))
+#define IN_ENUM(v, lo, hi) in_enum((long)(v), (long)(lo), (long)(hi))
+#define IN_REAL_OFF(v, lo, hi) in_real_off((double)(v), (double)(lo), (double)(hi))
+
+static int cfg_fail(char *msg, size_t cap, const char *text) {
+  if (msg && cap)
+    snprintf(msg, cap, "%s", text);
+  return EW_EBADPARAM;
+}
+
+EW_EXPORT int ew_config_check(const ew_config_t *c, char *msg, size_t cap) {
+  unsigned kept = ew_config_kinds(c);
+#define XX(member, wire, old, type, def, lo, hi, kinds_, flags, since, was, defdoc, doc, err)     \
+  if ((!((flags) & EW_CF_IF_KEPT) || ((kinds_) & kept)) && !IN_##type(c->member, lo, hi))        \
+    return cfg_fail(msg, cap, err);
+  EW_CONFIG_MAP(XX)
+#undef XX
+  /* every row goes to exactly one kind of role ALL (true of any configuration whose fields pass:
+   * a table whose when column broke that would be caught here, and by tests/unit/test_config.c) */
+  unsigned all = kept & role_kinds(EW_ROLE_ALL);
+  if (all == 0 || (all & (all - 1)) != 0)
+    return cfg_fail(msg, cap, "the configuration keeps no single kind of state for every row");
+  for (int r = EW_ROLE_ALL + 1; r <= EW_ROLE_LIVE; r++) {
+    unsigned k = kept & role_kinds((ew_role_t)r);
+    if (k & (k - 1))
+      return cfg_fail(msg, cap, "the configuration keeps two kinds of state in one role");
+  }
+  return 0;
+}
+
+EW_EXPORT int ew_config_equal(const ew_config_t *a, const ew_config_t *b) {
+  unsigned k = ew_config_kinds(a);
+  if (k != ew_config_kinds(b))
+    return 0;
+#define XX(member, wire, old, type, def, lo, hi, kinds_, ...)                                     \
+  if (((kinds_) & k) && !(a->member == b->member))                                                \
+    return 0;
+  EW_CONFIG_MAP(XX)
+#undef XX
+  return 1;
+}
+
+int ew__config_mergeable(const ew_config_t *a, const ew_config_t *b) {
+#define XX(member, wire, old, type, def, lo, hi, kinds_, flags, ...)                              \
+  if (((flags) & EW_CF_MERGE) && !(a->member == b->member))                                       \
+    return 0;
+  EW_CONFIG_MAP(XX)
+#undef XX
+  unsigned all = role_kinds(EW_ROLE_ALL);
+  return (ew_config_kinds(a) & all) == (ew_config_kinds(b) & all);
+}

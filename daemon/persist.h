@@ -11,7 +11,7 @@
 #define SNAP_MAGIC "EWSNAP\0"
 #define SNAP_VERSION 4u /* 4: the training block is the state's tRUN section; 3: in the header
                            (2: without the eval list; 1: none): all still read */
-#define SNAP_TRAIN_MAX (1u << 20) /* the training block's largest length */
+#define SNAP_TRAIN_MAX (1u << 20) /* a header's training block (versions 2, 3): its largest */
 #define SNAP_KEY_MAX 1024
 #define SNAP_EXT ".ews"
 
@@ -24,9 +24,12 @@ size_t ewd_snap_key(const ewd_stream_t *st, char *out);
 bool ewd_snap_key_parse(const char *key, size_t klen, ewd_key_t *out);
 
 /* The training block of a version-2 header: world, step_timeout, first and last completed
- * steps, each producer's last applied seq, recent, window_steps and its ring of step rows. Writes it to out (room for SNAP_TRAIN_MAX) and
+ * steps, each producer's last applied seq, recent, window_steps and its ring of step rows. Writes it to out (cap bytes: ewd_snap_train_bound) and
  * returns its length. */
-size_t ewd_snap_train(const ewd_stream_t *st, char *out);
+size_t ewd_snap_train(const ewd_stream_t *st, char *out, size_t cap);
+/* The most bytes ewd_snap_train can write for st (its producers, its ring, the largest eval list
+ * and rule set): the cap to give it. */
+size_t ewd_snap_train_bound(const ewd_stream_t *st);
 /* Reads a training block into st (restore): a header's (versions 2 and 3: the ring of step rows
  * without step numbers, which read as EWD_STEP_UNKNOWN) or, with section, a tRUN section's
  * (each ring entry u64 rows then u64 step). Returns false, with st unchanged, when it is not

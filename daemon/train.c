@@ -17,7 +17,12 @@ static int producer_cmp(const void *a, const void *b) {
   return strcmp((*(const ewd_producer_t *const *)a)->name, (*(const ewd_producer_t *const *)b)->name);
 }
 
-size_t ewd_snap_train(const ewd_stream_t *st, char *out) {
+size_t ewd_snap_train_bound(const ewd_stream_t *st) {
+  return 4 + 8 + 1 + 8 + 8 + 4 + st->nproducers * (1 + EWP_PRODUCER_MAX + 8) + 4 + 4 +
+         (size_t)st->window_steps * 16 + 4 + EWD_EVAL_SAVED_MAX + 4 + EWD_ALERTS_SAVED_MAX;
+}
+
+size_t ewd_snap_train(const ewd_stream_t *st, char *out, size_t cap) {
   char *q = out;
   uint32_t world = st->world, np = 0;
   uint8_t flags = (uint8_t)((st->has_first_step ? 1 : 0) | (st->has_last_step ? 2 : 0) |
@@ -53,10 +58,10 @@ size_t ewd_snap_train(const ewd_stream_t *st, char *out) {
     PUT(q, v->step);
   }
   /* version 3: the eval list create gave (0 bytes: the defaults) */
-  uint32_t elen = (uint32_t)ewd_eval_save(st, q + 4, SNAP_TRAIN_MAX - (size_t)(q + 4 - out));
+  uint32_t elen = (uint32_t)ewd_eval_save(st, q + 4, cap - (size_t)(q + 4 - out));
   PUT(q, elen);
   q += elen;
-  uint32_t alen = (uint32_t)ewd_alerts_save(st, q + 4, SNAP_TRAIN_MAX - (size_t)(q + 4 - out));
+  uint32_t alen = (uint32_t)ewd_alerts_save(st, q + 4, cap - (size_t)(q + 4 - out));
   PUT(q, alen);
   q += alen;
   return (size_t)(q - out);
@@ -154,10 +159,11 @@ bad:
 }
 
 char *ewd_train_bytes(const ewd_stream_t *st, size_t *len) {
-  char *b = malloc(SNAP_TRAIN_MAX);
+  size_t cap = ewd_snap_train_bound(st);
+  char *b = malloc(cap);
   if (!b)
     return NULL;
-  *len = ewd_snap_train(st, b);
+  *len = ewd_snap_train(st, b, cap);
   char *t = realloc(b, *len ? *len : 1);
   return t ? t : b;
 }

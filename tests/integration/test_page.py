@@ -191,15 +191,29 @@ def page_charts_series_names_and_error_bars(d):
                       "eval": [{"metric": "entropy", "source": "all", "every_rows": 100,
                                 "as": "h_all"}]})
     rng = np.random.default_rng(4)
+
+    def points(stream, series, n):
+        """Waits for the n-th point of a series (a busy machine may otherwise coalesce the
+        evaluation of one step into the next, and the test would count one point fewer)."""
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            s = c.call("history", {"run": "ser", "stream": stream, "metrics": series})["series"]
+            if s and len(s[0]["step"]) >= n:
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"{stream}/{series}: fewer than {n} points after 60 s")
+
     for step in range(3):
         X = rng.standard_normal((32, DIM)).astype(np.float32)
         c.call("ingest", {"run": "ser", "stream": "A", "step": step, "end_step": True,
                           "dtype": "f32", "shape": list(X.shape), "data": X.tobytes()})
-    for _ in range(2):
+        points("A", "renyi_half", step + 1)
+    for k in range(2):
         X = (rng.standard_normal((100, 48)) * np.linspace(1, 4, 48)).astype(np.float32)
         c.call("ingest", {"run": "ser", "stream": "sk", "dtype": "f32", "shape": list(X.shape),
                           "data": X.tobytes()})
-        settle(c, "sk", "ser")
+        points("sk", "h_all", k + 1)
+    settle(c, "sk", "ser")
     settle(c, "A", "ser")
     b = Browser()
     try:

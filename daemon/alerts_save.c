@@ -35,7 +35,6 @@ _Static_assert(EWD_ALERTS_SAVED_MAX >= EWD_ALERTS_RING_MAX * 8 +
                    EWP_RULES_MAX * (2 + EWP_RULE_NAME_MAX + 2 + EWP_SERIES_MAX + 16 + 25 + 12),
                "a stream's rules save within EWD_ALERTS_SAVED_MAX");
 
-#define PUT(q, v) (memcpy((q), &(v), sizeof(v)), (q) += sizeof(v))
 
 size_t ewd_alerts_save(const ewd_stream_t *st, char *out, size_t cap) {
   const ewd_alerts_t *a = st->alerts;
@@ -52,43 +51,36 @@ size_t ewd_alerts_save(const ewd_stream_t *st, char *out, size_t cap) {
     return 0;
   char *q = out;
   uint8_t layout = ALERTS_LAYOUT2, n = (uint8_t)a->n;
-  PUT(q, layout);
-  PUT(q, n);
+  EWD_PUT(q, layout);
+  EWD_PUT(q, n);
   for (size_t i = 0; i < a->n; i++) {
     const rule_t *r = &a->rules[i];
     uint8_t len = (uint8_t)strlen(r->name), when = (uint8_t)r->when;
     uint8_t slen = (uint8_t)strlen(r->series);
     uint8_t flags = (uint8_t)((r->firing ? 1 : 0) | (r->has_last ? 2 : 0));
-    PUT(q, len);
+    EWD_PUT(q, len);
     memcpy(q, r->name, len), q += len;
-    PUT(q, when);
-    PUT(q, slen);
+    EWD_PUT(q, when);
+    EWD_PUT(q, slen);
     memcpy(q, r->series, slen), q += slen;
-    PUT(q, r->value);
-    PUT(q, r->steps);
-    PUT(q, r->baseline_steps);
-    PUT(q, flags);
-    PUT(q, r->fired_step);
-    PUT(q, r->fired_time);
-    PUT(q, r->last_value);
+    EWD_PUT(q, r->value);
+    EWD_PUT(q, r->steps);
+    EWD_PUT(q, r->baseline_steps);
+    EWD_PUT(q, flags);
+    EWD_PUT(q, r->fired_step);
+    EWD_PUT(q, r->fired_time);
+    EWD_PUT(q, r->last_value);
     if (r->when == EWD__W_DROP) {
-      PUT(q, r->nring);
+      EWD_PUT(q, r->nring);
       for (uint32_t k = 0; k < r->nring; k++) /* oldest first */
-        PUT(q, r->ring[(r->at + r->steps - r->nring + k) % r->steps]);
+        EWD_PUT(q, r->ring[(r->at + r->steps - r->nring + k) % r->steps]);
     } else if (r->when == EWD__W_BASELINE) {
-      PUT(q, r->base_n);
-      PUT(q, r->base_sum);
+      EWD_PUT(q, r->base_n);
+      EWD_PUT(q, r->base_sum);
     }
   }
   return (size_t)(q - out);
 }
-
-#define GET(v)                                                                                    \
-  do {                                                                                            \
-    if (n - o < sizeof(v))                                                                        \
-      goto bad;                                                                                   \
-    memcpy(&(v), b + o, sizeof(v)), o += sizeof(v);                                               \
-  } while (0)
 
 bool ewd_alerts_load(ewd_stream_t *st, const char *b, size_t n) {
   size_t o = 0;
@@ -97,22 +89,22 @@ bool ewd_alerts_load(ewd_stream_t *st, const char *b, size_t n) {
   bool layout2 = n > 0 && (uint8_t)b[0] == ALERTS_LAYOUT2;
   if (layout2)
     o = 1;
-  GET(cnt);
+  EWD_GET(cnt);
   if (cnt > EWP_RULES_MAX || !(v = calloc(cnt ? cnt : 1, sizeof *v)))
     goto bad;
   uint64_t ring = 0;
   for (size_t i = 0; i < cnt; i++) {
     rule_t *r = &v[i];
     uint8_t len, when, slen;
-    GET(len);
+    EWD_GET(len);
     if (len == 0 || len > EWP_RULE_NAME_MAX || n - o < len)
       goto bad;
     memcpy(r->name, b + o, len), o += len;
     for (size_t k = 0; k < i; k++)
       if (strcmp(v[k].name, r->name) == 0)
         goto bad;
-    GET(when);
-    GET(slen);
+    EWD_GET(when);
+    EWD_GET(slen);
     if (when > EWD__W_NONFINITE || slen > EWP_SERIES_MAX || n - o < slen ||
         (slen && !ewp_series_valid(b + o, slen)))
       goto bad;
@@ -121,9 +113,9 @@ bool ewd_alerts_load(ewd_stream_t *st, const char *b, size_t n) {
     if ((slen == 0) != stream_rule || (slen && !layout2 && !ew_metric_find(r->series)))
       goto bad;
     r->when = when;
-    GET(r->value);
-    GET(r->steps);
-    GET(r->baseline_steps);
+    EWD_GET(r->value);
+    EWD_GET(r->steps);
+    EWD_GET(r->baseline_steps);
     if (r->steps < 1 || r->steps > 65536 || r->baseline_steps < 1 || r->baseline_steps > 65536)
       goto bad;
     if (when == EWD__W_DROP && (!(r->ring = calloc(r->steps, sizeof *r->ring)) ||
@@ -132,23 +124,23 @@ bool ewd_alerts_load(ewd_stream_t *st, const char *b, size_t n) {
     if (!layout2)
       continue;
     uint8_t flags;
-    GET(flags);
-    GET(r->fired_step);
-    GET(r->fired_time);
-    GET(r->last_value);
+    EWD_GET(flags);
+    EWD_GET(r->fired_step);
+    EWD_GET(r->fired_time);
+    EWD_GET(r->last_value);
     if (flags > 3)
       goto bad;
     r->firing = flags & 1;
     r->has_last = (flags & 2) != 0;
     if (when == EWD__W_DROP) {
-      GET(r->nring);
+      EWD_GET(r->nring);
       if (r->nring > r->steps || (n - o) / 8 < r->nring)
         goto bad;
       memcpy(r->ring, b + o, (size_t)r->nring * 8), o += (size_t)r->nring * 8;
       r->at = r->nring % r->steps;
     } else if (when == EWD__W_BASELINE) {
-      GET(r->base_n);
-      GET(r->base_sum);
+      EWD_GET(r->base_n);
+      EWD_GET(r->base_sum);
       if (r->base_n > r->baseline_steps)
         goto bad;
     }

@@ -107,7 +107,6 @@ size_t ewd_eval_names(const ewd_stream_t *st, char *out, size_t cap) {
   return n;
 }
 
-#define PUT(q, v) (memcpy((q), &(v), sizeof(v)), (q) += sizeof(v))
 
 /* The saved form (a self-contained blob; 0 bytes: the defaults).
  *   layout 2: u8 EVAL_LAYOUT2, u8 count, then per spec: u8 series length, series, and the
@@ -134,46 +133,39 @@ size_t ewd_eval_save(const ewd_stream_t *st, char *out, size_t cap) {
   if (need > cap)
     return 0;
   uint8_t layout = EVAL_LAYOUT2, n = (uint8_t)ev->n;
-  PUT(q, layout);
-  PUT(q, n);
+  EWD_PUT(q, layout);
+  EWD_PUT(q, n);
   for (size_t i = 0; i < ev->n; i++) {
     const spec_t *sp = &ev->specs[i];
     uint8_t slen = (uint8_t)strlen(sp->series);
     uint8_t len = (uint8_t)strlen(sp->info->name);
     int8_t src = (int8_t)sp->source, center = (int8_t)sp->center;
-    PUT(q, slen);
+    EWD_PUT(q, slen);
     memcpy(q, sp->series, slen), q += slen;
-    PUT(q, len);
+    EWD_PUT(q, len);
     memcpy(q, sp->info->name, len), q += len;
-    PUT(q, src);
-    PUT(q, center);
-    PUT(q, sp->every);
-    PUT(q, sp->every_rows);
-    PUT(q, sp->every_s);
+    EWD_PUT(q, src);
+    EWD_PUT(q, center);
+    EWD_PUT(q, sp->every);
+    EWD_PUT(q, sp->every_rows);
+    EWD_PUT(q, sp->every_s);
     uint8_t np = (uint8_t)sp->nparams;
-    PUT(q, np);
+    EWD_PUT(q, np);
     for (size_t p = 0; p < sp->nparams; p++) {
       uint8_t kl = (uint8_t)strlen(sp->pkeys[p]);
-      PUT(q, kl);
+      EWD_PUT(q, kl);
       memcpy(q, sp->pkeys[p], kl), q += kl;
       if (sp->params[p].type == EW_PARAM_STRING) {
         uint16_t sl = (uint16_t)strlen(sp->pstrs[p]);
-        PUT(q, sl);
+        EWD_PUT(q, sl);
         memcpy(q, sp->pstrs[p], sl), q += sl;
       } else {
-        PUT(q, sp->params[p].value);
+        EWD_PUT(q, sp->params[p].value);
       }
     }
   }
   return (size_t)(q - out);
 }
-
-#define GET(v)                                                                                    \
-  do {                                                                                            \
-    if (n - o < sizeof(v))                                                                        \
-      goto bad;                                                                                   \
-    memcpy(&(v), b + o, sizeof(v)), o += sizeof(v);                                               \
-  } while (0)
 
 bool ewd_eval_load(ewd_stream_t *st, const char *b, size_t n) {
   size_t o = 0;
@@ -182,7 +174,7 @@ bool ewd_eval_load(ewd_stream_t *st, const char *b, size_t n) {
   bool layout2 = n > 0 && (uint8_t)b[0] == EVAL_LAYOUT2;
   if (layout2)
     o = 1;
-  GET(cnt);
+  EWD_GET(cnt);
   if (cnt > EWP_EVAL_MAX || !(v = calloc(cnt ? cnt : 1, sizeof *v)))
     goto bad;
   for (size_t i = 0; i < cnt; i++) {
@@ -190,13 +182,13 @@ bool ewd_eval_load(ewd_stream_t *st, const char *b, size_t n) {
     uint8_t len, np;
     int8_t src, center;
     if (layout2) {
-      GET(len);
+      EWD_GET(len);
       if (n - o < len || !ewp_series_valid(b + o, len))
         goto bad;
       memcpy(series, b + o, len), o += len;
       series[len] = 0;
     }
-    GET(len);
+    EWD_GET(len);
     if (len == 0 || len >= sizeof name || n - o < len)
       goto bad;
     memcpy(name, b + o, len), o += len;
@@ -210,12 +202,12 @@ bool ewd_eval_load(ewd_stream_t *st, const char *b, size_t n) {
     for (size_t k = 0; k < i; k++) /* series names are unique, as create made them */
       if (strcmp(v[k].series, v[i].series) == 0)
         goto bad;
-    GET(src);
-    GET(center);
-    GET(v[i].every);
-    GET(v[i].every_rows);
-    GET(v[i].every_s);
-    GET(np);
+    EWD_GET(src);
+    EWD_GET(center);
+    EWD_GET(v[i].every);
+    EWD_GET(v[i].every_rows);
+    EWD_GET(v[i].every_s);
+    EWD_GET(np);
     if (src < -1 || src >= EW_SOURCE_COUNT || center < -1 || center > 1 ||
         np > EW_METRIC_MAX_PARAMS ||
         (v[i].every == 0) == (v[i].every_rows == 0 && !(v[i].every_s > 0)))
@@ -223,7 +215,7 @@ bool ewd_eval_load(ewd_stream_t *st, const char *b, size_t n) {
     v[i].source = (ew_source_t)src, v[i].center = center;
     for (size_t p = 0; p < np; p++) {
       uint8_t kl;
-      GET(kl);
+      EWD_GET(kl);
       if (kl == 0 || kl >= sizeof v[i].pkeys[p] || n - o < kl)
         goto bad;
       memcpy(v[i].pkeys[p], b + o, kl), o += kl;
@@ -234,14 +226,14 @@ bool ewd_eval_load(ewd_stream_t *st, const char *b, size_t n) {
       ew_param_t *pv = &v[i].params[p];
       if (pi->type == EW_PARAM_STRING || pi->type == EW_PARAM_ENUM) {
         uint16_t sl;
-        GET(sl);
+        EWD_GET(sl);
         if (sl == 0 || sl > EWP_PARAM_STR_MAX || n - o < sl || memchr(b + o, 0, sl))
           goto bad;
         memcpy(v[i].pstrs[p], b + o, sl), o += sl;
         v[i].pstrs[p][sl] = 0;
         pv->type = EW_PARAM_STRING;
       } else {
-        GET(pv->value);
+        EWD_GET(pv->value);
         pv->type = pi->type == EW_PARAM_BOOL ? EW_PARAM_BOOL : EW_PARAM_NUMBER;
       }
       ewd__param_own(&v[i], p);

@@ -38,6 +38,16 @@ _Static_assert(EWP_NAME_MAX == 200, "stream names are at most 200 bytes");
 
 #define EWD_NAME_MAX EWP_NAME_MAX
 
+/* The daemon's saved blobs (train.c, eval_save.c, alerts_save.c): host-order fields, written at
+ * q (advancing it), read from b[o, n) (advancing o; a read past n jumps to the label `bad`). */
+#define EWD_PUT(q, v) (memcpy((q), &(v), sizeof(v)), (q) += sizeof(v))
+#define EWD_GET(v)                                                                                \
+  do {                                                                                            \
+    if (n - o < sizeof(v))                                                                        \
+      goto bad;                                                                                   \
+    memcpy(&(v), b + o, sizeof(v)), o += sizeof(v);                                               \
+  } while (0)
+
 /* ---- log.c ---- */
 typedef enum { EWD_LOG_ERROR = 0, EWD_LOG_WARN, EWD_LOG_INFO, EWD_LOG_DEBUG } ewd_log_level_t;
 /* The one process-wide setting (read by every thread that logs; set by main at start/reload). */

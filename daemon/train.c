@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PUT(q, v) (memcpy((q), &(v), sizeof(v)), (q) += sizeof(v))
 
 static int producer_cmp(const void *a, const void *b) {
   return strcmp((*(const ewd_producer_t *const *)a)->name, (*(const ewd_producer_t *const *)b)->name);
@@ -27,14 +26,14 @@ size_t ewd_snap_train(const ewd_stream_t *st, char *out, size_t cap) {
   uint32_t world = st->world, np = 0;
   uint8_t flags = (uint8_t)((st->has_first_step ? 1 : 0) | (st->has_last_step ? 2 : 0) |
                             (st->recent ? 4 : 0));
-  PUT(q, world);
-  PUT(q, st->step_timeout);
-  PUT(q, flags);
-  PUT(q, st->first_step);
-  PUT(q, st->last_step);
+  EWD_PUT(q, world);
+  EWD_PUT(q, st->step_timeout);
+  EWD_PUT(q, flags);
+  EWD_PUT(q, st->first_step);
+  EWD_PUT(q, st->last_step);
   for (size_t i = 0; i < st->nproducers; i++)
     np += st->producers[i].has_applied;
-  PUT(q, np);
+  EWD_PUT(q, np);
   /* by name, so that the same history gives the same bytes whatever order producers came in */
   const ewd_producer_t *byname[EWD_PRODUCERS_MAX];
   size_t nb = 0;
@@ -45,34 +44,27 @@ size_t ewd_snap_train(const ewd_stream_t *st, char *out, size_t cap) {
   for (size_t i = 0; i < nb; i++) {
     const ewd_producer_t *p = byname[i];
     uint8_t n = (uint8_t)strlen(p->name);
-    PUT(q, n);
+    EWD_PUT(q, n);
     memcpy(q, p->name, n), q += n;
-    PUT(q, p->applied_seq);
+    EWD_PUT(q, p->applied_seq);
   }
   uint32_t ws = st->window_steps, nr = st->nstep_rows;
-  PUT(q, ws);
-  PUT(q, nr);
+  EWD_PUT(q, ws);
+  EWD_PUT(q, nr);
   for (uint32_t i = 0; i < nr; i++) { /* oldest first: rows, then (tRUN) the step */
     const ewd_step_rows_t *v = &st->step_rows[(st->step_rows_at + ws - nr + i) % ws];
-    PUT(q, v->rows);
-    PUT(q, v->step);
+    EWD_PUT(q, v->rows);
+    EWD_PUT(q, v->step);
   }
   /* version 3: the eval list create gave (0 bytes: the defaults) */
   uint32_t elen = (uint32_t)ewd_eval_save(st, q + 4, cap - (size_t)(q + 4 - out));
-  PUT(q, elen);
+  EWD_PUT(q, elen);
   q += elen;
   uint32_t alen = (uint32_t)ewd_alerts_save(st, q + 4, cap - (size_t)(q + 4 - out));
-  PUT(q, alen);
+  EWD_PUT(q, alen);
   q += alen;
   return (size_t)(q - out);
 }
-
-#define GET(v)                                                                                    \
-  do {                                                                                            \
-    if (n - o < sizeof(v))                                                                        \
-      goto bad;                                                                                   \
-    memcpy(&(v), b + o, sizeof(v)), o += sizeof(v);                                               \
-  } while (0)
 
 bool ewd_snap_train_parse(const char *b, size_t n, ewd_stream_t *st, bool section) {
   size_t o = 0;
@@ -81,12 +73,12 @@ bool ewd_snap_train_parse(const char *b, size_t n, ewd_stream_t *st, bool sectio
   uint8_t flags;
   uint64_t first, last;
   ewd_producer_t *ps = NULL;
-  GET(world);
-  GET(timeout);
-  GET(flags);
-  GET(first);
-  GET(last);
-  GET(np);
+  EWD_GET(world);
+  EWD_GET(timeout);
+  EWD_GET(flags);
+  EWD_GET(first);
+  EWD_GET(last);
+  EWD_GET(np);
   if (world < 1 || world > EWP_WORLD_MAX || !(timeout > 0 && timeout <= 1e9) || flags > 7 ||
       np > EWD_PRODUCERS_MAX)
     goto bad;
@@ -94,20 +86,20 @@ bool ewd_snap_train_parse(const char *b, size_t n, ewd_stream_t *st, bool sectio
     goto bad;
   for (uint32_t i = 0; i < np; i++) {
     uint8_t len;
-    GET(len);
+    EWD_GET(len);
     if (len == 0 || len > EWP_PRODUCER_MAX || n - o < len)
       goto bad;
     memcpy(ps[i].name, b + o, len), o += len;
     for (uint32_t k = 0; k < i; k++)
       if (strcmp(ps[k].name, ps[i].name) == 0)
         goto bad;
-    GET(ps[i].applied_seq);
+    EWD_GET(ps[i].applied_seq);
     ps[i].seq = ps[i].applied_seq;
     ps[i].has_seq = ps[i].has_applied = true;
   }
   uint32_t ws, nr;
-  GET(ws);
-  GET(nr);
+  EWD_GET(ws);
+  EWD_GET(nr);
   size_t per = section ? 16 : 8; /* a header block (versions 2, 3) has no step numbers */
   if (ws > EWP_WORLD_MAX || nr > ws || (uint64_t)(n - o) < (uint64_t)nr * per)
     goto bad;

@@ -370,6 +370,14 @@ def per_stream_families_are_pinned():
                               "dtype": "f32", "shape": [16, 4], "data": X.tobytes(),
                               "producer": "p0", "seq": s + 1, "dropped_rows": 7 * s,
                               "dropped_batches": s})
+            # each step evaluated before the next: a loaded machine would otherwise coalesce
+            # two steps' evaluations, and the counts below would differ
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                h = c.call("history", {"run": "r1", "stream": "L1", "metrics": "entropy"})
+                if h["series"] and len(h["series"][0]["step"]) > s:
+                    break
+                time.sleep(0.02)
         c.call("ingest", {"stream": "plain", "rows": [[1, 2], [3, 4], [5, 7]]})
         c.call("create", {"stream": "empty", "dim": 3})
         settle(c, "L1", "r1")

@@ -11,9 +11,9 @@
  * nothing); keys that are not reloadable keep their running value, with a warning if the file
  * changed them. SIGPIPE: ignored (a client that disconnects mid-reply is not a reason to die);
  * SIGXFSZ too (a file size limit makes a write fail with EFBIG, reported like a full disk). */
-#include "ewd.h"
+#include "core/ewd.h"
 #include "net/net.h"
-#include "sd.h"
+#include "core/sd.h"
 
 #include <cblas.h>
 #include <errno.h>

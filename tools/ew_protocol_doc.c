@@ -2,16 +2,16 @@
  * from the daemon's tables: the method table and each method's fields
  * (proto/ewp.h), the keys of info's CONFIG map (built by the daemon's own
  * ewd_config_value from the library's configuration table), the configuration
- * keys and limits (daemon/limits_table.h) and the self-stats (daemon/selfstats.h), the error
- * codes (the library's EW_ERRNO_MAP with daemon/errors_table.h). Each block is wrapped in
+ * keys and limits (daemon/core/limits_table.h) and the self-stats (daemon/core/selfstats.h), the error
+ * codes (the library's EW_ERRNO_MAP with daemon/core/errors_table.h). Each block is wrapped in
  * "gen:NAME" markers; tests/numeric/test_docs.py checks that the document carries exactly
  * these blocks, and tools/regen_docs.py rewrites them. */
 #include "cmd/cmd.h"
-#include "errors_table.h"
-#include "ewd.h"
+#include "core/errors_table.h"
+#include "core/ewd.h"
 #include "ewp.h"
-#include "limits_table.h"
-#include "selfstats.h"
+#include "core/limits_table.h"
+#include "core/selfstats.h"
 
 #include <stdbool.h>
 #include <stdio.h>

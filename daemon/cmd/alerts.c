@@ -1,6 +1,6 @@
 /* alerts.c — subscribe, unsubscribe, alert_set, alerts: the handlers of alerts.c's rules and
  * subs.c's subscriptions. */
-#include "cmd.h"
+#include "cmd/cmd.h"
 
 #include <stdio.h>
 #include <stdlib.h>

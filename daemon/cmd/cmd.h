@@ -5,7 +5,7 @@
 #ifndef EWD_CMD_H
 #define EWD_CMD_H
 
-#include "../net/net.h"
+#include "net/net.h"
 
 /* One call: the server, the connection it came on, and its decoded request (borrowed: valid
  * only during the handler; copy what a job keeps). */
@@ -67,15 +67,10 @@ void ewd_fail(ewd_call_t *call, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* The visible stream named `name`, or NULL after answering NO_SUCH_STREAM. */
 ewd_stream_t *ewd_cmd_stream(ewd_call_t *call, ewd_key_t key);
-/* A job for `st` answering `call` (or nobody when call is NULL). */
+/* A job for `st` answering `call` (or nobody when call is NULL): core's ewd_job_make with the
+ * request's connection, msgid and kind. */
 ewd_job_t *ewd_job_new(ewd_server_t *srv, ewd_call_t *call, ewd_stream_t *st, ewd_job_kind_t kind,
                        void (*done)(ewd_job_t *));
-/* Queues the job; a request's job holds the connection, a pipelined ingest counts in flight. */
-void ewd_job_submit(ewd_server_t *srv, ewd_job_t *job, bool pipelined);
-/* On the loop, at the end of a done(): mirrors already taken; releases the holds and frees. */
-void ewd_job_finish(ewd_job_t *job);
-/* Copies the stream's count and memory from a completed job. */
-void ewd_job_mirrors(ewd_job_t *job);
 /* Replies for a job (no-op when nobody waits). */
 void ewd_job_reply(ewd_job_t *job, const ewp_value_t *result);
 void ewd_job_fail(ewd_job_t *job, int code, const char *message);

@@ -1,6 +1,6 @@
 /* daemon.c — methods about the daemon itself: ping, stats (from the self-stat table), metrics
  * (the library's metric table) and auth. */
-#include "cmd.h"
+#include "cmd/cmd.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* dispatch.c — the method table's handlers, and what handlers share: replies, stream lookup,
  * and the life of a job (new → submit → done on the loop → finish). */
-#include "cmd.h"
+#include "cmd/cmd.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -61,53 +61,16 @@ ewd_stream_t *ewd_cmd_stream(ewd_call_t *call, ewd_key_t key) {
 
 ewd_job_t *ewd_job_new(ewd_server_t *srv, ewd_call_t *call, ewd_stream_t *st, ewd_job_kind_t kind,
                        void (*done)(ewd_job_t *)) {
-  ewd_job_t *j = calloc(1, sizeof *j);
-  if (!j)
-    return NULL;
-  j->srv = srv;
-  j->kind = kind;
-  j->st = st;
-  j->conn = call ? call->conn : NULL;
-  j->gone = call && call->conn ? &call->conn->gone : NULL;
-  j->msgid = call ? call->req->msgid : 0;
-  j->notify = call ? call->req->kind == EWP_KIND_NOTIFY : true;
-  j->done = done;
+  ewd_job_t *j = ewd_job_make(srv, st, kind, done);
+  if (j && call && call->conn) {
+    j->conn = call->conn;
+    j->gone = &call->conn->gone;
+  }
+  if (j && call) {
+    j->msgid = call->req->msgid;
+    j->notify = call->req->kind == EWP_KIND_NOTIFY;
+  }
   return j;
-}
-
-void ewd_job_submit(ewd_server_t *srv, ewd_job_t *job, bool pipelined) {
-  if (job->kind == EWD_JOB_INGEST || job->kind == EWD_JOB_RESET || job->kind == EWD_JOB_MERGE)
-    job->st->changes++; /* the next snapshot round writes this stream */
-  job->changes_at = job->st->changes;
-  if (job->conn)
-    ewd_rpc_hold(job->conn, job, pipelined);
-  ewd_pool_submit(srv->pool, job);
-}
-
-void ewd_job_mirrors(ewd_job_t *j) {
-  ewd_stream_t *st = j->st;
-  if (!st->s || j->skipped)
-    return;
-  st->count = j->count_after;
-  st->memory = j->memory_after;
-}
-
-void ewd_job_finish(ewd_job_t *j) {
-  ewd_stream_t *st = j->st;
-  ewd_conn_t *c = j->conn;
-  bool pipelined = c && c->job != j;
-  st->queued_jobs--;
-  st->queued_bytes -= j->bytes;
-  if (c)
-    c->queued_bytes -= j->bytes;
-  if (j->skipped)
-    j->srv->stat[EWD_STAT_jobs_skipped]++;
-  if (j->kind == EWD_JOB_QUERY && !j->skipped)
-    ewd_server_freed(j->srv, st->model.workspace); /* a solve's workspace went back to the heap */
-  ewd_job_free(j);
-  ewd_stream_unref(st);
-  if (c)
-    ewd_rpc_job_done(c, pipelined);
 }
 
 void ewd_job_reply(ewd_job_t *job, const ewp_value_t *result) {

@@ -5,8 +5,8 @@
  * (each a list, one entry per point; `metric` is the series name), and, for a series of an
  * estimated metric, "error" and "bracket" (one entry per point: the error bar, [lo, hi], or nil
  * where that point has none). */
-#include "cmd.h"
-#include "../history.h"
+#include "cmd/cmd.h"
+#include "store/history.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -9,7 +9,7 @@
  * staged until its step completes (steps.c); its acknowledgement says `step` and `late`. A batch
  * with `producer` and `seq` whose seq is not above the producer's last is acknowledged
  * `duplicate: true` and changes nothing; a refused batch gives its seq back. */
-#include "cmd.h"
+#include "cmd/cmd.h"
 
 #include <stdlib.h>
 #include <string.h>

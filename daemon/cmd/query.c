@@ -2,7 +2,7 @@
  * table here (a parameter no requested metric takes is refused); the solve runs on a math thread.
  * A query with max_lag is answered from the loop-side cache when every metric is there and recent
  * enough, so dashboards never wait behind a busy stream. */
-#include "cmd.h"
+#include "cmd/cmd.h"
 
 #include <math.h>
 #include <stdio.h>

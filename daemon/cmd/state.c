@@ -3,8 +3,8 @@
  * as bin, copied on the stream's math turn) and `merge` (an exported state folded into a stream,
  * which is created with the state's configuration if absent). The format is the library's
  * (docs/STATE.md); its checksum is verified on a math thread before anything changes. */
-#include "cmd.h"
-#include "../persist.h"
+#include "cmd/cmd.h"
+#include "store/persist.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* streams.c — create, list, info, reset, drop: the registry as clients see it. A stream created
  * by an ingest that has not yet succeeded is provisional and invisible here. */
-#include "cmd.h"
+#include "cmd/cmd.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -16,9 +16,9 @@
  * "inf", "-inf", "nan" (JSON has no such numbers); strings that are not UTF-8 with U+FFFD for
  * each invalid byte (put_str), never null. Errors answer
  * {"error": {"code": WIRE_CODE, "message": sentence}} with an HTTP status by code. */
-#include "net.h"
-#include "../cmd/cmd.h"
-#include "../errors_table.h"
+#include "net/net.h"
+#include "cmd/cmd.h"
+#include "core/errors_table.h"
 
 #include <jansson.h>
 #include <limits.h>

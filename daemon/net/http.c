@@ -12,7 +12,7 @@
  * built whole on the loop and handed to the socket, and the next request is read once the
  * previous answer is written. With an auth token set, every path but /healthz needs
  * `Authorization: Bearer TOKEN` (compared in constant time), else 401. */
-#include "net.h"
+#include "net/net.h"
 
 #include <http_parser.h>
 #include <stdio.h>

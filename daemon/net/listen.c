@@ -5,7 +5,7 @@
  * an auth token is set, and then every TCP connection must `auth` first. A TCP address that is
  * not loopback is refused at start without a token. An accept that fails (out of file
  * descriptors, out of memory) is counted and logged (at most once a second), never silent. */
-#include "net.h"
+#include "net/net.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -8,7 +8,7 @@
 #ifndef EWD_NET_H
 #define EWD_NET_H
 
-#include "../ewd.h"
+#include "core/ewd.h"
 
 typedef struct ewd_conn ewd_conn_t;
 

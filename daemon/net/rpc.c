@@ -16,8 +16,8 @@
  * Framing errors (the bytes cannot be framed within the limits, or are not msgpack) are
  * answered with msgid 0 and close the connection. HTTP sent to this port gets a plain 400 that
  * says what the port is. With an auth token, a TCP connection's first request must be `auth`. */
-#include "net.h"
-#include "../cmd/cmd.h"
+#include "net/net.h"
+#include "cmd/cmd.h"
 
 #include <stdarg.h>
 #include <stdio.h>

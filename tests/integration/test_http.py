@@ -11,7 +11,7 @@
   RPC keeps answering, RSS stays under a stated bound.
 - With an auth token: /metrics needs `Authorization: Bearer TOKEN` (401 otherwise), /healthz not.
 - `--http off`: no HTTP listener.
-- The per-stream families (daemon/expo.c's table) print exactly what they printed before they
+- The per-stream families (daemon/cmd/expo.c's table) print exactly what they printed before they
   were a table: a pinned text for a state that has every family (escaped rule names included)."""
 import json
 import re

@@ -160,7 +160,7 @@ CODE_PLACES = ["clients", "daemon/web/app.js", "tests/integration", "tests/pytho
 
 
 def error_codes_elsewhere_are_the_tables():
-    """The error codes are one table (lib EW_ERRNO_MAP, with daemon/errors_table.h: the gen:errors
+    """The error codes are one table (lib EW_ERRNO_MAP, with daemon/core/errors_table.h: the gen:errors
     block). The Python and C clients, the page and the tests name codes as strings; each must be
     one of the table's, so a renamed or misspelt code fails here rather than in a user's branch."""
     block = {m.group(1): m.group(0) for m in BLOCK.finditer(generated(2))}["gen:errors"]

@@ -4,7 +4,7 @@
 #ifndef EWD_PERSIST_H
 #define EWD_PERSIST_H
 
-#include "ewd.h"
+#include "core/ewd.h"
 
 #include <limits.h>
 

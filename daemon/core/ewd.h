@@ -1,31 +1,27 @@
 /* ewd.h — what the daemon's parts share. One libuv loop thread owns every socket, connection
  * and registry entry; math threads (pool.c) own every BLAS/LAPACK call and, while a job runs, the
- * job's stream state. Files, by job:
- *   main.c        flags, start, signals, the graceful stop with its drain deadline
- *   config.c      the config table: defaults, parsing (all or nothing), --help   (limits_table.h)
- *   stats.c       the self-stat table                                               (selfstats.h)
- *   log.c         logfmt lines to stderr
- *   net/          listeners, connections (budgets, timeouts, ordering), msgpack-RPC framing
- *   cmd/          the handlers by job: streams, ingest, query, daemon (ping, stats, auth)
- *   registry.c    named streams, admission against the library's memory model, result cache
- *   steps.c       training steps: staging by (step, rank), completion, late batches, producer seqs
- *   eval.c        scheduled evaluation: due metrics after completed steps, on a copy of the state
- *   eval_save.c   the eval list as info, /metrics and the snapshot see it     (eval_priv.h)
- *   history.c     the points in SQLite (<state_dir>/history.db) on an I/O thread
- *   alerts.c      alert rules and their states
- *   alerts_save.c the rules' saved form, states included                      (alerts_priv.h)
- *   subs.c        subscriptions and notifications
- *   pool.c        the math threads and the per-stream job queues
- *   persist.c     snapshots (copied on the stream's math turn, written on libuv's worker threads)
- *   restore.c     restore at start, quarantine, the state-dir lock (persist.h: what they share)
+ * job's stream state. Rooms, data flowing down (tests/numeric/test_layers.py):
+ *   main.c         flags, start, signals, the graceful stop with its drain deadline
+ *   net/           listeners, connections (budgets, timeouts, ordering), msgpack-RPC, HTTP, API
+ *   cmd/           the handlers by job: streams, ingest, query, state, history, alerts, daemon,
+ *                  expo (GET /metrics)
+ *   run/           steps (staging by (step, rank), completion), eval + eval_save (scheduled
+ *                  evaluation, eval_priv.h), alerts + alerts_save (rules and their states,
+ *                  alerts_priv.h), subs (subscriptions), merge_plan (recent views by steps)
+ *   store/         persist (snapshot rounds), restore (start, quarantine, the lock; persist.h),
+ *                  train (the training block, the state's tRUN section), state_jobs (SAVE and
+ *                  MERGE on the math thread), history + history_read (SQLite on an I/O thread)
+ *   core/          this header; config (limits_table.h), stats (selfstats.h), log, registry
+ *                  (named streams, admission, result caches), pool (math threads, per-stream
+ *                  queues), jobs (the job lifecycle), errors_table.h, sd (systemd, main's alone)
  * Each struct has one owner, named at its definition; nothing is global but the log level. */
 #ifndef EWD_H
 #define EWD_H
 
 #include "eigenwatch.h"
 #include "ewp.h"
-#include "limits_table.h"
-#include "selfstats.h"
+#include "core/limits_table.h"
+#include "core/selfstats.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -338,6 +334,17 @@ size_t ewd_pool_pending(ewd_pool_t *p);
  * NULL) runs once the pool's handle has closed and the pool is freed. */
 void ewd_pool_stop(ewd_pool_t *p);
 void ewd_job_free(ewd_job_t *job);
+/* ---- jobs.c: the job lifecycle (loop thread) ---- */
+/* A job for `st` that answers nobody (a handler sets conn, msgid and notify for a request: cmd's
+ * ewd_job_new). NULL when out of memory. */
+ewd_job_t *ewd_job_make(struct ewd_server *srv, ewd_stream_t *st, ewd_job_kind_t kind,
+                        void (*done)(ewd_job_t *));
+/* Queues the job; a request's job holds the connection, a pipelined ingest counts in flight. */
+void ewd_job_submit(struct ewd_server *srv, ewd_job_t *job, bool pipelined);
+/* On the loop, at the end of a done(): mirrors already taken; releases the holds and frees. */
+void ewd_job_finish(ewd_job_t *job);
+/* Copies the stream's count and memory from a completed job. */
+void ewd_job_mirrors(ewd_job_t *job);
 /* The math-thread halves of SAVE (the state after job->prefix, with job->train as its tRUN
  * section, into job->out) and MERGE (job->data loaded and folded into st, or job->rc and
  * job->message say why not): state_jobs.c, run by pool.c on the stream's turn. */
@@ -568,8 +575,19 @@ void ewd_solve_observed(struct ewd_server *srv, size_t d, double seconds);
 /* What a fresh exact solve on a stream of dimension d is expected to take, in seconds. */
 double ewd_solve_estimate(const struct ewd_server *srv, size_t d);
 
+/* What a job needs of the connection it answers, installed by net/ (ewd_conn_new) so that core
+ * calls no room above it: hold it while the job is queued (pipelined: an ingest counted in
+ * flight), let go of the job's bytes as it finishes (returns whether it was pipelined), and
+ * release the hold after the job is freed. */
+typedef struct {
+  void (*hold)(struct ewd_conn *c, ewd_job_t *job, bool pipelined);
+  bool (*leaving)(struct ewd_conn *c, const ewd_job_t *job);
+  void (*done)(struct ewd_conn *c, bool pipelined);
+} ewd_conn_hooks_t;
+
 typedef struct ewd_server {
   uv_loop_t *loop;
+  const ewd_conn_hooks_t *conn_hooks; /* set by net/ with its first connection */
   double solve_rate;     /* seconds per d³ of the slowest recent query (ewd_solve_observed) */
   ewd_config_t cfg;      /* the running configuration (limits_table.h) */
   ew_skim_limits_t skim; /* derived from cfg */

@@ -29,9 +29,8 @@
  * batch). Dropping a stream deletes its file, in order behind any write of it.
  *
  * Restore at start, the quarantine and the state-dir lock are restore.c. */
-#include "ewd.h"
-#include "cmd/cmd.h"
-#include "persist.h"
+#include "core/ewd.h"
+#include "store/persist.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -323,7 +322,7 @@ static void round_step(ewd_persist_t *p) {
       continue;
     }
     assign_file(p, st);
-    ewd_job_t *j = ewd_job_new(srv, NULL, st, EWD_JOB_SAVE, save_done);
+    ewd_job_t *j = ewd_job_make(srv, st, EWD_JOB_SAVE, save_done);
     if (j && (!(j->prefix = snap_header(st, &j->prefix_len)) ||
               !(j->train = ewd_train_bytes(st, &j->train_len)))) {
       free(j->prefix);

@@ -4,8 +4,8 @@
  * saved stream's tRUN section (ew_stream_save_ex), so snapshots, `export` and `merge` carry the
  * same bytes; snapshots of versions 2 and 3 kept it in their header (read by restore.c). Layout:
  * docs/STATE.md, "Snapshot files". */
-#include "ewd.h"
-#include "persist.h"
+#include "core/ewd.h"
+#include "store/persist.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
 #ifndef EWD_SD_H
 #define EWD_SD_H
 
-#include "ewd.h"
+#include "core/ewd.h"
 
 #include <stdbool.h>
 

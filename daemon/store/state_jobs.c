@@ -2,8 +2,8 @@
  * state and its training block as bytes, for a snapshot or `export`) and MERGE (an exported
  * state loaded, checked and folded into the stream, every view or a refusal; merge_plan.c lays
  * recent views by steps out). pool.c runs them on the stream's turn. */
-#include "ewd.h"
-#include "persist.h"
+#include "core/ewd.h"
+#include "store/persist.h"
 
 #include <stdio.h>
 #include <stdlib.h>

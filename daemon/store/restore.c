@@ -7,7 +7,7 @@
  * directory) is moved to quarantine unopened: a FIFO would block the start. Leftover *.tmp
  * files (a stop mid-write) are removed: the snapshot they would have replaced is intact. A flock'd `lock` file keeps a second daemon
  * off the directory. This runs before anything listens, on the main thread. */
-#include "persist.h"
+#include "store/persist.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -3,7 +3,7 @@
 #ifndef EWD_HISTORY_H
 #define EWD_HISTORY_H
 
-#include "ewd.h"
+#include "core/ewd.h"
 #include "net/net.h"
 
 #include <sqlite3.h>

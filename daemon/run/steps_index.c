@@ -2,7 +2,7 @@
  * O(log P) however many steps wait: open addressing by step (linear probing, load ≤ 1/2) finds a
  * batch's step, a min-heap by step gives the next to complete, and a doubly linked list in
  * creation order gives the timed-out ones from its old end. */
-#include "steps_priv.h"
+#include "run/steps_priv.h"
 
 #include <stdlib.h>
 #include <string.h>

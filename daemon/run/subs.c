@@ -10,8 +10,8 @@
  * message}]]. A subscriber whose unsent output passes conn_out_cap — counted as the memory that
  * holds it (net/conn.c) — is disconnected (a notification is never dropped silently, and memory
  * never grows for a reader that stopped). */
-#include "ewd.h"
-#include "alerts_priv.h"
+#include "core/ewd.h"
+#include "run/alerts_priv.h"
 #include "cmd/cmd.h"
 
 #include <stdio.h>

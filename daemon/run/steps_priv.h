@@ -3,7 +3,7 @@
 #ifndef EWD_STEPS_PRIV_H
 #define EWD_STEPS_PRIV_H
 
-#include "ewd.h"
+#include "core/ewd.h"
 
 typedef struct staged {
   struct staged *next;

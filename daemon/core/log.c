@@ -1,7 +1,7 @@
 /* log.c — logfmt lines on stderr: one event per line, "ts=… level=… msg=…" then key=value
  * pairs. Levels are the ones journald understands by name. Peer bytes reach a log line only
  * escaped (ewp_escape), so a line stays one line. Also the daemon's two clocks. */
-#include "ewd.h"
+#include "core/ewd.h"
 
 #include <stdarg.h>
 #include <stdio.h>

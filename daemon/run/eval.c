@@ -13,9 +13,9 @@
  * latest is kept, and it is evaluated next (on the state at that step: its FORK is queued when
  * the running evaluation ends, behind the batches of every step completed so far, which is that
  * step's state). The point records how many due evaluations it replaced (`skipped`). */
-#include "ewd.h"
+#include "core/ewd.h"
 #include "cmd/cmd.h"
-#include "eval_priv.h"
+#include "run/eval_priv.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -376,7 +376,7 @@ static void fork_done(ewd_job_t *j) {
   if (j->point->by_rows) /* the rows queued before the copy, whatever was due */
     j->point->step = j->count_after;
   if (j->clone && !st->dropped) {
-    ewd_job_t *e = ewd_job_new(srv, NULL, st, EWD_JOB_EVAL, eval_done);
+    ewd_job_t *e = ewd_job_make(srv, st, EWD_JOB_EVAL, eval_done);
     if (e) {
       e->clone = j->clone, j->clone = NULL;
       e->clone_bytes = j->clone_bytes;
@@ -401,7 +401,7 @@ static void fork_done(ewd_job_t *j) {
 
 static void start(ewd_server_t *srv, ewd_stream_t *st, ewd_eval_t *ev, const ewd_point_t *pt,
                   uint64_t mask) {
-  ewd_job_t *j = ewd_job_new(srv, NULL, st, EWD_JOB_FORK, fork_done);
+  ewd_job_t *j = ewd_job_make(srv, st, EWD_JOB_FORK, fork_done);
   ewd_point_t *copy = malloc(sizeof *copy);
   ewd_qmetric_t *ms = NULL;
   size_t nm = 0;

@@ -8,7 +8,7 @@
  * no formula of its own: the numbers are the library's. The result cache holds values only
  * (never eigenvectors), is bounded per stream by entries and bytes, and is counted in
  * memory_bytes. */
-#include "ewd.h"
+#include "core/ewd.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -25,9 +25,8 @@
  * staged batch counts what it costs, not only its payload: its entry and allocations, and for the
  * first batch of a step the step's record and index slots (entry_cost), so that max_staged_bytes
  * bounds memory for one-float batches too. */
-#include "ewd.h"
-#include "cmd/cmd.h"
-#include "steps_priv.h"
+#include "core/ewd.h"
+#include "run/steps_priv.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -141,7 +140,7 @@ static void submit(ewd_server_t *srv, ewd_stream_t *st, staged_t **list, size_t 
       if (!p->has_applied || b->seq > p->applied_seq)
         p->applied_seq = b->seq, p->has_applied = true;
     }
-    ewd_job_t *j = ewd_job_new(srv, NULL, st, EWD_JOB_INGEST, apply_done);
+    ewd_job_t *j = ewd_job_make(srv, st, EWD_JOB_INGEST, apply_done);
     if (!j) { /* out of memory for a 300-byte job: the rows cannot be kept either */
       srv->reg.staged_bytes -= b->bytes;
       srv->stat[EWD_STAT_step_apply_failures]++;

@@ -1,8 +1,8 @@
 /* eval_save.c — a stream's eval list as the rest of the daemon sees it: the latest values
  * (/metrics), the `info` map, the series names (for sentences), and the saved form in the
  * snapshot's training block. The schedule and the runs are eval.c. Owner: the loop thread. */
-#include "ewd.h"
-#include "eval_priv.h"
+#include "core/ewd.h"
+#include "run/eval_priv.h"
 
 #include <stdio.h>
 #include <stdlib.h>

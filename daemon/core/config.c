@@ -1,7 +1,7 @@
 /* config.c — the configuration table (limits_table.h): defaults, `key = value` parsing with a sentence
  * for every refusal, deep copies, and the --help text. A file is parsed into a copy; the caller
  * applies it only when every line was good (SIGHUP reloads all or nothing). */
-#include "ewd.h"
+#include "core/ewd.h"
 
 #include <errno.h>
 #include <math.h>

@@ -20,8 +20,8 @@
  * the loop when it queues the stream's copy). A state that moves after that marks the stream
  * changed (alerts.c), so the next round saves it again; at a stop the last round starts once
  * every evaluation has finished, so it holds the final states. */
-#include "ewd.h"
-#include "alerts_priv.h"
+#include "core/ewd.h"
+#include "run/alerts_priv.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -26,8 +26,8 @@
  * (job->gone, an atomic flag the loop sets), it is skipped, so abandoned requests cost nothing.
  * After a query the thread gives back its scratch (a d×d snapshot and LAPACK workspace can be
  * hundreds of MiB at large d); ingest keeps its scratch, which is reused batch after batch. */
-#include "ewd.h"
-#include "persist.h" /* ewd_train_release: a merge job owns the training fields it read */
+#include "core/ewd.h"
+#include "store/persist.h" /* ewd_train_release: a merge job owns the training fields it read */
 
 #include <cblas.h>
 #include <pthread.h>

@@ -1,7 +1,7 @@
 /* stats.c — the self-stat table's rows and its gauges, read from the live state when asked.
  * Also the server's small shared duties: error counts and giving freed heap back. */
-#include "ewd.h"
-#include "history.h"
+#include "core/ewd.h"
+#include "store/history.h"
 #include "net/net.h"
 
 #include <malloc.h>

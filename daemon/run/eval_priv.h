@@ -3,7 +3,7 @@
 #ifndef EWD_EVAL_PRIV_H
 #define EWD_EVAL_PRIV_H
 
-#include "ewd.h"
+#include "core/ewd.h"
 
 typedef struct {
   const ew_metric_info_t *info;

@@ -21,9 +21,8 @@
  * and the daemon starts with an empty history (logged). Another process holding the database's
  * lock is waited for up to EWD_HISTORY_BUSY_MS before a write fails. stats.history_points counts
  * points whose transaction committed. */
-#include "ewd.h"
-#include "cmd/cmd.h"
-#include "history.h"
+#include "core/ewd.h"
+#include "store/history.h"
 
 #include <errno.h>
 #include <math.h>

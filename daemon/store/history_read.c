@@ -15,7 +15,7 @@
  * answer_budget is refused with LIMIT. The memory stays reserved until the read is freed, after
  * its reply went to the connection's output, which counts it from then on. Before, a list metric
  * at d = 16384 made one answer of 412 MB and eight unread ones gigabytes. */
-#include "history.h"
+#include "store/history.h"
 
 #include <math.h>
 #include <stdatomic.h>

@@ -11,7 +11,7 @@
  * Socket activation (sd_listen_fds_with_names): sockets named `http` (FileDescriptorName=http)
  * serve HTTP, every other one msgpack-RPC. Inherited RPC sockets replace the configured
  * `listen` addresses, an inherited HTTP socket the `http` address. */
-#include "sd.h"
+#include "core/sd.h"
 #include "net/net.h"
 
 #include <stdio.h>

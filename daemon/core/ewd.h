@@ -287,12 +287,15 @@ struct ewd_job {
   size_t out_len;
   uint64_t changes_at;   /* the stream's `changes` when the job was submitted */
   uint64_t merged_rows;  /* merge: rows the state carried */
-  /* the training block (persist.c): save: carried as the state's embedder section (owned);
+  /* the training block (store/train.c): save: carried as the state's embedder section (owned);
    * merge: the state's own, read on the math thread (train_st, owned until merge_done adopts
    * what it holds) */
   char *train;
   size_t train_len;
   struct ewd_stream *train_st;
+  /* what ewd_job_free must release beyond the job's own buffers, set by the room that filled it
+   * (store's merge: train_st); NULL: nothing */
+  void (*cleanup)(struct ewd_job *job);
   bool merge_replace;    /* merge into a stream this merge created: the state becomes it */
   bool merge_by_steps;   /* the stream's recent view is by steps (window_steps) */
   ewd_step_rows_t *ring; /* merge by steps: the stream's ring at submit (oldest first) and, once

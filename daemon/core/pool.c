@@ -27,7 +27,6 @@
  * After a query the thread gives back its scratch (a d×d snapshot and LAPACK workspace can be
  * hundreds of MiB at large d); ingest keeps its scratch, which is reused batch after batch. */
 #include "core/ewd.h"
-#include "store/persist.h" /* ewd_train_release: a merge job owns the training fields it read */
 
 #include <cblas.h>
 #include <pthread.h>
@@ -423,10 +422,8 @@ void ewd_job_free(ewd_job_t *job) {
   free(job->prefix);
   free(job->train);
   free(job->ring);
-  if (job->train_st) {
-    ewd_train_release(job->train_st);
-    free(job->train_st);
-  }
+  if (job->cleanup)
+    job->cleanup(job);
   free(job->out);
   if (job->results)
     for (size_t i = 0; i < job->nmetrics; i++)

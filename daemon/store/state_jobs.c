@@ -110,6 +110,13 @@ static void merge_by_steps(ewd_job_t *job, ew_stream_t *s, const ew_stream_t *sr
   free(ring);
 }
 
+/* A merge job's cleanup: the training fields it read and merge_done did not adopt. */
+static void free_train(ewd_job_t *job) {
+  ewd_train_release(job->train_st);
+  free(job->train_st);
+  job->train_st = NULL;
+}
+
 void ewd_run_merge(ewd_job_t *job, ewd_stream_t *st) {
   membuf_t m = {job->data, job->bytes, 0};
   ew_stream_t *src = NULL, *s = st->s;
@@ -151,6 +158,7 @@ void ewd_run_merge(ewd_job_t *job, ewd_stream_t *st) {
   }
   if (job->rc == 0) {
     job->train_st = train;
+    job->cleanup = free_train;
     train = NULL;
   }
 out:

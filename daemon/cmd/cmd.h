@@ -42,24 +42,6 @@ void ewd_cmd_unsubscribe(ewd_call_t *call);
 void ewd_cmd_alert_set(ewd_call_t *call);
 void ewd_cmd_alerts(ewd_call_t *call);
 
-/* ---- shared (query.c) ---- */
-/* The result cache's key of a metric: "metric|c=center|s=source|t=tail|param=value..." (a
- * query and a scheduled evaluation of the same thing share it). Malloc'ed; NULL: no memory. */
-char *ewd_cache_key(const char *metric, int center, ew_source_t src, uint64_t tail,
-                    ew_method_t method, const ew_param_t *ps, size_t np);
-/* True when the metric can be computed from the window (EW_SOURCE_WINDOW is among its sources). */
-bool ewd_takes_window(const ew_metric_info_t *info);
-/* A metric parameter as the wire sent it (wp), checked against its row pi of metric info
- * (ew_param_check) and resolved into *out: a number ("inf" included) or a bool as its value, a
- * string or an enum as its text, copied into txt (the caller's, EWP_PARAM_STR_MAX + 1 bytes;
- * out->str points there). out->key is pi->name (static). Returns 0, or EW_EBADPARAM with a
- * sentence in msg[0, cap) naming the parameter, the metric and the type or range it takes. */
-int ewd_param_resolve(const ew_metric_info_t *info, const ew_param_info_t *pi,
-                      const ewp_param_t *wp, ew_param_t *out, char txt[EWP_PARAM_STR_MAX + 1],
-                      char *msg, size_t cap);
-/* Appends a copy of the resolved parameter p to m (m->pkeys[k] owns its key and string value,
- * freed by ewd_qmetrics_free). Returns 0, or EW_ENOMEM (also when m has EW_METRIC_MAX_PARAMS). */
-int ewd_qmetric_param(ewd_qmetric_t *m, const ew_param_t *p);
 
 /* ---- shared (dispatch.c) ---- */
 void ewd_reply(ewd_call_t *call, const ewp_value_t *result);

@@ -13,7 +13,8 @@
  *                  MERGE on the math thread), history + history_read (SQLite on an I/O thread)
  *   core/          this header; config (limits_table.h), stats (selfstats.h), log, registry
  *                  (named streams, admission, result caches), pool (math threads, per-stream
- *                  queues), jobs (the job lifecycle), errors_table.h, sd (systemd, main's alone)
+ *                  queues), jobs (the job lifecycle), params (a metric request's parameters and
+ *                  cache key), errors_table.h, sd (systemd, main's alone)
  * Each struct has one owner, named at its definition; nothing is global but the log level. */
 #ifndef EWD_H
 #define EWD_H
@@ -354,6 +355,25 @@ void ewd_job_mirrors(ewd_job_t *job);
 void ewd_run_save(ewd_job_t *job, ew_stream_t *s);
 void ewd_run_merge(ewd_job_t *job, ewd_stream_t *st);
 void ewd_qmetrics_free(ewd_qmetric_t *ms, size_t n);
+/* ---- params.c: what a query and a scheduled evaluation share ---- */
+/* The result cache's key of a metric: "metric|c=center|s=source|t=tail|param=value..." (a
+ * query and a scheduled evaluation of the same thing share it). Malloc'ed; NULL: no memory. */
+char *ewd_cache_key(const char *metric, int center, ew_source_t src, uint64_t tail,
+                    ew_method_t method, const ew_param_t *ps, size_t np);
+/* True when the metric can be computed from the window (EW_SOURCE_WINDOW is among its sources). */
+bool ewd_takes_window(const ew_metric_info_t *info);
+/* A metric parameter as the wire sent it (wp), checked against its row pi of metric info
+ * (ew_param_check) and resolved into *out: a number ("inf" included) or a bool as its value, a
+ * string or an enum as its text, copied into txt (the caller's, EWP_PARAM_STR_MAX + 1 bytes;
+ * out->str points there). out->key is pi->name (static). Returns 0, or EW_EBADPARAM with a
+ * sentence in msg[0, cap) naming the parameter, the metric and the type or range it takes. */
+int ewd_param_resolve(const ew_metric_info_t *info, const ew_param_info_t *pi,
+                      const ewp_param_t *wp, ew_param_t *out, char txt[EWP_PARAM_STR_MAX + 1],
+                      char *msg, size_t cap);
+/* Appends a copy of the resolved parameter p to m (m->pkeys[k] owns its key and string value,
+ * freed by ewd_qmetrics_free). Returns 0, or EW_ENOMEM (also when m has EW_METRIC_MAX_PARAMS). */
+int ewd_qmetric_param(ewd_qmetric_t *m, const ew_param_t *p);
+
 
 /* ---- steps.c (owner: the loop) ----
  * A step-carrying ingest is checked on a math thread (EWD_JOB_CHECK, in the stream's order), then

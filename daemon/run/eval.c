@@ -14,7 +14,6 @@
  * the running evaluation ends, behind the batches of every step completed so far, which is that
  * step's state). The point records how many due evaluations it replaced (`skipped`). */
 #include "core/ewd.h"
-#include "cmd/cmd.h"
 #include "run/eval_priv.h"
 
 #include <math.h>

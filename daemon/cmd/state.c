@@ -113,26 +113,7 @@ static void adopt_train(ewd_stream_t *st, ewd_stream_t *t, bool created) {
   if (!t->has_train)
     return;
   if (created) {
-    st->world = t->world;
-    st->step_timeout = t->step_timeout;
-    st->has_first_step = t->has_first_step, st->first_step = t->first_step;
-    st->has_last_step = t->has_last_step, st->last_step = t->last_step;
-    free(st->producers);
-    st->producers = t->producers, st->nproducers = t->nproducers;
-    t->producers = NULL, t->nproducers = 0;
-    st->recent = t->recent;
-    free(st->step_rows);
-    st->window_steps = t->window_steps;
-    st->step_rows = t->step_rows, t->step_rows = NULL;
-    st->nstep_rows = t->nstep_rows, st->step_rows_at = t->step_rows_at;
-    if (t->eval) {
-      ewd_eval_free(st->eval);
-      st->eval = t->eval, t->eval = NULL;
-    }
-    if (t->alerts) {
-      ewd_alerts_free(st->alerts);
-      st->alerts = t->alerts, t->alerts = NULL;
-    }
+    ewd_train_move(st, t);
     return;
   }
   for (size_t i = 0; i < t->nproducers; i++) {

@@ -49,6 +49,9 @@ int ewd_train_section(void *ctx, uint32_t tag, const void *data, size_t len, cha
 /* A holder of training fields (ewd_train_section's ctx): its defaults, and freeing what a parse
  * gave it. */
 void ewd_train_init(ewd_stream_t *t);
+/* Gives st every training field t holds (st's own are freed; t is left empty): a restored or
+ * merge-created stream takes its saved training block whole. */
+void ewd_train_move(ewd_stream_t *st, ewd_stream_t *t);
 void ewd_train_release(ewd_stream_t *t);
 
 typedef struct ewd_op {

@@ -71,7 +71,8 @@ static void restore_one(ewd_persist_t *p, const char *file) {
   char head[16];
   uint32_t version = 0, klen = 0, crc = 0, tlen = 0;
   double last = 0, saved_at = 0;
-  ewd_stream_t train = {.world = 1, .step_timeout = EWD_STEP_TIMEOUT_DEFAULT};
+  ewd_stream_t train;
+  ewd_train_init(&train);
   char *tb = NULL;
   ew_stream_t *s = NULL;
   ewd_key_t rkey = {0};
@@ -132,10 +133,7 @@ static void restore_one(ewd_persist_t *p, const char *file) {
              rkey.run);
   if (why[0]) {
     ew_stream_free(s);
-    free(train.producers);
-    free(train.step_rows);
-    ewd_eval_free(train.eval);
-    ewd_alerts_free(train.alerts);
+    ewd_train_release(&train);
     quarantine(p, file, why);
     return;
   }
@@ -144,10 +142,7 @@ static void restore_one(ewd_persist_t *p, const char *file) {
   int rc = ewd_registry_adopt(&srv->reg, &srv->cfg, &rkey, s, &st, msg, sizeof msg);
   if (rc) {
     ew_stream_free(s);
-    free(train.producers);
-    free(train.step_rows);
-    ewd_eval_free(train.eval);
-    ewd_alerts_free(train.alerts);
+    ewd_train_release(&train);
     ewd_log(EWD_LOG_ERROR, "snapshot not restored (the limits do not admit it): left in place",
             "file=%s stream=\"%s\" reason=\"%s\"", file, rkey.name, msg);
     reserve(p, file);
@@ -156,17 +151,7 @@ static void restore_one(ewd_persist_t *p, const char *file) {
   snprintf(st->file, sizeof st->file, "%s", file);
   st->saved_changes = st->changes;
   st->last_ingest = last;
-  st->world = train.world;
-  st->step_timeout = train.step_timeout;
-  st->has_first_step = train.has_first_step, st->first_step = train.first_step;
-  st->has_last_step = train.has_last_step, st->last_step = train.last_step;
-  st->producers = train.producers, st->nproducers = train.nproducers;
-  st->recent = train.recent;
-  st->window_steps = train.window_steps;
-  st->step_rows = train.step_rows;
-  st->nstep_rows = train.nstep_rows, st->step_rows_at = train.step_rows_at;
-  st->eval = train.eval;
-  st->alerts = train.alerts;
+  ewd_train_move(st, &train);
   srv->stat[EWD_STAT_streams_restored]++;
   ewd_log(EWD_LOG_INFO, "stream restored", "stream=\"%s\" file=%s count=%llu dim=%zu "
           "seconds=%.3f", st->name, file, (unsigned long long)st->count, st->cfg.dim,

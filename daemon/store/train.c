@@ -166,6 +166,25 @@ void ewd_train_init(ewd_stream_t *t) {
   t->step_timeout = EWD_STEP_TIMEOUT_DEFAULT;
 }
 
+void ewd_train_move(ewd_stream_t *st, ewd_stream_t *t) {
+  free(st->producers);
+  free(st->step_rows);
+  ewd_eval_free(st->eval);
+  ewd_alerts_free(st->alerts);
+  st->world = t->world;
+  st->step_timeout = t->step_timeout;
+  st->has_first_step = t->has_first_step, st->first_step = t->first_step;
+  st->has_last_step = t->has_last_step, st->last_step = t->last_step;
+  st->producers = t->producers, st->nproducers = t->nproducers;
+  st->recent = t->recent;
+  st->window_steps = t->window_steps;
+  st->step_rows = t->step_rows;
+  st->nstep_rows = t->nstep_rows, st->step_rows_at = t->step_rows_at;
+  st->eval = t->eval;
+  st->alerts = t->alerts;
+  ewd_train_init(t); /* everything it held is st's now */
+}
+
 void ewd_train_release(ewd_stream_t *t) {
   free(t->producers);
   free(t->step_rows);

@@ -17,8 +17,11 @@ class Tap:
         except Exception as e:  # noqa: BLE001 - every failure is reported, none is fatal
             self.failed += 1
             print(f"not ok {self.n} - {name}", flush=True)
-            for line in (f"{type(e).__name__}: {e}\n" + traceback.format_exc()).splitlines():
+            text = f"{type(e).__name__}: {e}\n" + traceback.format_exc()
+            for line in text.splitlines():
                 print(f"# {line}", flush=True)
+            # also on stderr: meson's failure summary (all CI prints) shows stderr, not TAP
+            print(f"{name}: {text[:4000]}", file=sys.stderr, flush=True)
 
     def done(self):
         print(f"1..{self.n}", flush=True)

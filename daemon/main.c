@@ -136,13 +136,10 @@ static void on_last_snapshots(void *arg, const ewd_round_t *r);
 static void on_stop_tick(uv_timer_t *t) {
   ewd_main_t *m = t->data;
   ewd_server_t *srv = &m->srv;
+  /* staged steps stay pending: the last snapshots carry them (steps_save.c) and a restart
+   * waits on for their ranks, so a clean stop keeps every acknowledged row and completes no
+   * step early */
   bool busy = ewd_pool_pending(srv->pool) > 0;
-  /* staged steps complete (partial where ranks are missing) once the queue has drained, so a
-   * clean stop keeps every acknowledged row; their jobs then drain like the rest */
-  if (!busy && srv->nstaging && ewd_now() < m->stop_deadline) {
-    ewd_steps_flush_all(srv);
-    busy = ewd_pool_pending(srv->pool) > 0;
-  }
   size_t waiting = 0;
   for (ewd_conn_t *c = srv->net->conns; c; c = c->next)
     waiting += !c->closing && ewd_conn_busy(c);

@@ -78,7 +78,7 @@ void ewd_cmd_export(ewd_call_t *call) {
   if (!st)
     return;
   ewd_job_t *j = ewd_job_new(call->srv, call, st, EWD_JOB_SAVE, export_done);
-  if (j && !(j->train = ewd_train_bytes(st, &j->train_len))) {
+  if (j && ewd_train_attach(st, j) != 0) {
     free(j);
     j = NULL;
   }
@@ -109,11 +109,19 @@ const char *ewd_merge_kind_mismatch(const ew_config_t *dst, const ew_config_t *s
  * rules). Into an existing stream: each producer's last applied seq (the higher of the two, so a
  * batch either side applied is a duplicate now), the first and last completed steps, and the
  * rules when the stream has none; its own world, recent view and eval list stay. */
-static void adopt_train(ewd_stream_t *st, ewd_stream_t *t, bool created) {
+static void adopt_train(ewd_server_t *srv, ewd_stream_t *st, ewd_stream_t *t, bool created) {
   if (!t->has_train)
     return;
   if (created) {
+    if (t->steps && st->steps) { /* steps sent to the new stream while the merge waited */
+      ewd_log(EWD_LOG_INFO, "a merge-created stream's own pending steps complete before the "
+              "state's staged steps are adopted", "stream=\"%s\"", st->name);
+      ewd_steps_flush(srv, st, "merge");
+      ewd_steps_discard(srv, st);
+    }
     ewd_train_move(st, t);
+    ewd_steps_adopt(srv, st);
+    ewd_steps_relieve(srv);
     return;
   }
   for (size_t i = 0; i < t->nproducers; i++) {
@@ -180,7 +188,7 @@ static void merge_done(ewd_job_t *j) {
     bool created = st->provisional;
     st->provisional = false;
     if (j->train_st)
-      adopt_train(st, j->train_st, created);
+      adopt_train(srv, st, j->train_st, created);
     if (!created && j->merge_by_steps)
       adopt_ring(st, j);
     ewd_cache_clear(st);

@@ -293,6 +293,8 @@ struct ewd_job {
    * what it holds) */
   char *train;
   size_t train_len;
+  char *stage; /* save: the staging's tSTG section (owned; NULL: none) */
+  size_t stage_len;
   struct ewd_stream *train_st;
   /* what ewd_job_free must release beyond the job's own buffers, set by the room that filled it
    * (store's merge: train_st); NULL: nothing */
@@ -408,8 +410,6 @@ int ewd_steps_ensure(ewd_stream_t *st);
 ewd_staging_t ewd_steps_add(struct ewd_server *srv, ewd_stream_t *st, ewd_job_t *job);
 /* Completes every pending step of st (and applies its late batches). Returns steps completed. */
 size_t ewd_steps_flush(struct ewd_server *srv, ewd_stream_t *st, const char *why);
-/* Flushes every stream (at a stop). Returns steps completed. */
-size_t ewd_steps_flush_all(struct ewd_server *srv);
 #define EWD_STEP_TIMEOUT_DEFAULT 60.0
 /* Frees a staging area (the stream's last reference is gone). NULL is allowed. */
 void ewd_steps_free(ewd_steps_t *sp);
@@ -418,6 +418,25 @@ void ewd_steps_discard(struct ewd_server *srv, ewd_stream_t *st);
 /* Called after reg.staged_bytes grew: completes the oldest pending steps (partial) while staging
  * is over max_staged_bytes and a pending step remains. */
 void ewd_steps_relieve(struct ewd_server *srv);
+/* Counts st's staging (already in st->steps: a restored or merged stream's, read by
+ * ewd_steps_load) in reg.staged_bytes and reg.pending_bytes and lists it for the step timer.
+ * Its steps' step_timeout started when they were read. */
+void ewd_steps_adopt(struct ewd_server *srv, ewd_stream_t *st);
+/* The staging in its saved form (steps_save.c; the saved stream's tSTG section, docs/STATE.md):
+ * ewd_steps_saved_len is its length, 0 when st's staging holds nothing its other saved fields
+ * do not say (no section is written then); ewd_steps_save writes it to out (cap at least that
+ * length; returns the bytes written, 0 when it does not fit or memory fails). Loop thread. */
+size_t ewd_steps_saved_len(const ewd_stream_t *st);
+size_t ewd_steps_save(const ewd_stream_t *st, char *out, size_t cap);
+/* Reads a tSTG section into the holder t (its world and producers already read from tRUN; a
+ * batch's producer is added to t's table when missing, its seq raised to the batch's). Sets
+ * t->steps, owned by t (ewd_train_release frees it). Returns 0, EW_ESTATE (corrupt: t->steps
+ * unchanged) or EW_ENOMEM. Any thread: it touches only t. */
+int ewd_steps_load(ewd_stream_t *t, const char *b, size_t n);
+/* The rows' width the holder's saved staging gave (0: none read), and its batches, pending steps
+ * and lowest pending step (0 when none). */
+uint32_t ewd_steps_saved_dim(const ewd_stream_t *t);
+size_t ewd_steps_saved_batches(const ewd_stream_t *t, size_t *steps, uint64_t *lowest);
 /* Pending steps and staged bytes of st (0 when it has none). */
 size_t ewd_steps_pending(const ewd_stream_t *st, size_t *bytes, uint64_t *late_batches,
                          uint64_t *partial_steps);

@@ -421,6 +421,7 @@ void ewd_job_free(ewd_job_t *job) {
   ewd_qmetrics_free(job->metrics, job->nmetrics);
   free(job->prefix);
   free(job->train);
+  free(job->stage);
   free(job->ring);
   if (job->cleanup)
     job->cleanup(job);

@@ -7,8 +7,9 @@
  * complete when every rank of `world` is done through it; the lowest pending step completes
  * first, so steps are applied in order. step_timeout after a pending step's first batch, it and
  * every pending step below it complete anyway: partial, the ranks not done through it recorded.
- * `flush`, a stop, and staging past its bound (max_staged_bytes, or what max_memory leaves) also
- * complete steps early, oldest first.
+ * `flush` and staging past its bound (max_staged_bytes, or what max_memory leaves) also complete
+ * steps early, oldest first. A stop completes none: the staging is saved with the stream
+ * (steps_save.c, the tSTG section) and a restart waits on.
  *
  * A completed step's batches become ordinary ingest jobs on the stream's queue — ranks in order,
  * each rank's batches in the order sent, then the late batches in arrival order — so the state
@@ -41,7 +42,7 @@ static void on_tick(uv_timer_t *t);
  * completes, and, for the first batch of a new step, the step's record and its index slots (a
  * heap slot and up to four table slots). A one-float batch costs ~700 bytes, not 4. */
 static size_t chunk(size_t n) { return n + 8 + 15 < 32 ? 32 : (n + 8 + 15) & ~(size_t)15; }
-static size_t entry_cost(size_t payload, bool new_step) {
+size_t steps_entry_cost(size_t payload, bool new_step) {
   return chunk(payload) + chunk(sizeof(staged_t)) + chunk(sizeof(ewd_job_t)) +
          (new_step ? chunk(sizeof(pstep_t)) + 5 * sizeof(pstep_t *) : 0);
 }
@@ -78,7 +79,7 @@ static void list_add(ewd_server_t *srv, ewd_stream_t *st) {
     size_t nc = srv->capstaging ? 2 * srv->capstaging : 16;
     ewd_stream_t **v = realloc(srv->staging, nc * sizeof *v);
     if (!v)
-      return; /* not listed: its steps still complete by ranks, flush and stop; not by time */
+      return; /* not listed: its steps still complete by ranks and flush; not by time */
     srv->staging = v;
     srv->capstaging = nc;
   }
@@ -119,7 +120,7 @@ static void apply_done(ewd_job_t *j) {
   ewd_job_finish(j);
 }
 
-static int by_rank_then_arrival(const void *a, const void *b) {
+int steps_by_rank_then_arrival(const void *a, const void *b) {
   const staged_t *x = *(staged_t *const *)a, *y = *(staged_t *const *)b;
   if (x->rank != y->rank)
     return x->rank < y->rank ? -1 : 1;
@@ -166,7 +167,7 @@ static void submit(ewd_server_t *srv, ewd_stream_t *st, staged_t **list, size_t 
 }
 
 /* Completes the lowest pending step of st: its batches by rank, then every late batch. `why`:
- * ranks, timeout, flush, stop or staging (the log says it). */
+ * ranks, timeout, flush, merge or staging (the log says it). */
 static void complete_head(ewd_server_t *srv, ewd_stream_t *st, const char *why) {
   ewd_steps_t *sp = st->steps;
   pstep_t *p = steps_pop_lowest(sp);
@@ -191,7 +192,7 @@ static void complete_head(ewd_server_t *srv, ewd_stream_t *st, const char *why) 
     for (staged_t *b = p->head; b; b = b->next)
       v[k++] = b;
     own = k;
-    qsort(v, own, sizeof *v, by_rank_then_arrival);
+    qsort(v, own, sizeof *v, steps_by_rank_then_arrival);
     for (staged_t *b = sp->late_head; b; b = b->next)
       v[k++] = b;
     for (size_t i = 0; i < own; i++) {
@@ -262,7 +263,7 @@ static void complete_head(ewd_server_t *srv, ewd_stream_t *st, const char *why) 
   free(p);
 }
 
-/* Late batches with no pending step to join, applied on their own (flush, stop, timeout). */
+/* Late batches with no pending step to join, applied on their own (flush, timeout). */
 static void complete_late(ewd_server_t *srv, ewd_stream_t *st) {
   ewd_steps_t *sp = st->steps;
   if (st->nstep_rows) /* they join the latest completed step's rows in the recent view */
@@ -325,6 +326,7 @@ ewd_staging_t ewd_steps_add(ewd_server_t *srv, ewd_stream_t *st, ewd_job_t *job)
       return EWD_STAGE_NOMEM;
     }
   }
+  st->changes++; /* the staging is saved with the stream (steps_save.c) */
   if (!rk->has_latest || s >= rk->latest) {
     rk->latest = s, rk->has_latest = true;
     uint64_t through = job->end_step ? s : s - 1;
@@ -334,7 +336,7 @@ ewd_staging_t ewd_steps_add(ewd_server_t *srv, ewd_stream_t *st, ewd_job_t *job)
   if (b) {
     *b = (staged_t){.ord = sp->ord++, .rank = job->rank, .producer = job->producer,
                     .seq = job->seq, .data = job->data, .dtype = job->dtype, .n = job->n,
-                    .d = job->d, .bytes = entry_cost(job->bytes, new_step)};
+                    .d = job->d, .bytes = steps_entry_cost(job->bytes, new_step)};
     job->data = NULL;
     sp->bytes += b->bytes;
     srv->reg.staged_bytes += b->bytes;
@@ -384,13 +386,6 @@ size_t ewd_steps_flush(ewd_server_t *srv, ewd_stream_t *st, const char *why) {
   return n;
 }
 
-size_t ewd_steps_flush_all(ewd_server_t *srv) {
-  size_t n = 0;
-  while (srv->nstaging)
-    n += ewd_steps_flush(srv, srv->staging[srv->nstaging - 1], "stop");
-  return n;
-}
-
 void ewd_steps_discard(ewd_server_t *srv, ewd_stream_t *st) {
   ewd_steps_t *sp = st->steps;
   if (!sp)
@@ -400,6 +395,16 @@ void ewd_steps_discard(ewd_server_t *srv, ewd_stream_t *st) {
   srv->reg.pending_bytes -= sp->bytes;
   ewd_steps_free(sp);
   st->steps = NULL;
+}
+
+void ewd_steps_adopt(ewd_server_t *srv, ewd_stream_t *st) {
+  ewd_steps_t *sp = st->steps;
+  if (!sp)
+    return;
+  srv->reg.staged_bytes += sp->bytes;
+  srv->reg.pending_bytes += sp->bytes;
+  if (sp->nheap || sp->late_head)
+    list_add(srv, st);
 }
 
 void ewd_steps_relieve(ewd_server_t *srv) {

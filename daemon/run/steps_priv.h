@@ -42,7 +42,13 @@ struct ewd_steps {
   uint64_t ord;
   uint64_t late_batches, partial_steps;
   bool listed;           /* in srv->staging */
+  uint32_t saved_d;      /* read from a saved stream (steps_save.c): its rows' width; else 0 */
 };
+
+/* qsort's order of staged_t pointers: rank ascending, then arrival (the order a step applies). */
+int steps_by_rank_then_arrival(const void *a, const void *b);
+/* What a staged batch of `payload` bytes costs, counted against max_staged_bytes (steps.c). */
+size_t steps_entry_cost(size_t payload, bool new_step);
 
 /* The index of pending steps (steps_index.c): a hash table by step finds a batch's step, a
  * min-heap by step gives the lowest, a list in creation order the timed-out ones. */

@@ -324,7 +324,7 @@ static void round_step(ewd_persist_t *p) {
     assign_file(p, st);
     ewd_job_t *j = ewd_job_make(srv, st, EWD_JOB_SAVE, save_done);
     if (j && (!(j->prefix = snap_header(st, &j->prefix_len)) ||
-              !(j->train = ewd_train_bytes(st, &j->train_len)))) {
+              ewd_train_attach(st, j) != 0)) {
       free(j->prefix);
       free(j);
       j = NULL;

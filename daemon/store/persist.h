@@ -39,11 +39,17 @@ bool ewd_snap_train_parse(const char *b, size_t n, ewd_stream_t *st, bool sectio
 /* The training block's tag among the saved state's sections (ew_stream_save_ex): one saved form
  * carries the stream and its training block, for snapshots, `export` and `merge` alike. */
 #define EWD_TAG_TRAIN EW_TAG('t', 'R', 'U', 'N')
+/* The staging's tag (run/steps_save.c): the steps not completed yet, after tRUN. */
+#define EWD_TAG_STAGE EW_TAG('t', 'S', 'T', 'G')
 /* st's training block, malloc'ed (*len bytes), or NULL when out of memory. */
 char *ewd_train_bytes(const ewd_stream_t *st, size_t *len);
-/* An ew_section_fn: parses a tRUN section into ctx (an ewd_stream_t holding only training
- * fields); other embedders' sections are skipped. Refuses (with the sentence) a block that is
- * not one. */
+/* Gives a SAVE job st's sections as they are now: j->train (tRUN) and, when st has staging worth
+ * saving, j->stage (tSTG), both malloc'ed and owned by the job. Returns 0, or -1 when out of
+ * memory (the job then holds neither). Loop thread. */
+int ewd_train_attach(const ewd_stream_t *st, ewd_job_t *j);
+/* An ew_section_fn: parses a tRUN section, then a tSTG section, into ctx (an ewd_stream_t
+ * holding only training fields); other embedders' sections are skipped. Refuses (with the
+ * sentence) a block that is not one, or a tSTG before tRUN. */
 int ewd_train_section(void *ctx, uint32_t tag, const void *data, size_t len, char *msg,
                       size_t cap);
 /* A holder of training fields (ewd_train_section's ctx): its defaults, and freeing what a parse

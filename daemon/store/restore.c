@@ -128,6 +128,9 @@ static void restore_one(ewd_persist_t *p, const char *file) {
       snprintf(why, sizeof why, "%s", "bytes follow the state's checksum: corrupt");
   }
   fclose(f);
+  if (!why[0] && train.steps && ewd_steps_saved_dim(&train) != ew_stream_config(s)->dim)
+    snprintf(why, sizeof why, "the staged steps' rows are %u wide and the state's %zu: corrupt",
+             ewd_steps_saved_dim(&train), ew_stream_config(s)->dim);
   if (!why[0] && ewd_registry_find(&srv->reg, &rkey))
     snprintf(why, sizeof why, "a second snapshot of stream '%.100s' (run '%.100s')", rkey.name,
              rkey.run);
@@ -152,6 +155,7 @@ static void restore_one(ewd_persist_t *p, const char *file) {
   st->saved_changes = st->changes;
   st->last_ingest = last;
   ewd_train_move(st, &train);
+  ewd_steps_adopt(srv, st); /* its pending steps wait on, their step_timeout started over */
   srv->stat[EWD_STAT_streams_restored]++;
   ewd_log(EWD_LOG_INFO, "stream restored", "stream=\"%s\" file=%s count=%llu dim=%zu "
           "seconds=%.3f", st->name, file, (unsigned long long)st->count, st->cfg.dim,

@@ -36,8 +36,13 @@ static int mem_read(void *ctx, void *p, size_t n) {
 /* The stream's state after job->prefix, into job->out (the copy a snapshot or export takes on
  * the stream's math turn; the caller writes or sends it later without touching the stream). */
 void ewd_run_save(ewd_job_t *job, ew_stream_t *s) {
-  ew_section_t train = {EWD_TAG_TRAIN, job->train, job->train_len};
-  size_t nx = job->train ? 1 : 0, n = ew_stream_saved_bytes_ex(s, &train, nx);
+  ew_section_t sec[2];
+  size_t nx = 0;
+  if (job->train)
+    sec[nx++] = (ew_section_t){EWD_TAG_TRAIN, job->train, job->train_len};
+  if (job->stage) /* after tRUN: reading it needs the producers tRUN gave */
+    sec[nx++] = (ew_section_t){EWD_TAG_STAGE, job->stage, job->stage_len};
+  size_t n = ew_stream_saved_bytes_ex(s, sec, nx);
   if (!(job->out = malloc(job->prefix_len + n))) {
     job->rc = EW_ENOMEM;
     snprintf(job->message, sizeof job->message, "out of memory for a %zu-byte state", n);
@@ -46,7 +51,7 @@ void ewd_run_save(ewd_job_t *job, ew_stream_t *s) {
   if (job->prefix_len)
     memcpy(job->out, job->prefix, job->prefix_len);
   membuf_t m = {job->out + job->prefix_len, n, 0};
-  if ((job->rc = ew_stream_save_ex(s, &train, nx, mem_write, &m)) != 0 || m.off != n) {
+  if ((job->rc = ew_stream_save_ex(s, sec, nx, mem_write, &m)) != 0 || m.off != n) {
     job->rc = job->rc ? job->rc : EW_EINTERNAL;
     snprintf(job->message, sizeof job->message, "saving the state failed: %s",
              ew_strerror(job->rc));
@@ -133,6 +138,25 @@ void ewd_run_merge(ewd_job_t *job, ewd_stream_t *st) {
     job->rc = EW_ESTATE;
     snprintf(job->message, sizeof job->message, "%zu bytes follow the state's checksum: not one "
              "exported state", m.len - m.off);
+  }
+  if (job->rc == 0 && train->steps &&
+      ewd_steps_saved_dim(train) != ew_stream_config(src)->dim) {
+    job->rc = EW_ESTATE;
+    snprintf(job->message, sizeof job->message, "the staged steps' rows are %u wide and the "
+             "state's %zu: corrupt", ewd_steps_saved_dim(train), ew_stream_config(src)->dim);
+  }
+  if (job->rc == 0 && train->steps && !job->merge_replace) {
+    size_t nsteps;
+    uint64_t lowest;
+    size_t nb = ewd_steps_saved_batches(train, &nsteps, &lowest);
+    job->rc = EW_EBADPARAM;
+    if (nb)
+      snprintf(job->message, sizeof job->message, "the state holds %zu staged batches of %zu "
+               "pending steps (lowest %llu): they only start a new stream; flush the source "
+               "before export", nb, nsteps, (unsigned long long)lowest);
+    else
+      snprintf(job->message, sizeof job->message, "the state's ranks are part way through a "
+               "pending step: it only starts a new stream; flush the source before export");
   }
   if (job->rc == 0) {
     job->merged_rows = ew_stream_count(src);

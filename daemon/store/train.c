@@ -160,6 +160,19 @@ char *ewd_train_bytes(const ewd_stream_t *st, size_t *len) {
   return t ? t : b;
 }
 
+int ewd_train_attach(const ewd_stream_t *st, ewd_job_t *j) {
+  if (!(j->train = ewd_train_bytes(st, &j->train_len)))
+    return -1;
+  size_t n = ewd_steps_saved_len(st);
+  if (n && (!(j->stage = malloc(n)) || (j->stage_len = ewd_steps_save(st, j->stage, n)) != n)) {
+    free(j->train);
+    free(j->stage);
+    j->train = j->stage = NULL;
+    return -1;
+  }
+  return 0;
+}
+
 void ewd_train_init(ewd_stream_t *t) {
   memset(t, 0, sizeof *t);
   t->world = 1;
@@ -182,6 +195,8 @@ void ewd_train_move(ewd_stream_t *st, ewd_stream_t *t) {
   st->nstep_rows = t->nstep_rows, st->step_rows_at = t->step_rows_at;
   st->eval = t->eval;
   st->alerts = t->alerts;
+  if (t->steps) /* st has none (restore; a merge's caller flushes its own): ewd_steps_adopt */
+    st->steps = t->steps;
   ewd_train_init(t); /* everything it held is st's now */
 }
 
@@ -190,14 +205,23 @@ void ewd_train_release(ewd_stream_t *t) {
   free(t->step_rows);
   ewd_eval_free(t->eval);
   ewd_alerts_free(t->alerts);
+  ewd_steps_free(t->steps);
   ewd_train_init(t);
 }
 
 int ewd_train_section(void *ctx, uint32_t tag, const void *data, size_t len, char *msg,
                       size_t cap) {
+  ewd_stream_t *t = ctx;
+  if (tag == EWD_TAG_STAGE) {
+    int rc = t->has_train && !t->steps ? ewd_steps_load(t, data, len) : EW_ESTATE;
+    if (rc == EW_ENOMEM)
+      snprintf(msg, cap, "%s", "out of memory reading the staged steps (tSTG section)");
+    else if (rc)
+      snprintf(msg, cap, "%s", "the staged steps (tSTG section) are not valid: corrupt");
+    return rc ? 1 : 0;
+  }
   if (tag != EWD_TAG_TRAIN)
     return 0; /* another embedder's section: not ours to read */
-  ewd_stream_t *t = ctx;
   if (t->has_train) {
     snprintf(msg, cap, "%s", "two training blocks (tRUN sections)");
     return 1;

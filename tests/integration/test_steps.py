@@ -11,8 +11,11 @@
   (and only it: ranks that sent rows for a step are not missing from it).
 - Staging past max_staged_bytes completes the oldest steps early (partial), staged bytes stay
   bounded, RSS stays within a stated bound, and no row is lost.
-- A clean stop completes pending steps; world, step_timeout, the steps and producer seqs survive
-  the restart (a resend of an old seq is a duplicate).
+- A clean stop completes no step: the pending steps, each rank's progress, world, step_timeout
+  and producer seqs survive the restart (a resend of a staged or applied seq is a duplicate) and
+  the steps then complete into the state of a stream that never stopped (byte-identical export);
+  a snapshot and an export carry the staged steps too (a merge-created stream takes them; an
+  existing stream refuses them with a sentence, unchanged).
 - Bad step fields: the error code and message, and nothing changed.
 - The recent view: a stepped ingest creates a recent stream (a window at any d); the default
   source of a recent stream is the window, of any other stream every row (version 1);
@@ -277,33 +280,119 @@ def staging_is_bounded_and_loses_nothing():
         assert d.stop() == 0
 
 
-def a_clean_stop_completes_steps_and_a_restart_remembers():
+def staged_sequence(c, stream, X, run="job"):
+    """Steps 0 (both ranks) and 1 (rank 0 only) of a world-2 stream: both pending afterwards."""
+    c.call("create", {"stream": stream, "run": run, "dim": D, "world": 2, "step_timeout": 90})
+    for r in (0, 1):
+        send(c, stream, X, run=run, step=0, rank=r, producer=f"p{r}", seq=1)
+    ack = send(c, stream, X + 1, run=run, step=1, rank=0, producer="p0", seq=2)
+    assert ack["late"] is False
+
+
+def wait_count(c, stream, run, n, timeout=30):
+    """info once the stream's applied rows reach n (completed steps apply on the math threads)."""
+    deadline = time.time() + timeout
+    while True:
+        info = c.call("info", {"stream": stream, "run": run})
+        if info["count"] >= n or time.time() > deadline:
+            return info
+        time.sleep(0.01)
+
+
+def finish_sequence(c, stream, X, run="job"):
+    """Rank 1 ends step 1 (step 0 completes: rank 0 moved past it), then rank 0 ends it."""
+    ack = send(c, stream, X * 2, run=run, step=1, rank=1, producer="p1", seq=2, end_step=True)
+    assert "duplicate" not in ack and ack["late"] is False, ack
+    info = wait_count(c, stream, run, 10)
+    assert info["count"] == 10 and info["steps"]["pending_steps"] == 1, info
+    c.call("ingest", {"stream": stream, "run": run, "step": 1, "rank": 0, "end_step": True})
+    info = wait_count(c, stream, run, 20)
+    assert info["count"] == 20 and info["steps"]["pending_steps"] == 0, info
+    assert info["steps"]["partial_steps"] == 0, info  # no step completed early
+    return info
+
+
+def a_clean_stop_keeps_pending_steps_and_a_restart_completes_them():
+    """Issue 24 (one serializer): the saved stream carries its staging (the tSTG section). A
+    clean stop completes no step early (the daemon before completed both pending steps at the
+    stop, step 1 partial, and rank 1's rows for it came late); after the restart the steps wait
+    on, a resent batch is a duplicate, and the state the steps lead to is byte for byte the
+    state of a stream that never stopped."""
     d = Daemon()
     rng = np.random.default_rng(9)
     X = rng.standard_normal((5, D))
     c = d.client()
-    c.call("create", {"stream": "r", "run": "job", "dim": D, "world": 2, "step_timeout": 90})
-    for r in (0, 1):
-        send(c, "r", X, run="job", step=0, rank=r, producer=f"p{r}", seq=1)
-    ack = send(c, "r", X, run="job", step=1, rank=0, producer="p0", seq=2)
-    assert ack["late"] is False
-    info = c.call("info", {"stream": "r", "run": "job"})
-    assert info["count"] == 0 and info["steps"]["pending_steps"] == 2, info
+    staged_sequence(c, "r", X)
+    before = c.call("info", {"stream": "r", "run": "job"})
+    assert before["count"] == 0 and before["steps"]["pending_steps"] == 2, before
     c.close()
     assert d.stop(signal.SIGTERM) == 0
     d2 = Daemon(state_dir=d.dir)
     try:
         c = d2.client()
         info = c.call("info", {"stream": "r", "run": "job"})
-        assert info["count"] == 15, info  # step 1 (rank 1 missing) completed at the stop
+        assert info["count"] == 0, info  # nothing completed at the stop
+        assert info["steps"] == before["steps"], (info["steps"], before["steps"])
         assert info["config"]["world"] == 2 and info["config"]["step_timeout"] == 90, info
-        assert info["steps"]["first_step"] == 0 and info["steps"]["last_step"] == 1, info
+        assert c.call("stats")["staged_bytes"] == info["steps"]["staged_bytes"] > 0
+        ack = send(c, "r", X + 1, run="job", step=1, rank=0, producer="p0", seq=2)
+        assert ack.get("duplicate") is True, ack  # its staged copy came back with its seq
+        finish_sequence(c, "r", X)
+        staged_sequence(c, "ref", X)  # the same batches on a stream that never stopped
+        finish_sequence(c, "ref", X)
+        a = c.call("export", {"stream": "r", "run": "job"})["state"]
+        b = c.call("export", {"stream": "ref", "run": "job"})["state"]
+        assert a == b, "the restarted stream's state differs from one that never stopped"
         runs = {r["run"]: r for r in c.call("runs")["runs"]}
         assert runs["job"]["first_step"] == 0 and runs["job"]["last_step"] == 1, runs
-        ack = send(c, "r", X, run="job", step=1, rank=0, producer="p0", seq=2)
+        assert c.call("stats")["staged_bytes"] == 0
+        c.close()
+    finally:
+        assert d2.stop() == 0
+
+
+def staged_steps_travel_in_snapshots_and_exports():
+    """A snapshot taken while steps wait carries them (a crash after it keeps them), and an
+    export carries them into a stream a merge creates on another daemon, where the steps
+    complete as they would have; merged into an existing stream they are refused with a
+    sentence, and nothing changes."""
+    d = Daemon()
+    rng = np.random.default_rng(10)
+    X = rng.standard_normal((5, D))
+    c = d.client()
+    staged_sequence(c, "r", X)
+    c.call("snapshot")
+    exported = c.call("export", {"stream": "r", "run": "job"})["state"]
+    c.close()
+    d.stop(signal.SIGKILL)
+    d2 = Daemon(state_dir=d.dir)
+    try:
+        c = d2.client()
+        info = c.call("info", {"stream": "r", "run": "job"})
+        assert info["count"] == 0 and info["steps"]["pending_steps"] == 2, info
+        finish_sequence(c, "r", X)
+        # into a new stream: the staging comes with it
+        m = c.call("merge", {"stream": "moved", "run": "job", "state": exported})
+        assert m["created"] is True and m["count"] == 0, m
+        info = c.call("info", {"stream": "moved", "run": "job"})
+        assert info["steps"]["pending_steps"] == 2 and info["config"]["world"] == 2, info
+        ack = send(c, "moved", X + 1, run="job", step=1, rank=0, producer="p0", seq=2)
         assert ack.get("duplicate") is True, ack
-        ack = send(c, "r", X, run="job", step=2, rank=1, producer="p1", seq=2)
-        assert "duplicate" not in ack and ack["late"] is False, ack
+        finish_sequence(c, "moved", X)
+        a = c.call("export", {"stream": "r", "run": "job"})["state"]
+        b = c.call("export", {"stream": "moved", "run": "job"})["state"]
+        assert a == b
+        # into an existing stream: refused, nothing changed
+        c.call("create", {"stream": "have", "run": "job", "dim": D})
+        send(c, "have", X, run="job")
+        was = c.call("info", {"stream": "have", "run": "job"})
+        e = expect("BAD_PARAM", c.call, "merge", {"stream": "have", "run": "job",
+                                                  "state": exported})
+        assert e.message == ("the state holds 3 staged batches of 2 pending steps (lowest 0): "
+                             "they only start a new stream; flush the source before export"), e
+
+        now = c.call("info", {"stream": "have", "run": "job"})
+        assert now["count"] == was["count"] == 5 and now.get("steps") == was.get("steps"), now
         c.close()
     finally:
         assert d2.stop() == 0
@@ -529,8 +618,10 @@ def main():
     t.case("many_pending_steps_cost_little_loop_cpu", many_pending_steps_cost_little_loop_cpu)
     t.case("late_batches_count_their_entries_against_the_bound",
            late_batches_count_their_entries_against_the_bound)
-    t.case("a_clean_stop_completes_steps_and_a_restart_remembers",
-           a_clean_stop_completes_steps_and_a_restart_remembers)
+    t.case("a_clean_stop_keeps_pending_steps_and_a_restart_completes_them",
+           a_clean_stop_keeps_pending_steps_and_a_restart_completes_them)
+    t.case("staged_steps_travel_in_snapshots_and_exports",
+           staged_steps_travel_in_snapshots_and_exports)
     t.case("bad_step_fields_change_nothing", bad_step_fields_change_nothing)
     t.case("the_recent_view_is_the_default_for_training_streams",
            the_recent_view_is_the_default_for_training_streams)

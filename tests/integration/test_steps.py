@@ -24,6 +24,7 @@
 import os
 import random
 import signal
+import struct
 import sys
 import time
 
@@ -398,6 +399,75 @@ def staged_steps_travel_in_snapshots_and_exports():
         assert d2.stop() == 0
 
 
+def crc32c(data):
+    """CRC-32C (Castagnoli, reflected), the saved state's trailer (docs/STATE.md)."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def sections(state):
+    """The saved state's sections as [(tag, payload)] (header and trailer checked)."""
+    assert state[:8] == b"EWSTATE\0"
+    o, out = 16, []
+    while True:
+        tag, n = struct.unpack_from("<4sQ", state, o)
+        o += 12
+        if tag == b"END\0":
+            return state[:16], out
+        out.append((tag, state[o:o + n]))
+        o += n
+
+
+def rebuild(head, secs):
+    body = head + b"".join(struct.pack("<4sQ", t, len(p)) + p for t, p in secs) + \
+        struct.pack("<4sQ", b"END\0", 0)
+    return body + struct.pack("<I", crc32c(body))
+
+
+def hostile_staged_sections_are_refused_and_change_nothing():
+    """A tSTG section that is not one (checksum recomputed, so only the section is wrong) is
+    BAD_STATE with its sentence, no stream is created, and a batch that claims more rows than the
+    bytes hold allocates nothing (RSS checked)."""
+    d = Daemon()
+    try:
+        c = d.client()
+        X = np.random.default_rng(11).standard_normal((5, D))
+        staged_sequence(c, "src", X)
+        head, secs = sections(c.call("export", {"stream": "src", "run": "job"})["state"])
+        tags = [t for t, _ in secs]
+        assert tags[-2:] == [b"tRUN", b"tSTG"], tags
+        stg = secs[-1][1]
+        world, dim = struct.unpack_from("<II", stg, 0)
+        assert (world, dim) == (2, D)
+        first_batch = 8 + 2 * 17 + 16 + 4 + 12  # header, ranks, counters, count, step header
+        bad = {
+            "world": struct.pack("<I", 3) + stg[4:],
+            "dim": stg[:4] + struct.pack("<I", D + 1) + stg[8:],
+            "rank": stg[:first_batch] + struct.pack("<I", 2) + stg[first_batch + 4:],
+            "truncated": stg[:-1],
+            "trailing": stg + b"\0",
+            "huge_rows": stg[:first_batch + 4 + 1 + 2 + 8 + 1] + struct.pack("<Q", 1 << 60) +
+            stg[first_batch + 4 + 1 + 2 + 8 + 1 + 8:],
+        }
+        order = secs[:-2] + [secs[-1], secs[-2]]  # tSTG before tRUN
+        rss0 = d.rss_kib()
+        for why, payload in list(bad.items()) + [("order", None)]:
+            state = rebuild(head, order if payload is None else secs[:-1] + [(b"tSTG", payload)])
+            e = expect("BAD_STATE", c.call, "merge", {"stream": "dst", "run": "job",
+                                                      "state": state})
+            assert "the staged steps (tSTG section) are not valid: corrupt" in e.message, \
+                (why, e.message)
+            assert "dst" not in [s["stream"] for s in c.call("list", {"run": "job"})["streams"]]
+        assert d.rss_kib() - rss0 < 64 * 1024, (rss0, d.rss_kib())  # 64 MiB: no 2^60-row buffer
+        c.close()
+    finally:
+        assert d.stop() == 0
+
+
 def bad_step_fields_change_nothing():
     d = Daemon()
     try:
@@ -622,6 +692,8 @@ def main():
            a_clean_stop_keeps_pending_steps_and_a_restart_completes_them)
     t.case("staged_steps_travel_in_snapshots_and_exports",
            staged_steps_travel_in_snapshots_and_exports)
+    t.case("hostile_staged_sections_are_refused_and_change_nothing",
+           hostile_staged_sections_are_refused_and_change_nothing)
     t.case("bad_step_fields_change_nothing", bad_step_fields_change_nothing)
     t.case("the_recent_view_is_the_default_for_training_streams",
            the_recent_view_is_the_default_for_training_streams)

@@ -360,7 +360,7 @@ static void save_done(ewd_job_t *j) {
     ewd_log(EWD_LOG_ERROR, "snapshot not taken", "stream=\"%s\" error=\"%s\"", st->name,
             j->message);
     if (!p->res.first_error[0])
-      snprintf(p->res.first_error, sizeof p->res.first_error, "stream '%s': %s", st->name,
+      snprintf(p->res.first_error, sizeof p->res.first_error, "stream '%.60s': %.160s", st->name,
                j->message);
     ewd_job_finish(j);
     round_step(p);

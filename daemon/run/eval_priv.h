@@ -1,5 +1,6 @@
-/* eval_priv.h — what eval.c (the schedule and the runs) and eval_save.c (info, the latest
- * values, the saved form) share: a stream's scheduled evaluations. Owner: the loop thread. */
+/* eval_priv.h — what eval_list.c (the specs), eval.c (the schedule and the runs) and eval_save.c
+ * (info, the latest values, the saved form) share: a stream's scheduled evaluations. Owner: the
+ * loop thread. */
 #ifndef EWD_EVAL_PRIV_H
 #define EWD_EVAL_PRIV_H
 
@@ -43,7 +44,7 @@ struct ewd_eval {
 };
 
 /* The specs `evals` asks for (NULL: the defaults) for stream st (NULL: no stream yet) into a new
- * array (*out, n entries; free() it). Returns 0 or an EW_E* code with a sentence (eval.c). */
+ * array (*out, n entries; free() it). Returns 0 or an EW_E* code with a sentence (eval_list.c). */
 int ewd__eval_build(const ewd_stream_t *st, const ewp_evals_t *evals, ewd__spec_t **out,
                     size_t *n, char *msg, size_t cap);
 /* A spec with the defaults for `info` (every step, the recent view, the metric's centring, the
@@ -51,6 +52,9 @@ int ewd__eval_build(const ewd_stream_t *st, const ewp_evals_t *evals, ewd__spec_
 void ewd__spec_default(ewd__spec_t *sp, const ew_metric_info_t *info);
 /* A new evaluation state owning `specs` (n of them), or NULL (memory: specs stay the caller's). */
 ewd_eval_t *ewd__eval_new(ewd__spec_t *specs, size_t n, bool given);
+
+/* st's evaluation state, the defaults made when first needed (NULL: out of memory). */
+ewd_eval_t *ewd__eval_of(ewd_stream_t *st);
 
 /* Points a spec's parameter k at the spec's own storage (after a copy or a move of the spec). */
 void ewd__param_own(ewd__spec_t *sp, size_t k);

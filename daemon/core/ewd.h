@@ -562,11 +562,12 @@ void ewd_alert_state(const ewd_stream_t *st, size_t i, const char **rule, const 
  * reads today's layout and the one before (rules only: their states start over). */
 #define EWD_ALERTS_RING_MAX 32768
 #define EWD_ALERTS_SAVED_MAX (EWD_ALERTS_RING_MAX * 8 + EWP_RULES_MAX * 256)
-/* The most bytes an eval list saves in (ewd_eval_save's layout 2: per entry its series, metric,
- * source, centring, schedule and parameters, a string parameter at most EWP_PARAM_STR_MAX). */
+/* The most bytes an eval list saves in (ewd_eval_save's layout 3: per entry its series, metric,
+ * source, centring, schedule, parameters (a string at most EWP_PARAM_STR_MAX) and its place in
+ * the schedule; then the row count and time of the latest point). */
 #define EWD_EVAL_SAVED_MAX                                                                        \
-  (2 + EWP_EVAL_MAX * (1 + EWP_SERIES_MAX + 1 + 64 + 2 + 24 + 1 +                                \
-                       EW_METRIC_MAX_PARAMS * (1 + 32 + 8 + 2 + EWP_PARAM_STR_MAX)))
+  (2 + 16 + EWP_EVAL_MAX * (1 + EWP_SERIES_MAX + 1 + 64 + 2 + 24 + 1 + 33 +                      \
+                            EW_METRIC_MAX_PARAMS * (1 + 32 + 8 + 2 + EWP_PARAM_STR_MAX)))
 size_t ewd_alerts_save(const ewd_stream_t *st, char *out, size_t cap);
 bool ewd_alerts_load(ewd_stream_t *st, const char *b, size_t n);
 /* A subscription of connection c. Its `metrics` are series names: each must be a metric of the

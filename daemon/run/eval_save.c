@@ -109,30 +109,42 @@ size_t ewd_eval_names(const ewd_stream_t *st, char *out, size_t cap) {
 
 
 /* The saved form (a self-contained blob; 0 bytes: the defaults).
- *   layout 2: u8 EVAL_LAYOUT2, u8 count, then per spec: u8 series length, series, and the
- *             layout-1 spec below;
+ *   layout 3: u8 EVAL_LAYOUT3, then layout 2's count and specs, each followed by its place in
+ *             the schedule: u8 flags (1 due before, 2 a latest value, 4 that value partial),
+ *             u64 the step (or row count) it was last due at, f64 seconds since it was last
+ *             due by time (every_s; -1: never), f64 its latest value, u64 that value's step;
+ *             after the specs u64 the row count at the last row- or time-driven evaluation and
+ *             f64 the latest point's Unix time. So a restart goes on with the schedule where it
+ *             was (every N steps keeps its phase; no extra point at the restart) and /metrics
+ *             keeps the latest values;
+ *   layout 2 (still read; the schedule starts over): u8 EVAL_LAYOUT2, u8 count, then per spec:
+ *             u8 series length, series, and the layout-1 spec below;
  *   layout 1 (daemons before series names; still read): u8 count, then per spec: u8 name
  *             length, name, i8 source (-1 = the view's), i8 center, u64 every, u64 every_rows,
  *             f64 every_s, u8 nparams, then per parameter u8 key length, key, f64 value; each
  *             series is named after its metric.
  * A layout-1 blob starts with its count, at most EWP_EVAL_MAX: EVAL_LAYOUT2 is above it. */
 #define EVAL_LAYOUT2 0xE2
+#define EVAL_LAYOUT3 0xE3
 _Static_assert(EWP_EVAL_MAX < EVAL_LAYOUT2, "a layout-1 count never reads as the layout-2 byte");
+#define EVAL_PLACE_BYTES (1 + 8 + 8 + 8 + 8)
 
 size_t ewd_eval_save(const ewd_stream_t *st, char *out, size_t cap) {
   const ewd_eval_t *ev = st->eval;
   if (!ev || !ev->given)
     return 0;
   char *q = out;
-  size_t need = 2;
+  size_t need = 2 + 8 + 8;
   for (size_t i = 0; i < ev->n; i++) {
-    need += 1 + strlen(ev->specs[i].series) + 1 + strlen(ev->specs[i].info->name) + 2 + 24 + 1;
+    need += 1 + strlen(ev->specs[i].series) + 1 + strlen(ev->specs[i].info->name) + 2 + 24 + 1 +
+            EVAL_PLACE_BYTES;
     for (size_t p = 0; p < ev->specs[i].nparams; p++)
       need += 1 + strlen(ev->specs[i].pkeys[p]) + 8 + 2 + strlen(ev->specs[i].pstrs[p]);
   }
   if (need > cap)
     return 0;
-  uint8_t layout = EVAL_LAYOUT2, n = (uint8_t)ev->n;
+  uint8_t layout = EVAL_LAYOUT3, n = (uint8_t)ev->n;
+  double now = ewd_now();
   EWD_PUT(q, layout);
   EWD_PUT(q, n);
   for (size_t i = 0; i < ev->n; i++) {
@@ -163,7 +175,17 @@ size_t ewd_eval_save(const ewd_stream_t *st, char *out, size_t cap) {
         EWD_PUT(q, sp->params[p].value);
       }
     }
+    uint8_t flags = (uint8_t)((sp->has_due ? 1 : 0) | (sp->has_last ? 2 : 0) |
+                              (sp->last_partial ? 4 : 0));
+    double age = sp->has_due && sp->every_s > 0 ? now - sp->due_time : -1;
+    EWD_PUT(q, flags);
+    EWD_PUT(q, sp->due_at);
+    EWD_PUT(q, age);
+    EWD_PUT(q, sp->last_value);
+    EWD_PUT(q, sp->last_step);
   }
+  EWD_PUT(q, ev->rows_at);
+  EWD_PUT(q, ev->last_time);
   return (size_t)(q - out);
 }
 
@@ -171,7 +193,10 @@ bool ewd_eval_load(ewd_stream_t *st, const char *b, size_t n) {
   size_t o = 0;
   uint8_t cnt;
   spec_t *v = NULL;
-  bool layout2 = n > 0 && (uint8_t)b[0] == EVAL_LAYOUT2;
+  bool layout3 = n > 0 && (uint8_t)b[0] == EVAL_LAYOUT3;
+  bool layout2 = layout3 || (n > 0 && (uint8_t)b[0] == EVAL_LAYOUT2);
+  uint64_t rows_at = 0;
+  double last_time = 0, now = ewd_now();
   if (layout2)
     o = 1;
   EWD_GET(cnt);
@@ -244,12 +269,34 @@ bool ewd_eval_load(ewd_stream_t *st, const char *b, size_t n) {
       pv->value = val; /* as ewd_param_resolve keeps it (an enum: its index) */
       v[i].nparams++;
     }
+    if (layout3) {
+      uint8_t flags;
+      double age;
+      EWD_GET(flags);
+      EWD_GET(v[i].due_at);
+      EWD_GET(age);
+      EWD_GET(v[i].last_value);
+      EWD_GET(v[i].last_step);
+      if (flags > 7 || !(age == -1 || (age >= 0 && age <= 1e12)))
+        goto bad;
+      v[i].has_due = flags & 1, v[i].has_last = (flags & 2) != 0;
+      v[i].last_partial = (flags & 4) != 0;
+      v[i].due_time = age >= 0 ? now - age : 0;
+    }
+  }
+  if (layout3) {
+    EWD_GET(rows_at);
+    EWD_GET(last_time);
+    if (!(last_time >= 0 && last_time <= 1e12))
+      goto bad;
   }
   if (o != n)
     goto bad;
   ewd_eval_t *ev = ewd__eval_new(v, cnt, true);
   if (!ev)
     goto bad;
+  ev->rows_at = rows_at;
+  ev->last_time = last_time;
   ewd_eval_free(st->eval);
   st->eval = ev;
   return true;

@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "numeric"))
 from harness import Daemon, RpcError  # noqa: E402
 from taplib import Tap  # noqa: E402
 from test_steps import Model, close, expect, schedule, send  # noqa: E402
+from test_series import prom, scrape  # noqa: E402
 
 D = 6
 
@@ -233,13 +234,23 @@ def history_survives_a_restart():
                                  "eval": evals})["created"] is False
         expect("STREAM_EXISTS", c.call, "create", {"stream": "s", "run": "r1", "dim": D,
                                                    "recent": True})
+        # the latest values came back with the eval list: /metrics has them before any new step
+        text = scrape(d2)
+        assert prom(text, "value", run="r1", stream="s", metric="erank") == \
+            h["erank"]["value"][-1], text
         for s in range(12, 16):
             send(c, "s", rng.standard_normal((5, D)).astype(np.float32), step=s, run="r1")
+            settle(c, "s", "r1")
         c.call("flush", {"stream": "s", "run": "r1"})
         settle(c, "s", "r1")
         r2 = series(c, stream="s", run="r1", metrics=["renyi"])[("s", "renyi")]
         old = {s_["metric"]: s_ for s_ in before["series"]}["renyi"]
         assert r2["step"][:len(old["step"])] == old["step"] and r2["step"][-1] == 15, r2["step"]
+        # the schedule went on where it was: `every: 5` keeps its phase (the daemon before
+        # evaluated at the first step after the restart too, 12, off the schedule)
+        h2 = {s_["metric"]: s_ for s_ in c.call("history", {"stream": "s", "run": "r1"})["series"]}
+        assert h2["spectrum"]["step"] == [0, 5, 10, 15], h2["spectrum"]["step"]
+        assert h2["erank"]["step"] == [0, 2, 4, 6, 8, 10, 12, 14], h2["erank"]["step"]
         # drop deletes the history
         c.call("drop", {"stream": "s", "run": "r1"})
         c.call("create", {"stream": "s", "run": "r1", "dim": D})

@@ -32,8 +32,9 @@
  *                                  the spectrum cache (view.c below means this file)
  *   view/solve.c                   operators, Lanczos top-k, the quick (SLQ) estimate
  *   view/sketch.c                  sketched views: the sketch's spectrum, intervals, brackets
- *   metrics.c                      the metric table and the query dispatcher (reads views only)
- *   metrics_route.c                how a metric reaches its eigenvalues: exact, quick, top
+ *   metrics/metrics.c              the metric table and the query dispatcher (reads views only)
+ *   metrics/route.c                how a metric reaches its eigenvalues: exact, quick, top
+ *   metrics/info.c                 the table's typed columns as text, and ew_param_check
  * Nothing here is exported from the shared library (visibility is hidden by default).
  */
 #ifndef EW_INTERNAL_H

@@ -1,4 +1,4 @@
-/* metrics.c — the metric table and the query dispatcher.
+/* metrics/metrics.c — the metric table and the query dispatcher.
  *
  * Every metric is one row of `metric_table` below: its name, value kind, accepted sources and
  * defaults, parameters (with defaults and ranges), cost class, one-line doc, and the function that

@@ -1,10 +1,10 @@
-/* metrics_priv.h — what metrics.c (the table, the metric functions, the dispatcher) and
- * metrics_route.c (how a metric reaches its eigenvalues: exactly, by the quick estimate, by the
- * top of the spectrum) share and nothing else sees. */
+/* metrics/metrics_priv.h — what metrics/metrics.c (the table, the metric functions, the
+ * dispatcher) and metrics/route.c (how a metric reaches its eigenvalues: exactly, by the quick
+ * estimate, by the top of the spectrum) share and nothing else sees. */
 #ifndef EW_METRICS_PRIV_H
 #define EW_METRICS_PRIV_H
 
-#include "ew_internal.h"
+#include "../ew_internal.h"
 
 /* A metric sees its source only through the view (view.c): never a stream's or an accumulator's
  * fields. */

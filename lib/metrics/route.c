@@ -1,4 +1,4 @@
-/* metrics_route.c — how a metric reaches its eigenvalues (metrics.c holds the table and the
+/* metrics/route.c — how a metric reaches its eigenvalues (metrics.c holds the table and the
  * metric functions): the exact spectrum through the view, the quick route (deflated SLQ with its
  * error bar), and the top route (λ₁…λ_k by block Lanczos, or a sketch's certified intervals,
  * when no spectrum is at hand). */

@@ -32,7 +32,13 @@
  *                                  the spectrum cache (view.c below means this file)
  *   view/solve.c                   operators, Lanczos top-k, the quick (SLQ) estimate
  *   view/sketch.c                  sketched views: the sketch's spectrum, intervals, brackets
- *   metrics/metrics.c              the metric table and the query dispatcher (reads views only)
+ *   metrics/table.c                the metric table: one row per metric, naming its function
+ *   metrics/entropy.c              entropy (plain, normalised, truncated), Rényi, Vendi, erank
+ *   metrics/rank.c                 RankMe, participation ratio, stable rank, condition number,
+ *                                  anisotropy, spectral gap
+ *   metrics/spectrum.c             top-k, live top-k, the spectrum, trace, nuclear norm
+ *   metrics/rows.c                 the rows' columns: Matrix Nuclear-Norm, l2_std
+ *   metrics/query.c                the query dispatcher (metrics read views only)
  *   metrics/route.c                how a metric reaches its eigenvalues: exact, quick, top
  *   metrics/info.c                 the table's typed columns as text, and ew_param_check
  * Nothing here is exported from the shared library (visibility is hidden by default).

@@ -2,7 +2,7 @@
  * strings of a row (its sources, its cost, its answer on a sketch), generated from the columns so
  * that no column is prose, and the one validator of a parameter value against its row
  * (ew_param_check), which the library's dispatcher and the daemon's argument checking share.
- * The table itself and the metric functions are metrics.c's. */
+ * The table itself is table.c's. */
 #include "../ew_internal.h"
 
 #include <math.h>

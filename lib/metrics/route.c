@@ -1,7 +1,8 @@
-/* metrics/route.c — how a metric reaches its eigenvalues (metrics.c holds the table and the
- * metric functions): the exact spectrum through the view, the quick route (deflated SLQ with its
- * error bar), and the top route (λ₁…λ_k by block Lanczos, or a sketch's certified intervals,
- * when no spectrum is at hand). */
+/* metrics/route.c — how a metric reaches its eigenvalues (the metric functions are entropy.c,
+ * rank.c, spectrum.c and rows.c; the table naming them is table.c): the exact spectrum through
+ * the view, the quick route (deflated SLQ with its error bar), and the top route (λ₁…λ_k by block
+ * Lanczos, or a sketch's certified intervals, when no spectrum is at hand); and the pieces every
+ * metric shares (a failure's sentence, a scalar answer, the trace checks). */
 #include "metrics_priv.h"
 
 #include <math.h>

@@ -3,7 +3,7 @@
  * symmetric d×d matrix A (C = M2/W when centred, S = C + μμᵀ when not, ZᵀZ/N for window_cn),
  * reached only through the functions below: trace, ‖A‖_F², the diagonal, all eigenvalues with
  * their error bound, the top-k eigenpairs with a residual bound, A·x, and the raw rows where the
- * source keeps them. Metrics (metrics.c) never read an accumulator's fields, so a new kind of
+ * source keeps them. Metrics (metrics/) never read an accumulator's fields, so a new kind of
  * state adds its branch here and none in any metric. This file also owns the spectrum cache; the
  * solves (operators, Lanczos top-k, the quick estimate) are view/solve.c, and what a sketched
  * stream's view answers is view/sketch.c. */

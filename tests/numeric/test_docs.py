@@ -119,7 +119,7 @@ def every_create_field_reaches_docs_cli_and_info():
 def a_config_field_lives_in_its_row():
     """The design's measure of rule 1 (one table per axis): the files outside docs and tests that
     name a configuration field. `sketch_rows` was named in 10; its row (lib/eigenwatch.h), the
-    kind that reads it (lib/acc/fd.c) and one message (lib/metrics/metrics.c) are all that may."""
+    kind that reads it (lib/acc/fd.c) and one message (lib/metrics/spectrum.c) are all that may."""
     found = []
     for top in ("lib", "proto", "daemon", "clients", "tools"):
         for d, dirs, files in os.walk(os.path.join(ROOT, top)):

@@ -30,12 +30,15 @@ typedef struct {
   double T, a;
 } gfun_t;
 
+/* ---- what every metric uses, and the routes to its eigenvalues (route.c) ---- */
+
 /* Records a failure in cx->out (code and a sentence from fmt) and returns code. */
 int ew__m_fail(mctx_t *cx, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* A view's failure as the metric's answer (a sentence per code). */
 int ew__m_view_fail(mctx_t *cx, int rc);
 /* Reads the whole spectrum into cx->eig once (a failure answered into cx->out). */
 int ew__m_need_eig(mctx_t *cx);
+/* Σ w[i] over the d values. */
 double ew__m_eig_sum(const double *w, size_t d);
 /* tr A and ‖A‖_F² (from cx->eig when set, else the view: O(d²), no eigensolve). */
 int ew__m_trace_fro(mctx_t *cx, double *tr, double *fro2);
@@ -55,6 +58,7 @@ bool ew__m_want_quick(mctx_t *cx);
 int ew__m_quick_sum(mctx_t *cx, const ew__quick_t *q, const gfun_t *g, double *sum, double *err);
 /* The view's quick estimate (zero trace: DEGENERATE). */
 int ew__m_need_quick(mctx_t *cx, const ew__quick_t **q);
+/* Sets the answer's error bar to e. */
 void ew__m_set_error(mctx_t *cx, double e);
 /* von Neumann entropy, exact or quick (the bar then in cx->out); *tr the trace when exact. */
 int ew__m_spectral_entropy(mctx_t *cx, double *h, double *tr);

@@ -7,7 +7,7 @@
 
 #include "../ew_internal.h"
 
-/* A metric sees its source only through the view (view.c): never a stream's or an accumulator's
+/* A metric sees its source only through the view (view/): never a stream's or an accumulator's
  * fields. */
 typedef struct {
   ew__view_t v;

@@ -18,8 +18,10 @@
  *   core/bytes.c                   the byte writer/reader of saved states and their CRC-32C (a
  *                                  leaf: state.c and the kinds call it, it calls neither)
  *   linalg/eig.c                   LAPACK: all eigenvalues (dsyevd), all eigenpairs (a leaf)
- *   linalg/krylov.c                block Lanczos with thick restarts, and stochastic Lanczos
- *                                  quadrature (SLQ) for tr g(A), through an operator (uses eig.c)
+ *   linalg/krylov.c                block Lanczos with thick restarts through an operator (uses
+ *                                  eig.c)
+ *   linalg/slq.c                   stochastic Lanczos quadrature (SLQ) for tr g(A) through an
+ *                                  operator, off the top pairs (uses krylov.c's projection)
  *   linalg/topk.c                  top-k of a dense matrix: block Lanczos, or a full solve when
  *                                  cheaper (the policy; uses eig.c and krylov.c)
  *   config.c                       the kind and configuration tables at work: defaults, checks,
@@ -332,7 +334,7 @@ int ew__topk(const double *A, size_t d, size_t k, const double *warm, size_t wk,
  * same array (the layouts coincide): then only the signs change. */
 void ew__emit_rows(const double *U_colmajor, size_t d, size_t k, double *U_rows);
 
-/* ---- linalg/krylov.c: the top of the spectrum and tr g(A) through an operator ---- */
+/* ---- linalg/krylov.c: the top of the spectrum through an operator ---- */
 /* A symmetric d×d operator: apply(ctx, X, Y, b) sets Y = A X for b columns (col-major, leading
  * dimension d; X and Y distinct). */
 typedef struct {
@@ -357,6 +359,11 @@ size_t ew__krylov_ws(size_t d, size_t k);
 int ew__krylov_topk(const ew__op_t *op, size_t k, const double *warm, size_t wk, uint64_t seed,
                     double tol, size_t max_apply, double *theta, double *U, double *resid,
                     ew__krylov_info_t *info, ew__ws_t *ws);
+/* W (d×b) ← W − Q (Qᵀ W), Q d×m (orthonormal columns); C (m×b) scratch. Nothing when m or b is
+ * 0. */
+void ew__project_out(const double *Q, size_t d, size_t m, double *W, size_t b, double *C);
+
+/* ---- linalg/slq.c: tr g(A) through an operator ---- */
 /* SLQ: the Lanczos tridiagonals of nprobe Rademacher probes projected off span(U) (U: ku
  * orthonormal columns, d×ku col-major = ku×d rows; may be NULL when ku = 0), m steps each. */
 typedef struct {

@@ -102,7 +102,7 @@ int ew__m_eig_trace(mctx_t *cx, double *tr) {
   return ew__m_check_trace(cx, *tr);
 }
 
-/* ---- the quick route: deflated SLQ (view.c, krylov.c) ---- */
+/* ---- the quick route: deflated SLQ (view/solve.c, linalg/slq.c) ---- */
 
 /* Whether a spectrum-wide metric takes the quick estimate (the query's method; AUTO: no cached
  * spectrum, d at least EW_QUICK_AUTO_DIM, and the exact route a d×d solve). */

@@ -41,7 +41,7 @@ int ew__m_topk(mctx_t *cx) {
       ew__m_set_error(cx, r);
     return rc;
   }
-  /* eigenpairs: subspace iteration, warm-started from the last answer (view.c) */
+  /* eigenpairs: block Lanczos warm-started from the last answer, or a full solve (view/solve.c) */
   size_t d = cx->d;
   double *theta = malloc(k * sizeof(double)), *U = malloc(k * d * sizeof(double));
   double resid = 0;

@@ -18,8 +18,10 @@
  *   core/bytes.c                   the byte writer/reader of saved states and their CRC-32C (a
  *                                  leaf: state.c and the kinds call it, it calls neither)
  *   linalg/eig.c                   LAPACK: all eigenvalues (dsyevd), all eigenpairs (a leaf)
- *   linalg/krylov.c                block Lanczos with thick restarts, and stochastic Lanczos
- *                                  quadrature (SLQ) for tr g(A), through an operator (uses eig.c)
+ *   linalg/krylov.c                block Lanczos with thick restarts through an operator (uses
+ *                                  eig.c)
+ *   linalg/slq.c                   stochastic Lanczos quadrature (SLQ) for tr g(A) through an
+ *                                  operator, off the top pairs (uses krylov.c's projection)
  *   linalg/topk.c                  top-k of a dense matrix: block Lanczos, or a full solve when
  *                                  cheaper (the policy; uses eig.c and krylov.c)
  *   config.c                       the kind and configuration tables at work: defaults, checks,
@@ -28,12 +30,20 @@
  *                                  the admission model
  *   state.c                        a whole stream as versioned, checksummed bytes and back
  *   view/view.c                    what metrics read: a source as a matrix (trace, ‖·‖_F²,
- *                                  diagonal, spectrum + error, top-k + residual, A·x, rows);
- *                                  the spectrum cache (view.c below means this file)
+ *                                  diagonal, A·x, rows); opening and closing a view
+ *   view/spectrum.c                every eigenvalue of a view with its error bound, and the
+ *                                  stream's spectrum cache
  *   view/solve.c                   operators, Lanczos top-k, the quick (SLQ) estimate
  *   view/sketch.c                  sketched views: the sketch's spectrum, intervals, brackets
- *   metrics.c                      the metric table and the query dispatcher (reads views only)
- *   metrics_route.c                how a metric reaches its eigenvalues: exact, quick, top
+ *   metrics/table.c                the metric table: one row per metric, naming its function
+ *   metrics/entropy.c              entropy (plain, normalised, truncated), Rényi, Vendi, erank
+ *   metrics/rank.c                 RankMe, participation ratio, stable rank, condition number,
+ *                                  anisotropy, spectral gap
+ *   metrics/spectrum.c             top-k, live top-k, the spectrum, trace, nuclear norm
+ *   metrics/rows.c                 the rows' columns: Matrix Nuclear-Norm, l2_std
+ *   metrics/query.c                the query dispatcher (metrics read views only)
+ *   metrics/route.c                how a metric reaches its eigenvalues: exact, quick, top
+ *   metrics/info.c                 the table's typed columns as text, and ew_param_check
  * Nothing here is exported from the shared library (visibility is hidden by default).
  */
 #ifndef EW_INTERNAL_H
@@ -233,7 +243,7 @@ size_t ew__window_count(const ew__acc_t *a);
 int ew__window_combine(ew__acc_t *a, const ew__acc_t *o, const ew_window_span_t *spans, size_t n,
                        ew__ws_t *ws);
 /* True for a window of fewer rows than dimensions (cap < d): it keeps rows only, and its view
- * offers no moments (view.c answers from the rows). */
+ * offers no moments (view/ answers from the rows). */
 bool ew__window_rows_only(const ew__acc_t *a);
 
 /* ---- live/oja.c: the fixed-rate Oja estimate the stream kept before rop.c (kept for the
@@ -324,7 +334,7 @@ int ew__topk(const double *A, size_t d, size_t k, const double *warm, size_t wk,
  * same array (the layouts coincide): then only the signs change. */
 void ew__emit_rows(const double *U_colmajor, size_t d, size_t k, double *U_rows);
 
-/* ---- linalg/krylov.c: the top of the spectrum and tr g(A) through an operator ---- */
+/* ---- linalg/krylov.c: the top of the spectrum through an operator ---- */
 /* A symmetric d×d operator: apply(ctx, X, Y, b) sets Y = A X for b columns (col-major, leading
  * dimension d; X and Y distinct). */
 typedef struct {
@@ -349,6 +359,11 @@ size_t ew__krylov_ws(size_t d, size_t k);
 int ew__krylov_topk(const ew__op_t *op, size_t k, const double *warm, size_t wk, uint64_t seed,
                     double tol, size_t max_apply, double *theta, double *U, double *resid,
                     ew__krylov_info_t *info, ew__ws_t *ws);
+/* W (d×b) ← W − Q (Qᵀ W), Q d×m (orthonormal columns); C (m×b) scratch. Nothing when m or b is
+ * 0. */
+void ew__project_out(const double *Q, size_t d, size_t m, double *W, size_t b, double *C);
+
+/* ---- linalg/slq.c: tr g(A) through an operator ---- */
 /* SLQ: the Lanczos tridiagonals of nprobe Rademacher probes projected off span(U) (U: ku
  * orthonormal columns, d×ku col-major = ku×d rows; may be NULL when ku = 0), m steps each. */
 typedef struct {
@@ -384,7 +399,7 @@ int ew__slq_eval(const ew__slq_t *s, ew__slq_fn g, const void *ctx, double top,
 /* ---- stream.c ---- */
 #define EW__NSRC 3
 
-/* A quick spectral estimate of one source (view.c, ew__view_quick): the top pairs deflated
+/* A quick spectral estimate of one source (view/solve.c, ew__view_quick): the top pairs deflated
  * exactly and SLQ probes on the rest. Owned by the stream; one slot. */
 #define EW__QUICK_DEFLATE 64 /* top pairs sought for deflation */
 #define EW__QUICK_PROBES 32
@@ -410,7 +425,7 @@ typedef struct {
 } ew__quick_t;
 enum { EW__ROLE_ALL = 0, EW__ROLE_WINDOW = 1, EW__NROLES = 2 };
 
-/* The spectrum of a sketched stream's matrix (view.c): its nonzero eigenvalues, one slot per
+/* The spectrum of a sketched stream's matrix (view/sketch.c): its nonzero eigenvalues, one slot per
  * centring. theta holds up to 2ℓ+1 values, allocated on first use. */
 typedef struct {
   double *theta;
@@ -424,16 +439,16 @@ typedef struct {
 typedef struct {
   double *eig;       /* d values, descending, clamped at 0 */
   size_t clamped;
-  double floor;      /* eigenvalues at or below it were set to 0 (view.c): the accumulated
-                        rounding noise / W plus the eigensolver's round-off */
+  double floor;      /* eigenvalues at or below it were set to 0 (view/spectrum.c): the
+                        accumulated rounding noise / W plus the eigensolver's round-off */
   uint64_t as_of;    /* stream count when computed */
   uint64_t epoch;    /* stream reset epoch when computed */
   uint64_t tail;     /* window rows it describes (0 = the whole window) */
   bool valid;
 } ew__spec_cache_t;
 /* Eigenvalues within EW__EIG_ROUNDOFF · n · 2⁻⁵³ · λ₁ of zero are the eigensolver's round-off on an
- * order-n matrix (view.c). 4: ten times the largest measured, 0.38 n u λ₁ (dsyevd on x xᵀ of f32
- * and f64 rows x, d = 8 to 1024, five draws each). */
+ * order-n matrix (view/spectrum.c). 4: ten times the largest measured, 0.38 n u λ₁ (dsyevd on
+ * x xᵀ of f32 and f64 rows x, d = 8 to 1024, five draws each). */
 #define EW__EIG_ROUNDOFF 4.0
 
 struct ew_stream {
@@ -448,12 +463,12 @@ struct ew_stream {
   bool has_live;
   ew__rop_t live;     /* the live top-k estimate (live/rop.c) */
   ew__spec_cache_t cache[EW__NSRC][2];
-  ew__quick_t *quick; /* the last quick (SLQ) estimate, view.c; allocated on first use */
-  ew__skspec_t skspec[2]; /* sketched streams: the sketch's spectrum by centring (view.c) */
+  ew__quick_t *quick; /* the last quick (SLQ) estimate, view/solve.c; allocated on first use */
+  ew__skspec_t skspec[2]; /* sketched streams: the sketch's spectrum by centring (view/sketch.c) */
   double *topk_warm;  /* warm start for top-k vectors: topk_warm_k × d */
   size_t topk_warm_k;
   size_t ws_peak;     /* the most workspace one operation on this stream has held */
-  uint64_t tail;      /* the open view's window tail (view.c; 0 = the whole window) */
+  uint64_t tail;      /* the open view's window tail (view/view.c; 0 = the whole window) */
 };
 
 /* ---- config.c ---- */
@@ -477,14 +492,14 @@ void ew__stream_window_asked(ew_stream_t *s);
 /* Records the workspace an operation on s held at its peak. */
 void ew__stream_ws_used(ew_stream_t *s, size_t peak);
 
-/* ---- view.c: what metrics read ----
+/* ---- view/: what metrics read ----
  * One source of one stream as a symmetric d×d matrix A. Metrics reach the state only through
  * these functions (never through a struct field of the stream or an accumulator). Each returns
  * 0 or an EW_E* code and sets v->as_of to the stream count the value describes. Memory a view
  * hands out (spectrum aside, which is the stream's cache) lives in v->ws until the caller
  * releases it. */
 typedef struct {
-  ew_stream_t *s;    /* private to view.c */
+  ew_stream_t *s;    /* private to view/ */
   ew__ws_t *ws;      /* the workspace of the operation reading the view */
   ew__ws_mark_t mark; /* where the view's use of ws began */
   bool open;
@@ -495,9 +510,10 @@ typedef struct {
   uint64_t rows;     /* rows the source describes */
   double weight;     /* their total weight (== rows without decay) */
   uint64_t as_of;    /* stream count of the last value read */
-  const double *eig; /* the spectrum once read (view.c's cache; valid until the stream changes) */
+  const double *eig; /* the spectrum once read (view/spectrum.c's cache; valid until the stream
+                        changes) */
   size_t clamped;
-  double floor;      /* what the spectrum treated as zero (its error bound: view.c) */
+  double floor;      /* what the spectrum treated as zero (its error bound: view/spectrum.c) */
   const ew__sketch_t *sk; /* source all of a sketched stream (fd kind): its sketch, else NULL */
 } ew__view_t;
 

@@ -1,6 +1,6 @@
 /* stream.c — one stream: its creation from the kinds its configuration keeps (config.c), the
  * ingest path, merge/reset and the admission model. What metrics read of it (sources, matrices,
- * spectra and their cache) is view.c; the metric definitions are metrics.c.
+ * spectra and their cache) is view/; the metric definitions are metrics/.
  *
  * Ingest is all-or-nothing. Everything that can fail (dimension, dtype, non-finite values,
  * scratch allocation) is checked or reserved before the first byte of state changes; after that

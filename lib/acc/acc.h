@@ -1,6 +1,6 @@
 /* acc.h — the accumulator interface: what a stream keeps of its rows, behind one set of
  * operations, so that the stream (stream.c), the saved state (state.c) and what metrics read
- * (view.c) never branch on a kind's fields.
+ * (view/) never branch on a kind's fields.
  *
  * Kinds: dense moments (every row, exact), decay (dense moments that forget with a half-life in
  * rows), window (the last W rows in a ring with their own exact moments), fd (a Frequent
@@ -56,7 +56,7 @@ typedef struct {
   bool broken;        /* a shrink's eigensolvers failed: nothing can be certified */
 } ew__sketch_t;
 
-/* What a source offers to view.c: its size, and its moments and/or its rows. */
+/* What a source offers to view/: its size, and its moments and/or its rows. */
 enum { EW__WANT_MOMENTS = 1, EW__WANT_ROWS = 2, EW__WANT_FULL = 4 /* with MOMENTS: their lower
                                                                        triangle mirrored too */ };
 typedef struct {

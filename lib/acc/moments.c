@@ -21,7 +21,8 @@
  * slowly with the rows summed. Each batch reports a bound, noise = 2 (1 + sqrt(n/1024)) u tr(G)
  * (about 16 times the largest error measured on collapsed data in f32, where it was visible);
  * the state adds them up (un-merges too: their rounding does not cancel), and queries treat
- * eigenvalues at or below noise/W, or at the eigensolver's own round-off, as zero (view.c).
+ * eigenvalues at or below noise/W, or at the eigensolver's own round-off, as zero
+ * (view/spectrum.c).
  *
  * Only the upper triangle of M2 (column-major) is maintained; the merge loop runs down columns so
  * the compiler vectorises it.

@@ -13,7 +13,7 @@
  *
  * A window of fewer rows than dimensions (cap < d) keeps its rows only: its moments would be a
  * d×d matrix of rank < cap (2 GiB at d = 16384, against 64 MiB of rows for 1024 of them), and
- * every answer comes cheaper from the rows (the N×N Gram, Zᵀ(Zx)/N; view.c). Its view offers no
+ * every answer comes cheaper from the rows (the N×N Gram, Zᵀ(Zx)/N; view/). Its view offers no
  * moments. */
 #include "../ew_internal.h"
 

@@ -1,6 +1,6 @@
 /* view/sketch.c — views of a sketched stream (the fd kind, d > exact_max_dim): the spectrum of
  * the sketch's matrix A_sk (cached per centring), its vectors, top-k as the certified intervals
- * [θ_i, θ_i + δ] and the extreme spectra the certificate allows, from which metrics.c brackets
+ * [θ_i, θ_i + δ] and the extreme spectra the certificate allows, from which metrics/query.c brackets
  * every Schur-monotone metric. */
 #include "view_priv.h"
 

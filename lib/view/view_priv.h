@@ -1,4 +1,5 @@
-/* view/view_priv.h — what view/view.c, view/solve.c and view/sketch.c share and nothing else sees. */
+/* view/view_priv.h — what view/view.c, view/spectrum.c, view/solve.c and view/sketch.c share and
+ * nothing else sees. */
 #ifndef EW_VIEW_PRIV_H
 #define EW_VIEW_PRIV_H
 
@@ -7,6 +8,9 @@
 /* What the accumulator behind src offers (moments and/or rows, per want); asking a window for its
  * moments records the ask. EW_ENOWINDOW when src needs a window the stream lacks. */
 int ew__view_source(ew_stream_t *s, ew_source_t src, int want, ew__src_t *out, ew__ws_t *ws);
+/* The mean of a source's rows (its two segments) in f64 when center, else zeros (what the
+ * uncentred matrix subtracts), into mu[d]. */
+void ew__view_rows_mean(const ew__src_t *sv, size_t d, int center, double *mu);
 /* The rows of a source that keeps them, as f64 (N×d) followed by their mean (d doubles), in ws;
  * centred on it when center. */
 int ew__view_rows_f64(ew_stream_t *s, ew_source_t src, int center, ew__ws_t *ws, double **Xp,

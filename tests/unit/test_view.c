@@ -1,4 +1,4 @@
-/* test_view.c — what metrics read (lib/view.c): for every source (all rows, window, window_cn),
+/* test_view.c — what metrics read (lib/view/): for every source (all rows, window, window_cn),
  * centred and not, each view function agrees with the matrix ew_stream_matrix builds: A·eⱼ is
  * column j, trace = Σ diag = Σ eigenvalues, ‖A‖_F² from the moments = Σ A_ij² = Σ λ², top-k
  * eigenpairs are the spectrum's largest within their residual, and the raw rows are the window's.

@@ -1,7 +1,8 @@
-/* metrics_route.c — how a metric reaches its eigenvalues (metrics.c holds the table and the
- * metric functions): the exact spectrum through the view, the quick route (deflated SLQ with its
- * error bar), and the top route (λ₁…λ_k by block Lanczos, or a sketch's certified intervals,
- * when no spectrum is at hand). */
+/* metrics/route.c — how a metric reaches its eigenvalues (the metric functions are entropy.c,
+ * rank.c, spectrum.c and rows.c; the table naming them is table.c): the exact spectrum through
+ * the view, the quick route (deflated SLQ with its error bar), and the top route (λ₁…λ_k by block
+ * Lanczos, or a sketch's certified intervals, when no spectrum is at hand); and the pieces every
+ * metric shares (a failure's sentence, a scalar answer, the trace checks). */
 #include "metrics_priv.h"
 
 #include <math.h>
@@ -101,7 +102,7 @@ int ew__m_eig_trace(mctx_t *cx, double *tr) {
   return ew__m_check_trace(cx, *tr);
 }
 
-/* ---- the quick route: deflated SLQ (view.c, krylov.c) ---- */
+/* ---- the quick route: deflated SLQ (view/solve.c, linalg/slq.c) ---- */
 
 /* Whether a spectrum-wide metric takes the quick estimate (the query's method; AUTO: no cached
  * spectrum, d at least EW_QUICK_AUTO_DIM, and the exact route a d×d solve). */

@@ -1,9 +1,9 @@
-/* metrics_info.c — what the metric table's typed columns say, as text and as checks: the human
+/* metrics/info.c — what the metric table's typed columns say, as text and as checks: the human
  * strings of a row (its sources, its cost, its answer on a sketch), generated from the columns so
  * that no column is prose, and the one validator of a parameter value against its row
  * (ew_param_check), which the library's dispatcher and the daemon's argument checking share.
- * The table itself and the metric functions are metrics.c's. */
-#include "ew_internal.h"
+ * The table itself is table.c's. */
+#include "../ew_internal.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -1,0 +1,145 @@
+/* metrics/table.c — the metric table.
+ *
+ * Every metric is one row of `metric_table` below: its name, value kind, accepted sources and
+ * defaults, parameters (with defaults and ranges), cost class, one-line doc, and the function that
+ * computes it (entropy.c, rank.c, spectrum.c, rows.c). The dispatcher (query.c), the `metrics`
+ * listing and docs/METRICS.md are all driven by this one table; adding a metric is adding a row
+ * and its function.
+ *
+ * Conventions shared by every row (docs/METRICS.md, "Conventions"): eigenvalues λ are those of the chosen matrix A
+ * (C = M2/W when centred, S = C + μμᵀ when not, ZᵀZ/N for window_cn), clamped at 0 with the
+ * number clamped reported; p = λ / Σλ; natural log; 0·ln 0 = 0. States that cannot define a
+ * metric (no rows; fewer than 2 rows for a centred matrix; zero trace for metrics normalised by
+ * the trace) answer EW_EDEGENERATE with a sentence, never 0 or NaN. */
+#include "metrics_priv.h"
+
+#include <math.h>
+#include <string.h>
+
+#define SRC_ALL EW_SOURCE_BIT(EW_SOURCE_ALL)
+#define SRC_WIN EW_SOURCE_BIT(EW_SOURCE_WINDOW)
+#define SRC_CN EW_SOURCE_BIT(EW_SOURCE_WINDOW_CN)
+#define SRC_EVERY (SRC_ALL | SRC_WIN | SRC_CN)
+
+#define PNUM(nm, def, lo, hi, intg, d)                                                            \
+  {.name = nm, .type = EW_PARAM_NUMBER, .default_value = def, .min = lo, .max = hi,                \
+   .integer = intg, .doc = d}
+
+static const ew_param_info_t P_ALPHA[] = {
+    PNUM("alpha", 2.0, 0.0, INFINITY, 0, "Renyi order; 1 = von Neumann, inf = min-entropy")};
+static const ew_param_info_t P_Q[] = {
+    PNUM("q", 1.0, 0.0, INFINITY, 0, "order of the Vendi score; inf = 1/p_max")};
+static const ew_param_info_t P_EPS[] = {
+    PNUM("eps", 1e-7, 0.0, 1.0, 0, "added to each normalised singular value (RankMe's epsilon)")};
+static const ew_param_info_t P_RCOND[] = {
+    PNUM("rcond", 1e-12, 0.0, 1.0, 0, "eigenvalues at or below rcond*lambda_max are ignored")};
+static const ew_param_info_t P_TOPK[] = {
+    PNUM("k", 8.0, 1.0, 65536.0, 1, "how many eigenvalues"),
+    PNUM("vectors", 0.0, 0.0, 1.0, 1, "1 = also return unit eigenvectors")};
+static const ew_param_info_t P_LIVE[] = {
+    PNUM("k", 64.0, 1.0, 64.0, 1, "how many live vectors (at most the stream's live_k)"),
+    PNUM("vectors", 0.0, 0.0, 1.0, 1, "1 = also return the unit vectors")};
+static const ew_param_info_t P_TRUNC[] = {
+    PNUM("k", 32.0, 1.0, 65536.0, 1, "number of leading eigenvalues summed")};
+
+#define NP(arr) (sizeof(arr) / sizeof(arr[0]))
+/* ROW(name, value kind, sources, default source, default center, needs, cost note, sketch answer,
+ *     merges exactly, method applies, params, function, doc). Every row applies to matrix
+ * streams (the only kind today). */
+#define ROW(nm, vk, srcs, dsrc, dctr, nd, note, sk, mrg, mth, pa, fnp, docs)                      \
+  {{.name = nm, .kind = EW_VALUE_##vk, .kinds = EW_METRIC_KIND_MATRIX, .sources = srcs,           \
+    .def_source = dsrc, .def_center = dctr, .needs = nd, .cost_note = note,                       \
+    .sketch = EW_SK_##sk, .merges_exact = mrg, .method = mth, .params = pa, .nparams = NP_##pa,    \
+    .doc = docs},                                                                                 \
+   fnp}
+#define NP_NULL 0
+#define NP_P_ALPHA NP(P_ALPHA)
+#define NP_P_Q NP(P_Q)
+#define NP_P_EPS NP(P_EPS)
+#define NP_P_RCOND NP(P_RCOND)
+#define NP_P_TOPK NP(P_TOPK)
+#define NP_P_LIVE NP(P_LIVE)
+#define NP_P_TRUNC NP(P_TRUNC)
+#define ALL EW_SOURCE_ALL
+#define EIG EW_NEED_EIGENVALUES
+#define TOP EW_NEED_TOP
+
+static const metric_row_t metric_table[] = {
+    ROW("entropy", SCALAR, SRC_EVERY, ALL, 1, EIG, NULL, BRACKET, 1, 1, NULL, ew__m_entropy,
+        "von Neumann entropy -sum p ln p of p = lambda/sum lambda"),
+    ROW("entropy_normalized", SCALAR, SRC_EVERY, ALL, 1, EIG, NULL, BRACKET, 1, 1, NULL,
+        ew__m_entropy_normalized, "entropy / ln d, in [0, 1]"),
+    ROW("renyi", SCALAR, SRC_EVERY, ALL, 1, EIG, "alpha=2: O(d^2)", BRACKET, 1, 1, P_ALPHA,
+        ew__m_renyi,
+        "Renyi entropy ln(sum p^alpha)/(1-alpha); alpha=1 entropy, alpha=inf -ln p_max"),
+    ROW("vendi", SCALAR, SRC_EVERY, ALL, 1, EIG, "q=2: O(d^2)", BRACKET, 1, 1, P_Q, ew__m_vendi,
+        "Vendi score exp(renyi_q); with normalize=l2 and center=false equals score_dual(X, q)"),
+    ROW("erank", SCALAR, SRC_EVERY, ALL, 1, EIG, NULL, BRACKET, 1, 1, NULL, ew__m_erank,
+        "Roy-Vetterli effective rank exp(entropy)"),
+    ROW("rankme", SCALAR, SRC_ALL | SRC_WIN, ALL, 0, EIG, NULL, REFUSED, 1, 0, P_EPS, ew__m_rankme,
+        "RankMe exp(-sum r ln r), r = sigma/sum sigma + eps over min(n,d) singular values of the "
+        "uncentred rows"),
+    ROW("participation_ratio", SCALAR, SRC_EVERY, ALL, 1, EW_NEED_MATRIX, NULL, BRACKET, 1, 0, NULL,
+        ew__m_participation_ratio, "(tr A)^2 / tr(A^2), no eigensolve"),
+    ROW("stable_rank", SCALAR, SRC_EVERY, ALL, 1, TOP, NULL, INTERVAL, 1, 0, NULL,
+        ew__m_stable_rank, "tr A / lambda_max"),
+    ROW("condition_number", SCALAR, SRC_EVERY, ALL, 1, EIG, NULL, REFUSED, 1, 0, P_RCOND,
+        ew__m_condition_number, "lambda_max / lambda_min over eigenvalues above rcond*lambda_max"),
+    ROW("anisotropy", SCALAR, SRC_EVERY, ALL, 1, TOP, NULL, INTERVAL, 1, 0, NULL, ew__m_anisotropy,
+        "lambda_max / tr A"),
+    ROW("spectral_gap", SCALAR, SRC_EVERY, ALL, 1, TOP, NULL, INTERVAL, 1, 0, NULL,
+        ew__m_spectral_gap, "lambda_1 / lambda_2"),
+    ROW("topk", LIST, SRC_EVERY, ALL, 1, TOP, "block Lanczos above d=512", INTERVAL, 1, 0, P_TOPK,
+        ew__m_topk, "the k largest eigenvalues, descending (optionally with unit eigenvectors)"),
+    {{.name = "live_topk", .kind = EW_VALUE_LIST, .kinds = EW_METRIC_KIND_MATRIX,
+      .sources = SRC_ALL | SRC_WIN, .def_source = ALL, .def_center = 1,
+      .needs = EW_NEED_LIVE | TOP,
+      .cost_own = "5 block Lanczos steps of max(8, k+4) columns (the certificate)",
+      .sketch = EW_SK_CERTIFICATE, .merges_exact = 0, .method = 0, .params = P_LIVE,
+      .nparams = NP(P_LIVE),
+      .doc = "the live estimate's top directions (random-order block power): v'Av per vector, "
+             "error = max_i max(||Av_i - th_i v_i||, |lambda_i - th_i| bracket) / th_i against "
+             "the source"},
+     ew__m_live_topk},
+    ROW("spectrum", LIST, SRC_EVERY, ALL, 1, EIG, NULL, REFUSED, 1, 0, NULL, ew__m_spectrum,
+        "all d eigenvalues, descending"),
+    ROW("trace", SCALAR, SRC_EVERY, ALL, 1, EW_NEED_DIAG, NULL, EXACT, 1, 0, NULL, ew__m_trace,
+        "tr A (total variance when centred)"),
+    ROW("nuclear_norm", SCALAR, SRC_EVERY, ALL, 1, EIG, NULL, BRACKET, 1, 1, NULL,
+        ew__m_nuclear_norm,
+        "sum of singular values of the (preprocessed, centred if center) rows divided by n"),
+    ROW("mnn", SCALAR, SRC_EVERY, ALL, 1, EW_NEED_DIAG, NULL, EXACT, 1, 0, NULL, ew__m_mnn,
+        "Matrix Nuclear-Norm L1,2 approximation: top min(n,d) column norms summed, over n"),
+    ROW("entropy_truncated", SCALAR, SRC_EVERY, ALL, 1, EIG, NULL, REFUSED, 1, 0, P_TRUNC,
+        ew__m_entropy_truncated, "UNComp truncated entropy -sum_{i<=k} p_i ln p_i / ln d"),
+    ROW("diff_erank", SCALAR, SRC_CN, EW_SOURCE_WINDOW_CN, 0, EW_NEED_ROWS | EIG, NULL, EXACT, 0,
+        0, NULL, ew__m_erank,
+        "Diff-eRank's erank: window rows centred, L2-normalised, exp(entropy of Z'Z/N)"),
+    ROW("mnn_exact", SCALAR, SRC_CN, EW_SOURCE_WINDOW_CN, 0, EW_NEED_ROWS, NULL, EXACT, 0, 0, NULL,
+        ew__m_mnn, "Matrix Nuclear-Norm / N with Diff-eRank preprocessing, exact on the window"),
+    ROW("l2_std", SCALAR, SRC_WIN, EW_SOURCE_WINDOW, 0, EW_NEED_ROWS, NULL, EXACT, 0, 0, NULL,
+        ew__m_l2_std,
+        "mean over dimensions of the std (ddof=1) of L2-normalised window rows; 0 = collapsed"),
+};
+
+#define N_METRICS (sizeof metric_table / sizeof metric_table[0])
+
+EW_EXPORT size_t ew_metric_count(void) { return N_METRICS; }
+
+EW_EXPORT const ew_metric_info_t *ew_metric_info(size_t i) {
+  return i < N_METRICS ? &metric_table[i].info : NULL;
+}
+
+const metric_row_t *ew__m_find_row(const char *name) {
+  if (!name)
+    return NULL;
+  for (size_t i = 0; i < N_METRICS; i++)
+    if (strcmp(metric_table[i].info.name, name) == 0)
+      return &metric_table[i];
+  return NULL;
+}
+
+EW_EXPORT const ew_metric_info_t *ew_metric_find(const char *name) {
+  const metric_row_t *r = ew__m_find_row(name);
+  return r ? &r->info : NULL;
+}

@@ -8,9 +8,7 @@
 #ifndef EWD_NET_H
 #define EWD_NET_H
 
-#include "core/ewd.h"
-
-typedef struct ewd_conn ewd_conn_t;
+#include "core/conn.h"
 
 typedef struct {
   const char *name;
@@ -136,7 +134,14 @@ void ewd_conn_closed(ewd_conn_t *c);
 /* True while the connection has work or unsent output (a stop waits for it). */
 bool ewd_conn_busy(const ewd_conn_t *c);
 
+/* ---- hooks.c ---- */
+/* What the rooms below net/ reach a connection through (core/conn.h); ewd_net_init installs it
+ * as srv->conn_hooks. */
+extern const ewd_conn_hooks_t ewd_net_hooks;
+
 /* ---- listen.c ---- */
+/* Makes srv->net (no connections or listeners yet), starts its sweep timer (timeouts, idle
+ * buffers) and installs ewd_net_hooks (conn.c). Returns 0, or -1 when out of memory. */
 int ewd_net_init(ewd_server_t *srv);
 /* Listens on unix:PATH or tcp:HOST:PORT. Returns 0 or -1 (logged). A non-loopback TCP address
  * without an auth token is refused (logged with the reason). */

@@ -1,0 +1,16 @@
+/* hooks.c — what net/ does for the rooms below it (core/conn.h): they hold an opaque connection
+ * and reach it only through ewd_net_hooks, which ewd_net_init installs as srv->conn_hooks. */
+#include "net/net.h"
+
+/* A job that names c finishes: its bytes no longer count against c's high water. Returns
+ * whether it was a pipelined ingest (not the request c waits on). */
+static bool job_leaving(ewd_conn_t *c, const ewd_job_t *j) {
+  c->queued_bytes -= j->bytes;
+  return c->job != j;
+}
+
+const ewd_conn_hooks_t ewd_net_hooks = {
+    .hold = ewd_rpc_hold,
+    .leaving = job_leaving,
+    .done = ewd_rpc_job_done,
+};

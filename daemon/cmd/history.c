@@ -34,7 +34,9 @@ static void values_of(const ewd_hseries_t *s, ewp_value_t *at) {
   }
 }
 
-void ewd_hread_answer(ewd_hread_t *rd) {
+/* A read's answer (rd->answer), on the loop once the I/O thread has read it: replies (the series
+ * or the read's refusal), releases the request's hold on its connection and frees rd. */
+static void hread_answer(ewd_hread_t *rd) {
   ewd_conn_t *conn = rd->conn;
   if (rd->rc) {
     ewd_rpc_error(rd->srv, conn, rd->msgid, rd->notify, rd->rc, "%s", rd->message);
@@ -159,6 +161,7 @@ void ewd_cmd_history(ewd_call_t *call) {
   rd->max_points = EWP_HAS(r, EWP_HISTORY_max_points) ? (size_t)r->max_points : 2000;
   rd->agg = EWP_HAS(r, EWP_HISTORY_agg) ? (ewd_agg_t)r->agg : EWD_AGG_LAST;
   rd->srv = srv;
+  rd->answer = hread_answer;
   rd->json = call->conn && call->conn->proto->json;
   rd->max_bytes = (size_t)srv->cfg.max_answer_bytes;
   rd->budget = (size_t)srv->cfg.answer_budget;

@@ -304,7 +304,7 @@ static void on_async(uv_async_t *a) {
   pthread_mutex_unlock(&h->mu);
   for (hop_t *op = ops, *next; op; op = next) {
     next = op->next;
-    ewd_hread_answer(op->rd);
+    op->rd->answer(op->rd);
     free(op);
   }
 }

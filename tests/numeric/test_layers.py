@@ -32,7 +32,6 @@ UPWARD = {
     ("core/stats.c", "net/net.h"): "stats reads the connections' counters",
     ("core/stats.c", "store/history.h"): "stats reads history's queue",
     ("run/subs.c", "cmd/cmd.h"): "notifications are written to subscribers' connections",
-    ("store/history.h", "net/net.h"): "a history read holds the connection it answers",
 }
 
 

@@ -14,6 +14,8 @@ typedef struct ewd_conn_hooks {
   void (*hold)(ewd_conn_t *c, ewd_job_t *job, bool pipelined);
   bool (*leaving)(ewd_conn_t *c, const ewd_job_t *job);
   void (*done)(ewd_conn_t *c, bool pipelined);
+  /* The connections' gauges into srv->stat: connections, recv_held_bytes (stats.c). */
+  void (*gauges)(ewd_server_t *srv);
 } ewd_conn_hooks_t;
 
 #endif

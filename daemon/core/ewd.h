@@ -610,6 +610,7 @@ typedef struct ewd_server {
   ewd_net_t *net;        /* listeners and connections (net/) */
   ewd_persist_t *persist; /* snapshots (persist.c) */
   ewd_history_t *history; /* history.db (history.c) */
+  void (*history_stats)(struct ewd_server *srv); /* its counters into stat (ewd_history_open) */
   uv_timer_t eval_timer;  /* every_s evaluations (eval.c) and stale alerts (alerts.c) */
   ewd_subs_t *subs;       /* subscriptions (alerts.c) */
   uint64_t stat[EWD_STAT_COUNT];

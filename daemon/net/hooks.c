@@ -9,8 +9,14 @@ static bool job_leaving(ewd_conn_t *c, const ewd_job_t *j) {
   return c->job != j;
 }
 
+static void gauges(ewd_server_t *srv) {
+  srv->stat[EWD_STAT_connections] = srv->net ? srv->net->nconns : 0;
+  srv->stat[EWD_STAT_recv_held_bytes] = srv->net ? srv->net->recv_held : 0;
+}
+
 const ewd_conn_hooks_t ewd_net_hooks = {
     .hold = ewd_rpc_hold,
     .leaving = job_leaving,
     .done = ewd_rpc_job_done,
+    .gauges = gauges,
 };

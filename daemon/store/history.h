@@ -76,7 +76,5 @@ int ewd_history_read(ewd_server_t *srv, ewd_hread_t *rd);
 void ewd_hread_run(sqlite3 *db, sqlite3_stmt *series, sqlite3_stmt *points, ewd_hread_t *rd);
 /* Frees what a read holds (its hold job too) and its reservation of answer_budget, and rd. */
 void ewd_hread_free(ewd_hread_t *rd);
-/* Copies the I/O thread's counters into srv->stat (stats refresh). */
-void ewd_history_stats(ewd_server_t *srv);
 
 #endif

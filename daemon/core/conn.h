@@ -16,6 +16,14 @@ typedef struct ewd_conn_hooks {
   void (*done)(ewd_conn_t *c, bool pipelined);
   /* The connections' gauges into srv->stat: connections, recv_held_bytes (stats.c). */
   void (*gauges)(ewd_server_t *srv);
+  /* Subscriptions (run/subs.c): a reference that keeps c's memory valid after it closes (ref,
+   * unref: the last frees it), whether c is closing (its subscriptions are then removed), and
+   * a notification [2, method, [v]] written to c (nothing when closing; c is closed instead
+   * when its unsent output is past conn_out_cap). */
+  void (*ref)(ewd_conn_t *c);
+  void (*unref)(ewd_conn_t *c);
+  bool (*closing)(const ewd_conn_t *c);
+  void (*notify)(ewd_conn_t *c, const char *method, const ewp_value_t *v);
 } ewd_conn_hooks_t;
 
 #endif

@@ -14,9 +14,15 @@ static void gauges(ewd_server_t *srv) {
   srv->stat[EWD_STAT_recv_held_bytes] = srv->net ? srv->net->recv_held : 0;
 }
 
+static bool closing(const ewd_conn_t *c) { return c->closing; }
+
 const ewd_conn_hooks_t ewd_net_hooks = {
     .hold = ewd_rpc_hold,
     .leaving = job_leaving,
     .done = ewd_rpc_job_done,
     .gauges = gauges,
+    .ref = ewd_conn_ref,
+    .unref = ewd_conn_unref,
+    .closing = closing,
+    .notify = ewd_rpc_notify,
 };

@@ -200,6 +200,10 @@ int ewd_rpc_code(ewp_code_t c);
 void ewd_rpc_result(ewd_conn_t *c, uint32_t msgid, bool notify, const ewp_value_t *result);
 void ewd_rpc_error(ewd_server_t *srv, ewd_conn_t *c, uint32_t msgid, bool notify, int code,
                    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* Sends the notification [2, method, [v]] (a subscription's: run/subs.c, through conn_hooks);
+ * nothing when c is closing. A connection whose output memory is past conn_out_cap is closed
+ * instead (counted and logged: a subscriber that does not read). */
+void ewd_rpc_notify(ewd_conn_t *c, const char *method, const ewp_value_t *v);
 /* A job now holds the connection: a request's job (replies wait), or one pipelined ingest. */
 void ewd_rpc_hold(ewd_conn_t *c, ewd_job_t *job, bool pipelined);
 /* That job finished: releases its hold, handles further messages, drops its reference. */

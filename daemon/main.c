@@ -384,7 +384,7 @@ int main(int argc, char **argv) {
   if (ewd_net_init(srv) != 0)
     return 1;
   bool sd_rpc, sd_http; /* sockets passed by systemd replace the configured addresses */
-  if (ewd_sd_listeners(srv, &sd_rpc, &sd_http) != 0)
+  if (ewd_sd_listeners(srv, ewd_net_adopt, &sd_rpc, &sd_http) != 0)
     return 1;
   for (int i = 0; !sd_rpc && i < cfg->listen.n; i++)
     if (ewd_net_listen(srv, cfg->listen.v[i]) != 0)

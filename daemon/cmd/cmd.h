@@ -1,11 +1,13 @@
 /* cmd.h — the handlers, by job (streams.c, ingest.c, query.c, state.c, daemon.c), and what they
  * share (dispatch.c): the method table's handlers, replies, stream lookup, and jobs. A handler
  * gets a decoded, checked request (proto/), answers at once from loop-side state or hands its
- * stream a job and answers when the job completes. A rejected request changes nothing. */
+ * stream a job and answers when the job completes. A rejected request changes nothing. The
+ * request's connection is net/'s: a handler answers and reads it through srv->conn_hooks
+ * (core/conn.h). */
 #ifndef EWD_CMD_H
 #define EWD_CMD_H
 
-#include "net/net.h"
+#include "core/conn.h"
 
 /* One call: the server, the connection it came on, and its decoded request (borrowed: valid
  * only during the handler; copy what a job keeps). */
@@ -44,9 +46,18 @@ void ewd_cmd_alerts(ewd_call_t *call);
 
 
 /* ---- shared (dispatch.c) ---- */
+/* Answers the call with a result (borrowed), or refuses it with code and a sentence (at most
+ * 511 bytes kept); nothing is sent for a notification or a closing connection. */
 void ewd_reply(ewd_call_t *call, const ewp_value_t *result);
 void ewd_fail(ewd_call_t *call, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The same for a request answered later (its call gone: a job's, a read's, a round's), by its
+ * connection (NULL: nobody waits), msgid and notify flag, through srv->conn_hooks. A refusal is
+ * counted by code even when nothing is sent. */
+void ewd_answer(ewd_server_t *srv, ewd_conn_t *c, uint32_t msgid, bool notify,
+                const ewp_value_t *result);
+void ewd_refuse(ewd_server_t *srv, ewd_conn_t *c, uint32_t msgid, bool notify, int code,
+                const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* The visible stream named `name`, or NULL after answering NO_SUCH_STREAM. */
 ewd_stream_t *ewd_cmd_stream(ewd_call_t *call, ewd_key_t key);
 /* A job for `st` answering `call` (or nobody when call is NULL): core's ewd_job_make with the

@@ -140,14 +140,14 @@ void ewd_cmd_auth(ewd_call_t *call) {
   if (!token_equal(tok->p, tok->n, srv->token, srv->token_len)) {
     srv->stat[EWD_STAT_auth_failures]++;
     ewd_log(EWD_LOG_WARN, "auth failed, closing connection", "conn=%llu",
-            (unsigned long long)c->id);
+            (unsigned long long)srv->conn_hooks->id(c));
     ewd_fail(call, EW_EAUTH, "wrong token; the connection will be closed");
-    c->eof = true; /* close once the reply is out */
-    atomic_store(&c->gone, true);
+    srv->conn_hooks->hang_up(c); /* close once the reply is out */
     return;
   }
-  c->authed = true;
-  ewp_kv_t kv[] = {{"authenticated", ewp_vbool(true)}, {"required", ewp_vbool(c->tcp)}};
+  srv->conn_hooks->authed(c);
+  ewp_kv_t kv[] = {{"authenticated", ewp_vbool(true)},
+                   {"required", ewp_vbool(srv->conn_hooks->tcp(c))}};
   ewp_value_t v = ewp_vmap(kv, 2);
   ewd_reply(call, &v);
 }

@@ -33,8 +33,23 @@ void ewd_cmd_dispatch(ewd_call_t *call) {
   h(call);
 }
 
+void ewd_answer(ewd_server_t *srv, ewd_conn_t *c, uint32_t msgid, bool notify,
+                const ewp_value_t *result) {
+  srv->conn_hooks->result(c, msgid, notify, result);
+}
+
+void ewd_refuse(ewd_server_t *srv, ewd_conn_t *c, uint32_t msgid, bool notify, int code,
+                const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  srv->conn_hooks->error(srv, c, msgid, notify, code, msg);
+}
+
 void ewd_reply(ewd_call_t *call, const ewp_value_t *result) {
-  ewd_rpc_result(call->conn, call->req->msgid, call->req->kind == EWP_KIND_NOTIFY, result);
+  ewd_answer(call->srv, call->conn, call->req->msgid, call->req->kind == EWP_KIND_NOTIFY, result);
 }
 
 void ewd_fail(ewd_call_t *call, int code, const char *fmt, ...) {
@@ -43,8 +58,8 @@ void ewd_fail(ewd_call_t *call, int code, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  ewd_rpc_error(call->srv, call->conn, call->req->msgid, call->req->kind == EWP_KIND_NOTIFY, code,
-                "%s", msg);
+  call->srv->conn_hooks->error(call->srv, call->conn, call->req->msgid,
+                               call->req->kind == EWP_KIND_NOTIFY, code, msg);
 }
 
 ewd_stream_t *ewd_cmd_stream(ewd_call_t *call, ewd_key_t key) {
@@ -64,7 +79,7 @@ ewd_job_t *ewd_job_new(ewd_server_t *srv, ewd_call_t *call, ewd_stream_t *st, ew
   ewd_job_t *j = ewd_job_make(srv, st, kind, done);
   if (j && call && call->conn) {
     j->conn = call->conn;
-    j->gone = &call->conn->gone;
+    j->gone = srv->conn_hooks->gone(call->conn);
   }
   if (j && call) {
     j->msgid = call->req->msgid;
@@ -75,11 +90,11 @@ ewd_job_t *ewd_job_new(ewd_server_t *srv, ewd_call_t *call, ewd_stream_t *st, ew
 
 void ewd_job_reply(ewd_job_t *job, const ewp_value_t *result) {
   if (job->conn && !job->skipped)
-    ewd_rpc_result(job->conn, job->msgid, job->notify, result);
+    ewd_answer(job->srv, job->conn, job->msgid, job->notify, result);
 }
 
 void ewd_job_fail(ewd_job_t *job, int code, const char *message) {
-  ewd_rpc_error(job->srv, job->conn, job->msgid, job->notify, code, "%s", message);
+  ewd_refuse(job->srv, job->conn, job->msgid, job->notify, code, "%s", message);
 }
 
 /* One configuration field's value as info shows it: by its type (EW_CONFIG_MAP's TYPE column). */

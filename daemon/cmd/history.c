@@ -34,10 +34,12 @@ static void values_of(const ewd_hseries_t *s, ewp_value_t *at) {
   }
 }
 
-void ewd_hread_answer(ewd_hread_t *rd) {
+/* A read's answer (rd->answer), on the loop once the I/O thread has read it: replies (the series
+ * or the read's refusal), releases the request's hold on its connection and frees rd. */
+static void hread_answer(ewd_hread_t *rd) {
   ewd_conn_t *conn = rd->conn;
   if (rd->rc) {
-    ewd_rpc_error(rd->srv, conn, rd->msgid, rd->notify, rd->rc, "%s", rd->message);
+    ewd_refuse(rd->srv, conn, rd->msgid, rd->notify, rd->rc, "%s", rd->message);
   } else {
     size_t total = 0;
     for (size_t i = 0; i < rd->nseries; i++)
@@ -46,8 +48,8 @@ void ewd_hread_answer(ewd_hread_t *rd) {
     ewp_value_t *items = malloc((rd->nseries ? rd->nseries : 1) * sizeof *items);
     ewp_value_t *vals = malloc((total ? total : 1) * NVAL * sizeof *vals);
     if (!kv || !items || !vals) {
-      ewd_rpc_error(rd->srv, conn, rd->msgid, rd->notify, EW_ENOMEM,
-                    "out of memory packing %zu history points", total);
+      ewd_refuse(rd->srv, conn, rd->msgid, rd->notify, EW_ENOMEM,
+                 "out of memory packing %zu history points", total);
     } else {
       ewp_value_t *at = vals;
       for (size_t i = 0; i < rd->nseries; i++) {
@@ -74,13 +76,13 @@ void ewd_hread_answer(ewd_hread_t *rd) {
       }
       ewp_kv_t top[] = {{"series", ewp_varray(items, rd->nseries)}};
       ewp_value_t v = ewp_vmap(top, 1);
-      ewd_rpc_result(conn, rd->msgid, rd->notify, &v);
+      ewd_answer(rd->srv, conn, rd->msgid, rd->notify, &v);
     }
     free(kv);
     free(items);
     free(vals);
   }
-  ewd_rpc_job_done(conn, false);
+  rd->srv->conn_hooks->done(conn, false);
   ewd_hread_free(rd);
 }
 
@@ -159,7 +161,8 @@ void ewd_cmd_history(ewd_call_t *call) {
   rd->max_points = EWP_HAS(r, EWP_HISTORY_max_points) ? (size_t)r->max_points : 2000;
   rd->agg = EWP_HAS(r, EWP_HISTORY_agg) ? (ewd_agg_t)r->agg : EWD_AGG_LAST;
   rd->srv = srv;
-  rd->json = call->conn && call->conn->proto->json;
+  rd->answer = hread_answer;
+  rd->json = call->conn && srv->conn_hooks->json(call->conn);
   rd->max_bytes = (size_t)srv->cfg.max_answer_bytes;
   rd->budget = (size_t)srv->cfg.answer_budget;
   rd->conn = call->conn;
@@ -175,10 +178,10 @@ void ewd_cmd_history(ewd_call_t *call) {
     ewd_fail(call, EW_EIO, "this server keeps no history");
     return;
   }
-  ewd_rpc_hold(call->conn, rd->hold, false);
+  srv->conn_hooks->hold(call->conn, rd->hold, false);
   if (ewd_history_read(srv, rd) != 0) {
-    ewd_rpc_error(srv, call->conn, rd->msgid, rd->notify, EW_ENOMEM, "out of memory");
-    ewd_rpc_job_done(call->conn, false);
+    ewd_refuse(srv, call->conn, rd->msgid, rd->notify, EW_ENOMEM, "out of memory");
+    srv->conn_hooks->done(call->conn, false);
     ewd_hread_free(rd);
   }
 }

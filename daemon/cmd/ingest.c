@@ -240,8 +240,7 @@ void ewd_cmd_ingest(ewd_call_t *call) {
     if (!stepped) /* the rows reach the state in queue order: a snapshot after this has them */
       p->applied_seq = r->seq, p->has_applied = true;
   }
-  st->queued_bytes += bytes;
-  call->conn->queued_bytes += bytes;
+  st->queued_bytes += bytes; /* and the connection's, as the job holds it (conn_hooks) */
   bool pipelined = call->req->kind == EWP_KIND_NOTIFY;
   ewd_job_submit(srv, j, pipelined);
 }

@@ -33,7 +33,7 @@ static void reply_query(ewd_server_t *srv, ewd_conn_t *conn, uint32_t msgid, boo
     free(mkv);
     free(names);
     free(br);
-    ewd_rpc_error(srv, conn, msgid, notify, EW_ENOMEM, "out of memory packing the answer");
+    ewd_refuse(srv, conn, msgid, notify, EW_ENOMEM, "out of memory packing the answer");
     return;
   }
   uint64_t as_of = UINT64_MAX;
@@ -60,7 +60,7 @@ static void reply_query(ewd_server_t *srv, ewd_conn_t *conn, uint32_t msgid, boo
                    {"elapsed_ms", ewp_vf64(elapsed_ms)}, {"cached", ewp_vbool(cached)},
                    {"metrics", ewp_vmap(mkv, 4 * nm)}};
   ewp_value_t v = ewp_vmap(kv, 7);
-  ewd_rpc_result(conn, msgid, notify, &v);
+  ewd_answer(srv, conn, msgid, notify, &v);
   free(mkv);
   free(names);
   free(br);

@@ -22,17 +22,17 @@ typedef struct {
 static void snapshot_done(void *arg, const ewd_round_t *r) {
   snap_wait_t *w = arg;
   if (r->failed) {
-    ewd_rpc_error(w->srv, w->conn, w->msgid, w->notify, EW_EIO,
-                  "%zu of %zu snapshots were not written (logged); the first: %s", r->failed,
-                  r->failed + r->written, r->first_error);
+    ewd_refuse(w->srv, w->conn, w->msgid, w->notify, EW_EIO,
+               "%zu of %zu snapshots were not written (logged); the first: %s", r->failed,
+               r->failed + r->written, r->first_error);
   } else {
     ewp_kv_t kv[] = {{"streams", ewp_vu64(r->written)},
                      {"bytes", ewp_vu64(r->bytes)},
                      {"seconds", ewp_vf64(r->seconds)}};
     ewp_value_t v = ewp_vmap(kv, 3);
-    ewd_rpc_result(w->conn, w->msgid, w->notify, &v);
+    ewd_answer(w->srv, w->conn, w->msgid, w->notify, &v);
   }
-  ewd_rpc_job_done(w->conn, false);
+  w->srv->conn_hooks->done(w->conn, false);
   free(w->hold);
   free(w);
 }
@@ -52,7 +52,7 @@ void ewd_cmd_snapshot(ewd_call_t *call) {
   }
   *w = (snap_wait_t){call->srv, call->conn, hold, call->req->msgid,
                      call->req->kind == EWP_KIND_NOTIFY};
-  ewd_rpc_hold(call->conn, hold, false);
+  call->srv->conn_hooks->hold(call->conn, hold, false);
   ewd_persist_round(call->srv, snapshot_done, w);
 }
 
@@ -270,7 +270,6 @@ void ewd_cmd_merge(ewd_call_t *call) {
   for (uint32_t i = 0; i < st->nstep_rows; i++)
     j->ring[j->nring++] = st->step_rows[(st->step_rows_at + st->window_steps - st->nstep_rows + i) %
                                         st->window_steps];
-  st->queued_bytes += j->bytes;
-  call->conn->queued_bytes += j->bytes;
+  st->queued_bytes += j->bytes; /* and the connection's, as the job holds it (conn_hooks) */
   ewd_job_submit(srv, j, false);
 }

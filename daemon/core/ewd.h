@@ -14,7 +14,8 @@
  *   core/          this header; config (limits_table.h), stats (selfstats.h), log, registry
  *                  (named streams, admission, result caches), pool (math threads, per-stream
  *                  queues), jobs (the job lifecycle), params (a metric request's parameters and
- *                  cache key), errors_table.h, sd (systemd, main's alone)
+ *                  cache key), conn.h (a connection's hooks, which net/ fills in),
+ *                  errors_table.h, sd (systemd, main's alone)
  * Each struct has one owner, named at its definition; nothing is global but the log level. */
 #ifndef EWD_H
 #define EWD_H
@@ -252,7 +253,7 @@ typedef struct {
 typedef enum { EWD_JOB_READY = 0, EWD_JOB_NEEDS_PREPARE, EWD_JOB_PREPARING } ewd_job_state_t;
 
 struct ewd_server;
-struct ewd_conn;
+typedef struct ewd_conn ewd_conn_t; /* net/'s; opaque below it (core/conn.h: its hooks) */
 
 /* A unit of work for one stream. Built on the loop, handed to the pool (then a math thread owns
  * its inputs and outputs until it comes back), finished on the loop by done(). */
@@ -264,7 +265,7 @@ struct ewd_job {
   ewd_job_kind_t kind;
   struct ewd_server *srv;
   ewd_stream_t *st;
-  struct ewd_conn *conn;   /* NULL when nobody waits for the answer */
+  ewd_conn_t *conn;        /* NULL when nobody waits for the answer */
   const atomic_bool *gone; /* the connection's "peer gone" flag (answer-only jobs skip) */
   uint32_t msgid;
   bool notify;
@@ -525,7 +526,6 @@ void ewd_history_forget(struct ewd_server *srv, const ewd_stream_t *st);
 void ewd_history_close(struct ewd_server *srv);
 
 /* ---- alerts.c, subs.c (owner: the loop) ---- */
-struct ewd_conn;
 typedef struct ewd_subs ewd_subs_t;
 /* True when st evaluates the series `series` (its eval list, or the defaults). */
 bool ewd_eval_has(const ewd_stream_t *st, const char *series);
@@ -573,10 +573,10 @@ bool ewd_alerts_load(ewd_stream_t *st, const char *b, size_t n);
 /* A subscription of connection c. Its `metrics` are series names: each must be a metric of the
  * table or a series of a stream the subscription matches now. Returns 0 with *id, or
  * EW_EUNKMETRIC / EW_ELIMIT / EW_ENOMEM with a sentence. */
-int ewd_subs_add(struct ewd_server *srv, struct ewd_conn *c, const ewp_subscribe_req_t *r,
+int ewd_subs_add(struct ewd_server *srv, ewd_conn_t *c, const ewp_subscribe_req_t *r,
                  uint64_t *id, char *msg, size_t cap);
 /* Removes c's subscription id. Returns false when c has none by that id. */
-bool ewd_subs_remove(struct ewd_server *srv, struct ewd_conn *c, uint64_t id);
+bool ewd_subs_remove(struct ewd_server *srv, ewd_conn_t *c, uint64_t id);
 size_t ewd_subs_count(struct ewd_server *srv);
 void ewd_subs_free(struct ewd_server *srv);
 
@@ -618,19 +618,10 @@ void ewd_solve_observed(struct ewd_server *srv, size_t d, double seconds);
 /* What a fresh exact solve on a stream of dimension d is expected to take, in seconds. */
 double ewd_solve_estimate(const struct ewd_server *srv, size_t d);
 
-/* What a job needs of the connection it answers, installed by net/ (ewd_conn_new) so that core
- * calls no room above it: hold it while the job is queued (pipelined: an ingest counted in
- * flight), let go of the job's bytes as it finishes (returns whether it was pipelined), and
- * release the hold after the job is freed. */
-typedef struct {
-  void (*hold)(struct ewd_conn *c, ewd_job_t *job, bool pipelined);
-  bool (*leaving)(struct ewd_conn *c, const ewd_job_t *job);
-  void (*done)(struct ewd_conn *c, bool pipelined);
-} ewd_conn_hooks_t;
-
 typedef struct ewd_server {
   uv_loop_t *loop;
-  const ewd_conn_hooks_t *conn_hooks; /* set by net/ with its first connection */
+  const struct ewd_conn_hooks *conn_hooks; /* what net/ does for the rooms below it: set by
+                                              ewd_net_init (core/conn.h) */
   double solve_rate;     /* seconds per d³ of the slowest recent query (ewd_solve_observed) */
   ewd_config_t cfg;      /* the running configuration (limits_table.h) */
   ew_skim_limits_t skim; /* derived from cfg */
@@ -639,6 +630,7 @@ typedef struct ewd_server {
   ewd_net_t *net;        /* listeners and connections (net/) */
   ewd_persist_t *persist; /* snapshots (persist.c) */
   ewd_history_t *history; /* history.db (history.c) */
+  void (*history_stats)(struct ewd_server *srv); /* its counters into stat (ewd_history_open) */
   uv_timer_t eval_timer;  /* every_s evaluations (eval.c) and stale alerts (alerts.c) */
   ewd_subs_t *subs;       /* subscriptions (alerts.c) */
   uint64_t stat[EWD_STAT_COUNT];

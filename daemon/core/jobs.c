@@ -1,9 +1,9 @@
 /* jobs.c — the job lifecycle (owner: the loop thread): a job is made for a stream, submitted to
  * its queue (the pool runs its math), and finished after its done() has answered. A job that
  * answers a connection holds it meanwhile; what holding means belongs to the connection's room,
- * reached through the server's conn_hooks (net/ installs them when it makes a connection), so
- * core calls no room above it. */
-#include "core/ewd.h"
+ * reached through the server's conn_hooks (core/conn.h; net/ installs them at start), so core
+ * calls no room above it. */
+#include "core/conn.h"
 
 #include <stdlib.h>
 

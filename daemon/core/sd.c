@@ -9,10 +9,10 @@
  * restarts the daemon; it keeps pinging through the drain.
  *
  * Socket activation (sd_listen_fds_with_names): sockets named `http` (FileDescriptorName=http)
- * serve HTTP, every other one msgpack-RPC. Inherited RPC sockets replace the configured
- * `listen` addresses, an inherited HTTP socket the `http` address. */
+ * serve HTTP, every other one msgpack-RPC, each handed to the adopt callback main passes (net/'s
+ * ewd_net_adopt). Inherited RPC sockets replace the configured `listen` addresses, an inherited
+ * HTTP socket the `http` address. */
 #include "core/sd.h"
-#include "net/net.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +23,7 @@
 static uv_timer_t watchdog;
 static bool watchdog_on;
 
-int ewd_sd_listeners(ewd_server_t *srv, bool *rpc, bool *http) {
+int ewd_sd_listeners(ewd_server_t *srv, ewd_sd_adopt_fn adopt, bool *rpc, bool *http) {
   *rpc = *http = false;
   char **names = NULL;
   int n = sd_listen_fds_with_names(1, &names);
@@ -36,7 +36,7 @@ int ewd_sd_listeners(ewd_server_t *srv, bool *rpc, bool *http) {
   for (int i = 0; i < n; i++) {
     int fd = SD_LISTEN_FDS_START + i;
     bool is_http = names && names[i] && !strcmp(names[i], "http");
-    if (ewd_net_adopt(srv, fd, is_http) != 0)
+    if (adopt(srv, fd, is_http) != 0)
       rc = -1;
     *(is_http ? http : rpc) = true;
   }

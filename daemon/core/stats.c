@@ -1,8 +1,8 @@
-/* stats.c — the self-stat table's rows and its gauges, read from the live state when asked.
- * Also the server's small shared duties: error counts and giving freed heap back. */
-#include "core/ewd.h"
-#include "store/history.h"
-#include "net/net.h"
+/* stats.c — the self-stat table's rows and its gauges, read from the live state when asked
+ * (those of the connections and the history through the slots their rooms set: conn_hooks,
+ * history_stats). Also the server's small shared duties: error counts and giving freed heap
+ * back. */
+#include "core/conn.h"
 
 #include <malloc.h>
 
@@ -15,7 +15,10 @@ const ewd_stat_info_t ewd_stat_table[EWD_STAT_COUNT] = {
 };
 
 void ewd_stats_refresh(ewd_server_t *srv) {
-  srv->stat[EWD_STAT_connections] = srv->net ? srv->net->nconns : 0;
+  if (srv->conn_hooks) /* net/'s: connections, recv_held_bytes */
+    srv->conn_hooks->gauges(srv);
+  else
+    srv->stat[EWD_STAT_connections] = srv->stat[EWD_STAT_recv_held_bytes] = 0;
   srv->stat[EWD_STAT_streams] = srv->reg.n;
   srv->stat[EWD_STAT_memory_bytes] = ewd_registry_memory(&srv->reg);
   srv->stat[EWD_STAT_admitted_bytes] = ewd_registry_admitted(&srv->reg, &srv->cfg);
@@ -24,13 +27,13 @@ void ewd_stats_refresh(ewd_server_t *srv) {
   for (size_t i = 0; i < srv->reg.n; i++)
     qb += srv->reg.items[i]->queued_bytes;
   srv->stat[EWD_STAT_queue_bytes] = qb;
-  srv->stat[EWD_STAT_recv_held_bytes] = srv->net ? srv->net->recv_held : 0;
   srv->stat[EWD_STAT_out_held_bytes] =
       atomic_load_explicit(&srv->out_held, memory_order_relaxed);
   srv->stat[EWD_STAT_staged_bytes] = srv->reg.staged_bytes;
   srv->stat[EWD_STAT_eval_bytes] = srv->reg.eval_bytes;
   srv->stat[EWD_STAT_subscriptions] = ewd_subs_count(srv);
-  ewd_history_stats(srv);
+  if (srv->history_stats)
+    srv->history_stats(srv);
 }
 
 _Static_assert(EW__ERR_END - EW__ERR_BASE <= sizeof ((ewd_server_t *)0)->errors / sizeof(uint64_t),

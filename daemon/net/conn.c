@@ -27,18 +27,10 @@
 #define READ_CHUNK ((size_t)64 * 1024)
 #define SWEEP_MS 100
 
-static bool job_leaving(ewd_conn_t *c, const ewd_job_t *j) {
-  c->queued_bytes -= j->bytes;
-  return c->job != j;
-}
-
-static const ewd_conn_hooks_t conn_hooks = {ewd_rpc_hold, job_leaving, ewd_rpc_job_done};
-
 ewd_conn_t *ewd_conn_new(ewd_server_t *srv, const ewd_io_vt_t *io, const ewd_proto_vt_t *proto) {
   ewd_conn_t *c = calloc(1, sizeof *c);
   if (!c)
     return NULL;
-  srv->conn_hooks = &conn_hooks; /* what core's jobs need of a connection */
   ewd_net_t *net = srv->net;
   c->srv = srv;
   c->io = io;
@@ -534,6 +526,7 @@ int ewd_net_init(ewd_server_t *srv) {
   srv->net->sweep.data = srv;
   uv_timer_start(&srv->net->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
   uv_unref((uv_handle_t *)&srv->net->sweep);
+  srv->conn_hooks = &ewd_net_hooks; /* what the rooms below reach a connection through */
   return 0;
 }
 

@@ -8,9 +8,7 @@
 #ifndef EWD_NET_H
 #define EWD_NET_H
 
-#include "core/ewd.h"
-
-typedef struct ewd_conn ewd_conn_t;
+#include "core/conn.h"
 
 typedef struct {
   const char *name;
@@ -136,7 +134,14 @@ void ewd_conn_closed(ewd_conn_t *c);
 /* True while the connection has work or unsent output (a stop waits for it). */
 bool ewd_conn_busy(const ewd_conn_t *c);
 
+/* ---- hooks.c ---- */
+/* What the rooms below net/ reach a connection through (core/conn.h); ewd_net_init installs it
+ * as srv->conn_hooks. */
+extern const ewd_conn_hooks_t ewd_net_hooks;
+
 /* ---- listen.c ---- */
+/* Makes srv->net (no connections or listeners yet), starts its sweep timer (timeouts, idle
+ * buffers) and installs ewd_net_hooks (conn.c). Returns 0, or -1 when out of memory. */
 int ewd_net_init(ewd_server_t *srv);
 /* Listens on unix:PATH or tcp:HOST:PORT. Returns 0 or -1 (logged). A non-loopback TCP address
  * without an auth token is refused (logged with the reason). */
@@ -195,6 +200,10 @@ int ewd_rpc_code(ewp_code_t c);
 void ewd_rpc_result(ewd_conn_t *c, uint32_t msgid, bool notify, const ewp_value_t *result);
 void ewd_rpc_error(ewd_server_t *srv, ewd_conn_t *c, uint32_t msgid, bool notify, int code,
                    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* Sends the notification [2, method, [v]] (a subscription's: run/subs.c, through conn_hooks);
+ * nothing when c is closing. A connection whose output memory is past conn_out_cap is closed
+ * instead (counted and logged: a subscriber that does not read). */
+void ewd_rpc_notify(ewd_conn_t *c, const char *method, const ewp_value_t *v);
 /* A job now holds the connection: a request's job (replies wait), or one pipelined ingest. */
 void ewd_rpc_hold(ewd_conn_t *c, ewd_job_t *job, bool pipelined);
 /* That job finished: releases its hold, handles further messages, drops its reference. */

@@ -85,6 +85,35 @@ void ewd_rpc_error(ewd_server_t *srv, ewd_conn_t *c, uint32_t msgid, bool notify
   c->proto->reply_error(c, msgid, code, msg);
 }
 
+/* ---- notifications ---- */
+
+void ewd_rpc_notify(ewd_conn_t *c, const char *method, const ewp_value_t *v) {
+  ewd_server_t *srv = c->srv;
+  if (c->closing)
+    return;
+  if (c->out_mem > srv->cfg.conn_out_cap) {
+    srv->stat[EWD_STAT_subscribers_dropped]++;
+    ewd_log(EWD_LOG_WARN, "subscriber disconnected: it does not read its notifications",
+            "conn=%llu unsent_bytes=%zu held_bytes=%zu conn_out_cap=%llu",
+            (unsigned long long)c->id, c->out_pending, c->out_mem,
+            (unsigned long long)srv->cfg.conn_out_cap);
+    ewd_conn_close(c, "subscriber over conn_out_cap");
+    return;
+  }
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_array(&pk, 3);
+  msgpack_pack_uint8(&pk, 2);
+  msgpack_pack_str(&pk, strlen(method));
+  msgpack_pack_str_body(&pk, method, strlen(method));
+  msgpack_pack_array(&pk, 1);
+  ewp_pack_value(&pk, v);
+  srv->stat[EWD_STAT_notifications_sent]++;
+  send_sbuffer(c, &sb);
+}
+
 /* ---- holds ---- */
 
 void ewd_rpc_hold(ewd_conn_t *c, ewd_job_t *job, bool pipelined) {

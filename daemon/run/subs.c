@@ -9,10 +9,11 @@
  * Alert changes (alerts.c) go out as [2, "alert", [{run, stream, rule, state, step, value,
  * message}]]. A subscriber whose unsent output passes conn_out_cap — counted as the memory that
  * holds it (net/conn.c) — is disconnected (a notification is never dropped silently, and memory
- * never grows for a reader that stopped). */
-#include "core/ewd.h"
+ * never grows for a reader that stopped). The connections are net/'s, reached through
+ * srv->conn_hooks (core/conn.h): ref, unref, closing, and notify, which frames and sends a
+ * notification or disconnects the subscriber (net/rpc.c). */
+#include "core/conn.h"
 #include "run/alerts_priv.h"
-#include "cmd/cmd.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,17 +44,17 @@ static ewd_subs_t *subs_of(ewd_server_t *srv) {
   return srv->subs;
 }
 
-static void sub_free(sub_t *sub) {
+static void sub_free(ewd_server_t *srv, sub_t *sub) {
   free(sub->metrics);
-  ewd_conn_unref(sub->conn);
+  srv->conn_hooks->unref(sub->conn);
 }
 
 /* Removes the subscriptions of closed connections. */
 static void purge(ewd_server_t *srv) {
   ewd_subs_t *s = srv->subs;
   for (size_t i = 0; s && i < s->n;) {
-    if (s->v[i].conn->closing) {
-      sub_free(&s->v[i]);
+    if (srv->conn_hooks->closing(s->v[i].conn)) {
+      sub_free(srv, &s->v[i]);
       s->v[i] = s->v[--s->n];
     } else {
       i++;
@@ -95,36 +96,6 @@ static bool sub_matches(const sub_t *sub, const ewd_stream_t *st) {
          (!sub->has_glob || glob_match(sub->glob, st->name));
 }
 
-/* Sends [2, method, [v]] to the subscriber; past conn_out_cap it is disconnected instead. */
-static void notify(ewd_server_t *srv, ewd_conn_t *c, const char *method, const ewp_value_t *v) {
-  if (c->closing)
-    return;
-  if (c->out_mem > srv->cfg.conn_out_cap) {
-    srv->stat[EWD_STAT_subscribers_dropped]++;
-    ewd_log(EWD_LOG_WARN, "subscriber disconnected: it does not read its notifications",
-            "conn=%llu unsent_bytes=%zu held_bytes=%zu conn_out_cap=%llu",
-            (unsigned long long)c->id, c->out_pending, c->out_mem,
-            (unsigned long long)srv->cfg.conn_out_cap);
-    ewd_conn_close(c, "subscriber over conn_out_cap");
-    return;
-  }
-  msgpack_sbuffer sb;
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer pk;
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_array(&pk, 3);
-  msgpack_pack_uint8(&pk, 2);
-  msgpack_pack_str(&pk, strlen(method));
-  msgpack_pack_str_body(&pk, method, strlen(method));
-  msgpack_pack_array(&pk, 1);
-  ewp_pack_value(&pk, v);
-  srv->stat[EWD_STAT_notifications_sent]++;
-  char *data = sb.data;
-  size_t len = sb.size;
-  sb.data = NULL;
-  ewd_conn_send(c, data, len);
-}
-
 void ewd__subs_alert(ewd_server_t *srv, const ewd_stream_t *st, const ewd__rule_t *r,
                      uint64_t step, bool has_step, double value, const char *message) {
   purge(srv);
@@ -140,7 +111,7 @@ void ewd__subs_alert(ewd_server_t *srv, const ewd_stream_t *st, const ewd__rule_
                      {"value", ewp_vf64(value)},
                      {"message", ewp_vstr(message)}};
     ewp_value_t v = ewp_vmap(kv, 7);
-    notify(srv, subs->v[i].conn, "alert", &v);
+    srv->conn_hooks->notify(subs->v[i].conn, "alert", &v);
   }
   purge(srv);
 }
@@ -192,7 +163,7 @@ void ewd__subs_metrics(ewd_server_t *srv, const ewd_stream_t *st, const ewd_poin
                      {"rows", ewp_vu64(pt->rows)},         {"ranks", ewp_vu64(pt->ranks)},
                      {"partial", ewp_vbool(pt->nmissing)}, {"metrics", ewp_vmap(mkv, nm)}};
     ewp_value_t v = ewp_vmap(kv, 8);
-    notify(srv, sub->conn, "metrics", &v);
+    srv->conn_hooks->notify(sub->conn, "metrics", &v);
   }
   purge(srv);
 }
@@ -263,7 +234,7 @@ int ewd_subs_add(ewd_server_t *srv, ewd_conn_t *c, const ewp_subscribe_req_t *r,
   }
   sub->id = ++s->next_id;
   sub->conn = c;
-  ewd_conn_ref(c);
+  srv->conn_hooks->ref(c);
   s->n++;
   *id = sub->id;
   return 0;
@@ -273,7 +244,7 @@ bool ewd_subs_remove(ewd_server_t *srv, ewd_conn_t *c, uint64_t id) {
   ewd_subs_t *s = srv->subs;
   for (size_t i = 0; s && i < s->n; i++)
     if (s->v[i].id == id && s->v[i].conn == c) {
-      sub_free(&s->v[i]);
+      sub_free(srv, &s->v[i]);
       s->v[i] = s->v[--s->n];
       return true;
     }
@@ -290,7 +261,7 @@ void ewd_subs_free(ewd_server_t *srv) {
   if (!s)
     return;
   for (size_t i = 0; i < s->n; i++)
-    sub_free(&s->v[i]);
+    sub_free(srv, &s->v[i]);
   free(s->v);
   free(s);
   srv->subs = NULL;

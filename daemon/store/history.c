@@ -304,7 +304,7 @@ static void on_async(uv_async_t *a) {
   pthread_mutex_unlock(&h->mu);
   for (hop_t *op = ops, *next; op; op = next) {
     next = op->next;
-    ewd_hread_answer(op->rd);
+    op->rd->answer(op->rd);
     free(op);
   }
 }
@@ -379,7 +379,8 @@ int ewd_history_read(ewd_server_t *srv, ewd_hread_t *rd) {
   return 0;
 }
 
-void ewd_history_stats(ewd_server_t *srv) {
+/* srv->history_stats: copies the I/O thread's counters into srv->stat (stats refresh). */
+static void history_stats(ewd_server_t *srv) {
   ewd_history_t *h = srv->history;
   if (!h)
     return;
@@ -504,6 +505,7 @@ int ewd_history_open(ewd_server_t *srv) {
     return -1;
   }
   srv->history = h;
+  srv->history_stats = history_stats;
   return 0;
 }
 

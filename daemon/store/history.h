@@ -4,7 +4,6 @@
 #define EWD_HISTORY_H
 
 #include "core/ewd.h"
-#include "net/net.h"
 
 #include <sqlite3.h>
 
@@ -40,7 +39,10 @@ typedef struct {
 /* A read: filled on the loop (the request), answered on the I/O thread, replied on the loop. */
 typedef struct ewd_hread {
   ewd_server_t *srv;
-  ewd_conn_t *conn;
+  /* On the loop, once read: replies and frees rd. Set by whoever queued the read (cmd/history.c:
+   * the `history` method), so that store calls no room above it. */
+  void (*answer)(struct ewd_hread *rd);
+  ewd_conn_t *conn;    /* the request's connection (opaque here: the answer uses it) */
   ewd_job_t *hold;     /* stands for the request in the connection's ordering */
   uint32_t msgid;
   bool notify;
@@ -65,18 +67,14 @@ typedef struct ewd_hread {
   size_t nseries;
 } ewd_hread_t;
 
-/* Queues a read behind every write queued before it. Returns 0, or -1 (no history, or no
- * memory: the caller answers). */
+/* Queues a read behind every write queued before it; once read, rd->answer(rd) runs on the loop
+ * and owns rd. Returns 0, or -1 (no history, or no memory: the caller answers and keeps rd). */
 int ewd_history_read(ewd_server_t *srv, ewd_hread_t *rd);
 /* Runs a read on the I/O thread with its prepared statements: `series` (?1 run, ?2 stream →
  * id, metric) and `points` (?1 series, ?2 from, ?3 to → step, time, value, vec, partial, rows,
  * ranks, lag, skipped, err, lo, hi). */
 void ewd_hread_run(sqlite3 *db, sqlite3_stmt *series, sqlite3_stmt *points, ewd_hread_t *rd);
-/* On the loop: replies and frees rd (cmd/history.c). */
-void ewd_hread_answer(ewd_hread_t *rd);
 /* Frees what a read holds (its hold job too) and its reservation of answer_budget, and rd. */
 void ewd_hread_free(ewd_hread_t *rd);
-/* Copies the I/O thread's counters into srv->stat (stats refresh). */
-void ewd_history_stats(ewd_server_t *srv);
 
 #endif

@@ -78,6 +78,8 @@ void ewd_cmd_export(ewd_call_t *call) {
   if (!st)
     return;
   ewd_job_t *j = ewd_job_new(call->srv, call, st, EWD_JOB_SAVE, export_done);
+  if (j)
+    j->work = ewd_run_save;
   if (j && ewd_train_attach(st, j) != 0) {
     free(j);
     j = NULL;
@@ -92,17 +94,6 @@ void ewd_cmd_export(ewd_call_t *call) {
 /* ---- merge ---- */
 
 static const char *normalize_name(ew_normalize_t n) { return n == EW_NORMALIZE_L2 ? "l2" : "none"; }
-
-const char *ewd_merge_kind_mismatch(const ew_config_t *dst, const ew_config_t *src) {
-  if (ew_config_sketched(src))
-    return "the state is a Frequent Directions sketch (its dim is above its exact_max_dim) and "
-           "this stream keeps its co-moment exactly: a sketch approximates M2 and cannot be "
-           "folded into exact moments (merge it into a sketched stream)";
-  (void)dst;
-  return "the state keeps its co-moment exactly and this stream is a Frequent Directions sketch "
-         "(its dim is above its exact_max_dim): merge states of the same kind (both exact or "
-         "both sketched)";
-}
 
 /* What the merged state's training block brings (loop thread). Into a stream the merge created:
  * all of it (world, steps, producers' seqs, the recent view and its steps, the eval list, the
@@ -261,6 +252,7 @@ void ewd_cmd_merge(ewd_call_t *call) {
     ewd_fail(call, EW_ENOMEM, "out of memory");
     return;
   }
+  j->work = ewd_run_merge;
   j->data = buf;
   j->bytes = r->state.n;
   j->merge_replace = st->provisional;

@@ -150,6 +150,9 @@ typedef struct ewd_stream {
   ewd_eval_t *eval;       /* scheduled evaluation (eval.c); NULL: the defaults, not yet used */
   ewd_alerts_t *alerts;   /* alert rules and their states (alerts.c); NULL: none */
   bool has_train;         /* a holder of training fields (persist.c) got a tRUN section */
+  /* frees the fields the rooms above core own (steps, producers, ring, eval list, rules) when
+   * the last reference goes: the registry's `release`, given at create or adopt */
+  void (*release)(struct ewd_stream *st);
   bool dropped;           /* removed from the registry; jobs may still hold it */
 } ewd_stream_t;
 
@@ -187,6 +190,9 @@ typedef struct {
   size_t pending_bytes; /* the part whose step has not completed (max_staged_bytes bounds it) */
   size_t peak_ws;       /* max model.workspace of registered streams */
   size_t eval_bytes;    /* copies of states held for evaluation (eval.c) */
+  /* what frees a stream's training fields (store's ewd_train_release, set by main): given to
+   * every stream it registers */
+  void (*release)(ewd_stream_t *st);
 } ewd_registry_t;
 
 /* The stream with key k, or NULL: O(1) through the hash index. */
@@ -299,6 +305,9 @@ struct ewd_job {
   struct ewd_stream *train_st;
   /* what ewd_job_free must release beyond the job's own buffers, set by the room that filled it
    * (store's merge: train_st); NULL: nothing */
+  /* SAVE and MERGE: the math-thread work, set by the room that makes the job (store's
+   * ewd_run_save / ewd_run_merge); pool.c runs it on the stream's turn */
+  void (*work)(struct ewd_job *job, struct ewd_stream *st);
   void (*cleanup)(struct ewd_job *job);
   bool merge_replace;    /* merge into a stream this merge created: the state becomes it */
   bool merge_by_steps;   /* the stream's recent view is by steps (window_steps) */
@@ -355,7 +364,7 @@ void ewd_job_mirrors(ewd_job_t *job);
 /* The math-thread halves of SAVE (the state after job->prefix, with job->train as its tRUN
  * section, into job->out) and MERGE (job->data loaded and folded into st, or job->rc and
  * job->message say why not): state_jobs.c, run by pool.c on the stream's turn. */
-void ewd_run_save(ewd_job_t *job, ew_stream_t *s);
+void ewd_run_save(ewd_job_t *job, ewd_stream_t *st);
 void ewd_run_merge(ewd_job_t *job, ewd_stream_t *st);
 void ewd_qmetrics_free(ewd_qmetric_t *ms, size_t n);
 /* ---- params.c: what a query and a scheduled evaluation share ---- */
@@ -509,7 +518,7 @@ void ewd_eval_stop(struct ewd_server *srv);
 /* ---- history.c (owner: the loop; SQLite on its own I/O thread) ---- */
 typedef struct ewd_history ewd_history_t;
 /* One evaluated value of a point. */
-typedef struct {
+typedef struct ewd_hvalue {
   const char *metric;     /* the series name (an eval entry's `as`, default its metric's) */
   const ew_result_t *res; /* scalar or list (vectors are not kept); an estimate's error and
                              bracket go with it */
@@ -578,6 +587,8 @@ int ewd_subs_add(struct ewd_server *srv, ewd_conn_t *c, const ewp_subscribe_req_
 /* Removes c's subscription id. Returns false when c has none by that id. */
 bool ewd_subs_remove(struct ewd_server *srv, ewd_conn_t *c, uint64_t id);
 size_t ewd_subs_count(struct ewd_server *srv);
+/* A gauge refresher (ewd_stats_gauge, registered by main): the subscription count into stat. */
+void ewd_subs_gauges(struct ewd_server *srv);
 void ewd_subs_free(struct ewd_server *srv);
 
 /* ---- persist.c, restore.c (owner: the loop; file I/O on libuv's worker threads, one operation
@@ -618,6 +629,7 @@ void ewd_solve_observed(struct ewd_server *srv, size_t d, double seconds);
 /* What a fresh exact solve on a stream of dimension d is expected to take, in seconds. */
 double ewd_solve_estimate(const struct ewd_server *srv, size_t d);
 
+#define EWD_GAUGES_MAX 4
 typedef struct ewd_server {
   uv_loop_t *loop;
   const struct ewd_conn_hooks *conn_hooks; /* what net/ does for the rooms below it: set by
@@ -630,7 +642,13 @@ typedef struct ewd_server {
   ewd_net_t *net;        /* listeners and connections (net/) */
   ewd_persist_t *persist; /* snapshots (persist.c) */
   ewd_history_t *history; /* history.db (history.c) */
-  void (*history_stats)(struct ewd_server *srv); /* its counters into stat (ewd_history_open) */
+  /* where an evaluated point goes to be kept (store's ewd_history_put, set by
+   * ewd_history_open; NULL: nowhere): evaluation hands its points up through it */
+  void (*keep_point)(struct ewd_server *srv, const struct ewd_stream *st,
+                     const struct ewd_point *pt, const struct ewd_hvalue *v, size_t n);
+  /* what the rooms above core add to stat at a refresh (their gauges): ewd_stats_gauge */
+  void (*gauges[EWD_GAUGES_MAX])(struct ewd_server *srv);
+  size_t ngauges;
   uv_timer_t eval_timer;  /* every_s evaluations (eval.c) and stale alerts (alerts.c) */
   ewd_subs_t *subs;       /* subscriptions (alerts.c) */
   uint64_t stat[EWD_STAT_COUNT];
@@ -656,7 +674,11 @@ void ewd_server_apply_config(ewd_server_t *srv);
 void ewd_count_error(ewd_server_t *srv, int code);
 /* Notes that `bytes` of heap were freed; a large total schedules a malloc_trim shortly. */
 void ewd_server_freed(ewd_server_t *srv, size_t bytes);
-/* Fills the gauge rows of srv->stat from the live state. */
+/* Fills the gauge rows of srv->stat from the live state: core's own, then each registered
+ * refresher's (ewd_stats_gauge). */
 void ewd_stats_refresh(ewd_server_t *srv);
+/* Registers fn to fill a room's gauges at every refresh (history's counters, subscriptions).
+ * Returns 0, or -1 when EWD_GAUGES_MAX are registered already (a programming error: logged). */
+int ewd_stats_gauge(ewd_server_t *srv, void (*fn)(ewd_server_t *srv));
 
 #endif

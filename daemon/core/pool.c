@@ -125,10 +125,8 @@ static void run_job(ewd_job_t *job) {
     st->s = NULL;
     break;
   case EWD_JOB_SAVE:
-    ewd_run_save(job, st->s);
-    break;
   case EWD_JOB_MERGE:
-    ewd_run_merge(job, st);
+    job->work(job, st);
     break;
   case EWD_JOB_FORK:
     run_fork(job, st->s);

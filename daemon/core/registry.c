@@ -149,6 +149,7 @@ static int insert(ewd_registry_t *r, const ewd_key_t *k, ew_stream_t *s,
   if (!st)
     return EW_ENOMEM;
   st->s = s;
+  st->release = r->release;
   memcpy(st->name, k->name, k->n);
   st->name[k->n] = 0;
   memcpy(st->run, k->run, k->rn);
@@ -226,11 +227,8 @@ void ewd_stream_unref(ewd_stream_t *st) {
     return;
   ewd_cache_clear(st);
   free(st->cache);
-  ewd_steps_free(st->steps); /* dropped streams were discarded first: only a stop gets here */
-  free(st->producers);
-  free(st->step_rows);
-  ewd_eval_free(st->eval);
-  ewd_alerts_free(st->alerts);
+  if (st->release) /* steps (dropped streams were discarded first), producers, ring, evals, rules */
+    st->release(st);
   ew_stream_free(st->s); /* NULL after a FREE job */
   free(st);
 }
@@ -322,4 +320,22 @@ void ewd_registry_free(ewd_registry_t *r) {
   r->buckets = NULL;
   r->n = r->cap = r->nbuckets = 0;
   r->state_bytes = r->peak_ws = 0;
+}
+
+/* ---- producers (exactly-once ingest) ---- */
+
+int ewd_producer_slot(ewd_stream_t *st, const char *name, size_t n) {
+  for (size_t i = 0; i < st->nproducers; i++)
+    if (strlen(st->producers[i].name) == n && memcmp(st->producers[i].name, name, n) == 0)
+      return (int)i;
+  if (st->nproducers >= EWD_PRODUCERS_MAX)
+    return -1;
+  ewd_producer_t *v = realloc(st->producers, (st->nproducers + 1) * sizeof *v);
+  if (!v)
+    return -1;
+  st->producers = v;
+  ewd_producer_t *p = &v[st->nproducers];
+  memset(p, 0, sizeof *p);
+  memcpy(p->name, name, n);
+  return (int)st->nproducers++;
 }

@@ -1,6 +1,6 @@
 /* stats.c — the self-stat table's rows and its gauges, read from the live state when asked
- * (those of the connections and the history through the slots their rooms set: conn_hooks,
- * history_stats). Also the server's small shared duties: error counts and giving freed heap
+ * (those of the connections through conn_hooks, those of the rooms above core — history,
+ * subscriptions — through the refreshers they register: ewd_stats_gauge). Also the server's small shared duties: error counts and giving freed heap
  * back. */
 #include "core/conn.h"
 
@@ -31,9 +31,18 @@ void ewd_stats_refresh(ewd_server_t *srv) {
       atomic_load_explicit(&srv->out_held, memory_order_relaxed);
   srv->stat[EWD_STAT_staged_bytes] = srv->reg.staged_bytes;
   srv->stat[EWD_STAT_eval_bytes] = srv->reg.eval_bytes;
-  srv->stat[EWD_STAT_subscriptions] = ewd_subs_count(srv);
-  if (srv->history_stats)
-    srv->history_stats(srv);
+  for (size_t i = 0; i < srv->ngauges; i++)
+    srv->gauges[i](srv);
+}
+
+int ewd_stats_gauge(ewd_server_t *srv, void (*fn)(ewd_server_t *srv)) {
+  if (srv->ngauges == EWD_GAUGES_MAX) {
+    ewd_log(EWD_LOG_ERROR, "a room's gauges are not refreshed: EWD_GAUGES_MAX is too small",
+            "max=%d", EWD_GAUGES_MAX);
+    return -1;
+  }
+  srv->gauges[srv->ngauges++] = fn;
+  return 0;
 }
 
 _Static_assert(EW__ERR_END - EW__ERR_BASE <= sizeof ((ewd_server_t *)0)->errors / sizeof(uint64_t),

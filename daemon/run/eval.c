@@ -112,7 +112,8 @@ static void finish(ewd_job_t *j) {
     srv->stat[EWD_STAT_eval_lag_ms] = (uint64_t)(1e3 * lag);
     if (nh) {
       pt->lag_s = lag;
-      ewd_history_put(srv, st, pt, hv, nh);
+      if (srv->keep_point)
+        srv->keep_point(srv, st, pt, hv, nh);
       ewd_alerts_point(srv, st, pt, hv, nh);
     }
   }

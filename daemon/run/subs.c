@@ -256,6 +256,8 @@ size_t ewd_subs_count(ewd_server_t *srv) {
   return srv->subs ? srv->subs->n : 0;
 }
 
+void ewd_subs_gauges(ewd_server_t *srv) { srv->stat[EWD_STAT_subscriptions] = ewd_subs_count(srv); }
+
 void ewd_subs_free(ewd_server_t *srv) {
   ewd_subs_t *s = srv->subs;
   if (!s)

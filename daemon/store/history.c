@@ -379,7 +379,7 @@ int ewd_history_read(ewd_server_t *srv, ewd_hread_t *rd) {
   return 0;
 }
 
-/* srv->history_stats: copies the I/O thread's counters into srv->stat (stats refresh). */
+/* A gauge refresher (ewd_stats_gauge): copies the I/O thread's counters into srv->stat. */
 static void history_stats(ewd_server_t *srv) {
   ewd_history_t *h = srv->history;
   if (!h)
@@ -505,7 +505,8 @@ int ewd_history_open(ewd_server_t *srv) {
     return -1;
   }
   srv->history = h;
-  srv->history_stats = history_stats;
+  ewd_stats_gauge(srv, history_stats);
+  srv->keep_point = ewd_history_put;
   return 0;
 }
 

@@ -323,6 +323,8 @@ static void round_step(ewd_persist_t *p) {
     }
     assign_file(p, st);
     ewd_job_t *j = ewd_job_make(srv, st, EWD_JOB_SAVE, save_done);
+    if (j)
+      j->work = ewd_run_save;
     if (j && (!(j->prefix = snap_header(st, &j->prefix_len)) ||
               ewd_train_attach(st, j) != 0)) {
       free(j->prefix);

@@ -59,6 +59,10 @@ void ewd_train_init(ewd_stream_t *t);
  * merge-created stream takes its saved training block whole. */
 void ewd_train_move(ewd_stream_t *st, ewd_stream_t *t);
 void ewd_train_release(ewd_stream_t *t);
+/* Frees a stream's training fields (staging, producers, ring, eval list, rules) and leaves them
+ * NULL; nothing else of st is touched. The registry's `release` (set by main): a stream's last
+ * reference going calls it. */
+void ewd_train_free_fields(ewd_stream_t *st);
 
 typedef struct ewd_op {
   struct ewd_op *next;

@@ -35,7 +35,8 @@ static int mem_read(void *ctx, void *p, size_t n) {
 
 /* The stream's state after job->prefix, into job->out (the copy a snapshot or export takes on
  * the stream's math turn; the caller writes or sends it later without touching the stream). */
-void ewd_run_save(ewd_job_t *job, ew_stream_t *s) {
+void ewd_run_save(ewd_job_t *job, ewd_stream_t *st) {
+  ew_stream_t *s = st->s;
   ew_section_t sec[2];
   size_t nx = 0;
   if (job->train)
@@ -62,7 +63,16 @@ void ewd_run_save(ewd_job_t *job, ew_stream_t *s) {
   job->out_len = job->prefix_len + n;
 }
 
-/* Loads job->data as a stream (checksum verified) and merges it into s. */
+const char *ewd_merge_kind_mismatch(const ew_config_t *dst, const ew_config_t *src) {
+  if (ew_config_sketched(src))
+    return "the state is a Frequent Directions sketch (dim above exact_max_dim) and this stream "
+           "is exact: a sketch cannot be folded into exact moments (merge it into a sketched "
+           "stream)";
+  (void)dst;
+  return "the state is exact and this stream is a Frequent Directions sketch (dim above "
+         "exact_max_dim): merge states of the same kind (both exact or both sketched)";
+}
+
 /* The sentence for a merge ew_stream_merge refused (its contract lists the codes). */
 static void merge_refused(ewd_job_t *job, const ew_stream_t *s, const ew_stream_t *src) {
   const ew_config_t *a = ew_stream_config(s), *b = ew_stream_config(src);

@@ -200,12 +200,18 @@ void ewd_train_move(ewd_stream_t *st, ewd_stream_t *t) {
   ewd_train_init(t); /* everything it held is st's now */
 }
 
+void ewd_train_free_fields(ewd_stream_t *st) {
+  free(st->producers);
+  free(st->step_rows);
+  ewd_eval_free(st->eval);
+  ewd_alerts_free(st->alerts);
+  ewd_steps_free(st->steps);
+  st->producers = NULL, st->step_rows = NULL, st->eval = NULL, st->alerts = NULL;
+  st->steps = NULL;
+}
+
 void ewd_train_release(ewd_stream_t *t) {
-  free(t->producers);
-  free(t->step_rows);
-  ewd_eval_free(t->eval);
-  ewd_alerts_free(t->alerts);
-  ewd_steps_free(t->steps);
+  ewd_train_free_fields(t);
   ewd_train_init(t);
 }
 
@@ -233,53 +239,4 @@ int ewd_train_section(void *ctx, uint32_t tag, const void *data, size_t len, cha
   }
   t->has_train = true;
   return 0;
-}
-
-/* ---- producers ---- */
-
-int ewd_producer_slot(ewd_stream_t *st, const char *name, size_t n) {
-  for (size_t i = 0; i < st->nproducers; i++)
-    if (strlen(st->producers[i].name) == n && memcmp(st->producers[i].name, name, n) == 0)
-      return (int)i;
-  if (st->nproducers >= EWD_PRODUCERS_MAX)
-    return -1;
-  ewd_producer_t *v = realloc(st->producers, (st->nproducers + 1) * sizeof *v);
-  if (!v)
-    return -1;
-  st->producers = v;
-  ewd_producer_t *p = &v[st->nproducers];
-  memset(p, 0, sizeof *p);
-  memcpy(p->name, name, n);
-  return (int)st->nproducers++;
-}
-
-/* ---- the recent view's steps ---- */
-
-int ewd_recent_steps(ewd_stream_t *st, uint32_t window_steps) {
-  ewd_step_rows_t *ring = window_steps ? calloc(window_steps, sizeof *ring) : NULL;
-  if (window_steps && !ring)
-    return -1;
-  free(st->step_rows);
-  st->step_rows = ring;
-  st->window_steps = window_steps;
-  st->nstep_rows = st->step_rows_at = 0;
-  if (window_steps)
-    st->recent = true;
-  return 0;
-}
-
-void ewd_recent_note(ewd_stream_t *st, uint64_t step, uint64_t rows) {
-  if (!st->window_steps)
-    return;
-  st->step_rows[st->step_rows_at] = (ewd_step_rows_t){step, rows};
-  st->step_rows_at = (st->step_rows_at + 1) % st->window_steps;
-  if (st->nstep_rows < st->window_steps)
-    st->nstep_rows++;
-}
-
-uint64_t ewd_recent_rows(const ewd_stream_t *st) {
-  uint64_t n = 0;
-  for (uint32_t i = 0; i < st->nstep_rows; i++)
-    n += st->step_rows[i].rows;
-  return n;
 }

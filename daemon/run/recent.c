@@ -1,0 +1,35 @@
+/* recent.c — the recent view's steps: the ring of the last window_steps completed steps and the
+ * rows each put in the window (steps.c notes each step; a query and an evaluation of the recent
+ * view read the last S steps' rows; the ring is saved in the tRUN section, store/train.c). */
+#include "core/ewd.h"
+
+#include <stdlib.h>
+
+int ewd_recent_steps(ewd_stream_t *st, uint32_t window_steps) {
+  ewd_step_rows_t *ring = window_steps ? calloc(window_steps, sizeof *ring) : NULL;
+  if (window_steps && !ring)
+    return -1;
+  free(st->step_rows);
+  st->step_rows = ring;
+  st->window_steps = window_steps;
+  st->nstep_rows = st->step_rows_at = 0;
+  if (window_steps)
+    st->recent = true;
+  return 0;
+}
+
+void ewd_recent_note(ewd_stream_t *st, uint64_t step, uint64_t rows) {
+  if (!st->window_steps)
+    return;
+  st->step_rows[st->step_rows_at] = (ewd_step_rows_t){step, rows};
+  st->step_rows_at = (st->step_rows_at + 1) % st->window_steps;
+  if (st->nstep_rows < st->window_steps)
+    st->nstep_rows++;
+}
+
+uint64_t ewd_recent_rows(const ewd_stream_t *st) {
+  uint64_t n = 0;
+  for (uint32_t i = 0; i < st->nstep_rows; i++)
+    n += st->step_rows[i].rows;
+  return n;
+}

@@ -324,7 +324,8 @@ int ew__bstats_f64(const double *rows, size_t n, size_t d, const double *weights
 #define ROW_MAX ((double)FLT_MAX)           /* the largest row magnitude ingest accepts */
 #define M2_PER_WEIGHT (4.0 * ROW_MAX * ROW_MAX) /* (2·FLT_MAX)²: a centred square's largest */
 
-/* A loaded MOMENTS block is one some ingest could have produced (state.c reading rules). */
+/* A loaded MOMENTS block is one some ingest could have produced (the reading rules:
+ * state/state_priv.h). */
 int ew__check_moments(ew__rd_t *r, const ew__moments_t *m, const char *sec) {
   if (r->err)
     return r->err;

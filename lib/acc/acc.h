@@ -21,7 +21,7 @@
 
 typedef struct ew__acc ew__acc_t;
 
-/* One batch as the accumulators see it (stream.c fills it). */
+/* One batch as the accumulators see it (stream_ingest.c fills it). */
 typedef struct {
   size_t n, d;
   bool f64;

@@ -2,8 +2,9 @@
  * rows) and EW_CONFIG_MAP (every field of its configuration). Everything here is generated from
  * their rows: the field table as data, defaults, checks, equality, merge compatibility, which
  * kinds a configuration keeps, and building those kinds into a stream (each kind's functions
- * below are the only code a new kind adds here). The CONF section of the saved state is state.c's;
- * the stream itself (ingest, merge, reset, the admission model) is stream.c's. */
+ * below are the only code a new kind adds here). The CONF section of the saved state is
+ * state/save.c's and state/load.c's; the stream itself (merge, reset, the admission model) is
+ * stream.c's, its ingest stream_ingest.c's. */
 #include "ew_internal.h"
 
 #include <math.h>

@@ -7,7 +7,7 @@
  * EW_KIND_MAP lists what a stream may keep of its rows, EW_CONFIG_MAP every field of its
  * configuration. From them come ew_config_t, its defaults, checks and equality, which kinds a
  * configuration keeps and how a stream builds them (lib/config.c), the CONF section of the saved
- * state (lib/state.c, docs/STATE.md), and — in proto/ and the daemon — create's fields, the CONFIG
+ * state (lib/state/, docs/STATE.md), and — in proto/ and the daemon — create's fields, the CONFIG
  * map of info, the CLI's create options and the tables of proto/PROTOCOL.md and docs/STATE.md.
  * A new field is one row (plus the code that reads it); a new kind is one row plus its functions
  * (lib/config.c). */

@@ -5,8 +5,9 @@
  *   core/ws.c                      workspaces: stacked, never-aliased memory an operation borrows
  *   acc/acc.h                      the accumulator interface (prepare, apply, merge, scale, view,
  *                                  bytes, save, load)
- *   acc/moments.c                  (weight, mean, M2) with the batched Chan merge and un-merge; the
- *                                  dense and decay kinds
+ *   acc/moments.c                  (weight, mean, M2) with the batched Chan merge and un-merge,
+ *                                  batch statistics, checks, the saved form
+ *   acc/dense.c                    the dense and decay kinds (moments behind the interface)
  *   acc/window.c                   the window kind: a FIFO ring of the last W rows (f32) with
  *                                  its own exact moments, or rows only when W < d
  *   acc/fd.c                       the fd kind: a Frequent Directions sketch (d > exact_max_dim)
@@ -16,7 +17,7 @@
  *   live/oja.c                     the fixed-rate Oja estimate streams kept before rop.c (no
  *                                  stream uses it; kept for tests/unit/test_live.c's comparison)
  *   core/bytes.c                   the byte writer/reader of saved states and their CRC-32C (a
- *                                  leaf: state.c and the kinds call it, it calls neither)
+ *                                  leaf: state/ and the kinds call it, it calls neither)
  *   linalg/eig.c                   LAPACK: all eigenvalues (dsyevd), all eigenpairs (a leaf)
  *   linalg/krylov.c                block Lanczos with thick restarts through an operator (uses
  *                                  eig.c)
@@ -26,9 +27,9 @@
  *                                  cheaper (the policy; uses eig.c and krylov.c)
  *   config.c                       the kind and configuration tables at work: defaults, checks,
  *                                  equality, which kinds a configuration keeps, building them
- *   stream.c                       one stream: config → kinds (config.c), ingest, merge, reset,
- *                                  the admission model
- *   state.c                        a whole stream as versioned, checksummed bytes and back
+ *   stream.c                       one stream: config → kinds (config.c), merge, reset, the
+ *                                  admission model; stream_ingest.c its all-or-nothing ingest
+ *   state/save.c, state/load.c     a whole stream as versioned, checksummed bytes and back
  *   view/view.c                    what metrics read: a source as a matrix (trace, ‖·‖_F²,
  *                                  diagonal, A·x, rows); opening and closing a view
  *   view/spectrum.c                every eigenvalue of a view with its error bound, and the

@@ -1,5 +1,5 @@
 /* acc.h — the accumulator interface: what a stream keeps of its rows, behind one set of
- * operations, so that the stream (stream.c), the saved state (state.c) and what metrics read
+ * operations, so that the stream (stream.c), the saved state (state/) and what metrics read
  * (view/) never branch on a kind's fields.
  *
  * Kinds: dense moments (every row, exact), decay (dense moments that forget with a half-life in
@@ -21,7 +21,7 @@
 
 typedef struct ew__acc ew__acc_t;
 
-/* One batch as the accumulators see it (stream.c fills it). */
+/* One batch as the accumulators see it (stream_ingest.c fills it). */
 typedef struct {
   size_t n, d;
   bool f64;
@@ -72,7 +72,7 @@ typedef struct {
 
 typedef struct {
   const char *name;
-  uint32_t tag; /* the section the kind is saved in (state.c) */
+  uint32_t tag; /* the section the kind is saved in (state/) */
   void (*free)(ew__acc_t *a);
   /* Forgets every row; keeps the configuration. */
   void (*clear)(ew__acc_t *a);

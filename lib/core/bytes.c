@@ -1,6 +1,6 @@
 /* bytes.c — the byte stream a saved state is written to and read from: every byte counted and
  * checksummed (CRC-32C) on its way, and the reader's first error kept with its sentence. A leaf:
- * the state (state.c) and every accumulator kind (acc/) write and read their sections through it,
+ * the state (state/) and every accumulator kind (acc/) write and read their sections through it,
  * and it calls none of them. */
 #include "../ew_internal.h"
 

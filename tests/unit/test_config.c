@@ -1,5 +1,5 @@
 /* test_config.c — the kind and configuration tables (lib/eigenwatch.h) and what lib/config.c and
- * lib/state.c generate from them, checked against the tables' own columns: every field refused
+ * lib/state/ generate from them, checked against the tables' own columns: every field refused
  * just outside its [min, max] with its row's sentence and accepted at both ends; defaults as the
  * docs say them; equality comparing a field exactly where its kinds column says; every
  * configuration keeping one kind of role ALL, a stream holding (and saving) exactly the kinds its

@@ -1,4 +1,4 @@
-/* test_state.c — saved state (lib/state.c): save → load is bit-identical for every stream shape
+/* test_state.c — saved state (lib/state/): save → load is bit-identical for every stream shape
  * (window eager and lazy, live estimate, decay, l2, f32 and f64 batches, warm top-k vectors,
  * the Frequent Directions sketch with and without decay):
  * saving the loaded stream gives the same bytes, every metric answers exactly (==) as before,

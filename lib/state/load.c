@@ -1,26 +1,8 @@
-/* state.c — a whole stream as bytes, and back (format v1; docs/STATE.md).
- *
- *   header   "EWSTATE\0"  u32 version (2; 1 is read too)  u32 flags (0)
- *   section  u32 tag  u64 length  payload        (repeated; a reader skips tags it does not know)
- *   end      u32 "END\0"  u64 0
- *   trailer  u32 CRC-32C of every byte before it
- *
- * All integers and floats little-endian, floats as their IEEE bits: a load reproduces the state
- * bit for bit, so a loaded stream answers every metric exactly as the saved one and saving it
- * again gives the same bytes. Sections: CONF (the configuration), STRM (counters), MALL (the
- * all-rows moments), WIND (window rows in arrival order and their moments), LROP (the live
- * estimate; LIVE, the Oja estimate of earlier states, is read and dropped), WARM (warm start of top-k vectors). Spectrum caches are not saved: they are
- * recomputed, deterministically, from the same state. After the library's own sections come the
- * embedder's (tags starting with a lowercase letter: ew_stream_save_ex), carried verbatim and
- * handed back by ew_stream_load_ex once the checksum is verified.
- *
- * The bytes go through a caller-supplied writer and come from a caller-supplied reader (a file,
- * a socket, a buffer): the library touches no file. A load builds a new stream and hands it over
- * only when every section parsed, every number is one ingest can produce (finite, in range,
- * at most 2^53 rows: ew__check_moments and the kinds' loads; a checksum only proves the bytes
- * are the ones written, not that a sane writer wrote them) and the checksum matched; anything
- * else is EW_ESTATE with a sentence, and nothing is created. */
-#include "ew_internal.h"
+/* state/load.c — bytes back into a stream (the format: state/state_priv.h, docs/STATE.md):
+ * every section read and checked into a new stream, handed over only once the checksum matched,
+ * then the embedder's sections handed to it (ew_stream_load_ex); ew_state_config, a state's
+ * configuration read from its first bytes. */
+#include "state_priv.h"
 
 #include <float.h>
 #include <limits.h>
@@ -29,43 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAGIC "EWSTATE"
-#define VERSION 2u /* 2: CONF carries the fields of EW_CONFIG_MAP whose since is 2 (80 bytes) */
-#define TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
-#define T_CONF TAG('C', 'O', 'N', 'F')
-#define T_STRM TAG('S', 'T', 'R', 'M')
-#define T_MALL TAG('M', 'A', 'L', 'L')
-#define T_WIND TAG('W', 'I', 'N', 'D')
-#define T_LIVE TAG('L', 'I', 'V', 'E') /* the fixed-rate Oja estimate of 0.1 states: skipped */
-#define T_LROP TAG('L', 'R', 'O', 'P') /* the random-order block power estimate (live/rop.c) */
-#define T_WARM TAG('W', 'A', 'R', 'M')
-#define T_END TAG('E', 'N', 'D', 0)
-
-/* ---- writing: every byte is counted and checksummed on its way out ---- */
-
-typedef ew__wr_t wr_t;
 typedef ew__rd_t rd_t;
-
-static void put_u32(wr_t *w, uint32_t v) { ew__put(w, &v, 4); }
-#define put ew__put
-#define put_u64 ew__put_u64
-#define put_f64 ew__put_f64
-
-static void section(wr_t *w, uint32_t tag, uint64_t len) {
-  put_u32(w, tag);
-  put_u64(w, len);
-}
-
-/* ---- CONF: the configuration, one 8-byte value per saved field of EW_CONFIG_MAP in table
- * order (integers and enumerations as u64, REAL_OFF fields as f64 bits). A state of version v
- * carries the fields whose since is at most v; a loaded state of an earlier version gives the
- * later ones their `was` value (exact_max_dim: the state was exact up to its own d). ---- */
-
-#define SAVED(flags) (((flags) & EW_CF_SAVED) != 0)
-#define XX(member, wire, old, type, def, lo, hi, kinds, flags, since, ...) +((since) > VERSION)
-_Static_assert(0 EW_CONFIG_MAP(XX) == 0, "no field is newer than the state format");
-#undef XX
-_Static_assert(offsetof(ew_config_t, dim) == 0, "dim is the first field (conf_parse reads it first)");
 
 /* A little-endian u64 / f64 at p (the state format's byte order on any host we build for). */
 static uint64_t rd64(const unsigned char *p) {
@@ -79,34 +25,18 @@ static double rdf64(const unsigned char *p) {
   return v;
 }
 
-/* The CONF section's length in a state of format `version`. */
-static uint64_t conf_len(uint32_t version) {
-  uint64_t n = 0;
-#define XX(member, wire, old, type, def, lo, hi, kinds, flags, since, ...)                          n += SAVED(flags) && (since) <= version ? 8 : 0;
-  EW_CONFIG_MAP(XX)
-#undef XX
-  return n;
-}
 #define CONF_MAX (8 * EW_CONFIG_COUNT)
-
-#define CONF_PUT_COUNT(w, v) put_u64(w, (uint64_t)(v))
-#define CONF_PUT_U64(w, v) put_u64(w, (uint64_t)(v))
-#define CONF_PUT_ENUM(w, v) put_u64(w, (uint64_t)(v))
-#define CONF_PUT_REAL_OFF(w, v) put_f64(w, (v))
-
-static void conf_save(wr_t *w, const ew_config_t *c) {
-#define XX(member, wire, old, type, def, lo, hi, kinds, flags, ...)                                 if (SAVED(flags))                                                                                   CONF_PUT_##type(w, c->member);
-  EW_CONFIG_MAP(XX)
-#undef XX
-}
 
 #define CONF_GET_COUNT(p) (size_t)rd64(p)
 #define CONF_GET_U64(p) rd64(p)
 #define CONF_GET_ENUM(p) (rd64(p) > INT_MAX ? -1 : (int)rd64(p)) /* -1: refused by the check */
 #define CONF_GET_REAL_OFF(p) rdf64(p)
 
-/* The configuration in the CONF payload p[0, conf_len(version)) of a state of format `version`
- * (not checked: ew_config_check's to do). Fields that are not saved take their default. */
+_Static_assert(offsetof(ew_config_t, dim) == 0, "dim is the first field (conf_parse reads it first)");
+
+/* The configuration in the CONF payload p[0, ew__state_conf_len(version)) of a state of format
+ * `version` (not checked: ew_config_check's to do). Fields that are not saved take their
+ * default. */
 static void conf_parse(const unsigned char *p, uint32_t version, ew_config_t *cfg) {
   ew_config_default(cfg, (size_t)rd64(p)); /* dim is the first field */
   const ew_config_t *c = cfg;               /* what the `was` expressions read */
@@ -114,148 +44,6 @@ static void conf_parse(const unsigned char *p, uint32_t version, ew_config_t *cf
   EW_CONFIG_MAP(XX)
 #undef XX
   (void)c;
-}
-
-/* The LROP section's length for a buffer holding `fill` rows and `nh` heavy rows. */
-static uint64_t rop_len(const ew__rop_t *o, uint64_t fill, uint64_t nh) {
-  uint64_t d = o->d;
-  return 8 + fill * d * 4 + 3 * o->k * d * 8 + 8 + nh * (d * 4 + 8) + 7 * 8 + 8 + 32;
-}
-
-/* Whether extra[0, n) are embedder sections save_all may write: lowercase first byte, no tag
- * twice. */
-static bool extras_ok(const ew_section_t *extra, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c0 = (unsigned char)(extra[i].tag & 0xff);
-    if (c0 < 'a' || c0 > 'z' || extra[i].len > EW_SECTION_MAX || (extra[i].len && !extra[i].data))
-      return false;
-    for (size_t k = 0; k < i; k++)
-      if (extra[k].tag == extra[i].tag)
-        return false;
-  }
-  return true;
-}
-
-static int save_all(const ew_stream_t *s, const ew_section_t *extra, size_t nextra, wr_t *w) {
-  size_t d = s->d;
-  const ew_config_t *c = &s->cfg;
-  put(w, MAGIC, 8);
-  put_u32(w, VERSION);
-  put_u32(w, 0);
-  section(w, T_CONF, conf_len(VERSION));
-  conf_save(w, c);
-  section(w, T_STRM, 5 * 8);
-  put_u64(w, s->count);
-  put_u64(w, s->epoch);
-  put_u64(w, s->window_rounded);
-  put_u64(w, s->win_query_at);
-  put_u64(w, s->win_queried);
-  for (int r = 0; r < EW__NROLES; r++) { /* MALL, then WIND: each kind writes its own section */
-    const ew__acc_t *a = s->acc[r];
-    if (a) {
-      section(w, a->ops->tag, a->ops->saved_len(a));
-      a->ops->save(a, w);
-    }
-  }
-  if (s->has_live) {
-    const ew__rop_t *o = &s->live;
-    section(w, T_LROP, rop_len(o, o->fill, o->nh));
-    put_u64(w, o->fill);
-    put(w, o->buf, o->fill * d * sizeof(float));
-    put(w, o->V, o->k * d * sizeof(double));
-    put(w, o->Y, o->k * d * sizeof(double));
-    put(w, o->Ysum, o->k * d * sizeof(double));
-    put_u64(w, o->nsum);
-    put_u64(w, o->nh);
-    put(w, o->H, o->nh * d * sizeof(float));
-    put(w, o->hn, o->nh * sizeof(double));
-    put_u64(w, o->seen);
-    put_u64(w, o->light);
-    put_u64(w, o->cnt);
-    put_u64(w, o->blk);
-    put_u64(w, o->blocks);
-    put_u64(w, o->heavy_seen);
-    put_f64(w, o->F);
-    put(w, o->rng.s, sizeof o->rng.s);
-  }
-  if (s->topk_warm_k) {
-    section(w, T_WARM, 8 + s->topk_warm_k * d * 8);
-    put_u64(w, s->topk_warm_k);
-    put(w, s->topk_warm, s->topk_warm_k * d * sizeof(double));
-  }
-  for (size_t i = 0; i < nextra; i++) { /* the embedder's sections, verbatim */
-    section(w, extra[i].tag, extra[i].len);
-    put(w, extra[i].data, extra[i].len);
-  }
-  section(w, T_END, 0);
-  uint32_t crc = w->crc;
-  put_u32(w, crc);
-  return w->err;
-}
-
-EW_EXPORT int ew_stream_save_ex(const ew_stream_t *s, const ew_section_t *extra, size_t n,
-                                ew_write_fn fn, void *ctx) {
-  if (!extras_ok(extra, n))
-    return EW_EBADPARAM;
-  ew__bytes_init();
-  wr_t w = {.fn = fn, .ctx = ctx};
-  return save_all(s, extra, n, &w);
-}
-
-EW_EXPORT int ew_stream_save(const ew_stream_t *s, ew_write_fn fn, void *ctx) {
-  return ew_stream_save_ex(s, NULL, 0, fn, ctx);
-}
-
-EW_EXPORT size_t ew_stream_saved_bytes_ex(const ew_stream_t *s, const ew_section_t *extra,
-                                         size_t n) {
-  ew__bytes_init();
-  wr_t w = {0};
-  save_all(s, extra, n, &w);
-  return w.bytes;
-}
-
-EW_EXPORT size_t ew_stream_saved_bytes(const ew_stream_t *s) {
-  return ew_stream_saved_bytes_ex(s, NULL, 0);
-}
-
-/* A saved state in memory (ew_stream_clone). */
-typedef struct {
-  unsigned char *p;
-  size_t len, off;
-} clonebuf_t;
-
-static int clone_write(void *ctx, const void *p, size_t n) {
-  clonebuf_t *b = ctx;
-  if (n > b->len - b->off)
-    return -1;
-  memcpy(b->p + b->off, p, n);
-  b->off += n;
-  return 0;
-}
-
-static int clone_read(void *ctx, void *p, size_t n) {
-  clonebuf_t *b = ctx;
-  if (n > b->len - b->off)
-    return -1;
-  memcpy(p, b->p + b->off, n);
-  b->off += n;
-  return 0;
-}
-
-EW_EXPORT int ew_stream_clone(const ew_stream_t *s, ew_stream_t **out) {
-  *out = NULL;
-  clonebuf_t b = {.len = ew_stream_saved_bytes(s)};
-  if (!(b.p = malloc(b.len)))
-    return EW_ENOMEM;
-  int rc = ew_stream_save(s, clone_write, &b);
-  if (rc == 0 && b.off == b.len) {
-    b.off = 0;
-    rc = ew_stream_load(out, clone_read, &b, NULL, 0);
-  }
-  free(b.p);
-  if (rc == 0 && !*out)
-    rc = EW_EINTERNAL;
-  return rc == 0 ? 0 : rc == EW_ENOMEM ? EW_ENOMEM : EW_EINTERNAL;
 }
 
 /* ---- reading ---- */
@@ -390,7 +178,7 @@ static int load_sections(rd_t *r, ew_stream_t **out, ew_section_fn on_section, v
         bad(r, "%s", "two CONF sections");
         break;
       }
-      if (expect_len(r, len, conf_len(version), "CONF"))
+      if (expect_len(r, len, ew__state_conf_len(version), "CONF"))
         return r->err;
       unsigned char raw[CONF_MAX];
       if (get(r, raw, (size_t)len))
@@ -443,7 +231,7 @@ static int load_sections(rd_t *r, ew_stream_t **out, ew_section_fn on_section, v
       get(r, o->Ysum, o->k * d * sizeof(double));
       o->nsum = get_u64(r);
       uint64_t nh = get_u64(r);
-      if (r->err || nh > o->hcap || expect_len(r, len, rop_len(o, fill, nh), "LROP"))
+      if (r->err || nh > o->hcap || expect_len(r, len, ew__state_rop_len(o, fill, nh), "LROP"))
         break;
       o->nh = nh;
       get(r, o->H, nh * d * sizeof(float));
@@ -552,13 +340,13 @@ EW_EXPORT int ew_state_config(const void *buf, size_t len, ew_config_t *cfg, cha
   uint32_t version = 0, tag = 0;
   if (len < 8 || memcmp(b, MAGIC, 8) != 0)
     why = "not an eigenwatch state (bad magic)";
-  else if (len < 16 + 12 + conf_len(1))
+  else if (len < 16 + 12 + ew__state_conf_len(1))
     why = "the state ends early (in its configuration): truncated";
   else if (memcpy(&version, b + 8, 4), version != VERSION && version != 1)
     why = "state format version is not one this library reads (it reads 1 and 2)";
-  else if (memcpy(&tag, b + 16, 4), tag != T_CONF || rd64(b + 20) != conf_len(version))
+  else if (memcpy(&tag, b + 16, 4), tag != T_CONF || rd64(b + 20) != ew__state_conf_len(version))
     why = "the state does not begin with its configuration";
-  else if (len < 16 + 12 + conf_len(version))
+  else if (len < 16 + 12 + ew__state_conf_len(version))
     why = "the state ends early (in its configuration): truncated";
   if (!why) {
     ew_config_t t;

@@ -14,6 +14,8 @@
 #include "core/ewd.h"
 #include "net/net.h"
 #include "core/sd.h"
+#include "run/run.h"
+#include "store/history.h"
 #include "store/persist.h"
 
 #include <cblas.h>
@@ -377,9 +379,8 @@ int main(int argc, char **argv) {
   srv->started = ewd_now();
   uv_timer_init(srv->loop, &srv->trim_timer);
   srv->trim_timer.data = srv;
-  ewd_steps_start(srv);
-  srv->reg.release = ewd_train_free_fields; /* before restore registers the first streams */
-  ewd_stats_gauge(srv, ewd_subs_gauges);
+  ewd_run_init(srv);
+  ewd_store_init(srv); /* before restore registers the first streams */
   if (ewd_persist_open(srv) != 0 || ewd_history_open(srv) != 0)
     return 1;
   ewd_persist_start(srv);

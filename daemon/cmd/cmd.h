@@ -8,6 +8,9 @@
 #define EWD_CMD_H
 
 #include "core/conn.h"
+#include "run/run.h"
+#include "store/history.h"
+#include "store/persist.h"
 
 /* One call: the server, the connection it came on, and its decoded request (borrowed: valid
  * only during the handler; copy what a job keeps). */
@@ -75,5 +78,11 @@ void ewd_stream_drop(ewd_server_t *srv, ewd_stream_t *st);
 #define EWD_CONFIG_OWN_KEYS 5
 #define EWD_CONFIG_KV (EW_CONFIG_COUNT + EW_CONFIG_OLD_COUNT + EWD_CONFIG_OWN_KEYS)
 ewp_value_t ewd_config_value(const ewd_stream_t *st, ewp_kv_t *kv);
+
+/* ---- expo.c (owner: the loop) ---- */
+/* GET /metrics: the Prometheus text exposition (0.0.4) of the self-stats, errors by code, and
+ * each stream's latest values, steps, update times, lag, coalescing, rows and alert states.
+ * Returns a malloc'ed body (*len bytes), or NULL when out of memory. */
+char *ewd_expo_metrics(struct ewd_server *srv, size_t *len);
 
 #endif

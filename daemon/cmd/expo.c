@@ -8,7 +8,7 @@
  * values are escaped as the format requires (backslash, double quote, newline). Series count:
  * 3 + |self-stats| + |error codes| + per stream 5 + 2 × (scalar metrics it evaluates) + (alert
  * rules) (+ 2 with producers); no series per head, per vector entry or per eigenvalue. */
-#include "core/ewd.h"
+#include "cmd/cmd.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -13,6 +13,7 @@
  * previous answer is written. With an auth token set, every path but /healthz needs
  * `Authorization: Bearer TOKEN` (compared in constant time), else 401. */
 #include "net/net.h"
+#include "cmd/cmd.h"
 
 #include <http_parser.h>
 #include <stdio.h>

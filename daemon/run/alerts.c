@@ -13,7 +13,7 @@
  *
  * The states are saved with the rules (alerts_save.c): a rule firing at a stop is firing after
  * the restart, with the same step and time, and is neither counted nor sent again. */
-#include "core/ewd.h"
+#include "run/run.h"
 #include "run/alerts_priv.h"
 
 #include <math.h>

@@ -3,7 +3,7 @@
 #ifndef EWD_ALERTS_PRIV_H
 #define EWD_ALERTS_PRIV_H
 
-#include "core/ewd.h"
+#include "run/run.h"
 
 /* The `when` of a rule: the order of EWP_ENUM_when. */
 enum { EWD__W_BELOW, EWD__W_ABOVE, EWD__W_DROP, EWD__W_BASELINE, EWD__W_STALE, EWD__W_NONFINITE };

@@ -20,7 +20,7 @@
  * the loop when it queues the stream's copy). A state that moves after that marks the stream
  * changed (alerts.c), so the next round saves it again; at a stop the last round starts once
  * every evaluation has finished, so it holds the final states. */
-#include "core/ewd.h"
+#include "run/run.h"
 #include "run/alerts_priv.h"
 
 #include <stdio.h>

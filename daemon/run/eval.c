@@ -13,7 +13,7 @@
  * latest is kept, and it is evaluated next (on the state at that step: its FORK is queued when
  * the running evaluation ends, behind the batches of every step completed so far, which is that
  * step's state). The point records how many due evaluations it replaced (`skipped`). */
-#include "core/ewd.h"
+#include "run/run.h"
 #include "run/eval_priv.h"
 
 #include <math.h>

@@ -2,7 +2,7 @@
  * evaluation and history"): the specs create's `eval` gives (or the defaults), checked against
  * the metric table and the stream, compared, and looked up by series name. eval.c runs them;
  * eval_save.c saves them. Owner: the loop thread. */
-#include "core/ewd.h"
+#include "run/run.h"
 #include "run/eval_priv.h"
 
 #include <stdio.h>

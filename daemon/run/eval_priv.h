@@ -4,7 +4,7 @@
 #ifndef EWD_EVAL_PRIV_H
 #define EWD_EVAL_PRIV_H
 
-#include "core/ewd.h"
+#include "run/run.h"
 
 typedef struct {
   const ew_metric_info_t *info;

@@ -1,7 +1,7 @@
 /* eval_save.c — a stream's eval list as the rest of the daemon sees it: the latest values
  * (/metrics), the `info` map, the series names (for sentences), and the saved form in the
  * snapshot's training block. The schedule and the runs are eval.c. Owner: the loop thread. */
-#include "core/ewd.h"
+#include "run/run.h"
 #include "run/eval_priv.h"
 
 #include <stdio.h>

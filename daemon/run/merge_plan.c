@@ -4,7 +4,7 @@
  * row counts; those steps' rows are the newest rows of its window, oldest step first. The plan
  * lays the merged window out step by step (the stream's rows of a step, then the state's) and
  * gives the merged ring. Pure: no stream, no server. */
-#include "core/ewd.h"
+#include "run/run.h"
 
 #include <stdio.h>
 

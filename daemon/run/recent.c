@@ -1,7 +1,7 @@
 /* recent.c — the recent view's steps: the ring of the last window_steps completed steps and the
  * rows each put in the window (steps.c notes each step; a query and an evaluation of the recent
  * view read the last S steps' rows; the ring is saved in the tRUN section, store/train.c). */
-#include "core/ewd.h"
+#include "run/run.h"
 
 #include <stdlib.h>
 

@@ -26,7 +26,7 @@
  * staged batch counts what it costs, not only its payload: its entry and allocations, and for the
  * first batch of a step the step's record and index slots (entry_cost), so that max_staged_bytes
  * bounds memory for one-float batches too. */
-#include "core/ewd.h"
+#include "run/run.h"
 #include "run/steps_priv.h"
 
 #include <stdlib.h>
@@ -460,6 +460,11 @@ static void on_tick(uv_timer_t *t) {
   }
   if (!srv->nstaging)
     uv_timer_stop(t);
+}
+
+void ewd_run_init(ewd_server_t *srv) {
+  ewd_steps_start(srv);
+  ewd_stats_gauge(srv, ewd_subs_gauges);
 }
 
 void ewd_steps_start(ewd_server_t *srv) {

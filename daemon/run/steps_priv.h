@@ -3,7 +3,7 @@
 #ifndef EWD_STEPS_PRIV_H
 #define EWD_STEPS_PRIV_H
 
-#include "core/ewd.h"
+#include "run/run.h"
 
 typedef struct staged {
   struct staged *next;

@@ -16,7 +16,7 @@
  * The section is written only when the staging holds something the stream's own fields do not
  * say (a pending step, a late batch, or a rank ahead of the last completed step), so a stream
  * without steps saves the same bytes as before. docs/STATE.md describes it for readers. */
-#include "core/ewd.h"
+#include "run/run.h"
 #include "run/steps_priv.h"
 
 #include <stdlib.h>

@@ -3,7 +3,7 @@
 #ifndef EWD_HISTORY_H
 #define EWD_HISTORY_H
 
-#include "core/ewd.h"
+#include "run/run.h"
 
 #include <sqlite3.h>
 
@@ -76,5 +76,18 @@ int ewd_history_read(ewd_server_t *srv, ewd_hread_t *rd);
 void ewd_hread_run(sqlite3 *db, sqlite3_stmt *series, sqlite3_stmt *points, ewd_hread_t *rd);
 /* Frees what a read holds (its hold job too) and its reservation of answer_budget, and rd. */
 void ewd_hread_free(ewd_hread_t *rd);
+
+/* ---- history.c (owner: the loop; SQLite on its own I/O thread) ---- */
+typedef struct ewd_history ewd_history_t;
+/* Opens <state_dir>/history.db (WAL) and starts its I/O thread. Returns 0, or -1 after logging
+ * why (the daemon does not start without its history). */
+int ewd_history_open(struct ewd_server *srv);
+/* Queues a point's values for the next write batch (copied; written on the I/O thread). */
+void ewd_history_put(struct ewd_server *srv, const ewd_stream_t *st, const ewd_point_t *pt,
+                     const ewd_hvalue_t *v, size_t n);
+/* The stream was dropped: its series are deleted (after the writes queued before). */
+void ewd_history_forget(struct ewd_server *srv, const ewd_stream_t *st);
+/* Writes what is queued and stops the thread (at a stop, after the pool). */
+void ewd_history_close(struct ewd_server *srv);
 
 #endif

@@ -4,9 +4,44 @@
 #ifndef EWD_PERSIST_H
 #define EWD_PERSIST_H
 
-#include "core/ewd.h"
+#include "run/run.h"
 
 #include <limits.h>
+
+/* ---- persist.c, restore.c (owner: the loop; file I/O on libuv's worker threads, one operation
+ * at a time; restore runs on the main thread before anything listens) */
+typedef struct ewd_persist ewd_persist_t;
+typedef struct {
+  size_t written, failed; /* streams */
+  uint64_t bytes;
+  double seconds;
+  char first_error[240];  /* the first failure's sentence ("" = none) */
+} ewd_round_t;
+typedef void (*ewd_round_cb)(void *arg, const ewd_round_t *r);
+/* Prepares <state_dir>/streams and /quarantine, removes leftover temp files and restores every
+ * snapshot into the registry (a bad file is logged and moved to quarantine/, the rest load).
+ * Runs at start, before anything listens. Returns 0, or -1 when the directories cannot be made. */
+int ewd_persist_open(struct ewd_server *srv);
+/* Starts the snapshot_interval timer. */
+void ewd_persist_start(struct ewd_server *srv);
+/* Snapshots every stream changed since its last snapshot (each copied on its own math turn,
+ * written atomically); cb (may be NULL) runs on the loop once all are durable. A round asked for
+ * while one runs follows it (and sees every change submitted before it was asked for). */
+void ewd_persist_round(struct ewd_server *srv, ewd_round_cb cb, void *arg);
+/* The stream is being dropped: its snapshot file is deleted (after any write in flight). */
+void ewd_persist_forget(struct ewd_server *srv, ewd_stream_t *st);
+/* Stops the timer and frees what persist holds (after the last round and write). */
+void ewd_persist_close(struct ewd_server *srv);
+
+/* The math-thread halves of SAVE (the state after job->prefix, with job->train as its tRUN
+ * section, into job->out) and MERGE (job->data loaded and folded into st, or job->rc and
+ * job->message say why not): state_jobs.c, run by pool.c on the stream's turn. */
+void ewd_run_save(ewd_job_t *job, ewd_stream_t *st);
+void ewd_run_merge(ewd_job_t *job, ewd_stream_t *st);
+/* The sentence for a merge of a sketched state into an exact stream or the reverse (both
+ * configurations valid, ew_config_sketched differing): static text (daemon/cmd/state.c). */
+const char *ewd_merge_kind_mismatch(const ew_config_t *dst, const ew_config_t *src);
+
 
 #define SNAP_MAGIC "EWSNAP\0"
 #define SNAP_VERSION 4u /* 4: the training block is the state's tRUN section; 3: in the header
@@ -59,6 +94,10 @@ void ewd_train_init(ewd_stream_t *t);
  * merge-created stream takes its saved training block whole. */
 void ewd_train_move(ewd_stream_t *st, ewd_stream_t *t);
 void ewd_train_release(ewd_stream_t *t);
+/* Sets the store room up in a new server: the registry's `release` (ewd_train_free_fields), so
+ * that a stream's last reference frees what store/ and run/ keep of it. Called once, before the
+ * first stream is registered (main before restore; the fuzz harness). */
+void ewd_store_init(struct ewd_server *srv);
 /* Frees a stream's training fields (staging, producers, ring, eval list, rules) and leaves them
  * NULL; nothing else of st is touched. The registry's `release` (set by main): a stream's last
  * reference going calls it. */

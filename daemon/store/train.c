@@ -210,6 +210,8 @@ void ewd_train_free_fields(ewd_stream_t *st) {
   st->steps = NULL;
 }
 
+void ewd_store_init(ewd_server_t *srv) { srv->reg.release = ewd_train_free_fields; }
+
 void ewd_train_release(ewd_stream_t *t) {
   ewd_train_free_fields(t);
   ewd_train_init(t);

@@ -249,7 +249,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   srv.started = ewd_now();
   uv_timer_init(&loop, &srv.trim_timer);
   srv.trim_timer.data = &srv;
-  ewd_steps_start(&srv);
+  ewd_run_init(&srv); /* the rooms' slots, as main sets them */
+  ewd_store_init(&srv);
   if (ewd_net_init(&srv) != 0 || ewd_pool_start(&srv.pool, &loop, 1, 1) != 0)
     die("cannot start the server");
   build_prelude();

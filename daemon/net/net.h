@@ -125,6 +125,8 @@ void ewd_conn_send(ewd_conn_t *c, char *data, size_t len);
 /* io->write finished the chunk it was handed, len bytes (status < 0: failed; the peer is gone);
  * the next chunk goes out. */
 void ewd_conn_wrote(ewd_conn_t *c, size_t len, int status);
+/* Frees every unsent chunk and uncounts it (conn_out.c; ewd_conn_close calls it). */
+void ewd__conn_out_drop(ewd_conn_t *c);
 /* Starts or stops reading as the connection's state asks (budget, caps, stop). */
 void ewd_conn_update_reading(ewd_conn_t *c);
 /* Closes (idempotent): frees the buffer and protocol state, marks it gone, calls io->close. */

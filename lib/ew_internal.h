@@ -1,7 +1,8 @@
 /* ew_internal.h — what the library's files share with each other and with no one else: the
  * rooms' headers, included in layer order, and the stream itself (struct ew_stream and what
- * config.c and stream.c offer the other rooms). Every file of lib/ includes it (directly or
- * through its room's private header), and so do the unit tests.
+ * config.c and stream.c offer the other rooms). The files of core/, acc/, linalg/ and live/
+ * include their room's header; the rest of lib/ (view/ through view_priv.h, state/ and metrics/
+ * through theirs) and the unit tests include this one.
  *
  * The rooms, lowest first, by header; a header includes only its own room's and lower ones'
  * (core ← acc, linalg ← live, view ← stream, config, state ← metrics):

@@ -20,7 +20,7 @@
  *
  * Cost: O(ℓd) per row amortised (a d×2ℓ syrk and an ℓ×2ℓ×d gemm per ℓ rows), 2ℓd doubles of
  * state. */
-#include "../ew_internal.h"
+#include "acc.h"
 
 #include <cblas.h>
 #include <float.h>

@@ -30,7 +30,7 @@
  * The two kinds built on moments alone, dense (every row, exact) and decay (every weight times
  * γ = 2^(-1/half-life) per row), are dense.c. This file knows nothing of streams, windows or
  * queries. */
-#include "../ew_internal.h"
+#include "moments.h"
 
 #include <cblas.h>
 #include <float.h>

@@ -15,6 +15,8 @@
 #ifndef EW_ACC_H
 #define EW_ACC_H
 
+#include "moments.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -127,5 +129,18 @@ size_t ew__acc_fd_bound(size_t d, size_t ell);
 bool ew__acc_is_sketch(const ew__acc_t *a);
 /* True for an fd accumulator whose shrink's eigensolvers once failed (it certifies nothing). */
 bool ew__acc_fd_broken(const ew__acc_t *a);
+
+/* ---- acc/window.c: what the stream asks of a window beyond the interface ---- */
+/* The window's capacity and rows held. */
+size_t ew__window_cap(const ew__acc_t *a);
+size_t ew__window_count(const ew__acc_t *a);
+/* Lays a's window out anew from spans of a's and o's held rows (from 0: a, 1: o), oldest first,
+ * and rebuilds its moments. Spans already checked against both windows and a's capacity.
+ * Returns 0 or EW_ENOMEM (a unchanged). */
+int ew__window_combine(ew__acc_t *a, const ew__acc_t *o, const ew_window_span_t *spans, size_t n,
+                       ew__ws_t *ws);
+/* True for a window of fewer rows than dimensions (cap < d): it keeps rows only, and its view
+ * offers no moments (view/ answers from the rows). */
+bool ew__window_rows_only(const ew__acc_t *a);
 
 #endif /* EW_ACC_H */

@@ -1,7 +1,7 @@
 /* dense.c — the two kinds built on moments alone (moments.c), behind the accumulator interface
  * (acc.h): dense (every row, exact) and decay (every weight times γ = 2^(-1/half-life) per row:
  * the state ages by a batch's rows, then the batch joins). Both save in the MALL section. */
-#include "../ew_internal.h"
+#include "acc.h"
 
 #include <math.h>
 #include <stdlib.h>

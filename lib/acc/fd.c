@@ -20,7 +20,7 @@
  *
  * Cost: O(ℓd) per row amortised (a d×2ℓ syrk and an ℓ×2ℓ×d gemm per ℓ rows), 2ℓd doubles of
  * state. */
-#include "../ew_internal.h"
+#include "acc.h"
 
 #include <cblas.h>
 #include <float.h>
@@ -291,7 +291,7 @@ static void fd_save(const ew__acc_t *a, ew__wr_t *w) {
   ew__put(w, k->B, k->nb * k->d * sizeof(double));
 }
 
-/* A loaded sketch's numbers (ew_internal.h, EW__ROWS_MAX): n, W, μ and diag M2 as for moments;
+/* A loaded sketch's numbers (core/core.h, EW__ROWS_MAX): n, W, μ and diag M2 as for moments;
  * Δ and ‖B‖²_F at most tr M2 (every row inserted satisfies AᵀA = M2, a shrink removes at most
  * what was inserted and Δ grows by what it removes), with room for the rounding terms each shrink
  * adds (2ℓ·u·λ₁ ≤ 2ℓ·u·tr M2). */

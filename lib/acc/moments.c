@@ -30,7 +30,7 @@
  * The two kinds built on moments alone, dense (every row, exact) and decay (every weight times
  * γ = 2^(-1/half-life) per row), are dense.c. This file knows nothing of streams, windows or
  * queries. */
-#include "../ew_internal.h"
+#include "moments.h"
 
 #include <cblas.h>
 #include <float.h>
@@ -320,7 +320,7 @@ int ew__bstats_f64(const double *rows, size_t n, size_t d, const double *weights
   return bstats_blocks(blk, nb, 1, true, d, weights, NULL, shift, s, g, ws, out);
 }
 
-/* ---- what a loaded state's numbers may be (ew_internal.h, EW__ROWS_MAX): moments ---- */
+/* ---- what a loaded state's numbers may be (core/core.h, EW__ROWS_MAX): moments ---- */
 
 #define ROW_MAX ((double)FLT_MAX)           /* the largest row magnitude ingest accepts */
 #define M2_PER_WEIGHT (4.0 * ROW_MAX * ROW_MAX) /* (2·FLT_MAX)²: a centred square's largest */

@@ -15,7 +15,7 @@
  * d×d matrix of rank < cap (2 GiB at d = 16384, against 64 MiB of rows for 1024 of them), and
  * every answer comes cheaper from the rows (the N×N Gram, Zᵀ(Zx)/N; view/). Its view offers no
  * moments. */
-#include "../ew_internal.h"
+#include "acc.h"
 
 #include <float.h>
 #include <math.h>

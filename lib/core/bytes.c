@@ -2,7 +2,7 @@
  * checksummed (CRC-32C) on its way, and the reader's first error kept with its sentence. A leaf:
  * the state (state/) and every accumulator kind (acc/) write and read their sections through it,
  * and it calls none of them. */
-#include "../ew_internal.h"
+#include "core.h"
 
 #include <math.h>
 #include <pthread.h>

@@ -3,7 +3,7 @@
  * Every conversion here is exact: f16 and bf16 values are all representable in f32, and f32 in
  * f64. A NaN or infinity anywhere rejects the whole batch (EW_ENONFINITE) — one non-finite row
  * would poison the co-moment forever, so the check runs before any state changes. */
-#include "../ew_internal.h"
+#include "core.h"
 
 #include <math.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* error.c — the error codes' names and sentences, generated from EW_ERRNO_MAP in eigenwatch.h.
  * Nothing else lives here: adding an error is one row in that list. */
-#include "../ew_internal.h"
+#include "core.h"
 
 EW_EXPORT const char *ew_strerror(int err) {
   switch (err) {

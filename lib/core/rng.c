@@ -1,6 +1,6 @@
 /* rng.c — a small deterministic PRNG (xoshiro256**, seeded through splitmix64) for the shuffle
  * buffer, Oja's start vectors and subspace-iteration start blocks. Not for anything secret. */
-#include "../ew_internal.h"
+#include "core.h"
 
 #include <math.h>
 

@@ -11,7 +11,7 @@
  * operation, so a steady stream of batches allocates nothing; when an operation needed more than
  * one chunk, they are merged into one of their total size the next time the workspace is empty.
  * `peak` records the most bytes live at once, which is what a stream reports as its workspace. */
-#include "../ew_internal.h"
+#include "core.h"
 
 #include <pthread.h>
 #include <stdint.h>

@@ -6,7 +6,7 @@
  * above 2^24 (ssyevd 'V' fails for N >= 2895), and sizing workspaces ourselves avoids the whole
  * class of bug. A leaf: krylov.c solves its small projected problems here, and topk.c chooses
  * between block Lanczos and a full solve. */
-#include "../ew_internal.h"
+#include "linalg.h"
 
 #include <cblas.h>
 #include <lapacke.h>

@@ -24,7 +24,7 @@
  * (λ_{b+1}/λ_k)^t, block Lanczos like a Chebyshev polynomial of degree t in the gap — a square
  * root of the iteration count on a small gap. The previous implementation (subspace iteration,
  * EW__TOPK_MAXIT = 60 then a full solve) needed the full solve on power-law spectra at d = 4096. */
-#include "../ew_internal.h"
+#include "linalg.h"
 
 #include <cblas.h>
 #include <lapacke.h>

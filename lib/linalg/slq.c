@@ -24,7 +24,7 @@
  * lies within Σ |w_p|·(half-width p) of the one of the midpoints. The error bar is
  *     z · (the regression's standard error) + Σ |w_p|·(half-width p),
  * the sampling part and a bound on the quadrature's. */
-#include "../ew_internal.h"
+#include "linalg.h"
 
 #include <cblas.h>
 #include <lapacke.h>

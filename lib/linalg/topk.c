@@ -3,7 +3,7 @@
  * gap is too small for Lanczos to converge within d operator columns (2d³ flops, about a full
  * solve), the full solve is cheaper and exact, and is used instead. Depends on eig.c and
  * krylov.c; neither depends on it. */
-#include "../ew_internal.h"
+#include "linalg.h"
 
 #include <cblas.h>
 #include <math.h>

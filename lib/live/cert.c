@@ -31,7 +31,7 @@
  *     own spectrum is exact), a bracket with no condition.
  * Cost: the Lanczos steps, EW__LIVE_CERT_BLOCKS · b operator columns (b = max(8, k + 4)) by
  * dgemm, plus the basis' orthogonalisation, O(d (mb)²) — measured in the README's table. */
-#include "../ew_internal.h"
+#include "live.h"
 
 #include <cblas.h>
 #include <math.h>

@@ -24,7 +24,7 @@
  * and normalised every row, so the cost is O(k·d) per row amortised. This is a cheap live signal
  * (direction drift, alignment), never the source of truth for eigenvalues: those come from the
  * exact state (eig.c). */
-#include "../ew_internal.h"
+#include "live.h"
 
 #include <cblas.h>
 #include <math.h>

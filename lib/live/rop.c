@@ -32,7 +32,7 @@
  * ‖A v − θ v‖/θ and the distance of θ to a bracket of the top eigenvalue from a few block
  * Lanczos steps, so that an estimate on the wrong direction is not vouched for.
  * Measured against the fixed-rate Oja estimate it replaces (tests/unit/test_live.c). */
-#include "../ew_internal.h"
+#include "live.h"
 
 #include <cblas.h>
 #include <math.h>

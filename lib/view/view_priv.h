@@ -3,7 +3,7 @@
 #ifndef EW_VIEW_PRIV_H
 #define EW_VIEW_PRIV_H
 
-#include "../ew_internal.h"
+#include "../ew_internal.h" /* struct ew_stream and its accessors: view/ reads the stream it views */
 
 /* What the accumulator behind src offers (moments and/or rows, per want); asking a window for its
  * moments records the ask. EW_ENOWINDOW when src needs a window the stream lacks. */

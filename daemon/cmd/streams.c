@@ -115,6 +115,7 @@ void ewd_cmd_create(ewd_call_t *call) {
     if (asked.alerts) { /* rules given again replace the stream's (their states start over) */
       ewd_alerts_free(st->alerts);
       st->alerts = asked.alerts;
+      st->changes++; /* the rules are saved with the stream: the next snapshot writes them */
     }
     created = st->provisional; /* the client could not see it until now */
     st->provisional = false;

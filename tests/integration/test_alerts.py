@@ -12,6 +12,7 @@
 - Rules and subscriptions refused with their codes and messages; rules survive a restart."""
 import os
 import socket
+import signal
 import sys
 import time
 
@@ -197,6 +198,30 @@ def bad_rules_and_subscriptions_change_nothing():
         assert d.stop() == 0
 
 
+def rules_replaced_by_create_survive_a_restart():
+    """create with `rules` on a stream that exists replaces its rules; they are saved with the
+    stream, so the next snapshot writes them even when no row came since the last one (the
+    daemon before lost them at a restart: nothing marked the stream changed)."""
+    d = Daemon()
+    c = d.client()
+    c.call("create", {"stream": "f", "dim": 4})
+    c.call("ingest", {"stream": "f", "rows": [[1, 2, 3, 4]]})
+    c.call("snapshot")
+    rule = {"name": "q", "metric": "entropy", "when": "below", "value": 1.0}
+    c.call("create", {"stream": "f", "dim": 4, "rules": [rule]})
+    c.close()
+    assert d.stop(signal.SIGTERM) == 0
+    d2 = Daemon(state_dir=d.dir)
+    try:
+        c = d2.client()
+        got = [(a["stream"], a["rule"], a["metric"], a["when"], a["value"])
+               for a in c.call("alerts")["alerts"]]
+        assert got == [("f", "q", "entropy", "below", 1.0)], got
+        c.close()
+    finally:
+        assert d2.stop() == 0
+
+
 def main():
     t = Tap()
     t.case("a_collapse_fires_drop_and_below_baseline_and_resolves",
@@ -204,6 +229,7 @@ def main():
     t.case("non_finite_and_stale_rules", non_finite_and_stale_rules)
     t.case("a_subscriber_that_never_reads_is_disconnected",
            a_subscriber_that_never_reads_is_disconnected)
+    t.case("rules_replaced_by_create_survive_a_restart", rules_replaced_by_create_survive_a_restart)
     t.case("bad_rules_and_subscriptions_change_nothing",
            bad_rules_and_subscriptions_change_nothing)
     return t.done()

@@ -167,6 +167,18 @@ static void maybe_schedule(ewd_pool_t *p, ewd_stream_t *st) {
   pthread_cond_signal(&p->cv);
 }
 
+/* Hands a finished job to the loop (on_async) and wakes the threads, for whom a prepare or an
+ * evaluation slot may have freed. Caller holds the mutex. */
+static void post_done(ewd_pool_t *p, ewd_job_t *job) {
+  if (p->done_tail)
+    p->done_tail->next = job;
+  else
+    p->done_head = job;
+  p->done_tail = job;
+  uv_async_send(&p->async);
+  pthread_cond_broadcast(&p->cv);
+}
+
 static void prepare_job(ewd_job_t *job) {
   job->rc = ew_batch_prepare(job->st->s, job->data, job->dtype, job->n, job->d, &job->batch);
   free(job->data);
@@ -230,13 +242,7 @@ static void *thread_main(void *arg) {
         p->prepared--;
       st->scheduled = false;
       maybe_schedule(p, st);
-      if (p->done_tail)
-        p->done_tail->next = job;
-      else
-        p->done_head = job;
-      p->done_tail = job;
-      uv_async_send(&p->async);
-      pthread_cond_broadcast(&p->cv); /* a prepare slot may have freed */
+      post_done(p, job);
     } else if (p->prep_head && p->prepared < (size_t)p->nthreads) {
       ewd_job_t *job = p->prep_head; /* the oldest unprepared batch, whatever its stream */
       p->prep_head = job->prep_next;
@@ -269,13 +275,7 @@ static void *thread_main(void *arg) {
       pthread_mutex_lock(&p->mu);
       p->running--;
       p->evaluating--;
-      if (p->done_tail)
-        p->done_tail->next = job;
-      else
-        p->done_head = job;
-      p->done_tail = job;
-      uv_async_send(&p->async);
-      pthread_cond_broadcast(&p->cv);
+      post_done(p, job);
     } else if (p->stop && !p->prep_head && !p->eval_head) {
       break;
     } else {

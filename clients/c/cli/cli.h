@@ -55,6 +55,10 @@ void p_run(params_t *p);
 void p_value(params_t *p, const char *v);
 /* A call naming `stream` (or nothing), in --run's run, its answer printed; returns the exit code. */
 int simple_call(const char *method, const char *stream);
+/* Calls `method` with params (NULL: none) and answers: with --json the reply as it came, else
+ * print(result) draws it (a table). Returns the exit code (rpc_exit's on a refusal). */
+int table_call(const char *method, msgpack_sbuffer *params,
+               void (*print)(const msgpack_object *result));
 
 /* Commands. */
 int c_ping(int argc, char **argv);

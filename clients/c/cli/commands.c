@@ -14,80 +14,57 @@ int c_ping(int argc, char **argv) {
   (void)argv;
   return argc ? usage_error("ping takes no arguments") : simple_call("ping", NULL);
 }
+static void print_list(const msgpack_object *result) {
+  const msgpack_object *s = ewc_get(result, "streams");
+  printf("%-16s %-32s %8s %12s %14s\n", "RUN", "STREAM", "DIM", "COUNT", "MEMORY_BYTES");
+  for (uint32_t i = 0; s && i < s->via.array.size; i++) {
+    const msgpack_object *e = &s->via.array.ptr[i], *n = ewc_get(e, "stream"),
+                         *ru = ewc_get(e, "run");
+    uint64_t dim = 0, count = 0, mem = 0;
+    ewc_get_u64(e, "dim", &dim);
+    ewc_get_u64(e, "count", &count);
+    ewc_get_u64(e, "memory_bytes", &mem);
+    printf("%-16.*s %-32.*s %8llu %12llu %14llu\n", ru ? (int)ru->via.str.size : 1,
+           ru ? ru->via.str.ptr : "-", (int)n->via.str.size, n->via.str.ptr,
+           (unsigned long long)dim, (unsigned long long)count, (unsigned long long)mem);
+  }
+}
+
 int c_list(int argc, char **argv) {
   (void)argv;
   if (argc)
     return usage_error("list takes no arguments (--run RUN lists one run's streams)");
-  int ex = 0;
-  ewc_t *c = open_conn(&ex);
-  if (!c)
-    return ex;
   params_t p;
   p_init(&p);
   if (g_run) {
     msgpack_pack_map(&p.pk, 1);
     p_run(&p);
   }
-  ewc_reply_t r;
-  int rc = ewc_call(c, "list", g_run ? &p.sb : NULL, &r);
-  if (rc) {
-    ex = rpc_exit(rc, &r);
-  } else if (g_json) {
-    ex = print_result(&r);
-  } else {
-    const msgpack_object *s = ewc_get(r.result, "streams");
-    printf("%-16s %-32s %8s %12s %14s\n", "RUN", "STREAM", "DIM", "COUNT", "MEMORY_BYTES");
-    for (uint32_t i = 0; s && i < s->via.array.size; i++) {
-      const msgpack_object *e = &s->via.array.ptr[i], *n = ewc_get(e, "stream"),
-                           *ru = ewc_get(e, "run");
-      uint64_t dim = 0, count = 0, mem = 0;
-      ewc_get_u64(e, "dim", &dim);
-      ewc_get_u64(e, "count", &count);
-      ewc_get_u64(e, "memory_bytes", &mem);
-      printf("%-16.*s %-32.*s %8llu %12llu %14llu\n", ru ? (int)ru->via.str.size : 1,
-             ru ? ru->via.str.ptr : "-", (int)n->via.str.size, n->via.str.ptr,
-             (unsigned long long)dim, (unsigned long long)count, (unsigned long long)mem);
-    }
-  }
-  ewc_reply_free(&r);
+  int ex = table_call("list", g_run ? &p.sb : NULL, print_list);
   msgpack_sbuffer_destroy(&p.sb);
-  ewc_close(c);
   return ex;
+}
+
+static void print_runs(const msgpack_object *result) {
+  const msgpack_object *v = ewc_get(result, "runs");
+  printf("%-24s %8s %12s %12s\n", "RUN", "STREAMS", "FIRST_STEP", "LAST_STEP");
+  for (uint32_t i = 0; v && i < v->via.array.size; i++) {
+    const msgpack_object *e = &v->via.array.ptr[i], *n = ewc_get(e, "run"),
+                         *ss = ewc_get(e, "streams");
+    uint64_t first = 0, last = 0;
+    char a[24] = "-", b[24] = "-";
+    if (ewc_get_u64(e, "first_step", &first))
+      snprintf(a, sizeof a, "%llu", (unsigned long long)first);
+    if (ewc_get_u64(e, "last_step", &last))
+      snprintf(b, sizeof b, "%llu", (unsigned long long)last);
+    printf("%-24.*s %8u %12s %12s\n", (int)n->via.str.size, n->via.str.ptr,
+           ss ? ss->via.array.size : 0, a, b);
+  }
 }
 
 int c_runs(int argc, char **argv) {
   (void)argv;
-  if (argc)
-    return usage_error("runs takes no arguments");
-  if (g_json)
-    return simple_call("runs", NULL);
-  int ex = 0;
-  ewc_t *c = open_conn(&ex);
-  if (!c)
-    return ex;
-  ewc_reply_t r;
-  int rc = ewc_call(c, "runs", NULL, &r);
-  if (rc) {
-    ex = rpc_exit(rc, &r);
-  } else {
-    const msgpack_object *v = ewc_get(r.result, "runs");
-    printf("%-24s %8s %12s %12s\n", "RUN", "STREAMS", "FIRST_STEP", "LAST_STEP");
-    for (uint32_t i = 0; v && i < v->via.array.size; i++) {
-      const msgpack_object *e = &v->via.array.ptr[i], *n = ewc_get(e, "run"),
-                           *ss = ewc_get(e, "streams");
-      uint64_t first = 0, last = 0;
-      char a[24] = "-", b[24] = "-";
-      if (ewc_get_u64(e, "first_step", &first))
-        snprintf(a, sizeof a, "%llu", (unsigned long long)first);
-      if (ewc_get_u64(e, "last_step", &last))
-        snprintf(b, sizeof b, "%llu", (unsigned long long)last);
-      printf("%-24.*s %8u %12s %12s\n", (int)n->via.str.size, n->via.str.ptr,
-             ss ? ss->via.array.size : 0, a, b);
-    }
-  }
-  ewc_reply_free(&r);
-  ewc_close(c);
-  return ex;
+  return argc ? usage_error("runs takes no arguments") : table_call("runs", NULL, print_runs);
 }
 int c_stats(int argc, char **argv) {
   (void)argv;

@@ -198,6 +198,25 @@ void p_value(params_t *p, const char *v) {
   p_str(p, v);
 }
 
+int table_call(const char *method, msgpack_sbuffer *params,
+               void (*print)(const msgpack_object *result)) {
+  int ex = 0;
+  ewc_t *c = open_conn(&ex);
+  if (!c)
+    return ex;
+  ewc_reply_t r;
+  int rc = ewc_call(c, method, params, &r);
+  if (rc)
+    ex = rpc_exit(rc, &r);
+  else if (g_json)
+    ex = print_result(&r);
+  else
+    print(r.result);
+  ewc_reply_free(&r);
+  ewc_close(c);
+  return ex;
+}
+
 /* A call naming `stream` (or nothing), in --run's run. */
 int simple_call(const char *method, const char *stream) {
   int ex = 0;

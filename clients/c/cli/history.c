@@ -286,15 +286,31 @@ int c_history(int argc, char **argv) {
   return ex;
 }
 
+static void print_alerts(const msgpack_object *result) {
+  const msgpack_object *a = ewc_get(result, "alerts");
+  printf("%-12s %-24s %-20s %-20s %-14s %10s %-7s %10s %14s\n", "RUN", "STREAM", "RULE",
+         "METRIC", "WHEN", "VALUE", "STATE", "STEP", "LAST_VALUE");
+  for (uint32_t i = 0; a && a->type == MSGPACK_OBJECT_ARRAY && i < a->via.array.size; i++) {
+    const msgpack_object *e = &a->via.array.ptr[i];
+    const char *ru, *st, *rule, *met, *when, *state;
+    int rn = str_of(e, "run", &ru), sn = str_of(e, "stream", &st), rl = str_of(e, "rule", &rule),
+        mn = str_of(e, "metric", &met), wn = str_of(e, "when", &when),
+        stn = str_of(e, "state", &state);
+    double value = NAN, last = NAN;
+    uint64_t step = 0;
+    ewc_get_double(e, "value", &value);
+    ewc_get_double(e, "last_value", &last);
+    char stepbuf[24] = "-";
+    if (ewc_get_u64(e, "step", &step))
+      snprintf(stepbuf, sizeof stepbuf, "%llu", (unsigned long long)step);
+    printf("%-12.*s %-24.*s %-20.*s %-20.*s %-14.*s %10.4g %-7.*s %10s %14.6g\n", rn, ru, sn, st,
+           rl, rule, mn, met, wn, when, value, stn, state, stepbuf, last);
+  }
+}
+
 int c_alerts(int argc, char **argv) {
   if (argc > 1)
     return usage_error("alerts takes at most one STREAM");
-  if (g_json)
-    return simple_call("alerts", argc ? argv[0] : NULL);
-  int ex = 0;
-  ewc_t *c = open_conn(&ex);
-  if (!c)
-    return ex;
   params_t p;
   p_init(&p);
   msgpack_pack_map(&p.pk, (size_t)(argc > 0) + (g_run != NULL));
@@ -303,83 +319,44 @@ int c_alerts(int argc, char **argv) {
     p_str(&p, argv[0]);
   }
   p_run(&p);
-  ewc_reply_t r;
-  int rc = ewc_call(c, "alerts", &p.sb, &r);
+  int ex = table_call("alerts", &p.sb, print_alerts);
   msgpack_sbuffer_destroy(&p.sb);
-  if (rc) {
-    ex = rpc_exit(rc, &r);
-  } else {
-    const msgpack_object *a = ewc_get(r.result, "alerts");
-    printf("%-12s %-24s %-20s %-20s %-14s %10s %-7s %10s %14s\n", "RUN", "STREAM", "RULE",
-           "METRIC", "WHEN", "VALUE", "STATE", "STEP", "LAST_VALUE");
-    for (uint32_t i = 0; a && a->type == MSGPACK_OBJECT_ARRAY && i < a->via.array.size; i++) {
-      const msgpack_object *e = &a->via.array.ptr[i];
-      const char *ru, *st, *rule, *met, *when, *state;
-      int rn = str_of(e, "run", &ru), sn = str_of(e, "stream", &st), rl = str_of(e, "rule", &rule),
-          mn = str_of(e, "metric", &met), wn = str_of(e, "when", &when),
-          stn = str_of(e, "state", &state);
-      double value = NAN, last = NAN;
-      uint64_t step = 0;
-      ewc_get_double(e, "value", &value);
-      ewc_get_double(e, "last_value", &last);
-      char stepbuf[24] = "-";
-      if (ewc_get_u64(e, "step", &step))
-        snprintf(stepbuf, sizeof stepbuf, "%llu", (unsigned long long)step);
-      printf("%-12.*s %-24.*s %-20.*s %-20.*s %-14.*s %10.4g %-7.*s %10s %14.6g\n", rn, ru, sn, st,
-             rl, rule, mn, met, wn, when, value, stn, state, stepbuf, last);
+  return ex;
+}
+
+static void print_metrics(const msgpack_object *result) {
+  const msgpack_object *ms = ewc_get(result, "metrics");
+  printf("%-24s %-7s %-10s %s\n", "METRIC", "KIND", "COST", "SOURCES");
+  for (uint32_t i = 0; ms && ms->type == MSGPACK_OBJECT_ARRAY && i < ms->via.array.size; i++) {
+    const msgpack_object *m = &ms->via.array.ptr[i], *ps = ewc_get(m, "params");
+    const char *name, *kind, *cost, *src, *doc;
+    int nn = str_of(m, "name", &name), kn = str_of(m, "kind", &kind),
+        cn = str_of(m, "cost", &cost), sn = str_of(m, "sources", &src),
+        dn = str_of(m, "doc", &doc);
+    printf("%-24.*s %-7.*s %-10.*s %.*s\n    %.*s\n", nn, name, kn, kind, cn, cost, sn, src, dn,
+           doc);
+    for (uint32_t j = 0; ps && ps->type == MSGPACK_OBJECT_ARRAY && j < ps->via.array.size; j++) {
+      const msgpack_object *pp = &ps->via.array.ptr[j];
+      const char *pn, *pd;
+      int pnn = str_of(pp, "name", &pn), pdn = str_of(pp, "doc", &pd);
+      printf("    param %.*s (default ", pnn, pn);
+      const msgpack_object *dv = ewc_get(pp, "default"), *lo = ewc_get(pp, "min"),
+                           *hi = ewc_get(pp, "max");
+      if (dv)
+        scalar(stdout, dv);
+      printf(", range ");
+      if (lo)
+        scalar(stdout, lo);
+      printf(" .. ");
+      if (hi)
+        scalar(stdout, hi);
+      printf("): %.*s\n", pdn, pd);
     }
   }
-  ewc_reply_free(&r);
-  ewc_close(c);
-  return ex;
 }
 
 int c_metrics(int argc, char **argv) {
   (void)argv;
-  if (argc)
-    return usage_error("metrics takes no arguments");
-  if (g_json)
-    return simple_call("metrics", NULL);
-  int ex = 0;
-  ewc_t *c = open_conn(&ex);
-  if (!c)
-    return ex;
-  ewc_reply_t r;
-  int rc = ewc_call(c, "metrics", NULL, &r);
-  if (rc) {
-    ex = rpc_exit(rc, &r);
-  } else {
-    const msgpack_object *ms = ewc_get(r.result, "metrics");
-    printf("%-24s %-7s %-10s %s\n", "METRIC", "KIND", "COST", "SOURCES");
-    for (uint32_t i = 0; ms && ms->type == MSGPACK_OBJECT_ARRAY && i < ms->via.array.size; i++) {
-      const msgpack_object *m = &ms->via.array.ptr[i], *ps = ewc_get(m, "params");
-      const char *name, *kind, *cost, *src, *doc;
-      int nn = str_of(m, "name", &name), kn = str_of(m, "kind", &kind),
-          cn = str_of(m, "cost", &cost), sn = str_of(m, "sources", &src),
-          dn = str_of(m, "doc", &doc);
-      printf("%-24.*s %-7.*s %-10.*s %.*s\n    %.*s\n", nn, name, kn, kind, cn, cost, sn, src, dn,
-             doc);
-      for (uint32_t j = 0; ps && ps->type == MSGPACK_OBJECT_ARRAY && j < ps->via.array.size;
-           j++) {
-        const msgpack_object *pp = &ps->via.array.ptr[j];
-        const char *pn, *pd;
-        int pnn = str_of(pp, "name", &pn), pdn = str_of(pp, "doc", &pd);
-        printf("    param %.*s (default ", pnn, pn);
-        const msgpack_object *dv = ewc_get(pp, "default"), *lo = ewc_get(pp, "min"),
-                             *hi = ewc_get(pp, "max");
-        if (dv)
-          scalar(stdout, dv);
-        printf(", range ");
-        if (lo)
-          scalar(stdout, lo);
-        printf(" .. ");
-        if (hi)
-          scalar(stdout, hi);
-        printf("): %.*s\n", pdn, pd);
-      }
-    }
-  }
-  ewc_reply_free(&r);
-  ewc_close(c);
-  return ex;
+  return argc ? usage_error("metrics takes no arguments")
+              : table_call("metrics", NULL, print_metrics);
 }

@@ -407,8 +407,9 @@ int main(int argc, char **argv) {
     sigs[i]->data = m;
     uv_signal_start(sigs[i], on_signal, signums[i]);
   }
-  ewd_log(EWD_LOG_INFO, "ready", "version=%s pid=%d state_dir=\"%s\" math_threads=%llu "
-          "blas_threads=%llu max_message_bytes=%llu auth=%s", EW_VERSION_STRING, (int)getpid(),
+  ewd_log(EWD_LOG_INFO, "ready", "version=%s pid=%d page=\"%s\" addresses=\"%s\" "
+          "state_dir=\"%s\" math_threads=%llu blas_threads=%llu max_message_bytes=%llu auth=%s",
+          EW_VERSION_STRING, (int)getpid(), ewd_net_page(srv), ewd_net_addresses(srv),
           cfg->state_dir, (unsigned long long)cfg->math_threads,
           (unsigned long long)cfg->blas_threads, (unsigned long long)cfg->max_message_bytes,
           srv->token ? "token" : "none");

@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh build
-echo "eigenwatchd: talk to it with msgpack-RPC on the addresses below (see README)" >&2
+echo "eigenwatchd: its 'ready' line below gives the page (page=) and the msgpack-RPC addresses (addresses=)" >&2
 exec build/daemon/eigenwatchd --foreground "$@"

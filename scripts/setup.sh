@@ -8,7 +8,7 @@ set -euo pipefail
 PKGS=(meson ninja-build pkg-config gcc libc6-dev gzip xxd clang libclang-rt-14-dev
       libuv1-dev libmsgpack-dev libopenblas-dev liblapacke-dev libsqlite3-dev
       libhttp-parser-dev libjansson-dev libsystemd-dev systemd prometheus chromium
-      python3 python3-venv python3-setuptools python3-numpy python3-msgpack python3-torch
+      python3 python3-venv python3-setuptools python3-wheel python3-numpy python3-msgpack python3-torch
       dataset-fashion-mnist zlib1g-dev "$@")
 missing=()
 for p in "${PKGS[@]}"; do

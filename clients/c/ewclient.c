@@ -96,6 +96,8 @@ const char *ewc_default_address(char *buf, size_t cap) {
     snprintf(path, sizeof path, "%s/.local/state/eigenwatch/eigenwatch.sock", home ? home : "");
   if (stat(path, &sb) == 0)
     snprintf(buf, cap, "unix:%s", path);
+  else if (access(EWC_SYSTEM_SOCKET, R_OK | W_OK) == 0)
+    snprintf(buf, cap, "unix:%s", EWC_SYSTEM_SOCKET);
   else
     snprintf(buf, cap, "tcp:127.0.0.1:7700");
   return buf;

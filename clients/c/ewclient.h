@@ -35,9 +35,12 @@ const char *ewc_strerror(int err);
 
 typedef struct ewc ewc_t;
 
+/* The socket the systemd units listen on (group eigenwatch, 0660). */
+#define EWC_SYSTEM_SOCKET "/run/eigenwatch/eigenwatchd.sock"
 /* The address used when none is given: $EIGENWATCH_ADDRESS, else the daemon's default Unix socket
- * if it exists ($XDG_RUNTIME_DIR/eigenwatch.sock, then ~/.local/state/eigenwatch/eigenwatch.sock),
- * else "tcp:127.0.0.1:7700". Writes into buf (cap bytes) and returns it. */
+ * if it exists ($XDG_RUNTIME_DIR/eigenwatch.sock, then ~/.local/state/eigenwatch/eigenwatch.sock,
+ * then EWC_SYSTEM_SOCKET when this user may read and write it), else "tcp:127.0.0.1:7700".
+ * Writes into buf (cap bytes) and returns it. */
 const char *ewc_default_address(char *buf, size_t cap);
 
 /* Connects to "unix:PATH" or "tcp:HOST:PORT" (NULL: the default address). timeout_ms bounds the

@@ -26,6 +26,14 @@ typedef struct {
 
 /* ---- the socket io vtable ---- */
 
+
+/* Adds one msgpack-RPC address to the list the ready line shows (ewd_net_addresses). */
+static void note_address(ewd_net_t *net, const char *scheme, const char *where) {
+  size_t n = strlen(net->addresses);
+  if (n + 1 < sizeof net->addresses)
+    snprintf(net->addresses + n, sizeof net->addresses - n, "%s%s%s", n ? " " : "", scheme,
+             where);
+}
 static void on_write(uv_write_t *req, int status) {
   write_req_t *w = (write_req_t *)req;
   ewd_conn_t *c = w->conn;
@@ -229,6 +237,7 @@ static int listen_unix(ewd_server_t *srv, const char *path) {
     net->unix_paths[net->nunix++] = strdup(path);
   }
   ewd_log(EWD_LOG_INFO, "listening", "address=unix:%s", path);
+  note_address(net, "unix:", path);
   return 0;
 }
 
@@ -264,15 +273,19 @@ static int tcp_name(uv_tcp_t *t, char *name, size_t cap, bool *v6) {
 }
 
 static void log_tcp(ewd_server_t *srv, uv_tcp_t *t, bool http, const char *extra) {
-  char name[64];
+  char name[64], addr[96];
   bool v6;
   int bport = tcp_name(t, name, sizeof name, &v6);
   if (http)
-    ewd_log(EWD_LOG_INFO, "listening", "address=http://%s%s%s:%d/ auth=%s%s", v6 ? "[" : "", name,
-            v6 ? "]" : "", bport, srv->token ? "token" : "none", extra);
+    snprintf(addr, sizeof addr, "http://%s%s%s:%d/", v6 ? "[" : "", name, v6 ? "]" : "", bport);
   else
-    ewd_log(EWD_LOG_INFO, "listening", "address=tcp:%s:%d auth=%s%s", name, bport,
-            srv->token ? "token" : "none", extra);
+    snprintf(addr, sizeof addr, "tcp:%s:%d", name, bport);
+  ewd_log(EWD_LOG_INFO, "listening", "address=%s auth=%s%s", addr,
+          srv->token ? "token" : "none", extra);
+  if (http && !srv->net->page[0])
+    snprintf(srv->net->page, sizeof srv->net->page, "%s", addr);
+  else if (!http)
+    note_address(srv->net, "", addr);
 }
 
 static int listen_tcp(ewd_server_t *srv, const char *hostport, bool http) {
@@ -399,10 +412,11 @@ int ewd_net_adopt(ewd_server_t *srv, int fd, bool http) {
     uv_close((uv_handle_t *)st, (uv_close_cb)free);
     return -1;
   }
-  if (ss.ss_family == AF_UNIX) /* systemd owns the path: it is not unlinked at stop */
+  if (ss.ss_family == AF_UNIX) { /* systemd owns the path: it is not unlinked at stop */
     ewd_log(EWD_LOG_INFO, "listening", "address=unix:%s inherited=fd%d",
             ((struct sockaddr_un *)&ss)->sun_path, fd);
-  else {
+    note_address(srv->net, "unix:", ((struct sockaddr_un *)&ss)->sun_path);
+  } else {
     char extra[32];
     snprintf(extra, sizeof extra, " inherited=fd%d", fd);
     log_tcp(srv, (uv_tcp_t *)st, http, extra);
@@ -433,3 +447,7 @@ void ewd_net_free(ewd_server_t *srv) {
   free(net);
   srv->net = NULL;
 }
+
+const char *ewd_net_addresses(const ewd_server_t *srv) { return srv->net->addresses; }
+
+const char *ewd_net_page(const ewd_server_t *srv) { return srv->net->page; }

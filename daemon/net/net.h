@@ -97,6 +97,8 @@ struct ewd_net {
   size_t nunix;
   uv_timer_t sweep;        /* timeouts and idle buffers */
   double last_accept_log;
+  char addresses[1024];    /* the msgpack-RPC addresses listened on, space-separated */
+  char page[128];          /* the first HTTP address: the page's URL ("" = no HTTP) */
 };
 
 /* ---- conn.c ---- */
@@ -210,5 +212,10 @@ void ewd_rpc_notify(ewd_conn_t *c, const char *method, const ewp_value_t *v);
 void ewd_rpc_hold(ewd_conn_t *c, ewd_job_t *job, bool pipelined);
 /* That job finished: releases its hold, handles further messages, drops its reference. */
 void ewd_rpc_job_done(ewd_conn_t *c, bool pipelined);
+
+/* The msgpack-RPC addresses the daemon listens on ("unix:PATH tcp:HOST:PORT", as a client names
+ * them) and the page's URL (the first HTTP listener; "" without HTTP): for the ready line. */
+const char *ewd_net_addresses(const ewd_server_t *srv);
+const char *ewd_net_page(const ewd_server_t *srv);
 
 #endif

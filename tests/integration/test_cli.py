@@ -40,6 +40,14 @@ def every_command_has_help():
     assert "exit codes" in p.stdout
 
 
+def version_names_this_program_and_its_protocol():
+    """eigenwatch --version: this program's version (the daemon's, from the same build) and the
+    protocol it speaks; it needs no daemon."""
+    p = run("--version", address="unix:/nonexistent", check=0)
+    ping = json.loads(run("--json", "ping", check=0).stdout)
+    assert p.stdout == f"eigenwatch {ping['version']} (protocol {ping['protocol']})\n", p.stdout
+
+
 def json_output_parses_back():
     ping = json.loads(run("--json", "ping", check=0).stdout)
     assert ping["pong"] is True and ping["protocol"] == 1
@@ -229,6 +237,8 @@ def main():
     t = Tap()
     try:
         t.case("every_command_has_help", every_command_has_help)
+        t.case("version_names_this_program_and_its_protocol",
+               version_names_this_program_and_its_protocol)
         t.case("json_output_parses_back", json_output_parses_back)
         t.case("npy_ingest_f32_f64_f16_bf16_equals_numpy", npy_ingest_all_four_dtypes_equals_numpy)
         t.case("csv_ingest_and_table_output_no_progress_bar_when_piped",

@@ -42,6 +42,22 @@ def ping_on_both_transports():
     assert D.tcp.startswith("tcp:127.0.0.1:"), D.tcp
 
 
+def the_ready_line_names_the_page_and_the_addresses():
+    """Issue 25 item 7: the `ready` line (what scripts/run.sh shows) gives the page's URL and the
+    msgpack-RPC addresses a client names, exactly as the listeners bound them."""
+    import re
+    line = [ln for ln in D.log().splitlines() if 'msg="ready"' in ln]
+    assert len(line) == 1, line
+    page = re.search(r'page="([^"]*)"', line[0]).group(1)
+    addresses = re.search(r'addresses="([^"]*)"', line[0]).group(1).split()
+    assert page == D.http and page.startswith("http://127.0.0.1:"), (page, D.http)
+    assert addresses == [D.unix, D.tcp], (addresses, D.unix, D.tcp)
+    for a in addresses:  # each one answers
+        c = Client(a)
+        assert c.call("ping")["pong"] is True
+        c.close()
+
+
 def create_is_idempotent_and_refuses_a_different_config():
     c = D.client()
     r = c.call("create", {"stream": "cfg.a", "dim": 8, "window": 64, "normalize": "l2"})
@@ -340,6 +356,8 @@ def main():
     t = Tap()
     try:
         t.case("ping_on_unix_and_tcp", ping_on_both_transports)
+        t.case("the_ready_line_names_the_page_and_the_addresses",
+               the_ready_line_names_the_page_and_the_addresses)
         t.case("create_idempotent_and_refuses_different_config",
                create_is_idempotent_and_refuses_a_different_config)
         t.case("metrics_match_numpy_uneven_batches_f32_f64_f16_bf16",

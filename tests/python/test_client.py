@@ -287,6 +287,40 @@ def long_solves_are_waited_for():
     c.close()
 
 
+def the_default_address_tries_the_users_sockets_then_the_units_then_tcp():
+    """Issue 25 item 7: with no EIGENWATCH_ADDRESS, the user's own daemon socket wins, then the
+    systemd units' socket when this user may use it, then tcp:127.0.0.1:7700 (a fresh machine
+    with the units installed needs no setting)."""
+    import tempfile
+    from eigenwatch import _wire
+    keep = {k: os.environ.get(k) for k in ("EIGENWATCH_ADDRESS", "XDG_RUNTIME_DIR",
+                                           "XDG_STATE_HOME")}
+    system = _wire.SYSTEM_SOCKET
+    tmp = tempfile.mkdtemp(prefix="ew-addr-")
+    try:
+        os.environ.pop("EIGENWATCH_ADDRESS", None)
+        os.environ["XDG_RUNTIME_DIR"] = os.path.join(tmp, "run")
+        os.environ["XDG_STATE_HOME"] = os.path.join(tmp, "state")
+        _wire.SYSTEM_SOCKET = os.path.join(tmp, "unit.sock")
+        assert _wire.default_address() == "tcp:127.0.0.1:7700"
+        open(_wire.SYSTEM_SOCKET, "w").close()
+        os.chmod(_wire.SYSTEM_SOCKET, 0o600)
+        assert _wire.default_address() == "unix:" + _wire.SYSTEM_SOCKET
+        os.makedirs(os.environ["XDG_RUNTIME_DIR"])
+        mine = os.path.join(os.environ["XDG_RUNTIME_DIR"], "eigenwatch.sock")
+        open(mine, "w").close()
+        assert _wire.default_address() == "unix:" + mine
+        os.environ["EIGENWATCH_ADDRESS"] = "tcp:10.0.0.1:7700"
+        assert _wire.default_address() == "tcp:10.0.0.1:7700"
+    finally:
+        _wire.SYSTEM_SOCKET = system
+        for k, v in keep.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def main():
     global D
     D = Daemon()
@@ -296,6 +330,8 @@ def main():
         t.case("errors_raise_one_exception_class_with_the_wire_code", errors_carry_the_wire_code)
         t.case("bf16_tensors_arrive_bit_exact_metrics_equal_numpy", bf16_tensors_arrive_bit_exact)
         t.case("client_request_bytes_equal_protocol_vectors", client_matches_protocol_vectors)
+        t.case("the_default_address_tries_the_users_sockets_then_the_units_then_tcp",
+               the_default_address_tries_the_users_sockets_then_the_units_then_tcp)
         t.case("client_reconnects_after_a_daemon_restart", reconnects_after_a_daemon_restart)
         t.case("client_history_as_numpy_and_subscribe_as_an_iterator",
                history_as_numpy_and_subscribe_as_an_iterator)

@@ -6,6 +6,7 @@
  * Exit codes: 0 success; 1 the daemon answered an error (its code and message on stderr);
  * 2 usage error; 3 cannot reach the daemon (connect, I/O, timeout); 4 bad input file. */
 #include "cli.h"
+#include "ew_proto.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,7 +79,9 @@ static int c_help(int argc, char **argv) {
   }
   printf("usage: eigenwatch [--address unix:PATH|tcp:HOST:PORT] [--timeout MS] [--json] "
          "[--run RUN] COMMAND ...\n"
-         "The address defaults to $EIGENWATCH_ADDRESS, else the daemon's default socket, else\n"
+         "       eigenwatch --version\n"
+         "The address defaults to $EIGENWATCH_ADDRESS, else the daemon's default socket (yours,\n"
+         "then the system units' /run/eigenwatch/eigenwatchd.sock when you may use it), else\n"
          "tcp:127.0.0.1:7700. --json prints the daemon's answer as JSON. --run names the training\n"
          "run of every stream a command names (default: the daemon's run \"default\").\n\n"
          "commands:\n");
@@ -106,6 +109,9 @@ int main(int argc, char **argv) {
       g_json = 1;
     } else if (!strcmp(argv[i], "--help")) {
       return c_help(0, NULL);
+    } else if (!strcmp(argv[i], "--version")) { /* this program's; `ping` gives the daemon's */
+      printf("eigenwatch %s (protocol %d)\n", EW_CLI_VERSION, EW_PROTOCOL_VERSION);
+      return EX_OK;
     } else {
       return usage_error("unknown option '%s'", argv[i]);
     }

@@ -5,13 +5,17 @@ import socket
 import numpy as np
 
 DEFAULT_TCP = "tcp:127.0.0.1:7700"
+# The socket the systemd units listen on (systemd/eigenwatchd.socket.in; group eigenwatch).
+SYSTEM_SOCKET = "/run/eigenwatch/eigenwatchd.sock"
 
 _NP_DTYPES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64",
               np.dtype(np.float16): "f16"}
 
 
 def default_address():
-    """$EIGENWATCH_ADDRESS, else the daemon's default Unix socket if it exists, else TCP 7700."""
+    """$EIGENWATCH_ADDRESS, else the daemon's default Unix socket if it exists (the user's:
+    $XDG_RUNTIME_DIR, then the state dir; then the system units', when this user may use it),
+    else TCP 7700."""
     env = os.environ.get("EIGENWATCH_ADDRESS")
     if env:
         return env
@@ -24,6 +28,8 @@ def default_address():
     for path in candidates:
         if os.path.exists(path):
             return "unix:" + path
+    if os.access(SYSTEM_SOCKET, os.R_OK | os.W_OK):
+        return "unix:" + SYSTEM_SOCKET
     return DEFAULT_TCP
 
 

@@ -227,7 +227,11 @@ typedef struct ewp_evals ewp_evals_t;
     "drop: the points the maximum is taken over (this one included)")                             \
   F(baseline_steps, UINT, 0, "int", "10", EWP_EBADPARAM,                                          \
     "'baseline_steps' must be a number of points >= 1",                                           \
-    "below_baseline: the first points whose mean is the baseline")
+    "below_baseline: the first points whose mean is the baseline")                                \
+  F(after_step, UINT, 0, "int", "— (from the first point)", EWP_EBADPARAM,                        \
+    "'after_step' must be a step (an integer >= 0)",                                              \
+    "the warm-up: points at steps below it are not checked, and a below_baseline rule's "         \
+    "baseline is the first points at or after it (a stream without steps: its row count)")
 
 typedef struct ewp_rules ewp_rules_t;
 

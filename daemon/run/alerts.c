@@ -75,6 +75,8 @@ int ewd_alerts_set(ewd_stream_t *st, const ewp_rules_t *rules, char *msg, size_t
     d->value = r->value;
     d->steps = EWP_HAS(r, EWP_RULE_steps) ? (uint32_t)r->steps : 10;
     d->baseline_steps = EWP_HAS(r, EWP_RULE_baseline_steps) ? (uint32_t)r->baseline_steps : 10;
+    d->has_after = EWP_HAS(r, EWP_RULE_after_step);
+    d->after_step = d->has_after ? r->after_step : 0;
     int rc = EWP_HAS(r, EWP_RULE_metric) ? rule_series(st, r, i, d, msg, cap) : 0;
     if (!rc && d->when == EWD__W_DROP && (ring += d->steps) > EWD_ALERTS_RING_MAX) {
       snprintf(msg, cap, "rules: the drop rules keep %llu recent values in all (the sum of their "
@@ -166,6 +168,8 @@ void ewd_alerts_point(ewd_server_t *srv, ewd_stream_t *st, const ewd_point_t *pt
   bool moved = false;
   for (size_t i = 0; a && i < a->n; i++) {
     rule_t *r = &a->rules[i];
+    if (r->has_after && pt->step < r->after_step)
+      continue; /* the warm-up: early training's compression is not a collapse */
     for (size_t k = 0; r->series[0] && k < n; k++) {
       if (strcmp(hv[k].metric, r->series) != 0 || hv[k].res->kind != EW_VALUE_SCALAR)
         continue;
@@ -260,5 +264,6 @@ ewp_value_t ewd_alert_value(const ewd_stream_t *st, size_t i, ewp_kv_t *kv) {
   kv[7] = (ewp_kv_t){"step", r->firing ? ewp_vu64(r->fired_step) : (ewp_value_t){0}};
   kv[8] = (ewp_kv_t){"since", r->firing ? ewp_vtime(r->fired_time) : (ewp_value_t){0}};
   kv[9] = (ewp_kv_t){"last_value", r->has_last ? ewp_vf64(r->last_value) : (ewp_value_t){0}};
+  kv[10] = (ewp_kv_t){"after_step", r->has_after ? ewp_vu64(r->after_step) : (ewp_value_t){0}};
   return ewp_vmap(kv, EWD_ALERT_KV);
 }

@@ -14,6 +14,8 @@ typedef struct {
   int when;
   double value;
   uint32_t steps, baseline_steps;
+  bool has_after;        /* a warm-up: points at steps below after_step are not checked */
+  uint64_t after_step;
   /* state (saved with the rule) */
   bool firing;
   uint64_t fired_step;

@@ -3,7 +3,9 @@
  * firing after it (same step, same `since`, not counted or sent again; /metrics' alert_firing
  * stays 1), a drop rule still has its recent values and a below_baseline rule its baseline.
  *
- * Layout 2 (this daemon), all numbers little-endian:
+ * Layout 3 (written when a rule has a warm-up, `after_step`): layout 2 with the flags' bit 4
+ * meaning "a warm-up" and a u64 after_step after each rule's last_value.
+ * Layout 2 (written otherwise), all numbers little-endian:
  *   u8 ALERTS_LAYOUT2, u8 count, then per rule:
  *     u8 name length, name, u8 when, u8 series length (0: a stream rule), series,
  *     f64 value, u32 steps, u32 baseline_steps,
@@ -30,9 +32,10 @@
 typedef ewd__rule_t rule_t;
 
 #define ALERTS_LAYOUT2 0xA2
+#define ALERTS_LAYOUT3 0xA3
 _Static_assert(EWP_RULES_MAX < ALERTS_LAYOUT2, "a layout-1 count never reads as the layout byte");
 _Static_assert(EWD_ALERTS_SAVED_MAX >= EWD_ALERTS_RING_MAX * 8 +
-                   EWP_RULES_MAX * (2 + EWP_RULE_NAME_MAX + 2 + EWP_SERIES_MAX + 16 + 25 + 12),
+                   EWP_RULES_MAX * (2 + EWP_RULE_NAME_MAX + 2 + EWP_SERIES_MAX + 16 + 25 + 8 + 12),
                "a stream's rules save within EWD_ALERTS_SAVED_MAX");
 
 
@@ -41,23 +44,26 @@ size_t ewd_alerts_save(const ewd_stream_t *st, char *out, size_t cap) {
   if (!a || !a->n)
     return 0;
   size_t need = 2;
+  bool warmup = false;
   for (size_t i = 0; i < a->n; i++) {
     const rule_t *r = &a->rules[i];
-    need += 3 + strlen(r->name) + strlen(r->series) + 16 + 25;
+    warmup |= r->has_after;
+    need += 3 + strlen(r->name) + strlen(r->series) + 16 + 25 + 8;
     need += r->when == EWD__W_DROP ? 4 + 8 * (size_t)r->nring
             : r->when == EWD__W_BASELINE ? 12 : 0;
   }
   if (need > cap)
     return 0;
   char *q = out;
-  uint8_t layout = ALERTS_LAYOUT2, n = (uint8_t)a->n;
+  uint8_t layout = warmup ? ALERTS_LAYOUT3 : ALERTS_LAYOUT2, n = (uint8_t)a->n;
   EWD_PUT(q, layout);
   EWD_PUT(q, n);
   for (size_t i = 0; i < a->n; i++) {
     const rule_t *r = &a->rules[i];
     uint8_t len = (uint8_t)strlen(r->name), when = (uint8_t)r->when;
     uint8_t slen = (uint8_t)strlen(r->series);
-    uint8_t flags = (uint8_t)((r->firing ? 1 : 0) | (r->has_last ? 2 : 0));
+    uint8_t flags = (uint8_t)((r->firing ? 1 : 0) | (r->has_last ? 2 : 0) |
+                              (r->has_after ? 4 : 0));
     EWD_PUT(q, len);
     memcpy(q, r->name, len), q += len;
     EWD_PUT(q, when);
@@ -70,6 +76,8 @@ size_t ewd_alerts_save(const ewd_stream_t *st, char *out, size_t cap) {
     EWD_PUT(q, r->fired_step);
     EWD_PUT(q, r->fired_time);
     EWD_PUT(q, r->last_value);
+    if (warmup)
+      EWD_PUT(q, r->after_step);
     if (r->when == EWD__W_DROP) {
       EWD_PUT(q, r->nring);
       for (uint32_t k = 0; k < r->nring; k++) /* oldest first */
@@ -86,7 +94,8 @@ bool ewd_alerts_load(ewd_stream_t *st, const char *b, size_t n) {
   size_t o = 0;
   uint8_t cnt = 0;
   rule_t *v = NULL;
-  bool layout2 = n > 0 && (uint8_t)b[0] == ALERTS_LAYOUT2;
+  bool layout3 = n > 0 && (uint8_t)b[0] == ALERTS_LAYOUT3;
+  bool layout2 = layout3 || (n > 0 && (uint8_t)b[0] == ALERTS_LAYOUT2);
   if (layout2)
     o = 1;
   EWD_GET(cnt);
@@ -128,10 +137,13 @@ bool ewd_alerts_load(ewd_stream_t *st, const char *b, size_t n) {
     EWD_GET(r->fired_step);
     EWD_GET(r->fired_time);
     EWD_GET(r->last_value);
-    if (flags > 3)
+    if (layout3)
+      EWD_GET(r->after_step);
+    if (flags > (layout3 ? 7 : 3) || (!(flags & 4) && r->after_step))
       goto bad;
     r->firing = flags & 1;
     r->has_last = (flags & 2) != 0;
+    r->has_after = (flags & 4) != 0;
     if (when == EWD__W_DROP) {
       EWD_GET(r->nring);
       if (r->nring > r->steps || (n - o) / 8 < r->nring)

@@ -181,7 +181,7 @@ void ewd_alerts_batch(struct ewd_server *srv, ewd_stream_t *st, int rc);
 /* The stale rules (called four times a second). */
 void ewd_alerts_tick(struct ewd_server *srv);
 /* st's rule count, and rule i as the `alerts` method shows it (kv: EWD_ALERT_KV entries). */
-#define EWD_ALERT_KV 10
+#define EWD_ALERT_KV 11
 size_t ewd_alerts_count(const ewd_stream_t *st);
 ewp_value_t ewd_alert_value(const ewd_stream_t *st, size_t i, ewp_kv_t *kv);
 /* Rule i of st: its name, what it watches (a metric's name, or "" for stream rules), its `when`,

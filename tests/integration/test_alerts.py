@@ -177,6 +177,10 @@ def bad_rules_and_subscriptions_change_nothing():
             ([{"name": "a", "when": "stale", "value": 1}] * 2, "BAD_PARAM", "two rules"),
             ([{"name": "a", "when": "sometimes", "value": 1}], "BAD_PARAM", "'when' must be"),
             ([{"when": "stale", "value": 1}], "BAD_PARAM", "needs 'name'"),
+            ([{"name": "a", "metric": "erank", "when": "below", "value": 1, "after_step": -1}],
+             "BAD_PARAM", "'after_step' must be a step"),
+            ([{"name": "a", "metric": "erank", "when": "below", "value": 1, "after_step": "9"}],
+             "BAD_PARAM", "'after_step' must be a step"),
         ]:
             e = expect(code, c.call, "alert_set", {"stream": "x", "rules": rules})
             assert needle in e.message, (rules, e.message)
@@ -196,6 +200,51 @@ def bad_rules_and_subscriptions_change_nothing():
         c.close()
     finally:
         assert d.stop() == 0
+
+
+def a_warm_up_keeps_a_rule_quiet_through_early_training():
+    """Issue 25 item 6: `after_step` — early training's compression (low erank at steps 0-9) does
+    not fire a rule with a warm-up of 10 steps, while the same rule without one fires at step 0;
+    the real collapse at step 20 fires both; a below_baseline rule's baseline is the first points
+    after the warm-up. The warm-up is in `alerts` and survives a restart."""
+    d = Daemon()
+    rng = np.random.default_rng(5)
+    rules = [{"name": "quiet", "metric": "erank", "when": "below", "value": 8.0, "after_step": 10},
+             {"name": "eager", "metric": "erank", "when": "below", "value": 8.0},
+             {"name": "base", "metric": "erank", "when": "below_baseline", "value": 0.5,
+              "baseline_steps": 3, "after_step": 10}]
+    try:
+        c = d.client()
+        c.call("create", {"stream": "w", "run": "job", "dim": 32, "window_steps": 1,
+                          "rules": rules})
+        mix = rng.standard_normal((3, 32))
+        fired = {}
+        for s in range(24):
+            Z = rng.standard_normal((128, 32))
+            X = Z[:, :3] @ mix if s < 10 or s >= 20 else Z  # compressed early, collapsed late
+            send(c, "w", X.astype(np.float32), step=s, run="job")
+            settle(c, "w", "job")
+            for a in c.call("alerts", {"run": "job"})["alerts"]:
+                if a["state"] == "firing":
+                    fired.setdefault(a["rule"], a["step"])
+        c.call("flush", {"stream": "w", "run": "job"})
+        settle(c, "w", "job")
+        assert fired == {"eager": 0, "quiet": 20, "base": 20}, fired
+        got = {a["rule"]: a.get("after_step") for a in c.call("alerts", {"run": "job"})["alerts"]}
+        assert got == {"quiet": 10, "eager": None, "base": 10}, got
+        c.close()
+    finally:
+        assert d.stop() == 0
+    d2 = Daemon(state_dir=d.dir)
+    try:
+        c = d2.client()
+        got = {a["rule"]: (a.get("after_step"), a["state"])
+               for a in c.call("alerts", {"run": "job"})["alerts"]}
+        assert got == {"quiet": (10, "firing"), "eager": (None, "firing"),
+                       "base": (10, "firing")}, got
+        c.close()
+    finally:
+        assert d2.stop() == 0
 
 
 def rules_replaced_by_create_survive_a_restart():
@@ -229,6 +278,8 @@ def main():
     t.case("non_finite_and_stale_rules", non_finite_and_stale_rules)
     t.case("a_subscriber_that_never_reads_is_disconnected",
            a_subscriber_that_never_reads_is_disconnected)
+    t.case("a_warm_up_keeps_a_rule_quiet_through_early_training",
+           a_warm_up_keeps_a_rule_quiet_through_early_training)
     t.case("rules_replaced_by_create_survive_a_restart", rules_replaced_by_create_survive_a_restart)
     t.case("bad_rules_and_subscriptions_change_nothing",
            bad_rules_and_subscriptions_change_nothing)

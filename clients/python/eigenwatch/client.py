@@ -471,7 +471,8 @@ class Client:
     def alert_set(self, stream: str, rules: List[Dict[str, Any]],
                   run: Optional[str] = None) -> Dict[str, Any]:
         """Replaces the stream's alert rules: [{name, metric, when, value, steps,
-        baseline_steps}], when one of below, above, drop, below_baseline, stale, non_finite."""
+        baseline_steps, after_step}], when one of below, above, drop, below_baseline, stale,
+        non_finite; after_step is a warm-up (points at steps below it are not checked)."""
         return self.call("alert_set", stream=stream, rules=list(rules), **_run(run))
 
     def alerts(self, stream: Optional[str] = None, run: Optional[str] = None) -> List[Dict]:

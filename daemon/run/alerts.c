@@ -108,7 +108,13 @@ static void send_alert(ewd_server_t *srv, const ewd_stream_t *st, const rule_t *
           "run=\"%s\" stream=\"%s\" rule=\"%s\" step=%llu value=%.6g detail=\"%s\"", st->run,
           st->name, r->name, (unsigned long long)step, value, message);
   srv->stat[r->firing ? EWD_STAT_alerts_fired : EWD_STAT_alerts_resolved]++;
-  ewd__subs_alert(srv, st, r, step, has_step, value, message);
+  char full[1024]; /* the notification's message names where and when, as the log line does */
+  if (has_step)
+    snprintf(full, sizeof full, "run %s, stream %s, step %llu: %s", st->run, st->name,
+             (unsigned long long)step, message);
+  else
+    snprintf(full, sizeof full, "run %s, stream %s: %s", st->run, st->name, message);
+  ewd__subs_alert(srv, st, r, step, has_step, value, full);
 }
 
 /* Checks one metric rule against a new value. Returns true when its state changed (msg says

@@ -68,6 +68,9 @@ def a_collapse_fires_drop_and_below_baseline_and_resolves():
         got = notifications(sub, lambda g: sum(k == "metrics" for k, _ in g) >= 40)
         metrics = [v for k, v in got if k == "metrics"]
         alerts = [(v["rule"], v["state"], v["step"]) for k, v in got if k == "alert"]
+        msgs = [v["message"] for k, v in got if k == "alert" and v["rule"] == "fell"]
+        assert msgs[0].startswith("run job, stream L3, step 25: erank ") and \
+            "below its maximum" in msgs[0], msgs  # a message names where, when and the value
         assert [m["step"] for m in metrics] == list(range(40)), [m["step"] for m in metrics]
         assert ev["evaluations"] == 40 and all(set(m["metrics"]) == {"erank"} for m in metrics)
         h = series(c, stream="L3", run="job", metrics="erank")[("L3", "erank")]

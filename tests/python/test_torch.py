@@ -156,6 +156,46 @@ def on_metrics_gets_each_layers_values_with_the_trainers_step():
             assert got[layer][step]["erank"] == s.value[i], (layer, step)
 
 
+def watch_creates_each_layers_stream_with_its_options():
+    """Issue 25 item 5: watch(step=...) creates each layer's stream before its rows: a training
+    stream of `world` ranks whose points are the rows of its last step (window_steps 1 by
+    default), with the eval list (eval_every filling the entries without a schedule) and the
+    rules asked; a layer whose stream exists with another configuration keeps it, and its rows
+    still go."""
+    torch.manual_seed(3)
+    model = Tiny()
+    trainer = {"step": 0}
+    with Client(D.unix) as c:
+        c.call("create", stream="wo.emb", run="exp3", dim=24, window=100)  # another config
+    rules = [{"name": "flat", "metric": "erank", "when": "below", "value": 1.5, "after_step": 3}]
+    h = watch(model, layers=["emb", "mix"], rows_per_step=8, address=D.unix, prefix="wo.",
+              run="exp3", step=lambda: trainer["step"], world=1,
+              eval=["erank", {"metric": "trace", "as": "tr", "every": 3}], eval_every=2,
+              rules=rules)
+    g = torch.Generator().manual_seed(5)
+    for i in range(4):
+        trainer["step"] = i
+        train(model, 1, lambda _i: (torch.randint(0, 100, (4, 9), generator=g),
+                                    torch.randint(0, 5, (4,), generator=g)))
+    assert h.sender.flush(10)
+    st = h.sender.stats()
+    h.remove()
+    with Client(D.unix) as c:
+        info = c.info("wo.mix", run="exp3")
+        assert info.config["window_steps"] == 1 and info.config["recent"] is True, info.config
+        assert info.config["world"] == 1, info.config
+        ev = [(m["metric"], m.get("as", m["metric"]), m.get("every")) for m in info.eval["metrics"]]
+        assert ev == [("erank", "erank", 2), ("trace", "tr", 3)], info.eval
+        got = [(a["rule"], a["metric"], a["after_step"]) for a in c.alerts(run="exp3")]
+        assert got == [("flat", "erank", 3)], got
+        kept = c.info("wo.emb", run="exp3")  # its own configuration, and every row of 4 steps
+        assert kept.config["window"] == 100 and kept.config["window_steps"] == 0, kept.config
+        assert c.flush("wo.emb", run="exp3") >= 0 and c.query("wo.emb", "trace", run="exp3",
+                                                              source="all").count == 4 * 8
+    assert st.rejected_batches == 0 and st.sent_rows == 2 * 4 * 8, st
+    assert "STREAM_EXISTS" in st.last_error, st.last_error  # the create's refusal, logged once
+
+
 def unknown_layer_is_refused():
     try:
         watch(torch.nn.Linear(2, 2), layers=["nope"], address=D.unix)
@@ -175,6 +215,8 @@ def main():
         t.case("watch_steps_runs_and_eval_passes_skipped", steps_and_runs_and_eval_passes_skipped)
         t.case("watch_on_metrics_gets_each_layers_values_with_the_trainers_step",
                on_metrics_gets_each_layers_values_with_the_trainers_step)
+        t.case("watch_creates_each_layers_stream_with_its_options",
+               watch_creates_each_layers_stream_with_its_options)
         t.case("watch_unknown_layer_is_refused", unknown_layer_is_refused)
     finally:
         D.stop()

@@ -17,6 +17,11 @@ again after the reconnect as it was — same rows, same seq — so if the daemon
 answers `duplicate: true` and nothing counts twice. Batches with a training `step` (and `rank`)
 are joined only with batches of the same step and rank. A refusal (DIM_MISMATCH, NON_FINITE, ...)
 is logged once per stream (logger "eigenwatch") and counted.
+
+Declared streams (declare(): create's options, as watch() passes them): on each connection, before
+a declared stream's first rows, the thread sends `create` with those options and the rows' d, so
+the stream exists as the user asked before any row could create it with the defaults. A refusal
+(e.g. STREAM_EXISTS: another configuration) is logged once; the rows are sent anyway.
 """
 import atexit
 import collections
@@ -101,6 +106,8 @@ class Sender:
         self._warned = set()  # (run, stream) whose refusal was logged
         self._stats = SenderStats()
         self._drops = {}  # (run, stream) -> [rows, batches] discarded: reported to the daemon
+        self._declared = {}  # (run, stream) -> create's options (declare())
+        self._created = set()  # (run, stream) declared streams created on this connection
         self._sock = None
         self._msgid = 0
         self._had_connection = False
@@ -134,6 +141,13 @@ class Sender:
         except Exception as e:  # noqa: BLE001 - fail open, whatever happened
             self._stats.last_error = f"send: {e!r}"
             return False
+
+    def declare(self, stream: str, run: Optional[str] = None, **options) -> None:
+        """Asks that `stream` (in `run`) be created with create's `options` (world, window_steps,
+        eval, rules, ...; dim comes from its first rows) before its first rows go out on each
+        connection. Never raises, never waits: the background thread sends it."""
+        with self._lock:
+            self._declared[(run, stream)] = dict(options)
 
     # -- control --
     def stats(self) -> SenderStats:
@@ -194,11 +208,29 @@ class Sender:
         self._sock = None
         self._stats.last_error = why
         with self._lock:  # unacknowledged messages are sent again as they were, first
-            back = list(self._inflight.values())
+            back = [e for e in self._inflight.values() if e[0] is not None]  # creates: anew
             self._inflight.clear()
             self._resend.extendleft(reversed(back))
 
+    def _ensure_created(self, run, stream, dim):
+        """Sends `create` for a declared stream not yet created on this connection (in order,
+        before its rows; the reply is read with the others)."""
+        with self._lock:
+            opts = self._declared.get((run, stream))
+            if opts is None or (run, stream) in self._created:
+                return
+            self._created.add((run, stream))
+            self._msgid = self._msgid % 0xFFFFFFFF + 1
+            fields = dict(opts, stream=stream, dim=int(dim))
+            if run is not None:
+                fields["run"] = run
+            self._inflight[self._msgid] = (None, 0, fields)  # None: a create, not rows
+            data = msgpack.packb([0, self._msgid, "create", [fields]], use_bin_type=True)
+        self._sock.sendall(data)
+
     def _connect(self):
+        with self._lock:
+            self._created.clear()  # a new connection may reach a daemon that lost the stream
         try:
             self._sock = connect(self.address, self.connect_timeout)
             self._sock.settimeout(None)
@@ -233,6 +265,15 @@ class Sender:
                         self._stats.last_error = f"{msg[2].get('code')}: {msg[2].get('message')}"
                     continue
                 group, n, fields = entry
+                if group is None:  # a declared stream's create
+                    key = ("create", fields.get("run"), fields["stream"])
+                    if msg[2] is not None and key not in self._warned:
+                        self._warned.add(key)
+                        err = f"{msg[2].get('code')}: {msg[2].get('message')}"
+                        self._stats.last_error = err
+                        log.warning("eigenwatch: stream %r could not be created as declared "
+                                    "(its rows are still sent): %s", fields["stream"], err)
+                    continue
                 if msg[2] is not None:
                     self._stats.rejected_batches += len(group)
                     self._stats.rejected_rows += n
@@ -276,6 +317,9 @@ class Sender:
             try:
                 # first what a broken connection left unacknowledged, as it was
                 while self._resend and len(self._inflight) < self.max_inflight:
+                    with self._lock:
+                        group, n, fields = self._resend[0]
+                    self._ensure_created(fields.get("run"), fields["stream"], fields["shape"][1])
                     with self._lock:
                         group, n, fields = self._resend.popleft()
                         self._msgid = self._msgid % 0xFFFFFFFF + 1
@@ -321,8 +365,9 @@ class Sender:
                             if not self._q and not self._inflight:
                                 self._cv.notify_all()
                         break
-                    self._msgid = self._msgid % 0xFFFFFFFF + 1
                     run, step, rank, world = key[3:]
+                    self._ensure_created(run, key[0], key[2])
+                    self._msgid = self._msgid % 0xFFFFFFFF + 1
                     fields = {"stream": key[0], "data": b"".join(parts), "dtype": key[1],
                               "shape": [rows_total, key[2]]}
                     if run is not None:

@@ -9,7 +9,7 @@ thread waits for it, not the training loop), and queues them. Nothing here calls
 """
 import queue
 import threading
-from typing import Callable, Dict, Iterable, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Union
 
 import torch
 
@@ -130,8 +130,11 @@ def watch(model: torch.nn.Module, layers: Optional[Iterable[str]] = None, rows_p
           prefix: str = "", seed: int = 0, run: Optional[str] = None,
           step: Optional[Callable[[], int]] = None, rank: Optional[int] = None,
           world: Optional[int] = None, include_eval: bool = False,
-          on_metrics: Optional[Callable[[int, Dict[str, Dict[str, float]]], None]] = None
-          ) -> WatchHandle:
+          on_metrics: Optional[Callable[[int, Dict[str, Dict[str, float]]], None]] = None,
+          window_steps: Optional[int] = None,
+          eval: Optional[List[Union[str, Dict[str, Any]]]] = None,  # noqa: A002 - create's name
+          eval_every: Optional[int] = None,
+          rules: Optional[List[Dict[str, Any]]] = None) -> WatchHandle:
     """Hooks the named submodules of `model` (default: its direct children). Every `every`-th
     forward call of each, `rows_per_step` rows of its output go to stream `prefix + name` in
     `run` (the daemon's default run when None).
@@ -143,6 +146,16 @@ def watch(model: torch.nn.Module, layers: Optional[Iterable[str]] = None, rows_p
     torch.no_grad()/inference_mode or with the model in eval mode are skipped unless
     include_eval=True (validation passes would otherwise mix into the training streams).
 
+    The streams are created as asked before their first rows (the Sender declares them): with
+    `step`, each is a training stream of `world` ranks whose metrics read the rows of its last
+    `window_steps` completed steps (default 1: each point is that step's rows, not a smoothing
+    over earlier ones); `eval` lists its scheduled metrics (names, or create's eval entries:
+    {"metric", "as", "every", "params", ...}; default the daemon's six), `eval_every` evaluates
+    every entry without its own schedule every that many steps, and `rules` are its alert rules
+    (create's `rules`; e.g. a warm-up with "after_step"). Without `step`, the streams are
+    created with these options only when one is given. A stream that exists with another
+    configuration keeps it (the refusal is logged once; rows still go).
+
     on_metrics: called as on_metrics(step, {layer: {metric: value}}) with the values the daemon
     evaluated for the watched layers at the trainer's step (its scheduled `eval`, by default
     entropy, erank, rankme, participation_ratio, anisotropy, l2_std) — on the training thread, at
@@ -153,6 +166,10 @@ def watch(model: torch.nn.Module, layers: Optional[Iterable[str]] = None, rows_p
     missing = [n for n in names if n not in modules]
     if missing:
         raise KeyError(f"no such submodules: {missing} (model.named_modules() lists them)")
+    if eval_every is not None and (eval is None or int(eval_every) < 1):
+        raise ValueError("eval_every needs eval (the metrics to schedule) and must be >= 1")
+    if window_steps is not None and int(window_steps) < 1:
+        raise ValueError("window_steps must be >= 1")
     owns = sender is None
     sender = sender or Sender(address)
     counts: Dict[str, int] = {prefix + n: 0 for n in names}
@@ -161,6 +178,24 @@ def watch(model: torch.nn.Module, layers: Optional[Iterable[str]] = None, rows_p
         drank, dworld = _distributed()
         rank = rank if rank is not None else (drank if drank is not None else 0)
         world = world if world is not None else (dworld if dworld is not None else 1)
+
+    options: Dict[str, Any] = {}
+    if step is not None:
+        options.update(world=int(world), window_steps=int(window_steps or 1))
+    elif window_steps is not None:
+        options["window_steps"] = int(window_steps)
+    if eval is not None:
+        entries = [dict(e) if isinstance(e, dict) else {"metric": str(e)} for e in eval]
+        if eval_every is not None:
+            for e in entries:
+                if not any(k in e for k in ("every", "every_rows", "every_s")):
+                    e["every"] = int(eval_every)
+        options["eval"] = entries
+    if rules is not None:
+        options["rules"] = [dict(r) for r in rules]
+    if options:
+        for n in names:
+            sender.declare(prefix + n, run=run, **options)
 
     metrics = (_Metrics(address or getattr(sender, "address", None), run,
                         {prefix + n: n for n in names}, on_metrics) if on_metrics else None)

@@ -108,24 +108,28 @@ def steps_and_runs_and_eval_passes_skipped():
     with Client(D.unix) as c:
         info = c.info("st.mix", run="exp1")
         assert info.config["recent"] is True, info
-        assert info.steps["last_step"] == 104, info.steps  # 105 waits for a later step
-        assert c.flush("st.mix", run="exp1") == 1
+        # remove() ended the last step (end_step): 105 completed without a later step, a flush
+        # or step_timeout (before issue 25 it waited for one of them)
+        assert info.steps["last_step"] == 105 and info.steps["pending_steps"] == 0, info.steps
+        assert info.steps["partial_steps"] == 0, info.steps
         assert c.query("st.mix", "trace", run="exp1").count == 6 * 20
 
 
 def on_metrics_gets_each_layers_values_with_the_trainers_step():
-    """watch(step=..., on_metrics=...): the callback gets, on the training thread, each watched
-    layer's evaluated values under the trainer's step, equal to the daemon's history."""
+    """watch(step=..., on_metrics=...): the callback gets, on the training thread, one call per
+    step with every watched layer's evaluated values under the trainer's step (or the layers
+    whose evaluation of it was coalesced, named in `missing`), equal to the daemon's history;
+    close() ends the last step and delivers its values before it returns (issue 25 item 4:
+    before, the last step waited for step_timeout and was lost when the script ended)."""
     torch.manual_seed(2)
     model = Tiny()
     trainer = {"step": 0}
-    got = {}
+    calls = []
     main_thread = __import__("threading").current_thread()
 
-    def on_metrics(step, values):
+    def on_metrics(step, values, missing):
         assert __import__("threading").current_thread() is main_thread
-        for layer, ms in values.items():
-            got.setdefault(layer, {})[step] = ms
+        calls.append((step, values, missing))
 
     h = watch(model, layers=["emb", "mix"], rows_per_step=16, address=D.unix, prefix="om.",
               run="exp2", step=lambda: trainer["step"], on_metrics=on_metrics)
@@ -134,27 +138,19 @@ def on_metrics_gets_each_layers_values_with_the_trainers_step():
         trainer["step"] = 10 + i
         train(model, 1, lambda _i: (torch.randint(0, 100, (4, 9), generator=g),
                                     torch.randint(0, 5, (4,), generator=g)))
-    h.sender.flush(5)
+    assert h.close(timeout=20) is True
     with Client(D.unix) as c:
-        for layer in ("emb", "mix"):
-            c.flush("om." + layer, run="exp2")
-        import time
-        deadline = time.time() + 20
-        while time.time() < deadline and not all(17 in got.get(l, {}) for l in ("emb", "mix")):
-            h.poll()
-            time.sleep(0.05)
         hist = c.history(run="exp2", metrics="erank")
-    h.remove()
-    for layer in ("emb", "mix"):
-        steps = sorted(got[layer])
-        assert steps[-1] == 17 and set(steps) <= set(range(10, 18)), steps
-        assert set(got[layer][17]) == {"entropy", "erank", "rankme", "participation_ratio",
-                                        "anisotropy", "l2_std"}, got[layer][17]
-        s = hist[("om." + layer, "erank")]
-        for step in steps:
-            i = list(s.step).index(step)
-            assert got[layer][step]["erank"] == s.value[i], (layer, step)
-
+    steps = [st for st, _, _ in calls]
+    assert steps == sorted(set(steps)) and steps[-1] == 17, steps  # once per step, in order
+    for step, values, missing in calls:
+        assert sorted(list(values) + missing) == ["emb", "mix"], (step, values, missing)
+        for layer, ms in values.items():
+            assert set(ms) == {"entropy", "erank", "rankme", "participation_ratio",
+                               "anisotropy", "l2_std"}, ms
+            s = hist[("om." + layer, "erank")]
+            assert ms["erank"] == s.value[list(s.step).index(step)], (layer, step)
+    assert calls[-1][2] == [] and set(calls[-1][1]) == {"emb", "mix"}, calls[-1]
 
 def watch_creates_each_layers_stream_with_its_options():
     """Issue 25 item 5: watch(step=...) creates each layer's stream before its rows: a training

@@ -66,6 +66,8 @@ def producer_id() -> str:
 
 
 def _nrows(rows):
+    if rows is None:  # an end-of-step marker
+        return 0
     shape = getattr(rows, "shape", None)
     if shape is None or len(shape) == 0:
         return 1
@@ -107,6 +109,7 @@ class Sender:
         self._stats = SenderStats()
         self._drops = {}  # (run, stream) -> [rows, batches] discarded: reported to the daemon
         self._declared = {}  # (run, stream) -> create's options (declare())
+        self._last_step = {}  # (run, stream) -> (step, rank, world) of its last stepped batch
         self._created = set()  # (run, stream) declared streams created on this connection
         self._sock = None
         self._msgid = 0
@@ -126,6 +129,8 @@ class Sender:
         try:
             item = (stream, rows, _ready, run, step, rank, world)
             with self._lock:
+                if step is not None:
+                    self._last_step[(run, stream)] = (step, rank, world)
                 if self._closed:
                     self._dropped(item)
                     return False
@@ -148,6 +153,28 @@ class Sender:
         connection. Never raises, never waits: the background thread sends it."""
         with self._lock:
             self._declared[(run, stream)] = dict(options)
+
+    def end_steps(self, keys=None) -> int:
+        """Queues an end of step (ingest with end_step and no rows) for the last step of every
+        stream this Sender sent rows with a step to (or of those among `keys`, (run, stream)
+        pairs), from its rank: the daemon then completes that step without waiting for a later
+        one or for step_timeout (the run's last step). close() calls it. Returns how many it
+        queued; never raises."""
+        try:
+            with self._lock:
+                chosen = [k for k in self._last_step if keys is None or k in set(keys)]
+                marks = []
+                for run, stream in chosen:
+                    step, rank, world = self._last_step.pop((run, stream))
+                    marks.append((stream, None, None, run, step, rank, world))
+                if self._closed:
+                    return 0
+                self._q.extend(marks)
+                self._wake.set()
+            return len(marks)
+        except Exception as e:  # noqa: BLE001 - fail open
+            self._stats.last_error = f"end_steps: {e!r}"
+            return 0
 
     # -- control --
     def stats(self) -> SenderStats:
@@ -180,9 +207,11 @@ class Sender:
         d[1] += 1
 
     def close(self, timeout: float = 2.0) -> bool:
-        """Flushes for up to `timeout` seconds, then stops; what is still queued is dropped."""
+        """Ends the last step of every stream sent with a step (end_steps), flushes for up to
+        `timeout` seconds, then stops; what is still queued is dropped."""
         if self._closed:
             return True
+        self.end_steps()
         ok = self.flush(timeout)
         with self._lock:
             self._closed = True
@@ -319,7 +348,9 @@ class Sender:
                 while self._resend and len(self._inflight) < self.max_inflight:
                     with self._lock:
                         group, n, fields = self._resend[0]
-                    self._ensure_created(fields.get("run"), fields["stream"], fields["shape"][1])
+                    if "shape" in fields:  # rows (an end-of-step marker creates nothing)
+                        self._ensure_created(fields.get("run"), fields["stream"],
+                                             fields["shape"][1])
                     with self._lock:
                         group, n, fields = self._resend.popleft()
                         self._msgid = self._msgid % 0xFFFFFFFF + 1
@@ -329,7 +360,7 @@ class Sender:
                 # send while the window allows, joining consecutive batches of one stream (and
                 # step and rank)
                 while not self._resend and len(self._inflight) < self.max_inflight:
-                    group, parts, rows_total, key = [], [], 0, None
+                    group, parts, rows_total, key, marker = [], [], 0, None, None
                     while True:
                         with self._lock:
                             if not self._q:
@@ -341,6 +372,13 @@ class Sender:
                                 break
                             self._q.popleft()
                         stream, rows, ready = item[:3]
+                        if rows is None:  # an end-of-step marker: its own message
+                            if group:
+                                with self._lock:
+                                    self._q.appendleft(item)
+                                break
+                            marker = item
+                            break
                         try:
                             if ready is not None:
                                 ready.synchronize()  # a non-blocking device copy must land first
@@ -360,6 +398,22 @@ class Sender:
                         group.append(item)
                         parts.append(f["data"])
                         rows_total += f["shape"][0]
+                    if marker is not None:  # end of step: no rows, no seq (it is idempotent)
+                        stream, _rows, _ready, run, step, rank, world = marker
+                        fields = {"stream": stream, "step": int(step), "end_step": True}
+                        if run is not None:
+                            fields["run"] = run
+                        if rank is not None:
+                            fields["rank"] = int(rank)
+                        if world is not None:
+                            fields["world"] = int(world)
+                        with self._lock:
+                            self._msgid = self._msgid % 0xFFFFFFFF + 1
+                            self._inflight[self._msgid] = ([], 0, fields)  # counts no batch
+                            data = msgpack.packb([0, self._msgid, "ingest", [fields]],
+                                                 use_bin_type=True)
+                        self._sock.sendall(data)
+                        continue
                     if not group:
                         with self._lock:
                             if not self._q and not self._inflight:

@@ -7,8 +7,10 @@ off the device without a synchronising call (a non-blocking copy into host memor
 thread waits for it, not the training loop), and queues them. Nothing here calls .item() or
 .cpu() on the hot path for device tensors.
 """
+import inspect
 import queue
 import threading
+import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Union
 
 import torch
@@ -18,14 +20,24 @@ from .sender import Sender
 
 class _Metrics:
     """on_metrics: a thread reads the daemon's `metrics` notifications for the watched streams
-    into a queue; the training thread drains it (at each hooked forward pass and at poll()) and
-    calls on_metrics(step, {layer: {metric: value}}) once per step, in the order they came — so
-    the callback runs where the trainer logs (W&B, TensorBoard), never on a foreign thread. A
-    daemon that cannot be reached only delays the values; it never raises into training."""
+    into a queue; the training thread drains it (at each hooked forward pass, at poll() and at
+    close()) and calls on_metrics once per step with every watched layer's values — so the
+    callback runs where the trainer logs (W&B, TensorBoard), never on a foreign thread, and a
+    step's layers come together. A step is handed over when every layer has reported it, or when
+    each layer that has not has reported a later step (its evaluation of this step was coalesced
+    into a later one: it is named in `missing`), or `max_wait` seconds after its first value came,
+    or at close(); steps go in ascending order. A daemon that cannot be reached only delays the
+    values; it never raises into training."""
 
-    def __init__(self, address, run, streams, callback):
+    def __init__(self, address, run, streams, callback, max_wait=30.0):
         self.streams = streams  # stream name -> layer name
+        self.layers = sorted(set(streams.values()))
         self.callback = callback
+        self.wants_missing = _takes_three(callback)
+        self.max_wait = max_wait
+        self.pending: Dict[int, Dict[str, Dict[str, float]]] = {}
+        self.first_seen: Dict[int, float] = {}
+        self.latest: Dict[str, int] = {}  # layer -> the highest step it reported
         self.q: "queue.Queue" = queue.Queue(maxsize=100000)
         self.stop = threading.Event()
         self.sub = None
@@ -54,17 +66,41 @@ class _Metrics:
                 except queue.Full:
                     self.errors += 1
 
-    def poll(self):
-        by_step: Dict[int, Dict[str, Dict[str, float]]] = {}
+    def reported(self, layer: str) -> int:
+        """The highest step `layer` has reported values for (-1: none yet)."""
+        self._drain()
+        return self.latest.get(layer, -1)
+
+    def _drain(self):
+        now = time.monotonic()
         while True:
             try:
                 p = self.q.get_nowait()
             except queue.Empty:
                 break
-            by_step.setdefault(p["step"], {})[self.streams[p["stream"]]] = p["metrics"]
-        for step in sorted(by_step):
-            self.callback(step, by_step[step])
-        return len(by_step)
+            layer, step = self.streams[p["stream"]], p["step"]
+            self.pending.setdefault(step, {})[layer] = p["metrics"]
+            self.first_seen.setdefault(step, now)
+            self.latest[layer] = max(self.latest.get(layer, -1), step)
+
+    def poll(self, final=False):
+        self._drain()
+        now, n = time.monotonic(), 0
+        for step in sorted(self.pending):
+            values = self.pending[step]
+            missing = [lay for lay in self.layers if lay not in values]
+            ready = (not missing or final or now - self.first_seen[step] >= self.max_wait or
+                     all(self.latest.get(lay, -1) > step for lay in missing))
+            if not ready:
+                break  # steps go in order
+            del self.pending[step]
+            del self.first_seen[step]
+            if self.wants_missing:
+                self.callback(step, values, missing)
+            else:
+                self.callback(step, values)
+            n += 1
+        return n
 
     def close(self):
         self.stop.set()
@@ -73,31 +109,67 @@ class _Metrics:
             self.sub.close()
 
 
-class WatchHandle:
-    """Returned by watch(): .remove() detaches the hooks; .rows_sampled counts rows per stream;
-    .sender is the Sender in use; .poll() delivers the on_metrics values received so far."""
+def _takes_three(fn) -> bool:
+    """Whether on_metrics takes a third argument (the layers missing from a step)."""
+    try:
+        ps = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    pos = [p for p in ps if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(pos) >= 3 or any(p.kind == p.VAR_POSITIONAL for p in ps)
 
-    def __init__(self, hooks, sender, owns_sender, counts, metrics=None):
+
+class WatchHandle:
+    """Returned by watch(): .close() (or .remove()) ends the run's last step, flushes and
+    delivers its values, then detaches the hooks; .rows_sampled counts rows per stream; .sender
+    is the Sender in use; .poll() delivers the on_metrics values received so far."""
+
+    def __init__(self, hooks, sender, owns_sender, counts, metrics=None, streams=(), run=None,
+                 last_step=None):
         self._hooks = hooks
         self.sender = sender
         self._owns = owns_sender
         self.rows_sampled: Dict[str, int] = counts
         self._metrics = metrics
+        self._streams = list(streams)
+        self._run = run
+        self._last_step = last_step if last_step is not None else {}
 
     def poll(self) -> int:
-        """Calls on_metrics for every step whose values arrived since the last call; returns how
+        """Calls on_metrics for every step whose values are complete (see watch); returns how
         many steps it delivered (0 without on_metrics)."""
         return self._metrics.poll() if self._metrics else 0
 
-    def remove(self, close_sender: bool = True, timeout: float = 2.0):
+    def close(self, timeout: float = 10.0, close_sender: bool = True) -> bool:
+        """Detaches the hooks, ends the last step (end_step from this rank, so the daemon
+        completes it now instead of after step_timeout), flushes the rows, and with on_metrics
+        waits up to `timeout` seconds for the last step's values of every layer and delivers
+        them. Returns False when the time ran out first. A Sender passed to watch() is flushed,
+        not closed (close_sender=False keeps an owned one open too)."""
         for h in self._hooks:
             h.remove()
         self._hooks = []
+        deadline = time.monotonic() + timeout
+        self.sender.end_steps([(self._run, s) for s in self._streams])
+        ok = self.sender.flush(max(0.0, deadline - time.monotonic()))
         if self._owns and close_sender:
-            self.sender.close(timeout)
+            self.sender.close(max(0.1, deadline - time.monotonic()))
         if self._metrics:
-            self._metrics.poll()
+            last = self._last_step.get("step")
+            layers = self._metrics.layers
+            while last is not None and time.monotonic() < deadline and \
+                    not all(self._metrics.reported(lay) >= last for lay in layers):
+                time.sleep(0.02)
+            ok = ok and (last is None or all(self._metrics.reported(lay) >= last
+                                             for lay in layers))
+            self._metrics.poll(final=True)
             self._metrics.close()
+            self._metrics = None
+        return ok
+
+    def remove(self, close_sender: bool = True, timeout: float = 10.0) -> bool:
+        """The same as close()."""
+        return self.close(timeout, close_sender)
 
 
 def _first_tensor(out):
@@ -200,6 +272,8 @@ def watch(model: torch.nn.Module, layers: Optional[Iterable[str]] = None, rows_p
     metrics = (_Metrics(address or getattr(sender, "address", None), run,
                         {prefix + n: n for n in names}, on_metrics) if on_metrics else None)
 
+    last_step: Dict[str, Optional[int]] = {"step": None}  # the highest step sent
+
     def make_hook(stream):
         state = {"calls": 0, "gen": None, "dev": None}
 
@@ -238,9 +312,13 @@ def watch(model: torch.nn.Module, layers: Optional[Iterable[str]] = None, rows_p
             if step is None:
                 sender.send(stream, rows, _ready=ready, run=run)
             else:
-                sender.send(stream, rows, _ready=ready, run=run, step=int(step()), rank=rank,
+                now = int(step())
+                last_step["step"] = now if last_step.get("step") is None else max(
+                    last_step["step"], now)
+                sender.send(stream, rows, _ready=ready, run=run, step=now, rank=rank,
                             world=world)
         return hook
 
     hooks = [modules[n].register_forward_hook(make_hook(prefix + n)) for n in names]
-    return WatchHandle(hooks, sender, owns, counts, metrics)
+    return WatchHandle(hooks, sender, owns, counts, metrics,
+                       streams=[prefix + n for n in names], run=run, last_step=last_step)

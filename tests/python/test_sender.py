@@ -256,6 +256,35 @@ def a_refusal_is_logged_once_per_stream():
         d.stop()
 
 
+def close_ends_each_streams_last_step_and_declares_create_first():
+    """Issue 25 items 4 and 5 in the Sender: close() ends the last step of every stream it sent
+    with a step (the daemon completes it at once: not partial, no step_timeout wait), only its
+    own rank's; declare() creates a stream with its options before its first rows."""
+    d = Daemon()
+    try:
+        s = Sender(d.unix)
+        s.declare("dec", run="r", world=2, window_steps=2, step_timeout=600)
+        X = np.ones((4, 3), dtype=np.float32) * np.arange(3)
+        for step in (0, 1):
+            for rank in (0, 1):
+                s.send("dec", X + step + rank, run="r", step=step, rank=rank, world=2)
+        s.send("plain", X, step=7)  # world 1
+        assert s.close(10) is True
+        st = s.stats()
+        assert st.sent_batches == 5 and st.rejected_batches == 0, st
+        with Client(d.unix) as c:
+            info = c.info("dec", run="r")
+            assert info.config["window_steps"] == 2 and info.config["world"] == 2, info.config
+            assert info.config["step_timeout"] == 600, info.config
+            # both ranks' last step (1) ended by the one Sender: complete, nothing pending
+            assert info.steps["last_step"] == 1 and info.steps["pending_steps"] == 0, info.steps
+            assert info.steps["partial_steps"] == 0 and info.count == 16, (info.steps, info.count)
+            p = c.info("plain")
+            assert p.steps["last_step"] == 7 and p.count == 4, (p.steps, p.count)
+    finally:
+        d.stop()
+
+
 def main():
     t = Tap()
     t.case("sender_never_raises_or_blocks_without_daemon_then_delivers",
@@ -267,6 +296,8 @@ def main():
     t.case("sender_resends_after_a_lost_acknowledgement_count_once",
            resends_after_a_lost_acknowledgement_count_once)
     t.case("sender_logs_a_refusal_once_per_stream", a_refusal_is_logged_once_per_stream)
+    t.case("sender_close_ends_each_streams_last_step_and_declares_create_first",
+           close_ends_each_streams_last_step_and_declares_create_first)
     t.done()
 
 

@@ -109,7 +109,7 @@ class Sender:
         self._stats = SenderStats()
         self._drops = {}  # (run, stream) -> [rows, batches] discarded: reported to the daemon
         self._declared = {}  # (run, stream) -> create's options (declare())
-        self._last_step = {}  # (run, stream) -> (step, rank, world) of its last stepped batch
+        self._last_step = {}  # (run, stream, rank) -> (step, world) of its last stepped batch
         self._created = set()  # (run, stream) declared streams created on this connection
         self._sock = None
         self._msgid = 0
@@ -130,7 +130,7 @@ class Sender:
             item = (stream, rows, _ready, run, step, rank, world)
             with self._lock:
                 if step is not None:
-                    self._last_step[(run, stream)] = (step, rank, world)
+                    self._last_step[(run, stream, rank)] = (step, world)
                 if self._closed:
                     self._dropped(item)
                     return False
@@ -157,15 +157,15 @@ class Sender:
     def end_steps(self, keys=None) -> int:
         """Queues an end of step (ingest with end_step and no rows) for the last step of every
         stream this Sender sent rows with a step to (or of those among `keys`, (run, stream)
-        pairs), from its rank: the daemon then completes that step without waiting for a later
+        pairs), from each rank it sent for: the daemon then completes that step without waiting for a later
         one or for step_timeout (the run's last step). close() calls it. Returns how many it
         queued; never raises."""
         try:
             with self._lock:
-                chosen = [k for k in self._last_step if keys is None or k in set(keys)]
+                chosen = [k for k in self._last_step if keys is None or k[:2] in set(keys)]
                 marks = []
-                for run, stream in chosen:
-                    step, rank, world = self._last_step.pop((run, stream))
+                for run, stream, rank in chosen:
+                    step, world = self._last_step.pop((run, stream, rank))
                     marks.append((stream, None, None, run, step, rank, world))
                 if self._closed:
                     return 0

@@ -103,6 +103,7 @@ class Sender:
         self._closed = False
         self._inflight = collections.OrderedDict()  # msgid -> (group, nrows, fields)
         self._resend = collections.deque()  # (group, nrows, fields) unacknowledged at a break
+        self._hand = 0  # batches the thread took from the queue and has not put in flight yet
         self.producer = producer_id()
         self._seq = {}  # (run, stream) -> last seq used
         self._warned = set()  # (run, stream) whose refusal was logged
@@ -180,7 +181,7 @@ class Sender:
     def stats(self) -> SenderStats:
         with self._lock:
             s = dataclasses.replace(self._stats)
-            s.queued = len(self._q) + len(self._inflight) + len(self._resend)
+            s.queued = len(self._q) + len(self._inflight) + len(self._resend) + self._hand
         return s
 
     def flush(self, timeout: float = 10.0) -> bool:
@@ -188,7 +189,7 @@ class Sender:
         False if `timeout` seconds passed first."""
         deadline = time.monotonic() + timeout
         with self._cv:
-            while self._q or self._inflight or self._resend:
+            while self._q or self._inflight or self._resend or self._hand:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -371,11 +372,13 @@ class Sender:
                                                     rows_total >= self.max_message_rows):
                                 break
                             self._q.popleft()
+                            self._hand += 1  # flush() waits for it while it is in our hands
                         stream, rows, ready = item[:3]
                         if rows is None:  # an end-of-step marker: its own message
                             if group:
                                 with self._lock:
                                     self._q.appendleft(item)
+                                    self._hand -= 1
                                 break
                             marker = item
                             break
@@ -385,6 +388,7 @@ class Sender:
                             f = encode_rows(rows)
                         except Exception as e:  # noqa: BLE001 - a bad array is rejected
                             with self._lock:
+                                self._hand -= 1
                                 self._stats.rejected_batches += 1
                                 self._stats.rejected_rows += _nrows(rows)
                                 self._stats.last_error = f"encode: {e!r}"
@@ -393,6 +397,7 @@ class Sender:
                         if key is not None and k != key:  # same stream, other dtype/dim: alone
                             with self._lock:
                                 self._q.appendleft(item)
+                                self._hand -= 1
                             break
                         key = k
                         group.append(item)
@@ -410,6 +415,7 @@ class Sender:
                         with self._lock:
                             self._msgid = self._msgid % 0xFFFFFFFF + 1
                             self._inflight[self._msgid] = ([], 0, fields)  # counts no batch
+                            self._hand -= 1
                             data = msgpack.packb([0, self._msgid, "ingest", [fields]],
                                                  use_bin_type=True)
                         self._sock.sendall(data)
@@ -420,7 +426,6 @@ class Sender:
                                 self._cv.notify_all()
                         break
                     run, step, rank, world = key[3:]
-                    self._ensure_created(run, key[0], key[2])
                     self._msgid = self._msgid % 0xFFFFFFFF + 1
                     fields = {"stream": key[0], "data": b"".join(parts), "dtype": key[1],
                               "shape": [rows_total, key[2]]}
@@ -440,8 +445,10 @@ class Sender:
                         if drops:
                             fields["dropped_rows"], fields["dropped_batches"] = drops
                     data = msgpack.packb([0, self._msgid, "ingest", [fields]], use_bin_type=True)
-                    with self._lock:
+                    with self._lock:  # in flight before anything is written: a break resends it
                         self._inflight[self._msgid] = (group, rows_total, fields)
+                        self._hand -= len(group)
+                    self._ensure_created(run, key[0], key[2])  # on the wire before the rows
                     self._sock.sendall(data)
                 with self._lock:
                     more = bool(self._q) and len(self._inflight) < self.max_inflight

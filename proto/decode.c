@@ -31,6 +31,13 @@ static int check_create(ewp_create_req_t *r, ewp_error_t *err) {
   return 0;
 }
 
+static int check_drop(ewp_drop_req_t *r, ewp_error_t *err) {
+  if (!EWP_HAS(r, EWP_DROP_stream) && !EWP_HAS(r, EWP_DROP_run))
+    return ewp__fail(err, EWP_EBADREQ, "'stream' (a string) is required, or 'run' alone to drop "
+                     "every stream of that run");
+  return 0;
+}
+
 static int check_history(ewp_history_req_t *r, ewp_error_t *err) {
   if (EWP_HAS(r, EWP_HISTORY_stream) && EWP_HAS(r, EWP_HISTORY_streams))
     return ewp__fail(err, EWP_EBADREQ, "give 'stream' or 'streams', not both");
@@ -149,6 +156,7 @@ static int decode_params_map(const msgpack_object *params, ewp_request_t *req, e
   case EWP_METHOD_CREATE: return check_create(&req->u.create, err);
   case EWP_METHOD_INGEST: return check_ingest(&req->u.ingest, err);
   case EWP_METHOD_HISTORY: return check_history(&req->u.history, err);
+  case EWP_METHOD_DROP: return check_drop(&req->u.drop, err);
   case EWP_METHOD_SUBSCRIBE: return check_subscribe(&req->u.subscribe, err);
   default: return 0;
   }

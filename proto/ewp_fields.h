@@ -35,7 +35,12 @@
 #define EWP_FIELDS_LIST(F) EWP__RUN_FIELD(F)
 #define EWP_FIELDS_INFO(F) EWP__STREAM_FIELD(F)
 #define EWP_FIELDS_RESET(F) EWP__STREAM_FIELD(F)
-#define EWP_FIELDS_DROP(F) EWP__STREAM_FIELD(F)
+/* drop: a stream, or with `run` alone every stream of the run (decode.c's cross-field rule). */
+#define EWP_FIELDS_DROP(F)                                                                        \
+  F(stream, NAME, 0, "str", "— (with `run` alone: every stream of the run)", EWP_EBADREQ,         \
+    "'stream' must be a name (1–200 bytes of A-Z a-z 0-9 _ . : / -)",                             \
+    "the stream to drop; absent, `run` must be given and every stream of that run is dropped")   \
+  EWP__RUN_FIELD(F)
 #define EWP_FIELDS_EXPORT(F) EWP__STREAM_FIELD(F)
 #define EWP_FIELDS_FLUSH(F) EWP__STREAM_FIELD(F)
 

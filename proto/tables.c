@@ -68,6 +68,10 @@ static const ewp_field_info_t f_create[] = {EWP_FIELDS_CREATE(EWP__ROW_CREATE)};
 static const ewp_field_info_t f_ingest[] = {EWP_FIELDS_INGEST(EWP__ROW_INGEST)};
 static const ewp_field_info_t f_query[] = {EWP_FIELDS_QUERY(EWP__ROW_QUERY)};
 static const ewp_field_info_t f_stream[] = {EWP_FIELDS_INFO(EWP__ROW_INFO)};
+#define EWP__ROW_DROP(member, type, flags, wt, def, code, err, doc)                               \
+  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_drop_req_t, member),        \
+   EWP__VALUES(member, type)},
+static const ewp_field_info_t f_drop[] = {EWP_FIELDS_DROP(EWP__ROW_DROP)};
 static const ewp_field_info_t f_auth[] = {EWP_FIELDS_AUTH(EWP__ROW_AUTH)};
 #define EWP__ROW_MERGE(member, type, flags, wt, def, code, err, doc)                              \
   {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_merge_req_t, member),       \
@@ -136,9 +140,9 @@ const ewp_field_info_t *ewp_method_fields(ewp_method_t m, size_t *n) {
   case EWP_METHOD_QUERY: *n = EWP__N(f_query); return f_query;
   case EWP_METHOD_INFO:
   case EWP_METHOD_RESET:
-  case EWP_METHOD_DROP:
   case EWP_METHOD_EXPORT:
   case EWP_METHOD_FLUSH: *n = EWP__N(f_stream); return f_stream;
+  case EWP_METHOD_DROP: *n = EWP__N(f_drop); return f_drop;
   case EWP_METHOD_MERGE: *n = EWP__N(f_merge); return f_merge;
   case EWP_METHOD_LIST: *n = EWP__N(f_list); return f_list;
   case EWP_METHOD_HISTORY: *n = EWP__N(f_history); return f_history;

@@ -281,7 +281,41 @@ void ewd_stream_drop(ewd_server_t *srv, ewd_stream_t *st) {
   ewd_stream_unref(st); /* the registry's reference */
 }
 
+/* drop {run} without a stream: every stream of the run, and its history with them. */
+static void drop_run(ewd_call_t *call) {
+  const ewp_drop_req_t *r = &call->req->u.drop;
+  ewd_registry_t *reg = &call->srv->reg;
+  char run[EWD_NAME_MAX + 1];
+  snprintf(run, sizeof run, "%.*s", (int)r->run.n, r->run.p);
+  ewd_stream_t **v = malloc((reg->n + 1) * sizeof *v);
+  if (!v) {
+    ewd_fail(call, EW_ENOMEM, "out of memory");
+    return;
+  }
+  size_t n = 0;
+  for (size_t i = 0; i < reg->n; i++)
+    if (!reg->items[i]->provisional && strcmp(reg->items[i]->run, run) == 0)
+      v[n++] = reg->items[i];
+  if (!n) {
+    free(v);
+    ewd_fail(call, EW_ENOSTREAM, "run '%s' has no streams ('runs' lists the runs)", run);
+    return;
+  }
+  ewd_log(EWD_LOG_INFO, "run dropped", "run=\"%s\" streams=%zu", run, n);
+  ewp_kv_t kv[] = {{"run", ewp_vstr(run)}, {"dropped", ewp_vbool(true)},
+                   {"streams", ewp_vu64(n)}};
+  ewp_value_t val = ewp_vmap(kv, 3);
+  ewd_reply(call, &val);
+  for (size_t i = 0; i < n; i++) /* the reply is packed: the names may go */
+    ewd_stream_drop(call->srv, v[i]);
+  free(v);
+}
+
 void ewd_cmd_drop(ewd_call_t *call) {
+  if (!EWP_HAS(&call->req->u.drop, EWP_DROP_stream)) {
+    drop_run(call);
+    return;
+  }
   ewd_stream_t *st = ewd_cmd_stream(call, EWD_KEY(&call->req->u.drop));
   if (!st)
     return;

@@ -15,7 +15,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "numeric"))
-from harness import Daemon, expect  # noqa: E402
+from harness import DAEMON, Daemon, expect  # noqa: E402
 from taplib import Tap  # noqa: E402
 
 
@@ -146,12 +146,56 @@ def both_runs_survive_a_restart():
         assert d2.stop() == 0
 
 
+def dropping_a_run_drops_its_streams_their_history_and_snapshots():
+    """Issue 25 item 8: drop {run} deletes every stream of the run (their history and snapshot
+    files with them) and nothing of another run; a run with no streams is NO_SUCH_STREAM with a
+    sentence, and drop with neither field is BAD_REQUEST; the CLI's `--run R drop` does it."""
+    import subprocess
+    d = Daemon()
+    try:
+        c = d.client()
+        X = np.random.default_rng(3).standard_normal((8, 4))
+        for run in ("a", "b"):
+            for name in ("L0", "L1", "L2"):
+                c.call("create", {"run": run, "stream": name, "dim": 4,
+                                  "eval": [{"metric": "trace"}]})
+                c.call("ingest", {"run": run, "stream": name, "rows": X.tolist(), "step": 0,
+                                  "end_step": True})
+        c.call("snapshot")
+        files = len(glob.glob(os.path.join(d.dir, "streams", "*.ews")))
+        assert files == 6, files
+        r = c.call("drop", {"run": "a"})
+        assert r == {"run": "a", "dropped": True, "streams": 3}, r
+        left = sorted((s["run"], s["stream"]) for s in c.call("list")["streams"])
+        assert left == [("b", "L0"), ("b", "L1"), ("b", "L2")], left
+        assert c.call("history", {"run": "a"})["series"] == []
+        assert c.call("history", {"run": "b", "metrics": "trace"})["series"], "b's history kept"
+        assert [x["run"] for x in c.call("runs")["runs"]] == ["b"]
+        c.call("snapshot")
+        assert len(glob.glob(os.path.join(d.dir, "streams", "*.ews"))) == 3
+        e = expect("NO_SUCH_STREAM", c.call, "drop", {"run": "a"})
+        assert e.message == "run 'a' has no streams ('runs' lists the runs)", e.message
+        e = expect("BAD_REQUEST", c.call, "drop", {})
+        assert "'run' alone to drop every stream of that run" in e.message, e.message
+        cli = os.path.join(os.path.dirname(DAEMON), "..", "clients", "c", "eigenwatch")
+        p = subprocess.run([cli, "--address", d.unix, "--run", "b", "drop"],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0 and p.stdout == "dropped run b: 3 streams\n", (p.stdout,
+                                                                              p.stderr)
+        assert c.call("list")["streams"] == []
+        c.close()
+    finally:
+        assert d.stop() == 0
+
+
 def main():
     t = Tap()
     t.case("same_name_in_two_runs_is_two_streams", same_name_in_two_runs_is_two_streams)
     t.case("bad_run_names_create_nothing", bad_run_names_create_nothing)
     t.case("many_streams_over_runs_are_each_found", many_streams_over_runs_are_each_found)
     t.case("both_runs_survive_a_restart", both_runs_survive_a_restart)
+    t.case("dropping_a_run_drops_its_streams_their_history_and_snapshots",
+           dropping_a_run_drops_its_streams_their_history_and_snapshots)
     return t.done()
 
 

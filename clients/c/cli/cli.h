@@ -55,6 +55,9 @@ void p_run(params_t *p);
 void p_value(params_t *p, const char *v);
 /* A call naming `stream` (or nothing), in --run's run, its answer printed; returns the exit code. */
 int simple_call(const char *method, const char *stream);
+/* A string field `key` of map m: *p and its length, or "-" and 1 when absent or not a string
+ * (for printing with %.*s). */
+int str_of(const msgpack_object *m, const char *key, const char **p);
 /* Calls `method` with params (NULL: none) and answers: with --json the reply as it came, else
  * print(result) draws it (a table). Returns the exit code (rpc_exit's on a refusal). */
 int table_call(const char *method, msgpack_sbuffer *params,

@@ -73,8 +73,26 @@ int c_stats(int argc, char **argv) {
 int c_info(int argc, char **argv) {
   return argc != 1 ? usage_error("info needs STREAM") : simple_call("info", argv[0]);
 }
+static void print_dropped_run(const msgpack_object *result) {
+  const char *run;
+  int rn = str_of(result, "run", &run);
+  uint64_t n = 0;
+  ewc_get_u64(result, "streams", &n);
+  printf("dropped run %.*s: %llu streams\n", rn, run, (unsigned long long)n);
+}
+
 int c_drop(int argc, char **argv) {
-  return argc != 1 ? usage_error("drop needs STREAM") : simple_call("drop", argv[0]);
+  if (argc == 0 && g_run) { /* --run R drop: every stream of the run */
+    params_t p;
+    p_init(&p);
+    msgpack_pack_map(&p.pk, 1);
+    p_run(&p);
+    int ex = table_call("drop", &p.sb, print_dropped_run);
+    msgpack_sbuffer_destroy(&p.sb);
+    return ex;
+  }
+  return argc != 1 ? usage_error("drop needs STREAM (or --run RUN alone: the whole run)")
+                   : simple_call("drop", argv[0]);
 }
 int c_reset(int argc, char **argv) {
   return argc != 1 ? usage_error("reset needs STREAM") : simple_call("reset", argv[0]);

@@ -217,6 +217,16 @@ int table_call(const char *method, msgpack_sbuffer *params,
   return ex;
 }
 
+int str_of(const msgpack_object *m, const char *key, const char **p) {
+  const msgpack_object *o = ewc_get(m, key);
+  if (o && o->type == MSGPACK_OBJECT_STR) {
+    *p = o->via.str.ptr;
+    return (int)o->via.str.size;
+  }
+  *p = "-";
+  return 1;
+}
+
 /* A call naming `stream` (or nothing), in --run's run. */
 int simple_call(const char *method, const char *stream) {
   int ex = 0;

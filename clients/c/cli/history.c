@@ -8,17 +8,6 @@
 #include <string.h>
 #include <time.h>
 
-/* A string field of a map, or "-" (for printing). */
-static int str_of(const msgpack_object *m, const char *key, const char **p) {
-  const msgpack_object *o = ewc_get(m, key);
-  if (o && o->type == MSGPACK_OBJECT_STR) {
-    *p = o->via.str.ptr;
-    return (int)o->via.str.size;
-  }
-  *p = "-";
-  return 1;
-}
-
 static double num_at(const msgpack_object *arr, uint32_t i) {
   if (!arr || arr->type != MSGPACK_OBJECT_ARRAY || i >= arr->via.array.size)
     return NAN;

@@ -34,7 +34,7 @@ static const cmd_t cmds[] = {
     {"info", "STREAM", "one stream, with its configuration", c_info},
     {"create", NULL, "create a stream (idempotent for the same configuration)", c_create,
      create_args},
-    {"drop", "STREAM", "delete a stream", c_drop},
+    {"drop", "STREAM", "delete a stream (--run RUN drop: every stream of the run)", c_drop},
     {"reset", "STREAM", "forget a stream's rows, keep its configuration", c_reset},
     {"stats", "", "daemon counters", c_stats},
     {"query", "STREAM METRIC... [--param k=v]... [--center true|false] [--source S] [--fresh] "

@@ -434,7 +434,12 @@ class Client:
     def reset(self, stream: str, run: Optional[str] = None) -> Dict[str, Any]:
         return self.call("reset", stream=stream, **_run(run))
 
-    def drop(self, stream: str, run: Optional[str] = None) -> Dict[str, Any]:
+    def drop(self, stream: Optional[str] = None, run: Optional[str] = None) -> Dict[str, Any]:
+        """Deletes a stream; with `run` and no stream, every stream of that run."""
+        if stream is None:
+            if run is None:
+                raise ValueError("drop needs a stream, or a run to drop whole")
+            return self.call("drop", run=run)
         return self.call("drop", stream=stream, **_run(run))
 
     def stats(self) -> Dict[str, Any]:

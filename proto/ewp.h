@@ -316,7 +316,9 @@ enum { EWP_FIELDS_CREATE(EWP__BIT_CREATE) };
 enum { EWP_FIELDS_INGEST(EWP__BIT_INGEST) };
 enum { EWP_FIELDS_QUERY(EWP__BIT_QUERY) };
 enum { EWP_FIELDS_AUTH(EWP__BIT_AUTH) };
-enum { EWP_FIELDS_INFO(EWP__BIT_STREAM) }; /* info, reset, export, flush: stream only */
+enum { EWP_FIELDS_INFO(EWP__BIT_STREAM) }; /* info, reset, export: stream only */
+#define EWP__BIT_FLUSH(member, ...) EWP_FLUSH_##member,
+enum { EWP_FIELDS_FLUSH(EWP__BIT_FLUSH) }; /* flush: the stream, and `end` */
 #define EWP__BIT_DROP(member, ...) EWP_DROP_##member,
 enum { EWP_FIELDS_DROP(EWP__BIT_DROP) }; /* drop: the stream optional (then a whole run) */
 enum { EWP_FIELDS_MERGE(EWP__BIT_MERGE) };
@@ -330,7 +332,8 @@ enum { EWP_FIELDS_ALERTS(EWP__BIT_ALERTS) };
 enum { EWP_FIELDS_LIST(EWP__BIT_LIST) };
 /* Every method that takes `stream` takes `run` right after it: one bit for all of them. */
 _Static_assert(EWP_CREATE_run == 1 && EWP_INGEST_run == 1 && EWP_QUERY_run == 1 &&
-                   EWP_STREAM_run == 1 && EWP_DROP_run == 1 && EWP_MERGE_run == 1 &&
+                   EWP_STREAM_run == 1 && EWP_DROP_run == 1 && EWP_FLUSH_run == 1 &&
+                   EWP_MERGE_run == 1 &&
                    EWP_HISTORY_run == 1 &&
                    EWP_SUBSCRIBE_run == 1 && EWP_ALERTS_run == 1,
                "run is the field after stream");

@@ -42,7 +42,12 @@
     "the stream to drop; absent, `run` must be given and every stream of that run is dropped")   \
   EWP__RUN_FIELD(F)
 #define EWP_FIELDS_EXPORT(F) EWP__STREAM_FIELD(F)
-#define EWP_FIELDS_FLUSH(F) EWP__STREAM_FIELD(F)
+/* flush: a stream's pending steps now; `end` also marks its run over for it. */
+#define EWP_FIELDS_FLUSH(F)                                                                       \
+  EWP__STREAM_FIELD(F)                                                                            \
+  F(end, BOOL, 0, "bool", "false", EWP_EBADPARAM, "'end' must be true or false",                  \
+    "true: the run's last rows for this stream have come: the stream is marked ended "           \
+    "(`info.steps.ended`, /metrics' eigenwatch_stream_ended) until a batch comes again")
 
 /* The widest a training run's rank count may be (world), and a producer name's length. */
 #define EWP_WORLD_MAX 65536

@@ -72,6 +72,10 @@ static const ewp_field_info_t f_stream[] = {EWP_FIELDS_INFO(EWP__ROW_INFO)};
   {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_drop_req_t, member),        \
    EWP__VALUES(member, type)},
 static const ewp_field_info_t f_drop[] = {EWP_FIELDS_DROP(EWP__ROW_DROP)};
+#define EWP__ROW_FLUSH(member, type, flags, wt, def, code, err, doc)                              \
+  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_flush_req_t, member),       \
+   EWP__VALUES(member, type)},
+static const ewp_field_info_t f_flush[] = {EWP_FIELDS_FLUSH(EWP__ROW_FLUSH)};
 static const ewp_field_info_t f_auth[] = {EWP_FIELDS_AUTH(EWP__ROW_AUTH)};
 #define EWP__ROW_MERGE(member, type, flags, wt, def, code, err, doc)                              \
   {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_merge_req_t, member),       \
@@ -122,12 +126,12 @@ static const ewp_field_info_t f_alert_set[] = {EWP_FIELDS_ALERT_SET(EWP__ROW_ALE
    EWP__VALUES(member, type)},
 static const ewp_field_info_t f_alerts[] = {EWP_FIELDS_ALERTS(EWP__ROW_ALERTS)};
 
-/* info, reset and drop share one layout (a stream name) */
+/* info, reset and export share one layout (a stream name: f_stream); drop and flush have their
+ * own tables, whose stream and run are where theirs are (EWD_KEY reads any of them) */
 _Static_assert(offsetof(ewp_info_req_t, stream) == offsetof(ewp_reset_req_t, stream) &&
-                       offsetof(ewp_info_req_t, stream) == offsetof(ewp_drop_req_t, stream) &&
                    offsetof(ewp_info_req_t, stream) == offsetof(ewp_export_req_t, stream) &&
-                   offsetof(ewp_info_req_t, stream) == offsetof(ewp_flush_req_t, stream) &&
-                   sizeof(ewp_info_req_t) == sizeof(ewp_flush_req_t),
+                   sizeof(ewp_info_req_t) == sizeof(ewp_reset_req_t) &&
+                   sizeof(ewp_info_req_t) == sizeof(ewp_export_req_t),
                "stream-only requests share a layout");
 _Static_assert(sizeof(f_create) / sizeof f_create[0] <= 32, "has is 32 bits");
 _Static_assert(sizeof(f_ingest) / sizeof f_ingest[0] <= 32, "has is 32 bits");
@@ -140,8 +144,8 @@ const ewp_field_info_t *ewp_method_fields(ewp_method_t m, size_t *n) {
   case EWP_METHOD_QUERY: *n = EWP__N(f_query); return f_query;
   case EWP_METHOD_INFO:
   case EWP_METHOD_RESET:
-  case EWP_METHOD_EXPORT:
-  case EWP_METHOD_FLUSH: *n = EWP__N(f_stream); return f_stream;
+  case EWP_METHOD_EXPORT: *n = EWP__N(f_stream); return f_stream;
+  case EWP_METHOD_FLUSH: *n = EWP__N(f_flush); return f_flush;
   case EWP_METHOD_DROP: *n = EWP__N(f_drop); return f_drop;
   case EWP_METHOD_MERGE: *n = EWP__N(f_merge); return f_merge;
   case EWP_METHOD_LIST: *n = EWP__N(f_list); return f_list;

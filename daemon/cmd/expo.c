@@ -108,7 +108,9 @@ static void stream_labels(buf_t *b, const char *name, const ewd_stream_t *st) {
      "rows the stream's producers discarded before sending (as they report; by producer sum)",   \
      r_dropped_rows)                                                                              \
   XX(sender_dropped_batches_total, counter,                                                       \
-     "batches the stream's producers discarded before sending (as they report)", r_dropped_batches)
+     "batches the stream's producers discarded before sending (as they report)", r_dropped_batches) \
+  XX(stream_ended, gauge, "1 when the stream's run said it is over (flush end), else 0: a stall " \
+     "rule can tell a finished run from a stalled one", r_ended)
 
 /* What the readers see of one stream (its latest evaluation read once). */
 typedef struct {
@@ -200,6 +202,10 @@ static bool r_dropped_rows(const fctx_t *cx, size_t i, sample_t *s) {
 
 static bool r_dropped_batches(const fctx_t *cx, size_t i, sample_t *s) {
   return dropped(cx, i, s, false);
+}
+
+static bool r_ended(const fctx_t *cx, size_t i, sample_t *s) {
+  return one(i, true, cx->st->ended ? 1 : 0, s);
 }
 
 static const struct {

@@ -241,6 +241,10 @@ void ewd_cmd_ingest(ewd_call_t *call) {
       p->applied_seq = r->seq, p->has_applied = true;
   }
   st->queued_bytes += bytes; /* and the connection's, as the job holds it (conn_hooks) */
+  if (st->ended && n) { /* rows again: the run goes on */
+    st->ended = false;
+    st->changes++;
+  }
   bool pipelined = call->req->kind == EWP_KIND_NOTIFY;
   ewd_job_submit(srv, j, pipelined);
 }

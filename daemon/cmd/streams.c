@@ -158,7 +158,7 @@ void ewd_cmd_create(ewd_call_t *call) {
 static ewp_value_t opt_step(bool has, uint64_t s) { return has ? ewp_vu64(s) : (ewp_value_t){0}; }
 
 /* The steps map of info (kv holds STEPS_KV entries). */
-#define STEPS_KV 7
+#define STEPS_KV 8
 static ewp_value_t steps_value(const ewd_stream_t *st, ewp_kv_t *kv) {
   size_t bytes;
   uint64_t late, partial;
@@ -170,6 +170,7 @@ static ewp_value_t steps_value(const ewd_stream_t *st, ewp_kv_t *kv) {
   kv[4] = (ewp_kv_t){"late_batches", ewp_vu64(late)};
   kv[5] = (ewp_kv_t){"partial_steps", ewp_vu64(partial)};
   kv[6] = (ewp_kv_t){"producers", ewp_vu64(st->nproducers)};
+  kv[7] = (ewp_kv_t){"ended", st->ended ? ewp_vbool(true) : (ewp_value_t){0}};
   return ewp_vmap(kv, STEPS_KV);
 }
 
@@ -393,7 +394,15 @@ void ewd_cmd_flush(ewd_call_t *call) {
   if (!st)
     return;
   size_t n = ewd_steps_flush(call->srv, st, "flush");
-  ewp_kv_t kv[] = {{"stream", ewp_vstr(st->name)}, {"completed", ewp_vu64(n)}};
-  ewp_value_t v = ewp_vmap(kv, 2);
+  const ewp_flush_req_t *r = &call->req->u.flush;
+  if (EWP_HAS(r, EWP_FLUSH_end) && r->end && !st->ended) {
+    st->ended = true;
+    st->changes++; /* saved with the stream */
+    ewd_log(EWD_LOG_INFO, "stream ended", "run=\"%s\" stream=\"%s\" count=%llu", st->run,
+            st->name, (unsigned long long)st->count);
+  }
+  ewp_kv_t kv[] = {{"stream", ewp_vstr(st->name)}, {"completed", ewp_vu64(n)},
+                   {"ended", st->ended ? ewp_vbool(true) : (ewp_value_t){0}}};
+  ewp_value_t v = ewp_vmap(kv, 3);
   ewd_reply(call, &v);
 }

@@ -158,6 +158,8 @@ typedef struct ewd_stream {
    * the last reference goes: the registry's `release`, given at create or adopt */
   void (*release)(struct ewd_stream *st);
   bool dropped;           /* removed from the registry; jobs may still hold it */
+  bool ended;             /* `flush {end: true}` said its run is over; a batch clears it (saved
+                             in the tRUN section's flags) */
 } ewd_stream_t;
 
 typedef struct {

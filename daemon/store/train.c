@@ -25,7 +25,7 @@ size_t ewd_snap_train(const ewd_stream_t *st, char *out, size_t cap) {
   char *q = out;
   uint32_t world = st->world, np = 0;
   uint8_t flags = (uint8_t)((st->has_first_step ? 1 : 0) | (st->has_last_step ? 2 : 0) |
-                            (st->recent ? 4 : 0));
+                            (st->recent ? 4 : 0) | (st->ended ? 8 : 0));
   EWD_PUT(q, world);
   EWD_PUT(q, st->step_timeout);
   EWD_PUT(q, flags);
@@ -79,7 +79,7 @@ bool ewd_snap_train_parse(const char *b, size_t n, ewd_stream_t *st, bool sectio
   EWD_GET(first);
   EWD_GET(last);
   EWD_GET(np);
-  if (world < 1 || world > EWP_WORLD_MAX || !(timeout > 0 && timeout <= 1e9) || flags > 7 ||
+  if (world < 1 || world > EWP_WORLD_MAX || !(timeout > 0 && timeout <= 1e9) || flags > 15 ||
       np > EWD_PRODUCERS_MAX)
     goto bad;
   if (np && !(ps = calloc(np, sizeof *ps)))
@@ -137,6 +137,7 @@ bool ewd_snap_train_parse(const char *b, size_t n, ewd_stream_t *st, bool sectio
   st->nstep_rows = nr;
   st->step_rows_at = ws ? nr % ws : 0;
   st->recent = (flags & 4) != 0;
+  st->ended = (flags & 8) != 0;
   st->world = world;
   st->step_timeout = timeout;
   st->has_first_step = flags & 1, st->first_step = first;
@@ -190,6 +191,7 @@ void ewd_train_move(ewd_stream_t *st, ewd_stream_t *t) {
   st->has_last_step = t->has_last_step, st->last_step = t->last_step;
   st->producers = t->producers, st->nproducers = t->nproducers;
   st->recent = t->recent;
+  st->ended = t->ended;
   st->window_steps = t->window_steps;
   st->step_rows = t->step_rows;
   st->nstep_rows = t->nstep_rows, st->step_rows_at = t->step_rows_at;

@@ -346,14 +346,19 @@ eigenwatch_alert_firing{run="r1",stream="L1",rule="hi",metric="entropy",when="ab
 eigenwatch_sender_dropped_rows_total{run="r1",stream="L1"} 21
 # HELP eigenwatch_sender_dropped_batches_total batches the stream's producers discarded before sending (as they report)
 # TYPE eigenwatch_sender_dropped_batches_total counter
-eigenwatch_sender_dropped_batches_total{run="r1",stream="L1"} 3'''
+eigenwatch_sender_dropped_batches_total{run="r1",stream="L1"} 3
+# HELP eigenwatch_stream_ended 1 when the stream's run said it is over (flush end), else 0: a stall rule can tell a finished run from a stalled one
+# TYPE eigenwatch_stream_ended gauge
+eigenwatch_stream_ended{run="r1",stream="L1"} 0
+eigenwatch_stream_ended{run="default",stream="plain"} 1
+eigenwatch_stream_ended{run="default",stream="empty"} 0'''
 
 
 def per_stream_families_are_pinned():
     """The state below has a sample of every per-stream family: a stepped stream with evaluations,
     two rules (one name needing every escape), producer drops; a step-less stream; an empty one.
     Times are masked (they differ by run); every other byte is the exposition of wave 3 before
-    the families became one table."""
+    the families became one table, plus stream_ended (issue 25: `flush {end: true}`)."""
     d = Daemon()
     try:
         c = d.client()
@@ -380,6 +385,7 @@ def per_stream_families_are_pinned():
                 time.sleep(0.02)
         c.call("ingest", {"stream": "plain", "rows": [[1, 2], [3, 4], [5, 7]]})
         c.call("create", {"stream": "empty", "dim": 3})
+        assert c.call("flush", {"stream": "plain", "end": True})["ended"] is True
         settle(c, "L1", "r1")
         deadline = time.time() + 30
         while True:  # the last step's evaluation (steps 3) is in /metrics

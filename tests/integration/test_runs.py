@@ -188,12 +188,36 @@ def dropping_a_run_drops_its_streams_their_history_and_snapshots():
         assert d.stop() == 0
 
 
+def a_runs_end_is_kept_across_a_restart_and_cleared_by_rows():
+    """Issue 25 item 8: `flush {end: true}` marks the stream ended (info.steps.ended, the
+    eigenwatch_stream_ended gauge); the mark is saved with the stream, and rows clear it."""
+    d = Daemon()
+    c = d.client()
+    ingest(c, "r", "s", np.ones((3, 4)))
+    assert "ended" not in c.call("info", {"run": "r", "stream": "s"})["steps"]
+    assert c.call("flush", {"run": "r", "stream": "s", "end": True})["ended"] is True
+    c.close()
+    assert d.stop() == 0
+    d2 = Daemon(state_dir=d.dir)
+    try:
+        c = d2.client()
+        assert c.call("info", {"run": "r", "stream": "s"})["steps"]["ended"] is True
+        ingest(c, "r", "s", np.ones((3, 4)))
+        assert "ended" not in c.call("info", {"run": "r", "stream": "s"})["steps"]
+        expect("BAD_PARAM", c.call, "flush", {"run": "r", "stream": "s", "end": "yes"})
+        c.close()
+    finally:
+        assert d2.stop() == 0
+
+
 def main():
     t = Tap()
     t.case("same_name_in_two_runs_is_two_streams", same_name_in_two_runs_is_two_streams)
     t.case("bad_run_names_create_nothing", bad_run_names_create_nothing)
     t.case("many_streams_over_runs_are_each_found", many_streams_over_runs_are_each_found)
     t.case("both_runs_survive_a_restart", both_runs_survive_a_restart)
+    t.case("a_runs_end_is_kept_across_a_restart_and_cleared_by_rows",
+           a_runs_end_is_kept_across_a_restart_and_cleared_by_rows)
     t.case("dropping_a_run_drops_its_streams_their_history_and_snapshots",
            dropping_a_run_drops_its_streams_their_history_and_snapshots)
     return t.done()

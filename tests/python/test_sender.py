@@ -281,6 +281,13 @@ def close_ends_each_streams_last_step_and_declares_create_first():
             assert info.steps["partial_steps"] == 0 and info.count == 16, (info.steps, info.count)
             p = c.info("plain")
             assert p.steps["last_step"] == 7 and p.count == 4, (p.steps, p.count)
+            # and close() said both runs are over for these streams (end_runs: flush end)
+            assert info.steps.get("ended") is True and p.steps.get("ended") is True, p.steps
+            metrics = urllib.request.urlopen(d.http + "metrics", timeout=10).read().decode()
+            assert 'eigenwatch_stream_ended{run="r",stream="dec"} 1' in metrics
+            # rows again: the run goes on
+            c.ingest("plain", X, step=8)
+            assert c.info("plain").steps.get("ended") is None
     finally:
         d.stop()
 

@@ -424,9 +424,11 @@ class Client:
         or None}], sorted (the steps absent until one completes)."""
         return self.call("runs")["runs"]
 
-    def flush(self, stream: str, run: Optional[str] = None) -> int:
-        """Completes every pending step of the stream now; returns how many."""
-        return self.call("flush", stream=stream, **_run(run))["completed"]
+    def flush(self, stream: str, run: Optional[str] = None, end: bool = False) -> int:
+        """Completes every pending step of the stream now; returns how many. end=True also marks
+        the stream ended (its run is over) until rows come again."""
+        extra = {"end": True} if end else {}
+        return self.call("flush", stream=stream, **_run(run), **extra)["completed"]
 
     def info(self, stream: str, run: Optional[str] = None) -> StreamInfo:
         return _fields(StreamInfo, self.call("info", stream=stream, **_run(run)))

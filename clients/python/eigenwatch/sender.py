@@ -111,6 +111,7 @@ class Sender:
         self._drops = {}  # (run, stream) -> [rows, batches] discarded: reported to the daemon
         self._declared = {}  # (run, stream) -> create's options (declare())
         self._last_step = {}  # (run, stream, rank) -> (step, world) of its last stepped batch
+        self._sent_to = set()  # (run, stream) this Sender queued rows for (close() ends them)
         self._created = set()  # (run, stream) declared streams created on this connection
         self._sock = None
         self._msgid = 0
@@ -132,6 +133,7 @@ class Sender:
             with self._lock:
                 if step is not None:
                     self._last_step[(run, stream, rank)] = (step, world)
+                self._sent_to.add((run, stream))
                 if self._closed:
                     self._dropped(item)
                     return False
@@ -207,12 +209,32 @@ class Sender:
         d[0] += n
         d[1] += 1
 
+    def end_runs(self) -> int:
+        """Queues `flush {end: true}` for every stream this Sender sent rows to: the daemon marks
+        each ended (its run is over; /metrics' eigenwatch_stream_ended), so a stall rule can tell
+        a finished run from a stalled one. close() calls it. Returns how many; never raises."""
+        try:
+            with self._lock:
+                if self._closed:
+                    return 0
+                marks = [(stream, None, "end", run, None, None, None)
+                         for run, stream in sorted(self._sent_to, key=lambda k: (k[0] or "", k[1]))]
+                self._sent_to.clear()
+                self._q.extend(marks)
+                self._wake.set()
+            return len(marks)
+        except Exception as e:  # noqa: BLE001 - fail open
+            self._stats.last_error = f"end_runs: {e!r}"
+            return 0
+
     def close(self, timeout: float = 2.0) -> bool:
-        """Ends the last step of every stream sent with a step (end_steps), flushes for up to
-        `timeout` seconds, then stops; what is still queued is dropped."""
+        """Ends the last step of every stream sent with a step (end_steps) and marks every stream
+        it sent to ended (end_runs), flushes for up to `timeout` seconds, then stops; what is
+        still queued is dropped."""
         if self._closed:
             return True
         self.end_steps()
+        self.end_runs()
         ok = self.flush(timeout)
         with self._lock:
             self._closed = True
@@ -356,7 +378,8 @@ class Sender:
                         group, n, fields = self._resend.popleft()
                         self._msgid = self._msgid % 0xFFFFFFFF + 1
                         self._inflight[self._msgid] = (group, n, fields)
-                    self._sock.sendall(msgpack.packb([0, self._msgid, "ingest", [fields]],
+                    method = "flush" if "end" in fields else "ingest"  # a run's end, or rows
+                    self._sock.sendall(msgpack.packb([0, self._msgid, method, [fields]],
                                                      use_bin_type=True))
                 # send while the window allows, joining consecutive batches of one stream (and
                 # step and rank)
@@ -403,9 +426,11 @@ class Sender:
                         group.append(item)
                         parts.append(f["data"])
                         rows_total += f["shape"][0]
-                    if marker is not None:  # end of step: no rows, no seq (it is idempotent)
-                        stream, _rows, _ready, run, step, rank, world = marker
-                        fields = {"stream": stream, "step": int(step), "end_step": True}
+                    if marker is not None:  # end of step or of run: no rows, no seq (idempotent)
+                        stream, _rows, kind, run, step, rank, world = marker
+                        method = "flush" if kind == "end" else "ingest"
+                        fields = ({"stream": stream, "end": True} if kind == "end" else
+                                  {"stream": stream, "step": int(step), "end_step": True})
                         if run is not None:
                             fields["run"] = run
                         if rank is not None:
@@ -416,7 +441,7 @@ class Sender:
                             self._msgid = self._msgid % 0xFFFFFFFF + 1
                             self._inflight[self._msgid] = ([], 0, fields)  # counts no batch
                             self._hand -= 1
-                            data = msgpack.packb([0, self._msgid, "ingest", [fields]],
+                            data = msgpack.packb([0, self._msgid, method, [fields]],
                                                  use_bin_type=True)
                         self._sock.sendall(data)
                         continue

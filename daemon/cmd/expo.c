@@ -110,7 +110,9 @@ static void stream_labels(buf_t *b, const char *name, const ewd_stream_t *st) {
   XX(sender_dropped_batches_total, counter,                                                       \
      "batches the stream's producers discarded before sending (as they report)", r_dropped_batches) \
   XX(stream_ended, gauge, "1 when the stream's run said it is over (flush end), else 0: a stall " \
-     "rule can tell a finished run from a stalled one", r_ended)
+     "rule can tell a finished run from a stalled one", r_ended)                                  \
+  XX(stream_refused_total, counter, "batches refused for the stream, by wire code (errors_total " \
+     "counts them too, without the stream)", r_refused)
 
 /* What the readers see of one stream (its latest evaluation read once). */
 typedef struct {
@@ -206,6 +208,19 @@ static bool r_dropped_batches(const fctx_t *cx, size_t i, sample_t *s) {
 
 static bool r_ended(const fctx_t *cx, size_t i, sample_t *s) {
   return one(i, true, cx->st->ended ? 1 : 0, s);
+}
+
+/* Sample i: the i-th code with a refused batch (codes with none: no sample). */
+static bool r_refused(const fctx_t *cx, size_t i, sample_t *s) {
+  for (int c = 1; c < EW__ERR_END - EW__ERR_BASE; c++) {
+    if (!cx->st->refused[c] || i-- > 0)
+      continue;
+    s->label[0] = "code", s->lvalue[0] = ew_err_name(EW__ERR_BASE + c);
+    s->is_u64 = true;
+    s->u = cx->st->refused[c];
+    return true;
+  }
+  return false;
 }
 
 static const struct {

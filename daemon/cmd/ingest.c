@@ -32,6 +32,7 @@ static void refuse(ewd_job_t *j, int rc, const char *message) {
   ewd_server_t *srv = j->srv;
   ewd_stream_t *st = j->st;
   ewd_job_fail(j, rc, message);
+  ewd_stream_refused(st, rc);
   seq_rollback(j);
   ewd_alerts_batch(srv, st, rc);
   if (st->provisional && st->queued_jobs == 1 && st->count == 0 &&
@@ -45,6 +46,10 @@ static void refuse(ewd_job_t *j, int rc, const char *message) {
 static void accepted(ewd_job_t *j) {
   ewd_stream_t *st = j->st;
   ewd_alerts_batch(j->srv, st, 0);
+  if (st->ended && j->n) { /* rows accepted again: the run goes on */
+    st->ended = false;
+    st->changes++;
+  }
   if (st->provisional) {
     st->provisional = false;
     ewd_log(EWD_LOG_INFO, "stream created by ingest", "run=\"%s\" stream=\"%s\" dim=%zu",
@@ -110,14 +115,17 @@ static void answer_now(ewd_call_t *call, ewd_stream_t *st, bool duplicate) {
 }
 
 /* The step fields against the stream (when it exists): world and rank. */
-static bool steps_ok(ewd_call_t *call, const ewp_ingest_req_t *r, const ewd_stream_t *st) {
+static bool steps_ok(ewd_call_t *call, const ewp_ingest_req_t *r, ewd_stream_t *st) {
   uint64_t world = st ? st->world : EWP_HAS(r, EWP_INGEST_world) ? r->world : 1;
   if (st && EWP_HAS(r, EWP_INGEST_world) && r->world != st->world) {
+    ewd_stream_refused(st, EW_EBADPARAM);
     ewd_fail(call, EW_EBADPARAM, "stream '%s' has world %u; this batch says %llu (world is set "
              "when the stream is created)", st->name, st->world, (unsigned long long)r->world);
     return false;
   }
   if (EWP_HAS(r, EWP_INGEST_rank) && r->rank >= world) {
+    if (st)
+      ewd_stream_refused(st, EW_EBADPARAM);
     ewd_fail(call, EW_EBADPARAM, "rank %llu is not below the stream's world %llu",
              (unsigned long long)r->rank, (unsigned long long)world);
     return false;
@@ -147,6 +155,7 @@ void ewd_cmd_ingest(ewd_call_t *call) {
   ewd_key_t key = EWD_KEY(r);
   ewd_stream_t *st = ewd_registry_find(&srv->reg, &key);
   if (st && n > 0 && d != st->cfg.dim) {
+    ewd_stream_refused(st, EW_EDIM);
     ewd_fail(call, EW_EDIM, "stream '%s' has dim %zu; these rows have %zu values", st->name,
              st->cfg.dim, d);
     return;
@@ -241,10 +250,6 @@ void ewd_cmd_ingest(ewd_call_t *call) {
       p->applied_seq = r->seq, p->has_applied = true;
   }
   st->queued_bytes += bytes; /* and the connection's, as the job holds it (conn_hooks) */
-  if (st->ended && n) { /* rows again: the run goes on */
-    st->ended = false;
-    st->changes++;
-  }
   bool pipelined = call->req->kind == EWP_KIND_NOTIFY;
   ewd_job_submit(srv, j, pipelined);
 }

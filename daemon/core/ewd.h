@@ -108,6 +108,7 @@ typedef struct {
 } ewd_producer_t;
 
 #define EWD_PRODUCERS_MAX 256 /* producers remembered per stream */
+#define EWD_ERR_SLOTS 64      /* error counters: one per EW_ERRNO_MAP row, by code - EW__ERR_BASE */
 #define EWD_STEP_TIMEOUT_DEFAULT 60.0 /* seconds: a stream's step_timeout unless create gives one */
 
 typedef struct ewd_stream {
@@ -160,6 +161,7 @@ typedef struct ewd_stream {
   bool dropped;           /* removed from the registry; jobs may still hold it */
   bool ended;             /* `flush {end: true}` said its run is over; a batch clears it (saved
                              in the tRUN section's flags) */
+  uint64_t refused[EWD_ERR_SLOTS]; /* its batches refused, by -(code - EW__ERR_BASE) (not saved) */
 } ewd_stream_t;
 
 typedef struct {
@@ -406,7 +408,7 @@ typedef struct ewd_server {
   uv_timer_t eval_timer;  /* every_s evaluations (eval.c) and stale alerts (alerts.c) */
   ewd_subs_t *subs;       /* subscriptions (alerts.c) */
   uint64_t stat[EWD_STAT_COUNT];
-  uint64_t errors[64];   /* by -(code - EW__ERR_BASE) */
+  uint64_t errors[EWD_ERR_SLOTS]; /* by -(code - EW__ERR_BASE) */
   double started;
   char *token;           /* the auth token (NULL: TCP is trusted like the Unix socket) */
   size_t token_len;
@@ -426,6 +428,8 @@ typedef struct ewd_server {
 /* Applies cfg's derived settings (skim limits, log level). */
 void ewd_server_apply_config(ewd_server_t *srv);
 void ewd_count_error(ewd_server_t *srv, int code);
+/* Counts a batch of st refused with `code` (st->refused; /metrics' stream_refused_total). */
+void ewd_stream_refused(ewd_stream_t *st, int code);
 /* Notes that `bytes` of heap were freed; a large total schedules a malloc_trim shortly. */
 void ewd_server_freed(ewd_server_t *srv, size_t bytes);
 /* Fills the gauge rows of srv->stat from the live state: core's own, then each registered

@@ -48,6 +48,12 @@ int ewd_stats_gauge(ewd_server_t *srv, void (*fn)(ewd_server_t *srv)) {
 _Static_assert(EW__ERR_END - EW__ERR_BASE <= sizeof ((ewd_server_t *)0)->errors / sizeof(uint64_t),
                "the server counts errors by code: one slot per EW_ERRNO_MAP row");
 
+void ewd_stream_refused(ewd_stream_t *st, int code) {
+  int i = code - EW__ERR_BASE;
+  if (i > 0 && i < EW__ERR_END - EW__ERR_BASE)
+    st->refused[i]++;
+}
+
 void ewd_count_error(ewd_server_t *srv, int code) {
   int i = code - EW__ERR_BASE;
   if (i > 0 && i < EW__ERR_END - EW__ERR_BASE)

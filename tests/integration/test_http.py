@@ -351,7 +351,11 @@ eigenwatch_sender_dropped_batches_total{run="r1",stream="L1"} 3
 # TYPE eigenwatch_stream_ended gauge
 eigenwatch_stream_ended{run="r1",stream="L1"} 0
 eigenwatch_stream_ended{run="default",stream="plain"} 1
-eigenwatch_stream_ended{run="default",stream="empty"} 0'''
+eigenwatch_stream_ended{run="default",stream="empty"} 0
+# HELP eigenwatch_stream_refused_total batches refused for the stream, by wire code (errors_total counts them too, without the stream)
+# TYPE eigenwatch_stream_refused_total counter
+eigenwatch_stream_refused_total{run="default",stream="plain",code="DIM_MISMATCH"} 2
+eigenwatch_stream_refused_total{run="default",stream="plain",code="NON_FINITE"} 1'''
 
 
 def per_stream_families_are_pinned():
@@ -386,6 +390,12 @@ def per_stream_families_are_pinned():
         c.call("ingest", {"stream": "plain", "rows": [[1, 2], [3, 4], [5, 7]]})
         c.call("create", {"stream": "empty", "dim": 3})
         assert c.call("flush", {"stream": "plain", "end": True})["ended"] is True
+        for bad in ([[1, 2, 3]], [[1, 2, 3]], [[1, float("nan")]]):  # refused, counted by code
+            try:
+                c.call("ingest", {"stream": "plain", "rows": bad})
+                raise AssertionError("accepted")
+            except RpcError as e:
+                assert e.code in ("DIM_MISMATCH", "NON_FINITE"), e
         settle(c, "L1", "r1")
         deadline = time.time() + 30
         while True:  # the last step's evaluation (steps 3) is in /metrics

@@ -175,6 +175,7 @@ static void on_last_snapshots(void *arg, const ewd_round_t *r) {
             r->failed, r->first_error);
   ewd_persist_close(srv);
   ewd_subs_free(srv);
+  ewd_alert_events_free(srv);
   uv_close((uv_handle_t *)&m->stop_timer, NULL);
   uv_close((uv_handle_t *)&m->sig_term, NULL);
   uv_close((uv_handle_t *)&m->sig_int, NULL);

@@ -232,7 +232,9 @@
 #define EWP_FIELDS_ALERTS(F)                                                                      \
   F(stream, NAME, 0, "str", "every stream", EWP_EBADREQ, "'stream' must be a stream name",       \
     "one stream")                                                                                 \
-  EWP__RUN_FIELD(F)
+  EWP__RUN_FIELD(F)                                                                               \
+  F(events, UINT, 0, "int", "0", EWP_EBADPARAM, "'events' must be a count of events (0–512)",     \
+    "also the last that many alert events (fired, resolved) of those streams, oldest first")
 
 #define EWP_FIELDS_AUTH(F)                                                                        \
   F(token, STR, EWP_F_REQ, "str", "required", EWP_EBADREQ, "'token' (a string) is required",      \

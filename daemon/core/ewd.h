@@ -374,6 +374,8 @@ typedef struct ewd_history ewd_history_t;   /* store/history.h */
 typedef struct ewd_subs ewd_subs_t;         /* run/run.h */
 struct ewd_point;                           /* run/run.h */
 struct ewd_hvalue;                          /* run/run.h */
+struct ewd_alert_event;                     /* run/run.h */
+typedef struct ewd_events ewd_events_t;     /* run/alert_events.c */
 
 /* The estimate of a fresh full eigensolve of a d×d state: seconds per d³ on one core. Measured
  * through the daemon on the reference machine (2-core Zen 3, OpenBLAS 0.3.21): 5.9 s at
@@ -402,6 +404,9 @@ typedef struct ewd_server {
    * ewd_history_open; NULL: nowhere): evaluation hands its points up through it */
   void (*keep_point)(struct ewd_server *srv, const struct ewd_stream *st,
                      const struct ewd_point *pt, const struct ewd_hvalue *v, size_t n);
+  ewd_events_t *events;   /* the last alert events (run/alert_events.c) */
+  /* where an alert event goes to be kept (store's history, set by ewd_history_open) */
+  void (*keep_event)(struct ewd_server *srv, const struct ewd_alert_event *e);
   /* what the rooms above core add to stat at a refresh (their gauges): ewd_stats_gauge */
   void (*gauges[EWD_GAUGES_MAX])(struct ewd_server *srv);
   size_t ngauges;

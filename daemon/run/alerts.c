@@ -115,6 +115,13 @@ static void send_alert(ewd_server_t *srv, const ewd_stream_t *st, const rule_t *
   else
     snprintf(full, sizeof full, "run %s, stream %s: %s", st->run, st->name, message);
   ewd__subs_alert(srv, st, r, step, has_step, value, full);
+  ewd_alert_event_t e = {.time = ewd_wall_now(), .firing = r->firing, .has_step = has_step,
+                         .step = step, .value = value};
+  snprintf(e.run, sizeof e.run, "%s", st->run);
+  snprintf(e.stream, sizeof e.stream, "%s", st->name);
+  snprintf(e.rule, sizeof e.rule, "%s", r->name);
+  snprintf(e.message, sizeof e.message, "%s", message);
+  ewd_alert_event(srv, &e, true);
 }
 
 /* Checks one metric rule against a new value. Returns true when its state changed (msg says

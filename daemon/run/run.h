@@ -218,4 +218,28 @@ size_t ewd_subs_count(struct ewd_server *srv);
 void ewd_subs_gauges(struct ewd_server *srv);
 void ewd_subs_free(struct ewd_server *srv);
 
+/* ---- alert_events.c: what the rules did (loop thread) ----
+ * Every change of a rule's state (fired, resolved) is an event, kept in a ring of the last
+ * EWD_ALERT_EVENTS_MAX (the `alerts` method's `events`, the page) and handed to srv->keep_event
+ * (store's history keeps them in history.db, and gives them back at start). An event outlives
+ * its stream. */
+#define EWD_ALERT_EVENTS_MAX 512
+#define EWD_EVENT_MSG_MAX 400
+typedef struct ewd_alert_event {
+  double time; /* Unix seconds */
+  char run[EWD_NAME_MAX + 1], stream[EWD_NAME_MAX + 1], rule[EWP_RULE_NAME_MAX + 1];
+  bool firing;   /* fired; else resolved */
+  bool has_step; /* a metric rule's step (stream rules: none) */
+  uint64_t step;
+  double value;
+  char message[EWD_EVENT_MSG_MAX];
+} ewd_alert_event_t;
+/* Adds e to the ring (the oldest goes past EWD_ALERT_EVENTS_MAX); with keep, also to
+ * srv->keep_event. Out of memory: the event is logged only (the log line says it anyway). */
+void ewd_alert_event(struct ewd_server *srv, const ewd_alert_event_t *e, bool keep);
+/* The events held, oldest first: *n of them; ewd_alert_event_at(srv, i) is the i-th. */
+size_t ewd_alert_events_count(const struct ewd_server *srv);
+const ewd_alert_event_t *ewd_alert_event_at(const struct ewd_server *srv, size_t i);
+void ewd_alert_events_free(struct ewd_server *srv);
+
 #endif

@@ -135,6 +135,24 @@ static int run_forget(ewd_history_t *h, hop_t *op) {
   return 0;
 }
 
+static int run_event(ewd_history_t *h, hop_t *op) {
+  const ewd_alert_event_t *e = &op->ev;
+  sqlite3_stmt *p = h->q[Q_EVENT_PUT];
+  sqlite3_bind_double(p, 1, e->time);
+  sqlite3_bind_text(p, 2, e->run, -1, SQLITE_STATIC);
+  sqlite3_bind_text(p, 3, e->stream, -1, SQLITE_STATIC);
+  sqlite3_bind_text(p, 4, e->rule, -1, SQLITE_STATIC);
+  sqlite3_bind_int(p, 5, e->firing);
+  if (e->has_step)
+    sqlite3_bind_int64(p, 6, (sqlite3_int64)e->step);
+  sqlite3_bind_double(p, 7, e->value);
+  sqlite3_bind_text(p, 8, e->message, -1, SQLITE_STATIC);
+  if (step_done(p))
+    return -1;
+  sqlite3_bind_int64(h->q[Q_EVENT_TRIM], 1, EWD_HISTORY_EVENTS_KEPT);
+  return step_done(h->q[Q_EVENT_TRIM]);
+}
+
 static void *thread_main(void *arg) {
   ewd_history_t *h = arg;
   pthread_mutex_lock(&h->mu);
@@ -162,7 +180,9 @@ static void *thread_main(void *arg) {
         continue;
       }
       vals += op->nvals;
-      int rc = op->kind == OP_PUT ? run_put(h, op) : run_forget(h, op);
+      int rc = op->kind == OP_PUT     ? run_put(h, op)
+               : op->kind == OP_EVENT ? run_event(h, op)
+                                      : run_forget(h, op);
       if (rc) {
         failed++;
         ewd_log(EWD_LOG_ERROR, "history write failed", "run=\"%s\" stream=\"%s\" step=%llu "
@@ -281,6 +301,46 @@ void ewd_history_forget(ewd_server_t *srv, const ewd_stream_t *st) {
   queue(h, op);
 }
 
+/* srv->keep_event: an alert event, queued for history.db. */
+static void keep_event(ewd_server_t *srv, const ewd_alert_event_t *e) {
+  ewd_history_t *h = srv->history;
+  hop_t *op = h ? calloc(1, sizeof *op) : NULL;
+  if (!op) {
+    if (h)
+      ewd_log(EWD_LOG_WARN, "out of memory queueing an alert event: history.db will not have it",
+              "run=\"%s\" stream=\"%s\" rule=\"%s\"", e->run, e->stream, e->rule);
+    return;
+  }
+  op->kind = OP_EVENT;
+  op->ev = *e;
+  snprintf(op->run, sizeof op->run, "%s", e->run);
+  snprintf(op->stream, sizeof op->stream, "%s", e->stream);
+  queue(h, op);
+}
+
+/* The last alert events history.db keeps go back into the ring (at open, before the thread). */
+static void load_events(ewd_history_t *h) {
+  sqlite3_stmt *q = h->q[Q_EVENT_LAST];
+  sqlite3_bind_int64(q, 1, EWD_ALERT_EVENTS_MAX);
+  while (sqlite3_step(q) == SQLITE_ROW) {
+    ewd_alert_event_t e = {.time = sqlite3_column_double(q, 0),
+                           .firing = sqlite3_column_int(q, 4) != 0,
+                           .has_step = sqlite3_column_type(q, 5) != SQLITE_NULL,
+                           .step = (uint64_t)sqlite3_column_int64(q, 5),
+                           .value = sqlite3_column_double(q, 6)};
+    const char *t;
+    snprintf(e.run, sizeof e.run, "%s", (t = (const char *)sqlite3_column_text(q, 1)) ? t : "");
+    snprintf(e.stream, sizeof e.stream, "%s",
+             (t = (const char *)sqlite3_column_text(q, 2)) ? t : "");
+    snprintf(e.rule, sizeof e.rule, "%s", (t = (const char *)sqlite3_column_text(q, 3)) ? t : "");
+    snprintf(e.message, sizeof e.message, "%s",
+             (t = (const char *)sqlite3_column_text(q, 7)) ? t : "");
+    ewd_alert_event(h->srv, &e, false);
+  }
+  sqlite3_reset(q);
+  sqlite3_clear_bindings(q);
+}
+
 int ewd_history_read(ewd_server_t *srv, ewd_hread_t *rd) {
   ewd_history_t *h = srv->history;
   hop_t *op = h ? calloc(1, sizeof *op) : NULL;
@@ -320,6 +380,7 @@ int ewd_history_open(ewd_server_t *srv) {
     free(h);
     return -1;
   }
+  load_events(h); /* the thread does not run yet: this thread may use the connection */
   pthread_mutex_init(&h->mu, NULL);
   pthread_cond_init(&h->cv, NULL);
   uv_async_init(srv->loop, &h->async, on_async);
@@ -331,6 +392,7 @@ int ewd_history_open(ewd_server_t *srv) {
   srv->history = h;
   ewd_stats_gauge(srv, history_stats);
   srv->keep_point = ewd_history_put;
+  srv->keep_event = keep_event;
   return 0;
 }
 

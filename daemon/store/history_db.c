@@ -19,7 +19,10 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS points(series INTEGER NOT NULL, step INTEGER NOT NULL, time REAL "
     "NOT NULL, value REAL, vec BLOB, rows INTEGER NOT NULL, ranks INTEGER NOT NULL, partial "
     "INTEGER NOT NULL, lag REAL NOT NULL, skipped INTEGER NOT NULL, err REAL, lo REAL, hi REAL, "
-    "PRIMARY KEY(series, step)) WITHOUT ROWID;";
+    "PRIMARY KEY(series, step)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS alert_events(id INTEGER PRIMARY KEY, time REAL NOT NULL, run "
+    "TEXT NOT NULL, stream TEXT NOT NULL, rule TEXT NOT NULL, firing INTEGER NOT NULL, step "
+    "INTEGER, value REAL, message TEXT NOT NULL);";
 
 /* A points table from before err/lo/hi: the columns are added, all or none. */
 static const char migrate_probe[] = "SELECT err, lo, hi FROM points LIMIT 0";
@@ -49,6 +52,12 @@ static const char *const sql[Q_NQ] = {
                "points "
                "WHERE series=?1 AND step "
                "BETWEEN ?2 AND ?3 ORDER BY step",
+    [Q_EVENT_PUT] = "INSERT INTO alert_events(time, run, stream, rule, firing, step, value, "
+                    "message) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [Q_EVENT_TRIM] = "DELETE FROM alert_events WHERE id <= "
+                     "(SELECT MAX(id) FROM alert_events) - ?1",
+    [Q_EVENT_LAST] = "SELECT time, run, stream, rule, firing, step, value, message FROM "
+                     "(SELECT * FROM alert_events ORDER BY id DESC LIMIT ?1) ORDER BY id",
 };
 
 /* Opens path as the history database (created when absent) and prepares every statement.

@@ -10,7 +10,7 @@
 
 /* The prepared statements, by use (history_db.c holds their text). */
 enum { Q_FIND, Q_NEW, Q_PUT, Q_GROW, Q_COUNT, Q_THIN, Q_SETN, Q_FORGET_P, Q_FORGET_S, Q_SERIES,
-       Q_READ, Q_NQ };
+       Q_READ, Q_EVENT_PUT, Q_EVENT_TRIM, Q_EVENT_LAST, Q_NQ };
 
 typedef struct {
   char metric[EWP_SERIES_MAX + 1]; /* the series name */
@@ -22,7 +22,7 @@ typedef struct {
   double err, lo, hi;
 } hval_t;
 
-typedef enum { OP_PUT, OP_FORGET, OP_READ } opkind_t;
+typedef enum { OP_PUT, OP_FORGET, OP_READ, OP_EVENT } opkind_t;
 
 typedef struct hop {
   struct hop *next;
@@ -32,6 +32,7 @@ typedef struct hop {
   hval_t *vals;
   size_t nvals;
   ewd_hread_t *rd;     /* read */
+  ewd_alert_event_t ev; /* event */
 } hop_t;
 
 struct ewd_history {
@@ -50,6 +51,9 @@ struct ewd_history {
   bool stop;
   uv_async_t async;
 };
+
+/* Alert events history.db keeps (the newest; older ones are deleted as new ones come). */
+#define EWD_HISTORY_EVENTS_KEPT 10000
 
 /* Opens <state_dir>/history.db at path into h->db with every statement of h->q prepared: a file
  * that is not a usable history database (garbage, another schema, not a regular file) is moved to

@@ -235,6 +235,20 @@ def a_warm_up_keeps_a_rule_quiet_through_early_training():
         assert fired == {"eager": 0, "quiet": 20, "base": 20}, fired
         got = {a["rule"]: a.get("after_step") for a in c.call("alerts", {"run": "job"})["alerts"]}
         assert got == {"quiet": 10, "eager": None, "base": 10}, got
+        # the events: eager fired at 0 and resolved at 10; at 20 all three fired (oldest first)
+        ev = c.call("alerts", {"run": "job", "events": 100})["events"]
+        seen = [(e["rule"], e["state"], e["step"]) for e in ev]
+        assert seen[:2] == [("eager", "firing", 0), ("eager", "resolved", 10)], seen
+        assert sorted(seen[2:]) == [("base", "firing", 20), ("eager", "firing", 20),
+                                    ("quiet", "firing", 20)], seen
+        assert all(e["run"] == "job" and e["stream"] == "w" and e["message"] and
+                   e["time"] > 1.7e9 for e in ev), ev
+        last2 = c.call("alerts", {"run": "job", "events": 2})["events"]
+        assert last2 == ev[-2:], (last2, ev)
+        assert c.call("alerts", {"run": "other", "events": 5})["events"] == []
+        assert "events" not in c.call("alerts", {"run": "job"})  # only when asked
+        e = expect("BAD_PARAM", c.call, "alerts", {"events": 513})
+        assert "'events' must be a count of events (0–512)" in e.message, e.message
         c.close()
     finally:
         assert d.stop() == 0
@@ -245,6 +259,9 @@ def a_warm_up_keeps_a_rule_quiet_through_early_training():
                for a in c.call("alerts", {"run": "job"})["alerts"]}
         assert got == {"quiet": (10, "firing"), "eager": (None, "firing"),
                        "base": (10, "firing")}, got
+        # the events came back from history.db, the same
+        again = c.call("alerts", {"run": "job", "events": 100})["events"]
+        assert again == ev, (again, ev)
         c.close()
     finally:
         assert d2.stop() == 0

@@ -15,6 +15,7 @@ const ew = window.eigenwatch = {
   series: {},      // series → stream → {step: [], value: [], partial: [], lo: [], hi: []}
                    // (lo/hi: the bracket, or value ± error, of an estimate; null elsewhere)
   alerts: [],      // the last alerts answer for the run
+  events: [],      // its alert events, oldest first: fired and resolved, kept across restarts
   markers: {},     // "series|stream|rule|step" → {metric, stream, rule, step}: fired alerts seen
   charts: {},      // series → {plot, el, streams: [names]}
   docs: {},        // metric → one-line doc from /api/v1/metrics (a series named by `as`: none)
@@ -86,7 +87,7 @@ async function loadRuns() {
 function selectRun(run) {
   for (const c of Object.values(ew.charts)) c.plot.destroy();
   document.getElementById("charts").replaceChildren();
-  Object.assign(ew, {run, series: {}, alerts: [], markers: {}, charts: {}});
+  Object.assign(ew, {run, series: {}, alerts: [], events: [], markers: {}, charts: {}});
 }
 
 // Appends history points newer than what is held (history answers are ordered by step).
@@ -160,6 +161,32 @@ function renderAlerts() {
     if (a.state === "firing" && a.step !== null && a.step !== undefined)
       ew.markers[`${a.metric}|${a.stream}|${a.rule}|${a.step}`] =
           {metric: a.metric, stream: a.stream, rule: a.rule, step: a.step};
+}
+
+// The run's alert events, newest first on the page: what fired and resolved, not only what fires
+// now. A fired event of a metric rule also marks its chart.
+function renderEvents() {
+  const ul = document.getElementById("events");
+  if (!ew.events.length) {
+    ul.replaceChildren(Object.assign(document.createElement("li"),
+                                     {className: "muted", textContent: "none yet"}));
+    return;
+  }
+  ul.replaceChildren(...[...ew.events].reverse().map((e) => {
+    const li = document.createElement("li");
+    li.className = e.state;
+    const at = e.step !== null && e.step !== undefined ? ` at step ${e.step}` : "";
+    li.textContent = `${new Date(e.time * 1000).toLocaleTimeString()} ${e.stream}: ${e.rule} ` +
+                     `${e.state === "firing" ? "FIRED" : "resolved"}${at} — ${e.message}`;
+    return li;
+  }));
+  const rules = new Map(ew.alerts.map((a) => [`${a.stream}|${a.rule}`, a.metric]));
+  for (const e of ew.events) {
+    const metric = rules.get(`${e.stream}|${e.rule}`);
+    if (e.state === "firing" && metric && e.step !== null && e.step !== undefined)
+      ew.markers[`${metric}|${e.stream}|${e.rule}|${e.step}`] =
+          {metric, stream: e.stream, rule: e.rule, step: e.step};
+  }
 }
 
 // uPlot data for a metric: the union of steps, one column per stream (null where absent).
@@ -287,12 +314,14 @@ async function poll() {
     const [hist, list, alerts] = await Promise.all([
       api("history", {run, from_step: from ?? undefined}),
       api("list", {run}),
-      api("alerts", {run}),
+      api("alerts", {run, events: 50}),
     ]);
     if (run !== ew.run) return; // the run changed while this poll was out
     merge(hist.series);
     ew.alerts = alerts.alerts;
+    ew.events = alerts.events || [];
     renderAlerts();
+    renderEvents();
     renderStreams(list);
     renderCharts();
     for (const c of Object.values(ew.charts)) c.plot.redraw(false); // markers may have changed

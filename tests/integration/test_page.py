@@ -167,6 +167,13 @@ def page_in_chromium(d, shot):
         assert b.eval("eigenwatch.polls") > polls
         assert b.eval("location.href") == d.http  # never reloaded or navigated
         assert "FIRING since step 10" in b.eval("document.getElementById('alerts').textContent")
+        # the event history: what fired (issue 25), equal to the alerts method's events
+        ev = b.wait_for("eigenwatch.events.length && eigenwatch.events", what="an alert event")
+        want = c.call("alerts", {"run": RUN, "events": 50})["events"]
+        assert ev == want and [(e["stream"], e["rule"], e["state"], e["step"]) for e in ev] == \
+            [("L1", "collapse", "firing", 10)], (ev, want)
+        text = b.eval("document.getElementById('events').textContent")
+        assert "L1: collapse FIRED at step 10" in text, text
         val = b.eval("eigenwatch.series.erank.L1.value[13]")
         assert val < 3.0, val
         b.pump(0.5)

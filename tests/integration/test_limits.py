@@ -49,11 +49,13 @@ def flood_is_slowed_not_dropped():
         assert info["count"] == 256 * n_batches, f"{info['count']} != {256 * n_batches}"
         grew = hwm_kib(d.proc.pid) - base
         # What the design lets the daemon hold, in bytes: the stream's f64 state (8d²), at most
-        # math_threads = 2 prepared batches (f32 Gram 4d² + rows), queued payload and the receive
-        # buffer (each bounded by conn_high_water = 4 MiB, the buffer doubling past it), and
-        # per-thread scratch (centred rows of a batch, 3 threads). 1.5x for allocator slack.
+        # math_threads = 2 prepared batches (each its f64 Gram 8d² — the exact path since issue
+        # 23; this model said f32, 4d², before and the flood sat at 1.4x of it — and its rows),
+        # queued payload and the receive buffer (each bounded by conn_high_water = 4 MiB, the
+        # buffer doubling past it), and per-thread scratch (a block of 256 rows centred in f64,
+        # 3 threads). 1.5x for allocator slack.
         batch = 4 * 256 * dim
-        model = 8 * dim ** 2 + 2 * (4 * dim ** 2 + 2 * batch) + 3 * (4 << 20) + 3 * batch
+        model = 8 * dim ** 2 + 2 * (8 * dim ** 2 + 2 * batch) + 3 * (4 << 20) + 3 * 2 * batch
         assert os.environ.get("EWD_ASAN") or grew * 1024 < 1.5 * model, \
             f"peak RSS grew {grew} KiB; the model allows {model >> 10} KiB (x1.5)"
         assert sent > 0.5 * total, f"sender was not slowed: sent in {sent:.2f}s of {total:.2f}s"

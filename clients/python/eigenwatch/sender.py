@@ -163,20 +163,26 @@ class Sender:
         pairs), from each rank it sent for: the daemon then completes that step without waiting for a later
         one or for step_timeout (the run's last step). close() calls it. Returns how many it
         queued; never raises."""
+        def marks():
+            chosen = [k for k in self._last_step if keys is None or k[:2] in set(keys)]
+            for run, stream, rank in chosen:
+                step, world = self._last_step.pop((run, stream, rank))
+                yield (stream, None, None, run, step, rank, world)
+        return self._queue_marks(marks, "end_steps")
+
+    def _queue_marks(self, marks, what) -> int:
+        """Queues the markers marks() yields (run under the lock; nothing once closed); returns
+        how many. Never raises (fail open)."""
         try:
             with self._lock:
-                chosen = [k for k in self._last_step if keys is None or k[:2] in set(keys)]
-                marks = []
-                for run, stream, rank in chosen:
-                    step, world = self._last_step.pop((run, stream, rank))
-                    marks.append((stream, None, None, run, step, rank, world))
                 if self._closed:
                     return 0
-                self._q.extend(marks)
+                items = list(marks())
+                self._q.extend(items)
                 self._wake.set()
-            return len(marks)
+            return len(items)
         except Exception as e:  # noqa: BLE001 - fail open
-            self._stats.last_error = f"end_steps: {e!r}"
+            self._stats.last_error = f"{what}: {e!r}"
             return 0
 
     # -- control --
@@ -213,19 +219,11 @@ class Sender:
         """Queues `flush {end: true}` for every stream this Sender sent rows to: the daemon marks
         each ended (its run is over; /metrics' eigenwatch_stream_ended), so a stall rule can tell
         a finished run from a stalled one. close() calls it. Returns how many; never raises."""
-        try:
-            with self._lock:
-                if self._closed:
-                    return 0
-                marks = [(stream, None, "end", run, None, None, None)
-                         for run, stream in sorted(self._sent_to, key=lambda k: (k[0] or "", k[1]))]
-                self._sent_to.clear()
-                self._q.extend(marks)
-                self._wake.set()
-            return len(marks)
-        except Exception as e:  # noqa: BLE001 - fail open
-            self._stats.last_error = f"end_runs: {e!r}"
-            return 0
+        def marks():
+            for run, stream in sorted(self._sent_to, key=lambda k: (k[0] or "", k[1])):
+                yield (stream, None, "end", run, None, None, None)
+            self._sent_to.clear()
+        return self._queue_marks(marks, "end_runs")
 
     def close(self, timeout: float = 2.0) -> bool:
         """Ends the last step of every stream sent with a step (end_steps) and marks every stream

@@ -289,9 +289,9 @@ static void finish_round(ewd_persist_t *p) {
     ewd_log(p->res.failed ? EWD_LOG_WARN : EWD_LOG_INFO, "snapshot round", "written=%zu "
             "failed=%zu bytes=%llu seconds=%.3f", p->res.written, p->res.failed,
             (unsigned long long)p->res.bytes, p->res.seconds);
-  free(p->todo);
-  p->todo = NULL;
-  p->ntodo = p->itodo = 0;
+  free(p->round_st);
+  p->round_st = NULL;
+  p->round_n = p->round_at = 0;
   p->active = false;
   ewd_round_t res = p->res;
   ewd_waiter_t *w = p->cur;
@@ -315,8 +315,8 @@ static void save_done(ewd_job_t *j);
 /* Snapshots the next stream of the round (or ends it). */
 static void round_step(ewd_persist_t *p) {
   ewd_server_t *srv = p->srv;
-  while (p->active && p->itodo < p->ntodo) {
-    ewd_stream_t *st = p->todo[p->itodo++];
+  while (p->active && p->round_at < p->round_n) {
+    ewd_stream_t *st = p->round_st[p->round_at++];
     if (!registered(srv, st) || !st->s) {
       ewd_stream_unref(st);
       continue;
@@ -401,16 +401,16 @@ static void start_round(ewd_persist_t *p) {
   p->active = true;
   p->t0 = p->last_round = ewd_now();
   memset(&p->res, 0, sizeof p->res);
-  p->todo = malloc((r->n + 1) * sizeof *p->todo);
-  p->ntodo = p->itodo = 0;
-  for (size_t i = 0; p->todo && i < r->n; i++) {
+  p->round_st = malloc((r->n + 1) * sizeof *p->round_st);
+  p->round_n = p->round_at = 0;
+  for (size_t i = 0; p->round_st && i < r->n; i++) {
     ewd_stream_t *st = r->items[i];
     if (!st->provisional && st->changes != st->saved_changes) {
       st->refs++;
-      p->todo[p->ntodo++] = st;
+      p->round_st[p->round_n++] = st;
     }
   }
-  if (!p->todo) {
+  if (!p->round_st) {
     p->res.failed = 1;
     snprintf(p->res.first_error, sizeof p->res.first_error, "out of memory");
   }
@@ -466,7 +466,7 @@ static void persist_free(ewd_persist_t *p) {
   for (size_t i = 0; i < p->nreserved; i++)
     free(p->reserved[i]);
   free(p->reserved);
-  free(p->todo);
+  free(p->round_st);
   free(p);
 }
 

@@ -136,8 +136,9 @@ struct ewd_persist {
   bool io_busy;
   bool active;          /* a round runs */
   bool draining;        /* its snapshots are taken; earlier deletes are still being done */
-  ewd_stream_t **todo;  /* its streams, referenced */
-  size_t ntodo, itodo;
+  ewd_stream_t **round_st; /* the round's streams (changed since their last snapshot), each
+                              referenced until its copy is queued */
+  size_t round_n, round_at;  /* how many, and the next to copy */
   ewd_round_t res;
   double t0;
   ewd_waiter_t *cur, *next; /* callbacks of this round, and of the one asked for meanwhile */

@@ -48,50 +48,32 @@ EW_CONFIG_MAP(EWP__CONF_ENUM)
 #define EWP__VALUES_EVALS(member) NULL
 #define EWP__VALUES_RULES(member) NULL
 
-#define EWP__ROW_CREATE(member, type, flags, wt, def, code, err, doc)                             \
-  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_create_req_t, member),       \
+/* A field table's row: its member's offset in the method's struct T, and its ENUM values. */
+#define EWP__ROW(T, member, type, flags, wt, def, code, err, doc)                                 \
+  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(T, member),                     \
    EWP__VALUES(member, type)},
-#define EWP__ROW_INGEST(member, type, flags, wt, def, code, err, doc)                             \
-  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_ingest_req_t, member),      \
-   EWP__VALUES(member, type)},
-#define EWP__ROW_QUERY(member, type, flags, wt, def, code, err, doc)                              \
-  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_query_req_t, member),       \
-   EWP__VALUES(member, type)},
-#define EWP__ROW_INFO(member, type, flags, wt, def, code, err, doc)                               \
-  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_info_req_t, member),        \
-   EWP__VALUES(member, type)},
-#define EWP__ROW_AUTH(member, type, flags, wt, def, code, err, doc)                               \
-  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_auth_req_t, member),        \
-   EWP__VALUES(member, type)},
+#define EWP__ROW_CREATE(...) EWP__ROW(ewp_create_req_t, __VA_ARGS__)
+#define EWP__ROW_INGEST(...) EWP__ROW(ewp_ingest_req_t, __VA_ARGS__)
+#define EWP__ROW_QUERY(...) EWP__ROW(ewp_query_req_t, __VA_ARGS__)
+#define EWP__ROW_INFO(...) EWP__ROW(ewp_info_req_t, __VA_ARGS__)
+#define EWP__ROW_AUTH(...) EWP__ROW(ewp_auth_req_t, __VA_ARGS__)
 
 static const ewp_field_info_t f_create[] = {EWP_FIELDS_CREATE(EWP__ROW_CREATE)};
 static const ewp_field_info_t f_ingest[] = {EWP_FIELDS_INGEST(EWP__ROW_INGEST)};
 static const ewp_field_info_t f_query[] = {EWP_FIELDS_QUERY(EWP__ROW_QUERY)};
 static const ewp_field_info_t f_stream[] = {EWP_FIELDS_INFO(EWP__ROW_INFO)};
-#define EWP__ROW_DROP(member, type, flags, wt, def, code, err, doc)                               \
-  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_drop_req_t, member),        \
-   EWP__VALUES(member, type)},
+#define EWP__ROW_DROP(...) EWP__ROW(ewp_drop_req_t, __VA_ARGS__)
 static const ewp_field_info_t f_drop[] = {EWP_FIELDS_DROP(EWP__ROW_DROP)};
-#define EWP__ROW_FLUSH(member, type, flags, wt, def, code, err, doc)                              \
-  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_flush_req_t, member),       \
-   EWP__VALUES(member, type)},
+#define EWP__ROW_FLUSH(...) EWP__ROW(ewp_flush_req_t, __VA_ARGS__)
 static const ewp_field_info_t f_flush[] = {EWP_FIELDS_FLUSH(EWP__ROW_FLUSH)};
 static const ewp_field_info_t f_auth[] = {EWP_FIELDS_AUTH(EWP__ROW_AUTH)};
-#define EWP__ROW_MERGE(member, type, flags, wt, def, code, err, doc)                              \
-  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_merge_req_t, member),       \
-   EWP__VALUES(member, type)},
+#define EWP__ROW_MERGE(...) EWP__ROW(ewp_merge_req_t, __VA_ARGS__)
 static const ewp_field_info_t f_merge[] = {EWP_FIELDS_MERGE(EWP__ROW_MERGE)};
-#define EWP__ROW_LIST(member, type, flags, wt, def, code, err, doc)                               \
-  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_list_req_t, member),        \
-   EWP__VALUES(member, type)},
+#define EWP__ROW_LIST(...) EWP__ROW(ewp_list_req_t, __VA_ARGS__)
 static const ewp_field_info_t f_list[] = {EWP_FIELDS_LIST(EWP__ROW_LIST)};
-#define EWP__ROW_HISTORY(member, type, flags, wt, def, code, err, doc)                            \
-  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_history_req_t, member),     \
-   EWP__VALUES(member, type)},
+#define EWP__ROW_HISTORY(...) EWP__ROW(ewp_history_req_t, __VA_ARGS__)
 static const ewp_field_info_t f_history[] = {EWP_FIELDS_HISTORY(EWP__ROW_HISTORY)};
-#define EWP__ROW_EVAL(member, type, flags, wt, def, code, err, doc)                               \
-  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_eval_t, member),            \
-   EWP__VALUES(member, type)},
+#define EWP__ROW_EVAL(...) EWP__ROW(ewp_eval_t, __VA_ARGS__)
 static const ewp_field_info_t f_eval[] = {EWP_FIELDS_EVAL(EWP__ROW_EVAL)};
 
 const ewp_field_info_t *ewp_eval_fields(size_t *n) {
@@ -99,9 +81,7 @@ const ewp_field_info_t *ewp_eval_fields(size_t *n) {
   return f_eval;
 }
 
-#define EWP__ROW_RULE(member, type, flags, wt, def, code, err, doc)                               \
-  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_rule_t, member),            \
-   EWP__VALUES(member, type)},
+#define EWP__ROW_RULE(...) EWP__ROW(ewp_rule_t, __VA_ARGS__)
 static const ewp_field_info_t f_rule[] = {EWP_FIELDS_RULE(EWP__ROW_RULE)};
 
 const ewp_field_info_t *ewp_rule_fields(size_t *n) {
@@ -109,21 +89,13 @@ const ewp_field_info_t *ewp_rule_fields(size_t *n) {
   return f_rule;
 }
 
-#define EWP__ROW_SUBSCRIBE(member, type, flags, wt, def, code, err, doc)                          \
-  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_subscribe_req_t, member),   \
-   EWP__VALUES(member, type)},
+#define EWP__ROW_SUBSCRIBE(...) EWP__ROW(ewp_subscribe_req_t, __VA_ARGS__)
 static const ewp_field_info_t f_subscribe[] = {EWP_FIELDS_SUBSCRIBE(EWP__ROW_SUBSCRIBE)};
-#define EWP__ROW_UNSUBSCRIBE(member, type, flags, wt, def, code, err, doc)                        \
-  {#member, EWP_T_##type, flags, wt, def, code, err, doc,                                         \
-   offsetof(ewp_unsubscribe_req_t, member), EWP__VALUES(member, type)},
+#define EWP__ROW_UNSUBSCRIBE(...) EWP__ROW(ewp_unsubscribe_req_t, __VA_ARGS__)
 static const ewp_field_info_t f_unsubscribe[] = {EWP_FIELDS_UNSUBSCRIBE(EWP__ROW_UNSUBSCRIBE)};
-#define EWP__ROW_ALERT_SET(member, type, flags, wt, def, code, err, doc)                          \
-  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_alert_set_req_t, member),   \
-   EWP__VALUES(member, type)},
+#define EWP__ROW_ALERT_SET(...) EWP__ROW(ewp_alert_set_req_t, __VA_ARGS__)
 static const ewp_field_info_t f_alert_set[] = {EWP_FIELDS_ALERT_SET(EWP__ROW_ALERT_SET)};
-#define EWP__ROW_ALERTS(member, type, flags, wt, def, code, err, doc)                             \
-  {#member, EWP_T_##type, flags, wt, def, code, err, doc, offsetof(ewp_alerts_req_t, member),      \
-   EWP__VALUES(member, type)},
+#define EWP__ROW_ALERTS(...) EWP__ROW(ewp_alerts_req_t, __VA_ARGS__)
 static const ewp_field_info_t f_alerts[] = {EWP_FIELDS_ALERTS(EWP__ROW_ALERTS)};
 
 /* info, reset and export share one layout (a stream name: f_stream); drop and flush have their

@@ -163,8 +163,10 @@ class Sender:
         pairs), from each rank it sent for: the daemon then completes that step without waiting for a later
         one or for step_timeout (the run's last step). close() calls it. Returns how many it
         queued; never raises."""
+        wanted = None if keys is None else set(keys)
+
         def marks():
-            chosen = [k for k in self._last_step if keys is None or k[:2] in set(keys)]
+            chosen = [k for k in self._last_step if wanted is None or k[:2] in wanted]
             for run, stream, rank in chosen:
                 step, world = self._last_step.pop((run, stream, rank))
                 yield (stream, None, None, run, step, rank, world)

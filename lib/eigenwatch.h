@@ -226,6 +226,7 @@ int ew_stream_load_ex(ew_stream_t **out, ew_read_fn fn, void *ctx, ew_section_fn
  * the saved bytes while it runs. s is only read (see ew_stream_save). Returns 0, EW_ENOMEM, or
  * EW_EINTERNAL if the saved form did not read back (*out is then NULL). */
 int ew_stream_clone(const ew_stream_t *s, ew_stream_t **out);
+
 /* The configuration a saved state begins with, read from its first bytes without building a
  * stream or verifying the checksum (ew_stream_load does both): lets a caller check limits and
  * compatibility before committing memory. Returns 0, or EW_ESTATE with a sentence in msg. */
@@ -395,6 +396,41 @@ typedef struct {
 int ew_stream_query(ew_stream_t *s, const ew_query_t *q, ew_result_t *out);
 /* Frees what a result owns and zeroes it. Safe on a zeroed or already-cleared result. */
 void ew_result_clear(ew_result_t *r);
+
+/* A snapshot: what a set of queries reads from a stream, copied so that they can be answered
+ * later (ew_snapshot_query), on any thread, while the stream goes on changing. Per source the
+ * queries read, it holds the view's moments (or, for a sketched stream, its sketch) when a
+ * metric reads the matrix, and the rows when a metric or its route reads rows (window_cn, a
+ * tail of fewer rows than d, metrics of the rows such as l2_std): O(d²) floats or the rows asked
+ * for, never the stream's whole state, nothing serialised. Window queries must all read the same
+ * window_rows. A window tail kept by ew_stream_window_tail is copied as it is; another tail is
+ * built from the rows first. s is changed only as a query would change it (the window's
+ * moments brought up to date, the AUTO window mode's record of the ask). Returns 0, EW_ENOMEM,
+ * or EW_EBADPARAM when window queries ask different window_rows (*out is then NULL). Queries
+ * naming an unknown metric, source or parameter are not an error here: they refuse when asked. */
+typedef struct ew_snapshot ew_snapshot_t;
+int ew_stream_snapshot(ew_stream_t *s, const ew_query_t *qs, size_t nq, ew_snapshot_t **out);
+/* Answers q as ew_stream_query answered it on the stream when the snapshot was taken (the same
+ * value, route and error bound; as_of is the stream's count then). EW_EBADPARAM, with a
+ * sentence in out->message, for a query the snapshot was not taken for (another source or
+ * window_rows) and for metrics that read the live estimate. One thread at a time per snapshot. */
+int ew_snapshot_query(ew_snapshot_t *snap, const ew_query_t *q, ew_result_t *out);
+/* Heap bytes the snapshot holds (its copies, and the caches its queries filled). */
+size_t ew_snapshot_bytes(const ew_snapshot_t *snap);
+void ew_snapshot_free(ew_snapshot_t *snap);
+/* Keeps the window's moments on its last `rows` rows (the recent view of a caller that reads a
+ * tail of the window, such as the rows of its last few training steps), so that queries and
+ * snapshots of the window with window_rows == rows read them without a pass over the rows.
+ * Moving from the tail the previous call kept costs one un-merge of the rows that left it and
+ * one merge of the rows that joined it, while the window still holds them (call it before a
+ * batch that would push the leaving rows out of the ring, and again after), else one pass over
+ * the tail; the moments are rebuilt from the rows on the window's schedule or when their
+ * rounding bound grows past 8× a fresh pass's. Meanwhile batches only write the ring (the
+ * window's per-batch maintenance resumes when the tail is the whole window). rows above the
+ * rows held means all of them. No-op for a window of fewer rows than d (it keeps rows only).
+ * Returns 0, EW_ENOWINDOW for a stream without a window, or EW_ENOMEM (the moments keep their
+ * rows, or are rebuilt when next read). */
+int ew_stream_window_tail(ew_stream_t *s, uint64_t rows);
 
 #include "eigenwatch_metrics.h" /* the metric table */
 

@@ -128,6 +128,11 @@ struct ew_stream {
   size_t topk_warm_k;
   size_t ws_peak;     /* the most workspace one operation on this stream has held */
   uint64_t tail;      /* the open view's window tail (view/view.c; 0 = the whole window) */
+  /* a snapshot's stream (snapshot.c): its kinds are frozen copies, and what the view asks of
+   * the window beyond them is what the source stream answered when copied */
+  bool frozen;
+  uint64_t frozen_window_count;
+  bool frozen_all_in_window;
 };
 
 /* ---- config.c ---- */

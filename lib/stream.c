@@ -100,6 +100,8 @@ ew__acc_t *ew__stream_acc(const ew_stream_t *s, ew_source_t src) {
 
 bool ew__stream_all_in_window(const ew_stream_t *s) {
   const ew__acc_t *w = s->acc[EW__ROLE_WINDOW];
+  if (s->frozen)
+    return s->frozen_all_in_window;
   return w && s->cfg.decay_half_life == 0 && ew__window_count(w) == s->count && !s->window_rounded;
 }
 
@@ -241,7 +243,22 @@ EW_EXPORT int ew_stream_merge(ew_stream_t *dst, const ew_stream_t *src) {
 EW_EXPORT uint64_t ew_stream_count(const ew_stream_t *s) { return s->count; }
 
 EW_EXPORT uint64_t ew_stream_window_count(const ew_stream_t *s) {
+  if (s->frozen)
+    return s->frozen_window_count;
   return s->acc[EW__ROLE_WINDOW] ? ew__window_count(s->acc[EW__ROLE_WINDOW]) : 0;
+}
+
+EW_EXPORT int ew_stream_window_tail(ew_stream_t *s, uint64_t rows) {
+  ew__acc_t *w = s->acc[EW__ROLE_WINDOW];
+  if (!w)
+    return EW_ENOWINDOW;
+  ew__ws_t *ws = ew__ws_thread();
+  if (!ws)
+    return EW_ENOMEM;
+  ew__ws_mark_t mk = ew__ws_begin(ws);
+  int rc = ew__window_tail(w, rows, ws);
+  ew__stream_ws_used(s, ew__ws_end(ws, mk));
+  return rc;
 }
 
 EW_EXPORT size_t ew_stream_workspace_peak(const ew_stream_t *s) { return s->ws_peak; }

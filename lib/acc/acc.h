@@ -130,6 +130,16 @@ bool ew__acc_is_sketch(const ew__acc_t *a);
 /* True for an fd accumulator whose shrink's eigensolvers once failed (it certifies nothing). */
 bool ew__acc_fd_broken(const ew__acc_t *a);
 
+/* ---- acc/frozen.c: a read-only copy of one accumulator's view (snapshot.c) ----
+ * What src's view offered for `want` (EW__WANT_MOMENTS and/or EW__WANT_ROWS) and `tail` (window
+ * kinds), copied: its moments or sketch, and its rows when asked and kept. The copy answers
+ * views of exactly those rows (tail 0, or the same tail) with what it holds, and EW_EBADPARAM
+ * for anything else. NULL with *rc = EW_ENOMEM (or src's view's code) on failure. */
+ew__acc_t *ew__acc_frozen_new(ew__acc_t *src, size_t d, int want, uint64_t tail, ew__ws_t *ws,
+                              int *rc);
+/* True for a frozen copy of a sketch. */
+bool ew__acc_frozen_sketch(const ew__acc_t *a);
+
 /* ---- acc/window.c: what the stream asks of a window beyond the interface ---- */
 /* The window's capacity and rows held. */
 size_t ew__window_cap(const ew__acc_t *a);
@@ -139,6 +149,13 @@ size_t ew__window_count(const ew__acc_t *a);
  * Returns 0 or EW_ENOMEM (a unchanged). */
 int ew__window_combine(ew__acc_t *a, const ew__acc_t *o, const ew_window_span_t *spans, size_t n,
                        ew__ws_t *ws);
+/* Keeps the window's moments on its last n held rows (all of them when n exceeds what it holds):
+ * from the range the last call (or the window's own maintenance) left, one un-merge of the rows
+ * that left and one merge of the rows that joined, when the ring still holds them, else one pass
+ * over the tail; the noise rule of a push applies. A view of exactly those rows then reads these
+ * moments. No-op for a window of rows only. Returns 0 or EW_ENOMEM (the moments then are stale,
+ * rebuilt when read). */
+int ew__window_tail(ew__acc_t *a, uint64_t n, ew__ws_t *ws);
 /* True for a window of fewer rows than dimensions (cap < d): it keeps rows only, and its view
  * offers no moments (view/ answers from the rows). */
 bool ew__window_rows_only(const ew__acc_t *a);

@@ -408,6 +408,8 @@ size_t ew__acc_fd_ell(const ew_config_t *cfg) { return cfg->sketch_rows; }
 
 size_t ew__acc_fd_bound(size_t d, size_t ell) { return sizeof(fd_t) + fd_heap(d, ell); }
 
-bool ew__acc_is_sketch(const ew__acc_t *a) { return a && a->ops == &fd_ops; }
+bool ew__acc_is_sketch(const ew__acc_t *a) {
+  return a && (a->ops == &fd_ops || ew__acc_frozen_sketch(a));
+}
 
-bool ew__acc_fd_broken(const ew__acc_t *a) { return ew__acc_is_sketch(a) && CFD(a)->broken; }
+bool ew__acc_fd_broken(const ew__acc_t *a) { return a && a->ops == &fd_ops && CFD(a)->broken; }

@@ -11,6 +11,12 @@
  * push only writes the ring and marks the moments stale; the view rebuilds them with one
  * pass over the ring when a query needs them.
  *
+ * A caller that reads a tail of the window (the rows of the last few training steps) may keep the
+ * moments on that tail instead (ew__window_tail): the moments then describe rows [mlo, mhi) of
+ * the rows ever pushed, batches only write the ring, and each call moves the range with one
+ * un-merge of the rows that left it and one merge of the rows that joined, when those are still
+ * in the ring (else one pass over the tail). The noise rule above applies to it too.
+ *
  * A window of fewer rows than dimensions (cap < d) keeps its rows only: its moments would be a
  * d×d matrix of rank < cap (2 GiB at d = 16384, against 64 MiB of rows for 1024 of them), and
  * every answer comes cheaper from the rows (the N×N Gram, Zᵀ(Zx)/N; view/). Its view offers no
@@ -36,7 +42,10 @@ typedef struct {
   size_t count;      /* rows held, <= cap */
   ew__moments_t mom; /* exact moments of the held rows (none when rows_only) */
   bool rows_only;    /* cap < d: no moments are kept */
-  bool synced;              /* mom describes exactly the held rows */
+  uint64_t total;    /* rows ever pushed since the last clear: the ring holds [total − count,
+                        total) */
+  bool synced;       /* mom describes exactly rows [mlo, mhi) (absolute, within the ring) */
+  uint64_t mlo, mhi;
   uint64_t since_rebuild;   /* rows pushed since the moments were last rebuilt from the ring */
   uint64_t rebuild_every;   /* rebuild after this many rows (a multiple of cap) */
   double noise2;            /* Σ of squared noise bounds of the merges and un-merges since the
@@ -77,6 +86,7 @@ static void window_clear(ew__acc_t *a) {
   ew__window_t *w = (ew__window_t *)a;
   w->head = 0;
   w->count = 0;
+  w->total = w->mlo = w->mhi = 0;
   w->since_rebuild = 0;
   w->synced = true;
   if (!w->rows_only)
@@ -113,21 +123,36 @@ static size_t window_ws(size_t d, size_t rows) {
   return ew__ws_size(d * d * sizeof(double)) + EW__BSTATS_WS(rows, d) + EW__MOMENTS_WS(d);
 }
 
-static int window_rebuild(ew__window_t *w, ew__ws_t *ws) {
+/* The first row the ring holds, as an absolute row number. */
+static uint64_t ring_lo(const ew__window_t *w) { return w->total - w->count; }
+
+/* True when the moments describe every row the ring holds. */
+static bool whole(const ew__window_t *w) {
+  return w->synced && w->mlo == ring_lo(w) && w->mhi == w->total;
+}
+
+/* The statistics of rows [lo, hi) (absolute, held in the ring) into *bs, with the d×d Gram g. */
+static int range_stats(ew__window_t *w, uint64_t lo, uint64_t hi, double *g, ew__ws_t *ws,
+                       ew__bstats_t *bs) {
+  const float *a, *b;
+  size_t na, nb;
+  segments(w, (size_t)(lo - ring_lo(w)), (size_t)(hi - lo), &a, &na, &b, &nb);
+  return ew__bstats_f32_2(a, na, b, nb, w->d, w->tmp_shift, w->tmp_s, g, ws, bs);
+}
+
+/* Moments of the last n held rows, from one pass over them. */
+static int rebuild_tail(ew__window_t *w, size_t n, ew__ws_t *ws) {
   ew__moments_clear(&w->mom);
   w->since_rebuild = 0;
   w->noise2 = 0;
   w->synced = true;
-  if (w->count == 0)
+  w->mlo = w->mhi = w->total;
+  if (n == 0)
     return 0;
-  const float *a, *b;
-  size_t na, nb;
-  segments(w, 0, w->count, &a, &na, &b, &nb);
   ew__bstats_t bs;
   ew__ws_mark_t mk = ew__ws_mark(ws);
   double *g = ew__ws_alloc(ws, w->d * w->d * sizeof(double));
-  int rc = g ? ew__bstats_f32_2(a, na, b, nb, w->d, w->tmp_shift, w->tmp_s, g, ws, &bs)
-             : EW_ENOMEM;
+  int rc = g ? range_stats(w, w->total - n, w->total, g, ws, &bs) : EW_ENOMEM;
   if (rc != 0) {
     ew__ws_release(ws, mk);
     w->synced = false; /* never leave moments that claim to match the ring */
@@ -135,9 +160,12 @@ static int window_rebuild(ew__window_t *w, ew__ws_t *ws) {
   }
   ew__moments_add(&w->mom, &bs, ws);
   w->noise2 = bs.noise * bs.noise;
+  w->mlo = w->total - n;
   ew__ws_release(ws, mk);
   return 0;
 }
+
+static int window_rebuild(ew__window_t *w, ew__ws_t *ws) { return rebuild_tail(w, w->count, ws); }
 
 /* Writes n < cap rows at the tail, dropping the oldest as needed (no moments). */
 static void ring_write(ew__window_t *w, const float *rows, size_t n) {
@@ -153,10 +181,12 @@ static void ring_write(ew__window_t *w, const float *rows, size_t n) {
   w->count += n;
 }
 
-/* Pushes n preprocessed f32 rows: expires the oldest, un-merges them, merges the new ones.
- * `same` (optional) are the batch statistics of exactly these f32 rows, unweighted, to reuse.
- * With maintain == false (or when the moments are already stale) only the ring is written and
- * the moments are marked stale. Cannot fail once window_ws(d, max(n, cap)) bytes are reserved. */
+/* Pushes n preprocessed f32 rows. With maintain, and moments on every held row, the oldest
+ * rows expire and are un-merged and the new ones merged: the moments stay on the whole ring.
+ * Otherwise only the ring is written; moments on a range of rows (a kept tail) stay valid while
+ * the ring still holds that range, and are marked stale once it does not. `same` (optional) are
+ * the batch statistics of exactly these f32 rows, unweighted, to reuse. Cannot fail once
+ * window_ws(d, max(n, cap)) bytes are reserved. */
 static void window_push(ew__window_t *w, const float *rows, size_t n, const ew__bstats_t *same,
                         bool maintain, ew__ws_t *ws) {
   size_t d = w->d;
@@ -170,21 +200,25 @@ static void window_push(ew__window_t *w, const float *rows, size_t n, const ew__
     } else {
       ring_write(w, rows, n);
     }
+    w->total += n;
     return;
   }
   if (n >= w->cap) { /* the batch alone fills the window: keep its last cap rows */
     memcpy(w->rows, rows + (n - w->cap) * d, w->cap * d * sizeof(float));
     w->head = 0;
     w->count = w->cap;
+    w->total += n;
     if (!maintain)
       w->synced = false;
     else
       (void)window_rebuild(w, ws); /* reserved: cannot fail */
     return;
   }
-  if (!maintain || !w->synced) {
+  if (!maintain || !whole(w)) {
     ring_write(w, rows, n);
-    w->synced = false;
+    w->total += n;
+    if (w->mlo < ring_lo(w)) /* rows the moments describe left the ring */
+      w->synced = false;
     return;
   }
   ew__ws_mark_t mk = ew__ws_mark(ws);
@@ -211,6 +245,9 @@ static void window_push(ew__window_t *w, const float *rows, size_t n, const ew__
   ew__ws_release(ws, mk);
   w->mom.noise = sqrt(w->noise2);
   ring_write(w, rows, n);
+  w->total += n;
+  w->mlo = ring_lo(w);
+  w->mhi = w->total;
   w->since_rebuild += n;
   /* Rebuild on schedule, or at once when un-merged rows dwarfed what remains (after rows 1000x
    * larger leave, their rounding is most of the state: the condition number came out 298 for a
@@ -218,6 +255,58 @@ static void window_push(ew__window_t *w, const float *rows, size_t n, const ew__
   double fresh = ew__noise_bound(w->count, 0x1p-53, ew__moments_trace(&w->mom));
   if (w->since_rebuild >= w->rebuild_every || w->mom.noise > EW__WINDOW_NOISE_REBUILD * fresh)
     (void)window_rebuild(w, ws);
+}
+
+int ew__window_tail(ew__acc_t *a, uint64_t n, ew__ws_t *ws) {
+  ew__window_t *w = (ew__window_t *)a;
+  if (w->rows_only)
+    return 0;
+  if (n > w->count)
+    n = w->count;
+  uint64_t lo = w->total - n, hi = w->total;
+  ew__ws_mark_t mk = ew__ws_mark(ws);
+  int rc = ew__ws_reserve(ws, window_ws(w->d, n));
+  if (rc) {
+    ew__ws_release(ws, mk);
+    return rc;
+  }
+  if (w->synced && w->mlo == lo && w->mhi == hi) {
+    ew__ws_release(ws, mk);
+    return 0;
+  }
+  /* the rows that leave the range, and those that join it (before it, after it) */
+  bool overlap = w->synced && w->mlo >= ring_lo(w) && lo < w->mhi && w->mlo < hi;
+  uint64_t out = overlap && lo > w->mlo ? lo - w->mlo : 0;
+  uint64_t in_before = overlap && lo < w->mlo ? w->mlo - lo : 0;
+  uint64_t in_after = overlap ? hi - w->mhi : 0;
+  if (!overlap || out + in_before + in_after >= n) { /* one pass over the tail costs less */
+    rc = rebuild_tail(w, (size_t)n, ws);
+    ew__ws_release(ws, mk);
+    return rc;
+  }
+  double *g = ew__ws_alloc(ws, w->d * w->d * sizeof(double)); /* reserved */
+  ew__bstats_t bs;
+  struct { uint64_t lo, hi; bool add; } moves[3] = {
+      {w->mlo, w->mlo + out, false}, {lo, lo + in_before, true}, {w->mhi, hi, true}};
+  for (int k = 0; k < 3; k++) {
+    if (moves[k].hi == moves[k].lo)
+      continue;
+    (void)range_stats(w, moves[k].lo, moves[k].hi, g, ws, &bs); /* reserved: cannot fail */
+    if (moves[k].add)
+      ew__moments_add(&w->mom, &bs, ws);
+    else
+      ew__moments_sub(&w->mom, &bs, ws);
+    w->noise2 += bs.noise * bs.noise;
+  }
+  w->mom.noise = sqrt(w->noise2);
+  w->mlo = lo;
+  w->mhi = hi;
+  w->since_rebuild += out + in_before + in_after;
+  double fresh = ew__noise_bound(n, 0x1p-53, ew__moments_trace(&w->mom));
+  if (w->since_rebuild >= w->rebuild_every || w->mom.noise > EW__WINDOW_NOISE_REBUILD * fresh)
+    rc = rebuild_tail(w, (size_t)n, ws);
+  ew__ws_release(ws, mk);
+  return rc;
 }
 
 /* ---- the interface ---- */
@@ -276,8 +365,9 @@ static int window_view(ew__acc_t *a, int want, uint64_t tail, ew__src_t *out, ew
   out->rows = n;
   out->weight = (double)n;
   out->keeps_rows = true;
+  bool kept = w->synced && w->mhi == w->total && w->mhi - w->mlo == n; /* on exactly these rows */
   if (w->rows_only) { /* no moments: the view reads the rows */
-  } else if ((want & EW__WANT_MOMENTS) && n < w->count) {
+  } else if ((want & EW__WANT_MOMENTS) && n < w->count && !kept) {
     ew__moments_t *m;
     int rc = tail_moments(w, n, &m, ws);
     if (rc)
@@ -286,7 +376,7 @@ static int window_view(ew__acc_t *a, int want, uint64_t tail, ew__src_t *out, ew
       ew__moments_mirror(m);
     out->mom = m;
   } else if (want & EW__WANT_MOMENTS) {
-    if (!w->synced) {
+    if (!kept) {
       ew__ws_mark_t mk = ew__ws_mark(ws);
       int rc = ew__ws_reserve(ws, window_ws(w->d, w->count));
       if (rc == 0)
@@ -314,7 +404,7 @@ static uint64_t window_saved_len(const ew__acc_t *a) {
 static void window_save(const ew__acc_t *a, ew__wr_t *wr) {
   const ew__window_t *w = (const ew__window_t *)a;
   ew__put_u64(wr, w->count);
-  ew__put_u64(wr, w->synced);
+  ew__put_u64(wr, whole(w)); /* the saved form knows moments on the whole ring only */
   ew__put_u64(wr, w->since_rebuild);
   ew__put_f64(wr, w->noise2);
   ew__put_u64(wr, w->rows_only);
@@ -350,6 +440,8 @@ static void window_load(ew__acc_t *a, ew__rd_t *r, uint64_t len) {
   }
   w->head = 0;
   w->count = count;
+  w->total = w->mhi = count; /* saved moments describe the whole ring */
+  w->mlo = 0;
   ew__get(r, w->rows, count * w->d * sizeof(float));
   for (size_t i = 0; i < count * w->d && !r->err; i++)
     if (!isfinite(w->rows[i]))
@@ -402,6 +494,8 @@ int ew__window_combine(ew__acc_t *a, const ew__acc_t *o, const ew_window_span_t 
   w->rows = rows;
   w->head = 0;
   w->count = at;
+  w->total = w->mhi = at;
+  w->mlo = 0;
   if (w->rows_only) {
     w->synced = true;
     w->since_rebuild = 0;

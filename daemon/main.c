@@ -397,7 +397,8 @@ int main(int argc, char **argv) {
   const char *http = cfg->http ? cfg->http : DEFAULT_HTTP;
   if (!sd_http && strcmp(http, "off") != 0 && ewd_net_listen_http(srv, http) != 0)
     return 1;
-  if (ewd_pool_start(&srv->pool, srv->loop, (int)cfg->math_threads, (int)cfg->blas_threads) != 0) {
+  if (ewd_pool_start(&srv->pool, srv->loop, (int)cfg->math_threads, (int)cfg->blas_threads,
+                     (int)cfg->eval_threads) != 0) {
     ewd_log(EWD_LOG_ERROR, "cannot start math threads", "%s", "");
     return 1;
   }

@@ -223,9 +223,12 @@ typedef enum {
   EWD_JOB_SAVE,  /* the stream's state (after `prefix`) into `out`: snapshot, export */
   EWD_JOB_MERGE, /* `data` (a saved state, `bytes` long) folded into the stream */
   EWD_JOB_CHECK, /* step-carrying ingest: `data` (may be NULL) checked, in stream order */
-  EWD_JOB_FORK,  /* evaluation, in stream order: copies the state into `clone` (or, with
-                    `inline_eval`, evaluates `metrics` on the state itself) */
-  EWD_JOB_EVAL   /* evaluation of `metrics` on `clone`, outside the stream's order */
+  EWD_JOB_FORK,  /* evaluation, in stream order: the metrics that need no eigensolve, and a
+                    snapshot (`snap`) of what the others read (or, with `inline_eval`, every
+                    metric on the state itself) */
+  EWD_JOB_EVAL,  /* evaluation of the metrics of `snap_mask` on `snap`, outside the stream's
+                    order */
+  EWD_JOB_TAIL   /* the window's moments kept on its last `tail_rows` rows (the recent view) */
 } ewd_job_kind_t;
 
 typedef struct {
@@ -307,9 +310,13 @@ struct ewd_job {
   bool had_seq_before, had_applied_before;
   struct ewd_point *point; /* evaluation: the step it describes */
   /* evaluation (eval.c) */
-  ew_stream_t *clone;    /* the copy EWD_JOB_FORK made (owned until EWD_JOB_EVAL frees it) */
-  size_t clone_bytes;
-  bool inline_eval;      /* FORK evaluates on the stream itself (no room for a copy) */
+  ew_snapshot_t *snap;   /* what FORK copied for the metrics of snap_mask (owned until EVAL
+                            frees it) */
+  uint64_t snap_mask;
+  size_t snap_bytes;
+  bool inline_eval;      /* FORK evaluates on the stream itself (no room for a snapshot) */
+  double cheap_ms, snap_ms; /* FORK: the metrics answered on the stream's turn; the snapshot */
+  uint64_t tail_rows;    /* TAIL */
   uint64_t evmask;       /* which of the stream's eval specs `metrics` are */
   /* after the job: mirrors */
   uint64_t count_after;
@@ -318,15 +325,17 @@ struct ewd_job {
 };
 
 typedef struct ewd_pool ewd_pool_t;
-/* Starts n math threads, each calling openblas_set_num_threads(blas) first. Completed jobs come
+/* Starts n math threads, each calling openblas_set_num_threads(blas) first; at most
+ * eval_threads of them (0 or more than n: all n) solve evaluations at once. Completed jobs come
  * back to the loop through an async handle and have job->done called there. */
-int ewd_pool_start(ewd_pool_t **out, uv_loop_t *loop, int n, int blas);
+int ewd_pool_start(ewd_pool_t **out, uv_loop_t *loop, int n, int blas, int eval_threads);
 /* Queues a job behind the stream's earlier jobs (per-stream FIFO; streams run in parallel).
  * Takes a stream reference. */
 void ewd_pool_submit(ewd_pool_t *p, ewd_job_t *job);
-/* Queues an EWD_JOB_EVAL (it reads only job->clone, never the stream): it runs when no stream
- * job or prepare is waiting, on at most nthreads − 1 threads at once (1 with one thread), so
- * evaluation never holds every thread away from ingest. Takes a stream reference. */
+/* Queues an EWD_JOB_EVAL (it reads only job->snap, never the stream): evaluations run in the
+ * order they were queued (one per stream at a time: eval.c), whenever no stream job or prepare
+ * is waiting, on up to `eval_threads` threads at once (ewd_pool_eval_threads; all of them by
+ * default). Takes a stream reference. */
 void ewd_pool_submit_eval(ewd_pool_t *p, ewd_job_t *job);
 /* Jobs queued or running. */
 size_t ewd_pool_pending(ewd_pool_t *p);

@@ -79,7 +79,10 @@
      "seconds between snapshots of changed streams to the state dir (0 = only on `snapshot` and " \
      "at a stop)")                                                                                \
   XX(math_threads, COUNT, 2, 1, 64, false, "threads that run BLAS/LAPACK")                        \
-  XX(blas_threads, COUNT, 1, 1, 64, false, "OpenBLAS threads per math thread")
+  XX(blas_threads, COUNT, 1, 1, 64, false, "OpenBLAS threads per math thread")                     \
+  XX(eval_threads, COUNT, 0, 0, 64, false,                                                        \
+     "math threads that may solve scheduled evaluations at once (0 = all of them; fewer leaves "   \
+     "cores to a training job on the same machine)")
 
 typedef enum {
   EWD_CT_SIZE, EWD_CT_COUNT, EWD_CT_SECONDS, EWD_CT_PATH, EWD_CT_LEVEL, EWD_CT_LISTEN

@@ -52,6 +52,7 @@ struct ewd_pool {
   ewd_job_t *done_head, *done_tail;
   ewd_job_t *eval_head, *eval_tail; /* EWD_JOB_EVAL: no stream order */
   int evaluating;  /* EVAL jobs running */
+  int eval_max;    /* at most this many at once (the eval_threads option) */
   size_t pending;
   bool stop;
   int nthreads;
@@ -60,21 +61,37 @@ struct ewd_pool {
   int blas;
 };
 
-/* Computes job->metrics on s into job->results. A query stops at the first failure (job->rc and
- * message say which); an evaluation keeps each metric's own code in its result. */
-static void run_metrics(ewd_job_t *job, ew_stream_t *s, bool stop_on_error) {
-  job->results = calloc(job->nmetrics, sizeof(ew_result_t));
-  if (!job->results) {
+/* Where a job's metrics are answered: the stream itself, or a snapshot of it. */
+typedef int (*answer_fn)(void *from, const ew_query_t *q, ew_result_t *out);
+static int on_stream(void *s, const ew_query_t *q, ew_result_t *out) {
+  return ew_stream_query(s, q, out);
+}
+static int on_snapshot(void *sn, const ew_query_t *q, ew_result_t *out) {
+  return ew_snapshot_query(sn, q, out);
+}
+
+static ew_query_t query_of(const ewd_qmetric_t *m) {
+  return (ew_query_t){.metric = m->name, .params = m->params, .nparams = m->nparams,
+                      .center = m->center, .source = m->source, .max_lag = 0,
+                      .window_rows = m->window_rows, .method = m->method};
+}
+
+/* Computes the metrics of `mask` (bit i: job->metrics[i]) from `from` into job->results. A query
+ * stops at the first failure (job->rc and message say which); an evaluation keeps each metric's
+ * own code in its result. */
+static void run_metrics(ewd_job_t *job, answer_fn answer, void *from, uint64_t mask,
+                        bool stop_on_error) {
+  if (!job->results && !(job->results = calloc(job->nmetrics, sizeof(ew_result_t)))) {
     job->rc = EW_ENOMEM;
     snprintf(job->message, sizeof job->message, "out of memory");
     return;
   }
   for (size_t i = 0; i < job->nmetrics; i++) {
+    if (i < 64 && !((mask >> i) & 1)) /* an evaluation has at most EWP_EVAL_MAX metrics */
+      continue;
     ewd_qmetric_t *m = &job->metrics[i];
-    ew_query_t q = {.metric = m->name, .params = m->params, .nparams = m->nparams,
-                    .center = m->center, .source = m->source, .max_lag = 0,
-                    .window_rows = m->window_rows, .method = m->method};
-    int rc = ew_stream_query(s, &q, &job->results[i]);
+    ew_query_t q = query_of(m);
+    int rc = answer(from, &q, &job->results[i]);
     if (rc && stop_on_error) {
       job->rc = rc;
       snprintf(job->message, sizeof job->message, "%.40s: %.150s", m->name,
@@ -84,17 +101,43 @@ static void run_metrics(ewd_job_t *job, ew_stream_t *s, bool stop_on_error) {
   }
 }
 
-/* An evaluation's first half, in the stream's order: a copy of the state to evaluate later, or
- * (inline_eval, or no memory for the copy) the evaluation itself. */
+/* True for a metric whose answer needs an eigensolve (all eigenvalues, or the top ones) of a
+ * matrix a snapshot can hold; the others (O(d²) or less, or the live estimate) are answered on
+ * the stream's turn. */
+static bool solves(const char *metric) {
+  const ew_metric_info_t *info = ew_metric_find(metric);
+  return info && (info->needs & (EW_NEED_EIGENVALUES | EW_NEED_TOP)) &&
+         !(info->needs & EW_NEED_LIVE);
+}
+
+/* An evaluation's first half, in the stream's order: the metrics that need no eigensolve now, and
+ * a snapshot of what the others read (ew_stream_snapshot: the recent view's moments, O(d²)) for
+ * an EVAL job to solve on any thread; with inline_eval (no room for the snapshot), or when the
+ * snapshot cannot be taken, every metric now. */
 static void run_fork(ewd_job_t *job, ew_stream_t *s) {
-  if (!job->inline_eval) {
-    if (ew_stream_clone(s, &job->clone) == 0) {
-      job->clone_bytes = ewd_stream_state_bytes(job->clone);
-      return;
-    }
-    job->inline_eval = true; /* the loop logs it */
+  double t0 = ewd_now();
+  uint64_t all = job->nmetrics >= 64 ? ~0ull : (1ull << job->nmetrics) - 1, heavy = 0;
+  for (size_t i = 0; i < job->nmetrics && !job->inline_eval; i++)
+    if (solves(job->metrics[i].name))
+      heavy |= 1ull << i;
+  run_metrics(job, on_stream, s, all & ~heavy, false);
+  job->cheap_ms = 1e3 * (ewd_now() - t0);
+  if (!heavy)
+    return;
+  ew_query_t qs[64];
+  size_t nq = 0;
+  for (size_t i = 0; i < job->nmetrics; i++)
+    if ((heavy >> i) & 1)
+      qs[nq++] = query_of(&job->metrics[i]);
+  double t1 = ewd_now();
+  if (ew_stream_snapshot(s, qs, nq, &job->snap) == 0) {
+    job->snap_mask = heavy;
+    job->snap_bytes = ew_snapshot_bytes(job->snap);
+    job->snap_ms = 1e3 * (ewd_now() - t1);
+    return;
   }
-  run_metrics(job, s, false);
+  job->inline_eval = true; /* the loop logs it */
+  run_metrics(job, on_stream, s, heavy, false);
 }
 
 static void run_job(ewd_job_t *job) {
@@ -115,7 +158,10 @@ static void run_job(ewd_job_t *job) {
     job->batch = NULL;
     break;
   case EWD_JOB_QUERY:
-    run_metrics(job, st->s, true);
+    run_metrics(job, on_stream, st->s, ~0ull, true);
+    break;
+  case EWD_JOB_TAIL: /* the recent view's moments follow its steps (steps.c) */
+    (void)ew_stream_window_tail(st->s, job->tail_rows); /* on failure: built when read */
     break;
   case EWD_JOB_RESET:
     ew_stream_reset(st->s);
@@ -131,10 +177,10 @@ static void run_job(ewd_job_t *job) {
   case EWD_JOB_FORK:
     run_fork(job, st->s);
     break;
-  case EWD_JOB_EVAL: /* the copy only: the stream itself may be running elsewhere */
-    run_metrics(job, job->clone, false);
-    ew_stream_free(job->clone);
-    job->clone = NULL;
+  case EWD_JOB_EVAL: /* the snapshot only: the stream itself may be running elsewhere */
+    run_metrics(job, on_snapshot, job->snap, job->snap_mask, false);
+    ew_snapshot_free(job->snap);
+    job->snap = NULL;
     ew_thread_scratch_release();
     job->elapsed_ms = 1e3 * (ewd_now() - t0);
     return;
@@ -143,8 +189,8 @@ static void run_job(ewd_job_t *job) {
       snprintf(job->message, sizeof job->message, "%s", ew_strerror(job->rc));
     break;
   }
-  if (job->kind != EWD_JOB_INGEST && job->kind != EWD_JOB_CHECK)
-    ew_thread_scratch_release();
+  if (job->kind != EWD_JOB_INGEST && job->kind != EWD_JOB_CHECK && job->kind != EWD_JOB_TAIL)
+    ew_thread_scratch_release(); /* a step's TAIL reuses the scratch, as ingest does */
   if (st->s) {
     job->count_after = ew_stream_count(st->s);
     job->memory_after = ewd_stream_state_bytes(st->s);
@@ -260,8 +306,8 @@ static void *thread_main(void *arg) {
       p->running--;
       job->state = EWD_JOB_READY;
       maybe_schedule(p, job->st);
-    } else if (p->eval_head && p->evaluating < (p->nthreads > 1 ? p->nthreads - 1 : 1)) {
-      ewd_job_t *job = p->eval_head; /* nothing else waits: evaluate a copy */
+    } else if (p->eval_head && p->evaluating < p->eval_max) {
+      ewd_job_t *job = p->eval_head; /* nothing else waits: solve a snapshot */
       p->eval_head = job->next;
       if (!p->eval_head)
         p->eval_tail = NULL;
@@ -304,7 +350,7 @@ static void on_async(uv_async_t *a) {
   }
 }
 
-int ewd_pool_start(ewd_pool_t **out, uv_loop_t *loop, int n, int blas) {
+int ewd_pool_start(ewd_pool_t **out, uv_loop_t *loop, int n, int blas, int eval_threads) {
   ewd_pool_t *p = calloc(1, sizeof *p);
   if (!p)
     return EW_ENOMEM;
@@ -312,6 +358,7 @@ int ewd_pool_start(ewd_pool_t **out, uv_loop_t *loop, int n, int blas) {
   pthread_cond_init(&p->cv, NULL);
   p->blas = blas;
   p->nthreads = n;
+  p->eval_max = eval_threads > 0 && eval_threads < n ? eval_threads : n;
   p->cores = openblas_get_num_procs();
   if (p->cores < 1)
     p->cores = 1;
@@ -429,6 +476,6 @@ void ewd_job_free(ewd_job_t *job) {
       ew_result_clear(&job->results[i]);
   free(job->results);
   free(job->point);
-  ew_stream_free(job->clone);
+  ew_snapshot_free(job->snap);
   free(job);
 }

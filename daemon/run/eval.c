@@ -2,17 +2,22 @@
  * computed on the state at that step, and the point goes to the history and the result cache.
  *
  * The state at step s is what the stream's queue holds once s's batches are applied, so the
- * evaluation starts with a FORK job queued right behind them: it copies the state
- * (ew_stream_clone, about one pass over it) and the loop hands the copy to an EVAL job that any
- * math thread runs outside the stream's order, when no stream job waits, on at most all threads
- * but one (pool.c). The stream's later batches therefore never wait for an eigensolve, only for
- * the copy. Without room in max_memory for the copy, FORK evaluates in place (counted:
- * eval_inline).
+ * evaluation starts with a FORK job queued right behind them (pool.c). On the stream's turn it
+ * answers the metrics that need no eigensolve (trace, participation ratio, l2_std, ...: O(d²)
+ * or one pass over the recent rows) and takes a snapshot of what the others read
+ * (ew_stream_snapshot: the recent view's moments, kept per completed step by steps.c's TAIL
+ * jobs, or its rows when they are fewer than d) — no copy of the stream's state, nothing
+ * serialised. The loop hands the snapshot to an EVAL job that any math thread solves outside
+ * the stream's order, whenever no stream job waits, on up to eval_threads threads at once
+ * (pool.c). The stream's later batches therefore never wait for an eigensolve. Without room in
+ * max_memory for the snapshot, FORK evaluates everything in place (counted: eval_inline).
  *
  * One evaluation per stream is in flight. Steps that come due meanwhile are coalesced: only the
  * latest is kept, and it is evaluated next (on the state at that step: its FORK is queued when
  * the running evaluation ends, behind the batches of every step completed so far, which is that
- * step's state). The point records how many due evaluations it replaced (`skipped`). */
+ * step's state). The point records how many due evaluations it replaced (`skipped`). Each
+ * evaluation's cost is kept by part (on the stream's turn, snapshot, solve, write) for `info`
+ * and the benchmark. */
 #include "run/run.h"
 #include "run/eval_priv.h"
 
@@ -126,8 +131,13 @@ static void finish(ewd_job_t *j) {
 }
 
 static void eval_done(ewd_job_t *j) {
-  j->srv->reg.eval_bytes -= j->clone_bytes;
+  j->srv->reg.eval_bytes -= j->snap_bytes;
+  if (j->st->eval)
+    j->st->eval->cost.solve_ms = j->elapsed_ms;
+  double t0 = ewd_now();
   finish(j);
+  if (j->st->eval)
+    j->st->eval->cost.write_ms = 1e3 * (ewd_now() - t0);
   ewd_job_finish(j);
 }
 
@@ -137,24 +147,39 @@ static void fork_done(ewd_job_t *j) {
   ewd_job_mirrors(j);
   if (j->point->by_rows) /* the rows queued before the copy, whatever was due */
     j->point->step = j->count_after;
-  if (j->clone && !st->dropped) {
+  if (st->eval) {
+    st->eval->cost.fork_ms = j->elapsed_ms;
+    st->eval->cost.cheap_ms = j->cheap_ms;
+    st->eval->cost.snap_ms = j->snap_ms;
+    st->eval->cost.snap_bytes = j->snap_bytes;
+    st->eval->cost.solve_ms = st->eval->cost.write_ms = 0;
+  }
+  if (j->snap && !st->dropped) {
     ewd_job_t *e = ewd_job_make(srv, st, EWD_JOB_EVAL, eval_done);
     if (e) {
-      e->clone = j->clone, j->clone = NULL;
-      e->clone_bytes = j->clone_bytes;
+      e->snap = j->snap, j->snap = NULL;
+      e->snap_mask = j->snap_mask;
+      e->snap_bytes = j->snap_bytes;
       e->point = j->point, j->point = NULL;
       e->metrics = j->metrics, j->metrics = NULL;
       e->nmetrics = j->nmetrics, j->nmetrics = 0;
+      e->results = j->results, j->results = NULL; /* the metrics answered on the stream's turn */
       e->evmask = j->evmask;
-      srv->reg.eval_bytes += e->clone_bytes;
+      srv->reg.eval_bytes += e->snap_bytes;
       ewd_pool_submit_eval(srv->pool, e);
       ewd_job_finish(j);
       return;
     }
+    /* no memory for the job: the snapshot's metrics are not evaluated (each says so) */
+    for (size_t i = 0; j->results && i < j->nmetrics; i++)
+      if ((j->snap_mask >> i) & 1) {
+        j->results[i].code = EW_ENOMEM;
+        snprintf(j->results[i].message, sizeof j->results[i].message, "out of memory");
+      }
   }
   if (j->inline_eval && st->eval && !st->eval->inline_evals++)
-    ewd_log(EWD_LOG_INFO, "evaluating in the stream's queue: no room in max_memory for a copy "
-            "(logged once per stream)", "run=\"%s\" stream=\"%s\"", st->run, st->name);
+    ewd_log(EWD_LOG_INFO, "evaluating in the stream's queue: no room in max_memory for a "
+            "snapshot (logged once per stream)", "run=\"%s\" stream=\"%s\"", st->run, st->name);
   if (j->inline_eval)
     srv->stat[EWD_STAT_eval_inline]++;
   finish(j);
@@ -185,6 +210,19 @@ static void start(ewd_server_t *srv, ewd_stream_t *st, ewd_eval_t *ev, const ewd
   j->inline_eval = need > srv->cfg.max_memory;
   ev->busy = true;
   ewd_job_submit(srv, j, false);
+}
+
+bool ewd_eval_reads_window(ewd_stream_t *st) {
+  ewd_eval_t *ev = ewd__eval_of(st);
+  for (size_t i = 0; ev && i < ev->n; i++) {
+    const spec_t *sp = &ev->specs[i];
+    ew_source_t src = sp->source != EW_SOURCE_DEFAULT ? sp->source
+                      : st->recent && ewd_takes_window(sp->info) ? EW_SOURCE_WINDOW
+                                                                  : sp->info->def_source;
+    if (src == EW_SOURCE_WINDOW && sp->info->needs != EW_NEED_ROWS)
+      return true;
+  }
+  return false;
 }
 
 /* Evaluates `mask` at pt now, or coalesces it into the waiting evaluation. */

@@ -40,6 +40,14 @@ struct ewd_eval {
   uint64_t evaluations, coalesced, failures, inline_evals;
   double last_lag;
   double last_time;     /* Unix seconds of the latest point (0: none yet) */
+  struct {              /* the latest evaluation's cost by part (info's eval.cost) */
+    double fork_ms;     /* on the stream's turn: the two below and the bookkeeping */
+    double cheap_ms;    /* the metrics that need no eigensolve */
+    double snap_ms;     /* the snapshot of what the others read */
+    double solve_ms;    /* their solve, on a snapshot (0: none) */
+    double write_ms;    /* cache, history, alerts, subscriptions (on the loop) */
+    size_t snap_bytes;
+  } cost;
   uint64_t rows_at;     /* stream count at the last row- or time-driven evaluation */
 };
 

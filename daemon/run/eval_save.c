@@ -31,7 +31,8 @@ typedef struct {
   ewp_value_t items[EWP_EVAL_MAX];
   ewp_kv_t kv[EWP_EVAL_MAX][8];
   ewp_kv_t pkv[EWP_EVAL_MAX][EW_METRIC_MAX_PARAMS];
-  ewp_kv_t top[7];
+  ewp_kv_t cost[6];
+  ewp_kv_t top[8];
 } value_arena_t;
 
 ewp_value_t ewd_eval_value(const ewd_stream_t *st, void **arena) {
@@ -85,7 +86,16 @@ ewp_value_t ewd_eval_value(const ewd_stream_t *st, void **arena) {
   a->top[5] = (ewp_kv_t){"last_lag_s", ev && ev->evaluations ? ewp_vf64(ev->last_lag)
                                                              : (ewp_value_t){0}};
   a->top[6] = (ewp_kv_t){"busy", ewp_vbool(ev && ev->busy)};
-  return ewp_vmap(a->top, 7);
+  if (ev && ev->evaluations) { /* the latest evaluation's cost by part */
+    a->cost[0] = (ewp_kv_t){"turn_ms", ewp_vf64(ev->cost.fork_ms)};
+    a->cost[1] = (ewp_kv_t){"cheap_ms", ewp_vf64(ev->cost.cheap_ms)};
+    a->cost[2] = (ewp_kv_t){"snapshot_ms", ewp_vf64(ev->cost.snap_ms)};
+    a->cost[3] = (ewp_kv_t){"snapshot_bytes", ewp_vu64(ev->cost.snap_bytes)};
+    a->cost[4] = (ewp_kv_t){"solve_ms", ewp_vf64(ev->cost.solve_ms)};
+    a->cost[5] = (ewp_kv_t){"write_ms", ewp_vf64(ev->cost.write_ms)};
+  }
+  a->top[7] = (ewp_kv_t){"cost", ev && ev->evaluations ? ewp_vmap(a->cost, 6) : (ewp_value_t){0}};
+  return ewp_vmap(a->top, 8);
 }
 
 size_t ewd_eval_names(const ewd_stream_t *st, char *out, size_t cap) {

@@ -1,6 +1,10 @@
 /* recent.c — the recent view's steps: the ring of the last window_steps completed steps and the
  * rows each put in the window (steps.c notes each step; a query and an evaluation of the recent
- * view read the last S steps' rows; the ring is saved in the tRUN section, store/train.c). */
+ * view read the last S steps' rows; the ring is saved in the tRUN section, store/train.c), and
+ * the window's moments kept on exactly those rows, per completed step: a TAIL job before the
+ * step's batches un-merges the step that leaves (while the ring still holds its rows), one
+ * after them merges the new step (ew_stream_window_tail), so an evaluation reads them as they
+ * are instead of building them from the rows. */
 #include "run/run.h"
 
 #include <stdlib.h>
@@ -32,4 +36,22 @@ uint64_t ewd_recent_rows(const ewd_stream_t *st) {
   for (uint32_t i = 0; i < st->nstep_rows; i++)
     n += st->step_rows[i].rows;
   return n;
+}
+
+static void follow_done(ewd_job_t *j) {
+  ewd_job_mirrors(j); /* the moments' workspace peak may have grown */
+  ewd_job_finish(j);
+}
+
+void ewd_recent_follow(ewd_server_t *srv, ewd_stream_t *st, bool before) {
+  if (!st->window_steps || !ewd_eval_reads_window(st))
+    return;
+  uint64_t rows = ewd_recent_rows(st);
+  if (before && st->nstep_rows == st->window_steps) /* the oldest step is about to leave */
+    rows -= st->step_rows[st->step_rows_at].rows;
+  ewd_job_t *j = ewd_job_make(srv, st, EWD_JOB_TAIL, follow_done);
+  if (!j) /* the moments are then built when an evaluation reads them */
+    return;
+  j->tail_rows = rows;
+  ewd_job_submit(srv, j, false);
 }

@@ -23,6 +23,10 @@ int ewd_merge_plan(const ewd_step_rows_t *a, uint32_t na, uint64_t held_a,
                    uint32_t *nring, char *msg, size_t mcap);
 /* Records a completed step and its rows in the ring (no-op without window_steps). */
 void ewd_recent_note(ewd_stream_t *st, uint64_t step, uint64_t rows);
+/* Queues a TAIL job keeping the window's moments on the recent view's rows: before == true (ahead
+ * of a completed step's batches) on the rows of the steps that stay, else on the last
+ * window_steps steps' rows. Only for window_steps streams whose evaluation reads the window. */
+void ewd_recent_follow(struct ewd_server *srv, ewd_stream_t *st, bool before);
 /* Sets window_steps (allocating its ring). Returns 0 or -1 (memory). */
 int ewd_recent_steps(ewd_stream_t *st, uint32_t window_steps);
 /* Recent streams without an explicit window get EWD_RECENT_WINDOW rows up to d = 4096, and
@@ -122,6 +126,8 @@ int ewd_eval_set(ewd_stream_t *st, const ewp_evals_t *evals, char *msg, size_t c
 bool ewd_eval_same(const ewd_stream_t *st, const ewp_evals_t *evals);
 /* A step of st completed (its apply jobs are queued): evaluates what is due at it. */
 void ewd_eval_step(struct ewd_server *srv, ewd_stream_t *st, const ewd_point_t *pt);
+/* True when st's eval list (its own, or the defaults) has a metric on a window source. */
+bool ewd_eval_reads_window(ewd_stream_t *st);
 /* Rows of a stream without steps were applied: evaluates what every_rows makes due. */
 void ewd_eval_rows(struct ewd_server *srv, ewd_stream_t *st);
 /* The scheduled metrics as a list of maps {metric, every | every_rows | every_s, params, source,

@@ -237,6 +237,7 @@ static void complete_head(ewd_server_t *srv, ewd_stream_t *st, const char *why) 
   uint64_t all_rows = 0;
   for (size_t i = 0; v && i < k; i++)
     all_rows += v[i]->n;
+  ewd_recent_follow(srv, st, true);
   ewd_recent_note(st, p->step, all_rows);
   if (pt) /* the point's rows: the step's own and the late ones applied with it */
     pt->rows = all_rows;
@@ -256,6 +257,7 @@ static void complete_head(ewd_server_t *srv, ewd_stream_t *st, const char *why) 
     }
   }
   sp->late_head = sp->late_tail = NULL;
+  ewd_recent_follow(srv, st, false);
   if (pt) /* the state at this step is what the queue holds now: evaluate what is due */
     ewd_eval_step(srv, st, pt);
   free(pt);
@@ -274,6 +276,7 @@ static void complete_late(ewd_server_t *srv, ewd_stream_t *st) {
     submit(srv, st, &b, 1, st->last_step);
   }
   sp->late_head = sp->late_tail = NULL;
+  ewd_recent_follow(srv, st, false);
 }
 
 static void settle(ewd_server_t *srv, ewd_stream_t *st) {

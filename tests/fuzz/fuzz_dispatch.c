@@ -251,7 +251,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   srv.trim_timer.data = &srv;
   ewd_run_init(&srv); /* the rooms' slots, as main sets them */
   ewd_store_init(&srv);
-  if (ewd_net_init(&srv) != 0 || ewd_pool_start(&srv.pool, &loop, 1, 1) != 0)
+  if (ewd_net_init(&srv) != 0 || ewd_pool_start(&srv.pool, &loop, 1, 1, 0) != 0)
     die("cannot start the server");
   build_prelude();
   return 0;

@@ -316,7 +316,8 @@ struct ewd_job {
   size_t snap_bytes;
   bool inline_eval;      /* FORK evaluates on the stream itself (no room for a snapshot) */
   double cheap_ms, snap_ms; /* FORK: the metrics answered on the stream's turn; the snapshot */
-  uint64_t tail_rows;    /* TAIL */
+  uint64_t tail_rows;    /* TAIL: the rows to keep the moments on */
+  bool tail_first;       /* TAIL: the first of a step's two (recent.c) */
   uint64_t evmask;       /* which of the stream's eval specs `metrics` are */
   /* after the job: mirrors */
   uint64_t count_after;

@@ -32,9 +32,13 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define EWD_EXCLUSIVE_MAX_DIM 2048
 #define EWD_QUIET_S 2.0
+/* Within this long of a stream job's submission, evaluations leave one thread to the streams: a
+ * burst of ingest never finds every thread inside an eigensolve. */
+#define EWD_INGEST_BUSY_S 0.1
 
 struct ewd_pool {
   bool exclusive;  /* a job is running alone with all BLAS threads */
@@ -53,6 +57,8 @@ struct ewd_pool {
   ewd_job_t *eval_head, *eval_tail; /* EWD_JOB_EVAL: no stream order */
   int evaluating;  /* EVAL jobs running */
   int eval_max;    /* at most this many at once (the eval_threads option) */
+  double stream_at; /* when a stream job was last submitted (ingest is busy: evaluations leave
+                       it a thread, EWD_INGEST_BUSY_S) */
   size_t pending;
   bool stop;
   int nthreads;
@@ -249,6 +255,15 @@ static bool others_quiet(const ewd_pool_t *p, const ewd_stream_t *st) {
   return !who || ewd_now() - other >= EWD_QUIET_S;
 }
 
+/* How many evaluations may run now (p->mu held): eval_max, less one thread while ingest is busy
+ * (a stream job submitted within EWD_INGEST_BUSY_S), at least one. */
+static int eval_room(const ewd_pool_t *p) {
+  int busy_max = p->nthreads > 1 ? p->nthreads - 1 : 1;
+  if (ewd_now() - p->stream_at < EWD_INGEST_BUSY_S && busy_max < p->eval_max)
+    return busy_max;
+  return p->eval_max;
+}
+
 static void *thread_main(void *arg) {
   ewd_pool_t *p = arg;
   openblas_set_num_threads(p->blas);
@@ -306,7 +321,7 @@ static void *thread_main(void *arg) {
       p->running--;
       job->state = EWD_JOB_READY;
       maybe_schedule(p, job->st);
-    } else if (p->eval_head && p->evaluating < p->eval_max) {
+    } else if (p->eval_head && p->evaluating < eval_room(p)) {
       ewd_job_t *job = p->eval_head; /* nothing else waits: solve a snapshot */
       p->eval_head = job->next;
       if (!p->eval_head)
@@ -324,6 +339,14 @@ static void *thread_main(void *arg) {
       post_done(p, job);
     } else if (p->stop && !p->prep_head && !p->eval_head) {
       break;
+    } else if (p->eval_head && p->evaluating < p->eval_max) {
+      /* held back for ingest: look again when the burst may be over */
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      ts.tv_nsec += (long)(EWD_INGEST_BUSY_S * 1e9);
+      ts.tv_sec += ts.tv_nsec / 1000000000L;
+      ts.tv_nsec %= 1000000000L;
+      pthread_cond_timedwait(&p->cv, &p->mu, &ts);
     } else {
       pthread_cond_wait(&p->cv, &p->mu);
     }
@@ -383,6 +406,7 @@ void ewd_pool_submit(ewd_pool_t *p, ewd_job_t *job) {
   pthread_mutex_lock(&p->mu);
   p->pending++;
   note_activity(p, st);
+  p->stream_at = ewd_now();
   job->next = NULL;
   if (st->qtail)
     st->qtail->next = job;

@@ -41,6 +41,7 @@ struct ewd_eval {
   double last_lag;
   double last_time;     /* Unix seconds of the latest point (0: none yet) */
   struct {              /* the latest evaluation's cost by part (info's eval.cost) */
+    double update_ms;   /* the recent view's moments moved to this step (recent.c's TAILs) */
     double fork_ms;     /* on the stream's turn: the two below and the bookkeeping */
     double cheap_ms;    /* the metrics that need no eigensolve */
     double snap_ms;     /* the snapshot of what the others read */

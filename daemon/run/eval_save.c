@@ -31,7 +31,7 @@ typedef struct {
   ewp_value_t items[EWP_EVAL_MAX];
   ewp_kv_t kv[EWP_EVAL_MAX][8];
   ewp_kv_t pkv[EWP_EVAL_MAX][EW_METRIC_MAX_PARAMS];
-  ewp_kv_t cost[6];
+  ewp_kv_t cost[7];
   ewp_kv_t top[8];
 } value_arena_t;
 
@@ -93,8 +93,9 @@ ewp_value_t ewd_eval_value(const ewd_stream_t *st, void **arena) {
     a->cost[3] = (ewp_kv_t){"snapshot_bytes", ewp_vu64(ev->cost.snap_bytes)};
     a->cost[4] = (ewp_kv_t){"solve_ms", ewp_vf64(ev->cost.solve_ms)};
     a->cost[5] = (ewp_kv_t){"write_ms", ewp_vf64(ev->cost.write_ms)};
+    a->cost[6] = (ewp_kv_t){"update_ms", ewp_vf64(ev->cost.update_ms)};
   }
-  a->top[7] = (ewp_kv_t){"cost", ev && ev->evaluations ? ewp_vmap(a->cost, 6) : (ewp_value_t){0}};
+  a->top[7] = (ewp_kv_t){"cost", ev && ev->evaluations ? ewp_vmap(a->cost, 7) : (ewp_value_t){0}};
   return ewp_vmap(a->top, 8);
 }
 

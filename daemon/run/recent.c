@@ -6,6 +6,7 @@
  * after them merges the new step (ew_stream_window_tail), so an evaluation reads them as they
  * are instead of building them from the rows. */
 #include "run/run.h"
+#include "run/eval_priv.h"
 
 #include <stdlib.h>
 
@@ -40,6 +41,8 @@ uint64_t ewd_recent_rows(const ewd_stream_t *st) {
 
 static void follow_done(ewd_job_t *j) {
   ewd_job_mirrors(j); /* the moments' workspace peak may have grown */
+  if (j->st->eval) /* the step's update: the TAIL before its batches and the one after */
+    j->st->eval->cost.update_ms = (j->tail_first ? 0 : j->st->eval->cost.update_ms) + j->elapsed_ms;
   ewd_job_finish(j);
 }
 
@@ -49,9 +52,12 @@ void ewd_recent_follow(ewd_server_t *srv, ewd_stream_t *st, bool before) {
   uint64_t rows = ewd_recent_rows(st);
   if (before && st->nstep_rows == st->window_steps) /* the oldest step is about to leave */
     rows -= st->step_rows[st->step_rows_at].rows;
+  if (rows < st->cfg.dim) /* fewer rows than d: the view reads the rows, never the moments */
+    return;
   ewd_job_t *j = ewd_job_make(srv, st, EWD_JOB_TAIL, follow_done);
   if (!j) /* the moments are then built when an evaluation reads them */
     return;
   j->tail_rows = rows;
+  j->tail_first = before;
   ewd_job_submit(srv, j, false);
 }

@@ -33,6 +33,19 @@ int ew__m_mnn(mctx_t *cx) {
   return rc;
 }
 
+/* Σ x_j² in f64, four running sums (cblas_dsdot is no help: OpenBLAS's kernel may accumulate
+ * in f32, measured 2e-9 off numpy). */
+static double sumsq(const float *x, size_t d) {
+  double a[4] = {0, 0, 0, 0};
+  size_t j = 0;
+  for (; j + 4 <= d; j += 4)
+    for (int k = 0; k < 4; k++)
+      a[k] += (double)x[j + k] * x[j + k];
+  for (; j < d; j++)
+    a[0] += (double)x[j] * x[j];
+  return (a[0] + a[1]) + (a[2] + a[3]);
+}
+
 int ew__m_l2_std(mctx_t *cx) {
   size_t d = cx->d, N = (size_t)cx->rows;
   if (N < 2)
@@ -41,28 +54,28 @@ int ew__m_l2_std(mctx_t *cx) {
   int rc = ew__view_rows(&cx->v, &raw, &N);
   if (rc)
     return ew__m_view_fail(cx, rc);
-  double *mu = calloc(2 * d, sizeof(double)), *m2 = mu + d;
+  double *mu = calloc(2 * d + N, sizeof(double)), *m2 = mu + d, *inv = m2 + d;
   if (!mu)
     return ew__m_fail(cx, EW_ENOMEM, "out of memory");
-  /* two passes over unit rows: per-dimension mean, then squared deviations (ddof = 1) */
-  for (int pass = 0; pass < 2; pass++) {
-    for (size_t r = 0; r < N; r++) {
-      const float *x = raw + r * d;
-      double nrm = 0;
-      for (size_t j = 0; j < d; j++)
-        nrm += (double)x[j] * x[j];
-      double inv = nrm > 0 ? 1.0 / sqrt(nrm) : 0.0;
-      for (size_t j = 0; j < d; j++) {
-        double z = x[j] * inv;
-        if (pass == 0)
-          mu[j] += z;
-        else
-          m2[j] += (z - mu[j]) * (z - mu[j]);
-      }
+  /* each row's inverse norm once (accumulated in f64), then two passes over the unit rows:
+   * per-dimension mean, then squared deviations (ddof = 1) */
+  for (size_t r = 0; r < N; r++) {
+    double nrm = sumsq(raw + r * d, d);
+    inv[r] = nrm > 0 ? 1.0 / sqrt(nrm) : 0.0;
+  }
+  for (size_t r = 0; r < N; r++) {
+    const float *x = raw + r * d;
+    for (size_t j = 0; j < d; j++)
+      mu[j] += x[j] * inv[r];
+  }
+  for (size_t j = 0; j < d; j++)
+    mu[j] /= (double)N;
+  for (size_t r = 0; r < N; r++) {
+    const float *x = raw + r * d;
+    for (size_t j = 0; j < d; j++) {
+      double z = x[j] * inv[r] - mu[j];
+      m2[j] += z * z;
     }
-    if (pass == 0)
-      for (size_t j = 0; j < d; j++)
-        mu[j] /= (double)N;
   }
   double t = 0;
   for (size_t j = 0; j < d; j++)

@@ -1,23 +1,36 @@
 #!/usr/bin/python3
-"""Scheduled evaluation under a training load (issue 9): 24 streams at d=1024, 8 ranks, one step
-per second, the default eval (entropy, erank, rankme, participation_ratio, anisotropy, l2_std on
-the recent view). Prints, in one run:
+"""Scheduled evaluation under a training load (issues 9, 25): S streams at d, R ranks, one step a
+second, the default eval (entropy, erank, rankme, participation_ratio, anisotropy, l2_std on the
+recent view). Two recent views, each run in full:
 
-  - the lag from step completion to the history point (p50, p99; from the points' lag_s),
-  - the evaluations done and the ones coalesced at 1 step/s,
-  - the same load pushed as fast as it goes: steps/s, ingest rows/s, and the coalescing count,
-  - the ingest rate of that load with eval: [] (evaluation off) beside it (the ratio),
-  - what one evaluation costs beside numpy on the same window (cov + eigvalsh, float64) and a
-    bare LAPACK dsyevd (numpy.linalg.eigvalsh is LAPACK's dsyevd) — the machine's own limit.
+  - window_steps 16: the last 16 steps (16 x R x rows = 4096 rows at the defaults, >= d): every
+    evaluation solves the d x d matrix of the recent view's moments, kept per completed step;
+  - window_steps 1 (what eigenwatch.torch.watch() uses by default): the last step's R x rows
+    rows (256 < d): the n x n Gram of the rows.
 
-usage: tests/bench/bench_eval.py [--steps N] [--streams S] [--dim D] [--ranks R] [--rows ROWS]
+For each it prints, in one run:
+
+  - at 1 step/s and at 2 steps/s: points, due steps coalesced, the lag from step completion to
+    the history point (p50, p99, max; from the points' lag_s);
+  - one evaluation's cost by part (median over the streams of info's eval.cost: the recent
+    view's update, the stream's turn = cheap metrics + snapshot, the solve, the write) beside a
+    bare LAPACKE_dsyevd('N') of the same-sized matrix in this process (one thread, as each math
+    thread runs) and numpy (cov + eigvalsh, float64) — the ratio evaluation / bare solve;
+  - the same load pushed as fast as it goes with the eval on and with `eval: []`: the ingest
+    rate of each and their ratio, and the coalescing count.
+
+Benchmarks never assert; they print. usage:
+  tests/bench/bench_eval.py [--steps N] [--streams S] [--dim D] [--ranks R] [--rows ROWS]
+                            [--window-steps 16,1] [--eval-threads 0]
 """
 import argparse
+import ctypes as C
 import os
 import sys
 import time
 
-import numpy as np
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # the bare solve runs as one math thread does
+import numpy as np  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
@@ -28,7 +41,7 @@ def send_step(clients, names, step, blocks, ranks):
     for name in names:
         for r in range(ranks):
             c = clients[r % len(clients)]
-            X = blocks[r]
+            X = blocks[(step + r) % len(blocks)]
             c.notify("ingest", {"stream": name, "data": X.tobytes(), "dtype": "f32",
                                 "shape": list(X.shape), "step": step, "rank": r})
 
@@ -43,25 +56,28 @@ def wait_idle(c, names, timeout=600):
             time.sleep(0.05)
 
 
-def run(args, evals, paced):
-    d = Daemon()
+def run(args, wsteps, evals, period):
+    """One load: period seconds per step (0: as fast as it goes)."""
+    cfg = f"eval_threads = {args.eval_threads}\n" if args.eval_threads else None
+    d = Daemon(config=cfg)
     try:
         c = d.client()
         clients = [d.client() for _ in range(4)]
         names = [f"layer.{i}" for i in range(args.streams)]
         for n in names:
-            p = {"stream": n, "dim": args.dim, "world": args.ranks, "recent": True}
+            p = {"stream": n, "dim": args.dim, "world": args.ranks, "window_steps": wsteps}
             if evals is not None:
                 p["eval"] = evals
             c.call("create", p)
         rng = np.random.default_rng(0)
-        blocks = [rng.standard_normal((args.rows, args.dim)).astype(np.float32)
-                  for _ in range(args.ranks)]
+        mix = rng.standard_normal((args.dim, args.dim)) * np.linspace(1, 0.01, args.dim)
+        blocks = [(rng.standard_normal((args.rows, args.dim)) @ mix).astype(np.float32)
+                  for _ in range(2 * args.ranks)]
         t0 = time.time()
         for s in range(args.steps):
             send_step(clients, names, s, blocks, args.ranks)
-            if paced:
-                time.sleep(max(0.0, t0 + s + 1 - time.time()))
+            if period:
+                time.sleep(max(0.0, t0 + period * (s + 1) - time.time()))
         for x in clients:  # every notification read by the daemon: a call behind them
             x.call("ping")
         sent = time.time() - t0
@@ -74,61 +90,102 @@ def run(args, evals, paced):
         total = time.time() - t0
         lags, skipped, points = [], 0, 0
         if evals != []:
-            h = c.call("history", {"metrics": ["entropy"]})["series"]
-            for s_ in h:
+            for s_ in c.call("history", {"metrics": ["entropy"]})["series"]:
                 lags += s_["lag_s"]
                 skipped += sum(s_["skipped"])
                 points += len(s_["step"])
+        costs = [c.call("info", {"stream": n})["eval"].get("cost") for n in names]
         st = c.call("stats")
         rows = args.steps * args.ranks * args.rows * args.streams
-        return {"sent_s": sent, "applied_s": applied, "total_s": total, "rows": rows, "lags": np.array(lags),
-                "points": points, "skipped": skipped, "coalesced": st["eval_coalesced"],
-                "evaluations": st["evaluations"], "inline": st["eval_inline"]}
+        return {"sent_s": sent, "applied_s": applied, "total_s": total, "rows": rows,
+                "lags": np.array(lags), "points": points, "skipped": skipped,
+                "coalesced": st["eval_coalesced"], "inline": st["eval_inline"],
+                "costs": [x for x in costs if x]}
     finally:
         d.stop()
 
 
+def bare_dsyevd(A, reps=5):
+    """Median seconds of LAPACKE_dsyevd('N') on a copy of A (column-major = A, symmetric)."""
+    lib = C.CDLL("liblapacke.so.3")
+    n = A.shape[0]
+    w = np.empty(n)
+    ts = []
+    for _ in range(reps):
+        B = np.array(A, order="F", copy=True)
+        t = time.perf_counter()
+        rc = lib.LAPACKE_dsyevd(102, ord("N"), ord("U"), n, B.ctypes.data_as(C.c_void_p), n,
+                                w.ctypes.data_as(C.c_void_p))
+        ts.append(time.perf_counter() - t)
+        assert rc == 0
+    return float(np.median(ts))
+
+
+def show_paced(label, r):
+    lag = r["lags"]
+    if len(lag) == 0:
+        print(f"  {label}: no points")
+        return
+    print(f"  {label}: {r['points']} points, {r['skipped']} due steps coalesced; lag p50 "
+          f"{np.percentile(lag, 50):.3f} s, p99 {np.percentile(lag, 99):.3f} s, max "
+          f"{lag.max():.3f} s")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--streams", type=int, default=24)
     ap.add_argument("--dim", type=int, default=1024)
     ap.add_argument("--ranks", type=int, default=8)
     ap.add_argument("--rows", type=int, default=32)
+    ap.add_argument("--window-steps", default="16,1")
+    ap.add_argument("--eval-threads", type=int, default=0)
     args = ap.parse_args()
-    print(f"{args.streams} streams, d={args.dim}, {args.ranks} ranks x {args.rows} rows per step, "
-          f"{args.steps} steps, default eval on the recent view (4096-row window)")
+    per_step = args.ranks * args.rows
+    for ws in [int(x) for x in args.window_steps.split(",")]:
+        n = min(ws * per_step, 4096)
+        print(f"{args.streams} streams, d={args.dim}, {args.ranks} ranks x {args.rows} rows a "
+              f"step, {args.steps} steps, default eval on the recent view: window_steps {ws} "
+              f"({n} rows{' < d: the rows' if n < args.dim else ': its moments'})", flush=True)
+        p1 = run(args, ws, None, 1.0)
+        show_paced("1 step/s ", p1)
+        p2 = run(args, ws, None, 0.5)
+        show_paced("2 steps/s", p2)
 
-    paced = run(args, None, True)
-    lag = paced["lags"]
-    print(f"1 step/s:      {paced['points']} points, {paced['skipped']} due steps coalesced; "
-          f"lag p50 {np.percentile(lag, 50):.3f} s, p99 {np.percentile(lag, 99):.3f} s, "
-          f"max {lag.max():.3f} s")
+        # one evaluation by part, beside a bare solve of the same-sized matrix
+        parts = ["update_ms", "turn_ms", "cheap_ms", "snapshot_ms", "solve_ms", "write_ms"]
+        med = {k: float(np.median([c[k] for c in p1["costs"]])) for k in parts}
+        snap_b = int(np.median([c["snapshot_bytes"] for c in p1["costs"]]))
+        rng = np.random.default_rng(1)
+        X = rng.standard_normal((n, args.dim)).astype(np.float32).astype(np.float64)
+        if n >= args.dim:
+            A = np.cov(X.T, bias=True)
+        else:
+            Xc = X - X.mean(0)
+            A = Xc @ Xc.T / n
+        t_bare = bare_dsyevd(A)
+        t = time.perf_counter()
+        np.linalg.eigvalsh(np.cov(X.T, bias=True))
+        t_np = time.perf_counter() - t
+        total = med["update_ms"] + med["turn_ms"] + med["solve_ms"] + med["write_ms"]
+        print(f"  one evaluation (median over streams at 1 step/s): update {med['update_ms']:.1f}"
+              f" ms, turn {med['turn_ms']:.1f} ms (cheap metrics {med['cheap_ms']:.1f}, snapshot "
+              f"{med['snapshot_ms']:.1f} ms, {snap_b / 2**20:.1f} MiB), solve "
+              f"{med['solve_ms']:.1f} ms, write {med['write_ms']:.2f} ms: {total:.1f} ms")
+        print(f"  bare dsyevd('N') of the {A.shape[0]}x{A.shape[0]} matrix: {1e3 * t_bare:.1f} "
+              f"ms -> evaluation / bare solve {total / (1e3 * t_bare):.2f}; numpy (cov + "
+              f"eigvalsh, f64, d x d): {1e3 * t_np:.1f} ms -> evaluation / numpy "
+              f"{total / (1e3 * t_np):.2f}", flush=True)
 
-    fast = run(args, None, False)
-    off = run(args, [], False)
-    on_rate, off_rate = fast["rows"] / fast["applied_s"], off["rows"] / off["applied_s"]
-    print(f"as fast as it goes, eval on:  {args.steps / fast['sent_s']:.1f} steps/s sent, "
-          f"{on_rate:.0f} rows/s applied; {fast['points']} points, {fast['coalesced']} "
-          f"coalesced, every evaluation done {fast['total_s'] - fast['applied_s']:.1f} s after "
-          f"the last row")
-    print(f"as fast as it goes, eval off: {off_rate:.0f} rows/s applied; with evaluation "
-          f"ingest keeps {on_rate / off_rate:.2f} of that rate")
-
-    # one evaluation's cost beside numpy on the same window
-    rng = np.random.default_rng(1)
-    W = rng.standard_normal((4096, args.dim)).astype(np.float32).astype(np.float64)
-    t = time.perf_counter()
-    C = np.cov(W.T, bias=True)
-    lam = np.linalg.eigvalsh(C)
-    t_np = time.perf_counter() - t
-    t = time.perf_counter()
-    np.linalg.eigvalsh(C)
-    t_lapack = time.perf_counter() - t
-    per_eval = np.median(paced["lags"]) if len(paced["lags"]) else float("nan")
-    print(f"numpy on one window (cov + eigvalsh, f64): {t_np:.3f} s; bare dsyevd "
-          f"(numpy.linalg.eigvalsh): {t_lapack:.3f} s; the daemon's median lag / numpy: "
-          f"{per_eval / t_np:.2f}; / dsyevd: {per_eval / t_lapack:.2f} ({lam[-1]:.2f})")
+        fast = run(args, ws, None, 0)
+        off = run(args, ws, [], 0)
+        on_rate, off_rate = fast["rows"] / fast["applied_s"], off["rows"] / off["applied_s"]
+        print(f"  as fast as it goes, eval on:  {args.steps / fast['sent_s']:.1f} steps/s sent, "
+              f"{on_rate:.0f} rows/s applied; {fast['points']} points, {fast['coalesced']} "
+              f"coalesced, the last evaluation {fast['total_s'] - fast['applied_s']:.1f} s after "
+              f"the last row")
+        print(f"  as fast as it goes, eval off: {off_rate:.0f} rows/s applied; with evaluation "
+              f"ingest keeps {on_rate / off_rate:.2f} of that rate", flush=True)
 
 
 if __name__ == "__main__":

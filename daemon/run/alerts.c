@@ -108,7 +108,8 @@ static void send_alert(ewd_server_t *srv, const ewd_stream_t *st, const rule_t *
           "run=\"%s\" stream=\"%s\" rule=\"%s\" step=%llu value=%.6g detail=\"%s\"", st->run,
           st->name, r->name, (unsigned long long)step, value, message);
   srv->stat[r->firing ? EWD_STAT_alerts_fired : EWD_STAT_alerts_resolved]++;
-  char full[1024]; /* the notification's message names where and when, as the log line does */
+  /* the notification's message names where and when, as the log line does (an event keeps it) */
+  char full[1024];
   if (has_step)
     snprintf(full, sizeof full, "run %s, stream %s, step %llu: %s", st->run, st->name,
              (unsigned long long)step, message);
@@ -120,7 +121,9 @@ static void send_alert(ewd_server_t *srv, const ewd_stream_t *st, const rule_t *
   snprintf(e.run, sizeof e.run, "%s", st->run);
   snprintf(e.stream, sizeof e.stream, "%s", st->name);
   snprintf(e.rule, sizeof e.rule, "%s", r->name);
-  snprintf(e.message, sizeof e.message, "%s", message);
+  size_t len = strnlen(full, sizeof e.message - 1); /* names where and when, as sent */
+  memcpy(e.message, full, len);
+  e.message[len] = 0;
   ewd_alert_event(srv, &e, true);
 }
 

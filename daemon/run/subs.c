@@ -161,8 +161,9 @@ void ewd__subs_metrics(ewd_server_t *srv, const ewd_stream_t *st, const ewd_poin
     ewp_kv_t kv[] = {{"run", ewp_vstr(st->run)},          {"stream", ewp_vstr(st->name)},
                      {"step", ewp_vu64(pt->step)},         {"time", ewp_vf64(pt->time)},
                      {"rows", ewp_vu64(pt->rows)},         {"ranks", ewp_vu64(pt->ranks)},
-                     {"partial", ewp_vbool(pt->nmissing)}, {"metrics", ewp_vmap(mkv, nm)}};
-    ewp_value_t v = ewp_vmap(kv, 8);
+                     {"partial", ewp_vbool(pt->nmissing)}, {"skipped", ewp_vu64(pt->skipped)},
+                     {"metrics", ewp_vmap(mkv, nm)}};
+    ewp_value_t v = ewp_vmap(kv, 9);
     srv->conn_hooks->notify(sub->conn, "metrics", &v);
   }
   purge(srv);

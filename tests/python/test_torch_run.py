@@ -272,7 +272,8 @@ def warm_up_rule_quiet_through_early_training_fires_at_the_collapse():
     # the baseline is the mean of the first BASELINE points at or after the warm-up
     base = [hist[s] for s in sorted(hist) if s >= AFTER_STEP][:BASELINE]
     assert fired[0]["value"] < 0.5 * np.mean(base), (fired[0]["value"], np.mean(base))
-    want = f"erank {fired[0]['value']:.6g} is below 0.5 × its baseline {np.mean(base):.6g} "
+    want = (f"run {fired[0]['run']}, stream {fired[0]['stream']}, step {fired[0]['step']}: "
+            f"erank {fired[0]['value']:.6g} is below 0.5 × its baseline {np.mean(base):.6g} ")
     assert fired[0]["message"].startswith(want), (fired[0]["message"], want)
     # before the collapse no healthy point was below half the baseline: the rule had no cause
     pre = [hist[s] for s in sorted(hist) if AFTER_STEP <= s < COLLAPSE_STEP]

@@ -130,7 +130,8 @@ def _series(d) -> "Series":
 
 class Subscription:
     """Notifications from `Client.subscribe`: iterate to get (kind, payload) pairs, kind "metrics"
-    ({"run", "stream", "step", "time", "rows", "ranks", "partial", "metrics": {name: value}}) or
+    ({"run", "stream", "step", "time", "rows", "ranks", "partial", "skipped", "metrics":
+    {name: value}}) or
     "alert" ({"run", "stream", "rule", "state", "step", "value", "message"}). It has its own
     connection; after a lost connection it reconnects and subscribes again (what was evaluated
     meanwhile is in `history`). next(timeout) returns None when nothing came in time."""

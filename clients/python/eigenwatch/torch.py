@@ -42,6 +42,16 @@ class _Metrics:
         self.stop = threading.Event()
         self.sub = None
         self.errors = 0
+        # subscribed before watch() returns, so that no evaluation of the first steps goes by
+        # unseen; a daemon that is away is tried again by the thread
+        from .client import Subscription
+        from ._wire import default_address
+        try:
+            self.sub = Subscription(address or default_address(), {"run": run} if run else {},
+                                    2.0)
+        except Exception:  # never raise into training
+            self.errors += 1
+            self.sub = None
         self.t = threading.Thread(target=self._run, args=(address, run), daemon=True,
                                   name="eigenwatch-metrics")
         self.t.start()

@@ -48,6 +48,7 @@ static void accepted(ewd_job_t *j) {
   ewd_alerts_batch(j->srv, st, 0);
   if (st->ended && j->n) { /* rows accepted again: the run goes on */
     st->ended = false;
+    ewd_expo_stale(st);
     st->changes++;
   }
   if (st->provisional) {

@@ -133,8 +133,10 @@ static void adopt_train(ewd_server_t *srv, ewd_stream_t *st, ewd_stream_t *t, bo
     st->has_first_step = true, st->first_step = t->first_step;
   if (t->has_last_step && (!st->has_last_step || t->last_step > st->last_step))
     st->has_last_step = true, st->last_step = t->last_step;
-  if (t->alerts && !st->alerts)
+  if (t->alerts && !st->alerts) {
     st->alerts = t->alerts, t->alerts = NULL;
+    ewd_expo_stale(st);
+  }
 }
 
 /* A merge by steps: the merged ring replaces the stream's, followed by the steps the stream

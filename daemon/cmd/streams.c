@@ -115,6 +115,7 @@ void ewd_cmd_create(ewd_call_t *call) {
     if (asked.alerts) { /* rules given again replace the stream's (their states start over) */
       ewd_alerts_free(st->alerts);
       st->alerts = asked.alerts;
+      ewd_expo_stale(st);
       st->changes++; /* the rules are saved with the stream: the next snapshot writes them */
     }
     created = st->provisional; /* the client could not see it until now */
@@ -139,6 +140,7 @@ void ewd_cmd_create(ewd_call_t *call) {
     }
     st->eval = asked.eval;
     st->alerts = asked.alerts;
+    ewd_expo_stale(st);
     created = true;
     st->world = world;
     st->step_timeout = timeout;
@@ -397,6 +399,7 @@ void ewd_cmd_flush(ewd_call_t *call) {
   const ewp_flush_req_t *r = &call->req->u.flush;
   if (EWP_HAS(r, EWP_FLUSH_end) && r->end && !st->ended) {
     st->ended = true;
+    ewd_expo_stale(st);
     st->changes++; /* saved with the stream */
     ewd_log(EWD_LOG_INFO, "stream ended", "run=\"%s\" stream=\"%s\" count=%llu", st->run,
             st->name, (unsigned long long)st->count);

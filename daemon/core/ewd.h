@@ -162,7 +162,17 @@ typedef struct ewd_stream {
   bool ended;             /* `flush {end: true}` said its run is over; a batch clears it (saved
                              in the tRUN section's flags) */
   uint64_t refused[EWD_ERR_SLOTS]; /* its batches refused, by -(code - EW__ERR_BASE) (not saved) */
+  /* GET /metrics' lines of the stream (cmd/expo.c; loop only): one malloc'ed block (NULL: none
+   * yet), freed with the stream, counted in memory_bytes (expo_bytes); rendered again at a scrape
+   * when expo_version is past the version it was rendered at (ewd_expo_stale bumps it) */
+  struct ewd_expo *expo;
+  size_t expo_bytes;
+  uint64_t expo_version;
 } ewd_stream_t;
+
+/* What /metrics shows of st beyond its per-ingest counters changed: its latest evaluation, eval
+ * list, alert rules or their states, or `ended` (cmd/expo.c renders its lines again). */
+static inline void ewd_expo_stale(ewd_stream_t *st) { st->expo_version++; }
 
 typedef struct {
   ewd_stream_t **items;   /* registration order (swap-removed) */
@@ -202,7 +212,7 @@ int ewd_registry_adopt(ewd_registry_t *r, const ewd_config_t *lim, const ewd_key
 void ewd_registry_remove(ewd_registry_t *r, ewd_stream_t *st);
 /* Bytes the admission model charges now: Σ state + math_threads × peak workspace. */
 size_t ewd_registry_admitted(const ewd_registry_t *r, const ewd_config_t *lim);
-/* Σ memory mirrors plus result caches of registered streams. */
+/* Σ memory mirrors plus result caches (and /metrics' lines) of registered streams. */
 size_t ewd_registry_memory(const ewd_registry_t *r);
 /* A stream's state alone: ew_stream_memory without its peak workspace, which belongs to a math
  * thread and is shared by every stream (the admission model charges it per thread). */

@@ -7,7 +7,7 @@
  * math_threads × the largest workspace any stream may need fits in max_memory. The daemon keeps
  * no formula of its own: the numbers are the library's. The result cache holds values only
  * (never eigenvectors), is bounded per stream by entries and bytes, and is counted in
- * memory_bytes. */
+ * memory_bytes; so is a stream's block of /metrics lines (st->expo, cmd/expo.c), freed with it. */
 #include "core/ewd.h"
 
 #include <stdio.h>
@@ -95,7 +95,7 @@ size_t ewd_registry_admitted(const ewd_registry_t *r, const ewd_config_t *lim) {
 size_t ewd_registry_memory(const ewd_registry_t *r) {
   size_t m = 0;
   for (size_t i = 0; i < r->n; i++)
-    m += r->items[i]->memory + r->items[i]->cache_bytes;
+    m += r->items[i]->memory + r->items[i]->cache_bytes + r->items[i]->expo_bytes;
   return m;
 }
 
@@ -227,6 +227,7 @@ void ewd_stream_unref(ewd_stream_t *st) {
     return;
   ewd_cache_clear(st);
   free(st->cache);
+  free(st->expo); /* /metrics' lines (cmd/expo.c): one block */
   if (st->release) /* steps (dropped streams were discarded first), producers, ring, evals, rules */
     st->release(st);
   ew_stream_free(st->s); /* NULL after a FREE job */

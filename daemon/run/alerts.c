@@ -98,6 +98,7 @@ int ewd_alerts_set(ewd_stream_t *st, const ewp_rules_t *rules, char *msg, size_t
   a->n = rules->n;
   ewd_alerts_free(st->alerts);
   st->alerts = a;
+  ewd_expo_stale(st);
   return 0;
 }
 
@@ -194,6 +195,7 @@ void ewd_alerts_point(ewd_server_t *srv, ewd_stream_t *st, const ewd_point_t *pt
       moved = true;
       if (!check_metric(r, v, msg, sizeof msg))
         continue;
+      ewd_expo_stale(st);
       if (r->firing)
         r->fired_step = pt->step, r->fired_time = pt->time;
       send_alert(srv, st, r, pt->step, true, v, msg);
@@ -213,6 +215,7 @@ static void stream_rule(ewd_server_t *srv, ewd_stream_t *st, int when, bool fire
     if (r->when != when || r->firing == fire)
       continue;
     r->firing = fire;
+    ewd_expo_stale(st);
     r->has_last = true;
     r->last_value = value;
     if (fire)

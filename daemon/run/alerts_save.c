@@ -165,6 +165,7 @@ bool ewd_alerts_load(ewd_stream_t *st, const char *b, size_t n) {
   a->rules = v, a->n = cnt;
   ewd_alerts_free(st->alerts);
   st->alerts = a;
+  ewd_expo_stale(st);
   return true;
 bad:
   ewd__rules_free(v, cnt);

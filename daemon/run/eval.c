@@ -113,6 +113,7 @@ static void finish(ewd_job_t *j) {
     ev->evaluations++;
     ev->last_lag = lag;
     ev->last_time = ewd_wall_now();
+    ewd_expo_stale(st);
     srv->stat[EWD_STAT_evaluations]++;
     srv->stat[EWD_STAT_eval_lag_ms] = (uint64_t)(1e3 * lag);
     if (nh) {
@@ -236,6 +237,7 @@ static void due(ewd_server_t *srv, ewd_stream_t *st, ewd_eval_t *ev, const ewd_p
   if (ev->has_pending) { /* the waiting one is replaced by this later one */
     skipped = ev->pending.skipped + 1;
     ev->coalesced++;
+    ewd_expo_stale(st);
     srv->stat[EWD_STAT_eval_coalesced]++;
   }
   ev->pending = *pt;

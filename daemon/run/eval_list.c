@@ -204,6 +204,7 @@ int ewd_eval_set(ewd_stream_t *st, const ewp_evals_t *evals, char *msg, size_t c
     ewd_eval_free(st->eval);
   }
   st->eval = ev;
+  ewd_expo_stale(st);
   return 0;
 }
 

@@ -310,6 +310,7 @@ bool ewd_eval_load(ewd_stream_t *st, const char *b, size_t n) {
   ev->last_time = last_time;
   ewd_eval_free(st->eval);
   st->eval = ev;
+  ewd_expo_stale(st);
   return true;
 bad:
   free(v);

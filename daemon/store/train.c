@@ -138,6 +138,7 @@ bool ewd_snap_train_parse(const char *b, size_t n, ewd_stream_t *st, bool sectio
   st->step_rows_at = ws ? nr % ws : 0;
   st->recent = (flags & 4) != 0;
   st->ended = (flags & 8) != 0;
+  ewd_expo_stale(st);
   st->world = world;
   st->step_timeout = timeout;
   st->has_first_step = flags & 1, st->first_step = first;
@@ -197,6 +198,7 @@ void ewd_train_move(ewd_stream_t *st, ewd_stream_t *t) {
   st->nstep_rows = t->nstep_rows, st->step_rows_at = t->step_rows_at;
   st->eval = t->eval;
   st->alerts = t->alerts;
+  ewd_expo_stale(st);
   if (t->steps) /* st has none (restore; a merge's caller flushes its own): ewd_steps_adopt */
     st->steps = t->steps;
   ewd_train_init(t); /* everything it held is st's now */

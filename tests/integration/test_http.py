@@ -12,7 +12,10 @@
 - With an auth token: /metrics needs `Authorization: Bearer TOKEN` (401 otherwise), /healthz not.
 - `--http off`: no HTTP listener.
 - The per-stream families (daemon/cmd/expo.c's table) print exactly what they printed before they
-  were a table: a pinned text for a state that has every family (escaped rule names included)."""
+  were a table: a pinned text for a state that has every family (escaped rule names included).
+- Those lines are kept per stream between scrapes: a scrape after an evaluation, a rule's change
+  of state, `flush {end}`, a batch after it or alert_set shows the change; two scrapes with no
+  change between them are byte-identical."""
 import json
 import re
 import os
@@ -30,7 +33,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(HERE, "..", "numeric")]
-from harness import Daemon, RpcError  # noqa: E402
+from harness import Daemon, RpcError, expect  # noqa: E402
 from taplib import Tap  # noqa: E402
 from test_history import settle  # noqa: E402
 
@@ -419,6 +422,77 @@ def per_stream_families_are_pinned():
         d.stop()
 
 
+def kept_lines_follow_changes():
+    """Each stream's lines are kept between scrapes and made again when what they show changes
+    (daemon/cmd/expo.c), each change here alone between two scrapes: an evaluation (two, at two
+    steps, with different values; a third that makes a rule fire), a stream rule firing on a
+    refused batch, `flush {end}` and the batch after it (stream_ended), alert_set's rules
+    replacing the old ones; two scrapes with nothing changed between them are byte-identical in
+    every per-stream family."""
+    d = Daemon()
+    try:
+        c = d.client()
+        c.call("create", {"run": "kc", "stream": "K", "dim": DIM, "window_steps": 1,
+                          "eval": [{"metric": "erank"}],
+                          "rules": [{"name": "collapse", "metric": "erank", "when": "below",
+                                     "value": 3.0}, {"name": "nf", "when": "non_finite"}]})
+        lab = {("run", "kc"), ("stream", "K")}
+        val = frozenset(lab | {("metric", "erank")})
+        fire = frozenset(lab | {("rule", "collapse"), ("metric", "erank"), ("when", "below")})
+        nf = frozenset(lab | {("rule", "nf"), ("metric", ""), ("when", "non_finite")})
+        rng = np.random.default_rng(7)
+
+        def metrics():
+            return parse(get(d.http + "metrics")[1])
+
+        def step(s, k):  # rows of rank k, then the step's evaluation done
+            X = (rng.standard_normal((32, k)) @ rng.standard_normal((k, DIM))).astype(np.float32)
+            c.call("ingest", {"run": "kc", "stream": "K", "step": s, "end_step": True,
+                              "dtype": "f32", "shape": [32, DIM], "data": X.tobytes()})
+            settle(c, "K", "kc")
+            h = c.call("history", {"run": "kc", "stream": "K", "metrics": "erank"})["series"][0]
+            assert h["step"][-1] == s, h["step"]
+            return h["value"][-1]
+
+        assert ("eigenwatch_value", val) not in metrics()  # kept before any evaluation
+        seen = []
+        for s, k, firing in ((0, DIM, 0), (1, DIM, 0), (2, 2, 1)):  # collapsed at 2: it fires
+            want = step(s, k)
+            m = metrics()
+            assert m["eigenwatch_value", val] == want and m["eigenwatch_step", val] == s, (
+                s, m["eigenwatch_value", val], want, m["eigenwatch_step", val])
+            assert m["eigenwatch_alert_firing", fire] == firing, (
+                s, m["eigenwatch_alert_firing", fire])
+            seen.append(want)
+        assert len(set(seen)) == 3, seen
+        assert metrics()["eigenwatch_alert_firing", nf] == 0
+        expect("NON_FINITE", c.call, "ingest", {"run": "kc", "stream": "K",
+                                                "rows": [[float("nan")] * DIM]})
+        assert metrics()["eigenwatch_alert_firing", nf] == 1  # a stream rule, no evaluation
+        a, b = (get(d.http + "metrics")[1] for _ in range(2))
+        part = a.index("# HELP eigenwatch_value ")
+        assert a[part:] == b[b.index("# HELP eigenwatch_value "):], "two scrapes differ"
+        # a stream without evaluations: only `ended` changes its kept lines
+        c.call("ingest", {"run": "kc", "stream": "P", "rows": [[1.0] * DIM]})
+        ended = ("eigenwatch_stream_ended", frozenset({("run", "kc"), ("stream", "P")}))
+        assert metrics()[ended] == 0
+        c.call("flush", {"run": "kc", "stream": "P", "end": True})
+        assert metrics()[ended] == 1
+        c.call("ingest", {"run": "kc", "stream": "P", "rows": [[2.0] * DIM]})
+        m = metrics()
+        assert m[ended] == 0, "a batch after flush {end} still shows the stream ended"
+        assert m["eigenwatch_stream_rows", frozenset({("run", "kc"), ("stream", "P")})] == 2
+        c.call("alert_set", {"run": "kc", "stream": "K",
+                             "rules": [{"name": "hi", "metric": "erank", "when": "above",
+                                        "value": 100.0}]})
+        rules = {dict(k)["rule"]: v for (n, k), v in metrics().items()
+                 if n == "eigenwatch_alert_firing"}
+        assert rules == {"hi": 0}, rules
+        c.close()
+    finally:
+        d.stop()
+
+
 def http_off():
     d = Daemon(extra=["--http", "off"])
     try:
@@ -441,6 +515,8 @@ def main():
         t.case("auth_token_guards_metrics_and_api_not_healthz_or_page", auth_token)
         t.case("http_off", http_off)
         t.case("per_stream_families_are_pinned", per_stream_families_are_pinned)
+        t.case("kept_lines_follow_evaluations_alerts_ended_rules_two_scrapes_equal",
+               kept_lines_follow_changes)
     finally:
         d.stop()
     t.done()

@@ -403,9 +403,10 @@ void ew_result_clear(ew_result_t *r);
  * metric reads the matrix, and the rows when a metric or its route reads rows (window_cn, a
  * tail of fewer rows than d, metrics of the rows such as l2_std): O(d²) floats or the rows asked
  * for, never the stream's whole state, nothing serialised. Window queries must all read the same
- * window_rows. A window tail kept by ew_stream_window_tail is copied as it is; another tail is
- * built from the rows first. s is changed only as a query would change it (the window's
- * moments brought up to date, the AUTO window mode's record of the ask). Returns 0, EW_ENOMEM,
+ * window_rows. Moments the window keeps on that tail (ew_stream_window_tail, or its own
+ * maintenance) are copied as they are; for another tail its rows are copied (n×d f32) and the
+ * snapshot's first query builds their moments, on its own thread. s is changed only as a query
+ * would change it (the AUTO window mode's record of the ask). Returns 0, EW_ENOMEM,
  * or EW_EBADPARAM when window queries ask different window_rows (*out is then NULL). Queries
  * naming an unknown metric, source or parameter are not an error here: they refuse when asked. */
 typedef struct ew_snapshot ew_snapshot_t;
@@ -425,8 +426,9 @@ void ew_snapshot_free(ew_snapshot_t *snap);
  * one merge of the rows that joined it, while the window still holds them (call it before a
  * batch that would push the leaving rows out of the ring, and again after), else one pass over
  * the tail; the moments are rebuilt from the rows on the window's schedule or when their
- * rounding bound grows past 8× a fresh pass's. Meanwhile batches only write the ring (the
- * window's per-batch maintenance resumes when the tail is the whole window). rows above the
+ * rounding bound grows past 8× a fresh pass's. From the first call on, batches only write the
+ * ring: the window's own per-batch maintenance (window_mode) is off for the stream's life, and a
+ * query of another tail or of the whole window builds its moments from the rows. rows above the
  * rows held means all of them. No-op for a window of fewer rows than d (it keeps rows only).
  * Returns 0, EW_ENOWINDOW for a stream without a window, or EW_ENOMEM (the moments keep their
  * rows, or are rebuilt when next read). */

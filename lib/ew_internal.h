@@ -119,6 +119,7 @@ struct ew_stream {
   ew__acc_t *acc[EW__NROLES]; /* ALL: dense or decay; WINDOW: the window kind, or NULL */
   uint64_t win_query_at; /* stream count at the last query that used the window's moments */
   bool win_queried;
+  bool win_tail_kept; /* ew_stream_window_tail keeps the moments: batches only write the ring */
   bool has_live;
   ew__rop_t live;     /* the live top-k estimate (live/rop.c) */
   ew__spec_cache_t cache[EW__NSRC][2];

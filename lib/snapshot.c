@@ -3,7 +3,9 @@
  * decide the copy through the metric table's columns (its sources and needs): per source the
  * view's moments (or a sketch) when the matrix is read from them, the rows when a metric or the
  * route (fewer rows than d, window_cn) reads rows — O(d²) or the rows asked for, never the
- * stream's whole state and nothing serialised. The copy lives in a stream of frozen kinds
+ * stream's whole state and nothing serialised. A window tail whose moments the window does not
+ * keep is copied as rows, and its moments are built by the snapshot's first query, on the
+ * thread that answers it. The copy lives in a stream of frozen kinds
  * (acc/frozen.c), so every query runs the code it runs on the stream itself. */
 #include "ew_internal.h"
 
@@ -65,6 +67,11 @@ EW_EXPORT int ew_stream_snapshot(ew_stream_t *s, const ew_query_t *qs, size_t nq
       want[EW__ROLE_WINDOW] |= EW__WANT_ROWS;
     }
   }
+  /* moments the window does not keep on this tail: copy the rows instead (n×d f32, a memcpy)
+   * and let the snapshot build the moments where it is solved, off the stream's path */
+  if ((want[EW__ROLE_WINDOW] & EW__WANT_MOMENTS) && s->acc[EW__ROLE_WINDOW] &&
+      !ew__window_kept(s->acc[EW__ROLE_WINDOW], tail))
+    want[EW__ROLE_WINDOW] = (want[EW__ROLE_WINDOW] & ~EW__WANT_MOMENTS) | EW__WANT_ROWS;
   ew_snapshot_t *sn = calloc(1, sizeof *sn);
   ew_stream_t *f = calloc(1, sizeof *f);
   ew__ws_t *ws = ew__ws_thread();

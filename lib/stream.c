@@ -255,6 +255,7 @@ EW_EXPORT int ew_stream_window_tail(ew_stream_t *s, uint64_t rows) {
   ew__ws_t *ws = ew__ws_thread();
   if (!ws)
     return EW_ENOMEM;
+  s->win_tail_kept = true;
   ew__ws_mark_t mk = ew__ws_begin(ws);
   int rc = ew__window_tail(w, rows, ws);
   ew__stream_ws_used(s, ew__ws_end(ws, mk));

@@ -218,9 +218,10 @@ static int apply_impl(ew_stream_t *s, ew_batch_t *b, ew__ws_t *ws) {
   if (win) {
     if (b->f64)
       s->window_rounded = true;
-    in->maintain = s->cfg.window_mode == EW_WINDOW_EAGER ||
-                   (s->cfg.window_mode == EW_WINDOW_AUTO && s->win_queried &&
-                    s->count - s->win_query_at < (uint64_t)ew__window_cap(win));
+    in->maintain = !s->win_tail_kept &&
+                   (s->cfg.window_mode == EW_WINDOW_EAGER ||
+                    (s->cfg.window_mode == EW_WINDOW_AUTO && s->win_queried &&
+                     s->count - s->win_query_at < (uint64_t)ew__window_cap(win)));
     win->ops->apply(win, in, &b->prep[EW__ROLE_WINDOW], ws);
   }
   if (s->has_live) {

@@ -39,6 +39,10 @@
 /* Within this long of a stream job's submission, evaluations leave one thread to the streams: a
  * burst of ingest never finds every thread inside an eigensolve. */
 #define EWD_INGEST_BUSY_S 0.1
+/* While ingest is busy, evaluation may take this share of the threads' time (ingest keeps the
+ * rest: >= 0.8 of its rate, DESIGN's target), with this much credit saved up at most. */
+#define EWD_EVAL_SHARE 0.2
+#define EWD_EVAL_CREDIT_MAX_S 0.25
 
 struct ewd_pool {
   bool exclusive;  /* a job is running alone with all BLAS threads */
@@ -59,6 +63,8 @@ struct ewd_pool {
   int eval_max;    /* at most this many at once (the eval_threads option) */
   double stream_at; /* when a stream job was last submitted (ingest is busy: evaluations leave
                        it a thread, EWD_INGEST_BUSY_S) */
+  double credit, credit_at; /* eval_credit */
+  size_t stream_jobs; /* stream jobs queued or running */
   size_t pending;
   bool stop;
   int nthreads;
@@ -257,13 +263,33 @@ static bool others_quiet(const ewd_pool_t *p, const ewd_stream_t *st) {
   return !who || ewd_now() - other >= EWD_QUIET_S;
 }
 
-/* How many evaluations may run now (p->mu held): eval_max, less one thread while ingest is busy
- * (a stream job submitted within EWD_INGEST_BUSY_S), at least one. */
-static int eval_room(const ewd_pool_t *p) {
+/* True while ingest is busy: a stream job waits or runs, or one was submitted within
+ * EWD_INGEST_BUSY_S (the next batch of a burst is on its way). */
+static bool ingest_busy(const ewd_pool_t *p, double now) {
+  return p->stream_jobs > 0 || now - p->stream_at < EWD_INGEST_BUSY_S;
+}
+
+/* The evaluation time ingest owes nothing for (p->mu held): it accrues at EWD_EVAL_SHARE of the
+ * threads' time while ingest is busy, up to EWD_EVAL_CREDIT_MAX_S, and a solve that started while
+ * ingest was busy spends its duration. */
+static double eval_credit(ewd_pool_t *p, double now) {
+  p->credit += (now - p->credit_at) * EWD_EVAL_SHARE * p->nthreads;
+  if (p->credit > EWD_EVAL_CREDIT_MAX_S)
+    p->credit = EWD_EVAL_CREDIT_MAX_S;
+  p->credit_at = now;
+  return p->credit;
+}
+
+/* True when another evaluation may start now (p->mu held): up to eval_max at once while ingest
+ * is quiet; while it is busy, one thread fewer, and only on credit, so that evaluation takes at
+ * most EWD_EVAL_SHARE of the threads from it. */
+static bool eval_may_start(ewd_pool_t *p) {
+  double now = ewd_now();
+  double credit = eval_credit(p, now);
+  if (!ingest_busy(p, now))
+    return p->evaluating < p->eval_max;
   int busy_max = p->nthreads > 1 ? p->nthreads - 1 : 1;
-  if (ewd_now() - p->stream_at < EWD_INGEST_BUSY_S && busy_max < p->eval_max)
-    return busy_max;
-  return p->eval_max;
+  return p->evaluating < (busy_max < p->eval_max ? busy_max : p->eval_max) && credit > 0;
 }
 
 static void *thread_main(void *arg) {
@@ -303,6 +329,7 @@ static void *thread_main(void *arg) {
       p->exclusive = false;
       if (job->kind == EWD_JOB_INGEST)
         p->prepared--;
+      p->stream_jobs--;
       st->scheduled = false;
       maybe_schedule(p, st);
       post_done(p, job);
@@ -323,7 +350,7 @@ static void *thread_main(void *arg) {
       p->running--;
       job->state = EWD_JOB_READY;
       maybe_schedule(p, job->st);
-    } else if (p->eval_head && p->evaluating < eval_room(p)) {
+    } else if (p->eval_head && eval_may_start(p)) {
       ewd_job_t *job = p->eval_head; /* nothing else waits: solve a snapshot */
       p->eval_head = job->next;
       if (!p->eval_head)
@@ -331,6 +358,7 @@ static void *thread_main(void *arg) {
       job->next = NULL;
       p->evaluating++;
       p->running++;
+      bool owed = ingest_busy(p, ewd_now());
       pthread_mutex_unlock(&p->mu);
 
       run_job(job);
@@ -338,6 +366,8 @@ static void *thread_main(void *arg) {
       pthread_mutex_lock(&p->mu);
       p->running--;
       p->evaluating--;
+      if (owed)
+        p->credit -= job->elapsed_ms / 1e3;
       post_done(p, job);
     } else if (p->stop && !p->prep_head && !p->eval_head) {
       break;
@@ -409,6 +439,7 @@ void ewd_pool_submit(ewd_pool_t *p, ewd_job_t *job) {
   p->pending++;
   note_activity(p, st);
   p->stream_at = ewd_now();
+  p->stream_jobs++;
   job->next = NULL;
   if (st->qtail)
     st->qtail->next = job;

@@ -54,6 +54,11 @@ void ewd_recent_follow(ewd_server_t *srv, ewd_stream_t *st, bool before) {
     rows -= st->step_rows[st->step_rows_at].rows;
   if (rows < st->cfg.dim) /* fewer rows than d: the view reads the rows, never the moments */
     return;
+  /* Truly behind (an evaluation runs and a later one waits): the next snapshot is steps away,
+   * and one pass over the recent rows then costs less than two passes over a step's rows at
+   * every step meanwhile, which would take ingest's time now. */
+  if (st->eval && st->eval->busy && st->eval->has_pending)
+    return;
   ewd_job_t *j = ewd_job_make(srv, st, EWD_JOB_TAIL, follow_done);
   if (!j) /* the moments are then built when an evaluation reads them */
     return;

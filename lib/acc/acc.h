@@ -156,6 +156,9 @@ int ew__window_combine(ew__acc_t *a, const ew__acc_t *o, const ew_window_span_t 
  * moments. No-op for a window of rows only. Returns 0 or EW_ENOMEM (the moments then are stale,
  * rebuilt when read). */
 int ew__window_tail(ew__acc_t *a, uint64_t n, ew__ws_t *ws);
+/* True when the window's moments describe exactly its last n rows (all of them when n exceeds
+ * what it holds): a view of them reads the moments without a pass over the rows. */
+bool ew__window_kept(const ew__acc_t *a, uint64_t n);
 /* True for a window of fewer rows than dimensions (cap < d): it keeps rows only, and its view
  * offers no moments (view/ answers from the rows). */
 bool ew__window_rows_only(const ew__acc_t *a);

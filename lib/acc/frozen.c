@@ -3,8 +3,8 @@
  * snapshot (ew_stream_snapshot, snapshot.c) holds one per role, so that queries read it exactly
  * as they would have read the accumulator then, on any thread, while the accumulator goes on
  * changing. It takes no rows (a snapshot is never ingested into, merged or saved), and offers
- * only what it copied: a view asking for anything else, or for a different tail, is
- * EW_EBADPARAM. */
+ * only what it copied — moments it was given, or built from its rows the first time they are
+ * asked for: a view asking for anything else, or for a different tail, is EW_EBADPARAM. */
 #include "acc.h"
 
 #include <stdlib.h>
@@ -43,8 +43,29 @@ static size_t frozen_bytes(const ew__acc_t *a) {
          (f->rowbuf ? (size_t)f->rows * f->d * sizeof(float) : 0);
 }
 
+/* Moments of the copied rows, built once on first use (a copy taken without them: the source's
+ * were not kept on these rows, and the pass over them is better made here, off the source's
+ * path, than there). The same computation the window makes for a tail it does not keep. */
+static int build_moments(frozen_t *f, ew__ws_t *ws) {
+  size_t d = f->d, n = (size_t)f->rows;
+  ew__ws_mark_t mk = ew__ws_mark(ws);
+  int rc = ew__ws_reserve(ws, ew__ws_size((d * d + 2 * d) * sizeof(double)) +
+                                  EW__BSTATS_WS(n, d) + EW__MOMENTS_WS(d));
+  double *g = rc == 0 ? ew__ws_alloc(ws, (d * d + 2 * d) * sizeof(double)) : NULL;
+  ew__bstats_t bs;
+  if (g && (rc = ew__bstats_f32(f->rowbuf, n, d, NULL, NULL, g + d * d, g + d * d + d, g, ws,
+                                &bs)) == 0) {
+    if ((rc = ew__moments_init(&f->mom, d)) == 0) {
+      ew__moments_clear(&f->mom);
+      ew__moments_add(&f->mom, &bs, ws);
+      f->has_mom = true;
+    }
+  }
+  ew__ws_release(ws, mk);
+  return g ? rc : rc ? rc : EW_ENOMEM;
+}
+
 static int frozen_view(ew__acc_t *a, int want, uint64_t tail, ew__src_t *out, ew__ws_t *ws) {
-  EW_UNUSED(ws);
   frozen_t *f = (frozen_t *)a;
   memset(out, 0, sizeof *out);
   if ((tail && tail < f->held ? tail : f->held) != f->rows)
@@ -54,6 +75,12 @@ static int frozen_view(ew__acc_t *a, int want, uint64_t tail, ew__src_t *out, ew
   out->keeps_rows = f->keeps_rows;
   if (f->has_sketch)
     out->mean = f->sk.mean;
+  if ((want & EW__WANT_MOMENTS) && !f->has_mom && !f->has_sketch && f->rowbuf &&
+      f->rows >= f->d) {
+    int rc = build_moments(f, ws);
+    if (rc)
+      return rc;
+  }
   if (want & EW__WANT_MOMENTS) {
     if (f->has_mom) {
       if (want & EW__WANT_FULL)

@@ -257,6 +257,13 @@ static void window_push(ew__window_t *w, const float *rows, size_t n, const ew__
     (void)window_rebuild(w, ws);
 }
 
+bool ew__window_kept(const ew__acc_t *a, uint64_t n) {
+  const ew__window_t *w = (const ew__window_t *)a;
+  if (n > w->count)
+    n = w->count;
+  return !w->rows_only && w->synced && w->mhi == w->total && w->mhi - w->mlo == n;
+}
+
 int ew__window_tail(ew__acc_t *a, uint64_t n, ew__ws_t *ws) {
   ew__window_t *w = (ew__window_t *)a;
   if (w->rows_only)

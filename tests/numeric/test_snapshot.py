@@ -9,7 +9,9 @@
   noise rule rebuilds them) the same holds at the end.
 - A snapshot answers every metric exactly as the stream did when it was taken (bit for bit),
   whatever the stream ingests afterwards; it holds the moments (8d^2 bytes and a little) and the
-  rows only when a metric or the route reads rows.
+  rows only when a metric or the route reads rows. Of a tail whose moments are not kept, it
+  holds the rows and builds the moments at its first query (1e-12 of the stream's answer,
+  1e-9 of numpy).
 - Refusals: window queries asking different window_rows; a query the snapshot was not taken for;
   live_topk — each with the code and the sentence.
 - The other routes: source all of a stream whose window holds every row (fewer than d: the dual
@@ -186,6 +188,35 @@ def snapshot_answers_as_the_stream_did():
         LIB.ew_snapshot_free(h)
 
 
+def snapshot_of_a_tail_not_kept_builds_its_moments():
+    """A tail whose moments the window does not keep: the snapshot holds its rows (n x d f32),
+    and its first query builds the moments, as the stream would have (same values)."""
+    d, n = 40, 160
+    s = Stream(d, window=500)
+    for x in steps_data(9, 10, 50, d):  # 500 rows through a ring of 500: the ring wraps
+        s.ingest(x)
+    for x in steps_data(10, 3, 50, d):
+        s.ingest(x)
+    qs = [make_query(m, "window", n) for m in ("entropy", "erank", "spectrum", "anisotropy")]
+    before = [on_stream(s, q) for q in qs]
+    rc, h = snapshot(s, qs)
+    assert rc == 0
+    try:
+        nb = LIB.ew_snapshot_bytes(h)
+        assert n * d * 4 <= nb < n * d * 4 + 65536, nb  # the rows, not moments
+        for q, b in zip(qs, before):
+            a = on_snap(h, q)
+            assert a[2] is None and b[2] is None, (a, b)
+            assert np.allclose(np.asarray(a[0]), np.asarray(b[0]), rtol=1e-12, atol=0), (a, b)
+        Xw = np.vstack(steps_data(9, 10, 50, d) + steps_data(10, 3, 50, d))[-n:]
+        ref_e = ref.metrics(Xw.astype(np.float64))["entropy"]
+        got = on_snap(h, qs[0])[0]
+        assert abs(got - ref_e) <= 1e-9 * abs(ref_e), (got, ref_e)
+        assert LIB.ew_snapshot_bytes(h) >= nb + 8 * d * d, "the built moments are counted"
+    finally:
+        LIB.ew_snapshot_free(h)
+
+
 def snapshot_refusals():
     d = 24
     s = Stream(d, window=300)
@@ -261,6 +292,8 @@ def main():
     t.case("kept_per_step_equals_built_and_numpy", kept_per_step_equals_built_and_numpy)
     t.case("kept_through_rows_1000x_larger", kept_through_rows_1000x_larger)
     t.case("snapshot_answers_as_the_stream_did", snapshot_answers_as_the_stream_did)
+    t.case("snapshot_of_a_tail_not_kept_builds_its_moments",
+           snapshot_of_a_tail_not_kept_builds_its_moments)
     t.case("snapshot_refusals", snapshot_refusals)
     t.case("snapshot_other_routes", snapshot_other_routes)
     t.done()

@@ -433,6 +433,9 @@ void ew_snapshot_free(ew_snapshot_t *snap);
  * Returns 0, EW_ENOWINDOW for a stream without a window, or EW_ENOMEM (the moments keep their
  * rows, or are rebuilt when next read). */
 int ew_stream_window_tail(ew_stream_t *s, uint64_t rows);
+/* 1 when the window's moments describe exactly its last `rows` rows (all of them when rows
+ * exceeds what it holds): queries of that tail then read them without a pass over the rows. */
+int ew_stream_window_kept(const ew_stream_t *s, uint64_t rows);
 
 #include "eigenwatch_metrics.h" /* the metric table */
 

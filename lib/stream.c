@@ -262,6 +262,11 @@ EW_EXPORT int ew_stream_window_tail(ew_stream_t *s, uint64_t rows) {
   return rc;
 }
 
+EW_EXPORT int ew_stream_window_kept(const ew_stream_t *s, uint64_t rows) {
+  const ew__acc_t *w = s->acc[EW__ROLE_WINDOW];
+  return w && ew__window_kept(w, rows);
+}
+
 EW_EXPORT size_t ew_stream_workspace_peak(const ew_stream_t *s) { return s->ws_peak; }
 
 EW_EXPORT size_t ew_stream_memory(const ew_stream_t *s) {

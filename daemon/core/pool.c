@@ -113,13 +113,22 @@ static void run_metrics(ewd_job_t *job, answer_fn answer, void *from, uint64_t m
   }
 }
 
-/* True for a metric whose answer needs an eigensolve (all eigenvalues, or the top ones) of a
- * matrix a snapshot can hold; the others (O(d²) or less, or the live estimate) are answered on
- * the stream's turn. */
-static bool solves(const char *metric) {
-  const ew_metric_info_t *info = ew_metric_find(metric);
-  return info && (info->needs & (EW_NEED_EIGENVALUES | EW_NEED_TOP)) &&
-         !(info->needs & EW_NEED_LIVE);
+/* True for a metric an evaluation answers on a snapshot, off the stream's path: one that needs
+ * an eigensolve (all eigenvalues, or the top ones), or the window's matrix when the window does
+ * not keep its moments on the metric's rows (building them is a pass over the rows). The others
+ * — the live estimate, metrics of the rows, O(d²) reads of kept moments or of all — are answered
+ * on the stream's turn. */
+static bool solves(ew_stream_t *s, const ewd_qmetric_t *m) {
+  const ew_metric_info_t *info = ew_metric_find(m->name);
+  if (!info || (info->needs & EW_NEED_LIVE))
+    return false;
+  if (info->needs & (EW_NEED_EIGENVALUES | EW_NEED_TOP))
+    return true;
+  ew_source_t src = m->source == EW_SOURCE_DEFAULT ? info->def_source : m->source;
+  uint64_t held = ew_stream_window_count(s);
+  uint64_t rows = m->window_rows && m->window_rows < held ? m->window_rows : held;
+  return src == EW_SOURCE_WINDOW && (info->needs & (EW_NEED_MATRIX | EW_NEED_DIAG)) &&
+         rows >= ew_stream_config(s)->dim && !ew_stream_window_kept(s, rows);
 }
 
 /* An evaluation's first half, in the stream's order: the metrics that need no eigensolve now, and
@@ -130,7 +139,7 @@ static void run_fork(ewd_job_t *job, ew_stream_t *s) {
   double t0 = ewd_now();
   uint64_t all = job->nmetrics >= 64 ? ~0ull : (1ull << job->nmetrics) - 1, heavy = 0;
   for (size_t i = 0; i < job->nmetrics && !job->inline_eval; i++)
-    if (solves(job->metrics[i].name))
+    if (solves(s, &job->metrics[i]))
       heavy |= 1ull << i;
   run_metrics(job, on_stream, s, all & ~heavy, false);
   job->cheap_ms = 1e3 * (ewd_now() - t0);

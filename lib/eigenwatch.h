@@ -436,6 +436,11 @@ int ew_stream_window_tail(ew_stream_t *s, uint64_t rows);
 /* 1 when the window's moments describe exactly its last `rows` rows (all of them when rows
  * exceeds what it holds): queries of that tail then read them without a pass over the rows. */
 int ew_stream_window_kept(const ew_stream_t *s, uint64_t rows);
+/* Gives s's window the moments a snapshot of s holds for its window tail (copied, or built by
+ * its queries from the rows), when the window still holds those rows, keeps nothing newer, and
+ * s was not reset or merged since: a later ew_stream_window_tail then moves from them with an
+ * un-merge and a merge instead of a pass over the rows. O(d²). Returns 1 when taken, else 0. */
+int ew_stream_window_adopt(ew_stream_t *s, const ew_snapshot_t *snap);
 
 #include "eigenwatch_metrics.h" /* the metric table */
 

@@ -17,6 +17,8 @@ struct ew_snapshot {
   ew_stream_t *s;               /* frozen kinds; count, epoch, config as the source's */
   bool had[EW__NROLES];         /* the source stream kept this role */
   uint64_t tail;                /* the window rows copied (window sources) */
+  uint64_t win_total;           /* the window's rows ever pushed then: the tail is rows
+                                   [win_total − tail, win_total) */
 };
 
 static int role_of(ew_source_t src) { return src == EW_SOURCE_ALL ? EW__ROLE_ALL : EW__ROLE_WINDOW; }
@@ -82,6 +84,7 @@ EW_EXPORT int ew_stream_snapshot(ew_stream_t *s, const ew_query_t *qs, size_t nq
   }
   sn->s = f;
   sn->tail = tail;
+  sn->win_total = s->acc[EW__ROLE_WINDOW] ? ew__window_total(s->acc[EW__ROLE_WINDOW]) : 0;
   f->cfg = s->cfg;
   f->d = d;
   f->count = s->count;
@@ -136,6 +139,16 @@ EW_EXPORT int ew_snapshot_query(ew_snapshot_t *sn, const ew_query_t *q, ew_resul
                     "window_rows): take it with the query", info->name);
   }
   return ew_stream_query(sn->s, q, out);
+}
+
+EW_EXPORT int ew_stream_window_adopt(ew_stream_t *s, const ew_snapshot_t *sn) {
+  ew__acc_t *w = s->acc[EW__ROLE_WINDOW];
+  const ew__moments_t *m = sn->s->acc[EW__ROLE_WINDOW]
+                               ? ew__acc_frozen_moments(sn->s->acc[EW__ROLE_WINDOW])
+                               : NULL;
+  if (!w || !m || sn->s->epoch != s->epoch)
+    return 0;
+  return ew__window_adopt(w, m, sn->win_total - sn->tail, sn->win_total) ? 1 : 0;
 }
 
 EW_EXPORT size_t ew_snapshot_bytes(const ew_snapshot_t *sn) {

@@ -150,6 +150,8 @@ typedef struct ewd_stream {
    * window_steps S only the rows of the last S completed steps are read */
   bool recent;
   uint32_t window_steps;
+  bool tail_stale; /* the window's moments are not on the recent view (TAILs were skipped while
+                      evaluation was behind): TAILs wait until a snapshot's moments are adopted */
   ewd_step_rows_t *step_rows; /* ring of the last window_steps completed steps and their rows */
   uint32_t nstep_rows, step_rows_at;
   ewd_eval_t *eval;       /* scheduled evaluation (eval.c); NULL: the defaults, not yet used */
@@ -238,7 +240,8 @@ typedef enum {
                     metric on the state itself) */
   EWD_JOB_EVAL,  /* evaluation of the metrics of `snap_mask` on `snap`, outside the stream's
                     order */
-  EWD_JOB_TAIL   /* the window's moments kept on its last `tail_rows` rows (the recent view) */
+  EWD_JOB_TAIL,  /* the window's moments kept on its last `tail_rows` rows (the recent view) */
+  EWD_JOB_ADOPT  /* the window takes the moments `snap` holds for its tail (recent.c) */
 } ewd_job_kind_t;
 
 typedef struct {

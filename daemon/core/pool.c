@@ -181,8 +181,13 @@ static void run_job(ewd_job_t *job) {
   case EWD_JOB_QUERY:
     run_metrics(job, on_stream, st->s, ~0ull, true);
     break;
-  case EWD_JOB_TAIL: /* the recent view's moments follow its steps (steps.c) */
+  case EWD_JOB_TAIL: /* the recent view's moments follow its steps (recent.c) */
     (void)ew_stream_window_tail(st->s, job->tail_rows); /* on failure: built when read */
+    break;
+  case EWD_JOB_ADOPT: /* the moments an evaluation's snapshot built, taken back (recent.c) */
+    job->rc = ew_stream_window_adopt(st->s, job->snap) ? 0 : EW_EBADPARAM;
+    ew_snapshot_free(job->snap);
+    job->snap = NULL;
     break;
   case EWD_JOB_RESET:
     ew_stream_reset(st->s);
@@ -200,9 +205,7 @@ static void run_job(ewd_job_t *job) {
     break;
   case EWD_JOB_EVAL: /* the snapshot only: the stream itself may be running elsewhere */
     run_metrics(job, on_snapshot, job->snap, job->snap_mask, false);
-    ew_snapshot_free(job->snap);
-    job->snap = NULL;
-    ew_thread_scratch_release();
+    ew_thread_scratch_release(); /* the snapshot goes back to the loop (eval.c: adopted or freed) */
     job->elapsed_ms = 1e3 * (ewd_now() - t0);
     return;
   case EWD_JOB_CHECK: /* a step's rows: refused now if bad, prepared when the step completes */
@@ -211,7 +214,7 @@ static void run_job(ewd_job_t *job) {
     break;
   }
   if (job->kind != EWD_JOB_INGEST && job->kind != EWD_JOB_CHECK && job->kind != EWD_JOB_TAIL &&
-      job->kind != EWD_JOB_FORK)
+      job->kind != EWD_JOB_FORK && job->kind != EWD_JOB_ADOPT)
     ew_thread_scratch_release(); /* each step's TAIL and FORK reuse it, as ingest does (a fresh
                                     16 MiB of rows for l2_std cost 27 ms of page faults) */
   if (st->s) {

@@ -132,7 +132,8 @@ static void finish(ewd_job_t *j) {
 }
 
 static void eval_done(ewd_job_t *j) {
-  j->srv->reg.eval_bytes -= j->snap_bytes;
+  if (!ewd_recent_adopt(j->srv, j->st, &j->snap, j->snap_bytes))
+    j->srv->reg.eval_bytes -= j->snap_bytes;
   if (j->st->eval)
     j->st->eval->cost.solve_ms = j->elapsed_ms;
   double t0 = ewd_now();

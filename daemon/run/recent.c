@@ -55,14 +55,37 @@ void ewd_recent_follow(ewd_server_t *srv, ewd_stream_t *st, bool before) {
   if (rows < st->cfg.dim) /* fewer rows than d: the view reads the rows, never the moments */
     return;
   /* Truly behind (an evaluation runs and a later one waits): the next snapshot is steps away,
-   * and one pass over the recent rows then costs less than two passes over a step's rows at
-   * every step meanwhile, which would take ingest's time now. */
-  if (st->eval && st->eval->busy && st->eval->has_pending)
+   * and one pass over the recent rows then (by the snapshot, on the solving thread) costs less
+   * than two passes over a step's rows at every step meanwhile, which would take ingest's time
+   * now. The TAILs resume from the moments that snapshot built (ewd_recent_adopt), not from a
+   * pass on the stream's turn. */
+  if (st->tail_stale || (st->eval && st->eval->busy && st->eval->has_pending)) {
+    st->tail_stale = true;
     return;
+  }
   ewd_job_t *j = ewd_job_make(srv, st, EWD_JOB_TAIL, follow_done);
   if (!j) /* the moments are then built when an evaluation reads them */
     return;
   j->tail_rows = rows;
   j->tail_first = before;
   ewd_job_submit(srv, j, false);
+}
+
+static void adopt_done(ewd_job_t *j) {
+  j->srv->reg.eval_bytes -= j->snap_bytes;
+  if (j->rc == 0)
+    j->st->tail_stale = false;
+  ewd_job_finish(j);
+}
+
+bool ewd_recent_adopt(ewd_server_t *srv, ewd_stream_t *st, ew_snapshot_t **snap, size_t bytes) {
+  if (!st->tail_stale || st->dropped || !*snap)
+    return false;
+  ewd_job_t *j = ewd_job_make(srv, st, EWD_JOB_ADOPT, adopt_done);
+  if (!j)
+    return false;
+  j->snap = *snap, *snap = NULL;
+  j->snap_bytes = bytes;
+  ewd_job_submit(srv, j, false);
+  return true;
 }

@@ -27,6 +27,12 @@ void ewd_recent_note(ewd_stream_t *st, uint64_t step, uint64_t rows);
  * of a completed step's batches) on the rows of the steps that stay, else on the last
  * window_steps steps' rows. Only for window_steps streams whose evaluation reads the window. */
 void ewd_recent_follow(struct ewd_server *srv, ewd_stream_t *st, bool before);
+/* After an evaluation: while the recent view's moments are stale, hands the snapshot (whose
+ * queries built its moments) to an ADOPT job that gives them to the window, so that TAILs resume
+ * from them. True when it took *snap (then NULL; its `bytes` stay counted in eval_bytes until
+ * the job is done). */
+bool ewd_recent_adopt(struct ewd_server *srv, ewd_stream_t *st, ew_snapshot_t **snap,
+                      size_t bytes);
 /* Sets window_steps (allocating its ring). Returns 0 or -1 (memory). */
 int ewd_recent_steps(ewd_stream_t *st, uint32_t window_steps);
 /* Recent streams without an explicit window get EWD_RECENT_WINDOW rows up to d = 4096, and

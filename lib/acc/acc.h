@@ -156,6 +156,14 @@ int ew__window_combine(ew__acc_t *a, const ew__acc_t *o, const ew_window_span_t 
  * moments. No-op for a window of rows only. Returns 0 or EW_ENOMEM (the moments then are stale,
  * rebuilt when read). */
 int ew__window_tail(ew__acc_t *a, uint64_t n, ew__ws_t *ws);
+/* Rows ever pushed since the last clear (the ring holds the last count of them). */
+uint64_t ew__window_total(const ew__acc_t *a);
+/* Takes m, the moments of rows [lo, hi) (absolute, as ew__window_total counts), as the window's
+ * own when the ring still holds those rows and the window keeps nothing newer: a tail moved from
+ * them later costs an un-merge and a merge instead of a pass. True when taken. */
+bool ew__window_adopt(ew__acc_t *a, const ew__moments_t *m, uint64_t lo, uint64_t hi);
+/* The moments a frozen copy holds (given, or built from its rows), or NULL. */
+const ew__moments_t *ew__acc_frozen_moments(const ew__acc_t *a);
 /* True when the window's moments describe exactly its last n rows (all of them when n exceeds
  * what it holds): a view of them reads the moments without a pass over the rows. */
 bool ew__window_kept(const ew__acc_t *a, uint64_t n);

@@ -104,6 +104,11 @@ static int frozen_view(ew__acc_t *a, int want, uint64_t tail, ew__src_t *out, ew
 static const ew__acc_ops_t frozen_ops = {.name = "frozen", .free = frozen_free,
                                          .bytes = frozen_bytes, .view = frozen_view};
 
+const ew__moments_t *ew__acc_frozen_moments(const ew__acc_t *a) {
+  const frozen_t *f = (const frozen_t *)a;
+  return a && a->ops == &frozen_ops && f->has_mom ? &f->mom : NULL;
+}
+
 bool ew__acc_frozen_sketch(const ew__acc_t *a) {
   return a && a->ops == &frozen_ops && ((const frozen_t *)a)->has_sketch;
 }

@@ -257,6 +257,28 @@ static void window_push(ew__window_t *w, const float *rows, size_t n, const ew__
     (void)window_rebuild(w, ws);
 }
 
+uint64_t ew__window_total(const ew__acc_t *a) { return ((const ew__window_t *)a)->total; }
+
+bool ew__window_adopt(ew__acc_t *a, const ew__moments_t *m, uint64_t lo, uint64_t hi) {
+  ew__window_t *w = (ew__window_t *)a;
+  if (w->rows_only || lo < ring_lo(w) || hi > w->total || hi - lo != m->n ||
+      (w->synced && w->mhi >= hi)) /* not held any more, or what the window keeps is newer */
+    return false;
+  size_t d = w->d;
+  w->mom.n = m->n;
+  w->mom.w = m->w;
+  w->mom.noise = m->noise;
+  w->mom.full = m->full;
+  memcpy(w->mom.mean, m->mean, d * sizeof(double));
+  memcpy(w->mom.m2, m->m2, d * d * sizeof(double));
+  w->noise2 = m->noise * m->noise;
+  w->since_rebuild = 0;
+  w->mlo = lo;
+  w->mhi = hi;
+  w->synced = true;
+  return true;
+}
+
 bool ew__window_kept(const ew__acc_t *a, uint64_t n) {
   const ew__window_t *w = (const ew__window_t *)a;
   if (n > w->count)

@@ -11,7 +11,8 @@
   whatever the stream ingests afterwards; it holds the moments (8d^2 bytes and a little) and the
   rows only when a metric or the route reads rows. Of a tail whose moments are not kept, it
   holds the rows and builds the moments at its first query (1e-12 of the stream's answer,
-  1e-9 of numpy).
+  1e-9 of numpy); the stream adopts them (ew_stream_window_adopt) and moves its tail from them,
+  and refuses an older snapshot's over newer moments.
 - Refusals: window queries asking different window_rows; a query the snapshot was not taken for;
   live_topk — each with the code and the sentence.
 - The other routes: source all of a stream whose window holds every row (fewer than d: the dual
@@ -35,6 +36,8 @@ LIB.ew_snapshot_query.argtypes = [C.c_void_p, C.POINTER(Query), C.POINTER(Result
 LIB.ew_snapshot_bytes.argtypes = [C.c_void_p]
 LIB.ew_snapshot_bytes.restype = C.c_size_t
 LIB.ew_snapshot_free.argtypes = [C.c_void_p]
+LIB.ew_stream_window_kept.argtypes = [C.c_void_p, C.c_uint64]
+LIB.ew_stream_window_adopt.argtypes = [C.c_void_p, C.c_void_p]
 
 EBADPARAM = "BAD_PARAM"
 U = 2.0 ** -53
@@ -213,6 +216,20 @@ def snapshot_of_a_tail_not_kept_builds_its_moments():
         got = on_snap(h, qs[0])[0]
         assert abs(got - ref_e) <= 1e-9 * abs(ref_e), (got, ref_e)
         assert LIB.ew_snapshot_bytes(h) >= nb + 8 * d * d, "the built moments are counted"
+        # the stream takes them back: its tail is then kept, and moves from them
+        assert not LIB.ew_stream_window_kept(s.h, n)
+        assert LIB.ew_stream_window_adopt(s.h, h) == 1
+        assert LIB.ew_stream_window_kept(s.h, n)
+        assert on_stream(s, qs[0])[0] == got, "the stream reads the adopted moments"
+        Y = steps_data(11, 1, 40, d)[0]
+        s.ingest(Y)
+        tail(s, n)  # an un-merge of 40 rows and a merge of 40
+        Xw2 = np.vstack([Xw, Y])[-n:].astype(np.float64)
+        ref2 = ref.metrics(Xw2)["entropy"]
+        got2 = on_stream(s, qs[0])[0]
+        assert abs(got2 - ref2) <= 1e-9 * abs(ref2), (got2, ref2)
+        # an older snapshot is not taken over newer moments
+        assert LIB.ew_stream_window_adopt(s.h, h) == 0
     finally:
         LIB.ew_snapshot_free(h)
 

@@ -65,7 +65,8 @@ BATCH = 128
 WIDTHS = OrderedDict(fc1=256, fc2=128, fc3=64)  # the watched layers and their widths
 LR = 0.05
 AFTER_STEP = 150      # the warm-up: early training's compression is not checked
-BASELINE = 20         # points after the warm-up whose mean is the baseline
+BASELINE = 5          # points after the warm-up whose mean is the baseline (few: the
+                      # rule without it then takes its baseline before early compression)
 COLLAPSE_STEP = 300   # from here on fc2's output is projected onto one direction
 LAYERS = list(WIDTHS)
 COLLAPSED = "fc2"

@@ -150,8 +150,8 @@ typedef struct ewd_stream {
    * window_steps S only the rows of the last S completed steps are read */
   bool recent;
   uint32_t window_steps;
-  bool tail_stale; /* the window's moments are not on the recent view (TAILs were skipped while
-                      evaluation was behind): TAILs wait until a snapshot's moments are adopted */
+  bool tail_stale; /* TAILs were skipped while evaluation was behind: the window's moments are
+                      not on the recent view; TAILs wait until a snapshot's are adopted */
   ewd_step_rows_t *step_rows; /* ring of the last window_steps completed steps and their rows */
   uint32_t nstep_rows, step_rows_at;
   ewd_eval_t *eval;       /* scheduled evaluation (eval.c); NULL: the defaults, not yet used */

@@ -14,13 +14,22 @@
  * Above EWD_EXCLUSIVE_MAX_DIM a solve takes seconds, and holding everyone off for that long would
  * stall ingest into other streams; such a query takes every core only when no other stream has
  * submitted work for EWD_QUIET_S seconds (nobody to starve: a dashboard asking about one layer
- * of an idle run), and otherwise keeps one core, so ingest into busy streams never waits for it. Streams with work wait in a ready list; each thread takes the stream at its head, runs
+ * of an idle run), and otherwise keeps one core, so ingest into busy streams never waits for it.
+ * Streams with work wait in a ready list; each thread takes the stream at its head, runs
  * one job, and puts the stream back at the tail if it has more (round-robin fairness between
  * streams). With two threads, a multi-second eigensolve on one stream leaves the other thread to
  * everyone else. OpenBLAS's thread count is process-wide; each math thread is one BLAS thread by
  * default, so two concurrent calls never fight over OpenBLAS's pool (measured 3× slower).
  * Finished jobs go to a done list and the loop is woken with uv_async_send; the loop runs each
  * job's done() (replies, mirrors, cache) and frees it.
+ *
+ * Scheduled evaluations' solves (EWD_JOB_EVAL, on a snapshot: they never touch the stream) wait
+ * in one FIFO across streams, in the order they came due (one per stream at a time: eval.c), and
+ * run only when no stream job or prepare waits. While ingest is quiet they take every thread (or
+ * eval_threads of them). While it is busy — an ingest waiting or running, or one submitted
+ * within EWD_INGEST_BUSY_S — they take one thread fewer, and only on credit that accrues at
+ * EWD_EVAL_SHARE of the threads' time: ingest keeps the rest, and when evaluation cannot keep
+ * up its due steps are coalesced (eval.c) instead of slowing ingest.
  *
  * A query only produces an answer: when its connection is gone by the time a thread takes it
  * (job->gone, an atomic flag the loop sets), it is skipped, so abandoned requests cost nothing.
@@ -61,10 +70,10 @@ struct ewd_pool {
   ewd_job_t *eval_head, *eval_tail; /* EWD_JOB_EVAL: no stream order */
   int evaluating;  /* EVAL jobs running */
   int eval_max;    /* at most this many at once (the eval_threads option) */
-  double stream_at; /* when a stream job was last submitted (ingest is busy: evaluations leave
+  double stream_at; /* when an ingest job was last submitted (ingest is busy: evaluations leave
                        it a thread, EWD_INGEST_BUSY_S) */
   double credit, credit_at; /* eval_credit */
-  size_t stream_jobs; /* stream jobs queued or running */
+  size_t stream_jobs; /* ingest jobs (feeds()) queued or running */
   size_t pending;
   bool stop;
   int nthreads;
@@ -275,7 +284,13 @@ static bool others_quiet(const ewd_pool_t *p, const ewd_stream_t *st) {
   return !who || ewd_now() - other >= EWD_QUIET_S;
 }
 
-/* True while ingest is busy: a stream job waits or runs, or one was submitted within
+/* True for the jobs that make ingest busy: rows on their way in (an evaluation's own stream jobs,
+ * FORK, TAIL and ADOPT, do not: counting them would ration evaluation while nothing is fed). */
+static bool feeds(const ewd_job_t *job) {
+  return job->kind == EWD_JOB_INGEST || job->kind == EWD_JOB_CHECK;
+}
+
+/* True while ingest is busy: an ingest waits or runs, or one was submitted within
  * EWD_INGEST_BUSY_S (the next batch of a burst is on its way). */
 static bool ingest_busy(const ewd_pool_t *p, double now) {
   return p->stream_jobs > 0 || now - p->stream_at < EWD_INGEST_BUSY_S;
@@ -341,7 +356,8 @@ static void *thread_main(void *arg) {
       p->exclusive = false;
       if (job->kind == EWD_JOB_INGEST)
         p->prepared--;
-      p->stream_jobs--;
+      if (feeds(job))
+        p->stream_jobs--;
       st->scheduled = false;
       maybe_schedule(p, st);
       post_done(p, job);
@@ -450,8 +466,10 @@ void ewd_pool_submit(ewd_pool_t *p, ewd_job_t *job) {
   pthread_mutex_lock(&p->mu);
   p->pending++;
   note_activity(p, st);
-  p->stream_at = ewd_now();
-  p->stream_jobs++;
+  if (feeds(job)) {
+    p->stream_at = ewd_now();
+    p->stream_jobs++;
+  }
   job->next = NULL;
   if (st->qtail)
     st->qtail->next = job;

@@ -57,8 +57,8 @@ void ewd_recent_follow(ewd_server_t *srv, ewd_stream_t *st, bool before) {
   /* Truly behind (an evaluation runs and a later one waits): the next snapshot is steps away,
    * and one pass over the recent rows then (by the snapshot, on the solving thread) costs less
    * than two passes over a step's rows at every step meanwhile, which would take ingest's time
-   * now. The TAILs resume from the moments that snapshot built (ewd_recent_adopt), not from a
-   * pass on the stream's turn. */
+   * now. They resume from the moments the next snapshot builds, on the solving thread, once
+   * the window has taken them (ewd_recent_adopt) — never from a pass on the stream's turn. */
   if (st->tail_stale || (st->eval && st->eval->busy && st->eval->has_pending)) {
     st->tail_stale = true;
     return;

@@ -119,12 +119,7 @@ static int copy_moments(frozen_t *f, const ew__moments_t *m) {
   if (ew__moments_init(&f->mom, d) != 0)
     return EW_ENOMEM;
   f->has_mom = true;
-  f->mom.n = m->n;
-  f->mom.w = m->w;
-  f->mom.noise = m->noise;
-  f->mom.full = m->full;
-  memcpy(f->mom.mean, m->mean, d * sizeof(double));
-  memcpy(f->mom.m2, m->m2, d * d * sizeof(double));
+  ew__moments_copy(&f->mom, m);
   return 0;
 }
 

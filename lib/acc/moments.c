@@ -65,6 +65,16 @@ void ew__moments_clear(ew__moments_t *m) {
   m->full = false;
 }
 
+void ew__moments_copy(ew__moments_t *m, const ew__moments_t *o) {
+  size_t d = m->d;
+  m->n = o->n;
+  m->w = o->w;
+  m->noise = o->noise;
+  m->full = o->full;
+  memcpy(m->mean, o->mean, d * sizeof(double));
+  memcpy(m->m2, o->m2, d * d * sizeof(double));
+}
+
 size_t ew__moments_bytes(const ew__moments_t *m) { return (m->d + m->d * m->d) * sizeof(double); }
 
 /* M2[:, j] (rows 0..j) += G[:, j] + a_j s + c_j δ, sign applied to the whole update. */

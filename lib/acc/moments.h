@@ -36,6 +36,8 @@ int ew__moments_init(ew__moments_t *m, size_t d);
 void ew__moments_free(ew__moments_t *m);
 void ew__moments_clear(ew__moments_t *m);
 size_t ew__moments_bytes(const ew__moments_t *m);
+/* m ← o, both of the same d (the lower triangle too, and whether it mirrors the upper). */
+void ew__moments_copy(ew__moments_t *m, const ew__moments_t *o);
 /* m ← m ⊕ b (weighted Chan merge); workspace: EW__MOMENTS_WS(d) */
 void ew__moments_add(ew__moments_t *m, const ew__bstats_t *b, ew__ws_t *ws);
 /* m ← m ⊖ b (exact inverse of add up to rounding); b must be a subset of m's rows.

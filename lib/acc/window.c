@@ -264,13 +264,7 @@ bool ew__window_adopt(ew__acc_t *a, const ew__moments_t *m, uint64_t lo, uint64_
   if (w->rows_only || lo < ring_lo(w) || hi > w->total || hi - lo != m->n ||
       (w->synced && w->mhi >= hi)) /* not held any more, or what the window keeps is newer */
     return false;
-  size_t d = w->d;
-  w->mom.n = m->n;
-  w->mom.w = m->w;
-  w->mom.noise = m->noise;
-  w->mom.full = m->full;
-  memcpy(w->mom.mean, m->mean, d * sizeof(double));
-  memcpy(w->mom.m2, m->m2, d * d * sizeof(double));
+  ew__moments_copy(&w->mom, m);
   w->noise2 = m->noise * m->noise;
   w->since_rebuild = 0;
   w->mlo = lo;

@@ -13,9 +13,10 @@ For each it prints, in one run:
   - at 1 step/s and at 2 steps/s: points, due steps coalesced, the lag from step completion to
     the history point (p50, p99, max; from the points' lag_s);
   - one evaluation's cost by part (median over the streams of info's eval.cost: the recent
-    view's update, the stream's turn = cheap metrics + snapshot, the solve, the write) beside a
-    bare LAPACKE_dsyevd('N') of the same-sized matrix in this process (one thread, as each math
-    thread runs) and numpy (cov + eigvalsh, float64) — the ratio evaluation / bare solve;
+    view's update, the stream's turn = cheap metrics + snapshot, the solve, the write), under
+    that load and for one layer alone, beside bare LAPACKE_dsyevd('N') solves of its two
+    matrices (C and S = C + mu mu^T: rankme is uncentred) in this process (one thread, as each
+    math thread runs) and numpy (cov + two eigvalsh, float64) — the ratio evaluation / bare;
   - the same load pushed as fast as it goes with the eval on and with `eval: []`: the ingest
     rate of each and their ratio, and the coalescing count.
 
@@ -121,6 +122,31 @@ def bare_dsyevd(A, reps=5):
     return float(np.median(ts))
 
 
+def show_cost(label, costs, parts, n, dim):
+    """One evaluation by part (median over the streams' info eval.cost) beside bare solves of its
+    matrices: the default eval reads two, the centred C (entropy, erank, anisotropy) and the
+    uncentred S = C + mu mu^T (rankme), so the bare reference is two dsyevd('N') of that order."""
+    med = {k: float(np.median([c[k] for c in costs])) for k in parts}
+    snap_b = int(np.median([c["snapshot_bytes"] for c in costs]))
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((n, dim)).astype(np.float32).astype(np.float64)
+    Xc = X - X.mean(0)
+    A = Xc.T @ Xc / n if n >= dim else Xc @ Xc.T / n
+    t_bare = bare_dsyevd(A)
+    t = time.perf_counter()
+    np.linalg.eigvalsh(np.cov(X.T, bias=True))
+    np.linalg.eigvalsh(X.T @ X / n)
+    t_np = time.perf_counter() - t
+    total = med["update_ms"] + med["turn_ms"] + med["solve_ms"] + med["write_ms"]
+    print(f"  one evaluation, {label}: update {med['update_ms']:.1f} ms, turn "
+          f"{med['turn_ms']:.1f} ms (cheap metrics {med['cheap_ms']:.1f}, snapshot "
+          f"{med['snapshot_ms']:.1f} ms, {snap_b / 2**20:.1f} MiB), solve {med['solve_ms']:.1f} "
+          f"ms, write {med['write_ms']:.2f} ms: {total:.1f} ms; bare dsyevd('N') x 2 of order "
+          f"{A.shape[0]}: {2e3 * t_bare:.1f} ms -> evaluation / bare {total / (2e3 * t_bare):.2f}"
+          f"; numpy (cov + 2 eigvalsh, f64, d x d): {1e3 * t_np:.1f} ms -> evaluation / numpy "
+          f"{total / (1e3 * t_np):.2f}", flush=True)
+
+
 def show_paced(label, r):
     lag = r["lags"]
     if len(lag) == 0:
@@ -152,30 +178,14 @@ def main():
         p2 = run(args, ws, None, 0.5)
         show_paced("2 steps/s", p2)
 
-        # one evaluation by part, beside a bare solve of the same-sized matrix
+        # one evaluation by part, beside a bare solve of the same-sized matrix: first as it went
+        # under this load, then for one layer alone (the daemon keeping up: what an evaluation
+        # costs when nothing else competes for the cores)
         parts = ["update_ms", "turn_ms", "cheap_ms", "snapshot_ms", "solve_ms", "write_ms"]
-        med = {k: float(np.median([c[k] for c in p1["costs"]])) for k in parts}
-        snap_b = int(np.median([c["snapshot_bytes"] for c in p1["costs"]]))
-        rng = np.random.default_rng(1)
-        X = rng.standard_normal((n, args.dim)).astype(np.float32).astype(np.float64)
-        if n >= args.dim:
-            A = np.cov(X.T, bias=True)
-        else:
-            Xc = X - X.mean(0)
-            A = Xc @ Xc.T / n
-        t_bare = bare_dsyevd(A)
-        t = time.perf_counter()
-        np.linalg.eigvalsh(np.cov(X.T, bias=True))
-        t_np = time.perf_counter() - t
-        total = med["update_ms"] + med["turn_ms"] + med["solve_ms"] + med["write_ms"]
-        print(f"  one evaluation (median over streams at 1 step/s): update {med['update_ms']:.1f}"
-              f" ms, turn {med['turn_ms']:.1f} ms (cheap metrics {med['cheap_ms']:.1f}, snapshot "
-              f"{med['snapshot_ms']:.1f} ms, {snap_b / 2**20:.1f} MiB), solve "
-              f"{med['solve_ms']:.1f} ms, write {med['write_ms']:.2f} ms: {total:.1f} ms")
-        print(f"  bare dsyevd('N') of the {A.shape[0]}x{A.shape[0]} matrix: {1e3 * t_bare:.1f} "
-              f"ms -> evaluation / bare solve {total / (1e3 * t_bare):.2f}; numpy (cov + "
-              f"eigvalsh, f64, d x d): {1e3 * t_np:.1f} ms -> evaluation / numpy "
-              f"{total / (1e3 * t_np):.2f}", flush=True)
+        one = argparse.Namespace(**dict(vars(args), streams=1, steps=24))
+        alone = run(one, ws, None, 0.5)
+        for label, costs in (("under this load", p1["costs"]), ("one layer alone", alone["costs"][:1])):
+            show_cost(label, costs, parts, n, args.dim)
 
         fast = run(args, ws, None, 0)
         off = run(args, ws, [], 0)

@@ -56,6 +56,9 @@ sys.path[:0] = [os.path.join(ROOT, "clients", "python"), os.path.join(ROOT, "tes
 from eigenwatch import Client, Sender  # noqa: E402
 from eigenwatch.torch import watch  # noqa: E402
 from harness import Daemon  # noqa: E402
+
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from demo_collapse import load  # noqa: E402  Fashion-MNIST, standardised, as the demo trains on it
 from taplib import Tap, close  # noqa: E402
 
 DATA = "/usr/share/datasets/fashion-mnist"
@@ -77,15 +80,6 @@ NOWARM["name"] = "collapse_nowarm"
 
 D = None
 R = {}  # what the run produced, for the cases
-
-
-def load():
-    with gzip.open(os.path.join(DATA, "train-images-idx3-ubyte.gz")) as f:
-        X = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 784).astype(np.float32)
-    with gzip.open(os.path.join(DATA, "train-labels-idx1-ubyte.gz")) as f:
-        y = np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int64)
-    X /= 255.0
-    return torch.from_numpy((X - X.mean()) / X.std()), torch.from_numpy(y)
 
 
 def model():

@@ -5,9 +5,10 @@
  * evaluation starts with a FORK job queued right behind them (pool.c). On the stream's turn it
  * answers the metrics that need no eigensolve (trace, participation ratio, l2_std, ...: O(d²)
  * or one pass over the recent rows) and takes a snapshot of what the others read
- * (ew_stream_snapshot: the recent view's moments, kept per completed step by steps.c's TAIL
- * jobs, or its rows when they are fewer than d) — no copy of the stream's state, nothing
- * serialised. The loop hands the snapshot to an EVAL job that any math thread solves outside
+ * (ew_stream_snapshot: the recent view's moments, kept per completed step by recent.c's TAIL
+ * jobs, or its rows when they are fewer than d or while evaluation is behind and the moments
+ * are not kept — the solving thread then builds them, and recent.c gives them back to the
+ * window) — no copy of the stream's state, nothing serialised. The loop hands the snapshot to an EVAL job that any math thread solves outside
  * the stream's order, whenever no stream job waits, on up to eval_threads threads at once
  * (pool.c). The stream's later batches therefore never wait for an eigensolve. Without room in
  * max_memory for the snapshot, FORK evaluates everything in place (counted: eval_inline).

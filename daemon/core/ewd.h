@@ -353,6 +353,8 @@ void ewd_pool_submit(ewd_pool_t *p, ewd_job_t *job);
 void ewd_pool_submit_eval(ewd_pool_t *p, ewd_job_t *job);
 /* Jobs queued or running. */
 size_t ewd_pool_pending(ewd_pool_t *p);
+/* The most evaluations that have run at once since the pool started. */
+size_t ewd_pool_eval_peak(ewd_pool_t *p);
 /* Stops the threads after the queue drains and delivers the last completions. `then` (may be
  * NULL) runs once the pool's handle has closed and the pool is freed. */
 void ewd_pool_stop(ewd_pool_t *p);

@@ -70,6 +70,7 @@ struct ewd_pool {
   ewd_job_t *eval_head, *eval_tail; /* EWD_JOB_EVAL: no stream order */
   int evaluating;  /* EVAL jobs running */
   int eval_max;    /* at most this many at once (the eval_threads option) */
+  int eval_peak;   /* the most that ran at once */
   double stream_at; /* when an ingest job was last submitted (ingest is busy: evaluations leave
                        it a thread, EWD_INGEST_BUSY_S) */
   double credit, credit_at; /* eval_credit */
@@ -385,6 +386,8 @@ static void *thread_main(void *arg) {
         p->eval_tail = NULL;
       job->next = NULL;
       p->evaluating++;
+      if (p->evaluating > p->eval_peak)
+        p->eval_peak = p->evaluating;
       p->running++;
       bool owed = ingest_busy(p, ewd_now());
       pthread_mutex_unlock(&p->mu);
@@ -507,6 +510,13 @@ void ewd_pool_submit_eval(ewd_pool_t *p, ewd_job_t *job) {
   p->eval_tail = job;
   pthread_cond_signal(&p->cv);
   pthread_mutex_unlock(&p->mu);
+}
+
+size_t ewd_pool_eval_peak(ewd_pool_t *p) {
+  pthread_mutex_lock(&p->mu);
+  size_t n = (size_t)p->eval_peak;
+  pthread_mutex_unlock(&p->mu);
+  return n;
 }
 
 size_t ewd_pool_pending(ewd_pool_t *p) {

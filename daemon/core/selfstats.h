@@ -54,8 +54,9 @@
   XX(evaluations, COUNTER, "scheduled evaluations completed (one per stream and evaluated step)") \
   XX(eval_coalesced, COUNTER, "due evaluations skipped because a later step replaced them")      \
   XX(eval_failures, COUNTER, "scheduled metrics that failed (logged once per stream and metric)") \
-  XX(eval_inline, COUNTER, "evaluations run in the stream's queue (no room for a copy)")         \
-  XX(eval_bytes, GAUGE, "copies of stream states held for evaluation")                           \
+  XX(eval_inline, COUNTER, "evaluations run in the stream's queue (no room for a snapshot)")     \
+  XX(eval_bytes, GAUGE, "snapshots held for evaluation (the recent views' moments or rows)")      \
+  XX(eval_parallel_max, GAUGE, "the most evaluations solved at once so far (eval_threads bounds it)")\
   XX(eval_lag_ms, GAUGE, "milliseconds from step completion to value, of the last evaluation")   \
   XX(history_points, COUNTER, "values committed to the history database")                        \
   XX(history_failures, COUNTER, "history writes or reads that failed (logged)")                   \

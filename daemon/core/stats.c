@@ -23,6 +23,7 @@ void ewd_stats_refresh(ewd_server_t *srv) {
   srv->stat[EWD_STAT_memory_bytes] = ewd_registry_memory(&srv->reg);
   srv->stat[EWD_STAT_admitted_bytes] = ewd_registry_admitted(&srv->reg, &srv->cfg);
   srv->stat[EWD_STAT_queue_jobs] = srv->pool ? ewd_pool_pending(srv->pool) : 0;
+  srv->stat[EWD_STAT_eval_parallel_max] = srv->pool ? ewd_pool_eval_peak(srv->pool) : 0;
   size_t qb = 0;
   for (size_t i = 0; i < srv->reg.n; i++)
     qb += srv->reg.items[i]->queued_bytes;

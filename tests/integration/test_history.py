@@ -9,6 +9,8 @@
 - A rank that never sends: the points of its steps are partial and name 3 of 4 ranks.
 - Coalescing: steps completing faster than a d=384 evaluation are coalesced; the last step is
   always evaluated, and points + Σ skipped = the steps; info and stats count the same.
+- Evaluations solve on both math threads, on one with `eval_threads = 1`; each reads a snapshot
+  of the recent view (its moments or rows), smaller than the stream's state.
 - History survives a restart (the same points, byte for byte), and so does a given eval list;
   points written after the restart follow the old ones.
 - Downsampling: max_points buckets with last/mean/min/max equal numpy over the same buckets.
@@ -193,6 +195,44 @@ def coalescing_evaluates_the_latest_step_and_counts_the_rest():
         c.close()
     finally:
         assert d.stop() == 0
+
+
+def evaluations_solve_on_every_thread_or_eval_threads():
+    """Scheduled solves use both math threads by default and one with `eval_threads = 1`
+    (stats.eval_parallel_max); each evaluation reads a snapshot of the recent view (its moments
+    or its rows: info's eval.cost.snapshot_bytes), never a copy of the stream's state."""
+    dim, rows, nsteps, names = 640, 192, 5, [f"l{i}" for i in range(6)]
+    rng = np.random.default_rng(12)
+    X = rng.standard_normal((rows, dim)).astype(np.float32)
+    peaks = {}
+    for cfg in (None, "eval_threads = 1\n"):
+        d = Daemon(config=cfg)
+        try:
+            c = d.client()
+            for n in names:  # the last 4 steps: 768 rows >= d, the d x d moments
+                c.call("create", {"stream": n, "dim": dim, "window_steps": 4})
+            for s in range(nsteps):  # each step's six evaluations (two solves of order 640 each)
+                for n in names:      # come due together once ingest is quiet
+                    send(c, n, X * (1 + s), step=s)
+                for n in names:
+                    c.call("flush", {"stream": n})
+                for n in names:
+                    settle(c, n)
+            for n in names:
+                ev = settle(c, n)
+                cost = ev["cost"]
+                assert cost["solve_ms"] > 0 and cost["turn_ms"] >= cost["cheap_ms"], cost
+                moments, recent = 8 * dim * dim + 8 * dim, 4 * (4 * rows) * dim
+                state = c.call("info", {"stream": n})["memory_bytes"]
+                assert min(moments, recent) <= cost["snapshot_bytes"] <= moments + recent + 65536 \
+                    < state, (cost, state)
+            peaks[cfg] = c.call("stats")["eval_parallel_max"]
+            c.close()
+        finally:
+            assert d.stop() == 0
+    print(f"# evaluations solved at once: {peaks[None]} by default, "
+          f"{peaks['eval_threads = 1' + chr(10)]} with eval_threads = 1", flush=True)
+    assert peaks[None] == 2 and peaks["eval_threads = 1\n"] == 1, peaks
 
 
 def history_survives_a_restart():
@@ -577,6 +617,8 @@ def main():
            a_rank_that_never_sends_gives_partial_points)
     t.case("coalescing_evaluates_the_latest_step_and_counts_the_rest",
            coalescing_evaluates_the_latest_step_and_counts_the_rest)
+    t.case("evaluations_solve_on_every_thread_or_eval_threads",
+           evaluations_solve_on_every_thread_or_eval_threads)
     t.case("history_survives_a_restart", history_survives_a_restart)
     t.case("downsampling_buckets_equal_numpy", downsampling_buckets_equal_numpy)
     t.case("stepless_streams_evaluate_every_rows_and_the_cache_answers_max_lag",

@@ -1,0 +1,68 @@
+/* tokens/tokens.h — the reductions of per-token scalars (RL policy entropy, log-probabilities,
+ * advantages) that the token kind's metrics are made of (DESIGN §12; proto/PROTOCOL.md once the
+ * kind is on the wire): exact over the union of every rank's counted tokens, never a mean of
+ * per-rank means. Inputs are one column's counted tokens in f64 (masked tokens already left out),
+ * and, for the per-sequence reductions, the counted tokens of each sequence in order. Mergeable
+ * parts (count, mean, M2, min, max; the co-moment of two columns) merge by Chan's rule; the
+ * others (quantiles, the covariance band and top, windows) read the tokens. A leaf room: it
+ * calls only core/. */
+#ifndef EW_TOKENS_H
+#define EW_TOKENS_H
+
+#include "../core/core.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One column's mergeable sums: n, mean, M2 = Σ(x − mean)², min, max (n == 0: the rest 0). */
+typedef struct {
+  uint64_t n;
+  double mean, m2, min, max;
+} ew__tsum_t;
+/* The sums of x[0, n), two passes (the mean, then the squared deviations about it). */
+void ew__tsum_of(const double *x, size_t n, ew__tsum_t *out);
+/* a ← a ⊕ b (Chan: M2 += M2_b + δ² n_a n_b / n). */
+void ew__tsum_merge(ew__tsum_t *a, const ew__tsum_t *b);
+
+/* Two columns' co-moment: n, their means, C = Σ(x − x̄)(y − ȳ); Cov = C/n (Clip-Cov's mean of
+ * cov_i). */
+typedef struct {
+  uint64_t n;
+  double mx, my, c;
+} ew__tco_t;
+void ew__tco_of(const double *x, const double *y, size_t n, ew__tco_t *out);
+/* a ← a ⊕ b: C += C_b + (x̄_b − x̄_a)(ȳ_b − ȳ_a) n_a n_b / n. */
+void ew__tco_merge(ew__tco_t *a, const ew__tco_t *b);
+
+/* numpy's default (`linear`) quantile at level ∈ [0, 1] of work[0, n), n ≥ 1: with h = (n − 1)
+ * level and the sorted values v, v[⌊h⌋] + (h − ⌊h⌋)(v[⌊h⌋+1] − v[⌊h⌋]). work is reordered (an
+ * expected O(n) selection, no sort). */
+double ew__tok_quantile(double *work, size_t n, double level);
+/* The share of x[0, n) strictly above t (0 when n == 0). */
+double ew__tok_frac_above(const double *x, size_t n, double t);
+/* counts[0, bins) of x[0, n) on [lo, hi) in equal bins; below lo counts in the first bin, at or
+ * above hi in the last (bins ≥ 1, lo < hi). */
+void ew__tok_histogram(const double *x, size_t n, double lo, double hi, size_t bins,
+                       uint64_t *counts);
+/* The share of tokens with lb < (x − mx)(y − my) < ub: Clip-Cov's candidates, about the union's
+ * means (mx, my). */
+double ew__tok_cov_band_frac(const double *x, const double *y, size_t n, double mx, double my,
+                             double lb, double ub);
+/* The k-th largest (x − mx)(y − my), k = max(1, ⌊ratio·n⌋) (KL-Cov's threshold; ratio a
+ * fraction). work: n doubles of scratch. n ≥ 1. */
+double ew__tok_cov_top(const double *x, const double *y, size_t n, double mx, double my,
+                       double ratio, double *work);
+/* Per-sequence reductions over len[0, nseq) (counted tokens per sequence, summing to the
+ * tokens in x): *seq_mean = mean over sequences with a token of (Σ_t x)/n_t (verl's
+ * seq-mean-token-mean), *seq_sum_mean = mean over those sequences of Σ_t x (seq-mean-token-sum).
+ * Returns the sequences with a token (0: both left unset). */
+size_t ew__tok_seq_means(const double *x, const uint32_t *len, size_t nseq, double *seq_mean,
+                         double *seq_sum_mean);
+/* The share, among positions t with a full forward window of w tokens inside their sequence, of
+ * those whose window mean (1/w) Σ_{τ=t}^{t+w−1} x_τ exceeds t_hi (ARES's high window entropy).
+ * *windows (may be NULL) = the positions with a full window; 0 of them gives 0. */
+double ew__tok_window_frac_above(const double *x, const uint32_t *len, size_t nseq, size_t w,
+                                 double t_hi, uint64_t *windows);
+
+#endif /* EW_TOKENS_H */

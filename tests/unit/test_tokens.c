@@ -1,0 +1,192 @@
+/* test_tokens.c — the token reductions (lib/tokens/) against published worked values and an
+ * independent statement in this file (sorted copies, long-double sums):
+ *  - the union, not the mean of rank means: rank 0 [0.1, 0.2, 2.0], rank 1 [2.5, 0.1] give
+ *    token_mean 0.98 (the mean of the rank means is 1.0333), p50 0.2, p95 2.4 (numpy `linear`),
+ *    frac_above 1.0 = 0.4 — merged from the ranks and computed on the union alike;
+ *  - Clip-Cov's covariance: A = [1,1,1,−1,−1,−1,2,0], logπ = [−.1,−2,−.5,−.2,−3,−1,−.05,−.7]
+ *    give Cov 0.4234375, directly and merged from the split 3 + 5;
+ *  - verl's aggregation modes on sequences [1,1,1,1] and [3]: token-mean 1.4, seq-mean-token-mean
+ *    2.0, seq-mean-token-sum 3.5;
+ *  - ARES's window entropy: H = [0.1, 0.2, 2.0, 2.5, 0.1, 0.0, 1.8], w = 3: window means
+ *    [0.7667, 1.5667, 1.5333, 0.8667, 0.6333], 2 of 5 above 1.0; windows stay inside sequences;
+ *  - 200 random draws (n up to 5,000, with ties): every quantile level equals numpy's formula on a
+ *    sorted copy exactly; sums merged from random splits equal one pass to 1e-12; the covariance
+ *    top equals the sorted cov_i; histogram and band counts equal a direct count. */
+#include "tap.h"
+#include "tokens/tokens.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int cmp(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* numpy.quantile(x, q) (method `linear`) on a sorted copy. */
+static double np_quantile(const double *x, size_t n, double q) {
+  double *s = malloc(n * sizeof *s);
+  memcpy(s, x, n * sizeof *s);
+  qsort(s, n, sizeof *s, cmp);
+  double h = (double)(n - 1) * q;
+  size_t k = (size_t)floor(h);
+  double r;
+  if (k >= n - 1) {
+    r = s[n - 1];
+  } else {
+    double t = h - (double)k, d = s[k + 1] - s[k];
+    r = t >= 0.5 ? s[k + 1] - d * (1 - t) : s[k] + d * t;
+  }
+  free(s);
+  return r;
+}
+
+static double quantile_of(const double *x, size_t n, double q) {
+  double *w = malloc(n * sizeof *w);
+  memcpy(w, x, n * sizeof *w);
+  double r = ew__tok_quantile(w, n, q);
+  free(w);
+  return r;
+}
+
+static void union_not_mean_of_rank_means(void) {
+  const double r0[] = {0.1, 0.2, 2.0}, r1[] = {2.5, 0.1}, all[] = {0.1, 0.2, 2.0, 2.5, 0.1};
+  ew__tsum_t a, b, u;
+  ew__tsum_of(r0, 3, &a);
+  ew__tsum_of(r1, 2, &b);
+  ew__tsum_of(all, 5, &u);
+  double mean_of_means = (a.mean + b.mean) / 2;
+  ew__tsum_merge(&a, &b);
+  CHECK(fabs(a.mean - 0.98) < 1e-15 && fabs(u.mean - 0.98) < 1e-15, "%.17g %.17g", a.mean, u.mean);
+  CHECK(fabs(mean_of_means - 1.0333333333333334) < 1e-15, "%.17g", mean_of_means);
+  CHECK(fabs(a.m2 - u.m2) < 1e-14 && a.n == 5 && a.min == 0.1 && a.max == 2.5, "%g %g", a.m2, u.m2);
+  double var = 0;
+  for (int i = 0; i < 5; i++)
+    var += (all[i] - 0.98) * (all[i] - 0.98);
+  CHECK(fabs(u.m2 - var) < 1e-15, "%.17g vs %.17g", u.m2, var);
+  CHECK(fabs(quantile_of(all, 5, 0.5) - 0.2) < 1e-15, "p50");
+  CHECK(fabs(quantile_of(all, 5, 0.95) - 2.4) < 1e-15, "p95 %.17g", quantile_of(all, 5, 0.95));
+  CHECK(ew__tok_frac_above(all, 5, 1.0) == 0.4, "frac_above");
+}
+
+static void clip_cov_covariance_merges(void) {
+  const double A[] = {1, 1, 1, -1, -1, -1, 2, 0};
+  const double L[] = {-.1, -2, -.5, -.2, -3, -1, -.05, -.7};
+  ew__tco_t all, p, q;
+  ew__tco_of(A, L, 8, &all);
+  ew__tco_of(A, L, 3, &p);
+  ew__tco_of(A + 3, L + 3, 5, &q);
+  ew__tco_merge(&p, &q);
+  CHECK(fabs(all.c / 8 - 0.4234375) < 1e-15, "%.17g", all.c / 8);
+  CHECK(fabs(p.c / 8 - 0.4234375) < 1e-15 && p.n == 8, "%.17g", p.c / 8);
+  /* the band and the top about the union's means */
+  double cov[8], work[8];
+  for (int i = 0; i < 8; i++)
+    cov[i] = (A[i] - all.mx) * (L[i] - all.my);
+  int band = 0;
+  for (int i = 0; i < 8; i++)
+    band += 1.0 < cov[i] && cov[i] < 5.0;
+  CHECK(ew__tok_cov_band_frac(A, L, 8, all.mx, all.my, 1, 5) == band / 8.0, "band");
+  qsort(cov, 8, sizeof *cov, cmp);
+  CHECK(ew__tok_cov_top(A, L, 8, all.mx, all.my, 2e-4, work) == cov[7], "top 1");
+  CHECK(ew__tok_cov_top(A, L, 8, all.mx, all.my, 0.25, work) == cov[6], "top 2");
+}
+
+static void verl_aggregation_modes(void) {
+  const double x[] = {1, 1, 1, 1, 3};
+  const uint32_t len[] = {4, 1};
+  ew__tsum_t s;
+  ew__tsum_of(x, 5, &s);
+  double sm = 0, ssm = 0;
+  CHECK(ew__tok_seq_means(x, len, 2, &sm, &ssm) == 2, "sequences");
+  CHECK(fabs(s.mean - 1.4) < 1e-15 && sm == 2.0 && ssm == 3.5, "%g %g %g", s.mean, sm, ssm);
+  const uint32_t with_empty[] = {4, 0, 1};
+  CHECK(ew__tok_seq_means(x, with_empty, 3, &sm, &ssm) == 2 && sm == 2.0 && ssm == 3.5,
+        "an empty sequence does not count");
+}
+
+static void window_entropy(void) {
+  const double H[] = {0.1, 0.2, 2.0, 2.5, 0.1, 0.0, 1.8};
+  const uint32_t one[] = {7}, two[] = {4, 3};
+  uint64_t windows = 0;
+  CHECK(ew__tok_window_frac_above(H, one, 1, 3, 1.0, &windows) == 0.4 && windows == 5, "one");
+  /* [0.7667, 1.5667] in the first sequence, [0.6333] in the second: 1 of 3 */
+  CHECK(fabs(ew__tok_window_frac_above(H, two, 2, 3, 1.0, &windows) - 1.0 / 3) < 1e-15 &&
+            windows == 3, "two sequences");
+  CHECK(ew__tok_window_frac_above(H, two, 2, 5, 1.0, &windows) == 0 && windows == 0,
+        "no full window");
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static double uniform(void) {
+  rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
+  return (double)(rng_state >> 11) * 0x1p-53;
+}
+
+static void random_draws_equal_the_direct_statement(void) {
+  int bad_q = 0, bad_sum = 0, bad_top = 0, bad_hist = 0;
+  for (int draw = 0; draw < 200; draw++) {
+    size_t n = 1 + (size_t)(uniform() * 5000);
+    double *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y), *w = malloc(n * sizeof *w);
+    for (size_t i = 0; i < n; i++) {
+      x[i] = draw % 3 == 0 ? floor(uniform() * 6) : 8 * uniform() - 1; /* ties in a third */
+      y[i] = uniform() - 0.5 + 0.3 * x[i];
+    }
+    const double levels[] = {0, 0.05, 0.25, 0.5, 0.75, 0.95, 1, uniform()};
+    for (int l = 0; l < 8; l++)
+      bad_q += quantile_of(x, n, levels[l]) != np_quantile(x, n, levels[l]);
+    ew__tsum_t one, parts = {0};
+    ew__tsum_of(x, n, &one);
+    for (size_t at = 0; at < n;) { /* random splits, merged */
+      size_t k = 1 + (size_t)(uniform() * (double)(n - at));
+      ew__tsum_t p;
+      ew__tsum_of(x + at, k, &p);
+      ew__tsum_merge(&parts, &p);
+      at += k;
+    }
+    long double m = 0, v = 0;
+    for (size_t i = 0; i < n; i++)
+      m += x[i];
+    m /= (long double)n;
+    for (size_t i = 0; i < n; i++)
+      v += (x[i] - m) * (x[i] - m);
+    bad_sum += fabs(one.mean - (double)m) > 1e-12 * (fabs((double)m) + 1) ||
+               fabs(parts.mean - one.mean) > 1e-12 * (fabs(one.mean) + 1) ||
+               fabs(one.m2 - (double)v) > 1e-12 * ((double)v + 1e-300) ||
+               fabs(parts.m2 - one.m2) > 1e-12 * (one.m2 + 1e-300) || parts.n != n;
+    ew__tco_t c;
+    ew__tco_of(x, y, n, &c);
+    for (size_t i = 0; i < n; i++)
+      w[i] = (x[i] - c.mx) * (y[i] - c.my);
+    qsort(w, n, sizeof *w, cmp);
+    double ratio = uniform() * 0.01;
+    size_t k = (size_t)floor(ratio * (double)n);
+    k = k < 1 ? 1 : k;
+    double *work = malloc(n * sizeof *work);
+    bad_top += ew__tok_cov_top(x, y, n, c.mx, c.my, ratio, work) != w[n - k];
+    free(work);
+    uint64_t counts[16], want[16] = {0};
+    ew__tok_histogram(x, n, 0, 6, 16, counts);
+    for (size_t i = 0; i < n; i++) {
+      long b = (long)floor((x[i] - 0) / 6.0 * 16);
+      want[b < 0 ? 0 : b > 15 ? 15 : b]++;
+    }
+    bad_hist += memcmp(counts, want, sizeof counts) != 0;
+    free(x), free(y), free(w);
+  }
+  CHECK(bad_q == 0, "%d quantiles differ from numpy's formula on a sorted copy", bad_q);
+  CHECK(bad_sum == 0, "%d draws' sums off", bad_sum);
+  CHECK(bad_top == 0, "%d covariance tops differ", bad_top);
+  CHECK(bad_hist == 0, "%d histograms differ", bad_hist);
+}
+
+int main(void) {
+  TAP_RUN(union_not_mean_of_rank_means);
+  TAP_RUN(clip_cov_covariance_merges);
+  TAP_RUN(verl_aggregation_modes);
+  TAP_RUN(window_entropy);
+  TAP_RUN(random_draws_equal_the_direct_statement);
+  TAP_DONE();
+}

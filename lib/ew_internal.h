@@ -21,11 +21,12 @@
  *     window.c           the window kind: a FIFO ring of the last W rows (f32) with its own exact
  *                        moments, or rows only when W < d
  *     fd.c               the fd kind: a Frequent Directions sketch (d > exact_max_dim)
- *   tokens/tokens.h
- *     reduce.c           per-token scalars (RL policy entropy, log π, advantages) reduced exactly
+ *     frozen.c           a read-only copy of one kind's view (a snapshot's, snapshot.c)
+ *   acc/tokens.h
+ *     tokens_reduce.c    per-token scalars (RL policy entropy, log π, advantages) reduced exactly
  *                        over the union of ranks: mergeable sums and co-moments, numpy's linear
  *                        quantile by selection, Clip-Cov's band and KL-Cov's top, verl's
- *                        per-sequence means, ARES's window share (a leaf: the token kind's math)
+ *                        per-sequence means, ARES's window share (a leaf: the tokens kind's math)
  *   linalg/linalg.h
  *     eig.c              LAPACK: all eigenvalues (dsyevd), all eigenpairs (a leaf)
  *     krylov.c           block Lanczos with thick restarts through an operator (uses eig.c)
@@ -49,6 +50,8 @@
  *   ew_internal.h      (this header) the stream: struct ew_stream and its caches' types, and
  *     config.c           the kind and configuration tables at work: defaults, checks, equality,
  *                        which kinds a configuration keeps, building them
+ *     snapshot.c         what a set of queries reads of a stream, copied (frozen kinds), and
+ *                        the window taking back the moments a snapshot built
  *     stream.c           one stream: config → kinds (config.c), merge, reset, the admission
  *                        model; stream_ingest.c its all-or-nothing ingest
  *   state/state_priv.h
@@ -65,7 +68,7 @@
  *     info.c             the table's typed columns as text, and ew_param_check
  *
  * What may call what: a file calls its own room and the rooms below it. core/ calls nothing of
- * the library; acc/, tokens/ and linalg/ call only core/; live/ and view/ also call each other (cert.c
+ * the library; acc/ and linalg/ call only core/; live/ and view/ also call each other (cert.c
  * reads a view; view.c hands out the live estimate); config.c, stream.c, stream_ingest.c and
  * state/ call each other; metrics/ reads a stream only through views (besides live_topk's
  * certificate, SLQ's evaluation, workspaces and public functions). One reach goes up: view/ is

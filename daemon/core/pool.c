@@ -49,7 +49,7 @@
  * burst of ingest never finds every thread inside an eigensolve. */
 #define EWD_INGEST_BUSY_S 0.1
 /* While ingest is busy, evaluation may take this share of the threads' time (ingest keeps the
- * rest: >= 0.8 of its rate, DESIGN's target), with this much credit saved up at most. */
+ * rest: >= 0.8 of its rate, README "Benchmarks"), with this much credit saved up at most. */
 #define EWD_EVAL_SHARE 0.15
 #define EWD_EVAL_CREDIT_MAX_S 0.25
 

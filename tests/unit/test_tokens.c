@@ -1,4 +1,4 @@
-/* test_tokens.c — the token reductions (lib/tokens/) against published worked values and an
+/* test_tokens.c — the token reductions (lib/acc/tokens_reduce.c) against published worked values and an
  * independent statement in this file (sorted copies, long-double sums):
  *  - the union, not the mean of rank means: rank 0 [0.1, 0.2, 2.0], rank 1 [2.5, 0.1] give
  *    token_mean 0.98 (the mean of the rank means is 1.0333), p50 0.2, p95 2.4 (numpy `linear`),
@@ -13,7 +13,7 @@
  *    sorted copy exactly; sums merged from random splits equal one pass to 1e-12; the covariance
  *    top equals the sorted cov_i; histogram and band counts equal a direct count. */
 #include "tap.h"
-#include "tokens/tokens.h"
+#include "acc/tokens.h"
 
 #include <math.h>
 #include <stdint.h>

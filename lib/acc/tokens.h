@@ -1,11 +1,11 @@
-/* tokens/tokens.h — the reductions of per-token scalars (RL policy entropy, log-probabilities,
- * advantages) that the token kind's metrics are made of (DESIGN §12; proto/PROTOCOL.md once the
- * kind is on the wire): exact over the union of every rank's counted tokens, never a mean of
- * per-rank means. Inputs are one column's counted tokens in f64 (masked tokens already left out),
- * and, for the per-sequence reductions, the counted tokens of each sequence in order. Mergeable
- * parts (count, mean, M2, min, max; the co-moment of two columns) merge by Chan's rule; the
- * others (quantiles, the covariance band and top, windows) read the tokens. A leaf room: it
- * calls only core/. */
+/* acc/tokens.h — the reductions of per-token scalars (RL policy entropy, log-probabilities,
+ * advantages) that the tokens kind is made of: exact over the union of every rank's counted
+ * tokens, never a mean of per-rank means. Inputs are one column's counted tokens in f64 (masked
+ * tokens already left out), and, for the per-sequence reductions, the counted tokens of each
+ * sequence in order. Mergeable parts (count, mean, M2, min, max; the co-moment of two columns)
+ * merge by Chan's rule; the others (quantiles, the covariance band and top, windows) read the
+ * tokens. A leaf (acc/tokens_reduce.c calls only core/): the tokens kind's accumulator (acc/)
+ * and its metrics (metrics/) are made of it. */
 #ifndef EW_TOKENS_H
 #define EW_TOKENS_H
 

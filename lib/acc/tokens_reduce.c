@@ -1,4 +1,4 @@
-/* tokens/reduce.c — the reductions of tokens/tokens.h. Sums are compensated (Neumaier), so a
+/* acc/tokens_reduce.c — the reductions of acc/tokens.h. Sums are compensated (Neumaier), so a
  * step of millions of tokens keeps numpy float64's digits; quantiles and the covariance top are
  * selections (Hoare partitions about a median of three: expected O(n), deterministic), never
  * sorts. */

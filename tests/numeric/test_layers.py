@@ -1,5 +1,5 @@
-"""The daemon's rooms and the direction of their includes and calls (DESIGN rule 5 as this tree
-has it).
+"""The daemon's rooms and the direction of their includes and calls (README "Tour of the source"
+as this tree has it).
 
 daemon/ is split by job into rooms, each allowed to include, and call, only its own room and rooms
 below:

@@ -162,7 +162,7 @@ static void typed_columns_say_what_the_metrics_do(void) {
   CHECK(ew_metric_find("live_topk")->needs & EW_NEED_LIVE, "live_topk reads the live estimate");
 }
 
-/* A row no real metric has yet (DESIGN: kernel metrics take a string `kernel`, token metrics
+/* A row no real metric has yet (kernel metrics will take a string `kernel`, token metrics
  * column names): one parameter of each type, through the one validator. */
 static const char *const kernels[] = {"gaussian", "laplacian", "cosine", NULL};
 static const ew_param_info_t test_params[] = {

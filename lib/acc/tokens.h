@@ -65,4 +65,32 @@ size_t ew__tok_seq_means(const double *x, const uint32_t *len, size_t nseq, doub
 double ew__tok_window_frac_above(const double *x, const uint32_t *len, size_t nseq, size_t w,
                                  double t_hi, uint64_t *windows);
 
+/* ---- acc/tokens_sketch.c: quantiles of everything seen, mergeable, with a certified rank error
+ * Level h holds values of weight 2^h, at most k of them; err bounds every value's rank error. */
+#define EW__QS_LEVELS 48
+typedef struct {
+  size_t k;
+  double *buf[EW__QS_LEVELS];
+  size_t len[EW__QS_LEVELS];
+  bool flip[EW__QS_LEVELS];
+  int top;    /* highest level in use */
+  uint64_t n; /* values summarised */
+  double err; /* Σ 2^h over the compactions made (merges add theirs) */
+} ew__qsketch_t;
+/* An empty sketch of k values per level (k ≥ 8, rounded up to even). Returns 0. */
+int ew__qs_init(ew__qsketch_t *q, size_t k);
+void ew__qs_free(ew__qsketch_t *q);
+/* Heap bytes held (k doubles per level in use). */
+size_t ew__qs_bytes(const ew__qsketch_t *q);
+/* Adds x[0, n). 0 or EW_ENOMEM (then the values before the failing one are in). */
+int ew__qs_add(ew__qsketch_t *q, const double *x, size_t n);
+/* q ← q ⊕ o (the same k): what either summarised, err the sum of both plus the compactions the
+ * merge makes. 0 or EW_ENOMEM. */
+int ew__qs_merge(ew__qsketch_t *q, const ew__qsketch_t *o);
+/* The value at rank level·(n − 1) among everything summarised, and its certified rank error as a
+ * share of n (*rank_err: the true rank of *value is within rank_err·n of the asked one). Until
+ * the first compaction, numpy's `linear` quantile exactly, with *rank_err 0. EW_EDEGENERATE when
+ * empty, EW_ENOMEM. */
+int ew__qs_quantile(const ew__qsketch_t *q, double level, double *value, double *rank_err);
+
 #endif /* EW_TOKENS_H */

@@ -1,0 +1,150 @@
+/* acc/tokens_sketch.c — the quantile summary of every token a tokens stream has seen (its `all`
+ * view), mergeable across ranks, steps and daemons with a certified rank error.
+ *
+ * A hierarchy of compactors (Manku, Rajagopalan & Lindsay, SIGMOD 1998; the deterministic
+ * skeleton of KLL): level h holds values of weight 2^h. When a level reaches k values it is sorted
+ * and every other value (alternating the first kept between compactions) moves up a level with
+ * twice the weight; an odd one out stays. One compaction at level h moves any value's estimated
+ * rank by at most 2^h, so the sum of 2^h over the compactions made (`err`, carried through
+ * merges, which add) bounds |estimated rank − true rank| for every value at once. A quantile is
+ * the stored value whose cumulative weight first reaches the asked rank; its true rank is within
+ * err + (its own weight) of the asked one, returned as a share of n. Until the first compaction
+ * every value is held and the answer is numpy's `linear` quantile, exactly. */
+#include "tokens.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int ew__qs_init(ew__qsketch_t *q, size_t k) {
+  memset(q, 0, sizeof *q);
+  q->k = k < 8 ? 8 : k + (k & 1); /* even: a compaction halves a full level exactly */
+  return 0;
+}
+
+void ew__qs_free(ew__qsketch_t *q) {
+  for (int h = 0; h < EW__QS_LEVELS; h++)
+    free(q->buf[h]);
+  memset(q, 0, sizeof *q);
+}
+
+size_t ew__qs_bytes(const ew__qsketch_t *q) {
+  size_t b = 0;
+  for (int h = 0; h < EW__QS_LEVELS; h++)
+    b += q->buf[h] ? q->k * sizeof(double) : 0;
+  return b;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Room for one more value at level h (allocated on first use). */
+static int level_ready(ew__qsketch_t *q, int h) {
+  if (!q->buf[h] && !(q->buf[h] = malloc(q->k * sizeof(double))))
+    return EW_ENOMEM;
+  return 0;
+}
+
+/* Compacts level h while it is full, carrying upward. */
+static int settle(ew__qsketch_t *q, int h) {
+  for (; h < EW__QS_LEVELS - 1 && q->len[h] >= q->k; h++) {
+    int rc = level_ready(q, h + 1);
+    if (rc)
+      return rc;
+    qsort(q->buf[h], q->len[h], sizeof(double), cmp_double);
+    size_t keep = q->len[h] & 1; /* an odd one out stays at this level */
+    size_t pairs = q->len[h] / 2, off = q->flip[h] ? 1 : 0;
+    for (size_t i = 0; i < pairs; i++) {
+      if (q->len[h + 1] >= q->k) { /* the level above filled while carrying: settle it first */
+        if ((rc = settle(q, h + 1)) != 0)
+          return rc;
+      }
+      q->buf[h + 1][q->len[h + 1]++] = q->buf[h][keep + 2 * i + off];
+    }
+    q->len[h] = keep; /* the smallest, when the count was odd, stays at buf[h][0] */
+    q->flip[h] = !q->flip[h];
+    q->err += ldexp(1.0, h);
+    if (h + 1 > q->top)
+      q->top = h + 1;
+  }
+  return 0;
+}
+
+int ew__qs_add(ew__qsketch_t *q, const double *x, size_t n) {
+  int rc = level_ready(q, 0);
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    q->buf[0][q->len[0]++] = x[i];
+    q->n++;
+    if (q->len[0] >= q->k)
+      rc = settle(q, 0);
+  }
+  return rc;
+}
+
+int ew__qs_merge(ew__qsketch_t *q, const ew__qsketch_t *o) {
+  for (int h = 0; h <= o->top && h < EW__QS_LEVELS; h++) {
+    for (size_t i = 0; i < o->len[h]; i++) {
+      int rc = level_ready(q, h);
+      if (rc)
+        return rc;
+      q->buf[h][q->len[h]++] = o->buf[h][i];
+      if (h > q->top)
+        q->top = h;
+      if (q->len[h] >= q->k && (rc = settle(q, h)) != 0)
+        return rc;
+    }
+  }
+  q->n += o->n;
+  q->err += o->err;
+  return 0;
+}
+
+typedef struct {
+  double v, w;
+} wv_t;
+
+static int cmp_wv(const void *a, const void *b) {
+  double x = ((const wv_t *)a)->v, y = ((const wv_t *)b)->v;
+  return (x > y) - (x < y);
+}
+
+int ew__qs_quantile(const ew__qsketch_t *q, double level, double *value, double *rank_err) {
+  if (q->n == 0)
+    return EW_EDEGENERATE;
+  size_t m = 0;
+  for (int h = 0; h <= q->top; h++)
+    m += q->len[h];
+  if (q->err == 0) { /* nothing compacted: every value is held, numpy's answer exactly */
+    double *w = malloc(m * sizeof *w);
+    if (!w)
+      return EW_ENOMEM;
+    memcpy(w, q->buf[0], m * sizeof *w);
+    *value = ew__tok_quantile(w, m, level);
+    *rank_err = 0;
+    free(w);
+    return 0;
+  }
+  wv_t *a = malloc(m * sizeof *a);
+  if (!a)
+    return EW_ENOMEM;
+  size_t at = 0;
+  for (int h = 0; h <= q->top; h++)
+    for (size_t i = 0; i < q->len[h]; i++)
+      a[at++] = (wv_t){q->buf[h][i], ldexp(1.0, h)};
+  qsort(a, m, sizeof *a, cmp_wv);
+  double want = level * (double)(q->n - 1), cum = 0, maxw = 0;
+  size_t i = 0;
+  for (; i < m - 1; i++) { /* the value whose cumulative weight passes the asked rank */
+    cum += a[i].w;
+    if (cum > want)
+      break;
+  }
+  for (size_t j = 0; j < m; j++)
+    maxw = a[j].w > maxw ? a[j].w : maxw;
+  *value = a[i].v;
+  *rank_err = (q->err + maxw) / (double)q->n;
+  free(a);
+  return 0;
+}

@@ -192,10 +192,11 @@ static void run_job(ewd_job_t *job) {
     run_metrics(job, on_stream, st->s, ~0ull, true);
     break;
   case EWD_JOB_TAIL: /* the recent view's moments follow its steps (recent.c) */
-    (void)ew_stream_window_tail(st->s, job->tail_rows); /* on failure: built when read */
+    if (st->s) /* on failure: built when read */
+      (void)ew_stream_window_tail(st->s, job->tail_rows);
     break;
   case EWD_JOB_ADOPT: /* the moments an evaluation's snapshot built, taken back (recent.c) */
-    job->rc = ew_stream_window_adopt(st->s, job->snap) ? 0 : EW_EBADPARAM;
+    job->rc = st->s && ew_stream_window_adopt(st->s, job->snap) ? 0 : EW_EBADPARAM;
     ew_snapshot_free(job->snap);
     job->snap = NULL;
     break;

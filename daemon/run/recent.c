@@ -47,7 +47,7 @@ static void follow_done(ewd_job_t *j) {
 }
 
 void ewd_recent_follow(ewd_server_t *srv, ewd_stream_t *st, bool before) {
-  if (!st->window_steps || !ewd_eval_reads_window(st))
+  if (!st->window_steps || st->dropped || !ewd_eval_reads_window(st))
     return;
   uint64_t rows = ewd_recent_rows(st);
   if (before && st->nstep_rows == st->window_steps) /* the oldest step is about to leave */

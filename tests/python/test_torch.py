@@ -3,6 +3,7 @@ stream counts equal the rows the hooks sampled, (batch, tokens, d) outputs are f
 `every` skips steps, and remove() detaches the hooks."""
 import os
 import sys
+import time
 
 import torch
 
@@ -201,6 +202,77 @@ def unknown_layer_is_refused():
     raise AssertionError("accepted an unknown layer")
 
 
+def on_metrics_backfills_what_a_daemon_restart_left_unseen():
+    """A daemon restart mid-run: the subscription comes back only after the daemon has evaluated
+    steps (held here until then, as a slow reconnect would be); those steps still reach
+    on_metrics, from the daemon's history, once each and in order, and every evaluated step of
+    the run is delivered with the history's values."""
+    import threading
+    import eigenwatch.client as ec
+    d = Daemon()
+    allow = threading.Event()
+    allow.set()
+    real_init = ec.Subscription.__init__
+
+    def slow_init(self, *a, **kw):  # the reconnect waits for the test's go
+        allow.wait(60)
+        real_init(self, *a, **kw)
+
+    ec.Subscription.__init__ = slow_init
+    try:
+        torch.manual_seed(3)
+        model, trainer, calls = Tiny(), {"step": 0}, []
+        h = watch(model, layers=["emb", "mix"], rows_per_step=16, address=d.unix, prefix="bf.",
+                  run="bf", step=lambda: trainer["step"],
+                  on_metrics=lambda step, values, missing: calls.append((step, values, missing)))
+        g = torch.Generator().manual_seed(5)
+        batch = lambda _i: (torch.randint(0, 100, (4, 9), generator=g),  # noqa: E731
+                            torch.randint(0, 5, (4,), generator=g))
+        for i in range(4):
+            trainer["step"] = i
+            train(model, 1, batch)
+        h.sender.flush()
+        with Client(d.unix) as c:  # steps 0-2 evaluated and notified before the restart
+            deadline = time.time() + 20
+            while time.time() < deadline and len(calls) < 3:
+                h.poll()
+                time.sleep(0.05)
+        allow.clear()  # the subscription's reconnect now waits
+        state = d.dir
+        assert d.stop() == 0
+        d = Daemon(state_dir=state)
+        for i in range(4, 9):
+            trainer["step"] = i
+            train(model, 1, batch)
+        h.sender.flush()
+        with Client(d.unix) as c:  # evaluated while nobody was subscribed
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                got = c.history(run="bf", metrics="erank")
+                if all(len(s.step) and s.step[-1] >= 7 for s in got.values()) and len(got) == 2:
+                    break
+                time.sleep(0.05)
+        unseen = sorted({int(st) for s in got.values() for st in s.step if st > max(
+            (st for st, _, _ in calls), default=-1)})
+        allow.set()
+        assert h.close(timeout=30) is True
+        with Client(d.unix) as c:
+            hist = c.history(run="bf", metrics="erank")
+        steps = [st for st, _, _ in calls]
+        want = sorted({int(st) for s in hist.values() for st in s.step})
+        print(f"# on_metrics steps {steps}; evaluated while unsubscribed {unseen}", flush=True)
+        assert unseen, "the restart left no step unseen: the case shows nothing"
+        assert steps == want, (steps, want)  # every evaluated step once, in order
+        for step, values, missing in calls:
+            for layer, ms in values.items():
+                s = hist[("bf." + layer, "erank")]
+                assert ms["erank"] == s.value[list(s.step).index(step)], (layer, step)
+    finally:
+        ec.Subscription.__init__ = real_init
+        allow.set()
+        d.stop()
+
+
 def main():
     global D
     D = Daemon()
@@ -214,6 +286,8 @@ def main():
         t.case("watch_creates_each_layers_stream_with_its_options",
                watch_creates_each_layers_stream_with_its_options)
         t.case("watch_unknown_layer_is_refused", unknown_layer_is_refused)
+        t.case("watch_on_metrics_backfills_what_a_daemon_restart_left_unseen",
+               on_metrics_backfills_what_a_daemon_restart_left_unseen)
     finally:
         D.stop()
     t.done()

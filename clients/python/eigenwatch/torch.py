@@ -38,6 +38,7 @@ class _Metrics:
         self.pending: Dict[int, Dict[str, Dict[str, float]]] = {}
         self.first_seen: Dict[int, float] = {}
         self.latest: Dict[str, int] = {}  # layer -> the highest step it reported
+        self.delivered = -1  # the highest step handed to the callback
         self.q: "queue.Queue" = queue.Queue(maxsize=100000)
         self.stop = threading.Event()
         self.sub = None
@@ -60,21 +61,67 @@ class _Metrics:
         from .client import Subscription
         from ._wire import default_address
         params = {"run": run} if run else {}
+        seen: Dict[str, int] = {}  # stream -> the highest step notified
+        subs, reconnects = 0, 0     # subscriptions made; the current one's own reconnects
+        if self.sub is not None:
+            subs = 1
         while not self.stop.is_set():
             try:
                 if self.sub is None:
                     self.sub = Subscription(address or default_address(), dict(params), 10.0)
+                    subs += 1
+                    if subs > 1:  # subscribed again: what was evaluated meanwhile, from history
+                        self._backfill(address, run, seen)
+                if self.sub.reconnects != reconnects:  # it reconnected by itself
+                    reconnects = self.sub.reconnects
+                    self._backfill(address, run, seen)
                 item = self.sub.next(timeout=0.2)
             except Exception:  # the daemon is away: try again, never raise into training
                 self.errors += 1
                 self.sub = None
+                reconnects = 0
                 self.stop.wait(0.5)
                 continue
             if item and item[0] == "metrics" and item[1]["stream"] in self.streams:
+                seen[item[1]["stream"]] = max(seen.get(item[1]["stream"], -1), item[1]["step"])
                 try:
                     self.q.put_nowait(item[1])
                 except queue.Full:
                     self.errors += 1
+
+    def _backfill(self, address, run, seen):
+        """After a subscription is made again (a daemon restart, a lost connection): the points
+        the daemon evaluated meanwhile, read from its history from the first step some watched
+        stream had not been notified of (seen: stream -> highest step notified; nothing seen yet:
+        nothing to go on), and queued as notifications are; steps already handed to on_metrics
+        are skipped by _drain."""
+        from .client import Client
+        if not seen:
+            return
+        first = min(seen.get(st, -1) for st in self.streams) + 1
+        if first == 0:  # a stream never notified: start after the least notified one seen
+            first = min(seen.values()) + 1
+        try:
+            c = Client(address, timeout=10.0) if address else Client(timeout=10.0)
+            try:
+                p = {"streams": sorted(self.streams), "from_step": first, "max_points": 100000}
+                if run:
+                    p["run"] = run
+                series = c.call("history", **p)["series"]
+            finally:
+                c.close()
+        except Exception:  # never raise into training; the live notifications go on
+            self.errors += 1
+            return
+        points: Dict[tuple, Dict[str, Any]] = {}
+        for d in series:
+            for step, value in zip(d["step"], d["value"]):
+                points.setdefault((step, d["stream"]), {})[d["metric"]] = value
+        for (step, stream), metrics in sorted(points.items()):
+            try:
+                self.q.put_nowait({"stream": stream, "step": step, "metrics": metrics})
+            except queue.Full:
+                self.errors += 1
 
     def reported(self, layer: str) -> int:
         """The highest step `layer` has reported values for (-1: none yet)."""
@@ -89,6 +136,8 @@ class _Metrics:
             except queue.Empty:
                 break
             layer, step = self.streams[p["stream"]], p["step"]
+            if step <= self.delivered:  # handed over already (a backfilled point seen live)
+                continue
             self.pending.setdefault(step, {})[layer] = p["metrics"]
             self.first_seen.setdefault(step, now)
             self.latest[layer] = max(self.latest.get(layer, -1), step)
@@ -105,6 +154,7 @@ class _Metrics:
                 break  # steps go in order
             del self.pending[step]
             del self.first_seen[step]
+            self.delivered = step
             if self.wants_missing:
                 self.callback(step, values, missing)
             else:

@@ -92,5 +92,11 @@ int ew__qs_merge(ew__qsketch_t *q, const ew__qsketch_t *o);
  * the first compaction, numpy's `linear` quantile exactly, with *rank_err 0. EW_EDEGENERATE when
  * empty, EW_ENOMEM. */
 int ew__qs_quantile(const ew__qsketch_t *q, double level, double *value, double *rank_err);
+/* The saved form: its length, writing it, and reading it into an empty sketch of the same k
+ * (errors through r, naming section `sec`: another k, a level fuller than k, a value that is not
+ * finite, weights that do not add up to the tokens it says it summarises). */
+uint64_t ew__qs_saved_len(const ew__qsketch_t *q);
+void ew__qs_save(const ew__qsketch_t *q, ew__wr_t *w);
+void ew__qs_load(ew__qsketch_t *q, ew__rd_t *r, const char *sec);
 
 #endif /* EW_TOKENS_H */

@@ -148,3 +148,66 @@ int ew__qs_quantile(const ew__qsketch_t *q, double level, double *value, double 
   free(a);
   return 0;
 }
+
+/* ---- the saved form: u64 k, u64 n, f64 err, u64 top, then per level 0..top: u64 flip, u64 len,
+ * len f64 values ---- */
+
+uint64_t ew__qs_saved_len(const ew__qsketch_t *q) {
+  uint64_t b = 8 * 4;
+  for (int h = 0; h <= q->top; h++)
+    b += 16 + 8 * (uint64_t)q->len[h];
+  return b;
+}
+
+void ew__qs_save(const ew__qsketch_t *q, ew__wr_t *w) {
+  ew__put_u64(w, q->k);
+  ew__put_u64(w, q->n);
+  ew__put_f64(w, q->err);
+  ew__put_u64(w, (uint64_t)q->top);
+  for (int h = 0; h <= q->top; h++) {
+    ew__put_u64(w, q->flip[h]);
+    ew__put_u64(w, q->len[h]);
+    if (q->len[h])
+      ew__put(w, q->buf[h], q->len[h] * sizeof(double));
+  }
+}
+
+void ew__qs_load(ew__qsketch_t *q, ew__rd_t *r, const char *sec) {
+  uint64_t k = ew__get_u64(r), n = ew__get_u64(r);
+  double err = ew__get_f64(r);
+  uint64_t top = ew__get_u64(r);
+  if (r->err)
+    return;
+  if (k != q->k || top >= EW__QS_LEVELS || !(err >= 0 && err <= 0x1p64)) {
+    ew__rd_failf(r, "section %s holds a quantile sketch of k = %llu, %llu levels and error %g: "
+                 "this stream's has k = %zu, at most %d levels and a finite error", sec,
+                 (unsigned long long)k, (unsigned long long)top + 1, err, q->k, EW__QS_LEVELS);
+    return;
+  }
+  double weight = 0; /* compactions keep the weight: the values' weights add up to n */
+  for (int h = 0; h <= (int)top && !r->err; h++) {
+    uint64_t flip = ew__get_u64(r), len = ew__get_u64(r);
+    if (r->err)
+      return;
+    if (flip > 1 || len >= q->k || level_ready(q, h) != 0) {
+      ew__rd_failf(r, "section %s's quantile sketch level %d holds %llu values (fewer than k = "
+                   "%zu fit) or a bad flag", sec, h, (unsigned long long)len, q->k);
+      return;
+    }
+    ew__get(r, q->buf[h], (size_t)len * sizeof(double));
+    for (uint64_t i = 0; i < len && !r->err; i++)
+      if (!isfinite(q->buf[h][i]))
+        ew__rd_failf(r, "section %s's quantile sketch holds a value that is not finite", sec);
+    q->flip[h] = flip != 0;
+    q->len[h] = (size_t)len;
+    weight += ldexp((double)len, h);
+  }
+  if (!r->err && weight != (double)n)
+    ew__rd_failf(r, "section %s's quantile sketch says %llu tokens but its values weigh %.17g",
+                 sec, (unsigned long long)n, weight);
+  if (!r->err) {
+    q->n = n;
+    q->err = err;
+    q->top = (int)top;
+  }
+}

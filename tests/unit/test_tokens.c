@@ -14,7 +14,9 @@
  *    top equals the sorted cov_i; histogram and band counts equal a direct count;
  *  - the quantile sketch of the `all` view: 1e6 skewed tokens summarised as eight merged ranks
  *    and as one: each answer's true rank within the error it states (< 1% of n); numpy's
- *    answer exactly before its first compaction. */
+ *    answer exactly before its first compaction; its saved form round-trips bit for bit and
+ *    refuses another k, an overfull level, a value that is not finite and weights that do not
+ *    add up, each with a sentence. */
 #include "tap.h"
 #include "acc/tokens.h"
 
@@ -255,6 +257,96 @@ static void quantile_sketch_merges_with_a_certified_rank_error(void) {
   free(x), free(sorted);
 }
 
+typedef struct {
+  unsigned char *p;
+  size_t len, cap, off;
+} buf_t;
+
+static int buf_write(void *ctx, const void *p, size_t n) {
+  buf_t *b = ctx;
+  if (b->len + n > b->cap) {
+    b->cap = 2 * (b->len + n);
+    b->p = realloc(b->p, b->cap);
+  }
+  memcpy(b->p + b->len, p, n);
+  b->len += n;
+  return 0;
+}
+
+static int buf_read(void *ctx, void *p, size_t n) {
+  buf_t *b = ctx;
+  if (b->off + n > b->len)
+    return -1;
+  memcpy(p, b->p + b->off, n);
+  b->off += n;
+  return 0;
+}
+
+/* Loads bytes into an empty sketch of k: the error code and the sentence. */
+static int load_bytes(const buf_t *src, size_t k, char *msg, size_t cap, ew__qsketch_t *out) {
+  buf_t b = *src;
+  b.off = 0;
+  ew__qs_init(out, k);
+  ew__rd_t r = {.fn = buf_read, .ctx = &b, .msg = msg, .cap = cap};
+  msg[0] = 0;
+  ew__qs_load(out, &r, "tTOK");
+  return r.err;
+}
+
+/* The saved form: written, read back and written again the bytes are the same and every answer
+ * is; another k, a level as full as k, a value that is not finite and weights that do not add up
+ * to the tokens it says are each refused with a sentence naming the section. */
+static void quantile_sketch_saved_form(void) {
+  ew__bytes_init();
+  const size_t n = 50000, k = 512;
+  double *x = malloc(n * sizeof *x);
+  for (size_t i = 0; i < n; i++)
+    x[i] = -log(uniform() + 1e-300);
+  ew__qsketch_t a, b;
+  ew__qs_init(&a, k);
+  ew__qs_add(&a, x, n);
+  buf_t one = {0}, two = {0};
+  ew__wr_t w = {.fn = buf_write, .ctx = &one};
+  ew__qs_save(&a, &w);
+  CHECK(w.err == 0 && one.len == ew__qs_saved_len(&a), "%zu bytes, saved_len %llu", one.len,
+        (unsigned long long)ew__qs_saved_len(&a));
+  char msg[256];
+  CHECK(load_bytes(&one, k, msg, sizeof msg, &b) == 0, "load: %s", msg);
+  ew__wr_t w2 = {.fn = buf_write, .ctx = &two};
+  ew__qs_save(&b, &w2);
+  CHECK(two.len == one.len && memcmp(one.p, two.p, one.len) == 0, "saved again, same bytes");
+  for (int l = 0; l <= 10; l++) {
+    double va, ea, vb, eb;
+    ew__qs_quantile(&a, l / 10.0, &va, &ea);
+    ew__qs_quantile(&b, l / 10.0, &vb, &eb);
+    CHECK(va == vb && ea == eb, "level %d", l);
+  }
+  ew__qs_free(&b);
+  CHECK(load_bytes(&one, k + 2, msg, sizeof msg, &b) == EW_ESTATE && strstr(msg, "tTOK") &&
+            strstr(msg, "k = 512"), "another k: %s", msg);
+  ew__qs_free(&b);
+  buf_t bad = {malloc(one.len), one.len, one.len, 0};
+  memcpy(bad.p, one.p, one.len);
+  uint64_t n1 = n + 1;
+  memcpy(bad.p + 8, &n1, 8); /* says one more token than its values weigh */
+  CHECK(load_bytes(&bad, k, msg, sizeof msg, &b) == EW_ESTATE && strstr(msg, "weigh"), "%s", msg);
+  ew__qs_free(&b);
+  memcpy(bad.p, one.p, one.len);
+  double nan = NAN;
+  memcpy(bad.p + 8 * 4 + 16, &nan, 8); /* the first value of level 0 */
+  CHECK(load_bytes(&bad, k, msg, sizeof msg, &b) == EW_ESTATE && strstr(msg, "not finite"), "%s",
+        msg);
+  ew__qs_free(&b);
+  memcpy(bad.p, one.p, one.len);
+  uint64_t full = k;
+  memcpy(bad.p + 8 * 4 + 8, &full, 8); /* level 0 as full as k */
+  CHECK(load_bytes(&bad, k, msg, sizeof msg, &b) == EW_ESTATE && strstr(msg, "level 0"), "%s",
+        msg);
+  ew__qs_free(&b);
+  ew__qs_free(&a);
+  free(bad.p), free(one.p), free(two.p), free(x);
+}
+
 int main(void) {
   TAP_RUN(union_not_mean_of_rank_means);
   TAP_RUN(clip_cov_covariance_merges);
@@ -262,5 +354,6 @@ int main(void) {
   TAP_RUN(window_entropy);
   TAP_RUN(random_draws_equal_the_direct_statement);
   TAP_RUN(quantile_sketch_merges_with_a_certified_rank_error);
+  TAP_RUN(quantile_sketch_saved_form);
   TAP_DONE();
 }

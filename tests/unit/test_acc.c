@@ -13,6 +13,7 @@
  * peak covers what an ingest and a query must hold. */
 #include "ew_internal.h"
 #include "tap.h"
+#include "membuf.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -245,31 +246,6 @@ static void dense_merge_of_parts_equals_the_whole_and_scale(void) {
   win->ops->free(win);
   ew__ws_free(ws);
   free(x);
-}
-
-typedef struct {
-  unsigned char *p;
-  size_t len, cap, off;
-} buf_t;
-
-static int buf_write(void *ctx, const void *p, size_t n) {
-  buf_t *b = ctx;
-  if (b->len + n > b->cap) {
-    b->cap = 2 * (b->len + n);
-    b->p = realloc(b->p, b->cap);
-  }
-  memcpy(b->p + b->len, p, n);
-  b->len += n;
-  return 0;
-}
-
-static int buf_read(void *ctx, void *p, size_t n) {
-  buf_t *b = ctx;
-  if (b->off + n > b->len)
-    return -1;
-  memcpy(p, b->p + b->off, n);
-  b->off += n;
-  return 0;
 }
 
 static void save_load_is_bit_identical_for_every_kind(void) {

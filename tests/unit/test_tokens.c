@@ -18,6 +18,7 @@
  *    refuses another k, an overfull level, a value that is not finite and weights that do not
  *    add up, each with a sentence. */
 #include "tap.h"
+#include "membuf.h"
 #include "acc/tokens.h"
 
 #include <math.h>
@@ -255,31 +256,6 @@ static void quantile_sketch_merges_with_a_certified_rank_error(void) {
   CHECK(ew__qs_quantile(&none, 0.5, &v, &e) == EW_EDEGENERATE, "empty");
   ew__qs_free(&small), ew__qs_free(&all), ew__qs_free(&one), ew__qs_free(&none);
   free(x), free(sorted);
-}
-
-typedef struct {
-  unsigned char *p;
-  size_t len, cap, off;
-} buf_t;
-
-static int buf_write(void *ctx, const void *p, size_t n) {
-  buf_t *b = ctx;
-  if (b->len + n > b->cap) {
-    b->cap = 2 * (b->len + n);
-    b->p = realloc(b->p, b->cap);
-  }
-  memcpy(b->p + b->len, p, n);
-  b->len += n;
-  return 0;
-}
-
-static int buf_read(void *ctx, void *p, size_t n) {
-  buf_t *b = ctx;
-  if (b->off + n > b->len)
-    return -1;
-  memcpy(p, b->p + b->off, n);
-  b->off += n;
-  return 0;
 }
 
 /* Loads bytes into an empty sketch of k: the error code and the sentence. */

@@ -359,6 +359,10 @@ size_t ewd_pool_eval_peak(ewd_pool_t *p);
  * NULL) runs once the pool's handle has closed and the pool is freed. */
 void ewd_pool_stop(ewd_pool_t *p);
 void ewd_job_free(ewd_job_t *job);
+/* ---- work.c: a job's work, on the math thread that runs it (pool.c) ---- */
+/* Runs job (its kind's work), recording rc, message, results, the stream's count and memory
+ * after it, and elapsed_ms; an answer-only job whose connection is gone is skipped. */
+void ewd__job_run(ewd_job_t *job);
 /* ---- jobs.c: the job lifecycle (loop thread) ---- */
 /* A job for `st` that answers nobody (a handler sets conn, msgid and notify for a request: cmd's
  * ewd_job_new). NULL when out of memory. */

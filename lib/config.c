@@ -73,6 +73,9 @@ static int attach_fd(ew_stream_t *s, const ew_config_t *c) {
 static int attach_window(ew_stream_t *s, const ew_config_t *c) {
   return put_acc(s, EW_ROLE_WINDOW, ew__acc_window_new(c->dim, c->window));
 }
+static int attach_tokens(ew_stream_t *s, const ew_config_t *c) {
+  return put_acc(s, EW_ROLE_ALL, ew__acc_tokens_new(c->columns.n));
+}
 static int attach_live(ew_stream_t *s, const ew_config_t *c) {
   int rc = ew__rop_init(&s->live, c->dim, c->live_k, c->shuffle, c->seed);
   s->has_live = rc == 0;
@@ -85,11 +88,14 @@ static size_t bound_fd(const ew_config_t *c) { return ew__acc_fd_bound(c->dim, e
 static size_t bound_window(const ew_config_t *c) { return ew__acc_window_bound(c->dim, c->window); }
 static size_t bound_live(const ew_config_t *c) { return ew__rop_bound(c->dim, c->live_k, c->shuffle); }
 
+static size_t bound_tokens(const ew_config_t *c) { return ew__acc_tokens_bound(c->columns.n); }
+
 static size_t order_dense(const ew_config_t *c) { return c->dim; }
 #define order_decay order_dense
 static size_t order_fd(const ew_config_t *c) { return 2 * ew__acc_fd_ell(c) + 1; }
 #define order_window NULL
 #define order_live NULL
+static size_t order_tokens(const ew_config_t *c) { (void)c; return 0; } /* no eigenproblem */
 
 static int summary_dense(const ew_config_t *c, char *buf, size_t cap) {
   return snprintf(buf, cap, "exact up to exact_max_dim %zu", c->exact_max_dim);
@@ -100,6 +106,9 @@ static int summary_fd(const ew_config_t *c, char *buf, size_t cap) {
 }
 #define summary_window NULL
 #define summary_live NULL
+static int summary_tokens(const ew_config_t *c, char *buf, size_t cap) {
+  return snprintf(buf, cap, "tokens in %u columns", c->columns.n);
+}
 
 static const struct {
   int (*attach)(ew_stream_t *s, const ew_config_t *c); /* 0 or EW_ENOMEM */
@@ -224,6 +233,67 @@ EW_EXPORT void ew_config_default(ew_config_t *cfg, size_t dim) {
   EW_CONFIG_MAP(XX)
 #undef XX
   (void)c;
+  cfg->columns.n = 1; /* a tokens stream's default column */
+  memcpy(cfg->columns.name[0], "entropy", 8);
+}
+
+/* Whether name[0, len) is a column name: 1..EW_COLUMN_NAME_MAX bytes of [a-z0-9_]. */
+static bool column_name_ok(const char *name, size_t len) {
+  if (len == 0 || len > EW_COLUMN_NAME_MAX)
+    return false;
+  for (size_t i = 0; i < len; i++)
+    if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+          name[i] == '_'))
+      return false;
+  return true;
+}
+
+/* 0 when names[0, n) are a tokens stream's columns, else EW_EBADPARAM and the sentence. */
+static int columns_check(const char *const *names, size_t n, char *msg, size_t cap) {
+  if (n == 0 || n > EW_COLUMNS_MAX)
+    return ew__fail_msg(msg, cap, "'columns' must name 1 to %d columns (got %zu)", EW_COLUMNS_MAX,
+                        n);
+  for (size_t i = 0; i < n; i++) {
+    size_t len = strnlen(names[i], EW_COLUMN_NAME_MAX + 1);
+    if (!column_name_ok(names[i], len))
+      return ew__fail_msg(msg, cap, "column name '%.40s' must be 1 to %d bytes of [a-z0-9_]",
+                          names[i], EW_COLUMN_NAME_MAX);
+    for (size_t k = 0; k < i; k++)
+      if (strcmp(names[k], names[i]) == 0)
+        return ew__fail_msg(msg, cap, "column '%s' is named twice in 'columns'", names[i]);
+  }
+  return 0;
+}
+
+EW_EXPORT int ew_config_columns(ew_config_t *cfg, const char *const *names, size_t n, char *msg,
+                                size_t cap) {
+  int rc = columns_check(names, n, msg, cap);
+  if (rc)
+    return rc;
+  memset(&cfg->columns, 0, sizeof cfg->columns);
+  cfg->columns.n = (uint32_t)n;
+  for (size_t i = 0; i < n; i++)
+    memcpy(cfg->columns.name[i], names[i], strlen(names[i]) + 1);
+  cfg->dim = n;
+  cfg->stream_kind = EW_STREAM_TOKENS;
+  return 0;
+}
+
+EW_EXPORT int ew_config_column(const ew_config_t *cfg, const char *name, size_t len) {
+  for (uint32_t i = 0; i < cfg->columns.n && i < EW_COLUMNS_MAX; i++)
+    if (strlen(cfg->columns.name[i]) == len && memcmp(cfg->columns.name[i], name, len) == 0)
+      return (int)i;
+  return -1;
+}
+
+/* True when both configurations name the same columns (tokens streams). */
+static bool columns_equal(const ew_config_t *a, const ew_config_t *b) {
+  if (a->columns.n != b->columns.n)
+    return false;
+  for (uint32_t i = 0; i < a->columns.n && i < EW_COLUMNS_MAX; i++)
+    if (strcmp(a->columns.name[i], b->columns.name[i]) != 0)
+      return false;
+  return true;
 }
 
 EW_EXPORT int ew_config_sketched(const ew_config_t *cfg) { return cfg->dim > cfg->exact_max_dim; }
@@ -263,6 +333,21 @@ EW_EXPORT int ew_config_check(const ew_config_t *c, char *msg, size_t cap) {
     if (k & (k - 1))
       return cfg_fail(msg, cap, "the configuration keeps two kinds of state in one role");
   }
+  if (c->stream_kind == EW_STREAM_TOKENS) {
+    const char *names[EW_COLUMNS_MAX];
+    size_t n = c->columns.n <= EW_COLUMNS_MAX ? c->columns.n : 0;
+    for (size_t i = 0; i < n; i++)
+      names[i] = c->columns.name[i];
+    for (size_t i = 0; i < n; i++)
+      if (!memchr(c->columns.name[i], 0, EW_COLUMN_NAME_MAX + 1))
+        return cfg_fail(msg, cap, "a column name is not terminated");
+    int rc = columns_check(names, n ? n : c->columns.n, msg, cap);
+    if (rc)
+      return rc;
+    if (c->dim != n)
+      return ew__fail_msg(msg, cap, "a tokens stream's dim is its number of columns (%zu), not %zu",
+                          n, c->dim);
+  }
   return 0;
 }
 
@@ -275,7 +360,7 @@ EW_EXPORT int ew_config_equal(const ew_config_t *a, const ew_config_t *b) {
     return 0;
   EW_CONFIG_MAP(XX)
 #undef XX
-  return 1;
+  return a->stream_kind != EW_STREAM_TOKENS || columns_equal(a, b);
 }
 
 int ew__config_mergeable(const ew_config_t *a, const ew_config_t *b) {
@@ -285,5 +370,7 @@ int ew__config_mergeable(const ew_config_t *a, const ew_config_t *b) {
   EW_CONFIG_MAP(XX)
 #undef XX
   unsigned all = role_kinds(EW_ROLE_ALL);
+  if (a->stream_kind == EW_STREAM_TOKENS && !columns_equal(a, b))
+    return 0;
   return (ew_config_kinds(a) & all) == (ew_config_kinds(b) & all);
 }

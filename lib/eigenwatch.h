@@ -132,6 +132,51 @@ size_t ew_batch_rows(const ew_batch_t *b);
  * only the stream's immutable configuration (any thread). */
 int ew_batch_check(const ew_stream_t *s, const void *data, ew_dtype_t dtype, size_t n, size_t d);
 
+/* ---- tokens streams (kind tokens: per-token scalars in named columns) ----
+ * One batch of one step's tokens, as a caller holds it: n tokens, one array of n values per
+ * column of the stream, in the stream's column order (ew_config_t.columns); an optional mask (n
+ * bytes, nonzero = counted: only counted tokens reach any metric) and optional sequence lengths
+ * (nseq u32 little-endian, in order, summing to n: flash-attn's cu_seqlens as lengths; sequences
+ * never span batches). `step` names the step the tokens belong to: batches of one step form the
+ * step view, and the window keeps the newest keep_steps (≥ 1; 0 means 1) steps. Pointers need
+ * not be aligned. */
+typedef struct {
+  size_t n;
+  const void *col[EW_COLUMNS_MAX];
+  ew_dtype_t dtype[EW_COLUMNS_MAX];
+  const void *mask;    /* n bytes, or NULL: every token counted */
+  const void *lengths; /* nseq u32, or NULL: no sequences (seq_* metrics then refuse) */
+  size_t nseq;
+  uint64_t step;
+  uint32_t keep_steps;
+} ew_tokens_t;
+/* The packed form of a tokens batch: one self-describing buffer (a header, the columns as given,
+ * the mask, the lengths; docs/STATE.md "Packed tokens"), so that an embedder can hold, stage and
+ * save a batch as bytes (the daemon stages packed batches as it stages rows). The size of b's
+ * packed form for ncols columns, and writing it into out (that many bytes, any alignment). The
+ * contents are not checked here (ew_tokens_check does). */
+size_t ew_tokens_packed_size(const ew_tokens_t *b, size_t ncols);
+void ew_tokens_pack(const ew_tokens_t *b, size_t ncols, void *out);
+/* What ew_tokens_prepare would answer for the packed batch p[0, len), short of EW_ENOMEM, without
+ * allocating: EW_EBADPARAM when s is not a tokens stream, EW_EBADREQ for a packing that is not
+ * one (bad magic, length, column count other than the stream's) or lengths that do not sum to
+ * n, EW_EDTYPE, EW_ENONFINITE for a NaN or infinity in a counted token (one in a masked-out token
+ * is accepted and never read), EW_ETOOLARGE past 2^40 tokens, or 0 — with a sentence naming the
+ * column or the field in msg[0, cap) (msg may be NULL). Reads only s's configuration. */
+int ew_tokens_check(const ew_stream_t *s, const void *p, size_t len, char *msg, size_t cap);
+/* Converts the packed batch p[0, len) for s: its counted tokens in f64 per column, its
+ * sequences' counted lengths, its sums — into *out (ew_batch_free; ew_stream_apply folds it in:
+ * EW_ENOMEM there leaves the stream unchanged). The codes of ew_tokens_check, or EW_ENOMEM;
+ * nothing changes. Any thread, as ew_batch_prepare. */
+int ew_tokens_prepare(const ew_stream_t *s, const void *p, size_t len, ew_batch_t **out,
+                      char *msg, size_t cap);
+/* ew_tokens_prepare + ew_stream_apply on the unpacked batch b: all or nothing. n == 0 is a
+ * no-op. */
+int ew_stream_ingest_tokens(ew_stream_t *s, const ew_tokens_t *b, char *msg, size_t cap);
+/* Bytes the window's tokens hold now (tokens streams; 0 otherwise): what grows with the steps
+ * the window keeps, which an embedder counts against its budget. */
+size_t ew_stream_window_bytes(const ew_stream_t *s);
+
 /* Forgets every row (moments, window, live estimate, cached spectra); keeps the configuration. */
 void ew_stream_reset(ew_stream_t *s);
 
@@ -274,10 +319,12 @@ typedef enum {
   EW_SOURCE_WINDOW = 1,   /* the last W rows */
   EW_SOURCE_WINDOW_CN = 2, /* the window, centred over the window then each row L2-normalised
                               (Diff-eRank / MNN / UNComp preprocessing); matrix ZᵀZ/N */
+  EW_SOURCE_STEP = 3,      /* tokens streams: the newest step's tokens (the window is then the
+                              newest window_steps steps, all every token since creation) */
   EW_SOURCE_COUNT          /* the number of sources (lists indexed by source check against it) */
 } ew_source_t;
 
-/* Parses "all" | "window" | "window_cn" (len bytes). Returns 0 or EW_EBADPARAM. */
+/* Parses "all" | "window" | "window_cn" | "step" (len bytes). Returns 0 or EW_EBADPARAM. */
 int ew_source_parse(const char *name, size_t len, ew_source_t *out);
 const char *ew_source_name(ew_source_t src);
 

@@ -17,6 +17,7 @@
 #define EW_VIEW_SKETCH 2u  /* the matrix within a certificate, with exact n, mean, trace, diagonal */
 #define EW_VIEW_ROWS 4u    /* the rows themselves, in arrival order */
 #define EW_VIEW_VECTORS 8u /* estimated top eigenvectors (the live_topk metric) */
+#define EW_VIEW_TOKENS 16u /* per-token scalars by column: a step's, a window of steps', sums of all */
 
 /* Which rows a kind describes (the role column). A valid configuration keeps exactly one kind of
  * role ALL and at most one of each other role. */
@@ -28,19 +29,26 @@ typedef enum { EW_ROLE_ALL = 0, EW_ROLE_WINDOW = 1, EW_ROLE_LIVE = 2 } ew_role_t
  *   when  whether a configuration keeps the kind: a C expression over c (const ew_config_t *) */
 #define EW_KIND_MAP(XX)                                                                           \
   XX(DENSE, dense, ALL, EW_VIEW_MATRIX, "MALL",                                                   \
-     !ew_config_sketched(c) && (c)->decay_half_life == 0,                                         \
+     EW__MATRIX(c) && !ew_config_sketched(c) && (c)->decay_half_life == 0,                        \
      "every row's exact moments: count, f64 mean and co-moment (dim ≤ exact_max_dim, no decay)") \
   XX(DECAY, decay, ALL, EW_VIEW_MATRIX, "MALL",                                                   \
-     !ew_config_sketched(c) && (c)->decay_half_life > 0,                                          \
+     EW__MATRIX(c) && !ew_config_sketched(c) && (c)->decay_half_life > 0,                                          \
      "exact moments whose weights halve every `decay` rows (dim ≤ exact_max_dim)")                \
-  XX(FD, fd, ALL, EW_VIEW_SKETCH, "FDSK", ew_config_sketched(c),                                   \
+  XX(FD, fd, ALL, EW_VIEW_SKETCH, "FDSK", EW__MATRIX(c) && ew_config_sketched(c),                                   \
      "a Frequent Directions sketch of the co-moment with exact count, mean, trace and diagonal "  \
      "(dim > exact_max_dim; it forgets too when `decay` is set)")                                 \
-  XX(WINDOW, window, WINDOW, EW_VIEW_MATRIX | EW_VIEW_ROWS, "WIND", (c)->window > 0,              \
+  XX(WINDOW, window, WINDOW, EW_VIEW_MATRIX | EW_VIEW_ROWS, "WIND",                                   \
+     EW__MATRIX(c) && (c)->window > 0,                                                            \
      "the last `window` rows (f32) in a ring, with their own exact moments unless window < dim")  \
-  XX(LIVE, live, LIVE, EW_VIEW_VECTORS, "LROP", (c)->live_k > 0,                                  \
+  XX(LIVE, live, LIVE, EW_VIEW_VECTORS, "LROP", EW__MATRIX(c) && (c)->live_k > 0,                \
      "the live top-`live_k` eigenvector estimate (random-order block power behind a shuffle "    \
-     "buffer)")
+     "buffer)")                                                                                   \
+  XX(TOKENS, tokens, ALL, EW_VIEW_TOKENS, "TOKS", (c)->stream_kind == EW_STREAM_TOKENS,                  \
+     "per-token scalars in named `columns`: the newest `window_steps` steps' counted tokens (f64) " \
+     "and exact mergeable sums of all of them, with a quantile sketch per column")
+
+/* A matrix stream keeps rows of d values; a tokens stream per-token scalars (EW_ENUM_stream_kind, the `kind` field). */
+#define EW__MATRIX(c) ((c)->stream_kind == EW_STREAM_MATRIX)
 
 typedef enum {
 #define EW__XX(id, ...) EW_KIND_##id,
@@ -70,9 +78,13 @@ const ew_kind_info_t *ew_kind_info(ew_kind_t k);
  * the next window query. Answers are identical either way (to rounding). */
 #define EW_ENUM_window_mode(XX)                                                                   \
   XX(EW_WINDOW_AUTO, "auto") XX(EW_WINDOW_EAGER, "eager") XX(EW_WINDOW_LAZY, "lazy")
+/* What a stream is fed (create's `kind`): rows of d values, or per-token scalars in named columns
+ * (RL policy entropy, log-probabilities, advantages). */
+#define EW_ENUM_stream_kind(XX) XX(EW_STREAM_MATRIX, "matrix") XX(EW_STREAM_TOKENS, "tokens")
 #define EW__ENUM_VALUE(value, name) value,
 typedef enum { EW_ENUM_normalize(EW__ENUM_VALUE) } ew_normalize_t;
 typedef enum { EW_ENUM_window_mode(EW__ENUM_VALUE) } ew_window_mode_t;
+typedef enum { EW_ENUM_stream_kind(EW__ENUM_VALUE) } ew_stream_kind_t;
 
 #define EW_MAX_DIM 65536          /* hard ceiling on d for the exact accumulator */
 #define EW_DEFAULT_WINDOW 4096    /* rows kept when d <= EW_WINDOW_AUTO_MAX_DIM */
@@ -177,12 +189,30 @@ typedef enum { EW_CT_COUNT, EW_CT_U64, EW_CT_ENUM, EW_CT_REAL_OFF } ew_config_ty
   XX(sketch_rows, sketch_rows, NONE, COUNT, EW_DEFAULT_SKETCH_ROWS, 2, EW_SKETCH_ROWS_MAX,        \
      EW_KIND_BIT(FD), EW_CF_SAVED, 2, EW_DEFAULT_SKETCH_ROWS, "256",                              \
      "ℓ, the sketch's rows after each shrink (it holds up to 2ℓ; memory 2ℓ·d doubles)",           \
-     "'sketch_rows' must be an integer between 2 and 4096")
+     "'sketch_rows' must be an integer between 2 and 4096")                                  \
+  XX(stream_kind, kind, NONE, ENUM, EW_STREAM_MATRIX, EW_STREAM_MATRIX, EW_STREAM_TOKENS,         \
+     EW_KINDS_ALL, EW_CF_SAVED | EW_CF_MERGE, 3, EW_STREAM_MATRIX, "`\"matrix\"`",                 \
+     "what the stream is fed: rows of `dim` values (`matrix`), or per-token scalars in named "   \
+     "`columns` (`tokens`; its `dim` is the number of columns)",                                 \
+     "'kind' must be \"matrix\" or \"tokens\"")
+
+/* The columns of a tokens stream: 1–EW_COLUMNS_MAX distinct names of 1–EW_COLUMN_NAME_MAX bytes
+ * of [a-z0-9_] (NUL-terminated), in the order create gave them. */
+#define EW_COLUMNS_MAX 8
+#define EW_COLUMN_NAME_MAX 32
+typedef struct {
+  uint32_t n;
+  char name[EW_COLUMNS_MAX][EW_COLUMN_NAME_MAX + 1];
+} ew_names_t;
 
 typedef struct {
 #define EW__XX(member, wire, old, type, ...) EW__CTYPE_##type(member) member;
   EW_CONFIG_MAP(EW__XX)
 #undef EW__XX
+  /* kind tokens: its columns (default one, "entropy"). A list, so not a row of the table of
+   * scalars above: create's `columns`, info's CONFIG and the TOKS section of the saved state
+   * carry it; ew_config_check, ew_config_equal and merge compare it for tokens streams. */
+  ew_names_t columns;
 } ew_config_t;
 
 #define EW__PLUS1(...) +1
@@ -213,6 +243,14 @@ const ew_config_field_t *ew_config_field(size_t i);
  * double (any type). */
 uint64_t ew_config_get_u64(const ew_config_t *cfg, size_t i);
 double ew_config_get_f64(const ew_config_t *cfg, size_t i);
+
+/* Sets cfg's columns to names[0, n) (each NUL-terminated) and dim to n; kind becomes tokens.
+ * Returns 0, or EW_EBADPARAM with a sentence in msg[0, cap) (msg may be NULL) for no name, more
+ * than EW_COLUMNS_MAX, an empty, too long or repeated name, or a byte outside [a-z0-9_]; cfg is
+ * then unchanged. */
+int ew_config_columns(ew_config_t *cfg, const char *const *names, size_t n, char *msg, size_t cap);
+/* The index of column name[0, len) in cfg's columns, or -1. */
+int ew_config_column(const ew_config_t *cfg, const char *name, size_t len);
 
 /* Fills `cfg` with every field's default for dimension `dim`: no normalisation, a window of
  * EW_DEFAULT_WINDOW rows when dim <= EW_WINDOW_AUTO_MAX_DIM (else none), no decay, one live

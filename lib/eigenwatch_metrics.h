@@ -28,12 +28,13 @@ typedef struct {
   const char *const *names; /* ENUM: the accepted names, NULL-terminated */
 } ew_param_info_t;
 
-#define EW_METRIC_MAX_PARAMS 2
+#define EW_METRIC_MAX_PARAMS 4
 
-/* The stream kinds a metric applies to (ew_metric_info_t.kinds, bits). Every stream today is a
- * matrix stream (dense, window, decay, sketch); a new kind adds a bit, and the metrics that read
- * its view set it. */
+/* The stream kinds a metric applies to (ew_metric_info_t.kinds, bits): matrix streams (dense,
+ * window, decay, sketch) and tokens streams (EW_ENUM_stream_kind, create's `kind`). A metric
+ * asked of a stream of another kind is refused (EW_EBADPARAM) by this column. */
 #define EW_METRIC_KIND_MATRIX (1u << 0)
+#define EW_METRIC_KIND_TOKENS (1u << 1)
 
 /* What a metric reads from its source, which is also its cost class (ew_metric_info_t.needs,
  * bits, listed in this order). XX(SUFFIX, "human name") */
@@ -43,7 +44,8 @@ typedef struct {
   XX(TOP, "top of the spectrum")   /* the leading eigenpairs: Lanczos, subspace iteration */     \
   XX(MATRIX, "O(d^2)")             /* the matrix read once (trace, Frobenius norm): no solve */   \
   XX(DIAG, "O(d)")                 /* the trace or the diagonal */                               \
-  XX(LIVE, "live estimate")        /* the live top-vector estimate */
+  XX(LIVE, "live estimate")        /* the live top-vector estimate */                            \
+  XX(TOKENS, "tokens")             /* a tokens view: its counted tokens (O(N)), or its sums */
 enum {
 #define EW__XX(s, name) EW__NEED_BIT_##s,
   EW_NEEDS_MAP(EW__XX)

@@ -88,7 +88,8 @@
 #include "live/live.h"
 
 /* ---- stream.c ---- */
-#define EW__NSRC 3
+#define EW__NSRC 4   /* sources (EW_SOURCE_COUNT) */
+#define EW__NCACHE 3 /* the matrix sources, each with a spectrum cache */
 #define EW__WARM_MAX 64          /* warm top-k vectors a stream keeps */
 enum { EW__ROLE_ALL = 0, EW__ROLE_WINDOW = 1, EW__NROLES = 2 };
 
@@ -130,7 +131,7 @@ struct ew_stream {
   bool win_tail_kept; /* ew_stream_window_tail keeps the moments: batches only write the ring */
   bool has_live;
   ew__rop_t live;     /* the live top-k estimate (live/rop.c) */
-  ew__spec_cache_t cache[EW__NSRC][2];
+  ew__spec_cache_t cache[EW__NCACHE][2];
   ew__quick_t *quick; /* the last quick (SLQ) estimate, view/solve.c; allocated on first use */
   ew__skspec_t skspec[2]; /* sketched streams: the sketch's spectrum by centring (view/sketch.c) */
   double *topk_warm;  /* warm start for top-k vectors: topk_warm_k × d */
@@ -143,6 +144,10 @@ struct ew_stream {
   uint64_t frozen_window_count;
   bool frozen_all_in_window;
 };
+
+/* A prepared batch of tokens (tokens_ingest.c) as a ew_batch_t that owns `own` (stream_ingest.c);
+ * NULL when out of memory (own is then the caller's to free). */
+ew_batch_t *ew__batch_tokens(ew__ws_t *own, ew__tbatch_t *tb, size_t ncols);
 
 /* ---- config.c ---- */
 /* Builds every kind s->cfg keeps into s (accumulators, the live estimate): 0 or EW_ENOMEM (what

@@ -26,7 +26,7 @@ static int role_of(ew_source_t src) { return src == EW_SOURCE_ALL ? EW__ROLE_ALL
 /* A query's source, resolved as ew_stream_query resolves it, or -1 (the query will refuse). */
 static int source_of(const ew_metric_info_t *info, const ew_query_t *q) {
   ew_source_t src = q->source == EW_SOURCE_DEFAULT ? info->def_source : q->source;
-  return src >= 0 && src < EW__NSRC && (info->sources & EW_SOURCE_BIT(src)) ? (int)src : -1;
+  return src >= 0 && src < EW__NCACHE && (info->sources & EW_SOURCE_BIT(src)) ? (int)src : -1;
 }
 
 static uint64_t tail_of(const ew_query_t *q, uint64_t held) {
@@ -36,6 +36,8 @@ static uint64_t tail_of(const ew_query_t *q, uint64_t held) {
 EW_EXPORT int ew_stream_snapshot(ew_stream_t *s, const ew_query_t *qs, size_t nq,
                                  ew_snapshot_t **out) {
   *out = NULL;
+  if (s->cfg.stream_kind != EW_STREAM_MATRIX)
+    return EW_EBADPARAM; /* a tokens stream's metrics are answered on the stream */
   size_t d = s->d;
   uint64_t held = ew_stream_window_count(s), tail = held;
   int want[EW__NROLES] = {0};

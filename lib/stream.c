@@ -11,10 +11,10 @@
 
 /* ---- sources and methods by name ---- */
 
-_Static_assert(EW__NSRC == EW_SOURCE_WINDOW_CN + 1, "one name per source");
+_Static_assert(EW__NSRC == EW_SOURCE_STEP + 1, "one name per source");
 
 EW_EXPORT int ew_source_parse(const char *name, size_t len, ew_source_t *out) {
-  static const char *names[EW__NSRC] = {"all", "window", "window_cn"};
+  static const char *names[EW__NSRC] = {"all", "window", "window_cn", "step"};
   for (int i = 0; i < EW__NSRC; i++)
     if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0) {
       *out = (ew_source_t)i;
@@ -31,6 +31,8 @@ EW_EXPORT const char *ew_source_name(ew_source_t src) {
     return "window";
   case EW_SOURCE_WINDOW_CN:
     return "window_cn";
+  case EW_SOURCE_STEP:
+    return "step";
   default:
     return "default";
   }
@@ -82,7 +84,7 @@ EW_EXPORT void ew_stream_free(ew_stream_t *s) {
       s->acc[r]->ops->free(s->acc[r]);
   if (s->has_live)
     ew__rop_free(&s->live);
-  for (int i = 0; i < EW__NSRC; i++)
+  for (int i = 0; i < EW__NCACHE; i++)
     for (int c = 0; c < 2; c++)
       free(s->cache[i][c].eig);
   free(s->topk_warm);
@@ -117,7 +119,7 @@ void ew__stream_ws_used(ew_stream_t *s, size_t peak) {
 
 static void invalidate(ew_stream_t *s) {
   s->epoch++;
-  for (int i = 0; i < EW__NSRC; i++)
+  for (int i = 0; i < EW__NCACHE; i++)
     for (int c = 0; c < 2; c++)
       s->cache[i][c].valid = false;
   for (int c = 0; c < 2; c++)
@@ -222,7 +224,10 @@ EW_EXPORT int ew_stream_merge_ex(ew_stream_t *dst, const ew_stream_t *src,
     if (ew__window_combine(win, owin, spans, n, ew__ws_thread()) != 0)
       return EW_ENOMEM;
   }
-  /* every accumulator whose kind has a union (the window was laid out above) */
+  if (ew__acc_is_tokens(dst->acc[EW__ROLE_ALL]) &&
+      ew__acc_tokens_merge_ready(dst->acc[EW__ROLE_ALL], src->acc[EW__ROLE_ALL]) != 0)
+    return EW_ENOMEM;
+    /* every accumulator whose kind has a union (the window was laid out above) */
   for (int r = 0; r < EW__NROLES; r++) {
     ew__acc_t *a = dst->acc[r];
     const ew__acc_t *o = src->acc[r];
@@ -276,7 +281,7 @@ EW_EXPORT size_t ew_stream_memory(const ew_stream_t *s) {
       t += s->acc[r]->ops->bytes(s->acc[r]);
   if (s->has_live)
     t += ew__rop_bytes(&s->live);
-  for (int i = 0; i < EW__NSRC; i++)
+  for (int i = 0; i < EW__NCACHE; i++)
     for (int c = 0; c < 2; c++)
       if (s->cache[i][c].eig)
         t += s->d * sizeof(double);
@@ -300,7 +305,7 @@ EW_EXPORT int ew_config_memory(const ew_config_t *cfg, size_t max_batch_bytes,
   size_t dd = d * d * sizeof(double);
   /* the same terms ew_stream_memory adds up, at their largest: every kind's state, then caches */
   size_t state = sizeof(ew_stream_t) + ew__kinds_state_bound(cfg);
-  state += EW__NSRC * 2 * d * sizeof(double); /* spectrum caches */
+  state += EW__NCACHE * 2 * d * sizeof(double); /* spectrum caches */
   state += EW__WARM_MAX * d * sizeof(double); /* warm top-k vectors */
   state += sizeof(ew__quick_t);                /* the quick estimate's slot */
   size_t q;

@@ -24,7 +24,19 @@ struct ew_batch {
   ew__in_t in;        /* the batch as the accumulators read it */
   ew__prep_t prep[EW__NROLES];
   size_t ws_peak;     /* the workspace prepare held at its peak */
+  ew__tbatch_t *tok;  /* a tokens batch (tokens_ingest.c; in own), else NULL */
 };
+
+ew_batch_t *ew__batch_tokens(ew__ws_t *own, ew__tbatch_t *tb, size_t ncols) {
+  ew_batch_t *b = calloc(1, sizeof *b);
+  if (!b)
+    return NULL;
+  b->own = own;
+  b->tok = tb;
+  b->n = tb->n;
+  b->d = ncols;
+  return b;
+}
 
 EW_EXPORT void ew_batch_free(ew_batch_t *b) {
   if (!b)
@@ -109,6 +121,8 @@ static int prepare_impl(const ew_stream_t *s, const void *data, ew_dtype_t dtype
 }
 
 static int check_batch_args(const ew_stream_t *s, ew_dtype_t dtype, size_t n, size_t d) {
+  if (s->cfg.stream_kind != EW_STREAM_MATRIX)
+    return EW_EBADPARAM; /* rows go to matrix streams; a tokens stream takes ew_tokens_t */
   if (d != s->d)
     return EW_EDIM;
   if (ew_dtype_size(dtype) == 0)
@@ -236,6 +250,14 @@ static int apply_impl(ew_stream_t *s, ew_batch_t *b, ew__ws_t *ws) {
 }
 
 EW_EXPORT int ew_stream_apply(ew_stream_t *s, ew_batch_t *b) {
+  if ((b->tok != NULL) != (s->cfg.stream_kind == EW_STREAM_TOKENS) || b->d != s->d)
+    return EW_EBADPARAM;
+  if (b->tok) {
+    int rc = ew__acc_tokens_apply(s->acc[EW__ROLE_ALL], b->tok);
+    if (rc == 0)
+      s->count += b->tok->n;
+    return rc;
+  }
   if (b->d != s->d || b->l2 != (s->cfg.normalize == EW_NORMALIZE_L2) ||
       b->decay != (s->cfg.decay_half_life > 0))
     return EW_EBADPARAM;

@@ -16,6 +16,7 @@
 #define EW_ACC_H
 
 #include "moments.h"
+#include "tokens.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -170,5 +171,54 @@ bool ew__window_kept(const ew__acc_t *a, uint64_t n);
 /* True for a window of fewer rows than dimensions (cap < d): it keeps rows only, and its view
  * offers no moments (view/ answers from the rows). */
 bool ew__window_rows_only(const ew__acc_t *a);
+
+/* ---- acc/tokens_acc.c: the tokens kind (a tokens stream's one accumulator, role ALL) ----
+ * It keeps the counted tokens of its newest `keep` steps (one segment per step) and the exact
+ * sums and quantile sketches of every token since creation (acc/tokens.h). Its interface slots
+ * are free, clear, bytes, merge and the saved form; a batch and a view are its own: */
+
+/* A prepared batch of one step's tokens: the counted ones only (masked tokens left out), per
+ * column; the counted tokens of each sequence when it carried lengths; its sums. */
+typedef struct {
+  size_t n;                        /* counted tokens */
+  const double *x[EW_COLUMNS_MAX]; /* per column: n values */
+  const uint32_t *len;             /* has_len: counted tokens per sequence, nseq of them */
+  size_t nseq;
+  bool has_len;
+  uint64_t step;                   /* the step its tokens belong to */
+  uint32_t keep;                   /* the window keeps this many newest steps (0: 1) */
+  ew__tall_t sums;                 /* ew__tall_of of the batch */
+} ew__tbatch_t;
+
+/* What a tokens metric reads. Source step or window: the counted tokens of the newest step or of
+ * every step the window keeps, n per column, contiguous (x), and their sequences (len, nseq;
+ * nolen tokens came without lengths); all: the sums and sketches (all, qs; x NULL). */
+typedef struct {
+  size_t ncols;
+  uint64_t n;
+  const double *x[EW_COLUMNS_MAX];
+  const uint32_t *len;
+  size_t nseq;
+  uint64_t nolen;
+  const ew__tall_t *all;
+  const ew__qsketch_t *qs; /* ncols sketches */
+  uint64_t steps, first_step, last_step;
+} ew__tview_t;
+
+ew__acc_t *ew__acc_tokens_new(size_t ncols);
+bool ew__acc_is_tokens(const ew__acc_t *a);
+/* The bound of its bytes() for the admission model, besides the window's tokens (which grow
+ * with the steps: the embedder counts them, ew__acc_tokens_window_bytes). */
+size_t ew__acc_tokens_bound(size_t ncols);
+size_t ew__acc_tokens_window_bytes(const ew__acc_t *a);
+/* Folds b in: into the newest step's segment when b->step is its step, else a new one (the oldest
+ * leaving past `keep`), and into the sums and sketches. 0, or EW_ENOMEM with nothing changed. */
+int ew__acc_tokens_apply(ew__acc_t *a, const ew__tbatch_t *b);
+/* Fills *v for src (EW_SOURCE_STEP, EW_SOURCE_WINDOW or EW_SOURCE_ALL); a window of several steps
+ * is laid end to end in ws. 0 or EW_ENOMEM. */
+int ew__acc_tokens_view(ew__acc_t *a, ew_source_t src, ew__tview_t *v, ew__ws_t *ws);
+/* Reserves what merging o into a needs, so that the interface's merge cannot fail. 0 or
+ * EW_ENOMEM (a unchanged in what it describes). */
+int ew__acc_tokens_merge_ready(ew__acc_t *a, const ew__acc_t *o);
 
 #endif /* EW_ACC_H */

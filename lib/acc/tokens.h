@@ -10,6 +10,7 @@
 #define EW_TOKENS_H
 
 #include "../core/core.h"
+#include "eigenwatch.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -65,6 +66,24 @@ size_t ew__tok_seq_means(const double *x, const uint32_t *len, size_t nseq, doub
 double ew__tok_window_frac_above(const double *x, const uint32_t *len, size_t nseq, size_t w,
                                  double t_hi, uint64_t *windows);
 
+/* Every counted token's mergeable sums, by column (ncols ≤ EW_COLUMNS_MAX): n, mean, M2, min,
+ * max; the co-moment of every pair i < j (co[i][j]); sequences with a counted token and, per
+ * column, Σ over them of the sequence's mean and of its sum (seqs from batches that carried
+ * lengths; nolen counts the tokens of batches that did not); steps described. */
+typedef struct {
+  ew__tsum_t sum[EW_COLUMNS_MAX];
+  ew__tco_t co[EW_COLUMNS_MAX][EW_COLUMNS_MAX];
+  uint64_t seqs, nolen, steps;
+  double seq_mean_sum[EW_COLUMNS_MAX], seq_sum_sum[EW_COLUMNS_MAX];
+} ew__tall_t;
+/* The sums of one batch: x[c][0, n) per column, and (has_len) its sequences' counted tokens
+ * len[0, nseq). steps is left 0. */
+void ew__tall_of(ew__tall_t *out, const double *const *x, size_t ncols, size_t n,
+                 const uint32_t *len, size_t nseq, bool has_len);
+/* a ← a ⊕ b over ncols columns (Chan for sums and co-moments; counts and sums add; steps not
+ * touched). */
+void ew__tall_merge(ew__tall_t *a, const ew__tall_t *b, size_t ncols);
+
 /* ---- acc/tokens_sketch.c: quantiles of everything seen, mergeable, with a certified rank error
  * Level h holds values of weight 2^h, at most k of them; err bounds every value's rank error. */
 #define EW__QS_LEVELS 48
@@ -82,6 +101,11 @@ int ew__qs_init(ew__qsketch_t *q, size_t k);
 void ew__qs_free(ew__qsketch_t *q);
 /* Heap bytes held (k doubles per level in use). */
 size_t ew__qs_bytes(const ew__qsketch_t *q);
+/* Allocates every level adding `more` values (ew__qs_reserve), or merging o
+ * (ew__qs_reserve_merge), can reach, so that the add or merge that follows cannot fail. 0 or
+ * EW_ENOMEM (nothing summarised changes). */
+int ew__qs_reserve(ew__qsketch_t *q, uint64_t more);
+int ew__qs_reserve_merge(ew__qsketch_t *q, const ew__qsketch_t *o);
 /* Adds x[0, n). 0 or EW_ENOMEM (then the values before the failing one are in). */
 int ew__qs_add(ew__qsketch_t *q, const double *x, size_t n);
 /* q ← q ⊕ o (the same k): what either summarised, err the sum of both plus the compactions the

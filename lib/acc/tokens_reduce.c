@@ -202,3 +202,36 @@ double ew__tok_window_frac_above(const double *x, const uint32_t *len, size_t ns
     *windows = total;
   return total ? (double)above / (double)total : 0.0;
 }
+
+void ew__tall_of(ew__tall_t *out, const double *const *x, size_t ncols, size_t n,
+                 const uint32_t *len, size_t nseq, bool has_len) {
+  memset(out, 0, sizeof *out);
+  for (size_t c = 0; c < ncols; c++) {
+    ew__tsum_of(x[c], n, &out->sum[c]);
+    for (size_t k = c + 1; k < ncols; k++)
+      ew__tco_of(x[c], x[k], n, &out->co[c][k]);
+  }
+  if (!has_len) {
+    out->nolen = n;
+    return;
+  }
+  for (size_t c = 0; c < ncols; c++) {
+    double mean = 0, sum = 0;
+    size_t seqs = ew__tok_seq_means(x[c], len, nseq, &mean, &sum);
+    out->seqs = seqs;
+    out->seq_mean_sum[c] = seqs ? mean * (double)seqs : 0;
+    out->seq_sum_sum[c] = seqs ? sum * (double)seqs : 0;
+  }
+}
+
+void ew__tall_merge(ew__tall_t *a, const ew__tall_t *b, size_t ncols) {
+  for (size_t c = 0; c < ncols; c++) {
+    ew__tsum_merge(&a->sum[c], &b->sum[c]);
+    for (size_t k = c + 1; k < ncols; k++)
+      ew__tco_merge(&a->co[c][k], &b->co[c][k]);
+    a->seq_mean_sum[c] += b->seq_mean_sum[c];
+    a->seq_sum_sum[c] += b->seq_sum_sum[c];
+  }
+  a->seqs += b->seqs;
+  a->nolen += b->nolen;
+}

@@ -72,6 +72,26 @@ static int settle(ew__qsketch_t *q, int h) {
   return 0;
 }
 
+/* Levels 0..L ready, L the first level past at_least whose values (2^(L−1) each, k of them
+ * before a compaction) would outweigh `total` tokens. */
+static int levels_for(ew__qsketch_t *q, uint64_t total, int at_least) {
+  int top = at_least;
+  while (top < EW__QS_LEVELS - 1 && ldexp((double)q->k, top - 1) <= (double)total)
+    top++;
+  for (int h = 0; h <= top; h++)
+    if (level_ready(q, h) != 0)
+      return EW_ENOMEM;
+  return 0;
+}
+
+int ew__qs_reserve(ew__qsketch_t *q, uint64_t more) {
+  return levels_for(q, q->n + more, q->top + 1);
+}
+
+int ew__qs_reserve_merge(ew__qsketch_t *q, const ew__qsketch_t *o) {
+  return levels_for(q, q->n + o->n, (q->top > o->top ? q->top : o->top) + 1);
+}
+
 int ew__qs_add(ew__qsketch_t *q, const double *x, size_t n) {
   int rc = level_ready(q, 0);
   for (size_t i = 0; i < n && rc == 0; i++) {

@@ -101,6 +101,10 @@ void ew__bytes_init(void);
 int ew__check_f64s(ew__rd_t *r, const double *x, size_t n, double lim, const char *sec,
                    const char *what);
 
+/* Writes the sentence fmt into msg[0, cap) (when msg and cap) and returns EW_EBADPARAM: the
+ * refusals that carry a sentence (core/error.c). */
+int ew__fail_msg(char *msg, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* EW_ENONFINITE when any of count f32 values (any alignment) is NaN or ±Inf, else 0
  * (core/convert.c). */
 int ew__check_f32(const void *src, size_t count);

@@ -2,6 +2,9 @@
  * Nothing else lives here: adding an error is one row in that list. */
 #include "core.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 EW_EXPORT const char *ew_strerror(int err) {
   switch (err) {
   case EW_OK:
@@ -28,4 +31,14 @@ EW_EXPORT const char *ew_err_name(int err) {
   default:
     return "INTERNAL";
   }
+}
+
+int ew__fail_msg(char *msg, size_t cap, const char *fmt, ...) {
+  if (msg && cap) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, cap, fmt, ap);
+    va_end(ap);
+  }
+  return EW_EBADPARAM;
 }

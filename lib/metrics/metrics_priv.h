@@ -22,6 +22,11 @@ typedef struct {
   const char *s[EW_METRIC_MAX_PARAMS]; /* STRING parameters (borrowed from the query or the
                                           table), else NULL */
   ew_result_t *out;
+  /* tokens streams (tokens.c) */
+  ew__tview_t tv;         /* the view of cx->src */
+  const ew_config_t *cfg; /* the stream's configuration (its columns) */
+  ew__ws_t *ws;           /* workspace for copies (selections reorder what they read) */
+  const char *row_name;
 } mctx_t;
 
 /* g evaluated at p = λ/T. */
@@ -113,6 +118,24 @@ int ew__m_condition_number(mctx_t *cx);
 int ew__m_anisotropy(mctx_t *cx);
 /* λ₁ / λ₂ (DEGENERATE when d = 1 or λ₂ is zero within its bound). */
 int ew__m_spectral_gap(mctx_t *cx);
+
+/* tokens.c: the metrics of tokens streams (docs/METRICS.md, "Token streams"); p[] and s[] as
+ * their rows' parameters say */
+int ew__m_token_mean(mctx_t *cx);
+int ew__m_token_std(mctx_t *cx);
+int ew__m_token_min(mctx_t *cx);
+int ew__m_token_max(mctx_t *cx);
+int ew__m_token_count(mctx_t *cx);
+int ew__m_seq_mean(mctx_t *cx);
+int ew__m_seq_sum_mean(mctx_t *cx);
+int ew__m_quantile(mctx_t *cx);
+int ew__m_frac_above(mctx_t *cx);
+int ew__m_histogram(mctx_t *cx);
+int ew__m_cov(mctx_t *cx);
+int ew__m_corr(mctx_t *cx);
+int ew__m_cov_band_frac(mctx_t *cx);
+int ew__m_cov_top(mctx_t *cx);
+int ew__m_window_frac_above(mctx_t *cx);
 
 /* spectrum.c */
 /* The top k = p[0] eigenvalues (at most d; on a sketch at most its 2ℓ + 1 directions), with

@@ -41,7 +41,7 @@ static int resolve(mctx_t *cx, const metric_row_t *row, const ew_query_t *q) {
       return ew__m_fail(cx, EW_EBADPARAM, "%s", msg);
   }
   ew_source_t src = q->source == EW_SOURCE_DEFAULT ? info->def_source : q->source;
-  if (src < 0 || src >= EW__NSRC || !(info->sources & EW_SOURCE_BIT(src))) {
+  if (src < 0 || src >= EW_SOURCE_COUNT || !(info->sources & EW_SOURCE_BIT(src))) {
     char names[64];
     return ew__m_fail(cx, EW_EBADPARAM, "metric '%s' is computed from source %s, not '%s'",
                       info->name, ew_metric_sources_str(info, names, sizeof names),
@@ -65,6 +65,7 @@ static int resolve(mctx_t *cx, const metric_row_t *row, const ew_query_t *q) {
 
 static int query_view(ew_stream_t *s, const ew_query_t *q, mctx_t *cx, const metric_row_t *row,
                       ew__ws_t *ws);
+static int query_tokens(ew_stream_t *s, mctx_t *cx, const metric_row_t *row, ew__ws_t *ws);
 
 /* A metric of a sketched view (source all of a stream with d > exact_max_dim): refused, run as is
  * (exact inputs, certified intervals), or bracketed — its function evaluated on the two extreme
@@ -123,14 +124,45 @@ EW_EXPORT int ew_stream_query(ew_stream_t *s, const ew_query_t *q, ew_result_t *
                   q->metric ? q->metric : "(null)");
     return rc;
   }
+  const ew_config_t *c = ew_stream_config(s);
+  unsigned kind = c->stream_kind == EW_STREAM_TOKENS ? EW_METRIC_KIND_TOKENS : EW_METRIC_KIND_MATRIX;
+  if (!(row->info.kinds & kind))
+    return ew__m_fail(&cx, EW_EBADPARAM, "metric '%s' is one of %s streams, and this is a %s "
+                      "stream (the 'metrics' method lists each metric's kinds)", row->info.name,
+                      kind == EW_METRIC_KIND_TOKENS ? "matrix" : "tokens",
+                      kind == EW_METRIC_KIND_TOKENS ? "tokens" : "matrix");
   int rc = resolve(&cx, row, q);
   if (rc)
     return rc;
   ew__ws_t *ws = ew__ws_thread();
   if (!ws)
     return ew__m_fail(&cx, EW_ENOMEM, "%s", ew_strerror(EW_ENOMEM));
+  if (kind == EW_METRIC_KIND_TOKENS)
+    return query_tokens(s, &cx, row, ws);
   rc = query_view(s, q, &cx, row, ws);
   ew__view_close(&cx.v);
+  return rc;
+}
+
+/* A tokens metric: its view of the stream's tokens (step, window or all), on workspace ws. */
+static int query_tokens(ew_stream_t *s, mctx_t *cx, const metric_row_t *row, ew__ws_t *ws) {
+  ew__ws_mark_t mk = ew__ws_begin(ws);
+  cx->cfg = ew_stream_config(s);
+  cx->ws = ws;
+  cx->row_name = row->info.name;
+  int rc = ew__acc_tokens_view(ew__stream_acc(s, EW_SOURCE_ALL), cx->src, &cx->tv, ws);
+  if (rc)
+    rc = ew__m_fail(cx, rc, "%s", ew_strerror(rc));
+  else
+    rc = row->fn(cx);
+  cx->out->as_of = ew_stream_count(s);
+  ew__stream_ws_used(s, ew__ws_end(ws, mk));
+  if (rc) {
+    free(cx->out->list);
+    cx->out->list = NULL;
+    cx->out->len = 0;
+    cx->out->code = rc;
+  }
   return rc;
 }
 

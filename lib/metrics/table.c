@@ -42,6 +42,32 @@ static const ew_param_info_t P_LIVE[] = {
 static const ew_param_info_t P_TRUNC[] = {
     PNUM("k", 32.0, 1.0, 65536.0, 1, "number of leading eigenvalues summed")};
 
+#define PCOL(nm, def, d)                                                                          \
+  {.name = nm, .type = EW_PARAM_STRING, .default_str = def, .max_len = EW_COLUMN_NAME_MAX,         \
+   .charset = EW_CHARSET_NAME, .doc = d}
+#define P_COLUMN PCOL("column", NULL, "the column (default: the stream's first)")
+#define P_X PCOL("x", "logp", "the first column")
+#define P_Y PCOL("y", "advantage", "the second column")
+static const ew_param_info_t T_COL[] = {P_COLUMN};
+static const ew_param_info_t T_QUANT[] = {
+    P_COLUMN, PNUM("level", 0.5, 0.0, 1.0, 0, "the quantile's level in [0, 1]")};
+static const ew_param_info_t T_ABOVE[] = {
+    P_COLUMN, PNUM("threshold", 1.5, -INFINITY, INFINITY, 0,
+                   "tokens strictly above it count (1.5 nats: ARES's high-entropy count)")};
+static const ew_param_info_t T_HIST[] = {
+    P_COLUMN, PNUM("bins", 64.0, 1.0, 4096.0, 1, "number of equal bins"),
+    PNUM("lo", 0.0, -1e300, 1e300, 0, "the first bin's low edge (values below it count there)"),
+    PNUM("hi", 8.0, -1e300, 1e300, 0, "the last bin's high edge (values at or above count there)")};
+static const ew_param_info_t T_PAIR[] = {P_X, P_Y};
+static const ew_param_info_t T_BAND[] = {
+    P_X, P_Y, PNUM("lb", 1.0, -INFINITY, INFINITY, 0, "the band's low end (exclusive)"),
+    PNUM("ub", 5.0, -INFINITY, INFINITY, 0, "the band's high end (exclusive)")};
+static const ew_param_info_t T_TOP[] = {
+    P_X, P_Y, PNUM("ratio", 2e-4, 0.0, 1.0, 0, "k = max(1, floor(ratio N)): a fraction")};
+static const ew_param_info_t T_WIN[] = {
+    P_COLUMN, PNUM("w", 8.0, 1.0, 65536.0, 1, "tokens in a window"),
+    PNUM("threshold", 1.5, -INFINITY, INFINITY, 0, "windows whose mean is above it count")};
+
 #define NP(arr) (sizeof(arr) / sizeof(arr[0]))
 /* ROW(name, value kind, sources, default source, default center, needs, cost note, sketch answer,
  *     merges exactly, method applies, params, function, doc). Every row applies to matrix
@@ -60,6 +86,26 @@ static const ew_param_info_t P_TRUNC[] = {
 #define NP_P_TOPK NP(P_TOPK)
 #define NP_P_LIVE NP(P_LIVE)
 #define NP_P_TRUNC NP(P_TRUNC)
+#define NP_T_COL NP(T_COL)
+#define NP_T_QUANT NP(T_QUANT)
+#define NP_T_ABOVE NP(T_ABOVE)
+#define NP_T_HIST NP(T_HIST)
+#define NP_T_PAIR NP(T_PAIR)
+#define NP_T_BAND NP(T_BAND)
+#define NP_T_TOP NP(T_TOP)
+#define NP_T_WIN NP(T_WIN)
+/* TROW(name, value kind, sources, merges exactly, params, function, doc): a tokens metric. Its
+ * default source is the newest step; "merges exactly" says whether its answer on source all is
+ * that of the union after a merge (sums, co-moments; the sketch within its stated error). */
+#define SRC_STEP EW_SOURCE_BIT(EW_SOURCE_STEP)
+#define SRC_TSTEPS (SRC_STEP | SRC_WIN)
+#define SRC_TALL (SRC_STEP | SRC_WIN | SRC_ALL)
+#define TROW(nm, vk, srcs, mrg, pa, fnp, docs)                                                    \
+  {{.name = nm, .kind = EW_VALUE_##vk, .kinds = EW_METRIC_KIND_TOKENS, .sources = srcs,           \
+    .def_source = EW_SOURCE_STEP, .def_center = 0, .needs = EW_NEED_TOKENS,                       \
+    .sketch = EW_SK_EXACT, .merges_exact = mrg, .method = 0, .params = pa, .nparams = NP_##pa,    \
+    .doc = docs},                                                                                 \
+   fnp}
 #define ALL EW_SOURCE_ALL
 #define EIG EW_NEED_EIGENVALUES
 #define TOP EW_NEED_TOP
@@ -120,6 +166,38 @@ static const metric_row_t metric_table[] = {
     ROW("l2_std", SCALAR, SRC_WIN, EW_SOURCE_WINDOW, 0, EW_NEED_ROWS, NULL, EXACT, 0, 0, NULL,
         ew__m_l2_std,
         "mean over dimensions of the std (ddof=1) of L2-normalised window rows; 0 = collapsed"),
+    TROW("token_mean", SCALAR, SRC_TALL, 1, T_COL, ew__m_token_mean,
+         "sum x / N over the counted tokens of every rank (verl token-mean; TRL's global mean)"),
+    TROW("token_std", SCALAR, SRC_TALL, 1, T_COL, ew__m_token_std,
+         "population std (divided by N) of the counted tokens"),
+    TROW("token_min", SCALAR, SRC_TALL, 1, T_COL, ew__m_token_min, "the smallest counted token"),
+    TROW("token_max", SCALAR, SRC_TALL, 1, T_COL, ew__m_token_max, "the largest counted token"),
+    TROW("token_count", SCALAR, SRC_TALL, 1, T_COL, ew__m_token_count, "N, the counted tokens"),
+    TROW("seq_mean", SCALAR, SRC_TALL, 1, T_COL, ew__m_seq_mean,
+         "mean over sequences with a counted token of (sum_t x)/n_t (verl seq-mean-token-mean); "
+         "needs lengths"),
+    TROW("seq_sum_mean", SCALAR, SRC_TALL, 1, T_COL, ew__m_seq_sum_mean,
+         "mean over sequences with a counted token of sum_t x (verl seq-mean-token-sum); needs "
+         "lengths"),
+    TROW("quantile", SCALAR, SRC_TALL, 1, T_QUANT, ew__m_quantile,
+         "numpy's default (linear) quantile at level of the counted tokens; source all: from a "
+         "mergeable sketch, its rank error (a share of N) as the error"),
+    TROW("frac_above", SCALAR, SRC_TSTEPS, 0, T_ABOVE, ew__m_frac_above,
+         "share of counted tokens with x > threshold"),
+    TROW("histogram", LIST, SRC_TSTEPS, 0, T_HIST, ew__m_histogram,
+         "counts of the counted tokens in bins equal bins on [lo, hi); below lo in the first, at "
+         "or above hi in the last"),
+    TROW("cov", SCALAR, SRC_TALL, 1, T_PAIR, ew__m_cov,
+         "sum (x - mean x)(y - mean y) / N between columns x and y (Cov(log pi, A))"),
+    TROW("corr", SCALAR, SRC_TALL, 1, T_PAIR, ew__m_corr, "Pearson's r between columns x and y"),
+    TROW("cov_band_frac", SCALAR, SRC_TSTEPS, 0, T_BAND, ew__m_cov_band_frac,
+         "share of tokens with lb < (x - mean x)(y - mean y) < ub (Clip-Cov's candidates)"),
+    TROW("cov_top", SCALAR, SRC_TSTEPS, 0, T_TOP, ew__m_cov_top,
+         "the k-th largest (x - mean x)(y - mean y), k = max(1, floor(ratio N)) (KL-Cov's "
+         "threshold)"),
+    TROW("window_frac_above", SCALAR, SRC_TSTEPS, 0, T_WIN, ew__m_window_frac_above,
+         "share of positions with w tokens ahead inside their sequence whose window mean exceeds "
+         "threshold (ARES's high window entropy); needs lengths"),
 };
 
 #define N_METRICS (sizeof metric_table / sizeof metric_table[0])

@@ -46,6 +46,31 @@ static void conf_parse(const unsigned char *p, uint32_t version, ew_config_t *cf
   (void)c;
 }
 
+/* ---- COLS: a tokens stream's columns, the section right after CONF: u64 n, then n names of
+ * EW_COLUMN_NAME_MAX bytes, zero-padded ---- */
+
+uint64_t ew__state_cols_len(const ew_config_t *c) {
+  return 8 + (uint64_t)c->columns.n * EW_COLUMN_NAME_MAX;
+}
+
+/* Parses a COLS payload p[0, len) into c's columns (dim must be their count). 0, or a sentence. */
+static const char *cols_parse(const unsigned char *p, uint64_t len, ew_config_t *c) {
+  uint64_t n = len >= 8 ? rd64(p) : 0;
+  if (n == 0 || n > EW_COLUMNS_MAX || len != 8 + n * EW_COLUMN_NAME_MAX || n != c->dim)
+    return "section COLS does not hold the stream's columns";
+  const char *names[EW_COLUMNS_MAX];
+  char buf[EW_COLUMNS_MAX][EW_COLUMN_NAME_MAX + 1];
+  for (uint64_t i = 0; i < n; i++) {
+    memcpy(buf[i], p + 8 + i * EW_COLUMN_NAME_MAX, EW_COLUMN_NAME_MAX);
+    buf[i][EW_COLUMN_NAME_MAX] = 0;
+    names[i] = buf[i];
+  }
+  if (ew_config_columns(c, names, (size_t)n, NULL, 0) != 0)
+    return "section COLS holds a column name that is not one (1 to 32 bytes of [a-z0-9_], "
+           "distinct)";
+  return NULL;
+}
+
 /* ---- reading ---- */
 
 #define bad ew__rd_fail
@@ -145,6 +170,22 @@ static void read_extra(rd_t *r, extras_t *x, uint32_t tag, uint64_t len) {
   }
 }
 
+/* Reads the COLS section that must follow a tokens stream's CONF into c. */
+static int cols_read(rd_t *r, ew_config_t *c) {
+  uint32_t tag = 0;
+  get(r, &tag, 4);
+  uint64_t len = get_u64(r);
+  if (r->err)
+    return r->err;
+  if (tag != T_COLS || len > 8 + EW_COLUMNS_MAX * EW_COLUMN_NAME_MAX)
+    return bad(r, "%s", "a tokens stream's state lacks its COLS section after CONF");
+  unsigned char raw[8 + EW_COLUMNS_MAX * EW_COLUMN_NAME_MAX];
+  if (get(r, raw, (size_t)len))
+    return r->err;
+  const char *why = cols_parse(raw, len, c);
+  return why ? bad(r, "%s", why) : 0;
+}
+
 static int load_sections(rd_t *r, ew_stream_t **out, ew_section_fn on_section, void *sctx) {
   extras_t extras = {0};
   char magic[8];
@@ -157,10 +198,10 @@ static int load_sections(rd_t *r, ew_stream_t **out, ew_section_fn on_section, v
   get(r, &flags, 4);
   if (r->err)
     return r->err;
-  if (version != VERSION && version != 1) {
+  if (version < 1 || version > VERSION) {
     char v[32];
     snprintf(v, sizeof v, "%u", version);
-    return bad(r, "state format version %s is not one this library reads (it reads 1 and 2)", v);
+    return bad(r, "state format version %s is not one this library reads (it reads 1 to 3)", v);
   }
   ew_stream_t *s = NULL;
   bool have_strm = false, have_live = false, have_warm = false;
@@ -185,6 +226,8 @@ static int load_sections(rd_t *r, ew_stream_t **out, ew_section_fn on_section, v
         break;
       ew_config_t c;
       conf_parse(raw, version, &c);
+      if (c.stream_kind == EW_STREAM_TOKENS && cols_read(r, &c) != 0)
+        break;
       if (ew_config_check(&c, NULL, 0) != 0)
         return bad(r, "%s", "the saved configuration is not valid");
       int rc = ew_stream_create(&c, &s);
@@ -342,15 +385,25 @@ EW_EXPORT int ew_state_config(const void *buf, size_t len, ew_config_t *cfg, cha
     why = "not an eigenwatch state (bad magic)";
   else if (len < 16 + 12 + ew__state_conf_len(1))
     why = "the state ends early (in its configuration): truncated";
-  else if (memcpy(&version, b + 8, 4), version != VERSION && version != 1)
-    why = "state format version is not one this library reads (it reads 1 and 2)";
+  else if (memcpy(&version, b + 8, 4), version < 1 || version > VERSION)
+    why = "state format version is not one this library reads (it reads 1 to 3)";
   else if (memcpy(&tag, b + 16, 4), tag != T_CONF || rd64(b + 20) != ew__state_conf_len(version))
     why = "the state does not begin with its configuration";
   else if (len < 16 + 12 + ew__state_conf_len(version))
     why = "the state ends early (in its configuration): truncated";
+  size_t after = 16 + 12 + (size_t)ew__state_conf_len(version);
+  ew_config_t t;
   if (!why) {
-    ew_config_t t;
     conf_parse(b + 28, version, &t);
+    if (t.stream_kind == EW_STREAM_TOKENS) {
+      if (len < after + 12 || (memcpy(&tag, b + after, 4), tag != T_COLS) ||
+          len < after + 12 + rd64(b + after + 4))
+        why = "the state ends early (in its columns): truncated";
+      else
+        why = cols_parse(b + after + 12, rd64(b + after + 4), &t);
+    }
+  }
+  if (!why) {
     if (ew_config_check(&t, NULL, 0) != 0)
       why = "the saved configuration is not valid";
     else

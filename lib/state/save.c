@@ -68,6 +68,15 @@ static int save_all(const ew_stream_t *s, const ew_section_t *extra, size_t next
   put_u32(w, 0);
   section(w, T_CONF, ew__state_conf_len(VERSION));
   conf_save(w, c);
+  if (c->stream_kind == EW_STREAM_TOKENS) {
+    section(w, T_COLS, ew__state_cols_len(c));
+    put_u64(w, c->columns.n);
+    for (uint32_t i = 0; i < c->columns.n; i++) {
+      char name[EW_COLUMN_NAME_MAX] = {0};
+      memcpy(name, c->columns.name[i], strnlen(c->columns.name[i], EW_COLUMN_NAME_MAX));
+      put(w, name, EW_COLUMN_NAME_MAX);
+    }
+  }
   section(w, T_STRM, 5 * 8);
   put_u64(w, s->count);
   put_u64(w, s->epoch);

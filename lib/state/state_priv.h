@@ -27,7 +27,8 @@
 #include "../ew_internal.h"
 
 #define MAGIC "EWSTATE"
-#define VERSION 2u /* 2: CONF carries the fields of EW_CONFIG_MAP whose since is 2 (80 bytes) */
+#define VERSION 3u /* 2: CONF carries the fields of EW_CONFIG_MAP whose since is 2 (80 bytes); 3: and
+                      * `kind` (88 bytes), and a tokens stream's COLS follows CONF */
 #define TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
 #define T_CONF TAG('C', 'O', 'N', 'F')
 #define T_STRM TAG('S', 'T', 'R', 'M')
@@ -36,6 +37,7 @@
 #define T_LIVE TAG('L', 'I', 'V', 'E') /* the fixed-rate Oja estimate of 0.1 states: skipped */
 #define T_LROP TAG('L', 'R', 'O', 'P') /* the random-order block power estimate (live/rop.c) */
 #define T_WARM TAG('W', 'A', 'R', 'M')
+#define T_COLS TAG('C', 'O', 'L', 'S') /* a tokens stream's column names, right after CONF */
 #define T_END TAG('E', 'N', 'D', 0)
 
 /* ---- CONF: the configuration, one 8-byte value per saved field of EW_CONFIG_MAP in table
@@ -50,6 +52,9 @@ _Static_assert(0 EW_CONFIG_MAP(XX) == 0, "no field is newer than the state forma
 
 /* The CONF section's length in a state of format `version` (save.c). */
 uint64_t ew__state_conf_len(uint32_t version);
+
+/* A tokens stream's COLS section's length (load.c). */
+uint64_t ew__state_cols_len(const ew_config_t *c);
 
 /* The LROP section's length for a buffer holding `fill` rows and `nh` heavy rows (save.c). */
 uint64_t ew__state_rop_len(const ew__rop_t *o, uint64_t fill, uint64_t nh);

@@ -271,7 +271,7 @@ int ew__view_open(ew__view_t *v, ew_stream_t *s, ew_source_t src, int center, ui
   v->max_lag = max_lag;
   v->d = s->d;
   v->as_of = s->count;
-  if (src < 0 || src >= EW__NSRC)
+  if (src < 0 || src >= EW__NCACHE)
     return EW_EBADPARAM;
   ew__src_t sv;
   int rc = ew__view_source(s, src, 0, &sv, ws);

@@ -10,14 +10,19 @@ import os
 import numpy as np
 
 DTYPES = {"f32": 0, "f64": 1, "f16": 2, "bf16": 3}
-SOURCES = {None: -1, "all": 0, "window": 1, "window_cn": 2}
+SOURCES = {None: -1, "all": 0, "window": 1, "window_cn": 2, "step": 3}
 METHODS = {"auto": 0, "slq": 1, "exact": 2}
+
+
+class Names(C.Structure):  # ew_names_t: a tokens stream's columns
+    _fields_ = [("n", C.c_uint32), ("name", (C.c_char * 33) * 8)]
 
 
 class Config(C.Structure):
     _fields_ = [("dim", C.c_size_t), ("normalize", C.c_int), ("window", C.c_size_t),
                 ("window_mode", C.c_int), ("decay_half_life", C.c_double), ("live_k", C.c_size_t), ("shuffle", C.c_size_t),
-                ("seed", C.c_uint64), ("exact_max_dim", C.c_size_t), ("sketch_rows", C.c_size_t)]
+                ("seed", C.c_uint64), ("exact_max_dim", C.c_size_t), ("sketch_rows", C.c_size_t),
+                ("stream_kind", C.c_int), ("columns", Names)]
 
 
 PARAM_TYPES = {"number": 0, "bool": 1, "string": 2}
@@ -89,7 +94,7 @@ def _check_config_mirror():
     LIB.ew_config_field.argtypes = [C.c_size_t]
     rows = [LIB.ew_config_field(i).contents for i in range(LIB.ew_config_field_count())]
     want = [(r.member.decode(), r.offset) for r in rows]
-    have = [(n, getattr(Config, n).offset) for n, _ in Config._fields_]
+    have = [(n, getattr(Config, n).offset) for n, _ in Config._fields_ if n != "columns"]
     if want != have:
         raise RuntimeError(f"ewlib.Config does not mirror ew_config_t: {have} != {want}")
 
@@ -220,3 +225,77 @@ class Stream:
 
 
 from bf16 import bf16_words  # noqa: E402,F401  (re-exported for the numeric tests)
+
+
+class Tokens(C.Structure):  # ew_tokens_t
+    _fields_ = [("n", C.c_size_t), ("col", C.c_void_p * 8), ("dtype", C.c_int * 8),
+                ("mask", C.c_void_p), ("lengths", C.c_void_p), ("nseq", C.c_size_t),
+                ("step", C.c_uint64), ("keep_steps", C.c_uint32)]
+
+
+LIB.ew_config_columns.argtypes = [C.c_void_p, C.POINTER(C.c_char_p), C.c_size_t, C.c_char_p,
+                                  C.c_size_t]
+LIB.ew_stream_ingest_tokens.argtypes = [C.c_void_p, C.POINTER(Tokens), C.c_char_p, C.c_size_t]
+LIB.ew_tokens_packed_size.argtypes = [C.POINTER(Tokens), C.c_size_t]
+LIB.ew_tokens_packed_size.restype = C.c_size_t
+LIB.ew_tokens_pack.argtypes = [C.POINTER(Tokens), C.c_size_t, C.c_void_p]
+LIB.ew_tokens_check.argtypes = [C.c_void_p, C.c_void_p, C.c_size_t, C.c_char_p, C.c_size_t]
+LIB.ew_stream_window_bytes.argtypes = [C.c_void_p]
+LIB.ew_stream_window_bytes.restype = C.c_size_t
+
+DT_NUMPY = {"f32": np.float32, "f64": np.float64, "f16": np.float16, "bf16": np.uint16}
+
+
+class TokenStream(Stream):
+    """A tokens stream through the library: ingest(step, {column: array}, mask, lengths)."""
+
+    def __init__(self, columns=("entropy",)):  # noqa: D107 - no Stream.__init__: its own config
+        cfg = Config()
+        LIB.ew_config_default(C.byref(cfg), 1)
+        names = (C.c_char_p * len(columns))(*[c.encode() for c in columns])
+        msg = C.create_string_buffer(256)
+        rc = LIB.ew_config_columns(C.byref(cfg), names, len(columns), msg, 256)
+        if rc != 0:
+            raise EwError(rc, LIB.ew_err_name(rc).decode(), msg.value.decode())
+        self.columns, self.dim = list(columns), len(columns)
+        self.h = C.c_void_p()
+        rc = LIB.ew_stream_create(C.byref(cfg), C.byref(self.h))
+        if rc != 0:
+            raise EwError(rc, LIB.ew_err_name(rc).decode(), "create failed")
+
+    def batch(self, step, cols, mask=None, lengths=None, keep=1, dtypes=None):
+        """An ew_tokens_t over numpy arrays (kept alive on the returned tuple)."""
+        dtypes = dtypes or {}
+        t = Tokens()
+        keep_alive = []
+        n = None
+        for i, name in enumerate(self.columns):
+            dt = dtypes.get(name, "f64")
+            a = np.ascontiguousarray(cols[name])
+            if dt != "bf16":
+                a = a.astype(DT_NUMPY[dt])
+            keep_alive.append(a)
+            t.col[i], t.dtype[i] = a.ctypes.data, DTYPES[dt]
+            n = len(a)
+        t.n = n
+        if mask is not None:
+            m = np.ascontiguousarray(mask, dtype=np.uint8)
+            keep_alive.append(m)
+            t.mask = m.ctypes.data
+        if lengths is not None:
+            ln = np.ascontiguousarray(lengths, dtype="<u4")
+            keep_alive.append(ln)
+            t.lengths, t.nseq = ln.ctypes.data, len(ln)
+        t.step, t.keep_steps = step, keep
+        return t, keep_alive
+
+    def ingest_tokens(self, step, cols, mask=None, lengths=None, keep=1, dtypes=None):
+        t, keep_alive = self.batch(step, cols, mask, lengths, keep, dtypes)
+        msg = C.create_string_buffer(256)
+        rc = LIB.ew_stream_ingest_tokens(self.h, C.byref(t), msg, 256)
+        if rc != 0:
+            raise EwError(rc, LIB.ew_err_name(rc).decode(), msg.value.decode())
+        del keep_alive
+
+    def window_bytes(self):
+        return LIB.ew_stream_window_bytes(self.h)

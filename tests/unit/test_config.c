@@ -82,13 +82,34 @@ static void every_field_is_refused_outside_its_range_with_its_sentence(void) {
     ew_config_t base;
     ew_config_default(&base, dims[i]);
     const ew_config_t *c = &base; /* what the min and max expressions read */
+    /* kind tokens needs its columns (dim their count): probed below */
 #define XX(member, wire, old, type, def, lo, hi, kinds, flags, since, was, defdoc, doc, err)      \
-  PROBE_##type(&base, member, lo, hi, err, #wire);
+  if (strcmp(#wire, "kind") != 0)                                                                 \
+    PROBE_##type(&base, member, lo, hi, err, #wire);
     EW_CONFIG_MAP(XX)
 #undef XX
     (void)c;
   }
-  CHECK(probes >= 4 * EW_CONFIG_COUNT, "only %d probes", probes);
+  CHECK(probes >= 4 * (EW_CONFIG_COUNT - 1), "only %d probes", probes);
+  ew_config_t tk;
+  ew_config_default(&tk, 3);
+  const char *cols[] = {"entropy", "logp", "advantage"};
+  CHECK(ew_config_columns(&tk, cols, 3, NULL, 0) == 0 && tk.dim == 3 &&
+            tk.stream_kind == EW_STREAM_TOKENS, "columns");
+  expect(&tk, NULL, "kind", "tokens with its columns");
+  const char *kind_err = ew_config_field(EW_CONFIG_COUNT - 1)->error;
+  tk.stream_kind = (ew_stream_kind_t)(EW_STREAM_TOKENS + 1);
+  expect(&tk, kind_err, "kind", "after the last");
+  tk.stream_kind = EW_STREAM_TOKENS, tk.dim = 2;
+  expect(&tk, "a tokens stream's dim is its number of columns (3), not 2", "kind", "dim");
+  const char *dup[] = {"a", "a"}, *bad[] = {"Entropy"};
+  char msg[160];
+  CHECK(ew_config_columns(&tk, dup, 2, msg, sizeof msg) == EW_EBADPARAM &&
+            strcmp(msg, "column 'a' is named twice in 'columns'") == 0, "twice: %s", msg);
+  CHECK(ew_config_columns(&tk, bad, 1, msg, sizeof msg) == EW_EBADPARAM &&
+            strstr(msg, "[a-z0-9_]"), "charset: %s", msg);
+  CHECK(ew_config_columns(&tk, cols, 0, msg, sizeof msg) == EW_EBADPARAM &&
+            strstr(msg, "1 to 8"), "none: %s", msg);
   /* a field flagged EW_CF_IF_KEPT is not checked when none of its kinds is kept: a shuffle buffer
    * of 0 rows is fine without a live estimate, not with one */
   ew_config_t x;
@@ -395,7 +416,7 @@ static void a_version_1_state_loads_later_fields_as_they_were(void) {
   memcpy(&len, b.p + 20, 8);
   for (size_t i = 0; i < EW_CONFIG_COUNT; i++)
     v1 += ew_config_field(i)->since <= 1 ? 8 : 0;
-  CHECK(v1 == 64 && len == 80, "CONF: %llu bytes, %llu in version 1", (unsigned long long)len,
+  CHECK(v1 == 64 && len == 88, "CONF: %llu bytes, %llu in version 1", (unsigned long long)len,
         (unsigned long long)v1);
   /* the same state as version 1 wrote it: its CONF holds the fields of version 1 only */
   buf_t o = {.len = b.len - (len - v1)};

@@ -46,7 +46,11 @@ static void metric_table_rows_are_complete_and_unique(void) {
   const char *design[] = {"entropy", "entropy_normalized", "renyi", "vendi", "erank", "rankme",
                           "participation_ratio", "stable_rank", "condition_number", "anisotropy",
                           "spectral_gap", "topk", "spectrum", "trace", "nuclear_norm", "mnn",
-                          "entropy_truncated", "diff_erank", "mnn_exact", "l2_std", "live_topk"};
+                          "entropy_truncated", "diff_erank", "mnn_exact", "l2_std", "live_topk",
+                          /* tokens streams (DESIGN §12) */
+                          "token_mean", "token_std", "token_min", "token_max", "token_count",
+                          "seq_mean", "seq_sum_mean", "quantile", "frac_above", "histogram", "cov",
+                          "corr", "cov_band_frac", "cov_top", "window_frac_above"};
   size_t n = ew_metric_count();
   CHECK(n == sizeof design / sizeof design[0], "table has %zu rows", n);
   for (size_t i = 0; i < sizeof design / sizeof design[0]; i++) {
@@ -61,7 +65,8 @@ static void metric_table_rows_are_complete_and_unique(void) {
     CHECK(m->sources & EW_SOURCE_BIT(m->def_source), "%s default source accepted", m->name);
     CHECK((m->needs || m->cost_own) && *ew_metric_cost_str(m, cost, sizeof cost), "%s cost",
           m->name);
-    CHECK(m->kinds & EW_METRIC_KIND_MATRIX, "%s applies to matrix streams", m->name);
+    CHECK(m->kinds == EW_METRIC_KIND_MATRIX || m->kinds == EW_METRIC_KIND_TOKENS,
+          "%s applies to one kind of stream", m->name);
     CHECK(ew_sketch_answer_name(m->sketch) != NULL, "%s sketch answer", m->name);
     CHECK(m->def_center == 0 || m->def_center == 1, "%s default centring", m->name);
     CHECK(ew_metric_find(m->name) == m, "%s lookup", m->name);
@@ -117,6 +122,21 @@ static void generated_strings_are_the_published_ones(void) {
       {"diff_erank", "window_cn", "window rows + eigenvalues", "exact"},
       {"mnn_exact", "window_cn", "window rows", "exact"},
       {"l2_std", "window", "window rows", "exact"},
+      {"token_mean", "all, window, step", "tokens", "exact"},
+      {"token_std", "all, window, step", "tokens", "exact"},
+      {"token_min", "all, window, step", "tokens", "exact"},
+      {"token_max", "all, window, step", "tokens", "exact"},
+      {"token_count", "all, window, step", "tokens", "exact"},
+      {"seq_mean", "all, window, step", "tokens", "exact"},
+      {"seq_sum_mean", "all, window, step", "tokens", "exact"},
+      {"quantile", "all, window, step", "tokens", "exact"},
+      {"frac_above", "window, step", "tokens", "exact"},
+      {"histogram", "window, step", "tokens", "exact"},
+      {"cov", "all, window, step", "tokens", "exact"},
+      {"corr", "all, window, step", "tokens", "exact"},
+      {"cov_band_frac", "window, step", "tokens", "exact"},
+      {"cov_top", "window, step", "tokens", "exact"},
+      {"window_frac_above", "window, step", "tokens", "exact"},
   };
   CHECK(ew_metric_count() == sizeof want / sizeof want[0], "%zu rows", ew_metric_count());
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {

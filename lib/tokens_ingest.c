@@ -1,0 +1,260 @@
+/* tokens_ingest.c — the ingest path of a tokens stream: a batch packed into one buffer
+ * (ew_tokens_pack), checked without allocating (ew_tokens_check), converted into its counted
+ * tokens in f64 and their sums (ew_tokens_prepare), then folded in by ew_stream_apply
+ * (stream_ingest.c) — all or nothing, as rows are.
+ *
+ * The packed form (little-endian):
+ *   u32 magic "EWTK"  u32 ncols  u64 n  u64 nseq  u64 step  u32 keep_steps  u32 flags
+ *   u8 dtype[8]  (EW_F32 ... per column; unused slots 0)
+ *   per column: n values of its dtype, padded to 8 bytes
+ *   flags & 1: the mask, n bytes, padded to 8 bytes
+ *   flags & 2: the lengths, nseq u32 */
+#include "ew_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define TK_MAGIC 0x4b545745u /* "EWTK" */
+#define TK_HEAD 48
+#define TK_MASK 1u
+#define TK_LENGTHS 2u
+#define TK_MAX_TOKENS ((uint64_t)1 << 40)
+
+static size_t pad8(size_t n) { return (n + 7) / 8 * 8; }
+
+EW_EXPORT size_t ew_tokens_packed_size(const ew_tokens_t *b, size_t ncols) {
+  size_t t = TK_HEAD;
+  for (size_t c = 0; c < ncols && c < EW_COLUMNS_MAX; c++)
+    t += pad8(b->n * ew_dtype_size(b->dtype[c]));
+  if (b->mask)
+    t += pad8(b->n);
+  if (b->lengths)
+    t += b->nseq * 4;
+  return t;
+}
+
+EW_EXPORT void ew_tokens_pack(const ew_tokens_t *b, size_t ncols, void *out) {
+  unsigned char *p = out;
+  uint32_t magic = TK_MAGIC, nc = (uint32_t)ncols, keep = b->keep_steps;
+  uint32_t flags = (b->mask ? TK_MASK : 0) | (b->lengths ? TK_LENGTHS : 0);
+  uint64_t n = b->n, nseq = b->lengths ? b->nseq : 0, step = b->step;
+  memset(p, 0, TK_HEAD);
+  memcpy(p, &magic, 4);
+  memcpy(p + 4, &nc, 4);
+  memcpy(p + 8, &n, 8);
+  memcpy(p + 16, &nseq, 8);
+  memcpy(p + 24, &step, 8);
+  memcpy(p + 32, &keep, 4);
+  memcpy(p + 36, &flags, 4);
+  size_t at = TK_HEAD;
+  for (size_t c = 0; c < ncols && c < EW_COLUMNS_MAX; c++) {
+    p[40 + c] = (unsigned char)b->dtype[c];
+    size_t k = b->n * ew_dtype_size(b->dtype[c]);
+    if (k)
+      memcpy(p + at, b->col[c], k);
+    memset(p + at + k, 0, pad8(k) - k);
+    at += pad8(k);
+  }
+  if (b->mask) {
+    memcpy(p + at, b->mask, b->n);
+    memset(p + at + b->n, 0, pad8(b->n) - b->n);
+    at += pad8(b->n);
+  }
+  if (b->lengths && b->nseq)
+    memcpy(p + at, b->lengths, b->nseq * 4);
+}
+
+/* A packed batch read back: pointers into the buffer. */
+typedef struct {
+  ew_tokens_t b;
+  uint32_t flags;
+} unpacked_t;
+
+/* Reads p[0, len) against s: 0, or the code with the sentence. */
+static int unpack(const ew_stream_t *s, const unsigned char *p, size_t len, unpacked_t *u,
+                  char *msg, size_t cap) {
+  memset(u, 0, sizeof *u);
+  if (s->cfg.stream_kind != EW_STREAM_TOKENS)
+    return ew__fail_msg(msg, cap, "this stream takes rows (kind matrix), not token columns");
+  uint32_t magic = 0, nc = 0, keep = 0, flags = 0;
+  uint64_t n = 0, nseq = 0;
+  if (len >= TK_HEAD) {
+    memcpy(&magic, p, 4);
+    memcpy(&nc, p + 4, 4);
+    memcpy(&n, p + 8, 8);
+    memcpy(&nseq, p + 16, 8);
+    memcpy(&u->b.step, p + 24, 8);
+    memcpy(&keep, p + 32, 4);
+    memcpy(&flags, p + 36, 4);
+  }
+  if (len < TK_HEAD || magic != TK_MAGIC || (flags & ~3u) != 0) {
+    ew__fail_msg(msg, cap, "not a packed tokens batch");
+    return EW_EBADREQ;
+  }
+  if (nc != s->cfg.columns.n) {
+    ew__fail_msg(msg, cap, "the batch has %u columns; the stream has %u", nc, s->cfg.columns.n);
+    return EW_EBADREQ;
+  }
+  if (n > TK_MAX_TOKENS || nseq > TK_MAX_TOKENS) {
+    ew__fail_msg(msg, cap, "a batch holds at most 2^40 tokens (this one says %llu)",
+                 (unsigned long long)n);
+    return EW_ETOOLARGE;
+  }
+  size_t at = TK_HEAD;
+  u->b.n = (size_t)n;
+  for (uint32_t c = 0; c < nc; c++) {
+    if (p[40 + c] > EW_BF16) {
+      ew__fail_msg(msg, cap, "column '%s' has an unknown dtype", s->cfg.columns.name[c]);
+      return EW_EDTYPE;
+    }
+    u->b.dtype[c] = (ew_dtype_t)p[40 + c];
+    u->b.col[c] = p + at;
+    at += pad8((size_t)n * ew_dtype_size(u->b.dtype[c]));
+  }
+  if (flags & TK_MASK)
+    u->b.mask = p + at, at += pad8((size_t)n);
+  if (flags & TK_LENGTHS)
+    u->b.lengths = p + at, u->b.nseq = (size_t)nseq, at += (size_t)nseq * 4;
+  if (at != len) {
+    ew__fail_msg(msg, cap, "the packed batch is %zu bytes; its header describes %zu", len, at);
+    return EW_EBADREQ;
+  }
+  u->b.keep_steps = keep;
+  u->flags = flags;
+  if (u->b.lengths) {
+    uint64_t sum = 0;
+    for (size_t q = 0; q < u->b.nseq; q++) {
+      uint32_t l;
+      memcpy(&l, (const unsigned char *)u->b.lengths + 4 * q, 4);
+      sum += l;
+    }
+    if (sum != n) {
+      ew__fail_msg(msg, cap, "'lengths' sum to %llu tokens; the batch has %llu",
+                   (unsigned long long)sum, (unsigned long long)n);
+      return EW_EBADREQ;
+    }
+  }
+  return 0;
+}
+
+static bool counted(const ew_tokens_t *b, size_t i) {
+  return !b->mask || ((const unsigned char *)b->mask)[i] != 0;
+}
+
+/* Converts the counted tokens of column c, in order, into dst (NULL: only checks them, through a
+ * block on the stack). 0, or EW_ENONFINITE with the sentence. */
+static int convert_column(const ew_stream_t *s, const ew_tokens_t *b, size_t c, double *dst,
+                          char *msg, size_t cap) {
+  enum { BLK = 512 };
+  unsigned char raw[BLK * 8];
+  double tmp[BLK];
+  size_t esz = ew_dtype_size(b->dtype[c]), out = 0;
+  const unsigned char *src = b->col[c];
+  for (size_t i = 0; i < b->n;) {
+    size_t k = 0, first = i;
+    for (; i < b->n && k < BLK; i++)
+      if (counted(b, i))
+        memcpy(raw + esz * k++, src + esz * i, esz);
+    if (k && ew_convert_f64(raw, b->dtype[c], k, dst ? dst + out : tmp) != 0) {
+      size_t at = first; /* the first bad counted token, for the sentence */
+      double v;
+      while (at < i && !(counted(b, at) && ew_convert_f64(src + esz * at, b->dtype[c], 1, &v)))
+        at++;
+      ew__fail_msg(msg, cap, "column '%s' has a NaN or infinity at token %zu, which the mask "
+                   "counts; nothing was ingested", s->cfg.columns.name[c], at);
+      return EW_ENONFINITE;
+    }
+    out += k;
+  }
+  return 0;
+}
+
+EW_EXPORT int ew_tokens_check(const ew_stream_t *s, const void *p, size_t len, char *msg,
+                              size_t cap) {
+  unpacked_t u;
+  int rc = unpack(s, p, len, &u, msg, cap);
+  for (size_t c = 0; rc == 0 && c < s->cfg.columns.n; c++)
+    rc = convert_column(s, &u.b, c, NULL, msg, cap);
+  return rc;
+}
+
+/* Prepares the unpacked batch b into *out. */
+static int prepare_unpacked(const ew_stream_t *s, const ew_tokens_t *b, ew_batch_t **out,
+                            char *msg, size_t cap) {
+  size_t nc = s->cfg.columns.n, m = 0;
+  for (size_t i = 0; i < b->n; i++)
+    m += counted(b, i);
+  ew__ws_t *own = ew__ws_new();
+  ew__tbatch_t *tb = own ? ew__ws_alloc(own, sizeof *tb) : NULL;
+  if (!tb) {
+    ew__ws_free(own);
+    return EW_ENOMEM;
+  }
+  memset(tb, 0, sizeof *tb);
+  int rc = 0;
+  for (size_t c = 0; c < nc && rc == 0; c++) {
+    double *x = ew__ws_alloc(own, m * sizeof(double) + 8);
+    rc = x ? convert_column(s, b, c, x, msg, cap) : EW_ENOMEM;
+    tb->x[c] = x;
+  }
+  uint32_t *len = NULL;
+  if (rc == 0 && b->lengths) { /* each sequence's counted tokens */
+    if (!(len = ew__ws_alloc(own, b->nseq * sizeof(uint32_t) + 8)))
+      rc = EW_ENOMEM;
+    for (size_t q = 0, at = 0; rc == 0 && q < b->nseq; q++) {
+      uint32_t l, k = 0;
+      memcpy(&l, (const unsigned char *)b->lengths + 4 * q, 4);
+      for (uint32_t t = 0; t < l; t++)
+        k += counted(b, at + t);
+      len[q] = k;
+      at += l;
+    }
+  }
+  if (rc) {
+    ew__ws_free(own);
+    return rc;
+  }
+  tb->n = m;
+  tb->len = len;
+  tb->nseq = b->lengths ? b->nseq : 0;
+  tb->has_len = b->lengths != NULL;
+  tb->step = b->step;
+  tb->keep = b->keep_steps;
+  ew__tall_of(&tb->sums, tb->x, nc, m, len, tb->nseq, tb->has_len);
+  if (!(*out = ew__batch_tokens(own, tb, nc))) {
+    ew__ws_free(own);
+    return EW_ENOMEM;
+  }
+  return 0;
+}
+
+EW_EXPORT int ew_tokens_prepare(const ew_stream_t *s, const void *p, size_t len,
+                                ew_batch_t **out, char *msg, size_t cap) {
+  *out = NULL;
+  unpacked_t u;
+  int rc = unpack(s, p, len, &u, msg, cap);
+  return rc ? rc : prepare_unpacked(s, &u.b, out, msg, cap);
+}
+
+EW_EXPORT int ew_stream_ingest_tokens(ew_stream_t *s, const ew_tokens_t *b, char *msg,
+                                      size_t cap) {
+  if (b->n == 0)
+    return 0;
+  size_t nc = s->cfg.columns.n, len = ew_tokens_packed_size(b, nc);
+  void *p = malloc(len);
+  if (!p)
+    return EW_ENOMEM;
+  ew_tokens_pack(b, nc, p);
+  ew_batch_t *batch = NULL;
+  int rc = ew_tokens_prepare(s, p, len, &batch, msg, cap);
+  free(p);
+  if (rc == 0)
+    rc = ew_stream_apply(s, batch);
+  ew_batch_free(batch);
+  return rc;
+}
+
+EW_EXPORT size_t ew_stream_window_bytes(const ew_stream_t *s) {
+  const ew__acc_t *a = s->acc[EW__ROLE_ALL];
+  return ew__acc_is_tokens(a) ? ew__acc_tokens_window_bytes(a) : 0;
+}

@@ -114,6 +114,8 @@ typedef enum { EW_CT_COUNT, EW_CT_U64, EW_CT_ENUM, EW_CT_REAL_OFF } ew_config_ty
 #define EW_CF_SAVED 2u   /* kept in the CONF section of the saved state */
 #define EW_CF_MERGE 4u   /* ew_stream_merge needs it equal in both streams */
 #define EW_CF_IF_KEPT 8u /* checked only when the configuration keeps one of its kinds */
+#define EW_CF_MATRIX_ONLY_GIVEN 16u /* with GIVEN: given for matrix streams only (a tokens stream's
+                                       dim is its number of columns) */
 
 /* The OLD column: NONE, or OLD(name) for a field renamed on the wire, whose earlier name create
  * still accepts and info still shows. For X-macro users, EW_IF_OLD(col, M, args...) expands to
@@ -151,7 +153,8 @@ typedef enum { EW_CT_COUNT, EW_CT_U64, EW_CT_ENUM, EW_CT_REAL_OFF } ew_config_ty
  *   "default" the default as the docs say it; "sentence" what a value out of range (or of the wrong
  *             type, on the wire) answers: EW_EBADPARAM / BAD_PARAM. */
 #define EW_CONFIG_MAP(XX)                                                                         \
-  XX(dim, dim, NONE, COUNT, (c)->dim, 1, EW_MAX_DIM, EW_KINDS_ALL, EW_CF_GIVEN | EW_CF_SAVED, 1,  \
+  XX(dim, dim, NONE, COUNT, (c)->dim, 1, EW_MAX_DIM, EW_KINDS_ALL,                                \
+     EW_CF_GIVEN | EW_CF_MATRIX_ONLY_GIVEN | EW_CF_SAVED, 1,                                      \
      0, "required", "d, 1–65536", "'dim' must be an integer between 1 and 65536")                \
   XX(normalize, normalize, NONE, ENUM, EW_NORMALIZE_NONE, EW_NORMALIZE_NONE, EW_NORMALIZE_L2,     \
      EW_KINDS_ALL, EW_CF_SAVED | EW_CF_MERGE, 1, 0, "`\"none\"`",                                 \

@@ -16,8 +16,10 @@
 /* ---- cross-field rules ---- */
 
 static int check_create(ewp_create_req_t *r, ewp_error_t *err) {
-  if (r->dim < 1 || r->dim > EWP_MAX_DIM)
+  if (EWP_HAS(r, EWP_CREATE_dim) && (r->dim < 1 || r->dim > EWP_MAX_DIM))
     return ewp__fail(err, EWP_EBADPARAM, "'dim' must be an integer between 1 and %d", EWP_MAX_DIM);
+  /* a matrix stream's create without dim is refused by the handler (with this sentence): a
+   * tokens stream's dim is its number of columns */
   if (EWP_HAS(r, EWP_CREATE_world) && (r->world < 1 || r->world > EWP_WORLD_MAX))
     return ewp__fail(err, EWP_EBADPARAM, "'world' must be an integer between 1 and %d",
                      EWP_WORLD_MAX);
@@ -73,6 +75,33 @@ static int check_subscribe(ewp_subscribe_req_t *r, ewp_error_t *err) {
                         "bytes of A-Z a-z 0-9 _ . : / - *)");
 }
 
+/* A tokens batch: every column holds the same whole number of values, the mask one byte per
+ * token, the lengths whole u32s. (Which columns the stream has is the daemon's to check.) */
+static int check_columns(const ewp_ingest_req_t *r, ewp_error_t *err) {
+  char esc[96];
+  uint64_t n = 0;
+  for (size_t i = 0; i < r->columns.n; i++) {
+    const ewp_column_t *c = &r->columns.v[i];
+    size_t esz = ewp_dtype_size(c->dtype);
+    ewp_escape(esc, 64, c->name.p, c->name.n);
+    if (c->data.n % esz)
+      return ewp__fail(err, EWP_EBADREQ, "column '%s' holds %zu bytes, not a whole number of %zu-"
+                       "byte values", esc, c->data.n, esz);
+    if (i > 0 && c->data.n / esz != n)
+      return ewp__fail(err, EWP_EBADREQ, "column '%s' has %zu tokens; column '%.*s' has %llu "
+                       "(every column has one value per token)", esc, c->data.n / esz,
+                       (int)r->columns.v[0].name.n, r->columns.v[0].name.p,
+                       (unsigned long long)n);
+    n = c->data.n / esz;
+  }
+  if (EWP_HAS(r, EWP_INGEST_mask) && r->mask.n != n)
+    return ewp__fail(err, EWP_EBADREQ, "'mask' has %zu bytes for %llu tokens (one per token)",
+                     r->mask.n, (unsigned long long)n);
+  if (EWP_HAS(r, EWP_INGEST_lengths) && r->lengths.n % 4)
+    return ewp__fail(err, EWP_EBADREQ, "'lengths' holds %zu bytes, not whole u32s", r->lengths.n);
+  return 0;
+}
+
 static int check_ingest(ewp_ingest_req_t *r, ewp_error_t *err) {
   bool data = EWP_HAS(r, EWP_INGEST_data), rows = EWP_HAS(r, EWP_INGEST_rows);
   bool step = EWP_HAS(r, EWP_INGEST_step), marker = step && EWP_HAS(r, EWP_INGEST_end_step) &&
@@ -100,9 +129,17 @@ static int check_ingest(ewp_ingest_req_t *r, ewp_error_t *err) {
     return ewp__fail(err, EWP_EBADREQ,
                      "'producer' and 'seq' go together (one names the sender, the "
                      "other numbers its batches)");
+  bool cols = EWP_HAS(r, EWP_INGEST_columns);
   if (data && rows)
     return ewp__fail(err, EWP_EBADREQ,
                      "send either 'data' (with dtype and shape) or 'rows', not both");
+  if (cols && (data || rows || EWP_HAS(r, EWP_INGEST_dtype) || EWP_HAS(r, EWP_INGEST_shape)))
+    return ewp__fail(err, EWP_EBADREQ, "send either 'columns' (a tokens batch) or rows ('data' "
+                     "with dtype and shape, or 'rows'), not both");
+  if (!cols && (EWP_HAS(r, EWP_INGEST_mask) || EWP_HAS(r, EWP_INGEST_lengths)))
+    return ewp__fail(err, EWP_EBADREQ, "'mask' and 'lengths' go with 'columns' (a tokens batch)");
+  if (cols)
+    return check_columns(r, err);
   if (!data && !rows && !marker)
     return ewp__fail(err, EWP_EBADREQ,
                      "ingest needs 'data' (bin) with 'dtype' and 'shape', or 'rows' "

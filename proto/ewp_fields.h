@@ -53,7 +53,7 @@
 #define EWP_WORLD_MAX 65536
 #define EWP_PRODUCER_MAX 64
 
-#define EWP_ENUM_source "all", "window", "window_cn"
+#define EWP_ENUM_source "all", "window", "window_cn", "step"
 #define EWP_ENUM_method "auto", "slq", "exact"
 #define EWP_ENUM_dtype "f32|float32", "f64|float64", "f16|float16", "bf16|bfloat16"
 
@@ -79,7 +79,8 @@
 #define EWP__CONF(F, member, wire, old, type, def, lo, hi, kinds, flags, since, was, defdoc, doc,  \
                   err)                                                                            \
   EWP__CALL(F, wire, EWP__WT_##type,                                                              \
-            EWP__WF_##type | (((flags) & EW_CF_GIVEN) ? EWP_F_REQ : 0u), EWP__WD_##type, defdoc, \
+            EWP__WF_##type | (((flags) & (EW_CF_GIVEN | EW_CF_MATRIX_ONLY_GIVEN)) == EW_CF_GIVEN      \
+                                  ? EWP_F_REQ : 0u), EWP__WD_##type, defdoc,                      \
             EWP_EBADPARAM, err, doc)                                                              \
   EW_IF_OLD(old, EWP__CONF_OLD, F, wire, type, defdoc, err)
 #define EWP__CONF_OLD(name, F, wire, type, defdoc, err)                                           \
@@ -92,6 +93,10 @@
 #define EWP_FIELDS_CREATE(F)                                                                      \
   EWP__STREAM_FIELD(F)                                                                            \
   EW_CONFIG_MAP(EWP__CONF_##F)                                                                   \
+  F(columns, NAMES, 0, "[str]", "`[\"entropy\"]`", EWP_EBADPARAM,                                    \
+    "'columns' must be a list of 1 to 8 distinct column names",                                   \
+    "kind `tokens`: the names of its per-token columns, 1–8 of 1–32 bytes of `[a-z0-9_]`, in "    \
+    "the order ingest and metrics name them (`dim` is their count)")                              \
   F(world, UINT, 0, "int", "1", EWP_EBADPARAM, "'world' must be an integer between 1 and 65536",  \
     "ranks that send each step (1–65536); a step is complete when every rank has moved past it "  \
     "or ended it")                                                                                \
@@ -130,6 +135,18 @@
   F(rows, ROWS, 0, "[[number]]", "—", EWP_EBADREQ,                                                \
     "'rows' must be an array of rows (arrays of numbers)",                                        \
     "`n` arrays of `d` numbers (instead of `data`); converted to f64")                            \
+  F(columns, COLUMNS, 0, "{name: {dtype, data}}", "—", EWP_EBADREQ,                              \
+    "'columns' must be a map of 1 to 8 column names to {dtype, data} (data: bin)",                \
+    "a tokens stream's batch: every column of the stream, each `n` values of its own `dtype` "    \
+    "(as `dtype` above), little-endian (instead of `data`)")                                     \
+  F(mask, BIN, 0, "bin", "absent (every token counted)", EWP_EBADREQ,                            \
+    "'mask' must be bin (one byte per token)",                                                    \
+    "with `columns`: `n` bytes, nonzero = the token is counted; a NaN in a token it leaves out "  \
+    "is accepted and never read")                                                                 \
+  F(lengths, BIN, 0, "bin", "absent (no sequences)", EWP_EBADREQ,                                 \
+    "'lengths' must be bin (u32 little-endian per sequence)",                                     \
+    "with `columns`: tokens per sequence, u32 little-endian, in order, summing to `n` (masked "   \
+    "tokens included); sequences never span batches")                                            \
   F(step, UINT, 0, "int", "absent (applied on arrival)", EWP_EBADREQ,                             \
     "'step' must be an integer >= 0",                                                             \
     "the training step of these rows: they are staged and applied when the step completes")       \

@@ -162,6 +162,53 @@ static int decode_names(const msgpack_object *o, const ewp_field_info_t *f, ewp_
   return 0;
 }
 
+/* A tokens batch's columns: {name: {"dtype": str, "data": bin}}. */
+static int decode_columns(const msgpack_object *o, const ewp_field_info_t *f, ewp_columns_t *out,
+                          ewp_error_t *err) {
+  static const char *const dtypes[] = {EWP_ENUM_dtype, NULL};
+  char esc[96];
+  if (o->type != MSGPACK_OBJECT_MAP || o->via.map.size < 1 ||
+      o->via.map.size > EWP_COLUMNS_MAX)
+    return field_error(err, f);
+  out->n = o->via.map.size;
+  for (size_t i = 0; i < out->n; i++) {
+    const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
+    ewp_column_t *c = &out->v[i];
+    if (!obj_bytes(k, &c->name.p, &c->name.n))
+      return field_error(err, f);
+    ewp_escape(esc, 64, c->name.p, c->name.n);
+    for (size_t j = 0; j < i; j++)
+      if (out->v[j].name.n == c->name.n && memcmp(out->v[j].name.p, c->name.p, c->name.n) == 0)
+        return ewp__fail(err, EWP_EBADREQ, "'columns' names '%s' twice", esc);
+    bool has_dtype = false, has_data = false;
+    if (v->type != MSGPACK_OBJECT_MAP)
+      return ewp__fail(err, EWP_EBADREQ, "column '%s' must be a map {dtype, data}", esc);
+    for (uint32_t m = 0; m < v->via.map.size; m++) {
+      const msgpack_object *mk = &v->via.map.ptr[m].key, *mv = &v->via.map.ptr[m].val;
+      const char *p, *q;
+      size_t n, qn;
+      if (!obj_bytes(mk, &p, &n))
+        return ewp__fail(err, EWP_EBADREQ, "column '%s' has a key that is not a string", esc);
+      if (n == 5 && memcmp(p, "dtype", 5) == 0 && !has_dtype) {
+        int idx = obj_bytes(mv, &q, &qn) ? enum_index(dtypes, q, qn) : -1;
+        if (idx < 0)
+          return ewp__fail(err, EWP_EDTYPE, "column '%s' has a dtype that is not f32, f64, f16 "
+                           "or bf16", esc);
+        c->dtype = idx, has_dtype = true;
+      } else if (n == 4 && memcmp(p, "data", 4) == 0 && !has_data && mv->type == MSGPACK_OBJECT_BIN) {
+        c->data.p = (const uint8_t *)mv->via.bin.ptr, c->data.n = mv->via.bin.size;
+        has_data = true;
+      } else {
+        return ewp__fail(err, EWP_EBADREQ, "column '%s' takes dtype (str) and data (bin) once "
+                         "each, nothing else", esc);
+      }
+    }
+    if (!has_dtype || !has_data)
+      return ewp__fail(err, EWP_EBADREQ, "column '%s' needs dtype and data", esc);
+  }
+  return 0;
+}
+
 static int decode_params(const msgpack_object *o, const ewp_field_info_t *f, ewp_params_t *out,
                          ewp_error_t *err) {
   if (o->type != MSGPACK_OBJECT_MAP)
@@ -362,6 +409,8 @@ static int decode_field(const msgpack_object *o, const ewp_field_info_t *f, void
     return decode_rows(o, f, dst, req, err);
   case EWP_T_NAMES:
     return decode_names(o, f, dst, err);
+  case EWP_T_COLUMNS:
+    return decode_columns(o, f, dst, err);
   case EWP_T_PARAMS:
     return decode_params(o, f, dst, err);
   case EWP_T_EVALS: {

@@ -43,6 +43,7 @@ EW_CONFIG_MAP(EWP__CONF_ENUM)
 #define EWP__VALUES_BIN(member) NULL
 #define EWP__VALUES_SHAPE(member) NULL
 #define EWP__VALUES_ROWS(member) NULL
+#define EWP__VALUES_COLUMNS(member) NULL
 #define EWP__VALUES_NAMES(member) NULL
 #define EWP__VALUES_PARAMS(member) NULL
 #define EWP__VALUES_EVALS(member) NULL

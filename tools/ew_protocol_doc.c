@@ -94,12 +94,13 @@ static void config_keys(void) {
   ewd_stream_t st;
   memset(&st, 0, sizeof st);
   ew_config_default(&st.cfg, 8);
-  ewp_kv_t kv[EWD_CONFIG_KV];
-  ewp_value_t v = ewd_config_value(&st, kv);
+  ewd_config_kv_t kv;
+  ewp_value_t v = ewd_config_value(&st, &kv);
   open_block("config-keys");
   printf("`CONFIG` holds %zu keys, in this order:", v.v.map.n);
   for (size_t i = 0; i < v.v.map.n; i++)
-    printf(" `%s`%s", v.v.map.kv[i].key, i + 1 < v.v.map.n ? "," : ".\n");
+    printf(" `%s`%s", v.v.map.kv[i].key, i + 1 < v.v.map.n ? "," : ";");
+  printf(" a tokens stream's also `columns` (its column names, a list), last.\n");
   close_block("config-keys");
 }
 

@@ -73,11 +73,20 @@ void ewd_job_fail(ewd_job_t *job, int code, const char *message);
 /* Removes a stream from the registry and frees its state after its queued jobs (streams.c). */
 void ewd_stream_drop(ewd_server_t *srv, ewd_stream_t *st);
 /* The CONFIG map of a stream: every field of the library's configuration (EW_CONFIG_MAP; a
- * renamed one under both names), world, step_timeout, recent, window_steps and sketch (kv must
- * hold EWD_CONFIG_KV entries). */
+ * renamed one under both names), world, step_timeout, recent, window_steps and sketch, and a
+ * tokens stream's columns; its entries live in *buf (valid while buf is). */
 #define EWD_CONFIG_OWN_KEYS 5
-#define EWD_CONFIG_KV (EW_CONFIG_COUNT + EW_CONFIG_OLD_COUNT + EWD_CONFIG_OWN_KEYS)
-ewp_value_t ewd_config_value(const ewd_stream_t *st, ewp_kv_t *kv);
+#define EWD_CONFIG_KV (EW_CONFIG_COUNT + EW_CONFIG_OLD_COUNT + EWD_CONFIG_OWN_KEYS + 1)
+typedef struct {
+  ewp_kv_t kv[EWD_CONFIG_KV];
+  ewp_value_t cols[EW_COLUMNS_MAX];
+} ewd_config_kv_t;
+ewp_value_t ewd_config_value(const ewd_stream_t *st, ewd_config_kv_t *buf);
+/* cfg's columns (kind tokens) from create's or an ingest's names (NULL: the default, one column
+ * "entropy"). 0, or -1 with the sentence in msg. */
+int ewd_config_columns(ew_config_t *cfg, const ewp_names_t *names, char *msg, size_t cap);
+/* cfg's columns as "entropy, logp, advantage" in buf[0, cap); returns buf. */
+const char *ewd_columns_list(const ew_config_t *cfg, char *buf, size_t cap);
 
 /* ---- expo.c (owner: the loop) ---- */
 /* GET /metrics: the Prometheus text exposition (0.0.4) of the self-stats, errors by code, and

@@ -112,7 +112,8 @@ static ewp_value_t field_value(const ew_config_t *c, size_t i) {
   return ewp_vnil();
 }
 
-ewp_value_t ewd_config_value(const ewd_stream_t *st, ewp_kv_t *kv) {
+ewp_value_t ewd_config_value(const ewd_stream_t *st, ewd_config_kv_t *buf) {
+  ewp_kv_t *kv = buf->kv;
   const ew_config_t *c = &st->cfg;
   size_t n = 0, nf = ew_config_field_count();
   /* the library's fields of state format 1, a renamed one under its old name (keys are never
@@ -140,5 +141,40 @@ ewp_value_t ewd_config_value(const ewd_stream_t *st, ewp_kv_t *kv) {
       kv[n++] = (ewp_kv_t){f->old_name, field_value(c, i)};
   }
   kv[n++] = (ewp_kv_t){"sketch", ewp_vbool(ew_config_sketched(c))};
-  return ewp_vmap(kv, n); /* n == EWD_CONFIG_KV: every field and old name once, and own keys */
+  if (c->stream_kind == EW_STREAM_TOKENS) { /* a list: not a row of the library's table */
+    for (uint32_t i = 0; i < c->columns.n; i++)
+      buf->cols[i] = ewp_vstr(c->columns.name[i]);
+    kv[n++] = (ewp_kv_t){"columns", ewp_varray(buf->cols, c->columns.n)};
+  }
+  return ewp_vmap(kv, n); /* every field and old name once, own keys, columns */
+}
+
+const char *ewd_columns_list(const ew_config_t *cfg, char *buf, size_t cap) {
+  size_t o = 0;
+  buf[0] = 0;
+  for (uint32_t i = 0; i < cfg->columns.n && o < cap; i++)
+    o += (size_t)snprintf(buf + o, cap - o, "%s%s", i ? ", " : "", cfg->columns.name[i]);
+  return buf;
+}
+
+int ewd_config_columns(ew_config_t *cfg, const ewp_names_t *names, char *msg, size_t cap) {
+  char buf[EW_COLUMNS_MAX][EW_COLUMN_NAME_MAX + 1];
+  const char *v[EW_COLUMNS_MAX];
+  size_t n = names ? names->n : 1;
+  if (!names)
+    v[0] = "entropy";
+  if (n > EW_COLUMNS_MAX)
+    return snprintf(msg, cap, "'columns' must name 1 to %d columns (got %zu)", EW_COLUMNS_MAX, n),
+           -1;
+  for (size_t i = 0; names && i < n; i++) {
+    if (names->v[i].n > EW_COLUMN_NAME_MAX || memchr(names->v[i].p, 0, names->v[i].n)) {
+      char esc[96];
+      return snprintf(msg, cap, "column name '%s' must be 1 to %d bytes of [a-z0-9_]",
+                      ewp_escape(esc, 64, names->v[i].p, names->v[i].n), EW_COLUMN_NAME_MAX), -1;
+    }
+    memcpy(buf[i], names->v[i].p, names->v[i].n);
+    buf[i][names->v[i].n] = 0;
+    v[i] = buf[i];
+  }
+  return ew_config_columns(cfg, v, n, msg, cap) ? -1 : 0;
 }

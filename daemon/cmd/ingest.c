@@ -143,18 +143,96 @@ static void note_drops(ewd_producer_t *p, const ewp_ingest_req_t *r) {
     p->dropped_batches = r->dropped_batches;
 }
 
+/* A tokens batch (`columns`) against its stream's columns (st NULL: a stream this ingest
+ * creates, *cfg then its configuration, its columns in the map's order): *b the batch in the
+ * stream's column order, pointing into the request. Returns 0, or -1 with the refusal answered. */
+static int tokens_batch(ewd_call_t *call, const ewp_ingest_req_t *r, const ewd_stream_t *st,
+                        ew_config_t *cfg, ew_tokens_t *out) {
+  char msg[256], esc[96];
+  if (!EWP_HAS(r, EWP_INGEST_step)) {
+    ewd_fail(call, EW_EBADREQ, "a tokens batch needs 'step' (the training step its tokens belong "
+             "to)");
+    return -1;
+  }
+  if (st && st->cfg.stream_kind != EW_STREAM_TOKENS) {
+    ewd_stream_refused((ewd_stream_t *)st, EW_EBADPARAM);
+    ewd_fail(call, EW_EBADPARAM, "stream '%s' takes rows (kind matrix), not 'columns'", st->name);
+    return -1;
+  }
+  if (st) {
+    *cfg = st->cfg;
+  } else {
+    ewp_names_t names = {.n = r->columns.n};
+    for (size_t i = 0; i < r->columns.n; i++)
+      names.v[i] = r->columns.v[i].name;
+    ew_config_default(cfg, r->columns.n);
+    if (ewd_config_columns(cfg, &names, msg, sizeof msg)) {
+      ewd_fail(call, EW_EBADPARAM, "%s", msg);
+      return -1;
+    }
+  }
+  ew_tokens_t b = {.step = r->step, .keep_steps = st && st->window_steps ? st->window_steps : 1};
+  int at[EW_COLUMNS_MAX];
+  for (size_t c = 0; c < cfg->columns.n; c++)
+    at[c] = -1;
+  for (size_t i = 0; i < r->columns.n; i++) {
+    const ewp_column_t *col = &r->columns.v[i];
+    int c = ew_config_column(cfg, col->name.p, col->name.n);
+    if (c < 0) {
+      ewd_fail(call, EW_EBADPARAM, "'%s' is not a column of stream '%.*s' (it was created with "
+               "columns %s)", ewp_escape(esc, 64, col->name.p, col->name.n), (int)r->stream.n,
+               r->stream.p,
+               ewd_columns_list(cfg, msg, sizeof msg));
+      return -1;
+    }
+    at[c] = (int)i;
+  }
+  for (size_t c = 0; c < cfg->columns.n; c++) {
+    if (at[c] < 0) {
+      ewd_fail(call, EW_EBADREQ, "column '%s' is missing: every batch carries each of the "
+               "stream's columns (%s)", cfg->columns.name[c],
+               ewd_columns_list(cfg, msg, sizeof msg));
+      return -1;
+    }
+    const ewp_column_t *col = &r->columns.v[at[c]];
+    b.col[c] = col->data.p;
+    b.dtype[c] = dtypes[col->dtype];
+    b.n = col->data.n / ew_dtype_size(b.dtype[c]);
+  }
+  if (EWP_HAS(r, EWP_INGEST_mask))
+    b.mask = r->mask.p;
+  if (EWP_HAS(r, EWP_INGEST_lengths))
+    b.lengths = r->lengths.p, b.nseq = r->lengths.n / 4;
+  *out = b;
+  return 0;
+}
+
 void ewd_cmd_ingest(ewd_call_t *call) {
   ewd_server_t *srv = call->srv;
   const ewp_ingest_req_t *r = &call->req->u.ingest;
   bool bin = EWP_HAS(r, EWP_INGEST_data), rows = EWP_HAS(r, EWP_INGEST_rows);
+  bool tokens = EWP_HAS(r, EWP_INGEST_columns);
   bool stepped = EWP_HAS(r, EWP_INGEST_step);
   bool end = stepped && EWP_HAS(r, EWP_INGEST_end_step) && r->end_step;
   size_t n = bin ? (size_t)r->shape.n : rows ? r->rows.n : 0;
   size_t d = bin ? (size_t)r->shape.d : rows ? r->rows.d : 0;
   ew_dtype_t dtype = bin ? dtypes[r->dtype] : EW_F64;
-  size_t bytes = bin ? r->data.n : n * d * sizeof(double);
+  size_t bytes = bin ? r->data.n : n * d * sizeof(double), plen = 0;
   ewd_key_t key = EWD_KEY(r);
   ewd_stream_t *st = ewd_registry_find(&srv->reg, &key);
+  ew_config_t tcfg; /* a tokens batch: its stream's configuration, the batch, its packed size */
+  ew_tokens_t tb;
+  if (tokens) {
+    if (tokens_batch(call, r, st, &tcfg, &tb))
+      return;
+    n = tb.n, d = tcfg.columns.n;
+    bytes = plen = ew_tokens_packed_size(&tb, d);
+  } else if (st && n > 0 && st->cfg.stream_kind == EW_STREAM_TOKENS) {
+    ewd_stream_refused(st, EW_EBADPARAM);
+    ewd_fail(call, EW_EBADPARAM, "stream '%s' is a tokens stream: send its 'columns', not rows",
+             st->name);
+    return;
+  }
   if (st && n > 0 && d != st->cfg.dim) {
     ewd_stream_refused(st, EW_EDIM);
     ewd_fail(call, EW_EDIM, "stream '%s' has dim %zu; these rows have %zu values", st->name,
@@ -197,13 +275,17 @@ void ewd_cmd_ingest(ewd_call_t *call) {
     ewd_fail(call, EW_ENOMEM, "out of memory for a batch of %zu x %zu", n, d);
     return;
   }
-  if (n)
+  if (n && tokens)
+    ew_tokens_pack(&tb, d, buf);
+  else if (n)
     memcpy(buf, bin ? (const void *)r->data.p : (const void *)r->rows.x, bytes);
   if (!st) {
     ew_config_t cfg;
     char msg[256];
     ew_config_default(&cfg, d);
-    if (stepped) /* a training stream: the recent view, at any d */
+    if (tokens)
+      cfg = tcfg;
+    else if (stepped) /* a training stream: the recent view, at any d */
       cfg.window = ewd_recent_window(cfg.dim);
     int rc = ewd_registry_create(&srv->reg, &srv->cfg, &key, &cfg, &st, msg,
                                  sizeof msg);
@@ -213,7 +295,7 @@ void ewd_cmd_ingest(ewd_call_t *call) {
       return;
     }
     st->provisional = true;
-    st->recent = stepped;
+    st->recent = stepped && !tokens;
     if (stepped && EWP_HAS(r, EWP_INGEST_world))
       st->world = (uint32_t)r->world;
     if (EWP_HAS(r, EWP_INGEST_producer))
@@ -235,6 +317,7 @@ void ewd_cmd_ingest(ewd_call_t *call) {
   j->n = n;
   j->d = d;
   j->bytes = bytes;
+  j->plen = plen;
   j->has_step = stepped;
   j->step = stepped ? r->step : 0;
   j->rank = EWP_HAS(r, EWP_INGEST_rank) ? (uint32_t)r->rank : 0;

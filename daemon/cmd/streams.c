@@ -58,12 +58,29 @@ static int old_names_agree(const ewp_create_req_t *r, char *msg, size_t cap) {
   return 0;
 }
 
+/* kind tokens: cfg's columns from create's `columns` (or the default); a matrix stream takes
+ * `dim` and no columns. 0, or -1 with the sentence in msg. */
+static int kind_fields(const ewp_create_req_t *r, ew_config_t *cfg, char *msg, size_t cap) {
+  bool cols = EWP_HAS(r, EWP_CREATE_columns);
+  if (cfg->stream_kind == EW_STREAM_MATRIX) {
+    if (cols)
+      return snprintf(msg, cap, "'columns' belong to kind \"tokens\" (this create says kind "
+                      "\"matrix\", the default)"), -1;
+    if (!EWP_HAS(r, EWP_CREATE_dim)) /* required of matrix streams (EW_CF_MATRIX_ONLY_GIVEN) */
+      return snprintf(msg, cap, "%s", ew_config_field(0)->error), -1;
+    return 0;
+  }
+  if (EWP_HAS(r, EWP_CREATE_dim) && (!cols || r->dim != r->columns.n))
+    return snprintf(msg, cap, "a tokens stream's dim is its number of columns: omit 'dim'"), -1;
+  return ewd_config_columns(cfg, cols ? &r->columns : NULL, msg, cap);
+}
+
 void ewd_cmd_create(ewd_call_t *call) {
   const ewp_create_req_t *r = &call->req->u.create;
   ew_config_t cfg;
   char msg[256];
   config_from(r, &cfg);
-  if (old_names_agree(r, msg, sizeof msg)) {
+  if (old_names_agree(r, msg, sizeof msg) || kind_fields(r, &cfg, msg, sizeof msg)) {
     ewd_fail(call, EW_EBADPARAM, "%s", msg);
     return;
   }
@@ -79,6 +96,8 @@ void ewd_cmd_create(ewd_call_t *call) {
                                                         : EWD_STEP_TIMEOUT_DEFAULT;
   uint32_t wsteps = EWP_HAS(r, EWP_CREATE_window_steps) ? (uint32_t)r->window_steps : 0;
   bool recent = (EWP_HAS(r, EWP_CREATE_recent) && r->recent) || wsteps > 0;
+  if (cfg.stream_kind != EW_STREAM_MATRIX)
+    recent = false; /* a tokens stream's window is its last window_steps steps (ingest says) */
   if (recent && cfg.window == 0) {
     ewd_fail(call, EW_EBADPARAM, "a recent stream (recent, window_steps) reads its window: it "
              "needs window > 0");
@@ -148,10 +167,10 @@ void ewd_cmd_create(ewd_call_t *call) {
     ewd_log(EWD_LOG_INFO, "stream created", "stream=\"%s\" dim=%zu window=%zu", st->name,
             cfg.dim, cfg.window);
   }
-  ewp_kv_t ckv[EWD_CONFIG_KV];
+  ewd_config_kv_t ckv;
   ewp_kv_t kv[] = {{"stream", ewp_vstr(st->name)},
                    {"created", ewp_vbool(created)},
-                   {"config", ewd_config_value(st, ckv)}};
+                   {"config", ewd_config_value(st, &ckv)}};
   ewp_value_t v = ewp_vmap(kv, 3);
   ewd_reply(call, &v);
 }
@@ -180,7 +199,7 @@ static ewp_value_t steps_value(const ewd_stream_t *st, ewp_kv_t *kv) {
  * EWD_CONFIG_KV, skv STEPS_KV (info only). */
 #define SUMMARY_KV 11
 static ewp_value_t summary(const ewd_server_t *srv, ewd_stream_t *st, bool with_config,
-                           ewp_kv_t *kv, ewp_kv_t *ckv, ewp_kv_t *skv, void **arena) {
+                           ewp_kv_t *kv, ewd_config_kv_t *ckv, ewp_kv_t *skv, void **arena) {
   kv[0] = (ewp_kv_t){"stream", ewp_vstr(st->name)};
   kv[1] = (ewp_kv_t){"run", ewp_vstr(st->run)};
   kv[2] = (ewp_kv_t){"dim", ewp_vu64(st->cfg.dim)};
@@ -232,9 +251,10 @@ void ewd_cmd_info(ewd_call_t *call) {
   ewd_stream_t *st = ewd_cmd_stream(call, EWD_KEY(&call->req->u.info));
   if (!st)
     return;
-  ewp_kv_t kv[SUMMARY_KV], ckv[EWD_CONFIG_KV], skv[STEPS_KV];
+  ewp_kv_t kv[SUMMARY_KV], skv[STEPS_KV];
+  ewd_config_kv_t ckv;
   void *arena = NULL;
-  ewp_value_t v = summary(call->srv, st, true, kv, ckv, skv, &arena);
+  ewp_value_t v = summary(call->srv, st, true, kv, &ckv, skv, &arena);
   ewd_reply(call, &v);
   free(arena);
 }

@@ -282,6 +282,8 @@ struct ewd_job {
   void *data;
   ew_dtype_t dtype;
   size_t n, d, bytes;
+  size_t plen;           /* a tokens batch: data is its packed form (ew_tokens_pack) of plen
+                            bytes, n its tokens, d its columns; 0: rows of dtype */
   /* query */
   ewd_qmetric_t *metrics;
   size_t nmetrics;

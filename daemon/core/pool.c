@@ -111,7 +111,10 @@ static void post_done(ewd_pool_t *p, ewd_job_t *job) {
 }
 
 static void prepare_job(ewd_job_t *job) {
-  job->rc = ew_batch_prepare(job->st->s, job->data, job->dtype, job->n, job->d, &job->batch);
+  job->rc = job->plen ? ew_tokens_prepare(job->st->s, job->data, job->plen, &job->batch,
+                                          job->message, sizeof job->message)
+                     : ew_batch_prepare(job->st->s, job->data, job->dtype, job->n, job->d,
+                                        &job->batch);
   free(job->data);
   job->data = NULL;
 }

@@ -109,7 +109,7 @@ void ewd__job_run(ewd_job_t *job) {
   case EWD_JOB_INGEST:
     if (job->rc == 0 && job->batch)
       job->rc = ew_stream_apply(st->s, job->batch);
-    if (job->rc)
+    if (job->rc && !job->message[0]) /* a tokens batch's prepare wrote its own sentence */
       snprintf(job->message, sizeof job->message, "%s", ew_strerror(job->rc));
     ew_batch_free(job->batch);
     job->batch = NULL;
@@ -146,7 +146,10 @@ void ewd__job_run(ewd_job_t *job) {
     job->elapsed_ms = 1e3 * (ewd_now() - t0);
     return;
   case EWD_JOB_CHECK: /* a step's rows: refused now if bad, prepared when the step completes */
-    if (job->data && (job->rc = ew_batch_check(st->s, job->data, job->dtype, job->n, job->d)))
+    if (job->data && job->plen) /* a tokens batch: the library's sentence names the column */
+      job->rc = ew_tokens_check(st->s, job->data, job->plen, job->message, sizeof job->message);
+    else if (job->data &&
+             (job->rc = ew_batch_check(st->s, job->data, job->dtype, job->n, job->d)))
       snprintf(job->message, sizeof job->message, "%s", ew_strerror(job->rc));
     break;
   }

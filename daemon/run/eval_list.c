@@ -100,11 +100,50 @@ static bool refused_on(const ewd_stream_t *st, const spec_t *sp) {
   return sp->source == EW_SOURCE_ALL || (sp->source == EW_SOURCE_DEFAULT && !st->recent);
 }
 
+/* A tokens stream's default evaluation (DESIGN §12): token_mean, token_std, the first column's
+ * quantiles 0.05, 0.5 and 0.95 as {column}_p5, _p50, _p95, frac_above, and with columns logp and
+ * advantage cov and cov_band_frac — every step. */
+static int tokens_defaults(const ewd_stream_t *st, spec_t **out, size_t *n, char *msg,
+                           size_t cap) {
+  static const struct {
+    const char *metric, *suffix;
+    double level;
+  } rows[] = {{"token_mean", NULL, 0},  {"token_std", NULL, 0},     {"quantile", "_p5", 0.05},
+              {"quantile", "_p50", 0.5}, {"quantile", "_p95", 0.95}, {"frac_above", NULL, 0},
+              {"cov", NULL, 0},         {"cov_band_frac", NULL, 0}};
+  const ew_config_t *c = &st->cfg;
+  bool pair = ew_config_column(c, "logp", 4) >= 0 && ew_config_column(c, "advantage", 9) >= 0;
+  spec_t *v = calloc(sizeof rows / sizeof rows[0], sizeof *v);
+  if (!v) {
+    snprintf(msg, cap, "out of memory");
+    return EW_ENOMEM;
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    if (!pair && (strcmp(rows[i].metric, "cov") == 0 || strcmp(rows[i].metric, "cov_band_frac") == 0))
+      continue;
+    spec_t *sp = &v[k++];
+    ewd__spec_default(sp, ew_metric_find(rows[i].metric));
+    if (rows[i].suffix) {
+      snprintf(sp->series, sizeof sp->series, "%s%s", c->columns.name[0], rows[i].suffix);
+      snprintf(sp->pkeys[0], sizeof sp->pkeys[0], "level");
+      sp->params[0] = (ew_param_t){.value = rows[i].level, .type = EW_PARAM_NUMBER};
+      ewd__param_own(sp, 0);
+      sp->nparams = 1;
+    }
+  }
+  *out = v;
+  *n = k;
+  return 0;
+}
+
 /* The specs `evals` asks for (NULL: the defaults) for stream st (NULL: no stream yet) into a new
  * array. On a sketched stream the defaults leave out what the library refuses there, and an
  * asked-for spec it would refuse is BAD_PARAM. Returns 0 or a code. */
 int ewd__eval_build(const ewd_stream_t *st, const ewp_evals_t *evals, spec_t **out,
                     size_t *n, char *msg, size_t cap) {
+  if (!evals && st && st->cfg.stream_kind == EW_STREAM_TOKENS)
+    return tokens_defaults(st, out, n, msg, cap);
   size_t cnt = evals ? evals->n : NDEFAULTS, kept = 0;
   spec_t *v = calloc(cnt ? cnt : 1, sizeof *v);
   if (!v) {
@@ -209,6 +248,18 @@ int ewd_eval_set(ewd_stream_t *st, const ewp_evals_t *evals, char *msg, size_t c
 }
 
 bool ewd_eval_has(const ewd_stream_t *st, const char *series) {
+  if (!st->eval && st->cfg.stream_kind == EW_STREAM_TOKENS) { /* its defaults name columns */
+    spec_t *v;
+    size_t n;
+    char msg[64];
+    bool has = false;
+    if (tokens_defaults(st, &v, &n, msg, sizeof msg))
+      return false;
+    for (size_t i = 0; i < n; i++)
+      has = has || strcmp(v[i].series, series) == 0;
+    free(v);
+    return has;
+  }
   if (!st->eval) {
     for (size_t i = 0; i < NDEFAULTS; i++)
       if (strcmp(default_names[i], series) == 0) {

@@ -18,8 +18,8 @@ int ewd_recent_steps(ewd_stream_t *st, uint32_t window_steps) {
   st->step_rows = ring;
   st->window_steps = window_steps;
   st->nstep_rows = st->step_rows_at = 0;
-  if (window_steps)
-    st->recent = true;
+  if (window_steps && st->cfg.stream_kind == EW_STREAM_MATRIX)
+    st->recent = true; /* a tokens stream's window keeps its steps itself (ingest's keep_steps) */
   return 0;
 }
 
@@ -47,7 +47,8 @@ static void follow_done(ewd_job_t *j) {
 }
 
 void ewd_recent_follow(ewd_server_t *srv, ewd_stream_t *st, bool before) {
-  if (!st->window_steps || st->dropped || !ewd_eval_reads_window(st))
+  if (!st->window_steps || st->dropped || st->cfg.stream_kind != EW_STREAM_MATRIX ||
+      !ewd_eval_reads_window(st))
     return;
   uint64_t rows = ewd_recent_rows(st);
   if (before && st->nstep_rows == st->window_steps) /* the oldest step is about to leave */

@@ -156,6 +156,7 @@ static void submit(ewd_server_t *srv, ewd_stream_t *st, staged_t **list, size_t 
     j->dtype = b->dtype;
     j->n = b->n;
     j->d = b->d;
+    j->plen = b->plen;
     j->bytes = b->bytes;
     j->staged_apply = true;
     j->has_step = true;
@@ -339,7 +340,8 @@ ewd_staging_t ewd_steps_add(ewd_server_t *srv, ewd_stream_t *st, ewd_job_t *job)
   if (b) {
     *b = (staged_t){.ord = sp->ord++, .rank = job->rank, .producer = job->producer,
                     .seq = job->seq, .data = job->data, .dtype = job->dtype, .n = job->n,
-                    .d = job->d, .bytes = steps_entry_cost(job->bytes, new_step)};
+                    .d = job->d, .plen = job->plen,
+                    .bytes = steps_entry_cost(job->bytes, new_step)};
     job->data = NULL;
     sp->bytes += b->bytes;
     srv->reg.staged_bytes += b->bytes;

@@ -14,6 +14,7 @@ typedef struct staged {
   void *data;
   ew_dtype_t dtype;
   size_t n, d, bytes;
+  size_t plen; /* a packed tokens batch's bytes (then n is its tokens), else 0 */
 } staged_t;
 
 typedef struct pstep {

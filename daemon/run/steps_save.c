@@ -11,7 +11,8 @@
  *       sent: so the same batches give the same bytes whatever order the ranks interleaved)
  *   u32 late batches, then each in the order it came
  *   a batch: u32 rank, u8 producer name length (0: none), the name, u64 seq, u8 dtype, u64 rows,
- *       rows·d·size(dtype) bytes of data as sent
+ *       rows·d·size(dtype) bytes of data as sent; a tokens batch: dtype 255, u64 its packed
+ *       form's length, that packed form (ew_tokens_pack)
  *
  * The section is written only when the staging holds something the stream's own fields do not
  * say (a pending step, a late batch, or a rank ahead of the last completed step), so a stream
@@ -21,6 +22,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+#define PACKED 255 /* the dtype byte of a packed tokens batch */
 
 /* Whether sp holds anything the saved stream must carry. */
 static bool worth_saving(const ewd_stream_t *st, const ewd_steps_t *sp) {
@@ -39,7 +42,7 @@ static bool worth_saving(const ewd_stream_t *st, const ewd_steps_t *sp) {
 
 static size_t batch_len(const ewd_stream_t *st, const staged_t *b) {
   size_t name = b->producer >= 0 ? strlen(st->producers[b->producer].name) : 0;
-  return 4 + 1 + name + 8 + 1 + 8 + b->n * b->d * ew_dtype_size(b->dtype);
+  return 4 + 1 + name + 8 + 1 + 8 + (b->plen ? b->plen : b->n * b->d * ew_dtype_size(b->dtype));
 }
 
 /* Pending steps in ascending order (a copy of the heap, sorted). */
@@ -65,9 +68,9 @@ size_t ewd_steps_saved_len(const ewd_stream_t *st) {
 
 static char *put_batch(char *q, const ewd_stream_t *st, const staged_t *b) {
   const char *name = b->producer >= 0 ? st->producers[b->producer].name : "";
-  uint8_t len = (uint8_t)strlen(name), dtype = (uint8_t)b->dtype;
-  uint64_t rows = b->n;
-  size_t bytes = b->n * b->d * ew_dtype_size(b->dtype);
+  uint8_t len = (uint8_t)strlen(name), dtype = b->plen ? PACKED : (uint8_t)b->dtype;
+  uint64_t rows = b->plen ? b->plen : b->n;
+  size_t bytes = b->plen ? b->plen : b->n * b->d * ew_dtype_size(b->dtype);
   EWD_PUT(q, b->rank);
   EWD_PUT(q, len);
   memcpy(q, name, len), q += len;
@@ -157,10 +160,11 @@ static staged_t *get_batch(const char *b, size_t n, size_t *op, ewd_stream_t *t,
   EWD_GET(seq);
   EWD_GET(dtype);
   EWD_GET(rows);
-  size_t es = ew_dtype_size((ew_dtype_t)dtype);
-  if (!es || rows == 0 || rows > (n - o) / es / d)
+  size_t es = dtype == PACKED ? 1 : ew_dtype_size((ew_dtype_t)dtype);
+  if (!es || rows == 0 || rows > (n - o) / es / (dtype == PACKED ? 1 : d) ||
+      (dtype == PACKED && rows < 16))
     goto bad;
-  size_t bytes = (size_t)rows * d * es;
+  size_t bytes = dtype == PACKED ? (size_t)rows : (size_t)rows * d * es;
   if (!(x = calloc(1, sizeof *x)) || posix_memalign(&x->data, 64, bytes) != 0) {
     if (x)
       x->data = NULL;
@@ -171,9 +175,15 @@ static staged_t *get_batch(const char *b, size_t n, size_t *op, ewd_stream_t *t,
   x->rank = rank;
   x->producer = -1;
   x->seq = seq;
-  x->dtype = (ew_dtype_t)dtype;
+  x->dtype = dtype == PACKED ? EW_F64 : (ew_dtype_t)dtype;
   x->n = (size_t)rows;
   x->d = d;
+  if (dtype == PACKED) { /* its tokens: the packed header's n (checked when it applies) */
+    uint64_t tokens;
+    memcpy(&tokens, (const char *)x->data + 8, 8);
+    x->plen = bytes;
+    x->n = (size_t)tokens;
+  }
   x->bytes = steps_entry_cost(bytes, new_step);
   if (len) {
     int k = ewd_producer_slot(t, name, len);

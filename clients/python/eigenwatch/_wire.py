@@ -1,4 +1,5 @@
-"""Addresses, sockets and the encoding of rows (proto/PROTOCOL.md, "Vectors")."""
+"""Addresses, sockets and the encoding of rows (proto/PROTOCOL.md, "Vectors"); what a batch that
+is not rows (a Payload) gives the Sender."""
 import os
 import socket
 
@@ -68,6 +69,18 @@ def _torch_payload(t):
     if t.dtype not in names:
         t = t.to(torch.float64)
     return t.numpy().tobytes(), names.get(t.dtype, "f64"), list(t.shape)
+
+
+class Payload:
+    """A batch that is not rows. `rows` is what it counts as in SenderStats and drop reports;
+    `ready` (or None) is waited on before encode() (a non-blocking device copy must land first);
+    encode() — on the Sender's thread — returns its ingest fields besides stream, run, step, rank,
+    world, producer and seq, or raises (the batch is then counted rejected)."""
+    rows = 0
+    ready = None
+
+    def encode(self) -> dict:
+        raise NotImplementedError
 
 
 def encode_rows(rows):

@@ -22,6 +22,12 @@ Declared streams (declare(): create's options, as watch() passes them): on each 
 a declared stream's first rows, the thread sends `create` with those options and the rows' d, so
 the stream exists as the user asked before any row could create it with the defaults. A refusal
 (e.g. STREAM_EXISTS: another configuration) is logged once; the rows are sent anyway.
+
+Payloads (rl.py's token and stats batches): send() also takes a Payload instead of rows. Each is
+one ingest message of its own (never joined: its columns, mask and lengths belong together) with
+the fields its encode() gives, and otherwise goes as rows do: queued, producer and seq, declared
+stream created first (no dim: a tokens or stats stream sets its own), resent as it was after a
+break, dropped and counted as `Payload.rows` rows.
 """
 import atexit
 import collections
@@ -37,7 +43,7 @@ from typing import Optional
 
 import msgpack
 
-from ._wire import connect, default_address, encode_rows
+from ._wire import Payload, connect, default_address, encode_rows
 
 
 @dataclasses.dataclass
@@ -68,6 +74,8 @@ def producer_id() -> str:
 def _nrows(rows):
     if rows is None:  # an end-of-step marker
         return 0
+    if isinstance(rows, Payload):
+        return rows.rows
     shape = getattr(rows, "shape", None)
     if shape is None or len(shape) == 0:
         return 1
@@ -125,9 +133,9 @@ class Sender:
     def send(self, stream: str, rows, _ready=None, run: Optional[str] = None,
              step: Optional[int] = None, rank: Optional[int] = None,
              world: Optional[int] = None) -> bool:
-        """Queues rows for `stream` (in `run`; at training `step` from `rank` of `world`, when
-        given); returns True if queued, False if dropped. Never raises. The array/tensor is read
-        later by the background thread: do not modify it afterwards."""
+        """Queues rows (or a Payload) for `stream` (in `run`; at training `step` from `rank` of
+        `world`, when given); returns True if queued, False if dropped. Never raises. The
+        array/tensor is read later by the background thread: do not modify it afterwards."""
         try:
             item = (stream, rows, _ready, run, step, rank, world)
             with self._lock:
@@ -264,16 +272,19 @@ class Sender:
             self._inflight.clear()
             self._resend.extendleft(reversed(back))
 
-    def _ensure_created(self, run, stream, dim):
+    def _ensure_created(self, run, stream, dim=None):
         """Sends `create` for a declared stream not yet created on this connection (in order,
-        before its rows; the reply is read with the others)."""
+        before its rows; the reply is read with the others). dim None: a payload's stream, whose
+        kind sets its own."""
         with self._lock:
             opts = self._declared.get((run, stream))
             if opts is None or (run, stream) in self._created:
                 return
             self._created.add((run, stream))
             self._msgid = self._msgid % 0xFFFFFFFF + 1
-            fields = dict(opts, stream=stream, dim=int(dim))
+            fields = dict(opts, stream=stream)
+            if dim is not None:
+                fields["dim"] = int(dim)
             if run is not None:
                 fields["run"] = run
             self._inflight[self._msgid] = (None, 0, fields)  # None: a create, not rows
@@ -347,6 +358,47 @@ class Sender:
                 if not self._q and not self._inflight and not self._resend:
                     self._cv.notify_all()
 
+    def _stamp(self, fields, run, stream):
+        """Adds producer, the next seq of (run, stream) and the drops so far to a message."""
+        seq = self._seq.get((run, stream), 0) + 1
+        self._seq[(run, stream)] = seq
+        fields["producer"], fields["seq"] = self.producer, seq
+        with self._lock:
+            drops = self._drops.get((run, stream))
+            if drops:
+                fields["dropped_rows"], fields["dropped_batches"] = drops
+
+    def _send_payload(self, item):
+        """Sends one Payload as its own ingest (after its stream's create), or counts it
+        rejected when it cannot be encoded (logged once per stream)."""
+        stream, payload, _ready, run, step, rank, world = item
+        try:
+            if payload.ready is not None:
+                payload.ready.synchronize()  # a non-blocking device copy must land first
+            fields = dict(payload.encode(), stream=stream)
+        except Exception as e:  # noqa: BLE001 - a bad batch is rejected, never raised
+            with self._lock:
+                self._hand -= 1
+                self._stats.rejected_batches += 1
+                self._stats.rejected_rows += payload.rows
+                self._stats.last_error = f"encode: {e}"
+                if ("encode", run, stream) not in self._warned:
+                    self._warned.add(("encode", run, stream))
+                    log.warning("eigenwatch: a batch for stream %r could not be encoded (further "
+                                "ones are only counted): %s", stream, e)
+            return
+        for name, v in (("run", run), ("step", step), ("rank", rank), ("world", world)):
+            if v is not None:
+                fields[name] = v if name == "run" else int(v)
+        self._stamp(fields, run, stream)
+        self._msgid = self._msgid % 0xFFFFFFFF + 1
+        data = msgpack.packb([0, self._msgid, "ingest", [fields]], use_bin_type=True)
+        with self._lock:  # in flight before anything is written: a break resends it
+            self._inflight[self._msgid] = ([item], payload.rows, fields)
+            self._hand -= 1
+        self._ensure_created(run, stream)  # on the wire before the batch
+        self._sock.sendall(data)
+
     def _run(self):
         backoff = self.backoff_min
         while True:
@@ -371,9 +423,9 @@ class Sender:
                 while self._resend and len(self._inflight) < self.max_inflight:
                     with self._lock:
                         group, n, fields = self._resend[0]
-                    if "shape" in fields:  # rows (an end-of-step marker creates nothing)
-                        self._ensure_created(fields.get("run"), fields["stream"],
-                                             fields["shape"][1])
+                    if "seq" in fields:  # rows or a payload (an end-of-step marker creates
+                        self._ensure_created(fields.get("run"), fields["stream"],  # nothing)
+                                             fields["shape"][1] if "shape" in fields else None)
                     with self._lock:
                         group, n, fields = self._resend.popleft()
                         self._msgid = self._msgid % 0xFFFFFFFF + 1
@@ -384,7 +436,7 @@ class Sender:
                 # send while the window allows, joining consecutive batches of one stream (and
                 # step and rank)
                 while not self._resend and len(self._inflight) < self.max_inflight:
-                    group, parts, rows_total, key, marker = [], [], 0, None, None
+                    group, parts, rows_total, key, marker, alone = [], [], 0, None, None, None
                     while True:
                         with self._lock:
                             if not self._q:
@@ -397,13 +449,15 @@ class Sender:
                             self._q.popleft()
                             self._hand += 1  # flush() waits for it while it is in our hands
                         stream, rows, ready = item[:3]
-                        if rows is None:  # an end-of-step marker: its own message
+                        if rows is None or isinstance(rows, Payload):  # its own message
                             if group:
                                 with self._lock:
                                     self._q.appendleft(item)
                                     self._hand -= 1
-                                break
-                            marker = item
+                            elif rows is None:  # an end-of-step (or run) marker
+                                marker = item
+                            else:
+                                alone = item
                             break
                         try:
                             if ready is not None:
@@ -426,6 +480,9 @@ class Sender:
                         group.append(item)
                         parts.append(f["data"])
                         rows_total += f["shape"][0]
+                    if alone is not None:
+                        self._send_payload(alone)
+                        continue
                     if marker is not None:  # end of step or of run: no rows, no seq (idempotent)
                         stream, _rows, kind, run, step, rank, world = marker
                         method = "flush" if kind == "end" else "ingest"
@@ -462,13 +519,7 @@ class Sender:
                             fields["rank"] = int(rank)
                         if world is not None:
                             fields["world"] = int(world)
-                    seq = self._seq.get((run, key[0]), 0) + 1
-                    self._seq[(run, key[0])] = seq
-                    fields["producer"], fields["seq"] = self.producer, seq
-                    with self._lock:
-                        drops = self._drops.get((run, key[0]))
-                        if drops:
-                            fields["dropped_rows"], fields["dropped_batches"] = drops
+                    self._stamp(fields, run, key[0])
                     data = msgpack.packb([0, self._msgid, "ingest", [fields]], use_bin_type=True)
                     with self._lock:  # in flight before anything is written: a break resends it
                         self._inflight[self._msgid] = (group, rows_total, fields)

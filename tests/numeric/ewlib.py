@@ -299,3 +299,45 @@ class TokenStream(Stream):
 
     def window_bytes(self):
         return LIB.ew_stream_window_bytes(self.h)
+
+
+_WRITE = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_void_p, C.c_size_t)
+_READ = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_void_p, C.c_size_t)
+LIB.ew_stream_save.argtypes = [C.c_void_p, _WRITE, C.c_void_p]
+LIB.ew_stream_load.argtypes = [C.POINTER(C.c_void_p), _READ, C.c_void_p, C.c_char_p, C.c_size_t]
+
+
+def save_bytes(stream):
+    """The stream's saved state (ew_stream_save) as bytes."""
+    out = bytearray()
+
+    def write(_ctx, p, n):
+        out.extend(C.string_at(p, n))
+        return 0
+    rc = LIB.ew_stream_save(stream.h, _WRITE(write), None)
+    if rc != 0:
+        raise EwError(rc, LIB.ew_err_name(rc).decode(), "save failed")
+    return bytes(out)
+
+
+def load_bytes(data, cls=Stream):
+    """A stream of class cls loaded from saved bytes (ew_stream_load)."""
+    pos = [0]
+
+    def read(_ctx, p, n):
+        if pos[0] + n > len(data):
+            return 1
+        C.memmove(p, data[pos[0]:pos[0] + n], n)
+        pos[0] += n
+        return 0
+    h = C.c_void_p()
+    msg = C.create_string_buffer(256)
+    rc = LIB.ew_stream_load(C.byref(h), _READ(read), None, msg, 256)
+    if rc != 0:
+        raise EwError(rc, LIB.ew_err_name(rc).decode(), msg.value.decode())
+    s = cls.__new__(cls)
+    s.h = h
+    cfg = C.cast(LIB.ew_stream_config(h), C.POINTER(Config)).contents
+    s.dim = cfg.dim
+    s.columns = [cfg.columns.name[i].value.decode() for i in range(cfg.columns.n)]
+    return s

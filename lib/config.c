@@ -76,6 +76,9 @@ static int attach_window(ew_stream_t *s, const ew_config_t *c) {
 static int attach_tokens(ew_stream_t *s, const ew_config_t *c) {
   return put_acc(s, EW_ROLE_ALL, ew__acc_tokens_new(c->columns.n));
 }
+static int attach_stats(ew_stream_t *s, const ew_config_t *c) {
+  return put_acc(s, EW_ROLE_ALL, ew__acc_stats_new(c->dim, c->reduce));
+}
 static int attach_live(ew_stream_t *s, const ew_config_t *c) {
   int rc = ew__rop_init(&s->live, c->dim, c->live_k, c->shuffle, c->seed);
   s->has_live = rc == 0;
@@ -89,6 +92,7 @@ static size_t bound_window(const ew_config_t *c) { return ew__acc_window_bound(c
 static size_t bound_live(const ew_config_t *c) { return ew__rop_bound(c->dim, c->live_k, c->shuffle); }
 
 static size_t bound_tokens(const ew_config_t *c) { return ew__acc_tokens_bound(c->columns.n); }
+static size_t bound_stats(const ew_config_t *c) { return ew__acc_stats_bound(c->dim); }
 
 static size_t order_dense(const ew_config_t *c) { return c->dim; }
 #define order_decay order_dense
@@ -96,6 +100,7 @@ static size_t order_fd(const ew_config_t *c) { return 2 * ew__acc_fd_ell(c) + 1;
 #define order_window NULL
 #define order_live NULL
 static size_t order_tokens(const ew_config_t *c) { (void)c; return 0; } /* no eigenproblem */
+#define order_stats order_tokens
 
 static int summary_dense(const ew_config_t *c, char *buf, size_t cap) {
   return snprintf(buf, cap, "exact up to exact_max_dim %zu", c->exact_max_dim);
@@ -108,6 +113,9 @@ static int summary_fd(const ew_config_t *c, char *buf, size_t cap) {
 #define summary_live NULL
 static int summary_tokens(const ew_config_t *c, char *buf, size_t cap) {
   return snprintf(buf, cap, "tokens in %u columns", c->columns.n);
+}
+static int summary_stats(const ew_config_t *c, char *buf, size_t cap) {
+  return snprintf(buf, cap, "a %ux%u shape of cells", c->shape[0], c->shape[1]);
 }
 
 static const struct {
@@ -235,6 +243,31 @@ EW_EXPORT void ew_config_default(ew_config_t *cfg, size_t dim) {
   (void)c;
   cfg->columns.n = 1; /* a tokens stream's default column */
   memcpy(cfg->columns.name[0], "entropy", 8);
+  cfg->shape_rank = 1; /* a stats stream's: dim cells in one row */
+  cfg->shape[0] = dim <= UINT32_MAX ? (uint32_t)dim : 0;
+  cfg->shape[1] = 1;
+}
+
+EW_EXPORT int ew_config_shape(ew_config_t *cfg, const uint64_t *dims, size_t rank, char *msg,
+                              size_t cap) {
+  if (rank < 1 || rank > 2)
+    return ew__fail_msg(msg, cap, "'shape' must be [L] or [L, H] (got %zu numbers)", rank);
+  uint64_t cells = 1;
+  for (size_t i = 0; i < rank; i++) {
+    if (dims[i] < 1 || dims[i] > EW_CELLS_MAX)
+      return ew__fail_msg(msg, cap, "'shape' must hold numbers of at least 1 (and at most %d "
+                          "cells in all)", EW_CELLS_MAX);
+    cells *= dims[i];
+  }
+  if (cells > EW_CELLS_MAX)
+    return ew__fail_msg(msg, cap, "'shape' holds %llu cells; a stats stream holds at most %d",
+                        (unsigned long long)cells, EW_CELLS_MAX);
+  cfg->shape_rank = (uint32_t)rank;
+  cfg->shape[0] = (uint32_t)dims[0];
+  cfg->shape[1] = rank == 2 ? (uint32_t)dims[1] : 1;
+  cfg->dim = (size_t)cells;
+  cfg->stream_kind = EW_STREAM_STATS;
+  return 0;
 }
 
 /* Whether name[0, len) is a column name: 1..EW_COLUMN_NAME_MAX bytes of [a-z0-9_]. */
@@ -296,6 +329,11 @@ static bool columns_equal(const ew_config_t *a, const ew_config_t *b) {
   return true;
 }
 
+/* True when both configurations have the same shape (stats streams). */
+static bool shape_equal(const ew_config_t *a, const ew_config_t *b) {
+  return a->shape_rank == b->shape_rank && a->shape[0] == b->shape[0] && a->shape[1] == b->shape[1];
+}
+
 EW_EXPORT int ew_config_sketched(const ew_config_t *cfg) { return cfg->dim > cfg->exact_max_dim; }
 
 /* Whether v lies in its field's range, by type (functions, so that a bound of 0 or of the type's
@@ -348,6 +386,16 @@ EW_EXPORT int ew_config_check(const ew_config_t *c, char *msg, size_t cap) {
       return ew__fail_msg(msg, cap, "a tokens stream's dim is its number of columns (%zu), not %zu",
                           n, c->dim);
   }
+  if (c->stream_kind == EW_STREAM_STATS) {
+    uint64_t dims[2] = {c->shape[0], c->shape[1]};
+    ew_config_t t = *c;
+    int rc = ew_config_shape(&t, dims, c->shape_rank, msg, cap);
+    if (rc)
+      return rc;
+    if ((c->shape_rank == 1 && c->shape[1] != 1) || t.dim != c->dim)
+      return ew__fail_msg(msg, cap, "a stats stream's dim is the cells of its shape (%zu), not %zu",
+                          t.dim, c->dim);
+  }
   return 0;
 }
 
@@ -360,6 +408,8 @@ EW_EXPORT int ew_config_equal(const ew_config_t *a, const ew_config_t *b) {
     return 0;
   EW_CONFIG_MAP(XX)
 #undef XX
+  if (a->stream_kind == EW_STREAM_STATS && !shape_equal(a, b))
+    return 0;
   return a->stream_kind != EW_STREAM_TOKENS || columns_equal(a, b);
 }
 
@@ -370,7 +420,8 @@ int ew__config_mergeable(const ew_config_t *a, const ew_config_t *b) {
   EW_CONFIG_MAP(XX)
 #undef XX
   unsigned all = role_kinds(EW_ROLE_ALL);
-  if (a->stream_kind == EW_STREAM_TOKENS && !columns_equal(a, b))
+  if ((a->stream_kind == EW_STREAM_TOKENS && !columns_equal(a, b)) ||
+      (a->stream_kind == EW_STREAM_STATS && !shape_equal(a, b)))
     return 0;
   return (ew_config_kinds(a) & all) == (ew_config_kinds(b) & all);
 }

@@ -18,6 +18,7 @@
 #define EW_VIEW_ROWS 4u    /* the rows themselves, in arrival order */
 #define EW_VIEW_VECTORS 8u /* estimated top eigenvectors (the live_topk metric) */
 #define EW_VIEW_TOKENS 16u /* per-token scalars by column: a step's, a window of steps', sums of all */
+#define EW_VIEW_CELLS 32u  /* pre-reduced statistics per (layer, head) cell, reduced by its rule */
 
 /* Which rows a kind describes (the role column). A valid configuration keeps exactly one kind of
  * role ALL and at most one of each other role. */
@@ -45,7 +46,10 @@ typedef enum { EW_ROLE_ALL = 0, EW_ROLE_WINDOW = 1, EW_ROLE_LIVE = 2 } ew_role_t
      "buffer)")                                                                                   \
   XX(TOKENS, tokens, ALL, EW_VIEW_TOKENS, "TOKS", (c)->stream_kind == EW_STREAM_TOKENS,                  \
      "per-token scalars in named `columns`: the newest `window_steps` steps' counted tokens (f64) " \
-     "and exact mergeable sums of all of them, with a quantile sketch per column")
+     "and exact mergeable sums of all of them, with a quantile sketch per column")              \
+  XX(STATS, stats, ALL, EW_VIEW_CELLS, "CELL", (c)->stream_kind == EW_STREAM_STATS,               \
+     "pre-reduced statistics of a `shape` of cells (layers × heads), reduced over ranks and "     \
+     "batches by `reduce`: the newest `window_steps` steps' cells and all of them")
 
 /* A matrix stream keeps rows of d values; a tokens stream per-token scalars (EW_ENUM_stream_kind, the `kind` field). */
 #define EW__MATRIX(c) ((c)->stream_kind == EW_STREAM_MATRIX)
@@ -80,11 +84,18 @@ const ew_kind_info_t *ew_kind_info(ew_kind_t k);
   XX(EW_WINDOW_AUTO, "auto") XX(EW_WINDOW_EAGER, "eager") XX(EW_WINDOW_LAZY, "lazy")
 /* What a stream is fed (create's `kind`): rows of d values, or per-token scalars in named columns
  * (RL policy entropy, log-probabilities, advantages). */
-#define EW_ENUM_stream_kind(XX) XX(EW_STREAM_MATRIX, "matrix") XX(EW_STREAM_TOKENS, "tokens")
+#define EW_ENUM_stream_kind(XX)                                                                   \
+  XX(EW_STREAM_MATRIX, "matrix") XX(EW_STREAM_TOKENS, "tokens") XX(EW_STREAM_STATS, "stats")
+/* How a stats stream reduces a cell over ranks and batches (create's `reduce`): the mean weighted
+ * by the batches' counts, the largest, the smallest, or the sum. */
+#define EW_ENUM_reduce(XX)                                                                        \
+  XX(EW_REDUCE_MEAN, "mean") XX(EW_REDUCE_MAX, "max") XX(EW_REDUCE_MIN, "min")                    \
+  XX(EW_REDUCE_SUM, "sum")
 #define EW__ENUM_VALUE(value, name) value,
 typedef enum { EW_ENUM_normalize(EW__ENUM_VALUE) } ew_normalize_t;
 typedef enum { EW_ENUM_window_mode(EW__ENUM_VALUE) } ew_window_mode_t;
 typedef enum { EW_ENUM_stream_kind(EW__ENUM_VALUE) } ew_stream_kind_t;
+typedef enum { EW_ENUM_reduce(EW__ENUM_VALUE) } ew_reduce_t;
 
 #define EW_MAX_DIM 65536          /* hard ceiling on d for the exact accumulator */
 #define EW_DEFAULT_WINDOW 4096    /* rows kept when d <= EW_WINDOW_AUTO_MAX_DIM */
@@ -193,11 +204,17 @@ typedef enum { EW_CT_COUNT, EW_CT_U64, EW_CT_ENUM, EW_CT_REAL_OFF } ew_config_ty
      EW_KIND_BIT(FD), EW_CF_SAVED, 2, EW_DEFAULT_SKETCH_ROWS, "256",                              \
      "ℓ, the sketch's rows after each shrink (it holds up to 2ℓ; memory 2ℓ·d doubles)",           \
      "'sketch_rows' must be an integer between 2 and 4096")                                  \
-  XX(stream_kind, kind, NONE, ENUM, EW_STREAM_MATRIX, EW_STREAM_MATRIX, EW_STREAM_TOKENS,         \
+  XX(stream_kind, kind, NONE, ENUM, EW_STREAM_MATRIX, EW_STREAM_MATRIX, EW_STREAM_STATS,          \
      EW_KINDS_ALL, EW_CF_SAVED | EW_CF_MERGE, 3, EW_STREAM_MATRIX, "`\"matrix\"`",                 \
-     "what the stream is fed: rows of `dim` values (`matrix`), or per-token scalars in named "   \
-     "`columns` (`tokens`; its `dim` is the number of columns)",                                 \
-     "'kind' must be \"matrix\" or \"tokens\"")
+     "what the stream is fed: rows of `dim` values (`matrix`), per-token scalars in named "      \
+     "`columns` (`tokens`; `dim` is their count), or pre-reduced statistics of a `shape` of "     \
+     "cells (`stats`; `dim` is the cells)",                                                      \
+     "'kind' must be \"matrix\", \"tokens\" or \"stats\"")                                       \
+  XX(reduce, reduce, NONE, ENUM, EW_REDUCE_MEAN, EW_REDUCE_MEAN, EW_REDUCE_SUM,                   \
+     EW_KIND_BIT(STATS), EW_CF_SAVED | EW_CF_MERGE, 3, EW_REDUCE_MEAN, "`\"mean\"`",              \
+     "kind `stats`: how a cell is reduced over ranks and batches: `mean` (weighted by the "       \
+     "batches' counts), `max`, `min` or `sum`",                                                   \
+     "'reduce' must be \"mean\", \"max\", \"min\" or \"sum\"")
 
 /* The columns of a tokens stream: 1–EW_COLUMNS_MAX distinct names of 1–EW_COLUMN_NAME_MAX bytes
  * of [a-z0-9_] (NUL-terminated), in the order create gave them. */
@@ -216,7 +233,13 @@ typedef struct {
    * scalars above: create's `columns`, info's CONFIG and the TOKS section of the saved state
    * carry it; ew_config_check, ew_config_equal and merge compare it for tokens streams. */
   ew_names_t columns;
+  /* kind stats: its shape, [L] (shape[1] = 1, rank 1) or [L, H] (rank 2); dim = L·H cells, at
+   * most EW_CELLS_MAX. Outside the table as columns are (create's `shape`, info's CONFIG, the
+   * saved state's SHAP section). */
+  uint32_t shape_rank;
+  uint32_t shape[2];
 } ew_config_t;
+#define EW_CELLS_MAX 65536
 
 #define EW__PLUS1(...) +1
 #define EW__OLD_PLUS1(member, wire, old, ...) EW_IF_OLD(old, EW__PLUS1, _)
@@ -252,6 +275,10 @@ double ew_config_get_f64(const ew_config_t *cfg, size_t i);
  * than EW_COLUMNS_MAX, an empty, too long or repeated name, or a byte outside [a-z0-9_]; cfg is
  * then unchanged. */
 int ew_config_columns(ew_config_t *cfg, const char *const *names, size_t n, char *msg, size_t cap);
+/* Sets cfg's shape to dims[0, rank) (rank 1 or 2, each ≥ 1, at most EW_CELLS_MAX cells in all)
+ * and dim to its cells; kind becomes stats. Returns 0, or EW_EBADPARAM with a sentence (msg may be
+ * NULL); cfg is then unchanged. */
+int ew_config_shape(ew_config_t *cfg, const uint64_t *dims, size_t rank, char *msg, size_t cap);
 /* The index of column name[0, len) in cfg's columns, or -1. */
 int ew_config_column(const ew_config_t *cfg, const char *name, size_t len);
 

@@ -148,6 +148,8 @@ struct ew_stream {
 /* A prepared batch of tokens (tokens_ingest.c) as a ew_batch_t that owns `own` (stream_ingest.c);
  * NULL when out of memory (own is then the caller's to free). */
 ew_batch_t *ew__batch_tokens(ew__ws_t *own, ew__tbatch_t *tb, size_t ncols);
+/* The same for a stats batch of `cells` cells. */
+ew_batch_t *ew__batch_cells(ew__ws_t *own, ew__cbatch_t *cb, size_t cells);
 
 /* ---- config.c ---- */
 /* Builds every kind s->cfg keeps into s (accumulators, the live estimate): 0 or EW_ENOMEM (what

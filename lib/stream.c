@@ -224,8 +224,10 @@ EW_EXPORT int ew_stream_merge_ex(ew_stream_t *dst, const ew_stream_t *src,
     if (ew__window_combine(win, owin, spans, n, ew__ws_thread()) != 0)
       return EW_ENOMEM;
   }
-  if (ew__acc_is_tokens(dst->acc[EW__ROLE_ALL]) &&
-      ew__acc_tokens_merge_ready(dst->acc[EW__ROLE_ALL], src->acc[EW__ROLE_ALL]) != 0)
+  if ((ew__acc_is_tokens(dst->acc[EW__ROLE_ALL]) &&
+       ew__acc_tokens_merge_ready(dst->acc[EW__ROLE_ALL], src->acc[EW__ROLE_ALL]) != 0) ||
+      (ew__acc_is_stats(dst->acc[EW__ROLE_ALL]) &&
+       ew__acc_stats_merge_ready(dst->acc[EW__ROLE_ALL], src->acc[EW__ROLE_ALL]) != 0))
     return EW_ENOMEM;
     /* every accumulator whose kind has a union (the window was laid out above) */
   for (int r = 0; r < EW__NROLES; r++) {

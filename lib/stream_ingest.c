@@ -25,7 +25,19 @@ struct ew_batch {
   ew__prep_t prep[EW__NROLES];
   size_t ws_peak;     /* the workspace prepare held at its peak */
   ew__tbatch_t *tok;  /* a tokens batch (tokens_ingest.c; in own), else NULL */
+  ew__cbatch_t *cells; /* a stats batch (tokens_ingest.c; in own), else NULL */
 };
+
+ew_batch_t *ew__batch_cells(ew__ws_t *own, ew__cbatch_t *cb, size_t cells) {
+  ew_batch_t *b = calloc(1, sizeof *b);
+  if (!b)
+    return NULL;
+  b->own = own;
+  b->cells = cb;
+  b->n = 1;
+  b->d = cells;
+  return b;
+}
 
 ew_batch_t *ew__batch_tokens(ew__ws_t *own, ew__tbatch_t *tb, size_t ncols) {
   ew_batch_t *b = calloc(1, sizeof *b);
@@ -250,8 +262,14 @@ static int apply_impl(ew_stream_t *s, ew_batch_t *b, ew__ws_t *ws) {
 }
 
 EW_EXPORT int ew_stream_apply(ew_stream_t *s, ew_batch_t *b) {
-  if ((b->tok != NULL) != (s->cfg.stream_kind == EW_STREAM_TOKENS) || b->d != s->d)
+  if ((b->tok != NULL) != (s->cfg.stream_kind == EW_STREAM_TOKENS) ||
+      (b->cells != NULL) != (s->cfg.stream_kind == EW_STREAM_STATS) || b->d != s->d)
     return EW_EBADPARAM;
+  if (b->cells) { /* one batch of cells counts one */
+    int rc = ew__acc_stats_apply(s->acc[EW__ROLE_ALL], b->cells);
+    s->count += rc == 0;
+    return rc;
+  }
   if (b->tok) {
     int rc = ew__acc_tokens_apply(s->acc[EW__ROLE_ALL], b->tok);
     if (rc == 0)

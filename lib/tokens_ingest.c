@@ -70,11 +70,19 @@ typedef struct {
   uint32_t flags;
 } unpacked_t;
 
+/* Column c's name in sentences: a tokens stream's column, or a stats batch's values or counts. */
+static const char *col_name(const ew_stream_t *s, size_t c) {
+  if (s->cfg.stream_kind == EW_STREAM_STATS)
+    return c == 0 ? "values" : "counts";
+  return s->cfg.columns.name[c];
+}
+
 /* Reads p[0, len) against s: 0, or the code with the sentence. */
 static int unpack(const ew_stream_t *s, const unsigned char *p, size_t len, unpacked_t *u,
                   char *msg, size_t cap) {
   memset(u, 0, sizeof *u);
-  if (s->cfg.stream_kind != EW_STREAM_TOKENS)
+  bool stats = s->cfg.stream_kind == EW_STREAM_STATS;
+  if (s->cfg.stream_kind == EW_STREAM_MATRIX)
     return ew__fail_msg(msg, cap, "this stream takes rows (kind matrix), not token columns");
   uint32_t magic = 0, nc = 0, keep = 0, flags = 0;
   uint64_t n = 0, nseq = 0;
@@ -91,8 +99,15 @@ static int unpack(const ew_stream_t *s, const unsigned char *p, size_t len, unpa
     ew__fail_msg(msg, cap, "not a packed tokens batch");
     return EW_EBADREQ;
   }
-  if (nc != s->cfg.columns.n) {
-    ew__fail_msg(msg, cap, "the batch has %u columns; the stream has %u", nc, s->cfg.columns.n);
+  if (stats ? (nc < 1 || nc > 2 || (flags & (TK_MASK | TK_LENGTHS))) : nc != s->cfg.columns.n) {
+    ew__fail_msg(msg, cap, stats ? "a stats batch is its values and optional counts, no more"
+                                 : "the batch has %u columns; the stream has %u",
+                 nc, s->cfg.columns.n);
+    return EW_EBADREQ;
+  }
+  if (stats && n != s->cfg.dim) {
+    ew__fail_msg(msg, cap, "'values' holds %llu cells; the stream's shape has %zu",
+                 (unsigned long long)n, s->cfg.dim);
     return EW_EBADREQ;
   }
   if (n > TK_MAX_TOKENS || nseq > TK_MAX_TOKENS) {
@@ -104,7 +119,7 @@ static int unpack(const ew_stream_t *s, const unsigned char *p, size_t len, unpa
   u->b.n = (size_t)n;
   for (uint32_t c = 0; c < nc; c++) {
     if (p[40 + c] > EW_BF16) {
-      ew__fail_msg(msg, cap, "column '%s' has an unknown dtype", s->cfg.columns.name[c]);
+      ew__fail_msg(msg, cap, "column '%s' has an unknown dtype", col_name(s, c));
       return EW_EDTYPE;
     }
     u->b.dtype[c] = (ew_dtype_t)p[40 + c];
@@ -160,8 +175,12 @@ static int convert_column(const ew_stream_t *s, const ew_tokens_t *b, size_t c, 
       double v;
       while (at < i && !(counted(b, at) && ew_convert_f64(src + esz * at, b->dtype[c], 1, &v)))
         at++;
-      ew__fail_msg(msg, cap, "column '%s' has a NaN or infinity at token %zu, which the mask "
-                   "counts; nothing was ingested", s->cfg.columns.name[c], at);
+      if (s->cfg.stream_kind == EW_STREAM_STATS)
+        ew__fail_msg(msg, cap, "'%s' has a NaN or infinity at cell %zu; nothing was ingested",
+                     col_name(s, c), at);
+      else
+        ew__fail_msg(msg, cap, "column '%s' has a NaN or infinity at token %zu, which the mask "
+                     "counts; nothing was ingested", s->cfg.columns.name[c], at);
       return EW_ENONFINITE;
     }
     out += k;
@@ -169,12 +188,65 @@ static int convert_column(const ew_stream_t *s, const ew_tokens_t *b, size_t c, 
   return 0;
 }
 
+/* The number of columns of an unpacked batch: the stream's, or a stats batch's 1 or 2. */
+static size_t ncols_of(const ew_stream_t *s, const unpacked_t *u) {
+  return s->cfg.stream_kind == EW_STREAM_STATS ? (u->b.col[1] ? 2 : 1) : s->cfg.columns.n;
+}
+
+/* A stats batch's counts (column 1) must be positive: 0, or EW_EBADREQ with the sentence. */
+static int counts_positive(const ew_stream_t *s, const ew_tokens_t *b, double *k, char *msg,
+                           size_t cap) {
+  double tmp[512];
+  for (size_t i = 0; i < b->n; i++) {
+    double v;
+    if (k)
+      v = k[i];
+    else if (i % 512 == 0 &&
+             ew_convert_f64((const char *)b->col[1] + i * ew_dtype_size(b->dtype[1]), b->dtype[1],
+                            b->n - i < 512 ? b->n - i : 512, tmp) != 0)
+      return EW_ENONFINITE; /* convert_column has said which */
+    if (!k)
+      v = tmp[i % 512];
+    if (!(v > 0)) {
+      ew__fail_msg(msg, cap, "'counts' must be positive (cell %zu has %g)", i, v);
+      return EW_EBADREQ;
+    }
+  }
+  (void)s;
+  return 0;
+}
+
 EW_EXPORT int ew_tokens_check(const ew_stream_t *s, const void *p, size_t len, char *msg,
                               size_t cap) {
   unpacked_t u;
   int rc = unpack(s, p, len, &u, msg, cap);
-  for (size_t c = 0; rc == 0 && c < s->cfg.columns.n; c++)
+  size_t nc = rc ? 0 : ncols_of(s, &u);
+  for (size_t c = 0; rc == 0 && c < nc; c++)
     rc = convert_column(s, &u.b, c, NULL, msg, cap);
+  if (rc == 0 && nc == 2 && s->cfg.stream_kind == EW_STREAM_STATS)
+    rc = counts_positive(s, &u.b, NULL, msg, cap);
+  return rc;
+}
+
+/* Prepares a stats batch: its values and counts (default 1) in f64. */
+static int prepare_cells(const ew_stream_t *s, const ew_tokens_t *b, bool has_counts,
+                         ew_batch_t **out, char *msg, size_t cap) {
+  ew__ws_t *own = ew__ws_new();
+  ew__cbatch_t *cb = own ? ew__ws_alloc(own, sizeof *cb) : NULL;
+  double *x = cb ? ew__ws_alloc(own, b->n * sizeof(double) + 8) : NULL;
+  double *k = x ? ew__ws_alloc(own, b->n * sizeof(double) + 8) : NULL;
+  int rc = k ? convert_column(s, b, 0, x, msg, cap) : EW_ENOMEM;
+  if (rc == 0 && has_counts && (rc = convert_column(s, b, 1, k, msg, cap)) == 0)
+    rc = counts_positive(s, b, k, msg, cap);
+  for (size_t i = 0; rc == 0 && !has_counts && i < b->n; i++)
+    k[i] = 1;
+  if (rc == 0) {
+    *cb = (ew__cbatch_t){.x = x, .k = k, .step = b->step, .keep = b->keep_steps};
+    if (!(*out = ew__batch_cells(own, cb, b->n)))
+      rc = EW_ENOMEM;
+  }
+  if (rc)
+    ew__ws_free(own);
   return rc;
 }
 
@@ -233,6 +305,8 @@ EW_EXPORT int ew_tokens_prepare(const ew_stream_t *s, const void *p, size_t len,
   *out = NULL;
   unpacked_t u;
   int rc = unpack(s, p, len, &u, msg, cap);
+  if (rc == 0 && s->cfg.stream_kind == EW_STREAM_STATS)
+    return prepare_cells(s, &u.b, u.b.col[1] != NULL, out, msg, cap);
   return rc ? rc : prepare_unpacked(s, &u.b, out, msg, cap);
 }
 
@@ -240,7 +314,8 @@ EW_EXPORT int ew_stream_ingest_tokens(ew_stream_t *s, const ew_tokens_t *b, char
                                       size_t cap) {
   if (b->n == 0)
     return 0;
-  size_t nc = s->cfg.columns.n, len = ew_tokens_packed_size(b, nc);
+  size_t nc = s->cfg.stream_kind == EW_STREAM_STATS ? (b->col[1] ? 2 : 1) : s->cfg.columns.n;
+  size_t len = ew_tokens_packed_size(b, nc);
   void *p = malloc(len);
   if (!p)
     return EW_ENOMEM;
@@ -256,5 +331,7 @@ EW_EXPORT int ew_stream_ingest_tokens(ew_stream_t *s, const ew_tokens_t *b, char
 
 EW_EXPORT size_t ew_stream_window_bytes(const ew_stream_t *s) {
   const ew__acc_t *a = s->acc[EW__ROLE_ALL];
-  return ew__acc_is_tokens(a) ? ew__acc_tokens_window_bytes(a) : 0;
+  return ew__acc_is_tokens(a)  ? ew__acc_tokens_window_bytes(a)
+         : ew__acc_is_stats(a) ? ew__acc_stats_window_bytes(a)
+                               : 0;
 }

@@ -102,6 +102,19 @@ static int check_columns(const ewp_ingest_req_t *r, ewp_error_t *err) {
   return 0;
 }
 
+/* A stats batch: values and counts hold whole values, as many of each. */
+static int check_values(const ewp_ingest_req_t *r, ewp_error_t *err) {
+  size_t ev = ewp_dtype_size(r->values.dtype);
+  if (r->values.data.n % ev || r->values.data.n == 0)
+    return ewp__fail(err, EWP_EBADREQ, "'values' holds %zu bytes, not a whole number of %zu-byte "
+                     "values", r->values.data.n, ev);
+  if (EWP_HAS(r, EWP_INGEST_counts) &&
+      r->counts.data.n != r->values.data.n / ev * ewp_dtype_size(r->counts.dtype))
+    return ewp__fail(err, EWP_EBADREQ, "'counts' must hold one value per cell, as 'values' does "
+                     "(%zu)", r->values.data.n / ev);
+  return 0;
+}
+
 static int check_ingest(ewp_ingest_req_t *r, ewp_error_t *err) {
   bool data = EWP_HAS(r, EWP_INGEST_data), rows = EWP_HAS(r, EWP_INGEST_rows);
   bool step = EWP_HAS(r, EWP_INGEST_step), marker = step && EWP_HAS(r, EWP_INGEST_end_step) &&
@@ -129,7 +142,15 @@ static int check_ingest(ewp_ingest_req_t *r, ewp_error_t *err) {
     return ewp__fail(err, EWP_EBADREQ,
                      "'producer' and 'seq' go together (one names the sender, the "
                      "other numbers its batches)");
-  bool cols = EWP_HAS(r, EWP_INGEST_columns);
+  bool cols = EWP_HAS(r, EWP_INGEST_columns), vals = EWP_HAS(r, EWP_INGEST_values);
+  if (vals && (cols || data || rows || EWP_HAS(r, EWP_INGEST_dtype) ||
+               EWP_HAS(r, EWP_INGEST_shape)))
+    return ewp__fail(err, EWP_EBADREQ, "send either 'values' (a stats batch), 'columns' (a "
+                     "tokens batch) or rows, not two of them");
+  if (EWP_HAS(r, EWP_INGEST_counts) && !vals)
+    return ewp__fail(err, EWP_EBADREQ, "'counts' go with 'values' (a stats batch)");
+  if (vals)
+    return check_values(r, err);
   if (data && rows)
     return ewp__fail(err, EWP_EBADREQ,
                      "send either 'data' (with dtype and shape) or 'rows', not both");

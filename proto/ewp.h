@@ -105,6 +105,8 @@ const ewp_method_info_t *ewp_method_info(ewp_method_t m);
  *   NAMES  ewp_names_t   a str, or an array of 1..EWP_NAMES_MAX distinct strs
  *   COLUMNS ewp_columns_t a map of 1..EWP_COLUMNS_MAX distinct names to {dtype, data}: a tokens
  *                        batch's columns (dtype as the `dtype` field, data bin)
+ *   TYPED  ewp_column_t  one {dtype, data} (name empty): a stats batch's values or counts
+ *   DIMS   ewp_dims_t    [L] or [L, H]: one or two UINTs (a stats stream's shape)
  *   PARAMS ewp_params_t  a map of up to EWP_PARAMS_MAX distinct names to a number, a bool or a
  *                        UTF-8 string (the metric table says which each name takes)
  *   EVALS  ewp_evals_t   an array of up to EWP_EVAL_MAX maps, each decoded against
@@ -114,7 +116,8 @@ const ewp_method_info_t *ewp_method_info(ewp_method_t m);
  * A field's string members point into the message bytes: valid while those bytes are. */
 typedef enum {
   EWP_T_NAME, EWP_T_STR, EWP_T_UINT, EWP_T_NUM, EWP_T_BOOL, EWP_T_BIN, EWP_T_ENUM,
-  EWP_T_SHAPE, EWP_T_ROWS, EWP_T_NAMES, EWP_T_PARAMS, EWP_T_EVALS, EWP_T_RULES, EWP_T_COLUMNS
+  EWP_T_SHAPE, EWP_T_ROWS, EWP_T_NAMES, EWP_T_PARAMS, EWP_T_EVALS, EWP_T_RULES, EWP_T_COLUMNS,
+  EWP_T_TYPED, EWP_T_DIMS
 } ewp_type_t;
 
 #define EWP_NAME_MAX 200
@@ -158,6 +161,10 @@ typedef struct {
   ewp_column_t v[EWP_COLUMNS_MAX];
   size_t n;
 } ewp_columns_t;
+typedef struct {
+  uint64_t v[2];
+  size_t n;
+} ewp_dims_t;
 
 /* A metric parameter as sent: its type is the wire's (a number, a bool or a string); the metric
  * table decides what each parameter takes (the daemon checks with ew_param_check: a number
@@ -259,6 +266,8 @@ typedef ewp_shape_t ewp_c_SHAPE;
 typedef ewp_rows_t ewp_c_ROWS;
 typedef ewp_names_t ewp_c_NAMES;
 typedef ewp_columns_t ewp_c_COLUMNS;
+typedef ewp_column_t ewp_c_TYPED;
+typedef ewp_dims_t ewp_c_DIMS;
 typedef ewp_params_t ewp_c_PARAMS;
 
 #define EWP__MEMBER(member, type, flags, wt, def, code, err, doc) ewp_c_##type member;

@@ -97,6 +97,9 @@
     "'columns' must be a list of 1 to 8 distinct column names",                                   \
     "kind `tokens`: the names of its per-token columns, 1–8 of 1–32 bytes of `[a-z0-9_]`, in "    \
     "the order ingest and metrics name them (`dim` is their count)")                              \
+  F(shape, DIMS, 0, "[int] or [int, int]", "— (required for kind `stats`)", EWP_EBADPARAM,        \
+    "'shape' must be [L] or [L, H] (integers >= 1, at most 65536 cells)",                         \
+    "kind `stats`: its cells, `[layers]` or `[layers, heads]` (`dim` is L·H)")                    \
   F(world, UINT, 0, "int", "1", EWP_EBADPARAM, "'world' must be an integer between 1 and 65536",  \
     "ranks that send each step (1–65536); a step is complete when every rank has moved past it "  \
     "or ended it")                                                                                \
@@ -139,6 +142,14 @@
     "'columns' must be a map of 1 to 8 column names to {dtype, data} (data: bin)",                \
     "a tokens stream's batch: every column of the stream, each `n` values of its own `dtype` "    \
     "(as `dtype` above), little-endian (instead of `data`)")                                     \
+  F(values, TYPED, 0, "{dtype, data}", "—", EWP_EBADREQ,                                          \
+    "'values' must be a map {dtype, data} (data: bin)",                                           \
+    "a stats stream's batch: one value per cell of its shape (row-major), of `dtype`, "           \
+    "little-endian (instead of `data`)")                                                          \
+  F(counts, TYPED, 0, "{dtype, data}", "1 per cell", EWP_EBADREQ,                                 \
+    "'counts' must be a map {dtype, data} (data: bin)",                                           \
+    "with `values`: each cell's weight (> 0; e.g. its tokens) in the `mean` reduction; the "     \
+    "other rules add them up")                                                                    \
   F(mask, BIN, 0, "bin", "absent (every token counted)", EWP_EBADREQ,                            \
     "'mask' must be bin (one byte per token)",                                                    \
     "with `columns`: `n` bytes, nonzero = the token is counted; a NaN in a token it leaves out "  \

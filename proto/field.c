@@ -162,10 +162,41 @@ static int decode_names(const msgpack_object *o, const ewp_field_info_t *f, ewp_
   return 0;
 }
 
+/* One {"dtype": str, "data": bin} into c (its name left as it is); what names it in refusals. */
+static int decode_typed(const msgpack_object *v, const char *what, const char *esc,
+                        ewp_column_t *c, ewp_error_t *err) {
+  static const char *const dtypes[] = {EWP_ENUM_dtype, NULL};
+  bool has_dtype = false, has_data = false;
+  if (v->type != MSGPACK_OBJECT_MAP)
+    return ewp__fail(err, EWP_EBADREQ, "%s'%s' must be a map {dtype, data}", what, esc);
+  for (uint32_t m = 0; m < v->via.map.size; m++) {
+    const msgpack_object *mk = &v->via.map.ptr[m].key, *mv = &v->via.map.ptr[m].val;
+    const char *p, *q;
+    size_t n, qn;
+    if (!obj_bytes(mk, &p, &n))
+      return ewp__fail(err, EWP_EBADREQ, "%s'%s' has a key that is not a string", what, esc);
+    if (n == 5 && memcmp(p, "dtype", 5) == 0 && !has_dtype) {
+      int idx = obj_bytes(mv, &q, &qn) ? enum_index(dtypes, q, qn) : -1;
+      if (idx < 0)
+        return ewp__fail(err, EWP_EDTYPE, "%s'%s' has a dtype that is not f32, f64, f16 or "
+                         "bf16", what, esc);
+      c->dtype = idx, has_dtype = true;
+    } else if (n == 4 && memcmp(p, "data", 4) == 0 && !has_data && mv->type == MSGPACK_OBJECT_BIN) {
+      c->data.p = (const uint8_t *)mv->via.bin.ptr, c->data.n = mv->via.bin.size;
+      has_data = true;
+    } else {
+      return ewp__fail(err, EWP_EBADREQ, "%s'%s' takes dtype (str) and data (bin) once each, "
+                       "nothing else", what, esc);
+    }
+  }
+  if (!has_dtype || !has_data)
+    return ewp__fail(err, EWP_EBADREQ, "%s'%s' needs dtype and data", what, esc);
+  return 0;
+}
+
 /* A tokens batch's columns: {name: {"dtype": str, "data": bin}}. */
 static int decode_columns(const msgpack_object *o, const ewp_field_info_t *f, ewp_columns_t *out,
                           ewp_error_t *err) {
-  static const char *const dtypes[] = {EWP_ENUM_dtype, NULL};
   char esc[96];
   if (o->type != MSGPACK_OBJECT_MAP || o->via.map.size < 1 ||
       o->via.map.size > EWP_COLUMNS_MAX)
@@ -180,31 +211,8 @@ static int decode_columns(const msgpack_object *o, const ewp_field_info_t *f, ew
     for (size_t j = 0; j < i; j++)
       if (out->v[j].name.n == c->name.n && memcmp(out->v[j].name.p, c->name.p, c->name.n) == 0)
         return ewp__fail(err, EWP_EBADREQ, "'columns' names '%s' twice", esc);
-    bool has_dtype = false, has_data = false;
-    if (v->type != MSGPACK_OBJECT_MAP)
-      return ewp__fail(err, EWP_EBADREQ, "column '%s' must be a map {dtype, data}", esc);
-    for (uint32_t m = 0; m < v->via.map.size; m++) {
-      const msgpack_object *mk = &v->via.map.ptr[m].key, *mv = &v->via.map.ptr[m].val;
-      const char *p, *q;
-      size_t n, qn;
-      if (!obj_bytes(mk, &p, &n))
-        return ewp__fail(err, EWP_EBADREQ, "column '%s' has a key that is not a string", esc);
-      if (n == 5 && memcmp(p, "dtype", 5) == 0 && !has_dtype) {
-        int idx = obj_bytes(mv, &q, &qn) ? enum_index(dtypes, q, qn) : -1;
-        if (idx < 0)
-          return ewp__fail(err, EWP_EDTYPE, "column '%s' has a dtype that is not f32, f64, f16 "
-                           "or bf16", esc);
-        c->dtype = idx, has_dtype = true;
-      } else if (n == 4 && memcmp(p, "data", 4) == 0 && !has_data && mv->type == MSGPACK_OBJECT_BIN) {
-        c->data.p = (const uint8_t *)mv->via.bin.ptr, c->data.n = mv->via.bin.size;
-        has_data = true;
-      } else {
-        return ewp__fail(err, EWP_EBADREQ, "column '%s' takes dtype (str) and data (bin) once "
-                         "each, nothing else", esc);
-      }
-    }
-    if (!has_dtype || !has_data)
-      return ewp__fail(err, EWP_EBADREQ, "column '%s' needs dtype and data", esc);
+    if (decode_typed(v, "column ", esc, c, err))
+      return -1;
   }
   return 0;
 }
@@ -411,6 +419,21 @@ static int decode_field(const msgpack_object *o, const ewp_field_info_t *f, void
     return decode_names(o, f, dst, err);
   case EWP_T_COLUMNS:
     return decode_columns(o, f, dst, err);
+  case EWP_T_TYPED: {
+    ewp_column_t *c = dst;
+    memset(c, 0, sizeof *c);
+    return decode_typed(o, "", f->name, c, err);
+  }
+  case EWP_T_DIMS: {
+    ewp_dims_t *s = dst;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 1 || o->via.array.size > 2)
+      return field_error(err, f);
+    s->n = o->via.array.size;
+    for (size_t i = 0; i < s->n; i++)
+      if (!ew_obj_uint(&o->via.array.ptr[i], &s->v[i]))
+        return field_error(err, f);
+    return 0;
+  }
   case EWP_T_PARAMS:
     return decode_params(o, f, dst, err);
   case EWP_T_EVALS: {

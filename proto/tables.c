@@ -44,6 +44,8 @@ EW_CONFIG_MAP(EWP__CONF_ENUM)
 #define EWP__VALUES_SHAPE(member) NULL
 #define EWP__VALUES_ROWS(member) NULL
 #define EWP__VALUES_COLUMNS(member) NULL
+#define EWP__VALUES_TYPED(member) NULL
+#define EWP__VALUES_DIMS(member) NULL
 #define EWP__VALUES_NAMES(member) NULL
 #define EWP__VALUES_PARAMS(member) NULL
 #define EWP__VALUES_EVALS(member) NULL

@@ -74,7 +74,8 @@ void ewd_job_fail(ewd_job_t *job, int code, const char *message);
 void ewd_stream_drop(ewd_server_t *srv, ewd_stream_t *st);
 /* The CONFIG map of a stream: every field of the library's configuration (EW_CONFIG_MAP; a
  * renamed one under both names), world, step_timeout, recent, window_steps and sketch, and a
- * tokens stream's columns; its entries live in *buf (valid while buf is). */
+ * tokens stream's columns or a stats stream's shape; its entries live in *buf (valid while buf
+ * is). */
 #define EWD_CONFIG_OWN_KEYS 5
 #define EWD_CONFIG_KV (EW_CONFIG_COUNT + EW_CONFIG_OLD_COUNT + EWD_CONFIG_OWN_KEYS + 1)
 typedef struct {

@@ -146,6 +146,11 @@ ewp_value_t ewd_config_value(const ewd_stream_t *st, ewd_config_kv_t *buf) {
       buf->cols[i] = ewp_vstr(c->columns.name[i]);
     kv[n++] = (ewp_kv_t){"columns", ewp_varray(buf->cols, c->columns.n)};
   }
+  if (c->stream_kind == EW_STREAM_STATS) { /* its shape, as create gave it */
+    for (uint32_t i = 0; i < c->shape_rank; i++)
+      buf->cols[i] = ewp_vu64(c->shape[i]);
+    kv[n++] = (ewp_kv_t){"shape", ewp_varray(buf->cols, c->shape_rank)};
+  }
   return ewp_vmap(kv, n); /* every field and old name once, own keys, columns */
 }
 

@@ -156,7 +156,9 @@ static int tokens_batch(ewd_call_t *call, const ewp_ingest_req_t *r, const ewd_s
   }
   if (st && st->cfg.stream_kind != EW_STREAM_TOKENS) {
     ewd_stream_refused((ewd_stream_t *)st, EW_EBADPARAM);
-    ewd_fail(call, EW_EBADPARAM, "stream '%s' takes rows (kind matrix), not 'columns'", st->name);
+    ewd_fail(call, EW_EBADPARAM, "stream '%s' takes %s, not 'columns'", st->name,
+             st->cfg.stream_kind == EW_STREAM_MATRIX ? "rows (kind matrix)"
+                                                      : "'values' (kind stats)");
     return -1;
   }
   if (st) {
@@ -207,11 +209,45 @@ static int tokens_batch(ewd_call_t *call, const ewp_ingest_req_t *r, const ewd_s
   return 0;
 }
 
+/* A stats batch (`values`, `counts`) against its stream, which must exist (its shape comes from
+ * create): *b its values (and counts) as a packed batch's columns 0 (and 1) over the cells.
+ * Returns 0, or -1 with the refusal answered. */
+static int stats_batch(ewd_call_t *call, const ewp_ingest_req_t *r, const ewd_stream_t *st,
+                       ew_tokens_t *b, size_t *ncols) {
+  if (!EWP_HAS(r, EWP_INGEST_step)) {
+    ewd_fail(call, EW_EBADREQ, "a stats batch needs 'step' (the training step it belongs to)");
+    return -1;
+  }
+  if (!st || st->cfg.stream_kind != EW_STREAM_STATS) {
+    if (st)
+      ewd_stream_refused((ewd_stream_t *)st, EW_EBADPARAM);
+    ewd_fail(call, st ? EW_EBADPARAM : EW_ENOSTREAM,
+             st ? "stream '%.*s' is not a stats stream: 'values' go to one" : "no stats stream "
+             "'%.*s': create it with kind \"stats\" and its shape first",
+             (int)r->stream.n, r->stream.p);
+    return -1;
+  }
+  *b = (ew_tokens_t){.step = r->step, .keep_steps = st->window_steps ? st->window_steps : 1};
+  b->col[0] = r->values.data.p;
+  b->dtype[0] = dtypes[r->values.dtype];
+  b->n = r->values.data.n / ew_dtype_size(b->dtype[0]);
+  if (EWP_HAS(r, EWP_INGEST_counts))
+    b->col[1] = r->counts.data.p, b->dtype[1] = dtypes[r->counts.dtype];
+  *ncols = EWP_HAS(r, EWP_INGEST_counts) ? 2 : 1;
+  if (b->n != st->cfg.dim) {
+    ewd_stream_refused((ewd_stream_t *)st, EW_EBADREQ);
+    ewd_fail(call, EW_EBADREQ, "'values' holds %zu cells; stream '%s' has %zu (shape %ux%u)",
+             b->n, st->name, st->cfg.dim, st->cfg.shape[0], st->cfg.shape[1]);
+    return -1;
+  }
+  return 0;
+}
+
 void ewd_cmd_ingest(ewd_call_t *call) {
   ewd_server_t *srv = call->srv;
   const ewp_ingest_req_t *r = &call->req->u.ingest;
   bool bin = EWP_HAS(r, EWP_INGEST_data), rows = EWP_HAS(r, EWP_INGEST_rows);
-  bool tokens = EWP_HAS(r, EWP_INGEST_columns);
+  bool tokens = EWP_HAS(r, EWP_INGEST_columns) || EWP_HAS(r, EWP_INGEST_values);
   bool stepped = EWP_HAS(r, EWP_INGEST_step);
   bool end = stepped && EWP_HAS(r, EWP_INGEST_end_step) && r->end_step;
   size_t n = bin ? (size_t)r->shape.n : rows ? r->rows.n : 0;
@@ -222,15 +258,23 @@ void ewd_cmd_ingest(ewd_call_t *call) {
   ewd_stream_t *st = ewd_registry_find(&srv->reg, &key);
   ew_config_t tcfg; /* a tokens batch: its stream's configuration, the batch, its packed size */
   ew_tokens_t tb;
-  if (tokens) {
+  size_t ncols = 0; /* the packed batch's columns */
+  if (EWP_HAS(r, EWP_INGEST_values)) {
+    if (stats_batch(call, r, st, &tb, &ncols))
+      return;
+    tcfg = st->cfg;
+    n = tb.n, d = st->cfg.dim;
+    bytes = plen = ew_tokens_packed_size(&tb, ncols);
+  } else if (tokens) {
     if (tokens_batch(call, r, st, &tcfg, &tb))
       return;
-    n = tb.n, d = tcfg.columns.n;
-    bytes = plen = ew_tokens_packed_size(&tb, d);
-  } else if (st && n > 0 && st->cfg.stream_kind == EW_STREAM_TOKENS) {
+    n = tb.n, d = ncols = tcfg.columns.n;
+    bytes = plen = ew_tokens_packed_size(&tb, ncols);
+  } else if (st && n > 0 && st->cfg.stream_kind != EW_STREAM_MATRIX) {
     ewd_stream_refused(st, EW_EBADPARAM);
-    ewd_fail(call, EW_EBADPARAM, "stream '%s' is a tokens stream: send its 'columns', not rows",
-             st->name);
+    ewd_fail(call, EW_EBADPARAM, "stream '%s' is a %s stream: send its '%s', not rows", st->name,
+             st->cfg.stream_kind == EW_STREAM_TOKENS ? "tokens" : "stats",
+             st->cfg.stream_kind == EW_STREAM_TOKENS ? "columns" : "values");
     return;
   }
   if (st && n > 0 && d != st->cfg.dim) {
@@ -276,7 +320,7 @@ void ewd_cmd_ingest(ewd_call_t *call) {
     return;
   }
   if (n && tokens)
-    ew_tokens_pack(&tb, d, buf);
+    ew_tokens_pack(&tb, ncols, buf);
   else if (n)
     memcpy(buf, bin ? (const void *)r->data.p : (const void *)r->rows.x, bytes);
   if (!st) {

@@ -58,14 +58,29 @@ static int old_names_agree(const ewp_create_req_t *r, char *msg, size_t cap) {
   return 0;
 }
 
-/* kind tokens: cfg's columns from create's `columns` (or the default); a matrix stream takes
- * `dim` and no columns. 0, or -1 with the sentence in msg. */
+/* kind tokens: cfg's columns from create's `columns` (or the default); kind stats: its shape;
+ * a matrix stream takes `dim` and neither. 0, or -1 with the sentence in msg. */
+#define EWD__KIND_NAME(value, name) name,
 static int kind_fields(const ewp_create_req_t *r, ew_config_t *cfg, char *msg, size_t cap) {
-  bool cols = EWP_HAS(r, EWP_CREATE_columns);
+  bool cols = EWP_HAS(r, EWP_CREATE_columns), shape = EWP_HAS(r, EWP_CREATE_shape);
+  static const char *const kinds[] = {EW_ENUM_stream_kind(EWD__KIND_NAME)};
+  if ((cols && cfg->stream_kind != EW_STREAM_TOKENS) ||
+      (shape && cfg->stream_kind != EW_STREAM_STATS))
+    return snprintf(msg, cap, "'%s' belongs to kind \"%s\" (this create says kind \"%s\"%s)",
+                    cols ? "columns" : "shape", cols ? "tokens" : "stats",
+                    kinds[cfg->stream_kind],
+                    cfg->stream_kind == EW_STREAM_MATRIX ? ", the default" : ""), -1;
+  if (cfg->stream_kind == EW_STREAM_STATS) {
+    if (!shape)
+      return snprintf(msg, cap, "a stats stream needs its 'shape' ([L] or [L, H])"), -1;
+    uint64_t dims[2] = {r->shape.v[0], r->shape.n > 1 ? r->shape.v[1] : 1};
+    if (ew_config_shape(cfg, dims, r->shape.n, msg, cap))
+      return -1;
+    if (EWP_HAS(r, EWP_CREATE_dim) && r->dim != cfg->dim)
+      return snprintf(msg, cap, "a stats stream's dim is the cells of its shape: omit 'dim'"), -1;
+    return 0;
+  }
   if (cfg->stream_kind == EW_STREAM_MATRIX) {
-    if (cols)
-      return snprintf(msg, cap, "'columns' belong to kind \"tokens\" (this create says kind "
-                      "\"matrix\", the default)"), -1;
     if (!EWP_HAS(r, EWP_CREATE_dim)) /* required of matrix streams (EW_CF_MATRIX_ONLY_GIVEN) */
       return snprintf(msg, cap, "%s", ew_config_field(0)->error), -1;
     return 0;

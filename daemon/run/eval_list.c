@@ -102,7 +102,8 @@ static bool refused_on(const ewd_stream_t *st, const spec_t *sp) {
 
 /* A tokens stream's default evaluation (DESIGN §12): token_mean, token_std, the first column's
  * quantiles 0.05, 0.5 and 0.95 as {column}_p5, _p50, _p95, frac_above, and with columns logp and
- * advantage cov and cov_band_frac — every step. */
+ * advantage cov and cov_band_frac; a stats stream's: cell_mean, cell_max, cell_min, by_row and
+ * cells — every step. */
 static int tokens_defaults(const ewd_stream_t *st, spec_t **out, size_t *n, char *msg,
                            size_t cap) {
   static const struct {
@@ -111,9 +112,17 @@ static int tokens_defaults(const ewd_stream_t *st, spec_t **out, size_t *n, char
   } rows[] = {{"token_mean", NULL, 0},  {"token_std", NULL, 0},     {"quantile", "_p5", 0.05},
               {"quantile", "_p50", 0.5}, {"quantile", "_p95", 0.95}, {"frac_above", NULL, 0},
               {"cov", NULL, 0},         {"cov_band_frac", NULL, 0}};
+  static const char *const cells[] = {"cell_mean", "cell_max", "cell_min", "by_row", "cells"};
   const ew_config_t *c = &st->cfg;
   bool pair = ew_config_column(c, "logp", 4) >= 0 && ew_config_column(c, "advantage", 9) >= 0;
   spec_t *v = calloc(sizeof rows / sizeof rows[0], sizeof *v);
+  if (v && c->stream_kind == EW_STREAM_STATS) { /* a stats stream's: the cells, every step */
+    for (size_t i = 0; i < sizeof cells / sizeof cells[0]; i++)
+      ewd__spec_default(&v[i], ew_metric_find(cells[i]));
+    *out = v;
+    *n = sizeof cells / sizeof cells[0];
+    return 0;
+  }
   if (!v) {
     snprintf(msg, cap, "out of memory");
     return EW_ENOMEM;
@@ -142,7 +151,7 @@ static int tokens_defaults(const ewd_stream_t *st, spec_t **out, size_t *n, char
  * asked-for spec it would refuse is BAD_PARAM. Returns 0 or a code. */
 int ewd__eval_build(const ewd_stream_t *st, const ewp_evals_t *evals, spec_t **out,
                     size_t *n, char *msg, size_t cap) {
-  if (!evals && st && st->cfg.stream_kind == EW_STREAM_TOKENS)
+  if (!evals && st && st->cfg.stream_kind != EW_STREAM_MATRIX)
     return tokens_defaults(st, out, n, msg, cap);
   size_t cnt = evals ? evals->n : NDEFAULTS, kept = 0;
   spec_t *v = calloc(cnt ? cnt : 1, sizeof *v);
@@ -248,7 +257,7 @@ int ewd_eval_set(ewd_stream_t *st, const ewp_evals_t *evals, char *msg, size_t c
 }
 
 bool ewd_eval_has(const ewd_stream_t *st, const char *series) {
-  if (!st->eval && st->cfg.stream_kind == EW_STREAM_TOKENS) { /* its defaults name columns */
+  if (!st->eval && st->cfg.stream_kind != EW_STREAM_MATRIX) { /* defaults by its columns */
     spec_t *v;
     size_t n;
     char msg[64];

@@ -221,4 +221,36 @@ int ew__acc_tokens_view(ew__acc_t *a, ew_source_t src, ew__tview_t *v, ew__ws_t 
  * EW_ENOMEM (a unchanged in what it describes). */
 int ew__acc_tokens_merge_ready(ew__acc_t *a, const ew__acc_t *o);
 
+/* ---- acc/stats_acc.c: the stats kind (a stats stream's one accumulator, role ALL) ----
+ * Cells reduced over ranks and batches by the stream's rule (ew_reduce_t): the newest `keep`
+ * steps one segment each, and all of them. */
+
+/* A prepared batch: its cells' values and counts (x, k: cells each, counts > 0). */
+typedef struct {
+  const double *x, *k;
+  uint64_t step;
+  uint32_t keep;
+} ew__cbatch_t;
+
+/* What a cells metric reads: per cell, the reduction v (mean: Σ count·value) and Σ count c; the
+ * value of cell i is v[i]/c[i] for mean, else v[i]. steps 0: nothing yet. */
+typedef struct {
+  size_t cells;
+  ew_reduce_t rule;
+  const double *v, *c;
+  uint64_t steps, last_step;
+} ew__cview_t;
+
+ew__acc_t *ew__acc_stats_new(size_t cells, ew_reduce_t rule);
+bool ew__acc_is_stats(const ew__acc_t *a);
+size_t ew__acc_stats_bound(size_t cells);
+size_t ew__acc_stats_window_bytes(const ew__acc_t *a);
+/* Folds b in (its step's segment, new when b->step is not the newest's; all). 0 or EW_ENOMEM
+ * with nothing changed. */
+int ew__acc_stats_apply(ew__acc_t *a, const ew__cbatch_t *b);
+/* *v for src (step, window, all); a window of several steps combined in ws. 0 or EW_ENOMEM. */
+int ew__acc_stats_view(ew__acc_t *a, ew_source_t src, ew__cview_t *v, ew__ws_t *ws);
+/* Reserves what merging o into a needs (segments for o's steps), so that merge cannot fail. */
+int ew__acc_stats_merge_ready(ew__acc_t *a, const ew__acc_t *o);
+
 #endif /* EW_ACC_H */

@@ -24,6 +24,7 @@ typedef struct {
   ew_result_t *out;
   /* tokens streams (tokens.c) */
   ew__tview_t tv;         /* the view of cx->src */
+  ew__cview_t cv;         /* stats streams (cells.c): the view of cx->src */
   const ew_config_t *cfg; /* the stream's configuration (its columns) */
   ew__ws_t *ws;           /* workspace for copies (selections reorder what they read) */
   const char *row_name;
@@ -136,6 +137,13 @@ int ew__m_corr(mctx_t *cx);
 int ew__m_cov_band_frac(mctx_t *cx);
 int ew__m_cov_top(mctx_t *cx);
 int ew__m_window_frac_above(mctx_t *cx);
+
+/* cells.c: the metrics of stats streams (docs/METRICS.md, "Stats streams") */
+int ew__m_cells(mctx_t *cx);
+int ew__m_cell_mean(mctx_t *cx);
+int ew__m_cell_max(mctx_t *cx);
+int ew__m_cell_min(mctx_t *cx);
+int ew__m_by_row(mctx_t *cx);
 
 /* spectrum.c */
 /* The top k = p[0] eigenvalues (at most d; on a sketch at most its 2ℓ + 1 directions), with

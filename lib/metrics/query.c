@@ -115,6 +115,12 @@ static int sketched(ew_stream_t *s, mctx_t *cx, const metric_row_t *row) {
   return 0;
 }
 
+_Static_assert(EW_METRIC_KIND_MATRIX == 1u << EW_STREAM_MATRIX &&
+                   EW_METRIC_KIND_TOKENS == 1u << EW_STREAM_TOKENS &&
+                   EW_METRIC_KIND_STATS == 1u << EW_STREAM_STATS,
+               "a metric's kinds bit is its stream kind's");
+#define EW__QNAME(value, name) name,
+
 EW_EXPORT int ew_stream_query(ew_stream_t *s, const ew_query_t *q, ew_result_t *out) {
   memset(out, 0, sizeof *out);
   mctx_t cx = {.d = ew_stream_config(s)->dim, .out = out};
@@ -125,32 +131,37 @@ EW_EXPORT int ew_stream_query(ew_stream_t *s, const ew_query_t *q, ew_result_t *
     return rc;
   }
   const ew_config_t *c = ew_stream_config(s);
-  unsigned kind = c->stream_kind == EW_STREAM_TOKENS ? EW_METRIC_KIND_TOKENS : EW_METRIC_KIND_MATRIX;
-  if (!(row->info.kinds & kind))
+  static const char *const kind_names[] = {EW_ENUM_stream_kind(EW__QNAME)};
+  unsigned kind = 1u << c->stream_kind; /* EW_METRIC_KIND_* is the stream kind's bit */
+  if (!(row->info.kinds & kind)) {
+    unsigned k = (unsigned)__builtin_ctz(row->info.kinds);
     return ew__m_fail(&cx, EW_EBADPARAM, "metric '%s' is one of %s streams, and this is a %s "
                       "stream (the 'metrics' method lists each metric's kinds)", row->info.name,
-                      kind == EW_METRIC_KIND_TOKENS ? "matrix" : "tokens",
-                      kind == EW_METRIC_KIND_TOKENS ? "tokens" : "matrix");
+                      kind_names[k], kind_names[c->stream_kind]);
+  }
   int rc = resolve(&cx, row, q);
   if (rc)
     return rc;
   ew__ws_t *ws = ew__ws_thread();
   if (!ws)
     return ew__m_fail(&cx, EW_ENOMEM, "%s", ew_strerror(EW_ENOMEM));
-  if (kind == EW_METRIC_KIND_TOKENS)
+  if (kind != EW_METRIC_KIND_MATRIX)
     return query_tokens(s, &cx, row, ws);
   rc = query_view(s, q, &cx, row, ws);
   ew__view_close(&cx.v);
   return rc;
 }
 
-/* A tokens metric: its view of the stream's tokens (step, window or all), on workspace ws. */
+/* A tokens or stats metric: its view of the stream's tokens or cells (step, window or all), on
+ * workspace ws. */
 static int query_tokens(ew_stream_t *s, mctx_t *cx, const metric_row_t *row, ew__ws_t *ws) {
   ew__ws_mark_t mk = ew__ws_begin(ws);
   cx->cfg = ew_stream_config(s);
   cx->ws = ws;
   cx->row_name = row->info.name;
-  int rc = ew__acc_tokens_view(ew__stream_acc(s, EW_SOURCE_ALL), cx->src, &cx->tv, ws);
+  ew__acc_t *a = ew__stream_acc(s, EW_SOURCE_ALL);
+  int rc = ew__acc_is_stats(a) ? ew__acc_stats_view(a, cx->src, &cx->cv, ws)
+                               : ew__acc_tokens_view(a, cx->src, &cx->tv, ws);
   if (rc)
     rc = ew__m_fail(cx, rc, "%s", ew_strerror(rc));
   else

@@ -100,6 +100,13 @@ static const ew_param_info_t T_WIN[] = {
 #define SRC_STEP EW_SOURCE_BIT(EW_SOURCE_STEP)
 #define SRC_TSTEPS (SRC_STEP | SRC_WIN)
 #define SRC_TALL (SRC_STEP | SRC_WIN | SRC_ALL)
+/* CROW(name, value kind, function, doc): a stats metric, from any of its views (newest step by
+ * default); every one merges exactly (the reductions combine by the rule). */
+#define CROW(nm, vk, fnp, docs)                                                                   \
+  {{.name = nm, .kind = EW_VALUE_##vk, .kinds = EW_METRIC_KIND_STATS, .sources = SRC_TALL,         \
+    .def_source = EW_SOURCE_STEP, .def_center = 0, .needs = EW_NEED_CELLS, .sketch = EW_SK_EXACT,  \
+    .merges_exact = 1, .method = 0, .params = NULL, .nparams = 0, .doc = docs},                   \
+   fnp}
 #define TROW(nm, vk, srcs, mrg, pa, fnp, docs)                                                    \
   {{.name = nm, .kind = EW_VALUE_##vk, .kinds = EW_METRIC_KIND_TOKENS, .sources = srcs,           \
     .def_source = EW_SOURCE_STEP, .def_center = 0, .needs = EW_NEED_TOKENS,                       \
@@ -198,6 +205,15 @@ static const metric_row_t metric_table[] = {
     TROW("window_frac_above", SCALAR, SRC_TSTEPS, 0, T_WIN, ew__m_window_frac_above,
          "share of positions with w tokens ahead inside their sequence whose window mean exceeds "
          "threshold (ARES's high window entropy); needs lengths"),
+    CROW("cells", LIST, ew__m_cells,
+         "every cell's value (row-major over the shape), reduced over ranks and batches by the "
+         "stream's rule"),
+    CROW("cell_mean", SCALAR, ew__m_cell_mean, "the count-weighted mean of the cells' values"),
+    CROW("cell_max", SCALAR, ew__m_cell_max, "the largest cell value"),
+    CROW("cell_min", SCALAR, ew__m_cell_min, "the smallest cell value"),
+    CROW("by_row", LIST, ew__m_by_row,
+         "per row of the shape (layer), its cells reduced by the stream's rule (mean: "
+         "count-weighted)"),
 };
 
 #define N_METRICS (sizeof metric_table / sizeof metric_table[0])

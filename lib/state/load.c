@@ -170,19 +170,33 @@ static void read_extra(rd_t *r, extras_t *x, uint32_t tag, uint64_t len) {
   }
 }
 
-/* Reads the COLS section that must follow a tokens stream's CONF into c. */
-static int cols_read(rd_t *r, ew_config_t *c) {
+/* Parses a SHAP payload p[0, len) into c's shape. 0, or a sentence. */
+static const char *shape_parse(const unsigned char *p, uint64_t len, ew_config_t *c) {
+  uint64_t dims[2] = {len == 24 ? rd64(p + 8) : 0, len == 24 ? rd64(p + 16) : 0};
+  uint64_t rank = len == 24 ? rd64(p) : 0;
+  size_t dim = c->dim;
+  if (rank < 1 || rank > 2 || (rank == 1 && dims[1] != 1) ||
+      ew_config_shape(c, dims, (size_t)rank, NULL, 0) != 0 || c->dim != dim)
+    return "section SHAP does not hold the stream's shape";
+  return NULL;
+}
+
+/* Reads the section that must follow a tokens stream's CONF (COLS) or a stats stream's (SHAP)
+ * into c. */
+static int kind_read(rd_t *r, ew_config_t *c) {
+  bool tokens = c->stream_kind == EW_STREAM_TOKENS;
   uint32_t tag = 0;
   get(r, &tag, 4);
   uint64_t len = get_u64(r);
   if (r->err)
     return r->err;
-  if (tag != T_COLS || len > 8 + EW_COLUMNS_MAX * EW_COLUMN_NAME_MAX)
-    return bad(r, "%s", "a tokens stream's state lacks its COLS section after CONF");
+  if (tag != (tokens ? T_COLS : T_SHAP) || len > 8 + EW_COLUMNS_MAX * EW_COLUMN_NAME_MAX)
+    return bad(r, "%s", tokens ? "a tokens stream's state lacks its COLS section after CONF"
+                               : "a stats stream's state lacks its SHAP section after CONF");
   unsigned char raw[8 + EW_COLUMNS_MAX * EW_COLUMN_NAME_MAX];
   if (get(r, raw, (size_t)len))
     return r->err;
-  const char *why = cols_parse(raw, len, c);
+  const char *why = tokens ? cols_parse(raw, len, c) : shape_parse(raw, len, c);
   return why ? bad(r, "%s", why) : 0;
 }
 
@@ -226,7 +240,7 @@ static int load_sections(rd_t *r, ew_stream_t **out, ew_section_fn on_section, v
         break;
       ew_config_t c;
       conf_parse(raw, version, &c);
-      if (c.stream_kind == EW_STREAM_TOKENS && cols_read(r, &c) != 0)
+      if (c.stream_kind != EW_STREAM_MATRIX && kind_read(r, &c) != 0)
         break;
       if (ew_config_check(&c, NULL, 0) != 0)
         return bad(r, "%s", "the saved configuration is not valid");
@@ -395,12 +409,15 @@ EW_EXPORT int ew_state_config(const void *buf, size_t len, ew_config_t *cfg, cha
   ew_config_t t;
   if (!why) {
     conf_parse(b + 28, version, &t);
-    if (t.stream_kind == EW_STREAM_TOKENS) {
-      if (len < after + 12 || (memcpy(&tag, b + after, 4), tag != T_COLS) ||
+    if (t.stream_kind != EW_STREAM_MATRIX) {
+      bool tokens = t.stream_kind == EW_STREAM_TOKENS;
+      if (len < after + 12 || (memcpy(&tag, b + after, 4), tag != (tokens ? T_COLS : T_SHAP)) ||
           len < after + 12 + rd64(b + after + 4))
-        why = "the state ends early (in its columns): truncated";
-      else
+        why = "the state ends early (in its columns or shape): truncated";
+      else if (tokens)
         why = cols_parse(b + after + 12, rd64(b + after + 4), &t);
+      else
+        why = shape_parse(b + after + 12, rd64(b + after + 4), &t);
     }
   }
   if (!why) {

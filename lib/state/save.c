@@ -77,6 +77,12 @@ static int save_all(const ew_stream_t *s, const ew_section_t *extra, size_t next
       put(w, name, EW_COLUMN_NAME_MAX);
     }
   }
+  if (c->stream_kind == EW_STREAM_STATS) {
+    section(w, T_SHAP, 24);
+    put_u64(w, c->shape_rank);
+    put_u64(w, c->shape[0]);
+    put_u64(w, c->shape[1]);
+  }
   section(w, T_STRM, 5 * 8);
   put_u64(w, s->count);
   put_u64(w, s->epoch);

@@ -28,7 +28,8 @@
 
 #define MAGIC "EWSTATE"
 #define VERSION 3u /* 2: CONF carries the fields of EW_CONFIG_MAP whose since is 2 (80 bytes); 3: and
-                      * `kind` (88 bytes), and a tokens stream's COLS follows CONF */
+                      * `kind` and `reduce` (96 bytes); a tokens stream's COLS or a stats
+                      * stream's SHAP follows CONF */
 #define TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
 #define T_CONF TAG('C', 'O', 'N', 'F')
 #define T_STRM TAG('S', 'T', 'R', 'M')
@@ -38,6 +39,7 @@
 #define T_LROP TAG('L', 'R', 'O', 'P') /* the random-order block power estimate (live/rop.c) */
 #define T_WARM TAG('W', 'A', 'R', 'M')
 #define T_COLS TAG('C', 'O', 'L', 'S') /* a tokens stream's column names, right after CONF */
+#define T_SHAP TAG('S', 'H', 'A', 'P') /* a stats stream's shape, right after CONF */
 #define T_END TAG('E', 'N', 'D', 0)
 
 /* ---- CONF: the configuration, one 8-byte value per saved field of EW_CONFIG_MAP in table

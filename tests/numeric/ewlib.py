@@ -22,7 +22,8 @@ class Config(C.Structure):
     _fields_ = [("dim", C.c_size_t), ("normalize", C.c_int), ("window", C.c_size_t),
                 ("window_mode", C.c_int), ("decay_half_life", C.c_double), ("live_k", C.c_size_t), ("shuffle", C.c_size_t),
                 ("seed", C.c_uint64), ("exact_max_dim", C.c_size_t), ("sketch_rows", C.c_size_t),
-                ("stream_kind", C.c_int), ("columns", Names)]
+                ("stream_kind", C.c_int), ("reduce", C.c_int), ("columns", Names),
+                ("shape_rank", C.c_uint32), ("shape", C.c_uint32 * 2)]
 
 
 PARAM_TYPES = {"number": 0, "bool": 1, "string": 2}
@@ -94,7 +95,8 @@ def _check_config_mirror():
     LIB.ew_config_field.argtypes = [C.c_size_t]
     rows = [LIB.ew_config_field(i).contents for i in range(LIB.ew_config_field_count())]
     want = [(r.member.decode(), r.offset) for r in rows]
-    have = [(n, getattr(Config, n).offset) for n, _ in Config._fields_ if n != "columns"]
+    have = [(n, getattr(Config, n).offset) for n, _ in Config._fields_
+            if n not in ("columns", "shape_rank", "shape")]
     if want != have:
         raise RuntimeError(f"ewlib.Config does not mirror ew_config_t: {have} != {want}")
 
@@ -307,6 +309,46 @@ LIB.ew_stream_save.argtypes = [C.c_void_p, _WRITE, C.c_void_p]
 LIB.ew_stream_load.argtypes = [C.POINTER(C.c_void_p), _READ, C.c_void_p, C.c_char_p, C.c_size_t]
 
 
+LIB.ew_config_shape.argtypes = [C.c_void_p, C.POINTER(C.c_uint64), C.c_size_t, C.c_char_p,
+                                C.c_size_t]
+REDUCE = {"mean": 0, "max": 1, "min": 2, "sum": 3}
+
+
+class StatsStream(Stream):
+    """A stats stream through the library: ingest_cells(step, values, counts)."""
+
+    def __init__(self, shape, reduce="mean"):  # noqa: D107 - its own config
+        cfg = Config()
+        LIB.ew_config_default(C.byref(cfg), 1)
+        dims = (C.c_uint64 * len(shape))(*shape)
+        msg = C.create_string_buffer(256)
+        rc = LIB.ew_config_shape(C.byref(cfg), dims, len(shape), msg, 256)
+        if rc != 0:
+            raise EwError(rc, LIB.ew_err_name(rc).decode(), msg.value.decode())
+        cfg.reduce = REDUCE[reduce]
+        self.shape, self.dim = tuple(shape), cfg.dim
+        self.h = C.c_void_p()
+        rc = LIB.ew_stream_create(C.byref(cfg), C.byref(self.h))
+        if rc != 0:
+            raise EwError(rc, LIB.ew_err_name(rc).decode(), "create failed")
+
+    def ingest_cells(self, step, values, counts=None, keep=1, dtype="f64"):
+        t = Tokens()
+        v = np.ascontiguousarray(values, dtype=DT_NUMPY[dtype]).ravel()
+        keep_alive = [v]
+        t.n, t.col[0], t.dtype[0] = len(v), v.ctypes.data, DTYPES[dtype]
+        if counts is not None:
+            k = np.ascontiguousarray(counts, dtype=np.float64).ravel()
+            keep_alive.append(k)
+            t.col[1], t.dtype[1] = k.ctypes.data, DTYPES["f64"]
+        t.step, t.keep_steps = step, keep
+        msg = C.create_string_buffer(256)
+        rc = LIB.ew_stream_ingest_tokens(self.h, C.byref(t), msg, 256)
+        if rc != 0:
+            raise EwError(rc, LIB.ew_err_name(rc).decode(), msg.value.decode())
+        del keep_alive
+
+
 def save_bytes(stream):
     """The stream's saved state (ew_stream_save) as bytes."""
     out = bytearray()
@@ -340,4 +382,5 @@ def load_bytes(data, cls=Stream):
     cfg = C.cast(LIB.ew_stream_config(h), C.POINTER(Config)).contents
     s.dim = cfg.dim
     s.columns = [cfg.columns.name[i].value.decode() for i in range(cfg.columns.n)]
+    s.shape = tuple(cfg.shape[i] for i in range(cfg.shape_rank))
     return s

@@ -66,8 +66,10 @@ def multi_rank_steps_match_numpy(d):
             b = sent.setdefault(step, {})[r] = draw(rng, 30 + 10 * r)
             assert ts.log(step, **{k: torch.from_numpy(np.asarray(v)) if k == "entropy" else v
                                    for k, v in b.items()})
+    for ts in streams:  # every rank ends its steps before any Sender closes: a closing Sender
+        assert ts.close(30, close_sender=False), ts.sender.stats()  # ends its runs (flush)
     for ts in streams:
-        assert ts.close(30), ts.sender.stats()
+        assert ts.sender.close(30)
         st = ts.sender.stats()
         assert st.rejected_batches == 0 and st.sent_batches == steps, st
     last = list(sent[steps - 1].values())

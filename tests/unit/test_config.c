@@ -97,8 +97,11 @@ static void every_field_is_refused_outside_its_range_with_its_sentence(void) {
   CHECK(ew_config_columns(&tk, cols, 3, NULL, 0) == 0 && tk.dim == 3 &&
             tk.stream_kind == EW_STREAM_TOKENS, "columns");
   expect(&tk, NULL, "kind", "tokens with its columns");
-  const char *kind_err = ew_config_field(EW_CONFIG_COUNT - 1)->error;
-  tk.stream_kind = (ew_stream_kind_t)(EW_STREAM_TOKENS + 1);
+  const char *kind_err = NULL;
+  for (size_t i = 0; i < EW_CONFIG_COUNT; i++)
+    if (strcmp(ew_config_field(i)->name, "kind") == 0)
+      kind_err = ew_config_field(i)->error;
+  tk.stream_kind = (ew_stream_kind_t)(EW_STREAM_STATS + 1);
   expect(&tk, kind_err, "kind", "after the last");
   tk.stream_kind = EW_STREAM_TOKENS, tk.dim = 2;
   expect(&tk, "a tokens stream's dim is its number of columns (3), not 2", "kind", "dim");
@@ -110,6 +113,19 @@ static void every_field_is_refused_outside_its_range_with_its_sentence(void) {
             strstr(msg, "[a-z0-9_]"), "charset: %s", msg);
   CHECK(ew_config_columns(&tk, cols, 0, msg, sizeof msg) == EW_EBADPARAM &&
             strstr(msg, "1 to 8"), "none: %s", msg);
+  /* kind stats: its shape gives dim */
+  ew_config_t sc;
+  ew_config_default(&sc, 1);
+  uint64_t shape[] = {24, 16}, big[] = {65536, 2}, zero[] = {0};
+  CHECK(ew_config_shape(&sc, shape, 2, NULL, 0) == 0 && sc.dim == 384 &&
+            sc.stream_kind == EW_STREAM_STATS, "shape 24x16");
+  expect(&sc, NULL, "shape", "24 x 16");
+  sc.dim = 383;
+  expect(&sc, "a stats stream's dim is the cells of its shape (384), not 383", "shape", "dim");
+  CHECK(ew_config_shape(&sc, big, 2, msg, sizeof msg) == EW_EBADPARAM &&
+            strstr(msg, "131072 cells"), "too many cells: %s", msg);
+  CHECK(ew_config_shape(&sc, zero, 1, msg, sizeof msg) == EW_EBADPARAM &&
+            strstr(msg, "at least 1"), "zero: %s", msg);
   /* a field flagged EW_CF_IF_KEPT is not checked when none of its kinds is kept: a shuffle buffer
    * of 0 rows is fine without a live estimate, not with one */
   ew_config_t x;
@@ -416,7 +432,7 @@ static void a_version_1_state_loads_later_fields_as_they_were(void) {
   memcpy(&len, b.p + 20, 8);
   for (size_t i = 0; i < EW_CONFIG_COUNT; i++)
     v1 += ew_config_field(i)->since <= 1 ? 8 : 0;
-  CHECK(v1 == 64 && len == 88, "CONF: %llu bytes, %llu in version 1", (unsigned long long)len,
+  CHECK(v1 == 64 && len == 96, "CONF: %llu bytes, %llu in version 1", (unsigned long long)len,
         (unsigned long long)v1);
   /* the same state as version 1 wrote it: its CONF holds the fields of version 1 only */
   buf_t o = {.len = b.len - (len - v1)};

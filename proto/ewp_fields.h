@@ -197,11 +197,13 @@
     "the type it takes. A name may appear once")                                                  \
   F(center, BOOL, EWP_F_NIL, "bool", "per metric (true; rankme false)", EWP_EBADREQ,              \
     "'center' must be true or false", "covariance C (true) or second moment S (false)")           \
-  F(source, ENUM, EWP_F_NIL, "`\"all\"` \\| `\"window\"` \\| `\"window_cn\"`",                    \
-    "per metric (`all`); the window on a recent stream", EWP_EBADPARAM,                           \
-    "'source' must be \"all\", \"window\" or \"window_cn\"",                                          \
+  F(source, ENUM, EWP_F_NIL,                                                                      \
+    "`\"all\"` \\| `\"window\"` \\| `\"window_cn\"` \\| `\"step\"`",                                \
+    "per metric (`all`; tokens and stats streams `step`); the window on a recent stream",          \
+    EWP_EBADPARAM, "'source' must be \"all\", \"window\", \"window_cn\" or \"step\"",                 \
     "which rows (docs/METRICS.md); on a stream with `window_steps`, a window source reads the "    \
-    "rows of its last steps")                                                               \
+    "rows of its last steps; `step` (tokens and stats streams): the newest completed step's "     \
+    "tokens or cells")                                                                            \
   F(fresh, BOOL, EWP_F_NIL, "bool", "false", EWP_EBADREQ, "'fresh' must be true or false",        \
     "never answer from the cache")                                                                \
   F(max_lag, UINT, EWP_F_NIL, "int", "absent", EWP_EBADREQ,                                       \

@@ -35,7 +35,9 @@ static int kinds(void) {
   } views[] = {{EW_VIEW_MATRIX, "matrix"},
                {EW_VIEW_SKETCH, "sketch"},
                {EW_VIEW_ROWS, "rows"},
-               {EW_VIEW_VECTORS, "vectors"}};
+               {EW_VIEW_VECTORS, "vectors"},
+               {EW_VIEW_TOKENS, "tokens"},
+               {EW_VIEW_CELLS, "cells"}};
   open_block("kinds");
   printf("| kind | keeps | metrics read | section | meaning |\n|---|---|---|---|---|\n");
   for (int k = 0; k < EW_KIND_COUNT; k++) {

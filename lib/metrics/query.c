@@ -159,15 +159,13 @@ static int query_tokens(ew_stream_t *s, mctx_t *cx, const metric_row_t *row, ew_
   cx->cfg = ew_stream_config(s);
   cx->ws = ws;
   cx->row_name = row->info.name;
-  ew__acc_t *a = ew__stream_acc(s, EW_SOURCE_ALL);
-  int rc = ew__acc_is_stats(a) ? ew__acc_stats_view(a, cx->src, &cx->cv, ws)
-                               : ew__acc_tokens_view(a, cx->src, &cx->tv, ws);
+  int rc = ew__view_kind_open(s, cx->src, &cx->tv, &cx->cv, ws);
   if (rc)
     rc = ew__m_fail(cx, rc, "%s", ew_strerror(rc));
   else
     rc = row->fn(cx);
   cx->out->as_of = ew_stream_count(s);
-  ew__stream_ws_used(s, ew__ws_end(ws, mk));
+  ew__view_kind_close(s, ew__ws_end(ws, mk));
   if (rc) {
     free(cx->out->list);
     cx->out->list = NULL;

@@ -66,6 +66,13 @@ double ew__view_noise(ew__view_t *v);
  * it returns, ew__view_close ends it. */
 int ew__view_open(ew__view_t *v, ew_stream_t *s, ew_source_t src, int center, uint64_t max_lag,
                   uint64_t tail, ew__ws_t *ws);
+/* Tokens and stats streams (view/kinds.c): fills *tv (a tokens stream) or *cv (a stats stream)
+ * with src's view of the stream's tokens or cells, workspace from ws. 0, EW_ENOMEM, or
+ * EW_EBADPARAM for a matrix stream. ew__view_kind_close records `peak`, the most workspace the
+ * metric held, as the stream's. */
+int ew__view_kind_open(ew_stream_t *s, ew_source_t src, ew__tview_t *tv, ew__cview_t *cv,
+                       ew__ws_t *ws);
+void ew__view_kind_close(ew_stream_t *s, size_t peak);
 /* Gives back everything the view took from ws (rows it handed out included) and records the most
  * it held as the stream's workspace peak. Safe to call twice. */
 void ew__view_close(ew__view_t *v);

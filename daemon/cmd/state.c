@@ -258,7 +258,9 @@ void ewd_cmd_merge(ewd_call_t *call) {
   j->data = buf;
   j->bytes = r->state.n;
   j->merge_replace = st->provisional;
-  j->merge_by_steps = st->window_steps > 0;
+  /* the matrix recent view's rows by step (merge_plan.c); a tokens or stats stream's window
+   * combines its steps itself */
+  j->merge_by_steps = st->window_steps > 0 && st->cfg.stream_kind == EW_STREAM_MATRIX;
   j->ring = ring;
   j->window_steps = st->window_steps;
   for (uint32_t i = 0; i < st->nstep_rows; i++)

@@ -100,8 +100,8 @@ static void config_keys(void) {
   printf("`CONFIG` holds %zu keys, in this order:", v.v.map.n);
   for (size_t i = 0; i < v.v.map.n; i++)
     printf(" `%s`%s", v.v.map.kv[i].key, i + 1 < v.v.map.n ? "," : ";");
-  printf(" last, a tokens stream's also `columns` (its column names, a list), a stats stream's "
-         "`shape` (a list of 1 or 2 integers).\n");
+  printf(" a tokens stream's also `kind` and, last, `columns` (its column names, a list); a "
+         "stats stream's `kind`, `reduce` and, last, `shape` (a list of 1 or 2 integers).\n");
   close_block("config-keys");
 }
 

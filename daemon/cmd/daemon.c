@@ -70,15 +70,18 @@ static ewp_value_t param_value(const ew_param_info_t *pi, ewp_kv_t k[10], ewp_va
   return ewp_vmap(k, 10);
 }
 
-/* The metric table: every string generated from the row's typed columns (eigenwatch.h). */
+/* The metric table: every string generated from the row's typed columns (eigenwatch.h);
+ * `streams` names the kind of stream a metric applies to. */
+#define EWD__KNAME(value, name) name,
 void ewd_cmd_metrics(ewd_call_t *call) {
+  static const char *const kinds[] = {EW_ENUM_stream_kind(EWD__KNAME)};
   size_t nm = ew_metric_count(), nnames = 0;
   for (size_t i = 0; i < nm; i++)
     for (size_t p = 0; p < ew_metric_info(i)->nparams; p++)
       for (const char *const *n = ew_metric_info(i)->params[p].names; n && *n; n++)
         nnames++;
   ewp_value_t *items = malloc(nm * sizeof *items);
-  ewp_kv_t *mkv = malloc(nm * 7 * sizeof *mkv);
+  ewp_kv_t *mkv = malloc(nm * 8 * sizeof *mkv);
   ewp_value_t *plists = malloc(nm * EW_METRIC_MAX_PARAMS * sizeof *plists);
   ewp_kv_t *pkv = malloc(nm * EW_METRIC_MAX_PARAMS * 10 * sizeof *pkv);
   ewp_value_t *vals = malloc((nnames ? nnames : 1) * sizeof *vals);
@@ -96,7 +99,7 @@ void ewd_cmd_metrics(ewd_call_t *call) {
       for (const char *const *n = m->params[p].names; n && *n; n++)
         v++;
     }
-    ewp_kv_t *k = mkv + i * 7;
+    ewp_kv_t *k = mkv + i * 8;
     k[0] = (ewp_kv_t){"name", ewp_vstr(m->name)};
     k[1] = (ewp_kv_t){"kind", ewp_vstr(m->kind == EW_VALUE_LIST ? "list" : "scalar")};
     k[2] = (ewp_kv_t){"sources",
@@ -105,7 +108,10 @@ void ewd_cmd_metrics(ewd_call_t *call) {
     k[4] = (ewp_kv_t){"doc", ewp_vstr(m->doc)};
     k[5] = (ewp_kv_t){"params", ewp_varray(pl, m->nparams)};
     k[6] = (ewp_kv_t){"sketch", ewp_vstr(ew_sketch_answer_name(m->sketch))};
-    items[i] = ewp_vmap(k, 7);
+    unsigned kind = (unsigned)__builtin_ctz(m->kinds); /* EW_METRIC_KIND_*: 1 << the kind */
+    k[7] = (ewp_kv_t){"streams", ewp_vstr(kind < sizeof kinds / sizeof kinds[0] ? kinds[kind]
+                                                                               : "matrix")};
+    items[i] = ewp_vmap(k, 8);
   }
   ewp_kv_t top[] = {{"metrics", ewp_varray(items, nm)}};
   ewp_value_t res = ewp_vmap(top, 1);

@@ -135,6 +135,10 @@ ewp_value_t ewd_config_value(const ewd_stream_t *st, ewd_config_kv_t *buf) {
   /* then the new names of renamed fields and the later fields (and their old names, if any) */
   for (size_t i = 0; i < nf; i++) {
     const ew_config_field_t *f = ew_config_field(i);
+    /* the fields of the tokens and stats kinds (state format 3) only on streams of those kinds,
+     * where they apply: a matrix stream's CONFIG is what it has always been */
+    if (f->since >= 3 && (c->stream_kind == EW_STREAM_MATRIX || !(f->kinds & ew_config_kinds(c))))
+      continue;
     if (f->since > 1 || f->old_name)
       kv[n++] = (ewp_kv_t){f->name, field_value(c, i)};
     if (f->since > 1 && f->old_name)

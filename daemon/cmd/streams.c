@@ -70,6 +70,9 @@ static int kind_fields(const ewp_create_req_t *r, ew_config_t *cfg, char *msg, s
                     cols ? "columns" : "shape", cols ? "tokens" : "stats",
                     kinds[cfg->stream_kind],
                     cfg->stream_kind == EW_STREAM_MATRIX ? ", the default" : ""), -1;
+  if (EWP_HAS(r, EWP_CREATE_reduce) && cfg->stream_kind != EW_STREAM_STATS)
+    return snprintf(msg, cap, "'reduce' belongs to kind \"stats\" (this create says kind \"%s\")",
+                    kinds[cfg->stream_kind]), -1;
   if (cfg->stream_kind == EW_STREAM_STATS) {
     if (!shape)
       return snprintf(msg, cap, "a stats stream needs its 'shape' ([L] or [L, H])"), -1;

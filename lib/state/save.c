@@ -34,8 +34,8 @@ uint64_t ew__state_conf_len(uint32_t version) {
 #define CONF_PUT_ENUM(w, v) put_u64(w, (uint64_t)(v))
 #define CONF_PUT_REAL_OFF(w, v) put_f64(w, (v))
 
-static void conf_save(wr_t *w, const ew_config_t *c) {
-#define XX(member, wire, old, type, def, lo, hi, kinds, flags, ...)                                 if (SAVED(flags))                                                                                   CONF_PUT_##type(w, c->member);
+static void conf_save(wr_t *w, const ew_config_t *c, uint32_t version) {
+#define XX(member, wire, old, type, def, lo, hi, kinds, flags, since, ...)                          if (SAVED(flags) && (since) <= version)                                                             CONF_PUT_##type(w, c->member);
   EW_CONFIG_MAP(XX)
 #undef XX
 }
@@ -63,11 +63,14 @@ static bool extras_ok(const ew_section_t *extra, size_t n) {
 static int save_all(const ew_stream_t *s, const ew_section_t *extra, size_t nextra, wr_t *w) {
   size_t d = s->d;
   const ew_config_t *c = &s->cfg;
+  /* a matrix stream's state is format 2, byte for byte what earlier versions wrote (its kind
+   * and reduce are the ones a format-2 state loads with); tokens and stats streams need 3 */
+  uint32_t version = c->stream_kind == EW_STREAM_MATRIX ? 2 : VERSION;
   put(w, MAGIC, 8);
-  put_u32(w, VERSION);
+  put_u32(w, version);
   put_u32(w, 0);
-  section(w, T_CONF, ew__state_conf_len(VERSION));
-  conf_save(w, c);
+  section(w, T_CONF, ew__state_conf_len(version));
+  conf_save(w, c, version);
   if (c->stream_kind == EW_STREAM_TOKENS) {
     section(w, T_COLS, ew__state_cols_len(c));
     put_u64(w, c->columns.n);

@@ -27,7 +27,7 @@
 #include "../ew_internal.h"
 
 #define MAGIC "EWSTATE"
-#define VERSION 3u /* 2: CONF carries the fields of EW_CONFIG_MAP whose since is 2 (80 bytes); 3: and
+#define VERSION 3u /* the newest written (a matrix stream's state is written as 2); 2: CONF carries the fields of EW_CONFIG_MAP whose since is 2 (80 bytes); 3: and
                       * `kind` and `reduce` (96 bytes); a tokens stream's COLS or a stats
                       * stream's SHAP follows CONF */
 #define TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)

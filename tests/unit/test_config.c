@@ -385,38 +385,62 @@ static void summary_and_solve_dim_follow_the_kind(void) {
 
 /* ---- the CONF section ---- */
 
+/* A saved stream's CONF holds its configuration, one 8-byte value per field of its format's
+ * version, in table order; ew_state_config reads it back. */
+static void conf_check(const ew_config_t *c, uint32_t version) {
+  ew_stream_t *s = NULL;
+  CHECK(ew_stream_create(c, &s) == 0, "create");
+  if (!s)
+    return;
+  buf_t b = save(s);
+  uint64_t len, want = 0;
+  uint32_t v;
+  memcpy(&v, b.p + 8, 4);
+  memcpy(&len, b.p + 20, 8);
+  for (size_t i = 0; i < EW_CONFIG_COUNT; i++)
+    want += ew_config_field(i)->since <= version ? 8 : 0;
+  CHECK(v == version && memcmp(b.p + 16, "CONF", 4) == 0 && len == want,
+        "version %u, CONF of %llu bytes", v, (unsigned long long)len);
+  for (size_t i = 0, at = 0; i < EW_CONFIG_COUNT; i++) {
+    const ew_config_field_t *f = ew_config_field(i);
+    if (f->since > version)
+      continue;
+    uint64_t u;
+    double x;
+    memcpy(&u, b.p + 28 + 8 * at, 8);
+    memcpy(&x, b.p + 28 + 8 * at++, 8);
+    if (f->type == EW_CT_REAL_OFF)
+      CHECK(x == ew_config_get_f64(c, i), "%s: %g", f->name, x);
+    else
+      CHECK(u == ew_config_get_u64(c, i), "%s: %llu", f->name, (unsigned long long)u);
+  }
+  ew_config_t got;
+  char msg[128];
+  CHECK(ew_state_config(b.p, b.len, &got, msg, sizeof msg) == 0 && ew_config_equal(&got, c) &&
+            got.stream_kind == c->stream_kind && got.dim == c->dim,
+        "ew_state_config reads it back: %s", msg);
+  free(b.p);
+  ew_stream_free(s);
+}
+
 static void conf_is_one_value_per_field_in_table_order(void) {
   ew_config_t c;
   ew_config_default(&c, 12);
   c.normalize = EW_NORMALIZE_L2, c.window = 33, c.window_mode = EW_WINDOW_LAZY;
   c.decay_half_life = 12.5, c.live_k = 3, c.shuffle = 77, c.seed = 0x123456789abcdefULL;
   c.exact_max_dim = 10, c.sketch_rows = 5; /* a sketch */
-  ew_stream_t *s = NULL;
-  CHECK(ew_stream_create(&c, &s) == 0, "create");
-  if (!s)
-    return;
-  buf_t b = save(s);
-  uint64_t len;
-  memcpy(&len, b.p + 20, 8);
-  CHECK(memcmp(b.p + 16, "CONF", 4) == 0 && len == 8 * EW_CONFIG_COUNT, "CONF of %llu bytes",
-        (unsigned long long)len);
-  for (size_t i = 0; i < EW_CONFIG_COUNT; i++) {
-    const ew_config_field_t *f = ew_config_field(i);
-    uint64_t u;
-    double x;
-    memcpy(&u, b.p + 28 + 8 * i, 8);
-    memcpy(&x, b.p + 28 + 8 * i, 8);
-    if (f->type == EW_CT_REAL_OFF)
-      CHECK(x == ew_config_get_f64(&c, i), "%s: %g", f->name, x);
-    else
-      CHECK(u == ew_config_get_u64(&c, i), "%s: %llu", f->name, (unsigned long long)u);
-  }
-  ew_config_t got;
-  char msg[128];
-  CHECK(ew_state_config(b.p, b.len, &got, msg, sizeof msg) == 0 && memcmp(&got, &c, sizeof c) == 0,
-        "ew_state_config reads it back: %s", msg);
-  free(b.p);
-  ew_stream_free(s);
+  conf_check(&c, 2); /* a matrix stream's state is format 2, as before the tokens and stats kinds */
+  ew_config_t st;
+  ew_config_default(&st, 1);
+  uint64_t shape[] = {6, 4};
+  CHECK(ew_config_shape(&st, shape, 2, NULL, 0) == 0, "shape");
+  st.reduce = EW_REDUCE_MAX;
+  conf_check(&st, 3); /* kind and reduce, then SHAP */
+  const char *cols[] = {"entropy", "logp"};
+  ew_config_t tk;
+  ew_config_default(&tk, 1);
+  CHECK(ew_config_columns(&tk, cols, 2, NULL, 0) == 0, "columns");
+  conf_check(&tk, 3);
 }
 
 static void a_version_1_state_loads_later_fields_as_they_were(void) {
@@ -432,7 +456,7 @@ static void a_version_1_state_loads_later_fields_as_they_were(void) {
   memcpy(&len, b.p + 20, 8);
   for (size_t i = 0; i < EW_CONFIG_COUNT; i++)
     v1 += ew_config_field(i)->since <= 1 ? 8 : 0;
-  CHECK(v1 == 64 && len == 96, "CONF: %llu bytes, %llu in version 1", (unsigned long long)len,
+  CHECK(v1 == 64 && len == 80, "CONF: %llu bytes, %llu in version 1", (unsigned long long)len,
         (unsigned long long)v1);
   /* the same state as version 1 wrote it: its CONF holds the fields of version 1 only */
   buf_t o = {.len = b.len - (len - v1)};

@@ -105,7 +105,30 @@ int c_reset(int argc, char **argv) {
 
 static bool create_option(const ewp_field_info_t *f) {
   return f->type == EWP_T_UINT || f->type == EWP_T_NUM || f->type == EWP_T_BOOL ||
-         f->type == EWP_T_ENUM || f->type == EWP_T_STR;
+         f->type == EWP_T_ENUM || f->type == EWP_T_STR || f->type == EWP_T_NAMES ||
+         f->type == EWP_T_DIMS;
+}
+
+/* A list option's value, comma-separated: names (--columns entropy,logp) or integers
+ * (--shape 24,16), packed as an array. */
+static void p_list(params_t *p, const ewp_field_info_t *f, const char *v) {
+  size_t n = 1;
+  for (const char *c = v; *c; c++)
+    n += *c == ',';
+  msgpack_pack_array(&p->pk, n);
+  for (const char *c = v;; c++) {
+    const char *e = strchr(c, ',');
+    size_t len = e ? (size_t)(e - c) : strlen(c);
+    if (f->type == EWP_T_NAMES) {
+      msgpack_pack_str(&p->pk, len);
+      msgpack_pack_str_body(&p->pk, c, len);
+    } else {
+      msgpack_pack_uint64(&p->pk, strtoull(c, NULL, 10));
+    }
+    if (!e)
+      break;
+    c = e;
+  }
 }
 
 /* True when arg is "--" and name with '_' written '-'. */
@@ -132,7 +155,9 @@ const char *create_args(void) {
     for (const char *c = f[i].name; *c && k + 1 < sizeof name; c++)
       name[k++] = *c == '_' ? '-' : *c;
     name[k] = 0;
-    if (f[i].type == EWP_T_ENUM)
+    if (f[i].type == EWP_T_NAMES || f[i].type == EWP_T_DIMS)
+      snprintf(value, sizeof value, "%s", f[i].type == EWP_T_NAMES ? "NAME,..." : "N[,N]");
+    else if (f[i].type == EWP_T_ENUM)
       for (const char *const *v = f[i].values; v && *v; v++)
         snprintf(value + strlen(value), sizeof value - strlen(value), "%s%s",
                  v == f[i].values ? "" : "|", *v);
@@ -169,6 +194,21 @@ int c_create(int argc, char **argv) {
   for (size_t j = 0; j < nf; j++)
     if (create_option(&f[j]) && (f[j].flags & EWP_F_REQ) && !vals[j])
       return usage_error("create needs --%s", f[j].name);
+  bool matrix = true, dim = false; /* a matrix stream needs --dim; tokens and stats streams not */
+  for (size_t j = 0; j < nf; j++) {
+    if (vals[j] && !strcmp(f[j].name, "kind"))
+      matrix = !strcmp(vals[j], "matrix");
+    dim |= vals[j] && !strcmp(f[j].name, "dim");
+  }
+  if (matrix && !dim)
+    return usage_error("create needs --dim (or --kind tokens with --columns, --kind stats with "
+                       "--shape)");
+  for (size_t j = 0; j < nf; j++)
+    if (vals[j] && f[j].type == EWP_T_DIMS)
+      for (const char *c = vals[j]; *c; c++)
+        if (!(*c == ',' || (*c >= '0' && *c <= '9')))
+          return usage_error("--%s wants integers separated by commas, got '%s'", f[j].name,
+                             vals[j]);
   int ex = 0;
   ewc_t *c = open_conn(&ex);
   if (!c)
@@ -185,7 +225,10 @@ int c_create(int argc, char **argv) {
   for (size_t j = 0; j < nf; j++)
     if (vals[j]) {
       p_str(&p, f[j].name);
-      p_value(&p, vals[j]);
+      if (f[j].type == EWP_T_NAMES || f[j].type == EWP_T_DIMS)
+        p_list(&p, &f[j], vals[j]);
+      else
+        p_value(&p, vals[j]);
     }
   ewc_reply_t r;
   int rc = ewc_call(c, "create", &p.sb, &r);

@@ -138,8 +138,8 @@ int ew_batch_check(const ew_stream_t *s, const void *data, ew_dtype_t dtype, siz
  * bytes, nonzero = counted: only counted tokens reach any metric) and optional sequence lengths
  * (nseq u32 little-endian, in order, summing to n: flash-attn's cu_seqlens as lengths; sequences
  * never span batches). `step` names the step the tokens belong to: batches of one step form the
- * step view, and the window keeps the newest keep_steps (≥ 1; 0 means 1) steps. Pointers need
- * not be aligned. */
+ * step view, and the window keeps the newest keep_steps (≥ 1; 0 means 1) steps, fewer when
+ * keep_bytes bounds it. Pointers need not be aligned. */
 typedef struct {
   size_t n;
   const void *col[EW_COLUMNS_MAX];
@@ -149,6 +149,9 @@ typedef struct {
   size_t nseq;
   uint64_t step;
   uint32_t keep_steps;
+  uint64_t keep_bytes; /* the window's tokens (or cells) in at most this many bytes once this
+                          batch is in: older steps leave first, the newest always stays (0: no
+                          bound but keep_steps) */
 } ew_tokens_t;
 /* The packed form of a tokens batch: one self-describing buffer (a header, the columns as given,
  * the mask, the lengths; docs/STATE.md "Packed tokens"), so that an embedder can hold, stage and

@@ -5,7 +5,7 @@
  *
  * The packed form (little-endian):
  *   u32 magic "EWTK"  u32 ncols  u64 n  u64 nseq  u64 step  u32 keep_steps  u32 flags
- *   u8 dtype[8]  (EW_F32 ... per column; unused slots 0)
+ *   u8 dtype[8]  (EW_F32 ... per column; unused slots 0)  u64 keep_bytes
  *   per column: n values of its dtype, padded to 8 bytes
  *   flags & 1: the mask, n bytes, padded to 8 bytes
  *   flags & 2: the lengths, nseq u32 */
@@ -15,7 +15,7 @@
 #include <string.h>
 
 #define TK_MAGIC 0x4b545745u /* "EWTK" */
-#define TK_HEAD 48
+#define TK_HEAD 56
 #define TK_MASK 1u
 #define TK_LENGTHS 2u
 #define TK_MAX_TOKENS ((uint64_t)1 << 40)
@@ -46,6 +46,7 @@ EW_EXPORT void ew_tokens_pack(const ew_tokens_t *b, size_t ncols, void *out) {
   memcpy(p + 24, &step, 8);
   memcpy(p + 32, &keep, 4);
   memcpy(p + 36, &flags, 4);
+  memcpy(p + 48, &b->keep_bytes, 8);
   size_t at = TK_HEAD;
   for (size_t c = 0; c < ncols && c < EW_COLUMNS_MAX; c++) {
     p[40 + c] = (unsigned char)b->dtype[c];
@@ -94,6 +95,7 @@ static int unpack(const ew_stream_t *s, const unsigned char *p, size_t len, unpa
     memcpy(&u->b.step, p + 24, 8);
     memcpy(&keep, p + 32, 4);
     memcpy(&flags, p + 36, 4);
+    memcpy(&u->b.keep_bytes, p + 48, 8);
   }
   if (len < TK_HEAD || magic != TK_MAGIC || (flags & ~3u) != 0) {
     ew__fail_msg(msg, cap, "not a packed tokens batch");
@@ -193,26 +195,22 @@ static size_t ncols_of(const ew_stream_t *s, const unpacked_t *u) {
   return s->cfg.stream_kind == EW_STREAM_STATS ? (u->b.col[1] ? 2 : 1) : s->cfg.columns.n;
 }
 
-/* A stats batch's counts (column 1) must be positive: 0, or EW_EBADREQ with the sentence. */
-static int counts_positive(const ew_stream_t *s, const ew_tokens_t *b, double *k, char *msg,
-                           size_t cap) {
-  double tmp[512];
-  for (size_t i = 0; i < b->n; i++) {
-    double v;
-    if (k)
-      v = k[i];
-    else if (i % 512 == 0 &&
-             ew_convert_f64((const char *)b->col[1] + i * ew_dtype_size(b->dtype[1]), b->dtype[1],
-                            b->n - i < 512 ? b->n - i : 512, tmp) != 0)
-      return EW_ENONFINITE; /* convert_column has said which */
-    if (!k)
-      v = tmp[i % 512];
-    if (!(v > 0)) {
-      ew__fail_msg(msg, cap, "'counts' must be positive (cell %zu has %g)", i, v);
-      return EW_EBADREQ;
-    }
+/* A stats batch's counts (column 1, finite: convert_column checked them) must be positive:
+ * 0, or EW_EBADREQ with the sentence naming the first cell that is not. */
+static int counts_positive(const ew_tokens_t *b, char *msg, size_t cap) {
+  enum { BLK = 512 };
+  double k[BLK];
+  size_t esz = ew_dtype_size(b->dtype[1]);
+  for (size_t at = 0; at < b->n; at += BLK) {
+    size_t m = b->n - at < BLK ? b->n - at : BLK;
+    if (ew_convert_f64((const char *)b->col[1] + at * esz, b->dtype[1], m, k) != 0)
+      return EW_ENONFINITE;
+    for (size_t i = 0; i < m; i++)
+      if (!(k[i] > 0)) {
+        ew__fail_msg(msg, cap, "'counts' must be positive (cell %zu has %g)", at + i, k[i]);
+        return EW_EBADREQ;
+      }
   }
-  (void)s;
   return 0;
 }
 
@@ -224,7 +222,7 @@ EW_EXPORT int ew_tokens_check(const ew_stream_t *s, const void *p, size_t len, c
   for (size_t c = 0; rc == 0 && c < nc; c++)
     rc = convert_column(s, &u.b, c, NULL, msg, cap);
   if (rc == 0 && nc == 2 && s->cfg.stream_kind == EW_STREAM_STATS)
-    rc = counts_positive(s, &u.b, NULL, msg, cap);
+    rc = counts_positive(&u.b, msg, cap);
   return rc;
 }
 
@@ -237,11 +235,12 @@ static int prepare_cells(const ew_stream_t *s, const ew_tokens_t *b, bool has_co
   double *k = x ? ew__ws_alloc(own, b->n * sizeof(double) + 8) : NULL;
   int rc = k ? convert_column(s, b, 0, x, msg, cap) : EW_ENOMEM;
   if (rc == 0 && has_counts && (rc = convert_column(s, b, 1, k, msg, cap)) == 0)
-    rc = counts_positive(s, b, k, msg, cap);
+    rc = counts_positive(b, msg, cap);
   for (size_t i = 0; rc == 0 && !has_counts && i < b->n; i++)
     k[i] = 1;
   if (rc == 0) {
-    *cb = (ew__cbatch_t){.x = x, .k = k, .step = b->step, .keep = b->keep_steps};
+    *cb = (ew__cbatch_t){.x = x, .k = k, .step = b->step, .keep = b->keep_steps,
+                         .keep_bytes = b->keep_bytes};
     if (!(*out = ew__batch_cells(own, cb, b->n)))
       rc = EW_ENOMEM;
   }
@@ -292,6 +291,7 @@ static int prepare_unpacked(const ew_stream_t *s, const ew_tokens_t *b, ew_batch
   tb->has_len = b->lengths != NULL;
   tb->step = b->step;
   tb->keep = b->keep_steps;
+  tb->keep_bytes = b->keep_bytes;
   ew__tall_of(&tb->sums, tb->x, nc, m, len, tb->nseq, tb->has_len);
   if (!(*out = ew__batch_tokens(own, tb, nc))) {
     ew__ws_free(own);

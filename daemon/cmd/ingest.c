@@ -143,6 +143,16 @@ static void note_drops(ewd_producer_t *p, const ewp_ingest_req_t *r) {
     p->dropped_batches = r->dropped_batches;
 }
 
+/* What st's window of steps may hold once a batch is in (ew_tokens_t.keep_bytes): windows count
+ * against max_staged_bytes with the staging, so the bound less what is staged and what the other
+ * windows hold (at least 1: the newest step always stays). */
+static uint64_t window_budget(const ewd_server_t *srv, const ewd_stream_t *st) {
+  const ewd_registry_t *reg = &srv->reg;
+  size_t mine = st ? st->window_bytes : 0, used = reg->window_bytes - mine + reg->pending_bytes;
+  size_t max = srv->cfg.max_staged_bytes;
+  return used < max ? max - used : 1;
+}
+
 /* A tokens batch (`columns`) against its stream's columns (st NULL: a stream this ingest
  * creates, *cfg then its configuration, its columns in the map's order): *b the batch in the
  * stream's column order, pointing into the request. Returns 0, or -1 with the refusal answered. */
@@ -173,7 +183,8 @@ static int tokens_batch(ewd_call_t *call, const ewp_ingest_req_t *r, const ewd_s
       return -1;
     }
   }
-  ew_tokens_t b = {.step = r->step, .keep_steps = st && st->window_steps ? st->window_steps : 1};
+  ew_tokens_t b = {.step = r->step, .keep_steps = st && st->window_steps ? st->window_steps : 1,
+                   .keep_bytes = window_budget(call->srv, st)};
   int at[EW_COLUMNS_MAX];
   for (size_t c = 0; c < cfg->columns.n; c++)
     at[c] = -1;
@@ -227,7 +238,8 @@ static int stats_batch(ewd_call_t *call, const ewp_ingest_req_t *r, const ewd_st
              (int)r->stream.n, r->stream.p);
     return -1;
   }
-  *b = (ew_tokens_t){.step = r->step, .keep_steps = st->window_steps ? st->window_steps : 1};
+  *b = (ew_tokens_t){.step = r->step, .keep_steps = st->window_steps ? st->window_steps : 1,
+                     .keep_bytes = window_budget(call->srv, st)};
   b->col[0] = r->values.data.p;
   b->dtype[0] = dtypes[r->values.dtype];
   b->n = r->values.data.n / ew_dtype_size(b->dtype[0]);

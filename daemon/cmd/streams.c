@@ -274,7 +274,7 @@ void ewd_cmd_info(ewd_call_t *call) {
   void *arena = NULL;
   ewp_value_t v = summary(call->srv, st, true, kv, &ckv, skv, &arena);
   ewd_reply(call, &v);
-  free(arena);
+  ewd_eval_arena_free(arena);
 }
 
 static void reset_done(ewd_job_t *j) {

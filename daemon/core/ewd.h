@@ -123,6 +123,8 @@ typedef struct ewd_stream {
   /* loop-side mirrors, updated when jobs complete */
   uint64_t count;
   size_t memory;         /* ew_stream_memory after the last job */
+  size_t window_bytes;   /* a tokens or stats stream's window (ew_stream_window_bytes) then: part
+                            of memory, and counted in the registry's window_bytes */
   double last_ingest;    /* Unix seconds, 0 = never */
   int refs;              /* the registry's reference + one per job in flight */
   size_t queued_bytes;   /* ingest payload bytes queued */
@@ -185,6 +187,9 @@ typedef struct {
   size_t staged_bytes;  /* rows held for steps, from staging until applied (steps.c) */
   size_t pending_bytes; /* the part whose step has not completed (max_staged_bytes bounds it) */
   size_t peak_ws;       /* max model.workspace of registered streams */
+  size_t window_bytes;  /* Σ tokens and stats streams' windows (their steps' tokens or cells,
+                           which grow with the steps rather than by a configured bound): counted
+                           in what is admitted and against max_staged_bytes with the staging */
   size_t eval_bytes;    /* copies of states held for evaluation (eval.c) */
   /* what frees a stream's training fields (store's ewd_train_release, set by main): given to
    * every stream it registers */
@@ -212,8 +217,11 @@ int ewd_registry_adopt(ewd_registry_t *r, const ewd_config_t *lim, const ewd_key
                        ew_stream_t *s, ewd_stream_t **out, char *msg, size_t msgcap);
 /* Removes from the registry (the entry lives on while jobs reference it). */
 void ewd_registry_remove(ewd_registry_t *r, ewd_stream_t *st);
-/* Bytes the admission model charges now: Σ state + math_threads × peak workspace. */
+/* Bytes the admission model charges now: Σ state + math_threads × peak workspace, and the staged
+ * rows and the tokens and stats streams' windows. */
 size_t ewd_registry_admitted(const ewd_registry_t *r, const ewd_config_t *lim);
+/* Records that st's window now holds `bytes` (ew_stream_window_bytes), in r's total too. */
+void ewd_registry_window(ewd_registry_t *r, ewd_stream_t *st, size_t bytes);
 /* Σ memory mirrors plus result caches (and /metrics' lines) of registered streams. */
 size_t ewd_registry_memory(const ewd_registry_t *r);
 /* A stream's state alone: ew_stream_memory without its peak workspace, which belongs to a math
@@ -337,6 +345,7 @@ struct ewd_job {
   /* after the job: mirrors */
   uint64_t count_after;
   size_t memory_after;
+  size_t window_after;   /* ew_stream_window_bytes after the job */
   void (*done)(ewd_job_t *job); /* runs on the loop thread; frees the job */
 };
 

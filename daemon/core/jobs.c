@@ -35,6 +35,7 @@ void ewd_job_mirrors(ewd_job_t *j) {
     return;
   st->count = j->count_after;
   st->memory = j->memory_after;
+  ewd_registry_window(&j->srv->reg, st, j->window_after);
 }
 
 void ewd_job_finish(ewd_job_t *j) {

@@ -89,7 +89,12 @@ static size_t admitted(size_t state, size_t peak_ws, const ewd_config_t *lim) {
 }
 
 size_t ewd_registry_admitted(const ewd_registry_t *r, const ewd_config_t *lim) {
-  return admitted(r->state_bytes, r->peak_ws, lim) + r->staged_bytes;
+  return admitted(r->state_bytes, r->peak_ws, lim) + r->staged_bytes + r->window_bytes;
+}
+
+void ewd_registry_window(ewd_registry_t *r, ewd_stream_t *st, size_t bytes) {
+  r->window_bytes = r->window_bytes - st->window_bytes + bytes;
+  st->window_bytes = bytes;
 }
 
 size_t ewd_registry_memory(const ewd_registry_t *r) {
@@ -124,7 +129,8 @@ static int admit(ewd_registry_t *r, const ewd_config_t *lim, const ew_config_t *
     return rc;
   size_t peak = model->workspace > r->peak_ws ? model->workspace : r->peak_ws;
   size_t before = ewd_registry_admitted(r, lim);
-  size_t after = admitted(r->state_bytes + model->state, peak, lim) + r->staged_bytes;
+  size_t after = admitted(r->state_bytes + model->state, peak, lim) + r->staged_bytes +
+                 r->window_bytes;
   if (after > lim->max_memory) {
     snprintf(msg, msgcap, "creating this stream needs %zu bytes (state %zu, workspace %zu per "
              "math thread); %zu of max_memory = %llu are in use", after - before, model->state,
@@ -161,6 +167,8 @@ static int insert(ewd_registry_t *r, const ewd_key_t *k, ew_stream_t *s,
   st->cfg = *ew_stream_config(s);
   st->model = *model;
   st->memory = ewd_stream_state_bytes(s);
+  st->window_bytes = ew_stream_window_bytes(s); /* a restored stream's window */
+  r->window_bytes += st->window_bytes;
   st->count = ew_stream_count(s);
   st->refs = 1;
   st->changes = 1; /* a new entry is not on disk yet (a restore marks it saved) */
@@ -208,6 +216,7 @@ void ewd_registry_remove(ewd_registry_t *r, ewd_stream_t *st) {
     if (r->items[i] == st) {
       r->items[i] = r->items[--r->n];
       r->state_bytes -= st->model.state;
+      ewd_registry_window(r, st, 0);
       recompute_peak(r);
       break;
     }

@@ -45,6 +45,9 @@
   XX(streams_restored, COUNTER, "streams restored from snapshots at start")                       \
   XX(states_quarantined, COUNTER, "snapshot files moved to quarantine/ at start (logged)")       \
   XX(staged_bytes, GAUGE, "rows held for training steps, from arrival until applied")            \
+  XX(window_bytes, GAUGE,                                                                         \
+     "what tokens and stats streams keep of their windows of steps (counted against "            \
+     "max_staged_bytes with the staging)")                                                        \
   XX(steps_completed, COUNTER, "training steps completed (all ranks, timeout, flush or staging)")  \
   XX(steps_partial, COUNTER, "steps completed with ranks missing (timeout, flush, staging full)") \
   XX(steps_forced, COUNTER, "steps completed early because staging passed max_staged_bytes")     \

@@ -31,6 +31,7 @@ void ewd_stats_refresh(ewd_server_t *srv) {
   srv->stat[EWD_STAT_out_held_bytes] =
       atomic_load_explicit(&srv->out_held, memory_order_relaxed);
   srv->stat[EWD_STAT_staged_bytes] = srv->reg.staged_bytes;
+  srv->stat[EWD_STAT_window_bytes] = srv->reg.window_bytes;
   srv->stat[EWD_STAT_eval_bytes] = srv->reg.eval_bytes;
   for (size_t i = 0; i < srv->ngauges; i++)
     srv->gauges[i](srv);

@@ -160,6 +160,7 @@ void ewd__job_run(ewd_job_t *job) {
   if (st->s) {
     job->count_after = ew_stream_count(st->s);
     job->memory_after = ewd_stream_state_bytes(st->s);
+    job->window_after = ew_stream_window_bytes(st->s);
   }
   job->elapsed_ms = 1e3 * (ewd_now() - t0);
 }

@@ -31,33 +31,40 @@ typedef struct {
   ewp_value_t items[EWP_EVAL_MAX];
   ewp_kv_t kv[EWP_EVAL_MAX][8];
   ewp_kv_t pkv[EWP_EVAL_MAX][EW_METRIC_MAX_PARAMS];
+  ewd__spec_t *defaults; /* the default specs the value borrows names from (NULL: st->eval's) */
   ewp_kv_t cost[7];
   ewp_kv_t top[8];
 } value_arena_t;
+
+void ewd_eval_arena_free(void *arena) {
+  value_arena_t *a = arena;
+  if (a)
+    free(a->defaults);
+  free(a);
+}
 
 ewp_value_t ewd_eval_value(const ewd_stream_t *st, void **arena) {
   value_arena_t *a = calloc(1, sizeof *a);
   *arena = a;
   if (!a)
     return ewp_vnil();
-  ewd__spec_t *defaults = NULL;
   const ewd__spec_t *specs;
   size_t n;
   if (st->eval) {
     specs = st->eval->specs, n = st->eval->n;
   } else {
     char msg[64];
-    if (ewd__eval_build(st, NULL, &defaults, &n, msg, sizeof msg))
+    if (ewd__eval_build(st, NULL, &a->defaults, &n, msg, sizeof msg))
       return ewp_vnil();
-    specs = defaults;
-    /* the defaults' names are static: the value may borrow them after `defaults` is freed */
+    specs = a->defaults; /* kept with the arena: the value borrows their series and keys (a
+                            tokens stream's defaults name series after its columns) */
   }
   for (size_t i = 0; i < n && i < EWP_EVAL_MAX; i++) {
     const ewd__spec_t *sp = &specs[i];
     ewp_kv_t *kv = a->kv[i];
     for (size_t p = 0; p < sp->nparams; p++) {
       const ew_param_t *pv = &sp->params[p];
-      a->pkv[i][p] = (ewp_kv_t){st->eval ? sp->pkeys[p] : "",
+      a->pkv[i][p] = (ewp_kv_t){sp->pkeys[p],
                                 pv->type == EW_PARAM_STRING ? ewp_vstr(pv->str)
                                 : pv->type == EW_PARAM_BOOL ? ewp_vbool(pv->value != 0)
                                                             : ewp_vf64(pv->value)};
@@ -76,7 +83,6 @@ ewp_value_t ewd_eval_value(const ewd_stream_t *st, void **arena) {
     kv[7] = (ewp_kv_t){"center", sp->center >= 0 ? ewp_vbool(sp->center) : (ewp_value_t){0}};
     a->items[i] = ewp_vmap(kv, 8);
   }
-  free(defaults);
   const ewd_eval_t *ev = st->eval;
   a->top[0] = (ewp_kv_t){"metrics", ewp_varray(a->items, n)};
   a->top[1] = (ewp_kv_t){"given", ewp_vbool(ev && ev->given)};

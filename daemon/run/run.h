@@ -138,8 +138,10 @@ bool ewd_eval_reads_window(ewd_stream_t *st);
 void ewd_eval_rows(struct ewd_server *srv, ewd_stream_t *st);
 /* The scheduled metrics as a list of maps {metric, every | every_rows | every_s, params, source,
  * center} and the evaluation counters (info). `arena` keeps the values' storage: free it with
- * free() after packing. */
+ * ewd_eval_arena_free() after packing. */
 ewp_value_t ewd_eval_value(const ewd_stream_t *st, void **arena);
+/* Frees what ewd_eval_value put in *arena (NULL is allowed). */
+void ewd_eval_arena_free(void *arena);
 /* The latest evaluated value of one scheduled scalar metric (list metrics are not kept). */
 typedef struct {
   const char *metric;   /* the series name */

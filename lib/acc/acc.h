@@ -187,6 +187,8 @@ typedef struct {
   bool has_len;
   uint64_t step;                   /* the step its tokens belong to */
   uint32_t keep;                   /* the window keeps this many newest steps (0: 1) */
+  uint64_t keep_bytes;             /* and its tokens in at most this many bytes (0: no bound);
+                                      the newest step always stays */
   ew__tall_t sums;                 /* ew__tall_of of the batch */
 } ew__tbatch_t;
 
@@ -230,6 +232,7 @@ typedef struct {
   const double *x, *k;
   uint64_t step;
   uint32_t keep;
+  uint64_t keep_bytes; /* as ew__tbatch_t's */
 } ew__cbatch_t;
 
 /* What a cells metric reads: per cell, the reduction v (mean: Σ count·value) and Σ count c; the

@@ -141,6 +141,11 @@ int ew__acc_stats_apply(ew__acc_t *a, const ew__cbatch_t *b) {
   t->steps += fresh;
   t->keep = b->keep ? b->keep : 1;
   drop_oldest(t);
+  while (b->keep_bytes && t->nseg > 1 && ew__acc_stats_window_bytes(a) > b->keep_bytes) {
+    seg_free(&t->seg[0]);
+    memmove(t->seg, t->seg + 1, (t->nseg - 1) * sizeof *t->seg);
+    t->nseg--;
+  }
   return 0;
 }
 

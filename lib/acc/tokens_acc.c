@@ -162,8 +162,9 @@ int ew__acc_tokens_apply(ew__acc_t *a, const ew__tbatch_t *b) {
     t->all.steps++;
   }
   t->keep = b->keep ? b->keep : 1;
-  while (t->nseg > t->keep) { /* the oldest steps leave the window */
-    seg_free(t, &t->seg[0]);
+  while (t->nseg > t->keep ||
+         (b->keep_bytes && t->nseg > 1 && ew__acc_tokens_window_bytes(a) > b->keep_bytes)) {
+    seg_free(t, &t->seg[0]); /* the oldest steps leave the window */
     memmove(t->seg, t->seg + 1, (t->nseg - 1) * sizeof *t->seg);
     t->nseg--;
   }

@@ -73,6 +73,33 @@ def main():
                  + req(21, "reset", {"stream": "w", "run": "r"})
                  + req(22, "ingest", {"stream": "w", "run": "r", "rows": [[1, 0, 3, 5]],
                                       "step": 9, "rank": 1}),
+        # a tokens stream and a stats stream: create, stepped batches with mask and lengths,
+        # their metrics on every source, export and merge back
+        "tokens": req(23, "create", {"stream": "t", "kind": "tokens",
+                                     "columns": ["entropy", "logp", "advantage"], "world": 2,
+                                     "window_steps": 2})
+                  + req(24, "ingest", {"stream": "t", "step": 0, "rank": 0, "world": 2,
+                                       "columns": {c: {"dtype": "f32", "data": rows}
+                                                   for c in ("entropy", "logp", "advantage")},
+                                       "mask": bytes([1, 1, 0, 1, 1, 1, 1, 1]),
+                                       "lengths": struct.pack("<2I", 3, 5), "end_step": True})
+                  + req(25, "ingest", {"stream": "t", "step": 0, "rank": 1, "world": 2,
+                                       "columns": {c: {"dtype": "bf16", "data": rows[:8]}
+                                                   for c in ("entropy", "logp", "advantage")},
+                                       "end_step": True})
+                  + req(26, "query", {"stream": "t", "metrics": ["token_mean", "quantile", "cov",
+                                                                 "seq_mean", "histogram"],
+                                      "params": {"level": 0.9}, "source": "step"})
+                  + req(27, "query", {"stream": "t", "metrics": ["quantile", "corr"],
+                                      "source": "all"})
+                  + req(28, "export", {"stream": "t"}),
+        "stats": req(29, "create", {"stream": "a", "kind": "stats", "shape": [2, 2],
+                                    "reduce": "mean"})
+                 + req(30, "ingest", {"stream": "a", "step": 1, "values": {
+                     "dtype": "f32", "data": rows[:16]}, "counts": {"dtype": "f32",
+                                                                   "data": struct.pack("<4f", 1, 2, 3, 4)}})
+                 + req(31, "query", {"stream": "a", "metrics": ["cells", "by_row", "cell_mean"],
+                                     "source": "all"}),
     }
     for name, body in on_s.items():
         open(os.path.join(dis, "s_" + name), "wb").write(b"\x40" + body)

@@ -15,6 +15,8 @@
   union's sums within 1e-12 of one daemon that took both.
 - Stats: a [4, 3] stream's history of `cells` and `by_row` per step against numpy (max rule).
 - Bad input, each refused with its code and sentence and the stream unchanged (count, export).
+- A window of steps counts against max_staged_bytes with the staging (`stats` window_bytes): past
+  it the window's oldest steps leave early; no step is forced or partial.
 - A rank that never ends its steps: rank 1 of world 2 stays silent while rank 0 sends 240 steps of
   100,000 tokens; the staging is bounded by max_staged_bytes (LIMIT refusals past it) and by
   step_timeout, and the daemon's RSS grows by at most 256 MiB (/proc).
@@ -308,6 +310,35 @@ def a_silent_rank_keeps_memory_bounded():
         d.stop()
 
 
+def a_window_counts_against_the_staging_bound():
+    """A tokens stream's window of steps (its counted tokens in f64) counts against
+    max_staged_bytes with the staging (`stats` window_bytes): past the bound its oldest steps
+    leave the window early — no pending step is forced, none goes partial."""
+    limit = 8 << 20
+    d = Daemon(config=f"max_staged_bytes = {limit}\n")
+    try:
+        c = d.client()
+        c.call("create", {"stream": "p", "kind": "tokens", "columns": ["entropy"], "world": 2,
+                          "window_steps": 50, "step_timeout": 3600})
+        x = {"entropy": {"dtype": "f32", "data": np.ones(200_000, np.float32).tobytes()}}
+        for step in range(8):  # 8 steps of 400,000 counted tokens: 25.6 MB of f64 in all
+            for r in range(2):
+                c.call("ingest", {"stream": "p", "step": step, "rank": r, "world": 2,
+                                  "columns": x, "end_step": True})
+        time.sleep(0.3)
+        st = c.call("stats")
+        info = c.call("info", {"stream": "p"})
+        held = c.call("query", {"stream": "p", "metrics": "token_count", "source": "window"})
+        held = held["metrics"]["token_count"]
+        assert st["steps_forced"] == 0 and info["steps"]["partial_steps"] == 0, st
+        assert st["window_bytes"] <= limit, st["window_bytes"]
+        assert 400_000 <= held < 8 * 400_000 and held % 400_000 == 0, held  # whole steps left
+        print(f"# window: {int(held) // 400_000} of 8 steps in {st['window_bytes']} bytes (bound "
+              f"{limit})", flush=True)
+    finally:
+        d.stop()
+
+
 if __name__ == "__main__":
     t = Tap()
     t.case("collapse_history_alerts_and_metrics", collapse_history_alerts_and_metrics)
@@ -315,4 +346,5 @@ if __name__ == "__main__":
     t.case("stats_history_against_numpy", stats_history_against_numpy)
     t.case("bad_input_changes_nothing", bad_input_changes_nothing)
     t.case("a_silent_rank_keeps_memory_bounded", a_silent_rank_keeps_memory_bounded)
+    t.case("a_window_counts_against_the_staging_bound", a_window_counts_against_the_staging_bound)
     t.done()

@@ -232,7 +232,7 @@ from bf16 import bf16_words  # noqa: E402,F401  (re-exported for the numeric tes
 class Tokens(C.Structure):  # ew_tokens_t
     _fields_ = [("n", C.c_size_t), ("col", C.c_void_p * 8), ("dtype", C.c_int * 8),
                 ("mask", C.c_void_p), ("lengths", C.c_void_p), ("nseq", C.c_size_t),
-                ("step", C.c_uint64), ("keep_steps", C.c_uint32)]
+                ("step", C.c_uint64), ("keep_steps", C.c_uint32), ("keep_bytes", C.c_uint64)]
 
 
 LIB.ew_config_columns.argtypes = [C.c_void_p, C.POINTER(C.c_char_p), C.c_size_t, C.c_char_p,

@@ -224,21 +224,30 @@ function drawOverlays(metric, u) {
     ctx.globalAlpha = 1;
   });
   // partial steps: hollow circles on their line
-  chart.streams.forEach((s, i) => {
-    const d = byStream[s];
-    ctx.strokeStyle = COLORS[i % COLORS.length];
-    ctx.fillStyle = "#fff";
-    ctx.lineWidth = 1.5;
-    d.step.forEach((st, j) => {
-      if (!d.partial[j] || d.value[j] === null) return;
-      const x = u.valToPos(st, "x", true), y = u.valToPos(d.value[j], "y", true);
-      ctx.beginPath();
-      ctx.arc(x, y, 4 * devicePixelRatio, 0, 2 * Math.PI);
-      ctx.fill();
-      ctx.stroke();
-    });
+  chart.streams.forEach((s, i) => drawPartial(u, byStream[s], COLORS[i % COLORS.length]));
+  drawMarkers(u, (m) => m.metric === metric);
+  ctx.restore();
+}
+
+// Hollow circles at the partial steps of d ({step, value, partial}) on its line.
+function drawPartial(u, d, color) {
+  const ctx = u.ctx;
+  ctx.strokeStyle = color;
+  ctx.fillStyle = "#fff";
+  ctx.lineWidth = 1.5;
+  d.step.forEach((st, j) => {
+    if (!d.partial[j] || d.value[j] === null) return;
+    const x = u.valToPos(st, "x", true), y = u.valToPos(d.value[j], "y", true);
+    ctx.beginPath();
+    ctx.arc(x, y, 4 * devicePixelRatio, 0, 2 * Math.PI);
+    ctx.fill();
+    ctx.stroke();
   });
-  // alert steps: a red dashed line with the rule's name
+}
+
+// Alert steps: a red dashed line with the rule's name at each marker that keep(marker) keeps.
+function drawMarkers(u, keep) {
+  const ctx = u.ctx;
   const top = u.bbox.top, bottom = u.bbox.top + u.bbox.height;
   ctx.strokeStyle = "#c62828";
   ctx.fillStyle = "#c62828";
@@ -246,16 +255,16 @@ function drawOverlays(metric, u) {
   ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
   let row = 0; // labels stack downwards, so markers at nearby steps stay readable
   for (const m of Object.values(ew.markers)) {
-    if (m.metric !== metric) continue;
+    if (!keep(m)) continue;
     const x = u.valToPos(m.step, "x", true);
     if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
     ctx.beginPath();
     ctx.moveTo(x, top);
     ctx.lineTo(x, bottom);
     ctx.stroke();
-    ctx.fillText(`${m.rule} (${m.stream}) @ ${m.step}`, x + 4, top + (12 + 13 * row++) * devicePixelRatio);
+    ctx.fillText(`${m.rule} (${m.stream}) @ ${m.step}`, x + 4,
+                 top + (12 + 13 * row++) * devicePixelRatio);
   }
-  ctx.restore();
 }
 
 function chartWidth(el) { return Math.max(300, el.clientWidth - 24); }

@@ -4,17 +4,18 @@
 //   to its {column}_p95 series (partial steps hollow, alert steps red, as on every chart);
 // - for each `histogram` the stream evaluates, a step × bin heatmap: the metric's bins on the
 //   vertical axis from its lo to hi, each cell coloured by its count's share of that step's
-//   tokens (white 0, darkest the largest share held).
+//   tokens (white 0, darkest the largest share held; by the square root of share / largest, so
+//   a spread-out step stays visible beside one whose tokens all fall in one bin).
 // Loaded before app.js, which holds it in VIEWS and gives it ew, COLORS, fmtValue, chartWidth,
 // drawPartial and drawMarkers. State for tests: window.eigenwatch.views[stream].band / .heats.
 "use strict";
 
-const HEAT_HEIGHT = 240;
+const HEAT_HEIGHT = 280; // with its key under it, as tall as a line chart with its legend
 const BAND_EDGE = "rgba(31,119,180,0.45)", BAND_FILL = "rgba(31,119,180,0.16)";
 const HEAT_STOPS = [[255, 255, 255], [198, 219, 239], [107, 174, 214], [33, 113, 181],
                     [8, 48, 107]];
 
-// The colour of a heatmap cell at t = share / largest share, in [0, 1], as [r, g, b].
+// The colour of a heatmap cell at t = √(share / largest share), in [0, 1], as [r, g, b].
 function heatColor(t) {
   const x = Math.min(1, Math.max(0, t)) * (HEAT_STOPS.length - 1);
   const i = Math.min(HEAT_STOPS.length - 2, Math.floor(x)), f = x - i;
@@ -95,12 +96,13 @@ function heatData(h) {
     return v.map((c) => (total > 0 ? c / total : 0));
   });
   h.max = Math.max(0, ...h.share.map((v) => Math.max(0, ...v)));
-  h.rgb = h.share.map((v) => v.map((s) => heatColor(h.max > 0 ? s / h.max : 0)));
+  h.rgb = h.share.map((v) => v.map((s) => heatColor(h.max > 0 ? Math.sqrt(s / h.max) : 0)));
   h.fill = h.rgb.map((v) => v.map((c) => `rgb(${c[0]},${c[1]},${c[2]})`));
   h.edges = cellEdges(h.step);
   const scale = h.el.querySelector(".scale");
   if (scale)
-    scale.textContent = `0 … ${h.max > 0 ? (100 * h.max).toPrecision(3) : 0}% of a step's tokens`;
+    scale.textContent =
+        `0 … ${h.max > 0 ? (100 * h.max).toPrecision(3) : 0}% of a step's tokens (√ scale)`;
   return [h.step, h.step.map(() => null)];
 }
 

@@ -6,8 +6,9 @@
 # log-prob, advantage, mask and lengths through eigenwatch.rl.TokenStream (run plain / clip-cov,
 # stream policy) to the daemon started here, with alert rules entropy_collapse (token_mean below
 # a quarter of its start) and entropy_explosion (token_mean above 2 nats from step 100). Writes
-# docs/img/demo-rl-entropy.png from the daemon's history and prints each run's figures and a
-# verification: entropy_collapse fired for plain, nothing for clip-cov, a history point per step
+# docs/img/demo-rl-entropy.png from the daemon's history and docs/img/demo-rl-page.png (its page
+# for run plain, in headless Chromium), and prints each run's figures and a verification:
+# entropy_collapse fired for plain, nothing for clip-cov, a history point per step
 # (scripts/demo_rl_entropy.py). About two minutes; arguments go to the script (--seed N, --steps
 # N, --runs plain, --out DIR, --clip-ratio R, ...).
 set -euo pipefail

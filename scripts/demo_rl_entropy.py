@@ -17,7 +17,8 @@ in verl's remove-padding layout — each sequence is its prompt token (masked ou
 response tokens, `lengths` = 1 + response length, `mask` = 1 on response tokens. The daemon
 reduces over the union of both ranks' counted tokens and, by a tokens stream's default
 evaluation, writes token_mean, token_std, entropy_p5/p50/p95, frac_above, cov (Cov(log π, A))
-and cov_band_frac to its history at every step. A StatsStream "rollout" (shape [2], reduce mean)
+and cov_band_frac to its history at every step, and a histogram of the entropy (EVAL: for the
+page's step × bin heatmap). A StatsStream "rollout" (shape [2], reduce mean)
 carries each rank's mean reward (weighted by its sequences) and the share of its tokens whose
 gradient Clip-Cov zeroed (weighted by its tokens). Both streams are created with alert rules
 (RULES): `entropy_collapse`, token_mean below a quarter of its mean over the first 10 steps, and
@@ -48,7 +49,8 @@ tokens and holds entropy at ~1.0–1.05 for seeds 1–3; 0.1 holds it at ~1.3.
 The script starts eigenwatchd (--daemon, as scripts/demo_collapse.py does) on a temporary state
 directory and stops it at the end. After each run it reads the run's `history` and `alerts` back
 from the daemon; the figure OUT/demo-rl-entropy.png (token_mean with its p5–p95 band, Cov(log π,
-A) and reward by step, both runs, the alert's step marked) is drawn from that history alone. Rank
+A) and reward by step, both runs, the alert's step marked) is drawn from that history alone, and
+OUT/demo-rl-page.png is the daemon's page for run plain (in headless Chromium). Rank
 0 also leaves its own all-reduced token mean, Cov and reward in the temporary directory so that
 the verification at the end can compare the daemon's values with them. It exits non-zero unless
 entropy_collapse fired for `plain`, no rule fired for `clip-cov`, every step has a full point and
@@ -93,6 +95,13 @@ RULES = [
     {"name": "entropy_explosion", "metric": "token_mean", "when": "above", "value": 2.0,
      "after_step": 100},
 ]
+# The policy stream's evaluation, create's `eval`: a tokens stream's defaults, and a histogram of
+# the entropy that the page draws as a step × bin heatmap (25 bins of 0.1 nats; ln 11 = 2.40).
+EVAL = [{"metric": "token_mean"}, {"metric": "token_std"},
+        *({"metric": "quantile", "params": {"level": q / 100}, "as": f"entropy_p{q}"}
+          for q in (5, 50, 95)),
+        {"metric": "frac_above"}, {"metric": "cov"}, {"metric": "cov_band_frac"},
+        {"metric": "histogram", "params": {"bins": 25, "lo": 0, "hi": 2.5}}]
 
 
 class Policy(torch.nn.Module):
@@ -175,7 +184,7 @@ def worker(rank, cfg):
     # ---- eigenwatch: the run's token stream with its alert rules, and the rollout figures
     # (sharing its Sender, one connection per rank)
     ts = TokenStream(cfg["run"], STREAM, columns=("entropy", "logp", "advantage"), world=WORLD,
-                     rank=rank, rules=RULES, address=cfg["address"])
+                     rank=rank, eval=EVAL, rules=RULES, address=cfg["address"])
     ss = StatsStream(cfg["run"], ROLLOUT, shape=[2], reduce="mean", world=WORLD, rank=rank,
                      sender=ts.sender)
     local = []  # rank 0: the all-reduced figures, for the verification only
@@ -399,14 +408,25 @@ def plot(results, path, a):
     plt.close(fig)
 
 
-# ---- page screenshot (NOT BUILT YET — wanted once the page draws token streams):
-# like demo_collapse.screenshot(d, path): tests/integration/cdp.Browser at d.http + "?run=plain",
-# wait until the page's token chart for stream "policy" has step a.steps − 1 and the
-# entropy_collapse marker, then b.screenshot(os.path.join(a.out, "demo-rl-page.png")); call it in
-# main() before d.stop(), and embed docs/img/demo-rl-page.png under the README's
-# "RL policy entropy" figure.
-def screenshot(d, path):
-    raise NotImplementedError("the page's token charts are not there yet")
+def screenshot(d, path, a):
+    """The daemon's page for run plain in headless Chromium (tests/integration/cdp.py), once its
+    token charts for the policy stream (token_mean with its p5–p95 band, the entropy heatmap)
+    hold the last step and entropy_collapse's marker is there."""
+    from cdp import Browser
+    b = Browser(width=1400, height=1000)
+    try:
+        b.open(d.http + "?run=plain")
+        view = f"eigenwatch.views['{STREAM}']"
+        b.wait_for(f"eigenwatch.run === 'plain' && {view}.band.step.at(-1) === {a.steps - 1} && "
+                   f"{view}.heats[0].step.at(-1) === {a.steps - 1} && Object.values("
+                   "eigenwatch.markers).some(m => m.rule === 'entropy_collapse')", timeout=60,
+                   what="the plain run's token charts at the last step and its alert marker")
+        b.pump(0.5)
+        b.screenshot(path)
+        if b.errors:
+            print("page errors:", b.errors, file=sys.stderr)
+    finally:
+        b.close()
 
 
 def main():
@@ -421,7 +441,7 @@ def main():
     ap.add_argument("--daemon", default=os.path.join(ROOT, "build", "daemon", "eigenwatchd"),
                     help="the eigenwatchd to start (on a temporary state directory)")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "img"),
-                    help="where demo-rl-entropy.png goes")
+                    help="where demo-rl-entropy.png and demo-rl-page.png go")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     from demo_collapse import Daemon
@@ -430,6 +450,8 @@ def main():
     d = Daemon(a.daemon, tmp)
     try:
         results = OrderedDict((name, run(name, a, d, tmp)) for name in a.runs.split(","))
+        if "plain" in results:
+            screenshot(d, os.path.join(a.out, "demo-rl-page.png"), a)
     finally:
         d.stop()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -438,7 +460,8 @@ def main():
     path = os.path.join(a.out, "demo-rl-entropy.png")
     plot(results, path, a)
     good = verify(results, a) if set(results) == {"plain", "clip-cov"} else True
-    print(f"wrote {path} in {time.time() - t0:.0f} s", flush=True)
+    page = f" and {os.path.join(a.out, 'demo-rl-page.png')}" if "plain" in results else ""
+    print(f"wrote {path}{page} in {time.time() - t0:.0f} s", flush=True)
     if not good:
         sys.exit("the rules or the history did not come out as intended (see above)")
 

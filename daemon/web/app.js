@@ -2,13 +2,17 @@
 // metrics), draws one uPlot chart per scalar series (an eval entry's `as`, default its metric's
 // name) with one line per stream by step, marks partial steps (hollow points), an estimate's
 // error bar or certified bracket (a vertical bar at its point) and the steps at which alerts
-// fired (red lines), and polls for new points every POLL_MS without reloading. State for tests:
-// window.eigenwatch.
+// fired (red lines), and polls for new points every POLL_MS without reloading. A stream of
+// another kind than matrix is drawn by its kind's view (VIEWS: tokens.js), which takes the
+// series it draws out of the per-series charts. State for tests: window.eigenwatch.
 "use strict";
 
 const POLL_MS = 2000;
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
                 "#7f7f7f", "#bcbd22", "#17becf"];
+// Views by stream kind (info's config.kind); a matrix stream has none: its series are charted
+// per series. A "stats" view (a layer × head heatmap at a chosen step) is to join here.
+const VIEWS = {tokens: tokensView};
 
 const ew = window.eigenwatch = {
   run: null,       // the selected run
@@ -18,6 +22,11 @@ const ew = window.eigenwatch = {
   events: [],      // its alert events, oldest first: fired and resolved, kept across restarts
   markers: {},     // "series|stream|rule|step" → {metric, stream, rule, step}: fired alerts seen
   charts: {},      // series → {plot, el, streams: [names]}
+  info: {},        // stream → its info answer (config.kind, columns, eval), asked once; null:
+                   // the stream is gone
+  lists: {},       // series → stream → {step: [], value: [[...]], partial: []}: the list series
+                   // a view draws (no other list series is kept)
+  views: {},       // stream → the view of a stream whose kind has one (VIEWS)
   docs: {},        // metric → one-line doc from /api/v1/metrics (a series named by `as`: none)
   polls: 0,
   errors: [],
@@ -86,14 +95,48 @@ async function loadRuns() {
 
 function selectRun(run) {
   for (const c of Object.values(ew.charts)) c.plot.destroy();
+  for (const v of Object.values(ew.views)) for (const c of VIEWS[v.kind].plots(v)) c.plot.destroy();
   document.getElementById("charts").replaceChildren();
-  Object.assign(ew, {run, series: {}, alerts: [], events: [], markers: {}, charts: {}});
+  document.getElementById("views").replaceChildren();
+  Object.assign(ew, {run, series: {}, alerts: [], events: [], markers: {}, charts: {}, info: {},
+                     lists: {}, views: {}});
+}
+
+// The view that draws a stream (null: a matrix stream, or its info is not known yet).
+function viewOf(stream) {
+  const info = ew.info[stream];
+  return info && Object.hasOwn(VIEWS, info.config.kind) ? VIEWS[info.config.kind] : null;
+}
+
+// Whether a view draws this scalar series of the stream (then no per-series chart does).
+function claimed(stream, metric) {
+  const v = viewOf(stream);
+  return v !== null && v.claims(ew.info[stream]).includes(metric);
+}
+
+// Asks info of each stream not asked yet: the list's streams and any in the history answer.
+async function loadInfo(run, list, series) {
+  const names = new Set([...list.streams.map((s) => s.stream), ...series.map((s) => s.stream)]);
+  await Promise.all([...names].filter((s) => !(s in ew.info)).map(async (stream) => {
+    try {
+      const info = await api("info", {run, stream});
+      if (run === ew.run) ew.info[stream] = info;
+    } catch (e) { // a dropped stream keeps its history: charted per series, not asked again
+      if (!/: NO_SUCH_STREAM:/.test(e.message)) throw e;
+      if (run === ew.run) ew.info[stream] = null;
+    }
+  }));
 }
 
 // Appends history points newer than what is held (history answers are ordered by step).
 function merge(series) {
   let added = 0;
   for (const s of series) {
+    const v = viewOf(s.stream);
+    if (v && v.lists(ew.info[s.stream]).includes(s.metric)) {
+      added += mergeList(s);
+      continue;
+    }
     if (s.value.length && Array.isArray(s.value[0])) continue; // list metrics are not charted
     const byStream = (ew.series[s.metric] ||= {});
     const d = (byStream[s.stream] ||= {step: [], value: [], partial: [], lo: [], hi: []});
@@ -113,9 +156,24 @@ function merge(series) {
   return added;
 }
 
+function mergeList(s) {
+  const byStream = (ew.lists[s.metric] ||= {});
+  const d = (byStream[s.stream] ||= {step: [], value: [], partial: []});
+  const last = d.step.length ? d.step[d.step.length - 1] : -1;
+  let added = 0;
+  for (let i = 0; i < s.step.length; i++) {
+    if (s.step[i] <= last || !Array.isArray(s.value[i])) continue;
+    d.step.push(s.step[i]);
+    d.value.push(s.value[i]);
+    d.partial.push(s.partial[i]);
+    added++;
+  }
+  return added;
+}
+
 function nextStep() {
   let next = null; // the smallest "last step + 1" over every held series
-  for (const byStream of Object.values(ew.series))
+  for (const byStream of [...Object.values(ew.series), ...Object.values(ew.lists)])
     for (const d of Object.values(byStream)) {
       const n = d.step.length ? d.step[d.step.length - 1] + 1 : 0;
       next = next === null ? n : Math.min(next, n);
@@ -224,21 +282,30 @@ function drawOverlays(metric, u) {
     ctx.globalAlpha = 1;
   });
   // partial steps: hollow circles on their line
-  chart.streams.forEach((s, i) => {
-    const d = byStream[s];
-    ctx.strokeStyle = COLORS[i % COLORS.length];
-    ctx.fillStyle = "#fff";
-    ctx.lineWidth = 1.5;
-    d.step.forEach((st, j) => {
-      if (!d.partial[j] || d.value[j] === null) return;
-      const x = u.valToPos(st, "x", true), y = u.valToPos(d.value[j], "y", true);
-      ctx.beginPath();
-      ctx.arc(x, y, 4 * devicePixelRatio, 0, 2 * Math.PI);
-      ctx.fill();
-      ctx.stroke();
-    });
+  chart.streams.forEach((s, i) => drawPartial(u, byStream[s], COLORS[i % COLORS.length]));
+  drawMarkers(u, (m) => m.metric === metric);
+  ctx.restore();
+}
+
+// Hollow circles at the partial steps of d ({step, value, partial}) on its line.
+function drawPartial(u, d, color) {
+  const ctx = u.ctx;
+  ctx.strokeStyle = color;
+  ctx.fillStyle = "#fff";
+  ctx.lineWidth = 1.5;
+  d.step.forEach((st, j) => {
+    if (!d.partial[j] || d.value[j] === null) return;
+    const x = u.valToPos(st, "x", true), y = u.valToPos(d.value[j], "y", true);
+    ctx.beginPath();
+    ctx.arc(x, y, 4 * devicePixelRatio, 0, 2 * Math.PI);
+    ctx.fill();
+    ctx.stroke();
   });
-  // alert steps: a red dashed line with the rule's name
+}
+
+// Alert steps: a red dashed line with the rule's name at each marker that keep(marker) keeps.
+function drawMarkers(u, keep) {
+  const ctx = u.ctx;
   const top = u.bbox.top, bottom = u.bbox.top + u.bbox.height;
   ctx.strokeStyle = "#c62828";
   ctx.fillStyle = "#c62828";
@@ -246,27 +313,35 @@ function drawOverlays(metric, u) {
   ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
   let row = 0; // labels stack downwards, so markers at nearby steps stay readable
   for (const m of Object.values(ew.markers)) {
-    if (m.metric !== metric) continue;
+    if (!keep(m)) continue;
     const x = u.valToPos(m.step, "x", true);
     if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
     ctx.beginPath();
     ctx.moveTo(x, top);
     ctx.lineTo(x, bottom);
     ctx.stroke();
-    ctx.fillText(`${m.rule} (${m.stream}) @ ${m.step}`, x + 4, top + (12 + 13 * row++) * devicePixelRatio);
+    ctx.fillText(`${m.rule} (${m.stream}) @ ${m.step}`, x + 4,
+                 top + (12 + 13 * row++) * devicePixelRatio);
   }
-  ctx.restore();
 }
 
 function chartWidth(el) { return Math.max(300, el.clientWidth - 24); }
 
 function renderCharts() {
   const box = document.getElementById("charts");
-  const metrics = Object.keys(ew.series).sort();
-  document.getElementById("empty").hidden = metrics.length > 0;
+  // a series' streams whose views do not draw it: a series drawn only by views has no chart
+  const unclaimed = (metric) => Object.keys(ew.series[metric]).filter((s) => !claimed(s, metric));
+  const metrics = Object.keys(ew.series).filter((m) => unclaimed(m).length).sort();
+  document.getElementById("empty").hidden = metrics.length > 0; // renderViews: or a view
+  for (const [metric, chart] of Object.entries(ew.charts))
+    if (!metrics.includes(metric)) { // its streams turned out to be a view's
+      chart.plot.destroy();
+      chart.el.remove();
+      delete ew.charts[metric];
+    }
   for (const metric of metrics) {
     const byStream = ew.series[metric];
-    const streams = Object.keys(byStream).sort();
+    const streams = unclaimed(metric).sort();
     let chart = ew.charts[metric];
     if (chart && chart.streams.join("\n") !== streams.join("\n")) { // a new stream: rebuild
       chart.plot.destroy();
@@ -301,6 +376,25 @@ function renderCharts() {
   for (const metric of metrics) box.append(ew.charts[metric].el);
 }
 
+// Each stream with a view, in stream order: its charts before the per-series ones.
+function renderViews() {
+  const box = document.getElementById("views");
+  for (const stream of Object.keys(ew.info).sort()) {
+    const kind = viewOf(stream);
+    if (!kind) continue;
+    const view = (ew.views[stream] ||= kind.create(stream, ew.info[stream]));
+    kind.update(view, box);
+  }
+  document.getElementById("empty").hidden ||=
+      Object.values(ew.views).some((v) => VIEWS[v.kind].plots(v).length > 0);
+}
+
+// Every uPlot on the page: the per-series charts' and the views'.
+function allPlots() {
+  return [...Object.values(ew.charts),
+          ...Object.values(ew.views).flatMap((v) => VIEWS[v.kind].plots(v))];
+}
+
 async function poll() {
   const status = document.getElementById("status");
   try {
@@ -317,6 +411,8 @@ async function poll() {
       api("alerts", {run, events: 50}),
     ]);
     if (run !== ew.run) return; // the run changed while this poll was out
+    await loadInfo(run, list, hist.series);
+    if (run !== ew.run) return;
     merge(hist.series);
     ew.alerts = alerts.alerts;
     ew.events = alerts.events || [];
@@ -324,7 +420,8 @@ async function poll() {
     renderEvents();
     renderStreams(list);
     renderCharts();
-    for (const c of Object.values(ew.charts)) c.plot.redraw(false); // markers may have changed
+    renderViews();
+    for (const c of allPlots()) c.plot.redraw(false); // markers may have changed
     ew.polls++;
     status.textContent = `live · updated ${new Date().toLocaleTimeString()}`;
   } catch (e) {
@@ -339,8 +436,8 @@ async function start() {
     poll();
   });
   window.addEventListener("resize", () => {
-    for (const c of Object.values(ew.charts))
-      c.plot.setSize({width: chartWidth(c.el), height: 260});
+    for (const c of allPlots())
+      c.plot.setSize({width: chartWidth(c.el), height: c.plot.height});
   });
   try {
     const {metrics} = await api("metrics");

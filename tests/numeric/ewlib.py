@@ -306,6 +306,8 @@ class TokenStream(Stream):
 _WRITE = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_void_p, C.c_size_t)
 _READ = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_void_p, C.c_size_t)
 LIB.ew_stream_save.argtypes = [C.c_void_p, _WRITE, C.c_void_p]
+LIB.ew_stream_config.argtypes = [C.c_void_p]
+LIB.ew_stream_config.restype = C.c_void_p
 LIB.ew_stream_load.argtypes = [C.POINTER(C.c_void_p), _READ, C.c_void_p, C.c_char_p, C.c_size_t]
 
 

@@ -21,7 +21,8 @@ machine's own limit and what a user would write instead:
      turn_ms, of which cheap_ms the metrics) and the history points' lag_s (step completion ->
      point), beside numpy computing the same eight values on the step's arrays.
 
-Each figure is the median over --reps steps (or rounds), stated beside it. Times are printed,
+Each figure is a median, of --reps steps for ingest and the evaluation's cost, of more rounds for
+the cheap parts (the bare loops, quantiles), stated beside it. Times are printed,
 never asserted. usage:
   /usr/bin/python3 tests/bench/bench_tokens.py [--build DIR] [--reps 3] [--ranks 8]
                                               [--tokens 1000000] [--quick]
@@ -299,7 +300,7 @@ def main():
     data = make_data(R, N)
     print(f"eigenwatch tokens benchmark: {R} ranks x {N} tokens x {len(COLUMNS)} f32 columns "
           f"({', '.join(COLUMNS)}) a step = {T} tokens, {T * 4 * len(COLUMNS) / 1e6:.0f} MB; "
-          f"each figure the median of {reps} step(s) or round(s); load average at the start "
+          f"ingest and evaluation: median of {reps} step(s); load average at the start "
           f"{os.getloadavg()[0]:.2f}", flush=True)
 
     def rate(sec):
@@ -309,12 +310,14 @@ def main():
         print(f"  {label:<52s} {rate(sec) / 1e6:9.2f} M tokens/s {1e3 * sec:9.1f} ms/step{extra}",
               flush=True)
 
-    # 1. ingest
-    tc, tn = bare_c(bare, data, reps), bare_numpy(data, reps)
+    # 1. ingest (the bare loops take ~10 ms a round: more rounds, for a steadier median)
+    cheap = 1 if args.quick else max(reps, 10)
+    tc, tn = bare_c(bare, data, cheap), bare_numpy(data, cheap)
     parts, stream = lib_ingest(ewlib, data, reps)
     t_lib = parts["pack"] + parts["prepare"] + parts["apply"]
     sketch, sums = lib_internals(bare, data)
-    print("1. ingest (tokens/s of 3 columns each; ratios: ingest / bare)")
+    print(f"1. ingest (tokens/s of 3 columns each; ratios: ingest / bare; bare loops: median of "
+          f"{cheap} rounds)")
     row("bare C loop: memcpy + sum (f64 acc), via ctypes", tc)
     row("bare numpy: np.copyto + .sum (f32)", tn, f"   C / numpy {tn / tc:.2f}")
     row("library: pack + prepare + apply", t_lib,
@@ -326,7 +329,8 @@ def main():
           f"ew_tokens_check (the daemon's pass on arrival) {1e3 * parts['check']:.1f}",
           flush=True)
 
-    q = quantiles(stream, data, reps)
+    rounds = 1 if args.quick else max(reps, 5)
+    q = quantiles(stream, data, rounds)
     del stream
 
     d = harness.Daemon()
@@ -354,7 +358,7 @@ def main():
         d.stop()
 
     print(f"2. a step's five quantiles (levels {', '.join(map(str, LEVELS))}) of {q['n']} "
-          f"entropy tokens")
+          f"entropy tokens (median of {rounds} rounds)")
     print(f"  library, source step, 5 queries                    {1e3 * q['lib']:9.1f} ms   "
           f"(the first 5, cold: {1e3 * q['cold']:.1f} ms; not counted)")
     print(f"  np.quantile, f32 array, 5 levels in one call       {1e3 * q['np1']:9.1f} ms   "
@@ -366,7 +370,7 @@ def main():
           f"< 1)")
     print(f"  library values vs numpy float64: max |diff| {q['err']:.1e}", flush=True)
 
-    t_np = numpy_default_eval(data, reps)
+    t_np = numpy_default_eval(data, rounds)
     k = ["turn_ms", "cheap_ms", "snapshot_ms", "solve_ms", "write_ms"]
     cm = {x: med([cc[x] for cc in costs]) for x in k}
     print(f"3. one step's default evaluation in the daemon ({len(names)} series: "
@@ -376,7 +380,8 @@ def main():
     print(f"  info eval.cost: turn {cm['turn_ms']:.1f} ms (metrics {cm['cheap_ms']:.1f} ms, "
           f"snapshot {cm['snapshot_ms']:.1f} ms), {solve}; numpy, the same values on the step's "
           f"arrays: "
-          f"{1e3 * t_np:.1f} ms -> daemon / numpy {cm['turn_ms'] / (1e3 * t_np):.2f}")
+          f"{1e3 * t_np:.1f} ms (median of {rounds}) -> daemon / numpy "
+          f"{cm['turn_ms'] / (1e3 * t_np):.2f}")
     if lags:
         print(f"  lag, step completion -> history point (token_mean): median "
               f"{1e3 * med(lags):.0f} ms over {len(lags)} steps, max {1e3 * max(lags):.0f} ms (the "

@@ -3,16 +3,17 @@
 // name) with one line per stream by step, marks partial steps (hollow points), an estimate's
 // error bar or certified bracket (a vertical bar at its point) and the steps at which alerts
 // fired (red lines), and polls for new points every POLL_MS without reloading. A stream of
-// another kind than matrix is drawn by its kind's view (VIEWS: tokens.js), which takes the
-// series it draws out of the per-series charts. State for tests: window.eigenwatch.
+// another kind than matrix is drawn by its kind's view (VIEWS: tokens.js, stats.js), which takes
+// the series it draws out of the per-series charts. State for tests: window.eigenwatch.
 "use strict";
 
 const POLL_MS = 2000;
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
                 "#7f7f7f", "#bcbd22", "#17becf"];
 // Views by stream kind (info's config.kind); a matrix stream has none: its series are charted
-// per series. A "stats" view (a layer × head heatmap at a chosen step) is to join here.
-const VIEWS = {tokens: tokensView};
+// per series. tokens: a band and histogram heatmaps; stats: a layer × head heatmap of its cells
+// at a chosen step and its per-layer lines.
+const VIEWS = {tokens: tokensView, stats: statsView};
 
 const ew = window.eigenwatch = {
   run: null,       // the selected run

@@ -167,15 +167,25 @@ void ew_tokens_pack(const ew_tokens_t *b, size_t ncols, void *out);
  * is accepted and never read), EW_ETOOLARGE past 2^40 tokens, or 0 — with a sentence naming the
  * column or the field in msg[0, cap) (msg may be NULL). Reads only s's configuration. */
 int ew_tokens_check(const ew_stream_t *s, const void *p, size_t len, char *msg, size_t cap);
-/* Converts the packed batch p[0, len) for s: its counted tokens in f64 per column, its
- * sequences' counted lengths, its sums — into *out (ew_batch_free; ew_stream_apply folds it in:
- * EW_ENOMEM there leaves the stream unchanged). The codes of ew_tokens_check, or EW_ENOMEM;
- * nothing changes. Any thread, as ew_batch_prepare. */
+/* Prepares the packed batch p[0, len) for s: checks it and takes its sums in one pass — into *out
+ * (ew_batch_free; ew_stream_apply folds it in, converting its counted tokens into the window:
+ * EW_ENOMEM there leaves the stream unchanged). The batch reads a copy of p. The codes of
+ * ew_tokens_check, or EW_ENOMEM; nothing changes. Any thread, as ew_batch_prepare. */
 int ew_tokens_prepare(const ew_stream_t *s, const void *p, size_t len, ew_batch_t **out,
                       char *msg, size_t cap);
+/* The same without the copy: p (from malloc) becomes the batch's on 0 (freed by ew_batch_free),
+ * and stays the caller's, unchanged, on an error. */
+int ew_tokens_prepare_owned(const ew_stream_t *s, void *p, size_t len, ew_batch_t **out,
+                            char *msg, size_t cap);
 /* ew_tokens_prepare + ew_stream_apply on the unpacked batch b: all or nothing. n == 0 is a
  * no-op. */
 int ew_stream_ingest_tokens(ew_stream_t *s, const ew_tokens_t *b, char *msg, size_t cap);
+/* Puts the window's tokens the `all` view's quantile sketches do not hold yet into them, sorted —
+ * the sort the newest step's exact quantiles read too. Ingest leaves this for later so that it
+ * never sorts; a step leaving the window, a merge and any read of `all` settle first anyway. Call
+ * it off the ingest path (the daemon does after each evaluation). 0 or EW_ENOMEM (what the
+ * stream describes does not change either way); a no-op for other kinds. */
+int ew_stream_settle(ew_stream_t *s);
 /* Bytes the window's tokens hold now (tokens streams; 0 otherwise): what grows with the steps
  * the window keeps, which an embedder counts against its budget. */
 size_t ew_stream_window_bytes(const ew_stream_t *s);

@@ -145,9 +145,10 @@ struct ew_stream {
   bool frozen_all_in_window;
 };
 
-/* A prepared batch of tokens (tokens_ingest.c) as a ew_batch_t that owns `own` (stream_ingest.c);
- * NULL when out of memory (own is then the caller's to free). */
-ew_batch_t *ew__batch_tokens(ew__ws_t *own, ew__tbatch_t *tb, size_t ncols);
+/* A prepared batch of tokens (tokens_ingest.c) as a ew_batch_t that owns `own` and the packed
+ * bytes `data` (malloc'd) its tokens are read from (stream_ingest.c); NULL when out of memory (own
+ * and data are then the caller's to free). */
+ew_batch_t *ew__batch_tokens(ew__ws_t *own, ew__tbatch_t *tb, size_t ncols, void *data);
 /* The same for a stats batch of `cells` cells. */
 ew_batch_t *ew__batch_cells(ew__ws_t *own, ew__cbatch_t *cb, size_t cells);
 

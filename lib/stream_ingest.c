@@ -26,6 +26,7 @@ struct ew_batch {
   size_t ws_peak;     /* the workspace prepare held at its peak */
   ew__tbatch_t *tok;  /* a tokens batch (tokens_ingest.c; in own), else NULL */
   ew__cbatch_t *cells; /* a stats batch (tokens_ingest.c; in own), else NULL */
+  void *data;          /* a tokens batch's packed bytes, which tok reads (freed with it) */
 };
 
 ew_batch_t *ew__batch_cells(ew__ws_t *own, ew__cbatch_t *cb, size_t cells) {
@@ -39,11 +40,12 @@ ew_batch_t *ew__batch_cells(ew__ws_t *own, ew__cbatch_t *cb, size_t cells) {
   return b;
 }
 
-ew_batch_t *ew__batch_tokens(ew__ws_t *own, ew__tbatch_t *tb, size_t ncols) {
+ew_batch_t *ew__batch_tokens(ew__ws_t *own, ew__tbatch_t *tb, size_t ncols, void *data) {
   ew_batch_t *b = calloc(1, sizeof *b);
   if (!b)
     return NULL;
   b->own = own;
+  b->data = data;
   b->tok = tb;
   b->n = tb->n;
   b->d = ncols;
@@ -54,6 +56,7 @@ EW_EXPORT void ew_batch_free(ew_batch_t *b) {
   if (!b)
     return;
   ew__ws_free(b->own);
+  free(b->data);
   free(b);
 }
 

@@ -1,7 +1,8 @@
 /* tokens_ingest.c — the ingest path of a tokens stream: a batch packed into one buffer
- * (ew_tokens_pack), checked without allocating (ew_tokens_check), converted into its counted
- * tokens in f64 and their sums (ew_tokens_prepare), then folded in by ew_stream_apply
- * (stream_ingest.c) — all or nothing, as rows are.
+ * (ew_tokens_pack), checked without allocating or converting (ew_tokens_check, ew_tokens_prepare:
+ * one read of the values' exponent bits; the batch keeps the packed bytes), then folded in by
+ * ew_stream_apply (stream_ingest.c), which converts its counted tokens straight into the window's
+ * step and takes their sums in the same pass — all or nothing, as rows are.
  *
  * The packed form (little-endian):
  *   u32 magic "EWTK"  u32 ncols  u64 n  u64 nseq  u64 step  u32 keep_steps  u32 flags
@@ -11,6 +12,7 @@
  *   flags & 2: the lengths, nseq u32 */
 #include "ew_internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -159,7 +161,8 @@ static bool counted(const ew_tokens_t *b, size_t i) {
 }
 
 /* Converts the counted tokens of column c, in order, into dst (NULL: only checks them, through a
- * block on the stack). 0, or EW_ENONFINITE with the sentence. */
+ * block on the stack). 0, or EW_ENONFINITE with the sentence. Stats batches (small) take this
+ * path; a tokens batch is checked by check_tokens(). */
 static int convert_column(const ew_stream_t *s, const ew_tokens_t *b, size_t c, double *dst,
                           char *msg, size_t cap) {
   enum { BLK = 512 };
@@ -177,17 +180,96 @@ static int convert_column(const ew_stream_t *s, const ew_tokens_t *b, size_t c, 
       double v;
       while (at < i && !(counted(b, at) && ew_convert_f64(src + esz * at, b->dtype[c], 1, &v)))
         at++;
-      if (s->cfg.stream_kind == EW_STREAM_STATS)
-        ew__fail_msg(msg, cap, "'%s' has a NaN or infinity at cell %zu; nothing was ingested",
-                     col_name(s, c), at);
-      else
-        ew__fail_msg(msg, cap, "column '%s' has a NaN or infinity at token %zu, which the mask "
-                     "counts; nothing was ingested", s->cfg.columns.name[c], at);
+      ew__fail_msg(msg, cap, "'%s' has a NaN or infinity at cell %zu; nothing was ingested",
+                   col_name(s, c), at);
       return EW_ENONFINITE;
     }
     out += k;
   }
   return 0;
+}
+
+/* A value's bits: 1 when it is not finite, 2 when it is finite but too large for the sums of
+ * squares (|x| ≥ 2^500, f64 only), else 0. */
+static int bad_bits(const unsigned char *p, ew_dtype_t dt) {
+  if (dt == EW_F32) {
+    uint32_t u;
+    memcpy(&u, p, 4);
+    return (u & 0x7f800000u) == 0x7f800000u;
+  }
+  if (dt == EW_F64) {
+    uint64_t u, e;
+    memcpy(&u, p, 8);
+    e = (u >> 52) & 0x7ff;
+    return e == 0x7ff ? 1 : e >= 1023 + 500 ? 2 : 0;
+  }
+  uint16_t h;
+  memcpy(&h, p, 2);
+  return dt == EW_F16 ? (h & 0x7c00u) == 0x7c00u : (h & 0x7f80u) == 0x7f80u;
+}
+
+/* The first counted token of column c that bad_bits refuses, or b->n: one read of the column's
+ * bits, a block at a time (the blocks' tests vectorise; a bad block is then searched). */
+static size_t first_bad(const ew_tokens_t *b, size_t c) {
+  enum { BLK = 1024 };
+  const unsigned char *m = b->mask, *p = b->col[c];
+  ew_dtype_t dt = b->dtype[c];
+  size_t esz = ew_dtype_size(dt);
+  for (size_t i0 = 0; i0 < b->n; i0 += BLK) {
+    size_t i1 = i0 + BLK < b->n ? i0 + BLK : b->n;
+    unsigned bad = 0;
+    if (dt == EW_F32) {
+      const uint32_t *u = (const uint32_t *)(const void *)p;
+      for (size_t i = i0; i < i1; i++)
+        bad |= ((u[i] & 0x7f800000u) == 0x7f800000u) & (m ? m[i] != 0 : 1);
+    } else if (dt == EW_F64) {
+      const uint64_t *u = (const uint64_t *)(const void *)p;
+      for (size_t i = i0; i < i1; i++)
+        bad |= (((u[i] >> 52) & 0x7ff) >= 1023 + 500) & (m ? m[i] != 0 : 1);
+    } else {
+      const uint16_t *u = (const uint16_t *)(const void *)p;
+      uint16_t e = dt == EW_F16 ? 0x7c00u : 0x7f80u;
+      for (size_t i = i0; i < i1; i++)
+        bad |= ((u[i] & e) == e) & (m ? m[i] != 0 : 1);
+    }
+    if (bad)
+      for (size_t i = i0; i < i1; i++)
+        if ((!m || m[i]) && bad_bits(p + esz * i, dt))
+          return i;
+  }
+  return b->n;
+}
+
+/* Every counted token of a tokens batch finite and within the sums' range: 0, or EW_ENONFINITE /
+ * EW_ERANGE with the sentence naming the column and the token. */
+static int check_tokens(const ew_stream_t *s, const ew_tokens_t *b, char *msg, size_t cap) {
+  for (size_t c = 0; c < s->cfg.columns.n; c++) {
+    size_t i = first_bad(b, c);
+    if (i == b->n)
+      continue;
+    const char *name = s->cfg.columns.name[c];
+    if (bad_bits((const unsigned char *)b->col[c] + ew_dtype_size(b->dtype[c]) * i,
+                 b->dtype[c]) == 1) {
+      ew__fail_msg(msg, cap, "column '%s' has a NaN or infinity at token %zu, which the mask "
+                   "counts; nothing was ingested", name, i);
+      return EW_ENONFINITE;
+    }
+    ew__fail_msg(msg, cap, "column '%s' has a value of magnitude 2^500 or more at token %zu (too "
+                 "large for its sums of squares); nothing was ingested", name, i);
+    return EW_ERANGE;
+  }
+  return 0;
+}
+
+/* The counted tokens of a batch (every one without a mask). */
+static size_t counted_tokens(const ew_tokens_t *b) {
+  if (!b->mask)
+    return b->n;
+  size_t m = 0;
+  const unsigned char *k = b->mask;
+  for (size_t i = 0; i < b->n; i++)
+    m += k[i] != 0;
+  return m;
 }
 
 /* The number of columns of an unpacked batch: the stream's, or a stats batch's 1 or 2. */
@@ -219,6 +301,8 @@ EW_EXPORT int ew_tokens_check(const ew_stream_t *s, const void *p, size_t len, c
   unpacked_t u;
   int rc = unpack(s, p, len, &u, msg, cap);
   size_t nc = rc ? 0 : ncols_of(s, &u);
+  if (rc == 0 && s->cfg.stream_kind == EW_STREAM_TOKENS)
+    return check_tokens(s, &u.b, msg, cap);
   for (size_t c = 0; rc == 0 && c < nc; c++)
     rc = convert_column(s, &u.b, c, NULL, msg, cap);
   if (rc == 0 && nc == 2 && s->cfg.stream_kind == EW_STREAM_STATS)
@@ -249,12 +333,11 @@ static int prepare_cells(const ew_stream_t *s, const ew_tokens_t *b, bool has_co
   return rc;
 }
 
-/* Prepares the unpacked batch b into *out. */
-static int prepare_unpacked(const ew_stream_t *s, const ew_tokens_t *b, ew_batch_t **out,
-                            char *msg, size_t cap) {
-  size_t nc = s->cfg.columns.n, m = 0;
-  for (size_t i = 0; i < b->n; i++)
-    m += counted(b, i);
+/* Prepares the unpacked batch b (its bytes in p, which the batch takes on success) into *out: its
+ * tokens checked, then read where they are when the batch is applied (converted into the step's
+ * segment with their sums in the same pass). */
+static int prepare_unpacked(const ew_stream_t *s, const ew_tokens_t *b, void *p,
+                            ew_batch_t **out, char *msg, size_t cap) {
   ew__ws_t *own = ew__ws_new();
   ew__tbatch_t *tb = own ? ew__ws_alloc(own, sizeof *tb) : NULL;
   if (!tb) {
@@ -262,52 +345,59 @@ static int prepare_unpacked(const ew_stream_t *s, const ew_tokens_t *b, ew_batch
     return EW_ENOMEM;
   }
   memset(tb, 0, sizeof *tb);
-  int rc = 0;
-  for (size_t c = 0; c < nc && rc == 0; c++) {
-    double *x = ew__ws_alloc(own, m * sizeof(double) + 8);
-    rc = x ? convert_column(s, b, c, x, msg, cap) : EW_ENOMEM;
-    tb->x[c] = x;
-  }
-  uint32_t *len = NULL;
-  if (rc == 0 && b->lengths) { /* each sequence's counted tokens */
-    if (!(len = ew__ws_alloc(own, b->nseq * sizeof(uint32_t) + 8)))
-      rc = EW_ENOMEM;
-    for (size_t q = 0, at = 0; rc == 0 && q < b->nseq; q++) {
-      uint32_t l, k = 0;
-      memcpy(&l, (const unsigned char *)b->lengths + 4 * q, 4);
-      for (uint32_t t = 0; t < l; t++)
-        k += counted(b, at + t);
-      len[q] = k;
-      at += l;
-    }
-  }
+  int rc = check_tokens(s, b, msg, cap);
   if (rc) {
     ew__ws_free(own);
     return rc;
   }
-  tb->n = m;
-  tb->len = len;
+  for (size_t c = 0; c < s->cfg.columns.n; c++) {
+    tb->col[c] = b->col[c];
+    tb->dtype[c] = b->dtype[c];
+  }
+  tb->n = counted_tokens(b);
+  tb->sent = b->n;
+  tb->mask = b->mask;
+  tb->lengths = b->lengths;
   tb->nseq = b->lengths ? b->nseq : 0;
   tb->has_len = b->lengths != NULL;
   tb->step = b->step;
   tb->keep = b->keep_steps;
   tb->keep_bytes = b->keep_bytes;
-  ew__tall_of(&tb->sums, tb->x, nc, m, len, tb->nseq, tb->has_len);
-  if (!(*out = ew__batch_tokens(own, tb, nc))) {
+  if (!(*out = ew__batch_tokens(own, tb, s->cfg.columns.n, p))) {
     ew__ws_free(own);
     return EW_ENOMEM;
   }
   return 0;
 }
 
-EW_EXPORT int ew_tokens_prepare(const ew_stream_t *s, const void *p, size_t len,
-                                ew_batch_t **out, char *msg, size_t cap) {
+EW_EXPORT int ew_tokens_prepare_owned(const ew_stream_t *s, void *p, size_t len,
+                                      ew_batch_t **out, char *msg, size_t cap) {
   *out = NULL;
   unpacked_t u;
   int rc = unpack(s, p, len, &u, msg, cap);
-  if (rc == 0 && s->cfg.stream_kind == EW_STREAM_STATS)
-    return prepare_cells(s, &u.b, u.b.col[1] != NULL, out, msg, cap);
-  return rc ? rc : prepare_unpacked(s, &u.b, out, msg, cap);
+  if (rc)
+    return rc;
+  if (s->cfg.stream_kind == EW_STREAM_STATS) {
+    rc = prepare_cells(s, &u.b, u.b.col[1] != NULL, out, msg, cap);
+    if (rc == 0)
+      free(p); /* the cells were converted: the batch holds what it needs */
+    return rc;
+  }
+  return prepare_unpacked(s, &u.b, p, out, msg, cap);
+}
+
+EW_EXPORT int ew_tokens_prepare(const ew_stream_t *s, const void *p, size_t len,
+                                ew_batch_t **out, char *msg, size_t cap) {
+  *out = NULL;
+  void *copy = malloc(len ? len : 1);
+  if (!copy)
+    return EW_ENOMEM;
+  if (len)
+    memcpy(copy, p, len);
+  int rc = ew_tokens_prepare_owned(s, copy, len, out, msg, cap);
+  if (rc)
+    free(copy);
+  return rc;
 }
 
 EW_EXPORT int ew_stream_ingest_tokens(ew_stream_t *s, const ew_tokens_t *b, char *msg,
@@ -321,11 +411,23 @@ EW_EXPORT int ew_stream_ingest_tokens(ew_stream_t *s, const ew_tokens_t *b, char
     return EW_ENOMEM;
   ew_tokens_pack(b, nc, p);
   ew_batch_t *batch = NULL;
-  int rc = ew_tokens_prepare(s, p, len, &batch, msg, cap);
-  free(p);
+  int rc = ew_tokens_prepare_owned(s, p, len, &batch, msg, cap);
+  if (rc)
+    free(p);
   if (rc == 0)
     rc = ew_stream_apply(s, batch);
   ew_batch_free(batch);
+  return rc;
+}
+
+EW_EXPORT int ew_stream_settle(ew_stream_t *s) {
+  ew__acc_t *a = s->acc[EW__ROLE_ALL];
+  ew__ws_t *ws = ew__acc_is_tokens(a) ? ew__ws_thread() : NULL;
+  if (!ws)
+    return ew__acc_is_tokens(a) ? EW_ENOMEM : 0;
+  ew__ws_mark_t mk = ew__ws_begin(ws);
+  int rc = ew__acc_tokens_settle(a, ws);
+  ew__stream_ws_used(s, ew__ws_end(ws, mk));
   return rc;
 }
 

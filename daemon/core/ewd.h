@@ -248,7 +248,8 @@ typedef enum {
                     metric on the state itself) */
   EWD_JOB_EVAL,  /* evaluation of the metrics of `snap_mask` on `snap`, outside the stream's
                     order */
-  EWD_JOB_TAIL,  /* the window's moments kept on its last `tail_rows` rows (the recent view) */
+  EWD_JOB_TAIL,  /* the window's moments kept on its last `tail_rows` rows (the recent view); a
+                    tokens stream's step settled into its sketches (ew_stream_settle) */
   EWD_JOB_ADOPT  /* the window takes the moments `snap` holds for its tail (recent.c) */
 } ewd_job_kind_t;
 

@@ -111,10 +111,14 @@ static void post_done(ewd_pool_t *p, ewd_job_t *job) {
 }
 
 static void prepare_job(ewd_job_t *job) {
-  job->rc = job->plen ? ew_tokens_prepare(job->st->s, job->data, job->plen, &job->batch,
-                                          job->message, sizeof job->message)
-                     : ew_batch_prepare(job->st->s, job->data, job->dtype, job->n, job->d,
-                                        &job->batch);
+  if (job->plen) { /* a tokens batch reads its packed bytes when applied: it takes them */
+    job->rc = ew_tokens_prepare_owned(job->st->s, job->data, job->plen, &job->batch,
+                                      job->message, sizeof job->message);
+    if (job->rc == 0)
+      job->data = NULL;
+  } else {
+    job->rc = ew_batch_prepare(job->st->s, job->data, job->dtype, job->n, job->d, &job->batch);
+  }
   free(job->data);
   job->data = NULL;
 }

@@ -117,8 +117,11 @@ void ewd__job_run(ewd_job_t *job) {
   case EWD_JOB_QUERY:
     run_metrics(job, on_stream, st->s, ~0ull, true);
     break;
-  case EWD_JOB_TAIL: /* the recent view's moments follow its steps (recent.c) */
-    if (st->s) /* on failure: built when read */
+  case EWD_JOB_TAIL: /* the recent view's moments follow its steps (recent.c); a tokens
+                       stream's step goes into its sketches */
+    if (st->s && st->cfg.stream_kind == EW_STREAM_TOKENS)
+      (void)ew_stream_settle(st->s); /* on failure: when the step leaves the window */
+    else if (st->s) /* on failure: built when read */
       (void)ew_stream_window_tail(st->s, job->tail_rows);
     break;
   case EWD_JOB_ADOPT: /* the moments an evaluation's snapshot built, taken back (recent.c) */

@@ -47,6 +47,16 @@ static void follow_done(ewd_job_t *j) {
 }
 
 void ewd_recent_follow(ewd_server_t *srv, ewd_stream_t *st, bool before) {
+  if (!before && st->cfg.stream_kind == EW_STREAM_TOKENS && !st->dropped) {
+    /* a tokens stream's step into its quantile sketches, sorted, behind its batches and before
+     * its evaluation (which reads the sorted columns): never on ingest's apply */
+    ewd_job_t *j = ewd_job_make(srv, st, EWD_JOB_TAIL, follow_done);
+    if (j) { /* else: when the step leaves the window */
+      j->tail_first = false;
+      ewd_job_submit(srv, j, false);
+    }
+    return;
+  }
   if (!st->window_steps || st->dropped || st->cfg.stream_kind != EW_STREAM_MATRIX ||
       !ewd_eval_reads_window(st))
     return;

@@ -177,24 +177,31 @@ bool ew__window_rows_only(const ew__acc_t *a);
  * sums and quantile sketches of every token since creation (acc/tokens.h). Its interface slots
  * are free, clear, bytes, merge and the saved form; a batch and a view are its own: */
 
-/* A prepared batch of one step's tokens: the counted ones only (masked tokens left out), per
- * column; the counted tokens of each sequence when it carried lengths; its sums. */
+/* A prepared batch of one step's tokens, read where they were sent (the packed buffer the batch
+ * owns): per column `sent` values of its dtype, the mask (1 = counted; NULL: every token), the
+ * sequences' lengths as sent (u32 little-endian, unaligned); n of the tokens are counted, every
+ * one finite and below 2^500 in magnitude (prepare checked). Applying it converts them into the
+ * step's segment and takes their sums in the same pass. */
 typedef struct {
   size_t n;                        /* counted tokens */
-  const double *x[EW_COLUMNS_MAX]; /* per column: n values */
-  const uint32_t *len;             /* has_len: counted tokens per sequence, nseq of them */
+  size_t sent;                     /* tokens sent, counted or not */
+  const void *col[EW_COLUMNS_MAX]; /* per column: sent values of dtype[c] */
+  ew_dtype_t dtype[EW_COLUMNS_MAX];
+  const unsigned char *mask;       /* sent flags, or NULL */
+  const void *lengths;             /* has_len: nseq u32, tokens sent per sequence */
   size_t nseq;
   bool has_len;
   uint64_t step;                   /* the step its tokens belong to */
   uint32_t keep;                   /* the window keeps this many newest steps (0: 1) */
   uint64_t keep_bytes;             /* and its tokens in at most this many bytes (0: no bound);
                                       the newest step always stays */
-  ew__tall_t sums;                 /* ew__tall_of of the batch */
 } ew__tbatch_t;
 
 /* What a tokens metric reads. Source step or window: the counted tokens of the newest step or of
  * every step the window keeps, n per column, contiguous (x), and their sequences (len, nseq;
- * nolen tokens came without lengths); all: the sums and sketches (all, qs; x NULL). */
+ * nolen tokens came without lengths); all: the sketches (qs; x NULL). sums: the view's mergeable
+ * sums either way (own holds a step or window's). acc and src: what ew__acc_tokens_sorted
+ * reads. */
 typedef struct {
   size_t ncols;
   uint64_t n;
@@ -202,9 +209,13 @@ typedef struct {
   const uint32_t *len;
   size_t nseq;
   uint64_t nolen;
-  const ew__tall_t *all;
+  const ew__tall_t *all;  /* source all: the stream's sums (== sums) */
+  const ew__tall_t *sums;
+  ew__tall_t own;
   const ew__qsketch_t *qs; /* ncols sketches */
   uint64_t steps, first_step, last_step;
+  ew__acc_t *acc;
+  ew_source_t src;
 } ew__tview_t;
 
 ew__acc_t *ew__acc_tokens_new(size_t ncols);
@@ -219,9 +230,19 @@ int ew__acc_tokens_apply(ew__acc_t *a, const ew__tbatch_t *b);
 /* Fills *v for src (EW_SOURCE_STEP, EW_SOURCE_WINDOW or EW_SOURCE_ALL); a window of several steps
  * is laid end to end in ws. 0 or EW_ENOMEM. */
 int ew__acc_tokens_view(ew__acc_t *a, ew_source_t src, ew__tview_t *v, ew__ws_t *ws);
-/* Reserves what merging o into a needs, so that the interface's merge cannot fail. 0 or
- * EW_ENOMEM (a unchanged in what it describes). */
+/* Reserves what merging o into a needs, so that the interface's merge cannot fail: a's window
+ * settled, o's tokens its sketches do not hold yet sorted into a sketch the merge adds. 0 or
+ * EW_ENOMEM (a unchanged in what it describes). The merge must follow. */
 int ew__acc_tokens_merge_ready(ew__acc_t *a, const ew__acc_t *o);
+/* Puts every token of the window the sketches do not hold yet into them, sorted (the newest
+ * step's sorted columns kept for its quantiles). 0 or EW_ENOMEM (what is in stays; nothing the
+ * stream describes changes either way). Reading the `all` view settles first. */
+int ew__acc_tokens_settle(ew__acc_t *a, ew__ws_t *ws);
+/* True when the sketches hold every token. */
+bool ew__acc_tokens_settled(const ew__acc_t *a);
+/* Column c of the step or window view v in ascending order: the newest step's kept copy (built
+ * now if it is not there), or a sorted copy in ws. 0 or EW_ENOMEM. */
+int ew__acc_tokens_sorted(ew__tview_t *v, size_t c, ew__ws_t *ws, const double **out);
 
 /* ---- acc/stats_acc.c: the stats kind (a stats stream's one accumulator, role ALL) ----
  * Cells reduced over ranks and batches by the stream's rule (ew_reduce_t): the newest `keep`

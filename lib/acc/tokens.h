@@ -40,6 +40,8 @@ void ew__tco_merge(ew__tco_t *a, const ew__tco_t *b);
  * level and the sorted values v, v[⌊h⌋] + (h − ⌊h⌋)(v[⌊h⌋+1] − v[⌊h⌋]). work is reordered (an
  * expected O(n) selection, no sort). */
 double ew__tok_quantile(double *work, size_t n, double level);
+/* The same quantile of v[0, n) sorted ascending, n ≥ 1: a lookup. */
+double ew__tok_quantile_sorted(const double *v, size_t n, double level);
 /* The share of x[0, n) strictly above t (0 when n == 0). */
 double ew__tok_frac_above(const double *x, size_t n, double t);
 /* counts[0, bins) of x[0, n) on [lo, hi) in equal bins; below lo counts in the first bin, at or
@@ -80,6 +82,25 @@ typedef struct {
  * len[0, nseq). steps is left 0. */
 void ew__tall_of(ew__tall_t *out, const double *const *x, size_t ncols, size_t n,
                  const uint32_t *len, size_t nseq, bool has_len);
+/* The sums of a batch read block by block (ingest's one pass): about a shift per column (the first
+ * block's mean), Σd, Σd², the extremes and Σ d_c d_e per pair, each block's totals added with
+ * Neumaier's compensation. M2 = Σd² − (Σd)²/n loses nothing that matters while the shift is
+ * within a few spreads of the mean (the first block's mean is). */
+typedef struct {
+  size_t ncols;
+  uint64_t n;
+  double shift[EW_COLUMNS_MAX], lo[EW_COLUMNS_MAX], hi[EW_COLUMNS_MAX];
+  double s[EW_COLUMNS_MAX], cs[EW_COLUMNS_MAX], q[EW_COLUMNS_MAX], cq[EW_COLUMNS_MAX];
+  double p[EW_COLUMNS_MAX][EW_COLUMNS_MAX], cp[EW_COLUMNS_MAX][EW_COLUMNS_MAX];
+} ew__tacc_t;
+void ew__tacc_start(ew__tacc_t *a, size_t ncols);
+/* Adds a block of k ≥ 1 tokens, v[c][0, k) per column. −1, or the first column c whose block
+ * holds a NaN or an infinity, or a value so large its square overflows (the sums are then
+ * not to be used). */
+int ew__tacc_block(ew__tacc_t *a, const double *const *v, size_t k);
+/* The sums (n, mean, M2, min, max per column; the co-moments) of what was added; seqs, nolen and
+ * the sequence sums are left 0. */
+void ew__tacc_finish(const ew__tacc_t *a, ew__tall_t *out);
 /* a ← a ⊕ b over ncols columns (Chan for sums and co-moments; counts and sums add; steps not
  * touched). */
 void ew__tall_merge(ew__tall_t *a, const ew__tall_t *b, size_t ncols);
@@ -108,6 +129,10 @@ int ew__qs_reserve(ew__qsketch_t *q, uint64_t more);
 int ew__qs_reserve_merge(ew__qsketch_t *q, const ew__qsketch_t *o);
 /* Adds x[0, n). 0 or EW_ENOMEM (then the values before the failing one are in). */
 int ew__qs_add(ew__qsketch_t *q, const double *x, size_t n);
+/* Adds the sorted values v[0, n) (ascending): a run of k or more is compacted straight to the
+ * level where fewer than k remain — O(n), no sort. tmp holds n/2 doubles, or is v itself (v is
+ * then overwritten). The levels must be reserved (ew__qs_reserve(q, n)): then it cannot fail. */
+int ew__qs_add_sorted(ew__qsketch_t *q, const double *v, size_t n, double *tmp);
 /* q ← q ⊕ o (the same k): what either summarised, err the sum of both plus the compactions the
  * merge makes. 0 or EW_ENOMEM. */
 int ew__qs_merge(ew__qsketch_t *q, const ew__qsketch_t *o);
@@ -122,5 +147,19 @@ int ew__qs_quantile(const ew__qsketch_t *q, double level, double *value, double 
 uint64_t ew__qs_saved_len(const ew__qsketch_t *q);
 void ew__qs_save(const ew__qsketch_t *q, ew__wr_t *w);
 void ew__qs_load(ew__qsketch_t *q, ew__rd_t *r, const char *sec);
+
+/* The counted tokens among i0 ≤ i < i1 of a column as sent (values of dtype dt; mask: 1 = counted,
+ * NULL: all), in order, in f64 into dst (room for i1 − i0): returns how many. A value that is not
+ * finite comes as it is (f32, f64) or as NaN (f16, bf16). */
+size_t ew__tok_gather(const void *col, ew_dtype_t dt, const unsigned char *mask, size_t i0,
+                      size_t i1, double *dst);
+
+/* ---- acc/tokens_sort.c ----
+ * x[0, n) (finite) in ascending order: a radix sort on the values' bits, tmp n doubles of scratch;
+ * O(n), four passes over values that came as f32. */
+void ew__tok_sort(double *x, size_t n, double *tmp);
+/* The same without scratch (a quicksort with a heapsort past its depth): where nothing may be
+ * allocated. */
+void ew__tok_sort_inplace(double *x, size_t n);
 
 #endif /* EW_TOKENS_H */

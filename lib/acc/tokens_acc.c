@@ -1,57 +1,69 @@
 /* acc/tokens_acc.c — the tokens kind: what a tokens stream keeps of its per-token scalars.
  *
  * Two parts, from the same batches:
- *  - the window: the counted tokens (f64, per column) and per-sequence counts of its newest
+ *  - the window: the counted tokens (f64, per column), per-sequence counts and sums of its newest
  *    `keep` steps, one segment per step in arrival order — the `step` view is the newest segment,
  *    the `window` view all of them;
  *  - all: exact mergeable sums of every counted token since creation (per column n, mean, M2,
  *    min, max; the co-moment of every pair of columns; per-sequence sums) and a quantile sketch
  *    per column (acc/tokens_sketch.c) whose rank error is certified.
- * A batch's fallible part (room for its tokens, the sketch's levels) is reserved before anything
- * changes, so applying it is all or nothing. */
-#include "acc.h"
-#include "tokens.h"
+ * A batch goes in at the cost of converting its tokens into its step's segment (its sums were
+ * taken when it was prepared); the sketches take a step's tokens later, sorted
+ * (ew__acc_tokens_settle: the daemon settles after evaluating the step, on its math thread), or
+ * when the step leaves the window, or before anything reads the `all` view — so a step's sort
+ * serves its exact quantiles and the sketches both, and ingest never sorts. The buffers of the
+ * step that left last are kept for the next one (no page to fault in per step). A batch's
+ * fallible part (room for its tokens, the sketch's levels) is reserved before anything changes,
+ * so applying it is all or nothing. */
+#include "tokens_priv.h"
 
-#include <float.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define QS_K 4096 /* values per sketch level: 3.5e-4 rank error measured on 1e6 tokens */
-
-typedef struct {
-  uint64_t step;
-  size_t n, cap;                /* counted tokens held, and room */
-  double *x[EW_COLUMNS_MAX];    /* per column */
-  uint32_t *len;                /* counted tokens per sequence */
-  size_t nseq, capseq;
-  uint64_t nolen;               /* counted tokens of batches that carried no lengths */
-} tseg_t;
-
-typedef struct {
-  ew__acc_t base;
-  size_t ncols;
-  tseg_t *seg;                  /* oldest first; seg[nseg - 1] is the step view */
-  size_t nseg, capseg;
-  uint32_t keep;                /* steps the window keeps (the newest batch's say) */
-  ew__tall_t all;
-  ew__qsketch_t qs[EW_COLUMNS_MAX];
-} tok_t;
 
 static tok_t *T(ew__acc_t *a) { return (tok_t *)a; }
 static const tok_t *CT(const ew__acc_t *a) { return (const tok_t *)a; }
 
-static void seg_free(tok_t *t, tseg_t *g) {
+/* g's sorted copies no longer hold its tokens (their buffers stay). */
+static void stale_sorted(tseg_t *g) { memset(g->sorted_n, 0, sizeof g->sorted_n); }
+
+/* g is no longer the newest step: its sorted copies' buffers go to the pool (the larger kept). */
+static void retire_sorted(tok_t *t, tseg_t *g) {
+  for (size_t c = 0; c < EW_COLUMNS_MAX; c++) {
+    if (g->sorted[c] && g->sorted_cap[c] > t->sbuf_cap[c]) {
+      free(t->sbuf[c]);
+      t->sbuf[c] = g->sorted[c];
+      t->sbuf_cap[c] = g->sorted_cap[c];
+    } else {
+      free(g->sorted[c]);
+    }
+    g->sorted[c] = NULL;
+    g->sorted_n[c] = g->sorted_cap[c] = 0;
+  }
+}
+
+static void free_pool(tok_t *t) {
+  for (size_t c = 0; c < EW_COLUMNS_MAX; c++) {
+    free(t->sbuf[c]);
+    t->sbuf[c] = NULL;
+    t->sbuf_cap[c] = 0;
+  }
+}
+
+void ew__tseg_free(const tok_t *t, tseg_t *g) {
   for (size_t c = 0; c < t->ncols; c++)
     free(g->x[c]);
   free(g->len);
+  for (size_t c = 0; c < EW_COLUMNS_MAX; c++)
+    free(g->sorted[c]);
   memset(g, 0, sizeof *g);
 }
 
 static void tok_clear(ew__acc_t *a) {
   tok_t *t = T(a);
   for (size_t i = 0; i < t->nseg; i++)
-    seg_free(t, &t->seg[i]);
+    ew__tseg_free(t, &t->seg[i]);
+  ew__tseg_free(t, &t->spare);
+  free_pool(t);
   t->nseg = 0;
   memset(&t->all, 0, sizeof t->all);
   for (size_t c = 0; c < t->ncols; c++) {
@@ -63,38 +75,42 @@ static void tok_clear(ew__acc_t *a) {
 static void tok_free(ew__acc_t *a) {
   tok_t *t = T(a);
   tok_clear(a);
-  for (size_t c = 0; c < t->ncols; c++)
+  for (size_t c = 0; c < t->ncols; c++) {
     ew__qs_free(&t->qs[c]);
+    ew__qs_free(&t->pend[c]);
+  }
   free(t->seg);
   free(t);
 }
 
 static size_t seg_bytes(const tok_t *t, const tseg_t *g) {
-  return g->cap * t->ncols * sizeof(double) + g->capseq * sizeof(uint32_t);
-}
-
-static size_t tok_bytes(const ew__acc_t *a) {
-  const tok_t *t = CT(a);
-  size_t b = sizeof *t + t->capseg * sizeof(tseg_t);
-  for (size_t i = 0; i < t->nseg; i++)
-    b += seg_bytes(t, &t->seg[i]);
+  size_t b = g->cap * t->ncols * sizeof(double) + g->capseq * sizeof(uint32_t);
   for (size_t c = 0; c < t->ncols; c++)
-    b += ew__qs_bytes(&t->qs[c]);
+    b += g->sorted_cap[c] * sizeof(double);
   return b;
 }
 
 size_t ew__acc_tokens_window_bytes(const ew__acc_t *a) {
   const tok_t *t = CT(a);
-  size_t b = 0;
+  size_t b = seg_bytes(t, &t->spare);
+  for (size_t c = 0; c < t->ncols; c++)
+    b += t->sbuf_cap[c] * sizeof(double);
   for (size_t i = 0; i < t->nseg; i++)
     b += seg_bytes(t, &t->seg[i]);
   return b;
 }
 
+static size_t tok_bytes(const ew__acc_t *a) {
+  const tok_t *t = CT(a);
+  size_t b = sizeof *t + t->capseg * sizeof(tseg_t) + ew__acc_tokens_window_bytes(a);
+  for (size_t c = 0; c < t->ncols; c++)
+    b += ew__qs_bytes(&t->qs[c]);
+  return b;
+}
+
 /* ---- a batch in ---- */
 
-/* Grows g to hold `more` tokens and `moreseq` sequences. 0 or EW_ENOMEM (g keeps what it had). */
-static int seg_grow(tok_t *t, tseg_t *g, size_t more, size_t moreseq) {
+int ew__tseg_grow(tok_t *t, tseg_t *g, size_t more, size_t moreseq) {
   if (g->n + more > g->cap) {
     size_t cap = g->cap ? g->cap : 1024;
     while (cap < g->n + more)
@@ -120,6 +136,94 @@ static int seg_grow(tok_t *t, tseg_t *g, size_t more, size_t moreseq) {
   return 0;
 }
 
+/* Folds tokens [folded, n) of g into the sketches where they lie, sorting them in place — the
+ * step is leaving the window, nothing may be asked for (the sketches' levels are reserved): the
+ * spare's buffer, when it is large enough, serves the radix sort. */
+static void fold_leaving(tok_t *t, tseg_t *g) {
+  size_t m = g->n - g->folded;
+  for (size_t c = 0; c < t->ncols && m; c++) {
+    double *x = g->x[c] + g->folded;
+    if (t->spare.cap >= m && t->spare.x[0])
+      ew__tok_sort(x, m, t->spare.x[0]);
+    else
+      ew__tok_sort_inplace(x, m);
+    (void)ew__qs_add_sorted(&t->qs[c], x, m, x);
+  }
+  g->folded = g->n;
+}
+
+/* The oldest step leaves the window: its tokens into the sketches, its buffers kept as the spare
+ * (the larger of the two when there is one already). */
+static void leave_oldest(tok_t *t) {
+  tseg_t *g = &t->seg[0];
+  if (g->folded < g->n)
+    fold_leaving(t, g);
+  retire_sorted(t, g);
+  if (g->cap >= t->spare.cap) {
+    ew__tseg_free(t, &t->spare);
+    t->spare = *g;
+  } else {
+    ew__tseg_free(t, g);
+  }
+  memmove(t->seg, t->seg + 1, (t->nseg - 1) * sizeof *t->seg);
+  t->nseg--;
+}
+
+/* Tokens not yet in the sketches. */
+static uint64_t unfolded(const tok_t *t) {
+  uint64_t u = 0;
+  for (size_t i = 0; i < t->nseg; i++)
+    u += t->seg[i].n - t->seg[i].folded;
+  return u;
+}
+
+/* Converts b's counted tokens and sequences onto the end of g (room made), and takes their sums
+ * into *sums in the same pass: a block of each column converted into the segment, then summed
+ * while it is in the cache. */
+static void put_batch(tok_t *t, tseg_t *g, const ew__tbatch_t *b, ew__tall_t *sums) {
+  enum { BLK = 512 };
+  ew__tacc_t acc;
+  ew__tacc_start(&acc, t->ncols);
+  const double *v[EW_COLUMNS_MAX];
+  size_t at = g->n;
+  for (size_t i0 = 0; i0 < b->sent; i0 += BLK) {
+    size_t i1 = i0 + BLK < b->sent ? i0 + BLK : b->sent, k = 0;
+    for (size_t c = 0; c < t->ncols; c++) {
+      k = ew__tok_gather(b->col[c], b->dtype[c], b->mask, i0, i1, g->x[c] + at);
+      v[c] = g->x[c] + at;
+    }
+    if (k)
+      (void)ew__tacc_block(&acc, v, k); /* prepare checked every value: nothing is refused */
+    at += k;
+  }
+  ew__tacc_finish(&acc, sums);
+  if (b->has_len) {
+    const unsigned char *p = b->lengths;
+    uint32_t *len = g->len + g->nseq;
+    for (size_t q = 0, pos = 0; q < b->nseq; q++) {
+      uint32_t l, k = 0;
+      memcpy(&l, p + 4 * q, 4);
+      if (b->mask)
+        for (uint32_t i = 0; i < l; i++)
+          k += b->mask[pos + i] != 0;
+      len[q] = b->mask ? k : l;
+      pos += l;
+    }
+    for (size_t c = 0; c < t->ncols; c++) {
+      double mean = 0, sum = 0;
+      size_t seqs = ew__tok_seq_means(g->x[c] + g->n, len, b->nseq, &mean, &sum);
+      sums->seqs = seqs;
+      sums->seq_mean_sum[c] = seqs ? mean * (double)seqs : 0;
+      sums->seq_sum_sum[c] = seqs ? sum * (double)seqs : 0;
+    }
+    g->nseq += b->nseq;
+  } else {
+    sums->nolen = b->n;
+    g->nolen += b->n;
+  }
+  g->n += b->n;
+}
+
 int ew__acc_tokens_apply(ew__acc_t *a, const ew__tbatch_t *b) {
   tok_t *t = T(a);
   bool fresh = t->nseg == 0 || t->seg[t->nseg - 1].step != b->step;
@@ -131,45 +235,119 @@ int ew__acc_tokens_apply(ew__acc_t *a, const ew__tbatch_t *b) {
     t->seg = s;
     t->capseg = cap;
   }
-  tseg_t tmp = {.step = b->step}, *g = fresh ? &tmp : &t->seg[t->nseg - 1];
-  if (seg_grow(t, g, b->n, b->has_len ? b->nseq : 0) != 0) {
+  tseg_t tmp = t->spare, *g = fresh ? &tmp : &t->seg[t->nseg - 1];
+  if (fresh) { /* the spare's buffers, emptied */
+    memset(&t->spare, 0, sizeof t->spare);
+    tmp.step = b->step;
+    tmp.n = tmp.nseq = 0;
+    tmp.nolen = tmp.folded = 0;
+    memset(&tmp.sums, 0, sizeof tmp.sums);
+  }
+  int rc = ew__tseg_grow(t, g, b->n, b->has_len ? b->nseq : 0);
+  for (size_t c = 0; c < t->ncols && rc == 0; c++) /* what the steps leaving may fold */
+    rc = ew__qs_reserve(&t->qs[c], unfolded(t) + b->n);
+  if (rc) {
     if (fresh)
-      seg_free(t, &tmp);
+      t->spare = tmp; /* grown or not, still the spare */
     return EW_ENOMEM;
   }
-  for (size_t c = 0; c < t->ncols; c++)
-    if (ew__qs_reserve(&t->qs[c], b->n) != 0) {
-      if (fresh)
-        seg_free(t, &tmp);
-      return EW_ENOMEM;
-    }
   /* nothing below fails */
-  for (size_t c = 0; c < t->ncols; c++) {
-    if (b->n)
-      memcpy(g->x[c] + g->n, b->x[c], b->n * sizeof(double));
-    (void)ew__qs_add(&t->qs[c], b->x[c], b->n);
-  }
-  g->n += b->n;
-  if (b->has_len) {
-    memcpy(g->len + g->nseq, b->len, b->nseq * sizeof(uint32_t));
-    g->nseq += b->nseq;
-  } else {
-    g->nolen += b->n;
-  }
-  ew__tall_merge(&t->all, &b->sums, t->ncols);
+  ew__tall_t sums;
+  put_batch(t, g, b, &sums);
+  stale_sorted(g); /* the step's sorted copies no longer hold all of it */
+  ew__tall_merge(&g->sums, &sums, t->ncols);
+  ew__tall_merge(&t->all, &sums, t->ncols);
   if (fresh) {
+    if (t->nseg)
+      retire_sorted(t, &t->seg[t->nseg - 1]); /* only the newest step keeps them */
     t->seg[t->nseg++] = tmp;
     t->all.steps++;
   }
   t->keep = b->keep ? b->keep : 1;
-  while (t->nseg > t->keep ||
-         (b->keep_bytes && t->nseg > 1 && ew__acc_tokens_window_bytes(a) > b->keep_bytes)) {
-    seg_free(t, &t->seg[0]); /* the oldest steps leave the window */
-    memmove(t->seg, t->seg + 1, (t->nseg - 1) * sizeof *t->seg);
-    t->nseg--;
+  while (t->nseg > t->keep)
+    leave_oldest(t);
+  if (b->keep_bytes && ew__acc_tokens_window_bytes(a) > b->keep_bytes) {
+    ew__tseg_free(t, &t->spare); /* the bound first takes the spare buffers, then the oldest */
+    free_pool(t);
+    while (t->nseg > 1 && ew__acc_tokens_window_bytes(a) > b->keep_bytes) {
+      leave_oldest(t);
+      ew__tseg_free(t, &t->spare);
+    }
   }
   return 0;
 }
+
+/* ---- settling: the window's tokens into the sketches, sorted ---- */
+
+/* Column c of g sorted into dst (n doubles), tmp n doubles of scratch. */
+static void sort_column(const tseg_t *g, size_t c, size_t from, double *dst, double *tmp) {
+  memcpy(dst, g->x[c] + from, (g->n - from) * sizeof *dst);
+  ew__tok_sort(dst, g->n - from, tmp);
+}
+
+/* The newest step's column c sorted (built in g->sorted[c] if it is not there: in its buffer, the
+ * pool's, or a new one). 0 or EW_ENOMEM. */
+static int ensure_sorted(tok_t *t, tseg_t *g, size_t c, ew__ws_t *ws) {
+  if (g->sorted_n[c] == g->n && g->n)
+    return 0;
+  if (g->sorted_cap[c] < g->n && t->sbuf_cap[c] >= g->n) { /* the pool's */
+    free(g->sorted[c]);
+    g->sorted[c] = t->sbuf[c];
+    g->sorted_cap[c] = t->sbuf_cap[c];
+    t->sbuf[c] = NULL;
+    t->sbuf_cap[c] = 0;
+  }
+  if (g->sorted_cap[c] < g->n) {
+    double *s = realloc(g->sorted[c], g->cap * sizeof(double) + 8);
+    if (!s)
+      return EW_ENOMEM;
+    g->sorted[c] = s;
+    g->sorted_cap[c] = g->cap;
+  }
+  ew__ws_mark_t mk = ew__ws_mark(ws);
+  double *tmp = ew__ws_alloc(ws, g->n * sizeof(double) + 8);
+  if (tmp)
+    sort_column(g, c, 0, g->sorted[c], tmp);
+  ew__ws_release(ws, mk);
+  if (!tmp)
+    return EW_ENOMEM;
+  g->sorted_n[c] = g->n;
+  return 0;
+}
+
+int ew__acc_tokens_settle(ew__acc_t *a, ew__ws_t *ws) {
+  tok_t *t = T(a);
+  for (size_t i = 0; i < t->nseg; i++) {
+    tseg_t *g = &t->seg[i];
+    size_t m = g->n - g->folded;
+    if (m == 0)
+      continue;
+    bool keep = i == t->nseg - 1 && g->folded == 0; /* the newest step keeps its sorted copies */
+    ew__ws_mark_t mk = ew__ws_mark(ws);
+    double *work = ew__ws_alloc(ws, m * sizeof(double) + 8);
+    double *tmp = work ? ew__ws_alloc(ws, m * sizeof(double) + 8) : NULL;
+    int rc = tmp ? 0 : EW_ENOMEM;
+    for (size_t c = 0; c < t->ncols && rc == 0; c++)
+      rc = ew__qs_reserve(&t->qs[c], m);
+    for (size_t c = 0; c < t->ncols && rc == 0 && keep; c++)
+      rc = ensure_sorted(t, g, c, ws);
+    for (size_t c = 0; c < t->ncols && rc == 0; c++) { /* nothing here fails */
+      if (keep) {
+        (void)ew__qs_add_sorted(&t->qs[c], g->sorted[c], m, tmp);
+      } else {
+        sort_column(g, c, g->folded, work, tmp);
+        (void)ew__qs_add_sorted(&t->qs[c], work, m, work);
+      }
+    }
+    ew__ws_release(ws, mk);
+    if (rc)
+      return rc;
+    g->folded = g->n;
+  }
+  return 0;
+}
+
+bool ew__acc_tokens_settled(const ew__acc_t *a) { return unfolded(CT(a)) == 0; }
 
 /* ---- views ---- */
 
@@ -177,8 +355,13 @@ int ew__acc_tokens_view(ew__acc_t *a, ew_source_t src, ew__tview_t *v, ew__ws_t 
   tok_t *t = T(a);
   memset(v, 0, sizeof *v);
   v->ncols = t->ncols;
+  v->acc = a;
+  v->src = src;
   if (src == EW_SOURCE_ALL) {
-    v->all = &t->all;
+    int rc = ew__acc_tokens_settle(a, ws);
+    if (rc)
+      return rc;
+    v->all = v->sums = &t->all;
     v->n = t->all.sum[0].n;
     v->qs = t->qs;
     v->steps = t->all.steps;
@@ -190,7 +373,9 @@ int ew__acc_tokens_view(ew__acc_t *a, ew_source_t src, ew__tview_t *v, ew__ws_t 
     n += t->seg[i].n;
     nseq += t->seg[i].nseq;
     v->nolen += t->seg[i].nolen;
+    ew__tall_merge(&v->own, &t->seg[i].sums, t->ncols);
   }
+  v->sums = &v->own;
   v->n = n;
   v->nseq = nseq;
   v->steps = t->nseg - first;
@@ -230,6 +415,26 @@ int ew__acc_tokens_view(ew__acc_t *a, ew_source_t src, ew__tview_t *v, ew__ws_t 
   return 0;
 }
 
+int ew__acc_tokens_sorted(ew__tview_t *v, size_t c, ew__ws_t *ws, const double **out) {
+  tok_t *t = T(v->acc);
+  if (v->steps == 1 && v->src == EW_SOURCE_STEP) { /* the newest step: its kept copy */
+    tseg_t *g = &t->seg[t->nseg - 1];
+    int rc = ensure_sorted(t, g, c, ws);
+    *out = rc ? NULL : g->sorted[c];
+    return rc;
+  }
+  double *x = ew__ws_alloc(ws, v->n * sizeof(double) + 8);
+  ew__ws_mark_t mk = ew__ws_mark(ws);
+  double *tmp = x ? ew__ws_alloc(ws, v->n * sizeof(double) + 8) : NULL;
+  if (!tmp)
+    return EW_ENOMEM;
+  memcpy(x, v->x[c], v->n * sizeof(double));
+  ew__tok_sort(x, v->n, tmp);
+  ew__ws_release(ws, mk);
+  *out = x;
+  return 0;
+}
+
 /* ---- merge: sums and sketches exactly; windows step by step ---- */
 
 /* Appends o's segment g to t's segment of the same step (or a new one, in step order). 0 or
@@ -253,7 +458,7 @@ static int merge_seg(tok_t *t, const tok_t *o, const tseg_t *g) {
     t->nseg++;
   }
   tseg_t *d = &t->seg[at];
-  if (seg_grow(t, d, g->n, g->nseq) != 0)
+  if (ew__tseg_grow(t, d, g->n, g->nseq) != 0)
     return EW_ENOMEM;
   for (size_t c = 0; c < o->ncols; c++)
     if (g->n)
@@ -263,7 +468,17 @@ static int merge_seg(tok_t *t, const tok_t *o, const tseg_t *g) {
   d->n += g->n;
   d->nseq += g->nseq;
   d->nolen += g->nolen;
+  d->folded = d->n; /* merge_ready settled both sides' tokens into t's sketches */
+  stale_sorted(d);
+  ew__tall_merge(&d->sums, &g->sums, t->ncols);
   return 0;
+}
+
+static void drop_pending(tok_t *t) {
+  for (size_t c = 0; c < t->ncols; c++) {
+    ew__qs_free(&t->pend[c]);
+    ew__qs_init(&t->pend[c], QS_K);
+  }
 }
 
 static void tok_merge(ew__acc_t *a, const ew__acc_t *ob) {
@@ -271,210 +486,69 @@ static void tok_merge(ew__acc_t *a, const ew__acc_t *ob) {
   const tok_t *o = CT(ob);
   ew__tall_merge(&t->all, &o->all, t->ncols);
   t->all.steps += o->all.steps;
-  for (size_t c = 0; c < t->ncols; c++)
+  for (size_t c = 0; c < t->ncols; c++) {
     (void)ew__qs_merge(&t->qs[c], &o->qs[c]);
+    (void)ew__qs_merge(&t->qs[c], &t->pend[c]);
+  }
+  drop_pending(t);
   for (size_t i = 0; i < o->nseg; i++)
     (void)merge_seg(t, o, &o->seg[i]);
   if (o->keep > t->keep)
     t->keep = o->keep;
-  while (t->nseg > t->keep) {
-    seg_free(t, &t->seg[0]);
-    memmove(t->seg, t->seg + 1, (t->nseg - 1) * sizeof *t->seg);
-    t->nseg--;
-  }
+  while (t->nseg > t->keep)
+    leave_oldest(t);
 }
 
 int ew__acc_tokens_merge_ready(ew__acc_t *a, const ew__acc_t *ob) {
   tok_t *t = T(a);
   const tok_t *o = CT(ob);
-  for (size_t c = 0; c < t->ncols; c++)
-    if (ew__qs_reserve_merge(&t->qs[c], &o->qs[c]) != 0)
-      return EW_ENOMEM;
+  ew__ws_t *ws = ew__ws_thread();
+  int rc = ws ? ew__acc_tokens_settle(a, ws) : EW_ENOMEM; /* t's own tokens, first */
+  drop_pending(t);
+  /* o's tokens its sketches do not hold yet: sorted into a sketch of their own, t->pend, which
+   * the merge that follows adds */
+  for (size_t i = 0; i < o->nseg && rc == 0; i++) {
+    const tseg_t *g = &o->seg[i];
+    size_t m = g->n - g->folded;
+    if (m == 0)
+      continue;
+    ew__ws_mark_t mk = ew__ws_mark(ws);
+    double *work = ew__ws_alloc(ws, m * sizeof(double) + 8);
+    double *tmp = work ? ew__ws_alloc(ws, m * sizeof(double) + 8) : NULL;
+    rc = tmp ? 0 : EW_ENOMEM;
+    for (size_t c = 0; c < t->ncols && rc == 0; c++)
+      if ((rc = ew__qs_reserve(&t->pend[c], m)) == 0) {
+        sort_column(g, c, g->folded, work, tmp);
+        (void)ew__qs_add_sorted(&t->pend[c], work, m, work);
+      }
+    ew__ws_release(ws, mk);
+  }
+  for (size_t c = 0; c < t->ncols && rc == 0; c++) {
+    ew__qsketch_t both = o->qs[c]; /* the levels either merge reaches */
+    both.n += t->pend[c].n;
+    both.top = both.top > t->pend[c].top ? both.top : t->pend[c].top;
+    rc = ew__qs_reserve_merge(&t->qs[c], &both);
+  }
   size_t more = t->nseg + o->nseg;
-  if (more > t->capseg) {
+  if (rc == 0 && more > t->capseg) {
     tseg_t *s = realloc(t->seg, more * sizeof *s);
     if (!s)
-      return EW_ENOMEM;
-    t->seg = s;
-    t->capseg = more;
+      rc = EW_ENOMEM;
+    else
+      t->seg = s, t->capseg = more;
   }
-  for (size_t i = 0; i < o->nseg; i++) { /* room in the segments the merge appends to */
+  for (size_t i = 0; i < o->nseg && rc == 0; i++) { /* room in the segments the merge appends to */
     const tseg_t *g = &o->seg[i];
-    for (size_t k = 0; k < t->nseg; k++)
-      if (t->seg[k].step == g->step && seg_grow(t, &t->seg[k], g->n, g->nseq) != 0)
-        return EW_ENOMEM;
+    for (size_t k = 0; k < t->nseg && rc == 0; k++)
+      if (t->seg[k].step == g->step && ew__tseg_grow(t, &t->seg[k], g->n, g->nseq) != 0)
+        rc = EW_ENOMEM;
   }
-  return 0;
+  if (rc)
+    drop_pending(t);
+  return rc;
 }
 
-/* ---- the saved form (docs/STATE.md, section TOKS) ----
- * u64 keep, u64 steps; per column: n, mean, m2, min, max (f64 bits but n u64); per pair i < j:
- * n, mx, my, c; u64 seqs, u64 nolen; per column: Σ seq means, Σ seq sums; per column the sketch;
- * u64 nseg; per segment: u64 step, n, nseq, nolen, then n f64 per column, nseq u32 (padded to 8
- * bytes). */
-
-static uint64_t seg_saved_len(const tok_t *t, const tseg_t *g) {
-  return 32 + (uint64_t)g->n * 8 * t->ncols + ((uint64_t)g->nseq * 4 + 7) / 8 * 8;
-}
-
-static uint64_t tok_saved_len(const ew__acc_t *a) {
-  const tok_t *t = CT(a);
-  uint64_t c = t->ncols, b = 16 + c * 40 + c * (c - 1) / 2 * 32 + 16 + c * 16 + 8;
-  for (size_t i = 0; i < t->ncols; i++)
-    b += ew__qs_saved_len(&t->qs[i]);
-  for (size_t i = 0; i < t->nseg; i++)
-    b += seg_saved_len(t, &t->seg[i]);
-  return b;
-}
-
-static void tok_save(const ew__acc_t *a, ew__wr_t *w) {
-  const tok_t *t = CT(a);
-  const ew__tall_t *s = &t->all;
-  ew__put_u64(w, t->keep);
-  ew__put_u64(w, s->steps);
-  for (size_t c = 0; c < t->ncols; c++) {
-    ew__put_u64(w, s->sum[c].n);
-    ew__put_f64(w, s->sum[c].mean);
-    ew__put_f64(w, s->sum[c].m2);
-    ew__put_f64(w, s->sum[c].min);
-    ew__put_f64(w, s->sum[c].max);
-  }
-  for (size_t i = 0; i < t->ncols; i++)
-    for (size_t j = i + 1; j < t->ncols; j++) {
-      const ew__tco_t *p = &s->co[i][j];
-      ew__put_u64(w, p->n);
-      ew__put_f64(w, p->mx);
-      ew__put_f64(w, p->my);
-      ew__put_f64(w, p->c);
-    }
-  ew__put_u64(w, s->seqs);
-  ew__put_u64(w, s->nolen);
-  for (size_t c = 0; c < t->ncols; c++) {
-    ew__put_f64(w, s->seq_mean_sum[c]);
-    ew__put_f64(w, s->seq_sum_sum[c]);
-  }
-  for (size_t c = 0; c < t->ncols; c++)
-    ew__qs_save(&t->qs[c], w);
-  ew__put_u64(w, t->nseg);
-  static const unsigned char zero[8];
-  for (size_t i = 0; i < t->nseg; i++) {
-    const tseg_t *g = &t->seg[i];
-    ew__put_u64(w, g->step);
-    ew__put_u64(w, g->n);
-    ew__put_u64(w, g->nseq);
-    ew__put_u64(w, g->nolen);
-    for (size_t c = 0; c < t->ncols; c++)
-      if (g->n)
-        ew__put(w, g->x[c], g->n * sizeof(double));
-    if (g->nseq)
-      ew__put(w, g->len, g->nseq * sizeof(uint32_t));
-    ew__put(w, zero, (size_t)((8 - (g->nseq * 4) % 8) % 8));
-  }
-}
-
-static void tok_load(ew__acc_t *a, ew__rd_t *r, uint64_t len) {
-  tok_t *t = T(a);
-  ew__tall_t *s = &t->all;
-  uint64_t keep = ew__get_u64(r);
-  s->steps = ew__get_u64(r);
-  if (!r->err && (keep == 0 || keep > 65536)) {
-    ew__rd_failf(r, "section TOKS keeps %llu steps (1 to 65536)", (unsigned long long)keep);
-    return;
-  }
-  t->keep = (uint32_t)keep;
-  for (size_t c = 0; c < t->ncols && !r->err; c++) {
-    s->sum[c].n = ew__get_u64(r);
-    s->sum[c].mean = ew__get_f64(r);
-    s->sum[c].m2 = ew__get_f64(r);
-    s->sum[c].min = ew__get_f64(r);
-    s->sum[c].max = ew__get_f64(r);
-    ew__check_f64s(r, &s->sum[c].mean, 4, DBL_MAX, "TOKS", "a column's sums");
-    if (!r->err && (s->sum[c].n != s->sum[0].n || s->sum[c].m2 < 0 || s->sum[c].n > EW__ROWS_MAX))
-      ew__rd_failf(r, "section TOKS holds column sums that no ingest makes (counts %llu and %llu, "
-                   "M2 %g)", (unsigned long long)s->sum[c].n, (unsigned long long)s->sum[0].n,
-                   s->sum[c].m2);
-  }
-  for (size_t i = 0; i < t->ncols && !r->err; i++)
-    for (size_t j = i + 1; j < t->ncols && !r->err; j++) {
-      ew__tco_t *p = &s->co[i][j];
-      p->n = ew__get_u64(r);
-      p->mx = ew__get_f64(r);
-      p->my = ew__get_f64(r);
-      p->c = ew__get_f64(r);
-      ew__check_f64s(r, &p->mx, 3, DBL_MAX, "TOKS", "a co-moment");
-      if (!r->err && p->n != s->sum[0].n)
-        ew__rd_failf(r, "%s", "section TOKS holds a co-moment of another token count");
-    }
-  s->seqs = ew__get_u64(r);
-  s->nolen = ew__get_u64(r);
-  for (size_t c = 0; c < t->ncols && !r->err; c++) {
-    s->seq_mean_sum[c] = ew__get_f64(r);
-    s->seq_sum_sum[c] = ew__get_f64(r);
-    ew__check_f64s(r, &s->seq_mean_sum[c], 1, DBL_MAX, "TOKS", "a sum of sequence means");
-    ew__check_f64s(r, &s->seq_sum_sum[c], 1, DBL_MAX, "TOKS", "a sum of sequence sums");
-  }
-  for (size_t c = 0; c < t->ncols && !r->err; c++) {
-    ew__qs_load(&t->qs[c], r, "TOKS");
-    if (!r->err && t->qs[c].n != s->sum[0].n)
-      ew__rd_failf(r, "section TOKS holds a quantile sketch of %llu tokens for %llu counted",
-                   (unsigned long long)t->qs[c].n, (unsigned long long)s->sum[0].n);
-  }
-  uint64_t nseg = ew__get_u64(r);
-  if (!r->err && (nseg > keep || nseg > len / 32)) {
-    ew__rd_failf(r, "section TOKS holds %llu steps in a window that keeps %llu",
-                 (unsigned long long)nseg, (unsigned long long)keep);
-    return;
-  }
-  uint64_t used = 16 + t->ncols * 40 + t->ncols * (t->ncols - 1) / 2 * 32 + 16 + t->ncols * 16 + 8;
-  for (size_t c = 0; c < t->ncols; c++)
-    used += ew__qs_saved_len(&t->qs[c]);
-  if (!r->err && !(t->seg = calloc(nseg ? nseg : 1, sizeof *t->seg))) {
-    r->err = EW_ENOMEM;
-    return;
-  }
-  t->capseg = nseg ? nseg : 1;
-  for (uint64_t i = 0; i < nseg && !r->err; i++) {
-    tseg_t *g = &t->seg[i];
-    g->step = ew__get_u64(r);
-    uint64_t n = ew__get_u64(r), nseq = ew__get_u64(r);
-    g->nolen = ew__get_u64(r);
-    if (r->err)
-      return;
-    uint64_t need = 32 + n * 8 * t->ncols + (nseq * 4 + 7) / 8 * 8;
-    if (n > EW__ROWS_MAX || nseq > EW__ROWS_MAX || used + need > len ||
-        (i > 0 && g->step <= t->seg[i - 1].step) || g->nolen > n) {
-      ew__rd_failf(r, "section TOKS's step %llu does not fit the section or its order",
-                   (unsigned long long)i);
-      return;
-    }
-    used += need;
-    t->nseg = (size_t)i + 1;
-    if (seg_grow(t, g, (size_t)n, (size_t)nseq) != 0) {
-      r->err = EW_ENOMEM;
-      return;
-    }
-    for (size_t c = 0; c < t->ncols && !r->err; c++) {
-      if (n)
-        ew__get(r, g->x[c], (size_t)n * sizeof(double));
-      ew__check_f64s(r, g->x[c], (size_t)n, DBL_MAX, "TOKS", "a token");
-    }
-    if (nseq)
-      ew__get(r, g->len, (size_t)nseq * sizeof(uint32_t));
-    unsigned char pad[8];
-    ew__get(r, pad, (size_t)((8 - (nseq * 4) % 8) % 8));
-    g->n = (size_t)n;
-    g->nseq = (size_t)nseq;
-    uint64_t sum = 0;
-    for (size_t k = 0; k < g->nseq; k++)
-      sum += g->len[k];
-    if (!r->err && sum + g->nolen != g->n)
-      ew__rd_failf(r, "section TOKS's step %llu has sequences of %llu tokens and %llu without, "
-                   "for %llu tokens", (unsigned long long)g->step, (unsigned long long)sum,
-                   (unsigned long long)g->nolen, (unsigned long long)g->n);
-  }
-  if (!r->err && used != len)
-    ew__rd_failf(r, "%s", "section TOKS has the wrong length for what it holds");
-}
+/* ---- the interface ---- */
 
 static const ew__acc_ops_t tokens_ops = {
     .name = "tokens",
@@ -483,9 +557,9 @@ static const ew__acc_ops_t tokens_ops = {
     .clear = tok_clear,
     .bytes = tok_bytes,
     .merge = tok_merge,
-    .saved_len = tok_saved_len,
-    .save = tok_save,
-    .load = tok_load,
+    .saved_len = ew__tok_saved_len,
+    .save = ew__tok_save,
+    .load = ew__tok_load,
 };
 
 ew__acc_t *ew__acc_tokens_new(size_t ncols) {
@@ -495,8 +569,10 @@ ew__acc_t *ew__acc_tokens_new(size_t ncols) {
   t->base.ops = &tokens_ops;
   t->ncols = ncols;
   t->keep = 1;
-  for (size_t c = 0; c < ncols; c++)
+  for (size_t c = 0; c < ncols; c++) {
     ew__qs_init(&t->qs[c], QS_K);
+    ew__qs_init(&t->pend[c], QS_K);
+  }
   return &t->base;
 }
 

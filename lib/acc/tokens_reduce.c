@@ -6,6 +6,9 @@
 
 #include <math.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* Σ x[i] with Neumaier's compensation. */
 static double csum(const double *x, size_t n) {
@@ -131,6 +134,15 @@ double ew__tok_quantile(double *work, size_t n, double level) {
   return t >= 0.5 ? b - d * (1 - t) : a + d * t; /* numpy's _lerp, both halves */
 }
 
+double ew__tok_quantile_sorted(const double *v, size_t n, double level) {
+  double h = (double)(n - 1) * level;
+  size_t k = (size_t)floor(h);
+  if (k >= n - 1)
+    return v[n - 1];
+  double a = v[k], b = v[k + 1], t = h - (double)k, d = b - a;
+  return t >= 0.5 ? b - d * (1 - t) : a + d * t; /* numpy's _lerp, both halves */
+}
+
 double ew__tok_frac_above(const double *x, size_t n, double t) {
   uint64_t k = 0;
   for (size_t i = 0; i < n; i++)
@@ -234,4 +246,175 @@ void ew__tall_merge(ew__tall_t *a, const ew__tall_t *b, size_t ncols) {
   }
   a->seqs += b->seqs;
   a->nolen += b->nolen;
+}
+
+/* ---- the sums of a batch in one pass over blocks (ingest) ---- */
+
+void ew__tacc_start(ew__tacc_t *a, size_t ncols) {
+  memset(a, 0, sizeof *a);
+  a->ncols = ncols;
+}
+
+/* Σ into a Neumaier pair (s, c). */
+static void nadd(double *s, double *c, double v) {
+  double t = *s + v;
+  *c += fabs(*s) >= fabs(v) ? (*s - t) + v : (v - t) + *s;
+  *s = t;
+}
+
+/* One column's block: Σd, Σd² (d = x − K) and the extremes of x[0, k). SSE2 where the compiler
+ * targets it (every x86-64): four two-lane accumulators each, which the scalar loop's eight lanes
+ * do not get vectorised into (its min and max stayed scalar); the lanes add in the same order
+ * either way, so both give the same bits. */
+static void block_sums(const double *x, size_t k, double K, double *bs, double *bq, double *lo,
+                       double *hi) {
+  size_t i = 0;
+#if defined(__SSE2__)
+  __m128d s0 = _mm_setzero_pd(), s1 = s0, s2 = s0, s3 = s0, q0 = s0, q1 = s0, q2 = s0, q3 = s0;
+  __m128d l0 = _mm_set1_pd(x[0]), l1 = l0, h0 = l0, h1 = l0, kk = _mm_set1_pd(K);
+  for (; i + 8 <= k; i += 8) {
+    __m128d a = _mm_loadu_pd(x + i), b = _mm_loadu_pd(x + i + 2);
+    __m128d c = _mm_loadu_pd(x + i + 4), e = _mm_loadu_pd(x + i + 6);
+    l0 = _mm_min_pd(_mm_min_pd(a, b), l0);
+    l1 = _mm_min_pd(_mm_min_pd(c, e), l1);
+    h0 = _mm_max_pd(_mm_max_pd(a, b), h0);
+    h1 = _mm_max_pd(_mm_max_pd(c, e), h1);
+    a = _mm_sub_pd(a, kk), b = _mm_sub_pd(b, kk), c = _mm_sub_pd(c, kk), e = _mm_sub_pd(e, kk);
+    s0 = _mm_add_pd(s0, a), s1 = _mm_add_pd(s1, b), s2 = _mm_add_pd(s2, c), s3 = _mm_add_pd(s3, e);
+    q0 = _mm_add_pd(q0, _mm_mul_pd(a, a)), q1 = _mm_add_pd(q1, _mm_mul_pd(b, b));
+    q2 = _mm_add_pd(q2, _mm_mul_pd(c, c)), q3 = _mm_add_pd(q3, _mm_mul_pd(e, e));
+  }
+  double S[8], Q[8], L[4], H[4];
+  _mm_storeu_pd(S, s0), _mm_storeu_pd(S + 2, s1), _mm_storeu_pd(S + 4, s2), _mm_storeu_pd(S + 6, s3);
+  _mm_storeu_pd(Q, q0), _mm_storeu_pd(Q + 2, q1), _mm_storeu_pd(Q + 4, q2), _mm_storeu_pd(Q + 6, q3);
+  _mm_storeu_pd(L, l0), _mm_storeu_pd(L + 2, l1), _mm_storeu_pd(H, h0), _mm_storeu_pd(H + 2, h1);
+#else
+  double S[8] = {0}, Q[8] = {0}, L[4], H[4];
+  for (int j = 0; j < 4; j++)
+    L[j] = H[j] = x[0];
+  for (; i + 8 <= k; i += 8)
+    for (int j = 0; j < 8; j++) {
+      double d = x[i + j] - K;
+      S[j] += d;
+      Q[j] += d * d;
+      L[j % 4] = x[i + j] < L[j % 4] ? x[i + j] : L[j % 4];
+      H[j % 4] = x[i + j] > H[j % 4] ? x[i + j] : H[j % 4];
+    }
+#endif
+  for (; i < k; i++) {
+    double d = x[i] - K;
+    S[0] += d;
+    Q[0] += d * d;
+    L[0] = x[i] < L[0] ? x[i] : L[0];
+    H[0] = x[i] > H[0] ? x[i] : H[0];
+  }
+  double ts = 0, tq = 0;
+  for (int j = 0; j < 8; j++)
+    ts += S[j], tq += Q[j];
+  for (int j = 0; j < 4; j++) {
+    *lo = L[j] < *lo ? L[j] : *lo;
+    *hi = H[j] > *hi ? H[j] : *hi;
+  }
+  *bs = ts;
+  *bq = tq;
+}
+
+/* Σ (x − Kx)(y − Ky) over a block, eight lanes. */
+static double block_co(const double *x, const double *y, size_t k, double Kx, double Ky) {
+  double p[8] = {0};
+  size_t i = 0;
+  for (; i + 8 <= k; i += 8)
+    for (int j = 0; j < 8; j++)
+      p[j] += (x[i + j] - Kx) * (y[i + j] - Ky);
+  for (; i < k; i++)
+    p[0] += (x[i] - Kx) * (y[i] - Ky);
+  double t = 0;
+  for (int j = 0; j < 8; j++)
+    t += p[j];
+  return t;
+}
+
+int ew__tacc_block(ew__tacc_t *a, const double *const *v, size_t k) {
+  if (k == 0)
+    return -1;
+  size_t nc = a->ncols;
+  if (a->n == 0) { /* the shift: the first block's mean, so the sums about it keep their digits */
+    for (size_t c = 0; c < nc; c++) {
+      double s = 0;
+      for (size_t i = 0; i < k; i++)
+        s += v[c][i];
+      a->shift[c] = s / (double)k;
+      a->lo[c] = a->hi[c] = v[c][0];
+    }
+  }
+  for (size_t c = 0; c < nc; c++) {
+    double bs, bq;
+    block_sums(v[c], k, a->shift[c], &bs, &bq, &a->lo[c], &a->hi[c]);
+    if (!isfinite(bs) || !isfinite(bq))
+      return (int)c; /* a NaN or infinity, or a value whose square overflows */
+    nadd(&a->s[c], &a->cs[c], bs);
+    nadd(&a->q[c], &a->cq[c], bq);
+  }
+  for (size_t c = 0; c < nc; c++)
+    for (size_t e = c + 1; e < nc; e++)
+      nadd(&a->p[c][e], &a->cp[c][e], block_co(v[c], v[e], k, a->shift[c], a->shift[e]));
+  a->n += k;
+  return -1;
+}
+
+void ew__tacc_finish(const ew__tacc_t *a, ew__tall_t *out) {
+  memset(out, 0, sizeof *out);
+  if (a->n == 0)
+    return;
+  double n = (double)a->n;
+  double s[EW_COLUMNS_MAX];
+  for (size_t c = 0; c < a->ncols; c++) {
+    s[c] = a->s[c] + a->cs[c];
+    double m2 = (a->q[c] + a->cq[c]) - s[c] * s[c] / n;
+    out->sum[c] = (ew__tsum_t){.n = a->n, .mean = a->shift[c] + s[c] / n, .m2 = m2 > 0 ? m2 : 0,
+                               .min = a->lo[c], .max = a->hi[c]};
+  }
+  for (size_t c = 0; c < a->ncols; c++)
+    for (size_t e = c + 1; e < a->ncols; e++)
+      out->co[c][e] = (ew__tco_t){.n = a->n, .mx = out->sum[c].mean, .my = out->sum[e].mean,
+                                  .c = (a->p[c][e] + a->cp[c][e]) - s[c] * s[e] / n};
+}
+
+size_t ew__tok_gather(const void *col, ew_dtype_t dt, const unsigned char *mask, size_t i0,
+                      size_t i1, double *dst) {
+  size_t k = 0, m = i1 - i0;
+  if (dt == EW_F32) {
+    const float *f = (const float *)col + i0;
+    if (!mask) {
+      for (size_t i = 0; i < m; i++)
+        dst[i] = f[i];
+      return m;
+    }
+    for (size_t i = 0; i < m; i++)
+      if (mask[i0 + i])
+        dst[k++] = f[i];
+    return k;
+  }
+  if (dt == EW_F64) {
+    const double *f = (const double *)col + i0;
+    if (!mask) {
+      memcpy(dst, f, m * sizeof *dst);
+      return m;
+    }
+    for (size_t i = 0; i < m; i++)
+      if (mask[i0 + i])
+        dst[k++] = f[i];
+    return k;
+  }
+  size_t esz = ew_dtype_size(dt);
+  const unsigned char *p = (const unsigned char *)col + esz * i0;
+  if (!mask && ew_convert_f64(p, dt, m, dst) == 0)
+    return m;
+  for (size_t i = 0; i < m; i++) /* masked, or a value that is not finite: one at a time */
+    if (!mask || mask[i0 + i]) {
+      if (ew_convert_f64(p + esz * i, dt, 1, dst + k) != 0)
+        dst[k] = NAN;
+      k++;
+    }
+  return k;
 }

@@ -103,6 +103,39 @@ int ew__qs_add(ew__qsketch_t *q, const double *x, size_t n) {
   return rc;
 }
 
+/* Puts x at level h, compacting it (and what carries) when it fills. */
+static int put(ew__qsketch_t *q, int h, double x) {
+  q->buf[h][q->len[h]++] = x;
+  if (h > q->top)
+    q->top = h;
+  return q->len[h] >= q->k ? settle(q, h) : 0;
+}
+
+int ew__qs_add_sorted(ew__qsketch_t *q, const double *v, size_t n, double *tmp) {
+  const double *run = v;
+  size_t m = n;
+  int h = 0, rc = 0;
+  /* a sorted run of k or more values at level h is compacted as a full level is (its smallest
+   * staying when the count is odd), without being copied into the level first: every
+   * compaction moves a rank by at most 2^h, as settle's do */
+  while (m >= q->k && h < EW__QS_LEVELS - 1 && rc == 0) {
+    size_t keep = m & 1, pairs = m / 2, off = q->flip[h] ? 1 : 0;
+    if (keep)
+      rc = put(q, h, run[0]);
+    for (size_t i = 0; i < pairs; i++)
+      tmp[i] = run[keep + 2 * i + off]; /* forward: tmp may be v itself */
+    q->flip[h] = !q->flip[h];
+    q->err += ldexp(1.0, h);
+    run = tmp;
+    m = pairs;
+    h++;
+  }
+  for (size_t i = 0; i < m && rc == 0; i++)
+    rc = put(q, h, run[i]);
+  q->n += n;
+  return rc;
+}
+
 int ew__qs_merge(ew__qsketch_t *q, const ew__qsketch_t *o) {
   for (int h = 0; h <= o->top && h < EW__QS_LEVELS; h++) {
     for (size_t i = 0; i < o->len[h]; i++) {

@@ -44,14 +44,8 @@ static int need_lengths(mctx_t *cx) {
                     "this view came without 'lengths'", cx->row_name, (unsigned long long)nolen);
 }
 
-/* The sums of column c over the view. */
-static ew__tsum_t sums_of(const mctx_t *cx, int c) {
-  ew__tsum_t s;
-  if (cx->src == EW_SOURCE_ALL)
-    return cx->tv.all->sum[c];
-  ew__tsum_of(cx->tv.x[c], cx->tv.n, &s);
-  return s;
-}
+/* The sums of column c over the view (kept by step: no pass over the tokens). */
+static ew__tsum_t sums_of(const mctx_t *cx, int c) { return cx->tv.sums->sum[c]; }
 
 /* Column c's mergeable sum `what` (0 mean, 1 std, 2 min, 3 max, 4 count). */
 static int column_stat(mctx_t *cx, int what) {
@@ -91,16 +85,6 @@ static int seq_stat(mctx_t *cx, int what) {
 int ew__m_seq_mean(mctx_t *cx) { return seq_stat(cx, 0); }
 int ew__m_seq_sum_mean(mctx_t *cx) { return seq_stat(cx, 1); }
 
-/* A copy of column c's tokens in the workspace (selections reorder what they read). */
-static double *work_copy(mctx_t *cx, int c) {
-  double *w = ew__ws_alloc(cx->ws, cx->tv.n * sizeof(double) + 8);
-  if (w)
-    memcpy(w, cx->tv.x[c], cx->tv.n * sizeof(double));
-  else
-    ew__m_fail(cx, EW_ENOMEM, "%s", ew_strerror(EW_ENOMEM));
-  return w;
-}
-
 int ew__m_quantile(mctx_t *cx) {
   int c = column_of(cx, cx->s[0], "column");
   if (c < 0 || need_tokens(cx))
@@ -114,8 +98,11 @@ int ew__m_quantile(mctx_t *cx) {
     cx->out->error = err;
     return ew__m_scalar(cx, v);
   }
-  double *w = work_copy(cx, c);
-  return w ? ew__m_scalar(cx, ew__tok_quantile(w, cx->tv.n, cx->p[1])) : cx->out->code;
+  const double *v; /* the column sorted: the newest step keeps it, so each level is a lookup */
+  int rc = ew__view_kind_sorted(&cx->tv, (size_t)c, cx->ws, &v);
+  if (rc)
+    return ew__m_fail(cx, rc, "%s", ew_strerror(rc));
+  return ew__m_scalar(cx, ew__tok_quantile_sorted(v, cx->tv.n, cx->p[1]));
 }
 
 int ew__m_frac_above(mctx_t *cx) {
@@ -158,11 +145,7 @@ static int pair_of(mctx_t *cx, int *x, int *y) {
 /* The co-moment of columns x and y over the view. */
 static ew__tco_t co_of(const mctx_t *cx, int x, int y) {
   ew__tco_t t;
-  if (cx->src != EW_SOURCE_ALL) {
-    ew__tco_of(cx->tv.x[x], cx->tv.x[y], cx->tv.n, &t);
-    return t;
-  }
-  const ew__tall_t *a = cx->tv.all;
+  const ew__tall_t *a = cx->tv.sums;
   if (x == y)
     return (ew__tco_t){a->sum[x].n, a->sum[x].mean, a->sum[x].mean, a->sum[x].m2};
   t = a->co[x < y ? x : y][x < y ? y : x];

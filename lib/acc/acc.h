@@ -198,14 +198,16 @@ typedef struct {
 } ew__tbatch_t;
 
 /* What a tokens metric reads. Source step or window: the counted tokens of the newest step or of
- * every step the window keeps, n per column, contiguous (x), and their sequences (len, nseq;
+ * every step the window keeps, n per column, contiguous (x, or xf for one step's f32 column:
+ * ew__acc_tokens_column reads either as f64), and their sequences (len, nseq;
  * nolen tokens came without lengths); all: the sketches (qs; x NULL). sums: the view's mergeable
  * sums either way (own holds a step or window's). acc and src: what ew__acc_tokens_sorted
  * reads. */
 typedef struct {
   size_t ncols;
   uint64_t n;
-  const double *x[EW_COLUMNS_MAX];
+  const double *x[EW_COLUMNS_MAX];  /* NULL for a column read as f32 (xf) until widened */
+  const float *xf[EW_COLUMNS_MAX];  /* one step's column held as f32 */
   const uint32_t *len;
   size_t nseq;
   uint64_t nolen;
@@ -240,9 +242,13 @@ int ew__acc_tokens_merge_ready(ew__acc_t *a, const ew__acc_t *o);
 int ew__acc_tokens_settle(ew__acc_t *a, ew__ws_t *ws);
 /* True when the sketches hold every token. */
 bool ew__acc_tokens_settled(const ew__acc_t *a);
-/* Column c of the step or window view v in ascending order: the newest step's kept copy (built
- * now if it is not there), or a sorted copy in ws. 0 or EW_ENOMEM. */
-int ew__acc_tokens_sorted(ew__tview_t *v, size_t c, ew__ws_t *ws, const double **out);
+/* Column c of the step or window view v as f64 (an f32 column widened into ws once). 0 or
+ * EW_ENOMEM. */
+int ew__acc_tokens_column(ew__tview_t *v, size_t c, ew__ws_t *ws, const double **out);
+/* numpy's `linear` quantile at level of column c of the step or window view v, from the column
+ * sorted: the newest step's kept copy (built now if it is not there and the byte bound leaves
+ * room), else a sorted copy in ws. 0 or EW_ENOMEM. */
+int ew__acc_tokens_quantile(ew__tview_t *v, size_t c, double level, ew__ws_t *ws, double *out);
 
 /* ---- acc/stats_acc.c: the stats kind (a stats stream's one accumulator, role ALL) ----
  * Cells reduced over ranks and batches by the stream's rule (ew_reduce_t): the newest `keep`

@@ -40,8 +40,8 @@ void ew__tco_merge(ew__tco_t *a, const ew__tco_t *b);
  * level and the sorted values v, v[⌊h⌋] + (h − ⌊h⌋)(v[⌊h⌋+1] − v[⌊h⌋]). work is reordered (an
  * expected O(n) selection, no sort). */
 double ew__tok_quantile(double *work, size_t n, double level);
-/* The same quantile of v[0, n) sorted ascending, n ≥ 1: a lookup. */
-double ew__tok_quantile_sorted(const double *v, size_t n, double level);
+/* The same quantile of v[0, n) sorted ascending, n ≥ 1: a lookup (of floats: f32, else f64). */
+double ew__tok_quantile_sorted(const double *v, const float *f, size_t n, double level);
 /* The share of x[0, n) strictly above t (0 when n == 0). */
 double ew__tok_frac_above(const double *x, size_t n, double t);
 /* counts[0, bins) of x[0, n) on [lo, hi) in equal bins; below lo counts in the first bin, at or
@@ -133,6 +133,8 @@ int ew__qs_add(ew__qsketch_t *q, const double *x, size_t n);
  * level where fewer than k remain — O(n), no sort. tmp holds n/2 doubles, or is v itself (v is
  * then overwritten). The levels must be reserved (ew__qs_reserve(q, n)): then it cannot fail. */
 int ew__qs_add_sorted(ew__qsketch_t *q, const double *v, size_t n, double *tmp);
+/* The same for sorted floats (tmp n/2 doubles, distinct from v). */
+int ew__qs_add_sorted_f32(ew__qsketch_t *q, const float *v, size_t n, double *tmp);
 /* q ← q ⊕ o (the same k): what either summarised, err the sum of both plus the compactions the
  * merge makes. 0 or EW_ENOMEM. */
 int ew__qs_merge(ew__qsketch_t *q, const ew__qsketch_t *o);
@@ -148,6 +150,9 @@ uint64_t ew__qs_saved_len(const ew__qsketch_t *q);
 void ew__qs_save(const ew__qsketch_t *q, ew__wr_t *w);
 void ew__qs_load(ew__qsketch_t *q, ew__rd_t *r, const char *sec);
 
+/* The same into floats, for a column sent as f32, f16 or bf16 (exact in f32): returns how many. */
+size_t ew__tok_gather_f32(const void *col, ew_dtype_t dt, const unsigned char *mask, size_t i0,
+                          size_t i1, float *dst);
 /* The counted tokens among i0 ≤ i < i1 of a column as sent (values of dtype dt; mask: 1 = counted,
  * NULL: all), in order, in f64 into dst (room for i1 − i0): returns how many. A value that is not
  * finite comes as it is (f32, f64) or as NaN (f16, bf16). */
@@ -158,8 +163,9 @@ size_t ew__tok_gather(const void *col, ew_dtype_t dt, const unsigned char *mask,
  * x[0, n) (finite) in ascending order: a radix sort on the values' bits, tmp n doubles of scratch;
  * O(n), four passes over values that came as f32. */
 void ew__tok_sort(double *x, size_t n, double *tmp);
-/* The same without scratch (a quicksort with a heapsort past its depth): where nothing may be
- * allocated. */
+/* v[0, n) (finite f32) sorted ascending into out (n floats); tmp n doubles of scratch. */
+void ew__tok_sort_f32(const float *v, size_t n, float *out, double *tmp);
+/* x[0, n) sorted in place without scratch (a quicksort with a heapsort past its depth). */
 void ew__tok_sort_inplace(double *x, size_t n);
 
 #endif /* EW_TOKENS_H */

@@ -134,12 +134,12 @@ double ew__tok_quantile(double *work, size_t n, double level) {
   return t >= 0.5 ? b - d * (1 - t) : a + d * t; /* numpy's _lerp, both halves */
 }
 
-double ew__tok_quantile_sorted(const double *v, size_t n, double level) {
+double ew__tok_quantile_sorted(const double *v, const float *f, size_t n, double level) {
   double h = (double)(n - 1) * level;
   size_t k = (size_t)floor(h);
   if (k >= n - 1)
-    return v[n - 1];
-  double a = v[k], b = v[k + 1], t = h - (double)k, d = b - a;
+    return f ? f[n - 1] : v[n - 1];
+  double a = f ? f[k] : v[k], b = f ? f[k + 1] : v[k + 1], t = h - (double)k, d = b - a;
   return t >= 0.5 ? b - d * (1 - t) : a + d * t; /* numpy's _lerp, both halves */
 }
 
@@ -416,5 +416,29 @@ size_t ew__tok_gather(const void *col, ew_dtype_t dt, const unsigned char *mask,
         dst[k] = NAN;
       k++;
     }
+  return k;
+}
+
+size_t ew__tok_gather_f32(const void *col, ew_dtype_t dt, const unsigned char *mask, size_t i0,
+                          size_t i1, float *dst) {
+  size_t k = 0, m = i1 - i0;
+  if (dt == EW_F32) {
+    const float *f = (const float *)col + i0;
+    if (!mask) {
+      memcpy(dst, f, m * sizeof *dst);
+      return m;
+    }
+    for (size_t i = 0; i < m; i++)
+      if (mask[i0 + i])
+        dst[k++] = f[i];
+    return k;
+  }
+  enum { BLK = 256 };
+  double v[BLK];
+  for (size_t at = i0; at < i1; at += BLK) { /* f16, bf16: through f64, exactly */
+    size_t e = at + BLK < i1 ? at + BLK : i1, got = ew__tok_gather(col, dt, mask, at, e, v);
+    for (size_t i = 0; i < got; i++)
+      dst[k++] = (float)v[i];
+  }
   return k;
 }

@@ -108,9 +108,14 @@ void ew__tok_save(const ew__acc_t *a, ew__wr_t *w) {
     ew__put_u64(w, g->nolen);
     ew__put_u64(w, g->folded);
     put_sums(w, &g->sums, t->ncols);
-    for (size_t c = 0; c < t->ncols; c++)
-      if (g->n)
-        ew__put(w, g->x[c], g->n * sizeof(double));
+    for (size_t c = 0; c < t->ncols; c++) { /* f64 whatever the column is held as */
+      double buf[256];
+      for (size_t at = 0; at < g->n; at += 256) {
+        size_t m = g->n - at < 256 ? g->n - at : 256;
+        ew__tseg_read(g, c, at, m, buf);
+        ew__put(w, buf, m * sizeof(double));
+      }
+    }
     if (g->nseq)
       ew__put(w, g->len, g->nseq * sizeof(uint32_t));
     ew__put(w, zero, (size_t)((8 - (g->nseq * 4) % 8) % 8));
@@ -140,14 +145,16 @@ static void load_seg(tok_t *t, tseg_t *g, uint64_t i, ew__rd_t *r, uint64_t len,
                  (unsigned long long)n);
   if (r->err)
     return;
-  if (ew__tseg_grow(t, g, (size_t)n, (size_t)nseq) != 0) {
+  static const unsigned wide[EW_COLUMNS_MAX] = {8, 8, 8, 8, 8, 8, 8, 8};
+  if (ew__tseg_grow(t, g, (size_t)n, (size_t)nseq, wide) != 0) {
     r->err = EW_ENOMEM;
     return;
   }
   for (size_t c = 0; c < t->ncols && !r->err; c++) {
+    double *x = (double *)(void *)g->x[c];
     if (n)
-      ew__get(r, g->x[c], (size_t)n * sizeof(double));
-    ew__check_f64s(r, g->x[c], (size_t)n, DBL_MAX, "TOKS", "a token");
+      ew__get(r, x, (size_t)n * sizeof(double));
+    ew__check_f64s(r, x, (size_t)n, 0x1p500, "TOKS", "a token");
   }
   if (nseq)
     ew__get(r, g->len, (size_t)nseq * sizeof(uint32_t));

@@ -111,19 +111,17 @@ static int put(ew__qsketch_t *q, int h, double x) {
   return q->len[h] >= q->k ? settle(q, h) : 0;
 }
 
-int ew__qs_add_sorted(ew__qsketch_t *q, const double *v, size_t n, double *tmp) {
-  const double *run = v;
-  size_t m = n;
-  int h = 0, rc = 0;
-  /* a sorted run of k or more values at level h is compacted as a full level is (its smallest
-   * staying when the count is odd), without being copied into the level first: every
-   * compaction moves a rank by at most 2^h, as settle's do */
+/* Adds the sorted run[0, m) at level h: compacted while it holds k or more, as a full level is
+ * (its smallest staying when the count is odd), without being copied into the level first — every
+ * compaction moves a rank by at most 2^h, as settle's do. tmp: m/2 doubles, or run itself. */
+static int add_run(ew__qsketch_t *q, const double *run, size_t m, int h, double *tmp) {
+  int rc = 0;
   while (m >= q->k && h < EW__QS_LEVELS - 1 && rc == 0) {
     size_t keep = m & 1, pairs = m / 2, off = q->flip[h] ? 1 : 0;
     if (keep)
       rc = put(q, h, run[0]);
     for (size_t i = 0; i < pairs; i++)
-      tmp[i] = run[keep + 2 * i + off]; /* forward: tmp may be v itself */
+      tmp[i] = run[keep + 2 * i + off]; /* forward: tmp may be run itself */
     q->flip[h] = !q->flip[h];
     q->err += ldexp(1.0, h);
     run = tmp;
@@ -132,6 +130,31 @@ int ew__qs_add_sorted(ew__qsketch_t *q, const double *v, size_t n, double *tmp) 
   }
   for (size_t i = 0; i < m && rc == 0; i++)
     rc = put(q, h, run[i]);
+  return rc;
+}
+
+int ew__qs_add_sorted(ew__qsketch_t *q, const double *v, size_t n, double *tmp) {
+  int rc = add_run(q, v, n, 0, tmp);
+  q->n += n;
+  return rc;
+}
+
+int ew__qs_add_sorted_f32(ew__qsketch_t *q, const float *v, size_t n, double *tmp) {
+  int rc = 0;
+  if (n < q->k) {
+    for (size_t i = 0; i < n && rc == 0; i++)
+      rc = put(q, 0, v[i]);
+  } else { /* the first compaction reads the floats; the rest is add_run's */
+    size_t keep = n & 1, pairs = n / 2, off = q->flip[0] ? 1 : 0;
+    if (keep)
+      rc = put(q, 0, v[0]);
+    for (size_t i = 0; i < pairs; i++)
+      tmp[i] = v[keep + 2 * i + off];
+    q->flip[0] = !q->flip[0];
+    q->err += 1;
+    if (rc == 0)
+      rc = add_run(q, tmp, pairs, 1, tmp);
+  }
   q->n += n;
   return rc;
 }

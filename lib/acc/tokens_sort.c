@@ -60,7 +60,7 @@ static bool offsets(uint32_t *c, size_t n, uint32_t first) {
 
 /* Values that are all exactly f32 (tokens sent as f32, f16 or bf16): 32-bit keys, a and b n each,
  * four digits. */
-static void sort32(double *x, size_t n, uint32_t *a, uint32_t *b) {
+static void sort32(double *x, float *xf, size_t n, uint32_t *a, uint32_t *b) {
   uint32_t count[4][BUCKETS] = {{0}};
   for (size_t i = 0; i < n; i++)
     for (int d = 0; d < 4; d++)
@@ -75,8 +75,20 @@ static void sort32(double *x, size_t n, uint32_t *a, uint32_t *b) {
     a = b;
     b = t;
   }
+  if (xf)
+    for (size_t i = 0; i < n; i++)
+      xf[i] = value32_of(a[i]);
+  else
+    for (size_t i = 0; i < n; i++)
+      x[i] = value32_of(a[i]);
+}
+
+void ew__tok_sort_f32(const float *v, size_t n, float *out, double *tmp) {
+  uint32_t *a = (uint32_t *)(void *)tmp;
   for (size_t i = 0; i < n; i++)
-    x[i] = value32_of(a[i]);
+    a[i] = key32_of(v[i]);
+  if (n)
+    sort32(NULL, out, n, a, a + n);
 }
 
 void ew__tok_sort(double *x, size_t n, double *tmp) {
@@ -91,7 +103,7 @@ void ew__tok_sort(double *x, size_t n, double *tmp) {
     a32[i] = key32_of(f);
   }
   if (i == n) {
-    sort32(x, n, a32, a32 + n);
+    sort32(x, NULL, n, a32, a32 + n);
     return;
   }
   uint32_t count[8][BUCKETS] = {{0}}; /* 8 KiB */

@@ -44,6 +44,15 @@ static int need_lengths(mctx_t *cx) {
                     "this view came without 'lengths'", cx->row_name, (unsigned long long)nolen);
 }
 
+/* Column c of the view as f64, or NULL with the answer set. */
+static const double *col_x(mctx_t *cx, int c) {
+  const double *x = NULL;
+  int rc = ew__view_kind_column(&cx->tv, (size_t)c, cx->ws, &x);
+  if (rc)
+    ew__m_fail(cx, rc, "%s", ew_strerror(rc));
+  return x;
+}
+
 /* The sums of column c over the view (kept by step: no pass over the tokens). */
 static ew__tsum_t sums_of(const mctx_t *cx, int c) { return cx->tv.sums->sum[c]; }
 
@@ -75,7 +84,10 @@ static int seq_stat(mctx_t *cx, int what) {
     mean = seqs ? cx->tv.all->seq_mean_sum[c] / (double)seqs : 0;
     sum = seqs ? cx->tv.all->seq_sum_sum[c] / (double)seqs : 0;
   } else {
-    seqs = ew__tok_seq_means(cx->tv.x[c], cx->tv.len, cx->tv.nseq, &mean, &sum);
+    const double *x = col_x(cx, c);
+    if (!x)
+      return cx->out->code;
+    seqs = ew__tok_seq_means(x, cx->tv.len, cx->tv.nseq, &mean, &sum);
   }
   if (!seqs)
     return ew__m_fail(cx, EW_EDEGENERATE, "no sequence of this view has a counted token");
@@ -98,23 +110,27 @@ int ew__m_quantile(mctx_t *cx) {
     cx->out->error = err;
     return ew__m_scalar(cx, v);
   }
-  const double *v; /* the column sorted: the newest step keeps it, so each level is a lookup */
-  int rc = ew__view_kind_sorted(&cx->tv, (size_t)c, cx->ws, &v);
+  double v; /* from the column sorted: the newest step keeps it, so each level is a lookup */
+  int rc = ew__view_kind_quantile(&cx->tv, (size_t)c, cx->p[1], cx->ws, &v);
   if (rc)
     return ew__m_fail(cx, rc, "%s", ew_strerror(rc));
-  return ew__m_scalar(cx, ew__tok_quantile_sorted(v, cx->tv.n, cx->p[1]));
+  return ew__m_scalar(cx, v);
 }
 
 int ew__m_frac_above(mctx_t *cx) {
   int c = column_of(cx, cx->s[0], "column");
   if (c < 0 || need_tokens(cx))
     return cx->out->code;
-  return ew__m_scalar(cx, ew__tok_frac_above(cx->tv.x[c], cx->tv.n, cx->p[1]));
+  const double *x = col_x(cx, c);
+  return x ? ew__m_scalar(cx, ew__tok_frac_above(x, cx->tv.n, cx->p[1])) : cx->out->code;
 }
 
 int ew__m_histogram(mctx_t *cx) {
   int c = column_of(cx, cx->s[0], "column");
   if (c < 0 || need_tokens(cx))
+    return cx->out->code;
+  const double *x = col_x(cx, c);
+  if (!x)
     return cx->out->code;
   size_t bins = (size_t)cx->p[1];
   double lo = cx->p[2], hi = cx->p[3];
@@ -126,7 +142,7 @@ int ew__m_histogram(mctx_t *cx) {
     free(out);
     return ew__m_fail(cx, EW_ENOMEM, "%s", ew_strerror(EW_ENOMEM));
   }
-  ew__tok_histogram(cx->tv.x[c], cx->tv.n, lo, hi, bins, k);
+  ew__tok_histogram(x, cx->tv.n, lo, hi, bins, k);
   for (size_t i = 0; i < bins; i++)
     out[i] = (double)k[i];
   cx->out->kind = EW_VALUE_LIST;
@@ -180,8 +196,11 @@ int ew__m_cov_band_frac(mctx_t *cx) {
   if (pair_of(cx, &x, &y))
     return cx->out->code;
   ew__tco_t t = co_of(cx, x, y);
-  return ew__m_scalar(cx, ew__tok_cov_band_frac(cx->tv.x[x], cx->tv.x[y], cx->tv.n, t.mx, t.my,
-                                                cx->p[2], cx->p[3]));
+  const double *vx = col_x(cx, x), *vy = vx ? col_x(cx, y) : NULL;
+  if (!vy)
+    return cx->out->code;
+  return ew__m_scalar(cx, ew__tok_cov_band_frac(vx, vy, cx->tv.n, t.mx, t.my, cx->p[2],
+                                                cx->p[3]));
 }
 
 int ew__m_cov_top(mctx_t *cx) {
@@ -189,11 +208,13 @@ int ew__m_cov_top(mctx_t *cx) {
   if (pair_of(cx, &x, &y))
     return cx->out->code;
   ew__tco_t t = co_of(cx, x, y);
+  const double *vx = col_x(cx, x), *vy = vx ? col_x(cx, y) : NULL;
+  if (!vy)
+    return cx->out->code;
   double *w = ew__ws_alloc(cx->ws, cx->tv.n * sizeof(double) + 8);
   if (!w)
     return ew__m_fail(cx, EW_ENOMEM, "%s", ew_strerror(EW_ENOMEM));
-  return ew__m_scalar(cx, ew__tok_cov_top(cx->tv.x[x], cx->tv.x[y], cx->tv.n, t.mx, t.my,
-                                          cx->p[2], w));
+  return ew__m_scalar(cx, ew__tok_cov_top(vx, vy, cx->tv.n, t.mx, t.my, cx->p[2], w));
 }
 
 int ew__m_window_frac_above(mctx_t *cx) {
@@ -201,7 +222,10 @@ int ew__m_window_frac_above(mctx_t *cx) {
   if (c < 0 || need_tokens(cx) || need_lengths(cx))
     return cx->out->code;
   uint64_t windows = 0;
-  double v = ew__tok_window_frac_above(cx->tv.x[c], cx->tv.len, cx->tv.nseq, (size_t)cx->p[1],
+  const double *x = col_x(cx, c);
+  if (!x)
+    return cx->out->code;
+  double v = ew__tok_window_frac_above(x, cx->tv.len, cx->tv.nseq, (size_t)cx->p[1],
                                        cx->p[2], &windows);
   if (!windows)
     return ew__m_fail(cx, EW_EDEGENERATE, "no sequence of this view has %g counted tokens (a "

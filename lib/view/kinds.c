@@ -13,8 +13,12 @@ int ew__view_kind_open(ew_stream_t *s, ew_source_t src, ew__tview_t *tv, ew__cvi
   return EW_EBADPARAM;
 }
 
-int ew__view_kind_sorted(ew__tview_t *tv, size_t c, ew__ws_t *ws, const double **out) {
-  return ew__acc_tokens_sorted(tv, c, ws, out);
+int ew__view_kind_column(ew__tview_t *tv, size_t c, ew__ws_t *ws, const double **out) {
+  return ew__acc_tokens_column(tv, c, ws, out);
+}
+
+int ew__view_kind_quantile(ew__tview_t *tv, size_t c, double level, ew__ws_t *ws, double *out) {
+  return ew__acc_tokens_quantile(tv, c, level, ws, out);
 }
 
 void ew__view_kind_close(ew_stream_t *s, size_t peak) { ew__stream_ws_used(s, peak); }

@@ -72,8 +72,10 @@ int ew__view_open(ew__view_t *v, ew_stream_t *s, ew_source_t src, int center, ui
  * metric held, as the stream's. */
 int ew__view_kind_open(ew_stream_t *s, ew_source_t src, ew__tview_t *tv, ew__cview_t *cv,
                        ew__ws_t *ws);
-/* Column c of an open tokens view (step or window) in ascending order (ew__acc_tokens_sorted). */
-int ew__view_kind_sorted(ew__tview_t *tv, size_t c, ew__ws_t *ws, const double **out);
+/* Column c of an open tokens view (step or window) as f64 (ew__acc_tokens_column). */
+int ew__view_kind_column(ew__tview_t *tv, size_t c, ew__ws_t *ws, const double **out);
+/* The exact quantile at level of column c of an open tokens view (ew__acc_tokens_quantile). */
+int ew__view_kind_quantile(ew__tview_t *tv, size_t c, double level, ew__ws_t *ws, double *out);
 void ew__view_kind_close(ew_stream_t *s, size_t peak);
 /* Gives back everything the view took from ws (rows it handed out included) and records the most
  * it held as the stream's workspace peak. Safe to call twice. */

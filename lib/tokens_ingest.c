@@ -190,7 +190,7 @@ static int convert_column(const ew_stream_t *s, const ew_tokens_t *b, size_t c, 
 }
 
 /* A value's bits: 1 when it is not finite, 2 when it is finite but too large for the sums of
- * squares (|x| ≥ 2^500, f64 only), else 0. */
+ * squares in any sum a stream keeps (|x| ≥ 2^128, beyond the f32 range: f64 only), else 0. */
 static int bad_bits(const unsigned char *p, ew_dtype_t dt) {
   if (dt == EW_F32) {
     uint32_t u;
@@ -201,7 +201,7 @@ static int bad_bits(const unsigned char *p, ew_dtype_t dt) {
     uint64_t u, e;
     memcpy(&u, p, 8);
     e = (u >> 52) & 0x7ff;
-    return e == 0x7ff ? 1 : e >= 1023 + 500 ? 2 : 0;
+    return e == 0x7ff ? 1 : e >= 1023 + 128 ? 2 : 0;
   }
   uint16_t h;
   memcpy(&h, p, 2);
@@ -225,7 +225,7 @@ static size_t first_bad(const ew_tokens_t *b, size_t c) {
     } else if (dt == EW_F64) {
       const uint64_t *u = (const uint64_t *)(const void *)p;
       for (size_t i = i0; i < i1; i++)
-        bad |= (((u[i] >> 52) & 0x7ff) >= 1023 + 500) & (m ? m[i] != 0 : 1);
+        bad |= (((u[i] >> 52) & 0x7ff) >= 1023 + 128) & (m ? m[i] != 0 : 1);
     } else {
       const uint16_t *u = (const uint16_t *)(const void *)p;
       uint16_t e = dt == EW_F16 ? 0x7c00u : 0x7f80u;
@@ -254,8 +254,8 @@ static int check_tokens(const ew_stream_t *s, const ew_tokens_t *b, char *msg, s
                    "counts; nothing was ingested", name, i);
       return EW_ENONFINITE;
     }
-    ew__fail_msg(msg, cap, "column '%s' has a value of magnitude 2^500 or more at token %zu (too "
-                 "large for its sums of squares); nothing was ingested", name, i);
+    ew__fail_msg(msg, cap, "column '%s' has a value of magnitude 2^128 or more at token %zu (beyond "
+                 "the f32 range, where the stream's sums could overflow); nothing was ingested", name, i);
     return EW_ERANGE;
   }
   return 0;

@@ -29,8 +29,9 @@
   XX(DTYPE, 400, "`dtype` missing (with `data`) or not one of the four")                          \
   XX(NONFINITE, 400, "a NaN or ±Inf in the batch (nothing ingested)")                             \
   XX(RANGE, 400,                                                                                  \
-     "an f64 batch whose largest magnitude is outside [2⁻¹⁰⁰, 3.4e38] and not 0 (nothing "        \
-     "ingested); a `merge` whose union would describe more than 2⁵³ rows")                        \
+     "an f64 batch whose largest magnitude is outside [2⁻¹⁰⁰, 3.4e38] and not 0, an f64 token "   \
+     "of magnitude 2¹²⁸ or more (nothing ingested); a `merge` whose union would describe more "   \
+     "than 2⁵³ rows")                                                                             \
   XX(TOOLARGE, 400,                                                                               \
      "a message over `max_message_bytes`, a declared length or count the cap cannot hold, more "  \
      "than `max_elements` elements; a `history` answer over 500,000 points or "                   \

@@ -180,7 +180,7 @@ bool ew__window_rows_only(const ew__acc_t *a);
 /* A prepared batch of one step's tokens, read where they were sent (the packed buffer the batch
  * owns): per column `sent` values of its dtype, the mask (1 = counted; NULL: every token), the
  * sequences' lengths as sent (u32 little-endian, unaligned); n of the tokens are counted, every
- * one finite and below 2^500 in magnitude (prepare checked). Applying it converts them into the
+ * one finite and below 2^128 in magnitude (prepare checked). Applying it converts them into the
  * step's segment and takes their sums in the same pass. */
 typedef struct {
   size_t n;                        /* counted tokens */
@@ -200,8 +200,8 @@ typedef struct {
 /* What a tokens metric reads. Source step or window: the counted tokens of the newest step or of
  * every step the window keeps, n per column, contiguous (x, or xf for one step's f32 column:
  * ew__acc_tokens_column reads either as f64), and their sequences (len, nseq;
- * nolen tokens came without lengths); all: the sketches (qs; x NULL). sums: the view's mergeable
- * sums either way (own holds a step or window's). acc and src: what ew__acc_tokens_sorted
+ * nolen tokens came without lengths); all: the sketches (qs; x NULL). tall: the view's
+ * mergeable sums either way (own holds a step or window's). acc and src: what ew__acc_tokens_sorted
  * reads. */
 typedef struct {
   size_t ncols;
@@ -211,8 +211,8 @@ typedef struct {
   const uint32_t *len;
   size_t nseq;
   uint64_t nolen;
-  const ew__tall_t *all;  /* source all: the stream's sums (== sums) */
-  const ew__tall_t *sums;
+  const ew__tall_t *all;  /* source all: the stream's sums (== tall) */
+  const ew__tall_t *tall;
   ew__tall_t own;
   const ew__qsketch_t *qs; /* ncols sketches */
   uint64_t steps, first_step, last_step;

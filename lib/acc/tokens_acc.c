@@ -329,7 +329,7 @@ int ew__acc_tokens_view(ew__acc_t *a, ew_source_t src, ew__tview_t *v, ew__ws_t 
     int rc = ew__acc_tokens_settle(a, ws);
     if (rc)
       return rc;
-    v->all = v->sums = &t->all;
+    v->all = v->tall = &t->all;
     v->n = t->all.sum[0].n;
     v->qs = t->qs;
     v->steps = t->all.steps;
@@ -343,7 +343,7 @@ int ew__acc_tokens_view(ew__acc_t *a, ew_source_t src, ew__tview_t *v, ew__ws_t 
     v->nolen += t->seg[i].nolen;
     ew__tall_merge(&v->own, &t->seg[i].sums, t->ncols);
   }
-  v->sums = &v->own;
+  v->tall = &v->own;
   v->n = n;
   v->nseq = nseq;
   v->steps = t->nseg - first;

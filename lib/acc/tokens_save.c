@@ -154,7 +154,7 @@ static void load_seg(tok_t *t, tseg_t *g, uint64_t i, ew__rd_t *r, uint64_t len,
     double *x = (double *)(void *)g->x[c];
     if (n)
       ew__get(r, x, (size_t)n * sizeof(double));
-    ew__check_f64s(r, x, (size_t)n, 0x1p500, "TOKS", "a token");
+    ew__check_f64s(r, x, (size_t)n, 0x1p128, "TOKS", "a token");
   }
   if (nseq)
     ew__get(r, g->len, (size_t)nseq * sizeof(uint32_t));

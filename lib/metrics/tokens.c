@@ -54,7 +54,7 @@ static const double *col_x(mctx_t *cx, int c) {
 }
 
 /* The sums of column c over the view (kept by step: no pass over the tokens). */
-static ew__tsum_t sums_of(const mctx_t *cx, int c) { return cx->tv.sums->sum[c]; }
+static ew__tsum_t sums_of(const mctx_t *cx, int c) { return cx->tv.tall->sum[c]; }
 
 /* Column c's mergeable sum `what` (0 mean, 1 std, 2 min, 3 max, 4 count). */
 static int column_stat(mctx_t *cx, int what) {
@@ -161,7 +161,7 @@ static int pair_of(mctx_t *cx, int *x, int *y) {
 /* The co-moment of columns x and y over the view. */
 static ew__tco_t co_of(const mctx_t *cx, int x, int y) {
   ew__tco_t t;
-  const ew__tall_t *a = cx->tv.sums;
+  const ew__tall_t *a = cx->tv.tall;
   if (x == y)
     return (ew__tco_t){a->sum[x].n, a->sum[x].mean, a->sum[x].mean, a->sum[x].m2};
   t = a->co[x < y ? x : y][x < y ? y : x];

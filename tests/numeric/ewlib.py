@@ -244,6 +244,7 @@ LIB.ew_tokens_pack.argtypes = [C.POINTER(Tokens), C.c_size_t, C.c_void_p]
 LIB.ew_tokens_check.argtypes = [C.c_void_p, C.c_void_p, C.c_size_t, C.c_char_p, C.c_size_t]
 LIB.ew_stream_window_bytes.argtypes = [C.c_void_p]
 LIB.ew_stream_window_bytes.restype = C.c_size_t
+LIB.ew_stream_settle.argtypes = [C.c_void_p]
 
 DT_NUMPY = {"f32": np.float32, "f64": np.float64, "f16": np.float16, "bf16": np.uint16}
 
@@ -301,6 +302,12 @@ class TokenStream(Stream):
 
     def window_bytes(self):
         return LIB.ew_stream_window_bytes(self.h)
+
+    def settle(self):
+        """ew_stream_settle: the window's tokens not yet in the `all` sketches into them."""
+        rc = LIB.ew_stream_settle(self.h)
+        if rc != 0:
+            raise EwError(rc, LIB.ew_err_name(rc).decode(), "settle failed")
 
 
 _WRITE = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_void_p, C.c_size_t)

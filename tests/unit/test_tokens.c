@@ -16,12 +16,22 @@
  *    and as one: each answer's true rank within the error it states (< 1% of n); numpy's
  *    answer exactly before its first compaction; its saved form round-trips bit for bit and
  *    refuses another k, an overfull level, a value that is not finite and weights that do not
- *    add up, each with a sentence. */
+ *    add up, each with a sentence;
+ *  - the radix sort (acc/tokens_sort.c), both key widths, and the in-place sort equal qsort element
+ *    by element on n = 0 … 1e5 (±0, subnormal floats, ±FLT_MAX; ±1e300, −1e-300, denormal
+ *    doubles, duplicates; sorted, reversed, equal, organ-pipe and one-byte patterns);
+ *  - ew__qs_add_sorted: 1e6 values in sorted runs (one; 1000 × 1000; k − 1, k, k + 1 for k 4096
+ *    and 64): n and the weights add up, no level full, the saved form loads, and at 50 levels the
+ *    answer's true rank (from the sorted array) within the stated rank_err·n;
+ *  - KNOWN BUG (tacc_sums_near_the_bound, failing): a batch's sums of values under the 2^500 bound
+ *    against long double — M2 0 and the co-moment −inf where they are finite. */
 #include "tap.h"
 #include "membuf.h"
 #include "acc/tokens.h"
 
+#include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,6 +333,318 @@ static void quantile_sketch_saved_form(void) {
   free(bad.p), free(one.p), free(two.p), free(x);
 }
 
+/* ---- acc/tokens_sort.c against qsort ---- */
+
+/* A value that is exactly an f32: random magnitudes over the whole f32 range, both signs, ±0,
+ * subnormal floats, ±FLT_MAX, ±FLT_TRUE_MIN, small integers (ties). */
+static double f32_value(void) {
+  double u = uniform(), s = uniform() < 0.5 ? -1.0 : 1.0;
+  int pick = (int)(uniform() * 10);
+  switch (pick) {
+  case 0: return s * 0.0;
+  case 1: return (double)(float)(s * ldexp(uniform(), -126 - (int)(uniform() * 23))); /* subnormal */
+  case 2: return s * (double)FLT_MAX;
+  case 3: return s * (double)FLT_TRUE_MIN;
+  case 4: return s * floor(uniform() * 8); /* ties */
+  default: return (double)(float)(s * ldexp(u, (int)(uniform() * 250) - 125));
+  }
+}
+
+/* A value of a column that is not all f32: random doubles of every magnitude, ±1e300, −1e-300,
+ * double denormals, ±0, ±DBL_MAX, and duplicates drawn from a pool of 16. */
+static double f64_value(const double *pool) {
+  double s = uniform() < 0.5 ? -1.0 : 1.0;
+  int pick = (int)(uniform() * 12);
+  switch (pick) {
+  case 0: return 1e300;
+  case 1: return -1e-300;
+  case 2: return s * ldexp(uniform(), -1074 + (int)(uniform() * 50)); /* denormal doubles */
+  case 3: return s * 0.0;
+  case 4: return s * DBL_MAX;
+  case 5: return -1e300;
+  case 6: case 7: return pool[(int)(uniform() * 16)]; /* many duplicates */
+  default: return s * ldexp(uniform(), (int)(uniform() * 2000) - 1000);
+  }
+}
+
+/* Sorts a copy of x[0, n) with ew__tok_sort (tmp: n doubles) and with ew__tok_sort_inplace and
+ * compares both with qsort element by element (−0.0 == 0.0), and the count of −0.0 kept (a sort
+ * permutes: the bits of every value survive). Returns the mismatches. */
+static int sorts_match_qsort(const double *x, size_t n, const char *what) {
+  double *ref = malloc((n + 1) * sizeof *ref), *a = malloc((n + 1) * sizeof *a),
+         *b = malloc((n + 1) * sizeof *b), *tmp = malloc((n + 1) * sizeof *tmp);
+  if (n)
+    memcpy(ref, x, n * sizeof *x), memcpy(a, x, n * sizeof *x), memcpy(b, x, n * sizeof *x);
+  qsort(ref, n, sizeof *ref, cmp);
+  ew__tok_sort(a, n, tmp);
+  ew__tok_sort_inplace(b, n);
+  size_t nz_in = 0, nz_a = 0, nz_b = 0, bad_a = 0, bad_b = 0, first_a = n, first_b = n;
+  for (size_t i = 0; i < n; i++) {
+    nz_in += x[i] == 0 && signbit(x[i]);
+    nz_a += a[i] == 0 && signbit(a[i]);
+    nz_b += b[i] == 0 && signbit(b[i]);
+    if (a[i] != ref[i] && bad_a++ == 0)
+      first_a = i;
+    if (b[i] != ref[i] && bad_b++ == 0)
+      first_b = i;
+  }
+  CHECK(bad_a == 0, "%s n=%zu: ew__tok_sort differs from qsort at %zu places, first [%zu]: %.17g "
+        "vs %.17g", what, n, bad_a, first_a, first_a < n ? a[first_a] : 0, first_a < n ? ref[first_a] : 0);
+  CHECK(bad_b == 0, "%s n=%zu: ew__tok_sort_inplace differs from qsort at %zu places, first [%zu]: "
+        "%.17g vs %.17g", what, n, bad_b, first_b, first_b < n ? b[first_b] : 0,
+        first_b < n ? ref[first_b] : 0);
+  CHECK(nz_a == nz_in && nz_b == nz_in, "%s n=%zu: -0.0 count %zu in, %zu / %zu out", what, n,
+        nz_in, nz_a, nz_b);
+  free(ref), free(a), free(b), free(tmp);
+  return (int)(bad_a + bad_b);
+}
+
+/* ew__tok_sort (both key widths) and ew__tok_sort_inplace equal qsort on n = 0, 1, 2, 3, 100,
+ * 1e5: values all exactly f32 (32-bit keys) and values that are not (64-bit keys: one f64 value
+ * last, after f32 ones, as well as throughout), and the patterns that defeat naive quicksorts
+ * (sorted, reversed, all equal, organ pipe, two values) and skip radix passes (one shared byte). */
+static void tok_sort_equals_qsort(void) {
+  const size_t ns[] = {0, 1, 2, 3, 100, 100000};
+  double pool[16];
+  for (int i = 0; i < 16; i++)
+    pool[i] = (uniform() - 0.5) * 1e10 + 0.1;
+  for (size_t t = 0; t < sizeof ns / sizeof *ns; t++) {
+    size_t n = ns[t];
+    double *x = malloc((n + 1) * sizeof *x);
+    for (int rep = 0; rep < (n < 100 ? 50 : 3); rep++) {
+      for (size_t i = 0; i < n; i++)
+        x[i] = f32_value();
+      sorts_match_qsort(x, n, "f32-exact");
+      for (size_t i = 0; i < n; i++)
+        x[i] = f64_value(pool);
+      sorts_match_qsort(x, n, "not f32-exact");
+      if (n) { /* f32-exact but the last: the sort learns it needs 64-bit keys at the end */
+        for (size_t i = 0; i < n; i++)
+          x[i] = f32_value();
+        x[n - 1] = 0.1;
+        sorts_match_qsort(x, n, "f32-exact but the last");
+      }
+    }
+    for (int f64 = 0; f64 < 2; f64++) {
+      double off = f64 ? 0.1 : 0; /* 0.1 is not an f32: 64-bit keys */
+      for (size_t i = 0; i < n; i++)
+        x[i] = (double)i + off;
+      sorts_match_qsort(x, n, f64 ? "sorted f64" : "sorted f32");
+      for (size_t i = 0; i < n; i++)
+        x[i] = (double)(n - i) - off;
+      sorts_match_qsort(x, n, f64 ? "reversed f64" : "reversed f32");
+      for (size_t i = 0; i < n; i++)
+        x[i] = 3 + off;
+      sorts_match_qsort(x, n, f64 ? "all equal f64" : "all equal f32");
+      for (size_t i = 0; i < n; i++)
+        x[i] = (double)(i < n / 2 ? i : n - i) + off;
+      sorts_match_qsort(x, n, f64 ? "organ pipe f64" : "organ pipe f32");
+      for (size_t i = 0; i < n; i++)
+        x[i] = (uniform() < 0.5 ? -1.0 : 2.0) + off;
+      sorts_match_qsort(x, n, f64 ? "two values f64" : "two values f32");
+      for (size_t i = 0; i < n; i++) /* only the lowest byte differs: 7 of 8 passes skipped */
+        x[i] = f64 ? ldexp(1.0 + ldexp((double)(int)(uniform() * 256), -52), 10)
+                   : ldexp(1.0 + ldexp((double)(int)(uniform() * 256), -23), 10);
+      sorts_match_qsort(x, n, f64 ? "low byte f64" : "low byte f32");
+      for (size_t i = 0; i < n; i++) /* only the sign differs */
+        x[i] = (uniform() < 0.5 ? -1.5 : 1.5) * (f64 ? 1.1 : 1);
+      sorts_match_qsort(x, n, f64 ? "sign only f64" : "sign only f32");
+      for (size_t i = 0; i < n; i++) /* ±0.0 only */
+        x[i] = uniform() < 0.5 ? -0.0 : 0.0;
+      if (f64 && n)
+        x[n / 2] = 5e-324;
+      sorts_match_qsort(x, n, f64 ? "zeros and a denormal" : "zeros");
+    }
+    free(x);
+  }
+}
+
+/* ---- ew__qs_add_sorted: sorted runs compacted straight to their level ---- */
+
+/* Adds src[0, n) in runs: run sizes from `runs` (cycled), each run a contiguous chunk of src,
+ * sorted (src itself sorted: consecutive chunks of the sorted array, each above the last; else
+ * each chunk sorted as a step's is), levels reserved first. tmp_is_v: the run's own copy serves
+ * as tmp (overwritten). */
+static void add_in_runs(ew__qsketch_t *q, const double *src, size_t n, const size_t *runs,
+                        size_t nruns, int tmp_is_v) {
+  double *run = malloc(n * sizeof *run), *tmp = malloc((n / 2 + 1) * sizeof *tmp);
+  size_t at = 0, r = 0;
+  while (at < n) {
+    size_t m = runs[r++ % nruns];
+    m = m < n - at ? m : n - at;
+    memcpy(run, src + at, m * sizeof *run);
+    qsort(run, m, sizeof *run, cmp);
+    CHECK(ew__qs_reserve(q, m) == 0, "reserve");
+    CHECK(ew__qs_add_sorted(q, run, m, tmp_is_v ? run : tmp) == 0, "add_sorted");
+    at += m;
+  }
+  free(run), free(tmp);
+}
+
+/* The sketch's invariants and its answers: n counted, every level below k, the weights Σ
+ * len[h]·2^h adding to n (and the saved form reading back: ew__qs_load checks the same), and at
+ * 50 levels the answer's true rank in sorted[0, n) (an interval: #{< v} .. #{≤ v} − 1) within
+ * rank_err·n of level·(n − 1), the answer one of the values added. */
+static void sketch_answers_within_error(const ew__qsketch_t *q, const double *sorted, size_t n,
+                                        const char *what) {
+  CHECK(q->n == n, "%s: n %llu, want %zu", what, (unsigned long long)q->n, n);
+  double weight = 0;
+  int full = -1;
+  for (int h = 0; h < EW__QS_LEVELS; h++) {
+    weight += ldexp((double)q->len[h], h);
+    if (q->len[h] >= q->k && full < 0)
+      full = h;
+    if (h > q->top)
+      CHECK(q->len[h] == 0, "%s: level %d above top %d holds %zu", what, h, q->top, q->len[h]);
+  }
+  CHECK(weight == (double)n, "%s: weights add to %.17g, want %zu", what, weight, n);
+  CHECK(full < 0, "%s: level %d holds %zu >= k = %zu values", what, full, full < 0 ? 0 : q->len[full], q->k);
+  buf_t b = {0};
+  ew__wr_t w = {.fn = buf_write, .ctx = &b};
+  ew__qs_save(q, &w);
+  char msg[256] = "";
+  ew__qsketch_t back;
+  ew__qs_init(&back, q->k);
+  ew__rd_t r = {.fn = buf_read, .ctx = &b, .msg = msg, .cap = sizeof msg};
+  ew__qs_load(&back, &r, "tTOK");
+  CHECK(r.err == 0 && back.n == n, "%s: the saved form does not load: %s", what, msg);
+  ew__qs_free(&back);
+  free(b.p);
+  int bad = 0;
+  double worst = 0, stated = 0;
+  for (int l = 0; l < 50; l++) {
+    double level = l / 49.0, v = NAN, e = NAN;
+    CHECK(ew__qs_quantile(q, level, &v, &e) == 0, "%s: quantile", what);
+    double want = level * (double)(n - 1);
+    double dist = rank_distance(sorted, n, v, want);
+    size_t lo = 0, hi = n; /* v is one of the values added */
+    while (lo < hi) {
+      size_t mid = (lo + hi) / 2;
+      if (sorted[mid] < v)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    CHECK(lo < n && sorted[lo] == v, "%s: level %g answers %.17g, not a value added", what, level, v);
+    if (!(dist <= e * (double)n * (1 + 1e-12))) {
+      if (bad++ < 5)
+        CHECK(0, "%s: level %g answers %.17g whose rank is %.0f off %.1f; stated %.3g·n = %.1f",
+              what, level, v, dist, want, e, e * (double)n);
+    }
+    worst = dist / (double)n > worst ? dist / (double)n : worst;
+    stated = e > stated ? e : stated;
+  }
+  CHECK(bad == 0, "%s: %d of 50 levels outside their stated error", what, bad);
+  printf("# %s: k = %zu, err %.0f, rank error at most %.2e of n, stated up to %.2e\n", what, q->k,
+         q->err, worst, stated);
+}
+
+/* 1e6 random doubles added as sorted runs: one run of 1e6; 1000 runs of 1000; runs of k − 1, k
+ * and k + 1 (k = 4096, the tokens stream's, and k = 64, compacting at every level many times);
+ * chunks of the sorted array (each run above the last) and of the shuffled one (each run sorted,
+ * as a step is); tmp its own buffer or the run itself. */
+static void qs_add_sorted_within_error(void) {
+  const size_t n = 1000000;
+  double *x = malloc(n * sizeof *x), *sorted = malloc(n * sizeof *sorted);
+  for (size_t i = 0; i < n; i++) /* skewed, signs, ties in a tenth */
+    x[i] = i % 10 == 0 ? floor(uniform() * 20) : -log(uniform() + 1e-300) * (uniform() < 0.3 ? -1 : 3);
+  memcpy(sorted, x, n * sizeof *x);
+  qsort(sorted, n, sizeof *sorted, cmp);
+  const size_t ks[] = {4096, 64};
+  for (int ki = 0; ki < 2; ki++) {
+    size_t k = ks[ki];
+    struct {
+      const char *name;
+      size_t runs[3], nruns;
+    } plans[] = {{"one run of 1e6", {1000000}, 1},
+                 {"1000 runs of 1000", {1000}, 1},
+                 {"runs of k-1", {k - 1}, 1},
+                 {"runs of k", {k}, 1},
+                 {"runs of k+1", {k + 1}, 1},
+                 {"runs of k-1, k, k+1", {k - 1, k, k + 1}, 3}};
+    for (size_t p = 0; p < sizeof plans / sizeof *plans; p++)
+      for (int src_sorted = 0; src_sorted < 2; src_sorted++) {
+        int tmp_is_v = (int)((p + (size_t)src_sorted) & 1);
+        char what[160];
+        snprintf(what, sizeof what, "k=%zu %s of the %s array, tmp %s", k, plans[p].name,
+                 src_sorted ? "sorted" : "shuffled", tmp_is_v ? "= v" : "apart");
+        ew__qsketch_t q;
+        ew__qs_init(&q, k);
+        add_in_runs(&q, src_sorted ? sorted : x, n, plans[p].runs, plans[p].nruns, tmp_is_v);
+        sketch_answers_within_error(&q, sorted, n, what);
+        ew__qs_free(&q);
+      }
+  }
+  /* runs after values added one by one (level 0 partly full when a run arrives), and merged */
+  ew__qsketch_t q, o;
+  ew__qs_init(&q, 64);
+  ew__qs_init(&o, 64);
+  CHECK(ew__qs_add(&q, x, 1000) == 0, "add");
+  const size_t mixed[] = {63, 1, 65, 4000, 7};
+  add_in_runs(&o, x + 1000, n - 1000, mixed, 5, 0);
+  CHECK(ew__qs_reserve_merge(&q, &o) == 0 && ew__qs_merge(&q, &o) == 0, "merge");
+  sketch_answers_within_error(&q, sorted, n, "k=64 1000 added, then runs merged in");
+  ew__qs_free(&q), ew__qs_free(&o);
+  free(x), free(sorted);
+}
+
+/* KNOWN BUG (found by this test; the library is not fixed here — leave the test failing until it
+ * is): prepare refuses only values of magnitude 2^500 or more so that "the sums cannot overflow",
+ * but ew__tacc_finish computes M2 = Σd² − (Σd)²/n with (Σd)² formed first, d = x − (the first
+ * block's mean). A batch whose first block of 512 is −c and whose next ≥ 2048 tokens are +c
+ * (c just under 2^500; c = 1e150 needs ~6.6e3) has |Σd| > 2^512, so (Σd)² = inf: M2 becomes
+ * −inf, clamped to 0 (token_std silently 0), and the co-moment of two such columns −inf (cov
+ * DEGENERATE, and a saved state ew__tok_load refuses). ew__tsum_merge / ew__tco_merge's
+ * d·d·na·nb/n overflows in d·d·na for na ≥ 2^22 tokens near the bound though the result (≤ 2^1023)
+ * is finite. The reference: two passes in long double (its exponent range holds every square). */
+static void tacc_sums_near_the_bound(void) {
+  const double cs[] = {0x1.fffffffffffffp499, 1e150};
+  for (int t = 0; t < 2; t++) {
+    double c = cs[t];
+    size_t n = 512 + (t ? 10000 : 4000);
+    double *x = malloc(n * sizeof *x);
+    for (size_t i = 0; i < n; i++)
+      x[i] = i < 512 ? -c : c;
+    ew__tacc_t acc;
+    ew__tacc_start(&acc, 2);
+    for (size_t i0 = 0; i0 < n; i0 += 512) {
+      size_t k = n - i0 < 512 ? n - i0 : 512;
+      const double *v[2] = {x + i0, x + i0};
+      CHECK(ew__tacc_block(&acc, v, k) == -1, "block at %zu refused", i0);
+    }
+    ew__tall_t out;
+    ew__tacc_finish(&acc, &out);
+    long double m = 0, m2 = 0;
+    for (size_t i = 0; i < n; i++)
+      m += x[i];
+    m /= (long double)n;
+    for (size_t i = 0; i < n; i++)
+      m2 += ((long double)x[i] - m) * ((long double)x[i] - m);
+    CHECK(out.sum[0].n == n, "n");
+    CHECK(tap_relerr(out.sum[0].mean, (double)m) < 1e-12, "c = %g: mean %.17g, want %.17g", c,
+          out.sum[0].mean, (double)m);
+    CHECK(tap_relerr(out.sum[0].m2, (double)m2) < 1e-12,
+          "KNOWN BUG c = %g, 512 × -c then %zu × +c: M2 %.17g, want %.17g (token_std %g, want %g)",
+          c, n - 512, out.sum[0].m2, (double)m2, sqrt(out.sum[0].m2 / (double)n),
+          (double)sqrtl(m2 / (long double)n));
+    CHECK(tap_relerr(out.co[0][1].c, (double)m2) < 1e-12,
+          "KNOWN BUG c = %g: the co-moment of the column with itself %.17g, want %.17g", c,
+          out.co[0][1].c, (double)m2);
+    free(x);
+  }
+  /* Chan's merge of 2^22 tokens at −c with 2^22 at +c: M2 = (2c)² 2^21 < 2^1023, finite */
+  double c = 0x1.fffffffffffffp499;
+  ew__tsum_t a = {1u << 22, -c, 0, -c, -c}, b = {1u << 22, c, 0, c, c};
+  ew__tsum_merge(&a, &b);
+  long double want = (2.0L * c) * (2.0L * c) * 0x1p21L;
+  CHECK(isfinite(a.m2) && tap_relerr(a.m2, (double)want) < 1e-12,
+        "KNOWN BUG: Chan's merge of 2^22 × -c and 2^22 × +c: M2 %.17g, want %.17Lg", a.m2, want);
+  ew__tco_t p = {1u << 22, -c, -c, 0}, q = {1u << 22, c, c, 0};
+  ew__tco_merge(&p, &q);
+  CHECK(isfinite(p.c) && tap_relerr(p.c, (double)want) < 1e-12,
+        "KNOWN BUG: the co-moment merge of the same: C %.17g, want %.17Lg", p.c, want);
+}
+
 int main(void) {
   TAP_RUN(union_not_mean_of_rank_means);
   TAP_RUN(clip_cov_covariance_merges);
@@ -331,5 +653,8 @@ int main(void) {
   TAP_RUN(random_draws_equal_the_direct_statement);
   TAP_RUN(quantile_sketch_merges_with_a_certified_rank_error);
   TAP_RUN(quantile_sketch_saved_form);
+  TAP_RUN(tok_sort_equals_qsort);
+  TAP_RUN(qs_add_sorted_within_error);
+  TAP_RUN(tacc_sums_near_the_bound); /* KNOWN BUG: fails until the library is fixed */
   TAP_DONE();
 }

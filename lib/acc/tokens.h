@@ -165,7 +165,5 @@ size_t ew__tok_gather(const void *col, ew_dtype_t dt, const unsigned char *mask,
 void ew__tok_sort(double *x, size_t n, double *tmp);
 /* v[0, n) (finite f32) sorted ascending into out (n floats); tmp n doubles of scratch. */
 void ew__tok_sort_f32(const float *v, size_t n, float *out, double *tmp);
-/* x[0, n) sorted in place without scratch (a quicksort with a heapsort past its depth). */
-void ew__tok_sort_inplace(double *x, size_t n);
 
 #endif /* EW_TOKENS_H */

@@ -7,9 +7,8 @@
  * a pass (256 buckets: each pass's writes stay within what the caches and TLB hold). Tokens that
  * are all exactly f32 (they came as f32, f16 or bf16) sort on 32-bit keys, four passes over half
  * the bytes; others on 64-bit keys, eight; a pass whose byte every key shares is skipped. 8e6
- * tokens sent as f32: ~55 ms here, where np.quantile on them takes ~180 ms. ew__tok_sort_inplace, for where no
- * memory may be asked for, is a quicksort (median of three, insertion sort below 24, heapsort past
- * 2 log2 n levels). The values are finite; −0.0 and +0.0, equal, may come in either order. */
+ * tokens sent as f32: ~55 ms here, where np.quantile on them takes ~180 ms. The values are finite;
+ * −0.0 sorts before +0.0. */
 #include "tokens.h"
 
 #include <stdbool.h>
@@ -126,85 +125,4 @@ void ew__tok_sort(double *x, size_t n, double *tmp) {
   }
   for (i = 0; i < n; i++) /* a is x or tmp: either way x[i] takes key a[i] back */
     x[i] = value_of(a[i]);
-}
-
-/* ---- in place ---- */
-
-static void sift(double *x, size_t root, size_t n) {
-  for (;;) {
-    size_t c = 2 * root + 1;
-    if (c >= n)
-      return;
-    if (c + 1 < n && x[c + 1] > x[c])
-      c++;
-    if (!(x[c] > x[root]))
-      return;
-    double t = x[c];
-    x[c] = x[root];
-    x[root] = t;
-    root = c;
-  }
-}
-
-static void heapsort(double *x, size_t n) {
-  for (size_t i = n / 2; i-- > 0;)
-    sift(x, i, n);
-  for (size_t e = n; e-- > 1;) {
-    double t = x[0];
-    x[0] = x[e];
-    x[e] = t;
-    sift(x, 0, e);
-  }
-}
-
-static void insertion(double *x, size_t n) {
-  for (size_t i = 1; i < n; i++) {
-    double v = x[i];
-    size_t j = i;
-    for (; j > 0 && x[j - 1] > v; j--)
-      x[j] = x[j - 1];
-    x[j] = v;
-  }
-}
-
-static void quick(double *x, size_t n, int depth) {
-  while (n > 24) {
-    if (depth-- == 0) {
-      heapsort(x, n);
-      return;
-    }
-    double a = x[0], b = x[n / 2], c = x[n - 1];
-    double p = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
-    size_t i = 0, j = n - 1;
-    for (;;) { /* Hoare: x[0, j] ≤ p ≤ x[j + 1, n) */
-      while (x[i] < p)
-        i++;
-      while (x[j] > p)
-        j--;
-      if (i >= j)
-        break;
-      double t = x[i];
-      x[i] = x[j];
-      x[j] = t;
-      i++;
-      j--;
-    }
-    size_t left = j + 1;
-    if (left < n - left) { /* recurse into the smaller side */
-      quick(x, left, depth);
-      x += left;
-      n -= left;
-    } else {
-      quick(x + left, n - left, depth);
-      n = left;
-    }
-  }
-  insertion(x, n);
-}
-
-void ew__tok_sort_inplace(double *x, size_t n) {
-  int depth = 0;
-  for (size_t m = n; m > 1; m >>= 1)
-    depth += 2;
-  quick(x, n, depth);
 }

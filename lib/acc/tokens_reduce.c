@@ -6,9 +6,6 @@
 
 #include <math.h>
 #include <string.h>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 /* Σ x[i] with Neumaier's compensation. */
 static double csum(const double *x, size_t n) {
@@ -262,45 +259,36 @@ static void nadd(double *s, double *c, double v) {
   *s = t;
 }
 
-/* One column's block: Σd, Σd² (d = x − K) and the extremes of x[0, k). SSE2 where the compiler
- * targets it (every x86-64): four two-lane accumulators each, which the scalar loop's eight lanes
- * do not get vectorised into (its min and max stayed scalar); the lanes add in the same order
- * either way, so both give the same bits. */
-static void block_sums(const double *x, size_t k, double K, double *bs, double *bq, double *lo,
-                       double *hi) {
+/* Four lanes of doubles; the compiler maps them to one AVX2 register or two SSE2 ones. */
+typedef double v4d __attribute__((vector_size(32)));
+typedef long long v4l __attribute__((vector_size(32)));
+typedef double v4du __attribute__((vector_size(32), aligned(8), may_alias)); /* unaligned loads */
+
+/* (macros: a function passing these vectors by value would differ in ABI between the clones) */
+#define load4(p) (*(const v4du *)(const void *)(p))
+#define vsel(m, a, b) ((v4d)(((m) & (v4l)(a)) | (~(m) & (v4l)(b))))
+#define vmin(a, b) vsel((a) < (b), a, b)
+#define vmax(a, b) vsel((a) > (b), a, b)
+
+/* One column's block: Σd, Σd² (d = x − K) and the extremes of x[0, k), in eight lanes (element
+ * i + j of each group of eight into lane j) added lane by lane in order at the end — the same
+ * bits on every CPU: built twice, for AVX2 and for the x86-64 baseline, and picked when the
+ * library loads (target_clones); no FMA, so no product is ever fused into an add. */
+__attribute__((target_clones("avx2", "default"))) static void
+block_sums(const double *x, size_t k, double K, double *bs, double *bq, double *lo, double *hi) {
+  v4d s0 = {0, 0, 0, 0}, s1 = s0, q0 = s0, q1 = s0, kk = {K, K, K, K};
+  v4d l0 = {x[0], x[0], x[0], x[0]}, l1 = l0, h0 = l0, h1 = l0;
   size_t i = 0;
-#if defined(__SSE2__)
-  __m128d s0 = _mm_setzero_pd(), s1 = s0, s2 = s0, s3 = s0, q0 = s0, q1 = s0, q2 = s0, q3 = s0;
-  __m128d l0 = _mm_set1_pd(x[0]), l1 = l0, h0 = l0, h1 = l0, kk = _mm_set1_pd(K);
   for (; i + 8 <= k; i += 8) {
-    __m128d a = _mm_loadu_pd(x + i), b = _mm_loadu_pd(x + i + 2);
-    __m128d c = _mm_loadu_pd(x + i + 4), e = _mm_loadu_pd(x + i + 6);
-    l0 = _mm_min_pd(_mm_min_pd(a, b), l0);
-    l1 = _mm_min_pd(_mm_min_pd(c, e), l1);
-    h0 = _mm_max_pd(_mm_max_pd(a, b), h0);
-    h1 = _mm_max_pd(_mm_max_pd(c, e), h1);
-    a = _mm_sub_pd(a, kk), b = _mm_sub_pd(b, kk), c = _mm_sub_pd(c, kk), e = _mm_sub_pd(e, kk);
-    s0 = _mm_add_pd(s0, a), s1 = _mm_add_pd(s1, b), s2 = _mm_add_pd(s2, c), s3 = _mm_add_pd(s3, e);
-    q0 = _mm_add_pd(q0, _mm_mul_pd(a, a)), q1 = _mm_add_pd(q1, _mm_mul_pd(b, b));
-    q2 = _mm_add_pd(q2, _mm_mul_pd(c, c)), q3 = _mm_add_pd(q3, _mm_mul_pd(e, e));
+    v4d a = load4(x + i), b = load4(x + i + 4);
+    l0 = vmin(a, l0), l1 = vmin(b, l1), h0 = vmax(a, h0), h1 = vmax(b, h1);
+    a -= kk, b -= kk;
+    s0 += a, s1 += b;
+    q0 += a * a, q1 += b * b;
   }
-  double S[8], Q[8], L[4], H[4];
-  _mm_storeu_pd(S, s0), _mm_storeu_pd(S + 2, s1), _mm_storeu_pd(S + 4, s2), _mm_storeu_pd(S + 6, s3);
-  _mm_storeu_pd(Q, q0), _mm_storeu_pd(Q + 2, q1), _mm_storeu_pd(Q + 4, q2), _mm_storeu_pd(Q + 6, q3);
-  _mm_storeu_pd(L, l0), _mm_storeu_pd(L + 2, l1), _mm_storeu_pd(H, h0), _mm_storeu_pd(H + 2, h1);
-#else
-  double S[8] = {0}, Q[8] = {0}, L[4], H[4];
-  for (int j = 0; j < 4; j++)
-    L[j] = H[j] = x[0];
-  for (; i + 8 <= k; i += 8)
-    for (int j = 0; j < 8; j++) {
-      double d = x[i + j] - K;
-      S[j] += d;
-      Q[j] += d * d;
-      L[j % 4] = x[i + j] < L[j % 4] ? x[i + j] : L[j % 4];
-      H[j % 4] = x[i + j] > H[j % 4] ? x[i + j] : H[j % 4];
-    }
-#endif
+  double S[8], Q[8], L[8], H[8];
+  memcpy(S, &s0, 32), memcpy(S + 4, &s1, 32), memcpy(Q, &q0, 32), memcpy(Q + 4, &q1, 32);
+  memcpy(L, &l0, 32), memcpy(L + 4, &l1, 32), memcpy(H, &h0, 32), memcpy(H + 4, &h1, 32);
   for (; i < k; i++) {
     double d = x[i] - K;
     S[0] += d;
@@ -309,9 +297,8 @@ static void block_sums(const double *x, size_t k, double K, double *bs, double *
     H[0] = x[i] > H[0] ? x[i] : H[0];
   }
   double ts = 0, tq = 0;
-  for (int j = 0; j < 8; j++)
+  for (int j = 0; j < 8; j++) {
     ts += S[j], tq += Q[j];
-  for (int j = 0; j < 4; j++) {
     *lo = L[j] < *lo ? L[j] : *lo;
     *hi = H[j] > *hi ? H[j] : *hi;
   }
@@ -319,13 +306,17 @@ static void block_sums(const double *x, size_t k, double K, double *bs, double *
   *bq = tq;
 }
 
-/* Σ (x − Kx)(y − Ky) over a block, eight lanes. */
-static double block_co(const double *x, const double *y, size_t k, double Kx, double Ky) {
-  double p[8] = {0};
+/* Σ (x − Kx)(y − Ky) over a block, in eight lanes as block_sums. */
+__attribute__((target_clones("avx2", "default"))) static double
+block_co(const double *x, const double *y, size_t k, double Kx, double Ky) {
+  v4d p0 = {0, 0, 0, 0}, p1 = p0, kx = {Kx, Kx, Kx, Kx}, ky = {Ky, Ky, Ky, Ky};
   size_t i = 0;
-  for (; i + 8 <= k; i += 8)
-    for (int j = 0; j < 8; j++)
-      p[j] += (x[i + j] - Kx) * (y[i + j] - Ky);
+  for (; i + 8 <= k; i += 8) {
+    p0 += (load4(x + i) - kx) * (load4(y + i) - ky);
+    p1 += (load4(x + i + 4) - kx) * (load4(y + i + 4) - ky);
+  }
+  double p[8];
+  memcpy(p, &p0, 32), memcpy(p + 4, &p1, 32);
   for (; i < k; i++)
     p[0] += (x[i] - Kx) * (y[i] - Ky);
   double t = 0;

@@ -177,7 +177,11 @@ int ew_tokens_prepare(const ew_stream_t *s, const void *p, size_t len, ew_batch_
  * and stays the caller's, unchanged, on an error. */
 int ew_tokens_prepare_owned(const ew_stream_t *s, void *p, size_t len, ew_batch_t **out,
                             char *msg, size_t cap);
-/* ew_tokens_prepare + ew_stream_apply on the unpacked batch b: all or nothing. n == 0 is a
+/* ew_tokens_pack + ew_tokens_prepare_owned in one pass over b's values (each block copied, then
+ * checked and summed while it is in the cache): the codes of ew_tokens_prepare. */
+int ew_tokens_pack_prepare(const ew_stream_t *s, const ew_tokens_t *b, ew_batch_t **out,
+                           char *msg, size_t cap);
+/* ew_tokens_pack_prepare + ew_stream_apply on the unpacked batch b: all or nothing. n == 0 is a
  * no-op. */
 int ew_stream_ingest_tokens(ew_stream_t *s, const ew_tokens_t *b, char *msg, size_t cap);
 /* Puts the window's tokens the `all` view's quantile sketches do not hold yet into them, sorted —

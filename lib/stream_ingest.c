@@ -274,7 +274,7 @@ EW_EXPORT int ew_stream_apply(ew_stream_t *s, ew_batch_t *b) {
     return rc;
   }
   if (b->tok) {
-    int rc = ew__acc_tokens_apply(s->acc[EW__ROLE_ALL], b->tok);
+    int rc = b->data ? ew__acc_tokens_apply(s->acc[EW__ROLE_ALL], b->tok, &b->data) : EW_EBADPARAM;
     if (rc == 0)
       s->count += b->tok->n;
     return rc;

@@ -1,8 +1,9 @@
 /* tokens_ingest.c — the ingest path of a tokens stream: a batch packed into one buffer
- * (ew_tokens_pack), checked without allocating or converting (ew_tokens_check, ew_tokens_prepare:
- * one read of the values' exponent bits; the batch keeps the packed bytes), then folded in by
- * ew_stream_apply (stream_ingest.c), which converts its counted tokens straight into the window's
- * step and takes their sums in the same pass — all or nothing, as rows are.
+ * (ew_tokens_pack), checked without allocating or converting (ew_tokens_check: one read of the
+ * values' exponent bits), checked and summed in one pass (ew_tokens_prepare: the batch keeps the
+ * packed bytes), then folded in by ew_stream_apply (stream_ingest.c), which moves the packed
+ * bytes into the window's step as they are — no copy, no conversion — all or nothing, as rows
+ * are.
  *
  * The packed form (little-endian):
  *   u32 magic "EWTK"  u32 ncols  u64 n  u64 nseq  u64 step  u32 keep_steps  u32 flags
@@ -35,7 +36,9 @@ EW_EXPORT size_t ew_tokens_packed_size(const ew_tokens_t *b, size_t ncols) {
   return t;
 }
 
-EW_EXPORT void ew_tokens_pack(const ew_tokens_t *b, size_t ncols, void *out) {
+/* ew_tokens_pack, the columns' values left out when `values` is false (their zero padding still
+ * written): ew_tokens_pack_prepare copies them block by block as it reads them. */
+static void pack_into(const ew_tokens_t *b, size_t ncols, void *out, bool values) {
   unsigned char *p = out;
   uint32_t magic = TK_MAGIC, nc = (uint32_t)ncols, keep = b->keep_steps;
   uint32_t flags = (b->mask ? TK_MASK : 0) | (b->lengths ? TK_LENGTHS : 0);
@@ -53,7 +56,7 @@ EW_EXPORT void ew_tokens_pack(const ew_tokens_t *b, size_t ncols, void *out) {
   for (size_t c = 0; c < ncols && c < EW_COLUMNS_MAX; c++) {
     p[40 + c] = (unsigned char)b->dtype[c];
     size_t k = b->n * ew_dtype_size(b->dtype[c]);
-    if (k)
+    if (k && values)
       memcpy(p + at, b->col[c], k);
     memset(p + at + k, 0, pad8(k) - k);
     at += pad8(k);
@@ -65,6 +68,10 @@ EW_EXPORT void ew_tokens_pack(const ew_tokens_t *b, size_t ncols, void *out) {
   }
   if (b->lengths && b->nseq)
     memcpy(p + at, b->lengths, b->nseq * 4);
+}
+
+EW_EXPORT void ew_tokens_pack(const ew_tokens_t *b, size_t ncols, void *out) {
+  pack_into(b, ncols, out, true);
 }
 
 /* A packed batch read back: pointers into the buffer. */
@@ -261,15 +268,86 @@ static int check_tokens(const ew_stream_t *s, const ew_tokens_t *b, char *msg, s
   return 0;
 }
 
-/* The counted tokens of a batch (every one without a mask). */
-static size_t counted_tokens(const ew_tokens_t *b) {
-  if (!b->mask)
-    return b->n;
-  size_t m = 0;
-  const unsigned char *k = b->mask;
-  for (size_t i = 0; i < b->n; i++)
-    m += k[i] != 0;
-  return m;
+/* Column c's per-sequence sums over the batch's sequences: into out->seq_*_sum[c], out->seqs
+ * (Neumaier across sequences). */
+static void seq_sums(const ew_tokens_t *b, size_t c, ew__tall_t *out) {
+  enum { BLK = 512 };
+  double v[BLK], sm = 0, cm = 0, ss = 0, cs = 0;
+  uint64_t seqs = 0;
+  for (size_t q = 0, at = 0; q < b->nseq; q++) {
+    uint32_t l;
+    memcpy(&l, (const unsigned char *)b->lengths + 4 * q, 4);
+    double sum = 0;
+    size_t k = 0;
+    for (size_t i = at; i < at + l; i += BLK) {
+      size_t e = i + BLK < at + l ? i + BLK : at + l;
+      size_t m = ew__tok_gather(b->col[c], b->dtype[c], b->mask, i, e, v);
+      for (size_t j = 0; j < m; j++)
+        sum += v[j];
+      k += m;
+    }
+    at += l;
+    if (!k)
+      continue;
+    seqs++;
+    double mean = sum / (double)k, t = sm + mean;
+    cm += fabs(sm) >= fabs(mean) ? (sm - t) + mean : (mean - t) + sm, sm = t;
+    t = ss + sum, cs += fabs(ss) >= fabs(sum) ? (ss - t) + sum : (sum - t) + ss, ss = t;
+  }
+  out->seqs = seqs;
+  out->seq_mean_sum[c] = sm + cm;
+  out->seq_sum_sum[c] = ss + cs;
+}
+
+/* Tokens [i0, i1) of column c from src's arrays into b's (the packed buffer's). */
+static void copy_block(const ew_tokens_t *b, const ew_tokens_t *src, size_t c, size_t i0,
+                       size_t i1) {
+  size_t esz = ew_dtype_size(b->dtype[c]);
+  if (i1 > i0)
+    memcpy((unsigned char *)b->col[c] + esz * i0, (const unsigned char *)src->col[c] + esz * i0,
+           esz * (i1 - i0));
+}
+
+/* One pass over a tokens batch: its counted tokens, a block at a time as f64 on the stack, into
+ * the batch's sums (ew__tacc_t; then the sequences' when it has lengths), *m its counted tokens.
+ * With src, b's columns are filled from src's as they are read (the batch being packed). 0, or —
+ * a block with a value that is not finite or of magnitude 2^128 or more — check_tokens' code and
+ * sentence for the first such token. */
+static int scan(const ew_stream_t *s, const ew_tokens_t *b, const ew_tokens_t *src,
+                ew__tall_t *sums, size_t *m, char *msg, size_t cap) {
+  enum { BLK = 512 };
+  size_t nc = s->cfg.columns.n;
+  double blk[EW_COLUMNS_MAX][BLK];
+  const double *v[EW_COLUMNS_MAX];
+  const float *f[EW_COLUMNS_MAX] = {NULL};
+  ew__tacc_t acc;
+  ew__tacc_start(&acc, nc);
+  for (size_t c = 0; c < nc; c++)
+    v[c] = blk[c];
+  for (size_t i0 = 0; i0 < b->n; i0 += BLK) {
+    size_t i1 = i0 + BLK < b->n ? i0 + BLK : b->n, k = i1 - i0;
+    for (size_t c = 0; c < nc; c++) {
+      if (src) /* the block copied into the packed buffer, read again while it is in the cache */
+        copy_block(b, src, c, i0, i1);
+      if (!b->mask && b->dtype[c] == EW_F32) /* read as they are, widened in the sums */
+        f[c] = (const float *)b->col[c] + i0;
+      else
+        k = ew__tok_gather(b->col[c], b->dtype[c], b->mask, i0, i1, blk[c]);
+    }
+    if (k && ew__tacc_block_mixed(&acc, v, f, k) >= 0) {
+      for (size_t c = 0; src && c < nc; c++) /* the rest copied, for check_tokens' sentence */
+        copy_block(b, src, c, i1, b->n);
+      return check_tokens(s, b, msg, cap);
+    }
+  }
+  ew__tacc_finish(&acc, sums);
+  if (b->lengths)
+    for (size_t c = 0; c < nc; c++)
+      seq_sums(b, c, sums);
+  else
+    sums->nolen = acc.n;
+  *m = (size_t)acc.n;
+  return 0;
 }
 
 /* The number of columns of an unpacked batch: the stream's, or a stats batch's 1 or 2. */
@@ -333,11 +411,11 @@ static int prepare_cells(const ew_stream_t *s, const ew_tokens_t *b, bool has_co
   return rc;
 }
 
-/* Prepares the unpacked batch b (its bytes in p, which the batch takes on success) into *out: its
- * tokens checked, then read where they are when the batch is applied (converted into the step's
- * segment with their sums in the same pass). */
-static int prepare_unpacked(const ew_stream_t *s, const ew_tokens_t *b, void *p,
-                            ew_batch_t **out, char *msg, size_t cap) {
+/* Prepares the unpacked batch b (its `len` bytes in p, which the batch takes on success) into
+ * *out: its tokens checked and summed in one pass; the stream keeps them where they are (the
+ * packed bytes move into its step when the batch is applied). */
+static int prepare_unpacked(const ew_stream_t *s, const ew_tokens_t *b, const ew_tokens_t *src,
+                            void *p, size_t len, ew_batch_t **out, char *msg, size_t cap) {
   ew__ws_t *own = ew__ws_new();
   ew__tbatch_t *tb = own ? ew__ws_alloc(own, sizeof *tb) : NULL;
   if (!tb) {
@@ -345,7 +423,8 @@ static int prepare_unpacked(const ew_stream_t *s, const ew_tokens_t *b, void *p,
     return EW_ENOMEM;
   }
   memset(tb, 0, sizeof *tb);
-  int rc = check_tokens(s, b, msg, cap);
+  size_t m = 0;
+  int rc = scan(s, b, src, &tb->sums, &m, msg, cap);
   if (rc) {
     ew__ws_free(own);
     return rc;
@@ -354,8 +433,9 @@ static int prepare_unpacked(const ew_stream_t *s, const ew_tokens_t *b, void *p,
     tb->col[c] = b->col[c];
     tb->dtype[c] = b->dtype[c];
   }
-  tb->n = counted_tokens(b);
+  tb->n = m;
   tb->sent = b->n;
+  tb->bytes = len;
   tb->mask = b->mask;
   tb->lengths = b->lengths;
   tb->nseq = b->lengths ? b->nseq : 0;
@@ -383,7 +463,7 @@ EW_EXPORT int ew_tokens_prepare_owned(const ew_stream_t *s, void *p, size_t len,
       free(p); /* the cells were converted: the batch holds what it needs */
     return rc;
   }
-  return prepare_unpacked(s, &u.b, p, out, msg, cap);
+  return prepare_unpacked(s, &u.b, NULL, p, len, out, msg, cap);
 }
 
 EW_EXPORT int ew_tokens_prepare(const ew_stream_t *s, const void *p, size_t len,
@@ -400,20 +480,33 @@ EW_EXPORT int ew_tokens_prepare(const ew_stream_t *s, const void *p, size_t len,
   return rc;
 }
 
-EW_EXPORT int ew_stream_ingest_tokens(ew_stream_t *s, const ew_tokens_t *b, char *msg,
-                                      size_t cap) {
-  if (b->n == 0)
-    return 0;
+EW_EXPORT int ew_tokens_pack_prepare(const ew_stream_t *s, const ew_tokens_t *b,
+                                     ew_batch_t **out, char *msg, size_t cap) {
+  *out = NULL;
+  bool tokens = s->cfg.stream_kind == EW_STREAM_TOKENS;
   size_t nc = s->cfg.stream_kind == EW_STREAM_STATS ? (b->col[1] ? 2 : 1) : s->cfg.columns.n;
   size_t len = ew_tokens_packed_size(b, nc);
   void *p = malloc(len);
   if (!p)
     return EW_ENOMEM;
-  ew_tokens_pack(b, nc, p);
-  ew_batch_t *batch = NULL;
-  int rc = ew_tokens_prepare_owned(s, p, len, &batch, msg, cap);
+  pack_into(b, nc, p, !tokens); /* a tokens batch's values: copied as the scan reads them */
+  unpacked_t u;
+  int rc = unpack(s, p, len, &u, msg, cap);
+  if (rc == 0 && tokens)
+    rc = prepare_unpacked(s, &u.b, b, p, len, out, msg, cap);
+  else if (rc == 0)
+    rc = ew_tokens_prepare_owned(s, p, len, out, msg, cap);
   if (rc)
     free(p);
+  return rc;
+}
+
+EW_EXPORT int ew_stream_ingest_tokens(ew_stream_t *s, const ew_tokens_t *b, char *msg,
+                                      size_t cap) {
+  if (b->n == 0)
+    return 0;
+  ew_batch_t *batch = NULL;
+  int rc = ew_tokens_pack_prepare(s, b, &batch, msg, cap);
   if (rc == 0)
     rc = ew_stream_apply(s, batch);
   ew_batch_free(batch);

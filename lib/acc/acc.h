@@ -177,11 +177,11 @@ bool ew__window_rows_only(const ew__acc_t *a);
  * sums and quantile sketches of every token since creation (acc/tokens.h). Its interface slots
  * are free, clear, bytes, merge and the saved form; a batch and a view are its own: */
 
-/* A prepared batch of one step's tokens, read where they were sent (the packed buffer the batch
- * owns): per column `sent` values of its dtype, the mask (1 = counted; NULL: every token), the
- * sequences' lengths as sent (u32 little-endian, unaligned); n of the tokens are counted, every
- * one finite and below 2^128 in magnitude (prepare checked). Applying it converts them into the
- * step's segment and takes their sums in the same pass. */
+/* A prepared batch of one step's tokens, read where they were sent (the packed buffer of `bytes`
+ * the batch owns): per column `sent` values of its dtype, the mask (1 = counted; NULL: every
+ * token), the sequences' lengths as sent (u32 little-endian, unaligned); n of the tokens are
+ * counted, every one finite and below 2^128 in magnitude, and summed (prepare). Applying it moves
+ * the buffer into the step. */
 typedef struct {
   size_t n;                        /* counted tokens */
   size_t sent;                     /* tokens sent, counted or not */
@@ -195,19 +195,20 @@ typedef struct {
   uint32_t keep;                   /* the window keeps this many newest steps (0: 1) */
   uint64_t keep_bytes;             /* and its tokens in at most this many bytes (0: no bound);
                                       the newest step always stays */
+  size_t bytes;                    /* the packed buffer's */
+  ew__tall_t sums;                 /* of its counted tokens (seqs and sequence sums: has_len) */
 } ew__tbatch_t;
 
 /* What a tokens metric reads. Source step or window: the counted tokens of the newest step or of
- * every step the window keeps, n per column, contiguous (x, or xf for one step's f32 column:
- * ew__acc_tokens_column reads either as f64), and their sequences (len, nseq;
+ * every step the window keeps, n per column (x[c], contiguous f64, once ew__acc_tokens_column has
+ * gathered it), and their sequences (len, nseq;
  * nolen tokens came without lengths); all: the sketches (qs; x NULL). tall: the view's
  * mergeable sums either way (own holds a step or window's). acc and src: what ew__acc_tokens_sorted
  * reads. */
 typedef struct {
   size_t ncols;
   uint64_t n;
-  const double *x[EW_COLUMNS_MAX];  /* NULL for a column read as f32 (xf) until widened */
-  const float *xf[EW_COLUMNS_MAX];  /* one step's column held as f32 */
+  const double *x[EW_COLUMNS_MAX];  /* NULL until ew__acc_tokens_column gathers the column */
   const uint32_t *len;
   size_t nseq;
   uint64_t nolen;
@@ -218,6 +219,7 @@ typedef struct {
   uint64_t steps, first_step, last_step;
   ew__acc_t *acc;
   ew_source_t src;
+  size_t first;            /* the view's oldest step (its index in the window) */
 } ew__tview_t;
 
 ew__acc_t *ew__acc_tokens_new(size_t ncols);
@@ -227,8 +229,9 @@ bool ew__acc_is_tokens(const ew__acc_t *a);
 size_t ew__acc_tokens_bound(size_t ncols);
 size_t ew__acc_tokens_window_bytes(const ew__acc_t *a);
 /* Folds b in: into the newest step's segment when b->step is its step, else a new one (the oldest
- * leaving past `keep`), and into the sums and sketches. 0, or EW_ENOMEM with nothing changed. */
-int ew__acc_tokens_apply(ew__acc_t *a, const ew__tbatch_t *b);
+ * leaving past `keep`), and into the sums. The packed buffer *data (b's tokens) moves into the
+ * step (*data NULL). 0, or EW_ENOMEM with nothing changed (*data still the caller's). */
+int ew__acc_tokens_apply(ew__acc_t *a, const ew__tbatch_t *b, void **data);
 /* Fills *v for src (EW_SOURCE_STEP, EW_SOURCE_WINDOW or EW_SOURCE_ALL); a window of several steps
  * is laid end to end in ws. 0 or EW_ENOMEM. */
 int ew__acc_tokens_view(ew__acc_t *a, ew_source_t src, ew__tview_t *v, ew__ws_t *ws);
@@ -242,8 +245,8 @@ int ew__acc_tokens_merge_ready(ew__acc_t *a, const ew__acc_t *o);
 int ew__acc_tokens_settle(ew__acc_t *a, ew__ws_t *ws);
 /* True when the sketches hold every token. */
 bool ew__acc_tokens_settled(const ew__acc_t *a);
-/* Column c of the step or window view v as f64 (an f32 column widened into ws once). 0 or
- * EW_ENOMEM. */
+/* Column c of the step or window view v as f64 (gathered into ws once, from the steps' batches;
+ * one f64 batch without a mask is read in place). 0 or EW_ENOMEM. */
 int ew__acc_tokens_column(ew__tview_t *v, size_t c, ew__ws_t *ws, const double **out);
 /* numpy's `linear` quantile at level of column c of the step or window view v, from the column
  * sorted: the newest step's kept copy (built now if it is not there and the byte bound leaves

@@ -94,10 +94,14 @@ typedef struct {
   double p[EW_COLUMNS_MAX][EW_COLUMNS_MAX], cp[EW_COLUMNS_MAX][EW_COLUMNS_MAX];
 } ew__tacc_t;
 void ew__tacc_start(ew__tacc_t *a, size_t ncols);
-/* Adds a block of k ≥ 1 tokens, v[c][0, k) per column. −1, or the first column c whose block
- * holds a NaN or an infinity, or a value so large its square overflows (the sums are then
- * not to be used). */
+/* Adds a block of 1 ≤ k ≤ 512 tokens, v[c][0, k) per column (k > 512: refused as column 0). −1, or the first column c whose block
+ * holds a NaN or an infinity or a value of magnitude 2^128 or more (the sums are then not to be
+ * used; below 2^128 none of them can overflow, whatever the count). */
 int ew__tacc_block(ew__tacc_t *a, const double *const *v, size_t k);
+/* The same where column c may be floats f[c] (when f and f[c] are not NULL; widened exactly:
+ * the same bits as their doubles). */
+int ew__tacc_block_mixed(ew__tacc_t *a, const double *const *v, const float *const *f,
+                         size_t k);
 /* The sums (n, mean, M2, min, max per column; the co-moments) of what was added; seqs, nolen and
  * the sequence sums are left 0. */
 void ew__tacc_finish(const ew__tacc_t *a, ew__tall_t *out);

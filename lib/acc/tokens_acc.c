@@ -1,23 +1,23 @@
 /* acc/tokens_acc.c — the tokens kind: what a tokens stream keeps of its per-token scalars.
  *
  * Two parts, from the same batches:
- *  - the window: the counted tokens (per column, as f32 while they came exact in f32, else f64),
- *    per-sequence counts and sums of its newest `keep` steps, one segment per step in arrival
- *    order — the `step` view is the newest segment, the `window` view all of them;
+ *  - the window: its newest `keep` steps, one segment each — the `step` view is the newest, the
+ *    `window` view all of them — each step its batches as they were sent (their packed bytes,
+ *    moved in by apply: no copy, no conversion; a column in f32 stays 4 bytes a token, f16 and
+ *    bf16 2), its sequences' counted tokens and its sums;
  *  - all: exact mergeable sums of every counted token since creation (per column n, mean, M2,
  *    min, max; the co-moment of every pair of columns; per-sequence sums) and a quantile sketch
  *    per column (acc/tokens_sketch.c) whose rank error is certified.
- * A batch goes in at the cost of copying its tokens into its step's segment, their sums taken in
- * the same pass; the sketches take a step's tokens later, sorted (tokens_settle.c: the daemon
- * settles behind each step's batches, on its math thread; a step leaves the window settled, and
- * anything that reads the `all` view settles first) — so a step's sort serves its exact quantiles
- * and the sketches both, and ingest never sorts when its caller settles. The buffers of the step
- * that left last are kept for the next one (no page to fault in per step). A batch's fallible
- * part (room for its tokens; settling the steps it makes leave) comes before anything it
- * describes changes, so applying it is all or nothing. */
+ * A batch's sums are taken when it is prepared (one pass that checks it too); applying it moves
+ * its bytes into its step. The sketches take a step's tokens later, sorted (tokens_settle.c: the
+ * daemon settles behind each step's batches, on its math thread; a step leaves the window
+ * settled, and anything that reads the `all` view settles first) — so a step's sort serves its
+ * exact quantiles and the sketches both, and ingest never sorts when its caller settles. A
+ * metric reads a column as f64, gathered from the step's batches once per query
+ * (ew__acc_tokens_column). A batch's fallible part (room for it; settling the steps it makes
+ * leave) comes before anything it describes changes, so applying it is all or nothing. */
 #include "tokens_priv.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,10 +26,11 @@ static const tok_t *CT(const ew__acc_t *a) { return (const tok_t *)a; }
 
 void ew__tseg_free(const tok_t *t, tseg_t *g) {
   (void)t;
-  for (size_t c = 0; c < EW_COLUMNS_MAX; c++) {
-    free(g->x[c]);
+  for (size_t k = 0; k < g->nchunk; k++)
+    free(g->chunk[k].data);
+  for (size_t c = 0; c < EW_COLUMNS_MAX; c++)
     free(g->sorted[c]);
-  }
+  free(g->chunk);
   free(g->len);
   memset(g, 0, sizeof *g);
 }
@@ -38,7 +39,6 @@ static void tok_clear(ew__acc_t *a) {
   tok_t *t = T(a);
   for (size_t i = 0; i < t->nseg; i++)
     ew__tseg_free(t, &t->seg[i]);
-  ew__tseg_free(t, &t->spare);
   ew__tok_free_pool(t);
   t->nseg = 0;
   memset(&t->all, 0, sizeof t->all);
@@ -60,15 +60,17 @@ static void tok_free(ew__acc_t *a) {
 }
 
 static size_t seg_bytes(const tok_t *t, const tseg_t *g) {
-  size_t b = g->capseq * sizeof(uint32_t);
+  size_t b = g->capseq * sizeof(uint32_t) + g->capchunk * sizeof(tchunk_t);
+  for (size_t k = 0; k < g->nchunk; k++)
+    b += g->chunk[k].bytes;
   for (size_t c = 0; c < t->ncols; c++)
-    b += g->cap[c] + g->sorted_cap[c];
+    b += g->sorted_cap[c];
   return b;
 }
 
 size_t ew__acc_tokens_window_bytes(const ew__acc_t *a) {
   const tok_t *t = CT(a);
-  size_t b = seg_bytes(t, &t->spare);
+  size_t b = 0;
   for (size_t c = 0; c < t->ncols; c++)
     b += t->sbuf_cap[c];
   for (size_t i = 0; i < t->nseg; i++)
@@ -84,46 +86,40 @@ static size_t tok_bytes(const ew__acc_t *a) {
   return b;
 }
 
-/* ---- segments ---- */
+/* ---- segments and their batches ---- */
 
-void ew__tseg_read(const tseg_t *g, size_t c, size_t from, size_t m, double *dst) {
-  if (g->esz[c] == 8) {
-    memcpy(dst, (const double *)(const void *)g->x[c] + from, m * sizeof *dst);
-    return;
-  }
-  const float *f = (const float *)(const void *)g->x[c] + from;
-  for (size_t i = 0; i < m; i++)
-    dst[i] = f[i];
+size_t ew__tchunk_read(const tchunk_t *k, size_t c, double *dst) {
+  return ew__tok_gather(k->col[c], k->dtype[c], k->mask, 0, k->sent, dst);
 }
 
-/* Column c of g, held as f32, as f64 in place (its buffer holds 8 bytes a token). */
-static void widen(tseg_t *g, size_t c) {
-  const float *f = (const float *)(const void *)g->x[c];
-  double *d = (double *)(void *)g->x[c];
-  for (size_t i = g->n; i-- > 0;) /* from the end: each f64 lands at or past its f32 */
-    d[i] = f[i];
-  g->esz[c] = 8;
+size_t ew__tchunk_read_f32(const tchunk_t *k, size_t c, float *dstf) {
+  return ew__tok_gather_f32(k->col[c], k->dtype[c], k->mask, 0, k->sent, dstf);
 }
 
-int ew__tseg_grow(tok_t *t, tseg_t *g, size_t more, size_t moreseq, const unsigned *esz) {
-  for (size_t c = 0; c < t->ncols; c++) {
-    unsigned e = g->esz[c] == 8 || esz[c] == 8 ? 8 : 4;
-    if (g->n == 0)
-      e = esz[c]; /* an empty segment (a spare's buffers) holds what the batch brings */
-    size_t need = (g->n + more) * e;
-    if (need > g->cap[c]) {
-      size_t cap = g->cap[c] ? g->cap[c] : 4096;
-      while (cap < need)
-        cap *= 2;
-      unsigned char *x = realloc(g->x[c], cap);
-      if (!x)
-        return EW_ENOMEM; /* columns grown so far keep their tokens: cap only bounds them */
-      g->x[c] = x;
-      g->cap[c] = cap;
-    }
-    if (e == 8 && g->esz[c] == 4 && g->n)
-      widen(g, c);
-    g->esz[c] = e;
+bool ew__tseg_narrow(const tseg_t *g, size_t c, size_t first) {
+  for (size_t k = first; k < g->nchunk; k++)
+    if (g->chunk[k].dtype[c] == EW_F64)
+      return false;
+  return true;
+}
+
+size_t ew__tseg_unfolded(const tseg_t *g) {
+  size_t m = 0;
+  for (size_t k = g->folded; k < g->nchunk; k++)
+    m += g->chunk[k].n;
+  return m;
+}
+
+int ew__tseg_room(tseg_t *g, size_t more, size_t moreseq) {
+  if (g->nchunk + more > g->capchunk) {
+    size_t cap = g->capchunk ? g->capchunk : 8;
+    while (cap < g->nchunk + more)
+      cap *= 2;
+    tchunk_t *k = realloc(g->chunk, cap * sizeof *k);
+    if (!k)
+      return EW_ENOMEM;
+    g->chunk = k;
+    g->capchunk = cap;
   }
   if (g->nseq + moreseq > g->capseq) {
     size_t cap = g->capseq ? g->capseq : 64;
@@ -140,100 +136,37 @@ int ew__tseg_grow(tok_t *t, tseg_t *g, size_t more, size_t moreseq, const unsign
 
 /* ---- a batch in ---- */
 
-/* s + v into the Neumaier pair (s, c). */
-static void nsum(double *s, double *c, double v) {
-  double t = *s + v;
-  *c += fabs(*s) >= fabs(v) ? (*s - t) + v : (v - t) + *s;
-  *s = t;
-}
-
-/* Converts b's counted tokens and sequences onto the end of g (room made), and takes their sums
- * into *sums in the same pass: a block of each column copied into the segment and read, as f64
- * on the stack, for the sums while it is in the cache. */
-static void put_batch(tok_t *t, tseg_t *g, const ew__tbatch_t *b, ew__tall_t *sums) {
-  enum { BLK = 512 };
-  static _Thread_local double blk[EW_COLUMNS_MAX][BLK];
-  ew__tacc_t acc;
-  ew__tacc_start(&acc, t->ncols);
-  const double *v[EW_COLUMNS_MAX];
-  size_t at = g->n;
-  for (size_t c = 0; c < t->ncols; c++)
-    v[c] = blk[c];
-  for (size_t i0 = 0; i0 < b->sent; i0 += BLK) {
-    size_t i1 = i0 + BLK < b->sent ? i0 + BLK : b->sent, k = 0;
-    for (size_t c = 0; c < t->ncols; c++) {
-      if (g->esz[c] == 8) {
-        double *d = (double *)(void *)g->x[c] + at;
-        k = ew__tok_gather(b->col[c], b->dtype[c], b->mask, i0, i1, d);
-        v[c] = d;
-      } else {
-        float *f = (float *)(void *)g->x[c] + at;
-        k = ew__tok_gather_f32(b->col[c], b->dtype[c], b->mask, i0, i1, f);
-        for (size_t i = 0; i < k; i++)
-          blk[c][i] = f[i];
-        v[c] = blk[c];
-      }
-    }
-    if (k)
-      (void)ew__tacc_block(&acc, v, k); /* prepare checked every value: nothing is refused */
-    at += k;
+/* b (its packed bytes `data`) onto the end of g (room made): a chunk, and its sequences' counted
+ * tokens. */
+static void put_batch(tok_t *t, tseg_t *g, const ew__tbatch_t *b, void *data) {
+  tchunk_t *k = &g->chunk[g->nchunk++];
+  *k = (tchunk_t){.data = data, .bytes = b->bytes, .mask = b->mask, .sent = b->sent, .n = b->n};
+  for (size_t c = 0; c < t->ncols; c++) {
+    k->col[c] = b->col[c];
+    k->dtype[c] = b->dtype[c];
   }
-  ew__tacc_finish(&acc, sums);
-  g->n = at;
+  g->n += b->n;
   if (!b->has_len) {
-    sums->nolen = b->n;
     g->nolen += b->n;
     return;
   }
   const unsigned char *p = b->lengths;
   uint32_t *len = g->len + g->nseq;
   for (size_t q = 0, pos = 0; q < b->nseq; q++) {
-    uint32_t l, k = 0;
+    uint32_t l, n = 0;
     memcpy(&l, p + 4 * q, 4);
     if (b->mask)
       for (uint32_t i = 0; i < l; i++)
-        k += b->mask[pos + i] != 0;
-    len[q] = b->mask ? k : l;
+        n += b->mask[pos + i] != 0;
+    len[q] = b->mask ? n : l;
     pos += l;
-  }
-  for (size_t c = 0; c < t->ncols; c++) { /* the sequences' sums, read back from the segment */
-    double sm = 0, cm = 0, ss = 0, cs = 0, tmp[256];
-    size_t seqs = 0;
-    for (size_t q = 0, pos = g->n - b->n; q < b->nseq; pos += len[q], q++) {
-      double sum = 0;
-      for (size_t i = 0; i < len[q]; i += 256) {
-        size_t m = len[q] - i < 256 ? len[q] - i : 256;
-        ew__tseg_read(g, c, pos + i, m, tmp);
-        for (size_t k = 0; k < m; k++)
-          sum += tmp[k];
-      }
-      if (!len[q])
-        continue;
-      seqs++;
-      nsum(&sm, &cm, sum / (double)len[q]);
-      nsum(&ss, &cs, sum);
-    }
-    sums->seqs = seqs;
-    sums->seq_mean_sum[c] = sm + cm;
-    sums->seq_sum_sum[c] = ss + cs;
   }
   g->nseq += b->nseq;
 }
 
-/* The oldest step leaves the window (settled: its tokens are in the sketches); its buffers are
- * kept as the spare (the larger of the two when there is one already). */
 void ew__tok_leave_oldest(tok_t *t) {
-  tseg_t *g = &t->seg[0];
-  ew__tok_retire_sorted(t, g);
-  size_t have = 0, mine = 0;
-  for (size_t c = 0; c < t->ncols; c++)
-    have += t->spare.cap[c], mine += g->cap[c];
-  if (mine >= have) {
-    ew__tseg_free(t, &t->spare);
-    t->spare = *g;
-  } else {
-    ew__tseg_free(t, g);
-  }
+  ew__tok_retire_sorted(t, &t->seg[0]);
+  ew__tseg_free(t, &t->seg[0]);
   memmove(t->seg, t->seg + 1, (t->nseg - 1) * sizeof *t->seg);
   t->nseg--;
 }
@@ -261,7 +194,7 @@ static int settle_leaving(tok_t *t, const ew__tbatch_t *b, bool fresh) {
   return 0;
 }
 
-int ew__acc_tokens_apply(ew__acc_t *a, const ew__tbatch_t *b) {
+int ew__acc_tokens_apply(ew__acc_t *a, const ew__tbatch_t *b, void **data) {
   tok_t *t = T(a);
   bool fresh = t->nseg == 0 || t->seg[t->nseg - 1].step != b->step;
   if (fresh && t->nseg == t->capseg) {
@@ -274,28 +207,18 @@ int ew__acc_tokens_apply(ew__acc_t *a, const ew__tbatch_t *b) {
   }
   if (settle_leaving(t, b, fresh) != 0)
     return EW_ENOMEM;
-  unsigned esz[EW_COLUMNS_MAX];
-  for (size_t c = 0; c < t->ncols; c++)
-    esz[c] = b->dtype[c] == EW_F64 ? 8 : 4;
-  tseg_t tmp = t->spare, *g = fresh ? &tmp : &t->seg[t->nseg - 1];
-  if (fresh) { /* the spare's buffers, emptied */
-    memset(&t->spare, 0, sizeof t->spare);
-    tmp.step = b->step;
-    tmp.n = tmp.nseq = 0;
-    tmp.nolen = tmp.folded = 0;
-    memset(&tmp.sums, 0, sizeof tmp.sums);
-  }
-  if (ew__tseg_grow(t, g, b->n, b->has_len ? b->nseq : 0, esz) != 0) {
+  tseg_t tmp = {.step = b->step}, *g = fresh ? &tmp : &t->seg[t->nseg - 1];
+  if (ew__tseg_room(g, 1, b->has_len ? b->nseq : 0) != 0) {
     if (fresh)
-      t->spare = tmp; /* grown or not, still the spare */
+      ew__tseg_free(t, &tmp);
     return EW_ENOMEM;
   }
   /* nothing below fails */
-  ew__tall_t sums;
-  put_batch(t, g, b, &sums);
+  put_batch(t, g, b, *data);
+  *data = NULL;
   memset(g->sorted_n, 0, sizeof g->sorted_n); /* its sorted copies no longer hold all of it */
-  ew__tall_merge(&g->sums, &sums, t->ncols);
-  ew__tall_merge(&t->all, &sums, t->ncols);
+  ew__tall_merge(&g->sums, &b->sums, t->ncols);
+  ew__tall_merge(&t->all, &b->sums, t->ncols);
   if (fresh) {
     if (t->nseg)
       ew__tok_retire_sorted(t, &t->seg[t->nseg - 1]); /* only the newest step keeps them */
@@ -307,17 +230,21 @@ int ew__acc_tokens_apply(ew__acc_t *a, const ew__tbatch_t *b) {
   while (t->nseg > t->keep)
     ew__tok_leave_oldest(t);
   if (b->keep_bytes && ew__acc_tokens_window_bytes(a) > b->keep_bytes) {
-    ew__tseg_free(t, &t->spare); /* the bound first takes the spare buffers, then the oldest */
-    ew__tok_free_pool(t);
-    while (t->nseg > 1 && ew__acc_tokens_window_bytes(a) > b->keep_bytes) {
+    ew__tok_free_pool(t); /* the bound first takes the pooled buffers, then the oldest steps */
+    while (t->nseg > 1 && ew__acc_tokens_window_bytes(a) > b->keep_bytes)
       ew__tok_leave_oldest(t);
-      ew__tseg_free(t, &t->spare);
-    }
   }
   return 0;
 }
 
 /* ---- views ---- */
+
+/* Segment g's column c, every counted token, as f64 into dst. */
+static void read_seg(const tseg_t *g, size_t c, double *dst) {
+  size_t at = 0;
+  for (size_t k = 0; k < g->nchunk; k++)
+    at += ew__tchunk_read(&g->chunk[k], c, dst + at);
+}
 
 int ew__acc_tokens_view(ew__acc_t *a, ew_source_t src, ew__tview_t *v, ew__ws_t *ws) {
   tok_t *t = T(a);
@@ -346,32 +273,13 @@ int ew__acc_tokens_view(ew__acc_t *a, ew_source_t src, ew__tview_t *v, ew__ws_t 
   v->tall = &v->own;
   v->n = n;
   v->nseq = nseq;
+  v->first = first;
   v->steps = t->nseg - first;
   if (t->nseg)
     v->last_step = t->seg[t->nseg - 1].step, v->first_step = t->seg[first].step;
-  if (v->steps == 1) { /* one segment: read in place (f32 columns widened when a metric asks) */
-    const tseg_t *g = &t->seg[first];
-    for (size_t c = 0; c < t->ncols; c++) {
-      if (g->esz[c] == 8)
-        v->x[c] = (const double *)(const void *)g->x[c];
-      else
-        v->xf[c] = (const float *)(const void *)g->x[c];
-    }
-    v->len = g->len;
+  if (v->steps == 1) { /* one step: its sequences in place, its columns when a metric asks */
+    v->len = t->seg[first].len;
     return 0;
-  }
-  if (v->steps == 0)
-    return 0;
-  for (size_t c = 0; c < t->ncols; c++) { /* several steps: laid end to end in ws, as f64 */
-    double *x = ew__ws_alloc(ws, n * sizeof(double) + 8);
-    if (!x)
-      return EW_ENOMEM;
-    size_t at = 0;
-    for (size_t i = first; i < t->nseg; i++) {
-      ew__tseg_read(&t->seg[i], c, 0, t->seg[i].n, x + at);
-      at += t->seg[i].n;
-    }
-    v->x[c] = x;
   }
   uint32_t *len = ew__ws_alloc(ws, nseq * sizeof(uint32_t) + 8);
   if (!len)
@@ -387,13 +295,23 @@ int ew__acc_tokens_view(ew__acc_t *a, ew_source_t src, ew__tview_t *v, ew__ws_t 
 }
 
 int ew__acc_tokens_column(ew__tview_t *v, size_t c, ew__ws_t *ws, const double **out) {
-  if (!v->x[c] && v->xf[c]) { /* an f32 column, widened once for this view */
-    double *x = ew__ws_alloc(ws, v->n * sizeof(double) + 8);
-    if (!x)
-      return EW_ENOMEM;
-    for (size_t i = 0; i < v->n; i++)
-      x[i] = v->xf[c][i];
-    v->x[c] = x;
+  const tok_t *t = CT(v->acc);
+  if (!v->x[c] && v->n) { /* gathered once for this view, as f64, from its steps' batches */
+    const tseg_t *g = &t->seg[v->first];
+    const tchunk_t *k = g->chunk;
+    if (v->steps == 1 && g->nchunk == 1 && !k->mask && k->dtype[c] == EW_F64) {
+      v->x[c] = (const double *)(const void *)k->col[c]; /* one f64 batch: in place */
+    } else {
+      double *x = ew__ws_alloc(ws, v->n * sizeof(double) + 8);
+      if (!x)
+        return EW_ENOMEM;
+      size_t at = 0;
+      for (size_t i = v->first; i < t->nseg; i++) {
+        read_seg(&t->seg[i], c, x + at);
+        at += t->seg[i].n;
+      }
+      v->x[c] = x;
+    }
   }
   *out = v->x[c];
   return 0;

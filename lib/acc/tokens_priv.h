@@ -8,22 +8,31 @@
 
 #define QS_K 4096 /* values per sketch level: 3.5e-4 rank error measured on 1e6 tokens */
 
-/* One step of the window: its counted tokens per column in arrival order — as f32 (esz 4) while
- * every batch sent the column as f32, f16 or bf16 (exact), else as f64 (esz 8) — its sequences,
- * its sums. Tokens [0, folded) are in the `all` view's sketches; the rest wait for
- * ew__acc_tokens_settle (a step leaves the window settled). sorted[c] (sorted_cap[c] bytes),
- * when sorted_n[c] == n > 0, is column c's tokens in ascending order, held as the column is (the
- * newest step's exact quantiles read it). */
+/* One batch of a step, held as it was sent: its packed bytes (owned), per column `sent` values
+ * of dtype[c] at col[c], the mask (NULL: every token counted); n of them counted. */
+typedef struct {
+  void *data;
+  size_t bytes;
+  const unsigned char *col[EW_COLUMNS_MAX];
+  ew_dtype_t dtype[EW_COLUMNS_MAX];
+  const unsigned char *mask;
+  size_t sent, n;
+} tchunk_t;
+
+/* One step of the window: its batches in arrival order (chunks: their counted tokens, in order,
+ * are the step's), its sequences' counted tokens, its sums. The first `folded` chunks' tokens
+ * are in the `all` view's sketches; the rest wait for ew__acc_tokens_settle (a step leaves the
+ * window settled). sorted[c] (sorted_cap[c] bytes), when sorted_n[c] == n > 0, is column c's
+ * tokens in ascending order, as floats when every chunk sent the column as f32, f16 or bf16
+ * (narrow), else doubles (the newest step's exact quantiles read it). */
 typedef struct {
   uint64_t step;
-  size_t n;                       /* counted tokens held */
-  unsigned char *x[EW_COLUMNS_MAX];
-  size_t cap[EW_COLUMNS_MAX];     /* bytes x[c] holds */
-  unsigned esz[EW_COLUMNS_MAX];   /* 4 or 8 (0: no buffer yet) */
+  size_t n;                       /* counted tokens */
+  tchunk_t *chunk;
+  size_t nchunk, capchunk, folded;
   uint32_t *len;                  /* counted tokens per sequence */
   size_t nseq, capseq;
   uint64_t nolen;                 /* counted tokens of batches that carried no lengths */
-  uint64_t folded;
   ew__tall_t sums;
   unsigned char *sorted[EW_COLUMNS_MAX];
   size_t sorted_n[EW_COLUMNS_MAX], sorted_cap[EW_COLUMNS_MAX];
@@ -37,7 +46,6 @@ typedef struct {
   uint32_t keep;                /* steps the window keeps (the newest batch's say) */
   uint64_t keep_bytes;          /* and in how many bytes (the newest batch's say; 0: no bound):
                                    sorted copies are kept only within it */
-  tseg_t spare;                 /* the buffers of the step that left last, for the next (n 0) */
   unsigned char *sbuf[EW_COLUMNS_MAX]; /* the sorted copies' buffers of the step newest before,
                                           for the next newest step's */
   size_t sbuf_cap[EW_COLUMNS_MAX];     /* bytes */
@@ -45,15 +53,20 @@ typedef struct {
   ew__qsketch_t qs[EW_COLUMNS_MAX];
   ew__qsketch_t pend[EW_COLUMNS_MAX]; /* between merge_ready and merge: the source's tokens its
                                          sketches did not hold yet, sorted in (else empty) */
+  tseg_t *pseg;                       /* and copies of its steps, to move in */
+  size_t npseg;
 } tok_t;
 
-/* Grows g to hold `more` tokens and `moreseq` sequences, column c as esz[c] bytes a token (a
- * column held as f32 and wanted as f64 is widened). 0 or EW_ENOMEM (g keeps what it describes). */
-int ew__tseg_grow(tok_t *t, tseg_t *g, size_t more, size_t moreseq, const unsigned *esz);
-/* Tokens [from, from + m) of g's column c as f64 into dst. */
-void ew__tseg_read(const tseg_t *g, size_t c, size_t from, size_t m, double *dst);
-/* Tokens of g not yet in the sketches. */
-static inline size_t ew__tseg_unfolded(const tseg_t *g) { return g->n - (size_t)g->folded; }
+/* Room in g for `more` chunks and `moreseq` sequences. 0 or EW_ENOMEM (g unchanged). */
+int ew__tseg_room(tseg_t *g, size_t more, size_t moreseq);
+/* Chunk k's counted tokens of column c as f64 into dst (room for k->n), or as floats into dstf
+ * (a column sent as f32, f16 or bf16): returns how many (k->n). */
+size_t ew__tchunk_read(const tchunk_t *k, size_t c, double *dst);
+size_t ew__tchunk_read_f32(const tchunk_t *k, size_t c, float *dstf);
+/* True when every chunk of g from `first` on sent column c as f32, f16 or bf16. */
+bool ew__tseg_narrow(const tseg_t *g, size_t c, size_t first);
+/* Tokens of g not yet in the sketches (those of chunks folded and on). */
+size_t ew__tseg_unfolded(const tseg_t *g);
 /* ---- tokens_settle.c ---- */
 /* Puts tokens [folded, n) of seg[i] into the sketches (sorted in ws; the newest step, when none
  * of it is in yet, through its kept sorted copies). 0 or EW_ENOMEM (nothing changes). */
@@ -65,7 +78,7 @@ void ew__tok_free_pool(tok_t *t);
 /* The interface's merge (after ew__acc_tokens_merge_ready). */
 void ew__tok_merge(ew__acc_t *a, const ew__acc_t *o);
 /* ---- tokens_acc.c ---- */
-/* The oldest step leaves the window (settled); its buffers become the spare. */
+/* The oldest step leaves the window (settled): its batches are freed. */
 void ew__tok_leave_oldest(tok_t *t);
 /* Frees g's memory (buffers and sorted copies); g is zeroed. */
 void ew__tseg_free(const tok_t *t, tseg_t *g);

@@ -106,33 +106,53 @@ void ew__tok_save(const ew__acc_t *a, ew__wr_t *w) {
     ew__put_u64(w, g->n);
     ew__put_u64(w, g->nseq);
     ew__put_u64(w, g->nolen);
-    ew__put_u64(w, g->folded);
+    uint64_t folded = 0; /* the tokens of the chunks in the sketches */
+    for (size_t k = 0; k < g->folded; k++)
+      folded += g->chunk[k].n;
+    ew__put_u64(w, folded);
     put_sums(w, &g->sums, t->ncols);
-    for (size_t c = 0; c < t->ncols; c++) { /* f64 whatever the column is held as */
-      double buf[256];
-      for (size_t at = 0; at < g->n; at += 256) {
-        size_t m = g->n - at < 256 ? g->n - at : 256;
-        ew__tseg_read(g, c, at, m, buf);
-        ew__put(w, buf, m * sizeof(double));
+    for (size_t c = 0; c < t->ncols; c++) /* f64, whatever each batch sent */
+      for (size_t k = 0; k < g->nchunk; k++) {
+        const tchunk_t *ch = &g->chunk[k];
+        double buf[256];
+        for (size_t at = 0; at < ch->sent; at += 256) {
+          size_t e = ch->sent - at < 256 ? ch->sent : at + 256;
+          size_t m = ew__tok_gather(ch->col[c], ch->dtype[c], ch->mask, at, e, buf);
+          ew__put(w, buf, m * sizeof(double));
+        }
       }
-    }
     if (g->nseq)
       ew__put(w, g->len, g->nseq * sizeof(uint32_t));
     ew__put(w, zero, (size_t)((8 - (g->nseq * 4) % 8) % 8));
   }
 }
 
-/* Reads one step of the window into g (seg[i]); *used counts the section's bytes. */
+/* A chunk of n f64 tokens per column in its own buffer (as if sent so): 0 or EW_ENOMEM. */
+static int f64_chunk(tchunk_t *k, size_t n, size_t ncols) {
+  size_t bytes = n * ncols * sizeof(double);
+  unsigned char *data = malloc(bytes ? bytes : 1);
+  if (!data)
+    return EW_ENOMEM;
+  *k = (tchunk_t){.data = data, .bytes = bytes, .sent = n, .n = n};
+  for (size_t c = 0; c < ncols; c++) {
+    k->col[c] = data + c * n * sizeof(double);
+    k->dtype[c] = EW_F64;
+  }
+  return 0;
+}
+
+/* Reads one step of the window into g (seg[i]): its tokens as one f64 chunk, or two when the
+ * sketches hold only the first `folded` of them; *used counts the section's bytes. */
 static void load_seg(tok_t *t, tseg_t *g, uint64_t i, ew__rd_t *r, uint64_t len, uint64_t *used) {
   g->step = ew__get_u64(r);
   uint64_t n = ew__get_u64(r), nseq = ew__get_u64(r);
   g->nolen = ew__get_u64(r);
-  g->folded = ew__get_u64(r);
+  uint64_t folded = ew__get_u64(r);
   if (r->err)
     return;
   uint64_t need = 40 + sums_len(t->ncols) + n * 8 * t->ncols + (nseq * 4 + 7) / 8 * 8;
   if (n > EW__ROWS_MAX || nseq > EW__ROWS_MAX || *used + need > len ||
-      (i > 0 && g->step <= t->seg[i - 1].step) || g->nolen > n || g->folded > n) {
+      (i > 0 && g->step <= t->seg[i - 1].step) || g->nolen > n || folded > n) {
     ew__rd_failf(r, "section TOKS's step %llu does not fit the section or its order",
                  (unsigned long long)i);
     return;
@@ -145,17 +165,29 @@ static void load_seg(tok_t *t, tseg_t *g, uint64_t i, ew__rd_t *r, uint64_t len,
                  (unsigned long long)n);
   if (r->err)
     return;
-  static const unsigned wide[EW_COLUMNS_MAX] = {8, 8, 8, 8, 8, 8, 8, 8};
-  if (ew__tseg_grow(t, g, (size_t)n, (size_t)nseq, wide) != 0) {
+  size_t part[2] = {(size_t)folded, (size_t)(n - folded)};
+  if (ew__tseg_room(g, 2, (size_t)nseq) != 0) {
     r->err = EW_ENOMEM;
     return;
   }
-  for (size_t c = 0; c < t->ncols && !r->err; c++) {
-    double *x = (double *)(void *)g->x[c];
-    if (n)
-      ew__get(r, x, (size_t)n * sizeof(double));
-    ew__check_f64s(r, x, (size_t)n, 0x1p128, "TOKS", "a token");
+  for (int h = 0; h < 2; h++) {
+    if (!part[h])
+      continue;
+    if (f64_chunk(&g->chunk[g->nchunk], part[h], t->ncols) != 0) {
+      r->err = EW_ENOMEM;
+      return;
+    }
+    g->nchunk++;
   }
+  g->folded = folded ? 1 : 0;
+  for (size_t c = 0; c < t->ncols && !r->err; c++)
+    for (size_t k = 0; k < g->nchunk && !r->err; k++) {
+      double *x = (double *)(void *)g->chunk[k].col[c];
+      size_t m = g->chunk[k].n;
+      if (m)
+        ew__get(r, x, m * sizeof(double));
+      ew__check_f64s(r, x, m, 0x1p128, "TOKS", "a token");
+    }
   if (nseq)
     ew__get(r, g->len, (size_t)nseq * sizeof(uint32_t));
   unsigned char pad[8];
@@ -202,7 +234,7 @@ void ew__tok_load(ew__acc_t *a, ew__rd_t *r, uint64_t len) {
   for (uint64_t i = 0; i < nseg && !r->err; i++) {
     t->nseg = (size_t)i + 1;
     load_seg(t, &t->seg[i], i, r, len, &used);
-    unfolded += t->seg[i].n - t->seg[i].folded;
+    unfolded += ew__tseg_unfolded(&t->seg[i]);
   }
   for (size_t c = 0; c < t->ncols && !r->err; c++) /* the sketches hold every token but those */
     if (t->qs[c].n + unfolded != s->sum[0].n)

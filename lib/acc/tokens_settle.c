@@ -30,22 +30,25 @@ void ew__tok_free_pool(tok_t *t) {
   }
 }
 
-/* Tokens [from, n) of g's column c sorted ascending into dst (as the column is held: floats or
- * doubles); tmp n − from doubles of scratch. */
-static void sort_range(const tseg_t *g, size_t c, size_t from, void *dst, double *tmp) {
-  size_t m = g->n - from;
-  if (g->esz[c] == 4) {
-    ew__tok_sort_f32((const float *)(const void *)g->x[c] + from, m, dst, tmp);
-  } else {
-    memcpy(dst, (const double *)(const void *)g->x[c] + from, m * sizeof(double));
+/* The tokens of g's chunks from `first` on, column c, sorted ascending into dst — as floats when
+ * those chunks sent it narrow (f32, f16, bf16), else doubles; tmp as many doubles of scratch.
+ * Returns whether they are floats. */
+static bool sort_range(const tseg_t *g, size_t c, size_t first, void *dst, double *tmp) {
+  bool narrow = ew__tseg_narrow(g, c, first);
+  size_t m = 0;
+  for (size_t k = first; k < g->nchunk; k++)
+    m += narrow ? ew__tchunk_read_f32(&g->chunk[k], c, (float *)dst + m)
+                : ew__tchunk_read(&g->chunk[k], c, (double *)dst + m);
+  if (narrow)
+    ew__tok_sort_f32(dst, m, dst, tmp);
+  else
     ew__tok_sort(dst, m, tmp);
-  }
+  return narrow;
 }
 
-/* Adds sorted tokens of g's column c (as it is held) to sketch q; tmp m/2 doubles, distinct. */
-static void add_sorted(const tseg_t *g, size_t c, ew__qsketch_t *q, const void *v, size_t m,
-                       double *tmp) {
-  if (g->esz[c] == 4)
+/* Adds m sorted values v (floats when narrow) to sketch q; tmp m/2 doubles, distinct from v. */
+static void add_sorted(ew__qsketch_t *q, const void *v, size_t m, bool narrow, double *tmp) {
+  if (narrow)
     (void)ew__qs_add_sorted_f32(q, v, m, tmp);
   else
     (void)ew__qs_add_sorted(q, v, m, tmp);
@@ -53,7 +56,7 @@ static void add_sorted(const tseg_t *g, size_t c, ew__qsketch_t *q, const void *
 
 /* Room for g's sorted copy of column c (its buffer, the pool's, or a new one). 0 or EW_ENOMEM. */
 static int sorted_room(tok_t *t, tseg_t *g, size_t c) {
-  size_t need = g->n * g->esz[c];
+  size_t need = g->n * (ew__tseg_narrow(g, c, 0) ? 4 : 8);
   if (g->sorted_cap[c] >= need)
     return 0;
   if (t->sbuf_cap[c] >= need) {
@@ -75,7 +78,8 @@ static int sorted_room(tok_t *t, tseg_t *g, size_t c) {
 
 /* True when the newest step g may keep a sorted copy of column c within the window's byte bound. */
 static bool may_keep(const tok_t *t, const tseg_t *g, size_t c) {
-  size_t need = g->n * g->esz[c], more = g->sorted_cap[c] >= need ? 0 : need + need / 8;
+  size_t need = g->n * (ew__tseg_narrow(g, c, 0) ? 4 : 8);
+  size_t more = g->sorted_cap[c] >= need ? 0 : need + need / 8;
   return !t->keep_bytes || ew__acc_tokens_window_bytes(&t->base) + more <= t->keep_bytes;
 }
 
@@ -92,7 +96,7 @@ static int ensure_sorted(tok_t *t, tseg_t *g, size_t c, ew__ws_t *ws, double *sc
   ew__ws_mark_t mk = ew__ws_mark(ws);
   double *tmp = scratch ? scratch : ew__ws_alloc(ws, g->n * sizeof(double) + 8);
   if (tmp) {
-    sort_range(g, c, 0, g->sorted[c], tmp);
+    (void)sort_range(g, c, 0, g->sorted[c], tmp);
     g->sorted_n[c] = g->n;
   }
   ew__ws_release(ws, mk);
@@ -118,16 +122,14 @@ int ew__tok_settle_seg(tok_t *t, size_t i, ew__ws_t *ws) {
     rc = k == EW_ENOMEM ? k : 0;
   }
   for (size_t c = 0; c < t->ncols && rc == 0; c++) { /* nothing here fails */
-    if (kept[c]) {
-      add_sorted(g, c, &t->qs[c], g->sorted[c], m, tmp);
-    } else {
-      sort_range(g, c, (size_t)g->folded, work, tmp);
-      add_sorted(g, c, &t->qs[c], work, m, tmp);
-    }
+    if (kept[c])
+      add_sorted(&t->qs[c], g->sorted[c], m, ew__tseg_narrow(g, c, 0), tmp);
+    else
+      add_sorted(&t->qs[c], work, m, sort_range(g, c, g->folded, work, tmp), tmp);
   }
   ew__ws_release(ws, mk);
   if (rc == 0)
-    g->folded = g->n;
+    g->folded = g->nchunk;
   return rc;
 }
 
@@ -157,7 +159,7 @@ int ew__acc_tokens_quantile(ew__tview_t *v, size_t c, double level, ew__ws_t *ws
     int rc = ensure_sorted(t, g, c, ws, NULL);
     if (rc == 0) {
       const void *s = g->sorted[c];
-      *out = ew__tok_quantile_sorted(s, g->esz[c] == 4 ? s : NULL, g->n, level);
+      *out = ew__tok_quantile_sorted(s, ew__tseg_narrow(g, c, 0) ? s : NULL, g->n, level);
       return 0;
     }
     if (rc != EW_ERANGE) /* else no room to keep it: sorted in ws, below */
@@ -180,51 +182,72 @@ int ew__acc_tokens_quantile(ew__tview_t *v, size_t c, double level, ew__ws_t *ws
 
 /* ---- merge: sums and sketches exactly; windows step by step ---- */
 
-/* Appends o's segment g to t's segment of the same step (or a new one, in step order). 0 or
- * EW_ENOMEM. */
-static int merge_seg(tok_t *t, const tok_t *o, const tseg_t *g) {
-  size_t at = 0;
-  while (at < t->nseg && t->seg[at].step < g->step)
-    at++;
-  bool fresh = at == t->nseg || t->seg[at].step != g->step;
-  if (fresh) {
-    if (t->nseg == t->capseg) {
-      size_t cap = t->capseg ? 2 * t->capseg : 4;
-      tseg_t *s = realloc(t->seg, cap * sizeof *s);
-      if (!s)
-        return EW_ENOMEM;
-      t->seg = s;
-      t->capseg = cap;
-    }
-    memmove(t->seg + at + 1, t->seg + at, (t->nseg - at) * sizeof *t->seg);
-    t->seg[at] = (tseg_t){.step = g->step};
-    t->nseg++;
-  }
-  tseg_t *d = &t->seg[at];
-  if (ew__tseg_grow(t, d, g->n, g->nseq, g->esz) != 0)
-    return EW_ENOMEM;
-  for (size_t c = 0; c < o->ncols && g->n; c++) {
-    if (d->esz[c] == g->esz[c]) /* else d holds f64 and g f32: widened as it is read */
-      memcpy(d->x[c] + d->n * d->esz[c], g->x[c], g->n * g->esz[c]);
-    else
-      ew__tseg_read(g, c, 0, g->n, (double *)(void *)d->x[c] + d->n);
-  }
-  if (g->nseq)
-    memcpy(d->len + d->nseq, g->len, g->nseq * sizeof(uint32_t));
-  d->n += g->n;
-  d->nseq += g->nseq;
-  d->nolen += g->nolen;
-  d->folded = d->n; /* merge_ready settled both sides' tokens into t's sketches */
-  memset(d->sorted_n, 0, sizeof d->sorted_n);
-  ew__tall_merge(&d->sums, &g->sums, t->ncols);
-  return 0;
-}
-
 static void drop_pending(tok_t *t) {
   for (size_t c = 0; c < t->ncols; c++) {
     ew__qs_free(&t->pend[c]);
     ew__qs_init(&t->pend[c], QS_K);
   }
+  for (size_t i = 0; i < t->npseg; i++)
+    ew__tseg_free(t, &t->pseg[i]);
+  free(t->pseg);
+  t->pseg = NULL;
+  t->npseg = 0;
+}
+
+/* A copy of o's step g in *d: its batches' bytes copied (their pointers into the copies), its
+ * sequences and sums; every chunk counted as in the sketches (the merge puts them there). 0 or
+ * EW_ENOMEM (d then holds what was copied, for ew__tseg_free). */
+static int copy_seg(const tseg_t *g, tseg_t *d, size_t ncols) {
+  *d = (tseg_t){.step = g->step, .n = g->n, .nseq = g->nseq, .nolen = g->nolen, .sums = g->sums};
+  if (ew__tseg_room(d, g->nchunk, g->nseq) != 0)
+    return EW_ENOMEM;
+  for (size_t k = 0; k < g->nchunk; k++) {
+    const tchunk_t *from = &g->chunk[k];
+    tchunk_t *to = &d->chunk[k];
+    unsigned char *data = malloc(from->bytes ? from->bytes : 1);
+    if (!data)
+      return EW_ENOMEM;
+    const unsigned char *base = from->data;
+    memcpy(data, base, from->bytes);
+    *to = *from;
+    to->data = data;
+    for (size_t c = 0; c < ncols; c++)
+      to->col[c] = data + (from->col[c] - base);
+    to->mask = from->mask ? data + (from->mask - base) : NULL;
+    d->nchunk = k + 1;
+  }
+  if (g->nseq)
+    memcpy(d->len, g->len, g->nseq * sizeof(uint32_t));
+  d->folded = d->nchunk;
+  return 0;
+}
+
+/* Moves the copy p into t: onto t's step of the same number (room reserved), or as a new step
+ * in step order (room reserved). */
+static void move_seg(tok_t *t, tseg_t *p) {
+  size_t at = 0;
+  while (at < t->nseg && t->seg[at].step < p->step)
+    at++;
+  if (at == t->nseg || t->seg[at].step != p->step) {
+    memmove(t->seg + at + 1, t->seg + at, (t->nseg - at) * sizeof *t->seg);
+    t->seg[at] = *p;
+    t->nseg++;
+    memset(p, 0, sizeof *p);
+    return;
+  }
+  tseg_t *d = &t->seg[at];
+  memcpy(d->chunk + d->nchunk, p->chunk, p->nchunk * sizeof *p->chunk);
+  if (p->nseq)
+    memcpy(d->len + d->nseq, p->len, p->nseq * sizeof(uint32_t));
+  d->nchunk += p->nchunk;
+  d->folded = d->nchunk; /* merge_ready settled d; p's tokens go into the sketches now */
+  d->n += p->n;
+  d->nseq += p->nseq;
+  d->nolen += p->nolen;
+  ew__tall_merge(&d->sums, &p->sums, t->ncols);
+  memset(d->sorted_n, 0, sizeof d->sorted_n);
+  p->nchunk = 0; /* its chunks' bytes are d's now */
+  ew__tseg_free(t, p);
 }
 
 void ew__tok_merge(ew__acc_t *a, const ew__acc_t *ob) {
@@ -236,9 +259,9 @@ void ew__tok_merge(ew__acc_t *a, const ew__acc_t *ob) {
     (void)ew__qs_merge(&t->qs[c], &o->qs[c]);
     (void)ew__qs_merge(&t->qs[c], &t->pend[c]);
   }
+  for (size_t i = 0; i < t->npseg; i++)
+    move_seg(t, &t->pseg[i]);
   drop_pending(t);
-  for (size_t i = 0; i < o->nseg; i++)
-    (void)merge_seg(t, o, &o->seg[i]);
   if (o->keep > t->keep)
     t->keep = o->keep;
   while (t->nseg > t->keep)
@@ -255,7 +278,7 @@ int ew__acc_tokens_merge_ready(ew__acc_t *a, const ew__acc_t *ob) {
    * the merge that follows adds */
   for (size_t i = 0; i < o->nseg && rc == 0; i++) {
     const tseg_t *g = &o->seg[i];
-    size_t m = g->n - g->folded;
+    size_t m = ew__tseg_unfolded(g);
     if (m == 0)
       continue;
     ew__ws_mark_t mk = ew__ws_mark(ws);
@@ -263,10 +286,8 @@ int ew__acc_tokens_merge_ready(ew__acc_t *a, const ew__acc_t *ob) {
     double *tmp = work ? ew__ws_alloc(ws, m * sizeof(double) + 8) : NULL;
     rc = tmp ? 0 : EW_ENOMEM;
     for (size_t c = 0; c < t->ncols && rc == 0; c++)
-      if ((rc = ew__qs_reserve(&t->pend[c], m)) == 0) {
-        sort_range(g, c, (size_t)g->folded, work, tmp);
-        add_sorted(g, c, &t->pend[c], work, m, tmp);
-      }
+      if ((rc = ew__qs_reserve(&t->pend[c], m)) == 0)
+        add_sorted(&t->pend[c], work, m, sort_range(g, c, g->folded, work, tmp), tmp);
     ew__ws_release(ws, mk);
   }
   for (size_t c = 0; c < t->ncols && rc == 0; c++) {
@@ -283,15 +304,16 @@ int ew__acc_tokens_merge_ready(ew__acc_t *a, const ew__acc_t *ob) {
     else
       t->seg = s, t->capseg = more;
   }
-  for (size_t i = 0; i < o->nseg && rc == 0; i++) { /* room in the segments the merge appends to */
-    const tseg_t *g = &o->seg[i];
+  if (rc == 0 && o->nseg && !(t->pseg = calloc(o->nseg, sizeof *t->pseg)))
+    rc = EW_ENOMEM;
+  for (size_t i = 0; i < o->nseg && rc == 0; i++) { /* copies, and room where they join a step */
+    t->npseg = i + 1;
+    rc = copy_seg(&o->seg[i], &t->pseg[i], t->ncols);
     for (size_t k = 0; k < t->nseg && rc == 0; k++)
-      if (t->seg[k].step == g->step &&
-          ew__tseg_grow(t, &t->seg[k], g->n, g->nseq, g->esz) != 0)
-        rc = EW_ENOMEM;
+      if (t->seg[k].step == o->seg[i].step)
+        rc = ew__tseg_room(&t->seg[k], o->seg[i].nchunk, o->seg[i].nseq);
   }
   if (rc)
     drop_pending(t);
   return rc;
 }
-

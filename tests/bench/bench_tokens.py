@@ -3,9 +3,10 @@
 (entropy, logp, advantage) a step — 8 x 10^6 at the defaults — measured in one run beside the
 machine's own limit and what a user would write instead:
 
-  1. ingest, tokens/s: the library alone (the path ew_stream_ingest_tokens takes — ew_tokens_pack,
-     ew_tokens_prepare, ew_stream_apply — each part timed, plus ew_tokens_check, the extra pass
-     the daemon makes on arrival), and the daemon end to end (a step's R batches as `ingest`
+  1. ingest, tokens/s: the library alone (the path ew_stream_ingest_tokens takes —
+     ew_tokens_pack_prepare, ew_stream_apply — each timed; the parts the daemon runs instead,
+     ew_tokens_pack, ew_tokens_check, ew_tokens_prepare, timed on a copy; ew_stream_settle, which
+     the daemon runs after each step, off ingest), and the daemon end to end (a step's R batches as `ingest`
      requests over R Unix-socket connections, every one acknowledged, then a `query` that
      returns once the step is applied), beside the bare loop "memcpy + sum" of the same f32
      bytes: in C (tests/bench/bench_tokens_bare.c, loaded with ctypes, f64 accumulators) and in
@@ -98,11 +99,14 @@ def bare_numpy(data, reps):
 LIBC = C.CDLL(None)
 LIBC.malloc.restype = C.c_void_p
 LIBC.malloc.argtypes = [C.c_size_t]
+LIBC.free.argtypes = [C.c_void_p]
 
 
 def bind(lib):
-    lib.ew_tokens_prepare_owned.argtypes = [C.c_void_p, C.c_void_p, C.c_size_t,
-                                            C.POINTER(C.c_void_p), C.c_char_p, C.c_size_t]
+    lib.ew_tokens_prepare.argtypes = [C.c_void_p, C.c_void_p, C.c_size_t,
+                                      C.POINTER(C.c_void_p), C.c_char_p, C.c_size_t]
+    lib.ew_tokens_pack_prepare.argtypes = [C.c_void_p, C.c_void_p, C.POINTER(C.c_void_p),
+                                           C.c_char_p, C.c_size_t]
     lib.ew_stream_apply.argtypes = [C.c_void_p, C.c_void_p]
     lib.ew_batch_free.argtypes = [C.c_void_p]
     lib.ew_stream_settle.argtypes = [C.c_void_p]
@@ -117,31 +121,41 @@ def lib_ingest(ewlib, data, reps):
     held = [s.batch(0, d, dtypes=dt) for d in data]  # (ew_tokens_t, arrays kept alive)
     size = lib.ew_tokens_packed_size(C.byref(held[0][0]), len(COLUMNS))
     msg = C.create_string_buffer(256)
-    steps = {k: [] for k in ("pack", "check", "prepare", "apply", "settle")}
+    steps = {k: [] for k in ("pack_prepare", "apply", "pack", "check", "prepare", "settle")}
+    spare = LIBC.malloc(size)
     for step in range(reps + 1):  # the first step warms the stream's buffers: not counted
         t = dict.fromkeys(steps, 0.0)
         for tk, _ in held:
-            # what ew_stream_ingest_tokens does: pack into a fresh buffer, which the batch takes
-            # (ew_tokens_prepare_owned) and frees with itself after the apply
+            # what ew_stream_ingest_tokens does: one pass that packs, checks and sums each block
+            # (ew_tokens_pack_prepare), then the apply that moves the packed bytes into the step
             tk.step = step
             t0 = time.perf_counter()
-            p = LIBC.malloc(size)
-            lib.ew_tokens_pack(C.byref(tk), len(COLUMNS), p)
-            t1 = time.perf_counter()
-            rc = lib.ew_tokens_check(s.h, p, size, msg, 256)
-            t2 = time.perf_counter()
             b = C.c_void_p()
-            rc = rc or lib.ew_tokens_prepare_owned(s.h, p, size, C.byref(b), msg, 256)
-            t3 = time.perf_counter()
+            rc = lib.ew_tokens_pack_prepare(s.h, C.byref(tk), C.byref(b), msg, 256)
+            t1 = time.perf_counter()
             rc = rc or lib.ew_stream_apply(s.h, b)
-            t4 = time.perf_counter()
+            t2 = time.perf_counter()
             lib.ew_batch_free(b)
             if rc:
                 raise RuntimeError(f"ingest: {lib.ew_err_name(rc).decode()} {msg.value.decode()}")
-            t["pack"] += t1 - t0
-            t["check"] += t2 - t1
-            t["prepare"] += t3 - t2
-            t["apply"] += t4 - t3
+            # the daemon's parts, on a copy (not applied): the pack its decode makes, the check
+            # on arrival, the prepare when the step completes
+            t3 = time.perf_counter()
+            lib.ew_tokens_pack(C.byref(tk), len(COLUMNS), spare)
+            t4 = time.perf_counter()
+            rc = lib.ew_tokens_check(s.h, spare, size, msg, 256)
+            t5 = time.perf_counter()
+            b2 = C.c_void_p()
+            rc = rc or lib.ew_tokens_prepare(s.h, spare, size, C.byref(b2), msg, 256)
+            t6 = time.perf_counter()
+            lib.ew_batch_free(b2)
+            if rc:
+                raise RuntimeError(f"parts: {lib.ew_err_name(rc).decode()} {msg.value.decode()}")
+            t["pack_prepare"] += t1 - t0
+            t["apply"] += t2 - t1
+            t["pack"] += t4 - t3
+            t["check"] += t5 - t4
+            t["prepare"] += t6 - t5
         t0 = time.perf_counter()
         rc = lib.ew_stream_settle(s.h)  # the daemon's TAIL job after the step, off ingest
         t["settle"] = time.perf_counter() - t0
@@ -150,6 +164,7 @@ def lib_ingest(ewlib, data, reps):
         if step:
             for k in steps:
                 steps[k].append(t[k])
+    LIBC.free(spare)
     want = len(data) * len(data[0]["entropy"])
     got = s.q("token_count", source="step")
     assert got == want, (got, want)
@@ -334,23 +349,25 @@ def main():
     cheap = 1 if args.quick else max(reps, 10)
     tc, tn = bare_c(bare, data, cheap), bare_numpy(data, cheap)
     parts, stream = lib_ingest(ewlib, data, reps)
-    t_lib = parts["pack"] + parts["prepare"] + parts["apply"]
-    t_check = parts["pack"] + parts["check"] + parts["prepare"] + parts["apply"]
+    t_lib = parts["pack_prepare"] + parts["apply"]
+    t_daemon_parts = parts["pack"] + parts["check"] + parts["prepare"] + parts["apply"]
     sketch, sums = lib_internals(bare, data)
     print(f"1. ingest (tokens/s of 3 columns each; ratios: ingest / bare; bare loops: median of "
           f"{cheap} rounds)")
     row("bare C loop: memcpy + sum (f64 acc), via ctypes", tc)
     row("bare numpy: np.copyto + .sum (f32)", tn, f"   C / numpy {tn / tc:.2f}")
-    row("library: pack + prepare + apply", t_lib,
+    row("library: ew_stream_ingest_tokens (pack_prepare + apply)", t_lib,
         f"   / bare C {tc / t_lib:.3f}  / numpy {tn / t_lib:.3f}  (target >= {TARGET_INGEST})")
-    row("library: the same + ew_tokens_check (as the daemon)", t_check,
-        f"   / bare C {tc / t_check:.3f}")
-    print(f"    by part, ms/step: pack {1e3 * parts['pack']:.1f} (malloc + copy), prepare "
-          f"{1e3 * parts['prepare']:.1f} (the values' bits checked), apply "
-          f"{1e3 * parts['apply']:.1f} (converted into the step with their sums, one pass); "
-          f"ew_tokens_check {1e3 * parts['check']:.1f}; then, off ingest (the daemon: a job "
-          f"after the step's batches), settle {1e3 * parts['settle']:.1f} (every column sorted "
-          f"into its quantile sketch; the newest step keeps the sorted columns)", flush=True)
+    row("library, the daemon's parts: pack, check, prepare, apply", t_daemon_parts,
+        f"   / bare C {tc / t_daemon_parts:.3f}")
+    print(f"    by part, ms/step: pack_prepare {1e3 * parts['pack_prepare']:.1f} (one pass: each "
+          f"block copied, checked, summed), apply {1e3 * parts['apply']:.1f} (the packed bytes "
+          f"move into the step); the daemon's: pack {1e3 * parts['pack']:.1f} (its decode's "
+          f"copy), ew_tokens_check {1e3 * parts['check']:.1f} (on arrival), prepare "
+          f"{1e3 * parts['prepare']:.1f} (at completion: a copy of the buffer, then check + "
+          f"sums); then, off ingest (the daemon: a job after the step's batches), settle "
+          f"{1e3 * parts['settle']:.1f} (every column radix-sorted into its quantile sketch; the "
+          f"newest step keeps the sorted columns)", flush=True)
     print(f"    for scale, the old path's parts through the internals: ew__tall_of's two-pass "
           f"sums {1e3 * sums:.1f}, ew__qs_add one value at a time {1e3 * sketch:.1f}",
           flush=True)

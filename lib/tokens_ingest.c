@@ -315,7 +315,7 @@ static void copy_block(const ew_tokens_t *b, const ew_tokens_t *src, size_t c, s
  * sentence for the first such token. */
 static int scan(const ew_stream_t *s, const ew_tokens_t *b, const ew_tokens_t *src,
                 ew__tall_t *sums, size_t *m, char *msg, size_t cap) {
-  enum { BLK = 512 };
+  enum { BLK = 512, SUPER = 32 * BLK };
   size_t nc = s->cfg.columns.n;
   double blk[EW_COLUMNS_MAX][BLK];
   const double *v[EW_COLUMNS_MAX];
@@ -327,8 +327,10 @@ static int scan(const ew_stream_t *s, const ew_tokens_t *b, const ew_tokens_t *s
   for (size_t i0 = 0; i0 < b->n; i0 += BLK) {
     size_t i1 = i0 + BLK < b->n ? i0 + BLK : b->n, k = i1 - i0;
     for (size_t c = 0; c < nc; c++) {
-      if (src) /* the block copied into the packed buffer, read again while it is in the cache */
-        copy_block(b, src, c, i0, i1);
+      if (src && i0 % SUPER == 0) /* a run of blocks copied into the packed buffer (one large
+                                     copy: no read of the lines it overwrites), then read again
+                                     block by block while it is in the cache */
+        copy_block(b, src, c, i0, i0 + SUPER < b->n ? i0 + SUPER : b->n);
       if (!b->mask && b->dtype[c] == EW_F32) /* read as they are, widened in the sums */
         f[c] = (const float *)b->col[c] + i0;
       else

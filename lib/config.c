@@ -288,9 +288,15 @@ static int columns_check(const char *const *names, size_t n, char *msg, size_t c
                         n);
   for (size_t i = 0; i < n; i++) {
     size_t len = strnlen(names[i], EW_COLUMN_NAME_MAX + 1);
-    if (!column_name_ok(names[i], len))
-      return ew__fail_msg(msg, cap, "column name '%.40s' must be 1 to %d bytes of [a-z0-9_]",
-                          names[i], EW_COLUMN_NAME_MAX);
+    if (!column_name_ok(names[i], len)) {
+      char shown[41]; /* the name as printable ASCII ('?' for any other byte) */
+      size_t k = 0;
+      for (; k < 40 && names[i][k]; k++)
+        shown[k] = names[i][k] >= 0x20 && names[i][k] < 0x7f ? names[i][k] : '?';
+      shown[k] = 0;
+      return ew__fail_msg(msg, cap, "column name '%s' must be 1 to %d bytes of [a-z0-9_]", shown,
+                          EW_COLUMN_NAME_MAX);
+    }
     for (size_t k = 0; k < i; k++)
       if (strcmp(names[k], names[i]) == 0)
         return ew__fail_msg(msg, cap, "column '%s' is named twice in 'columns'", names[i]);

@@ -176,7 +176,12 @@ int ewd_config_columns(ew_config_t *cfg, const ewp_names_t *names, char *msg, si
     return snprintf(msg, cap, "'columns' must name 1 to %d columns (got %zu)", EW_COLUMNS_MAX, n),
            -1;
   for (size_t i = 0; names && i < n; i++) {
-    if (names->v[i].n > EW_COLUMN_NAME_MAX || memchr(names->v[i].p, 0, names->v[i].n)) {
+    bool ok = names->v[i].n >= 1 && names->v[i].n <= EW_COLUMN_NAME_MAX;
+    for (size_t k = 0; ok && k < names->v[i].n; k++) { /* the sentence escapes what is not */
+      unsigned char ch = (unsigned char)names->v[i].p[k];
+      ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_';
+    }
+    if (!ok) {
       char esc[96];
       return snprintf(msg, cap, "column name '%s' must be 1 to %d bytes of [a-z0-9_]",
                       ewp_escape(esc, 64, names->v[i].p, names->v[i].n), EW_COLUMN_NAME_MAX), -1;

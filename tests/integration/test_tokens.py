@@ -27,6 +27,7 @@ import sys
 import time
 import urllib.request
 
+import msgpack
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -279,6 +280,23 @@ def bad_input_changes_nothing():
         refused(c, "BAD_DTYPE", "dtype", dict(base, columns=bad))
         refused(c, "BAD_PARAM", "is a tokens stream: send its 'columns'",
                 dict(base, data=b"\0" * 12, dtype="f32", shape=[1, 3]))
+        big = dict(b, logp=b["logp"].astype(np.float64))
+        big["logp"][5] = 1e39  # f64 beyond the f32 range: the sums' bound
+        bigc = dict(cols(b), logp={"dtype": "f64", "data": big["logp"].tobytes()})
+        refused(c, "OUT_OF_RANGE", "column 'logp' has a value of magnitude 2^128 or more at token 5",
+                dict(base, columns=bigc))
+        # a stream an ingest would create, with a column name that is not text: the sentence
+        # escapes it (the fuzzer found it echoed raw, an answer that was not UTF-8)
+        raw = msgpack.Packer(use_bin_type=False)
+        body = (b"\x94\x00\x07" + raw.pack("ingest") + b"\x91\x85" + raw.pack(b"stream") +
+                raw.pack(b"q") + raw.pack(b"step") + raw.pack(0) + raw.pack(b"rank") + raw.pack(0) +
+                raw.pack(b"world") + raw.pack(1) + raw.pack(b"columns") + b"\x81" +
+                raw.pack(b"\xff\xfeab") + b"\x82" + raw.pack(b"dtype") + raw.pack(b"f32") +
+                raw.pack(b"data") + msgpack.packb(b"\0" * 16, use_bin_type=True))
+        c.send_raw(body)
+        m2 = c.read_message()
+        assert m2[2]["code"] == "BAD_PARAM" and "'\\xff\\xfeab' must be 1 to 32 bytes" in \
+            m2[2]["message"], m2
         time.sleep(0.2)
         after = (c.call("info", {"stream": "p"})["count"], c.call("export", {"stream": "p"}))
         assert after == before, "a refused batch changed the stream"

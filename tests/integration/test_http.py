@@ -275,7 +275,10 @@ def slow_and_many():
         st = c.call("stats")
         assert st["connections_refused"] >= 1000 - 64, st["connections_refused"]
         rss = d.rss_kib()
-        assert rss < rss0 + 64 * 1024, (rss0, rss)  # 64 connections × 64 KiB buffers at most
+        # 64 connections × 64 KiB buffers at most; under AddressSanitizer the refused connections'
+        # freed structures (~70 KiB each) also sit in its quarantine (256 MiB at most)
+        slack = 256 * 1024 if os.environ.get("EWD_ASAN") else 0
+        assert rss < rss0 + 64 * 1024 + slack, (rss0, rss)
         for s in socks:
             s.close()
         assert d.alive()

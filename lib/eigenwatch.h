@@ -449,6 +449,8 @@ typedef struct {
                           metrics of a sketched stream, d > exact_max_dim): scalar is the
                           midpoint and error the half-width */
   double lo, hi;
+  uint64_t sample_rows; /* kernel metrics: the rows of the uniform sample the answer was computed
+                           on when the window held more than max_rows (0: every row) */
 } ew_result_t;
 
 /* Computes one metric. Always fills `out` (which the caller later passes to ew_result_clear):

@@ -21,13 +21,13 @@ static ewp_value_t value_of(const ew_result_t *res) {
   return res->kind == EW_VALUE_SCALAR ? ewp_vf64(res->scalar) : ewp_vf64s(res->list, res->len);
 }
 
-/* Packs the reply; kv names like "topk_error" are built in `names` (4 per metric: the value,
- * _error, _vectors, _bracket). */
+/* Packs the reply; kv names like "topk_error" are built in `names` (5 per metric: the value,
+ * _error, _vectors, _bracket, _rows). */
 static void reply_query(ewd_server_t *srv, ewd_conn_t *conn, uint32_t msgid, bool notify,
                         ewd_stream_t *st, const ewd_qmetric_t *ms, size_t nm,
                         const ew_result_t *const *res, double elapsed_ms, bool cached) {
-  ewp_kv_t *mkv = malloc(4 * nm * sizeof *mkv);
-  char(*names)[3][80] = malloc(nm * sizeof *names);
+  ewp_kv_t *mkv = malloc(5 * nm * sizeof *mkv);
+  char(*names)[4][80] = malloc(nm * sizeof *names);
   double(*br)[2] = malloc(nm * sizeof *br);
   if (!mkv || !names || !br) {
     free(mkv);
@@ -43,22 +43,25 @@ static void reply_query(ewd_server_t *srv, ewd_conn_t *conn, uint32_t msgid, boo
     snprintf(names[i][0], sizeof names[i][0], "%s_error", ms[i].name);
     snprintf(names[i][1], sizeof names[i][1], "%s_vectors", ms[i].name);
     snprintf(names[i][2], sizeof names[i][2], "%s_bracket", ms[i].name);
+    snprintf(names[i][3], sizeof names[i][3], "%s_rows", ms[i].name);
     br[i][0] = res[i]->lo;
     br[i][1] = res[i]->hi;
-    mkv[4 * i] = (ewp_kv_t){ms[i].name, value_of(res[i])};
-    mkv[4 * i + 1] = (ewp_kv_t){names[i][0], res[i]->has_error ? ewp_vf64(res[i]->error)
+    mkv[5 * i] = (ewp_kv_t){ms[i].name, value_of(res[i])};
+    mkv[5 * i + 1] = (ewp_kv_t){names[i][0], res[i]->has_error ? ewp_vf64(res[i]->error)
                                                                : (ewp_value_t){0}};
-    mkv[4 * i + 2] = (ewp_kv_t){names[i][1], res[i]->vectors
+    mkv[5 * i + 2] = (ewp_kv_t){names[i][1], res[i]->vectors
                                                  ? ewp_vf64rows(res[i]->vectors, res[i]->len,
                                                                 res[i]->dim)
                                                  : (ewp_value_t){0}};
-    mkv[4 * i + 3] = (ewp_kv_t){names[i][2], res[i]->has_bracket ? ewp_vf64s(br[i], 2)
+    mkv[5 * i + 3] = (ewp_kv_t){names[i][2], res[i]->has_bracket ? ewp_vf64s(br[i], 2)
+                                                                 : (ewp_value_t){0}};
+    mkv[5 * i + 4] = (ewp_kv_t){names[i][3], res[i]->sample_rows ? ewp_vu64(res[i]->sample_rows)
                                                                  : (ewp_value_t){0}};
   }
   ewp_kv_t kv[] = {{"stream", ewp_vstr(st->name)},     {"count", ewp_vu64(st->count)},
                    {"dim", ewp_vu64(st->cfg.dim)},     {"as_of", ewp_vu64(as_of)},
                    {"elapsed_ms", ewp_vf64(elapsed_ms)}, {"cached", ewp_vbool(cached)},
-                   {"metrics", ewp_vmap(mkv, 4 * nm)}};
+                   {"metrics", ewp_vmap(mkv, 5 * nm)}};
   ewp_value_t v = ewp_vmap(kv, 7);
   ewd_answer(srv, conn, msgid, notify, &v);
   free(mkv);

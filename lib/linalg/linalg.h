@@ -28,6 +28,15 @@ int ew__topk(const double *A, size_t d, size_t k, const double *warm, size_t wk,
  * same array (the layouts coincide): then only the signs change. */
 void ew__emit_rows(const double *U_colmajor, size_t d, size_t k, double *U_rows);
 
+/* ---- linalg/kernel.c: kernel matrices of rows ---- */
+typedef enum { EW__KERNEL_GAUSSIAN = 0, EW__KERNEL_LAPLACIAN = 1, EW__KERNEL_COSINE = 2 } ew__kernel_t;
+/* K (n×n f64, both triangles) = k(xᵢ, xⱼ) over the rows pick[0, n) of `all` (row-major f32, d
+ * columns; pick NULL: its first n rows): gaussian exp(−‖x − y‖²/(2σ²)), laplacian
+ * exp(−‖x − y‖₁/σ), cosine ⟨x, y⟩/(‖x‖‖y‖) (a zero row: 0). Scratch (n·d + d + n doubles) from
+ * ws. 0 or EW_ENOMEM. */
+int ew__kernel_matrix(const float *all, size_t d, const size_t *pick, size_t n,
+                      ew__kernel_t kind, double sigma, double *K, ew__ws_t *ws);
+
 /* ---- linalg/krylov.c: the top of the spectrum through an operator ---- */
 /* A symmetric d×d operator: apply(ctx, X, Y, b) sets Y = A X for b columns (col-major, leading
  * dimension d; X and Y distinct). */

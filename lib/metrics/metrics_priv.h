@@ -164,5 +164,9 @@ int ew__m_nuclear_norm(mctx_t *cx);
 int ew__m_mnn(mctx_t *cx);
 /* The mean over dimensions of the std (ddof = 1) of the L2-normalised window rows. */
 int ew__m_l2_std(mctx_t *cx);
+/* kernel.c: kernel metrics of the window's rows */
+int ew__m_dse(mctx_t *cx);
+int ew__m_rke(mctx_t *cx);
+int ew__m_vendi_kernel(mctx_t *cx);
 
 #endif /* EW_METRICS_PRIV_H */

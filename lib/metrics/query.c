@@ -189,6 +189,8 @@ static int query_view(ew_stream_t *s, const ew_query_t *q, mctx_t *cxp, const me
     return ew__m_fail(cxp, rc, "%s", ew_strerror(rc));
   cxp->rows = cxp->v.rows;
   cxp->weight = cxp->v.weight;
+  cxp->cfg = ew_stream_config(s);
+  cxp->ws = ws;
   if (cxp->rows == 0)
     return ew__m_fail(cxp, EW_EDEGENERATE, "%s has no rows yet",
                 cxp->src == EW_SOURCE_ALL ? "the stream" : "the window");

@@ -46,6 +46,21 @@ static const ew_param_info_t P_TRUNC[] = {
   {.name = nm, .type = EW_PARAM_STRING, .default_str = def, .max_len = EW_COLUMN_NAME_MAX,         \
    .charset = EW_CHARSET_NAME, .doc = d}
 #define P_COLUMN PCOL("column", NULL, "the column (default: the stream's first)")
+#define P_MAX_ROWS                                                                                \
+  PNUM("max_rows", 4096.0, 2.0, 65536.0, 1, "above it, a uniform sample of this many window rows " \
+       "(drawn with the stream's seed)")
+static const char *const KERNEL_NAMES[] = {"gaussian", "laplacian", "cosine", NULL};
+static const ew_param_info_t K_DSE[] = {
+    PNUM("sigma", 10.0, 0.0, INFINITY, 0, "the Gaussian kernel's bandwidth (dse-dsmi's default)"),
+    PNUM("t", 1.0, 0.0, INFINITY, 0, "the diffusion time: eigenvalues to the power t"),
+    P_MAX_ROWS};
+static const ew_param_info_t K_RKE[] = {
+    PNUM("sigma", NAN, 0.0, INFINITY, 0, "the Gaussian kernel's bandwidth (required)"), P_MAX_ROWS};
+static const ew_param_info_t K_VENDI[] = {
+    {.name = "kernel", .type = EW_PARAM_ENUM, .default_value = 0, .names = KERNEL_NAMES,
+     .doc = "gaussian exp(-|x-y|^2/(2 sigma^2)), laplacian exp(-|x-y|_1/sigma), cosine"},
+    PNUM("sigma", NAN, 0.0, INFINITY, 0, "the bandwidth (required for gaussian and laplacian)"),
+    PNUM("q", 1.0, 0.0, INFINITY, 0, "order of the Vendi score; inf = 1/p_max"), P_MAX_ROWS};
 #define P_X PCOL("x", "logp", "the first column")
 #define P_Y PCOL("y", "advantage", "the second column")
 static const ew_param_info_t T_COL[] = {P_COLUMN};
@@ -94,6 +109,9 @@ static const ew_param_info_t T_WIN[] = {
 #define NP_T_BAND NP(T_BAND)
 #define NP_T_TOP NP(T_TOP)
 #define NP_T_WIN NP(T_WIN)
+#define NP_K_DSE NP(K_DSE)
+#define NP_K_RKE NP(K_RKE)
+#define NP_K_VENDI NP(K_VENDI)
 /* TROW(name, value kind, sources, merges exactly, params, function, doc): a tokens metric. Its
  * default source is the newest step; "merges exactly" says whether its answer on source all is
  * that of the union after a merge (sums, co-moments; the sketch within its stated error). */
@@ -173,6 +191,16 @@ static const metric_row_t metric_table[] = {
     ROW("l2_std", SCALAR, SRC_WIN, EW_SOURCE_WINDOW, 0, EW_NEED_ROWS, NULL, EXACT, 0, 0, NULL,
         ew__m_l2_std,
         "mean over dimensions of the std (ddof=1) of L2-normalised window rows; 0 = collapsed"),
+    ROW("dse", SCALAR, SRC_WIN, EW_SOURCE_WINDOW, 0, EW_NEED_ROWS, "an n x n eigensolve, n rows",
+        EXACT, 0, 0, K_DSE, ew__m_dse,
+        "diffusion spectral entropy in bits: -sum p log2 p, p = |eig(D^-1/2 G D^-1/2)|^t normalised "
+        "(+ 2.2e-16), G the Gaussian kernel of the window rows"),
+    ROW("rke", SCALAR, SRC_WIN, EW_SOURCE_WINDOW, 0, EW_NEED_ROWS, "O(n^2 d), no eigensolve",
+        EXACT, 0, 0, K_RKE, ew__m_rke,
+        "RKE mode count 1 / mean_ij k(x_i, x_j)^2, k Gaussian of bandwidth sigma"),
+    ROW("vendi_kernel", SCALAR, SRC_WIN, EW_SOURCE_WINDOW, 0, EW_NEED_ROWS,
+        "an n x n eigensolve, n rows", EXACT, 0, 0, K_VENDI, ew__m_vendi_kernel,
+        "Vendi score exp(H_q(eig(K/n))) of the window rows under a kernel (vendi_score.score_K)"),
     TROW("token_mean", SCALAR, SRC_TALL, 1, T_COL, ew__m_token_mean,
          "sum x / N over the counted tokens of every rank (verl token-mean; TRL's global mean)"),
     TROW("token_std", SCALAR, SRC_TALL, 1, T_COL, ew__m_token_std,

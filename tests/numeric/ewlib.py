@@ -46,7 +46,8 @@ class Result(C.Structure):
                 ("len", C.c_size_t), ("vectors", C.POINTER(C.c_double)), ("dim", C.c_size_t),
                 ("has_error", C.c_int), ("error", C.c_double), ("as_of", C.c_uint64),
                 ("clamped", C.c_size_t), ("code", C.c_int), ("message", C.c_char * 200),
-                ("has_bracket", C.c_int), ("lo", C.c_double), ("hi", C.c_double)]
+                ("has_bracket", C.c_int), ("lo", C.c_double), ("hi", C.c_double),
+                ("sample_rows", C.c_uint64)]
 
 
 def _load():
@@ -189,7 +190,7 @@ class Stream:
                 val = r.scalar
             else:
                 val = np.array([r.list[i] for i in range(r.len)])
-            extra = {"as_of": r.as_of, "clamped": r.clamped,
+            extra = {"as_of": r.as_of, "clamped": r.clamped, "sample_rows": r.sample_rows,
                      "error": r.error if r.has_error else None,
                      "bracket": (r.lo, r.hi) if r.has_bracket else None}
             if r.vectors:

@@ -1,0 +1,209 @@
+#!/usr/bin/python3
+"""Kernel metrics of a window's rows (DSE, RKE, kernel Vendi) against the published anchors and
+an independent numpy float64 statement (tests/numeric/kernel_ref.py), at 1e-9:
+
+- anchors: DSE on [[0],[1],[2],[10]] at (sigma, t) = (10, 1), (1, 1), (1, 2), (0.1, 1) (Liao et
+  al.'s dse-dsmi); RKE 3.0 and the Laplacian Vendi score 2.9999999958777006 on
+  [0, 0, 10, 10, 20, 20] (sigma 1);
+- random rows in f32 and f64 (the window keeps rows in f32: numpy reads the same f32 values),
+  every metric and kernel, q in {0.5, 1, 2, inf}, t in {1, 2}, with and without sampling: above
+  max_rows the answer says `sample_rows`, and numpy on the rows the documented draw picks (the
+  stream's seed through splitmix64 + xoshiro256**, a partial Fisher-Yates, restated here)
+  agrees;
+- properties: 0 <= DSE <= log2 n (up to the eps terms), n identical rows give DSE ~0 and n
+  far-apart rows log2 n, RKE equals vendi_kernel at q = 2 on the same Gaussian kernel, sampling
+  is deterministic per seed and differs between seeds;
+- refusals: a stream without a window (BAD_PARAM naming window), fewer than 2 rows
+  (DEGENERATE), rke and gaussian/laplacian vendi_kernel without sigma, an unknown kernel
+  (BAD_PARAM listing the kernels)."""
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kernel_ref as ref  # noqa: E402
+from ewlib import EwError, Stream  # noqa: E402
+from taplib import Tap, close  # noqa: E402
+
+M64 = (1 << 64) - 1
+SAMPLE_TAG = 0x6b65726e656c  # "kernel": mixed into the stream's seed for the sample
+
+
+def rel(a, b):
+    return abs(a - b) / max(1.0, abs(b))
+
+
+def check(got, want, tol, what):
+    assert rel(got, want) <= tol, f"{what}: got {got!r}, want {want!r} (rel {rel(got, want):.2e})"
+
+
+def q(s, metric, **params):
+    v, extra = s.query(metric, **params)
+    return v, extra
+
+
+# ---- the sample the library draws, restated (core/rng.c, metrics/kernel.c) ---------------------
+
+def _splitmix(x):
+    x = (x + 0x9e3779b97f4a7c15) & M64
+    z = x
+    z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & M64
+    z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & M64
+    return x, z ^ (z >> 31)
+
+
+class Xoshiro:
+    def __init__(self, seed):
+        x, self.s = seed & M64, []
+        for _ in range(4):
+            x, z = _splitmix(x)
+            self.s.append(z)
+
+    def next(self):
+        s = self.s
+        rotl = lambda v, k: ((v << k) | (v >> (64 - k))) & M64  # noqa: E731
+        result = (rotl((s[1] * 5) & M64, 7) * 9) & M64
+        t = (s[1] << 17) & M64
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = rotl(s[3], 45)
+        return result
+
+    def below(self, n):
+        if n <= 1:
+            return 0
+        if n <= 0xffffffff:
+            return (((self.next() >> 32) * n) >> 32)
+        return self.next() % n
+
+
+def sample(N, m, seed):
+    idx = list(range(N))
+    r = Xoshiro(seed ^ SAMPLE_TAG)
+    for i in range(m):
+        j = i + r.below(N - i)
+        idx[i], idx[j] = idx[j], idx[i]
+    return np.array(sorted(idx[:m]))
+
+
+# ---- the cases ----------------------------------------------------------------------------------
+
+def stream_of(X, window=None, seed=0x5eed, dtype=None):
+    s = Stream(X.shape[1], window=window or max(2, len(X)), seed=seed)
+    s.ingest(X, dtype=dtype)
+    return s
+
+
+def anchors():
+    X = np.array([[0.0], [1.0], [2.0], [10.0]])
+    s = stream_of(X)
+    for (sigma, t), want in {(10, 1): 0.5837611880287343, (1, 1): 1.701821114374677,
+                             (1, 2): 1.4262562062777167, (0.1, 1): 2.0000000000000004}.items():
+        got, _ = q(s, "dse", sigma=sigma, t=t)
+        check(got, want, 1e-9, f"dse sigma={sigma} t={t}")
+        check(got, ref.dse(X, sigma, t), 1e-12, f"dse vs kernel_ref sigma={sigma} t={t}")
+    Y = np.array([[0.0], [0.0], [10.0], [10.0], [20.0], [20.0]])
+    s = stream_of(Y)
+    check(q(s, "rke", sigma=1)[0], 3.0, 1e-9, "rke")
+    check(q(s, "vendi_kernel", kernel="laplacian", sigma=1)[0], 2.9999999958777006, 1e-9,
+          "laplacian vendi")
+
+
+def random_rows(dtype):
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((300, 24)) * np.linspace(0.5, 3, 24) + 4.0
+    X32 = X.astype(np.float32).astype(np.float64)  # what the window keeps
+    s = stream_of(X, dtype=dtype)
+    for sigma in (3.0, 10.0, 25.0):
+        for t in (1, 2):
+            got, extra = q(s, "dse", sigma=sigma, t=t)
+            check(got, ref.dse(X32, sigma, t), 1e-9, f"{dtype} dse sigma={sigma} t={t}")
+        check(q(s, "rke", sigma=sigma)[0], ref.rke(X32, sigma), 1e-9, f"{dtype} rke {sigma}")
+    for kern, sigma in (("gaussian", 6.0), ("laplacian", 40.0), ("cosine", None)):
+        for qq in (0.5, 1, 2, "inf"):
+            p = {"kernel": kern, "q": qq}
+            if sigma:
+                p["sigma"] = sigma
+            want = ref.vendi_kernel(X32, kern, sigma, float(qq))
+            check(q(s, "vendi_kernel", **p)[0], want, 1e-9, f"{dtype} vendi {kern} q={qq}")
+
+
+def sampled():
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((400, 10)).astype(np.float32)
+    for seed in (1, 0x5eed):
+        s = stream_of(X, seed=seed)
+        got, extra = s.query("dse", sigma=4.0, max_rows=150)
+        assert extra.get("sample_rows") == 150, extra
+        pick = sample(400, 150, seed)
+        check(got, ref.dse(X[pick].astype(np.float64), 4.0, 1), 1e-9, f"sampled dse seed {seed}")
+        got, extra = s.query("vendi_kernel", kernel="cosine", q=2, max_rows=150)
+        check(got, ref.vendi_kernel(X[pick].astype(np.float64), "cosine", None, 2.0), 1e-9,
+              "sampled cosine vendi")
+        again, _ = s.query("dse", sigma=4.0, max_rows=150)
+        assert again == q(s, "dse", sigma=4.0, max_rows=150)[0], "sampling is deterministic"
+        full, extra = s.query("dse", sigma=4.0, max_rows=400)
+        assert not extra.get("sample_rows"), extra
+        check(full, ref.dse(X.astype(np.float64), 4.0, 1), 1e-9, "max_rows = N: every row")
+    a = stream_of(X, seed=1).q("dse", sigma=4.0, max_rows=150)
+    b = stream_of(X, seed=2).q("dse", sigma=4.0, max_rows=150)
+    assert a != b, "two seeds drew the same sample"
+
+
+def properties():
+    rng = np.random.default_rng(9)
+    for n in (5, 40, 100):
+        X = rng.standard_normal((n, 6)).astype(np.float32)
+        h = stream_of(X).q("dse", sigma=2.0)
+        assert -1e-12 <= h <= np.log2(n) + 1e-9, (n, h)
+        same = np.ones((n, 6), np.float32) * 3.5
+        assert abs(stream_of(same).q("dse", sigma=2.0)) < 1e-10 * n
+        far = (np.arange(n, dtype=np.float32)[:, None] * 1000.0) * np.ones((1, 6), np.float32)
+        check(stream_of(far).q("dse", sigma=1.0), np.log2(n), 1e-9, f"far-apart n={n}")
+        s = stream_of(X)
+        check(s.q("rke", sigma=1.5), s.q("vendi_kernel", kernel="gaussian", sigma=1.5, q=2), 1e-9,
+              "rke = vendi_kernel at q = 2 on the same kernel (both n^2 / |K|_F^2)")
+
+
+def refusals():
+    X = np.random.default_rng(10).standard_normal((20, 3))
+    s = Stream(3)  # no window
+    s.ingest(X)
+    for m, p in (("dse", {}), ("rke", {"sigma": 1}), ("vendi_kernel", {"kernel": "cosine"})):
+        try:
+            s.q(m, **p)
+        except EwError as e:
+            assert e.name == "BAD_PARAM" and "window" in e.message, (m, e.name, e.message)
+        else:
+            raise AssertionError(f"{m} answered without a window")
+    w = stream_of(X[:1], window=8)
+    try:
+        w.q("dse")
+    except EwError as e:
+        assert e.name == "DEGENERATE" and "2 rows" in e.message, e.message
+    else:
+        raise AssertionError("dse of one row")
+    w = stream_of(X)
+    for m, p, word in (("rke", {}, "sigma"), ("vendi_kernel", {"kernel": "laplacian"}, "sigma"),
+                       ("vendi_kernel", {"kernel": "rbf", "sigma": 1}, "gaussian")):
+        try:
+            w.q(m, **p)
+        except EwError as e:
+            assert e.name == "BAD_PARAM" and word in e.message, (m, p, e.message)
+        else:
+            raise AssertionError(f"{m} {p} answered")
+
+
+if __name__ == "__main__":
+    t = Tap()
+    t.case("anchors", anchors)
+    t.case("random_rows_f32", random_rows, "f32")
+    t.case("random_rows_f64", random_rows, "f64")
+    t.case("sampled_rows", sampled)
+    t.case("properties", properties)
+    t.case("refusals", refusals)
+    t.done()

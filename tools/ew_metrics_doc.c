@@ -19,7 +19,10 @@ static void param(const ew_param_info_t *pi, size_t p) {
   printf("%s`%s` = ", p ? "; " : "", pi->name);
   switch (pi->type) {
   case EW_PARAM_NUMBER:
-    num(pi->default_value);
+    if (isnan(pi->default_value)) /* no default: the metric needs it given */
+      printf("required");
+    else
+      num(pi->default_value);
     printf(" in [");
     num(pi->min);
     printf(", ");

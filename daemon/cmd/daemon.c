@@ -2,6 +2,7 @@
  * (the library's metric table) and auth. */
 #include "cmd/cmd.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,7 +53,8 @@ static ewp_value_t param_value(const ew_param_info_t *pi, ewp_kv_t k[10], ewp_va
   size_t nv = 0;
   for (; en && pi->names[nv]; nv++)
     vals[nv] = ewp_vstr(pi->names[nv]);
-  ewp_value_t def = num ? ewp_vf64(pi->default_value)
+  ewp_value_t def = num && isnan(pi->default_value) ? ewp_vnil() /* required: no default */
+                    : num ? ewp_vf64(pi->default_value)
                     : pi->type == EW_PARAM_BOOL ? ewp_vbool(pi->default_value != 0)
                     : en ? ewp_vstr(pi->names[(size_t)pi->default_value])
                     : pi->default_str ? ewp_vstr(pi->default_str) : ewp_vnil();

@@ -13,7 +13,7 @@ an independent numpy float64 statement (tests/numeric/kernel_ref.py), at 1e-9:
 - properties: 0 <= DSE <= log2 n (up to the eps terms), n identical rows give DSE ~0 and n
   far-apart rows log2 n, RKE equals vendi_kernel at q = 2 on the same Gaussian kernel, sampling
   is deterministic per seed and differs between seeds;
-- refusals: a stream without a window (BAD_PARAM naming window), fewer than 2 rows
+- refusals: a stream without a window (NO_WINDOW, as every window metric), fewer than 2 rows
   (DEGENERATE), rke and gaussian/laplacian vendi_kernel without sigma, an unknown kernel
   (BAD_PARAM listing the kernels)."""
 import os
@@ -94,7 +94,7 @@ def sample(N, m, seed):
 
 def stream_of(X, window=None, seed=0x5eed, dtype=None):
     s = Stream(X.shape[1], window=window or max(2, len(X)), seed=seed)
-    s.ingest(X, dtype=dtype)
+    s.ingest(X.astype(np.float32) if dtype == "f32" else X, dtype=dtype)
     return s
 
 
@@ -124,7 +124,10 @@ def random_rows(dtype):
             check(got, ref.dse(X32, sigma, t), 1e-9, f"{dtype} dse sigma={sigma} t={t}")
         check(q(s, "rke", sigma=sigma)[0], ref.rke(X32, sigma), 1e-9, f"{dtype} rke {sigma}")
     for kern, sigma in (("gaussian", 6.0), ("laplacian", 40.0), ("cosine", None)):
-        for qq in (0.5, 1, 2, "inf"):
+        # q < 1 weighs every eigenvalue alike: on the cosine kernel of 300 rows in 24 dimensions
+        # 276 of them are rounding noise (~1e-16), whose square roots move the score by ~1e-8
+        # in numpy and here alike — an ill-posed case, left out for that kernel
+        for qq in ((1, 2, "inf") if kern == "cosine" else (0.5, 1, 2, "inf")):
             p = {"kernel": kern, "q": qq}
             if sigma:
                 p["sigma"] = sigma
@@ -171,13 +174,13 @@ def properties():
 
 def refusals():
     X = np.random.default_rng(10).standard_normal((20, 3))
-    s = Stream(3)  # no window
+    s = Stream(3, window=0)  # no window
     s.ingest(X)
     for m, p in (("dse", {}), ("rke", {"sigma": 1}), ("vendi_kernel", {"kernel": "cosine"})):
         try:
             s.q(m, **p)
         except EwError as e:
-            assert e.name == "BAD_PARAM" and "window" in e.message, (m, e.name, e.message)
+            assert e.name == "NO_WINDOW" and "window > 0" in e.message, (m, e.name, e.message)
         else:
             raise AssertionError(f"{m} answered without a window")
     w = stream_of(X[:1], window=8)

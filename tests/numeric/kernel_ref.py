@@ -505,6 +505,63 @@ def _check_true(name, cond, detail=""):
     assert cond, name
 
 
+# ---- the library's sample of the window's rows above max_rows, restated (core/rng.c: splitmix64
+# seeding xoshiro256**; metrics/kernel.c: a partial Fisher-Yates, the picked indices ascending) ----
+
+M64 = (1 << 64) - 1
+SAMPLE_TAG = 0x6b65726e656c  # "kernel": mixed into the stream's seed for the sample
+
+
+def _splitmix(x):
+    x = (x + 0x9e3779b97f4a7c15) & M64
+    z = x
+    z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & M64
+    z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & M64
+    return x, z ^ (z >> 31)
+
+
+class Xoshiro:
+    """xoshiro256** seeded by four splitmix64 outputs."""
+
+    def __init__(self, seed):
+        x, self.s = seed & M64, []
+        for _ in range(4):
+            x, z = _splitmix(x)
+            self.s.append(z)
+
+    def next(self):
+        s = self.s
+
+        def rotl(v, k):
+            return ((v << k) | (v >> (64 - k))) & M64
+        result = (rotl((s[1] * 5) & M64, 7) * 9) & M64
+        t = (s[1] << 17) & M64
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = rotl(s[3], 45)
+        return result
+
+    def below(self, n):
+        if n <= 1:
+            return 0
+        if n <= 0xffffffff:
+            return ((self.next() >> 32) * n) >> 32
+        return self.next() % n
+
+
+def sample(N, m, seed):
+    """The m of N window rows (ascending indices) a kernel metric reads with the stream's seed."""
+    idx = list(range(N))
+    r = Xoshiro(seed ^ SAMPLE_TAG)
+    for i in range(m):
+        j = i + r.below(N - i)
+        idx[i], idx[j] = idx[j], idx[i]
+    return np.array(sorted(idx[:m]))
+
+
 if __name__ == "__main__":
     Xd = np.array([[0], [1], [2], [10]], dtype=float)
     # A8 (reference run, metrics-anchors §3)

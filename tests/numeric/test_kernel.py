@@ -23,11 +23,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kernel_ref as ref  # noqa: E402
+from kernel_ref import sample  # noqa: E402
 from ewlib import EwError, Stream  # noqa: E402
 from taplib import Tap, close  # noqa: E402
 
-M64 = (1 << 64) - 1
-SAMPLE_TAG = 0x6b65726e656c  # "kernel": mixed into the stream's seed for the sample
 
 
 def rel(a, b):
@@ -41,53 +40,6 @@ def check(got, want, tol, what):
 def q(s, metric, **params):
     v, extra = s.query(metric, **params)
     return v, extra
-
-
-# ---- the sample the library draws, restated (core/rng.c, metrics/kernel.c) ---------------------
-
-def _splitmix(x):
-    x = (x + 0x9e3779b97f4a7c15) & M64
-    z = x
-    z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & M64
-    z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & M64
-    return x, z ^ (z >> 31)
-
-
-class Xoshiro:
-    def __init__(self, seed):
-        x, self.s = seed & M64, []
-        for _ in range(4):
-            x, z = _splitmix(x)
-            self.s.append(z)
-
-    def next(self):
-        s = self.s
-        rotl = lambda v, k: ((v << k) | (v >> (64 - k))) & M64  # noqa: E731
-        result = (rotl((s[1] * 5) & M64, 7) * 9) & M64
-        t = (s[1] << 17) & M64
-        s[2] ^= s[0]
-        s[3] ^= s[1]
-        s[1] ^= s[2]
-        s[0] ^= s[3]
-        s[2] ^= t
-        s[3] = rotl(s[3], 45)
-        return result
-
-    def below(self, n):
-        if n <= 1:
-            return 0
-        if n <= 0xffffffff:
-            return (((self.next() >> 32) * n) >> 32)
-        return self.next() % n
-
-
-def sample(N, m, seed):
-    idx = list(range(N))
-    r = Xoshiro(seed ^ SAMPLE_TAG)
-    for i in range(m):
-        j = i + r.below(N - i)
-        idx[i], idx[j] = idx[j], idx[i]
-    return np.array(sorted(idx[:m]))
 
 
 # ---- the cases ----------------------------------------------------------------------------------

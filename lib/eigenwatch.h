@@ -108,6 +108,13 @@ const ew_config_t *ew_stream_config(const ew_stream_t *s);
  * in f64 and its Gram formed by dsyrk whatever its dtype (f32/f16/bf16 values exactly), then
  * merged into the f64 state. */
 int ew_stream_ingest(ew_stream_t *s, const void *data, ew_dtype_t dtype, size_t n, size_t d);
+/* ew_stream_ingest with one label per row (labels[0, n), e.g. the class of each example), kept
+ * with the window's rows for the grouped and mutual-information metrics. A stream's first batch
+ * decides whether it is labelled: a labelled batch to a stream that holds unlabelled rows, or
+ * without a window, and an unlabelled batch to a labelled stream, are EW_EBADPARAM (nothing
+ * changes). The other codes as ew_stream_ingest. */
+int ew_stream_ingest_labeled(ew_stream_t *s, const void *data, ew_dtype_t dtype, size_t n,
+                             size_t d, const uint32_t *labels);
 
 /* The same ingest in two halves, so that the expensive half can run in parallel. A prepared batch
  * holds the converted rows and their batch statistics (the syrk) — ew_batch_prepare reads only
@@ -124,6 +131,10 @@ int ew_batch_prepare(const ew_stream_t *s, const void *data, ew_dtype_t dtype, s
                      ew_batch_t **out);
 int ew_stream_apply(ew_stream_t *s, ew_batch_t *b);
 void ew_batch_free(ew_batch_t *b);
+/* Gives a prepared row batch one label per row (copied; n must be its rows: else, or for a tokens
+ * or stats batch, EW_EBADPARAM). ew_stream_apply then checks them as ew_stream_ingest_labeled
+ * does. 0, EW_EBADPARAM or EW_ENOMEM. */
+int ew_batch_set_labels(ew_batch_t *b, const uint32_t *labels, size_t n);
 size_t ew_batch_rows(const ew_batch_t *b);
 /* What ew_batch_prepare would answer for these rows, short of EW_ENOMEM — EW_EDIM, EW_EDTYPE,
  * EW_ENONFINITE, EW_ERANGE (f64), EW_ETOOLARGE, EW_EBADPARAM (n == 0) or 0 — without converting
@@ -451,6 +462,8 @@ typedef struct {
   double lo, hi;
   uint64_t sample_rows; /* kernel metrics: the rows of the uniform sample the answer was computed
                            on when the window held more than max_rows (0: every row) */
+  uint32_t *groups;     /* group_erank: the labels its list follows, ascending (len of them),
+                           owned by the result; else NULL */
 } ew_result_t;
 
 /* Computes one metric. Always fills `out` (which the caller later passes to ew_result_clear):

@@ -204,6 +204,14 @@ EW_EXPORT int ew_stream_merge_ex(ew_stream_t *dst, const ew_stream_t *src,
       return rc;
     spans = rule;
   }
+  if (win && owin && dst->count && src->count &&
+      ew__window_labelled(win) != ew__window_labelled(owin))
+    return merge_fail(msg, cap, "the %s rows carry labels and the %s do not: a window keeps labels "
+                      "for every row or for none", ew__window_labelled(win) ? "stream's" : "state's",
+                      ew__window_labelled(win) ? "state's" : "stream's");
+  if (win && owin && !dst->count && src->count && ew__window_labelled(owin) &&
+      ew__window_label_ready(win) != 0) /* an empty stream takes the state's labels */
+    return EW_ENOMEM;
   if (win && spans) { /* every span inside its window, all of them inside dst's */
     uint64_t total = 0, held[2] = {ew__window_count(win), owin ? ew__window_count(owin) : 0};
     for (size_t i = 0; i < n; i++) {

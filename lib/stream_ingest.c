@@ -27,6 +27,8 @@ struct ew_batch {
   ew__tbatch_t *tok;  /* a tokens batch (tokens_ingest.c; in own), else NULL */
   ew__cbatch_t *cells; /* a stats batch (tokens_ingest.c; in own), else NULL */
   void *data;          /* a tokens batch's packed bytes, which tok reads (freed with it) */
+  const uint32_t *labels; /* n labels (ew_batch_set_labels: own_labels, freed with it), or NULL */
+  uint32_t *own_labels;
 };
 
 ew_batch_t *ew__batch_cells(ew__ws_t *own, ew__cbatch_t *cb, size_t cells) {
@@ -57,6 +59,7 @@ EW_EXPORT void ew_batch_free(ew_batch_t *b) {
     return;
   ew__ws_free(b->own);
   free(b->data);
+  free(b->own_labels);
   free(b);
 }
 
@@ -224,10 +227,16 @@ static int apply_impl(ew_stream_t *s, ew_batch_t *b, ew__ws_t *ws) {
       size_t k = s->acc[r]->ops->apply_ws(s->acc[r], in);
       most = k > most ? k : most;
     }
-  if (ew__ws_reserve(ws, need + most) != 0)
-    return EW_ENOMEM;
-  float *rows32 = copy32 ? ew__ws_alloc(ws, n * d * sizeof(float)) : NULL;
   ew__acc_t *all = s->acc[EW__ROLE_ALL], *win = s->acc[EW__ROLE_WINDOW];
+  /* labels ride with the window's rows; a stream's first batch decides whether it has them */
+  bool labelled = win && ew__window_labelled(win);
+  if (b->labels ? !win || (!labelled && s->count) : labelled)
+    return EW_EBADPARAM;
+  if (ew__ws_reserve(ws, need + most) != 0 ||
+      (b->labels && !labelled && ew__window_label_ready(win) != 0))
+    return EW_ENOMEM;
+  in->labels = b->labels;
+  float *rows32 = copy32 ? ew__ws_alloc(ws, n * d * sizeof(float)) : NULL;
   all->ops->apply(all, in, &b->prep[EW__ROLE_ALL], ws);
   if (want32) {
     if (b->f64) {
@@ -290,6 +299,42 @@ EW_EXPORT int ew_stream_apply(ew_stream_t *s, ew_batch_t *b) {
   size_t peak = ew__ws_end(ws, mk);
   if (rc == 0)
     ew__stream_ws_used(s, peak > b->ws_peak ? peak : b->ws_peak);
+  return rc;
+}
+
+EW_EXPORT int ew_batch_set_labels(ew_batch_t *b, const uint32_t *labels, size_t n) {
+  if (b->tok || b->cells || n != b->n)
+    return EW_EBADPARAM;
+  uint32_t *copy = malloc((n ? n : 1) * sizeof *copy);
+  if (!copy)
+    return EW_ENOMEM;
+  memcpy(copy, labels, n * sizeof *copy);
+  free(b->own_labels);
+  b->own_labels = copy;
+  b->labels = copy;
+  return 0;
+}
+
+EW_EXPORT int ew_stream_ingest_labeled(ew_stream_t *s, const void *data, ew_dtype_t dtype,
+                                       size_t n, size_t d, const uint32_t *labels) {
+  if (n == 0 && d == s->d && ew_dtype_size(dtype))
+    return 0;
+  int rc = check_batch_args(s, dtype, n, d);
+  if (rc)
+    return rc;
+  ew__ws_t *ws = ew__ws_thread();
+  if (!ws)
+    return EW_ENOMEM;
+  ew_batch_t b; /* as ew_stream_ingest's, its labels borrowed */
+  memset(&b, 0, sizeof b);
+  ew__ws_mark_t mk = ew__ws_begin(ws);
+  rc = prepare_impl(s, data, dtype, n, d, &b, ws, ws);
+  b.labels = labels;
+  if (rc == 0)
+    rc = apply_impl(s, &b, ws);
+  size_t peak = ew__ws_end(ws, mk);
+  if (rc == 0)
+    ew__stream_ws_used(s, peak);
   return rc;
 }
 

@@ -21,22 +21,28 @@ static ewp_value_t value_of(const ew_result_t *res) {
   return res->kind == EW_VALUE_SCALAR ? ewp_vf64(res->scalar) : ewp_vf64s(res->list, res->len);
 }
 
-/* Packs the reply; kv names like "topk_error" are built in `names` (5 per metric: the value,
- * _error, _vectors, _bracket, _rows). */
+/* Packs the reply; kv names like "topk_error" are built in `names` (6 per metric: the value,
+ * _error, _vectors, _bracket, _rows, _labels). */
 static void reply_query(ewd_server_t *srv, ewd_conn_t *conn, uint32_t msgid, bool notify,
                         ewd_stream_t *st, const ewd_qmetric_t *ms, size_t nm,
                         const ew_result_t *const *res, double elapsed_ms, bool cached) {
-  ewp_kv_t *mkv = malloc(5 * nm * sizeof *mkv);
-  char(*names)[4][80] = malloc(nm * sizeof *names);
+  ewp_kv_t *mkv = malloc(6 * nm * sizeof *mkv);
+  char(*names)[5][80] = malloc(nm * sizeof *names);
+  size_t ngroups = 0;
+  for (size_t i = 0; i < nm; i++)
+    ngroups += res[i]->groups ? res[i]->len : 0;
+  ewp_value_t *gv = malloc((ngroups ? ngroups : 1) * sizeof *gv);
   double(*br)[2] = malloc(nm * sizeof *br);
-  if (!mkv || !names || !br) {
+  if (!mkv || !names || !br || !gv) {
     free(mkv);
     free(names);
     free(br);
+    free(gv);
     ewd_refuse(srv, conn, msgid, notify, EW_ENOMEM, "out of memory packing the answer");
     return;
   }
   uint64_t as_of = UINT64_MAX;
+  size_t at = 0; /* the next free slot of gv */
   for (size_t i = 0; i < nm; i++) {
     if (res[i]->as_of < as_of)
       as_of = res[i]->as_of;
@@ -44,29 +50,36 @@ static void reply_query(ewd_server_t *srv, ewd_conn_t *conn, uint32_t msgid, boo
     snprintf(names[i][1], sizeof names[i][1], "%s_vectors", ms[i].name);
     snprintf(names[i][2], sizeof names[i][2], "%s_bracket", ms[i].name);
     snprintf(names[i][3], sizeof names[i][3], "%s_rows", ms[i].name);
+    snprintf(names[i][4], sizeof names[i][4], "%s_labels", ms[i].name);
     br[i][0] = res[i]->lo;
     br[i][1] = res[i]->hi;
-    mkv[5 * i] = (ewp_kv_t){ms[i].name, value_of(res[i])};
-    mkv[5 * i + 1] = (ewp_kv_t){names[i][0], res[i]->has_error ? ewp_vf64(res[i]->error)
+    mkv[6 * i] = (ewp_kv_t){ms[i].name, value_of(res[i])};
+    mkv[6 * i + 1] = (ewp_kv_t){names[i][0], res[i]->has_error ? ewp_vf64(res[i]->error)
                                                                : (ewp_value_t){0}};
-    mkv[5 * i + 2] = (ewp_kv_t){names[i][1], res[i]->vectors
+    mkv[6 * i + 2] = (ewp_kv_t){names[i][1], res[i]->vectors
                                                  ? ewp_vf64rows(res[i]->vectors, res[i]->len,
                                                                 res[i]->dim)
                                                  : (ewp_value_t){0}};
-    mkv[5 * i + 3] = (ewp_kv_t){names[i][2], res[i]->has_bracket ? ewp_vf64s(br[i], 2)
+    mkv[6 * i + 3] = (ewp_kv_t){names[i][2], res[i]->has_bracket ? ewp_vf64s(br[i], 2)
                                                                  : (ewp_value_t){0}};
-    mkv[5 * i + 4] = (ewp_kv_t){names[i][3], res[i]->sample_rows ? ewp_vu64(res[i]->sample_rows)
+    mkv[6 * i + 4] = (ewp_kv_t){names[i][3], res[i]->sample_rows ? ewp_vu64(res[i]->sample_rows)
                                                                  : (ewp_value_t){0}};
+    ewp_value_t *g = gv + at;
+    for (size_t k = 0; res[i]->groups && k < res[i]->len; k++)
+      gv[at++] = ewp_vu64(res[i]->groups[k]);
+    mkv[6 * i + 5] = (ewp_kv_t){names[i][4], res[i]->groups ? ewp_varray(g, res[i]->len)
+                                                            : (ewp_value_t){0}};
   }
   ewp_kv_t kv[] = {{"stream", ewp_vstr(st->name)},     {"count", ewp_vu64(st->count)},
                    {"dim", ewp_vu64(st->cfg.dim)},     {"as_of", ewp_vu64(as_of)},
                    {"elapsed_ms", ewp_vf64(elapsed_ms)}, {"cached", ewp_vbool(cached)},
-                   {"metrics", ewp_vmap(mkv, 5 * nm)}};
+                   {"metrics", ewp_vmap(mkv, 6 * nm)}};
   ewp_value_t v = ewp_vmap(kv, 7);
   ewd_answer(srv, conn, msgid, notify, &v);
   free(mkv);
   free(names);
   free(br);
+  free(gv);
 }
 
 void ewd_solve_observed(ewd_server_t *srv, size_t d, double seconds) {

@@ -255,6 +255,7 @@ static int copy_result(ew_result_t *dst, const ew_result_t *src, size_t *bytes) 
   *dst = *src;
   dst->list = NULL;
   dst->vectors = NULL;
+  dst->groups = NULL;
   dst->dim = 0;
   *bytes = sizeof *dst;
   if (src->list) {
@@ -262,6 +263,15 @@ static int copy_result(ew_result_t *dst, const ew_result_t *src, size_t *bytes) 
       return -1;
     memcpy(dst->list, src->list, src->len * sizeof(double));
     *bytes += src->len * sizeof(double);
+  }
+  if (src->groups) { /* group_erank's labels */
+    if (!(dst->groups = malloc(src->len * sizeof(uint32_t)))) {
+      free(dst->list);
+      dst->list = NULL;
+      return -1;
+    }
+    memcpy(dst->groups, src->groups, src->len * sizeof(uint32_t));
+    *bytes += src->len * sizeof(uint32_t);
   }
   return 0;
 }

@@ -35,6 +35,7 @@ typedef struct {
   const ew__bstats_t *plain32; /* statistics of exactly rows32, unweighted, when an accumulator
                                   computed them in its prepare (a window may reuse them), or NULL */
   bool maintain;       /* window: keep its moments current with this batch (ew_window_mode_t) */
+  const uint32_t *labels; /* n labels, one per row, or NULL (a labelled window keeps them) */
 } ew__in_t;
 
 /* What prepare leaves for apply. */
@@ -70,6 +71,7 @@ typedef struct {
   const double *mean;         /* the exact mean, for kinds that keep one without moments (fd) */
   const float *seg[2];        /* with EW__WANT_ROWS, kinds that keep rows: the rows in arrival order */
   size_t nseg[2];             /* as two contiguous row-major segments (nseg[1] may be 0) */
+  const uint32_t *lab[2];     /* and their labels in the same two runs, or NULL (none kept) */
   bool keeps_rows;
 } ew__src_t;
 
@@ -171,6 +173,11 @@ bool ew__window_kept(const ew__acc_t *a, uint64_t n);
 /* True for a window of fewer rows than dimensions (cap < d): it keeps rows only, and its view
  * offers no moments (view/ answers from the rows). */
 bool ew__window_rows_only(const ew__acc_t *a);
+/* True when the window keeps its rows' labels (ew__in_t.labels; a stream's first labelled batch
+ * decides, ew_stream_apply). */
+bool ew__window_labelled(const ew__acc_t *a);
+/* Makes the window keep labels from now on (its label ring allocated). 0 or EW_ENOMEM. */
+int ew__window_label_ready(ew__acc_t *a);
 
 /* ---- acc/tokens_acc.c: the tokens kind (a tokens stream's one accumulator, role ALL) ----
  * It keeps the counted tokens of its newest `keep` steps (one segment per step) and the exact

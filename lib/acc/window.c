@@ -52,6 +52,8 @@ typedef struct {
                                last rebuild (they are independent roundings: mom.noise is the
                                root of this sum) */
   double *tmp_shift, *tmp_s; /* d each: statistics of the rows being merged or expired */
+  uint32_t *labels;          /* cap labels beside the rows (the same ring), or NULL: the window
+                                keeps none (a stream's first labelled batch decides) */
 } ew__window_t;
 
 static void window_free(ew__acc_t *a);
@@ -76,6 +78,7 @@ static void window_free(ew__acc_t *a) {
   if (!w)
     return;
   free(w->rows);
+  free(w->labels);
   free(w->tmp_shift);
   free(w->tmp_s);
   ew__moments_free(&w->mom);
@@ -89,6 +92,8 @@ static void window_clear(ew__acc_t *a) {
   w->total = w->mlo = w->mhi = 0;
   w->since_rebuild = 0;
   w->synced = true;
+  free(w->labels); /* a reset stream is decided again by its next batch */
+  w->labels = NULL;
   if (!w->rows_only)
     ew__moments_clear(&w->mom);
 }
@@ -96,12 +101,31 @@ static void window_clear(ew__acc_t *a) {
 static size_t window_bytes(const ew__acc_t *a) {
   const ew__window_t *w = (const ew__window_t *)a;
   return sizeof *w + w->cap * w->d * sizeof(float) + 2 * w->d * sizeof(double) +
+         (w->labels ? w->cap * sizeof(uint32_t) : 0) +
          (w->rows_only ? 0 : ew__moments_bytes(&w->mom));
 }
 
-size_t ew__acc_window_bound(size_t d, size_t cap) {
-  return sizeof(ew__window_t) + cap * d * sizeof(float) + 2 * d * sizeof(double) +
-         (cap < d ? 0 : (d + d * d) * sizeof(double));
+size_t ew__acc_window_bound(size_t d, size_t cap) { /* labels counted: a stream may have them */
+  return sizeof(ew__window_t) + cap * (d * sizeof(float) + sizeof(uint32_t)) +
+         2 * d * sizeof(double) + (cap < d ? 0 : (d + d * d) * sizeof(double));
+}
+
+bool ew__window_labelled(const ew__acc_t *a) { return ((const ew__window_t *)a)->labels != NULL; }
+
+int ew__window_label_ready(ew__acc_t *a) {
+  ew__window_t *w = (ew__window_t *)a;
+  if (!w->labels && !(w->labels = calloc(w->cap, sizeof *w->labels)))
+    return EW_ENOMEM;
+  return 0;
+}
+
+/* n labels (NULL: none) at ring position `at` on, wrapping. */
+static void labels_at(ew__window_t *w, size_t at, const uint32_t *labels, size_t n) {
+  if (!w->labels || !labels)
+    return;
+  size_t l1 = n < w->cap - at ? n : w->cap - at;
+  memcpy(w->labels + at, labels, l1 * sizeof *labels);
+  memcpy(w->labels, labels + l1, (n - l1) * sizeof *labels);
 }
 
 bool ew__window_rows_only(const ew__acc_t *a) { return ((const ew__window_t *)a)->rows_only; }
@@ -167,13 +191,15 @@ static int rebuild_tail(ew__window_t *w, size_t n, ew__ws_t *ws) {
 
 static int window_rebuild(ew__window_t *w, ew__ws_t *ws) { return rebuild_tail(w, w->count, ws); }
 
-/* Writes n < cap rows at the tail, dropping the oldest as needed (no moments). */
-static void ring_write(ew__window_t *w, const float *rows, size_t n) {
+/* Writes n < cap rows (and their labels, when the window keeps them) at the tail, dropping the
+ * oldest as needed (no moments). */
+static void ring_write(ew__window_t *w, const float *rows, const uint32_t *labels, size_t n) {
   size_t d = w->d;
   size_t excess = w->count + n > w->cap ? w->count + n - w->cap : 0;
   w->head = (w->head + excess) % w->cap;
   w->count -= excess;
   size_t tail = (w->head + w->count) % w->cap;
+  labels_at(w, tail, labels, n);
   size_t l1 = n < w->cap - tail ? n : w->cap - tail;
   memcpy(w->rows + tail * d, rows, l1 * d * sizeof(float));
   if (n > l1)
@@ -187,18 +213,20 @@ static void ring_write(ew__window_t *w, const float *rows, size_t n) {
  * the ring still holds that range, and are marked stale once it does not. `same` (optional) are
  * the batch statistics of exactly these f32 rows, unweighted, to reuse. Cannot fail once
  * window_ws(d, max(n, cap)) bytes are reserved. */
-static void window_push(ew__window_t *w, const float *rows, size_t n, const ew__bstats_t *same,
-                        bool maintain, ew__ws_t *ws) {
+static void window_push(ew__window_t *w, const float *rows, const uint32_t *labels, size_t n,
+                        const ew__bstats_t *same, bool maintain, ew__ws_t *ws) {
   size_t d = w->d;
   if (n == 0)
     return;
+  if (n >= w->cap) /* the batch alone fills the window: its last cap labels */
+    labels_at(w, 0, labels ? labels + (n - w->cap) : NULL, w->cap);
   if (w->rows_only) {
     if (n >= w->cap) {
       memcpy(w->rows, rows + (n - w->cap) * d, w->cap * d * sizeof(float));
       w->head = 0;
       w->count = w->cap;
     } else {
-      ring_write(w, rows, n);
+      ring_write(w, rows, labels, n);
     }
     w->total += n;
     return;
@@ -215,7 +243,7 @@ static void window_push(ew__window_t *w, const float *rows, size_t n, const ew__
     return;
   }
   if (!maintain || !whole(w)) {
-    ring_write(w, rows, n);
+    ring_write(w, rows, labels, n);
     w->total += n;
     if (w->mlo < ring_lo(w)) /* rows the moments describe left the ring */
       w->synced = false;
@@ -244,7 +272,7 @@ static void window_push(ew__window_t *w, const float *rows, size_t n, const ew__
   }
   ew__ws_release(ws, mk);
   w->mom.noise = sqrt(w->noise2);
-  ring_write(w, rows, n);
+  ring_write(w, rows, labels, n);
   w->total += n;
   w->mlo = ring_lo(w);
   w->mhi = w->total;
@@ -351,7 +379,7 @@ static size_t window_apply_ws(const ew__acc_t *a, const ew__in_t *in) {
 
 static void window_apply(ew__acc_t *a, const ew__in_t *in, const ew__prep_t *p, ew__ws_t *ws) {
   EW_UNUSED(p);
-  window_push((ew__window_t *)a, in->rows32, in->n, in->plain32, in->maintain, ws);
+  window_push((ew__window_t *)a, in->rows32, in->labels, in->n, in->plain32, in->maintain, ws);
 }
 
 /* The moments of the last n rows (n < count), built in ws: the struct and its arrays stay in ws
@@ -412,16 +440,28 @@ static int window_view(ew__acc_t *a, int want, uint64_t tail, ew__src_t *out, ew
       ew__moments_mirror(&w->mom);
     out->mom = &w->mom;
   }
-  if (want & EW__WANT_ROWS)
+  if (want & EW__WANT_ROWS) {
     segments(w, w->count - n, n, &out->seg[0], &out->nseg[0], &out->seg[1], &out->nseg[1]);
+    if (w->labels) { /* the same two runs of the label ring */
+      size_t start = (w->head + w->count - n) % w->cap;
+      out->lab[0] = w->labels + start;
+      out->lab[1] = w->labels;
+    }
+  }
   return 0;
 }
 
 /* The saved form: count, synced, since_rebuild, noise2, a word saying whether moments follow
- * (0: they do; 1: rows only), the rows in arrival order (count×d f32), the moments. */
+ * (0: they do; 1: rows only), the rows in arrival order (count×d f32), the moments; then, for a
+ * window that keeps labels, u64 "LABL" and the rows' labels in arrival order (count u32,
+ * zero-padded to 8 bytes) — a window without labels saves the same bytes it always did. */
+#define LABL_MAGIC 0x4c42414cull /* "LABL" */
+static uint64_t labels_len(uint64_t count) { return 8 + (count * 4 + 7) / 8 * 8; }
+
 static uint64_t window_saved_len(const ew__acc_t *a) {
   const ew__window_t *w = (const ew__window_t *)a;
-  return 8 * 5 + (uint64_t)w->count * w->d * 4 + (w->rows_only ? 0 : ew__moments_saved_len(w->d));
+  return 8 * 5 + (uint64_t)w->count * w->d * 4 +
+         (w->rows_only ? 0 : ew__moments_saved_len(w->d)) + (w->labels ? labels_len(w->count) : 0);
 }
 
 static void window_save(const ew__acc_t *a, ew__wr_t *wr) {
@@ -438,6 +478,29 @@ static void window_save(const ew__acc_t *a, ew__wr_t *wr) {
   ew__put(wr, s1, n1 * w->d * sizeof(float));
   if (!w->rows_only)
     ew__moments_save(&w->mom, wr);
+  if (w->labels) {
+    static const unsigned char zero[8];
+    size_t start = w->head, l1 = w->count < w->cap - start ? w->count : w->cap - start;
+    ew__put_u64(wr, LABL_MAGIC);
+    ew__put(wr, w->labels + start, l1 * sizeof(uint32_t));
+    ew__put(wr, w->labels, (w->count - l1) * sizeof(uint32_t));
+    ew__put(wr, zero, (size_t)((8 - (w->count * 4) % 8) % 8));
+  }
+}
+
+/* The labels part of a WIND section (its magic, count labels, padding) into a new label ring. */
+static void load_labels(ew__window_t *w, ew__rd_t *r, uint64_t count) {
+  if (ew__get_u64(r) != LABL_MAGIC) {
+    ew__rd_fail(r, "section %s ends with something that is not its rows' labels", "WIND");
+    return;
+  }
+  if (ew__window_label_ready(&w->base) != 0) {
+    r->err = EW_ENOMEM;
+    return;
+  }
+  ew__get(r, w->labels, (size_t)count * sizeof(uint32_t));
+  unsigned char pad[8];
+  ew__get(r, pad, (size_t)((8 - (count * 4) % 8) % 8));
 }
 
 static void window_load(ew__acc_t *a, ew__rd_t *r, uint64_t len) {
@@ -446,6 +509,11 @@ static void window_load(ew__acc_t *a, ew__rd_t *r, uint64_t len) {
   if (r->err)
     return;
   uint64_t mlen = ew__moments_saved_len(w->d), base = 40 + count * w->d * 4;
+  /* labels close the section when the window kept them */
+  uint64_t lab = count <= w->cap && (len == base + mlen + labels_len(count) ||
+                                     (w->rows_only && len == base + labels_len(count)))
+                     ? labels_len(count) : 0;
+  len -= lab;
   /* moments follow unless the saver kept rows only; a state saved before rows-only windows has
    * them at any cap, and a rows-only window reads past them */
   if (count > w->cap || (len != base + mlen && !(w->rows_only && len == base))) {
@@ -473,23 +541,23 @@ static void window_load(ew__acc_t *a, ew__rd_t *r, uint64_t len) {
   if (!r->err && !(w->noise2 >= 0 && w->noise2 <= DBL_MAX))
     ew__rd_failf(r, "section WIND holds a noise sum of %g: it is finite and non-negative",
                  w->noise2);
-  if (len == base)
-    return;
-  if (!w->rows_only) {
+  if (len != base && !w->rows_only) {
     ew__moments_load(&w->mom, r);
     ew__check_moments(r, &w->mom, "WIND");
     if (!r->err && w->mom.n > w->cap)
       ew__rd_failf(r, "section WIND's moments count %llu rows but the window holds at most %llu",
                    (unsigned long long)w->mom.n, (unsigned long long)w->cap);
-    return;
+  } else if (len != base) {
+    for (uint64_t left = mlen; left > 0 && !r->err;) { /* not kept here: rebuilt from the rows */
+      char skip[512];
+      size_t k = left < sizeof skip ? (size_t)left : sizeof skip;
+      ew__get(r, skip, k);
+      left -= k;
+    }
+    w->synced = true;
   }
-  for (uint64_t left = mlen; left > 0 && !r->err;) { /* not kept here: rebuilt from the rows */
-    char skip[512];
-    size_t k = left < sizeof skip ? (size_t)left : sizeof skip;
-    ew__get(r, skip, k);
-    left -= k;
-  }
-  w->synced = true;
+  if (lab && !r->err)
+    load_labels(w, r, count);
 }
 
 
@@ -502,19 +570,29 @@ int ew__window_combine(ew__acc_t *a, const ew__acc_t *o, const ew_window_span_t 
   const ew__window_t *src[2] = {w, (const ew__window_t *)o};
   size_t d = w->d, at = 0;
   float *rows = malloc(w->cap * d * sizeof(float));
-  if (!rows)
+  uint32_t *labels = w->labels ? malloc(w->cap * sizeof *labels) : NULL;
+  if (!rows || (w->labels && !labels)) {
+    free(rows);
+    free(labels);
     return EW_ENOMEM;
+  }
   for (size_t i = 0; i < n; i++) {
+    const ew__window_t *f = src[spans[i].from];
     const float *s0, *s1;
     size_t n0, n1;
-    segments(src[spans[i].from], (size_t)spans[i].first, (size_t)spans[i].rows, &s0, &n0, &s1,
-             &n1);
+    segments(f, (size_t)spans[i].first, (size_t)spans[i].rows, &s0, &n0, &s1, &n1);
     memcpy(rows + at * d, s0, n0 * d * sizeof(float));
     memcpy(rows + (at + n0) * d, s1, n1 * d * sizeof(float));
+    for (size_t k = 0; labels && f->labels && k < n0 + n1; k++)
+      labels[at + k] = f->labels[(f->head + (size_t)spans[i].first + k) % f->cap];
     at += n0 + n1;
   }
   free(w->rows);
   w->rows = rows;
+  if (labels) {
+    free(w->labels);
+    w->labels = labels;
+  }
   w->head = 0;
   w->count = at;
   w->total = w->mhi = at;

@@ -13,6 +13,7 @@ EW_EXPORT void ew_result_clear(ew_result_t *r) {
     return;
   free(r->list);
   free(r->vectors);
+  free(r->groups);
   memset(r, 0, sizeof *r);
 }
 
@@ -191,6 +192,7 @@ static int query_view(ew_stream_t *s, const ew_query_t *q, mctx_t *cxp, const me
   cxp->weight = cxp->v.weight;
   cxp->cfg = ew_stream_config(s);
   cxp->ws = ws;
+  cxp->row_name = row->info.name;
   if (cxp->rows == 0)
     return ew__m_fail(cxp, EW_EDEGENERATE, "%s has no rows yet",
                 cxp->src == EW_SOURCE_ALL ? "the stream" : "the window");

@@ -465,6 +465,10 @@ int ew__view_matvec(ew__view_t *v, const double *x, double *y) {
 
 
 int ew__view_rows(ew__view_t *v, const float **rows, size_t *n) {
+  return ew__view_rows_labels(v, rows, NULL, n);
+}
+
+int ew__view_rows_labels(ew__view_t *v, const float **rows, const uint32_t **labels, size_t *n) {
   ew__src_t sv;
   if (v->src == EW_SOURCE_ALL)
     return EW_ENOWINDOW;
@@ -480,6 +484,16 @@ int ew__view_rows(ew__view_t *v, const float **rows, size_t *n) {
   memcpy(raw, sv.seg[0], sv.nseg[0] * d * sizeof(float));
   if (sv.nseg[1])
     memcpy(raw + sv.nseg[0] * d, sv.seg[1], sv.nseg[1] * d * sizeof(float));
+  if (labels) { /* the same rows' labels, or NULL when the window keeps none */
+    uint32_t *lab = NULL;
+    if (sv.lab[0] && !(lab = ew__ws_alloc(v->ws, (N ? N : 1) * sizeof *lab)))
+      return EW_ENOMEM;
+    if (lab) {
+      memcpy(lab, sv.lab[0], sv.nseg[0] * sizeof *lab);
+      memcpy(lab + sv.nseg[0], sv.lab[1], sv.nseg[1] * sizeof *lab);
+    }
+    *labels = lab;
+  }
   *rows = raw;
   *n = N;
   v->as_of = v->s->count;

@@ -133,5 +133,7 @@ int ew__view_sketch_bounds(ew__view_t *v, const double **most, const double **le
 /* The source's raw rows in arrival order (window sources: N×d f32 in v->ws); EW_ENOWINDOW for a
  * source that keeps no rows. */
 int ew__view_rows(ew__view_t *v, const float **rows, size_t *n);
+/* The same with the rows' labels (*labels NULL when the window keeps none). */
+int ew__view_rows_labels(ew__view_t *v, const float **rows, const uint32_t **labels, size_t *n);
 
 #endif /* EW_VIEW_H */

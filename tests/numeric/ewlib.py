@@ -47,7 +47,7 @@ class Result(C.Structure):
                 ("has_error", C.c_int), ("error", C.c_double), ("as_of", C.c_uint64),
                 ("clamped", C.c_size_t), ("code", C.c_int), ("message", C.c_char * 200),
                 ("has_bracket", C.c_int), ("lo", C.c_double), ("hi", C.c_double),
-                ("sample_rows", C.c_uint64)]
+                ("sample_rows", C.c_uint64), ("groups", C.POINTER(C.c_uint32))]
 
 
 def _load():
@@ -60,6 +60,8 @@ def _load():
     lib.ew_stream_create.argtypes = [C.POINTER(Config), C.POINTER(C.c_void_p)]
     lib.ew_stream_free.argtypes = [C.c_void_p]
     lib.ew_stream_ingest.argtypes = [C.c_void_p, C.c_void_p, C.c_int, C.c_size_t, C.c_size_t]
+    lib.ew_stream_ingest_labeled.argtypes = [C.c_void_p, C.c_void_p, C.c_int, C.c_size_t,
+                                             C.c_size_t, C.c_void_p]
     lib.ew_stream_query.argtypes = [C.c_void_p, C.POINTER(Query), C.POINTER(Result)]
     lib.ew_result_clear.argtypes = [C.POINTER(Result)]
     lib.ew_stream_count.argtypes = [C.c_void_p]
@@ -139,14 +141,20 @@ class Stream:
             LIB.ew_stream_free(self.h)
             self.h = None
 
-    def ingest(self, rows, dtype=None):
-        """rows: numpy array (n, d). dtype 'bf16' expects a uint16 array of raw bf16 words."""
+    def ingest(self, rows, dtype=None, labels=None):
+        """rows: numpy array (n, d). dtype 'bf16' expects a uint16 array of raw bf16 words.
+        labels: one non-negative integer per row (ew_stream_ingest_labeled), or None."""
         if dtype is None:
             dtype = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64",
                      np.dtype(np.float16): "f16"}[rows.dtype]
         a = np.ascontiguousarray(rows)
         n, d = a.shape
-        rc = LIB.ew_stream_ingest(self.h, a.ctypes.data, DTYPES[dtype], n, d)
+        if labels is not None:
+            lab = np.ascontiguousarray(labels, dtype=np.uint32)
+            rc = LIB.ew_stream_ingest_labeled(self.h, a.ctypes.data, DTYPES[dtype], n, d,
+                                              lab.ctypes.data)
+        else:
+            rc = LIB.ew_stream_ingest(self.h, a.ctypes.data, DTYPES[dtype], n, d)
         if rc != 0:
             raise EwError(rc, LIB.ew_err_name(rc).decode(), "ingest failed")
 
@@ -191,6 +199,7 @@ class Stream:
             else:
                 val = np.array([r.list[i] for i in range(r.len)])
             extra = {"as_of": r.as_of, "clamped": r.clamped, "sample_rows": r.sample_rows,
+                     "groups": [r.groups[i] for i in range(r.len)] if r.groups else None,
                      "error": r.error if r.has_error else None,
                      "bracket": (r.lo, r.hi) if r.has_bracket else None}
             if r.vectors:

@@ -15,7 +15,14 @@ an independent numpy float64 statement (tests/numeric/kernel_ref.py), at 1e-9:
   is deterministic per seed and differs between seeds;
 - refusals: a stream without a window (NO_WINDOW, as every window metric), fewer than 2 rows
   (DEGENERATE), rke and gaussian/laplacian vendi_kernel without sigma, an unknown kernel
-  (BAD_PARAM listing the kernels)."""
+  (BAD_PARAM listing the kernels);
+- labels (ew_stream_ingest_labeled): the grouped metrics group_erank (its labels ascending),
+  group_separation and centroid_cosine on labelled clusters (labels 3, 7, 11 ...) against numpy in
+  f32 and f64, on a window that turned over; the first batch decides whether a stream is
+  labelled (the other kind of batch BAD_PARAM, nothing changed; labels without a window too); a
+  labelled window saves and loads to the same bytes, and an unlabelled one saves exactly the
+  labels' bytes fewer; merges of labelled streams equal numpy on the union, an empty stream takes
+  the state's labels, labelled into unlabelled is refused."""
 import os
 import sys
 
@@ -153,6 +160,124 @@ def refusals():
             raise AssertionError(f"{m} {p} answered")
 
 
+def clusters(rng, k=5, per=(30, 50), d=12, spread=0.5, dtype=np.float32):
+    """k labelled clusters (labels 3, 7, 11, ... not 0..k-1: the order is by label value)."""
+    X, y = [], []
+    for i in range(k):
+        m = int(rng.integers(per[0], per[1] + 1))
+        c = rng.standard_normal(d) * 4 + (1.0 if i % 2 else -2.0)
+        X.append(c + spread * (i + 1) * rng.standard_normal((m, d)) * np.linspace(0.2, 1, d))
+        y += [3 + 4 * i] * m
+    order = rng.permutation(len(y))
+    return np.vstack(X)[order].astype(dtype), np.array(y, np.uint32)[order]
+
+
+def grouped(dtype):
+    rng = np.random.default_rng(12)
+    X, y = clusters(rng)
+    X32 = X.astype(np.float32).astype(np.float64)
+    s = Stream(X.shape[1], window=len(X))
+    s.ingest(X if dtype == "f32" else X.astype(np.float64), dtype=dtype, labels=y)
+    got, extra = s.query("group_erank")
+    want = ref.group_erank(X32, y)
+    assert extra["groups"] == sorted(set(y.tolist())), extra["groups"]
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        check(a, b, 1e-9, f"{dtype} group_erank")
+    check(s.q("group_separation"), ref.group_separation(X32, y), 1e-9, f"{dtype} separation")
+    check(s.q("centroid_cosine"), ref.centroid_cosine(X32, y), 1e-9, f"{dtype} centroid_cosine")
+    # a window that turned over keeps the labels of the rows it holds
+    w = Stream(X.shape[1], window=100)
+    for i in range(0, len(X), 37):
+        w.ingest(X[i:i + 37], dtype="f32", labels=y[i:i + 37])
+    check(w.q("group_separation"), ref.group_separation(X32[-100:], y[-100:]), 1e-9,
+          "separation of the last 100 rows")
+
+
+def labels_rules():
+    rng = np.random.default_rng(13)
+    X, y = clusters(rng, k=3)
+    s = Stream(X.shape[1], window=64)
+    s.ingest(X[:20], dtype="f32")  # the first batch decides: unlabelled
+    try:
+        s.ingest(X[20:40], dtype="f32", labels=y[20:40])
+    except EwError as e:
+        assert e.name == "BAD_PARAM", e.name
+    else:
+        raise AssertionError("labels taken by an unlabelled stream")
+    assert s.count() == 20
+    try:
+        s.q("group_separation")
+    except EwError as e:
+        assert e.name == "BAD_PARAM" and "label" in e.message, e.message
+    else:
+        raise AssertionError("grouped metric of an unlabelled window")
+    t = Stream(X.shape[1], window=64)
+    t.ingest(X[:20], dtype="f32", labels=y[:20])
+    try:
+        t.ingest(X[20:40], dtype="f32")
+    except EwError as e:
+        assert e.name == "BAD_PARAM", e.name
+    else:
+        raise AssertionError("an unlabelled batch taken by a labelled stream")
+    assert t.count() == 20
+    u = Stream(X.shape[1], window=0)
+    try:
+        u.ingest(X[:20], dtype="f32", labels=y[:20])
+    except EwError as e:
+        assert e.name == "BAD_PARAM", e.name
+    else:
+        raise AssertionError("labels without a window")
+    one = Stream(X.shape[1], window=64)
+    one.ingest(X[:20], dtype="f32", labels=np.full(20, 5, np.uint32))
+    try:
+        one.q("centroid_cosine")
+    except EwError as e:
+        assert e.name == "DEGENERATE" and "2 labels" in e.message, e.message
+    else:
+        raise AssertionError("centroid_cosine of one label")
+
+
+def labels_saved():
+    from ewlib import load_bytes, save_bytes
+    rng = np.random.default_rng(14)
+    X, y = clusters(rng, k=4)
+    s = Stream(X.shape[1], window=90)
+    s.ingest(X, dtype="f32", labels=y)
+    data = save_bytes(s)
+    t = load_bytes(data, Stream)
+    assert save_bytes(t) == data, "a labelled window saves the same bytes after a load"
+    assert t.q("group_separation") == s.q("group_separation")
+    plain = Stream(X.shape[1], window=90)
+    plain.ingest(X, dtype="f32")
+    assert len(save_bytes(plain)) == len(data) - (8 + (90 * 4 + 7) // 8 * 8), \
+        "an unlabelled window saves exactly the labels' bytes fewer"
+
+
+def labels_merge():
+    rng = np.random.default_rng(15)
+    X, y = clusters(rng, k=3, per=(20, 30))
+    X32 = X.astype(np.float64)
+    h = len(X) // 2
+    a, b = Stream(X.shape[1], window=len(X)), Stream(X.shape[1], window=len(X))
+    a.ingest(X[:h], dtype="f32", labels=y[:h])
+    b.ingest(X[h:], dtype="f32", labels=y[h:])
+    a.merge(b)
+    check(a.q("group_separation"), ref.group_separation(X32, y), 1e-9, "merged: the union")
+    empty = Stream(X.shape[1], window=len(X))
+    empty.merge(b)
+    check(empty.q("centroid_cosine"), ref.centroid_cosine(X32[h:], y[h:]), 1e-9,
+          "an empty stream takes the state's labels")
+    plain = Stream(X.shape[1], window=len(X))
+    plain.ingest(X[:h], dtype="f32")
+    try:
+        plain.merge(b)
+    except EwError as e:
+        assert e.name == "BAD_PARAM", e.name
+    else:
+        raise AssertionError("labelled rows merged into unlabelled ones")
+
+
 if __name__ == "__main__":
     t = Tap()
     t.case("anchors", anchors)
@@ -161,4 +286,9 @@ if __name__ == "__main__":
     t.case("sampled_rows", sampled)
     t.case("properties", properties)
     t.case("refusals", refusals)
+    t.case("grouped_f32", grouped, "f32")
+    t.case("grouped_f64", grouped, "f64")
+    t.case("labels_rules", labels_rules)
+    t.case("labels_saved", labels_saved)
+    t.case("labels_merge", labels_merge)
     t.done()

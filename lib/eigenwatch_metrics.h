@@ -28,7 +28,7 @@ typedef struct {
   const char *const *names; /* ENUM: the accepted names, NULL-terminated */
 } ew_param_info_t;
 
-#define EW_METRIC_MAX_PARAMS 4
+#define EW_METRIC_MAX_PARAMS 6
 
 /* The stream kinds a metric applies to (ew_metric_info_t.kinds, bits): matrix streams (dense,
  * window, decay, sketch) and tokens streams (EW_ENUM_stream_kind, create's `kind`). A metric

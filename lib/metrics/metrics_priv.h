@@ -168,6 +168,7 @@ int ew__m_l2_std(mctx_t *cx);
 int ew__m_dse(mctx_t *cx);
 int ew__m_rke(mctx_t *cx);
 int ew__m_vendi_kernel(mctx_t *cx);
+int ew__m_dsmi(mctx_t *cx);
 /* groups.c: grouped metrics of a labelled window */
 int ew__m_group_erank(mctx_t *cx);
 int ew__m_group_separation(mctx_t *cx);

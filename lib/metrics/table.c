@@ -54,6 +54,15 @@ static const ew_param_info_t K_DSE[] = {
     PNUM("sigma", 10.0, 0.0, INFINITY, 0, "the Gaussian kernel's bandwidth (dse-dsmi's default)"),
     PNUM("t", 1.0, 0.0, INFINITY, 0, "the diffusion time: eigenvalues to the power t"),
     P_MAX_ROWS};
+static const char *const DSMI_MODES[] = {"matched", "full", NULL};
+static const ew_param_info_t K_DSMI[] = {
+    PNUM("sigma", 10.0, 0.0, INFINITY, 0, "the Gaussian kernel's bandwidth (dse-dsmi's default)"),
+    PNUM("t", 1.0, 0.0, INFINITY, 0, "the diffusion time: eigenvalues to the power t"),
+    {.name = "mode", .type = EW_PARAM_ENUM, .default_value = 0, .names = DSMI_MODES,
+     .doc = "matched: each label against same-size subsets of every row (the reference's); full: "
+            "DSE(all) minus the labels' weighted DSEs"},
+    PNUM("reps", 5.0, 1.0, 64.0, 1, "baseline subsets drawn per label when more than 64 exist"),
+    P_MAX_ROWS};
 static const ew_param_info_t K_RKE[] = {
     PNUM("sigma", NAN, 0.0, INFINITY, 0, "the Gaussian kernel's bandwidth (required)"), P_MAX_ROWS};
 static const ew_param_info_t K_VENDI[] = {
@@ -111,6 +120,7 @@ static const ew_param_info_t T_WIN[] = {
 #define NP_T_WIN NP(T_WIN)
 #define NP_K_DSE NP(K_DSE)
 #define NP_K_RKE NP(K_RKE)
+#define NP_K_DSMI NP(K_DSMI)
 #define NP_K_VENDI NP(K_VENDI)
 /* TROW(name, value kind, sources, merges exactly, params, function, doc): a tokens metric. Its
  * default source is the newest step; "merges exactly" says whether its answer on source all is
@@ -195,6 +205,9 @@ static const metric_row_t metric_table[] = {
         EXACT, 0, 0, K_DSE, ew__m_dse,
         "diffusion spectral entropy in bits: -sum p log2 p, p = |eig(D^-1/2 G D^-1/2)|^t normalised "
         "(+ 2.2e-16), G the Gaussian kernel of the window rows"),
+    ROW("dsmi", SCALAR, SRC_WIN, EW_SOURCE_WINDOW, 0, EW_NEED_ROWS,
+        "an eigensolve per label and per baseline subset", EXACT, 0, 0, K_DSMI, ew__m_dsmi,
+        "diffusion spectral mutual information in bits between the window rows and their labels"),
     ROW("rke", SCALAR, SRC_WIN, EW_SOURCE_WINDOW, 0, EW_NEED_ROWS, "O(n^2 d), no eigensolve",
         EXACT, 0, 0, K_RKE, ew__m_rke,
         "RKE mode count 1 / mean_ij k(x_i, x_j)^2, k Gaussian of bandwidth sigma"),

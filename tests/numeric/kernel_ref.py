@@ -552,6 +552,26 @@ class Xoshiro:
         return self.next() % n
 
 
+DSMI_TAG = 0x64736d69  # "dsmi": mixed into the stream's seed for the baseline subsets
+
+
+def dsmi_subsets_ew(N, k, reps, seed):
+    """The library's baseline subsets of a label of k rows among N when C(N, k) > 64: `reps`
+    partial Fisher-Yates draws from one generator started afresh for the label (seeded with the
+    stream's seed ^ DSMI_TAG), each sorted. At most 64 subsets: every one (dsmi_subsets)."""
+    if math.comb(N, k) <= DSMI_EXACT_MAX:
+        return dsmi_subsets(N, k)
+    r = Xoshiro(seed ^ DSMI_TAG)
+    out = []
+    for _ in range(reps):
+        idx = list(range(N))
+        for i in range(k):
+            j = i + r.below(N - i)
+            idx[i], idx[j] = idx[j], idx[i]
+        out.append(np.array(sorted(idx[:k]), dtype=np.intp))
+    return out
+
+
 def sample(N, m, seed):
     """The m of N window rows (ascending indices) a kernel metric reads with the stream's seed."""
     idx = list(range(N))

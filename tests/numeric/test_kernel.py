@@ -22,7 +22,11 @@ an independent numpy float64 statement (tests/numeric/kernel_ref.py), at 1e-9:
   labelled (the other kind of batch BAD_PARAM, nothing changed; labels without a window too); a
   labelled window saves and loads to the same bytes, and an unlabelled one saves exactly the
   labels' bytes fewer; merges of labelled streams equal numpy on the union, an empty stream takes
-  the state's labels, labelled into unlabelled is refused."""
+  the state's labels, labelled into unlabelled is refused;
+- dsmi: the worked anchors in both modes (0.9999999918427988 full, 0.8678120972431843 matched by
+  every subset), and on labelled clusters `full` against numpy and `matched` against numpy on the
+  restated seeded draw of baseline subsets; deterministic per seed, different across seeds; a
+  window without labels is BAD_PARAM."""
 import os
 import sys
 
@@ -278,6 +282,43 @@ def labels_merge():
         raise AssertionError("labelled rows merged into unlabelled ones")
 
 
+def dsmi_cases():
+    E = np.array([[0], [.1], [.2], [5], [5.1], [5.2]])
+    yE = np.array([0, 0, 0, 1, 1, 1], np.uint32)
+    s = Stream(1, window=6)
+    s.ingest(E, dtype="f64", labels=yE)
+    # the window keeps its rows in f32, and .1, .2, 5.1, 5.2 are not f32 numbers: numpy on the
+    # rows as kept at 1e-9; the published anchors (f64 rows) at the 1e-7 that rounding leaves
+    E32 = E.astype(np.float32).astype(np.float64)
+    full, matched = s.q("dsmi", sigma=1, mode="full"), s.q("dsmi", sigma=1)
+    check(full, ref.dsmi(E32, yE, 1, mode="full"), 1e-9, "DSMI full")
+    check(matched, ref.dsmi(E32, yE, 1, mode="matched"), 1e-9, "DSMI matched (every subset)")
+    check(full, 0.9999999918427988, 1e-7, "DSMI full anchor")
+    check(matched, 0.8678120972431843, 1e-7, "DSMI matched anchor")
+    rng = np.random.default_rng(16)
+    X, y = clusters(rng, k=3, per=(12, 18), d=6)
+    X32 = X.astype(np.float64)
+    seed = 0x5eed
+    t = Stream(X.shape[1], window=len(X), seed=seed)
+    t.ingest(X, dtype="f32", labels=y)
+    check(t.q("dsmi", sigma=3, mode="full"), ref.dsmi(X32, y, 3, mode="full"), 1e-9, "dsmi full")
+    subs = {int(v): ref.dsmi_subsets_ew(len(X), int((y == v).sum()), 4, seed)
+            for v in np.unique(y)}
+    check(t.q("dsmi", sigma=3, reps=4), ref.dsmi_matched_with_subsets(X32, y, subs, 3), 1e-9,
+          "dsmi matched, drawn subsets")
+    assert t.q("dsmi", sigma=3, reps=4) == t.q("dsmi", sigma=3, reps=4), "deterministic per seed"
+    u = Stream(X.shape[1], window=len(X), seed=seed + 1)
+    u.ingest(X, dtype="f32", labels=y)
+    assert u.q("dsmi", sigma=3, reps=4) != t.q("dsmi", sigma=3, reps=4), "seeds differ"
+    plain = stream_of(X)
+    try:
+        plain.q("dsmi")
+    except EwError as e:
+        assert e.name == "BAD_PARAM" and "label" in e.message, e.message
+    else:
+        raise AssertionError("dsmi without labels")
+
+
 if __name__ == "__main__":
     t = Tap()
     t.case("anchors", anchors)
@@ -291,4 +332,5 @@ if __name__ == "__main__":
     t.case("labels_rules", labels_rules)
     t.case("labels_saved", labels_saved)
     t.case("labels_merge", labels_merge)
+    t.case("dsmi", dsmi_cases)
     t.done()

@@ -47,6 +47,9 @@ static void metric_table_rows_are_complete_and_unique(void) {
                           "participation_ratio", "stable_rank", "condition_number", "anisotropy",
                           "spectral_gap", "topk", "spectrum", "trace", "nuclear_norm", "mnn",
                           "entropy_truncated", "diff_erank", "mnn_exact", "l2_std", "live_topk",
+                          /* kernel and grouped metrics of the window's rows (DESIGN §13) */
+                          "dse", "dsmi", "rke", "vendi_kernel", "group_erank",
+                          "group_separation", "centroid_cosine",
                           /* tokens streams (DESIGN §12) */
                           "token_mean", "token_std", "token_min", "token_max", "token_count",
                           "seq_mean", "seq_sum_mean", "quantile", "frac_above", "histogram", "cov",
@@ -78,8 +81,9 @@ static void metric_table_rows_are_complete_and_unique(void) {
     CHECK(m->nparams <= EW_METRIC_MAX_PARAMS, "%s params", m->name);
     for (size_t p = 0; p < m->nparams; p++) {
       const ew_param_info_t *pi = &m->params[p];
-      CHECK(pi->min <= pi->default_value && pi->default_value <= pi->max, "%s.%s default",
-            m->name, pi->name);
+      CHECK((pi->type == EW_PARAM_NUMBER && isnan(pi->default_value)) || /* required */
+                (pi->min <= pi->default_value && pi->default_value <= pi->max),
+            "%s.%s default", m->name, pi->name);
       CHECK(pi->doc && *pi->doc, "%s.%s doc", m->name, pi->name);
     }
   }
@@ -125,6 +129,14 @@ static void generated_strings_are_the_published_ones(void) {
       {"diff_erank", "window_cn", "window rows + eigenvalues", "exact"},
       {"mnn_exact", "window_cn", "window rows", "exact"},
       {"l2_std", "window", "window rows", "exact"},
+      {"dse", "window", "window rows (an n x n eigensolve, n rows)", "exact"},
+      {"dsmi", "window", "window rows (an eigensolve per label and per baseline subset)", "exact"},
+      {"rke", "window", "window rows (O(n^2 d), no eigensolve)", "exact"},
+      {"vendi_kernel", "window", "window rows (an n x n eigensolve, n rows)", "exact"},
+      {"group_erank", "window", "window rows (per label an eigensolve of order min(rows, d))",
+       "exact"},
+      {"group_separation", "window", "window rows", "exact"},
+      {"centroid_cosine", "window", "window rows", "exact"},
       {"token_mean", "all, window, step", "tokens", "exact"},
       {"token_std", "all, window, step", "tokens", "exact"},
       {"token_min", "all, window, step", "tokens", "exact"},

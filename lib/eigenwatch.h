@@ -135,6 +135,9 @@ void ew_batch_free(ew_batch_t *b);
  * or stats batch, EW_EBADPARAM). ew_stream_apply then checks them as ew_stream_ingest_labeled
  * does. 0, EW_EBADPARAM or EW_ENOMEM. */
 int ew_batch_set_labels(ew_batch_t *b, const uint32_t *labels, size_t n);
+/* Whether the stream's rows carry labels: 1 yes, 0 no, 2 not decided yet (no rows), −1 it keeps
+ * no window (labels would have nowhere to go). */
+int ew_stream_labelled(const ew_stream_t *s);
 size_t ew_batch_rows(const ew_batch_t *b);
 /* What ew_batch_prepare would answer for these rows, short of EW_ENOMEM — EW_EDIM, EW_EDTYPE,
  * EW_ENONFINITE, EW_ERANGE (f64), EW_ETOOLARGE, EW_EBADPARAM (n == 0) or 0 — without converting

@@ -302,6 +302,13 @@ EW_EXPORT int ew_stream_apply(ew_stream_t *s, ew_batch_t *b) {
   return rc;
 }
 
+EW_EXPORT int ew_stream_labelled(const ew_stream_t *s) {
+  const ew__acc_t *win = s->acc[EW__ROLE_WINDOW];
+  if (!win)
+    return -1;
+  return ew__window_labelled(win) ? 1 : s->count ? 0 : 2;
+}
+
 EW_EXPORT int ew_batch_set_labels(ew_batch_t *b, const uint32_t *labels, size_t n) {
   if (b->tok || b->cells || n != b->n)
     return EW_EBADPARAM;
@@ -325,7 +332,8 @@ EW_EXPORT int ew_stream_ingest_labeled(ew_stream_t *s, const void *data, ew_dtyp
   ew__ws_t *ws = ew__ws_thread();
   if (!ws)
     return EW_ENOMEM;
-  ew_batch_t b; /* as ew_stream_ingest's, its labels borrowed */
+  ew_batch_t b; /* in this thread's workspace: no allocation per batch once it has grown; the
+                   labels borrowed */
   memset(&b, 0, sizeof b);
   ew__ws_mark_t mk = ew__ws_begin(ws);
   rc = prepare_impl(s, data, dtype, n, d, &b, ws, ws);
@@ -340,22 +348,5 @@ EW_EXPORT int ew_stream_ingest_labeled(ew_stream_t *s, const void *data, ew_dtyp
 
 EW_EXPORT int ew_stream_ingest(ew_stream_t *s, const void *data, ew_dtype_t dtype, size_t n,
                                size_t d) {
-  if (n == 0 && d == s->d && ew_dtype_size(dtype))
-    return 0;
-  int rc = check_batch_args(s, dtype, n, d);
-  if (rc)
-    return rc;
-  ew__ws_t *ws = ew__ws_thread();
-  if (!ws)
-    return EW_ENOMEM;
-  ew_batch_t b; /* in this thread's workspace: no allocation per batch once it has grown */
-  memset(&b, 0, sizeof b);
-  ew__ws_mark_t mk = ew__ws_begin(ws);
-  rc = prepare_impl(s, data, dtype, n, d, &b, ws, ws);
-  if (rc == 0)
-    rc = apply_impl(s, &b, ws);
-  size_t peak = ew__ws_end(ws, mk);
-  if (rc == 0)
-    ew__stream_ws_used(s, peak);
-  return rc;
+  return ew_stream_ingest_labeled(s, data, dtype, n, d, NULL);
 }

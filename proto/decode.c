@@ -159,6 +159,14 @@ static int check_ingest(ewp_ingest_req_t *r, ewp_error_t *err) {
                      "with dtype and shape, or 'rows'), not both");
   if (!cols && (EWP_HAS(r, EWP_INGEST_mask) || EWP_HAS(r, EWP_INGEST_lengths)))
     return ewp__fail(err, EWP_EBADREQ, "'mask' and 'lengths' go with 'columns' (a tokens batch)");
+  if (EWP_HAS(r, EWP_INGEST_labels)) { /* one u32 per row */
+    uint64_t n = data && EWP_HAS(r, EWP_INGEST_shape) ? r->shape.n : rows ? r->rows.n : 0;
+    if (cols || (!data && !rows))
+      return ewp__fail(err, EWP_EBADREQ, "'labels' go with rows ('data' or 'rows'), one per row");
+    if (r->labels.n != n * 4)
+      return ewp__fail(err, EWP_EBADREQ, "'labels' has %zu bytes for %llu rows (one u32 per row)",
+                       r->labels.n, (unsigned long long)n);
+  }
   if (cols)
     return check_columns(r, err);
   if (!data && !rows && !marker)

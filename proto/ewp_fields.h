@@ -158,6 +158,11 @@
     "'lengths' must be bin (u32 little-endian per sequence)",                                     \
     "with `columns`: tokens per sequence, u32 little-endian, in order, summing to `n` (masked "   \
     "tokens included); sequences never span batches")                                            \
+  F(labels, BIN, 0, "bin", "absent (rows without labels)", EWP_EBADREQ,                           \
+    "'labels' must be bin (u32 little-endian per row)",                                           \
+    "with rows: one label per row, u32 little-endian (e.g. each example's class), kept with the " \
+    "window's rows for the grouped metrics and `dsmi`; a stream's first batch decides whether "  \
+    "it is labelled")                                                                             \
   F(step, UINT, 0, "int", "absent (applied on arrival)", EWP_EBADREQ,                             \
     "'step' must be an integer >= 0",                                                             \
     "the training step of these rows: they are staged and applied when the step completes")       \

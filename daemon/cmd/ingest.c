@@ -368,6 +368,15 @@ void ewd_cmd_ingest(ewd_call_t *call) {
       ewd_stream_drop(srv, st);
     return;
   }
+  if (EWP_HAS(r, EWP_INGEST_labels) && n) { /* one u32 per row (the decoder checked) */
+    if (!(j->labels = malloc(n * sizeof *j->labels))) {
+      free(buf);
+      free(j);
+      ewd_fail(call, EW_ENOMEM, "out of memory");
+      return;
+    }
+    memcpy(j->labels, r->labels.p, n * sizeof *j->labels);
+  }
   j->data = buf;
   j->dtype = dtype;
   j->n = n;

@@ -293,6 +293,7 @@ struct ewd_job {
   size_t n, d, bytes;
   size_t plen;           /* a tokens batch: data is its packed form (ew_tokens_pack) of plen
                             bytes, n its tokens, d its columns; 0: rows of dtype */
+  uint32_t *labels;      /* rows: n labels (ingest's `labels`), or NULL */
   /* query */
   ewd_qmetric_t *metrics;
   size_t nmetrics;

@@ -118,6 +118,8 @@ static void prepare_job(ewd_job_t *job) {
       job->data = NULL;
   } else {
     job->rc = ew_batch_prepare(job->st->s, job->data, job->dtype, job->n, job->d, &job->batch);
+    if (job->rc == 0 && job->labels) /* they ride with the batch (the stream checks them) */
+      job->rc = ew_batch_set_labels(job->batch, job->labels, job->n);
   }
   free(job->data);
   job->data = NULL;
@@ -415,6 +417,7 @@ void ewd_job_free(ewd_job_t *job) {
   if (!job)
     return;
   free(job->data);
+  free(job->labels);
   ew_batch_free(job->batch);
   ewd_qmetrics_free(job->metrics, job->nmetrics);
   free(job->prefix);

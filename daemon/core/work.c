@@ -97,6 +97,24 @@ static void run_fork(ewd_job_t *job, ew_stream_t *s) {
   run_metrics(job, on_stream, s, heavy, false);
 }
 
+/* A batch of rows, with labels or without, that st does not take (its first batch decided
+ * whether it is labelled; labels need a window): true with the sentence. */
+static bool labels_refused(const ewd_stream_t *st, bool labels, char *msg, size_t cap) {
+  int have = ew_stream_labelled(st->s);
+  if (labels && have < 0)
+    snprintf(msg, cap, "'labels' ride with the window's rows, and stream '%.64s' keeps no window "
+             "(create it with window > 0)", st->name);
+  else if (labels && have == 0)
+    snprintf(msg, cap, "stream '%.64s' holds rows without labels: its first batch decided that it "
+             "has none", st->name);
+  else if (!labels && have == 1)
+    snprintf(msg, cap, "stream '%.64s' is labelled: every batch of rows carries 'labels' (one u32 "
+             "per row)", st->name);
+  else
+    return false;
+  return true;
+}
+
 void ewd__job_run(ewd_job_t *job) {
   ewd_stream_t *st = job->st;
   double t0 = ewd_now();
@@ -107,6 +125,9 @@ void ewd__job_run(ewd_job_t *job) {
   }
   switch (job->kind) {
   case EWD_JOB_INGEST:
+    if (job->rc == 0 && job->batch && !job->plen &&
+        labels_refused(st, job->labels != NULL, job->message, sizeof job->message))
+      job->rc = EW_EBADPARAM;
     if (job->rc == 0 && job->batch)
       job->rc = ew_stream_apply(st->s, job->batch);
     if (job->rc && !job->message[0]) /* a tokens batch's prepare wrote its own sentence */
@@ -154,6 +175,9 @@ void ewd__job_run(ewd_job_t *job) {
     else if (job->data &&
              (job->rc = ew_batch_check(st->s, job->data, job->dtype, job->n, job->d)))
       snprintf(job->message, sizeof job->message, "%s", ew_strerror(job->rc));
+    else if (job->data && labels_refused(st, job->labels != NULL, job->message,
+                                         sizeof job->message))
+      job->rc = EW_EBADPARAM;
     break;
   }
   if (job->kind != EWD_JOB_INGEST && job->kind != EWD_JOB_CHECK && job->kind != EWD_JOB_TAIL &&

@@ -51,6 +51,7 @@ static void staged_free(staged_t *b) {
   while (b) {
     staged_t *n = b->next;
     free(b->data);
+    free(b->labels);
     free(b);
     b = n;
   }
@@ -149,10 +150,12 @@ static void submit(ewd_server_t *srv, ewd_stream_t *st, staged_t **list, size_t 
               "run=\"%s\" stream=\"%s\" step=%llu rows=%zu", st->run, st->name,
               (unsigned long long)step, b->n);
       free(b->data);
+      free(b->labels);
       free(b);
       continue;
     }
     j->data = b->data;
+    j->labels = b->labels;
     j->dtype = b->dtype;
     j->n = b->n;
     j->d = b->d;
@@ -340,9 +343,11 @@ ewd_staging_t ewd_steps_add(ewd_server_t *srv, ewd_stream_t *st, ewd_job_t *job)
   if (b) {
     *b = (staged_t){.ord = sp->ord++, .rank = job->rank, .producer = job->producer,
                     .seq = job->seq, .data = job->data, .dtype = job->dtype, .n = job->n,
-                    .d = job->d, .plen = job->plen,
-                    .bytes = steps_entry_cost(job->bytes, new_step)};
+                    .d = job->d, .plen = job->plen, .labels = job->labels,
+                    .bytes = steps_entry_cost(job->bytes + (job->labels ? job->n * 4 : 0),
+                                              new_step)};
     job->data = NULL;
+    job->labels = NULL;
     sp->bytes += b->bytes;
     srv->reg.staged_bytes += b->bytes;
     srv->reg.pending_bytes += b->bytes;

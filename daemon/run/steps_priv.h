@@ -15,6 +15,7 @@ typedef struct staged {
   ew_dtype_t dtype;
   size_t n, d, bytes;
   size_t plen; /* a packed tokens batch's bytes (then n is its tokens), else 0 */
+  uint32_t *labels; /* rows: n labels, or NULL */
 } staged_t;
 
 typedef struct pstep {

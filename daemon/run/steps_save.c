@@ -12,7 +12,8 @@
  *   u32 late batches, then each in the order it came
  *   a batch: u32 rank, u8 producer name length (0: none), the name, u64 seq, u8 dtype, u64 rows,
  *       rows·d·size(dtype) bytes of data as sent; a tokens batch: dtype 255, u64 its packed
- *       form's length, that packed form (ew_tokens_pack)
+ *       form's length, that packed form (ew_tokens_pack); rows with labels: dtype 254, u8 their
+ *       dtype, u64 rows, the data, then rows u32 labels
  *
  * The section is written only when the staging holds something the stream's own fields do not
  * say (a pending step, a late batch, or a rank ahead of the last completed step), so a stream
@@ -23,7 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PACKED 255 /* the dtype byte of a packed tokens batch */
+#define PACKED 255   /* the dtype byte of a packed tokens batch */
+#define LABELLED 254 /* the dtype byte of rows with labels (their own dtype follows) */
 
 /* Whether sp holds anything the saved stream must carry. */
 static bool worth_saving(const ewd_stream_t *st, const ewd_steps_t *sp) {
@@ -42,7 +44,8 @@ static bool worth_saving(const ewd_stream_t *st, const ewd_steps_t *sp) {
 
 static size_t batch_len(const ewd_stream_t *st, const staged_t *b) {
   size_t name = b->producer >= 0 ? strlen(st->producers[b->producer].name) : 0;
-  return 4 + 1 + name + 8 + 1 + 8 + (b->plen ? b->plen : b->n * b->d * ew_dtype_size(b->dtype));
+  return 4 + 1 + name + 8 + 1 + 8 + (b->plen ? b->plen : b->n * b->d * ew_dtype_size(b->dtype)) +
+         (b->labels ? 1 + b->n * 4 : 0);
 }
 
 /* Pending steps in ascending order (a copy of the heap, sorted). */
@@ -68,7 +71,9 @@ size_t ewd_steps_saved_len(const ewd_stream_t *st) {
 
 static char *put_batch(char *q, const ewd_stream_t *st, const staged_t *b) {
   const char *name = b->producer >= 0 ? st->producers[b->producer].name : "";
-  uint8_t len = (uint8_t)strlen(name), dtype = b->plen ? PACKED : (uint8_t)b->dtype;
+  uint8_t len = (uint8_t)strlen(name), dtype = b->plen     ? PACKED
+                                               : b->labels ? LABELLED
+                                                           : (uint8_t)b->dtype;
   uint64_t rows = b->plen ? b->plen : b->n;
   size_t bytes = b->plen ? b->plen : b->n * b->d * ew_dtype_size(b->dtype);
   EWD_PUT(q, b->rank);
@@ -76,10 +81,17 @@ static char *put_batch(char *q, const ewd_stream_t *st, const staged_t *b) {
   memcpy(q, name, len), q += len;
   EWD_PUT(q, b->seq);
   EWD_PUT(q, dtype);
+  if (b->labels) {
+    uint8_t own = (uint8_t)b->dtype;
+    EWD_PUT(q, own);
+  }
   EWD_PUT(q, rows);
   if (bytes)
     memcpy(q, b->data, bytes);
-  return q + bytes;
+  q += bytes;
+  if (b->labels)
+    memcpy(q, b->labels, b->n * 4), q += b->n * 4;
+  return q;
 }
 
 size_t ewd_steps_save(const ewd_stream_t *st, char *out, size_t cap) {
@@ -159,6 +171,12 @@ static staged_t *get_batch(const char *b, size_t n, size_t *op, ewd_stream_t *t,
   o += len;
   EWD_GET(seq);
   EWD_GET(dtype);
+  bool labelled = dtype == LABELLED;
+  if (labelled) {
+    EWD_GET(dtype);
+    if (dtype == PACKED || dtype == LABELLED)
+      goto bad;
+  }
   EWD_GET(rows);
   size_t es = dtype == PACKED ? 1 : ew_dtype_size((ew_dtype_t)dtype);
   if (!es || rows == 0 || rows > (n - o) / es / (dtype == PACKED ? 1 : d) ||
@@ -172,6 +190,13 @@ static staged_t *get_batch(const char *b, size_t n, size_t *op, ewd_stream_t *t,
     goto bad;
   }
   memcpy(x->data, b + o, bytes), o += bytes;
+  if (labelled) { /* one u32 per row after the rows */
+    if ((n - o) / 4 < rows || !(x->labels = malloc((size_t)rows * 4))) {
+      *nomem = (n - o) / 4 >= rows;
+      goto bad;
+    }
+    memcpy(x->labels, b + o, (size_t)rows * 4), o += (size_t)rows * 4;
+  }
   x->rank = rank;
   x->producer = -1;
   x->seq = seq;
@@ -184,7 +209,7 @@ static staged_t *get_batch(const char *b, size_t n, size_t *op, ewd_stream_t *t,
     x->plen = bytes;
     x->n = (size_t)tokens;
   }
-  x->bytes = steps_entry_cost(bytes, new_step);
+  x->bytes = steps_entry_cost(bytes + (x->labels ? x->n * 4 : 0), new_step);
   if (len) {
     int k = ewd_producer_slot(t, name, len);
     if (k < 0) {
@@ -200,7 +225,7 @@ static staged_t *get_batch(const char *b, size_t n, size_t *op, ewd_stream_t *t,
   return x;
 bad:
   if (x)
-    free(x->data);
+    free(x->data), free(x->labels);
   free(x);
   return NULL;
 }

@@ -7,6 +7,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import msgpack
+import numpy as np
 
 from ._wire import connect, default_address, encode_rows
 
@@ -350,13 +351,23 @@ class Client:
     def ingest(self, stream: str, rows, notify: bool = False, run: Optional[str] = None,
                step: Optional[int] = None, rank: Optional[int] = None,
                world: Optional[int] = None, end_step: bool = False,
-               producer: Optional[str] = None, seq: Optional[int] = None
-               ) -> Optional[IngestResult]:
+               producer: Optional[str] = None, seq: Optional[int] = None,
+               labels=None) -> Optional[IngestResult]:
         """rows: numpy array or torch tensor, (n, d) / (d,) / (..., d); f32, f64, f16 (numpy or
         torch) or bf16 (torch), sent raw. With notify=True returns None at once. step, rank,
         world, end_step: the training step these rows belong to (staged until it completes);
-        producer and seq: exactly-once (see PROTOCOL.md)."""
+        producer and seq: exactly-once (see PROTOCOL.md). labels: one non-negative integer per
+        row (a sequence, numpy array or torch tensor), kept with the window's rows for the
+        grouped metrics and dsmi; a stream's first batch decides whether it is labelled."""
         fields = encode_rows(rows)
+        if labels is not None:
+            if hasattr(labels, "detach"):  # a torch tensor
+                labels = labels.detach().cpu().numpy()
+            lab = np.asarray(labels).reshape(-1)
+            if lab.size and (lab.min() < 0 or lab.max() > 0xffffffff or
+                             not np.issubdtype(lab.dtype, np.integer)):
+                raise ValueError("labels must be integers in [0, 2^32)")
+            fields["labels"] = lab.astype("<u4").tobytes()
         for k, v in (("step", step), ("rank", rank), ("world", world), ("producer", producer),
                      ("seq", seq)):
             if v is not None:

@@ -100,6 +100,18 @@ def main():
                                                                    "data": struct.pack("<4f", 1, 2, 3, 4)}})
                  + req(31, "query", {"stream": "a", "metrics": ["cells", "by_row", "cell_mean"],
                                      "source": "all"}),
+        # a labelled stream: rows with labels (plain and stepped), the grouped and kernel
+        # metrics, a batch without labels refused
+        "labels": req(32, "create", {"stream": "g", "dim": 4, "window": 16, "world": 2})
+                  + req(33, "ingest", {"stream": "g", "data": rows[:32], "dtype": "f32",
+                                       "shape": [2, 4], "labels": struct.pack("<2I", 3, 7)})
+                  + req(34, "ingest", {"stream": "g", "step": 0, "rank": 0, "world": 2,
+                                       "rows": [[1, 2, 3, 4], [4, 3, 2, 1]],
+                                       "labels": struct.pack("<2I", 7, 3), "end_step": True})
+                  + req(35, "ingest", {"stream": "g", "rows": [[1, 0, 0, 1]]})
+                  + req(36, "query", {"stream": "g", "metrics": ["group_erank", "dsmi", "dse",
+                                                                 "vendi_kernel"],
+                                      "params": {"kernel": "cosine", "max_rows": 3}}),
     }
     for name, body in on_s.items():
         open(os.path.join(dis, "s_" + name), "wb").write(b"\x40" + body)

@@ -5,13 +5,15 @@ import os
 import sys
 import time
 
+import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 sys.path[:0] = [os.path.join(ROOT, "clients", "python"), os.path.join(ROOT, "tests", "integration"),
                 os.path.join(ROOT, "tests", "numeric")]
-from eigenwatch import Client, Sender  # noqa: E402
+import kernel_ref as ref  # noqa: E402
+from eigenwatch import Client, LabelledRows, Sender  # noqa: E402
 from eigenwatch.torch import watch  # noqa: E402
 from harness import Daemon  # noqa: E402
 from taplib import Tap  # noqa: E402
@@ -273,6 +275,58 @@ def on_metrics_backfills_what_a_daemon_restart_left_unseen():
         d.stop()
 
 
+def watch_labels_ride_with_the_rows():
+    """watch(labels=callable): each row of a (batch, tokens, d) output carries its example's label
+    (repeated over its tokens), copied with the rows; the daemon's grouped metrics of the last
+    step equal numpy on that step's rows and labels. Sender.send(LabelledRows) and
+    Client.ingest(labels=) take them too."""
+    torch.manual_seed(5)
+
+    class Lift(torch.nn.Module):  # (B, T) token ids -> (B, T, 6) rows that depend on the label
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(50, 6)
+            self.head = torch.nn.Linear(6, 3)
+
+        def forward(self, x):
+            return self.head(self.emb(x).mean(1))
+
+    model = Lift()
+    trainer = {"step": 0, "y": None}
+    h = watch(model, layers=["emb"], rows_per_step=1000, address=D.unix, prefix="lab.",
+              step=lambda: trainer["step"], world=1, rank=0, window_steps=1,
+              labels=lambda: trainer["y"])
+    g = torch.Generator().manual_seed(6)
+    sent = {}
+    for s in range(3):
+        trainer["step"] = s
+        x = torch.randint(0, 50, (5, 4), generator=g)
+        y = torch.tensor([3, 1, 3, 2, 1])
+        trainer["y"] = y
+        out = torch.nn.functional.cross_entropy(model(x), torch.randint(0, 3, (5,), generator=g))
+        sent[s] = (model.emb(x).detach().reshape(-1, 6).numpy().copy(),
+                   y.repeat_interleave(4).numpy())
+        out.backward()
+    assert h.close(timeout=20) is True, h.sender.stats()
+    X, lab = sent[2]
+    with Client(D.unix) as c:
+        r = c.query("lab.emb", ["group_erank", "group_separation"]).metrics
+        assert r["group_erank_labels"] == [1, 2, 3], r
+        assert abs(r["group_separation"] - ref.group_separation(X.astype(np.float64), lab)) <= \
+            1e-9 * max(1.0, abs(r["group_separation"])), (r, ref.group_separation(X, lab))
+        # the Client and a Sender's LabelledRows
+        c.create("lab.direct", dim=6, window=64)
+        c.ingest("lab.direct", X, labels=lab)
+        s = Sender(D.unix)
+        s.send("lab.direct", LabelledRows(X, lab))
+        assert s.flush(20), s.stats()
+        s.close()
+        both = np.vstack([X, X]).astype(np.float64)
+        labs = np.concatenate([lab, lab])
+        got = c.query("lab.direct", "group_separation").metrics["group_separation"]
+        assert abs(got - ref.group_separation(both, labs)) <= 1e-9 * max(1.0, abs(got)), got
+
+
 def main():
     global D
     D = Daemon()
@@ -286,6 +340,7 @@ def main():
         t.case("watch_creates_each_layers_stream_with_its_options",
                watch_creates_each_layers_stream_with_its_options)
         t.case("watch_unknown_layer_is_refused", unknown_layer_is_refused)
+        t.case("watch_labels_ride_with_the_rows", watch_labels_ride_with_the_rows)
         t.case("watch_on_metrics_backfills_what_a_daemon_restart_left_unseen",
                on_metrics_backfills_what_a_daemon_restart_left_unseen)
     finally:

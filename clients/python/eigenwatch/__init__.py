@@ -7,6 +7,7 @@
 
     s = Sender()                                   # for training loops: never raises, never blocks
     s.send("layer.3", hidden)
+    s.send("layer.3", LabelledRows(hidden, classes))   # each row's label: grouped metrics, dsmi
 
     for (stream, metric), s in c.history(run="job").items():   # numpy arrays by step
         print(stream, metric, s.step[-1], s.value[-1])
@@ -18,7 +19,7 @@ PyTorch: ``eigenwatch.torch.watch(model, layers=[...], step=..., on_metrics=...)
 and StatsStream (eigenwatch.rl) take torch tensors or numpy arrays and import torch only when
 given a tensor or on_metrics.
 """
-from ._wire import DEFAULT_TCP, default_address, encode_rows
+from ._wire import DEFAULT_TCP, LabelledRows, default_address, encode_rows
 from .client import (Client, EigenwatchError, IngestResult, PingResult, QueryResult, Series,
                      StreamInfo, Subscription)
 from .rl import StatsStream, TokenStream
@@ -26,5 +27,5 @@ from .sender import Sender, SenderStats
 
 __all__ = ["Client", "Sender", "SenderStats", "EigenwatchError", "QueryResult", "StreamInfo",
            "IngestResult", "PingResult", "Series", "Subscription", "encode_rows",
-           "default_address", "DEFAULT_TCP", "TokenStream", "StatsStream"]
+           "default_address", "DEFAULT_TCP", "TokenStream", "StatsStream", "LabelledRows"]
 __version__ = "0.1.0"

@@ -83,6 +83,37 @@ class Payload:
         raise NotImplementedError
 
 
+def encode_labels(labels) -> bytes:
+    """`labels` (a sequence, numpy array or CPU torch tensor of integers in [0, 2^32)) as ingest's
+    `labels` field: one u32 little-endian per row."""
+    if type(labels).__module__.startswith("torch"):
+        labels = labels.numpy()
+    lab = np.asarray(labels).reshape(-1)
+    if lab.size and (not np.issubdtype(lab.dtype, np.integer) or lab.min() < 0 or
+                     lab.max() > 0xffffffff):
+        raise ValueError("labels must be integers in [0, 2^32)")
+    return lab.astype("<u4").tobytes()
+
+
+class LabelledRows(Payload):
+    """Rows with one label per row (e.g. each example's class): Sender.send(stream,
+    LabelledRows(rows, labels)) sends them as one ingest with `labels`, for the grouped metrics
+    and dsmi. `ready` as Payload's (watch's non-blocking device copy of both)."""
+
+    def __init__(self, rows, labels, ready=None):
+        self.data, self.labels, self.ready = rows, labels, ready
+        self.rows = int(np.prod(rows.shape[:-1])) if len(rows.shape) > 1 else 1
+        self.dim = int(rows.shape[-1])  # the create a declared stream gets first
+
+    def encode(self) -> dict:
+        fields = encode_rows(self.data)
+        lab = encode_labels(self.labels)
+        if len(lab) != 4 * fields["shape"][0]:
+            raise ValueError(f"{len(lab) // 4} labels for {fields['shape'][0]} rows")
+        fields["labels"] = lab
+        return fields
+
+
 def encode_rows(rows):
     """The ingest fields {data, dtype, shape} for an (n, d), (d,) or (..., d) array or tensor.
 

@@ -7,9 +7,8 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import msgpack
-import numpy as np
 
-from ._wire import connect, default_address, encode_rows
+from ._wire import connect, default_address, encode_labels, encode_rows
 
 
 class EigenwatchError(Exception):
@@ -362,12 +361,8 @@ class Client:
         fields = encode_rows(rows)
         if labels is not None:
             if hasattr(labels, "detach"):  # a torch tensor
-                labels = labels.detach().cpu().numpy()
-            lab = np.asarray(labels).reshape(-1)
-            if lab.size and (lab.min() < 0 or lab.max() > 0xffffffff or
-                             not np.issubdtype(lab.dtype, np.integer)):
-                raise ValueError("labels must be integers in [0, 2^32)")
-            fields["labels"] = lab.astype("<u4").tobytes()
+                labels = labels.detach().cpu()
+            fields["labels"] = encode_labels(labels)
         for k, v in (("step", step), ("rank", rank), ("world", world), ("producer", producer),
                      ("seq", seq)):
             if v is not None:

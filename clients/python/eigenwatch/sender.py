@@ -275,7 +275,7 @@ class Sender:
     def _ensure_created(self, run, stream, dim=None):
         """Sends `create` for a declared stream not yet created on this connection (in order,
         before its rows; the reply is read with the others). dim None: a payload's stream, whose
-        kind sets its own."""
+        kind sets its own (a Payload of rows, LabelledRows, says its dim)."""
         with self._lock:
             opts = self._declared.get((run, stream))
             if opts is None or (run, stream) in self._created:
@@ -396,7 +396,7 @@ class Sender:
         with self._lock:  # in flight before anything is written: a break resends it
             self._inflight[self._msgid] = ([item], payload.rows, fields)
             self._hand -= 1
-        self._ensure_created(run, stream)  # on the wire before the batch
+        self._ensure_created(run, stream, getattr(payload, "dim", None))  # before the batch
         self._sock.sendall(data)
 
     def _run(self):

@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Union
 
 import torch
 
+from ._wire import LabelledRows
 from .sender import Sender
 
 
@@ -257,6 +258,20 @@ def _distributed():
     return None, None
 
 
+def _row_labels(labels: Callable[[], Any], n: int, dev, pick):
+    """The labels of the n rows of an output (its examples' labels, each repeated over the
+    example's rows when n is a multiple of their count), on `dev`, picked like the rows; None when
+    they do not divide the rows."""
+    lab = labels()
+    lab = (lab if isinstance(lab, torch.Tensor) else torch.as_tensor(lab)).reshape(-1)
+    if lab.numel() == 0 or n % lab.numel():
+        return None
+    lab = lab.to(device=dev, dtype=torch.int64, non_blocking=True)
+    if lab.numel() != n:
+        lab = lab.repeat_interleave(n // lab.numel())
+    return lab.index_select(0, pick) if pick is not None else lab
+
+
 def watch(model: torch.nn.Module, layers: Optional[Iterable[str]] = None, rows_per_step: int = 256,
           every: int = 1, sender: Optional[Sender] = None, address: Optional[str] = None,
           prefix: str = "", seed: int = 0, run: Optional[str] = None,
@@ -266,7 +281,8 @@ def watch(model: torch.nn.Module, layers: Optional[Iterable[str]] = None, rows_p
           window_steps: Optional[int] = None,
           eval: Optional[List[Union[str, Dict[str, Any]]]] = None,  # noqa: A002 - create's name
           eval_every: Optional[int] = None,
-          rules: Optional[List[Dict[str, Any]]] = None) -> WatchHandle:
+          rules: Optional[List[Dict[str, Any]]] = None,
+          labels: Optional[Callable[[], Any]] = None) -> WatchHandle:
     """Hooks the named submodules of `model` (default: its direct children). Every `every`-th
     forward call of each, `rows_per_step` rows of its output go to stream `prefix + name` in
     `run` (the daemon's default run when None).
@@ -292,7 +308,16 @@ def watch(model: torch.nn.Module, layers: Optional[Iterable[str]] = None, rows_p
     evaluated for the watched layers at the trainer's step (its scheduled `eval`, by default
     entropy, erank, rankme, participation_ratio, anisotropy, l2_std) — on the training thread, at
     the next hooked forward pass after they arrive (or handle.poll()); log them into W&B or
-    TensorBoard under that step. Values come a step or more behind the trainer."""
+    TensorBoard under that step. Values come a step or more behind the trainer.
+
+    labels: a callable returning the current batch's labels (one integer per example, a tensor on
+    any device or a sequence; e.g. `lambda: batch_labels`), called at each hooked forward pass.
+    Each sampled row then carries its example's label (an output of B examples × T tokens gives
+    each token row its example's), copied with the rows without a synchronising call, so the
+    daemon's grouped metrics (group_erank, group_separation, centroid_cosine) and dsmi can read
+    them; a stream's first batch decides that it is labelled. A batch whose labels do not divide
+    its rows is sent without them (and then refused by a labelled stream: counted, never
+    raised)."""
     modules = dict(model.named_modules())
     names = list(layers) if layers is not None else [n for n, _ in model.named_children()]
     missing = [n for n in names if n not in modules]
@@ -359,15 +384,22 @@ def watch(model: torch.nn.Module, layers: Optional[Iterable[str]] = None, rows_p
                     g.manual_seed(seed + len(gens))
                     gens[(stream, str(dev))] = g
                     state["gen"], state["dev"] = g, dev
-                rows = (x.index_select(0, torch.randperm(n, generator=g, device=dev)[:k])
-                        if k < n else x.clone())
+                pick = torch.randperm(n, generator=g, device=dev)[:k] if k < n else None
+                rows = x.index_select(0, pick) if pick is not None else x.clone()
+                lab = _row_labels(labels, n, dev, pick) if labels is not None else None
                 ready = None
                 if dev.type != "cpu":
                     host = torch.empty(rows.shape, dtype=rows.dtype, pin_memory=True)
                     host.copy_(rows, non_blocking=True)
+                    if lab is not None:
+                        lhost = torch.empty(lab.shape, dtype=lab.dtype, pin_memory=True)
+                        lhost.copy_(lab, non_blocking=True)
+                        lab = lhost
                     ready = torch.cuda.Event()
                     ready.record()
                     rows = host
+            if lab is not None:
+                rows, ready = LabelledRows(rows, lab, ready), None
             counts[stream] += k
             if step is None:
                 sender.send(stream, rows, _ready=ready, run=run)

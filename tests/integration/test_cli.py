@@ -93,6 +93,23 @@ def npy_ingest_all_four_dtypes_equals_numpy():
             1e-6 * want["spectrum"][0]
 
 
+def query_with_string_parameters():
+    """A kernel metric's string (enum) parameter through `--param kernel=cosine`: the answer
+    equals the numpy statement; a kernel the table does not know exits as a BAD_PARAM."""
+    import kernel_ref
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((200, 8)).astype(np.float32)
+    path = save_npy("k32.npy", X)
+    run("create", "cli.kernel", "--dim", "8", "--window", "200", check=0)
+    run("ingest", "cli.kernel", path, check=0)
+    q = json.loads(run("--json", "query", "cli.kernel", "vendi_kernel", "--param", "kernel=cosine",
+                       "--param", "q=2", check=0).stdout)
+    want = kernel_ref.vendi_kernel(X.astype(np.float64), "cosine", None, 2.0)
+    close(q["metrics"]["vendi_kernel"], want, 1e-9, "cosine vendi through the CLI")
+    p = run("query", "cli.kernel", "vendi_kernel", "--param", "kernel=rbf")
+    assert p.returncode != 0 and "gaussian" in p.stderr, (p.returncode, p.stderr)
+
+
 def csv_ingest_and_table_output():
     path = os.path.join(TMP, "r.csv")
     with open(path, "w") as f:
@@ -241,6 +258,7 @@ def main():
                version_names_this_program_and_its_protocol)
         t.case("json_output_parses_back", json_output_parses_back)
         t.case("npy_ingest_f32_f64_f16_bf16_equals_numpy", npy_ingest_all_four_dtypes_equals_numpy)
+        t.case("query_with_string_parameters", query_with_string_parameters)
         t.case("csv_ingest_and_table_output_no_progress_bar_when_piped",
                csv_ingest_and_table_output)
         t.case("progress_bar_on_a_terminal", progress_bar_on_a_terminal)

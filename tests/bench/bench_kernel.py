@@ -8,7 +8,9 @@ faster than numpy's kernel formation + eigvalsh in the same run). One run measur
     |x|^2 + |y|^2 - 2 X X^T, exp, the symmetric normalisation, np.linalg.eigvalsh, the entropy;
   - the machine's limit for the eigensolve alone: LAPACKE_dsyevd('N') of the same order, timed
     in C (bench_kernel_bare.c via ctypes);
-and prints the ratios library / numpy and library / bare dsyevd, with the two values side by side.
+and prints the ratios library / numpy and library / bare dsyevd, with the two values side by side;
+then the grouped metrics on the same rows with 10 labels: group_erank beside numpy's per-label
+centred covariance + eigvalsh, and group_separation.
 Times are printed, never asserted. usage:
   /usr/bin/python3 tests/bench/bench_kernel.py [--build DIR] [--rows 4096] [--dim 1024] [--reps 3]
                                                [--quick]   (--quick: 1024 rows, d 256, 1 rep)
@@ -79,6 +81,23 @@ def main():
         ts.append(bare.ewb_dsyevd_s(A.ctypes.data, a.rows, w.ctypes.data))
     t_bare = statistics.median(ts)
     t_vk, v_vk = med(lambda: s.q("vendi_kernel", kernel="gaussian", sigma=10.0, max_rows=a.rows))
+    # grouped metrics: the same rows with 10 labels
+    y = (np.arange(a.rows) % 10).astype(np.uint32)
+    g = Stream(a.dim, window=a.rows)
+    g.ingest(X, dtype="f32", labels=y)
+    t_ge, _ = med(lambda: g.q("group_erank"))
+    t_gs, _ = med(lambda: g.q("group_separation"))
+
+    def numpy_group_erank():
+        out = []
+        for k in range(10):
+            Z = X64[y == k]
+            Z = Z - Z.mean(0)
+            lam = np.clip(np.linalg.eigvalsh(Z.T @ Z / len(Z)), 0, None)
+            p = lam[lam > 0] / lam.sum()
+            out.append(np.exp(-(p * np.log(p)).sum()))
+        return out
+    t_nge, _ = med(numpy_group_erank)
     print(f"  dse, library query                 {t_lib * 1e3:9.1f} ms   value {v_lib:.12f}")
     print(f"  dse, numpy (expansion + eigvalsh)  {t_np * 1e3:9.1f} ms   value {v_np:.12f}   "
           f"library / numpy {t_lib / t_np:.2f}  (target < 1)")
@@ -86,6 +105,9 @@ def main():
           f"library / bare {t_lib / t_bare:.2f}")
     print(f"  vendi_kernel (gaussian, q 1)       {t_vk * 1e3:9.1f} ms   value {v_vk:.12f}")
     print(f"  |library - numpy| / numpy: {abs(v_lib - v_np) / abs(v_np):.1e}", flush=True)
+    print(f"  group_erank, 10 labels              {t_ge * 1e3:9.1f} ms   numpy (centred covariance "
+          f"+ eigvalsh per label) {t_nge * 1e3:.1f} ms -> library / numpy {t_ge / t_nge:.2f}")
+    print(f"  group_separation, 10 labels         {t_gs * 1e3:9.1f} ms", flush=True)
 
 
 if __name__ == "__main__":

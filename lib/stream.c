@@ -198,21 +198,20 @@ EW_EXPORT int ew_stream_merge_ex(ew_stream_t *dst, const ew_stream_t *src,
   ew__acc_t *win = dst->acc[EW__ROLE_WINDOW];
   const ew__acc_t *owin = src->acc[EW__ROLE_WINDOW];
   ew_window_span_t rule[2];
+  bool lay_out = win != NULL; /* the window is laid out anew from the spans */
   if (win && !spans) {
     int rc = window_rule(dst, src, rule, &n, msg, cap);
     if (rc)
       return rc;
     spans = rule;
+    lay_out = src->count != 0; /* nothing joins: dst's window stays as it is (it was emptied) */
   }
   if (win && owin && dst->count && src->count &&
       ew__window_labelled(win) != ew__window_labelled(owin))
     return merge_fail(msg, cap, "the %s rows carry labels and the %s do not: a window keeps labels "
                       "for every row or for none", ew__window_labelled(win) ? "stream's" : "state's",
                       ew__window_labelled(win) ? "state's" : "stream's");
-  if (win && owin && !dst->count && src->count && ew__window_labelled(owin) &&
-      ew__window_label_ready(win) != 0) /* an empty stream takes the state's labels */
-    return EW_ENOMEM;
-  if (win && spans) { /* every span inside its window, all of them inside dst's */
+  if (lay_out && spans) { /* every span inside its window, all of them inside dst's */
     uint64_t total = 0, held[2] = {ew__window_count(win), owin ? ew__window_count(owin) : 0};
     for (size_t i = 0; i < n; i++) {
       const ew_window_span_t *p = &spans[i];
@@ -229,7 +228,10 @@ EW_EXPORT int ew_stream_merge_ex(ew_stream_t *dst, const ew_stream_t *src,
       return merge_fail(msg, cap, "the window spans hold %llu rows together, more than this "
                         "stream's window of %zu", (unsigned long long)total,
                         ew__window_cap(win));
-    if (ew__window_combine(win, owin, spans, n, ew__ws_thread()) != 0)
+    /* the union keeps labels when dst does, or when dst is empty and the state's rows have them */
+    bool labels = ew__window_labelled(win) ||
+                  (!dst->count && owin && src->count && ew__window_labelled(owin));
+    if (ew__window_combine(win, owin, spans, n, labels, ew__ws_thread()) != 0)
       return EW_ENOMEM;
   }
   if ((ew__acc_is_tokens(dst->acc[EW__ROLE_ALL]) &&

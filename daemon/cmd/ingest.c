@@ -373,6 +373,8 @@ void ewd_cmd_ingest(ewd_call_t *call) {
       free(buf);
       free(j);
       ewd_fail(call, EW_ENOMEM, "out of memory");
+      if (st->provisional && st->queued_jobs == 0)
+        ewd_stream_drop(srv, st);
       return;
     }
     memcpy(j->labels, r->labels.p, n * sizeof *j->labels);

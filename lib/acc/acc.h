@@ -148,10 +148,12 @@ bool ew__acc_frozen_sketch(const ew__acc_t *a);
 size_t ew__window_cap(const ew__acc_t *a);
 size_t ew__window_count(const ew__acc_t *a);
 /* Lays a's window out anew from spans of a's and o's held rows (from 0: a, 1: o), oldest first,
- * and rebuilds its moments. Spans already checked against both windows and a's capacity.
- * Returns 0 or EW_ENOMEM (a unchanged). */
+ * and rebuilds its moments; with `labels` the rows' labels with them (a row from a window that
+ * keeps none gets 0 — the caller refuses mixing labelled rows with others), else a keeps none
+ * afterwards. Spans already checked against both windows and a's capacity. Returns 0 or
+ * EW_ENOMEM (a unchanged). */
 int ew__window_combine(ew__acc_t *a, const ew__acc_t *o, const ew_window_span_t *spans, size_t n,
-                       ew__ws_t *ws);
+                       bool labels, ew__ws_t *ws);
 /* Keeps the window's moments on its last n held rows (all of them when n exceeds what it holds):
  * from the range the last call (or the window's own maintenance) left, one un-merge of the rows
  * that left and one merge of the rows that joined, when the ring still holds them, else one pass

@@ -45,13 +45,13 @@ static float value32_of(uint32_t k) {
 
 /* Turns the counts of one digit into starting offsets; false when one bucket holds all n keys
  * (the pass would move nothing). */
-static bool offsets(uint32_t *c, size_t n, uint32_t first) {
+static bool offsets(size_t *c, size_t n, size_t first) {
   if (c[first] == n)
     return false;
   size_t sum = 0;
-  for (uint32_t j = 0; j < BUCKETS; j++) {
+  for (size_t j = 0; j < BUCKETS; j++) {
     size_t t = c[j];
-    c[j] = (uint32_t)sum;
+    c[j] = sum;
     sum += t;
   }
   return true;
@@ -60,12 +60,12 @@ static bool offsets(uint32_t *c, size_t n, uint32_t first) {
 /* Values that are all exactly f32 (tokens sent as f32, f16 or bf16): 32-bit keys, a and b n each,
  * four digits. */
 static void sort32(double *x, float *xf, size_t n, uint32_t *a, uint32_t *b) {
-  uint32_t count[4][BUCKETS] = {{0}};
+  size_t count[4][BUCKETS] = {{0}}; /* 8 KiB */
   for (size_t i = 0; i < n; i++)
     for (int d = 0; d < 4; d++)
       count[d][(a[i] >> (d * DIGIT)) & (BUCKETS - 1)]++;
   for (int d = 0; d < 4; d++) {
-    uint32_t *c = count[d];
+    size_t *c = count[d];
     if (!offsets(c, n, (a[0] >> (d * DIGIT)) & (BUCKETS - 1)))
       continue;
     for (size_t i = 0; i < n; i++)
@@ -105,7 +105,7 @@ void ew__tok_sort(double *x, size_t n, double *tmp) {
     sort32(x, NULL, n, a32, a32 + n);
     return;
   }
-  uint32_t count[8][BUCKETS] = {{0}}; /* 8 KiB */
+  size_t count[8][BUCKETS] = {{0}}; /* 16 KiB */
   uint64_t *a = (uint64_t *)(void *)x, *b = (uint64_t *)(void *)tmp;
   for (i = 0; i < n; i++) { /* the keys in place, and every digit's histogram */
     uint64_t k = key_of(x[i]);
@@ -114,8 +114,8 @@ void ew__tok_sort(double *x, size_t n, double *tmp) {
       count[d][(k >> (d * DIGIT)) & (BUCKETS - 1)]++;
   }
   for (int d = 0; d < 8; d++) {
-    uint32_t *c = count[d];
-    if (!offsets(c, n, (uint32_t)((a[0] >> (d * DIGIT)) & (BUCKETS - 1))))
+    size_t *c = count[d];
+    if (!offsets(c, n, (size_t)((a[0] >> (d * DIGIT)) & (BUCKETS - 1))))
       continue;
     for (i = 0; i < n; i++)
       b[c[(a[i] >> (d * DIGIT)) & (BUCKETS - 1)]++] = a[i];

@@ -565,13 +565,13 @@ static void window_load(ew__acc_t *a, ew__rd_t *r, uint64_t len) {
  * first, and rebuilds its moments from them. The caller has checked the spans against both
  * windows and a's capacity (ew_stream_merge_ex). Returns 0 or EW_ENOMEM (a unchanged). */
 int ew__window_combine(ew__acc_t *a, const ew__acc_t *o, const ew_window_span_t *spans, size_t n,
-                       ew__ws_t *ws) {
+                       bool keep_labels, ew__ws_t *ws) {
   ew__window_t *w = (ew__window_t *)a;
   const ew__window_t *src[2] = {w, (const ew__window_t *)o};
   size_t d = w->d, at = 0;
   float *rows = malloc(w->cap * d * sizeof(float));
-  uint32_t *labels = w->labels ? malloc(w->cap * sizeof *labels) : NULL;
-  if (!rows || (w->labels && !labels)) {
+  uint32_t *labels = keep_labels ? calloc(w->cap, sizeof *labels) : NULL;
+  if (!rows || (keep_labels && !labels)) {
     free(rows);
     free(labels);
     return EW_ENOMEM;
@@ -589,10 +589,8 @@ int ew__window_combine(ew__acc_t *a, const ew__acc_t *o, const ew_window_span_t 
   }
   free(w->rows);
   w->rows = rows;
-  if (labels) {
-    free(w->labels);
-    w->labels = labels;
-  }
+  free(w->labels); /* the union's labels, or none */
+  w->labels = labels;
   w->head = 0;
   w->count = at;
   w->total = w->mhi = at;

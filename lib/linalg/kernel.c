@@ -58,7 +58,8 @@ int ew__kernel_matrix(const float *all, size_t d, const size_t *pick, size_t n,
             s[l] += fabs(a[k + l] - b[k + l]);
         for (; k < d; k++)
           s[0] += fabs(a[k] - b[k]);
-        K[i * n + j] = K[j * n + i] = exp(-((s[0] + s[1]) + (s[2] + s[3])) / sigma);
+        double l1 = (s[0] + s[1]) + (s[2] + s[3]);
+        K[i * n + j] = K[j * n + i] = l1 > 0 ? exp(-l1 / sigma) : 1.0;
       }
     }
     ew__ws_release(ws, mk);
@@ -78,11 +79,11 @@ int ew__kernel_matrix(const float *all, size_t d, const size_t *pick, size_t n,
   if (kind == EW__KERNEL_GAUSSIAN) {
     for (size_t i = 0; i < n; i++)
       r[i] = K[i * n + i];
-    double s = -1.0 / (2.0 * sigma * sigma);
+    double s = -1.0 / (2.0 * sigma * sigma); /* −inf for a σ whose square underflows */
     for (size_t i = 0; i < n; i++)
       for (size_t j = 0; j < n; j++) {
         double dd = i == j ? 0.0 : r[i] + r[j] - 2.0 * K[i * n + j];
-        K[i * n + j] = exp(s * (dd > 0 ? dd : 0.0));
+        K[i * n + j] = dd > 0 ? exp(s * dd) : 1.0; /* equal rows: 1 exactly, never exp(NaN) */
       }
   }
   ew__ws_release(ws, mk);

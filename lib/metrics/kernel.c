@@ -67,6 +67,14 @@ static int kernel_rows(mctx_t *cx, size_t max_rows, const float **rows, const ui
   return 0;
 }
 
+/* A bandwidth the kernels can use: finite and positive (0 divides; the parameter's range
+ * includes 0 for the table's sake). 0, or the answer's failure. */
+static int sigma_ok(mctx_t *cx, double sigma) {
+  if (sigma > 0 && isfinite(sigma))
+    return 0;
+  return ew__m_fail(cx, EW_EBADPARAM, "'sigma' must be a positive number (got %g)", sigma);
+}
+
 /* The kernel matrix of the window's rows (or their sample) in ws: *K n×n. */
 static int kernel_of(mctx_t *cx, ew__kernel_t kind, double sigma, size_t max_rows, double **K,
                      size_t *n) {
@@ -134,7 +142,9 @@ int ew__m_dse(mctx_t *cx) {
   const size_t *pick;
   size_t n;
   double h;
-  int rc = kernel_rows(cx, (size_t)cx->p[2], &rows, NULL, &pick, &n);
+  int rc = sigma_ok(cx, cx->p[0]);
+  if (rc == 0)
+    rc = kernel_rows(cx, (size_t)cx->p[2], &rows, NULL, &pick, &n);
   if (rc || (rc = dse_of(cx, rows, pick, n, cx->p[0], cx->p[1], &h)) != 0)
     return rc;
   return ew__m_scalar(cx, h);
@@ -171,7 +181,9 @@ int ew__m_dsmi(mctx_t *cx) {
   const float *rows;
   const uint32_t *labels;
   const size_t *pick;
-  int rc = kernel_rows(cx, (size_t)cx->p[4], &rows, &labels, &pick, &n);
+  int rc = sigma_ok(cx, sigma);
+  if (rc == 0)
+    rc = kernel_rows(cx, (size_t)cx->p[4], &rows, &labels, &pick, &n);
   if (rc)
     return rc;
   if (!labels)
@@ -254,6 +266,8 @@ int ew__m_rke(mctx_t *cx) {
   if (isnan(sigma))
     return ew__m_fail(cx, EW_EBADPARAM, "rke needs 'sigma' (the Gaussian kernel's bandwidth; the "
                       "RKE reference has no default)");
+  if (sigma_ok(cx, sigma))
+    return cx->out->code;
   int rc = kernel_of(cx, EW__KERNEL_GAUSSIAN, sigma, (size_t)cx->p[1], &K, &n);
   if (rc)
     return rc;
@@ -274,6 +288,8 @@ int ew__m_vendi_kernel(mctx_t *cx) {
   if (kind != EW__KERNEL_COSINE && isnan(sigma))
     return ew__m_fail(cx, EW_EBADPARAM, "vendi_kernel with kernel %s needs 'sigma' (its "
                       "bandwidth)", kind == EW__KERNEL_GAUSSIAN ? "gaussian" : "laplacian");
+  if (kind != EW__KERNEL_COSINE && sigma_ok(cx, sigma))
+    return cx->out->code;
   int rc = kernel_of(cx, kind, sigma, (size_t)cx->p[3], &K, &n);
   if (rc || (rc = eigs_of(cx, K, n, &w)) != 0)
     return rc;

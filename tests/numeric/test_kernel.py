@@ -155,7 +155,9 @@ def refusals():
         raise AssertionError("dse of one row")
     w = stream_of(X)
     for m, p, word in (("rke", {}, "sigma"), ("vendi_kernel", {"kernel": "laplacian"}, "sigma"),
-                       ("vendi_kernel", {"kernel": "rbf", "sigma": 1}, "gaussian")):
+                       ("vendi_kernel", {"kernel": "rbf", "sigma": 1}, "gaussian"),
+                       ("dse", {"sigma": 0}, "positive"), ("rke", {"sigma": 0}, "positive"),
+                       ("vendi_kernel", {"kernel": "laplacian", "sigma": 0}, "positive")):
         try:
             w.q(m, **p)
         except EwError as e:
@@ -280,6 +282,10 @@ def labels_merge():
         assert e.name == "BAD_PARAM", e.name
     else:
         raise AssertionError("labelled rows merged into unlabelled ones")
+    # an empty state joins nothing: the window, its rows and labels stay (it once emptied it)
+    before = a.q("group_separation")
+    a.merge(Stream(X.shape[1], window=len(X)))
+    assert a.window_count() == len(X) and a.q("group_separation") == before
 
 
 def dsmi_cases():

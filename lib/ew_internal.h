@@ -119,6 +119,19 @@ typedef struct {
  * x xᵀ of f32 and f64 rows x, d = 8 to 1024, five draws each). */
 #define EW__EIG_ROUNDOFF 4.0
 
+/* The kernel metrics' last spectrum (view/kspec.c): the eigenvalues of one kernel matrix of the
+ * window's rows — `kind` 0 the diffusion matrix of dse, 1 + ew__kernel_t the kernel matrix of
+ * vendi_kernel — under σ and max_rows, for the stream as it was at as_of/epoch/tail, computed on
+ * sample_rows of a sample (0: every row). Another t or q reads it again without a solve. */
+typedef struct {
+  double *w;
+  size_t n, cap, max_rows;
+  int kind;
+  double sigma;
+  uint64_t as_of, epoch, tail, sample_rows;
+  bool valid;
+} ew__kspec_t;
+
 struct ew_stream {
   ew_config_t cfg;
   size_t d;
@@ -134,6 +147,7 @@ struct ew_stream {
   ew__spec_cache_t cache[EW__NCACHE][2];
   ew__quick_t *quick; /* the last quick (SLQ) estimate, view/solve.c; allocated on first use */
   ew__skspec_t skspec[2]; /* sketched streams: the sketch's spectrum by centring (view/sketch.c) */
+  ew__kspec_t kspec;  /* the kernel metrics' last spectrum (view/kspec.c) */
   double *topk_warm;  /* warm start for top-k vectors: topk_warm_k × d */
   size_t topk_warm_k;
   size_t ws_peak;     /* the most workspace one operation on this stream has held */

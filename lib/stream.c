@@ -91,6 +91,7 @@ EW_EXPORT void ew_stream_free(ew_stream_t *s) {
   free(s->quick);
   for (int c = 0; c < 2; c++)
     free(s->skspec[c].theta);
+  free(s->kspec.w);
   free(s);
 }
 
@@ -303,6 +304,7 @@ EW_EXPORT size_t ew_stream_memory(const ew_stream_t *s) {
   for (int c = 0; c < 2; c++)
     if (s->skspec[c].theta)
       t += ew__skspec_bound(ew_config_solve_dim(&s->cfg)) / 2;
+  t += s->kspec.cap * sizeof(double); /* the kernel metrics' last spectrum */
   return t + s->ws_peak;
 }
 

@@ -21,6 +21,9 @@
  * many of them, else the mean of `reps` drawn with the stream's seed mixed with this tag. */
 #define DSMI_EXACT_MAX 64
 #define DSMI_TAG 0x64736d69ull /* "dsmi" */
+/* The spectrum cache's kinds (view/kspec.c): dse's diffusion matrix, vendi_kernel's kernels. */
+#define KSPEC_DSE 0
+#define KSPEC_KERNEL 1
 
 static int cmp_size(const void *a, const void *b) {
   size_t x = *(const size_t *)a, y = *(const size_t *)b;
@@ -100,10 +103,11 @@ static int eigs_of(mctx_t *cx, double *K, size_t n, double **w) {
 
 /* DSE in bits of the rows pick[0, n) of `rows` (the Gaussian kernel, its symmetric diffusion
  * matrix, |λ|^t normalised plus the floor). 0, or the answer's failure. */
-static int dse_of(mctx_t *cx, const float *rows, const size_t *pick, size_t n, double sigma,
-                  double t, double *out) {
-  ew__ws_mark_t mk = ew__ws_mark(cx->ws);
-  double *K = ew__ws_alloc(cx->ws, n * n * sizeof(double)), *w;
+/* The eigenvalues of the symmetric diffusion matrix D^−½ G D^−½ of the rows pick[0, n) (G their
+ * Gaussian kernel) into *w (ws). 0, or the answer's failure. */
+static int diffusion_eigs(mctx_t *cx, const float *rows, const size_t *pick, size_t n,
+                          double sigma, double **w) {
+  double *K = ew__ws_alloc(cx->ws, n * n * sizeof(double));
   double *r = K ? ew__ws_alloc(cx->ws, n * sizeof(double)) : NULL;
   if (!r)
     return ew__m_fail(cx, EW_ENOMEM, "the %zu x %zu kernel matrix does not fit (max_rows bounds "
@@ -120,34 +124,59 @@ static int dse_of(mctx_t *cx, const float *rows, const size_t *pick, size_t n, d
   for (size_t i = 0; i < n; i++)
     for (size_t j = 0; j < n; j++)
       K[i * n + j] *= r[i] * r[j];
-  if ((rc = eigs_of(cx, K, n, &w)) != 0)
-    return rc;
+  return eigs_of(cx, K, n, w);
+}
+
+/* DSE in bits from the diffusion matrix's eigenvalues w[0, n): p = |λ|^t normalised, plus the
+ * floor. 0, or the answer's failure. */
+static int dse_from(mctx_t *cx, const double *w, size_t n, double t, double *out) {
   double z = 0;
   for (size_t i = 0; i < n; i++)
-    z += (w[i] = pow(fabs(w[i]), t));
+    z += pow(fabs(w[i]), t);
   if (!(z > 0))
     return ew__m_fail(cx, EW_EDEGENERATE, "the diffusion matrix has no spectrum");
   double h = 0;
   for (size_t i = 0; i < n; i++) {
-    double p = w[i] / z + DSE_EPS;
+    double p = pow(fabs(w[i]), t) / z + DSE_EPS;
     h -= p * log2(p);
   }
-  ew__ws_release(cx->ws, mk);
   *out = h;
   return 0;
+}
+
+/* DSE in bits of the rows pick[0, n) of `rows`. 0, or the answer's failure. */
+static int dse_of(mctx_t *cx, const float *rows, const size_t *pick, size_t n, double sigma,
+                  double t, double *out) {
+  ew__ws_mark_t mk = ew__ws_mark(cx->ws);
+  double *w;
+  int rc = diffusion_eigs(cx, rows, pick, n, sigma, &w);
+  if (rc == 0)
+    rc = dse_from(cx, w, n, t, out);
+  ew__ws_release(cx->ws, mk);
+  return rc;
 }
 
 int ew__m_dse(mctx_t *cx) {
   const float *rows;
   const size_t *pick;
-  size_t n;
-  double h;
-  int rc = sigma_ok(cx, cx->p[0]);
-  if (rc == 0)
-    rc = kernel_rows(cx, (size_t)cx->p[2], &rows, NULL, &pick, &n);
-  if (rc || (rc = dse_of(cx, rows, pick, n, cx->p[0], cx->p[1], &h)) != 0)
+  const double *cached;
+  double *w, h, sigma = cx->p[0];
+  size_t n, max_rows = (size_t)cx->p[2];
+  uint64_t sample;
+  int rc = sigma_ok(cx, sigma);
+  if (rc)
     return rc;
-  return ew__m_scalar(cx, h);
+  if (ew__view_kspec_get(&cx->v, KSPEC_DSE, sigma, max_rows, &cached, &n, &sample) == 0) {
+    cx->out->sample_rows = sample; /* the diffusion spectrum of these rows, solved before */
+    rc = dse_from(cx, cached, n, cx->p[1], &h);
+    return rc ? rc : ew__m_scalar(cx, h);
+  }
+  if ((rc = kernel_rows(cx, max_rows, &rows, NULL, &pick, &n)) != 0 ||
+      (rc = diffusion_eigs(cx, rows, pick, n, sigma, &w)) != 0)
+    return rc;
+  ew__view_kspec_put(&cx->v, KSPEC_DSE, sigma, max_rows, w, n, cx->out->sample_rows);
+  rc = dse_from(cx, w, n, cx->p[1], &h);
+  return rc ? rc : ew__m_scalar(cx, h);
 }
 
 /* C(n, k), saturated at limit + 1. */
@@ -290,9 +319,20 @@ int ew__m_vendi_kernel(mctx_t *cx) {
                       "bandwidth)", kind == EW__KERNEL_GAUSSIAN ? "gaussian" : "laplacian");
   if (kind != EW__KERNEL_COSINE && sigma_ok(cx, sigma))
     return cx->out->code;
-  int rc = kernel_of(cx, kind, sigma, (size_t)cx->p[3], &K, &n);
-  if (rc || (rc = eigs_of(cx, K, n, &w)) != 0)
-    return rc;
+  size_t max_rows = (size_t)cx->p[3];
+  const double *cached;
+  uint64_t sample;
+  if (ew__view_kspec_get(&cx->v, KSPEC_KERNEL + (int)kind, sigma, max_rows, &cached, &n,
+                         &sample) == 0) {
+    cx->out->sample_rows = sample; /* this kernel's spectrum of these rows, solved before */
+    w = (double *)cached;
+  } else {
+    int rc = kernel_of(cx, kind, sigma, max_rows, &K, &n);
+    if (rc || (rc = eigs_of(cx, K, n, &w)) != 0)
+      return rc;
+    ew__view_kspec_put(&cx->v, KSPEC_KERNEL + (int)kind, sigma, max_rows, w, n,
+                       cx->out->sample_rows);
+  }
   double h = 0, top = 0; /* the entropy of order q of eig(K/n), non-positive values dropped */
   for (size_t i = 0; i < n; i++) {
     double l = w[i] / (double)n;

@@ -133,6 +133,13 @@ int ew__view_sketch_bounds(ew__view_t *v, const double **most, const double **le
 /* The source's raw rows in arrival order (window sources: N×d f32 in v->ws); EW_ENOWINDOW for a
  * source that keeps no rows. */
 int ew__view_rows(ew__view_t *v, const float **rows, size_t *n);
+/* The kernel metrics' spectrum cache (view/kspec.c): the eigenvalues (n, and the sample's rows)
+ * stored for kernel `kind` under σ and max_rows while the stream has not changed since — 0 — or
+ * −1; and storing them (copied; without memory nothing is kept). */
+int ew__view_kspec_get(ew__view_t *v, int kind, double sigma, size_t max_rows, const double **w,
+                       size_t *n, uint64_t *sample_rows);
+void ew__view_kspec_put(ew__view_t *v, int kind, double sigma, size_t max_rows, const double *w,
+                        size_t n, uint64_t sample_rows);
 /* The same with the rows' labels (*labels NULL when the window keeps none). */
 int ew__view_rows_labels(ew__view_t *v, const float **rows, const uint32_t **labels, size_t *n);
 

@@ -110,7 +110,8 @@ def sampled():
         got, extra = s.query("vendi_kernel", kernel="cosine", q=2, max_rows=150)
         check(got, ref.vendi_kernel(X[pick].astype(np.float64), "cosine", None, 2.0), 1e-9,
               "sampled cosine vendi")
-        again, _ = s.query("dse", sigma=4.0, max_rows=150)
+        again, ex2 = s.query("dse", sigma=4.0, max_rows=150)  # from the spectrum cache
+        assert ex2["sample_rows"] == 150, ex2
         assert again == q(s, "dse", sigma=4.0, max_rows=150)[0], "sampling is deterministic"
         full, extra = s.query("dse", sigma=4.0, max_rows=400)
         assert not extra.get("sample_rows"), extra
@@ -118,6 +119,27 @@ def sampled():
     a = stream_of(X, seed=1).q("dse", sigma=4.0, max_rows=150)
     b = stream_of(X, seed=2).q("dse", sigma=4.0, max_rows=150)
     assert a != b, "two seeds drew the same sample"
+
+
+def spectrum_cache():
+    """A kernel metric asked again with another t or q reads the cached spectrum (the same
+    answer as a fresh solve: numpy's); a new row, a reset or another sigma solves anew."""
+    rng = np.random.default_rng(17)
+    X = rng.standard_normal((120, 7)).astype(np.float32)
+    s = stream_of(X[:100], window=120)
+    X64 = X.astype(np.float64)
+    for t in (1, 2, 3):  # the first solves, the others read the cache
+        check(s.q("dse", sigma=3.0, t=t), ref.dse(X64[:100], 3.0, t), 1e-9, f"dse t={t}")
+    for qq in (1, 2, "inf"):
+        check(s.q("vendi_kernel", kernel="laplacian", sigma=9.0, q=qq),
+              ref.vendi_kernel(X64[:100], "laplacian", 9.0, float(qq)), 1e-9, f"vendi q={qq}")
+    check(s.q("dse", sigma=3.0), ref.dse(X64[:100], 3.0, 1), 1e-9, "dse again after vendi")
+    s.ingest(X[100:])  # the window grows: a new solve
+    check(s.q("dse", sigma=3.0, t=2), ref.dse(X64, 3.0, 2), 1e-9, "dse after a new batch")
+    check(s.q("dse", sigma=5.0, t=2), ref.dse(X64, 5.0, 2), 1e-9, "dse at another sigma")
+    s.reset()
+    s.ingest(X[:50])
+    check(s.q("dse", sigma=5.0, t=2), ref.dse(X64[:50], 5.0, 2), 1e-9, "dse after a reset")
 
 
 def properties():
@@ -331,6 +353,7 @@ if __name__ == "__main__":
     t.case("random_rows_f32", random_rows, "f32")
     t.case("random_rows_f64", random_rows, "f64")
     t.case("sampled_rows", sampled)
+    t.case("spectrum_cache", spectrum_cache)
     t.case("properties", properties)
     t.case("refusals", refusals)
     t.case("grouped_f32", grouped, "f32")

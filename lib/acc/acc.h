@@ -252,8 +252,6 @@ int ew__acc_tokens_merge_ready(ew__acc_t *a, const ew__acc_t *o);
  * step's sorted columns kept for its quantiles). 0 or EW_ENOMEM (what is in stays; nothing the
  * stream describes changes either way). Reading the `all` view settles first. */
 int ew__acc_tokens_settle(ew__acc_t *a, ew__ws_t *ws);
-/* True when the sketches hold every token. */
-bool ew__acc_tokens_settled(const ew__acc_t *a);
 /* Column c of the step or window view v as f64 (gathered into ws once, from the steps' batches;
  * one f64 batch without a mask is read in place). 0 or EW_ENOMEM. */
 int ew__acc_tokens_column(ew__tview_t *v, size_t c, ew__ws_t *ws, const double **out);

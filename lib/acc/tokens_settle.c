@@ -143,14 +143,6 @@ int ew__acc_tokens_settle(ew__acc_t *a, ew__ws_t *ws) {
   return 0;
 }
 
-bool ew__acc_tokens_settled(const ew__acc_t *a) {
-  const tok_t *t = (const tok_t *)a;
-  for (size_t i = 0; i < t->nseg; i++)
-    if (ew__tseg_unfolded(&t->seg[i]))
-      return false;
-  return true;
-}
-
 int ew__acc_tokens_quantile(ew__tview_t *v, size_t c, double level, ew__ws_t *ws,
                             double *out) {
   tok_t *t = (tok_t *)v->acc;

@@ -47,8 +47,8 @@ static const ew_param_info_t P_TRUNC[] = {
    .charset = EW_CHARSET_NAME, .doc = d}
 #define P_COLUMN PCOL("column", NULL, "the column (default: the stream's first)")
 #define P_MAX_ROWS                                                                                \
-  PNUM("max_rows", 4096.0, 2.0, 65536.0, 1, "above it, a uniform sample of this many window rows " \
-       "(drawn with the stream's seed)")
+  PNUM("max_rows", 4096.0, 2.0, 16384.0, 1, "above it, a uniform sample of this many window rows " \
+       "(drawn with the stream's seed); at most 16384: a 2 GiB kernel matrix")
 static const char *const KERNEL_NAMES[] = {"gaussian", "laplacian", "cosine", NULL};
 static const ew_param_info_t K_DSE[] = {
     PNUM("sigma", 10.0, 0.0, INFINITY, 0, "the Gaussian kernel's bandwidth (dse-dsmi's default)"),

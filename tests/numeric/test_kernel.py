@@ -179,7 +179,8 @@ def refusals():
     for m, p, word in (("rke", {}, "sigma"), ("vendi_kernel", {"kernel": "laplacian"}, "sigma"),
                        ("vendi_kernel", {"kernel": "rbf", "sigma": 1}, "gaussian"),
                        ("dse", {"sigma": 0}, "positive"), ("rke", {"sigma": 0}, "positive"),
-                       ("vendi_kernel", {"kernel": "laplacian", "sigma": 0}, "positive")):
+                       ("vendi_kernel", {"kernel": "laplacian", "sigma": 0}, "positive"),
+                       ("dse", {"max_rows": 16385}, "max_rows")):  # a 2 GiB kernel matrix at most
         try:
             w.q(m, **p)
         except EwError as e:

@@ -79,6 +79,9 @@ static int attach_tokens(ew_stream_t *s, const ew_config_t *c) {
 static int attach_stats(ew_stream_t *s, const ew_config_t *c) {
   return put_acc(s, EW_ROLE_ALL, ew__acc_stats_new(c->dim, c->reduce));
 }
+static int attach_paired(ew_stream_t *s, const ew_config_t *c) {
+  return put_acc(s, EW_ROLE_ALL, ew__acc_paired_new(c));
+}
 static int attach_live(ew_stream_t *s, const ew_config_t *c) {
   int rc = ew__rop_init(&s->live, c->dim, c->live_k, c->shuffle, c->seed);
   s->has_live = rc == 0;
@@ -93,6 +96,7 @@ static size_t bound_live(const ew_config_t *c) { return ew__rop_bound(c->dim, c-
 
 static size_t bound_tokens(const ew_config_t *c) { return ew__acc_tokens_bound(c->columns.n); }
 static size_t bound_stats(const ew_config_t *c) { return ew__acc_stats_bound(c->dim); }
+static size_t bound_paired(const ew_config_t *c) { return ew__acc_paired_bound(c); }
 
 static size_t order_dense(const ew_config_t *c) { return c->dim; }
 #define order_decay order_dense
@@ -101,6 +105,7 @@ static size_t order_fd(const ew_config_t *c) { return 2 * ew__acc_fd_ell(c) + 1;
 #define order_live NULL
 static size_t order_tokens(const ew_config_t *c) { (void)c; return 0; } /* no eigenproblem */
 #define order_stats order_tokens
+#define order_paired order_tokens /* its metrics solve their own blocks */
 
 static int summary_dense(const ew_config_t *c, char *buf, size_t cap) {
   return snprintf(buf, cap, "exact up to exact_max_dim %zu", c->exact_max_dim);
@@ -116,6 +121,12 @@ static int summary_tokens(const ew_config_t *c, char *buf, size_t cap) {
 }
 static int summary_stats(const ew_config_t *c, char *buf, size_t cap) {
   return snprintf(buf, cap, "a %ux%u shape of cells", c->shape[0], c->shape[1]);
+}
+static int summary_paired(const ew_config_t *c, char *buf, size_t cap) {
+  if (c->features == EW_FEATURES_RFF)
+    return snprintf(buf, cap, "paired %u/%u rows as %zu random Fourier features (sigma %g)",
+                    c->shape[0], c->shape[1], 2 * c->rff_dim, c->sigma);
+  return snprintf(buf, cap, "paired %u/%u rows, linear", c->shape[0], c->shape[1]);
 }
 
 static const struct {
@@ -270,6 +281,17 @@ EW_EXPORT int ew_config_shape(ew_config_t *cfg, const uint64_t *dims, size_t ran
   return 0;
 }
 
+EW_EXPORT int ew_config_dims(ew_config_t *cfg, uint64_t dx, uint64_t dy, char *msg, size_t cap) {
+  if (dx < 1 || dx > EW_PAIRED_DIM_MAX || dy < 1 || dy > EW_PAIRED_DIM_MAX)
+    return ew__fail_msg(msg, cap, "'dims' must be [dx, dy], each between 1 and %d", EW_PAIRED_DIM_MAX);
+  cfg->shape_rank = 2;
+  cfg->shape[0] = (uint32_t)dx;
+  cfg->shape[1] = (uint32_t)dy;
+  cfg->dim = (size_t)(dx + dy);
+  cfg->stream_kind = EW_STREAM_PAIRED;
+  return 0;
+}
+
 /* Whether name[0, len) is a column name: 1..EW_COLUMN_NAME_MAX bytes of [a-z0-9_]. */
 static bool column_name_ok(const char *name, size_t len) {
   if (len == 0 || len > EW_COLUMN_NAME_MAX)
@@ -402,6 +424,29 @@ EW_EXPORT int ew_config_check(const ew_config_t *c, char *msg, size_t cap) {
       return ew__fail_msg(msg, cap, "a stats stream's dim is the cells of its shape (%zu), not %zu",
                           t.dim, c->dim);
   }
+  if (c->stream_kind == EW_STREAM_PAIRED) {
+    ew_config_t t = *c;
+    int rc = ew_config_dims(&t, c->shape[0], c->shape[1], msg, cap);
+    if (rc)
+      return rc;
+    if (c->shape_rank != 2 || t.dim != c->dim)
+      return ew__fail_msg(msg, cap, "a paired stream's dim is dx + dy (%zu), not %zu", t.dim,
+                          c->dim);
+    if (c->normalize != EW_NORMALIZE_NONE)
+      return cfg_fail(msg, cap, "a paired stream takes its rows as they are: 'normalize' must be "
+                      "\"none\"");
+    if (c->features == EW_FEATURES_RFF) {
+      if (c->sigma == 0)
+        return cfg_fail(msg, cap, "features \"rff\" needs 'sigma', the Gaussian kernel's "
+                        "bandwidth (a number > 0)");
+      if (c->shape[0] != c->shape[1])
+        return ew__fail_msg(msg, cap, "features \"rff\" share one Ω between x and y, so 'dims' "
+                            "must be equal (got [%u, %u])", c->shape[0], c->shape[1]);
+      if (2 * c->rff_dim > EW_PAIRED_DIM_MAX)
+        return ew__fail_msg(msg, cap, "'rff_dim' gives 2m = %zu features a side, above %d",
+                            2 * c->rff_dim, EW_PAIRED_DIM_MAX);
+    }
+  }
   return 0;
 }
 
@@ -414,8 +459,11 @@ EW_EXPORT int ew_config_equal(const ew_config_t *a, const ew_config_t *b) {
     return 0;
   EW_CONFIG_MAP(XX)
 #undef XX
-  if (a->stream_kind == EW_STREAM_STATS && !shape_equal(a, b))
+  if ((a->stream_kind == EW_STREAM_STATS || a->stream_kind == EW_STREAM_PAIRED) &&
+      !shape_equal(a, b))
     return 0;
+  if (a->stream_kind == EW_STREAM_PAIRED && a->features == EW_FEATURES_RFF && a->seed != b->seed)
+    return 0; /* the seed draws Ω */
   return a->stream_kind != EW_STREAM_TOKENS || columns_equal(a, b);
 }
 
@@ -427,7 +475,9 @@ int ew__config_mergeable(const ew_config_t *a, const ew_config_t *b) {
 #undef XX
   unsigned all = role_kinds(EW_ROLE_ALL);
   if ((a->stream_kind == EW_STREAM_TOKENS && !columns_equal(a, b)) ||
-      (a->stream_kind == EW_STREAM_STATS && !shape_equal(a, b)))
+      ((a->stream_kind == EW_STREAM_STATS || a->stream_kind == EW_STREAM_PAIRED) &&
+       !shape_equal(a, b)) ||
+      (a->stream_kind == EW_STREAM_PAIRED && a->features == EW_FEATURES_RFF && a->seed != b->seed))
     return 0;
   return (ew_config_kinds(a) & all) == (ew_config_kinds(b) & all);
 }

@@ -208,6 +208,33 @@ int ew_stream_settle(ew_stream_t *s);
  * the window keeps, which an embedder counts against its budget. */
 size_t ew_stream_window_bytes(const ew_stream_t *s);
 
+/* ---- paired streams (kind paired: rows x, y that come in pairs; Dissecting CLIP's blocks) ----
+ * A paired stream takes rows of dx + dy values, x's row then y's (ew_stream_ingest and the batch
+ * functions, d = dx + dy), or the two sides as arrays: */
+/* The dtype paired rows are packed in: xt when both sides share it, else f64 (both widened
+ * exactly). */
+ew_dtype_t ew_pairs_dtype(ew_dtype_t xt, ew_dtype_t yt);
+/* n rows of x (n×dx, dtype xt) and of y (n×dy, yt), row i of x paired with row i of y, into
+ * rows (n·(dx + dy) values of ew_pairs_dtype(xt, yt), the caller's) as n rows of x's values then
+ * y's. 0, EW_EBADPARAM (not a paired stream), EW_EDTYPE, or EW_ENONFINITE (a NaN or infinity
+ * met while widening two dtypes; one dtype is copied unchecked: ingest checks it). Reads only
+ * s's configuration (any thread). */
+int ew_pairs_pack(const ew_stream_t *s, const void *x, ew_dtype_t xt, const void *y,
+                  ew_dtype_t yt, size_t n, void *rows);
+/* ew_pairs_pack + ew_stream_ingest: all or nothing, with ew_stream_ingest's codes (EW_ENOMEM
+ * also for the packed copy). n == 0 is a no-op. */
+int ew_stream_ingest_pairs(ew_stream_t *s, const void *x, ew_dtype_t xt, const void *y,
+                           ew_dtype_t yt, size_t n);
+/* "Nullify the prompt" (Dissecting CLIP): out (n×dy f64, row-major) = y − x·A* for n rows of x
+ * (n×dx) and y (n×dy), A* = (C_xx + εI)⁺ C_xy from every pair the stream holds (ε = 1e-12, pinv's
+ * cut-off; evaluated through C_xx's eigenvectors, never forming the pseudo-inverse). A* is kept
+ * with the stream until it changes, so calls in a row cost one solve. Linear features only.
+ * 0; EW_EBADPARAM with a sentence in msg[0, cap) (not a paired stream, features rff);
+ * EW_EDEGENERATE (no pairs yet); EW_EDTYPE, EW_ENONFINITE, EW_ETOOLARGE, EW_ENOMEM or
+ * EW_ELAPACK. The stream's answers do not change (only its cache). */
+int ew_stream_nullify(ew_stream_t *s, const void *x, ew_dtype_t xt, const void *y, ew_dtype_t yt,
+                      size_t n, double *out, char *msg, size_t cap);
+
 /* Forgets every row (moments, window, live estimate, cached spectra); keeps the configuration. */
 void ew_stream_reset(ew_stream_t *s);
 

@@ -19,6 +19,7 @@
 #define EW_VIEW_VECTORS 8u /* estimated top eigenvectors (the live_topk metric) */
 #define EW_VIEW_TOKENS 16u /* per-token scalars by column: a step's, a window of steps', sums of all */
 #define EW_VIEW_CELLS 32u  /* pre-reduced statistics per (layer, head) cell, reduced by its rule */
+#define EW_VIEW_PAIRED 64u /* the uncentred blocks Σφ(x)φ(x)ᵀ, Σφ(x)φ(y)ᵀ, Σφ(y)φ(y)ᵀ of paired rows */
 
 /* Which rows a kind describes (the role column). A valid configuration keeps exactly one kind of
  * role ALL and at most one of each other role. */
@@ -49,7 +50,10 @@ typedef enum { EW_ROLE_ALL = 0, EW_ROLE_WINDOW = 1, EW_ROLE_LIVE = 2 } ew_role_t
      "and exact mergeable sums of all of them, with a quantile sketch per column")              \
   XX(STATS, stats, ALL, EW_VIEW_CELLS, "CELL", (c)->stream_kind == EW_STREAM_STATS,               \
      "pre-reduced statistics of a `shape` of cells (layers × heads), reduced over ranks and "     \
-     "batches by `reduce`: the newest `window_steps` steps' cells and all of them")
+     "batches by `reduce`: the newest `window_steps` steps' cells and all of them")              \
+  XX(PAIRED, paired, ALL, EW_VIEW_PAIRED, "PAIR", (c)->stream_kind == EW_STREAM_PAIRED,           \
+     "paired rows (x, y): their count and the f64 blocks Σφ(x)φ(x)ᵀ, Σφ(x)φ(y)ᵀ, Σφ(y)φ(y)ᵀ of "   \
+     "the raw rows (`features` linear) or of random Fourier features with one seeded Ω (`rff`)")
 
 /* A matrix stream keeps rows of d values; a tokens stream per-token scalars (EW_ENUM_stream_kind, the `kind` field). */
 #define EW__MATRIX(c) ((c)->stream_kind == EW_STREAM_MATRIX)
@@ -82,10 +86,14 @@ const ew_kind_info_t *ew_kind_info(ew_kind_t k);
  * the next window query. Answers are identical either way (to rounding). */
 #define EW_ENUM_window_mode(XX)                                                                   \
   XX(EW_WINDOW_AUTO, "auto") XX(EW_WINDOW_EAGER, "eager") XX(EW_WINDOW_LAZY, "lazy")
-/* What a stream is fed (create's `kind`): rows of d values, or per-token scalars in named columns
- * (RL policy entropy, log-probabilities, advantages). */
+/* What a stream is fed (create's `kind`): rows of d values, per-token scalars in named columns
+ * (RL policy entropy, log-probabilities, advantages), pre-reduced cells, or paired rows (x, y). */
 #define EW_ENUM_stream_kind(XX)                                                                   \
-  XX(EW_STREAM_MATRIX, "matrix") XX(EW_STREAM_TOKENS, "tokens") XX(EW_STREAM_STATS, "stats")
+  XX(EW_STREAM_MATRIX, "matrix") XX(EW_STREAM_TOKENS, "tokens") XX(EW_STREAM_STATS, "stats")      \
+  XX(EW_STREAM_PAIRED, "paired")
+/* What a paired stream keeps of each side's rows (create's `features`): the rows themselves, or
+ * random Fourier features φ(v) = [cos vΩ, sin vΩ]/√m of one Ω shared by both sides. */
+#define EW_ENUM_features(XX) XX(EW_FEATURES_LINEAR, "linear") XX(EW_FEATURES_RFF, "rff")
 /* How a stats stream reduces a cell over ranks and batches (create's `reduce`): the mean weighted
  * by the batches' counts, the largest, the smallest, or the sum. */
 #define EW_ENUM_reduce(XX)                                                                        \
@@ -96,6 +104,7 @@ typedef enum { EW_ENUM_normalize(EW__ENUM_VALUE) } ew_normalize_t;
 typedef enum { EW_ENUM_window_mode(EW__ENUM_VALUE) } ew_window_mode_t;
 typedef enum { EW_ENUM_stream_kind(EW__ENUM_VALUE) } ew_stream_kind_t;
 typedef enum { EW_ENUM_reduce(EW__ENUM_VALUE) } ew_reduce_t;
+typedef enum { EW_ENUM_features(EW__ENUM_VALUE) } ew_features_t;
 
 #define EW_MAX_DIM 65536          /* hard ceiling on d for the exact accumulator */
 #define EW_DEFAULT_WINDOW 4096    /* rows kept when d <= EW_WINDOW_AUTO_MAX_DIM */
@@ -107,6 +116,9 @@ typedef enum { EW_ENUM_reduce(EW__ENUM_VALUE) } ew_reduce_t;
 #define EW_EXACT_MAX_DIM 4096
 #define EW_DEFAULT_SKETCH_ROWS 256
 #define EW_SKETCH_ROWS_MAX 4096
+#define EW_PAIRED_DIM_MAX 8192    /* a paired stream's dx, dy and feature dimensions at most */
+#define EW_DEFAULT_RFF_DIM 512
+#define EW_RFF_DIM_MAX 4096       /* m: 2m features a side */
 
 /* The types of the TYPE column: the member's C type, and how the wire carries the field.
  *   COUNT     size_t                      a non-negative integer
@@ -204,17 +216,33 @@ typedef enum { EW_CT_COUNT, EW_CT_U64, EW_CT_ENUM, EW_CT_REAL_OFF } ew_config_ty
      EW_KIND_BIT(FD), EW_CF_SAVED, 2, EW_DEFAULT_SKETCH_ROWS, "256",                              \
      "ℓ, the sketch's rows after each shrink (it holds up to 2ℓ; memory 2ℓ·d doubles)",           \
      "'sketch_rows' must be an integer between 2 and 4096")                                  \
-  XX(stream_kind, kind, NONE, ENUM, EW_STREAM_MATRIX, EW_STREAM_MATRIX, EW_STREAM_STATS,          \
+  XX(stream_kind, kind, NONE, ENUM, EW_STREAM_MATRIX, EW_STREAM_MATRIX, EW_STREAM_PAIRED,         \
      EW_KINDS_ALL, EW_CF_SAVED | EW_CF_MERGE, 3, EW_STREAM_MATRIX, "`\"matrix\"`",                 \
      "what the stream is fed: rows of `dim` values (`matrix`), per-token scalars in named "      \
-     "`columns` (`tokens`; `dim` is their count), or pre-reduced statistics of a `shape` of "     \
-     "cells (`stats`; `dim` is the cells)",                                                      \
-     "'kind' must be \"matrix\", \"tokens\" or \"stats\"")                                       \
+     "`columns` (`tokens`; `dim` is their count), pre-reduced statistics of a `shape` of "        \
+     "cells (`stats`; `dim` is the cells), or paired rows x, y of `dims` [dx, dy] (`paired`; "    \
+     "`dim` is dx + dy)",                                                                         \
+     "'kind' must be \"matrix\", \"tokens\", \"stats\" or \"paired\"")                           \
   XX(reduce, reduce, NONE, ENUM, EW_REDUCE_MEAN, EW_REDUCE_MEAN, EW_REDUCE_SUM,                   \
      EW_KIND_BIT(STATS), EW_CF_SAVED | EW_CF_MERGE, 3, EW_REDUCE_MEAN, "`\"mean\"`",              \
      "kind `stats`: how a cell is reduced over ranks and batches: `mean` (weighted by the "       \
      "batches' counts), `max`, `min` or `sum`",                                                   \
-     "'reduce' must be \"mean\", \"max\", \"min\" or \"sum\"")
+     "'reduce' must be \"mean\", \"max\", \"min\" or \"sum\"")                                   \
+  XX(features, features, NONE, ENUM, EW_FEATURES_LINEAR, EW_FEATURES_LINEAR, EW_FEATURES_RFF,     \
+     EW_KIND_BIT(PAIRED), EW_CF_SAVED | EW_CF_MERGE | EW_CF_IF_KEPT, 4, EW_FEATURES_LINEAR,       \
+     "`\"linear\"`",                                                                              \
+     "kind `paired`: φ, what the blocks are made of: the raw rows (`linear`), or random Fourier "  \
+     "features [cos vΩ, sin vΩ]/√m (`rff`, Ω = a seeded N(0, 1/σ²) dx×m draw shared by x and y; "  \
+     "needs dx = dy)",                                                                           \
+     "'features' must be \"linear\" or \"rff\"")                                                  \
+  XX(sigma, sigma, NONE, REAL_OFF, 0, DBL_MIN, DBL_MAX, EW_KIND_BIT(PAIRED),                      \
+     EW_CF_SAVED | EW_CF_MERGE | EW_CF_IF_KEPT, 4, 0, "none (required by `rff`)",                 \
+     "kind `paired`, `rff`: the Gaussian kernel's bandwidth σ, k(x, y) = exp(−‖x−y‖²/(2σ²))",     \
+     "'sigma' must be a finite number > 0")                                                       \
+  XX(rff_dim, rff_dim, NONE, COUNT, EW_DEFAULT_RFF_DIM, 1, EW_RFF_DIM_MAX, EW_KIND_BIT(PAIRED),   \
+     EW_CF_SAVED | EW_CF_MERGE | EW_CF_IF_KEPT, 4, EW_DEFAULT_RFF_DIM, "512",                     \
+     "kind `paired`, `rff`: m, the frequencies of Ω (2m features a side; the SCE paper used 2500)", \
+     "'rff_dim' must be an integer between 1 and 4096")
 
 /* The columns of a tokens stream: 1–EW_COLUMNS_MAX distinct names of 1–EW_COLUMN_NAME_MAX bytes
  * of [a-z0-9_] (NUL-terminated), in the order create gave them. */
@@ -238,6 +266,7 @@ typedef struct {
    * saved state's SHAP section). */
   uint32_t shape_rank;
   uint32_t shape[2];
+  /* (kind paired keeps its dims [dx, dy] in shape, rank 2: create's `dims`, the SHAP section) */
 } ew_config_t;
 #define EW_CELLS_MAX 65536
 
@@ -279,6 +308,10 @@ int ew_config_columns(ew_config_t *cfg, const char *const *names, size_t n, char
  * and dim to its cells; kind becomes stats. Returns 0, or EW_EBADPARAM with a sentence (msg may be
  * NULL); cfg is then unchanged. */
 int ew_config_shape(ew_config_t *cfg, const uint64_t *dims, size_t rank, char *msg, size_t cap);
+/* Sets cfg's dims to [dx, dy] (each 1–EW_PAIRED_DIM_MAX; kept in shape, rank 2) and dim to
+ * dx + dy; kind becomes paired. Returns 0, or EW_EBADPARAM with a sentence (msg may be NULL);
+ * cfg is then unchanged. */
+int ew_config_dims(ew_config_t *cfg, uint64_t dx, uint64_t dy, char *msg, size_t cap);
 /* The index of column name[0, len) in cfg's columns, or -1. */
 int ew_config_column(const ew_config_t *cfg, const char *name, size_t len);
 

@@ -36,6 +36,7 @@ typedef struct {
 #define EW_METRIC_KIND_MATRIX (1u << 0)
 #define EW_METRIC_KIND_TOKENS (1u << 1)
 #define EW_METRIC_KIND_STATS (1u << 2)
+#define EW_METRIC_KIND_PAIRED (1u << 3)
 
 /* What a metric reads from its source, which is also its cost class (ew_metric_info_t.needs,
  * bits, listed in this order). XX(SUFFIX, "human name") */
@@ -47,7 +48,8 @@ typedef struct {
   XX(DIAG, "O(d)")                 /* the trace or the diagonal */                               \
   XX(LIVE, "live estimate")        /* the live top-vector estimate */                            \
   XX(TOKENS, "tokens")             /* a tokens view: its counted tokens (O(N)), or its sums */   \
-  XX(CELLS, "cells")               /* a stats view: its cells (O(cells)) */
+  XX(CELLS, "cells")               /* a stats view: its cells (O(cells)) */                      \
+  XX(PAIRED, "paired blocks")      /* a paired stream's blocks: one fx×fx solve, cached */
 enum {
 #define EW__XX(s, name) EW__NEED_BIT_##s,
   EW_NEEDS_MAP(EW__XX)

@@ -132,6 +132,15 @@ typedef struct {
   bool valid;
 } ew__kspec_t;
 
+/* A paired stream's Schur spectra and A* (view/paired.c): the eigenvalues of S and Δ (fy each)
+ * and (C_xx + εI)⁺ C_xy (fx×fy, linear features, when nullify asked for it), each for the
+ * stream as it was at its as_of/epoch. */
+typedef struct {
+  double *s_eig, *d_eig, *astar;
+  uint64_t as_of, epoch, astar_as_of, astar_epoch;
+  bool valid, astar_valid;
+} ew__pspec_t;
+
 struct ew_stream {
   ew_config_t cfg;
   size_t d;
@@ -148,6 +157,7 @@ struct ew_stream {
   ew__quick_t *quick; /* the last quick (SLQ) estimate, view/solve.c; allocated on first use */
   ew__skspec_t skspec[2]; /* sketched streams: the sketch's spectrum by centring (view/sketch.c) */
   ew__kspec_t kspec;  /* the kernel metrics' last spectrum (view/kspec.c) */
+  ew__pspec_t pspec;  /* a paired stream's Schur spectra and A* (view/paired.c) */
   double *topk_warm;  /* warm start for top-k vectors: topk_warm_k × d */
   size_t topk_warm_k;
   size_t ws_peak;     /* the most workspace one operation on this stream has held */

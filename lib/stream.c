@@ -92,6 +92,9 @@ EW_EXPORT void ew_stream_free(ew_stream_t *s) {
   for (int c = 0; c < 2; c++)
     free(s->skspec[c].theta);
   free(s->kspec.w);
+  free(s->pspec.s_eig);
+  free(s->pspec.d_eig);
+  free(s->pspec.astar);
   free(s);
 }
 
@@ -189,6 +192,11 @@ EW_EXPORT int ew_stream_merge_ex(ew_stream_t *dst, const ew_stream_t *src,
     msg[0] = 0;
   if (dst->d != src->d)
     return EW_EDIM;
+  if (dst->cfg.stream_kind == EW_STREAM_PAIRED && src->cfg.stream_kind == EW_STREAM_PAIRED &&
+      (!ew__config_mergeable(&dst->cfg, &src->cfg) ||
+       !ew__acc_paired_same_features(dst->acc[EW__ROLE_ALL], src->acc[EW__ROLE_ALL])))
+    return merge_fail(msg, cap, "the state's pairs are mapped to other features than this "
+                      "stream's (features, sigma, rff_dim and seed, Ω itself, must be equal)");
   if (!ew__config_mergeable(&dst->cfg, &src->cfg)) /* EW_CF_MERGE fields, the same ALL kind */
     return EW_EBADPARAM;
   if (dst->count > EW__ROWS_MAX || src->count > EW__ROWS_MAX - dst->count)
@@ -305,15 +313,33 @@ EW_EXPORT size_t ew_stream_memory(const ew_stream_t *s) {
     if (s->skspec[c].theta)
       t += ew__skspec_bound(ew_config_solve_dim(&s->cfg)) / 2;
   t += s->kspec.cap * sizeof(double); /* the kernel metrics' last spectrum */
+  if (s->cfg.stream_kind == EW_STREAM_PAIRED) /* its Schur spectra and A*, once asked for */
+    t += ew__view_paired_cache_bytes(s);
   return t + s->ws_peak;
 }
 
 /* ---- the admission model ---- */
 
+/* A paired stream: its blocks (and Ω), the Schur cache (2·fy spectra, A*); a query's solve
+ * (linalg/schur.c), or a batch: its rows as converted (2x an f16 input as f32, or f64), the
+ * batch's blocks and a chunk's features (acc/paired.c). */
+static int paired_memory(const ew_config_t *cfg, size_t max_batch_bytes, ew_memory_model_t *out) {
+  size_t fx = cfg->features == EW_FEATURES_RFF ? 2 * cfg->rff_dim : cfg->shape[0];
+  size_t fy = cfg->features == EW_FEATURES_RFF ? 2 * cfg->rff_dim : cfg->shape[1];
+  out->state = sizeof(ew_stream_t) + ew__kinds_state_bound(cfg) + (2 * fy + fx * fy) * sizeof(double);
+  size_t q = ew__schur_ws(fx, fy) + ew__ws_size(fx * fy * sizeof(double));
+  size_t rows = max_batch_bytes / (2 * cfg->dim) + 1; /* the most rows a batch holds (f16) */
+  size_t b = 4 * max_batch_bytes + ew__acc_paired_prepare_bytes(cfg, rows);
+  out->workspace = q > b ? q : b;
+  return 0;
+}
+
 EW_EXPORT int ew_config_memory(const ew_config_t *cfg, size_t max_batch_bytes,
                                ew_memory_model_t *out) {
   if (ew_config_check(cfg, NULL, 0))
     return EW_EBADPARAM;
+  if (cfg->stream_kind == EW_STREAM_PAIRED)
+    return paired_memory(cfg, max_batch_bytes, out);
   size_t d = cfg->dim, W = cfg->window;
   bool sk = ew_config_sketched(cfg);
   size_t dd = d * d * sizeof(double);

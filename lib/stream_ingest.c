@@ -139,8 +139,9 @@ static int prepare_impl(const ew_stream_t *s, const void *data, ew_dtype_t dtype
 }
 
 static int check_batch_args(const ew_stream_t *s, ew_dtype_t dtype, size_t n, size_t d) {
-  if (s->cfg.stream_kind != EW_STREAM_MATRIX)
-    return EW_EBADPARAM; /* rows go to matrix streams; a tokens stream takes ew_tokens_t */
+  if (s->cfg.stream_kind != EW_STREAM_MATRIX && s->cfg.stream_kind != EW_STREAM_PAIRED)
+    return EW_EBADPARAM; /* rows go to matrix streams (and paired ones, x's then y's); a tokens
+                            stream takes ew_tokens_t */
   if (d != s->d)
     return EW_EDIM;
   if (ew_dtype_size(dtype) == 0)

@@ -115,6 +115,14 @@ static int check_values(const ewp_ingest_req_t *r, ewp_error_t *err) {
   return 0;
 }
 
+/* A paired batch or nullify's x and y: as many rows each. */
+static int check_pair(const ewp_array_t *x, const ewp_array_t *y, ewp_error_t *err) {
+  if (x->n != y->n)
+    return ewp__fail(err, EWP_EBADREQ, "'x' has %llu rows and 'y' %llu: row i of x pairs with "
+                     "row i of y", (unsigned long long)x->n, (unsigned long long)y->n);
+  return 0;
+}
+
 static int check_ingest(ewp_ingest_req_t *r, ewp_error_t *err) {
   bool data = EWP_HAS(r, EWP_INGEST_data), rows = EWP_HAS(r, EWP_INGEST_rows);
   bool step = EWP_HAS(r, EWP_INGEST_step), marker = step && EWP_HAS(r, EWP_INGEST_end_step) &&
@@ -143,6 +151,18 @@ static int check_ingest(ewp_ingest_req_t *r, ewp_error_t *err) {
                      "'producer' and 'seq' go together (one names the sender, the "
                      "other numbers its batches)");
   bool cols = EWP_HAS(r, EWP_INGEST_columns), vals = EWP_HAS(r, EWP_INGEST_values);
+  bool px = EWP_HAS(r, EWP_INGEST_x), py = EWP_HAS(r, EWP_INGEST_y);
+  if (px || py) { /* a paired batch: x and y alone, with as many rows */
+    if (px != py)
+      return ewp__fail(err, EWP_EBADREQ, "'x' and 'y' go together (row i of x pairs with row i "
+                       "of y)");
+    if (cols || vals || data || rows || EWP_HAS(r, EWP_INGEST_dtype) ||
+        EWP_HAS(r, EWP_INGEST_shape) || EWP_HAS(r, EWP_INGEST_labels) ||
+        EWP_HAS(r, EWP_INGEST_mask) || EWP_HAS(r, EWP_INGEST_lengths))
+      return ewp__fail(err, EWP_EBADREQ, "a paired batch is 'x' and 'y' alone (no 'data', "
+                       "'rows', 'columns', 'values' or 'labels')");
+    return check_pair(&r->x, &r->y, err);
+  }
   if (vals && (cols || data || rows || EWP_HAS(r, EWP_INGEST_dtype) ||
                EWP_HAS(r, EWP_INGEST_shape)))
     return ewp__fail(err, EWP_EBADREQ, "send either 'values' (a stats batch), 'columns' (a "
@@ -221,6 +241,7 @@ static int decode_params_map(const msgpack_object *params, ewp_request_t *req, e
   switch (req->method) {
   case EWP_METHOD_CREATE: return check_create(&req->u.create, err);
   case EWP_METHOD_INGEST: return check_ingest(&req->u.ingest, err);
+  case EWP_METHOD_NULLIFY: return check_pair(&req->u.nullify.x, &req->u.nullify.y, err);
   case EWP_METHOD_HISTORY: return check_history(&req->u.history, err);
   case EWP_METHOD_DROP: return check_drop(&req->u.drop, err);
   case EWP_METHOD_SUBSCRIBE: return check_subscribe(&req->u.subscribe, err);

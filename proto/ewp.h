@@ -71,7 +71,8 @@ const char *ewp_code_name(ewp_code_t code);
   XX(SUBSCRIBE, "subscribe", 0, "receive metrics and alert notifications on this connection")   \
   XX(UNSUBSCRIBE, "unsubscribe", 0, "stop a subscription")                                        \
   XX(ALERT_SET, "alert_set", 0, "replace a stream's alert rules")                                 \
-  XX(ALERTS, "alerts", EWP_M_ANSWER, "alert rules and their states")
+  XX(ALERTS, "alerts", EWP_M_ANSWER, "alert rules and their states")                             \
+  XX(NULLIFY, "nullify", EWP_M_ANSWER, "rows y less what a paired stream's x explains (y − x·A*)")
 
 typedef enum {
 #define EWP__XX(id, name, flags, doc) EWP_METHOD_##id,
@@ -107,6 +108,8 @@ const ewp_method_info_t *ewp_method_info(ewp_method_t m);
  *                        batch's columns (dtype as the `dtype` field, data bin)
  *   TYPED  ewp_column_t  one {dtype, data} (name empty): a stats batch's values or counts
  *   DIMS   ewp_dims_t    [L] or [L, H]: one or two UINTs (a stats stream's shape)
+ *   ARRAY  ewp_array_t   one {dtype, data, shape: [n, d]} with data n·d values of dtype,
+ *                        1 ≤ d ≤ EWP_MAX_DIM (a paired batch's x or y)
  *   PARAMS ewp_params_t  a map of up to EWP_PARAMS_MAX distinct names to a number, a bool or a
  *                        UTF-8 string (the metric table says which each name takes)
  *   EVALS  ewp_evals_t   an array of up to EWP_EVAL_MAX maps, each decoded against
@@ -117,7 +120,7 @@ const ewp_method_info_t *ewp_method_info(ewp_method_t m);
 typedef enum {
   EWP_T_NAME, EWP_T_STR, EWP_T_UINT, EWP_T_NUM, EWP_T_BOOL, EWP_T_BIN, EWP_T_ENUM,
   EWP_T_SHAPE, EWP_T_ROWS, EWP_T_NAMES, EWP_T_PARAMS, EWP_T_EVALS, EWP_T_RULES, EWP_T_COLUMNS,
-  EWP_T_TYPED, EWP_T_DIMS
+  EWP_T_TYPED, EWP_T_DIMS, EWP_T_ARRAY
 } ewp_type_t;
 
 #define EWP_NAME_MAX 200
@@ -165,6 +168,11 @@ typedef struct {
   uint64_t v[2];
   size_t n;
 } ewp_dims_t;
+typedef struct {
+  int dtype; /* the index of EWP_ENUM_dtype */
+  ewp_bytes_t data;
+  uint64_t n, d;
+} ewp_array_t;
 
 /* A metric parameter as sent: its type is the wire's (a number, a bool or a string); the metric
  * table decides what each parameter takes (the daemon checks with ew_param_check: a number
@@ -268,6 +276,7 @@ typedef ewp_names_t ewp_c_NAMES;
 typedef ewp_columns_t ewp_c_COLUMNS;
 typedef ewp_column_t ewp_c_TYPED;
 typedef ewp_dims_t ewp_c_DIMS;
+typedef ewp_array_t ewp_c_ARRAY;
 typedef ewp_params_t ewp_c_PARAMS;
 
 #define EWP__MEMBER(member, type, flags, wt, def, code, err, doc) ewp_c_##type member;
@@ -325,6 +334,7 @@ EWP__REQ_STRUCT(SUBSCRIBE, subscribe)
 EWP__REQ_STRUCT(UNSUBSCRIBE, unsubscribe)
 EWP__REQ_STRUCT(ALERT_SET, alert_set)
 EWP__REQ_STRUCT(ALERTS, alerts)
+EWP__REQ_STRUCT(NULLIFY, nullify)
 #undef EWP__REQ_STRUCT
 
 /* Field bits: EWP_<METHOD>_<member> is the bit index of that field in its struct's `has`
@@ -351,6 +361,8 @@ enum { EWP_FIELDS_HISTORY(EWP__BIT_HISTORY) };
 enum { EWP_FIELDS_SUBSCRIBE(EWP__BIT_SUBSCRIBE) };
 #define EWP__BIT_ALERTS(member, ...) EWP_ALERTS_##member,
 enum { EWP_FIELDS_ALERTS(EWP__BIT_ALERTS) };
+#define EWP__BIT_NULLIFY(member, ...) EWP_NULLIFY_##member,
+enum { EWP_FIELDS_NULLIFY(EWP__BIT_NULLIFY) };
 #define EWP__BIT_LIST(member, ...) EWP_LIST_##member,
 enum { EWP_FIELDS_LIST(EWP__BIT_LIST) };
 /* Every method that takes `stream` takes `run` right after it: one bit for all of them. */
@@ -358,7 +370,7 @@ _Static_assert(EWP_CREATE_run == 1 && EWP_INGEST_run == 1 && EWP_QUERY_run == 1 
                    EWP_STREAM_run == 1 && EWP_DROP_run == 1 && EWP_FLUSH_run == 1 &&
                    EWP_MERGE_run == 1 &&
                    EWP_HISTORY_run == 1 &&
-                   EWP_SUBSCRIBE_run == 1 && EWP_ALERTS_run == 1,
+                   EWP_SUBSCRIBE_run == 1 && EWP_ALERTS_run == 1 && EWP_NULLIFY_run == 1,
                "run is the field after stream");
 #define EWP_RUN_BIT 1
 #define EWP_HAS(req, bit) ((((req)->has) >> (bit)) & 1u)
@@ -412,6 +424,7 @@ typedef struct {
     ewp_unsubscribe_req_t unsubscribe;
     ewp_alert_set_req_t alert_set;
     ewp_alerts_req_t alerts;
+    ewp_nullify_req_t nullify;
   } u;
   /* private: what the request owns */
   msgpack_unpacked upk_;

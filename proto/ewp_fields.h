@@ -100,6 +100,10 @@
   F(shape, DIMS, 0, "[int] or [int, int]", "— (required for kind `stats`)", EWP_EBADPARAM,        \
     "'shape' must be [L] or [L, H] (integers >= 1, at most 65536 cells)",                         \
     "kind `stats`: its cells, `[layers]` or `[layers, heads]` (`dim` is L·H)")                    \
+  F(dims, DIMS, 0, "[int, int]", "— (required for kind `paired`)", EWP_EBADPARAM,                 \
+    "'dims' must be [dx, dy] (integers between 1 and 8192)",                                      \
+    "kind `paired`: the widths of x (the prompt or input side) and y (the image or output side) " \
+    "(`dim` is dx + dy)")                                                                         \
   F(world, UINT, 0, "int", "1", EWP_EBADPARAM, "'world' must be an integer between 1 and 65536",  \
     "ranks that send each step (1–65536); a step is complete when every rank has moved past it "  \
     "or ended it")                                                                                \
@@ -158,6 +162,13 @@
     "'lengths' must be bin (u32 little-endian per sequence)",                                     \
     "with `columns`: tokens per sequence, u32 little-endian, in order, summing to `n` (masked "   \
     "tokens included); sequences never span batches")                                            \
+  F(x, ARRAY, 0, "{dtype, data, shape}", "—", EWP_EBADREQ,                                       \
+    "'x' must be a map {dtype, data, shape: [n, dx]} (data: bin)",                                \
+    "a paired stream's batch (instead of `data`): n rows of x, `dtype` as above, little-endian, " \
+    "row-major; row i pairs with row i of `y`")                                                   \
+  F(y, ARRAY, 0, "{dtype, data, shape}", "—", EWP_EBADREQ,                                       \
+    "'y' must be a map {dtype, data, shape: [n, dy]} (data: bin)",                                \
+    "with `x`: the n rows of y (its own dtype)")                                                 \
   F(labels, BIN, 0, "bin", "absent (rows without labels)", EWP_EBADREQ,                           \
     "'labels' must be bin (u32 little-endian per row)",                                           \
     "with rows: one label per row, u32 little-endian (e.g. each example's class), kept with the " \
@@ -186,6 +197,16 @@
   F(dropped_batches, UINT, 0, "int", "absent", EWP_EBADREQ,                                       \
     "'dropped_batches' must be an integer >= 0",                                                  \
     "batches of this stream the producer discarded so far, cumulative; needs `producer`")
+
+/* nullify: rows y less what a paired stream's x explains (linear features). */
+#define EWP_FIELDS_NULLIFY(F)                                                                     \
+  EWP__STREAM_FIELD(F)                                                                            \
+  F(x, ARRAY, EWP_F_REQ, "{dtype, data, shape}", "required", EWP_EBADREQ,                         \
+    "'x' must be a map {dtype, data, shape: [n, dx]} (data: bin)",                                \
+    "n rows of x (the prompt side), as ingest's `x`")                                            \
+  F(y, ARRAY, EWP_F_REQ, "{dtype, data, shape}", "required", EWP_EBADREQ,                         \
+    "'y' must be a map {dtype, data, shape: [n, dy]} (data: bin)",                                \
+    "the n rows of y to correct, row i with row i of `x`")
 
 #define EWP_FIELDS_QUERY(F)                                                                       \
   EWP__STREAM_FIELD(F)                                                                            \

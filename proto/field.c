@@ -194,6 +194,56 @@ static int decode_typed(const msgpack_object *v, const char *what, const char *e
   return 0;
 }
 
+/* A paired batch's side: {"dtype": str, "data": bin, "shape": [n, d]}, data n·d values. */
+static int decode_array(const msgpack_object *v, const char *name, ewp_array_t *a,
+                        ewp_error_t *err) {
+  static const char *const dtypes[] = {EWP_ENUM_dtype, NULL};
+  bool has_dtype = false, has_data = false, has_shape = false;
+  if (v->type != MSGPACK_OBJECT_MAP)
+    return ewp__fail(err, EWP_EBADREQ, "'%s' must be a map {dtype, data, shape: [n, d]}", name);
+  for (uint32_t m = 0; m < v->via.map.size; m++) {
+    const msgpack_object *mk = &v->via.map.ptr[m].key, *mv = &v->via.map.ptr[m].val;
+    const char *p, *q;
+    size_t n, qn;
+    if (!obj_bytes(mk, &p, &n))
+      return ewp__fail(err, EWP_EBADREQ, "'%s' has a key that is not a string", name);
+    if (n == 5 && memcmp(p, "dtype", 5) == 0 && !has_dtype) {
+      int idx = obj_bytes(mv, &q, &qn) ? enum_index(dtypes, q, qn) : -1;
+      if (idx < 0)
+        return ewp__fail(err, EWP_EDTYPE, "'%s' has a dtype that is not f32, f64, f16 or bf16",
+                         name);
+      a->dtype = idx, has_dtype = true;
+    } else if (n == 4 && memcmp(p, "data", 4) == 0 && !has_data &&
+               mv->type == MSGPACK_OBJECT_BIN) {
+      a->data.p = (const uint8_t *)mv->via.bin.ptr, a->data.n = mv->via.bin.size;
+      has_data = true;
+    } else if (n == 5 && memcmp(p, "shape", 5) == 0 && !has_shape) {
+      if (mv->type != MSGPACK_OBJECT_ARRAY || mv->via.array.size != 2 ||
+          !ew_obj_uint(&mv->via.array.ptr[0], &a->n) || !ew_obj_uint(&mv->via.array.ptr[1], &a->d))
+        return ewp__fail(err, EWP_EBADREQ, "'%s' shape must be [n, d] (two integers)", name);
+      has_shape = true;
+    } else {
+      return ewp__fail(err, EWP_EBADREQ, "'%s' takes dtype (str), data (bin) and shape ([n, d]) "
+                       "once each, nothing else", name);
+    }
+  }
+  if (!has_dtype || !has_data || !has_shape)
+    return ewp__fail(err, EWP_EBADREQ, "'%s' needs dtype, data and shape", name);
+  uint64_t esz = ewp_dtype_size(a->dtype);
+  if (a->d == 0 || a->d > EWP_MAX_DIM)
+    return ewp__fail(err, EWP_EBADREQ, "'%s' shape [n, d] needs 1 <= d <= %d (got d = %llu)",
+                     name, EWP_MAX_DIM, (unsigned long long)a->d);
+  if (a->n > UINT64_MAX / a->d / esz)
+    return ewp__fail(err, EWP_EBADREQ, "'%s' shape [%llu, %llu] needs more than 2^64 bytes",
+                     name, (unsigned long long)a->n, (unsigned long long)a->d);
+  if (a->n * a->d * esz != a->data.n)
+    return ewp__fail(err, EWP_EBADREQ, "'%s' data has %zu bytes but shape [%llu, %llu] of %s "
+                     "needs %llu", name, a->data.n, (unsigned long long)a->n,
+                     (unsigned long long)a->d, ewp_dtype_name(a->dtype),
+                     (unsigned long long)(a->n * a->d * esz));
+  return 0;
+}
+
 /* A tokens batch's columns: {name: {"dtype": str, "data": bin}}. */
 static int decode_columns(const msgpack_object *o, const ewp_field_info_t *f, ewp_columns_t *out,
                           ewp_error_t *err) {
@@ -424,6 +474,8 @@ static int decode_field(const msgpack_object *o, const ewp_field_info_t *f, void
     memset(c, 0, sizeof *c);
     return decode_typed(o, "", f->name, c, err);
   }
+  case EWP_T_ARRAY:
+    return decode_array(o, f->name, dst, err);
   case EWP_T_DIMS: {
     ewp_dims_t *s = dst;
     if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 1 || o->via.array.size > 2)

@@ -46,6 +46,7 @@ EW_CONFIG_MAP(EWP__CONF_ENUM)
 #define EWP__VALUES_COLUMNS(member) NULL
 #define EWP__VALUES_TYPED(member) NULL
 #define EWP__VALUES_DIMS(member) NULL
+#define EWP__VALUES_ARRAY(member) NULL
 #define EWP__VALUES_NAMES(member) NULL
 #define EWP__VALUES_PARAMS(member) NULL
 #define EWP__VALUES_EVALS(member) NULL
@@ -100,6 +101,8 @@ static const ewp_field_info_t f_unsubscribe[] = {EWP_FIELDS_UNSUBSCRIBE(EWP__ROW
 static const ewp_field_info_t f_alert_set[] = {EWP_FIELDS_ALERT_SET(EWP__ROW_ALERT_SET)};
 #define EWP__ROW_ALERTS(...) EWP__ROW(ewp_alerts_req_t, __VA_ARGS__)
 static const ewp_field_info_t f_alerts[] = {EWP_FIELDS_ALERTS(EWP__ROW_ALERTS)};
+#define EWP__ROW_NULLIFY(...) EWP__ROW(ewp_nullify_req_t, __VA_ARGS__)
+static const ewp_field_info_t f_nullify[] = {EWP_FIELDS_NULLIFY(EWP__ROW_NULLIFY)};
 
 /* info, reset and export share one layout (a stream name: f_stream); drop and flush have their
  * own tables, whose stream and run are where theirs are (EWD_KEY reads any of them) */
@@ -130,6 +133,7 @@ const ewp_field_info_t *ewp_method_fields(ewp_method_t m, size_t *n) {
   case EWP_METHOD_ALERT_SET: *n = EWP__N(f_alert_set); return f_alert_set;
   case EWP_METHOD_ALERTS: *n = EWP__N(f_alerts); return f_alerts;
   case EWP_METHOD_AUTH: *n = EWP__N(f_auth); return f_auth;
+  case EWP_METHOD_NULLIFY: *n = EWP__N(f_nullify); return f_nullify;
   default: *n = 0; return NULL;
   }
 #undef EWP__N

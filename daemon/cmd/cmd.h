@@ -46,6 +46,7 @@ void ewd_cmd_subscribe(ewd_call_t *call);
 void ewd_cmd_unsubscribe(ewd_call_t *call);
 void ewd_cmd_alert_set(ewd_call_t *call);
 void ewd_cmd_alerts(ewd_call_t *call);
+void ewd_cmd_nullify(ewd_call_t *call);
 
 
 /* ---- shared (dispatch.c) ---- */

@@ -20,7 +20,7 @@ static const handler_fn handlers[EWP_METHOD_COUNT] = {
     [EWP_METHOD_RUNS] = ewd_cmd_runs,       [EWP_METHOD_FLUSH] = ewd_cmd_flush,
     [EWP_METHOD_HISTORY] = ewd_cmd_history, [EWP_METHOD_SUBSCRIBE] = ewd_cmd_subscribe,
     [EWP_METHOD_UNSUBSCRIBE] = ewd_cmd_unsubscribe, [EWP_METHOD_ALERT_SET] = ewd_cmd_alert_set,
-    [EWP_METHOD_ALERTS] = ewd_cmd_alerts,
+    [EWP_METHOD_ALERTS] = ewd_cmd_alerts,   [EWP_METHOD_NULLIFY] = ewd_cmd_nullify,
 };
 
 void ewd_cmd_dispatch(ewd_call_t *call) {
@@ -154,6 +154,11 @@ ewp_value_t ewd_config_value(const ewd_stream_t *st, ewd_config_kv_t *buf) {
     for (uint32_t i = 0; i < c->shape_rank; i++)
       buf->cols[i] = ewp_vu64(c->shape[i]);
     kv[n++] = (ewp_kv_t){"shape", ewp_varray(buf->cols, c->shape_rank)};
+  }
+  if (c->stream_kind == EW_STREAM_PAIRED) { /* its dims [dx, dy], as create gave them */
+    for (uint32_t i = 0; i < 2; i++)
+      buf->cols[i] = ewp_vu64(c->shape[i]);
+    kv[n++] = (ewp_kv_t){"dims", ewp_varray(buf->cols, 2)};
   }
   return ewp_vmap(kv, n); /* every field and old name once, own keys, columns */
 }

@@ -255,11 +255,34 @@ static int stats_batch(ewd_call_t *call, const ewp_ingest_req_t *r, const ewd_st
   return 0;
 }
 
+/* A paired batch (`x`, `y`) against its stream, which must exist and be paired (its dims come
+ * from create). Returns 0, or -1 with the refusal answered. */
+static int pairs_batch(ewd_call_t *call, const ewp_ingest_req_t *r, ewd_stream_t *st) {
+  if (!st || st->provisional || st->cfg.stream_kind != EW_STREAM_PAIRED) {
+    if (st)
+      ewd_stream_refused(st, EW_EBADPARAM);
+    ewd_fail(call, st ? EW_EBADPARAM : EW_ENOSTREAM,
+             st ? "stream '%.*s' is not a paired stream: 'x' and 'y' go to one"
+                : "no paired stream '%.*s': create it with kind \"paired\" and its dims first",
+             (int)r->stream.n, r->stream.p);
+    return -1;
+  }
+  if (r->x.d != st->cfg.shape[0] || r->y.d != st->cfg.shape[1]) {
+    ewd_stream_refused(st, EW_EDIM);
+    ewd_fail(call, EW_EDIM, "stream '%s' pairs rows of dims [%u, %u]; this batch's x has %llu "
+             "values a row and y %llu", st->name, st->cfg.shape[0], st->cfg.shape[1],
+             (unsigned long long)r->x.d, (unsigned long long)r->y.d);
+    return -1;
+  }
+  return 0;
+}
+
 void ewd_cmd_ingest(ewd_call_t *call) {
   ewd_server_t *srv = call->srv;
   const ewp_ingest_req_t *r = &call->req->u.ingest;
   bool bin = EWP_HAS(r, EWP_INGEST_data), rows = EWP_HAS(r, EWP_INGEST_rows);
   bool tokens = EWP_HAS(r, EWP_INGEST_columns) || EWP_HAS(r, EWP_INGEST_values);
+  bool pairs = EWP_HAS(r, EWP_INGEST_x); /* with y (the decoder checked) */
   bool stepped = EWP_HAS(r, EWP_INGEST_step);
   bool end = stepped && EWP_HAS(r, EWP_INGEST_end_step) && r->end_step;
   size_t n = bin ? (size_t)r->shape.n : rows ? r->rows.n : 0;
@@ -282,11 +305,19 @@ void ewd_cmd_ingest(ewd_call_t *call) {
       return;
     n = tb.n, d = ncols = tcfg.columns.n;
     bytes = plen = ew_tokens_packed_size(&tb, ncols);
+  } else if (pairs) {
+    if (pairs_batch(call, r, st))
+      return;
+    n = (size_t)r->x.n, d = st->cfg.dim;
+    dtype = ew_pairs_dtype(dtypes[r->x.dtype], dtypes[r->y.dtype]);
+    bytes = n * d * ew_dtype_size(dtype);
   } else if (st && n > 0 && st->cfg.stream_kind != EW_STREAM_MATRIX) {
+    static const char *const what[][2] = {[EW_STREAM_TOKENS] = {"tokens", "columns"},
+                                          [EW_STREAM_STATS] = {"stats", "values"},
+                                          [EW_STREAM_PAIRED] = {"paired", "x' and 'y"}};
     ewd_stream_refused(st, EW_EBADPARAM);
     ewd_fail(call, EW_EBADPARAM, "stream '%s' is a %s stream: send its '%s', not rows", st->name,
-             st->cfg.stream_kind == EW_STREAM_TOKENS ? "tokens" : "stats",
-             st->cfg.stream_kind == EW_STREAM_TOKENS ? "columns" : "values");
+             what[st->cfg.stream_kind][0], what[st->cfg.stream_kind][1]);
     return;
   }
   if (st && n > 0 && d != st->cfg.dim) {
@@ -331,8 +362,18 @@ void ewd_cmd_ingest(ewd_call_t *call) {
     ewd_fail(call, EW_ENOMEM, "out of memory for a batch of %zu x %zu", n, d);
     return;
   }
-  if (n && tokens)
+  if (n && tokens) {
     ew_tokens_pack(&tb, ncols, buf);
+  } else if (n && pairs) { /* x's row then y's, n times (two dtypes: both widened to f64) */
+    int prc = ew_pairs_pack(st->s, r->x.data.p, dtypes[r->x.dtype], r->y.data.p,
+                            dtypes[r->y.dtype], n, buf);
+    if (prc) {
+      free(buf);
+      ewd_stream_refused(st, prc);
+      ewd_fail(call, prc, "%s", ew_strerror(prc));
+      return;
+    }
+  }
   else if (n)
     memcpy(buf, bin ? (const void *)r->data.p : (const void *)r->rows.x, bytes);
   if (!st) {

@@ -73,6 +73,27 @@ static int kind_fields(const ewp_create_req_t *r, ew_config_t *cfg, char *msg, s
   if (EWP_HAS(r, EWP_CREATE_reduce) && cfg->stream_kind != EW_STREAM_STATS)
     return snprintf(msg, cap, "'reduce' belongs to kind \"stats\" (this create says kind \"%s\")",
                     kinds[cfg->stream_kind]), -1;
+  static const struct { int bit; const char *name; } paired_only[] = {
+      {EWP_CREATE_dims, "dims"}, {EWP_CREATE_features, "features"}, {EWP_CREATE_sigma, "sigma"},
+      {EWP_CREATE_rff_dim, "rff_dim"}};
+  for (size_t i = 0; i < sizeof paired_only / sizeof paired_only[0]; i++)
+    if (EWP_HAS(r, paired_only[i].bit) && cfg->stream_kind != EW_STREAM_PAIRED)
+      return snprintf(msg, cap, "'%s' belongs to kind \"paired\" (this create says kind \"%s\")",
+                      paired_only[i].name, kinds[cfg->stream_kind]), -1;
+  if (cfg->stream_kind == EW_STREAM_PAIRED) {
+    if (!EWP_HAS(r, EWP_CREATE_dims) || r->dims.n != 2)
+      return snprintf(msg, cap, "a paired stream needs its 'dims' ([dx, dy]: the widths of x "
+                      "and y)"), -1;
+    if (ew_config_dims(cfg, r->dims.v[0], r->dims.v[1], msg, cap))
+      return -1;
+    if (EWP_HAS(r, EWP_CREATE_dim) && r->dim != cfg->dim)
+      return snprintf(msg, cap, "a paired stream's dim is dx + dy: omit 'dim'"), -1;
+    if ((EWP_HAS(r, EWP_CREATE_recent) && r->recent) ||
+        (EWP_HAS(r, EWP_CREATE_window_steps) && r->window_steps))
+      return snprintf(msg, cap, "a paired stream keeps sums of every pair, no window: 'recent' "
+                      "and 'window_steps' do not apply"), -1;
+    return 0;
+  }
   if (cfg->stream_kind == EW_STREAM_STATS) {
     if (!shape)
       return snprintf(msg, cap, "a stats stream needs its 'shape' ([L] or [L, H])"), -1;

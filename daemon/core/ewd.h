@@ -250,7 +250,8 @@ typedef enum {
                     order */
   EWD_JOB_TAIL,  /* the window's moments kept on its last `tail_rows` rows (the recent view); a
                     tokens stream's step settled into its sketches (ew_stream_settle) */
-  EWD_JOB_ADOPT  /* the window takes the moments `snap` holds for its tail (recent.c) */
+  EWD_JOB_ADOPT, /* the window takes the moments `snap` holds for its tail (recent.c) */
+  EWD_JOB_CALL   /* an answer-only method's `work` on the stream's turn (nullify) */
 } ewd_job_kind_t;
 
 typedef struct {
@@ -294,6 +295,8 @@ struct ewd_job {
   size_t plen;           /* a tokens batch: data is its packed form (ew_tokens_pack) of plen
                             bytes, n its tokens, d its columns; 0: rows of dtype */
   uint32_t *labels;      /* rows: n labels (ingest's `labels`), or NULL */
+  size_t y_at;           /* nullify: data holds n rows of x (dtype), then from y_at n of y */
+  ew_dtype_t y_dtype;
   /* query */
   ewd_qmetric_t *metrics;
   size_t nmetrics;
@@ -317,8 +320,8 @@ struct ewd_job {
   struct ewd_stream *train_st;
   /* what ewd_job_free must release beyond the job's own buffers, set by the room that filled it
    * (store's merge: train_st); NULL: nothing */
-  /* SAVE and MERGE: the math-thread work, set by the room that makes the job (store's
-   * ewd_run_save / ewd_run_merge); pool.c runs it on the stream's turn */
+  /* SAVE, MERGE and CALL: the math-thread work, set by the room that makes the job (store's
+   * ewd_run_save / ewd_run_merge, cmd's nullify); pool.c runs it on the stream's turn */
   void (*work)(struct ewd_job *job, struct ewd_stream *st);
   void (*cleanup)(struct ewd_job *job);
   bool merge_replace;    /* merge into a stream this merge created: the state becomes it */

@@ -118,7 +118,8 @@ static bool labels_refused(const ewd_stream_t *st, bool labels, char *msg, size_
 void ewd__job_run(ewd_job_t *job) {
   ewd_stream_t *st = job->st;
   double t0 = ewd_now();
-  if ((job->kind == EWD_JOB_QUERY || (job->kind == EWD_JOB_SAVE && job->conn)) && job->gone &&
+  if ((job->kind == EWD_JOB_QUERY || job->kind == EWD_JOB_CALL ||
+       (job->kind == EWD_JOB_SAVE && job->conn)) && job->gone &&
       atomic_load(job->gone)) {
     job->skipped = true;
     return;
@@ -159,6 +160,7 @@ void ewd__job_run(ewd_job_t *job) {
     break;
   case EWD_JOB_SAVE:
   case EWD_JOB_MERGE:
+  case EWD_JOB_CALL:
     job->work(job, st);
     break;
   case EWD_JOB_FORK:

@@ -103,7 +103,7 @@ static bool refused_on(const ewd_stream_t *st, const spec_t *sp) {
 /* A tokens stream's default evaluation (DESIGN §12): token_mean, token_std, the first column's
  * quantiles 0.05, 0.5 and 0.95 as {column}_p5, _p50, _p95, frac_above, and with columns logp and
  * advantage cov and cov_band_frac; a stats stream's: cell_mean, cell_max, cell_min, by_row and
- * cells — every step. */
+ * cells; a paired stream's: sce and sce_text — every step. */
 static int tokens_defaults(const ewd_stream_t *st, spec_t **out, size_t *n, char *msg,
                            size_t cap) {
   static const struct {
@@ -113,6 +113,7 @@ static int tokens_defaults(const ewd_stream_t *st, spec_t **out, size_t *n, char
               {"quantile", "_p50", 0.5}, {"quantile", "_p95", 0.95}, {"frac_above", NULL, 0},
               {"cov", NULL, 0},         {"cov_band_frac", NULL, 0}};
   static const char *const cells[] = {"cell_mean", "cell_max", "cell_min", "by_row", "cells"};
+  static const char *const pairs[] = {"sce", "sce_text"};
   const ew_config_t *c = &st->cfg;
   bool pair = ew_config_column(c, "logp", 4) >= 0 && ew_config_column(c, "advantage", 9) >= 0;
   spec_t *v = calloc(sizeof rows / sizeof rows[0], sizeof *v);
@@ -121,6 +122,13 @@ static int tokens_defaults(const ewd_stream_t *st, spec_t **out, size_t *n, char
       ewd__spec_default(&v[i], ew_metric_find(cells[i]));
     *out = v;
     *n = sizeof cells / sizeof cells[0];
+    return 0;
+  }
+  if (v && c->stream_kind == EW_STREAM_PAIRED) { /* a paired stream's: both entropies */
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
+      ewd__spec_default(&v[i], ew_metric_find(pairs[i]));
+    *out = v;
+    *n = sizeof pairs / sizeof pairs[0];
     return 0;
   }
   if (!v) {

@@ -293,4 +293,27 @@ int ew__acc_stats_view(ew__acc_t *a, ew_source_t src, ew__cview_t *v, ew__ws_t *
 /* Reserves what merging o into a needs (segments for o's steps), so that merge cannot fail. */
 int ew__acc_stats_merge_ready(ew__acc_t *a, const ew__acc_t *o);
 
+/* ---- acc/paired.c: the paired kind (a paired stream's one accumulator, role ALL) ----
+ * n pairs of rows (x, y) as the uncentred f64 blocks of their features φ (the rows, or random
+ * Fourier features of one seeded Ω); a batch is n rows of dx + dy values, x's then y's. */
+
+/* What the paired metrics read: the blocks as sums (divide by n for C), the symmetric ones in
+ * their upper triangle only (row-major; the lower holds 0). */
+typedef struct {
+  uint64_t n;
+  size_t dx, dy, m, fx, fy; /* m: rff_dim, 0 for linear features; fx, fy: feature dimensions */
+  const double *omega;      /* dx×m (rff) */
+  const double *sxx, *sxy, *syy; /* fx×fx, fx×fy, fy×fy */
+} ew__pview_t;
+
+ew__acc_t *ew__acc_paired_new(const ew_config_t *c);
+bool ew__acc_is_paired(const ew__acc_t *a);
+/* The state's bytes for configuration c (the admission model), and the workspace a prepare of n
+ * rows takes (its blocks and a chunk's rows and features). */
+size_t ew__acc_paired_bound(const ew_config_t *c);
+size_t ew__acc_paired_prepare_bytes(const ew_config_t *c, size_t n);
+void ew__acc_paired_view(const ew__acc_t *a, ew__pview_t *v);
+/* True when a and b map rows to the same features (dims, m and Ω bit for bit). */
+bool ew__acc_paired_same_features(const ew__acc_t *a, const ew__acc_t *b);
+
 #endif /* EW_ACC_H */

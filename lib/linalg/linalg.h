@@ -37,6 +37,18 @@ typedef enum { EW__KERNEL_GAUSSIAN = 0, EW__KERNEL_LAPLACIAN = 1, EW__KERNEL_COS
 int ew__kernel_matrix(const float *all, size_t d, const size_t *pick, size_t n,
                       ew__kernel_t kind, double sigma, double *K, ew__ws_t *ws);
 
+/* ---- linalg/schur.c: the Schur complement of paired blocks ----
+ * With C = Σ/n of the sums sxx (fx×fx), sxy (fx×fy), syy (fy×fy), row-major, sxx and syy read in
+ * their upper triangle: Δ = C_xyᵀ (C_xx + εI)⁺ C_xy, evaluated as Bᵀ diag(w) B with
+ * C_xx = U diag(λ) Uᵀ, B = Uᵀ C_xy and w = 1/(λ + ε) (0 where |λ + ε| ≤ fx·2⁻⁵²·max|λ + ε|, pinv's
+ * cut-off), and S = C_yy − Δ. Writes the eigenvalues of S into s_eig[fy] and of Δ into d_eig[fy]
+ * (descending), and when astar is not NULL A* = (C_xx + εI)⁺ C_xy = U diag(w) B into astar
+ * (fx×fy, row-major). Scratch (ew__schur_ws bytes at most) from ws. 0, EW_ENOMEM or EW_ELAPACK. */
+int ew__schur(size_t fx, size_t fy, double n, const double *sxx, const double *sxy,
+              const double *syy, double eps, double *s_eig, double *d_eig, double *astar,
+              ew__ws_t *ws);
+size_t ew__schur_ws(size_t fx, size_t fy);
+
 /* ---- linalg/krylov.c: the top of the spectrum through an operator ---- */
 /* A symmetric d×d operator: apply(ctx, X, Y, b) sets Y = A X for b columns (col-major, leading
  * dimension d; X and Y distinct). */

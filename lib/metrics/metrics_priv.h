@@ -28,6 +28,7 @@ typedef struct {
   const ew_config_t *cfg; /* the stream's configuration (its columns) */
   ew__ws_t *ws;           /* workspace for copies (selections reorder what they read) */
   const char *row_name;
+  ew_stream_t *stream;    /* tokens, stats and paired streams: what their views are opened on */
 } mctx_t;
 
 /* g evaluated at p = λ/T. */
@@ -173,5 +174,8 @@ int ew__m_dsmi(mctx_t *cx);
 int ew__m_group_erank(mctx_t *cx);
 int ew__m_group_separation(mctx_t *cx);
 int ew__m_centroid_cosine(mctx_t *cx);
+/* paired.c: a paired stream's Schur complement entropies */
+int ew__m_sce(mctx_t *cx);
+int ew__m_sce_text(mctx_t *cx);
 
 #endif /* EW_METRICS_PRIV_H */

@@ -118,7 +118,8 @@ static int sketched(ew_stream_t *s, mctx_t *cx, const metric_row_t *row) {
 
 _Static_assert(EW_METRIC_KIND_MATRIX == 1u << EW_STREAM_MATRIX &&
                    EW_METRIC_KIND_TOKENS == 1u << EW_STREAM_TOKENS &&
-                   EW_METRIC_KIND_STATS == 1u << EW_STREAM_STATS,
+                   EW_METRIC_KIND_STATS == 1u << EW_STREAM_STATS &&
+                   EW_METRIC_KIND_PAIRED == 1u << EW_STREAM_PAIRED,
                "a metric's kinds bit is its stream kind's");
 #define EW__QNAME(value, name) name,
 
@@ -160,6 +161,7 @@ static int query_tokens(ew_stream_t *s, mctx_t *cx, const metric_row_t *row, ew_
   cx->cfg = ew_stream_config(s);
   cx->ws = ws;
   cx->row_name = row->info.name;
+  cx->stream = s;
   int rc = ew__view_kind_open(s, cx->src, &cx->tv, &cx->cv, ws);
   if (rc)
     rc = ew__m_fail(cx, rc, "%s", ew_strerror(rc));

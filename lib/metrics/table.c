@@ -141,6 +141,13 @@ static const ew_param_info_t T_WIN[] = {
     .sketch = EW_SK_EXACT, .merges_exact = mrg, .method = 0, .params = pa, .nparams = NP_##pa,    \
     .doc = docs},                                                                                 \
    fnp}
+/* PROW(name, function, doc): a paired metric, of every pair (source all); it merges exactly (the
+ * blocks add). */
+#define PROW(nm, fnp, docs)                                                                       \
+  {{.name = nm, .kind = EW_VALUE_SCALAR, .kinds = EW_METRIC_KIND_PAIRED, .sources = SRC_ALL,       \
+    .def_source = EW_SOURCE_ALL, .def_center = 0, .needs = EW_NEED_PAIRED, .sketch = EW_SK_EXACT,  \
+    .merges_exact = 1, .method = 0, .params = NULL, .nparams = 0, .doc = docs},                   \
+   fnp}
 #define ALL EW_SOURCE_ALL
 #define EIG EW_NEED_EIGENVALUES
 #define TOP EW_NEED_TOP
@@ -264,6 +271,13 @@ static const metric_row_t metric_table[] = {
     CROW("by_row", LIST, ew__m_by_row,
          "per row of the shape (layer), its cells reduced by the stream's rule (mean: "
          "count-weighted)"),
+    PROW("sce", ew__m_sce,
+         "Schur complement entropy exp(-sum l ln(l/s)) of S = Cyy - Cxy^T (Cxx + 1e-12 I)^+ Cxy, "
+         "l its eigenvalues clamped at 1e-10, s = sum l: the y side's diversity x does not "
+         "explain (Dissecting CLIP's vendi_complement, its s-weighting kept)"),
+    PROW("sce_text", ew__m_sce_text,
+         "the same entropy of Cxy^T (Cxx + 1e-12 I)^+ Cxy: the y variance x explains (Dissecting "
+         "CLIP's vendi_complement_difference)"),
 };
 
 #define N_METRICS (sizeof metric_table / sizeof metric_table[0])

@@ -175,6 +175,10 @@ static const char *shape_parse(const unsigned char *p, uint64_t len, ew_config_t
   uint64_t dims[2] = {len == 24 ? rd64(p + 8) : 0, len == 24 ? rd64(p + 16) : 0};
   uint64_t rank = len == 24 ? rd64(p) : 0;
   size_t dim = c->dim;
+  if (c->stream_kind == EW_STREAM_PAIRED) /* a paired stream's dims, [dx, dy] */
+    return rank != 2 || ew_config_dims(c, dims[0], dims[1], NULL, 0) != 0 || c->dim != dim
+               ? "section SHAP does not hold the paired stream's dims"
+               : NULL;
   if (rank < 1 || rank > 2 || (rank == 1 && dims[1] != 1) ||
       ew_config_shape(c, dims, (size_t)rank, NULL, 0) != 0 || c->dim != dim)
     return "section SHAP does not hold the stream's shape";
@@ -215,7 +219,7 @@ static int load_sections(rd_t *r, ew_stream_t **out, ew_section_fn on_section, v
   if (version < 1 || version > VERSION) {
     char v[32];
     snprintf(v, sizeof v, "%u", version);
-    return bad(r, "state format version %s is not one this library reads (it reads 1 to 3)", v);
+    return bad(r, "state format version %s is not one this library reads (it reads 1 to 4)", v);
   }
   ew_stream_t *s = NULL;
   bool have_strm = false, have_live = false, have_warm = false;
@@ -400,7 +404,7 @@ EW_EXPORT int ew_state_config(const void *buf, size_t len, ew_config_t *cfg, cha
   else if (len < 16 + 12 + ew__state_conf_len(1))
     why = "the state ends early (in its configuration): truncated";
   else if (memcpy(&version, b + 8, 4), version < 1 || version > VERSION)
-    why = "state format version is not one this library reads (it reads 1 to 3)";
+    why = "state format version is not one this library reads (it reads 1 to 4)";
   else if (memcpy(&tag, b + 16, 4), tag != T_CONF || rd64(b + 20) != ew__state_conf_len(version))
     why = "the state does not begin with its configuration";
   else if (len < 16 + 12 + ew__state_conf_len(version))

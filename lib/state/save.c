@@ -64,8 +64,11 @@ static int save_all(const ew_stream_t *s, const ew_section_t *extra, size_t next
   size_t d = s->d;
   const ew_config_t *c = &s->cfg;
   /* a matrix stream's state is format 2, byte for byte what earlier versions wrote (its kind
-   * and reduce are the ones a format-2 state loads with); tokens and stats streams need 3 */
-  uint32_t version = c->stream_kind == EW_STREAM_MATRIX ? 2 : VERSION;
+   * and reduce are the ones a format-2 state loads with); tokens and stats streams need 3, and
+   * write 3 still; paired streams 4 (features, sigma, rff_dim) */
+  uint32_t version = c->stream_kind == EW_STREAM_MATRIX   ? 2
+                     : c->stream_kind == EW_STREAM_PAIRED ? 4
+                                                          : 3;
   put(w, MAGIC, 8);
   put_u32(w, version);
   put_u32(w, 0);
@@ -80,8 +83,8 @@ static int save_all(const ew_stream_t *s, const ew_section_t *extra, size_t next
       put(w, name, EW_COLUMN_NAME_MAX);
     }
   }
-  if (c->stream_kind == EW_STREAM_STATS) {
-    section(w, T_SHAP, 24);
+  if (c->stream_kind == EW_STREAM_STATS || c->stream_kind == EW_STREAM_PAIRED) {
+    section(w, T_SHAP, 24); /* a stats stream's shape, a paired stream's dims */
     put_u64(w, c->shape_rank);
     put_u64(w, c->shape[0]);
     put_u64(w, c->shape[1]);

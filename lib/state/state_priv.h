@@ -27,9 +27,11 @@
 #include "../ew_internal.h"
 
 #define MAGIC "EWSTATE"
-#define VERSION 3u /* the newest written (a matrix stream's state is written as 2); 2: CONF carries the fields of EW_CONFIG_MAP whose since is 2 (80 bytes); 3: and
-                      * `kind` and `reduce` (96 bytes); a tokens stream's COLS or a stats
-                      * stream's SHAP follows CONF */
+#define VERSION 4u /* the newest written (a matrix stream's state is written as 2, a tokens or
+                      * stats stream's as 3); 2: CONF carries the fields of EW_CONFIG_MAP whose
+                      * since is 2 (80 bytes); 3: and `kind` and `reduce` (96 bytes); a tokens
+                      * stream's COLS or a stats stream's SHAP follows CONF; 4: and `features`,
+                      * `sigma`, `rff_dim` (120 bytes); a paired stream's dims in SHAP */
 #define TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
 #define T_CONF TAG('C', 'O', 'N', 'F')
 #define T_STRM TAG('S', 'T', 'R', 'M')
@@ -39,7 +41,7 @@
 #define T_LROP TAG('L', 'R', 'O', 'P') /* the random-order block power estimate (live/rop.c) */
 #define T_WARM TAG('W', 'A', 'R', 'M')
 #define T_COLS TAG('C', 'O', 'L', 'S') /* a tokens stream's column names, right after CONF */
-#define T_SHAP TAG('S', 'H', 'A', 'P') /* a stats stream's shape, right after CONF */
+#define T_SHAP TAG('S', 'H', 'A', 'P') /* a stats stream's shape or a paired stream's dims, right after CONF */
 #define T_END TAG('E', 'N', 'D', 0)
 
 /* ---- CONF: the configuration, one 8-byte value per saved field of EW_CONFIG_MAP in table

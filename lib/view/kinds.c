@@ -10,6 +10,8 @@ int ew__view_kind_open(ew_stream_t *s, ew_source_t src, ew__tview_t *tv, ew__cvi
     return ew__acc_stats_view(a, src, cv, ws);
   if (ew__acc_is_tokens(a))
     return ew__acc_tokens_view(a, src, tv, ws);
+  if (ew__acc_is_paired(a)) /* its metrics ask view/paired.c for what they read */
+    return src == EW_SOURCE_ALL ? 0 : EW_EBADPARAM;
   return EW_EBADPARAM;
 }
 

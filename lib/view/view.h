@@ -133,6 +133,21 @@ int ew__view_sketch_bounds(ew__view_t *v, const double **most, const double **le
 /* The source's raw rows in arrival order (window sources: N×d f32 in v->ws); EW_ENOWINDOW for a
  * source that keeps no rows. */
 int ew__view_rows(ew__view_t *v, const float **rows, size_t *n);
+/* Paired streams (view/paired.c). The eigenvalues of S = C_yy − Δ and of
+ * Δ = C_xyᵀ (C_xx + εI)⁺ C_xy (ε = EW__SCE_EPS; linalg/schur.c), fy each, descending, and the
+ * pairs n: from the stream's cache, solved when the stream changed since (they stay valid until
+ * it next changes). 0, EW_EBADPARAM (not a paired stream), EW_EDEGENERATE (no pairs), EW_ENOMEM
+ * or EW_ELAPACK. */
+#define EW__SCE_EPS 1e-12
+int ew__view_paired_schur(ew_stream_t *s, ew__ws_t *ws, const double **s_eig,
+                          const double **d_eig, size_t *fy, uint64_t *n);
+/* A* = (C_xx + εI)⁺ C_xy (dx×dy, row-major) of a paired stream of linear features, cached the
+ * same way; *dx and *dy are set whenever the stream is paired and linear. The codes above, and
+ * EW_EBADPARAM for rff features. */
+int ew__view_paired_astar(ew_stream_t *s, ew__ws_t *ws, const double **astar, size_t *dx,
+                          size_t *dy);
+/* Bytes the stream's paired cache holds. */
+size_t ew__view_paired_cache_bytes(const ew_stream_t *s);
 /* The kernel metrics' spectrum cache (view/kspec.c): the eigenvalues (n, and the sample's rows)
  * stored for kernel `kind` under σ and max_rows while the stream has not changed since — 0 — or
  * −1; and storing them (copied; without memory nothing is kept). */

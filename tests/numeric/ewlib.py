@@ -22,7 +22,8 @@ class Config(C.Structure):
     _fields_ = [("dim", C.c_size_t), ("normalize", C.c_int), ("window", C.c_size_t),
                 ("window_mode", C.c_int), ("decay_half_life", C.c_double), ("live_k", C.c_size_t), ("shuffle", C.c_size_t),
                 ("seed", C.c_uint64), ("exact_max_dim", C.c_size_t), ("sketch_rows", C.c_size_t),
-                ("stream_kind", C.c_int), ("reduce", C.c_int), ("columns", Names),
+                ("stream_kind", C.c_int), ("reduce", C.c_int), ("features", C.c_int),
+                ("sigma", C.c_double), ("rff_dim", C.c_size_t), ("columns", Names),
                 ("shape_rank", C.c_uint32), ("shape", C.c_uint32 * 2)]
 
 
@@ -368,6 +369,63 @@ class StatsStream(Stream):
         del keep_alive
 
 
+FEATURES = {"linear": 0, "rff": 1}
+LIB.ew_config_dims.argtypes = [C.c_void_p, C.c_uint64, C.c_uint64, C.c_char_p, C.c_size_t]
+LIB.ew_stream_ingest_pairs.argtypes = [C.c_void_p, C.c_void_p, C.c_int, C.c_void_p, C.c_int,
+                                       C.c_size_t]
+LIB.ew_stream_nullify.argtypes = [C.c_void_p, C.c_void_p, C.c_int, C.c_void_p, C.c_int,
+                                  C.c_size_t, C.c_void_p, C.c_char_p, C.c_size_t]
+
+
+def _dtype_of(a):
+    return {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64",
+            np.dtype(np.float16): "f16"}[a.dtype]
+
+
+class PairedStream(Stream):
+    """A paired stream through the library: ingest_pairs(x, y), nullify(x, y)."""
+
+    def __init__(self, dims, features="linear", sigma=0.0, rff_dim=None, seed=0x5eed):  # noqa: D107
+        cfg = Config()
+        LIB.ew_config_default(C.byref(cfg), 1)
+        msg = C.create_string_buffer(256)
+        rc = LIB.ew_config_dims(C.byref(cfg), dims[0], dims[1], msg, 256)
+        if rc != 0:
+            raise EwError(rc, LIB.ew_err_name(rc).decode(), msg.value.decode())
+        cfg.features = FEATURES[features]
+        cfg.sigma = sigma
+        if rff_dim is not None:
+            cfg.rff_dim = rff_dim
+        cfg.seed = seed
+        rc = LIB.ew_config_check(C.byref(cfg), msg, 256)
+        if rc != 0:
+            raise EwError(rc, LIB.ew_err_name(rc).decode(), msg.value.decode())
+        self.dims, self.dim = tuple(dims), cfg.dim
+        self.h = C.c_void_p()
+        rc = LIB.ew_stream_create(C.byref(cfg), C.byref(self.h))
+        if rc != 0:
+            raise EwError(rc, LIB.ew_err_name(rc).decode(), "create failed")
+
+    def ingest_pairs(self, x, y, xdtype=None, ydtype=None):
+        x = np.ascontiguousarray(x)
+        y = np.ascontiguousarray(y)
+        rc = LIB.ew_stream_ingest_pairs(self.h, x.ctypes.data, DTYPES[xdtype or _dtype_of(x)],
+                                        y.ctypes.data, DTYPES[ydtype or _dtype_of(y)], len(x))
+        if rc != 0:
+            raise EwError(rc, LIB.ew_err_name(rc).decode(), "ingest failed")
+
+    def nullify(self, x, y):
+        x = np.ascontiguousarray(x)
+        y = np.ascontiguousarray(y)
+        out = np.empty((len(y), self.dims[1]), dtype=np.float64)
+        msg = C.create_string_buffer(256)
+        rc = LIB.ew_stream_nullify(self.h, x.ctypes.data, DTYPES[_dtype_of(x)], y.ctypes.data,
+                                   DTYPES[_dtype_of(y)], len(x), out.ctypes.data, msg, 256)
+        if rc != 0:
+            raise EwError(rc, LIB.ew_err_name(rc).decode(), msg.value.decode())
+        return out
+
+
 def save_bytes(stream):
     """The stream's saved state (ew_stream_save) as bytes."""
     out = bytearray()
@@ -402,4 +460,5 @@ def load_bytes(data, cls=Stream):
     s.dim = cfg.dim
     s.columns = [cfg.columns.name[i].value.decode() for i in range(cfg.columns.n)]
     s.shape = tuple(cfg.shape[i] for i in range(cfg.shape_rank))
+    s.dims = s.shape
     return s

@@ -12,6 +12,9 @@
     for (stream, metric), s in c.history(run="job").items():   # numpy arrays by step
         print(stream, metric, s.step[-1], s.value[-1])
 
+    ps = PairedStream("run-1", "clip", dims=(512, 512))   # paired rows: sce, sce_text, nullify
+    ps.log(step, text_emb, image_emb)
+
     ts = TokenStream("run-1", "policy", columns=("entropy", "logp", "advantage"))
     ts.log(step, entropy=ent, logp=logp, advantage=adv, mask=mask, lengths=lengths)
 
@@ -19,13 +22,15 @@ PyTorch: ``eigenwatch.torch.watch(model, layers=[...], step=..., on_metrics=...)
 and StatsStream (eigenwatch.rl) take torch tensors or numpy arrays and import torch only when
 given a tensor or on_metrics.
 """
-from ._wire import DEFAULT_TCP, LabelledRows, default_address, encode_rows
+from ._wire import DEFAULT_TCP, LabelledRows, Pairs, default_address, encode_rows
 from .client import (Client, EigenwatchError, IngestResult, PingResult, QueryResult, Series,
                      StreamInfo, Subscription)
+from .paired import PairedStream
 from .rl import StatsStream, TokenStream
 from .sender import Sender, SenderStats
 
 __all__ = ["Client", "Sender", "SenderStats", "EigenwatchError", "QueryResult", "StreamInfo",
            "IngestResult", "PingResult", "Series", "Subscription", "encode_rows",
-           "default_address", "DEFAULT_TCP", "TokenStream", "StatsStream", "LabelledRows"]
+           "default_address", "DEFAULT_TCP", "TokenStream", "StatsStream", "LabelledRows",
+           "PairedStream", "Pairs"]
 __version__ = "0.1.0"

@@ -139,3 +139,26 @@ def encode_rows(rows):
             n *= k
         shape = [n, shape[-1]]
     return {"data": data, "dtype": dtype, "shape": shape}
+
+
+def encode_pairs(x, y):
+    """A paired stream's ingest fields {x, y}: each {data, dtype, shape} as encode_rows makes
+    them, row i of x paired with row i of y (as many rows each; their dtypes may differ)."""
+    fx, fy = encode_rows(x), encode_rows(y)
+    if fx["shape"][0] != fy["shape"][0]:
+        raise ValueError(f"x has {fx['shape'][0]} rows and y {fy['shape'][0]}: row i of x pairs "
+                         "with row i of y")
+    return {"x": fx, "y": fy}
+
+
+class Pairs(Payload):
+    """Paired rows for a paired stream (kind "paired"): Sender.send(stream, Pairs(x, y)) sends
+    them as one ingest with `x` and `y` (row i of x pairs with row i of y). `ready` as
+    Payload's."""
+
+    def __init__(self, x, y, ready=None):
+        self.x, self.y, self.ready = x, y, ready
+        self.rows = int(np.prod(x.shape[:-1])) if len(x.shape) > 1 else 1
+
+    def encode(self) -> dict:
+        return encode_pairs(self.x, self.y)

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import msgpack
 
-from ._wire import connect, default_address, encode_labels, encode_rows
+from ._wire import connect, default_address, encode_labels, encode_pairs, encode_rows
 
 
 class EigenwatchError(Exception):
@@ -373,6 +373,36 @@ class Client:
             self.notify("ingest", stream=stream, **_run(run), **fields)
             return None
         return _fields(IngestResult, self.call("ingest", stream=stream, **_run(run), **fields))
+
+    def ingest_pairs(self, stream: str, x, y, notify: bool = False, run: Optional[str] = None,
+                     step: Optional[int] = None, rank: Optional[int] = None,
+                     world: Optional[int] = None, end_step: bool = False,
+                     producer: Optional[str] = None, seq: Optional[int] = None
+                     ) -> Optional[IngestResult]:
+        """Paired rows into a paired stream (create it with kind="paired", dims=[dx, dy]): x (n,
+        dx) and y (n, dy), row i of x paired with row i of y, each as ingest's rows (numpy or
+        torch; their dtypes may differ). The other arguments are ingest's."""
+        fields = encode_pairs(x, y)
+        for k, v in (("step", step), ("rank", rank), ("world", world), ("producer", producer),
+                     ("seq", seq)):
+            if v is not None:
+                fields[k] = v
+        if end_step:
+            fields["end_step"] = True
+        if notify:
+            self.notify("ingest", stream=stream, **_run(run), **fields)
+            return None
+        return _fields(IngestResult, self.call("ingest", stream=stream, **_run(run), **fields))
+
+    def nullify(self, stream: str, x, y, run: Optional[str] = None):
+        """Dissecting CLIP's "nullify the prompt": y − x·A* as a float64 array (n, dy), with
+        A* = (C_xx + 1e-12 I)⁺ C_xy from every pair the paired stream (features "linear") holds
+        — y with what the stream's pairs say x explains taken out. x (n, dx), y (n, dy) as
+        ingest_pairs's."""
+        import numpy as np
+        f = encode_pairs(x, y)
+        r = self.call("nullify", stream=stream, **_run(run), **f)["y"]
+        return np.frombuffer(r["data"], dtype="<f8").reshape(r["shape"]).copy()
 
     def ingest_rows(self, stream: str, rows: Sequence[Sequence[float]],
                     run: Optional[str] = None) -> IngestResult:

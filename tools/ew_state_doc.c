@@ -37,7 +37,8 @@ static int kinds(void) {
                {EW_VIEW_ROWS, "rows"},
                {EW_VIEW_VECTORS, "vectors"},
                {EW_VIEW_TOKENS, "tokens"},
-               {EW_VIEW_CELLS, "cells"}};
+               {EW_VIEW_CELLS, "cells"},
+               {EW_VIEW_PAIRED, "paired blocks"}};
   open_block("kinds");
   printf("| kind | keeps | metrics read | section | meaning |\n|---|---|---|---|---|\n");
   for (int k = 0; k < EW_KIND_COUNT; k++) {

@@ -101,7 +101,8 @@ static void config_keys(void) {
   for (size_t i = 0; i < v.v.map.n; i++)
     printf(" `%s`%s", v.v.map.kv[i].key, i + 1 < v.v.map.n ? "," : ";");
   printf(" a tokens stream's also `kind` and, last, `columns` (its column names, a list); a "
-         "stats stream's `kind`, `reduce` and, last, `shape` (a list of 1 or 2 integers).\n");
+         "stats stream's `kind`, `reduce` and, last, `shape` (a list of 1 or 2 integers); a "
+         "paired stream's `kind`, `features`, `sigma`, `rff_dim` and, last, `dims` ([dx, dy]).\n");
   close_block("config-keys");
 }
 

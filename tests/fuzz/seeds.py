@@ -112,6 +112,33 @@ def main():
                   + req(36, "query", {"stream": "g", "metrics": ["group_erank", "dsmi", "dse",
                                                                  "vendi_kernel"],
                                       "params": {"kernel": "cosine", "max_rows": 3}}),
+        # a paired stream: create with dims, x/y ingest (plain, mixed dtypes, stepped), the
+        # Schur entropies, nullify; an rff stream's nullify refused
+        "paired": req(37, "create", {"stream": "p", "kind": "paired", "dims": [2, 3], "world": 2})
+                  + req(38, "ingest", {"stream": "p",
+                                       "x": {"dtype": "f32", "data": struct.pack("<4f", 1, 0, 0, 1),
+                                             "shape": [2, 2]},
+                                       "y": {"dtype": "f64",
+                                             "data": struct.pack("<6d", 1, 0, 0, 0, 1, 1),
+                                             "shape": [2, 3]}})
+                  + req(39, "ingest", {"stream": "p", "step": 0, "rank": 1, "world": 2,
+                                       "x": {"dtype": "f16", "data": struct.pack("<2e", 1, 2),
+                                             "shape": [1, 2]},
+                                       "y": {"dtype": "f16", "data": struct.pack("<3e", 3, 2, 1),
+                                             "shape": [1, 3]}, "end_step": True})
+                  + req(40, "query", {"stream": "p", "metrics": ["sce", "sce_text"]})
+                  + req(41, "nullify", {"stream": "p",
+                                        "x": {"dtype": "f32", "data": struct.pack("<2f", 1, 1),
+                                              "shape": [1, 2]},
+                                        "y": {"dtype": "f32", "data": struct.pack("<3f", 1, 2, 3),
+                                              "shape": [1, 3]}})
+                  + req(42, "create", {"stream": "r", "kind": "paired", "dims": [2, 2],
+                                       "features": "rff", "sigma": 1.5, "rff_dim": 4})
+                  + req(43, "nullify", {"stream": "r",
+                                        "x": {"dtype": "f32", "data": struct.pack("<2f", 1, 1),
+                                              "shape": [1, 2]},
+                                        "y": {"dtype": "f32", "data": struct.pack("<2f", 1, 2),
+                                              "shape": [1, 2]}}),
     }
     for name, body in on_s.items():
         open(os.path.join(dis, "s_" + name), "wb").write(b"\x40" + body)

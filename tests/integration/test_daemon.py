@@ -175,9 +175,10 @@ def list_info_reset_drop_stats_metrics():
         assert k in s, k
     assert s["errors"].get("NO_SUCH_STREAM", 0) >= 1 and s["rows"] > 0
     ms = c.call("metrics")["metrics"]
-    kinds = [m["streams"] for m in ms]  # 28 matrix metrics, 15 of tokens, 5 of stats streams
-    assert len(ms) == 48 and all(m["doc"] for m in ms), len(ms)
-    assert (kinds.count("matrix"), kinds.count("tokens"), kinds.count("stats")) == (28, 15, 5)
+    kinds = [m["streams"] for m in ms]  # 28 matrix metrics, 15 of tokens, 5 stats, 2 paired
+    assert len(ms) == 50 and all(m["doc"] for m in ms), len(ms)
+    assert (kinds.count("matrix"), kinds.count("tokens"), kinds.count("stats"),
+            kinds.count("paired")) == (28, 15, 5, 2)
     rke = [m for m in ms if m["name"] == "rke"][0]
     assert rke["params"][0]["name"] == "sigma" and rke["params"][0]["default"] is None  # required
     renyi = [m for m in ms if m["name"] == "renyi"][0]

@@ -55,7 +55,7 @@ def every_method_with_typed_results():
         assert isinstance(info, StreamInfo) and info.count == 311 and info.config["dim"] == 6
         assert any(s.stream == name for s in c.list())
         assert c.stats()["rows"] >= 311
-        assert len(c.metrics()) == 48  # 28 of matrix streams, 15 of tokens, 5 of stats
+        assert len(c.metrics()) == 50  # 28 of matrix streams, 15 of tokens, 5 of stats, 2 paired
         state = c.export(name)
         assert isinstance(state, bytes) and state[:8] == b"EWSTATE\0"
         m = c.merge(name + ".copy", state)

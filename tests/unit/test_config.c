@@ -79,13 +79,19 @@ static void every_field_is_refused_outside_its_range_with_its_sentence(void) {
   size_t dims[] = {8, 2000}; /* the window's and live_k's ranges depend on dim */
   probes = 0;
   for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++) {
-    ew_config_t base;
+    ew_config_t base, pb;
     ew_config_default(&base, dims[i]);
     const ew_config_t *c = &base; /* what the min and max expressions read */
+    /* a paired stream's fields (checked only on one) are probed on a paired configuration whose
+     * every value of them is valid: linear, σ given, equal dims (rff's rules) */
+    pb = base;
+    CHECK(ew_config_dims(&pb, dims[i], dims[i], NULL, 0) == 0, "dims");
+    pb.sigma = 1;
     /* kind tokens needs its columns (dim their count): probed below */
 #define XX(member, wire, old, type, def, lo, hi, kinds, flags, since, was, defdoc, doc, err)      \
   if (strcmp(#wire, "kind") != 0)                                                                 \
-    PROBE_##type(&base, member, lo, hi, err, #wire);
+    PROBE_##type(((flags) & EW_CF_IF_KEPT) && (kinds) == EW_KIND_BIT(PAIRED) ? &pb : &base,     \
+                 member, lo, hi, err, #wire);
     EW_CONFIG_MAP(XX)
 #undef XX
     (void)c;
@@ -101,7 +107,7 @@ static void every_field_is_refused_outside_its_range_with_its_sentence(void) {
   for (size_t i = 0; i < EW_CONFIG_COUNT; i++)
     if (strcmp(ew_config_field(i)->name, "kind") == 0)
       kind_err = ew_config_field(i)->error;
-  tk.stream_kind = (ew_stream_kind_t)(EW_STREAM_STATS + 1);
+  tk.stream_kind = (ew_stream_kind_t)(EW_STREAM_PAIRED + 1);
   expect(&tk, kind_err, "kind", "after the last");
   tk.stream_kind = EW_STREAM_TOKENS, tk.dim = 2;
   expect(&tk, "a tokens stream's dim is its number of columns (3), not 2", "kind", "dim");
@@ -126,6 +132,30 @@ static void every_field_is_refused_outside_its_range_with_its_sentence(void) {
             strstr(msg, "131072 cells"), "too many cells: %s", msg);
   CHECK(ew_config_shape(&sc, zero, 1, msg, sizeof msg) == EW_EBADPARAM &&
             strstr(msg, "at least 1"), "zero: %s", msg);
+  /* kind paired: its dims give dim; rff's rules */
+  ew_config_t pc;
+  ew_config_default(&pc, 1);
+  CHECK(ew_config_dims(&pc, 6, 4, NULL, 0) == 0 && pc.dim == 10 &&
+            pc.stream_kind == EW_STREAM_PAIRED && pc.shape[0] == 6 && pc.shape[1] == 4, "dims");
+  expect(&pc, NULL, "dims", "6, 4 linear");
+  pc.dim = 9;
+  expect(&pc, "a paired stream's dim is dx + dy (10), not 9", "dims", "dim");
+  pc.dim = 10, pc.normalize = EW_NORMALIZE_L2;
+  expect(&pc, "a paired stream takes its rows as they are: 'normalize' must be \"none\"",
+         "normalize", "l2 on a paired stream");
+  pc.normalize = EW_NORMALIZE_NONE, pc.features = EW_FEATURES_RFF;
+  expect(&pc, "features \"rff\" needs 'sigma', the Gaussian kernel's bandwidth (a number > 0)",
+         "sigma", "rff without");
+  pc.sigma = 2;
+  expect(&pc, "features \"rff\" share one Ω between x and y, so 'dims' must be equal (got [6, 4])",
+         "dims", "rff unequal");
+  CHECK(ew_config_dims(&pc, 6, 6, NULL, 0) == 0, "dims 6, 6");
+  expect(&pc, NULL, "features", "rff, sigma 2, dims 6, 6");
+  uint64_t bad_dims[][2] = {{0, 4}, {4, 0}, {8193, 4}, {4, 8193}};
+  for (size_t i = 0; i < 4; i++)
+    CHECK(ew_config_dims(&pc, bad_dims[i][0], bad_dims[i][1], msg, sizeof msg) == EW_EBADPARAM &&
+              strstr(msg, "'dims' must be [dx, dy], each between 1 and 8192") && pc.shape[0] == 6,
+          "dims %zu: %s", i, msg);
   /* a field flagged EW_CF_IF_KEPT is not checked when none of its kinds is kept: a shuffle buffer
    * of 0 rows is fine without a live estimate, not with one */
   ew_config_t x;

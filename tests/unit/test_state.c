@@ -241,8 +241,8 @@ static void every_corruption_is_refused(void) {
   c[0] = 'X';
   refused(c, b.len, "wrong magic", "magic");
   memcpy(c, b.p, b.len);
-  c[8] = 4; /* version 4 */
-  refused(c, b.len, "wrong version", "version 4");
+  c[8] = 5; /* version 5 */
+  refused(c, b.len, "wrong version", "version 5");
   memcpy(c, b.p, b.len);
   c[8] = 1; /* version 1 has a 64-byte CONF: this one's 80 bytes do not fit it */
   refused(c, b.len, "version 1 with version 2's configuration", "CONF");

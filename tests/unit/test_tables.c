@@ -55,7 +55,9 @@ static void metric_table_rows_are_complete_and_unique(void) {
                           "seq_mean", "seq_sum_mean", "quantile", "frac_above", "histogram", "cov",
                           "corr", "cov_band_frac", "cov_top", "window_frac_above",
                           /* stats streams */
-                          "cells", "cell_mean", "cell_max", "cell_min", "by_row"};
+                          "cells", "cell_mean", "cell_max", "cell_min", "by_row",
+                          /* paired streams (DESIGN §13) */
+                          "sce", "sce_text"};
   size_t n = ew_metric_count();
   CHECK(n == sizeof design / sizeof design[0], "table has %zu rows", n);
   for (size_t i = 0; i < sizeof design / sizeof design[0]; i++) {
@@ -71,7 +73,7 @@ static void metric_table_rows_are_complete_and_unique(void) {
     CHECK((m->needs || m->cost_own) && *ew_metric_cost_str(m, cost, sizeof cost), "%s cost",
           m->name);
     CHECK(m->kinds == EW_METRIC_KIND_MATRIX || m->kinds == EW_METRIC_KIND_TOKENS ||
-              m->kinds == EW_METRIC_KIND_STATS,
+              m->kinds == EW_METRIC_KIND_STATS || m->kinds == EW_METRIC_KIND_PAIRED,
           "%s applies to one kind of stream", m->name);
     CHECK(ew_sketch_answer_name(m->sketch) != NULL, "%s sketch answer", m->name);
     CHECK(m->def_center == 0 || m->def_center == 1, "%s default centring", m->name);
@@ -157,6 +159,8 @@ static void generated_strings_are_the_published_ones(void) {
       {"cell_max", "all, window, step", "cells", "exact"},
       {"cell_min", "all, window, step", "cells", "exact"},
       {"by_row", "all, window, step", "cells", "exact"},
+      {"sce", "all", "paired blocks", "exact"},
+      {"sce_text", "all", "paired blocks", "exact"},
   };
   CHECK(ew_metric_count() == sizeof want / sizeof want[0], "%zu rows", ew_metric_count());
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {

@@ -194,7 +194,7 @@ int c_create(int argc, char **argv) {
   for (size_t j = 0; j < nf; j++)
     if (create_option(&f[j]) && (f[j].flags & EWP_F_REQ) && !vals[j])
       return usage_error("create needs --%s", f[j].name);
-  bool matrix = true, dim = false; /* a matrix stream needs --dim; tokens and stats streams not */
+  bool matrix = true, dim = false; /* a matrix stream needs --dim; the other kinds not */
   for (size_t j = 0; j < nf; j++) {
     if (vals[j] && !strcmp(f[j].name, "kind"))
       matrix = !strcmp(vals[j], "matrix");
@@ -202,7 +202,7 @@ int c_create(int argc, char **argv) {
   }
   if (matrix && !dim)
     return usage_error("create needs --dim (or --kind tokens with --columns, --kind stats with "
-                       "--shape)");
+                       "--shape, --kind paired with --dims)");
   for (size_t j = 0; j < nf; j++)
     if (vals[j] && f[j].type == EWP_T_DIMS)
       for (const char *c = vals[j]; *c; c++)

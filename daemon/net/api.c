@@ -366,7 +366,14 @@ void ewd_api_serve(ewd_conn_t *c, const char *path, const char *query) {
   for (int m = 0; m < EWP_METHOD_COUNT; m++)
     if (!strcmp(ewp_method_info((ewp_method_t)m)->name, name))
       method = m;
-  if (method < 0 || !(ewp_method_info((ewp_method_t)method)->flags & EWP_M_ANSWER)) {
+  bool typable = method >= 0; /* a method needing a field a query string cannot carry (bin
+                                 rows: nullify's x and y) is not served either */
+  size_t nf0 = 0;
+  const ewp_field_info_t *f0 = typable ? ewp_method_fields((ewp_method_t)method, &nf0) : NULL;
+  for (size_t i = 0; i < nf0; i++)
+    if ((f0[i].flags & EWP_F_REQ) && !http_typable(f0[i].type))
+      typable = false;
+  if (!typable || !(ewp_method_info((ewp_method_t)method)->flags & EWP_M_ANSWER)) {
     char msg[256];
     snprintf(msg, sizeof msg, "%s: not a method the JSON API serves (ping, query, list, info, "
              "stats, metrics, runs, history, alerts)", path);

@@ -473,3 +473,67 @@ int ewc_query(ewc_t *c, const char *stream, const char *const *metrics, size_t n
 }
 
 #pragma GCC visibility pop
+
+/* ---- several daemons: placement ---- */
+
+uint64_t ewc_fnv1a64(const void *p, size_t n) {
+  const unsigned char *b = p;
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ b[i]) * 0x100000001b3ULL;
+  return h;
+}
+
+uint64_t ewc_score(const char *run, const char *stream, const char *address) {
+  static const unsigned char zero = 0;
+  const char *r = run ? run : "default";
+  /* FNV-1a runs byte by byte: the key's parts one after another hash as their concatenation */
+  uint64_t h = 0xcbf29ce484222325ULL;
+  const struct { const void *p; size_t n; } parts[] = {
+      {r, strlen(r)}, {&zero, 1}, {stream, strlen(stream)}, {&zero, 1},
+      {address, strlen(address)}};
+  for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++) {
+    const unsigned char *b = parts[k].p;
+    for (size_t i = 0; i < parts[k].n; i++)
+      h = (h ^ b[i]) * 0x100000001b3ULL;
+  }
+  return h;
+}
+
+size_t ewc_place(const char *run, const char *stream, const char *const *addrs, size_t n) {
+  size_t best = n;
+  uint64_t best_h = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t h = ewc_score(run, stream, addrs[i]);
+    if (best == n || h > best_h || (h == best_h && strcmp(addrs[i], addrs[best]) < 0))
+      best = i, best_h = h;
+  }
+  return best;
+}
+
+size_t ewc_addresses(const char *spec, char *buf, size_t cap, const char **out, size_t max) {
+  size_t n = 0, used = 0;
+  for (const char *p = spec; p && *p;) {
+    const char *e = strchr(p, ',');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    const char *a = p, *z = p + len;
+    while (a < z && (*a == ' ' || *a == '\t'))
+      a++;
+    while (z > a && (z[-1] == ' ' || z[-1] == '\t'))
+      z--;
+    size_t k = (size_t)(z - a);
+    bool repeat = false;
+    for (size_t i = 0; i < n && !repeat; i++)
+      repeat = strlen(out[i]) == k && memcmp(out[i], a, k) == 0;
+    if (k && !repeat) {
+      if (n == max || used + k + 1 > cap)
+        return n;
+      memcpy(buf + used, a, k);
+      buf[used + k] = 0;
+      out[n++] = buf + used;
+      used += k + 1;
+    }
+    p = e ? e + 1 : p + len;
+  }
+  return n;
+}

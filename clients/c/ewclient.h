@@ -96,6 +96,22 @@ int ewc_export(ewc_t *c, const char *stream, const void **state, size_t *len, ui
  * merged, count, created) is in out->result. */
 int ewc_merge(ewc_t *c, const char *stream, const void *state, size_t len, ewc_reply_t *out);
 
+/* ---- several daemons (PROTOCOL.md, "Many daemons") ----
+ * Placement by rendezvous hashing: (run, stream) belongs to the address with the largest
+ * FNV-1a-64(run ‖ 0x00 ‖ stream ‖ 0x00 ‖ address) (ties: the bytewise-smaller address); run NULL
+ * is the daemon's default run, "default". The Python and JS clients compute the same
+ * (proto/vectors/placement.tsv). */
+/* FNV-1a, 64 bits, of p[0, n). */
+uint64_t ewc_fnv1a64(const void *p, size_t n);
+/* The rendezvous weight of `address` for (run, stream). */
+uint64_t ewc_score(const char *run, const char *stream, const char *address);
+/* The index in addrs[0, n) (n ≥ 1) of the daemon that owns (run, stream); n when n == 0. */
+size_t ewc_place(const char *run, const char *stream, const char *const *addrs, size_t n);
+/* Splits "a,b,c" (EIGENWATCH_ADDRESS with commas) into addresses: each trimmed of spaces, empty
+ * entries and repeats dropped, in order. The strings are written into buf (cap bytes) and up to
+ * max pointers into out[]; returns how many (0 when buf or out is too small for the next one). */
+size_t ewc_addresses(const char *spec, char *buf, size_t cap, const char **out, size_t max);
+
 /* Helpers over decoded results. */
 const msgpack_object *ewc_get(const msgpack_object *map, const char *key);
 bool ewc_get_double(const msgpack_object *map, const char *key, double *out);

@@ -171,6 +171,57 @@ static void requests_and_replies_match_the_vectors(void) {
   fclose(f);
 }
 
+/* Placement (rendezvous) equals proto/vectors/placement.tsv, which the Python and JS clients
+ * check too: every hash and every owner; and the address list of "a,b,c". */
+static void placement_matches_the_vectors(void) {
+  char path[4096];
+  const char *slash = strrchr(vectors, '/');
+  snprintf(path, sizeof path, "%.*splacement.tsv", slash ? (int)(slash - vectors + 1) : 0, vectors);
+  FILE *f = fopen(path, "r");
+  CHECK(f != NULL, "open %s", path);
+  if (!f)
+    return;
+  char line[2048];
+  int hashes = 0, places = 0;
+  while (fgets(line, sizeof line, f)) {
+    if (line[0] == '#')
+      continue;
+    line[strcspn(line, "\n")] = 0;
+    char *kind = strtok(line, "\t"), *run = strtok(NULL, "\t"), *stream = strtok(NULL, "\t"),
+         *list = strtok(NULL, "\t"), *want = strtok(NULL, "\t");
+    if (!kind || !want)
+      continue;
+    if (!strcmp(kind, "hash")) {
+      char got[17];
+      snprintf(got, sizeof got, "%016llx", (unsigned long long)ewc_score(run, stream, list));
+      CHECK(!strcmp(got, want), "hash %s %s %s: %s, want %s", run, stream, list, got, want);
+      hashes++;
+    } else if (!strcmp(kind, "place")) {
+      char buf[1024];
+      const char *as[16];
+      size_t n = ewc_addresses(list, buf, sizeof buf, as, 16);
+      size_t i = ewc_place(run, stream, as, n);
+      CHECK(n >= 1 && i < n && !strcmp(as[i], want), "place %s %s over %s: %s, want %s", run,
+            stream, list, i < n ? as[i] : "(none)", want);
+      places++;
+    }
+  }
+  fclose(f);
+  CHECK(hashes >= 50 && places >= 100, "%d hashes, %d placements checked", hashes, places);
+  /* the run NULL is the default run; an empty list places nothing */
+  const char *two[] = {"tcp:a:1", "tcp:b:1"};
+  CHECK(ewc_place(NULL, "s", two, 2) == ewc_place("default", "s", two, 2), "NULL run");
+  CHECK(ewc_place("r", "s", two, 0) == 0, "no address");
+  CHECK(ewc_fnv1a64("a", 1) == 0xaf63dc4c8601ec8cULL && ewc_fnv1a64("", 0) == 0xcbf29ce484222325ULL,
+        "FNV-1a-64 of \"a\" and of nothing (the published values)");
+  char buf[64];
+  const char *as[4];
+  size_t n = ewc_addresses(" tcp:a:1, ,tcp:b:2,tcp:a:1 ", buf, sizeof buf, as, 4);
+  CHECK(n == 2 && !strcmp(as[0], "tcp:a:1") && !strcmp(as[1], "tcp:b:2"), "addresses: %zu", n);
+  CHECK(ewc_addresses("tcp:aaaaaaaa:1,tcp:b:2", buf, 16, as, 4) == 1 &&
+            ewc_addresses("tcp:aaaaaaaa:1", buf, 12, as, 4) == 0, "a buffer too small");
+}
+
 int main(int argc, char **argv) {
   addr = argc > 1 ? argv[1] : NULL;
   vectors = argc > 2 ? argv[2] : "proto/vectors/v1.tsv";
@@ -179,5 +230,6 @@ int main(int argc, char **argv) {
     TAP_RUN(typed_helpers_against_the_daemon);
   TAP_RUN(timeout_when_nobody_answers);
   TAP_RUN(requests_and_replies_match_the_vectors);
+  TAP_RUN(placement_matches_the_vectors);
   TAP_DONE();
 }

@@ -442,15 +442,23 @@ EW_EXPORT int ew_config_check(const ew_config_t *c, char *msg, size_t cap) {
       if (c->shape[0] != c->shape[1])
         return ew__fail_msg(msg, cap, "features \"rff\" share one Ω between x and y, so 'dims' "
                             "must be equal (got [%u, %u])", c->shape[0], c->shape[1]);
-      if (2 * c->rff_dim > EW_PAIRED_DIM_MAX)
-        return ew__fail_msg(msg, cap, "'rff_dim' gives 2m = %zu features a side, above %d",
-                            2 * c->rff_dim, EW_PAIRED_DIM_MAX);
     }
   }
   return 0;
 }
 
-EW_EXPORT int ew_config_equal(const ew_config_t *a, const ew_config_t *b) {
+/* c with what its kind ignores set to the defaults: a linear paired stream's sigma and rff_dim
+ * (they describe the rff map only), so that two linear streams compare by what they keep. */
+static ew_config_t canonical(const ew_config_t *c) {
+  ew_config_t t = *c;
+  if (t.stream_kind == EW_STREAM_PAIRED && t.features == EW_FEATURES_LINEAR)
+    t.sigma = 0, t.rff_dim = EW_DEFAULT_RFF_DIM;
+  return t;
+}
+
+EW_EXPORT int ew_config_equal(const ew_config_t *a0, const ew_config_t *b0) {
+  ew_config_t ca = canonical(a0), cb = canonical(b0);
+  const ew_config_t *a = &ca, *b = &cb;
   unsigned k = ew_config_kinds(a);
   if (k != ew_config_kinds(b))
     return 0;
@@ -467,7 +475,9 @@ EW_EXPORT int ew_config_equal(const ew_config_t *a, const ew_config_t *b) {
   return a->stream_kind != EW_STREAM_TOKENS || columns_equal(a, b);
 }
 
-int ew__config_mergeable(const ew_config_t *a, const ew_config_t *b) {
+int ew__config_mergeable(const ew_config_t *a0, const ew_config_t *b0) {
+  ew_config_t ca = canonical(a0), cb = canonical(b0);
+  const ew_config_t *a = &ca, *b = &cb;
 #define XX(member, wire, old, type, def, lo, hi, kinds_, flags, ...)                              \
   if (((flags) & EW_CF_MERGE) && !(a->member == b->member))                                       \
     return 0;

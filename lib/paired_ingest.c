@@ -96,6 +96,8 @@ EW_EXPORT int ew_stream_nullify(ew_stream_t *s, const void *x, ew_dtype_t xt, co
     rc = ew_convert_f64(y, yt, n * dy, out);
   const double *astar = NULL;
   size_t ax, ay;
+  if (rc == EW_ENONFINITE && msg && cap)
+    snprintf(msg, cap, "x or y holds a NaN or infinite value: nothing to correct");
   if (rc == 0 && (rc = ew__view_paired_astar(s, ws, &astar, &ax, &ay)) == EW_EDEGENERATE &&
       msg && cap)
     snprintf(msg, cap, "the stream has no pairs yet: A* is not defined");

@@ -55,6 +55,8 @@ EW_EXPORT const char *ew_method_name(ew_method_t m) {
   return (unsigned)m < 3 ? method_names[m] : "auto";
 }
 
+#define EW__KIND_NAME(value, name) name,
+
 /* ---- lifecycle ---- */
 
 EW_EXPORT int ew_stream_create(const ew_config_t *cfg, ew_stream_t **out) {
@@ -192,6 +194,12 @@ EW_EXPORT int ew_stream_merge_ex(ew_stream_t *dst, const ew_stream_t *src,
     msg[0] = 0;
   if (dst->d != src->d)
     return EW_EDIM;
+  if (dst->cfg.stream_kind != src->cfg.stream_kind) {
+    static const char *const kinds[] = {EW_ENUM_stream_kind(EW__KIND_NAME)};
+    return merge_fail(msg, cap, "the state is a %s stream and this one a %s stream: a merge "
+                      "combines streams of one kind", kinds[src->cfg.stream_kind],
+                      kinds[dst->cfg.stream_kind]);
+  }
   if (dst->cfg.stream_kind == EW_STREAM_PAIRED && src->cfg.stream_kind == EW_STREAM_PAIRED &&
       (!ew__config_mergeable(&dst->cfg, &src->cfg) ||
        !ew__acc_paired_same_features(dst->acc[EW__ROLE_ALL], src->acc[EW__ROLE_ALL])))

@@ -70,11 +70,11 @@ EW_EXPORT size_t ew_batch_rows(const ew_batch_t *b) { return b ? b->n : 0; }
  * keep f32 copies: a batch whose largest magnitude is above FLT_MAX, or nonzero and below 2^-100,
  * is refused whole (EW_ERANGE) — accepted, it would leave inf or all zeros in the window, and
  * beyond 1e154 the f64 co-moments themselves overflow (a diverging run once sent 1e160). */
-static int check_f64_range(const double *x, size_t count) {
+static int check_f64_range(const double *x, size_t count, bool paired) {
   double mx = 0;
   for (size_t i = 0; i < count; i++)
     mx = fmax(mx, fabs(x[i]));
-  return mx == 0 || (mx <= FLT_MAX && mx >= 0x1p-100) ? 0 : EW_ERANGE;
+  return mx == 0 || (mx <= FLT_MAX && (paired || mx >= 0x1p-100)) ? 0 : EW_ERANGE;
 }
 
 /* Converts and preprocesses n rows into *b and runs every accumulator's prepare. What the batch
@@ -100,7 +100,9 @@ static int prepare_impl(const ew_stream_t *s, const void *data, ew_dtype_t dtype
                     : ew_convert_f32(data, dtype, n * d, b->rows);
   if (rc != 0)
     return rc;
-  if (b->f64 && (rc = check_f64_range(b->rows, n * d)) != 0)
+  /* a paired stream keeps no f32 copy (only f64 sums, which FLT_MAX bounds): no lower bound */
+  if (b->f64 && (rc = check_f64_range(b->rows, n * d,
+                                      s->cfg.stream_kind == EW_STREAM_PAIRED)) != 0)
     return rc;
   /* L2 rows (zero rows stay zero and still count). f64 rows are scaled in place; for f32 rows
    * the inverse norms stay in f64 and are applied in f64 while centring (moments.c), so the
@@ -169,7 +171,10 @@ EW_EXPORT int ew_batch_check(const ew_stream_t *s, const void *data, ew_dtype_t 
         return EW_ENONFINITE;
       mx = fmax(mx, fabs(x));
     }
-    return mx == 0 || (mx <= FLT_MAX && mx >= 0x1p-100) ? 0 : EW_ERANGE;
+    return mx == 0 || (mx <= FLT_MAX && (s->cfg.stream_kind == EW_STREAM_PAIRED ||
+                                        mx >= 0x1p-100))
+               ? 0
+               : EW_ERANGE;
   }
   if (dtype == EW_F32) {
     for (size_t i = 0; i < count; i++) {

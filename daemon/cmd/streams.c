@@ -92,6 +92,21 @@ static int kind_fields(const ewp_create_req_t *r, ew_config_t *cfg, char *msg, s
         (EWP_HAS(r, EWP_CREATE_window_steps) && r->window_steps))
       return snprintf(msg, cap, "a paired stream keeps sums of every pair, no window: 'recent' "
                       "and 'window_steps' do not apply"), -1;
+    /* a configuration field of the matrix kinds only (window, decay, the live estimate, the
+     * sketch) given to a paired stream would be kept and never used: refused */
+    unsigned kept = ew_config_kinds(cfg);
+    size_t nf;
+    const ewp_field_info_t *fs = ewp_method_fields(EWP_METHOD_CREATE, &nf);
+    for (size_t i = 0; i < ew_config_field_count(); i++) {
+      const ew_config_field_t *f = ew_config_field(i);
+      if (!f->kinds || (f->kinds & kept) || f->kinds == EW_KINDS_ALL)
+        continue;
+      for (size_t k = 0; k < nf; k++)
+        if (EWP_HAS(r, k) && (!strcmp(fs[k].name, f->name) ||
+                              (f->old_name && !strcmp(fs[k].name, f->old_name))))
+          return snprintf(msg, cap, "'%s' does not apply to kind \"paired\" (it keeps no "
+                          "window, decay, live estimate or sketch)", fs[k].name), -1;
+    }
     return 0;
   }
   if (cfg->stream_kind == EW_STREAM_STATS) {

@@ -351,6 +351,13 @@ static int load_sections(rd_t *r, ew_stream_t **out, ew_section_fn on_section, v
     accs_ok = accs_ok && have_acc[i] == (s->acc[i] != NULL);
   if (!r->err && (!s || !have_strm || !accs_ok || have_live != s->has_live))
     bad(r, "%s", "a required section is missing");
+  if (!r->err && ew__acc_is_paired(s->acc[EW__ROLE_ALL])) { /* its pairs are the stream's rows */
+    ew__pview_t pv;
+    ew__acc_paired_view(s->acc[EW__ROLE_ALL], &pv);
+    if (pv.n != s->count)
+      ew__rd_failf(r, "section PAIR holds %llu pairs and STRM counts %llu rows: no ingest makes that",
+          (unsigned long long)pv.n, (unsigned long long)s->count);
+  }
   if (!r->err) {
     uint32_t want = r->crc, got = 0;
     if (r->fn(r->ctx, &got, 4) != 0)

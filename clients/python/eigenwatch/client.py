@@ -339,13 +339,17 @@ class Client:
     def ping(self) -> PingResult:
         return _fields(PingResult, self.call("ping"))
 
-    def create(self, stream: str, dim: int, run: Optional[str] = None, **config) -> Dict[str, Any]:
+    def create(self, stream: str, dim: Optional[int] = None, run: Optional[str] = None,
+               **config) -> Dict[str, Any]:
         """config: any other field of create, by its wire name — the stream's configuration
         (the library's table) and the daemon's own (world, step_timeout, recent, window_steps,
         eval, rules); proto/PROTOCOL.md lists them all with their types and defaults, and the
         reply's "config" (as info's) says what the stream got.
+        dim: a matrix stream's width (required for it); the other kinds set their own (tokens:
+        its columns; stats: its shape; paired: dx + dy of its dims), so leave it None.
         Every method that names a stream takes run= (the daemon's default run when None)."""
-        return self.call("create", stream=stream, **_run(run), dim=dim, **config)
+        head = {"dim": dim} if dim is not None else {}  # dim first: the vectors' byte order
+        return self.call("create", stream=stream, **_run(run), **head, **config)
 
     def ingest(self, stream: str, rows, notify: bool = False, run: Optional[str] = None,
                step: Optional[int] = None, rank: Optional[int] = None,

@@ -455,6 +455,12 @@ def bad_input_changes_nothing():
                                                  "window_steps": 2}),
             ("recent", "'recent'", {"kind": "paired", "dims": [3, 4], "recent": True}),
             ("normalize", "'normalize'", {"kind": "paired", "dims": [3, 4], "normalize": "l2"}),
+            ("decay", ["'decay' does not apply", "paired"],
+             {"kind": "paired", "dims": [3, 4], "decay": 5}),
+            ("window", "'window' does not apply", {"kind": "paired", "dims": [3, 4],
+                                                   "window": 10}),
+            ("live_k", "'live_k' does not apply", {"kind": "paired", "dims": [3, 4],
+                                                   "live_k": 2}),
         ]
         for what, words, params in bad_create:
             try:

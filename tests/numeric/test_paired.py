@@ -431,8 +431,15 @@ def merge_refused():
         assert name == want, f"dims [5, 4] merging {what}: {name} {msg}"
         assert sces(lin) == before and save_bytes(lin) == saved, f"{what}: dst changed"
     m_saved = save_bytes(mat)
-    assert merge_msg(mat, lin)[0] == "BAD_PARAM", "a matrix stream merged a paired one"
+    name, msg = merge_msg(mat, lin)
+    assert name == "BAD_PARAM" and "paired" in msg and "matrix" in msg, (name, msg)
     assert save_bytes(mat) == m_saved
+    # linear features ignore sigma and rff_dim: two linear streams that differ only there merge
+    a, b = PairedStream((5, 4), sigma=2.0), PairedStream((5, 4), rff_dim=64)
+    a.ingest_pairs(x[:20, :5], y[:20, :4])
+    b.ingest_pairs(x[20:, :5], y[20:, :4])
+    a.merge(b)
+    check(sces(a)[0], sces(lin)[0], 1e-12, "linear streams of other sigma and rff_dim merged")
     # a loaded state merges with a stream of its configuration; one whose Ω was altered does not
     src = PairedStream((6, 6), **base)
     src.ingest_pairs(x, y)
@@ -479,6 +486,11 @@ def save_load():
             assert "PAIR" in e.message, f"{what} altered: {e.message}"
         e = raises("BAD_STATE", load_bytes, with_section(data, "PAIR", pay[:-8]), PairedStream)
         assert "PAIR" in e.message, f"PAIR cut short: {e.message}"
+        # pairs other than the stream's rows (STRM's count): a state no ingest makes
+        bad = bytearray(pay)
+        struct.pack_into("<Q", bad, 0, struct.unpack_from("<Q", pay, 0)[0] // 2)
+        e = raises("BAD_STATE", load_bytes, with_section(data, "PAIR", bytes(bad)), PairedStream)
+        assert "PAIR" in e.message and "STRM" in e.message, f"PAIR's n halved: {e.message}"
         raises("BAD_STATE", load_bytes, data[:off + n // 2], PairedStream)
         raises("BAD_STATE", load_bytes, data[:-1], PairedStream)
     m = Stream(6)

@@ -138,7 +138,10 @@ function merge(series) {
       added += mergeList(s);
       continue;
     }
-    if (s.value.length && Array.isArray(s.value[0])) continue; // list metrics are not charted
+    if (s.value.length && Array.isArray(s.value[0])) {
+      added += mergePositions(s);
+      continue;
+    }
     const byStream = (ew.series[s.metric] ||= {});
     const d = (byStream[s.stream] ||= {step: [], value: [], partial: [], lo: [], hi: []});
     const last = d.step.length ? d.step[d.step.length - 1] : -1;
@@ -151,6 +154,29 @@ function merge(series) {
       d.partial.push(s.partial[i]);
       d.lo.push(br ? num(br[0]) : err !== null && v !== null ? v - err : null);
       d.hi.push(br ? num(br[1]) : err !== null && v !== null ? v + err : null);
+      added++;
+    }
+  }
+  return added;
+}
+
+// A list series no view draws (topk's eigenvalues, group_erank's labels in ascending order):
+// one line per position, "STREAM #i", on the metric's chart — the first LIST_LINES of them.
+const LIST_LINES = 16;
+function mergePositions(s) {
+  const byStream = (ew.series[s.metric] ||= {});
+  let added = 0;
+  const width = Math.min(LIST_LINES, Math.max(0, ...s.value.map((v) => (Array.isArray(v) ? v.length : 0))));
+  for (let k = 0; k < width; k++) {
+    const d = (byStream[`${s.stream} #${k}`] ||= {step: [], value: [], partial: [], lo: [], hi: []});
+    const last = d.step.length ? d.step[d.step.length - 1] : -1;
+    for (let i = 0; i < s.step.length; i++) {
+      if (s.step[i] <= last || !Array.isArray(s.value[i])) continue;
+      d.step.push(s.step[i]);
+      d.value.push(k < s.value[i].length ? num(s.value[i][k]) : null);
+      d.partial.push(s.partial[i]);
+      d.lo.push(null);
+      d.hi.push(null);
       added++;
     }
   }

@@ -194,7 +194,8 @@ def page_charts_series_names_and_error_bars(d):
     c = d.client()
     c.call("create", {"run": "ser", "stream": "A", "dim": DIM, "window_steps": 1,
                       "eval": [{"metric": "renyi", "params": {"alpha": 2}, "as": "renyi_2"},
-                               {"metric": "renyi", "params": {"alpha": 0.5}, "as": "renyi_half"}]})
+                               {"metric": "renyi", "params": {"alpha": 0.5}, "as": "renyi_half"},
+                               {"metric": "topk", "params": {"k": 2}}]})
     c.call("create", {"run": "ser", "stream": "sk", "dim": 48, "exact_max_dim": 16,
                       "sketch_rows": 8, "window": 0,
                       "eval": [{"metric": "entropy", "source": "all", "every_rows": 100,
@@ -227,13 +228,20 @@ def page_charts_series_names_and_error_bars(d):
     b = Browser()
     try:
         b.open(d.http + "?run=ser")
-        expect = {"renyi_2": {"A": 3}, "renyi_half": {"A": 3}, "h_all": {"sk": 2}}
+        expect = {"renyi_2": {"A": 3}, "renyi_half": {"A": 3}, "h_all": {"sk": 2},
+                  "topk": {"A #0": 3, "A #1": 3}}
         deadline = time.time() + 60
         while b.eval("eigenwatch.points()") != expect and time.time() < deadline:
             b.pump(0.25)
         assert b.eval("eigenwatch.points()") == expect, b.eval("eigenwatch.points()")
         charts = b.eval("[...document.querySelectorAll('#charts .chart')].map(e => e.dataset.metric)")
-        assert charts == ["h_all", "renyi_2", "renyi_half"], charts
+        assert charts == ["h_all", "renyi_2", "renyi_half", "topk"], charts
+        # a list series (topk's two eigenvalues) is one line per position, equal to history
+        tk = c.call("history", {"run": "ser", "stream": "A", "metrics": "topk"})["series"][0]
+        for k in range(2):
+            got = b.eval(f"eigenwatch.series.topk['A #{k}']")
+            assert got["step"] == tk["step"], (got, tk)
+            assert all(same_float(g, v[k]) for g, v in zip(got["value"], tk["value"])), (got, tk)
         want = c.call("history", {"run": "ser", "stream": "sk", "metrics": "h_all"})["series"][0]
         got = b.eval("eigenwatch.series.h_all.sk")
         assert [[lo, hi] for lo, hi in zip(got["lo"], got["hi"])] == want["bracket"], (got, want)

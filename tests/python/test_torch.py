@@ -118,6 +118,37 @@ def steps_and_runs_and_eval_passes_skipped():
         assert c.query("st.mix", "trace", run="exp1").count == 6 * 20
 
 
+def rows_per_step_is_per_world():
+    """rows_per_step is the world's: 4 ranks (each its own watch, rank r of world 4) with
+    rows_per_step=10 send ⌈10/4⌉ = 3 rows each per step, and the stream's step holds 12 rows from
+    4 ranks — not 40; one rank alone (world 1) sends all 10."""
+    torch.manual_seed(2)
+    models = [Tiny() for _ in range(4)]
+    trainer = {"step": 0}
+    hs = [watch(m, layers=["mix"], rows_per_step=10, address=D.unix, prefix="pw.", run="pw",
+                step=lambda: trainer["step"], rank=r, world=4) for r, m in enumerate(models)]
+    g = torch.Generator().manual_seed(5)
+    for i in range(3):
+        trainer["step"] = i
+        for m in models:
+            train(m, 1, lambda _i: (torch.randint(0, 100, (4, 9), generator=g),
+                                    torch.randint(0, 5, (4,), generator=g)))
+    assert [h.rows_sampled for h in hs] == [{"pw.mix": 3 * 3}] * 4, [h.rows_sampled for h in hs]
+    for h in hs:
+        h.remove()
+    with Client(D.unix) as c:
+        info = c.info("pw.mix", run="pw")
+        assert info.steps["last_step"] == 2 and info.steps["pending_steps"] == 0, info.steps
+        assert info.count == 3 * 4 * 3, info.count
+    one = Tiny()
+    h = watch(one, layers=["mix"], rows_per_step=10, address=D.unix, prefix="pw1.", run="pw",
+              step=lambda: trainer["step"], rank=0, world=1)
+    train(one, 1, lambda _i: (torch.randint(0, 100, (4, 9), generator=g),
+                              torch.randint(0, 5, (4,), generator=g)))
+    assert h.rows_sampled == {"pw1.mix": 10}, h.rows_sampled
+    h.remove()
+
+
 def on_metrics_gets_each_layers_values_with_the_trainers_step():
     """watch(step=..., on_metrics=...): the callback gets, on the training thread, one call per
     step with every watched layer's evaluated values under the trainer's step (or the layers
@@ -335,6 +366,7 @@ def main():
         t.case("watch_mlp_daemon_counts_equal_rows_sampled", mlp_counts_equal_rows_sampled)
         t.case("watch_token_outputs_every_other_step_and_bf16", token_outputs_every_other_step_bf16)
         t.case("watch_steps_runs_and_eval_passes_skipped", steps_and_runs_and_eval_passes_skipped)
+        t.case("watch_rows_per_step_is_per_world", rows_per_step_is_per_world)
         t.case("watch_on_metrics_gets_each_layers_values_with_the_trainers_step",
                on_metrics_gets_each_layers_values_with_the_trainers_step)
         t.case("watch_creates_each_layers_stream_with_its_options",

@@ -8,7 +8,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import msgpack
 
+from . import _fanout
 from ._wire import connect, default_address, encode_labels, encode_pairs, encode_rows
+from .placement import addresses, place
 
 
 class EigenwatchError(Exception):
@@ -223,6 +225,14 @@ class Subscription:
         self.close()
 
 
+def subscription(address, params: Dict[str, Any], timeout: float = 60.0):
+    """A Subscription to one daemon, or (several addresses) one to each, merged."""
+    addrs = addresses(address)
+    if len(addrs) == 1:
+        return Subscription(addrs[0], params, timeout)
+    return _fanout.MultiSubscription(addrs, params, timeout, Subscription)
+
+
 class Client:
     """A connection to eigenwatchd. address: 'unix:PATH' or 'tcp:HOST:PORT' (default:
     $EIGENWATCH_ADDRESS, else the daemon's default socket, else tcp:127.0.0.1:7700).
@@ -232,17 +242,42 @@ class Client:
     request never left is sent again on the new connection; one that was sent but not answered
     is asked again only when that is harmless — methods that only answer, and ingests that carry
     producer and seq (the daemon drops a repeat) — otherwise it raises ConnectionError, because
-    the daemon may have applied it."""
+    the daemon may have applied it.
 
-    def __init__(self, address: Optional[str] = None, timeout: float = 60.0):
-        self.address = address or default_address()
+    Several daemons: an address list ("tcp:a:7700,tcp:b:7700", or a list) makes a Client of
+    them all (proto/PROTOCOL.md, "Many daemons"). A call that names one stream goes to the daemon
+    eigenwatch.placement.place() gives it — where a Sender with the same list sent its rows —
+    and runs, list, history, alerts, snapshot, stats (by daemon) and subscribe go to every daemon
+    and come back merged. One that cannot be reached makes the call raise."""
+
+    _members: Optional[Dict[str, "Client"]] = None  # several daemons: one Client each
+
+    def __init__(self, address=None, timeout: float = 60.0):
+        self.addresses = addresses(address if address else default_address())
+        if not self.addresses:
+            raise ValueError(f"no daemon address in {address!r}")
+        self.address = ",".join(self.addresses)
         self.timeout = timeout
         self._sock = None
         self._msgid = 0
         self._lock = threading.Lock()
         self.reconnects = 0
         self._estimates: Dict[Any, Any] = {}
+        if len(self.addresses) > 1:
+            self._members = {}
+            try:
+                for a in self.addresses:
+                    self._members[a] = Client(a, timeout)
+            except BaseException:
+                self.close()
+                raise
+            return
         self._connect()
+
+    def daemon_of(self, stream: str, run: Optional[str] = None) -> str:
+        """The address of the daemon (run, stream) lives on."""
+        return self.addresses[0] if len(self.addresses) == 1 else place(run, stream,
+                                                                         self.addresses)
 
     # -- plumbing --
     def _connect(self):
@@ -259,6 +294,8 @@ class Client:
 
     def close(self):
         self._drop()
+        for m in (self._members or {}).values():
+            m.close()
 
     def __enter__(self):
         return self
@@ -269,7 +306,10 @@ class Client:
     def call(self, method: str, /, _timeout: Optional[float] = None, **params) -> Any:
         """Sends a request and returns its result; raises EigenwatchError for an error reply and
         ConnectionError/OSError when the daemon cannot be reached (see the class doc). _timeout
-        (seconds) replaces the client's timeout for this call's reply."""
+        (seconds) replaces the client's timeout for this call's reply. With several daemons: on
+        the stream's daemon, or on all of them, merged (see the class doc)."""
+        if self._members is not None:
+            return _fanout.call(self._members, self.addresses, method, params, _timeout)
         harmless = method in _ANSWER_ONLY or ("producer" in params and "seq" in params)
         with self._lock:
             if _timeout is None:
@@ -323,6 +363,9 @@ class Client:
             self._unpacker.feed(data)
 
     def notify(self, method: str, **params) -> None:
+        if self._members is not None:  # a notification names its stream: to the stream's daemon
+            return self._members[self.daemon_of(params["stream"], params.get("run"))].notify(
+                method, **params)
         """Sends a notification (no reply; errors are only counted by the daemon). A lost
         connection is re-established first."""
         with self._lock:
@@ -539,7 +582,7 @@ class Client:
             p["stream"] = stream
         if metrics is not None:
             p["metrics"] = [metrics] if isinstance(metrics, str) else list(metrics)
-        return Subscription(self.address, p, self.timeout)
+        return subscription(self.addresses, p, self.timeout)
 
     def export(self, stream: str, run: Optional[str] = None) -> bytes:
         """The stream's whole saved state (docs/STATE.md), for `merge` into another daemon."""

@@ -46,10 +46,10 @@ class _Metrics:
         self.errors = 0
         # subscribed before watch() returns, so that no evaluation of the first steps goes by
         # unseen; a daemon that is away is tried again by the thread
-        from .client import Subscription
+        from .client import subscription
         from ._wire import default_address
         try:
-            self.sub = Subscription(address or default_address(), {"run": run} if run else {},
+            self.sub = subscription(address or default_address(), {"run": run} if run else {},
                                     2.0)
         except Exception:  # never raise into training
             self.errors += 1
@@ -59,7 +59,7 @@ class _Metrics:
         self.t.start()
 
     def _run(self, address, run):
-        from .client import Subscription
+        from .client import subscription
         from ._wire import default_address
         params = {"run": run} if run else {}
         seen: Dict[str, int] = {}  # stream -> the highest step notified
@@ -69,7 +69,7 @@ class _Metrics:
         while not self.stop.is_set():
             try:
                 if self.sub is None:
-                    self.sub = Subscription(address or default_address(), dict(params), 10.0)
+                    self.sub = subscription(address or default_address(), dict(params), 10.0)
                     subs += 1
                     if subs > 1:  # subscribed again: what was evaluated meanwhile, from history
                         self._backfill(address, run, seen)
@@ -284,8 +284,10 @@ def watch(model: torch.nn.Module, layers: Optional[Iterable[str]] = None, rows_p
           rules: Optional[List[Dict[str, Any]]] = None,
           labels: Optional[Callable[[], Any]] = None) -> WatchHandle:
     """Hooks the named submodules of `model` (default: its direct children). Every `every`-th
-    forward call of each, `rows_per_step` rows of its output go to stream `prefix + name` in
-    `run` (the daemon's default run when None).
+    forward call of each, rows of its output go to stream `prefix + name` in `run` (the daemon's
+    default run when None): `rows_per_step` for the whole world — each of `world` ranks sends
+    ⌈rows_per_step / world⌉, so a stream's load per step does not grow with the number of GPUs
+    (one rank: rows_per_step).
 
     step: a callable returning the trainer's step (e.g. `lambda: trainer.global_step`); each batch
     then carries it, with `rank` and `world` (default: torch.distributed's when it is
@@ -335,6 +337,10 @@ def watch(model: torch.nn.Module, layers: Optional[Iterable[str]] = None, rows_p
         drank, dworld = _distributed()
         rank = rank if rank is not None else (drank if drank is not None else 0)
         world = world if world is not None else (dworld if dworld is not None else 1)
+    if int(rows_per_step) < 1:
+        raise ValueError("rows_per_step must be >= 1")
+    ranks = int(world) if world is not None else (_distributed()[1] or 1)
+    per_rank = -(-int(rows_per_step) // max(1, ranks))  # ⌈R / world⌉ from each rank
 
     options: Dict[str, Any] = {}
     if step is not None:
@@ -376,7 +382,7 @@ def watch(model: torch.nn.Module, layers: Optional[Iterable[str]] = None, rows_p
             with torch.no_grad():  # sampling is not part of the model: no autograd bookkeeping
                 x = t if t.dim() == 2 else t.reshape(-1, t.shape[-1])
                 n = x.shape[0]
-                k = min(rows_per_step, n)
+                k = min(per_rank, n)
                 dev = x.device
                 g = state["gen"]
                 if g is None or state["dev"] != dev:

@@ -1,0 +1,544 @@
+// Client: one async method per RPC method of proto/PROTOCOL.md over one connection that is
+// opened on first use and again after it was lost; Subscription: the notifications of
+// `subscribe` on a connection of their own, as an async iterator. Field names in options are the
+// wire names (max_lag, end_step, step_timeout, ...), so PROTOCOL.md's tables read directly; each
+// method sends its fields in the order the Python client does (clients/python/eigenwatch/
+// client.py), so both clients put the same bytes on the wire.
+import { Connection } from "./connection.js";
+import { CONNECTION, EigenwatchError } from "./errors.js";
+import { defaultAddress, encodeLabels, encodeRows, parseAddress } from "./wire.js";
+
+// Methods that only produce an answer: asking again after a lost connection is harmless.
+const ANSWER_ONLY = new Set(["ping", "query", "list", "info", "stats", "metrics", "runs", "history", "alerts"]);
+
+// The fields of a method that names a stream, in the Python client's order: stream, then run
+// (absent for the default run).
+function streamFields(stream, opts) {
+  if (typeof stream !== "string") throw new TypeError(`stream must be a string, not ${typeof stream}`);
+  const p = { stream };
+  if (opts && opts.run !== undefined && opts.run !== null) p.run = String(opts.run);
+  return p;
+}
+
+function runField(opts) {
+  return opts && opts.run !== undefined && opts.run !== null ? { run: String(opts.run) } : {};
+}
+
+function nameList(metrics) {
+  return typeof metrics === "string" ? [metrics] : Array.from(metrics);
+}
+
+// The ingest fields after the rows, in the Python client's order.
+function stepFields(p, opts) {
+  for (const k of ["step", "rank", "world", "producer", "seq"]) {
+    if (opts[k] !== undefined && opts[k] !== null) p[k] = opts[k];
+  }
+  if (opts.end_step) p.end_step = true;
+  return p;
+}
+
+/**
+ * A connection to eigenwatchd, opened on the first call.
+ *
+ * new Client({address, timeout}): address "unix:PATH" or "tcp:HOST:PORT" (default
+ * $EIGENWATCH_ADDRESS, else tcp:127.0.0.1:7700); timeout: milliseconds to wait for each reply
+ * (default 60000; 0: no limit), and for connecting. Throws TypeError for a malformed address.
+ *
+ * Every method returns a Promise. It rejects with EigenwatchError: the daemon's wire code
+ * (NO_SUCH_STREAM, BAD_DTYPE, ...), CONNECTION when the daemon cannot be reached or the
+ * connection ended before the reply, or TIMEOUT. After a lost connection (the daemon
+ * restarted) the next call opens a new one; a call that only reads (ping, query, info, ...) and
+ * whose connection dropped before its reply is sent once more on a new connection, other calls
+ * reject with CONNECTION (the daemon may or may not have applied them). Calls may run
+ * concurrently: they are pipelined on the one connection and matched to their replies by msgid.
+ * An idle Client does not keep the process alive; close() ends its connection.
+ */
+export class Client {
+  constructor(opts = {}) {
+    this.address = opts.address ?? defaultAddress();
+    parseAddress(this.address); // a malformed address is the caller's mistake: say so now
+    this.timeout = opts.timeout ?? 60000;
+    this.maxMessageBytes = opts.maxMessageBytes ?? 1 << 30;
+    this.reconnects = 0; // connections opened after the first
+    this._conn = null;
+    this._connecting = null;
+    this._opened = 0;
+    this._closed = false;
+  }
+
+  /** The open connection, or a new one (rejects with CONNECTION when none can be had). */
+  _connection() {
+    if (this._closed) return Promise.reject(new EigenwatchError(CONNECTION, "the client is closed"));
+    if (this._conn && !this._conn.closed) return Promise.resolve(this._conn);
+    if (!this._connecting) {
+      this._connecting = Connection.open(this.address, {
+        timeoutMs: this.timeout || 60000,
+        maxMessageBytes: this.maxMessageBytes,
+      }).then((conn) => {
+        this._connecting = null;
+        if (this._closed) {
+          conn.close();
+          throw new EigenwatchError(CONNECTION, "the client is closed");
+        }
+        if (this._opened++ > 0) this.reconnects++;
+        if (this._conn) conn.msgid = this._conn.msgid; // msgids go on increasing across connections
+        this._conn = conn;
+        return conn;
+      }, (err) => {
+        this._connecting = null;
+        throw err;
+      });
+    }
+    return this._connecting;
+  }
+
+  /**
+   * Sends a request and resolves to its result (the escape hatch under every method below).
+   * params: an object of wire fields (sent as [params]; none or {} as []), or an array sent as
+   * the params array itself. opts.timeout: milliseconds for this reply instead of the client's.
+   * Rejects as the class doc says.
+   */
+  async call(method, params, opts = {}) {
+    const harmless = ANSWER_ONLY.has(method) || (params && params.producer !== undefined && params.seq !== undefined);
+    const timeoutMs = opts.timeout ?? this.timeout;
+    for (let attempt = 0; ; attempt++) {
+      const conn = await this._connection();
+      try {
+        return await conn.request(method, params, { timeoutMs, method, sizeHint: opts.sizeHint });
+      } catch (err) {
+        if (err instanceof EigenwatchError && err.code === CONNECTION && attempt === 0 && harmless && !this._closed) {
+          continue; // the daemon went away before answering: ask its successor once
+        }
+        throw err;
+      }
+    }
+  }
+
+  /**
+   * Sends a notification [2, method, params] (no reply; the daemon only counts its errors).
+   * Resolves once the bytes are handed to the socket; rejects with CONNECTION when the daemon
+   * cannot be reached.
+   */
+  async notify(method, params, opts = {}) {
+    const conn = await this._connection();
+    conn.notify(method, params, opts.sizeHint);
+  }
+
+  /** Closes the connection; calls in flight reject with CONNECTION, later calls too. */
+  close() {
+    this._closed = true;
+    if (this._conn) this._conn.close();
+  }
+
+  // ---- the methods ----
+
+  /** Liveness: resolves to {version, protocol: 1, pong: true}. */
+  async ping() {
+    return this.call("ping");
+  }
+
+  /**
+   * Creates a stream (idempotent for the same configuration). opts: run, dim, and any other
+   * field of create by its wire name (window, eval, rules, world, step_timeout, recent,
+   * window_steps, kind, ...). Resolves to {stream, created, config}.
+   */
+  async create(stream, opts = {}) {
+    const p = streamFields(stream, opts);
+    if (opts.dim !== undefined) p.dim = opts.dim;
+    for (const [k, v] of Object.entries(opts)) if (k !== "run" && k !== "dim" && v !== undefined) p[k] = v;
+    return this.call("create", p);
+  }
+
+  /**
+   * Adds rows to a stream (created with the defaults and the rows' d when absent). rows: a
+   * Float32Array or Float64Array (dtype f32/f64, sent as bin), {bf16: Uint16Array} or
+   * {f16: Uint16Array} (raw 16-bit words), {data, dtype, shape} (sent as given), or an array of
+   * arrays of numbers (the rows form). opts.shape [n, d] or opts.dim d gives the row width (else
+   * one row); opts.run, step, rank, world, end_step, producer, seq as PROTOCOL.md's ingest;
+   * opts.labels: one integer in [0, 2^32) per row (Uint32Array or array). With opts.notify the
+   * rows go as a notification and the promise resolves to undefined once they are written;
+   * otherwise to {stream, accepted, count} (+ step, late, duplicate). Rejects with
+   * TypeError/RangeError, before sending anything, for rows that do not fit their shape.
+   */
+  async ingest(stream, rows, opts = {}) {
+    const { fields, rows: n } = encodeRows(rows, opts);
+    const p = { ...streamFields(stream, opts), ...fields };
+    if (opts.labels !== undefined && opts.labels !== null) {
+      const lab = encodeLabels(opts.labels);
+      if (lab.length !== 4 * n) throw new RangeError(`${lab.length / 4} labels for ${n} rows`);
+      p.labels = lab;
+    }
+    stepFields(p, opts);
+    const sizeHint = (fields.data ? fields.data.length : 0) + (p.labels ? p.labels.length : 0);
+    if (opts.notify) {
+      const conn = await this._connection();
+      conn.notify("ingest", p, sizeHint);
+      return undefined;
+    }
+    return this.call("ingest", p, { sizeHint });
+  }
+
+  /**
+   * Paired rows into a paired stream (create it with kind "paired", dims [dx, dy]): x and y as
+   * ingest's rows (opts.xdim / opts.ydim give their widths when they are flat typed arrays),
+   * row i of x with row i of y. Other opts as ingest's. Resolves as ingest.
+   */
+  async ingestPairs(stream, x, y, opts = {}) {
+    const fx = encodeRows(x, { dim: opts.xdim }).fields;
+    const fy = encodeRows(y, { dim: opts.ydim }).fields;
+    const p = { ...streamFields(stream, opts), x: fx, y: fy };
+    stepFields(p, opts);
+    return this.call("ingest", p, { sizeHint: (fx.data?.length ?? 0) + (fy.data?.length ?? 0) });
+  }
+
+  /**
+   * Computes metrics of a stream. metrics: a name or a list of names. opts: run, method
+   * ("auto" | "slq" | "exact"), params (metric parameters), center, source, fresh, max_lag,
+   * timeout (ms for this reply; a fresh exact solve at large d takes info().solve_estimate_s).
+   * Resolves to {stream, count, dim, as_of, elapsed_ms, cached, metrics: {name: value}}.
+   */
+  async query(stream, metrics, opts = {}) {
+    const p = { ...streamFields(stream, opts), metrics: nameList(metrics) };
+    if (opts.method !== undefined) p.method = opts.method;
+    if (opts.params && Object.keys(opts.params).length) p.params = opts.params;
+    if (opts.center !== undefined && opts.center !== null) p.center = Boolean(opts.center);
+    if (opts.source !== undefined) p.source = opts.source;
+    if (opts.fresh) p.fresh = true;
+    if (opts.max_lag !== undefined && opts.max_lag !== null) p.max_lag = opts.max_lag;
+    return this.call("query", p, { timeout: opts.timeout });
+  }
+
+  /** Every stream, or opts.run's: resolves to [{stream, run, dim, count, memory_bytes, last_ingest}]. */
+  async list(opts = {}) {
+    return (await this.call("list", runField(opts))).streams;
+  }
+
+  /** One stream with its configuration, steps and eval state (PROTOCOL.md, info). */
+  async info(stream, opts = {}) {
+    return this.call("info", streamFields(stream, opts));
+  }
+
+  /** Forgets a stream's rows, keeps its configuration: resolves to {stream, count: 0}. */
+  async reset(stream, opts = {}) {
+    return this.call("reset", streamFields(stream, opts));
+  }
+
+  /**
+   * Deletes a stream (its snapshot and history too); with stream undefined and opts.run, every
+   * stream of that run. Resolves to {stream, dropped} or {run, dropped, streams}.
+   */
+  async drop(stream, opts = {}) {
+    if (stream === undefined || stream === null) {
+      if (opts.run === undefined || opts.run === null) throw new TypeError("drop needs a stream, or a run to drop whole");
+      return this.call("drop", { run: String(opts.run) });
+    }
+    return this.call("drop", streamFields(stream, opts));
+  }
+
+  /** The daemon's counters (PROTOCOL.md, stats). */
+  async stats() {
+    return this.call("stats");
+  }
+
+  /** The metric table: resolves to [{name, kind, sources, cost, doc, params, sketch, streams}]. */
+  async metrics() {
+    return (await this.call("metrics")).metrics;
+  }
+
+  /** The runs: resolves to [{run, streams, first_step?, last_step?, last_activity}]. */
+  async runs() {
+    return (await this.call("runs")).runs;
+  }
+
+  /**
+   * Completes every pending step of a stream now; opts.end: also mark the stream ended.
+   * Resolves to {stream, completed, ended?}.
+   */
+  async flush(stream, opts = {}) {
+    const p = streamFields(stream, opts);
+    if (opts.end) p.end = true;
+    return this.call("flush", p);
+  }
+
+  /** Writes every changed stream's snapshot; resolves to {streams, bytes, seconds} when durable. */
+  async snapshot() {
+    return this.call("snapshot");
+  }
+
+  /** A stream's whole saved state (docs/STATE.md): resolves to a Uint8Array. */
+  async export(stream, opts = {}) {
+    return (await this.call("export", streamFields(stream, opts))).state;
+  }
+
+  /**
+   * Folds an exported state (Uint8Array) into `stream` (created from it when absent).
+   * Resolves to {stream, merged, count, created}.
+   */
+  async merge(stream, state, opts = {}) {
+    if (!ArrayBuffer.isView(state)) throw new TypeError("state must be bytes (a Uint8Array)");
+    const bytes = new Uint8Array(state.buffer, state.byteOffset, state.byteLength);
+    if (typeof stream !== "string") throw new TypeError("stream must be a string");
+    const p = { stream, state: bytes, ...runField(opts) };
+    return this.call("merge", p, { sizeHint: bytes.length });
+  }
+
+  /**
+   * Evaluated points by step. opts: run, stream or streams, metrics (series names), from_step,
+   * to_step, max_points, agg. Resolves to an array of Series, one per (stream, series) with
+   * points, as the daemon orders them (see seriesOf).
+   */
+  async history(opts = {}) {
+    const p = { ...runField(opts) };
+    for (const k of ["stream", "streams", "from_step", "to_step", "max_points", "agg"]) {
+      if (opts[k] !== undefined && opts[k] !== null) p[k] = opts[k];
+    }
+    if (opts.metrics !== undefined && opts.metrics !== null) p.metrics = nameList(opts.metrics);
+    return (await this.call("history", p, { timeout: opts.timeout })).series.map(seriesOf);
+  }
+
+  /** Replaces a stream's alert rules ([] removes them): resolves to {stream, rules}. */
+  async alertSet(stream, rules, opts = {}) {
+    if (typeof stream !== "string") throw new TypeError("stream must be a string");
+    return this.call("alert_set", { stream, rules: Array.from(rules), ...runField(opts) });
+  }
+
+  /**
+   * Alert rules and their states: opts.stream (one stream), opts.run, opts.events (also the last
+   * that many alert events). Resolves to {alerts: [...], events?: [...]}.
+   */
+  async alerts(opts = {}) {
+    const p = { ...runField(opts) };
+    if (opts.stream !== undefined && opts.stream !== null) p.stream = opts.stream;
+    if (opts.events !== undefined && opts.events !== null) p.events = opts.events;
+    return this.call("alerts", p);
+  }
+
+  /**
+   * y less what a paired stream's pairs say x explains (y − x·A*): x, y as ingestPairs's.
+   * Resolves to {y: Float64Array (row-major), shape: [n, dy]}.
+   */
+  async nullify(stream, x, y, opts = {}) {
+    const fx = encodeRows(x, { dim: opts.xdim }).fields;
+    const fy = encodeRows(y, { dim: opts.ydim }).fields;
+    const r = (await this.call("nullify", { ...streamFields(stream, opts), x: fx, y: fy })).y;
+    return { y: float64FromLE(r.data), shape: r.shape };
+  }
+
+  /**
+   * Notifications of evaluations and alert changes of the streams matching opts.stream (a name
+   * or a `*` glob; default all) in opts.run, optionally only opts.metrics (series names), on a
+   * connection of its own. Returns a Subscription at once (its `ready` promise says when the
+   * daemon took it).
+   */
+  subscribe(opts = {}) {
+    const p = { ...runField(opts) };
+    if (opts.stream !== undefined && opts.stream !== null) p.stream = opts.stream;
+    if (opts.metrics !== undefined && opts.metrics !== null) p.metrics = nameList(opts.metrics);
+    return new Subscription(this.address, p, { timeout: this.timeout, maxMessageBytes: this.maxMessageBytes });
+  }
+}
+
+/** f64 little-endian bytes as a Float64Array of their own. */
+function float64FromLE(bytes) {
+  const out = new Float64Array(bytes.length / 8);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < out.length; i++) out[i] = view.getFloat64(8 * i, true);
+  return out;
+}
+
+/**
+ * One series of a `history` answer with numeric arrays, one entry per point: step, time,
+ * rows, ranks, lag_s, skipped as Float64Array (integers exact up to 2^53); value a Float64Array
+ * (or, for list metrics such as spectrum, an array of Float64Array); partial an array of
+ * booleans; error a Float64Array with NaN where a point has none, and bracket an array of
+ * [lo, hi] (NaN where none) — both only for estimated metrics, else undefined.
+ */
+export function seriesOf(d) {
+  const f64 = (a) => Float64Array.from(a ?? [], (v) => (v === null || v === undefined ? NaN : Number(v)));
+  const vals = d.value ?? [];
+  const value = vals.length && Array.isArray(vals[0]) ? vals.map((v) => f64(v)) : f64(vals);
+  const s = {
+    run: d.run,
+    stream: d.stream,
+    metric: d.metric,
+    step: f64(d.step),
+    time: f64(d.time),
+    value,
+    partial: (d.partial ?? []).map(Boolean),
+    rows: f64(d.rows),
+    ranks: f64(d.ranks),
+    lag_s: f64(d.lag_s),
+    skipped: f64(d.skipped),
+  };
+  if (d.error !== undefined) s.error = f64(d.error);
+  if (d.bracket !== undefined) s.bracket = d.bracket.map((b) => (b ? [Number(b[0]), Number(b[1])] : [NaN, NaN]));
+  return s;
+}
+
+/**
+ * The notifications of one `subscribe`, as an async iterator: each value is
+ * {kind: "metrics", run, stream, step, time, rows, ranks, partial, skipped, metrics} or
+ * {kind: "alert", run, stream, rule, state, step, value, message} — one per notification, in the
+ * order the daemon sent them. It has its own connection, opened at once; `ready` resolves to the
+ * subscription id once the daemon took it (rejects with its EigenwatchError, e.g.
+ * UNKNOWN_METRIC, or CONNECTION). If the connection is lost afterwards it reconnects and
+ * subscribes again (what was evaluated meanwhile is in `history`; `reconnects` counts them).
+ * close() / return() end it: a waiting next() then resolves {done: true}. While more than
+ * `maxQueued` (default 10000) notifications wait unread, it stops reading the socket, and the
+ * daemon, past its conn_out_cap, disconnects it (it then reconnects).
+ */
+export class Subscription {
+  constructor(address, params, opts = {}) {
+    this.address = address;
+    this.params = params;
+    this.timeout = opts.timeout ?? 60000;
+    this.maxMessageBytes = opts.maxMessageBytes ?? 1 << 30;
+    this.maxQueued = opts.maxQueued ?? 10000;
+    this.id = null;
+    this.reconnects = 0;
+    this.closed = false;
+    this._queue = [];
+    this._waiters = []; // {resolve, reject, timer}
+    this._conn = null;
+    this._error = null; // a failure of the first subscribe: every next() rejects with it
+    this._paused = false;
+    this.ready = this._open();
+    this.ready.catch((err) => {
+      this._error = err;
+      this._wake();
+    });
+  }
+
+  async _open() {
+    const conn = await Connection.open(this.address, { timeoutMs: this.timeout || 60000, maxMessageBytes: this.maxMessageBytes });
+    if (this.closed) {
+      conn.close();
+      return this.id;
+    }
+    this._conn = conn;
+    conn.onNotification = (method, params) => this._notification(method, params);
+    conn.onClose = () => this._lost(conn);
+    conn.hold = this._waiters.length > 0;
+    conn.updateRef();
+    try {
+      const r = await conn.request("subscribe", this.params, { timeoutMs: this.timeout, method: "subscribe" });
+      this.id = r.subscription;
+    } catch (err) {
+      conn.onClose = null;
+      conn.close();
+      throw err;
+    }
+    return this.id;
+  }
+
+  _notification(method, params) {
+    if ((method !== "metrics" && method !== "alert") || !Array.isArray(params) || !params.length) return;
+    const payload = params[0];
+    if (!payload || typeof payload !== "object") return;
+    const item = { ...payload, kind: method };
+    const w = this._waiters.shift();
+    if (w) {
+      if (w.timer) clearTimeout(w.timer);
+      w.resolve(item);
+      this._holdUpdate();
+      return;
+    }
+    this._queue.push(item);
+    if (this._queue.length > this.maxQueued && this._conn && !this._paused) {
+      this._paused = true;
+      this._conn.socket.pause();
+    }
+  }
+
+  // The connection ended while the subscription was live: subscribe again on a new one.
+  _lost(conn) {
+    if (this.closed || conn !== this._conn) return;
+    this._conn = null;
+    this._paused = false;
+    const retry = (delay) => {
+      if (this.closed) return;
+      const t = setTimeout(() => {
+        this._open().then(() => {
+          this.reconnects++;
+        }, () => retry(Math.min(2000, delay * 2)));
+      }, delay);
+      if (this._waiters.length === 0) t.unref();
+    };
+    retry(200);
+  }
+
+  _wake() {
+    if (!this.closed && this._error === null) return;
+    for (const w of this._waiters.splice(0)) {
+      if (w.timer) clearTimeout(w.timer);
+      if (this._error && !this.closed) w.reject(this._error);
+      else w.resolve(null);
+    }
+  }
+
+  _holdUpdate() {
+    if (this._conn) {
+      this._conn.hold = this._waiters.length > 0;
+      this._conn.updateRef();
+    }
+  }
+
+  /**
+   * The next notification, or null after `timeoutMs` (undefined: wait as long as it takes) or
+   * once closed. Rejects with the error of a subscribe that failed.
+   */
+  poll(timeoutMs) {
+    if (this._queue.length) {
+      const item = this._queue.shift();
+      if (this._paused && this._queue.length <= this.maxQueued / 2 && this._conn) {
+        this._paused = false;
+        this._conn.socket.resume();
+      }
+      return Promise.resolve(item);
+    }
+    if (this._error && !this.closed) return Promise.reject(this._error);
+    if (this.closed) return Promise.resolve(null);
+    return new Promise((resolve, reject) => {
+      const w = { resolve, reject, timer: null };
+      if (timeoutMs !== undefined && timeoutMs !== null) {
+        w.timer = setTimeout(() => {
+          const i = this._waiters.indexOf(w);
+          if (i >= 0) this._waiters.splice(i, 1);
+          this._holdUpdate();
+          resolve(null);
+        }, timeoutMs);
+      }
+      this._waiters.push(w);
+      this._holdUpdate();
+    });
+  }
+
+  /** The async iterator protocol: {value: notification, done: false}, or {done: true} once closed. */
+  async next() {
+    const item = await this.poll();
+    return item === null ? { value: undefined, done: true } : { value: item, done: false };
+  }
+
+  /** Ends the subscription (the iterator protocol's return, called by `break` in for await). */
+  async return() {
+    this.close();
+    return { value: undefined, done: true };
+  }
+
+  [Symbol.asyncIterator]() {
+    return this;
+  }
+
+  /** Closes its connection (the daemon ends the subscription with it); waiting next() calls end. */
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    if (this._conn) {
+      this._conn.onClose = null;
+      this._conn.close();
+      this._conn = null;
+    }
+    this._queue.length = 0;
+    this._wake();
+  }
+}

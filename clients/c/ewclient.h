@@ -109,7 +109,9 @@ uint64_t ewc_score(const char *run, const char *stream, const char *address);
 size_t ewc_place(const char *run, const char *stream, const char *const *addrs, size_t n);
 /* Splits "a,b,c" (EIGENWATCH_ADDRESS with commas) into addresses: each trimmed of spaces, empty
  * entries and repeats dropped, in order. The strings are written into buf (cap bytes) and up to
- * max pointers into out[]; returns how many (0 when buf or out is too small for the next one). */
+ * max pointers into out[]; returns how many were written. It stops at the first address that
+ * does not fit in buf or out, so a caller that must have them all sizes buf as strlen(spec) + 1
+ * and max as the commas + 1 (then nothing is ever cut). */
 size_t ewc_addresses(const char *spec, char *buf, size_t cap, const char **out, size_t max);
 
 /* Helpers over decoded results. */

@@ -1,6 +1,8 @@
 """The `eigenwatch` CLI against a real daemon: every command's --help, --json output parsed back,
 .npy ingest of all four dtypes (and .csv) equal to numpy's reading of the same file, watch, and
-the documented exit codes for a missing daemon, an unknown stream, bad usage and a bad file."""
+the documented exit codes for a missing daemon, an unknown stream, bad usage and a bad file;
+and against three daemons at once (an address list): each stream on its placement, the answers
+about many streams merged, one daemon down failing the command."""
 import json
 import os
 import subprocess
@@ -10,9 +12,11 @@ import tempfile
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [HERE, os.path.join(HERE, "..", "numeric")]
+sys.path[:0] = [HERE, os.path.join(HERE, "..", "numeric"),
+                os.path.join(HERE, "..", "..", "clients", "python")]
 import reference as ref  # noqa: E402
 from bf16 import bf16_words  # noqa: E402
+from eigenwatch.placement import place  # noqa: E402
 from harness import Daemon  # noqa: E402
 from taplib import Tap, close  # noqa: E402
 
@@ -247,6 +251,163 @@ def run_option_names_the_run_everywhere():
     run("drop", "emb", check=0)
 
 
+def address_lists_are_trimmed_and_deduplicated():
+    """An address list with spaces and repeats is the one daemon it names, answering exactly as
+    that address alone does; a list without an address is a usage error."""
+    alone = run("ping", check=0).stdout
+    assert run("ping", address=f" {D.unix} ,{D.unix}, ", check=0).stdout == alone
+    assert run("--address", f"{D.unix},{D.unix}", "ping", check=0).stdout == alone
+    p = run("--address", ",", "ping", check=2)
+    assert "bad address" in p.stderr, p.stderr
+
+
+def own_list(address):
+    ls = json.loads(run("--json", "list", address=address, check=0).stdout)["streams"]
+    return [(x["run"], x["stream"], x["count"]) for x in ls]
+
+
+def several_daemons_place_streams_and_merge_answers():
+    """Three daemons on loopback, one address list ($EIGENWATCH_ADDRESS and --address): 12
+    streams in two runs created and fed through the CLI land on the daemon
+    eigenwatch.placement.place names (each daemon's own list says so); info and query reach a
+    stream's daemon; list, runs and alerts show every stream and rule once, sorted, with the
+    counts, steps and events of all daemons (tables and --json); stats by address; drop --run
+    on every daemon; one daemon stopped: list exits 3 naming it, a stream elsewhere still
+    answers."""
+    ds = [Daemon() for _ in range(3)]
+    addrs = [d.tcp for d in ds]
+    spec = ",".join(addrs)
+    try:
+        # two streams of each run on each daemon, whatever ports the daemons got
+        streams, per = [], {}
+        for i in range(1000):
+            for r_ in ("fa", "fb"):
+                owner = place(r_, f"m.{i}", addrs)
+                if per.get((r_, owner), 0) < 2:
+                    per[(r_, owner)] = per.get((r_, owner), 0) + 1
+                    streams.append((r_, f"m.{i}"))
+            if len(streams) == 12:
+                break
+        assert len(streams) == 12, streams
+        on = {a: [k for k in streams if place(*k, addrs) == a] for a in addrs}
+        mine = {(a, r_): [k for k in on[a] if k[0] == r_] for a in addrs for r_ in ("fa", "fb")}
+        for r_, s in streams:
+            run("--run", r_, "create", s, "--dim", "4", address=spec, check=0)
+        rows = {}
+        rng = np.random.default_rng(11)
+        for j, a in enumerate(addrs):  # through the CLI: one stream of each run per daemon
+            for k in (mine[a, "fa"][0], mine[a, "fb"][0]):
+                rows[k] = 5 + 3 * j + (k[0] == "fb")
+                X = rng.standard_normal((rows[k], 4)).astype(np.float32)
+                run("--run", k[0], "ingest", k[1], save_npy(f"fan.{k[0]}.{k[1]}.npy", X),
+                    address=spec, check=0)
+        for a in addrs:  # each daemon holds what placement gives it, no more
+            assert sorted(x[:2] for x in own_list(a)) == sorted(on[a]), (a, own_list(a))
+        for k in streams:  # info and query on the stream's daemon
+            info = json.loads(run("--run", k[0], "--json", "info", k[1], address=spec,
+                                  check=0).stdout)
+            assert (info["run"], info["stream"], info["count"]) == (*k, rows.get(k, 0)), info
+            p = run("history", f"{k[0]}/{k[1]}", address=spec, check=0)  # RUN/STREAM's run
+            assert "no points" in p.stderr, p.stderr
+        p = run("info", "no.such", address=spec, check=1)  # a refusal names its daemon
+        assert p.stderr.startswith(f"eigenwatch: {place(None, 'no.such', addrs)}: NO_SUCH_STREAM"), \
+            p.stderr
+        for k, n in rows.items():
+            q = json.loads(run("--run", k[0], "--json", "query", k[1], "trace", address=spec,
+                               check=0).stdout)
+            assert q["count"] == n and q["stream"] == k[1], q
+        # steps in run fb on two daemons: runs merges first_step (1, from one) and last_step (5)
+        fb = [mine[a, "fb"][1] for a in addrs[:2]]
+        for k, steps in zip(fb, ([3, 4, 5], [1, 2])):
+            c = ds[addrs.index(place(*k, addrs))].client()
+            for st in steps:
+                X = rng.standard_normal((6, 4)).astype(np.float32)
+                c.call("ingest", {"run": k[0], "stream": k[1], "step": st, "end_step": True,
+                                  "dtype": "f32", "shape": [6, 4], "data": X.tobytes()})
+            c.call("flush", {"run": k[0], "stream": k[1]})
+            c.close()
+        # list: every stream once, by (run, stream), each daemon's count
+        want = sorted(x for a in addrs for x in own_list(a))
+        assert [x[:2] for x in want] == sorted(streams)
+        ls = json.loads(run("--json", "list", address=spec, check=0).stdout)
+        assert list(ls) == ["streams"], ls
+        assert [(x["run"], x["stream"], x["count"]) for x in ls["streams"]] == want, ls
+        assert all(x[2] == rows[x[:2]] for x in want if x[:2] in rows), want
+        table = run("--address", spec, "list", address="unix:/nonexistent", check=0).stdout
+        body = [ln.split() for ln in table.splitlines()[1:]]
+        assert [(b[0], b[1], int(b[3])) for b in body] == want, table
+        # runs: one row per run, its streams' union, steps and activity over the daemons
+        own = [{r["run"]: r for r in json.loads(run("--json", "runs", address=a,
+                                                    check=0).stdout)["runs"]} for a in addrs]
+        runs = json.loads(run("--json", "runs", address=spec, check=0).stdout)["runs"]
+        assert [r["run"] for r in runs] == ["fa", "fb"], runs
+        for r in runs:
+            assert r["streams"] == sorted(s for r_, s in streams if r_ == r["run"]), r
+            assert r["last_activity"] == max(o[r["run"]]["last_activity"] for o in own), r
+        assert "first_step" not in runs[0] and (runs[1]["first_step"], runs[1]["last_step"]) == \
+            (1, 5), runs
+        table = [ln.split() for ln in run("runs", address=spec, check=0).stdout.splitlines()]
+        assert table[1:] == [["fa", "6", "-", "-"], ["fb", "6", "1", "5"]], table
+        # alerts: rules on two streams of two daemons, both fired (a NaN batch); events by time
+        x, y = mine[addrs[2], "fa"][0], mine[addrs[1], "fb"][0]
+        for k, rules in ((x, [{"name": "quiet", "when": "stale", "value": 3600},
+                              {"name": "nan", "when": "non_finite"}]),
+                         (y, [{"name": "nan", "when": "non_finite"}])):
+            c = ds[addrs.index(place(*k, addrs))].client()
+            c.call("alert_set", {"run": k[0], "stream": k[1], "rules": rules})
+            c.close()
+        nan = save_npy("fan.nan.npy", np.full((1, 4), np.nan, np.float32))
+        for k in (y, x):
+            p = run("--run", k[0], "ingest", k[1], nan, address=spec, check=1)
+            assert "NON_FINITE" in p.stderr, p.stderr
+        al = json.loads(run("--json", "alerts", address=spec, check=0).stdout)
+        assert list(al) == ["alerts"], al
+        assert [(a["run"], a["stream"], a["rule"], a["state"]) for a in al["alerts"]] == [
+            (*x, "nan", "firing"), (*x, "quiet", "ok"), (*y, "nan", "firing")], al
+        table = run("alerts", address=spec, check=0).stdout.splitlines()
+        assert [ln.split()[:3] for ln in table[1:]] == [[*x, "nan"], [*x, "quiet"],
+                                                        [*y, "nan"]], table
+        ev = json.loads(run("--json", "alerts", "--events", "5", address=spec,
+                            check=0).stdout)["events"]
+        assert [(e["stream"], e["state"]) for e in ev] == [(y[1], "firing"), (x[1], "firing")]
+        assert ev[0]["time"] <= ev[1]["time"], ev
+        last = json.loads(run("--json", "alerts", "--events", "1", address=spec,
+                              check=0).stdout)["events"]
+        assert last == ev[1:], last
+        one = json.loads(run("--run", "fb", "--json", "alerts", y[1], address=spec,
+                             check=0).stdout)["alerts"]
+        assert [(a["stream"], a["rule"]) for a in one] == [(y[1], "nan")], one
+        # watch polls the run's streams on their daemons: one line per stream with rows
+        out = run("--run", "fa", "--json", "watch", "m.*", "--metric", "trace", "--count", "1",
+                  address=spec, check=0).stdout
+        seen = sorted(json.loads(ln)["stream"] for ln in out.splitlines())
+        assert seen == sorted(s for r_, s in rows if r_ == "fa"), out
+        # by daemon: stats under each address; ping and snapshot from all
+        st = json.loads(run("--json", "stats", address=spec, check=0).stdout)
+        assert sorted(st) == sorted(addrs) and all("connections" in v for v in st.values()), st
+        assert json.loads(run("--json", "ping", address=spec, check=0).stdout)["pong"] is True
+        sn = json.loads(run("--json", "snapshot", address=spec, check=0).stdout)
+        assert sorted(sn) == ["bytes", "seconds", "streams"] and sn["bytes"] > 0, sn
+        p = run("--run", "fb", "drop", address=spec, check=0)
+        assert p.stdout == "dropped run fb: 6 streams\n", p.stdout
+        assert [x[:2] for x in own_list(spec)] == sorted(k for k in streams if k[0] == "fa")
+        run("--run", "fb", "drop", address=spec, check=1)  # no daemon has the run now
+        # one daemon down: a command about every stream fails naming it
+        ds[1].stop()
+        p = run("list", address=spec, check=3)
+        assert addrs[1] in p.stderr and p.stdout == "", (p.stdout, p.stderr)
+        p = run("runs", address=spec, check=3)
+        assert addrs[1] in p.stderr and p.stdout == "", (p.stdout, p.stderr)
+        k = mine[addrs[2], "fa"][0]  # a stream elsewhere still answers; one there does not
+        run("--run", k[0], "info", k[1], address=spec, check=0)
+        k = mine[addrs[1], "fa"][0]
+        p = run("--run", k[0], "info", k[1], address=spec, check=3)
+        assert addrs[1] in p.stderr, p.stderr
+    finally:
+        for d in ds:
+            d.stop()
+
+
 def main():
     global CLI, D
     CLI = sys.argv[1]
@@ -266,6 +427,10 @@ def main():
         t.case("exit_codes_missing_daemon_unknown_stream_usage_bad_file", exit_codes)
         t.case("export_and_merge_between_two_daemons", export_and_merge_between_two_daemons)
         t.case("run_option_names_the_run_everywhere", run_option_names_the_run_everywhere)
+        t.case("address_lists_are_trimmed_and_deduplicated",
+               address_lists_are_trimmed_and_deduplicated)
+        t.case("several_daemons_place_streams_and_merge_answers",
+               several_daemons_place_streams_and_merge_answers)
     finally:
         D.stop()
     t.done()

@@ -40,7 +40,7 @@ int c_list(int argc, char **argv) {
     msgpack_pack_map(&p.pk, 1);
     p_run(&p);
   }
-  int ex = table_call("list", g_run ? &p.sb : NULL, print_list);
+  int ex = table_call("list", NULL, g_run ? &p.sb : NULL, print_list);
   msgpack_sbuffer_destroy(&p.sb);
   return ex;
 }
@@ -64,7 +64,7 @@ static void print_runs(const msgpack_object *result) {
 
 int c_runs(int argc, char **argv) {
   (void)argv;
-  return argc ? usage_error("runs takes no arguments") : table_call("runs", NULL, print_runs);
+  return argc ? usage_error("runs takes no arguments") : table_call("runs", NULL, NULL, print_runs);
 }
 int c_stats(int argc, char **argv) {
   (void)argv;
@@ -87,7 +87,7 @@ int c_drop(int argc, char **argv) {
     p_init(&p);
     msgpack_pack_map(&p.pk, 1);
     p_run(&p);
-    int ex = table_call("drop", &p.sb, print_dropped_run);
+    int ex = table_call("drop", NULL, &p.sb, print_dropped_run);
     msgpack_sbuffer_destroy(&p.sb);
     return ex;
   }
@@ -210,7 +210,7 @@ int c_create(int argc, char **argv) {
           return usage_error("--%s wants integers separated by commas, got '%s'", f[j].name,
                              vals[j]);
   int ex = 0;
-  ewc_t *c = open_conn(&ex);
+  ewc_t *c = open_stream_conn(NULL, argv[0], &ex);
   if (!c)
     return ex;
   params_t p;
@@ -316,7 +316,7 @@ int c_query(int argc, char **argv) {
   int ex = parse_query(argc, argv, &q);
   if (ex)
     return ex;
-  ewc_t *c = open_conn(&ex);
+  ewc_t *c = open_stream_conn(NULL, q.stream, &ex);
   if (!c)
     return ex;
   ewc_reply_t r;

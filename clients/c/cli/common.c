@@ -19,19 +19,14 @@ int usage_error(const char *fmt, ...) {
   return EX_USAGE;
 }
 
-int rpc_exit(int rc, ewc_reply_t *r) {
-  if (rc == EWC_ERPC) {
-    fprintf(stderr, "eigenwatch: %s: %s\n", r->code, r->message);
-    return EX_DAEMON;
-  }
-  fprintf(stderr, "eigenwatch: %s\n", ewc_strerror(rc));
-  return EX_UNREACHABLE;
-}
+int rpc_exit(int rc, ewc_reply_t *r) { return fan_exit(g_peer, rc, r); }
 
-ewc_t *open_conn(int *ex) {
+ewc_t *open_conn(int *ex) { return open_conn_at(g_address, ex); }
+
+ewc_t *open_conn_at(const char *address, int *ex) {
   ewc_t *c = NULL;
   char err[512];
-  int rc = ewc_connect(g_address, g_timeout, &c, err, sizeof err);
+  int rc = ewc_connect(address, g_timeout, &c, err, sizeof err);
   if (rc) {
     fprintf(stderr, "eigenwatch: %s\n", err);
     *ex = rc == EWC_EADDR ? EX_USAGE : EX_UNREACHABLE;
@@ -198,10 +193,12 @@ void p_value(params_t *p, const char *v) {
   p_str(p, v);
 }
 
-int table_call(const char *method, msgpack_sbuffer *params,
+int table_call(const char *method, const char *stream, msgpack_sbuffer *params,
                void (*print)(const msgpack_object *result)) {
+  if (!stream && g_naddrs > 1)
+    return fan_table(method, params, print);
   int ex = 0;
-  ewc_t *c = open_conn(&ex);
+  ewc_t *c = stream ? open_stream_conn(NULL, stream, &ex) : open_conn(&ex);
   if (!c)
     return ex;
   ewc_reply_t r;
@@ -227,10 +224,12 @@ int str_of(const msgpack_object *m, const char *key, const char **p) {
   return 1;
 }
 
-/* A call naming `stream` (or nothing), in --run's run. */
+/* A call naming `stream` (on its daemon) or nothing (on every daemon), in --run's run. */
 int simple_call(const char *method, const char *stream) {
+  if (!stream && g_naddrs > 1)
+    return fan_table(method, NULL, NULL);
   int ex = 0;
-  ewc_t *c = open_conn(&ex);
+  ewc_t *c = stream ? open_stream_conn(NULL, stream, &ex) : open_conn(&ex);
   if (!c)
     return ex;
   params_t p;

@@ -224,7 +224,7 @@ int c_ingest(int argc, char **argv) {
     return EX_INPUT;
   }
   int ex = 0;
-  ewc_t *c = open_conn(&ex);
+  ewc_t *c = open_stream_conn(NULL, stream, &ex);
   if (!c) {
     free(rows.data);
     return ex;
@@ -301,7 +301,7 @@ int c_export(int argc, char **argv) {
   if (argc != 2)
     return usage_error("export needs STREAM FILE");
   int ex = 0;
-  ewc_t *c = open_conn(&ex);
+  ewc_t *c = open_stream_conn(NULL, argv[0], &ex);
   if (!c)
     return ex;
   ewc_reply_t r;
@@ -360,7 +360,7 @@ int c_merge(int argc, char **argv) {
     return EX_INPUT;
   }
   int ex = 0;
-  ewc_t *c = open_conn(&ex);
+  ewc_t *c = open_stream_conn(NULL, argv[0], &ex);
   if (!c) {
     free(data);
     return ex;

@@ -217,7 +217,7 @@ int c_history(int argc, char **argv) {
     snprintf(stream, sizeof stream, "%s", target);
   }
   int ex = 0;
-  ewc_t *c = open_conn(&ex);
+  ewc_t *c = open_stream_conn(run, stream, &ex);
   if (!c)
     return ex;
   params_t p;
@@ -297,18 +297,49 @@ static void print_alerts(const msgpack_object *result) {
   }
 }
 
+/* With --events: the events after the rules, oldest first. */
+static void print_alerts_events(const msgpack_object *result) {
+  print_alerts(result);
+  const msgpack_object *ev = ewc_get(result, "events");
+  printf("\n%-17s %-8s %s\n", "TIME", "STATE", "MESSAGE");
+  for (uint32_t i = 0; ev && ev->type == MSGPACK_OBJECT_ARRAY && i < ev->via.array.size; i++) {
+    const msgpack_object *e = &ev->via.array.ptr[i];
+    const char *state, *msg;
+    int sn = str_of(e, "state", &state), mn = str_of(e, "message", &msg);
+    double t = NAN;
+    ewc_get_double(e, "time", &t);
+    printf("%-17.3f %-8.*s %.*s\n", t, sn, state, mn, msg);
+  }
+}
+
 int c_alerts(int argc, char **argv) {
-  if (argc > 1)
-    return usage_error("alerts takes at most one STREAM");
+  const char *stream = NULL;
+  uint64_t events = 0;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--events") && i + 1 < argc) {
+      if (parse_u64("--events", argv[++i], 1, UINT32_MAX, &events))
+        return EX_USAGE;
+    } else if (!strncmp(argv[i], "--", 2)) {
+      return usage_error("alerts: unknown or incomplete option '%s'", argv[i]);
+    } else if (!stream) {
+      stream = argv[i];
+    } else {
+      return usage_error("alerts takes at most one STREAM");
+    }
+  }
   params_t p;
   p_init(&p);
-  msgpack_pack_map(&p.pk, (size_t)(argc > 0) + (g_run != NULL));
-  if (argc) {
+  msgpack_pack_map(&p.pk, (size_t)(stream != NULL) + (g_run != NULL) + (events > 0));
+  if (stream) {
     p_str(&p, "stream");
-    p_str(&p, argv[0]);
+    p_str(&p, stream);
   }
   p_run(&p);
-  int ex = table_call("alerts", &p.sb, print_alerts);
+  if (events) {
+    p_str(&p, "events");
+    msgpack_pack_uint64(&p.pk, events);
+  }
+  int ex = table_call("alerts", stream, &p.sb, events ? print_alerts_events : print_alerts);
   msgpack_sbuffer_destroy(&p.sb);
   return ex;
 }
@@ -347,5 +378,5 @@ static void print_metrics(const msgpack_object *result) {
 int c_metrics(int argc, char **argv) {
   (void)argv;
   return argc ? usage_error("metrics takes no arguments")
-              : table_call("metrics", NULL, print_metrics);
+              : table_call("metrics", NULL, NULL, print_metrics);
 }

@@ -1,7 +1,10 @@
 /* main.c — `eigenwatch`, the command-line client (over libeigenwatch-client): global options, the
  * table of commands, help.
  *
- *   eigenwatch [--address ADDR] [--timeout MS] [--json] COMMAND [ARGS]   (eigenwatch help)
+ *   eigenwatch [--address ADDR[,ADDR...]] [--timeout MS] [--json] COMMAND [ARGS]   (eigenwatch help)
+ *
+ * Several addresses: each stream lives on the daemon placement gives it, and a command about
+ * many streams asks them all and merges the answers (fanout.c).
  *
  * Exit codes: 0 success; 1 the daemon answered an error (its code and message on stderr);
  * 2 usage error; 3 cannot reach the daemon (connect, I/O, timeout); 4 bad input file. */
@@ -50,7 +53,10 @@ static const cmd_t cmds[] = {
                 "[--agg last|mean|min|max] [--csv]",
      "a stream's evaluated points by step (with --run RUN, the word is the stream)", c_history},
     {"metrics", "", "the metric table: kind, cost, sources, parameters", c_metrics},
-    {"alerts", "[STREAM]", "alert rules and their states (firing since which step)", c_alerts},
+    {"alerts", "[STREAM] [--events N]",
+     "alert rules and their states (firing since which step); --events N: also the last N "
+     "alert events",
+     c_alerts},
     {"ingest", "STREAM FILE [--batch ROWS] [--dtype f32|f64|f16|bf16]",
      "send rows from a C-order .npy (f32, f64, f16, bf16) or a .csv", c_ingest},
     {"snapshot", "", "write every changed stream's snapshot to the daemon's state dir now",
@@ -77,13 +83,19 @@ static int c_help(int argc, char **argv) {
       }
     return usage_error("no command '%s'", argv[0]);
   }
-  printf("usage: eigenwatch [--address unix:PATH|tcp:HOST:PORT] [--timeout MS] [--json] "
+  printf("usage: eigenwatch [--address ADDR[,ADDR...]] [--timeout MS] [--json] "
          "[--run RUN] COMMAND ...\n"
          "       eigenwatch --version\n"
          "The address defaults to $EIGENWATCH_ADDRESS, else the daemon's default socket (yours,\n"
          "then the system units' /run/eigenwatch/eigenwatchd.sock when you may use it), else\n"
-         "tcp:127.0.0.1:7700. --json prints the daemon's answer as JSON. --run names the training\n"
-         "run of every stream a command names (default: the daemon's run \"default\").\n\n"
+         "tcp:127.0.0.1:7700; an address is unix:PATH or tcp:HOST:PORT. --json prints the daemon's\n"
+         "answer as JSON. --run names the training run of every stream a command names (default:\n"
+         "the daemon's run \"default\").\n"
+         "Several daemons (--address a,b,c, or $EIGENWATCH_ADDRESS with commas): a command naming\n"
+         "a stream goes to the daemon that holds it (rendezvous placement, as the Python client's);\n"
+         "list, runs, alerts, watch, ping, snapshot, metrics and drop --run ask every daemon and\n"
+         "merge the answers (stats: each under its address). One daemon unreachable fails the\n"
+         "command (exit 3, naming it).\n\n"
          "commands:\n");
   for (size_t i = 0; i < NCMDS; i++)
     printf("  %-8s %s\n", cmds[i].name, cmds[i].help);
@@ -118,6 +130,9 @@ int main(int argc, char **argv) {
   }
   if (i >= argc)
     return c_help(0, NULL), EX_USAGE;
+  int ex = fan_init();
+  if (ex)
+    return ex;
   for (size_t k = 0; k < NCMDS; k++) {
     if (strcmp(cmds[k].name, argv[i]) != 0)
       continue;

@@ -124,13 +124,24 @@ int c_watch(int argc, char **argv) {
   w.width = (int)(width ? width : 40);
   if (!(w.st = calloc(MAXSTREAMS, sizeof *w.st)))
     return fprintf(stderr, "eigenwatch: out of memory\n"), EX_UNREACHABLE;
-  ewc_t *c = NULL;
+  /* one connection per daemon; with one, to g_address as given (NULL: the default address,
+   * looked for again at each connect) */
+  w.nconns = g_naddrs > 1 ? g_naddrs : 1;
+  if (!(w.conns = calloc(w.nconns, sizeof *w.conns))) {
+    free(w.st);
+    return fprintf(stderr, "eigenwatch: out of memory\n"), EX_UNREACHABLE;
+  }
   int ex = EX_OK, ok = 0;
   char addr[4200];
   const char *shown = g_address ? g_address : ewc_default_address(addr, sizeof addr);
   for (uint64_t it = 0; !has_count || it < w.count; it++) {
     char err[512];
-    int rc = c ? 0 : ewc_connect(g_address, g_timeout, &c, err, sizeof err);
+    int rc = 0;
+    w.failed = 0;
+    for (size_t k = 0; k < w.nconns && !rc; k++)
+      if (!w.conns[k] && (rc = ewc_connect(w.nconns > 1 ? g_addrs[k] : g_address, g_timeout,
+                                           &w.conns[k], err, sizeof err)) != 0)
+        w.failed = k;
     if (rc == EWC_EADDR) {
       fprintf(stderr, "eigenwatch: %s\n", err);
       ex = EX_USAGE;
@@ -139,16 +150,16 @@ int c_watch(int argc, char **argv) {
     ewc_reply_t r;
     memset(&r, 0, sizeof r);
     if (!rc && !w.classified) {
-      rc = classify(&w, c, pos, npos);
+      rc = classify(&w, w.conns[0], pos, npos);
       if (rc > 0) { /* a usage or metric error: no point in waiting */
         ex = rc;
         break;
       }
     }
     if (!rc)
-      rc = watch_cycle(&w, c, &r);
+      rc = watch_cycle(&w, &r);
     if (rc == EWC_ERPC) { /* the daemon refused the watch itself (a bad run name, ...) */
-      ex = rpc_exit(rc, &r);
+      ex = fan_exit(w.failed < g_naddrs ? g_addrs[w.failed] : NULL, rc, &r);
       ewc_reply_free(&r);
       break;
     }
@@ -156,10 +167,12 @@ int c_watch(int argc, char **argv) {
     ok = rc == 0;
     if (rc) {
       snprintf(w.status, sizeof w.status, "waiting for the daemon at %.200s (%.200s); retrying",
-               shown, rc == EWC_ECONNECT ? err : ewc_strerror(rc));
-      if (c)
-        ewc_close(c);
-      c = NULL;
+               w.nconns > 1 ? g_addrs[w.failed] : shown,
+               rc == EWC_ECONNECT ? err : ewc_strerror(rc));
+      for (size_t k = 0; k < w.nconns; k++) {
+        ewc_close(w.conns[k]);
+        w.conns[k] = NULL;
+      }
       for (int i = 0; i < w.nst; i++)
         w.st[i].ready = 0; /* the daemon may have restarted: read each schedule again */
     } else {
@@ -182,8 +195,9 @@ int c_watch(int argc, char **argv) {
     if (!has_count || it + 1 < w.count)
       sleep_s(w.interval);
   }
-  if (c)
-    ewc_close(c);
+  for (size_t k = 0; k < w.nconns; k++)
+    ewc_close(w.conns[k]);
+  free(w.conns);
   free(w.st);
   if (ex == EX_OK && !ok)
     ex = EX_UNREACHABLE;

@@ -1,7 +1,9 @@
 /* watch_poll.c — `eigenwatch watch` against the daemon, one cycle (watch.c): the run's streams
  * listed and matched against the words, each stream's schedule (info), its new evaluated points
  * (history, from the step after the last one held) and the metrics it does not evaluate (query,
- * against the row count), then the firing alerts. --json prints each new point as it is read. */
+ * against the row count), then the firing alerts. --json prints each new point as it is read.
+ * With several daemons the list and the alerts are every daemon's, merged (fan_merged), and a
+ * stream's own calls go to its daemon (ewc_place). */
 #include "watch_priv.h"
 
 #include <fnmatch.h>
@@ -233,24 +235,22 @@ static int matches(const watch_t *w, const char *name) {
   return 0;
 }
 
-/* Lists the run's streams, adds the newly matched ones, marks the gone ones. */
-static int refresh_streams(watch_t *w, ewc_t *c) {
+/* Lists the run's streams, adds the newly matched ones, marks the gone ones. The answer is read
+ * in *r (a refusal stays there for the caller). */
+static int refresh_streams(watch_t *w, ewc_reply_t *r) {
   params_t p;
   p_init(&p);
   msgpack_pack_map(&p.pk, 1);
   p_str(&p, "run");
   p_str(&p, w->run);
-  ewc_reply_t r;
-  int rc = ewc_call(c, "list", &p.sb, &r);
+  int rc = fan_merged(w->conns, w->nconns, "list", &p.sb, r, &w->failed);
   msgpack_sbuffer_destroy(&p.sb);
-  if (rc) {
-    ewc_reply_free(&r);
+  if (rc)
     return rc;
-  }
   for (int i = 0; i < w->nst; i++)
     w->st[i].live = 0;
   w->more = 0;
-  const msgpack_object *ls = ewc_get(r.result, "streams");
+  const msgpack_object *ls = ewc_get(r->result, "streams");
   for (uint32_t i = 0; ls && ls->type == MSGPACK_OBJECT_ARRAY && i < ls->via.array.size; i++) {
     const msgpack_object *n = ewc_get(&ls->via.array.ptr[i], "stream");
     char name[256];
@@ -270,31 +270,30 @@ static int refresh_streams(watch_t *w, ewc_t *c) {
       }
       memset(&w->st[j], 0, sizeof w->st[j]);
       snprintf(w->st[j].name, sizeof w->st[j].name, "%s", name);
+      w->st[j].owner = w->nconns > 1 ? ewc_place(w->run, name, g_addrs, g_naddrs) : 0;
       w->nst++;
     }
     w->st[j].live = 1;
   }
-  ewc_reply_free(&r);
+  ewc_reply_free(r);
   return 0;
 }
 
-/* The firing alerts of the matched streams, as lines in w->alerts; --json prints changes. */
-static int read_alerts(watch_t *w, ewc_t *c) {
+/* The firing alerts of the matched streams, as lines in w->alerts; --json prints changes. The
+ * answer is read in *r (a refusal stays there for the caller). */
+static int read_alerts(watch_t *w, ewc_reply_t *r) {
   params_t p;
   p_init(&p);
   msgpack_pack_map(&p.pk, 1);
   p_str(&p, "run");
   p_str(&p, w->run);
-  ewc_reply_t r;
-  int rc = ewc_call(c, "alerts", &p.sb, &r);
+  int rc = fan_merged(w->conns, w->nconns, "alerts", &p.sb, r, &w->failed);
   msgpack_sbuffer_destroy(&p.sb);
-  if (rc) {
-    ewc_reply_free(&r);
+  if (rc)
     return rc;
-  }
   char buf[sizeof w->alerts] = "";
   size_t len = 0;
-  const msgpack_object *a = ewc_get(r.result, "alerts");
+  const msgpack_object *a = ewc_get(r->result, "alerts");
   for (uint32_t i = 0; a && a->type == MSGPACK_OBJECT_ARRAY && i < a->via.array.size; i++) {
     const msgpack_object *e = &a->via.array.ptr[i], *st = ewc_get(e, "stream"),
                          *state = ewc_get(e, "state"), *rule = ewc_get(e, "rule"),
@@ -318,7 +317,7 @@ static int read_alerts(watch_t *w, ewc_t *c) {
     if (k > 0 && (size_t)k < sizeof buf - len)
       len += (size_t)k;
   }
-  ewc_reply_free(&r);
+  ewc_reply_free(r);
   if (g_json && strcmp(buf, w->alerts) != 0) { /* each firing line once, while it fires */
     for (char *ln = buf; *ln;) {
       char *end = strchr(ln, '\n');
@@ -343,13 +342,15 @@ static int read_alerts(watch_t *w, ewc_t *c) {
   return 0;
 }
 
-/* One cycle against the daemon; returns 0, or the failed call's code (r holds an RPC error). */
-int watch_cycle(watch_t *w, ewc_t *c, ewc_reply_t *err) {
-  int rc = refresh_streams(w, c);
+/* One cycle against the daemons; returns 0, or the failed call's code (r holds an RPC error). */
+int watch_cycle(watch_t *w, ewc_reply_t *err) {
+  int rc = refresh_streams(w, err);
   for (int i = 0; !rc && i < w->nst; i++) {
     wstream_t *s = &w->st[i];
+    ewc_t *c = w->conns[s->owner];
     if (!s->live)
       continue;
+    w->failed = s->owner;
     if (!s->ready) {
       rc = stream_info(w, c, s, err);
       ewc_reply_free(err);
@@ -367,6 +368,6 @@ int watch_cycle(watch_t *w, ewc_t *c, ewc_reply_t *err) {
       rc = 0;
   }
   if (!rc)
-    rc = read_alerts(w, c);
+    rc = read_alerts(w, err);
   return rc;
 }

@@ -27,6 +27,7 @@ typedef struct {
 
 typedef struct {
   char name[256];
+  size_t owner; /* its daemon: the index in watch_t.conns (ewc_place) */
   int live;     /* in the latest list */
   int ready;    /* info read on this connection */
   uint64_t step, rows, ranks; /* of the newest point */
@@ -41,6 +42,9 @@ typedef struct {
   double interval, stale;
   uint64_t count;
   const char *run;
+  ewc_t **conns;  /* one per daemon (g_addrs; one: g_address), NULL until connected */
+  size_t nconns;
+  size_t failed;  /* after a failed cycle: the index of the daemon whose call failed */
   wstream_t *st;
   int nst, more;
   char alerts[4096]; /* firing alerts of matched streams, one per line */
@@ -50,10 +54,11 @@ typedef struct {
 /* The time now, in Unix seconds (watch.c). */
 double watch_now(void);
 
-/* One cycle against the daemon: the run's streams listed and matched, each live one's schedule
- * read once, its new points read (and printed with --json), then the firing alerts. Returns 0, or
- * the failed call's code (err holds an RPC error) (watch_poll.c). */
-int watch_cycle(watch_t *w, ewc_t *c, ewc_reply_t *err);
+/* One cycle against the daemons (w->conns, all connected): the run's streams listed on every
+ * daemon and matched, each live one's schedule read once, its new points read (and printed with
+ * --json) from its daemon, then the firing alerts of every daemon. Returns 0, or the failed
+ * call's code (err holds an RPC error) with w->failed its daemon (watch_poll.c). */
+int watch_cycle(watch_t *w, ewc_reply_t *err);
 
 /* --json: the opening of a line about s, `{"run": ..., "stream": ...` (watch_draw.c). */
 void watch_json_head(const watch_t *w, const wstream_t *s);

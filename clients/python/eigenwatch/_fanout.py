@@ -3,7 +3,7 @@ with several addresses: a request that names one stream goes to the daemon place
 (eigenwatch.placement.place); a request about many streams goes to every daemon and the answers
 are merged — `runs` (a run's streams and steps over all daemons), `list`, `history` (each
 stream's series from its daemon), `alerts` (rules, and events by time), `drop` of a run,
-`snapshot` and `stats` (by daemon). A daemon that cannot be reached makes the call raise: a
+`snapshot` and `stats` (each daemon's under its address). A daemon that cannot be reached makes the call raise: a
 read across daemons never answers from some of them as if they were all."""
 import queue
 import threading
@@ -24,7 +24,8 @@ def _merge_runs(answers: List[Dict[str, Any]]) -> Dict[str, Any]:
     runs: Dict[str, Dict[str, Any]] = {}
     for a in answers:
         for r in a["runs"]:
-            m = runs.setdefault(r["run"], {"run": r["run"], "streams": []})
+            m = runs.setdefault(r["run"], {"run": r["run"], "streams": [],
+                                           "last_activity": None})
             m["streams"] = sorted(set(m["streams"]) | set(r.get("streams", [])))
             for k, pick in (("first_step", min), ("last_step", max), ("last_activity", max)):
                 v = r.get(k)
@@ -60,6 +61,21 @@ def call(members: Dict[str, Any], addrs: List[str], method: str, params: Dict[st
         return {"series": series}
     if "stream" in params and method != "subscribe":
         return _by_stream(members, addrs, method, params, timeout)
+    if method == "drop":  # a whole run, on every daemon: one holding none of it counts 0
+        from .client import EigenwatchError  # (client.py imports this module)
+        answers, missing = [], 0
+        for a in addrs:
+            try:
+                answers.append(members[a].call(method, _timeout=timeout, **params))
+            except EigenwatchError as e:
+                if e.code != "NO_SUCH_STREAM":
+                    raise
+                missing += 1
+                last = e
+        if missing == len(addrs):
+            raise last
+        return {"run": params.get("run"), "dropped": True,
+                "streams": sum(a.get("streams", 0) for a in answers)}
     answers = [members[a].call(method, _timeout=timeout, **params) for a in addrs]
     if method == "runs":
         return _merge_runs(answers)
@@ -73,15 +89,12 @@ def call(members: Dict[str, Any], addrs: List[str], method: str, params: Dict[st
         return {"series": series}
     if method == "alerts":
         return _merge_alerts(answers, params.get("events"))
-    if method == "drop":  # a whole run, on every daemon
-        return {"run": params.get("run"), "dropped": True,
-                "streams": sum(a.get("streams", 0) for a in answers)}
     if method == "snapshot":
         return {"streams": sum(a["streams"] for a in answers),
                 "bytes": sum(a["bytes"] for a in answers),
                 "seconds": max(a["seconds"] for a in answers)}
-    if method == "stats":
-        return {"daemons": dict(zip(addrs, answers))}
+    if method == "stats":  # each daemon's counters under its address (as the CLI prints them)
+        return dict(zip(addrs, answers))
     return answers[0]  # ping, metrics, auth: the same answer from each (all were asked)
 
 

@@ -9,7 +9,7 @@ PKGS=(meson ninja-build pkg-config gcc libc6-dev gzip xxd clang libclang-rt-14-d
       libuv1-dev libmsgpack-dev libopenblas-dev liblapacke-dev libsqlite3-dev
       libhttp-parser-dev libjansson-dev libsystemd-dev systemd prometheus chromium
       python3 python3-venv python3-setuptools python3-wheel python3-numpy python3-msgpack python3-torch
-      dataset-fashion-mnist zlib1g-dev "$@")
+      dataset-fashion-mnist zlib1g-dev victoria-metrics python3-yaml "$@")
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -2,8 +2,9 @@
 # scripts/setup.sh — installs what eigenwatch needs from Debian's archive, only what is missing.
 # Extra Debian packages may be named as arguments (scripts/demo-collapse.sh: python3-matplotlib).
 # Needs root (uses sudo when not root). Safe to run again: it does nothing when all is there.
-# Then fetches the page's chart library from npm into daemon/web/node_modules, at the versions
-# daemon/web/package-lock.json pins (npm ci), unless it is there already.
+# Then fetches the page's chart library from npm into daemon/web/node_modules, and the JavaScript
+# client's msgpack into clients/js/node_modules, at the versions their package-lock.json pin
+# (npm ci), unless they are there already.
 set -euo pipefail
 PKGS=(meson ninja-build pkg-config gcc libc6-dev gzip xxd clang libclang-rt-14-dev
       libuv1-dev libmsgpack-dev libopenblas-dev liblapacke-dev libsqlite3-dev
@@ -23,6 +24,10 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 root=$(cd "$(dirname "$0")/.." && pwd)
+if [ ! -f "$root/clients/js/node_modules/@msgpack/msgpack/package.json" ]; then
+  echo "setup: npm ci in clients/js (the JavaScript client's msgpack)" >&2
+  (cd "$root/clients/js" && npm ci --no-audit --no-fund --loglevel=error)
+fi
 if [ ! -f "$root/daemon/web/node_modules/uplot/dist/uPlot.iife.min.js" ]; then
   echo "setup: npm ci in daemon/web (the page's chart library)" >&2
   (cd "$root/daemon/web" && npm ci --no-audit --no-fund --loglevel=error)

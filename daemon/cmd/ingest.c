@@ -82,6 +82,11 @@ static void ingest_done(ewd_job_t *j) {
 static void check_done(ewd_job_t *j) {
   ewd_stream_t *st = j->st;
   ewd_job_mirrors(j);
+  if (!j->rc && j->n == 0 && st->provisional) { /* the batch that was creating it was refused */
+    snprintf(j->message, sizeof j->message, "no such stream '%.100s' (the batch that would have "
+             "created it was refused)", st->name);
+    j->rc = EW_ENOSTREAM;
+  }
   ewd_staging_t how = EWD_STAGE_NOMEM;
   if (!j->rc && (how = ewd_steps_add(j->srv, st, j)) == EWD_STAGE_NOMEM)
     snprintf(j->message, sizeof j->message, "out of memory staging a batch of %zu rows", j->n),
@@ -332,10 +337,13 @@ void ewd_cmd_ingest(ewd_call_t *call) {
     answer_now(call, st, false);
     return;
   }
-  if (n == 0 && (!st || st->provisional)) { /* an end-of-step marker creates nothing */
+  if (n == 0 && !st) { /* an end-of-step marker creates nothing */
     ewd_cmd_stream(call, key);
     return;
   }
+  /* a marker behind the batch that is creating its stream (provisional) waits in the stream's
+   * order: it takes effect once that batch is accepted, and is refused if the batch was
+   * (check_done), as messages on one connection take effect in the order they were sent */
   if ((EWP_HAS(r, EWP_INGEST_dropped_rows) || EWP_HAS(r, EWP_INGEST_dropped_batches)) &&
       !EWP_HAS(r, EWP_INGEST_producer)) {
     ewd_fail(call, EW_EBADREQ, "'dropped_rows' and 'dropped_batches' need 'producer' (they are "

@@ -39,7 +39,7 @@ export class Connection {
    */
   static open(address, opts = {}) {
     const where = parseAddress(address);
-    const timeoutMs = opts.timeoutMs ?? 10000;
+    const timeoutMs = opts.timeoutMs || 10000;
     return new Promise((resolve, reject) => {
       const socket = where.kind === "unix"
         ? net.createConnection({ path: where.path })
@@ -72,22 +72,20 @@ export class Connection {
   /**
    * Sends [0, msgid, method, params] and resolves to the reply's result; rejects with the
    * reply's EigenwatchError, with code CONNECTION if the connection ends first, or TIMEOUT
-   * after `timeoutMs` (0 or undefined: no limit). `written` (optional) is called once the bytes
-   * are handed to the socket, with the msgid.
+   * after opts.timeoutMs (0 or undefined: no limit; the connection stays). opts.method names
+   * the request in the TIMEOUT sentence; opts.sizeHint sizes the encoder for large bins.
+   * Throws (rejects) TypeError/RangeError for params msgpack cannot carry.
    */
   request(method, params, opts = {}) {
     if (this.closed) {
       return Promise.reject(new EigenwatchError(CONNECTION, `the connection to ${this.address} is closed`));
     }
+    let frame;
     const msgid = this.nextMsgid();
-    const frame = encodeRequest(msgid, method, params, opts.sizeHint);
-    return this.requestFrame(msgid, frame, opts);
-  }
-
-  /** request() for bytes already encoded with `msgid` (taken from nextMsgid()). */
-  requestFrame(msgid, frame, opts = {}) {
-    if (this.closed) {
-      return Promise.reject(new EigenwatchError(CONNECTION, `the connection to ${this.address} is closed`));
+    try {
+      frame = encodeRequest(msgid, method, params, opts.sizeHint);
+    } catch (err) {
+      return Promise.reject(err);
     }
     return new Promise((resolve, reject) => {
       const entry = { resolve, reject, timer: null };
@@ -102,7 +100,6 @@ export class Connection {
       this.pending.set(msgid, entry);
       this._ref();
       this.write(frame);
-      if (opts.written) opts.written(msgid);
     });
   }
 

@@ -23,7 +23,7 @@ export function fnv1a64(bytes) {
   let hi = 0xcbf29ce4;
   let lo = 0x84222325;
   for (let i = 0; i < b.length; i++) {
-    lo ^= b[i];
+    lo = (lo ^ b[i]) >>> 0; // ^ gives a signed 32-bit result
     const loP = lo * 0x1b3; // < 2^41: exact
     const hiP = hi * 0x1b3 + Math.floor(loP / 0x100000000) + ((lo << 8) >>> 0); // (lo << 40) reaches hi as lo << 8
     lo = loP >>> 0;

@@ -362,6 +362,8 @@ out:
 void ewp_request_free(ewp_request_t *req) {
   free(req->rows_);
   req->rows_ = NULL;
+  free(req->u32s_);
+  req->u32s_ = NULL;
   msgpack_unpacked_destroy(&req->upk_);
   msgpack_unpacked_init(&req->upk_);
 }

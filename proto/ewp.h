@@ -108,6 +108,8 @@ const ewp_method_info_t *ewp_method_info(ewp_method_t m);
  *                        batch's columns (dtype as the `dtype` field, data bin)
  *   TYPED  ewp_column_t  one {dtype, data} (name empty): a stats batch's values or counts
  *   DIMS   ewp_dims_t    [L] or [L, H]: one or two UINTs (a stats stream's shape)
+ *   U32S   ewp_bytes_t   u32s little-endian: bin (a whole number of them), or an array of
+ *                        integers in [0, 2^32) packed into a buffer the request owns
  *   ARRAY  ewp_array_t   one {dtype, data, shape: [n, d]} with data n·d values of dtype,
  *                        1 ≤ d ≤ EWP_MAX_DIM (a paired batch's x or y)
  *   PARAMS ewp_params_t  a map of up to EWP_PARAMS_MAX distinct names to a number, a bool or a
@@ -120,7 +122,7 @@ const ewp_method_info_t *ewp_method_info(ewp_method_t m);
 typedef enum {
   EWP_T_NAME, EWP_T_STR, EWP_T_UINT, EWP_T_NUM, EWP_T_BOOL, EWP_T_BIN, EWP_T_ENUM,
   EWP_T_SHAPE, EWP_T_ROWS, EWP_T_NAMES, EWP_T_PARAMS, EWP_T_EVALS, EWP_T_RULES, EWP_T_COLUMNS,
-  EWP_T_TYPED, EWP_T_DIMS, EWP_T_ARRAY
+  EWP_T_TYPED, EWP_T_DIMS, EWP_T_ARRAY, EWP_T_U32S
 } ewp_type_t;
 
 #define EWP_NAME_MAX 200
@@ -277,6 +279,7 @@ typedef ewp_columns_t ewp_c_COLUMNS;
 typedef ewp_column_t ewp_c_TYPED;
 typedef ewp_dims_t ewp_c_DIMS;
 typedef ewp_array_t ewp_c_ARRAY;
+typedef ewp_bytes_t ewp_c_U32S;
 typedef ewp_params_t ewp_c_PARAMS;
 
 #define EWP__MEMBER(member, type, flags, wt, def, code, err, doc) ewp_c_##type member;
@@ -429,6 +432,7 @@ typedef struct {
   /* private: what the request owns */
   msgpack_unpacked upk_;
   double *rows_;
+  uint8_t *u32s_;
 } ewp_request_t;
 
 /* Why a message was refused, and what the envelope said before it failed. `counted` is false

@@ -169,9 +169,10 @@
   F(y, ARRAY, 0, "{dtype, data, shape}", "—", EWP_EBADREQ,                                       \
     "'y' must be a map {dtype, data, shape: [n, dy]} (data: bin)",                                \
     "with `x`: the n rows of y (its own dtype)")                                                 \
-  F(labels, BIN, 0, "bin", "absent (rows without labels)", EWP_EBADREQ,                           \
-    "'labels' must be bin (u32 little-endian per row)",                                           \
-    "with rows: one label per row, u32 little-endian (e.g. each example's class), kept with the " \
+  F(labels, U32S, 0, "bin or [int]", "absent (rows without labels)", EWP_EBADREQ,                \
+    "'labels' must be bin (u32 little-endian per row) or a list of integers",                     \
+    "with rows: one label per row, u32 little-endian or a list of integers in [0, 2^32) (e.g. "   \
+    "each example's class), kept with the " \
     "window's rows for the grouped metrics and `dsmi`; a stream's first batch decides whether "  \
     "it is labelled")                                                                             \
   F(step, UINT, 0, "int", "absent (applied on arrival)", EWP_EBADREQ,                             \

@@ -445,6 +445,32 @@ static int decode_field(const msgpack_object *o, const ewp_field_info_t *f, void
     b->p = (const uint8_t *)o->via.bin.ptr, b->n = o->via.bin.size;
     return 0;
   }
+  case EWP_T_U32S: {
+    ewp_bytes_t *b = dst;
+    if (o->type == MSGPACK_OBJECT_BIN) {
+      b->p = (const uint8_t *)o->via.bin.ptr, b->n = o->via.bin.size;
+      return 0;
+    }
+    if (o->type != MSGPACK_OBJECT_ARRAY || req->u32s_)
+      return field_error(err, f);
+    size_t cnt = o->via.array.size; /* bounded by the skim's element limit */
+    uint8_t *buf = malloc(cnt ? 4 * cnt : 1);
+    if (!buf)
+      return ewp__fail(err, EWP_ENOMEM, "out of memory for %zu values of '%s'", cnt, f->name);
+    for (size_t i = 0; i < cnt; i++) {
+      uint64_t v;
+      if (!ew_obj_uint(&o->via.array.ptr[i], &v) || v > UINT32_MAX) {
+        free(buf);
+        return ewp__fail(err, f->code, "'%s'[%zu] is not an integer in [0, 2^32)", f->name, i);
+      }
+      uint32_t w = (uint32_t)v; /* little-endian, as the bin form */
+      for (int k = 0; k < 4; k++)
+        buf[4 * i + k] = (uint8_t)(w >> (8 * k));
+    }
+    b->p = buf, b->n = 4 * cnt;
+    req->u32s_ = buf;
+    return 0;
+  }
   case EWP_T_ENUM: {
     int idx = obj_bytes(o, &p, &n) ? enum_index(f->values, p, n) : -1;
     if (idx < 0) {

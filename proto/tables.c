@@ -47,6 +47,7 @@ EW_CONFIG_MAP(EWP__CONF_ENUM)
 #define EWP__VALUES_TYPED(member) NULL
 #define EWP__VALUES_DIMS(member) NULL
 #define EWP__VALUES_ARRAY(member) NULL
+#define EWP__VALUES_U32S(member) NULL
 #define EWP__VALUES_NAMES(member) NULL
 #define EWP__VALUES_PARAMS(member) NULL
 #define EWP__VALUES_EVALS(member) NULL

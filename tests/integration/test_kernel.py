@@ -78,7 +78,8 @@ def labels_over_the_wire():
         c = d.client()
         c.call("create", {"stream": "g", "dim": 8, "window": 120})
         c.call("ingest", dict(rows_msg(X[:60]), stream="g", labels=y[:60].astype("<u4").tobytes()))
-        c.call("ingest", dict(rows_msg(X[60:]), stream="g", labels=y[60:].astype("<u4").tobytes()))
+        # the second batch's labels as a list of integers: the same as the bin form
+        c.call("ingest", dict(rows_msg(X[60:]), stream="g", labels=[int(v) for v in y[60:]]))
         r = c.call("query", {"stream": "g", "metrics": ["group_erank", "group_separation",
                                                           "centroid_cosine", "dsmi"],
                              "params": {"sigma": 6.0, "mode": "full"}})["metrics"]
@@ -91,6 +92,11 @@ def labels_over_the_wire():
         before = c.call("info", {"stream": "g"})["count"]
         for params, code, word in (
                 (dict(rows_msg(X[:4]), labels=b"\0" * 12), "BAD_REQUEST", "12 bytes for 4 rows"),
+                (dict(rows_msg(X[:4]), labels=[1, 2, 3]), "BAD_REQUEST", "12 bytes for 4 rows"),
+                (dict(rows_msg(X[:2]), labels=[1, -2]), "BAD_REQUEST",
+                 "'labels'[1] is not an integer in [0, 2^32)"),
+                (dict(rows_msg(X[:2]), labels=[1, 2 ** 32]), "BAD_REQUEST",
+                 "'labels'[1] is not an integer"),
                 (rows_msg(X[:4]), "BAD_PARAM", "is labelled: every batch")):
             try:
                 c.call("ingest", dict(params, stream="g"))

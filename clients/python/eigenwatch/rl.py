@@ -292,7 +292,9 @@ class TokenStream(_Stream):
     reuses eigenwatch.torch.watch's subscription, so it needs torch installed). .errors and
     .last_error count the batches log() could not stage for a local reason other than its
     arguments (e.g. no pinned memory) and returned False for; .last_step is the highest step
-    logged; close() (or leaving a `with` block) ends it."""
+    logged; close() (or leaving a `with` block) ends it. Each rank sends its own tokens — its
+    share of the step's global batch, 1/world of it — so a stream's load per step does not grow
+    with the number of GPUs (watch()'s rows_per_step is the world's for the same reason)."""
 
     def __init__(self, run: Optional[str], stream: str, columns: Sequence[str] = ("entropy",),
                  world: Optional[int] = None, rank: Optional[int] = None,

@@ -410,6 +410,11 @@ class Client:
             if hasattr(labels, "detach"):  # a torch tensor
                 labels = labels.detach().cpu()
             fields["labels"] = encode_labels(labels)
+        return self._ingest(stream, fields, notify, run, step, rank, world, end_step, producer,
+                            seq)
+
+    def _ingest(self, stream, fields, notify, run, step, rank, world, end_step, producer, seq):
+        """ingest with a batch's `fields` and the training and exactly-once fields given."""
         for k, v in (("step", step), ("rank", rank), ("world", world), ("producer", producer),
                      ("seq", seq)):
             if v is not None:
@@ -430,16 +435,8 @@ class Client:
         dx) and y (n, dy), row i of x paired with row i of y, each as ingest's rows (numpy or
         torch; their dtypes may differ). The other arguments are ingest's."""
         fields = encode_pairs(x, y)
-        for k, v in (("step", step), ("rank", rank), ("world", world), ("producer", producer),
-                     ("seq", seq)):
-            if v is not None:
-                fields[k] = v
-        if end_step:
-            fields["end_step"] = True
-        if notify:
-            self.notify("ingest", stream=stream, **_run(run), **fields)
-            return None
-        return _fields(IngestResult, self.call("ingest", stream=stream, **_run(run), **fields))
+        return self._ingest(stream, fields, notify, run, step, rank, world, end_step, producer,
+                            seq)
 
     def nullify(self, stream: str, x, y, run: Optional[str] = None):
         """Dissecting CLIP's "nullify the prompt": y − x·A* as a float64 array (n, dy), with

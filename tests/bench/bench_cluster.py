@@ -94,7 +94,8 @@ def run_daemons(n, nstreams, steps):
         cl.close()
         snd.close(5)
         return {"daemons": n, "rows_s": nstreams * steps * ROWS / t_ingest,
-                "evals_s": (points + skipped) / t_all, "points": points, "skipped": skipped,
+                "evals_s": points / t_all, "steps_s": (points + skipped) / t_all,
+                "points": points, "skipped": skipped,
                 "seconds": t_all, "streams_per_daemon": sorted(per.values())}
     finally:
         for d in ds:
@@ -121,9 +122,10 @@ def main():
     for n in (1, 2, 3):
         r = run_daemons(n, nstreams, steps)
         rows.append(r)
-        print(f"  {n} daemon{'s' if n > 1 else ' '}: {r['rows_s']:>12,.0f} rows/s   "
-              f"{r['evals_s']:>8,.1f} evaluations/s  ({r['points']} points, {r['skipped']} "
-              f"coalesced; streams per daemon {r['streams_per_daemon']})   per daemon "
+        print(f"  {n} daemon{'s' if n > 1 else ' '}: {r['rows_s']:>10,.0f} rows/s  "
+              f"{r['evals_s']:>6,.1f} evaluations/s (solves)  {r['steps_s']:>6,.1f} stream-steps/s "
+              f"covered ({r['points']} points, {r['skipped']} steps coalesced into later ones; "
+              f"streams per daemon {r['streams_per_daemon']}); per daemon "
               f"{r['rows_s'] / n:,.0f} rows/s, {r['evals_s'] / n:,.1f} evaluations/s")
     one = rows[0]
     print("  ratios (same run):")

@@ -1,8 +1,10 @@
 """Stream state across restarts and daemons (issue 8): snapshots and restore, export and merge.
 
 Each case drives real daemons over the socket. "Answers identically" means every metric of the
-metric table, with every source it takes, returns the same values bit for bit (or the same error)
-— not to a tolerance: a restored stream is the saved one. Merges of exported states are compared
+metric table, with every source it takes, returns the same values (or the same error): the
+restored state is the saved one bit for bit (its export bytes are compared exactly), and the
+values agree bit for bit but for the eigensolver's rounding under another BLAS thread count,
+1e-13 relative (same_value says why). Merges of exported states are compared
 with one daemon that ingested the union (1e-12 relative) and with numpy float64 on the union rows
 (the f32 state tolerance, 1e-6)."""
 import glob
@@ -44,9 +46,23 @@ def answers(c, name):
     return out
 
 
+def same_value(x, y):
+    """Equal, except that floats may differ by the eigensolver's rounding under another BLAS
+    thread count (1e-13 relative): the state is restored bit for bit, but the daemon solves a
+    query that runs alone on every core (pool.c), and OpenBLAS's threaded dsymv in the
+    tridiagonal reduction sums in another order then — one ulp seen once under ASan and load."""
+    if isinstance(x, float) and isinstance(y, float):
+        return x == y or abs(x - y) <= 1e-13 * max(abs(x), abs(y))
+    if isinstance(x, dict) and isinstance(y, dict):
+        return x.keys() == y.keys() and all(same_value(x[k], y[k]) for k in x)
+    if isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)):
+        return len(x) == len(y) and all(same_value(u, v) for u, v in zip(x, y))
+    return x == y
+
+
 def same_answers(a, b, what):
     assert a.keys() == b.keys()
-    diff = [k for k in a if a[k] != b[k]]
+    diff = [k for k in a if not same_value(a[k], b[k])]
     assert not diff, f"{what}: {len(diff)} answers differ, first {diff[0]}: {a[diff[0]]} vs " \
                      f"{b[diff[0]]}"
 
@@ -77,12 +93,14 @@ def restore_after_sigterm_answers_every_metric_identically():
     names = ["run/layer.0", "l2", "decayed", "empty", "collapsed"]
     before = {n: answers(c, n) for n in names}
     info = {n: c.call("info", {"stream": n}) for n in names}
+    saved = {n: c.call("export", {"stream": n})["state"] for n in names}
     assert d.stop() == 0
     assert len(files(d)) == 5, files(d)
     d2 = Daemon(state_dir=d.dir)
     try:
         c2 = d2.client()
         for n in names:
+            assert c2.call("export", {"stream": n})["state"] == saved[n], f"{n}: export bytes"
             same_answers(before[n], answers(c2, n), n)
             i2 = c2.call("info", {"stream": n})
             for k in ("count", "dim", "config", "last_ingest"):

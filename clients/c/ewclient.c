@@ -6,6 +6,7 @@
 #include "eigenwatch.h" /* the error table only (EW_ERRNO_MAP): the client links no library */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -109,6 +110,38 @@ static int fail(char *err, size_t cap, int code, const char *fmt, const char *a,
   return code;
 }
 
+/* connect() bounded by timeout_ms (0: the kernel's own): 0, or the errno (ETIMEDOUT when the
+ * time ran out). The socket is blocking again afterwards. */
+static int connect_within(int fd, const struct sockaddr *sa, socklen_t len, int timeout_ms) {
+  if (timeout_ms <= 0)
+    return connect(fd, sa, len) == 0 ? 0 : errno;
+  int fl = fcntl(fd, F_GETFL, 0);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+    return errno;
+  int e = 0;
+  if (connect(fd, sa, len) != 0) {
+    e = errno;
+    if (e == EINPROGRESS) {
+      struct pollfd p = {.fd = fd, .events = POLLOUT};
+      int r;
+      do
+        r = poll(&p, 1, timeout_ms);
+      while (r < 0 && errno == EINTR);
+      int so = 0;
+      socklen_t el = sizeof so;
+      if (r == 0)
+        e = ETIMEDOUT;
+      else if (r < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &so, &el) != 0)
+        e = errno;
+      else
+        e = so;
+    }
+  }
+  if (e == 0 && fcntl(fd, F_SETFL, fl) < 0)
+    e = errno;
+  return e;
+}
+
 int ewc_connect(const char *address, int timeout_ms, ewc_t **out, char *err, size_t errcap) {
   char def[4200];
   if (!address)
@@ -145,8 +178,7 @@ int ewc_connect(const char *address, int timeout_ms, ewc_t **out, char *err, siz
     int e = ECONNREFUSED;
     for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
       fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-      if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-        e = errno;
+      if (fd >= 0 && (e = connect_within(fd, ai->ai_addr, ai->ai_addrlen, timeout_ms)) != 0) {
         close(fd);
         fd = -1;
       }

@@ -44,7 +44,8 @@ typedef struct ewc ewc_t;
 const char *ewc_default_address(char *buf, size_t cap);
 
 /* Connects to "unix:PATH" or "tcp:HOST:PORT" (NULL: the default address). timeout_ms bounds the
- * connect and every later call (0 = wait forever). On success *out owns a connection closed with
+ * connect (a TCP host that does not answer: EWC_ECONNECT, "timed out") and every later call
+ * (0 = wait forever). On success *out owns a connection closed with
  * ewc_close. On failure returns EWC_EADDR/EWC_ECONNECT/EWC_ENOMEM and, if err != NULL, a
  * sentence in err[0..errcap). */
 int ewc_connect(const char *address, int timeout_ms, ewc_t **out, char *err, size_t errcap);

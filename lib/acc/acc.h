@@ -42,8 +42,11 @@ typedef struct {
 typedef struct {
   bool has_bs;
   ew__bstats_t bs;
-  double *vec; /* fd: the batch's mean then diag of its M2 (2d doubles, in keep) */
+  double *vec; /* fd: the batch's mean then diag of its M2 (2d doubles, in keep); paired: the
+                  batch's blocks, or its rows' features (feat_rows) */
   double w;    /* fd: the batch's weight */
+  size_t feat_rows; /* paired: vec holds these rows' φ(x) (feat_rows×fx) then φ(y)
+                       (feat_rows×fy), which apply folds in; 0: vec holds the blocks */
 } ew__prep_t;
 
 /* What an fd accumulator offers a view: 0 ≼ M2 − BᵀB ≼ delta·I, with M2 = W·C the co-moment of

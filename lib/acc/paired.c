@@ -6,8 +6,10 @@
  * merge by addition, so ranks, batches and exports combine exactly (up to rounding).
  *
  * A batch arrives as rows of dx + dy values: x's row, then y's (stream_ingest.c converts and
- * checks it). Prepare forms the batch's three blocks (dsyrk, dgemm, dsyrk over chunks of rows);
- * apply adds them. The symmetric blocks keep their upper triangle; the lower stays 0. */
+ * checks it). Prepare forms its rows' features, and either keeps them (a batch of few rows:
+ * apply forms their blocks into the sums) or forms the batch's three blocks (dsyrk, dgemm,
+ * dsyrk over chunks of rows; apply adds them), whichever holds less until applied. The
+ * symmetric blocks keep their upper triangle; the lower stays 0. */
 #include "acc.h"
 
 #include <cblas.h>
@@ -50,17 +52,11 @@ static void rff(const paired_t *t, const double *v, size_t n, size_t ld, double 
   }
 }
 
-/* The blocks of n rows (x then y in each row of `row`, stride dx + dy, f64) added into b. */
-static void add_rows(const paired_t *t, const double *row, size_t n, double *phi, double *b) {
-  size_t ld = t->dx + t->dy, fx = t->fx, fy = t->fy;
-  const double *px = row, *py = row + t->dx;
-  size_t lx = ld, ly = ld;
-  if (t->m) {
-    double *ax = phi, *ay = phi + n * fx;
-    rff(t, row, n, ld, ax);
-    rff(t, row + t->dx, n, ld, ay);
-    px = ax, py = ay, lx = fx, ly = fy;
-  }
+/* The blocks of n feature rows px (stride lx, fx each) and py (stride ly, fy each) added into
+ * the sums at b (sxx, sxy, syy: the upper triangles of the symmetric ones). */
+static void add_features(const paired_t *t, const double *px, size_t lx, const double *py,
+                         size_t ly, size_t n, double *b) {
+  size_t fx = t->fx, fy = t->fy;
   double *sxx = b, *sxy = b + fx * fx, *syy = sxy + fx * fy;
   cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)fx, (int)n, 1.0, px, (int)lx, 1.0, sxx,
               (int)fx);
@@ -70,30 +66,56 @@ static void add_rows(const paired_t *t, const double *row, size_t n, double *phi
               (int)fy);
 }
 
+/* The features of n rows (x then y in each row of `row`, stride dx + dy, f64) into fx (n×fx) and
+ * fy (n×fy), contiguous. */
+static void features(const paired_t *t, const double *row, size_t n, double *ox, double *oy) {
+  size_t ld = t->dx + t->dy;
+  if (t->m) {
+    rff(t, row, n, ld, ox);
+    rff(t, row + t->dx, n, ld, oy);
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    memcpy(ox + i * t->dx, row + i * ld, t->dx * sizeof(double));
+    memcpy(oy + i * t->dy, row + i * ld + t->dx, t->dy * sizeof(double));
+  }
+}
+
+/* A batch of fewer rows than its blocks' size in features keeps its rows' features (apply forms
+ * the blocks, on the stream's turn): a few rows of wide features cost n·(fx + fy) doubles until
+ * applied, not fx² + fx·fy + fy². A larger batch forms its blocks here, in chunks of rows. */
 static int pa_prepare(const ew__acc_t *a, const ew__in_t *in, ew__prep_t *p, ew__ws_t *keep,
                       ew__ws_t *tmp) {
   const paired_t *t = CP(a);
-  size_t len = blk_len(t), d = t->dx + t->dy;
-  p->vec = ew__ws_alloc(keep, len * sizeof(double));
+  size_t len = blk_len(t), d = t->dx + t->dy, n = in->n;
+  bool feats = n * (t->fx + t->fy) <= len;
+  p->vec = ew__ws_alloc(keep, (feats ? n * (t->fx + t->fy) : len) * sizeof(double));
   if (!p->vec)
     return EW_ENOMEM;
-  memset(p->vec, 0, len * sizeof(double));
-  p->w = (double)in->n;
+  p->feat_rows = feats ? n : 0;
+  if (!feats)
+    memset(p->vec, 0, len * sizeof(double));
+  p->w = (double)n;
   ew__ws_mark_t mk = ew__ws_mark(tmp);
-  size_t chunk = in->n < CHUNK ? in->n : CHUNK;
+  size_t chunk = n < CHUNK ? n : CHUNK;
   double *rows = in->f64 ? NULL : ew__ws_alloc(tmp, chunk * d * sizeof(double));
-  double *phi = t->m ? ew__ws_alloc(tmp, chunk * (t->fx + t->fy) * sizeof(double)) : NULL;
-  if ((!in->f64 && !rows) || (t->m && !phi)) {
+  double *phi = feats ? NULL : ew__ws_alloc(tmp, chunk * (t->fx + t->fy) * sizeof(double));
+  if ((!in->f64 && !rows) || (!feats && !phi)) {
     ew__ws_release(tmp, mk);
     return EW_ENOMEM;
   }
-  for (size_t at = 0; at < in->n; at += chunk) {
-    size_t k = in->n - at < chunk ? in->n - at : chunk;
+  for (size_t at = 0; at < n; at += chunk) {
+    size_t k = n - at < chunk ? n - at : chunk;
     const double *r = in->x64 ? in->x64 + at * d : rows;
     if (!in->f64)
       for (size_t i = 0; i < k * d; i++)
         rows[i] = in->x32[at * d + i];
-    add_rows(t, r, k, phi, p->vec);
+    if (feats) {
+      features(t, r, k, p->vec + at * t->fx, p->vec + n * t->fx + at * t->fy);
+    } else {
+      features(t, r, k, phi, phi + k * t->fx);
+      add_features(t, phi, t->fx, phi + k * t->fx, t->fy, k, p->vec);
+    }
   }
   ew__ws_release(tmp, mk);
   return 0;
@@ -107,9 +129,14 @@ static size_t pa_apply_ws(const ew__acc_t *a, const ew__in_t *in) {
 static void pa_apply(ew__acc_t *a, const ew__in_t *in, const ew__prep_t *p, ew__ws_t *ws) {
   (void)ws;
   paired_t *t = P(a);
-  size_t len = blk_len(t);
-  for (size_t i = 0; i < len; i++)
-    t->blk[i] += p->vec[i];
+  if (p->feat_rows) {
+    size_t n = p->feat_rows;
+    add_features(t, p->vec, t->fx, p->vec + n * t->fx, t->fy, n, t->blk);
+  } else {
+    size_t len = blk_len(t);
+    for (size_t i = 0; i < len; i++)
+      t->blk[i] += p->vec[i];
+  }
   t->n += in->n;
 }
 
@@ -279,9 +306,9 @@ size_t ew__acc_paired_prepare_bytes(const ew_config_t *c, size_t n) {
   size_t m, fx, fy;
   feature_dims(c, &m, &fx, &fy);
   size_t chunk = n < CHUNK ? n : CHUNK, d = (size_t)c->shape[0] + c->shape[1];
-  return ew__ws_size((fx * fx + fx * fy + fy * fy) * sizeof(double)) +
-         ew__ws_size(chunk * d * sizeof(double)) +
-         (m ? ew__ws_size(chunk * (fx + fy) * sizeof(double)) : 0);
+  size_t len = fx * fx + fx * fy + fy * fy, feats = n * (fx + fy);
+  return ew__ws_size((feats <= len ? feats : len) * sizeof(double)) +
+         ew__ws_size(chunk * d * sizeof(double)) + ew__ws_size(chunk * (fx + fy) * sizeof(double));
 }
 
 void ew__acc_paired_view(const ew__acc_t *a, ew__pview_t *v) {

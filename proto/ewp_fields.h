@@ -47,7 +47,11 @@
   EWP__STREAM_FIELD(F)                                                                            \
   F(end, BOOL, 0, "bool", "false", EWP_EBADPARAM, "'end' must be true or false",                  \
     "true: the run's last rows for this stream have come: the stream is marked ended "           \
-    "(`info.steps.ended`, /metrics' eigenwatch_stream_ended) until a batch comes again")
+    "(`info.steps.ended`, /metrics' eigenwatch_stream_ended) until a batch comes again")          \
+  F(rank, UINT, 0, "int", "absent", EWP_EBADPARAM, "'rank' must be an integer >= 0 (with 'end')",  \
+    "with `end`: the rank whose last rows have come. Pending steps are then not completed now — " \
+    "they complete as every rank ends them (its `end_step`) — so one rank that finishes first "    \
+    "never cuts the others' last step short; without `rank`, every pending step completes now")
 
 /* The widest a training run's rank count may be (world), and a producer name's length. */
 #define EWP_WORLD_MAX 65536

@@ -464,13 +464,24 @@ void ewd_cmd_runs(ewd_call_t *call) {
 
 /* `flush {stream, run}` → {"stream", "completed": steps}: every pending step completes now
  * (partial where ranks are missing) and goes to the stream's queue, so a query sent after the
- * answer sees it. */
+ * answer sees it. With `end` and `rank`, one rank's run is over: nothing is forced (the steps
+ * complete as the ranks end them), and the stream is marked ended. */
 void ewd_cmd_flush(ewd_call_t *call) {
-  ewd_stream_t *st = ewd_cmd_stream(call, EWD_KEY(&call->req->u.flush));
+  const ewp_flush_req_t *r = &call->req->u.flush;
+  bool one_rank = EWP_HAS(r, EWP_FLUSH_rank);
+  if (one_rank && !(EWP_HAS(r, EWP_FLUSH_end) && r->end)) {
+    ewd_fail(call, EW_EBADPARAM, "'rank' goes with 'end': true (one rank's run is over)");
+    return;
+  }
+  ewd_stream_t *st = ewd_cmd_stream(call, EWD_KEY(r));
   if (!st)
     return;
-  size_t n = ewd_steps_flush(call->srv, st, "flush");
-  const ewp_flush_req_t *r = &call->req->u.flush;
+  if (one_rank && r->rank >= st->world) {
+    ewd_fail(call, EW_EBADPARAM, "rank %llu is not below the stream's world %u",
+             (unsigned long long)r->rank, st->world);
+    return;
+  }
+  size_t n = one_rank ? 0 : ewd_steps_flush(call->srv, st, "flush");
   if (EWP_HAS(r, EWP_FLUSH_end) && r->end && !st->ended) {
     st->ended = true;
     ewd_expo_stale(st);

@@ -678,8 +678,49 @@ def late_batches_count_their_entries_against_the_bound():
         assert d.stop() == 0
 
 
+def one_ranks_end_never_cuts_another_short():
+    """flush {end: true, rank}: one rank's run is over. The stream is marked ended, but its
+    pending step is not forced — it completes, whole, when the other rank ends it — and rows that
+    come after the mark end it no more (the run goes on) until that rank's own end. Without
+    `rank` every pending step completes now (partial). `rank` without `end`, and a rank not below
+    world, are BAD_PARAM and change nothing."""
+    d = Daemon()
+    try:
+        c = d.client()
+        X = np.random.default_rng(3).standard_normal((8, 4)).astype(np.float32)
+        c.call("create", {"stream": "e", "dim": 4, "world": 2})
+        send(c, "e", X[:4], step=0, rank=0, world=2, end_step=True)
+        r = c.call("flush", {"stream": "e", "end": True, "rank": 0})
+        assert r["completed"] == 0 and r["ended"] is True, r
+        st = c.call("info", {"stream": "e"})["steps"]
+        assert st["pending_steps"] == 1 and st.get("ended") is True, st
+        for params, word in (({"rank": 1}, "'rank' goes with 'end'"),
+                             ({"rank": 2, "end": True}, "not below the stream's world 2")):
+            try:
+                c.call("flush", dict(params, stream="e"))
+            except RpcError as e:
+                assert e.code == "BAD_PARAM" and word in e.message, (e.code, e.message)
+            else:
+                raise AssertionError(f"flush {params} taken")
+        assert c.call("info", {"stream": "e"})["steps"]["pending_steps"] == 1
+        send(c, "e", X[4:], step=0, rank=1, world=2, end_step=True)  # the other rank's last rows
+        wait_count(c, "e", "default", 8)
+        st = c.call("info", {"stream": "e"})["steps"]
+        assert st["last_step"] == 0 and st["partial_steps"] == 0 and st["pending_steps"] == 0, st
+        assert "ended" not in st, st  # rows came again: the run goes on until rank 1 ends it
+        assert c.call("flush", {"stream": "e", "end": True, "rank": 1})["ended"] is True
+        # without rank: the old meaning, every pending step now
+        send(c, "e", X[:4], step=1, rank=0, world=2)
+        r = c.call("flush", {"stream": "e", "end": True})
+        assert r["completed"] == 1 and r["ended"] is True, r
+        assert c.call("info", {"stream": "e"})["steps"]["partial_steps"] == 1
+    finally:
+        d.stop()
+
+
 def main():
     t = Tap()
+    t.case("one_ranks_end_never_cuts_another_short", one_ranks_end_never_cuts_another_short)
     t.case("four_ranks_shuffled_with_late_and_duplicates",
            four_ranks_shuffled_with_late_and_duplicates)
     t.case("a_rank_that_never_sends_gives_partial_steps_after_the_timeout",

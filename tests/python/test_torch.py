@@ -134,10 +134,8 @@ def rows_per_step_is_per_world():
             train(m, 1, lambda _i: (torch.randint(0, 100, (4, 9), generator=g),
                                     torch.randint(0, 5, (4,), generator=g)))
     assert [h.rows_sampled for h in hs] == [{"pw.mix": 3 * 3}] * 4, [h.rows_sampled for h in hs]
-    for h in hs:  # every rank ends its steps before any Sender closes: a closing Sender ends the
-        h.remove(close_sender=False)  # run, which would complete the others' last step partial
-    for h in hs:
-        h.sender.close()
+    for h in hs:  # each rank closes its own Sender at once: its run's end (flush {end, rank})
+        h.remove()  # leaves the other ranks' last step to complete as they end it
     with Client(D.unix) as c:
         deadline = time.time() + 30  # a completed step's rows are applied just after it completes
         while c.info("pw.mix", run="pw").count < 3 * 4 * 3 and time.time() < deadline:

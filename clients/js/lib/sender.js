@@ -290,7 +290,7 @@ export class Sender {
     this._seq = new Map(); // key -> last seq
     this._drops = new Map(); // key -> [rows, batches] dropped so far, reported with the next batch
     this._lastStep = new Map(); // key \0 rank -> {stream, run, step, rank, world}
-    this._sentTo = new Map(); // key -> {stream, run}: close() marks them ended
+    this._sentTo = new Map(); // key -> {stream, run, rank}: close() marks them ended
     this._own = emptyStats(); // what send() counted before a batch reached a link
     this._waiters = new Set(); // flush() calls waiting for the queues to empty
   }
@@ -379,6 +379,7 @@ export class Sender {
       }
       this._seq.set(key, seq);
       if (!this._sentTo.has(key)) this._sentTo.set(key, { stream, run: p.run });
+      if (p.step !== undefined && p.rank !== undefined) this._sentTo.get(key).rank = p.rank;
       if (p.step !== undefined) {
         this._lastStep.set(`${key}\0${p.rank ?? 0}`, { stream, run: p.run, step: p.step, rank: p.rank, world: p.world });
       }
@@ -505,6 +506,9 @@ export class Sender {
       for (const [k, m] of this._sentTo) {
         const p = { stream: m.stream, end: true };
         if (m.run !== undefined) p.run = m.run;
+        // stepped rows: only this rank's run is over; the other ranks' last steps complete as
+        // they end them, never cut short by the first rank to close
+        if (m.rank !== undefined) p.rank = m.rank;
         this._marker("flush", p, k);
       }
       this._sentTo.clear();

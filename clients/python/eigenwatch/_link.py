@@ -93,6 +93,7 @@ class _Link:
         self._declared = {}  # (run, stream) -> create's options (declare())
         self._last_step = {}  # (run, stream, rank) -> (step, world) of its last stepped batch
         self._sent_to = set()  # (run, stream) this Sender queued rows for (close() ends them)
+        self._rank_of = {}  # (run, stream) -> the rank it sent stepped rows from (its run's end)
         self._created = set()  # (run, stream) declared streams created on this connection
         self._sock = None
         self._msgid = 0
@@ -114,6 +115,8 @@ class _Link:
             with self._lock:
                 if step is not None:
                     self._last_step[(run, stream, rank)] = (step, world)
+                    if rank is not None:
+                        self._rank_of[(run, stream)] = rank
                 self._sent_to.add((run, stream))
                 if self._closed:
                     self._dropped(item)
@@ -201,10 +204,15 @@ class _Link:
     def end_runs(self) -> int:
         """Queues `flush {end: true}` for every stream this Sender sent rows to: the daemon marks
         each ended (its run is over; /metrics' eigenwatch_stream_ended), so a stall rule can tell
-        a finished run from a stalled one. close() calls it. Returns how many; never raises."""
+        a finished run from a stalled one. A stream it sent stepped rows to goes with their rank:
+        that rank's run is over, and the other ranks' pending steps are left to complete as they
+        end them (a rank that closes first never cuts another's last step short). close() calls
+        it. Returns how many; never raises."""
         def marks():
             for run, stream in sorted(self._sent_to, key=lambda k: (k[0] or "", k[1])):
-                yield (stream, None, "end", run, None, None, None)
+                # with the rank: only this rank's run is over, the others' last steps are not
+                # cut short (the daemon completes them as their ranks end them)
+                yield (stream, None, "end", run, None, self._rank_of.get((run, stream)), None)
             self._sent_to.clear()
         return self._queue_marks(marks, "end_runs")
 

@@ -392,7 +392,8 @@ const char *ew_source_name(ew_source_t src);
  * pointer may be NULL. For EW_SOURCE_WINDOW_CN, A = ZᵀZ/N and mean is the window mean before
  * normalisation. On a sketched stream (dim > exact_max_dim) source all gives the sketch's matrix
  * A_sk (BᵀB/W, + μμᵀ when uncentred), which lies below the exact one within its certificate
- * (0 ≼ A − A_sk ≼ δ·I; δ = 2 × topk's error); weight and mean are exact. Returns EW_ENOWINDOW
+ * (0 ≼ A − A_sk ≼ δ·I; δ = 2 × topk's error); weight and mean are exact. A tokens, stats or
+ * paired stream keeps no such matrix: EW_EBADPARAM. Returns EW_ENOWINDOW
  * when the source needs a window the stream does not keep, EW_EDEGENERATE when the source holds
  * no rows, EW_ENOMEM on allocation failure. */
 int ew_stream_matrix(ew_stream_t *s, ew_source_t src, int center, double *weight, double *mean,

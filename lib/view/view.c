@@ -218,7 +218,8 @@ int ew__view_matrix(ew_stream_t *s, ew_source_t src, int center, double *weight,
 
 EW_EXPORT int ew_stream_matrix(ew_stream_t *s, ew_source_t src, int center, double *weight,
                                double *mean, double *A) {
-  if (src != EW_SOURCE_ALL && src != EW_SOURCE_WINDOW && src != EW_SOURCE_WINDOW_CN)
+  if ((src != EW_SOURCE_ALL && src != EW_SOURCE_WINDOW && src != EW_SOURCE_WINDOW_CN) ||
+      ew_stream_config(s)->stream_kind != EW_STREAM_MATRIX) /* the other kinds keep no matrix */
     return EW_EBADPARAM;
   ew__ws_t *ws = ew__ws_thread();
   if (!ws)

@@ -554,6 +554,7 @@ def ingest_refusals():
         s = PairedStream(dims, **kw)
         s.ingest_pairs(x[:20], yy[:20])
         saved, before = save_bytes(s), sces(s)
+        raises("BAD_PARAM", s.matrix)  # a paired stream keeps blocks, not one d×d matrix
         for bad in (np.nan, np.inf, -np.inf):
             for side in ("x", "y"):
                 for xd, yd in ((np.float64, np.float64), (np.float32, np.float32),

@@ -70,6 +70,12 @@ def every_rule_against_numpy():
         expect(s, rule, *stack(data[-1]), None, f"{rule} default source")
         expect(s, rule, *stack(data[-2] + data[-1]), "window", f"{rule} window")
         expect(s, rule, *stack([b for bs in data for b in bs]), "all", f"{rule} all")
+        try:  # a stats stream keeps cells, no d×d matrix (this once called a missing view)
+            s.matrix()
+        except EwError as e:
+            assert e.name == "BAD_PARAM", e.name
+        else:
+            raise AssertionError("ew_stream_matrix answered on a stats stream")
 
 
 def one_row_shape_and_bf16():

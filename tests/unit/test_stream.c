@@ -259,6 +259,32 @@ static void batches_prepared_on_other_threads_apply_like_ingest(void) {
         "a batch for a differently configured stream is refused");
   ew_batch_free(bad);
   ew_stream_free(o);
+  /* rows of the same width prepared for a stream of another kind, or another paired layout,
+   * are refused: they would be read as another accumulator's statistics */
+  ew_config_t pm, pl, pr;
+  ew_config_default(&pm, 8);
+  ew_config_default(&pl, 1);
+  ew_config_default(&pr, 1);
+  CHECK(ew_config_dims(&pl, 3, 5, NULL, 0) == 0 && ew_config_dims(&pr, 4, 4, NULL, 0) == 0,
+        "dims");
+  pr.features = EW_FEATURES_RFF, pr.sigma = 1, pr.rff_dim = 8;
+  ew_stream_t *sm, *sl, *sr;
+  CHECK(ew_stream_create(&pm, &sm) == 0 && ew_stream_create(&pl, &sl) == 0 &&
+            ew_stream_create(&pr, &sr) == 0, "matrix, linear and rff streams of d 8");
+  ew_stream_t *from[] = {sm, sl, sr};
+  for (int i = 0; i < 3; i++)
+    for (int k = 0; k < 3; k++) {
+      ew_batch_t *bt = NULL;
+      CHECK(ew_batch_prepare(from[i], x, EW_F32, 16, 8, &bt) == 0, "prepare %d", i);
+      int rc = ew_stream_apply(from[k], bt);
+      CHECK(i == k ? rc == 0 : rc == EW_EBADPARAM, "prepared for %d, applied to %d: %d", i, k, rc);
+      ew_batch_free(bt);
+    }
+  CHECK(ew_stream_count(sm) == 16 && ew_stream_count(sl) == 16 && ew_stream_count(sr) == 16,
+        "only the stream's own batch counts");
+  ew_stream_free(sm);
+  ew_stream_free(sl);
+  ew_stream_free(sr);
   ew_stream_free(a);
   ew_stream_free(b);
   free(A1);

@@ -230,8 +230,13 @@ export interface SubscribeOptions extends RunOption {
   metrics?: string | string[];
 }
 export interface ClientOptions {
-  /** "unix:PATH" or "tcp:HOST:PORT"; default $EIGENWATCH_ADDRESS, else tcp:127.0.0.1:7700. */
-  address?: string;
+  /**
+   * "unix:PATH" or "tcp:HOST:PORT"; a comma list (or a list) is several daemons. Default
+   * $EIGENWATCH_ADDRESS (with commas: several), else tcp:127.0.0.1:7700.
+   */
+  address?: string | Iterable<string>;
+  /** Several daemons ("a,b,c" or a list): each stream's calls go to its place() owner, the rest to all, merged. */
+  addresses?: string | Iterable<string>;
   /** Milliseconds to wait for each reply and for connecting (default 60000; 0: no limit). */
   timeout?: number;
   /** The largest message accepted from the daemon (default 1 GiB). */
@@ -240,13 +245,24 @@ export interface ClientOptions {
 
 // ---- Client ----
 
-/** A connection to eigenwatchd, opened on first use and again after it was lost. */
+/**
+ * A connection to eigenwatchd, opened on first use and again after it was lost. Given several
+ * addresses, one connection per daemon: calls naming a stream go to place(run, stream,
+ * addresses); runs, list, history and alerts without a stream, snapshot, stats (keyed by
+ * address), drop of a run, ping and metrics go to every daemon, merged; subscribe() subscribes
+ * on each. An unreachable daemon rejects such a call with CONNECTION naming its address.
+ */
 export class Client {
   constructor(opts?: ClientOptions);
+  /** The address; several daemons: their addresses joined by commas. */
   readonly address: string;
+  /** Every daemon's address (one entry for one daemon). */
+  readonly addresses: string[];
   timeout: number;
-  /** Connections opened after the first. */
+  /** Connections opened after the first (several daemons: summed, read-only). */
   reconnects: number;
+  /** The address of the daemon that holds (opts.run, stream). */
+  daemonOf(stream: string, opts?: RunOption): string;
   /** A request by method name; params an object of wire fields or a raw params array. */
   call(method: string, params?: object | unknown[], opts?: { timeout?: number; sizeHint?: number }): Promise<any>;
   notify(method: string, params?: object | unknown[], opts?: { sizeHint?: number }): Promise<void>;
@@ -262,6 +278,7 @@ export class Client {
   info(stream: string, opts?: RunOption): Promise<StreamInfo>;
   reset(stream: string, opts?: RunOption): Promise<{ stream: string; count: number; [key: string]: unknown }>;
   drop(stream: string | undefined | null, opts?: RunOption): Promise<{ dropped: boolean; stream?: string; run?: string; streams?: number; [key: string]: unknown }>;
+  /** The daemon's counters; several daemons: {address: its counters}. */
   stats(): Promise<Record<string, any>>;
   metrics(): Promise<Record<string, any>[]>;
   runs(): Promise<RunInfo[]>;
@@ -273,7 +290,8 @@ export class Client {
   alertSet(stream: string, rules: Iterable<Record<string, unknown>>, opts?: RunOption): Promise<{ stream: string; rules: number; [key: string]: unknown }>;
   alerts(opts?: RunOption & { stream?: string; events?: number }): Promise<{ alerts: Record<string, any>[]; events?: Record<string, any>[]; [key: string]: unknown }>;
   nullify(stream: string, x: Rows, y: Rows, opts?: RunOption & { xdim?: number; ydim?: number }): Promise<{ y: Float64Array; shape: [number, number] }>;
-  subscribe(opts?: SubscribeOptions): Subscription;
+  /** One daemon: a Subscription; several: a MultiSubscription over all of them. */
+  subscribe(opts?: SubscribeOptions): Subscription | MultiSubscription;
 }
 
 /** The notifications of one subscribe, on a connection of its own; an async iterator. */
@@ -291,6 +309,29 @@ export class Subscription implements AsyncIterableIterator<Notification> {
   next(): Promise<IteratorResult<Notification, undefined>>;
   return(): Promise<IteratorResult<Notification, undefined>>;
   [Symbol.asyncIterator](): Subscription;
+  close(): void;
+}
+
+/** One subscribe on every daemon of a Client of several, as one async iterator. */
+export class MultiSubscription implements AsyncIterableIterator<Notification> {
+  constructor(addresses: string[], params: Record<string, unknown>, opts?: { timeout?: number; maxMessageBytes?: number; maxQueued?: number });
+  readonly address: string;
+  readonly addresses: string[];
+  /** One Subscription per daemon, in address order. */
+  readonly subscriptions: Subscription[];
+  /** Each daemon's subscription id (null until taken), in address order. */
+  readonly id: (number | null)[];
+  /** Resolves to the ids once every daemon took it; rejects with the first refusal (CONNECTION names the address). */
+  readonly ready: Promise<number[]>;
+  /** Re-subscriptions over every daemon. */
+  readonly reconnects: number;
+  closed: boolean;
+  /** The next notification from any daemon, or null after timeoutMs or once closed. */
+  poll(timeoutMs?: number): Promise<Notification | null>;
+  next(): Promise<IteratorResult<Notification, undefined>>;
+  /** Closes every daemon's subscription. */
+  return(): Promise<IteratorResult<Notification, undefined>>;
+  [Symbol.asyncIterator](): MultiSubscription;
   close(): void;
 }
 

@@ -6,6 +6,8 @@
 // client.py), so both clients put the same bytes on the wire.
 import { Connection } from "./connection.js";
 import { CONNECTION, EigenwatchError } from "./errors.js";
+import { fanoutCall, fanoutNotify, namingAddress } from "./fanout.js";
+import { parseAddresses, place } from "./placement.js";
 import { defaultAddress, encodeLabels, encodeRows, parseAddress } from "./wire.js";
 
 // Methods that only produce an answer: asking again after a lost connection is harmless.
@@ -37,12 +39,43 @@ function stepFields(p, opts) {
   return p;
 }
 
+// The daemon addresses of a Client's options: opts.addresses ("a,b" or a list), else
+// opts.address (one address as given; a comma list or a list: several), else
+// $EIGENWATCH_ADDRESS (every entry), else tcp:127.0.0.1:7700. Each checked by parseAddress.
+function clientAddresses(opts) {
+  let addrs;
+  if (opts.addresses !== undefined && opts.addresses !== null) {
+    addrs = parseAddresses(opts.addresses);
+  } else if (opts.address !== undefined && opts.address !== null) {
+    const a = opts.address;
+    if (typeof a === "string") addrs = a.includes(",") ? parseAddresses(a) : [a];
+    else if (typeof a === "object" && typeof a[Symbol.iterator] === "function") addrs = parseAddresses(a);
+    else addrs = [a]; // parseAddress says what is wrong with it
+  } else {
+    const env = parseAddresses(process.env.EIGENWATCH_ADDRESS ?? "");
+    addrs = env.length > 1 ? env : [defaultAddress()];
+  }
+  if (addrs.length === 0) throw new TypeError("no daemon address given");
+  for (const a of addrs) parseAddress(a); // a malformed address is the caller's mistake: say so now
+  return addrs;
+}
+
 /**
  * A connection to eigenwatchd, opened on the first call.
  *
  * new Client({address, timeout}): address "unix:PATH" or "tcp:HOST:PORT" (default
  * $EIGENWATCH_ADDRESS, else tcp:127.0.0.1:7700); timeout: milliseconds to wait for each reply
  * (default 60000; 0: no limit), and for connecting. Throws TypeError for a malformed address.
+ *
+ * Several daemons (proto/PROTOCOL.md, "Many daemons"): `addresses` ("a,b,c" or a list), an
+ * `address` with commas, or $EIGENWATCH_ADDRESS with commas makes a Client of them all, with one
+ * connection each. A call that names one stream (create, ingest, query, info, reset, drop, flush,
+ * export, merge, nullify, alertSet, and history/alerts of a stream) goes to the daemon
+ * place(run, stream, addresses) gives it — where a Sender with the same list sent its rows; runs,
+ * list, history of a run (or of `streams`: each from its daemon), alerts, snapshot, stats (by
+ * address), drop of a run, ping and metrics go to every daemon and come back merged, and
+ * subscribe() subscribes on every daemon (a MultiSubscription). A daemon that cannot be reached
+ * makes the call reject with CONNECTION naming its address: never a partial answer.
  *
  * Every method returns a Promise. It rejects with EigenwatchError: the daemon's wire code
  * (NO_SUCH_STREAM, BAD_DTYPE, ...), CONNECTION when the daemon cannot be reached or the
@@ -55,15 +88,32 @@ function stepFields(p, opts) {
  */
 export class Client {
   constructor(opts = {}) {
-    this.address = opts.address ?? defaultAddress();
-    parseAddress(this.address); // a malformed address is the caller's mistake: say so now
+    this.addresses = clientAddresses(opts);
+    this.address = this.addresses.join(","); // one address: as it was given
     this.timeout = opts.timeout ?? 60000;
     this.maxMessageBytes = opts.maxMessageBytes ?? 1 << 30;
-    this.reconnects = 0; // connections opened after the first
     this._conn = null;
     this._connecting = null;
     this._opened = 0;
     this._closed = false;
+    this._members = null; // several daemons: address → a Client of that one
+    if (this.addresses.length === 1) {
+      this.reconnects = 0; // connections opened after the first
+      return;
+    }
+    this._members = new Map(this.addresses.map((a) => [a, new Client({
+      address: a, timeout: this.timeout, maxMessageBytes: this.maxMessageBytes,
+    })]));
+    Object.defineProperty(this, "reconnects", { // every daemon's, summed
+      enumerable: true,
+      get: () => [...this._members.values()].reduce((n, m) => n + m.reconnects, 0),
+    });
+  }
+
+  /** The address of the daemon that holds (opts.run, stream): place()'s owner, or the one daemon. */
+  daemonOf(stream, opts = {}) {
+    if (typeof stream !== "string") throw new TypeError(`stream must be a string, not ${typeof stream}`);
+    return this.addresses.length === 1 ? this.addresses[0] : place(opts.run, stream, this.addresses);
   }
 
   /** The open connection, or a new one (rejects with CONNECTION when none can be had). */
@@ -96,9 +146,15 @@ export class Client {
    * Sends a request and resolves to its result (the escape hatch under every method below).
    * params: an object of wire fields (sent as [params]; none or {} as []), or an array sent as
    * the params array itself. opts.timeout: milliseconds for this reply instead of the client's.
-   * Rejects as the class doc says.
+   * Rejects as the class doc says. With several daemons: on the daemon of the stream the params
+   * name, or on all of them, merged (see the class doc).
    */
   async call(method, params, opts = {}) {
+    if (this._members) {
+      if (this._closed) throw new EigenwatchError(CONNECTION, "the client is closed");
+      const o = { timeout: opts.timeout ?? this.timeout, sizeHint: opts.sizeHint };
+      return fanoutCall(this._members, this.addresses, method, params, o);
+    }
     const harmless = ANSWER_ONLY.has(method) || (params && params.producer !== undefined && params.seq !== undefined);
     const timeoutMs = opts.timeout ?? this.timeout;
     for (let attempt = 0; ; attempt++) {
@@ -117,22 +173,28 @@ export class Client {
   /**
    * Sends a notification [2, method, params] (no reply; the daemon only counts its errors).
    * Resolves once the bytes are handed to the socket; rejects with CONNECTION when the daemon
-   * cannot be reached.
+   * cannot be reached. With several daemons: to the daemon of the stream the params name, else
+   * to every daemon.
    */
   async notify(method, params, opts = {}) {
+    if (this._members) {
+      if (this._closed) throw new EigenwatchError(CONNECTION, "the client is closed");
+      return fanoutNotify(this._members, this.addresses, method, params, opts);
+    }
     const conn = await this._connection();
     conn.notify(method, params, opts.sizeHint);
   }
 
-  /** Closes the connection; calls in flight reject with CONNECTION, later calls too. */
+  /** Closes the connection (every daemon's); calls in flight reject with CONNECTION, later calls too. */
   close() {
     this._closed = true;
     if (this._conn) this._conn.close();
+    for (const m of this._members?.values() ?? []) m.close();
   }
 
   // ---- the methods ----
 
-  /** Liveness: resolves to {version, protocol: 1, pong: true}. */
+  /** Liveness: resolves to {version, protocol: 1, pong: true} (several daemons: all asked, the first's). */
   async ping() {
     return this.call("ping");
   }
@@ -171,8 +233,7 @@ export class Client {
     stepFields(p, opts);
     const sizeHint = (fields.data ? fields.data.length : 0) + (p.labels ? p.labels.length : 0);
     if (opts.notify) {
-      const conn = await this._connection();
-      conn.notify("ingest", p, sizeHint);
+      await this.notify("ingest", p, { sizeHint });
       return undefined;
     }
     return this.call("ingest", p, { sizeHint });
@@ -208,7 +269,10 @@ export class Client {
     return this.call("query", p, { timeout: opts.timeout });
   }
 
-  /** Every stream, or opts.run's: resolves to [{stream, run, dim, count, memory_bytes, last_ingest}]. */
+  /**
+   * Every stream, or opts.run's: resolves to [{stream, run, dim, count, memory_bytes,
+   * last_ingest}] (several daemons: all of theirs, sorted by run, then stream).
+   */
   async list(opts = {}) {
     return (await this.call("list", runField(opts))).streams;
   }
@@ -225,7 +289,9 @@ export class Client {
 
   /**
    * Deletes a stream (its snapshot and history too); with stream undefined and opts.run, every
-   * stream of that run. Resolves to {stream, dropped} or {run, dropped, streams}.
+   * stream of that run. Resolves to {stream, dropped} or {run, dropped, streams}. Several
+   * daemons: a run is dropped on each (streams summed; one without it counts 0, and
+   * NO_SUCH_STREAM only when none had it).
    */
   async drop(stream, opts = {}) {
     if (stream === undefined || stream === null) {
@@ -235,17 +301,24 @@ export class Client {
     return this.call("drop", streamFields(stream, opts));
   }
 
-  /** The daemon's counters (PROTOCOL.md, stats). */
+  /** The daemon's counters (PROTOCOL.md, stats); several daemons: {address: its counters}. */
   async stats() {
     return this.call("stats");
   }
 
-  /** The metric table: resolves to [{name, kind, sources, cost, doc, params, sketch, streams}]. */
+  /**
+   * The metric table: resolves to [{name, kind, sources, cost, doc, params, sketch, streams}]
+   * (several daemons: all asked, the first's).
+   */
   async metrics() {
     return (await this.call("metrics")).metrics;
   }
 
-  /** The runs: resolves to [{run, streams, first_step?, last_step?, last_activity}]. */
+  /**
+   * The runs: resolves to [{run, streams, first_step?, last_step?, last_activity}]. Several
+   * daemons: a run's streams are the union, first_step the smallest, last_step and
+   * last_activity the largest.
+   */
   async runs() {
     return (await this.call("runs")).runs;
   }
@@ -260,7 +333,10 @@ export class Client {
     return this.call("flush", p);
   }
 
-  /** Writes every changed stream's snapshot; resolves to {streams, bytes, seconds} when durable. */
+  /**
+   * Writes every changed stream's snapshot; resolves to {streams, bytes, seconds} when durable
+   * (several daemons: streams and bytes summed, the longest seconds).
+   */
   async snapshot() {
     return this.call("snapshot");
   }
@@ -285,7 +361,9 @@ export class Client {
   /**
    * Evaluated points by step. opts: run, stream or streams, metrics (series names), from_step,
    * to_step, max_points, agg. Resolves to an array of Series, one per (stream, series) with
-   * points, as the daemon orders them (see seriesOf).
+   * points, as the daemon orders them (see seriesOf). Several daemons: a stream's from its
+   * daemon; `streams`, each group from its daemon; neither, every daemon's sorted by run,
+   * stream, metric.
    */
   async history(opts = {}) {
     const p = { ...runField(opts) };
@@ -304,7 +382,8 @@ export class Client {
 
   /**
    * Alert rules and their states: opts.stream (one stream), opts.run, opts.events (also the last
-   * that many alert events). Resolves to {alerts: [...], events?: [...]}.
+   * that many alert events). Resolves to {alerts: [...], events?: [...]}. Several daemons
+   * (without a stream): rules sorted by run, stream, rule; events by time, the last opts.events.
    */
   async alerts(opts = {}) {
     const p = { ...runField(opts) };
@@ -328,13 +407,15 @@ export class Client {
    * Notifications of evaluations and alert changes of the streams matching opts.stream (a name
    * or a `*` glob; default all) in opts.run, optionally only opts.metrics (series names), on a
    * connection of its own. Returns a Subscription at once (its `ready` promise says when the
-   * daemon took it).
+   * daemon took it); several daemons: a MultiSubscription, one subscription on each daemon.
    */
   subscribe(opts = {}) {
     const p = { ...runField(opts) };
     if (opts.stream !== undefined && opts.stream !== null) p.stream = opts.stream;
     if (opts.metrics !== undefined && opts.metrics !== null) p.metrics = nameList(opts.metrics);
-    return new Subscription(this.address, p, { timeout: this.timeout, maxMessageBytes: this.maxMessageBytes });
+    const o = { timeout: this.timeout, maxMessageBytes: this.maxMessageBytes };
+    if (this._members) return new MultiSubscription(this.addresses, p, o);
+    return new Subscription(this.address, p, o);
   }
 }
 
@@ -402,6 +483,7 @@ export class Subscription {
     this._conn = null;
     this._error = null; // a failure of the first subscribe: every next() rejects with it
     this._paused = false;
+    this._sink = opts._sink ?? null; // a MultiSubscription's: it takes the notifications instead
     this.ready = this._open();
     this.ready.catch((err) => {
       this._error = err;
@@ -418,7 +500,7 @@ export class Subscription {
     this._conn = conn;
     conn.onNotification = (method, params) => this._notification(method, params);
     conn.onClose = () => this._lost(conn);
-    conn.hold = this._waiters.length > 0;
+    conn.hold = this._waiting();
     conn.updateRef();
     try {
       const r = await conn.request("subscribe", this.params, { timeoutMs: this.timeout, method: "subscribe" });
@@ -436,6 +518,10 @@ export class Subscription {
     const payload = params[0];
     if (!payload || typeof payload !== "object") return;
     const item = { ...payload, kind: method };
+    if (this._sink) {
+      this._sink.push(item);
+      return;
+    }
     const w = this._waiters.shift();
     if (w) {
       if (w.timer) clearTimeout(w.timer);
@@ -444,9 +530,25 @@ export class Subscription {
       return;
     }
     this._queue.push(item);
-    if (this._queue.length > this.maxQueued && this._conn && !this._paused) {
+    if (this._queue.length > this.maxQueued) this._pauseReading();
+  }
+
+  // Someone waits for a notification: the connection then keeps the process alive.
+  _waiting() {
+    return this._sink ? this._sink.waiting() : this._waiters.length > 0;
+  }
+
+  _pauseReading() {
+    if (this._conn && !this._paused) {
       this._paused = true;
       this._conn.socket.pause();
+    }
+  }
+
+  _resumeReading() {
+    if (this._paused && this._conn) {
+      this._paused = false;
+      this._conn.socket.resume();
     }
   }
 
@@ -462,7 +564,7 @@ export class Subscription {
           this.reconnects++;
         }, () => retry(Math.min(2000, delay * 2)));
       }, delay);
-      if (this._waiters.length === 0) t.unref();
+      if (!this._waiting()) t.unref();
     };
     retry(200);
   }
@@ -478,7 +580,7 @@ export class Subscription {
 
   _holdUpdate() {
     if (this._conn) {
-      this._conn.hold = this._waiters.length > 0;
+      this._conn.hold = this._waiting();
       this._conn.updateRef();
     }
   }
@@ -490,10 +592,7 @@ export class Subscription {
   poll(timeoutMs) {
     if (this._queue.length) {
       const item = this._queue.shift();
-      if (this._paused && this._queue.length <= this.maxQueued / 2 && this._conn) {
-        this._paused = false;
-        this._conn.socket.resume();
-      }
+      if (this._queue.length <= this.maxQueued / 2) this._resumeReading();
       return Promise.resolve(item);
     }
     if (this._error && !this.closed) return Promise.reject(this._error);
@@ -538,6 +637,136 @@ export class Subscription {
       this._conn.close();
       this._conn = null;
     }
+    this._queue.length = 0;
+    this._wake();
+  }
+}
+
+/**
+ * The notifications of one `subscribe` on every daemon of a Client of several (client.subscribe()
+ * makes it), as one async iterator: a Subscription per daemon (`subscriptions`, in address
+ * order), each on its own connection and re-subscribing by itself after a lost connection; their
+ * notifications come out in the order they arrived, whichever daemon sent them. `ready` resolves
+ * to the ids (in address order) once every daemon took it, or rejects with the first refusal
+ * (a daemon that cannot be reached: CONNECTION naming its address) — then every subscription is
+ * closed and next()/poll() reject with that error once the notifications already queued are
+ * read. poll(ms), next(), return(), close() and maxQueued (default 10000, over all daemons) are
+ * as Subscription's; close() / return() close every daemon's subscription.
+ */
+export class MultiSubscription {
+  constructor(addresses, params, opts = {}) {
+    this.addresses = [...addresses];
+    this.address = this.addresses.join(",");
+    this.params = params;
+    this.maxQueued = opts.maxQueued ?? 10000;
+    this.closed = false;
+    this._queue = [];
+    this._waiters = []; // {resolve, reject, timer}
+    this._error = null;
+    this._paused = false;
+    const sink = { waiting: () => this._waiters.length > 0, push: (item) => this._push(item) };
+    const o = { timeout: opts.timeout, maxMessageBytes: opts.maxMessageBytes, _sink: sink };
+    this.subscriptions = this.addresses.map((a) => new Subscription(a, { ...params }, o));
+    this.ready = Promise.all(this.subscriptions.map((s) => s.ready.catch((err) => {
+      throw namingAddress(s.address, err);
+    })));
+    this.ready.catch((err) => {
+      this._error = err;
+      for (const s of this.subscriptions) s.close();
+      this._wake();
+    });
+  }
+
+  /** Each daemon's subscription id (null until it took it), in address order. */
+  get id() {
+    return this.subscriptions.map((s) => s.id);
+  }
+
+  /** Re-subscriptions after lost connections, over every daemon. */
+  get reconnects() {
+    return this.subscriptions.reduce((n, s) => n + s.reconnects, 0);
+  }
+
+  _push(item) {
+    if (this.closed) return;
+    const w = this._waiters.shift();
+    if (w) {
+      if (w.timer) clearTimeout(w.timer);
+      w.resolve(item);
+      this._holdUpdate();
+      return;
+    }
+    this._queue.push(item);
+    if (this._queue.length > this.maxQueued) { // (a subscription that reconnected reads again)
+      this._paused = true;
+      for (const s of this.subscriptions) s._pauseReading();
+    }
+  }
+
+  _holdUpdate() {
+    for (const s of this.subscriptions) s._holdUpdate();
+  }
+
+  _wake() {
+    if (!this.closed && this._error === null) return;
+    for (const w of this._waiters.splice(0)) {
+      if (w.timer) clearTimeout(w.timer);
+      if (this._error && !this.closed) w.reject(this._error);
+      else w.resolve(null);
+    }
+  }
+
+  /**
+   * The next notification from any daemon, or null after `timeoutMs` (undefined: wait as long
+   * as it takes) or once closed. Rejects with the error of a subscribe that failed.
+   */
+  poll(timeoutMs) {
+    if (this._queue.length) {
+      const item = this._queue.shift();
+      if (this._paused && this._queue.length <= this.maxQueued / 2) {
+        this._paused = false;
+        for (const s of this.subscriptions) s._resumeReading();
+      }
+      return Promise.resolve(item);
+    }
+    if (this._error && !this.closed) return Promise.reject(this._error);
+    if (this.closed) return Promise.resolve(null);
+    return new Promise((resolve, reject) => {
+      const w = { resolve, reject, timer: null };
+      if (timeoutMs !== undefined && timeoutMs !== null) {
+        w.timer = setTimeout(() => {
+          const i = this._waiters.indexOf(w);
+          if (i >= 0) this._waiters.splice(i, 1);
+          this._holdUpdate();
+          resolve(null);
+        }, timeoutMs);
+      }
+      this._waiters.push(w);
+      this._holdUpdate();
+    });
+  }
+
+  /** The async iterator protocol: {value: notification, done: false}, or {done: true} once closed. */
+  async next() {
+    const item = await this.poll();
+    return item === null ? { value: undefined, done: true } : { value: item, done: false };
+  }
+
+  /** Ends every daemon's subscription (the iterator protocol's return, called by `break`). */
+  async return() {
+    this.close();
+    return { value: undefined, done: true };
+  }
+
+  [Symbol.asyncIterator]() {
+    return this;
+  }
+
+  /** Closes every daemon's subscription; waiting next() calls end. */
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    for (const s of this.subscriptions) s.close();
     this._queue.length = 0;
     this._wake();
   }

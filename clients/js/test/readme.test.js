@@ -1,6 +1,6 @@
 // The README's example, run as it is against two daemons (EIGENWATCH_ADDRESS lists both): it
 // must print the erank of the Client's stream and a Sender that sent every row and dropped none,
-// each stream placed on its owner.
+// each stream placed on its owner, and the run's streams as the Client of both merges them.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import fs from "node:fs";
@@ -39,6 +39,7 @@ test("the README example runs and prints what it promises", async () => {
     for (const stream of ["layer.0", "layer.1", "policy"]) {
       assert.match(stdout, new RegExp(`^${stream.replace(".", "\\.")} -> ${place("exp-1", stream, [a.tcp, b.tcp])}$`, "m"));
     }
+    assert.match(stdout, /^exp-1: layer\.0, layer\.1, policy$/m, "the run's streams, merged over both daemons");
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

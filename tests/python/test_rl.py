@@ -367,7 +367,11 @@ def fail_open_without_a_daemon_then_the_drops_reach_it():
             break
         time.sleep(0.01)
     st = s.stats()
-    assert worst < 0.02, f"a log() took {worst * 1e3:.1f} ms with the daemon down"
+    # log() must not wait for the daemon: the Sender's thread backs off 0.2 s between connect
+    # attempts here, so a log() that waited on it would take that long; a GIL hand-over under a
+    # loaded sanitizer build took 25 ms once (the 20 ms bound this had was a timing test)
+    print(f"# slowest log() with the daemon down: {worst * 1e3:.2f} ms")
+    assert worst < 0.1, f"a log() took {worst * 1e3:.1f} ms with the daemon down"
     assert st.dropped_batches == 180 and st.connect_failures >= 1, st
     # the newest 20 queued batches alternate tokens/stats: 90 token batches dropped of 1000
     assert st.dropped_rows == 90 * 1000 + 90, st

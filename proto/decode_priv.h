@@ -16,4 +16,21 @@ int ewp__fail(ewp_error_t *err, ewp_code_t code, const char *fmt, ...)
 int ewp__decode_map(const msgpack_object *map, const ewp_field_info_t *fs, size_t nf, void *dst,
                     const char *what, ewp_request_t *req, ewp_error_t *err);
 
+/* field.c's helpers for field_batch.c: the refusal of a field (its row's code and sentence) and
+ * the index of p[0, n) among an enum's names (aliases "a|b"; -1: none). */
+int ewp__field_error(ewp_error_t *err, const ewp_field_info_t *f);
+int ewp__enum_index(const char *const *values, const char *p, size_t n);
+
+/* field_batch.c: a batch's fields, each decoded as field.c's decode_field would (0 or -1 with
+ * err set): `rows` into out (the rows owned by req), one {dtype, data} (`what` and `esc` name
+ * it in refusals), one {dtype, data, shape} (name in refusals), and a tokens batch's columns. */
+int ewp__decode_rows(const msgpack_object *o, const ewp_field_info_t *f, ewp_rows_t *out,
+                     ewp_request_t *req, ewp_error_t *err);
+int ewp__decode_typed(const msgpack_object *v, const char *what, const char *esc, ewp_column_t *c,
+                      ewp_error_t *err);
+int ewp__decode_array(const msgpack_object *v, const char *name, ewp_array_t *a,
+                      ewp_error_t *err);
+int ewp__decode_columns(const msgpack_object *o, const ewp_field_info_t *f, ewp_columns_t *out,
+                        ewp_error_t *err);
+
 #endif

@@ -1,8 +1,8 @@
 /* field.c — one field of a request decoded against its row of a field table: names, strings,
- * numbers, enums, shapes, rows, parameter maps, and the eval and rule lists (maps decoded against
- * their own sub-tables); and a map of fields (ewp__decode_map), which the message decoder
- * (decode.c) calls with a method's table. Every refusal names the field (escaped) and says what
- * it takes. */
+ * numbers, enums, shapes, parameter maps, and the eval and rule lists (maps decoded against
+ * their own sub-tables; a batch's rows, columns and arrays are field_batch.c's); and a map of
+ * fields (ewp__decode_map), which the message decoder (decode.c) calls with a method's table.
+ * Every refusal names the field (escaped) and says what it takes. */
 #include "decode_priv.h"
 
 #include <math.h>
@@ -72,7 +72,7 @@ bool ewp_series_valid(const char *p, size_t n) {
   return true;
 }
 
-static int enum_index(const char *const *values, const char *p, size_t n) {
+int ewp__enum_index(const char *const *values, const char *p, size_t n) {
   for (int i = 0; values[i]; i++) {
     const char *v = values[i];
     while (*v) { /* aliases separated by '|' */
@@ -90,49 +90,8 @@ static bool obj_number(const msgpack_object *o, double *out) { return ew_obj_num
 
 /* ---- one field ---- */
 
-static int field_error(ewp_error_t *err, const ewp_field_info_t *f) {
+int ewp__field_error(ewp_error_t *err, const ewp_field_info_t *f) {
   return ewp__fail(err, f->code, "%s", f->error);
-}
-
-static int decode_rows(const msgpack_object *o, const ewp_field_info_t *f, ewp_rows_t *out,
-                       ewp_request_t *req, ewp_error_t *err) {
-  if (o->type != MSGPACK_OBJECT_ARRAY)
-    return field_error(err, f);
-  size_t n = o->via.array.size, d = 0;
-  for (size_t i = 0; i < n; i++) {
-    const msgpack_object *row = &o->via.array.ptr[i];
-    if (row->type != MSGPACK_OBJECT_ARRAY)
-      return ewp__fail(err, EWP_EBADREQ, "row %zu is not an array of numbers", i);
-    if (i == 0)
-      d = row->via.array.size;
-    if (row->via.array.size != d)
-      return ewp__fail(err, EWP_EBADREQ,
-                       "row %zu has %u values; row 0 has %zu (rows must share one "
-                       "length)",
-                       i, row->via.array.size, d);
-  }
-  if (n > 0 && (d == 0 || d > EWP_MAX_DIM))
-    return ewp__fail(err, EWP_EBADREQ, "rows need 1 to %d values each", EWP_MAX_DIM);
-  out->n = n;
-  out->d = d;
-  out->x = NULL;
-  if (n == 0)
-    return 0;
-  /* n·d elements passed the skim's element limit, so this is bounded by max_elements × 8 */
-  double *x = malloc(n * d * sizeof *x);
-  if (!x)
-    return ewp__fail(err, EWP_ENOMEM, "out of memory for %zu rows of %zu values", n, d);
-  for (size_t i = 0; i < n; i++) {
-    const msgpack_object *row = &o->via.array.ptr[i];
-    for (size_t j = 0; j < d; j++)
-      if (!obj_number(&row->via.array.ptr[j], &x[i * d + j])) {
-        free(x);
-        return ewp__fail(err, EWP_EBADREQ, "rows[%zu][%zu] is not a number", i, j);
-      }
-  }
-  out->x = x;
-  req->rows_ = x;
-  return 0;
 }
 
 static int decode_names(const msgpack_object *o, const ewp_field_info_t *f, ewp_names_t *out,
@@ -146,7 +105,7 @@ static int decode_names(const msgpack_object *o, const ewp_field_info_t *f, ewp_
     n = o->via.array.size;
     list = o->via.array.ptr;
   } else {
-    return field_error(err, f);
+    return ewp__field_error(err, f);
   }
   out->n = n;
   for (size_t i = 0; i < n; i++) {
@@ -163,114 +122,10 @@ static int decode_names(const msgpack_object *o, const ewp_field_info_t *f, ewp_
 }
 
 /* One {"dtype": str, "data": bin} into c (its name left as it is); what names it in refusals. */
-static int decode_typed(const msgpack_object *v, const char *what, const char *esc,
-                        ewp_column_t *c, ewp_error_t *err) {
-  static const char *const dtypes[] = {EWP_ENUM_dtype, NULL};
-  bool has_dtype = false, has_data = false;
-  if (v->type != MSGPACK_OBJECT_MAP)
-    return ewp__fail(err, EWP_EBADREQ, "%s'%s' must be a map {dtype, data}", what, esc);
-  for (uint32_t m = 0; m < v->via.map.size; m++) {
-    const msgpack_object *mk = &v->via.map.ptr[m].key, *mv = &v->via.map.ptr[m].val;
-    const char *p, *q;
-    size_t n, qn;
-    if (!obj_bytes(mk, &p, &n))
-      return ewp__fail(err, EWP_EBADREQ, "%s'%s' has a key that is not a string", what, esc);
-    if (n == 5 && memcmp(p, "dtype", 5) == 0 && !has_dtype) {
-      int idx = obj_bytes(mv, &q, &qn) ? enum_index(dtypes, q, qn) : -1;
-      if (idx < 0)
-        return ewp__fail(err, EWP_EDTYPE, "%s'%s' has a dtype that is not f32, f64, f16 or "
-                         "bf16", what, esc);
-      c->dtype = idx, has_dtype = true;
-    } else if (n == 4 && memcmp(p, "data", 4) == 0 && !has_data && mv->type == MSGPACK_OBJECT_BIN) {
-      c->data.p = (const uint8_t *)mv->via.bin.ptr, c->data.n = mv->via.bin.size;
-      has_data = true;
-    } else {
-      return ewp__fail(err, EWP_EBADREQ, "%s'%s' takes dtype (str) and data (bin) once each, "
-                       "nothing else", what, esc);
-    }
-  }
-  if (!has_dtype || !has_data)
-    return ewp__fail(err, EWP_EBADREQ, "%s'%s' needs dtype and data", what, esc);
-  return 0;
-}
-
-/* A paired batch's side: {"dtype": str, "data": bin, "shape": [n, d]}, data n·d values. */
-static int decode_array(const msgpack_object *v, const char *name, ewp_array_t *a,
-                        ewp_error_t *err) {
-  static const char *const dtypes[] = {EWP_ENUM_dtype, NULL};
-  bool has_dtype = false, has_data = false, has_shape = false;
-  if (v->type != MSGPACK_OBJECT_MAP)
-    return ewp__fail(err, EWP_EBADREQ, "'%s' must be a map {dtype, data, shape: [n, d]}", name);
-  for (uint32_t m = 0; m < v->via.map.size; m++) {
-    const msgpack_object *mk = &v->via.map.ptr[m].key, *mv = &v->via.map.ptr[m].val;
-    const char *p, *q;
-    size_t n, qn;
-    if (!obj_bytes(mk, &p, &n))
-      return ewp__fail(err, EWP_EBADREQ, "'%s' has a key that is not a string", name);
-    if (n == 5 && memcmp(p, "dtype", 5) == 0 && !has_dtype) {
-      int idx = obj_bytes(mv, &q, &qn) ? enum_index(dtypes, q, qn) : -1;
-      if (idx < 0)
-        return ewp__fail(err, EWP_EDTYPE, "'%s' has a dtype that is not f32, f64, f16 or bf16",
-                         name);
-      a->dtype = idx, has_dtype = true;
-    } else if (n == 4 && memcmp(p, "data", 4) == 0 && !has_data &&
-               mv->type == MSGPACK_OBJECT_BIN) {
-      a->data.p = (const uint8_t *)mv->via.bin.ptr, a->data.n = mv->via.bin.size;
-      has_data = true;
-    } else if (n == 5 && memcmp(p, "shape", 5) == 0 && !has_shape) {
-      if (mv->type != MSGPACK_OBJECT_ARRAY || mv->via.array.size != 2 ||
-          !ew_obj_uint(&mv->via.array.ptr[0], &a->n) || !ew_obj_uint(&mv->via.array.ptr[1], &a->d))
-        return ewp__fail(err, EWP_EBADREQ, "'%s' shape must be [n, d] (two integers)", name);
-      has_shape = true;
-    } else {
-      return ewp__fail(err, EWP_EBADREQ, "'%s' takes dtype (str), data (bin) and shape ([n, d]) "
-                       "once each, nothing else", name);
-    }
-  }
-  if (!has_dtype || !has_data || !has_shape)
-    return ewp__fail(err, EWP_EBADREQ, "'%s' needs dtype, data and shape", name);
-  uint64_t esz = ewp_dtype_size(a->dtype);
-  if (a->d == 0 || a->d > EWP_MAX_DIM)
-    return ewp__fail(err, EWP_EBADREQ, "'%s' shape [n, d] needs 1 <= d <= %d (got d = %llu)",
-                     name, EWP_MAX_DIM, (unsigned long long)a->d);
-  if (a->n > UINT64_MAX / a->d / esz)
-    return ewp__fail(err, EWP_EBADREQ, "'%s' shape [%llu, %llu] needs more than 2^64 bytes",
-                     name, (unsigned long long)a->n, (unsigned long long)a->d);
-  if (a->n * a->d * esz != a->data.n)
-    return ewp__fail(err, EWP_EBADREQ, "'%s' data has %zu bytes but shape [%llu, %llu] of %s "
-                     "needs %llu", name, a->data.n, (unsigned long long)a->n,
-                     (unsigned long long)a->d, ewp_dtype_name(a->dtype),
-                     (unsigned long long)(a->n * a->d * esz));
-  return 0;
-}
-
-/* A tokens batch's columns: {name: {"dtype": str, "data": bin}}. */
-static int decode_columns(const msgpack_object *o, const ewp_field_info_t *f, ewp_columns_t *out,
-                          ewp_error_t *err) {
-  char esc[96];
-  if (o->type != MSGPACK_OBJECT_MAP || o->via.map.size < 1 ||
-      o->via.map.size > EWP_COLUMNS_MAX)
-    return field_error(err, f);
-  out->n = o->via.map.size;
-  for (size_t i = 0; i < out->n; i++) {
-    const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
-    ewp_column_t *c = &out->v[i];
-    if (!obj_bytes(k, &c->name.p, &c->name.n))
-      return field_error(err, f);
-    ewp_escape(esc, 64, c->name.p, c->name.n);
-    for (size_t j = 0; j < i; j++)
-      if (out->v[j].name.n == c->name.n && memcmp(out->v[j].name.p, c->name.p, c->name.n) == 0)
-        return ewp__fail(err, EWP_EBADREQ, "'columns' names '%s' twice", esc);
-    if (decode_typed(v, "column ", esc, c, err))
-      return -1;
-  }
-  return 0;
-}
-
 static int decode_params(const msgpack_object *o, const ewp_field_info_t *f, ewp_params_t *out,
                          ewp_error_t *err) {
   if (o->type != MSGPACK_OBJECT_MAP)
-    return field_error(err, f);
+    return ewp__field_error(err, f);
   if (o->via.map.size > EWP_PARAMS_MAX)
     return ewp__fail(err, EWP_EBADPARAM, "too many parameters");
   out->n = o->via.map.size;
@@ -378,7 +233,7 @@ static int decode_objs(const msgpack_object *o, const ewp_field_info_t *f, void 
                        size_t nf, int (*check)(void *item, ewp_error_t *err), const char *shape,
                        ewp_request_t *req, ewp_error_t *err) {
   if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > max)
-    return field_error(err, f);
+    return ewp__field_error(err, f);
   *count = o->via.array.size;
   for (size_t i = 0; i < *count; i++) {
     const msgpack_object *e = &o->via.array.ptr[i];
@@ -411,7 +266,7 @@ static int decode_field(const msgpack_object *o, const ewp_field_info_t *f, void
   case EWP_T_NAME: {
     ewp_str_t *s = dst;
     if (!obj_bytes(o, &p, &n))
-      return field_error(err, f);
+      return ewp__field_error(err, f);
     if (!name_charset(p, n))
       return ewp__fail(err, EWP_EBADREQ,
                   "%s names are 1-200 bytes of A-Z a-z 0-9 _ . : / - (got %zu bytes)", f->name, n);
@@ -425,23 +280,23 @@ static int decode_field(const msgpack_object *o, const ewp_field_info_t *f, void
   case EWP_T_STR: {
     ewp_str_t *s = dst;
     if (!obj_text(o, &p, &n) || n > EWP_STR_MAX)
-      return field_error(err, f);
+      return ewp__field_error(err, f);
     s->p = p, s->n = n;
     return 0;
   }
   case EWP_T_UINT:
-    return ew_obj_uint(o, dst) ? 0 : field_error(err, f);
+    return ew_obj_uint(o, dst) ? 0 : ewp__field_error(err, f);
   case EWP_T_NUM:
-    return obj_number(o, dst) ? 0 : field_error(err, f);
+    return obj_number(o, dst) ? 0 : ewp__field_error(err, f);
   case EWP_T_BOOL:
     if (o->type != MSGPACK_OBJECT_BOOLEAN)
-      return field_error(err, f);
+      return ewp__field_error(err, f);
     *(bool *)dst = o->via.boolean;
     return 0;
   case EWP_T_BIN: {
     ewp_bytes_t *b = dst;
     if (o->type != MSGPACK_OBJECT_BIN)
-      return field_error(err, f);
+      return ewp__field_error(err, f);
     b->p = (const uint8_t *)o->via.bin.ptr, b->n = o->via.bin.size;
     return 0;
   }
@@ -452,7 +307,7 @@ static int decode_field(const msgpack_object *o, const ewp_field_info_t *f, void
       return 0;
     }
     if (o->type != MSGPACK_OBJECT_ARRAY || req->u32s_)
-      return field_error(err, f);
+      return ewp__field_error(err, f);
     size_t cnt = o->via.array.size; /* bounded by the skim's element limit */
     uint8_t *buf = malloc(cnt ? 4 * cnt : 1);
     if (!buf)
@@ -472,12 +327,12 @@ static int decode_field(const msgpack_object *o, const ewp_field_info_t *f, void
     return 0;
   }
   case EWP_T_ENUM: {
-    int idx = obj_bytes(o, &p, &n) ? enum_index(f->values, p, n) : -1;
+    int idx = obj_bytes(o, &p, &n) ? ewp__enum_index(f->values, p, n) : -1;
     if (idx < 0) {
       if (f->code == EWP_EDTYPE && obj_bytes(o, &p, &n)) /* name the dtype it did not know */
         return ewp__fail(err, EWP_EDTYPE, "dtype '%s' is not supported (use f32, f64, f16 or bf16)",
                     ewp_escape(esc, 64, p, n));
-      return field_error(err, f);
+      return ewp__field_error(err, f);
     }
     *(int *)dst = idx;
     return 0;
@@ -486,30 +341,30 @@ static int decode_field(const msgpack_object *o, const ewp_field_info_t *f, void
     ewp_shape_t *s = dst;
     if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 2 ||
         !ew_obj_uint(&o->via.array.ptr[0], &s->n) || !ew_obj_uint(&o->via.array.ptr[1], &s->d))
-      return field_error(err, f);
+      return ewp__field_error(err, f);
     return 0;
   }
   case EWP_T_ROWS:
-    return decode_rows(o, f, dst, req, err);
+    return ewp__decode_rows(o, f, dst, req, err);
   case EWP_T_NAMES:
     return decode_names(o, f, dst, err);
   case EWP_T_COLUMNS:
-    return decode_columns(o, f, dst, err);
+    return ewp__decode_columns(o, f, dst, err);
   case EWP_T_TYPED: {
     ewp_column_t *c = dst;
     memset(c, 0, sizeof *c);
-    return decode_typed(o, "", f->name, c, err);
+    return ewp__decode_typed(o, "", f->name, c, err);
   }
   case EWP_T_ARRAY:
-    return decode_array(o, f->name, dst, err);
+    return ewp__decode_array(o, f->name, dst, err);
   case EWP_T_DIMS: {
     ewp_dims_t *s = dst;
     if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 1 || o->via.array.size > 2)
-      return field_error(err, f);
+      return ewp__field_error(err, f);
     s->n = o->via.array.size;
     for (size_t i = 0; i < s->n; i++)
       if (!ew_obj_uint(&o->via.array.ptr[i], &s->v[i]))
-        return field_error(err, f);
+        return ewp__field_error(err, f);
     return 0;
   }
   case EWP_T_PARAMS:
@@ -591,7 +446,7 @@ int ewp__decode_map(const msgpack_object *map, const ewp_field_info_t *fs, size_
       v = NULL;
     if (!v) {
       if (fs[f].flags & EWP_F_REQ)
-        return field_error(err, &fs[f]);
+        return ewp__field_error(err, &fs[f]);
       continue;
     }
     if (decode_field(v, &fs[f], (char *)dst + fs[f].offset, req, err))

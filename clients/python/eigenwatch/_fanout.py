@@ -9,6 +9,7 @@ import queue
 import threading
 from typing import Any, Dict, List, Optional
 
+from .errors import EigenwatchError
 from .placement import place
 
 _SUBSCRIBE_POLL = 0.2
@@ -62,7 +63,6 @@ def call(members: Dict[str, Any], addrs: List[str], method: str, params: Dict[st
     if "stream" in params and method != "subscribe":
         return _by_stream(members, addrs, method, params, timeout)
     if method == "drop":  # a whole run, on every daemon: one holding none of it counts 0
-        from .client import EigenwatchError  # (client.py imports this module)
         answers, missing = [], 0
         for a in addrs:
             try:

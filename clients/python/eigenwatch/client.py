@@ -1,7 +1,6 @@
 """Client: one method per RPC method of proto/PROTOCOL.md, blocking, with typed results and one
 exception class carrying the wire error code."""
 import dataclasses
-import socket
 import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -11,16 +10,9 @@ import msgpack
 from . import _fanout
 from ._wire import connect, default_address, encode_labels, encode_pairs, encode_rows
 from .placement import addresses, place
+from .errors import EigenwatchError
+from .subscription import Subscription, subscription  # noqa: F401 - re-exported
 
-
-class EigenwatchError(Exception):
-    """An error answered by the daemon: .code is the wire code ("NO_SUCH_STREAM", ...), .message
-    the daemon's sentence. Connection problems raise ConnectionError/OSError instead."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 @dataclasses.dataclass
@@ -128,109 +120,6 @@ def _series(d) -> "Series":
                   None if "bracket" not in d else
                   np.array([[np.nan, np.nan] if b is None else b for b in d["bracket"]],
                            dtype=np.float64).reshape(-1, 2))
-
-
-class Subscription:
-    """Notifications from `Client.subscribe`: iterate to get (kind, payload) pairs, kind "metrics"
-    ({"run", "stream", "step", "time", "rows", "ranks", "partial", "skipped", "metrics":
-    {name: value}}) or
-    "alert" ({"run", "stream", "rule", "state", "step", "value", "message"}). It has its own
-    connection; after a lost connection it reconnects and subscribes again (what was evaluated
-    meanwhile is in `history`). next(timeout) returns None when nothing came in time."""
-
-    def __init__(self, address: str, params: Dict[str, Any], timeout: float = 60.0):
-        self.address, self.params, self.timeout = address, params, timeout
-        self.id = None
-        self._sock = None
-        self.reconnects = 0
-        self._open()
-
-    def _open(self):
-        self._sock = connect(self.address, self.timeout)
-        self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=1 << 30)
-        self._sock.sendall(msgpack.packb([0, 1, "subscribe", [self.params]], use_bin_type=True))
-        self._pending = []
-        while self.id is None or not isinstance(self.id, int) or self._sock is None:
-            m = self._read(self.timeout)
-            if m is None:
-                raise ConnectionError("no answer to subscribe")
-            if m[0] == 1:
-                if m[2] is not None:
-                    raise EigenwatchError(m[2].get("code", "INTERNAL"), m[2].get("message", ""))
-                self.id = m[3]["subscription"]
-                break
-            self._pending.append(m)
-
-    def _read(self, timeout):
-        self._sock.settimeout(timeout)
-        while True:
-            for m in self._unpacker:
-                return m
-            try:
-                data = self._sock.recv(1 << 20)
-            except socket.timeout:
-                return None
-            if not data:
-                raise ConnectionError("the daemon closed the connection")
-            self._unpacker.feed(data)
-
-    def next(self, timeout: Optional[float] = None):
-        """The next (kind, payload), or None after `timeout` seconds (None: wait)."""
-        while True:
-            if self._pending:
-                m = self._pending.pop(0)
-            else:
-                try:
-                    if self._sock is None:
-                        self.id = None
-                        self._open()
-                        self.reconnects += 1
-                        continue
-                    m = self._read(timeout)
-                except (OSError, ConnectionError):
-                    self.close()
-                    time.sleep(0.2)
-                    try:
-                        self.id = None
-                        self._open()
-                        self.reconnects += 1
-                    except (OSError, ConnectionError):
-                        self._sock = None
-                        if timeout is not None:
-                            return None
-                    continue
-                if m is None:
-                    return None
-            if m[0] == 2 and m[1] in ("metrics", "alert") and m[2]:
-                return m[1], m[2][0]
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        return self.next()
-
-    def close(self):
-        if self._sock is not None:
-            try:
-                self._sock.close()
-            except OSError:
-                pass
-        self._sock = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-def subscription(address, params: Dict[str, Any], timeout: float = 60.0):
-    """A Subscription to one daemon, or (several addresses) one to each, merged."""
-    addrs = addresses(address)
-    if len(addrs) == 1:
-        return Subscription(addrs[0], params, timeout)
-    return _fanout.MultiSubscription(addrs, params, timeout, Subscription)
 
 
 class Client:

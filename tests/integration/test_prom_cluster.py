@@ -61,8 +61,11 @@ from test_http import free_port, get, parse  # noqa: E402
 
 TOKEN = "prom-cluster-token-0123456789"
 AUTH = {"Authorization": "Bearer " + TOKEN}
-PLACEHOLDERS = ["eigenwatch-a.example:7701", "eigenwatch-b.example:7701",
-                "eigenwatch-c.example:7701"]
+# The shipped configs name their daemons by RFC 2606 documentation hosts (*.example), which a
+# user replaces with theirs (deploy/prometheus/README.md); the test checks the shipped files hold
+# exactly these and runs them with its own daemons' addresses put in their place.
+EXAMPLE_TARGETS = ["eigenwatch-a.example:7701", "eigenwatch-b.example:7701",
+                   "eigenwatch-c.example:7701"]
 NODES = ["prometheus-a.example:9090", "prometheus-b.example:9090", "prometheus-c.example:9090"]
 SHIPPED_TOKEN = "/etc/prometheus/eigenwatch.token"
 VM_URL = "http://victoria-metrics.example:8428/api/v1/write"
@@ -148,7 +151,7 @@ def write_targets(dst, addrs):
     comment says to), from the shipped one with its addresses replaced."""
     with open(os.path.join(DEPLOY, "targets", "eigenwatch.json")) as f:
         groups = json.load(f)
-    assert len(groups) == 1 and groups[0]["targets"] == PLACEHOLDERS, groups
+    assert len(groups) == 1 and groups[0]["targets"] == EXAMPLE_TARGETS, groups
     groups[0]["targets"] = list(addrs)
     path = os.path.join(dst, "targets", "eigenwatch.json")
     with open(path + ".new", "w") as f:
@@ -197,7 +200,7 @@ def shipped_files_pass_promtool(cl):
     static = load("prometheus-static.yml")
     assert static["global"]["scrape_interval"] == "15s"
     (group,) = eigenwatch_job(static, cl.token)["static_configs"]
-    assert group["targets"] == PLACEHOLDERS, group
+    assert group["targets"] == EXAMPLE_TARGETS, group
     group["targets"] = real
     filesd = load("prometheus-file-sd.yml")
     (sd,) = eigenwatch_job(filesd, cl.token)["file_sd_configs"]

@@ -58,6 +58,18 @@ static int old_names_agree(const ewp_create_req_t *r, char *msg, size_t cap) {
   return 0;
 }
 
+/* The wire name under which create gave configuration field f (its name, or its old one), or
+ * NULL when it was not given. */
+static const char *given(const ewp_create_req_t *r, const ew_config_field_t *f) {
+  size_t nf;
+  const ewp_field_info_t *fs = ewp_method_fields(EWP_METHOD_CREATE, &nf);
+  for (size_t k = 0; k < nf; k++)
+    if (EWP_HAS(r, k) && (!strcmp(fs[k].name, f->name) ||
+                          (f->old_name && !strcmp(fs[k].name, f->old_name))))
+      return fs[k].name;
+  return NULL;
+}
+
 /* kind tokens: cfg's columns from create's `columns` (or the default); kind stats: its shape;
  * a matrix stream takes `dim` and neither. 0, or -1 with the sentence in msg. */
 #define EWD__KIND_NAME(value, name) name,
@@ -73,13 +85,16 @@ static int kind_fields(const ewp_create_req_t *r, ew_config_t *cfg, char *msg, s
   if (EWP_HAS(r, EWP_CREATE_reduce) && cfg->stream_kind != EW_STREAM_STATS)
     return snprintf(msg, cap, "'reduce' belongs to kind \"stats\" (this create says kind \"%s\")",
                     kinds[cfg->stream_kind]), -1;
-  static const struct { int bit; const char *name; } paired_only[] = {
-      {EWP_CREATE_dims, "dims"}, {EWP_CREATE_features, "features"}, {EWP_CREATE_sigma, "sigma"},
-      {EWP_CREATE_rff_dim, "rff_dim"}};
-  for (size_t i = 0; i < sizeof paired_only / sizeof paired_only[0]; i++)
-    if (EWP_HAS(r, paired_only[i].bit) && cfg->stream_kind != EW_STREAM_PAIRED)
-      return snprintf(msg, cap, "'%s' belongs to kind \"paired\" (this create says kind \"%s\")",
-                      paired_only[i].name, kinds[cfg->stream_kind]), -1;
+  /* a paired stream's own fields: its dims, and the table's fields of the paired kind alone */
+  const char *paired_field = EWP_HAS(r, EWP_CREATE_dims) ? "dims" : NULL;
+  for (size_t i = 0; !paired_field && i < ew_config_field_count(); i++) {
+    const ew_config_field_t *f = ew_config_field(i);
+    if (f->kinds == EW_KIND_BIT(PAIRED) && given(r, f))
+      paired_field = f->name;
+  }
+  if (paired_field && cfg->stream_kind != EW_STREAM_PAIRED)
+    return snprintf(msg, cap, "'%s' belongs to kind \"paired\" (this create says kind \"%s\")",
+                    paired_field, kinds[cfg->stream_kind]), -1;
   if (cfg->stream_kind == EW_STREAM_PAIRED) {
     if (!EWP_HAS(r, EWP_CREATE_dims) || r->dims.n != 2)
       return snprintf(msg, cap, "a paired stream needs its 'dims' ([dx, dy]: the widths of x "
@@ -95,17 +110,12 @@ static int kind_fields(const ewp_create_req_t *r, ew_config_t *cfg, char *msg, s
     /* a configuration field of the matrix kinds only (window, decay, the live estimate, the
      * sketch) given to a paired stream would be kept and never used: refused */
     unsigned kept = ew_config_kinds(cfg);
-    size_t nf;
-    const ewp_field_info_t *fs = ewp_method_fields(EWP_METHOD_CREATE, &nf);
     for (size_t i = 0; i < ew_config_field_count(); i++) {
       const ew_config_field_t *f = ew_config_field(i);
-      if (!f->kinds || (f->kinds & kept) || f->kinds == EW_KINDS_ALL)
-        continue;
-      for (size_t k = 0; k < nf; k++)
-        if (EWP_HAS(r, k) && (!strcmp(fs[k].name, f->name) ||
-                              (f->old_name && !strcmp(fs[k].name, f->old_name))))
-          return snprintf(msg, cap, "'%s' does not apply to kind \"paired\" (it keeps no "
-                          "window, decay, live estimate or sketch)", fs[k].name), -1;
+      const char *name = f->kinds && !(f->kinds & kept) ? given(r, f) : NULL;
+      if (name)
+        return snprintf(msg, cap, "'%s' does not apply to kind \"paired\" (it keeps no "
+                        "window, decay, live estimate or sketch)", name), -1;
     }
     return 0;
   }

@@ -29,8 +29,8 @@ struct ew_batch {
   void *data;          /* a tokens batch's packed bytes, which tok reads (freed with it) */
   const uint32_t *labels; /* n labels (ew_batch_set_labels: own_labels, freed with it), or NULL */
   uint32_t *own_labels;
-  unsigned kinds;         /* rows: the kinds (EW_KIND_BIT) of the stream it was prepared for */
-  ew_config_t cfg;        /* and that stream's configuration (a paired kind's layout) */
+  ew_config_t cfg;        /* rows: the configuration of the stream it was prepared for (its kinds,
+                             a paired kind's layout) */
 };
 
 ew_batch_t *ew__batch_cells(ew__ws_t *own, ew__cbatch_t *cb, size_t cells) {
@@ -86,7 +86,6 @@ static int prepare_impl(const ew_stream_t *s, const void *data, ew_dtype_t dtype
                         size_t d, ew_batch_t *b, ew__ws_t *keep, ew__ws_t *tmp) {
   b->n = n;
   b->d = d;
-  b->kinds = ew_config_kinds(&s->cfg);
   b->cfg = s->cfg;
   b->f64 = dtype == EW_F64;
   b->l2 = s->cfg.normalize == EW_NORMALIZE_L2;
@@ -301,7 +300,7 @@ EW_EXPORT int ew_stream_apply(ew_stream_t *s, ew_batch_t *b) {
   /* rows prepared for a stream whose kinds (or paired layout) differ would be read as another
    * accumulator's statistics */
   if (b->d != s->d || b->l2 != (s->cfg.normalize == EW_NORMALIZE_L2) ||
-      b->decay != (s->cfg.decay_half_life > 0) || b->kinds != ew_config_kinds(&s->cfg) ||
+      b->decay != (s->cfg.decay_half_life > 0) || ew_config_kinds(&b->cfg) != ew_config_kinds(&s->cfg) ||
       (s->cfg.stream_kind == EW_STREAM_PAIRED && !ew__config_mergeable(&b->cfg, &s->cfg)))
     return EW_EBADPARAM;
   ew__ws_t *ws = ew__ws_thread();
